@@ -1,0 +1,5 @@
+"""The Azure Functions entry point: builds the app and registers one blueprint per trigger family."""
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
