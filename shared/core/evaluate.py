@@ -1,0 +1,89 @@
+"""One evaluation of a tenant: effective licenses, findings per user, group and SKU.
+
+This is the single entry point later stages call (the CLI, the recompute queue worker, the
+nightly reconciliation). Pure: the caller brings the tenant and any friendly product names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.core.effective import (
+    EffectiveLicense,
+    PathCache,
+    effective_licenses_for_user,
+    licensed_groups_by_user,
+)
+from shared.core.findings import (
+    Finding,
+    Names,
+    group_findings,
+    sku_findings,
+    user_findings,
+)
+from shared.core.model import Group, Sku, Tenant, User
+
+
+@dataclass(frozen=True, slots=True)
+class UserReport:
+    user: User
+    licenses: tuple[EffectiveLicense, ...]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    group: Group
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SkuReport:
+    sku: Sku
+    demand: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.demand - self.sku.prepaid.enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    users: tuple[UserReport, ...]
+    groups: tuple[GroupReport, ...]
+    skus: tuple[SkuReport, ...]
+
+    def findings(self) -> list[Finding]:
+        """All findings: users', then groups', then SKUs'."""
+        found = [f for u in self.users for f in u.findings]
+        found += [f for g in self.groups for f in g.findings]
+        found += [f for s in self.skus for f in s.findings]
+        return found
+
+
+def evaluate(tenant: Tenant, product_names: Mapping[str, str] | None = None) -> Evaluation:
+    """Evaluate every user, licensed group and SKU of the tenant."""
+    names = Names(tenant, product_names)
+    index = licensed_groups_by_user(tenant.groups.values())
+    cache = PathCache(tenant.skus)
+    demand: Counter[str] = Counter()
+    users = []
+    for user in tenant.users.values():
+        member_of = index.get(user.id, ())
+        licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
+        demand.update(lic.sku_id for lic in licenses)
+        findings = user_findings(user, licenses, member_of, tenant, names)
+        users.append(UserReport(user, licenses, tuple(findings)))
+    groups = tuple(
+        GroupReport(g, tuple(group_findings(g, tenant, names)))
+        for g in tenant.groups.values()
+        if g.licenses
+    )
+    skus = tuple(
+        SkuReport(s, demand[s.id], tuple(sku_findings(s, demand[s.id], names)))
+        for s in tenant.skus.values()
+    )
+    return Evaluation(tuple(users), groups, skus)

@@ -1,0 +1,585 @@
+"""Findings: what is wrong (or worth knowing) about a user, group or SKU, and the fix.
+
+Two sources feed them. Graph reports assignment errors on each licenseAssignmentState; we pass
+those on with a plain-language cause and a remedy that says *where* to act. And comparing the
+effective licenses (what Entra should apply) with Graph's states reveals what Graph does not
+flag: pending and stale group assignments, plan mismatches, nested groups that grant nothing,
+direct assignments that a group already covers, and seat shortfalls before they turn into
+CountViolation errors.
+
+Every finding has a stable `key` (subject + SKU + code + group): later stages deduplicate,
+store and alert on it. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from shared.core.effective import EffectiveLicense
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    LicenseAssignment,
+    Sku,
+    Tenant,
+    User,
+    normalize_error,
+)
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+# Codes Graph reports on licenseAssignmentState.error.
+COUNT_VIOLATION = "CountViolation"
+MUTUALLY_EXCLUSIVE = "MutuallyExclusiveViolation"
+DEPENDENCY_VIOLATION = "DependencyViolation"
+PROHIBITED_IN_USAGE_LOCATION = "ProhibitedInUsageLocationViolation"
+UNIQUENESS_VIOLATION = "UniquenessViolation"
+OTHER = "Other"
+REPORTED_CODES = frozenset(
+    {
+        COUNT_VIOLATION,
+        MUTUALLY_EXCLUSIVE,
+        DEPENDENCY_VIOLATION,
+        PROHIBITED_IN_USAGE_LOCATION,
+        UNIQUENESS_VIOLATION,
+        OTHER,
+    }
+)
+
+# Codes we derive by comparing effective licenses with Graph's states.
+PENDING_GROUP_ASSIGNMENT = "PendingGroupAssignment"
+STALE_GROUP_ASSIGNMENT = "StaleGroupAssignment"
+PLAN_MISMATCH = "PlanMismatch"
+MISSING_USAGE_LOCATION = "MissingUsageLocation"
+LICENSED_DISABLED_ACCOUNT = "LicensedDisabledAccount"
+NESTED_GROUP_MEMBER = "NestedGroupMember"
+REDUNDANT_DIRECT_ASSIGNMENT = "RedundantDirectAssignment"
+DIRECT_ONLY_PLANS = "DirectOnlyPlans"
+SEAT_SHORTFALL = "SeatShortfall"
+SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
+
+ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing an admin may need to know, with the fix and where to make it.
+
+    `evidence` holds what the cause depends on (for example the usage location at the time),
+    so the reprocess policy can tell whether the cause may have changed. `since` is Graph's
+    lastUpdatedDateTime of the failing assignment, when there is one. `safe` is set on
+    RedundantDirectAssignment only.
+    """
+
+    code: str
+    severity: str
+    subject: str
+    sku_id: str | None
+    group_id: str | None
+    message: str
+    remedy: str
+    user_ids: tuple[str, ...] = ()
+    plans: tuple[str, ...] = ()
+    since: str | None = None
+    evidence: tuple[str, ...] = ()
+    safe: bool | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}|{self.sku_id or '-'}|{self.code}|{self.group_id or '-'}"
+
+    @property
+    def user_id(self) -> str | None:
+        return None if ":" in self.subject else self.subject
+
+
+class Names:
+    """Readable names for messages: friendly product names when known, else part numbers."""
+
+    def __init__(self, tenant: Tenant, product_names: Mapping[str, str] | None = None) -> None:
+        self._tenant = tenant
+        self._products = product_names or {}
+
+    def product(self, sku_id: str) -> str:
+        sku = self._tenant.skus.get(sku_id)
+        part = sku.part_number if sku else sku_id
+        friendly = self._products.get(sku_id)
+        return f"{friendly} ({part})" if friendly and friendly != part else part
+
+    def group(self, group_id: str | None) -> str:
+        group = self._tenant.groups.get(group_id or "")
+        return f"'{group.name}'" if group else f"group {group_id}"
+
+    def plans(self, sku_id: str, plan_ids: Iterable[str]) -> tuple[str, ...]:
+        sku = self._tenant.skus.get(sku_id)
+        return tuple(sorted(sku.plan_name(p) if sku else p for p in plan_ids))
+
+
+def membership_fix(group: Group | None, names: Names, group_id: str | None) -> str:
+    """Where a group's membership is changed: on-prem AD for synced groups, the rule if dynamic."""
+    label = names.group(group_id)
+    if group is not None and group.synced_from_on_premises:
+        return (
+            f"{label} is synced from on-premises: change its membership in on-premises Active "
+            "Directory, then let Entra Connect sync (or start a delta sync)"
+        )
+    if group is not None and group.membership_rule:
+        return f"{label} is dynamic: change its membership rule or the user attributes it tests"
+    return f"change the membership of {label} in the Entra admin center (Groups > Members)"
+
+
+def user_attribute_fix(user: User, attribute: str) -> str:
+    """Where a user attribute is fixed: on-prem AD for synced users, the admin centers otherwise."""
+    if user.synced_from_on_premises:
+        return (
+            f"set {attribute} in on-premises Active Directory and let Entra Connect sync "
+            "(a cloud edit is overwritten by the next sync)"
+        )
+    return f"set {attribute} in the Microsoft 365 admin center (Users > Active users > the user)"
+
+
+# --------------------------------------------------------------------------- reported errors
+
+
+def _reported_finding(
+    user: User, state: AssignmentState, code: str, tenant: Tenant, names: Names
+) -> Finding:
+    product = names.product(state.sku_id)
+    group = tenant.groups.get(state.assigned_by_group or "")
+    via = "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
+    severity = ERROR if state.state == "Error" else WARNING
+    effect = (
+        f"{user.display_name} does not have {product} from {via}"
+        if severity == ERROR
+        else f"{user.display_name}'s {product} from {via} works, but a later change failed"
+    )
+    all_or_none = ""
+    if severity == ERROR and group is not None and len(group.licenses) > 1:
+        all_or_none = (
+            f" Because one product of {names.group(group.id)} failed, none of that group's "
+            f"{len(group.licenses)} products are assigned to this user (all-or-none)."
+        )
+    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names)
+    return Finding(
+        code=code,
+        severity=severity,
+        subject=user.id,
+        sku_id=state.sku_id,
+        group_id=state.assigned_by_group,
+        message=f"{effect}: {cause}.{all_or_none}",
+        remedy=remedy,
+        since=state.last_updated,
+        evidence=evidence,
+    )
+
+
+def _cause_and_remedy(  # noqa: PLR0917 - one call site, all inputs matter
+    user: User,
+    state: AssignmentState,
+    code: str,
+    group: Group | None,
+    tenant: Tenant,
+    names: Names,
+) -> tuple[str, str, tuple[str, ...]]:
+    product = names.product(state.sku_id)
+    leave = (
+        "remove the user from the group: " + membership_fix(group, names, group.id)
+        if group
+        else "remove the direct assignment"
+    )
+    if code == COUNT_VIOLATION:
+        return (
+            f"no free seats of {product} were left",
+            f"Buy or free seats of {product} ({ADMIN_CENTER_LICENSES}), then reprocess the user: "
+            "Entra does not retry by itself when seats become free (License Guard reprocesses "
+            "automatically in act mode).",
+            (),
+        )
+    if code == MUTUALLY_EXCLUSIVE:
+        others = _other_paths(user, state)
+        return (
+            f"a service plan of {product} conflicts with a plan the user already holds from "
+            "another license",
+            "Decide which license wins: disable the conflicting plan in one of the assignments "
+            f"({ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups this "
+            "clears once the user leaves the old group; Entra never resolves it on its own.",
+            others,
+        )
+    if code == DEPENDENCY_VIOLATION:
+        return (
+            "another plan the user holds depends on this license, so Entra kept it instead of "
+            "removing it",
+            f"Give the user the required plan through another path, or disable the dependent "
+            f"plans first ({ADMIN_CENTER_LICENSES}), then reprocess the user.",
+            (),
+        )
+    if code == PROHIBITED_IN_USAGE_LOCATION:
+        location = user.usage_location or _tenant_country(tenant) or "unset"
+        return (
+            f"{product} may not be used in usage location {location}",
+            "Correct the usage location if it is wrong ("
+            + user_attribute_fix(user, "usageLocation")
+            + f"), then reprocess the user; otherwise {leave}.",
+            (f"usageLocation={user.usage_location or ''}",),
+        )
+    if code == UNIQUENESS_VIOLATION:
+        return (
+            "a proxy address of this user is already used by another object",
+            "Remove the duplicate proxy address ("
+            + user_attribute_fix(user, "proxyAddresses")
+            + "; Exchange admin center for cloud objects), then reprocess the user.",
+            (),
+        )
+    return (
+        f"Entra reported an unclassified error ({state.error})",
+        "Look up 'Change user license' for this user in the Entra audit log (Core Directory) "
+        f"to see the reason, fix it, then reprocess the user ({ADMIN_CENTER_LICENSES}).",
+        (),
+    )
+
+
+def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            f"{s.sku_id}:{s.assigned_by_group or 'direct'}"
+            for s in user.states
+            if s is not state and normalize_error(s.error) is None
+        )
+    )
+
+
+def _tenant_country(tenant: Tenant) -> str | None:
+    return tenant.organization.country if tenant.organization else None
+
+
+# --------------------------------------------------------------------------- per user
+
+
+def user_findings(
+    user: User,
+    licenses: tuple[EffectiveLicense, ...],
+    member_of: Iterable[Group],
+    tenant: Tenant,
+    names: Names,
+) -> list[Finding]:
+    """Every finding about one user, in a stable order."""
+    desired: dict[tuple[str, str | None], LicenseAssignment] = {
+        (lic.sku_id, g.id): lic for g in member_of for lic in g.licenses
+    }
+    reported = {(s.sku_id, s.assigned_by_group) for s in user.states if not s.is_direct}
+    findings: list[Finding] = []
+
+    for state in user.states:
+        code = normalize_error(state.error)
+        if state.is_direct:
+            if code:
+                findings.append(_reported_finding(user, state, code, tenant, names))
+            continue
+        wanted = desired.get((state.sku_id, state.assigned_by_group))
+        if wanted is None:
+            # The user left the group, or the group dropped the SKU. A DependencyViolation here
+            # is Entra refusing the removal: report that once, not also as stale.
+            if code == DEPENDENCY_VIOLATION:
+                findings.append(_reported_finding(user, state, code, tenant, names))
+            else:
+                findings.append(_stale(user, state, tenant, names))
+        elif code:
+            findings.append(_reported_finding(user, state, code, tenant, names))
+        elif state.disabled_plans != wanted.disabled_plans:
+            findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
+
+    for sku_id, group_id in desired:
+        if (sku_id, group_id) not in reported:
+            findings.append(_pending(user, sku_id, group_id, tenant, names))
+
+    if not user.usage_location and (licenses or user.assigned_licenses):
+        findings.append(_missing_usage_location(user, tenant))
+    if not user.account_enabled:
+        findings.extend(
+            _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
+        )
+    for lic in licenses:
+        direct = lic.direct_path
+        if direct is not None and len(lic.paths) > 1:
+            findings.append(_direct_and_group(user, lic, direct.enabled_plans, names))
+    return findings
+
+
+def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> Finding:
+    group = tenant.groups.get(state.assigned_by_group or "")
+    product = names.product(state.sku_id)
+    label = names.group(state.assigned_by_group)
+    if group is None:
+        why = f"{label} no longer exists"
+    elif user.id not in group.member_user_ids:
+        why = f"the user is no longer a direct member of {label}"
+    else:
+        why = f"{label} no longer assigns {product}"
+    return Finding(
+        code=STALE_GROUP_ASSIGNMENT,
+        severity=WARNING,
+        subject=user.id,
+        sku_id=state.sku_id,
+        group_id=state.assigned_by_group,
+        message=(
+            f"Graph still shows {product} on {user.display_name} from {label}, but {why}; "
+            "Entra has not processed the removal yet."
+        ),
+        remedy=(
+            "Usually this clears once Entra finishes processing the group. If it persists "
+            "after the group shows 'ProcessingComplete', reprocess the user."
+        ),
+        since=state.last_updated,
+    )
+
+
+def _pending(
+    user: User, sku_id: str, group_id: str | None, tenant: Tenant, names: Names
+) -> Finding:
+    group = tenant.groups.get(group_id or "")
+    state = group.processing_state if group else None
+    return Finding(
+        code=PENDING_GROUP_ASSIGNMENT,
+        severity=WARNING,
+        subject=user.id,
+        sku_id=sku_id,
+        group_id=group_id,
+        message=(
+            f"{user.display_name} is a member of {names.group(group_id)}, which assigns "
+            f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
+            + (f" (group processing state: {state})." if state else ".")
+        ),
+        remedy=(
+            "Wait for Entra to process the group (large groups take hours). If the group shows "
+            "'ProcessingComplete' and the license is still missing, reprocess the user."
+        ),
+    )
+
+
+def _plan_mismatch(
+    user: User, state: AssignmentState, wanted: frozenset[str], tenant: Tenant, names: Names
+) -> Finding:
+    actual = names.plans(state.sku_id, state.disabled_plans)
+    expected = names.plans(state.sku_id, wanted)
+    return Finding(
+        code=PLAN_MISMATCH,
+        severity=WARNING,
+        subject=user.id,
+        sku_id=state.sku_id,
+        group_id=state.assigned_by_group,
+        message=(
+            f"{names.group(state.assigned_by_group)} disables "
+            f"[{', '.join(expected) or 'nothing'}] in {names.product(state.sku_id)}, but Graph "
+            f"shows [{', '.join(actual) or 'nothing'}] disabled for {user.display_name}."
+        ),
+        remedy=(
+            "Usually a group license change still being processed. If it persists after the "
+            "group shows 'ProcessingComplete', reprocess the user."
+        ),
+        plans=tuple(sorted(set(actual) ^ set(expected))),
+        since=state.last_updated,
+    )
+
+
+def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
+    country = _tenant_country(tenant)
+    inherits = f"the tenant's country ({country})" if country else "the tenant's country"
+    return Finding(
+        code=MISSING_USAGE_LOCATION,
+        severity=INFO,
+        subject=user.id,
+        sku_id=None,
+        group_id=None,
+        message=(
+            f"{user.display_name} has no usage location; group-based licensing uses "
+            f"{inherits} instead, which may be wrong for local service availability."
+        ),
+        remedy=f"Set the usage location: {user_attribute_fix(user, 'usageLocation')}.",
+    )
+
+
+def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
+    return Finding(
+        code=LICENSED_DISABLED_ACCOUNT,
+        severity=INFO,
+        subject=user.id,
+        sku_id=sku_id,
+        group_id=None,
+        message=(
+            f"{user.display_name}'s account is disabled but still consumes a seat of "
+            f"{names.product(sku_id)}."
+        ),
+        remedy=(
+            "If the person has left, remove the license (leave the licensing groups, or remove "
+            "the direct assignment) once mailbox and OneDrive data are retained as policy asks."
+        ),
+    )
+
+
+def _direct_and_group(
+    user: User, lic: EffectiveLicense, direct_enabled: frozenset[str], names: Names
+) -> Finding:
+    group_enabled = frozenset().union(*(p.enabled_plans for p in lic.group_paths))
+    direct_only = direct_enabled - group_enabled
+    product = names.product(lic.sku_id)
+    group_ids = [p.group_id for p in lic.group_paths]
+    groups = ", ".join(names.group(g) for g in group_ids)
+    if direct_only:
+        lost = names.plans(lic.sku_id, direct_only)
+        return Finding(
+            code=DIRECT_ONLY_PLANS,
+            severity=INFO,
+            subject=user.id,
+            sku_id=lic.sku_id,
+            group_id=None,
+            message=(
+                f"{user.display_name} holds {product} directly and through {groups}; removing "
+                f"the direct assignment would lose {len(lost)} plan(s) only it grants: "
+                f"{', '.join(lost)}."
+            ),
+            remedy=(
+                "Keep the direct assignment, or first enable those plans in a licensing group "
+                "the user belongs to (or add the user to one that has them)."
+            ),
+            plans=lost,
+        )
+    unhealthy = [g for g in group_ids if not _healthy_group_path(user, lic.sku_id, g)]
+    safe = not unhealthy
+    verdict = (
+        "safe to remove: every covering group path is active without errors"
+        if safe
+        else "not safe yet: "
+        + ", ".join(names.group(g) for g in unhealthy)
+        + " is not active without errors"
+    )
+    return Finding(
+        code=REDUNDANT_DIRECT_ASSIGNMENT,
+        severity=INFO,
+        subject=user.id,
+        sku_id=lic.sku_id,
+        group_id=None,
+        message=(
+            f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
+            f"either way); removal candidate, {verdict}."
+        ),
+        remedy=(
+            "Remove direct assignments gradually, a small batch first, and check the users keep "
+            f"their services ({ADMIN_CENTER_LICENSES})."
+            if safe
+            else "Fix the group path first; do not remove the direct assignment until it is "
+            "active without errors."
+        ),
+        safe=safe,
+    )
+
+
+def _healthy_group_path(user: User, sku_id: str, group_id: str | None) -> bool:
+    return any(
+        s.sku_id == sku_id
+        and s.assigned_by_group == group_id
+        and s.state == "Active"
+        and normalize_error(s.error) is None
+        for s in user.states
+    )
+
+
+# --------------------------------------------------------------------------- per group
+
+
+def group_findings(group: Group, tenant: Tenant, names: Names) -> list[Finding]:
+    """Findings about a licensed group itself: today, nested groups that grant nothing."""
+    if not group.licenses or not group.member_group_ids:
+        return []
+    direct = set(group.member_user_ids)
+    nested_users = sorted(_users_in_nested_groups(group, tenant) - direct)
+    nested_names = ", ".join(names.group(g) for g in group.member_group_ids)
+    return [
+        Finding(
+            code=NESTED_GROUP_MEMBER,
+            severity=INFO,
+            subject=f"group:{group.id}",
+            sku_id=None,
+            group_id=group.id,
+            message=(
+                f"Licensed group {names.group(group.id)} has group members ({nested_names}). "
+                "Group-based licensing only licenses direct user members, so "
+                f"{len(nested_users)} user(s) in those groups get nothing through it."
+            ),
+            remedy=(
+                "Add those users directly (or license the nested groups themselves): "
+                + membership_fix(group, names, group.id)
+                + "."
+            ),
+            user_ids=tuple(nested_users),
+        )
+    ]
+
+
+def _users_in_nested_groups(group: Group, tenant: Tenant) -> set[str]:
+    seen: set[str] = {group.id}
+    stack = list(group.member_group_ids)
+    users: set[str] = set()
+    while stack:
+        group_id = stack.pop()
+        if group_id in seen:
+            continue
+        seen.add(group_id)
+        nested = tenant.groups.get(group_id)
+        if nested is not None:
+            users.update(nested.member_user_ids)
+            stack.extend(nested.member_group_ids)
+    return users
+
+
+# --------------------------------------------------------------------------- per SKU
+
+
+def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
+    """Seat forecast and subscription health for one SKU."""
+    findings = []
+    product = names.product(sku.id)
+    shortfall = max(0, demand - sku.prepaid.enabled)
+    if shortfall:
+        findings.append(
+            Finding(
+                code=SEAT_SHORTFALL,
+                severity=WARNING,
+                subject=f"sku:{sku.id}",
+                sku_id=sku.id,
+                group_id=None,
+                message=(
+                    f"{demand} users should hold {product} but only {sku.prepaid.enabled} seats "
+                    f"are enabled ({sku.consumed} consumed): {shortfall} user(s) will be left "
+                    "with CountViolation errors. Which users Entra leaves out is not documented."
+                ),
+                remedy=(
+                    f"Buy {shortfall} more seat(s) of {product} ({ADMIN_CENTER_LICENSES}) or "
+                    "remove users from its licensing groups."
+                ),
+            )
+        )
+    at_risk = sku.prepaid.warning + sku.prepaid.suspended + sku.prepaid.locked_out
+    if at_risk and (sku.consumed or demand):
+        findings.append(
+            Finding(
+                code=SUBSCRIPTION_AT_RISK,
+                severity=WARNING,
+                subject=f"sku:{sku.id}",
+                sku_id=sku.id,
+                group_id=None,
+                message=(
+                    f"{product} has seats in warning ({sku.prepaid.warning}), suspended "
+                    f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
+                    f"while {max(sku.consumed, demand)} users hold it: services stop, and data "
+                    "is eventually deleted, if the subscription is not renewed."
+                ),
+                remedy=(
+                    "Renew or reactivate the subscription (Microsoft 365 admin center > "
+                    "Billing > Your products), or move users to another product before it lapses."
+                ),
+            )
+        )
+    return findings
