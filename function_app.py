@@ -1,4 +1,4 @@
-"""The Azure Functions entry point: builds the app and registers one blueprint per trigger family."""
+"""The Azure Functions entry point: builds the app and registers one blueprint per family."""
 
 import azure.functions as func
 

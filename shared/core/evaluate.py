@@ -64,9 +64,13 @@ class Evaluation:
         return found
 
 
-def evaluate(tenant: Tenant, product_names: Mapping[str, str] | None = None) -> Evaluation:
-    """Evaluate every user, licensed group and SKU of the tenant."""
-    names = Names(tenant, product_names)
+def evaluate(
+    tenant: Tenant,
+    product_names: Mapping[str, str] | None = None,
+    plan_names: Mapping[str, str] | None = None,
+) -> Evaluation:
+    """Evaluate every user, licensed group and SKU; names (by GUID) only make messages readable."""
+    names = Names(tenant, product_names, plan_names)
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
     demand: Counter[str] = Counter()

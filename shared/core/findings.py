@@ -99,9 +99,15 @@ class Finding:
 class Names:
     """Readable names for messages: friendly product names when known, else part numbers."""
 
-    def __init__(self, tenant: Tenant, product_names: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tenant: Tenant,
+        product_names: Mapping[str, str] | None = None,
+        plan_names: Mapping[str, str] | None = None,
+    ) -> None:
         self._tenant = tenant
         self._products = product_names or {}
+        self._plans = plan_names or {}
 
     def product(self, sku_id: str) -> str:
         sku = self._tenant.skus.get(sku_id)
@@ -115,7 +121,9 @@ class Names:
 
     def plans(self, sku_id: str, plan_ids: Iterable[str]) -> tuple[str, ...]:
         sku = self._tenant.skus.get(sku_id)
-        return tuple(sorted(sku.plan_name(p) if sku else p for p in plan_ids))
+        return tuple(
+            sorted(self._plans.get(p) or (sku.plan_name(p) if sku else p) for p in plan_ids)
+        )
 
 
 def membership_fix(group: Group | None, names: Names, group_id: str | None) -> str:

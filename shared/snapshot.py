@@ -1,0 +1,279 @@
+"""Tenant snapshots: one JSON file of Graph's own shapes, parsed into the core's value types.
+
+A snapshot is `{"subscribedSkus": [...], "groups": [... each with "members"], "users": [...],
+"organization": [...]}` exactly as `GET` returns those resources (camelCase); unknown fields are
+ignored. Bad input raises `SnapshotError` with one line naming the object and the field, so
+the CLI can print it without a traceback. Things Graph itself tolerates (a member id with no
+user: soft-deleted users keep their memberships for 30 days) are warnings, not errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    LicenseAssignment,
+    Organization,
+    PrepaidUnits,
+    ServicePlan,
+    Sku,
+    Tenant,
+    User,
+)
+
+REQUIRED_COLLECTIONS = ("subscribedSkus", "groups", "users")
+_EMPTY: frozenset[str] = frozenset()
+
+
+class SnapshotError(ValueError):
+    """The snapshot cannot be evaluated; the message names the object and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSnapshot:
+    tenant: Tenant
+    warnings: tuple[str, ...]
+
+
+def load_snapshot(path: str | Path) -> LoadedSnapshot:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read the snapshot ({exc.strerror})") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
+    return parse_snapshot(data)
+
+
+def parse_snapshot(data: Any) -> LoadedSnapshot:
+    if not isinstance(data, dict):
+        raise SnapshotError("snapshot: the top level must be a JSON object")
+    for key in REQUIRED_COLLECTIONS:
+        if key not in data:
+            raise SnapshotError(f"snapshot: missing required key '{key}'")
+        if not isinstance(data[key], list):
+            raise SnapshotError(f"snapshot: '{key}' must be a list")
+    parser = _Parser()
+    skus = {s.id: s for s in (parser.sku(i, o) for i, o in enumerate(data["subscribedSkus"]))}
+    users = {u.id: u for u in (parser.user(i, o, skus) for i, o in enumerate(data["users"]))}
+    raw_groups = data["groups"]
+    group_ids = {_id(o) for o in raw_groups if isinstance(o, dict)}
+    groups = {
+        g.id: g
+        for g in (parser.group(i, o, skus, users, group_ids) for i, o in enumerate(raw_groups))
+    }
+    organization = parser.organization(data.get("organization"))
+    return LoadedSnapshot(Tenant(skus, groups, users, organization), tuple(parser.warnings))
+
+
+def _id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("id")
+    return value if isinstance(value, str) else None
+
+
+class _Parser:
+    """Parses one snapshot, interning repeated values and collecting warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self._plan_sets: dict[tuple[str, ...], frozenset[str]] = {(): _EMPTY}
+
+    def _plans(self, value: Any, where: str) -> frozenset[str]:
+        if value is None:
+            return _EMPTY
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise SnapshotError(f"{where}: 'disabledPlans' must be a list of service plan ids")
+        key = tuple(value)
+        plans = self._plan_sets.get(key)
+        if plans is None:
+            plans = self._plan_sets[key] = frozenset(value)
+        return plans
+
+    def sku(self, index: int, obj: Any) -> Sku:
+        where = f"subscribedSkus[{index}]"
+        obj = _object(obj, where)
+        sku_id = _text(obj, "skuId", where)
+        where = f"subscribedSkus[{index}] (skuId {sku_id})"
+        plans = []
+        for n, plan in enumerate(_list(obj, "servicePlans", where)):
+            plan_where = f"{where}: servicePlans[{n}]"
+            plan = _object(plan, plan_where)
+            plan_id = _text(plan, "servicePlanId", plan_where)
+            plans.append(ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id)))
+        prepaid = obj.get("prepaidUnits") or {}
+        if not isinstance(prepaid, dict):
+            raise SnapshotError(f"{where}: 'prepaidUnits' must be an object")
+        return Sku(
+            id=sku_id,
+            part_number=str(obj.get("skuPartNumber") or sku_id),
+            plans=tuple(plans),
+            prepaid=PrepaidUnits(
+                enabled=_int(prepaid, "enabled", where),
+                warning=_int(prepaid, "warning", where),
+                suspended=_int(prepaid, "suspended", where),
+                locked_out=_int(prepaid, "lockedOut", where),
+            ),
+            consumed=_int(obj, "consumedUnits", where),
+            capability_status=str(obj.get("capabilityStatus") or "Enabled"),
+        )
+
+    def user(self, index: int, obj: Any, skus: dict[str, Sku]) -> User:
+        where = f"users[{index}]"
+        obj = _object(obj, where)
+        user_id = _text(obj, "id", where)
+        where = f"user {obj.get('userPrincipalName') or user_id} ({user_id})"
+        states = []
+        for n, raw in enumerate(obj.get("licenseAssignmentStates") or ()):
+            state_where = f"{where}: licenseAssignmentStates[{n}]"
+            raw = _object(raw, state_where)
+            sku_id = _text(raw, "skuId", state_where)
+            if sku_id not in skus:
+                self.warnings.append(f"{state_where}: skuId {sku_id} is not in subscribedSkus")
+            states.append(
+                AssignmentState(
+                    sku_id=sku_id,
+                    assigned_by_group=raw.get("assignedByGroup") or None,
+                    disabled_plans=self._plans(raw.get("disabledPlans"), state_where),
+                    state=str(raw.get("state") or "Active"),
+                    error=raw.get("error"),
+                    last_updated=raw.get("lastUpdatedDateTime"),
+                )
+            )
+        assigned = tuple(
+            LicenseAssignment(
+                _text(_object(a, f"{where}: assignedLicenses[{n}]"), "skuId", where),
+                self._plans(a.get("disabledPlans"), f"{where}: assignedLicenses[{n}]"),
+            )
+            for n, a in enumerate(obj.get("assignedLicenses") or ())
+        )
+        return User(
+            id=user_id,
+            user_principal_name=str(obj.get("userPrincipalName") or ""),
+            display_name=str(obj.get("displayName") or obj.get("userPrincipalName") or user_id),
+            usage_location=obj.get("usageLocation") or None,
+            account_enabled=obj.get("accountEnabled") is not False,
+            user_type=str(obj.get("userType") or "Member"),
+            states=tuple(states),
+            assigned_licenses=assigned,
+            synced_from_on_premises=obj.get("onPremisesSyncEnabled") is True,
+        )
+
+    def group(
+        self,
+        index: int,
+        obj: Any,
+        skus: dict[str, Sku],
+        users: dict[str, User],
+        group_ids: set[str | None],
+    ) -> Group:
+        where = f"groups[{index}]"
+        obj = _object(obj, where)
+        group_id = _text(obj, "id", where)
+        name = str(obj.get("displayName") or group_id)
+        where = f"group '{name}' ({group_id})"
+        licenses = []
+        for n, raw in enumerate(obj.get("assignedLicenses") or ()):
+            lic_where = f"{where}: assignedLicenses[{n}]"
+            raw = _object(raw, lic_where)
+            sku_id = _text(raw, "skuId", lic_where)
+            sku = skus.get(sku_id)
+            if sku is None:
+                raise SnapshotError(f"{lic_where}.skuId: {sku_id} is not a SKU in subscribedSkus")
+            disabled = self._plans(raw.get("disabledPlans"), lic_where)
+            unknown = sorted(disabled - sku.plan_ids)
+            if unknown:
+                raise SnapshotError(
+                    f"{lic_where}.disabledPlans: {unknown[0]} is not a service plan of "
+                    f"{sku.part_number}"
+                )
+            licenses.append(LicenseAssignment(sku_id, disabled))
+        member_users, member_groups = self._members(obj, where, users, group_ids)
+        return Group(
+            id=group_id,
+            name=name,
+            licenses=tuple(licenses),
+            member_user_ids=member_users,
+            member_group_ids=member_groups,
+            security_enabled=obj.get("securityEnabled") is not False,
+            membership_rule=obj.get("membershipRule") or None,
+            processing_state=_processing_state(obj.get("licenseProcessingState")),
+            synced_from_on_premises=obj.get("onPremisesSyncEnabled") is True,
+        )
+
+    def _members(
+        self, obj: dict[str, Any], where: str, users: dict[str, User], group_ids: set[str | None]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        member_users: list[str] = []
+        member_groups: list[str] = []
+        for n, member in enumerate(obj.get("members") or ()):
+            member = _object(member, f"{where}: members[{n}]")
+            member_id = _text(member, "id", f"{where}: members[{n}]")
+            kind = str(member.get("@odata.type") or "").lower()
+            if kind.endswith(".group") or (not kind and member_id in group_ids):
+                member_groups.append(member_id)
+            elif member_id in users:
+                member_users.append(member_id)
+            elif kind.endswith(".user") or not kind:
+                self.warnings.append(
+                    f"{where}: member {member_id} is not a user in the snapshot (a soft-deleted "
+                    "user keeps its memberships for 30 days); ignored"
+                )
+        return tuple(member_users), tuple(member_groups)
+
+    def organization(self, value: Any) -> Organization | None:
+        if not value:
+            return None
+        if isinstance(value, list):
+            value = value[0]
+        org = _object(value, "organization[0]")
+        return Organization(
+            id=str(org.get("id") or ""),
+            display_name=str(org.get("displayName") or ""),
+            country=org.get("countryLetterCode") or None,
+            on_premises_sync_enabled=org.get("onPremisesSyncEnabled"),
+            on_premises_last_sync=org.get("onPremisesLastSyncDateTime"),
+        )
+
+
+def _processing_state(value: Any) -> str | None:
+    """Graph returns a string; newer schema and PowerShell show an object with `state`."""
+    if isinstance(value, dict):
+        value = value.get("state")
+    return str(value) if value else None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SnapshotError(f"{where}: expected an object")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise SnapshotError(f"{where}: missing required field '{key}'")
+    return value
+
+
+def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if not isinstance(value, list):
+        raise SnapshotError(f"{where}: missing required list '{key}'")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, where: str) -> int:
+    value = obj.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SnapshotError(f"{where}: '{key}' must be a whole number")
+    return value
