@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint pytest bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) node_modules/.package-lock.json
+
+# Azurite (the Azure Storage emulator) comes from npm, pinned in package.json/package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

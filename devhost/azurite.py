@@ -1,0 +1,114 @@
+"""Starts and stops Azurite (the Azure Storage emulator, from npm) on loopback for dev and tests.
+
+Azurite runs with `--inMemoryPersistence --disableTelemetry --skipApiVersionCheck`: nothing is
+written to disk, nothing phones home, and the storage SDK's newer API version is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key: public, documented, and only valid against Azurite.
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class AzuriteEndpoints:
+    host: str
+    blob_port: int
+    queue_port: int
+    table_port: int
+
+    @property
+    def connection_string(self) -> str:
+        base = f"http://{self.host}"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
+            f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint={base}:{self.queue_port}/{ACCOUNT};"
+            f"TableEndpoint={base}:{self.table_port}/{ACCOUNT};"
+        )
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def azurite_binary() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if found:
+        return found
+    raise RuntimeError("Azurite is not installed: run `make setup` (npm ci installs it)")
+
+
+class Azurite:
+    """One Azurite process on free loopback ports; use as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", ports: tuple[int, int, int] | None = None):
+        blob, queue, table = ports or (_free_port(), _free_port(), _free_port())
+        self.endpoints = AzuriteEndpoints(host, blob, queue, table)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> AzuriteEndpoints:
+        e = self.endpoints
+        cmd = [
+            azurite_binary(),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--silent",
+            "--blobHost", e.host, "--blobPort", str(e.blob_port),
+            "--queueHost", e.host, "--queuePort", str(e.queue_port),
+            "--tableHost", e.host, "--tablePort", str(e.table_port),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        ports = (e.blob_port, e.queue_port, e.table_port)
+        while not all(_listening(e.host, p) for p in ports):
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"Azurite exited at start: {err.strip()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Azurite did not listen on {ports} within {timeout:.0f} s")
+            time.sleep(0.1)
+        return e
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> AzuriteEndpoints:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
