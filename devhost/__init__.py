@@ -1,1 +1,1 @@
-"""Runs the function app locally from its own binding metadata (Core Tools cannot be installed here)."""
+"""Runs the function app locally from its own binding metadata (no Core Tools here)."""

@@ -81,7 +81,7 @@ class Azurite:
             "--queueHost", e.host, "--queuePort", str(e.queue_port),
             "--tableHost", e.host, "--tablePort", str(e.table_port),
         ]  # fmt: skip
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
         deadline = time.monotonic() + timeout
