@@ -93,6 +93,8 @@ def effective_licenses_for_user(
             by_sku.setdefault(state.sku_id, []).append(path)
     for group in groups:
         for lic in group.licenses:
+            if lic.sku_id not in skus:
+                continue  # like direct paths: a SKU the tenant no longer subscribes to
             path = cache.path(GROUP, group.id, lic.sku_id, lic.disabled_plans)
             by_sku.setdefault(lic.sku_id, []).append(path)
 

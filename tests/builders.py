@@ -1,0 +1,401 @@
+"""Readable builders for core tests: tenants described by names, with real-looking GUIDs.
+
+    b = (
+        TenantBuilder()
+        .sku("E3", plans=["EXCHANGE", "TEAMS1"], seats=10)
+        .group("Base", licenses={"E3": ["TEAMS1"]})
+        .member("Base", "ann")
+        .user("ann", location="DE")
+        .state("ann", "E3", via="Base")
+    )
+    tenant = b.build()
+    b.id("ann"), b.plan_id("E3", "TEAMS1")
+
+Ids are uuid5 GUIDs derived from the names, so they are stable from run to run; a plan name maps
+to the same id in every SKU, as Microsoft's plan ids do. Users and groups may be referenced
+before they are declared: everything is resolved in `build()`. Graph's side (the
+licenseAssignmentStates) is only what the test says, unless `processed()` is called, which
+adds an Active state for every membership path the test did not describe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    LicenseAssignment,
+    Organization,
+    PrepaidUnits,
+    ServicePlan,
+    Sku,
+    Tenant,
+    User,
+)
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://license-guard.test/")
+
+
+def guid(kind: str, name: str) -> str:
+    """A deterministic lower-case GUID for a named test object."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}/{name}"))
+
+
+@dataclass
+class _SkuSpec:
+    id: str
+    plans: dict[str, str]  # plan name -> plan id, in SKU order
+    prepaid: PrepaidUnits
+    consumed: int
+    capability_status: str
+
+
+@dataclass
+class _GroupSpec:
+    id: str
+    licenses: dict[str, tuple[str, ...]]  # SKU name -> disabled plan names
+    synced: bool = False
+    rule: str | None = None
+    processing_state: str | None = None
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _UserSpec:
+    id: str
+    location: str | None = "DE"
+    enabled: bool = True
+    synced: bool = False
+    display_name: str | None = None
+    states: list[_StateSpec] = field(default_factory=list)
+    assigned: list[tuple[str, tuple[str, ...]]] | None = None
+
+
+@dataclass
+class _StateSpec:
+    sku: str
+    via: str | None  # group name, None = direct
+    disabled: tuple[str, ...] | None  # None = the group's disabled plans
+    state: str
+    error: str | None
+    updated: str | None
+
+
+class TenantBuilder:
+    """Builds a `Tenant` from names. Every method returns the builder, for chaining."""
+
+    def __init__(self) -> None:
+        self._skus: dict[str, _SkuSpec] = {}
+        self._groups: dict[str, _GroupSpec] = {}
+        self._users: dict[str, _UserSpec] = {}
+        self._organization: Organization | None = None
+        self._processed = False
+
+    # ------------------------------------------------------------------ declarations
+
+    def organization(self, name: str = "Contoso", country: str | None = "DE") -> TenantBuilder:
+        self._organization = Organization(guid("org", name), name, country=country)
+        return self
+
+    def sku(
+        self,
+        name: str,
+        plans: Sequence[str] | Mapping[str, str] | int = 3,
+        *,
+        seats: int = 10,
+        consumed: int = 0,
+        warning: int = 0,
+        suspended: int = 0,
+        locked_out: int = 0,
+        sku_id: str | None = None,
+        capability_status: str = "Enabled",
+    ) -> TenantBuilder:
+        """A subscribed SKU. `plans`: a count (plans NAME_P1..), names, or names -> real ids."""
+        if isinstance(plans, int):
+            plan_ids = {f"{name}_P{i}": guid("plan", f"{name}_P{i}") for i in range(1, plans + 1)}
+        elif isinstance(plans, Mapping):
+            plan_ids = dict(plans)
+        else:
+            plan_ids = {p: guid("plan", p) for p in plans}
+        self._skus[name] = _SkuSpec(
+            id=sku_id or guid("sku", name),
+            plans=plan_ids,
+            prepaid=PrepaidUnits(seats, warning, suspended, locked_out),
+            consumed=consumed,
+            capability_status=capability_status,
+        )
+        return self
+
+    def group(
+        self,
+        name: str,
+        licenses: Mapping[str, Iterable[str]] | Iterable[str] = (),
+        *,
+        synced: bool = False,
+        rule: str | None = None,
+        processing_state: str | None = None,
+    ) -> TenantBuilder:
+        """A group; `licenses` maps SKU names to disabled plan names (a list: none disabled)."""
+        spec = self._group(name)
+        if isinstance(licenses, Mapping):
+            spec.licenses = {sku: tuple(disabled) for sku, disabled in licenses.items()}
+        else:
+            spec.licenses = dict.fromkeys(licenses, ())
+        spec.synced, spec.rule, spec.processing_state = synced, rule, processing_state
+        return self
+
+    def member(self, group: str, *users: str) -> TenantBuilder:
+        """Direct user members of a group."""
+        spec = self._group(group)
+        for user in users:
+            self._user(user)
+            spec.users.append(user)
+        return self
+
+    def nested(self, group: str, *members: str) -> TenantBuilder:
+        """Groups that are members of a group."""
+        spec = self._group(group)
+        for member in members:
+            self._group(member)
+            spec.groups.append(member)
+        return self
+
+    def user(
+        self,
+        name: str,
+        *,
+        location: str | None = "DE",
+        enabled: bool = True,
+        synced: bool = False,
+        display_name: str | None = None,
+    ) -> TenantBuilder:
+        spec = self._user(name)
+        spec.location, spec.enabled, spec.synced = location, enabled, synced
+        spec.display_name = display_name
+        return self
+
+    def direct(
+        self,
+        user: str,
+        sku: str,
+        disabled: Iterable[str] = (),
+        *,
+        state: str = "Active",
+        error: str | None = None,
+        updated: str | None = None,
+    ) -> TenantBuilder:
+        """A direct assignment: a licenseAssignmentState with assignedByGroup null."""
+        self._user(user).states.append(
+            _StateSpec(sku, None, tuple(disabled), state, error, updated)
+        )
+        return self
+
+    def state(
+        self,
+        user: str,
+        sku: str,
+        *,
+        via: str,
+        state: str = "Active",
+        error: str | None = None,
+        disabled: Iterable[str] | None = None,
+        updated: str | None = None,
+    ) -> TenantBuilder:
+        """What Graph reports for one group path (disabled plans default to the group's)."""
+        self._group(via)
+        self._user(user).states.append(
+            _StateSpec(
+                sku, via, None if disabled is None else tuple(disabled), state, error, updated
+            )
+        )
+        return self
+
+    def assigned(self, user: str, sku: str, disabled: Iterable[str] = ()) -> TenantBuilder:
+        """Set user.assignedLicenses explicitly (by default derived from the active states)."""
+        spec = self._user(user)
+        spec.assigned = [*(spec.assigned or []), (sku, tuple(disabled))]
+        return self
+
+    def processed(self) -> TenantBuilder:
+        """Graph has processed every membership: undescribed group paths get an Active state."""
+        self._processed = True
+        return self
+
+    # ------------------------------------------------------------------ look-ups
+
+    def id(self, name: str) -> str:
+        """The id of a user, group or SKU, looked up in that order."""
+        for specs in (self._users, self._groups, self._skus):
+            if name in specs:
+                return specs[name].id
+        raise KeyError(name)
+
+    def plan_id(self, sku: str, plan: str) -> str:
+        return self._skus[sku].plans[plan]
+
+    def plan_ids(self, sku: str, plans: Iterable[str]) -> frozenset[str]:
+        return frozenset(self.plan_id(sku, p) for p in plans)
+
+    def plan_names(self, sku: str) -> list[str]:
+        return list(self._skus[sku].plans)
+
+    # ------------------------------------------------------------------ build
+
+    def build(self) -> Tenant:
+        skus = {spec.id: self._build_sku(name, spec) for name, spec in self._skus.items()}
+        groups = {spec.id: self._build_group(name, spec) for name, spec in self._groups.items()}
+        users = {spec.id: self._build_user(name, spec) for name, spec in self._users.items()}
+        return Tenant(skus=skus, groups=groups, users=users, organization=self._organization)
+
+    def _build_sku(self, name: str, spec: _SkuSpec) -> Sku:
+        plans = tuple(ServicePlan(pid, pname) for pname, pid in spec.plans.items())
+        return Sku(spec.id, name, plans, spec.prepaid, spec.consumed, spec.capability_status)
+
+    def _build_group(self, name: str, spec: _GroupSpec) -> Group:
+        return Group(
+            id=spec.id,
+            name=name,
+            licenses=tuple(
+                LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
+                for sku, disabled in spec.licenses.items()
+            ),
+            member_user_ids=tuple(self._users[u].id for u in spec.users),
+            member_group_ids=tuple(self._groups[g].id for g in spec.groups),
+            membership_rule=spec.rule,
+            processing_state=spec.processing_state,
+            synced_from_on_premises=spec.synced,
+        )
+
+    def _build_user(self, name: str, spec: _UserSpec) -> User:
+        state_specs = list(spec.states)
+        if self._processed:
+            described = {(s.sku, s.via) for s in state_specs}
+            for group_name, group in self._groups.items():
+                if name in group.users:
+                    state_specs += [
+                        _StateSpec(sku, group_name, None, "Active", None, None)
+                        for sku in group.licenses
+                        if (sku, group_name) not in described
+                    ]
+        states = tuple(self._build_state(s) for s in state_specs)
+        if spec.assigned is not None:
+            assigned = tuple(
+                LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
+                for sku, disabled in spec.assigned
+            )
+        else:
+            assigned = assigned_from_states(states)
+        return User(
+            id=spec.id,
+            user_principal_name=f"{name}@contoso.test",
+            display_name=spec.display_name or name.capitalize(),
+            usage_location=spec.location,
+            account_enabled=spec.enabled,
+            states=states,
+            assigned_licenses=assigned,
+            synced_from_on_premises=spec.synced,
+        )
+
+    def _build_state(self, spec: _StateSpec) -> AssignmentState:
+        if spec.disabled is not None:
+            disabled = self._plans(spec.sku, spec.disabled)
+        else:
+            group_disabled = self._groups[spec.via or ""].licenses.get(spec.sku, ())
+            disabled = self._plans(spec.sku, group_disabled)
+        return AssignmentState(
+            sku_id=self._sku_id(spec.sku),
+            assigned_by_group=self._groups[spec.via].id if spec.via else None,
+            disabled_plans=disabled,
+            state=spec.state,
+            error=spec.error,
+            last_updated=spec.updated,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _group(self, name: str) -> _GroupSpec:
+        return self._groups.setdefault(name, _GroupSpec(guid("group", name), {}))
+
+    def _user(self, name: str) -> _UserSpec:
+        return self._users.setdefault(name, _UserSpec(guid("user", name)))
+
+    def _sku_id(self, sku: str) -> str:
+        spec = self._skus.get(sku)
+        return spec.id if spec else guid("sku", sku)
+
+    def _plans(self, sku: str, names: Iterable[str]) -> frozenset[str]:
+        spec = self._skus.get(sku)
+        known = spec.plans if spec else {}
+        return frozenset(known.get(n, guid("plan", n)) for n in names)
+
+
+def assigned_from_states(states: Iterable[AssignmentState]) -> tuple[LicenseAssignment, ...]:
+    """assignedLicenses as Graph derives them: per SKU, the plans some working path enables."""
+    disabled: dict[str, frozenset[str]] = {}
+    for state in states:
+        if state.state in {"Active", "ActiveWithError"}:
+            before = disabled.get(state.sku_id)
+            disabled[state.sku_id] = (
+                state.disabled_plans if before is None else before & state.disabled_plans
+            )
+    return tuple(LicenseAssignment(sku, plans) for sku, plans in disabled.items())
+
+
+# --------------------------------------------------------------------------- the seed scenario
+
+E3 = "ENTERPRISEPACK"
+E3_SKU_ID = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+EMS = "EMS"
+EMS_SKU_ID = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
+BASE = "Licensing_Office365_E3_Base"
+TEAMS = "Licensing_Office365_E3_Teams"
+EMS_GROUP = "Licensing_Office365_EMS_E3"
+
+# Real plan ids from Microsoft's "Product names and service plan identifiers for licensing" CSV
+# (/work/shared/data/product-service-plans.csv). The seed tenant's E3 is restricted to 13 plans.
+E3_PLANS: Mapping[str, str] = {
+    "EXCHANGE_S_ENTERPRISE": "efb87545-963c-4e0d-99df-69c6916d9eb0",
+    "SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72",
+    "MCOSTANDARD": "0feaeb32-d00e-4d66-bd5a-43b5b83db82c",
+    "OFFICESUBSCRIPTION": "43de0ff5-c92c-492b-9116-175376d08c38",
+    "SHAREPOINTWAC": "e95bec33-7c88-4a70-8e19-b10bd9d0c014",
+    "YAMMER_ENTERPRISE": "7547a3fe-08ee-4ccb-b430-5077c5041653",
+    "SWAY": "a23b959c-7ce8-4e57-9140-b90eb88a9e97",
+    "PROJECTWORKMANAGEMENT": "b737dad2-2f6c-4c65-90e3-ca563267e8b9",
+    "Deskless": "8c7d2df8-86f0-4902-b2ed-a0458298f3b3",
+    "TEAMS1": "57ff2da0-773e-42df-b2af-ffb7a2317929",
+    "STREAM_O365_E3": "9e700747-8b1d-45e5-ab8d-ef187ceec156",
+    "FLOW_O365_P2": "76846ad7-7776-4c40-a281-a386362dd1b9",
+    "POWERAPPS_O365_P2": "c68f8d98-5534-41c8-bf36-22fa496fa792",
+}
+EMS_PLANS: Mapping[str, str] = {
+    "AAD_PREMIUM": "41781fb2-bc02-4b7c-bd55-b576c07bb09d",
+    "RMS_S_PREMIUM": "6c57d4b6-3b23-47a5-9bc9-69f17b4947b3",
+    "ADALLOM_S_DISCOVERY": "932ad362-64a8-4783-9106-97849a1a30b9",
+    "EXCHANGE_S_FOUNDATION": "113feb6c-3fe4-4440-bddc-54d774bf0318",
+    "RMS_S_ENTERPRISE": "bea4c11e-220a-4e6d-8eb8-8ea15d019f90",
+    "MFA_PREMIUM": "8a256a2b-b617-496d-b51b-e76466e88db0",
+    "INTUNE_A": "c1ec4a95-1f05-45b3-a911-aa3fa01094f5",
+}
+BASE_DISABLED = ("YAMMER_ENTERPRISE", "SWAY", "Deskless", "TEAMS1")
+
+
+def seed_tenant(*, e3_seats: int = 25, ems_seats: int = 25) -> TenantBuilder:
+    """The seed scenario: restricted Office 365 E3 and EMS E3 with their three licensing groups.
+
+    Base disables Yammer, Sway, StaffHub (Deskless) and Teams (9 of 13 plans enabled); Teams
+    enables only TEAMS1; the EMS group assigns all 7 EMS plans. Add users and memberships.
+    """
+    return (
+        TenantBuilder()
+        .organization("Contoso", country="DE")
+        .sku(E3, E3_PLANS, seats=e3_seats, sku_id=E3_SKU_ID)
+        .sku(EMS, EMS_PLANS, seats=ems_seats, sku_id=EMS_SKU_ID)
+        .group(BASE, {E3: BASE_DISABLED})
+        .group(TEAMS, {E3: [p for p in E3_PLANS if p != "TEAMS1"]})
+        .group(EMS_GROUP, [EMS])
+    )

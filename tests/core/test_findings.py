@@ -1,0 +1,613 @@
+"""Findings: Graph's reported errors with cause and remedy, and what Graph does not say."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from shared.core import findings as codes
+from shared.core.evaluate import evaluate
+from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Finding
+from shared.core.model import Tenant
+from tests.builders import (
+    BASE,
+    BASE_DISABLED,
+    E3,
+    E3_PLANS,
+    E3_SKU_ID,
+    EMS,
+    EMS_GROUP,
+    TEAMS,
+    TenantBuilder,
+    seed_tenant,
+)
+
+REPORTED = [
+    "CountViolation",
+    "MutuallyExclusiveViolation",
+    "DependencyViolation",
+    "ProhibitedInUsageLocationViolation",
+    "UniquenessViolation",
+    "Other",
+]
+
+
+def findings_of(source: TenantBuilder | Tenant, code: str | None = None) -> list[Finding]:
+    tenant = source.build() if isinstance(source, TenantBuilder) else source
+    found = evaluate(tenant).findings()
+    return [f for f in found if code is None or f.code == code]
+
+
+def only(source: TenantBuilder | Tenant, code: str) -> Finding:
+    (finding,) = findings_of(source, code)
+    return finding
+
+
+def ann_in_base(
+    *, location: str | None = "DE", enabled: bool = True, synced: bool = False
+) -> TenantBuilder:
+    """The seed tenant with Ann as a direct member of the Base group (no states yet)."""
+    b = seed_tenant().user("ann", location=location, enabled=enabled, synced=synced)
+    return b.member(BASE, "ann")
+
+
+# --------------------------------------------------------------------------- reported errors
+
+
+@pytest.mark.parametrize("error", REPORTED)
+def test_each_reported_error_on_a_group_path_is_passed_on(error: str) -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error=error)
+
+    finding = only(b, error)
+
+    assert (finding.subject, finding.sku_id, finding.group_id) == (
+        b.id("ann"),
+        E3_SKU_ID,
+        b.id(BASE),
+    )
+    assert finding.severity == ERROR
+    assert finding.message.startswith("Ann does not have ENTERPRISEPACK from 'Licensing_")
+
+
+@pytest.mark.parametrize("error", REPORTED)
+def test_each_reported_error_on_a_direct_assignment_is_passed_on(error: str) -> None:
+    b = seed_tenant().direct("ann", E3, state="Error", error=error)
+
+    finding = only(b, error)
+
+    assert finding.group_id is None
+    assert "from a direct assignment" in finding.message
+
+
+def test_the_older_spelling_others_is_reported_as_other() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="Others")
+
+    finding = only(b, "Other")
+
+    assert "unclassified error (Others)" in finding.message
+    assert findings_of(b, "Others") == []
+
+
+def test_an_unknown_error_value_is_reported_as_unclassified() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="BrandNewViolation")
+
+    finding = only(b, "BrandNewViolation")
+
+    assert "unclassified error (BrandNewViolation)" in finding.message
+    assert "audit log" in finding.remedy
+
+
+@pytest.mark.parametrize("no_error", [None, "", "None", "none", " None "])
+def test_none_null_and_empty_mean_no_error(no_error: str | None) -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, error=no_error)
+
+    assert findings_of(b) == []
+
+
+def test_state_error_is_an_error_and_active_with_error_a_warning() -> None:
+    failed = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
+    partial = ann_in_base().state(
+        "ann", E3, via=BASE, state="ActiveWithError", error="CountViolation"
+    )
+
+    hard, soft = only(failed, "CountViolation"), only(partial, "CountViolation")
+
+    assert (hard.severity, soft.severity) == (ERROR, WARNING)
+    assert "works, but a later change failed" in soft.message
+
+
+def test_failed_product_of_a_multi_product_group_explains_all_or_none() -> None:
+    b = (
+        seed_tenant()
+        .group("Bundle", {E3: [], EMS: []})
+        .member("Bundle", "ann")
+        .state("ann", E3, via="Bundle", state="Error", error="CountViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="CountViolation")
+    )
+
+    messages = [f.message for f in findings_of(b, "CountViolation")]
+
+    assert len(messages) == 2
+    assert all("none of that group's 2 products are assigned" in m for m in messages)
+
+
+def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
+    single = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
+    bundle = (
+        seed_tenant()
+        .group("Bundle", {E3: [], EMS: []})
+        .member("Bundle", "ann")
+        .processed()
+        .state("ann", E3, via="Bundle", state="ActiveWithError", error="Other")
+    )
+
+    assert "all-or-none" not in only(single, "CountViolation").message
+    assert "all-or-none" not in only(bundle, "Other").message
+
+
+def test_count_violation_says_buy_seats_in_the_admin_center_then_reprocess() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
+
+    remedy = only(b, "CountViolation").remedy
+
+    assert ADMIN_CENTER_LICENSES in remedy
+    assert "reprocess the user" in remedy
+    assert "does not retry" in remedy
+
+
+def test_mutually_exclusive_names_the_users_other_working_paths() -> None:
+    b = (
+        ann_in_base()
+        .direct("ann", EMS)
+        .state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+    )
+
+    finding = only(b, "MutuallyExclusiveViolation")
+
+    assert finding.evidence == (f"{b.id(EMS)}:direct",)
+    assert "never resolves it on its own" in finding.remedy
+    assert "Entra admin center (Groups > Members)" in finding.remedy
+
+
+def test_mutually_exclusive_on_a_synced_group_sends_the_admin_to_on_premises_ad() -> None:
+    b = (
+        seed_tenant()
+        .group("Synced", {E3: []}, synced=True)
+        .member("Synced", "ann")
+        .state("ann", E3, via="Synced", state="Error", error="MutuallyExclusiveViolation")
+    )
+
+    remedy = only(b, "MutuallyExclusiveViolation").remedy
+
+    assert "on-premises Active Directory" in remedy
+    assert "Entra Connect" in remedy
+
+
+def test_prohibited_location_names_the_location_and_keeps_it_as_evidence() -> None:
+    b = ann_in_base(location="CU").state(
+        "ann", E3, via=BASE, state="Error", error="ProhibitedInUsageLocationViolation"
+    )
+
+    finding = only(b, "ProhibitedInUsageLocationViolation")
+
+    assert "usage location CU" in finding.message
+    assert finding.evidence == ("usageLocation=CU",)
+    assert "Microsoft 365 admin center (Users > Active users" in finding.remedy
+
+
+def test_prohibited_location_of_a_user_without_one_names_the_tenant_country() -> None:
+    b = ann_in_base(location=None).state(
+        "ann", E3, via=BASE, state="Error", error="ProhibitedInUsageLocationViolation"
+    )
+
+    finding = only(b, "ProhibitedInUsageLocationViolation")
+
+    assert "usage location DE" in finding.message
+    assert finding.evidence == ("usageLocation=",)
+
+
+def test_uniqueness_violation_for_a_synced_user_is_fixed_on_premises() -> None:
+    b = ann_in_base(synced=True).state(
+        "ann", E3, via=BASE, state="Error", error="UniquenessViolation"
+    )
+
+    remedy = only(b, "UniquenessViolation").remedy
+
+    assert "proxyAddresses in on-premises Active Directory" in remedy
+    assert "reprocess the user" in remedy
+
+
+def test_dependency_violation_on_a_group_the_user_left_is_reported_once() -> None:
+    b = (
+        seed_tenant()
+        .user("ann")
+        .state("ann", E3, via=BASE, state="ActiveWithError", error="DependencyViolation")
+    )
+
+    found = findings_of(b)
+
+    assert [f.code for f in found] == ["DependencyViolation"]
+    assert found[0].group_id == b.id(BASE)
+
+
+def test_an_ordinary_error_on_a_group_the_user_left_is_only_stale() -> None:
+    b = seed_tenant().user("ann").state("ann", E3, via=BASE, state="Error", error="Other")
+
+    assert [f.code for f in findings_of(b)] == [codes.STALE_GROUP_ASSIGNMENT]
+
+
+def test_reported_finding_carries_graphs_last_updated_time() -> None:
+    b = ann_in_base().state(
+        "ann", E3, via=BASE, state="Error", error="CountViolation", updated="2024-05-01T08:00:00Z"
+    )
+
+    assert only(b, "CountViolation").since == "2024-05-01T08:00:00Z"
+
+
+def test_messages_use_the_friendly_product_name_when_given() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
+
+    found = evaluate(b.build(), {E3_SKU_ID: "Office 365 E3"}).findings()
+
+    assert "Office 365 E3 (ENTERPRISEPACK)" in found[0].message
+
+
+# --------------------------------------------------------------------------- derived: user
+
+
+def test_membership_without_a_reported_state_is_pending() -> None:
+    b = seed_tenant().group(BASE, {E3: BASE_DISABLED}, processing_state="ProcessingInProgress")
+    b.member(BASE, "ann")
+
+    finding = only(b, codes.PENDING_GROUP_ASSIGNMENT)
+
+    assert (finding.severity, finding.sku_id, finding.group_id) == (
+        WARNING,
+        E3_SKU_ID,
+        b.id(BASE),
+    )
+    assert "(group processing state: ProcessingInProgress)" in finding.message
+
+
+def test_processed_membership_is_not_pending() -> None:
+    b = ann_in_base().member(TEAMS, "ann").member(EMS_GROUP, "ann").processed()
+
+    assert findings_of(b) == []
+
+
+def test_direct_state_does_not_stand_in_for_a_pending_group_path() -> None:
+    b = ann_in_base().direct("ann", E3, disabled=BASE_DISABLED)
+
+    assert only(b, codes.PENDING_GROUP_ASSIGNMENT).group_id == b.id(BASE)
+
+
+def test_state_from_a_group_the_user_left_is_stale() -> None:
+    b = seed_tenant().member(BASE, "bob").user("ann").state("ann", E3, via=BASE)
+
+    finding = only(b, codes.STALE_GROUP_ASSIGNMENT)
+
+    assert finding.subject == b.id("ann")
+    assert "no longer a direct member of 'Licensing_Office365_E3_Base'" in finding.message
+
+
+def test_state_from_a_group_that_dropped_the_sku_is_stale() -> None:
+    b = seed_tenant().group("Old", {EMS: []}).member("Old", "ann")
+    b.processed().state("ann", E3, via="Old")
+
+    finding = only(b, codes.STALE_GROUP_ASSIGNMENT)
+
+    assert finding.sku_id == E3_SKU_ID
+    assert "'Old' no longer assigns ENTERPRISEPACK" in finding.message
+
+
+def test_state_from_an_unlicensed_group_is_stale() -> None:
+    b = seed_tenant().group("Emptied").member("Emptied", "ann").state("ann", E3, via="Emptied")
+
+    assert "'Emptied' no longer assigns" in only(b, codes.STALE_GROUP_ASSIGNMENT).message
+
+
+def test_state_from_a_deleted_group_is_stale() -> None:
+    b = seed_tenant().group("Gone", {E3: []}).member("Gone", "ann").processed()
+    tenant = b.build()
+    gone = b.id("Gone")
+    tenant = dataclasses.replace(
+        tenant, groups={k: g for k, g in tenant.groups.items() if k != gone}
+    )
+
+    finding = only(tenant, codes.STALE_GROUP_ASSIGNMENT)
+
+    assert f"group {gone} no longer exists" in finding.message
+
+
+def test_state_with_other_disabled_plans_than_the_group_is_a_plan_mismatch() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, disabled=["SWAY", "TEAMS1", "MCOSTANDARD"])
+
+    finding = only(b, codes.PLAN_MISMATCH)
+
+    assert finding.plans == ("Deskless", "MCOSTANDARD", "YAMMER_ENTERPRISE")
+    assert "shows [MCOSTANDARD, SWAY, TEAMS1] disabled for Ann" in finding.message
+
+
+def test_error_on_a_path_hides_its_plan_mismatch() -> None:
+    b = ann_in_base().state(
+        "ann", E3, via=BASE, state="Error", error="CountViolation", disabled=["SWAY"]
+    )
+
+    assert [f.code for f in findings_of(b)] == ["CountViolation"]
+
+
+def test_licensed_user_without_usage_location_names_the_tenant_country() -> None:
+    b = ann_in_base(location=None).processed()
+
+    finding = only(b, codes.MISSING_USAGE_LOCATION)
+
+    assert finding.severity == INFO
+    assert "the tenant's country (DE)" in finding.message
+    assert "Microsoft 365 admin center" in finding.remedy
+
+
+def test_missing_usage_location_without_organization_does_not_invent_a_country() -> None:
+    b = TenantBuilder().sku("E3", 2).group("G", ["E3"]).member("G", "ann")
+    b.user("ann", location=None, synced=True).processed()
+
+    finding = only(b, codes.MISSING_USAGE_LOCATION)
+
+    assert "uses the tenant's country instead" in finding.message
+    assert "on-premises Active Directory" in finding.remedy
+
+
+def test_unlicensed_user_without_usage_location_is_fine() -> None:
+    b = seed_tenant().user("ann", location=None)
+
+    assert findings_of(b) == []
+
+
+def test_disabled_account_holding_licenses_gets_one_finding_per_sku() -> None:
+    b = ann_in_base(enabled=False).member(EMS_GROUP, "ann").processed()
+
+    found = findings_of(b, codes.LICENSED_DISABLED_ACCOUNT)
+
+    assert {f.sku_id for f in found} == {E3_SKU_ID, b.id(EMS)}
+    assert all(f.severity == INFO for f in found)
+
+
+def test_disabled_account_without_licenses_is_fine() -> None:
+    b = seed_tenant().user("ann", enabled=False)
+
+    assert findings_of(b) == []
+
+
+# --------------------------------------------------------------------------- direct + group
+
+
+def test_direct_copy_covered_by_a_healthy_group_is_safely_redundant() -> None:
+    b = ann_in_base().processed().direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is True
+    assert "safe to remove" in finding.message
+    assert ADMIN_CENTER_LICENSES in finding.remedy
+
+
+@pytest.mark.parametrize(
+    ("state", "error"), [("Error", "CountViolation"), ("ActiveWithError", "Other")]
+)
+def test_redundant_direct_copy_is_not_safe_while_the_group_path_has_errors(
+    state: str, error: str
+) -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state=state, error=error)
+    b.direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert "not safe yet: 'Licensing_Office365_E3_Base' is not active" in finding.message
+
+
+def test_redundant_direct_copy_names_only_the_covering_path_that_is_not_active() -> None:
+    b = ann_in_base().member(TEAMS, "ann").state("ann", E3, via=BASE)
+    b.direct("ann", E3, disabled=["YAMMER_ENTERPRISE", "SWAY", "Deskless"])
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert "'Licensing_Office365_E3_Teams' is not active" in finding.message
+    assert "'Licensing_Office365_E3_Base' is not" not in finding.message
+
+
+def test_direct_copy_with_plans_no_group_grants_names_those_plans() -> None:
+    b = ann_in_base().processed().direct("ann", E3)
+
+    finding = only(b, codes.DIRECT_ONLY_PLANS)
+
+    assert finding.plans == ("Deskless", "SWAY", "TEAMS1", "YAMMER_ENTERPRISE")
+    assert "lose 4 plan(s) only it grants: Deskless, SWAY, TEAMS1, YAMMER_ENTERPRISE" in (
+        finding.message
+    )
+    assert findings_of(b, codes.REDUNDANT_DIRECT_ASSIGNMENT) == []
+
+
+def test_sku_held_only_directly_produces_no_finding() -> None:
+    b = seed_tenant().direct("ann", E3, disabled=["SWAY"]).direct("ann", EMS)
+
+    assert findings_of(b) == []
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def test_nested_group_member_lists_the_users_who_get_nothing() -> None:
+    b = (
+        seed_tenant()
+        .member("Sales", "ann", "bob")
+        .member("Sales EU", "cy")
+        .member(BASE, "bob")
+        .nested(BASE, "Sales")
+        .nested("Sales", "Sales EU")
+        .processed()
+    )
+
+    finding = only(b, codes.NESTED_GROUP_MEMBER)
+
+    assert finding.user_ids == tuple(sorted([b.id("ann"), b.id("cy")]))
+    assert (finding.subject, finding.group_id) == (f"group:{b.id(BASE)}", b.id(BASE))
+    assert finding.user_id is None
+    assert "2 user(s) in those groups get nothing" in finding.message
+
+
+def test_nested_group_cycles_are_followed_once() -> None:
+    b = seed_tenant().member("A", "ann").nested(BASE, "A").nested("A", BASE, "A")
+
+    finding = only(b, codes.NESTED_GROUP_MEMBER)
+
+    assert finding.user_ids == (b.id("ann"),)
+
+
+def test_nested_group_in_an_unlicensed_group_is_not_a_finding() -> None:
+    b = seed_tenant().member("Sales", "ann").nested("All staff", "Sales")
+
+    assert findings_of(b) == []
+
+
+def test_nested_group_of_a_synced_group_is_fixed_on_premises() -> None:
+    b = seed_tenant().group("Synced", {E3: []}, synced=True).nested("Synced", "Sales")
+
+    assert "on-premises Active Directory" in only(b, codes.NESTED_GROUP_MEMBER).remedy
+
+
+def test_nested_group_of_a_dynamic_group_points_at_the_rule() -> None:
+    b = seed_tenant().group("Dyn", {E3: []}, rule='user.department -eq "Sales"')
+    b.nested("Dyn", "Sales")
+
+    assert "membership rule" in only(b, codes.NESTED_GROUP_MEMBER).remedy
+
+
+# --------------------------------------------------------------------------- SKUs
+
+
+def test_more_users_than_enabled_seats_is_a_seat_shortfall() -> None:
+    b = seed_tenant(e3_seats=2).member(BASE, "ann", "bob").member(TEAMS, "cy").processed()
+
+    finding = only(b, codes.SEAT_SHORTFALL)
+    report = next(s for s in evaluate(b.build()).skus if s.sku.id == E3_SKU_ID)
+
+    assert (finding.subject, finding.severity) == (f"sku:{E3_SKU_ID}", WARNING)
+    assert "3 users should hold ENTERPRISEPACK but only 2 seats" in finding.message
+    assert "Buy 1 more seat(s)" in finding.remedy
+    assert report.shortfall == 1
+
+
+def test_exactly_enough_seats_is_no_shortfall() -> None:
+    b = seed_tenant(e3_seats=2).member(BASE, "ann", "bob").processed()
+
+    assert findings_of(b, codes.SEAT_SHORTFALL) == []
+
+
+def test_warning_seats_do_not_count_against_the_shortfall() -> None:
+    b = seed_tenant(e3_seats=0).member(BASE, "ann").processed()
+    b.sku(E3, E3_PLANS, seats=0, warning=5, sku_id=E3_SKU_ID)
+
+    assert only(b, codes.SEAT_SHORTFALL).sku_id == E3_SKU_ID
+
+
+@pytest.mark.parametrize(("warning", "suspended", "locked_out"), [(3, 0, 0), (0, 3, 0), (0, 0, 3)])
+def test_lapsing_units_of_a_sku_in_use_put_the_subscription_at_risk(
+    warning: int, suspended: int, locked_out: int
+) -> None:
+    b = seed_tenant().member(BASE, "ann").processed()
+    b.sku(
+        E3, E3_PLANS, warning=warning, suspended=suspended, locked_out=locked_out, sku_id=E3_SKU_ID
+    )
+
+    finding = only(b, codes.SUBSCRIPTION_AT_RISK)
+
+    assert finding.severity == WARNING
+    assert "while 1 users hold it" in finding.message
+
+
+def test_lapsing_units_count_consumed_seats_even_without_known_demand() -> None:
+    b = TenantBuilder().sku("E3", 2, seats=10, consumed=4, suspended=10)
+
+    assert "while 4 users hold it" in only(b, codes.SUBSCRIPTION_AT_RISK).message
+
+
+def test_lapsing_units_of_an_unused_sku_are_not_a_risk() -> None:
+    b = TenantBuilder().sku("E3", 2, seats=0, warning=10)
+
+    assert findings_of(b) == []
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def busy_tenant() -> TenantBuilder:
+    return (
+        seed_tenant(e3_seats=1)
+        .member(BASE, "ann", "bob")
+        .member(TEAMS, "ann")
+        .member(EMS_GROUP, "cy")
+        .state("ann", E3, via=BASE, state="Error", error="CountViolation")
+        .state("ann", E3, via=TEAMS, disabled=["SWAY"])
+        .state("bob", E3, via=TEAMS)
+        .direct("bob", E3, state="Error", error="CountViolation")
+        .user("cy", location=None, enabled=False)
+        .state("cy", EMS, via=EMS_GROUP)
+        .nested(BASE, "Sales")
+        .member("Sales", "dee")
+    )
+
+
+def test_finding_keys_name_subject_sku_code_and_group() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
+
+    key = only(b, "CountViolation").key
+
+    assert key == f"{b.id('ann')}|{E3_SKU_ID}|CountViolation|{b.id(BASE)}"
+
+
+def test_finding_keys_are_unique_and_stable_across_evaluations() -> None:
+    first = [f.key for f in findings_of(busy_tenant())]
+    second = [f.key for f in findings_of(busy_tenant())]
+
+    assert len(first) == len(set(first)) >= 8
+    assert first == second
+
+
+def test_same_error_from_two_paths_gives_two_keys() -> None:
+    b = (
+        ann_in_base()
+        .member(TEAMS, "ann")
+        .state("ann", E3, via=BASE, state="Error", error="CountViolation")
+        .state("ann", E3, via=TEAMS, state="Error", error="CountViolation")
+        .direct("ann", E3, state="Error", error="CountViolation")
+    )
+
+    keys = {f.key for f in findings_of(b, "CountViolation")}
+
+    assert len(keys) == 3
+
+
+def test_user_findings_come_first_then_groups_then_skus() -> None:
+    found = findings_of(busy_tenant())
+
+    kinds = [f.subject.split(":")[0] if ":" in f.subject else "user" for f in found]
+
+    assert kinds == sorted(kinds, key=["user", "group", "sku"].index)
+    assert set(kinds) == {"user", "group", "sku"}
+
+
+def test_every_finding_says_what_to_do() -> None:
+    found = findings_of(busy_tenant())
+
+    assert all(f.message and f.remedy for f in found)
+    assert all(f.severity in {ERROR, WARNING, INFO} for f in found)
+    assert {f.code for f in found} >= {
+        "CountViolation",
+        codes.PLAN_MISMATCH,
+        codes.MISSING_USAGE_LOCATION,
+        codes.LICENSED_DISABLED_ACCOUNT,
+        codes.NESTED_GROUP_MEMBER,
+        codes.SEAT_SHORTFALL,
+    }
