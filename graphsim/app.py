@@ -1,0 +1,193 @@
+"""ASGI app factory: Graph v1.0 under /v1.0 (bearer auth, faults, throttling) and the
+simulator's control API under /_sim (no auth: a dev/test tool bound to loopback)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .batch import run_batch
+from .clock import SimClock
+from .control import control_routes
+from .errors import GraphError, error_body
+from .faults import Faults, SimulatedResetError
+from .graph_api import GraphApi
+from .notify import Notifier
+from .state import SimState, app_id_for
+from .throttle import Throttle
+from .wire import Req, Resp
+
+Obj = dict[str, Any]
+JSON = "application/json"
+API_PREFIX = "/v1.0"
+
+
+class ResetResponse(Response):
+    """Sends the response head, then fails: the client sees the connection drop."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", JSON.encode()), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"value": [', "more_body": True})
+        raise SimulatedResetError("graphsim fault: connection reset")
+
+
+class Simulator:
+    """One simulated tenant with its Graph API, notifier, throttle and faults."""
+
+    def __init__(
+        self,
+        tenant: Obj,
+        *,
+        token: str | None = None,
+        seed: int = 0,
+        clock: SimClock | None = None,
+    ) -> None:
+        self.token = token
+        self.seed = seed
+        self.state = SimState(tenant, clock or SimClock())
+        x = self.state.x
+        self.notifier = Notifier(self.state, seed=seed, cfg=x.get("notifications") or {})
+        self.throttle = Throttle.from_config(
+            str(x.get("tenantSizeClass", "M")),
+            x.get("throttle") or {},
+            sim_seconds=lambda: self.state.clock.now().timestamp(),
+        )
+        self.faults = Faults.from_config(x.get("faults") or {}, seed)
+        self.api = GraphApi(self.state, self.notifier, self.throttle, self.faults)
+
+    async def handle(self, req: Req) -> Resp:
+        if req.path.rstrip("/") == "/$batch":
+            if req.method != "POST":
+                return Resp(
+                    405, error_body("Request_BadRequest", "Only POST is allowed on $batch.")
+                )
+            try:
+                resp = await run_batch(req, self.api.dispatch)
+            except GraphError as exc:
+                resp = self.api.error(req, exc)
+            self.state.count("POST /$batch", resp.status)
+            return resp
+        return await self.api.dispatch(req)
+
+    def advance(self, seconds: float) -> None:
+        self.state.clock.advance(seconds)
+        self.state.pump()
+        self.notifier.check_lifecycle()
+
+    async def drain(self, *, timeout: float = 30.0, settle: bool = False) -> Obj:
+        """Wait for deliveries; with settle=True also advance the clock until processing is done."""
+        self.state.pump()
+        self.notifier.check_lifecycle()
+        if settle and self.state.processor.jobs:
+            needed = self.state.processor.time_to_finish(self.state.clock.now())
+            self.advance(needed)
+            while self.state.processor.jobs:
+                self.advance(self.state.processor.time_to_finish(self.state.clock.now()) + 1)
+        delivered = await self.notifier.drain(timeout)
+        return self.status() | {"quiet": delivered and not self.notifier.busy()}
+
+    def status(self) -> Obj:
+        proc = self.state.processor
+        nxt = proc.next_ready_at()
+        return {
+            "now": self.state.clock.now().isoformat(),
+            "pendingUsers": proc.pending_users(),
+            "pendingJobs": len(proc.jobs),
+            "nextProcessingAt": nxt.isoformat() if nxt else None,
+            "pendingNotifications": sum(len(v) for v in self.notifier.pending.values()),
+            "deliveriesInFlight": len(self.notifier.flushing),
+        }
+
+    def reset(self) -> None:
+        self.state.reset()
+        self.notifier.reset()
+
+    async def close(self) -> None:
+        await self.notifier.close()
+
+
+def _unauthorized(code: str, message: str, client_request_id: str | None) -> Response:
+    return Response(
+        orjson.dumps(error_body(code, message, client_request_id=client_request_id)),
+        status_code=401,
+        media_type=JSON,
+        headers={"WWW-Authenticate": 'Bearer realm="graphsim"'},
+    )
+
+
+def make_graph_endpoint(sim: Simulator) -> Any:
+    async def graph_endpoint(request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        client_id = headers.get("client-request-id")
+        auth = headers.get("authorization", "")
+        scheme, _, presented = auth.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not presented:
+            sim.state.count("401", 401)
+            return _unauthorized("InvalidAuthenticationToken", "Access token is empty.", client_id)
+        if sim.token is not None and presented != sim.token:
+            sim.state.count("401", 401)
+            return _unauthorized(
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+                client_id,
+            )
+        path = request.url.path[len(API_PREFIX) :] or "/"
+        base_url = f"{request.url.scheme}://{request.url.netloc}{API_PREFIX}"
+        req = Req(
+            method=request.method.upper(),
+            path=path,
+            params=dict(request.query_params),
+            headers=headers,
+            body=await request.body(),
+            base_url=base_url,
+            app_id=app_id_for(presented),
+        )
+        resp = await sim.handle(req)
+        if resp.status == -1:
+            return ResetResponse()
+        request_id = str(uuid.uuid4())
+        out_headers = {"request-id": request_id, "client-request-id": client_id or request_id}
+        out_headers.update(resp.headers)
+        body = resp.encoded()
+        return Response(
+            body,
+            status_code=resp.status,
+            headers=out_headers,
+            media_type=JSON if body else None,
+        )
+
+    return graph_endpoint
+
+
+def create_app(
+    tenant: Obj,
+    *,
+    token: str | None = None,
+    seed: int = 0,
+    clock: SimClock | None = None,
+) -> Starlette:
+    """Build the ASGI app; the Simulator is at `app.state.sim` (tests can drive it directly)."""
+    sim = Simulator(tenant, token=token, seed=seed, clock=clock)
+    endpoint = make_graph_endpoint(sim)
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    routes = [
+        *control_routes(sim),
+        Route(API_PREFIX + "/{rest:path}", endpoint, methods=methods),
+    ]
+    app = Starlette(routes=routes)
+    app.state.sim = sim
+    return app

@@ -1,0 +1,112 @@
+"""POST /$batch: up to 20 requests, `dependsOn` sequencing (424 for dependents of failures),
+each item dispatched (and throttled) individually like a top-level request."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from .errors import GraphError, bad_request, error_body
+from .wire import Req, Resp
+
+Obj = dict[str, Any]
+MAX_REQUESTS = 20
+
+
+def _invalid(message: str) -> GraphError:
+    return GraphError(400, "BadRequest", message)
+
+
+def _item_request(outer: Req, item: Obj) -> Req:
+    url = str(item.get("url", ""))
+    parts = urlsplit(url)
+    path = parts.path
+    if not path.startswith("/"):
+        path = "/" + path
+    if path.lower().startswith("/v1.0/"):
+        path = path[5:]
+    headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+    body = item.get("body")
+    raw = b""
+    if body is not None:
+        if "content-type" not in headers:
+            raise _invalid(
+                f"Content-Type header is required for request '{item.get('id')}' with a body."
+            )
+        raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
+    return Req(
+        method=str(item.get("method", "GET")).upper(),
+        path=path,
+        params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        headers=headers,
+        body=raw,
+        base_url=outer.base_url,
+        app_id=outer.app_id,
+        in_batch=True,
+    )
+
+
+async def run_batch(outer: Req, dispatch: Callable[[Req], Awaitable[Resp]]) -> Resp:
+    payload = outer.json()
+    requests = payload.get("requests") if isinstance(payload, dict) else None
+    if not isinstance(requests, list) or not requests:
+        raise _invalid("Invalid batch payload format.")
+    if len(requests) > MAX_REQUESTS:
+        raise bad_request(
+            f"The number of batch requests ({len(requests)}) exceeded the maximum allowed "
+            f"({MAX_REQUESTS}).",
+            code="BadRequest",
+        )
+    by_id: dict[str, Obj] = {}
+    for item in requests:
+        if (
+            not isinstance(item, dict)
+            or "id" not in item
+            or "url" not in item
+            or "method" not in item
+        ):
+            raise _invalid("Each batch request needs id, method and url.")
+        rid = str(item["id"])
+        if rid in by_id:
+            raise _invalid(f"Batch request id '{rid}' is duplicated.")
+        by_id[rid] = item
+    for rid, item in by_id.items():
+        for dep in item.get("dependsOn") or []:
+            if str(dep) not in by_id:
+                raise _invalid(f"Request '{rid}' depends on unknown request '{dep}'.")
+    prepared = {rid: _item_request(outer, item) for rid, item in by_id.items()}
+    results: dict[str, Resp] = {}
+    visiting: set[str] = set()
+
+    async def run(rid: str) -> Resp:
+        if rid in results:
+            return results[rid]
+        if rid in visiting:
+            raise _invalid("dependsOn contains a cycle.")
+        visiting.add(rid)
+        failed = False
+        for dep in by_id[rid].get("dependsOn") or []:
+            dep_resp = await run(str(dep))
+            failed = failed or not (200 <= dep_resp.status < 300)
+        if failed:
+            resp = Resp(424, error_body("FailedDependency", "A dependent request failed."))
+        else:
+            resp = await dispatch(prepared[rid])
+        results[rid] = resp
+        return resp
+
+    for rid in by_id:
+        await run(rid)
+    responses = []
+    for rid in by_id:
+        resp = results[rid]
+        headers = dict(resp.headers)
+        out: Obj = {"id": rid, "status": resp.status, "headers": headers}
+        if resp.body is not None:
+            headers.setdefault("Content-Type", "application/json")
+            out["body"] = resp.body
+        responses.append(out)
+    return Resp(200, {"responses": responses})
