@@ -1,0 +1,148 @@
+"""GET /groups/delta: initial round, incremental rounds, removals, paging, filters, expiry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import G_ONPREM, G_PLAIN, G_SALES, USERS, Harness
+
+pytestmark = pytest.mark.anyio
+
+
+async def round_trip(sim: Harness, url: str) -> tuple[list[dict[str, Any]], str, int]:
+    """Follow nextLinks to the deltaLink; returns (objects, deltaLink, pages)."""
+    objs: list[dict[str, Any]] = []
+    pages = 0
+    while True:
+        r = await sim.get(url)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        pages += 1
+        objs += body["value"]
+        if "@odata.deltaLink" in body:
+            assert "@odata.nextLink" not in body
+            return objs, body["@odata.deltaLink"], pages
+        url = body["@odata.nextLink"]
+        assert "$skiptoken=" in url
+
+
+def merged_members(objs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for o in objs:
+        out.setdefault(o["id"], []).extend(o.get("members@delta", []))
+    return out
+
+
+async def test_initial_round_lists_current_members(sim: Harness) -> None:
+    objs, delta_link, _ = await round_trip(sim, "/groups/delta?$select=members,displayName")
+    members = merged_members(objs)
+    assert [m["id"] for m in members[G_SALES]] == USERS[:4]
+    assert all(m["@odata.type"] == "#microsoft.graph.user" for m in members[G_SALES])
+    assert {o["displayName"] for o in objs} == {"Sales", "OnPrem", "Plain"}
+    assert "$deltatoken=" in delta_link
+
+
+async def test_incremental_round_reports_adds_and_removals(sim: Harness) -> None:
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    sim.sim.state.add_member(G_SALES, USERS[7], "admin")
+    sim.sim.state.remove_member(G_SALES, USERS[0], "admin")
+    objs, link2, _ = await round_trip(sim, link)
+    assert objs == [
+        {
+            "id": G_SALES,
+            "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": USERS[7]},
+                {
+                    "@odata.type": "#microsoft.graph.user",
+                    "id": USERS[0],
+                    "@removed": {"reason": "deleted"},
+                },
+            ],
+        }
+    ]
+    objs, _, _ = await round_trip(sim, link2)
+    assert objs == []
+
+
+async def test_filter_by_ids_and_limit_of_50(sim: Harness) -> None:
+    url = f"/groups/delta?$select=members&$filter=id eq '{G_PLAIN}' or id eq '{G_ONPREM}'"
+    objs, link, _ = await round_trip(sim, url)
+    assert {o["id"] for o in objs} == {G_PLAIN, G_ONPREM}
+    sim.sim.state.add_member(G_SALES, USERS[7], "admin")
+    objs, _, _ = await round_trip(sim, link)
+    assert objs == []  # Sales is outside the filter baked into the token
+    many = " or ".join(f"id eq '{G_SALES}'" for _ in range(51))
+    r = await sim.get(f"/groups/delta?$filter={many}")
+    assert r.status_code == 400
+    r = await sim.get("/groups/delta?$filter=displayName eq 'x'")
+    assert r.status_code == 400
+    r = await sim.get("/groups/delta?$top=5")
+    assert r.status_code == 400
+
+
+async def test_large_member_list_spans_pages(sim: Harness) -> None:
+    sim.sim.state.x["deltaPageSize"] = 3
+    objs, _, pages = await round_trip(sim, "/groups/delta?$select=members")
+    assert pages > 3
+    assert sum(1 for o in objs if o["id"] == G_SALES) >= 2
+    members = merged_members(objs)
+    assert [m["id"] for m in members[G_SALES]] == USERS[:4]
+    assert [m["id"] for m in members[G_ONPREM]] == USERS[4:6]
+
+
+async def test_deleted_group_is_reported_removed(sim: Harness) -> None:
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=members,displayName")
+    r = await sim.http.delete(f"/groups/{G_PLAIN}")
+    assert r.status_code == 204
+    objs, _, _ = await round_trip(sim, link)
+    assert objs == [{"id": G_PLAIN, "@removed": {"reason": "deleted"}}]
+    r = await sim.http.delete(f"/groups/{G_SALES}")
+    assert r.status_code == 400  # licensed groups cannot be deleted
+
+
+async def test_property_change_reported_without_members(sim: Harness) -> None:
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=assignedLicenses")
+    sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
+    objs, link, _ = await round_trip(sim, link)
+    assert objs == []  # members not selected: membership changes are not tracked
+    sim.sim.state.set_group_licenses(
+        G_PLAIN,
+        [{"skuId": sim.sim.state.groups[G_SALES]["assignedLicenses"][0]["skuId"]}],
+        [],
+        "admin",
+    )
+    objs, _, _ = await round_trip(sim, link)
+    assert [o["id"] for o in objs] == [G_PLAIN]
+    assert "members@delta" not in objs[0]
+
+
+async def test_token_expires_after_lifetime_with_410(sim: Harness) -> None:
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    sim.sim.advance(6 * 86400)
+    _, link, _ = await round_trip(sim, link)  # still valid, and renewed
+    sim.sim.advance(7 * 86400 + 1)
+    r = await sim.get(link)
+    assert r.status_code == 410
+    assert r.json()["error"]["code"] == "syncStateNotFound"
+    assert r.headers["Location"].endswith("/groups/delta?%24select=members")
+
+
+async def test_unknown_or_reset_token_is_410(sim: Harness) -> None:
+    r = await sim.get("/groups/delta?$deltatoken=garbage")
+    assert r.status_code == 410
+    _, link, _ = await round_trip(sim, "/groups/delta")
+    sim.sim.reset()
+    r = await sim.get(link)
+    assert r.status_code == 410
+
+
+async def test_deltatoken_latest_gives_only_a_link(sim: Harness) -> None:
+    r = await sim.get("/groups/delta?$select=members&$deltatoken=latest")
+    body = r.json()
+    assert body["value"] == []
+    assert "@odata.deltaLink" in body
+    sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
+    objs, _, _ = await round_trip(sim, body["@odata.deltaLink"])
+    assert [o["id"] for o in objs] == [G_PLAIN]

@@ -1,0 +1,188 @@
+"""Directory reads: auth, paging, $select/$top, filters and their ConsistencyLevel rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from graphsim.app import create_app
+
+from .conftest import E3, EMS, G_ONPREM, G_PLAIN, G_SALES, USERS, Harness, make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_missing_or_wrong_token_is_401_with_graph_error_shape() -> None:
+    app = create_app(make_tenant(), token="only-this")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t/v1.0"
+    ) as c:
+        r = await c.get("/users")
+        assert r.status_code == 401
+        err = r.json()["error"]
+        assert err["code"] == "InvalidAuthenticationToken"
+        assert set(err["innerError"]) >= {"date", "request-id", "client-request-id"}
+        r = await c.get("/users", headers={"Authorization": "Bearer other"})
+        assert r.status_code == 401
+        r = await c.get("/users", headers={"Authorization": "Bearer only-this"})
+        assert r.status_code == 200
+    await app.state.sim.close()
+
+
+async def test_any_non_empty_token_when_none_configured(sim: Harness) -> None:
+    r = await sim.http.get("/organization", headers={"Authorization": "Bearer x"})
+    assert r.status_code == 200
+    r = await sim.http.get("/organization", headers={"Authorization": "Bearer "})
+    assert r.status_code == 401
+
+
+async def test_paging_with_top_and_skiptoken_visits_every_user_once(sim: Harness) -> None:
+    url: str | None = "/users?$select=id,assignedLicenses&$top=3"
+    seen: list[str] = []
+    pages = 0
+    while url:
+        r = await sim.get(url)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["@odata.context"].endswith("$metadata#users(id,assignedLicenses)")
+        assert len(body["value"]) <= 3
+        seen += [u["id"] for u in body["value"]]
+        url = body.get("@odata.nextLink")
+        if url:
+            assert url.startswith("http://graphsim.test/v1.0/users?")
+            assert "$skiptoken=" in url
+        pages += 1
+    assert seen == USERS
+    assert pages == 3
+
+
+async def test_default_page_is_100_and_top_is_capped_at_999(sim: Harness) -> None:
+    r = await sim.get("/users?$top=1000")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "Request_BadRequest"
+    r = await sim.get("/users")
+    assert len(r.json()["value"]) == len(USERS)
+    assert "@odata.nextLink" not in r.json()
+
+
+async def test_default_user_properties_exclude_licensing_fields(sim: Harness) -> None:
+    user = (await sim.get(f"/users/{USERS[0]}")).json()
+    assert "licenseAssignmentStates" not in user
+    assert "assignedLicenses" not in user
+    assert user["userPrincipalName"] == "user0@contoso.example"
+    user = (await sim.get(f"/users/{USERS[0]}?$select=id,licenseAssignmentStates")).json()
+    assert user["licenseAssignmentStates"][0]["assignedByGroup"] == G_SALES
+    assert user["@odata.context"].endswith("/$entity")
+
+
+async def test_user_by_upn_and_unknown_user(sim: Harness) -> None:
+    r = await sim.get("/users/user1@contoso.example?$select=id")
+    assert r.json()["id"] == USERS[1]
+    r = await sim.get(f"/users/{USERS[0][:-1]}0")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "Request_ResourceNotFound"
+
+
+async def test_count_filter_requires_consistency_level_and_count(sim: Harness) -> None:
+    url = "/users?$filter=assignedLicenses/$count ne 0&$select=id"
+    r = await sim.get(url)
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        **r.json()["error"],
+        "code": "Request_BadRequest",
+        "message": "$count is not currently supported.",
+    }
+    r = await sim.get(url, headers={"ConsistencyLevel": "eventual"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "Request_UnsupportedQuery"
+    r = await sim.get(url + "&$count=true", headers={"ConsistencyLevel": "eventual"})
+    assert r.status_code == 200
+    assert r.json()["@odata.count"] == 6
+    assert {u["id"] for u in r.json()["value"]} == set(USERS[:6])
+
+
+async def test_id_in_and_sku_any_filters(sim: Harness) -> None:
+    r = await sim.get(f"/users?$filter=id in ('{USERS[1]}','{USERS[7]}')&$select=id")
+    assert [u["id"] for u in r.json()["value"]] == [USERS[1], USERS[7]]
+    r = await sim.get(f"/users?$filter=assignedLicenses/any(s:s/skuId eq {EMS})&$select=id")
+    assert [u["id"] for u in r.json()["value"]] == USERS[4:6]
+
+
+async def test_unsupported_filter_is_400(sim: Harness) -> None:
+    r = await sim.get("/users?$filter=endswith(mail,'x')")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
+async def test_licensed_groups_filter_and_select(sim: Harness) -> None:
+    r = await sim.get("/groups?$select=id,assignedLicenses&$filter=assignedLicenses/any()")
+    body = r.json()
+    assert {g["id"] for g in body["value"]} == {G_SALES, G_ONPREM}
+    assert all(set(g) == {"id", "assignedLicenses"} for g in body["value"])
+
+
+async def test_groups_with_license_errors_filter_and_never_returned(sim: Harness) -> None:
+    r = await sim.get("/groups?$filter=hasMembersWithLicenseErrors eq true&$select=id")
+    assert r.json()["value"] == []
+    sim.sim.state.set_prepaid_units(E3, {"enabled": 4})
+    sim.sim.state.add_member(G_SALES, USERS[7], "admin")
+    r = await sim.get(
+        "/groups?$count=true&$filter=hasMembersWithLicenseErrors eq true"
+        "&$select=id,hasMembersWithLicenseErrors",
+        headers={"ConsistencyLevel": "eventual"},
+    )
+    assert r.json()["value"] == [{"id": G_SALES}]
+    r = await sim.get(f"/groups/{G_SALES}/membersWithLicenseErrors?$select=id")
+    assert [u["id"] for u in r.json()["value"]] == [USERS[7]]
+    assert r.json()["value"][0]["@odata.type"] == "#microsoft.graph.user"
+
+
+async def test_group_members_and_member_of(sim: Harness) -> None:
+    r = await sim.get(f"/groups/{G_SALES}/members?$select=id,displayName&$top=2")
+    body = r.json()
+    assert [m["id"] for m in body["value"]] == USERS[:2]
+    assert body["value"][0]["@odata.type"] == "#microsoft.graph.user"
+    r = await sim.get(body["@odata.nextLink"])
+    assert [m["id"] for m in r.json()["value"]] == USERS[2:4]
+    r = await sim.get(f"/users/{USERS[6]}/memberOf")
+    assert [g["id"] for g in r.json()["value"]] == [G_PLAIN]
+    assert r.json()["value"][0]["@odata.type"] == "#microsoft.graph.group"
+
+
+async def test_group_licence_processing_state_is_select_only(sim: Harness) -> None:
+    r = await sim.get(f"/groups/{G_SALES}")
+    assert "licenseProcessingState" not in r.json()
+    assert "members" not in r.json()
+    r = await sim.get(f"/groups/{G_SALES}?$select=id,licenseProcessingState,assignedLicenses")
+    assert r.json()["licenseProcessingState"] == {"state": "ProcessingComplete"}
+
+
+async def test_skus_and_organization(sim: Harness) -> None:
+    skus = (await sim.get("/subscribedSkus")).json()["value"]
+    assert {s["skuId"]: s["consumedUnits"] for s in skus} == {E3: 4, EMS: 2}
+    r = await sim.get("/subscribedSkus?$filter=skuId eq 'x'")
+    assert r.status_code == 400
+    org = (await sim.get("/organization?$select=id,onPremisesLastSyncDateTime")).json()["value"][0]
+    assert org["onPremisesLastSyncDateTime"] == "2025-01-06T08:30:00Z"
+
+
+async def test_unknown_segment_and_wrong_method(sim: Harness) -> None:
+    r = await sim.get("/devices")
+    assert r.status_code == 400
+    r = await sim.http.put("/users")
+    assert r.status_code == 405
+
+
+async def test_audit_log_filter_and_actor(sim: Harness) -> None:
+    sim.sim.state.clock.advance(3600)
+    r = await sim.post(
+        f"/groups/{G_PLAIN}/members/$ref",
+        json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{USERS[7]}"},
+    )
+    assert r.status_code == 204
+    r = await sim.get("/auditLogs/directoryAudits?$filter=activityDateTime ge 2025-01-06T09:30:00Z")
+    entries = r.json()["value"]
+    assert [e["activityDisplayName"] for e in entries] == ["Add member to group"]
+    assert entries[0]["initiatedBy"]["app"]["appId"]
+    assert entries[0]["activityDateTime"] == "2025-01-06T10:00:00Z"
+    assert {t["id"] for t in entries[0]["targetResources"]} == {USERS[7], G_PLAIN}
