@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +32,12 @@ Obj = dict[str, Any]
 DELIVERY_TIMEOUT = 3.0
 VALIDATION_TIMEOUT = 10.0
 MAX_BATCH = 100
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for all deliveries (building one per client costs ~20 ms)."""
+    return ssl.create_default_context()
 
 
 def with_query(url: str, extra: Mapping[str, str]) -> str:
@@ -180,7 +188,7 @@ class Notifier:
     # ----------------------------------------------------------------- delivery
     async def _flush(self, url: str) -> None:
         try:
-            async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
+            async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, verify=_tls()) as client:
                 while self.pending.get(url):
                     batch = self.pending[url][:MAX_BATCH]
                     del self.pending[url][:MAX_BATCH]
@@ -271,7 +279,7 @@ class Notifier:
         )
         target = with_query(url, {"validationToken": token})
         try:
-            async with httpx.AsyncClient(timeout=VALIDATION_TIMEOUT) as client:
+            async with httpx.AsyncClient(timeout=VALIDATION_TIMEOUT, verify=_tls()) as client:
                 resp = await client.post(
                     target, content=b"", headers={"Content-Type": "text/plain; charset=utf-8"}
                 )
