@@ -137,7 +137,7 @@ class GraphApi:
             self.user_reprocess,
         )
         r("POST", f"/users/{seg}/sendMail", "/users/{id}/sendMail", self.send_mail)
-        r("GET", "/groups/delta", "/groups/delta", self.groups_delta)
+        r("GET", r"/groups/delta(?:\(\))?", "/groups/delta", self.groups_delta)
         r("GET", "/groups", "/groups", self.list_groups)
         r("GET", f"/groups/{seg}", "/groups/{id}", self.get_group)
         r("DELETE", f"/groups/{seg}", "/groups/{id}", self.delete_group)

@@ -70,6 +70,9 @@ def accept_mail(content_type: str, body: bytes, sender: Obj, now: datetime) -> O
         payload = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         raise GraphError(400, "ErrorInvalidRequest", "Cannot read the request body.") from None
+    if isinstance(payload, dict):
+        # action parameters are case-insensitive (the SDK sends "Message"/"SaveToSentItems")
+        payload = {str(k)[:1].lower() + str(k)[1:]: v for k, v in payload.items()}
     if not isinstance(payload, dict) or not isinstance(payload.get("message"), dict):
         raise GraphError(400, "ErrorInvalidRequest", "The message parameter is required.")
     message: Obj = payload["message"]
