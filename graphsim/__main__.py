@@ -15,6 +15,7 @@ from .server import run
 
 
 def load_tenant(args: argparse.Namespace) -> dict[str, Any]:
+    """The tenant the arguments name (also used to rebuild it on /_sim/reset)."""
     if args.tenant:
         data = orjson.loads(Path(args.tenant).read_bytes())
         if not isinstance(data, dict):
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         token=args.token,
         seed=args.seed,
         clock=SimClock(frozen=args.frozen_clock),
+        tenant_factory=lambda: load_tenant(args),
     )
     run(app, args.host, args.port, log_level=args.log_level)
     return 0

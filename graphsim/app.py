@@ -4,6 +4,7 @@ simulator's control API under /_sim (no auth: a dev/test tool bound to loopback)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,10 +55,11 @@ class Simulator:
         token: str | None = None,
         seed: int = 0,
         clock: SimClock | None = None,
+        tenant_factory: Callable[[], Obj] | None = None,
     ) -> None:
         self.token = token
         self.seed = seed
-        self.state = SimState(tenant, clock or SimClock())
+        self.state = SimState(tenant, clock or SimClock(), tenant_factory=tenant_factory)
         x = self.state.x
         self.notifier = Notifier(self.state, seed=seed, cfg=x.get("notifications") or {})
         self.throttle = Throttle.from_config(
@@ -179,9 +181,14 @@ def create_app(
     token: str | None = None,
     seed: int = 0,
     clock: SimClock | None = None,
+    tenant_factory: Callable[[], Obj] | None = None,
 ) -> Starlette:
-    """Build the ASGI app; the Simulator is at `app.state.sim` (tests can drive it directly)."""
-    sim = Simulator(tenant, token=token, seed=seed, clock=clock)
+    """Build the ASGI app; the Simulator is at `app.state.sim` (tests can drive it directly).
+
+    `tenant_factory` rebuilds the tenant for /_sim/reset; without it a serialised copy of
+    `tenant` is kept (fine for small tenants, ~1 GB for a 100k-user synthetic one).
+    """
+    sim = Simulator(tenant, token=token, seed=seed, clock=clock, tenant_factory=tenant_factory)
     endpoint = make_graph_endpoint(sim)
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
     routes = [

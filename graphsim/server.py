@@ -4,6 +4,7 @@ on a free loopback port (tests, demos)."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -52,7 +53,15 @@ def run(
     if announce:
         print(f"graphsim listening on http://{shown}:{actual}{API_PREFIX}", flush=True)  # noqa: T201
     server = uvicorn.Server(_config(app, log_level))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
+    # handlers found at start: make those a clean exit (status 0) rather than a kill.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     server.run(sockets=[sock])
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @contextlib.contextmanager

@@ -39,9 +39,18 @@ def app_id_for(token: str) -> str:
 class SimState:
     """Everything graphsim knows about its one tenant."""
 
-    def __init__(self, tenant: Obj, clock: SimClock | None = None) -> None:
+    def __init__(
+        self,
+        tenant: Obj,
+        clock: SimClock | None = None,
+        *,
+        tenant_factory: Callable[[], Obj] | None = None,
+    ) -> None:
         self.clock = clock or SimClock()
-        self._snapshot = orjson.dumps(tenant)
+        # reset() needs the tenant as loaded. Big synthetic tenants share plan entries between
+        # users and serialise to ~1 GB, so callers holding a way to rebuild pass a factory.
+        self._factory = tenant_factory
+        self._snapshot = b"" if tenant_factory else orjson.dumps(tenant)
         self.on_group_change: Callable[[str, str], None] = lambda _gid, _ct: None
         self.counters: dict[str, dict[str, int]] = {}
         self.load(tenant)
@@ -98,7 +107,7 @@ class SimState:
     def reset(self) -> None:
         """Back to the tenant as loaded at start (subscriptions, logs and counters cleared)."""
         self.counters = {}
-        self.load(orjson.loads(self._snapshot))
+        self.load(self._factory() if self._factory else orjson.loads(self._snapshot))
 
     def _default_org(self) -> Obj:
         return {
