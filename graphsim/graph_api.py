@@ -533,6 +533,7 @@ class GraphApi:
             {
                 "@odata.context": f"{req.base_url}/$metadata#users/$entity",
                 **user_view(user, None),
+                "accountEnabled": user.get("accountEnabled"),
                 "assignedLicenses": user.get("assignedLicenses", []),
                 "assignedPlans": user.get("assignedPlans", []),
             },
