@@ -141,12 +141,30 @@ def _connection(binding: Mapping[str, Any]) -> str:
     return str(binding.get("connection") or "AzureWebJobsStorage")
 
 
+def app_functions(app: Any) -> list[Any]:
+    """`app.get_functions()`, without its one-shot side effect.
+
+    The library records indexed names in `app.functions_bindings` and raises "does not have a
+    unique function name" on a second call; the worker indexes once per process, but tests and
+    several DevHosts index the same app again. The duplicate check still runs, on a clean slate.
+    """
+    has_state = hasattr(app, "functions_bindings")
+    saved = getattr(app, "functions_bindings", None)
+    if has_state:
+        app.functions_bindings = {}
+    try:
+        return list(app.get_functions())
+    finally:
+        if has_state:
+            app.functions_bindings = saved
+
+
 def index_app(
     app: Any, settings: Mapping[str, str], route_prefix: str, default_auth: str = "FUNCTION"
 ) -> list[FunctionSpec]:
     """The app's functions as specs; unsupported bindings and missing settings fail clearly."""
     specs: list[FunctionSpec] = []
-    for function in app.get_functions():
+    for function in app_functions(app):
         name = function.get_function_name()
         document = json.loads(function.get_function_json())
         bindings: list[dict[str, Any]] = document.get("bindings", [])

@@ -1,0 +1,135 @@
+"""HTTP triggers through the devhost: keys, routes, methods, concurrency and errors."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.devhost.conftest import HostFactory
+
+
+def test_function_level_requires_a_key(make_host: HostFactory) -> None:
+    host = make_host()
+    url = f"{host.base_url}/api/echo/ann"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, params={"code": "wrong"}).status_code == 401
+    assert httpx.get(url, params={"code": host.function_key}).status_code == 200
+    assert httpx.get(url, headers={"x-functions-key": host.function_key}).status_code == 200
+    assert httpx.get(url, headers={"x-functions-key": host.master_key}).status_code == 200
+
+
+def test_configured_function_key_is_used(make_host: HostFactory) -> None:
+    host = make_host(function_key="local-key-123")
+    assert host.function_key == "local-key-123"
+    url = f"{host.base_url}/api/echo/x"
+    assert httpx.get(url, params={"code": "local-key-123"}).status_code == 200
+
+
+def test_admin_level_needs_the_master_key(make_host: HostFactory) -> None:
+    host = make_host()
+    url = f"{host.base_url}/api/secret"
+    assert httpx.get(url, params={"code": host.function_key}).status_code == 401
+    response = httpx.get(url, params={"code": host.master_key})
+    assert (response.status_code, response.text) == (200, "admin only")
+    assert host.url_for("secret").endswith(f"?code={host.master_key}")
+
+
+def test_anonymous_needs_no_key(make_host: HostFactory) -> None:
+    host = make_host()
+    assert host.url_for("slow") == f"{host.base_url}/api/slow"
+    response = httpx.get(host.url_for("slow"), params={"seconds": "0"})
+    assert (response.status_code, response.text) == (201, "done")
+
+
+def test_request_reaches_the_function_intact(make_host: HostFactory) -> None:
+    host = make_host()
+    url = host.url_for("echo", name="bob")
+    assert url == f"{host.base_url}/api/echo/bob?code={host.function_key}"
+    response = httpx.post(url + "&a=1", content=b"payload", headers={"X-Sample": "hi"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    data = response.json()
+    assert data["method"] == "POST"
+    assert data["name"] == "bob"
+    assert data["params"]["a"] == "1"
+    assert data["body"] == "payload"
+    assert data["header"] == "hi"
+
+
+def test_methods_and_routes_are_honoured(make_host: HostFactory) -> None:
+    host = make_host()
+    key = {"code": host.function_key}
+    assert httpx.put(f"{host.base_url}/api/echo/x", params=key).status_code == 404
+    assert httpx.delete(f"{host.base_url}/api/echo/x", params=key).status_code == 404
+    assert httpx.get(f"{host.base_url}/api/nowhere", params=key).status_code == 404
+    assert httpx.get(f"{host.base_url}/echo/x", params=key).status_code == 404  # no prefix
+    # a function without `methods` takes every method
+    assert httpx.patch(f"{host.base_url}/api/broken").status_code == 500
+
+
+def test_route_prefix_comes_from_host_json(make_host: HostFactory) -> None:
+    host = make_host(host_json={"extensions": {"http": {"routePrefix": "v1"}}})
+    assert host.url_for("slow") == f"{host.base_url}/v1/slow"
+    assert httpx.get(f"{host.base_url}/v1/slow", params={"seconds": "0"}).status_code == 201
+    assert httpx.get(f"{host.base_url}/api/slow", params={"seconds": "0"}).status_code == 404
+
+
+def test_a_function_can_call_the_host_while_in_flight(make_host: HostFactory) -> None:
+    """`relay` (sync) calls `slow` on the same host and blocks until it answers."""
+    host = make_host()
+    target = host.url_for("slow") + "?seconds=0.2"
+    response = httpx.get(f"{host.url_for('relay')}&target={quote(target)}", timeout=15)
+    assert response.status_code == 200
+    assert response.text == "relayed 201: done"
+    assert response.headers["x-relay"] == "1"
+    relay, slow = host.invocations_of("relay")[0], host.invocations_of("slow")[0]
+    assert relay.started < slow.started
+    assert slow.ended is not None
+    assert relay.ended is not None
+    assert slow.ended <= relay.ended
+
+
+def test_requests_run_concurrently(make_host: HostFactory) -> None:
+    host = make_host()
+    url = host.url_for("slow")
+    began = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(lambda _: httpx.get(url, params={"seconds": "0.8"}).status_code, range(8))
+        )
+    elapsed = time.monotonic() - began
+    assert codes == [201] * 8
+    assert elapsed < 3.0, f"8 requests of 0.8 s took {elapsed:.1f} s: not concurrent"
+
+
+def test_exceptions_become_500_and_are_logged(make_host: HostFactory) -> None:
+    host = make_host()
+    response = httpx.get(host.url_for("broken"))
+    assert response.status_code == 500
+    (record,) = host.invocations_of("broken")
+    assert record.outcome == "failed"
+    assert record.error == "ValueError: broken on purpose"
+    assert record.status_code == 500
+    assert host.counters["broken"] == {"succeeded": 0, "failed": 1, "poisoned": 0}
+
+
+def test_invocation_log_and_counters(make_host: HostFactory) -> None:
+    host = make_host()
+    for _ in range(3):
+        assert httpx.get(host.url_for("echo", name="n")).status_code == 200
+    records = host.invocations_of("echo")
+    assert [r.outcome for r in records] == ["succeeded"] * 3
+    assert all(r.trigger == "http" and r.status_code == 200 for r in records)
+    assert all(r.ended is not None and r.ended >= r.started for r in records)
+    assert host.counters["echo"]["succeeded"] == 3
+    assert host.in_flight == 0
+
+
+def test_unknown_functions_have_no_url(make_host: HostFactory) -> None:
+    host = make_host()
+    with pytest.raises(KeyError):
+        host.url_for("tick")
