@@ -62,7 +62,10 @@ Behaviour choices where the documentation is silent (documented, not Microsoft s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import gc
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +98,7 @@ ERRORS = (
 # §3.2: real payloads may say "None" (PowerShell samples) or "" instead of null.
 _NO_ERROR: frozenset[str | None] = frozenset({None, "", "None"})
 _HOLDING_STATES = frozenset({ACTIVE, ACTIVE_WITH_ERROR})
+_NOTHING: frozenset[str] = frozenset()
 
 # Graph's assignedPlan.service is a workload name, not the plan name; these are the names real
 # tenants show for the common workloads. Anything else falls back to the plan name.
@@ -311,6 +315,7 @@ class _Path:
     pid: int
     sku: str
     disabled: tuple[str, ...]
+    disabled_list: list[str]  # for comparisons with JSON lists; never handed out
     enabled: frozenset[str]
     sku_disabled: tuple[str, ...]  # SKU plans not enabled by this path, in SKU plan order
     conflicting: frozenset[str]  # enabled plans that appear in a mutual-exclusion rule
@@ -323,6 +328,25 @@ class _Outcome:
     held: tuple[str, ...]
     licenses: tuple[tuple[str, tuple[str, ...]], ...]
     plans: tuple[str, ...]
+
+
+class _PlanEntries(dict[str, Json]):
+    """Plan id -> a new assignedPlan entry, created on first use and shared afterwards."""
+
+    def __init__(self, now: str, services: Mapping[str, str]) -> None:
+        super().__init__()
+        self.now = now
+        self.services = services
+
+    def __missing__(self, plan_id: str) -> Json:
+        entry = {
+            "assignedDateTime": self.now,
+            "capabilityStatus": "Enabled",
+            "service": self.services.get(plan_id, plan_id),
+            "servicePlanId": plan_id,
+        }
+        self[plan_id] = entry
+        return entry
 
 
 class _Context:
@@ -355,7 +379,10 @@ class _Context:
         self._paths: dict[tuple[str, tuple[str, ...]], _Path] = {}
         self._group_paths: dict[str, tuple[_Path, ...]] = {}
         self._outcomes: dict[frozenset[int], _Outcome] = {}
-        self._plan_entries: dict[str, Json] = {}
+        self._sku_parts: dict[
+            tuple[frozenset[_Path], frozenset[str]], tuple[tuple[str, ...], tuple[str, ...]]
+        ] = {}
+        self.plan_entries_by_id = _PlanEntries(self.now, self.plan_service)
 
     def path(self, sku: str, disabled: Iterable[str]) -> _Path:
         key = (sku, tuple(disabled))
@@ -368,6 +395,7 @@ class _Context:
                 pid=len(self._paths),
                 sku=sku,
                 disabled=key[1],
+                disabled_list=list(key[1]),
                 enabled=enabled,
                 sku_disabled=tuple(p for p in plans if p in off),
                 conflicting=frozenset(p for p in enabled if p in self.conflicts),
@@ -403,55 +431,55 @@ class _Context:
         if sku is not None:
             sku["consumedUnits"] = int(sku.get("consumedUnits") or 0) + delta
 
-    def plan_entry(self, plan_id: str) -> Json:
-        """A new assignedPlan entry, shared between users (immutable by convention)."""
-        entry = self._plan_entries.get(plan_id)
-        if entry is None:
-            entry = {
-                "assignedDateTime": self.now,
-                "capabilityStatus": "Enabled",
-                "service": self.plan_service.get(plan_id, plan_id),
-                "servicePlanId": plan_id,
-            }
-            self._plan_entries[plan_id] = entry
-        return entry
+    def plan_entries(self, outcome: _Outcome) -> list[Json]:
+        """New assignedPlan entries for an outcome (shared between users: never mutate)."""
+        entries = self.plan_entries_by_id
+        return [entries[p] for p in outcome.plans]
 
-    def outcome(self, paths: Iterable[_Path]) -> _Outcome:
+    def outcome(self, paths: list[_Path]) -> _Outcome:
         """Held SKUs, assignedLicenses and enabled plans for a set of holding paths."""
-        unique = {p.pid: p for p in paths}
-        key = frozenset(unique)
+        key = frozenset([p.pid for p in paths])
         found = self._outcomes.get(key)
         if found is not None:
             return found
-        by_sku: dict[str, list[_Path]] = {}
-        for p in sorted(unique.values(), key=lambda p: p.pid):
-            by_sku.setdefault(p.sku, []).append(p)
-        enabled: set[str] = set()
-        for p in unique.values():
-            enabled |= p.enabled
-        dep_off = self._dependency_disabled(enabled)
-        enabled -= dep_off
+        by_sku: dict[str, set[_Path]] = {}
+        for p in paths:
+            by_sku.setdefault(p.sku, set()).add(p)
+        dep_off = (
+            self._dependency_disabled(set().union(*[p.enabled for p in paths]))
+            if self.dependents
+            else _NOTHING
+        )
         held = tuple(sorted(by_sku))
-        licenses = []
-        plans: list[str] = []
-        seen: set[str] = set()
-        for sku in held:
-            group = by_sku[sku]
-            if len(group) == 1 and not dep_off:
-                disabled = group[0].sku_disabled
-            else:
-                off = set(group[0].sku_disabled)
-                for p in group[1:]:
-                    off.intersection_update(p.sku_disabled)
-                off |= dep_off
-                disabled = tuple(p for p in self.sku_plans.get(sku, ()) if p in off)
-            licenses.append((sku, disabled))
-            for plan in self.sku_plans.get(sku, ()):
-                if plan in enabled and plan not in seen:
-                    seen.add(plan)
-                    plans.append(plan)
-        found = _Outcome(held=held, licenses=tuple(licenses), plans=tuple(plans))
+        parts = [self._sku_part(sku, frozenset(by_sku[sku]), dep_off) for sku in held]
+        found = _Outcome(
+            held=held,
+            licenses=tuple((sku, off) for sku, (off, _) in zip(held, parts, strict=True)),
+            plans=tuple(dict.fromkeys(itertools.chain.from_iterable(on for _, on in parts))),
+        )
         self._outcomes[key] = found
+        return found
+
+    def _sku_part(
+        self, sku: str, paths: frozenset[_Path], dep_off: frozenset[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(disabled plans, enabled plans) of one SKU: what its paths leave off, union-wise."""
+        plans = self.sku_plans.get(sku, ())
+        if dep_off:
+            dep_off = dep_off.intersection(plans)
+        key = (paths, dep_off)
+        found = self._sku_parts.get(key)
+        if found is None:
+            first, *rest = paths
+            if not rest and not dep_off:
+                disabled = first.sku_disabled
+            else:
+                off = set(first.sku_disabled).intersection(*[p.sku_disabled for p in rest])
+                off |= dep_off
+                disabled = tuple(p for p in plans if p in off)
+            dset = set(disabled)
+            found = (disabled, tuple(p for p in plans if p not in dset))
+            self._sku_parts[key] = found
         return found
 
     def _dependency_disabled(self, enabled: set[str]) -> frozenset[str]:
@@ -489,34 +517,54 @@ def process_users(  # noqa: PLR0917 - the HTTP layer calls it positionally
     """
     if index is None:
         index = index_memberships(groups)
-    ctx = _Context(groups, skus, rules, now)
-    keep: list[tuple[str, list[str]]] = []
-    want: list[tuple[str, list[str]]] = []
-    for uid in sorted(set(user_ids)):
-        user = users.get(uid)
-        if user is None:
-            continue
-        gids = sorted(g for g in index.get(uid, ()) if ctx.group_paths(g))
-        held = {lic.get("skuId") for lic in user.get("assignedLicenses") or []}
-        wanted = {p.sku for g in gids for p in ctx.group_paths(g)}
-        wanted.update(
-            e.get("skuId")
-            for e in user.get("licenseAssignmentStates") or []
-            if e.get("assignedByGroup") is None
-        )
-        (want if wanted - held else keep).append((uid, gids))
-    changed: set[str] = set()
-    for uid, gids in keep + want:
-        if _recompute_user(users[uid], gids, ctx):
-            changed.add(uid)
+    with paused_cyclic_gc():
+        ctx = _Context(groups, skus, rules, now)
+        keep: list[tuple[str, list[tuple[str, tuple[_Path, ...]]]]] = []
+        want: list[tuple[str, list[tuple[str, tuple[_Path, ...]]]]] = []
+        for uid in sorted(set(user_ids)):
+            user = users.get(uid)
+            if user is None:
+                continue
+            licensed = [(g, ctx.group_paths(g)) for g in sorted(index.get(uid, ()))]
+            licensed = [(g, paths) for g, paths in licensed if paths]
+            held = {lic.get("skuId") for lic in user.get("assignedLicenses") or []}
+            wanted = {p.sku for _, paths in licensed for p in paths}
+            wanted.update(
+                e.get("skuId")
+                for e in user.get("licenseAssignmentStates") or []
+                if e.get("assignedByGroup") is None
+            )
+            (want if wanted - held else keep).append((uid, licensed))
+        changed: set[str] = set()
+        for uid, licensed in keep + want:
+            if _recompute_user(users[uid], licensed, ctx):
+                changed.add(uid)
     return changed
 
 
-def _recompute_user(user: Json, gids: list[str], ctx: _Context) -> bool:
-    """Recompute one user against its licensed groups ``gids``; True when anything changed."""
+@contextmanager
+def paused_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic GC while building or processing a big tenant.
+
+    A 100k-user pass allocates millions of acyclic dicts and lists; repeated generation-2
+    scans over the whole tenant would cost ~40% of the run. Nesting is safe.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _recompute_user(
+    user: Json, licensed: list[tuple[str, tuple[_Path, ...]]], ctx: _Context
+) -> bool:
+    """Recompute one user against its licensed groups (id, paths); True when anything changed."""
     run = _UserRun(user, ctx)
     run.hold_direct()
-    run.apply_groups(gids)
+    run.apply_groups(licensed)
     run.keep_dependency_blocked()
     return run.write()
 
@@ -571,15 +619,24 @@ class _UserRun:
                         return MUTUALLY_EXCLUSIVE_VIOLATION
         return None
 
-    def apply_groups(self, gids: list[str]) -> None:
+    def apply_groups(self, licensed: list[tuple[str, tuple[_Path, ...]]]) -> None:
         """All-or-none per group (§4.1); already-applied groups first, then by group id."""
         ctx = self.ctx
-        order = sorted(
-            gids,
-            key=lambda g: (not any((g, p.sku) in self.established for p in ctx.group_paths(g)), g),
-        )
-        for gid in order:
-            paths = ctx.group_paths(gid)
+        applied = {g for g, _ in self.established if g is not None}
+        if applied:
+            licensed = sorted(licensed, key=lambda item: (item[0] not in applied, item[0]))
+        for gid, paths in licensed:
+            if len(paths) == 1:  # the common case, without the all-or-none bookkeeping
+                p = paths[0]
+                err = self.check(gid, p)
+                if err is None and p.sku not in self.seated and ctx.free_seats(p.sku) <= 0:
+                    err = COUNT_VIOLATION
+                if err is None:
+                    self.hold(p)
+                    self.entries[(gid, p.sku)] = (p, ACTIVE, None)
+                else:
+                    self.entries[(gid, p.sku)] = (p, ERROR, err)
+                continue
             errors = [self.check(gid, p) for p in paths]
             if not any(errors):
                 need = {p.sku for p in paths if p.sku not in self.seated}
@@ -624,46 +681,47 @@ class _UserRun:
         states: list[Json] = list(self.direct)
         for key in sorted(self.entries, key=lambda k: (k[0] or "", k[1])):
             states.append(self._entry(key, *self.entries[key]))
+        old_licenses: list[Json] = user.get("assignedLicenses") or []
         licenses = [{"disabledPlans": list(off), "skuId": sku} for sku, off in outcome.licenses]
-        old_plan_list: list[Json] = user.get("assignedPlans") or []
-        old_plans = {
-            e.get("servicePlanId"): e
-            for e in old_plan_list
-            if e.get("capabilityStatus") == "Enabled"
-        }
-        if old_plans:
-            plans = [old_plans.get(p) or ctx.plan_entry(p) for p in outcome.plans]
-        else:
-            plans = [ctx.plan_entry(p) for p in outcome.plans]
+        licenses_changed = _licenses_differ(old_licenses, licenses)
+        old_plans: list[Json] = user.get("assignedPlans") or []
+        plans = self._plans(outcome, old_plans)
 
-        changed = (
-            len(states) != len(self.old_states)
-            or any(a is not b for a, b in zip(states, self.old_states, strict=True))
-            or _licenses_differ(user.get("assignedLicenses") or [], licenses)
-            or len(plans) != len(old_plan_list)
-            or any(a is not b for a, b in zip(plans, old_plan_list, strict=True))
-        )
+        changed = states != self.old_states or licenses_changed or plans is not old_plans
         user["licenseAssignmentStates"] = states
-        user["assignedLicenses"] = licenses
+        if licenses_changed:
+            user["assignedLicenses"] = licenses
         user["assignedPlans"] = plans
         return changed
+
+    def _plans(self, outcome: _Outcome, old: list[Json]) -> list[Json]:
+        """assignedPlans for the outcome: the old list itself when nothing changed."""
+        if not old:
+            return list(self.ctx.plan_entries(outcome)) if outcome.plans else old
+        ids = [
+            e.get("servicePlanId") if e.get("capabilityStatus") == "Enabled" else None for e in old
+        ]
+        if len(ids) == len(outcome.plans) and tuple(ids) == outcome.plans:
+            return old
+        by_id = {pid: e for pid, e in zip(ids, old, strict=True) if pid is not None}
+        entries = self.ctx.plan_entries_by_id
+        return [by_id.get(p) or entries[p] for p in outcome.plans]
 
     def _entry(
         self, key: tuple[str | None, str], path: _Path, state: str, error: str | None
     ) -> Json:
         """The old entry when nothing changed (keeps lastUpdatedDateTime), else a new one."""
         old = self.old_by_key.get(key)
-        disabled = list(path.disabled)
         if (
             old is not None
             and old.get("state") == state
             and old.get("error") == error
-            and list(old.get("disabledPlans") or []) == disabled
+            and (old.get("disabledPlans") or []) == path.disabled_list
         ):
             return old
         return {
             "assignedByGroup": key[0],
-            "disabledPlans": disabled,
+            "disabledPlans": list(path.disabled),
             "error": error,
             "lastUpdatedDateTime": self.ctx.now,
             "skuId": key[1],
@@ -681,6 +739,9 @@ def _still_needed(path: _Path, enabled: set[str], rules: LicensingRules) -> bool
 
 
 def _licenses_differ(old: list[Json], new: list[Json]) -> bool:
+    """Same SKUs with the same disabled plans, whatever the order, is no change."""
+    if old == new:
+        return False
     if len(old) != len(new):
         return True
     old_map = {lic.get("skuId"): sorted(lic.get("disabledPlans") or []) for lic in old}
