@@ -1,0 +1,276 @@
+"""License Guard's settings: one typed, frozen `Settings`, read once from the environment.
+
+Azure Functions exposes app settings (and ``local.settings.json`` ``Values`` locally) as
+environment variables. `Settings.from_env` reads them all at once and raises `SettingsError`
+naming *every* missing or invalid setting in one message, so a misconfigured app says
+everything that is wrong on its first start. Empty or blank values count as missing.
+
+Required:
+
+* ``AzureWebJobsStorage``: the storage connection string (``UseDevelopmentStorage=true`` for
+  Azurite), or, in Azure, identity-based ``AzureWebJobsStorage__queueServiceUri`` and
+  ``__tableServiceUri`` (or ``__accountName``), with ``__credential=managedidentity`` and
+  ``__clientId`` for a user-assigned identity.
+* ``TENANT_ID``: the Entra tenant (GUID).
+* ``NOTIFICATION_URL``, ``LIFECYCLE_NOTIFICATION_URL``: where Graph posts change and lifecycle
+  notifications (this app's two webhook endpoints).
+* ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
+* ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
+  ``POISON_WATCH_SCHEDULE``: six-field NCRONTAB, UTC. These have no default on purpose: the
+  timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the host resolves that from
+  app settings with no fallback, so a missing one stops the function from loading. Requiring
+  them here makes that failure loud and early, and keeps one source for each schedule.
+
+Optional (default):
+
+* ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
+* ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
+  ``GRAPH_BASE_URL`` points at a loopback address.
+* ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
+* ``LICENSE_GUARD_MODE`` (``observe``): ``observe`` reports only; ``act`` may write.
+* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): comma-separated group GUIDs.
+* ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
+* ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Final, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
+STORAGE_SETTING: Final = "AzureWebJobsStorage"
+Mode: TypeAlias = Literal["observe", "act"]
+MODES: Final = ("observe", "act")
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+
+
+class SettingsError(ValueError):
+    """Settings are missing or invalid; `missing` and `invalid` list every one of them."""
+
+    def __init__(self, missing: tuple[str, ...], invalid: Mapping[str, str]) -> None:
+        self.missing = missing
+        self.invalid = dict(invalid)
+        parts = []
+        if missing:
+            parts.append("missing required setting(s): " + ", ".join(missing))
+        parts.extend(f"{name}: {problem}" for name, problem in self.invalid.items())
+        super().__init__("; ".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConnection:
+    """Where storage is: a connection string, or (in Azure) service URIs and an identity."""
+
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str = STORAGE_SETTING) -> StorageConnection:
+        """Read ``<prefix>`` or its identity-based ``<prefix>__*`` form.
+
+        Raises LookupError when none is set, ValueError when the identity form is incomplete.
+        """
+
+        def get(suffix: str) -> str | None:
+            return (env.get(prefix + suffix) or "").strip() or None
+
+        if conn := get(""):
+            return cls(connection_string=conn)
+        account = get("__accountName")
+        queue = get("__queueServiceUri") or (
+            account and f"https://{account}.queue.core.windows.net"
+        )
+        table = get("__tableServiceUri") or (
+            account and f"https://{account}.table.core.windows.net"
+        )
+        if not (queue or table):
+            raise LookupError(prefix)
+        if not (queue and table):
+            raise ValueError(
+                f"identity-based storage needs both {prefix}__queueServiceUri and "
+                f"{prefix}__tableServiceUri (or {prefix}__accountName)"
+            )
+        client_id = get("__clientId") if get("__credential") == "managedidentity" else None
+        return cls(
+            queue_service_uri=queue, table_service_uri=table, managed_identity_client_id=client_id
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# parsers: text -> value, raising ValueError with a short reason
+
+
+def _guid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a GUID") from None
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not an absolute http(s) URL")
+    return text.rstrip("/")
+
+
+def _client_state(text: str) -> str:
+    if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
+        raise ValueError("must be 16 to 128 characters")
+    return text
+
+
+def _mode(text: str) -> str:
+    mode = text.lower()
+    if mode not in MODES:
+        raise ValueError(f"{text!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def _bool(text: str) -> bool:
+    word = text.lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if number < 1:
+        raise ValueError(f"{number} must be at least 1")
+    return number
+
+
+def _group_ids(text: str) -> frozenset[str]:
+    return frozenset(_guid(part.strip()) for part in text.split(",") if part.strip())
+
+
+def _ncrontab(text: str) -> str:
+    if len(text.split()) != 6:
+        raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
+    return text
+
+
+def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
+    """Field metadata: read from environment variable `name`, parsed by `parse`.
+
+    A field without a default is required."""
+    return {"env": name, "parse": parse}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything License Guard reads from app settings; see the module docstring.
+
+    Secrets (client states, the static token, the connection string) stay out of repr()."""
+
+    storage_connection: StorageConnection = field(metadata=_env(STORAGE_SETTING))
+    tenant_id: str = field(metadata=_env("TENANT_ID", _guid))
+    notification_url: str = field(metadata=_env("NOTIFICATION_URL", _url))
+    lifecycle_notification_url: str = field(metadata=_env("LIFECYCLE_NOTIFICATION_URL", _url))
+    client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", _client_state))
+    subscription_keeper_schedule: str = field(
+        metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", _ncrontab)
+    )
+    sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", _ncrontab))
+    recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", _ncrontab))
+    poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", _ncrontab))
+    graph_base_url: str = field(
+        default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", _url)
+    )
+    graph_static_token: str | None = field(
+        default=None, repr=False, metadata=_env("GRAPH_STATIC_TOKEN")
+    )
+    client_state_previous: str | None = field(
+        default=None, repr=False, metadata=_env("CLIENT_STATE_PREVIOUS", _client_state)
+    )
+    mode: Mode = field(default="observe", metadata=_env("LICENSE_GUARD_MODE", _mode))
+    act_group_allowlist: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ACT_GROUP_ALLOWLIST", _group_ids)
+    )
+    writes_disabled: bool = field(default=False, metadata=_env("WRITES_DISABLED", _bool))
+    reprocess_rate_per_min: int = field(
+        default=10, metadata=_env("REPROCESS_RATE_PER_MIN", _positive_int)
+    )
+    reprocess_daily_cap: int = field(
+        default=1000, metadata=_env("REPROCESS_DAILY_CAP", _positive_int)
+    )
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The environment variables Settings reads (identity-based storage variants aside)."""
+        return tuple(f.metadata["env"] for f in fields(cls))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Read and validate every setting; SettingsError lists all that are missing or bad."""
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        invalid: dict[str, str] = {}
+        for f in fields(cls):
+            name, parse = f.metadata["env"], f.metadata["parse"]
+            try:
+                if name == STORAGE_SETTING:
+                    values[f.name] = StorageConnection.from_env(env)
+                    continue
+                text = (env.get(name) or "").strip()
+                if text:
+                    values[f.name] = parse(text)
+                elif f.default is MISSING:
+                    missing.append(name)
+            except LookupError:
+                missing.append(name)
+            except ValueError as error:
+                invalid[name] = str(error)
+        token, base = values.get("graph_static_token"), values.get("graph_base_url")
+        if token and not _is_loopback(base or DEFAULT_GRAPH_BASE_URL):
+            problem = "is for local use against graphsim; GRAPH_BASE_URL must be a loopback address"
+            invalid["GRAPH_STATIC_TOKEN"] = problem
+        if missing or invalid:
+            raise SettingsError(tuple(missing), invalid)
+        return cls(**values)
+
+    def write_blocked_reason(self, group_ids: tuple[str, ...] | frozenset[str] = ()) -> str | None:
+        """Why a write for a user in these groups is not allowed now, or None if it is.
+
+        Writes happen only in ``act`` mode and never while ``WRITES_DISABLED`` is set. With an
+        ``ACT_GROUP_ALLOWLIST`` the user qualifies when ANY of the relevant groups (the groups
+        whose licenses the write concerns) is on the list: one allow-listed group is enough to
+        act for it, and a user with no relevant group never qualifies. Ids compare as GUIDs
+        (case-insensitive).
+        """
+        if self.writes_disabled:
+            return "writes are disabled (WRITES_DISABLED kill switch)"
+        if self.mode != "act":
+            return f"mode is {self.mode}, writes need act"
+        if not self.act_group_allowlist:
+            return None
+        if any(g.lower() in self.act_group_allowlist for g in group_ids):
+            return None
+        return "no relevant group is in ACT_GROUP_ALLOWLIST"
+
+    def is_write_allowed(self, group_ids: tuple[str, ...] | frozenset[str] = ()) -> bool:
+        """True when a write for a user in these groups may happen (see write_blocked_reason)."""
+        return self.write_blocked_reason(group_ids) is None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,210 @@
+"""Settings: read once from the environment, every problem named in one error."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings, SettingsError, StorageConnection
+
+ROOT = Path(__file__).resolve().parents[2]
+G1 = "11111111-1111-4111-8111-111111111111"
+G2 = "22222222-2222-4222-8222-222222222222"
+
+REQUIRED = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "TENANT_ID": "0f0e0d0c-0b0a-4908-8706-050403020100",
+    "NOTIFICATION_URL": "https://guard.example.net/api/notifications",
+    "LIFECYCLE_NOTIFICATION_URL": "https://guard.example.net/api/lifecycle",
+    "CLIENT_STATE": "sixteen-chars-or-more",
+    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
+    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
+    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
+    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
+}
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env(REQUIRED | overrides)
+
+
+def test_the_required_settings_alone_give_the_documented_defaults() -> None:
+    s = settings()
+
+    assert s.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert s.graph_static_token is None
+    assert s.mode == "observe"
+    assert s.act_group_allowlist == frozenset()
+    assert s.writes_disabled is False
+    assert (s.reprocess_rate_per_min, s.reprocess_daily_cap) == (10, 1000)
+    assert s.storage_connection == StorageConnection(connection_string="UseDevelopmentStorage=true")
+
+
+def test_one_error_names_every_missing_required_setting() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"TENANT_ID": REQUIRED["TENANT_ID"], "CLIENT_STATE": "  "})
+
+    missing = set(REQUIRED) - {"TENANT_ID"}
+    assert set(caught.value.missing) == missing
+    assert all(name in str(caught.value) for name in missing)
+
+
+def test_one_error_names_missing_and_invalid_settings_together() -> None:
+    env = REQUIRED | {"WRITES_DISABLED": "maybe", "REPROCESS_DAILY_CAP": "0"}
+    del env["TENANT_ID"]
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+
+    assert caught.value.missing == ("TENANT_ID",)
+    assert set(caught.value.invalid) == {"WRITES_DISABLED", "REPROCESS_DAILY_CAP"}
+    assert "'maybe' is not a boolean" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("1", True), ("Yes", True), ("on", True), ("FALSE", False), ("0", False)],
+)
+def test_the_kill_switch_reads_the_usual_spellings_of_a_boolean(text: str, expected: bool) -> None:
+    assert settings(WRITES_DISABLED=text).writes_disabled is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("LICENSE_GUARD_MODE", "enforce", "not one of observe, act"),
+        ("TENANT_ID", "contoso", "not a GUID"),
+        ("ACT_GROUP_ALLOWLIST", f"{G1},sales", "'sales' is not a GUID"),
+        ("REPROCESS_RATE_PER_MIN", "ten", "not an integer"),
+        ("SYNC_WATCH_SCHEDULE", "*/5 * * * *", "six-field NCRONTAB"),
+        ("NOTIFICATION_URL", "guard.example.net/api", "not an absolute http(s) URL"),
+        ("CLIENT_STATE", "short", "16 to 128 characters"),
+        ("GRAPH_STATIC_TOKEN", "tok", "local use against graphsim"),
+    ],
+)
+def test_an_invalid_value_is_named_with_the_reason(name: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: value})
+
+    assert problem in caught.value.invalid[name]
+
+
+def test_values_are_parsed_into_their_types() -> None:
+    s = settings(
+        LICENSE_GUARD_MODE="ACT",
+        ACT_GROUP_ALLOWLIST=f" {G1.upper()} ,{G2},",
+        REPROCESS_RATE_PER_MIN="30",
+        GRAPH_BASE_URL="http://127.0.0.1:8765/v1.0/",
+        GRAPH_STATIC_TOKEN="tok",
+    )
+
+    assert s.mode == "act"
+    assert s.act_group_allowlist == {G1, G2}
+    assert s.reprocess_rate_per_min == 30
+    assert s.graph_base_url == "http://127.0.0.1:8765/v1.0"
+    assert s.graph_static_token == "tok"
+
+
+def test_identity_based_storage_reads_the_service_uris_and_client_id() -> None:
+    env = REQUIRED | {
+        "AzureWebJobsStorage": "",
+        "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+        "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "AzureWebJobsStorage__clientId": "cid",
+    }
+
+    storage = Settings.from_env(env).storage_connection
+
+    assert storage == StorageConnection(
+        queue_service_uri="https://acct.queue.core.windows.net",
+        table_service_uri="https://acct.table.core.windows.net",
+        managed_identity_client_id="cid",
+    )
+
+
+def test_an_account_name_implies_the_public_cloud_service_uris() -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != "AzureWebJobsStorage"}
+    env["AzureWebJobsStorage__accountName"] = "acct"
+
+    storage = Settings.from_env(env).storage_connection
+
+    assert storage.queue_service_uri == "https://acct.queue.core.windows.net"
+    assert storage.table_service_uri == "https://acct.table.core.windows.net"
+    assert storage.managed_identity_client_id is None
+
+
+def test_identity_based_storage_without_a_table_uri_is_invalid() -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != "AzureWebJobsStorage"}
+    env["AzureWebJobsStorage__queueServiceUri"] = "https://acct.queue.core.windows.net"
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+
+    assert "__tableServiceUri" in caught.value.invalid["AzureWebJobsStorage"]
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    text = repr(settings(CLIENT_STATE="very-secret-client-state-value"))
+
+    assert "very-secret-client-state-value" not in text
+    assert "UseDevelopmentStorage" not in text
+
+
+# --- who may write ------------------------------------------------------------------------------
+
+
+def test_observe_mode_never_writes() -> None:
+    s = settings()
+
+    assert not s.is_write_allowed((G1,))
+    assert s.write_blocked_reason((G1,)) == "mode is observe, writes need act"
+
+
+def test_act_mode_writes_when_there_is_no_allow_list() -> None:
+    assert settings(LICENSE_GUARD_MODE="act").is_write_allowed()
+
+
+def test_the_kill_switch_stops_writes_even_in_act_mode() -> None:
+    s = settings(LICENSE_GUARD_MODE="act", WRITES_DISABLED="true")
+
+    assert not s.is_write_allowed((G1,))
+    assert "kill switch" in (s.write_blocked_reason((G1,)) or "")
+
+
+def test_with_an_allow_list_one_allowed_relevant_group_is_enough() -> None:
+    s = settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=G1)
+
+    assert s.is_write_allowed((G2, G1.upper()))
+    assert not s.is_write_allowed((G2,))
+    assert not s.is_write_allowed(())
+
+
+# --- local.settings.json.example ----------------------------------------------------------------
+
+
+def example_values() -> dict[str, str]:
+    example = json.loads((ROOT / "local.settings.json.example").read_text())
+    assert example["IsEncrypted"] is False
+    values: dict[str, str] = example["Values"]
+    return values
+
+
+def test_the_local_settings_example_lists_exactly_the_settings_we_read() -> None:
+    read = {f.metadata["env"] for f in fields(Settings)}
+
+    # FUNCTIONS_WORKER_RUNTIME is for the Functions host, not for us.
+    assert set(example_values()) == read | {"FUNCTIONS_WORKER_RUNTIME"}
+    assert set(Settings.setting_names()) == read
+
+
+def test_the_local_settings_example_is_valid_and_points_at_graphsim_in_observe_mode() -> None:
+    s = Settings.from_env(example_values())
+
+    assert s.graph_base_url == "http://127.0.0.1:8765/v1.0"
+    assert s.storage_connection.connection_string == "UseDevelopmentStorage=true"
+    assert s.mode == "observe"
+    assert example_values()["FUNCTIONS_WORKER_RUNTIME"] == "python"
