@@ -382,7 +382,9 @@ class DevHost:
                 self._wake.setdefault(key, asyncio.Event())
                 background.append(asyncio.create_task(self._poll(spec)))
             elif spec.trigger == TIMER:
-                background.append(asyncio.create_task(self._timer(spec)))
+                # runOnStartup: begun before start() returns, so wait_idle() covers it
+                startup = self._begin(spec, past_due=False) if spec.run_on_startup else None
+                background.append(asyncio.create_task(self._timer(spec, startup)))
         self._ready.set()
         try:
             await self._stop_event.wait()
@@ -651,12 +653,12 @@ class DevHost:
     async def _fire(self, spec: FunctionSpec, past_due: bool) -> Invocation:
         return await self._run_timer(spec, self._begin(spec, past_due=past_due))
 
-    async def _timer(self, spec: FunctionSpec) -> None:
+    async def _timer(self, spec: FunctionSpec, startup: Invocation | None) -> None:
         schedule = spec.schedule
         if schedule is None:  # pragma: no cover - index_app always sets it for timers
             return
-        if spec.run_on_startup:
-            await self._fire(spec, past_due=False)
+        if startup is not None:
+            await self._run_timer(spec, startup)
         last = _now()
         while True:
             due = schedule.next_after(last)
