@@ -11,6 +11,8 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+import orjson
+
 from shared.catalog import Catalog
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
@@ -72,49 +74,64 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     return doc
 
 
-def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
-    plans = _PlanNames(tenant)
-    groups = tenant.groups
-    part = {s.id: s.part_number for s in tenant.skus.values()}
-    group_paths: dict[str | None, dict[str, Any]] = {None: {"type": "direct"}}
+class _JsonRenderer:
+    """Builds the JSON document's parts; license entries are shared by users holding the same."""
 
-    def path_json(group_id: str | None) -> dict[str, Any]:
-        doc = group_paths.get(group_id)
+    def __init__(self, tenant: Tenant) -> None:
+        self._plans = _PlanNames(tenant)
+        self._groups = tenant.groups
+        self._part = {s.id: s.part_number for s in tenant.skus.values()}
+        self._paths: dict[str | None, dict[str, Any]] = {None: {"type": "direct"}}
+        self._licenses: dict[int, tuple[EffectiveLicense, dict[str, Any]]] = {}
+
+    def _path(self, group_id: str | None) -> dict[str, Any]:
+        doc = self._paths.get(group_id)
         if doc is None:
-            group = groups.get(group_id or "")
+            group = self._groups.get(group_id or "")
             doc = {"type": "group", "groupId": group_id, "groupName": group and group.name}
-            group_paths[group_id] = doc
+            self._paths[group_id] = doc
         return doc
 
-    def license_json(lic: EffectiveLicense) -> dict[str, Any]:
-        return {
+    def _license(self, lic: EffectiveLicense) -> dict[str, Any]:
+        # Keyed on identity (the core shares EffectiveLicense objects); the value keeps the
+        # object alive so its id cannot be reused while the cache lives.
+        cached = self._licenses.get(id(lic))
+        if cached is not None:
+            return cached[1]
+        doc = {
             "skuId": lic.sku_id,
-            "skuPartNumber": part[lic.sku_id],
-            "paths": [path_json(p.group_id) for p in lic.paths],
-            "enabledPlans": plans.names(lic.sku_id, lic.enabled_plans),
-            "disabledPlans": plans.names(lic.sku_id, lic.disabled_plans),
+            "skuPartNumber": self._part[lic.sku_id],
+            "paths": [self._path(p.group_id) for p in lic.paths],
+            "enabledPlans": self._plans.names(lic.sku_id, lic.enabled_plans),
+            "disabledPlans": self._plans.names(lic.sku_id, lic.disabled_plans),
+        }
+        self._licenses[id(lic)] = (lic, doc)
+        return doc
+
+    def user(self, report: UserReport) -> dict[str, Any]:
+        user = report.user
+        return {
+            "id": user.id,
+            "userPrincipalName": user.user_principal_name,
+            "displayName": user.display_name,
+            "licenses": [self._license(lic) for lic in report.licenses],
+            "findings": [finding_json(f) for f in report.findings],
         }
 
-    return {
-        "users": [
-            {
-                "id": r.user.id,
-                "userPrincipalName": r.user.user_principal_name,
-                "displayName": r.user.display_name,
-                "licenses": [license_json(lic) for lic in r.licenses],
-                "findings": [finding_json(f) for f in r.findings],
-            }
-            for r in evaluation.users
-        ],
-        "groups": [
+    @staticmethod
+    def groups(evaluation: Evaluation) -> list[dict[str, Any]]:
+        return [
             {
                 "id": g.group.id,
                 "displayName": g.group.name,
                 "findings": [finding_json(f) for f in g.findings],
             }
             for g in evaluation.groups
-        ],
-        "skus": [
+        ]
+
+    @staticmethod
+    def skus(evaluation: Evaluation) -> list[dict[str, Any]]:
+        return [
             {
                 "skuId": s.sku.id,
                 "skuPartNumber": s.sku.part_number,
@@ -125,8 +142,39 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
                 "findings": [finding_json(f) for f in s.findings],
             }
             for s in evaluation.skus
-        ],
+        ]
+
+
+def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
+    """The whole evaluation as one JSON-ready document (see README for the schema)."""
+    render = _JsonRenderer(tenant)
+    return {
+        "users": [render.user(r) for r in evaluation.users],
+        "groups": render.groups(evaluation),
+        "skus": render.skus(evaluation),
     }
+
+
+def write_evaluation_json(
+    evaluation: Evaluation, tenant: Tenant, out: IO[bytes], chunk: int = 2000
+) -> None:
+    """Stream the same document as `evaluation_json`, a chunk of users at a time.
+
+    A 100k-user tenant renders to hundreds of megabytes; streaming keeps that out of memory.
+    """
+    render = _JsonRenderer(tenant)
+    users = evaluation.users
+    out.write(b'{"users":[')
+    for start in range(0, len(users), chunk):
+        if start:
+            out.write(b",")
+        part = orjson.dumps([render.user(r) for r in users[start : start + chunk]])
+        out.write(part[1:-1])
+    out.write(b'],"groups":')
+    out.write(orjson.dumps(render.groups(evaluation)))
+    out.write(b',"skus":')
+    out.write(orjson.dumps(render.skus(evaluation)))
+    out.write(b"}\n")
 
 
 # --------------------------------------------------------------------------- CSV

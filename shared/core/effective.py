@@ -15,7 +15,7 @@ so a 100k-user tenant costs little more than its memberships.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.core.model import Group, Sku, Tenant, User
@@ -64,11 +64,12 @@ def licensed_groups_by_user(groups: Iterable[Group]) -> dict[str, list[Group]]:
 
 
 class PathCache:
-    """Builds each (path source, SKU) Path once and reuses it for every user sharing it."""
+    """Builds each Path, and each combination of paths, once for all users who share it."""
 
     def __init__(self, skus: Mapping[str, Sku]) -> None:
         self._skus = skus
         self._paths: dict[tuple[str, str | None, frozenset[str]], Path] = {}
+        self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
 
     def path(self, kind: str, group_id: str | None, sku_id: str, disabled: frozenset[str]) -> Path:
         key = (sku_id, group_id, disabled)
@@ -82,22 +83,41 @@ class PathCache:
 
 
 def effective_licenses_for_user(
-    user: User, groups: Iterable[Group], skus: Mapping[str, Sku], cache: PathCache | None = None
+    user: User, groups: Sequence[Group], skus: Mapping[str, Sku], cache: PathCache | None = None
 ) -> tuple[EffectiveLicense, ...]:
-    """One user's effective licenses, SKUs in first-seen order (direct paths first)."""
+    """One user's effective licenses, SKUs in first-seen order (direct paths first).
+
+    Users who hold the same direct assignments and belong to the same licensed groups share
+    one result: in a real tenant most users fall into a few hundred such combinations.
+    """
     cache = cache or PathCache(skus)
+    direct = tuple(
+        (s.sku_id, s.disabled_plans)
+        for s in user.states
+        if s.assigned_by_group is None and s.sku_id in skus
+    )
+    key = (direct, tuple(g.id for g in groups))
+    licenses = cache.licenses.get(key)
+    if licenses is None:
+        licenses = cache.licenses[key] = _combine(direct, groups, skus, cache)
+    return licenses
+
+
+def _combine(
+    direct: tuple[tuple[str, frozenset[str]], ...],
+    groups: Sequence[Group],
+    skus: Mapping[str, Sku],
+    cache: PathCache,
+) -> tuple[EffectiveLicense, ...]:
     by_sku: dict[str, list[Path]] = {}
-    for state in user.states:
-        if state.is_direct and state.sku_id in skus:
-            path = cache.path(DIRECT, None, state.sku_id, state.disabled_plans)
-            by_sku.setdefault(state.sku_id, []).append(path)
+    for sku_id, disabled in direct:
+        by_sku.setdefault(sku_id, []).append(cache.path(DIRECT, None, sku_id, disabled))
     for group in groups:
         for lic in group.licenses:
             if lic.sku_id not in skus:
                 continue  # like direct paths: a SKU the tenant no longer subscribes to
             path = cache.path(GROUP, group.id, lic.sku_id, lic.disabled_plans)
             by_sku.setdefault(lic.sku_id, []).append(path)
-
     licenses = []
     for sku_id, paths in by_sku.items():
         if len(paths) == 1:

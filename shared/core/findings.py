@@ -277,7 +277,7 @@ def user_findings(
     desired: dict[tuple[str, str | None], LicenseAssignment] = {
         (lic.sku_id, g.id): lic for g in member_of for lic in g.licenses
     }
-    reported = {(s.sku_id, s.assigned_by_group) for s in user.states if not s.is_direct}
+    reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
     findings: list[Finding] = []
 
     for state in user.states:

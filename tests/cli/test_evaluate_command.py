@@ -1,0 +1,224 @@
+"""`license-guard evaluate`: the admin's contract — formats, keys, exit codes and safe exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli import main
+from shared.report import CSV_HEADER, safe_cell
+
+DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["evaluate", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def write(tmp_path: Path, document: Any) -> str:
+    path = tmp_path / "snapshot.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return str(path)
+
+
+def demo() -> dict[str, Any]:
+    return json.loads(DEMO.read_text())
+
+
+def test_the_table_shows_the_articles_nine_ten_and_one_of_thirteen(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run(capsys, "--snapshot", str(DEMO))
+
+    assert status == 0
+    assert "Alannah Shaw <alannah.shaw@contoso.com>: Office 365 E3: 9/13 plans" in out
+    assert "Dave Bedrat <dave.bedrat@contoso.com>: Office 365 E3: 10/13 plans" in out
+    assert "David Abbott <david.abbott@contoso.com>: Office 365 E3: 1/13 plans" in out
+
+
+def test_the_table_lists_users_with_findings_first(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "--snapshot", str(DEMO))
+
+    assert out.index("USERS WITH FINDINGS") < out.index("USERS WITHOUT FINDINGS")
+    assert out.index("CountViolation") < out.index("USERS WITHOUT FINDINGS")
+
+
+def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+    document = json.loads(out)
+
+    assert status == 0
+    assert set(document) == {"users", "groups", "skus"}
+    user = next(u for u in document["users"] if u["displayName"] == "Dave Bedrat")
+    assert set(user) == {"id", "userPrincipalName", "displayName", "licenses", "findings"}
+    (lic,) = user["licenses"]
+    assert set(lic) == {"skuId", "skuPartNumber", "paths", "enabledPlans", "disabledPlans"}
+    assert [p["groupName"] for p in lic["paths"]] == [
+        "Licensing_Office365_E3_Base",
+        "Licensing_Office365_E3_Teams",
+    ]
+    assert len(lic["enabledPlans"]) == 10
+    assert "TEAMS1" in lic["enabledPlans"]
+    finding = next(f for u in document["users"] for f in u["findings"])
+    assert set(finding) == {"key", "code", "severity", "skuId", "groupId", "message", "remedy"}
+    sku = next(s for s in document["skus"] if s["skuPartNumber"] == "EMS")
+    assert (sku["demand"], sku["prepaidEnabled"], sku["shortfall"]) == (8, 5, 3)
+    nested = next(f for g in document["groups"] for f in g["findings"])
+    assert nested["code"] == "NestedGroupMember"
+    assert len(nested["userIds"]) == 1
+
+
+def test_json_output_can_go_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "evaluation.json"
+
+    status, out, _ = run(
+        capsys, "--snapshot", str(DEMO), "--format", "json", "--out", str(out_file)
+    )
+
+    assert status == 0
+    assert out == ""
+    assert len(json.loads(out_file.read_text())["users"]) == len(demo()["users"])
+
+
+def test_csv_has_one_row_per_user_sku_and_path(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "--snapshot", str(DEMO), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+
+    assert status == 0
+    assert out.splitlines()[0] == ",".join(CSV_HEADER)
+    dave = [r for r in rows if r["displayName"] == "Dave Bedrat"]
+    assert sorted(r["groupName"] for r in dave) == [
+        "Licensing_Office365_E3_Base",
+        "Licensing_Office365_E3_Teams",
+    ]
+    assert all(r["state"] == "Active" for r in dave)
+    megan = {r["pathType"] for r in rows if r["displayName"] == "Megan Bowen"}
+    assert megan == {"direct", "group"}
+    adele = next(r for r in rows if r["displayName"] == "Adele Vance")
+    assert adele["state"] == "Pending"
+    alex = next(r for r in rows if r["displayName"] == "Alex Wilber")
+    assert alex["state"] == "Active (stale)"
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = demo()
+    snapshot["users"][0]["displayName"] = '=HYPERLINK("http://evil.example","x")'
+    snapshot["users"][1]["displayName"] = "@SUM(A1)"
+
+    _, out, _ = run(capsys, "--snapshot", write(tmp_path, snapshot), "--format", "csv")
+    names = {r["displayName"] for r in csv.DictReader(io.StringIO(out))}
+
+    assert '\'=HYPERLINK("http://evil.example","x")' in names
+    assert "'@SUM(A1)" in names
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@x", "\tx", "\rx"])
+def test_safe_cell_prefixes_every_formula_start(value: str) -> None:
+    assert safe_cell(value) == "'" + value
+
+
+def test_safe_cell_leaves_ordinary_text_alone() -> None:
+    assert safe_cell("Licensing_Office365_E3_Base") == "Licensing_Office365_E3_Base"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda s: "{not json", "not valid JSON"),
+        (lambda s: [], "top level must be a JSON object"),
+        (lambda s: {k: v for k, v in s.items() if k != "users"}, "missing required key 'users'"),
+        (
+            lambda s: (
+                s["groups"][0]["assignedLicenses"][0].update(
+                    skuId="00000000-0000-0000-0000-000000000001"
+                )
+                or s
+            ),
+            "assignedLicenses[0].skuId: 00000000-0000-0000-0000-000000000001 is not a SKU",
+        ),
+        (
+            lambda s: (
+                s["groups"][0]["assignedLicenses"][0].update(
+                    disabledPlans=["00000000-0000-0000-0000-000000000002"]
+                )
+                or s
+            ),
+            "disabledPlans: 00000000-0000-0000-0000-000000000002 is not a service plan of "
+            "ENTERPRISEPACK",
+        ),
+        (lambda s: s["users"][0].pop("id") and s, "users[0]: missing required field 'id'"),
+        (
+            lambda s: s["subscribedSkus"][0].pop("servicePlans") and s,
+            "missing required list 'servicePlans'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_object_and_field_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Any, expected: str
+) -> None:
+    document = mutate(demo())
+
+    status, out, err = run(capsys, "--snapshot", write(tmp_path, document))
+
+    assert status == 2
+    assert out == ""
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_a_group_error_names_the_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snapshot = demo()
+    snapshot["groups"][0]["assignedLicenses"][0]["skuId"] = "00000000-0000-0000-0000-000000000001"
+
+    _, _, err = run(capsys, "--snapshot", write(tmp_path, snapshot))
+
+    assert "group 'Licensing_Office365_E3_Base'" in err
+
+
+def test_a_missing_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "--snapshot", str(tmp_path / "absent.json"))
+
+    assert status == 2
+    assert "cannot read the snapshot" in err
+
+
+def test_a_member_with_no_user_is_a_warning_and_the_rest_is_evaluated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, err = run(capsys, "--snapshot", str(DEMO))
+
+    assert status == 0
+    assert "warning:" in err
+    assert "soft-deleted" in err
+    assert "Alannah Shaw" in out
+
+
+def test_the_console_script_and_python_dash_m_agree() -> None:
+    """`python -m shared` is the documented twin of `license-guard`."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "shared", "evaluate", "--snapshot", str(DEMO), "--format", "json"],
+        capture_output=True,
+        check=True,
+    )
+
+    assert len(json.loads(completed.stdout)["users"]) == len(demo()["users"])
+
+
+def test_help_names_the_formats() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "shared", "evaluate", "--help"], capture_output=True, check=True
+    )
+
+    assert b"table,json,csv" in completed.stdout
