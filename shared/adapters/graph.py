@@ -1,0 +1,652 @@
+"""`GraphDirectory`: the `Directory` port over Microsoft Graph with msgraph-sdk.
+
+Bulk reads (group/member/user pages, delta, `$batch`) keep the SDK's request builders,
+authentication and middleware (Graph's retry handler honours Retry-After on 429/503/504) but
+skip its typed models: the raw body comes back as bytes (`send_primitive_async(..., "bytes")`)
+and is parsed with orjson into plain dicts, because the models cost seconds per 999-user page
+(graph-facts §9). Subscriptions are small objects and use the typed calls.
+
+`build_graph_client` wires a `GraphServiceClient` to a base URL (Graph, or graphsim on
+loopback) with either a static bearer token (graphsim) or an azure-identity credential
+(`DefaultAzureCredential`: managed identity in Azure, `az login` on a laptop). Nothing here
+creates a credential or a connection at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+import httpx
+import orjson
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import AnonymousAuthenticationProvider
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.groups.delta.delta_request_builder import DeltaRequestBuilder
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
+from msgraph.generated.groups.item.members_with_license_errors.members_with_license_errors_request_builder import (  # noqa: E501
+    MembersWithLicenseErrorsRequestBuilder,
+)
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.subscription import Subscription as GraphSubscription
+from msgraph.generated.organization.organization_request_builder import (
+    OrganizationRequestBuilder,
+)
+from msgraph.generated.subscribed_skus.subscribed_skus_request_builder import (
+    SubscribedSkusRequestBuilder,
+)
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+from msgraph_core.authentication import AzureIdentityAuthenticationProvider
+
+from shared.directory import (
+    DELTA_FILTER_LIMIT,
+    GROUP_SELECT,
+    JSON,
+    USER_SELECT,
+    DeltaRound,
+    DeltaTokenExpired,
+    Directory,
+    DirectoryError,
+    GroupDelta,
+    Subscription,
+)
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
+DELTA_SELECT = ("members", "assignedLicenses", "displayName")
+SKU_SELECT = (
+    "skuId",
+    "skuPartNumber",
+    "appliesTo",
+    "capabilityStatus",
+    "consumedUnits",
+    "prepaidUnits",
+    "servicePlans",
+)
+ORGANIZATION_SELECT = (
+    "id",
+    "displayName",
+    "countryLetterCode",
+    "onPremisesSyncEnabled",
+    "onPremisesLastSyncDateTime",
+)
+PAGE_SIZE = 999
+"""$top maximum for users, groups and group members (graph-facts §6.4)."""
+BATCH_LIMIT = 20
+"""Graph's maximum number of requests in one JSON batch (graph-facts §6.3)."""
+RETRYABLE_ITEM_STATUS = frozenset({429, 503, 504})
+EXPIRED_DELTA_CODES = frozenset(
+    {"syncstatenotfound", "resyncrequired", "syncstateinvalid", "invalidsynctoken"}
+)
+ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+
+
+class StaticTokenAuthenticationProvider(AnonymousAuthenticationProvider):
+    """Adds a fixed `Authorization: Bearer …` header (graphsim, local development)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def authenticate_request(
+        self,
+        request: RequestInformation,
+        additional_authentication_context: dict[str, Any] | None = None,
+    ) -> None:
+        request.headers.try_add("Authorization", f"Bearer {self._token}")
+
+
+def build_graph_client(
+    base_url: str, *, static_token: str | None = None, credential: Any = None
+) -> GraphServiceClient:
+    """A GraphServiceClient for `base_url` (settings' GRAPH_BASE_URL, e.g.
+    `https://graph.microsoft.com/v1.0` or `http://127.0.0.1:8765/v1.0` for graphsim).
+
+    Authentication: `static_token` as a bearer token, else `credential` (an azure-identity
+    credential, sync or async), else a new `azure.identity.aio.DefaultAzureCredential`, with the
+    scope `https://graph.microsoft.com/.default`. The HTTP client comes from
+    `GraphClientFactory.create_with_default_middleware()`, so Graph's retry handler is in place.
+    """
+    auth: AnonymousAuthenticationProvider | AzureIdentityAuthenticationProvider
+    if static_token is not None:
+        auth = StaticTokenAuthenticationProvider(static_token)
+    else:
+        if credential is None:
+            # imported and created only when asked for: never a credential at import time
+            from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+
+            credential = DefaultAzureCredential()
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+    http_client: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware()
+    adapter = GraphRequestAdapter(auth, client=http_client)
+    adapter.base_url = base_url.rstrip("/")
+    return GraphServiceClient(request_adapter=adapter)
+
+
+class _UrlBuilder(Protocol):
+    def to_get_request_information(self, request_configuration: Any = None) -> RequestInformation:
+        """A request builder rebuilt on a nextLink/deltaLink URL (`.with_url(url)`)."""
+        ...
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    value = None
+    with contextlib.suppress(Exception):
+        for key in ("Retry-After", "retry-after"):
+            found = headers.get(key)
+            if found:
+                value = found
+                break
+    if isinstance(value, set | list | tuple):
+        value = next(iter(value), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(str(value).strip()))
+    except ValueError:
+        return None
+
+
+def _is_expired_delta_code(code: str) -> bool:
+    low = code.lower()
+    return low in EXPIRED_DELTA_CODES or "deltatoken" in low or "syncstate" in low
+
+
+def to_directory_error(exc: APIError) -> DirectoryError:
+    """Map a kiota APIError (msgraph's ODataError for Graph error bodies) to DirectoryError."""
+    status = int(exc.response_status_code or 0)
+    code = ""
+    message = str(exc.primary_message or exc)
+    if isinstance(exc, ODataError) and exc.error is not None:
+        code = str(exc.error.code or "")
+        message = str(exc.error.message or message)
+    retry_after = _retry_after(exc.response_headers)
+    if status == 410 or _is_expired_delta_code(code):
+        return DeltaTokenExpired(status, code or "syncStateNotFound", message, retry_after)
+    return DirectoryError(status, code or f"HTTP{status}", message, retry_after)
+
+
+def _transport_error(exc: httpx.TransportError) -> DirectoryError:
+    """A dropped or refused connection: transient (503), the work is retried later."""
+    return DirectoryError(503, "TransportError", f"{type(exc).__name__}: {exc}")
+
+
+def _item_error(status: int, headers: Mapping[str, Any], body: Any) -> DirectoryError:
+    err = body.get("error") if isinstance(body, dict) else None
+    code = str(err.get("code", "")) if isinstance(err, dict) else ""
+    message = str(err.get("message", "")) if isinstance(err, dict) else ""
+    retry = _retry_after({k.lower(): v for k, v in headers.items()})
+    return DirectoryError(status, code or f"HTTP{status}", message, retry)
+
+
+def _plain(obj: JSON) -> JSON:
+    """Drop OData control annotations (`@odata.context`, ...) from a single entity."""
+    return {k: v for k, v in obj.items() if not k.startswith("@odata.") or k == "@odata.type"}
+
+
+def _iso(dt: datetime | None) -> str:
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(value: str) -> datetime:
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:  # Graph sends up to 7 fractional digits; datetime takes 6
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _subscription(sub: GraphSubscription | None) -> Subscription:
+    if sub is None:
+        raise DirectoryError(502, "EmptyResponse", "Graph returned no subscription")
+    return Subscription(
+        id=str(sub.id or ""),
+        resource=str(sub.resource or ""),
+        change_type=str(sub.change_type or ""),
+        notification_url=str(sub.notification_url or ""),
+        lifecycle_notification_url=sub.lifecycle_notification_url,
+        expiration=_iso(sub.expiration_date_time),
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class GraphDirectory:
+    """The `Directory` port over Graph (or graphsim). Close with `aclose()`.
+
+    `page_size` is the `$top` of collection reads (999, Graph's maximum, unless a test wants
+    small pages). Batches: at most 20 requests each, up to `batch_concurrency` in flight.
+    Items answered 429/503/504 inside a batch are re-sent by us after their Retry-After (the SDK
+    middleware retries whole requests, not batch items), at most `max_batch_resends` times and
+    never after a Retry-After above `max_retry_after` seconds: then `DirectoryError(429, ...)` with
+    `retry_after` is raised, so the queue host retries the work later instead of dropping it.
+    """
+
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        *,
+        batch_concurrency: int = 4,
+        max_batch_resends: int = 4,
+        max_retry_after: float = 30.0,
+        reprocess_priority: str | None = "Low",
+        page_size: int = PAGE_SIZE,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._adapter = client.request_adapter
+        self._batch_slots = asyncio.Semaphore(max(1, batch_concurrency))
+        self._max_resends = max(0, max_batch_resends)
+        self._max_retry_after = max_retry_after
+        self._reprocess_priority = reprocess_priority
+        self._top = page_size
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        """Close the HTTP client behind the adapter (connections, not the credential)."""
+        http = getattr(self._adapter, "_http_client", None)
+        if isinstance(http, httpx.AsyncClient):
+            await http.aclose()
+
+    async def __aenter__(self) -> GraphDirectory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ raw transport
+    async def _send(self, info: RequestInformation) -> JSON:
+        try:
+            # "bytes": the raw response body, no models built
+            raw: bytes | None = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+        except APIError as exc:
+            raise to_directory_error(exc) from exc
+        except httpx.TransportError as exc:
+            raise _transport_error(exc) from exc
+        if not raw:
+            return {}
+        parsed = orjson.loads(raw)
+        if not isinstance(parsed, dict):
+            raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
+        return parsed
+
+    async def _pages(
+        self,
+        first: RequestInformation,
+        builder_for: Callable[[str], _UrlBuilder],
+        *,
+        eventual: bool = False,
+    ) -> list[JSON]:
+        """All items of a collection: follow full `@odata.nextLink` URLs (headers such as
+        ConsistencyLevel are resent on every page, graph-facts §6.4)."""
+        items: list[JSON] = []
+        info = first
+        while True:
+            if eventual:
+                info.headers.try_add("ConsistencyLevel", "eventual")
+            page = await self._send(info)
+            items.extend(page.get("value") or [])
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return items
+            info = builder_for(str(next_link)).to_get_request_information()
+
+    async def _raw_pages(self, url: str) -> list[JSON]:
+        """Pages of a collection reached by URL only (a nextLink from a batch item)."""
+        return await self._pages(self._raw_get(url), self._raw_builder)
+
+    def _raw_get(self, url: str) -> RequestInformation:
+        info = RequestInformation(Method.GET)
+        info.url = url
+        info.headers.try_add("Accept", "application/json")
+        return info
+
+    def _raw_builder(self, url: str) -> _UrlBuilder:
+        outer = self
+
+        class _Raw:
+            def to_get_request_information(
+                self, request_configuration: Any = None
+            ) -> RequestInformation:
+                return outer._raw_get(url)
+
+        return _Raw()
+
+    # ------------------------------------------------------------------ $batch
+    async def _post_batch(self, requests: list[JSON]) -> list[JSON]:
+        info = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
+        info.headers.try_add("Accept", "application/json")
+        info.set_stream_content(orjson.dumps({"requests": requests}), "application/json")
+        async with self._batch_slots:
+            body = await self._send(info)
+        responses = body.get("responses")
+        if not isinstance(responses, list):
+            raise DirectoryError(502, "UnexpectedBody", "$batch answer without responses")
+        return responses
+
+    async def _batch_get(self, urls: Mapping[str, str]) -> dict[str, tuple[int, JSON]]:
+        """GET every relative URL (key -> url) through `$batch`; key -> (status, body) with
+        throttled/unavailable items re-sent; other statuses are returned as they are."""
+        done: dict[str, tuple[int, JSON]] = {}
+        pending = dict(urls)
+        attempt = 0
+        while pending:
+            keys = list(pending)
+            results = await asyncio.gather(
+                *(self._one_batch(chunk, pending) for chunk in _chunks(keys, BATCH_LIMIT))
+            )
+            retry: dict[str, str] = {}
+            wait = 0.0
+            last: DirectoryError | None = None
+            for result in results:
+                for key, (status, headers, body) in result.items():
+                    if status in RETRYABLE_ITEM_STATUS:
+                        retry[key] = pending[key]
+                        last = _item_error(status, headers, body)
+                        wait = max(wait, last.retry_after if last.retry_after is not None else 1.0)
+                    else:
+                        done[key] = (status, body if isinstance(body, dict) else {})
+            if not retry:
+                break
+            attempt += 1
+            if attempt > self._max_resends or wait > self._max_retry_after:
+                assert last is not None
+                raise DirectoryError(
+                    429,
+                    last.code or "TooManyRequests",
+                    f"{len(retry)} batch item(s) still throttled after {attempt - 1} re-send(s)",
+                    wait,
+                )
+            await self._sleep(wait)
+            pending = retry
+        return done
+
+    async def _one_batch(
+        self, keys: Sequence[str], urls: Mapping[str, str]
+    ) -> dict[str, tuple[int, Mapping[str, Any], Any]]:
+        requests = [
+            {"id": str(n), "method": "GET", "url": urls[key]} for n, key in enumerate(keys, 1)
+        ]
+        out: dict[str, tuple[int, Mapping[str, Any], Any]] = {}
+        for resp in await self._post_batch(requests):
+            try:
+                key = keys[int(str(resp.get("id"))) - 1]
+            except (TypeError, ValueError, IndexError):
+                continue
+            out[key] = (int(resp.get("status", 0)), resp.get("headers") or {}, resp.get("body"))
+        for key in keys:  # an item Graph did not answer is retried like a throttled one
+            out.setdefault(key, (503, {}, None))
+        return out
+
+    async def _get_by_id(self, collection: str, ids: Sequence[str], select: str) -> dict[str, JSON]:
+        urls = {
+            i: f"/{collection}/{quote(i, safe='')}?$select={select}" for i in dict.fromkeys(ids)
+        }
+        found: dict[str, JSON] = {}
+        for key, (status, body) in (await self._batch_get(urls)).items():
+            if status == 404:
+                continue
+            if not 200 <= status < 300:
+                raise _item_error(status, {}, body)
+            found[key] = _plain(body)
+        return found
+
+    # ------------------------------------------------------------------ groups
+    async def licensed_groups(self) -> list[JSON]:
+        params = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter="assignedLicenses/any()", select=GROUP_SELECT.split(","), top=self._top
+        )
+        info = self._client.groups.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        return await self._pages(info, self._client.groups.with_url)
+
+    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
+        return await self._get_by_id("groups", group_ids, GROUP_SELECT)
+
+    async def group_member_ids(self, group_id: str) -> list[str]:
+        members = self._client.groups.by_group_id(group_id).members
+        params = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            select=["id"], top=self._top
+        )
+        info = members.to_get_request_information(RequestConfiguration(query_parameters=params))
+        items = await self._pages(info, members.with_url)
+        return [str(m["id"]) for m in items if m.get("@odata.type") == USER_TYPE]
+
+    async def group_delta(self, group_ids: Sequence[str], delta_link: str | None) -> DeltaRound:
+        """One delta round; `group_ids` is used only without `delta_link` (it is baked into the
+        link). Raises ValueError for more than 50 ids or none."""
+        delta = self._client.groups.delta
+        if delta_link is None:
+            ids = list(dict.fromkeys(group_ids))
+            if not ids or len(ids) > DELTA_FILTER_LIMIT:
+                raise ValueError(f"group_delta takes 1 to {DELTA_FILTER_LIMIT} group ids")
+            params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                select=list(DELTA_SELECT), filter=" or ".join(f"id eq '{i}'" for i in ids)
+            )
+            info = delta.to_get_request_information(RequestConfiguration(query_parameters=params))
+        else:
+            info = delta.with_url(delta_link).to_get_request_information()
+        merged: dict[str, _DeltaAcc] = {}
+        while True:
+            page = await self._send(info)
+            for obj in page.get("value") or []:
+                gid = str(obj.get("id"))
+                merged.setdefault(gid, _DeltaAcc()).merge(obj)
+            if page.get("@odata.deltaLink"):
+                link = str(page["@odata.deltaLink"])
+                break
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                raise DirectoryError(502, "UnexpectedBody", "delta page without next/deltaLink")
+            info = delta.with_url(str(next_link)).to_get_request_information()
+        groups = {gid: acc.result(gid) for gid, acc in merged.items()}
+        return DeltaRound(groups=groups, delta_link=link, initial=delta_link is None)
+
+    async def groups_with_license_errors(self) -> list[str]:
+        params = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter="hasMembersWithLicenseErrors eq true", select=["id"], count=True, top=self._top
+        )
+        info = self._client.groups.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        items = await self._pages(info, self._client.groups.with_url, eventual=True)
+        return [str(g["id"]) for g in items]
+
+    async def members_with_license_errors(self, group_id: str) -> list[str]:
+        """User ids in error from this group's assignment; [] when the group is gone."""
+        builder = self._client.groups.by_group_id(group_id).members_with_license_errors
+        params = MembersWithLicenseErrorsRequestBuilder.MembersWithLicenseErrorsRequestBuilderGetQueryParameters(  # noqa: E501
+            select=["id"], top=self._top
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        try:
+            items = await self._pages(info, builder.with_url)
+        except DirectoryError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return [str(m["id"]) for m in items if m.get("@odata.type", USER_TYPE) == USER_TYPE]
+
+    # ------------------------------------------------------------------ users
+    async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        return await self._get_by_id("users", user_ids, USER_SELECT)
+
+    async def member_of(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Direct group memberships per user (unknown users are absent). Uses
+        `/users/{id}/memberOf?$select=id` and keeps `#microsoft.graph.group` entries (directory
+        roles and administrative units are dropped)."""
+        urls = {
+            u: f"/users/{quote(u, safe='')}/memberOf?$select=id&$top={self._top}"
+            for u in dict.fromkeys(user_ids)
+        }
+        out: dict[str, list[str]] = {}
+        for uid, (status, body) in (await self._batch_get(urls)).items():
+            if status == 404:
+                continue
+            if not 200 <= status < 300:
+                raise _item_error(status, {}, body)
+            items: list[JSON] = list(body.get("value") or [])
+            if body.get("@odata.nextLink"):
+                items += await self._raw_pages(str(body["@odata.nextLink"]))
+            out[uid] = [str(g["id"]) for g in items if g.get("@odata.type") == GROUP_TYPE]
+        return out
+
+    async def reprocess_license_assignment(self, user_id: str) -> bool:
+        builder = self._client.users.by_user_id(user_id).reprocess_license_assignment
+        info = builder.to_post_request_information()
+        if self._reprocess_priority:
+            info.headers.try_add("x-ms-throttle-priority", self._reprocess_priority)
+        try:
+            await self._send(info)
+        except DirectoryError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ tenant
+    async def subscribed_skus(self) -> list[JSON]:
+        params = SubscribedSkusRequestBuilder.SubscribedSkusRequestBuilderGetQueryParameters(
+            select=list(SKU_SELECT)
+        )
+        info = self._client.subscribed_skus.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        return await self._pages(info, self._client.subscribed_skus.with_url)
+
+    async def organization(self) -> JSON | None:
+        params = OrganizationRequestBuilder.OrganizationRequestBuilderGetQueryParameters(
+            select=list(ORGANIZATION_SELECT)
+        )
+        info = self._client.organization.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        orgs = await self._pages(info, self._client.organization.with_url)
+        return orgs[0] if orgs else None
+
+    # ------------------------------------------------------------------ subscriptions
+    async def _typed(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except APIError as exc:
+            raise to_directory_error(exc) from exc
+        except httpx.TransportError as exc:
+            raise _transport_error(exc) from exc
+
+    async def subscriptions(self) -> list[Subscription]:
+        found: list[Subscription] = []
+        page = await self._typed(self._client.subscriptions.get())
+        while page is not None:
+            found.extend(_subscription(s) for s in page.value or [])
+            if not page.odata_next_link:
+                break
+            builder = self._client.subscriptions.with_url(page.odata_next_link)
+            page = await self._typed(builder.get())
+        return found
+
+    async def create_subscription(
+        self,
+        *,
+        resource: str,
+        change_type: str,
+        notification_url: str,
+        lifecycle_notification_url: str,
+        client_state: str,
+        expiration: str,
+    ) -> Subscription:
+        body = GraphSubscription(
+            resource=resource,
+            change_type=change_type,
+            notification_url=notification_url,
+            lifecycle_notification_url=lifecycle_notification_url,
+            client_state=client_state,
+            expiration_date_time=_parse_iso(expiration),
+        )
+        return _subscription(await self._typed(self._client.subscriptions.post(body)))
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        body = GraphSubscription(expiration_date_time=_parse_iso(expiration))
+        item = self._client.subscriptions.by_subscription_id(subscription_id)
+        return _subscription(await self._typed(item.patch(body)))
+
+    async def reauthorize_subscription(self, subscription_id: str) -> None:
+        item = self._client.subscriptions.by_subscription_id(subscription_id)
+        await self._typed(item.reauthorize.post())
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        """Delete; a subscription that is already gone (404) counts as deleted."""
+        item = self._client.subscriptions.by_subscription_id(subscription_id)
+        try:
+            await self._typed(item.delete())
+        except DirectoryError as exc:
+            if exc.status != 404:
+                raise
+
+
+class _DeltaAcc:
+    """One group's entries merged across delta pages (a big group spans several pages)."""
+
+    __slots__ = ("added", "deleted", "properties", "removed")
+
+    def __init__(self) -> None:
+        self.added: set[str] = set()
+        self.removed: set[str] = set()
+        self.properties: JSON = {}
+        self.deleted = False
+
+    def merge(self, obj: JSON) -> None:
+        if "@removed" in obj:
+            self.deleted = True
+            return
+        for member in obj.get("members@delta") or []:
+            if member.get("@odata.type") != USER_TYPE:
+                continue
+            mid = str(member.get("id"))
+            if "@removed" in member:
+                self.removed.add(mid)
+                self.added.discard(mid)
+            else:
+                self.added.add(mid)
+                self.removed.discard(mid)
+        for key, value in obj.items():
+            if key not in {"id", "members@delta"} and not key.startswith("@"):
+                self.properties[key] = value
+
+    def result(self, gid: str) -> GroupDelta:
+        if self.deleted:
+            return GroupDelta(group_id=gid, deleted=True)
+        return GroupDelta(
+            group_id=gid,
+            added=frozenset(self.added),
+            removed=frozenset(self.removed),
+            properties=dict(self.properties),
+        )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_directory(directory: GraphDirectory) -> Directory:
+        return directory  # mypy checks GraphDirectory against the port
