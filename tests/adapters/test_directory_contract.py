@@ -1,0 +1,555 @@
+"""One contract for the `Directory` port, run against both implementations:
+
+- `fake`: `FakeDirectory` in memory, changed through its mutators;
+- `graph`: `GraphDirectory` (msgraph-sdk over HTTP) against graphsim on a loopback port,
+  changed through graphsim's control client.
+
+Each test body is written once against a small driver with the same methods on both sides.
+The tenant is the demo snapshot plus 110 unlicensed users in a group of 120 members (and one
+nested group), so member lists and delta rounds span pages (graphsim's delta page size and the
+adapter's $top are lowered) and users_by_id needs several batches.
+
+The graph side also checks, after every test, that each endpoint graphsim counted is in the
+permissions manifest (`shared.permissions`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from graphsim.client import SimClient
+from graphsim.server import serve_in_thread
+from shared.adapters.fake_directory import FakeDirectory
+from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.directory import (
+    DELTA_FILTER_LIMIT,
+    USER_SELECT,
+    DeltaTokenExpired,
+    Directory,
+    DirectoryError,
+)
+from shared.permissions import find_call
+from tests.graphsim.receiver import receiver
+
+pytestmark = pytest.mark.anyio
+
+DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
+TOKEN = "contract-test-token"
+USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
+
+E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
+E3_TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"
+EMS = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
+SALES = "786e3d01-f781-5ac6-ae1a-55f97a0871a0"
+SKU_E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+
+
+def _gid(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"directory-contract/{name}"))
+
+
+BIG = _gid("group/big")
+EXTRA_USERS = [_gid(f"user/{i}") for i in range(110)]
+UNKNOWN = [_gid(f"unknown/{i}") for i in range(3)]
+
+
+def build_tenant() -> dict[str, Any]:
+    tenant: dict[str, Any] = orjson.loads(DEMO.read_bytes())
+    for i, uid in enumerate(EXTRA_USERS):
+        tenant["users"].append(
+            {
+                "id": uid,
+                "userPrincipalName": f"extra{i}@contoso.com",
+                "displayName": f"Extra {i}",
+                "usageLocation": "US",
+                "accountEnabled": True,
+                "userType": "Member",
+                "onPremisesSyncEnabled": None,
+                "assignedLicenses": [],
+                "licenseAssignmentStates": [],
+            }
+        )
+    demo_users = [u["id"] for u in tenant["users"][:10]]
+    members = [{"@odata.type": USER_TYPE, "id": uid} for uid in EXTRA_USERS + demo_users]
+    members.insert(50, {"@odata.type": GROUP_TYPE, "id": SALES})
+    tenant["groups"].append(
+        {
+            "id": BIG,
+            "displayName": "All_Staff",
+            "securityEnabled": True,
+            "groupTypes": [],
+            "membershipRule": None,
+            "onPremisesSyncEnabled": None,
+            "assignedLicenses": [],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": members,
+        }
+    )
+    # small delta pages so one group's members span several pages (graphsim only)
+    tenant["x-graphsim"] = {"deltaPageSize": 40}
+    return tenant
+
+
+TENANT = build_tenant()
+USERS = {u["id"]: u for u in TENANT["users"]}
+GROUPS = {g["id"]: g for g in TENANT["groups"]}
+
+
+def user_members(gid: str) -> set[str]:
+    return {m["id"] for m in GROUPS[gid]["members"] if m["@odata.type"] == USER_TYPE}
+
+
+def _in_error(state: dict[str, Any]) -> bool:
+    return state.get("state") == "Error" or state.get("error") not in (None, "", "None")
+
+
+def error_members(gid: str) -> set[str]:
+    return {
+        uid
+        for uid in user_members(gid)
+        if any(
+            s.get("assignedByGroup") == gid and _in_error(s)
+            for s in USERS.get(uid, {}).get("licenseAssignmentStates") or []
+        )
+    }
+
+
+def iso_in(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+# --------------------------------------------------------------------------- drivers
+class FakeDriver:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.fake = FakeDirectory(copy.deepcopy(TENANT))
+        self.directory: Directory = self.fake
+        self.notification_url = "https://example.invalid/api/notify"
+
+    def add_member(self, gid: str, uid: str) -> None:
+        self.fake.add_member(gid, uid)
+
+    def remove_member(self, gid: str, uid: str) -> None:
+        self.fake.remove_member(gid, uid)
+
+    def set_group_licenses(self, gid: str, assigned: list[dict[str, Any]]) -> None:
+        self.fake.set_group_licenses(gid, assigned)
+
+    def delete_group(self, gid: str) -> None:
+        self.fake.delete_group(gid)
+
+    def expire_delta_tokens(self) -> None:
+        self.fake.expire_delta_tokens()
+
+
+class GraphDriver:
+    name = "graph"
+
+    def __init__(self, directory: GraphDirectory, sim: SimClient, notification_url: str) -> None:
+        self.directory: Directory = directory
+        self.graph = directory
+        self.sim = sim
+        self.notification_url = notification_url
+
+    def add_member(self, gid: str, uid: str) -> None:
+        self.sim.add_member(gid, uid, force=True)
+
+    def remove_member(self, gid: str, uid: str) -> None:
+        self.sim.remove_member(gid, uid, force=True)
+
+    def set_group_licenses(self, gid: str, assigned: list[dict[str, Any]]) -> None:
+        self.sim.replace_group_licenses(gid, assigned)
+
+    def delete_group(self, gid: str) -> None:
+        self.sim.delete_group(gid, permanent=True)
+
+    def expire_delta_tokens(self) -> None:
+        self.sim.advance_clock(days=8)  # directory delta tokens live 7 days
+
+
+Driver = FakeDriver | GraphDriver
+
+
+def unlisted_endpoints(sim: SimClient) -> list[str]:
+    """Endpoints graphsim counted that the permissions manifest does not list."""
+    missing = []
+    for key in sim.counters():
+        method, _, path = key.partition(" ")
+        if not path or find_call(method, path) is None:
+            missing.append(key)
+    return missing
+
+
+async def graph_directory(url: str, **kwargs: Any) -> GraphDirectory:
+    return GraphDirectory(build_graph_client(url, static_token=TOKEN), page_size=50, **kwargs)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["fake", "graph"])
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
+    if request.param == "fake":
+        yield FakeDriver()
+        return
+    with (
+        serve_in_thread(copy.deepcopy(TENANT)) as url,
+        SimClient(url) as sim,
+        receiver() as rec,
+    ):
+        directory = await graph_directory(url)
+        try:
+            yield GraphDriver(directory, sim, rec.url)
+        finally:
+            await directory.aclose()
+        assert unlisted_endpoints(sim) == [], "calls missing from shared/permissions.py"
+
+
+# --------------------------------------------------------------------------- reads
+async def test_licensed_groups(driver: Driver) -> None:
+    groups = await driver.directory.licensed_groups()
+    by_id = {g["id"]: g for g in groups}
+    assert set(by_id) == {E3_BASE, E3_TEAMS, EMS}
+    base = by_id[E3_BASE]
+    assert base["displayName"] == "Licensing_Office365_E3_Base"
+    assert [a["skuId"] for a in base["assignedLicenses"]] == [SKU_E3]
+    assert "licenseProcessingState" in base
+    assert "members" not in base
+
+
+async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
+    found = await driver.directory.groups_by_id([SALES, BIG, UNKNOWN[0]])
+    assert set(found) == {SALES, BIG}
+    assert found[BIG]["displayName"] == "All_Staff"
+    assert found[SALES]["assignedLicenses"] == []
+
+
+async def test_group_member_ids_reads_every_page_and_only_users(driver: Driver) -> None:
+    ids = await driver.directory.group_member_ids(BIG)
+    assert len(ids) == 120
+    assert set(ids) == user_members(BIG)
+    assert SALES not in ids
+
+
+async def test_group_member_ids_of_unknown_group_is_404(driver: Driver) -> None:
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.group_member_ids(UNKNOWN[0])
+    assert err.value.status == 404
+    assert not err.value.is_transient
+
+
+# --------------------------------------------------------------------------- delta
+async def test_delta_initial_round_lists_all_members_merged_across_pages(driver: Driver) -> None:
+    rnd = await driver.directory.group_delta([BIG, E3_BASE, UNKNOWN[0]], None)
+    assert rnd.initial
+    assert rnd.delta_link
+    assert set(rnd.groups) == {BIG, E3_BASE}
+    assert rnd.groups[BIG].added == user_members(BIG)
+    assert rnd.groups[E3_BASE].added == user_members(E3_BASE)
+    assert rnd.groups[BIG].removed == frozenset()
+    assert rnd.groups[E3_BASE].properties["displayName"] == "Licensing_Office365_E3_Base"
+    assert [a["skuId"] for a in rnd.groups[E3_BASE].properties["assignedLicenses"]] == [SKU_E3]
+    assert not rnd.groups[BIG].deleted
+
+
+async def test_delta_incremental_join_and_leave(driver: Driver) -> None:
+    first = await driver.directory.group_delta([BIG, EMS], None)
+    quiet = await driver.directory.group_delta([], first.delta_link)
+    assert not quiet.initial
+    assert dict(quiet.groups) == {}
+    joiner = next(u for u in USERS if u not in user_members(EMS) | user_members(E3_TEAMS))
+    leaver = sorted(user_members(BIG))[0]
+    driver.add_member(EMS, joiner)
+    driver.remove_member(BIG, leaver)
+    driver.add_member(E3_TEAMS, joiner)  # not in this round's filter
+    rnd = await driver.directory.group_delta([BIG, EMS], quiet.delta_link)
+    assert not rnd.initial
+    assert set(rnd.groups) == {BIG, EMS}
+    assert rnd.groups[EMS].added == {joiner}
+    assert rnd.groups[EMS].removed == frozenset()
+    assert rnd.groups[BIG].removed == {leaver}
+    assert rnd.groups[BIG].added == frozenset()
+    after = await driver.directory.group_delta([BIG, EMS], rnd.delta_link)
+    assert dict(after.groups) == {}
+
+
+async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) -> None:
+    first = await driver.directory.group_delta([SALES, E3_TEAMS], None)
+    assigned = [{"skuId": SKU_E3, "disabledPlans": []}]
+    driver.set_group_licenses(E3_TEAMS, assigned)
+    driver.delete_group(SALES)
+    rnd = await driver.directory.group_delta([SALES, E3_TEAMS], first.delta_link)
+    assert rnd.groups[SALES].deleted
+    teams = rnd.groups[E3_TEAMS]
+    assert not teams.deleted
+    assert [a["skuId"] for a in teams.properties["assignedLicenses"]] == [SKU_E3]
+    assert teams.properties["assignedLicenses"][0]["disabledPlans"] == []
+    assert await driver.directory.groups_by_id([SALES]) == {}
+
+
+async def test_delta_expired_token_raises(driver: Driver) -> None:
+    first = await driver.directory.group_delta([EMS], None)
+    driver.expire_delta_tokens()
+    with pytest.raises(DeltaTokenExpired) as err:
+        await driver.directory.group_delta([EMS], first.delta_link)
+    assert err.value.status == 410
+    again = await driver.directory.group_delta([EMS], None)  # the full resync works
+    assert again.groups[EMS].added == user_members(EMS)
+
+
+async def test_delta_takes_at_most_fifty_ids(driver: Driver) -> None:
+    ids = [_gid(f"many/{i}") for i in range(DELTA_FILTER_LIMIT + 1)]
+    with pytest.raises(ValueError, match="50"):
+        await driver.directory.group_delta(ids, None)
+
+
+# --------------------------------------------------------------------------- users
+async def test_users_by_id_batches_and_leaves_unknown_ids_out(driver: Driver) -> None:
+    wanted = EXTRA_USERS[:40] + list(USERS)[:5] + UNKNOWN
+    found = await driver.directory.users_by_id(wanted)
+    assert set(found) == set(EXTRA_USERS[:40] + list(USERS)[:5])
+    first_demo = next(iter(USERS))
+    got = found[first_demo]
+    src = USERS[first_demo]
+    assert set(got) >= set(USER_SELECT.split(","))
+    for key in ("userPrincipalName", "usageLocation", "assignedLicenses"):
+        assert got[key] == src[key]
+    assert got["licenseAssignmentStates"] == src["licenseAssignmentStates"]
+
+
+async def test_member_of_lists_direct_groups(driver: Driver) -> None:
+    users = [*list(USERS)[:3], EXTRA_USERS[0], UNKNOWN[1]]
+    got = await driver.directory.member_of(users)
+    assert set(got) == set(users) - {UNKNOWN[1]}
+    for uid in got:
+        expected = {gid for gid in GROUPS if uid in user_members(gid)}
+        assert set(got[uid]) == expected
+    assert got[EXTRA_USERS[0]] == [BIG]
+
+
+# --------------------------------------------------------------------------- tenant
+async def test_subscribed_skus(driver: Driver) -> None:
+    skus = await driver.directory.subscribed_skus()
+    assert {s["skuId"] for s in skus} == {s["skuId"] for s in TENANT["subscribedSkus"]}
+    e3 = next(s for s in skus if s["skuId"] == SKU_E3)
+    src = next(s for s in TENANT["subscribedSkus"] if s["skuId"] == SKU_E3)
+    assert e3["skuPartNumber"] == src["skuPartNumber"]
+    assert e3["prepaidUnits"] == src["prepaidUnits"]
+    assert e3["consumedUnits"] == src["consumedUnits"]
+    assert [p["servicePlanId"] for p in e3["servicePlans"]] == [
+        p["servicePlanId"] for p in src["servicePlans"]
+    ]
+
+
+async def test_organization(driver: Driver) -> None:
+    org = await driver.directory.organization()
+    assert org is not None
+    src = TENANT["organization"][0]
+    for key in ("id", "displayName", "countryLetterCode", "onPremisesLastSyncDateTime"):
+        assert org[key] == src[key]
+
+
+async def test_license_errors(driver: Driver) -> None:
+    expected = {gid for gid in GROUPS if error_members(gid)}
+    assert expected == {E3_BASE, E3_TEAMS, EMS}
+    assert set(await driver.directory.groups_with_license_errors()) == expected
+    for gid in [*expected, BIG]:
+        got = await driver.directory.members_with_license_errors(gid)
+        assert set(got) == error_members(gid), gid
+    assert await driver.directory.members_with_license_errors(UNKNOWN[0]) == []
+
+
+async def test_reprocess(driver: Driver) -> None:
+    uid = next(iter(error_members(EMS)))
+    assert await driver.directory.reprocess_license_assignment(uid) is True
+    assert await driver.directory.reprocess_license_assignment(UNKNOWN[2]) is False
+    if isinstance(driver, FakeDriver):
+        assert driver.fake.reprocessed == [uid]
+
+
+# --------------------------------------------------------------------------- subscriptions
+async def test_subscription_lifecycle(driver: Driver) -> None:
+    d = driver.directory
+    assert await d.subscriptions() == []
+    url = driver.notification_url
+    sub = await d.create_subscription(
+        resource="/groups",
+        change_type="updated,deleted",
+        notification_url=url,
+        lifecycle_notification_url=url,
+        client_state="secret-state",
+        expiration=iso_in(1),
+    )
+    assert sub.id
+    assert sub.resource == "/groups"
+    assert sub.change_type == "updated,deleted"
+    assert sub.notification_url == url
+    assert sub.lifecycle_notification_url == url
+    assert abs(parse(sub.expiration) - parse(iso_in(1))) < timedelta(minutes=1)
+    listed = await d.subscriptions()
+    assert [s.id for s in listed] == [sub.id]
+    renewed = await d.renew_subscription(sub.id, iso_in(2))
+    assert renewed.id == sub.id
+    assert abs(parse(renewed.expiration) - parse(iso_in(2))) < timedelta(minutes=1)
+    await d.reauthorize_subscription(sub.id)
+    await d.delete_subscription(sub.id)
+    assert await d.subscriptions() == []
+    await d.delete_subscription(sub.id)  # already gone: fine
+    with pytest.raises(DirectoryError) as err:
+        await d.renew_subscription(sub.id, iso_in(2))
+    assert err.value.status == 404
+
+
+async def test_subscription_expiry_beyond_the_limit_is_rejected(driver: Driver) -> None:
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.create_subscription(
+            resource="/groups",
+            change_type="updated",
+            notification_url=driver.notification_url,
+            lifecycle_notification_url=driver.notification_url,
+            client_state="s",
+            expiration=iso_in(40),
+        )
+    assert err.value.status == 400
+
+
+# --------------------------------------------------------------------------- Graph only
+@pytest.fixture
+async def graphsim() -> AsyncIterator[tuple[str, SimClient]]:
+    with serve_in_thread(copy.deepcopy(TENANT)) as url, SimClient(url) as sim:
+        yield url, sim
+        assert unlisted_endpoints(sim) == []
+
+
+def statuses(sim: SimClient, key: str) -> dict[str, int]:
+    return sim.counters().get(key, {})
+
+
+async def test_graph_429_on_a_plain_call_is_retried_by_the_middleware(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    url, sim = graphsim
+    sim.set_faults(rate429=0.5, retryAfter=1, seed=3)
+    async with await graph_directory(url) as directory:
+        started = time.monotonic()
+        orgs = [await directory.organization() for _ in range(3)]
+        elapsed = time.monotonic() - started
+    sim.set_faults(rate429=0)
+    assert all(o is not None and o["id"] == TENANT["organization"][0]["id"] for o in orgs)
+    seen = statuses(sim, "GET /organization")
+    assert seen.get("429", 0) >= 1
+    assert seen["200"] == 3
+    assert elapsed >= seen["429"] * 1.0 - 0.05  # waited Retry-After each time
+
+
+async def test_graph_429_inside_batch_is_resent_after_retry_after(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    url, sim = graphsim
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    sim.set_faults(rate429=0.3, retryAfter=2, seed=5)
+    async with await graph_directory(url, sleep=sleep) as directory:
+        found = await directory.users_by_id(EXTRA_USERS[:45] + UNKNOWN)
+    sim.set_faults(rate429=0)
+    assert set(found) == set(EXTRA_USERS[:45])
+    seen = statuses(sim, "GET /users/{id}")
+    assert seen.get("429", 0) >= 1
+    assert waits
+    assert all(w == 2.0 for w in waits)  # the items' own Retry-After
+    assert statuses(sim, "POST /$batch")["200"] >= 3 + len(waits)  # 48 items: 3 batches
+
+
+async def test_graph_batch_items_still_throttled_raise_a_transient_error(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    url, sim = graphsim
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    sim.set_faults(rate429=1.0, retryAfter=3, seed=1)
+    async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
+        with pytest.raises(DirectoryError) as err:
+            await directory.users_by_id(EXTRA_USERS[:5])
+    sim.set_faults(rate429=0)
+    assert err.value.status == 429
+    assert err.value.is_transient
+    assert err.value.retry_after == 3.0
+    assert waits == [3.0, 3.0]
+
+
+async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimClient]) -> None:
+    url, sim = graphsim
+
+    async def read_all(directory: GraphDirectory) -> list[Any]:
+        rnd = await directory.group_delta([BIG, EMS], None)
+        return [
+            sorted(g["id"] for g in await directory.licensed_groups()),
+            sorted(await directory.group_member_ids(BIG)),
+            {gid: sorted(g.added) for gid, g in rnd.groups.items()},
+            sorted(await directory.users_by_id(EXTRA_USERS[:25])),
+            await directory.member_of(list(USERS)[:4]),
+        ]
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async with await graph_directory(url, sleep=no_wait) as directory:
+        clean = await read_all(directory)
+        sim.clear_counters()
+        sim.set_faults(rate503=0.15, retryAfter=1, seed=11)
+        faulty = await read_all(directory)
+        sim.set_faults(rate503=0)
+    assert faulty == clean
+    assert sum(c.get("503", 0) for c in sim.counters().values()) >= 1
+
+
+async def test_graph_sends_reprocess_with_low_priority(graphsim: tuple[str, SimClient]) -> None:
+    """graphsim refuses Low-priority calls once 80% of the budget is used (Normal at 100%):
+    with 2 of 10 units left the reprocess is throttled once, then retried after Retry-After."""
+    url, sim = graphsim
+    sim.set_throttle(enabled=True, budget=10, windowSeconds=10, clock="real")
+    async with await graph_directory(url) as directory:
+        for _ in range(8):
+            await directory.organization()
+        assert await directory.reprocess_license_assignment(next(iter(USERS))) is True
+    sim.set_throttle(budget=None)
+    assert statuses(sim, "POST /users/{id}/reprocessLicenseAssignment") == {"429": 1, "200": 1}
+    assert "401" not in sim.counters()
+
+
+async def test_graph_dropped_connection_is_a_transient_directory_error(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    url, sim = graphsim
+    sim.set_faults(resetRate=1.0, seed=2)
+    async with await graph_directory(url) as directory:
+        with pytest.raises(DirectoryError) as err:
+            await directory.organization()
+    sim.set_faults(resetRate=0)
+    assert err.value.status == 503
+    assert err.value.is_transient
