@@ -1,0 +1,140 @@
+"""The permissions manifest: every permission is a real Graph app role (with its id), the sets
+are what graph-facts §7 asks for, and the Graph adapter calls nothing the manifest lacks."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from graphsim.client import SimClient
+from graphsim.server import serve_in_thread
+from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.permissions import (
+    ALERTS,
+    APP_ROLE_IDS,
+    CALLS,
+    PERMISSION_SETS,
+    READ,
+    REPROCESS,
+    find_call,
+    grant,
+)
+from tests.adapters.test_directory_contract import BIG, EMS, EXTRA_USERS, TENANT, UNKNOWN
+from tests.graphsim.receiver import receiver
+
+ROLES_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "graph-app-roles.csv"
+
+
+def app_roles() -> dict[str, str]:
+    with ROLES_CSV.open(newline="", encoding="utf-8") as fh:
+        return {row["Value"]: row["Id"] for row in csv.DictReader(fh)}
+
+
+def test_every_manifest_permission_is_a_graph_app_role_with_its_id() -> None:
+    roles = app_roles()
+    assert len(roles) > 700
+    used = {c.permission for c in CALLS if c.permission}
+    assert used == set(APP_ROLE_IDS)
+    for name, role_id in APP_ROLE_IDS.items():
+        assert roles.get(name) == role_id, name
+
+
+def test_permission_sets_follow_the_least_privilege_table() -> None:
+    assert PERMISSION_SETS[READ] == {
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "User.Read.All",
+        "Organization.Read.All",
+        "AuditLog.Read.All",
+    }
+    assert PERMISSION_SETS[REPROCESS] == {"User.ReadWrite.All"}
+    assert PERMISSION_SETS[ALERTS] == {"Mail.Send"}
+    assert not any("Write" in p or p == "Mail.Send" for p in PERMISSION_SETS[READ])
+    assert not any(p.startswith("Directory.") for s in PERMISSION_SETS.values() for p in s)
+
+
+def test_grant_drops_permissions_a_broader_grant_covers() -> None:
+    assert grant() == [
+        "AuditLog.Read.All",
+        "Group.Read.All",
+        "Organization.Read.All",
+        "User.Read.All",
+    ]
+    assert "User.ReadWrite.All" in grant([READ, REPROCESS])
+    assert "Mail.Send" in grant([READ, ALERTS])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "permission"),
+    [
+        ("GET", "/groups/delta", "GroupMember.Read.All"),
+        ("GET", "/groups/0f1e/members", "GroupMember.Read.All"),
+        ("GET", "/v1.0/groups/{id}/membersWithLicenseErrors?$select=id", "GroupMember.Read.All"),
+        ("POST", "/subscriptions", "Group.Read.All"),
+        ("POST", "/users/abc/reprocessLicenseAssignment", "User.ReadWrite.All"),
+        ("POST", "/users/{id}/sendMail", "Mail.Send"),
+        ("GET", "/subscribedSkus", "Organization.Read.All"),
+    ],
+)
+def test_find_call(method: str, path: str, permission: str) -> None:
+    call = find_call(method, path)
+    assert call is not None
+    assert call.permission == permission
+
+
+def test_find_call_knows_nothing_else() -> None:
+    assert find_call("GET", "/users") is None
+    assert find_call("DELETE", "/groups/{id}") is None
+    assert find_call("POST", "/users/{id}/assignLicense") is None
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones() -> None:
+    """Every GraphDirectory method once against graphsim; graphsim's per-endpoint counters must
+    match the manifest both ways (no unlisted call, no listed call marked used but never made)."""
+    expiry = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    with (
+        serve_in_thread(copy.deepcopy(TENANT)) as url,
+        SimClient(url) as sim,
+        receiver() as rec,
+    ):
+        directory = GraphDirectory(build_graph_client(url, static_token="t"), page_size=50)
+        async with directory:
+            await directory.licensed_groups()
+            await directory.groups_by_id([BIG, UNKNOWN[0]])
+            await directory.group_member_ids(BIG)
+            rnd = await directory.group_delta([BIG, EMS], None)
+            await directory.group_delta([], rnd.delta_link)
+            await directory.users_by_id([*EXTRA_USERS[:3], UNKNOWN[1]])
+            await directory.member_of(EXTRA_USERS[:2])
+            await directory.subscribed_skus()
+            await directory.organization()
+            await directory.groups_with_license_errors()
+            await directory.members_with_license_errors(EMS)
+            await directory.reprocess_license_assignment(EXTRA_USERS[0])
+            sub = await directory.create_subscription(
+                resource="/groups",
+                change_type="updated,deleted",
+                notification_url=rec.url,
+                lifecycle_notification_url=rec.url,
+                client_state="state",
+                expiration=expiry,
+            )
+            await directory.subscriptions()
+            await directory.renew_subscription(sub.id, expiry)
+            await directory.reauthorize_subscription(sub.id)
+            await directory.delete_subscription(sub.id)
+        hit = set(sim.counters())
+    unlisted = [k for k in hit if find_call(*k.partition(" ")[::2]) is None]
+    assert unlisted == []
+    listed = {f"{c.method} {c.path}" for c in CALLS if c.used}
+    assert listed - hit == set()
