@@ -57,6 +57,7 @@ Behaviour choices where the documentation is silent (documented, not Microsoft s
 * A group with ``securityEnabled`` false grants nothing (only security-enabled groups can be
   licensed, §4.1). A SKU missing from ``skus`` has no seats, hence CountViolation.
 * Disabled accounts are licensed like everyone else (they still consume seats).
+* State ``Disabled`` is never produced (it would need subscription suspension, not modelled).
 """
 
 from __future__ import annotations
@@ -303,6 +304,39 @@ def recount_consumed_units(
                 counts[lic["skuId"]] += 1
     for sku_id, count in counts.items():
         skus[sku_id]["consumedUnits"] = count
+
+
+def direct_removal_blockers(
+    user: Mapping[str, Any],
+    sku_id: str,
+    skus: Mapping[str, Mapping[str, Any]],
+    rules: LicensingRules,
+) -> list[str]:
+    """Plans that would lose their last prerequisite if the user's direct ``sku_id`` went.
+
+    For the HTTP layer's ``assignLicense`` ``removeLicenses``: Graph refuses such a removal
+    ("License assignment failed because service plan <id> depends on ...", data/README);
+    group paths are handled by :func:`process_users` as DependencyViolation instead.
+    """
+
+    def enabled(entry: Mapping[str, Any]) -> set[str]:
+        sku = skus.get(entry.get("skuId", "")) or {}
+        off = set(entry.get("disabledPlans") or [])
+        return {p["servicePlanId"] for p in sku.get("servicePlans") or []} - off
+
+    holding = [
+        e for e in user.get("licenseAssignmentStates") or [] if e.get("state") in _HOLDING_STATES
+    ]
+    removed = [e for e in holding if e.get("assignedByGroup") is None and e.get("skuId") == sku_id]
+    if not removed or not rules.plan_dependencies:
+        return []
+    rest: set[str] = set().union(*[enabled(e) for e in holding if e not in removed])
+    gone = set().union(*[enabled(e) for e in removed]) - rest
+    return sorted(
+        plan
+        for plan in rest & rules.plan_dependencies.keys()
+        if rules.plan_dependencies[plan] & gone and not rules.plan_dependencies[plan] & rest
+    )
 
 
 # ------------------------------------------------------------------------------ processing
@@ -592,11 +626,12 @@ class _UserRun:
         self.conflict_owners: dict[str, set[str]] = {}
         self.entries: dict[tuple[str | None, str], tuple[_Path, str, str | None]] = {}
 
-    def hold(self, path: _Path, *, take_seat: bool = True) -> None:
+    def hold(self, path: _Path) -> None:
+        """The path applies; it takes a seat unless the user already has one for its SKU."""
         self.holding.append(path)
         for plan in path.conflicting:
             self.conflict_owners.setdefault(plan, set()).add(path.sku)
-        if take_seat and path.sku not in self.seated:
+        if path.sku not in self.seated:
             self.ctx.consume(path.sku, 1)
             self.seated.add(path.sku)
 

@@ -422,6 +422,31 @@ def test_dependency_is_satisfied_by_another_path_so_removal_goes_through() -> No
     assert set(t.held("ann")) == {"CALLING", "PHONE"}
 
 
+def test_removing_a_direct_prerequisite_is_refused_while_a_plan_depends_on_it() -> None:
+    """§4.2: removal blocked because another product's plan depends on it (direct: 400)."""
+    t = Tenant(planDependencies={"PSTN": ["MCOEV"]}).user("ann").direct("ann", "PHONE")
+    t.group("g-calling", "CALLING", members="ann").process()
+    rules = LicensingRules.from_config(t.config)
+
+    assert licensing.direct_removal_blockers(t.users["ann"], "PHONE", t.skus, rules) == ["PSTN"]
+    assert licensing.direct_removal_blockers(t.users["ann"], "CALLING", t.skus, rules) == []
+
+
+def test_adding_a_product_without_seats_to_a_group_blocks_its_existing_products() -> None:
+    """§4.1 all-or-none also applies when a group gains a product its members cannot get."""
+    t = Tenant().sku("EMS", seats=0).group("g", "E3", members="ann")
+    t.process()
+
+    t.groups["g"]["assignedLicenses"].append({"skuId": "EMS", "disabledPlans": []})
+    t.process(now=T1)
+
+    assert t.entries("ann") == [
+        ("g", "E3", "Error", "CountViolation"),
+        ("g", "EMS", "Error", "CountViolation"),
+    ]
+    assert t.consumed("E3") == 0
+
+
 def test_dependent_plan_without_its_prerequisite_is_disabled() -> None:
     """§4.1: plans with dependencies must be assigned together or the dependent is disabled."""
     t = Tenant(planDependencies={"PSTN": ["MCOEV"]}).group("g", "CALLING", members="ann")
