@@ -63,6 +63,7 @@ Behaviour choices where the documentation is silent (documented, not Microsoft s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -129,6 +130,7 @@ _SERVICE_BY_PREFIX: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.cache
 def service_name(plan_name: str) -> str:
     """Workload name for ``assignedPlans[].service`` (best effort; Graph does not document it)."""
     upper = plan_name.upper()
