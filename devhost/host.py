@@ -222,6 +222,7 @@ class DevHost:
         self._created_queues: set[tuple[str, str]] = set()
         self._saved_env: dict[str, str | None] = {}
         self._handler: logging.Handler | None = None
+        self._saved_log: tuple[int, bool] = (logging.NOTSET, True)
 
     # ---------------------------------------------------------------- settings / storage
     def _thread_count(self) -> int:
@@ -324,18 +325,23 @@ class DevHost:
         self._saved_env = {}
 
     def _attach_log_handler(self) -> None:
-        if log.handlers:
+        """Plain invocation lines on stderr, once each, whatever the root logger is set to."""
+        if log.handlers:  # the embedding program configured "devhost" itself
             return
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s"))
+        self._saved_log = (log.level, log.propagate)
         log.addHandler(handler)
         if log.level == logging.NOTSET:
             log.setLevel(logging.INFO)
+        log.propagate = False
         self._handler = handler
 
     def _detach_log_handler(self) -> None:
         if self._handler is not None:
             log.removeHandler(self._handler)
+            log.setLevel(self._saved_log[0])
+            log.propagate = self._saved_log[1]
             self._handler = None
 
     def _run(self) -> None:

@@ -6,6 +6,7 @@ import concurrent.futures
 import time
 from urllib.parse import quote
 
+import azure.functions as func
 import httpx
 import pytest
 
@@ -133,3 +134,16 @@ def test_unknown_functions_have_no_url(make_host: HostFactory) -> None:
     host = make_host()
     with pytest.raises(KeyError):
         host.url_for("tick")
+
+
+def test_context_parameter_is_supplied(make_host: HostFactory) -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="ctx")
+    def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return func.HttpResponse(f"{context.function_name} {context.invocation_id}")
+
+    host = make_host(app=app)
+    name, invocation_id = httpx.get(host.url_for("with_context")).text.split()
+    assert name == "with_context"
+    assert invocation_id == host.invocations_of("with_context")[0].id

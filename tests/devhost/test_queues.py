@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -209,3 +210,27 @@ def test_wait_idle_times_out_while_work_remains(
         host.wait_idle(timeout=1)
     host.wait_idle(timeout=15)
     assert len(sample_app.failed_attempts) == 2
+
+
+def test_queue_functions_run_concurrently_up_to_batch_size(
+    azurite: AzuriteEndpoints, make_host: HostFactory, queues: dict[str, str]
+) -> None:
+    app = func.FunctionApp()
+    running = {"now": 0, "max": 0}
+
+    @app.queue_trigger(
+        arg_name="msg", queue_name="%SAMPLE_IN_QUEUE%", connection="AzureWebJobsStorage"
+    )
+    async def sleeper(msg: func.QueueMessage) -> None:
+        running["now"] += 1  # async functions share the host's loop: no lock needed
+        running["max"] = max(running["max"], running["now"])
+        await asyncio.sleep(0.4)
+        running["now"] -= 1
+
+    host = make_host(app=app, host_json={"extensions": {"queues": {"batchSize": 3}}})
+    client = sender(azurite, queues["SAMPLE_IN_QUEUE"])
+    for i in range(7):
+        client.send_message(f"s{i}")
+    host.wait_idle(timeout=20)
+    assert host.counters["sleeper"]["succeeded"] == 7
+    assert running["max"] == 3
