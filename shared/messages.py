@@ -242,7 +242,9 @@ class RecomputeUsers:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReprocessUser:
-    """Ask Entra to reprocess one user's group-based licenses, for these cause keys."""
+    """Ask Entra to reprocess one user's group-based licenses, for these cause keys.
+
+    `causes` are `shared.core.reprocess.Cause.key` strings; empty for a manual request."""
 
     user_id: str
     causes: tuple[str, ...]

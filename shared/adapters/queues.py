@@ -26,7 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    DecodeError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.identity import DefaultAzureCredential
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
@@ -150,7 +155,7 @@ class LenientTextBase64DecodePolicy(TextBase64DecodePolicy):
     def decode(self, content: str, response: Any) -> str:
         try:
             return super().decode(content, response)
-        except Exception:  # DecodeError: not Base64 or not UTF-8 underneath
+        except DecodeError:  # not Base64, or not UTF-8 underneath
             return _NotBase64(content)
 
 

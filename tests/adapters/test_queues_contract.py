@@ -42,6 +42,18 @@ def sweep(n: int = 1) -> DeltaSweep:
 class QueueUnderTest:
     queue: MessageQueue
     put_text: Callable[[str], None]  # store text as the Functions output binding would
+    wait: Callable[[float], None]  # let time pass (the fake's clock, or really)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def unique_name() -> str:
@@ -52,16 +64,16 @@ def unique_name() -> str:
 def subject(request: pytest.FixtureRequest) -> QueueUnderTest:
     name = unique_name()
     if request.param == "memory":
-        fake = InMemoryQueue(name)
-        return QueueUnderTest(fake, fake.put_raw)
+        clock = FakeClock()
+        fake = InMemoryQueue(name, clock)
+        return QueueUnderTest(fake, fake.put_raw, clock.advance)
     azurite: AzuriteEndpoints = request.getfixturevalue("azurite")
     raw = QueueClient.from_connection_string(
         azurite.connection_string, name, message_encode_policy=TextBase64EncodePolicy()
     )
     raw.create_queue()
-    return QueueUnderTest(
-        AzureQueue.from_connection(azurite.connection_string, name), raw.send_message
-    )
+    queue = AzureQueue.from_connection(azurite.connection_string, name)
+    return QueueUnderTest(queue, raw.send_message, time.sleep)
 
 
 def test_a_sent_message_is_received_decoded_on_its_first_delivery(subject: QueueUnderTest) -> None:
@@ -93,7 +105,7 @@ def test_an_undeleted_message_comes_back_and_the_old_receipt_goes_stale(
 ) -> None:
     subject.queue.send(sweep())
     [first] = subject.queue.receive(1, visibility_timeout=1)
-    time.sleep(1.2)
+    subject.wait(1.2)
 
     [again] = subject.queue.receive(1)
 
