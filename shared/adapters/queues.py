@@ -18,6 +18,7 @@ back after its visibility timeout with a higher ``dequeue_count``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import time
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from azure.core.exceptions import (
-    DecodeError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -153,9 +153,11 @@ class LenientTextBase64DecodePolicy(TextBase64DecodePolicy):
     """Base64 like the Functions host; text that is not Base64 passes through, marked."""
 
     def decode(self, content: str, response: Any) -> str:
+        # Not super().decode: the SDK's DecodeError fails to construct (AttributeError on the
+        # response), and validate=True rejects stray characters as the host's decoder does.
         try:
-            return super().decode(content, response)
-        except DecodeError:  # not Base64, or not UTF-8 underneath
+            return base64.b64decode(content, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error, UnicodeDecodeError
             return _NotBase64(content)
 
 
