@@ -2,4 +2,8 @@
 
 import azure.functions as func
 
+from functions import directory_sync, pipeline, timers, webhooks
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for family in (webhooks, pipeline, directory_sync, timers):
+    app.register_functions(family.bp)

@@ -1,7 +1,7 @@
 """Azure Tables for License Guard's state: the `EntityStore` port, Azure and in-memory.
 
 Table names are a contract: `DELTALINKS`, `GROUPMEMBERS`, `SUBSCRIPTIONS`, `FINDINGS`,
-`REPROCESSLEDGER`.
+`REPROCESSLEDGER`, plus `SERVICESTATE` for caches and watermarks.
 
 Entities
 ========
@@ -65,7 +65,16 @@ GROUPMEMBERS: Final = "groupmembers"
 SUBSCRIPTIONS: Final = "subscriptions"
 FINDINGS: Final = "findings"
 REPROCESSLEDGER: Final = "reprocessledger"
-TABLE_NAMES: Final = (DELTALINKS, GROUPMEMBERS, SUBSCRIPTIONS, FINDINGS, REPROCESSLEDGER)
+SERVICESTATE: Final = "servicestate"
+"""Caches and watermarks (subscribed SKUs, last sync time, the reprocess brake)."""
+TABLE_NAMES: Final = (
+    DELTALINKS,
+    GROUPMEMBERS,
+    SUBSCRIPTIONS,
+    FINDINGS,
+    REPROCESSLEDGER,
+    SERVICESTATE,
+)
 
 MAX_KEY_CHARS: Final = 1024
 MAX_STRING_CHARS: Final = 32 * 1024  # 64 KiB of UTF-16
@@ -412,6 +421,7 @@ class Tables:
     subscriptions: EntityStore
     findings: EntityStore
     reprocessledger: EntityStore
+    servicestate: EntityStore
 
 
 def tables_for(storage: str | StorageConnection) -> Tables:

@@ -1,0 +1,36 @@
+"""Timers: keep the subscription, poll directory sync, re-check errors, watch the poison queues.
+
+Schedules come from settings (`%NAME%` has no default: every schedule must be set wherever
+the app runs). `run_on_startup` stays off: it would also fire on every scale-out.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import services
+from shared.service.subscriptions import keep_subscription
+from shared.service.watch import recheck_errors as recheck
+from shared.service.watch import watch_poison, watch_sync
+
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_KEEPER_SCHEDULE%", run_on_startup=False)
+async def subscription_keeper(timer: func.TimerRequest) -> None:
+    await keep_subscription(services())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SYNC_WATCH_SCHEDULE%", run_on_startup=False)
+async def sync_watch(timer: func.TimerRequest) -> None:
+    await watch_sync(services())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%RECHECK_ERRORS_SCHEDULE%", run_on_startup=False)
+async def recheck_errors(timer: func.TimerRequest) -> None:
+    await recheck(services())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
+def poison_watch(timer: func.TimerRequest) -> None:
+    watch_poison(services())

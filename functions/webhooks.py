@@ -1,0 +1,49 @@
+"""HTTP: Graph's change and lifecycle notifications (the function key rides in the URL)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import services
+from shared.service.notifications import (
+    accept_change_notifications,
+    accept_lifecycle_notifications,
+)
+from shared.webhook import MalformedNotification, NotificationTooLarge, validation_response_text
+
+bp = func.Blueprint()
+
+
+def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
+    """Graph validates each URL by POSTing ?validationToken=…: echo it, as plain text, fast."""
+    token = req.params.get("validationToken")
+    if token is None:
+        return None
+    return func.HttpResponse(validation_response_text(token), mimetype="text/plain")
+
+
+def _rejected(exc: Exception) -> func.HttpResponse:
+    status = 413 if isinstance(exc, NotificationTooLarge) else 400
+    return func.HttpResponse(str(exc), status_code=status, mimetype="text/plain")
+
+
+@bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    if (handshake := _handshake(req)) is not None:
+        return handshake
+    try:
+        accept_change_notifications(services(), req.get_body())
+    except (MalformedNotification, NotificationTooLarge) as exc:
+        return _rejected(exc)
+    return func.HttpResponse(status_code=202)
+
+
+@bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    if (handshake := _handshake(req)) is not None:
+        return handshake
+    try:
+        await accept_lifecycle_notifications(services(), req.get_body())
+    except (MalformedNotification, NotificationTooLarge) as exc:
+        return _rejected(exc)
+    return func.HttpResponse(status_code=202)

@@ -1,0 +1,1 @@
+"""The service layer: one function per job the triggers hand over, over our ports only."""

@@ -1,0 +1,210 @@
+"""Group changes: from "these groups changed" to "recompute these users".
+
+A notification only says that a group changed. Most groups in a large tenant are not licensed
+(Teams, Microsoft 365 and distribution groups), so ids are first classified against the stored
+set of licensed groups; an unknown id costs one batched look-up, and a group that just gained
+licenses joins a delta partition. Only partitions holding a changed licensed group run their
+delta round; a sweep (after a sync cycle, a re-created subscription, a missed notification)
+runs them all.
+
+From each round: users who joined or left a licensed group, and every member of a group whose
+licenses changed, are sent on as `RecomputeUsers` messages of at most 100 users. When a delta
+token has expired (410), the partition is read again in full and compared with the stored
+member sets, so leavers are still found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from shared.directory import DeltaRound, DeltaTokenExpired
+from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers
+from shared.service.context import Services
+from shared.service.stores import GroupMembers, LicensedGroups, Partition
+
+log = structlog.get_logger(__name__)
+
+UNLICENSED_CACHE = "unlicensed-groups"
+UNLICENSED_TTL = timedelta(minutes=10)
+"""How long a group seen without licenses is skipped without a look-up. A group that gains
+licenses meanwhile is found by the next licensed-group refresh (recheck timer) or sweep."""
+
+
+@dataclass
+class GroupChangeOutcome:
+    ignored: list[str] = field(default_factory=list)
+    newly_licensed: list[str] = field(default_factory=list)
+    partitions_run: list[int] = field(default_factory=list)
+    resynced: list[int] = field(default_factory=list)
+    joined: int = 0
+    left: int = 0
+    license_changed: list[str] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
+    messages: int = 0
+
+
+async def handle_group_changes(
+    svc: Services, msg: GroupsChanged | DeltaSweep
+) -> GroupChangeOutcome:
+    outcome = GroupChangeOutcome()
+    licensed = LicensedGroups(svc.tables.deltalinks)
+    config = licensed.groups()
+    if not config:
+        # First run (or the store was lost): learn the licensed groups and partition them.
+        for group in await svc.directory.licensed_groups():
+            licensed.save_group(group)
+            config[group["id"]] = group
+        licensed.assign(config)
+
+    if isinstance(msg, DeltaSweep):
+        targets = licensed.partitions()
+    else:
+        changed = await _classify(svc, licensed, config, msg.group_ids, outcome)
+        targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
+
+    members = GroupMembers(svc.tables.groupmembers)
+    for partition in targets:
+        await _run_partition(svc, licensed, members, config, partition, outcome)
+
+    batches = RecomputeUsers.batches(
+        sorted(outcome.users),
+        reason="group membership or licenses changed",
+        correlation_id=msg.correlation_id,
+        group_ids=tuple(sorted(outcome.license_changed)),
+    )
+    for batch in batches:
+        svc.send(batch)
+    outcome.messages = len(batches)
+    log.info(
+        "groups.changed",
+        correlation_id=msg.correlation_id,
+        ignored=len(outcome.ignored),
+        partitions=outcome.partitions_run,
+        resynced=outcome.resynced,
+        joined=outcome.joined,
+        left=outcome.left,
+        license_changed=len(outcome.license_changed),
+        users=len(outcome.users),
+    )
+    return outcome
+
+
+async def _classify(
+    svc: Services,
+    licensed: LicensedGroups,
+    config: dict[str, dict[str, object]],
+    group_ids: Iterable[str],
+    outcome: GroupChangeOutcome,
+) -> set[str]:
+    """The licensed ones among `group_ids`; unknown ids are looked up once, in one batch."""
+    now = svc.now()
+    unlicensed = _unlicensed_cache(svc, now)
+    ids = set(group_ids)
+    known = ids & config.keys()
+    unknown = sorted(ids - known - unlicensed.keys())
+    outcome.ignored.extend(sorted(ids & unlicensed.keys()))
+    if unknown:
+        found = await svc.directory.groups_by_id(unknown)
+        for group_id in unknown:
+            group = found.get(group_id)
+            if group and group.get("assignedLicenses"):
+                licensed.save_group(group)
+                config[group_id] = group
+                known.add(group_id)
+                outcome.newly_licensed.append(group_id)
+            else:
+                unlicensed[group_id] = now
+                outcome.ignored.append(group_id)
+        if outcome.newly_licensed:
+            licensed.assign(outcome.newly_licensed)
+    return known
+
+
+def _unlicensed_cache(svc: Services, now: datetime) -> dict[str, datetime]:
+    cache = svc.caches.setdefault(UNLICENSED_CACHE, {})
+    assert isinstance(cache, dict)
+    for group_id, seen in list(cache.items()):
+        if now - seen > UNLICENSED_TTL:
+            del cache[group_id]
+    return cache
+
+
+async def _run_partition(
+    svc: Services,
+    licensed: LicensedGroups,
+    members: GroupMembers,
+    config: dict[str, dict[str, object]],
+    partition: Partition,
+    outcome: GroupChangeOutcome,
+) -> None:
+    try:
+        delta = await svc.directory.group_delta(partition.group_ids, partition.delta_link)
+    except DeltaTokenExpired:
+        log.warning("delta.resync", partition=partition.index, reason="token expired")
+        outcome.resynced.append(partition.index)
+        delta = await svc.directory.group_delta(partition.group_ids, None)
+    outcome.partitions_run.append(partition.index)
+    _apply_round(delta, members, licensed, config, outcome, partition.group_ids)
+    if not licensed.save_delta_link(partition, delta.delta_link):
+        log.info("delta.link_conflict", partition=partition.index)
+
+
+def _apply_round(
+    delta: DeltaRound,
+    members: GroupMembers,
+    licensed: LicensedGroups,
+    config: dict[str, dict[str, object]],
+    outcome: GroupChangeOutcome,
+    group_ids: Iterable[str],
+) -> None:
+    for group_id in group_ids:
+        change = delta.groups.get(group_id)
+        if change is None:
+            if delta.initial:
+                # An initial round lists every group; one missing has no members (or is gone).
+                _, left = members.replace(group_id, set())
+                outcome.left += len(left)
+                outcome.users |= left
+            continue
+        if change.deleted:
+            _, left = members.replace(group_id, set())
+            outcome.left += len(left)
+            outcome.users |= left
+            licensed.forget_group(group_id)
+            config.pop(group_id, None)
+            continue
+        if delta.initial:
+            joined, left = members.replace(group_id, set(change.added))
+        else:
+            joined = set(change.added) - set(change.removed)
+            left = set(change.removed)
+            members.apply(group_id, joined, left)
+        outcome.joined += len(joined)
+        outcome.left += len(left)
+        outcome.users |= joined | left
+        new_licenses = change.properties.get("assignedLicenses")
+        old = config.get(group_id)
+        if (
+            new_licenses is not None
+            and old is not None
+            and _license_key(new_licenses) != _license_key(old.get("assignedLicenses"))
+        ):
+            outcome.license_changed.append(group_id)
+            outcome.users |= members.members(group_id)
+            updated = dict(old) | change.properties
+            licensed.save_group(updated)
+            config[group_id] = updated
+
+
+def _license_key(value: object) -> frozenset[tuple[str, frozenset[str]]]:
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(
+        (str(lic.get("skuId")), frozenset(lic.get("disabledPlans") or ()))
+        for lic in value
+        if isinstance(lic, dict)
+    )

@@ -1,0 +1,238 @@
+"""Recompute users: read their licensing from Graph, evaluate, record findings, pick reprocesses.
+
+For at most 100 users at a time: their states and memberships come from Graph (batched), the
+licensed groups' configuration and the SKUs from the service's cache (SKUs refreshed when
+older than `SKU_MAX_AGE`, or when a user holds one the cache does not know). The core
+evaluates them exactly as `license-guard evaluate` would; the findings ledger records what is
+new, persisting and resolved; the reprocess policy decides who to reprocess. In `observe`
+mode (the default), or for groups outside the act allow-list, or with writes disabled, the
+decision is only logged ("would reprocess X because Y") and nothing is queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from shared.core.evaluate import evaluate
+from shared.core.findings import Finding
+from shared.core.reprocess import (
+    AlertInstead,
+    ReprocessNow,
+    RetryLater,
+    TenantFacts,
+    decide_reprocess,
+)
+from shared.directory import JSON
+from shared.messages import RecomputeUsers, ReprocessUser
+from shared.service.context import Services
+from shared.service.stores import (
+    FindingsLedger,
+    LicensedGroups,
+    ReprocessLedger,
+    ServiceState,
+    cause_token,
+)
+from shared.snapshot import parse_snapshot
+
+log = structlog.get_logger(__name__)
+
+SKU_MAX_AGE = timedelta(hours=1)
+
+
+@dataclass
+class RecomputeOutcome:
+    evaluated: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    new_findings: list[Finding] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    would_reprocess: list[str] = field(default_factory=list)
+    retry_later: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+async def skus_for(svc: Services, *, refresh: bool = False) -> list[JSON]:
+    """Subscribed SKUs from the cache, refreshed from Graph when stale or asked."""
+    state = ServiceState(svc.tables.servicestate)
+    skus, refreshed = state.skus()
+    if refresh or not skus or refreshed is None or svc.now() - refreshed > SKU_MAX_AGE:
+        skus = await svc.directory.subscribed_skus()
+        state.save_skus(skus, svc.now())
+    return skus
+
+
+async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
+    outcome = RecomputeOutcome()
+    now = svc.now()
+    users = await svc.directory.users_by_id(msg.user_ids)
+    memberships = await svc.directory.member_of(list(users))
+    groups = LicensedGroups(svc.tables.deltalinks).groups()
+    skus = await skus_for(svc)
+    if _unknown_skus(users, skus):
+        skus = await skus_for(svc, refresh=True)
+    unknown_groups = _groups_in_states(users) - groups.keys()
+    if unknown_groups:
+        groups |= await svc.directory.groups_by_id(sorted(unknown_groups))
+
+    document: dict[str, Any] = {
+        "subscribedSkus": skus,
+        "groups": [
+            g
+            | {
+                "members": [
+                    {"@odata.type": "#microsoft.graph.user", "id": u}
+                    for u in users
+                    if g["id"] in memberships.get(u, ())
+                ]
+            }
+            for g in groups.values()
+        ],
+        "users": list(users.values()),
+    }
+    tenant = parse_snapshot(document).tenant
+    evaluation = evaluate(tenant)
+
+    findings_ledger = FindingsLedger(svc.tables.findings)
+    reprocess_ledger = ReprocessLedger(svc.tables.reprocessledger)
+    user_findings: list[Finding] = []
+    for report in evaluation.users:
+        user_findings.extend(report.findings)
+    history = {u: reprocess_ledger.history(u) for u in users}
+    facts = TenantFacts(
+        now=now,
+        free_seats={s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()},
+        group_processing={g.id: g.processing_state for g in tenant.groups.values()},
+    )
+    plan = decide_reprocess(user_findings, history, facts)
+
+    queued: set[str] = set()
+    for user_id, decision in plan.users.items():
+        if isinstance(decision, ReprocessNow):
+            if _queue_reprocess(svc, reprocess_ledger, decision, msg.correlation_id, now):
+                queued.update(c.key for c in decision.causes)
+                outcome.queued.append(user_id)
+            else:
+                outcome.would_reprocess.append(user_id)
+        elif isinstance(decision, RetryLater):
+            outcome.retry_later.append(user_id)
+            wait = (decision.not_before - now).total_seconds()
+            svc.send(
+                RecomputeUsers(
+                    user_ids=(user_id,),
+                    reason=f"retry: {decision.reason}",
+                    correlation_id=msg.correlation_id,
+                ),
+                delay_seconds=wait,
+            )
+        elif isinstance(decision, AlertInstead):
+            outcome.alerts.append(user_id)
+    for user_id, attempts in plan.observations().items():
+        reprocess_ledger.observe(user_id, attempts)
+    for group_alert in plan.groups:
+        log.warning(
+            "reprocess.group_alert",
+            correlation_id=msg.correlation_id,
+            group_id=group_alert.group_id,
+            sku_id=group_alert.sku_id,
+            code=group_alert.code,
+            users=len(group_alert.user_ids),
+            reason=group_alert.reason,
+        )
+
+    for report in evaluation.users:
+        change = findings_ledger.reconcile(
+            report.user.id,
+            report.findings,
+            now=now,
+            run_id=msg.correlation_id,
+            reprocess_queued=[f.key for f in report.findings if _cause_key(f) in queued],
+        )
+        outcome.evaluated.append(report.user.id)
+        outcome.new_findings.extend(change.new)
+        outcome.resolved.extend(change.resolved)
+    for user_id in msg.user_ids:
+        if user_id not in users:
+            # Deleted (or not yet replicated): its open findings no longer apply.
+            change = findings_ledger.reconcile(user_id, [], now=now, run_id=msg.correlation_id)
+            outcome.gone.append(user_id)
+            outcome.resolved.extend(change.resolved)
+
+    log.info(
+        "users.recomputed",
+        correlation_id=msg.correlation_id,
+        users=len(outcome.evaluated),
+        gone=len(outcome.gone),
+        new_findings=len(outcome.new_findings),
+        resolved=len(outcome.resolved),
+        reprocess_queued=len(outcome.queued),
+        would_reprocess=len(outcome.would_reprocess),
+    )
+    return outcome
+
+
+def _queue_reprocess(
+    svc: Services,
+    ledger: ReprocessLedger,
+    decision: ReprocessNow,
+    correlation_id: str,
+    now: Any,
+) -> bool:
+    """Queue the reprocess when writes are allowed; otherwise log what would have happened."""
+    group_ids = frozenset(c.group_id for c in decision.causes if c.group_id)
+    blocked = svc.settings.write_blocked_reason(group_ids)
+    if blocked:
+        log.info(
+            "reprocess.would_queue",
+            correlation_id=correlation_id,
+            user_id=decision.user_id,
+            because=decision.reason,
+            blocked_by=blocked,
+        )
+        return False
+    tokens = []
+    for cause in decision.causes:
+        if ledger.queue(decision.user_id, cause, now=now, correlation_id=correlation_id):
+            tokens.append(cause_token(cause))
+    if not tokens:
+        return False  # every cause already queued by a duplicate message: nothing new to do
+    svc.send(
+        ReprocessUser(
+            user_id=decision.user_id,
+            causes=tuple(tokens),
+            reason=decision.reason,
+            correlation_id=correlation_id,
+        )
+    )
+    log.info(
+        "reprocess.queued",
+        correlation_id=correlation_id,
+        user_id=decision.user_id,
+        because=decision.reason,
+    )
+    return True
+
+
+def _cause_key(finding: Finding) -> str:
+    return f"{finding.code}|{finding.sku_id or '-'}|{finding.group_id or '-'}"
+
+
+def _unknown_skus(users: dict[str, JSON], skus: list[JSON]) -> bool:
+    known = {s["skuId"] for s in skus}
+    return any(
+        state.get("skuId") not in known
+        for user in users.values()
+        for state in user.get("licenseAssignmentStates") or ()
+    )
+
+
+def _groups_in_states(users: dict[str, JSON]) -> set[str]:
+    return {
+        state["assignedByGroup"]
+        for user in users.values()
+        for state in user.get("licenseAssignmentStates") or ()
+        if state.get("assignedByGroup")
+    }

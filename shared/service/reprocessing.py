@@ -1,0 +1,127 @@
+"""The reprocess worker: one `reprocessLicenseAssignment` call per user and cause, braked.
+
+Safety first: nothing is written unless settings allow it at the moment of the call (mode
+`act`, kill switch off, allow-list), even if the message was queued earlier. Every call goes
+through a tenant-wide brake: a token bucket of `REPROCESS_RATE_PER_MIN` calls per minute
+(well under Graph's identity write budget of 3,000 per 150 s) and `REPROCESS_DAILY_CAP` calls
+per UTC day, kept in `servicestate` with optimistic concurrency so all instances share it.
+Calls are sent with `x-ms-throttle-priority: Low`.
+
+Duplicates never call twice: the causes are claimed in the reprocess ledger first, and a cause
+already done (or being called by another worker) is skipped. A 429 re-enqueues the message
+with the Retry-After as its visibility delay and completes the original, so throttling does not
+burn dequeue attempts; other transient errors raise, and the host retries (then poisons).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from shared.adapters.tables import AlreadyExists, ConcurrencyConflict
+from shared.directory import DirectoryError
+from shared.messages import ReprocessUser
+from shared.service.context import Services
+from shared.service.stores import DONE, GONE, QUEUED, ReprocessLedger, ServiceState
+
+log = structlog.get_logger(__name__)
+
+BRAKE = "reprocess-brake"
+DEFAULT_RETRY_AFTER = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReprocessOutcome:
+    status: str
+    """called | gone | duplicate | blocked | braked | throttled"""
+    delay_seconds: float = 0.0
+
+
+async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
+    now = svc.now()
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
+    groups = frozenset(
+        str(e.fields["groupId"])
+        for e in (svc.tables.reprocessledger.get(msg.user_id, t) for t in msg.causes)
+        if e is not None and e.fields.get("groupId")
+    )
+    blocked = svc.settings.write_blocked_reason(groups)
+    if blocked:
+        log.info("reprocess.blocked", correlation_id=msg.correlation_id, user_id=msg.user_id,
+                 reason=blocked)  # fmt: skip
+        return ReprocessOutcome("blocked")
+    claimed = ledger.claim(msg.user_id, msg.causes, now=now)
+    if claimed is None:
+        log.info("reprocess.duplicate", correlation_id=msg.correlation_id, user_id=msg.user_id)
+        return ReprocessOutcome("duplicate")
+    wait = take_brake_token(svc, now)
+    if wait > 0:
+        ledger.settle(claimed, QUEUED, now=now)
+        svc.send(msg, delay_seconds=wait)
+        log.info("reprocess.braked", correlation_id=msg.correlation_id, user_id=msg.user_id,
+                 delay_seconds=round(wait, 1))  # fmt: skip
+        return ReprocessOutcome("braked", wait)
+    try:
+        found = await svc.directory.reprocess_license_assignment(msg.user_id)
+    except DirectoryError as exc:
+        ledger.settle(claimed, QUEUED, now=now)
+        if exc.status == 429:
+            delay = exc.retry_after or DEFAULT_RETRY_AFTER
+            svc.send(msg, delay_seconds=delay)
+            log.warning("reprocess.throttled", correlation_id=msg.correlation_id,
+                        user_id=msg.user_id, retry_after=delay)  # fmt: skip
+            return ReprocessOutcome("throttled", delay)
+        raise
+    ledger.settle(claimed, DONE if found else GONE, now=svc.now())
+    log.info(
+        "reprocess.called",
+        correlation_id=msg.correlation_id,
+        user_id=msg.user_id,
+        because=msg.reason,
+        user_found=found,
+    )
+    return ReprocessOutcome("called" if found else "gone")
+
+
+def take_brake_token(svc: Services, now: datetime) -> float:
+    """Take one call from the tenant-wide budget; 0 if granted, else seconds to wait."""
+    rate = max(1, svc.settings.reprocess_rate_per_min) / 60.0
+    capacity = float(max(1, svc.settings.reprocess_rate_per_min))
+    cap = svc.settings.reprocess_daily_cap
+    state = ServiceState(svc.tables.servicestate)
+    for _ in range(8):
+        entity = state.get(BRAKE)
+        if entity is None:
+            with contextlib.suppress(AlreadyExists):
+                state.insert(BRAKE, {"tokens": capacity, "at": now, "day": _day(now), "count": 0})
+            continue
+        fields = entity.fields
+        last = fields.get("at")
+        elapsed = (now - last).total_seconds() if isinstance(last, datetime) else 0.0
+        stored = fields.get("tokens", capacity)
+        tokens = capacity if not isinstance(stored, int | float) else float(stored)
+        tokens = min(capacity, tokens + max(0.0, elapsed) * rate)
+        stored_count = fields.get("count", 0)
+        day = str(fields.get("day"))
+        count = stored_count if isinstance(stored_count, int) else 0
+        if day != _day(now):
+            day, count = _day(now), 0
+        if count >= cap:
+            tomorrow = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(1)
+            return (tomorrow - now).total_seconds()
+        if tokens < 1.0:
+            return (1.0 - tokens) / rate
+        new = {"tokens": tokens - 1.0, "at": now, "day": day, "count": count + 1}
+        try:
+            state.put(BRAKE, new, etag=entity.etag)
+        except ConcurrencyConflict:
+            continue
+        return 0.0
+    return 1.0  # heavy contention: try again shortly
+
+
+def _day(now: datetime) -> str:
+    return now.date().isoformat()

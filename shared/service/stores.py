@@ -1,0 +1,382 @@
+"""The service's state, each kind in its table, behind small repositories.
+
+* `deltalinks`: the licensed groups (their configuration, as Graph returns it) and the fixed
+  delta partitions of at most 50 of them, each with its delta link. Links are saved with
+  optimistic concurrency, so two workers never overwrite each other's link.
+* `groupmembers`: the member sets of licensed groups, so that a full resync (expired delta
+  token) can still tell who left.
+* `findings`: the findings ledger, one entity per open or resolved finding.
+* `reprocessledger`: every reprocess attempt and every observed cause, the reprocess policy's
+  history, and the claim that keeps duplicate messages from calling Graph twice.
+* `servicestate`: caches and watermarks (subscribed SKUs, last sync time, the reprocess brake).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.adapters.tables import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    Entity,
+    EntityStore,
+    json_field,
+    parse_json_field,
+    safe_key,
+)
+from shared.core.findings import Finding
+from shared.core.reprocess import Attempt, Cause
+from shared.directory import DELTA_FILTER_LIMIT, JSON
+
+GROUP_PK = "group"
+PARTITION_PK = "partition"
+
+
+# --------------------------------------------------------------------------- licensed groups
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    index: int
+    group_ids: tuple[str, ...]
+    delta_link: str | None
+    etag: str
+
+    @property
+    def row_key(self) -> str:
+        return f"{self.index:04d}"
+
+
+class LicensedGroups:
+    """Licensed groups and the delta partitions that cover them (table `deltalinks`)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def groups(self) -> dict[str, JSON]:
+        return {
+            e.row_key: parse_json_field(str(e.fields["json"]))
+            for e in self._table.query(GROUP_PK)
+            if e.fields.get("licensed", True)
+        }
+
+    def save_group(self, group: JSON) -> None:
+        licensed = bool(group.get("assignedLicenses"))
+        self._table.upsert(GROUP_PK, group["id"], {"json": json_field(group), "licensed": licensed})
+
+    def forget_group(self, group_id: str) -> None:
+        self._table.delete(GROUP_PK, group_id)
+
+    def partitions(self) -> list[Partition]:
+        return [
+            Partition(
+                int(e.row_key),
+                tuple(parse_json_field(str(e.fields["groupIds"]))),
+                str(e.fields.get("deltaLink") or "") or None,
+                e.etag,
+            )
+            for e in self._table.query(PARTITION_PK)
+        ]
+
+    def assign(self, group_ids: Iterable[str]) -> list[Partition]:
+        """Give each new group a place in a partition; return the partitions that changed.
+
+        A group joins the last partition while it has room (its filter changes, so its delta
+        link is reset and its next round is a full one), else starts a new partition. Groups
+        already placed stay where they are: one group's arrival never resets the others'.
+        """
+        partitions = self.partitions()
+        placed = {g for p in partitions for g in p.group_ids}
+        new = sorted(set(group_ids) - placed)
+        changed: dict[int, list[str]] = {}
+        last = partitions[-1] if partitions else None
+        for group_id in new:
+            if last is not None and len(last.group_ids) + len(changed.get(last.index, ())) < (
+                DELTA_FILTER_LIMIT
+            ):
+                changed.setdefault(last.index, list(last.group_ids)).append(group_id)
+            else:
+                index = last.index + 1 if last is not None else 0
+                changed[index] = [group_id]
+                last = Partition(index, (), None, "")
+        result = []
+        for index, ids in changed.items():
+            fields = {"groupIds": json_field(ids), "deltaLink": ""}
+            etag = self._table.upsert(PARTITION_PK, f"{index:04d}", fields)
+            result.append(Partition(index, tuple(ids), None, etag))
+        return result
+
+    def save_delta_link(self, partition: Partition, delta_link: str) -> bool:
+        """Store the partition's next link unless another worker moved it first."""
+        fields = {"groupIds": json_field(list(partition.group_ids)), "deltaLink": delta_link}
+        try:
+            self._table.update(PARTITION_PK, partition.row_key, fields, etag=partition.etag)
+        except ConcurrencyConflict:
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------- members
+
+
+class GroupMembers:
+    """Member sets of licensed groups (table `groupmembers`: PartitionKey group, RowKey user)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def members(self, group_id: str) -> set[str]:
+        return {e.row_key for e in self._table.query(group_id)}
+
+    def apply(self, group_id: str, joined: Iterable[str], left: Iterable[str]) -> None:
+        for user_id in joined:
+            self._table.upsert(group_id, user_id, {})
+        for user_id in left:
+            self._table.delete(group_id, user_id)
+
+    def replace(self, group_id: str, current: set[str]) -> tuple[set[str], set[str]]:
+        """Make the stored set equal `current`; return (joined, left)."""
+        stored = self.members(group_id)
+        joined, left = current - stored, stored - current
+        self.apply(group_id, joined, left)
+        return joined, left
+
+
+# --------------------------------------------------------------------------- SKUs and state
+
+
+class ServiceState:
+    """Caches and watermarks (table `servicestate`)."""
+
+    SKU_PK = "sku"
+    META_PK = "meta"
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def skus(self) -> tuple[list[JSON], datetime | None]:
+        meta = self._table.get(self.META_PK, "skus")
+        refreshed = meta.fields.get("refreshedAt") if meta else None
+        skus = [parse_json_field(str(e.fields["json"])) for e in self._table.query(self.SKU_PK)]
+        return skus, refreshed if isinstance(refreshed, datetime) else None
+
+    def save_skus(self, skus: Sequence[JSON], now: datetime) -> None:
+        for sku in skus:
+            self._table.upsert(self.SKU_PK, sku["skuId"], {"json": json_field(sku)})
+        self._table.upsert(self.META_PK, "skus", {"refreshedAt": now})
+
+    def get(self, name: str) -> Entity | None:
+        return self._table.get(self.META_PK, name)
+
+    def put(self, name: str, fields: dict[str, Any], etag: str | None = None) -> str:
+        if etag is None:
+            return self._table.upsert(self.META_PK, name, fields)
+        return self._table.update(self.META_PK, name, fields, etag=etag)
+
+    def insert(self, name: str, fields: dict[str, Any]) -> str:
+        return self._table.insert(self.META_PK, name, fields)
+
+
+# --------------------------------------------------------------------------- findings ledger
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    new: tuple[Finding, ...]
+    persisting: tuple[Finding, ...]
+    resolved: tuple[str, ...]
+    """Keys of findings that were open and are no longer found."""
+
+
+class FindingsLedger:
+    """One entity per finding: PartitionKey = subject (user id, `group:<id>`, `sku:<id>`),
+    RowKey = the finding key; open while `resolvedAt` is empty."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def open_findings(self, subject: str) -> dict[str, Entity]:
+        return {
+            str(e.fields.get("key") or e.row_key): e
+            for e in self._table.query(safe_key(subject))
+            if not e.fields.get("resolvedAt")
+        }
+
+    def reconcile(
+        self,
+        subject: str,
+        findings: Sequence[Finding],
+        *,
+        now: datetime,
+        run_id: str,
+        reprocess_queued: Iterable[str] = (),
+    ) -> LedgerChange:
+        """Record what is found now for one subject: new, still there, and resolved."""
+        queued = set(reprocess_queued)
+        current = {f.key: f for f in findings}
+        before = self.open_findings(subject)
+        new, persisting = [], []
+        for key, finding in current.items():
+            entity = before.get(key)
+            fields = _finding_fields(finding, now, run_id)
+            if entity is None:
+                new.append(finding)
+                fields["firstSeen"] = now
+            else:
+                persisting.append(finding)
+                fields["firstSeen"] = entity.fields.get("firstSeen", now)
+                for kept in ("reprocessQueuedAt", "alertedIn"):
+                    if entity.fields.get(kept) is not None:
+                        fields[kept] = entity.fields[kept]
+            if key in queued:
+                fields["reprocessQueuedAt"] = now
+            self._table.upsert(safe_key(subject), safe_key(key), fields)
+        resolved = []
+        for key, entity in before.items():
+            if key not in current:
+                fields = dict(entity.fields)
+                fields["resolvedAt"] = now
+                fields["runId"] = run_id
+                self._table.upsert(entity.partition_key, entity.row_key, fields)
+                resolved.append(key)
+        return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
+
+    def record_one(self, finding: Finding, *, now: datetime, run_id: str) -> bool:
+        """Record a standalone finding (e.g. a poisoned message); True when it is new."""
+        subject, key = safe_key(finding.subject), safe_key(finding.key)
+        existing = self._table.get(subject, key)
+        fields = _finding_fields(finding, now, run_id)
+        fields["firstSeen"] = existing.fields.get("firstSeen", now) if existing else now
+        self._table.upsert(subject, key, fields)
+        return existing is None or bool(existing.fields.get("resolvedAt"))
+
+    def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
+        wanted = set(codes)
+        return [
+            e
+            for e in self._table.query_all()
+            if e.fields.get("code") in wanted and not e.fields.get("resolvedAt")
+        ]
+
+
+def _finding_fields(finding: Finding, now: datetime, run_id: str) -> dict[str, Any]:
+    return {
+        "key": finding.key,
+        "code": finding.code,
+        "severity": finding.severity,
+        "skuId": finding.sku_id,
+        "groupId": finding.group_id,
+        "message": finding.message,
+        "remedy": finding.remedy,
+        "userIds": json_field(list(finding.user_ids)) if finding.user_ids else None,
+        "lastSeen": now,
+        "resolvedAt": None,
+        "runId": run_id,
+    }
+
+
+# --------------------------------------------------------------------------- reprocess ledger
+
+QUEUED = "queued"
+CALLING = "calling"
+DONE = "done"
+GONE = "gone"
+OBSERVED = "observed"
+ATTEMPTED = frozenset({QUEUED, CALLING, DONE, GONE})
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def cause_token(cause: Cause) -> str:
+    """A short stable id for a cause with its evidence (a row key, and a message field)."""
+    text = "\x1f".join((cause.key, *cause.evidence))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class ReprocessLedger:
+    """Per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def history(self, user_id: str) -> list[Attempt]:
+        attempts = []
+        for entity in self._table.query(user_id):
+            fields = entity.fields
+            cause = Cause(
+                str(fields["code"]),
+                _opt(fields.get("skuId")),
+                _opt(fields.get("groupId")),
+                tuple(parse_json_field(str(fields.get("evidence") or "[]"))),
+            )
+            at = fields.get("at")
+            if isinstance(at, datetime):
+                attempts.append(Attempt(at, cause, reprocessed=fields.get("status") in ATTEMPTED))
+        return attempts
+
+    def queue(self, user_id: str, cause: Cause, *, now: datetime, correlation_id: str) -> bool:
+        """Record that a reprocess for this cause is queued; False if it already was."""
+        try:
+            self._table.insert(user_id, cause_token(cause), _cause_fields(cause, now, QUEUED))
+        except AlreadyExists:
+            existing = self._table.get(user_id, cause_token(cause))
+            if existing is None or existing.fields.get("status") != OBSERVED:
+                return False
+            fields = _cause_fields(cause, now, QUEUED)
+            try:
+                self._table.update(user_id, cause_token(cause), fields, etag=existing.etag)
+            except ConcurrencyConflict:
+                return False
+        return True
+
+    def observe(self, user_id: str, attempts: Iterable[Attempt]) -> None:
+        for attempt in attempts:
+            fields = _cause_fields(attempt.cause, attempt.at, OBSERVED)
+            try:
+                self._table.insert(user_id, cause_token(attempt.cause), fields)
+            except AlreadyExists:
+                continue
+
+    def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> list[Entity] | None:
+        """Take the causes for one call; None when every one is already done (a duplicate)
+        or another worker holds them right now."""
+        claimed = []
+        for token in tokens:
+            entity = self._table.get(user_id, token)
+            if entity is None:
+                continue
+            status = entity.fields.get("status")
+            at = entity.fields.get("at")
+            busy = status == CALLING and isinstance(at, datetime) and now - at < STALE_CLAIM
+            if status in (DONE, GONE) or busy:
+                continue
+            fields = dict(entity.fields) | {"status": CALLING, "at": now}
+            try:
+                etag = self._table.update(user_id, token, fields, etag=entity.etag)
+            except ConcurrencyConflict:
+                continue
+            claimed.append(Entity(entity.partition_key, entity.row_key, fields, etag))
+        return claimed or None
+
+    def settle(self, claimed: Sequence[Entity], status: str, *, now: datetime) -> None:
+        for entity in claimed:
+            fields = dict(entity.fields) | {"status": status, "at": now}
+            self._table.upsert(entity.partition_key, entity.row_key, fields)
+
+
+def _cause_fields(cause: Cause, at: datetime, status: str) -> dict[str, Any]:
+    return {
+        "code": cause.code,
+        "skuId": cause.sku_id,
+        "groupId": cause.group_id,
+        "evidence": json_field(list(cause.evidence)),
+        "at": at,
+        "status": status,
+    }
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value else None

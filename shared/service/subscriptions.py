@@ -1,0 +1,127 @@
+"""The `/groups` change-notification subscription: exactly one, always more than 48 h from expiry.
+
+Graph keeps a group subscription at most 41,760 minutes (just under 29 days) and deletes it
+when it expires; notifications then stop silently. The keeper (a timer) makes sure exactly one
+subscription with our URLs exists and renews it when it expires within 48 hours. Lifecycle
+notifications are handled here too: `reauthorizationRequired` reauthorizes (which does not
+renew, so a renewal follows when expiry is near); `subscriptionRemoved` and `missed` (Graph
+sends these for other resources; handled should they ever come) re-create it. Whenever the
+subscription had to be (re-)created, changes may have been missed meanwhile, so a `DeltaSweep`
+is queued. Our subscription ids are kept in the `subscriptions` table, where the webhook checks
+that a notification is for one of ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from shared.adapters.tables import EntityStore
+from shared.directory import Subscription
+from shared.messages import DeltaSweep, new_correlation_id
+from shared.service.context import Services
+
+log = structlog.get_logger(__name__)
+
+RESOURCE = "/groups"
+CHANGE_TYPE = "updated,deleted"
+MAX_LIFETIME = timedelta(minutes=41_760)
+LIFETIME_MARGIN = timedelta(minutes=60)
+RENEW_WITHIN = timedelta(hours=48)
+SUBSCRIPTION_PK = "subscription"
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperOutcome:
+    action: str
+    """created | renewed | kept | recreated"""
+    subscription_id: str
+    expiration: str
+    removed_extra: int = 0
+
+
+def our_subscription_ids(table: EntityStore) -> set[str]:
+    return {e.row_key for e in table.query(SUBSCRIPTION_PK)}
+
+
+def _expiry(now: datetime) -> str:
+    moment = now + MAX_LIFETIME - LIFETIME_MARGIN
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _remember(svc: Services, subscription: Subscription) -> None:
+    table = svc.tables.subscriptions
+    for stale in our_subscription_ids(table) - {subscription.id}:
+        table.delete(SUBSCRIPTION_PK, stale)
+    table.upsert(
+        SUBSCRIPTION_PK,
+        subscription.id,
+        {"resource": subscription.resource, "expiration": subscription.expiration},
+    )
+
+
+def _ours(svc: Services, subscriptions: list[Subscription]) -> list[Subscription]:
+    url = svc.settings.notification_url
+    return [
+        s
+        for s in subscriptions
+        if s.resource.strip("/").lower() == "groups" and s.notification_url == url
+    ]
+
+
+async def _create(svc: Services, reason: str) -> Subscription:
+    subscription = await svc.directory.create_subscription(
+        resource=RESOURCE,
+        change_type=CHANGE_TYPE,
+        notification_url=svc.settings.notification_url,
+        lifecycle_notification_url=svc.settings.lifecycle_notification_url,
+        client_state=svc.settings.client_state,
+        expiration=_expiry(svc.now()),
+    )
+    _remember(svc, subscription)
+    svc.send(DeltaSweep(reason=reason, correlation_id=new_correlation_id()))
+    log.info("subscription.created", subscription_id=subscription.id, reason=reason)
+    return subscription
+
+
+async def keep_subscription(svc: Services) -> KeeperOutcome:
+    mine = sorted(_ours(svc, await svc.directory.subscriptions()), key=lambda s: s.expiration)
+    if not mine:
+        created = await _create(svc, "subscription was missing: changes may have been missed")
+        return KeeperOutcome("created", created.id, created.expiration)
+    keep, extras = mine[-1], mine[:-1]
+    for extra in extras:
+        await svc.directory.delete_subscription(extra.id)
+    action = "kept"
+    if _parse(keep.expiration) - svc.now() < RENEW_WITHIN:
+        keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
+        action = "renewed"
+        log.info("subscription.renewed", subscription_id=keep.id, expiration=keep.expiration)
+    _remember(svc, keep)
+    return KeeperOutcome(action, keep.id, keep.expiration, len(extras))
+
+
+async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str) -> str:
+    """Act on one vetted lifecycle event; returns what was done."""
+    if event == "reauthorizationRequired":
+        await svc.directory.reauthorize_subscription(subscription_id)
+        current = [s for s in await svc.directory.subscriptions() if s.id == subscription_id]
+        if current and _parse(current[0].expiration) - svc.now() < RENEW_WITHIN:
+            renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
+            _remember(svc, renewed)
+            log.info("subscription.reauthorized_and_renewed", subscription_id=subscription_id)
+            return "reauthorized+renewed"
+        log.info("subscription.reauthorized", subscription_id=subscription_id)
+        return "reauthorized"
+    if event in ("subscriptionRemoved", "missed"):
+        await svc.directory.delete_subscription(subscription_id)
+        created = await _create(svc, f"lifecycle event {event}")
+        return f"recreated as {created.id}"
+    log.warning("subscription.lifecycle_unknown", subscription_id=subscription_id, event=event)
+    return "ignored"

@@ -1,0 +1,182 @@
+"""The timers' jobs: after a directory sync, re-check errors, and watch the poison queues.
+
+* Directory sync: Entra Connect moves on-premises memberships in bursts; licensing reacts
+  minutes later. A `SyncCompleted` message (posted by a script on the sync server) or a change
+  of `organization.onPremisesLastSyncDateTime` (polled) queues one `DeltaSweep`.
+* Errors re-check: nothing else notices that seats were freed or a usage location fixed, and
+  Entra does not retry by itself. So users in groups with `hasMembersWithLicenseErrors`, and
+  users with pending or stale findings whose groups finished processing, are recomputed.
+* Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
+  becomes a finding (kept, not deleted, for inspection). And a dead-man switch: no
+  subscription at all is a finding too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from shared.adapters.queues import QUEUE_NAMES, poison_name
+from shared.core.findings import ERROR, PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, Finding
+from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
+from shared.service.context import Services
+from shared.service.recompute import skus_for
+from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
+from shared.service.subscriptions import our_subscription_ids
+
+log = structlog.get_logger(__name__)
+
+LAST_SYNC = "last-sync"
+POISONED_MESSAGE = "PoisonedMessage"
+SUBSCRIPTION_MISSING = "SubscriptionMissing"
+
+
+# --------------------------------------------------------------------------- directory sync
+
+
+def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: str) -> bool:
+    """Remember the newest sync time; True (and a sweep queued) when it is newer."""
+    state = ServiceState(svc.tables.servicestate)
+    previous = state.get(LAST_SYNC)
+    last = str(previous.fields.get("completedAt", "")) if previous else ""
+    if completed_at <= last:
+        return False
+    state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
+    svc.send(
+        DeltaSweep(reason=f"directory sync completed ({source})", correlation_id=correlation_id)
+    )
+    log.info(
+        "sync.completed", completed_at=completed_at, source=source, correlation_id=correlation_id
+    )
+    return True
+
+
+def on_sync_completed(svc: Services, msg: SyncCompleted) -> bool:
+    if msg.tenant_id.lower() != svc.settings.tenant_id.lower():
+        log.warning("sync.foreign_tenant", tenant_id=msg.tenant_id)
+        return False
+    return _record_sync(svc, msg.completed_at, msg.source, msg.correlation_id)
+
+
+async def watch_sync(svc: Services) -> bool:
+    organization = await svc.directory.organization()
+    completed_at = (organization or {}).get("onPremisesLastSyncDateTime")
+    if not completed_at:
+        return False
+    return _record_sync(svc, _utc_text(str(completed_at)), "poll", new_correlation_id())
+
+
+def _utc_text(value: str) -> str:
+    return value.replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- errors re-check
+
+
+@dataclass
+class RecheckOutcome:
+    users: set[str] = field(default_factory=set)
+    groups_with_errors: list[str] = field(default_factory=list)
+    messages: int = 0
+
+
+async def recheck_errors(svc: Services) -> RecheckOutcome:
+    outcome = RecheckOutcome()
+    await skus_for(svc, refresh=True)
+    licensed = LicensedGroups(svc.tables.deltalinks)
+    for group in await svc.directory.licensed_groups():
+        licensed.save_group(group)  # refreshes processing state and license configuration
+    licensed.assign(licensed.groups())
+    for group_id in await svc.directory.groups_with_license_errors():
+        outcome.groups_with_errors.append(group_id)
+        outcome.users.update(await svc.directory.members_with_license_errors(group_id))
+    processing = {g: c.get("licenseProcessingState") for g, c in licensed.groups().items()}
+    ledger = FindingsLedger(svc.tables.findings)
+    for entity in ledger.open_by_code([PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT]):
+        state = processing.get(str(entity.fields.get("groupId")))
+        if _complete(state) or state is None:
+            outcome.users.add(entity.partition_key)
+    correlation_id = new_correlation_id()
+    batches = RecomputeUsers.batches(
+        sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
+    )
+    for batch in batches:
+        svc.send(batch)
+    outcome.messages = len(batches)
+    log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
+             groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
+    return outcome
+
+
+def _complete(state: object) -> bool:
+    if isinstance(state, dict):
+        state = state.get("state")
+    return state == "ProcessingComplete"
+
+
+# --------------------------------------------------------------------------- poison and dead man
+
+
+@dataclass
+class PoisonOutcome:
+    poisoned: dict[str, int] = field(default_factory=dict)
+    new_findings: list[Finding] = field(default_factory=list)
+
+
+def watch_poison(svc: Services) -> PoisonOutcome:
+    outcome = PoisonOutcome()
+    ledger = FindingsLedger(svc.tables.findings)
+    now = svc.now()
+    run_id = new_correlation_id()
+    for name in QUEUE_NAMES:
+        queue = svc.queues.by_name(poison_name(name))
+        texts = queue.peek_raw(32)
+        outcome.poisoned[name] = queue.approximate_count()
+        for text in texts:
+            finding = Finding(
+                code=POISONED_MESSAGE,
+                severity=ERROR,
+                subject=f"queue:{name}",
+                sku_id=None,
+                group_id=None,
+                message=(
+                    f"A message on '{name}' failed every attempt and was moved to "
+                    f"'{poison_name(name)}': {text[:300]}"
+                ),
+                remedy=(
+                    "Read the message in the poison queue (Azure portal > Storage account > "
+                    "Queues), fix the cause shown in the function's logs, then move it back to "
+                    f"'{name}' or delete it. The nightly reconciliation covers what it missed."
+                ),
+            )
+            keyed = _with_digest(finding, text)
+            if ledger.record_one(keyed, now=now, run_id=run_id):
+                outcome.new_findings.append(keyed)
+    if not our_subscription_ids(svc.tables.subscriptions):
+        missing = Finding(
+            code=SUBSCRIPTION_MISSING,
+            severity=ERROR,
+            subject="service:subscription",
+            sku_id=None,
+            group_id=None,
+            message="No change-notification subscription is recorded: group changes go unseen.",
+            remedy=(
+                "Check the subscription_keeper function's logs (permissions: Group.Read.All; "
+                "the webhook must answer the validation handshake)."
+            ),
+        )
+        if ledger.record_one(missing, now=now, run_id=run_id):
+            outcome.new_findings.append(missing)
+    log.info("poison.watched", poisoned=outcome.poisoned, new_findings=len(outcome.new_findings))
+    return outcome
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _with_digest(finding: Finding, text: str) -> Finding:
+    """One finding per distinct poisoned message: the digest goes where a group id would."""
+    return replace(finding, group_id=_digest(text))
