@@ -17,7 +17,7 @@ def decode_as(msg: func.QueueMessage, first: type[A]) -> A: ...
 @overload
 def decode_as(msg: func.QueueMessage, first: type[A], second: type[B]) -> A | B: ...
 def decode_as(
-    msg: func.QueueMessage, first: type[Message], second: type[Message] | None = None
+    msg: func.QueueMessage, first: type[object], second: type[object] | None = None
 ) -> Message:
     """The typed message, or MessageError: after maxDequeueCount tries it lands in -poison,
     where the poison watch reports it."""
