@@ -243,7 +243,7 @@ def test_safe_key_is_always_accepted_and_always_reversible(text: str) -> None:
     assert from_safe_key(key) == text
 
 
-def test_tables_for_names_the_five_contract_tables() -> None:
+def test_tables_for_names_the_five_contract_tables_and_the_state_table() -> None:
     tables = tables_for("UseDevelopmentStorage=true")
 
     assert [t.name for t in vars(tables).values()] == [
@@ -252,6 +252,7 @@ def test_tables_for_names_the_five_contract_tables() -> None:
         "subscriptions",
         "findings",
         "reprocessledger",
+        "servicestate",
     ]
 
 
