@@ -535,7 +535,7 @@ class _Context:
         return frozenset(off)
 
 
-def process_users(  # noqa: PLR0917 - the HTTP layer calls it positionally
+def process_users(
     user_ids: Iterable[str],
     users: Mapping[str, Json],
     groups: Mapping[str, Mapping[str, Any]],

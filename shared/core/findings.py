@@ -184,7 +184,7 @@ def _reported_finding(
     )
 
 
-def _cause_and_remedy(  # noqa: PLR0917 - one call site, all inputs matter
+def _cause_and_remedy(
     user: User,
     state: AssignmentState,
     code: str,
