@@ -85,16 +85,22 @@ def main() -> None:
         e2e_rss = max(r for _, r in e2es)
         ratio = e2e_s / floor_s
 
-        print(f"tenant: {args.users} users, {args.groups} licensed groups, {args.skus} SKUs, "
-              f"seed {args.seed}; {members} memberships, {states} assignment states")
-        print(f"snapshot: {size_mb:.1f} MB, generated in {generated:.1f} s; "
-              f"output {out.stat().st_size / 1e6:.1f} MB; median of {args.runs} runs")
+        print(
+            f"tenant: {args.users} users, {args.groups} licensed groups, {args.skus} SKUs, "
+            f"seed {args.seed}; {members} memberships, {states} assignment states"
+        )
+        print(
+            f"snapshot: {size_mb:.1f} MB, generated in {generated:.1f} s; "
+            f"output {out.stat().st_size / 1e6:.1f} MB; median of {args.runs} runs"
+        )
         print(f"{'':<34}{'wall s':>9}{'peak RSS MiB':>15}")
         print(f"{'floor: json.load of the snapshot':<34}{floor_s:>9.2f}{floor_rss:>15}")
         print(f"{'license-guard evaluate --format json':<34}{e2e_s:>9.2f}{e2e_rss:>15}")
-        print(f"ratio end-to-end / floor: {ratio:.2f} (target <= 3.00: "
-              f"{'met' if ratio <= 3 else 'NOT met'}); peak RSS target <= 1024 MiB: "
-              f"{'met' if e2e_rss <= 1024 else 'NOT met'}")
+        print(
+            f"ratio end-to-end / floor: {ratio:.2f} (target <= 3.00: "
+            f"{'met' if ratio <= 3 else 'NOT met'}); peak RSS target <= 1024 MiB: "
+            f"{'met' if e2e_rss <= 1024 else 'NOT met'}"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -172,9 +172,7 @@ async def test_send_mail_goes_to_outbox(sim: Harness) -> None:
         "Meet for lunch?",
     ]
     assert out[0]["saveToSentItems"] is False
-    assert out[0]["ccRecipients"] == [
-        "danas@contoso.onmicrosoft.com"
-    ]
+    assert out[0]["ccRecipients"] == ["danas@contoso.onmicrosoft.com"]
     assert out[1]["bodyContentType"] == "HTML"
     assert out[1]["internetMessageHeaders"][0] == {
         "name": "x-custom-header-group-name",
