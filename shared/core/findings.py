@@ -403,7 +403,8 @@ def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
         group_id=None,
         message=(
             f"{user.display_name} has no usage location; group-based licensing uses "
-            f"{inherits} instead, which may be wrong for local service availability."
+            f"{inherits} instead, which may be wrong for local service availability (a direct "
+            "assignment needs a usage location set)."
         ),
         remedy=f"Set the usage location: {user_attribute_fix(user, 'usageLocation')}.",
     )
@@ -545,6 +546,10 @@ def _users_in_nested_groups(group: Group, tenant: Tenant) -> set[str]:
 # --------------------------------------------------------------------------- per SKU
 
 
+def _users(count: int) -> str:
+    return "1 user" if count == 1 else f"{count} users"
+
+
 def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
     """Seat forecast and subscription health for one SKU."""
     findings = []
@@ -581,7 +586,7 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
                 message=(
                     f"{product} has seats in warning ({sku.prepaid.warning}), suspended "
                     f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
-                    f"while {max(sku.consumed, demand)} users hold it: services stop, and data "
+                    f"while in use by {_users(max(sku.consumed, demand))}: services stop, and data "
                     "is eventually deleted, if the subscription is not renewed."
                 ),
                 remedy=(

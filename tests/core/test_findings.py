@@ -524,13 +524,13 @@ def test_lapsing_units_of_a_sku_in_use_put_the_subscription_at_risk(
     finding = only(b, codes.SUBSCRIPTION_AT_RISK)
 
     assert finding.severity == WARNING
-    assert "while 1 users hold it" in finding.message
+    assert "while in use by 1 user:" in finding.message
 
 
 def test_lapsing_units_count_consumed_seats_even_without_known_demand() -> None:
     b = TenantBuilder().sku("E3", 2, seats=10, consumed=4, suspended=10)
 
-    assert "while 4 users hold it" in only(b, codes.SUBSCRIPTION_AT_RISK).message
+    assert "while in use by 4 users:" in only(b, codes.SUBSCRIPTION_AT_RISK).message
 
 
 def test_lapsing_units_of_an_unused_sku_are_not_a_risk() -> None:
