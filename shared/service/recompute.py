@@ -72,7 +72,7 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     memberships = await svc.directory.member_of(list(users))
     groups = LicensedGroups(svc.tables.deltalinks).groups()
     skus = await skus_for(svc)
-    if _unknown_skus(users, skus):
+    if _unknown_skus(users, groups, skus):
         skus = await skus_for(svc, refresh=True)
     unknown_groups = _groups_in_states(users) - groups.keys()
     if unknown_groups:
@@ -110,6 +110,7 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     plan = decide_reprocess(user_findings, history, facts)
 
     queued: set[str] = set()
+    retry: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
         if isinstance(decision, ReprocessNow):
             if _queue_reprocess(svc, reprocess_ledger, decision, msg.correlation_id, now):
@@ -120,16 +121,15 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
         elif isinstance(decision, RetryLater):
             outcome.retry_later.append(user_id)
             wait = (decision.not_before - now).total_seconds()
-            svc.send(
-                RecomputeUsers(
-                    user_ids=(user_id,),
-                    reason=f"retry: {decision.reason}",
-                    correlation_id=msg.correlation_id,
-                ),
-                delay_seconds=wait,
-            )
+            retry.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
         elif isinstance(decision, AlertInstead):
             outcome.alerts.append(user_id)
+    for delay, user_ids in retry.items():
+        # One delayed recompute per minute of delay and 100 users, not one per user.
+        for batch in RecomputeUsers.batches(
+            user_ids, reason="retry after backoff", correlation_id=msg.correlation_id
+        ):
+            svc.send(batch, delay_seconds=delay)
     for user_id, attempts in plan.observations().items():
         reprocess_ledger.observe(user_id, attempts)
     for group_alert in plan.groups:
@@ -220,13 +220,18 @@ def _cause_key(finding: Finding) -> str:
     return f"{finding.code}|{finding.sku_id or '-'}|{finding.group_id or '-'}"
 
 
-def _unknown_skus(users: dict[str, JSON], skus: list[JSON]) -> bool:
+def _unknown_skus(users: dict[str, JSON], groups: dict[str, JSON], skus: list[JSON]) -> bool:
+    """A SKU bought (or assigned) since the cache was filled: refresh rather than fail."""
     known = {s["skuId"] for s in skus}
-    return any(
-        state.get("skuId") not in known
+    held = (
+        state.get("skuId")
         for user in users.values()
         for state in user.get("licenseAssignmentStates") or ()
     )
+    assigned = (
+        lic.get("skuId") for g in groups.values() for lic in g.get("assignedLicenses") or ()
+    )
+    return any(sku_id not in known for sku_id in (*held, *assigned))
 
 
 def _groups_in_states(users: dict[str, JSON]) -> set[str]:
