@@ -4,8 +4,10 @@
   minutes later. A `SyncCompleted` message (posted by a script on the sync server) or a change
   of `organization.onPremisesLastSyncDateTime` (polled) queues one `DeltaSweep`.
 * Errors re-check: nothing else notices that seats were freed or a usage location fixed, and
-  Entra does not retry by itself. So users in groups with `hasMembersWithLicenseErrors`, and
-  users with pending or stale findings whose groups finished processing, are recomputed.
+  Entra does not retry by itself. So users in groups with `hasMembersWithLicenseErrors`,
+  users with pending, stale or plan-mismatch findings whose groups finished processing, and
+  users with open Graph-reported errors (a reprocess may have fixed them since) are
+  recomputed.
 * Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
   becomes a finding (kept, not deleted, for inspection). And a dead-man switch: no
   subscription at all is a finding too.
@@ -19,7 +21,14 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from shared.adapters.queues import QUEUE_NAMES, poison_name
-from shared.core.findings import ERROR, PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, Finding
+from shared.core.findings import (
+    ERROR,
+    PENDING_GROUP_ASSIGNMENT,
+    PLAN_MISMATCH,
+    REPORTED_CODES,
+    STALE_GROUP_ASSIGNMENT,
+    Finding,
+)
 from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.service.context import Services
 from shared.service.recompute import skus_for
@@ -94,10 +103,15 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
         outcome.users.update(await svc.directory.members_with_license_errors(group_id))
     processing = {g: c.get("licenseProcessingState") for g, c in licensed.groups().items()}
     ledger = FindingsLedger(svc.tables.findings)
-    for entity in ledger.open_by_code([PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT]):
+    for entity in ledger.open_by_code(
+        [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]
+    ):
         state = processing.get(str(entity.fields.get("groupId")))
         if _complete(state) or state is None:
             outcome.users.add(entity.partition_key)
+    # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
+    # with errors behind: re-read those users too, or their findings never resolve.
+    outcome.users.update(e.partition_key for e in ledger.open_by_code(REPORTED_CODES))
     correlation_id = new_correlation_id()
     batches = RecomputeUsers.batches(
         sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
