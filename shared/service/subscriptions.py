@@ -85,8 +85,10 @@ async def _create(svc: Services, reason: str) -> Subscription:
         expiration=_expiry(svc.now()),
     )
     _remember(svc, subscription)
-    svc.send(DeltaSweep(reason=reason, correlation_id=new_correlation_id()))
-    log.info("subscription.created", subscription_id=subscription.id, reason=reason)
+    sweep = DeltaSweep(reason=reason, correlation_id=new_correlation_id())
+    svc.send(sweep)
+    log.info("subscription.created", subscription_id=subscription.id, reason=reason,
+             correlation_id=sweep.correlation_id)  # fmt: skip
     return subscription
 
 
