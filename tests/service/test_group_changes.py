@@ -1,0 +1,258 @@
+"""Group changes: classify group ids, run the delta partitions, send users on to recompute."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.adapters.queues import RECOMPUTE_USERS
+from shared.directory import DELTA_FILTER_LIMIT
+from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
+from shared.service.groups import UNLICENSED_TTL, handle_group_changes
+from shared.service.stores import GroupMembers, LicensedGroups
+from tests.service.world import (
+    ADELE,
+    ALEX,
+    DIEGO,
+    E3_BASE,
+    E3_TEAMS,
+    EMS_E3,
+    ENTERPRISEPACK,
+    SALES_TEAM,
+    World,
+    build_world,
+    demo_snapshot,
+)
+
+pytestmark = pytest.mark.anyio
+
+SALES_MEMBER = "b24b2b9d-888c-5e29-aa8a-e1c16f386e32"  # lynne.robbins, only in Sales_Team
+
+
+def changed(*group_ids: str) -> GroupsChanged:
+    return GroupsChanged(
+        group_ids=group_ids,
+        correlation_id="test-correlation",
+        received_at=format_timestamp(datetime(2026, 11, 24, 9, 0, tzinfo=UTC)),
+    )
+
+
+def sweep() -> DeltaSweep:
+    return DeltaSweep(reason="test sweep", correlation_id="test-sweep")
+
+
+def recomputed_users(world: World) -> set[str]:
+    users: set[str] = set()
+    for msg in world.messages(RECOMPUTE_USERS):
+        assert isinstance(msg, RecomputeUsers)
+        users.update(msg.user_ids)
+    return users
+
+
+async def settled(world: World) -> World:
+    """After a first sweep: groups learned, members stored, recompute queue empty."""
+    await handle_group_changes(world.svc, sweep())
+    world.messages(RECOMPUTE_USERS)
+    world.directory.requests.clear()
+    return world
+
+
+def many_licensed_groups(count: int) -> tuple[dict[str, Any], list[str]]:
+    """The demo tenant plus `count` E3 groups with Alex as their only member."""
+    snapshot = demo_snapshot()
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"group-changes/{i}")) for i in range(count)]
+    for i, group_id in enumerate(ids):
+        snapshot["groups"].append(
+            {
+                "id": group_id,
+                "displayName": f"Licensing_E3_Extra_{i:02d}",
+                "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+                "licenseProcessingState": {"state": "ProcessingComplete"},
+                "members": [{"@odata.type": "#microsoft.graph.user", "id": ALEX}],
+            }
+        )
+    return snapshot, ids
+
+
+async def test_the_first_run_learns_the_licensed_groups_and_partitions_them(
+    world: World,
+) -> None:
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    licensed = LicensedGroups(world.svc.tables.deltalinks)
+    assert set(licensed.groups()) == {E3_BASE, E3_TEAMS, EMS_E3}
+    [partition] = licensed.partitions()
+    assert set(partition.group_ids) == {E3_BASE, E3_TEAMS, EMS_E3}
+    assert partition.delta_link is not None
+    assert outcome.partitions_run == [0]
+    stored = GroupMembers(world.svc.tables.groupmembers)
+    for group_id in (E3_BASE, E3_TEAMS, EMS_E3):
+        assert stored.members(group_id) == set(world.directory.group_member_ids_now(group_id))
+    assert SALES_TEAM not in partition.group_ids
+
+
+async def test_more_than_fifty_licensed_groups_fill_partitions_of_at_most_fifty() -> None:
+    snapshot, extra = many_licensed_groups(60)
+    world = build_world(snapshot)
+
+    await handle_group_changes(world.svc, sweep())
+
+    partitions = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    assert [len(p.group_ids) for p in partitions] == [DELTA_FILTER_LIMIT, 13]
+    placed = [g for p in partitions for g in p.group_ids]
+    assert sorted(placed) == sorted({E3_BASE, E3_TEAMS, EMS_E3, *extra})
+
+
+async def test_an_unlicensed_group_is_ignored_and_not_looked_up_again_within_the_ttl(
+    world: World,
+) -> None:
+    await settled(world)
+
+    first = await handle_group_changes(world.svc, changed(SALES_TEAM))
+    world.clock.advance(60)
+    second = await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    assert first.ignored == [SALES_TEAM]
+    assert second.ignored == [SALES_TEAM]
+    assert world.directory.requests["groups_by_id"] == 1
+    assert world.directory.requests["group_delta"] == 0
+    assert recomputed_users(world) == set()
+
+
+async def test_an_unlicensed_group_is_looked_up_again_once_the_ttl_has_passed(
+    world: World,
+) -> None:
+    await settled(world)
+    await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    world.clock.advance(UNLICENSED_TTL.total_seconds() + 1)
+    await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    assert world.directory.requests["groups_by_id"] == 2
+
+
+async def test_a_newly_licensed_group_joins_a_partition_and_its_members_are_recomputed(
+    world: World,
+) -> None:
+    await settled(world)
+    world.directory.set_group_licenses(SALES_TEAM, [{"skuId": ENTERPRISEPACK, "disabledPlans": []}])
+
+    outcome = await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    assert outcome.newly_licensed == [SALES_TEAM]
+    [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    assert SALES_TEAM in partition.group_ids
+    assert recomputed_users(world) == {SALES_MEMBER}
+
+
+async def test_a_member_added_to_a_licensed_group_is_sent_to_recompute(world: World) -> None:
+    await settled(world)
+    world.directory.add_member(E3_TEAMS, ADELE)
+
+    outcome = await handle_group_changes(world.svc, changed(E3_TEAMS))
+
+    [msg] = world.messages(RECOMPUTE_USERS)
+    assert isinstance(msg, RecomputeUsers)
+    assert msg.user_ids == (ADELE,)
+    assert msg.correlation_id == "test-correlation"
+    assert outcome.joined == 1
+    assert ADELE in GroupMembers(world.svc.tables.groupmembers).members(E3_TEAMS)
+
+
+async def test_a_member_removed_from_a_licensed_group_is_sent_to_recompute(
+    world: World,
+) -> None:
+    await settled(world)
+    world.directory.remove_member(E3_BASE, DIEGO)
+
+    outcome = await handle_group_changes(world.svc, changed(E3_BASE))
+
+    assert recomputed_users(world) == {DIEGO}
+    assert outcome.left == 1
+    assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
+
+
+async def test_a_license_change_on_a_group_recomputes_all_its_members(world: World) -> None:
+    await settled(world)
+    world.directory.set_group_licenses(
+        E3_TEAMS,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+
+    outcome = await handle_group_changes(world.svc, changed(E3_TEAMS))
+
+    [msg] = world.messages(RECOMPUTE_USERS)
+    assert isinstance(msg, RecomputeUsers)
+    assert set(msg.user_ids) == set(world.directory.group_member_ids_now(E3_TEAMS))
+    assert msg.group_ids == (E3_TEAMS,)
+    assert outcome.license_changed == [E3_TEAMS]
+    stored = LicensedGroups(world.svc.tables.deltalinks).groups()[E3_TEAMS]
+    assert stored["assignedLicenses"][0]["disabledPlans"] == [
+        "57ff2da0-773e-42df-b2af-ffb7a2317929"
+    ]
+
+
+async def test_a_deleted_licensed_group_recomputes_its_members_and_is_forgotten(
+    world: World,
+) -> None:
+    await settled(world)
+    members = set(world.directory.group_member_ids_now(E3_TEAMS))
+    world.directory.delete_group(E3_TEAMS)
+
+    await handle_group_changes(world.svc, changed(E3_TEAMS))
+
+    assert recomputed_users(world) == members
+    assert E3_TEAMS not in LicensedGroups(world.svc.tables.deltalinks).groups()
+
+
+async def test_an_expired_delta_token_resyncs_in_full_and_still_finds_leavers(
+    world: World,
+) -> None:
+    await settled(world)
+    world.directory.remove_member(E3_BASE, DIEGO)
+    world.directory.expire_delta_tokens()
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.resynced == [0]
+    assert recomputed_users(world) == {DIEGO}
+    assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
+    again = await handle_group_changes(world.svc, sweep())  # the new link works
+    assert again.resynced == []
+
+
+async def test_a_sweep_with_nothing_changed_recomputes_nobody(world: World) -> None:
+    await settled(world)
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.partitions_run == [0]
+    assert recomputed_users(world) == set()
+
+
+async def test_a_sweep_runs_every_partition() -> None:
+    snapshot, _ = many_licensed_groups(60)
+    world = await settled(build_world(snapshot))
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert sorted(outcome.partitions_run) == [0, 1]
+    assert world.directory.requests["group_delta"] == 2
+
+
+async def test_a_notification_for_one_group_runs_only_that_groups_partition() -> None:
+    snapshot, _ = many_licensed_groups(60)
+    world = await settled(build_world(snapshot))
+    partitions = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    second = partitions[1]
+    group_id = second.group_ids[0]
+    world.directory.add_member(group_id, ADELE)
+
+    outcome = await handle_group_changes(world.svc, changed(group_id))
+
+    assert outcome.partitions_run == [1]
+    assert world.directory.requests["group_delta"] == 1
+    assert recomputed_users(world) == {ADELE}

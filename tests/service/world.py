@@ -1,0 +1,210 @@
+"""Service-layer test world: a `Services` over the demo tenant, in memory, with a clock tests move.
+
+`FakeDirectory` plays Graph (a deep copy of the demo snapshot per test), the queues and tables
+are the in-memory adapters, and one `Clock` drives both the services' `now()` and the queues'
+visibility timeouts, so "wait 30 s" is `clock.advance(30)`. `drain` receives, decodes and
+deletes what a queue holds, so a test walks the pipeline one step at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from shared.adapters.fake_directory import FakeDirectory
+from shared.adapters.queues import (
+    GROUPS_CHANGED,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    MessageQueue,
+    in_memory_queues,
+)
+from shared.adapters.tables import in_memory_tables
+from shared.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
+from shared.service.context import Services
+from shared.service.groups import GroupChangeOutcome, handle_group_changes
+from shared.service.recompute import RecomputeOutcome, recompute_users
+from shared.service.reprocessing import ReprocessOutcome, reprocess_user
+from shared.service.subscriptions import SUBSCRIPTION_PK
+from shared.settings import Settings
+
+DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
+TENANT_ID = "00000000-0000-4000-8000-000000000001"
+CLIENT_STATE = "test-client-state-0123456789"
+PREVIOUS_CLIENT_STATE = "old-client-state-0123456789"
+NOTIFICATION_URL = "https://guard.example.net/api/graph/notifications"
+LIFECYCLE_URL = "https://guard.example.net/api/graph/lifecycle"
+SUBSCRIPTION_ID = "5e7a1f3c-2b4d-4c6e-8f90-a1b2c3d4e5f6"
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+BASE_ENV: Mapping[str, str] = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "TENANT_ID": TENANT_ID,
+    "NOTIFICATION_URL": NOTIFICATION_URL,
+    "LIFECYCLE_NOTIFICATION_URL": LIFECYCLE_URL,
+    "CLIENT_STATE": CLIENT_STATE,
+    "CLIENT_STATE_PREVIOUS": PREVIOUS_CLIENT_STATE,
+    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
+    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
+    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
+    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
+}
+
+# Demo tenant names (shared/data/demo-snapshot.json)
+E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
+E3_TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"
+EMS_E3 = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
+SALES_TEAM = "786e3d01-f781-5ac6-ae1a-55f97a0871a0"  # no licenses
+ENTERPRISEPACK = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
+ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"  # in E3 Base, Graph shows nothing yet (pending)
+ALEX = "48624e5a-e8ec-5c9f-94ac-5467a3a4b832"  # E3 state from Base, not a member (stale)
+DIEGO = "609f23d0-ad3c-59fa-a1a7-122bbdc7e855"  # in E3 Base
+IRVIN = "fac50b8d-a0c6-56c9-831d-afb9cc348fa6"  # EMS CountViolation
+JONI = "5396954b-1be4-5425-a8a1-4996be80c58f"  # EMS CountViolation
+NESTOR = "d00f724a-f2e9-543f-9157-db925a590292"  # UniquenessViolation
+
+
+def demo_snapshot() -> dict[str, Any]:
+    return copy.deepcopy(json.loads(DEMO.read_text(encoding="utf-8")))
+
+
+def settings_for(**overrides: str) -> Settings:
+    return Settings.from_env({**BASE_ENV, **overrides})
+
+
+@dataclass
+class Clock:
+    """One controllable time for services (`now`) and queues (`monotonic`, seconds)."""
+
+    at: datetime = START
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return (self.at - START).total_seconds()
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    """Everything a service test touches: the services and the fakes behind them."""
+
+    svc: Services
+    directory: FakeDirectory
+    clock: Clock
+    drained: list[Message] = field(default_factory=list)
+
+    def queue(self, name: str) -> MessageQueue:
+        return self.svc.queues.by_name(name)
+
+    def with_settings(self, **overrides: str) -> World:
+        """The same fakes and stores under other settings (e.g. mode flipped after queueing)."""
+        self.svc.settings = settings_for(**overrides)
+        return self
+
+    def messages(self, name: str) -> list[Message]:
+        """Drain one queue (see `drain`)."""
+        return drain(self.queue(name))
+
+    # One pipeline step each: drain the step's queue and run its service on every message.
+
+    async def run_group_changes(self) -> list[GroupChangeOutcome]:
+        outcomes = []
+        for msg in self.messages(GROUPS_CHANGED):
+            assert isinstance(msg, GroupsChanged | DeltaSweep)
+            outcomes.append(await handle_group_changes(self.svc, msg))
+        return outcomes
+
+    async def run_recompute(self) -> list[RecomputeOutcome]:
+        outcomes = []
+        for msg in self.messages(RECOMPUTE_USERS):
+            assert isinstance(msg, RecomputeUsers)
+            outcomes.append(await recompute_users(self.svc, msg))
+        return outcomes
+
+    async def run_reprocess(self) -> list[ReprocessOutcome]:
+        outcomes = []
+        for msg in self.messages(REPROCESS_USER):
+            assert isinstance(msg, ReprocessUser)
+            outcomes.append(await reprocess_user(self.svc, msg))
+        return outcomes
+
+    def subscribe(self, subscription_id: str = SUBSCRIPTION_ID) -> str:
+        """Record a subscription as ours, as the keeper does (table `subscriptions`)."""
+        self.svc.tables.subscriptions.upsert(SUBSCRIPTION_PK, subscription_id, {})
+        return subscription_id
+
+
+def notification(group_id: str, **overrides: object) -> dict[str, object]:
+    """One change notification for a group, as Graph posts it for our subscription."""
+    item: dict[str, object] = {
+        "subscriptionId": SUBSCRIPTION_ID,
+        "clientState": CLIENT_STATE,
+        "changeType": "updated",
+        "resource": f"Groups/{group_id}",
+        "resourceData": {
+            "@odata.type": "#Microsoft.Graph.Group",
+            "@odata.id": f"Groups/{group_id}",
+            "id": group_id,
+        },
+        "subscriptionExpirationDateTime": "2026-12-20T00:00:00Z",
+        "tenantId": TENANT_ID,
+    }
+    item.update(overrides)
+    return item
+
+
+def lifecycle(event: str, **overrides: object) -> dict[str, object]:
+    item: dict[str, object] = {
+        "subscriptionId": SUBSCRIPTION_ID,
+        "clientState": CLIENT_STATE,
+        "tenantId": TENANT_ID,
+        "lifecycleEvent": event,
+        "subscriptionExpirationDateTime": "2026-12-20T00:00:00Z",
+    }
+    item.update(overrides)
+    return item
+
+
+def body(*items: dict[str, object]) -> bytes:
+    return json.dumps({"value": list(items)}).encode()
+
+
+def drain(queue: MessageQueue) -> list[Message]:
+    """Receive, decode and delete every visible message; fails on one that does not decode."""
+    out: list[Message] = []
+    while batch := queue.receive(32):
+        for received in batch:
+            assert received.message is not None, received.error
+            out.append(received.message)
+            queue.delete(received)
+    return out
+
+
+def build_world(
+    snapshot: Mapping[str, Any] | None = None,
+    *,
+    fake: type[FakeDirectory] = FakeDirectory,
+    **settings: str,
+) -> World:
+    """A world over `snapshot` (the demo tenant by default); `fake` may be a FakeDirectory
+    subclass that misbehaves at the port boundary (throttling, outages)."""
+    clock = Clock()
+    directory = fake(snapshot if snapshot is not None else demo_snapshot(), now=clock.now)
+    svc = Services(
+        settings=settings_for(**settings),
+        directory=directory,
+        queues=in_memory_queues(clock=clock.monotonic),
+        tables=in_memory_tables(),
+        clock=clock.now,
+    )
+    return World(svc, directory, clock)
