@@ -11,6 +11,7 @@ decision is only logged ("would reprocess X because Y") and nothing is queued.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 
 from shared.core.evaluate import evaluate
-from shared.core.findings import Finding
+from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.reprocess import (
     AlertInstead,
     ReprocessNow,
@@ -102,12 +103,23 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     for report in evaluation.users:
         user_findings.extend(report.findings)
     history = {u: reprocess_ledger.history(u) for u in users}
+    # A seat promised to a queued reprocess is not free yet in consumedUnits, and that
+    # user's CountViolation is being handled: decide neither again (duplicate messages).
+    in_flight = {u: reprocess_ledger.seats_in_flight(u) for u in users}
+    promised = Counter(sku for skus in in_flight.values() for sku in skus)
     facts = TenantFacts(
         now=now,
-        free_seats={s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()},
+        free_seats={
+            s.id: s.prepaid.enabled - s.consumed - promised[s.id] for s in tenant.skus.values()
+        },
         group_processing={g.id: g.processing_state for g in tenant.groups.values()},
     )
-    plan = decide_reprocess(user_findings, history, facts)
+    undecided = [
+        f
+        for f in user_findings
+        if not (f.code == COUNT_VIOLATION and f.sku_id in in_flight.get(f.user_id or "", ()))
+    ]
+    plan = decide_reprocess(undecided, history, facts)
 
     queued: set[str] = set()
     retry: dict[int, list[str]] = {}

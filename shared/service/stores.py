@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from shared.adapters.tables import (
     parse_json_field,
     safe_key,
 )
-from shared.core.findings import Finding
+from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.reprocess import Attempt, Cause
 from shared.directory import DELTA_FILTER_LIMIT, JSON
 
@@ -360,6 +361,27 @@ class ReprocessLedger:
                 continue
             claimed.append(Entity(entity.partition_key, entity.row_key, fields, etag))
         return claimed or None
+
+    def release(self, user_id: str, tokens: Sequence[str]) -> None:
+        """Causes queued but never called (writes were blocked at call time) become
+        observations again: they were no attempt, so a later decision may queue them."""
+        for token in tokens:
+            entity = self._table.get(user_id, token)
+            if entity is None or entity.fields.get("status") != QUEUED:
+                continue
+            fields = dict(entity.fields) | {"status": OBSERVED}
+            with contextlib.suppress(ConcurrencyConflict):
+                self._table.update(user_id, token, fields, etag=entity.etag)
+
+    def seats_in_flight(self, user_id: str) -> set[str]:
+        """SKUs with a CountViolation reprocess for this user queued or being called: a seat
+        promised that the SKU's consumed count does not show yet."""
+        return {
+            str(e.fields.get("skuId"))
+            for e in self._table.query(user_id)
+            if e.fields.get("code") == COUNT_VIOLATION
+            and e.fields.get("status") in (QUEUED, CALLING)
+        }
 
     def settle(self, claimed: Sequence[Entity], status: str, *, now: datetime) -> None:
         for entity in claimed:

@@ -1,0 +1,217 @@
+"""Recompute users: findings into the ledger, and reprocesses queued only when writes may happen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.adapters.queues import RECOMPUTE_USERS, REPROCESS_USER
+from shared.adapters.tables import safe_key
+from shared.messages import DeltaSweep, RecomputeUsers, ReprocessUser
+from shared.service.groups import handle_group_changes
+from shared.service.recompute import recompute_users
+from shared.service.stores import FindingsLedger
+from tests.service.world import (
+    ADELE,
+    DIEGO,
+    E3_BASE,
+    EMS,
+    EMS_E3,
+    IRVIN,
+    JONI,
+    World,
+    build_world,
+    demo_snapshot,
+)
+
+pytestmark = pytest.mark.anyio
+
+IRVIN_COUNT_VIOLATION = f"{IRVIN}|{EMS}|CountViolation|{EMS_E3}"
+
+
+def recompute(*user_ids: str, correlation_id: str = "test-recompute") -> RecomputeUsers:
+    return RecomputeUsers(user_ids=user_ids, reason="test", correlation_id=correlation_id)
+
+
+async def learned(world: World) -> World:
+    """The licensed groups and their members are known (a first sweep ran)."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    return world
+
+
+def free_ems_seats(world: World, free: int) -> None:
+    """Make `free` EMS seats available (5 are consumed in the demo tenant)."""
+    [ems] = [s for s in world.directory.skus if s["skuId"] == EMS]
+    ems["prepaidUnits"]["enabled"] = ems["consumedUnits"] + free
+
+
+def reprocess_messages(world: World) -> list[ReprocessUser]:
+    msgs = world.messages(REPROCESS_USER)
+    assert all(isinstance(m, ReprocessUser) for m in msgs)
+    return msgs  # type: ignore[return-value]
+
+
+async def test_findings_go_from_new_to_persisting_to_resolved_and_keep_their_first_sighting(
+    world: World,
+) -> None:
+    await learned(world)
+    first_seen = world.clock.now()
+    table = world.svc.tables.findings
+
+    first = await recompute_users(world.svc, recompute(IRVIN))
+    world.clock.advance(3600)
+    second = await recompute_users(world.svc, recompute(IRVIN))
+    later = world.clock.now()
+    entity = table.get(IRVIN, safe_key(IRVIN_COUNT_VIOLATION))
+
+    assert IRVIN_COUNT_VIOLATION in {f.key for f in first.new_findings}
+    assert IRVIN_COUNT_VIOLATION not in {f.key for f in second.new_findings}
+    assert entity is not None
+    assert entity.fields["firstSeen"] == first_seen
+    assert entity.fields["lastSeen"] == later
+    assert "resolvedAt" not in entity.fields
+
+    states = world.directory.users[IRVIN]["licenseAssignmentStates"]
+    for state in states:
+        state.update(state="Active", error=None)
+    world.clock.advance(3600)
+    third = await recompute_users(world.svc, recompute(IRVIN))
+    resolved = table.get(IRVIN, safe_key(IRVIN_COUNT_VIOLATION))
+
+    assert IRVIN_COUNT_VIOLATION in third.resolved
+    assert resolved is not None
+    assert resolved.fields["resolvedAt"] == world.clock.now()
+    assert resolved.fields["firstSeen"] == first_seen
+    assert IRVIN_COUNT_VIOLATION not in FindingsLedger(table).open_findings(IRVIN)
+
+
+async def test_in_observe_mode_nothing_is_queued_and_nothing_is_written_to_graph(
+    world: World,
+) -> None:
+    await learned(world)
+    free_ems_seats(world, 2)
+
+    outcome = await recompute_users(world.svc, recompute(IRVIN, JONI, DIEGO, ADELE))
+
+    assert outcome.queued == []
+    assert set(outcome.would_reprocess) == {IRVIN, JONI, DIEGO, ADELE}
+    assert reprocess_messages(world) == []
+    assert world.directory.requests["reprocess_license_assignment"] == 0
+    assert world.directory.reprocessed == []
+
+
+async def test_in_act_mode_a_count_violation_is_queued_once_free_seats_exist(
+    act_world: World,
+) -> None:
+    world = await learned(act_world)
+
+    short = await recompute_users(world.svc, recompute(IRVIN))
+    assert short.alerts == [IRVIN]  # no free seat: buy or free seats
+    assert reprocess_messages(world) == []
+
+    free_ems_seats(world, 1)
+    world.clock.advance(2 * 3600)  # the cached SKUs are refreshed
+    freed = await recompute_users(world.svc, recompute(IRVIN))
+
+    assert freed.queued == [IRVIN]
+    [msg] = reprocess_messages(world)
+    assert msg.user_id == IRVIN
+    assert len(msg.causes) == 1
+    entity = world.svc.tables.findings.get(IRVIN, safe_key(IRVIN_COUNT_VIOLATION))
+    assert entity is not None
+    assert entity.fields["reprocessQueuedAt"] == world.clock.now()
+
+
+async def test_a_duplicate_recompute_message_does_not_queue_the_same_cause_twice(
+    act_world: World,
+) -> None:
+    world = await learned(act_world)
+    free_ems_seats(world, 2)
+    message = recompute(IRVIN, JONI)
+
+    first = await recompute_users(world.svc, message)
+    duplicate = await recompute_users(world.svc, message)
+
+    assert sorted(first.queued) == sorted([IRVIN, JONI])
+    assert duplicate.queued == []
+    assert sorted(m.user_id for m in reprocess_messages(world)) == sorted([IRVIN, JONI])
+
+
+async def test_a_duplicate_recompute_message_does_not_give_a_seat_already_given_away(
+    act_world: World,
+) -> None:
+    world = await learned(act_world)
+    free_ems_seats(world, 1)  # one seat, two users waiting for it
+    message = recompute(IRVIN, JONI)
+
+    first = await recompute_users(world.svc, message)
+    duplicate = await recompute_users(world.svc, message)
+
+    assert len(first.queued) == 1
+    assert duplicate.queued == []
+    assert len(reprocess_messages(world)) == 1
+
+
+async def test_the_act_allow_list_limits_reprocesses_to_its_groups() -> None:
+    world = await learned(build_world(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=E3_BASE))
+    free_ems_seats(world, 2)
+
+    outcome = await recompute_users(world.svc, recompute(IRVIN, DIEGO))
+
+    assert outcome.queued == [DIEGO]  # PlanMismatch in E3 Base
+    assert outcome.would_reprocess == [IRVIN]  # CountViolation in EMS E3: not on the list
+    assert [m.user_id for m in reprocess_messages(world)] == [DIEGO]
+
+
+async def test_the_kill_switch_blocks_every_reprocess_even_in_act_mode() -> None:
+    world = await learned(build_world(LICENSE_GUARD_MODE="act", WRITES_DISABLED="true"))
+    free_ems_seats(world, 2)
+
+    outcome = await recompute_users(world.svc, recompute(IRVIN, DIEGO))
+
+    assert outcome.queued == []
+    assert reprocess_messages(world) == []
+
+
+async def test_a_deleted_users_open_findings_are_resolved(world: World) -> None:
+    await learned(world)
+    await recompute_users(world.svc, recompute(IRVIN))
+    del world.directory.users[IRVIN]
+
+    outcome = await recompute_users(world.svc, recompute(IRVIN))
+
+    assert outcome.gone == [IRVIN]
+    assert IRVIN_COUNT_VIOLATION in outcome.resolved
+    assert FindingsLedger(world.svc.tables.findings).open_findings(IRVIN) == {}
+
+
+async def test_a_user_waiting_for_group_processing_is_recomputed_again_later() -> None:
+    snapshot = demo_snapshot()
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    base["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    world = await learned(build_world(snapshot, LICENSE_GUARD_MODE="act"))
+
+    outcome = await recompute_users(world.svc, recompute(ADELE))
+
+    assert outcome.retry_later == [ADELE]
+    assert reprocess_messages(world) == []
+    world.clock.advance(timedelta(minutes=15).total_seconds() - 1)
+    assert world.messages(RECOMPUTE_USERS) == []  # not before the group may have finished
+    world.clock.advance(61)  # delays round up to the next whole minute
+    [retry] = world.messages(RECOMPUTE_USERS)
+    assert isinstance(retry, RecomputeUsers)
+    assert retry.user_ids == (ADELE,)
+
+
+async def test_skus_are_read_from_the_cache_until_they_are_an_hour_old(world: World) -> None:
+    await learned(world)
+
+    await recompute_users(world.svc, recompute(IRVIN))
+    await recompute_users(world.svc, recompute(JONI))
+    assert world.directory.requests["subscribed_skus"] == 1
+
+    world.clock.advance(3601)
+    await recompute_users(world.svc, recompute(IRVIN))
+    assert world.directory.requests["subscribed_skus"] == 2
