@@ -50,10 +50,12 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
     )
     blocked = svc.settings.write_blocked_reason(groups)
     if blocked:
+        ledger.release(msg.user_id, msg.causes)  # not an attempt: may be queued again
         log.info("reprocess.blocked", correlation_id=msg.correlation_id, user_id=msg.user_id,
                  reason=blocked)  # fmt: skip
         return ReprocessOutcome("blocked")
-    claimed = ledger.claim(msg.user_id, msg.causes, now=now)
+    # A manual request (no causes) has nothing to claim; duplicates of it call again.
+    claimed = ledger.claim(msg.user_id, msg.causes, now=now) if msg.causes else []
     if claimed is None:
         log.info("reprocess.duplicate", correlation_id=msg.correlation_id, user_id=msg.user_id)
         return ReprocessOutcome("duplicate")
