@@ -19,9 +19,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-## The service's main job on its embedded default: evaluate the bundled demo tenant.
+## The whole service, live: Azurite + graphsim (Contoso) + the function app on the dev host,
+## a short scenario and a timeline of what the service saw and did (python -m devhost.demo).
 demo: setup
-	$(BIN)/license-guard evaluate --snapshot shared/data/demo-snapshot.json
+	$(BIN)/python -m devhost.demo
 
 ## Everything CI checks: lint, types, import contracts, then the test suite.
 test: lint pytest
