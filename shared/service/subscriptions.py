@@ -125,5 +125,7 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
         await svc.directory.delete_subscription(subscription_id)
         created = await _create(svc, f"lifecycle event {event}")
         return f"recreated as {created.id}"
-    log.warning("subscription.lifecycle_unknown", subscription_id=subscription_id, event=event)
+    # Not `event=`: structlog's first argument is named `event`, so that raised TypeError.
+    log.warning("subscription.lifecycle_unknown", subscription_id=subscription_id,
+                lifecycle_event=event)  # fmt: skip
     return "ignored"

@@ -1,0 +1,186 @@
+"""The subscription keeper and lifecycle events: exactly one /groups subscription, kept alive."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from shared.adapters.queues import GROUPS_CHANGED
+from shared.directory import Subscription
+from shared.messages import DeltaSweep
+from shared.service.notifications import accept_lifecycle_notifications
+from shared.service.subscriptions import (
+    MAX_LIFETIME,
+    RENEW_WITHIN,
+    keep_subscription,
+    our_subscription_ids,
+)
+from tests.service.world import (
+    CLIENT_STATE,
+    LIFECYCLE_URL,
+    NOTIFICATION_URL,
+    World,
+    body,
+    lifecycle,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATION_URL) -> str:
+    """A subscription Graph already holds (created before this keeper run)."""
+    moment = world.clock.now() + expires_in
+    sub = await world.directory.create_subscription(
+        resource="/groups",
+        change_type="updated,deleted",
+        notification_url=url,
+        lifecycle_notification_url=LIFECYCLE_URL,
+        client_state=CLIENT_STATE,
+        expiration=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    world.directory.requests.clear()
+    return sub.id
+
+
+async def graph_subscriptions(world: World) -> list[Subscription]:
+    subs = await world.directory.subscriptions()
+    world.directory.requests["subscriptions"] -= 1
+    return subs
+
+
+def recorded(world: World) -> set[str]:
+    return our_subscription_ids(world.svc.tables.subscriptions)
+
+
+def sweeps(world: World) -> list[DeltaSweep]:
+    msgs = world.messages(GROUPS_CHANGED)
+    assert all(isinstance(m, DeltaSweep) for m in msgs)
+    return msgs  # type: ignore[return-value]
+
+
+async def test_a_missing_subscription_is_created_recorded_and_followed_by_a_sweep(
+    world: World,
+) -> None:
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.id == outcome.subscription_id
+    assert sub.notification_url == NOTIFICATION_URL
+    assert sub.lifecycle_notification_url == LIFECYCLE_URL
+    assert sub.resource == "/groups"
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
+async def test_a_subscription_far_from_expiry_is_kept_as_it_is(world: World) -> None:
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+
+    outcome = await keep_subscription(world.svc)
+
+    assert outcome.action == "kept"
+    assert world.directory.requests["renew_subscription"] == 0
+    assert recorded(world) == {sub_id}
+    assert sweeps(world) == []
+
+
+async def test_a_subscription_expiring_within_48_hours_is_renewed_to_nearly_the_maximum(
+    world: World,
+) -> None:
+    sub_id = await existing(world, expires_in=RENEW_WITHIN - timedelta(minutes=1))
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "renewed"
+    assert sub.id == sub_id
+    lifetime = datetime.fromisoformat(sub.expiration) - world.clock.now()
+    assert MAX_LIFETIME - timedelta(hours=2) < lifetime <= MAX_LIFETIME
+    assert world.directory.requests["create_subscription"] == 0
+    assert sweeps(world) == []  # a renewal misses nothing
+
+
+async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
+    world: World,
+) -> None:
+    older = await existing(world, expires_in=timedelta(days=5))
+    newer = await existing(world, expires_in=timedelta(days=20))
+    foreign = await existing(world, expires_in=timedelta(days=5), url="https://other.example/x")
+
+    outcome = await keep_subscription(world.svc)
+
+    remaining = {s.id for s in await graph_subscriptions(world)}
+    assert outcome.removed_extra == 1
+    assert remaining == {newer, foreign}  # someone else's subscription is not ours to delete
+    assert older not in remaining
+    assert recorded(world) == {newer}
+
+
+async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=sub_id))
+    )
+
+    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert world.directory.requests["renew_subscription"] == 0
+
+
+async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
+    sub_id = await existing(world, expires_in=timedelta(hours=3))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=sub_id))
+    )
+
+    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert world.directory.requests["renew_subscription"] == 1
+    [sub] = await graph_subscriptions(world)
+    assert sub.expiration > (world.clock.now() + RENEW_WITHIN).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
+async def test_a_removed_or_missed_subscription_is_recreated_and_followed_by_a_sweep(
+    world: World, event: str
+) -> None:
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(world.svc, body(lifecycle(event, subscriptionId=sub_id)))
+
+    [sub] = await graph_subscriptions(world)
+    assert sub.id != sub_id
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
+async def test_an_unknown_lifecycle_event_is_ignored(world: World) -> None:
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("somethingNew", subscriptionId=sub_id))
+    )
+
+    assert world.directory.request_count == 0
+    assert sweeps(world) == []
+    assert recorded(world) == {sub_id}
+
+
+async def test_a_forged_lifecycle_event_is_not_acted_on(world: World) -> None:
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(
+        world.svc,
+        body(
+            lifecycle("subscriptionRemoved", subscriptionId=sub_id, clientState="forged-0123456789")
+        ),
+    )
+
+    assert world.directory.request_count == 0
+    assert [s.id for s in await graph_subscriptions(world)] == [sub_id]
