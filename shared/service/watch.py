@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import structlog
 
@@ -49,8 +50,10 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     """Remember the newest sync time; True (and a sweep queued) when it is newer."""
     state = ServiceState(svc.tables.servicestate)
     previous = state.get(LAST_SYNC)
-    last = str(previous.fields.get("completedAt", "")) if previous else ""
-    if completed_at <= last:
+    last = _instant(str(previous.fields.get("completedAt", ""))) if previous else None
+    moment = _instant(completed_at)
+    # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
+    if moment is None or (last is not None and moment <= last):
         return False
     state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
     svc.send(
@@ -75,6 +78,14 @@ async def watch_sync(svc: Services) -> bool:
     if not completed_at:
         return False
     return _record_sync(svc, _utc_text(str(completed_at)), "poll", new_correlation_id())
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _utc_text(value: str) -> str:

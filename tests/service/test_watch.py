@@ -1,0 +1,232 @@
+"""The watch timers: a sweep after each directory sync, the errors re-check, the poison watch."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from shared.messages import (
+    DeltaSweep,
+    RecomputeUsers,
+    SyncCompleted,
+    encode_message,
+)
+from shared.service.groups import handle_group_changes
+from shared.service.recompute import recompute_users
+from shared.service.stores import FindingsLedger, LicensedGroups
+from shared.service.watch import (
+    POISONED_MESSAGE,
+    SUBSCRIPTION_MISSING,
+    on_sync_completed,
+    recheck_errors,
+    watch_poison,
+    watch_sync,
+)
+from tests.service.world import (
+    ADELE,
+    ENTERPRISEPACK,
+    IRVIN,
+    JONI,
+    NESTOR,
+    SALES_TEAM,
+    TENANT_ID,
+    World,
+)
+
+pytestmark = pytest.mark.anyio
+
+OTHER_TENANT = "99999999-8888-4777-8666-555555555555"
+
+
+def synced(at: str, tenant_id: str = TENANT_ID) -> SyncCompleted:
+    return SyncCompleted(
+        tenant_id=tenant_id, completed_at=at, source="entra-connect", correlation_id="sync-run"
+    )
+
+
+def sweeps(world: World) -> list[DeltaSweep]:
+    msgs = world.messages(GROUPS_CHANGED)
+    assert all(isinstance(m, DeltaSweep) for m in msgs)
+    return msgs  # type: ignore[return-value]
+
+
+def recomputed_users(world: World) -> set[str]:
+    users: set[str] = set()
+    for msg in world.messages(RECOMPUTE_USERS):
+        assert isinstance(msg, RecomputeUsers)
+        users.update(msg.user_ids)
+    return users
+
+
+def open_codes(world: World) -> list[str]:
+    return [
+        str(e.fields["code"])
+        for e in world.svc.tables.findings.query_all()
+        if not e.fields.get("resolvedAt")
+    ]
+
+
+# --------------------------------------------------------------------------- directory sync
+
+
+def test_a_sync_newer_than_the_last_queues_one_sweep(world: World) -> None:
+    assert on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+
+    [sweep] = sweeps(world)
+    assert sweep.correlation_id == "sync-run"
+
+
+def test_the_same_sync_reported_again_queues_nothing(world: World) -> None:
+    on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    sweeps(world)
+
+    again = on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    older = on_sync_completed(world.svc, synced("2026-11-24T07:00:00Z"))
+
+    assert (again, older) == (False, False)
+    assert sweeps(world) == []
+
+
+def test_the_same_sync_time_written_another_way_is_not_newer(world: World) -> None:
+    on_sync_completed(world.svc, synced("2026-11-24T07:30:00+00:00"))
+    sweeps(world)
+
+    assert not on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    assert not on_sync_completed(world.svc, synced("2026-11-24T07:30:00.000Z"))
+    assert sweeps(world) == []
+
+
+def test_a_later_sync_within_the_same_second_is_newer(world: World) -> None:
+    on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    sweeps(world)
+
+    assert on_sync_completed(world.svc, synced("2026-11-24T07:30:00.500Z"))
+    assert len(sweeps(world)) == 1
+
+
+def test_a_sync_from_a_foreign_tenant_is_ignored(world: World) -> None:
+    assert not on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z", OTHER_TENANT))
+
+    assert sweeps(world) == []
+
+
+async def test_the_sync_poll_sweeps_when_the_last_sync_time_moves(world: World) -> None:
+    first = await watch_sync(world.svc)
+    unchanged = await watch_sync(world.svc)
+    world.directory.orgs[0]["onPremisesLastSyncDateTime"] = "2026-11-24T08:00:00Z"
+    moved = await watch_sync(world.svc)
+
+    assert (first, unchanged, moved) == (True, False, True)
+    assert len(sweeps(world)) == 2
+    assert world.directory.requests["organization"] == 3
+
+
+async def test_a_poll_after_the_sync_servers_message_for_the_same_cycle_adds_no_sweep(
+    world: World,
+) -> None:
+    on_sync_completed(world.svc, synced("2026-11-24T07:30:00+00:00"))  # the demo tenant's time
+    sweeps(world)
+
+    assert not await watch_sync(world.svc)
+    assert sweeps(world) == []
+
+
+async def test_a_tenant_without_directory_sync_never_sweeps_on_the_poll(world: World) -> None:
+    world.directory.orgs[0]["onPremisesLastSyncDateTime"] = None
+
+    assert not await watch_sync(world.svc)
+    assert sweeps(world) == []
+
+
+# --------------------------------------------------------------------------- errors re-check
+
+
+async def test_the_errors_recheck_recomputes_members_with_license_errors(world: World) -> None:
+    outcome = await recheck_errors(world.svc)
+
+    users = recomputed_users(world)
+    assert {IRVIN, JONI, NESTOR} <= users
+    assert ADELE not in users  # no error, and no open finding yet
+    assert users == outcome.users
+    assert world.directory.requests["members_with_license_errors"] == len(
+        outcome.groups_with_errors
+    )
+
+
+async def test_the_errors_recheck_also_recomputes_users_with_pending_findings(
+    world: World,
+) -> None:
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ADELE,), reason="test", correlation_id="first")
+    )
+
+    await recheck_errors(world.svc)
+
+    assert ADELE in recomputed_users(world)
+
+
+async def test_the_errors_recheck_learns_a_newly_licensed_group_into_a_partition(
+    world: World,
+) -> None:
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.directory.set_group_licenses(SALES_TEAM, [{"skuId": ENTERPRISEPACK, "disabledPlans": []}])
+
+    await recheck_errors(world.svc)
+
+    [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    assert SALES_TEAM in partition.group_ids
+
+
+# --------------------------------------------------------------------------- poison watch
+
+
+def test_a_poisoned_message_becomes_one_finding_and_is_not_reported_twice(
+    world: World,
+) -> None:
+    world.subscribe()
+    poison = world.queue(poison_name(RECOMPUTE_USERS))
+    poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+
+    first = watch_poison(world.svc)
+    second = watch_poison(world.svc)
+
+    assert [f.code for f in first.new_findings] == [POISONED_MESSAGE]
+    assert "not one of our messages" in first.new_findings[0].message
+    assert first.poisoned[RECOMPUTE_USERS] == 1
+    assert second.new_findings == []
+    assert open_codes(world) == [POISONED_MESSAGE]
+    assert poison.approximate_count() == 1  # kept for inspection
+
+
+def test_two_different_poisoned_messages_are_two_findings(world: World) -> None:
+    world.subscribe()
+    poison = world.queue(poison_name(GROUPS_CHANGED))
+    poison.put_raw(encode_message(DeltaSweep(reason="a", correlation_id="a")))  # type: ignore[attr-defined]
+    poison.put_raw(encode_message(DeltaSweep(reason="b", correlation_id="b")))  # type: ignore[attr-defined]
+
+    outcome = watch_poison(world.svc)
+
+    assert len(outcome.new_findings) == 2
+
+
+def test_no_recorded_subscription_is_a_finding_once(world: World) -> None:
+    first = watch_poison(world.svc)
+    second = watch_poison(world.svc)
+
+    assert [f.code for f in first.new_findings] == [SUBSCRIPTION_MISSING]
+    assert second.new_findings == []
+    assert FindingsLedger(world.svc.tables.findings).open_by_code([SUBSCRIPTION_MISSING])
+
+
+def test_with_a_subscription_and_empty_poison_queues_there_is_nothing_to_report(
+    world: World,
+) -> None:
+    world.subscribe()
+
+    outcome = watch_poison(world.svc)
+
+    assert outcome.new_findings == []
+    assert set(outcome.poisoned.values()) == {0}
+    assert open_codes(world) == []
