@@ -38,6 +38,9 @@ pytest: setup
 
 bench: setup
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/graphsim_scale.py
+	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/incremental.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
