@@ -89,8 +89,8 @@ function Get-ArcStorageToken {
         $challenge = if ($headers -is [Net.WebHeaderCollection]) { $headers['WWW-Authenticate'] }
                      else { [string]$headers.WwwAuthenticate }
     }
-    if ($challenge -notmatch 'Basic realm=(.+)$') { throw "No Arc identity challenge from $endpoint" }
-    $secret = (Get-Content -Raw -Path $Matches[1]).Trim()
+    if (-not ($challenge -match 'Basic realm=(.+)$')) { throw "No Arc identity challenge from $endpoint" }
+    $secret = (Get-Content -Raw -Path $Matches[1].Trim()).Trim()
     $token = Invoke-RestMethod -Uri $uri -Headers @{ Metadata = 'true'; Authorization = "Basic $secret" }
     return $token.access_token
 }
