@@ -1,0 +1,355 @@
+"""The function handlers, called as the host would, with fakes registered in the composition root.
+
+Each function object comes from `function_app.app.get_functions()` (what the host indexes);
+inputs are built from `azure.functions` types; `shared.bootstrap.use` registers an in-memory
+`Services` (tests/service/world.py), so no handler is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
+
+import function_app
+from shared.adapters.queues import (
+    GROUPS_CHANGED,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    SYNC_COMPLETED,
+    poison_name,
+)
+from shared.bootstrap import use
+from shared.messages import (
+    DeltaSweep,
+    Message,
+    MessageError,
+    RecomputeUsers,
+    ReprocessUser,
+    SyncCompleted,
+    encode_message,
+)
+from shared.settings import Settings
+from shared.webhook import MAX_BODY_BYTES
+from tests.service.world import (
+    E3_BASE,
+    E3_TEAMS,
+    EMS,
+    IRVIN,
+    TENANT_ID,
+    World,
+    body,
+    build_world,
+    lifecycle,
+    notification,
+)
+
+FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def call(name: str, arg: object) -> Any:
+    """Run the named function as the host does (async ones on an event loop)."""
+    user_function: Callable[..., Any] = FUNCTIONS[name].get_user_function()
+    result = user_function(arg)
+    return asyncio.run(result) if inspect.iscoroutine(result) else result
+
+
+def bindings(name: str) -> dict[str, Any]:
+    [trigger, *_] = json.loads(FUNCTIONS[name].get_function_json())["bindings"]
+    return trigger  # type: ignore[no-any-return]
+
+
+def post(route: str, data: bytes, **params: str) -> func.HttpRequest:
+    return func.HttpRequest(method="POST", url=f"/api/{route}", params=params, body=data)
+
+
+def queued(msg: Message, dequeue_count: int = 1) -> QueueMessage:
+    return QueueMessage(id="m-1", body=encode_message(msg).encode(), dequeue_count=dequeue_count)
+
+
+def timer() -> TimerRequest:
+    return TimerRequest(past_due=False)
+
+
+@pytest.fixture
+def registered() -> Iterator[World]:
+    world = build_world()
+    use(world.svc)
+    yield world
+    use(None)
+
+
+@pytest.fixture
+def acting() -> Iterator[World]:
+    world = build_world(LICENSE_GUARD_MODE="act")
+    use(world.svc)
+    yield world
+    use(None)
+
+
+# --------------------------------------------------------------------------- bindings
+
+
+def test_every_function_is_registered_once() -> None:
+    assert sorted(FUNCTIONS) == sorted(
+        [
+            "graph_notifications",
+            "graph_lifecycle",
+            "group_changes",
+            "recompute_users",
+            "reprocess_user",
+            "sync_completed",
+            "subscription_keeper",
+            "sync_watch",
+            "recheck_errors",
+            "poison_watch",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "route"),
+    [("graph_notifications", "graph/notifications"), ("graph_lifecycle", "graph/lifecycle")],
+)
+def test_the_webhooks_are_post_routes_behind_a_function_key(name: str, route: str) -> None:
+    trigger = bindings(name)
+
+    assert trigger["type"] == "httpTrigger"
+    assert trigger["route"] == route
+    assert trigger["authLevel"] == "FUNCTION"
+    assert trigger["methods"] == ["POST"]
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [
+        ("group_changes", GROUPS_CHANGED),
+        ("recompute_users", RECOMPUTE_USERS),
+        ("reprocess_user", REPROCESS_USER),
+        ("sync_completed", SYNC_COMPLETED),
+    ],
+)
+def test_each_queue_worker_listens_on_its_queue(name: str, queue: str) -> None:
+    trigger = bindings(name)
+
+    assert trigger["type"] == "queueTrigger"
+    assert trigger["queueName"] == queue
+    assert trigger["connection"] == "AzureWebJobsStorage"
+
+
+@pytest.mark.parametrize(
+    ("name", "setting"),
+    [
+        ("subscription_keeper", "SUBSCRIPTION_KEEPER_SCHEDULE"),
+        ("sync_watch", "SYNC_WATCH_SCHEDULE"),
+        ("recheck_errors", "RECHECK_ERRORS_SCHEDULE"),
+        ("poison_watch", "POISON_WATCH_SCHEDULE"),
+    ],
+)
+def test_each_timer_reads_its_schedule_from_settings_and_never_runs_on_startup(
+    name: str, setting: str
+) -> None:
+    trigger = bindings(name)
+
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == f"%{setting}%"
+    assert trigger["runOnStartup"] is False
+    assert setting in Settings.setting_names()  # a required setting, so never unresolved
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@pytest.mark.parametrize("name", ["graph_notifications", "graph_lifecycle"])
+def test_the_validation_handshake_echoes_the_token_even_without_settings(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for setting in Settings.setting_names():
+        monkeypatch.delenv(setting, raising=False)
+    use(None)  # any attempt to build services would fail: no settings at all
+
+    response = call(name, post("x", b"", validationToken="Validation%3A Testing"))
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.get_body() == b"Validation: Testing"
+
+
+def test_a_genuine_notification_is_accepted_and_queued_once(registered: World) -> None:
+    registered.subscribe()
+
+    response = call(
+        "graph_notifications",
+        post("graph/notifications", body(notification(E3_BASE), notification(E3_TEAMS))),
+    )
+
+    assert response.status_code == 202
+    assert len(registered.messages(GROUPS_CHANGED)) == 1
+    assert registered.directory.request_count == 0
+
+
+def test_a_forged_notification_is_acknowledged_but_not_queued(registered: World) -> None:
+    registered.subscribe()
+    forged = notification(E3_BASE, clientState="forged-client-state-00")
+
+    response = call("graph_notifications", post("graph/notifications", body(forged)))
+
+    assert response.status_code == 202  # never tell a forger what was wrong
+    assert registered.messages(GROUPS_CHANGED) == []
+
+
+@pytest.mark.parametrize("name", ["graph_notifications", "graph_lifecycle"])
+def test_a_body_that_is_not_json_is_a_bad_request(registered: World, name: str) -> None:
+    response = call(name, post("x", b"{not json"))
+
+    assert response.status_code == 400
+    assert registered.messages(GROUPS_CHANGED) == []
+
+
+@pytest.mark.parametrize("name", ["graph_notifications", "graph_lifecycle"])
+def test_a_body_over_one_megabyte_is_too_large(registered: World, name: str) -> None:
+    response = call(name, post("x", b" " * (MAX_BODY_BYTES + 1)))
+
+    assert response.status_code == 413
+
+
+def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
+    sub = asyncio.run(_existing_subscription(registered))
+    registered.subscribe(sub)
+
+    response = call(
+        "graph_lifecycle",
+        post("graph/lifecycle", body(lifecycle("subscriptionRemoved", subscriptionId=sub))),
+    )
+
+    assert response.status_code == 202
+    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [DeltaSweep]
+    assert registered.directory.requests["create_subscription"] == 2
+
+
+async def _existing_subscription(world: World) -> str:
+    sub = await world.directory.create_subscription(
+        resource="/groups",
+        change_type="updated,deleted",
+        notification_url=world.svc.settings.notification_url,
+        lifecycle_notification_url=world.svc.settings.lifecycle_notification_url,
+        client_state=world.svc.settings.client_state,
+        expiration="2026-12-10T00:00:00Z",
+    )
+    return sub.id
+
+
+# --------------------------------------------------------------------------- queue workers
+
+
+def test_group_changes_runs_a_sweep_into_recompute_messages(registered: World) -> None:
+    call("group_changes", queued(DeltaSweep(reason="test", correlation_id="c")))
+
+    recompute = registered.messages(RECOMPUTE_USERS)
+    assert recompute
+    assert all(isinstance(m, RecomputeUsers) for m in recompute)
+
+
+def test_recompute_users_runs_into_a_reprocess_message_in_act_mode(acting: World) -> None:
+    [ems] = [s for s in acting.directory.skus if s["skuId"] == EMS]
+    ems["prepaidUnits"]["enabled"] = ems["consumedUnits"] + 1
+    call("group_changes", queued(DeltaSweep(reason="test", correlation_id="c")))
+    acting.messages(RECOMPUTE_USERS)
+
+    call(
+        "recompute_users", queued(RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c"))
+    )
+
+    [msg] = acting.messages(REPROCESS_USER)
+    assert isinstance(msg, ReprocessUser)
+    assert msg.user_id == IRVIN
+
+
+def test_reprocess_user_calls_graph(acting: World) -> None:
+    msg = ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
+
+    call("reprocess_user", queued(msg))
+
+    assert acting.directory.reprocessed == [IRVIN]
+
+
+def test_sync_completed_queues_a_sweep(registered: World) -> None:
+    msg = SyncCompleted(
+        tenant_id=TENANT_ID,
+        completed_at="2026-11-24T08:30:00Z",
+        source="entra-connect",
+        correlation_id="sync-run",
+    )
+
+    call("sync_completed", queued(msg))
+
+    [sweep] = registered.messages(GROUPS_CHANGED)
+    assert isinstance(sweep, DeltaSweep)
+    assert sweep.correlation_id == "sync-run"
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [
+        ("group_changes", RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c")),
+        ("recompute_users", DeltaSweep(reason="t", correlation_id="c")),
+        ("reprocess_user", DeltaSweep(reason="t", correlation_id="c")),
+        ("sync_completed", DeltaSweep(reason="t", correlation_id="c")),
+    ],
+)
+def test_a_message_of_the_wrong_type_raises_so_the_host_poisons_it(
+    registered: World, name: str, wrong: Message
+) -> None:
+    with pytest.raises(MessageError, match="expected"):
+        call(name, queued(wrong))
+
+    assert registered.directory.request_count == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["group_changes", "recompute_users", "reprocess_user", "sync_completed"]
+)
+def test_a_malformed_message_raises_so_the_host_poisons_it(registered: World, name: str) -> None:
+    with pytest.raises(MessageError):
+        call(name, QueueMessage(id="m-1", body=b'{"type": "DeltaSweep"}', dequeue_count=5))
+
+
+# --------------------------------------------------------------------------- timers
+
+
+def test_the_subscription_keeper_creates_the_missing_subscription(registered: World) -> None:
+    call("subscription_keeper", timer())
+
+    assert registered.directory.requests["create_subscription"] == 1
+    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [DeltaSweep]
+
+
+def test_the_sync_watch_polls_the_last_sync_time(registered: World) -> None:
+    call("sync_watch", timer())
+
+    assert registered.directory.requests["organization"] == 1
+    assert len(registered.messages(GROUPS_CHANGED)) == 1
+
+
+def test_the_errors_recheck_queues_recomputes(registered: World) -> None:
+    call("recheck_errors", timer())
+
+    assert registered.directory.requests["groups_with_license_errors"] == 1
+    assert registered.messages(RECOMPUTE_USERS)
+
+
+def test_the_poison_watch_reports_a_poisoned_message(registered: World) -> None:
+    registered.subscribe()
+    registered.queue(poison_name(REPROCESS_USER)).put_raw("garbage")  # type: ignore[attr-defined]
+
+    call("poison_watch", timer())
+
+    codes = [e.fields["code"] for e in registered.svc.tables.findings.query_all()]
+    assert codes == ["PoisonedMessage"]
