@@ -310,9 +310,9 @@ def user_findings(
             _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
         )
     for lic in licenses:
-        direct = lic.direct_path
-        if direct is not None and len(lic.paths) > 1:
-            findings.append(_direct_and_group(user, lic, direct.enabled_plans, names))
+        coverage = direct_coverage(user, lic)
+        if coverage is not None:
+            findings.append(_direct_and_group(user, coverage, names))
     return findings
 
 
@@ -428,21 +428,51 @@ def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
     )
 
 
-def _direct_and_group(
-    user: User, lic: EffectiveLicense, direct_enabled: frozenset[str], names: Names
-) -> Finding:
+@dataclass(frozen=True, slots=True)
+class DirectCoverage:
+    """How well a user's group paths for one SKU cover their direct assignment of it.
+
+    `direct_only`: plans only the direct assignment enables (removing it would lose them).
+    `unhealthy_group_ids`: covering groups whose path Graph does not show as Active without
+    errors. The direct assignment is a safe removal candidate when both are empty. One function
+    for the RedundantDirectAssignment/DirectOnlyPlans findings and the migration plan.
+    """
+
+    sku_id: str
+    group_ids: tuple[str | None, ...]
+    direct_only: frozenset[str]
+    unhealthy_group_ids: tuple[str | None, ...]
+
+    @property
+    def covered(self) -> bool:
+        return not self.direct_only
+
+    @property
+    def safe(self) -> bool:
+        return not self.direct_only and not self.unhealthy_group_ids
+
+
+def direct_coverage(user: User, lic: EffectiveLicense) -> DirectCoverage | None:
+    """The coverage of a direct assignment by group paths; None unless the SKU has both."""
+    direct = lic.direct_path
+    if direct is None or len(lic.paths) < 2:
+        return None
     group_enabled = frozenset().union(*(p.enabled_plans for p in lic.group_paths))
-    direct_only = direct_enabled - group_enabled
-    product = names.product(lic.sku_id)
-    group_ids = [p.group_id for p in lic.group_paths]
-    groups = ", ".join(names.group(g) for g in group_ids)
-    if direct_only:
-        lost = names.plans(lic.sku_id, direct_only)
+    group_ids = tuple(p.group_id for p in lic.group_paths)
+    unhealthy = tuple(g for g in group_ids if not _healthy_group_path(user, lic.sku_id, g))
+    return DirectCoverage(lic.sku_id, group_ids, direct.enabled_plans - group_enabled, unhealthy)
+
+
+def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Finding:
+    product = names.product(coverage.sku_id)
+    groups = ", ".join(names.group(g) for g in coverage.group_ids)
+    if coverage.direct_only:
+        lost = names.plans(coverage.sku_id, coverage.direct_only)
         return Finding(
             code=DIRECT_ONLY_PLANS,
             severity=INFO,
             subject=user.id,
-            sku_id=lic.sku_id,
+            sku_id=coverage.sku_id,
             group_id=None,
             message=(
                 f"{user.display_name} holds {product} directly and through {groups}; removing "
@@ -455,20 +485,19 @@ def _direct_and_group(
             ),
             plans=lost,
         )
-    unhealthy = [g for g in group_ids if not _healthy_group_path(user, lic.sku_id, g)]
-    safe = not unhealthy
+    safe = coverage.safe
     verdict = (
         "safe to remove: every covering group path is active without errors"
         if safe
         else "not safe yet: "
-        + ", ".join(names.group(g) for g in unhealthy)
+        + ", ".join(names.group(g) for g in coverage.unhealthy_group_ids)
         + " is not active without errors"
     )
     return Finding(
         code=REDUNDANT_DIRECT_ASSIGNMENT,
         severity=INFO,
         subject=user.id,
-        sku_id=lic.sku_id,
+        sku_id=coverage.sku_id,
         group_id=None,
         message=(
             f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
