@@ -53,12 +53,15 @@ async def handle_group_changes(
     outcome = GroupChangeOutcome()
     licensed = LicensedGroups(svc.tables.deltalinks)
     config = licensed.groups()
-    if not config:
-        # First run (or the store was lost): learn the licensed groups and partition them.
-        for group in await svc.directory.licensed_groups():
-            licensed.save_group(group)
-            config[group["id"]] = group
-        licensed.assign(config)
+    members = GroupMembers(svc.tables.groupmembers)
+    if not config or isinstance(msg, DeltaSweep):
+        # First run, or a sweep (something may have been missed): learn the licensed groups
+        # afresh. Groups that lost every license have their members recomputed.
+        gained, lost = await refresh_licensed_groups(svc, licensed, config)
+        outcome.newly_licensed.extend(gained)
+        for group_id in lost:
+            outcome.license_changed.append(group_id)
+            outcome.users |= members.members(group_id)
 
     if isinstance(msg, DeltaSweep):
         targets = licensed.partitions()
@@ -66,7 +69,6 @@ async def handle_group_changes(
         changed = await _classify(svc, licensed, config, msg.group_ids, outcome)
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
 
-    members = GroupMembers(svc.tables.groupmembers)
     for partition in targets:
         await _run_partition(svc, licensed, members, config, partition, outcome)
 
@@ -91,6 +93,27 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+async def refresh_licensed_groups(
+    svc: Services, licensed: LicensedGroups, config: dict[str, dict[str, object]]
+) -> tuple[list[str], list[str]]:
+    """Reload the licensed groups from Graph into `config` and the store; partition newcomers.
+
+    Returns (gained, lost): groups licensed now and not before, and groups no longer licensed
+    (kept in the store as unlicensed, so their members' stale assignments are explained).
+    """
+    fresh = {g["id"]: g for g in await svc.directory.licensed_groups()}
+    for group in fresh.values():
+        licensed.save_group(group)
+    gained = sorted(fresh.keys() - config.keys())
+    lost = sorted(config.keys() - fresh.keys())
+    for group_id in lost:
+        licensed.save_group(dict(config[group_id]) | {"assignedLicenses": []})
+    config.clear()
+    config.update(fresh)
+    licensed.assign(fresh)
+    return gained, lost
 
 
 async def _classify(

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -32,8 +32,9 @@ from shared.core.findings import (
 )
 from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.service.context import Services
+from shared.service.groups import refresh_licensed_groups
 from shared.service.recompute import skus_for
-from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
+from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.subscriptions import our_subscription_ids
 
 log = structlog.get_logger(__name__)
@@ -106,9 +107,12 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     outcome = RecheckOutcome()
     await skus_for(svc, refresh=True)
     licensed = LicensedGroups(svc.tables.deltalinks)
-    for group in await svc.directory.licensed_groups():
-        licensed.save_group(group)  # refreshes processing state and license configuration
-    licensed.assign(licensed.groups())
+    # Refreshes processing states and license configuration; a group that lost its licenses
+    # leaves its members with stale assignments to re-read.
+    _, lost = await refresh_licensed_groups(svc, licensed, licensed.groups())
+    members = GroupMembers(svc.tables.groupmembers)
+    for group_id in lost:
+        outcome.users.update(members.members(group_id))
     for group_id in await svc.directory.groups_with_license_errors():
         outcome.groups_with_errors.append(group_id)
         outcome.users.update(await svc.directory.members_with_license_errors(group_id))
@@ -151,57 +155,58 @@ class PoisonOutcome:
 
 
 def watch_poison(svc: Services) -> PoisonOutcome:
+    """Reconcile poison-queue and dead-man findings: new ones recorded, gone ones resolved."""
     outcome = PoisonOutcome()
     ledger = FindingsLedger(svc.tables.findings)
     now = svc.now()
     run_id = new_correlation_id()
     for name in QUEUE_NAMES:
         queue = svc.queues.by_name(poison_name(name))
-        texts = queue.peek_raw(32)
         outcome.poisoned[name] = queue.approximate_count()
-        for text in texts:
-            finding = Finding(
-                code=POISONED_MESSAGE,
-                severity=ERROR,
-                subject=f"queue:{name}",
-                sku_id=None,
-                group_id=None,
-                message=(
-                    f"A message on '{name}' failed every attempt and was moved to "
-                    f"'{poison_name(name)}': {text[:300]}"
-                ),
-                remedy=(
-                    "Read the message in the poison queue (Azure portal > Storage account > "
-                    "Queues), fix the cause shown in the function's logs, then move it back to "
-                    f"'{name}' or delete it. The nightly reconciliation covers what it missed."
-                ),
-            )
-            keyed = _with_digest(finding, text)
-            if ledger.record_one(keyed, now=now, run_id=run_id):
-                outcome.new_findings.append(keyed)
-    if not our_subscription_ids(svc.tables.subscriptions):
-        missing = Finding(
-            code=SUBSCRIPTION_MISSING,
-            severity=ERROR,
-            subject="service:subscription",
-            sku_id=None,
-            group_id=None,
-            message="No change-notification subscription is recorded: group changes go unseen.",
-            remedy=(
-                "Check the subscription_keeper function's logs (permissions: Group.Read.All; "
-                "the webhook must answer the validation handshake)."
-            ),
-        )
-        if ledger.record_one(missing, now=now, run_id=run_id):
-            outcome.new_findings.append(missing)
+        found = [_poisoned(name, text) for text in queue.peek_raw(32)]
+        change = ledger.reconcile(f"queue:{name}", found, now=now, run_id=run_id)
+        outcome.new_findings.extend(change.new)
+    missing = [] if our_subscription_ids(svc.tables.subscriptions) else [_subscription_missing()]
+    change = ledger.reconcile("service:subscription", missing, now=now, run_id=run_id)
+    outcome.new_findings.extend(change.new)
     log.info("poison.watched", poisoned=outcome.poisoned, new_findings=len(outcome.new_findings))
     return outcome
 
 
+def _poisoned(name: str, text: str) -> Finding:
+    """One finding per distinct poisoned message: its digest stands where a group id would."""
+    return Finding(
+        code=POISONED_MESSAGE,
+        severity=ERROR,
+        subject=f"queue:{name}",
+        sku_id=None,
+        group_id=_digest(text),
+        message=(
+            f"A message on '{name}' failed every attempt and was moved to "
+            f"'{poison_name(name)}': {text[:300]}"
+        ),
+        remedy=(
+            "Read the message in the poison queue (Azure portal > Storage account > Queues), "
+            "fix the cause shown in the function's logs, then move it back to "
+            f"'{name}' or delete it. The nightly reconciliation covers what it missed."
+        ),
+    )
+
+
+def _subscription_missing() -> Finding:
+    return Finding(
+        code=SUBSCRIPTION_MISSING,
+        severity=ERROR,
+        subject="service:subscription",
+        sku_id=None,
+        group_id=None,
+        message="No change-notification subscription is recorded: group changes go unseen.",
+        remedy=(
+            "Check the subscription_keeper function's logs (permissions: Group.Read.All; "
+            "the webhook must answer the validation handshake)."
+        ),
+    )
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _with_digest(finding: Finding, text: str) -> Finding:
-    """One finding per distinct poisoned message: the digest goes where a group id would."""
-    return replace(finding, group_id=_digest(text))

@@ -256,3 +256,18 @@ async def test_a_notification_for_one_group_runs_only_that_groups_partition() ->
     assert outcome.partitions_run == [1]
     assert world.directory.requests["group_delta"] == 1
     assert recomputed_users(world) == {ADELE}
+
+
+async def test_a_sweep_recomputes_the_members_of_a_group_that_lost_its_licenses(
+    world: World,
+) -> None:
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="c1"))
+    members = GroupMembers(world.svc.tables.groupmembers).members(EMS_E3)
+    world.directory.set_group_licenses(EMS_E3, [])
+
+    outcome = await handle_group_changes(world.svc, DeltaSweep(reason="again", correlation_id="c2"))
+
+    assert members
+    assert EMS_E3 in outcome.license_changed
+    assert members <= outcome.users
+    assert EMS_E3 not in LicensedGroups(world.svc.tables.deltalinks).groups()

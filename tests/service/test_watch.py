@@ -230,3 +230,29 @@ def test_with_a_subscription_and_empty_poison_queues_there_is_nothing_to_report(
     assert outcome.new_findings == []
     assert set(outcome.poisoned.values()) == {0}
     assert open_codes(world) == []
+
+
+def test_a_poisoned_message_removed_from_the_poison_queue_resolves_its_finding(
+    world: World,
+) -> None:
+    world.subscribe()
+    poison = world.queue(poison_name(RECOMPUTE_USERS))
+    poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+    watch_poison(world.svc)
+    for received in poison.receive(32):
+        poison.delete(received)
+
+    watch_poison(world.svc)
+
+    assert open_codes(world) == []
+
+
+def test_the_missing_subscription_finding_resolves_once_a_subscription_exists(
+    world: World,
+) -> None:
+    watch_poison(world.svc)
+    world.subscribe()
+
+    watch_poison(world.svc)
+
+    assert open_codes(world) == []
