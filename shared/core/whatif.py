@@ -1,0 +1,261 @@
+"""What if: apply planned membership and plan changes to a tenant, and see who gains and loses.
+
+The changes are pure functions from a `Tenant` to a new `Tenant`: add a user to a group, remove
+them, or set the disabled plans of a SKU in a group (which assigns the SKU to the group if it
+did not yet). Graph's side (each user's licenseAssignmentStates) is left as it was: effective
+licenses are recomputed from memberships, which is what Entra will do after the change.
+
+Also here: resolving what an admin types (an id, an exact display name, a UPN, a part number,
+plan names) to objects, with one-line errors for unknown or ambiguous names.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from shared.core.dataloss import CapabilityPlans
+from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
+from shared.core.evaluate import Evaluation, evaluate
+from shared.core.findings import Names, membership_fix
+from shared.core.model import Group, LicenseAssignment, Sku, Tenant, User
+
+
+class BadReference(ValueError):
+    """A name or id that matches nothing, or more than one object; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddMember:
+    group_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember:
+    group_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetDisabledPlans:
+    group_id: str
+    sku_id: str
+    disabled_plans: frozenset[str]
+
+
+Change = AddMember | RemoveMember | SetDisabledPlans
+
+
+# --------------------------------------------------------------------------- applying changes
+
+
+def apply_change(tenant: Tenant, change: Change) -> Tenant:
+    """The tenant after one change. Adding a member twice, or removing a non-member, is a no-op."""
+    group = tenant.groups.get(change.group_id)
+    if group is None:
+        raise BadReference(f"group {change.group_id} is not in the snapshot")
+    if isinstance(change, AddMember | RemoveMember) and change.user_id not in tenant.users:
+        raise BadReference(f"user {change.user_id} is not in the snapshot")
+    if isinstance(change, AddMember):
+        if change.user_id in group.member_user_ids:
+            return tenant
+        group = replace(group, member_user_ids=(*group.member_user_ids, change.user_id))
+    elif isinstance(change, RemoveMember):
+        if change.user_id not in group.member_user_ids:
+            return tenant
+        members = tuple(u for u in group.member_user_ids if u != change.user_id)
+        group = replace(group, member_user_ids=members)
+    else:
+        sku = tenant.skus.get(change.sku_id)
+        if sku is None:
+            raise BadReference(f"SKU {change.sku_id} is not in the snapshot")
+        unknown = sorted(change.disabled_plans - sku.plan_ids)
+        if unknown:
+            raise BadReference(f"service plan {unknown[0]} is not in {sku.part_number}")
+        wanted = LicenseAssignment(change.sku_id, change.disabled_plans)
+        if any(lic.sku_id == change.sku_id for lic in group.licenses):
+            licenses = tuple(
+                wanted if lic.sku_id == change.sku_id else lic for lic in group.licenses
+            )
+        else:
+            licenses = (*group.licenses, wanted)
+        group = replace(group, licenses=licenses)
+    return replace(tenant, groups={**tenant.groups, group.id: group})
+
+
+def apply_changes(tenant: Tenant, changes: Iterable[Change]) -> Tenant:
+    for change in changes:
+        tenant = apply_change(tenant, change)
+    return tenant
+
+
+def change_notes(tenant: Tenant, changes: Sequence[Change], names: Names) -> tuple[str, ...]:
+    """What an admin should know about the changes themselves: no-ops, and where to make them."""
+    notes: list[str] = []
+    current = tenant
+    for change in changes:
+        group = current.groups[change.group_id]
+        label = names.group(group.id)
+        if isinstance(change, AddMember | RemoveMember):
+            user = current.users[change.user_id]
+            member = change.user_id in group.member_user_ids
+            if isinstance(change, AddMember) and member:
+                notes.append(f"{user.display_name} is already a member of {label}: no change.")
+            elif isinstance(change, RemoveMember) and not member:
+                notes.append(f"{user.display_name} is not a direct member of {label}: no change.")
+            elif group.membership_rule or group.synced_from_on_premises:
+                notes.append(f"To make this change: {membership_fix(group, names, group.id)}.")
+        else:
+            sku = current.skus[change.sku_id]
+            lic = next((x for x in group.licenses if x.sku_id == sku.id), None)
+            if lic is None:
+                notes.append(
+                    f"{label} does not assign {names.product(sku.id)} yet: the change assigns it "
+                    f"to all {len(group.member_user_ids)} direct user members."
+                )
+            elif lic.disabled_plans == change.disabled_plans:
+                notes.append(
+                    f"{label} already disables exactly these plans of {names.product(sku.id)}: "
+                    "no change."
+                )
+        current = apply_change(current, change)
+    return tuple(dict.fromkeys(notes))
+
+
+# --------------------------------------------------------------------------- the what-if
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    changes: tuple[Change, ...]
+    tenant_after: Tenant
+    before: Evaluation
+    after: Evaluation
+    users: tuple[UserDelta, ...]
+    seats: tuple[SeatDelta, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def data_loss(self) -> bool:
+        return any(u.losses for u in self.users)
+
+
+def what_if(
+    tenant: Tenant,
+    changes: Sequence[Change],
+    capabilities: CapabilityPlans,
+    product_names: Mapping[str, str] | None = None,
+    plan_names: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> WhatIf:
+    """Evaluate the tenant before and after the changes; report each affected user and SKU."""
+    names = Names(tenant, product_names, plan_names)
+    after_tenant = apply_changes(tenant, changes)
+    before = evaluate(tenant, product_names, plan_names)
+    after = evaluate(after_tenant, product_names, plan_names)
+    return WhatIf(
+        changes=tuple(changes),
+        tenant_after=after_tenant,
+        before=before,
+        after=after,
+        users=user_deltas(before, after, capabilities, names, labels),
+        seats=seat_deltas(before, after),
+        notes=change_notes(tenant, changes, names),
+    )
+
+
+# --------------------------------------------------------------------------- resolving names
+
+_T = TypeVar("_T")
+
+
+def _resolve(
+    kind: str,
+    text: str,
+    items: Iterable[_T],
+    ident: Callable[[_T], str],
+    keys: Callable[[_T], Iterable[str]],
+    describe: Callable[[_T], str],
+    scope: str = "the snapshot",
+) -> _T:
+    """By id (case-insensitive), then an exact key, then a case-insensitive key; one match only."""
+    items = list(items)
+    wanted = text.strip()
+    matchers: list[Callable[[_T], bool]] = [
+        lambda x: ident(x).lower() == wanted.lower(),
+        lambda x: wanted in keys(x),
+        lambda x: wanted.lower() in {k.lower() for k in keys(x)},
+    ]
+    for match in matchers:
+        found = [x for x in items if match(x)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            listed = "; ".join(describe(x) for x in found)
+            raise BadReference(
+                f"{kind} '{text}' is ambiguous: {len(found)} match ({listed}); give the id"
+            )
+    raise BadReference(f"{kind} '{text}' is not in {scope}")
+
+
+def find_group(tenant: Tenant, text: str) -> Group:
+    """A group by id or exact display name."""
+    return _resolve(
+        "group",
+        text,
+        tenant.groups.values(),
+        lambda g: g.id,
+        lambda g: (g.name,),
+        lambda g: f"'{g.name}' {g.id}",
+    )
+
+
+def find_user(tenant: Tenant, text: str) -> User:
+    """A user by id, userPrincipalName or exact display name."""
+    return _resolve(
+        "user",
+        text,
+        tenant.users.values(),
+        lambda u: u.id,
+        lambda u: (u.user_principal_name, u.display_name),
+        lambda u: f"{u.display_name} <{u.user_principal_name}> {u.id}",
+    )
+
+
+def find_sku(tenant: Tenant, text: str) -> Sku:
+    """A subscribed SKU by skuId or skuPartNumber."""
+    return _resolve(
+        "SKU",
+        text,
+        tenant.skus.values(),
+        lambda s: s.id,
+        lambda s: (s.part_number,),
+        lambda s: f"{s.part_number} {s.id}",
+    )
+
+
+def find_plans(sku: Sku, text: str) -> frozenset[str]:
+    """Plan ids from a comma-separated list of servicePlanNames (or ids); '' means none."""
+    plan_ids = set()
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            plan = _resolve(
+                "service plan",
+                part,
+                sku.plans,
+                lambda p: p.id,
+                lambda p: (p.name,),
+                lambda p: f"{p.name} {p.id}",
+                scope=sku.part_number,
+            )
+        except BadReference as exc:
+            known = ", ".join(p.name for p in sku.plans)
+            raise BadReference(f"{exc} (its plans: {known})") from None
+        plan_ids.add(plan.id)
+    return frozenset(plan_ids)
