@@ -1,6 +1,11 @@
 """The `license-guard` command line: the admin's way to run the same code paths by hand.
 
-Exit status: 0 success, 2 bad input (one line on stderr, no traceback).
+Commands: `evaluate` (a snapshot's effective licenses and findings), `whatif` (planned
+membership and plan changes on a snapshot), `diff` (drift between two snapshots) and
+`report migration` (the direct -> group migration plan); `report` takes more reports later.
+
+Exit status: 0 success, 1 a data-loss risk was found (whatif, diff), 2 bad input (one line on
+stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -12,12 +17,46 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from shared.catalog import catalog
+import orjson
+
+from shared.capabilities import CapabilityMapError, capabilities
+from shared.catalog import Catalog, catalog
+from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
-from shared.report import path_rows, render_table, write_csv, write_evaluation_json
+from shared.core.findings import Names
+from shared.core.migration import migration_plan
+from shared.core.model import Tenant
+from shared.core.whatif import (
+    AddMember,
+    BadReference,
+    Change,
+    RemoveMember,
+    SetDisabledPlans,
+    find_group,
+    find_plans,
+    find_sku,
+    find_user,
+    what_if,
+)
+from shared.report import (
+    MIGRATION_CSV_HEADER,
+    diff_json,
+    migration_json,
+    migration_rows,
+    path_rows,
+    render_diff_table,
+    render_migration_table,
+    render_table,
+    render_whatif_table,
+    whatif_json,
+    write_csv,
+    write_evaluation_json,
+    write_rows,
+)
 from shared.snapshot import SnapshotError, load_snapshot
 
 EXIT_OK = 0
+EXIT_DATA_LOSS = 1
 EXIT_BAD_INPUT = 2
 _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
@@ -48,7 +87,134 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument(
         "--out", metavar="FILE", help="write to FILE instead of standard output"
     )
+    evaluate_cmd.set_defaults(func=run_evaluate)
+    _add_whatif(commands)
+    _add_diff(commands)
+    reports = commands.add_parser(
+        "report",
+        help="reports on a tenant snapshot (migration)",
+        description="Reports on a tenant snapshot.",
+    )
+    kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
+    _add_migration(kinds)
     return parser
+
+
+_OUT_HELP = "write to FILE instead of standard output"
+_EXIT_EPILOG = (
+    "exit status: 0 no data-loss risk, 1 data-loss risk found (a user would lose every plan "
+    "of a mailbox or OneDrive), 2 bad input"
+)
+
+
+class _ChangeAction(argparse.Action):
+    """Collects --add-member/--remove-member/--set-disabled-plans in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        changes = list(getattr(namespace, "changes", None) or [])
+        changes.append((self.const, list(values)))
+        namespace.changes = changes
+
+
+def _add_whatif(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "whatif",
+        help="what if: apply membership and plan changes to a snapshot, show gains and losses",
+        description=(
+            "Apply planned changes to a tenant snapshot (nothing is sent to Microsoft), "
+            "recompute effective licenses, and show each affected user's gains and losses, "
+            "seats needed per product, and capabilities at risk (a mailbox or OneDrive that no "
+            "path would provide any more). Changes apply in the order given. GROUP: id or exact "
+            "display name; USER: id, userPrincipalName or exact display name; SKU: skuId or "
+            "skuPartNumber; PLANS: comma-separated servicePlanNames ('' enables all)."
+        ),
+        epilog=_EXIT_EPILOG,
+    )
+    cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
+    cmd.add_argument(
+        "--add-member",
+        nargs=2,
+        metavar=("GROUP", "USER"),
+        action=_ChangeAction,
+        const="add",
+        dest="changes",
+        help="add USER as a direct member of GROUP (repeatable)",
+    )
+    cmd.add_argument(
+        "--remove-member",
+        nargs=2,
+        metavar=("GROUP", "USER"),
+        action=_ChangeAction,
+        const="remove",
+        dest="changes",
+        help="remove USER from GROUP (repeatable)",
+    )
+    cmd.add_argument(
+        "--set-disabled-plans",
+        nargs=3,
+        metavar=("GROUP", "SKU", "PLANS"),
+        action=_ChangeAction,
+        const="plans",
+        dest="changes",
+        help=(
+            "set GROUP's disabled plans of SKU to PLANS (assigns SKU to GROUP if it does not "
+            "yet; repeatable)"
+        ),
+    )
+    cmd.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    cmd.set_defaults(func=run_whatif, changes=[])
+
+
+def _add_diff(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "diff",
+        help="drift between two snapshots: licensing configuration and users' licenses",
+        description=(
+            "Compare two snapshots of a tenant: licensed groups (products added or removed, "
+            "disabled plans, dynamic membership rule, licensing gained or lost, members), "
+            "products (new service plans and the groups they reach, prepaid seats), and every "
+            "user's gains and losses of effective licenses, with capabilities lost."
+        ),
+        epilog=_EXIT_EPILOG,
+    )
+    cmd.add_argument("old", metavar="OLD", help="the earlier tenant snapshot JSON")
+    cmd.add_argument("new", metavar="NEW", help="the later tenant snapshot JSON")
+    cmd.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    cmd.set_defaults(func=run_diff)
+
+
+def _add_migration(kinds: Any) -> None:
+    cmd = kinds.add_parser(
+        "migration",
+        help="the direct -> group migration plan",
+        description=(
+            "Sort every direct assignment: removal candidates fully covered by healthy group "
+            "paths (remove gradually, a subset first), those whose removal would drop plans "
+            "(named), and products held only directly, grouped by product and disabled plans "
+            "with a suggested licensing group for each."
+        ),
+    )
+    cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
+    cmd.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (default), json, or csv (one row per direct assignment)",
+    )
+    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    cmd.set_defaults(func=run_migration)
 
 
 @contextmanager
@@ -103,11 +269,100 @@ def _output(path: str | None, *, binary: bool) -> Iterator[Any]:
         sys.stdout.flush()
 
 
+def _load(path: str) -> Tenant:
+    loaded = load_snapshot(path)
+    for warning in loaded.warnings:
+        print(f"license-guard: warning: {warning}", file=sys.stderr)
+    return loaded.tenant
+
+
+def _names(tenant: Tenant, names: Catalog) -> tuple[dict[str, str], dict[str, str]]:
+    products = {s: names.product(s, tenant.skus[s].part_number) for s in tenant.skus}
+    plans = {p.id: names.plan(p.id, p.name) for s in tenant.skus.values() for p in s.plans}
+    return products, plans
+
+
+def _write_json(document: Any, path: str | None) -> None:
+    with _output(path, binary=True) as out:
+        out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _write_text(text: str, path: str | None) -> None:
+    with _output(path, binary=False) as out:
+        out.write(text)
+
+
+def parse_changes(tenant: Tenant, raw: Sequence[tuple[str, list[str]]]) -> list[Change]:
+    """Resolve the command line's changes against the tenant (BadReference on a bad name)."""
+    changes: list[Change] = []
+    for kind, values in raw:
+        group = find_group(tenant, values[0])
+        if kind == "plans":
+            sku = find_sku(tenant, values[1])
+            changes.append(SetDisabledPlans(group.id, sku.id, find_plans(sku, values[2])))
+        elif kind == "add":
+            changes.append(AddMember(group.id, find_user(tenant, values[1]).id))
+        else:
+            changes.append(RemoveMember(group.id, find_user(tenant, values[1]).id))
+    return changes
+
+
+def run_whatif(args: argparse.Namespace) -> int:
+    tenant = _load(args.snapshot)
+    changes = parse_changes(tenant, args.changes)
+    caps = capabilities()
+    if args.format == "json":
+        result = what_if(tenant, changes, caps.plans, labels=caps.labels)
+        _write_json(whatif_json(result, tenant), args.out)
+    else:
+        names = catalog()
+        products, plans = _names(tenant, names)
+        result = what_if(tenant, changes, caps.plans, products, plans, caps.labels)
+        _write_text(render_whatif_table(result, tenant, names), args.out)
+    return EXIT_DATA_LOSS if result.data_loss else EXIT_OK
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    old, new = _load(args.old), _load(args.new)
+    caps = capabilities()
+    names = catalog() if args.format == "table" else None
+    products, plans = _names(old, names) if names else (None, None)
+    if names:
+        new_products, new_plans = _names(new, names)
+        products, plans = {**new_products, **(products or {})}, {**new_plans, **(plans or {})}
+    before = evaluate(old, products, plans)
+    after = evaluate(new, products, plans)
+    drift = diff_tenants(
+        old, new, before, after, caps.plans, Names(old, products, plans), caps.labels
+    )
+    if names is None:
+        _write_json(diff_json(drift, old, new), args.out)
+    else:
+        _write_text(render_diff_table(drift, old, new, names), args.out)
+    return EXIT_DATA_LOSS if drift.losses else EXIT_OK
+
+
+def run_migration(args: argparse.Namespace) -> int:
+    tenant = _load(args.snapshot)
+    plan = migration_plan(tenant)
+    if args.format == "json":
+        _write_json(migration_json(plan, tenant), args.out)
+        return EXIT_OK
+    names = catalog()
+    if args.format == "csv":
+        with _output(args.out, binary=False) as text:
+            write_rows(MIGRATION_CSV_HEADER, migration_rows(plan, tenant, names), text)
+    else:
+        _write_text(render_migration_table(plan, tenant, names), args.out)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_evaluate(args)
-    except SnapshotError as exc:
+        status: int = args.func(args)
+        return status
+    except (SnapshotError, BadReference, CapabilityMapError) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -8,16 +8,32 @@ formula injection, since display names come from the directory and anyone can se
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import orjson
 
 from shared.catalog import Catalog
+from shared.core.dataloss import LABELS as DATA_LOSS_LABELS
+from shared.core.dataloss import CapabilityLoss
+from shared.core.drift import (
+    ADDED,
+    CHANGED,
+    GAINED,
+    LOST,
+    REMOVED,
+    Drift,
+    GroupDrift,
+    SeatDelta,
+    SkuDrift,
+    UserDelta,
+)
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, WARNING, Finding
-from shared.core.model import AssignmentState, Sku, Tenant, normalize_error
+from shared.core.migration import MigrationPlan
+from shared.core.model import AssignmentState, PrepaidUnits, Sku, Tenant, normalize_error
+from shared.core.whatif import AddMember, Change, SetDisabledPlans, WhatIf
 
 CSV_HEADER = (
     "userId",
@@ -370,3 +386,573 @@ def _finding_lines(finding: Finding, indent: str) -> list[str]:
         f"{indent}{finding.severity.upper():<7} {finding.code}: {finding.message}",
         f"{indent}        fix: {finding.remedy}",
     ]
+
+
+# --------------------------------------------------------------------------- what-if and diff
+
+
+class _Describe:
+    """Names across a tenant before and after a change (after first, then before).
+
+    With a catalog, products and plans get Microsoft's friendly names (the table); without,
+    part numbers and servicePlanNames (JSON, which scripts read).
+    """
+
+    def __init__(self, before: Tenant, after: Tenant, catalog: Catalog | None = None) -> None:
+        self.before, self.after, self._catalog = before, after, catalog
+
+    def _sku(self, sku_id: str) -> Sku | None:
+        return self.after.skus.get(sku_id) or self.before.skus.get(sku_id)
+
+    def part(self, sku_id: str) -> str:
+        sku = self._sku(sku_id)
+        return sku.part_number if sku else sku_id
+
+    def product(self, sku_id: str) -> str:
+        part = self.part(sku_id)
+        return self._catalog.product(sku_id, part) if self._catalog else part
+
+    def total_plans(self, sku_id: str) -> int:
+        sku = self._sku(sku_id)
+        return len(sku.plans) if sku else 0
+
+    def plan_code(self, sku_id: str, plan_id: str) -> str:
+        for tenant in (self.after, self.before):
+            sku = tenant.skus.get(sku_id)
+            if sku is not None and plan_id in sku.plan_ids:
+                return sku.plan_name(plan_id)
+        return plan_id
+
+    def plans(self, sku_id: str, plan_ids: Iterable[str]) -> list[str]:
+        """Plan names: in the SKU's order for JSON, sorted friendly names for the table."""
+        ids = set(plan_ids)
+        if self._catalog is None:
+            order = [p.id for t in (self.after, self.before) for p in self._plans_of(t, sku_id)]
+            rank = {plan_id: n for n, plan_id in reversed(list(enumerate(order)))}
+            ordered = sorted(ids, key=lambda p: (rank.get(p, len(rank)), p))
+            return [self.plan_code(sku_id, p) for p in ordered]
+        return sorted(self._catalog.plan(p, self.plan_code(sku_id, p)) for p in ids)
+
+    @staticmethod
+    def _plans_of(tenant: Tenant, sku_id: str) -> tuple[Any, ...]:
+        sku = tenant.skus.get(sku_id)
+        return sku.plans if sku else ()
+
+    def group(self, group_id: str | None) -> str:
+        if group_id is None:
+            return "direct"
+        group = self.after.groups.get(group_id) or self.before.groups.get(group_id)
+        return group.name if group else group_id
+
+    def user(self, user_id: str) -> tuple[str, str]:
+        user = self.after.users.get(user_id) or self.before.users.get(user_id)
+        return (user.display_name, user.user_principal_name) if user else (user_id, "")
+
+    def path_json(self, group_id: str | None) -> dict[str, Any]:
+        if group_id is None:
+            return {"type": "direct"}
+        return {"type": "group", "groupId": group_id, "groupName": self.group(group_id)}
+
+
+def _user_delta_json(delta: UserDelta, names: _Describe) -> dict[str, Any]:
+    display, upn = names.user(delta.user_id)
+    return {
+        "id": delta.user_id,
+        "userPrincipalName": upn,
+        "displayName": display,
+        "licenses": [
+            {
+                "skuId": s.sku_id,
+                "skuPartNumber": names.part(s.sku_id),
+                "change": s.status,
+                "plansEnabled": names.plans(s.sku_id, s.plans_enabled),
+                "plansDisabled": names.plans(s.sku_id, s.plans_disabled),
+                "pathsBefore": [names.path_json(p) for p in s.paths_before],
+                "pathsAfter": [names.path_json(p) for p in s.paths_after],
+            }
+            for s in delta.skus
+        ],
+        "capabilitiesLost": [_loss_json(loss, names) for loss in delta.losses],
+        "findings": [finding_json(delta.finding)] if delta.finding else [],
+    }
+
+
+def _loss_json(loss: CapabilityLoss, names: _Describe) -> dict[str, Any]:
+    return {
+        "capability": loss.capability,
+        "label": DATA_LOSS_LABELS.get(loss.capability, loss.capability),
+        "before": [
+            {
+                "skuId": g.sku_id,
+                "skuPartNumber": names.part(g.sku_id),
+                "servicePlanId": g.plan_id,
+                "servicePlanName": names.plan_code(g.sku_id, g.plan_id),
+                "paths": [names.path_json(p) for p in g.group_ids],
+            }
+            for g in loss.before
+        ],
+    }
+
+
+def _seat_json(seat: SeatDelta, names: _Describe) -> dict[str, Any]:
+    return {
+        "skuId": seat.sku_id,
+        "skuPartNumber": names.part(seat.sku_id),
+        "demandBefore": seat.demand_before,
+        "demandAfter": seat.demand_after,
+        "prepaidEnabled": seat.prepaid_enabled,
+        "shortfall": seat.shortfall,
+    }
+
+
+def _change_json(change: Change, names: _Describe) -> dict[str, Any]:
+    doc: dict[str, Any] = {"groupId": change.group_id, "groupName": names.group(change.group_id)}
+    if isinstance(change, SetDisabledPlans):
+        return {
+            "type": "setDisabledPlans",
+            **doc,
+            "skuId": change.sku_id,
+            "skuPartNumber": names.part(change.sku_id),
+            "disabledPlans": names.plans(change.sku_id, change.disabled_plans),
+        }
+    _display, upn = names.user(change.user_id)
+    kind = "addMember" if isinstance(change, AddMember) else "removeMember"
+    return {"type": kind, **doc, "userId": change.user_id, "userPrincipalName": upn}
+
+
+def whatif_json(result: WhatIf, tenant: Tenant) -> dict[str, Any]:
+    """The what-if as one JSON document: changes, notes, affected users, seats, dataLossRisk."""
+    names = _Describe(tenant, result.tenant_after)
+    return {
+        "changes": [_change_json(c, names) for c in result.changes],
+        "notes": list(result.notes),
+        "users": [_user_delta_json(u, names) for u in _sorted_deltas(result.users, names)],
+        "skus": [_seat_json(s, names) for s in result.seats],
+        "dataLossRisk": result.data_loss,
+    }
+
+
+def _sorted_deltas(deltas: Iterable[UserDelta], names: _Describe) -> list[UserDelta]:
+    """Users at risk of data loss first, then by display name."""
+    return sorted(deltas, key=lambda d: (not d.losses, names.user(d.user_id)[0].lower()))
+
+
+def _change_text(change: Change, names: _Describe) -> str:
+    group = names.group(change.group_id)
+    if isinstance(change, SetDisabledPlans):
+        off = ", ".join(names.plans(change.sku_id, change.disabled_plans)) or "nothing"
+        return f"~ {group}: {names.product(change.sku_id)} with disabled plans [{off}]"
+    display, upn = names.user(change.user_id)
+    if isinstance(change, AddMember):
+        return f"+ add {display} <{upn}> to {group}"
+    return f"- remove {display} <{upn}> from {group}"
+
+
+def _delta_lines(delta: UserDelta, names: _Describe) -> list[str]:
+    display, upn = names.user(delta.user_id)
+    lines = [f"  {display} <{upn}>"]
+    for s in delta.skus:
+        product, total = names.product(s.sku_id), names.total_plans(s.sku_id)
+        before = ", ".join(names.group(p) for p in s.paths_before)
+        after = ", ".join(names.group(p) for p in s.paths_after)
+        if s.status == GAINED:
+            text = f"+ {product}: gained, {s.enabled_after}/{total} plans via {after}"
+        elif s.status == LOST:
+            text = f"- {product}: lost (had {s.enabled_before}/{total} plans via {before})"
+        else:
+            text = f"~ {product}: {s.enabled_before}/{total} -> {s.enabled_after}/{total} plans"
+            if s.plans_enabled:
+                text += f"; now enabled: {', '.join(names.plans(s.sku_id, s.plans_enabled))}"
+            if s.plans_disabled:
+                text += f"; now disabled: {', '.join(names.plans(s.sku_id, s.plans_disabled))}"
+            if s.paths_before != s.paths_after:
+                text += f"; via {before} -> via {after}"
+        lines.append(f"      {text}")
+    if delta.finding is not None:
+        lines += _finding_lines(delta.finding, indent="      ")
+    return lines
+
+
+def _seat_lines(seats: Sequence[SeatDelta], names: _Describe) -> list[str]:
+    lines = [f"SEATS ({len(seats)} product(s) with changed demand or short of seats)"]
+    for seat in seats:
+        lines.append(
+            f"  {names.product(seat.sku_id)} [{names.part(seat.sku_id)}]: should be held by "
+            f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}), "
+            f"{seat.prepaid_enabled} seats enabled"
+            + (f", SHORTFALL {seat.shortfall}" if seat.shortfall else "")
+        )
+    return lines
+
+
+def _users_section(deltas: Sequence[UserDelta], names: _Describe) -> list[str]:
+    at_risk = sum(1 for d in deltas if d.losses)
+    lines = [f"AFFECTED USERS ({len(deltas)}, {at_risk} at risk of data loss)"]
+    for delta in _sorted_deltas(deltas, names):
+        lines += _delta_lines(delta, names)
+    return lines
+
+
+def _verdict(deltas: Sequence[UserDelta]) -> str:
+    at_risk = [d for d in deltas if d.losses]
+    if not at_risk:
+        return "No data-loss risk: no affected user loses a mailbox or OneDrive they had."
+    return (
+        f"DATA-LOSS RISK for {len(at_risk)} user(s): see DataLossRisk above before making "
+        "this change."
+    )
+
+
+def render_whatif_table(result: WhatIf, tenant: Tenant, catalog: Catalog) -> str:
+    names = _Describe(tenant, result.tenant_after, catalog)
+    lines = [f"What if ({len(result.changes)} change(s)):"]
+    lines += [f"  {_change_text(c, names)}" for c in result.changes]
+    if result.notes:
+        lines += ["", "NOTES"] + [f"  {note}" for note in result.notes]
+    lines += ["", *_users_section(result.users, names)]
+    lines += ["", *_seat_lines(result.seats, names)]
+    lines += ["", _verdict(result.users)]
+    return "\n".join(lines) + "\n"
+
+
+def _group_drift_json(drift: GroupDrift, names: _Describe) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": drift.group_id,
+        "displayName": drift.name,
+        "status": drift.status,
+        "skusAdded": [names.part(s) for s in drift.skus_added],
+        "skusRemoved": [names.part(s) for s in drift.skus_removed],
+        "disabledPlansChanged": [
+            {
+                "skuId": c.sku_id,
+                "skuPartNumber": names.part(c.sku_id),
+                "nowDisabled": names.plans(c.sku_id, c.newly_disabled),
+                "nowEnabled": names.plans(c.sku_id, c.newly_enabled),
+            }
+            for c in drift.plan_changes
+        ],
+        "membersAdded": list(drift.members_added),
+        "membersRemoved": list(drift.members_removed),
+    }
+    if drift.rule_changed:
+        doc["membershipRule"] = {"before": drift.rule_before, "after": drift.rule_after}
+    return doc
+
+
+def _prepaid_json(units: PrepaidUnits | None) -> dict[str, int] | None:
+    if units is None:
+        return None
+    return {
+        "enabled": units.enabled,
+        "warning": units.warning,
+        "suspended": units.suspended,
+        "lockedOut": units.locked_out,
+    }
+
+
+def _sku_drift_json(drift: SkuDrift, names: _Describe) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "skuId": drift.sku_id,
+        "skuPartNumber": names.part(drift.sku_id),
+        "status": drift.status,
+        "newPlans": [
+            {
+                "servicePlanId": p.plan_id,
+                "servicePlanName": names.plan_code(drift.sku_id, p.plan_id),
+                "groups": [names.path_json(g) for g in p.group_ids],
+                "users": p.users,
+            }
+            for p in drift.new_plans
+        ],
+        "removedPlans": names.plans(drift.sku_id, drift.removed_plans),
+    }
+    if drift.prepaid_changed:
+        doc["prepaidUnits"] = {
+            "before": _prepaid_json(drift.prepaid_before),
+            "after": _prepaid_json(drift.prepaid_after),
+        }
+    return doc
+
+
+def diff_json(drift: Drift, old: Tenant, new: Tenant) -> dict[str, Any]:
+    """The drift as one JSON document: groups, skus, users, seats, dataLossRisk."""
+    names = _Describe(old, new)
+    return {
+        "groups": [_group_drift_json(g, names) for g in drift.groups],
+        "skus": [_sku_drift_json(s, names) for s in drift.skus],
+        "users": [_user_delta_json(u, names) for u in _sorted_deltas(drift.users, names)],
+        "seats": [_seat_json(s, names) for s in drift.seats],
+        "dataLossRisk": bool(drift.losses),
+    }
+
+
+_GROUP_STATUS = {
+    GAINED: "now assigns licenses",
+    LOST: "no longer assigns licenses",
+    ADDED: "new licensed group",
+    REMOVED: "deleted",
+    CHANGED: "changed",
+}
+
+
+def _group_drift_lines(drift: GroupDrift, names: _Describe) -> list[str]:
+    lines = [f"  {drift.name}: {_GROUP_STATUS.get(drift.status, drift.status)}"]
+    if drift.skus_added:
+        added = ", ".join(names.product(s) for s in drift.skus_added)
+        lines.append(f"      + assigns {added}")
+    if drift.skus_removed:
+        removed = ", ".join(names.product(s) for s in drift.skus_removed)
+        lines.append(f"      - no longer assigns {removed}")
+    for change in drift.plan_changes:
+        parts = []
+        if change.newly_disabled:
+            parts.append(
+                f"now disabled: {', '.join(names.plans(change.sku_id, change.newly_disabled))}"
+            )
+        if change.newly_enabled:
+            parts.append(
+                f"now enabled: {', '.join(names.plans(change.sku_id, change.newly_enabled))}"
+            )
+        lines.append(f"      ~ {names.product(change.sku_id)}: {'; '.join(parts)}")
+    if drift.rule_changed:
+        lines.append(
+            f"      ~ membership rule: {drift.rule_before or '(none, assigned)'} -> "
+            f"{drift.rule_after or '(none, assigned)'}"
+        )
+    if drift.members_added or drift.members_removed:
+        lines.append(f"      members: +{len(drift.members_added)} / -{len(drift.members_removed)}")
+    return lines
+
+
+def _sku_drift_lines(drift: SkuDrift, names: _Describe) -> list[str]:
+    head = f"  {names.product(drift.sku_id)} [{names.part(drift.sku_id)}]"
+    if drift.status == ADDED:
+        return [f"{head}: new subscription"]
+    if drift.status == REMOVED:
+        return [f"{head}: no longer subscribed"]
+    lines = [f"{head}:"]
+    for plan in drift.new_plans:
+        reached = ", ".join(names.group(g) for g in plan.group_ids) or "no group"
+        lines.append(
+            f"      + new service plan {names.plans(drift.sku_id, [plan.plan_id])[0]} "
+            f"({names.plan_code(drift.sku_id, plan.plan_id)}): Microsoft enables new plans by "
+            f"default, so it reaches {reached} ({plan.users} direct members); disable it in "
+            "those groups if it is not wanted"
+        )
+    if drift.removed_plans:
+        gone = ", ".join(names.plans(drift.sku_id, drift.removed_plans))
+        lines.append(f"      - service plans no longer in the product: {gone}")
+    if drift.prepaid_changed and drift.prepaid_before and drift.prepaid_after:
+        b, a = drift.prepaid_before, drift.prepaid_after
+        lines.append(
+            f"      ~ seats enabled {b.enabled} -> {a.enabled}, warning {b.warning} -> "
+            f"{a.warning}, suspended {b.suspended} -> {a.suspended}, locked out "
+            f"{b.locked_out} -> {a.locked_out}"
+        )
+    return lines
+
+
+def render_diff_table(drift: Drift, old: Tenant, new: Tenant, catalog: Catalog) -> str:
+    names = _Describe(old, new, catalog)
+    lines = [f"LICENSED GROUPS CHANGED ({len(drift.groups)})"]
+    for group in drift.groups:
+        lines += _group_drift_lines(group, names)
+    lines += ["", f"PRODUCTS CHANGED ({len(drift.skus)})"]
+    for sku in drift.skus:
+        lines += _sku_drift_lines(sku, names)
+    lines += ["", *_users_section(drift.users, names)]
+    lines += ["", *_seat_lines(drift.seats, names)]
+    lines += ["", _verdict(drift.users)]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- migration plan
+
+MIGRATION_CSV_HEADER = (
+    "category",
+    "userId",
+    "userPrincipalName",
+    "displayName",
+    "skuId",
+    "skuPartNumber",
+    "productName",
+    "groups",
+    "plans",
+    "suggestedGroup",
+    "action",
+)
+_REMOVE_GRADUALLY = (
+    "remove the direct assignment gradually, a small batch first, and check the users keep "
+    "their services"
+)
+
+
+def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Iterator[list[str]]:
+    """One row per direct assignment in the plan (cells not yet neutralised; see write_rows)."""
+    names = _Describe(tenant, tenant, catalog)
+
+    def head(user_id: str, sku_id: str) -> list[str]:
+        display, upn = names.user(user_id)
+        return [user_id, upn, display, sku_id, names.part(sku_id), names.product(sku_id)]
+
+    for c in plan.covered:
+        groups = ";".join(names.group(g) for g in c.group_ids)
+        if c.safe:
+            yield [
+                "removal-candidate",
+                *head(c.user_id, c.sku_id),
+                groups,
+                "",
+                "",
+                _REMOVE_GRADUALLY,
+            ]
+        else:
+            unhealthy = ", ".join(names.group(g) for g in c.unhealthy_group_ids)
+            yield [
+                "not-yet",
+                *head(c.user_id, c.sku_id),
+                groups,
+                "",
+                "",
+                f"fix the group path first ({unhealthy} is not active without errors)",
+            ]
+    for p in plan.partly_covered:
+        yield [
+            "would-drop-plans",
+            *head(p.user_id, p.sku_id),
+            ";".join(names.group(g) for g in p.group_ids),
+            ";".join(names.plans(p.sku_id, p.plans)),
+            "",
+            "keep the direct assignment, or first enable these plans in a licensing group",
+        ]
+    for s in plan.direct_only:
+        existing = ";".join(names.group(g) for g in s.existing_group_ids)
+        for user_id in s.user_ids:
+            yield [
+                "direct-only",
+                *head(user_id, s.sku_id),
+                existing,
+                ";".join(names.plans(s.sku_id, s.disabled_plans)),
+                s.suggested_name,
+                f"add to {existing}" if existing else f"create {s.suggested_name} and add",
+            ]
+
+
+def write_rows(header: Sequence[str], rows: Iterable[list[str]], out: IO[str]) -> None:
+    """A CSV with `header`, every cell neutralised against formula injection."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([safe_cell(cell) for cell in row])
+
+
+def migration_json(plan: MigrationPlan, tenant: Tenant) -> dict[str, Any]:
+    names = _Describe(tenant, tenant)
+
+    def user(user_id: str) -> dict[str, str]:
+        display, upn = names.user(user_id)
+        return {"id": user_id, "userPrincipalName": upn, "displayName": display}
+
+    def sku(sku_id: str) -> dict[str, str]:
+        return {"skuId": sku_id, "skuPartNumber": names.part(sku_id)}
+
+    return {
+        "removalCandidates": [
+            {
+                "user": user(c.user_id),
+                **sku(c.sku_id),
+                "groups": [names.path_json(g) for g in c.group_ids],
+                "safe": c.safe,
+                "unhealthyGroups": [names.path_json(g) for g in c.unhealthy_group_ids],
+            }
+            for c in plan.covered
+        ],
+        "wouldDropPlans": [
+            {
+                "user": user(p.user_id),
+                **sku(p.sku_id),
+                "groups": [names.path_json(g) for g in p.group_ids],
+                "plans": names.plans(p.sku_id, p.plans),
+            }
+            for p in plan.partly_covered
+        ],
+        "directOnly": [
+            {
+                **sku(s.sku_id),
+                "disabledPlans": names.plans(s.sku_id, s.disabled_plans),
+                "enabledPlans": s.enabled_plans,
+                "suggestedGroupName": s.suggested_name,
+                "existingGroups": [names.path_json(g) for g in s.existing_group_ids],
+                "users": [user(u) for u in s.user_ids],
+            }
+            for s in plan.direct_only
+        ],
+    }
+
+
+def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> str:
+    names = _Describe(tenant, tenant, catalog)
+    org = tenant.organization
+
+    def who(user_id: str) -> str:
+        display, upn = names.user(user_id)
+        return f"{display} <{upn}>"
+
+    def by_name(user_id: str) -> str:
+        return names.user(user_id)[0].lower()
+
+    lines = [
+        "Direct -> group migration plan"
+        + (f" for {org.display_name}" if org else "")
+        + ": add users to licensing groups first, check the group path is active without "
+        "errors, then remove direct assignments gradually, a small batch first. Never remove "
+        "first.",
+        "",
+        f"REMOVAL CANDIDATES, SAFE ({len(plan.safe)}): fully covered by active group paths",
+    ]
+    for c in sorted(plan.safe, key=lambda c: by_name(c.user_id)):
+        groups = ", ".join(names.group(g) for g in c.group_ids)
+        lines.append(f"  {who(c.user_id)}: {names.product(c.sku_id)} covered by {groups}")
+    if plan.safe:
+        lines.append(f"      action: {_REMOVE_GRADUALLY}")
+    lines += ["", f"NOT YET ({len(plan.not_yet)}): covered, but a group path is not active"]
+    for c in sorted(plan.not_yet, key=lambda c: by_name(c.user_id)):
+        bad = ", ".join(names.group(g) for g in c.unhealthy_group_ids)
+        lines.append(
+            f"  {who(c.user_id)}: {names.product(c.sku_id)}; fix {bad} first (not active "
+            "without errors)"
+        )
+    lines += [
+        "",
+        f"WOULD DROP PLANS ({len(plan.partly_covered)}): keep the direct assignment for now",
+    ]
+    for p in sorted(plan.partly_covered, key=lambda p: by_name(p.user_id)):
+        groups = ", ".join(names.group(g) for g in p.group_ids)
+        lost = names.plans(p.sku_id, p.plans)
+        lines.append(
+            f"  {who(p.user_id)}: {names.product(p.sku_id)} via {groups}; removing the direct "
+            f"assignment would lose {len(lost)} plan(s): {', '.join(lost)}"
+        )
+    users = sum(len(s.user_ids) for s in plan.direct_only)
+    lines += [
+        "",
+        f"HELD ONLY DIRECTLY ({len(plan.direct_only)} product/plan sets, {users} users): "
+        "one licensing group each",
+    ]
+    for s in plan.direct_only:
+        total = names.total_plans(s.sku_id)
+        off = ", ".join(names.plans(s.sku_id, s.disabled_plans)) or "nothing"
+        lines.append(
+            f"  {names.product(s.sku_id)} [{names.part(s.sku_id)}], {s.enabled_plans}/{total} "
+            f"plans (disabled: {off}): {len(s.user_ids)} user(s)"
+        )
+        if s.existing_group_ids:
+            existing = ", ".join(names.group(g) for g in s.existing_group_ids)
+            lines.append(f"      existing group with exactly these plans: {existing}")
+        else:
+            lines.append(
+                f"      suggested group: {s.suggested_name} (assign {names.part(s.sku_id)}, "
+                f"disable: {off})"
+            )
+        lines.append("      users: " + ", ".join(who(u) for u in sorted(s.user_ids, key=by_name)))
+    return "\n".join(lines) + "\n"

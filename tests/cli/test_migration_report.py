@@ -1,0 +1,147 @@
+"""`license-guard report migration`: the direct -> group migration plan on the demo tenant."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli import EXIT_OK, main
+from shared.core.evaluate import evaluate
+from shared.core.migration import migration_plan, suggested_group_name
+from shared.report import MIGRATION_CSV_HEADER
+from shared.snapshot import load_snapshot
+
+DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
+E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    status = main(["report", "migration", *args])
+    return status, capsys.readouterr().out
+
+
+def demo() -> dict[str, Any]:
+    return json.loads(DEMO.read_text())
+
+
+def test_megan_bowen_is_a_safe_removal_candidate(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+    document = json.loads(out)
+
+    assert status == EXIT_OK
+    safe = [c["user"]["displayName"] for c in document["removalCandidates"] if c["safe"]]
+    assert safe == ["Megan Bowen"]
+    lidia = next(
+        c for c in document["removalCandidates"] if c["user"]["displayName"] == "Lidia Holloway"
+    )
+    assert lidia["safe"] is False
+    assert lidia["unhealthyGroups"][0]["groupName"] == "Licensing_Office365_E3_Base"
+
+
+def test_lee_gu_would_lose_four_named_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+
+    (lee,) = json.loads(out)["wouldDropPlans"]
+    assert lee["user"]["displayName"] == "Lee Gu"
+    assert sorted(lee["plans"]) == ["Deskless", "SWAY", "TEAMS1", "YAMMER_ENTERPRISE"]
+
+
+def test_isaiah_langers_e1_is_direct_only_with_a_suggested_group(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+
+    (only,) = json.loads(out)["directOnly"]
+    assert only["skuPartNumber"] == "STANDARDPACK"
+    assert [u["displayName"] for u in only["users"]] == ["Isaiah Langer"]
+    assert only["suggestedGroupName"] == "Licensing_STANDARDPACK_6plans"
+    assert only["disabledPlans"] == []
+    assert only["existingGroups"] == []
+
+
+def test_the_table_has_each_section_in_migration_order(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run(capsys, "--snapshot", str(DEMO))
+
+    assert status == EXIT_OK
+    assert "Never remove first" in out
+    assert (
+        "Megan Bowen <megan.bowen@contoso.com>: Office 365 E3 covered by "
+        "Licensing_Office365_E3_Base" in out
+    )
+    assert (
+        "would lose 4 plan(s): Microsoft StaffHub, Microsoft Teams, Sway, Yammer Enterprise" in out
+    )
+    assert "suggested group: Licensing_STANDARDPACK_6plans" in out
+    order = ["REMOVAL CANDIDATES", "NOT YET", "WOULD DROP PLANS", "HELD ONLY DIRECTLY"]
+    assert [out.index(h) for h in order] == sorted(out.index(h) for h in order)
+
+
+def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_new_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = demo()
+    document["groups"].append(
+        {
+            "id": "0e1e1e1e-0000-4000-8000-000000000003",
+            "displayName": "E1 users",
+            "assignedLicenses": [{"skuId": E1_SKU, "disabledPlans": []}],
+            "members": [],
+        }
+    )
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    _, out = run(capsys, "--snapshot", str(path))
+
+    assert "existing group with exactly these plans: E1 users" in out
+
+
+def test_the_csv_has_one_row_per_direct_assignment_and_is_formula_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = demo()
+    megan = next(u for u in document["users"] if u["displayName"] == "Megan Bowen")
+    megan["displayName"] = '=HYPERLINK("http://evil.test","Megan")'
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    status, out = run(capsys, "--snapshot", str(path), "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+
+    assert status == EXIT_OK
+    assert tuple(rows[0]) == MIGRATION_CSV_HEADER
+    by_category = {r[0]: r for r in rows[1:]}
+    assert set(by_category) == {"removal-candidate", "not-yet", "would-drop-plans", "direct-only"}
+    assert by_category["removal-candidate"][3].startswith("'=HYPERLINK")
+    assert by_category["direct-only"][9] == "Licensing_STANDARDPACK_6plans"
+
+
+def test_the_plan_and_the_redundant_direct_findings_agree() -> None:
+    tenant = load_snapshot(DEMO).tenant
+    evaluation = evaluate(tenant)
+    plan = migration_plan(tenant, {r.user.id: r.licenses for r in evaluation.users})
+
+    findings = {
+        (f.subject, f.sku_id, f.safe)
+        for f in evaluation.findings()
+        if f.code == "RedundantDirectAssignment"
+    }
+    dropping = {
+        (f.subject, f.sku_id, f.plans) for f in evaluation.findings() if f.code == "DirectOnlyPlans"
+    }
+
+    assert {(c.user_id, c.sku_id, c.safe) for c in plan.covered} == findings
+    assert {(p.user_id, p.sku_id) for p in plan.partly_covered} == {
+        (user, sku) for user, sku, _ in dropping
+    }
+
+
+def test_suggested_names_are_safe_group_names() -> None:
+    assert suggested_group_name("O365_w/o Teams Bundle_M3 ", 12) == (
+        "Licensing_O365_w_o_Teams_Bundle_M3_12plans"
+    )
