@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 SUBSCRIPTION_CACHE = "subscription-ids"
 SUBSCRIPTION_CACHE_SECONDS = 60.0
+SUBSCRIPTION_REFRESH_MIN_SECONDS = 10.0
+"""Forged ids force a re-read at most this often, so they cannot turn into a table-read flood."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,17 +12,26 @@ decision is only logged ("would reprocess X because Y") and nothing is queued.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from shared.core.evaluate import evaluate
-from shared.core.findings import COUNT_VIOLATION, Finding
+from shared.core.evaluate import Evaluation, evaluate
+from shared.core.findings import (
+    COUNT_VIOLATION,
+    PENDING_GROUP_ASSIGNMENT,
+    PLAN_MISMATCH,
+    STALE_GROUP_ASSIGNMENT,
+    Finding,
+)
+from shared.core.model import Tenant
 from shared.core.reprocess import (
     AlertInstead,
     ReprocessNow,
+    ReprocessPlan,
     RetryLater,
     TenantFacts,
     decide_reprocess,
@@ -67,9 +76,31 @@ async def skus_for(svc: Services, *, refresh: bool = False) -> list[JSON]:
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
+    """Read the users, evaluate them, decide reprocesses, act on them, record the findings."""
     outcome = RecomputeOutcome()
-    now = svc.now()
-    users = await svc.directory.users_by_id(msg.user_ids)
+    users, tenant = await _read_users(svc, msg.user_ids)
+    evaluation = evaluate(tenant)
+    findings = [f for report in evaluation.users for f in report.findings]
+    plan = await _decide(svc, tenant, findings, list(users))
+    queued = _act_on(svc, plan, msg.correlation_id, outcome)
+    _record_findings(svc, evaluation, msg, set(users), queued, outcome)
+    log.info(
+        "users.recomputed",
+        correlation_id=msg.correlation_id,
+        users=len(outcome.evaluated),
+        gone=len(outcome.gone),
+        new_findings=len(outcome.new_findings),
+        resolved=len(outcome.resolved),
+        reprocess_queued=len(outcome.queued),
+        would_reprocess=len(outcome.would_reprocess),
+    )
+    return outcome
+
+
+async def _read_users(svc: Services, user_ids: Sequence[str]) -> tuple[dict[str, JSON], Tenant]:
+    """The users from Graph (batched) as a small tenant: their memberships, the cached licensed
+    groups and SKUs (refreshed when a user or group names one the cache does not know)."""
+    users = await svc.directory.users_by_id(user_ids)
     memberships = await svc.directory.member_of(list(users))
     groups = LicensedGroups(svc.tables.deltalinks).groups()
     skus = await skus_for(svc)
@@ -78,7 +109,6 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     unknown_groups = _groups_in_states(users) - groups.keys()
     if unknown_groups:
         groups |= await svc.directory.groups_by_id(sorted(unknown_groups))
-
     document: dict[str, Any] = {
         "subscribedSkus": skus,
         "groups": [
@@ -94,38 +124,47 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
         ],
         "users": list(users.values()),
     }
-    tenant = parse_snapshot(document).tenant
-    evaluation = evaluate(tenant)
+    return users, parse_snapshot(document).tenant
 
-    findings_ledger = FindingsLedger(svc.tables.findings)
-    reprocess_ledger = ReprocessLedger(svc.tables.reprocessledger)
-    user_findings: list[Finding] = []
-    for report in evaluation.users:
-        user_findings.extend(report.findings)
-    history = {u: reprocess_ledger.history(u) for u in users}
+
+async def _decide(
+    svc: Services, tenant: Tenant, findings: list[Finding], user_ids: list[str]
+) -> ReprocessPlan:
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
+    processing = {g.id: g.processing_state for g in tenant.groups.values()}
+    processing |= await _current_processing_states(svc, findings)
+    history = {u: ledger.history(u) for u in user_ids}
     # A seat promised to a queued reprocess is not free yet in consumedUnits, and that
     # user's CountViolation is being handled: decide neither again (duplicate messages).
-    in_flight = {u: reprocess_ledger.seats_in_flight(u) for u in users}
+    in_flight = {u: ledger.seats_in_flight(u) for u in user_ids}
     promised = Counter(sku for skus in in_flight.values() for sku in skus)
     facts = TenantFacts(
-        now=now,
+        now=svc.now(),
         free_seats={
             s.id: s.prepaid.enabled - s.consumed - promised[s.id] for s in tenant.skus.values()
         },
-        group_processing={g.id: g.processing_state for g in tenant.groups.values()},
+        group_processing=processing,
     )
     undecided = [
         f
-        for f in user_findings
+        for f in findings
         if not (f.code == COUNT_VIOLATION and f.sku_id in in_flight.get(f.user_id or "", ()))
     ]
-    plan = decide_reprocess(undecided, history, facts)
+    return decide_reprocess(undecided, history, facts)
 
+
+def _act_on(
+    svc: Services, plan: ReprocessPlan, correlation_id: str, outcome: RecomputeOutcome
+) -> set[str]:
+    """Queue reprocesses (when allowed), delayed recomputes, observations; return cause keys
+    queued."""
+    now = svc.now()
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
     queued: set[str] = set()
     retry: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
         if isinstance(decision, ReprocessNow):
-            if _queue_reprocess(svc, reprocess_ledger, decision, msg.correlation_id, now):
+            if _queue_reprocess(svc, ledger, decision, correlation_id, now):
                 queued.update(c.key for c in decision.causes)
                 outcome.queued.append(user_id)
             else:
@@ -139,24 +178,36 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     for delay, user_ids in retry.items():
         # One delayed recompute per minute of delay and 100 users, not one per user.
         for batch in RecomputeUsers.batches(
-            user_ids, reason="retry after backoff", correlation_id=msg.correlation_id
+            user_ids, reason="retry after backoff", correlation_id=correlation_id
         ):
             svc.send(batch, delay_seconds=delay)
     for user_id, attempts in plan.observations().items():
-        reprocess_ledger.observe(user_id, attempts)
+        ledger.observe(user_id, attempts)
     for group_alert in plan.groups:
         log.warning(
             "reprocess.group_alert",
-            correlation_id=msg.correlation_id,
+            correlation_id=correlation_id,
             group_id=group_alert.group_id,
             sku_id=group_alert.sku_id,
             code=group_alert.code,
             users=len(group_alert.user_ids),
             reason=group_alert.reason,
         )
+    return queued
 
+
+def _record_findings(
+    svc: Services,
+    evaluation: Evaluation,
+    msg: RecomputeUsers,
+    found: set[str],
+    queued: set[str],
+    outcome: RecomputeOutcome,
+) -> None:
+    now = svc.now()
+    ledger = FindingsLedger(svc.tables.findings)
     for report in evaluation.users:
-        change = findings_ledger.reconcile(
+        change = ledger.reconcile(
             report.user.id,
             report.findings,
             now=now,
@@ -167,23 +218,11 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
         outcome.new_findings.extend(change.new)
         outcome.resolved.extend(change.resolved)
     for user_id in msg.user_ids:
-        if user_id not in users:
+        if user_id not in found:
             # Deleted (or not yet replicated): its open findings no longer apply.
-            change = findings_ledger.reconcile(user_id, [], now=now, run_id=msg.correlation_id)
+            change = ledger.reconcile(user_id, [], now=now, run_id=msg.correlation_id)
             outcome.gone.append(user_id)
             outcome.resolved.extend(change.resolved)
-
-    log.info(
-        "users.recomputed",
-        correlation_id=msg.correlation_id,
-        users=len(outcome.evaluated),
-        gone=len(outcome.gone),
-        new_findings=len(outcome.new_findings),
-        resolved=len(outcome.resolved),
-        reprocess_queued=len(outcome.queued),
-        would_reprocess=len(outcome.would_reprocess),
-    )
-    return outcome
 
 
 def _queue_reprocess(
@@ -226,6 +265,35 @@ def _queue_reprocess(
         because=decision.reason,
     )
     return True
+
+
+PROCESSING_GATED = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})
+
+
+async def _current_processing_states(
+    svc: Services, findings: list[Finding]
+) -> dict[str, str | None]:
+    """Re-read the processing state of the groups behind pending, stale or mismatched paths.
+
+    The stored state is only as fresh as the last sweep or re-check, and a membership change
+    queues the group for processing again: deciding on a stale "ProcessingComplete" would
+    reprocess every new joiner before Entra has even looked at it. One batched read instead.
+    """
+    group_ids = sorted({f.group_id for f in findings if f.code in PROCESSING_GATED and f.group_id})
+    if not group_ids:
+        return {}
+    fresh = await svc.directory.groups_by_id(group_ids)
+    licensed = LicensedGroups(svc.tables.deltalinks)
+    for group in fresh.values():
+        if group.get("assignedLicenses"):
+            licensed.save_group(group)
+    return {g: _processing_state(group.get("licenseProcessingState")) for g, group in fresh.items()}
+
+
+def _processing_state(value: object) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("state")
+    return str(value) if value else None
 
 
 def _cause_key(finding: Finding) -> str:
