@@ -205,6 +205,7 @@ def running_stack(
     mode: str = "act",
     extra_settings: Mapping[str, str] | None = None,
     poll_interval: float = 0.05,
+    host_json: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Start what is missing (Azurite unless `storage` is given, graphsim, the DevHost) and
     stop it all on exit. The service's cached `Services` is dropped before and after, so each
@@ -237,6 +238,7 @@ def running_stack(
             port=port,
             function_key=key,
             poll_interval=poll_interval,
+            host_json=host_json,
             host_json_path=ROOT / "host.json",
             shutdown_grace=2.0,
         )
@@ -249,6 +251,17 @@ def running_stack(
             if host.url_for(function) != settings[setting]:
                 raise RuntimeError(f"{setting} does not match the dev host's URL")
         yield Stack(storage, graph_url, host, settings, tenant, object_names(tenant))
+
+
+def settle(host: DevHost, sim: Any, timeout: float = 60.0) -> None:
+    """Let graphsim deliver its notifications and finish licensing, and the host drain its
+    queues, until both are quiet (a host run may change the tenant, and so on)."""
+    for _ in range(5):
+        sim.drain(settle=True)
+        host.wait_idle(timeout=timeout)
+        status = sim.status()
+        if not status.get("pendingNotifications") and not status.get("deliveriesInFlight"):
+            return
 
 
 # --------------------------------------------------------------------------- reading results
@@ -337,12 +350,7 @@ class Timeline:
         self.say(f"     {text}")
 
     def settle(self) -> None:
-        """Let graphsim deliver and finish licensing, and the host drain its queues."""
-        for _ in range(3):
-            self.sim.drain(settle=True)
-            self.stack.host.wait_idle(timeout=60)
-            if self.sim.status().get("pendingNotifications", 0) == 0:
-                break
+        settle(self.stack.host, self.sim)
 
     def report(self) -> None:
         """Print what happened since `step()`."""
