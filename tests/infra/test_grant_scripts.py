@@ -1,0 +1,105 @@
+"""The Graph permission grant scripts agree with the permissions manifest.
+
+Their role tables are generated (`python -m shared.permissions_cli`) and committed between
+marker comments; these tests regenerate the blocks and compare, and run the shell script in
+--dry-run mode (no `az` needed) for every flag combination.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from shared.permissions import ALERTS, APP_ROLE_IDS, READ, REPROCESS, grant
+from shared.permissions_cli import command, csv_role_ids, render, roles, wanted_sets
+from tests.infra.bicep import INFRA, ROOT
+
+SCRIPTS = INFRA / "scripts"
+PRINCIPAL = "11111111-2222-4333-8444-555555555555"
+FLAGS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def generated_block(path: str) -> str:
+    text = (SCRIPTS / path).read_text(encoding="utf-8")
+    match = re.search(r"# BEGIN GENERATED ROLES\n(.*?)# END GENERATED ROLES\n", text, re.DOTALL)
+    assert match, f"{path}: no generated block between the markers"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("script", "fmt"),
+    [("grant-graph-permissions.sh", "sh"), ("grant-graph-permissions.ps1", "ps1")],
+)
+def test_the_committed_role_table_is_what_the_generator_prints(script: str, fmt: str) -> None:
+    flags = {"enable_reprocess": True, "enable_mail": True}
+    expected = render(fmt, roles(wanted_sets(**flags)), command(fmt, **flags))
+
+    assert generated_block(script) == expected, (
+        f"regenerate: {command(fmt, **flags)} and paste it between the markers of {script}"
+    )
+
+
+def test_the_generator_cli_prints_json_with_names_and_microsoft_ids() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "shared.permissions_cli", "--format", "json", "--enable-mail"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    import json
+
+    listed = {r["name"]: r["id"] for r in json.loads(out)["roles"]}
+    assert set(listed) == set(grant([READ, ALERTS]))
+    assert listed == {name: csv_role_ids()[name] for name in listed}
+    assert listed == {name: APP_ROLE_IDS[name] for name in listed}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(("reprocess", "mail"), FLAGS)
+def test_the_shell_script_dry_run_assigns_exactly_the_manifest_roles(
+    reprocess: bool, mail: bool
+) -> None:
+    args = ["bash", str(SCRIPTS / "grant-graph-permissions.sh"), "--principal-id", PRINCIPAL]
+    args += ["--dry-run"] + ["--enable-reprocess"] * reprocess + ["--enable-mail"] * mail
+    result = subprocess.run(
+        args, capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
+
+    assigned = dict(re.findall(r"^assign (\S+) (\S+)$", result.stdout, re.MULTILINE))
+    sets = [READ] + [REPROCESS] * reprocess + [ALERTS] * mail
+    assert sorted(assigned) == grant(sets)
+    assert assigned == {name: APP_ROLE_IDS[name] for name in assigned}
+    assert ("User.ReadWrite.All" in assigned) is reprocess
+    assert ("Mail.Send" in assigned) is mail
+    assert PRINCIPAL in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    "args", [["--dry-run"], ["--dry-run", "--principal-id", "not-a-guid"], ["--bogus"]]
+)
+def test_the_shell_script_refuses_bad_arguments_without_calling_azure(args: list[str]) -> None:
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "grant-graph-permissions.sh"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "assign " not in result.stdout
+
+
+def test_the_powershell_script_has_the_same_switches_and_filters_by_set() -> None:
+    text = (SCRIPTS / "grant-graph-permissions.ps1").read_text(encoding="utf-8")
+    for switch in ("$EnableReprocess", "$EnableMail", "$DryRun", "$PrincipalId"):
+        assert switch in text
+    assert "New-MgServicePrincipalAppRoleAssignment" in text
+    assert "Get-MgServicePrincipal" in text
+    assert re.search(r"if \(\$EnableReprocess\) \{ \$enabledSets \+= 'reprocess' \}", text)
+    assert re.search(r"if \(\$EnableMail\) \{ \$enabledSets \+= 'alerts' \}", text)
