@@ -1,0 +1,172 @@
+// Entra License Guard on Azure Functions Flex Consumption: `azd up` provisions this, then deploys
+// the app (see azure.yaml). Structure after Microsoft's azd Flex Consumption Python quickstart
+// (Azure-Samples/functions-quickstart-python-http-azd), with plain Microsoft.* resources.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; names the resource group and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource (one that offers Flex Consumption).')
+param location string
+
+@description('Object id of the person running azd (AZURE_PRINCIPAL_ID). Gets Key Vault Secrets Officer (to rotate the clientState) and queue/table data roles (to read poison queues and findings). Empty: none.')
+param principalId string = ''
+
+@description('Kind of principalId: User, Group or ServicePrincipal.')
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param principalType string = 'User'
+
+@description('Memory per instance, MB (Flex: 512, 2048 or 4096).')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound on instances (Flex: 40 at least). The Graph write budget is guarded by the app itself (REPROCESS_RATE_PER_MIN), not by this.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Always-ready instances for the HTTP function group: Graph needs an answer within 3 s, even after idle time. Billed continuously (see docs/operations.md); 0 turns it off.')
+@minValue(0)
+param httpAlwaysReadyInstances int = 1
+
+@description('observe (report only) or act (may reprocess). Starts in observe; see docs/operations.md before changing.')
+@allowed(['observe', 'act'])
+param licenseGuardMode string = 'observe'
+
+@description('Comma-separated group ids that act mode may write for; empty: all groups.')
+param actGroupAllowlist string = ''
+
+@description('The kill switch: true stops every write to the tenant.')
+param writesDisabled bool = false
+
+@description('Reprocess calls per minute, tenant-wide.')
+@minValue(1)
+param reprocessRatePerMin int = 10
+
+@description('Reprocess calls per day, tenant-wide.')
+@minValue(1)
+param reprocessDailyCap int = 1000
+
+@description('Six-field NCRONTAB schedules, UTC.')
+param schedules object = {
+  subscriptionKeeper: '0 0 */6 * * *' // every 6 hours; renews 48 h before expiry
+  syncWatch: '0 */5 * * * *' // every 5 minutes
+  recheckErrors: '0 */15 * * * *' // every 15 minutes
+  poisonWatch: '0 */30 * * * *' // every 30 minutes
+}
+
+@description('Write the initial clientState secrets to Key Vault. The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
+param seedClientState bool = true
+
+@secure()
+@description('Initial Graph clientState: generated on each deployment, used only while seedClientState is true. Never put a literal here.')
+param initialClientState string = newGuid()
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = 'func-lg-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-lg-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    seedClientState: seedClientState
+    initialClientState: initialClientState
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: keyVault.outputs.uri
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
+    licenseGuardMode: licenseGuardMode
+    actGroupAllowlist: actGroupAllowlist
+    writesDisabled: writesDisabled
+    reprocessRatePerMin: reprocessRatePerMin
+    reprocessDailyCap: reprocessDailyCap
+    schedules: schedules
+  }
+  dependsOn: [rbac]
+}
+
+// Read by azd (saved in the environment) and by infra/scripts/*.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output SERVICE_API_NAME string = api.outputs.name

@@ -1,0 +1,54 @@
+# azd hook (postprovision and postdeploy; see azure.yaml): the PowerShell twin of
+# postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), points
+# NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL at this app with each function's default key,
+# and runs subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd.
+$ErrorActionPreference = 'Stop'
+
+$rg = $env:AZURE_RESOURCE_GROUP
+$app = $env:AZURE_FUNCTION_APP_NAME
+if (-not $rg -or -not $app) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME are not set (run through azd)' }
+
+azd env set SEED_CLIENT_STATE false | Out-Null
+
+function Get-FunctionKey([string] $Function) {
+    try {
+        az functionapp function keys list -g $rg -n $app --function-name $Function --query default -o tsv 2>$null
+    } catch { $null }
+}
+
+$hostName = az functionapp show -g $rg -n $app --query defaultHostName -o tsv
+$notifyKey = Get-FunctionKey 'graph_notifications'
+$lifecycleKey = Get-FunctionKey 'graph_lifecycle'
+if (-not $notifyKey -or -not $lifecycleKey) {
+    Write-Output 'postprovision: function keys not available yet (code not deployed); postdeploy sets the URLs'
+    exit 0
+}
+
+$notificationUrl = "https://$hostName/api/graph/notifications?code=$notifyKey"
+$lifecycleUrl = "https://$hostName/api/graph/lifecycle?code=$lifecycleKey"
+$current = az functionapp config appsettings list -g $rg -n $app --query "[?name=='NOTIFICATION_URL'].value | [0]" -o tsv
+if ($current -ne $notificationUrl) {
+    az functionapp config appsettings set -g $rg -n $app --output none --settings `
+        "NOTIFICATION_URL=$notificationUrl" "LIFECYCLE_NOTIFICATION_URL=$lifecycleUrl"
+    Write-Output "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $hostName"
+} else {
+    Write-Output "postprovision: notification URLs already point at $hostName"
+}
+
+if ($env:KICK_KEEPER -ne 'false') {
+    $master = az functionapp keys list -g $rg -n $app --query masterKey -o tsv
+    $started = $false
+    foreach ($attempt in 1..6) {
+        try {
+            Invoke-RestMethod -Method Post -Uri "https://$hostName/admin/functions/subscription_keeper" `
+                -Headers @{ 'x-functions-key' = $master } -ContentType 'application/json' -Body '{"input": ""}' | Out-Null
+            $started = $true
+            break
+        } catch { Start-Sleep -Seconds 20 }  # the app restarts after an app-settings change
+    }
+    if (-not $started) { Write-Warning 'postprovision: could not start subscription_keeper; it runs on its schedule' }
+}
+
+$principal = if ($env:AZURE_IDENTITY_PRINCIPAL_ID) { $env:AZURE_IDENTITY_PRINCIPAL_ID } else { '<identity object id>' }
+Write-Output 'next: an admin grants Graph permissions once:'
+Write-Output "  ./infra/scripts/grant-graph-permissions.ps1 -PrincipalId $principal"

@@ -1,0 +1,60 @@
+#!/bin/sh
+# azd hook (postprovision and postdeploy; see azure.yaml). POSIX sh, needs az and azd.
+#
+# 1. Keeps the clientState secrets from now on: SEED_CLIENT_STATE=false for later provisions.
+# 2. Sets NOTIFICATION_URL=https://<host>/api/graph/notifications?code=<key> and
+#    LIFECYCLE_NOTIFICATION_URL=https://<host>/api/graph/lifecycle?code=<key>, replacing the
+#    Bicep placeholder. Each URL carries its own function's default key, which exists once the
+#    code is deployed; before that (first provision of `azd up`) this step waits for postdeploy.
+# 3. Runs subscription_keeper once (admin endpoint, master key) so the Graph subscription is
+#    created now rather than at the next 6-hourly tick. The subscription is always made by the
+#    keeper, never by hand. Set KICK_KEEPER=false to skip.
+set -eu
+
+rg="${AZURE_RESOURCE_GROUP:?AZURE_RESOURCE_GROUP is not set (run through azd)}"
+app="${AZURE_FUNCTION_APP_NAME:?AZURE_FUNCTION_APP_NAME is not set (run through azd)}"
+
+azd env set SEED_CLIENT_STATE false >/dev/null
+
+function_key() {
+  az functionapp function keys list -g "$rg" -n "$app" --function-name "$1" \
+    --query default -o tsv 2>/dev/null || true
+}
+
+host="$(az functionapp show -g "$rg" -n "$app" --query defaultHostName -o tsv)"
+notify_key="$(function_key graph_notifications)"
+lifecycle_key="$(function_key graph_lifecycle)"
+if [ -z "$notify_key" ] || [ -z "$lifecycle_key" ]; then
+  echo "postprovision: function keys not available yet (code not deployed); postdeploy sets the URLs"
+  exit 0
+fi
+
+notification_url="https://$host/api/graph/notifications?code=$notify_key"
+lifecycle_url="https://$host/api/graph/lifecycle?code=$lifecycle_key"
+current="$(az functionapp config appsettings list -g "$rg" -n "$app" \
+  --query "[?name=='NOTIFICATION_URL'].value | [0]" -o tsv)"
+if [ "$current" != "$notification_url" ]; then
+  az functionapp config appsettings set -g "$rg" -n "$app" --output none --settings \
+    "NOTIFICATION_URL=$notification_url" "LIFECYCLE_NOTIFICATION_URL=$lifecycle_url"
+  echo "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $host"
+else
+  echo "postprovision: notification URLs already point at $host"
+fi
+
+if [ "${KICK_KEEPER:-true}" = "true" ]; then
+  master="$(az functionapp keys list -g "$rg" -n "$app" --query masterKey -o tsv)"
+  attempt=1
+  until curl -fsS -o /dev/null -X POST "https://$host/admin/functions/subscription_keeper" \
+      -H "x-functions-key: $master" -H "Content-Type: application/json" -d '{"input": ""}'; do
+    if [ "$attempt" -ge 6 ]; then
+      echo "postprovision: could not start subscription_keeper; it runs on its schedule" >&2
+      break
+    fi
+    attempt=$((attempt + 1))
+    sleep 20  # the app restarts after an app-settings change
+  done
+fi
+
+principal="${AZURE_IDENTITY_PRINCIPAL_ID:-<identity object id>}"
+echo "next: an admin grants Graph permissions once:"
+echo "  infra/scripts/grant-graph-permissions.sh --principal-id $principal"

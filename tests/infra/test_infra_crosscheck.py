@@ -1,0 +1,371 @@
+"""The Bicep templates, azure.yaml and .funcignore agree with the code.
+
+No Bicep compiler can be installed here, so these read the templates as text (tests/infra/bicep.py)
+and check what would otherwise fail only in Azure: a setting the code reads but the app lacks, a
+queue or table without a data role, a module called with a parameter it does not declare.
+`local.settings.json.example` against Settings is checked in tests/adapters/test_settings.py
+(test_the_local_settings_example_lists_exactly_the_settings_we_read), not repeated here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from shared.adapters.queues import QUEUE_NAMES, poison_name
+from shared.adapters.tables import TABLE_NAMES
+from shared.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
+from tests.infra.bicep import (
+    INFRA,
+    ROOT,
+    after,
+    block,
+    modules,
+    params,
+    read,
+    resources,
+    string_list,
+    top_level_keys,
+)
+
+DOCUMENTED_OPTIONAL = {
+    "GRAPH_STATIC_TOKEN": "graphsim only: Settings refuses it unless GRAPH_BASE_URL is loopback",
+}
+"""Settings the code reads that the Azure app deliberately leaves unset, with the reason."""
+
+IDENTITY_STORAGE = (
+    "credential",
+    "clientId",
+    "blobServiceUri",
+    "queueServiceUri",
+    "tableServiceUri",
+)
+DEPRECATED_ON_FLEX = (
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "TZ",
+)
+ROLE = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+}
+
+
+def app_settings() -> dict[str, str]:
+    """The function app's app settings: name -> Bicep expression."""
+    api = read("app/api.bicep")
+    config = after(api, r"resource\s+appSettings\s+'config'\s*=")
+    assert re.search(r"name:\s*'appsettings'", config)
+    return top_level_keys(after(config, r"^\s*properties\s*:"))
+
+
+def main_param_default(name: str) -> str:
+    param = params(read("main.bicep"))[name]
+    assert param.default is not None, f"main.bicep param {name} has no default"
+    return param.default
+
+
+def schedule_defaults() -> dict[str, str]:
+    main = read("main.bicep")
+    body = after(main, r"^param\s+schedules\s+object\s*=")
+    return {key: value.strip("'") for key, value in top_level_keys(body).items()}
+
+
+def sample_env() -> dict[str, str]:
+    """The app settings as the app would see them, with sample values for deployment-time
+    expressions and Key Vault references resolved, from main.bicep's parameter defaults."""
+    guid = "11111111-2222-4333-8444-555555555555"
+    interpolations = {
+        "identityClientId": guid,
+        "storage.properties.primaryEndpoints.blob": "https://st.blob.core.windows.net/",
+        "storage.properties.primaryEndpoints.queue": "https://st.queue.core.windows.net/",
+        "storage.properties.primaryEndpoints.table": "https://st.table.core.windows.net/",
+        "keyVaultUri": "https://kv.vault.azure.net/",
+        "notificationUrlPlaceholder": re.search(
+            r"var notificationUrlPlaceholder = '([^']+)'", read("app/api.bicep")
+        ).group(1),  # type: ignore[union-attr]
+    }
+    schedules = schedule_defaults()
+    expressions = {
+        "applicationInsightsConnectionString": "InstrumentationKey=0;IngestionEndpoint=https://x/",
+        "tenant().tenantId": guid,
+        "licenseGuardMode": main_param_default("licenseGuardMode").strip("'"),
+        "actGroupAllowlist": main_param_default("actGroupAllowlist").strip("'"),
+        "writesDisabled ? 'true' : 'false'": main_param_default("writesDisabled"),
+        "string(reprocessRatePerMin)": main_param_default("reprocessRatePerMin"),
+        "string(reprocessDailyCap)": main_param_default("reprocessDailyCap"),
+        **{f"schedules.{key}": value for key, value in schedules.items()},
+        **interpolations,
+    }
+    env = {}
+    for name, expression in app_settings().items():
+        if expression.startswith("'") and expression.endswith("'"):
+            value = re.sub(r"\$\{([^}]+)\}", lambda m: interpolations[m.group(1)], expression[1:-1])
+        else:
+            assert expression in expressions, f"{name}: add {expression!r} to sample_env()"
+            value = expressions[expression]
+        if value.startswith("@Microsoft.KeyVault("):
+            value = str(uuid.uuid4())  # what the platform puts there once it resolves
+        env[name] = value
+    return env
+
+
+# --- app settings against Settings ----------------------------------------------------------
+
+
+def test_every_setting_the_code_reads_is_an_app_setting_or_documented_optional() -> None:
+    defined = set(app_settings())
+    for name in Settings.setting_names():
+        if name == STORAGE_SETTING:
+            assert {f"{name}__{suffix}" for suffix in IDENTITY_STORAGE} <= defined
+        elif name in DOCUMENTED_OPTIONAL:
+            assert name not in defined, f"{name} is documented as unset in Azure"
+        else:
+            assert name in defined, f"{name} is read by Settings but missing from api.bicep"
+    assert set(DOCUMENTED_OPTIONAL) <= set(Settings.setting_names())
+
+
+def test_the_app_settings_as_deployed_make_valid_settings_in_observe_mode() -> None:
+    settings = Settings.from_env(sample_env())
+
+    assert settings.mode == "observe"
+    assert not settings.writes_disabled
+    assert settings.graph_base_url == DEFAULT_GRAPH_BASE_URL
+    assert settings.graph_static_token is None
+    storage = settings.storage_connection
+    assert storage.connection_string is None
+    assert storage.managed_identity_client_id == sample_env()["AzureWebJobsStorage__clientId"]
+    assert storage.queue_service_uri
+    assert storage.table_service_uri
+
+
+def test_storage_is_identity_based_with_the_user_assigned_identity() -> None:
+    settings = app_settings()
+
+    assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
+    assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert STORAGE_SETTING not in settings  # no connection string: shared keys are off
+    assert "AZURE_CLIENT_ID" in settings  # DefaultAzureCredential picks the identity for Graph
+
+
+def test_the_client_states_are_key_vault_references_resolved_with_the_identity() -> None:
+    settings, vault = app_settings(), read("app/keyvault.bicep")
+    secrets = {"CLIENT_STATE": "client-state", "CLIENT_STATE_PREVIOUS": "client-state-previous"}
+    for name, secret in secrets.items():
+        reference = f"@Microsoft.KeyVault(SecretUri=${{keyVaultUri}}secrets/{secret}/)"
+        assert settings[name] == f"'{reference}'"
+        assert re.search(rf"name:\s*'{secret}'", vault)
+    assert re.search(r"keyVaultReferenceIdentity:\s*identityId", read("app/api.bicep"))
+    assert re.search(r"enableRbacAuthorization:\s*true", vault)
+    # the initial value is generated, never a literal in the repository
+    assert re.search(r"param initialClientState string = newGuid\(\)", read("main.bicep"))
+    assert "@secure()" in read("main.bicep")
+
+
+def test_schedules_are_six_field_ncrontab_at_the_documented_cadence() -> None:
+    assert schedule_defaults() == {
+        "subscriptionKeeper": "0 0 */6 * * *",
+        "syncWatch": "0 */5 * * * *",
+        "recheckErrors": "0 */15 * * * *",
+        "poisonWatch": "0 */30 * * * *",
+    }
+
+
+def test_no_setting_that_flex_consumption_deprecates_or_that_is_local_only() -> None:
+    settings = app_settings()
+    for name in DEPRECATED_ON_FLEX + tuple(DOCUMENTED_OPTIONAL):
+        assert name not in settings
+    assert main_param_default("licenseGuardMode") == "'observe'"
+    assert settings["GRAPH_BASE_URL"] == "'https://graph.microsoft.com/v1.0'"
+    assert settings["TENANT_ID"] == "tenant().tenantId"
+
+
+def test_telemetry_settings_authenticate_with_the_identity() -> None:
+    settings = app_settings()
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "'ClientId=${identityClientId};Authorization=AAD'"
+    )
+    assert re.search(r"DisableLocalAuth:\s*true", read("app/monitoring.bicep"))
+
+
+def test_notification_urls_are_placeholders_the_hook_replaces_with_our_routes() -> None:
+    env = sample_env()
+    assert ".invalid/" in env["NOTIFICATION_URL"]
+    assert ".invalid/" in env["LIFECYCLE_NOTIFICATION_URL"]
+    webhooks = (ROOT / "functions" / "webhooks.py").read_text(encoding="utf-8")
+    timers = (ROOT / "functions" / "timers.py").read_text(encoding="utf-8")
+    for hook in ("postprovision.sh", "postprovision.ps1"):
+        text = (INFRA / "scripts" / hook).read_text(encoding="utf-8")
+        for setting, route, function in (
+            ("NOTIFICATION_URL", "graph/notifications", "graph_notifications"),
+            ("LIFECYCLE_NOTIFICATION_URL", "graph/lifecycle", "graph_lifecycle"),
+        ):
+            assert f'route="{route}"' in webhooks
+            assert f"def {function}(" in webhooks
+            assert f"/api/{route}?code=" in text
+            assert f'"{setting}=' in text
+            assert f"'{function}'" in text or f" {function}\n" in text or f" {function})" in text
+        assert "subscription_keeper" in text
+        assert "def subscription_keeper(" in timers
+        assert "az functionapp config appsettings set" in text
+
+
+# --- the Flex Consumption app -----------------------------------------------------------------
+
+
+def test_the_function_app_runs_on_flex_consumption_python_311() -> None:
+    api = read("app/api.bicep")
+    plan = after(api, r"resource\s+plan\s+'Microsoft.Web/serverfarms@[^']+'\s*=")
+    assert re.search(r"tier:\s*'FlexConsumption'", plan)
+    assert re.search(r"name:\s*'FC1'", plan)
+    assert re.search(r"reserved:\s*true", plan)
+    config = after(api, r"^\s*functionAppConfig\s*:")
+    runtime = after(config, r"^\s*runtime\s*:")
+    assert top_level_keys(runtime) == {"name": "'python'", "version": "'3.11'"}
+    assert re.search(r"kind:\s*'functionapp,linux'", api)
+    assert re.search(r"'azd-service-name':\s*'api'", api)
+    deployment = after(config, r"^\s*deployment\s*:")
+    assert re.search(r"type:\s*'blobContainer'", deployment)
+    assert re.search(r"type:\s*'UserAssignedIdentity'", deployment)
+    assert main_param_default("instanceMemoryMB") == "2048"
+    assert int(main_param_default("maximumInstanceCount")) >= 40  # Flex's lowest allowed
+
+
+def test_the_http_group_has_an_always_ready_instance() -> None:
+    api = read("app/api.bicep")
+    ready = after(api, r"^var\s+httpAlwaysReady\s*=")
+    assert top_level_keys(block(ready, 0)) == {
+        "name": "'http'",
+        "instanceCount": "httpAlwaysReadyInstances",
+    }
+    assert re.search(r"alwaysReady:\s*httpAlwaysReadyInstances > 0 \? httpAlwaysReady : \[\]", api)
+    assert main_param_default("httpAlwaysReadyInstances") == "1"
+
+
+# --- storage: names and roles -------------------------------------------------------------------
+
+
+def test_queues_and_tables_created_match_the_code_exactly() -> None:
+    storage = read("app/storage.bicep")
+    queues = string_list(after(storage, r"^var\s+queueNames\s*="))
+    tables = string_list(after(storage, r"^var\s+tableNames\s*="))
+
+    assert sorted(queues) == sorted([*QUEUE_NAMES, *map(poison_name, QUEUE_NAMES)])
+    assert sorted(tables) == sorted(TABLE_NAMES)
+    assert re.search(r"allowSharedKeyAccess:\s*false", storage)
+
+
+def test_every_queue_and_table_is_covered_by_a_data_role_at_account_scope() -> None:
+    rbac = read("app/rbac.bicep")
+    kinds = resources(rbac)
+    storage_type, _ = kinds["storage"]
+    assert storage_type.startswith("Microsoft.Storage/storageAccounts@")
+    variables = dict(re.findall(r"^var\s+(\w+)\s*=\s*'([0-9a-f-]{36})'", rbac, re.MULTILINE))
+    listed = re.findall(r"^\s*(\w+)\s*$", after(rbac, r"^var\s+appStorageRoles\s*="), re.M)
+    app_roles = {variables[name] for name in listed}
+    assert {
+        ROLE["Storage Blob Data Owner"],
+        ROLE["Storage Queue Data Contributor"],  # covers every queue and -poison twin
+        ROLE["Storage Table Data Contributor"],  # covers every table
+    } <= app_roles
+    assignment = after(rbac, r"^resource\s+appStorageAssignments\s+'[^']+'\s*=")
+    assert resources(rbac)["appStorageAssignments"][0].startswith(
+        "Microsoft.Authorization/roleAssignments@"
+    )
+    assert re.search(r"for\s+roleId\s+in\s+appStorageRoles", assignment)
+    assert re.search(r"^\s*scope:\s*storage\s*$", assignment, re.MULTILINE)  # the account
+    assert re.search(r"principalId:\s*identityPrincipalId", assignment)
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [("Monitoring Metrics Publisher", "applicationInsights"), ("Key Vault Secrets User", "vault")],
+)
+def test_the_identity_gets_telemetry_and_secret_roles(role: str, scope: str) -> None:
+    rbac = read("app/rbac.bicep")
+    variables = {v: k for k, v in re.findall(r"^var\s+(\w+)\s*=\s*'([0-9a-f-]{36})'", rbac, re.M)}
+    var = variables[ROLE[role]]
+    found = [
+        body
+        for _, body in resources(rbac).values()
+        if re.search(rf"roleDefinitions',\s*{var}\)", body[: body.find("\n}")])
+        and re.search(rf"^\s*scope:\s*{scope}\s*$", body[: body.find("\n}")], re.M)
+        and "identityPrincipalId" in body[: body.find("\n}")]
+    ]
+    assert found, f"no {role} assignment for the identity on {scope}"
+
+
+# --- templates hang together --------------------------------------------------------------------
+
+
+def test_main_is_subscription_scoped_and_creates_the_resource_group() -> None:
+    main = read("main.bicep")
+    assert re.search(r"^targetScope\s*=\s*'subscription'", main, re.MULTILINE)
+    assert re.search(r"^resource\s+rg\s+'Microsoft.Resources/resourceGroups@", main, re.M)
+
+
+def test_modules_are_called_with_exactly_the_params_they_declare() -> None:
+    main = read("main.bicep")
+    for symbol, (path, passed) in modules(main).items():
+        declared = params(read(path))
+        unknown = set(passed) - set(declared)
+        assert not unknown, f"{symbol}: unknown params {unknown}"
+        required = {name for name, p in declared.items() if p.default is None}
+        assert required <= set(passed), f"{symbol}: missing params {required - set(passed)}"
+
+
+def test_the_parameters_file_matches_main_bicep() -> None:
+    import json
+
+    file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    declared = params(read("main.bicep"))
+    assert set(file["parameters"]) <= set(declared)
+    required = {name for name, p in declared.items() if p.default is None}
+    assert required <= set(file["parameters"])
+    assert "initialClientState" not in file["parameters"]  # generated, never stored
+
+
+def test_no_literal_secret_or_connection_string_in_the_templates() -> None:
+    for path in INFRA.rglob("*.bicep"):
+        text = path.read_text(encoding="utf-8")
+        assert "AccountKey=" not in text, path
+        assert "listKeys(" not in text, path
+        assert not re.search(r"value:\s*'[A-Za-z0-9+/=_-]{16,}'", text), path
+
+
+# --- azure.yaml, host.json, .funcignore --------------------------------------------------------
+
+
+def test_azure_yaml_names_the_service_and_the_hooks() -> None:
+    text = (ROOT / "azure.yaml").read_text(encoding="utf-8")
+    service = re.search(r"^services:\n  api:\n((?:    .*\n)+)", text, re.MULTILINE)
+    assert service, "azure.yaml needs services: api:"
+    lines = {line.strip() for line in service.group(1).splitlines()}
+    assert {"project: .", "language: python", "host: function"} <= lines
+    hooks = text[text.index("\nhooks:") :]
+    for hook in ("postprovision", "postdeploy"):
+        assert re.search(rf"^  {hook}:\n", hooks, re.MULTILINE)
+    for script in re.findall(r"run:\s*(\S+)", hooks):
+        assert (ROOT / script).is_file(), script
+
+
+def test_host_json_and_the_entry_point_are_at_the_project_root() -> None:
+    assert (ROOT / "host.json").is_file()
+    assert (ROOT / "function_app.py").is_file()
+    assert (ROOT / "requirements.txt").is_file()
+
+
+def test_funcignore_keeps_development_files_and_infra_out_of_the_package() -> None:
+    ignored = set((ROOT / ".funcignore").read_text(encoding="utf-8").split())
+    assert {"tests", "graphsim", "devhost", "bench", "tools", "infra", "docs"} <= ignored
+    assert not ignored & {"shared", "functions", "function_app.py", "host.json", "requirements.txt"}
