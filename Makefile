@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint pytest bench clean
+.PHONY: setup demo test lint doctor pytest bench clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -27,11 +27,16 @@ demo: setup
 ## Everything CI checks: lint, types, import contracts, then the test suite.
 test: lint pytest
 
-lint: setup
+lint: setup doctor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared functions function_app.py
 	$(BIN)/lint-imports
+
+## azure-functions-doctor on the files `azd deploy` ships; only the checks tools/doctor.py lists
+## as expected (Core Tools cannot be installed here) may warn, anything else fails.
+doctor: setup
+	$(BIN)/python tools/doctor.py
 
 pytest: setup
 	$(BIN)/pytest
