@@ -13,7 +13,7 @@ from graphsim.throttle import request_cost
 from .conftest import G_SALES, USERS, Harness
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path("/work/shared/graph-examples")
+EXAMPLES = Path(__file__).parent / "graph-examples"
 
 
 async def test_batch_runs_items_and_dependents_of_failures_get_424(sim: Harness) -> None:

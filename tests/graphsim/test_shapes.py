@@ -1,4 +1,4 @@
-"""Response shapes against Microsoft's documented examples (/work/shared/graph-examples)."""
+"""Response shapes against Microsoft's documented examples (copied into graph-examples/ here)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from .conftest import G_PLAIN, USERS, Harness
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path("/work/shared/graph-examples")
+EXAMPLES = Path(__file__).parent / "graph-examples"
 
 
 def example(name: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from .conftest import G_PLAIN, G_SALES, START, USERS, Harness
 from .receiver import Receiver, receiver
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path("/work/shared/graph-examples")
+EXAMPLES = Path(__file__).parent / "graph-examples"
 
 
 def sub_body(url: str, minutes: float = 60 * 24, **extra: Any) -> dict[str, Any]:

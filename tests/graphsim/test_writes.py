@@ -12,7 +12,7 @@ import pytest
 from .conftest import E3, EMS, G_ONPREM, G_PLAIN, G_SALES, USERS, Harness, make_tenant
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path("/work/shared/graph-examples")
+EXAMPLES = Path(__file__).parent / "graph-examples"
 
 
 def ref(uid: str) -> dict[str, str]:
