@@ -207,6 +207,11 @@ class Settings:
     reprocess_daily_cap: int = field(
         default=1000, metadata=_env("REPROCESS_DAILY_CAP", _positive_int)
     )
+    notification_silence_minutes: int = field(
+        default=360, metadata=_env("NOTIFICATION_SILENCE_MINUTES", _positive_int)
+    )
+    """Dead-man switch: a sweep that finds group changes no notification announced for this
+    long means notifications are not arriving."""
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:

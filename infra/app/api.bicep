@@ -120,6 +120,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       WRITES_DISABLED: writesDisabled ? 'true' : 'false'
       REPROCESS_RATE_PER_MIN: string(reprocessRatePerMin)
       REPROCESS_DAILY_CAP: string(reprocessDailyCap)
+      // Dead-man switch: sweeps finding changes no notification announced for this long.
+      NOTIFICATION_SILENCE_MINUTES: '360'
       // Timers: six-field NCRONTAB, UTC.
       SUBSCRIPTION_KEEPER_SCHEDULE: schedules.subscriptionKeeper
       SYNC_WATCH_SCHEDULE: schedules.syncWatch

@@ -24,7 +24,7 @@ import structlog
 from shared.directory import DeltaRound, DeltaTokenExpired
 from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.context import Services
-from shared.service.stores import GroupMembers, LicensedGroups, Partition
+from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,7 @@ async def handle_group_changes(
     for partition in targets:
         await _run_partition(svc, licensed, members, config, partition, outcome)
 
+    _record_liveness(svc, msg, outcome)
     batches = RecomputeUsers.batches(
         sorted(outcome.users),
         reason="group membership or licenses changed",
@@ -93,6 +94,22 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+LAST_NOTIFICATION = "last-notification"
+LAST_UNANNOUNCED_CHANGE = "last-unannounced-change"
+
+
+def _record_liveness(
+    svc: Services, msg: GroupsChanged | DeltaSweep, outcome: GroupChangeOutcome
+) -> None:
+    """Feed the dead-man switch: when notifications last came, and when a sweep last found
+    changes in licensed groups (which notifications should have announced)."""
+    state = ServiceState(svc.tables.servicestate)
+    if isinstance(msg, GroupsChanged):
+        state.put(LAST_NOTIFICATION, {"at": svc.now()})
+    elif outcome.joined or outcome.left or outcome.license_changed:
+        state.put(LAST_UNANNOUNCED_CHANGE, {"at": svc.now(), "reason": msg.reason})
 
 
 async def refresh_licensed_groups(

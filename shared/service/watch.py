@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -32,7 +32,11 @@ from shared.core.findings import (
 )
 from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.service.context import Services
-from shared.service.groups import refresh_licensed_groups
+from shared.service.groups import (
+    LAST_NOTIFICATION,
+    LAST_UNANNOUNCED_CHANGE,
+    refresh_licensed_groups,
+)
 from shared.service.recompute import skus_for
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.subscriptions import our_subscription_ids
@@ -42,6 +46,7 @@ log = structlog.get_logger(__name__)
 LAST_SYNC = "last-sync"
 POISONED_MESSAGE = "PoisonedMessage"
 SUBSCRIPTION_MISSING = "SubscriptionMissing"
+NOTIFICATIONS_SILENT = "NotificationsSilent"
 
 
 # --------------------------------------------------------------------------- directory sync
@@ -169,6 +174,9 @@ def watch_poison(svc: Services) -> PoisonOutcome:
     missing = [] if our_subscription_ids(svc.tables.subscriptions) else [_subscription_missing()]
     change = ledger.reconcile("service:subscription", missing, now=now, run_id=run_id)
     outcome.new_findings.extend(change.new)
+    silent = _notifications_silent(svc)
+    change = ledger.reconcile("service:notifications", silent, now=now, run_id=run_id)
+    outcome.new_findings.extend(change.new)
     log.info("poison.watched", poisoned=outcome.poisoned, new_findings=len(outcome.new_findings))
     return outcome
 
@@ -191,6 +199,40 @@ def _poisoned(name: str, text: str) -> Finding:
             f"'{name}' or delete it. The nightly reconciliation covers what it missed."
         ),
     )
+
+
+def _notifications_silent(svc: Services) -> list[Finding]:
+    """A sweep found changes, and no notification has come for the configured time before it."""
+    state = ServiceState(svc.tables.servicestate)
+    change = state.get(LAST_UNANNOUNCED_CHANGE)
+    changed_at = change.fields.get("at") if change else None
+    if not isinstance(changed_at, datetime):
+        return []
+    heard = state.get(LAST_NOTIFICATION)
+    heard_at = heard.fields.get("at") if heard else None
+    silence = timedelta(minutes=svc.settings.notification_silence_minutes)
+    if isinstance(heard_at, datetime) and changed_at - heard_at < silence:
+        return []
+    since = heard_at.isoformat() if isinstance(heard_at, datetime) else "never"
+    return [
+        Finding(
+            code=NOTIFICATIONS_SILENT,
+            severity=ERROR,
+            subject="service:notifications",
+            sku_id=None,
+            group_id=None,
+            message=(
+                f"A sweep at {changed_at.isoformat()} found group changes, but no change "
+                f"notification has arrived since {since}: notifications are not reaching the "
+                "webhook, so changes wait for the next sweep or nightly reconciliation."
+            ),
+            remedy=(
+                "Check the subscription (subscription_keeper logs), that the webhook URL and "
+                "its function key are current, and that graph_notifications answers within 3 s "
+                "(slow endpoints are throttled, then dropped, by Graph)."
+            ),
+        )
+    ]
 
 
 def _subscription_missing() -> Finding:

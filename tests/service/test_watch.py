@@ -7,6 +7,7 @@ import pytest
 from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
 from shared.messages import (
     DeltaSweep,
+    GroupsChanged,
     RecomputeUsers,
     SyncCompleted,
     encode_message,
@@ -15,6 +16,7 @@ from shared.service.groups import handle_group_changes
 from shared.service.recompute import recompute_users
 from shared.service.stores import FindingsLedger, LicensedGroups
 from shared.service.watch import (
+    NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
     on_sync_completed,
@@ -24,6 +26,7 @@ from shared.service.watch import (
 )
 from tests.service.world import (
     ADELE,
+    E3_TEAMS,
     ENTERPRISEPACK,
     IRVIN,
     JONI,
@@ -256,3 +259,55 @@ def test_the_missing_subscription_finding_resolves_once_a_subscription_exists(
     watch_poison(world.svc)
 
     assert open_codes(world) == []
+
+
+async def test_a_sweep_finding_changes_long_after_the_last_notification_raises_the_dead_man(
+    world: World,
+) -> None:
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(7 * 3600)
+
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    outcome = watch_poison(world.svc)
+
+    assert [f.code for f in outcome.new_findings] == [NOTIFICATIONS_SILENT]
+
+
+async def test_a_notification_after_the_silence_resolves_the_dead_man(world: World) -> None:
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(7 * 3600)
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    watch_poison(world.svc)
+
+    await handle_group_changes(
+        world.svc,
+        GroupsChanged(
+            group_ids=(E3_TEAMS,),
+            correlation_id="n1",
+            received_at="2026-11-24T17:00:00Z",
+        ),
+    )
+    watch_poison(world.svc)
+
+    assert NOTIFICATIONS_SILENT not in open_codes(world)
+
+
+async def test_changes_found_soon_after_a_notification_are_not_silence(world: World) -> None:
+    world.subscribe()
+    await handle_group_changes(
+        world.svc,
+        GroupsChanged(
+            group_ids=(E3_TEAMS,), correlation_id="n0", received_at="2026-11-24T09:00:00Z"
+        ),
+    )
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(600)
+
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    outcome = watch_poison(world.svc)
+
+    assert outcome.new_findings == []
