@@ -12,14 +12,14 @@ decision is only logged ("would reprocess X because Y") and nothing is queued.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from shared.core.evaluate import Evaluation, evaluate
+from shared.core.evaluate import UserReport, evaluate
 from shared.core.findings import (
     COUNT_VIOLATION,
     PENDING_GROUP_ASSIGNMENT,
@@ -81,9 +81,10 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     users, tenant = await _read_users(svc, msg.user_ids)
     evaluation = evaluate(tenant)
     findings = [f for report in evaluation.users for f in report.findings]
-    plan = await _decide(svc, tenant, findings, list(users))
-    queued = _act_on(svc, plan, msg.correlation_id, outcome)
-    _record_findings(svc, evaluation, msg, set(users), queued, outcome)
+    plan = await decide(svc, tenant, findings, list(users))
+    queued = act_on(svc, plan, msg.correlation_id, outcome)
+    record_findings(svc, evaluation.users, msg.correlation_id, queued, outcome)
+    resolve_gone(svc, [u for u in msg.user_ids if u not in users], msg.correlation_id, outcome)
     log.info(
         "users.recomputed",
         correlation_id=msg.correlation_id,
@@ -127,17 +128,31 @@ async def _read_users(svc: Services, user_ids: Sequence[str]) -> tuple[dict[str,
     return users, parse_snapshot(document).tenant
 
 
-async def _decide(
-    svc: Services, tenant: Tenant, findings: list[Finding], user_ids: list[str]
+async def decide(
+    svc: Services,
+    tenant: Tenant,
+    findings: list[Finding],
+    user_ids: list[str],
+    *,
+    reread_processing: bool = True,
+    promised_elsewhere: Mapping[str, int] | None = None,
 ) -> ReprocessPlan:
+    """The reprocess policy over these users' findings, with their ledgers and the tenant's
+    seats and group processing states.
+
+    `reread_processing=False` trusts the tenant's group processing states (the caller read the
+    groups just now); `promised_elsewhere` counts seats already promised per SKU to reprocesses
+    queued outside `user_ids` (a scan deciding page by page)."""
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     processing = {g.id: g.processing_state for g in tenant.groups.values()}
-    processing |= await _current_processing_states(svc, findings)
+    if reread_processing:
+        processing |= await _current_processing_states(svc, findings)
     history = {u: ledger.history(u) for u in user_ids}
     # A seat promised to a queued reprocess is not free yet in consumedUnits, and that
     # user's CountViolation is being handled: decide neither again (duplicate messages).
     in_flight = {u: ledger.seats_in_flight(u) for u in user_ids}
     promised = Counter(sku for skus in in_flight.values() for sku in skus)
+    promised.update(promised_elsewhere or {})
     facts = TenantFacts(
         now=svc.now(),
         free_seats={
@@ -153,15 +168,20 @@ async def _decide(
     return decide_reprocess(undecided, history, facts)
 
 
-def _act_on(
-    svc: Services, plan: ReprocessPlan, correlation_id: str, outcome: RecomputeOutcome
+def act_on(
+    svc: Services,
+    plan: ReprocessPlan,
+    correlation_id: str,
+    outcome: RecomputeOutcome,
+    *,
+    retry: bool = True,
 ) -> set[str]:
-    """Queue reprocesses (when allowed), delayed recomputes, observations; return cause keys
-    queued."""
+    """Queue reprocesses (when allowed), delayed recomputes (unless `retry` is off),
+    observations; return cause keys queued."""
     now = svc.now()
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     queued: set[str] = set()
-    retry: dict[int, list[str]] = {}
+    retry_at: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
         if isinstance(decision, ReprocessNow):
             if _queue_reprocess(svc, ledger, decision, correlation_id, now):
@@ -172,10 +192,10 @@ def _act_on(
         elif isinstance(decision, RetryLater):
             outcome.retry_later.append(user_id)
             wait = (decision.not_before - now).total_seconds()
-            retry.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
+            retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
         elif isinstance(decision, AlertInstead):
             outcome.alerts.append(user_id)
-    for delay, user_ids in retry.items():
+    for delay, user_ids in (retry_at if retry else {}).items():
         # One delayed recompute per minute of delay and 100 users, not one per user.
         for batch in RecomputeUsers.batches(
             user_ids, reason="retry after backoff", correlation_id=correlation_id
@@ -196,33 +216,43 @@ def _act_on(
     return queued
 
 
-def _record_findings(
+def record_findings(
     svc: Services,
-    evaluation: Evaluation,
-    msg: RecomputeUsers,
-    found: set[str],
+    reports: Iterable[UserReport],
+    run_id: str,
     queued: set[str],
     outcome: RecomputeOutcome,
+    *,
+    skip: Callable[[UserReport], bool] | None = None,
 ) -> None:
+    """Reconcile each user's findings with the ledger (new, persisting, resolved); `skip`
+    leaves out users the caller knows have nothing to record (no findings, none open)."""
     now = svc.now()
     ledger = FindingsLedger(svc.tables.findings)
-    for report in evaluation.users:
+    for report in reports:
+        outcome.evaluated.append(report.user.id)
+        if skip is not None and skip(report):
+            continue
         change = ledger.reconcile(
             report.user.id,
             report.findings,
             now=now,
-            run_id=msg.correlation_id,
+            run_id=run_id,
             reprocess_queued=[f.key for f in report.findings if _cause_key(f) in queued],
         )
-        outcome.evaluated.append(report.user.id)
         outcome.new_findings.extend(change.new)
         outcome.resolved.extend(change.resolved)
-    for user_id in msg.user_ids:
-        if user_id not in found:
-            # Deleted (or not yet replicated): its open findings no longer apply.
-            change = ledger.reconcile(user_id, [], now=now, run_id=msg.correlation_id)
-            outcome.gone.append(user_id)
-            outcome.resolved.extend(change.resolved)
+
+
+def resolve_gone(
+    svc: Services, user_ids: Iterable[str], run_id: str, outcome: RecomputeOutcome
+) -> None:
+    """Deleted (or not yet replicated) users: their open findings no longer apply."""
+    ledger = FindingsLedger(svc.tables.findings)
+    for user_id in user_ids:
+        change = ledger.reconcile(user_id, [], now=svc.now(), run_id=run_id)
+        outcome.gone.append(user_id)
+        outcome.resolved.extend(change.resolved)
 
 
 def _queue_reprocess(
