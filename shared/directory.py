@@ -126,6 +126,30 @@ class Directory(Protocol):
         """POST /users/{id}/reprocessLicenseAssignment; False when the user no longer exists."""
         ...
 
+    async def users_page(
+        self, next_link: str | None, *, select: str = USER_SELECT
+    ) -> tuple[list[JSON], str | None]:
+        """One page of ALL users (`$top=999`, `$select`): the page and the next link (None at
+        the end). Pass None to start. Page by page so a long scan can checkpoint the link."""
+        ...
+
+    async def group_members_page(
+        self, group_id: str, next_link: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page (`$top=999`) of a group's direct user member ids, and the next link."""
+        ...
+
+    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+        """Directory audit entries (`/auditLogs/directoryAudits`) with `activityDateTime ge
+        since`, optionally only these `activityDisplayName`s, all pages."""
+        ...
+
+    async def send_mail(
+        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
+    ) -> None:
+        """POST /users/{sender}/sendMail with Graph's `message` object (202, no body)."""
+        ...
+
     async def subscriptions(self) -> list[Subscription]: ...
 
     async def create_subscription(

@@ -8,19 +8,30 @@ or expired token raises `DeltaTokenExpired`), unknown ids are absent, reprocess 
 user is False, subscriptions expire within Graph's 41,760-minute limit.
 
 Test hands: `add_member`, `remove_member`, `set_group_licenses`, `set_user_state`,
-`delete_group`, `expire_delta_tokens`; observations: `reprocessed` (user ids, in order) and
-`requests` (calls per port method; `request_count` is the total).
+`delete_group`, `expire_delta_tokens`, `fail_next_send_mail`; observations: `reprocessed` (user
+ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`, `message`,
+`saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
+
+Paging: `users_page` (users in id order) and `group_members_page` serve `page_size` objects per
+page with opaque `fake://` next links. Audit log: `audits` is a plain list of Graph
+`directoryAudit` dicts (assign it to set entries); the membership/license/delete mutators and
+`reprocess_license_assignment` append entries shaped like Graph's ("Add member to group",
+"Remove member from group", "Set group license", "Delete group", "Change user license") stamped
+with `now()`, initiated by `actor` (a UPN: `initiatedBy.user`; anything else:
+`initiatedBy.app.displayName`), by default `admin_upn`.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from shared.directory import (
     DELTA_FILTER_LIMIT,
@@ -67,18 +78,98 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _target(obj: Mapping[str, Any], kind: str, modified: list[JSON] | None = None) -> JSON:
+    return {
+        "id": obj.get("id"),
+        "displayName": obj.get("displayName"),
+        "type": kind,
+        "userPrincipalName": obj.get("userPrincipalName"),
+        "groupType": None,
+        "modifiedProperties": modified or [],
+    }
+
+
+def _initiated_by(actor: str) -> JSON:
+    """Graph's auditActivityInitiator: a user for a UPN, else an app with this displayName."""
+    if "@" in actor:
+        return {
+            "app": None,
+            "user": {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, actor.lower())),
+                "displayName": actor.split("@", 1)[0],
+                "userPrincipalName": actor,
+                "ipAddress": None,
+            },
+        }
+    return {
+        "user": None,
+        "app": {
+            "appId": None,
+            "displayName": actor,
+            "servicePrincipalId": None,
+            "servicePrincipalName": None,
+        },
+    }
+
+
+def _mail_error(code: str, message: str) -> DirectoryError:
+    return DirectoryError(400, code, message)
+
+
+def _check_message(message: Any) -> None:
+    """The checks Exchange (and graphsim) make before accepting a sendMail message."""
+    if not isinstance(message, Mapping):
+        raise _mail_error("ErrorInvalidRequest", "The message parameter is required.")
+    found = 0
+    for key in ("toRecipients", "ccRecipients", "bccRecipients"):
+        for rec in message.get(key) or []:
+            address = ((rec or {}).get("emailAddress") or {}).get("address")
+            if not address or "@" not in str(address):
+                raise _mail_error("ErrorInvalidRecipients", f"Invalid recipient in '{key}'.")
+            found += 1
+    if not found:
+        raise _mail_error(
+            "ErrorInvalidRecipients", "At least one recipient is required, but none were found."
+        )
+    kind = str((message.get("body") or {}).get("contentType", "Text"))
+    if kind.lower() not in ("text", "html"):
+        raise _mail_error("ErrorInvalidRequest", f"Invalid body contentType '{kind}'.")
+    for header in message.get("internetMessageHeaders") or []:
+        name = str((header or {}).get("name", ""))
+        if not name.lower().startswith("x-"):
+            raise _mail_error(
+                "InvalidInternetMessageHeader",
+                f"The internet message header name '{name}' should start with 'x-' or 'X-'.",
+            )
+
+
+_FAIL_CODES = {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+
+
 def _in_error(state: Mapping[str, Any]) -> bool:
     return state.get("state") == "Error" or state.get("error") not in _NO_ERROR
 
 
 class FakeDirectory:
-    """In-memory Graph for one tenant snapshot. `now` drives subscription expiry checks."""
+    """In-memory Graph for one tenant snapshot. `now` drives subscription expiry checks and
+    audit timestamps; `page_size` is the page length of `users_page`/`group_members_page`."""
 
     def __init__(
-        self, snapshot: Mapping[str, Any], *, now: Callable[[], datetime] | None = None
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        now: Callable[[], datetime] | None = None,
+        page_size: int = 999,
+        admin_upn: str = "admin@contoso.com",
+        app_display_name: str = "Entra License Guard",
     ) -> None:
         data = copy.deepcopy(dict(snapshot))
         self._now = now or (lambda: datetime.now(UTC))
+        self.page_size = max(1, page_size)
+        self.admin_upn = admin_upn
+        """Default `actor` of the mutators' audit entries (an admin in the portal)."""
+        self.app_display_name = app_display_name
+        """The app that this directory's own writes (reprocess) are audited as."""
         self.users: dict[str, JSON] = {u["id"]: u for u in data.get("users") or []}
         self.groups: dict[str, JSON] = {}
         self.members: dict[str, list[JSON]] = {}
@@ -92,6 +183,9 @@ class FakeDirectory:
         self.skus: list[JSON] = list(data.get("subscribedSkus") or [])
         self.orgs: list[JSON] = list(data.get("organization") or [])
         self.reprocessed: list[str] = []
+        self.sent_mail: list[JSON] = []
+        self.audits: list[JSON] = list(data.get("directoryAudits") or [])
+        self._send_failures: list[tuple[int, float | None]] = []
         self.requests: Counter[str] = Counter()
         self._subs: dict[str, Subscription] = {}
         self._log: list[tuple[str, str, str | None]] = []  # (group id, kind, member id)
@@ -103,35 +197,94 @@ class FakeDirectory:
         return sum(self.requests.values())
 
     # ------------------------------------------------------------------ test hands
-    def add_member(self, group_id: str, user_id: str) -> None:
+    def record_audit(
+        self,
+        activity: str,
+        targets: list[JSON],
+        *,
+        actor: str | None = None,
+        category: str = "GroupManagement",
+    ) -> JSON:
+        """Append one directoryAudit entry (Graph's shape), stamped with `now()`."""
+        entry: JSON = {
+            "id": f"Directory_{uuid.uuid4()}",
+            "category": category,
+            "correlationId": str(uuid.uuid4()),
+            "result": "success",
+            "resultReason": "",
+            "activityDisplayName": activity,
+            "activityDateTime": _iso(self._now()),
+            "loggedByService": "Core Directory",
+            "operationType": "Update" if "license" in activity.lower() else "Assign",
+            "initiatedBy": _initiated_by(actor or self.admin_upn),
+            "targetResources": targets,
+            "additionalDetails": [],
+        }
+        self.audits.append(entry)
+        return entry
+
+    def _member_target(self, member_id: str, mtype: str) -> JSON:
+        if mtype == USER_TYPE:
+            return _target(self.users.get(member_id) or {"id": member_id}, "User")
+        return _target(self.groups.get(member_id) or {"id": member_id}, "Group")
+
+    def add_member(self, group_id: str, user_id: str, *, actor: str | None = None) -> None:
         members = self.members[group_id]
         if any(m["id"] == user_id for m in members):
             raise ValueError(f"{user_id} is already a member of {group_id}")
         mtype = USER_TYPE if user_id in self.users else "#microsoft.graph.group"
         members.append({"@odata.type": mtype, "id": user_id})
         self._log.append((group_id, _ADDED, user_id))
+        self.record_audit(
+            "Add member to group",
+            [self._member_target(user_id, mtype), _target(self.groups[group_id], "Group")],
+            actor=actor,
+        )
 
-    def remove_member(self, group_id: str, user_id: str) -> None:
+    def remove_member(self, group_id: str, user_id: str, *, actor: str | None = None) -> None:
         members = self.members[group_id]
         kept = [m for m in members if m["id"] != user_id]
         if len(kept) == len(members):
             raise ValueError(f"{user_id} is not a member of {group_id}")
+        mtype = next(m["@odata.type"] for m in members if m["id"] == user_id)
         self.members[group_id] = kept
         self._log.append((group_id, _REMOVED, user_id))
+        self.record_audit(
+            "Remove member from group",
+            [self._member_target(user_id, mtype), _target(self.groups[group_id], "Group")],
+            actor=actor,
+        )
 
-    def set_group_licenses(self, group_id: str, assigned: list[JSON]) -> None:
+    def set_group_licenses(
+        self, group_id: str, assigned: list[JSON], *, actor: str | None = None
+    ) -> None:
         """Replace the group's assignedLicenses ([{skuId, disabledPlans}])."""
-        self.groups[group_id]["assignedLicenses"] = copy.deepcopy(assigned)
+        group = self.groups[group_id]
+        group["assignedLicenses"] = copy.deepcopy(assigned)
         self._log.append((group_id, _PROPS, None))
+        modified = [
+            {
+                "displayName": "AssignedLicense",
+                "oldValue": None,
+                "newValue": json.dumps(group["assignedLicenses"], separators=(",", ":")),
+            }
+        ]
+        self.record_audit("Set group license", [_target(group, "Group", modified)], actor=actor)
+
+    def fail_next_send_mail(self, status: int, retry_after: float | None = None) -> None:
+        """The next `send_mail` raises DirectoryError(status, ..., retry_after) and sends
+        nothing. Calls queue up: call twice to fail the next two."""
+        self._send_failures.append((status, retry_after))
 
     def set_user_state(self, user_id: str, **fields: Any) -> None:
         """Overwrite user fields, e.g. licenseAssignmentStates=[...], usageLocation="DE"."""
         self.users[user_id].update(copy.deepcopy(fields))
 
-    def delete_group(self, group_id: str) -> None:
-        del self.groups[group_id]
+    def delete_group(self, group_id: str, *, actor: str | None = None) -> None:
+        group = self.groups.pop(group_id)
         del self.members[group_id]
         self._log.append((group_id, _DELETED, None))
+        self.record_audit("Delete group", [_target(group, "Group")], actor=actor)
 
     def expire_delta_tokens(self) -> None:
         """Every delta link handed out so far becomes unknown (as after 7 days)."""
@@ -275,7 +428,96 @@ class FakeDirectory:
         if user_id not in self.users:
             return False
         self.reprocessed.append(user_id)
+        self.record_audit(
+            "Change user license",
+            [_target(self.users[user_id], "User")],
+            actor=self.app_display_name,
+            category="UserManagement",
+        )
         return True
+
+    # ------------------------------------------------------------------ paging, audits, mail
+    def _page_from(self, next_link: str | None, path: str) -> tuple[int, dict[str, list[str]]]:
+        if next_link is None:
+            return 0, {}
+        parts = urlsplit(next_link)
+        query = parse_qs(parts.query)
+        token = (query.get("$skiptoken") or [""])[0]
+        if parts.scheme != "fake" or unquote(parts.path) != path or not token.isdigit():
+            raise DirectoryError(400, "Request_BadRequest", "Invalid $skiptoken value.")
+        return int(token), query
+
+    def _link(self, path: str, pos: int, **params: str) -> str:
+        extra = "".join(f"&{k}={quote(v, safe=',')}" for k, v in params.items())
+        return f"fake://graph/v1.0{quote(path)}?$top={self.page_size}{extra}&$skiptoken={pos}"
+
+    async def users_page(
+        self, next_link: str | None, *, select: str = USER_SELECT
+    ) -> tuple[list[JSON], str | None]:
+        self._count("users_page")
+        pos, query = self._page_from(next_link, "/v1.0/users")
+        if next_link is not None:
+            select = (query.get("$select") or [select])[0]
+        fields = tuple(f for f in select.split(",") if f)
+        ids = sorted(self.users)
+        end = pos + self.page_size
+        page = [_project(self.users[uid], fields) for uid in ids[pos:end]]
+        more = self._link("/users", end, **{"$select": select}) if end < len(ids) else None
+        return page, more
+
+    async def group_members_page(
+        self, group_id: str, next_link: str | None
+    ) -> tuple[list[str], str | None]:
+        self._count("group_members_page")
+        if next_link is not None:
+            path = unquote(urlsplit(next_link).path)
+            group_id = path.removeprefix("/v1.0/groups/").removesuffix("/members")
+        pos, _ = self._page_from(next_link, f"/v1.0/groups/{group_id}/members")
+        if group_id not in self.groups:
+            raise DirectoryError(404, "Request_ResourceNotFound", f"Resource '{group_id}'")
+        members = self.members[group_id]  # pages count every member, as Graph's do
+        end = pos + self.page_size
+        ids = [m["id"] for m in members[pos:end] if m["@odata.type"] == USER_TYPE]
+        more = self._link(f"/groups/{group_id}/members", end) if end < len(members) else None
+        return ids, more
+
+    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+        self._count("directory_audits")
+        start = _parse_iso(since)
+        wanted = set(activities)
+        found = [
+            copy.deepcopy(e)
+            for e in self.audits
+            if _parse_iso(str(e.get("activityDateTime"))) >= start
+            and (not wanted or e.get("activityDisplayName") in wanted)
+        ]
+        found.sort(key=lambda e: _parse_iso(str(e["activityDateTime"])), reverse=True)
+        return found
+
+    async def send_mail(
+        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
+    ) -> None:
+        self._count("send_mail")
+        if self._send_failures:
+            status, retry_after = self._send_failures.pop(0)
+            code = _FAIL_CODES.get(status, f"HTTP{status}")
+            raise DirectoryError(status, code, "Simulated sendMail failure.", retry_after)
+        known = sender in self.users or any(
+            str(u.get("userPrincipalName", "")).lower() == sender.lower()
+            for u in self.users.values()
+        )
+        if not known:
+            raise DirectoryError(
+                404, "ErrorInvalidUser", f"The requested user '{sender}' is invalid."
+            )
+        _check_message(message)
+        self.sent_mail.append(
+            {
+                "sender": sender,
+                "message": copy.deepcopy(message),
+                "saveToSentItems": save_to_sent_items,
+            }
+        )
 
     # ------------------------------------------------------------------ subscriptions
     def _expiry(self, expiration: str) -> str:
