@@ -31,12 +31,31 @@ Optional (default):
 * ``ACT_GROUP_ALLOWLIST`` (empty: all groups): comma-separated group GUIDs.
 * ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
 * ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
+
+Alerts (optional; see README "Alerts"):
+
+* ``ALERT_SENDER`` (none): the one mailbox alerts are sent from (``POST /users/{sender}/sendMail``).
+  Unset: alerts are disabled (logged once per worker); everything else runs.
+* ``ALERT_RECIPIENTS`` (none): comma-separated addresses; required when ``ALERT_SENDER`` is set.
+  Addresses outside the tenant's verified domains are refused at the first send.
+* ``ALERT_DIGEST_SCHEDULE`` (``0 0 * * * *``, hourly): the digest timer. The host resolves
+  ``%ALERT_DIGEST_SCHEDULE%`` from app settings with no fallback, so it is set in Bicep and the
+  example settings too; without it only ``alert_digest`` fails to load.
+* ``ALERT_EXCLUDE_SKUS``, ``ALERT_EXCLUDE_GROUPS`` (GUIDs), ``ALERT_EXCLUDE_USERS`` (ids or
+  UPNs), comma-separated: mute alerts for them; findings are still recorded and reported.
+* ``ALERT_GRACE_MINUTES`` (30): an error or warning is alerted once it is this old.
+* ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
+* ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour
+  is one mass-loss alert.
+* ``BASELINE`` (empty): ``off`` skips the first-run baseline (digests report everything open);
+  ``reset`` or any ``reset-<label>`` forces one new baseline (each distinct value once).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -157,6 +176,40 @@ def _group_ids(text: str) -> frozenset[str]:
     return frozenset(_guid(part.strip()) for part in text.split(",") if part.strip())
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if number < 0:
+        raise ValueError(f"{number} must not be negative")
+    return number
+
+
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def _email(text: str) -> str:
+    if not _EMAIL.match(text):
+        raise ValueError(f"{text!r} is not an email address")
+    return text.lower()
+
+
+def _emails(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_email(part.strip()) for part in text.split(",") if part.strip()))
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def _baseline(text: str) -> str:
+    value = text.lower()
+    if value != "off" and not (value == "reset" or value.startswith("reset-")):
+        raise ValueError(f"{text!r} is not 'off', 'reset' or 'reset-<label>'")
+    return value
+
+
 def _ncrontab(text: str) -> str:
     if len(text.split()) != 6:
         raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
@@ -212,6 +265,30 @@ class Settings:
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
+    alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", _email))
+    alert_recipients: tuple[str, ...] = field(
+        default=(), metadata=_env("ALERT_RECIPIENTS", _emails)
+    )
+    alert_digest_schedule: str = field(
+        default="0 0 * * * *", metadata=_env("ALERT_DIGEST_SCHEDULE", _ncrontab)
+    )
+    alert_exclude_skus: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_SKUS", _group_ids)
+    )
+    alert_exclude_groups: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_GROUPS", _group_ids)
+    )
+    alert_exclude_users: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_USERS", _words)
+    )
+    alert_grace_minutes: int = field(
+        default=30, metadata=_env("ALERT_GRACE_MINUTES", _non_negative_int)
+    )
+    swap_grace_days: int = field(default=3, metadata=_env("SWAP_GRACE_DAYS", _non_negative_int))
+    mass_loss_threshold: int = field(
+        default=10, metadata=_env("MASS_LOSS_THRESHOLD", _positive_int)
+    )
+    baseline: str | None = field(default=None, metadata=_env("BASELINE", _baseline))
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
@@ -243,6 +320,8 @@ class Settings:
         if token and not _is_loopback(base or DEFAULT_GRAPH_BASE_URL):
             problem = "is for local use against graphsim; GRAPH_BASE_URL must be a loopback address"
             invalid["GRAPH_STATIC_TOKEN"] = problem
+        if values.get("alert_sender") and not values.get("alert_recipients"):
+            invalid.setdefault("ALERT_RECIPIENTS", "is required when ALERT_SENDER is set")
         if missing or invalid:
             raise SettingsError(tuple(missing), invalid)
         return cls(**values)

@@ -127,6 +127,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SYNC_WATCH_SCHEDULE: schedules.syncWatch
       RECHECK_ERRORS_SCHEDULE: schedules.recheckErrors
       POISON_WATCH_SCHEDULE: schedules.poisonWatch
+      // Alerts (README "Alerts"; docs/operations.md scopes Mail.Send to the sender mailbox).
+      // Empty ALERT_SENDER disables mail; set sender and recipients (verified domains only).
+      ALERT_SENDER: ''
+      ALERT_RECIPIENTS: ''
+      ALERT_DIGEST_SCHEDULE: '0 0 * * * *'
+      ALERT_EXCLUDE_SKUS: ''
+      ALERT_EXCLUDE_GROUPS: ''
+      ALERT_EXCLUDE_USERS: ''
+      ALERT_GRACE_MINUTES: '30'
+      SWAP_GRACE_DAYS: '3'
+      MASS_LOSS_THRESHOLD: '10'
+      BASELINE: ''
     }
   }
 }
