@@ -57,7 +57,7 @@ class GraphCall:
     confirmed: bool = True
     """False where graph-facts marks the permission [UNCONFIRMED] or inferred."""
     used: bool = True
-    """False for calls listed ahead of use (alert mail, audit log)."""
+    """False for calls listed ahead of use (none at the moment)."""
 
 
 CALLS: tuple[GraphCall, ...] = (
@@ -74,7 +74,8 @@ CALLS: tuple[GraphCall, ...] = (
         "members in license error",
         confirmed=False,  # graph-facts §3.3/§7: not published; Directory.Read.All also works
     ),
-    # users (user-get, user-list-memberof)
+    # users (user-list, user-get, user-list-memberof)
+    GraphCall("GET", "/users", "User.Read.All", READ, "all users, page by page (nightly scan)"),
     GraphCall("GET", "/users/{id}", "User.Read.All", READ, "users by id ($batch item)"),
     GraphCall(
         "GET",
@@ -96,7 +97,6 @@ CALLS: tuple[GraphCall, ...] = (
         "AuditLog.Read.All",
         READ,
         "licensing audit entries",
-        used=False,
     ),
     # change notifications on /groups (subscription-post-subscriptions and siblings)
     GraphCall("GET", "/subscriptions", "Group.Read.All", READ, "list our subscriptions"),
@@ -112,7 +112,7 @@ CALLS: tuple[GraphCall, ...] = (
         REPROCESS,
         "re-run group-based licensing for a user",
     ),
-    GraphCall("POST", "/users/{id}/sendMail", "Mail.Send", ALERTS, "alert mail", used=False),
+    GraphCall("POST", "/users/{id}/sendMail", "Mail.Send", ALERTS, "alert mail"),
 )
 
 PERMISSION_SETS: dict[str, frozenset[str]] = {

@@ -28,6 +28,9 @@ from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
+    DirectoryAuditsRequestBuilder,
+)
 from msgraph.generated.groups.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 from msgraph.generated.groups.item.members.members_request_builder import MembersRequestBuilder
@@ -42,6 +45,7 @@ from msgraph.generated.organization.organization_request_builder import (
 from msgraph.generated.subscribed_skus.subscribed_skus_request_builder import (
     SubscribedSkusRequestBuilder,
 )
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
@@ -226,6 +230,11 @@ def _subscription(sub: GraphSubscription | None) -> Subscription:
         lifecycle_notification_url=sub.lifecycle_notification_url,
         expiration=_iso(sub.expiration_date_time),
     )
+
+
+def _odata_str(value: str) -> str:
+    """A string literal's content in an OData $filter (single quotes doubled)."""
+    return value.replace("'", "''")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -526,6 +535,81 @@ class GraphDirectory:
                 return False
             raise
         return True
+
+    async def users_page(
+        self, next_link: str | None, *, select: str = USER_SELECT
+    ) -> tuple[list[JSON], str | None]:
+        """One page of GET /users ($top, $select); the nextLink (which carries both) is
+        followed as Graph gave it, so `select` only matters on the first call."""
+        users = self._client.users
+        if next_link is None:
+            params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                select=[f for f in select.split(",") if f], top=self._top
+            )
+            info = users.to_get_request_information(RequestConfiguration(query_parameters=params))
+        else:
+            info = users.with_url(next_link).to_get_request_information()
+        page = await self._send(info)
+        more = page.get("@odata.nextLink")
+        return list(page.get("value") or []), str(more) if more else None
+
+    async def group_members_page(
+        self, group_id: str, next_link: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page of GET /groups/{id}/members ($top, $select=id), user ids only (a page may
+        hold fewer ids than $top, or none, and still have a next link)."""
+        members = self._client.groups.by_group_id(group_id).members
+        if next_link is None:
+            params = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+                select=["id"], top=self._top
+            )
+            info = members.to_get_request_information(RequestConfiguration(query_parameters=params))
+        else:
+            info = members.with_url(next_link).to_get_request_information()
+        page = await self._send(info)
+        ids = [str(m["id"]) for m in page.get("value") or [] if m.get("@odata.type") == USER_TYPE]
+        more = page.get("@odata.nextLink")
+        return ids, str(more) if more else None
+
+    # ------------------------------------------------------------------ audit log, mail
+    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+        """GET /auditLogs/directoryAudits?$filter=activityDateTime ge <since>, all pages,
+        newest first. `activityDisplayName` supports only `eq`/`startswith` in $filter
+        (graph-facts §3.8), so each activity is one filtered query (`... and
+        activityDisplayName eq 'X'`) and the results are merged."""
+        start = _iso(_parse_iso(since))
+        clauses = [f"activityDateTime ge {start}"]
+        names = list(dict.fromkeys(activities))
+        filters = (
+            [f"{clauses[0]} and activityDisplayName eq '{_odata_str(n)}'" for n in names]
+            if names
+            else clauses
+        )
+        builder = self._client.audit_logs.directory_audits
+        found: dict[str, JSON] = {}
+        for text in filters:
+            params = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+                filter=text
+            )
+            info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+            for entry in await self._pages(info, builder.with_url):
+                found.setdefault(str(entry.get("id")), entry)
+        entries = list(found.values())
+        entries.sort(key=lambda e: _parse_iso(str(e.get("activityDateTime"))), reverse=True)
+        return entries
+
+    async def send_mail(
+        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
+    ) -> None:
+        """POST /users/{sender}/sendMail with `{"message": ..., "saveToSentItems": ...}` as
+        JSON (202, no body). Throttling is retried by the SDK middleware after Retry-After;
+        what is left raises DirectoryError (429 with `retry_after`, 400 for a bad message)."""
+        builder = self._client.users.by_user_id(sender).send_mail
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        body = {"message": message, "saveToSentItems": save_to_sent_items}
+        info.set_stream_content(orjson.dumps(body), "application/json")
+        await self._send(info)
 
     # ------------------------------------------------------------------ tenant
     async def subscribed_skus(self) -> list[JSON]:

@@ -9,6 +9,9 @@ The tenant is the demo snapshot plus 110 unlicensed users in a group of 120 memb
 nested group), so member lists and delta rounds span pages (graphsim's delta page size and the
 adapter's $top are lowered) and users_by_id needs several batches.
 
+Audit entries, mail and time: the fake is built with graphsim's control-API admin as its default
+actor (`SIM_ADMIN_UPN`) and a clock the driver can advance, so the same assertions hold on both.
+
 The graph side also checks, after every test, that each endpoint graphsim counted is in the
 permissions manifest (`shared.permissions`).
 """
@@ -58,6 +61,10 @@ SKU_E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 def _gid(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"directory-contract/{name}"))
 
+
+SIM_ADMIN_UPN = "admin@graphsim.onmicrosoft.com"
+"""Who graphsim's control API (the graph driver's hands) records in the audit log."""
+AUDITED = ("Add member to group", "Remove member from group", "Set group license")
 
 BIG = _gid("group/big")
 EXTRA_USERS = [_gid(f"user/{i}") for i in range(110)]
@@ -138,9 +145,39 @@ class FakeDriver:
     name = "fake"
 
     def __init__(self) -> None:
-        self.fake = FakeDirectory(copy.deepcopy(TENANT))
+        self.offset = timedelta(0)
+        self.fake = FakeDirectory(
+            copy.deepcopy(TENANT), now=self._now, page_size=50, admin_upn=SIM_ADMIN_UPN
+        )
         self.directory: Directory = self.fake
         self.notification_url = "https://example.invalid/api/notify"
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def now(self) -> str:
+        return self._now().isoformat()
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "from": m["sender"],
+                "subject": m["message"].get("subject"),
+                "to": [r["emailAddress"]["address"] for r in m["message"]["toRecipients"]],
+                "headers": m["message"].get("internetMessageHeaders") or [],
+                "saveToSentItems": m["saveToSentItems"],
+            }
+            for m in self.fake.sent_mail
+        ]
+
+    def fail_send_mail(self, status: int, retry_after: float) -> None:
+        self.fake.fail_next_send_mail(status, retry_after)
+
+    def clear_faults(self) -> None:
+        pass
 
     def add_member(self, gid: str, uid: str) -> None:
         self.fake.add_member(gid, uid)
@@ -181,6 +218,31 @@ class GraphDriver:
 
     def expire_delta_tokens(self) -> None:
         self.sim.advance_clock(days=8)  # directory delta tokens live 7 days
+
+    def now(self) -> str:
+        return self.sim.now()
+
+    def advance(self, seconds: float) -> None:
+        self.sim.advance_clock(seconds=seconds)
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "from": m["from"],
+                "subject": m["subject"],
+                "to": m["toRecipients"],
+                "headers": m["internetMessageHeaders"],
+                "saveToSentItems": m["saveToSentItems"],
+            }
+            for m in self.sim.outbox()
+        ]
+
+    def fail_send_mail(self, status: int, retry_after: float) -> None:
+        # every request fails: the SDK's retry handler gives up after its retries
+        self.sim.set_faults(**{f"rate{status}": 1.0, "retryAfter": retry_after, "seed": 1})
+
+    def clear_faults(self) -> None:
+        self.sim.set_faults(rate429=0, rate503=0)
 
 
 Driver = FakeDriver | GraphDriver
@@ -343,6 +405,189 @@ async def test_member_of_lists_direct_groups(driver: Driver) -> None:
         expected = {gid for gid in GROUPS if uid in user_members(gid)}
         assert set(got[uid]) == expected
     assert got[EXTRA_USERS[0]] == [BIG]
+
+
+async def test_users_page_reads_every_user_across_pages(driver: Driver) -> None:
+    seen: list[str] = []
+    pages = 0
+    link: str | None = None
+    while True:
+        page, link = await driver.directory.users_page(link)
+        pages += 1
+        for user in page:
+            assert set(user) >= set(USER_SELECT.split(","))
+            seen.append(user["id"])
+        if link is None:
+            break
+        assert link.startswith(("http", "fake:"))
+    assert pages == -(-len(USERS) // 50)  # $top 50 on both sides
+    assert len(seen) == len(set(seen)) == len(USERS)
+    assert set(seen) == set(USERS)
+
+
+async def test_users_page_keeps_the_select_on_every_page(driver: Driver) -> None:
+    page, link = await driver.directory.users_page(None, select="id,userPrincipalName")
+    assert link is not None
+    second, _ = await driver.directory.users_page(link, select="id,userPrincipalName")
+    for user in page + second:
+        assert {"id", "userPrincipalName"} <= set(user)
+        assert "licenseAssignmentStates" not in user
+        assert user["userPrincipalName"] == USERS[user["id"]]["userPrincipalName"]
+
+
+async def test_group_members_page_reads_every_page_and_only_users(driver: Driver) -> None:
+    ids: list[str] = []
+    pages = 0
+    link: str | None = None
+    while True:
+        page, link = await driver.directory.group_members_page(BIG, link)
+        pages += 1
+        ids.extend(page)
+        if link is None:
+            break
+    assert pages == 3  # 121 members (one a group), 50 a page
+    assert len(ids) == len(set(ids)) == 120
+    assert set(ids) == user_members(BIG)
+    assert SALES not in ids
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.group_members_page(UNKNOWN[0], None)
+    assert err.value.status == 404
+
+
+# --------------------------------------------------------------------------- audit log
+def _actor(entry: dict[str, Any]) -> str | None:
+    by = entry.get("initiatedBy") or {}
+    if by.get("user"):
+        return str(by["user"].get("userPrincipalName"))
+    if by.get("app"):
+        return str(by["app"].get("displayName"))
+    return None
+
+
+def _target_ids(entry: dict[str, Any]) -> list[str]:
+    return [str(t.get("id")) for t in entry.get("targetResources") or []]
+
+
+async def test_directory_audits_since_a_time(driver: Driver) -> None:
+    early = EXTRA_USERS[-1]
+    driver.remove_member(BIG, early)  # before `since`: left out
+    driver.advance(5)
+    since = driver.now()
+    driver.advance(2)  # Graph stamps whole seconds: keep the changes clearly after `since`
+    joiner = next(u for u in USERS if u not in user_members(EMS))
+    leaver = EXTRA_USERS[0]
+    driver.add_member(EMS, joiner)
+    driver.remove_member(BIG, leaver)
+    assigned = [{"skuId": SKU_E3, "disabledPlans": []}]
+    driver.set_group_licenses(E3_TEAMS, assigned)
+
+    found = await driver.directory.directory_audits(since, AUDITED)
+    assert sorted(e["activityDisplayName"] for e in found) == sorted(AUDITED)
+    by_activity = {e["activityDisplayName"]: e for e in found}
+    for entry in found:
+        assert _actor(entry) == SIM_ADMIN_UPN
+        assert parse(entry["activityDateTime"]) >= parse(since.replace("+00:00", "Z"))
+        assert entry["id"]
+    added = by_activity["Add member to group"]
+    assert _target_ids(added) == [joiner, EMS]
+    assert [t["type"] for t in added["targetResources"]] == ["User", "Group"]
+    assert added["targetResources"][0]["userPrincipalName"] == USERS[joiner]["userPrincipalName"]
+    assert _target_ids(by_activity["Remove member from group"]) == [leaver, BIG]
+    lic = by_activity["Set group license"]
+    assert _target_ids(lic) == [E3_TEAMS]
+    assert lic["category"] == "GroupManagement"
+    times = [parse(e["activityDateTime"]) for e in found]
+    assert times == sorted(times, reverse=True)  # newest first
+
+    only = await driver.directory.directory_audits(since, ["Remove member from group"])
+    assert [_target_ids(e) for e in only] == [[leaver, BIG]]
+    everything = await driver.directory.directory_audits(since)
+    assert {e["id"] for e in found} <= {e["id"] for e in everything}
+    assert all(early not in _target_ids(e) for e in everything)
+    assert await driver.directory.directory_audits(iso_in(1), AUDITED) == []
+
+
+# --------------------------------------------------------------------------- mail
+SENDER = str(TENANT["users"][0]["userPrincipalName"])
+"""A mailbox of the tenant (graphsim accepts a user id or a UPN as the sender)."""
+
+
+def alert_message(**changes: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "subject": "License Guard: 3 users without E3",
+        "body": {"contentType": "HTML", "content": "<p>3 users are waiting for seats.</p>"},
+        "toRecipients": [
+            {"emailAddress": {"address": "it-licensing@contoso.com"}},
+            {"emailAddress": {"address": "ops@contoso.com", "name": "Ops"}},
+        ],
+        "internetMessageHeaders": [{"name": "X-License-Guard-Run", "value": "nightly-42"}],
+    }
+    message.update(changes)
+    return message
+
+
+async def test_send_mail_arrives_without_saving_to_sent_items(driver: Driver) -> None:
+    sender = SENDER
+    await driver.directory.send_mail(sender, alert_message())
+    sent = driver.sent()
+    assert sent == [
+        {
+            "from": sender,
+            "subject": "License Guard: 3 users without E3",
+            "to": ["it-licensing@contoso.com", "ops@contoso.com"],
+            "headers": [{"name": "X-License-Guard-Run", "value": "nightly-42"}],
+            "saveToSentItems": False,
+        }
+    ]
+    await driver.directory.send_mail(sender, alert_message(), save_to_sent_items=True)
+    assert driver.sent()[1]["saveToSentItems"] is True
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (alert_message(toRecipients=[]), "ErrorInvalidRecipients"),
+        (
+            alert_message(toRecipients=[{"emailAddress": {"address": "not-an-address"}}]),
+            "ErrorInvalidRecipients",
+        ),
+        (
+            alert_message(internetMessageHeaders=[{"name": "Run", "value": "1"}]),
+            "InvalidInternetMessageHeader",
+        ),
+    ],
+)
+async def test_send_mail_rejects_a_malformed_message(
+    driver: Driver, message: dict[str, Any], code: str
+) -> None:
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.send_mail(SENDER, message)
+    assert err.value.status == 400
+    assert err.value.code == code
+    assert not err.value.is_transient
+    assert driver.sent() == []
+
+
+async def test_send_mail_from_an_unknown_mailbox_is_404(driver: Driver) -> None:
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.send_mail("nobody@contoso.com", alert_message())
+    assert err.value.status == 404
+    assert driver.sent() == []
+
+
+async def test_send_mail_throttled_raises_429_with_retry_after(driver: Driver) -> None:
+    driver.fail_send_mail(429, retry_after=1)
+    try:
+        with pytest.raises(DirectoryError) as err:
+            await driver.directory.send_mail(SENDER, alert_message())
+    finally:
+        driver.clear_faults()
+    assert err.value.status == 429
+    assert err.value.retry_after == 1.0
+    assert err.value.is_transient
+    assert driver.sent() == []
+    await driver.directory.send_mail(SENDER, alert_message())  # later it goes through
+    assert len(driver.sent()) == 1
 
 
 # --------------------------------------------------------------------------- tenant

@@ -78,6 +78,8 @@ def test_grant_drops_permissions_a_broader_grant_covers() -> None:
         ("POST", "/users/abc/reprocessLicenseAssignment", "User.ReadWrite.All"),
         ("POST", "/users/{id}/sendMail", "Mail.Send"),
         ("GET", "/subscribedSkus", "Organization.Read.All"),
+        ("GET", "/users?$top=999&$select=id", "User.Read.All"),
+        ("GET", "/v1.0/auditLogs/directoryAudits", "AuditLog.Read.All"),
     ],
 )
 def test_find_call(method: str, path: str, permission: str) -> None:
@@ -87,7 +89,7 @@ def test_find_call(method: str, path: str, permission: str) -> None:
 
 
 def test_find_call_knows_nothing_else() -> None:
-    assert find_call("GET", "/users") is None
+    assert find_call("GET", "/users/{id}/licenseDetails") is None
     assert find_call("DELETE", "/groups/{id}") is None
     assert find_call("POST", "/users/{id}/assignLicense") is None
 
@@ -116,6 +118,12 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.group_delta([], rnd.delta_link)
             await directory.users_by_id([*EXTRA_USERS[:3], UNKNOWN[1]])
             await directory.member_of(EXTRA_USERS[:2])
+            await directory.users_page(None)
+            await directory.group_members_page(BIG, None)
+            await directory.directory_audits("2020-01-01T00:00:00Z", ["Set group license"])
+            sender = str(TENANT["users"][0]["userPrincipalName"])
+            message = {"subject": "s", "toRecipients": [{"emailAddress": {"address": "a@b.c"}}]}
+            await directory.send_mail(sender, message)
             await directory.subscribed_skus()
             await directory.organization()
             await directory.groups_with_license_errors()
