@@ -1,0 +1,55 @@
+"""Reconciliation fixtures: the service-layer world (demo tenant, in-memory everything) with
+small pages, and an in-memory blob store on the same clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from shared.adapters.blobs import InMemoryBlobStore
+from shared.adapters.fake_directory import FakeDirectory
+from shared.service.reconcile import Options, ReconcileResult, reconcile_nightly
+from tests.service.world import World, build_world
+
+PAGE = 5
+"""Users per page: the 23 demo users make five pages."""
+
+
+class SmallPages(FakeDirectory):
+    def __init__(
+        self, snapshot: Mapping[str, Any], *, now: Callable[[], datetime] | None = None
+    ) -> None:
+        super().__init__(snapshot, now=now, page_size=PAGE)
+
+
+class Nightly:
+    """A world plus the blob store the reconciliation writes to."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.blobs = InMemoryBlobStore(now=world.clock.now)
+
+    @property
+    def directory(self) -> FakeDirectory:
+        return self.world.directory
+
+    async def run(self, **options: Any) -> ReconcileResult:
+        return await reconcile_nightly(self.world.svc, self.blobs, Options(**options))
+
+
+@pytest.fixture
+def nightly() -> Nightly:
+    return Nightly(build_world(fake=SmallPages))
+
+
+@pytest.fixture
+def act_nightly() -> Nightly:
+    return Nightly(build_world(fake=SmallPages, LICENSE_GUARD_MODE="act"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,139 @@
+"""The nightly reconciliation: baseline, idempotence, resumption, and what it writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from shared.adapters.queues import RECOMPUTE_USERS, REPROCESS_USER
+from shared.report import CSV_HEADER
+from shared.service.reconcile import LAST, RUN
+from shared.service.stores import ServiceState
+from tests.reconcile.conftest import PAGE, Nightly, SmallPages
+from tests.service.world import IRVIN, JONI, NESTOR, build_world
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+
+
+def open_keys(nightly: Nightly) -> set[str]:
+    return {
+        str(e.fields["key"])
+        for e in nightly.world.svc.tables.findings.query_all()
+        if not e.fields.get("resolvedAt")
+    }
+
+
+def report(nightly: Nightly, result_blobs: list[str], suffix: str) -> bytes:
+    [name] = [n for n in result_blobs if n.endswith(suffix)]
+    data = nightly.blobs.get(name)
+    assert data is not None
+    return data
+
+
+async def test_the_first_run_is_a_baseline_that_records_everything_and_queues_nothing(
+    act_nightly: Nightly,
+) -> None:
+    result = await act_nightly.run()
+
+    assert result.status == "done"
+    assert result.baseline
+    assert result.users == 23
+    assert {f"{IRVIN}|", f"{JONI}|", f"{NESTOR}|"} <= {k[:37] for k in open_keys(act_nightly)}
+    assert result.new_findings == len(open_keys(act_nightly))
+    assert act_nightly.world.messages(REPROCESS_USER) == []
+    assert act_nightly.world.messages(RECOMPUTE_USERS) == []
+    assert result.summary is not None
+    assert result.summary.baseline
+
+
+async def test_a_second_firing_the_same_day_does_nothing(act_nightly: Nightly) -> None:
+    first = await act_nightly.run()
+    requests = act_nightly.directory.request_count
+
+    second = await act_nightly.run()
+
+    assert second.status == "skipped"
+    assert second.run_id == first.run_id
+    assert act_nightly.directory.request_count == requests
+
+
+async def test_a_rerun_over_an_unchanged_tenant_adds_nothing_queues_nothing_mails_nothing(
+    act_nightly: Nightly,
+) -> None:
+    await act_nightly.run()
+    act_nightly.world.clock.advance(DAY)
+    acting = await act_nightly.run()  # the first run that may act
+    act_nightly.world.messages(REPROCESS_USER)
+    act_nightly.world.messages(RECOMPUTE_USERS)
+    keys = open_keys(act_nightly)
+
+    rerun = await act_nightly.run(force=True)
+
+    assert not acting.baseline
+    assert rerun.status == "done"
+    assert rerun.new_findings == 0
+    assert rerun.resolved_findings == 0
+    assert open_keys(act_nightly) == keys
+    assert act_nightly.world.messages(REPROCESS_USER) == []
+    assert act_nightly.world.messages(RECOMPUTE_USERS) == []
+    sent = ServiceState(act_nightly.world.svc.tables.servicestate).get("reconcile-summary-sent")
+    assert sent is not None
+    assert sent.fields["runId"] == acting.run_id
+
+
+class Interrupted(Exception):
+    pass
+
+
+async def test_a_run_killed_after_page_k_resumes_to_the_same_result(nightly: Nightly) -> None:
+    reference = Nightly(build_world(fake=SmallPages))
+    expected = await reference.run()
+
+    calls = {"n": 0}
+    real = nightly.directory.users_page
+
+    async def dies_after_two_pages(next_link: str | None, *, select: str) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Interrupted
+        return await real(next_link, select=select)
+
+    nightly.directory.users_page = dies_after_two_pages  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        await nightly.run()
+    state = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
+    assert state is not None
+    assert state.fields["phase"] == "users"
+    nightly.directory.users_page = real  # type: ignore[method-assign]
+    pages_before = nightly.directory.requests["users_page"]
+
+    resumed = await nightly.run()
+
+    assert resumed.resumed
+    assert resumed.run_id == state.fields["runId"]
+    assert nightly.directory.requests["users_page"] - pages_before == 5 - 2
+    assert resumed.users == expected.users == 23
+    assert open_keys(nightly) == open_keys(reference)
+    assert resumed.new_findings == expected.new_findings
+    paths = report(nightly, resumed.report_blobs, "paths.csv")
+    assert paths == report(reference, expected.report_blobs, "paths.csv")
+    assert ServiceState(nightly.world.svc.tables.servicestate).get(LAST) is not None
+
+
+async def test_the_paths_report_has_the_cores_header_and_a_row_per_path(nightly: Nightly) -> None:
+    result = await nightly.run()
+
+    text = report(nightly, result.report_blobs, "paths.csv").decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    document = json.loads(report(nightly, result.report_blobs, "evaluation.json"))
+
+    assert tuple(rows[0]) == CSV_HEADER
+    assert len(rows) > 23
+    assert len(document["users"]) == 23
+    assert {s["skuPartNumber"] for s in document["skus"]} >= {"ENTERPRISEPACK", "EMS"}
+    assert PAGE < 23
