@@ -91,6 +91,8 @@ class StorageConnection:
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     managed_identity_client_id: str | None = None
+    blob_service_uri: str | None = None
+    """``<prefix>__blobServiceUri`` (or from ``__accountName``); the blob store needs it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], prefix: str = STORAGE_SETTING) -> StorageConnection:
@@ -118,9 +120,13 @@ class StorageConnection:
                 f"identity-based storage needs both {prefix}__queueServiceUri and "
                 f"{prefix}__tableServiceUri (or {prefix}__accountName)"
             )
+        blob = get("__blobServiceUri") or (account and f"https://{account}.blob.core.windows.net")
         client_id = get("__clientId") if get("__credential") == "managedidentity" else None
         return cls(
-            queue_service_uri=queue, table_service_uri=table, managed_identity_client_id=client_id
+            queue_service_uri=queue,
+            table_service_uri=table,
+            managed_identity_client_id=client_id,
+            blob_service_uri=blob,
         )
 
 

@@ -1,5 +1,6 @@
 // One storage account, reached only with the managed identity (shared keys off): blob for the
 // deployment package and the host's timer leases, queues for the pipeline, tables for state.
+// Blob containers for the app's own files: reports (shared/adapters/blobs.py REPORTS_CONTAINER).
 // Queue and table names are contracts with the code (shared/adapters/queues.py QUEUE_NAMES and
 // their -poison twins, shared/adapters/tables.py TABLE_NAMES); tests/infra checks them.
 param name string
@@ -16,6 +17,10 @@ var queueNames = [
   'reprocess-user-poison'
   'sync-completed'
   'sync-completed-poison'
+]
+
+var containerNames = [
+  'reports'
 ]
 
 var tableNames = [
@@ -61,6 +66,16 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for containerName in containerNames: {
+    parent: blobService
+    name: containerName
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from shared.adapters.blobs import REPORTS_CONTAINER
 from shared.adapters.queues import QUEUE_NAMES, poison_name
 from shared.adapters.tables import TABLE_NAMES
 from shared.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
@@ -263,6 +264,19 @@ def test_queues_and_tables_created_match_the_code_exactly() -> None:
     assert sorted(queues) == sorted([*QUEUE_NAMES, *map(poison_name, QUEUE_NAMES)])
     assert sorted(tables) == sorted(TABLE_NAMES)
     assert re.search(r"allowSharedKeyAccess:\s*false", storage)
+
+
+def test_the_app_blob_containers_are_created_private() -> None:
+    storage = read("app/storage.bicep")
+    containers = string_list(after(storage, r"^var\s+containerNames\s*="))
+    body = after(storage, r"^resource\s+containers\s+'[^']+'\s*=")
+
+    assert containers == [REPORTS_CONTAINER]
+    assert resources(storage)["containers"][0].startswith(
+        "Microsoft.Storage/storageAccounts/blobServices/containers@"
+    )
+    assert re.search(r"for\s+containerName\s+in\s+containerNames", body)
+    assert re.search(r"publicAccess:\s*'None'", body)
 
 
 def test_every_queue_and_table_is_covered_by_a_data_role_at_account_scope() -> None:
