@@ -216,10 +216,16 @@ class PageChecks:
 def page_checks(evaluation: Evaluation, tenant: Tenant) -> PageChecks:
     checks = PageChecks()
     errors: dict[str, set[str]] = defaultdict(set)
+    # Entra's signals list current members only: an error on a path from a group the user
+    # has left (Entra refusing the removal) is the core's finding, not a disagreement.
+    members = {g.id: set(g.member_user_ids) for g in tenant.groups.values()}
     for report in evaluation.users:
         for finding in report.findings:
-            if finding.code in REPORTED_CODES and finding.group_id and finding.user_id:
-                errors[finding.group_id].add(finding.user_id)
+            group_id, user_id = finding.group_id, finding.user_id
+            if finding.code not in REPORTED_CODES or not group_id or not user_id:
+                continue
+            if user_id in members.get(group_id, ()):
+                errors[group_id].add(user_id)
         checks.state_mismatches.extend(_state_mismatches(report.user))
     checks.errors_by_group = {g: sorted(users) for g, users in errors.items()}
     licenses = {r.user.id: r.licenses for r in evaluation.users}

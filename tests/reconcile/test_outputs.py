@@ -1,0 +1,141 @@
+"""What a night writes: configuration snapshot and drift (with the audit actor), self-check,
+migration plan, and the summary handed to the alerts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+
+from shared.report import MIGRATION_CSV_HEADER
+from shared.service.reconcile import CONFIG_LATEST
+from tests.reconcile.conftest import Nightly
+from tests.service.world import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+NEW_PLAN = "0b2a7d8e-0000-4000-8000-00000000feed"
+
+
+def blob_json(nightly: Nightly, names: list[str], suffix: str) -> Any:
+    [name] = [n for n in names if n.endswith(suffix)]
+    data = nightly.blobs.get(name)
+    assert data is not None
+    return json.loads(data)
+
+
+def sku(nightly: Nightly, sku_id: str) -> dict[str, Any]:
+    return next(s for s in nightly.directory.skus if s["skuId"] == sku_id)
+
+
+async def test_the_config_snapshot_lists_licensed_groups_and_every_skus_plans(
+    nightly: Nightly,
+) -> None:
+    result = await nightly.run()
+
+    config = blob_json(nightly, result.report_blobs, "/config.json")
+
+    assert {g["displayName"] for g in config["groups"]} == {
+        "Licensing_Office365_E3_Base",
+        "Licensing_Office365_E3_Teams",
+        "Licensing_Office365_EMS_E3",
+    }
+    assert all("members" not in g and "memberIds" not in g for g in config["groups"])
+    assert all(s["servicePlans"] for s in config["subscribedSkus"])
+    assert nightly.blobs.get(CONFIG_LATEST) is not None
+    assert not any(n.endswith("config-diff.json") for n in result.report_blobs)
+
+
+async def test_the_diff_reports_a_new_plan_with_the_groups_it_reaches_and_who_changed_a_group(
+    nightly: Nightly,
+) -> None:
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    sku(nightly, EMS)["servicePlans"].append(
+        {"servicePlanId": NEW_PLAN, "servicePlanName": "COPILOT_NEW", "appliesTo": "User"}
+    )
+    sku(nightly, EMS)["prepaidUnits"]["enabled"] += 10
+    e3 = sku(nightly, ENTERPRISEPACK)
+    plan = e3["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="alice@contoso.com"
+    )
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    kinds = {c["kind"]: c for c in diff["changes"]}
+    assert kinds["new-service-plan"]["subject"] == "EMS"
+    assert "COPILOT_NEW" in kinds["new-service-plan"]["detail"]
+    assert "Licensing_Office365_EMS_E3" in kinds["new-service-plan"]["detail"]
+    assert kinds["group-licenses-changed"]["subject"] == "Licensing_Office365_E3_Base"
+    assert kinds["group-licenses-changed"]["actor"] == "alice@contoso.com"
+    assert "prepaid-units-changed" in kinds
+    assert result.summary is not None
+    assert {d.kind for d in result.summary.drift} == set(kinds)
+    assert nightly.directory.requests["directory_audits"] == 1
+
+
+async def test_the_self_check_lists_where_entra_and_the_core_disagree(nightly: Nightly) -> None:
+    real = nightly.directory.members_with_license_errors
+
+    async def one_more(group_id: str) -> list[str]:
+        found = await real(group_id)
+        return [*found, DIEGO] if group_id == EMS_E3 else found
+
+    nightly.directory.members_with_license_errors = one_more  # type: ignore[method-assign]
+    nightly.directory.users[DIEGO]["assignedLicenses"] = []  # Graph's two fields disagree
+
+    result = await nightly.run()
+
+    check = blob_json(nightly, result.report_blobs, "self-check.json")
+    assert {"groupId": EMS_E3, "userId": DIEGO, "problem": "in membersWithLicenseErrors only"} in (
+        check["verdictDisagreements"]
+    )
+    assert any(m["userId"] == DIEGO for m in check["stateMismatches"])
+    assert 0 < check["agreement"] < 1
+    assert result.summary is not None
+    assert result.summary.self_check_agreement == check["agreement"]
+    assert result.summary.self_check_disagreements >= 2
+
+
+async def test_an_unchanged_tenant_agrees_with_itself(nightly: Nightly) -> None:
+    result = await nightly.run()
+
+    check = blob_json(nightly, result.report_blobs, "self-check.json")
+
+    assert check["verdictDisagreements"] == []
+
+
+async def test_the_migration_plan_is_written_as_json_and_csv(nightly: Nightly) -> None:
+    result = await nightly.run()
+
+    plan = blob_json(nightly, result.report_blobs, "migration.json")
+    [name] = [n for n in result.report_blobs if n.endswith("migration.csv")]
+    rows = list(csv.reader(io.StringIO((nightly.blobs.get(name) or b"").decode())))
+
+    assert set(plan) == {"removalCandidates", "wouldDropPlans", "directOnly"}
+    assert tuple(rows[0]) == MIGRATION_CSV_HEADER
+    assert len(rows) - 1 == (
+        len(plan["removalCandidates"])
+        + len(plan["wouldDropPlans"])
+        + sum(len(s["users"]) for s in plan["directOnly"])
+    )
+    assert len(rows) > 1
+
+
+async def test_the_summary_counts_what_the_night_found(nightly: Nightly) -> None:
+    result = await nightly.run()
+
+    summary = result.summary
+    assert summary is not None
+    assert summary.users_scanned == 23
+    assert summary.findings_by_code["CountViolation"] >= 2
+    assert {s.sku_part_number for s in summary.seat_forecast} >= {"ENTERPRISEPACK", "EMS"}
+    assert summary.top_groups_by_errors[0].errors >= 1
+    assert set(summary.report_blobs) >= set(result.report_blobs[:-1])
+    assert nightly.blobs.list("nightly-runs/") == []
