@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from functions import directory_sync, pipeline, timers, webhooks
+from functions import directory_sync, pipeline, reconcile, timers, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for family in (webhooks, pipeline, directory_sync, timers):
+for family in (webhooks, pipeline, directory_sync, timers, reconcile):
     app.register_functions(family.bp)

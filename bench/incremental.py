@@ -239,6 +239,7 @@ def main() -> int:
             "SYNC_WATCH_SCHEDULE": NEVER,
             "RECHECK_ERRORS_SCHEDULE": NEVER,
             "POISON_WATCH_SCHEDULE": NEVER,
+            "RECONCILE_SCHEDULE": NEVER,
             "GRAPH_BASE_URL": graph_url,
             "GRAPH_STATIC_TOKEN": TOKEN,
             "LICENSE_GUARD_MODE": "act",

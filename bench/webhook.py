@@ -62,6 +62,7 @@ def settings() -> Settings:
             "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
             "RECHECK_ERRORS_SCHEDULE": "0 0 * * * *",
             "POISON_WATCH_SCHEDULE": "0 */15 * * * *",
+            "RECONCILE_SCHEDULE": "0 0 2 * * *",
         }
     )
 

@@ -92,6 +92,7 @@ def service_settings(
         "SYNC_WATCH_SCHEDULE": NEVER,
         "RECHECK_ERRORS_SCHEDULE": NEVER,
         "POISON_WATCH_SCHEDULE": NEVER,
+        "RECONCILE_SCHEDULE": NEVER,
     }
 
 

@@ -16,12 +16,15 @@ Required:
   notifications (this app's two webhook endpoints).
 * ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
 * ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
-  ``POISON_WATCH_SCHEDULE``: six-field NCRONTAB, UTC. These have no default on purpose: the
-  timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the host resolves that from
-  app settings with no fallback, so a missing one stops the function from loading. Requiring
-  them here makes that failure loud and early, and keeps one source for each schedule.
+  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC. These have no
+  default on purpose: the timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the
+  host resolves that from app settings with no fallback, so a missing one stops the function
+  from loading. Requiring them here makes that failure loud and early, and keeps one source for
+  each schedule.
 
 Optional (default):
+
+* ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
 * ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
@@ -246,6 +249,7 @@ class Settings:
     sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", _ncrontab))
     recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", _ncrontab))
     poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", _ncrontab))
+    reconcile_schedule: str = field(metadata=_env("RECONCILE_SCHEDULE", _ncrontab))
     graph_base_url: str = field(
         default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", _url)
     )
@@ -271,6 +275,10 @@ class Settings:
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
+    report_retention_days: int = field(
+        default=30, metadata=_env("REPORT_RETENTION_DAYS", _positive_int)
+    )
+    """Nightly reports older than this are deleted from blob storage."""
     alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", _email))
     alert_recipients: tuple[str, ...] = field(
         default=(), metadata=_env("ALERT_RECIPIENTS", _emails)

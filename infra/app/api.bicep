@@ -127,6 +127,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SYNC_WATCH_SCHEDULE: schedules.syncWatch
       RECHECK_ERRORS_SCHEDULE: schedules.recheckErrors
       POISON_WATCH_SCHEDULE: schedules.poisonWatch
+      // The nightly reconciliation; a run cut short resumes at the next firing (same date).
+      RECONCILE_SCHEDULE: schedules.reconcile
+      REPORT_RETENTION_DAYS: '30'
       // Alerts (README "Alerts"; docs/operations.md scopes Mail.Send to the sender mailbox).
       // Empty ALERT_SENDER disables mail; set sender and recipients (verified domains only).
       ALERT_SENDER: ''

@@ -42,7 +42,7 @@ import orjson
 import structlog
 from azure.storage.blob import ContentSettings
 
-from shared.adapters.blobs import AzureBlobStore, BlobStore
+from shared.adapters.blobs import AzureBlobStore, BlobStore, blobs_for
 from shared.catalog import catalog
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import REPORTED_CODES, Finding, Names, sku_findings
@@ -191,6 +191,23 @@ class Options:
 
 
 # --------------------------------------------------------------------------- entry point
+
+RUN_BUDGET = timedelta(minutes=25)
+"""Flex Consumption stops a function after 30 minutes by default: checkpoint and stop before."""
+BLOBS_CACHE = "report-blobs"
+
+
+async def run_nightly(svc: Services, *, past_due: bool = False) -> ReconcileResult:
+    """The timer's call: today's run (or the unfinished one) within the time budget."""
+    if past_due:
+        log.info("reconcile.past_due", reason="the timer fired late; the run goes ahead")
+    blobs = svc.caches.get(BLOBS_CACHE)
+    if blobs is None:
+        blobs = svc.caches[BLOBS_CACHE] = blobs_for(svc.settings.storage_connection)
+    options = Options(
+        deadline=svc.now() + RUN_BUDGET, retention_days=svc.settings.report_retention_days
+    )
+    return await reconcile_nightly(svc, blobs, options)  # type: ignore[arg-type]
 
 
 async def reconcile_nightly(

@@ -24,6 +24,7 @@ REQUIRED = {
     "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
     "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
     "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
+    "RECONCILE_SCHEDULE": "0 0 2 * * *",
 }
 
 

@@ -110,6 +110,7 @@ def test_every_function_is_registered_once() -> None:
             "sync_watch",
             "recheck_errors",
             "poison_watch",
+            "reconcile_nightly",
         ]
     )
 
@@ -151,6 +152,7 @@ def test_each_queue_worker_listens_on_its_queue(name: str, queue: str) -> None:
         ("sync_watch", "SYNC_WATCH_SCHEDULE"),
         ("recheck_errors", "RECHECK_ERRORS_SCHEDULE"),
         ("poison_watch", "POISON_WATCH_SCHEDULE"),
+        ("reconcile_nightly", "RECONCILE_SCHEDULE"),
     ],
 )
 def test_each_timer_reads_its_schedule_from_settings_and_never_runs_on_startup(

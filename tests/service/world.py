@@ -53,6 +53,7 @@ BASE_ENV: Mapping[str, str] = {
     "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
     "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
     "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
+    "RECONCILE_SCHEDULE": "0 0 2 * * *",
 }
 
 # Demo tenant names (shared/data/demo-snapshot.json)
