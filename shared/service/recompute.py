@@ -38,6 +38,7 @@ from shared.core.reprocess import (
 )
 from shared.directory import JSON
 from shared.messages import RecomputeUsers, ReprocessUser
+from shared.service.alerts import alert_data_loss, with_data_loss
 from shared.service.context import Services
 from shared.service.stores import (
     FindingsLedger,
@@ -85,6 +86,7 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     queued = act_on(svc, plan, msg.correlation_id, outcome)
     record_findings(svc, evaluation.users, msg.correlation_id, queued, outcome)
     resolve_gone(svc, [u for u in msg.user_ids if u not in users], msg.correlation_id, outcome)
+    await alert_data_loss(svc, outcome.new_findings)
     log.info(
         "users.recomputed",
         correlation_id=msg.correlation_id,
@@ -229,7 +231,7 @@ def record_findings(
     leaves out users the caller knows have nothing to record (no findings, none open)."""
     now = svc.now()
     ledger = FindingsLedger(svc.tables.findings)
-    for report in reports:
+    for report in with_data_loss(svc, list(reports)):  # + DataLossRisk (the data-loss guard)
         outcome.evaluated.append(report.user.id)
         if skip is not None and skip(report):
             continue

@@ -111,6 +111,8 @@ def test_every_function_is_registered_once() -> None:
             "recheck_errors",
             "poison_watch",
             "reconcile_nightly",
+            "alert_digest",
+            "tenant_alerts",
         ]
     )
 
@@ -153,6 +155,8 @@ def test_each_queue_worker_listens_on_its_queue(name: str, queue: str) -> None:
         ("recheck_errors", "RECHECK_ERRORS_SCHEDULE"),
         ("poison_watch", "POISON_WATCH_SCHEDULE"),
         ("reconcile_nightly", "RECONCILE_SCHEDULE"),
+        ("alert_digest", "ALERT_DIGEST_SCHEDULE"),
+        ("tenant_alerts", "POISON_WATCH_SCHEDULE"),
     ],
 )
 def test_each_timer_reads_its_schedule_from_settings_and_never_runs_on_startup(

@@ -1,0 +1,23 @@
+"""Alert timers: the digest (`%ALERT_DIGEST_SCHEDULE%`) and the tenant-level alerts, checked on
+the poison watch's schedule (`%POISON_WATCH_SCHEDULE%`) so they go out within minutes.
+
+Without ALERT_SENDER both return at once (alerts disabled, logged once per worker)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.bootstrap import services
+from shared.service.alerts import run_digest, send_tenant_alerts
+
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%ALERT_DIGEST_SCHEDULE%", run_on_startup=False)
+async def alert_digest(timer: func.TimerRequest) -> None:
+    await run_digest(services())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
+async def tenant_alerts(timer: func.TimerRequest) -> None:
+    await send_tenant_alerts(services())
