@@ -2,7 +2,8 @@
 
 Commands: `evaluate` (a snapshot's effective licenses and findings), `whatif` (planned
 membership and plan changes on a snapshot), `diff` (drift between two snapshots) and
-`report migration` (the direct -> group migration plan); `report` takes more reports later.
+`report migration` (the direct -> group migration plan); against a live tenant
+(`shared.cli_live`): `snapshot`, `reconcile [--dry-run]` and `report paths`.
 
 Exit status: 0 success, 1 a data-loss risk was found (whatif, diff), 2 bad input (one line on
 stderr, no traceback).
@@ -21,6 +22,7 @@ import orjson
 
 from shared.capabilities import CapabilityMapError, capabilities
 from shared.catalog import Catalog, catalog
+from shared.cli_live import LiveError, add_live_commands, add_paths_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
@@ -90,13 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.set_defaults(func=run_evaluate)
     _add_whatif(commands)
     _add_diff(commands)
+    add_live_commands(commands)
     reports = commands.add_parser(
         "report",
-        help="reports on a tenant snapshot (migration)",
-        description="Reports on a tenant snapshot.",
+        help="reports: migration (from a snapshot), paths (from a live scan)",
+        description="Reports on a tenant snapshot (migration) or a live tenant (paths).",
     )
     kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
     _add_migration(kinds)
+    add_paths_report(kinds)
     return parser
 
 
@@ -362,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
         return status
-    except (SnapshotError, BadReference, CapabilityMapError) as exc:
+    except (SnapshotError, BadReference, CapabilityMapError, LiveError) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

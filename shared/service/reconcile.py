@@ -28,6 +28,7 @@ baseline: findings are recorded and observations stored, but nothing is queued.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import tempfile
 import uuid
@@ -223,9 +224,9 @@ async def reconcile_nightly(
     if not resumed:
         last = state.get(LAST)
         done_today = last is not None and last.fields.get("date") == today
-        if done_today and not opts.force:
+        if last is not None and done_today and not opts.force:
             log.info("reconcile.skipped", date=today, reason="already reconciled today")
-            return ReconcileResult(str(last.fields.get("runId")), today, "skipped")  # type: ignore[union-attr]
+            return ReconcileResult(str(last.fields.get("runId")), today, "skipped")
         run = Run(
             run_id=f"{today}-{uuid.uuid4().hex[:8]}",
             date=today,
@@ -282,10 +283,9 @@ def _load_run(state: ServiceState) -> Run | None:
 def _alerts() -> Any:
     """The alerts module, when it is installed (another part of the service owns it)."""
     try:
-        from shared.service import alerts  # type: ignore[attr-defined]  # noqa: PLC0415
+        return importlib.import_module("shared.service.alerts")
     except ImportError:
         return None
-    return alerts
 
 
 def _baseline_pending(svc: Services, state: ServiceState) -> bool:

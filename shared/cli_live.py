@@ -1,0 +1,348 @@
+"""`license-guard` commands that read a live tenant: `snapshot`, `reconcile`, `report paths`.
+
+They run the service's own code paths (the `Directory` port, the reconciliation's page-by-page
+scan) against `GRAPH_BASE_URL`: graphsim with a static token, or Microsoft Graph with the
+signed-in identity (`az login`, through azure-identity's DefaultAzureCredential). The flags
+`--graph-base-url` and `--token` override the settings for local use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import orjson
+
+from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.catalog import catalog
+from shared.directory import USER_SELECT, DirectoryError
+from shared.report import evaluation_json, path_rows, safe_cell, write_csv
+from shared.service.reconcile import (
+    Options,
+    ReconcileResult,
+    evaluate_page,
+    member_index,
+    read_world,
+    reconcile_nightly,
+)
+from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+_USER_TYPE = "#microsoft.graph.user"
+
+
+class LiveError(Exception):
+    """The tenant cannot be read (bad URL or token, Graph refused): one line, exit 2."""
+
+
+def add_graph_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--graph-base-url",
+        metavar="URL",
+        help="Graph base URL (default: GRAPH_BASE_URL, else https://graph.microsoft.com/v1.0)",
+    )
+    cmd.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a static bearer token (graphsim; default: GRAPH_STATIC_TOKEN, else az login)",
+    )
+    cmd.add_argument("--quiet", action="store_true", help="no progress on standard error")
+
+
+def add_live_commands(commands: Any) -> None:
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="read a live tenant into a snapshot file (the format evaluate reads)",
+        description=(
+            "Read subscribedSkus, licensed groups with their members, ALL users (with the "
+            "licensing fields) and the organization from Graph, page by page, into one "
+            "snapshot JSON file that `license-guard evaluate` reads."
+        ),
+    )
+    snapshot.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    snapshot.add_argument("--format", choices=("json",), default="json", help="json (default)")
+    add_graph_flags(snapshot)
+    snapshot.set_defaults(func=run_snapshot)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="run the nightly reconciliation now (or --dry-run: write nothing, show the plan)",
+        description=(
+            "Run the reconciliation the nightly timer runs: scan every user, reconcile the "
+            "findings ledger, queue reprocesses the policy allows, write the reports to blob "
+            "storage. Uses the app's settings (AzureWebJobsStorage, TENANT_ID, ...). With "
+            "--dry-run nothing is written: no ledger, no messages, no blobs, no mail."
+        ),
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="write nothing; print what the run would do"
+    )
+    reconcile.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    add_graph_flags(reconcile)
+    reconcile.set_defaults(func=run_reconcile)
+
+
+def add_paths_report(kinds: Any) -> None:
+    cmd = kinds.add_parser(
+        "paths",
+        help="the assignment-path report from a live scan",
+        description=(
+            "Scan the live tenant page by page and write the assignment-path report: one row "
+            "per user x SKU x path, the header `license-guard evaluate --format csv` uses."
+        ),
+    )
+    cmd.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    cmd.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="csv (default) or json"
+    )
+    add_graph_flags(cmd)
+    cmd.set_defaults(func=run_paths)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _graph(args: argparse.Namespace) -> tuple[str, str | None]:
+    base = args.graph_base_url or os.environ.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    token = args.token or os.environ.get("GRAPH_STATIC_TOKEN") or None
+    return base, token
+
+
+def _directory(args: argparse.Namespace) -> GraphDirectory:
+    base, token = _graph(args)
+    if not base.startswith(("http://", "https://")):
+        raise LiveError(f"--graph-base-url: {base!r} is not an absolute http(s) URL")
+    return GraphDirectory(build_graph_client(base, static_token=token))
+
+
+class _Progress:
+    """A one-line progress bar on standard error, when it is a terminal (or forced)."""
+
+    def __init__(self, quiet: bool, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.on = not quiet and self.stream.isatty()
+        self.shown = False
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if not self.on:
+            return
+        if total:
+            width = 30
+            filled = width * done // max(total, 1)
+            bar = "#" * filled + "." * (width - filled)
+            text = f"\r{phase:<6} [{bar}] {done}/{total}"
+        else:
+            text = f"\r{phase:<6} {done} read"
+        self.stream.write(text.ljust(60))
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _run(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(job())
+    except DirectoryError as exc:
+        raise LiveError(f"cannot read the tenant: {exc}") from None
+
+
+@contextmanager
+def _out(path: str | None, binary: bool) -> Iterator[Any]:
+    if path and binary:
+        with open(path, "wb") as handle:
+            yield handle
+    elif path:
+        with open(path, "w", encoding="utf-8", newline="") as text:
+            yield text
+    else:
+        yield sys.stdout.buffer if binary else sys.stdout
+        sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    directory = _directory(args)
+    progress = _Progress(args.quiet)
+
+    async def job() -> int:
+        try:
+            with _out(args.out, binary=True) as out:
+                await write_snapshot(directory, out, progress)
+        finally:
+            progress.close()
+            await directory.aclose()
+        return EXIT_OK
+
+    return _run(job)
+
+
+async def write_snapshot(
+    directory: Any, out: IO[bytes], progress: Callable[[str, int, int | None], None] | None = None
+) -> int:
+    """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
+    Returns the number of users written."""
+    world = await read_world(directory, progress)
+    out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
+    for n, group in enumerate(world["groups"]):
+        members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
+        out.write((b"," if n else b"") + orjson.dumps(group | {"members": members}))
+    out.write(b'],"users":[')
+    link: str | None = None
+    count = 0
+    while True:
+        users, link = await directory.users_page(link, select=USER_SELECT)
+        for user in users:
+            out.write((b"," if count else b"") + orjson.dumps(user))
+            count += 1
+        if progress:
+            progress("users", count, None)
+        if link is None:
+            break
+    organization = [world["organization"]] if world.get("organization") else []
+    out.write(b'],"organization":' + orjson.dumps(organization) + b"}\n")
+    return count
+
+
+# --------------------------------------------------------------------------- report paths
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    directory = _directory(args)
+    progress = _Progress(args.quiet)
+
+    async def job() -> int:
+        try:
+            with _out(args.out, binary=args.format == "json") as out:
+                await write_paths(directory, out, args.format, progress)
+        finally:
+            progress.close()
+            await directory.aclose()
+        return EXIT_OK
+
+    return _run(job)
+
+
+async def write_paths(
+    directory: Any,
+    out: IO[Any],
+    fmt: str,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> None:
+    """The assignment-path CSV (or the evaluation JSON) of a live scan, a page at a time."""
+    world = await read_world(directory, progress)
+    index = member_index(world)
+    names = catalog()
+    link: str | None = None
+    done = 0
+    if fmt == "json":
+        out.write(b'{"users":[')
+    while True:
+        users, link = await directory.users_page(link, select=USER_SELECT)
+        tenant, evaluation = evaluate_page(world, index, users)
+        if fmt == "csv":
+            rows = path_rows(evaluation, tenant, names)
+            if done:  # the header once, on the first page
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+            else:
+                write_csv(rows, out)
+        else:
+            for n, doc in enumerate(evaluation_json(evaluation, tenant)["users"]):
+                out.write((b"," if done or n else b"") + orjson.dumps(doc))
+        done += len(users)
+        if progress:
+            progress("users", done, None)
+        if link is None:
+            break
+    if fmt == "json":
+        groups = [
+            {"id": g["id"], "displayName": g.get("displayName"), "findings": []}
+            for g in world["groups"]
+        ]
+        out.write(b'],"groups":' + orjson.dumps(groups) + b"}\n")
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
+    from shared.bootstrap import build_services  # noqa: PLC0415
+
+    env = dict(os.environ)
+    base, token = _graph(args)
+    env["GRAPH_BASE_URL"] = base
+    if token:
+        env["GRAPH_STATIC_TOKEN"] = token
+    try:
+        svc = build_services(env)
+    except SettingsError as exc:
+        raise LiveError(f"settings: {exc}") from None
+    blobs = blobs_for(svc.settings.storage_connection)
+    progress = _Progress(args.quiet)
+    options = Options(
+        dry_run=args.dry_run,
+        force=True,
+        retention_days=svc.settings.report_retention_days,
+        progress=progress,
+    )
+    directory = svc.directory
+
+    async def job() -> int:
+        try:
+            result = await reconcile_nightly(svc, blobs, options)
+        finally:
+            progress.close()
+            if isinstance(directory, GraphDirectory):
+                await directory.aclose()
+        print_result(result, args.format)
+        return EXIT_OK
+
+    return _run(job)
+
+
+def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    if fmt == "json":
+        doc = {
+            "runId": result.run_id,
+            "date": result.date,
+            "status": result.status,
+            "baseline": result.baseline,
+            "users": result.users,
+            "newFindings": result.new_findings,
+            "resolvedFindings": result.resolved_findings,
+            "reprocessQueued": result.queued,
+            "wouldReprocess": result.would_reprocess,
+            "reports": result.report_blobs,
+            "planned": result.planned,
+            "summary": result.summary.to_json() if result.summary else None,
+        }
+        stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    head = "DRY RUN (nothing written): " if result.status == "dry-run" else ""
+    stream.write(
+        f"{head}run {result.run_id} ({result.date}){' baseline' if result.baseline else ''}: "
+        f"{result.users} users, {result.new_findings} new finding(s), "
+        f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
+        f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
+    )
+    for line in result.planned:
+        stream.write(f"  {line}\n")
+    for name in result.report_blobs:
+        stream.write(f"  report: {name}\n")

@@ -1,0 +1,117 @@
+"""`license-guard snapshot`, `reconcile --dry-run` and `report paths` against graphsim on
+loopback (its thread server), through the same code paths the service runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devhost.azurite import AzuriteEndpoints
+from devhost.demo import GRAPH_TOKEN, load_tenant
+from graphsim.server import serve_in_thread
+from shared.adapters.blobs import blobs_for
+from shared.adapters.tables import tables_for
+from shared.cli import main
+from shared.report import CSV_HEADER
+from tests.service.world import BASE_ENV
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[str]:
+    with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:
+        yield url
+
+
+def live(graph: str, *args: str) -> list[str]:
+    return [*args, "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet"]
+
+
+def test_a_snapshot_of_the_live_tenant_is_one_evaluate_reads(
+    graph: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tenant.json"
+
+    status = main(live(graph, "snapshot", "--out", str(out)))
+    document = json.loads(out.read_text())
+    evaluated = main(["evaluate", "--snapshot", str(out), "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+
+    tenant = load_tenant()
+    assert status == 0
+    assert evaluated == 0
+    assert len(document["users"]) == len(tenant["users"])
+    assert {g["id"] for g in document["groups"]} == {
+        g["id"] for g in tenant["groups"] if g.get("assignedLicenses")
+    }
+    assert all("members" in g for g in document["groups"])
+    assert document["organization"][0]["id"] == tenant["organization"][0]["id"]
+    assert len(result["users"]) == len(tenant["users"])
+
+
+def test_the_paths_report_of_a_live_scan_has_the_cores_header(graph: str, tmp_path: Path) -> None:
+    out = tmp_path / "paths.csv"
+
+    status = main(live(graph, "report", "paths", "--out", str(out)))
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+
+    assert status == 0
+    assert tuple(rows[0]) == CSV_HEADER
+    assert rows.count(list(CSV_HEADER)) == 1
+    assert len(rows) > len(load_tenant()["users"]) // 2
+
+
+def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
+    graph: str,
+    azurite: AzuriteEndpoints,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    storage = azurite.connection_string
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    tables = tables_for(storage)
+    before = len(list(tables.findings.query_all()))
+
+    status = main(live(graph, "reconcile", "--dry-run", "--format", "json"))
+    result = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert result["status"] == "dry-run"
+    assert result["users"] == len(load_tenant()["users"])
+    assert result["newFindings"] > 0
+    assert any(line.startswith("new finding ") for line in result["planned"])
+    assert len(list(tables.findings.query_all())) == before
+    assert tables.servicestate.get("meta", "reconcile-run") is None
+    assert blobs_for(storage).list("nightly") == []
+
+
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.delenv("TENANT_ID", raising=False)
+
+    bad_url = main(["snapshot", "--graph-base-url", "not-a-url", "--token", "t", "--quiet"])
+    no_settings = main(["reconcile", "--dry-run", "--graph-base-url", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+
+    assert bad_url == 2
+    assert no_settings == 2
+    assert "not an absolute http(s) URL" in err
+    assert "missing required setting(s)" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["snapshot"], ["reconcile"], ["report", "paths"], ["report", "migration"]]
+)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    assert "--format" in capsys.readouterr().out
