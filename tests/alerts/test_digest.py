@@ -1,0 +1,228 @@
+"""The digest: transitions since the last one, grouped, escaped, once."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.service.alerts import run_digest
+from tests.alerts.world import (
+    GRACE_SECONDS,
+    RECIPIENT,
+    SENDER,
+    alert_world,
+    baseline,
+    clear,
+    error,
+    header,
+    html,
+    mails,
+    record,
+)
+from tests.service.world import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_first_run_mails_one_baseline_summary_then_digests_report_only_changes() -> None:
+    world = alert_world()
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    waiting = await run_digest(world.svc)
+    from shared.service.alerts import send_baseline_summary
+
+    await send_baseline_summary(world.svc, run_id="night-1")
+    [summary] = mails(world)
+    world.clock.advance(GRACE_SECONDS)
+    nothing = await run_digest(world.svc)
+    record(world, error(NESTOR, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE))
+    world.clock.advance(GRACE_SECONDS)
+    digest = await run_digest(world.svc)
+
+    assert waiting.status == "waiting-for-baseline"
+    assert "baseline, 2 existing issues" in summary["subject"]
+    assert "CountViolation" in html(summary)
+    assert nothing.status == "nothing-new"
+    assert digest.status == "sent"
+    assert digest.new == 1
+    assert len(mails(world)) == 2
+    assert "UniquenessViolation" in html(mails(world)[1])
+    assert "CountViolation" not in html(mails(world)[1])
+
+
+async def test_a_new_error_is_mailed_once_as_one_grouped_row_with_the_users_named() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert outcome.new == 2
+    assert body.count("CountViolation · 2 findings") == 1
+    assert "Licensing_Office365_EMS_E3" in body
+    assert "Enterprise Mobility + Security E3 (EMS)" in body
+    assert "Irvin Sayers" in body
+    assert "joni.sherman@contoso.com" in body
+    assert "No free seats were left" in body
+    assert "https://admin.microsoft.com" in body
+    assert "https://entra.microsoft.com" in body
+    assert "would reprocess when the cause clears" in body  # observe mode
+    assert mail["toRecipients"] == [{"emailAddress": {"address": RECIPIENT}}]
+    assert world.directory.sent_mail[0]["sender"] == SENDER
+    assert world.directory.sent_mail[0]["saveToSentItems"] is False
+    assert header(mail) == outcome.mail_id
+    assert not mail.get("attachments")
+
+
+async def test_an_error_within_its_grace_is_not_mailed_yet() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS - 60)
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.status == "nothing-new"
+    assert mails(world) == []
+
+
+async def test_a_persisting_error_is_not_mailed_again() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    world.clock.advance(3600)
+    record(world, error(IRVIN))  # found again by a later recompute
+
+    second = await run_digest(world.svc)
+
+    assert second.status == "nothing-new"
+    assert second.still_open == 1
+    assert len(mails(world)) == 1
+
+
+async def test_a_resolved_error_is_reported_in_the_next_digest_once() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    clear(world, IRVIN)
+
+    resolved = await run_digest(world.svc)
+    again = await run_digest(world.svc)
+
+    assert resolved.status == "sent"
+    assert resolved.resolved == 1
+    assert resolved.new == 0
+    body = html(mails(world)[1])
+    assert "Resolved since the last digest" in body
+    assert "Irvin Sayers" in body
+    assert again.status == "nothing-new"
+    assert len(mails(world)) == 2
+
+
+async def test_an_error_that_clears_before_it_was_mailed_is_not_news() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(60)
+    clear(world, IRVIN)
+    world.clock.advance(GRACE_SECONDS)
+
+    assert (await run_digest(world.svc)).status == "nothing-new"
+    assert mails(world) == []
+
+
+async def test_no_mail_when_nothing_changed() -> None:
+    world = alert_world()
+    await baseline(world)
+
+    assert (await run_digest(world.svc)).status == "nothing-new"
+    assert (await run_digest(world.svc)).status == "nothing-new"
+    assert mails(world) == []
+
+
+async def test_the_subject_states_the_counts_and_the_tenant() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN), error(NESTOR, "UniquenessViolation", group=E3_BASE))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    clear(world, NESTOR)
+    record(world, error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+    first, second = (m["subject"] for m in mails(world))
+
+    assert first == "License Guard · Contoso: 2 new issues, 0 resolved, 2 open"
+    assert second == "License Guard · Contoso: 1 new issue, 1 resolved, 2 open"
+
+
+async def test_a_display_name_with_html_is_escaped_in_the_html_part() -> None:
+    world = alert_world()
+    world.directory.set_user_state(ADELE, displayName='<img src=x onerror="alert(1)">Adele')
+    await baseline(world)
+    record(world, error(ADELE, message="<script>alert('x')</script> has no seat"))
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert "<img src=x" not in body
+    assert "<script>" not in body
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Adele" in body
+    assert "&lt;script&gt;" in body
+
+
+async def test_at_most_twenty_users_are_named_per_row_then_and_n_more() -> None:
+    world = alert_world()
+    users = sorted(world.directory.users)
+    await baseline(world)
+    record(world, *(error(u) for u in users))
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+    named = sum(1 for u in world.directory.users.values() if u["userPrincipalName"] in body)
+
+    assert len(users) > 20
+    assert named == 20
+    assert f"and {len(users) - 20} more" in body
+
+
+async def test_the_plain_text_part_carries_the_same_rows() -> None:
+    from shared.alerts import compose
+    from shared.core.alerting import LedgerRow
+
+    row = LedgerRow(
+        key=f"{DIEGO}|x|CountViolation|g",
+        subject=DIEGO,
+        code="CountViolation",
+        severity="error",
+        sku_id="x",
+        group_id="g",
+        message="<b>no seat</b>",
+        remedy="Buy seats.",
+        first_seen=__import__("datetime").datetime(2026, 1, 1),
+    )
+    names = compose.MailNames(
+        "Contoso", {DIEGO: compose.UserName("Diego <Siciliani>", "diego@contoso.com")}
+    )
+    mail = compose.digest_mail(
+        mail_id="digest-1", names=names, new=[row], resolved=[], still_open=0, waiting={},
+        muted=0, actions={}, mode_note="Mode: observe.", since="the baseline",
+    )  # fmt: skip
+
+    assert "Diego <Siciliani> <diego@contoso.com>" in mail.text
+    assert "Diego &lt;Siciliani&gt;" in mail.html
+    assert "<b>no seat</b>" in mail.text
+    assert "&lt;b&gt;no seat&lt;/b&gt;" in mail.html
+    eml = compose.mime(mail, SENDER, [RECIPIENT], row.first_seen)
+    assert b"multipart/alternative" in eml
+    assert b"x-license-guard-digest: digest-1" in eml

@@ -1,0 +1,100 @@
+"""Alert test world: the service world (demo tenant, FakeDirectory, in-memory stores, a clock)
+with alerts switched on, caches primed, and helpers to put findings in the ledger and read the
+mails FakeDirectory accepted."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from shared.core.findings import ERROR, Finding
+from shared.service.alerts import send_baseline_summary
+from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
+from tests.service.world import EMS, EMS_E3, World, build_world
+
+SENDER = "megan.bowen@contoso.com"
+RECIPIENT = "it-licensing@contoso.com"
+GRACE_SECONDS = 30 * 60
+
+
+def alert_world(snapshot: dict[str, Any] | None = None, **settings: str) -> World:
+    """Alerts on (sender and recipient in contoso.com), SKU and group caches filled."""
+    env = {"ALERT_SENDER": SENDER, "ALERT_RECIPIENTS": RECIPIENT} | settings
+    world = build_world(snapshot, **env)
+    prime(world)
+    return world
+
+
+def prime(world: World) -> None:
+    ServiceState(world.svc.tables.servicestate).save_skus(world.directory.skus, world.clock.now())
+    licensed = LicensedGroups(world.svc.tables.deltalinks)
+    for group in world.directory.groups.values():
+        if group.get("assignedLicenses"):
+            licensed.save_group(group)
+
+
+async def baseline(world: World) -> None:
+    """The first reconciliation's baseline is done (its mail is dropped from `sent_mail`)."""
+    await send_baseline_summary(world.svc, run_id="baseline-test")
+    world.directory.sent_mail.clear()
+
+
+def error(
+    user_id: str,
+    code: str = "CountViolation",
+    *,
+    sku: str | None = EMS,
+    group: str | None = EMS_E3,
+    severity: str = ERROR,
+    message: str | None = None,
+) -> Finding:
+    return Finding(
+        code=code,
+        severity=severity,
+        subject=user_id,
+        sku_id=sku,
+        group_id=group,
+        message=message or f"{user_id} does not have the product: {code}.",
+        remedy=f"Fix {code} in the Microsoft 365 admin center.",
+    )
+
+
+def record(world: World, *findings: Finding, run_id: str = "test") -> None:
+    """Findings found now: each subject's findings reconciled (others of it resolve)."""
+    by_subject: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_subject[finding.subject].append(finding)
+    ledger = FindingsLedger(world.svc.tables.findings)
+    for subject, found in by_subject.items():
+        ledger.reconcile(subject, found, now=world.clock.now(), run_id=run_id)
+
+
+def clear(world: World, *subjects: str) -> None:
+    ledger = FindingsLedger(world.svc.tables.findings)
+    for subject in subjects:
+        ledger.reconcile(subject, [], now=world.clock.now(), run_id="test")
+
+
+def mails(world: World) -> list[dict[str, Any]]:
+    return [m["message"] for m in world.directory.sent_mail]
+
+
+def html(mail: dict[str, Any]) -> str:
+    return str(mail["body"]["content"])
+
+
+def header(mail: dict[str, Any], name: str = "x-license-guard-digest") -> str | None:
+    for h in mail.get("internetMessageHeaders") or []:
+        if h["name"] == name:
+            return str(h["value"])
+    return None
+
+
+class Sleeps:
+    """A sleep that records how long it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
