@@ -1,0 +1,169 @@
+"""When a finding becomes alertable: processing groups, SKU swaps, exclusions, weekly info."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.service.alerts import run_digest
+from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
+from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
+from tests.service.world import (
+    DIEGO,
+    E3_BASE,
+    E3_TEAMS,
+    EMS,
+    ENTERPRISEPACK,
+    IRVIN,
+    JONI,
+    World,
+)
+
+pytestmark = pytest.mark.anyio
+DAY = 24 * 3600
+
+
+def processing(world: World, group_id: str, state: str) -> None:
+    """The cached group's licenseProcessingState (what sweeps and re-checks store)."""
+    licensed = LicensedGroups(world.svc.tables.deltalinks)
+    group = licensed.groups()[group_id] | {"licenseProcessingState": {"state": state}}
+    licensed.save_group(group)
+
+
+def pending(user_id: str, group_id: str = E3_BASE) -> object:
+    return error(
+        user_id, "PendingGroupAssignment", sku=ENTERPRISEPACK, group=group_id, severity="warning"
+    )
+
+
+async def test_a_pending_assignment_in_a_group_still_processing_is_not_alerted() -> None:
+    world = alert_world()
+    await baseline(world)
+    processing(world, E3_BASE, "QueuedForProcessing")
+    record(world, pending(DIEGO))  # type: ignore[arg-type]
+    world.clock.advance(6 * 3600)
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.status == "nothing-new"
+    assert mails(world) == []
+
+
+async def test_a_pending_assignment_is_alerted_after_the_24_hour_fallback() -> None:
+    world = alert_world()
+    await baseline(world)
+    processing(world, E3_BASE, "QueuedForProcessing")
+    record(world, pending(DIEGO))  # type: ignore[arg-type]
+    world.clock.advance(DAY)
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.new == 1
+    assert "PendingGroupAssignment" in html(mails(world)[0])
+
+
+async def test_a_pending_assignment_is_alerted_once_the_group_completed_and_it_persists() -> None:
+    world = alert_world()
+    await baseline(world)
+    processing(world, E3_BASE, "QueuedForProcessing")
+    record(world, pending(DIEGO))  # type: ignore[arg-type]
+    world.clock.advance(GRACE_SECONDS)
+    assert (await run_digest(world.svc)).status == "nothing-new"
+    processing(world, E3_BASE, "ProcessingComplete")
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.new == 1
+
+
+def swap(world: World, user_id: str) -> None:
+    """The user is in both the old (E3 Base) and the new (E3 Teams) group, and the new group's
+    license conflicts with the old one's."""
+    members = GroupMembers(world.svc.tables.groupmembers)
+    members.apply(E3_BASE, [user_id], [])
+    members.apply(E3_TEAMS, [user_id], [])
+    record(world, error(user_id, "MutuallyExclusiveViolation", sku=EMS, group=E3_TEAMS))
+
+
+async def test_a_sku_swap_in_progress_is_not_alerted_until_the_swap_grace_passes() -> None:
+    world = alert_world()
+    await baseline(world)
+    swap(world, JONI)
+    world.clock.advance(2 * DAY)
+
+    during = await run_digest(world.svc)
+    world.clock.advance(DAY)
+    after = await run_digest(world.svc)
+
+    assert during.status == "nothing-new"
+    assert after.new == 1
+    assert "MutuallyExclusiveViolation" in html(mails(world)[0])
+
+
+async def test_a_conflict_without_a_swap_is_alerted_after_the_normal_grace() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(JONI, "MutuallyExclusiveViolation", sku=EMS, group=E3_TEAMS))
+    world.clock.advance(GRACE_SECONDS)
+
+    assert (await run_digest(world.svc)).new == 1
+
+
+async def test_the_swap_grace_is_a_setting() -> None:
+    world = alert_world(SWAP_GRACE_DAYS="1")
+    await baseline(world)
+    swap(world, JONI)
+    world.clock.advance(DAY)
+
+    assert (await run_digest(world.svc)).new == 1
+
+
+async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> None:
+    world = alert_world(ALERT_EXCLUDE_SKUS=EMS, ALERT_EXCLUDE_USERS="diego.siciliani@contoso.com")
+    await baseline(world)
+    record(
+        world,
+        error(IRVIN),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+        error(JONI, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[0])
+    ledger = FindingsLedger(world.svc.tables.findings)
+
+    assert outcome.new == 1
+    assert "Joni Sherman" in body
+    assert "Irvin Sayers" not in body
+    assert "Diego Siciliani" not in body
+    assert "2 open finding(s) are muted by exclusions" in body
+    assert {e.partition_key for e in ledger.open_by_code(["CountViolation"])} == {IRVIN}
+    assert {e.partition_key for e in ledger.open_by_code(["UniquenessViolation"])} == {
+        DIEGO,
+        JONI,
+    }
+
+
+async def test_info_findings_go_to_a_separate_weekly_summary_not_the_digest() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(
+        world,
+        error(DIEGO, "MissingUsageLocation", sku=None, group=None, severity="info"),
+        error(IRVIN),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    first = await run_digest(world.svc)
+    world.clock.advance(3600)
+    record(world, error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    subjects = [m["subject"] for m in mails(world)]
+
+    assert first.weekly is not None
+    assert first.weekly.accepted
+    assert len(subjects) == 3  # one weekly, two digests
+    [weekly] = [m for m in mails(world) if "weekly summary" in m["subject"]]
+    assert "MissingUsageLocation" in html(weekly)
+    assert all("MissingUsageLocation" not in html(m) for m in mails(world) if m is not weekly)

@@ -1,0 +1,232 @@
+"""Immediate alerts: data loss (one user, and a mass loss with the audit log's actor),
+tenant-level issues; refusal of outside recipients; the nightly summary."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.messages import RecomputeUsers
+from shared.service.alerts import run_digest, send_nightly_summary, send_tenant_alerts
+from shared.service.recompute import recompute_users
+from shared.service.stores import FindingsLedger, ServiceState
+from shared.service.summary import NightlySummary, SeatForecast
+from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
+from tests.builders import guid
+from tests.service.world import ENTERPRISEPACK, IRVIN, World, build_world, demo_snapshot
+
+pytestmark = pytest.mark.anyio
+MAILBOX_GROUP = guid("group", "Mailbox_Sales")
+ADMIN = "it.admin@contoso.com"
+
+
+def with_mailbox_group(users: int) -> dict[str, Any]:
+    """The demo tenant plus 'Mailbox_Sales' (Office 365 E3, every plan) and its `users`
+    members, each holding E3 from it and from nothing else."""
+    snapshot = demo_snapshot()
+    ids = [guid("user", f"sales{n:02d}") for n in range(users)]
+    snapshot["groups"].append(
+        {
+            "id": MAILBOX_GROUP,
+            "displayName": "Mailbox_Sales",
+            "securityEnabled": True,
+            "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [{"@odata.type": "#microsoft.graph.user", "id": u} for u in ids],
+        }
+    )
+    for n, user_id in enumerate(ids):
+        snapshot["users"].append(
+            {
+                "id": user_id,
+                "userPrincipalName": f"sales{n:02d}@contoso.com",
+                "displayName": f"Sales Person {n:02d}",
+                "usageLocation": "US",
+                "accountEnabled": True,
+                "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+                "licenseAssignmentStates": [
+                    {
+                        "skuId": ENTERPRISEPACK,
+                        "assignedByGroup": MAILBOX_GROUP,
+                        "disabledPlans": [],
+                        "state": "Active",
+                        "error": "None",
+                    }
+                ],
+            }
+        )
+    for sku in snapshot["subscribedSkus"]:
+        if sku["skuId"] == ENTERPRISEPACK:
+            sku["prepaidUnits"]["enabled"] += users
+            sku["consumedUnits"] += users
+    return snapshot
+
+
+def sales(world: World) -> list[str]:
+    return [u for u, user in world.directory.users.items() if "sales" in user["userPrincipalName"]]
+
+
+async def recompute(world: World, user_ids: list[str]) -> None:
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=tuple(user_ids), reason="test", correlation_id="rc")
+    )
+
+
+async def test_removing_a_mailbox_group_from_12_users_sends_one_mass_loss_alert() -> None:
+    world = alert_world(with_mailbox_group(12))
+    users = sales(world)
+    await recompute(world, users)  # what they hold is known
+    assert mails(world) == []
+    for user_id in users:
+        world.directory.remove_member(MAILBOX_GROUP, user_id, actor=ADMIN)
+    world.clock.advance(120)
+
+    await recompute(world, users)  # Entra has not processed the removal yet
+    world.clock.advance(60)
+    await recompute(world, users[:3])  # a duplicate message: no second alert
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert "mass data-loss risk: 12 users" in mail["subject"]
+    assert "Mailbox_Sales" in body
+    assert ADMIN in body
+    assert "Remove member from group" in body
+    assert "and 0 more" not in body
+    assert len(FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])) == 12
+
+
+async def test_one_user_losing_a_mailbox_is_alerted_at_once_with_the_deadline() -> None:
+    world = alert_world(with_mailbox_group(2))
+    users = sales(world)
+    await recompute(world, users)
+    world.directory.remove_member(MAILBOX_GROUP, users[0], actor=ADMIN)
+    # Entra already processed the removal: only the stored record remembers the mailbox.
+    world.directory.set_user_state(users[0], licenseAssignmentStates=[], assignedLicenses=[])
+
+    await recompute(world, users)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert "data-loss risk for 1 user(s)" in mail["subject"]
+    assert "Sales Person 00" in body
+    assert "30 days" in body
+    assert "Mailbox_Sales" in body
+    world.clock.advance(GRACE_SECONDS)
+    await baseline_then_digest_is_quiet(world)
+
+
+async def baseline_then_digest_is_quiet(world: World) -> None:
+    """An alert sent at once is not repeated by the digest."""
+    state = ServiceState(world.svc.tables.servicestate)
+    state.put("alerts-baseline-done", {"doneAt": world.clock.now()})
+    before = len(mails(world))
+    await run_digest(world.svc)
+    assert all("DataLossRisk" not in html(m) for m in mails(world)[before:])
+
+
+async def test_restoring_the_license_resolves_the_data_loss_finding() -> None:
+    world = alert_world(with_mailbox_group(1))
+    [user] = sales(world)
+    await recompute(world, [user])
+    world.directory.remove_member(MAILBOX_GROUP, user)
+    await recompute(world, [user])
+    world.directory.add_member(MAILBOX_GROUP, user)
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"]) == []
+
+
+async def test_losing_teams_only_is_not_a_data_loss() -> None:
+    world = alert_world(with_mailbox_group(1))
+    [user] = sales(world)
+    await recompute(world, [user])
+    teams = "57ff2da0-773e-42df-b2af-ffb7a2317929"
+    world.directory.set_group_licenses(
+        MAILBOX_GROUP, [{"skuId": ENTERPRISEPACK, "disabledPlans": [teams]}]
+    )
+    group = copy.deepcopy(world.directory.groups[MAILBOX_GROUP])
+    from shared.service.stores import LicensedGroups
+
+    LicensedGroups(world.svc.tables.deltalinks).save_group(group)
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"]) == []
+    assert mails(world) == []
+
+
+async def test_recipients_outside_the_verified_domains_are_refused() -> None:
+    world = alert_world(ALERT_RECIPIENTS="it-licensing@contoso.com,someone@gmail.com")
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    [refused] = FindingsLedger(world.svc.tables.findings).open_by_code(["AlertRecipientsRefused"])
+
+    assert outcome.status == "refused"
+    assert world.directory.sent_mail == []
+    assert "someone@gmail.com" in str(refused.fields["message"])
+
+
+async def test_without_a_sender_alerts_are_off_and_the_pipeline_runs() -> None:
+    world = build_world(with_mailbox_group(1))
+    [user] = sales(world)
+    await recompute(world, [user])
+    world.directory.remove_member(MAILBOX_GROUP, user)
+
+    await recompute(world, [user])
+
+    assert (await run_digest(world.svc)).status == "disabled"
+    assert world.directory.sent_mail == []
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+
+
+async def test_a_stale_directory_sync_and_a_lapsing_subscription_are_alerted_at_once_once() -> None:
+    world = alert_world()
+    synced = world.clock.now() - timedelta(minutes=95)
+    ServiceState(world.svc.tables.servicestate).put(
+        "last-sync", {"completedAt": synced.isoformat().replace("+00:00", "Z")}
+    )
+
+    first = await send_tenant_alerts(world.svc)
+    second = await send_tenant_alerts(world.svc)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert first is not None
+    assert first.accepted
+    assert second is None
+    assert "DirectorySyncStale" in body
+    assert "SubscriptionAtRisk" in body  # STANDARDPACK: 3 seats in warning, 1 in use
+    assert "2 tenant-level issue(s)" in mail["subject"]
+
+
+async def test_the_nightly_summary_is_mailed_once_per_date() -> None:
+    world = alert_world()
+    summary = NightlySummary(
+        run_id="night-2026-11-24",
+        date="2026-11-24",
+        tenant_name="Contoso",
+        started_at="2026-11-24T01:00:00Z",
+        finished_at="2026-11-24T01:20:00Z",
+        users_scanned=23,
+        findings_by_code={"CountViolation": 2, "MissingUsageLocation": 1},
+        new_findings=1,
+        resolved_findings=0,
+        seat_forecast=[SeatForecast(ENTERPRISEPACK, "ENTERPRISEPACK", "Office 365 E3", 27, 25, 17)],
+        reprocess_outcomes={"done": 2},
+        self_check_agreement=0.96,
+    )
+
+    await send_nightly_summary(world.svc, summary)
+    await send_nightly_summary(world.svc, summary)
+    [mail] = mails(world)
+
+    assert mail["subject"].startswith("License Guard · Contoso: nightly summary 2026-11-24")
+    assert "Office 365 E3" in html(mail)
+    assert "96.0%" in html(mail)
