@@ -48,6 +48,16 @@ TEAMS_GROUP = "Licensing_Office365_E3_Teams"
 EMS_GROUP = "Licensing_Office365_EMS_E3"
 M365_GROUP = "Contoso Marketing Team"
 EMS_SKU = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
+OUT = ROOT / "out"
+# Alert mail in the demo: from and to contoso.com (graphsim's verified domain); no baseline
+# (no reconciliation runs in the demo) and no grace, so the digest reports what the scenario
+# left open.
+DEMO_ALERTS = {
+    "ALERT_SENDER": "megan.bowen@contoso.com",
+    "ALERT_RECIPIENTS": "it-licensing@contoso.com",
+    "ALERT_GRACE_MINUTES": "0",
+    "BASELINE": "off",
+}
 
 
 def free_port() -> int:
@@ -93,6 +103,7 @@ def service_settings(
         "RECHECK_ERRORS_SCHEDULE": NEVER,
         "POISON_WATCH_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
+        "ALERT_DIGEST_SCHEDULE": NEVER,
     }
 
 
@@ -445,6 +456,10 @@ class Timeline:
                 )
             case "sync.completed":
                 text = f"directory sync completed at {e.get('completed_at')} -> DeltaSweep"
+            case "alerts.sent":
+                text = f"mail sent ({e.get('channel')}): {e.get('subject')}"
+            case "alerts.digest_nothing_new":
+                text = "digest: nothing new, no mail"
             case "poison.watched":
                 text = f"poison watch: {e.get('new_findings')} new finding(s)"
             case _:
@@ -578,7 +593,46 @@ def _play(stack: Stack, capture: EventCapture, sim: Any, out: TextIO) -> dict[st
     t.settle()
     t.report()
 
+    _digest(t, sim)
     return _summary(stack, capture, sim)
+
+
+def _digest(t: Timeline, sim: Any) -> None:
+    t.step("alert_digest: one email with what is open (graphsim's outbox)")
+    t.stack.host.fire_timer("alert_digest")
+    t.settle()
+    t.report()
+    for path in write_digest(sim.outbox()):
+        t.note(f"wrote {path.relative_to(ROOT)}")
+
+
+def write_digest(outbox: list[dict[str, Any]], out: Path = OUT) -> list[Path]:
+    """The last digest in graphsim's outbox as out/demo-digest.eml and .html."""
+    from email.message import EmailMessage  # noqa: PLC0415
+
+    digests = [
+        m
+        for m in outbox
+        if any(
+            h.get("name") == "x-license-guard-digest" and str(h.get("value")).startswith("digest-")
+            for h in m.get("internetMessageHeaders") or ()
+        )
+    ]
+    if not digests:
+        return []
+    mail = digests[-1]
+    message = EmailMessage()
+    message["Subject"] = str(mail.get("subject"))
+    message["From"] = str(mail.get("from"))
+    message["To"] = ", ".join(mail.get("toRecipients") or [])
+    for header in mail.get("internetMessageHeaders") or ():
+        message[str(header["name"])] = str(header["value"])
+    message.set_content(str(mail.get("body")), subtype="html")
+    out.mkdir(exist_ok=True)
+    eml, html = out / "demo-digest.eml", out / "demo-digest.html"
+    eml.write_bytes(bytes(message))
+    html.write_text(str(mail.get("body")), encoding="utf-8")
+    return [eml, html]
 
 
 def _e3(stack: Stack) -> str:
@@ -664,7 +718,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(
             "Entra License Guard, live: Azurite + graphsim (Contoso) + the function app", file=out
         )
-        with captured_service_logs() as capture, running_stack(tenant) as stack:
+        with (
+            captured_service_logs() as capture,
+            running_stack(tenant, extra_settings=DEMO_ALERTS) as stack,
+        ):
             print(
                 f"  storage  Azurite   {stack.storage.split('QueueEndpoint=')[1].split(';')[0]}\n"
                 f"  graph    graphsim  {stack.graph_url}\n"
