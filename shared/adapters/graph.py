@@ -83,6 +83,7 @@ ORGANIZATION_SELECT = (
     "countryLetterCode",
     "onPremisesSyncEnabled",
     "onPremisesLastSyncDateTime",
+    "verifiedDomains",  # the alerts refuse recipients outside them
 )
 PAGE_SIZE = 999
 """$top maximum for users, groups and group members (graph-facts §6.4)."""
