@@ -39,7 +39,7 @@ CONFIG_GROUP_FIELDS = (
     "securityEnabled",
 )
 CONFIG_SKU_FIELDS = ("skuId", "skuPartNumber", "prepaidUnits", "consumedUnits", "servicePlans")
-AUDIT_ACTIVITIES = ("Set group license", "Update group", "Add group")
+AUDIT_ACTIVITIES = ("Set group license", "Update group")
 """Directory audit activities that change a licensed group's configuration."""
 
 # DriftItem kinds (the summary's contract, see shared.service.summary.DriftItem)
