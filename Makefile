@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python bench/graphsim_scale.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/incremental.py
+	$(BIN)/python bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
