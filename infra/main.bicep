@@ -56,7 +56,7 @@ param schedules object = {
   syncWatch: '0 */5 * * * *' // every 5 minutes
   recheckErrors: '0 */15 * * * *' // every 15 minutes
   poisonWatch: '0 */30 * * * *' // every 30 minutes
-  reconcile: '0 0 2 * * *' // nightly at 02:00 UTC
+  reconcile: '0 0 2-4 * * *' // nightly from 02:00 UTC; 03:00 and 04:00 resume a run cut short
 }
 
 @description('Write the initial clientState secrets to Key Vault. The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')

@@ -28,12 +28,11 @@ baseline: findings are recorded and observations stored, but nothing is queued.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,6 +59,7 @@ from shared.report import (
     safe_cell,
     write_rows,
 )
+from shared.service import alerts
 from shared.service.context import Services
 from shared.service.recompute import (
     RecomputeOutcome,
@@ -280,21 +280,9 @@ def _load_run(state: ServiceState) -> Run | None:
     )
 
 
-def _alerts() -> Any:
-    """The alerts module, when it is installed (another part of the service owns it)."""
-    try:
-        return importlib.import_module("shared.service.alerts")
-    except ImportError:
-        return None
-
-
 def _baseline_pending(svc: Services, state: ServiceState) -> bool:
-    """The alerts own the BASELINE setting and state; without them: no reconciliation has
-    finished yet."""
-    alerts = _alerts()
-    if alerts is not None and hasattr(alerts, "baseline_pending"):
-        return bool(alerts.baseline_pending(svc))
-    return state.get(LAST) is None
+    """The alerts own the BASELINE setting and state."""
+    return alerts.baseline_pending(svc)
 
 
 # --------------------------------------------------------------------------- the scan
@@ -400,6 +388,9 @@ class _Scan:
             outcome,
             skip=lambda r: not r.findings and r.user.id not in open_subjects,
         )
+        if not self.run.baseline:
+            # The data-loss guard mails at once, nightly as on every recompute.
+            await alerts.alert_data_loss(self.svc, outcome.new_findings)
         c.users += len(evaluation.users)
         c.new += len(outcome.new_findings)
         c.resolved += len(outcome.resolved)
@@ -658,19 +649,10 @@ class _Scan:
         if self.run.rerun or (sent is not None and sent.fields.get("date") == summary.date):
             log.info("reconcile.summary_skipped", date=summary.date, reason="already sent")
             return
-        alerts = _alerts()
-        kind = "send_baseline_summary" if summary.baseline else "send_nightly_summary"
-        send: Callable[[Services, NightlySummary], Awaitable[Any] | Any] | None = (
-            getattr(alerts, kind, None) if alerts is not None else None
-        )
-        if send is None:
-            # ALERTS: shared/service/alerts.py (being written) provides send_nightly_summary and
-            # send_baseline_summary; until it lands the summary is only stored and logged.
-            log.info("reconcile.summary_not_sent", date=summary.date, reason="no alerts module")
+        if summary.baseline:
+            await alerts.send_baseline_summary(self.svc, summary)
         else:
-            result = send(self.svc, summary)
-            if isinstance(result, Awaitable):
-                await result
+            await alerts.send_nightly_summary(self.svc, summary)
         self.state.put(SUMMARY_SENT, {"date": summary.date, "runId": summary.run_id})
 
 

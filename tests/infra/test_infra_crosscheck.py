@@ -178,7 +178,7 @@ def test_schedules_are_six_field_ncrontab_at_the_documented_cadence() -> None:
         "syncWatch": "0 */5 * * * *",
         "recheckErrors": "0 */15 * * * *",
         "poisonWatch": "0 */30 * * * *",
-        "reconcile": "0 0 2 * * *",
+        "reconcile": "0 0 2-4 * * *",
     }
 
 

@@ -13,7 +13,7 @@ from shared.report import CSV_HEADER
 from shared.service.reconcile import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages
-from tests.service.world import IRVIN, JONI, NESTOR, build_world
+from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +137,24 @@ async def test_the_paths_report_has_the_cores_header_and_a_row_per_path(nightly:
     assert len(document["users"]) == 23
     assert {s["skuPartNumber"] for s in document["skus"]} >= {"ENTERPRISEPACK", "EMS"}
     assert PAGE < 23
+
+
+async def test_a_user_who_loses_the_mailbox_between_nights_is_alerted_at_once() -> None:
+    nightly = Nightly(
+        build_world(
+            fake=SmallPages,
+            ALERT_SENDER="megan.bowen@contoso.com",
+            ALERT_RECIPIENTS="it-licensing@contoso.com",
+        )
+    )
+    await nightly.run()  # the baseline
+    nightly.world.clock.advance(DAY)
+    users = nightly.directory.users.values()
+    alannah = next(u["id"] for u in users if u["displayName"] == "Alannah Shaw")
+    nightly.directory.remove_member(E3_BASE, alannah)
+    nightly.directory.sent_mail.clear()
+
+    await nightly.run()
+
+    subjects = [m["message"]["subject"] for m in nightly.directory.sent_mail]
+    assert any("data-loss risk for 1 user(s)" in s for s in subjects), subjects
