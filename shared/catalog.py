@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from shared.core.model import Tenant
+
 CATALOG_CSV = Path(__file__).parent / "data" / "product-service-plans.csv"
 _WHITESPACE = " \t\r\n\xa0"
 
@@ -29,6 +31,12 @@ class Catalog:
 
     def plan(self, plan_id: str, fallback: str) -> str:
         return self.plans.get(plan_id.lower(), fallback)
+
+    def names_for(self, tenant: Tenant) -> tuple[dict[str, str], dict[str, str]]:
+        """Friendly product and plan names for a tenant's SKUs, as `evaluate` takes them."""
+        products = {s: self.product(s, tenant.skus[s].part_number) for s in tenant.skus}
+        plans = {p.id: self.plan(p.id, p.name) for s in tenant.skus.values() for p in s.plans}
+        return products, plans
 
 
 def _clean(value: str | None) -> str:

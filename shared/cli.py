@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from shared.capabilities import CapabilityMapError, capabilities
-from shared.catalog import Catalog, catalog
+from shared.catalog import catalog
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -251,9 +251,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             write_evaluation_json(evaluation, tenant, out)
         return EXIT_OK
     names = catalog()
-    product_names = {s: names.product(s, tenant.skus[s].part_number) for s in tenant.skus}
-    plan_names = {p.id: names.plan(p.id, p.name) for s in tenant.skus.values() for p in s.plans}
-    evaluation = evaluate(tenant, product_names, plan_names)
+    evaluation = evaluate(tenant, *names.names_for(tenant))
     with _output(args.out, binary=False) as text:
         if args.format == "csv":
             write_csv(path_rows(evaluation, tenant, names), text)
@@ -278,12 +276,6 @@ def _load(path: str) -> Tenant:
     for warning in loaded.warnings:
         print(f"license-guard: warning: {warning}", file=sys.stderr)
     return loaded.tenant
-
-
-def _names(tenant: Tenant, names: Catalog) -> tuple[dict[str, str], dict[str, str]]:
-    products = {s: names.product(s, tenant.skus[s].part_number) for s in tenant.skus}
-    plans = {p.id: names.plan(p.id, p.name) for s in tenant.skus.values() for p in s.plans}
-    return products, plans
 
 
 def _write_json(document: Any, path: str | None) -> None:
@@ -320,7 +312,7 @@ def run_whatif(args: argparse.Namespace) -> int:
         _write_json(whatif_json(result, tenant), args.out)
     else:
         names = catalog()
-        products, plans = _names(tenant, names)
+        products, plans = names.names_for(tenant)
         result = what_if(tenant, changes, caps.plans, products, plans, caps.labels)
         _write_text(render_whatif_table(result, tenant, names), args.out)
     return EXIT_DATA_LOSS if result.data_loss else EXIT_OK
@@ -330,9 +322,9 @@ def run_diff(args: argparse.Namespace) -> int:
     old, new = _load(args.old), _load(args.new)
     caps = capabilities()
     names = catalog() if args.format == "table" else None
-    products, plans = _names(old, names) if names else (None, None)
+    products, plans = names.names_for(old) if names else (None, None)
     if names:
-        new_products, new_plans = _names(new, names)
+        new_products, new_plans = names.names_for(new)
         products, plans = {**new_products, **(products or {})}, {**new_plans, **(plans or {})}
     before = evaluate(old, products, plans)
     after = evaluate(new, products, plans)

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from shared.catalog import catalog
 from shared.core.evaluate import UserReport, evaluate
 from shared.core.findings import (
     COUNT_VIOLATION,
@@ -80,7 +81,7 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     """Read the users, evaluate them, decide reprocesses, act on them, record the findings."""
     outcome = RecomputeOutcome()
     users, tenant = await _read_users(svc, msg.user_ids)
-    evaluation = evaluate(tenant)
+    evaluation = evaluate(tenant, *catalog().names_for(tenant))
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await decide(svc, tenant, findings, list(users))
     queued = act_on(svc, plan, msg.correlation_id, outcome)

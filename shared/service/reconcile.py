@@ -712,7 +712,7 @@ def evaluate_page(
     world: Mapping[str, Any], index: Mapping[str, Sequence[str]], users: list[JSON]
 ) -> tuple[Any, Evaluation]:
     tenant = parse_snapshot(page_document(world, index, users)).tenant
-    return tenant, evaluate(tenant)
+    return tenant, evaluate(tenant, *catalog().names_for(tenant))
 
 
 def _open_subjects(svc: Services) -> set[str]:
