@@ -113,12 +113,14 @@ def migration_plan(
                         user.id, lic.sku_id, coverage.group_ids, coverage.unhealthy_group_ids
                     )
                 )
-    return MigrationPlan(tuple(covered), tuple(partly), _direct_only_sets(tenant, only))
+    return MigrationPlan(tuple(covered), tuple(partly), direct_only_sets(tenant, only))
 
 
-def _direct_only_sets(
+def direct_only_sets(
     tenant: Tenant, only: Mapping[tuple[str, frozenset[str]], list[str]]
 ) -> tuple[DirectOnlySet, ...]:
+    """Users holding a SKU only directly, one set per (SKU, disabled plans), each with a
+    suggested licensing group (or the existing groups that already assign exactly that)."""
     taken = {g.name.lower() for g in tenant.groups.values()}
     sets = []
     for (sku_id, disabled), user_ids in sorted(

@@ -18,11 +18,10 @@ from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.migration import (
     CoveredDirect,
-    DirectOnlySet,
     MigrationPlan,
     PartlyCoveredDirect,
+    direct_only_sets,
     migration_plan,
-    suggested_group_name,
 )
 from shared.core.model import Tenant
 from shared.directory import JSON
@@ -376,23 +375,4 @@ def assemble_migration(
         "users": list(users.values()),
     }
     tenant = parse_snapshot(document).tenant
-    taken = {g.name.lower() for g in tenant.groups.values()}
-    sets = []
-    for (sku_id, disabled), user_ids in sorted(
-        only.items(), key=lambda item: (tenant.skus[item[0][0]].part_number, -len(item[1]))
-    ):
-        sku = tenant.skus[sku_id]
-        enabled = len(sku.plan_ids - disabled)
-        existing = tuple(
-            g.id
-            for g in tenant.groups.values()
-            for lic in g.licenses
-            if lic.sku_id == sku_id and lic.disabled_plans == disabled
-        )
-        base = name = suggested_group_name(sku.part_number, enabled)
-        n = 2
-        while name.lower() in taken:
-            name, n = f"{base}_{n}", n + 1
-        taken.add(name.lower())
-        sets.append(DirectOnlySet(sku_id, disabled, enabled, tuple(user_ids), name, existing))
-    return MigrationPlan(tuple(covered), tuple(partly), tuple(sets)), tenant
+    return MigrationPlan(tuple(covered), tuple(partly), direct_only_sets(tenant, only)), tenant
