@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from shared import logging as app_logging
 from shared.logging import bind_correlation, configure_logging, get_logger
 from tests.infra.bicep import ROOT
 
@@ -50,49 +49,60 @@ def test_without_a_connection_string_the_exporter_is_neither_imported_nor_enable
     assert out.strip().splitlines()[-1] == "False []"
 
 
-def test_with_a_connection_string_it_is_configured_once_with_the_identity(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import azure.monitor.opentelemetry as azure_monitor
+def _in_fresh_process(env: dict[str, str]) -> dict[str, object]:
+    """Configure logging twice in a fresh interpreter (the exporter is once per process), with
+    Azure Monitor's configure function replaced by a recorder: a fake at the SDK boundary."""
+    code = (
+        "import json, sys\n"
+        "import azure.monitor.opentelemetry as azure_monitor\n"
+        "calls = []\n"
+        "azure_monitor.configure_azure_monitor = lambda **kw: calls.append(kw)\n"
+        "from shared.logging import azure_monitor_enabled, configure_logging\n"
+        "env = json.loads(sys.argv[1])\n"
+        "configure_logging(env=env)\n"
+        "configure_logging(env=env)\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled(), 'calls': [\n"
+        "    {'connection_string': c.get('connection_string'),\n"
+        "     'credential': type(c.get('credential')).__name__} for c in calls]}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(env)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
 
-    calls: list[dict[str, object]] = []
-    monkeypatch.setattr(azure_monitor, "configure_azure_monitor", lambda **kw: calls.append(kw))
-    monkeypatch.setattr(app_logging, "_azure_monitor_on", False)
+
+def test_with_a_connection_string_it_is_configured_once_with_the_identity() -> None:
     client_id = "11111111-2222-4333-8444-555555555555"
     env = {
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0;IngestionEndpoint=https://x/",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
     }
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    try:
-        configure_logging(env=env)
-        configure_logging(env=env)
-    finally:
-        root.handlers[:] = saved
-        structlog.reset_defaults()
 
-    [options] = calls
-    assert options["connection_string"] == env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
-    assert type(options["credential"]).__name__ == "ManagedIdentityCredential"
-    assert app_logging.azure_monitor_enabled()
-    monkeypatch.setattr(app_logging, "_azure_monitor_on", False)
+    result = _in_fresh_process(env)
+
+    assert result["enabled"] is True
+    assert result["calls"] == [
+        {
+            "connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+            "credential": "ManagedIdentityCredential",
+        }
+    ]
 
 
-def test_the_worker_exporter_setting_keeps_ours_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_logging, "_azure_monitor_on", False)
+def test_the_worker_exporter_setting_keeps_ours_off() -> None:
     env = {
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0",
         "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
     }
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    try:
-        configure_logging(env=env)
-    finally:
-        root.handlers[:] = saved
-        structlog.reset_defaults()
-    assert not app_logging.azure_monitor_enabled()
+
+    result = _in_fresh_process(env)
+
+    assert result == {"enabled": False, "calls": []}
 
 
 def test_info_events_carry_the_correlation_id_as_json(
