@@ -44,7 +44,6 @@ from shared.adapters.tables import (
     Entity,
     json_field,
     parse_json_field,
-    safe_key,
 )
 from shared.alerts import compose
 from shared.alerts.compose import MailNames, Section, Table, UserName
@@ -95,7 +94,7 @@ from shared.core.findings import (
 )
 from shared.core.model import Tenant
 from shared.service.context import Services
-from shared.service.stores import LicensedGroups, ServiceState
+from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.summary import NightlySummary
 from shared.snapshot import parse_snapshot
 
@@ -627,36 +626,9 @@ def check_tenant(svc: Services) -> None:
 
 
 def _set_one(svc: Services, subject: str, key: str, finding: Finding | None, now: datetime) -> None:
-    """Open, keep or resolve one finding, keeping `firstSeen` and `alertedIn` while open
-    (`FindingsLedger.reconcile` would resolve a subject's other findings)."""
-    table = svc.tables.findings
-    existing = table.get(safe_key(subject), safe_key(key))
-    is_open = existing is not None and not existing.fields.get("resolvedAt")
-    if finding is None:
-        if is_open and existing is not None:
-            table.upsert(
-                existing.partition_key,
-                existing.row_key,
-                dict(existing.fields) | {"resolvedAt": now, "runId": "tenant-check"},
-            )
-        return
-    fields: dict[str, Any] = {
-        "key": finding.key,
-        "code": finding.code,
-        "severity": finding.severity,
-        "skuId": finding.sku_id,
-        "groupId": finding.group_id,
-        "message": finding.message,
-        "remedy": finding.remedy,
-        "lastSeen": now,
-        "runId": "tenant-check",
-        "firstSeen": now,
-    }
-    if is_open and existing is not None:
-        for kept in ("firstSeen", "alertedIn", "reprocessQueuedAt"):
-            if existing.fields.get(kept) is not None:
-                fields[kept] = existing.fields[kept]
-    table.upsert(safe_key(subject), safe_key(key), fields)
+    FindingsLedger(svc.tables.findings).set_one(
+        subject, key, finding, now=now, run_id="tenant-check"
+    )
 
 
 def _instant(text: str) -> datetime | None:

@@ -224,15 +224,12 @@ class FindingsLedger:
         for key, finding in current.items():
             entity = before.get(key)
             fields = _finding_fields(finding, now, run_id)
+            fields["firstSeen"] = now
             if entity is None:
                 new.append(finding)
-                fields["firstSeen"] = now
             else:
                 persisting.append(finding)
-                fields["firstSeen"] = entity.fields.get("firstSeen", now)
-                for kept in ("reprocessQueuedAt", "alertedIn"):
-                    if entity.fields.get(kept) is not None:
-                        fields[kept] = entity.fields[kept]
+                _carry_over(entity, fields)
             if key in queued:
                 fields["reprocessQueuedAt"] = now
             self._table.upsert(safe_key(subject), safe_key(key), fields)
@@ -246,14 +243,23 @@ class FindingsLedger:
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
 
-    def record_one(self, finding: Finding, *, now: datetime, run_id: str) -> bool:
-        """Record a standalone finding (e.g. a poisoned message); True when it is new."""
-        subject, key = safe_key(finding.subject), safe_key(finding.key)
-        existing = self._table.get(subject, key)
+    def set_one(
+        self, subject: str, key: str, finding: Finding | None, *, now: datetime, run_id: str
+    ) -> None:
+        """Open, keep or resolve one finding of a subject without touching its others (which
+        `reconcile` would resolve): for standing, tenant-level conditions."""
+        existing = self._table.get(safe_key(subject), safe_key(key))
+        is_open = existing is not None and not existing.fields.get("resolvedAt")
+        if finding is None:
+            if existing is not None and is_open:
+                fields = dict(existing.fields) | {"resolvedAt": now, "runId": run_id}
+                self._table.upsert(existing.partition_key, existing.row_key, fields)
+            return
         fields = _finding_fields(finding, now, run_id)
-        fields["firstSeen"] = existing.fields.get("firstSeen", now) if existing else now
-        self._table.upsert(subject, key, fields)
-        return existing is None or bool(existing.fields.get("resolvedAt"))
+        fields["firstSeen"] = now
+        if existing is not None and is_open:
+            _carry_over(existing, fields)
+        self._table.upsert(safe_key(subject), safe_key(key), fields)
 
     def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
         wanted = set(codes)
@@ -262,6 +268,13 @@ class FindingsLedger:
             for e in self._table.query_all()
             if e.fields.get("code") in wanted and not e.fields.get("resolvedAt")
         ]
+
+
+def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
+    """What a finding keeps while it stays open: when it was first seen, and what was done."""
+    for kept in ("firstSeen", "reprocessQueuedAt", "alertedIn"):
+        if entity.fields.get(kept) is not None:
+            fields[kept] = entity.fields[kept]
 
 
 def _finding_fields(finding: Finding, now: datetime, run_id: str) -> dict[str, Any]:
