@@ -43,6 +43,7 @@ from devhost.demo import (
 )
 from graphsim.client import SimClient
 from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from tests.service.world import notification
 
 pytestmark = pytest.mark.e2e
 
@@ -266,23 +267,14 @@ def test_observe_mode_writes_nothing(make_stack: StackFactory, capture: EventCap
 def _replay(stack: Stack, sim: SimClient, group_id: str) -> dict[str, Any]:
     """A change notification as graphsim sends it (for a replay straight to the webhook)."""
     subscription = graph_get(stack, "/subscriptions")["value"][0]
-    return {
-        "value": [
-            {
-                "subscriptionId": subscription["id"],
-                "clientState": CLIENT_STATE,
-                "changeType": "updated",
-                "resource": f"Groups/{group_id}",
-                "resourceData": {
-                    "@odata.type": "#Microsoft.Graph.Group",
-                    "@odata.id": f"Groups/{group_id}",
-                    "id": group_id,
-                },
-                "subscriptionExpirationDateTime": subscription["expirationDateTime"],
-                "tenantId": stack.settings["TENANT_ID"],
-            }
-        ]
-    }
+    item = notification(
+        group_id,
+        subscriptionId=subscription["id"],
+        clientState=CLIENT_STATE,
+        subscriptionExpirationDateTime=subscription["expirationDateTime"],
+        tenantId=stack.settings["TENANT_ID"],
+    )
+    return {"value": [item]}
 
 
 async def _post_together(url: str, body: dict[str, Any], times: int) -> list[int]:
