@@ -218,6 +218,7 @@ def running_stack(
     extra_settings: Mapping[str, str] | None = None,
     poll_interval: float = 0.05,
     host_json: Mapping[str, Any] | None = None,
+    function_keys: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start what is missing (Azurite unless `storage` is given, graphsim, the DevHost) and
     stop it all on exit. The service's cached `Services` is dropped before and after, so each
@@ -249,6 +250,7 @@ def running_stack(
             settings,
             port=port,
             function_key=key,
+            function_keys=function_keys,
             poll_interval=poll_interval,
             host_json=host_json,
             host_json_path=ROOT / "host.json",

@@ -172,6 +172,7 @@ class DevHost:
         port: int = 0,
         function_key: str | None = None,
         master_key: str | None = None,
+        function_keys: Mapping[str, str] | None = None,
         poll_interval: float = 0.2,
         host_json: Mapping[str, Any] | None = None,
         host_json_path: str | Path | None = None,
@@ -199,6 +200,12 @@ class DevHost:
         self.port = port
         self.function_key = function_key or secrets.token_urlsafe(24)
         self.master_key = master_key or secrets.token_urlsafe(32)
+        # Function-level keys (Azure: Microsoft.Web/sites/functions/keys): valid for that
+        # function only, next to the host's function key.
+        self.function_keys: dict[str, str] = dict(function_keys or {})
+        for name in self.function_keys:
+            if name not in self.functions:
+                raise ValueError(f"function_keys: {name!r} is not a function of this app")
         self.poll_interval = poll_interval
         q = self.options.queues
         cap = q.max_polling_interval if q.max_polling_interval_set else LOCAL_MAX_POLLING_INTERVAL
@@ -526,13 +533,16 @@ class DevHost:
     def _presented_key(self, request: Request) -> str:
         return request.headers.get("x-functions-key") or request.query_params.get("code") or ""
 
-    def _authorized(self, request: Request, level: str) -> bool:
+    def _authorized(self, request: Request, level: str, function: str | None = None) -> bool:
         if level == "ANONYMOUS":
             return True
         key = self._presented_key(request).encode()
         master = hmac.compare_digest(key, self.master_key.encode())
         if level == "ADMIN":
             return master
+        own = self.function_keys.get(function or "")
+        if own is not None and hmac.compare_digest(key, own.encode()):
+            return True
         return master or hmac.compare_digest(key, self.function_key.encode())
 
     def _http_candidates(self, path: str) -> list[tuple[FunctionSpec, dict[str, str]]]:
@@ -555,7 +565,7 @@ class DevHost:
         if match is None:  # the host answers 404 for an unknown route or a method it doesn't map
             return Response(status_code=404)
         spec, route_params = match
-        if not self._authorized(request, spec.auth_level):
+        if not self._authorized(request, spec.auth_level, spec.name):
             return Response(status_code=401)
         body = await request.body()
         headers: dict[str, str] = {}

@@ -1,17 +1,36 @@
-"""Queue: the on-premises sync server says a sync cycle completed."""
+"""The on-premises sync server says a sync cycle completed: over HTTPS, or on the queue."""
 
 from __future__ import annotations
 
 import azure.functions as func
+import orjson
+from azure.core.exceptions import AzureError
 
 from functions._queue import decode_as
 from shared.adapters.queues import SYNC_COMPLETED
 from shared.bootstrap import services
 from shared.logging import bind_correlation
 from shared.messages import SyncCompleted
+from shared.service.sync_intake import SyncRejected, accept_sync_completed
 from shared.service.watch import on_sync_completed
 
 bp = func.Blueprint()
+
+
+def _json(status: int, body: dict[str, str]) -> func.HttpResponse:
+    return func.HttpResponse(orjson.dumps(body), status_code=status, mimetype="application/json")
+
+
+@bp.route(route="directory/sync-completed", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def sync_completed_http(req: func.HttpRequest) -> func.HttpResponse:
+    """Its own function key (onprem-sync-key); 202 once the message is on the queue."""
+    try:
+        msg = accept_sync_completed(services(), req.get_body(), req.headers.get("content-type"))
+    except SyncRejected as rejected:
+        return _json(rejected.status, {"error": rejected.code, "message": str(rejected)})
+    except AzureError:  # storage unreachable: nothing was queued, the sender retries
+        return _json(503, {"error": "unavailable", "message": "could not queue; retry later"})
+    return _json(202, {"status": "accepted", "correlationId": msg.correlation_id})
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_COMPLETED, connection="AzureWebJobsStorage")

@@ -66,9 +66,23 @@ param seedClientState bool = true
 @description('Initial Graph clientState: generated on each deployment, used only while seedClientState is true. Never put a literal here.')
 param initialClientState string = newGuid()
 
+@description('Write the initial on-prem sync function key to Key Vault (onprem-sync-key). The postprovision hook sets SEED_ONPREM_SYNC_KEY=false after the first provision; rotate it as docs/operations.md says.')
+param seedOnpremSyncKey bool = true
+
+@secure()
+@description('Initial on-prem sync function key: generated, used only while seedOnpremSyncKey is true. Never put a literal here.')
+param initialOnpremSyncKey string = '${newGuid()}${newGuid()}'
+
+@description('True once the code is deployed (the hook sets SYNC_FUNCTION_DEPLOYED): a function key can only be set on a function that exists.')
+param syncFunctionDeployed bool = false
+
+@description('Optional: object id of the Azure Arc-enabled sync server (or a certificate app) that may put SyncCompleted on the sync-completed queue with Entra ID instead of calling the HTTPS endpoint. Empty: none.')
+param onpremSenderPrincipalId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = 'func-lg-${resourceToken}'
+var keyVaultName = 'kv-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -113,12 +127,20 @@ module keyVault 'app/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
-    name: 'kv-${resourceToken}'
+    name: keyVaultName
     location: location
     tags: tags
     seedClientState: seedClientState
     initialClientState: initialClientState
+    seedOnpremSyncKey: seedOnpremSyncKey
+    initialOnpremSyncKey: initialOnpremSyncKey
   }
+}
+
+// Read at deployment time only, to hand the on-prem sync key to api.bicep as a secure param.
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+  scope: rg
 }
 
 module rbac 'app/rbac.bicep' = {
@@ -131,6 +153,7 @@ module rbac 'app/rbac.bicep' = {
     identityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
+    onpremSenderPrincipalId: onpremSenderPrincipalId
   }
 }
 
@@ -157,8 +180,10 @@ module api 'app/api.bicep' = {
     reprocessRatePerMin: reprocessRatePerMin
     reprocessDailyCap: reprocessDailyCap
     schedules: schedules
+    syncFunctionDeployed: syncFunctionDeployed
+    onpremSyncKey: vault.getSecret('onprem-sync-key')
   }
-  dependsOn: [rbac]
+  dependsOn: [rbac, keyVault]
 }
 
 // Read by azd (saved in the environment) and by infra/scripts/*.

@@ -23,6 +23,13 @@ param reprocessRatePerMin int
 param reprocessDailyCap int
 param schedules object
 
+@description('True once the code is deployed: the function must exist before it can have a key.')
+param syncFunctionDeployed bool
+
+@secure()
+@description('The on-prem sync endpoint\'s function key, from Key Vault (onprem-sync-key).')
+param onpremSyncKey string
+
 // NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL carry the function key, which exists only once
 // the app does: infra/scripts/postprovision.* replace this placeholder after every provision.
 // Settings needs an absolute URL, and Graph cannot validate this one, so until the hook ran the
@@ -143,6 +150,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       MASS_LOSS_THRESHOLD: '10'
       BASELINE: ''
     }
+  }
+}
+
+// POST /api/directory/sync-completed (functions/directory_sync.py) with its own named key, so the
+// sync server holds a key that opens that endpoint only. The value comes from Key Vault and is
+// never an app setting. `properties.value` is what ARM accepts for this type
+// (Azure/bicep-types-az#1357); the key can only be set on a deployed function
+// (Azure/azure-rest-api-specs#13424), hence syncFunctionDeployed (set by the hook).
+resource syncCompletedHttp 'Microsoft.Web/sites/functions@2024-04-01' existing = {
+  parent: functionApp
+  name: 'sync_completed_http'
+}
+
+resource onpremSyncFunctionKey 'Microsoft.Web/sites/functions/keys@2024-04-01' = if (syncFunctionDeployed) {
+  parent: syncCompletedHttp
+  name: 'onprem-sync-key'
+  properties: {
+    value: onpremSyncKey
   }
 }
 

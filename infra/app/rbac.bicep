@@ -11,12 +11,16 @@ param identityPrincipalId string
 param userPrincipalId string = ''
 param userPrincipalType string = 'User'
 
+@description('Optional on-prem sender (Azure Arc server or certificate app) allowed to put messages on sync-completed; empty: none.')
+param onpremSenderPrincipalId string = ''
+
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var storageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 // Blob: deployment package and the host's timer leases. Queue: triggers, outputs and the host's
 // moves to -poison (Reader + Message Processor is not enough). Table: the app's state.
@@ -95,5 +99,26 @@ resource userSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
     principalId: userPrincipalId
     principalType: userPrincipalType
+  }
+}
+
+// Optional Entra ID path for the on-prem trigger: send (add) only, on the sync-completed queue only.
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource syncCompletedQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'sync-completed'
+}
+
+resource onpremSenderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(onpremSenderPrincipalId)) {
+  name: guid(syncCompletedQueue.id, onpremSenderPrincipalId, storageQueueDataMessageSender)
+  scope: syncCompletedQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSender)
+    principalId: onpremSenderPrincipalId
+    principalType: 'ServicePrincipal'
   }
 }

@@ -1,7 +1,9 @@
 # azd hook (postprovision and postdeploy; see azure.yaml): the PowerShell twin of
 # postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), points
 # NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL at this app with each function's default key,
-# and runs subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd.
+# installs the on-prem sync key (onprem-sync-key, from Key Vault) on sync_completed_http the
+# first time it exists (then SYNC_FUNCTION_DEPLOYED=true: Bicep keeps it set), and runs
+# subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd.
 $ErrorActionPreference = 'Stop'
 
 $rg = $env:AZURE_RESOURCE_GROUP
@@ -9,6 +11,7 @@ $app = $env:AZURE_FUNCTION_APP_NAME
 if (-not $rg -or -not $app) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME are not set (run through azd)' }
 
 azd env set SEED_CLIENT_STATE false | Out-Null
+azd env set SEED_ONPREM_SYNC_KEY false | Out-Null
 
 function Get-FunctionKey([string] $Function) {
     try {
@@ -33,6 +36,16 @@ if ($current -ne $notificationUrl) {
     Write-Output "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $hostName"
 } else {
     Write-Output "postprovision: notification URLs already point at $hostName"
+}
+
+if ($env:SYNC_FUNCTION_DEPLOYED -ne 'true') {
+    $vault = $env:AZURE_KEY_VAULT_NAME
+    if (-not $vault) { throw 'AZURE_KEY_VAULT_NAME is not set (run through azd)' }
+    $syncKey = az keyvault secret show --vault-name $vault -n onprem-sync-key --query value -o tsv
+    az functionapp function keys set -g $rg -n $app --function-name sync_completed_http `
+        --key-name onprem-sync-key --key-value $syncKey --output none
+    azd env set SYNC_FUNCTION_DEPLOYED true | Out-Null
+    Write-Output 'postprovision: onprem-sync-key installed on sync_completed_http (docs/operations.md)'
 }
 
 if ($env:KICK_KEEPER -ne 'false') {

@@ -6,7 +6,10 @@
 #    LIFECYCLE_NOTIFICATION_URL=https://<host>/api/graph/lifecycle?code=<key>, replacing the
 #    Bicep placeholder. Each URL carries its own function's default key, which exists once the
 #    code is deployed; before that (first provision of `azd up`) this step waits for postdeploy.
-# 3. Runs subscription_keeper once (admin endpoint, master key) so the Graph subscription is
+# 3. Installs the on-prem sync endpoint's own key, onprem-sync-key (Key Vault is its source), on
+#    sync_completed_http the first time that function exists, and sets SYNC_FUNCTION_DEPLOYED
+#    so every later `azd provision` sets it from Key Vault in Bicep (infra/app/api.bicep).
+# 4. Runs subscription_keeper once (admin endpoint, master key) so the Graph subscription is
 #    created now rather than at the next 6-hourly tick. The subscription is always made by the
 #    keeper, never by hand. Set KICK_KEEPER=false to skip.
 set -eu
@@ -15,6 +18,7 @@ rg="${AZURE_RESOURCE_GROUP:?AZURE_RESOURCE_GROUP is not set (run through azd)}"
 app="${AZURE_FUNCTION_APP_NAME:?AZURE_FUNCTION_APP_NAME is not set (run through azd)}"
 
 azd env set SEED_CLIENT_STATE false >/dev/null
+azd env set SEED_ONPREM_SYNC_KEY false >/dev/null
 
 function_key() {
   az functionapp function keys list -g "$rg" -n "$app" --function-name "$1" \
@@ -39,6 +43,15 @@ if [ "$current" != "$notification_url" ]; then
   echo "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $host"
 else
   echo "postprovision: notification URLs already point at $host"
+fi
+
+if [ "${SYNC_FUNCTION_DEPLOYED:-false}" != "true" ]; then
+  vault="${AZURE_KEY_VAULT_NAME:?AZURE_KEY_VAULT_NAME is not set (run through azd)}"
+  sync_key="$(az keyvault secret show --vault-name "$vault" -n onprem-sync-key --query value -o tsv)"
+  az functionapp function keys set -g "$rg" -n "$app" --function-name sync_completed_http \
+    --key-name onprem-sync-key --key-value "$sync_key" --output none
+  azd env set SYNC_FUNCTION_DEPLOYED true >/dev/null
+  echo "postprovision: onprem-sync-key installed on sync_completed_http (docs/operations.md)"
 fi
 
 if [ "${KICK_KEEPER:-true}" = "true" ]; then

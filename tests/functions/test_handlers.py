@@ -11,10 +11,12 @@ import asyncio
 import inspect
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
@@ -24,6 +26,7 @@ from shared.adapters.queues import (
     RECOMPUTE_USERS,
     REPROCESS_USER,
     SYNC_COMPLETED,
+    InMemoryQueue,
     poison_name,
 )
 from shared.bootstrap import use
@@ -106,6 +109,7 @@ def test_every_function_is_registered_once() -> None:
             "recompute_users",
             "reprocess_user",
             "sync_completed",
+            "sync_completed_http",
             "subscription_keeper",
             "sync_watch",
             "recheck_errors",
@@ -119,7 +123,11 @@ def test_every_function_is_registered_once() -> None:
 
 @pytest.mark.parametrize(
     ("name", "route"),
-    [("graph_notifications", "graph/notifications"), ("graph_lifecycle", "graph/lifecycle")],
+    [
+        ("graph_notifications", "graph/notifications"),
+        ("graph_lifecycle", "graph/lifecycle"),
+        ("sync_completed_http", "directory/sync-completed"),
+    ],
 )
 def test_the_webhooks_are_post_routes_behind_a_function_key(name: str, route: str) -> None:
     trigger = bindings(name)
@@ -299,6 +307,108 @@ def test_sync_completed_queues_a_sweep(registered: World) -> None:
     [sweep] = registered.messages(GROUPS_CHANGED)
     assert isinstance(sweep, DeltaSweep)
     assert sweep.correlation_id == "sync-run"
+
+
+def sync_post(data: bytes, content_type: str = "application/json") -> func.HttpRequest:
+    return func.HttpRequest(
+        method="POST",
+        url="/api/directory/sync-completed",
+        headers={"Content-Type": content_type},
+        body=data,
+    )
+
+
+def sync_body(**overrides: object) -> bytes:
+    fields: dict[str, object] = {
+        "type": "SyncCompleted",
+        "version": 1,
+        "tenantId": TENANT_ID,
+        "completedAt": "2026-11-24T08:30:00Z",
+        "source": "entra-connect",
+        "correlationId": "sync-run",
+    }
+    return json.dumps(fields | overrides).encode()
+
+
+def test_the_sync_endpoint_queues_the_message_for_the_queue_trigger(registered: World) -> None:
+    response = call("sync_completed_http", sync_post(sync_body()))
+
+    assert response.status_code == 202
+    assert json.loads(response.get_body()) == {"status": "accepted", "correlationId": "sync-run"}
+    [queued_msg] = registered.messages(SYNC_COMPLETED)
+    assert isinstance(queued_msg, SyncCompleted)
+    assert queued_msg.completed_at == "2026-11-24T08:30:00Z"
+    assert registered.messages(GROUPS_CHANGED) == []  # the queue trigger does the rest
+
+    call("sync_completed", queued(queued_msg))  # ... as the queue path always did
+
+    [sweep] = registered.messages(GROUPS_CHANGED)
+    assert isinstance(sweep, DeltaSweep)
+    assert sweep.correlation_id == "sync-run"
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "error", "says"),
+    [
+        (b"{not json", "application/json", 400, "invalid_message", "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "invalid_message", "must be a JSON object"),
+        (sync_body(tenantId=42), "application/json", 400, "invalid_message", "tenantId"),
+        (sync_body(completedAt="2026-11-24T08:30:00"), "application/json", 400,
+         "invalid_message", "no time zone"),
+        (sync_body(completedAt="2026-11-24T09:30:00+01:00"), "application/json", 400,
+         "invalid_message", "must be in UTC"),
+        (sync_body(source=""), "application/json", 400, "invalid_message", "source"),
+        (sync_body(version=2), "application/json", 400, "invalid_message", "unsupported version"),
+        (sync_body(type="DeltaSweep", reason="x"), "application/json", 400, "invalid_message",
+         "expected SyncCompleted"),
+        (sync_body(tenantId="0b0e8d11-9a3e-4a57-0c5a-9b2f0c1e6c1f"), "application/json", 422,
+         "foreign_tenant", "not this deployment's tenant"),
+        (sync_body(), "text/plain", 415, "unsupported_media_type", "application/json"),
+        (sync_body(), "application/json; charset=latin-1", 415, "unsupported_media_type",
+         "utf-8"),
+        (sync_body(padding="x" * 20_000), "application/json", 413, "too_large", "at most"),
+        (b"\xff\xfe", "application/json", 400, "invalid_message", "not UTF-8"),
+    ],
+)  # fmt: skip
+def test_the_sync_endpoint_rejects_bad_input_with_a_json_error_and_queues_nothing(
+    registered: World, data: bytes, content_type: str, status: int, error: str, says: str
+) -> None:
+    response = call("sync_completed_http", sync_post(data, content_type))
+
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    answer = json.loads(response.get_body())
+    assert answer["error"] == error
+    assert says in answer["message"]
+    assert registered.messages(SYNC_COMPLETED) == []
+
+
+def test_the_sync_endpoint_accepts_a_utf8_charset_and_upper_case_ids(registered: World) -> None:
+    data = sync_body(tenantId=TENANT_ID.upper())
+
+    response = call("sync_completed_http", sync_post(data, "Application/JSON; charset=UTF-8"))
+
+    assert response.status_code == 202
+    [queued_msg] = registered.messages(SYNC_COMPLETED)
+    assert isinstance(queued_msg, SyncCompleted)
+    assert queued_msg.tenant_id == TENANT_ID.lower()
+
+
+class UnreachableQueue(InMemoryQueue):
+    """The storage port when the account cannot be reached."""
+
+    def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
+        raise ServiceRequestError("connection refused")
+
+
+def test_the_sync_endpoint_answers_503_when_the_queue_is_unreachable(registered: World) -> None:
+    queues = registered.svc.queues
+    registered.svc.queues = replace(queues, sync_completed=UnreachableQueue(SYNC_COMPLETED))
+
+    response = call("sync_completed_http", sync_post(sync_body()))
+
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["error"] == "unavailable"
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,14 @@ queue or table without a data role, a module called with a parameter it does not
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
 import pytest
 
 from shared.adapters.blobs import REPORTS_CONTAINER
-from shared.adapters.queues import QUEUE_NAMES, poison_name
+from shared.adapters.queues import QUEUE_NAMES, SYNC_COMPLETED, poison_name
 from shared.adapters.tables import TABLE_NAMES
 from shared.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
 from tests.infra.bicep import (
@@ -340,8 +341,6 @@ def test_modules_are_called_with_exactly_the_params_they_declare() -> None:
 
 
 def test_the_parameters_file_matches_main_bicep() -> None:
-    import json
-
     file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
     declared = params(read("main.bicep"))
     assert set(file["parameters"]) <= set(declared)
@@ -384,3 +383,84 @@ def test_funcignore_keeps_development_files_and_infra_out_of_the_package() -> No
     ignored = set((ROOT / ".funcignore").read_text(encoding="utf-8").split())
     assert {"tests", "graphsim", "devhost", "bench", "tools", "infra", "docs"} <= ignored
     assert not ignored & {"shared", "functions", "function_app.py", "host.json", "requirements.txt"}
+
+
+# --- the on-premises sync trigger's key ---------------------------------------------------------
+
+
+def _resource(text: str, symbol: str) -> tuple[str, str, str]:
+    """(type@version, the text between `=` and the body, the body) of one resource."""
+    kind, rest = resources(text)[symbol]
+    return kind, rest[: rest.index("{")], block(rest, 0)
+
+
+def test_the_sync_endpoint_gets_its_own_named_key_from_key_vault() -> None:
+    api, main = read("app/api.bicep"), read("main.bicep")
+    handler = (ROOT / "functions" / "directory_sync.py").read_text(encoding="utf-8")
+    assert 'route="directory/sync-completed"' in handler
+    assert "def sync_completed_http(" in handler
+
+    kind, head, body = _resource(api, "syncCompletedHttp")
+    assert kind.startswith("Microsoft.Web/sites/functions@")
+    assert "existing" in resources_line(api, "syncCompletedHttp")
+    assert top_level_keys(body) == {"parent": "functionApp", "name": "'sync_completed_http'"}
+    kind, head, body = _resource(api, "onpremSyncFunctionKey")
+    assert kind.startswith("Microsoft.Web/sites/functions/keys@")
+    assert head.strip() == "if (syncFunctionDeployed)"  # a key needs the deployed function
+    assert top_level_keys(body)["parent"] == "syncCompletedHttp"
+    assert top_level_keys(body)["name"] == "'onprem-sync-key'"
+    assert top_level_keys(after(body, r"^\s*properties\s*:")) == {"value": "onpremSyncKey"}
+    assert re.search(r"@secure\(\)\n(@description\(.*\)\n)?param onpremSyncKey string", api)
+    _, passed = modules(main)["api"]
+    assert passed["onpremSyncKey"] == "vault.getSecret('onprem-sync-key')"
+    assert passed["syncFunctionDeployed"] == "syncFunctionDeployed"
+
+
+def resources_line(text: str, symbol: str) -> str:
+    match = re.search(rf"^resource\s+{symbol}\s+.*$", text, re.MULTILINE)
+    assert match, symbol
+    return match.group(0)
+
+
+def test_the_sync_key_lives_in_key_vault_generated_never_in_an_app_setting() -> None:
+    vault, main = read("app/keyvault.bicep"), read("main.bicep")
+    kind, head, body = _resource(vault, "onpremSyncKey")
+    assert kind.startswith("Microsoft.KeyVault/vaults/secrets@")
+    assert head.strip() == "if (seedOnpremSyncKey)"
+    assert top_level_keys(body)["name"] == "'onprem-sync-key'"
+    properties = top_level_keys(after(body, r"^\s*properties\s*:"))
+    assert properties["value"] == "initialOnpremSyncKey"
+    assert properties["contentType"]
+    assert re.search(r"enabledForTemplateDeployment:\s*true", vault)  # for getSecret
+    generated = r"@secure\(\)\n@description\(.*\)\nparam initialOnpremSyncKey string = '\$\{newGuid"
+    assert re.search(generated, main)  # generated on deployment, never a literal
+    assert "existing" in resources_line(main, "vault")
+    assert not any("onpremSyncKey" in expression for expression in app_settings().values())
+
+
+def test_the_hooks_install_the_sync_key_once_and_hand_over_to_bicep() -> None:
+    file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert file["seedOnpremSyncKey"]["value"] == "${SEED_ONPREM_SYNC_KEY=true}"
+    assert file["syncFunctionDeployed"]["value"] == "${SYNC_FUNCTION_DEPLOYED=false}"
+    assert main_param_default("syncFunctionDeployed") == "false"
+    for hook in ("postprovision.sh", "postprovision.ps1"):
+        text = (INFRA / "scripts" / hook).read_text(encoding="utf-8")
+        assert "azd env set SEED_ONPREM_SYNC_KEY false" in text
+        assert "azd env set SYNC_FUNCTION_DEPLOYED true" in text
+        assert "--function-name sync_completed_http" in text
+        assert "--key-name onprem-sync-key" in text
+        assert "-n onprem-sync-key" in text  # read from Key Vault, the key's source
+
+
+def test_the_optional_entra_sender_may_only_send_to_the_sync_queue() -> None:
+    rbac = read("app/rbac.bicep")
+    variables = dict(re.findall(r"^var\s+(\w+)\s*=\s*'([0-9a-f-]{36})'", rbac, re.MULTILINE))
+    assert variables["storageQueueDataMessageSender"] == "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"
+    _, _, queue = _resource(rbac, "syncCompletedQueue")
+    assert top_level_keys(queue)["name"] == f"'{SYNC_COMPLETED}'"
+    _, head, body = _resource(rbac, "onpremSenderAssignment")
+    assert head.strip() == "if (!empty(onpremSenderPrincipalId))"
+    assert top_level_keys(body)["scope"] == "syncCompletedQueue"  # not the account
+    assert "storageQueueDataMessageSender" in body
+    file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert file["onpremSenderPrincipalId"]["value"] == "${ONPREM_SENDER_PRINCIPAL_ID=}"

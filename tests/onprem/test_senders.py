@@ -1,33 +1,46 @@
-"""The on-premises senders of SyncCompleted: the PowerShell template and the Python script."""
+"""The on-premises senders of SyncCompleted: the PowerShell template and the Python script.
+
+The Python sender runs end to end against the real `function_app.app` on the DevHost (Azurite
+and graphsim behind it): it POSTs to ``/api/directory/sync-completed`` with that function's own
+key, the endpoint queues the message, the queue trigger records the sync and queues a delta
+sweep, and the sweep runs, exactly as when the message was put on the queue directly.
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import http.server
 import importlib.util
 import json
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any, ClassVar
 
-import azure.functions as func
+import httpx
 import orjson
 import pytest
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient, QueueSasPermissions, generate_queue_sas
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
 
-from devhost.azurite import ACCOUNT, DEV_KEY, AzuriteEndpoints
-from functions._queue import decode_as
-from shared.adapters.queues import AzureQueue
+from devhost.azurite import AzuriteEndpoints
+from devhost.demo import Stack, free_port, load_tenant, running_stack
+from shared.adapters.tables import tables_for
 from shared.messages import SyncCompleted, decode_message, encode_message
+from shared.service.stores import ServiceState
+from shared.service.watch import LAST_SYNC
 
 ONPREM = Path(__file__).resolve().parents[2] / "infra" / "onprem"
 PS1 = ONPREM / "Send-SyncCompleted.ps1"
+ROUTE = "/api/directory/sync-completed"
+SYNC_KEY = "onprem-sync-key-for-tests-7f3a9c"
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
 
 
@@ -81,12 +94,40 @@ def test_the_powershell_template_fixes_type_and_version() -> None:
     assert "NewGuid()" in template["correlationId"]
 
 
-def test_the_powershell_script_base64_encodes_and_posts_put_message_xml() -> None:
+def test_the_powershell_script_posts_json_with_the_key_in_the_functions_header() -> None:
+    text = PS1.read_text(encoding="utf-8")
+
+    assert "$headers = @{ 'x-functions-key' = (Get-PlainKey) }" in text
+    assert "$contentType = 'application/json; charset=utf-8'" in text
+    assert re.search(r"Invoke-RestMethod -Method Post -Uri \$uri", text)
+    assert "ValidatePattern('^https://[^?]+/api/directory/sync-completed$')" in text
+    function = (ONPREM.parents[1] / "functions" / "directory_sync.py").read_text()
+    assert 'route="directory/sync-completed"' in function
+
+
+def test_the_powershell_script_reads_the_key_from_dpapi_or_secret_management_only() -> None:
+    text = PS1.read_text(encoding="utf-8")
+    declared = re.findall(r"\[(?:string|switch|guid|datetime|int|double)\] \$(\w+)", text)
+
+    assert "Import-Clixml -Path $KeyFile" in text  # Export-Clixml: DPAPI-protected SecureString
+    assert "Get-Secret @from" in text  # SecretManagement (SecretStore, Credential Manager)
+    assert not {"Key", "FunctionKey", "SasToken"} & set(declared)  # never on the command line
+
+
+def test_the_powershell_script_retries_throttling_and_server_errors_with_backoff() -> None:
+    text = PS1.read_text(encoding="utf-8")
+
+    assert "$status -ne 429 -and $status -lt 500" in text  # other 4xx: refused, no retry
+    assert "[math]::Pow(2, $attempt - 1)" in text
+    for code in ("exit 0", "exit 1", "exit 2", "exit 3"):
+        assert code in text
+
+
+def test_the_powershell_queue_path_base64_encodes_for_the_queue_trigger() -> None:
     text = PS1.read_text(encoding="utf-8")
 
     assert "[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($json))" in text
     assert "<QueueMessage><MessageText>$text</MessageText></QueueMessage>" in text
-    assert re.search(r"Invoke-RestMethod -Method Post -Uri \$uri", text)
     assert '$uri = "$QueueUrl/messages"' in text
 
 
@@ -95,103 +136,10 @@ def test_the_powershell_script_documents_registration_and_holds_no_secret() -> N
 
     assert "Register-ScheduledTask" in text
     assert "Start-ADSyncSyncCycle" in text
+    assert "EventID=904" in text
     assert not re.search(r"sig=[A-Za-z0-9%]{10,}", text)
     assert "AccountKey=" not in text
-
-
-# --------------------------------------------------------------------------- Python (Azurite)
-
-
-@pytest.fixture
-def queue(azurite: AzuriteEndpoints) -> Iterator[str]:
-    name = f"sync-completed-{uuid.uuid4().hex[:10]}"
-    client = QueueClient.from_connection_string(azurite.connection_string, name)
-    with contextlib.suppress(ResourceExistsError):
-        client.create_queue()
-    yield name
-    client.delete_queue()
-
-
-def stored_texts(azurite: AzuriteEndpoints, queue: str) -> list[str]:
-    """The messages as stored (no decode policy): what the Functions trigger receives."""
-    client = QueueClient.from_connection_string(azurite.connection_string, queue)
-    return [str(m.content) for m in client.peek_messages(max_messages=32)]
-
-
-def received_message(azurite: AzuriteEndpoints, queue: str) -> SyncCompleted:
-    (text,) = stored_texts(azurite, queue)
-    message = decode_message(base64.b64decode(text, validate=True))
-    assert isinstance(message, SyncCompleted)
-    return message
-
-
-def test_python_sender_with_a_connection_string_sends_a_valid_base64_sync_completed(
-    azurite: AzuriteEndpoints, queue: str
-) -> None:
-    status = sender.main(
-        [
-            "--connection-string", azurite.connection_string,
-            "--queue-name", queue,
-            "--tenant-id", TENANT.upper(),
-            "--completed-at", "2026-03-01T08:30:00+01:00",
-            "--source", "cloud-sync",
-            "--correlation-id", "run-42",
-        ]
-    )  # fmt: skip
-
-    assert status == 0
-    message = received_message(azurite, queue)
-    assert message.tenant_id == TENANT
-    assert message.completed_at == "2026-03-01T07:30:00Z"
-    assert message.source == "cloud-sync"
-    assert message.correlation_id == "run-42"
-
-
-def test_python_sender_with_queue_url_and_an_add_only_sas(
-    azurite: AzuriteEndpoints, queue: str
-) -> None:
-    sas = generate_queue_sas(
-        ACCOUNT,
-        queue,
-        DEV_KEY,
-        permission=QueueSasPermissions(add=True),
-        expiry=datetime.now(UTC) + timedelta(minutes=5),
-    )
-    url = f"http://{azurite.host}:{azurite.queue_port}/{ACCOUNT}/{queue}"
-    before = datetime.now(UTC).replace(microsecond=0)
-
-    assert sender.main(["--queue-url", url, "--sas", "?" + sas, "--tenant-id", TENANT]) == 0
-
-    message = received_message(azurite, queue)
-    sent_at = datetime.fromisoformat(message.completed_at.replace("Z", "+00:00"))
-    assert before <= sent_at <= datetime.now(UTC)
-    assert message.source == "entra-connect"
-    assert uuid.UUID(message.correlation_id)
-
-
-def test_what_the_python_sender_stores_is_base64_not_raw_json(
-    azurite: AzuriteEndpoints, queue: str
-) -> None:
-    sender.main(["--connection-string", azurite.connection_string, "--queue-name", queue,
-                 "--tenant-id", TENANT])  # fmt: skip
-
-    (text,) = stored_texts(azurite, queue)
-    assert not text.lstrip().startswith("{")
-    assert isinstance(decode_message(base64.b64decode(text)), SyncCompleted)
-    received = AzureQueue.from_connection(azurite.connection_string, queue).receive()
-    assert isinstance(received[0].message, SyncCompleted)  # the app's own queue adapter agrees
-
-
-def test_the_sync_completed_function_accepts_what_the_python_sender_stores(
-    azurite: AzuriteEndpoints, queue: str
-) -> None:
-    sender.main(["--connection-string", azurite.connection_string, "--queue-name", queue,
-                 "--tenant-id", TENANT])  # fmt: skip
-
-    (text,) = stored_texts(azurite, queue)
-    # The host hands the function the Base64-decoded body (host.json messageEncoding base64).
-    body = base64.b64decode(text)
-    assert decode_as(func.QueueMessage(body=body), SyncCompleted).tenant_id == TENANT
+    assert "?code=" not in text
 
 
 def test_python_and_powershell_senders_write_the_same_fields() -> None:
@@ -201,28 +149,272 @@ def test_python_and_powershell_senders_write_the_same_fields() -> None:
     assert isinstance(decode_message(json.dumps(built)), SyncCompleted)
 
 
+# --------------------------------------------------------------------------- Python, end to end
+
+
+def wipe(storage: str) -> None:
+    """Delete every queue and table: their names are contracts, state must not leak in."""
+    queues = QueueServiceClient.from_connection_string(storage)
+    for queue in queues.list_queues():
+        with contextlib.suppress(ResourceNotFoundError):
+            queues.delete_queue(queue.name)
+    tables = TableServiceClient.from_connection_string(storage)
+    for table in tables.list_tables():
+        with contextlib.suppress(ResourceNotFoundError):
+            tables.delete_table(table.name)
+
+
+@pytest.fixture
+def stack(azurite: AzuriteEndpoints) -> Iterator[Stack]:
+    """The function app on the DevHost, with the sync endpoint's own key as in Azure."""
+    wipe(azurite.connection_string)
+    with running_stack(
+        load_tenant(),
+        storage=azurite.connection_string,
+        mode="observe",
+        function_keys={"sync_completed_http": SYNC_KEY},
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "onprem-sync-key"
+    path.write_text(SYNC_KEY + "\n", encoding="utf-8")
+    return path
+
+
+def sync_url(stack: Stack) -> str:
+    return f"{stack.host.base_url}{ROUTE}"
+
+
+def last_sync(stack: Stack) -> dict[str, Any]:
+    """The sync the service recorded (servicestate table), as the queue path writes it."""
+    recorded = ServiceState(tables_for(stack.storage).servicestate).get(LAST_SYNC)
+    assert recorded is not None, "no sync recorded"
+    return dict(recorded.fields)
+
+
+def statuses(stack: Stack, function: str) -> list[int | None]:
+    return [i.status_code for i in stack.host.invocations_of(function)]
+
+
+def tenant_of(stack: Stack) -> str:
+    return stack.settings["TENANT_ID"]
+
+
+@pytest.mark.e2e
+def test_python_sender_posts_to_the_endpoint_and_the_service_sweeps_as_for_the_queue(
+    stack: Stack, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = sender.main(
+        [
+            "--url", sync_url(stack),
+            "--key-file", str(key_file),
+            "--tenant-id", tenant_of(stack).upper(),
+            "--completed-at", "2026-03-01T08:30:00+01:00",
+            "--source", "cloud-sync",
+            "--correlation-id", "run-42",
+        ]
+    )  # fmt: skip
+    stack.host.wait_idle(timeout=30)
+
+    assert status == 0
+    assert '"correlationId":"run-42"' in capsys.readouterr().out
+    assert statuses(stack, "sync_completed_http") == [202]
+    [queued] = stack.host.invocations_of("sync_completed")
+    assert queued.error is None
+    recorded = last_sync(stack)
+    assert recorded["completedAt"] == "2026-03-01T07:30:00Z"
+    assert recorded["source"] == "cloud-sync"
+    sweeps = stack.host.invocations_of("group_changes")  # the DeltaSweep the sync queued
+    assert sweeps
+    assert all(s.error is None for s in sweeps)
+
+
+@pytest.mark.e2e
+def test_the_same_sync_posted_twice_sweeps_once(stack: Stack, key_file: Path) -> None:
+    args = ["--url", sync_url(stack), "--key-file", str(key_file),
+            "--tenant-id", tenant_of(stack), "--completed-at", "2026-03-01T07:30:00Z"]  # fmt: skip
+
+    assert sender.main(args) == 0
+    stack.host.wait_idle(timeout=30)
+    sweeps = len(stack.host.invocations_of("group_changes"))
+    assert sender.main(args) == 0  # e.g. a retry after a lost 202
+    stack.host.wait_idle(timeout=30)
+
+    assert statuses(stack, "sync_completed_http") == [202, 202]
+    assert len(stack.host.invocations_of("sync_completed")) == 2
+    assert len(stack.host.invocations_of("group_changes")) == sweeps
+
+
+@pytest.mark.e2e
+def test_the_key_comes_from_the_environment_when_no_file_is_given(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(sender.KEY_ENVIRONMENT, SYNC_KEY)
+
+    assert sender.main(["--url", sync_url(stack), "--tenant-id", tenant_of(stack)]) == 0
+    stack.host.wait_idle(timeout=30)
+    assert statuses(stack, "sync_completed_http") == [202]
+
+
+@pytest.mark.e2e
+def test_a_wrong_key_is_refused_at_once_with_exit_1(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = tmp_path / "key"
+    wrong.write_text("not-the-key", encoding="utf-8")
+
+    status = sender.main(["--url", sync_url(stack), "--key-file", str(wrong),
+                          "--tenant-id", tenant_of(stack), "--backoff", "0"])  # fmt: skip
+
+    assert status == 1
+    assert "function key was not accepted" in capsys.readouterr().err
+    assert stack.host.invocations_of("sync_completed_http") == []  # 401 before the function
+
+
+@pytest.mark.e2e
+def test_a_foreign_tenant_is_refused_with_exit_1_and_nothing_is_queued(
+    stack: Stack, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = sender.main(["--url", sync_url(stack), "--key-file", str(key_file),
+                          "--tenant-id", TENANT, "--backoff", "0"])  # fmt: skip
+    stack.host.wait_idle(timeout=30)
+
+    assert status == 1
+    assert "not this deployment's tenant" in capsys.readouterr().err
+    assert statuses(stack, "sync_completed_http") == [422]
+    assert stack.host.invocations_of("sync_completed") == []
+
+
+@pytest.mark.e2e
+def test_the_sync_key_opens_only_the_sync_endpoint(stack: Stack) -> None:
+    notifications = f"{stack.host.base_url}/api/graph/notifications"
+    answer = httpx.post(notifications, headers={"x-functions-key": SYNC_KEY}, content=b"{}")
+
+    assert answer.status_code == 401
+
+
+# --------------------------------------------------------------------------- Python, retries
+
+
+class FlakyApp(http.server.BaseHTTPRequestHandler):
+    """The app's endpoint answering from a script of statuses (then 202), recording each POST."""
+
+    script: ClassVar[list[tuple[int, dict[str, str]]]] = []
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.seen.append(
+            {
+                "key": self.headers.get("x-functions-key"),
+                "body": self.rfile.read(length),
+                "type": self.headers.get("Content-Type"),
+            }
+        )
+        status, headers = self.script.pop(0) if self.script else (202, {})
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"status":"accepted"}' if status == 202 else b'{"message":"busy"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[tuple[str, type[FlakyApp]]]:
+    handler = type("Handler", (FlakyApp,), {"script": [], "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}{ROUTE}", handler
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_throttling_and_server_errors_are_retried_with_backoff(
+    flaky: tuple[str, type[FlakyApp]],
+) -> None:
+    url, app = flaky
+    app.script = [(503, {}), (429, {"Retry-After": "0"}), (500, {})]
+    waits: list[float] = []
+    data = json.dumps(sender.build_message(TENANT, datetime.now(UTC), "entra-connect")).encode()
+
+    answer = sender.send(url, SYNC_KEY, data, attempts=6, backoff=0.5, timeout=5,
+                         sleep=waits.append)  # fmt: skip
+
+    assert json.loads(answer) == {"status": "accepted"}
+    assert len(app.seen) == 4
+    assert waits == [0.5, 0.0, 2.0]  # doubling, except where Retry-After said otherwise
+    assert {s["key"] for s in app.seen} == {SYNC_KEY}
+    assert {s["body"] for s in app.seen} == {data}  # the same message each time
+    assert app.seen[0]["type"] == "application/json; charset=utf-8"
+
+
+def test_the_python_sender_retries_to_success_with_exit_0(
+    flaky: tuple[str, type[FlakyApp]], key_file: Path
+) -> None:
+    url, app = flaky
+    app.script = [(502, {}), (503, {})]
+
+    status = sender.main(["--url", url, "--key-file", str(key_file), "--tenant-id", TENANT,
+                          "--backoff", "0"])  # fmt: skip
+
+    assert status == 0
+    assert len(app.seen) == 3
+
+
+def test_the_sender_gives_up_with_exit_3_when_the_errors_persist(
+    flaky: tuple[str, type[FlakyApp]], key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, app = flaky
+    app.script = [(503, {})] * 3
+
+    status = sender.main(["--url", url, "--key-file", str(key_file), "--tenant-id", TENANT,
+                          "--attempts", "3", "--backoff", "0"])  # fmt: skip
+
+    assert status == 3
+    assert len(app.seen) == 3
+    assert "gave up after 3 tries" in capsys.readouterr().err
+
+
+def test_an_unreachable_app_is_retried_then_exit_3(
+    key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}{ROUTE}"  # nothing listens there
+
+    status = sender.main(["--url", url, "--key-file", str(key_file), "--tenant-id", TENANT,
+                          "--attempts", "2", "--backoff", "0", "--timeout", "2"])  # fmt: skip
+
+    assert status == 3
+    err = capsys.readouterr().err
+    assert "try 1: no answer" in err
+    assert "gave up after 2 tries" in err
+
+
+# --------------------------------------------------------------------------- Python, arguments
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (["--tenant-id", "not-a-guid", "--connection-string", "x"], "is not a GUID"),
+        (["--tenant-id", "not-a-guid", "--url", "https://a.example" + ROUTE], "is not a GUID"),
         (
-            [
-                "--tenant-id",
-                TENANT,
-                "--connection-string",
-                "x",
-                "--completed-at",
-                "2026-03-01T07:30",
-            ],
+            ["--tenant-id", TENANT, "--url", "https://a.example" + ROUTE,
+             "--completed-at", "2026-03-01T07:30"],
             "has no time zone",
         ),
-        (
-            ["--tenant-id", TENANT, "--queue-url", "https://a.queue.core.windows.net/q"],
-            "needs --sas",
-        ),
-        (["--tenant-id", TENANT], "one of the arguments"),
+        (["--tenant-id", TENANT, "--url", "http://a.example" + ROUTE], "use https://"),
+        (["--tenant-id", TENANT, "--url", "https://a.example" + ROUTE + "?code=x"], "header"),
+        (["--tenant-id", TENANT], "--url"),
     ],
-)
+)  # fmt: skip
 def test_python_sender_rejects_bad_arguments_with_status_2(
     args: list[str], problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -231,6 +423,20 @@ def test_python_sender_rejects_bad_arguments_with_status_2(
 
     assert exit_info.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_no_key_is_status_2_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(sender.KEY_ENVIRONMENT, raising=False)
+    url = "https://a.example" + ROUTE
+
+    assert sender.main(["--url", url, "--tenant-id", TENANT]) == 2
+    assert "pass --key-file or set LICENSE_GUARD_SYNC_KEY" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.write_text("\n", encoding="utf-8")
+    assert sender.main(["--url", url, "--tenant-id", TENANT, "--key-file", str(empty)]) == 2
+    assert "is empty" in capsys.readouterr().err
 
 
 def test_python_sender_runs_standalone_as_a_script() -> None:
@@ -243,4 +449,4 @@ def test_python_sender_runs_standalone_as_a_script() -> None:
     )
 
     assert result.returncode == 0
-    assert "--tenant-id" in result.stdout
+    assert "--key-file" in result.stdout
