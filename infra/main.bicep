@@ -59,6 +59,42 @@ param schedules object = {
   reconcile: '0 0 2-4 * * *' // nightly from 02:00 UTC; 03:00 and 04:00 resume a run cut short
 }
 
+// Alerts (README "Alerts", shared/settings.py). Empty alertSender: no mail, everything else runs.
+// Each is an azd variable of the app setting's name: `azd env set ALERT_SENDER ...`, then
+// `azd provision` (infra/main.parameters.json; docs/operations.md "Enable alert mail").
+@description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.Send scoped to it). Empty: alerts off.')
+param alertSender string = ''
+
+@description('ALERT_RECIPIENTS: comma-separated addresses in verified domains; required with alertSender.')
+param alertRecipients string = ''
+
+@description('ALERT_DIGEST_SCHEDULE: six-field NCRONTAB (UTC) of the digest mail.')
+param alertDigestSchedule string = '0 0 * * * *'
+
+@description('ALERT_EXCLUDE_SKUS: comma-separated SKU ids whose findings are not mailed.')
+param alertExcludeSkus string = ''
+
+@description('ALERT_EXCLUDE_GROUPS: comma-separated group ids whose findings are not mailed.')
+param alertExcludeGroups string = ''
+
+@description('ALERT_EXCLUDE_USERS: comma-separated user ids or UPNs whose findings are not mailed.')
+param alertExcludeUsers string = ''
+
+@description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old.')
+@minValue(0)
+param alertGraceMinutes int = 30
+
+@description('SWAP_GRACE_DAYS: a conflict during a SKU swap waits this long before it is mailed.')
+@minValue(0)
+param swapGraceDays int = 3
+
+@description('MASS_LOSS_THRESHOLD: more users than this losing a data capability within an hour is one mass-loss alert.')
+@minValue(1)
+param massLossThreshold int = 10
+
+@description('BASELINE: empty (default), off, reset or reset-<label> (shared/settings.py).')
+param baseline string = ''
+
 @description('Write the initial clientState secrets to Key Vault. The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
 param seedClientState bool = true
 
@@ -180,6 +216,16 @@ module api 'app/api.bicep' = {
     reprocessRatePerMin: reprocessRatePerMin
     reprocessDailyCap: reprocessDailyCap
     schedules: schedules
+    alertSender: alertSender
+    alertRecipients: alertRecipients
+    alertDigestSchedule: alertDigestSchedule
+    alertExcludeSkus: alertExcludeSkus
+    alertExcludeGroups: alertExcludeGroups
+    alertExcludeUsers: alertExcludeUsers
+    alertGraceMinutes: alertGraceMinutes
+    swapGraceDays: swapGraceDays
+    massLossThreshold: massLossThreshold
+    baseline: baseline
     syncFunctionDeployed: syncFunctionDeployed
     onpremSyncKey: vault.getSecret('onprem-sync-key')
   }

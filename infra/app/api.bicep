@@ -22,6 +22,16 @@ param writesDisabled bool
 param reprocessRatePerMin int
 param reprocessDailyCap int
 param schedules object
+param alertSender string
+param alertRecipients string
+param alertDigestSchedule string
+param alertExcludeSkus string
+param alertExcludeGroups string
+param alertExcludeUsers string
+param alertGraceMinutes int
+param swapGraceDays int
+param massLossThreshold int
+param baseline string
 
 @description('True once the code is deployed: the function must exist before it can have a key.')
 param syncFunctionDeployed bool
@@ -137,18 +147,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // The nightly reconciliation; a run cut short resumes at the next firing (same date).
       RECONCILE_SCHEDULE: schedules.reconcile
       REPORT_RETENTION_DAYS: '30'
-      // Alerts (README "Alerts"; docs/operations.md scopes Mail.Send to the sender mailbox).
-      // Empty ALERT_SENDER disables mail; set sender and recipients (verified domains only).
-      ALERT_SENDER: ''
-      ALERT_RECIPIENTS: ''
-      ALERT_DIGEST_SCHEDULE: '0 0 * * * *'
-      ALERT_EXCLUDE_SKUS: ''
-      ALERT_EXCLUDE_GROUPS: ''
-      ALERT_EXCLUDE_USERS: ''
-      ALERT_GRACE_MINUTES: '30'
-      SWAP_GRACE_DAYS: '3'
-      MASS_LOSS_THRESHOLD: '10'
-      BASELINE: ''
+      // Alerts: azd parameters (docs/operations.md "Enable alert mail"; Mail.Send scoped to the
+      // sender mailbox). Empty ALERT_SENDER disables mail; recipients in verified domains only.
+      ALERT_SENDER: alertSender
+      ALERT_RECIPIENTS: alertRecipients
+      ALERT_DIGEST_SCHEDULE: alertDigestSchedule
+      ALERT_EXCLUDE_SKUS: alertExcludeSkus
+      ALERT_EXCLUDE_GROUPS: alertExcludeGroups
+      ALERT_EXCLUDE_USERS: alertExcludeUsers
+      ALERT_GRACE_MINUTES: string(alertGraceMinutes)
+      SWAP_GRACE_DAYS: string(swapGraceDays)
+      MASS_LOSS_THRESHOLD: string(massLossThreshold)
+      BASELINE: baseline
     }
   }
 }

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+import shared.settings as settings_module
 from shared.adapters.blobs import REPORTS_CONTAINER
 from shared.adapters.queues import QUEUE_NAMES, SYNC_COMPLETED, poison_name
 from shared.adapters.tables import TABLE_NAMES
@@ -62,6 +63,21 @@ ROLE = {
 }
 
 
+ALERT_PARAMS = {
+    "ALERT_SENDER": "alertSender",
+    "ALERT_RECIPIENTS": "alertRecipients",
+    "ALERT_DIGEST_SCHEDULE": "alertDigestSchedule",
+    "ALERT_EXCLUDE_SKUS": "alertExcludeSkus",
+    "ALERT_EXCLUDE_GROUPS": "alertExcludeGroups",
+    "ALERT_EXCLUDE_USERS": "alertExcludeUsers",
+    "ALERT_GRACE_MINUTES": "alertGraceMinutes",
+    "SWAP_GRACE_DAYS": "swapGraceDays",
+    "MASS_LOSS_THRESHOLD": "massLossThreshold",
+    "BASELINE": "baseline",
+}
+"""The alert settings (shared/settings.py "Alerts") -> the main.bicep parameter behind each."""
+
+
 def app_settings() -> dict[str, str]:
     """The function app's app settings: name -> Bicep expression."""
     api = read("app/api.bicep")
@@ -106,6 +122,8 @@ def sample_env() -> dict[str, str]:
         "string(reprocessRatePerMin)": main_param_default("reprocessRatePerMin"),
         "string(reprocessDailyCap)": main_param_default("reprocessDailyCap"),
         **{f"schedules.{key}": value for key, value in schedules.items()},
+        **{param: main_param_default(param).strip("'") for param in ALERT_PARAMS.values()},
+        **{f"string({param})": main_param_default(param) for param in ALERT_PARAMS.values()},
         **interpolations,
     }
     env = {}
@@ -464,3 +482,56 @@ def test_the_optional_entra_sender_may_only_send_to_the_sync_queue() -> None:
     assert "storageQueueDataMessageSender" in body
     file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     assert file["onpremSenderPrincipalId"]["value"] == "${ONPREM_SENDER_PRINCIPAL_ID=}"
+
+
+# --- alerts: switched on by deployment ----------------------------------------------------------
+
+
+def test_the_alert_settings_are_exactly_the_ones_settings_documents() -> None:
+    names = Settings.setting_names()
+    assert set(ALERT_PARAMS) <= set(names)
+    assert {n for n in names if n.startswith("ALERT_")} <= set(ALERT_PARAMS)
+    documented = settings_module.__doc__ or ""
+    assert all(f"``{name}``" in documented for name in ALERT_PARAMS)
+
+
+@pytest.mark.parametrize(("setting", "param"), ALERT_PARAMS.items())
+def test_every_alert_setting_is_an_azd_parameter_not_a_literal(setting: str, param: str) -> None:
+    expression = app_settings()[setting]
+    assert expression in (param, f"string({param})"), f"{setting} is {expression} in api.bicep"
+    api_param = params(read("app/api.bicep"))[param]
+    assert api_param.default is None  # main.bicep must pass it
+    _, passed = modules(read("main.bicep"))["api"]
+    assert passed[param] == param
+    declared = params(read("main.bicep"))[param]
+    assert declared.type == ("int" if expression.startswith("string(") else "string")
+    file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    default = main_param_default(param).strip("'")
+    assert file[param]["value"] == f"${{{setting}={default}}}"  # azd env set <setting> ...
+
+
+def test_the_alert_parameter_defaults_are_the_code_defaults() -> None:
+    env = sample_env()
+    deployed = Settings.from_env(env)
+    built_in = Settings.from_env({k: v for k, v in env.items() if k not in ALERT_PARAMS})
+    for field_name in ("alert_sender", "alert_recipients", "alert_digest_schedule",
+                       "alert_exclude_skus", "alert_exclude_groups", "alert_exclude_users",
+                       "alert_grace_minutes", "swap_grace_days", "mass_loss_threshold",
+                       "baseline"):  # fmt: skip
+        assert getattr(deployed, field_name) == getattr(built_in, field_name), field_name
+    assert deployed.alert_sender is None  # mail stays off until someone sets ALERT_SENDER
+
+
+def test_alert_parameters_set_through_azd_make_valid_settings() -> None:
+    env = sample_env() | {
+        "ALERT_SENDER": "license-guard@contoso.com",
+        "ALERT_RECIPIENTS": "it-licensing@contoso.com, ops@contoso.com",
+        "ALERT_GRACE_MINUTES": "45",
+        "MASS_LOSS_THRESHOLD": "25",
+    }
+    settings = Settings.from_env(env)
+
+    assert settings.alert_sender == "license-guard@contoso.com"
+    assert settings.alert_recipients == ("it-licensing@contoso.com", "ops@contoso.com")
+    assert settings.alert_grace_minutes == 45
+    assert settings.mass_loss_threshold == 25
