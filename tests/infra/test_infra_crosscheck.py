@@ -535,3 +535,19 @@ def test_alert_parameters_set_through_azd_make_valid_settings() -> None:
     assert settings.alert_recipients == ("it-licensing@contoso.com", "ops@contoso.com")
     assert settings.alert_grace_minutes == 45
     assert settings.mass_loss_threshold == 25
+
+
+def test_operations_doc_says_how_to_enable_mail_and_set_up_the_sync_server() -> None:
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    mail = doc[doc.index("## Enable alert mail") : doc.index("## On-premises sync trigger")]
+    for step in ("--enable-mail", "New-ManagementRoleAssignment", "New-ApplicationAccessPolicy",
+                 "azd provision", "license-guard preflight"):  # fmt: skip
+        assert step in mail or step in doc, step
+    for setting in ALERT_PARAMS:
+        assert setting in doc, setting
+    assert "azd env set ALERT_SENDER" in mail
+    onprem = doc[doc.index("## On-premises sync trigger") : doc.index("## Restricting")]
+    for fact in ("/api/directory/sync-completed", "x-functions-key", "onprem-sync-key",
+                 "Export-Clixml", "az functionapp function keys set", "Register-ScheduledTask",
+                 "az keyvault secret set"):  # fmt: skip
+        assert fact in onprem, fact
