@@ -99,7 +99,7 @@ $ErrorActionPreference = 'Stop'
 function Get-PlainKey {
     # The function key, decrypted only in memory; exit 2 when it cannot be had.
     try {
-        $secure = if ($PSCmdlet.ParameterSetName -eq 'KeyFile') { Import-Clixml -Path $KeyFile }
+        $secure = if ($KeyFile) { Import-Clixml -Path $KeyFile }
                   else {
                       $from = @{ Name = $SecretName }
                       if ($Vault) { $from['Vault'] = $Vault }

@@ -30,6 +30,25 @@ def test_configured_function_key_is_used(make_host: HostFactory) -> None:
     assert httpx.get(url, params={"code": "local-key-123"}).status_code == 200
 
 
+def test_a_function_level_key_opens_that_function_only(make_host: HostFactory) -> None:
+    host = make_host(function_keys={"echo": "echo-only-key"})
+
+    echo = f"{host.base_url}/api/echo/x"
+    assert httpx.get(echo, headers={"x-functions-key": "echo-only-key"}).status_code == 200
+    assert httpx.get(echo, params={"code": host.function_key}).status_code == 200  # host key too
+    relay = f"{host.base_url}/api/relay"
+    assert httpx.get(relay, headers={"x-functions-key": "echo-only-key"}).status_code == 401
+    assert (
+        httpx.get(f"{host.base_url}/api/secret", params={"code": "echo-only-key"}).status_code
+        == 401
+    )
+
+
+def test_a_function_key_for_an_unknown_function_is_refused(make_host: HostFactory) -> None:
+    with pytest.raises(ValueError, match="'ehco' is not a function of this app"):
+        make_host(function_keys={"ehco": "k"})
+
+
 def test_admin_level_needs_the_master_key(make_host: HostFactory) -> None:
     host = make_host()
     url = f"{host.base_url}/api/secret"
