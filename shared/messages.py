@@ -30,8 +30,10 @@ third and a Storage queue message holds 64 KiB.
 SyncCompleted (what an on-premises script posts)
 ================================================
 
-After an Entra Connect (or Cloud Sync) cycle finishes, a script on the sync server puts one
-message on the ``sync-completed`` queue, Base64-encoded, of this JSON (UTF-8)::
+After an Entra Connect (or Cloud Sync) cycle finishes, a script on the sync server POSTs this
+JSON (UTF-8) to ``/api/directory/sync-completed`` with that function's own key
+(`shared.service.sync_intake`), which queues it on ``sync-completed``; a sender with an Entra
+identity may put it on that queue directly, Base64-encoded::
 
     {"type": "SyncCompleted", "version": 1,
      "tenantId": "<tenant GUID>",
@@ -46,9 +48,10 @@ message on the ``sync-completed`` queue, Base64-encoded, of this JSON (UTF-8)::
 * ``source``: what ran, e.g. ``"entra-connect"`` or ``"cloud-sync"`` (1-64 characters).
 * ``correlationId``: 1-128 printable characters; ties the resulting sweep to the sync run.
 
-The whole message is what Base64 wraps: ``[Convert]::ToBase64String([Text.Encoding]::UTF8
-.GetBytes($json))`` in PowerShell. A raw (non-Base64) body is the classic mistake: the
-Functions trigger cannot bind it and moves it to ``sync-completed-poison`` after five tries.
+On the queue, the whole message is what Base64 wraps:
+``[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($json))`` in PowerShell. A raw
+(non-Base64) body is the classic mistake: the Functions trigger cannot bind it and moves it to
+``sync-completed-poison`` after five tries.
 """
 
 from __future__ import annotations
