@@ -2,6 +2,11 @@
 
 Azurite runs with `--inMemoryPersistence --disableTelemetry --skipApiVersionCheck`: nothing is
 written to disk, nothing phones home, and the storage SDK's newer API version is accepted.
+
+By default it serves plain HTTP with the account key (the connection string). With a certificate
+and key it serves HTTPS, and with ``oauth="basic"`` it also takes bearer tokens, the way Azure
+Storage is reached by identity: Azurite checks a token's audience, issuer and lifetime (not its
+signature), and accepts bearer tokens only over HTTPS.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
@@ -27,12 +33,29 @@ class AzuriteEndpoints:
     blob_port: int
     queue_port: int
     table_port: int
+    scheme: str = "http"
+
+    def _service_uri(self, port: int) -> str:
+        return f"{self.scheme}://{self.host}:{port}/{ACCOUNT}"
+
+    @property
+    def blob_service_uri(self) -> str:
+        """What ``AzureWebJobsStorage__blobServiceUri`` would say (path-style, Azurite's)."""
+        return self._service_uri(self.blob_port)
+
+    @property
+    def queue_service_uri(self) -> str:
+        return self._service_uri(self.queue_port)
+
+    @property
+    def table_service_uri(self) -> str:
+        return self._service_uri(self.table_port)
 
     @property
     def connection_string(self) -> str:
-        base = f"http://{self.host}"
+        base = f"{self.scheme}://{self.host}"
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT};AccountKey={DEV_KEY};"
             f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT};"
             f"QueueEndpoint={base}:{self.queue_port}/{ACCOUNT};"
             f"TableEndpoint={base}:{self.table_port}/{ACCOUNT};"
@@ -62,11 +85,31 @@ def azurite_binary() -> str:
 
 
 class Azurite:
-    """One Azurite process on free loopback ports; use as a context manager."""
+    """One Azurite process on free loopback ports; use as a context manager.
 
-    def __init__(self, host: str = "127.0.0.1", ports: tuple[int, int, int] | None = None):
+    `cert` and `key` (PEM files) switch it to HTTPS; `oauth="basic"` (HTTPS only) makes it
+    accept bearer tokens besides the account key."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        ports: tuple[int, int, int] | None = None,
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+        oauth: Literal["basic"] | None = None,
+    ):
+        if (cert is None) != (key is None):
+            raise ValueError("Azurite serves HTTPS with both a certificate and its key")
+        if oauth is not None and cert is None:
+            raise ValueError(
+                "Azurite accepts OAuth bearer tokens only over HTTPS: give cert and key"
+            )
         blob, queue, table = ports or (_free_port(), _free_port(), _free_port())
-        self.endpoints = AzuriteEndpoints(host, blob, queue, table)
+        scheme = "https" if cert is not None else "http"
+        self.endpoints = AzuriteEndpoints(host, blob, queue, table, scheme)
+        self._tls = ["--cert", str(cert), "--key", str(key)] if cert is not None else []
+        self._oauth = ["--oauth", oauth] if oauth is not None else []
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> AzuriteEndpoints:
@@ -80,6 +123,7 @@ class Azurite:
             "--blobHost", e.host, "--blobPort", str(e.blob_port),
             "--queueHost", e.host, "--queuePort", str(e.queue_port),
             "--tableHost", e.host, "--tablePort", str(e.table_port),
+            *self._tls, *self._oauth,
         ]  # fmt: skip
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True

@@ -10,26 +10,62 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from azure.core.credentials import TokenCredential
+
+from shared.adapters.blobs import BlobStore, blobs_for
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
 from shared.logging import configure_logging
 from shared.service.context import Services
-from shared.settings import Settings
+from shared.settings import Settings, StorageConnection
 
 _lock = threading.Lock()
 _services: Services | None = None
 
 
-def build_services(env: Mapping[str, str] | None = None) -> Services:
-    """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues and tables."""
+def storage_credential(settings: Settings) -> TokenCredential | None:
+    """The one credential all storage clients share in identity mode; None with a connection
+    string. The only place it is made: one token cache, one managed-identity call per expiry.
+
+    ``AzureWebJobsStorage__clientId`` (with ``__credential=managedidentity``) picks the
+    user-assigned identity; elsewhere `DefaultAzureCredential` finds `az login` or the
+    environment. It is synchronous like the storage clients; Graph's client accepts it too.
+    """
+    storage = settings.storage_connection
+    if storage.connection_string:
+        return None
+    # imported and created only when asked for: never a credential at import time
+    from azure.identity import DefaultAzureCredential  # noqa: PLC0415
+
+    return DefaultAzureCredential(managed_identity_client_id=storage.managed_identity_client_id)
+
+
+def _report_blobs(
+    storage: StorageConnection, credential: TokenCredential | None
+) -> BlobStore | None:
+    """The reports container when the settings name one (identity mode may omit the blob URI)."""
+    if storage.connection_string or storage.blob_service_uri:
+        return blobs_for(storage, credential=credential)
+    return None
+
+
+def build_services(
+    env: Mapping[str, str] | None = None, *, credential: TokenCredential | None = None
+) -> Services:
+    """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues, tables, blobs.
+
+    `credential` (default: `storage_credential(settings)`) is shared by every storage client."""
     settings = Settings.from_env(env) if env is not None else Settings.from_env()
     client = build_graph_client(settings.graph_base_url, static_token=settings.graph_static_token)
+    storage = settings.storage_connection
+    shared_credential = credential if credential is not None else storage_credential(settings)
     return Services(
         settings=settings,
         directory=GraphDirectory(client),
-        queues=queues_for(settings.storage_connection),
-        tables=tables_for(settings.storage_connection),
+        queues=queues_for(storage, credential=shared_credential),
+        tables=tables_for(storage, credential=shared_credential),
+        blobs=_report_blobs(storage, shared_credential),
     )
 
 

@@ -293,7 +293,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         svc = build_services(env)
     except SettingsError as exc:
         raise LiveError(f"settings: {exc}") from None
-    blobs = blobs_for(svc.settings.storage_connection)
+    blobs = svc.blobs if svc.blobs is not None else blobs_for(svc.settings.storage_connection)
     progress = _Progress(args.quiet)
     options = Options(
         dry_run=args.dry_run,

@@ -8,7 +8,8 @@ own retention.
 `AzureBlobStore` is reached the same way as the queues and tables (`shared.settings.
 StorageConnection`): a connection string (Azurite, local runs), or in Azure the blob service URI
 (``AzureWebJobsStorage__blobServiceUri``) with the managed identity, which holds Storage Blob Data
-Owner at account scope. Nothing connects until a method is called.
+Owner at account scope; the credential is the one the composition root shares with the queues
+and tables. Nothing connects until a method is called.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 from shared.settings import StorageConnection
@@ -58,18 +59,24 @@ def _aware(dt: datetime) -> datetime:
 
 
 def container_client(
-    storage: str | StorageConnection, container: str = REPORTS_CONTAINER
+    storage: str | StorageConnection,
+    container: str = REPORTS_CONTAINER,
+    *,
+    credential: TokenCredential | None = None,
 ) -> ContainerClient:
-    """A ContainerClient from a connection string, or the blob URI and the managed identity."""
+    """A ContainerClient from a connection string, or the blob URI and `credential` (the
+    composition root's one storage credential)."""
     if isinstance(storage, str):
         return ContainerClient.from_connection_string(storage, container)
     if storage.connection_string:
         return ContainerClient.from_connection_string(storage.connection_string, container)
     if not storage.blob_service_uri:
         raise ValueError("storage connection has no blob service URI")
-    credential = DefaultAzureCredential(
-        managed_identity_client_id=storage.managed_identity_client_id
-    )
+    if credential is None:
+        raise ValueError(
+            "identity-based storage needs a credential: pass the one from "
+            "shared.bootstrap.storage_credential(settings)"
+        )
     service = BlobServiceClient(storage.blob_service_uri, credential=credential)
     return service.get_container_client(container)
 
@@ -83,9 +90,13 @@ class AzureBlobStore:
 
     @classmethod
     def from_connection(
-        cls, storage: str | StorageConnection, container: str = REPORTS_CONTAINER
+        cls,
+        storage: str | StorageConnection,
+        container: str = REPORTS_CONTAINER,
+        *,
+        credential: TokenCredential | None = None,
     ) -> AzureBlobStore:
-        return cls(container_client(storage, container))
+        return cls(container_client(storage, container, credential=credential))
 
     @property
     def client(self) -> ContainerClient:
@@ -187,9 +198,11 @@ class InMemoryBlobStore:
         return len(old)
 
 
-def blobs_for(storage: str | StorageConnection) -> BlobStore:
+def blobs_for(
+    storage: str | StorageConnection, *, credential: TokenCredential | None = None
+) -> BlobStore:
     """The reports container in Azure Storage; no network call until first used."""
-    return AzureBlobStore.from_connection(storage, REPORTS_CONTAINER)
+    return AzureBlobStore.from_connection(storage, REPORTS_CONTAINER, credential=credential)
 
 
 if TYPE_CHECKING:

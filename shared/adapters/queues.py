@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.identity import DefaultAzureCredential
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.messages import (
@@ -161,8 +161,17 @@ class LenientTextBase64DecodePolicy(TextBase64DecodePolicy):
             return _NotBase64(content)
 
 
-def queue_client(storage: str | StorageConnection, queue_name: str) -> QueueClient:
-    """A QueueClient for `queue_name` with the Base64 policies the Functions host expects."""
+def queue_client(
+    storage: str | StorageConnection,
+    queue_name: str,
+    *,
+    credential: TokenCredential | None = None,
+) -> QueueClient:
+    """A QueueClient for `queue_name` with the Base64 policies the Functions host expects.
+
+    From a connection string, or the queue service URI and `credential`: the one credential
+    the composition root (`shared.bootstrap.storage_credential`) made for every storage client.
+    """
     policies: dict[str, Any] = {
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": LenientTextBase64DecodePolicy(),
@@ -173,9 +182,11 @@ def queue_client(storage: str | StorageConnection, queue_name: str) -> QueueClie
         return QueueClient.from_connection_string(storage.connection_string, queue_name, **policies)
     if not storage.queue_service_uri:
         raise ValueError("storage connection has no queue service URI")
-    credential = DefaultAzureCredential(
-        managed_identity_client_id=storage.managed_identity_client_id
-    )
+    if credential is None:
+        raise ValueError(
+            "identity-based storage needs a credential: pass the one from "
+            "shared.bootstrap.storage_credential(settings)"
+        )
     return QueueClient(storage.queue_service_uri, queue_name, credential=credential, **policies)
 
 
@@ -187,8 +198,14 @@ class AzureQueue:
         self._ready = False
 
     @classmethod
-    def from_connection(cls, storage: str | StorageConnection, queue_name: str) -> AzureQueue:
-        return cls(queue_client(storage, queue_name))
+    def from_connection(
+        cls,
+        storage: str | StorageConnection,
+        queue_name: str,
+        *,
+        credential: TokenCredential | None = None,
+    ) -> AzureQueue:
+        return cls(queue_client(storage, queue_name, credential=credential))
 
     @property
     def name(self) -> str:
@@ -354,9 +371,13 @@ def _queues(make: Callable[[str], MessageQueue]) -> Queues:
     )
 
 
-def queues_for(storage: str | StorageConnection) -> Queues:
-    """All of License Guard's Azure queues; no network call until a queue is first used."""
-    return _queues(lambda name: AzureQueue.from_connection(storage, name))
+def queues_for(
+    storage: str | StorageConnection, *, credential: TokenCredential | None = None
+) -> Queues:
+    """All of License Guard's Azure queues; no network call until a queue is first used.
+
+    In identity mode every queue's client shares `credential` (one token cache, not eight)."""
+    return _queues(lambda name: AzureQueue.from_connection(storage, name, credential=credential))
 
 
 def in_memory_queues(clock: Callable[[], float] = time.monotonic) -> Queues:

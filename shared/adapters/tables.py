@@ -50,13 +50,13 @@ from typing import Any, Final, Protocol, TypeAlias
 
 import orjson
 from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
-from azure.identity import DefaultAzureCredential
 
 from shared.settings import StorageConnection
 
@@ -226,16 +226,25 @@ def _check_fields(fields: Mapping[str, EntityValue | None]) -> dict[str, EntityV
 # Azure Tables
 
 
-def table_client(storage: str | StorageConnection, table_name: str) -> TableClient:
+def table_client(
+    storage: str | StorageConnection,
+    table_name: str,
+    *,
+    credential: TokenCredential | None = None,
+) -> TableClient:
+    """A TableClient from a connection string, or the table service URI and `credential`
+    (the one the composition root made for every storage client)."""
     if isinstance(storage, str):
         return TableClient.from_connection_string(storage, table_name=table_name)
     if storage.connection_string:
         return TableClient.from_connection_string(storage.connection_string, table_name=table_name)
     if not storage.table_service_uri:
         raise ValueError("storage connection has no table service URI")
-    credential = DefaultAzureCredential(
-        managed_identity_client_id=storage.managed_identity_client_id
-    )
+    if credential is None:
+        raise ValueError(
+            "identity-based storage needs a credential: pass the one from "
+            "shared.bootstrap.storage_credential(settings)"
+        )
     return TableClient(storage.table_service_uri, table_name=table_name, credential=credential)
 
 
@@ -274,8 +283,14 @@ class AzureTable:
         self._ready = False
 
     @classmethod
-    def from_connection(cls, storage: str | StorageConnection, table_name: str) -> AzureTable:
-        return cls(table_client(storage, table_name))
+    def from_connection(
+        cls,
+        storage: str | StorageConnection,
+        table_name: str,
+        *,
+        credential: TokenCredential | None = None,
+    ) -> AzureTable:
+        return cls(table_client(storage, table_name, credential=credential))
 
     @property
     def name(self) -> str:
@@ -424,9 +439,15 @@ class Tables:
     servicestate: EntityStore
 
 
-def tables_for(storage: str | StorageConnection) -> Tables:
-    """All of License Guard's Azure tables; no network call until a table is first used."""
-    return Tables(*(AzureTable.from_connection(storage, name) for name in TABLE_NAMES))
+def tables_for(
+    storage: str | StorageConnection, *, credential: TokenCredential | None = None
+) -> Tables:
+    """All of License Guard's Azure tables; no network call until a table is first used.
+
+    In identity mode every table's client shares `credential`."""
+    return Tables(
+        *(AzureTable.from_connection(storage, name, credential=credential) for name in TABLE_NAMES)
+    )
 
 
 def in_memory_tables() -> Tables:

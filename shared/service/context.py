@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.adapters.blobs import BlobStore
 from shared.adapters.queues import Queues
 from shared.adapters.tables import Tables
 from shared.directory import Directory
@@ -33,6 +34,8 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     caches: dict[str, object] = field(default_factory=dict)
     """Per-worker memory (e.g. recently seen unlicensed groups); never the source of truth."""
+    blobs: BlobStore | None = None
+    """The reports container; None: the nightly run opens it from the connection string."""
 
     def now(self) -> datetime:
         return self.clock()

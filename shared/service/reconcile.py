@@ -202,7 +202,7 @@ async def run_nightly(svc: Services, *, past_due: bool = False) -> ReconcileResu
     """The timer's call: today's run (or the unfinished one) within the time budget."""
     if past_due:
         log.info("reconcile.past_due", reason="the timer fired late; the run goes ahead")
-    blobs = svc.caches.get(BLOBS_CACHE)
+    blobs = svc.blobs if svc.blobs is not None else svc.caches.get(BLOBS_CACHE)
     if blobs is None:
         blobs = svc.caches[BLOBS_CACHE] = blobs_for(svc.settings.storage_connection)
     options = Options(

@@ -20,6 +20,7 @@ from shared.adapters.blobs import (
     container_client,
 )
 from shared.settings import StorageConnection
+from tests.storage_identity.minting import MintingStorageCredential
 
 
 @dataclass
@@ -159,11 +160,15 @@ def test_identity_based_storage_uses_the_blob_service_uri() -> None:
         blob_service_uri="https://acct.blob.core.windows.net",
         managed_identity_client_id="cid",
     )
-    client = container_client(storage)  # no network call
+    credential = MintingStorageCredential()
+    client = container_client(storage, credential=credential)  # no network call
     assert client.url == "https://acct.blob.core.windows.net/reports"
     assert client.container_name == REPORTS_CONTAINER
+    assert client.credential is credential
     with pytest.raises(ValueError, match="blob service URI"):
-        container_client(StorageConnection(queue_service_uri="q", table_service_uri="t"))
+        container_client(
+            StorageConnection(queue_service_uri="q", table_service_uri="t"), credential=credential
+        )
 
 
 def test_an_account_name_implies_the_blob_service_uri() -> None:
