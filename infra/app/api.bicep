@@ -103,9 +103,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
-      // Telemetry, Entra-authenticated with the identity.
+      // Telemetry, Entra-authenticated with the identity. The app exports its own logs
+      // (shared/azure_monitor.py), so the worker's exporter stays off and host.json keeps the
+      // host from forwarding them a second time (docs/operations.md "Telemetry").
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
       // Graph: the identity's token (DefaultAzureCredential reads AZURE_CLIENT_ID).
       AZURE_CLIENT_ID: identityClientId
       TENANT_ID: tenant().tenantId

@@ -18,7 +18,6 @@ import pytest
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-import function_app
 from shared.adapters.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
@@ -38,6 +37,7 @@ from shared.messages import (
 )
 from shared.settings import Settings
 from shared.webhook import MAX_BODY_BYTES
+from tests.invocation import InvocationContext, indexed_functions
 from tests.service.world import (
     E3_BASE,
     E3_TEAMS,
@@ -51,13 +51,13 @@ from tests.service.world import (
     notification,
 )
 
-FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+FUNCTIONS = indexed_functions()
 
 
 def call(name: str, arg: object) -> Any:
     """Run the named function as the host does (async ones on an event loop)."""
     user_function: Callable[..., Any] = FUNCTIONS[name].get_user_function()
-    result = user_function(arg)
+    result = user_function(arg, context=InvocationContext(name))
     return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 
