@@ -59,7 +59,7 @@ param schedules object = {
   reconcile: '0 0 2-4 * * *' // nightly from 02:00 UTC; 03:00 and 04:00 resume a run cut short
 }
 
-@description('Write the initial clientState secrets to Key Vault. The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
+@description('Write the initial secrets to Key Vault (the clientState pair, placeholder notification URLs). The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
 param seedClientState bool = true
 
 @secure()

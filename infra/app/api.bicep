@@ -23,12 +23,6 @@ param reprocessRatePerMin int
 param reprocessDailyCap int
 param schedules object
 
-// NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL carry the function key, which exists only once
-// the app does: infra/scripts/postprovision.* replace this placeholder after every provision.
-// Settings needs an absolute URL, and Graph cannot validate this one, so until the hook ran the
-// keeper fails loudly instead of creating a subscription nobody receives.
-var notificationUrlPlaceholder = 'https://set-by-postprovision.invalid/api/graph'
-
 var httpAlwaysReady = [
   {
     name: 'http'
@@ -69,6 +63,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
     functionAppConfig: {
       deployment: {
         storage: {
@@ -113,8 +113,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AZURE_CLIENT_ID: identityClientId
       TENANT_ID: tenant().tenantId
       GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'
-      NOTIFICATION_URL: '${notificationUrlPlaceholder}/notifications'
-      LIFECYCLE_NOTIFICATION_URL: '${notificationUrlPlaceholder}/lifecycle'
+      // The notification URLs carry a function key (?code=...), so they live in Key Vault:
+      // seeded with a placeholder (keyvault.bicep), set by infra/scripts/postprovision.*.
+      NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/notification-url/)'
+      LIFECYCLE_NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/lifecycle-notification-url/)'
       CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/client-state/)'
       CLIENT_STATE_PREVIOUS: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/client-state-previous/)'
       // Safety: observe until an operator decides otherwise (docs/operations.md).
@@ -146,6 +148,23 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       MASS_LOSS_THRESHOLD: '10'
       BASELINE: ''
     }
+  }
+}
+
+// Deployment and the SCM site use Entra ID only: no FTP or SCM user/password publishing.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

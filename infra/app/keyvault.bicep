@@ -1,7 +1,8 @@
-// Key Vault (RBAC mode) for the Graph clientState. The app reads it through Key Vault references
-// in its app settings (CLIENT_STATE, CLIENT_STATE_PREVIOUS), resolved with its managed identity.
-// Both secrets start with the same generated value: "no rotation in progress". Rotation is
-// described in docs/operations.md.
+// Key Vault (RBAC mode) for the app's secrets, read through Key Vault references in its app
+// settings, resolved with its managed identity: the Graph clientState (CLIENT_STATE,
+// CLIENT_STATE_PREVIOUS; both start with the same generated value: "no rotation in progress") and
+// the notification URLs (NOTIFICATION_URL, LIFECYCLE_NOTIFICATION_URL), which carry a function key.
+// Rotation is described in docs/operations.md.
 param name string
 param location string
 param tags object = {}
@@ -9,6 +10,12 @@ param seedClientState bool
 
 @secure()
 param initialClientState string
+
+// The notification URLs until infra/scripts/postprovision.* writes the real ones (with the
+// function key, which exists only once the code is deployed). Settings needs an absolute URL and
+// Graph cannot validate this one, so until the hook ran the keeper fails loudly instead of
+// creating a subscription nobody receives.
+var notificationUrlPlaceholder = 'https://set-by-postprovision.invalid/api/graph'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -23,6 +30,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 7
+    // A deleted vault (and its secrets) can be recovered for 7 days and not purged before.
+    enablePurgeProtection: true
     // Flex Consumption cannot resolve references to a network-restricted vault.
     publicNetworkAccess: 'Enabled'
   }
@@ -43,6 +52,24 @@ resource clientStatePrevious 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if
   properties: {
     value: initialClientState
     contentType: 'previous Graph subscription clientState (accepted during a rotation)'
+  }
+}
+
+resource notificationUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (seedClientState) {
+  parent: vault
+  name: 'notification-url'
+  properties: {
+    value: '${notificationUrlPlaceholder}/notifications'
+    contentType: 'Graph change-notification URL with the function key (set by postprovision)'
+  }
+}
+
+resource lifecycleNotificationUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (seedClientState) {
+  parent: vault
+  name: 'lifecycle-notification-url'
+  properties: {
+    value: '${notificationUrlPlaceholder}/lifecycle'
+    contentType: 'Graph lifecycle-notification URL with the function key (set by postprovision)'
   }
 }
 

@@ -1,12 +1,15 @@
 # azd hook (postprovision and postdeploy; see azure.yaml): the PowerShell twin of
-# postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), points
-# NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL at this app with each function's default key,
-# and runs subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd.
+# postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), writes the
+# notification URLs (this app, each function's default key) to the Key Vault secrets
+# notification-url / lifecycle-notification-url that NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL
+# reference, restarts the app, and runs subscription_keeper once (set KICK_KEEPER=false to
+# skip). Needs az and azd, and Key Vault Secrets Officer on the vault.
 $ErrorActionPreference = 'Stop'
 
 $rg = $env:AZURE_RESOURCE_GROUP
 $app = $env:AZURE_FUNCTION_APP_NAME
-if (-not $rg -or -not $app) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME are not set (run through azd)' }
+$vault = $env:AZURE_KEY_VAULT_NAME
+if (-not $rg -or -not $app -or -not $vault) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME / AZURE_KEY_VAULT_NAME are not set (run through azd)' }
 
 azd env set SEED_CLIENT_STATE false | Out-Null
 
@@ -26,11 +29,14 @@ if (-not $notifyKey -or -not $lifecycleKey) {
 
 $notificationUrl = "https://$hostName/api/graph/notifications?code=$notifyKey"
 $lifecycleUrl = "https://$hostName/api/graph/lifecycle?code=$lifecycleKey"
-$current = az functionapp config appsettings list -g $rg -n $app --query "[?name=='NOTIFICATION_URL'].value | [0]" -o tsv
+$current = try { az keyvault secret show --vault-name $vault -n notification-url --query value -o tsv 2>$null } catch { $null }
 if ($current -ne $notificationUrl) {
-    az functionapp config appsettings set -g $rg -n $app --output none --settings `
-        "NOTIFICATION_URL=$notificationUrl" "LIFECYCLE_NOTIFICATION_URL=$lifecycleUrl"
-    Write-Output "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $hostName"
+    az keyvault secret set --vault-name $vault -n notification-url --output none `
+        --content-type 'Graph change-notification URL with the function key' --value $notificationUrl
+    az keyvault secret set --vault-name $vault -n lifecycle-notification-url --output none `
+        --content-type 'Graph lifecycle-notification URL with the function key' --value $lifecycleUrl
+    az functionapp restart -g $rg -n $app --output none  # Key Vault references resolve anew
+    Write-Output "postprovision: notification-url and lifecycle-notification-url set for $hostName"
 } else {
     Write-Output "postprovision: notification URLs already point at $hostName"
 }
@@ -44,7 +50,7 @@ if ($env:KICK_KEEPER -ne 'false') {
                 -Headers @{ 'x-functions-key' = $master } -ContentType 'application/json' -Body '{"input": ""}' | Out-Null
             $started = $true
             break
-        } catch { Start-Sleep -Seconds 20 }  # the app restarts after an app-settings change
+        } catch { Start-Sleep -Seconds 20 }  # the app may still be restarting
     }
     if (-not $started) { Write-Warning 'postprovision: could not start subscription_keeper; it runs on its schedule' }
 }
