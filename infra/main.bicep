@@ -64,7 +64,7 @@ param seedClientState bool = true
 
 @secure()
 @description('Initial Graph clientState: generated on each deployment, used only while seedClientState is true. Never put a literal here.')
-param initialClientState string = newGuid()
+param initialClientState string = newGuid() // checkov:skip=CKV_AZURE_131: newGuid() is generated per deployment, not a hardcoded value
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
