@@ -121,6 +121,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.contextvars.merge_contextvars,
             _to_logging_kwargs,
         ],
