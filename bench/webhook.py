@@ -40,6 +40,7 @@ from shared.logging import configure_logging
 from shared.service.context import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.settings import Settings
+from tests.invocation import InvocationContext
 
 TARGET_US = 200.0
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
@@ -129,13 +130,13 @@ def measure(
     handler: Handler, req: func.HttpRequest, items: int, seconds: float, queue: InMemoryQueue
 ) -> Row:
     for _ in range(200):  # warm-up: caches, first-use imports
-        handler(req)
+        handler(req, context=InvocationContext("graph_notifications"))
     queue._messages.clear()
     calls, batch = 0, 200
     started = time.process_time()
     while True:
         for _ in range(batch):
-            response = handler(req)
+            response = handler(req, context=InvocationContext("graph_notifications"))
         calls += batch
         spent = time.process_time() - started
         if spent >= seconds:

@@ -9,7 +9,7 @@ from azure.core.exceptions import AzureError
 from functions._queue import decode_as
 from shared.adapters.queues import SYNC_COMPLETED
 from shared.bootstrap import services
-from shared.logging import bind_correlation
+from shared.logging import bind_correlation, bind_invocation
 from shared.messages import SyncCompleted
 from shared.service.sync_intake import SyncRejected, accept_sync_completed
 from shared.service.watch import on_sync_completed
@@ -22,8 +22,8 @@ def _json(status: int, body: dict[str, str]) -> func.HttpResponse:
 
 
 @bp.route(route="directory/sync-completed", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def sync_completed_http(req: func.HttpRequest) -> func.HttpResponse:
-    """Its own function key (onprem-sync-key); 202 once the message is on the queue."""
+def sync_completed_http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    bind_invocation(context)  # its own function key (onprem-sync-key); 202 once queued
     try:
         msg = accept_sync_completed(services(), req.get_body(), req.headers.get("content-type"))
     except SyncRejected as rejected:
@@ -34,7 +34,8 @@ def sync_completed_http(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_COMPLETED, connection="AzureWebJobsStorage")
-def sync_completed(msg: func.QueueMessage) -> None:
+def sync_completed(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     message = decode_as(msg, SyncCompleted)
     with bind_correlation(message.correlation_id):
         on_sync_completed(services(), message)

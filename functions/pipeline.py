@@ -7,7 +7,7 @@ import azure.functions as func
 from functions._queue import decode_as
 from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
 from shared.bootstrap import services
-from shared.logging import bind_correlation
+from shared.logging import bind_correlation, bind_invocation
 from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
 from shared.service.groups import handle_group_changes
 from shared.service.recompute import recompute_users as recompute
@@ -18,21 +18,24 @@ STORAGE = "AzureWebJobsStorage"
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=GROUPS_CHANGED, connection=STORAGE)
-async def group_changes(msg: func.QueueMessage) -> None:
+async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     message = decode_as(msg, GroupsChanged, DeltaSweep)
     with bind_correlation(message.correlation_id):
         await handle_group_changes(services(), message)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=RECOMPUTE_USERS, connection=STORAGE)
-async def recompute_users(msg: func.QueueMessage) -> None:
+async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     message = decode_as(msg, RecomputeUsers)
     with bind_correlation(message.correlation_id):
         await recompute(services(), message)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=REPROCESS_USER, connection=STORAGE)
-async def reprocess_user(msg: func.QueueMessage) -> None:
+async def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     message = decode_as(msg, ReprocessUser)
     with bind_correlation(message.correlation_id):
         await reprocess(services(), message)

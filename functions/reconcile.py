@@ -10,11 +10,13 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import services
+from shared.logging import bind_invocation
 from shared.service.reconcile import run_nightly
 
 bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False)
-async def reconcile_nightly(timer: func.TimerRequest) -> None:
+async def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
+    bind_invocation(context)
     await run_nightly(services(), past_due=bool(timer.past_due))

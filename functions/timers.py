@@ -9,6 +9,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import services
+from shared.logging import bind_invocation
 from shared.service.subscriptions import keep_subscription
 from shared.service.watch import recheck_errors as recheck
 from shared.service.watch import watch_poison, watch_sync
@@ -17,20 +18,24 @@ bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_KEEPER_SCHEDULE%", run_on_startup=False)
-async def subscription_keeper(timer: func.TimerRequest) -> None:
+async def subscription_keeper(timer: func.TimerRequest, context: func.Context) -> None:
+    bind_invocation(context)
     await keep_subscription(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_WATCH_SCHEDULE%", run_on_startup=False)
-async def sync_watch(timer: func.TimerRequest) -> None:
+async def sync_watch(timer: func.TimerRequest, context: func.Context) -> None:
+    bind_invocation(context)
     await watch_sync(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECHECK_ERRORS_SCHEDULE%", run_on_startup=False)
-async def recheck_errors(timer: func.TimerRequest) -> None:
+async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> None:
+    bind_invocation(context)
     await recheck(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-def poison_watch(timer: func.TimerRequest) -> None:
+def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
+    bind_invocation(context)
     watch_poison(services())

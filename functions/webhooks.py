@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import services
+from shared.logging import bind_invocation
 from shared.service.notifications import (
     accept_change_notifications,
     accept_lifecycle_notifications,
@@ -28,7 +29,8 @@ def _rejected(exc: Exception) -> func.HttpResponse:
 
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    bind_invocation(context)
     if (handshake := _handshake(req)) is not None:
         return handshake
     try:
@@ -39,7 +41,8 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    bind_invocation(context)
     if (handshake := _handshake(req)) is not None:
         return handshake
     try:

@@ -95,12 +95,12 @@ param massLossThreshold int = 10
 @description('BASELINE: empty (default), off, reset or reset-<label> (shared/settings.py).')
 param baseline string = ''
 
-@description('Write the initial clientState secrets to Key Vault. The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
+@description('Write the initial secrets to Key Vault (the clientState pair, placeholder notification URLs). The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
 param seedClientState bool = true
 
 @secure()
 @description('Initial Graph clientState: generated on each deployment, used only while seedClientState is true. Never put a literal here.')
-param initialClientState string = newGuid()
+param initialClientState string = newGuid() // checkov:skip=CKV_AZURE_131: newGuid() is generated per deployment, not a hardcoded value
 
 @description('Write the initial on-prem sync function key to Key Vault (onprem-sync-key). The postprovision hook sets SEED_ONPREM_SYNC_KEY=false after the first provision; rotate it as docs/operations.md says.')
 param seedOnpremSyncKey bool = true

@@ -1,10 +1,10 @@
 """Structured logging: structlog on top of the standard library, one JSON object per event.
 
 In Azure the Functions worker attaches its handler to the root logger and forwards records to
-Application Insights, so `configure_logging` does not replace handlers: it puts a
-`structlog.stdlib.ProcessorFormatter` on the handlers that are there (the worker's, or pytest's)
-and records keep flowing where the host expects them. With no handler at all (a CLI, a script)
-it adds one that writes JSON lines to stdout.
+the host, so `configure_logging` does not replace handlers: it puts a
+`structlog.stdlib.ProcessorFormatter` on the handlers that are there (the worker's, the
+OpenTelemetry exporter's, or pytest's) and records keep flowing where the host expects them. With
+no handler at all (a CLI, a script) it adds one that writes JSON lines to stdout.
 
 Events have dotted names and keyword fields::
 
@@ -12,19 +12,19 @@ Events have dotted names and keyword fields::
     with bind_correlation(msg.correlation_id, user_id=msg.user_id):
         log.info("reprocess.queued", causes=len(msg.causes))
 
-Fields bound with `bind_correlation` (context variables, so per thread and per asyncio task)
-appear in every event inside the block, including plain `logging` records from libraries.
+structlog hands each event to `logging` as a plain record: the message is the event name and
+every field (``event`` included) is an attribute of the record (``extra``), so any handler sees
+the fields, and the OpenTelemetry exporter sends them as attributes (Application Insights
+``customDimensions``). Fields bound with `bind_correlation` or `bind_invocation` (context
+variables, so per thread and per asyncio task) are added to every record inside the block,
+including plain `logging` records from libraries. A field whose name the standard library
+reserves (``name``, ``module``, ``args`` ...) gets a trailing underscore (``name_``).
 
 Application Insights: when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (in Azure), the first
-`configure_logging` also calls `azure.monitor.opentelemetry.configure_azure_monitor()` once, which
-puts an OpenTelemetry handler on the root logger; it gets the same JSON formatter, so each trace's
-message is the JSON event with its ``correlation_id``. The exporter authenticates with the managed
-identity named in ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (``ClientId=...;Authorization=AAD``)
-because the Application Insights resource has local auth off. Without the connection string
-nothing is imported or enabled: plain JSON to the existing handlers, or stdout. When the worker's
-own exporter is on (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``) this one stays off, so
-nothing is exported twice. Keep personal data (display names, UPNs, mail addresses) out of
-info-level events: ids only.
+`configure_logging` also switches the exporter on (shared/azure_monitor.py; why the app exports
+and not the host: docs/operations.md "Telemetry"). Its handler gets the same JSON formatter, so
+each trace's message is the JSON event. Keep personal data (display names, UPNs, mail addresses)
+out of info-level events: ids only.
 """
 
 from __future__ import annotations
@@ -32,14 +32,53 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
-_SHARED: list[structlog.typing.Processor] = [
+from shared import azure_monitor
+from shared.azure_monitor import AUTHENTICATION_STRING, CONNECTION_STRING, WORKER_TELEMETRY
+
+__all__ = [
+    "AUTHENTICATION_STRING",
+    "CONNECTION_STRING",
+    "WORKER_TELEMETRY",
+    "azure_monitor_enabled",
+    "bind_correlation",
+    "bind_invocation",
+    "configure_logging",
+    "get_logger",
+    "json_formatter",
+]
+
+_RESERVED: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_PASSED_TO_LOGGING: Final = ("exc_info", "stack_info", "stacklevel")
+
+
+def _to_logging_kwargs(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The last structlog processor: the event becomes `logging` kwargs, its fields ``extra``."""
+    kwargs = {key: event_dict.pop(key) for key in _PASSED_TO_LOGGING if key in event_dict}
+    extra = {(f"{key}_" if key in _RESERVED else key): value for key, value in event_dict.items()}
+    return {"msg": str(event_dict.get("event", "")), "extra": extra, **kwargs}
+
+
+class _ContextFields(logging.Filter):
+    """Adds the bound context variables (correlation_id, invocation_id ...) to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in structlog.contextvars.get_contextvars().items():
+            name = f"{key}_" if key in _RESERVED else key
+            if name not in record.__dict__:
+                setattr(record, name, value)
+        return True
+
+
+_CONTEXT_FIELDS: Final = _ContextFields()
+
+_FORMATTER_CHAIN: list[structlog.typing.Processor] = [
+    structlog.stdlib.ExtraAdder(),
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -48,9 +87,9 @@ _SHARED: list[structlog.typing.Processor] = [
 
 
 def json_formatter() -> logging.Formatter:
-    """A formatter rendering structlog events and plain logging records as one JSON line."""
+    """A formatter rendering each record (its message and extra fields) as one JSON line."""
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_SHARED,
+        foreign_pre_chain=_FORMATTER_CHAIN,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -59,49 +98,9 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-CONNECTION_STRING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
-AUTHENTICATION_STRING: Final = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
-WORKER_TELEMETRY: Final = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
-_azure_monitor_lock = threading.Lock()
-_azure_monitor_on = False
-
-
 def azure_monitor_enabled() -> bool:
     """True once `configure_logging` has switched the Application Insights exporter on."""
-    return _azure_monitor_on
-
-
-def _managed_identity_client_id(authentication: str) -> tuple[bool, str | None]:
-    """(Entra auth wanted, client id) from ``ClientId=<id>;Authorization=AAD``."""
-    parts = {
-        key.strip().lower(): value.strip()
-        for key, _, value in (item.partition("=") for item in authentication.split(";"))
-        if key.strip()
-    }
-    return parts.get("authorization", "").upper() == "AAD", parts.get("clientid") or None
-
-
-def _enable_azure_monitor(env: Mapping[str, str]) -> None:
-    """Call configure_azure_monitor() once per process, only with a connection string."""
-    global _azure_monitor_on  # noqa: PLW0603 - one exporter per process, guarded by a lock
-    connection = (env.get(CONNECTION_STRING) or "").strip()
-    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() == "true"
-    if not connection or worker_exports:
-        return
-    with _azure_monitor_lock:
-        if _azure_monitor_on:
-            return
-        # Imported here: heavy, and only needed in Azure.
-        from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
-
-        options: dict[str, Any] = {"connection_string": connection}
-        entra, client_id = _managed_identity_client_id(env.get(AUTHENTICATION_STRING) or "")
-        if entra:
-            from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
-
-            options["credential"] = ManagedIdentityCredential(client_id=client_id)
-        configure_azure_monitor(**options)
-        _azure_monitor_on = True
+    return azure_monitor.enabled()
 
 
 def configure_logging(
@@ -118,13 +117,13 @@ def configure_logging(
     export to Application Insights as well (see the module docstring).
     """
     if handlers is None:
-        _enable_azure_monitor(os.environ if env is None else env)
+        azure_monitor.enable(os.environ if env is None else env)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *_SHARED,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.contextvars.merge_contextvars,
+            _to_logging_kwargs,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
@@ -140,6 +139,8 @@ def configure_logging(
     formatter = json_formatter()
     for handler in targets:
         handler.setFormatter(formatter)
+        if _CONTEXT_FIELDS not in handler.filters:
+            handler.addFilter(_CONTEXT_FIELDS)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
@@ -153,3 +154,23 @@ def bind_correlation(correlation_id: str, **fields: Any) -> Iterator[None]:
     """Add ``correlation_id`` (and `fields`) to every event logged inside the block."""
     with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, **fields):
         yield
+
+
+class _Invocation(Protocol):
+    """What `bind_invocation` reads from ``azure.functions.Context``."""
+
+    @property
+    def invocation_id(self) -> str: ...
+
+    @property
+    def function_name(self) -> str: ...
+
+
+def bind_invocation(context: _Invocation) -> None:
+    """First line of every handler: every event of this invocation carries its
+    ``invocation_id`` (and ``function``). Clears what an earlier invocation bound, since the
+    worker reuses threads for synchronous handlers."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        invocation_id=context.invocation_id, function=context.function_name
+    )

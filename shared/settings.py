@@ -236,12 +236,16 @@ def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
 class Settings:
     """Everything License Guard reads from app settings; see the module docstring.
 
-    Secrets (client states, the static token, the connection string) stay out of repr()."""
+    Secrets (client states, the static token, the connection string, the notification URLs
+    with their function keys) stay out of repr()."""
 
     storage_connection: StorageConnection = field(metadata=_env(STORAGE_SETTING))
     tenant_id: str = field(metadata=_env("TENANT_ID", _guid))
-    notification_url: str = field(metadata=_env("NOTIFICATION_URL", _url))
-    lifecycle_notification_url: str = field(metadata=_env("LIFECYCLE_NOTIFICATION_URL", _url))
+    notification_url: str = field(repr=False, metadata=_env("NOTIFICATION_URL", _url))
+    """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
+    lifecycle_notification_url: str = field(
+        repr=False, metadata=_env("LIFECYCLE_NOTIFICATION_URL", _url)
+    )
     client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", _client_state))
     subscription_keeper_schedule: str = field(
         metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", _ncrontab)

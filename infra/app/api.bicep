@@ -40,12 +40,6 @@ param syncFunctionDeployed bool
 @description('The on-prem sync endpoint\'s function key, from Key Vault (onprem-sync-key).')
 param onpremSyncKey string
 
-// NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL carry the function key, which exists only once
-// the app does: infra/scripts/postprovision.* replace this placeholder after every provision.
-// Settings needs an absolute URL, and Graph cannot validate this one, so until the hook ran the
-// keeper fails loudly instead of creating a subscription nobody receives.
-var notificationUrlPlaceholder = 'https://set-by-postprovision.invalid/api/graph'
-
 var httpAlwaysReady = [
   {
     name: 'http'
@@ -58,6 +52,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Flex Consumption (FC1) plan; a lost zone costs at most a delay: Graph retries notifications and the nightly reconciliation catches up
   name: planName
   location: location
   tags: tags
@@ -72,6 +67,9 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: Graph's change notifications present no client certificate; the webhooks check the function key and the clientState instead
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales out on demand; the HTTP group keeps one always-ready instance (httpAlwaysReadyInstances)
+  // checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health-check path; failures surface through the poison watch and the dead-man switch (docs/operations.md)
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
@@ -86,6 +84,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
     functionAppConfig: {
       deployment: {
         storage: {
@@ -112,6 +116,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
 
   resource appSettings 'config' = {
+    // checkov:skip=CKV_AZURE_222: Microsoft Graph must reach the two webhooks from the internet, so public network access stays on (function key + clientState guard them)
+    // checkov:skip=CKV_AZURE_13: App Service Authentication would reject Graph, which cannot sign in; the webhooks authenticate by function key and clientState
+    // checkov:skip=CKV_AZURE_63: checkov reads this 'appsettings' config as site config; HTTP logs are App Service (Windows) web-server logs, the app logs to Application Insights
+    // checkov:skip=CKV_AZURE_65: same: detailed error pages are an App Service web-server feature; errors go to Application Insights
+    // checkov:skip=CKV_AZURE_66: same: failed request tracing is an IIS feature; requests and failures go to Application Insights
+    // checkov:skip=CKV_AZURE_80: no .NET: the app is Python 3.11 (functionAppConfig.runtime)
+    // checkov:skip=CKV_AZURE_88: Flex Consumption deploys from a blob container and has no Azure Files content share
     name: 'appsettings'
     properties: {
       // Host and app storage, identity-based (the account has shared keys off).
@@ -120,15 +131,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
-      // Telemetry, Entra-authenticated with the identity.
+      // Telemetry, Entra-authenticated with the identity. The app exports its own logs
+      // (shared/azure_monitor.py), so the worker's exporter stays off and host.json keeps the
+      // host from forwarding them a second time (docs/operations.md "Telemetry").
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
       // Graph: the identity's token (DefaultAzureCredential reads AZURE_CLIENT_ID).
       AZURE_CLIENT_ID: identityClientId
       TENANT_ID: tenant().tenantId
       GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'
-      NOTIFICATION_URL: '${notificationUrlPlaceholder}/notifications'
-      LIFECYCLE_NOTIFICATION_URL: '${notificationUrlPlaceholder}/lifecycle'
+      // The notification URLs carry a function key (?code=...), so they live in Key Vault:
+      // seeded with a placeholder (keyvault.bicep), set by infra/scripts/postprovision.*.
+      NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/notification-url/)'
+      LIFECYCLE_NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/lifecycle-notification-url/)'
       CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/client-state/)'
       CLIENT_STATE_PREVIOUS: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/client-state-previous/)'
       // Safety: observe until an operator decides otherwise (docs/operations.md).
@@ -178,6 +194,23 @@ resource onpremSyncFunctionKey 'Microsoft.Web/sites/functions/keys@2024-04-01' =
   name: 'onprem-sync-key'
   properties: {
     value: onpremSyncKey
+  }
+}
+
+// Deployment and the SCM site use Entra ID only: no FTP or SCM user/password publishing.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

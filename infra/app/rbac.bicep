@@ -1,7 +1,9 @@
 // Role assignments. The app's identity gets data roles at the storage ACCOUNT scope, which covers
 // every queue (and its -poison twin), table and blob container the app uses; Key Vault Secrets
 // User on the vault; Monitoring Metrics Publisher on Application Insights (Entra-authenticated
-// telemetry). Role ids: functions-facts §7/§8 (Azure built-in roles).
+// telemetry). The operator (userPrincipalId) gets Reader roles on what they read and Key Vault
+// Secrets Officer (rotation, the postprovision hook's notification URLs). Role ids: Azure
+// built-in roles (functions-facts §7/§8).
 param storageAccountName string
 param applicationInsightsName string
 param keyVaultName string
@@ -21,6 +23,9 @@ var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 var storageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+var storageQueueDataReader = '19e7f393-937e-4f77-808e-94535e297925'
+var storageTableDataReader = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 
 // Blob: deployment package and the host's timer leases. Queue: triggers, outputs and the host's
 // moves to -poison (Reader + Message Processor is not enough). Table: the app's state.
@@ -30,14 +35,52 @@ var appStorageRoles = [
   storageTableDataContributor
 ]
 
-// The operator reads poison queues and findings (az storage ... --auth-mode login).
-var userStorageRoles = [
-  storageQueueDataContributor
-  storageTableDataContributor
+// The operator only reads (az storage ... --auth-mode login): the poison queues, the findings
+// table and the reports container, each with a Reader role on that one resource. Re-queueing or
+// deleting a poisoned message is a deliberate act with a role granted for it (docs/operations.md).
+var operatorPoisonQueues = [
+  'groups-changed-poison'
+  'recompute-users-poison'
+  'reprocess-user-poison'
+  'sync-completed-poison'
 ]
+var operatorTable = 'findings'
+var operatorContainer = 'reports'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource poisonQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [
+  for queueName in operatorPoisonQueues: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource findingsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: tableService
+  name: operatorTable
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: operatorContainer
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -80,17 +123,37 @@ resource appSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-resource userStorageAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in userStorageRoles: if (!empty(userPrincipalId)) {
-    name: guid(storage.id, userPrincipalId, roleId)
-    scope: storage
+resource userPoisonQueueAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in operatorPoisonQueues: if (!empty(userPrincipalId)) {
+    name: guid(poisonQueues[i].id, userPrincipalId, storageQueueDataReader)
+    scope: poisonQueues[i]
     properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataReader)
       principalId: userPrincipalId
       principalType: userPrincipalType
     }
   }
 ]
+
+resource userFindingsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(findingsTable.id, userPrincipalId, storageTableDataReader)
+  scope: findingsTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReader)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
+
+resource userReportsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(reportsContainer.id, userPrincipalId, storageBlobDataReader)
+  scope: reportsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
 
 resource userSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(vault.id, userPrincipalId, keyVaultSecretsOfficer)

@@ -1,14 +1,17 @@
 # azd hook (postprovision and postdeploy; see azure.yaml): the PowerShell twin of
-# postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), points
-# NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL at this app with each function's default key,
-# installs the on-prem sync key (onprem-sync-key, from Key Vault) on sync_completed_http the
-# first time it exists (then SYNC_FUNCTION_DEPLOYED=true: Bicep keeps it set), and runs
-# subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd.
+# postprovision.sh. Keeps the clientState secrets (SEED_CLIENT_STATE=false), writes the
+# notification URLs (this app, each function's default key) to the Key Vault secrets
+# notification-url / lifecycle-notification-url that NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL
+# reference, restarts the app, installs the on-prem sync key (onprem-sync-key, from Key Vault) on
+# sync_completed_http the first time it exists (then SYNC_FUNCTION_DEPLOYED=true: Bicep keeps it
+# set), and runs subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd, and
+# Key Vault Secrets Officer on the vault.
 $ErrorActionPreference = 'Stop'
 
 $rg = $env:AZURE_RESOURCE_GROUP
 $app = $env:AZURE_FUNCTION_APP_NAME
-if (-not $rg -or -not $app) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME are not set (run through azd)' }
+$vault = $env:AZURE_KEY_VAULT_NAME
+if (-not $rg -or -not $app -or -not $vault) { throw 'AZURE_RESOURCE_GROUP / AZURE_FUNCTION_APP_NAME / AZURE_KEY_VAULT_NAME are not set (run through azd)' }
 
 azd env set SEED_CLIENT_STATE false | Out-Null
 azd env set SEED_ONPREM_SYNC_KEY false | Out-Null
@@ -29,11 +32,14 @@ if (-not $notifyKey -or -not $lifecycleKey) {
 
 $notificationUrl = "https://$hostName/api/graph/notifications?code=$notifyKey"
 $lifecycleUrl = "https://$hostName/api/graph/lifecycle?code=$lifecycleKey"
-$current = az functionapp config appsettings list -g $rg -n $app --query "[?name=='NOTIFICATION_URL'].value | [0]" -o tsv
+$current = try { az keyvault secret show --vault-name $vault -n notification-url --query value -o tsv 2>$null } catch { $null }
 if ($current -ne $notificationUrl) {
-    az functionapp config appsettings set -g $rg -n $app --output none --settings `
-        "NOTIFICATION_URL=$notificationUrl" "LIFECYCLE_NOTIFICATION_URL=$lifecycleUrl"
-    Write-Output "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $hostName"
+    az keyvault secret set --vault-name $vault -n notification-url --output none `
+        --content-type 'Graph change-notification URL with the function key' --value $notificationUrl
+    az keyvault secret set --vault-name $vault -n lifecycle-notification-url --output none `
+        --content-type 'Graph lifecycle-notification URL with the function key' --value $lifecycleUrl
+    az functionapp restart -g $rg -n $app --output none  # Key Vault references resolve anew
+    Write-Output "postprovision: notification-url and lifecycle-notification-url set for $hostName"
 } else {
     Write-Output "postprovision: notification URLs already point at $hostName"
 }
@@ -57,7 +63,7 @@ if ($env:KICK_KEEPER -ne 'false') {
                 -Headers @{ 'x-functions-key' = $master } -ContentType 'application/json' -Body '{"input": ""}' | Out-Null
             $started = $true
             break
-        } catch { Start-Sleep -Seconds 20 }  # the app restarts after an app-settings change
+        } catch { Start-Sleep -Seconds 20 }  # the app may still be restarting
     }
     if (-not $started) { Write-Warning 'postprovision: could not start subscription_keeper; it runs on its schedule' }
 }

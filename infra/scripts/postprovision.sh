@@ -2,10 +2,13 @@
 # azd hook (postprovision and postdeploy; see azure.yaml). POSIX sh, needs az and azd.
 #
 # 1. Keeps the clientState secrets from now on: SEED_CLIENT_STATE=false for later provisions.
-# 2. Sets NOTIFICATION_URL=https://<host>/api/graph/notifications?code=<key> and
-#    LIFECYCLE_NOTIFICATION_URL=https://<host>/api/graph/lifecycle?code=<key>, replacing the
-#    Bicep placeholder. Each URL carries its own function's default key, which exists once the
-#    code is deployed; before that (first provision of `azd up`) this step waits for postdeploy.
+# 2. Writes https://<host>/api/graph/notifications?code=<key> and .../lifecycle?code=<key> to the
+#    Key Vault secrets notification-url / lifecycle-notification-url, which the app settings
+#    NOTIFICATION_URL / LIFECYCLE_NOTIFICATION_URL reference (a function key never sits in a plain
+#    app setting), replacing the placeholder, and restarts the app so the references resolve
+#    again. Each URL carries its own function's default key, which exists once the code is
+#    deployed; before that (first provision of `azd up`) this step waits for postdeploy. Needs
+#    Key Vault Secrets Officer on the vault (the Bicep grants it to AZURE_PRINCIPAL_ID).
 # 3. Installs the on-prem sync endpoint's own key, onprem-sync-key (Key Vault is its source), on
 #    sync_completed_http the first time that function exists, and sets SYNC_FUNCTION_DEPLOYED
 #    so every later `azd provision` sets it from Key Vault in Bicep (infra/app/api.bicep).
@@ -16,6 +19,7 @@ set -eu
 
 rg="${AZURE_RESOURCE_GROUP:?AZURE_RESOURCE_GROUP is not set (run through azd)}"
 app="${AZURE_FUNCTION_APP_NAME:?AZURE_FUNCTION_APP_NAME is not set (run through azd)}"
+vault="${AZURE_KEY_VAULT_NAME:?AZURE_KEY_VAULT_NAME is not set (run through azd)}"
 
 azd env set SEED_CLIENT_STATE false >/dev/null
 azd env set SEED_ONPREM_SYNC_KEY false >/dev/null
@@ -35,18 +39,19 @@ fi
 
 notification_url="https://$host/api/graph/notifications?code=$notify_key"
 lifecycle_url="https://$host/api/graph/lifecycle?code=$lifecycle_key"
-current="$(az functionapp config appsettings list -g "$rg" -n "$app" \
-  --query "[?name=='NOTIFICATION_URL'].value | [0]" -o tsv)"
+current="$(az keyvault secret show --vault-name "$vault" -n notification-url --query value -o tsv 2>/dev/null || true)"
 if [ "$current" != "$notification_url" ]; then
-  az functionapp config appsettings set -g "$rg" -n "$app" --output none --settings \
-    "NOTIFICATION_URL=$notification_url" "LIFECYCLE_NOTIFICATION_URL=$lifecycle_url"
-  echo "postprovision: NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL set for $host"
+  az keyvault secret set --vault-name "$vault" -n notification-url --output none \
+    --content-type "Graph change-notification URL with the function key" --value "$notification_url"
+  az keyvault secret set --vault-name "$vault" -n lifecycle-notification-url --output none \
+    --content-type "Graph lifecycle-notification URL with the function key" --value "$lifecycle_url"
+  az functionapp restart -g "$rg" -n "$app" --output none  # Key Vault references resolve anew
+  echo "postprovision: notification-url and lifecycle-notification-url set for $host"
 else
   echo "postprovision: notification URLs already point at $host"
 fi
 
 if [ "${SYNC_FUNCTION_DEPLOYED:-false}" != "true" ]; then
-  vault="${AZURE_KEY_VAULT_NAME:?AZURE_KEY_VAULT_NAME is not set (run through azd)}"
   sync_key="$(az keyvault secret show --vault-name "$vault" -n onprem-sync-key --query value -o tsv)"
   az functionapp function keys set -g "$rg" -n "$app" --function-name sync_completed_http \
     --key-name onprem-sync-key --key-value "$sync_key" --output none
@@ -64,7 +69,7 @@ if [ "${KICK_KEEPER:-true}" = "true" ]; then
       break
     fi
     attempt=$((attempt + 1))
-    sleep 20  # the app restarts after an app-settings change
+    sleep 20  # the app may still be restarting
   done
 fi
 

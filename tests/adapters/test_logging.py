@@ -88,3 +88,14 @@ def test_without_any_handler_events_go_to_stdout_as_json(
     [line] = capsys.readouterr().out.splitlines()
     assert len(added) == 1
     assert json.loads(line)["partitions"] == 3
+
+
+def test_fields_named_like_logging_attributes_and_positional_args_do_not_break_logging(
+    lines: io.StringIO,
+) -> None:
+    """`logging` refuses extra keys it uses itself (name, module ...): they get a trailing _."""
+    get_logger(NAME).info("sync.%s", "watched", name="n", module="m", user_id="u1")
+
+    [event] = events(lines)
+    assert event["event"] == "sync.watched"
+    assert (event["name_"], event["module_"], event["user_id"]) == ("n", "m", "u1")

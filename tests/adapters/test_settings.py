@@ -155,6 +155,28 @@ def test_secrets_stay_out_of_repr() -> None:
     assert "UseDevelopmentStorage" not in text
 
 
+def test_no_secret_of_any_kind_is_in_repr_or_str() -> None:
+    """The notification URLs carry the webhooks' function keys (``?code=``)."""
+    secrets = {
+        "NOTIFICATION_URL": "https://guard.example.net/api/graph/notifications?code=KEY-NOTIFY-1",
+        "LIFECYCLE_NOTIFICATION_URL": "https://guard.example.net/api/graph/lifecycle?code=KEY-LC-2",
+        "CLIENT_STATE": "current-client-state-3",
+        "CLIENT_STATE_PREVIOUS": "previous-client-state-4",
+        "GRAPH_STATIC_TOKEN": "static-token-5",
+        "GRAPH_BASE_URL": "http://127.0.0.1:8080/v1.0",
+        "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=KEY-6",
+    }
+    loaded = settings(**secrets)
+
+    assert loaded.notification_url == secrets["NOTIFICATION_URL"]
+    for text in (repr(loaded), str(loaded)):
+        for marker in ("KEY-NOTIFY-1", "KEY-LC-2", "client-state-3", "client-state-4"):
+            assert marker not in text
+        assert "static-token-5" not in text
+        assert "KEY-6" not in text
+        assert "tenant_id=" in text  # the rest is still shown
+
+
 # --- who may write ------------------------------------------------------------------------------
 
 

@@ -20,7 +20,6 @@ from azure.core.exceptions import ServiceRequestError
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-import function_app
 from shared.adapters.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
@@ -41,6 +40,7 @@ from shared.messages import (
 )
 from shared.settings import Settings
 from shared.webhook import MAX_BODY_BYTES
+from tests.invocation import InvocationContext, indexed_functions
 from tests.service.world import (
     E3_BASE,
     E3_TEAMS,
@@ -54,13 +54,13 @@ from tests.service.world import (
     notification,
 )
 
-FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+FUNCTIONS = indexed_functions()
 
 
 def call(name: str, arg: object) -> Any:
     """Run the named function as the host does (async ones on an event loop)."""
     user_function: Callable[..., Any] = FUNCTIONS[name].get_user_function()
-    result = user_function(arg)
+    result = user_function(arg, context=InvocationContext(name))
     return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 

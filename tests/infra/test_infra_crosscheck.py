@@ -98,6 +98,21 @@ def schedule_defaults() -> dict[str, str]:
     return {key: value.strip("'") for key, value in top_level_keys(body).items()}
 
 
+def seeded_secrets() -> dict[str, str]:
+    """Key Vault secret name -> the value keyvault.bicep seeds it with (literal values only)."""
+    vault = read("app/keyvault.bicep")
+    placeholder = re.search(r"var notificationUrlPlaceholder = '([^']+)'", vault)
+    assert placeholder, "keyvault.bicep: notificationUrlPlaceholder"
+    seeded = {}
+    for _, body in resources(vault).values():
+        name = re.search(r"^\s*name:\s*'([\w-]+)'", body, re.M)
+        value = re.search(r"^\s*value:\s*'([^']*)'", body, re.M)
+        if name and value:
+            text = value.group(1).replace("${notificationUrlPlaceholder}", placeholder.group(1))
+            seeded[name.group(1)] = text
+    return seeded
+
+
 def sample_env() -> dict[str, str]:
     """The app settings as the app would see them, with sample values for deployment-time
     expressions and Key Vault references resolved, from main.bicep's parameter defaults."""
@@ -108,9 +123,6 @@ def sample_env() -> dict[str, str]:
         "storage.properties.primaryEndpoints.queue": "https://st.queue.core.windows.net/",
         "storage.properties.primaryEndpoints.table": "https://st.table.core.windows.net/",
         "keyVaultUri": "https://kv.vault.azure.net/",
-        "notificationUrlPlaceholder": re.search(
-            r"var notificationUrlPlaceholder = '([^']+)'", read("app/api.bicep")
-        ).group(1),  # type: ignore[union-attr]
     }
     schedules = schedule_defaults()
     expressions = {
@@ -133,8 +145,10 @@ def sample_env() -> dict[str, str]:
         else:
             assert expression in expressions, f"{name}: add {expression!r} to sample_env()"
             value = expressions[expression]
-        if value.startswith("@Microsoft.KeyVault("):
-            value = str(uuid.uuid4())  # what the platform puts there once it resolves
+        if reference := re.fullmatch(
+            r"@Microsoft\.KeyVault\(SecretUri=\S+/secrets/([\w-]+)/\)", value
+        ):
+            value = seeded_secrets().get(reference.group(1)) or str(uuid.uuid4())
         env[name] = value
     return env
 
@@ -219,26 +233,38 @@ def test_telemetry_settings_authenticate_with_the_identity() -> None:
     assert re.search(r"DisableLocalAuth:\s*true", read("app/monitoring.bicep"))
 
 
-def test_notification_urls_are_placeholders_the_hook_replaces_with_our_routes() -> None:
-    env = sample_env()
+def test_notification_urls_are_key_vault_secrets_the_hook_replaces_with_our_routes() -> None:
+    """The URLs carry a function key, so they are Key Vault references, seeded with a
+    placeholder and written by the hook to Key Vault, never to a plain app setting."""
+    env, settings = sample_env(), app_settings()
     assert ".invalid/" in env["NOTIFICATION_URL"]
     assert ".invalid/" in env["LIFECYCLE_NOTIFICATION_URL"]
+    secrets = {
+        "NOTIFICATION_URL": "notification-url",
+        "LIFECYCLE_NOTIFICATION_URL": "lifecycle-notification-url",
+    }
+    for setting, secret in secrets.items():
+        assert (
+            settings[setting]
+            == f"'@Microsoft.KeyVault(SecretUri=${{keyVaultUri}}secrets/{secret}/)'"
+        )
     webhooks = (ROOT / "functions" / "webhooks.py").read_text(encoding="utf-8")
     timers = (ROOT / "functions" / "timers.py").read_text(encoding="utf-8")
     for hook in ("postprovision.sh", "postprovision.ps1"):
         text = (INFRA / "scripts" / hook).read_text(encoding="utf-8")
-        for setting, route, function in (
-            ("NOTIFICATION_URL", "graph/notifications", "graph_notifications"),
-            ("LIFECYCLE_NOTIFICATION_URL", "graph/lifecycle", "graph_lifecycle"),
+        for secret, route, function in (
+            ("notification-url", "graph/notifications", "graph_notifications"),
+            ("lifecycle-notification-url", "graph/lifecycle", "graph_lifecycle"),
         ):
             assert f'route="{route}"' in webhooks
             assert f"def {function}(" in webhooks
             assert f"/api/{route}?code=" in text
-            assert f'"{setting}=' in text
+            assert re.search(rf"az keyvault secret set --vault-name \S+ -n {secret} ", text)
             assert f"'{function}'" in text or f" {function}\n" in text or f" {function})" in text
+        assert "appsettings set" not in text  # no key in a plain app setting
+        assert "az functionapp restart" in text  # the references resolve to the new value
         assert "subscription_keeper" in text
         assert "def subscription_keeper(" in timers
-        assert "az functionapp config appsettings set" in text
 
 
 # --- the Flex Consumption app -----------------------------------------------------------------

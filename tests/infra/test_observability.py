@@ -1,20 +1,32 @@
-"""Logging in Azure: the Application Insights exporter only with a connection string, and
-info-level events that carry the correlation id (and ids, not names)."""
+"""Logging in Azure: the Application Insights exporter only with a connection string, every
+structlog field exported as a log attribute (customDimension) with no warning per event, each
+invocation's id bound, and info-level events that carry ids, not names.
+
+The exporter tests run the real `configure_azure_monitor()` in a fresh interpreter (it sets
+process-wide OpenTelemetry providers) and read what it exports through an in-memory exporter."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
+from typing import Any
 
+import azure.functions as func
 import pytest
 import structlog
 
 from shared.logging import bind_correlation, configure_logging, get_logger
 from tests.infra.bicep import ROOT
+from tests.infra.test_infra_crosscheck import app_settings
+from tests.invocation import indexed_functions
 
 NAME = "tests.infra.observability"
 
@@ -49,60 +61,178 @@ def test_without_a_connection_string_the_exporter_is_neither_imported_nor_enable
     assert out.strip().splitlines()[-1] == "False []"
 
 
-def _in_fresh_process(env: dict[str, str]) -> dict[str, object]:
-    """Configure logging twice in a fresh interpreter (the exporter is once per process), with
-    Azure Monitor's configure function replaced by a recorder: a fake at the SDK boundary."""
-    code = (
-        "import json, sys\n"
-        "import azure.monitor.opentelemetry as azure_monitor\n"
-        "calls = []\n"
-        "azure_monitor.configure_azure_monitor = lambda **kw: calls.append(kw)\n"
-        "from shared.logging import azure_monitor_enabled, configure_logging\n"
-        "env = json.loads(sys.argv[1])\n"
-        "configure_logging(env=env)\n"
-        "configure_logging(env=env)\n"
-        "print(json.dumps({'enabled': azure_monitor_enabled(), 'calls': [\n"
-        "    {'connection_string': c.get('connection_string'),\n"
-        "     'credential': type(c.get('credential')).__name__} for c in calls]}))\n"
-    )
-    out = subprocess.run(
+_EXPORT_PROBE = """
+import json, logging, os, sys, datetime
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.logging import (
+    azure_monitor_enabled, bind_correlation, bind_invocation, configure_logging, get_logger,
+)
+from tests.invocation import InvocationContext
+
+env = json.loads(sys.argv[1])
+configure_logging(env=env)
+configure_logging(env=env)  # a second call must not add a second exporter
+
+# Observe what the real pipeline exports: an in-memory exporter on the LoggerProvider that
+# configure_azure_monitor() built and registered (OpenTelemetry SDK public API).
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+otel_handlers = [h for h in logging.getLogger().handlers if isinstance(h, LoggingHandler)]
+
+log = get_logger("tests.infra.observability")
+bind_invocation(InvocationContext("recompute_users", "inv-1"))
+with bind_correlation("corr-1", group_id="g-1"):
+    for n in range(5):
+        log.info(
+            "reprocess.queued", causes=n, ok=True, skus=["a", "b"], detail={"k": 1},
+            when=datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc), nothing=None,
+            name="reserved by logging",
+        )
+    logging.getLogger("some.library").warning("plain %s", "record")
+bind_invocation(InvocationContext("sync_watch", "inv-2"))
+log.info("sync.watched")
+
+records = [getattr(r, "log_record", r) for r in exported.get_finished_logs()]
+print(json.dumps({
+    "enabled": azure_monitor_enabled(),
+    "otel_handlers": len(otel_handlers),
+    "logs": [{"body": r.body, "attributes": dict(r.attributes or {})} for r in records],
+}))
+sys.stdout.flush()
+os._exit(0)  # skip the exit-time flush: nothing may leave the machine
+"""
+
+APP_INSIGHTS = {
+    # A loopback ingestion endpoint: configure_azure_monitor() is real, but nothing is sent.
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+        "InstrumentationKey=00000000-0000-4000-8000-000000000000;"
+        "IngestionEndpoint=http://127.0.0.1:9/"
+    ),
+}
+
+
+def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """Run `code` in a fresh interpreter; (its last stdout line as JSON, its stderr)."""
+    process_env = {
+        **os.environ,
+        # The distro's default resource detectors include azure_vm, which calls the instance
+        # metadata endpoint; the OpenTelemetry one reads only OTEL_* variables.
+        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+    }
+    done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(env)],
         cwd=ROOT,
+        env=process_env,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
-    return result
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, done.stderr
 
 
-def test_with_a_connection_string_it_is_configured_once_with_the_identity() -> None:
-    client_id = "11111111-2222-4333-8444-555555555555"
-    env = {
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0;IngestionEndpoint=https://x/",
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
-    }
+@pytest.fixture(scope="module")
+def exported() -> tuple[dict[str, Any], str]:
+    return _run(_EXPORT_PROBE, APP_INSIGHTS)
 
-    result = _in_fresh_process(env)
+
+def test_with_a_connection_string_one_exporter_is_on(exported: tuple[dict[str, Any], str]) -> None:
+    result, _ = exported
 
     assert result["enabled"] is True
-    assert result["calls"] == [
-        {
-            "connection_string": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
-            "credential": "ManagedIdentityCredential",
-        }
-    ]
+    assert result["otel_handlers"] == 1  # configured once, however often configure_logging runs
+
+
+def test_every_structlog_field_is_an_attribute_and_structlog_internals_are_not(
+    exported: tuple[dict[str, Any], str],
+) -> None:
+    """Attributes of an OpenTelemetry log record are what Application Insights stores as
+    customDimensions (azure-monitor-opentelemetry exporter, `_convert_log_to_envelope`)."""
+    result, _ = exported
+    first = result["logs"][0]
+    attributes = first["attributes"]
+
+    assert {
+        "event": "reprocess.queued",
+        "correlation_id": "corr-1",
+        "group_id": "g-1",
+        "invocation_id": "inv-1",
+        "function": "recompute_users",
+        "causes": 0,
+        "ok": True,
+        "skus": '["a","b"]',
+        "detail": '{"k":1}',
+        "when": "2026-01-02 00:00:00+00:00",
+        "name_": "reserved by logging",
+    }.items() <= attributes.items()
+    assert "nothing" not in attributes  # None is left out, not sent as "None"
+    assert not [key for key in attributes if key.startswith("_")]  # no _logger, _name, _record
+    assert json.loads(first["body"])["event"] == "reprocess.queued"  # the message is the JSON
+
+
+def test_plain_library_records_carry_the_bound_ids_too(
+    exported: tuple[dict[str, Any], str],
+) -> None:
+    result, _ = exported
+    [plain] = [log for log in result["logs"] if "plain record" in log["body"]]
+
+    assert plain["attributes"]["correlation_id"] == "corr-1"
+    assert plain["attributes"]["invocation_id"] == "inv-1"
+
+
+def test_each_invocation_binds_its_own_id_and_drops_the_previous_fields(
+    exported: tuple[dict[str, Any], str],
+) -> None:
+    result, _ = exported
+    last = result["logs"][-1]["attributes"]
+
+    assert last["invocation_id"] == "inv-2"
+    assert last["function"] == "sync_watch"
+    assert "correlation_id" not in last
+    assert "group_id" not in last
+
+
+def test_no_warning_is_printed_for_any_event(exported: tuple[dict[str, Any], str]) -> None:
+    """The SDK warns ("Invalid type ... for attribute ...") for each non-primitive attribute of
+    each event; five events with a list, a dict, a datetime and None must print none."""
+    result, stderr = exported
+
+    assert len(result["logs"]) == 7
+    assert "Invalid type" not in stderr
+    assert "attribute" not in stderr.lower()
+    assert len(stderr.splitlines()) < 5  # start-up notices at most, nothing per event
+
+
+def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
+    from shared.azure_monitor import _managed_identity_client_id
+
+    client_id = "11111111-2222-4333-8444-555555555555"
+
+    assert _managed_identity_client_id(f"ClientId={client_id};Authorization=AAD") == (
+        True,
+        client_id,
+    )
+    assert _managed_identity_client_id("Authorization=AAD") == (True, None)
+    assert _managed_identity_client_id("") == (False, None)
 
 
 def test_the_worker_exporter_setting_keeps_ours_off() -> None:
-    env = {
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0",
-        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
-    }
+    code = (
+        "import json, sys\n"
+        "from shared.logging import configure_logging, azure_monitor_enabled\n"
+        "configure_logging(env=json.loads(sys.argv[1]))\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('azure.monitor'))\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled(), 'loaded': loaded}))\n"
+    )
+    env = {**APP_INSIGHTS, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}
 
-    result = _in_fresh_process(env)
+    result, _ = _run(code, env)
 
-    assert result == {"enabled": False, "calls": []}
+    assert result == {"enabled": False, "loaded": []}
 
 
 def test_info_events_carry_the_correlation_id_as_json(
@@ -127,3 +257,44 @@ def test_service_log_calls_carry_no_names_or_upns() -> None:
         text = path.read_text(encoding="utf-8")
         for call in re.finditer(r"log\.(?:info|warning|error|exception)\((.*?)\)\n", text, re.S):
             assert not personal.search(call.group(1)), f"{path.name}: {call.group(0)[:120]}"
+
+
+# --- one export path: the app's exporter, the host's forwarding of user logs off -----------------
+
+
+def _functions() -> dict[str, Any]:
+    return {name: f.get_user_function() for name, f in indexed_functions().items()}
+
+
+def test_every_handler_binds_its_invocation_first() -> None:
+    for name, handler in _functions().items():
+        context = inspect.signature(handler).parameters.get("context")
+        assert context is not None, f"{name} takes no context"
+        assert context.annotation in ("func.Context", func.Context), name
+        [definition] = ast.parse(textwrap.dedent(inspect.getsource(handler))).body
+        assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
+        first = definition.body[0]
+        assert ast.unparse(first) == "bind_invocation(context)", f"{name} starts otherwise"
+
+
+def test_the_host_does_not_forward_user_logs_the_app_exports_itself() -> None:
+    """Our exporter sends the worker's log records; the host would send them again as traces of
+    category ``Function.<name>.User`` (learn.microsoft.com/azure/azure-functions/
+    configure-monitoring#configure-categories), so host.json turns exactly those off and leaves
+    the host's own categories (requests, function started/completed, errors) as they are."""
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    levels = host["logging"]["logLevel"]
+
+    assert "telemetryMode" not in host  # the host keeps its Application Insights SDK mode
+    user_categories = {key for key in levels if key.endswith(".User")}
+    assert user_categories == {f"Function.{name}.User" for name in _functions()}
+    assert {levels[key] for key in user_categories} == {"None"}
+    assert levels["default"] == "Information"
+    assert not {"Function", "Host", "Host.Results"} & set(levels)
+
+
+def test_the_workers_own_exporter_is_off_in_azure() -> None:
+    settings = app_settings()
+
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "'false'"
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings

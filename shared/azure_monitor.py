@@ -1,0 +1,118 @@
+"""Application Insights export of our log records (OpenTelemetry, `azure-monitor-opentelemetry`).
+
+`enable` calls ``configure_azure_monitor()`` once per process, only with
+``APPLICATIONINSIGHTS_CONNECTION_STRING`` set, authenticating with the managed identity named in
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (``ClientId=<id>;Authorization=AAD``) because the
+Application Insights resource has local auth off. It then swaps the distro's OpenTelemetry
+`LoggingHandler` on the root logger for `PrimitiveAttributesHandler`, which exports each record's
+extra attributes (our structlog fields, bound context variables) as log attributes, so they land
+in ``customDimensions``, after turning every value into a type OpenTelemetry accepts. The SDK
+would otherwise drop a non-primitive value (a dict, ``None``, a datetime) and print an "Invalid
+type" warning for every event that carries one.
+
+Why the app exports and not the Functions host (``telemetryMode: OpenTelemetry``): see
+docs/operations.md "Telemetry".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+CONNECTION_STRING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+AUTHENTICATION_STRING: Final = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+WORKER_TELEMETRY: Final = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
+"""Set to true, the Python worker runs its own exporter; ours then stays off (one export only)."""
+
+_STANDARD_ATTRIBUTES: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_lock = threading.Lock()
+_enabled = False
+
+
+def enabled() -> bool:
+    """True once `enable` has switched the Application Insights exporter on in this process."""
+    return _enabled
+
+
+def primitive(value: Any) -> str | bool | int | float:
+    """`value` as an OpenTelemetry attribute value: str/bool/int/float kept, others as text
+    (JSON for lists and mappings, so a KQL query can still parse them)."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return json.dumps(items, default=str, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def _with_primitive_attributes(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of `record` whose extra attributes all have primitive values (None dropped)."""
+    extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES}
+    if all(isinstance(v, str | bool | int | float) for v in extras.values()):
+        return record
+    clean = copy.copy(record)
+    for key, value in extras.items():
+        if value is None:
+            delattr(clean, key)
+        else:
+            setattr(clean, key, primitive(value))
+    return clean
+
+
+def _managed_identity_client_id(authentication: str) -> tuple[bool, str | None]:
+    """(Entra auth wanted, client id) from ``ClientId=<id>;Authorization=AAD``."""
+    parts = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (item.partition("=") for item in authentication.split(";"))
+        if key.strip()
+    }
+    return parts.get("authorization", "").upper() == "AAD", parts.get("clientid") or None
+
+
+def _swap_handler(root: logging.Logger) -> None:
+    """Replace the distro's LoggingHandler on `root` with one exporting primitive attributes."""
+    from opentelemetry._logs import get_logger_provider  # noqa: PLC0415 - only in Azure
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler  # noqa: PLC0415
+
+    class PrimitiveAttributesHandler(LoggingHandler):
+        """The distro's handler, fed a copy of each record with primitive attribute values."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            super().emit(_with_primitive_attributes(record))
+
+    for handler in list(root.handlers):
+        if type(handler) is LoggingHandler:
+            root.removeHandler(handler)
+            replacement = PrimitiveAttributesHandler(
+                level=handler.level, logger_provider=get_logger_provider()
+            )
+            root.addHandler(replacement)
+
+
+def enable(env: Mapping[str, str]) -> None:
+    """Call configure_azure_monitor() once per process, only with a connection string and
+    unless the worker's own exporter is switched on."""
+    global _enabled  # noqa: PLW0603 - one exporter per process, guarded by a lock
+    connection = (env.get(CONNECTION_STRING) or "").strip()
+    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() == "true"
+    if not connection or worker_exports:
+        return
+    with _lock:
+        if _enabled:
+            return
+        # Imported here: heavy, and only needed in Azure.
+        from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
+
+        options: dict[str, Any] = {"connection_string": connection}
+        entra, client_id = _managed_identity_client_id(env.get(AUTHENTICATION_STRING) or "")
+        if entra:
+            from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
+
+            options["credential"] = ManagedIdentityCredential(client_id=client_id)
+        configure_azure_monitor(**options)
+        _swap_handler(logging.getLogger())
+        _enabled = True
