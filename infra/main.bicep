@@ -107,7 +107,7 @@ param seedOnpremSyncKey bool = true
 
 @secure()
 @description('Initial on-prem sync function key: generated, used only while seedOnpremSyncKey is true. Never put a literal here.')
-param initialOnpremSyncKey string = '${newGuid()}${newGuid()}'
+param initialOnpremSyncKey string = '${newGuid()}${newGuid()}' // checkov:skip=CKV_AZURE_131: newGuid() is generated per deployment, not a hardcoded value
 
 @description('True once the code is deployed (the hook sets SYNC_FUNCTION_DEPLOYED): a function key can only be set on a function that exists.')
 param syncFunctionDeployed bool = false
