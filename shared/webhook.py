@@ -16,14 +16,13 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 
 MAX_BODY_BYTES = 1_000_000
 MAX_VALIDATION_TOKEN_CHARS = 1024
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_GROUP_RESOURCE = re.compile(r"^/?groups/(?P<id>[^/?]+)$", re.IGNORECASE)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_GROUP_RESOURCE = re.compile(r"/?groups/(?P<id>[^/?]+)", re.IGNORECASE)
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 
 
@@ -36,16 +35,16 @@ class NotificationTooLarge(ValueError):
 
 
 def is_guid(value: object) -> bool:
-    return isinstance(value, str) and bool(_GUID.match(value))
+    return isinstance(value, str) and bool(_GUID.fullmatch(value))
 
 
-def validation_response_text(raw_token: str) -> str:
-    """The URL-decoded token, capped in length: Graph requires the decoded value echoed back.
+def validation_response_text(token: str) -> str:
+    """The token to echo, capped in length: Graph requires the URL-decoded value back.
 
-    Starlette/Functions hand us query values already decoded once; decoding again would turn
-    a literal `%2B` in the token into `+`, so decode only what still looks percent-encoded.
+    The Functions host (and Starlette on the dev host) hand us query values decoded once
+    already, which is exactly what Graph wants; decoding again would turn a literal `%2B` of
+    the token into `+`. So the value is echoed as given, never decoded a second time.
     """
-    token = unquote(raw_token) if "%" in raw_token else raw_token
     return token[:MAX_VALIDATION_TOKEN_CHARS]
 
 
@@ -154,7 +153,7 @@ def _group_id(item: dict[str, Any]) -> str | None:
         odata_type = str(data.get("@odata.type") or "#microsoft.graph.group").lower()
         return str(data["id"]) if odata_type.endswith(".group") else None
     resource = item.get("resource")
-    match = _GROUP_RESOURCE.match(resource) if isinstance(resource, str) else None
+    match = _GROUP_RESOURCE.fullmatch(resource) if isinstance(resource, str) else None
     if match and is_guid(match.group("id")):
         return match.group("id")
     return None
