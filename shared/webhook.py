@@ -50,14 +50,35 @@ def validation_response_text(token: str) -> str:
 
 def secrets_match(candidate: object, secrets: Iterable[str]) -> bool:
     """Constant-time comparison against every configured secret (current and previous)."""
-    if not isinstance(candidate, str):
-        return False
-    given = candidate.encode()
-    matched = False
-    for secret in secrets:
-        if secret:
-            matched |= hmac.compare_digest(given, secret.encode())
-    return matched
+    return _SecretCheck(secrets)(candidate)
+
+
+class _SecretCheck:
+    """`secrets_match` for many items: secrets encoded once, each distinct candidate compared
+    once per request (a forged body repeats one value thousands of times)."""
+
+    __slots__ = ("_memo", "_secrets")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(s.encode() for s in secrets if s)
+        self._memo: dict[str, bool] = {}
+
+    def __call__(self, candidate: object) -> bool:
+        if not isinstance(candidate, str):
+            return False
+        known = self._memo.get(candidate)
+        if known is not None:
+            return known
+        given = candidate.encode("utf-8", "surrogatepass")
+        matched = False
+        for secret in self._secrets:
+            matched |= hmac.compare_digest(given, secret)
+        if len(self._memo) < _MEMO_LIMIT:
+            self._memo[candidate] = matched
+        return matched
+
+
+_MEMO_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +126,13 @@ def vet_notifications(
     deleted: dict[str, None] = {}
     lifecycle: list[tuple[str, str]] = []
     rejected: list[Rejection] = []
+    secret_check = _SecretCheck(client_states)
     for item in items:
         subscription_id = item.get("subscriptionId")
         resource = item.get("resource")
         sub = subscription_id if isinstance(subscription_id, str) else None
         res = resource if isinstance(resource, str) else None
-        reason = _reject_reason(item, client_states, subscription_ids, tenant_id)
+        reason = _reject_reason(item, secret_check, subscription_ids, tenant_id)
         if reason:
             rejected.append(Rejection(reason, sub, res))
             continue
@@ -130,11 +152,11 @@ def vet_notifications(
 
 def _reject_reason(
     item: dict[str, Any],
-    client_states: Collection[str],
+    secret_check: _SecretCheck,
     subscription_ids: Collection[str],
     tenant_id: str,
 ) -> str | None:
-    if not secrets_match(item.get("clientState"), client_states):
+    if not secret_check(item.get("clientState")):
         return "clientState does not match"
     subscription_id = item.get("subscriptionId")
     if not is_guid(subscription_id):
