@@ -17,6 +17,7 @@ import pytest
 
 import function_app
 from devhost.host import DevHost
+from devhost.index import app_functions
 from shared.bootstrap import use
 
 KEY = "handshake-test-key"
@@ -26,7 +27,7 @@ KEY = "handshake-test-key"
 def host() -> Iterator[DevHost]:
     disabled = {
         f"AzureWebJobs.{f.get_function_name()}.Disabled": "true"
-        for f in function_app.app.get_functions()
+        for f in app_functions(function_app.app)
         if not any(
             b["type"] == "httpTrigger" for b in json.loads(f.get_function_json())["bindings"]
         )

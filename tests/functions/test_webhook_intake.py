@@ -16,6 +16,7 @@ import pytest
 import structlog
 
 import function_app
+from devhost.index import app_functions
 from shared.adapters.queues import GROUPS_CHANGED, MessageQueue
 from shared.bootstrap import use
 from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
@@ -26,7 +27,7 @@ from tests.service.world import World, body, build_world, notification
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 HANDLER: Handler = next(
     f.get_user_function()
-    for f in function_app.app.get_functions()
+    for f in app_functions(function_app.app)  # get_functions() may be called only once
     if f.get_function_name() == "graph_notifications"
 )
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
