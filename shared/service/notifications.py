@@ -38,12 +38,13 @@ class Intake:
 
 def _subscription_ids(svc: Services, *, refresh: bool = False) -> set[str]:
     cached = svc.caches.get(SUBSCRIPTION_CACHE)
-    if isinstance(cached, tuple):
-        age = time.monotonic() - cached[0]
-        fresh_enough = SUBSCRIPTION_REFRESH_MIN_SECONDS if refresh else SUBSCRIPTION_CACHE_SECONDS
-        if age < fresh_enough:
-            ids: set[str] = cached[1]
-            return ids
+    if (
+        isinstance(cached, tuple)
+        and not refresh
+        and time.monotonic() - cached[0] < (SUBSCRIPTION_CACHE_SECONDS)
+    ):
+        ids: set[str] = cached[1]
+        return ids
     fresh = {i.lower() for i in our_subscription_ids(svc.tables.subscriptions)}
     svc.caches[SUBSCRIPTION_CACHE] = (time.monotonic(), fresh)
     return fresh
