@@ -536,7 +536,7 @@ class _Scan:
         self, folder: str, tenant: Any, sku_reports: list[tuple[Any, list[Finding]]]
     ) -> list[str]:
         with _spool() as out:
-            out.write((",".join(CSV_HEADER) + "\n").encode())
+            _write_csv_rows([CSV_HEADER], out)  # quoted like the rows
             for name in self.page_names("paths.csv"):
                 out.write(self.blobs.get(name) or b"")
             out.seek(0)
