@@ -6,6 +6,7 @@ Calls `graph_notifications` as the Functions worker does (the registered user fu
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,14 +23,12 @@ from shared.bootstrap import use
 from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
 from shared.service.notifications import MAX_REJECTION_SAMPLES
 from shared.webhook import MAX_BODY_BYTES
-from tests.service.world import World, body, build_world, notification
+from tests.service.world import World, body, build_world, lifecycle, notification
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
-HANDLER: Handler = next(
-    f.get_user_function()
-    for f in app_functions(function_app.app)  # get_functions() may be called only once
-    if f.get_function_name() == "graph_notifications"
-)
+FUNCTIONS = {f.get_function_name(): f for f in app_functions(function_app.app)}
+"""Through devhost's app_functions: the app's get_functions() may be called once a process."""
+HANDLER: Handler = FUNCTIONS["graph_notifications"].get_user_function()
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
@@ -188,3 +187,24 @@ def test_the_validation_token_is_echoed_exactly_as_decoded_by_the_host(
     assert response.mimetype == "text/plain"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.get_body() == token.encode()
+
+
+def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_500(
+    world: World,
+) -> None:
+    """Our table still names it, Graph answers 404 to reauthorize: a new one is created."""
+    gone = world.subscribe("0d9f3c1e-0c5a-4a57-9a3e-6c1f0b0e8d22")
+    handler = FUNCTIONS["graph_lifecycle"].get_user_function()
+    request = func.HttpRequest(
+        method="POST",
+        url="/api/graph/lifecycle",
+        params={},
+        body=body(lifecycle("reauthorizationRequired", subscriptionId=gone)),
+    )
+
+    response = asyncio.run(handler(request))
+
+    assert response.status_code == 202
+    subscriptions = asyncio.run(world.directory.subscriptions())
+    assert len(subscriptions) == 1
+    assert subscriptions[0].id != gone
