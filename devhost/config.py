@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 _SETTING_REF = re.compile(r"%([^%]+)%")
-_TIMESPAN = re.compile(r"^(?:(?P<d>\d+)\.)?(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)$")
+_TIMESPAN = re.compile(r"(?:(?P<d>\d+)\.)?(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
 
 
 class DevHostError(Exception):
@@ -87,7 +87,7 @@ def resolve(text: str, settings: Mapping[str, str], where: str) -> str:
 
 def parse_timespan(text: str, what: str) -> timedelta:
     """A .NET TimeSpan string `[d.]hh:mm:ss[.fff]`, as host.json writes durations."""
-    match = _TIMESPAN.match(text.strip())
+    match = _TIMESPAN.fullmatch(text.strip())
     if not match:
         raise DevHostError(f"host.json {what}: {text!r} is not a [d.]hh:mm:ss[.fff] duration")
     return timedelta(

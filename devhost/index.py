@@ -18,7 +18,7 @@ from devhost.ncrontab import CronError, CronSchedule
 
 HTTP, QUEUE, TIMER = "httpTrigger", "queueTrigger", "timerTrigger"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 _ROUTE_PARAM = re.compile(
     r"\{(?P<star>\*)?(?P<name>[A-Za-z_]\w*)(?P<constraint>(?::[^{}?]+)*)(?P<opt>\?)?\}"
 )
@@ -35,7 +35,7 @@ _CONSTRAINTS = {
 
 
 def validate_queue_name(name: str, where: str) -> str:
-    if not _QUEUE_NAME.match(name):
+    if not _QUEUE_NAME.fullmatch(name):
         raise DevHostError(
             f"{where}: {name!r} is not a valid queue name "
             "(3-63 lowercase letters, digits and single hyphens)"
@@ -80,10 +80,10 @@ class Route:
             position = match.end()
         regex += re.escape(full[position:])
         literals = sum(1 for seg in full.split("/") if seg and "{" not in seg)
-        return cls(template, re.compile(f"^/{regex}/?$", re.IGNORECASE), literals)
+        return cls(template, re.compile(f"/{regex}/?", re.IGNORECASE), literals)
 
     def match(self, path: str) -> dict[str, str] | None:
-        found = self.pattern.match(path)
+        found = self.pattern.fullmatch(path)
         if not found:
             return None
         return {k: v for k, v in found.groupdict().items() if v is not None}
@@ -159,12 +159,21 @@ def app_functions(app: Any) -> list[Any]:
             app.functions_bindings = saved
 
 
+def is_disabled(function_name: str, settings: Mapping[str, str]) -> bool:
+    """The host's `AzureWebJobs.<name>.Disabled` app setting: the function never runs (an HTTP
+    route answers 404), as in https://learn.microsoft.com/azure/azure-functions/disable-function."""
+    value = settings.get(f"AzureWebJobs.{function_name}.Disabled", "")
+    return value.strip().lower() in ("true", "1")
+
+
 def index_app(
     app: Any, settings: Mapping[str, str], route_prefix: str, default_auth: str = "FUNCTION"
 ) -> list[FunctionSpec]:
     """The app's functions as specs; unsupported bindings and missing settings fail clearly."""
     specs: list[FunctionSpec] = []
-    for function in app_functions(app):
+    for function in (
+        f for f in app_functions(app) if not is_disabled(f.get_function_name(), settings)
+    ):
         name = function.get_function_name()
         document = json.loads(function.get_function_json())
         bindings: list[dict[str, Any]] = document.get("bindings", [])

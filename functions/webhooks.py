@@ -20,7 +20,11 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
     token = req.params.get("validationToken")
     if token is None:
         return None
-    return func.HttpResponse(validation_response_text(token), mimetype="text/plain")
+    return func.HttpResponse(
+        validation_response_text(token),
+        mimetype="text/plain",
+        headers={"X-Content-Type-Options": "nosniff"},  # never rendered as HTML by a browser
+    )
 
 
 def _rejected(exc: Exception) -> func.HttpResponse:

@@ -20,7 +20,7 @@ from .state import ADDED, DELETED, PROPS, REMOVED, SimState
 
 Obj = dict[str, Any]
 MAX_IDS = 50
-_ID_EQ = re.compile(r"^\(?\s*id\s+eq\s+'([0-9a-fA-F-]{36})'\s*\)?$", re.I)
+_ID_EQ = re.compile(r"\(?\s*id\s+eq\s+'([0-9a-fA-F-]{36})'\s*\)?", re.I)
 HIDDEN = {"members", "hasMembersWithLicenseErrors"}
 
 
@@ -28,7 +28,7 @@ def _parse_ids(text: str) -> list[str]:
     parts = re.split(r"\s+or\s+", text.strip(), flags=re.I)
     ids: list[str] = []
     for part in parts:
-        m = _ID_EQ.match(part.strip())
+        m = _ID_EQ.fullmatch(part.strip())
         if not m:
             raise unsupported_query()
         ids.append(m.group(1).lower())

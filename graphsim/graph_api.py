@@ -172,13 +172,13 @@ class GraphApi:
         )
 
     def _route(self, method: str, pattern: str, template: str, handler: Handler) -> None:
-        self.routes.append((method, re.compile(f"^{pattern}/?$", re.I), template, handler))
+        self.routes.append((method, re.compile(f"{pattern}/?", re.I), template, handler))
 
     def match(self, method: str, path: str) -> tuple[str, Handler | None, tuple[str, ...]]:
         """(template, handler, path args); handler None with a template means wrong method."""
         seen = ""
         for m, pattern, template, handler in self.routes:
-            found = pattern.match(path)
+            found = pattern.fullmatch(path)
             if found:
                 if m == method.upper():
                     return template, handler, found.groups()
@@ -500,8 +500,8 @@ class GraphApi:
     async def add_ref(self, req: Req, gid: str) -> Resp:
         body = req.json()
         ref = str(body.get("@odata.id", "")) if isinstance(body, dict) else ""
-        m = re.search(r"/([0-9a-fA-F-]{36})\)?/?$", ref) or re.search(
-            r"\('([0-9a-fA-F-]{36})'\)$", ref
+        m = re.search(r"/([0-9a-fA-F-]{36})\)?/?\Z", ref) or re.search(
+            r"\('([0-9a-fA-F-]{36})'\)\Z", ref
         )
         if not m:
             raise bad_request("Invalid object identifier '" + ref + "'.")

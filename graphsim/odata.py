@@ -25,16 +25,16 @@ MAX_TOP = 999
 DEFAULT_TOP = 100
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_ANY_EMPTY = re.compile(r"^assignedLicenses/any\(\)$", re.I)
+_ANY_EMPTY = re.compile(r"assignedLicenses/any\(\)", re.I)
 _ANY_SKU = re.compile(
-    rf"^assignedLicenses/any\((\w+):\s*\1/skuId\s+eq\s+'?({_GUID})'?\)$",
+    rf"assignedLicenses/any\((\w+):\s*\1/skuId\s+eq\s+'?({_GUID})'?\)",
     re.I,
 )
-_COUNT = re.compile(r"^(\w+)/\$count\s+(eq|ne|gt|ge|lt|le)\s+(\d+)$", re.I)
-_IN = re.compile(r"^(\w+)\s+in\s+\((.*)\)$", re.I)
-_CMP = re.compile(r"^([\w/]+)\s+(eq|ne|ge|gt|le|lt)\s+(.+)$", re.I)
-_STARTSWITH = re.compile(r"^startswith\((\w+)\s*,\s*'((?:[^']|'')*)'\)$", re.I)
-_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})?$")
+_COUNT = re.compile(r"(\w+)/\$count\s+(eq|ne|gt|ge|lt|le)\s+(\d+)", re.I)
+_IN = re.compile(r"(\w+)\s+in\s+\((.*)\)", re.I)
+_CMP = re.compile(r"([\w/]+)\s+(eq|ne|ge|gt|le|lt)\s+(.+)", re.I)
+_STARTSWITH = re.compile(r"startswith\((\w+)\s*,\s*'((?:[^']|'')*)'\)", re.I)
+_DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})?")
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _literal(text: str) -> Any:
         return None
     if re.fullmatch(_GUID, text):
         return text
-    if _DATETIME_RE.match(text):
+    if _DATETIME_RE.fullmatch(text):
         return parse_iso(text)
     try:
         return int(text)
@@ -208,9 +208,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 def _clause(
     text: str, allowed: frozenset[str], computed: Mapping[str, Callable[[Obj], Any]]
 ) -> tuple[Predicate, bool]:
-    if _ANY_EMPTY.match(text) and "assignedLicenses" in allowed:
+    if _ANY_EMPTY.fullmatch(text) and "assignedLicenses" in allowed:
         return (lambda o: bool(o.get("assignedLicenses"))), False
-    m = _ANY_SKU.match(text)
+    m = _ANY_SKU.fullmatch(text)
     if m and "assignedLicenses" in allowed:
         sku = m.group(2).lower()
         return (
@@ -218,15 +218,15 @@ def _clause(
                 str(a.get("skuId", "")).lower() == sku for a in o.get("assignedLicenses") or ()
             )
         ), False
-    m = _COUNT.match(text)
+    m = _COUNT.fullmatch(text)
     if m and m.group(1) in allowed:
         prop, op, num = m.group(1), _OPS[m.group(2).lower()], int(m.group(3))
         return (lambda o: op(len(o.get(prop) or ()), num)), True
-    m = _STARTSWITH.match(text)
+    m = _STARTSWITH.fullmatch(text)
     if m and m.group(1) in allowed:
         prop, prefix = m.group(1), m.group(2).replace("''", "'").lower()
         return (lambda o: str(o.get(prop) or "").lower().startswith(prefix)), False
-    m = _IN.match(text)
+    m = _IN.fullmatch(text)
     if m and m.group(1) in allowed:
         prop = m.group(1)
         values = {_literal(v) for v in re.findall(r"'(?:[^']|'')*'", m.group(2))}
@@ -234,7 +234,7 @@ def _clause(
             lowered = {str(v).lower() for v in values}
             return (lambda o: str(o.get("id", "")).lower() in lowered), False
         return (lambda o: _get(o, prop, computed) in values), False
-    m = _CMP.match(text)
+    m = _CMP.fullmatch(text)
     if m and m.group(1) in allowed:
         prop, opname, value = m.group(1), m.group(2).lower(), _literal(m.group(3))
         op = _OPS[opname]

@@ -19,7 +19,7 @@ from .wire import Req, Resp
 Obj = dict[str, Any]
 MAX_MINUTES = 41_760
 QUOTA_PER_APP = 100
-_RESOURCE = re.compile(r"^/?(groups|users)(/[0-9a-fA-F-]{36}(/members)?)?$", re.I)
+_RESOURCE = re.compile(r"/?(groups|users)(/[0-9a-fA-F-]{36}(/members)?)?", re.I)
 _CHANGE_TYPES = {"created", "updated", "deleted"}
 
 
@@ -87,7 +87,7 @@ class SubscriptionService:
         if not isinstance(body, dict):
             raise _invalid("Invalid subscription payload.")
         resource = body.get("resource")
-        if not isinstance(resource, str) or not _RESOURCE.match(resource.strip()):
+        if not isinstance(resource, str) or not _RESOURCE.fullmatch(resource.strip()):
             raise _invalid(f"Resource '{resource}' is not supported.")
         change_type = body.get("changeType")
         kinds = [c.strip() for c in str(change_type or "").split(",") if c.strip()]

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 CAPABILITIES_JSON = Path(__file__).parent / "data" / "capabilities.json"
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class CapabilityMapError(ValueError):
@@ -48,7 +48,7 @@ def read_capabilities(path: Path = CAPABILITIES_JSON) -> CapabilityMap:
         ids = set()
         for n, plan in enumerate(entry["plans"]):
             plan_id = plan.get("servicePlanId") if isinstance(plan, dict) else None
-            if not isinstance(plan_id, str) or not _GUID.match(plan_id.lower()):
+            if not isinstance(plan_id, str) or not _GUID.fullmatch(plan_id.lower()):
                 raise CapabilityMapError(
                     f"{path}: capability '{name}' plans[{n}]: 'servicePlanId' must be a GUID"
                 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -21,8 +20,9 @@ import orjson
 
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.catalog import catalog
+from shared.csvsafe import csv_writer
 from shared.directory import USER_SELECT, DirectoryError
-from shared.report import evaluation_json, path_rows, safe_cell, write_csv
+from shared.report import evaluation_json, path_rows, write_csv
 from shared.service.reconcile import (
     Options,
     ReconcileResult,
@@ -257,8 +257,7 @@ async def write_paths(
         if fmt == "csv":
             rows = path_rows(evaluation, tenant, names)
             if done:  # the header once, on the first page
-                writer = csv.writer(out, lineterminator="\n")
-                writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+                csv_writer(out).writerows(rows)
             else:
                 write_csv(rows, out)
         else:

@@ -65,6 +65,8 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 MAX_USERS_PER_RECOMPUTE: Final = 100
+MAX_GROUPS_PER_MESSAGE: Final = 1000
+"""1,000 GUIDs encode to about 39 KB, well under `MAX_ENCODED_BYTES` (1,257 would not fit)."""
 MAX_ENCODED_BYTES: Final = 48 * 1024
 """Base64 of 48 KiB is exactly 64 KiB, the Storage queue message limit."""
 MAX_CORRELATION_ID: Final = 128
@@ -184,6 +186,23 @@ class GroupsChanged:
         _printable("GroupsChanged.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
         _timestamp("GroupsChanged.receivedAt", self.received_at)
         _version("GroupsChanged.version", self.version)
+
+    @classmethod
+    def batches(
+        cls, group_ids: Iterable[str], *, correlation_id: str, received_at: str
+    ) -> list[GroupsChanged]:
+        """Split any number of groups into messages of at most `MAX_GROUPS_PER_MESSAGE`, so a
+        large notification batch never exceeds the queue's message size; duplicates dropped."""
+        unique = list(dict.fromkeys(group_ids))
+        size = MAX_GROUPS_PER_MESSAGE
+        return [
+            cls(
+                group_ids=tuple(unique[i : i + size]),
+                correlation_id=correlation_id,
+                received_at=received_at,
+            )
+            for i in range(0, len(unique), size)
+        ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

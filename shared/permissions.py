@@ -123,7 +123,7 @@ PERMISSION_SETS: dict[str, frozenset[str]] = {
 
 def _pattern(template: str) -> re.Pattern[str]:
     parts = [re.escape(p) if p != "{id}" else r"[^/]+" for p in template.strip("/").split("/")]
-    return re.compile("^/" + "/".join(parts) + "/?$", re.IGNORECASE)
+    return re.compile("/" + "/".join(parts) + "/?", re.IGNORECASE)
 
 
 _PATTERNS = tuple((c, _pattern(c.path)) for c in CALLS)
@@ -135,7 +135,7 @@ def find_call(method: str, path: str) -> GraphCall | None:
     if path.lower().startswith("/v1.0/"):
         path = path[5:]
     for call, pattern in _PATTERNS:
-        if call.method == method.upper() and (call.path == path or pattern.match(path)):
+        if call.method == method.upper() and (call.path == path or pattern.fullmatch(path)):
             return call
     return None
 

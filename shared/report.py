@@ -7,7 +7,6 @@ formula injection, since display names come from the directory and anyone can se
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
@@ -34,6 +33,7 @@ from shared.core.findings import ERROR, INFO, WARNING, Finding
 from shared.core.migration import MigrationPlan
 from shared.core.model import AssignmentState, PrepaidUnits, Sku, Tenant, normalize_error
 from shared.core.whatif import AddMember, Change, SetDisabledPlans, WhatIf
+from shared.csvsafe import csv_writer
 
 CSV_HEADER = (
     "userId",
@@ -51,7 +51,6 @@ CSV_HEADER = (
     "state",
     "error",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
@@ -196,14 +195,6 @@ def write_evaluation_json(
 # --------------------------------------------------------------------------- CSV
 
 
-def safe_cell(value: object) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula by prefixing a quote."""
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
 def path_rows(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> Iterator[list[str]]:
     """One row per user × SKU × path: what should be, with Graph's state for that path.
 
@@ -283,10 +274,9 @@ def _row(
 
 
 def write_csv(rows: Iterable[list[str]], out: IO[str]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(CSV_HEADER)
-    for row in rows:
-        writer.writerow([safe_cell(cell) for cell in row])
+    writer.writerows(rows)
 
 
 # --------------------------------------------------------------------------- table
@@ -840,10 +830,9 @@ def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Ite
 
 def write_rows(header: Sequence[str], rows: Iterable[list[str]], out: IO[str]) -> None:
     """A CSV with `header`, every cell neutralised against formula injection."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(header)
-    for row in rows:
-        writer.writerow([safe_cell(cell) for cell in row])
+    writer.writerows(rows)
 
 
 def migration_json(plan: MigrationPlan, tenant: Tenant) -> dict[str, Any]:

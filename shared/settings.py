@@ -195,11 +195,11 @@ def _non_negative_int(text: str) -> int:
     return number
 
 
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def _email(text: str) -> str:
-    if not _EMAIL.match(text):
+    if not _EMAIL.fullmatch(text):
         raise ValueError(f"{text!r} is not an email address")
     return text.lower()
 

@@ -16,14 +16,13 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 
 MAX_BODY_BYTES = 1_000_000
 MAX_VALIDATION_TOKEN_CHARS = 1024
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_GROUP_RESOURCE = re.compile(r"^/?groups/(?P<id>[^/?]+)$", re.IGNORECASE)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_GROUP_RESOURCE = re.compile(r"/?groups/(?P<id>[^/?]+)", re.IGNORECASE)
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 
 
@@ -36,29 +35,50 @@ class NotificationTooLarge(ValueError):
 
 
 def is_guid(value: object) -> bool:
-    return isinstance(value, str) and bool(_GUID.match(value))
+    return isinstance(value, str) and bool(_GUID.fullmatch(value))
 
 
-def validation_response_text(raw_token: str) -> str:
-    """The URL-decoded token, capped in length: Graph requires the decoded value echoed back.
+def validation_response_text(token: str) -> str:
+    """The token to echo, capped in length: Graph requires the URL-decoded value back.
 
-    Starlette/Functions hand us query values already decoded once; decoding again would turn
-    a literal `%2B` in the token into `+`, so decode only what still looks percent-encoded.
+    The Functions host (and Starlette on the dev host) hand us query values decoded once
+    already, which is exactly what Graph wants; decoding again would turn a literal `%2B` of
+    the token into `+`. So the value is echoed as given, never decoded a second time.
     """
-    token = unquote(raw_token) if "%" in raw_token else raw_token
     return token[:MAX_VALIDATION_TOKEN_CHARS]
 
 
 def secrets_match(candidate: object, secrets: Iterable[str]) -> bool:
     """Constant-time comparison against every configured secret (current and previous)."""
-    if not isinstance(candidate, str):
-        return False
-    given = candidate.encode()
-    matched = False
-    for secret in secrets:
-        if secret:
-            matched |= hmac.compare_digest(given, secret.encode())
-    return matched
+    return _SecretCheck(secrets)(candidate)
+
+
+class _SecretCheck:
+    """`secrets_match` for many items: secrets encoded once, each distinct candidate compared
+    once per request (a forged body repeats one value thousands of times)."""
+
+    __slots__ = ("_memo", "_secrets")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(s.encode() for s in secrets if s)
+        self._memo: dict[str, bool] = {}
+
+    def __call__(self, candidate: object) -> bool:
+        if not isinstance(candidate, str):
+            return False
+        known = self._memo.get(candidate)
+        if known is not None:
+            return known
+        given = candidate.encode("utf-8", "surrogatepass")
+        matched = False
+        for secret in self._secrets:
+            matched |= hmac.compare_digest(given, secret)
+        if len(self._memo) < _MEMO_LIMIT:
+            self._memo[candidate] = matched
+        return matched
+
+
+_MEMO_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +126,13 @@ def vet_notifications(
     deleted: dict[str, None] = {}
     lifecycle: list[tuple[str, str]] = []
     rejected: list[Rejection] = []
+    secret_check = _SecretCheck(client_states)
     for item in items:
         subscription_id = item.get("subscriptionId")
         resource = item.get("resource")
         sub = subscription_id if isinstance(subscription_id, str) else None
         res = resource if isinstance(resource, str) else None
-        reason = _reject_reason(item, client_states, subscription_ids, tenant_id)
+        reason = _reject_reason(item, secret_check, subscription_ids, tenant_id)
         if reason:
             rejected.append(Rejection(reason, sub, res))
             continue
@@ -131,11 +152,11 @@ def vet_notifications(
 
 def _reject_reason(
     item: dict[str, Any],
-    client_states: Collection[str],
+    secret_check: _SecretCheck,
     subscription_ids: Collection[str],
     tenant_id: str,
 ) -> str | None:
-    if not secrets_match(item.get("clientState"), client_states):
+    if not secret_check(item.get("clientState")):
         return "clientState does not match"
     subscription_id = item.get("subscriptionId")
     if not is_guid(subscription_id):
@@ -154,7 +175,7 @@ def _group_id(item: dict[str, Any]) -> str | None:
         odata_type = str(data.get("@odata.type") or "#microsoft.graph.group").lower()
         return str(data["id"]) if odata_type.endswith(".group") else None
     resource = item.get("resource")
-    match = _GROUP_RESOURCE.match(resource) if isinstance(resource, str) else None
+    match = _GROUP_RESOURCE.fullmatch(resource) if isinstance(resource, str) else None
     if match and is_guid(match.group("id")):
         return match.group("id")
     return None

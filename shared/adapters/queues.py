@@ -55,6 +55,10 @@ SYNC_COMPLETED: Final = "sync-completed"
 QUEUE_NAMES: Final = (GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER, SYNC_COMPLETED)
 POISON_SUFFIX: Final = "-poison"
 MAX_RECEIVE: Final = 32  # the Storage service's limit per Get Messages call
+MAX_BROWSE: Final = 5_000
+"""`browse_raw` reads at most this many messages (157 Get Messages calls)."""
+BROWSE_HOLD_SECONDS: Final = 120
+"""How long `browse_raw` hides what it has read, so the next page shows other messages."""
 DEFAULT_VISIBILITY_TIMEOUT: Final = 30  # seconds; matches host.json visibilityTimeout
 _NOT_BASE64: Final = "not Base64: the Functions queue trigger cannot read it"
 
@@ -116,6 +120,15 @@ class MessageQueue(Protocol):
 
     def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
         """The text of up to `n` (1-32) visible messages, oldest first, without receiving them."""
+        ...
+
+    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
+        """The text of every visible message (up to `limit`), leaving each in the queue.
+
+        Peek shows only the first 32, so this receives page after page (each message hidden
+        for `BROWSE_HOLD_SECONDS` meanwhile) and then makes what it read visible again at
+        once. The dequeue count goes up by one: meant for queues nothing is triggered by
+        (the poison queues)."""
         ...
 
     def approximate_count(self) -> int:
@@ -263,6 +276,32 @@ class AzureQueue:
         self._ensure()
         return [str(m.content or "") for m in self._client.peek_messages(max_messages=n)]
 
+    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
+        self._ensure()
+        held: list[tuple[str, str]] = []
+        texts: list[str] = []
+        try:
+            while len(texts) < limit:
+                n = min(MAX_RECEIVE, limit - len(texts))
+                pages = self._client.receive_messages(
+                    messages_per_page=n, max_messages=n, visibility_timeout=BROWSE_HOLD_SECONDS
+                )
+                page = list(itertools.islice(pages, n))
+                if not page:
+                    break
+                for m in page:
+                    held.append((m.id, m.pop_receipt or ""))
+                    texts.append(str(m.content or ""))
+        finally:
+            for message_id, receipt in held:
+                # By id, not the message object: given the object, the SDK re-uploads its
+                # (decoded) content, which would re-encode a raw poisoned message.
+                with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
+                    self._client.update_message(
+                        message_id, pop_receipt=receipt, visibility_timeout=0
+                    )
+        return texts
+
     def approximate_count(self) -> int:
         self._ensure()
         return int(self._client.get_queue_properties().approximate_message_count or 0)
@@ -324,6 +363,12 @@ class InMemoryQueue:
     def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
         _check_count(n)
         return [m.text for m in self._visible()[:n]]
+
+    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
+        visible = self._visible()[:limit]
+        for stored in visible:
+            stored.dequeue_count += 1
+        return [m.text for m in visible]
 
     def approximate_count(self) -> int:
         return len(self._messages)

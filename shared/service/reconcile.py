@@ -27,7 +27,6 @@ baseline: findings are recorded and observations stored, but nothing is queued.
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 import uuid
@@ -47,6 +46,7 @@ from shared.catalog import catalog
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import REPORTED_CODES, Finding, Names, sku_findings
 from shared.core.reprocess import ReprocessNow
+from shared.csvsafe import csv_writer
 from shared.directory import JSON, USER_SELECT, DirectoryError
 from shared.report import (
     CSV_HEADER,
@@ -56,7 +56,6 @@ from shared.report import (
     migration_json,
     migration_rows,
     path_rows,
-    safe_cell,
     write_rows,
 )
 from shared.service import alerts
@@ -537,7 +536,7 @@ class _Scan:
         self, folder: str, tenant: Any, sku_reports: list[tuple[Any, list[Finding]]]
     ) -> list[str]:
         with _spool() as out:
-            out.write((",".join(CSV_HEADER) + "\n").encode())
+            _write_csv_rows([CSV_HEADER], out)  # quoted like the rows
             for name in self.page_names("paths.csv"):
                 out.write(self.blobs.get(name) or b"")
             out.seek(0)
@@ -762,9 +761,7 @@ def _spool() -> Iterator[IO[bytes]]:
 
 def _write_csv_rows(rows: Any, out: IO[bytes]) -> None:
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    writer = csv.writer(text, lineterminator="\n")
-    for row in rows:
-        writer.writerow([safe_cell(cell) for cell in row])
+    csv_writer(text).writerows(rows)
     text.detach()
 
 

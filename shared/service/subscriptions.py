@@ -4,11 +4,12 @@ Graph keeps a group subscription at most 41,760 minutes (just under 29 days) and
 when it expires; notifications then stop silently. The keeper (a timer) makes sure exactly one
 subscription with our URLs exists and renews it when it expires within 48 hours. Lifecycle
 notifications are handled here too: `reauthorizationRequired` reauthorizes (which does not
-renew, so a renewal follows when expiry is near); `subscriptionRemoved` and `missed` (Graph
-sends these for other resources; handled should they ever come) re-create it. Whenever the
-subscription had to be (re-)created, changes may have been missed meanwhile, so a `DeltaSweep`
-is queued. Our subscription ids are kept in the `subscriptions` table, where the webhook checks
-that a notification is for one of ours.
+renew, so a renewal follows when expiry is near; a subscription gone meanwhile is replaced);
+`subscriptionRemoved` re-creates it; `missed` queues a resync only (Graph sends these two for
+other resources; handled should they ever come). Whenever the subscription had to be
+(re-)created, changes may have been missed meanwhile, so a `DeltaSweep` is queued. Our
+subscription ids are kept in the `subscriptions` table, where the webhook checks that a
+notification is for one of ours.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from shared.adapters.tables import EntityStore
-from shared.directory import Subscription
+from shared.directory import DirectoryError, Subscription
 from shared.messages import DeltaSweep, new_correlation_id
 from shared.service.context import Services
 
@@ -110,22 +111,50 @@ async def keep_subscription(svc: Services) -> KeeperOutcome:
 
 
 async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str) -> str:
-    """Act on one vetted lifecycle event; returns what was done."""
+    """Act on one vetted lifecycle event; returns what was done. Safe to run again (Graph
+    redelivers a batch it got no 2xx for): each branch ends in one live subscription.
+
+    As https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events
+    prescribes: `reauthorizationRequired` reauthorizes (a subscription that no longer exists is
+    replaced, not an error); `subscriptionRemoved` re-creates; `missed` only resyncs (a delta
+    sweep), the subscription itself is alive and stays as it is."""
     if event == "reauthorizationRequired":
-        await svc.directory.reauthorize_subscription(subscription_id)
-        current = [s for s in await svc.directory.subscriptions() if s.id == subscription_id]
-        if current and _parse(current[0].expiration) - svc.now() < RENEW_WITHIN:
-            renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
-            _remember(svc, renewed)
-            log.info("subscription.reauthorized_and_renewed", subscription_id=subscription_id)
-            return "reauthorized+renewed"
-        log.info("subscription.reauthorized", subscription_id=subscription_id)
-        return "reauthorized"
-    if event in ("subscriptionRemoved", "missed"):
-        await svc.directory.delete_subscription(subscription_id)
-        created = await _create(svc, f"lifecycle event {event}")
-        return f"recreated as {created.id}"
+        return await _reauthorize(svc, subscription_id)
+    if event == "subscriptionRemoved":
+        await svc.directory.delete_subscription(subscription_id)  # gone already: fine
+        outcome = await keep_subscription(svc)
+        return f"{outcome.action} {outcome.subscription_id}"
+    if event == "missed":
+        sweep = DeltaSweep(
+            reason="lifecycle event missed: notifications were lost",
+            correlation_id=new_correlation_id(),
+        )
+        svc.send(sweep)
+        log.info("subscription.missed_resync", subscription_id=subscription_id,
+                 correlation_id=sweep.correlation_id)  # fmt: skip
+        return "resync queued"
     # Not `event=`: structlog's first argument is named `event`, so that raised TypeError.
     log.warning("subscription.lifecycle_unknown", subscription_id=subscription_id,
                 lifecycle_event=event)  # fmt: skip
     return "ignored"
+
+
+async def _reauthorize(svc: Services, subscription_id: str) -> str:
+    try:
+        await svc.directory.reauthorize_subscription(subscription_id)
+    except DirectoryError as error:
+        if error.status != 404:
+            raise
+        # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
+        outcome = await keep_subscription(svc)
+        log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
+                 action=outcome.action, current=outcome.subscription_id)  # fmt: skip
+        return f"gone; {outcome.action} {outcome.subscription_id}"
+    current = [s for s in await svc.directory.subscriptions() if s.id == subscription_id]
+    if current and _parse(current[0].expiration) - svc.now() < RENEW_WITHIN:
+        renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
+        _remember(svc, renewed)
+        log.info("subscription.reauthorized_and_renewed", subscription_id=subscription_id)
+        return "reauthorized+renewed"
+    log.info("subscription.reauthorized", subscription_id=subscription_id)
+    return "reauthorized"

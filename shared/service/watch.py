@@ -9,8 +9,8 @@
   users with open Graph-reported errors (a reprocess may have fixed them since) are
   recomputed.
 * Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
-  becomes a finding (kept, not deleted, for inspection). And a dead-man switch: no
-  subscription at all is a finding too.
+  becomes a finding (kept, not deleted, for inspection); all are read, page by page. And a
+  dead-man switch: no subscription at all is a finding too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from shared.adapters.queues import QUEUE_NAMES, poison_name
+from shared.adapters.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
 from shared.core.findings import (
     ERROR,
     PENDING_GROUP_ASSIGNMENT,
@@ -168,7 +168,10 @@ def watch_poison(svc: Services) -> PoisonOutcome:
     for name in QUEUE_NAMES:
         queue = svc.queues.by_name(poison_name(name))
         outcome.poisoned[name] = queue.approximate_count()
-        found = [_poisoned(name, text) for text in queue.peek_raw(32)]
+        # All of them, not the 32 a peek shows: 40 poisoned messages are 40 findings.
+        found = [_poisoned(name, text) for text in queue.browse_raw(MAX_BROWSE)]
+        if len(found) >= MAX_BROWSE:
+            log.warning("poison.truncated", queue=poison_name(name), read=len(found))
         change = ledger.reconcile(f"queue:{name}", found, now=now, run_id=run_id)
         outcome.new_findings.extend(change.new)
     missing = [] if our_subscription_ids(svc.tables.subscriptions) else [_subscription_missing()]

@@ -168,6 +168,34 @@ def test_text_that_is_not_one_of_our_messages_comes_back_raw_with_the_reason(
     assert "unknown message type 'Teleport'" in got.error
 
 
+def test_browse_reads_every_message_and_leaves_each_visible_and_unchanged(
+    subject: QueueUnderTest,
+) -> None:
+    """A peek shows 32 at most; browsing pages through all of them (40 here)."""
+    texts = [f"not base64 and not ours {i}!" for i in range(20)]
+    texts += [encode_message(sweep(i)) for i in range(20)]
+    for text in texts[:20]:
+        subject.put_text(text)
+    for i in range(20):
+        subject.queue.send(sweep(i))
+
+    browsed = subject.queue.browse_raw()
+    again = subject.queue.browse_raw()
+
+    assert sorted(browsed) == sorted(texts)
+    assert sorted(again) == sorted(texts)  # visible again at once, content as stored
+    assert len(subject.queue.peek_raw(32)) == 32
+    assert subject.queue.approximate_count() == 40
+
+
+def test_browse_stops_at_its_limit(subject: QueueUnderTest) -> None:
+    for i in range(5):
+        subject.queue.send(sweep(i))
+
+    assert len(subject.queue.browse_raw(3)) == 3
+    assert len(subject.queue.browse_raw(40)) == 5
+
+
 @pytest.mark.parametrize("count", [0, 33])
 def test_receive_and_peek_take_one_to_thirty_two_messages(
     subject: QueueUnderTest, count: int

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from shared.cli import main
-from shared.report import CSV_HEADER, safe_cell
+from shared.csvsafe import safe_cell
+from shared.report import CSV_HEADER
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 
@@ -94,7 +95,7 @@ def test_csv_has_one_row_per_user_sku_and_path(capsys: pytest.CaptureFixture[str
     rows = list(csv.DictReader(io.StringIO(out)))
 
     assert status == 0
-    assert out.splitlines()[0] == ",".join(CSV_HEADER)
+    assert out.splitlines()[0] == ",".join(f'"{h}"' for h in CSV_HEADER)
     dave = [r for r in rows if r["displayName"] == "Dave Bedrat"]
     assert sorted(r["groupName"] for r in dave) == [
         "Licensing_Office365_E3_Base",

@@ -130,6 +130,15 @@ def test_devhost_resolves_settings_from_the_decorators(settings: dict[str, str])
     }  # fmt: skip
 
 
+def test_a_function_disabled_by_app_setting_is_not_run(settings: dict[str, str]) -> None:
+    disabled = {"AzureWebJobs.shout.Disabled": "true", "AzureWebJobs.echo.Disabled": "True"}
+    host = DevHost(sample_app.app, {**settings, **disabled}, host_json={})
+
+    assert "shout" not in host.functions
+    assert "echo" not in host.functions
+    assert "always_fails" in host.functions
+
+
 @pytest.mark.parametrize("missing", ["SAMPLE_SCHEDULE", "SAMPLE_FAIL_QUEUE", "AzureWebJobsStorage"])
 def test_devhost_reports_a_missing_setting_by_name(
     settings: dict[str, str], missing: str, monkeypatch: pytest.MonkeyPatch

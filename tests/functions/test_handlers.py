@@ -189,11 +189,13 @@ def test_the_validation_handshake_echoes_the_token_even_without_settings(
         monkeypatch.delenv(setting, raising=False)
     use(None)  # any attempt to build services would fail: no settings at all
 
-    response = call(name, post("x", b"", validationToken="Validation%3A Testing"))
+    # The host hands over query values decoded once: echoed as they are, not decoded again.
+    response = call(name, post("x", b"", validationToken="Validation: Testing %2B+"))
 
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
-    assert response.get_body() == b"Validation: Testing"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.get_body() == b"Validation: Testing %2B+"
 
 
 def test_a_genuine_notification_is_accepted_and_queued_once(registered: World) -> None:

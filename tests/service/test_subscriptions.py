@@ -143,19 +143,87 @@ async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
     assert sub.expiration > (world.clock.now() + RENEW_WITHIN).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-@pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
-async def test_a_removed_or_missed_subscription_is_recreated_and_followed_by_a_sweep(
-    world: World, event: str
-) -> None:
+async def test_a_removed_subscription_is_recreated_and_followed_by_a_sweep(world: World) -> None:
     sub_id = await existing(world, expires_in=timedelta(days=10))
     world.subscribe(sub_id)
 
-    await accept_lifecycle_notifications(world.svc, body(lifecycle(event, subscriptionId=sub_id)))
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
+    )
 
     [sub] = await graph_subscriptions(world)
     assert sub.id != sub_id
     assert recorded(world) == {sub.id}
     assert len(sweeps(world)) == 1
+
+
+async def test_a_removed_event_delivered_twice_leaves_one_subscription(world: World) -> None:
+    """Graph redelivers a batch it got no 2xx for: the second run must not add another."""
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+    removed = body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
+
+    await accept_lifecycle_notifications(world.svc, removed)
+    await accept_lifecycle_notifications(world.svc, removed)
+
+    [sub] = await graph_subscriptions(world)
+    assert recorded(world) == {sub.id}
+    assert world.directory.requests["create_subscription"] == 1
+
+
+async def test_missed_notifications_only_resync_and_keep_the_live_subscription(
+    world: World,
+) -> None:
+    """`missed`: resynchronise with a delta query, the subscription itself is fine
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events)."""
+    sub_id = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(sub_id)
+
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("missed", subscriptionId=sub_id))
+    )
+
+    assert [s.id for s in await graph_subscriptions(world)] == [sub_id]
+    assert recorded(world) == {sub_id}
+    assert world.directory.requests["delete_subscription"] == 0
+    assert world.directory.requests["create_subscription"] == 0
+    [sweep] = sweeps(world)
+    assert "missed" in sweep.reason
+
+
+async def test_reauthorization_of_a_subscription_that_is_gone_creates_a_new_one(
+    world: World,
+) -> None:
+    """It expired or was deleted in Graph; our table still names it. Reauthorizing answers
+    404, which used to fail the request (500) and make Graph retry the batch for hours."""
+    gone = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(gone)
+    await world.directory.delete_subscription(gone)
+
+    intake = await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=gone))
+    )
+
+    assert intake.vetted.lifecycle == ((gone, "reauthorizationRequired"),)
+    [sub] = await graph_subscriptions(world)
+    assert sub.id != gone
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1  # changes may have been missed while there was none
+
+
+async def test_reauthorization_when_another_of_ours_exists_creates_none(world: World) -> None:
+    gone = await existing(world, expires_in=timedelta(days=10))
+    world.subscribe(gone)
+    await world.directory.delete_subscription(gone)
+    live = await existing(world, expires_in=timedelta(days=20))
+
+    await accept_lifecycle_notifications(
+        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=gone))
+    )
+
+    assert [s.id for s in await graph_subscriptions(world)] == [live]
+    assert world.directory.requests["create_subscription"] == 0
+    assert recorded(world) == {live}
 
 
 async def test_an_unknown_lifecycle_event_is_ignored(world: World) -> None:

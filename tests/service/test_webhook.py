@@ -126,10 +126,36 @@ def test_a_collection_parses_into_its_items() -> None:
     assert parse_collection(body)[0]["subscriptionId"] == SUB
 
 
-def test_validation_token_is_echoed_decoded_and_capped() -> None:
-    assert validation_response_text("Validation%3A%20Testing") == "Validation: Testing"
-    assert validation_response_text("plain token") == "plain token"
+def test_validation_token_is_echoed_as_the_host_decoded_it_and_capped() -> None:
+    """The host decodes query values once; a second decode would corrupt `%2B` into `+`."""
+    assert validation_response_text("Validation: Testing") == "Validation: Testing"
+    assert validation_response_text("a%2Bb+c d") == "a%2Bb+c d"
     assert len(validation_response_text("x" * 5000)) == 1024
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\t", "\x00", "x"])
+def test_an_id_with_anything_after_the_guid_is_not_a_guid(suffix: str) -> None:
+    """`$` also matches before a trailing newline: validators must match the whole string."""
+    vetted = vet(
+        notification(
+            GROUP + suffix,
+            resource=f"Groups/{GROUP}{suffix}",
+            resourceData={"@odata.type": "#Microsoft.Graph.Group", "id": GROUP + suffix},
+        )
+    )
+
+    assert vetted.group_ids == ()
+    assert [r.reason for r in vetted.rejected] == ["resource is not a group"]
+
+
+@pytest.mark.parametrize("field", ["subscriptionId", "tenantId"])
+def test_a_subscription_or_tenant_id_with_a_trailing_newline_is_rejected(field: str) -> None:
+    value = {"subscriptionId": SUB, "tenantId": TENANT}[field] + "\n"
+
+    vetted = vet(notification(**{field: value}))
+
+    assert vetted.group_ids == ()
+    assert len(vetted.rejected) == 1
 
 
 def test_secrets_compare_only_against_configured_non_empty_values() -> None:
