@@ -14,8 +14,9 @@ def indexed_functions() -> dict[str, Function]:
     """`function_app.app`'s functions by name, as the host indexes them (once per process:
     `FunctionApp.get_functions` refuses a second call)."""
     import function_app
+    from devhost.index import app_functions
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f for f in app_functions(function_app.app)}
 
 
 class InvocationContext(func.Context):

@@ -23,12 +23,23 @@ from shared.bootstrap import use
 from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
 from shared.service.notifications import MAX_REJECTION_SAMPLES
 from shared.webhook import MAX_BODY_BYTES
+from tests.invocation import InvocationContext
 from tests.service.world import World, body, build_world, lifecycle, notification
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 FUNCTIONS = {f.get_function_name(): f for f in app_functions(function_app.app)}
 """Through devhost's app_functions: the app's get_functions() may be called once a process."""
-HANDLER: Handler = FUNCTIONS["graph_notifications"].get_user_function()
+
+
+def HANDLER(request: func.HttpRequest) -> func.HttpResponse:  # noqa: N802 - reads as a constant
+    """graph_notifications called as the host calls it: with its invocation context."""
+    user_function = FUNCTIONS["graph_notifications"].get_user_function()
+    response: func.HttpResponse = user_function(
+        request, context=InvocationContext("graph_notifications")
+    )
+    return response
+
+
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
@@ -202,7 +213,7 @@ def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_50
         body=body(lifecycle("reauthorizationRequired", subscriptionId=gone)),
     )
 
-    response = asyncio.run(handler(request))
+    response = asyncio.run(handler(request, context=InvocationContext("graph_lifecycle")))
 
     assert response.status_code == 202
     subscriptions = asyncio.run(world.directory.subscriptions())
