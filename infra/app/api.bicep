@@ -142,6 +142,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SWAP_GRACE_DAYS: '3'
       MASS_LOSS_THRESHOLD: '10'
       BASELINE: ''
+      // Report page cost columns: PART=PRICE,... monthly per seat (empty: no costs shown).
+      SKU_PRICES: ''
     }
   }
 }

@@ -17,6 +17,7 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 
 // Blob: deployment package and the host's timer leases. Queue: triggers, outputs and the host's
 // moves to -poison (Reader + Message Processor is not enough). Table: the app's state.
@@ -34,6 +35,17 @@ var userStorageRoles = [
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+// The nightly reports and the health page (<date>/report.html, latest/report.html).
+resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: 'reports'
 }
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -87,6 +99,18 @@ resource userStorageAssignments 'Microsoft.Authorization/roleAssignments@2022-04
     }
   }
 ]
+
+// The operator reads the reports container, and only that one, read-only (az storage blob
+// download --auth-mode login): no write, no other container (deployment package, leases).
+resource userReportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(reportsContainer.id, userPrincipalId, storageBlobDataReader)
+  scope: reportsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+  }
+}
 
 resource userSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(vault.id, userPrincipalId, keyVaultSecretsOfficer)
