@@ -594,7 +594,18 @@ def _play(stack: Stack, capture: EventCapture, sim: Any, out: TextIO) -> dict[st
     t.report()
 
     _digest(t, sim)
-    return _summary(stack, capture, sim)
+    summary = _summary(stack, capture, sim)  # the service's own figures, before our scan
+    _report_page(t)
+    return summary
+
+
+def _report_page(t: Timeline) -> None:
+    from devhost.report_page import write_demo_report  # noqa: PLC0415
+
+    t.step("report html --live: the licensing health page and its screenshot")
+    html, png = write_demo_report(t.stack.graph_url, GRAPH_TOKEN, OUT)
+    t.note(f"wrote {html.relative_to(ROOT)} ({html.stat().st_size:,} bytes)")
+    t.note(f"wrote {png.relative_to(ROOT)}" if png else "no Chromium installed: no screenshot")
 
 
 def _digest(t: Timeline, sim: Any) -> None:
