@@ -50,6 +50,8 @@ Alerts (optional; see README "Alerts"):
 * ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
 * ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour
   is one mass-loss alert.
+* ``ALERT_CHANNELS`` (none): a JSON list of ``{type, urlSecretName, minSeverity}``: Teams,
+  Slack or generic webhook channels besides mail (``shared.alerts.channel_config``).
 * ``SKU_PRICES`` (none): ``PART=PRICE,...`` monthly price per product (skuPartNumber or skuId);
   the report page then shows the monthly cost of seat shortfalls and redundant direct
   assignments.
@@ -67,6 +69,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
+
+from shared.alerts.channel_config import Channel, parse_channels
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 STORAGE_SETTING: Final = "AzureWebJobsStorage"
@@ -323,6 +327,10 @@ class Settings:
         default=10, metadata=_env("MASS_LOSS_THRESHOLD", _positive_int)
     )
     baseline: str | None = field(default=None, metadata=_env("BASELINE", _baseline))
+    alert_channels: tuple[Channel, ...] = field(
+        default=(), metadata=_env("ALERT_CHANNELS", parse_channels)
+    )
+    """Teams / Slack / webhook channels besides mail (shared.alerts.channel_config)."""
     sku_prices: Mapping[str, float] = field(
         default_factory=dict, metadata=_env("SKU_PRICES", _sku_prices)
     )

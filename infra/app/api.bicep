@@ -142,6 +142,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SWAP_GRACE_DAYS: '3'
       MASS_LOSS_THRESHOLD: '10'
       BASELINE: ''
+      // Alert channels besides mail (docs/alert-channels.md): ALERT_CHANNELS names the settings
+      // below; each is a Key Vault reference (create the secret to use it: az keyvault secret set).
+      ALERT_CHANNELS: ''
+      ALERT_TEAMS_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-teams-url/)'
+      ALERT_SLACK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-slack-url/)'
+      ALERT_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-webhook-url/)'
+      ALERT_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-webhook-secret/)'
       // Report page cost columns: PART=PRICE,... monthly per seat (empty: no costs shown).
       SKU_PRICES: ''
     }
