@@ -729,9 +729,12 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(
             "Entra License Guard, live: Azurite + graphsim (Contoso) + the function app", file=out
         )
+        from devhost.channel_receiver import demo_channels  # noqa: PLC0415
+
         with (
             captured_service_logs() as capture,
-            running_stack(tenant, extra_settings=DEMO_ALERTS) as stack,
+            demo_channels(OUT) as channels,
+            running_stack(tenant, extra_settings=DEMO_ALERTS | channels.settings) as stack,
         ):
             print(
                 f"  storage  Azurite   {stack.storage.split('QueueEndpoint=')[1].split(';')[0]}\n"
@@ -741,6 +744,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 file=out,
             )
             summary = play(stack, capture, out)
+            for path in channels.written:
+                print(f"\nAlert channel posts (local receiver): wrote {path}", file=out)
         print_summary(summary, out)
         print(f"\nDone in {time.monotonic() - started:.1f} s; everything stopped.", file=out)
         return 0
