@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from shared.catalog import catalog
 from shared.cli import main
 from shared.core.evaluate import evaluate
 from shared.snapshot import load_snapshot
-from tests.browser.cdp import Page, chromium_page, file_url, install_chromium
+from tests.browser.cdp import Page, file_url
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out"
@@ -32,20 +31,6 @@ DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"
 MAX_BYTES = 2_000_000
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    binary, how = install_chromium()
-    if binary is None:
-        pytest.skip(f"headless Chromium is not available and could not be installed: {how}")
-    return binary
-
-
-@pytest.fixture
-def browser(chromium: str) -> Iterator[Page]:
-    with chromium_page(chromium) as page:
-        yield page
 
 
 def load(page: Page, path: Path) -> None:
