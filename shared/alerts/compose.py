@@ -72,6 +72,7 @@ CAUSES: Final = {
     "SubscriptionMissing": "License Guard has no change-notification subscription.",
     "PoisonedMessage": "A queue message failed every attempt and was set aside.",
     "AlertRecipientsRefused": "Alert recipients outside the tenant's verified domains.",
+    "AlertChannelFailing": "An alert channel (Teams, Slack or a webhook) keeps refusing posts.",
 }
 
 

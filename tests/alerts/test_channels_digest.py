@@ -12,9 +12,18 @@ import jsonschema
 import pytest
 
 from shared.alerts.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
-from shared.service.alerts import run_digest
+from shared.service.alerts import run_digest, send_tenant_alerts
 from tests.alerts.receiver import Receiver
-from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, header, mails, record
+from tests.alerts.world import (
+    GRACE_SECONDS,
+    alert_world,
+    baseline,
+    error,
+    header,
+    html,
+    mails,
+    record,
+)
 from tests.service.world import IRVIN, JONI
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
@@ -65,3 +74,27 @@ async def test_the_digest_goes_to_every_channel_once(
     assert teams_headers[DIGEST_HEADER] == header(mail)
     assert "CountViolation" in json.dumps(card)
     assert len(receiver.to("/fail-slack")) == 3
+
+
+async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_SLACK_URL", receiver.url + "/fail-slack")
+    channels = [{"type": "slack", "name": "ops", "urlSecretName": "ALERT_SLACK_URL"}]
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    # the baseline summary and two digests: three failed posts in a row
+    for n, user in enumerate((IRVIN, JONI)):
+        record(world, error(user))
+        world.clock.advance(GRACE_SECONDS)
+        assert (await run_digest(world.svc)).status == "sent", n
+    world.directory.sent_mail.clear()
+
+    delivery = await send_tenant_alerts(world.svc)
+
+    assert delivery is not None
+    assert delivery.accepted
+    [mail] = mails(world)
+    assert "AlertChannelFailing" in html(mail)
+    assert "Alert channel &#39;ops&#39; (slack) fails: 3 failed deliveries in a row" in html(mail)
+    assert len(receiver.to("/fail-slack")) == 4 * 3  # and the tenant alert's own post
