@@ -596,7 +596,18 @@ def _play(stack: Stack, capture: EventCapture, sim: Any, out: TextIO) -> dict[st
     t.report()
 
     _digest(t, sim)
-    return _summary(stack, capture, sim)
+    summary = _summary(stack, capture, sim)  # the service's own figures, before our scan
+    _report_page(t)
+    return summary
+
+
+def _report_page(t: Timeline) -> None:
+    from devhost.report_page import write_demo_report  # noqa: PLC0415
+
+    t.step("report html --live: the licensing health page and its screenshot")
+    html, png = write_demo_report(t.stack.graph_url, GRAPH_TOKEN, OUT)
+    t.note(f"wrote {html.relative_to(ROOT)} ({html.stat().st_size:,} bytes)")
+    t.note(f"wrote {png.relative_to(ROOT)}" if png else "no Chromium installed: no screenshot")
 
 
 def _digest(t: Timeline, sim: Any) -> None:
@@ -720,9 +731,12 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(
             "Entra License Guard, live: Azurite + graphsim (Contoso) + the function app", file=out
         )
+        from devhost.channel_receiver import demo_channels  # noqa: PLC0415
+
         with (
             captured_service_logs() as capture,
-            running_stack(tenant, extra_settings=DEMO_ALERTS) as stack,
+            demo_channels(OUT) as channels,
+            running_stack(tenant, extra_settings=DEMO_ALERTS | channels.settings) as stack,
         ):
             print(
                 f"  storage  Azurite   {stack.storage.split('QueueEndpoint=')[1].split(';')[0]}\n"
@@ -732,6 +746,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 file=out,
             )
             summary = play(stack, capture, out)
+            for path in channels.written:
+                print(f"\nAlert channel posts (local receiver): wrote {path}", file=out)
         print_summary(summary, out)
         print(f"\nDone in {time.monotonic() - started:.1f} s; everything stopped.", file=out)
         return 0

@@ -95,6 +95,12 @@ param massLossThreshold int = 10
 @description('BASELINE: empty (default), off, reset or reset-<label> (shared/settings.py).')
 param baseline string = ''
 
+@description('ALERT_CHANNELS: JSON list of {type, urlSecretName, minSeverity} (docs/alert-channels.md); the URLs live in Key Vault. Empty: mail only.')
+param alertChannels string = ''
+
+@description('SKU_PRICES: PART=PRICE,... monthly price per seat for the report page cost columns. Empty: no costs.')
+param skuPrices string = ''
+
 @description('Write the initial secrets to Key Vault (the clientState pair, placeholder notification URLs). The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')
 param seedClientState bool = true
 
@@ -226,6 +232,8 @@ module api 'app/api.bicep' = {
     swapGraceDays: swapGraceDays
     massLossThreshold: massLossThreshold
     baseline: baseline
+    alertChannels: alertChannels
+    skuPrices: skuPrices
     syncFunctionDeployed: syncFunctionDeployed
     onpremSyncKey: vault.getSecret('onprem-sync-key')
   }

@@ -23,6 +23,7 @@ import orjson
 from shared.capabilities import CapabilityMapError, capabilities
 from shared.catalog import catalog
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
+from shared.cli_report import add_html_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
@@ -95,12 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_commands(commands)
     reports = commands.add_parser(
         "report",
-        help="reports: migration (from a snapshot), paths (from a live scan)",
+        help="reports: migration (from a snapshot), paths (from a live scan), html (either)",
         description="Reports on a tenant snapshot (migration) or a live tenant (paths).",
     )
     kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
     _add_migration(kinds)
     add_paths_report(kinds)
+    add_html_report(kinds)
     return parser
 
 

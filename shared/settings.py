@@ -50,6 +50,11 @@ Alerts (optional; see README "Alerts"):
 * ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
 * ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour
   is one mass-loss alert.
+* ``ALERT_CHANNELS`` (none): a JSON list of ``{type, urlSecretName, minSeverity}``: Teams,
+  Slack or generic webhook channels besides mail (``shared.alerts.channel_config``).
+* ``SKU_PRICES`` (none): ``PART=PRICE,...`` monthly price per product (skuPartNumber or skuId);
+  the report page then shows the monthly cost of seat shortfalls and redundant direct
+  assignments.
 * ``BASELINE`` (empty): ``off`` skips the first-run baseline (digests report everything open);
   ``reset`` or any ``reset-<label>`` forces one new baseline (each distinct value once).
 """
@@ -64,6 +69,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
+
+from shared.alerts.channel_config import Channel, parse_channels
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 STORAGE_SETTING: Final = "AzureWebJobsStorage"
@@ -225,6 +232,23 @@ def _ncrontab(text: str) -> str:
     return text
 
 
+def _sku_prices(text: str) -> dict[str, float]:
+    """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
+    prices: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            price = float(value)
+        except ValueError:
+            price = -1.0
+        if not sep or not name.strip() or not price >= 0 or price == float("inf"):
+            raise ValueError(f"{part!r} is not PRODUCT=PRICE (a non-negative number)")
+        prices[name.strip()] = price
+    return prices
+
+
 def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
     """Field metadata: read from environment variable `name`, parsed by `parse`.
 
@@ -307,6 +331,14 @@ class Settings:
         default=10, metadata=_env("MASS_LOSS_THRESHOLD", _positive_int)
     )
     baseline: str | None = field(default=None, metadata=_env("BASELINE", _baseline))
+    alert_channels: tuple[Channel, ...] = field(
+        default=(), metadata=_env("ALERT_CHANNELS", parse_channels)
+    )
+    """Teams / Slack / webhook channels besides mail (shared.alerts.channel_config)."""
+    sku_prices: Mapping[str, float] = field(
+        default_factory=dict, metadata=_env("SKU_PRICES", _sku_prices)
+    )
+    """Optional monthly price per product for the report page's cost columns."""
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
@@ -328,7 +360,7 @@ class Settings:
                 text = (env.get(name) or "").strip()
                 if text:
                     values[f.name] = parse(text)
-                elif f.default is MISSING:
+                elif f.default is MISSING and f.default_factory is MISSING:
                     missing.append(name)
             except LookupError:
                 missing.append(name)

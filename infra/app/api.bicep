@@ -32,6 +32,8 @@ param alertGraceMinutes int
 param swapGraceDays int
 param massLossThreshold int
 param baseline string
+param alertChannels string
+param skuPrices string
 
 @description('True once the code is deployed: the function must exist before it can have a key.')
 param syncFunctionDeployed bool
@@ -175,6 +177,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SWAP_GRACE_DAYS: string(swapGraceDays)
       MASS_LOSS_THRESHOLD: string(massLossThreshold)
       BASELINE: baseline
+      // Alert channels besides mail (docs/alert-channels.md): ALERT_CHANNELS names the settings
+      // below; each is a Key Vault reference (create the secret to use it: az keyvault secret set).
+      ALERT_CHANNELS: alertChannels
+      ALERT_TEAMS_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-teams-url/)'
+      ALERT_SLACK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-slack-url/)'
+      ALERT_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-webhook-url/)'
+      ALERT_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/alert-webhook-secret/)'
+      // Report page cost columns: PART=PRICE,... monthly per seat (empty: no costs shown).
+      SKU_PRICES: skuPrices
     }
   }
 }

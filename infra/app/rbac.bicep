@@ -145,7 +145,7 @@ resource userFindingsAssignment 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
-resource userReportsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+resource userReportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(reportsContainer.id, userPrincipalId, storageBlobDataReader)
   scope: reportsContainer
   properties: {

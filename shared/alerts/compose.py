@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import jinja2
 
+from shared.alerts.channel_finding import ChannelFinding, channel_findings
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
 from shared.service.summary import NightlySummary
 
@@ -71,6 +72,7 @@ CAUSES: Final = {
     "SubscriptionMissing": "License Guard has no change-notification subscription.",
     "PoisonedMessage": "A queue message failed every attempt and was set aside.",
     "AlertRecipientsRefused": "Alert recipients outside the tenant's verified domains.",
+    "AlertChannelFailing": "An alert channel (Teams, Slack or a webhook) keeps refusing posts.",
 }
 
 
@@ -82,6 +84,10 @@ class Mail:
     html: str
     text: str
     headers: tuple[tuple[str, str], ...] = ()
+    view: MailView | None = field(default=None, compare=False, repr=False)
+    """What was rendered: the alert channels (Teams, Slack) build their payloads from it."""
+    findings: tuple[ChannelFinding, ...] = field(default=(), compare=False, repr=False)
+    """The findings it is about, for the generic webhook."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +174,14 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(view: MailView, *, mail_id: str, kind: str, subject: str) -> Mail:
+def render(
+    view: MailView,
+    *,
+    mail_id: str,
+    kind: str,
+    subject: str,
+    findings: Sequence[ChannelFinding] = (),
+) -> Mail:
     env = _environment()
     context: dict[str, Any] = {"view": view, "mail_id": mail_id, "subject": subject}
     return Mail(
@@ -178,6 +191,8 @@ def render(view: MailView, *, mail_id: str, kind: str, subject: str) -> Mail:
         html=env.get_template("mail.html.j2").render(context),
         text=env.get_template("mail.txt.j2").render(context),
         headers=((DIGEST_HEADER, mail_id),),
+        view=view,
+        findings=tuple(findings),
     )
 
 
@@ -311,6 +326,10 @@ def digest_mail(
         mail_id=mail_id,
         kind="digest",
         subject=subject,
+        findings=[
+            *channel_findings(new, names, "new"),
+            *channel_findings(resolved, names, "resolved"),
+        ],
     )
 
 
@@ -353,6 +372,7 @@ def immediate_mail(
         mail_id=mail_id,
         kind="immediate",
         subject=subject,
+        findings=channel_findings(rows, names, "new"),
     )
 
 

@@ -159,7 +159,11 @@ def _refused_finding(reason: str) -> Finding:
 async def deliver(
     svc: Services, mail: Mail, *, channel: str, sleep: Sleep = asyncio.sleep
 ) -> Delivery:
-    """Send `mail` once on `channel` (see the module docstring). The caller confirms."""
+    """Send `mail` once on `channel` (see the module docstring). The caller confirms. The
+    configured alert channels (Teams, Slack, webhooks) get it too, each on its own."""
+    from shared.alerts.channels import send_to_channels  # noqa: PLC0415 - avoids an import cycle
+
+    await send_to_channels(svc, mail, sleep=sleep)
     if not enabled(svc):
         return Delivery(DISABLED, mail.id, reason="ALERT_SENDER is not set")
     refused = await recipients_refused(svc)

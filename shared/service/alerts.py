@@ -123,6 +123,7 @@ TENANT_CODES: Final = frozenset(
         "SubscriptionMissing",
         "PoisonedMessage",
         "AlertRecipientsRefused",
+        "AlertChannelFailing",
     }
 )
 AUDITED_ACTIVITIES: Final = (

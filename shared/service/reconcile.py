@@ -60,6 +60,7 @@ from shared.report import (
 )
 from shared.service import alerts
 from shared.service.context import Services
+from shared.service.health_report import write_nightly_page
 from shared.service.recompute import (
     RecomputeOutcome,
     act_on,
@@ -503,6 +504,7 @@ class _Scan:
             content_type="application/json",
         )
         blobs.append(folder + "summary.json")
+        blobs += self.health_page(world, sku_reports, summary)
         self.prune()
         await self.send_summary(summary)
         run.phase = DONE
@@ -635,6 +637,31 @@ class _Scan:
         name = folder + "self-check.json"
         self.blobs.put(name, orjson.dumps(check.to_json()), content_type="application/json")
         return check, name
+
+    def health_page(
+        self, world: JSON, sku_reports: list[tuple[Any, list[Finding]]], summary: NightlySummary
+    ) -> list[str]:
+        """The report page (`<date>/report.html`, `latest/report.html`); a view of what is
+        stored, so a failure is logged and the night goes on."""
+        try:
+            return write_nightly_page(
+                self.blobs,
+                world,
+                (self.blobs.get(n) or b"" for n in self.page_names("users.jsonl")),
+                (
+                    orjson.loads(self.blobs.get(n) or b"{}")["migration"]
+                    for n in self.page_names("checks.json")
+                ),
+                [finding_json(f) for _, found in sku_reports for f in found],
+                self.run.counters.demand,
+                summary.to_json(),
+                now=self.svc.now(),
+                prices=self.svc.settings.sku_prices,
+                retention_days=self.opts.retention_days,
+            )
+        except Exception:
+            log.exception("reconcile.report_page_failed", run_id=self.run.run_id)
+            return []
 
     def prune(self) -> None:
         cutoff = self.svc.now() - timedelta(days=self.opts.retention_days)

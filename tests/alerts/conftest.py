@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.alerts.receiver import receiver  # noqa: F401 - the local HTTP receiver fixture
+
 
 @pytest.fixture
 def anyio_backend() -> str:

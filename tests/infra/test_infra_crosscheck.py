@@ -74,6 +74,7 @@ ALERT_PARAMS = {
     "SWAP_GRACE_DAYS": "swapGraceDays",
     "MASS_LOSS_THRESHOLD": "massLossThreshold",
     "BASELINE": "baseline",
+    "ALERT_CHANNELS": "alertChannels",
 }
 """The alert settings (shared/settings.py "Alerts") -> the main.bicep parameter behind each."""
 
@@ -136,6 +137,7 @@ def sample_env() -> dict[str, str]:
         **{f"schedules.{key}": value for key, value in schedules.items()},
         **{param: main_param_default(param).strip("'") for param in ALERT_PARAMS.values()},
         **{f"string({param})": main_param_default(param) for param in ALERT_PARAMS.values()},
+        "skuPrices": main_param_default("skuPrices").strip("'"),
         **interpolations,
     }
     env = {}
@@ -543,7 +545,7 @@ def test_the_alert_parameter_defaults_are_the_code_defaults() -> None:
     for field_name in ("alert_sender", "alert_recipients", "alert_digest_schedule",
                        "alert_exclude_skus", "alert_exclude_groups", "alert_exclude_users",
                        "alert_grace_minutes", "swap_grace_days", "mass_loss_threshold",
-                       "baseline"):  # fmt: skip
+                       "baseline", "alert_channels"):  # fmt: skip
         assert getattr(deployed, field_name) == getattr(built_in, field_name), field_name
     assert deployed.alert_sender is None  # mail stays off until someone sets ALERT_SENDER
 

@@ -1,0 +1,1 @@
+"""The licensing health report page: its data, charts and HTML."""

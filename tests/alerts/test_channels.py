@@ -1,0 +1,319 @@
+"""Alert channels besides mail: the Teams card, Slack blocks and generic webhook payloads (size
+limits, escaping, the webhook's JSON Schema in docs/, the HMAC signature), and delivery over
+real HTTP to a local receiver: per-channel state, retries, dedupe by digest id, one failing
+channel isolated and raising an alert after repeated failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import orjson
+import pytest
+
+from shared.adapters.tables import InMemoryTable
+from shared.alerts.channel_config import Channel, parse_channels
+from shared.alerts.channel_delivery import (
+    ALREADY_SENT,
+    FAILED,
+    NOTHING,
+    SENT,
+    deliver_to_channels,
+)
+from shared.alerts.channel_finding import ChannelFinding
+from shared.alerts.channel_payloads import (
+    DIGEST_HEADER,
+    SIGNATURE_HEADER,
+    SLACK_MAX_BLOCKS,
+    TEAMS_MAX_BYTES,
+    slack_message,
+    teams_message,
+    verify,
+    webhook_payload,
+)
+from shared.alerts.compose import MailView, RowView, Section, UserName
+from shared.service.stores import ServiceState
+from tests.alerts.receiver import Receiver
+
+SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
+NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+REPORT = "https://example.invalid/reports/latest/report.html"
+
+pytestmark = pytest.mark.anyio
+
+
+def row(n: int, severity: str = "error", users: int = 3) -> RowView:
+    return RowView(
+        severity=severity,
+        code="CountViolation",
+        group=f"Licensing_E3_{n}",
+        product="Office 365 E3",
+        count=users,
+        users=tuple(UserName(f"User <{k}> & co", f"u{k}@contoso.com") for k in range(users)),
+        more=0,
+        cause="No free seats were left when Entra tried to assign the license.",
+        example="",
+        fix="Buy seats in the Microsoft 365 admin center, then reprocess. " * 3,
+        action="queued a reprocess",
+    )
+
+
+def view(rows: int, severity: str = "error") -> MailView:
+    return MailView(
+        title="3 new licensing issues",
+        tenant="Contoso",
+        lead=("What changed since 05:00 UTC.",),
+        sections=(Section("New", items=tuple(row(n, severity) for n in range(rows))),),
+    )
+
+
+def finding(n: int, severity: str = "error", status: str = "new") -> ChannelFinding:
+    return ChannelFinding(
+        key=f"u{n}|sku|CountViolation|g",
+        code="CountViolation",
+        severity=severity,
+        status=status,
+        user_id=f"0000000{n}-0000-4000-8000-000000000000",
+        user_name=f"User {n}",
+        user_principal_name=f"u{n}@contoso.com",
+        group_id="11111111-0000-4000-8000-000000000000",
+        group_name="Licensing_E3",
+        sku_id="6fd2c87f-b296-42f0-b197-1e91e994b900",
+        product="Office 365 E3",
+    )
+
+
+def payload(findings: list[ChannelFinding], minimum: str = "info") -> dict[str, Any]:
+    return webhook_payload(
+        digest_id="digest-1",
+        kind="digest",
+        tenant="Contoso",
+        title="t",
+        generated_at=NOW.isoformat(),
+        findings=findings,
+        minimum=minimum,
+        report_url=REPORT,
+    )
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def test_the_teams_card_carries_the_rows_and_stays_under_28_kb() -> None:
+    small = teams_message(view(2), report_url=REPORT)
+    big = teams_message(view(500), report_url=REPORT)
+
+    card = small["attachments"][0]["content"]
+    assert small["type"] == "message"
+    assert small["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert card["type"] == "AdaptiveCard"
+    assert card["version"] == "1.4"
+    text = json.dumps(card)
+    assert "Licensing_E3_0" in text
+    assert "Licensing_E3_1" in text
+    assert "Buy seats" in text
+    assert card["actions"][0] == {
+        "type": "Action.OpenUrl",
+        "title": "Open the report page",
+        "url": REPORT,
+    }
+    assert len(orjson.dumps(big)) <= TEAMS_MAX_BYTES
+    notes = [
+        b["text"]
+        for b in big["attachments"][0]["content"]["body"]
+        if "left out" in b.get("text", "")
+    ]
+    assert len(notes) == 1
+    assert "Open the report page" in notes[0]
+    shown = sum(1 for b in big["attachments"][0]["content"]["body"] if b["type"] == "Container")
+    assert notes[0].startswith(f"{500 - shown} more row(s)")
+
+
+def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:
+    small = slack_message(view(2), report_url=REPORT)
+    big = slack_message(view(500), report_url=REPORT)
+
+    text = json.dumps(small)
+    assert "User &lt;0&gt; &amp; co" in text
+    assert "User <0>" not in text
+    assert small["blocks"][0]["type"] == "header"
+    assert small["blocks"][-1]["elements"][0]["url"] == REPORT
+    assert len(big["blocks"]) == SLACK_MAX_BLOCKS
+    assert any("more row(s) left out" in json.dumps(b) for b in big["blocks"])
+    assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
+
+
+def test_min_severity_filters_rows() -> None:
+    warnings_only = view(3, severity="warning")
+    card = teams_message(warnings_only, minimum="error")["attachments"][0]["content"]
+    assert not [b for b in card["body"] if b["type"] == "Container"]
+
+
+def test_the_webhook_payload_follows_its_schema() -> None:
+    document = payload([finding(1), finding(2, "warning", "resolved"), finding(3, "info", "open")])
+
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(
+        document
+    )
+    assert document["counts"] == {"new": 1, "resolved": 1, "open": 1}
+    assert document["findings"][0]["user"]["link"].endswith(
+        "/userId/00000001-0000-4000-8000-000000000000"
+    )
+
+
+def test_the_schema_rejects_what_the_contract_does_not_allow() -> None:
+    document = payload([finding(1)])
+    document["findings"][0]["severity"] = "fatal"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({k: v for k, v in payload([]).items() if k != "digestId"}, SCHEMA)
+
+
+def test_min_severity_on_the_webhook() -> None:
+    document = payload([finding(1, "info"), finding(2, "error")], minimum="warning")
+    assert [f["severity"] for f in document["findings"]] == ["error"]
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+async def httpx_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(url, content=body, headers=dict(headers))
+    retry = response.headers.get("Retry-After")
+    return response.status_code, float(retry) if retry else None
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+CHANNELS = json.dumps(
+    [
+        {"type": "teams", "urlSecretName": "TEAMS_URL", "minSeverity": "warning"},
+        {"type": "slack", "name": "slack-ops", "urlSecretName": "SLACK_URL"},
+        {
+            "type": "webhook",
+            "urlSecretName": "HOOK_URL",
+            "minSeverity": "info",
+            "signingSecretName": "HOOK_SECRET",
+        },
+    ]
+)
+
+
+async def test_each_channel_gets_its_payload_once_and_a_failing_one_is_isolated(
+    receiver: Receiver,
+) -> None:
+    channels = parse_channels(CHANNELS)
+    settings = {
+        "TEAMS_URL": receiver.url + "/teams",
+        "SLACK_URL": receiver.url + "/fail-slack",
+        "HOOK_URL": receiver.url + "/hook",
+        "HOOK_SECRET": "s3cret-shared-with-the-receiver",
+    }
+    state = ServiceState(InMemoryTable("servicestate"))
+    failing: list[tuple[str, str]] = []
+    mail_view = view(2)
+    findings = [finding(1), finding(2, "warning")]
+
+    def payload_for(channel: Channel) -> dict[str, Any] | None:
+        if channel.type == "teams":
+            return teams_message(mail_view, minimum=channel.min_severity, report_url=REPORT)
+        if channel.type == "slack":
+            return slack_message(mail_view, minimum=channel.min_severity, report_url=REPORT)
+        return payload(findings, channel.min_severity)
+
+    async def send(digest_id: str) -> dict[str, str]:
+        results = await deliver_to_channels(
+            state,
+            channels,
+            digest_id,
+            payload_for,
+            settings=settings,
+            post=httpx_post,
+            now=lambda: NOW,
+            on_failing=lambda c, why: failing.append((c.name, why)),
+            sleep=no_sleep,
+        )
+        return {r.channel: r.status for r in results}
+
+    first = await send("digest-1")
+    again = await send("digest-1")
+
+    assert first == {"teams-0": SENT, "slack-ops": FAILED, "webhook-2": SENT}
+    assert again == {"teams-0": ALREADY_SENT, "slack-ops": FAILED, "webhook-2": ALREADY_SENT}
+    assert len(receiver.to("/teams")) == 1
+    assert len(receiver.to("/hook")) == 1
+    assert len(receiver.to("/fail-slack")) == 6  # three attempts, twice
+    _, headers, body = receiver.to("/hook")[0]
+    assert headers[DIGEST_HEADER] == "digest-1"
+    assert verify("s3cret-shared-with-the-receiver", body, headers[SIGNATURE_HEADER])
+    assert not verify("s3cret-shared-with-the-receiver", body + b" ", headers[SIGNATURE_HEADER])
+    jsonschema.validate(json.loads(body), SCHEMA)
+    assert (
+        json.loads(receiver.to("/teams")[0][2])["attachments"][0]["content"]["type"]
+        == "AdaptiveCard"
+    )
+    assert failing == []
+
+    third = await send("digest-2")
+    assert third["slack-ops"] == FAILED
+    assert [name for name, _ in failing] == ["slack-ops"]
+    assert "3 failed deliveries in a row, the last: HTTP 500" in failing[0][1]
+
+    settings["SLACK_URL"] = receiver.url + "/slack"
+    fourth = await send("digest-3")
+    assert fourth == {"teams-0": SENT, "slack-ops": SENT, "webhook-2": SENT}
+    state_fields = state.get("alerts-channel-slack-ops")
+    assert state_fields is not None
+    assert state_fields.fields["failures"] == 0
+
+
+async def test_a_channel_without_a_url_or_below_its_severity_sends_nothing(
+    receiver: Receiver,
+) -> None:
+    channels = parse_channels(CHANNELS)
+    state = ServiceState(InMemoryTable("servicestate"))
+    results = await deliver_to_channels(
+        state,
+        channels,
+        "digest-9",
+        lambda c: None if c.type == "teams" else payload([finding(1)]),
+        settings={"TEAMS_URL": receiver.url + "/teams", "HOOK_URL": "", "SLACK_URL": "ftp://x"},
+        post=httpx_post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert {r.channel: r.status for r in results} == {
+        "teams-0": NOTHING,
+        "slack-ops": "no-url",
+        "webhook-2": "no-url",
+    }
+    assert receiver.posts == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not JSON"),
+        ('{"type": "teams"}', "must be a JSON list"),
+        ('[{"type": "discord", "urlSecretName": "X"}]', "type must be one of"),
+        ('[{"type": "slack"}]', "urlSecretName"),
+        ('[{"type": "slack", "urlSecretName": "X", "minSeverity": "high"}]', "minSeverity"),
+        ('[{"type": "slack", "urlSecretName": "X", "signingSecretName": "S"}]', "for webhook"),
+        (json.dumps([{"type": "slack", "urlSecretName": s} for s in "XY"]), "used twice"),
+    ],
+)
+def test_bad_alert_channels_are_named(text: str, message: str) -> None:
+    if message == "used twice":
+        text = text.replace('"Y"}', '"Y", "name": "slack-0"}')
+    with pytest.raises(ValueError, match=message):
+        parse_channels(text)

@@ -1,0 +1,100 @@
+"""The digest reaches the configured channels with the mail's id: the webhook lists the new
+findings by key with admin-center links and validates against docs/alert-webhook.schema.json,
+Teams gets the card, a failing Slack receiver changes nothing for the others or the mail, and
+a digest already delivered is not posted again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from shared.alerts.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
+from shared.service.alerts import run_digest, send_tenant_alerts
+from tests.alerts.receiver import Receiver
+from tests.alerts.world import (
+    GRACE_SECONDS,
+    alert_world,
+    baseline,
+    error,
+    header,
+    html,
+    mails,
+    record,
+)
+from tests.service.world import IRVIN, JONI
+
+SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
+SECRET = "shared-secret-for-the-test-receiver"
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_digest_goes_to_every_channel_once(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_TEAMS_URL", receiver.url + "/teams")
+    monkeypatch.setenv("ALERT_SLACK_URL", receiver.url + "/fail-slack")
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", SECRET)
+    channels = [
+        {"type": "teams", "urlSecretName": "ALERT_TEAMS_URL", "minSeverity": "warning"},
+        {"type": "slack", "urlSecretName": "ALERT_SLACK_URL"},
+        {
+            "type": "webhook",
+            "urlSecretName": "ALERT_WEBHOOK_URL",
+            "signingSecretName": "ALERT_WEBHOOK_SECRET",
+            "minSeverity": "info",
+        },
+    ]
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    receiver.posts.clear()
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    again = await run_digest(world.svc)
+
+    [mail] = mails(world)
+    assert outcome.status == "sent"
+    assert again.status == "nothing-new"
+    [(_, headers, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    assert headers[DIGEST_HEADER] == header(mail) == document["digestId"]
+    assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+    assert {f["user"]["id"] for f in document["findings"]} == {IRVIN, JONI}
+    assert all(f["status"] == "new" for f in document["findings"])
+    assert document["counts"]["new"] == 2
+    [(_, teams_headers, teams_body)] = receiver.to("/teams")
+    card = json.loads(teams_body)["attachments"][0]["content"]
+    assert teams_headers[DIGEST_HEADER] == header(mail)
+    assert "CountViolation" in json.dumps(card)
+    assert len(receiver.to("/fail-slack")) == 3
+
+
+async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_SLACK_URL", receiver.url + "/fail-slack")
+    channels = [{"type": "slack", "name": "ops", "urlSecretName": "ALERT_SLACK_URL"}]
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    # the baseline summary and two digests: three failed posts in a row
+    for n, user in enumerate((IRVIN, JONI)):
+        record(world, error(user))
+        world.clock.advance(GRACE_SECONDS)
+        assert (await run_digest(world.svc)).status == "sent", n
+    world.directory.sent_mail.clear()
+
+    delivery = await send_tenant_alerts(world.svc)
+
+    assert delivery is not None
+    assert delivery.accepted
+    [mail] = mails(world)
+    assert "AlertChannelFailing" in html(mail)
+    assert "Alert channel &#39;ops&#39; (slack) fails: 3 failed deliveries in a row" in html(mail)
+    assert len(receiver.to("/fail-slack")) == 4 * 3  # and the tenant alert's own post

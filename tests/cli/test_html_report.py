@@ -1,0 +1,149 @@
+"""`license-guard report html`: from a snapshot, from a live scan of graphsim on loopback (the
+same numbers as from that scan's snapshot), with history from a directory or from the reports
+container in Azurite; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from devhost.azurite import AzuriteEndpoints
+from devhost.demo import GRAPH_TOKEN, load_tenant
+from graphsim.server import serve_in_thread
+from shared.adapters.blobs import blobs_for
+from shared.cli import main
+from shared.render.history import history_name
+from tests.render.page import Page
+
+DEMO = "shared/data/demo-snapshot.json"
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[str]:
+    with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:
+        yield url
+
+
+def live(graph: str, *args: str) -> list[str]:
+    return [*args, "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet"]
+
+
+def headline(path: Path) -> dict[str, str]:
+    page = Page(path.read_text(encoding="utf-8"))
+    tiles = {t["data-health"]: t["data-value"] for t in page.with_attr("li", "data-health")}
+    codes = {r["data-code"] for r in page.with_attr("tr", "data-code")}
+    [body] = page.all("body")
+    return {**tiles, "codes": ",".join(sorted(codes)), "users": body["data-users-scanned"]}
+
+
+def test_a_snapshot_renders_to_one_file_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+
+    status = main(["report", "html", "--snapshot", DEMO, "--out", str(out)])
+
+    assert status == 0
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert capsys.readouterr().out.startswith(f"{out}: ")
+    assert headline(out)["users"] == "23"
+
+
+def test_a_live_scan_gives_the_numbers_of_its_own_snapshot(graph: str, tmp_path: Path) -> None:
+    snapshot, from_file, from_live = (tmp_path / n for n in ("t.json", "a.html", "b.html"))
+    assert main(live(graph, "snapshot", "--out", str(snapshot))) == 0
+
+    assert main(["report", "html", "--snapshot", str(snapshot), "--out", str(from_file)]) == 0
+    assert main(live(graph, "report", "html", "--live", "--out", str(from_live))) == 0
+
+    assert headline(from_live) == headline(from_file)
+    assert headline(from_live)["users"] == str(len(load_tenant()["users"]))
+
+
+def test_history_from_a_directory_draws_the_trend(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    (history / "2026-11-30").mkdir(parents=True)
+    for date, n in (("2026-11-29", 4), ("2026-11-30", 6)):
+        doc = {"date": date, "findings_by_code": {"CountViolation": n}, "seat_forecast": []}
+        (history / ("2026-11-30" if n == 6 else "") / f"{date}.json").write_text(json.dumps(doc))
+    out = tmp_path / "r.html"
+
+    assert (
+        main(["report", "html", "--snapshot", DEMO, "--history", str(history), "--out", str(out)])
+        == 0
+    )
+
+    lines = Page(out.read_text()).with_attr("polyline", "data-series")
+    assert {"data-series": "CountViolation", "data-values": "4,6"}.items() <= next(
+        p for p in lines if p["data-series"] == "CountViolation"
+    ).items()
+
+
+def test_history_from_the_reports_container(
+    azurite: AzuriteEndpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    blobs = blobs_for(azurite.connection_string)
+    record = {"date": "2026-11-28", "findings_by_code": {"Other": 5}, "seat_forecast": []}
+    blobs.put(history_name("2026-11-28"), orjson.dumps(record), content_type="application/json")
+    out = tmp_path / "r.html"
+
+    assert main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)]) == 0
+
+    html = out.read_text()
+    assert "changes are counted since the night of " in html
+    assert any(p["data-series"] == "Other" for p in Page(html).with_attr("polyline", "data-series"))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--history", "{tmp}/nope"], {}, "is not a directory"),
+        (["--history", "{tmp}/bad"], {}, "'date' must be YYYY-MM-DD"),
+        ([], {"SKU_PRICES": "EMS=ten"}, "SKU_PRICES: 'EMS=ten' is not PRODUCT=PRICE"),
+        (["--rows-per-code", "0"], {}, "--rows-per-code must be at least 1"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "s.json").write_text('{"date": "yesterday", "findings_by_code": {}}')
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "r.html"
+
+    status = main(
+        ["report", "html", "--snapshot", DEMO, "--out", str(out)]
+        + [a.replace("{tmp}", str(tmp_path)) for a in args]
+    )
+    err = capsys.readouterr().err
+
+    assert status == 2
+    assert message in err
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        next(line for line in err.splitlines() if message in line)
+    ]
+    assert not out.exists()
+
+
+def test_from_storage_without_storage_settings_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+
+    status = main(
+        ["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(tmp_path / "r")]
+    )
+
+    assert status == 2
+    assert "--from-storage needs AzureWebJobsStorage" in capsys.readouterr().err

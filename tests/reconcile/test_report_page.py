@@ -1,0 +1,78 @@
+"""The nightly reconciliation writes the health page to the reports container
+(`<date>/report.html`, `latest/report.html`) and keeps the night's history record, so the next
+night's page counts changes and draws trends."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shared.render.history import history_name
+from shared.service.health_report import LATEST_PAGE, page_name
+from tests.reconcile.conftest import Nightly
+from tests.render.page import Page
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+
+
+def page(nightly: Nightly, name: str) -> Page:
+    data = nightly.blobs.get(name)
+    assert data is not None, name
+    return Page(data.decode("utf-8"))
+
+
+async def test_the_night_writes_its_page_and_latest_and_a_history_record(nightly: Nightly) -> None:
+    result = await nightly.run()
+    date = result.date
+
+    dated, latest = nightly.blobs.get(page_name(date)), nightly.blobs.get(LATEST_PAGE)
+    record = orjson.loads(nightly.blobs.get(history_name(date)) or b"{}")
+
+    assert dated is not None
+    assert dated == latest
+    assert nightly.blobs.blobs[LATEST_PAGE][1] == "text/html; charset=utf-8"
+    assert {page_name(date), LATEST_PAGE} <= set(result.report_blobs)
+    [body] = Page(dated.decode()).all("body")
+    assert body["data-users-scanned"] == "23"
+    assert result.summary is not None
+    assert record["findings_by_code"] == result.summary.findings_by_code
+    tiles = {
+        t["data-health"]: int(t["data-value"])
+        for t in Page(dated.decode()).with_attr("li", "data-health")
+    }
+    assert record["health"] == {
+        "error": tiles["users in error"],
+        "stale": tiles["stale"],
+        "pending": tiles["pending"],
+    }
+    assert tiles["users in error"] > 0
+
+
+async def test_the_next_night_counts_changes_since_the_first_and_draws_two_points(
+    nightly: Nightly,
+) -> None:
+    first = await nightly.run()
+    nightly.world.clock.advance(DAY)
+    second = await nightly.run()
+
+    latest = page(nightly, LATEST_PAGE)
+    tiles = latest.with_attr("li", "data-health")
+    lines = latest.with_attr("polyline", "data-series")
+
+    assert second.date != first.date
+    assert page_name(first.date) in nightly.blobs.list("")
+    assert all(t["data-change"] == "0" for t in tiles)  # an unchanged tenant
+    assert lines
+    assert all(len(p["data-values"].split(",")) == 2 for p in lines)
+
+
+async def test_old_pages_are_pruned_with_the_reports(nightly: Nightly) -> None:
+    nightly.blobs.put("2000-01-01/report.html", b"old", content_type="text/html")
+    nightly.blobs.put("2000-01-01/notes.txt", b"not ours", content_type="text/plain")
+
+    await nightly.run(retention_days=30)
+
+    assert nightly.blobs.get("2000-01-01/report.html") is None
+    assert nightly.blobs.get("2000-01-01/notes.txt") == b"not ours"
