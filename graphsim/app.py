@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import tokens
 from .batch import run_batch
 from .clock import SimClock
 from .control import control_routes
@@ -140,13 +141,10 @@ def make_graph_endpoint(sim: Simulator) -> Any:
         if scheme.lower() != "bearer" or not presented:
             sim.state.count("401", 401)
             return _unauthorized("InvalidAuthenticationToken", "Access token is empty.", client_id)
-        if sim.token is not None and presented != sim.token:
+        refused = tokens.rejection(presented, sim.token)
+        if refused is not None:
             sim.state.count("401", 401)
-            return _unauthorized(
-                "InvalidAuthenticationToken",
-                "Access token validation failure. Invalid audience.",
-                client_id,
-            )
+            return _unauthorized("InvalidAuthenticationToken", refused, client_id)
         path = request.url.path[len(API_PREFIX) :] or "/"
         base_url = f"{request.url.scheme}://{request.url.netloc}{API_PREFIX}"
         req = Req(
@@ -156,7 +154,7 @@ def make_graph_endpoint(sim: Simulator) -> Any:
             headers=headers,
             body=await request.body(),
             base_url=base_url,
-            app_id=app_id_for(presented),
+            app_id=tokens.client_app_id(presented) or app_id_for(presented),
         )
         resp = await sim.handle(req)
         if resp.status == -1:

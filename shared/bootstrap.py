@@ -7,10 +7,13 @@ swapped by registration, never by patching.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.graph_auth import default_credential
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
 from shared.logging import configure_logging
@@ -21,10 +24,19 @@ _lock = threading.Lock()
 _services: Services | None = None
 
 
-def build_services(env: Mapping[str, str] | None = None) -> Services:
-    """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues and tables."""
-    settings = Settings.from_env(env) if env is not None else Settings.from_env()
-    client = build_graph_client(settings.graph_base_url, static_token=settings.graph_static_token)
+def build_services(env: Mapping[str, str] | None = None, *, credential: Any = None) -> Services:
+    """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues and tables.
+
+    Graph signs in with `credential` (an azure-identity credential), by default
+    `DefaultAzureCredential(managed_identity_client_id=AZURE_CLIENT_ID)`: the app's
+    user-assigned managed identity in Azure. `GRAPH_STATIC_TOKEN` (graphsim only) replaces it.
+    """
+    source = os.environ if env is None else env
+    settings = Settings.from_env(source)
+    token = settings.graph_static_token
+    if token is None and credential is None:
+        credential = default_credential(source)
+    client = build_graph_client(settings.graph_base_url, static_token=token, credential=credential)
     return Services(
         settings=settings,
         directory=GraphDirectory(client),
