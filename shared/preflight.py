@@ -163,11 +163,18 @@ def render(target: Target, checks: list[Check], out: IO[str]) -> None:
     out.write(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped\n")
 
 
-def run_preflight(args: argparse.Namespace, credential: Any = None) -> int:
-    target = target_from(os.environ, args)
+def run_preflight(
+    args: argparse.Namespace,
+    credential: Any = None,
+    env: Mapping[str, str] | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """The command: settings from `env` (default: the environment), the checklist on `out`."""
+    target = target_from(os.environ if env is None else env, args)
     checks = asyncio.run(run_checks(target, credential))
-    render(target, checks, sys.stdout)
-    sys.stdout.flush()
+    stream = out or sys.stdout
+    render(target, checks, stream)
+    stream.flush()
     return EXIT_FAILED if any(c.mark == FAIL for c in checks) else EXIT_OK
 
 

@@ -31,6 +31,17 @@ from shared.settings import StorageConnection
 
 PASS, FAIL, SKIP = "✓", "✗", "-"
 GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
+FLAG_FOR: Mapping[str, str] = {
+    "User.ReadWrite.All": "--enable-reprocess",
+    "Mail.Send": "--enable-mail",
+}
+
+
+def grant_fix(permission: str) -> str:
+    flag = FLAG_FOR.get(permission)
+    return f"{GRANT_FIX} ({flag})" if flag else GRANT_FIX
+
+
 READ_PROBES: Mapping[str, str] = {
     "GroupMember.Read.All": "/groups?$top=1&$select=id",
     "Group.Read.All": "/groups?$top=1&$select=id",
@@ -193,7 +204,8 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
         elif _has_role(roles, name):
             checks.append(Check(PASS, label, f"{detail}; granted (token roles)"))
         else:
-            checks.append(Check(FAIL, label, f"{detail}; NOT granted (token roles)", GRANT_FIX))
+            missing = f"{detail}; NOT granted (token roles)"
+            checks.append(Check(FAIL, label, missing, grant_fix(name)))
     return checks
 
 
@@ -298,6 +310,14 @@ async def url_check(name: str, url: str | None, http: httpx.AsyncClient) -> Chec
             name,
             f"{shown}: unreachable ({type(exc).__name__})",
             "check the URL and that the function app is running",
+        )
+    ctype = resp.headers.get("content-type", "")
+    if resp.status_code == 200 and resp.text == token and not ctype.startswith("text/plain"):
+        return Check(
+            FAIL,
+            name,
+            f"{shown}: echoed the token as {ctype or 'no content type'}",
+            "Graph needs the token back as text/plain",
         )
     if resp.status_code != 200 or resp.text != token:
         return Check(
