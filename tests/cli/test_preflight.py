@@ -19,15 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
 from devhost.azurite import Azurite, AzuriteEndpoints
+from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
-from shared.adapters.blobs import REPORTS_CONTAINER
-from shared.adapters.queues import QUEUE_NAMES, poison_name
-from shared.adapters.tables import TABLE_NAMES
 from shared.cli import main
 from shared.preflight import run_preflight
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
@@ -47,22 +42,10 @@ ALL_ROLES = [
 SENDER = "user0@contoso.example"  # a user of tests/graphsim/conftest.make_tenant
 
 
-def provision(connection_string: str) -> None:
-    """What infra/app/storage.bicep creates: every queue (and -poison twin), table, container."""
-    queues = QueueServiceClient.from_connection_string(connection_string)
-    for name in QUEUE_NAMES:
-        queues.create_queue(name)
-        queues.create_queue(poison_name(name))
-    tables = TableServiceClient.from_connection_string(connection_string)
-    for table in TABLE_NAMES:
-        tables.create_table_if_not_exists(table)
-    BlobServiceClient.from_connection_string(connection_string).create_container(REPORTS_CONTAINER)
-
-
 @pytest.fixture(scope="module")
 def storage() -> Iterator[AzuriteEndpoints]:
     with Azurite() as endpoints:  # its own: the checks need an account set up like Azure's
-        provision(endpoints.connection_string)
+        provision_storage(endpoints.connection_string)
         yield endpoints
 
 
