@@ -713,7 +713,10 @@ def preflight(stack: Stack, out: TextIO) -> int:
     env = dict(stack.settings) | {"GRAPH_STATIC_TOKEN": issued.json()["access_token"]}
     print("\n$ license-guard preflight", file=out)
     flags = argparse.Namespace(graph_base_url=None, token=None, mode=None)
-    return run_preflight(flags, env=env, out=out)
+    status = run_preflight(flags, env=env, out=out)
+    # the summary counts the service's Graph requests, not preflight's probes
+    httpx.delete(stack.graph_url.replace("/v1.0", "/_sim/counters"), timeout=10)
+    return status
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
