@@ -84,6 +84,15 @@ def client_app_id(token: str) -> str | None:
     return str(value) if value else None
 
 
+def roles_of(token: str) -> frozenset[str] | None:
+    """The app roles a JWT's `roles` claim lists; None when the token has no such claim."""
+    claims = claims_of(token)
+    value = claims.get("roles") if claims else None
+    if not isinstance(value, list):
+        return None
+    return frozenset(str(role) for role in value)
+
+
 def mint(secret: str, claims: dict[str, Any], lifetime: float = 3600.0) -> str:
     """An HS256 JWT graphsim started with `--token secret` accepts until `lifetime` passes."""
     now = int(time.time())

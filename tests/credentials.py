@@ -20,6 +20,8 @@ from azure.core.credentials import AccessToken
 
 TEST_APP_ID = "5d1c8d63-9f4c-4a57-8f1f-1b7d1e0a7c11"
 TEST_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+READ_ROLES = ("Group.Read.All", "User.Read.All", "Organization.Read.All", "AuditLog.Read.All")
+"""The read-only grant (shared.permissions.grant(["read"])): graphsim enforces token roles."""
 
 
 @dataclass
@@ -59,7 +61,7 @@ class MintingCredential:
             "appid": TEST_APP_ID,
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"oid/{TEST_APP_ID}")),
             "tid": TEST_TENANT_ID,
-            "roles": ["GroupMember.Read.All", "User.Read.All"],
+            "roles": list(READ_ROLES),
             "jti": str(uuid.uuid4()),  # every minted token differs
         } | self.claims
         token = jwt.encode(payload, self.secret, algorithm="HS256")

@@ -196,3 +196,18 @@ def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert "is not a Microsoft Graph host" in err
     assert "Traceback" not in err
+
+
+def test_a_read_grant_missing_fails_its_probe_with_graphs_403(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    roles = [r for r in ALL_ROLES if r != "AuditLog.Read.All"]
+    status, output = preflight(
+        settings(graph_url, storage, webhook), MintingCredential(SECRET, claims={"roles": roles})
+    )
+    assert status == 1
+    audit = line(output, "Graph AuditLog.Read.All")
+    assert audit.lstrip().startswith("✗")
+    assert "403 Authorization_RequestDenied" in audit
+    assert line(output, "Graph User.Read.All").lstrip().startswith("✓")
+    assert "1 failed" in output
