@@ -121,7 +121,7 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
                 )
         if token is not None:
             claims = token_claims(token)
-            checks += identity_check(token, claims, target)
+            checks += identity_check(claims, target)
             roles = claims.get("roles") if claims else None
             client = build_graph_client(
                 target.endpoint.base_url, static_token=target.static_token, credential=credential

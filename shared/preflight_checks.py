@@ -96,7 +96,8 @@ def token_claims(token: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def identity_check(token: str, claims: dict[str, Any] | None, target: Target) -> list[Check]:
+def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]:
+    """Who the token is (appid/oid/tenant/roles), and that it fits TENANT_ID and the cloud."""
     if claims is None:
         note = "not a JWT (a static token for graphsim?): identity and roles unknown"
         return [Check(PASS, "token", f"acquired; {note}")]

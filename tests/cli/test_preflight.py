@@ -85,7 +85,7 @@ def preflight(env: dict[str, str], credential: MintingCredential) -> tuple[int, 
 
 
 def line(output: str, name: str) -> str:
-    found = [text for text in output.splitlines() if f" {name} " in f"{text} "]
+    found = [text for text in output.splitlines() if text.strip()[2:].startswith(f"{name} ")]
     assert found, f"no checklist line for {name}:\n{output}"
     return found[0]
 
@@ -211,3 +211,16 @@ def test_a_read_grant_missing_fails_its_probe_with_graphs_403(
     assert "403 Authorization_RequestDenied" in audit
     assert line(output, "Graph User.Read.All").lstrip().startswith("✓")
     assert "1 failed" in output
+
+
+def test_a_token_for_another_tenant_is_named(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    env = settings(graph_url, storage, webhook) | {
+        "TENANT_ID": "00000000-0000-0000-0000-000000000001"
+    }
+    status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
+    assert status == 1
+    tenant = line(output, "tenant")
+    assert tenant.lstrip().startswith("✗")
+    assert f"the token is for tenant {TEST_TENANT_ID}" in tenant
