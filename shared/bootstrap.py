@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.graph_auth import default_credential
+from shared.adapters.graph_auth import default_credential, graph_endpoint
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
 from shared.logging import configure_logging
@@ -35,6 +35,7 @@ def build_services(env: Mapping[str, str] | None = None, *, credential: Any = No
     settings = Settings.from_env(source)
     token = settings.graph_static_token
     if token is None and credential is None:
+        graph_endpoint(settings.graph_base_url)  # a URL of no Graph cloud fails before sign-in
         credential = default_credential(source)
     client = build_graph_client(settings.graph_base_url, static_token=token, credential=credential)
     return Services(
