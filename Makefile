@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup demo test lint doctor checkov pytest bench clean
+.PHONY: setup demo test lint doctor checkov pytest bench clean lock
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -14,12 +14,24 @@ setup: $(STAMP) node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
+# Installs exactly the locks (requirements.txt: runtime, requirements-dev.txt: dev/test), then
+# the project itself without dependencies, and fails if the installed set is inconsistent.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+## Regenerate the locks from requirements.in / requirements-dev.in (pip-tools). Run after editing
+## an .in file (or with PIP_COMPILE_ARGS=--upgrade to move every pin), then `make setup`.
+LOCK_FLAGS := --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet pip-tools==7.6.2
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(PIP_COMPILE_ARGS) --output-file=requirements.txt requirements.in
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(PIP_COMPILE_ARGS) --output-file=requirements-dev.txt requirements-dev.in
 
 ## The whole service, live: Azurite + graphsim (Contoso) + the function app on the dev host,
 ## a short scenario and a timeline of what the service saw and did (python -m devhost.demo).

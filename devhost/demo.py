@@ -709,6 +709,29 @@ def print_summary(summary: Mapping[str, Any], out: TextIO) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
+def preflight(stack: Stack, out: TextIO) -> int:
+    """`license-guard preflight` against the stack, as after `azd up` and the grant script: a
+    token graphsim issues with the roles the grant gives (read, reprocess, mail)."""
+    from devhost.provision import provision_storage  # noqa: PLC0415
+    from shared.permissions import ALERTS, READ, REPROCESS, grant  # noqa: PLC0415
+    from shared.preflight import run_preflight  # noqa: PLC0415
+
+    provision_storage(stack.storage)  # what `azd provision` creates in Azure
+    claims = {"appid": "license-guard-demo", "tid": stack.settings["TENANT_ID"]}
+    issued = httpx.post(
+        stack.graph_url.replace("/v1.0", "/_sim/token"),
+        json={"claims": claims | {"roles": grant([READ, REPROCESS, ALERTS])}},
+        timeout=10,
+    )
+    env = dict(stack.settings) | {"GRAPH_STATIC_TOKEN": issued.json()["access_token"]}
+    print("\n$ license-guard preflight", file=out)
+    flags = argparse.Namespace(graph_base_url=None, token=None, mode=None)
+    status = run_preflight(flags, env=env, out=out)
+    # the summary counts the service's Graph requests, not preflight's probes
+    httpx.delete(stack.graph_url.replace("/v1.0", "/_sim/counters"), timeout=10)
+    return status
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -745,6 +768,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 f"({len(stack.host.functions)} functions, mode act)",
                 file=out,
             )
+            preflight(stack, out)
             summary = play(stack, capture, out)
             for path in channels.written:
                 print(f"\nAlert channel posts (local receiver): wrote {path}", file=out)

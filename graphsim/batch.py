@@ -46,6 +46,7 @@ def _item_request(outer: Req, item: Obj) -> Req:
         base_url=outer.base_url,
         app_id=outer.app_id,
         in_batch=True,
+        roles=outer.roles,
     )
 
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import GraphError, error_body
+from .tokens import mint
 
 if TYPE_CHECKING:
     from .app import Simulator
@@ -161,6 +162,17 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         sim.reset()
         return {"reset": True}
 
+    async def token(request: Request, body: Obj) -> Any:
+        """Issue an access token this graphsim accepts (a JWT signed with its --token secret):
+        body `{"claims": {"appid": ..., "roles": [...]}, "lifetimeSeconds": 3600}`."""
+        if sim.token is None:
+            raise GraphError(400, "BadRequest", "graphsim runs without --token: any token works.")
+        claims = body.get("claims") or {}
+        if not isinstance(claims, dict):
+            raise GraphError(400, "BadRequest", "claims must be a JSON object.")
+        lifetime = float(body.get("lifetimeSeconds", 3600))
+        return {"access_token": mint(sim.token, claims, lifetime), "expires_in": int(lifetime)}
+
     p = "/_sim"
     return [
         Route(f"{p}/groups/{{gid}}/members", wrap(add_member), methods=["POST"]),
@@ -182,4 +194,5 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         Route(f"{p}/drain", wrap(drain), methods=["POST"]),
         Route(f"{p}/status", wrap(status), methods=["GET"]),
         Route(f"{p}/reset", wrap(reset), methods=["POST"]),
+        Route(f"{p}/token", wrap(token), methods=["POST"]),
     ]

@@ -20,6 +20,8 @@ class Req:
     base_url: str
     app_id: str
     in_batch: bool = False
+    roles: frozenset[str] | None = None
+    """The token's app roles (its `roles` claim); None: a token that does not say."""
 
     def json(self) -> Any:
         if not self.body:

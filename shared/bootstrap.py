@@ -7,13 +7,16 @@ swapped by registration, never by patching.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 
 from shared.adapters.blobs import BlobStore, blobs_for
 from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.graph_auth import default_credential, graph_endpoint
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
 from shared.logging import configure_logging
@@ -51,13 +54,28 @@ def _report_blobs(
 
 
 def build_services(
-    env: Mapping[str, str] | None = None, *, credential: TokenCredential | None = None
+    env: Mapping[str, str] | None = None,
+    *,
+    credential: Any = None,
 ) -> Services:
     """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues, tables, blobs.
 
-    `credential` (default: `storage_credential(settings)`) is shared by every storage client."""
-    settings = Settings.from_env(env) if env is not None else Settings.from_env()
-    client = build_graph_client(settings.graph_base_url, static_token=settings.graph_static_token)
+    `credential` (an azure-identity credential) signs in to Graph and, in identity mode, to
+    storage. Without it, Graph uses `DefaultAzureCredential(managed_identity_client_id=
+    AZURE_CLIENT_ID)` (azure.identity.aio: the app's user-assigned identity in Azure) and every
+    storage client shares `storage_credential(settings)` (the synchronous twin, as the storage
+    clients are synchronous). `GRAPH_STATIC_TOKEN` (graphsim only) replaces Graph's sign-in.
+    """
+    source = os.environ if env is None else env
+    settings = Settings.from_env(source)
+    token = settings.graph_static_token
+    graph_credential = credential
+    if token is None and graph_credential is None:
+        graph_endpoint(settings.graph_base_url)  # a URL of no Graph cloud fails before sign-in
+        graph_credential = default_credential(source)
+    client = build_graph_client(
+        settings.graph_base_url, static_token=token, credential=graph_credential
+    )
     storage = settings.storage_connection
     shared_credential = credential if credential is not None else storage_credential(settings)
     return Services(

@@ -3,7 +3,8 @@
 Commands: `evaluate` (a snapshot's effective licenses and findings), `whatif` (planned
 membership and plan changes on a snapshot), `diff` (drift between two snapshots) and
 `report migration` (the direct -> group migration plan); against a live tenant
-(`shared.cli_live`): `snapshot`, `reconcile [--dry-run]` and `report paths`.
+(`shared.cli_live`): `snapshot`, `reconcile [--dry-run]` and `report paths`; and `preflight`
+(`shared.preflight`: is a deployment ready?).
 
 Exit status: 0 success, 1 a data-loss risk was found (whatif, diff), 2 bad input (one line on
 stderr, no traceback).
@@ -41,6 +42,7 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
+from shared.preflight import add_preflight_command
 from shared.report import (
     MIGRATION_CSV_HEADER,
     diff_json,
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_whatif(commands)
     _add_diff(commands)
     add_live_commands(commands)
+    add_preflight_command(commands)
     reports = commands.add_parser(
         "report",
         help="reports: migration (from a snapshot), paths (from a live scan), html (either)",

@@ -2,8 +2,9 @@
 
 They run the service's own code paths (the `Directory` port, the reconciliation's page-by-page
 scan) against `GRAPH_BASE_URL`: graphsim with a static token, or Microsoft Graph with the
-signed-in identity (`az login`, through azure-identity's DefaultAzureCredential). The flags
-`--graph-base-url` and `--token` override the settings for local use.
+signed-in identity (`az login`, through azure-identity's DefaultAzureCredential, for the
+cloud GRAPH_BASE_URL names). The flags `--graph-base-url` and `--token` override the settings
+for local use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.graph_auth import GraphEndpointError, default_credential, graph_endpoint
 from shared.catalog import catalog
 from shared.csvsafe import csv_writer
 from shared.directory import USER_SELECT, DirectoryError
@@ -117,11 +119,41 @@ def _graph(args: argparse.Namespace) -> tuple[str, str | None]:
     return base, token
 
 
-def _directory(args: argparse.Namespace) -> GraphDirectory:
+class _SignedIn:
+    """A GraphDirectory and the credential it signs in with (None: a static token); the
+    command owns both and closes them when done."""
+
+    def __init__(self, directory: GraphDirectory, credential: Any) -> None:
+        self.directory = directory
+        self.credential = credential
+
+    async def aclose(self) -> None:
+        await self.directory.aclose()
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
+    """The directory the command reads: `--token`/GRAPH_STATIC_TOKEN (graphsim), else an
+    azure-identity credential (`credential`, or DefaultAzureCredential: `az login`) for the
+    cloud GRAPH_BASE_URL names."""
     base, token = _graph(args)
     if not base.startswith(("http://", "https://")):
         raise LiveError(f"--graph-base-url: {base!r} is not an absolute http(s) URL")
-    return GraphDirectory(build_graph_client(base, static_token=token))
+    if token is None and credential is None:
+        try:
+            graph_endpoint(base)
+        except GraphEndpointError as exc:
+            raise LiveError(str(exc)) from None
+        credential = default_credential(os.environ)
+    try:
+        client = build_graph_client(base, static_token=token, credential=credential)
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
+    return _SignedIn(GraphDirectory(client), credential if token is None else None)
 
 
 class _Progress:
@@ -176,16 +208,16 @@ def _out(path: str | None, binary: bool) -> Iterator[Any]:
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
-    directory = _directory(args)
+    signed_in = sign_in(args)
     progress = _Progress(args.quiet)
 
     async def job() -> int:
         try:
             with _out(args.out, binary=True) as out:
-                await write_snapshot(directory, out, progress)
+                await write_snapshot(signed_in.directory, out, progress)
         finally:
             progress.close()
-            await directory.aclose()
+            await signed_in.aclose()
         return EXIT_OK
 
     return _run(job)
@@ -222,16 +254,16 @@ async def write_snapshot(
 
 
 def run_paths(args: argparse.Namespace) -> int:
-    directory = _directory(args)
+    signed_in = sign_in(args)
     progress = _Progress(args.quiet)
 
     async def job() -> int:
         try:
             with _out(args.out, binary=args.format == "json") as out:
-                await write_paths(directory, out, args.format, progress)
+                await write_paths(signed_in.directory, out, args.format, progress)
         finally:
             progress.close()
-            await directory.aclose()
+            await signed_in.aclose()
         return EXIT_OK
 
     return _run(job)
@@ -292,6 +324,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
         svc = build_services(env)
     except SettingsError as exc:
         raise LiveError(f"settings: {exc}") from None
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
     blobs = svc.blobs if svc.blobs is not None else blobs_for(svc.settings.storage_connection)
     progress = _Progress(args.quiet)
     options = Options(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.cli_live import LiveError, _directory, _Progress, _run, add_graph_flags
+from shared.cli_live import LiveError, _Progress, _run, add_graph_flags, sign_in
 from shared.render.health_model import ROWS_PER_CODE, HealthReport
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
@@ -109,13 +109,13 @@ def run_html(args: argparse.Namespace) -> int:
         return EXIT_OK
     from shared.service.health_report import live_report  # noqa: PLC0415
 
-    directory = _directory(args)
+    signed_in = sign_in(args)
     progress = _Progress(args.quiet)
 
     async def job() -> int:
         try:
             report = await live_report(
-                directory,
+                signed_in.directory,
                 now=now,
                 history=history,
                 prices=prices,
@@ -124,7 +124,7 @@ def run_html(args: argparse.Namespace) -> int:
             )
         finally:
             progress.close()
-            await directory.aclose()
+            await signed_in.aclose()
         _write(report, args.out)
         return EXIT_OK
 

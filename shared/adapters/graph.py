@@ -6,9 +6,10 @@ skip its typed models: the raw body comes back as bytes (`send_primitive_async(.
 and is parsed with orjson into plain dicts, because the models cost seconds per 999-user page
 (graph-facts §9). Subscriptions are small objects and use the typed calls.
 
-`build_graph_client` wires a `GraphServiceClient` to a base URL (Graph, or graphsim on
-loopback) with either a static bearer token (graphsim) or an azure-identity credential
-(`DefaultAzureCredential`: managed identity in Azure, `az login` on a laptop). Nothing here
+`build_graph_client` wires a `GraphServiceClient` to a base URL (Graph in any national cloud,
+or graphsim on loopback) with either a static bearer token (graphsim) or an azure-identity
+credential (`DefaultAzureCredential`: managed identity in Azure, `az login` on a laptop), whose
+scope and allowed hosts come from the base URL (`shared.adapters.graph_auth`). Nothing here
 creates a credential or a connection at import time.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -51,6 +54,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
+from shared.adapters.graph_auth import credential_error, default_credential, graph_endpoint
 from shared.directory import (
     DELTA_FILTER_LIMIT,
     GROUP_SELECT,
@@ -64,7 +68,6 @@ from shared.directory import (
     Subscription,
 )
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 DELTA_SELECT = ("members", "assignedLicenses", "displayName")
@@ -114,23 +117,26 @@ def build_graph_client(
     base_url: str, *, static_token: str | None = None, credential: Any = None
 ) -> GraphServiceClient:
     """A GraphServiceClient for `base_url` (settings' GRAPH_BASE_URL, e.g.
-    `https://graph.microsoft.com/v1.0` or `http://127.0.0.1:8765/v1.0` for graphsim).
+    `https://graph.microsoft.com/v1.0`, a national cloud's, or `http://127.0.0.1:8765/v1.0` for
+    graphsim).
 
-    Authentication: `static_token` as a bearer token, else `credential` (an azure-identity
-    credential, sync or async), else a new `azure.identity.aio.DefaultAzureCredential`, with the
-    scope `https://graph.microsoft.com/.default`. The HTTP client comes from
+    Authentication: `static_token` as a bearer token (graphsim), else `credential` (an
+    azure-identity credential, sync or async; the caller owns and closes it), else a new
+    `DefaultAzureCredential` (`shared.adapters.graph_auth.default_credential`). The token is
+    requested for `https://<host>/.default` and attached only to the base URL's host;
+    GraphEndpointError (a ValueError) when the URL is no Graph cloud. The HTTP client comes from
     `GraphClientFactory.create_with_default_middleware()`, so Graph's retry handler is in place.
     """
     auth: AnonymousAuthenticationProvider | AzureIdentityAuthenticationProvider
     if static_token is not None:
         auth = StaticTokenAuthenticationProvider(static_token)
     else:
+        endpoint = graph_endpoint(base_url)
         if credential is None:
-            # imported and created only when asked for: never a credential at import time
-            from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-            credential = DefaultAzureCredential()
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+            credential = default_credential(os.environ)
+        auth = AzureIdentityAuthenticationProvider(
+            credential, scopes=[endpoint.scope], allowed_hosts=endpoint.allowed_hosts
+        )
     http_client: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware()
     adapter = GraphRequestAdapter(auth, client=http_client)
     adapter.base_url = base_url.rstrip("/")
@@ -179,6 +185,8 @@ def to_directory_error(exc: APIError) -> DirectoryError:
     retry_after = _retry_after(exc.response_headers)
     if status == 410 or _is_expired_delta_code(code):
         return DeltaTokenExpired(status, code or "syncStateNotFound", message, retry_after)
+    if status == 401:
+        message = f"Graph refused the access token: {message} (check: license-guard preflight)"
     return DirectoryError(status, code or f"HTTP{status}", message, retry_after)
 
 
@@ -295,6 +303,8 @@ class GraphDirectory:
             raise to_directory_error(exc) from exc
         except httpx.TransportError as exc:
             raise _transport_error(exc) from exc
+        except ClientAuthenticationError as exc:
+            raise credential_error(exc) from exc
         if not raw:
             return {}
         parsed = orjson.loads(raw)
@@ -640,6 +650,8 @@ class GraphDirectory:
             raise to_directory_error(exc) from exc
         except httpx.TransportError as exc:
             raise _transport_error(exc) from exc
+        except ClientAuthenticationError as exc:
+            raise credential_error(exc) from exc
 
     async def subscriptions(self) -> list[Subscription]:
         found: list[Subscription] = []

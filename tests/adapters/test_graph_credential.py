@@ -1,0 +1,273 @@
+"""The production Graph client: an azure-identity credential, scope and hosts from the URL.
+
+These tests run the code path the deployed service runs (`build_graph_client(base_url,
+credential=...)`, kiota's AzureIdentityAuthenticationProvider) against graphsim started with
+`--token SECRET`, with `MintingCredential` (tests/credentials.py) in the credential's place.
+
+National cloud hosts and their `https://<host>/.default` scope:
+https://learn.microsoft.com/graph/deployments (Microsoft Graph national cloud deployments).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graphsim.server import serve_in_thread
+from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint
+from shared.bootstrap import build_services
+from shared.directory import DirectoryError
+from tests.credentials import TEST_APP_ID, MintingCredential
+from tests.graphsim.conftest import make_tenant
+from tests.graphsim.receiver import receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "graphsim-signing-secret-for-the-tests-0123456789"
+GLOBAL_SCOPE = ("https://graph.microsoft.com/.default",)
+SCHEDULES = (
+    "SUBSCRIPTION_KEEPER_SCHEDULE",
+    "SYNC_WATCH_SCHEDULE",
+    "RECHECK_ERRORS_SCHEDULE",
+    "POISON_WATCH_SCHEDULE",
+    "RECONCILE_SCHEDULE",
+)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "host", "scope"),
+    [
+        (
+            "https://graph.microsoft.com/v1.0",
+            "graph.microsoft.com",
+            "https://graph.microsoft.com/.default",
+        ),
+        (
+            "https://graph.microsoft.us/v1.0",
+            "graph.microsoft.us",
+            "https://graph.microsoft.us/.default",
+        ),
+        (
+            "https://dod-graph.microsoft.us/v1.0/",
+            "dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us/.default",
+        ),
+        (
+            "https://microsoftgraph.chinacloudapi.cn/v1.0",
+            "microsoftgraph.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn/.default",
+        ),
+        (
+            "HTTPS://Graph.Microsoft.US/v1.0",
+            "graph.microsoft.us",
+            "https://graph.microsoft.us/.default",
+        ),
+        # graphsim on loopback stands in for the global service
+        ("http://127.0.0.1:8765/v1.0", "127.0.0.1", "https://graph.microsoft.com/.default"),
+        ("http://localhost:9/v1.0", "localhost", "https://graph.microsoft.com/.default"),
+        ("http://[::1]:8765/v1.0", "::1", "https://graph.microsoft.com/.default"),
+    ],
+)
+def test_scope_and_allowed_hosts_follow_graph_base_url(
+    base_url: str, host: str, scope: str
+) -> None:
+    endpoint = graph_endpoint(base_url)
+    assert endpoint.scope == scope
+    assert endpoint.allowed_hosts == [host]
+    assert endpoint.base_url == base_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "says"),
+    [
+        ("https://graph.microsoft.de/v1.0", "not a Microsoft Graph host"),  # retired cloud
+        ("https://graph.contoso.example/v1.0", "not a Microsoft Graph host"),
+        ("http://graph.microsoft.com/v1.0", "https only"),
+        ("graph.microsoft.com/v1.0", "not an absolute http"),
+    ],
+)
+def test_a_url_of_no_graph_cloud_is_refused_with_a_clear_error(base_url: str, says: str) -> None:
+    with pytest.raises(GraphEndpointError, match=says):
+        graph_endpoint(base_url)
+    with pytest.raises(GraphEndpointError, match=says):
+        build_graph_client(base_url, credential=MintingCredential(SECRET))
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://graph.microsoft.com/v1.0",
+        "https://graph.microsoft.us/v1.0",
+        "https://dod-graph.microsoft.us/v1.0",
+        "https://microsoftgraph.chinacloudapi.cn/v1.0",
+    ],
+)
+def test_the_client_builds_for_every_national_cloud_with_the_locked_sdk(base_url: str) -> None:
+    """The issue's traceback: msgraph-core's default allowed hosts against kiota 1.16."""
+    client = build_graph_client(base_url, credential=MintingCredential(SECRET))
+    assert client.request_adapter.base_url == base_url
+
+
+@pytest.fixture(scope="module")
+def graphsim_url() -> Iterator[str]:
+    with serve_in_thread(make_tenant(), token=SECRET) as url:
+        yield url
+
+
+def _run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_a_call_requests_the_graph_scope_and_sends_the_token_graphsim_accepts(
+    graphsim_url: str,
+) -> None:
+    credential = MintingCredential(SECRET)
+
+    async def call(url: str) -> tuple[list[dict[str, object]], list[str]]:
+        async with GraphDirectory(build_graph_client(graphsim_url, credential=credential)) as d:
+            skus = await d.subscribed_skus()
+            sub = await d.create_subscription(
+                resource="groups",
+                change_type="updated",
+                notification_url=url,
+                lifecycle_notification_url=url,
+                client_state="x" * 16,
+                expiration=_soon(),
+            )
+            mine = [s.id for s in await d.subscriptions()]
+            await d.delete_subscription(sub.id)
+            return skus, [sub.id, *mine]
+
+    with receiver() as rec:
+        skus, ids = _run(call(rec.url))  # type: ignore[misc]
+    assert len(skus) == 2
+    assert credential.requests
+    assert all(scopes == GLOBAL_SCOPE for scopes in credential.requests)
+    assert len(credential.minted) == 1  # cached while valid, as azure-identity's are
+    assert ids[0] in ids[1:]  # graphsim read our appid from the bearer token we sent
+
+
+def _soon() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+
+def test_an_expired_token_is_refreshed_by_the_credential_on_the_next_call(
+    graphsim_url: str,
+) -> None:
+    credential = MintingCredential(SECRET, lifetime=2)
+
+    async def two_calls() -> tuple[int, int]:
+        async with GraphDirectory(build_graph_client(graphsim_url, credential=credential)) as d:
+            first = len(await d.subscribed_skus())
+            deadline = credential.minted and time.time() + 2.2
+            await asyncio.sleep(max(0.0, deadline - time.time()))
+            second = len(await d.subscribed_skus())
+            return first, second
+
+    assert _run(two_calls()) == (2, 2)
+    assert len(credential.minted) == 2
+    assert credential.minted[0] != credential.minted[1]
+
+
+def test_graph_refusing_the_token_is_a_clear_directory_error(graphsim_url: str) -> None:
+    stale = MintingCredential(SECRET, lifetime=1, refresh=False)
+    forged = MintingCredential("not-graphsims-secret-but-32-bytes-long")
+
+    async def call(credential: MintingCredential, wait: float) -> DirectoryError:
+        async with GraphDirectory(build_graph_client(graphsim_url, credential=credential)) as d:
+            await credential.get_token(*GLOBAL_SCOPE)
+            await asyncio.sleep(wait)
+            with pytest.raises(DirectoryError) as caught:
+                await d.subscribed_skus()
+            return caught.value
+
+    expired = _run(call(stale, 2.1))
+    assert isinstance(expired, DirectoryError)
+    assert expired.status == 401
+    assert expired.code == "InvalidAuthenticationToken"
+    assert "Graph refused the access token" in str(expired)
+    assert "token is expired" in str(expired)
+    bad = _run(call(forged, 0))
+    assert isinstance(bad, DirectoryError)
+    assert bad.status == 401
+    assert "Access token validation failure" in str(bad)
+
+
+def test_build_services_from_production_settings_signs_in_with_the_credential(
+    graphsim_url: str, azurite: object
+) -> None:
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,  # type: ignore[attr-defined]
+        "TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "NOTIFICATION_URL": "https://guard.example/api/graph/notifications",
+        "LIFECYCLE_NOTIFICATION_URL": "https://guard.example/api/graph/lifecycle",
+        "CLIENT_STATE": "a-client-state-of-32-characters!",
+        "GRAPH_BASE_URL": graphsim_url,  # no GRAPH_STATIC_TOKEN: the production path
+        "AZURE_CLIENT_ID": TEST_APP_ID,
+        **dict.fromkeys(
+            (
+                "SUBSCRIPTION_KEEPER_SCHEDULE",
+                "SYNC_WATCH_SCHEDULE",
+                "RECHECK_ERRORS_SCHEDULE",
+                "POISON_WATCH_SCHEDULE",
+                "RECONCILE_SCHEDULE",
+            ),
+            "0 0 0 1 1 *",
+        ),
+    }
+    credential = MintingCredential(SECRET)
+    services = build_services(env, credential=credential)
+    assert services.settings.graph_static_token is None
+
+    async def call() -> object:
+        directory = services.directory
+        assert isinstance(directory, GraphDirectory)
+        try:
+            return await directory.organization()
+        finally:
+            await directory.aclose()
+
+    organization = _run(call())
+    assert isinstance(organization, dict)
+    assert organization["displayName"] == "Contoso (graphsim)"
+    assert credential.requests == [GLOBAL_SCOPE]
+
+
+def test_the_cli_without_a_token_signs_in_with_a_credential_and_fails_clearly() -> None:
+    """`license-guard snapshot` with no --token takes DefaultAzureCredential; restricted to the
+    Azure CLI credential with no `az` on PATH it cannot get a token, and says so (exit 2, one
+    line) instead of the SDK's traceback. Nothing reaches the network: no token, no request."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "GRAPH_", "IDENTITY_"))
+    }
+    env |= {
+        "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
+        "PATH": str(Path(sys.executable).parent),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared",
+            "snapshot",
+            "--graph-base-url",
+            "https://graph.microsoft.us/v1.0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no access token for Microsoft Graph" in done.stderr
+    assert "AzureCliCredential: Azure CLI not found on path" in done.stderr

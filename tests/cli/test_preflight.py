@@ -1,0 +1,226 @@
+"""`license-guard preflight` against graphsim (`--token SECRET`, JWT tokens), a dedicated
+Azurite and a loopback webhook receiver: one run where everything is ready (exit 0), and runs
+with distinct faults, each named in the checklist with its fix (exit 1); bad input exits 2.
+
+The validation handshake it imitates: graph-facts §1.4,
+https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devhost.azurite import Azurite, AzuriteEndpoints
+from devhost.provision import provision_storage
+from graphsim.server import serve_in_thread
+from shared.cli import main
+from shared.preflight import run_preflight
+from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
+from tests.graphsim.conftest import make_tenant
+from tests.graphsim.receiver import Receiver, receiver
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "graphsim-preflight-secret-0123456789abcdef"
+ALL_ROLES = [
+    "Group.Read.All",
+    "User.Read.All",
+    "Organization.Read.All",
+    "AuditLog.Read.All",
+    "User.ReadWrite.All",
+    "Mail.Send",
+]
+SENDER = "user0@contoso.example"  # a user of tests/graphsim/conftest.make_tenant
+
+
+@pytest.fixture(scope="module")
+def storage() -> Iterator[AzuriteEndpoints]:
+    with Azurite() as endpoints:  # its own: the checks need an account set up like Azure's
+        provision_storage(endpoints.connection_string)
+        yield endpoints
+
+
+@pytest.fixture(scope="module")
+def graph_url() -> Iterator[str]:
+    with serve_in_thread(make_tenant(), token=SECRET) as url:
+        yield url
+
+
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    with receiver() as rec:
+        yield rec
+
+
+def settings(graph_url: str, storage: AzuriteEndpoints, webhook: Receiver) -> dict[str, str]:
+    return {
+        "GRAPH_BASE_URL": graph_url,
+        "AzureWebJobsStorage": storage.connection_string,
+        "TENANT_ID": TEST_TENANT_ID,
+        "LICENSE_GUARD_MODE": "act",
+        "ALERT_SENDER": SENDER,
+        "CLIENT_STATE": "a-client-state-of-32-characters!",
+        "NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+        "LIFECYCLE_NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+    }
+
+
+def args(**overrides: Any) -> argparse.Namespace:
+    return argparse.Namespace(**({"graph_base_url": None, "token": None, "mode": None} | overrides))
+
+
+def preflight(env: dict[str, str], credential: MintingCredential) -> tuple[int, str]:
+    out = io.StringIO()
+    status = run_preflight(args(), credential=credential, env=env, out=out)
+    return status, out.getvalue()
+
+
+def line(output: str, name: str) -> str:
+    found = [text for text in output.splitlines() if text.strip()[2:].startswith(f"{name} ")]
+    assert found, f"no checklist line for {name}:\n{output}"
+    return found[0]
+
+
+def test_everything_ready_passes_through_the_production_credential_path(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    credential = MintingCredential(SECRET, claims={"roles": ALL_ROLES})
+    status, output = preflight(settings(graph_url, storage, webhook), credential)
+    assert status == 0, output
+    assert f"appid {TEST_APP_ID}" in line(output, "token")
+    assert f"tenant {TEST_TENANT_ID}" in line(output, "token")
+    assert credential.requests
+    assert set(credential.requests) == {("https://graph.microsoft.com/.default",)}
+    for permission in ALL_ROLES:
+        assert line(output, f"Graph {permission}").lstrip().startswith("✓")
+    assert "sender mailbox user0@contoso.example exists" in line(output, "Graph Mail.Send")
+    assert line(output, "storage container reports").lstrip().startswith("✓")
+    assert line(output, "storage queue reprocess-user-poison").lstrip().startswith("✓")
+    assert line(output, "storage table findings").lstrip().startswith("✓")
+    assert "function-key" not in output  # the URL's key is never printed
+    assert len(webhook.validations) == 2
+    assert output.rstrip().endswith("0 failed, 0 skipped")
+
+
+def test_missing_grant_missing_mailbox_and_bad_secret_fail_each_with_a_fix(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    env = settings(graph_url, storage, webhook) | {
+        "ALERT_SENDER": "nobody@contoso.example",
+        "CLIENT_STATE": "too-short",
+    }
+    roles = [r for r in ALL_ROLES if r != "User.ReadWrite.All"]
+    status, output = preflight(env, MintingCredential(SECRET, claims={"roles": roles}))
+    assert status == 1
+    write = line(output, "Graph User.ReadWrite.All")
+    assert write.lstrip().startswith("✗")
+    assert "NOT granted" in write
+    mail = line(output, "Graph Mail.Send")
+    assert mail.lstrip().startswith("✗")
+    assert "nobody@contoso.example not found" in mail
+    assert line(output, "CLIENT_STATE").lstrip().startswith("✗")
+    fixes = [text.strip() for text in output.splitlines() if text.strip().startswith("fix:")]
+    assert any("--enable-reprocess" in fix for fix in fixes)
+    assert any("ALERT_SENDER" in fix for fix in fixes)
+    assert any("16-128" in fix for fix in fixes)
+    assert "3 failed" in output
+
+
+def test_a_refused_token_and_a_webhook_that_does_not_echo_fail(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    webhook.mode = "wrong-echo"
+    forged = MintingCredential("another-secret-graphsim-does-not-know-0123")
+    status, output = preflight(settings(graph_url, storage, webhook), forged)
+    assert status == 1
+    users = line(output, "Graph User.Read.All")
+    assert users.lstrip().startswith("✗")
+    assert "Graph refused the access token" in users
+    notification = line(output, "NOTIFICATION_URL")
+    assert notification.lstrip().startswith("✗")
+    assert "without the token" in notification
+
+
+def test_missing_storage_resources_and_no_storage_at_all(graph_url: str, webhook: Receiver) -> None:
+    with Azurite() as empty:
+        env = settings(graph_url, empty, webhook)
+        status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
+    assert status == 1
+    queue = line(output, "storage queue groups-changed")
+    assert queue.lstrip().startswith("✗")
+    assert "does not exist" in queue
+    assert "azd provision" in output
+    env.pop("AzureWebJobsStorage")
+    status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
+    assert status == 0, output
+    assert "AzureWebJobsStorage is not set: not checked" in line(output, "storage")
+
+
+def test_the_command_line_with_a_token_graphsim_issued(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    issued = httpx.post(
+        graph_url.replace("/v1.0", "/_sim/token"),
+        json={"claims": {"appid": "cli-app", "roles": ALL_ROLES}},
+        timeout=10,
+    ).json()["access_token"]
+    env = dict(os.environ) | settings(graph_url, storage, webhook)
+    env["GRAPH_STATIC_TOKEN"] = issued
+    done = subprocess.run(
+        [sys.executable, "-m", "shared", "preflight", "--mode", "observe"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mode observe, permission sets: read, alerts" in done.stdout
+    assert "appid cli-app" in done.stdout
+    assert "Graph User.ReadWrite.All" not in done.stdout  # observe mode needs no write grant
+
+
+def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["preflight", "--graph-base-url", "https://graph.contoso.example/v1.0"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "is not a Microsoft Graph host" in err
+    assert "Traceback" not in err
+
+
+def test_a_read_grant_missing_fails_its_probe_with_graphs_403(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    roles = [r for r in ALL_ROLES if r != "AuditLog.Read.All"]
+    status, output = preflight(
+        settings(graph_url, storage, webhook), MintingCredential(SECRET, claims={"roles": roles})
+    )
+    assert status == 1
+    audit = line(output, "Graph AuditLog.Read.All")
+    assert audit.lstrip().startswith("✗")
+    assert "403 Authorization_RequestDenied" in audit
+    assert line(output, "Graph User.Read.All").lstrip().startswith("✓")
+    assert "1 failed" in output
+
+
+def test_a_token_for_another_tenant_is_named(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    env = settings(graph_url, storage, webhook) | {
+        "TENANT_ID": "00000000-0000-0000-0000-000000000001"
+    }
+    status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
+    assert status == 1
+    tenant = line(output, "tenant")
+    assert tenant.lstrip().startswith("✗")
+    assert f"the token is for tenant {TEST_TENANT_ID}" in tenant
