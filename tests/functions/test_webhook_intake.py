@@ -7,19 +7,20 @@ Calls `graph_notifications` as the Functions worker does (the registered user fu
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import azure.functions as func
 import orjson
 import pytest
-import structlog
 
 import function_app
 from devhost.index import app_functions
 from shared.adapters.queues import GROUPS_CHANGED, MessageQueue
 from shared.bootstrap import use
+from shared.logging import configure_logging
 from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
 from shared.service.notifications import MAX_REJECTION_SAMPLES
 from shared.webhook import MAX_BODY_BYTES
@@ -141,16 +142,33 @@ def forged_megabyte() -> tuple[bytes, int]:
     return data, n
 
 
-def test_a_megabyte_of_forged_items_is_answered_fast_with_one_summary_line(
-    world: World,
+@pytest.fixture
+def events(caplog: pytest.LogCaptureFixture) -> Callable[[], list[dict[str, Any]]]:
+    """The service's log events as the app emits them in production (structlog through
+    `logging`, fields as record attributes): capture_logs cannot see loggers structlog cached
+    after another test configured logging, the records always can."""
+    caplog.set_level(logging.INFO)
+    configure_logging([caplog.handler])
+
+    def read() -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in vars(r).items() if not k.startswith("_")}
+            for r in caplog.records
+            if isinstance(getattr(r, "event", None), str)
+        ]
+
+    return read
+
+
+def test_a_megabyte_of_forged_items_is_answered_with_one_summary_line(
+    world: World, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
+    """One summary line, not one per item (the figure for its speed is bench/reliability_fuzz)."""
     data, n = forged_megabyte()
     assert n > 40_000
 
-    started = time.perf_counter()
-    with structlog.testing.capture_logs() as logs:
-        response = post(data)
-    elapsed = time.perf_counter() - started
+    response = post(data)
+    logs = events()
 
     assert response.status_code == 202
     assert world.messages(GROUPS_CHANGED) == []
@@ -161,18 +179,19 @@ def test_a_megabyte_of_forged_items_is_answered_fast_with_one_summary_line(
     assert summary["rejected"] == n
     assert summary["reasons"] == {"clientState does not match": n}
     assert len(summary["samples"]) == MAX_REJECTION_SAMPLES
-    assert elapsed < 1.5, f"{elapsed:.2f} s for {n} forged items (Graph allows 3 s)"
 
 
-def test_the_summary_counts_each_reason(world: World) -> None:
+def test_the_summary_counts_each_reason(
+    world: World, events: Callable[[], list[dict[str, Any]]]
+) -> None:
     items = [
         notification(GUID),
         notification(GUID, clientState="wrong-client-state"),
         notification(GUID, clientState="wrong-client-state"),
         notification(GUID, tenantId=str(uuid.uuid4())),
     ]
-    with structlog.testing.capture_logs() as logs:
-        response = post(body(*items))
+    response = post(body(*items))
+    logs = events()
 
     assert response.status_code == 202
     [summary] = [e for e in logs if e["event"] == "security.notification_rejected"]
