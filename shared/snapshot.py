@@ -224,6 +224,12 @@ class _Parser:
                     f"{sku.part_number}"
                 )
             licenses.append(LicenseAssignment(sku_id, disabled))
+        if licenses and not isinstance(obj.get("members"), list):
+            # Read as "no members", a licensed group would silently license nobody.
+            raise SnapshotError(
+                f"{where}: missing required list 'members' (a licensed group needs its "
+                'members; write "members": [] for an empty group)'
+            )
         member_users, member_groups = self._members(obj, where, users, group_ids)
         return Group(
             id=group_id,
