@@ -27,6 +27,14 @@ USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 GBL_ACTOR = "Microsoft Entra group-Based Licensing"
 
+# Entra's group-based licensing is asynchronous: a change waits in a queue, then members are
+# processed at some rate, so a big group takes longer ("usually within minutes"; a seed article
+# measured ~30 min for 1,500 users). Defaults: a minute in the queue, then 50 users a minute;
+# a tenant's x-graphsim can set either (processingDelaySeconds 0 and processingRatePerMinute
+# null: instant, the old behaviour).
+DEFAULT_DELAY_SECONDS = 60.0
+DEFAULT_RATE_PER_MINUTE = 50.0
+
 # change-log kinds: group properties changed, member added, member removed, group deleted
 PROPS, ADDED, REMOVED, DELETED = "p", "a", "r", "d"
 
@@ -96,12 +104,12 @@ class SimState:
         self.audit: list[Obj] = []
         self.subscriptions: dict[str, Obj] = {}
         self.outbox: list[Obj] = []
-        rate = self.x.get("processingRatePerMinute")
+        rate = self.x.get("processingRatePerMinute", DEFAULT_RATE_PER_MINUTE)
         self.processor = LicenseProcessor(
             self._process_now,
             self._processing_state,
             rate_per_minute=float(rate) if rate else None,
-            delay_seconds=float(self.x.get("processingDelaySeconds") or 0),
+            delay_seconds=float(self.x.get("processingDelaySeconds", DEFAULT_DELAY_SECONDS) or 0),
         )
 
     def reset(self) -> None:

@@ -202,7 +202,15 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     capture.clear()
 
     seat_moves_in_one_sync(sim)
+    assert license_states(stack, LYNNE, E3) == []  # Entra has queued the group, no more
+    assert graph_get(stack, f"/groups/{BASE}?$select=id,licenseProcessingState")[
+        "licenseProcessingState"
+    ] == {"state": "QueuedForProcessing"}
+    settle(stack.host, sim, recheck=False)  # the service sees the group queued and waits
     assert license_states(stack, LYNNE, E3) == [("Error", "CountViolation")]
+    assert "PendingGroupAssignment" in codes_of(stack, LYNNE)
+    assert requests(sim, REPROCESS) == 0
+    assert stack.host.fire_timer("recheck_errors").outcome == "succeeded"
     settle(stack.host, sim)
 
     delivered = [d for d in sim.deliveries() if d["outcome"] == "delivered"]
@@ -218,8 +226,13 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     assert license_states(stack, LYNNE, E3) == [("Active", None)]
     called = capture.named("reprocess.called")
     assert [e["user_id"] for e in called] == [LYNNE]
+    # The notification's recompute saw the group still queued and left Lynne pending; the
+    # recheck (one correlation id from timer to Graph call) reprocessed her.
     accepted = {e["correlation_id"] for e in capture.named("notification.accepted")}
-    assert called[0]["correlation_id"] in accepted  # one id from webhook to Graph call
+    recomputed = {e["correlation_id"] for e in capture.named("users.recomputed")}
+    assert accepted & recomputed
+    rechecked = {e["correlation_id"] for e in capture.named("errors.rechecked")}
+    assert called[0]["correlation_id"] in rechecked
 
 
 def test_a_uniqueness_violation_is_recorded_not_reprocessed(

@@ -27,6 +27,7 @@ async def states(sim: Harness, uid: str) -> list[dict[str, object]]:
 async def test_add_member_licenses_user_and_consumes_a_seat(sim: Harness) -> None:
     r = await sim.post(f"/groups/{G_SALES}/members/$ref", json=ref(USERS[7]))
     assert r.status_code == 204
+    await sim.settle()
     st = await states(sim, USERS[7])
     assert [(s["assignedByGroup"], s["skuId"], s["state"]) for s in st] == [(G_SALES, E3, "Active")]
     skus = {s["skuId"]: s for s in (await sim.get("/subscribedSkus")).json()["value"]}
@@ -35,6 +36,7 @@ async def test_add_member_licenses_user_and_consumes_a_seat(sim: Harness) -> Non
     assert r.status_code == 400  # already a member
     r = await sim.http.delete(f"/groups/{G_SALES}/members/{USERS[7]}/$ref")
     assert r.status_code == 204
+    await sim.settle()
     assert await states(sim, USERS[7]) == []
     r = await sim.http.delete(f"/groups/{G_SALES}/members/{USERS[7]}/$ref")
     assert r.status_code == 404
@@ -43,6 +45,7 @@ async def test_add_member_licenses_user_and_consumes_a_seat(sim: Harness) -> Non
 async def test_count_violation_is_not_retried_when_seats_free_up(sim: Harness) -> None:
     sim.sim.state.set_prepaid_units(E3, {"enabled": 4})
     await sim.post(f"/groups/{G_SALES}/members/$ref", json=ref(USERS[7]))
+    await sim.settle()
     st = await states(sim, USERS[7])
     assert st[0]["error"] == "CountViolation"
     sim.sim.state.set_prepaid_units(E3, {"enabled": 10})
@@ -65,6 +68,7 @@ async def test_on_prem_synced_group_rejects_ref_changes_until_sync(sim: Harness)
     sim.sim.state.clock.advance(1800)
     result = sim.sim.state.run_sync_cycle()
     assert result["applied"] == 1
+    await sim.settle()
     org = (await sim.get("/organization")).json()["value"][0]
     assert org["onPremisesLastSyncDateTime"] == "2025-01-06T09:30:00Z"
     assert [s["skuId"] for s in await states(sim, USERS[7])] == [EMS]
@@ -81,6 +85,7 @@ async def test_pending_on_prem_changes_from_snapshot() -> None:
     )
     try:
         h.sim.state.run_sync_cycle()
+        await h.settle()
         assert await states(h, USERS[4]) == []
     finally:
         await h.close()
@@ -113,11 +118,13 @@ async def test_group_assign_license_is_202_and_processes(sim: Harness) -> None:
     assert r.status_code == 202
     assert r.headers["Location"].endswith(f"/groups/{G_PLAIN}")
     assert r.json()["assignedLicenses"] == [{"disabledPlans": [], "skuId": EMS}]
+    await sim.settle()
     assert [s["skuId"] for s in await states(sim, USERS[6])] == [EMS]
     r = await sim.post(
         f"/groups/{G_PLAIN}/assignLicense", json={"addLicenses": [], "removeLicenses": [EMS]}
     )
     assert r.status_code == 202
+    await sim.settle()
     assert await states(sim, USERS[6]) == []
 
 
@@ -200,3 +207,29 @@ async def test_send_mail_errors(sim: Harness) -> None:
     assert r.json()["error"]["code"] == "ErrorInvalidRecipients"
     r = await sim.post("/users/nobody@x/sendMail", json={"message": {}})
     assert r.status_code == 404
+
+
+async def test_default_processing_is_asynchronous_and_scales_with_group_size(sim: Harness) -> None:
+    """Group-based licensing is asynchronous: changes "usually take effect within minutes"
+    (https://learn.microsoft.com/en-us/entra/fundamentals/concept-group-based-licensing) and
+    processing is slower for big groups and under load, with Start/Finish audit events
+    (https://learn.microsoft.com/en-us/entra/identity/users/licensing-group-advanced). By
+    default graphsim queues a change for a minute, then processes 50 users a simulated minute."""
+    url = f"/groups/{G_SALES}?$select=id,licenseProcessingState"
+    r = await sim.post(
+        f"/groups/{G_SALES}/assignLicense",
+        json={"addLicenses": [{"skuId": EMS, "disabledPlans": []}], "removeLicenses": []},
+    )
+    assert r.status_code == 202
+    assert (await sim.get(url)).json()["licenseProcessingState"]["state"] == "QueuedForProcessing"
+    assert [len(await states(sim, u)) for u in USERS[:4]] == [1, 1, 1, 1]  # nothing yet
+    sim.sim.advance(59)
+    assert (await sim.get(url)).json()["licenseProcessingState"]["state"] == "QueuedForProcessing"
+    sim.sim.advance(6)  # queued a minute, then 4 users at 50 a minute take ~5 s
+    assert (await sim.get(url)).json()["licenseProcessingState"]["state"] == "ProcessingComplete"
+    assert [len(await states(sim, u)) for u in USERS[:4]] == [2, 2, 2, 2]
+    processor = sim.sim.state.processor
+    now = sim.sim.state.clock.now()
+    processor.schedule(now, None, [f"user-{i}" for i in range(1500)])
+    assert processor.time_to_finish(now) == pytest.approx(60 + 30 * 60, abs=1)
+
