@@ -411,6 +411,15 @@ class SimState:
     def set_group_licenses(self, gid: str, add: list[Obj], remove: list[str], who: str) -> Obj:
         group = self.group(gid)
         clean_add, clean_remove = self._check_licenses(add, remove)
+        if clean_add and group.get("securityEnabled") is not True:
+            # Group-based licensing works only with security groups and security-enabled
+            # Microsoft 365 groups: distribution lists and securityEnabled=false M365 groups
+            # are refused up front.
+            raise bad_request(
+                "License assignment is supported only for security groups and Microsoft 365 "
+                "groups that have securityEnabled=true.",
+                code="Request_BadRequest",
+            )
         current = {a["skuId"]: a for a in group.get("assignedLicenses") or []}
         for sku in clean_remove:
             current.pop(sku, None)
@@ -442,6 +451,12 @@ class SimState:
     def assign_user_license(self, uid: str, add: list[Obj], remove: list[str], who: str) -> Obj:
         user = self.user(uid)
         clean_add, clean_remove = self._check_licenses(add, remove)
+        if clean_add and not user.get("usageLocation"):
+            # Direct assignment needs the user's usage location (only group assignment falls
+            # back to the tenant's country).
+            raise bad_request(
+                "License assignment cannot be done for user with invalid usage location."
+            )
         states: list[Obj] = user.setdefault("licenseAssignmentStates", [])
         for sku in clean_remove:
             direct = [s for s in states if s.get("skuId") == sku and not s.get("assignedByGroup")]

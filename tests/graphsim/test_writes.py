@@ -233,3 +233,50 @@ async def test_default_processing_is_asynchronous_and_scales_with_group_size(sim
     processor.schedule(now, None, [f"user-{i}" for i in range(1500)])
     assert processor.time_to_finish(now) == pytest.approx(60 + 30 * 60, abs=1)
 
+
+async def test_group_licenses_only_on_security_enabled_groups(tenant: dict[str, object]) -> None:
+    """Group-based licensing works with security groups and Microsoft 365 groups that have
+    securityEnabled=true only
+    (https://learn.microsoft.com/en-us/entra/fundamentals/concept-group-based-licensing);
+    distribution lists and mail-only M365 groups are refused, and license nobody."""
+    groups = tenant["groups"]
+    assert isinstance(groups, list)
+    dl = dict(groups[2], id=USERS[0][:-12] + "0000000000d1", displayName="DL")
+    dl.update(mailEnabled=True, securityEnabled=False, groupTypes=[])
+    m365 = dict(dl, id=USERS[0][:-12] + "0000000000d2", groupTypes=["Unified"])
+    m365_secure = dict(m365, id=USERS[0][:-12] + "0000000000d3", securityEnabled=True)
+    groups += [dl, m365, m365_secure]
+    h = Harness(tenant)
+    try:
+        body = {"addLicenses": [{"skuId": EMS, "disabledPlans": []}], "removeLicenses": []}
+        for refused in (dl, m365):
+            r = await h.post(f"/groups/{refused['id']}/assignLicense", json=body)
+            assert r.status_code == 400
+            assert "security" in r.json()["error"]["message"]
+            got = (await h.get(f"/groups/{refused['id']}?$select=id,assignedLicenses")).json()
+            assert got["assignedLicenses"] == []
+        r = await h.post(f"/groups/{m365_secure['id']}/assignLicense", json=body)
+        assert r.status_code == 202
+        await h.settle()
+        assert [s["skuId"] for s in await states(h, USERS[6])] == [EMS]
+    finally:
+        await h.close()
+
+
+async def test_direct_assignment_needs_a_usage_location(sim: Harness) -> None:
+    """Direct assignment to a user without usageLocation fails with Graph's message "License
+    assignment cannot be done for user with invalid usage location." ("Before a license can be
+    assigned to a user, the administrator has to specify the Usage location property on the
+    user. For group license assignment, any users without a usage location specified inherit
+    the location of the directory":
+    https://learn.microsoft.com/en-us/entra/identity/users/licensing-admin-center)."""
+    sim.sim.state.set_usage_location(USERS[6], None)
+    body = {"addLicenses": [{"skuId": EMS, "disabledPlans": []}], "removeLicenses": []}
+    r = await sim.post(f"/users/{USERS[6]}/assignLicense", json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == (
+        "License assignment cannot be done for user with invalid usage location."
+    )
+    assert await states(sim, USERS[6]) == []
+    sim.sim.state.set_usage_location(USERS[6], "GB")
+    assert (await sim.post(f"/users/{USERS[6]}/assignLicense", json=body)).status_code == 200
