@@ -90,6 +90,11 @@ class SimClient:
         )
         return result
 
+    def reset_delta_sync(self) -> Obj:
+        """Synchronization reset: delta links handed out so far answer 410 Gone."""
+        result: Obj = self._call("POST", "/delta/reset")
+        return result
+
     def sync_cycle(self) -> Obj:
         result: Obj = self._call("POST", "/sync")
         return result

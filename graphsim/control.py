@@ -92,6 +92,10 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         )
         return {"deleted": True}
 
+    async def delta_reset(request: Request, body: Obj) -> Obj:
+        state.reset_delta_sync()
+        return {"deltaReset": True}
+
     async def prepaid(request: Request, body: Obj) -> Obj:
         return state.set_prepaid_units(request.path_params["sku"], body)
 
@@ -167,6 +171,7 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         Route(f"{p}/groups/{{gid}}/members/{{mid}}", wrap(remove_member), methods=["DELETE"]),
         Route(f"{p}/groups/{{gid}}/licenses", wrap(set_licenses), methods=["PUT", "POST"]),
         Route(f"{p}/groups/{{gid}}", wrap(delete_group), methods=["DELETE"]),
+        Route(f"{p}/delta/reset", wrap(delta_reset), methods=["POST"]),
         Route(f"{p}/skus/{{sku}}/prepaidUnits", wrap(prepaid), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/usageLocation", wrap(usage_location), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/duplicateProxy", wrap(duplicate_proxy), methods=["PUT"]),

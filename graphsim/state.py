@@ -99,6 +99,7 @@ class SimState:
                 self.groups[gid]["onPremisesSyncEnabled"] = True
         self.pending_onprem: list[Obj] = list(self.x.get("pendingOnPremChanges") or [])
         self.generation = uuid.uuid4().hex[:8]
+        self.delta_generation = self.generation
         self.log: list[tuple[str, str, str | None, str | None]] = []
         self.deleted_groups: dict[str, str] = {}
         self.audit: list[Obj] = []
@@ -523,6 +524,10 @@ class SimState:
         self.deleted_groups[gid] = "deleted" if permanent else "changed"
         self.record_audit("Delete group", "GroupManagement", who, [self._target(group, "Group")])
         self._changed(gid, DELETED, "deleted" if permanent else "changed")
+
+    def reset_delta_sync(self) -> None:
+        """A synchronization reset: every delta token issued so far now answers 410 Gone."""
+        self.delta_generation = uuid.uuid4().hex[:8]
 
     def set_prepaid_units(self, sku_id: str, units: Obj) -> Obj:
         sku = self.skus.get(sku_id) or next(

@@ -46,7 +46,9 @@ class DirectoryError(Exception):
 
 
 class DeltaTokenExpired(DirectoryError):
-    """The delta token is unknown or expired (410 Gone / syncStateNotFound): resync in full."""
+    """The delta token cannot be used: expired (400 syncStateNotFound), unknown (400
+    resyncRequired) or invalidated by a synchronization reset (410 Gone, whose Location is the
+    same query with an empty token). Each means: resync in full."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ or expired token raises `DeltaTokenExpired`), unknown ids are absent, reprocess 
 user is False, subscriptions expire within Graph's 41,760-minute limit.
 
 Test hands: `add_member`, `remove_member`, `set_group_licenses`, `set_user_state`,
-`delete_group`, `expire_delta_tokens`, `fail_next_send_mail`; observations: `reprocessed` (user
-ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`, `message`,
-`saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
+`delete_group`, `expire_delta_tokens`, `reset_delta_sync`, `fail_next_send_mail`; observations:
+`reprocessed` (user ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`,
+`message`, `saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
 
 Paging: `users_page` (users in id order) and `group_members_page` serve `page_size` objects per
 page with opaque `fake://` next links. Audit log: `audits` is a plain list of Graph
@@ -190,6 +190,8 @@ class FakeDirectory:
         self._subs: dict[str, Subscription] = {}
         self._log: list[tuple[str, str, str | None]] = []  # (group id, kind, member id)
         self._tokens: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self._expired: set[str] = set()
+        self._reset: set[str] = set()
         self._token_ids = itertools.count(1)
 
     @property
@@ -287,7 +289,14 @@ class FakeDirectory:
         self.record_audit("Delete group", [_target(group, "Group")], actor=actor)
 
     def expire_delta_tokens(self) -> None:
-        """Every delta link handed out so far becomes unknown (as after 7 days)."""
+        """Every delta link handed out so far is expired (as after 7 days): 400
+        syncStateNotFound, as Graph answers."""
+        self._expired.update(self._tokens)
+        self._tokens.clear()
+
+    def reset_delta_sync(self) -> None:
+        """A synchronization reset: every delta link handed out so far answers 410 Gone."""
+        self._reset.update(self._tokens)
         self._tokens.clear()
 
     # ------------------------------------------------------------------ reads
@@ -336,10 +345,19 @@ class FakeDirectory:
             }
             return DeltaRound(groups, self._issue(ids), initial=True)
         token = self._tokens.get(delta_link)
-        if token is None:
+        if token is None and delta_link in self._reset:
             raise DeltaTokenExpired(
-                410, "syncStateNotFound", "The sync state is not found or has expired."
+                410, "resyncRequired", "The sync state was reset. Synchronize again."
             )
+        if token is None and delta_link in self._expired:
+            raise DeltaTokenExpired(
+                400,
+                "syncStateNotFound",
+                "The sync state generation is not found. The delta token is expired and data "
+                "must be synchronized again.",
+            )
+        if token is None:
+            raise DeltaTokenExpired(400, "resyncRequired", "The delta token is not valid.")
         start, ids = token
         return DeltaRound(self._changes(start, set(ids)), self._issue(ids), initial=False)
 

@@ -183,8 +183,9 @@ async def _run_partition(
 ) -> None:
     try:
         delta = await svc.directory.group_delta(partition.group_ids, partition.delta_link)
-    except DeltaTokenExpired:
-        log.warning("delta.resync", partition=partition.index, reason="token expired")
+    except DeltaTokenExpired as exc:
+        reason = "sync reset" if exc.status == 410 else "token expired or unknown"
+        log.warning("delta.resync", partition=partition.index, reason=reason, code=exc.code)
         outcome.resynced.append(partition.index)
         delta = await svc.directory.group_delta(partition.group_ids, None)
     outcome.partitions_run.append(partition.index)

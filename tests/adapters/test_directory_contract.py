@@ -194,6 +194,9 @@ class FakeDriver:
     def expire_delta_tokens(self) -> None:
         self.fake.expire_delta_tokens()
 
+    def reset_delta_sync(self) -> None:
+        self.fake.reset_delta_sync()
+
 
 class GraphDriver:
     name = "graph"
@@ -218,6 +221,9 @@ class GraphDriver:
 
     def expire_delta_tokens(self) -> None:
         self.sim.advance_clock(days=8)  # directory delta tokens live 7 days
+
+    def reset_delta_sync(self) -> None:
+        self.sim.reset_delta_sync()
 
     def now(self) -> str:
         return self.sim.now()
@@ -372,9 +378,27 @@ async def test_delta_expired_token_raises(driver: Driver) -> None:
     driver.expire_delta_tokens()
     with pytest.raises(DeltaTokenExpired) as err:
         await driver.directory.group_delta([EMS], first.delta_link)
-    assert err.value.status == 410
+    assert (err.value.status, err.value.code) == (400, "syncStateNotFound")
     again = await driver.directory.group_delta([EMS], None)  # the full resync works
     assert again.groups[EMS].added == user_members(EMS)
+
+
+async def test_delta_after_a_synchronization_reset_raises(driver: Driver) -> None:
+    first = await driver.directory.group_delta([EMS], None)
+    driver.reset_delta_sync()
+    with pytest.raises(DeltaTokenExpired) as err:
+        await driver.directory.group_delta([EMS], first.delta_link)
+    assert err.value.status == 410
+    again = await driver.directory.group_delta([EMS], None)
+    assert again.groups[EMS].added == user_members(EMS)
+
+
+async def test_delta_with_an_unknown_token_raises(driver: Driver) -> None:
+    first = await driver.directory.group_delta([EMS], None)
+    forged = first.delta_link.split("$deltatoken=")[0] + "$deltatoken=bm90LWEtdG9rZW4"
+    with pytest.raises(DeltaTokenExpired) as err:
+        await driver.directory.group_delta([EMS], forged)
+    assert (err.value.status, err.value.code) == (400, "resyncRequired")
 
 
 async def test_delta_takes_at_most_fifty_ids(driver: Driver) -> None:

@@ -118,24 +118,51 @@ async def test_property_change_reported_without_members(sim: Harness) -> None:
     assert "members@delta" not in objs[0]
 
 
-async def test_token_expires_after_lifetime_with_410(sim: Harness) -> None:
+async def test_an_expired_token_is_400_sync_state_not_found(sim: Harness) -> None:
+    """Delta tokens for directory objects live 7 days; past that Graph answers BadRequest with
+    code syncStateNotFound ("The sync state generation is not found. The delta token is expired
+    and data must be synchronized again."): https://learn.microsoft.com/en-us/graph/delta-query-overview
+    ("Token duration") and https://devblogs.microsoft.com/microsoft365dev/duration-of-change-tracking-tokens-for-identity-and-education-resources/"""
     _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
     sim.sim.advance(6 * 86400)
     _, link, _ = await round_trip(sim, link)  # still valid, and renewed
     sim.sim.advance(7 * 86400 + 1)
     r = await sim.get(link)
-    assert r.status_code == 410
+    assert r.status_code == 400
     assert r.json()["error"]["code"] == "syncStateNotFound"
-    assert r.headers["Location"].endswith("/groups/delta?%24select=members")
+    assert "expired" in r.json()["error"]["message"]
+    assert "Location" not in r.headers
 
 
-async def test_unknown_or_reset_token_is_410(sim: Harness) -> None:
+async def test_an_unknown_token_is_400_resync_required(sim: Harness) -> None:
+    """A token the service never issued is a 40X error telling the client to resync
+    (https://learn.microsoft.com/en-us/graph/delta-query-overview, "Token duration": "40X-series
+    error with error codes such as syncStateNotFound"; resyncRequired is Graph's code for a
+    delta token that is no longer valid)."""
     r = await sim.get("/groups/delta?$deltatoken=garbage")
-    assert r.status_code == 410
-    _, link, _ = await round_trip(sim, "/groups/delta")
-    sim.sim.reset()
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "resyncRequired"
+
+
+async def test_a_synchronization_reset_is_410_with_an_empty_token_location(sim: Harness) -> None:
+    """Synchronization reset: 410 Gone with a Location header holding the delta URL with an
+    empty $deltatoken, from which the client restarts a full synchronization
+    (https://learn.microsoft.com/en-us/graph/delta-query-overview, "Synchronization reset")."""
+    query = f"/groups/delta?$select=members&$filter=id eq '{G_PLAIN}'"
+    _, link, _ = await round_trip(sim, query)
+    sim.sim.state.reset_delta_sync()
     r = await sim.get(link)
     assert r.status_code == 410
+    location = r.headers["Location"]
+    assert location.endswith("&%24deltatoken=")
+    assert "%24select=members" in location
+    objs, again, _ = await round_trip(sim, location)  # restarting from it is a full round
+    assert [o["id"] for o in objs] == [G_PLAIN]
+    assert [m["id"] for m in objs[0]["members@delta"]] == [USERS[6]]
+    assert (await round_trip(sim, again))[0] == []  # the restarted round's link works
+    _, link, _ = await round_trip(sim, "/groups/delta")
+    sim.sim.reset()  # a tenant reset invalidates every token the same way
+    assert (await sim.get(link)).status_code == 410
 
 
 async def test_deltatoken_latest_gives_only_a_link(sim: Harness) -> None:

@@ -224,6 +224,23 @@ async def test_an_expired_delta_token_resyncs_in_full_and_still_finds_leavers(
     assert again.resynced == []
 
 
+async def test_a_synchronization_reset_resyncs_in_full_and_still_finds_leavers(
+    world: World,
+) -> None:
+    """410 Gone (a reset) is handled like an expired token: one full round from scratch."""
+    await settled(world)
+    world.directory.remove_member(E3_BASE, DIEGO)
+    world.directory.reset_delta_sync()
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.resynced == [0]
+    assert recomputed_users(world) == {DIEGO}
+    assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
+    again = await handle_group_changes(world.svc, sweep())
+    assert again.resynced == []
+
+
 async def test_a_sweep_with_nothing_changed_recomputes_nobody(world: World) -> None:
     await settled(world)
 
