@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from .errors import GraphError, bad_request, unsupported_query
 from .odata import decode_token, encode_token
-from .state import ADDED, DELETED, PROPS, REMOVED, SimState
+from .state import ADDED, DELETED, PROPS, REMOVED, RESTORED, SimState
 
 Obj = dict[str, Any]
 MAX_IDS = 50
@@ -218,11 +218,15 @@ class DeltaEngine:
         for gid, kind, mid, mtype in self.state.log[start:end]:
             if wanted is not None and gid.lower() not in wanted:
                 continue
-            rec = agg.setdefault(gid, {"props": False, "removed": None, "members": {}})
+            rec = agg.setdefault(
+                gid, {"props": False, "removed": None, "restored": False, "members": {}}
+            )
             if kind == PROPS:
                 rec["props"] = True
             elif kind == DELETED:
                 rec["removed"] = mid
+            elif kind == RESTORED:  # back with its properties and every membership
+                rec.update(removed=None, restored=True, props=True)
             elif kind in (ADDED, REMOVED) and mid is not None:
                 rec["members"][mid] = (mtype, kind == ADDED)
         plan: list[Any] = []
@@ -246,11 +250,15 @@ class DeltaEngine:
             obj = self._props(self.state.groups[gid], sel)
             if not with_members:
                 return obj, None
+            changes = dict(rec["members"])
+            if rec["restored"]:
+                for m in self.state.groups[gid]["members"]:
+                    changes[m["id"]] = (m["@odata.type"], True)
             entries = [
                 {"@odata.type": t, "id": m}
                 if added
                 else {"@odata.type": t, "id": m, "@removed": {"reason": "deleted"}}
-                for m, (t, added) in rec["members"].items()
+                for m, (t, added) in changes.items()
             ]
             return obj, entries
 

@@ -156,6 +156,18 @@ class GraphApi:
             self.remove_ref,
         )
         r("POST", f"/groups/{seg}/assignLicense", "/groups/{id}/assignLicense", self.group_assign)
+        r(
+            "GET",
+            f"/directory/deletedItems/{seg}",
+            "/directory/deletedItems/{id}",
+            self.get_deleted_item,
+        )
+        r(
+            "POST",
+            f"/directory/deletedItems/{seg}/restore",
+            "/directory/deletedItems/{id}/restore",
+            self.restore_deleted_item,
+        )
         r("GET", "/subscribedSkus", "/subscribedSkus", self.list_skus)
         r("GET", "/organization", "/organization", self.list_org)
         r("GET", "/auditLogs/directoryAudits", "/auditLogs/directoryAudits", self.list_audits)
@@ -435,8 +447,27 @@ class GraphApi:
         )
 
     async def delete_group(self, req: Req, gid: str) -> Resp:
-        self.state.delete_group(gid, f"app:{req.app_id}", permanent=True)
+        self.state.delete_group(gid, f"app:{req.app_id}")
         return Resp(204)
+
+    async def get_deleted_item(self, req: Req, gid: str) -> Resp:
+        group = self.state.deleted_group(gid)
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#directoryObjects/$entity",
+            "@odata.type": "#microsoft.graph.group",
+            **group_view(group, None),
+            "deletedDateTime": group["deletedDateTime"],
+        }
+        return Resp(200, body)
+
+    async def restore_deleted_item(self, req: Req, gid: str) -> Resp:
+        group = self.state.restore_group(gid, f"app:{req.app_id}")
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#directoryObjects/$entity",
+            "@odata.type": "#microsoft.graph.group",
+            **group_view(group, None),
+        }
+        return Resp(200, body)
 
     async def group_members(self, req: Req, gid: str) -> Resp:
         q = parse_query(req.params)

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from . import licensing
-from .clock import SimClock, iso
+from .clock import SimClock, iso, parse_iso
 from .errors import GraphError, bad_request, not_found
 from .processing import Job, LicenseProcessor
 
@@ -35,8 +35,10 @@ GBL_ACTOR = "Microsoft Entra group-Based Licensing"
 DEFAULT_DELAY_SECONDS = 60.0
 DEFAULT_RATE_PER_MINUTE = 50.0
 
-# change-log kinds: group properties changed, member added, member removed, group deleted
-PROPS, ADDED, REMOVED, DELETED = "p", "a", "r", "d"
+# change-log kinds: group properties changed, member added, member removed, group deleted,
+# group restored from the deleted items
+PROPS, ADDED, REMOVED, DELETED, RESTORED = "p", "a", "r", "d", "s"
+SOFT_DELETE_DAYS = 30  # Microsoft 365 groups stay restorable this long
 
 
 def app_id_for(token: str) -> str:
@@ -102,6 +104,7 @@ class SimState:
         self.delta_generation = self.generation
         self.log: list[tuple[str, str, str | None, str | None]] = []
         self.deleted_groups: dict[str, str] = {}
+        self.soft_deleted: dict[str, Obj] = {}  # restorable groups, with their members
         self.audit: list[Obj] = []
         self.subscriptions: dict[str, Obj] = {}
         self.outbox: list[Obj] = []
@@ -260,10 +263,16 @@ class SimState:
 
     # ----------------------------------------------------------------- change log
     def _changed(
-        self, gid: str, kind: str, mid: str | None = None, mtype: str | None = None
+        self,
+        gid: str,
+        kind: str,
+        mid: str | None = None,
+        mtype: str | None = None,
+        *,
+        notify: str | None = None,
     ) -> None:
         self.log.append((gid, kind, mid, mtype))
-        self.on_group_change(gid, "deleted" if kind == DELETED else "updated")
+        self.on_group_change(gid, notify or ("deleted" if kind == DELETED else "updated"))
 
     # ----------------------------------------------------------------- processing
     def _process_now(self, user_ids: set[str]) -> set[str]:
@@ -509,21 +518,69 @@ class SimState:
         )
         return user
 
-    def delete_group(self, gid: str, who: str, *, permanent: bool = True) -> None:
+    def delete_group(
+        self,
+        gid: str,
+        who: str,
+        *,
+        permanent: bool | None = None,
+        change_type: str | None = None,
+    ) -> None:
+        """Delete a group. Microsoft 365 groups are soft-deleted by default (restorable for 30
+        days; delta says `@removed: {"reason": "changed"}`), security groups are gone for good
+        ("deleted"). The change notification says `changeType` "deleted", or what
+        `change_type` / x-graphsim `groupDeletedChangeType` says (Graph has sent "updated")."""
         group = self.group(gid)
         if group.get("assignedLicenses"):
             raise bad_request(
                 "The group has licenses assigned; remove them before deleting the group."
             )
+        if permanent is None:
+            permanent = "Unified" not in (group.get("groupTypes") or ())
         for mid in list(self.member_ids.get(gid, ())):
             if mid in self.index:
                 self.index[mid].discard(gid)
         del self.groups[gid]
         self.member_ids.pop(gid, None)
         self.synced_groups.discard(gid)
-        self.deleted_groups[gid] = "deleted" if permanent else "changed"
+        reason = "deleted" if permanent else "changed"
+        self.deleted_groups[gid] = reason
+        if not permanent:
+            group["deletedDateTime"] = iso(self.clock.now())
+            self.soft_deleted[gid] = group
         self.record_audit("Delete group", "GroupManagement", who, [self._target(group, "Group")])
-        self._changed(gid, DELETED, "deleted" if permanent else "changed")
+        notify = change_type or str(self.x.get("groupDeletedChangeType") or "deleted")
+        self._changed(gid, DELETED, reason, notify=notify)
+
+    def deleted_group(self, gid: str) -> Obj:
+        """A soft-deleted group still restorable (404 once purged after 30 days)."""
+        group = self.soft_deleted.get(gid)
+        if group is not None:
+            deleted_at = parse_iso(str(group["deletedDateTime"]))
+            if self.clock.now() - deleted_at > timedelta(days=SOFT_DELETE_DAYS):
+                del self.soft_deleted[gid]
+                self.deleted_groups[gid] = "deleted"
+                group = None
+        if group is None:
+            raise not_found(gid)
+        return group
+
+    def restore_group(self, gid: str, who: str) -> Obj:
+        """Restore a soft-deleted group with its memberships (and so the members' licenses)."""
+        group = self.deleted_group(gid)
+        del self.soft_deleted[gid]
+        self.deleted_groups.pop(gid, None)
+        group.pop("deletedDateTime", None)
+        self.groups[gid] = group
+        self.member_ids[gid] = {m["id"] for m in group["members"]}
+        for m in group["members"]:
+            if m.get("@odata.type") == USER_TYPE:
+                self.index.setdefault(m["id"], set()).add(gid)
+        if group.get("onPremisesSyncEnabled"):
+            self.synced_groups.add(gid)
+        self.record_audit("Restore group", "GroupManagement", who, [self._target(group, "Group")])
+        self._changed(gid, RESTORED)
+        return group
 
     def reset_delta_sync(self) -> None:
         """A synchronization reset: every delta token issued so far now answers 410 Gone."""

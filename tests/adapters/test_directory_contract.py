@@ -373,6 +373,24 @@ async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) 
     assert await driver.directory.groups_by_id([SALES]) == {}
 
 
+async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(
+    driver: Driver,
+) -> None:
+    """graphsim only: a Microsoft 365 group's soft delete (delta `@removed.reason` "changed",
+    notified as "updated") is a deletion to the port; restoring it brings its members back as
+    joins."""
+    if not isinstance(driver, GraphDriver):
+        pytest.skip("soft delete and restore are graphsim's")
+    first = await driver.directory.group_delta([SALES], None)
+    driver.sim.delete_group(SALES, permanent=False, change_type="updated")
+    gone = await driver.directory.group_delta([SALES], first.delta_link)
+    assert gone.groups[SALES].deleted
+    driver.sim.restore_group(SALES)
+    back = await driver.directory.group_delta([SALES], gone.delta_link)
+    assert not back.groups[SALES].deleted
+    assert back.groups[SALES].added == user_members(SALES)
+
+
 async def test_delta_expired_token_raises(driver: Driver) -> None:
     first = await driver.directory.group_delta([EMS], None)
     driver.expire_delta_tokens()

@@ -173,3 +173,70 @@ async def test_deltatoken_latest_gives_only_a_link(sim: Harness) -> None:
     sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
     objs, _, _ = await round_trip(sim, body["@odata.deltaLink"])
     assert [o["id"] for o in objs] == [G_PLAIN]
+
+
+async def test_security_group_deletion_is_permanent_and_m365_deletion_is_soft(
+    sim: Harness,
+) -> None:
+    """Security groups are deleted at once; Microsoft 365 groups go to deleted items for 30
+    days (https://learn.microsoft.com/en-us/graph/api/group-delete). Delta marks the first
+    `@removed: {"reason": "deleted"}` and the soft-deleted one `"changed"`
+    (https://learn.microsoft.com/en-us/graph/api/group-delta: "changed" = the item was
+    deleted and can be restored, "deleted" = deleted permanently)."""
+    state = sim.sim.state
+    state.groups[G_PLAIN]["groupTypes"] = ["Unified"]
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=displayName,members")
+    state.set_group_licenses(
+        G_SALES, [], [state.groups[G_SALES]["assignedLicenses"][0]["skuId"]], "admin"
+    )
+    state.delete_group(G_SALES, "admin")
+    state.delete_group(G_PLAIN, "admin")
+    objs, link, _ = await round_trip(sim, link)
+    removed = {o["id"]: o.get("@removed") for o in objs}
+    assert removed == {G_SALES: {"reason": "deleted"}, G_PLAIN: {"reason": "changed"}}
+    assert (await sim.get(f"/directory/deletedItems/{G_SALES}")).status_code == 404
+    item = (await sim.get(f"/directory/deletedItems/{G_PLAIN}")).json()
+    assert item["@odata.type"] == "#microsoft.graph.group"
+    assert item["deletedDateTime"] == "2025-01-06T09:00:00Z"
+
+
+async def test_restoring_a_soft_deleted_group_brings_its_members_back(sim: Harness) -> None:
+    """POST /directory/deletedItems/{id}/restore returns the group
+    (https://learn.microsoft.com/en-us/graph/api/directory-deleteditems-restore), with its
+    memberships; delta lists it again with its members, and a purged one (after 30 days) is
+    404 (https://learn.microsoft.com/en-us/graph/api/resources/directory)."""
+    state = sim.sim.state
+    state.groups[G_PLAIN]["groupTypes"] = ["Unified"]
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=displayName,members")
+    state.delete_group(G_PLAIN, "admin")
+    assert G_PLAIN not in {
+        g["id"] for g in (await sim.get(f"/users/{USERS[6]}/memberOf")).json()["value"]
+    }
+    r = await sim.post(f"/directory/deletedItems/{G_PLAIN}/restore")
+    assert r.status_code == 200
+    assert r.json()["id"] == G_PLAIN
+    assert "deletedDateTime" not in r.json()
+    members = (await sim.get(f"/groups/{G_PLAIN}/members")).json()["value"]
+    assert [m["id"] for m in members] == [USERS[6]]
+    objs, _, _ = await round_trip(sim, link)
+    assert [o["id"] for o in objs] == [G_PLAIN]
+    assert "@removed" not in objs[0]
+    assert objs[0]["members@delta"] == [{"@odata.type": "#microsoft.graph.user", "id": USERS[6]}]
+    state.delete_group(G_PLAIN, "admin")
+    sim.sim.advance(31 * 86400)
+    assert (await sim.post(f"/directory/deletedItems/{G_PLAIN}/restore")).status_code == 404
+
+
+async def test_a_deletion_can_be_notified_as_updated(sim: Harness) -> None:
+    """Real Graph has delivered a group deletion as changeType "updated" (seen in the field,
+    issue 13; the docs list "deleted" for groups:
+    https://learn.microsoft.com/en-us/graph/api/resources/change-notifications-api-overview).
+    graphsim can do either (per deletion, or x-graphsim groupDeletedChangeType); delta says
+    @removed in both cases."""
+    seen: list[tuple[str, str]] = []
+    sim.sim.state.on_group_change = lambda gid, ct: seen.append((gid, ct))
+    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    sim.sim.state.delete_group(G_PLAIN, "admin", change_type="updated")
+    assert seen == [(G_PLAIN, "updated")]
+    objs, _, _ = await round_trip(sim, link)
+    assert objs == [{"id": G_PLAIN, "@removed": {"reason": "deleted"}}]
