@@ -36,6 +36,7 @@ from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 _USER_TYPE = "#microsoft.graph.user"
+_GROUP_TYPE = "#microsoft.graph.group"
 
 
 class LiveError(Exception):
@@ -197,9 +198,11 @@ async def write_snapshot(
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
     world = await read_world(directory, progress)
+    groups = world["groups"] + await _nested_groups(directory, world["groups"])
     out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
-    for n, group in enumerate(world["groups"]):
+    for n, group in enumerate(groups):
         members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
+        members += [{"@odata.type": _GROUP_TYPE, "id": g} for g in group.pop("nestedGroupIds")]
         out.write((b"," if n else b"") + orjson.dumps(group | {"members": members}))
     out.write(b'],"users":[')
     link: str | None = None
@@ -216,6 +219,30 @@ async def write_snapshot(
     organization = [world["organization"]] if world.get("organization") else []
     out.write(b'],"organization":' + orjson.dumps(organization) + b"}\n")
     return count
+
+
+async def _nested_groups(directory: Any, licensed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups nested (at any depth) in licensed groups, with their members, so that the
+    evaluation can say how many users a nested group leaves unlicensed (NestedGroupMember)."""
+    known = {g["id"] for g in licensed}
+    todo = [gid for g in licensed for gid in g["nestedGroupIds"] if gid not in known]
+    found: list[dict[str, Any]] = []
+    while todo:
+        batch = list(dict.fromkeys(g for g in todo if g not in known))
+        todo = []
+        known.update(batch)
+        for group in (await directory.groups_by_id(batch)).values():
+            users: list[str] = []
+            nested: list[str] = []
+            link: str | None = None
+            while True:
+                page, link = await directory.group_members_page(group["id"], link, nested=nested)
+                users.extend(page)
+                if link is None:
+                    break
+            found.append(group | {"memberIds": users, "nestedGroupIds": nested})
+            todo.extend(nested)
+    return found
 
 
 # --------------------------------------------------------------------------- report paths

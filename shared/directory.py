@@ -136,9 +136,10 @@ class Directory(Protocol):
         ...
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
-        """One page (`$top=999`) of a group's direct user member ids, and the next link."""
+        """One page (`$top=999`) of a group's direct user member ids, and the next link.
+        Group members on the page (nested groups) are appended to `nested` when given."""
         ...
 
     async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:

@@ -47,6 +47,7 @@ from shared.directory import (
 )
 
 USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
 DELTA_PROPERTIES = ("assignedLicenses", "displayName")
 SUBSCRIPTION_MAX_MINUTES = 41_760
 _NO_ERROR = (None, "", "None")
@@ -484,7 +485,7 @@ class FakeDirectory:
         return page, more
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
         self._count("group_members_page")
         if next_link is not None:
@@ -496,6 +497,8 @@ class FakeDirectory:
         members = self.members[group_id]  # pages count every member, as Graph's do
         end = pos + self.page_size
         ids = [m["id"] for m in members[pos:end] if m["@odata.type"] == USER_TYPE]
+        if nested is not None:
+            nested.extend(m["id"] for m in members[pos:end] if m["@odata.type"] == GROUP_TYPE)
         more = self._link(f"/groups/{group_id}/members", end) if end < len(members) else None
         return ids, more
 

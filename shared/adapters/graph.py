@@ -555,7 +555,7 @@ class GraphDirectory:
         return list(page.get("value") or []), str(more) if more else None
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
         """One page of GET /groups/{id}/members ($top, $select=id), user ids only (a page may
         hold fewer ids than $top, or none, and still have a next link)."""
@@ -568,7 +568,10 @@ class GraphDirectory:
         else:
             info = members.with_url(next_link).to_get_request_information()
         page = await self._send(info)
-        ids = [str(m["id"]) for m in page.get("value") or [] if m.get("@odata.type") == USER_TYPE]
+        items = page.get("value") or []
+        ids = [str(m["id"]) for m in items if m.get("@odata.type") == USER_TYPE]
+        if nested is not None:
+            nested.extend(str(m["id"]) for m in items if m.get("@odata.type") == GROUP_TYPE)
         more = page.get("@odata.nextLink")
         return ids, str(more) if more else None
 

@@ -662,19 +662,22 @@ class _Scan:
 async def read_world(
     directory: Any, progress: Callable[[str, int, int | None], None] | None = None
 ) -> JSON:
-    """SKUs, the organization, licensed groups with their user member ids (paged)."""
+    """SKUs, the organization, licensed groups with their user member ids (paged) and the
+    ids of their group members (`nestedGroupIds`: nested groups, which license nobody)."""
     skus = await directory.subscribed_skus()
     organization = await directory.organization()
     groups = await directory.licensed_groups()
     for n, group in enumerate(groups, 1):
         ids: list[str] = []
+        nested: list[str] = []
         link: str | None = None
         while True:
-            page, link = await directory.group_members_page(group["id"], link)
+            page, link = await directory.group_members_page(group["id"], link, nested=nested)
             ids.extend(page)
             if link is None:
                 break
         group["memberIds"] = ids
+        group["nestedGroupIds"] = nested
         if progress:
             progress(GROUPS, n, len(groups))
     return {"skus": skus, "organization": organization, "groups": groups}
@@ -699,7 +702,8 @@ def page_document(
         for group_id in index.get(user["id"], ()):
             members[group_id].append({"@odata.type": "#microsoft.graph.user", "id": user["id"]})
     groups = [
-        {k: v for k, v in g.items() if k != "memberIds"} | {"members": members[g["id"]]}
+        {k: v for k, v in g.items() if k not in ("memberIds", "nestedGroupIds")}
+        | {"members": members[g["id"]]}
         for g in world["groups"]
     ]
     document: JSON = {"subscribedSkus": world["skus"], "groups": groups, "users": users}

@@ -479,10 +479,11 @@ async def test_users_page_keeps_the_select_on_every_page(driver: Driver) -> None
 
 async def test_group_members_page_reads_every_page_and_only_users(driver: Driver) -> None:
     ids: list[str] = []
+    nested: list[str] = []
     pages = 0
     link: str | None = None
     while True:
-        page, link = await driver.directory.group_members_page(BIG, link)
+        page, link = await driver.directory.group_members_page(BIG, link, nested=nested)
         pages += 1
         ids.extend(page)
         if link is None:
@@ -491,6 +492,7 @@ async def test_group_members_page_reads_every_page_and_only_users(driver: Driver
     assert len(ids) == len(set(ids)) == 120
     assert set(ids) == user_members(BIG)
     assert SALES not in ids
+    assert nested == [SALES]  # the nested group, when asked for
     with pytest.raises(DirectoryError) as err:
         await driver.directory.group_members_page(UNKNOWN[0], None)
     assert err.value.status == 404
