@@ -198,7 +198,7 @@ async def write_snapshot(
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
     world = await read_world(directory, progress)
-    groups = world["groups"] + await _nested_groups(directory, world["groups"])
+    groups = world["groups"] + world["nestedGroups"]
     out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
     for n, group in enumerate(groups):
         members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
@@ -219,30 +219,6 @@ async def write_snapshot(
     organization = [world["organization"]] if world.get("organization") else []
     out.write(b'],"organization":' + orjson.dumps(organization) + b"}\n")
     return count
-
-
-async def _nested_groups(directory: Any, licensed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The groups nested (at any depth) in licensed groups, with their members, so that the
-    evaluation can say how many users a nested group leaves unlicensed (NestedGroupMember)."""
-    known = {g["id"] for g in licensed}
-    todo = [gid for g in licensed for gid in g["nestedGroupIds"] if gid not in known]
-    found: list[dict[str, Any]] = []
-    while todo:
-        batch = list(dict.fromkeys(g for g in todo if g not in known))
-        todo = []
-        known.update(batch)
-        for group in (await directory.groups_by_id(batch)).values():
-            users: list[str] = []
-            nested: list[str] = []
-            link: str | None = None
-            while True:
-                page, link = await directory.group_members_page(group["id"], link, nested=nested)
-                users.extend(page)
-                if link is None:
-                    break
-            found.append(group | {"memberIds": users, "nestedGroupIds": nested})
-            todo.extend(nested)
-    return found
 
 
 # --------------------------------------------------------------------------- report paths
