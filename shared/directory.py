@@ -63,6 +63,10 @@ class GroupDelta:
     properties: JSON = field(default_factory=dict)
     """Changed group properties Graph returned (e.g. assignedLicenses), without members."""
     deleted: bool = False
+    nested_added: frozenset[str] = frozenset()
+    """Group ids that became members (nested groups; on an initial round: all of them)."""
+    nested_removed: frozenset[str] = frozenset()
+    """Group ids that stopped being members."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,6 +339,9 @@ class FakeDirectory:
                 gid: GroupDelta(
                     group_id=gid,
                     added=frozenset(self.group_member_ids_now(gid)),
+                    nested_added=frozenset(
+                        m["id"] for m in self.members[gid] if m["@odata.type"] == GROUP_TYPE
+                    ),
                     properties=_project(self.groups[gid], DELTA_PROPERTIES),
                 )
                 for gid in ids
@@ -390,10 +393,13 @@ class FakeDirectory:
                 continue
             # a group whose only change is a non-user member still comes back (no members)
             user_changes = {m: a for m, a in members.items() if m in self.users}
+            group_changes = {m: a for m, a in members.items() if m in self.groups}
             out[gid] = GroupDelta(
                 group_id=gid,
                 added=frozenset(m for m, a in user_changes.items() if a),
                 removed=frozenset(m for m, a in user_changes.items() if not a),
+                nested_added=frozenset(m for m, a in group_changes.items() if a),
+                nested_removed=frozenset(m for m, a in group_changes.items() if not a),
                 properties=_project(self.groups[gid], DELTA_PROPERTIES),
             )
         return out

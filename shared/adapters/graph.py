@@ -697,11 +697,13 @@ class GraphDirectory:
 class _DeltaAcc:
     """One group's entries merged across delta pages (a big group spans several pages)."""
 
-    __slots__ = ("added", "deleted", "properties", "removed")
+    __slots__ = ("added", "deleted", "nested_added", "nested_removed", "properties", "removed")
 
     def __init__(self) -> None:
         self.added: set[str] = set()
         self.removed: set[str] = set()
+        self.nested_added: set[str] = set()
+        self.nested_removed: set[str] = set()
         self.properties: JSON = {}
         self.deleted = False
 
@@ -710,15 +712,20 @@ class _DeltaAcc:
             self.deleted = True
             return
         for member in obj.get("members@delta") or []:
-            if member.get("@odata.type") != USER_TYPE:
+            kind = member.get("@odata.type")
+            if kind == USER_TYPE:
+                added, removed = self.added, self.removed
+            elif kind == GROUP_TYPE:
+                added, removed = self.nested_added, self.nested_removed
+            else:
                 continue
             mid = str(member.get("id"))
             if "@removed" in member:
-                self.removed.add(mid)
-                self.added.discard(mid)
+                removed.add(mid)
+                added.discard(mid)
             else:
-                self.added.add(mid)
-                self.removed.discard(mid)
+                added.add(mid)
+                removed.discard(mid)
         for key, value in obj.items():
             if key not in {"id", "members@delta"} and not key.startswith("@"):
                 self.properties[key] = value
@@ -730,6 +737,8 @@ class _DeltaAcc:
             group_id=gid,
             added=frozenset(self.added),
             removed=frozenset(self.removed),
+            nested_added=frozenset(self.nested_added),
+            nested_removed=frozenset(self.nested_removed),
             properties=dict(self.properties),
         )
 

@@ -449,7 +449,7 @@ class _Scan:
             c.resolved += len(change.resolved)
             c.findings_by_code.update(f.code for f in found)
             sku_reports.append((sku, found))
-        for group_id, found in nested_group_findings(tenant, world).items():
+        for group_id, found in nested_group_findings(world).items():
             change = ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
             c.new += len(change.new)
             c.resolved += len(change.resolved)

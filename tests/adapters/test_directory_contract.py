@@ -391,6 +391,16 @@ async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(
     assert back.groups[SALES].added == user_members(SALES)
 
 
+async def test_delta_reports_nested_groups_apart_from_users(driver: Driver) -> None:
+    first = await driver.directory.group_delta([BIG], None)
+    assert first.groups[BIG].nested_added == {SALES}
+    assert SALES not in first.groups[BIG].added
+    driver.remove_member(BIG, SALES)
+    rnd = await driver.directory.group_delta([BIG], first.delta_link)
+    assert rnd.groups[BIG].nested_removed == {SALES}
+    assert rnd.groups[BIG].removed == set()
+
+
 async def test_delta_expired_token_raises(driver: Driver) -> None:
     first = await driver.directory.group_delta([EMS], None)
     driver.expire_delta_tokens()
