@@ -172,7 +172,9 @@ class DeltaEngine:
         if tok["k"] == "i":
             plan = self._initial_plan(wanted, with_members)
         else:
-            plan = self._incremental_plan(int(tok["from"]), int(tok["to"]), wanted, with_members)
+            plan = self._incremental_plan(
+                int(tok["from"]), int(tok["to"]), wanted, with_members, sel
+            )
         for gid, build in plan:
             if gid < cursor:
                 continue
@@ -212,7 +214,12 @@ class DeltaEngine:
         return build
 
     def _incremental_plan(
-        self, start: int, end: int, wanted: set[str] | None, with_members: bool
+        self,
+        start: int,
+        end: int,
+        wanted: set[str] | None,
+        with_members: bool,
+        sel: list[str] | None = None,
     ) -> list[Any]:
         agg: dict[str, Obj] = {}
         for gid, kind, mid, mtype in self.state.log[start:end]:
@@ -222,7 +229,8 @@ class DeltaEngine:
                 gid, {"props": False, "removed": None, "restored": False, "members": {}}
             )
             if kind == PROPS:
-                rec["props"] = True
+                # a change to a property the query did not select does not show up
+                rec["props"] = rec["props"] or sel is None or mid is None or mid in sel
             elif kind == DELETED:
                 rec["removed"] = mid
             elif kind == RESTORED:  # back with its properties and every membership

@@ -48,6 +48,9 @@ USER_DEFAULT = (
     "surname",
     "userPrincipalName",
 )
+REPROCESS_EXTRA = ("accountEnabled", "assignedLicenses", "assignedPlans")
+"""Beyond the default properties, reprocessLicenseAssignment's user carries these (the doc's
+example response)."""
 GROUP_SELECT_ONLY = {"assignedLicenses", "licenseProcessingState"}
 GROUP_HIDDEN = {"members", "hasMembersWithLicenseErrors"}
 USER_FILTERABLE = frozenset(
@@ -572,10 +575,12 @@ class GraphApi:
 
     async def user_reprocess(self, req: Req, uid: str) -> Resp:
         user = self.state.reprocess_user(uid, f"app:{req.app_id}")
-        return Resp(
-            200,
-            {"@odata.context": f"{req.base_url}/$metadata#users/$entity", **user_view(user, None)},
-        )
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#users/$entity",
+            **user_view(user, None),
+            **{k: user.get(k) for k in REPROCESS_EXTRA},
+        }
+        return Resp(200, body)
 
     async def group_assign(self, req: Req, gid: str) -> Resp:
         add, remove = self._license_body(req)

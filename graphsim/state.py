@@ -91,6 +91,14 @@ class SimState:
         self.x: Obj = copy.deepcopy(tenant.get("x-graphsim") or {})
         self.organization: list[Obj] = tenant.get("organization") or [self._default_org()]
         self.tenant_id: str = str(self.organization[0].get("id"))
+        for sku in self.skus.values():  # the subscribedSku properties a snapshot may lack
+            sku.setdefault("id", f"{self.tenant_id}_{sku['skuId']}")
+            sku.setdefault("accountId", self.tenant_id)
+            sku.setdefault("accountName", str(self.organization[0].get("displayName") or ""))
+            sku.setdefault(
+                "subscriptionIds",
+                [str(uuid.uuid5(uuid.NAMESPACE_URL, f"graphsim/subscription/{sku['skuId']}"))],
+            )
         self.rules = licensing.LicensingRules.from_config(self.x)
         self.index: dict[str, set[str]] = licensing.index_memberships(self.groups)
         synced = set(self.x.get("onPremisesSyncedGroups") or [])
@@ -454,7 +462,7 @@ class SimState:
                 )
             ],
         )
-        self._changed(gid, PROPS)
+        self._changed(gid, PROPS, "assignedLicenses")
         self.schedule(gid, self.user_member_ids(gid))
         return group
 
