@@ -26,6 +26,8 @@ Obj = dict[str, Any]
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 GBL_ACTOR = "Microsoft Entra group-Based Licensing"
+SYNC_ACCOUNT = "Sync_GRAPHSIM_0f1e2d3c4b5a@graphsim.onmicrosoft.com"
+SYNC_CLIENT = {"displayName": "Action Client Name", "oldValue": None, "newValue": "DirectorySync"}
 
 # Entra's group-based licensing is asynchronous: a change waits in a queue, then members are
 # processed at some rate, so a big group takes longer ("usually within minutes"; a seed article
@@ -202,13 +204,15 @@ class SimState:
                 },
             }
         if who == "sync":
+            # Entra Connect writes as its sync service account (a user); the entry's targets
+            # say "Action Client Name" = "DirectorySync" (directoryaudit-list's sample).
             return {
-                "user": None,
-                "app": {
-                    "appId": None,
-                    "displayName": "Microsoft Azure AD Connect",
-                    "servicePrincipalId": None,
-                    "servicePrincipalName": None,
+                "app": None,
+                "user": {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "graphsim.sync")),
+                    "displayName": None,
+                    "userPrincipalName": SYNC_ACCOUNT,
+                    "ipAddress": None,
                 },
             }
         if who == "gbl":
@@ -242,6 +246,10 @@ class SimState:
         reason: str = "",
         details: list[Obj] | None = None,
     ) -> None:
+        if who == "sync":
+            targets = [
+                t | {"modifiedProperties": [*t["modifiedProperties"], SYNC_CLIENT]} for t in targets
+            ]
         self.audit.append(
             {
                 "id": f"Directory_{uuid.uuid4()}",
@@ -260,12 +268,17 @@ class SimState:
         )
 
     def _target(self, obj: Obj, kind: str, modified: list[Obj] | None = None) -> Obj:
+        group_type = None
+        if kind == "Group":
+            group_type = (
+                "unifiedGroups" if "Unified" in (obj.get("groupTypes") or ()) else "azureAD"
+            )
         return {
             "id": obj["id"],
             "displayName": obj.get("displayName"),
             "type": kind,
             "userPrincipalName": obj.get("userPrincipalName"),
-            "groupType": None,
+            "groupType": group_type,
             "modifiedProperties": modified or [],
         }
 
@@ -309,15 +322,21 @@ class SimState:
         elif state == "ProcessingComplete" and job.started:
             members = self.user_member_ids(gid)
             failed = sum(1 for uid in members if self._user_has_error_from(uid, gid))
+            result = (
+                f"Users successfully assigned licenses: {len(members) - failed}, "
+                f"Users for whom license assignment failed: {failed}."
+            )
             self.record_audit(
                 "Finish applying group based license to users",
                 "GroupManagement",
                 "gbl",
-                [self._target(group, "Group")],
-                reason=(
-                    f"Users successfully assigned licenses: {len(members) - failed}, "
-                    f"Users for whom license assignment failed: {failed}."
-                ),
+                [
+                    self._target(
+                        group,
+                        "Group",
+                        [{"displayName": "Result", "oldValue": None, "newValue": result}],
+                    )
+                ],
             )
 
     def _user_has_error_from(self, uid: str, gid: str) -> bool:

@@ -74,7 +74,16 @@ async def test_on_prem_synced_group_rejects_ref_changes_until_sync(sim: Harness)
     assert [s["skuId"] for s in await states(sim, USERS[7])] == [EMS]
     audits = (await sim.get("/auditLogs/directoryAudits")).json()["value"]
     add = next(a for a in audits if a["activityDisplayName"] == "Add member to group")
-    assert add["initiatedBy"]["app"]["displayName"] == "Microsoft Azure AD Connect"
+    # Entra Connect's changes: its sync account (a user) and "Action Client Name" =
+    # "DirectorySync" (https://learn.microsoft.com/en-us/graph/api/directoryaudit-list sample)
+    assert add["initiatedBy"]["app"] is None
+    assert add["initiatedBy"]["user"]["userPrincipalName"].startswith("Sync_")
+    assert {
+        "displayName": "Action Client Name",
+        "oldValue": None,
+        "newValue": "DirectorySync",
+    } in add["targetResources"][0]["modifiedProperties"]
+    assert add["targetResources"][1]["groupType"] == "azureAD"
 
 
 async def test_pending_on_prem_changes_from_snapshot() -> None:
@@ -149,10 +158,20 @@ async def test_processing_rate_drives_license_processing_state() -> None:
         assert status["pendingUsers"] == 0
         assert (await h.get(url)).json()["licenseProcessingState"]["state"] == "ProcessingComplete"
         assert [len(await states(h, u)) for u in USERS[:4]] == [2, 2, 2, 2]
-        audits = [
-            a["activityDisplayName"]
-            for a in (await h.get("/auditLogs/directoryAudits")).json()["value"]
+        entries = (await h.get("/auditLogs/directoryAudits")).json()["value"]
+        finish = entries[0]["targetResources"][0]
+        # the summary is the target's modifiedProperty "Result", not resultReason
+        # (https://learn.microsoft.com/en-us/entra/identity/users/licensing-group-advanced)
+        assert finish["modifiedProperties"] == [
+            {
+                "displayName": "Result",
+                "oldValue": None,
+                "newValue": "Users successfully assigned licenses: 4, "
+                "Users for whom license assignment failed: 0.",
+            }
         ]
+        assert entries[0]["resultReason"] == ""
+        audits = [a["activityDisplayName"] for a in entries]
         assert audits[:3] == [
             "Finish applying group based license to users",
             "Start applying group based license to users",
