@@ -32,6 +32,7 @@ from .odata import (
 from .state import GROUP_TYPE, USER_TYPE, SimState
 from .subscriptions import SubscriptionService
 from .throttle import Throttle, request_cost
+from .users_delta import UsersDelta
 from .wire import Req, Resp
 
 Obj = dict[str, Any]
@@ -125,10 +126,12 @@ class GraphApi:
         self.throttle = throttle
         self.faults = faults
         self.delta = DeltaEngine(state)
+        self.users_delta_engine = UsersDelta(state)
         self.subs = SubscriptionService(state, notifier)
         r = self._route
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         seg = r"([^/]+)"
+        r("GET", r"/users/delta(?:\(\))?", "/users/delta", self.users_delta)
         r("GET", "/users", "/users", self.list_users)
         r("GET", f"/users/{seg}", "/users/{id}", self.get_user)
         r("GET", f"/users/{seg}/memberOf", "/users/{id}/memberOf", self.user_member_of)
@@ -496,6 +499,9 @@ class GraphApi:
 
     async def groups_delta(self, req: Req) -> Resp:
         return Resp(200, self.delta.handle(req.base_url, req.params))
+
+    async def users_delta(self, req: Req) -> Resp:
+        return Resp(200, self.users_delta_engine.handle(req.base_url, req.params))
 
     async def list_skus(self, req: Req) -> Resp:
         q = parse_query(req.params)

@@ -115,6 +115,7 @@ class SimState:
         self.log: list[tuple[str, str, str | None, str | None]] = []
         self.deleted_groups: dict[str, str] = {}
         self.soft_deleted: dict[str, Obj] = {}  # restorable groups, with their members
+        self.user_log: list[str] = []  # user ids, one per change, for GET /users/delta
         self.audit: list[Obj] = []
         self.subscriptions: dict[str, Obj] = {}
         self.outbox: list[Obj] = []
@@ -297,7 +298,7 @@ class SimState:
 
     # ----------------------------------------------------------------- processing
     def _process_now(self, user_ids: set[str]) -> set[str]:
-        return licensing.process_users(
+        changed: set[str] = licensing.process_users(
             user_ids,
             self.users,
             self.groups,
@@ -306,6 +307,12 @@ class SimState:
             self.clock.now(),
             index=self.index,
         )
+        self.user_changed(changed)
+        return changed
+
+    def user_changed(self, user_ids: Iterable[str]) -> None:
+        """Note changed users for GET /users/delta (its change log: one entry per change)."""
+        self.user_log.extend(sorted(user_ids))
 
     def _processing_state(self, gid: str, state: str, job: Job) -> None:
         group = self.groups.get(gid)
@@ -532,9 +539,16 @@ class SimState:
                 }
             )
         self._process_now({user["id"]})
+        self.user_changed([user["id"]])  # direct assignments changed even if states did not
         self.record_audit(
             "Change user license", "UserManagement", who, [self._target(user, "User")]
         )
+        return user
+
+    def set_account_enabled(self, uid: str, enabled: bool) -> Obj:
+        user = self.user(uid)
+        user["accountEnabled"] = enabled
+        self.user_changed([user["id"]])
         return user
 
     def reprocess_user(self, uid: str, who: str) -> Obj:
@@ -630,6 +644,7 @@ class SimState:
     def set_usage_location(self, uid: str, location: str | None) -> Obj:
         user = self.user(uid)
         user["usageLocation"] = location
+        self.user_changed([user["id"]])
         return user
 
     def set_duplicate_proxy(self, uid: str, duplicate: bool) -> None:
