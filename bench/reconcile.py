@@ -155,8 +155,10 @@ class Counting:
         self.users += len(page)
         return page, link
 
-    async def group_members_page(self, group_id: str, next_link: str | None) -> Any:
-        page, link = await self.inner.group_members_page(group_id, next_link)
+    async def group_members_page(
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
+    ) -> Any:
+        page, link = await self.inner.group_members_page(group_id, next_link, nested=nested)
         self.members[group_id] = self.members.get(group_id, 0) + len(page)
         return page, link
 

@@ -267,12 +267,25 @@ def running_stack(
         yield Stack(storage, graph_url, host, settings, tenant, object_names(tenant))
 
 
-def settle(host: DevHost, sim: Any, timeout: float = 60.0) -> None:
-    """Let graphsim deliver its notifications and finish licensing, and the host drain its
-    queues, until both are quiet (a host run may change the tenant, and so on)."""
+def settle(host: DevHost, sim: Any, timeout: float = 60.0, *, recheck: bool = True) -> None:
+    """Let graphsim deliver its notifications and the host drain its queues, then let Entra's
+    licensing finish, until both are quiet (a host run may change the tenant, and so on).
+
+    graphsim processes group licensing minutes after a change, as Entra does: the service
+    first sees the groups QueuedForProcessing (and waits), then graphsim's simulated clock is
+    advanced until processing is complete. Nothing tells the service that processing ended:
+    its hourly `recheck_errors` timer picks that up, so with `recheck` it is fired whenever
+    graphsim had processing to finish. The recomputes the service schedules for later ("the
+    group is still processing: look again in 15 minutes") are left queued."""
     for _ in range(5):
+        sim.drain()
+        host.wait_idle(timeout=timeout, scheduled_ok=True)
+        processing = bool(sim.status().get("pendingJobs"))
         sim.drain(settle=True)
-        host.wait_idle(timeout=timeout)
+        host.wait_idle(timeout=timeout, scheduled_ok=True)
+        if processing and recheck:
+            host.fire_timer("recheck_errors")
+            host.wait_idle(timeout=timeout, scheduled_ok=True)
         status = sim.status()
         if not status.get("pendingNotifications") and not status.get("deliveriesInFlight"):
             return

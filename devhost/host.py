@@ -218,6 +218,7 @@ class DevHost:
         self._counters: dict[str, Counter[str]] = {name: Counter() for name in self.functions}
         self._started_count = 0
         self._ended_count = 0
+        self._retry_due = 0.0  # monotonic time when the last failed message is visible again
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -773,6 +774,10 @@ class DevHost:
                     await asyncio.to_thread(self._to_poison, spec, client, message)
                 else:
                     seconds = int(q.visibility_timeout.total_seconds())
+                    with self._state:
+                        self._retry_due = max(
+                            self._retry_due, time.monotonic() + q.visibility_timeout.total_seconds()
+                        )
                     await asyncio.to_thread(
                         client.update_message,
                         message,
@@ -796,13 +801,16 @@ class DevHost:
         poison.send_message(message.content)  # copied as stored: same encoding
         client.delete_message(message, message.pop_receipt)
 
-    def _queue_counts(self) -> dict[str, int]:
+    def _queue_counts(self, visible_only: bool = False) -> dict[str, int]:
         counts: dict[str, int] = {}
         for spec in self.functions.values():
             if spec.trigger != QUEUE:
                 continue
             client = self._client(spec.connection, spec.queue_name)
             try:
+                if visible_only:
+                    counts[spec.queue_name] = len(client.peek_messages(max_messages=32))
+                    continue
                 counts[spec.queue_name] = (
                     client.get_queue_properties().approximate_message_count or 0
                 )
@@ -811,9 +819,13 @@ class DevHost:
         return counts
 
     # ---------------------------------------------------------------- idleness
-    async def wait_idle_async(self, timeout: float = 30.0, settle: float = 0.0) -> None:
+    async def wait_idle_async(
+        self, timeout: float = 30.0, settle: float = 0.0, *, scheduled_ok: bool = False
+    ) -> None:
         """Wait until every trigger queue is empty and no invocation is in flight.
 
+        `scheduled_ok`: messages sent with a visibility delay (the service's "look again in
+        15 minutes") do not count, as long as no failed message is waiting for its retry.
         Works from any event loop (it only reads thread-safe state and storage).
         """
         deadline = time.monotonic() + timeout
@@ -821,8 +833,9 @@ class DevHost:
         while True:
             with self._state:
                 before = (self._started_count, self._ended_count)
+                retrying = self._retry_due > time.monotonic()
             if before[0] == before[1]:
-                counts = await asyncio.to_thread(self._queue_counts)
+                counts = await asyncio.to_thread(self._queue_counts, scheduled_ok and not retrying)
                 with self._state:
                     after = (self._started_count, self._ended_count)
                 if after == before and not any(counts.values()):
@@ -838,9 +851,11 @@ class DevHost:
                 )
             await asyncio.sleep(0.05)
 
-    def wait_idle(self, timeout: float = 30.0, settle: float = 0.0) -> None:
+    def wait_idle(
+        self, timeout: float = 30.0, settle: float = 0.0, *, scheduled_ok: bool = False
+    ) -> None:
         """Blocking `wait_idle_async` (call it from any thread but the host's own loop)."""
-        asyncio.run(self.wait_idle_async(timeout, settle))
+        asyncio.run(self.wait_idle_async(timeout, settle, scheduled_ok=scheduled_ok))
 
     def describe(self) -> list[str]:
         """One line per function, like Core Tools' startup listing."""

@@ -64,8 +64,20 @@ class SimClient:
         )
         return result
 
-    def delete_group(self, group_id: str, *, permanent: bool = True) -> Obj:
-        result: Obj = self._call("DELETE", f"/groups/{group_id}", {"permanent": permanent})
+    def delete_group(
+        self, group_id: str, *, permanent: bool | None = True, change_type: str | None = None
+    ) -> Obj:
+        """permanent None: soft-delete Microsoft 365 groups only, as Entra does; change_type:
+        the notification's changeType ("deleted" by default; Graph has sent "updated")."""
+        body: Obj = {"permanent": permanent}
+        if change_type:
+            body["changeType"] = change_type
+        result: Obj = self._call("DELETE", f"/groups/{group_id}", body)
+        return result
+
+    def restore_group(self, group_id: str) -> Obj:
+        """Restore a soft-deleted group (within 30 days) with its memberships."""
+        result: Obj = self._call("POST", f"/groups/{group_id}/restore")
         return result
 
     def set_prepaid_units(self, sku_id: str, **units: int) -> Obj:
@@ -88,6 +100,11 @@ class SimClient:
         result: Obj = self._call(
             "POST", "/onprem", {"op": op, "groupId": group_id, "userId": user_id}
         )
+        return result
+
+    def reset_delta_sync(self) -> Obj:
+        """Synchronization reset: delta links handed out so far answer 410 Gone."""
+        result: Obj = self._call("POST", "/delta/reset")
         return result
 
     def sync_cycle(self) -> Obj:

@@ -88,10 +88,22 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         return {"id": group["id"], "assignedLicenses": group["assignedLicenses"]}
 
     async def delete_group(request: Request, body: Obj) -> Obj:
+        permanent = body.get("permanent")
         state.delete_group(
-            request.path_params["gid"], "admin", permanent=bool(body.get("permanent", True))
+            request.path_params["gid"],
+            "admin",
+            permanent=None if permanent is None else bool(permanent),
+            change_type=body.get("changeType"),
         )
         return {"deleted": True}
+
+    async def restore_group(request: Request, body: Obj) -> Obj:
+        group = state.restore_group(request.path_params["gid"], "admin")
+        return {"id": group["id"], "restored": True}
+
+    async def delta_reset(request: Request, body: Obj) -> Obj:
+        state.reset_delta_sync()
+        return {"deltaReset": True}
 
     async def prepaid(request: Request, body: Obj) -> Obj:
         return state.set_prepaid_units(request.path_params["sku"], body)
@@ -179,6 +191,8 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         Route(f"{p}/groups/{{gid}}/members/{{mid}}", wrap(remove_member), methods=["DELETE"]),
         Route(f"{p}/groups/{{gid}}/licenses", wrap(set_licenses), methods=["PUT", "POST"]),
         Route(f"{p}/groups/{{gid}}", wrap(delete_group), methods=["DELETE"]),
+        Route(f"{p}/groups/{{gid}}/restore", wrap(restore_group), methods=["POST"]),
+        Route(f"{p}/delta/reset", wrap(delta_reset), methods=["POST"]),
         Route(f"{p}/skus/{{sku}}/prepaidUnits", wrap(prepaid), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/usageLocation", wrap(usage_location), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/duplicateProxy", wrap(duplicate_proxy), methods=["PUT"]),

@@ -1,9 +1,16 @@
 """GET /groups/delta: replays the state's change log between two sequence numbers.
 
 Tokens are self-describing (base64url JSON: round kind, sequence numbers, cursor, the baked-in
-$select/$filter, the state generation and the simulated issue time), so no per-client snapshot
-is kept; a token from an earlier generation (reset) or older than deltaTokenLifetimeDays gets
-410 Gone with code `syncStateNotFound` and a Location for a fresh round.
+$select/$filter, the sync generation and the simulated issue time), so no per-client snapshot
+is kept. Three token failures, as Graph has them (delta-query-overview, "Token duration" and
+"Synchronization reset"):
+
+- older than deltaTokenLifetimeDays (7): 400 `syncStateNotFound`, "The delta token is expired";
+- not one graphsim issued (undecodable, or ahead of the change log): 400 `resyncRequired`;
+- issued before a synchronization reset (`/_sim/delta/reset`, or a tenant reset): 410 Gone with
+  a `Location` holding the same query with an empty `$deltatoken=`, to restart from.
+
+An empty `$deltatoken=` starts a full round (what the reset's Location asks for).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from urllib.parse import urlencode
 
 from .errors import GraphError, bad_request, unsupported_query
 from .odata import decode_token, encode_token
-from .state import ADDED, DELETED, PROPS, REMOVED, SimState
+from .state import ADDED, DELETED, PROPS, REMOVED, RESTORED, SimState
 
 Obj = dict[str, Any]
 MAX_IDS = 50
@@ -39,18 +46,40 @@ def _parse_ids(text: str) -> list[str]:
     return ids
 
 
-def _gone(base_url: str, token: Obj | None) -> GraphError:
+def _restart_url(base_url: str, token: Obj | None) -> str:
     params: dict[str, str] = {}
     if token and token.get("sel"):
         params["$select"] = ",".join(token["sel"])
     if token and token.get("ids"):
         params["$filter"] = " or ".join(f"id eq '{i}'" for i in token["ids"])
-    location = f"{base_url}/groups/delta" + (f"?{urlencode(params)}" if params else "")
+    params["$deltatoken"] = ""
+    return f"{base_url}/groups/delta?{urlencode(params)}"
+
+
+def _gone(base_url: str, token: Obj | None) -> GraphError:
+    """Synchronization reset: 410 Gone, restart from the Location (an empty-token URL)."""
     return GraphError(
         410,
+        "resyncRequired",
+        "The sync state was reset. Synchronize again from the URL in the Location header.",
+        headers={"Location": _restart_url(base_url, token)},
+    )
+
+
+def _expired() -> GraphError:
+    return GraphError(
+        400,
         "syncStateNotFound",
-        "The sync state generation is not found or has expired. Resync with no delta token.",
-        headers={"Location": location},
+        "The sync state generation is not found. The delta token is expired and data must be "
+        "synchronized again.",
+    )
+
+
+def _unknown() -> GraphError:
+    return GraphError(
+        400,
+        "resyncRequired",
+        "The delta token is not valid. Synchronize again without a delta token.",
     )
 
 
@@ -77,12 +106,16 @@ class DeltaEngine:
             return self._page(base_url, token)
         if "deltatoken" in lowered:
             raw = lowered["deltatoken"]
+            if raw == "":
+                sel, ids = self._options(lowered)
+                start = {"k": "i", "to": self.state.seq, "c": "", "m": 0, "sel": sel, "ids": ids}
+                return self._page(base_url, start)
             if raw.lower() == "latest":
                 sel, ids = self._options(lowered)
                 return self._finish(base_url, [], sel, ids, self.state.seq)
             token = self._token(base_url, raw)
             if token.get("k") != "d":
-                raise _gone(base_url, token)
+                raise _unknown()
             start = {
                 "k": "c",
                 "from": token["s"],
@@ -105,13 +138,15 @@ class DeltaEngine:
 
     def _token(self, base_url: str, raw: str) -> Obj:
         token = decode_token(raw)
-        if token is None or token.get("g") != self.state.generation:
-            raise _gone(base_url, token)
+        if token is None or "g" not in token:
+            raise _unknown()
         issued = datetime.fromtimestamp(int(token.get("t", 0)), UTC)
         if self.state.clock.now() - issued > self.state.delta_lifetime:
+            raise _expired()
+        if token["g"] != self.state.delta_generation:
             raise _gone(base_url, token)
         if int(token.get("to", token.get("s", 0))) > self.state.seq:
-            raise _gone(base_url, token)
+            raise _unknown()
         return token
 
     # ------------------------------------------------------------------ pages
@@ -137,7 +172,9 @@ class DeltaEngine:
         if tok["k"] == "i":
             plan = self._initial_plan(wanted, with_members)
         else:
-            plan = self._incremental_plan(int(tok["from"]), int(tok["to"]), wanted, with_members)
+            plan = self._incremental_plan(
+                int(tok["from"]), int(tok["to"]), wanted, with_members, sel
+            )
         for gid, build in plan:
             if gid < cursor:
                 continue
@@ -177,17 +214,27 @@ class DeltaEngine:
         return build
 
     def _incremental_plan(
-        self, start: int, end: int, wanted: set[str] | None, with_members: bool
+        self,
+        start: int,
+        end: int,
+        wanted: set[str] | None,
+        with_members: bool,
+        sel: list[str] | None = None,
     ) -> list[Any]:
         agg: dict[str, Obj] = {}
         for gid, kind, mid, mtype in self.state.log[start:end]:
             if wanted is not None and gid.lower() not in wanted:
                 continue
-            rec = agg.setdefault(gid, {"props": False, "removed": None, "members": {}})
+            rec = agg.setdefault(
+                gid, {"props": False, "removed": None, "restored": False, "members": {}}
+            )
             if kind == PROPS:
-                rec["props"] = True
+                # a change to a property the query did not select does not show up
+                rec["props"] = rec["props"] or sel is None or mid is None or mid in sel
             elif kind == DELETED:
                 rec["removed"] = mid
+            elif kind == RESTORED:  # back with its properties and every membership
+                rec.update(removed=None, restored=True, props=True)
             elif kind in (ADDED, REMOVED) and mid is not None:
                 rec["members"][mid] = (mtype, kind == ADDED)
         plan: list[Any] = []
@@ -211,11 +258,15 @@ class DeltaEngine:
             obj = self._props(self.state.groups[gid], sel)
             if not with_members:
                 return obj, None
+            changes = dict(rec["members"])
+            if rec["restored"]:
+                for m in self.state.groups[gid]["members"]:
+                    changes[m["id"]] = (m["@odata.type"], True)
             entries = [
                 {"@odata.type": t, "id": m}
                 if added
                 else {"@odata.type": t, "id": m, "@removed": {"reason": "deleted"}}
-                for m, (t, added) in rec["members"].items()
+                for m, (t, added) in changes.items()
             ]
             return obj, entries
 
@@ -227,7 +278,7 @@ class DeltaEngine:
         return f"{base_url}/$metadata#groups{suffix}"
 
     def _next(self, base_url: str, tok: Obj, value: list[Obj], gid: str, offset: int) -> Obj:
-        nxt = dict(tok, c=gid, m=offset, g=self.state.generation, t=self._epoch())
+        nxt = dict(tok, c=gid, m=offset, g=self.state.delta_generation, t=self._epoch())
         return {
             "@odata.context": self._context(base_url, tok.get("sel")),
             "@odata.nextLink": f"{base_url}/groups/delta?$skiptoken={encode_token(nxt)}",
@@ -247,7 +298,7 @@ class DeltaEngine:
             "s": seq,
             "sel": sel,
             "ids": ids,
-            "g": self.state.generation,
+            "g": self.state.delta_generation,
             "t": self._epoch(),
         }
         return {

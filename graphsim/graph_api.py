@@ -32,6 +32,7 @@ from .odata import (
 from .state import GROUP_TYPE, USER_TYPE, SimState
 from .subscriptions import SubscriptionService
 from .throttle import Throttle, request_cost
+from .users_delta import UsersDelta
 from .wire import Req, Resp
 
 Obj = dict[str, Any]
@@ -48,6 +49,9 @@ USER_DEFAULT = (
     "surname",
     "userPrincipalName",
 )
+REPROCESS_EXTRA = ("accountEnabled", "assignedLicenses", "assignedPlans")
+"""Beyond the default properties, reprocessLicenseAssignment's user carries these (the doc's
+example response)."""
 GROUP_SELECT_ONLY = {"assignedLicenses", "licenseProcessingState"}
 GROUP_HIDDEN = {"members", "hasMembersWithLicenseErrors"}
 USER_FILTERABLE = frozenset(
@@ -122,10 +126,12 @@ class GraphApi:
         self.throttle = throttle
         self.faults = faults
         self.delta = DeltaEngine(state)
+        self.users_delta_engine = UsersDelta(state)
         self.subs = SubscriptionService(state, notifier)
         r = self._route
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         seg = r"([^/]+)"
+        r("GET", r"/users/delta(?:\(\))?", "/users/delta", self.users_delta)
         r("GET", "/users", "/users", self.list_users)
         r("GET", f"/users/{seg}", "/users/{id}", self.get_user)
         r("GET", f"/users/{seg}/memberOf", "/users/{id}/memberOf", self.user_member_of)
@@ -156,6 +162,18 @@ class GraphApi:
             self.remove_ref,
         )
         r("POST", f"/groups/{seg}/assignLicense", "/groups/{id}/assignLicense", self.group_assign)
+        r(
+            "GET",
+            f"/directory/deletedItems/{seg}",
+            "/directory/deletedItems/{id}",
+            self.get_deleted_item,
+        )
+        r(
+            "POST",
+            f"/directory/deletedItems/{seg}/restore",
+            "/directory/deletedItems/{id}/restore",
+            self.restore_deleted_item,
+        )
         r("GET", "/subscribedSkus", "/subscribedSkus", self.list_skus)
         r("GET", "/organization", "/organization", self.list_org)
         r("GET", "/auditLogs/directoryAudits", "/auditLogs/directoryAudits", self.list_audits)
@@ -435,8 +453,27 @@ class GraphApi:
         )
 
     async def delete_group(self, req: Req, gid: str) -> Resp:
-        self.state.delete_group(gid, f"app:{req.app_id}", permanent=True)
+        self.state.delete_group(gid, f"app:{req.app_id}")
         return Resp(204)
+
+    async def get_deleted_item(self, req: Req, gid: str) -> Resp:
+        group = self.state.deleted_group(gid)
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#directoryObjects/$entity",
+            "@odata.type": "#microsoft.graph.group",
+            **group_view(group, None),
+            "deletedDateTime": group["deletedDateTime"],
+        }
+        return Resp(200, body)
+
+    async def restore_deleted_item(self, req: Req, gid: str) -> Resp:
+        group = self.state.restore_group(gid, f"app:{req.app_id}")
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#directoryObjects/$entity",
+            "@odata.type": "#microsoft.graph.group",
+            **group_view(group, None),
+        }
+        return Resp(200, body)
 
     async def group_members(self, req: Req, gid: str) -> Resp:
         q = parse_query(req.params)
@@ -462,6 +499,9 @@ class GraphApi:
 
     async def groups_delta(self, req: Req) -> Resp:
         return Resp(200, self.delta.handle(req.base_url, req.params))
+
+    async def users_delta(self, req: Req) -> Resp:
+        return Resp(200, self.users_delta_engine.handle(req.base_url, req.params))
 
     async def list_skus(self, req: Req) -> Resp:
         q = parse_query(req.params)
@@ -541,10 +581,12 @@ class GraphApi:
 
     async def user_reprocess(self, req: Req, uid: str) -> Resp:
         user = self.state.reprocess_user(uid, f"app:{req.app_id}")
-        return Resp(
-            200,
-            {"@odata.context": f"{req.base_url}/$metadata#users/$entity", **user_view(user, None)},
-        )
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#users/$entity",
+            **user_view(user, None),
+            **{k: user.get(k) for k in REPROCESS_EXTRA},
+        }
+        return Resp(200, body)
 
     async def group_assign(self, req: Req, gid: str) -> Resp:
         add, remove = self._license_body(req)

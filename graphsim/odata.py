@@ -110,11 +110,8 @@ def project(obj: Obj, select: tuple[str, ...] | None, default: tuple[str, ...] |
     if "@odata.type" in obj:
         out["@odata.type"] = obj["@odata.type"]
     out["id"] = obj.get("id")
-    for key in keys:
-        if key in obj:
-            out[key] = obj[key]
-        elif select is not None:
-            out[key] = None
+    for key in keys:  # Graph returns unset selected and default properties as null
+        out[key] = obj.get(key)
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from . import licensing
-from .clock import SimClock, iso
+from .clock import SimClock, iso, parse_iso
 from .errors import GraphError, bad_request, not_found
 from .processing import Job, LicenseProcessor
 
@@ -26,9 +26,21 @@ Obj = dict[str, Any]
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
 GBL_ACTOR = "Microsoft Entra group-Based Licensing"
+SYNC_ACCOUNT = "Sync_GRAPHSIM_0f1e2d3c4b5a@graphsim.onmicrosoft.com"
+SYNC_CLIENT = {"displayName": "Action Client Name", "oldValue": None, "newValue": "DirectorySync"}
 
-# change-log kinds: group properties changed, member added, member removed, group deleted
-PROPS, ADDED, REMOVED, DELETED = "p", "a", "r", "d"
+# Entra's group-based licensing is asynchronous: a change waits in a queue, then members are
+# processed at some rate, so a big group takes longer ("usually within minutes"; a seed article
+# measured ~30 min for 1,500 users). Defaults: a minute in the queue, then 50 users a minute;
+# a tenant's x-graphsim can set either (processingDelaySeconds 0 and processingRatePerMinute
+# null: instant, the old behaviour).
+DEFAULT_DELAY_SECONDS = 60.0
+DEFAULT_RATE_PER_MINUTE = 50.0
+
+# change-log kinds: group properties changed, member added, member removed, group deleted,
+# group restored from the deleted items
+PROPS, ADDED, REMOVED, DELETED, RESTORED = "p", "a", "r", "d", "s"
+SOFT_DELETE_DAYS = 30  # Microsoft 365 groups stay restorable this long
 
 
 def app_id_for(token: str) -> str:
@@ -81,6 +93,14 @@ class SimState:
         self.x: Obj = copy.deepcopy(tenant.get("x-graphsim") or {})
         self.organization: list[Obj] = tenant.get("organization") or [self._default_org()]
         self.tenant_id: str = str(self.organization[0].get("id"))
+        for sku in self.skus.values():  # the subscribedSku properties a snapshot may lack
+            sku.setdefault("id", f"{self.tenant_id}_{sku['skuId']}")
+            sku.setdefault("accountId", self.tenant_id)
+            sku.setdefault("accountName", str(self.organization[0].get("displayName") or ""))
+            sku.setdefault(
+                "subscriptionIds",
+                [str(uuid.uuid5(uuid.NAMESPACE_URL, f"graphsim/subscription/{sku['skuId']}"))],
+            )
         self.rules = licensing.LicensingRules.from_config(self.x)
         self.index: dict[str, set[str]] = licensing.index_memberships(self.groups)
         synced = set(self.x.get("onPremisesSyncedGroups") or [])
@@ -91,17 +111,20 @@ class SimState:
                 self.groups[gid]["onPremisesSyncEnabled"] = True
         self.pending_onprem: list[Obj] = list(self.x.get("pendingOnPremChanges") or [])
         self.generation = uuid.uuid4().hex[:8]
+        self.delta_generation = self.generation
         self.log: list[tuple[str, str, str | None, str | None]] = []
         self.deleted_groups: dict[str, str] = {}
+        self.soft_deleted: dict[str, Obj] = {}  # restorable groups, with their members
+        self.user_log: list[str] = []  # user ids, one per change, for GET /users/delta
         self.audit: list[Obj] = []
         self.subscriptions: dict[str, Obj] = {}
         self.outbox: list[Obj] = []
-        rate = self.x.get("processingRatePerMinute")
+        rate = self.x.get("processingRatePerMinute", DEFAULT_RATE_PER_MINUTE)
         self.processor = LicenseProcessor(
             self._process_now,
             self._processing_state,
             rate_per_minute=float(rate) if rate else None,
-            delay_seconds=float(self.x.get("processingDelaySeconds") or 0),
+            delay_seconds=float(self.x.get("processingDelaySeconds", DEFAULT_DELAY_SECONDS) or 0),
         )
 
     def reset(self) -> None:
@@ -182,13 +205,15 @@ class SimState:
                 },
             }
         if who == "sync":
+            # Entra Connect writes as its sync service account (a user); the entry's targets
+            # say "Action Client Name" = "DirectorySync" (directoryaudit-list's sample).
             return {
-                "user": None,
-                "app": {
-                    "appId": None,
-                    "displayName": "Microsoft Azure AD Connect",
-                    "servicePrincipalId": None,
-                    "servicePrincipalName": None,
+                "app": None,
+                "user": {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "graphsim.sync")),
+                    "displayName": None,
+                    "userPrincipalName": SYNC_ACCOUNT,
+                    "ipAddress": None,
                 },
             }
         if who == "gbl":
@@ -222,6 +247,10 @@ class SimState:
         reason: str = "",
         details: list[Obj] | None = None,
     ) -> None:
+        if who == "sync":
+            targets = [
+                t | {"modifiedProperties": [*t["modifiedProperties"], SYNC_CLIENT]} for t in targets
+            ]
         self.audit.append(
             {
                 "id": f"Directory_{uuid.uuid4()}",
@@ -240,25 +269,36 @@ class SimState:
         )
 
     def _target(self, obj: Obj, kind: str, modified: list[Obj] | None = None) -> Obj:
+        group_type = None
+        if kind == "Group":
+            group_type = (
+                "unifiedGroups" if "Unified" in (obj.get("groupTypes") or ()) else "azureAD"
+            )
         return {
             "id": obj["id"],
             "displayName": obj.get("displayName"),
             "type": kind,
             "userPrincipalName": obj.get("userPrincipalName"),
-            "groupType": None,
+            "groupType": group_type,
             "modifiedProperties": modified or [],
         }
 
     # ----------------------------------------------------------------- change log
     def _changed(
-        self, gid: str, kind: str, mid: str | None = None, mtype: str | None = None
+        self,
+        gid: str,
+        kind: str,
+        mid: str | None = None,
+        mtype: str | None = None,
+        *,
+        notify: str | None = None,
     ) -> None:
         self.log.append((gid, kind, mid, mtype))
-        self.on_group_change(gid, "deleted" if kind == DELETED else "updated")
+        self.on_group_change(gid, notify or ("deleted" if kind == DELETED else "updated"))
 
     # ----------------------------------------------------------------- processing
     def _process_now(self, user_ids: set[str]) -> set[str]:
-        return licensing.process_users(
+        changed: set[str] = licensing.process_users(
             user_ids,
             self.users,
             self.groups,
@@ -267,6 +307,12 @@ class SimState:
             self.clock.now(),
             index=self.index,
         )
+        self.user_changed(changed)
+        return changed
+
+    def user_changed(self, user_ids: Iterable[str]) -> None:
+        """Note changed users for GET /users/delta (its change log: one entry per change)."""
+        self.user_log.extend(sorted(user_ids))
 
     def _processing_state(self, gid: str, state: str, job: Job) -> None:
         group = self.groups.get(gid)
@@ -283,15 +329,21 @@ class SimState:
         elif state == "ProcessingComplete" and job.started:
             members = self.user_member_ids(gid)
             failed = sum(1 for uid in members if self._user_has_error_from(uid, gid))
+            result = (
+                f"Users successfully assigned licenses: {len(members) - failed}, "
+                f"Users for whom license assignment failed: {failed}."
+            )
             self.record_audit(
                 "Finish applying group based license to users",
                 "GroupManagement",
                 "gbl",
-                [self._target(group, "Group")],
-                reason=(
-                    f"Users successfully assigned licenses: {len(members) - failed}, "
-                    f"Users for whom license assignment failed: {failed}."
-                ),
+                [
+                    self._target(
+                        group,
+                        "Group",
+                        [{"displayName": "Result", "oldValue": None, "newValue": result}],
+                    )
+                ],
             )
 
     def _user_has_error_from(self, uid: str, gid: str) -> bool:
@@ -403,6 +455,15 @@ class SimState:
     def set_group_licenses(self, gid: str, add: list[Obj], remove: list[str], who: str) -> Obj:
         group = self.group(gid)
         clean_add, clean_remove = self._check_licenses(add, remove)
+        if clean_add and group.get("securityEnabled") is not True:
+            # Group-based licensing works only with security groups and security-enabled
+            # Microsoft 365 groups: distribution lists and securityEnabled=false M365 groups
+            # are refused up front.
+            raise bad_request(
+                "License assignment is supported only for security groups and Microsoft 365 "
+                "groups that have securityEnabled=true.",
+                code="Request_BadRequest",
+            )
         current = {a["skuId"]: a for a in group.get("assignedLicenses") or []}
         for sku in clean_remove:
             current.pop(sku, None)
@@ -427,13 +488,19 @@ class SimState:
                 )
             ],
         )
-        self._changed(gid, PROPS)
+        self._changed(gid, PROPS, "assignedLicenses")
         self.schedule(gid, self.user_member_ids(gid))
         return group
 
     def assign_user_license(self, uid: str, add: list[Obj], remove: list[str], who: str) -> Obj:
         user = self.user(uid)
         clean_add, clean_remove = self._check_licenses(add, remove)
+        if clean_add and not user.get("usageLocation"):
+            # Direct assignment needs the user's usage location (only group assignment falls
+            # back to the tenant's country).
+            raise bad_request(
+                "License assignment cannot be done for user with invalid usage location."
+            )
         states: list[Obj] = user.setdefault("licenseAssignmentStates", [])
         for sku in clean_remove:
             direct = [s for s in states if s.get("skuId") == sku and not s.get("assignedByGroup")]
@@ -472,9 +539,16 @@ class SimState:
                 }
             )
         self._process_now({user["id"]})
+        self.user_changed([user["id"]])  # direct assignments changed even if states did not
         self.record_audit(
             "Change user license", "UserManagement", who, [self._target(user, "User")]
         )
+        return user
+
+    def set_account_enabled(self, uid: str, enabled: bool) -> Obj:
+        user = self.user(uid)
+        user["accountEnabled"] = enabled
+        self.user_changed([user["id"]])
         return user
 
     def reprocess_user(self, uid: str, who: str) -> Obj:
@@ -485,21 +559,73 @@ class SimState:
         )
         return user
 
-    def delete_group(self, gid: str, who: str, *, permanent: bool = True) -> None:
+    def delete_group(
+        self,
+        gid: str,
+        who: str,
+        *,
+        permanent: bool | None = None,
+        change_type: str | None = None,
+    ) -> None:
+        """Delete a group. Microsoft 365 groups are soft-deleted by default (restorable for 30
+        days; delta says `@removed: {"reason": "changed"}`), security groups are gone for good
+        ("deleted"). The change notification says `changeType` "deleted", or what
+        `change_type` / x-graphsim `groupDeletedChangeType` says (Graph has sent "updated")."""
         group = self.group(gid)
         if group.get("assignedLicenses"):
             raise bad_request(
                 "The group has licenses assigned; remove them before deleting the group."
             )
+        if permanent is None:
+            permanent = "Unified" not in (group.get("groupTypes") or ())
         for mid in list(self.member_ids.get(gid, ())):
             if mid in self.index:
                 self.index[mid].discard(gid)
         del self.groups[gid]
         self.member_ids.pop(gid, None)
         self.synced_groups.discard(gid)
-        self.deleted_groups[gid] = "deleted" if permanent else "changed"
+        reason = "deleted" if permanent else "changed"
+        self.deleted_groups[gid] = reason
+        if not permanent:
+            group["deletedDateTime"] = iso(self.clock.now())
+            self.soft_deleted[gid] = group
         self.record_audit("Delete group", "GroupManagement", who, [self._target(group, "Group")])
-        self._changed(gid, DELETED, "deleted" if permanent else "changed")
+        notify = change_type or str(self.x.get("groupDeletedChangeType") or "deleted")
+        self._changed(gid, DELETED, reason, notify=notify)
+
+    def deleted_group(self, gid: str) -> Obj:
+        """A soft-deleted group still restorable (404 once purged after 30 days)."""
+        group = self.soft_deleted.get(gid)
+        if group is not None:
+            deleted_at = parse_iso(str(group["deletedDateTime"]))
+            if self.clock.now() - deleted_at > timedelta(days=SOFT_DELETE_DAYS):
+                del self.soft_deleted[gid]
+                self.deleted_groups[gid] = "deleted"
+                group = None
+        if group is None:
+            raise not_found(gid)
+        return group
+
+    def restore_group(self, gid: str, who: str) -> Obj:
+        """Restore a soft-deleted group with its memberships (and so the members' licenses)."""
+        group = self.deleted_group(gid)
+        del self.soft_deleted[gid]
+        self.deleted_groups.pop(gid, None)
+        group.pop("deletedDateTime", None)
+        self.groups[gid] = group
+        self.member_ids[gid] = {m["id"] for m in group["members"]}
+        for m in group["members"]:
+            if m.get("@odata.type") == USER_TYPE:
+                self.index.setdefault(m["id"], set()).add(gid)
+        if group.get("onPremisesSyncEnabled"):
+            self.synced_groups.add(gid)
+        self.record_audit("Restore group", "GroupManagement", who, [self._target(group, "Group")])
+        self._changed(gid, RESTORED)
+        return group
+
+    def reset_delta_sync(self) -> None:
+        """A synchronization reset: every delta token issued so far now answers 410 Gone."""
+        self.delta_generation = uuid.uuid4().hex[:8]
 
     def set_prepaid_units(self, sku_id: str, units: Obj) -> Obj:
         sku = self.skus.get(sku_id) or next(
@@ -518,6 +644,7 @@ class SimState:
     def set_usage_location(self, uid: str, location: str | None) -> Obj:
         user = self.user(uid)
         user["usageLocation"] = location
+        self.user_changed([user["id"]])
         return user
 
     def set_duplicate_proxy(self, uid: str, duplicate: bool) -> None:

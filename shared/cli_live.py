@@ -38,6 +38,7 @@ from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 _USER_TYPE = "#microsoft.graph.user"
+_GROUP_TYPE = "#microsoft.graph.group"
 
 
 class LiveError(Exception):
@@ -229,9 +230,11 @@ async def write_snapshot(
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
     world = await read_world(directory, progress)
+    groups = world["groups"] + world["nestedGroups"]
     out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
-    for n, group in enumerate(world["groups"]):
+    for n, group in enumerate(groups):
         members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
+        members += [{"@odata.type": _GROUP_TYPE, "id": g} for g in group.pop("nestedGroupIds")]
         out.write((b"," if n else b"") + orjson.dumps(group | {"members": members}))
     out.write(b'],"users":[')
     link: str | None = None

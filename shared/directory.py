@@ -46,7 +46,9 @@ class DirectoryError(Exception):
 
 
 class DeltaTokenExpired(DirectoryError):
-    """The delta token is unknown or expired (410 Gone / syncStateNotFound): resync in full."""
+    """The delta token cannot be used: expired (400 syncStateNotFound), unknown (400
+    resyncRequired) or invalidated by a synchronization reset (410 Gone, whose Location is the
+    same query with an empty token). Each means: resync in full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,10 @@ class GroupDelta:
     properties: JSON = field(default_factory=dict)
     """Changed group properties Graph returned (e.g. assignedLicenses), without members."""
     deleted: bool = False
+    nested_added: frozenset[str] = frozenset()
+    """Group ids that became members (nested groups; on an initial round: all of them)."""
+    nested_removed: frozenset[str] = frozenset()
+    """Group ids that stopped being members."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +140,10 @@ class Directory(Protocol):
         ...
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
-        """One page (`$top=999`) of a group's direct user member ids, and the next link."""
+        """One page (`$top=999`) of a group's direct user member ids, and the next link.
+        Group members on the page (nested groups) are appended to `nested` when given."""
         ...
 
     async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:

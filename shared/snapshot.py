@@ -54,11 +54,16 @@ def load_snapshot(path: str | Path) -> LoadedSnapshot:
         raise SnapshotError(f"{path}: cannot read the snapshot ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
-    return parse_snapshot(data, consume=True)
+    return parse_snapshot(data, consume=True, complete=True)
 
 
-def parse_snapshot(data: Any, *, consume: bool = False) -> LoadedSnapshot:
-    """Parse a snapshot document; with `consume`, user entries are released as they are parsed."""
+def parse_snapshot(data: Any, *, consume: bool = False, complete: bool = False) -> LoadedSnapshot:
+    """Parse a snapshot document; with `consume`, user entries are released as they are parsed.
+
+    `complete`: the document claims to be the whole tenant (a snapshot file), so a licensed
+    group must list its members. The service's partial documents (a page of users and the
+    groups they are in) leave `members` out.
+    """
     if not isinstance(data, dict):
         raise SnapshotError("snapshot: the top level must be a JSON object")
     for key in REQUIRED_COLLECTIONS:
@@ -66,7 +71,7 @@ def parse_snapshot(data: Any, *, consume: bool = False) -> LoadedSnapshot:
             raise SnapshotError(f"snapshot: missing required key '{key}'")
         if not isinstance(data[key], list):
             raise SnapshotError(f"snapshot: '{key}' must be a list")
-    parser = _Parser()
+    parser = _Parser(complete=complete)
     skus = {s.id: s for s in (parser.sku(i, o) for i, o in enumerate(data["subscribedSkus"]))}
     users = {}
     raw_users = data["users"]
@@ -93,7 +98,8 @@ def _id(obj: dict[str, Any]) -> str | None:
 class _Parser:
     """Parses one snapshot, interning repeated values and collecting warnings."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, complete: bool = False) -> None:
+        self.complete = complete
         self.warnings: list[str] = []
         self._plan_sets: dict[tuple[str, ...], frozenset[str]] = {(): _EMPTY}
 
@@ -224,6 +230,12 @@ class _Parser:
                     f"{sku.part_number}"
                 )
             licenses.append(LicenseAssignment(sku_id, disabled))
+        if self.complete and licenses and not isinstance(obj.get("members"), list):
+            # Read as "no members", a licensed group would silently license nobody.
+            raise SnapshotError(
+                f"{where}: missing required list 'members' (a licensed group needs its "
+                'members; write "members": [] for an empty group)'
+            )
         member_users, member_groups = self._members(obj, where, users, group_ids)
         return Group(
             id=group_id,

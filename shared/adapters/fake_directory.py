@@ -8,9 +8,9 @@ or expired token raises `DeltaTokenExpired`), unknown ids are absent, reprocess 
 user is False, subscriptions expire within Graph's 41,760-minute limit.
 
 Test hands: `add_member`, `remove_member`, `set_group_licenses`, `set_user_state`,
-`delete_group`, `expire_delta_tokens`, `fail_next_send_mail`; observations: `reprocessed` (user
-ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`, `message`,
-`saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
+`delete_group`, `expire_delta_tokens`, `reset_delta_sync`, `fail_next_send_mail`; observations:
+`reprocessed` (user ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`,
+`message`, `saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
 
 Paging: `users_page` (users in id order) and `group_members_page` serve `page_size` objects per
 page with opaque `fake://` next links. Audit log: `audits` is a plain list of Graph
@@ -47,6 +47,7 @@ from shared.directory import (
 )
 
 USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
 DELTA_PROPERTIES = ("assignedLicenses", "displayName")
 SUBSCRIPTION_MAX_MINUTES = 41_760
 _NO_ERROR = (None, "", "None")
@@ -190,6 +191,8 @@ class FakeDirectory:
         self._subs: dict[str, Subscription] = {}
         self._log: list[tuple[str, str, str | None]] = []  # (group id, kind, member id)
         self._tokens: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self._expired: set[str] = set()
+        self._reset: set[str] = set()
         self._token_ids = itertools.count(1)
 
     @property
@@ -287,7 +290,14 @@ class FakeDirectory:
         self.record_audit("Delete group", [_target(group, "Group")], actor=actor)
 
     def expire_delta_tokens(self) -> None:
-        """Every delta link handed out so far becomes unknown (as after 7 days)."""
+        """Every delta link handed out so far is expired (as after 7 days): 400
+        syncStateNotFound, as Graph answers."""
+        self._expired.update(self._tokens)
+        self._tokens.clear()
+
+    def reset_delta_sync(self) -> None:
+        """A synchronization reset: every delta link handed out so far answers 410 Gone."""
+        self._reset.update(self._tokens)
         self._tokens.clear()
 
     # ------------------------------------------------------------------ reads
@@ -329,6 +339,9 @@ class FakeDirectory:
                 gid: GroupDelta(
                     group_id=gid,
                     added=frozenset(self.group_member_ids_now(gid)),
+                    nested_added=frozenset(
+                        m["id"] for m in self.members[gid] if m["@odata.type"] == GROUP_TYPE
+                    ),
                     properties=_project(self.groups[gid], DELTA_PROPERTIES),
                 )
                 for gid in ids
@@ -336,10 +349,19 @@ class FakeDirectory:
             }
             return DeltaRound(groups, self._issue(ids), initial=True)
         token = self._tokens.get(delta_link)
-        if token is None:
+        if token is None and delta_link in self._reset:
             raise DeltaTokenExpired(
-                410, "syncStateNotFound", "The sync state is not found or has expired."
+                410, "resyncRequired", "The sync state was reset. Synchronize again."
             )
+        if token is None and delta_link in self._expired:
+            raise DeltaTokenExpired(
+                400,
+                "syncStateNotFound",
+                "The sync state generation is not found. The delta token is expired and data "
+                "must be synchronized again.",
+            )
+        if token is None:
+            raise DeltaTokenExpired(400, "resyncRequired", "The delta token is not valid.")
         start, ids = token
         return DeltaRound(self._changes(start, set(ids)), self._issue(ids), initial=False)
 
@@ -371,10 +393,13 @@ class FakeDirectory:
                 continue
             # a group whose only change is a non-user member still comes back (no members)
             user_changes = {m: a for m, a in members.items() if m in self.users}
+            group_changes = {m: a for m, a in members.items() if m in self.groups}
             out[gid] = GroupDelta(
                 group_id=gid,
                 added=frozenset(m for m, a in user_changes.items() if a),
                 removed=frozenset(m for m, a in user_changes.items() if not a),
+                nested_added=frozenset(m for m, a in group_changes.items() if a),
+                nested_removed=frozenset(m for m, a in group_changes.items() if not a),
                 properties=_project(self.groups[gid], DELTA_PROPERTIES),
             )
         return out
@@ -466,7 +491,7 @@ class FakeDirectory:
         return page, more
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
         self._count("group_members_page")
         if next_link is not None:
@@ -478,6 +503,8 @@ class FakeDirectory:
         members = self.members[group_id]  # pages count every member, as Graph's do
         end = pos + self.page_size
         ids = [m["id"] for m in members[pos:end] if m["@odata.type"] == USER_TYPE]
+        if nested is not None:
+            nested.extend(m["id"] for m in members[pos:end] if m["@odata.type"] == GROUP_TYPE)
         more = self._link(f"/groups/{group_id}/members", end) if end < len(members) else None
         return ids, more
 

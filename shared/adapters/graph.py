@@ -565,7 +565,7 @@ class GraphDirectory:
         return list(page.get("value") or []), str(more) if more else None
 
     async def group_members_page(
-        self, group_id: str, next_link: str | None
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
         """One page of GET /groups/{id}/members ($top, $select=id), user ids only (a page may
         hold fewer ids than $top, or none, and still have a next link)."""
@@ -578,7 +578,10 @@ class GraphDirectory:
         else:
             info = members.with_url(next_link).to_get_request_information()
         page = await self._send(info)
-        ids = [str(m["id"]) for m in page.get("value") or [] if m.get("@odata.type") == USER_TYPE]
+        items = page.get("value") or []
+        ids = [str(m["id"]) for m in items if m.get("@odata.type") == USER_TYPE]
+        if nested is not None:
+            nested.extend(str(m["id"]) for m in items if m.get("@odata.type") == GROUP_TYPE)
         more = page.get("@odata.nextLink")
         return ids, str(more) if more else None
 
@@ -706,11 +709,13 @@ class GraphDirectory:
 class _DeltaAcc:
     """One group's entries merged across delta pages (a big group spans several pages)."""
 
-    __slots__ = ("added", "deleted", "properties", "removed")
+    __slots__ = ("added", "deleted", "nested_added", "nested_removed", "properties", "removed")
 
     def __init__(self) -> None:
         self.added: set[str] = set()
         self.removed: set[str] = set()
+        self.nested_added: set[str] = set()
+        self.nested_removed: set[str] = set()
         self.properties: JSON = {}
         self.deleted = False
 
@@ -719,15 +724,20 @@ class _DeltaAcc:
             self.deleted = True
             return
         for member in obj.get("members@delta") or []:
-            if member.get("@odata.type") != USER_TYPE:
+            kind = member.get("@odata.type")
+            if kind == USER_TYPE:
+                added, removed = self.added, self.removed
+            elif kind == GROUP_TYPE:
+                added, removed = self.nested_added, self.nested_removed
+            else:
                 continue
             mid = str(member.get("id"))
             if "@removed" in member:
-                self.removed.add(mid)
-                self.added.discard(mid)
+                removed.add(mid)
+                added.discard(mid)
             else:
-                self.added.add(mid)
-                self.removed.discard(mid)
+                added.add(mid)
+                removed.discard(mid)
         for key, value in obj.items():
             if key not in {"id", "members@delta"} and not key.startswith("@"):
                 self.properties[key] = value
@@ -739,6 +749,8 @@ class _DeltaAcc:
             group_id=gid,
             added=frozenset(self.added),
             removed=frozenset(self.removed),
+            nested_added=frozenset(self.nested_added),
+            nested_removed=frozenset(self.nested_removed),
             properties=dict(self.properties),
         )
 

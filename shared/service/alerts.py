@@ -58,6 +58,7 @@ from shared.alerts.deliver import (
     pending_id,
     tenant_name,
 )
+from shared.audit import audit_actor
 from shared.catalog import catalog
 from shared.core.alerting import (
     AlertFacts,
@@ -853,15 +854,7 @@ async def _send_mass_loss(
 
 
 def _actor(entry: Mapping[str, Any]) -> str:
-    initiated = entry.get("initiatedBy") or {}
-    user = initiated.get("user") or {}
-    app = initiated.get("app") or {}
-    return str(
-        user.get("userPrincipalName")
-        or user.get("displayName")
-        or app.get("displayName")
-        or "unknown"
-    )
+    return audit_actor(entry) or "unknown"
 
 
 __all__ = [

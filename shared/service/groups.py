@@ -24,6 +24,7 @@ import structlog
 from shared.directory import DeltaRound, DeltaTokenExpired
 from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.context import Services
+from shared.service.nested import apply_nesting, record_nested_findings
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,7 @@ class GroupChangeOutcome:
     license_changed: list[str] = field(default_factory=list)
     users: set[str] = field(default_factory=set)
     messages: int = 0
+    nesting_changed: set[str] = field(default_factory=set)
 
 
 async def handle_group_changes(
@@ -71,6 +73,7 @@ async def handle_group_changes(
 
     for partition in targets:
         await _run_partition(svc, licensed, members, config, partition, outcome)
+    await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
 
     _record_liveness(svc, msg, outcome)
     batches = RecomputeUsers.batches(
@@ -183,8 +186,9 @@ async def _run_partition(
 ) -> None:
     try:
         delta = await svc.directory.group_delta(partition.group_ids, partition.delta_link)
-    except DeltaTokenExpired:
-        log.warning("delta.resync", partition=partition.index, reason="token expired")
+    except DeltaTokenExpired as exc:
+        reason = "sync reset" if exc.status == 410 else "token expired or unknown"
+        log.warning("delta.resync", partition=partition.index, reason=reason, code=exc.code)
         outcome.resynced.append(partition.index)
         delta = await svc.directory.group_delta(partition.group_ids, None)
     outcome.partitions_run.append(partition.index)
@@ -210,6 +214,7 @@ def _apply_round(
                 outcome.left += len(left)
                 outcome.users |= left
             continue
+        outcome.nesting_changed |= apply_nesting(members, group_id, change, delta.initial)
         if change.deleted:
             _, left = members.replace(group_id, set())
             outcome.left += len(left)

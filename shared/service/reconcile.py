@@ -61,6 +61,7 @@ from shared.report import (
 from shared.service import alerts
 from shared.service.context import Services
 from shared.service.health_report import write_nightly_page
+from shared.service.nested import nested_group_findings, read_nested_groups
 from shared.service.recompute import (
     RecomputeOutcome,
     act_on,
@@ -448,6 +449,11 @@ class _Scan:
             c.resolved += len(change.resolved)
             c.findings_by_code.update(f.code for f in found)
             sku_reports.append((sku, found))
+        for group_id, found in nested_group_findings(world).items():
+            change = ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
+            c.new += len(change.new)
+            c.resolved += len(change.resolved)
+            c.findings_by_code.update(f.code for f in found)
         gone = RecomputeOutcome()
         resolve_gone(svc, _unseen_users(svc, run.started_at), run.run_id, gone)
         c.resolved += len(gone.resolved)
@@ -688,22 +694,32 @@ class _Scan:
 async def read_world(
     directory: Any, progress: Callable[[str, int, int | None], None] | None = None
 ) -> JSON:
-    """SKUs, the organization, licensed groups with their user member ids (paged)."""
+    """SKUs, the organization, licensed groups with their user member ids (paged) and the
+    ids of their group members (`nestedGroupIds`: nested groups, which license nobody), and
+    those nested groups with their members (`nestedGroups`)."""
     skus = await directory.subscribed_skus()
     organization = await directory.organization()
     groups = await directory.licensed_groups()
     for n, group in enumerate(groups, 1):
         ids: list[str] = []
+        nested: list[str] = []
         link: str | None = None
         while True:
-            page, link = await directory.group_members_page(group["id"], link)
+            page, link = await directory.group_members_page(group["id"], link, nested=nested)
             ids.extend(page)
             if link is None:
                 break
         group["memberIds"] = ids
+        group["nestedGroupIds"] = nested
         if progress:
             progress(GROUPS, n, len(groups))
-    return {"skus": skus, "organization": organization, "groups": groups}
+    nested_groups = await read_nested_groups(directory, groups)
+    return {
+        "skus": skus,
+        "organization": organization,
+        "groups": groups,
+        "nestedGroups": nested_groups,
+    }
 
 
 def member_index(world: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -725,7 +741,8 @@ def page_document(
         for group_id in index.get(user["id"], ()):
             members[group_id].append({"@odata.type": "#microsoft.graph.user", "id": user["id"]})
     groups = [
-        {k: v for k, v in g.items() if k != "memberIds"} | {"members": members[g["id"]]}
+        {k: v for k, v in g.items() if k not in ("memberIds", "nestedGroupIds")}
+        | {"members": members[g["id"]]}
         for g in world["groups"]
     ]
     document: JSON = {"subscribedSkus": world["skus"], "groups": groups, "users": users}

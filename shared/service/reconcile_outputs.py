@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.audit import audit_actor
 from shared.core.drift import group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
@@ -79,11 +80,8 @@ def config_tenant(
 
 
 def actor_of(entry: Mapping[str, Any]) -> str | None:
-    """Who did it: the user's UPN, or the app's display name, from `initiatedBy`."""
-    initiated = entry.get("initiatedBy") or {}
-    user = initiated.get("user") or {}
-    app = initiated.get("app") or {}
-    return user.get("userPrincipalName") or user.get("displayName") or app.get("displayName")
+    """Who did it (see `shared.audit.audit_actor`: Entra Connect sync, a user or an app)."""
+    return audit_actor(entry)
 
 
 def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:

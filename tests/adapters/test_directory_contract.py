@@ -194,6 +194,9 @@ class FakeDriver:
     def expire_delta_tokens(self) -> None:
         self.fake.expire_delta_tokens()
 
+    def reset_delta_sync(self) -> None:
+        self.fake.reset_delta_sync()
+
 
 class GraphDriver:
     name = "graph"
@@ -218,6 +221,9 @@ class GraphDriver:
 
     def expire_delta_tokens(self) -> None:
         self.sim.advance_clock(days=8)  # directory delta tokens live 7 days
+
+    def reset_delta_sync(self) -> None:
+        self.sim.reset_delta_sync()
 
     def now(self) -> str:
         return self.sim.now()
@@ -367,14 +373,60 @@ async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) 
     assert await driver.directory.groups_by_id([SALES]) == {}
 
 
+async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(
+    driver: Driver,
+) -> None:
+    """graphsim only: a Microsoft 365 group's soft delete (delta `@removed.reason` "changed",
+    notified as "updated") is a deletion to the port; restoring it brings its members back as
+    joins."""
+    if not isinstance(driver, GraphDriver):
+        pytest.skip("soft delete and restore are graphsim's")
+    first = await driver.directory.group_delta([SALES], None)
+    driver.sim.delete_group(SALES, permanent=False, change_type="updated")
+    gone = await driver.directory.group_delta([SALES], first.delta_link)
+    assert gone.groups[SALES].deleted
+    driver.sim.restore_group(SALES)
+    back = await driver.directory.group_delta([SALES], gone.delta_link)
+    assert not back.groups[SALES].deleted
+    assert back.groups[SALES].added == user_members(SALES)
+
+
+async def test_delta_reports_nested_groups_apart_from_users(driver: Driver) -> None:
+    first = await driver.directory.group_delta([BIG], None)
+    assert first.groups[BIG].nested_added == {SALES}
+    assert SALES not in first.groups[BIG].added
+    driver.remove_member(BIG, SALES)
+    rnd = await driver.directory.group_delta([BIG], first.delta_link)
+    assert rnd.groups[BIG].nested_removed == {SALES}
+    assert rnd.groups[BIG].removed == set()
+
+
 async def test_delta_expired_token_raises(driver: Driver) -> None:
     first = await driver.directory.group_delta([EMS], None)
     driver.expire_delta_tokens()
     with pytest.raises(DeltaTokenExpired) as err:
         await driver.directory.group_delta([EMS], first.delta_link)
-    assert err.value.status == 410
+    assert (err.value.status, err.value.code) == (400, "syncStateNotFound")
     again = await driver.directory.group_delta([EMS], None)  # the full resync works
     assert again.groups[EMS].added == user_members(EMS)
+
+
+async def test_delta_after_a_synchronization_reset_raises(driver: Driver) -> None:
+    first = await driver.directory.group_delta([EMS], None)
+    driver.reset_delta_sync()
+    with pytest.raises(DeltaTokenExpired) as err:
+        await driver.directory.group_delta([EMS], first.delta_link)
+    assert err.value.status == 410
+    again = await driver.directory.group_delta([EMS], None)
+    assert again.groups[EMS].added == user_members(EMS)
+
+
+async def test_delta_with_an_unknown_token_raises(driver: Driver) -> None:
+    first = await driver.directory.group_delta([EMS], None)
+    forged = first.delta_link.split("$deltatoken=")[0] + "$deltatoken=bm90LWEtdG9rZW4"
+    with pytest.raises(DeltaTokenExpired) as err:
+        await driver.directory.group_delta([EMS], forged)
+    assert (err.value.status, err.value.code) == (400, "resyncRequired")
 
 
 async def test_delta_takes_at_most_fifty_ids(driver: Driver) -> None:
@@ -437,10 +489,11 @@ async def test_users_page_keeps_the_select_on_every_page(driver: Driver) -> None
 
 async def test_group_members_page_reads_every_page_and_only_users(driver: Driver) -> None:
     ids: list[str] = []
+    nested: list[str] = []
     pages = 0
     link: str | None = None
     while True:
-        page, link = await driver.directory.group_members_page(BIG, link)
+        page, link = await driver.directory.group_members_page(BIG, link, nested=nested)
         pages += 1
         ids.extend(page)
         if link is None:
@@ -449,6 +502,7 @@ async def test_group_members_page_reads_every_page_and_only_users(driver: Driver
     assert len(ids) == len(set(ids)) == 120
     assert set(ids) == user_members(BIG)
     assert SALES not in ids
+    assert nested == [SALES]  # the nested group, when asked for
     with pytest.raises(DirectoryError) as err:
         await driver.directory.group_members_page(UNKNOWN[0], None)
     assert err.value.status == 404

@@ -188,6 +188,38 @@ def test_a_group_error_names_the_group(tmp_path: Path, capsys: pytest.CaptureFix
     assert "group 'Licensing_Office365_E3_Base'" in err
 
 
+@pytest.mark.parametrize("members", ["absent", None, {}])
+def test_a_licensed_group_without_a_members_list_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], members: Any
+) -> None:
+    snapshot = demo()
+    if members == "absent":
+        del snapshot["groups"][0]["members"]
+    else:
+        snapshot["groups"][0]["members"] = members
+
+    status, out, err = run(capsys, "--snapshot", write(tmp_path, snapshot))
+
+    assert status == 2
+    assert out == ""
+    assert "group 'Licensing_Office365_E3_Base'" in err
+    assert "missing required list 'members'" in err
+
+
+def test_an_explicitly_empty_member_list_is_evaluated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = demo()
+    snapshot["groups"][0]["members"] = []
+    unlicensed = next(g for g in snapshot["groups"] if not g.get("assignedLicenses"))
+    del unlicensed["members"]  # an unlicensed group's members do not matter
+
+    status, _, err = run(capsys, "--snapshot", write(tmp_path, snapshot), "--format", "json")
+
+    assert status in (0, 1)
+    assert "error:" not in err
+
+
 def test_a_missing_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "--snapshot", str(tmp_path / "absent.json"))
 

@@ -202,7 +202,15 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     capture.clear()
 
     seat_moves_in_one_sync(sim)
+    assert license_states(stack, LYNNE, E3) == []  # Entra has queued the group, no more
+    assert graph_get(stack, f"/groups/{BASE}?$select=id,licenseProcessingState")[
+        "licenseProcessingState"
+    ] == {"state": "QueuedForProcessing"}
+    settle(stack.host, sim, recheck=False)  # the service sees the group queued and waits
     assert license_states(stack, LYNNE, E3) == [("Error", "CountViolation")]
+    assert "PendingGroupAssignment" in codes_of(stack, LYNNE)
+    assert requests(sim, REPROCESS) == 0
+    assert stack.host.fire_timer("recheck_errors").outcome == "succeeded"
     settle(stack.host, sim)
 
     delivered = [d for d in sim.deliveries() if d["outcome"] == "delivered"]
@@ -218,8 +226,13 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     assert license_states(stack, LYNNE, E3) == [("Active", None)]
     called = capture.named("reprocess.called")
     assert [e["user_id"] for e in called] == [LYNNE]
+    # The notification's recompute saw the group still queued and left Lynne pending; the
+    # recheck (one correlation id from timer to Graph call) reprocessed her.
     accepted = {e["correlation_id"] for e in capture.named("notification.accepted")}
-    assert called[0]["correlation_id"] in accepted  # one id from webhook to Graph call
+    recomputed = {e["correlation_id"] for e in capture.named("users.recomputed")}
+    assert accepted & recomputed
+    rechecked = {e["correlation_id"] for e in capture.named("errors.rechecked")}
+    assert called[0]["correlation_id"] in rechecked
 
 
 def test_a_uniqueness_violation_is_recorded_not_reprocessed(
@@ -420,9 +433,12 @@ def test_a_message_that_keeps_failing_ends_in_poison_and_becomes_a_finding(
     assert len(again) == 1
 
 
+@pytest.mark.parametrize("token_fate", ["expired", "reset"])
 def test_an_expired_delta_token_means_a_full_resync_that_still_finds_leavers(
-    make_stack: StackFactory, capture: EventCapture
+    make_stack: StackFactory, capture: EventCapture, token_fate: str
 ) -> None:
+    """Expired (400 syncStateNotFound) and reset (410 Gone with an empty-token Location) both
+    lead to one full round (https://learn.microsoft.com/en-us/graph/delta-query-overview)."""
     stack, sim = make_stack(mode="act")
     subscribe(stack, sim)
     assert "Other" in codes_of(stack, GRADY)  # "Others": his E3 from the Teams group failed
@@ -432,11 +448,18 @@ def test_an_expired_delta_token_means_a_full_resync_that_still_finds_leavers(
     sim.sync_cycle()
     sim.drain(settle=True)
     sim.set_notifications(dropRate=0.0)
-    sim.advance_clock(days=8)  # ...and the stored delta token is past its 7 days
+    if token_fate == "expired":
+        sim.advance_clock(days=8)  # ...and the stored delta token is past its 7 days
+    else:
+        sim.reset_delta_sync()  # ...and Graph resets the sync state
     assert stack.host.fire_timer("sync_watch").outcome == "succeeded"
     settle(stack.host, sim)
 
-    assert [e["partition"] for e in capture.named("delta.resync")] == [0]
+    resyncs = capture.named("delta.resync")
+    assert [e["partition"] for e in resyncs] == [0]
+    assert resyncs[0]["code"] == (
+        "syncStateNotFound" if token_fate == "expired" else "resyncRequired"
+    )
     changed = capture.named("groups.changed")[-1]
     assert changed["resynced"] == [0]
     assert changed["left"] == 1

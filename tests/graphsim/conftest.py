@@ -181,6 +181,11 @@ class Harness:
     async def post(self, url: str, **kw: Any) -> httpx.Response:
         return await self.http.post(url, **kw)
 
+    async def settle(self) -> None:
+        """Advance the simulated clock until group-based licensing has processed everything
+        queued (processing is asynchronous by default, as in Entra)."""
+        await self.sim.drain(timeout=1, settle=True)
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.sim.close()

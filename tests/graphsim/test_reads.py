@@ -126,6 +126,7 @@ async def test_groups_with_license_errors_filter_and_never_returned(sim: Harness
     assert r.json()["value"] == []
     sim.sim.state.set_prepaid_units(E3, {"enabled": 4})
     sim.sim.state.add_member(G_SALES, USERS[7], "admin")
+    await sim.settle()
     r = await sim.get(
         "/groups?$count=true&$filter=hasMembersWithLicenseErrors eq true"
         "&$select=id,hasMembersWithLicenseErrors",

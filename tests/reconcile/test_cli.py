@@ -27,6 +27,9 @@ def graph() -> Iterator[str]:
         yield url
 
 
+GROUP_TYPE = "#microsoft.graph.group"
+
+
 def live(graph: str, *args: str) -> list[str]:
     return [*args, "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet"]
 
@@ -45,10 +48,19 @@ def test_a_snapshot_of_the_live_tenant_is_one_evaluate_reads(
     assert status == 0
     assert evaluated == 0
     assert len(document["users"]) == len(tenant["users"])
-    assert {g["id"] for g in document["groups"]} == {
-        g["id"] for g in tenant["groups"] if g.get("assignedLicenses")
-    }
+    licensed = [g for g in tenant["groups"] if g.get("assignedLicenses")]
+    nested = {m["id"] for g in licensed for m in g["members"] if m["@odata.type"] == GROUP_TYPE}
+    assert nested  # Contoso nests Sales_Team in the E3 Base group
+    assert {g["id"] for g in document["groups"]} == {g["id"] for g in licensed} | nested
     assert all("members" in g for g in document["groups"])
+    written = {g["id"]: g for g in document["groups"]}
+    for group in licensed:  # group members are kept, as the tenant has them
+        assert written[group["id"]]["members"] == group["members"]
+    nested_findings = [
+        f for g in result["groups"] for f in g["findings"] if f["code"] == "NestedGroupMember"
+    ]
+    assert len(nested_findings) == 1
+    assert "1 user(s) in those groups get nothing" in nested_findings[0]["message"]
     assert document["organization"][0]["id"] == tenant["organization"][0]["id"]
     assert len(result["users"]) == len(tenant["users"])
 

@@ -13,7 +13,7 @@ from shared.report import CSV_HEADER
 from shared.service.reconcile import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages
-from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, build_world
+from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -158,3 +158,32 @@ async def test_a_user_who_loses_the_mailbox_between_nights_is_alerted_at_once() 
 
     subjects = [m["message"]["subject"] for m in nightly.directory.sent_mail]
     assert any("data-loss risk for 1 user(s)" in s for s in subjects), subjects
+
+
+async def test_a_group_nested_in_a_licensed_group_is_reported_and_resolved(
+    nightly: Nightly,
+) -> None:
+    """The demo nests Sales_Team in the E3 Base group: the member read sees it, the nightly
+    reads its members and records NestedGroupMember on the licensed group, with the users it
+    leaves unlicensed; once the nesting is undone the finding is resolved."""
+    await nightly.run()
+
+    nested = [
+        e.fields
+        for e in nightly.world.svc.tables.findings.query_all()
+        if e.fields.get("code") == "NestedGroupMember" and not e.fields.get("resolvedAt")
+    ]
+    assert [str(f["key"]).split("|")[0] for f in nested] == [f"group:{E3_BASE}"]
+    assert "Sales_Team" in str(nested[0]["message"])
+    assert "1 user(s) in those groups get nothing" in str(nested[0]["message"])
+
+    nightly.directory.remove_member(E3_BASE, SALES_TEAM)
+    nightly.world.clock.advance(DAY)
+    result = await nightly.run()
+
+    assert result.status == "done"
+    assert not [
+        e
+        for e in nightly.world.svc.tables.findings.query_all()
+        if e.fields.get("code") == "NestedGroupMember" and not e.fields.get("resolvedAt")
+    ]

@@ -224,6 +224,23 @@ async def test_an_expired_delta_token_resyncs_in_full_and_still_finds_leavers(
     assert again.resynced == []
 
 
+async def test_a_synchronization_reset_resyncs_in_full_and_still_finds_leavers(
+    world: World,
+) -> None:
+    """410 Gone (a reset) is handled like an expired token: one full round from scratch."""
+    await settled(world)
+    world.directory.remove_member(E3_BASE, DIEGO)
+    world.directory.reset_delta_sync()
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.resynced == [0]
+    assert recomputed_users(world) == {DIEGO}
+    assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
+    again = await handle_group_changes(world.svc, sweep())
+    assert again.resynced == []
+
+
 async def test_a_sweep_with_nothing_changed_recomputes_nobody(world: World) -> None:
     await settled(world)
 
@@ -271,3 +288,33 @@ async def test_a_sweep_recomputes_the_members_of_a_group_that_lost_its_licenses(
     assert EMS_E3 in outcome.license_changed
     assert members <= outcome.users
     assert EMS_E3 not in LicensedGroups(world.svc.tables.deltalinks).groups()
+
+
+def open_nested(world: World) -> dict[str, dict[str, Any]]:
+    return {
+        str(e.fields["key"]): dict(e.fields)
+        for e in world.svc.tables.findings.query_all()
+        if e.fields.get("code") == "NestedGroupMember" and not e.fields.get("resolvedAt")
+    }
+
+
+async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: World) -> None:
+    """The demo nests Sales_Team in the E3 Base group: the first (initial) delta round's
+    group-type members@delta make a NestedGroupMember on Base, counting Sales_Team's one user
+    who gets nothing; nesting EMS too changes it, and undoing both resolves it."""
+    await settled(world)
+    found = open_nested(world)
+    assert [k.split("|")[0] for k in found] == [f"group:{E3_BASE}"]
+    (first,) = found.values()
+    assert "Sales_Team" in str(first["message"])
+    assert "1 user(s) in those groups get nothing" in str(first["message"])
+
+    world.directory.add_member(E3_BASE, EMS_E3)
+    await handle_group_changes(world.svc, changed(E3_BASE))
+    (again,) = open_nested(world).values()
+    assert "Licensing_Office365_EMS_E3" in str(again["message"])
+
+    world.directory.remove_member(E3_BASE, SALES_TEAM)
+    world.directory.remove_member(E3_BASE, EMS_E3)
+    await handle_group_changes(world.svc, changed(E3_BASE))
+    assert open_nested(world) == {}

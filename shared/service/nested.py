@@ -1,0 +1,132 @@
+"""Nested groups in licensed groups: read them, and say how many users they leave unlicensed.
+
+Group-based licensing licenses only a group's direct user members; a group nested in a licensed
+group gets nothing for its users (graph-facts §4.1). The member read of a licensed group sees
+its group members (`nestedGroupIds`); this reads those groups' own members (at any depth) so
+`NestedGroupMember` can count the users left out, and turns them into one finding per licensed
+group, recorded under the subject `group:<id>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from shared.core.findings import Finding, Names, group_findings
+from shared.core.model import Group, LicenseAssignment, Tenant
+from shared.directory import JSON, GroupDelta
+from shared.service.context import Services
+from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
+
+
+async def read_nested_groups(directory: Any, licensed: Sequence[Mapping[str, Any]]) -> list[JSON]:
+    """The groups nested (at any depth) in `licensed` groups (which carry `nestedGroupIds`):
+    id, displayName, `memberIds` (users) and their own `nestedGroupIds`."""
+    known = {str(g["id"]) for g in licensed}
+    todo = [gid for g in licensed for gid in g.get("nestedGroupIds") or () if gid not in known]
+    found: list[JSON] = []
+    while todo:
+        batch = [g for g in dict.fromkeys(todo) if g not in known]
+        todo = []
+        known.update(batch)
+        if not batch:
+            break
+        for group in (await directory.groups_by_id(batch)).values():
+            users: list[str] = []
+            nested: list[str] = []
+            link: str | None = None
+            while True:
+                page, link = await directory.group_members_page(group["id"], link, nested=nested)
+                users.extend(page)
+                if link is None:
+                    break
+            found.append(
+                {
+                    "id": group["id"],
+                    "displayName": group.get("displayName"),
+                    "memberIds": users,
+                    "nestedGroupIds": nested,
+                }
+            )
+            todo.extend(nested)
+    return found
+
+
+def nested_group_findings(world: Mapping[str, Any]) -> dict[str, list[Finding]]:
+    """For each licensed group in `world` (`groups` with `assignedLicenses`, `memberIds`,
+    `nestedGroupIds`; `nestedGroups` as read by `read_nested_groups`): its NestedGroupMember
+    finding, or none."""
+    groups: dict[str, Group] = {}
+    for raw in [*(world.get("nestedGroups") or ()), *world["groups"]]:
+        groups[str(raw["id"])] = Group(
+            id=str(raw["id"]),
+            name=str(raw.get("displayName") or raw["id"]),
+            licenses=tuple(
+                LicenseAssignment(str(a["skuId"]), frozenset(a.get("disabledPlans") or ()))
+                for a in raw.get("assignedLicenses") or ()
+            ),
+            member_user_ids=tuple(raw.get("memberIds") or ()),
+            member_group_ids=tuple(raw.get("nestedGroupIds") or ()),
+        )
+    whole = Tenant({}, groups, {})
+    names = Names(whole)
+    return {
+        str(raw["id"]): group_findings(groups[str(raw["id"])], whole, names)
+        for raw in world["groups"]
+    }
+
+
+# --------------------------------------------------------------------------- event path
+
+NESTED_PREFIX = "nested:"
+"""GroupMembers partition holding a licensed group's nested group ids (`nested:<group id>`)."""
+
+
+def apply_nesting(
+    members: GroupMembers, group_id: str, change: GroupDelta, initial: bool
+) -> set[str]:
+    """Keep the stored nested groups of `group_id` in step with a delta round's group-type
+    `members@delta` entries; returns {group_id} when they changed (else an empty set)."""
+    key = NESTED_PREFIX + group_id
+    if change.deleted:
+        _, gone = members.replace(key, set())
+        return {group_id} if gone else set()
+    if initial:
+        joined, left = members.replace(key, set(change.nested_added))
+    else:
+        joined, left = set(change.nested_added), set(change.nested_removed)
+        members.apply(key, joined, left)
+    return {group_id} if joined or left else set()
+
+
+async def record_nested_findings(
+    svc: Services, group_ids: Iterable[str], correlation_id: str
+) -> None:
+    """Re-evaluate NestedGroupMember for licensed groups whose nesting changed: read the
+    nested groups (and their members), record the finding under `group:<id>`."""
+    wanted = sorted(set(group_ids))
+    if not wanted:
+        return
+    members = GroupMembers(svc.tables.groupmembers)
+    licensed = LicensedGroups(svc.tables.deltalinks).groups()
+    world_groups: list[JSON] = []
+    for group_id in wanted:
+        config = licensed.get(group_id)
+        if config is None:
+            continue
+        world_groups.append(
+            dict(config)
+            | {
+                "id": group_id,
+                "memberIds": sorted(members.members(group_id)),
+                "nestedGroupIds": sorted(members.members(NESTED_PREFIX + group_id)),
+            }
+        )
+    nested = await read_nested_groups(svc.directory, world_groups)
+    world = {"groups": world_groups, "nestedGroups": nested}
+    ledger = FindingsLedger(svc.tables.findings)
+    now = svc.now()
+    for group_id, found in nested_group_findings(world).items():
+        ledger.reconcile(f"group:{group_id}", found, now=now, run_id=correlation_id)
+    for group_id in set(wanted) - {g["id"] for g in world_groups}:
+        ledger.reconcile(f"group:{group_id}", [], now=now, run_id=correlation_id)
