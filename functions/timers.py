@@ -9,7 +9,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.bootstrap import services
-from shared.service.subscriptions import keep_subscription
+from shared.service.subscriptions import check_subscription_live, keep_subscription
 from shared.service.watch import recheck_errors as recheck
 from shared.service.watch import watch_poison, watch_sync
 
@@ -32,5 +32,7 @@ async def recheck_errors(timer: func.TimerRequest) -> None:
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-def poison_watch(timer: func.TimerRequest) -> None:
-    watch_poison(services())
+async def poison_watch(timer: func.TimerRequest) -> None:
+    svc = services()
+    await check_subscription_live(svc)  # the dead-man switch asks Graph, not only our table
+    watch_poison(svc)

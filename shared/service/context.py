@@ -14,6 +14,7 @@ from shared.adapters.queues import Queues
 from shared.adapters.tables import Tables
 from shared.directory import Directory
 from shared.messages import Message
+from shared.service.crashpoints import NO_CRASHES, CrashPoints
 from shared.settings import Settings
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
@@ -33,6 +34,9 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     caches: dict[str, object] = field(default_factory=dict)
     """Per-worker memory (e.g. recently seen unlicensed groups); never the source of truth."""
+    crash_points: CrashPoints = NO_CRASHES
+    """Between the steps of every handler (`shared.service.crashpoints`); tests register one
+    that raises at a named point, production does nothing."""
 
     def now(self) -> datetime:
         return self.clock()

@@ -15,6 +15,7 @@ import structlog
 
 from shared.messages import GroupsChanged, format_timestamp, new_correlation_id
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.subscriptions import handle_lifecycle_event, our_subscription_ids
 from shared.webhook import VettedNotifications, parse_collection, vet_notifications
 
@@ -77,6 +78,7 @@ def _vet(svc: Services, body: bytes) -> VettedNotifications:
 def accept_change_notifications(svc: Services, body: bytes) -> Intake:
     """Vet a change-notification POST and enqueue one GroupsChanged for the genuine groups."""
     vetted = _vet(svc, body)
+    crash_point(svc, "intake.after_vet")
     if not vetted.group_ids:
         return Intake(vetted, None)
     msg = GroupsChanged(
@@ -85,6 +87,7 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
         received_at=format_timestamp(svc.now()),
     )
     svc.send(msg)
+    crash_point(svc, "intake.after_send")  # Graph resends what we did not answer: harmless
     log.info("notification.accepted", correlation_id=msg.correlation_id,
              groups=len(vetted.group_ids), rejected=len(vetted.rejected))  # fmt: skip
     return Intake(vetted, msg.correlation_id)
