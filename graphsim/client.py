@@ -105,7 +105,8 @@ class SimClient:
         return str(self._call("POST", "/clock", body)["now"])
 
     def set_faults(self, **cfg: Any) -> Obj:
-        """rate429, rate503, resetRate, latencyMs, latencyRate, retryAfter, seed."""
+        """rate429, rate503, resetRate, applyResetRate, apply503Rate, writesOnly, next (the next
+        requests' faults, in order), latencyMs, latencyRate, retryAfter, seed."""
         result: Obj = self._call("PUT", "/faults", cfg)
         return result
 
