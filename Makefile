@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint doctor pytest bench clean
+.PHONY: setup demo test lint doctor pytest bench reliability clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -47,6 +47,11 @@ bench: setup
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/reconcile.py
+
+## Nothing lost, nothing doubled: chaos, crash points, fuzz, soak, reconcile twice - one table,
+## each line pass/fail against its target; non-zero exit on any fail (docs/reliability.md).
+reliability: setup
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

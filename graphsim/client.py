@@ -110,6 +110,11 @@ class SimClient:
         result: Obj = self._call("PUT", "/faults", cfg)
         return result
 
+    def remove_subscription(self, subscription_id: str) -> Obj:
+        """Graph drops the subscription and sends `subscriptionRemoved` to its lifecycle URL."""
+        result: Obj = self._call("POST", f"/subscriptions/{subscription_id}/remove")
+        return result
+
     def set_throttle(self, **cfg: Any) -> Obj:
         """enabled, budget, writeBudget, windowSeconds, writeWindowSeconds, clock ('real'|'sim')."""
         result: Obj = self._call("PUT", "/throttle", cfg)

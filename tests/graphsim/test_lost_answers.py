@@ -116,3 +116,22 @@ def test_the_control_api_sets_and_shows_them_and_refuses_unknown_ones(sync_serve
 
 def _ref(uid: str) -> dict[str, str]:
     return {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{uid}"}
+
+
+async def test_graph_removing_a_subscription_sends_subscription_removed(sim: Harness) -> None:
+    """Graph may remove a subscription itself and then notifies its lifecycle URL
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events)."""
+    sim.sim.notifier.enabled = False  # keep the notification in the log, not on the wire
+    sim.sim.state.subscriptions["s1"] = {
+        "id": "s1",
+        "lifecycleNotificationUrl": "https://guard.example.net/api/graph/lifecycle",
+        "expirationDateTime": "2025-01-08T09:00:00Z",
+        "clientState": "c",
+    }
+
+    assert sim.sim.notifier.remove_subscription("s1") == {"removed": "s1", "notified": True}
+
+    assert "s1" not in sim.sim.state.subscriptions
+    assert sim.sim.notifier.log[-1]["outcome"] == "disabled"  # it was sent (delivery is off)
+    with pytest.raises(Exception, match="No subscription"):
+        sim.sim.notifier.remove_subscription("s1")
