@@ -180,21 +180,25 @@ def play(stack: Stack, sim: SimClient, faults: dict[str, Any] | None) -> dict[st
     }
 
 
-def chaos(storage: str, seeds: tuple[int, ...]) -> Line:
-    tenant = load_tenant()
+def chaos(storage: str, seeds: tuple[int, ...], dump: str | None = None) -> Line:
     settings = ALERTS | {"BASELINE": "off"}
     runs = []
     for seed in (None, *seeds):
         wipe(storage)
         with (
             running_stack(
-                tenant, storage=storage, host_json=host_json(), extra_settings=settings
+                load_tenant(),  # graphsim changes the tenant it is given: a fresh one per run
+                storage=storage,
+                host_json=host_json(),
+                extra_settings=settings,
             ) as stack,
             SimClient(stack.graph_url) as sim,
         ):
             faults = None if seed is None else MIXED_FAULTS | {"seed": seed}
             runs.append(play(stack, sim, faults))
     calm, stormy = runs[0], runs[1:]
+    if dump:
+        Path(dump).write_text(json.dumps(runs, indent=1, default=str))
     equal = sum(r["findings"] == calm["findings"] for r in stormy)
     once = sum(
         set(r["reprocessed"]) == set(calm["reprocessed"])
@@ -330,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-count", type=int, default=10_000)
     parser.add_argument("--soak-days", type=int, default=90)
     parser.add_argument("--only", nargs="*", default=None, help="chaos crash fuzz soak reconcile")
+    parser.add_argument("--dump", default=None, help="write the chaos runs' outcomes here (JSON)")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the service's logs; the table is the output
     wanted = set(args.only or ("chaos", "crash", "fuzz", "soak", "reconcile"))
@@ -350,7 +355,7 @@ def run_checks(wanted: set[str], args: argparse.Namespace) -> list[Line]:
     if wanted & {"chaos", "soak", "fuzz"}:
         with Azurite() as azurite:
             if "chaos" in wanted:
-                lines.append(chaos(azurite.connection_string, tuple(args.seeds)))
+                lines.append(chaos(azurite.connection_string, tuple(args.seeds), args.dump))
             if "soak" in wanted:
                 from reliability_soak import soak  # noqa: PLC0415 - beside this script
 
