@@ -122,6 +122,8 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
 
 
 REPROCESS_AUDIT = "Change user license"
+SERVICE_ACTORS = ("group-based licensing", "azure ad connect", "entra connect")
+"""Lower-case parts of the display names Entra's own services write audit entries under."""
 
 
 async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
@@ -136,10 +138,18 @@ async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
     except DirectoryError as exc:
         log.warning("reprocess.verify_unavailable", user_id=user_id, error=str(exc))
         return False
+    ours = svc.settings.storage_connection.managed_identity_client_id  # the one identity
     for entry in entries:
         targets = {str((t or {}).get("id")) for t in entry.get("targetResources") or ()}
-        by_app = bool((entry.get("initiatedBy") or {}).get("app") or {})
-        if user_id in targets and by_app:
+        app = (entry.get("initiatedBy") or {}).get("app") or {}
+        if user_id not in targets or not app:
+            continue
+        if ours and str(app.get("appId") or "").lower() == ours.lower():
+            return True
+        # Without our client id: any app but Microsoft's own licensing and sync services,
+        # whose "Change user license" entries are the processing we asked for, not our call.
+        name = str(app.get("displayName") or "").lower()
+        if not ours and not any(actor in name for actor in SERVICE_ACTORS):
             return True
     return False
 

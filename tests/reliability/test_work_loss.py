@@ -174,6 +174,23 @@ async def test_a_lost_response_after_graph_applied_the_reprocess_is_not_called_a
     assert statuses(world) == [DONE]
 
 
+async def test_group_based_licensing_changing_the_user_is_not_taken_for_our_call() -> None:
+    """Entra's own processing writes "Change user license" too: only our app's entry counts."""
+    world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act")
+    msg = await queued_reprocess(world)
+    with pytest.raises(DirectoryError):
+        await reprocess_user(world.svc, msg)
+    world.directory.record_audit(
+        "Change user license",
+        [{"id": IRVIN, "type": "User"}],
+        actor="Microsoft Entra group-Based Licensing",
+        category="UserManagement",
+    )
+
+    assert (await reprocess_user(world.svc, msg)).status == "called"
+    assert world.directory.reprocessed == [IRVIN]
+
+
 async def test_a_brake_storage_failure_gives_the_claim_back() -> None:
     tables = in_memory_tables()
     brake = FailingTable("servicestate")
