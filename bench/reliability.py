@@ -336,10 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="chaos crash fuzz soak reconcile")
     parser.add_argument("--dump", default=None, help="write the chaos runs' outcomes here (JSON)")
     args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)  # the service's logs; the table is the output
+    logging.disable(logging.CRITICAL)  # the service's (and graphsim's) logs: the table is it
     wanted = set(args.only or ("chaos", "crash", "fuzz", "soak", "reconcile"))
     started = time.monotonic()
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with (
+        open(os.devnull, "w") as quiet,
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),
+    ):
         lines = run_checks(wanted, args)
     print_table(lines)
     print(f"({time.monotonic() - started:.0f} s)")
