@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: setup demo test lint doctor checkov pytest bench clean lock
+.PHONY: setup demo test lint doctor checkov pytest bench reliability clean lock
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -74,6 +74,11 @@ bench: setup
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/reconcile.py
+
+## Nothing lost, nothing doubled: chaos, crash points, fuzz, soak, reconcile twice - one table,
+## each line pass/fail against its target; non-zero exit on any fail (docs/reliability.md).
+reliability: setup
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

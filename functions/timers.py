@@ -10,7 +10,7 @@ import azure.functions as func
 
 from shared.bootstrap import services
 from shared.logging import bind_invocation
-from shared.service.subscriptions import keep_subscription
+from shared.service.subscriptions import check_subscription_live, keep_subscription
 from shared.service.watch import recheck_errors as recheck
 from shared.service.watch import watch_poison, watch_sync
 
@@ -36,6 +36,8 @@ async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> Non
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
+async def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    watch_poison(services())
+    svc = services()
+    await check_subscription_live(svc)  # the dead-man switch asks Graph, not only our table
+    watch_poison(svc)

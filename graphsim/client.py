@@ -122,8 +122,14 @@ class SimClient:
         return str(self._call("POST", "/clock", body)["now"])
 
     def set_faults(self, **cfg: Any) -> Obj:
-        """rate429, rate503, resetRate, latencyMs, latencyRate, retryAfter, seed."""
+        """rate429, rate503, resetRate, applyResetRate, apply503Rate, writesOnly, next (the next
+        requests' faults, in order), latencyMs, latencyRate, retryAfter, seed."""
         result: Obj = self._call("PUT", "/faults", cfg)
+        return result
+
+    def remove_subscription(self, subscription_id: str) -> Obj:
+        """Graph drops the subscription and sends `subscriptionRemoved` to its lifecycle URL."""
+        result: Obj = self._call("POST", f"/subscriptions/{subscription_id}/remove")
         return result
 
     def set_throttle(self, **cfg: Any) -> Obj:

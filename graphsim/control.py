@@ -135,6 +135,9 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
             sim.faults.configure(body)
         return sim.faults.describe()
 
+    async def remove_subscription(request: Request, body: Obj) -> Obj:
+        return sim.notifier.remove_subscription(request.path_params["sid"])
+
     async def throttle(request: Request, body: Obj) -> Obj:
         if request.method == "PUT":
             sim.throttle.configure(body)
@@ -201,6 +204,7 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         Route(f"{p}/clock", wrap(clock), methods=["GET", "POST"]),
         Route(f"{p}/faults", wrap(faults), methods=["GET", "PUT"]),
         Route(f"{p}/throttle", wrap(throttle), methods=["GET", "PUT"]),
+        Route(f"{p}/subscriptions/{{sid}}/remove", wrap(remove_subscription), methods=["POST"]),
         Route(f"{p}/notifications", wrap(notifications), methods=["GET", "PUT"]),
         Route(f"{p}/outbox", wrap(outbox), methods=["GET", "DELETE"]),
         Route(f"{p}/counters", wrap(counters), methods=["GET", "DELETE"]),

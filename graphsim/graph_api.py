@@ -14,7 +14,7 @@ from typing import Any
 from . import licensing
 from .delta import DeltaEngine
 from .errors import GraphError, bad_request, error_body, not_found, throttled_body
-from .faults import Faults
+from .faults import AFTER_HANDLER, Faults
 from .mail import accept_mail
 from .notify import Notifier
 from .odata import (
@@ -228,7 +228,7 @@ class GraphApi:
             self.state.count(key, resp.status)
             return resp
         resp = await self._guarded(req, template, handler, args)
-        self.state.count(key, resp.status)
+        self.state.count(key, resp.counted_as or resp.status)
         return resp
 
     async def _guarded(
@@ -237,21 +237,13 @@ class GraphApi:
         delay = self.faults.latency()
         if delay:
             await asyncio.sleep(delay)
-        fault = self.faults.pick()
-        if fault == "reset" and req.in_batch:
-            fault = "503"
+        fault = self.faults.pick(req.method)
+        if fault in ("reset", "applyReset") and req.in_batch:
+            fault = "503" if fault == "reset" else "apply503"
         if fault == "429":
             return self.too_many(req, self.faults.retry_after, "", "Fault")
         if fault == "503":
-            return Resp(
-                503,
-                error_body(
-                    "serviceNotAvailable",
-                    "Service unavailable.",
-                    client_request_id=req.headers.get("client-request-id"),
-                ),
-                {"Retry-After": str(self.faults.retry_after)},
-            )
+            return self.unavailable(req)
         if fault == "reset":
             return Resp(-1)
         cost, write = request_cost(req.method, template, req.params)
@@ -263,10 +255,26 @@ class GraphApi:
             resp = await handler(req, *args)
         except GraphError as exc:
             resp = self.error(req, exc)
+        if fault in AFTER_HANDLER:
+            # Done (a write applied), and the answer is lost: the client cannot tell.
+            lost = Resp(-1) if fault == "applyReset" else self.unavailable(req)
+            lost.counted_as = f"{resp.status}+{fault}"
+            return lost
         resp.headers["x-ms-resource-unit"] = str(cost)
         if decision.used_share >= 0.8:
             resp.headers["x-ms-throttle-limit-percentage"] = f"{decision.used_share:.1f}"
         return resp
+
+    def unavailable(self, req: Req) -> Resp:
+        return Resp(
+            503,
+            error_body(
+                "serviceNotAvailable",
+                "Service unavailable.",
+                client_request_id=req.headers.get("client-request-id"),
+            ),
+            {"Retry-After": str(self.faults.retry_after)},
+        )
 
     def too_many(self, req: Req, retry_after: int, scope: str, info: str) -> Resp:
         headers = {"Retry-After": str(retry_after)}

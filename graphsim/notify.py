@@ -185,6 +185,26 @@ class Notifier:
                     },
                 )
 
+    def remove_subscription(self, sid: str) -> Obj:
+        """Graph removes a subscription (e.g. its app lost access) and says so with a
+        `subscriptionRemoved` lifecycle notification, when the subscription has a URL for it."""
+        sub = self.state.subscriptions.pop(sid, None)
+        if sub is None:
+            raise GraphError(404, "ResourceNotFound", f"No subscription '{sid}'.")
+        url = sub.get("lifecycleNotificationUrl")
+        if url:
+            self._enqueue(
+                url,
+                {
+                    "subscriptionId": sid,
+                    "subscriptionExpirationDateTime": sub["expirationDateTime"],
+                    "tenantId": self.state.tenant_id,
+                    "clientState": sub.get("clientState"),
+                    "lifecycleEvent": "subscriptionRemoved",
+                },
+            )
+        return {"removed": sid, "notified": bool(url)}
+
     # ----------------------------------------------------------------- delivery
     async def _flush(self, url: str) -> None:
         try:

@@ -687,7 +687,7 @@ class SimState:
             org["onPremisesSyncEnabled"] = True
         return {"applied": applied, "skipped": skipped, "onPremisesLastSyncDateTime": now}
 
-    def count(self, key: str, status: int) -> None:
+    def count(self, key: str, status: int | str) -> None:
         bucket = self.counters.setdefault(key, {})
         bucket[str(status)] = bucket.get(str(status), 0) + 1
 

@@ -43,6 +43,9 @@ class Resp:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
+    counted_as: str | None = None
+    """The counters' status when it differs from the answer's (e.g. "200+applyReset": done,
+    then the answer was lost)."""
 
     def encoded(self) -> bytes:
         if self.raw is not None:

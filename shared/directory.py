@@ -159,6 +159,10 @@ class Directory(Protocol):
 
     async def subscriptions(self) -> list[Subscription]: ...
 
+    async def subscription(self, subscription_id: str) -> Subscription | None:
+        """GET /subscriptions/{id}; None when Graph no longer has it (404)."""
+        ...
+
     async def create_subscription(
         self,
         *,

@@ -101,6 +101,7 @@ CALLS: tuple[GraphCall, ...] = (
     # change notifications on /groups (subscription-post-subscriptions and siblings)
     GraphCall("GET", "/subscriptions", "Group.Read.All", READ, "list our subscriptions"),
     GraphCall("POST", "/subscriptions", "Group.Read.All", READ, "subscribe to /groups"),
+    GraphCall("GET", "/subscriptions/{id}", "Group.Read.All", READ, "dead-man switch check"),
     GraphCall("PATCH", "/subscriptions/{id}", "Group.Read.All", READ, "renew"),
     GraphCall("DELETE", "/subscriptions/{id}", "Group.Read.All", READ, "unsubscribe"),
     GraphCall("POST", "/subscriptions/{id}/reauthorize", "Group.Read.All", READ, "reauthorize"),

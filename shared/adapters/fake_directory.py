@@ -572,6 +572,10 @@ class FakeDirectory:
         self._count("subscriptions")
         return list(self._subs.values())
 
+    async def subscription(self, subscription_id: str) -> Subscription | None:
+        self._count("subscription")
+        return self._subs.get(subscription_id)
+
     async def create_subscription(
         self,
         *,

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+import structlog
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
@@ -97,6 +98,11 @@ EXPIRED_DELTA_CODES = frozenset(
     {"syncstatenotfound", "resyncrequired", "syncstateinvalid", "invalidsynctoken"}
 )
 ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+TRANSPORT_ATTEMPTS = 4
+TRANSPORT_BACKOFF = 0.5
+"""Seconds before the first retry of a dropped connection; doubled each time (0.5, 1, 2)."""
+
+log = structlog.get_logger(__name__)
 
 
 class StaticTokenAuthenticationProvider(AnonymousAuthenticationProvider):
@@ -295,16 +301,33 @@ class GraphDirectory:
         await self.aclose()
 
     # ------------------------------------------------------------------ raw transport
-    async def _send(self, info: RequestInformation) -> JSON:
-        try:
-            # "bytes": the raw response body, no models built
-            raw: bytes | None = await self._adapter.send_primitive_async(info, "bytes", ERROR_MAP)
-        except APIError as exc:
-            raise to_directory_error(exc) from exc
-        except httpx.TransportError as exc:
-            raise _transport_error(exc) from exc
-        except ClientAuthenticationError as exc:
-            raise credential_error(exc) from exc
+    async def _retrying(self, call: Callable[[], Awaitable[Any]], *, idempotent: bool) -> Any:
+        """Run `call`, retrying transport errors (a reset, a stale keep-alive connection) with
+        backoff when the request is safe to repeat; the SDK retries 429/503/504 but not these.
+        A non-idempotent write is not repeated here: its caller knows whether it may be."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except APIError as exc:
+                raise to_directory_error(exc) from exc
+            except ClientAuthenticationError as exc:
+                raise credential_error(exc) from exc
+            except httpx.TransportError as exc:
+                if not idempotent or attempt >= TRANSPORT_ATTEMPTS:
+                    raise _transport_error(exc) from exc
+                wait = TRANSPORT_BACKOFF * 2 ** (attempt - 1)
+                log.warning("graph.transport_retry", error=type(exc).__name__,
+                            attempt=attempt, wait=wait)  # fmt: skip
+                await self._sleep(wait)
+
+    async def _send(self, info: RequestInformation, *, idempotent: bool | None = None) -> JSON:
+        safe = info.http_method == Method.GET if idempotent is None else idempotent
+        # "bytes": the raw response body, no models built
+        raw: bytes | None = await self._retrying(
+            lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=safe
+        )
         if not raw:
             return {}
         parsed = orjson.loads(raw)
@@ -360,7 +383,7 @@ class GraphDirectory:
         info.headers.try_add("Accept", "application/json")
         info.set_stream_content(orjson.dumps({"requests": requests}), "application/json")
         async with self._batch_slots:
-            body = await self._send(info)
+            body = await self._send(info, idempotent=True)  # our batches only read
         responses = body.get("responses")
         if not isinstance(responses, list):
             raise DirectoryError(502, "UnexpectedBody", "$batch answer without responses")
@@ -646,26 +669,28 @@ class GraphDirectory:
         return orgs[0] if orgs else None
 
     # ------------------------------------------------------------------ subscriptions
-    async def _typed(self, call: Awaitable[Any]) -> Any:
-        try:
-            return await call
-        except APIError as exc:
-            raise to_directory_error(exc) from exc
-        except httpx.TransportError as exc:
-            raise _transport_error(exc) from exc
-        except ClientAuthenticationError as exc:
-            raise credential_error(exc) from exc
+    async def _typed(self, call: Callable[[], Awaitable[Any]], *, idempotent: bool = True) -> Any:
+        return await self._retrying(call, idempotent=idempotent)
 
     async def subscriptions(self) -> list[Subscription]:
         found: list[Subscription] = []
-        page = await self._typed(self._client.subscriptions.get())
+        page = await self._typed(self._client.subscriptions.get)
         while page is not None:
             found.extend(_subscription(s) for s in page.value or [])
             if not page.odata_next_link:
                 break
             builder = self._client.subscriptions.with_url(page.odata_next_link)
-            page = await self._typed(builder.get())
+            page = await self._typed(builder.get)
         return found
+
+    async def subscription(self, subscription_id: str) -> Subscription | None:
+        item = self._client.subscriptions.by_subscription_id(subscription_id)
+        try:
+            return _subscription(await self._typed(item.get))
+        except DirectoryError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def create_subscription(
         self,
@@ -685,22 +710,25 @@ class GraphDirectory:
             client_state=client_state,
             expiration_date_time=_parse_iso(expiration),
         )
-        return _subscription(await self._typed(self._client.subscriptions.post(body)))
+        # Not repeated on a dropped connection: the keeper finds a subscription whose answer
+        # was lost as ours on its next look, and deletes extras.
+        post = self._client.subscriptions.post
+        return _subscription(await self._typed(lambda: post(body), idempotent=False))
 
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         body = GraphSubscription(expiration_date_time=_parse_iso(expiration))
         item = self._client.subscriptions.by_subscription_id(subscription_id)
-        return _subscription(await self._typed(item.patch(body)))
+        return _subscription(await self._typed(lambda: item.patch(body)))
 
     async def reauthorize_subscription(self, subscription_id: str) -> None:
         item = self._client.subscriptions.by_subscription_id(subscription_id)
-        await self._typed(item.reauthorize.post())
+        await self._typed(item.reauthorize.post)
 
     async def delete_subscription(self, subscription_id: str) -> None:
         """Delete; a subscription that is already gone (404) counts as deleted."""
         item = self._client.subscriptions.by_subscription_id(subscription_id)
         try:
-            await self._typed(item.delete())
+            await self._typed(item.delete)
         except DirectoryError as exc:
             if exc.status != 404:
                 raise

@@ -31,6 +31,7 @@ from shared.alerts.compose import Mail, graph_message
 from shared.core.findings import ERROR, Finding
 from shared.directory import DirectoryError
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.stores import FindingsLedger, ServiceState
 
 log = structlog.get_logger(__name__)
@@ -177,6 +178,7 @@ async def deliver(
         return Delivery(ALREADY_SENT, mail.id)
     fields.update({"pendingId": mail.id, "pendingAt": svc.now()})
     state.put(state_name(channel), fields)
+    crash_point(svc, "mail.after_pending")
     sender = svc.settings.alert_sender or ""
     message = graph_message(mail, svc.settings.alert_recipients)
     attempt = 0
@@ -196,4 +198,5 @@ async def deliver(
             continue
         log.info("alerts.sent", channel=channel, mail_id=mail.id, kind=mail.kind,
                  subject=mail.subject, attempts=attempt)  # fmt: skip
+        crash_point(svc, "mail.after_send")  # the one resend window: same id, same header
         return Delivery(SENT, mail.id, attempt)

@@ -9,7 +9,8 @@ findings entities, the channel state in `servicestate`.
   became alertable, alerted findings that resolved) and the counts still open. No mail when
   nothing changed. Waits for the baseline.
 * `send_tenant_alerts` (timer `tenant_alerts`): lapsing subscriptions in use, a directory sync
-  older than three cycles, and the pipeline's dead-man and poison findings, mailed at once.
+  older than three cycles, and the pipeline's dead-man and poison findings, mailed at once;
+  and data-loss alerts that could not be sent yet (`alert_data_loss_owed`), retried until sent.
 * `with_data_loss` + `alert_data_loss` (the recompute and the nightly scan): the data-loss
   guard. A user whose mailbox or OneDrive capability drops with no other path still granting
   it; more than MASS_LOSS_THRESHOLD users within an hour is one mass-loss alert naming the
@@ -95,6 +96,7 @@ from shared.core.findings import (
 )
 from shared.core.model import Tenant
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.summary import NightlySummary
 from shared.snapshot import parse_snapshot
@@ -464,6 +466,7 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
     entities = {r.key: e for e, r in pairs}
     _mark(svc, (entities[r.key] for r in plan.new), "alertedIn", mail_id)
     _mark(svc, (entities[r.key] for r in plan.resolved), "resolvedIn", mail_id)
+    crash_point(svc, "digest.after_mark")
     confirm(svc, DIGEST, mail_id)
     return outcome
 
@@ -548,6 +551,7 @@ async def send_immediate(
     delivery = await deliver(svc, mail, channel=channel, sleep=sleep)
     if delivery.accepted or delivery.status == ALREADY_SENT:
         _mark(svc, (e for e, _ in pairs), "alertedIn", mail_id)
+        crash_point(svc, "immediate.after_mark")
         confirm(svc, channel, mail_id)
     return delivery
 
@@ -569,6 +573,7 @@ async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> 
     """Record lapsing subscriptions in use and a stale directory sync; mail every tenant-level
     finding (those two, dead-man, poison) not mailed yet, at once."""
     check_tenant(svc)
+    await alert_data_loss_owed(svc, sleep=sleep)
     pairs = _open_unalerted(svc, TENANT_CODES)
     if not pairs:
         return None
@@ -732,9 +737,36 @@ async def alert_data_loss(
         return outcome
     try:
         return await _alert_data_loss(svc, outcome, sleep)
-    except Exception:  # an alert failure must not fail the recompute
-        log.exception("alerts.data_loss_failed")
+    except Exception:
+        # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
+        # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
+        # Raising would not help: the recompute's redelivery finds no *new* finding.
+        log.exception("alerts.data_loss_deferred")
         return outcome
+
+
+async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DataLossOutcome:
+    """Retry the immediate data-loss alert for open `DataLossRisk` findings of the last hour
+    that no mail reported yet (Graph refused, or the worker died). Older ones are the
+    digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
+    outcome = DataLossOutcome()
+    if not enabled(svc):
+        return outcome
+    now = svc.now()
+    excluded = exclusions(svc)
+    owed = [
+        r
+        for _, r in ledger(svc)
+        if r.code == DATA_LOSS_RISK
+        and r.is_open
+        and not r.alerted_in
+        and now - r.first_seen <= MASS_WINDOW
+        and not excluded.mutes(r)
+    ]
+    if not owed:
+        return outcome
+    log.info("alerts.data_loss_retry", users=len(owed))
+    return await _alert_data_loss(svc, outcome, sleep)
 
 
 async def _alert_data_loss(
@@ -860,6 +892,7 @@ def _actor(entry: Mapping[str, Any]) -> str:
 __all__ = [
     "DigestOutcome",
     "alert_data_loss",
+    "alert_data_loss_owed",
     "baseline_pending",
     "run_digest",
     "send_baseline_summary",

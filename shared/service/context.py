@@ -15,6 +15,7 @@ from shared.adapters.queues import Queues
 from shared.adapters.tables import Tables
 from shared.directory import Directory
 from shared.messages import Message
+from shared.service.crashpoints import NO_CRASHES, CrashPoints
 from shared.settings import Settings
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
@@ -36,6 +37,9 @@ class Services:
     """Per-worker memory (e.g. recently seen unlicensed groups); never the source of truth."""
     blobs: BlobStore | None = None
     """The reports container; None: the nightly run opens it from the connection string."""
+    crash_points: CrashPoints = NO_CRASHES
+    """Between the steps of every handler (`shared.service.crashpoints`); tests register one
+    that raises at a named point, production does nothing."""
 
     def now(self) -> datetime:
         return self.clock()

@@ -15,15 +15,17 @@ member sets, so leavers are still found.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
 from shared.directory import DeltaRound, DeltaTokenExpired
 from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.nested import apply_nesting, record_nested_findings
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
@@ -52,14 +54,21 @@ class GroupChangeOutcome:
 async def handle_group_changes(
     svc: Services, msg: GroupsChanged | DeltaSweep
 ) -> GroupChangeOutcome:
+    """Find who to recompute, send them on, and only then save what was learnt.
+
+    Safe to run again from any point: what this round learnt (member sets, delta links,
+    groups that lost their licenses) is saved only after the `RecomputeUsers` went out, so
+    a failed send or a crash replays the round from the old link and finds the same users
+    (a duplicate recompute is harmless; a lost one is not)."""
     outcome = GroupChangeOutcome()
     licensed = LicensedGroups(svc.tables.deltalinks)
     config = licensed.groups()
     members = GroupMembers(svc.tables.groupmembers)
+    writes: list[Callable[[], object]] = []
     if not config or isinstance(msg, DeltaSweep):
         # First run, or a sweep (something may have been missed): learn the licensed groups
         # afresh. Groups that lost every license have their members recomputed.
-        gained, lost = await refresh_licensed_groups(svc, licensed, config)
+        gained, lost = await refresh_licensed_groups(svc, licensed, config, writes=writes)
         outcome.newly_licensed.extend(gained)
         for group_id in lost:
             outcome.license_changed.append(group_id)
@@ -70,12 +79,14 @@ async def handle_group_changes(
     else:
         changed = await _classify(svc, licensed, config, msg.group_ids, outcome)
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
+    crash_point(svc, "groups.after_classify")
 
+    links: list[tuple[Partition, str]] = []
     for partition in targets:
-        await _run_partition(svc, licensed, members, config, partition, outcome)
-    await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
+        link = await _run_partition(svc, licensed, members, config, partition, outcome, writes)
+        links.append((partition, link))
+    crash_point(svc, "groups.after_delta_round")
 
-    _record_liveness(svc, msg, outcome)
     batches = RecomputeUsers.batches(
         sorted(outcome.users),
         reason="group membership or licenses changed",
@@ -85,6 +96,19 @@ async def handle_group_changes(
     for batch in batches:
         svc.send(batch)
     outcome.messages = len(batches)
+    crash_point(svc, "groups.after_recompute_sent")
+    for write in writes:
+        write()
+    crash_point(svc, "groups.after_members_saved")
+    # before the delta link: a replay from the old link sees the same nesting entries again
+    await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
+    crash_point(svc, "groups.after_nested_findings")
+    for partition, link in links:
+        if not licensed.save_delta_link(partition, link):
+            log.info("delta.link_conflict", partition=partition.index)
+    crash_point(svc, "groups.after_delta_link_saved")
+    _record_liveness(svc, msg, outcome)
+    crash_point(svc, "groups.after_liveness")
     log.info(
         "groups.changed",
         correlation_id=msg.correlation_id,
@@ -116,23 +140,37 @@ def _record_liveness(
 
 
 async def refresh_licensed_groups(
-    svc: Services, licensed: LicensedGroups, config: dict[str, dict[str, object]]
+    svc: Services,
+    licensed: LicensedGroups,
+    config: dict[str, dict[str, object]],
+    *,
+    writes: list[Callable[[], object]] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Reload the licensed groups from Graph into `config` and the store; partition newcomers.
 
     Returns (gained, lost): groups licensed now and not before, and groups no longer licensed
     (kept in the store as unlicensed, so their members' stale assignments are explained).
+    With `writes`, the store is updated by the caller running them after it acted on the
+    result (so a crash before that finds the same changes again); newcomers are partitioned
+    at once (their first round is a full one, which a replay repeats).
     """
     fresh = {g["id"]: g for g in await svc.directory.licensed_groups()}
-    for group in fresh.values():
-        licensed.save_group(group)
     gained = sorted(fresh.keys() - config.keys())
     lost = sorted(config.keys() - fresh.keys())
-    for group_id in lost:
-        licensed.save_group(dict(config[group_id]) | {"assignedLicenses": []})
+    pending: list[Callable[[], object]] = [
+        *(partial(licensed.save_group, group) for group in fresh.values()),
+        *(partial(licensed.save_group, dict(config[g]) | {"assignedLicenses": []}) for g in lost),
+    ]
     config.clear()
     config.update(fresh)
+    for group_id in gained:
+        licensed.save_group(fresh[group_id])
     licensed.assign(fresh)
+    if writes is None:
+        for write in pending:
+            write()
+    else:
+        writes.extend(pending)
     return gained, lost
 
 
@@ -183,7 +221,10 @@ async def _run_partition(
     config: dict[str, dict[str, object]],
     partition: Partition,
     outcome: GroupChangeOutcome,
-) -> None:
+    writes: list[Callable[[], object]],
+) -> str:
+    """One delta round: its changes into `outcome`, its store writes into `writes`; returns
+    the next delta link (saved by the caller after the recomputes were sent)."""
     try:
         delta = await svc.directory.group_delta(partition.group_ids, partition.delta_link)
     except DeltaTokenExpired as exc:
@@ -192,9 +233,8 @@ async def _run_partition(
         outcome.resynced.append(partition.index)
         delta = await svc.directory.group_delta(partition.group_ids, None)
     outcome.partitions_run.append(partition.index)
-    _apply_round(delta, members, licensed, config, outcome, partition.group_ids)
-    if not licensed.save_delta_link(partition, delta.delta_link):
-        log.info("delta.link_conflict", partition=partition.index)
+    _apply_round(delta, members, licensed, config, outcome, partition.group_ids, writes)
+    return delta.delta_link
 
 
 def _apply_round(
@@ -204,30 +244,33 @@ def _apply_round(
     config: dict[str, dict[str, object]],
     outcome: GroupChangeOutcome,
     group_ids: Iterable[str],
+    writes: list[Callable[[], object]],
 ) -> None:
     for group_id in group_ids:
+        stored = members.members(group_id)
         change = delta.groups.get(group_id)
         if change is None:
             if delta.initial:
                 # An initial round lists every group; one missing has no members (or is gone).
-                _, left = members.replace(group_id, set())
-                outcome.left += len(left)
-                outcome.users |= left
+                writes.append(partial(members.apply, group_id, (), set(stored)))
+                outcome.left += len(stored)
+                outcome.users |= stored
             continue
-        outcome.nesting_changed |= apply_nesting(members, group_id, change, delta.initial)
+        outcome.nesting_changed |= apply_nesting(members, group_id, change, delta.initial, writes)
         if change.deleted:
-            _, left = members.replace(group_id, set())
-            outcome.left += len(left)
-            outcome.users |= left
-            licensed.forget_group(group_id)
+            writes.append(partial(members.apply, group_id, (), set(stored)))
+            writes.append(partial(licensed.forget_group, group_id))
+            outcome.left += len(stored)
+            outcome.users |= stored
             config.pop(group_id, None)
             continue
         if delta.initial:
-            joined, left = members.replace(group_id, set(change.added))
+            current = set(change.added)
+            joined, left = current - stored, stored - current
         else:
             joined = set(change.added) - set(change.removed)
             left = set(change.removed)
-            members.apply(group_id, joined, left)
+        writes.append(partial(members.apply, group_id, set(joined), set(left)))
         outcome.joined += len(joined)
         outcome.left += len(left)
         outcome.users |= joined | left
@@ -239,9 +282,9 @@ def _apply_round(
             and _license_key(new_licenses) != _license_key(old.get("assignedLicenses"))
         ):
             outcome.license_changed.append(group_id)
-            outcome.users |= members.members(group_id)
+            outcome.users |= stored | joined
             updated = dict(old) | change.properties
-            licensed.save_group(updated)
+            writes.append(partial(licensed.save_group, updated))
             config[group_id] = updated
 
 

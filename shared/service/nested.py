@@ -9,7 +9,8 @@ group, recorded under the subject `group:<id>`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from shared.core.findings import Finding, Names, group_findings
@@ -83,20 +84,29 @@ NESTED_PREFIX = "nested:"
 
 
 def apply_nesting(
-    members: GroupMembers, group_id: str, change: GroupDelta, initial: bool
+    members: GroupMembers,
+    group_id: str,
+    change: GroupDelta,
+    initial: bool,
+    writes: list[Callable[[], object]],
 ) -> set[str]:
     """Keep the stored nested groups of `group_id` in step with a delta round's group-type
-    `members@delta` entries; returns {group_id} when they changed (else an empty set)."""
+    `members@delta` entries: the store write goes into `writes` (saved by the caller once the
+    recomputes went out). Returns {group_id} when the round says anything of its nesting, so a
+    replay of the same round (after a crash) re-evaluates the finding; else an empty set."""
     key = NESTED_PREFIX + group_id
+    stored = members.members(key)
     if change.deleted:
-        _, gone = members.replace(key, set())
-        return {group_id} if gone else set()
-    if initial:
-        joined, left = members.replace(key, set(change.nested_added))
+        wanted: set[str] = set()
+    elif initial:
+        wanted = set(change.nested_added)
     else:
-        joined, left = set(change.nested_added), set(change.nested_removed)
-        members.apply(key, joined, left)
-    return {group_id} if joined or left else set()
+        wanted = (stored | set(change.nested_added)) - set(change.nested_removed)
+    joined, left = wanted - stored, stored - wanted
+    if joined or left:
+        writes.append(partial(members.apply, key, joined, left))
+    said = bool(change.nested_added or change.nested_removed)
+    return {group_id} if joined or left or said else set()
 
 
 async def record_nested_findings(

@@ -16,6 +16,7 @@ import structlog
 
 from shared.messages import GroupsChanged, format_timestamp, new_correlation_id
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.subscriptions import handle_lifecycle_event, our_subscription_ids
 from shared.webhook import Rejection, VettedNotifications, parse_collection, vet_notifications
 
@@ -100,6 +101,7 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
     a send fail, the request fails and Graph redelivers it; the messages already sent are then
     sent again, which is harmless (walking a group's delta twice finds nothing new)."""
     vetted = _vet(svc, body)
+    crash_point(svc, "intake.after_vet")
     if not vetted.group_ids:
         return Intake(vetted, None)
     correlation_id = new_correlation_id()
@@ -110,6 +112,7 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
     )
     for msg in batches:
         svc.send(msg)
+    crash_point(svc, "intake.after_send")  # Graph resends what we did not answer: harmless
     log.info("notification.accepted", correlation_id=correlation_id,
              groups=len(vetted.group_ids), messages=len(batches),
              rejected=len(vetted.rejected))  # fmt: skip

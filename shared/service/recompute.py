@@ -41,6 +41,7 @@ from shared.directory import JSON
 from shared.messages import RecomputeUsers, ReprocessUser
 from shared.service.alerts import alert_data_loss, with_data_loss
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.stores import (
     FindingsLedger,
     LicensedGroups,
@@ -84,9 +85,14 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     evaluation = evaluate(tenant, *catalog().names_for(tenant))
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await decide(svc, tenant, findings, list(users))
-    queued = act_on(svc, plan, msg.correlation_id, outcome)
+    crash_point(svc, "recompute.after_read")
+    queued = act_on(svc, plan, msg.correlation_id, outcome, flush=msg.user_ids)
     record_findings(svc, evaluation.users, msg.correlation_id, queued, outcome)
+    crash_point(svc, "recompute.after_findings")
     resolve_gone(svc, [u for u in msg.user_ids if u not in users], msg.correlation_id, outcome)
+    crash_point(svc, "recompute.after_gone")
+    # The ledger is the data-loss alert's outbox: findings not yet alerted are mailed now,
+    # or by the next tenant-alerts run if Graph refuses (alert_data_loss_owed).
     await alert_data_loss(svc, outcome.new_findings)
     log.info(
         "users.recomputed",
@@ -178,11 +184,15 @@ def act_on(
     outcome: RecomputeOutcome,
     *,
     retry: bool = True,
+    flush: Iterable[str] = (),
 ) -> set[str]:
     """Queue reprocesses (when allowed), delayed recomputes (unless `retry` is off),
-    observations; return cause keys queued."""
+    observations; return cause keys queued. First, reprocesses of the `flush` users that
+    were recorded as queued but never sent (a crash or a failed send) are sent now."""
     now = svc.now()
     ledger = ReprocessLedger(svc.tables.reprocessledger)
+    for user_id in flush:
+        _send_unsent(svc, ledger, user_id, correlation_id)
     queued: set[str] = set()
     retry_at: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
@@ -204,8 +214,10 @@ def act_on(
             user_ids, reason="retry after backoff", correlation_id=correlation_id
         ):
             svc.send(batch, delay_seconds=delay)
+    crash_point(svc, "recompute.after_retry_sent")
     for user_id, attempts in plan.observations().items():
         ledger.observe(user_id, attempts)
+    crash_point(svc, "recompute.after_observations")
     for group_alert in plan.groups:
         log.warning(
             "reprocess.group_alert",
@@ -283,6 +295,9 @@ def _queue_reprocess(
             tokens.append(cause_token(cause))
     if not tokens:
         return False  # every cause already queued by a duplicate message: nothing new to do
+    # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
+    # it for `_send_unsent` on the redelivery, instead of a "queued" that is never sent.
+    crash_point(svc, "recompute.after_ledger_queued")
     svc.send(
         ReprocessUser(
             user_id=decision.user_id,
@@ -291,6 +306,8 @@ def _queue_reprocess(
             correlation_id=correlation_id,
         )
     )
+    crash_point(svc, "recompute.after_reprocess_sent")
+    ledger.mark_sent(decision.user_id, tokens)
     log.info(
         "reprocess.queued",
         correlation_id=correlation_id,
@@ -298,6 +315,25 @@ def _queue_reprocess(
         because=decision.reason,
     )
     return True
+
+
+def _send_unsent(svc: Services, ledger: ReprocessLedger, user_id: str, correlation_id: str) -> None:
+    """Send the user's reprocess causes recorded as queued but never sent. A duplicate
+    message is harmless (the worker's claim lets one call through), a lost one is not."""
+    unsent = ledger.unsent(user_id)
+    if not unsent:
+        return
+    svc.send(
+        ReprocessUser(
+            user_id=user_id,
+            causes=tuple(unsent),
+            reason="queued earlier, never sent",
+            correlation_id=correlation_id,
+        )
+    )
+    ledger.mark_sent(user_id, unsent)
+    log.info("reprocess.resent", correlation_id=correlation_id, user_id=user_id,
+             causes=len(unsent))  # fmt: skip
 
 
 PROCESSING_GATED = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})

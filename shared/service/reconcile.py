@@ -60,6 +60,7 @@ from shared.report import (
 )
 from shared.service import alerts
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.health_report import write_nightly_page
 from shared.service.nested import nested_group_findings, read_nested_groups
 from shared.service.recompute import (
@@ -314,6 +315,7 @@ class _Scan:
         self.world = world
         self.run.phase = USERS
         self.checkpoint()
+        crash_point(self.svc, "reconcile.after_groups")
 
     def load_world(self) -> JSON:
         if self.world is None:
@@ -338,6 +340,7 @@ class _Scan:
             if next_link is None:
                 self.run.phase = FINISH
             self.checkpoint()
+            crash_point(self.svc, "reconcile.after_page_checkpoint")
             if self.opts.progress:
                 self.opts.progress(USERS, self.run.counters.users, None)
             if next_link is None:
@@ -374,7 +377,14 @@ class _Scan:
                 u for u, d in plan.users.items() if isinstance(d, ReprocessNow)
             ]
         else:
-            queued = act_on(self.svc, plan, self.run.run_id, outcome, retry=not self.run.rerun)
+            queued = act_on(
+                self.svc,
+                plan,
+                self.run.run_id,
+                outcome,
+                retry=not self.run.rerun,
+                flush=with_findings,
+            )
             for user_id in outcome.queued:
                 decision = plan.users[user_id]
                 assert isinstance(decision, ReprocessNow)
@@ -389,6 +399,7 @@ class _Scan:
             outcome,
             skip=lambda r: not r.findings and r.user.id not in open_subjects,
         )
+        crash_point(self.svc, "reconcile.after_page_findings")
         if not self.run.baseline:
             # The data-loss guard mails at once, nightly as on every recompute.
             await alerts.alert_data_loss(self.svc, outcome.new_findings)
@@ -406,6 +417,7 @@ class _Scan:
         for report in evaluation.users:
             c.demand.update(lic.sku_id for lic in report.licenses)
         self.write_parts(tenant, evaluation)
+        crash_point(self.svc, "reconcile.after_page_parts")
 
     def write_parts(self, tenant: Any, evaluation: Evaluation) -> None:
         """The page's share of the reports, kept with the run until the finish assembles them."""
@@ -450,13 +462,15 @@ class _Scan:
             c.findings_by_code.update(f.code for f in found)
             sku_reports.append((sku, found))
         for group_id, found in nested_group_findings(world).items():
-            change = ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
-            c.new += len(change.new)
-            c.resolved += len(change.resolved)
+            ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
             c.findings_by_code.update(f.code for f in found)
+        crash_point(svc, "reconcile.after_sku_findings")
         gone = RecomputeOutcome()
         resolve_gone(svc, _unseen_users(svc, run.started_at), run.run_id, gone)
-        c.resolved += len(gone.resolved)
+        crash_point(svc, "reconcile.after_gone")
+        # What this run opened and resolved, from the ledger: a resumed page or finish phase
+        # meets its own earlier writes as "persisting", so counting changes undercounts.
+        c.new, c.resolved = ledger.run_changes(run.run_id)
 
         folder = f"{REPORTS}{run.date}/{run.run_id}/"
         blobs: list[str] = []
@@ -511,11 +525,15 @@ class _Scan:
         )
         blobs.append(folder + "summary.json")
         blobs += self.health_page(world, sku_reports, summary)
-        self.prune()
+        crash_point(svc, "reconcile.after_reports")
         await self.send_summary(summary)
+        crash_point(svc, "reconcile.after_summary_sent")
         run.phase = DONE
         self.checkpoint()
+        crash_point(svc, "reconcile.after_done")
         self.state.put(LAST, {"date": run.date, "runId": run.run_id, "finishedAt": svc.now()})
+        # Last: a resumed finish needs the run's groups.json and page parts until DONE.
+        self.prune()
         log.info(
             "reconcile.finished",
             run_id=run.run_id,
@@ -672,7 +690,8 @@ class _Scan:
     def prune(self) -> None:
         cutoff = self.svc.now() - timedelta(days=self.opts.retention_days)
         self.blobs.delete_older_than(REPORTS, cutoff)
-        for name in _names(self.blobs.list(self.prefix)):
+        # This run's working files, and any a run that died after DONE left behind.
+        for name in _names(self.blobs.list(RUNS)):
             self.blobs.delete(name)
 
     async def send_summary(self, summary: NightlySummary) -> None:

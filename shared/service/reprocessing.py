@@ -7,17 +7,21 @@ through a tenant-wide brake: a token bucket of `REPROCESS_RATE_PER_MIN` calls pe
 per UTC day, kept in `servicestate` with optimistic concurrency so all instances share it.
 Calls are sent with `x-ms-throttle-priority: Low`.
 
-Duplicates never call twice: the causes are claimed in the reprocess ledger first, and a cause
-already done (or being called by another worker) is skipped. A 429 re-enqueues the message
-with the Retry-After as its visibility delay and completes the original, so throttling does not
-burn dequeue attempts; other transient errors raise, and the host retries (then poisons).
+Duplicates never call twice: the causes are claimed in the reprocess ledger first, under a
+lease; a cause already done is skipped, one leased right now is looked at again when the lease
+ends (its holder may have died: never dropped). Any failure hands the lease back. When an
+earlier attempt may have reached Graph (lease expired mid-call, a 5xx or dropped connection),
+the directory audit log is asked first, so a lost response does not mean a second call.
+A 429 re-enqueues the message with the Retry-After as its visibility delay and completes the
+original, so throttling does not burn dequeue attempts; other transient errors raise, and the
+host retries (then poisons).
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -25,7 +29,8 @@ from shared.adapters.tables import AlreadyExists, ConcurrencyConflict
 from shared.directory import DirectoryError
 from shared.messages import ReprocessUser
 from shared.service.context import Services
-from shared.service.stores import DONE, GONE, QUEUED, ReprocessLedger, ServiceState
+from shared.service.crashpoints import crash_point
+from shared.service.stores import DONE, GONE, QUEUED, Claim, ReprocessLedger, ServiceState
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +41,7 @@ DEFAULT_RETRY_AFTER = 30.0
 @dataclass(frozen=True, slots=True)
 class ReprocessOutcome:
     status: str
-    """called | gone | duplicate | blocked | braked | throttled"""
+    """called | gone | duplicate | busy | verified | blocked | braked | throttled"""
     delay_seconds: float = 0.0
 
 
@@ -55,11 +60,33 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
                  reason=blocked)  # fmt: skip
         return ReprocessOutcome("blocked")
     # A manual request (no causes) has nothing to claim; duplicates of it call again.
-    claimed = ledger.claim(msg.user_id, msg.causes, now=now) if msg.causes else []
-    if claimed is None:
-        log.info("reprocess.duplicate", correlation_id=msg.correlation_id, user_id=msg.user_id)
-        return ReprocessOutcome("duplicate")
-    wait = take_brake_token(svc, now)
+    claim = ledger.claim(msg.user_id, msg.causes, now=now) if msg.causes else Claim()
+    claimed = claim.entities
+    if msg.causes and not claimed:
+        if claim.busy_until is None:
+            log.info("reprocess.duplicate", correlation_id=msg.correlation_id,
+                     user_id=msg.user_id)  # fmt: skip
+            return ReprocessOutcome("duplicate")
+        # Leased by another attempt, which may have died: look again when the lease ends.
+        wait = max(1.0, (claim.busy_until - now).total_seconds())
+        svc.send(msg, delay_seconds=wait)
+        log.info("reprocess.busy", correlation_id=msg.correlation_id, user_id=msg.user_id,
+                 retry_in=round(wait))  # fmt: skip
+        return ReprocessOutcome("busy", wait)
+    crash_point(svc, "reprocess.after_claim")
+    try:
+        if claim.uncertain_since is not None and await _already_called(
+            svc, msg.user_id, claim.uncertain_since
+        ):
+            ledger.settle(claimed, DONE, now=svc.now())
+            log.info("reprocess.verified", correlation_id=msg.correlation_id,
+                     user_id=msg.user_id)  # fmt: skip
+            return ReprocessOutcome("verified")
+        wait = take_brake_token(svc, now)
+    except BaseException:
+        ledger.settle(claimed, QUEUED, now=now)  # the lease goes back: the retry may claim it
+        raise
+    crash_point(svc, "reprocess.after_brake")
     if wait > 0:
         ledger.settle(claimed, QUEUED, now=now)
         svc.send(msg, delay_seconds=wait)
@@ -69,7 +96,8 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
     try:
         found = await svc.directory.reprocess_license_assignment(msg.user_id)
     except DirectoryError as exc:
-        ledger.settle(claimed, QUEUED, now=now)
+        # A 429 never reached the user; a 5xx or a dropped connection may have: verify first.
+        ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status != 429)
         if exc.status == 429:
             delay = exc.retry_after or DEFAULT_RETRY_AFTER
             svc.send(msg, delay_seconds=delay)
@@ -77,7 +105,12 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
                         user_id=msg.user_id, retry_after=delay)  # fmt: skip
             return ReprocessOutcome("throttled", delay)
         raise
+    except BaseException:
+        ledger.settle(claimed, QUEUED, now=now, uncertain=True)
+        raise
+    crash_point(svc, "reprocess.after_call")
     ledger.settle(claimed, DONE if found else GONE, now=svc.now())
+    crash_point(svc, "reprocess.after_settle")
     log.info(
         "reprocess.called",
         correlation_id=msg.correlation_id,
@@ -86,6 +119,39 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
         user_found=found,
     )
     return ReprocessOutcome("called" if found else "gone")
+
+
+REPROCESS_AUDIT = "Change user license"
+SERVICE_ACTORS = ("group-based licensing", "azure ad connect", "entra connect")
+"""Lower-case parts of the display names Entra's own services write audit entries under."""
+
+
+async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
+    """Did an earlier attempt's call reach Graph? Its audit entry says so (our app changed
+    this user's licenses since the attempt began). If the log cannot tell (not there yet,
+    or unreadable), call again: reprocessing twice is harmless, not reprocessing is not."""
+    moment = (since - timedelta(minutes=1)).astimezone(UTC)
+    try:
+        entries = await svc.directory.directory_audits(
+            moment.strftime("%Y-%m-%dT%H:%M:%SZ"), (REPROCESS_AUDIT,)
+        )
+    except DirectoryError as exc:
+        log.warning("reprocess.verify_unavailable", user_id=user_id, error=str(exc))
+        return False
+    ours = svc.settings.storage_connection.managed_identity_client_id  # the one identity
+    for entry in entries:
+        targets = {str((t or {}).get("id")) for t in entry.get("targetResources") or ()}
+        app = (entry.get("initiatedBy") or {}).get("app") or {}
+        if user_id not in targets or not app:
+            continue
+        if ours and str(app.get("appId") or "").lower() == ours.lower():
+            return True
+        # Without our client id: any app but Microsoft's own licensing and sync services,
+        # whose "Change user license" entries are the processing we asked for, not our call.
+        name = str(app.get("displayName") or "").lower()
+        if not ours and not any(actor in name for actor in SERVICE_ACTORS):
+            return True
+    return False
 
 
 def take_brake_token(svc: Services, now: datetime) -> float:

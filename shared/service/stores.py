@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -227,6 +227,7 @@ class FindingsLedger:
             fields["firstSeen"] = now
             if entity is None:
                 new.append(finding)
+                fields["firstRunId"] = run_id
             else:
                 persisting.append(finding)
                 _carry_over(entity, fields)
@@ -261,6 +262,18 @@ class FindingsLedger:
             _carry_over(existing, fields)
         self._table.upsert(safe_key(subject), safe_key(key), fields)
 
+    def run_changes(self, run_id: str) -> tuple[int, int]:
+        """(opened, resolved) by run `run_id`, read from the ledger itself: right however
+        often a resumed run reconciled the same subjects again (counters in memory were not)."""
+        opened = resolved = 0
+        for entity in self._table.query_all():
+            fields = entity.fields
+            if fields.get("firstRunId") == run_id:
+                opened += 1
+            if fields.get("resolvedAt") and fields.get("runId") == run_id:
+                resolved += 1
+        return opened, resolved
+
     def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
         wanted = set(codes)
         return [
@@ -272,7 +285,7 @@ class FindingsLedger:
 
 def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
     """What a finding keeps while it stays open: when it was first seen, and what was done."""
-    for kept in ("firstSeen", "reprocessQueuedAt", "alertedIn"):
+    for kept in ("firstSeen", "firstRunId", "reprocessQueuedAt", "alertedIn"):
         if entity.fields.get(kept) is not None:
             fields[kept] = entity.fields[kept]
 
@@ -310,6 +323,16 @@ def cause_token(cause: Cause) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@dataclass
+class Claim:
+    """What `ReprocessLedger.claim` took: the leased causes, when a busy one frees up, and
+    since when an earlier attempt may already have called Graph."""
+
+    entities: list[Entity] = field(default_factory=list)
+    busy_until: datetime | None = None
+    uncertain_since: datetime | None = None
+
+
 class ReprocessLedger:
     """Per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token)."""
 
@@ -333,18 +356,40 @@ class ReprocessLedger:
 
     def queue(self, user_id: str, cause: Cause, *, now: datetime, correlation_id: str) -> bool:
         """Record that a reprocess for this cause is queued; False if it already was."""
+        fields = _cause_fields(cause, now, QUEUED) | {"sent": False}
         try:
-            self._table.insert(user_id, cause_token(cause), _cause_fields(cause, now, QUEUED))
+            self._table.insert(user_id, cause_token(cause), fields)
         except AlreadyExists:
             existing = self._table.get(user_id, cause_token(cause))
             if existing is None or existing.fields.get("status") != OBSERVED:
                 return False
-            fields = _cause_fields(cause, now, QUEUED)
             try:
                 self._table.update(user_id, cause_token(cause), fields, etag=existing.etag)
             except ConcurrencyConflict:
                 return False
         return True
+
+    def unsent(self, user_id: str) -> list[str]:
+        """Tokens of causes recorded as queued whose message was never confirmed sent."""
+        return sorted(
+            e.row_key
+            for e in self._table.query(user_id)
+            if e.fields.get("status") == QUEUED and e.fields.get("sent") is False
+        )
+
+    def mark_sent(self, user_id: str, tokens: Iterable[str]) -> None:
+        """The message for these queued causes is on the queue (only `sent` changes)."""
+        for token in tokens:
+            for _ in range(3):
+                entity = self._table.get(user_id, token)
+                if entity is None or entity.fields.get("sent") is not False:
+                    break
+                try:
+                    fields = dict(entity.fields) | {"sent": True}
+                    self._table.update(user_id, token, fields, etag=entity.etag)
+                    break
+                except ConcurrencyConflict:
+                    continue
 
     def observe(self, user_id: str, attempts: Iterable[Attempt]) -> None:
         for attempt in attempts:
@@ -354,26 +399,42 @@ class ReprocessLedger:
             except AlreadyExists:
                 continue
 
-    def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> list[Entity] | None:
-        """Take the causes for one call; None when every one is already done (a duplicate)
-        or another worker holds them right now."""
-        claimed = []
+    def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> Claim:
+        """Take the causes for one call, each under a lease of `STALE_CLAIM`.
+
+        A cause done (or gone) is skipped; one leased by another attempt right now is `busy`
+        (its holder may have crashed: the caller retries after `busy_until`, never drops it).
+        A cause whose earlier attempt may have reached Graph (lease expired while `calling`,
+        or an ambiguous failure flagged `uncertain`) makes the claim `uncertain`, so the
+        caller verifies before calling again (docs/reliability.md)."""
+        claim = Claim()
         for token in tokens:
             entity = self._table.get(user_id, token)
             if entity is None:
                 continue
             status = entity.fields.get("status")
             at = entity.fields.get("at")
-            busy = status == CALLING and isinstance(at, datetime) and now - at < STALE_CLAIM
-            if status in (DONE, GONE) or busy:
+            leased = status == CALLING and isinstance(at, datetime)
+            if status in (DONE, GONE):
                 continue
+            if leased and isinstance(at, datetime) and now - at < STALE_CLAIM:
+                until = at + STALE_CLAIM
+                claim.busy_until = max(claim.busy_until or until, until)
+                continue
+            since = entity.fields.get("uncertainSince")
+            if leased and isinstance(at, datetime):
+                since = at
             fields = dict(entity.fields) | {"status": CALLING, "at": now}
+            if isinstance(since, datetime):
+                fields["uncertainSince"] = since
+                claim.uncertain_since = min(claim.uncertain_since or since, since)
             try:
                 etag = self._table.update(user_id, token, fields, etag=entity.etag)
             except ConcurrencyConflict:
+                claim.busy_until = claim.busy_until or now + STALE_CLAIM
                 continue
-            claimed.append(Entity(entity.partition_key, entity.row_key, fields, etag))
-        return claimed or None
+            claim.entities.append(Entity(entity.partition_key, entity.row_key, fields, etag))
+        return claim
 
     def release(self, user_id: str, tokens: Sequence[str]) -> None:
         """Causes queued but never called (writes were blocked at call time) become
@@ -396,9 +457,22 @@ class ReprocessLedger:
             and e.fields.get("status") in (QUEUED, CALLING)
         }
 
-    def settle(self, claimed: Sequence[Entity], status: str, *, now: datetime) -> None:
+    def settle(
+        self,
+        claimed: Sequence[Entity],
+        status: str,
+        *,
+        now: datetime,
+        uncertain: bool = False,
+    ) -> None:
+        """Record the call's outcome; `uncertain` (back to `queued` after a failure whose
+        request may have reached Graph) keeps the first such time, so the retry verifies."""
         for entity in claimed:
             fields = dict(entity.fields) | {"status": status, "at": now}
+            if status != QUEUED:
+                fields.pop("uncertainSince", None)
+            elif uncertain and not isinstance(fields.get("uncertainSince"), datetime):
+                fields["uncertainSince"] = entity.fields.get("at") or now
             self._table.upsert(entity.partition_key, entity.row_key, fields)
 
 

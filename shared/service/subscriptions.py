@@ -14,15 +14,18 @@ notification is for one of ours.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
-from shared.adapters.tables import EntityStore
+from shared.adapters.tables import ConcurrencyConflict, EntityStore
 from shared.directory import DirectoryError, Subscription
 from shared.messages import DeltaSweep, new_correlation_id
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
+from shared.service.stores import ServiceState
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +79,35 @@ def _ours(svc: Services, subscriptions: list[Subscription]) -> list[Subscription
     ]
 
 
+SWEEP_OWED = "sweep-owed"
+"""servicestate: a DeltaSweep is owed (a subscription is being, or was, (re-)created). Written
+before the create and cleared after the sweep is sent, so a crash in between is finished by
+the next keeper run instead of leaving the gap without a sweep."""
+SUBSCRIPTION_LIVE = "subscription-live"
+"""servicestate: the dead-man switch's last look at our subscription in Graph."""
+
+
+def _owe_sweep(svc: Services, reason: str) -> None:
+    ServiceState(svc.tables.servicestate).put(SWEEP_OWED, {"reason": reason, "at": svc.now()})
+
+
+def _send_owed_sweep(svc: Services) -> bool:
+    state = ServiceState(svc.tables.servicestate)
+    owed = state.get(SWEEP_OWED)
+    if owed is None:
+        return False
+    sweep = DeltaSweep(reason=str(owed.fields.get("reason")), correlation_id=new_correlation_id())
+    svc.send(sweep)
+    crash_point(svc, "keeper.after_sweep_sent")
+    with contextlib.suppress(ConcurrencyConflict, LookupError):
+        svc.tables.servicestate.delete(ServiceState.META_PK, SWEEP_OWED, etag=owed.etag)
+    log.info("subscription.sweep_sent", reason=sweep.reason, correlation_id=sweep.correlation_id)
+    return True
+
+
 async def _create(svc: Services, reason: str) -> Subscription:
+    _owe_sweep(svc, reason)
+    crash_point(svc, "keeper.after_sweep_owed")
     subscription = await svc.directory.create_subscription(
         resource=RESOURCE,
         change_type=CHANGE_TYPE,
@@ -85,15 +116,19 @@ async def _create(svc: Services, reason: str) -> Subscription:
         client_state=svc.settings.client_state,
         expiration=_expiry(svc.now()),
     )
+    crash_point(svc, "keeper.after_create")
     _remember(svc, subscription)
-    sweep = DeltaSweep(reason=reason, correlation_id=new_correlation_id())
-    svc.send(sweep)
-    log.info("subscription.created", subscription_id=subscription.id, reason=reason,
-             correlation_id=sweep.correlation_id)  # fmt: skip
+    crash_point(svc, "keeper.after_remember")
+    _send_owed_sweep(svc)
+    log.info("subscription.created", subscription_id=subscription.id, reason=reason)
     return subscription
 
 
 async def keep_subscription(svc: Services) -> KeeperOutcome:
+    """Exactly one live subscription of ours; resumable: a sweep owed by an earlier run that
+    died after creating the subscription is sent first. A subscription created by a request
+    whose answer was lost shows up here as ours and is kept (extras are deleted)."""
+    _send_owed_sweep(svc)
     mine = sorted(_ours(svc, await svc.directory.subscriptions()), key=lambda s: s.expiration)
     if not mine:
         created = await _create(svc, "subscription was missing: changes may have been missed")
@@ -106,8 +141,48 @@ async def keep_subscription(svc: Services) -> KeeperOutcome:
         keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
         action = "renewed"
         log.info("subscription.renewed", subscription_id=keep.id, expiration=keep.expiration)
+        crash_point(svc, "keeper.after_renew")
     _remember(svc, keep)
     return KeeperOutcome(action, keep.id, keep.expiration, len(extras))
+
+
+async def check_subscription_live(svc: Services) -> bool | None:
+    """The dead-man switch asks Graph, not only our table: is one of our recorded
+    subscriptions still there (`GET /subscriptions/{id}`) and unexpired? The verdict is
+    stored for the poison watch; None (and the old verdict kept) when Graph cannot say."""
+    ids = sorted(our_subscription_ids(svc.tables.subscriptions))
+    now = svc.now()
+    live = False
+    reason = "no subscription is recorded"
+    try:
+        for subscription_id in ids:
+            found = await svc.directory.subscription(subscription_id)
+            if found is None:
+                reason = f"subscription {subscription_id} no longer exists in Graph"
+            elif _parse(found.expiration) <= now:
+                reason = f"subscription {subscription_id} expired at {found.expiration}"
+            else:
+                live, reason = True, ""
+                break
+    except DirectoryError as exc:
+        log.warning("subscription.check_unavailable", error=str(exc))
+        return None
+    ServiceState(svc.tables.servicestate).put(
+        SUBSCRIPTION_LIVE, {"live": live, "reason": reason, "checkedAt": now}
+    )
+    if not live:
+        log.error("subscription.not_live", reason=reason)
+    return live
+
+
+def subscription_dead_reason(svc: Services) -> str | None:
+    """Why no subscription is live, from the table and Graph's last answer; None if live."""
+    if not our_subscription_ids(svc.tables.subscriptions):
+        return "No change-notification subscription is recorded"
+    verdict = ServiceState(svc.tables.servicestate).get(SUBSCRIPTION_LIVE)
+    if verdict is not None and verdict.fields.get("live") is False:
+        return f"Graph says {verdict.fields.get('reason')}"
+    return None
 
 
 async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str) -> str:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,7 @@ from shared.core.findings import (
 )
 from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.service.context import Services
+from shared.service.crashpoints import crash_point
 from shared.service.groups import (
     LAST_NOTIFICATION,
     LAST_UNANNOUNCED_CHANGE,
@@ -39,7 +41,7 @@ from shared.service.groups import (
 )
 from shared.service.recompute import skus_for
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
-from shared.service.subscriptions import our_subscription_ids
+from shared.service.subscriptions import subscription_dead_reason
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +63,12 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
     if moment is None or (last is not None and moment <= last):
         return False
-    state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
+    # Sweep first, then record: a crash between the two sends a second (harmless) sweep
+    # instead of recording a sync whose sweep never went out.
     svc.send(
         DeltaSweep(reason=f"directory sync completed ({source})", correlation_id=correlation_id)
     )
+    state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
     log.info(
         "sync.completed", completed_at=completed_at, source=source, correlation_id=correlation_id
     )
@@ -114,13 +118,15 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     licensed = LicensedGroups(svc.tables.deltalinks)
     # Refreshes processing states and license configuration; a group that lost its licenses
     # leaves its members with stale assignments to re-read.
-    _, lost = await refresh_licensed_groups(svc, licensed, licensed.groups())
+    writes: list[Callable[[], object]] = []
+    _, lost = await refresh_licensed_groups(svc, licensed, licensed.groups(), writes=writes)
     members = GroupMembers(svc.tables.groupmembers)
     for group_id in lost:
         outcome.users.update(members.members(group_id))
     for group_id in await svc.directory.groups_with_license_errors():
         outcome.groups_with_errors.append(group_id)
         outcome.users.update(await svc.directory.members_with_license_errors(group_id))
+    crash_point(svc, "recheck.after_refresh")
     processing = {g: c.get("licenseProcessingState") for g, c in licensed.groups().items()}
     ledger = FindingsLedger(svc.tables.findings)
     for entity in ledger.open_by_code(
@@ -139,6 +145,11 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     for batch in batches:
         svc.send(batch)
     outcome.messages = len(batches)
+    crash_point(svc, "recheck.after_send")
+    # Only now what the refresh learnt is saved (groups that lost their licenses): a run that
+    # failed before this point finds them again and is finished by the next run.
+    for write in writes:
+        write()
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome
@@ -174,7 +185,8 @@ def watch_poison(svc: Services) -> PoisonOutcome:
             log.warning("poison.truncated", queue=poison_name(name), read=len(found))
         change = ledger.reconcile(f"queue:{name}", found, now=now, run_id=run_id)
         outcome.new_findings.extend(change.new)
-    missing = [] if our_subscription_ids(svc.tables.subscriptions) else [_subscription_missing()]
+    dead = subscription_dead_reason(svc)
+    missing = [] if dead is None else [_subscription_missing(dead)]
     change = ledger.reconcile("service:subscription", missing, now=now, run_id=run_id)
     outcome.new_findings.extend(change.new)
     silent = _notifications_silent(svc)
@@ -238,14 +250,14 @@ def _notifications_silent(svc: Services) -> list[Finding]:
     ]
 
 
-def _subscription_missing() -> Finding:
+def _subscription_missing(reason: str) -> Finding:
     return Finding(
         code=SUBSCRIPTION_MISSING,
         severity=ERROR,
         subject="service:subscription",
         sku_id=None,
         group_id=None,
-        message="No change-notification subscription is recorded: group changes go unseen.",
+        message=f"{reason}: group changes go unseen.",
         remedy=(
             "Check the subscription_keeper function's logs (permissions: Group.Read.All; "
             "the webhook must answer the validation handshake)."

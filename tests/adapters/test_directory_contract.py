@@ -708,9 +708,13 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
     renewed = await d.renew_subscription(sub.id, iso_in(2))
     assert renewed.id == sub.id
     assert abs(parse(renewed.expiration) - parse(iso_in(2))) < timedelta(minutes=1)
+    fetched = await d.subscription(sub.id)
+    assert fetched is not None
+    assert (fetched.id, fetched.expiration) == (renewed.id, renewed.expiration)
     await d.reauthorize_subscription(sub.id)
     await d.delete_subscription(sub.id)
     assert await d.subscriptions() == []
+    assert await d.subscription(sub.id) is None  # Graph answers 404: gone
     await d.delete_subscription(sub.id)  # already gone: fine
     with pytest.raises(DirectoryError) as err:
         await d.renew_subscription(sub.id, iso_in(2))
@@ -839,6 +843,29 @@ async def test_graph_sends_reprocess_with_low_priority(graphsim: tuple[str, SimC
     sim.set_throttle(budget=None)
     assert statuses(sim, "POST /users/{id}/reprocessLicenseAssignment") == {"429": 1, "200": 1}
     assert "401" not in sim.counters()
+
+
+async def test_graph_reads_are_retried_after_a_dropped_connection(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    """The SDK retries 429/503/504, not a reset or a stale keep-alive: the adapter does, with
+    backoff, for reads; a write whose answer was lost is not repeated blindly."""
+    url, sim = graphsim
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    sim.set_faults(next=["reset", "reset"])
+    async with await graph_directory(url, sleep=sleep) as directory:
+        org = await directory.organization()
+        assert org is not None
+        assert waits == [0.5, 1.0]
+        sim.set_faults(next=["applyReset"])
+        with pytest.raises(DirectoryError) as err:
+            await directory.reprocess_license_assignment(next(iter(USERS)))
+    assert err.value.is_transient
+    assert statuses(sim, "POST /users/{id}/reprocessLicenseAssignment") == {"200+applyReset": 1}
 
 
 async def test_graph_dropped_connection_is_a_transient_directory_error(

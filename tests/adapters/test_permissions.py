@@ -138,6 +138,7 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
                 expiration=expiry,
             )
             await directory.subscriptions()
+            assert await directory.subscription(sub.id) == sub
             await directory.renew_subscription(sub.id, expiry)
             await directory.reauthorize_subscription(sub.id)
             await directory.delete_subscription(sub.id)

@@ -464,10 +464,22 @@ def test_the_errors_recheck_queues_recomputes(registered: World) -> None:
 
 
 def test_the_poison_watch_reports_a_poisoned_message(registered: World) -> None:
-    registered.subscribe()
+    call("subscription_keeper", timer())  # a subscription Graph has: the dead-man stays quiet
     registered.queue(poison_name(REPROCESS_USER)).put_raw("garbage")  # type: ignore[attr-defined]
 
     call("poison_watch", timer())
 
     codes = [e.fields["code"] for e in registered.svc.tables.findings.query_all()]
     assert codes == ["PoisonedMessage"]
+
+
+def test_the_poison_watch_reports_a_recorded_subscription_graph_no_longer_has(
+    registered: World,
+) -> None:
+    registered.subscribe()  # in our table only
+
+    call("poison_watch", timer())
+
+    [finding] = list(registered.svc.tables.findings.query_all())
+    assert finding.fields["code"] == "SubscriptionMissing"
+    assert "no longer exists in Graph" in str(finding.fields["message"])

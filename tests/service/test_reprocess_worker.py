@@ -92,9 +92,10 @@ async def test_a_duplicate_reprocess_message_does_not_call_twice(act_world: Worl
     assert act_world.directory.reprocessed == [IRVIN]
 
 
-async def test_a_message_for_a_cause_being_called_right_now_is_skipped(
+async def test_a_message_for_a_cause_being_called_right_now_waits_for_the_lease(
     act_world: World,
 ) -> None:
+    """Not called twice at once, and not dropped either: it comes back when the lease ends."""
     [msg] = await queued_reprocesses(act_world, IRVIN)
     [entity] = act_world.svc.tables.reprocessledger.query(IRVIN)
     act_world.svc.tables.reprocessledger.upsert(
@@ -103,8 +104,12 @@ async def test_a_message_for_a_cause_being_called_right_now_is_skipped(
 
     outcome = await reprocess_user(act_world.svc, msg)
 
-    assert outcome.status == "duplicate"
+    assert outcome.status == "busy"
+    assert outcome.delay_seconds == 600
     assert act_world.directory.reprocessed == []
+    assert act_world.messages(REPROCESS_USER) == []  # invisible until the lease ends
+    act_world.clock.advance(601)
+    assert act_world.messages(REPROCESS_USER) == [msg]
 
 
 async def test_a_reprocess_is_blocked_when_the_mode_is_observe_at_call_time(
