@@ -106,6 +106,7 @@ async def live_report(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> HealthReport:
     """Scan the tenant page by page (the reconciliation's reads) into a report."""
+    from shared.service.nested import nested_group_findings  # noqa: PLC0415
     from shared.service.reconcile import evaluate_page, member_index, read_world  # noqa: PLC0415
 
     world = await read_world(directory, progress)
@@ -127,6 +128,9 @@ async def live_report(
         if link is None:
             break
     builder.add_findings(_sku_findings(tenant, demand))
+    builder.add_findings(  # the nightly scan's group findings (nested groups), as in a snapshot
+        finding_json(f) for found in nested_group_findings(world).values() for f in found
+    )
     return _finish(
         builder,
         world,
