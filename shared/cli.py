@@ -5,8 +5,8 @@ membership and plan changes on a snapshot), `diff` (drift between two snapshots)
 `report migration` (the direct -> group migration plan); against a live tenant
 (`shared.cli_live`): `snapshot`, `reconcile [--dry-run]` and `report paths`.
 
-Exit status: 0 success, 1 a data-loss risk was found (whatif, diff), 2 bad input (one line on
-stderr, no traceback).
+Exit status: 0 success, 1 a risk was found (whatif: data loss or predicted assignment errors;
+diff: data loss), 2 bad input or I/O (one line on stderr, no traceback). `--version`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import gc
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 
 import orjson
@@ -30,9 +31,12 @@ from shared.core.migration import migration_plan
 from shared.core.model import Tenant
 from shared.core.whatif import (
     AddMember,
+    AddSku,
     BadReference,
     Change,
+    DeleteGroup,
     RemoveMember,
+    RemoveSku,
     SetDisabledPlans,
     find_group,
     find_plans,
@@ -40,6 +44,7 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
+from shared.plan_conflicts import PlanConflictsError, plan_conflicts
 from shared.report import (
     MIGRATION_CSV_HEADER,
     diff_json,
@@ -67,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="license-guard",
         description="Entra License Guard: check Microsoft Entra group-based licensing.",
+        epilog=(
+            "exit status: 0 success, 1 the command's documented condition (a risk found, "
+            "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
+        ),
     )
+    parser.add_argument("--version", action="version", version=f"license-guard {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     evaluate_cmd = commands.add_parser(
         "evaluate",
@@ -109,6 +119,10 @@ _EXIT_EPILOG = (
     "exit status: 0 no data-loss risk, 1 data-loss risk found (a user would lose every plan "
     "of a mailbox or OneDrive), 2 bad input"
 )
+_WHATIF_EPILOG = (
+    "exit status: 0 no risk, 1 risk found (a user would lose every plan of a mailbox or "
+    "OneDrive, or Entra would likely record an assignment error), 2 bad input or I/O"
+)
 
 
 class _ChangeAction(argparse.Action):
@@ -122,7 +136,13 @@ class _ChangeAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         changes = list(getattr(namespace, "changes", None) or [])
-        changes.append((self.const, list(values)))
+        values = [values] if isinstance(values, str) else list(values)
+        if self.const == "disabled":
+            if not changes or changes[-1][0] != "addsku" or len(changes[-1][1]) != 2:
+                parser.error("--disabled-plans must follow an --add-sku GROUP SKU")
+            changes[-1] = ("addsku", [*changes[-1][1], values[0]])
+        else:
+            changes.append((self.const, values))
         namespace.changes = changes
 
 
@@ -134,11 +154,14 @@ def _add_whatif(commands: Any) -> None:
             "Apply planned changes to a tenant snapshot (nothing is sent to Microsoft), "
             "recompute effective licenses, and show each affected user's gains and losses, "
             "seats needed per product, and capabilities at risk (a mailbox or OneDrive that no "
-            "path would provide any more). Changes apply in the order given. GROUP: id or exact "
+            "path would provide any more), and the assignment errors Entra would likely record "
+            "(MutuallyExclusiveViolation from the table of conflicting plans and the tenant's own "
+            "errors, CountViolation from free seats, ProhibitedInUsageLocationViolation where "
+            "the tenant shows it). Changes apply in the order given. GROUP: id or exact "
             "display name; USER: id, userPrincipalName or exact display name; SKU: skuId or "
             "skuPartNumber; PLANS: comma-separated servicePlanNames ('' enables all)."
         ),
-        epilog=_EXIT_EPILOG,
+        epilog=_WHATIF_EPILOG,
     )
     cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
     cmd.add_argument(
@@ -170,6 +193,40 @@ def _add_whatif(commands: Any) -> None:
             "set GROUP's disabled plans of SKU to PLANS (assigns SKU to GROUP if it does not "
             "yet; repeatable)"
         ),
+    )
+    cmd.add_argument(
+        "--delete-group",
+        metavar="GROUP",
+        action=_ChangeAction,
+        const="delete",
+        dest="changes",
+        help="delete GROUP: its members lose what it assigns (repeatable)",
+    )
+    cmd.add_argument(
+        "--remove-sku",
+        nargs=2,
+        metavar=("GROUP", "SKU"),
+        action=_ChangeAction,
+        const="removesku",
+        dest="changes",
+        help="remove SKU from GROUP's licenses (repeatable)",
+    )
+    cmd.add_argument(
+        "--add-sku",
+        nargs=2,
+        metavar=("GROUP", "SKU"),
+        action=_ChangeAction,
+        const="addsku",
+        dest="changes",
+        help="assign SKU to GROUP, every plan enabled unless --disabled-plans follows",
+    )
+    cmd.add_argument(
+        "--disabled-plans",
+        metavar="PLANS",
+        action=_ChangeAction,
+        const="disabled",
+        dest="changes",
+        help="the plans disabled by the --add-sku just before it",
     )
     cmd.add_argument(
         "--format", choices=("table", "json"), default="table", help="table (default) or json"
@@ -296,6 +353,14 @@ def parse_changes(tenant: Tenant, raw: Sequence[tuple[str, list[str]]]) -> list[
         if kind == "plans":
             sku = find_sku(tenant, values[1])
             changes.append(SetDisabledPlans(group.id, sku.id, find_plans(sku, values[2])))
+        elif kind == "addsku":
+            sku = find_sku(tenant, values[1])
+            plans = find_plans(sku, values[2]) if len(values) > 2 else frozenset()
+            changes.append(AddSku(group.id, sku.id, plans))
+        elif kind == "removesku":
+            changes.append(RemoveSku(group.id, find_sku(tenant, values[1]).id))
+        elif kind == "delete":
+            changes.append(DeleteGroup(group.id))
         elif kind == "add":
             changes.append(AddMember(group.id, find_user(tenant, values[1]).id))
         else:
@@ -307,15 +372,16 @@ def run_whatif(args: argparse.Namespace) -> int:
     tenant = _load(args.snapshot)
     changes = parse_changes(tenant, args.changes)
     caps = capabilities()
+    table = plan_conflicts()
     if args.format == "json":
-        result = what_if(tenant, changes, caps.plans, labels=caps.labels)
+        result = what_if(tenant, changes, caps.plans, labels=caps.labels, conflicts=table)
         _write_json(whatif_json(result, tenant), args.out)
     else:
         names = catalog()
         products, plans = names.names_for(tenant)
-        result = what_if(tenant, changes, caps.plans, products, plans, caps.labels)
+        result = what_if(tenant, changes, caps.plans, products, plans, caps.labels, table)
         _write_text(render_whatif_table(result, tenant, names), args.out)
-    return EXIT_DATA_LOSS if result.data_loss else EXIT_OK
+    return EXIT_DATA_LOSS if result.data_loss or result.predicted_errors else EXIT_OK
 
 
 def run_diff(args: argparse.Namespace) -> int:
@@ -353,13 +419,30 @@ def run_migration(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def version() -> str:
+    """The installed package's version (the source tree's pyproject when not installed)."""
+    try:
+        return metadata.version("entra-license-guard")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def io_error_text(exc: OSError) -> str:
+    """One line for a file that cannot be read or written: the path and the reason."""
+    reason = exc.strerror or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
         return status
-    except (SnapshotError, BadReference, CapabilityMapError, LiveError) as exc:
+    except (SnapshotError, BadReference, CapabilityMapError, PlanConflictsError, LiveError) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        print(f"license-guard: error: {io_error_text(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
