@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument(
         "--out", metavar="FILE", help="write to FILE instead of standard output"
     )
+    evaluate_cmd.add_argument(
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="table: list users without findings too (by default only their count)",
+    )
     evaluate_cmd.set_defaults(func=run_evaluate)
     _add_whatif(commands)
     _add_diff(commands)
@@ -313,7 +319,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.format == "csv":
             write_csv(path_rows(evaluation, tenant, names), text)
         else:
-            text.write(render_table(evaluation, tenant, names))
+            text.write(render_table(evaluation, tenant, names, show_healthy=args.show_all))
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ import orjson
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.catalog import catalog
 from shared.directory import USER_SELECT, DirectoryError
+from shared.findings_summary import summary_json, summary_lines
 from shared.report import evaluation_json, path_rows, safe_cell, write_csv
 from shared.service.reconcile import (
     Options,
@@ -332,6 +333,7 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
             "reports": result.report_blobs,
             "planned": result.planned,
             "summary": result.summary.to_json() if result.summary else None,
+            "newFindingsSummary": summary_json(result.new, _group_label(result)),
         }
         stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -342,7 +344,15 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
         f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
         f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
     )
+    if result.status == "dry-run":
+        for line in summary_lines(result.new, _group_label(result)):
+            stream.write(line.replace("SUMMARY:", "SUMMARY of new findings:", 1) + "\n")
+        stream.write("PLAN\n")
     for line in result.planned:
         stream.write(f"  {line}\n")
     for name in result.report_blobs:
         stream.write(f"  report: {name}\n")
+
+
+def _group_label(result: ReconcileResult) -> Callable[[str], str]:
+    return lambda group_id: result.group_names.get(group_id, group_id)

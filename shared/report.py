@@ -42,6 +42,7 @@ from shared.core.whatif import (
     SetDisabledPlans,
     WhatIf,
 )
+from shared.findings_summary import summary_json, summary_lines
 from shared.report_predict import (
     predicted_json,
     predicted_lines,
@@ -179,6 +180,7 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
     """The whole evaluation as one JSON-ready document (see README for the schema)."""
     render = _JsonRenderer(tenant)
     return {
+        "summary": summary_json(evaluation.findings(), lambda g: _group_label(tenant, g)),
         "users": [render.user(r) for r in evaluation.users],
         "groups": render.groups(evaluation),
         "skus": render.skus(evaluation),
@@ -194,7 +196,8 @@ def write_evaluation_json(
     """
     render = _JsonRenderer(tenant)
     users = evaluation.users
-    out.write(b'{"users":[')
+    summary = summary_json(evaluation.findings(), lambda g: _group_label(tenant, g))
+    out.write(b'{"summary":' + orjson.dumps(summary) + b',"users":[')
     for start in range(0, len(users), chunk):
         if start:
             out.write(b",")
@@ -306,8 +309,11 @@ def write_csv(rows: Iterable[list[str]], out: IO[str]) -> None:
 # --------------------------------------------------------------------------- table
 
 
-def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> str:
-    """A readable summary: users with findings first, then the rest, groups and products."""
+def render_table(
+    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
+) -> str:
+    """The summary (counts by severity and code, top groups x code), then users with findings,
+    users without (with `show_healthy`, else their count), groups and products."""
     lines: list[str] = []
     org = tenant.organization
     findings = evaluation.findings()
@@ -322,6 +328,7 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
     lines.append(
         f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info"
     )
+    lines += ["", *summary_lines(findings, lambda g: _group_label(tenant, g))]
 
     with_findings = [r for r in evaluation.users if r.findings]
     with_findings.sort(
@@ -340,6 +347,9 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
         for finding in sorted(report.findings, key=lambda f: _SEVERITY_ORDER[f.severity]):
             lines += _finding_lines(finding, indent="      ")
     lines += ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
+    if without and not show_healthy:
+        lines.append("  (listed with --all)")
+        without = []
     for report in without:
         summary = "; ".join(_license_lines(report, tenant, catalog)) or "no licenses"
         lines.append(f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}")
@@ -372,6 +382,11 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
         for finding in sku_report.findings:
             lines += _finding_lines(finding, indent="      ")
     return "\n".join(lines) + "\n"
+
+
+def _group_label(tenant: Tenant, group_id: str) -> str:
+    group = tenant.groups.get(group_id)
+    return group.name if group else group_id
 
 
 def _product(sku: Sku, catalog: Catalog) -> str:

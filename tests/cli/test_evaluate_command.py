@@ -37,7 +37,7 @@ def demo() -> dict[str, Any]:
 def test_the_table_shows_the_articles_nine_ten_and_one_of_thirteen(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(capsys, "--snapshot", str(DEMO))
+    status, out, _ = run(capsys, "--snapshot", str(DEMO), "--all")
 
     assert status == 0
     assert "Alannah Shaw <alannah.shaw@contoso.com>: Office 365 E3: 9/13 plans" in out
@@ -57,7 +57,7 @@ def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
     document = json.loads(out)
 
     assert status == 0
-    assert set(document) == {"users", "groups", "skus"}
+    assert set(document) == {"summary", "users", "groups", "skus"}
     user = next(u for u in document["users"] if u["displayName"] == "Dave Bedrat")
     assert set(user) == {"id", "userPrincipalName", "displayName", "licenses", "findings"}
     (lic,) = user["licenses"]
@@ -197,7 +197,7 @@ def test_a_missing_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_a_member_with_no_user_is_a_warning_and_the_rest_is_evaluated(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, err = run(capsys, "--snapshot", str(DEMO))
+    status, out, err = run(capsys, "--snapshot", str(DEMO), "--all")
 
     assert status == 0
     assert "warning:" in err
