@@ -31,6 +31,7 @@ from shared.core.drift import (
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, WARNING, Finding
+from shared.core.links import finding_url, group_license_url, user_license_url
 from shared.core.migration import MigrationPlan
 from shared.core.model import AssignmentState, PrepaidUnits, Sku, Tenant, normalize_error
 from shared.core.whatif import (
@@ -65,6 +66,8 @@ CSV_HEADER = (
     "disabledPlans",
     "state",
     "error",
+    "userLicensesUrl",
+    "groupUrl",
 )
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
@@ -99,7 +102,10 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "groupId": finding.group_id,
         "message": finding.message,
         "remedy": finding.remedy,
+        "link": finding_url(finding.subject, finding.group_id),
     }
+    if finding.group_id and finding.user_id:
+        doc["groupLink"] = group_license_url(finding.group_id)
     if finding.user_ids:
         doc["userIds"] = list(finding.user_ids)
     return doc
@@ -296,6 +302,8 @@ def _row(
         ";".join(disabled),
         state_text,
         error,
+        user_license_url(head[0]),
+        group_license_url(group_id) if group_id else "",
     ]
 
 
@@ -411,10 +419,14 @@ def _license_lines(report: UserReport, tenant: Tenant, catalog: Catalog) -> list
 
 
 def _finding_lines(finding: Finding, indent: str) -> list[str]:
-    return [
+    lines = [
         f"{indent}{finding.severity.upper():<7} {finding.code}: {finding.message}",
         f"{indent}        fix: {finding.remedy}",
+        f"{indent}        at:  {finding_url(finding.subject, finding.group_id)}",
     ]
+    if finding.group_id and finding.user_id:
+        lines.append(f"{indent}        group: {group_license_url(finding.group_id)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- what-if and diff

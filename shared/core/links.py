@@ -1,0 +1,54 @@
+"""Where a finding is fixed: the admin-center pages of a user's or a group's licenses.
+
+The one place these addresses live. Microsoft documents the admin centers, not their deep-link
+formats, so the forms below are the portals' own addresses as Microsoft's pages and admin
+tooling use them (checked 2026-12):
+
+* a user's licenses: the Microsoft 365 admin center's "Licenses and apps" tab of the user,
+  `https://admin.microsoft.com/#/users/:/UserDetails/{id}/LicensesAndApps`;
+* a group: the Entra admin center's group blade (its "Licenses" entry lists the products and
+  the users in error, with Reprocess),
+  `https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/{id}`;
+* products and seats: Billing > Licenses, `https://admin.microsoft.com/#/licenses` (linked from
+  Microsoft's Teams admin documentation).
+
+Pure: string formatting only.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import quote
+
+M365_ADMIN: Final = "https://admin.microsoft.com"
+ENTRA_ADMIN: Final = "https://entra.microsoft.com"
+PRODUCTS_URL: Final = f"{M365_ADMIN}/#/licenses"
+
+
+def _segment(object_id: str) -> str:
+    return quote(object_id.strip(), safe="")
+
+
+def user_license_url(user_id: str) -> str:
+    """The user's licenses and apps in the Microsoft 365 admin center."""
+    return f"{M365_ADMIN}/#/users/:/UserDetails/{_segment(user_id)}/LicensesAndApps"
+
+
+def group_license_url(group_id: str) -> str:
+    """The group in the Entra admin center (Licenses: its products, users in error, Reprocess)."""
+    return (
+        f"{ENTRA_ADMIN}/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/"
+        f"{_segment(group_id)}"
+    )
+
+
+def finding_url(subject: str, group_id: str | None) -> str:
+    """The page where a finding about `subject` is fixed: a group's findings (subject
+    `group:ID`) at the group, a product's (`sku:ID`) at Billing > Licenses, a user's at the
+    user's licenses."""
+    kind, _, ident = subject.partition(":")
+    if ident and kind == "group":
+        return group_license_url(ident)
+    if ident and kind == "sku":
+        return PRODUCTS_URL
+    return user_license_url(subject)
