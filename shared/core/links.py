@@ -17,16 +17,22 @@ Pure: string formatting only.
 
 from __future__ import annotations
 
+import re
 from typing import Final
-from urllib.parse import quote
 
 M365_ADMIN: Final = "https://admin.microsoft.com"
 ENTRA_ADMIN: Final = "https://entra.microsoft.com"
 PRODUCTS_URL: Final = f"{M365_ADMIN}/#/licenses"
 
 
+_UNSAFE: Final = re.compile(r"[^0-9A-Za-z._~-]")
+
+
 def _segment(object_id: str) -> str:
-    return quote(object_id.strip(), safe="")
+    """Percent-encode everything but unreserved characters (ids are GUIDs; this is a guard)."""
+    return _UNSAFE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), object_id.strip()
+    )
 
 
 def user_license_url(user_id: str) -> str:
