@@ -23,6 +23,7 @@ import orjson
 
 from shared.capabilities import CapabilityMapError, capabilities
 from shared.catalog import catalog
+from shared.cli_act import add_reprocess_command
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_whatif(commands)
     _add_diff(commands)
     add_live_commands(commands)
+    add_reprocess_command(commands)
     reports = commands.add_parser(
         "report",
         help="reports: migration (from a snapshot), paths (from a live scan)",
