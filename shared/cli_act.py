@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections import Counter
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 import orjson
 import structlog
@@ -64,7 +64,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
 
     if not structlog.is_configured():
         # The command's output is standard output; the service's log lines go to stderr.
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
     env = dict(os.environ)
     env["GRAPH_BASE_URL"] = (
         args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
