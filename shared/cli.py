@@ -45,6 +45,7 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
+from shared.migration_script import SCRIPT_KINDS, render_script
 from shared.plan_conflicts import PlanConflictsError, plan_conflicts
 from shared.report import (
     MIGRATION_CSV_HEADER,
@@ -282,6 +283,14 @@ def _add_migration(kinds: Any) -> None:
         default="table",
         help="table (default), json, or csv (one row per direct assignment)",
     )
+    cmd.add_argument(
+        "--script",
+        choices=SCRIPT_KINDS,
+        help=(
+            "instead of a report, write a script for a human to review that removes only the "
+            "direct assignments proven safe (ps1: Microsoft Graph PowerShell; sh: az rest)"
+        ),
+    )
     cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
     cmd.set_defaults(func=run_migration)
 
@@ -415,6 +424,10 @@ def run_diff(args: argparse.Namespace) -> int:
 def run_migration(args: argparse.Namespace) -> int:
     tenant = _load(args.snapshot)
     plan = migration_plan(tenant)
+    if args.script:
+        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
+        _write_text(script, args.out)
+        return EXIT_OK
     if args.format == "json":
         _write_json(migration_json(plan, tenant), args.out)
         return EXIT_OK
