@@ -23,6 +23,7 @@ from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.catalog import catalog
 from shared.directory import USER_SELECT, DirectoryError
 from shared.findings_summary import summary_json, summary_lines
+from shared.progress import Progress
 from shared.report import evaluation_json, path_rows, safe_cell, write_csv
 from shared.service.reconcile import (
     Options,
@@ -125,32 +126,7 @@ def _directory(args: argparse.Namespace) -> GraphDirectory:
     return GraphDirectory(build_graph_client(base, static_token=token))
 
 
-class _Progress:
-    """A one-line progress bar on standard error, when it is a terminal (or forced)."""
-
-    def __init__(self, quiet: bool, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.on = not quiet and self.stream.isatty()
-        self.shown = False
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
-        if not self.on:
-            return
-        if total:
-            width = 30
-            filled = width * done // max(total, 1)
-            bar = "#" * filled + "." * (width - filled)
-            text = f"\r{phase:<6} [{bar}] {done}/{total}"
-        else:
-            text = f"\r{phase:<6} {done} read"
-        self.stream.write(text.ljust(60))
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+_Progress = Progress  # one implementation: shared/progress.py
 
 
 def _run(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
