@@ -24,6 +24,7 @@ import orjson
 from shared.capabilities import CapabilityMapError, capabilities
 from shared.catalog import catalog
 from shared.cli_act import add_reprocess_command
+from shared.cli_env import LocalSettingsError
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -459,7 +460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
         return status
-    except (SnapshotError, BadReference, CapabilityMapError, PlanConflictsError, LiveError) as exc:
+    except (
+        SnapshotError,
+        BadReference,
+        CapabilityMapError,
+        PlanConflictsError,
+        LiveError,
+        LocalSettingsError,
+    ) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -8,7 +8,6 @@ service's own writes (see `shared.service.manual_reprocess`); `--dry-run` writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from typing import IO, Any, TextIO, cast
@@ -16,6 +15,7 @@ from typing import IO, Any, TextIO, cast
 import orjson
 import structlog
 
+from shared.cli_env import cli_environment
 from shared.cli_live import LiveError, add_graph_flags
 from shared.directory import DirectoryError
 from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
@@ -65,7 +65,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
     if not structlog.is_configured():
         # The command's output is standard output; the service's log lines go to stderr.
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
-    env = dict(os.environ)
+    env = cli_environment()
     env["GRAPH_BASE_URL"] = (
         args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
     )

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -21,6 +20,7 @@ import orjson
 
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.catalog import catalog
+from shared.cli_env import cli_environment
 from shared.directory import USER_SELECT, DirectoryError
 from shared.findings_summary import summary_json, summary_lines
 from shared.progress import Progress
@@ -113,9 +113,12 @@ def add_paths_report(kinds: Any) -> None:
 # --------------------------------------------------------------------------- plumbing
 
 
-def _graph(args: argparse.Namespace) -> tuple[str, str | None]:
-    base = args.graph_base_url or os.environ.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
-    token = args.token or os.environ.get("GRAPH_STATIC_TOKEN") or None
+def _graph(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    env = cli_environment() if env is None else env
+    base = args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    token = args.token or env.get("GRAPH_STATIC_TOKEN") or None
     return base, token
 
 
@@ -261,8 +264,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
     from shared.bootstrap import build_services  # noqa: PLC0415
 
-    env = dict(os.environ)
-    base, token = _graph(args)
+    env = cli_environment()
+    base, token = _graph(args, env)
     env["GRAPH_BASE_URL"] = base
     if token:
         env["GRAPH_STATIC_TOKEN"] = token
