@@ -34,11 +34,13 @@ class Progress:
 
     def text(self, phase: str, done: int, total: int | None, now: float) -> str:
         start = self.started.setdefault(phase, now)
-        elapsed = max(now - start, 1e-9)
-        rate = done / elapsed
+        elapsed = now - start
         parts = [f"{phase}: {done}" + (f"/{total}" if total else "")]
         if total:
             parts.append(f"{100 * done // max(total, 1)}%")
+        if elapsed < 1.0:  # too early for a rate that means anything
+            return ", ".join(parts)
+        rate = done / elapsed
         parts.append(f"{rate:.0f}/s")
         if total and rate > 0 and done < total:
             parts.append(f"ETA {_duration((total - done) / rate)}")

@@ -30,7 +30,7 @@ def test_redirected_output_gets_one_plain_line_per_ten_seconds() -> None:
 
     lines = stream.getvalue().splitlines()
     assert lines == [
-        "users: 0/3000, 0%, 0/s",
+        "users: 0/3000, 0%",
         "users: 1000/3000, 33%, 100/s, ETA 20s",
         "users: 2000/3000, 66%, 100/s, ETA 10s",
         "users: 3000/3000, 100%, 100/s",
@@ -70,3 +70,14 @@ def test_quiet_writes_nothing() -> None:
     progress.close()
 
     assert stream.getvalue() == ""
+
+
+def test_no_rate_is_shown_before_a_second_has_passed() -> None:
+    stream, clock = io.StringIO(), Clock()
+    progress = Progress(False, stream, clock=clock)
+    progress("groups", 0, 60)
+    clock.now = 0.01
+
+    progress("groups", 60, 60)
+
+    assert stream.getvalue().splitlines() == ["groups: 0/60, 0%", "groups: 60/60, 100%"]
