@@ -791,6 +791,7 @@ async def _dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         str(g["id"]): str(g.get("displayName") or g["id"]) for g in world["groups"]
     }
     promised: Counter[str] = Counter()
+    subjects = _open_subjects(svc)  # one table scan, not a query per user
     link: str | None = None
     while True:
         users, link = await svc.directory.users_page(link, select=USER_SELECT)
@@ -798,7 +799,9 @@ async def _dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         findings = [f for r in evaluation.users for f in r.findings]
         names = Names(tenant, *catalog().names_for(tenant))
         for report in evaluation.users:
-            open_keys = set(ledger.open_findings(report.user.id))
+            open_keys = (
+                set(ledger.open_findings(report.user.id)) if report.user.id in subjects else set()
+            )
             now_keys = {f.key for f in report.findings}
             for finding in report.findings:
                 if finding.key not in open_keys:

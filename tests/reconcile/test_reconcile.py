@@ -158,3 +158,23 @@ async def test_a_user_who_loses_the_mailbox_between_nights_is_alerted_at_once() 
 
     subjects = [m["message"]["subject"] for m in nightly.directory.sent_mail]
     assert any("data-loss risk for 1 user(s)" in s for s in subjects), subjects
+
+
+async def test_a_dry_run_names_what_it_would_resolve_without_ledger_keys(
+    nightly: Nightly,
+) -> None:
+    """The dry run reads the open findings once (a table scan) and names users, products and
+    groups in its plan; a finding that no longer holds is a 'resolve finding' line by name."""
+    await nightly.run()
+    nightly.directory.remove_member(E3_BASE, NESTOR)
+
+    result = await nightly.run(dry_run=True, force=True)
+
+    resolved = [line for line in result.planned if line.startswith("resolve finding ")]
+    assert any(
+        line.startswith("resolve finding UniquenessViolation, Nestor Wilke <")
+        and "'Licensing_Office365_E3_Base'" in line
+        for line in resolved
+    ), resolved
+    assert not any("|" in line for line in result.planned)
+    assert result.resolved_findings == len(resolved)
