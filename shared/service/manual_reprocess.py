@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.core.findings import (
+    COUNT_VIOLATION,
     PENDING_GROUP_ASSIGNMENT,
     PLAN_MISMATCH,
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
     Finding,
 )
+from shared.core.model import Tenant
 from shared.core.reprocess import Cause
 from shared.directory import JSON
 from shared.messages import ReprocessUser
@@ -76,7 +78,7 @@ async def manual_reprocess(
     documents: list[JSON] = list({str(u["id"]): u for u in found.values()}.values())
     if not documents:
         return outcomes
-    _tenant, evaluation = evaluate_page(world, index, documents)
+    tenant, evaluation = evaluate_page(world, index, documents)
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"
@@ -94,13 +96,29 @@ async def manual_reprocess(
         )
         group_ids = frozenset(c.group_id for c in causes if c.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)
+        warning = _no_seats(tenant, findings)
         if blocked:
             outcomes.append(ManualOutcome(who, BLOCKED, blocked, findings))
         elif dry_run:
-            outcomes.append(ManualOutcome(who, WOULD, _codes(findings), findings))
+            outcomes.append(ManualOutcome(who, WOULD, _codes(findings) + warning, findings))
         else:
-            outcomes.append(await _call(svc, user.id, who, causes, findings))
+            called = await _call(svc, user.id, who, causes, findings)
+            outcomes.append(replace(called, detail=called.detail + warning))
     return outcomes
+
+
+def _no_seats(tenant: Tenant, findings: Sequence[Finding]) -> str:
+    """The what-if's seat prediction before the write: a CountViolation reprocessed while the
+    product has no free seat fails again (Entra assigns only when a seat is free)."""
+    full = []
+    for finding in findings:
+        sku = tenant.skus.get(finding.sku_id or "")
+        if finding.code == COUNT_VIOLATION and sku and sku.prepaid.enabled <= sku.consumed:
+            full.append(sku.part_number)
+    if not full:
+        return ""
+    listed = ", ".join(dict.fromkeys(full))
+    return f"; no free seat of {listed} now: expect CountViolation again until seats are freed"
 
 
 def _codes(findings: Sequence[Finding]) -> str:

@@ -85,6 +85,10 @@ def test_dry_run_in_act_mode_lists_the_members_in_error_and_writes_nothing(
     assert status == 0
     assert document["dryRun"] is True
     assert names(document, "would reprocess") == IN_ERROR
+    details = {u["user"].split(" <")[0]: u["detail"] for u in document["users"]}
+    # EMS has 5 seats, 5 consumed: the seat prediction warns before the write.
+    assert "no free seat of EMS now: expect CountViolation again" in details["Irvin Sayers"]
+    assert "no free seat" not in details["Pradeep Gupta"]
     assert audited_users(graph) == []
 
 
