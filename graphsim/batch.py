@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
@@ -23,7 +23,7 @@ def _invalid(message: str) -> GraphError:
 def _item_request(outer: Req, item: Obj) -> Req:
     url = str(item.get("url", ""))
     parts = urlsplit(url)
-    path = parts.path
+    path = unquote(parts.path)  # as the HTTP server decodes an outer request's path
     if not path.startswith("/"):
         path = "/" + path
     if path.lower().startswith("/v1.0/"):

@@ -6,8 +6,8 @@ membership and plan changes on a snapshot), `diff` (drift between two snapshots)
 (`shared.cli_live`): `snapshot`, `reconcile [--dry-run]` and `report paths`; and `preflight`
 (`shared.preflight`: is a deployment ready?).
 
-Exit status: 0 success, 1 a data-loss risk was found (whatif, diff), 2 bad input (one line on
-stderr, no traceback).
+Exit status: 0 success, 1 a risk was found (whatif: data loss or predicted assignment errors;
+diff: data loss), 2 bad input or I/O (one line on stderr, no traceback). `--version`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import gc
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 
 import orjson
 
 from shared.capabilities import CapabilityMapError, capabilities
 from shared.catalog import catalog
+from shared.cli_act import add_reprocess_command
+from shared.cli_env import LocalSettingsError
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
 from shared.cli_report import add_html_report
 from shared.core.drift import diff_tenants
@@ -32,9 +35,12 @@ from shared.core.migration import migration_plan
 from shared.core.model import Tenant
 from shared.core.whatif import (
     AddMember,
+    AddSku,
     BadReference,
     Change,
+    DeleteGroup,
     RemoveMember,
+    RemoveSku,
     SetDisabledPlans,
     find_group,
     find_plans,
@@ -42,6 +48,8 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
+from shared.migration_script import SCRIPT_KINDS, render_script
+from shared.plan_conflicts import PlanConflictsError, plan_conflicts
 from shared.preflight import add_preflight_command
 from shared.report import (
     MIGRATION_CSV_HEADER,
@@ -70,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="license-guard",
         description="Entra License Guard: check Microsoft Entra group-based licensing.",
+        epilog=(
+            "exit status: 0 success, 1 the command's documented condition (a risk found, "
+            "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
+        ),
     )
+    parser.add_argument("--version", action="version", version=f"license-guard {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     evaluate_cmd = commands.add_parser(
         "evaluate",
@@ -92,11 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument(
         "--out", metavar="FILE", help="write to FILE instead of standard output"
     )
+    evaluate_cmd.add_argument(
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="table: list users without findings too (by default only their count)",
+    )
     evaluate_cmd.set_defaults(func=run_evaluate)
     _add_whatif(commands)
     _add_diff(commands)
     add_live_commands(commands)
     add_preflight_command(commands)
+    add_reprocess_command(commands)
     reports = commands.add_parser(
         "report",
         help="reports: migration (from a snapshot), paths (from a live scan), html (either)",
@@ -114,6 +134,10 @@ _EXIT_EPILOG = (
     "exit status: 0 no data-loss risk, 1 data-loss risk found (a user would lose every plan "
     "of a mailbox or OneDrive), 2 bad input"
 )
+_WHATIF_EPILOG = (
+    "exit status: 0 no risk, 1 risk found (a user would lose every plan of a mailbox or "
+    "OneDrive, or Entra would likely record an assignment error), 2 bad input or I/O"
+)
 
 
 class _ChangeAction(argparse.Action):
@@ -127,7 +151,13 @@ class _ChangeAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         changes = list(getattr(namespace, "changes", None) or [])
-        changes.append((self.const, list(values)))
+        values = [values] if isinstance(values, str) else list(values)
+        if self.const == "disabled":
+            if not changes or changes[-1][0] != "addsku" or len(changes[-1][1]) != 2:
+                parser.error("--disabled-plans must follow an --add-sku GROUP SKU")
+            changes[-1] = ("addsku", [*changes[-1][1], values[0]])
+        else:
+            changes.append((self.const, values))
         namespace.changes = changes
 
 
@@ -139,11 +169,14 @@ def _add_whatif(commands: Any) -> None:
             "Apply planned changes to a tenant snapshot (nothing is sent to Microsoft), "
             "recompute effective licenses, and show each affected user's gains and losses, "
             "seats needed per product, and capabilities at risk (a mailbox or OneDrive that no "
-            "path would provide any more). Changes apply in the order given. GROUP: id or exact "
+            "path would provide any more), and the assignment errors Entra would likely record "
+            "(MutuallyExclusiveViolation from the table of conflicting plans and the tenant's own "
+            "errors, CountViolation from free seats, ProhibitedInUsageLocationViolation where "
+            "the tenant shows it). Changes apply in the order given. GROUP: id or exact "
             "display name; USER: id, userPrincipalName or exact display name; SKU: skuId or "
             "skuPartNumber; PLANS: comma-separated servicePlanNames ('' enables all)."
         ),
-        epilog=_EXIT_EPILOG,
+        epilog=_WHATIF_EPILOG,
     )
     cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
     cmd.add_argument(
@@ -175,6 +208,40 @@ def _add_whatif(commands: Any) -> None:
             "set GROUP's disabled plans of SKU to PLANS (assigns SKU to GROUP if it does not "
             "yet; repeatable)"
         ),
+    )
+    cmd.add_argument(
+        "--delete-group",
+        metavar="GROUP",
+        action=_ChangeAction,
+        const="delete",
+        dest="changes",
+        help="delete GROUP: its members lose what it assigns (repeatable)",
+    )
+    cmd.add_argument(
+        "--remove-sku",
+        nargs=2,
+        metavar=("GROUP", "SKU"),
+        action=_ChangeAction,
+        const="removesku",
+        dest="changes",
+        help="remove SKU from GROUP's licenses (repeatable)",
+    )
+    cmd.add_argument(
+        "--add-sku",
+        nargs=2,
+        metavar=("GROUP", "SKU"),
+        action=_ChangeAction,
+        const="addsku",
+        dest="changes",
+        help="assign SKU to GROUP, every plan enabled unless --disabled-plans follows",
+    )
+    cmd.add_argument(
+        "--disabled-plans",
+        metavar="PLANS",
+        action=_ChangeAction,
+        const="disabled",
+        dest="changes",
+        help="the plans disabled by the --add-sku just before it",
     )
     cmd.add_argument(
         "--format", choices=("table", "json"), default="table", help="table (default) or json"
@@ -222,6 +289,14 @@ def _add_migration(kinds: Any) -> None:
         default="table",
         help="table (default), json, or csv (one row per direct assignment)",
     )
+    cmd.add_argument(
+        "--script",
+        choices=SCRIPT_KINDS,
+        help=(
+            "instead of a report, write a script for a human to review that removes only the "
+            "direct assignments proven safe (ps1: Microsoft Graph PowerShell; sh: az rest)"
+        ),
+    )
     cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
     cmd.set_defaults(func=run_migration)
 
@@ -261,7 +336,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.format == "csv":
             write_csv(path_rows(evaluation, tenant, names), text)
         else:
-            text.write(render_table(evaluation, tenant, names))
+            text.write(render_table(evaluation, tenant, names, show_healthy=args.show_all))
     return EXIT_OK
 
 
@@ -301,6 +376,14 @@ def parse_changes(tenant: Tenant, raw: Sequence[tuple[str, list[str]]]) -> list[
         if kind == "plans":
             sku = find_sku(tenant, values[1])
             changes.append(SetDisabledPlans(group.id, sku.id, find_plans(sku, values[2])))
+        elif kind == "addsku":
+            sku = find_sku(tenant, values[1])
+            plans = find_plans(sku, values[2]) if len(values) > 2 else frozenset()
+            changes.append(AddSku(group.id, sku.id, plans))
+        elif kind == "removesku":
+            changes.append(RemoveSku(group.id, find_sku(tenant, values[1]).id))
+        elif kind == "delete":
+            changes.append(DeleteGroup(group.id))
         elif kind == "add":
             changes.append(AddMember(group.id, find_user(tenant, values[1]).id))
         else:
@@ -312,15 +395,16 @@ def run_whatif(args: argparse.Namespace) -> int:
     tenant = _load(args.snapshot)
     changes = parse_changes(tenant, args.changes)
     caps = capabilities()
+    table = plan_conflicts()
     if args.format == "json":
-        result = what_if(tenant, changes, caps.plans, labels=caps.labels)
+        result = what_if(tenant, changes, caps.plans, labels=caps.labels, conflicts=table)
         _write_json(whatif_json(result, tenant), args.out)
     else:
         names = catalog()
         products, plans = names.names_for(tenant)
-        result = what_if(tenant, changes, caps.plans, products, plans, caps.labels)
+        result = what_if(tenant, changes, caps.plans, products, plans, caps.labels, table)
         _write_text(render_whatif_table(result, tenant, names), args.out)
-    return EXIT_DATA_LOSS if result.data_loss else EXIT_OK
+    return EXIT_DATA_LOSS if result.data_loss or result.predicted_errors else EXIT_OK
 
 
 def run_diff(args: argparse.Namespace) -> int:
@@ -346,6 +430,10 @@ def run_diff(args: argparse.Namespace) -> int:
 def run_migration(args: argparse.Namespace) -> int:
     tenant = _load(args.snapshot)
     plan = migration_plan(tenant)
+    if args.script:
+        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
+        _write_text(script, args.out)
+        return EXIT_OK
     if args.format == "json":
         _write_json(migration_json(plan, tenant), args.out)
         return EXIT_OK
@@ -358,13 +446,37 @@ def run_migration(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def version() -> str:
+    """The installed package's version (the source tree's pyproject when not installed)."""
+    try:
+        return metadata.version("entra-license-guard")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def io_error_text(exc: OSError) -> str:
+    """One line for a file that cannot be read or written: the path and the reason."""
+    reason = exc.strerror or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
         return status
-    except (SnapshotError, BadReference, CapabilityMapError, LiveError) as exc:
+    except (
+        SnapshotError,
+        BadReference,
+        CapabilityMapError,
+        PlanConflictsError,
+        LiveError,
+        LocalSettingsError,
+    ) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        print(f"license-guard: error: {io_error_text(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -22,8 +22,11 @@ import orjson
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import GraphEndpointError, default_credential, graph_endpoint
 from shared.catalog import catalog
+from shared.cli_env import cli_environment
 from shared.csvsafe import csv_writer
 from shared.directory import USER_SELECT, DirectoryError
+from shared.findings_summary import summary_json, summary_lines
+from shared.progress import Progress
 from shared.report import evaluation_json, path_rows, write_csv
 from shared.service.reconcile import (
     Options,
@@ -114,9 +117,12 @@ def add_paths_report(kinds: Any) -> None:
 # --------------------------------------------------------------------------- plumbing
 
 
-def _graph(args: argparse.Namespace) -> tuple[str, str | None]:
-    base = args.graph_base_url or os.environ.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
-    token = args.token or os.environ.get("GRAPH_STATIC_TOKEN") or None
+def _graph(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    env = cli_environment() if env is None else env
+    base = args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    token = args.token or env.get("GRAPH_STATIC_TOKEN") or None
     return base, token
 
 
@@ -157,32 +163,7 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
     return _SignedIn(GraphDirectory(client), credential if token is None else None)
 
 
-class _Progress:
-    """A one-line progress bar on standard error, when it is a terminal (or forced)."""
-
-    def __init__(self, quiet: bool, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.on = not quiet and self.stream.isatty()
-        self.shown = False
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
-        if not self.on:
-            return
-        if total:
-            width = 30
-            filled = width * done // max(total, 1)
-            bar = "#" * filled + "." * (width - filled)
-            text = f"\r{phase:<6} [{bar}] {done}/{total}"
-        else:
-            text = f"\r{phase:<6} {done} read"
-        self.stream.write(text.ljust(60))
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+_Progress = Progress  # one implementation: shared/progress.py
 
 
 def _run(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -318,8 +299,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
     from shared.bootstrap import build_services  # noqa: PLC0415
 
-    env = dict(os.environ)
-    base, token = _graph(args)
+    env = cli_environment()
+    base, token = _graph(args, env)
     env["GRAPH_BASE_URL"] = base
     if token:
         env["GRAPH_STATIC_TOKEN"] = token
@@ -368,6 +349,7 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
             "reports": result.report_blobs,
             "planned": result.planned,
             "summary": result.summary.to_json() if result.summary else None,
+            "newFindingsSummary": summary_json(result.new, _group_label(result)),
         }
         stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -378,7 +360,15 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
         f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
         f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
     )
+    if result.status == "dry-run":
+        for line in summary_lines(result.new, _group_label(result)):
+            stream.write(line.replace("SUMMARY:", "SUMMARY of new findings:", 1) + "\n")
+        stream.write("PLAN\n")
     for line in result.planned:
         stream.write(f"  {line}\n")
     for name in result.report_blobs:
         stream.write(f"  report: {name}\n")
+
+
+def _group_label(result: ReconcileResult) -> Callable[[str], str]:
+    return lambda group_id: result.group_names.get(group_id, group_id)

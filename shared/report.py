@@ -30,10 +30,26 @@ from shared.core.drift import (
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, WARNING, Finding
+from shared.core.links import finding_url, group_license_url, user_license_url
 from shared.core.migration import MigrationPlan
 from shared.core.model import AssignmentState, PrepaidUnits, Sku, Tenant, normalize_error
-from shared.core.whatif import AddMember, Change, SetDisabledPlans, WhatIf
+from shared.core.whatif import (
+    AddMember,
+    AddSku,
+    Change,
+    DeleteGroup,
+    RemoveSku,
+    SetDisabledPlans,
+    WhatIf,
+)
 from shared.csvsafe import csv_writer
+from shared.findings_summary import summary_json, summary_lines
+from shared.report_predict import (
+    predicted_json,
+    predicted_lines,
+    seat_need_json,
+    user_predicted_lines,
+)
 
 CSV_HEADER = (
     "userId",
@@ -50,6 +66,8 @@ CSV_HEADER = (
     "disabledPlans",
     "state",
     "error",
+    "userLicensesUrl",
+    "groupUrl",
 )
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
@@ -83,7 +101,10 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "groupId": finding.group_id,
         "message": finding.message,
         "remedy": finding.remedy,
+        "link": finding_url(finding.subject, finding.group_id),
     }
+    if finding.group_id and finding.user_id:
+        doc["groupLink"] = group_license_url(finding.group_id)
     if finding.user_ids:
         doc["userIds"] = list(finding.user_ids)
     return doc
@@ -164,6 +185,7 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
     """The whole evaluation as one JSON-ready document (see README for the schema)."""
     render = _JsonRenderer(tenant)
     return {
+        "summary": summary_json(evaluation.findings(), lambda g: _group_label(tenant, g)),
         "users": [render.user(r) for r in evaluation.users],
         "groups": render.groups(evaluation),
         "skus": render.skus(evaluation),
@@ -179,7 +201,8 @@ def write_evaluation_json(
     """
     render = _JsonRenderer(tenant)
     users = evaluation.users
-    out.write(b'{"users":[')
+    summary = summary_json(evaluation.findings(), lambda g: _group_label(tenant, g))
+    out.write(b'{"summary":' + orjson.dumps(summary) + b',"users":[')
     for start in range(0, len(users), chunk):
         if start:
             out.write(b",")
@@ -270,6 +293,8 @@ def _row(
         ";".join(disabled),
         state_text,
         error,
+        user_license_url(head[0]),
+        group_license_url(group_id) if group_id else "",
     ]
 
 
@@ -282,8 +307,11 @@ def write_csv(rows: Iterable[list[str]], out: IO[str]) -> None:
 # --------------------------------------------------------------------------- table
 
 
-def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> str:
-    """A readable summary: users with findings first, then the rest, groups and products."""
+def render_table(
+    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
+) -> str:
+    """The summary (counts by severity and code, top groups x code), then users with findings,
+    users without (with `show_healthy`, else their count), groups and products."""
     lines: list[str] = []
     org = tenant.organization
     findings = evaluation.findings()
@@ -298,6 +326,7 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
     lines.append(
         f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info"
     )
+    lines += ["", *summary_lines(findings, lambda g: _group_label(tenant, g))]
 
     with_findings = [r for r in evaluation.users if r.findings]
     with_findings.sort(
@@ -316,6 +345,9 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
         for finding in sorted(report.findings, key=lambda f: _SEVERITY_ORDER[f.severity]):
             lines += _finding_lines(finding, indent="      ")
     lines += ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
+    if without and not show_healthy:
+        lines.append("  (listed with --all)")
+        without = []
     for report in without:
         summary = "; ".join(_license_lines(report, tenant, catalog)) or "no licenses"
         lines.append(f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}")
@@ -350,6 +382,11 @@ def render_table(evaluation: Evaluation, tenant: Tenant, catalog: Catalog) -> st
     return "\n".join(lines) + "\n"
 
 
+def _group_label(tenant: Tenant, group_id: str) -> str:
+    group = tenant.groups.get(group_id)
+    return group.name if group else group_id
+
+
 def _product(sku: Sku, catalog: Catalog) -> str:
     return catalog.product(sku.id, sku.part_number)
 
@@ -372,10 +409,14 @@ def _license_lines(report: UserReport, tenant: Tenant, catalog: Catalog) -> list
 
 
 def _finding_lines(finding: Finding, indent: str) -> list[str]:
-    return [
+    lines = [
         f"{indent}{finding.severity.upper():<7} {finding.code}: {finding.message}",
         f"{indent}        fix: {finding.remedy}",
+        f"{indent}        at:  {finding_url(finding.subject, finding.group_id)}",
     ]
+    if finding.group_id and finding.user_id:
+        lines.append(f"{indent}        group: {group_license_url(finding.group_id)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- what-if and diff
@@ -497,9 +538,19 @@ def _seat_json(seat: SeatDelta, names: _Describe) -> dict[str, Any]:
 
 def _change_json(change: Change, names: _Describe) -> dict[str, Any]:
     doc: dict[str, Any] = {"groupId": change.group_id, "groupName": names.group(change.group_id)}
-    if isinstance(change, SetDisabledPlans):
+    if isinstance(change, DeleteGroup):
+        return {"type": "deleteGroup", **doc}
+    if isinstance(change, RemoveSku):
         return {
-            "type": "setDisabledPlans",
+            "type": "removeSku",
+            **doc,
+            "skuId": change.sku_id,
+            "skuPartNumber": names.part(change.sku_id),
+        }
+    if isinstance(change, SetDisabledPlans | AddSku):
+        kind = "addSku" if isinstance(change, AddSku) else "setDisabledPlans"
+        return {
+            "type": kind,
             **doc,
             "skuId": change.sku_id,
             "skuPartNumber": names.part(change.sku_id),
@@ -511,15 +562,38 @@ def _change_json(change: Change, names: _Describe) -> dict[str, Any]:
 
 
 def whatif_json(result: WhatIf, tenant: Tenant) -> dict[str, Any]:
-    """The what-if as one JSON document: changes, notes, affected users, seats, dataLossRisk."""
+    """The what-if as one JSON document: changes, notes, affected users (with their predicted
+    errors and data-bearing plans lost), seats, predicted errors and dataLossRisk."""
     names = _Describe(tenant, result.tenant_after)
+    users = []
+    for delta in _sorted_deltas(result.users, names):
+        doc = _user_delta_json(delta, names)
+        doc["dataPlansLost"] = _data_plans_lost(delta, names, result.data_plans)
+        doc["predictedErrors"] = [
+            predicted_json(e) for e in result.predictions.for_user(delta.user_id)
+        ]
+        users.append(doc)
     return {
         "changes": [_change_json(c, names) for c in result.changes],
         "notes": list(result.notes),
-        "users": [_user_delta_json(u, names) for u in _sorted_deltas(result.users, names)],
+        "users": users,
         "skus": [_seat_json(s, names) for s in result.seats],
+        "seatsNeeded": [seat_need_json(n, names.part(n.sku_id)) for n in result.predictions.seats],
+        "predictedErrors": sum(1 for e in result.predictions.errors if e.severity == "error"),
         "dataLossRisk": result.data_loss,
     }
+
+
+def _data_plans_lost(delta: UserDelta, names: _Describe, data_plans: frozenset[str]) -> list[str]:
+    """Data-bearing plans (mailbox, OneDrive) the user would no longer have from a product."""
+    return sorted(
+        {
+            names.plan_code(s.sku_id, p)
+            for s in delta.skus
+            for p in s.plans_disabled
+            if p.lower() in data_plans
+        }
+    )
 
 
 def _sorted_deltas(deltas: Iterable[UserDelta], names: _Describe) -> list[UserDelta]:
@@ -529,6 +603,13 @@ def _sorted_deltas(deltas: Iterable[UserDelta], names: _Describe) -> list[UserDe
 
 def _change_text(change: Change, names: _Describe) -> str:
     group = names.group(change.group_id)
+    if isinstance(change, DeleteGroup):
+        return f"x delete {group}"
+    if isinstance(change, RemoveSku):
+        return f"- remove {names.product(change.sku_id)} from {group}"
+    if isinstance(change, AddSku):
+        off = ", ".join(names.plans(change.sku_id, change.disabled_plans)) or "nothing"
+        return f"+ add {names.product(change.sku_id)} to {group} with disabled plans [{off}]"
     if isinstance(change, SetDisabledPlans):
         off = ", ".join(names.plans(change.sku_id, change.disabled_plans)) or "nothing"
         return f"~ {group}: {names.product(change.sku_id)} with disabled plans [{off}]"
@@ -538,9 +619,10 @@ def _change_text(change: Change, names: _Describe) -> str:
     return f"- remove {display} <{upn}> from {group}"
 
 
-def _delta_lines(delta: UserDelta, names: _Describe) -> list[str]:
+def _delta_lines(delta: UserDelta, names: _Describe, result: WhatIf | None = None) -> list[str]:
     display, upn = names.user(delta.user_id)
     lines = [f"  {display} <{upn}>"]
+    data_lost = _data_plans_lost(delta, names, result.data_plans) if result else []
     for s in delta.skus:
         product, total = names.product(s.sku_id), names.total_plans(s.sku_id)
         before = ", ".join(names.group(p) for p in s.paths_before)
@@ -558,8 +640,12 @@ def _delta_lines(delta: UserDelta, names: _Describe) -> list[str]:
             if s.paths_before != s.paths_after:
                 text += f"; via {before} -> via {after}"
         lines.append(f"      {text}")
+    if data_lost:
+        lines.append(f"      ! data-bearing plans lost from a product: {', '.join(data_lost)}")
     if delta.finding is not None:
         lines += _finding_lines(delta.finding, indent="      ")
+    if result is not None:
+        lines += user_predicted_lines(result.predictions.for_user(delta.user_id), "      ")
     return lines
 
 
@@ -575,11 +661,13 @@ def _seat_lines(seats: Sequence[SeatDelta], names: _Describe) -> list[str]:
     return lines
 
 
-def _users_section(deltas: Sequence[UserDelta], names: _Describe) -> list[str]:
+def _users_section(
+    deltas: Sequence[UserDelta], names: _Describe, result: WhatIf | None = None
+) -> list[str]:
     at_risk = sum(1 for d in deltas if d.losses)
     lines = [f"AFFECTED USERS ({len(deltas)}, {at_risk} at risk of data loss)"]
     for delta in _sorted_deltas(deltas, names):
-        lines += _delta_lines(delta, names)
+        lines += _delta_lines(delta, names, result)
     return lines
 
 
@@ -597,11 +685,19 @@ def render_whatif_table(result: WhatIf, tenant: Tenant, catalog: Catalog) -> str
     names = _Describe(tenant, result.tenant_after, catalog)
     lines = [f"What if ({len(result.changes)} change(s)):"]
     lines += [f"  {_change_text(c, names)}" for c in result.changes]
+    predicted = predicted_lines(result.predictions, names.product)
+    if predicted:
+        lines += ["", *predicted]
     if result.notes:
         lines += ["", "NOTES"] + [f"  {note}" for note in result.notes]
-    lines += ["", *_users_section(result.users, names)]
+    lines += ["", *_users_section(result.users, names, result)]
     lines += ["", *_seat_lines(result.seats, names)]
     lines += ["", _verdict(result.users)]
+    if result.predicted_errors:
+        lines.append(
+            "PREDICTED ERRORS: Entra would record assignment errors (see above); "
+            "fix them before making this change."
+        )
     return "\n".join(lines) + "\n"
 
 

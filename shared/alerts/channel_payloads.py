@@ -206,13 +206,13 @@ def _finding_json(f: ChannelFinding) -> dict[str, Any]:
             "displayName": f.user_name,
             "userPrincipalName": f.user_principal_name,
             "link": links.entra_user_url(f.user_id),
-            "licensesLink": links.user_licenses_url(f.user_id),
+            "licensesLink": links.user_license_url(f.user_id),
         }
     if f.group_id:
         doc["group"] = {
             "id": f.group_id,
             "displayName": f.group_name,
-            "link": links.entra_group_url(f.group_id),
+            "link": links.group_license_url(f.group_id),
         }
     if f.sku_id:
         doc["product"] = {"skuId": f.sku_id, "name": f.product}

@@ -23,6 +23,7 @@ import jinja2
 
 from shared.alerts.channel_finding import ChannelFinding, channel_findings
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
+from shared.core.links import finding_url, group_license_url, user_license_url
 from shared.service.summary import NightlySummary
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -94,6 +95,8 @@ class Mail:
 class UserName:
     display_name: str
     upn: str
+    url: str = ""
+    """The user's licenses page in the Microsoft 365 admin center (where the fix is made)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +135,12 @@ class RowView:
     more: int
     cause: str
     example: str
+    """One finding's own message; empty when it would only repeat `cause`."""
     fix: str
     action: str
+    url: str = ""
+    """Where the fix is made: the group's page, Billing > Licenses for a product, or the
+    user's licenses page for a direct assignment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,19 +250,35 @@ def row_views(
 def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
     user_ids = rg.user_ids
     first = rg.rows[0]
+    cause = CAUSES.get(rg.code, first.message)
+    users = tuple(
+        UserName(n.display_name, n.upn, user_license_url(u))
+        for u in user_ids[:MAX_NAMED_USERS]
+        for n in (names.user(u),)
+    )
     return RowView(
         severity=rg.severity,
         code=rg.code,
         group=names.group(rg.group_id) if rg.group_id else _subject_label(first.subject),
         product=names.product(rg.sku_id),
         count=len(rg.rows),
-        users=tuple(names.user(u) for u in user_ids[:MAX_NAMED_USERS]),
+        users=users,
         more=max(0, len(user_ids) - MAX_NAMED_USERS),
-        cause=CAUSES.get(rg.code, first.message),
-        example=first.message,
+        cause=cause,
+        example="" if first.message == cause else first.message,
         fix=first.remedy,
         action=action or "",
+        url=_row_url(rg.group_id, first.subject),
     )
+
+
+def _row_url(group_id: str | None, subject: str) -> str:
+    """Where a row's fix is made; none for the service's own subjects (queue:, service:)."""
+    if group_id:
+        return group_license_url(group_id)
+    if ":" not in subject or subject.startswith(("sku:", "group:")):
+        return finding_url(subject, None)
+    return ""
 
 
 def _subject_label(subject: str) -> str:
@@ -285,8 +308,11 @@ def digest_mail(
     muted: int,
     actions: Mapping[tuple[str | None, str | None, str], str],
     mode_note: str,
-    since: str,
+    since: str | None,
+    first_since: str = "License Guard started watching",
 ) -> Mail:
+    """`since`: when the last digest went out; None for the first, which covers the changes
+    since `first_since`."""
     subject = (
         f"License Guard · {names.tenant_name}: {_plural(len(new), 'new issue')}, "
         f"{len(resolved)} resolved, {still_open + len(new)} open"
@@ -301,7 +327,8 @@ def digest_mail(
         if (n := waiting.get(kind, 0))
     )
     lead = [
-        f"Changes since the last digest ({since}): {_plural(len(new), 'new issue')} to act on, "
+        (f"Changes since the last digest ({since})" if since else f"Changes since {first_since}")
+        + f": {_plural(len(new), 'new issue')} to act on, "
         f"{len(resolved)} resolved. Still open and already reported: {still_open}.",
     ]
     if waiting_text:

@@ -1,62 +1,76 @@
-"""Where an admin acts on a user, a group or a product: the admin-center deep links, in one
-place, so the report page, the mails and the alert channels all point at the same pages.
+"""Where a finding is fixed: the admin-center pages of a user's or a group's licenses.
 
-URL forms as the portals use them (checked against public scripts and docs, Dec 2026):
+The one place these addresses live. Microsoft documents the admin centers, not their deep-link
+formats, so the forms below are the portals' own addresses as Microsoft's pages and admin
+tooling use them (checked 2026-12):
 
-* Microsoft Entra admin center, a user's profile:
-  ``https://entra.microsoft.com/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/{id}``
-* Microsoft Entra admin center, a group (its Licenses blade is one click away):
-  ``https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/{id}``
-* Microsoft 365 admin center, a user's licenses and apps:
-  ``https://admin.microsoft.com/#/users/:/UserDetails/{id}/LicensesAndApps``
-* Microsoft 365 admin center, products (seats) and licenses: ``/#/subscriptions``, ``/#/licenses``.
+* a user's licenses: the Microsoft 365 admin center's "Licenses and apps" tab of the user,
+  `https://admin.microsoft.com/#/users/:/UserDetails/{id}/LicensesAndApps`;
+* a group: the Entra admin center's group blade (its "Licenses" entry lists the products and
+  the users in error, with Reprocess),
+  `https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/{id}`;
+* a user's profile in the Entra admin center,
+  `https://entra.microsoft.com/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/{id}`;
+* products and seats: Billing > Licenses, `https://admin.microsoft.com/#/licenses` (linked from
+  Microsoft's Teams admin documentation), and Your products, `/#/subscriptions`.
 
-Pure: string building only. Ids are GUIDs from Graph; anything else is percent-encoded so a
-hostile id cannot change the link's target.
+The report page, the mails, the CLI outputs and the alert channels all take their links from
+here.
+
+Pure: string formatting only.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-ADMIN_CENTER: Final = "https://admin.microsoft.com"
-ENTRA_ADMIN_CENTER: Final = "https://entra.microsoft.com"
+M365_ADMIN: Final = "https://admin.microsoft.com"
+ENTRA_ADMIN: Final = "https://entra.microsoft.com"
+PRODUCTS_URL: Final = f"{M365_ADMIN}/#/licenses"
+"""Billing > Licenses: assigned and available seats per product."""
+SUBSCRIPTIONS_URL: Final = f"{M365_ADMIN}/#/subscriptions"
+"""Billing > Your products: subscriptions, renewals, buying seats."""
 
 
-def _id(value: str) -> str:
-    """Percent-encode everything but ASCII letters, digits and '-' (a GUID passes as is)."""
-    return "".join(
-        c if c.isascii() and (c.isalnum() or c == "-") else "".join(f"%{b:02X}" for b in c.encode())
-        for c in value
+_UNSAFE: Final = re.compile(r"[^0-9A-Za-z._~-]")
+
+
+def _segment(object_id: str) -> str:
+    """Percent-encode everything but unreserved characters (ids are GUIDs; this is a guard)."""
+    return _UNSAFE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), object_id.strip()
     )
+
+
+def user_license_url(user_id: str) -> str:
+    """The user's licenses and apps in the Microsoft 365 admin center."""
+    return f"{M365_ADMIN}/#/users/:/UserDetails/{_segment(user_id)}/LicensesAndApps"
 
 
 def entra_user_url(user_id: str) -> str:
     """The user's profile in the Microsoft Entra admin center."""
     return (
-        f"{ENTRA_ADMIN_CENTER}/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade"
-        f"/~/overview/userId/{_id(user_id)}"
+        f"{ENTRA_ADMIN}/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/"
+        f"userId/{_segment(user_id)}"
     )
 
 
-def user_licenses_url(user_id: str) -> str:
-    """The user's licenses and apps in the Microsoft 365 admin center."""
-    return f"{ADMIN_CENTER}/#/users/:/UserDetails/{_id(user_id)}/LicensesAndApps"
-
-
-def entra_group_url(group_id: str) -> str:
-    """The group in the Microsoft Entra admin center (Licenses is in its menu)."""
+def group_license_url(group_id: str) -> str:
+    """The group in the Entra admin center (Licenses: its products, users in error, Reprocess)."""
     return (
-        f"{ENTRA_ADMIN_CENTER}/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade"
-        f"/~/Overview/groupId/{_id(group_id)}"
+        f"{ENTRA_ADMIN}/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/"
+        f"{_segment(group_id)}"
     )
 
 
-def products_url() -> str:
-    """Your products (seats, billing) in the Microsoft 365 admin center."""
-    return f"{ADMIN_CENTER}/#/subscriptions"
-
-
-def licenses_url() -> str:
-    """Licenses (assigned and available per product) in the Microsoft 365 admin center."""
-    return f"{ADMIN_CENTER}/#/licenses"
+def finding_url(subject: str, group_id: str | None) -> str:
+    """The page where a finding about `subject` is fixed: a group's findings (subject
+    `group:ID`) at the group, a product's (`sku:ID`) at Billing > Licenses, a user's at the
+    user's licenses."""
+    kind, _, ident = subject.partition(":")
+    if ident and kind == "group":
+        return group_license_url(ident)
+    if ident and kind == "sku":
+        return PRODUCTS_URL
+    return user_license_url(subject)

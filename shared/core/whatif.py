@@ -1,9 +1,11 @@
 """What if: apply planned membership and plan changes to a tenant, and see who gains and loses.
 
-The changes are pure functions from a `Tenant` to a new `Tenant`: add a user to a group, remove
-them, or set the disabled plans of a SKU in a group (which assigns the SKU to the group if it
-did not yet). Graph's side (each user's licenseAssignmentStates) is left as it was: effective
-licenses are recomputed from memberships, which is what Entra will do after the change.
+The changes are pure functions from a `Tenant` to a new `Tenant`: add a user to a group,
+remove them, set the disabled plans of a SKU in a group (which assigns the SKU to the group if
+it did not yet), add a SKU to a group or remove one, or delete a group. Graph's side (each
+user's licenseAssignmentStates) is left as it was: effective licenses are recomputed from
+memberships, which is what Entra will do after the change; `shared.core.predict` then says
+which errors Entra would likely record doing it.
 
 Also here: resolving what an admin types (an id, an exact display name, a UPN, a part number,
 plan names) to objects, with one-line errors for unknown or ambiguous names.
@@ -22,6 +24,12 @@ from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, Sku, Tenant, User
+from shared.core.predict import PlanConflict, Predictions, predict_errors
+
+DELETE_LICENSED_GROUP_DOC = (
+    "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
+    "#when-a-licensed-group-is-deleted"
+)
 
 
 class BadReference(ValueError):
@@ -47,7 +55,27 @@ class SetDisabledPlans:
     disabled_plans: frozenset[str]
 
 
-Change = AddMember | RemoveMember | SetDisabledPlans
+@dataclass(frozen=True, slots=True)
+class AddSku:
+    """Assign SKU to the group with these plans disabled (a no-op if it already assigns it)."""
+
+    group_id: str
+    sku_id: str
+    disabled_plans: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSku:
+    group_id: str
+    sku_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    group_id: str
+
+
+Change = AddMember | RemoveMember | SetDisabledPlans | AddSku | RemoveSku | DeleteGroup
 
 
 # --------------------------------------------------------------------------- applying changes
@@ -58,6 +86,13 @@ def apply_change(tenant: Tenant, change: Change) -> Tenant:
     group = tenant.groups.get(change.group_id)
     if group is None:
         raise BadReference(f"group {change.group_id} is not in the snapshot")
+    if isinstance(change, DeleteGroup):
+        groups = {
+            g.id: replace(g, member_group_ids=tuple(x for x in g.member_group_ids if x != group.id))
+            for g in tenant.groups.values()
+            if g.id != group.id
+        }
+        return replace(tenant, groups=groups)
     if isinstance(change, AddMember | RemoveMember) and change.user_id not in tenant.users:
         raise BadReference(f"user {change.user_id} is not in the snapshot")
     if isinstance(change, AddMember):
@@ -69,15 +104,15 @@ def apply_change(tenant: Tenant, change: Change) -> Tenant:
             return tenant
         members = tuple(u for u in group.member_user_ids if u != change.user_id)
         group = replace(group, member_user_ids=members)
+    elif isinstance(change, RemoveSku):
+        licenses = tuple(lic for lic in group.licenses if lic.sku_id != change.sku_id)
+        group = replace(group, licenses=licenses)
     else:
-        sku = tenant.skus.get(change.sku_id)
-        if sku is None:
-            raise BadReference(f"SKU {change.sku_id} is not in the snapshot")
-        unknown = sorted(change.disabled_plans - sku.plan_ids)
-        if unknown:
-            raise BadReference(f"service plan {unknown[0]} is not in {sku.part_number}")
+        _check_plans(tenant, change.sku_id, change.disabled_plans)
         wanted = LicenseAssignment(change.sku_id, change.disabled_plans)
         if any(lic.sku_id == change.sku_id for lic in group.licenses):
+            if isinstance(change, AddSku):
+                return tenant
             licenses = tuple(
                 wanted if lic.sku_id == change.sku_id else lic for lic in group.licenses
             )
@@ -85,6 +120,15 @@ def apply_change(tenant: Tenant, change: Change) -> Tenant:
             licenses = (*group.licenses, wanted)
         group = replace(group, licenses=licenses)
     return replace(tenant, groups={**tenant.groups, group.id: group})
+
+
+def _check_plans(tenant: Tenant, sku_id: str, disabled: frozenset[str]) -> None:
+    sku = tenant.skus.get(sku_id)
+    if sku is None:
+        raise BadReference(f"SKU {sku_id} is not in the snapshot")
+    unknown = sorted(disabled - sku.plan_ids)
+    if unknown:
+        raise BadReference(f"service plan {unknown[0]} is not in {sku.part_number}")
 
 
 def apply_changes(tenant: Tenant, changes: Iterable[Change]) -> Tenant:
@@ -101,32 +145,65 @@ def change_notes(tenant: Tenant, changes: Sequence[Change], names: Names) -> tup
         group = current.groups[change.group_id]
         label = names.group(group.id)
         if isinstance(change, AddMember | RemoveMember):
-            user = current.users[change.user_id]
-            member = change.user_id in group.member_user_ids
-            if isinstance(change, AddMember) and member:
-                notes.append(f"{user.display_name} is already a member of {label}: no change.")
-            elif isinstance(change, RemoveMember) and not member:
-                notes.append(f"{user.display_name} is not a direct member of {label}: no change.")
-            elif group.membership_rule or group.synced_from_on_premises:
-                notes.append(f"To make this change: {membership_fix(group, names, group.id)}.")
+            notes += _member_notes(current, change, group, names)
+        elif isinstance(change, DeleteGroup):
+            if group.licenses:
+                notes.append(
+                    f"Entra does not delete a group that still assigns licenses: remove the "
+                    f"{len(group.licenses)} product(s) of {label} first (its members lose them "
+                    f"as shown below), then delete it ({DELETE_LICENSED_GROUP_DOC})."
+                )
+        elif isinstance(change, RemoveSku):
+            if all(lic.sku_id != change.sku_id for lic in group.licenses):
+                notes.append(f"{label} does not assign {names.product(change.sku_id)}: no change.")
         else:
-            sku = current.skus[change.sku_id]
-            lic = next((x for x in group.licenses if x.sku_id == sku.id), None)
-            if lic is None:
-                notes.append(
-                    f"{label} does not assign {names.product(sku.id)} yet: the change assigns it "
-                    f"to all {len(group.member_user_ids)} direct user members."
-                )
-            elif lic.disabled_plans == change.disabled_plans:
-                notes.append(
-                    f"{label} already disables exactly these plans of {names.product(sku.id)}: "
-                    "no change."
-                )
+            notes += _plan_notes(current, change, group, names)
         current = apply_change(current, change)
     return tuple(dict.fromkeys(notes))
 
 
+def _member_notes(
+    tenant: Tenant, change: AddMember | RemoveMember, group: Group, names: Names
+) -> list[str]:
+    label = names.group(group.id)
+    user = tenant.users[change.user_id]
+    member = change.user_id in group.member_user_ids
+    if isinstance(change, AddMember) and member:
+        return [f"{user.display_name} is already a member of {label}: no change."]
+    if isinstance(change, RemoveMember) and not member:
+        return [f"{user.display_name} is not a direct member of {label}: no change."]
+    if group.membership_rule or group.synced_from_on_premises:
+        return [f"To make this change: {membership_fix(group, names, group.id)}."]
+    return []
+
+
+def _plan_notes(
+    tenant: Tenant, change: SetDisabledPlans | AddSku, group: Group, names: Names
+) -> list[str]:
+    label = names.group(group.id)
+    sku = tenant.skus[change.sku_id]
+    lic = next((x for x in group.licenses if x.sku_id == sku.id), None)
+    if lic is None:
+        return [
+            f"{label} does not assign {names.product(sku.id)} yet: the change assigns it "
+            f"to all {len(group.member_user_ids)} direct user members."
+        ]
+    if isinstance(change, AddSku):
+        return [
+            f"{label} already assigns {names.product(sku.id)}: no change (use "
+            "--set-disabled-plans to change its plans)."
+        ]
+    if lic.disabled_plans == change.disabled_plans:
+        return [
+            f"{label} already disables exactly these plans of {names.product(sku.id)}: no change."
+        ]
+    return []
+
+
 # --------------------------------------------------------------------------- the what-if
+
+
+_NO_PREDICTIONS = Predictions((), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +215,18 @@ class WhatIf:
     users: tuple[UserDelta, ...]
     seats: tuple[SeatDelta, ...]
     notes: tuple[str, ...]
+    predictions: Predictions = _NO_PREDICTIONS
+    data_plans: frozenset[str] = frozenset()
+    """Service plan ids (lower case) that hold data: a lost one is flagged."""
 
     @property
     def data_loss(self) -> bool:
         return any(u.losses for u in self.users)
+
+    @property
+    def predicted_errors(self) -> bool:
+        """Entra would record an error for some user (a certainty, not a possibility)."""
+        return any(e.severity == "error" for e in self.predictions.errors)
 
 
 def what_if(
@@ -151,12 +236,17 @@ def what_if(
     product_names: Mapping[str, str] | None = None,
     plan_names: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> WhatIf:
-    """Evaluate the tenant before and after the changes; report each affected user and SKU."""
+    """Evaluate the tenant before and after the changes; report each affected user and SKU,
+    and the errors Entra would likely record (`conflicts`: the table of conflicting plans)."""
     names = Names(tenant, product_names, plan_names)
     after_tenant = apply_changes(tenant, changes)
     before = evaluate(tenant, product_names, plan_names)
     after = evaluate(after_tenant, product_names, plan_names)
+    predictions = predict_errors(
+        tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
+    )
     return WhatIf(
         changes=tuple(changes),
         tenant_after=after_tenant,
@@ -165,6 +255,8 @@ def what_if(
         users=user_deltas(before, after, capabilities, names, labels),
         seats=seat_deltas(before, after),
         notes=change_notes(tenant, changes, names),
+        predictions=predictions,
+        data_plans=frozenset().union(*capabilities.values()),
     )
 
 

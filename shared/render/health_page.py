@@ -45,10 +45,10 @@ def _environment() -> jinja2.Environment:
     )
     env.globals.update(
         user_url=links.entra_user_url,
-        user_licenses_url=links.user_licenses_url,
-        group_url=links.entra_group_url,
-        products_url=links.products_url(),
-        licenses_url=links.licenses_url(),
+        user_licenses_url=links.user_license_url,
+        group_url=links.group_license_url,
+        products_url=links.SUBSCRIPTIONS_URL,
+        licenses_url=links.PRODUCTS_URL,
         change=_change,
         money=_money,
         migration_kinds=MIGRATION_KINDS,

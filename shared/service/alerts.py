@@ -453,9 +453,10 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
         muted=plan.muted,
         actions=actions(svc, plan.new),
         mode_note=mode_note(svc),
-        since=f"{last_at:%Y-%m-%d %H:%M} UTC"
-        if isinstance(last_at, datetime)
-        else ("the start" if svc.settings.baseline == "off" else "the baseline"),
+        since=f"{last_at:%Y-%m-%d %H:%M} UTC" if isinstance(last_at, datetime) else None,
+        first_since="License Guard started watching"
+        if svc.settings.baseline == "off"
+        else "the baseline summary",
     )
     delivery = await deliver(svc, mail, channel=DIGEST, sleep=sleep)
     outcome = DigestOutcome(

@@ -178,7 +178,10 @@ class ReconcileResult:
     resolved_findings: int = 0
     users: int = 0
     planned: list[str] = field(default_factory=list)
-    """With dry_run: what the run would do, one line each."""
+    """With dry_run: what the run would do, one line each, by name in the mail's wording."""
+    new: list[Finding] = field(default_factory=list)
+    """With dry_run: the findings the run would open (for the summary)."""
+    group_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -844,22 +847,32 @@ async def _dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     index = member_index(world)
     ledger = FindingsLedger(svc.tables.findings)
     result = ReconcileResult(run.run_id, run.date, "dry-run", baseline=run.baseline)
+    result.group_names = {
+        str(g["id"]): str(g.get("displayName") or g["id"]) for g in world["groups"]
+    }
     promised: Counter[str] = Counter()
+    subjects = _open_subjects(svc)  # one table scan, not a query per user
     link: str | None = None
     while True:
         users, link = await svc.directory.users_page(link, select=USER_SELECT)
         tenant, evaluation = evaluate_page(world, index, users)
         findings = [f for r in evaluation.users for f in r.findings]
+        names = Names(tenant, *catalog().names_for(tenant))
         for report in evaluation.users:
-            open_keys = set(ledger.open_findings(report.user.id))
+            open_keys = (
+                set(ledger.open_findings(report.user.id)) if report.user.id in subjects else set()
+            )
             now_keys = {f.key for f in report.findings}
             for finding in report.findings:
                 if finding.key not in open_keys:
                     result.new_findings += 1
-                    result.planned.append(f"new finding {finding.key}")
+                    result.new.append(finding)
+                    result.planned.append(
+                        f"new finding {finding.severity.upper()} {finding.code}: {finding.message}"
+                    )
             for key in sorted(open_keys - now_keys):
                 result.resolved_findings += 1
-                result.planned.append(f"resolve finding {key}")
+                result.planned.append(f"resolve finding {describe_key(key, tenant, names)}")
         with_findings = sorted({f.user_id for f in findings if f.user_id})
         plan = await decide(
             svc,
@@ -879,14 +892,17 @@ async def _dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
             if blocked:
                 result.would_reprocess += 1
                 result.planned.append(
-                    f"would reprocess {user_id} because {decision.reason} (not queued: {blocked})"
+                    f"would reprocess {_who(tenant, user_id)} because {decision.reason} "
+                    f"(not queued: {blocked})"
                 )
             else:
                 result.queued += 1
                 promised.update(
                     {x.sku_id for x in decision.causes if x.code == "CountViolation" and x.sku_id}
                 )
-                result.planned.append(f"reprocess {user_id} because {decision.reason}")
+                result.planned.append(
+                    f"reprocess {_who(tenant, user_id)} because {decision.reason}"
+                )
         result.users += len(evaluation.users)
         if opts.progress:
             opts.progress(USERS, result.users, None)
@@ -897,6 +913,22 @@ async def _dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         f"write reports under {REPORTS}{run.date}/{run.run_id}/ and send the {summary_kind}"
     )
     return result
+
+
+def _who(tenant: Any, user_id: str) -> str:
+    user = tenant.users.get(user_id)
+    return f"{user.display_name} <{user.user_principal_name}>" if user else f"user {user_id}"
+
+
+def describe_key(key: str, tenant: Any, names: Names) -> str:
+    """A ledger key (subject|sku|code|group) by name: code, user, product, group."""
+    subject, sku_id, code, group_id = ([*key.split("|"), "-", "-", "-"])[:4]
+    parts = [code, _who(tenant, subject) if ":" not in subject else subject]
+    if sku_id != "-":
+        parts.append(names.product(sku_id))
+    if group_id != "-":
+        parts.append(names.group(group_id))
+    return ", ".join(parts)
 
 
 def _upload(blobs: BlobStore, name: str, handle: IO[bytes], content_type: str) -> None:

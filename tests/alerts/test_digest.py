@@ -216,7 +216,7 @@ async def test_the_plain_text_part_carries_the_same_rows() -> None:
     )
     mail = compose.digest_mail(
         mail_id="digest-1", names=names, new=[row], resolved=[], still_open=0, waiting={},
-        muted=0, actions={}, mode_note="Mode: observe.", since="the baseline",
+        muted=0, actions={}, mode_note="Mode: observe.", since=None,
     )  # fmt: skip
 
     assert "Diego <Siciliani> <diego@contoso.com>" in mail.text

@@ -38,7 +38,7 @@ def demo() -> dict[str, Any]:
 def test_the_table_shows_the_articles_nine_ten_and_one_of_thirteen(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(capsys, "--snapshot", str(DEMO))
+    status, out, _ = run(capsys, "--snapshot", str(DEMO), "--all")
 
     assert status == 0
     assert "Alannah Shaw <alannah.shaw@contoso.com>: Office 365 E3: 9/13 plans" in out
@@ -58,7 +58,7 @@ def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
     document = json.loads(out)
 
     assert status == 0
-    assert set(document) == {"users", "groups", "skus"}
+    assert set(document) == {"summary", "users", "groups", "skus"}
     user = next(u for u in document["users"] if u["displayName"] == "Dave Bedrat")
     assert set(user) == {"id", "userPrincipalName", "displayName", "licenses", "findings"}
     (lic,) = user["licenses"]
@@ -69,8 +69,17 @@ def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
     ]
     assert len(lic["enabledPlans"]) == 10
     assert "TEAMS1" in lic["enabledPlans"]
-    finding = next(f for u in document["users"] for f in u["findings"])
-    assert set(finding) == {"key", "code", "severity", "skuId", "groupId", "message", "remedy"}
+    finding = next(f for u in document["users"] for f in u["findings"] if not f["groupId"])
+    assert set(finding) == {
+        "key",
+        "code",
+        "severity",
+        "skuId",
+        "groupId",
+        "message",
+        "remedy",
+        "link",
+    }
     sku = next(s for s in document["skus"] if s["skuPartNumber"] == "EMS")
     assert (sku["demand"], sku["prepaidEnabled"], sku["shortfall"]) == (8, 5, 3)
     nested = next(f for g in document["groups"] for f in g["findings"])
@@ -230,7 +239,7 @@ def test_a_missing_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_a_member_with_no_user_is_a_warning_and_the_rest_is_evaluated(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, err = run(capsys, "--snapshot", str(DEMO))
+    status, out, err = run(capsys, "--snapshot", str(DEMO), "--all")
 
     assert status == 0
     assert "warning:" in err

@@ -74,7 +74,15 @@ def test_json_names_the_lost_capabilities_with_plans_and_paths(
     document = json.loads(out)
 
     assert status == EXIT_DATA_LOSS
-    assert set(document) == {"changes", "notes", "users", "skus", "dataLossRisk"}
+    assert set(document) == {
+        "changes",
+        "notes",
+        "users",
+        "skus",
+        "seatsNeeded",
+        "predictedErrors",
+        "dataLossRisk",
+    }
     assert document["dataLossRisk"] is True
     assert document["changes"][0]["type"] == "removeMember"
     alannah = users_of(out)["Alannah Shaw"]

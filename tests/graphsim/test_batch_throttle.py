@@ -162,3 +162,25 @@ def test_connection_reset_over_real_http(sync_server: str) -> None:
             c.get(f"{sync_server}/organization")
         ctl.set_faults(resetRate=0.0)
         assert c.get(f"{sync_server}/organization").status_code == 200
+
+
+def test_a_percent_encoded_upn_in_a_batch_url_is_decoded_like_a_direct_request() -> None:
+    """Graph resolves /users/{userPrincipalName}; a client that percent-encodes the '@' (the
+    SDK's path encoding) gets the same user inside $batch as outside it."""
+    from devhost.demo import GRAPH_TOKEN, load_tenant
+    from graphsim.server import serve_in_thread
+
+    with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:
+        response = httpx.post(
+            f"{url}/$batch",
+            headers={"Authorization": f"Bearer {GRAPH_TOKEN}"},
+            json={
+                "requests": [
+                    {"id": "1", "method": "GET", "url": "/users/irvin.sayers%40contoso.com"}
+                ]
+            },
+        )
+
+    (item,) = response.json()["responses"]
+    assert item["status"] == 200
+    assert item["body"]["displayName"] == "Irvin Sayers"

@@ -106,6 +106,31 @@ def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
     assert blobs_for(storage).list("nightly") == blobs_before
 
 
+def test_reconcile_dry_run_table_starts_with_a_summary_and_uses_names(
+    graph: str,
+    azurite: AzuriteEndpoints,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 14: no raw keys (subject|sku|code|group) in the dry run, a summary first."""
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+
+    status = main(live(graph, "reconcile", "--dry-run"))
+    lines = capsys.readouterr().out.splitlines()
+
+    assert status == 0
+    assert lines[1].startswith("SUMMARY of new findings: ")
+    assert lines[2].startswith("  ERROR ")
+    assert any(line.startswith("  Top groups x code") for line in lines[:12])
+    plan = lines[lines.index("PLAN") + 1 :]
+    new = [line for line in plan if line.startswith("  new finding ")]
+    assert new
+    assert all("|" not in line for line in plan)
+    assert any(" CountViolation: " in line and " does not have " in line for line in new)
+
+
 def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

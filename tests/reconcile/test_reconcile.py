@@ -187,3 +187,23 @@ async def test_a_group_nested_in_a_licensed_group_is_reported_and_resolved(
         for e in nightly.world.svc.tables.findings.query_all()
         if e.fields.get("code") == "NestedGroupMember" and not e.fields.get("resolvedAt")
     ]
+
+
+async def test_a_dry_run_names_what_it_would_resolve_without_ledger_keys(
+    nightly: Nightly,
+) -> None:
+    """The dry run reads the open findings once (a table scan) and names users, products and
+    groups in its plan; a finding that no longer holds is a 'resolve finding' line by name."""
+    await nightly.run()
+    nightly.directory.remove_member(E3_BASE, NESTOR)
+
+    result = await nightly.run(dry_run=True, force=True)
+
+    resolved = [line for line in result.planned if line.startswith("resolve finding ")]
+    assert any(
+        line.startswith("resolve finding UniquenessViolation, Nestor Wilke <")
+        and "'Licensing_Office365_E3_Base'" in line
+        for line in resolved
+    ), resolved
+    assert not any("|" in line for line in result.planned)
+    assert result.resolved_findings == len(resolved)

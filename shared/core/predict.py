@@ -1,0 +1,335 @@
+"""Predicted assignment errors: what Entra would record if a planned change were made.
+
+A change gives some users new license paths (a group gains a product, a user joins a licensed
+group, a group enables more plans). For each such path this predicts the errors Entra documents
+for group-based licensing (https://learn.microsoft.com/en-us/entra/identity/users/
+licensing-groups-resolve-problems):
+
+* `MutuallyExclusiveViolation`: a plan of the new path conflicts with a plan the user holds
+  through another product. Conflicting plan pairs come from a table built from Microsoft's
+  documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
+  product pairs the tenant's own error states show (a user in this error on product A while
+  holding only B elsewhere) name no plans: a warning.
+* `CountViolation`: more users would newly need a product than it has free seats.
+* `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at
+  the same usage location (Microsoft publishes no table of prohibited locations).
+* `MissingUsageLocation` (info): the user has none; Entra uses the tenant's country.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from shared.core.effective import EffectiveLicense, Path
+from shared.core.evaluate import Evaluation
+from shared.core.findings import (
+    COUNT_VIOLATION,
+    ERROR,
+    INFO,
+    MISSING_USAGE_LOCATION,
+    MUTUALLY_EXCLUSIVE,
+    PROHIBITED_IN_USAGE_LOCATION,
+    WARNING,
+    Names,
+)
+from shared.core.model import Tenant, User, normalize_error
+
+RESOLVE_PROBLEMS_DOC: Final = (
+    "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
+)
+TENANT_SOURCE: Final = "this tenant's licenseAssignmentStates"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanConflict:
+    """Two service plans that cannot be held by one user (ids lower case), and where it is said.
+
+    `active` is False for a pair Microsoft has since lifted: kept to explain old errors only.
+    """
+
+    plan_a: str
+    plan_b: str
+    name_a: str
+    name_b: str
+    source: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedError:
+    """One error Entra would likely record for a user's new path (group None = direct)."""
+
+    user_id: str
+    code: str
+    severity: str
+    sku_id: str
+    group_id: str | None
+    message: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeatNeed:
+    """Users who would newly hold a product, against its free seats now."""
+
+    sku_id: str
+    needed: int
+    free: int
+
+    @property
+    def short(self) -> int:
+        return max(0, self.needed - self.free)
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    errors: tuple[PredictedError, ...]
+    seats: tuple[SeatNeed, ...]
+
+    def for_user(self, user_id: str) -> tuple[PredictedError, ...]:
+        return tuple(e for e in self.errors if e.user_id == user_id)
+
+
+# --------------------------------------------------------------------------- tenant evidence
+
+
+def conflicts_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
+    """Product -> products it conflicted with in this tenant's MutuallyExclusiveViolation states.
+
+    An error names only the failing product; the other side is one of the products the user
+    holds without error. Only the products common to every such user are kept, so a pair is
+    recorded only when the evidence points at it.
+    """
+    candidates: dict[str, set[str]] = {}
+    for user in tenant.users.values():
+        held = {s.sku_id for s in user.states if normalize_error(s.error) is None}
+        for state in user.states:
+            if normalize_error(state.error) != MUTUALLY_EXCLUSIVE:
+                continue
+            others = held - {state.sku_id}
+            if state.sku_id in candidates:
+                candidates[state.sku_id] &= others
+            else:
+                candidates[state.sku_id] = set(others)
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for sku_id, others in candidates.items():
+        for other in others:
+            pairs[sku_id].add(other)
+            pairs[other].add(sku_id)
+    return {k: frozenset(v) for k, v in pairs.items()}
+
+
+def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
+    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation."""
+    country = tenant.organization.country if tenant.organization else None
+    seen: dict[str, set[str]] = defaultdict(set)
+    for user in tenant.users.values():
+        location = user.usage_location or country
+        for state in user.states:
+            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
+                seen[state.sku_id].add(location.upper())
+    return {k: frozenset(v) for k, v in seen.items()}
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _new_paths(
+    before: Sequence[EffectiveLicense], after: Sequence[EffectiveLicense]
+) -> list[tuple[EffectiveLicense, Path, frozenset[str]]]:
+    """Paths after that are new, or enable plans their path did not before: (license, path,
+    plans newly enabled by it)."""
+    old = {(lic.sku_id, p.group_id): p.enabled_plans for lic in before for p in lic.paths}
+    found = []
+    for lic in after:
+        for path in lic.paths:
+            was = old.get((lic.sku_id, path.group_id))
+            gained = path.enabled_plans if was is None else path.enabled_plans - was
+            if gained:
+                found.append((lic, path, gained))
+    return found
+
+
+def _conflict_index(table: Iterable[PlanConflict]) -> dict[str, list[tuple[str, PlanConflict]]]:
+    index: dict[str, list[tuple[str, PlanConflict]]] = defaultdict(list)
+    for row in table:
+        if row.active:
+            index[row.plan_a].append((row.plan_b, row))
+            index[row.plan_b].append((row.plan_a, row))
+    return index
+
+
+def predict_errors(
+    tenant: Tenant,
+    before: Evaluation,
+    after: Evaluation,
+    table: Iterable[PlanConflict],
+    names: Names,
+) -> Predictions:
+    """The errors the change would likely cause, for users with new or widened paths.
+
+    `tenant` is the tenant before the change (its error states are the evidence); `names`
+    should describe the tenant after (it names the groups the change creates paths from).
+    """
+    index = _conflict_index(table)
+    seen_pairs = conflicts_seen(tenant)
+    prohibited = prohibited_seen(tenant)
+    country = tenant.organization.country if tenant.organization else None
+    old = {r.user.id: r.licenses for r in before.users}
+    gaining: dict[str, list[str]] = defaultdict(list)
+    errors: list[PredictedError] = []
+    for report in after.users:
+        user, was = report.user, old.get(report.user.id, ())
+        held_before = {lic.sku_id for lic in was}
+        for lic, path, plans in _new_paths(was, report.licenses):
+            errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
+            if lic.sku_id not in held_before:
+                gaining[lic.sku_id].append(user.id)
+                errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
+    seats = []
+    for sku_id, user_ids in gaining.items():
+        sku = tenant.skus.get(sku_id)
+        free = max(0, sku.prepaid.enabled - sku.consumed) if sku else 0
+        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free)
+        seats.append(need)
+        if need.short:
+            errors += _count(need, user_ids, after, names)
+    return Predictions(tuple(_unique(errors)), tuple(seats))
+
+
+def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:
+    return list({(e.user_id, e.code, e.sku_id, e.group_id): e for e in errors}.values())
+
+
+def _via(group_id: str | None, names: Names) -> str:
+    return "a direct assignment" if group_id is None else names.group(group_id)
+
+
+def _conflicts(
+    user: User,
+    lic: EffectiveLicense,
+    path: Path,
+    plans: frozenset[str],
+    licenses: Sequence[EffectiveLicense],
+    index: Mapping[str, list[tuple[str, PlanConflict]]],
+    seen_pairs: Mapping[str, frozenset[str]],
+    names: Names,
+) -> list[PredictedError]:
+    found = []
+    for other in licenses:
+        if other.sku_id == lic.sku_id:
+            continue
+        other_plans = {p.lower() for p in other.enabled_plans}
+        clashes = [
+            (mine, theirs, row)
+            for mine in sorted(plans)
+            for theirs, row in index.get(mine.lower(), ())
+            if theirs in other_plans
+        ]
+        head = (
+            f"{user.display_name} would get {names.product(lic.sku_id)} from "
+            f"{_via(path.group_id, names)} while holding {names.product(other.sku_id)}"
+        )
+        if clashes:
+            mine, _theirs, row = clashes[0]
+            pair = f"{row.name_a if mine.lower() == row.plan_a else row.name_b} vs " + (
+                row.name_b if mine.lower() == row.plan_a else row.name_a
+            )
+            severity, source = ERROR, row.source
+            text = (
+                f"{head}: {pair} cannot be held together, so Entra would record "
+                f"{MUTUALLY_EXCLUSIVE} and assign none of that group's products to the user "
+                "(all-or-none). Disable the conflicting plan in one of the two, or keep the "
+                "user out of one of them."
+            )
+        elif other.sku_id in seen_pairs.get(lic.sku_id, ()):
+            # Tenant evidence names products, not plans: a possibility, not a certainty.
+            severity, source = WARNING, TENANT_SOURCE
+            text = (
+                f"{head}: this tenant already shows {MUTUALLY_EXCLUSIVE} between these two "
+                "products for another user, so this may fail too unless the plans that "
+                "conflicted there are disabled here."
+            )
+        else:
+            continue
+        found.append(
+            PredictedError(
+                user.id, MUTUALLY_EXCLUSIVE, severity, lic.sku_id, path.group_id, text, source
+            )
+        )
+    return found
+
+
+def _location(
+    user: User,
+    sku_id: str,
+    group_id: str | None,
+    prohibited: Mapping[str, frozenset[str]],
+    country: str | None,
+    names: Names,
+) -> list[PredictedError]:
+    location = (user.usage_location or country or "").upper()
+    found = []
+    if location and location in prohibited.get(sku_id, ()):
+        found.append(
+            PredictedError(
+                user.id,
+                PROHIBITED_IN_USAGE_LOCATION,
+                ERROR,
+                sku_id,
+                group_id,
+                f"{names.product(sku_id)} already fails in this tenant for users with usage "
+                f"location {location}: {user.display_name} would get "
+                f"{PROHIBITED_IN_USAGE_LOCATION} from {_via(group_id, names)}.",
+                TENANT_SOURCE,
+            )
+        )
+    if not user.usage_location:
+        inherits = f"the tenant's country ({country})" if country else "the tenant's country"
+        found.append(
+            PredictedError(
+                user.id,
+                MISSING_USAGE_LOCATION,
+                INFO,
+                sku_id,
+                group_id,
+                f"{user.display_name} has no usage location: Entra would use {inherits} to "
+                f"assign {names.product(sku_id)}; set it first if that is not where they work.",
+                RESOLVE_PROBLEMS_DOC,
+            )
+        )
+    return found
+
+
+def _count(
+    need: SeatNeed, user_ids: Sequence[str], after: Evaluation, names: Names
+) -> list[PredictedError]:
+    users = {r.user.id: r.user for r in after.users}
+    product = names.product(need.sku_id)
+    paths = {
+        r.user.id: next(
+            (p.group_id for lic in r.licenses if lic.sku_id == need.sku_id for p in lic.paths), None
+        )
+        for r in after.users
+        if r.user.id in user_ids
+    }
+    return [
+        PredictedError(
+            user_id,
+            COUNT_VIOLATION,
+            ERROR,
+            need.sku_id,
+            paths.get(user_id),
+            f"{need.needed} users would newly need {product} but only {need.free} seat(s) are "
+            f"free: {need.short} of them would get {COUNT_VIOLATION} (Entra does not say "
+            f"which); {users[user_id].display_name} is one of the {need.needed}. Buy or free "
+            f"{need.short} seat(s) first.",
+            RESOLVE_PROBLEMS_DOC,
+        )
+        for user_id in dict.fromkeys(user_ids)
+    ]

@@ -1,0 +1,160 @@
+"""Reprocess asked for by an admin (`license-guard reprocess`): chosen users, or the members
+of one group in error or waiting for it, through the same safety as the service's own writes.
+
+Every user's causes are the findings Entra's reprocess can clear (an error state, a license
+from a group that is missing or out of date). Nothing is written unless settings allow it for
+the user's groups at this moment (mode `act`, the `WRITES_DISABLED` kill switch off, the
+`ACT_GROUP_ALLOWLIST`), the causes are recorded in the reprocess ledger like the service's own,
+and the call goes through the reprocess worker and its tenant-wide brake (a braked call is
+queued for the worker with its delay). With `dry_run` nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from shared.core.findings import (
+    COUNT_VIOLATION,
+    PENDING_GROUP_ASSIGNMENT,
+    PLAN_MISMATCH,
+    REPORTED_CODES,
+    STALE_GROUP_ASSIGNMENT,
+    Finding,
+)
+from shared.core.model import Tenant
+from shared.core.reprocess import Cause
+from shared.directory import JSON
+from shared.messages import ReprocessUser
+from shared.service.context import Services
+from shared.service.reconcile import evaluate_page, member_index, read_world
+from shared.service.reprocessing import reprocess_user
+from shared.service.stores import ReprocessLedger, cause_token
+
+FIXABLE = REPORTED_CODES | {PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH}
+REASON = "requested by an admin (license-guard reprocess)"
+
+WOULD = "would reprocess"
+CALLED = "called"
+QUEUED = "queued (braked)"
+BLOCKED = "not allowed"
+NOTHING = "nothing to reprocess"
+UNKNOWN = "not found"
+
+
+class UnknownGroup(LookupError):
+    """The --group is not a licensed group of the tenant."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManualOutcome:
+    user: str
+    """The user as an admin reads it: display name <UPN>, or what was typed when not found."""
+    status: str
+    detail: str
+    findings: tuple[Finding, ...] = ()
+
+
+async def manual_reprocess(
+    svc: Services,
+    users: Sequence[str] = (),
+    group: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> list[ManualOutcome]:
+    """Reprocess `users` (ids or UPNs) or `group`'s members in error or waiting for it."""
+    world = await read_world(svc.directory)
+    index = member_index(world)
+    wanted_group = _find_group(world, group) if group else None
+    found = await svc.directory.users_by_id(list(users)) if users else {}
+    outcomes = [
+        ManualOutcome(u, UNKNOWN, "no such user in the tenant") for u in users if u not in found
+    ]
+    if wanted_group is not None:
+        in_error = set(await svc.directory.members_with_license_errors(wanted_group["id"]))
+        members = [*in_error, *(m for m in wanted_group["memberIds"] if m not in in_error)]
+        found = await svc.directory.users_by_id(members)
+    documents: list[JSON] = list({str(u["id"]): u for u in found.values()}.values())
+    if not documents:
+        return outcomes
+    tenant, evaluation = evaluate_page(world, index, documents)
+    for report in evaluation.users:
+        user = report.user
+        who = f"{user.display_name} <{user.user_principal_name}>"
+        findings = tuple(
+            f
+            for f in report.findings
+            if f.code in FIXABLE and (wanted_group is None or f.group_id == wanted_group["id"])
+        )
+        if not findings:
+            if wanted_group is None:
+                outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
+            continue
+        causes = tuple(
+            dict.fromkeys(Cause(f.code, f.sku_id, f.group_id, f.evidence) for f in findings)
+        )
+        group_ids = frozenset(c.group_id for c in causes if c.group_id)
+        blocked = svc.settings.write_blocked_reason(group_ids)
+        warning = _no_seats(tenant, findings)
+        if blocked:
+            outcomes.append(ManualOutcome(who, BLOCKED, blocked, findings))
+        elif dry_run:
+            outcomes.append(ManualOutcome(who, WOULD, _codes(findings) + warning, findings))
+        else:
+            called = await _call(svc, user.id, who, causes, findings)
+            outcomes.append(replace(called, detail=called.detail + warning))
+    return outcomes
+
+
+def _no_seats(tenant: Tenant, findings: Sequence[Finding]) -> str:
+    """The what-if's seat prediction before the write: a CountViolation reprocessed while the
+    product has no free seat fails again (Entra assigns only when a seat is free)."""
+    full = []
+    for finding in findings:
+        sku = tenant.skus.get(finding.sku_id or "")
+        if finding.code == COUNT_VIOLATION and sku and sku.prepaid.enabled <= sku.consumed:
+            full.append(sku.part_number)
+    if not full:
+        return ""
+    listed = ", ".join(dict.fromkeys(full))
+    return f"; no free seat of {listed} now: expect CountViolation again until seats are freed"
+
+
+def _codes(findings: Sequence[Finding]) -> str:
+    return ", ".join(dict.fromkeys(f.code for f in findings))
+
+
+async def _call(
+    svc: Services, user_id: str, who: str, causes: Sequence[Cause], findings: tuple[Finding, ...]
+) -> ManualOutcome:
+    correlation_id = f"cli-{uuid.uuid4()}"
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
+    now = svc.now()
+    for cause in causes:
+        ledger.queue(user_id, cause, now=now, correlation_id=correlation_id)
+    message = ReprocessUser(
+        user_id=user_id,
+        causes=tuple(cause_token(c) for c in causes),
+        reason=REASON,
+        correlation_id=correlation_id,
+    )
+    outcome = await reprocess_user(svc, message)
+    if outcome.status == "called":
+        return ManualOutcome(who, CALLED, _codes(findings), findings)
+    if outcome.status in ("braked", "throttled"):
+        return ManualOutcome(
+            who, QUEUED, f"the worker calls in {outcome.delay_seconds:.0f} s", findings
+        )
+    return ManualOutcome(who, outcome.status, _codes(findings), findings)
+
+
+def _find_group(world: JSON, text: str) -> JSON:
+    wanted = text.strip().lower()
+    for key in ("id", "displayName"):
+        hits = [g for g in world["groups"] if str(g.get(key) or "").lower() == wanted]
+        if len(hits) == 1:
+            return dict(hits[0])
+        if len(hits) > 1:
+            raise UnknownGroup(f"group '{text}' is ambiguous: give its id")
+    raise UnknownGroup(f"group '{text}' is not a licensed group of the tenant")

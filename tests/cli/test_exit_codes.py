@@ -1,0 +1,69 @@
+"""Exit codes of every snapshot command: 0 ok, 1 the documented condition, 2 bad input or I/O
+(one line on standard error, no traceback); `--version` on the top command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.cli import EXIT_BAD_INPUT, EXIT_OK, main, version
+
+DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
+COMMANDS = [
+    ["evaluate", "--snapshot", DEMO],
+    ["evaluate", "--snapshot", DEMO, "--format", "json"],
+    ["evaluate", "--snapshot", DEMO, "--format", "csv"],
+    ["whatif", "--snapshot", DEMO, "--delete-group", "Sales_Team"],
+    ["whatif", "--snapshot", DEMO, "--format", "json"],
+    ["diff", DEMO, DEMO],
+    ["report", "migration", "--snapshot", DEMO],
+    ["report", "migration", "--snapshot", DEMO, "--format", "csv"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:3:2]))
+def test_an_out_path_in_a_missing_directory_is_one_line_and_exit_2(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no-such-dir" / "out.txt"
+
+    status = main([*command, "--out", str(target)])
+    err = capsys.readouterr().err
+
+    assert status == EXIT_BAD_INPUT
+    assert err.splitlines()[-1] == f"license-guard: error: {target}: No such file or directory"
+    assert "Traceback" not in err
+
+
+def test_an_out_path_that_is_a_directory_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["evaluate", "--snapshot", DEMO, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+
+    assert status == EXIT_BAD_INPUT
+    assert err.splitlines()[-1].startswith("license-guard: error: ")
+    assert "Traceback" not in err
+
+
+def test_the_same_command_with_a_good_out_path_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out.txt"
+
+    status = main(["evaluate", "--snapshot", DEMO, "--out", str(target)])
+
+    assert status == EXIT_OK
+    assert target.read_text(encoding="utf-8").strip()
+
+
+def test_version_prints_the_package_version_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"license-guard {version()}\n"
+    assert version() != "unknown"

@@ -1,0 +1,123 @@
+"""Links to the fix: every finding in the CLI table, the JSON, the path CSV and the alert mail
+carries the admin-center page where it is fixed (one module: shared/core/links.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from shared.alerts import compose
+from shared.cli import main
+from shared.core.alerting import LedgerRow
+from shared.core.links import PRODUCTS_URL, finding_url, group_license_url, user_license_url
+from shared.report import CSV_HEADER
+
+DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
+USER = "6b1e1d8e-0000-4000-8000-000000000001"
+GROUP = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
+
+
+def test_the_url_forms() -> None:
+    assert user_license_url(USER) == (
+        f"https://admin.microsoft.com/#/users/:/UserDetails/{USER}/LicensesAndApps"
+    )
+    assert group_license_url(GROUP) == (
+        "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/"
+        f"groupId/{GROUP}"
+    )
+    assert finding_url(f"group:{GROUP}", GROUP) == group_license_url(GROUP)
+    assert finding_url("sku:x", None) == PRODUCTS_URL
+    assert finding_url(USER, GROUP) == user_license_url(USER)
+    assert "/" not in user_license_url("a/b").split("UserDetails/")[1].split("/")[0]
+
+
+def test_every_json_finding_has_its_link(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["evaluate", "--snapshot", DEMO, "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+
+    for user in document["users"]:
+        for finding in user["findings"]:
+            assert finding["link"] == user_license_url(user["id"])
+            if finding["groupId"]:
+                assert finding["groupLink"] == group_license_url(finding["groupId"])
+    for group in document["groups"]:
+        for finding in group["findings"]:
+            assert finding["link"] == group_license_url(group["id"])
+    ems = next(s for s in document["skus"] if s["skuPartNumber"] == "EMS")
+    assert ems["findings"][0]["link"] == PRODUCTS_URL
+
+
+def test_the_table_shows_where_each_finding_is_fixed(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["evaluate", "--snapshot", DEMO])
+    out = capsys.readouterr().out
+
+    assert f"group: {group_license_url(GROUP)}" in out
+    assert "at:  https://admin.microsoft.com/#/users/:/UserDetails/" in out
+
+
+def test_the_path_csv_has_the_user_and_group_pages(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["evaluate", "--snapshot", DEMO, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+    assert tuple(rows[0]) == CSV_HEADER
+    for row in rows:
+        assert row["userLicensesUrl"] == user_license_url(row["userId"])
+        assert row["groupUrl"] == (group_license_url(row["groupId"]) if row["groupId"] else "")
+
+
+def test_the_mail_links_the_group_and_each_user() -> None:
+    row = LedgerRow(
+        key=f"{USER}|x|CountViolation|{GROUP}",
+        subject=USER,
+        code="CountViolation",
+        severity="error",
+        sku_id="x",
+        group_id=GROUP,
+        message="Diego does not have EMS: no free seats were left.",
+        remedy="Buy seats.",
+        first_seen=datetime(2026, 1, 1),  # noqa: DTZ001 - a ledger value, not the clock
+    )
+    names = compose.MailNames(
+        "Contoso", {USER: compose.UserName("Diego", "diego@contoso.com")}, {GROUP: "EMS group"}
+    )
+
+    mail = compose.digest_mail(
+        mail_id="digest-1", names=names, new=[row], resolved=[], still_open=0, waiting={},
+        muted=0, actions={}, mode_note="Mode: observe.", since=None,
+    )  # fmt: skip
+
+    assert f"Fix it here: {group_license_url(GROUP)}" in mail.text
+    assert f"Diego <diego@contoso.com> {user_license_url(USER)}" in mail.text
+    assert f'<a href="{group_license_url(GROUP)}"' in mail.html
+    assert f'<a href="{user_license_url(USER)}"' in mail.html
+    assert "Changes since License Guard started watching: 1 new issue" in mail.text
+
+
+def test_the_example_is_left_out_when_it_would_repeat_the_cause() -> None:
+    row = LedgerRow(
+        key=f"{USER}|-|LicensedDisabledAccount|-",
+        subject=USER,
+        code="LicensedDisabledAccount",
+        severity="info",
+        sku_id=None,
+        group_id=None,
+        message="Diego's account is disabled but still holds a license.",
+        remedy="Remove the license.",
+        first_seen=datetime(2026, 1, 1),  # noqa: DTZ001
+    )
+    names = compose.MailNames("Contoso", {USER: compose.UserName("Diego", "d@contoso.com")})
+
+    mail = compose.digest_mail(
+        mail_id="d", names=names, new=[row], resolved=[], still_open=0, waiting={},
+        muted=0, actions={}, mode_note="", since="2026-01-01 08:00 UTC",
+    )  # fmt: skip
+
+    assert mail.text.count("Diego's account is disabled") == 1
+    assert "Example:" not in mail.text
+    assert "Changes since the last digest (2026-01-01 08:00 UTC)" in mail.text
+    assert f"Fix it here: {user_license_url(USER)}" in mail.text

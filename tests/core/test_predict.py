@@ -1,0 +1,48 @@
+"""Predicted assignment errors from a tenant's own error states (pure core)."""
+
+from __future__ import annotations
+
+from shared.core.evaluate import evaluate
+from shared.core.findings import Names
+from shared.core.predict import conflicts_seen, predict_errors
+from shared.core.whatif import AddMember, apply_changes
+from tests.builders import TenantBuilder
+
+
+def builder() -> TenantBuilder:
+    return (
+        TenantBuilder()
+        .sku("A", plans=["PA"], seats=10)
+        .sku("B", plans=["PB"], seats=10)
+        .group("GA", licenses={"A": []})
+        .group("GB", licenses={"B": []})
+        .user("ann", location="DE")
+        .user("bob", location="DE")
+        .member("GA", "ann")
+        .member("GB", "ann")
+        .state("ann", "A", via="GA")
+        .state("ann", "B", via="GB", error="MutuallyExclusiveViolation")
+        .member("GA", "bob")
+        .state("bob", "A", via="GA")
+    )
+
+
+def test_a_conflict_seen_in_the_tenant_is_learned_between_the_two_products() -> None:
+    b = builder()
+    seen = conflicts_seen(b.build())
+
+    assert seen == {b.id("B"): frozenset({b.id("A")}), b.id("A"): frozenset({b.id("B")})}
+
+
+def test_a_user_joining_the_other_group_is_predicted_to_fail_from_tenant_evidence() -> None:
+    b = builder()
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("GB"), b.id("bob"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    assert [(e.user_id, e.code, e.source) for e in predictions.errors] == [
+        (b.id("bob"), "MutuallyExclusiveViolation", "this tenant's licenseAssignmentStates")
+    ]
