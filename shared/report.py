@@ -203,7 +203,7 @@ def write_evaluation_json(
         if start:
             out.write(b",")
         part = orjson.dumps([render.user_streamed(r) for r in users[start : start + chunk]])
-        out.write(part[1:-1])
+        out.write(memoryview(part)[1:-1])
     out.write(b'],"groups":')
     out.write(orjson.dumps(render.groups(evaluation)))
     out.write(b',"skus":')
