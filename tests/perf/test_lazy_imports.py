@@ -48,10 +48,7 @@ def _loaded_after(run: str, argv: list[str]) -> list[str]:
 def test_evaluate_imports_no_graph_or_azure_sdk(tmp_path: Path) -> None:
     out = tmp_path / "evaluation.json"
     argv = ["license-guard", "evaluate", "--snapshot", str(DEMO), "--format", "json"]
-    run = (
-        "from shared.cli import main\n"
-        f"assert main({argv[1:] + ['--out', str(out)]!r}) == 0"
-    )
+    run = f"from shared.cli import main\nassert main({[*argv[1:], '--out', str(out)]!r}) == 0"
     assert _loaded_after(run, argv) == []
     assert out.stat().st_size > 1000  # the evaluation did run
 
