@@ -69,6 +69,19 @@ def generate(users: int, groups: int, skus: int, seed: int) -> bytes:
     return orjson.dumps(tenant)
 
 
+def write_shapes(workdir: Path, shapes: list[str], users: int, args: argparse.Namespace) -> None:
+    """Write `<shape>.json` for each shape. Run in a child process: a child's peak RSS as the
+    kernel reports it starts from its parent's size at fork, so the parent stays small."""
+    started = time.perf_counter()
+    base = generate(users, args.groups, args.skus, args.seed)
+    print(f"generated {users} users in {time.perf_counter() - started:.1f} s", flush=True)
+    for name in shapes:
+        tenant = orjson.loads(base)
+        SHAPES[name if name in SHAPES else "processed"](tenant, random.Random(args.seed))
+        (workdir / f"{name}.json").write_bytes(orjson.dumps(tenant))
+        del tenant
+
+
 def verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
 
@@ -127,6 +140,7 @@ def main() -> None:
     parser.add_argument("--skus", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=3, help="repetitions; medians are printed")
+    parser.add_argument("--write-shapes", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument(
         "--shapes",
         nargs="+",
@@ -135,6 +149,12 @@ def main() -> None:
         help="which shapes to measure (large: the --large-users processed tenant)",
     )
     args = parser.parse_args()
+    if args.write_shapes:  # the child that generates (see write_shapes)
+        large = args.shapes == ["large"]
+        write_shapes(
+            Path(args.write_shapes), args.shapes, args.large_users if large else args.users, args
+        )
+        return
 
     print(
         f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
@@ -143,27 +163,22 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="lg-bench-"))
     results: dict[str, bool] = {}
     try:
-        snapshot, out = workdir / "snapshot.json", workdir / "evaluation.out"
+        out = workdir / "evaluation.out"
         shapes = [s for s in args.shapes if s != "large"]
-        if shapes:
-            started = time.perf_counter()
-            base = generate(args.users, args.groups, args.skus, args.seed)
-            print(f"generated {args.users} users in {time.perf_counter() - started:.1f} s")
-            for name in shapes:
-                tenant = orjson.loads(base)
-                SHAPES[name](tenant, random.Random(args.seed))
-                snapshot.write_bytes(orjson.dumps(tenant))
-                del tenant
-                size = snapshot.stat().st_size / 1e6
-                results[name] = report(name, args.users, size, measure(snapshot, out, args.runs))
-            del base
+        batches = [(shapes, args.users, args.runs)] if shapes else []
         if "large" in args.shapes:
-            snapshot.write_bytes(generate(args.large_users, args.groups, args.skus, args.seed))
-            size = snapshot.stat().st_size / 1e6
-            name = f"processed-{args.large_users // 1000}k"
-            results[name] = report(
-                name, args.large_users, size, measure(snapshot, out, max(1, args.runs - 1))
-            )
+            batches.append((["large"], args.large_users, max(1, args.runs - 1)))
+        for names, users, runs in batches:
+            child = [sys.executable, __file__, "--write-shapes", str(workdir), "--shapes", *names]
+            child += ["--users", str(args.users), "--large-users", str(args.large_users)]
+            child += ["--groups", str(args.groups), "--skus", str(args.skus)]
+            subprocess.run([*child, "--seed", str(args.seed)], check=True)
+            for name in names:
+                snapshot = workdir / f"{name}.json"
+                size = snapshot.stat().st_size / 1e6
+                label = f"processed-{users // 1000}k" if name == "large" else name
+                results[label] = report(label, users, size, measure(snapshot, out, runs))
+                snapshot.unlink()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -368,14 +368,16 @@ def _pending(
             f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
             + (f" (group processing state: {state})." if state else ".")
         )
+    # positional: half the cost of keywords, which counts at this volume
+    # (code, severity, subject, sku_id, group_id, message, remedy)
     return Finding(
-        code=PENDING_GROUP_ASSIGNMENT,
-        severity=WARNING,
-        subject=user.id,
-        sku_id=sku_id,
-        group_id=group_id,
-        message=user.display_name + text,
-        remedy=_PENDING_REMEDY,
+        PENDING_GROUP_ASSIGNMENT,
+        WARNING,
+        user.id,
+        sku_id,
+        group_id,
+        user.display_name + text,
+        _PENDING_REMEDY,
     )
 
 
