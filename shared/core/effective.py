@@ -117,12 +117,16 @@ def effective_licenses_for_user(
     one result: in a real tenant most users fall into a few hundred such combinations.
     """
     cache = cache or PathCache(skus)
-    direct = tuple(
-        (s.sku_id, s.disabled_plans)
-        for s in user.states
-        if s.assigned_by_group is None and s.sku_id in skus
+    direct = (
+        tuple(
+            (s.sku_id, s.disabled_plans)
+            for s in user.states
+            if s.assigned_by_group is None and s.sku_id in skus
+        )
+        if user.states
+        else ()
     )
-    key = (direct, tuple(g.id for g in groups))
+    key = (direct, tuple([g.id for g in groups]))
     licenses = cache.licenses.get(key)
     if licenses is None:
         licenses = cache.licenses[key] = _combine(direct, groups, skus, cache)
