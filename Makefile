@@ -68,8 +68,10 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 pytest: setup
 	$(BIN)/pytest
 
+## Every benchmark prints its figures with the target and pass/fail (docs/performance.md).
 bench: setup
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/coldstart.py
 	$(BIN)/python bench/graphsim_scale.py
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/incremental.py

@@ -262,7 +262,7 @@ def main() -> int:
     print(f"Graph requests: {requests} vs floor {floor} "
           f"(ceil(users/999) + sum ceil(members/999) + {fixed} fixed + "
           f"{figures['error_groups']} error groups) = {ratio:.3f} x floor "
-          f"[target <= {TARGET}]")  # fmt: skip
+          f"[target <= {TARGET}: {'pass' if ratio <= TARGET else 'FAIL'}]")  # fmt: skip
     print(f"resource units: {figures['units']['ru']} "
           f"(graphsim budget {throttle.get('budget')} RU per "
           f"{throttle.get('windowSeconds')} s window)")  # fmt: skip

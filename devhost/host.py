@@ -29,14 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import azure.functions as func
 import uvicorn
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage as FuncQueueMessage
 from azure.functions.timer import TimerRequest
-from azure.storage.queue import QueueClient, QueueMessage
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,6 +43,12 @@ from starlette.routing import Route as StarletteRoute
 
 from devhost.config import DevHostError, HostOptions, MissingSettingError, read_host_json
 from devhost.index import ALL_METHODS, HTTP, QUEUE, TIMER, FunctionSpec, QueueOutput, index_app
+
+if TYPE_CHECKING:
+    # imported by the first queue client (in a worker thread, see `_poll`): the HTTP routes
+    # answer first, as on a cold Functions host, which does not load the Storage SDK into the
+    # Python worker
+    from azure.storage.queue import QueueClient, QueueMessage
 
 log = logging.getLogger("devhost")
 _T = TypeVar("_T")
@@ -253,6 +258,8 @@ class DevHost:
         return self._connections[setting]
 
     def _client(self, connection: str, queue: str) -> QueueClient:
+        from azure.storage.queue import QueueClient  # noqa: PLC0415 - see the imports
+
         return QueueClient.from_connection_string(self._connections[connection], queue)
 
     def _encode(self, payload: bytes) -> str:
@@ -703,7 +710,7 @@ class DevHost:
 
     # ---------------------------------------------------------------- queues
     async def _poll(self, spec: FunctionSpec) -> None:
-        client = self._client(spec.connection, spec.queue_name)
+        client = await asyncio.to_thread(self._client, spec.connection, spec.queue_name)
         wake = self._wake[(spec.connection, spec.queue_name)]
         batch = self.options.queues.batch_size
         running: set[asyncio.Task[None]] = set()

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.bootstrap import services
 from shared.logging import bind_invocation
-from shared.service.alerts import run_digest, send_tenant_alerts
 
 bp = func.Blueprint()
 
@@ -17,10 +15,16 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%ALERT_DIGEST_SCHEDULE%", run_on_startup=False)
 async def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
+    from shared.service.alerts import run_digest  # noqa: PLC0415
+
     await run_digest(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
 async def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.alerts import send_tenant_alerts  # noqa: PLC0415
+
     await send_tenant_alerts(services())

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import azure.functions as func
 import orjson
-from azure.core.exceptions import AzureError
 
 from functions._queue import decode_as
-from shared.adapters.queues import SYNC_COMPLETED
-from shared.bootstrap import services
 from shared.logging import bind_correlation, bind_invocation
 from shared.messages import SyncCompleted
-from shared.service.sync_intake import SyncRejected, accept_sync_completed
-from shared.service.watch import on_sync_completed
+from shared.queue_names import SYNC_COMPLETED
 
 bp = func.Blueprint()
 
@@ -24,6 +20,11 @@ def _json(status: int, body: dict[str, str]) -> func.HttpResponse:
 @bp.route(route="directory/sync-completed", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def sync_completed_http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)  # its own function key (onprem-sync-key); 202 once queued
+    from azure.core.exceptions import AzureError  # noqa: PLC0415 - on first use (not at cold start)
+
+    from shared.bootstrap import services  # noqa: PLC0415
+    from shared.service.sync_intake import SyncRejected, accept_sync_completed  # noqa: PLC0415
+
     try:
         msg = accept_sync_completed(services(), req.get_body(), req.headers.get("content-type"))
     except SyncRejected as rejected:
@@ -36,6 +37,9 @@ def sync_completed_http(req: func.HttpRequest, context: func.Context) -> func.Ht
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_COMPLETED, connection="AzureWebJobsStorage")
 def sync_completed(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.watch import on_sync_completed  # noqa: PLC0415
+
     message = decode_as(msg, SyncCompleted)
     with bind_correlation(message.correlation_id):
         on_sync_completed(services(), message)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._queue import decode_as
-from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
-from shared.bootstrap import services
 from shared.logging import bind_correlation, bind_invocation
 from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
-from shared.service.groups import handle_group_changes
-from shared.service.recompute import recompute_users as recompute
-from shared.service.reprocessing import reprocess_user as reprocess
+from shared.queue_names import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
 
 bp = func.Blueprint()
 STORAGE = "AzureWebJobsStorage"
@@ -20,6 +16,9 @@ STORAGE = "AzureWebJobsStorage"
 @bp.queue_trigger(arg_name="msg", queue_name=GROUPS_CHANGED, connection=STORAGE)
 async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
+    from shared.service.groups import handle_group_changes  # noqa: PLC0415
+
     message = decode_as(msg, GroupsChanged, DeltaSweep)
     with bind_correlation(message.correlation_id):
         await handle_group_changes(services(), message)
@@ -28,6 +27,9 @@ async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=RECOMPUTE_USERS, connection=STORAGE)
 async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.recompute import recompute_users as recompute  # noqa: PLC0415
+
     message = decode_as(msg, RecomputeUsers)
     with bind_correlation(message.correlation_id):
         await recompute(services(), message)
@@ -36,6 +38,9 @@ async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None
 @bp.queue_trigger(arg_name="msg", queue_name=REPROCESS_USER, connection=STORAGE)
 async def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.reprocessing import reprocess_user as reprocess  # noqa: PLC0415
+
     message = decode_as(msg, ReprocessUser)
     with bind_correlation(message.correlation_id):
         await reprocess(services(), message)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.bootstrap import services
 from shared.logging import bind_invocation
-from shared.service.reconcile import run_nightly
 
 bp = func.Blueprint()
 
@@ -19,4 +17,7 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False)
 async def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
+    from shared.service.reconcile import run_nightly  # noqa: PLC0415
+
     await run_nightly(services(), past_due=bool(timer.past_due))

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.bootstrap import services
 from shared.logging import bind_invocation
-from shared.service.subscriptions import check_subscription_live, keep_subscription
-from shared.service.watch import recheck_errors as recheck
-from shared.service.watch import watch_poison, watch_sync
 
 bp = func.Blueprint()
 
@@ -20,24 +16,37 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_KEEPER_SCHEDULE%", run_on_startup=False)
 async def subscription_keeper(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
+    from shared.service.subscriptions import keep_subscription  # noqa: PLC0415
+
     await keep_subscription(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_WATCH_SCHEDULE%", run_on_startup=False)
 async def sync_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.watch import watch_sync  # noqa: PLC0415
+
     await watch_sync(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECHECK_ERRORS_SCHEDULE%", run_on_startup=False)
 async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.watch import recheck_errors as recheck  # noqa: PLC0415
+
     await recheck(services())
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
 async def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use
+    from shared.service.subscriptions import check_subscription_live  # noqa: PLC0415
+    from shared.service.watch import watch_poison  # noqa: PLC0415
+
     svc = services()
     await check_subscription_live(svc)  # the dead-man switch asks Graph, not only our table
     watch_poison(svc)

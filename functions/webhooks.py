@@ -1,15 +1,15 @@
-"""HTTP: Graph's change and lifecycle notifications (the function key rides in the URL)."""
+"""HTTP: Graph's change and lifecycle notifications (the function key rides in the URL).
+
+The service (storage, Graph) is imported on the first notification, not at load: the
+validation handshake, the first request of every subscription, must answer within seconds of
+a cold start.
+"""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared.bootstrap import services
 from shared.logging import bind_invocation
-from shared.service.notifications import (
-    accept_change_notifications,
-    accept_lifecycle_notifications,
-)
 from shared.webhook import MalformedNotification, NotificationTooLarge, validation_response_text
 
 bp = func.Blueprint()
@@ -37,6 +37,9 @@ def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.Ht
     bind_invocation(context)
     if (handshake := _handshake(req)) is not None:
         return handshake
+    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
+    from shared.service.notifications import accept_change_notifications  # noqa: PLC0415
+
     try:
         accept_change_notifications(services(), req.get_body())
     except (MalformedNotification, NotificationTooLarge) as exc:
@@ -49,6 +52,9 @@ async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.
     bind_invocation(context)
     if (handshake := _handshake(req)) is not None:
         return handshake
+    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
+    from shared.service.notifications import accept_lifecycle_notifications  # noqa: PLC0415
+
     try:
         await accept_lifecycle_notifications(services(), req.get_body())
     except (MalformedNotification, NotificationTooLarge) as exc:

@@ -27,6 +27,7 @@ from shared.catalog import catalog
 from shared.cli_act import add_reprocess_command
 from shared.cli_env import LocalSettingsError
 from shared.cli_live import LiveError, add_live_commands, add_paths_report
+from shared.cli_preflight import add_preflight_command
 from shared.cli_report import add_html_report
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -50,7 +51,6 @@ from shared.core.whatif import (
 )
 from shared.migration_script import SCRIPT_KINDS, render_script
 from shared.plan_conflicts import PlanConflictsError, plan_conflicts
-from shared.preflight import add_preflight_command
 from shared.report import (
     MIGRATION_CSV_HEADER,
     diff_json,

@@ -15,12 +15,10 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.graph_auth import GraphEndpointError, default_credential, graph_endpoint
 from shared.catalog import catalog
 from shared.cli_env import cli_environment
 from shared.csvsafe import csv_writer
@@ -28,15 +26,14 @@ from shared.directory import USER_SELECT, DirectoryError
 from shared.findings_summary import summary_json, summary_lines
 from shared.progress import Progress
 from shared.report import evaluation_json, path_rows, write_csv
-from shared.service.reconcile import (
-    Options,
-    ReconcileResult,
-    evaluate_page,
-    member_index,
-    read_world,
-    reconcile_nightly,
-)
 from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
+
+if TYPE_CHECKING:
+    from shared.adapters.graph import GraphDirectory
+    from shared.service.reconcile import ReconcileResult
+
+# The Graph SDK and the service (storage SDKs) are imported by the commands that use them:
+# `evaluate` and the other snapshot commands share this parser and must not pay for them.
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -147,6 +144,13 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
     """The directory the command reads: `--token`/GRAPH_STATIC_TOKEN (graphsim), else an
     azure-identity credential (`credential`, or DefaultAzureCredential: `az login`) for the
     cloud GRAPH_BASE_URL names."""
+    from shared.adapters.graph import GraphDirectory, build_graph_client  # noqa: PLC0415
+    from shared.adapters.graph_auth import (  # noqa: PLC0415 - the Graph SDK only when used
+        GraphEndpointError,
+        default_credential,
+        graph_endpoint,
+    )
+
     base, token = _graph(args)
     if not base.startswith(("http://", "https://")):
         raise LiveError(f"--graph-base-url: {base!r} is not an absolute http(s) URL")
@@ -210,6 +214,8 @@ async def write_snapshot(
 ) -> int:
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
+    from shared.service.reconcile import read_world  # noqa: PLC0415 - see the imports
+
     world = await read_world(directory, progress)
     groups = world["groups"] + world["nestedGroups"]
     out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
@@ -260,6 +266,8 @@ async def write_paths(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> None:
     """The assignment-path CSV (or the evaluation JSON) of a live scan, a page at a time."""
+    from shared.service.reconcile import evaluate_page, member_index, read_world  # noqa: PLC0415
+
     world = await read_world(directory, progress)
     index = member_index(world)
     names = catalog()
@@ -297,7 +305,10 @@ async def write_paths(
 
 def run_reconcile(args: argparse.Namespace) -> int:
     from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
+    from shared.adapters.graph import GraphDirectory  # noqa: PLC0415
+    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
     from shared.bootstrap import build_services  # noqa: PLC0415
+    from shared.service.reconcile import Options, reconcile_nightly  # noqa: PLC0415
 
     env = cli_environment()
     base, token = _graph(args, env)

@@ -17,7 +17,6 @@ from typing import Any
 
 from shared.cli_live import LiveError, _Progress, _run, add_graph_flags, sign_in
 from shared.render.health_model import ROWS_PER_CODE, HealthReport
-from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import HistoryError, load_history_blobs, load_history_dir
 from shared.settings import StorageConnection, _sku_prices
@@ -132,6 +131,8 @@ def run_html(args: argparse.Namespace) -> int:
 
 
 def _write(report: HealthReport, out: str) -> None:
+    from shared.render.health_page import render_health_page  # noqa: PLC0415 - jinja2 when used
+
     html = render_health_page(report)
     Path(out).write_text(html, encoding="utf-8")
     print(f"{out}: {len(html.encode('utf-8')):,} bytes, {report.users_scanned:,} users")

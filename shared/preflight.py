@@ -37,7 +37,7 @@ from shared.adapters.graph_auth import (
     default_credential,
     graph_endpoint,
 )
-from shared.cli_live import LiveError, add_graph_flags
+from shared.cli_live import LiveError
 from shared.preflight_checks import (
     FAIL,
     PASS,
@@ -176,22 +176,3 @@ def run_preflight(
     render(target, checks, stream)
     stream.flush()
     return EXIT_FAILED if any(c.mark == FAIL for c in checks) else EXIT_OK
-
-
-def add_preflight_command(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "preflight",
-        help="check a deployment is ready: identity, Graph permissions, storage, webhook",
-        description=(
-            "Sign in as the service would and check, harmlessly: the token's identity, each "
-            "Graph permission the mode needs, access to every queue/table/container, the "
-            "clientState secret and that the notification URLs answer Graph's validation. "
-            "Settings come from the environment (the app settings)."
-        ),
-        epilog="exit status: 0 all checks passed, 1 a check failed, 2 bad input",
-    )
-    cmd.add_argument(
-        "--mode", choices=MODES, help="check for this mode (default: LICENSE_GUARD_MODE)"
-    )
-    add_graph_flags(cmd)
-    cmd.set_defaults(func=run_preflight)

@@ -222,8 +222,9 @@ def storage_checks(target: Target) -> list[Check]:
         return [Check(SKIP, "storage", "AzureWebJobsStorage is not set: not checked")]
     # imported only when storage is configured: the Graph-only checks need no storage SDK
     from shared.adapters.blobs import REPORTS_CONTAINER, container_client  # noqa: PLC0415
-    from shared.adapters.queues import QUEUE_NAMES, poison_name, queue_client  # noqa: PLC0415
+    from shared.adapters.queues import poison_name, queue_client  # noqa: PLC0415
     from shared.adapters.tables import TABLE_NAMES, table_client  # noqa: PLC0415
+    from shared.queue_names import QUEUE_NAMES  # noqa: PLC0415
 
     def read_table(name: str) -> None:
         pager = table_client(storage, name).query_entities(

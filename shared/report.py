@@ -119,6 +119,7 @@ class _JsonRenderer:
         self._part = {s.id: s.part_number for s in tenant.skus.values()}
         self._paths: dict[str | None, dict[str, Any]] = {None: {"type": "direct"}}
         self._licenses: dict[int, tuple[EffectiveLicense, dict[str, Any]]] = {}
+        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], list[dict[str, Any]]]] = {}
 
     def _path(self, group_id: str | None) -> dict[str, Any]:
         doc = self._paths.get(group_id)
@@ -151,6 +152,24 @@ class _JsonRenderer:
             "userPrincipalName": user.user_principal_name,
             "displayName": user.display_name,
             "licenses": [self._license(lic) for lic in report.licenses],
+            "findings": [finding_json(f) for f in report.findings],
+        }
+
+    def user_streamed(self, report: UserReport) -> dict[str, Any]:
+        """`user`, with one licenses list for all users who share the core's licenses tuple
+        (most users fall into a few hundred combinations)."""
+        user = report.user
+        cached = self._lists.get(id(report.licenses))
+        if cached is None:
+            licenses = [self._license(lic) for lic in report.licenses]
+            self._lists[id(report.licenses)] = (report.licenses, licenses)
+        else:
+            licenses = cached[1]
+        return {
+            "id": user.id,
+            "userPrincipalName": user.user_principal_name,
+            "displayName": user.display_name,
+            "licenses": licenses,
             "findings": [finding_json(f) for f in report.findings],
         }
 
@@ -206,8 +225,8 @@ def write_evaluation_json(
     for start in range(0, len(users), chunk):
         if start:
             out.write(b",")
-        part = orjson.dumps([render.user(r) for r in users[start : start + chunk]])
-        out.write(part[1:-1])
+        part = orjson.dumps([render.user_streamed(r) for r in users[start : start + chunk]])
+        out.write(memoryview(part)[1:-1])
     out.write(b'],"groups":')
     out.write(orjson.dumps(render.groups(evaluation)))
     out.write(b',"skus":')

@@ -102,6 +102,10 @@ class _Parser:
         self.complete = complete
         self.warnings: list[str] = []
         self._plan_sets: dict[tuple[str, ...], frozenset[str]] = {(): _EMPTY}
+        # Users repeat the same states and assignments (same group, SKU, plans and time):
+        # one object each saves most of the parse's allocations and memory.
+        self._states: dict[tuple[Any, ...], AssignmentState] = {}
+        self._assignments: dict[tuple[str, frozenset[str]], LicenseAssignment] = {}
 
     def _plans(self, value: Any, where: str) -> frozenset[str]:
         """Disabled-plan lists repeat across thousands of users: validate and build each once."""
@@ -151,6 +155,13 @@ class _Parser:
             self._state(user_id, obj, n, raw, skus)
             for n, raw in enumerate(obj.get("licenseAssignmentStates") or ())
         )
+        if len(states) > 1 and len({id(s) for s in states}) < len(states):
+            # a state repeated within one user stays a distinct object (findings tell a
+            # user's states apart by identity)
+            states = tuple(
+                s if states.index(s) == n else AssignmentState(*_fields(s))
+                for n, s in enumerate(states)
+            )
         assigned = tuple(
             self._assigned(user_id, obj, n, raw)
             for n, raw in enumerate(obj.get("assignedLicenses") or ())
@@ -182,7 +193,7 @@ class _Parser:
                 "is not in subscribedSkus"
             )
         disabled = raw.get("disabledPlans")
-        return AssignmentState(
+        key = (
             sku_id,
             raw.get("assignedByGroup") or None,
             self._plans(disabled, _user_label(user_id, user)) if disabled else _EMPTY,
@@ -190,6 +201,13 @@ class _Parser:
             raw.get("error"),
             raw.get("lastUpdatedDateTime"),
         )
+        try:
+            state = self._states.get(key)
+        except TypeError:  # an unhashable value (bad input, kept as given): not shared
+            return AssignmentState(*key)
+        if state is None:
+            state = self._states[key] = AssignmentState(*key)
+        return state
 
     def _assigned(self, user_id: str, user: dict[str, Any], n: int, raw: Any) -> LicenseAssignment:
         sku_id = raw.get("skuId") if type(raw) is dict else None
@@ -197,9 +215,14 @@ class _Parser:
             where = f"{_user_label(user_id, user)}: assignedLicenses[{n}]"
             _text(_object(raw, where), "skuId", where)
         disabled = raw.get("disabledPlans")
-        return LicenseAssignment(
-            str(sku_id), self._plans(disabled, _user_label(user_id, user)) if disabled else _EMPTY
+        key = (
+            str(sku_id),
+            self._plans(disabled, _user_label(user_id, user)) if disabled else _EMPTY,
         )
+        assignment = self._assignments.get(key)
+        if assignment is None:
+            assignment = self._assignments[key] = LicenseAssignment(*key)
+        return assignment
 
     def group(
         self,
@@ -288,6 +311,17 @@ class _Parser:
             on_premises_sync_enabled=org.get("onPremisesSyncEnabled"),
             on_premises_last_sync=org.get("onPremisesLastSyncDateTime"),
         )
+
+
+def _fields(state: AssignmentState) -> tuple[Any, ...]:
+    return (
+        state.sku_id,
+        state.assigned_by_group,
+        state.disabled_plans,
+        state.state,
+        state.error,
+        state.last_updated,
+    )
 
 
 def _user_label(user_id: str, user: dict[str, Any]) -> str:

@@ -46,14 +46,16 @@ from shared.messages import (
     decode_message,
     encode_message,
 )
+from shared.queue_names import (
+    GROUPS_CHANGED,
+    POISON_SUFFIX,
+    QUEUE_NAMES,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    SYNC_COMPLETED,
+)
 from shared.settings import StorageConnection
 
-GROUPS_CHANGED: Final = "groups-changed"
-RECOMPUTE_USERS: Final = "recompute-users"
-REPROCESS_USER: Final = "reprocess-user"
-SYNC_COMPLETED: Final = "sync-completed"
-QUEUE_NAMES: Final = (GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER, SYNC_COMPLETED)
-POISON_SUFFIX: Final = "-poison"
 MAX_RECEIVE: Final = 32  # the Storage service's limit per Get Messages call
 MAX_BROWSE: Final = 5_000
 """`browse_raw` reads at most this many messages (157 Get Messages calls)."""

@@ -69,6 +69,8 @@ class PathCache:
     def __init__(self, skus: Mapping[str, Sku]) -> None:
         self._skus = skus
         self._paths: dict[tuple[str, str | None, frozenset[str]], Path] = {}
+        self._group_paths: dict[str, tuple[tuple[str, Path], ...]] = {}
+        self._by_paths: dict[tuple[str, tuple[Path, ...]], EffectiveLicense] = {}
         self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
 
     def path(self, kind: str, group_id: str | None, sku_id: str, disabled: frozenset[str]) -> Path:
@@ -81,6 +83,30 @@ class PathCache:
             self._paths[key] = path
         return path
 
+    def group_paths(self, group: Group) -> tuple[tuple[str, Path], ...]:
+        """A group's (SKU, path) pairs, SKUs the tenant no longer subscribes to left out."""
+        paths = self._group_paths.get(group.id)
+        if paths is None:
+            paths = self._group_paths[group.id] = tuple(
+                (lic.sku_id, self.path(GROUP, group.id, lic.sku_id, lic.disabled_plans))
+                for lic in group.licenses
+                if lic.sku_id in self._skus
+            )
+        return paths
+
+    def license(self, sku_id: str, paths: tuple[Path, ...]) -> EffectiveLicense:
+        """One SKU over the same paths is the same license for every user who holds it."""
+        key = (sku_id, paths)
+        lic = self._by_paths.get(key)
+        if lic is None:
+            if len(paths) == 1:
+                enabled = paths[0].enabled_plans
+            else:
+                enabled = frozenset().union(*(p.enabled_plans for p in paths))
+            lic = EffectiveLicense(sku_id, paths, enabled, self._skus[sku_id].plan_ids - enabled)
+            self._by_paths[key] = lic
+        return lic
+
 
 def effective_licenses_for_user(
     user: User, groups: Sequence[Group], skus: Mapping[str, Sku], cache: PathCache | None = None
@@ -91,12 +117,16 @@ def effective_licenses_for_user(
     one result: in a real tenant most users fall into a few hundred such combinations.
     """
     cache = cache or PathCache(skus)
-    direct = tuple(
-        (s.sku_id, s.disabled_plans)
-        for s in user.states
-        if s.assigned_by_group is None and s.sku_id in skus
+    direct = (
+        tuple(
+            (s.sku_id, s.disabled_plans)
+            for s in user.states
+            if s.assigned_by_group is None and s.sku_id in skus
+        )
+        if user.states
+        else ()
     )
-    key = (direct, tuple(g.id for g in groups))
+    key = (direct, tuple([g.id for g in groups]))
     licenses = cache.licenses.get(key)
     if licenses is None:
         licenses = cache.licenses[key] = _combine(direct, groups, skus, cache)
@@ -113,21 +143,10 @@ def _combine(
     for sku_id, disabled in direct:
         by_sku.setdefault(sku_id, []).append(cache.path(DIRECT, None, sku_id, disabled))
     for group in groups:
-        for lic in group.licenses:
-            if lic.sku_id not in skus:
-                continue  # like direct paths: a SKU the tenant no longer subscribes to
-            path = cache.path(GROUP, group.id, lic.sku_id, lic.disabled_plans)
-            by_sku.setdefault(lic.sku_id, []).append(path)
-    licenses = []
-    for sku_id, paths in by_sku.items():
-        if len(paths) == 1:
-            enabled = paths[0].enabled_plans
-        else:
-            enabled = frozenset().union(*(p.enabled_plans for p in paths))
-        licenses.append(
-            EffectiveLicense(sku_id, tuple(paths), enabled, skus[sku_id].plan_ids - enabled)
-        )
-    return tuple(licenses)
+        # like direct paths, SKUs the tenant no longer subscribes to are left out
+        for sku_id, path in cache.group_paths(group):
+            by_sku.setdefault(sku_id, []).append(path)
+    return tuple(cache.license(sku_id, tuple(paths)) for sku_id, paths in by_sku.items())
 
 
 def effective_licenses(tenant: Tenant) -> dict[str, tuple[EffectiveLicense, ...]]:

@@ -73,14 +73,22 @@ def evaluate(
     names = Names(tenant, product_names, plan_names)
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
-    demand: Counter[str] = Counter()
+    # Users who hold the same licenses share one tuple: count holders per tuple, by identity
+    # (cheaper than hashing its contents), and the seats per SKU once per tuple at the end.
+    holders: Counter[int] = Counter()
+    held: dict[int, tuple[EffectiveLicense, ...]] = {}
     users = []
     for user in tenant.users.values():
         member_of = index.get(user.id, ())
         licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
-        demand.update(lic.sku_id for lic in licenses)
+        holders[id(licenses)] += 1
+        held[id(licenses)] = licenses
         findings = user_findings(user, licenses, member_of, tenant, names)
         users.append(UserReport(user, licenses, tuple(findings)))
+    demand: Counter[str] = Counter()
+    for key, count in holders.items():
+        for lic in held[key]:
+            demand[lic.sku_id] += count
     groups = tuple(
         GroupReport(g, tuple(group_findings(g, tenant, names)))
         for g in tenant.groups.values()

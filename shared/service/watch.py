@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from shared.adapters.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
+from shared.adapters.queues import MAX_BROWSE, poison_name
 from shared.core.findings import (
     ERROR,
     PENDING_GROUP_ASSIGNMENT,
@@ -32,6 +32,7 @@ from shared.core.findings import (
     Finding,
 )
 from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
+from shared.queue_names import QUEUE_NAMES
 from shared.service.context import Services
 from shared.service.crashpoints import crash_point
 from shared.service.groups import (

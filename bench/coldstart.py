@@ -1,0 +1,147 @@
+"""Benchmark the cold start: `import function_app`, and the first webhook answer on the dev host.
+
+Every cold start (scale-out, a recycled worker) loads `function_app` before the first request;
+the webhook's validation handshake is often that request, and Graph gives it 10 seconds.
+
+* Import: in fresh interpreters, `import function_app` against `import azure.functions` (the
+  floor: the Functions library itself), alternating, median of `--runs`; the time of the import
+  statement alone, measured in the child. Target: ≤ 2.5× the floor.
+* First answer: with Azurite already running, spawn `python -m devhost` (the function app on
+  the dev host) and time from the spawn to the first 200 on the validation handshake
+  `POST /api/graph/notifications?validationToken=x`. Target: ≤ 1 s (median of `--runs`).
+
+Run: `make bench` or `python bench/coldstart.py [--runs N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devhost.azurite import Azurite  # noqa: E402 - after the path setup
+
+IMPORT_TARGET = 2.5
+FIRST_ANSWER_TARGET_S = 1.0
+FUNCTION_KEY = "bench-function-key-0123456789abcdef"
+_TIMED_IMPORT = (
+    "import time\nt = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - t)\n"
+)
+
+
+def import_seconds(module: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_file(directory: Path, connection_string: str, port: int) -> Path:
+    values = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
+    values["Values"]["AzureWebJobsStorage"] = connection_string
+    values["Values"]["NOTIFICATION_URL"] = f"http://127.0.0.1:{port}/api/graph/notifications"
+    values["Values"]["LIFECYCLE_NOTIFICATION_URL"] = f"http://127.0.0.1:{port}/api/graph/lifecycle"
+    path = directory / "local.settings.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def first_answer_seconds(settings: Path, port: int, timeout: float = 30.0) -> float:
+    """Seconds from spawning the dev host to its first 200 on the validation handshake."""
+    url = f"http://127.0.0.1:{port}/api/graph/notifications?validationToken=x&code={FUNCTION_KEY}"
+    cmd = [sys.executable, "-m", "devhost", "--settings", str(settings), "--port", str(port)]
+    cmd += ["--function-key", FUNCTION_KEY]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.perf_counter() - started < timeout:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"devhost exited at start: {err.strip()}")
+            try:
+                request = urllib.request.Request(url, data=b"", method="POST")
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200 and response.read() == b"x":
+                        return time.perf_counter() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.005)
+        raise SystemExit(f"no answer from the dev host within {timeout:.0f} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="repetitions; medians are printed")
+    args = parser.parse_args()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at start: {load} on {os.cpu_count()} CPUs")
+
+    app_s, floor_s = [], []
+    for _ in range(args.runs):
+        floor_s.append(import_seconds("azure.functions"))
+        app_s.append(import_seconds("function_app"))
+    app, floor = statistics.median(app_s), statistics.median(floor_s)
+    ratio = app / floor
+    print(
+        f"import function_app {app:.3f} s vs import azure.functions {floor:.3f} s "
+        f"(median of {args.runs}): ratio {ratio:.2f}x "
+        f"(target <= {IMPORT_TARGET}: {verdict(ratio <= IMPORT_TARGET)})"
+    )
+
+    answers = []
+    with tempfile.TemporaryDirectory(prefix="lg-coldstart-") as tmp:
+        azurite = Azurite()
+        endpoints = azurite.start()
+        try:
+            for _ in range(max(3, args.runs // 2)):
+                port = free_port()
+                settings = settings_file(Path(tmp), endpoints.connection_string, port)
+                answers.append(first_answer_seconds(settings, port))
+        finally:
+            azurite.stop()
+    first = statistics.median(answers)
+    spread = ", ".join(f"{s:.2f}" for s in answers)
+    print(
+        f"first webhook answer (validation handshake) after spawning the dev host: "
+        f"{first:.2f} s [{spread}] (target <= {FIRST_ANSWER_TARGET_S:.1f} s: "
+        f"{verdict(first <= FIRST_ANSWER_TARGET_S)})"
+    )
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
