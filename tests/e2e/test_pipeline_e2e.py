@@ -99,14 +99,21 @@ StackFactory = Callable[..., tuple[Stack, SimClient]]
 @pytest.fixture
 def make_stack(azurite: AzuriteEndpoints, capture: EventCapture) -> Iterator[StackFactory]:
     """Start graphsim (Contoso) and the DevHost on the wiped session Azurite; kwargs go to
-    `running_stack` (mode, host_json, extra_settings)."""
+    `running_stack` (mode, host_json, extra_settings). A new stack stops the hosts of the
+    earlier ones first (their graphsim stays up to be read): all share this Azurite and the
+    process-wide `Services`, so an earlier host still running would take the new stack's queue
+    messages and use its loop-bound Graph client from the wrong event loop."""
     with contextlib.ExitStack() as exits:
+        made: list[Stack] = []
 
         def make(**kwargs: Any) -> tuple[Stack, SimClient]:
+            for earlier in made:
+                earlier.host.stop()
             wipe(azurite.connection_string)
             stack = exits.enter_context(
                 running_stack(load_tenant(), storage=azurite.connection_string, **kwargs)
             )
+            made.append(stack)
             sim = exits.enter_context(SimClient(stack.graph_url))
             return stack, sim
 
