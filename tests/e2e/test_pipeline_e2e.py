@@ -262,6 +262,23 @@ def test_a_uniqueness_violation_is_recorded_not_reprocessed(
     assert host_calls(stack, "reprocess_user", mark) == 0
 
 
+def test_a_stack_does_not_start_while_another_stacks_host_runs(
+    make_stack: StackFactory, azurite: AzuriteEndpoints
+) -> None:
+    """One function app per process: a second host would take the first one's queue messages
+    and use its Services (loop-bound Graph client) from another event loop."""
+    stack, _ = make_stack(mode="observe")
+
+    with (
+        pytest.raises(RuntimeError, match="still running"),
+        running_stack(load_tenant(), storage=azurite.connection_string),
+    ):
+        pass
+
+    assert stack.host.running
+    assert stack.host.fire_timer("subscription_keeper").outcome == "succeeded"
+
+
 def test_observe_mode_writes_nothing(make_stack: StackFactory, capture: EventCapture) -> None:
     stack, sim = make_stack(mode="observe")
     subscribe(stack, sim)  # the first sweep alone finds users act mode would reprocess
