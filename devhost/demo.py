@@ -209,6 +209,10 @@ def object_names(tenant: Mapping[str, Any]) -> dict[str, str]:
     return names
 
 
+_STACK_HOSTS: list[DevHost] = []
+"""Hosts of the stacks open in this process (a stack's host may be stopped before its exit)."""
+
+
 @contextlib.contextmanager
 def running_stack(
     tenant: dict[str, Any],
@@ -243,6 +247,12 @@ def running_stack(
         ) | dict(extra_settings or {})
         import function_app  # noqa: PLC0415 - imported late: its import builds the app
 
+        if any(earlier.running for earlier in _STACK_HOSTS):
+            raise RuntimeError(
+                "another stack's dev host is still running in this process: stop it first "
+                "(the function app's Services, settings and loop-bound Graph client are "
+                "process-wide, one host and one event loop at a time, as in Azure)"
+            )
         bootstrap.use(None)
         stack.callback(bootstrap.use, None)
         host = DevHost(
@@ -257,6 +267,8 @@ def running_stack(
             shutdown_grace=2.0,
         )
         host.start()
+        _STACK_HOSTS.append(host)
+        stack.callback(_STACK_HOSTS.remove, host)
         stack.callback(host.stop)
         for function, setting in (
             ("graph_notifications", "NOTIFICATION_URL"),

@@ -120,7 +120,8 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     # Refreshes processing states and license configuration; a group that lost its licenses
     # leaves its members with stale assignments to re-read.
     writes: list[Callable[[], object]] = []
-    _, lost = await refresh_licensed_groups(svc, licensed, licensed.groups(), writes=writes)
+    config = licensed.groups()
+    _, lost = await refresh_licensed_groups(svc, licensed, config, writes=writes)
     members = GroupMembers(svc.tables.groupmembers)
     for group_id in lost:
         outcome.users.update(members.members(group_id))
@@ -128,7 +129,9 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
         outcome.groups_with_errors.append(group_id)
         outcome.users.update(await svc.directory.members_with_license_errors(group_id))
     crash_point(svc, "recheck.after_refresh")
-    processing = {g: c.get("licenseProcessingState") for g, c in licensed.groups().items()}
+    # The states just read from Graph (`config`), not the store's: the store is written only
+    # at the end, and a group that finished processing since the last run is the point here.
+    processing = {g: c.get("licenseProcessingState") for g, c in config.items()}
     ledger = FindingsLedger(svc.tables.findings)
     for entity in ledger.open_by_code(
         [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]

@@ -99,14 +99,21 @@ StackFactory = Callable[..., tuple[Stack, SimClient]]
 @pytest.fixture
 def make_stack(azurite: AzuriteEndpoints, capture: EventCapture) -> Iterator[StackFactory]:
     """Start graphsim (Contoso) and the DevHost on the wiped session Azurite; kwargs go to
-    `running_stack` (mode, host_json, extra_settings)."""
+    `running_stack` (mode, host_json, extra_settings). A new stack stops the hosts of the
+    earlier ones first (their graphsim stays up to be read): all share this Azurite and the
+    process-wide `Services`, so an earlier host still running would take the new stack's queue
+    messages and use its loop-bound Graph client from the wrong event loop."""
     with contextlib.ExitStack() as exits:
+        made: list[Stack] = []
 
         def make(**kwargs: Any) -> tuple[Stack, SimClient]:
+            for earlier in made:
+                earlier.host.stop()
             wipe(azurite.connection_string)
             stack = exits.enter_context(
                 running_stack(load_tenant(), storage=azurite.connection_string, **kwargs)
             )
+            made.append(stack)
             sim = exits.enter_context(SimClient(stack.graph_url))
             return stack, sim
 
@@ -253,6 +260,23 @@ def test_a_uniqueness_violation_is_recorded_not_reprocessed(
     assert host_calls(stack, "recompute_users", mark) >= 1
     assert requests(sim, REPROCESS) == 0
     assert host_calls(stack, "reprocess_user", mark) == 0
+
+
+def test_a_stack_does_not_start_while_another_stacks_host_runs(
+    make_stack: StackFactory, azurite: AzuriteEndpoints
+) -> None:
+    """One function app per process: a second host would take the first one's queue messages
+    and use its Services (loop-bound Graph client) from another event loop."""
+    stack, _ = make_stack(mode="observe")
+
+    with (
+        pytest.raises(RuntimeError, match="still running"),
+        running_stack(load_tenant(), storage=azurite.connection_string),
+    ):
+        pass
+
+    assert stack.host.running
+    assert stack.host.fire_timer("subscription_keeper").outcome == "succeeded"
 
 
 def test_observe_mode_writes_nothing(make_stack: StackFactory, capture: EventCapture) -> None:

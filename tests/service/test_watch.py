@@ -26,6 +26,7 @@ from shared.service.watch import (
 )
 from tests.service.world import (
     ADELE,
+    E3_BASE,
     E3_TEAMS,
     ENTERPRISEPACK,
     IRVIN,
@@ -34,6 +35,8 @@ from tests.service.world import (
     SALES_TEAM,
     TENANT_ID,
     World,
+    build_world,
+    demo_snapshot,
 )
 
 pytestmark = pytest.mark.anyio
@@ -167,6 +170,30 @@ async def test_the_errors_recheck_also_recomputes_users_with_pending_findings(
 
     await recheck_errors(world.svc)
 
+    assert ADELE in recomputed_users(world)
+
+
+async def test_the_errors_recheck_recomputes_users_whose_group_finished_processing_just_now() -> (
+    None
+):
+    """The processing state the re-check goes by is the one it has just read from Graph: the
+    store is updated only after the recomputes are sent (crash safety), so reading it back
+    would still say QueuedForProcessing and leave the user's finding open."""
+    snapshot = demo_snapshot()
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    base["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    world = build_world(snapshot, LICENSE_GUARD_MODE="act")
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    waiting = await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ADELE,), reason="test", correlation_id="first")
+    )
+    assert waiting.retry_later == [ADELE]  # a finding waits for Base's processing
+    world.directory.groups[E3_BASE]["licenseProcessingState"] = {"state": "ProcessingComplete"}
+
+    outcome = await recheck_errors(world.svc)
+
+    assert ADELE in outcome.users
     assert ADELE in recomputed_users(world)
 
 
