@@ -8,9 +8,11 @@ test can assert on everything the page did while loading.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -190,7 +192,9 @@ def _free_port() -> int:
 def chromium_page(binary: str, width: int = 1280, height: int = 2000) -> Iterator[Page]:
     """Headless Chromium with remote debugging on loopback; yields its first page."""
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="lg-chromium-") as profile:
+    # Chromium's helper processes may still write the profile as it goes: the whole process
+    # group is stopped below, and a file written after that must not fail the test's teardown.
+    with tempfile.TemporaryDirectory(prefix="lg-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 binary,
@@ -212,6 +216,7 @@ def chromium_page(binary: str, width: int = 1280, height: int = 2000) -> Iterato
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: its helpers stop with it
         )
         try:
             ws_url = _page_websocket(port, process)
@@ -221,12 +226,21 @@ def chromium_page(binary: str, width: int = 1280, height: int = 2000) -> Iterato
             finally:
                 ws.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to Chromium's process group, SIGKILL what is left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser
 
 
 def _page_websocket(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> str:
