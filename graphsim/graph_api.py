@@ -32,23 +32,11 @@ from .odata import (
 from .state import GROUP_TYPE, USER_TYPE, SimState
 from .subscriptions import SubscriptionService
 from .throttle import Throttle, request_cost
-from .users_delta import UsersDelta
+from .users_delta import USER_DEFAULT, UsersDelta
 from .wire import Req, Resp
 
 Obj = dict[str, Any]
 
-USER_DEFAULT = (
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-)
 REPROCESS_EXTRA = ("accountEnabled", "assignedLicenses", "assignedPlans")
 """Beyond the default properties, reprocessLicenseAssignment's user carries these (the doc's
 example response)."""
