@@ -2,9 +2,10 @@
 
 Graph permissions follow `shared.permissions`: reads by a `$top=1` GET, `Mail.Send` by the
 sender mailbox existing, `Mail.ReadWrite` by reading the sender's Drafts (`$top=1`: also fails
-when an application access policy leaves the sender out of scope), writes from the token's `roles` claim (no write is harmless). Storage:
-read access to what `infra/app/storage.bicep` creates. Webhook URLs: Graph's validation
-handshake (graph-facts §1.4: POST `?validationToken=...`, echo as text/plain within 10 s).
+when an application access policy leaves the sender out of scope), writes from the token's
+`roles` claim (no write is harmless). Storage: read access to what `infra/app/storage.bicep`
+creates. Webhook URLs: Graph's validation handshake (graph-facts §1.4: POST
+`?validationToken=...`, echo as text/plain within 10 s).
 """
 
 from __future__ import annotations

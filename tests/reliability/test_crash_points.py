@@ -28,6 +28,8 @@ from tests.reliability.harness import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
 @functools.cache
 def clean_run() -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
     host = build_host()
