@@ -270,6 +270,7 @@ def fuzz(count: int) -> Line:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     run: Callable[..., dict[str, float]] = module.run
     r = run(count=count, seed=0)
