@@ -243,17 +243,16 @@ def crash_points() -> Line:
         state, crashed = run(point)
         if not crashed:
             missed.append(point)
-        resends += state.pop("mailResends")
-        state["mailResends"] = clean["mailResends"]
+        resends += state["mailResends"]  # also a difference: the clean run resends nothing
         if state != clean:
             differences.append(point)
     figures = (
         f"{len(DECLARED)} points x redelivery: {len(differences)} differences"
         + (f" ({', '.join(differences)})" if differences else "")
-        + f"; {resends} same-id mail resend (mail.after_send)"
+        + f"; {resends} mail resends"
         + (f"; never reached: {', '.join(missed)}" if missed else "")
     )
-    ok = not differences and not missed and resends <= 1
+    ok = not differences and not missed and resends == 0
     return Line("crash points", figures, "0 differences", ok)
 
 
@@ -271,6 +270,7 @@ def fuzz(count: int) -> Line:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     run: Callable[..., dict[str, float]] = module.run
     r = run(count=count, seed=0)
@@ -305,7 +305,7 @@ def reconcile_twice() -> Line:
         await host.drain()
         effects = host.trace[mark:]
         writes = sum(1 for kind, _ in effects if kind == "graph")
-        mails = sum(1 for e in effects if e == ("graph", "sendMail"))
+        mails = sum(1 for e in effects if e in (("graph", "sendMail"), ("graph", "sendDraft")))
         sends = sum(1 for kind, _ in effects if kind == "send")
         return writes, mails, sends, second.status
 

@@ -668,7 +668,8 @@ def write_digest(outbox: list[dict[str, Any]], out: Path = OUT) -> list[Path]:
     message.set_content(str(mail.get("body")), subtype="html")
     out.mkdir(exist_ok=True)
     eml, html = out / "demo-digest.eml", out / "demo-digest.html"
-    eml.write_bytes(bytes(message))
+    # a draft sent as MIME is kept as sent (multipart/alternative: text and HTML)
+    eml.write_bytes(str(mail["mime"]).encode() if mail.get("mime") else bytes(message))
     html.write_text(str(mail.get("body")), encoding="utf-8")
     return [eml, html]
 

@@ -131,6 +131,19 @@ class GraphApi:
             self.user_reprocess,
         )
         r("POST", f"/users/{seg}/sendMail", "/users/{id}/sendMail", self.send_mail)
+        r("POST", f"/users/{seg}/messages", "/users/{id}/messages", self.create_draft)
+        r(
+            "POST",
+            f"/users/{seg}/messages/{seg}/send",
+            "/users/{id}/messages/{id}/send",
+            self.send_draft,
+        )
+        r(
+            "GET",
+            f"/users/{seg}/mailFolders/drafts/messages",
+            "/users/{id}/mailFolders/drafts/messages",
+            self.list_drafts,
+        )
         r("GET", r"/groups/delta(?:\(\))?", "/groups/delta", self.groups_delta)
         r("GET", "/groups", "/groups", self.list_groups)
         r("GET", f"/groups/{seg}", "/groups/{id}", self.get_group)
@@ -594,12 +607,35 @@ class GraphApi:
         }
         return Resp(202, body, {"Location": f"{req.base_url}/groups/{gid}"})
 
-    async def send_mail(self, req: Req, uid: str) -> Resp:
-        sender = self.state.users.get(uid) or self.state.users.get(
+    def _mailbox(self, uid: str) -> Obj:
+        owner = self.state.users.get(uid) or self.state.users.get(
             self.state.upn_index.get(uid.lower(), "")
         )
-        if sender is None:
+        if owner is None:
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{uid}' is invalid.")
+        return owner
+
+    async def create_draft(self, req: Req, uid: str) -> Resp:
+        owner = self._mailbox(uid)
+        draft = self.state.drafts.create(
+            req.headers.get("content-type", ""), req.body, owner, self.state.clock.now()
+        )
+        body = {
+            "@odata.context": f"{req.base_url}/$metadata#users('{owner['id']}')/messages/$entity",
+            **{k: v for k, v in draft.items() if k not in ("entry", "ownerId")},
+        }
+        return Resp(201, body)
+
+    async def send_draft(self, req: Req, uid: str, mid: str) -> Resp:
+        owner = self._mailbox(uid)
+        self.state.outbox.append(self.state.drafts.send(owner, mid, self.state.clock.now()))
+        return Resp(202)
+
+    async def list_drafts(self, req: Req, uid: str) -> Resp:
+        return Resp(200, self.state.drafts.listed(self._mailbox(uid), req.params, req.base_url))
+
+    async def send_mail(self, req: Req, uid: str) -> Resp:
+        sender = self._mailbox(uid)
         entry = accept_mail(
             req.headers.get("content-type", ""), req.body, sender, self.state.clock.now()
         )

@@ -1,5 +1,7 @@
 """sendMail: validates a message the way Exchange does (enough to reject malformed ones) and
-turns it into an outbox entry tests can read back."""
+turns it into an outbox entry tests can read back. A MIME message (base64, `text/plain`) is
+parsed, so its entry carries the same fields as a JSON one (subject, the HTML or text body,
+recipients, `x-` headers) plus the MIME text and its parts' content types."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any
 
 import orjson
@@ -62,6 +67,7 @@ def accept_mail(content_type: str, body: bytes, sender: Obj, now: datetime) -> O
             raise _invalid_mime() from None
         if not mime.strip():
             raise _invalid_mime()
+        entry.update(_mime_fields(mime))
         entry.update(
             {"mime": mime.decode("utf-8", "replace"), "message": None, "saveToSentItems": True}
         )
@@ -128,8 +134,41 @@ def accept_mail(content_type: str, body: bytes, sender: Obj, now: datetime) -> O
             "bccRecipients": bcc,
             "attachments": attachments,
             "internetMessageHeaders": headers,
+            "internetMessageId": message.get("internetMessageId"),
             "saveToSentItems": _as_bool(payload.get("saveToSentItems")),
             "message": message,
         }
     )
     return entry
+
+
+def _mime_fields(mime: bytes) -> Obj:
+    """Subject, body (HTML preferred, as Outlook shows it), recipients and `x-` headers."""
+    parsed = message_from_bytes(mime, policy=policy.default)
+    if not isinstance(parsed, EmailMessage):  # pragma: no cover - policy.default gives one
+        raise _invalid_mime()
+    to = [a for _, a in getaddresses(parsed.get_all("To") or []) if "@" in a]
+    cc = [a for _, a in getaddresses(parsed.get_all("Cc") or []) if "@" in a]
+    if not (to or cc):
+        raise GraphError(
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient is required, but none were found.",
+        )
+    part = parsed.get_body(preferencelist=("html", "plain"))
+    content = part.get_content() if part is not None else ""
+    kind = "HTML" if part is not None and part.get_content_subtype() == "html" else "Text"
+    return {
+        "subject": parsed.get("Subject"),
+        "bodyContentType": kind,
+        "body": content,
+        "toRecipients": to,
+        "ccRecipients": cc,
+        "bccRecipients": [],
+        "attachments": [],
+        "internetMessageHeaders": [
+            {"name": k, "value": str(v)} for k, v in parsed.items() if k.lower().startswith("x-")
+        ],
+        "internetMessageId": parsed.get("Message-ID"),
+        "mimeParts": [p.get_content_type() for p in parsed.walk()],
+    }

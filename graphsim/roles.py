@@ -6,7 +6,9 @@ allows is answered 403 `Authorization_RequestDenied`, as Graph does. Tokens with
 claim (static tokens) are not restricted. Sources: the "Permissions" section of each API page,
 e.g. https://learn.microsoft.com/graph/api/user-list (User.Read.All ...),
 https://learn.microsoft.com/graph/api/group-list, .../subscribedsku-list,
-.../directoryaudit-list, .../user-reprocesslicenseassignment, .../user-sendmail.
+.../directoryaudit-list, .../user-reprocesslicenseassignment, .../user-sendmail,
+.../user-post-messages (Mail.ReadWrite), .../message-send (Mail.Send),
+.../mailfolder-list-messages (Mail.ReadBasic.All, Mail.Read, Mail.ReadWrite).
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ GROUP_READ = _DIRECTORY | {
 USER_READ = _DIRECTORY | {"User.Read.All", "User.ReadWrite.All"}
 ORG_READ = _DIRECTORY | {"Organization.Read.All", "Organization.ReadWrite.All"}
 USER_WRITE = frozenset({"User.ReadWrite.All", "Directory.ReadWrite.All"})
+MAIL_READ = frozenset({"Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 SUBSCRIBE_GROUPS = frozenset({"Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All"})
 
 RULES: tuple[tuple[frozenset[str], re.Pattern[str], frozenset[str]], ...] = tuple(
     (frozenset(methods.split()), re.compile(pattern, re.IGNORECASE), allowed)
     for methods, pattern, allowed in (
+        ("GET", r"^/users/[^/]+/(messages|mailFolders)(/|$)", MAIL_READ),
+        ("POST", r"^/users/[^/]+/messages/[^/]+/send$", frozenset({"Mail.Send"})),
+        ("POST", r"^/users/[^/]+/messages$", frozenset({"Mail.ReadWrite"})),
         ("GET", r"^/groups(/|$)", GROUP_READ),
         ("GET", r"^/users(/|$)", USER_READ),
         ("GET", r"^/(subscribedSkus|organization)(/|$)", ORG_READ),

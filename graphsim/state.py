@@ -19,6 +19,7 @@ import orjson
 
 from . import licensing
 from .clock import SimClock, iso, parse_iso
+from .drafts import Drafts
 from .errors import GraphError, bad_request, not_found
 from .processing import Job, LicenseProcessor
 
@@ -119,6 +120,7 @@ class SimState:
         self.audit: list[Obj] = []
         self.subscriptions: dict[str, Obj] = {}
         self.outbox: list[Obj] = []
+        self.drafts = Drafts()
         rate = self.x.get("processingRatePerMinute", DEFAULT_RATE_PER_MINUTE)
         self.processor = LicenseProcessor(
             self._process_now,

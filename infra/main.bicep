@@ -62,7 +62,7 @@ param schedules object = {
 // Alerts (README "Alerts", shared/settings.py). Empty alertSender: no mail, everything else runs.
 // Each is an azd variable of the app setting's name: `azd env set ALERT_SENDER ...`, then
 // `azd provision` (infra/main.parameters.json; docs/operations.md "Enable alert mail").
-@description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.Send scoped to it). Empty: alerts off.')
+@description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.ReadWrite and Mail.Send scoped to it). Empty: alerts off.')
 param alertSender string = ''
 
 @description('ALERT_RECIPIENTS: comma-separated addresses in verified domains; required with alertSender.')

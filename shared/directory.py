@@ -157,6 +157,21 @@ class Directory(Protocol):
         """POST /users/{sender}/sendMail with Graph's `message` object (202, no body)."""
         ...
 
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        """The id of a draft in the sender's Drafts whose `internetMessageId` is this one
+        (`GET /users/{sender}/mailFolders/drafts/messages?$filter=...`), or None."""
+        ...
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        """POST /users/{sender}/messages with the MIME message (base64, `text/plain`): a
+        draft in the sender's Drafts (201); its id."""
+        ...
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        """POST /users/{sender}/messages/{id}/send (202): True. False when the draft is no
+        longer in the mailbox (404 `ErrorItemNotFound`: it was sent already)."""
+        ...
+
     async def subscriptions(self) -> list[Subscription]: ...
 
     async def subscription(self, subscription_id: str) -> Subscription | None:

@@ -7,7 +7,10 @@ permission tables) and the permission set it belongs to:
 - `read`: the default, read-only grant (group/user reads, delta, subscriptions on /groups,
   tenant SKUs/organization, the directory audit log);
 - `reprocess`: `User.ReadWrite.All`, only for `reprocessLicenseAssignment`;
-- `alerts`: `Mail.Send` for alert mail (scope it with Exchange RBAC for Applications).
+- `alerts`: alert mail is a draft in the sender's mailbox, then sent: `Mail.ReadWrite` (create
+  the draft, find it again after a lost answer) and `Mail.Send` (send it). Both are tenant-wide
+  app roles: scope them to the sender mailbox with Exchange RBAC for Applications or an
+  application access policy (docs/operations.md, "Enable alert mail").
 
 `APP_ROLE_IDS` holds the app role ids of the Microsoft Graph service principal (appId
 00000003-0000-0000-c000-000000000000) to grant them by id (Bicep appRoleAssignedTo,
@@ -39,9 +42,14 @@ APP_ROLE_IDS: dict[str, str] = {
     "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
     "User.ReadWrite.All": "741f803b-c850-494e-b5df-cde7c675a1ca",
     "Mail.Send": "b633e1c5-b582-4048-a93e-9f11b44c7e96",
+    "Mail.ReadWrite": "e2a3a72e-5f79-4c64-b1b1-878b674786c9",
+    "Mail.ReadBasic.All": "693c5e45-0940-467d-9b8a-1022fb9d42ef",
 }
 
-IMPLIED_BY: dict[str, str] = {"GroupMember.Read.All": "Group.Read.All"}
+IMPLIED_BY: dict[str, str] = {
+    "GroupMember.Read.All": "Group.Read.All",
+    "Mail.ReadBasic.All": "Mail.ReadWrite",
+}
 """Permission -> a broader one that covers it (drop the narrower one when both are granted)."""
 
 
@@ -113,7 +121,17 @@ CALLS: tuple[GraphCall, ...] = (
         REPROCESS,
         "re-run group-based licensing for a user",
     ),
-    GraphCall("POST", "/users/{id}/sendMail", "Mail.Send", ALERTS, "alert mail"),
+    GraphCall("POST", "/users/{id}/sendMail", "Mail.Send", ALERTS, "one-step mail (tools)"),
+    # alert mail: draft, then send (user-post-messages, mailfolder-list-messages, message-send)
+    GraphCall(
+        "GET",
+        "/users/{id}/mailFolders/drafts/messages",
+        "Mail.ReadBasic.All",
+        ALERTS,
+        "find an alert's draft by internetMessageId after a lost answer",
+    ),
+    GraphCall("POST", "/users/{id}/messages", "Mail.ReadWrite", ALERTS, "alert mail draft"),
+    GraphCall("POST", "/users/{id}/messages/{id}/send", "Mail.Send", ALERTS, "send the draft"),
 )
 
 PERMISSION_SETS: dict[str, frozenset[str]] = {

@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--format", choices=("sh", "ps1", "json"), default="json")
     parser.add_argument("--enable-reprocess", action="store_true", help="add User.ReadWrite.All")
-    parser.add_argument("--enable-mail", action="store_true", help="add Mail.Send")
+    parser.add_argument(
+        "--enable-mail", action="store_true", help="add Mail.ReadWrite and Mail.Send (alert mail)"
+    )
     args = parser.parse_args(argv)
     flags = {"enable_reprocess": args.enable_reprocess, "enable_mail": args.enable_mail}
     selected = roles(wanted_sets(**flags))

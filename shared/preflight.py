@@ -7,7 +7,8 @@ and checks, in order:
    who it is from the token's claims (decoded, not verified: the service does not validate its
    own tokens, Graph does);
 2. each Graph permission `shared.permissions` says the mode needs: reads by a `$top=1` GET,
-   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`), writes
+   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`), `Mail.ReadWrite`
+   by reading its Drafts (`GET .../mailFolders/drafts/messages?$top=1`), writes
    (`User.ReadWrite.All`) from the token's `roles` claim since no write is harmless;
 3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
    when no storage is configured);

@@ -1,9 +1,11 @@
 """The checks `license-guard preflight` runs (`shared.preflight`), each harmless.
 
 Graph permissions follow `shared.permissions`: reads by a `$top=1` GET, `Mail.Send` by the
-sender mailbox existing, writes from the token's `roles` claim (no write is harmless). Storage:
-read access to what `infra/app/storage.bicep` creates. Webhook URLs: Graph's validation
-handshake (graph-facts §1.4: POST `?validationToken=...`, echo as text/plain within 10 s).
+sender mailbox existing, `Mail.ReadWrite` by reading the sender's Drafts (`$top=1`: also fails
+when an application access policy leaves the sender out of scope), writes from the token's
+`roles` claim (no write is harmless). Storage: read access to what `infra/app/storage.bicep`
+creates. Webhook URLs: Graph's validation handshake (graph-facts §1.4: POST
+`?validationToken=...`, echo as text/plain within 10 s).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); READ
 FLAG_FOR: Mapping[str, str] = {
     "User.ReadWrite.All": "--enable-reprocess",
     "Mail.Send": "--enable-mail",
+    "Mail.ReadWrite": "--enable-mail",
 }
 
 
@@ -190,6 +193,19 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
                 checks.append(Check(FAIL, label, f"GET /users/{sender}: {error}", GRANT_FIX))
                 continue
             detail = f"sender mailbox {sender} exists"
+        elif name == "Mail.ReadWrite":
+            sender = target.alert_sender or ""
+            path = f"/users/{quote(sender, safe='@')}/mailFolders/drafts/messages?$top=1&$select=id"
+            error = await _probe(adapter, base, path)
+            if error is not None:
+                fix = (
+                    "set ALERT_SENDER to an existing mailbox in the tenant"
+                    if error.status == 404
+                    else f"{grant_fix(name)}; scope it to the sender mailbox (docs/operations.md)"
+                )
+                checks.append(Check(FAIL, label, f"GET {path}: {error}", fix))
+                continue
+            detail = f"sender mailbox {sender}: Drafts readable"
         elif name in READ_PROBES:
             error = await _probe(adapter, base, READ_PROBES[name])
             if error is not None:
@@ -200,7 +216,7 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
         else:
             detail = "a write (not tried): from the token's roles claim"
         if roles is None:
-            mark = PASS if name in READ_PROBES or name == "Mail.Send" else SKIP
+            mark = PASS if name in READ_PROBES or name.startswith("Mail.") else SKIP
             checks.append(Check(mark, label, f"{detail}; the token has no roles claim"))
         elif _has_role(roles, name):
             checks.append(Check(PASS, label, f"{detail}; granted (token roles)"))

@@ -37,7 +37,8 @@ Optional (default):
 
 Alerts (optional; see README "Alerts"):
 
-* ``ALERT_SENDER`` (none): the one mailbox alerts are sent from (``POST /users/{sender}/sendMail``).
+* ``ALERT_SENDER`` (none): the one mailbox alerts are sent from (a draft,
+  ``POST /users/{sender}/messages``, then ``.../messages/{id}/send``).
   Unset: alerts are disabled (logged once per worker); everything else runs.
 * ``ALERT_RECIPIENTS`` (none): comma-separated addresses; required when ``ALERT_SENDER`` is set.
   Addresses outside the tenant's verified domains are refused at the first send.

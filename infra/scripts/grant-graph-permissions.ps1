@@ -4,8 +4,9 @@ Grant Microsoft Graph application permissions (app roles) to License Guard's man
 
 .DESCRIPTION
 Read-only roles by default. -EnableReprocess adds User.ReadWrite.All (needed only for
-LICENSE_GUARD_MODE=act); -EnableMail adds Mail.Send (prefer Exchange RBAC for Applications
-instead: see docs/operations.md). -DryRun prints the assignments and calls nothing.
+LICENSE_GUARD_MODE=act); -EnableMail adds Mail.ReadWrite and Mail.Send for alert mail (then
+scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). -DryRun
+prints the assignments and calls nothing.
 
 Uses Microsoft Graph PowerShell (Microsoft.Graph.Applications). Run as a Privileged Role
 Administrator or Global Administrator: Connect-MgGraph asks for the delegated scopes
@@ -36,6 +37,7 @@ $GraphAppId = '00000003-0000-0000-c000-000000000000'
 $RoleTable = @(
     @{ Set = 'read'; Name = 'AuditLog.Read.All'; Id = 'b0afded3-3588-46d8-8b3d-9842eff778da' }
     @{ Set = 'read'; Name = 'Group.Read.All'; Id = '5b567255-7703-4780-807c-7be8301ae99b' }
+    @{ Set = 'alerts'; Name = 'Mail.ReadWrite'; Id = 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' }
     @{ Set = 'alerts'; Name = 'Mail.Send'; Id = 'b633e1c5-b582-4048-a93e-9f11b44c7e96' }
     @{ Set = 'read'; Name = 'Organization.Read.All'; Id = '498476ce-e0fe-48b0-b801-37ba7e2685c6' }
     @{ Set = 'read'; Name = 'User.Read.All'; Id = 'df021288-bdef-4463-88db-98f22de89214' }

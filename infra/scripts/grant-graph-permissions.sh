@@ -5,10 +5,10 @@
 #       [--enable-reprocess] [--enable-mail] [--dry-run]
 #
 # Read-only roles by default. --enable-reprocess adds User.ReadWrite.All (needed only for
-# LICENSE_GUARD_MODE=act); --enable-mail adds Mail.Send (prefer Exchange RBAC for Applications
-# instead: see docs/operations.md). --dry-run prints the assignments and calls nothing (no `az`
-# needed). Without --principal-id the script reads it from azd (`azd env get-value
-# AZURE_IDENTITY_PRINCIPAL_ID`).
+# LICENSE_GUARD_MODE=act); --enable-mail adds Mail.ReadWrite and Mail.Send for alert mail (then
+# scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). --dry-run
+# prints the assignments and calls nothing (no `az` needed). Without --principal-id the script
+# reads it from azd (`azd env get-value AZURE_IDENTITY_PRINCIPAL_ID`).
 #
 # Who may run it: a Privileged Role Administrator or Global Administrator (the caller needs
 # AppRoleAssignment.ReadWrite.All + Application.Read.All). Assigning a role that exists already
@@ -25,6 +25,7 @@ GRAPH_APP_ID="00000003-0000-0000-c000-000000000000"
 ROLE_TABLE=(
   "read AuditLog.Read.All b0afded3-3588-46d8-8b3d-9842eff778da"
   "read Group.Read.All 5b567255-7703-4780-807c-7be8301ae99b"
+  "alerts Mail.ReadWrite e2a3a72e-5f79-4c64-b1b1-878b674786c9"
   "alerts Mail.Send b633e1c5-b582-4048-a93e-9f11b44c7e96"
   "read Organization.Read.All 498476ce-e0fe-48b0-b801-37ba7e2685c6"
   "read User.Read.All df021288-bdef-4463-88db-98f22de89214"

@@ -8,9 +8,10 @@ or expired token raises `DeltaTokenExpired`), unknown ids are absent, reprocess 
 user is False, subscriptions expire within Graph's 41,760-minute limit.
 
 Test hands: `add_member`, `remove_member`, `set_group_licenses`, `set_user_state`,
-`delete_group`, `expire_delta_tokens`, `reset_delta_sync`, `fail_next_send_mail`; observations:
-`reprocessed` (user ids, in order), `sent_mail` (one dict per accepted sendMail: `sender`,
-`message`, `saveToSentItems`) and `requests` (calls per port method; `request_count` is the total).
+`delete_group`, `expire_delta_tokens`, `reset_delta_sync`, `fail_next_send_mail`,
+`lose_next_answer`; observations: `reprocessed` (user ids, in order), `drafts`, `sent_mail` (one
+dict per accepted sendMail or sent draft: `sender`, `message`, `saveToSentItems`; a sent draft
+adds `mime` and `draftId`) and `requests` (calls per port method; `request_count` is the total).
 
 Paging: `users_page` (users in id order) and `group_members_page` serve `page_size` objects per
 page with opaque `fake://` next links. Audit log: `audits` is a plain list of Graph
@@ -30,6 +31,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -144,6 +148,29 @@ def _check_message(message: Any) -> None:
             )
 
 
+def _message_from_mime(mime: bytes) -> JSON:
+    """Graph's view of a MIME draft: subject, HTML body, recipients, `x-` headers."""
+    parsed = message_from_bytes(mime, policy=policy.default)
+    if not isinstance(parsed, EmailMessage) or not parsed.keys():
+        raise _mail_error("ErrorMimeContentInvalidBase64String", "Invalid MIME content.")
+    part = parsed.get_body(preferencelist=("html", "plain"))
+    html = part is not None and part.get_content_subtype() == "html"
+    return {
+        "subject": parsed.get("Subject"),
+        "body": {
+            "contentType": "HTML" if html else "Text",
+            "content": part.get_content() if part is not None else "",
+        },
+        "toRecipients": [
+            {"emailAddress": {"address": a}} for _, a in getaddresses(parsed.get_all("To") or [])
+        ],
+        "internetMessageHeaders": [
+            {"name": k, "value": str(v)} for k, v in parsed.items() if k.lower().startswith("x-")
+        ],
+        "internetMessageId": parsed.get("Message-ID"),
+    }
+
+
 _FAIL_CODES = {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 
 
@@ -187,6 +214,8 @@ class FakeDirectory:
         self.sent_mail: list[JSON] = []
         self.audits: list[JSON] = list(data.get("directoryAudits") or [])
         self._send_failures: list[tuple[int, float | None]] = []
+        self._lost_answers: list[str] = []
+        self.drafts: dict[str, JSON] = {}
         self.requests: Counter[str] = Counter()
         self._subs: dict[str, Subscription] = {}
         self._log: list[tuple[str, str, str | None]] = []  # (group id, kind, member id)
@@ -278,6 +307,16 @@ class FakeDirectory:
         """The next `send_mail` raises DirectoryError(status, ..., retry_after) and sends
         nothing. Calls queue up: call twice to fail the next two."""
         self._send_failures.append((status, retry_after))
+
+    def lose_next_answer(self, method: str) -> None:
+        """The next call of `method` (`create_draft`, `send_draft`) is carried out, then raises
+        a transient DirectoryError, as when Graph's answer is lost. Calls queue up."""
+        self._lost_answers.append(method)
+
+    def _answer_lost(self, method: str) -> None:
+        if method in self._lost_answers:
+            self._lost_answers.remove(method)
+            raise DirectoryError(503, "TransportError", "Simulated lost answer.")
 
     def set_user_state(self, user_id: str, **fields: Any) -> None:
         """Overwrite user fields, e.g. licenseAssignmentStates=[...], usageLocation="DE"."""
@@ -545,6 +584,62 @@ class FakeDirectory:
                 "saveToSentItems": save_to_sent_items,
             }
         )
+
+    def _mailbox(self, sender: str) -> None:
+        known = sender in self.users or any(
+            str(u.get("userPrincipalName", "")).lower() == sender.lower()
+            for u in self.users.values()
+        )
+        if not known:
+            raise DirectoryError(
+                404, "ErrorInvalidUser", f"The requested user '{sender}' is invalid."
+            )
+
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        self._count("find_draft")
+        self._mailbox(sender)
+        for draft_id, draft in self.drafts.items():
+            if draft["sender"] == sender and draft["internetMessageId"] == internet_message_id:
+                return draft_id
+        return None
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        self._count("create_draft")
+        self._mailbox(sender)
+        message = _message_from_mime(mime)
+        _check_message(message)
+        draft_id = f"draft-{uuid.uuid4().hex}"
+        self.drafts[draft_id] = {
+            "sender": sender,
+            "internetMessageId": message.get("internetMessageId") or f"<{draft_id}@fake>",
+            "message": message,
+            "mime": mime,
+        }
+        self._answer_lost("create_draft")
+        return draft_id
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        self._count("send_draft")
+        if self._send_failures:
+            status, retry_after = self._send_failures.pop(0)
+            code = _FAIL_CODES.get(status, f"HTTP{status}")
+            raise DirectoryError(status, code, "Simulated send failure.", retry_after)
+        self._mailbox(sender)
+        draft = self.drafts.get(draft_id)
+        if draft is None or draft["sender"] != sender:
+            return False
+        del self.drafts[draft_id]
+        self.sent_mail.append(
+            {
+                "sender": sender,
+                "message": copy.deepcopy(draft["message"]),
+                "saveToSentItems": True,
+                "mime": draft["mime"],
+                "draftId": draft_id,
+            }
+        )
+        self._answer_lost("send_draft")
+        return True
 
     # ------------------------------------------------------------------ subscriptions
     def _expiry(self, expiration: str) -> str:

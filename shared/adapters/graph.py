@@ -16,6 +16,7 @@ creates a credential or a connection at import time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -647,6 +648,45 @@ class GraphDirectory:
         body = {"message": message, "saveToSentItems": save_to_sent_items}
         info.set_stream_content(orjson.dumps(body), "application/json")
         await self._send(info)
+
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        """GET .../mailFolders/drafts/messages?$filter=internetMessageId eq '<id>'&$select=id
+        (a filterable message property; mailfolder-list-messages)."""
+        builder = (
+            self._client.users.by_user_id(sender).mail_folders.by_mail_folder_id("drafts").messages
+        )
+        params = builder.MessagesRequestBuilderGetQueryParameters(
+            filter=f"internetMessageId eq '{_odata_str(internet_message_id)}'",
+            select=["id"],
+            top=10,
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        found = (await self._send(info)).get("value") or []
+        return str(found[0]["id"]) if found else None
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        """POST /users/{sender}/messages, MIME form: base64 body, `Content-Type: text/plain`
+        (user-post-messages). Not repeated on a transport error: the caller looks first."""
+        builder = self._client.users.by_user_id(sender).messages
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        info.set_stream_content(base64.b64encode(mime), "text/plain")
+        created = await self._send(info, idempotent=False)
+        if not created.get("id"):
+            raise DirectoryError(502, "UnexpectedBody", "Graph created a draft without an id")
+        return str(created["id"])
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        builder = self._client.users.by_user_id(sender).messages.by_message_id(draft_id).send
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        try:
+            await self._send(info, idempotent=False)
+        except DirectoryError as error:
+            if error.status == 404 and error.code == "ErrorItemNotFound":
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------ tenant
     async def subscribed_skus(self) -> list[JSON]:

@@ -203,24 +203,23 @@ def render(
     )
 
 
-def graph_message(mail: Mail, recipients: Sequence[str]) -> dict[str, Any]:
-    """Graph's `message` for sendMail: the HTML body, recipients, our id header."""
-    return {
-        "subject": mail.subject,
-        "body": {"contentType": "HTML", "content": mail.html},
-        "toRecipients": [{"emailAddress": {"address": a}} for a in recipients],
-        "internetMessageHeaders": [{"name": n, "value": v} for n, v in mail.headers],
-    }
-
-
-def mime(mail: Mail, sender: str, recipients: Sequence[str], at: datetime) -> bytes:
-    """The mail as multipart/alternative MIME (plain text and HTML), e.g. for a .eml file."""
+def mime(
+    mail: Mail,
+    sender: str,
+    recipients: Sequence[str],
+    at: datetime,
+    *,
+    message_id: str | None = None,
+) -> bytes:
+    """The mail as multipart/alternative MIME (plain text and HTML): what Graph sends (a MIME
+    draft) and what a .eml file holds. `message_id` fixes the Message-ID (delivery looks the
+    draft up by it); a fresh one otherwise."""
     message = EmailMessage()
     message["Subject"] = mail.subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(at)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     for name, value in mail.headers:
         message[name] = value
     message.set_content(mail.text)

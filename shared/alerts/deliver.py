@@ -1,33 +1,39 @@
-"""Delivery: at least once, at most one duplicate per crash.
+"""Delivery: exactly one mail per id, through a draft (docs/reliability.md, "Alert mail").
 
 Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its state in
-`servicestate` (`alerts-<channel>`: `lastId`, `lastAt`, `pendingId`, `pendingAt`). A send:
+`servicestate` (`alerts-<channel>`: `lastId`, `lastAt`, `pendingId`, `pendingAt`,
+`pendingDraftId`). A send:
 
 1. refuses when alerts are disabled (no `ALERT_SENDER`) or a recipient is outside the
    tenant's verified domains (checked once per worker at the first send; refusal is logged and
    recorded as an `AlertRecipientsRefused` finding);
 2. skips a mail whose id is the channel's `lastId` (already accepted: idempotent);
-3. persists the id as `pendingId` *before* calling Graph, and sends it as the
-   `x-license-guard-digest` header, so a resend after a crash carries the same id;
-4. retries 429 and 5xx, waiting Graph's Retry-After (capped) or an exponential backoff;
-5. only after Graph accepted (202) does the caller record what was mailed (the findings'
-   `alertedIn`) and then `confirm`, which advances `lastId` and clears `pendingId`.
+3. persists the id as `pendingId` *before* calling Graph;
+4. finds or creates the draft: the mail as multipart/alternative MIME (plain text and HTML)
+   with a Message-ID fixed by channel and id, and the `x-license-guard-digest` header. A draft
+   with that `internetMessageId` already in the sender's Drafts (a create whose answer was
+   lost, a crash before the next step) is reused, so no second draft is ever sent;
+5. records the draft id as `pendingDraftId` *before* sending it;
+6. sends the draft (`POST /users/{sender}/messages/{id}/send`). A retry sends the recorded
+   draft again; Graph answers 404 once it has left Drafts, i.e. it was sent: recorded as sent.
+   429, 5xx and lost answers are retried, waiting Graph's Retry-After (capped) or a backoff;
+7. only after that does the caller record what was mailed (the findings' `alertedIn`) and
+   then `confirm`, which advances `lastId` and clears the pending fields.
 
-A crash after Graph's 202 and before `confirm` leaves `pendingId`: the next run resends with
-that id (one duplicate, recognisable by its header); nothing sends it a third time once that
-resend is confirmed.
+A crash between any two steps and the redelivery end in one mail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
 import structlog
 
-from shared.alerts.compose import Mail, graph_message
+from shared.alerts.compose import Mail, mime
 from shared.core.findings import ERROR, Finding
 from shared.directory import DirectoryError
 from shared.service.context import Services
@@ -44,6 +50,7 @@ RECIPIENTS_REFUSED: Final = "AlertRecipientsRefused"
 _DISABLED_LOGGED: Final = "alerts.disabled_logged"
 _DOMAINS_CHECKED: Final = "alerts.recipients_checked"
 _TENANT_NAME: Final = "alerts.tenant_name"
+DRAFT_FIELD: Final = "pendingDraftId"
 
 SENT: Final = "sent"
 ALREADY_SENT: Final = "already-sent"
@@ -89,6 +96,7 @@ def confirm(svc: Services, channel: str, mail_id: str) -> None:
     fields = dict(entity.fields) if entity else {}
     fields.pop("pendingId", None)
     fields.pop("pendingAt", None)
+    fields.pop(DRAFT_FIELD, None)
     fields.update({"lastId": mail_id, "lastAt": svc.now()})
     state.put(state_name(channel), fields)
 
@@ -176,16 +184,23 @@ async def deliver(
     if fields.get("lastId") == mail.id:
         log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
         return Delivery(ALREADY_SENT, mail.id)
-    fields.update({"pendingId": mail.id, "pendingAt": svc.now()})
-    state.put(state_name(channel), fields)
+    if fields.get("pendingId") != mail.id:
+        fields.pop(DRAFT_FIELD, None)
+        fields.update({"pendingId": mail.id, "pendingAt": svc.now()})
+        state.put(state_name(channel), fields)
     crash_point(svc, "mail.after_pending")
     sender = svc.settings.alert_sender or ""
-    message = graph_message(mail, svc.settings.alert_recipients)
     attempt = 0
+    draft_id = str(fields.get(DRAFT_FIELD) or "")
     while True:
         attempt += 1
         try:
-            await svc.directory.send_mail(sender, message, save_to_sent_items=False)
+            if not draft_id:
+                draft_id = await _draft(svc, mail, channel, sender)
+                fields.update({DRAFT_FIELD: draft_id})
+                state.put(state_name(channel), fields)
+                crash_point(svc, "mail.after_draft_recorded")
+            went = await svc.directory.send_draft(sender, draft_id)
         except DirectoryError as error:
             if not error.is_transient or attempt >= ATTEMPTS:
                 log.error("alerts.send_failed", channel=channel, mail_id=mail.id,
@@ -196,7 +211,28 @@ async def deliver(
                         status=error.status, wait=wait)  # fmt: skip
             await sleep(min(max(0.0, wait), MAX_WAIT_SECONDS))
             continue
-        log.info("alerts.sent", channel=channel, mail_id=mail.id, kind=mail.kind,
-                 subject=mail.subject, attempts=attempt)  # fmt: skip
-        crash_point(svc, "mail.after_send")  # the one resend window: same id, same header
+        log.info("alerts.sent" if went else "alerts.sent_before", channel=channel,
+                 mail_id=mail.id, kind=mail.kind, subject=mail.subject,
+                 attempts=attempt)  # fmt: skip
+        crash_point(svc, "mail.after_send")
         return Delivery(SENT, mail.id, attempt)
+
+
+def internet_message_id(channel: str, mail: Mail, sender: str) -> str:
+    """The Message-ID of `mail` on `channel`: fixed, so its draft can be found again."""
+    digest = hashlib.sha256(f"{channel}\n{mail.id}".encode()).hexdigest()[:32]
+    return f"<license-guard.{digest}@{sender.rpartition('@')[2] or 'localhost'}>"
+
+
+async def _draft(svc: Services, mail: Mail, channel: str, sender: str) -> str:
+    """The draft of `mail` in the sender's Drafts: the one a lost answer or a crash left
+    there (looked up by its Message-ID), else a new one from the MIME message."""
+    message_id = internet_message_id(channel, mail, sender)
+    found = await svc.directory.find_draft(sender, message_id)
+    if found:
+        log.info("alerts.draft_found", channel=channel, mail_id=mail.id, draft_id=found)
+        return found
+    body = mime(mail, sender, svc.settings.alert_recipients, svc.now(), message_id=message_id)
+    draft_id = await svc.directory.create_draft(sender, body)
+    crash_point(svc, "mail.after_draft")
+    return draft_id

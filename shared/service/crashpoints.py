@@ -57,7 +57,12 @@ STEPS: Final[dict[str, tuple[str, ...]]] = {
         "reconcile.after_summary_sent",
         "reconcile.after_done",
     ),
-    "mail": ("mail.after_pending", "mail.after_send"),
+    "mail": (
+        "mail.after_pending",
+        "mail.after_draft",
+        "mail.after_draft_recorded",
+        "mail.after_send",
+    ),
     "digest": ("digest.after_mark",),
     "immediate": ("immediate.after_mark",),
     "keeper": (

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -642,6 +643,54 @@ async def test_send_mail_throttled_raises_429_with_retry_after(driver: Driver) -
     assert driver.sent() == []
     await driver.directory.send_mail(SENDER, alert_message())  # later it goes through
     assert len(driver.sent()) == 1
+
+
+def alert_mime(
+    message_id: str = "<lg.1@contoso.com>", to: str = "it-licensing@contoso.com"
+) -> bytes:
+    mail = EmailMessage()
+    mail["Subject"] = "License Guard: 3 users without E3"
+    mail["From"] = SENDER
+    if to:
+        mail["To"] = to
+    mail["Message-ID"] = message_id
+    mail["x-license-guard-digest"] = "digest-42"
+    mail.set_content("3 users are waiting for seats.")
+    mail.add_alternative("<p>3 users are waiting for seats.</p>", subtype="html")
+    return bytes(mail)
+
+
+async def test_a_mime_draft_is_found_by_its_message_id_and_sent_once(driver: Driver) -> None:
+    """Create message (MIME: base64, text/plain; 201, the draft in Drafts), list the Drafts
+    folder filtered on internetMessageId, send (202; the draft then leaves Drafts, so its id
+    answers 404 ErrorItemNotFound): https://learn.microsoft.com/graph/api/user-post-messages,
+    https://learn.microsoft.com/graph/api/mailfolder-list-messages,
+    https://learn.microsoft.com/graph/api/message-send."""
+    draft = await driver.directory.create_draft(SENDER, alert_mime())
+    assert await driver.directory.find_draft(SENDER, "<lg.1@contoso.com>") == draft
+    assert await driver.directory.find_draft(SENDER, "<other@contoso.com>") is None
+    assert driver.sent() == []  # a draft is not sent
+    assert await driver.directory.send_draft(SENDER, draft) is True
+    assert await driver.directory.send_draft(SENDER, draft) is False  # sent: gone from Drafts
+    assert await driver.directory.find_draft(SENDER, "<lg.1@contoso.com>") is None
+    [sent] = driver.sent()
+    assert sent["subject"] == "License Guard: 3 users without E3"
+    assert sent["to"] == ["it-licensing@contoso.com"]
+    assert {"name": "x-license-guard-digest", "value": "digest-42"} in sent["headers"]
+    assert sent["saveToSentItems"] is True  # message-send saves to Sent Items
+
+
+async def test_a_draft_needs_a_recipient_and_a_known_mailbox(driver: Driver) -> None:
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.create_draft(SENDER, alert_mime(to=""))
+    assert (err.value.status, err.value.code) == (400, "ErrorInvalidRecipients")
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.create_draft("nobody@contoso.com", alert_mime())
+    assert err.value.status == 404
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.send_draft("nobody@contoso.com", "AAMk-unknown")
+    assert err.value.status == 404
+    assert driver.sent() == []
 
 
 # --------------------------------------------------------------------------- tenant

@@ -52,8 +52,8 @@ def test_permission_sets_follow_the_least_privilege_table() -> None:
         "AuditLog.Read.All",
     }
     assert PERMISSION_SETS[REPROCESS] == {"User.ReadWrite.All"}
-    assert PERMISSION_SETS[ALERTS] == {"Mail.Send"}
-    assert not any("Write" in p or p == "Mail.Send" for p in PERMISSION_SETS[READ])
+    assert PERMISSION_SETS[ALERTS] == {"Mail.ReadBasic.All", "Mail.ReadWrite", "Mail.Send"}
+    assert not any("Write" in p or p.startswith("Mail.") for p in PERMISSION_SETS[READ])
     assert not any(p.startswith("Directory.") for s in PERMISSION_SETS.values() for p in s)
 
 
@@ -65,7 +65,9 @@ def test_grant_drops_permissions_a_broader_grant_covers() -> None:
         "User.Read.All",
     ]
     assert "User.ReadWrite.All" in grant([READ, REPROCESS])
-    assert "Mail.Send" in grant([READ, ALERTS])
+    mail = grant([READ, ALERTS])
+    assert {"Mail.Send", "Mail.ReadWrite"} <= set(mail)
+    assert "Mail.ReadBasic.All" not in mail  # Mail.ReadWrite reads the drafts too
 
 
 @pytest.mark.parametrize(
@@ -77,6 +79,9 @@ def test_grant_drops_permissions_a_broader_grant_covers() -> None:
         ("POST", "/subscriptions", "Group.Read.All"),
         ("POST", "/users/abc/reprocessLicenseAssignment", "User.ReadWrite.All"),
         ("POST", "/users/{id}/sendMail", "Mail.Send"),
+        ("POST", "/users/abc/messages", "Mail.ReadWrite"),
+        ("POST", "/users/abc/messages/AAMk1/send", "Mail.Send"),
+        ("GET", "/users/abc/mailFolders/drafts/messages?$top=1", "Mail.ReadBasic.All"),
         ("GET", "/subscribedSkus", "Organization.Read.All"),
         ("GET", "/users?$top=999&$select=id", "User.Read.All"),
         ("GET", "/v1.0/auditLogs/directoryAudits", "AuditLog.Read.All"),
@@ -124,6 +129,10 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             sender = str(TENANT["users"][0]["userPrincipalName"])
             message = {"subject": "s", "toRecipients": [{"emailAddress": {"address": "a@b.c"}}]}
             await directory.send_mail(sender, message)
+            mime = b"To: a@b.c\r\nSubject: s\r\nMessage-ID: <m1@b.c>\r\n\r\nbody"
+            draft = await directory.create_draft(sender, mime)
+            assert await directory.find_draft(sender, "<m1@b.c>") == draft
+            assert await directory.send_draft(sender, draft) is True
             await directory.subscribed_skus()
             await directory.organization()
             await directory.groups_with_license_errors()

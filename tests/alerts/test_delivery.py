@@ -1,13 +1,15 @@
-"""Delivery: retried on 429/5xx, at least once, at most one duplicate after a crash."""
+"""Delivery: retried on 429/5xx, exactly one mail after a crash or a lost answer (a draft,
+recorded, then sent: shared/alerts/deliver.py)."""
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
 
 from shared.adapters.fake_directory import FakeDirectory
-from shared.directory import JSON
 from shared.service.alerts import run_digest
 from shared.service.stores import FindingsLedger
 from tests.alerts.world import (
@@ -33,13 +35,12 @@ class Crash(Exception):
 class CrashAfterAcceptance(FakeDirectory):
     crashes = 0
 
-    async def send_mail(
-        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
-    ) -> None:
-        await super().send_mail(sender, message, save_to_sent_items=save_to_sent_items)
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        went = await super().send_draft(sender, draft_id)
         if self.crashes:
             self.crashes -= 1
             raise Crash
+        return went
 
 
 async def test_a_503_is_retried_after_retry_after_and_the_digest_arrives_once() -> None:
@@ -96,9 +97,7 @@ async def test_a_forbidden_send_is_not_retried() -> None:
     assert "alertedIn" not in entity.fields or entity.fields["alertedIn"].startswith("baseline")
 
 
-async def test_a_crash_between_acceptance_and_the_state_write_repeats_the_digest_at_most_once() -> (
-    None
-):
+async def test_a_crash_between_acceptance_and_the_state_write_sends_the_digest_once() -> None:
     world = build_world(
         fake=CrashAfterAcceptance,
         ALERT_SENDER="megan.bowen@contoso.com",
@@ -117,8 +116,8 @@ async def test_a_crash_between_acceptance_and_the_state_write_repeats_the_digest
     third = await run_digest(world.svc)
     ids = [header(m) for m in mails(world)]
 
-    assert len(ids) == 2
-    assert ids[0] == ids[1] == resent.mail_id
+    assert ids == [resent.mail_id]  # the redelivery found its draft sent (404): no resend
+    assert resent.status == "sent"
     assert third.status == "nothing-new"
     alerted: dict[str, Any] = {
         str(e.fields["key"]): e.fields.get("alertedIn")
@@ -126,3 +125,48 @@ async def test_a_crash_between_acceptance_and_the_state_write_repeats_the_digest
     }
     assert set(alerted.values()) == {resent.mail_id}
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["CountViolation"])
+
+
+@pytest.mark.parametrize("step", ["create_draft", "send_draft"])
+async def test_a_lost_answer_on_create_or_send_still_sends_exactly_one_mail(step: str) -> None:
+    """Graph carried out the call and the answer was lost (a reset, a 503 after the write):
+    the retry finds the draft by its Message-ID, or meets 404 for a sent draft."""
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+    world.directory.lose_next_answer(step)
+    created = world.directory.requests["create_draft"]
+
+    outcome = await run_digest(world.svc, sleep=Sleeps())
+
+    assert outcome.status == "sent"
+    assert [header(m) for m in mails(world)] == [outcome.mail_id]
+    assert world.directory.drafts == {}  # no stray second draft either
+    assert world.directory.requests["create_draft"] == created + 1
+    assert (await run_digest(world.svc, sleep=Sleeps())).status == "nothing-new"
+    assert len(mails(world)) == 1
+
+
+async def test_the_mail_is_multipart_alternative_with_text_and_html() -> None:
+    world = alert_world()
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc, sleep=Sleeps())
+
+    [sent] = world.directory.sent_mail
+    parsed = message_from_bytes(sent["mime"], policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed.get_content_type() == "multipart/alternative"
+    kinds = [p.get_content_type() for p in parsed.iter_parts()]
+    assert kinds == ["text/plain", "text/html"]
+    text = parsed.get_body(preferencelist=("plain",))
+    html = parsed.get_body(preferencelist=("html",))
+    assert text is not None
+    assert html is not None
+    assert "<" not in text.get_content().split("\n")[0]  # the text part is not HTML
+    assert "<html" in html.get_content().lower() or "<table" in html.get_content().lower()
+    assert parsed["x-license-guard-digest"] == outcome.mail_id
+    assert parsed["Message-ID"].startswith("<license-guard.")

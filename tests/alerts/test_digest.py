@@ -72,7 +72,7 @@ async def test_a_new_error_is_mailed_once_as_one_grouped_row_with_the_users_name
     assert "would reprocess when the cause clears" in body  # observe mode
     assert mail["toRecipients"] == [{"emailAddress": {"address": RECIPIENT}}]
     assert world.directory.sent_mail[0]["sender"] == SENDER
-    assert world.directory.sent_mail[0]["saveToSentItems"] is False
+    assert world.directory.sent_mail[0]["saveToSentItems"] is True  # a sent draft is kept
     assert header(mail) == outcome.mail_id
     assert not mail.get("attachments")
 

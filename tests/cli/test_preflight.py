@@ -38,6 +38,7 @@ ALL_ROLES = [
     "AuditLog.Read.All",
     "User.ReadWrite.All",
     "Mail.Send",
+    "Mail.ReadWrite",
 ]
 SENDER = "user0@contoso.example"  # a user of tests/graphsim/conftest.make_tenant
 
@@ -103,6 +104,7 @@ def test_everything_ready_passes_through_the_production_credential_path(
     for permission in ALL_ROLES:
         assert line(output, f"Graph {permission}").lstrip().startswith("✓")
     assert "sender mailbox user0@contoso.example exists" in line(output, "Graph Mail.Send")
+    assert "Drafts readable" in line(output, "Graph Mail.ReadWrite")
     assert line(output, "storage container reports").lstrip().startswith("✓")
     assert line(output, "storage queue reprocess-user-poison").lstrip().startswith("✓")
     assert line(output, "storage table findings").lstrip().startswith("✓")
@@ -127,12 +129,15 @@ def test_missing_grant_missing_mailbox_and_bad_secret_fail_each_with_a_fix(
     mail = line(output, "Graph Mail.Send")
     assert mail.lstrip().startswith("✗")
     assert "nobody@contoso.example not found" in mail
+    drafts = line(output, "Graph Mail.ReadWrite")
+    assert drafts.lstrip().startswith("✗")
+    assert "ErrorInvalidUser" in drafts or "404" in drafts
     assert line(output, "CLIENT_STATE").lstrip().startswith("✗")
     fixes = [text.strip() for text in output.splitlines() if text.strip().startswith("fix:")]
     assert any("--enable-reprocess" in fix for fix in fixes)
     assert any("ALERT_SENDER" in fix for fix in fixes)
     assert any("16-128" in fix for fix in fixes)
-    assert "3 failed" in output
+    assert "4 failed" in output
 
 
 def test_a_refused_token_and_a_webhook_that_does_not_echo_fail(

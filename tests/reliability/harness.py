@@ -185,6 +185,14 @@ class JournalDirectory(FakeDirectory):
         self.trace.append(("graph", "sendMail"))
         await super().send_mail(sender, message, save_to_sent_items=save_to_sent_items)
 
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        self.trace.append(("graph", "createDraft"))
+        return await super().create_draft(sender, mime)
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        self.trace.append(("graph", "sendDraft"))
+        return await super().send_draft(sender, draft_id)
+
     async def create_subscription(self, **kwargs: str) -> Subscription:
         self.trace.append(("graph", "createSubscription"))
         return await super().create_subscription(**kwargs)
@@ -408,6 +416,7 @@ def end_state(host: Host) -> dict[str, Any]:
         "reprocessCalls": sorted(Counter(host.directory.reprocessed).items()),
         "mailKinds": sorted(Counter(i.split("-")[0] for i in mails).items()),
         "mailResends": sum(n - 1 for n in mails.values()),
+        "draftsLeft": len(host.directory.drafts),
         "subscriptions": len(host.directory._subs),
         "ourSubscriptions": len(tables.subscriptions.query(SUBSCRIPTION_PK)),
         "members": members,
