@@ -33,6 +33,7 @@ from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
     DirectoryAuditsRequestBuilder,
 )
@@ -102,6 +103,8 @@ ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
 TRANSPORT_ATTEMPTS = 4
 TRANSPORT_BACKOFF = 0.5
 """Seconds before the first retry of a dropped connection; doubled each time (0.5, 1, 2)."""
+WRITE_THROTTLE_ATTEMPTS = 4
+"""Tries of a throttled (429) write: Graph did not carry it out, so it is repeated."""
 
 log = structlog.get_logger(__name__)
 
@@ -312,7 +315,14 @@ class GraphDirectory:
             try:
                 return await call()
             except APIError as exc:
-                raise to_directory_error(exc) from exc
+                error = to_directory_error(exc)
+                if idempotent or error.status != 429 or attempt >= WRITE_THROTTLE_ATTEMPTS:
+                    raise error from exc
+                # A throttled write was not carried out: repeat it after Retry-After. (The
+                # SDK's retry is off for writes, as it also repeats a 503 that may have applied.)
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                log.warning("graph.write_throttled", attempt=attempt, wait=wait)
+                await self._sleep(wait)
             except ClientAuthenticationError as exc:
                 raise credential_error(exc) from exc
             except httpx.TransportError as exc:
@@ -325,6 +335,11 @@ class GraphDirectory:
 
     async def _send(self, info: RequestInformation, *, idempotent: bool | None = None) -> JSON:
         safe = info.http_method == Method.GET if idempotent is None else idempotent
+        if not safe:
+            # The SDK's retry handler repeats 429/503/504 for every method; a 503 (or 504) can
+            # come after Graph applied the write, and repeating it writes twice. Writes are
+            # retried by `_retrying` on 429 only; an ambiguous failure is the caller's to settle.
+            info.add_request_options([RetryHandlerOption(max_retries=0, should_retry=False)])
         # "bytes": the raw response body, no models built
         raw: bytes | None = await self._retrying(
             lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=safe
