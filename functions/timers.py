@@ -44,9 +44,6 @@ async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> Non
 async def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.subscriptions import check_subscription_live  # noqa: PLC0415
-    from shared.service.watch import watch_poison  # noqa: PLC0415
+    from shared.service.watch import run_poison_watch  # noqa: PLC0415
 
-    svc = services()
-    await check_subscription_live(svc)  # the dead-man switch asks Graph, not only our table
-    watch_poison(svc)
+    await run_poison_watch(services())

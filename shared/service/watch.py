@@ -42,7 +42,7 @@ from shared.service.groups import (
 )
 from shared.service.recompute import skus_for
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
-from shared.service.subscriptions import subscription_dead_reason
+from shared.service.subscriptions import check_subscription_live, subscription_dead_reason
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +172,13 @@ def _complete(state: object) -> bool:
 class PoisonOutcome:
     poisoned: dict[str, int] = field(default_factory=dict)
     new_findings: list[Finding] = field(default_factory=list)
+
+
+async def run_poison_watch(svc: Services) -> PoisonOutcome:
+    """The poison-watch timer: ask Graph whether our subscription lives (the dead-man switch
+    must not trust only our table), then reconcile the poison and dead-man findings."""
+    await check_subscription_live(svc)
+    return watch_poison(svc)
 
 
 def watch_poison(svc: Services) -> PoisonOutcome:

@@ -15,12 +15,14 @@ from shared.messages import (
 from shared.service.groups import handle_group_changes
 from shared.service.recompute import recompute_users
 from shared.service.stores import FindingsLedger, LicensedGroups
+from shared.service.subscriptions import keep_subscription
 from shared.service.watch import (
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
     on_sync_completed,
     recheck_errors,
+    run_poison_watch,
     watch_poison,
     watch_sync,
 )
@@ -248,6 +250,18 @@ def test_no_recorded_subscription_is_a_finding_once(world: World) -> None:
     assert [f.code for f in first.new_findings] == [SUBSCRIPTION_MISSING]
     assert second.new_findings == []
     assert FindingsLedger(world.svc.tables.findings).open_by_code([SUBSCRIPTION_MISSING])
+
+
+async def test_the_poison_watch_timer_asks_graph_whether_the_recorded_subscription_lives(
+    world: World,
+) -> None:
+    kept = await keep_subscription(world.svc)
+    await world.directory.delete_subscription(kept.subscription_id)  # our table still has it
+
+    outcome = await run_poison_watch(world.svc)
+
+    [missing] = [f for f in outcome.new_findings if f.code == SUBSCRIPTION_MISSING]
+    assert "no longer exists" in missing.message
 
 
 def test_with_a_subscription_and_empty_poison_queues_there_is_nothing_to_report(
