@@ -79,16 +79,11 @@ def config_tenant(
     return parse_snapshot(document).tenant
 
 
-def actor_of(entry: Mapping[str, Any]) -> str | None:
-    """Who did it (see `shared.audit.audit_actor`: Entra Connect sync, a user or an app)."""
-    return audit_actor(entry)
-
-
 def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """The latest actor per target group id."""
     latest: dict[str, tuple[str, str]] = {}
     for entry in audits:
-        who = actor_of(entry)
+        who = audit_actor(entry)
         when = str(entry.get("activityDateTime") or "")
         if not who:
             continue
