@@ -247,14 +247,17 @@ def _apply_round(
     writes: list[Callable[[], object]],
 ) -> None:
     for group_id in group_ids:
-        stored = members.members(group_id)
         change = delta.groups.get(group_id)
+        if change is None and not delta.initial:
+            continue  # an incremental round names only the groups that changed
+        # Read only when the round needs the stored set (not for a plain incremental change).
+        needs_stored = change is None or change.deleted or delta.initial
+        stored = members.members(group_id) if needs_stored else set()
         if change is None:
-            if delta.initial:
-                # An initial round lists every group; one missing has no members (or is gone).
-                writes.append(partial(members.apply, group_id, (), set(stored)))
-                outcome.left += len(stored)
-                outcome.users |= stored
+            # An initial round lists every group; one missing has no members (or is gone).
+            writes.append(partial(members.apply, group_id, (), set(stored)))
+            outcome.left += len(stored)
+            outcome.users |= stored
             continue
         outcome.nesting_changed |= apply_nesting(members, group_id, change, delta.initial, writes)
         if change.deleted:
@@ -282,7 +285,7 @@ def _apply_round(
             and _license_key(new_licenses) != _license_key(old.get("assignedLicenses"))
         ):
             outcome.license_changed.append(group_id)
-            outcome.users |= stored | joined
+            outcome.users |= (stored if needs_stored else members.members(group_id)) | joined
             updated = dict(old) | change.properties
             writes.append(partial(licensed.save_group, updated))
             config[group_id] = updated

@@ -94,6 +94,9 @@ def apply_nesting(
     `members@delta` entries: the store write goes into `writes` (saved by the caller once the
     recomputes went out). Returns {group_id} when the round says anything of its nesting, so a
     replay of the same round (after a crash) re-evaluates the finding; else an empty set."""
+    said = bool(change.nested_added or change.nested_removed)
+    if not (said or change.deleted or initial):
+        return set()  # an incremental round silent on nesting changes nothing: no read
     key = NESTED_PREFIX + group_id
     stored = members.members(key)
     if change.deleted:
@@ -105,7 +108,6 @@ def apply_nesting(
     joined, left = wanted - stored, stored - wanted
     if joined or left:
         writes.append(partial(members.apply, key, joined, left))
-    said = bool(change.nested_added or change.nested_removed)
     return {group_id} if joined or left or said else set()
 
 
