@@ -35,7 +35,12 @@ def storage_credential(settings: Settings) -> TokenCredential | None:
     user-assigned identity; elsewhere `DefaultAzureCredential` finds `az login` or the
     environment. It is synchronous like the storage clients; Graph's client accepts it too.
     """
-    storage = settings.storage_connection
+    return storage_connection_credential(settings.storage_connection)
+
+
+def storage_connection_credential(storage: StorageConnection) -> TokenCredential | None:
+    """`storage_credential` for a bare StorageConnection (preflight checks storage without
+    the other settings)."""
     if storage.connection_string:
         return None
     # imported and created only when asked for: never a credential at import time

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.method import Method
@@ -229,13 +230,29 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
 # --------------------------------------------------------------------------- storage
 
 
-def storage_checks(target: Target) -> list[Check]:
-    """Read access to every queue (and -poison twin), table and container the app uses."""
+def storage_checks(target: Target, credential: TokenCredential | None = None) -> list[Check]:
+    """Read access to every queue (and -poison twin), table and container the app uses.
+
+    In identity mode the clients sign in with `credential`, by default the one the service
+    itself uses (`shared.bootstrap.storage_connection_credential`), closed afterwards."""
     if target.storage_problem:
         return [Check(FAIL, "storage", target.storage_problem, "see docs/operations.md")]
     storage = target.storage
     if storage is None:
         return [Check(SKIP, "storage", "AzureWebJobsStorage is not set: not checked")]
+    from shared.bootstrap import storage_connection_credential  # noqa: PLC0415
+
+    owned = credential is None
+    if owned:
+        credential = storage_connection_credential(storage)
+    try:
+        return _storage_probes(storage, credential)
+    finally:
+        if owned and credential is not None:
+            credential.close()  # type: ignore[attr-defined]
+
+
+def _storage_probes(storage: StorageConnection, credential: TokenCredential | None) -> list[Check]:
     # imported only when storage is configured: the Graph-only checks need no storage SDK
     from shared.adapters.blobs import REPORTS_CONTAINER, container_client  # noqa: PLC0415
     from shared.adapters.queues import poison_name, queue_client  # noqa: PLC0415
@@ -243,7 +260,7 @@ def storage_checks(target: Target) -> list[Check]:
     from shared.queue_names import QUEUE_NAMES  # noqa: PLC0415
 
     def read_table(name: str) -> None:
-        pager = table_client(storage, name).query_entities(
+        pager = table_client(storage, name, credential=credential).query_entities(
             "PartitionKey eq 'license-guard-preflight'", results_per_page=1
         )
         list(next(iter(pager.by_page()), []))
@@ -251,11 +268,11 @@ def storage_checks(target: Target) -> list[Check]:
     probes: list[tuple[str, Callable[[], Any]]] = []
     for name in QUEUE_NAMES:
         for queue in (name, poison_name(name)):
-            client = queue_client(storage, queue)
+            client = queue_client(storage, queue, credential=credential)
             probes.append((f"queue {queue}", client.get_queue_properties))
     for table in TABLE_NAMES:
         probes.append((f"table {table}", _bind(read_table, table)))
-    blobs = container_client(storage, REPORTS_CONTAINER)
+    blobs = container_client(storage, REPORTS_CONTAINER, credential=credential)
     probes.append((f"container {REPORTS_CONTAINER}", blobs.get_container_properties))
     return [_storage_check(label, probe) for label, probe in probes]
 

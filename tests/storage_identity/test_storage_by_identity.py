@@ -21,10 +21,12 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import AzuriteEndpoints
 from shared.adapters.blobs import AzureBlobStore, blobs_for
+from shared.adapters.graph_auth import graph_endpoint
 from shared.adapters.queues import AzureQueue, queues_for
 from shared.adapters.tables import AzureTable, tables_for
 from shared.bootstrap import build_services, storage_credential
 from shared.messages import SyncCompleted
+from shared.preflight_checks import FAIL, Target, storage_checks
 from shared.service.context import Services
 from shared.settings import Settings, StorageConnection
 from tests.storage_identity.minting import STORAGE_SCOPE, TEST_TENANT, MintingStorageCredential
@@ -195,3 +197,31 @@ def test_the_storage_clients_verify_azurites_certificate(
 
     with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
         client.create_queue()
+
+
+def test_preflight_checks_storage_by_identity_with_the_storage_credential(
+    azurite_oauth: AzuriteEndpoints, trust_test_ca: TlsFiles
+) -> None:
+    """Preflight in Azure (no connection string) probes every queue, table and container with
+    a token for Azure Storage, as the service does: a checklist, not a traceback."""
+    credential = MintingStorageCredential()
+    storage = StorageConnection.from_env(azurite_env(azurite_oauth))
+    target = Target(
+        endpoint=graph_endpoint("https://graph.microsoft.com/v1.0"),
+        static_token=None,
+        mode="observe",
+        tenant_id=TEST_TENANT,
+        alert_sender=None,
+        storage=storage,
+        storage_problem=None,
+        client_state=None,
+        notification_urls={},
+    )
+
+    checks = storage_checks(target, credential)
+
+    assert len(checks) == 15  # 8 queues, 6 tables, the reports container
+    assert all(c.name.startswith("storage ") for c in checks)
+    # signed in: anything not yet created is missing, never refused
+    assert [c for c in checks if c.mark == FAIL and c.detail != "does not exist"] == []
+    assert set(credential.scopes_requested) == {(STORAGE_SCOPE,)}
