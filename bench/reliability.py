@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from devhost.azurite import Azurite  # noqa: E402
+from devhost.azurite import Azurite, wipe_storage  # noqa: E402
 from devhost.demo import GRAPH_TOKEN, Stack, load_tenant, open_findings, running_stack, settle  # noqa: E402
 from graphsim.client import SimClient  # noqa: E402
 
@@ -66,26 +66,6 @@ class Line:
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-def wipe(storage: str) -> None:
-    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
-    from azure.data.tables import TableServiceClient  # noqa: PLC0415
-    from azure.storage.blob import BlobServiceClient  # noqa: PLC0415
-    from azure.storage.queue import QueueServiceClient  # noqa: PLC0415
-
-    queues = QueueServiceClient.from_connection_string(storage)
-    for queue in queues.list_queues():
-        with contextlib.suppress(ResourceNotFoundError):
-            queues.delete_queue(queue.name)
-    tables = TableServiceClient.from_connection_string(storage)
-    for table in tables.list_tables():
-        with contextlib.suppress(ResourceNotFoundError):
-            tables.delete_table(table.name)
-    blobs = BlobServiceClient.from_connection_string(storage)
-    for container in blobs.list_containers():
-        with contextlib.suppress(ResourceNotFoundError):
-            blobs.delete_container(container.name)
 
 
 def host_json(visibility: str = "00:00:00.200") -> dict[str, Any]:
@@ -184,7 +164,7 @@ def chaos(storage: str, seeds: tuple[int, ...], dump: str | None = None) -> Line
     settings = ALERTS | {"BASELINE": "off"}
     runs = []
     for seed in (None, *seeds):
-        wipe(storage)
+        wipe_storage(storage, containers=True)
         with (
             running_stack(
                 load_tenant(),  # graphsim changes the tenant it is given: a fresh one per run
@@ -363,7 +343,7 @@ def run_checks(wanted: set[str], args: argparse.Namespace) -> list[Line]:
             if "soak" in wanted:
                 from reliability_soak import soak  # noqa: PLC0415 - beside this script
 
-                wipe(azurite.connection_string)
+                wipe_storage(azurite.connection_string, containers=True)
                 lines.append(Line(*soak(azurite.connection_string, args.soak_days)))
     if "fuzz" in wanted:
         lines.append(fuzz(args.fuzz_count))

@@ -11,6 +11,7 @@ signature), and accepts bearer tokens only over HTTPS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -156,3 +157,26 @@ class Azurite:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def wipe_storage(connection_string: str, *, containers: bool = False) -> None:
+    """Delete every queue and table (and, if asked, blob container) so one run's state cannot
+    leak into the next: the names are contracts, so runs share them."""
+    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - SDKs load on use
+    from azure.data.tables import TableServiceClient  # noqa: PLC0415
+    from azure.storage.blob import BlobServiceClient  # noqa: PLC0415
+    from azure.storage.queue import QueueServiceClient  # noqa: PLC0415
+
+    queues = QueueServiceClient.from_connection_string(connection_string)
+    for queue in queues.list_queues():
+        with contextlib.suppress(ResourceNotFoundError):
+            queues.delete_queue(queue.name)
+    tables = TableServiceClient.from_connection_string(connection_string)
+    for table in tables.list_tables():
+        with contextlib.suppress(ResourceNotFoundError):
+            tables.delete_table(table.name)
+    if containers:
+        blobs = BlobServiceClient.from_connection_string(connection_string)
+        for container in blobs.list_containers():
+            with contextlib.suppress(ResourceNotFoundError):
+                blobs.delete_container(container.name)

@@ -95,8 +95,10 @@ class _Out(func.Out[Any]):
         return self._value
 
 
-class _Context(func.Context):
-    def __init__(self, invocation_id: str, function_name: str) -> None:
+class InvocationContext(func.Context):
+    """The `context` the Functions host passes a handler: the invocation id and function name."""
+
+    def __init__(self, function_name: str, invocation_id: str) -> None:
         self._invocation_id = invocation_id
         self._function_name = function_name
         self._local = threading.local()
@@ -494,7 +496,7 @@ class DevHost:
         outs = {o.arg_name: _Out() for o in spec.outputs if o.arg_name != "$return"}
         kwargs: dict[str, Any] = {spec.trigger_arg: trigger_value, **outs}
         if spec.accepts_context:
-            kwargs["context"] = _Context(record.id, spec.name)
+            kwargs["context"] = InvocationContext(spec.name, record.id)
         if spec.is_async:
             result = await spec.func(**kwargs)
         else:

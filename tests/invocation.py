@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
+
+from devhost.host import InvocationContext
 
 
 @functools.cache
@@ -19,33 +20,6 @@ def indexed_functions() -> dict[str, Function]:
     return {f.get_function_name(): f for f in app_functions(function_app.app)}
 
 
-class InvocationContext(func.Context):
-    """An invocation id and the function's name; the rest is unused by our handlers."""
-
-    def __init__(self, function_name: str, invocation_id: str = "inv-test") -> None:
-        self._function_name = function_name
-        self._invocation_id = invocation_id
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def function_name(self) -> str:
-        return self._function_name
-
-    @property
-    def function_directory(self) -> str:
-        return "."
-
-    @property
-    def thread_local_storage(self) -> Any:
-        return None
-
-    @property
-    def trace_context(self) -> Any:
-        return None
-
-    @property
-    def retry_context(self) -> Any:
-        return None
+def invocation_context(function_name: str, invocation_id: str = "inv-test") -> func.Context:
+    """The context devhost passes, so tests call handlers exactly as the local host does."""
+    return InvocationContext(function_name, invocation_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from urllib.parse import quote
 
 import azure.functions as func
@@ -116,14 +115,16 @@ def test_a_function_can_call_the_host_while_in_flight(make_host: HostFactory) ->
 def test_requests_run_concurrently(make_host: HostFactory) -> None:
     host = make_host()
     url = host.url_for("slow")
-    began = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(
             pool.map(lambda _: httpx.get(url, params={"seconds": "0.8"}).status_code, range(8))
         )
-    elapsed = time.monotonic() - began
     assert codes == [201] * 8
-    assert elapsed < 3.0, f"8 requests of 0.8 s took {elapsed:.1f} s: not concurrent"
+    # Overlap from the host's own records, not wall-clock time (the machine may be busy).
+    runs = host.invocations_of("slow")
+    assert all(run.ended is not None for run in runs)
+    running_at = [sum(o.started <= r.started < o.ended for o in runs if o.ended) for r in runs]
+    assert max(running_at) >= 3, f"at most {max(running_at)} of 8 invocations ran at once"
 
 
 def test_exceptions_become_500_and_are_logged(make_host: HostFactory) -> None:

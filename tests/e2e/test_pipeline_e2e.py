@@ -26,10 +26,9 @@ from typing import Any
 import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableServiceClient
-from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from devhost.azurite import AzuriteEndpoints
+from devhost.azurite import AzuriteEndpoints, wipe_storage
 from devhost.demo import (
     CLIENT_STATE,
     GRAPH_TOKEN,
@@ -75,18 +74,6 @@ def _no_leftover_threads() -> Iterator[None]:
     assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
-def wipe(storage: str) -> None:
-    """Delete every queue and table: the names are contracts, the state must not leak."""
-    queues = QueueServiceClient.from_connection_string(storage)
-    for queue in queues.list_queues():
-        with contextlib.suppress(ResourceNotFoundError):
-            queues.delete_queue(queue.name)
-    tables = TableServiceClient.from_connection_string(storage)
-    for table in tables.list_tables():
-        with contextlib.suppress(ResourceNotFoundError):
-            tables.delete_table(table.name)
-
-
 @pytest.fixture
 def capture() -> Iterator[EventCapture]:
     with captured_service_logs() as events:
@@ -109,7 +96,7 @@ def make_stack(azurite: AzuriteEndpoints, capture: EventCapture) -> Iterator[Sta
         def make(**kwargs: Any) -> tuple[Stack, SimClient]:
             for earlier in made:
                 earlier.host.stop()
-            wipe(azurite.connection_string)
+            wipe_storage(azurite.connection_string)
             stack = exits.enter_context(
                 running_stack(load_tenant(), storage=azurite.connection_string, **kwargs)
             )

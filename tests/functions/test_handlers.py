@@ -40,7 +40,7 @@ from shared.messages import (
 )
 from shared.settings import Settings
 from shared.webhook import MAX_BODY_BYTES
-from tests.invocation import InvocationContext, indexed_functions
+from tests.invocation import indexed_functions, invocation_context
 from tests.service.world import (
     E3_BASE,
     E3_TEAMS,
@@ -60,7 +60,7 @@ FUNCTIONS = indexed_functions()
 def call(name: str, arg: object) -> Any:
     """Run the named function as the host does (async ones on an event loop)."""
     user_function: Callable[..., Any] = FUNCTIONS[name].get_user_function()
-    result = user_function(arg, context=InvocationContext(name))
+    result = user_function(arg, context=invocation_context(name))
     return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 

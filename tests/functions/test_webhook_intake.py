@@ -24,7 +24,7 @@ from shared.logging import configure_logging
 from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
 from shared.service.notifications import MAX_REJECTION_SAMPLES
 from shared.webhook import MAX_BODY_BYTES
-from tests.invocation import InvocationContext
+from tests.invocation import invocation_context
 from tests.service.world import World, body, build_world, lifecycle, notification
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -36,7 +36,7 @@ def HANDLER(request: func.HttpRequest) -> func.HttpResponse:  # noqa: N802 - rea
     """graph_notifications called as the host calls it: with its invocation context."""
     user_function = FUNCTIONS["graph_notifications"].get_user_function()
     response: func.HttpResponse = user_function(
-        request, context=InvocationContext("graph_notifications")
+        request, context=invocation_context("graph_notifications")
     )
     return response
 
@@ -232,7 +232,7 @@ def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_50
         body=body(lifecycle("reauthorizationRequired", subscriptionId=gone)),
     )
 
-    response = asyncio.run(handler(request, context=InvocationContext("graph_lifecycle")))
+    response = asyncio.run(handler(request, context=invocation_context("graph_lifecycle")))
 
     assert response.status_code == 202
     subscriptions = asyncio.run(world.directory.subscriptions())

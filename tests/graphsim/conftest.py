@@ -181,6 +181,23 @@ class Harness:
     async def post(self, url: str, **kw: Any) -> httpx.Response:
         return await self.http.post(url, **kw)
 
+    async def delta_round(self, url: str) -> tuple[list[dict[str, Any]], str, int]:
+        """Follow a delta query's nextLinks ($skiptoken) to its deltaLink; returns
+        (objects, deltaLink, pages)."""
+        objs: list[dict[str, Any]] = []
+        pages = 0
+        while True:
+            r = await self.get(url)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            pages += 1
+            objs += body["value"]
+            if "@odata.deltaLink" in body:
+                assert "@odata.nextLink" not in body
+                return objs, body["@odata.deltaLink"], pages
+            url = body["@odata.nextLink"]
+            assert "$skiptoken=" in url
+
     async def settle(self) -> None:
         """Advance the simulated clock until group-based licensing has processed everything
         queued (processing is asynchronous by default, as in Entra)."""

@@ -11,23 +11,6 @@ from .conftest import G_ONPREM, G_PLAIN, G_SALES, USERS, Harness
 pytestmark = pytest.mark.anyio
 
 
-async def round_trip(sim: Harness, url: str) -> tuple[list[dict[str, Any]], str, int]:
-    """Follow nextLinks to the deltaLink; returns (objects, deltaLink, pages)."""
-    objs: list[dict[str, Any]] = []
-    pages = 0
-    while True:
-        r = await sim.get(url)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        pages += 1
-        objs += body["value"]
-        if "@odata.deltaLink" in body:
-            assert "@odata.nextLink" not in body
-            return objs, body["@odata.deltaLink"], pages
-        url = body["@odata.nextLink"]
-        assert "$skiptoken=" in url
-
-
 def merged_members(objs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for o in objs:
@@ -36,7 +19,7 @@ def merged_members(objs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 
 
 async def test_initial_round_lists_current_members(sim: Harness) -> None:
-    objs, delta_link, _ = await round_trip(sim, "/groups/delta?$select=members,displayName")
+    objs, delta_link, _ = await sim.delta_round("/groups/delta?$select=members,displayName")
     members = merged_members(objs)
     assert [m["id"] for m in members[G_SALES]] == USERS[:4]
     assert all(m["@odata.type"] == "#microsoft.graph.user" for m in members[G_SALES])
@@ -45,10 +28,10 @@ async def test_initial_round_lists_current_members(sim: Harness) -> None:
 
 
 async def test_incremental_round_reports_adds_and_removals(sim: Harness) -> None:
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=members")
     sim.sim.state.add_member(G_SALES, USERS[7], "admin")
     sim.sim.state.remove_member(G_SALES, USERS[0], "admin")
-    objs, link2, _ = await round_trip(sim, link)
+    objs, link2, _ = await sim.delta_round(link)
     assert objs == [
         {
             "id": G_SALES,
@@ -62,16 +45,16 @@ async def test_incremental_round_reports_adds_and_removals(sim: Harness) -> None
             ],
         }
     ]
-    objs, _, _ = await round_trip(sim, link2)
+    objs, _, _ = await sim.delta_round(link2)
     assert objs == []
 
 
 async def test_filter_by_ids_and_limit_of_50(sim: Harness) -> None:
     url = f"/groups/delta?$select=members&$filter=id eq '{G_PLAIN}' or id eq '{G_ONPREM}'"
-    objs, link, _ = await round_trip(sim, url)
+    objs, link, _ = await sim.delta_round(url)
     assert {o["id"] for o in objs} == {G_PLAIN, G_ONPREM}
     sim.sim.state.add_member(G_SALES, USERS[7], "admin")
-    objs, _, _ = await round_trip(sim, link)
+    objs, _, _ = await sim.delta_round(link)
     assert objs == []  # Sales is outside the filter baked into the token
     many = " or ".join(f"id eq '{G_SALES}'" for _ in range(51))
     r = await sim.get(f"/groups/delta?$filter={many}")
@@ -84,7 +67,7 @@ async def test_filter_by_ids_and_limit_of_50(sim: Harness) -> None:
 
 async def test_large_member_list_spans_pages(sim: Harness) -> None:
     sim.sim.state.x["deltaPageSize"] = 3
-    objs, _, pages = await round_trip(sim, "/groups/delta?$select=members")
+    objs, _, pages = await sim.delta_round("/groups/delta?$select=members")
     assert pages > 3
     assert sum(1 for o in objs if o["id"] == G_SALES) >= 2
     members = merged_members(objs)
@@ -93,19 +76,19 @@ async def test_large_member_list_spans_pages(sim: Harness) -> None:
 
 
 async def test_deleted_group_is_reported_removed(sim: Harness) -> None:
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=members,displayName")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=members,displayName")
     r = await sim.http.delete(f"/groups/{G_PLAIN}")
     assert r.status_code == 204
-    objs, _, _ = await round_trip(sim, link)
+    objs, _, _ = await sim.delta_round(link)
     assert objs == [{"id": G_PLAIN, "@removed": {"reason": "deleted"}}]
     r = await sim.http.delete(f"/groups/{G_SALES}")
     assert r.status_code == 400  # licensed groups cannot be deleted
 
 
 async def test_property_change_reported_without_members(sim: Harness) -> None:
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=assignedLicenses")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=assignedLicenses")
     sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
-    objs, link, _ = await round_trip(sim, link)
+    objs, link, _ = await sim.delta_round(link)
     assert objs == []  # members not selected: membership changes are not tracked
     sim.sim.state.set_group_licenses(
         G_PLAIN,
@@ -113,7 +96,7 @@ async def test_property_change_reported_without_members(sim: Harness) -> None:
         [],
         "admin",
     )
-    objs, _, _ = await round_trip(sim, link)
+    objs, _, _ = await sim.delta_round(link)
     assert [o["id"] for o in objs] == [G_PLAIN]
     assert "members@delta" not in objs[0]
 
@@ -123,9 +106,9 @@ async def test_an_expired_token_is_400_sync_state_not_found(sim: Harness) -> Non
     code syncStateNotFound ("The sync state generation is not found. The delta token is expired
     and data must be synchronized again."): https://learn.microsoft.com/en-us/graph/delta-query-overview
     ("Token duration") and https://devblogs.microsoft.com/microsoft365dev/duration-of-change-tracking-tokens-for-identity-and-education-resources/"""
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=members")
     sim.sim.advance(6 * 86400)
-    _, link, _ = await round_trip(sim, link)  # still valid, and renewed
+    _, link, _ = await sim.delta_round(link)  # still valid, and renewed
     sim.sim.advance(7 * 86400 + 1)
     r = await sim.get(link)
     assert r.status_code == 400
@@ -149,18 +132,18 @@ async def test_a_synchronization_reset_is_410_with_an_empty_token_location(sim: 
     empty $deltatoken, from which the client restarts a full synchronization
     (https://learn.microsoft.com/en-us/graph/delta-query-overview, "Synchronization reset")."""
     query = f"/groups/delta?$select=members&$filter=id eq '{G_PLAIN}'"
-    _, link, _ = await round_trip(sim, query)
+    _, link, _ = await sim.delta_round(query)
     sim.sim.state.reset_delta_sync()
     r = await sim.get(link)
     assert r.status_code == 410
     location = r.headers["Location"]
     assert location.endswith("&%24deltatoken=")
     assert "%24select=members" in location
-    objs, again, _ = await round_trip(sim, location)  # restarting from it is a full round
+    objs, again, _ = await sim.delta_round(location)  # restarting from it is a full round
     assert [o["id"] for o in objs] == [G_PLAIN]
     assert [m["id"] for m in objs[0]["members@delta"]] == [USERS[6]]
-    assert (await round_trip(sim, again))[0] == []  # the restarted round's link works
-    _, link, _ = await round_trip(sim, "/groups/delta")
+    assert (await sim.delta_round(again))[0] == []  # the restarted round's link works
+    _, link, _ = await sim.delta_round("/groups/delta")
     sim.sim.reset()  # a tenant reset invalidates every token the same way
     assert (await sim.get(link)).status_code == 410
 
@@ -171,7 +154,7 @@ async def test_deltatoken_latest_gives_only_a_link(sim: Harness) -> None:
     assert body["value"] == []
     assert "@odata.deltaLink" in body
     sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
-    objs, _, _ = await round_trip(sim, body["@odata.deltaLink"])
+    objs, _, _ = await sim.delta_round(body["@odata.deltaLink"])
     assert [o["id"] for o in objs] == [G_PLAIN]
 
 
@@ -185,13 +168,13 @@ async def test_security_group_deletion_is_permanent_and_m365_deletion_is_soft(
     deleted and can be restored, "deleted" = deleted permanently)."""
     state = sim.sim.state
     state.groups[G_PLAIN]["groupTypes"] = ["Unified"]
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=displayName,members")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=displayName,members")
     state.set_group_licenses(
         G_SALES, [], [state.groups[G_SALES]["assignedLicenses"][0]["skuId"]], "admin"
     )
     state.delete_group(G_SALES, "admin")
     state.delete_group(G_PLAIN, "admin")
-    objs, link, _ = await round_trip(sim, link)
+    objs, link, _ = await sim.delta_round(link)
     removed = {o["id"]: o.get("@removed") for o in objs}
     assert removed == {G_SALES: {"reason": "deleted"}, G_PLAIN: {"reason": "changed"}}
     assert (await sim.get(f"/directory/deletedItems/{G_SALES}")).status_code == 404
@@ -207,7 +190,7 @@ async def test_restoring_a_soft_deleted_group_brings_its_members_back(sim: Harne
     404 (https://learn.microsoft.com/en-us/graph/api/resources/directory)."""
     state = sim.sim.state
     state.groups[G_PLAIN]["groupTypes"] = ["Unified"]
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=displayName,members")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=displayName,members")
     state.delete_group(G_PLAIN, "admin")
     assert G_PLAIN not in {
         g["id"] for g in (await sim.get(f"/users/{USERS[6]}/memberOf")).json()["value"]
@@ -218,7 +201,7 @@ async def test_restoring_a_soft_deleted_group_brings_its_members_back(sim: Harne
     assert "deletedDateTime" not in r.json()
     members = (await sim.get(f"/groups/{G_PLAIN}/members")).json()["value"]
     assert [m["id"] for m in members] == [USERS[6]]
-    objs, _, _ = await round_trip(sim, link)
+    objs, _, _ = await sim.delta_round(link)
     assert [o["id"] for o in objs] == [G_PLAIN]
     assert "@removed" not in objs[0]
     assert objs[0]["members@delta"] == [{"@odata.type": "#microsoft.graph.user", "id": USERS[6]}]
@@ -235,8 +218,8 @@ async def test_a_deletion_can_be_notified_as_updated(sim: Harness) -> None:
     @removed in both cases."""
     seen: list[tuple[str, str]] = []
     sim.sim.state.on_group_change = lambda gid, ct: seen.append((gid, ct))
-    _, link, _ = await round_trip(sim, "/groups/delta?$select=members")
+    _, link, _ = await sim.delta_round("/groups/delta?$select=members")
     sim.sim.state.delete_group(G_PLAIN, "admin", change_type="updated")
     assert seen == [(G_PLAIN, "updated")]
-    objs, _, _ = await round_trip(sim, link)
+    objs, _, _ = await sim.delta_round(link)
     assert objs == [{"id": G_PLAIN, "@removed": {"reason": "deleted"}}]

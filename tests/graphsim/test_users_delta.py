@@ -5,8 +5,6 @@ https://learn.microsoft.com/en-us/graph/delta-query-overview)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from .conftest import EMS, USERS, Harness, make_tenant
@@ -28,27 +26,12 @@ DEFAULT = {
 }
 
 
-async def rounds(h: Harness, url: str) -> tuple[list[dict[str, Any]], str, int]:
-    users: list[dict[str, Any]] = []
-    pages = 0
-    while True:
-        r = await h.get(url)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        pages += 1
-        users += body["value"]
-        if "@odata.deltaLink" in body:
-            assert "@odata.nextLink" not in body
-            return users, body["@odata.deltaLink"], pages
-        url = body["@odata.nextLink"]
-
-
 async def test_initial_round_default_shape_and_paging() -> None:
     """Without $select the default properties come back, null where unset; pages end with a
     deltaLink."""
     h = Harness(make_tenant(deltaPageSize=3))
     try:
-        users, link, pages = await rounds(h, "/users/delta")
+        users, link, pages = await h.delta_round("/users/delta")
         assert pages == 3  # 8 users, 3 a page
         assert [u["id"] for u in users] == USERS
         assert all(set(u) == DEFAULT for u in users)
@@ -61,9 +44,9 @@ async def test_select_and_later_rounds_list_only_changed_users(sim: Harness) -> 
     """With $select: id plus the selected properties, kept in the links; a later round lists
     the users whose usage location, account state or licenses changed, once each."""
     select = "id,usageLocation,accountEnabled,assignedLicenses"
-    users, link, _ = await rounds(sim, f"/users/delta?$select={select}")
+    users, link, _ = await sim.delta_round(f"/users/delta?$select={select}")
     assert set(users[0]) == {"id", "usageLocation", "accountEnabled", "assignedLicenses"}
-    again, link, _ = await rounds(sim, link)
+    again, link, _ = await sim.delta_round(link)
     assert again == []
 
     state = sim.sim.state
@@ -71,7 +54,7 @@ async def test_select_and_later_rounds_list_only_changed_users(sim: Harness) -> 
     state.set_account_enabled(USERS[5], False)
     body = {"addLicenses": [{"skuId": EMS, "disabledPlans": []}], "removeLicenses": []}
     assert (await sim.post(f"/users/{USERS[6]}/assignLicense", json=body)).status_code == 200
-    changed, link, _ = await rounds(sim, link)
+    changed, link, _ = await sim.delta_round(link)
     assert sorted(u["id"] for u in changed) == sorted([USERS[5], USERS[6]])
     six = next(u for u in changed if u["id"] == USERS[6])
     assert six["usageLocation"] == "DE"
@@ -91,7 +74,7 @@ async def test_latest_and_token_errors(sim: Harness) -> None:
     r = await sim.get(link)
     assert r.status_code == 410
     assert r.headers["Location"].endswith("/users/delta?%24select=id&%24deltatoken=")
-    _, fresh, _ = await rounds(sim, r.headers["Location"])
+    _, fresh, _ = await sim.delta_round(r.headers["Location"])
     sim.sim.advance(8 * 86400)
     r = await sim.get(fresh)
     assert (r.status_code, r.json()["error"]["code"]) == (400, "syncStateNotFound")

@@ -67,7 +67,7 @@ logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in 
 from shared.logging import (
     azure_monitor_enabled, bind_correlation, bind_invocation, configure_logging, get_logger,
 )
-from tests.invocation import InvocationContext
+from tests.invocation import invocation_context
 
 env = json.loads(sys.argv[1])
 configure_logging(env=env)
@@ -83,7 +83,7 @@ from opentelemetry.instrumentation.logging.handler import LoggingHandler
 otel_handlers = [h for h in logging.getLogger().handlers if isinstance(h, LoggingHandler)]
 
 log = get_logger("tests.infra.observability")
-bind_invocation(InvocationContext("recompute_users", "inv-1"))
+bind_invocation(invocation_context("recompute_users", "inv-1"))
 with bind_correlation("corr-1", group_id="g-1"):
     for n in range(5):
         log.info(
@@ -92,7 +92,7 @@ with bind_correlation("corr-1", group_id="g-1"):
             name="reserved by logging",
         )
     logging.getLogger("some.library").warning("plain %s", "record")
-bind_invocation(InvocationContext("sync_watch", "inv-2"))
+bind_invocation(invocation_context("sync_watch", "inv-2"))
 log.info("sync.watched")
 
 records = [getattr(r, "log_record", r) for r in exported.get_finished_logs()]

@@ -8,7 +8,6 @@ sweep, and the sweep runs, exactly as when the message was put on the queue dire
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import importlib.util
 import json
@@ -26,11 +25,8 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableServiceClient
-from azure.storage.queue import QueueServiceClient
 
-from devhost.azurite import AzuriteEndpoints
+from devhost.azurite import AzuriteEndpoints, wipe_storage
 from devhost.demo import Stack, free_port, load_tenant, running_stack
 from shared.adapters.tables import tables_for
 from shared.messages import SyncCompleted, decode_message, encode_message
@@ -152,22 +148,10 @@ def test_python_and_powershell_senders_write_the_same_fields() -> None:
 # --------------------------------------------------------------------------- Python, end to end
 
 
-def wipe(storage: str) -> None:
-    """Delete every queue and table: their names are contracts, state must not leak in."""
-    queues = QueueServiceClient.from_connection_string(storage)
-    for queue in queues.list_queues():
-        with contextlib.suppress(ResourceNotFoundError):
-            queues.delete_queue(queue.name)
-    tables = TableServiceClient.from_connection_string(storage)
-    for table in tables.list_tables():
-        with contextlib.suppress(ResourceNotFoundError):
-            tables.delete_table(table.name)
-
-
 @pytest.fixture
 def stack(azurite: AzuriteEndpoints) -> Iterator[Stack]:
     """The function app on the DevHost, with the sync endpoint's own key as in Azure."""
-    wipe(azurite.connection_string)
+    wipe_storage(azurite.connection_string)
     with running_stack(
         load_tenant(),
         storage=azurite.connection_string,
