@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import azure.functions as func
 
+from devhost.host import InvocationContext
 from function_app import app
 from shared import bootstrap
 from shared.adapters.fake_directory import FakeDirectory
@@ -40,7 +41,6 @@ from shared.logging import configure_logging
 from shared.service.context import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.settings import Settings
-from tests.invocation import InvocationContext
 
 TARGET_US = 200.0
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
