@@ -167,9 +167,6 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
     return _SignedIn(GraphDirectory(client), credential if token is None else None)
 
 
-_Progress = Progress  # one implementation: shared/progress.py
-
-
 def _run(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         return asyncio.run(job())
@@ -195,7 +192,7 @@ def _out(path: str | None, binary: bool) -> Iterator[Any]:
 
 def run_snapshot(args: argparse.Namespace) -> int:
     signed_in = sign_in(args)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
 
     async def job() -> int:
         try:
@@ -245,7 +242,7 @@ async def write_snapshot(
 
 def run_paths(args: argparse.Namespace) -> int:
     signed_in = sign_in(args)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
 
     async def job() -> int:
         try:
@@ -322,7 +319,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except GraphEndpointError as exc:
         raise LiveError(str(exc)) from None
     blobs = svc.blobs if svc.blobs is not None else blobs_for(svc.settings.storage_connection)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
     options = Options(
         dry_run=args.dry_run,
         force=True,
