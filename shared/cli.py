@@ -161,6 +161,55 @@ class _ChangeAction(argparse.Action):
         namespace.changes = changes
 
 
+# flag, nargs, metavar, the change kind _ChangeAction records, help; in --help order
+_CHANGE_FLAGS: tuple[tuple[str, int | None, str | tuple[str, ...], str, str], ...] = (
+    (
+        "--add-member",
+        2,
+        ("GROUP", "USER"),
+        "add",
+        "add USER as a direct member of GROUP (repeatable)",
+    ),
+    ("--remove-member", 2, ("GROUP", "USER"), "remove", "remove USER from GROUP (repeatable)"),
+    (
+        "--set-disabled-plans",
+        3,
+        ("GROUP", "SKU", "PLANS"),
+        "plans",
+        "set GROUP's disabled plans of SKU to PLANS (assigns SKU to GROUP if it does not "
+        "yet; repeatable)",
+    ),
+    (
+        "--delete-group",
+        None,
+        "GROUP",
+        "delete",
+        "delete GROUP: its members lose what it assigns (repeatable)",
+    ),
+    (
+        "--remove-sku",
+        2,
+        ("GROUP", "SKU"),
+        "removesku",
+        "remove SKU from GROUP's licenses (repeatable)",
+    ),
+    (
+        "--add-sku",
+        2,
+        ("GROUP", "SKU"),
+        "addsku",
+        "assign SKU to GROUP, every plan enabled unless --disabled-plans follows",
+    ),
+    (
+        "--disabled-plans",
+        None,
+        "PLANS",
+        "disabled",
+        "the plans disabled by the --add-sku just before it",
+    ),
+)
+
+
 def _add_whatif(commands: Any) -> None:
     cmd = commands.add_parser(
         "whatif",
@@ -179,70 +228,16 @@ def _add_whatif(commands: Any) -> None:
         epilog=_WHATIF_EPILOG,
     )
     cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
-    cmd.add_argument(
-        "--add-member",
-        nargs=2,
-        metavar=("GROUP", "USER"),
-        action=_ChangeAction,
-        const="add",
-        dest="changes",
-        help="add USER as a direct member of GROUP (repeatable)",
-    )
-    cmd.add_argument(
-        "--remove-member",
-        nargs=2,
-        metavar=("GROUP", "USER"),
-        action=_ChangeAction,
-        const="remove",
-        dest="changes",
-        help="remove USER from GROUP (repeatable)",
-    )
-    cmd.add_argument(
-        "--set-disabled-plans",
-        nargs=3,
-        metavar=("GROUP", "SKU", "PLANS"),
-        action=_ChangeAction,
-        const="plans",
-        dest="changes",
-        help=(
-            "set GROUP's disabled plans of SKU to PLANS (assigns SKU to GROUP if it does not "
-            "yet; repeatable)"
-        ),
-    )
-    cmd.add_argument(
-        "--delete-group",
-        metavar="GROUP",
-        action=_ChangeAction,
-        const="delete",
-        dest="changes",
-        help="delete GROUP: its members lose what it assigns (repeatable)",
-    )
-    cmd.add_argument(
-        "--remove-sku",
-        nargs=2,
-        metavar=("GROUP", "SKU"),
-        action=_ChangeAction,
-        const="removesku",
-        dest="changes",
-        help="remove SKU from GROUP's licenses (repeatable)",
-    )
-    cmd.add_argument(
-        "--add-sku",
-        nargs=2,
-        metavar=("GROUP", "SKU"),
-        action=_ChangeAction,
-        const="addsku",
-        dest="changes",
-        help="assign SKU to GROUP, every plan enabled unless --disabled-plans follows",
-    )
-    cmd.add_argument(
-        "--disabled-plans",
-        metavar="PLANS",
-        action=_ChangeAction,
-        const="disabled",
-        dest="changes",
-        help="the plans disabled by the --add-sku just before it",
-    )
+    for flag, nargs, metavar, const, text in _CHANGE_FLAGS:
+        cmd.add_argument(
+            flag,
+            nargs=nargs,
+            metavar=metavar,
+            action=_ChangeAction,
+            const=const,
+            dest="changes",
+            help=text,
+        )
     cmd.add_argument(
         "--format", choices=("table", "json"), default="table", help="table (default) or json"
     )

@@ -16,8 +16,7 @@ import orjson
 import structlog
 
 from shared.cli_env import cli_environment
-from shared.cli_live import LiveError, add_graph_flags
-from shared.directory import DirectoryError
+from shared.cli_live import LiveError, add_graph_flags, run_job
 from shared.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 
 EXIT_OK = 0
@@ -52,8 +51,6 @@ def add_reprocess_command(commands: Any) -> None:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
-
     from shared.bootstrap import build_services  # noqa: PLC0415 - storage only when asked
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
@@ -85,11 +82,9 @@ def run_reprocess(args: argparse.Namespace) -> int:
                 await close()
 
     try:
-        outcomes = asyncio.run(job())
+        outcomes = run_job(job)
     except UnknownGroup as exc:
         raise LiveError(str(exc)) from None
-    except DirectoryError as exc:
-        raise LiveError(f"cannot read the tenant: {exc}") from None
     write_outcomes(outcomes, args.format, args.dry_run)
     bad = {BLOCKED, UNKNOWN}
     return EXIT_NOT_DONE if any(o.status in bad for o in outcomes) else EXIT_OK

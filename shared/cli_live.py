@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -39,6 +39,9 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 _USER_TYPE = "#microsoft.graph.user"
 _GROUP_TYPE = "#microsoft.graph.group"
+
+
+_T = TypeVar("_T")
 
 
 class LiveError(Exception):
@@ -167,10 +170,8 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
     return _SignedIn(GraphDirectory(client), credential if token is None else None)
 
 
-_Progress = Progress  # one implementation: shared/progress.py
-
-
-def _run(job: Callable[[], Coroutine[Any, Any, int]]) -> int:
+def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a command's async work; a Graph error becomes a LiveError (exit 2, no traceback)."""
     try:
         return asyncio.run(job())
     except DirectoryError as exc:
@@ -195,7 +196,7 @@ def _out(path: str | None, binary: bool) -> Iterator[Any]:
 
 def run_snapshot(args: argparse.Namespace) -> int:
     signed_in = sign_in(args)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
 
     async def job() -> int:
         try:
@@ -206,7 +207,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
             await signed_in.aclose()
         return EXIT_OK
 
-    return _run(job)
+    return run_job(job)
 
 
 async def write_snapshot(
@@ -245,7 +246,7 @@ async def write_snapshot(
 
 def run_paths(args: argparse.Namespace) -> int:
     signed_in = sign_in(args)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
 
     async def job() -> int:
         try:
@@ -256,7 +257,7 @@ def run_paths(args: argparse.Namespace) -> int:
             await signed_in.aclose()
         return EXIT_OK
 
-    return _run(job)
+    return run_job(job)
 
 
 async def write_paths(
@@ -322,7 +323,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except GraphEndpointError as exc:
         raise LiveError(str(exc)) from None
     blobs = svc.blobs if svc.blobs is not None else blobs_for(svc.settings.storage_connection)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
     options = Options(
         dry_run=args.dry_run,
         force=True,
@@ -341,7 +342,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         print_result(result, args.format)
         return EXIT_OK
 
-    return _run(job)
+    return run_job(job)
 
 
 def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) -> None:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.cli_live import LiveError, _Progress, _run, add_graph_flags, sign_in
+from shared.cli_live import LiveError, add_graph_flags, run_job, sign_in
+from shared.progress import Progress
 from shared.render.health_model import ROWS_PER_CODE, HealthReport
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import HistoryError, load_history_blobs, load_history_dir
@@ -109,7 +110,7 @@ def run_html(args: argparse.Namespace) -> int:
     from shared.service.health_report import live_report  # noqa: PLC0415
 
     signed_in = sign_in(args)
-    progress = _Progress(args.quiet)
+    progress = Progress(args.quiet)
 
     async def job() -> int:
         try:
@@ -127,7 +128,7 @@ def run_html(args: argparse.Namespace) -> int:
         _write(report, args.out)
         return EXIT_OK
 
-    return _run(job)
+    return run_job(job)
 
 
 def _write(report: HealthReport, out: str) -> None:

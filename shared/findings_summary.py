@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.core.findings import ERROR, INFO, WARNING, Finding
+from shared.core.alerting import SEVERITY_ORDER
+from shared.core.findings import Finding
 
-SEVERITIES = (ERROR, WARNING, INFO)
 TOP_GROUPS = 10
 
 
@@ -26,10 +26,6 @@ def _counts(
     return by_code, by_group
 
 
-def _rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
-
-
 def summary_lines(
     findings: Iterable[Finding],
     group_name: Callable[[str], str],
@@ -39,7 +35,7 @@ def summary_lines(
     by_code, by_group = _counts(findings)
     total = sum(by_code.values())
     lines = [f"SUMMARY: {total} finding(s)"]
-    for severity in SEVERITIES:
+    for severity in SEVERITY_ORDER:
         codes = sorted(
             ((code, n) for (sev, code), n in by_code.items() if sev == severity),
             key=lambda item: (-item[1], item[0]),
@@ -62,11 +58,13 @@ def summary_json(
     return {
         "total": sum(by_code.values()),
         "bySeverity": {
-            s: sum(n for (sev, _), n in by_code.items() if sev == s) for s in SEVERITIES
+            s: sum(n for (sev, _), n in by_code.items() if sev == s) for s in SEVERITY_ORDER
         },
         "byCode": [
             {"severity": sev, "code": code, "count": n}
-            for (sev, code), n in sorted(by_code.items(), key=lambda i: (_rank(i[0][0]), -i[1]))
+            for (sev, code), n in sorted(
+                by_code.items(), key=lambda i: (SEVERITY_ORDER.get(i[0][0], 3), -i[1])
+            )
         ],
         "topGroups": [
             {

@@ -13,6 +13,7 @@ from typing import IO, Any
 import orjson
 
 from shared.catalog import Catalog
+from shared.core.alerting import SEVERITY_ORDER
 from shared.core.dataloss import LABELS as DATA_LOSS_LABELS
 from shared.core.dataloss import CapabilityLoss
 from shared.core.drift import (
@@ -69,7 +70,6 @@ CSV_HEADER = (
     "userLicensesUrl",
     "groupUrl",
 )
-_SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 class _PlanNames:
@@ -334,7 +334,7 @@ def render_table(
     lines: list[str] = []
     org = tenant.organization
     findings = evaluation.findings()
-    counts = {sev: sum(1 for f in findings if f.severity == sev) for sev in _SEVERITY_ORDER}
+    counts = {sev: sum(1 for f in findings if f.severity == sev) for sev in SEVERITY_ORDER}
     licensed = [g for g in tenant.groups.values() if g.licenses]
     lines.append(
         f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
@@ -350,7 +350,7 @@ def render_table(
     with_findings = [r for r in evaluation.users if r.findings]
     with_findings.sort(
         key=lambda r: (
-            min(_SEVERITY_ORDER[f.severity] for f in r.findings),
+            min(SEVERITY_ORDER[f.severity] for f in r.findings),
             r.user.display_name.lower(),
         )
     )
@@ -361,7 +361,7 @@ def render_table(
     for report in with_findings:
         lines.append(f"  {report.user.display_name} <{report.user.user_principal_name}>")
         lines += [f"      {text}" for text in _license_lines(report, tenant, catalog)]
-        for finding in sorted(report.findings, key=lambda f: _SEVERITY_ORDER[f.severity]):
+        for finding in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
             lines += _finding_lines(finding, indent="      ")
     lines += ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
     if without and not show_healthy:

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shared.core.alerting import SEVERITY_ORDER
 from shared.core.predict import PredictedError, Predictions, SeatNeed
 
 
@@ -21,9 +22,8 @@ def predicted_lines(predictions: Predictions, product: Callable[[str], str]) -> 
     counts = Counter((e.severity, e.code, e.sku_id) for e in predictions.errors)
     users = len({e.user_id for e in predictions.errors if e.severity == "error"})
     lines = [f"PREDICTED ERRORS ({users} user(s) would get an assignment error)"]
-    order = {"error": 0, "warning": 1, "info": 2}
     for (severity, code, sku_id), count in sorted(
-        counts.items(), key=lambda item: (order.get(item[0][0], 3), -item[1], item[0][1])
+        counts.items(), key=lambda item: (SEVERITY_ORDER.get(item[0][0], 3), -item[1], item[0][1])
     ):
         lines.append(f"  {severity.upper():7} {code} on {product(sku_id)}: {count} user(s)")
     if predictions.seats:

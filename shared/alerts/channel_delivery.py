@@ -31,12 +31,11 @@ import structlog
 
 from shared.alerts.channel_config import Channel
 from shared.alerts.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
+from shared.alerts.deliver import ATTEMPTS, retry_wait
 from shared.service.stores import ServiceState
 
 log = structlog.get_logger(__name__)
 
-ATTEMPTS: Final = 3
-MAX_WAIT_SECONDS: Final = 60.0
 FAILURES_FOR_ALERT: Final = 3
 
 SENT: Final = "sent"
@@ -149,8 +148,7 @@ async def _one(
         if status and status != 429 and status < 500:
             break
         if attempt < ATTEMPTS:
-            wait = retry_after if retry_after is not None else 2.0**attempt
-            await sleep(min(max(0.0, wait), MAX_WAIT_SECONDS))
+            await sleep(retry_wait(attempt, retry_after))
     return _failed(state, channel, fields, reason, on_failing, now, attempts=attempt)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from shared.alerts.channel_config import SEVERITIES
 from shared.alerts.channel_finding import ChannelFinding
 from shared.alerts.compose import MailView, RowView
 from shared.core import links
@@ -31,7 +32,6 @@ SLACK_MAX_TEXT: Final = 3000
 ADAPTIVE_CARD_VERSION: Final = "1.4"
 DIGEST_HEADER: Final = "X-License-Guard-Digest"
 SIGNATURE_HEADER: Final = "X-License-Guard-Signature"
-SEVERITIES: Final = ("info", "warning", "error")
 
 
 def at_least(severity: str, minimum: str) -> bool:

@@ -23,17 +23,21 @@ import jinja2
 
 from shared.alerts.channel_finding import ChannelFinding, channel_findings
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
-from shared.core.links import finding_url, group_license_url, user_license_url
+from shared.core.links import (
+    ENTRA_ADMIN,
+    M365_ADMIN,
+    finding_url,
+    group_license_url,
+    user_license_url,
+)
 from shared.service.summary import NightlySummary
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 MAX_NAMED_USERS: Final = 20
 DIGEST_HEADER: Final = "x-license-guard-digest"
-ADMIN_CENTER: Final = "https://admin.microsoft.com"
-ENTRA_ADMIN_CENTER: Final = "https://entra.microsoft.com"
 LINKS: Final = (
-    ("Microsoft 365 admin center (licenses, products, billing)", ADMIN_CENTER),
-    ("Microsoft Entra admin center (groups, users, audit log)", ENTRA_ADMIN_CENTER),
+    ("Microsoft 365 admin center (licenses, products, billing)", M365_ADMIN),
+    ("Microsoft Entra admin center (groups, users, audit log)", ENTRA_ADMIN),
 )
 
 CAUSES: Final = {

@@ -59,6 +59,12 @@ REFUSED: Final = "refused"
 FAILED: Final = "failed"
 
 
+def retry_wait(attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt `attempt + 1`: Retry-After when given, else 2**attempt; capped."""
+    wait = retry_after if retry_after is not None else 2.0**attempt
+    return min(max(0.0, wait), MAX_WAIT_SECONDS)
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     status: str
@@ -206,10 +212,10 @@ async def deliver(
                 log.error("alerts.send_failed", channel=channel, mail_id=mail.id,
                           status=error.status, code=error.code, attempts=attempt)  # fmt: skip
                 return Delivery(FAILED, mail.id, attempt, f"{error.status} {error.code}")
-            wait = error.retry_after if error.retry_after is not None else 2.0**attempt
+            wait = retry_wait(attempt, error.retry_after)
             log.warning("alerts.send_retry", channel=channel, mail_id=mail.id,
                         status=error.status, wait=wait)  # fmt: skip
-            await sleep(min(max(0.0, wait), MAX_WAIT_SECONDS))
+            await sleep(wait)
             continue
         log.info("alerts.sent" if went else "alerts.sent_before", channel=channel,
                  mail_id=mail.id, kind=mail.kind, subject=mail.subject,

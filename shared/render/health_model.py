@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.core.alerting import SEVERITY_ORDER
 from shared.core.findings import (
     COUNT_VIOLATION,
     ERROR,
@@ -26,14 +27,12 @@ from shared.core.findings import (
     REDUNDANT_DIRECT_ASSIGNMENT,
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
-    WARNING,
 )
 from shared.core.model import Group, Sku
 
 ROWS_PER_CODE = 50
 """Finding rows kept per code; the page shows how many more there are."""
 MAX_GROUPS = 500
-SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 HEALTH_KEYS = ("error", "stale", "pending")
 """The headline counts: users with an error, with a stale or with a pending assignment."""
 
@@ -224,7 +223,7 @@ class HealthBuilder:
 
     def _keep(self, row: FindingRow) -> None:
         """Keep the first `rows_per_code` rows by (severity, name): a bounded max-heap."""
-        rank = (-SEVERITY_RANK.get(row.severity, 3), _neg(row.name.lower()), -self._seq)
+        rank = (-SEVERITY_ORDER.get(row.severity, 3), _neg(row.name.lower()), -self._seq)
         self._seq += 1
         heap = self._rows[row.code]
         if len(heap) < self.rows_per_code:
@@ -235,7 +234,7 @@ class HealthBuilder:
     def _count(self, finding: Mapping[str, Any]) -> None:
         code, severity = str(finding["code"]), str(finding["severity"])
         self.findings_by_code[code] += 1
-        if SEVERITY_RANK.get(severity, 3) < SEVERITY_RANK.get(self.worst.get(code, INFO), 3):
+        if SEVERITY_ORDER.get(severity, 3) < SEVERITY_ORDER.get(self.worst.get(code, INFO), 3):
             self.worst[code] = severity
         self.worst.setdefault(code, severity)
 
@@ -336,7 +335,7 @@ class HealthBuilder:
                 )
                 for code, n in self.findings_by_code.items()
             ),
-            key=lambda c: (SEVERITY_RANK.get(c.severity, 3), -c.findings, c.code),
+            key=lambda c: (SEVERITY_ORDER.get(c.severity, 3), -c.findings, c.code),
         )
         # Codes that were there last night and are gone now: shown with 0 and their change.
         for code, n in sorted((before or {}).items()):
@@ -353,7 +352,7 @@ class HealthBuilder:
         )
         rows = sorted(
             (row for heap in self._rows.values() for _, row in heap),
-            key=lambda r: (SEVERITY_RANK.get(r.severity, 3), r.code, r.name.lower()),
+            key=lambda r: (SEVERITY_ORDER.get(r.severity, 3), r.code, r.name.lower()),
         )
         price_of = _prices(prices or {}, self.skus)
         products = tuple(
