@@ -54,7 +54,7 @@ from graphsim.client import SimClient
 from graphsim.server import serve_app_in_thread
 from graphsim.synthetic import generate_tenant
 from shared import bootstrap
-from shared.adapters.queues import QUEUE_NAMES
+from shared.ports.queues import QUEUE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-static-token"

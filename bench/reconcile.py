@@ -2,7 +2,7 @@
 resource units, wall time and the worker's peak memory.
 
 Starts `python -m graphsim --synthetic users=100000,groups=60` as a separate process (its memory
-is not the worker's), then runs `shared.service.reconcile.reconcile_nightly` in this process
+is not the worker's), then runs `shared.service.reconcile.nightly.reconcile_nightly` in this process
 exactly as the timer does (act mode, so reprocesses are decided and queued), with the real
 `GraphDirectory` over loopback HTTP, in-memory queues and tables, and reports written to a
 directory (a `BlobStore` on the file system, so report bytes do not count as worker memory).
@@ -33,7 +33,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from graphsim.client import SimClient
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.queues import in_memory_queues
-from shared.adapters.tables import TABLE_NAMES, Entity, InMemoryTable, Tables
-from shared.service.context import Services
-from shared.service.reconcile import Options, reconcile_nightly
-from shared.service.reconcile_outputs import AUDIT_ACTIVITIES
-from shared.settings import Settings
+from shared.bootstrap import in_memory_services
+from shared.fakes.tables import InMemoryTable
+from shared.platform.settings import Settings
+from shared.ports.tables import TABLE_NAMES, Entity, Tables
+from shared.service.reconcile.nightly import Options, reconcile_nightly
+from shared.service.reconcile.outputs import AUDIT_ACTIVITIES
 
 TOKEN = "bench-static-token"
 PAGE = 999
@@ -67,6 +67,9 @@ class DirBlobStore:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+    def put_file(self, name: str, handle: IO[bytes], *, content_type: str) -> None:
+        self.put(name, handle.read(), content_type=content_type)
 
     def get(self, name: str) -> bytes | None:
         path = self._path(name)
@@ -179,13 +182,13 @@ async def run(graph_url: str, reports: Path) -> dict[str, Any]:
     http.event_hooks["response"].append(on_response)
     graph = GraphDirectory(client)
     directory = Counting(graph)
-    svc = Services(
-        settings=settings(graph_url),
-        directory=directory,  # type: ignore[arg-type]
-        queues=in_memory_queues(),
-        tables=Tables(*(IndexedTable(name) for name in TABLE_NAMES)),
-    )
     blobs = DirBlobStore(reports)
+    svc = in_memory_services(
+        settings(graph_url),
+        directory,  # type: ignore[arg-type]
+        tables=Tables(*(IndexedTable(name) for name in TABLE_NAMES)),
+        blobs=blobs,
+    )
     # The first run is a baseline; the second is a regular night (what runs every night).
     await reconcile_nightly(svc, blobs, Options())  # type: ignore[arg-type]
     units["ru"] = units["requests"] = 0

@@ -272,7 +272,7 @@ def fuzz(count: int) -> Line:
 
 
 def reconcile_twice() -> Line:
-    from shared.service.reconcile import Options, reconcile_nightly  # noqa: PLC0415
+    from shared.service.reconcile.nightly import Options, reconcile_nightly  # noqa: PLC0415
     from tests.reliability.harness import build_host  # noqa: PLC0415
 
     host = build_host()

@@ -114,7 +114,7 @@ def _stack() -> Iterator[tuple[DevHost, str]]:
 def _enqueued(storage: str) -> tuple[list[str], int]:
     """Every group id on `groups-changed` (the queue is drained), and the message count."""
     from shared.adapters.queues import queues_for  # noqa: PLC0415
-    from shared.messages import GroupsChanged  # noqa: PLC0415
+    from shared.ports.messages import GroupsChanged  # noqa: PLC0415
 
     queue = queues_for(storage).groups_changed
     ids: list[str] = []

@@ -34,13 +34,12 @@ import azure.functions as func
 from devhost.host import InvocationContext
 from function_app import app
 from shared import bootstrap
-from shared.adapters.fake_directory import FakeDirectory
-from shared.adapters.queues import InMemoryQueue, in_memory_queues
-from shared.adapters.tables import in_memory_tables
-from shared.logging import configure_logging
-from shared.service.context import Services
+from shared.fakes.directory import FakeDirectory
+from shared.fakes.queues import InMemoryQueue, in_memory_queues
+from shared.fakes.tables import in_memory_tables
+from shared.platform.logging import configure_logging
+from shared.platform.settings import Settings
 from shared.service.subscriptions import SUBSCRIPTION_PK
-from shared.settings import Settings
 
 TARGET_US = 200.0
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
@@ -162,9 +161,9 @@ def main() -> int:
         SUBSCRIPTION_PK, SUBSCRIPTION, {"resource": "/groups", "expiration": "2026-12-01"}
     )
     queues = in_memory_queues()
-    svc = Services(
-        settings=settings(),
-        directory=FakeDirectory({"subscribedSkus": [], "groups": [], "users": []}),
+    svc = bootstrap.in_memory_services(
+        settings(),
+        FakeDirectory({"subscribedSkus": [], "groups": [], "users": []}),
         queues=queues,
         tables=tables,
     )

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.alerts.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
+from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 
 SECRET = "demo-webhook-secret-NOT-A-SECRET"  # noqa: S105 - the demo's, loopback only
 FILES = {"/teams": "demo-teams.json", "/webhook": "demo-webhook.json"}

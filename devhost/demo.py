@@ -148,7 +148,7 @@ class EventCapture(logging.Handler):
 def captured_service_logs() -> Iterator[EventCapture]:
     """Route the service's structured logs to an `EventCapture` (and nowhere else) for the
     duration: the root logger gets only the capture handler, Azure SDK chatter is muted."""
-    from shared.logging import configure_logging  # noqa: PLC0415 - after the env is set
+    from shared.platform.logging import configure_logging  # noqa: PLC0415 - after the env is set
 
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
@@ -739,8 +739,8 @@ def preflight(stack: Stack, out: TextIO) -> int:
     """`license-guard preflight` against the stack, as after `azd up` and the grant script: a
     token graphsim issues with the roles the grant gives (read, reprocess, mail)."""
     from devhost.provision import provision_storage  # noqa: PLC0415
-    from shared.permissions import ALERTS, READ, REPROCESS, grant  # noqa: PLC0415
-    from shared.preflight import run_preflight  # noqa: PLC0415
+    from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant  # noqa: PLC0415
+    from shared.cli.preflight import run_preflight  # noqa: PLC0415
 
     provision_storage(stack.storage)  # what `azd provision` creates in Azure
     claims = {"appid": "license-guard-demo", "tid": stack.settings["TENANT_ID"]}

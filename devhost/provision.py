@@ -11,9 +11,9 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from shared.adapters.blobs import REPORTS_CONTAINER
-from shared.adapters.queues import QUEUE_NAMES, poison_name
-from shared.adapters.tables import TABLE_NAMES
+from shared.ports.blobs import REPORTS_CONTAINER
+from shared.ports.queues import QUEUE_NAMES, poison_name
+from shared.ports.tables import TABLE_NAMES
 
 
 def provision_storage(connection_string: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import azure.functions as func
 import orjson
 
-from functions._queue import decode_as
-from shared.logging import bind_correlation, bind_invocation
-from shared.messages import SyncCompleted
-from shared.queue_names import SYNC_COMPLETED
+from functions.decoding import decode_as
+from shared.platform.logging import bind_correlation, bind_invocation
+from shared.ports.messages import SyncCompleted
+from shared.ports.queues import SYNC_COMPLETED
 
 bp = func.Blueprint()
 
@@ -23,7 +23,7 @@ def sync_completed_http(req: func.HttpRequest, context: func.Context) -> func.Ht
     from azure.core.exceptions import AzureError  # noqa: PLC0415 - on first use (not at cold start)
 
     from shared.bootstrap import services  # noqa: PLC0415
-    from shared.service.sync_intake import SyncRejected, accept_sync_completed  # noqa: PLC0415
+    from shared.service.intake.directory_sync import SyncRejected, accept_sync_completed  # noqa: PLC0415
 
     try:
         msg = accept_sync_completed(services(), req.get_body(), req.headers.get("content-type"))

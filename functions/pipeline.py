@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions._queue import decode_as
-from shared.logging import bind_correlation, bind_invocation
-from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
-from shared.queue_names import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
+from functions.decoding import decode_as
+from shared.platform.logging import bind_correlation, bind_invocation
+from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
 
 bp = func.Blueprint()
 STORAGE = "AzureWebJobsStorage"
@@ -28,7 +28,7 @@ async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
 async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.recompute import recompute_users as recompute  # noqa: PLC0415
+    from shared.service.users import recompute_users as recompute  # noqa: PLC0415
 
     message = decode_as(msg, RecomputeUsers)
     with bind_correlation(message.correlation_id):

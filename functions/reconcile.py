@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.logging import bind_invocation
+from shared.platform.logging import bind_invocation
 
 bp = func.Blueprint()
 
@@ -18,6 +18,6 @@ bp = func.Blueprint()
 async def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.reconcile import run_nightly  # noqa: PLC0415
+    from shared.service.reconcile.nightly import run_nightly  # noqa: PLC0415
 
     await run_nightly(services(), past_due=bool(timer.past_due))

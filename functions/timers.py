@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.logging import bind_invocation
+from shared.platform.logging import bind_invocation
 
 bp = func.Blueprint()
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.logging import bind_invocation
-from shared.webhook import MalformedNotification, NotificationTooLarge, validation_response_text
+from shared.platform.logging import bind_invocation
+from shared.service.intake.webhook_protocol import (
+    MalformedNotification,
+    NotificationTooLarge,
+    validation_response_text,
+)
 
 bp = func.Blueprint()
 
@@ -38,7 +42,7 @@ def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.Ht
     if (handshake := _handshake(req)) is not None:
         return handshake
     from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
-    from shared.service.notifications import accept_change_notifications  # noqa: PLC0415
+    from shared.service.intake.notifications import accept_change_notifications  # noqa: PLC0415
 
     try:
         accept_change_notifications(services(), req.get_body())
@@ -53,7 +57,7 @@ async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.
     if (handshake := _handshake(req)) is not None:
         return handshake
     from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
-    from shared.service.notifications import accept_lifecycle_notifications  # noqa: PLC0415
+    from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
 
     try:
         await accept_lifecycle_notifications(services(), req.get_body())

@@ -59,7 +59,7 @@ param schedules object = {
   reconcile: '0 0 2-4 * * *' // nightly from 02:00 UTC; 03:00 and 04:00 resume a run cut short
 }
 
-// Alerts (README "Alerts", shared/settings.py). Empty alertSender: no mail, everything else runs.
+// Alerts (README "Alerts", shared/platform/settings.py). Empty alertSender: no mail, everything else runs.
 // Each is an azd variable of the app setting's name: `azd env set ALERT_SENDER ...`, then
 // `azd provision` (infra/main.parameters.json; docs/operations.md "Enable alert mail").
 @description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.ReadWrite and Mail.Send scoped to it). Empty: alerts off.')
@@ -92,7 +92,7 @@ param swapGraceDays int = 3
 @minValue(1)
 param massLossThreshold int = 10
 
-@description('BASELINE: empty (default), off, reset or reset-<label> (shared/settings.py).')
+@description('BASELINE: empty (default), off, reset or reset-<label> (shared/platform/settings.py).')
 param baseline string = ''
 
 @description('ALERT_CHANNELS: JSON list of {type, urlSecretName, minSeverity} (docs/alert-channels.md); the URLs live in Key Vault. Empty: mail only.')

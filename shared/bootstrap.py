@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from shared.adapters.blobs import BlobStore, blobs_for
+from shared.adapters.blobs import blobs_for
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import default_credential, graph_endpoint
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
-from shared.logging import configure_logging
-from shared.service.context import Services
-from shared.settings import Settings, StorageConnection
+from shared.fakes.blobs import InMemoryBlobStore
+from shared.fakes.queues import in_memory_queues
+from shared.fakes.tables import in_memory_tables
+from shared.platform.logging import configure_logging
+from shared.platform.settings import Settings, StorageConnection
+from shared.ports.blobs import BlobStore
+from shared.ports.directory import Directory
+from shared.ports.queues import Queues
+from shared.ports.tables import Tables
+from shared.service.crashpoints import NO_CRASHES, CrashPoints
+from shared.service.services import Services, utc_now
 
 _lock = threading.Lock()
 _services: Services | None = None
@@ -47,15 +57,6 @@ def storage_connection_credential(storage: StorageConnection) -> TokenCredential
     from azure.identity import DefaultAzureCredential  # noqa: PLC0415
 
     return DefaultAzureCredential(managed_identity_client_id=storage.managed_identity_client_id)
-
-
-def _report_blobs(
-    storage: StorageConnection, credential: TokenCredential | None
-) -> BlobStore | None:
-    """The reports container when the settings name one (identity mode may omit the blob URI)."""
-    if storage.connection_string or storage.blob_service_uri:
-        return blobs_for(storage, credential=credential)
-    return None
 
 
 def build_services(
@@ -88,7 +89,7 @@ def build_services(
         directory=GraphDirectory(client),
         queues=queues_for(storage, credential=shared_credential),
         tables=tables_for(storage, credential=shared_credential),
-        blobs=_report_blobs(storage, shared_credential),
+        blobs=blobs_for(storage, credential=shared_credential),
     )
 
 
@@ -106,3 +107,29 @@ def use(registered: Services | None) -> None:
     global _services  # noqa: PLW0603
     with _lock:
         _services = registered
+
+
+def in_memory_services(
+    settings: Settings,
+    directory: Directory,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    queues: Queues | None = None,
+    tables: Tables | None = None,
+    blobs: BlobStore | None = None,
+    crash_points: CrashPoints = NO_CRASHES,
+) -> Services:
+    """Services over in-memory queues, tables and blobs (tests, benchmarks, dry runs off
+    Azure): the one other way the root wires the ports. `directory` is a fake or a
+    `GraphDirectory` on graphsim; `queues`/`tables`/`blobs` replace a default when given."""
+    now = clock or utc_now
+    return Services(
+        settings=settings,
+        directory=directory,
+        queues=queues if queues is not None else in_memory_queues(clock=monotonic),
+        tables=tables if tables is not None else in_memory_tables(),
+        blobs=blobs if blobs is not None else InMemoryBlobStore(now=now),
+        clock=now,
+        crash_points=crash_points,
+    )

@@ -21,7 +21,7 @@ from azure.core.credentials import AccessToken
 TEST_APP_ID = "5d1c8d63-9f4c-4a57-8f1f-1b7d1e0a7c11"
 TEST_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 READ_ROLES = ("Group.Read.All", "User.Read.All", "Organization.Read.All", "AuditLog.Read.All")
-"""The read-only grant (shared.permissions.grant(["read"])): graphsim enforces token roles."""
+"""The read-only grant (graph_permissions.grant(["read"])): graphsim enforces token roles."""
 
 
 @dataclass

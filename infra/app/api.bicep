@@ -1,5 +1,5 @@
 // The function app on Flex Consumption (FC1, Linux, Python 3.11) and EVERY app setting the code
-// reads (shared/settings.py Settings.setting_names(); tests/infra checks the two agree).
+// reads (shared/platform/settings.py Settings.setting_names(); tests/infra checks the two agree).
 // Not set on purpose: FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and
 // WEBSITE_RUN_FROM_PACKAGE (deprecated on Flex: the runtime comes from functionAppConfig), and
 // GRAPH_STATIC_TOKEN (graphsim only; Settings refuses it for a non-loopback GRAPH_BASE_URL).
@@ -134,7 +134,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
       // Telemetry, Entra-authenticated with the identity. The app exports its own logs
-      // (shared/azure_monitor.py), so the worker's exporter stays off and host.json keeps the
+      // (shared/platform/telemetry.py), so the worker's exporter stays off and host.json keeps the
       // host from forwarding them a second time (docs/operations.md "Telemetry").
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

@@ -1,6 +1,6 @@
 """Tell Entra License Guard that a directory sync cycle completed (Python twin of the .ps1).
 
-POSTs one SyncCompleted message (JSON, see shared/messages.py) to the app's HTTPS endpoint
+POSTs one SyncCompleted message (JSON, see shared/ports/messages.py) to the app's HTTPS endpoint
 ``/api/directory/sync-completed`` with its own function key in the ``x-functions-key`` header.
 The storage account allows no shared keys, so a SAS cannot work; the function key can.
 Standard library only, so it runs on the sync server without the rest of the repository.
@@ -42,7 +42,7 @@ MAX_RETRY_AFTER = 120.0
 def build_message(
     tenant_id: str, completed_at: datetime, source: str, correlation_id: str | None = None
 ) -> dict[str, object]:
-    """The SyncCompleted wire format (see shared/messages.py), ready for json.dumps."""
+    """The SyncCompleted wire format (see shared/ports/messages.py), ready for json.dumps."""
     return {
         "type": "SyncCompleted",
         "version": 1,

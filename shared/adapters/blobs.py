@@ -1,11 +1,11 @@
-"""Blob storage for reports: the `BlobStore` port, Azure and in-memory.
+"""`AzureBlobStore`: the `BlobStore` port over Azure Blob Storage.
 
 One private container, `reports` (`REPORTS_CONTAINER`, created in infra/app/storage.bicep and,
 when missing, on first use). Blob names are paths such as ``nightly/2024-05-01/summary.json``;
 `list` and `delete_older_than` work on a name prefix, so a prefix per report kind gives each its
 own retention.
 
-`AzureBlobStore` is reached the same way as the queues and tables (`shared.settings.
+`AzureBlobStore` is reached the same way as the queues and tables (`shared.platform.settings.
 StorageConnection`): a connection string (Azurite, local runs), or in Azure the blob service URI
 (``AzureWebJobsStorage__blobServiceUri``) with the managed identity, which holds Storage Blob Data
 Owner at account scope; the credential is the one the composition root shares with the queues
@@ -15,47 +15,16 @@ and tables. Nothing connects until a method is called.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from datetime import datetime
+from typing import IO, TYPE_CHECKING
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from shared.settings import StorageConnection
-
-REPORTS_CONTAINER: Final = "reports"
-
-
-class BlobStore(Protocol):
-    """Named byte blobs in one container. Names are case-sensitive paths."""
-
-    def put(self, name: str, data: bytes, *, content_type: str) -> None:
-        """Create or overwrite `name` with `data`, stored with this Content-Type."""
-        ...
-
-    def get(self, name: str) -> bytes | None:
-        """The blob's bytes, or None when there is no such blob."""
-        ...
-
-    def list(self, prefix: str = "") -> list[str]:
-        """Names starting with `prefix`, sorted."""
-        ...
-
-    def delete(self, name: str) -> None:
-        """Delete `name`; a blob that does not exist counts as deleted."""
-        ...
-
-    def delete_older_than(self, prefix: str, cutoff: datetime) -> int:
-        """Delete blobs under `prefix` last modified before `cutoff` (aware, or naive UTC);
-        returns how many were deleted (retention)."""
-        ...
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+from shared.platform.settings import StorageConnection
+from shared.ports.blobs import REPORTS_CONTAINER, BlobStore, aware_utc
 
 
 def container_client(
@@ -84,8 +53,9 @@ def container_client(
 class AzureBlobStore:
     """`BlobStore` over one Azure Storage container (private; created on first use)."""
 
-    def __init__(self, client: ContainerClient) -> None:
-        self._client = client
+    def __init__(self, client: ContainerClient | Callable[[], ContainerClient]) -> None:
+        self._make = client if callable(client) else (lambda: client)
+        self._made: ContainerClient | None = None
         self._ready = False
 
     @classmethod
@@ -96,7 +66,14 @@ class AzureBlobStore:
         *,
         credential: TokenCredential | None = None,
     ) -> AzureBlobStore:
-        return cls(container_client(storage, container, credential=credential))
+        return cls(lambda: container_client(storage, container, credential=credential))
+
+    @property
+    def _client(self) -> ContainerClient:
+        """Made on first use: settings without a blob URI fail where a report is written."""
+        if self._made is None:
+            self._made = self._make()
+        return self._made
 
     @property
     def client(self) -> ContainerClient:
@@ -122,6 +99,15 @@ class AzureBlobStore:
             content_settings=ContentSettings(content_type=content_type),
         )
 
+    def put_file(self, name: str, handle: IO[bytes], *, content_type: str) -> None:
+        self._ensure()
+        self._client.upload_blob(
+            name,
+            handle,
+            overwrite=True,
+            content_settings=ContentSettings(content_type=content_type),
+        )
+
     def get(self, name: str) -> bytes | None:
         self._ensure()
         try:
@@ -140,62 +126,17 @@ class AzureBlobStore:
 
     def delete_older_than(self, prefix: str, cutoff: datetime) -> int:
         self._ensure()
-        limit = _aware(cutoff)
+        limit = aware_utc(cutoff)
         deleted = 0
         for blob in self._client.list_blobs(name_starts_with=prefix or None):
             modified = blob.last_modified
-            if modified is not None and _aware(modified) < limit:
+            if modified is not None and aware_utc(modified) < limit:
                 try:
                     self._client.delete_blob(blob.name, delete_snapshots="include")
                 except ResourceNotFoundError:
                     continue
                 deleted += 1
         return deleted
-
-
-class InMemoryBlobStore:
-    """`BlobStore` in memory; `now` stamps last-modified times (for retention tests)."""
-
-    def __init__(
-        self, container: str = REPORTS_CONTAINER, *, now: Callable[[], datetime] | None = None
-    ) -> None:
-        self.container = container
-        self._now = now or (lambda: datetime.now(UTC))
-        self._lock = threading.Lock()
-        self.blobs: dict[str, tuple[bytes, str, datetime]] = {}
-        """name -> (data, content type, last modified)."""
-
-    def put(self, name: str, data: bytes, *, content_type: str) -> None:
-        if not name:
-            raise ValueError("a blob needs a name")
-        with self._lock:
-            self.blobs[name] = (bytes(data), content_type, _aware(self._now()))
-
-    def get(self, name: str) -> bytes | None:
-        with self._lock:
-            found = self.blobs.get(name)
-        return found[0] if found else None
-
-    def content_type(self, name: str) -> str | None:
-        with self._lock:
-            found = self.blobs.get(name)
-        return found[1] if found else None
-
-    def list(self, prefix: str = "") -> list[str]:
-        with self._lock:
-            return sorted(n for n in self.blobs if n.startswith(prefix))
-
-    def delete(self, name: str) -> None:
-        with self._lock:
-            self.blobs.pop(name, None)
-
-    def delete_older_than(self, prefix: str, cutoff: datetime) -> int:
-        limit = _aware(cutoff)
-        with self._lock:
-            old = [n for n, (_, _, t) in self.blobs.items() if n.startswith(prefix) and t < limit]
-            for name in old:
-                del self.blobs[name]
-        return len(old)
 
 
 def blobs_for(
@@ -208,7 +149,4 @@ def blobs_for(
 if TYPE_CHECKING:
 
     def _azure_is_a_blob_store(store: AzureBlobStore) -> BlobStore:
-        return store
-
-    def _memory_is_a_blob_store(store: InMemoryBlobStore) -> BlobStore:
         return store

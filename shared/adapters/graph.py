@@ -58,7 +58,7 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
 from shared.adapters.graph_auth import credential_error, default_credential, graph_endpoint
-from shared.directory import (
+from shared.ports.directory import (
     DELTA_FILTER_LIMIT,
     GROUP_SELECT,
     JSON,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.directory import DirectoryError
+from shared.ports.directory import DirectoryError
 
 GLOBAL_HOST = "graph.microsoft.com"
 NATIONAL_CLOUD_HOSTS: Mapping[str, str] = {

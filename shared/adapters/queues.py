@@ -21,11 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -35,133 +31,24 @@ from azure.core.exceptions import (
 )
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from shared.messages import (
-    DeltaSweep,
-    GroupsChanged,
+from shared.platform.settings import StorageConnection
+from shared.ports.messages import (
     Message,
-    MessageError,
-    RecomputeUsers,
-    ReprocessUser,
-    SyncCompleted,
-    decode_message,
     encode_message,
 )
-from shared.queue_names import (
-    GROUPS_CHANGED,
-    POISON_SUFFIX,
-    QUEUE_NAMES,
-    RECOMPUTE_USERS,
-    REPROCESS_USER,
-    SYNC_COMPLETED,
+from shared.ports.queues import (
+    BROWSE_HOLD_SECONDS,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    MAX_BROWSE,
+    MAX_RECEIVE,
+    NotBase64Text,
+    Queues,
+    ReceivedMessage,
+    StaleReceipt,
+    check_receive_count,
+    queue_set,
+    read_message,
 )
-from shared.settings import StorageConnection
-
-MAX_RECEIVE: Final = 32  # the Storage service's limit per Get Messages call
-MAX_BROWSE: Final = 5_000
-"""`browse_raw` reads at most this many messages (157 Get Messages calls)."""
-BROWSE_HOLD_SECONDS: Final = 120
-"""How long `browse_raw` hides what it has read, so the next page shows other messages."""
-DEFAULT_VISIBILITY_TIMEOUT: Final = 30  # seconds; matches host.json visibilityTimeout
-_NOT_BASE64: Final = "not Base64: the Functions queue trigger cannot read it"
-
-QUEUE_OF: Final[dict[type[Message], str]] = {
-    GroupsChanged: GROUPS_CHANGED,
-    DeltaSweep: GROUPS_CHANGED,
-    RecomputeUsers: RECOMPUTE_USERS,
-    ReprocessUser: REPROCESS_USER,
-    SyncCompleted: SYNC_COMPLETED,
-}
-"""Which queue each message type travels on."""
-
-
-def poison_name(queue_name: str) -> str:
-    """The host's poison twin of a queue: ``<name>-poison``."""
-    return queue_name + POISON_SUFFIX
-
-
-def queue_name_for(msg: Message) -> str:
-    return QUEUE_OF[type(msg)]
-
-
-class StaleReceipt(LookupError):
-    """The message was deleted or received again since; this receipt no longer holds it."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedMessage:
-    """One received message. `message` is None when the text is not one of our messages;
-    then `error` says why and `text` holds what was stored (the poison watch reports it)."""
-
-    id: str
-    pop_receipt: str
-    dequeue_count: int
-    text: str
-    message: Message | None
-    error: str | None = None
-
-
-class MessageQueue(Protocol):
-    """One named queue of License Guard messages."""
-
-    @property
-    def name(self) -> str: ...
-
-    def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
-        """Enqueue `msg`; with `visibility_timeout` (seconds) it shows up only after that."""
-        ...
-
-    def receive(
-        self, max_messages: int = 1, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
-    ) -> list[ReceivedMessage]:
-        """Up to `max_messages` (1-32) visible messages, hidden for `visibility_timeout` s."""
-        ...
-
-    def delete(self, received: ReceivedMessage) -> None:
-        """Remove a received message; StaleReceipt if it was deleted or re-received since."""
-        ...
-
-    def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
-        """The text of up to `n` (1-32) visible messages, oldest first, without receiving them."""
-        ...
-
-    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
-        """The text of every visible message (up to `limit`), leaving each in the queue.
-
-        Peek shows only the first 32, so this receives page after page (each message hidden
-        for `BROWSE_HOLD_SECONDS` meanwhile) and then makes what it read visible again at
-        once. The dequeue count goes up by one: meant for queues nothing is triggered by
-        (the poison queues)."""
-        ...
-
-    def approximate_count(self) -> int:
-        """About how many messages the queue holds, visible or not."""
-        ...
-
-
-def _read(message_id: str, pop_receipt: str, dequeue_count: int, text: str) -> ReceivedMessage:
-    error = _NOT_BASE64 if isinstance(text, _NotBase64) else None
-    message = None
-    if error is None:
-        try:
-            message = decode_message(text)
-        except MessageError as problem:
-            error = str(problem)
-    return ReceivedMessage(message_id, pop_receipt, dequeue_count, str(text), message, error)
-
-
-def _check_count(n: int) -> None:
-    if not 1 <= n <= MAX_RECEIVE:
-        raise ValueError(f"between 1 and {MAX_RECEIVE} messages at a time, not {n}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Azure Storage queues
-
-
-class _NotBase64(str):
-    """Stored text that is not Base64, passed through by the lenient decode policy."""
-
-    __slots__ = ()
 
 
 class LenientTextBase64DecodePolicy(TextBase64DecodePolicy):
@@ -173,7 +60,7 @@ class LenientTextBase64DecodePolicy(TextBase64DecodePolicy):
         try:
             return base64.b64decode(content, validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError
-            return _NotBase64(content)
+            return NotBase64Text(content)
 
 
 def queue_client(
@@ -245,7 +132,7 @@ class AzureQueue:
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     ) -> list[ReceivedMessage]:
-        _check_count(max_messages)
+        check_receive_count(max_messages)
         self._ensure()
         pages = self._client.receive_messages(
             messages_per_page=max_messages,
@@ -253,7 +140,7 @@ class AzureQueue:
             visibility_timeout=visibility_timeout,
         )
         return [
-            _read(m.id, m.pop_receipt or "", m.dequeue_count or 0, m.content or "")
+            read_message(m.id, m.pop_receipt or "", m.dequeue_count or 0, m.content or "")
             for m in itertools.islice(pages, max_messages)
         ]
 
@@ -274,7 +161,7 @@ class AzureQueue:
             raise
 
     def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
-        _check_count(n)
+        check_receive_count(n)
         self._ensure()
         return [str(m.content or "") for m in self._client.peek_messages(max_messages=n)]
 
@@ -309,124 +196,10 @@ class AzureQueue:
         return int(self._client.get_queue_properties().approximate_message_count or 0)
 
 
-# ---------------------------------------------------------------------------------------------
-# in memory
-
-
-@dataclass(slots=True)
-class _Stored:
-    id: str
-    text: str
-    visible_at: float
-    dequeue_count: int = 0
-    pop_receipt: str = ""
-
-
-@dataclass
-class InMemoryQueue:
-    """`MessageQueue` in a list, with visibility timeouts on `clock` (seconds, monotonic)."""
-
-    name: str
-    clock: Callable[[], float] = time.monotonic
-    _messages: list[_Stored] = field(default_factory=list, repr=False)
-
-    def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
-        self.put_raw(encode_message(msg), visibility_timeout=visibility_timeout)
-
-    def put_raw(self, text: str, *, visibility_timeout: int | None = None) -> None:
-        """Store text as-is (as another producer might); for tests of bad messages."""
-        visible_at = self.clock() + (visibility_timeout or 0)
-        self._messages.append(_Stored(str(uuid.uuid4()), text, visible_at))
-
-    def _visible(self) -> list[_Stored]:
-        now = self.clock()
-        return [m for m in self._messages if m.visible_at <= now]
-
-    def receive(
-        self, max_messages: int = 1, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
-    ) -> list[ReceivedMessage]:
-        _check_count(max_messages)
-        taken = self._visible()[:max_messages]
-        for stored in taken:
-            stored.dequeue_count += 1
-            stored.pop_receipt = str(uuid.uuid4())
-            stored.visible_at = self.clock() + visibility_timeout
-        return [_read(m.id, m.pop_receipt, m.dequeue_count, m.text) for m in taken]
-
-    def delete(self, received: ReceivedMessage) -> None:
-        for stored in self._messages:
-            if stored.id == received.id:
-                if stored.pop_receipt != received.pop_receipt:
-                    raise StaleReceipt(f"{self.name}: message {received.id} was received again")
-                self._messages.remove(stored)
-                return
-        raise StaleReceipt(f"{self.name}: message {received.id} is gone")
-
-    def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
-        _check_count(n)
-        return [m.text for m in self._visible()[:n]]
-
-    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
-        visible = self._visible()[:limit]
-        for stored in visible:
-            stored.dequeue_count += 1
-        return [m.text for m in visible]
-
-    def approximate_count(self) -> int:
-        return len(self._messages)
-
-
-# ---------------------------------------------------------------------------------------------
-# all of License Guard's queues
-
-
-@dataclass(frozen=True)
-class Queues:
-    """The four named queues and their poison twins (`poison` is for reading)."""
-
-    groups_changed: MessageQueue
-    recompute_users: MessageQueue
-    reprocess_user: MessageQueue
-    sync_completed: MessageQueue
-    poison: dict[str, MessageQueue]
-
-    def by_name(self, queue_name: str) -> MessageQueue:
-        named = {q.name: q for q in self.all()} | self.poison
-        try:
-            return named[queue_name]
-        except KeyError:
-            raise KeyError(f"no queue named {queue_name!r}") from None
-
-    def all(self) -> tuple[MessageQueue, ...]:
-        return (self.groups_changed, self.recompute_users, self.reprocess_user, self.sync_completed)
-
-    def for_message(self, msg: Message) -> MessageQueue:
-        return self.by_name(queue_name_for(msg))
-
-    def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
-        """Send `msg` to the queue its type travels on."""
-        self.for_message(msg).send(msg, visibility_timeout=visibility_timeout)
-
-
-def _queues(make: Callable[[str], MessageQueue]) -> Queues:
-    return Queues(
-        groups_changed=make(GROUPS_CHANGED),
-        recompute_users=make(RECOMPUTE_USERS),
-        reprocess_user=make(REPROCESS_USER),
-        sync_completed=make(SYNC_COMPLETED),
-        poison={poison_name(n): make(poison_name(n)) for n in QUEUE_NAMES},
-    )
-
-
 def queues_for(
     storage: str | StorageConnection, *, credential: TokenCredential | None = None
 ) -> Queues:
     """All of License Guard's Azure queues; no network call until a queue is first used.
 
     In identity mode every queue's client shares `credential` (one token cache, not eight)."""
-    return _queues(lambda name: AzureQueue.from_connection(storage, name, credential=credential))
-
-
-def in_memory_queues(clock: Callable[[], float] = time.monotonic) -> Queues:
-    """The same set of queues, in memory, for tests and local runs without Azurite."""
-    return _queues(lambda name: InMemoryQueue(name, clock))
+    return queue_set(lambda name: AzureQueue.from_connection(storage, name, credential=credential))

@@ -37,12 +37,10 @@ from shared.core.findings import (
     ERROR,
     INFO,
     MUTUALLY_EXCLUSIVE,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    STALE_GROUP_ASSIGNMENT,
     WARNING,
 )
 from shared.core.model import Sku, User
+from shared.core.reprocess import PROCESSING_COMPLETE, PROCESSING_GATED
 
 ALERT: Final = "alert"
 GRACE: Final = "grace"
@@ -51,10 +49,6 @@ SWAP: Final = "swap"
 MUTED: Final = "muted"
 WEEKLY: Final = "weekly"
 
-PROCESSING_COMPLETE: Final = "ProcessingComplete"
-PROCESSING_GATED: Final = frozenset(
-    {PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH}
-)
 SEVERITY_ORDER: Final = {ERROR: 0, WARNING: 1, INFO: 2}
 HOLDING_STATES: Final = frozenset({"Active", "ActiveWithError"})
 

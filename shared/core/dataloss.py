@@ -2,7 +2,7 @@
 
 A capability (a mailbox, OneDrive/SharePoint storage) is provided by a set of service plans,
 given as an input map `capability -> frozenset[servicePlanId]` (built from Microsoft's catalog
-outside the core, see `shared/capabilities.py`). A user *has* a capability when any of its plans
+outside the core, see `catalog/capabilities.py`). A user *has* a capability when any of its plans
 is enabled for them through any path (direct or group). A user *loses* it when they had it
 before and have none of its plans after: that is what deletes a mailbox 30 days later. Moving
 between plans of one capability (Exchange Online Plan 1 -> Plan 2, Office 365 E1 -> E3) is not a

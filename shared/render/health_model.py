@@ -5,7 +5,7 @@ Memory stays bounded whatever the tenant's size: counts are counters, and each t
 most `rows_per_code` rows per finding code (the first by severity, then name), so the page says
 "showing 50 of 4,512" instead of growing with the tenant.
 
-Inputs are the evaluation JSON's shapes (`shared.report.evaluation_json`: user documents with
+Inputs are the evaluation JSON's shapes (`shared.render.report.evaluation_json`: user documents with
 their findings), the core's SKUs and groups, and the nightly summaries (`NightlySummary`
 JSON). The page (`shared.render.health_page`) only formats what is here.
 """

@@ -1,6 +1,6 @@
 """Building a `HealthReport` from what each caller has: a snapshot file (the whole tenant at
 once), or the pages of a live scan and of the nightly run (fed to the builder one at a time by
-`shared.cli_report` and `shared.service.reconcile_page`). The parts they share are here: the
+`shared.cli.report` and `shared.service.reconcile_page`). The parts they share are here: the
 migration section, and the history that gives the trends, the previous night and the drift.
 """
 
@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shared.catalog import catalog
+from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.core.migration import MigrationPlan, migration_plan
 from shared.core.model import Tenant
@@ -22,7 +22,7 @@ from shared.render.health_model import (
     MigrationRow,
 )
 from shared.render.history import nights, previous_night, trends
-from shared.report import evaluation_json
+from shared.render.report import evaluation_json
 
 
 def migration_section(

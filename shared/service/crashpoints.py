@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
-    from shared.service.context import Services
+    from shared.service.services import Services
 
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     "intake": ("intake.after_vet", "intake.after_send"),

@@ -22,16 +22,15 @@ from functools import partial
 
 import structlog
 
-from shared.directory import DeltaRound, DeltaTokenExpired
-from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers
-from shared.service.context import Services
+from shared.ports.directory import DeltaRound, DeltaTokenExpired
+from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.nested import apply_nesting, record_nested_findings
+from shared.service.services import Services
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
 log = structlog.get_logger(__name__)
 
-UNLICENSED_CACHE = "unlicensed-groups"
 UNLICENSED_TTL = timedelta(minutes=10)
 """How long a group seen without licenses is skipped without a look-up. A group that gains
 licenses meanwhile is found by the next licensed-group refresh (recheck timer) or sweep."""
@@ -206,8 +205,7 @@ async def _classify(
 
 
 def _unlicensed_cache(svc: Services, now: datetime) -> dict[str, datetime]:
-    cache = svc.caches.setdefault(UNLICENSED_CACHE, {})
-    assert isinstance(cache, dict)
+    cache = svc.caches.unlicensed_groups
     for group_id, seen in list(cache.items()):
         if now - seen > UNLICENSED_TTL:
             del cache[group_id]

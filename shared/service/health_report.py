@@ -16,11 +16,12 @@ from typing import Any, Final
 
 import orjson
 
-from shared.adapters.blobs import BlobStore
-from shared.catalog import catalog
+from shared.adapters.snapshot import parse_snapshot
+from shared.catalog.products import catalog
 from shared.core.findings import Names, sku_findings
 from shared.core.model import Tenant
-from shared.directory import JSON, USER_SELECT
+from shared.ports.blobs import BlobStore
+from shared.ports.directory import JSON, USER_SELECT
 from shared.render.health_model import HEALTH_KEYS, ROWS_PER_CODE, HealthBuilder, HealthReport
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import finish_report, migration_section
@@ -31,9 +32,8 @@ from shared.render.history import (
     history_record,
     load_history_blobs,
 )
-from shared.report import evaluation_json, finding_json
-from shared.service.reconcile_outputs import assemble_migration, page_checks
-from shared.snapshot import parse_snapshot
+from shared.render.report import evaluation_json, finding_json
+from shared.service.reconcile.outputs import assemble_migration, page_checks
 
 LATEST_PAGE: Final = "latest/report.html"
 HTML: Final = "text/html; charset=utf-8"
@@ -107,7 +107,7 @@ async def live_report(
 ) -> HealthReport:
     """Scan the tenant page by page (the reconciliation's reads) into a report."""
     from shared.service.nested import nested_group_findings  # noqa: PLC0415
-    from shared.service.reconcile import evaluate_page, member_index, read_world  # noqa: PLC0415
+    from shared.service.reconcile.nightly import evaluate_page, member_index, read_world  # noqa: PLC0415
 
     world = await read_world(directory, progress)
     index = member_index(world)

@@ -25,11 +25,11 @@ from shared.core.findings import (
 )
 from shared.core.model import Tenant
 from shared.core.reprocess import Cause
-from shared.directory import JSON
-from shared.messages import ReprocessUser
-from shared.service.context import Services
-from shared.service.reconcile import evaluate_page, member_index, read_world
+from shared.ports.directory import JSON
+from shared.ports.messages import ReprocessUser
+from shared.service.reconcile.nightly import evaluate_page, member_index, read_world
 from shared.service.reprocessing import reprocess_user
+from shared.service.services import Services
 from shared.service.stores import ReprocessLedger, cause_token
 
 FIXABLE = REPORTED_CODES | {PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH}

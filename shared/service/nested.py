@@ -15,8 +15,8 @@ from typing import Any
 
 from shared.core.findings import Finding, Names, group_findings
 from shared.core.model import Group, LicenseAssignment, Tenant
-from shared.directory import JSON, GroupDelta
-from shared.service.context import Services
+from shared.ports.directory import JSON, GroupDelta
+from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 
 

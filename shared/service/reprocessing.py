@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from shared.adapters.tables import AlreadyExists, ConcurrencyConflict
-from shared.directory import DirectoryError
-from shared.messages import ReprocessUser
-from shared.service.context import Services
+from shared.ports.directory import DirectoryError
+from shared.ports.messages import ReprocessUser
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict
 from shared.service.crashpoints import crash_point
+from shared.service.services import Services
 from shared.service.stores import DONE, GONE, QUEUED, Claim, ReprocessLedger, ServiceState
 
 log = structlog.get_logger(__name__)

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.tables import (
+from shared.core.findings import COUNT_VIOLATION, Finding
+from shared.core.reprocess import Attempt, Cause
+from shared.ports.directory import DELTA_FILTER_LIMIT, JSON
+from shared.ports.tables import (
     AlreadyExists,
     ConcurrencyConflict,
     Entity,
@@ -29,9 +32,6 @@ from shared.adapters.tables import (
     parse_json_field,
     safe_key,
 )
-from shared.core.findings import COUNT_VIOLATION, Finding
-from shared.core.reprocess import Attempt, Cause
-from shared.directory import DELTA_FILTER_LIMIT, JSON
 
 GROUP_PK = "group"
 PARTITION_PK = "partition"

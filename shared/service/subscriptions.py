@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from shared.adapters.tables import ConcurrencyConflict, EntityStore
-from shared.directory import DirectoryError, Subscription
-from shared.messages import DeltaSweep, new_correlation_id
-from shared.service.context import Services
+from shared.ports.directory import DirectoryError, Subscription
+from shared.ports.messages import DeltaSweep, new_correlation_id
+from shared.ports.tables import ConcurrencyConflict, EntityStore
 from shared.service.crashpoints import crash_point
+from shared.service.services import Services
 from shared.service.stores import ServiceState
 
 log = structlog.get_logger(__name__)

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from shared.adapters.queues import MAX_BROWSE, poison_name
 from shared.core.findings import (
     ERROR,
     PENDING_GROUP_ASSIGNMENT,
@@ -31,18 +30,18 @@ from shared.core.findings import (
     STALE_GROUP_ASSIGNMENT,
     Finding,
 )
-from shared.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
-from shared.queue_names import QUEUE_NAMES
-from shared.service.context import Services
+from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
+from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
 from shared.service.crashpoints import crash_point
 from shared.service.groups import (
     LAST_NOTIFICATION,
     LAST_UNANNOUNCED_CHANGE,
     refresh_licensed_groups,
 )
-from shared.service.recompute import skus_for
+from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.subscriptions import check_subscription_live, subscription_dead_reason
+from shared.service.users import skus_for
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ directoryaudit-list sample, Entra) writes them."""
 from __future__ import annotations
 
 from graphsim.state import SimState
-from shared.audit import audit_actor
+from shared.core.audit import audit_actor
 from tests.graphsim.conftest import G_ONPREM, G_PLAIN, USERS, frozen_clock, make_tenant
 
 

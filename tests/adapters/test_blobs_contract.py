@@ -11,15 +11,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import AzuriteEndpoints
-from shared.adapters.blobs import (
-    REPORTS_CONTAINER,
-    AzureBlobStore,
-    BlobStore,
-    InMemoryBlobStore,
-    blobs_for,
-    container_client,
-)
-from shared.settings import StorageConnection
+from shared.adapters.blobs import AzureBlobStore, blobs_for, container_client
+from shared.fakes.blobs import InMemoryBlobStore
+from shared.platform.settings import StorageConnection
+from shared.ports.blobs import REPORTS_CONTAINER, BlobStore
 from tests.storage_identity.minting import MintingStorageCredential
 
 

@@ -13,7 +13,7 @@ Audit entries, mail and time: the fake is built with graphsim's control-API admi
 actor (`SIM_ADMIN_UPN`) and a clock the driver can advance, so the same assertions hold on both.
 
 The graph side also checks, after every test, that each endpoint graphsim counted is in the
-permissions manifest (`shared.permissions`).
+permissions manifest (`shared.adapters.graph_permissions`).
 """
 
 from __future__ import annotations
@@ -33,16 +33,16 @@ import pytest
 
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
-from shared.adapters.fake_directory import FakeDirectory
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.directory import (
+from shared.adapters.graph_permissions import find_call
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import (
     DELTA_FILTER_LIMIT,
     USER_SELECT,
     DeltaTokenExpired,
     Directory,
     DirectoryError,
 )
-from shared.permissions import find_call
 from tests.graphsim.receiver import receiver
 
 pytestmark = pytest.mark.anyio
@@ -289,7 +289,9 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
             yield GraphDriver(directory, sim, rec.url)
         finally:
             await directory.aclose()
-        assert unlisted_endpoints(sim) == [], "calls missing from shared/permissions.py"
+        assert unlisted_endpoints(sim) == [], (
+            "calls missing from shared/adapters/graph_permissions.py"
+        )
 
 
 # --------------------------------------------------------------------------- reads

@@ -24,7 +24,7 @@ from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint
 from shared.bootstrap import build_services
-from shared.directory import DirectoryError
+from shared.ports.directory import DirectoryError
 from tests.credentials import TEST_APP_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import receiver

@@ -18,7 +18,7 @@ import pytest
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.directory import DirectoryError
+from shared.ports.directory import DirectoryError
 from tests.graphsim.conftest import USERS, make_tenant
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from shared.logging import bind_correlation, configure_logging, get_logger
+from shared.platform.logging import bind_correlation, configure_logging, get_logger
 
 NAME = "tests.adapters.logging"
 

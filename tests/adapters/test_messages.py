@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.messages import (
+from shared.ports.messages import (
     MAX_USERS_PER_RECOMPUTE,
     DeltaSweep,
     GroupsChanged,

@@ -13,7 +13,7 @@ import pytest
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.permissions import (
+from shared.adapters.graph_permissions import (
     ALERTS,
     APP_ROLE_IDS,
     CALLS,

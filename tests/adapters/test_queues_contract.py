@@ -15,20 +15,17 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 from azure.storage.queue._message_encoding import NoDecodePolicy, NoEncodePolicy
 
 from devhost.azurite import AzuriteEndpoints
-from shared.adapters.queues import (
+from shared.adapters.queues import AzureQueue, queue_client, queues_for
+from shared.fakes.queues import InMemoryQueue, in_memory_queues
+from shared.ports.messages import DeltaSweep, ReprocessUser, SyncCompleted, encode_message
+from shared.ports.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
     REPROCESS_USER,
     SYNC_COMPLETED,
-    AzureQueue,
-    InMemoryQueue,
     MessageQueue,
     StaleReceipt,
-    in_memory_queues,
-    queue_client,
-    queues_for,
 )
-from shared.messages import DeltaSweep, ReprocessUser, SyncCompleted, encode_message
 
 ROOT = Path(__file__).resolve().parents[2]
 U1 = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings, SettingsError, StorageConnection
+from shared.platform.settings import Settings, SettingsError, StorageConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 G1 = "11111111-1111-4111-8111-111111111111"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import Settings, SettingsError
+from shared.platform.settings import Settings, SettingsError
 from tests.adapters.test_settings import REQUIRED
 
 

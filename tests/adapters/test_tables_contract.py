@@ -10,19 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost.azurite import AzuriteEndpoints
-from shared.adapters.tables import (
+from shared.adapters.tables import AzureTable, tables_for
+from shared.fakes.tables import InMemoryTable
+from shared.ports.tables import (
     AlreadyExists,
-    AzureTable,
     ConcurrencyConflict,
     EntityStore,
-    InMemoryTable,
     InvalidKey,
     check_key,
     from_safe_key,
     json_field,
     parse_json_field,
     safe_key,
-    tables_for,
 )
 
 LINK = "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=abc"

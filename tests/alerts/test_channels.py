@@ -16,17 +16,10 @@ import jsonschema
 import orjson
 import pytest
 
-from shared.adapters.tables import InMemoryTable
-from shared.alerts.channel_config import Channel, parse_channels
-from shared.alerts.channel_delivery import (
-    ALREADY_SENT,
-    FAILED,
-    NOTHING,
-    SENT,
-    deliver_to_channels,
-)
-from shared.alerts.channel_finding import ChannelFinding
-from shared.alerts.channel_payloads import (
+from shared.fakes.tables import InMemoryTable
+from shared.platform.channel_config import Channel, parse_channels
+from shared.render.channel_finding import ChannelFinding
+from shared.render.channel_payloads import (
     DIGEST_HEADER,
     SIGNATURE_HEADER,
     SLACK_MAX_BLOCKS,
@@ -36,7 +29,14 @@ from shared.alerts.channel_payloads import (
     verify,
     webhook_payload,
 )
-from shared.alerts.compose import MailView, RowView, Section, UserName
+from shared.render.mail import MailView, RowView, Section, UserName
+from shared.service.alerts.channel_delivery import (
+    ALREADY_SENT,
+    FAILED,
+    NOTHING,
+    SENT,
+    deliver_to_channels,
+)
 from shared.service.stores import ServiceState
 from tests.alerts.receiver import Receiver
 

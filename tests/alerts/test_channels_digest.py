@@ -11,8 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared.alerts.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
-from shared.service.alerts import run_digest, send_tenant_alerts
+from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
+from shared.service.alerts.jobs import run_digest
+from shared.service.alerts.tenant import send_tenant_alerts
 from tests.alerts.receiver import Receiver
 from tests.alerts.world import (
     GRACE_SECONDS,

@@ -18,11 +18,9 @@ import pytest
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.queues import in_memory_queues
-from shared.adapters.tables import in_memory_tables
-from shared.alerts.compose import DIGEST_HEADER, Mail
-from shared.alerts.deliver import SENT, deliver
-from shared.service.context import Services
+from shared.bootstrap import in_memory_services
+from shared.render.mail import DIGEST_HEADER, Mail
+from shared.service.alerts.deliver import SENT, deliver
 from tests.graphsim.conftest import make_tenant
 from tests.service.world import Clock, settings_for
 
@@ -70,12 +68,11 @@ async def test_a_lost_answer_on_create_or_send_still_delivers_exactly_one_mail(
     with SimClient(graph_url) as sim:
         directory = GraphDirectory(build_graph_client(graph_url, static_token="t"))
         async with directory:
-            svc = Services(
-                settings=settings_for(ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT),
-                directory=directory,
-                queues=in_memory_queues(clock=clock.monotonic),
-                tables=in_memory_tables(),
+            svc = in_memory_services(
+                settings_for(ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT),
+                directory,
                 clock=clock.now,
+                monotonic=clock.monotonic,
             )
             sim.clear_counters()
             sim.set_faults(writesOnly=True, next=faults)

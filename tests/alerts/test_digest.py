@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.service.alerts import run_digest
+from shared.service.alerts.jobs import run_digest
 from tests.alerts.world import (
     GRACE_SECONDS,
     RECIPIENT,
@@ -29,7 +29,7 @@ async def test_the_first_run_mails_one_baseline_summary_then_digests_report_only
     world.clock.advance(GRACE_SECONDS)
 
     waiting = await run_digest(world.svc)
-    from shared.service.alerts import send_baseline_summary
+    from shared.service.alerts.jobs import send_baseline_summary
 
     await send_baseline_summary(world.svc, run_id="night-1")
     [summary] = mails(world)
@@ -197,8 +197,8 @@ async def test_at_most_twenty_users_are_named_per_row_then_and_n_more() -> None:
 
 
 async def test_the_plain_text_part_carries_the_same_rows() -> None:
-    from shared.alerts import compose
     from shared.core.alerting import LedgerRow
+    from shared.render import mail as compose
 
     row = LedgerRow(
         key=f"{DIEGO}|x|CountViolation|g",

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from shared.messages import RecomputeUsers
-from shared.service.alerts import run_digest, send_nightly_summary, send_tenant_alerts
-from shared.service.recompute import recompute_users
+from shared.core.nightly_summary import NightlySummary, SeatForecast
+from shared.ports.messages import RecomputeUsers
+from shared.service.alerts.jobs import run_digest, send_nightly_summary
+from shared.service.alerts.tenant import send_tenant_alerts
 from shared.service.stores import FindingsLedger, ServiceState
-from shared.service.summary import NightlySummary, SeatForecast
+from shared.service.users import recompute_users
 from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
 from tests.builders import guid
 from tests.service.world import ENTERPRISEPACK, IRVIN, World, build_world, demo_snapshot

@@ -19,10 +19,10 @@ import orjson
 import pytest
 
 from graphsim.synthetic import generate_tenant
-from shared.catalog import catalog
-from shared.cli import main
+from shared.adapters.snapshot import load_snapshot
+from shared.catalog.products import catalog
+from shared.cli.main import main
 from shared.core.evaluate import evaluate
-from shared.snapshot import load_snapshot
 from tests.browser.cdp import Page, file_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.alerts.channel_payloads import ADAPTIVE_CARD_VERSION, teams_message
+from shared.render.channel_payloads import ADAPTIVE_CARD_VERSION, teams_message
 from tests.alerts.test_channels import REPORT, view
 from tests.browser.cdp import Page, file_url
 

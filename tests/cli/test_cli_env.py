@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import EXIT_BAD_INPUT, main
-from shared.cli_env import LocalSettingsError, cli_environment
-from shared.settings import Settings, SettingsError
+from shared.cli.env import LocalSettingsError, cli_environment
+from shared.cli.main import EXIT_BAD_INPUT, main
+from shared.platform.settings import Settings, SettingsError
 
 STORAGE = "UseDevelopmentStorage=true"
 

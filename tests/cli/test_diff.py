@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.cli import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
+from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.cli import main
-from shared.csvsafe import safe_cell
-from shared.report import CSV_HEADER
+from shared.cli.main import main
+from shared.render.csvsafe import safe_cell
+from shared.render.report import CSV_HEADER
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 

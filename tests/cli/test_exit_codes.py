@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import EXIT_BAD_INPUT, EXIT_OK, main, version
+from shared.cli.main import EXIT_BAD_INPUT, EXIT_OK, main, version
 
 DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 COMMANDS = [

@@ -15,7 +15,7 @@ from devhost.azurite import AzuriteEndpoints
 from devhost.demo import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
-from shared.cli import main
+from shared.cli.main import main
 from shared.render.history import history_name
 from tests.render.page import Page
 

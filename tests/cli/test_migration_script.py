@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import EXIT_OK, main
+from shared.cli.main import EXIT_OK, main
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"

@@ -23,8 +23,8 @@ import pytest
 from devhost.azurite import Azurite, AzuriteEndpoints
 from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
-from shared.cli import main
-from shared.preflight import run_preflight
+from shared.cli.main import main
+from shared.cli.preflight import run_preflight
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from shared.progress import Progress
+from shared.cli.progress import Progress
 
 
 class Clock:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from shared.cli.main import main
 
 DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 

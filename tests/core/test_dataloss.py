@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.capabilities import CapabilityMapError, capabilities, read_capabilities
-from shared.catalog import read_catalog
+from shared.catalog.capabilities import CapabilityMapError, capabilities, read_capabilities
+from shared.catalog.products import read_catalog
 from shared.core.dataloss import (
     DATA_LOSS_RISK,
     MAILBOX,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.capabilities import capabilities
+from shared.catalog.capabilities import capabilities
 from shared.core.drift import (
     ADDED,
     CHANGED,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.blobs import InMemoryBlobStore
-from shared.csvsafe import csv_writer, safe_cell
-from shared.service.reconcile import Options, reconcile_nightly
+from shared.fakes.blobs import InMemoryBlobStore
+from shared.render.csvsafe import csv_writer, safe_cell
+from shared.service.reconcile.nightly import Options, reconcile_nightly
 from tests.service.world import build_world, demo_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ from devhost.demo import (
     settle,
 )
 from graphsim.client import SimClient
-from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
 from tests.service.world import notification
 
 pytestmark = pytest.mark.e2e

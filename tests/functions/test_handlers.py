@@ -20,16 +20,10 @@ from azure.core.exceptions import ServiceRequestError
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-from shared.adapters.queues import (
-    GROUPS_CHANGED,
-    RECOMPUTE_USERS,
-    REPROCESS_USER,
-    SYNC_COMPLETED,
-    InMemoryQueue,
-    poison_name,
-)
 from shared.bootstrap import use
-from shared.messages import (
+from shared.fakes.queues import InMemoryQueue
+from shared.platform.settings import Settings
+from shared.ports.messages import (
     DeltaSweep,
     Message,
     MessageError,
@@ -38,8 +32,14 @@ from shared.messages import (
     SyncCompleted,
     encode_message,
 )
-from shared.settings import Settings
-from shared.webhook import MAX_BODY_BYTES
+from shared.ports.queues import (
+    GROUPS_CHANGED,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    SYNC_COMPLETED,
+    poison_name,
+)
+from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
 from tests.invocation import indexed_functions, invocation_context
 from tests.service.world import (
     E3_BASE,

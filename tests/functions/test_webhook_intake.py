@@ -18,12 +18,12 @@ import pytest
 
 import function_app
 from devhost.index import app_functions
-from shared.adapters.queues import GROUPS_CHANGED, MessageQueue
 from shared.bootstrap import use
-from shared.logging import configure_logging
-from shared.messages import MAX_ENCODED_BYTES, GroupsChanged
-from shared.service.notifications import MAX_REJECTION_SAMPLES
-from shared.webhook import MAX_BODY_BYTES
+from shared.platform.logging import configure_logging
+from shared.ports.messages import MAX_ENCODED_BYTES, GroupsChanged
+from shared.ports.queues import GROUPS_CHANGED, MessageQueue
+from shared.service.intake.notifications import MAX_REJECTION_SAMPLES
+from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
 from tests.invocation import invocation_context
 from tests.service.world import World, body, build_world, lifecycle, notification
 

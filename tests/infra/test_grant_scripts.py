@@ -1,6 +1,6 @@
 """The Graph permission grant scripts agree with the permissions manifest.
 
-Their role tables are generated (`python -m shared.permissions_cli`) and committed between
+Their role tables are generated (`python -m shared.cli.permissions`) and committed between
 marker comments; these tests regenerate the blocks and compare, and run the shell script in
 --dry-run mode (no `az` needed) for every flag combination.
 """
@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from shared.permissions import ALERTS, APP_ROLE_IDS, READ, REPROCESS, grant
-from shared.permissions_cli import command, csv_role_ids, render, roles, wanted_sets
+from shared.adapters.graph_permissions import ALERTS, APP_ROLE_IDS, READ, REPROCESS, grant
+from shared.cli.permissions import command, csv_role_ids, render, roles, wanted_sets
 from tests.infra.bicep import INFRA, ROOT
 
 SCRIPTS = INFRA / "scripts"
@@ -45,7 +45,7 @@ def test_the_committed_role_table_is_what_the_generator_prints(script: str, fmt:
 
 def test_the_generator_cli_prints_json_with_names_and_microsoft_ids() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "shared.permissions_cli", "--format", "json", "--enable-mail"],
+        [sys.executable, "-m", "shared.cli.permissions", "--format", "json", "--enable-mail"],
         cwd=ROOT,
         capture_output=True,
         text=True,

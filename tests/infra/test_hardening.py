@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from shared.adapters.blobs import REPORTS_CONTAINER
-from shared.adapters.queues import QUEUE_NAMES, poison_name
+from shared.ports.blobs import REPORTS_CONTAINER
+from shared.ports.queues import QUEUE_NAMES, poison_name
 from tests.infra.bicep import INFRA, ROOT, after, read, resources, string_list, top_level_keys
 from tests.infra.test_infra_crosscheck import app_settings
 

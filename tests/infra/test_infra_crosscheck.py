@@ -15,11 +15,11 @@ import uuid
 
 import pytest
 
-import shared.settings as settings_module
-from shared.adapters.blobs import REPORTS_CONTAINER
-from shared.adapters.queues import QUEUE_NAMES, SYNC_COMPLETED, poison_name
-from shared.adapters.tables import TABLE_NAMES
-from shared.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
+import shared.platform.settings as settings_module
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
+from shared.ports.blobs import REPORTS_CONTAINER
+from shared.ports.queues import QUEUE_NAMES, SYNC_COMPLETED, poison_name
+from shared.ports.tables import TABLE_NAMES
 from tests.infra.bicep import (
     INFRA,
     ROOT,
@@ -76,7 +76,7 @@ ALERT_PARAMS = {
     "BASELINE": "baseline",
     "ALERT_CHANNELS": "alertChannels",
 }
-"""The alert settings (shared/settings.py "Alerts") -> the main.bicep parameter behind each."""
+"""The alert settings (platform/settings.py "Alerts") -> the main.bicep parameter behind each."""
 
 
 def app_settings() -> dict[str, str]:

@@ -23,7 +23,7 @@ import azure.functions as func
 import pytest
 import structlog
 
-from shared.logging import bind_correlation, configure_logging, get_logger
+from shared.platform.logging import bind_correlation, configure_logging, get_logger
 from tests.infra.bicep import ROOT
 from tests.infra.test_infra_crosscheck import app_settings
 from tests.invocation import indexed_functions
@@ -48,7 +48,7 @@ def test_without_a_connection_string_the_exporter_is_neither_imported_nor_enable
     # A fresh interpreter, so no other test has imported anything yet.
     code = (
         "import sys, logging\n"
-        "from shared.logging import configure_logging, azure_monitor_enabled\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
         "env = {'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'Authorization=AAD'}\n"
         "configure_logging(env=env)\n"
         "prefixes = ('azure.monitor', 'opentelemetry')\n"
@@ -64,7 +64,7 @@ def test_without_a_connection_string_the_exporter_is_neither_imported_nor_enable
 _EXPORT_PROBE = """
 import json, logging, os, sys, datetime
 logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
-from shared.logging import (
+from shared.platform.logging import (
     azure_monitor_enabled, bind_correlation, bind_invocation, configure_logging, get_logger,
 )
 from tests.invocation import invocation_context
@@ -208,7 +208,7 @@ def test_no_warning_is_printed_for_any_event(exported: tuple[dict[str, Any], str
 
 
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
-    from shared.azure_monitor import _managed_identity_client_id
+    from shared.platform.telemetry import _managed_identity_client_id
 
     client_id = "11111111-2222-4333-8444-555555555555"
 
@@ -223,7 +223,7 @@ def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setti
 def test_the_worker_exporter_setting_keeps_ours_off() -> None:
     code = (
         "import json, sys\n"
-        "from shared.logging import configure_logging, azure_monitor_enabled\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
         "configure_logging(env=json.loads(sys.argv[1]))\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('azure.monitor'))\n"
         "print(json.dumps({'enabled': azure_monitor_enabled(), 'loaded': loaded}))\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from shared.adapters.blobs import REPORTS_CONTAINER
+from shared.ports.blobs import REPORTS_CONTAINER
 from tests.infra.bicep import read, resources
 
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"

@@ -29,7 +29,7 @@ import pytest
 from devhost.azurite import AzuriteEndpoints, wipe_storage
 from devhost.demo import Stack, free_port, load_tenant, running_stack
 from shared.adapters.tables import tables_for
-from shared.messages import SyncCompleted, decode_message, encode_message
+from shared.ports.messages import SyncCompleted, decode_message, encode_message
 from shared.service.stores import ServiceState
 from shared.service.watch import LAST_SYNC
 

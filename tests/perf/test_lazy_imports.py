@@ -48,7 +48,7 @@ def _loaded_after(run: str, argv: list[str]) -> list[str]:
 def test_evaluate_imports_no_graph_or_azure_sdk(tmp_path: Path) -> None:
     out = tmp_path / "evaluation.json"
     argv = ["license-guard", "evaluate", "--snapshot", str(DEMO), "--format", "json"]
-    run = f"from shared.cli import main\nassert main({[*argv[1:], '--out', str(out)]!r}) == 0"
+    run = f"from shared.cli.main import main\nassert main({[*argv[1:], '--out', str(out)]!r}) == 0"
     assert _loaded_after(run, argv) == []
     assert out.stat().st_size > 1000  # the evaluation did run
 
@@ -56,7 +56,7 @@ def test_evaluate_imports_no_graph_or_azure_sdk(tmp_path: Path) -> None:
 def test_evaluate_table_imports_no_graph_or_azure_sdk(tmp_path: Path) -> None:
     out = tmp_path / "evaluation.txt"
     argv = ["license-guard", "evaluate", "--snapshot", str(DEMO), "--out", str(out)]
-    run = f"from shared.cli import main\nassert main({argv[1:]!r}) == 0"
+    run = f"from shared.cli.main import main\nassert main({argv[1:]!r}) == 0"
     assert _loaded_after(run, argv) == []
     assert out.stat().st_size > 100  # the evaluation did run
 

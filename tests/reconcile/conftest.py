@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.blobs import InMemoryBlobStore
-from shared.adapters.fake_directory import FakeDirectory
-from shared.service.reconcile import Options, ReconcileResult, reconcile_nightly
+from shared.fakes.blobs import InMemoryBlobStore
+from shared.fakes.directory import FakeDirectory
+from shared.service.reconcile.nightly import Options, ReconcileResult, reconcile_nightly
 from tests.service.world import World, build_world
 
 PAGE = 5

@@ -16,8 +16,8 @@ from devhost.demo import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
 from shared.adapters.tables import tables_for
-from shared.cli import main
-from shared.report import CSV_HEADER
+from shared.cli.main import main
+from shared.render.report import CSV_HEADER
 from tests.service.world import BASE_ENV
 
 

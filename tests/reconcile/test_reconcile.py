@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from shared.adapters.queues import RECOMPUTE_USERS, REPROCESS_USER
-from shared.report import CSV_HEADER
-from shared.service.reconcile import LAST, RUN
+from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
+from shared.render.report import CSV_HEADER
+from shared.service.reconcile.nightly import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages
 from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world

@@ -15,7 +15,7 @@ import pytest
 from devhost.azurite import AzuriteEndpoints
 from devhost.demo import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
-from shared.cli import EXIT_BAD_INPUT, main
+from shared.cli.main import EXIT_BAD_INPUT, main
 from tests.service.world import BASE_ENV
 
 EMS_GROUP = "Licensing_Office365_EMS_E3"

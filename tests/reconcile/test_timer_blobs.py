@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.service.reconcile import run_nightly
+from shared.service.reconcile.nightly import run_nightly
 from tests.reconcile.conftest import Nightly
 
 pytestmark = pytest.mark.anyio

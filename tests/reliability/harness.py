@@ -23,38 +23,35 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.adapters.blobs import InMemoryBlobStore
-from shared.adapters.fake_directory import FakeDirectory
-from shared.adapters.queues import (
+from shared.bootstrap import in_memory_services
+from shared.fakes.blobs import InMemoryBlobStore
+from shared.fakes.directory import FakeDirectory
+from shared.fakes.queues import in_memory_queues
+from shared.fakes.tables import InMemoryTable
+from shared.ports.directory import JSON, Subscription
+from shared.ports.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
+from shared.ports.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
     REPROCESS_USER,
     MessageQueue,
     Queues,
     ReceivedMessage,
-    in_memory_queues,
 )
-from shared.adapters.tables import (
-    TABLE_NAMES,
-    Entity,
-    EntityValue,
-    InMemoryTable,
-    Tables,
-)
-from shared.directory import JSON, Subscription
-from shared.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
-from shared.service.alerts import run_digest, send_tenant_alerts
-from shared.service.context import Services
+from shared.ports.tables import TABLE_NAMES, Entity, EntityValue, Tables
+from shared.service.alerts.jobs import run_digest
+from shared.service.alerts.tenant import send_tenant_alerts
 from shared.service.groups import handle_group_changes
-from shared.service.notifications import accept_change_notifications
-from shared.service.recompute import recompute_users
-from shared.service.reconcile import Options, reconcile_nightly
+from shared.service.intake.notifications import accept_change_notifications
+from shared.service.reconcile.nightly import Options, reconcile_nightly
 from shared.service.reprocessing import reprocess_user
+from shared.service.services import Services
 from shared.service.subscriptions import (
     SUBSCRIPTION_PK,
     check_subscription_live,
     keep_subscription,
 )
+from shared.service.users import recompute_users
 from shared.service.watch import recheck_errors, watch_poison
 from tests.service.world import (
     CLIENT_STATE,
@@ -286,21 +283,22 @@ def build_host(crash_at: str | None = None) -> Host:
     )
     tables = Tables(*(JournalTable(InMemoryTable(name), trace) for name in TABLE_NAMES))
     recorder = CrashRecorder(trace, crash_at)
-    svc = Services(
-        settings=settings_for(
+    blobs = InMemoryBlobStore(now=clock.now)
+    svc = in_memory_services(
+        settings_for(
             LICENSE_GUARD_MODE="act",
             ALERT_SENDER=SENDER,
             ALERT_RECIPIENTS=RECIPIENT,
             BASELINE="off",
             ALERT_GRACE_MINUTES="0",
         ),
-        directory=directory,
+        directory,
+        clock=clock.now,
         queues=queues,
         tables=tables,
-        clock=clock.now,
+        blobs=blobs,
         crash_points=recorder,
     )
-    blobs = InMemoryBlobStore(now=clock.now)
     return Host(svc, clock, directory, blobs, trace, recorder)
 
 

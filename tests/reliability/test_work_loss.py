@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.fake_directory import FakeDirectory
-from shared.adapters.queues import RECOMPUTE_USERS, REPROCESS_USER, MessageQueue, Queues
-from shared.adapters.tables import EntityValue, InMemoryTable, Tables, in_memory_tables
-from shared.directory import DirectoryError
-from shared.messages import (
+from shared.fakes.directory import FakeDirectory
+from shared.fakes.tables import InMemoryTable, in_memory_tables
+from shared.ports.directory import DirectoryError
+from shared.ports.messages import (
     DeltaSweep,
     GroupsChanged,
     Message,
@@ -21,12 +20,14 @@ from shared.messages import (
     ReprocessUser,
     SyncCompleted,
 )
-from shared.service.alerts import send_tenant_alerts
+from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER, MessageQueue, Queues
+from shared.ports.tables import EntityValue, Tables
+from shared.service.alerts.tenant import send_tenant_alerts
 from shared.service.groups import handle_group_changes
-from shared.service.recompute import recompute_users
 from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED, STALE_CLAIM
 from shared.service.subscriptions import check_subscription_live, keep_subscription
+from shared.service.users import recompute_users
 from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_poison
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
 from tests.alerts.world import alert_world, mails

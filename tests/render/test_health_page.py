@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.snapshot import load_snapshot, parse_snapshot
 from shared.core import links
 from shared.core.evaluate import evaluate
 from shared.render.health_model import HealthBuilder
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import nights, previous_night, trends
-from shared.snapshot import load_snapshot, parse_snapshot
 from tests.render.page import Page
 
 DEMO = Path("shared/data/demo-snapshot.json")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.queues import RECOMPUTE_USERS
-from shared.directory import DELTA_FILTER_LIMIT
-from shared.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
+from shared.ports.directory import DELTA_FILTER_LIMIT
+from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
+from shared.ports.queues import RECOMPUTE_USERS
 from shared.service.groups import UNLICENSED_TTL, handle_group_changes
 from shared.service.stores import GroupMembers, LicensedGroups
 from tests.service.world import (

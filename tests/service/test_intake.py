@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.queues import GROUPS_CHANGED
-from shared.messages import GroupsChanged
-from shared.service.notifications import accept_change_notifications
+from shared.ports.messages import GroupsChanged
+from shared.ports.queues import GROUPS_CHANGED
+from shared.service.intake.notifications import accept_change_notifications
 from tests.service.world import (
     E3_BASE,
     E3_TEAMS,

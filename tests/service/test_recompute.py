@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from shared.adapters.queues import RECOMPUTE_USERS, REPROCESS_USER
-from shared.adapters.tables import safe_key
-from shared.messages import DeltaSweep, RecomputeUsers, ReprocessUser
+from shared.ports.messages import DeltaSweep, RecomputeUsers, ReprocessUser
+from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
+from shared.ports.tables import safe_key
 from shared.service.groups import handle_group_changes
-from shared.service.recompute import recompute_users
 from shared.service.stores import FindingsLedger
+from shared.service.users import recompute_users
 from tests.service.world import (
     ADELE,
     DIEGO,

@@ -7,14 +7,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shared.adapters.fake_directory import FakeDirectory
-from shared.adapters.queues import REPROCESS_USER
-from shared.directory import DirectoryError
-from shared.messages import DeltaSweep, RecomputeUsers, ReprocessUser
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError
+from shared.ports.messages import DeltaSweep, RecomputeUsers, ReprocessUser
+from shared.ports.queues import REPROCESS_USER
 from shared.service.groups import handle_group_changes
-from shared.service.recompute import recompute_users
 from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED
+from shared.service.users import recompute_users
 from tests.service.world import DIEGO, EMS, IRVIN, JONI, World, build_world
 
 pytestmark = pytest.mark.anyio

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.adapters.queues import GROUPS_CHANGED
-from shared.directory import Subscription
-from shared.messages import DeltaSweep
-from shared.service.notifications import accept_lifecycle_notifications
+from shared.ports.directory import Subscription
+from shared.ports.messages import DeltaSweep
+from shared.ports.queues import GROUPS_CHANGED
+from shared.service.intake.notifications import accept_lifecycle_notifications
 from shared.service.subscriptions import (
     MAX_LIFETIME,
     RENEW_WITHIN,

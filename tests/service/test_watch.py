@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
-from shared.messages import (
+from shared.ports.messages import (
     DeltaSweep,
     GroupsChanged,
     RecomputeUsers,
     SyncCompleted,
     encode_message,
 )
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
 from shared.service.groups import handle_group_changes
-from shared.service.recompute import recompute_users
 from shared.service.stores import FindingsLedger, LicensedGroups
 from shared.service.subscriptions import keep_subscription
+from shared.service.users import recompute_users
 from shared.service.watch import (
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,

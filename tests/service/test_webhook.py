@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.webhook import (
+from shared.service.intake.webhook_protocol import (
     MAX_BODY_BYTES,
     MalformedNotification,
     NotificationTooLarge,

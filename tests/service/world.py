@@ -16,22 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.fake_directory import FakeDirectory
-from shared.adapters.queues import (
-    GROUPS_CHANGED,
-    RECOMPUTE_USERS,
-    REPROCESS_USER,
-    MessageQueue,
-    in_memory_queues,
-)
-from shared.adapters.tables import in_memory_tables
-from shared.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
-from shared.service.context import Services
+from shared.bootstrap import in_memory_services
+from shared.fakes.directory import FakeDirectory
+from shared.platform.settings import Settings
+from shared.ports.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER, MessageQueue
 from shared.service.groups import GroupChangeOutcome, handle_group_changes
-from shared.service.recompute import RecomputeOutcome, recompute_users
 from shared.service.reprocessing import ReprocessOutcome, reprocess_user
+from shared.service.services import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
-from shared.settings import Settings
+from shared.service.users import RecomputeOutcome, recompute_users
 
 DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
@@ -201,11 +195,7 @@ def build_world(
     subclass that misbehaves at the port boundary (throttling, outages)."""
     clock = Clock()
     directory = fake(snapshot if snapshot is not None else demo_snapshot(), now=clock.now)
-    svc = Services(
-        settings=settings_for(**settings),
-        directory=directory,
-        queues=in_memory_queues(clock=clock.monotonic),
-        tables=in_memory_tables(),
-        clock=clock.now,
+    svc = in_memory_services(
+        settings_for(**settings), directory, clock=clock.now, monotonic=clock.monotonic
     )
     return World(svc, directory, clock)

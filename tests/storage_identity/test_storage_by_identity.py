@@ -25,10 +25,10 @@ from shared.adapters.graph_auth import graph_endpoint
 from shared.adapters.queues import AzureQueue, queues_for
 from shared.adapters.tables import AzureTable, tables_for
 from shared.bootstrap import build_services, storage_credential
-from shared.messages import SyncCompleted
-from shared.preflight_checks import FAIL, Target, storage_checks
-from shared.service.context import Services
-from shared.settings import Settings, StorageConnection
+from shared.cli.preflight_checks import FAIL, Target, storage_checks
+from shared.platform.settings import Settings, StorageConnection
+from shared.ports.messages import SyncCompleted
+from shared.service.services import Services
 from tests.storage_identity.minting import STORAGE_SCOPE, TEST_TENANT, MintingStorageCredential
 from tests.storage_identity.tls import TlsFiles
 

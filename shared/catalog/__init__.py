@@ -1,0 +1,1 @@
+"""Microsoft's licensing reference data: names, plan conflicts, data plans."""

@@ -1,0 +1,131 @@
+"""`license-guard reprocess`: an admin acts from the command line, with the service's safety.
+
+`--user UPN|ID ...` or `--group GROUP` (its members in error or waiting for the group's
+license). Honours the mode, the allow-list, the kill switch and the brake exactly as the
+service's own writes (see `shared.service.manual_reprocess`); `--dry-run` writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import IO, Any, TextIO, cast
+
+import orjson
+import structlog
+
+from shared.cli.env import cli_environment
+from shared.cli.live import LiveError, add_graph_flags, run_job
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
+
+EXIT_OK = 0
+EXIT_NOT_DONE = 1
+
+
+def add_reprocess_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "reprocess",
+        help="reprocess users' group-based licenses now (mode, allow-list, kill switch, brake)",
+        description=(
+            "Ask Entra to reprocess the group-based licenses of the given users, or of a "
+            "group's members in error or waiting for its license, for the causes a reprocess "
+            "can clear. Writes only in act mode, with WRITES_DISABLED off and the user's "
+            "groups allowed by ACT_GROUP_ALLOWLIST; calls go through the service's brake. "
+            "Uses the app's settings (AzureWebJobsStorage for the ledger and the brake)."
+        ),
+        epilog=(
+            "exit status: 0 every user reprocessed (or would be, with --dry-run) or had "
+            "nothing to reprocess, 1 some user was not allowed or not found, 2 bad input or I/O"
+        ),
+    )
+    who = cmd.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", nargs="+", metavar="UPN|ID", help="users by UPN or object id")
+    who.add_argument("--group", metavar="GROUP", help="a licensed group by id or display name")
+    cmd.add_argument("--dry-run", action="store_true", help="write nothing; say what would happen")
+    cmd.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    add_graph_flags(cmd)
+    cmd.set_defaults(func=run_reprocess)
+
+
+def run_reprocess(args: argparse.Namespace) -> int:
+    from shared.bootstrap import build_services  # noqa: PLC0415 - storage only when asked
+    from shared.service.manual_reprocess import (  # noqa: PLC0415
+        BLOCKED,
+        UNKNOWN,
+        UnknownGroup,
+        manual_reprocess,
+    )
+
+    if not structlog.is_configured():
+        # The command's output is standard output; the service's log lines go to stderr.
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
+    env = cli_environment()
+    env["GRAPH_BASE_URL"] = (
+        args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    )
+    if args.token:
+        env["GRAPH_STATIC_TOKEN"] = args.token
+    try:
+        svc = build_services(env)
+    except SettingsError as exc:
+        raise LiveError(f"settings: {exc}") from None
+
+    async def job() -> Any:
+        try:
+            return await manual_reprocess(svc, args.user or (), args.group, dry_run=args.dry_run)
+        finally:
+            close = getattr(svc.directory, "aclose", None)
+            if close is not None:
+                await close()
+
+    try:
+        outcomes = run_job(job)
+    except UnknownGroup as exc:
+        raise LiveError(str(exc)) from None
+    write_outcomes(outcomes, args.format, args.dry_run)
+    bad = {BLOCKED, UNKNOWN}
+    return EXIT_NOT_DONE if any(o.status in bad for o in outcomes) else EXIT_OK
+
+
+class _Stderr:
+    """Whatever sys.stderr is at the time of each write (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def write_outcomes(outcomes: Any, fmt: str, dry_run: bool, out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    counts = Counter(o.status for o in outcomes)
+    if fmt == "json":
+        doc = {
+            "dryRun": dry_run,
+            "summary": dict(counts),
+            "users": [
+                {
+                    "user": o.user,
+                    "status": o.status,
+                    "detail": o.detail,
+                    "findings": [
+                        {"code": f.code, "message": f.message, "groupId": f.group_id}
+                        for f in o.findings
+                    ],
+                }
+                for o in outcomes
+            ],
+        }
+        stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    head = "DRY RUN (nothing written): " if dry_run else ""
+    listed = ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "no users"
+    stream.write(f"{head}{len(outcomes)} user(s): {listed}\n")
+    for o in outcomes:
+        stream.write(f"  {o.status}: {o.user} ({o.detail})\n")
+        for finding in o.findings:
+            stream.write(f"      {finding.severity.upper():<7} {finding.code}: {finding.message}\n")

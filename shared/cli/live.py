@@ -1,0 +1,385 @@
+"""`license-guard` commands that read a live tenant: `snapshot`, `reconcile`, `report paths`.
+
+They run the service's own code paths (the `Directory` port, the reconciliation's page-by-page
+scan) against `GRAPH_BASE_URL`: graphsim with a static token, or Microsoft Graph with the
+signed-in identity (`az login`, through azure-identity's DefaultAzureCredential, for the
+cloud GRAPH_BASE_URL names). The flags `--graph-base-url` and `--token` override the settings
+for local use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from shared.catalog.products import catalog
+from shared.cli.env import cli_environment
+from shared.cli.progress import Progress
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
+from shared.ports.directory import USER_SELECT, DirectoryError
+from shared.render.csvsafe import csv_writer
+from shared.render.findings_summary import summary_json, summary_lines
+from shared.render.report import evaluation_json, path_rows, write_csv
+
+if TYPE_CHECKING:
+    from shared.adapters.graph import GraphDirectory
+    from shared.service.reconcile.nightly import ReconcileResult
+
+# The Graph SDK and the service (storage SDKs) are imported by the commands that use them:
+# `evaluate` and the other snapshot commands share this parser and must not pay for them.
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+_USER_TYPE = "#microsoft.graph.user"
+_GROUP_TYPE = "#microsoft.graph.group"
+
+
+_T = TypeVar("_T")
+
+
+class LiveError(Exception):
+    """The tenant cannot be read (bad URL or token, Graph refused): one line, exit 2."""
+
+
+def add_graph_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--graph-base-url",
+        metavar="URL",
+        help="Graph base URL (default: GRAPH_BASE_URL, else https://graph.microsoft.com/v1.0)",
+    )
+    cmd.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="a static bearer token (graphsim; default: GRAPH_STATIC_TOKEN, else az login)",
+    )
+    cmd.add_argument("--quiet", action="store_true", help="no progress on standard error")
+
+
+def add_live_commands(commands: Any) -> None:
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="read a live tenant into a snapshot file (the format evaluate reads)",
+        description=(
+            "Read subscribedSkus, licensed groups with their members, ALL users (with the "
+            "licensing fields) and the organization from Graph, page by page, into one "
+            "snapshot JSON file that `license-guard evaluate` reads."
+        ),
+    )
+    snapshot.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    snapshot.add_argument("--format", choices=("json",), default="json", help="json (default)")
+    add_graph_flags(snapshot)
+    snapshot.set_defaults(func=run_snapshot)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="run the nightly reconciliation now (or --dry-run: write nothing, show the plan)",
+        description=(
+            "Run the reconciliation the nightly timer runs: scan every user, reconcile the "
+            "findings ledger, queue reprocesses the policy allows, write the reports to blob "
+            "storage. Uses the app's settings (AzureWebJobsStorage, TENANT_ID, ...). With "
+            "--dry-run nothing is written: no ledger, no messages, no blobs, no mail."
+        ),
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="write nothing; print what the run would do"
+    )
+    reconcile.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    add_graph_flags(reconcile)
+    reconcile.set_defaults(func=run_reconcile)
+
+
+def add_paths_report(kinds: Any) -> None:
+    cmd = kinds.add_parser(
+        "paths",
+        help="the assignment-path report from a live scan",
+        description=(
+            "Scan the live tenant page by page and write the assignment-path report: one row "
+            "per user x SKU x path, the header `license-guard evaluate --format csv` uses."
+        ),
+    )
+    cmd.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    cmd.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="csv (default) or json"
+    )
+    add_graph_flags(cmd)
+    cmd.set_defaults(func=run_paths)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _graph(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    env = cli_environment() if env is None else env
+    base = args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    token = args.token or env.get("GRAPH_STATIC_TOKEN") or None
+    return base, token
+
+
+class _SignedIn:
+    """A GraphDirectory and the credential it signs in with (None: a static token); the
+    command owns both and closes them when done."""
+
+    def __init__(self, directory: GraphDirectory, credential: Any) -> None:
+        self.directory = directory
+        self.credential = credential
+
+    async def aclose(self) -> None:
+        await self.directory.aclose()
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
+    """The directory the command reads: `--token`/GRAPH_STATIC_TOKEN (graphsim), else an
+    azure-identity credential (`credential`, or DefaultAzureCredential: `az login`) for the
+    cloud GRAPH_BASE_URL names."""
+    from shared.adapters.graph import GraphDirectory, build_graph_client  # noqa: PLC0415
+    from shared.adapters.graph_auth import (  # noqa: PLC0415 - the Graph SDK only when used
+        GraphEndpointError,
+        default_credential,
+        graph_endpoint,
+    )
+
+    base, token = _graph(args)
+    if not base.startswith(("http://", "https://")):
+        raise LiveError(f"--graph-base-url: {base!r} is not an absolute http(s) URL")
+    if token is None and credential is None:
+        try:
+            graph_endpoint(base)
+        except GraphEndpointError as exc:
+            raise LiveError(str(exc)) from None
+        credential = default_credential(os.environ)
+    try:
+        client = build_graph_client(base, static_token=token, credential=credential)
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
+    return _SignedIn(GraphDirectory(client), credential if token is None else None)
+
+
+def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a command's async work; a Graph error becomes a LiveError (exit 2, no traceback)."""
+    try:
+        return asyncio.run(job())
+    except DirectoryError as exc:
+        raise LiveError(f"cannot read the tenant: {exc}") from None
+
+
+@contextmanager
+def _out(path: str | None, binary: bool) -> Iterator[Any]:
+    if path and binary:
+        with open(path, "wb") as handle:
+            yield handle
+    elif path:
+        with open(path, "w", encoding="utf-8", newline="") as text:
+            yield text
+    else:
+        yield sys.stdout.buffer if binary else sys.stdout
+        sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    signed_in = sign_in(args)
+    progress = Progress(args.quiet)
+
+    async def job() -> int:
+        try:
+            with _out(args.out, binary=True) as out:
+                await write_snapshot(signed_in.directory, out, progress)
+        finally:
+            progress.close()
+            await signed_in.aclose()
+        return EXIT_OK
+
+    return run_job(job)
+
+
+async def write_snapshot(
+    directory: Any, out: IO[bytes], progress: Callable[[str, int, int | None], None] | None = None
+) -> int:
+    """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
+    Returns the number of users written."""
+    from shared.service.reconcile.nightly import read_world  # noqa: PLC0415 - see the imports
+
+    world = await read_world(directory, progress)
+    groups = world["groups"] + world["nestedGroups"]
+    out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
+    for n, group in enumerate(groups):
+        members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
+        members += [{"@odata.type": _GROUP_TYPE, "id": g} for g in group.pop("nestedGroupIds")]
+        out.write((b"," if n else b"") + orjson.dumps(group | {"members": members}))
+    out.write(b'],"users":[')
+    link: str | None = None
+    count = 0
+    while True:
+        users, link = await directory.users_page(link, select=USER_SELECT)
+        for user in users:
+            out.write((b"," if count else b"") + orjson.dumps(user))
+            count += 1
+        if progress:
+            progress("users", count, None)
+        if link is None:
+            break
+    organization = [world["organization"]] if world.get("organization") else []
+    out.write(b'],"organization":' + orjson.dumps(organization) + b"}\n")
+    return count
+
+
+# --------------------------------------------------------------------------- report paths
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    signed_in = sign_in(args)
+    progress = Progress(args.quiet)
+
+    async def job() -> int:
+        try:
+            with _out(args.out, binary=args.format == "json") as out:
+                await write_paths(signed_in.directory, out, args.format, progress)
+        finally:
+            progress.close()
+            await signed_in.aclose()
+        return EXIT_OK
+
+    return run_job(job)
+
+
+async def write_paths(
+    directory: Any,
+    out: IO[Any],
+    fmt: str,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> None:
+    """The assignment-path CSV (or the evaluation JSON) of a live scan, a page at a time."""
+    from shared.service.reconcile.nightly import evaluate_page, member_index, read_world  # noqa: PLC0415
+
+    world = await read_world(directory, progress)
+    index = member_index(world)
+    names = catalog()
+    link: str | None = None
+    done = 0
+    if fmt == "json":
+        out.write(b'{"users":[')
+    while True:
+        users, link = await directory.users_page(link, select=USER_SELECT)
+        tenant, evaluation = evaluate_page(world, index, users)
+        if fmt == "csv":
+            rows = path_rows(evaluation, tenant, names)
+            if done:  # the header once, on the first page
+                csv_writer(out).writerows(rows)
+            else:
+                write_csv(rows, out)
+        else:
+            for n, doc in enumerate(evaluation_json(evaluation, tenant)["users"]):
+                out.write((b"," if done or n else b"") + orjson.dumps(doc))
+        done += len(users)
+        if progress:
+            progress("users", done, None)
+        if link is None:
+            break
+    if fmt == "json":
+        groups = [
+            {"id": g["id"], "displayName": g.get("displayName"), "findings": []}
+            for g in world["groups"]
+        ]
+        out.write(b'],"groups":' + orjson.dumps(groups) + b"}\n")
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from shared.adapters.graph import GraphDirectory  # noqa: PLC0415
+    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
+    from shared.bootstrap import build_services  # noqa: PLC0415
+    from shared.service.reconcile.nightly import Options, reconcile_nightly  # noqa: PLC0415
+
+    env = cli_environment()
+    base, token = _graph(args, env)
+    env["GRAPH_BASE_URL"] = base
+    if token:
+        env["GRAPH_STATIC_TOKEN"] = token
+    try:
+        svc = build_services(env)
+    except SettingsError as exc:
+        raise LiveError(f"settings: {exc}") from None
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
+    blobs = svc.blobs
+    progress = Progress(args.quiet)
+    options = Options(
+        dry_run=args.dry_run,
+        force=True,
+        retention_days=svc.settings.report_retention_days,
+        progress=progress,
+    )
+    directory = svc.directory
+
+    async def job() -> int:
+        try:
+            result = await reconcile_nightly(svc, blobs, options)
+        finally:
+            progress.close()
+            if isinstance(directory, GraphDirectory):
+                await directory.aclose()
+        print_result(result, args.format)
+        return EXIT_OK
+
+    return run_job(job)
+
+
+def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    if fmt == "json":
+        doc = {
+            "runId": result.run_id,
+            "date": result.date,
+            "status": result.status,
+            "baseline": result.baseline,
+            "users": result.users,
+            "newFindings": result.new_findings,
+            "resolvedFindings": result.resolved_findings,
+            "reprocessQueued": result.queued,
+            "wouldReprocess": result.would_reprocess,
+            "reports": result.report_blobs,
+            "planned": result.planned,
+            "summary": result.summary.to_json() if result.summary else None,
+            "newFindingsSummary": summary_json(result.new, _group_label(result)),
+        }
+        stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    head = "DRY RUN (nothing written): " if result.status == "dry-run" else ""
+    stream.write(
+        f"{head}run {result.run_id} ({result.date}){' baseline' if result.baseline else ''}: "
+        f"{result.users} users, {result.new_findings} new finding(s), "
+        f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
+        f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
+    )
+    if result.status == "dry-run":
+        for line in summary_lines(result.new, _group_label(result)):
+            stream.write(line.replace("SUMMARY:", "SUMMARY of new findings:", 1) + "\n")
+        stream.write("PLAN\n")
+    for line in result.planned:
+        stream.write(f"  {line}\n")
+    for name in result.report_blobs:
+        stream.write(f"  report: {name}\n")
+
+
+def _group_label(result: ReconcileResult) -> Callable[[str], str]:
+    return lambda group_id: result.group_names.get(group_id, group_id)

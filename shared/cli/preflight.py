@@ -1,0 +1,179 @@
+"""`license-guard preflight`: is this deployment ready to run? A checklist, each item harmless.
+
+Reads the app's settings from the environment (the Function App's, or exported by the admin)
+and checks, in order:
+
+1. a token for Graph (the identity `DefaultAzureCredential` signs in as, or `--token`), showing
+   who it is from the token's claims (decoded, not verified: the service does not validate its
+   own tokens, Graph does);
+2. each Graph permission `graph_permissions` says the mode needs: reads by a `$top=1` GET,
+   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`), `Mail.ReadWrite`
+   by reading its Drafts (`GET .../mailFolders/drafts/messages?$top=1`), writes
+   (`User.ReadWrite.All`) from the token's `roles` claim since no write is harmless;
+3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
+   when no storage is configured);
+4. the clientState secret (present, 16-128 characters);
+5. that both notification URLs answer Graph's validation handshake (a POST with
+   `?validationToken=...` must echo the token as text/plain within 10 seconds).
+
+Exit status: 0 every check passed (skipped ones aside), 1 some failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from typing import IO, Any
+
+import httpx
+from azure.core.exceptions import ClientAuthenticationError
+
+from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.graph_auth import (
+    GraphEndpointError,
+    credential_error,
+    default_credential,
+    graph_endpoint,
+)
+from shared.cli.live import LiveError
+from shared.cli.preflight_checks import (
+    FAIL,
+    PASS,
+    SKIP,
+    Check,
+    Target,
+    client_state_check,
+    graph_checks,
+    identity_check,
+    storage_checks,
+    token_claims,
+    url_check,
+)
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
+    """The settings preflight needs; LiveError (exit 2) for a value that cannot be used."""
+
+    def get(name: str) -> str | None:
+        return (env.get(name) or "").strip() or None
+
+    base = args.graph_base_url or get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    try:
+        endpoint = graph_endpoint(base)
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
+    mode = (args.mode or get("LICENSE_GUARD_MODE") or "observe").lower()
+    if mode not in MODES:
+        raise LiveError(f"LICENSE_GUARD_MODE: {mode!r} is not one of {', '.join(MODES)}")
+    storage: StorageConnection | None = None
+    problem = None
+    try:
+        storage = StorageConnection.from_env(env)
+    except LookupError:
+        pass
+    except ValueError as exc:
+        problem = str(exc)
+    return Target(
+        endpoint=endpoint,
+        static_token=args.token or get("GRAPH_STATIC_TOKEN"),
+        mode=mode,
+        tenant_id=get("TENANT_ID"),
+        alert_sender=get("ALERT_SENDER"),
+        storage=storage,
+        storage_problem=problem,
+        client_state=env.get("CLIENT_STATE"),
+        notification_urls={
+            name: get(name) for name in ("NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL")
+        },
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+async def run_checks(target: Target, credential: Any = None) -> list[Check]:
+    """Every check, in checklist order. `credential` defaults to DefaultAzureCredential
+    (AZURE_CLIENT_ID) unless a static token is given."""
+    checks: list[Check] = []
+    owned = credential is None and target.static_token is None
+    if owned:
+        credential = default_credential(os.environ)
+    try:
+        token = target.static_token
+        if token is None:
+            try:
+                token = (await credential.get_token(target.endpoint.scope)).token
+            except ClientAuthenticationError as exc:
+                error = credential_error(exc)
+                checks.append(
+                    Check(
+                        FAIL,
+                        "token",
+                        str(error).split(": ", 1)[-1],
+                        "in Azure: AZURE_CLIENT_ID; on a laptop: az login",
+                    )
+                )
+        if token is not None:
+            claims = token_claims(token)
+            checks += identity_check(claims, target)
+            roles = claims.get("roles") if claims else None
+            client = build_graph_client(
+                target.endpoint.base_url, static_token=target.static_token, credential=credential
+            )
+            try:
+                checks += await graph_checks(
+                    target, client.request_adapter, roles if isinstance(roles, list) else None
+                )
+            finally:
+                await GraphDirectory(client).aclose()  # its HTTP connections
+        else:
+            checks.append(Check(SKIP, "Graph permissions", "not checked: no token"))
+    finally:
+        if owned and credential is not None:
+            await credential.close()
+    checks += await asyncio.to_thread(storage_checks, target)
+    checks.append(client_state_check(target.client_state))
+    async with httpx.AsyncClient(timeout=10.0) as http_client:
+        for name, url in target.notification_urls.items():
+            checks.append(await url_check(name, url, http_client))
+    return checks
+
+
+def render(target: Target, checks: list[Check], out: IO[str]) -> None:
+    sets = ", ".join(target.permission_sets)
+    out.write(
+        f"license-guard preflight: {target.endpoint.base_url} ({target.endpoint.cloud}), "
+        f"mode {target.mode}, permission sets: {sets}\n"
+    )
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        out.write(f"  {check.mark} {check.name:<{width}}  {check.detail}\n")
+        if check.fix and check.mark == FAIL:
+            out.write(f"      fix: {check.fix}\n")
+    failed = sum(c.mark == FAIL for c in checks)
+    passed = sum(c.mark == PASS for c in checks)
+    skipped = len(checks) - failed - passed
+    verdict = "ready" if not failed else "NOT ready"
+    out.write(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped\n")
+
+
+def run_preflight(
+    args: argparse.Namespace,
+    credential: Any = None,
+    env: Mapping[str, str] | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """The command: settings from `env` (default: the environment), the checklist on `out`."""
+    target = target_from(os.environ if env is None else env, args)
+    checks = asyncio.run(run_checks(target, credential))
+    stream = out or sys.stdout
+    render(target, checks, stream)
+    stream.flush()
+    return EXIT_FAILED if any(c.mark == FAIL for c in checks) else EXIT_OK

@@ -1,0 +1,36 @@
+"""`license-guard preflight`'s arguments; the checks (`shared.cli.preflight`, which loads the Graph
+and storage SDKs) are imported only when the command runs, so other commands don't pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from shared.cli.live import add_graph_flags
+from shared.platform.settings import MODES
+
+
+def run_preflight_command(args: argparse.Namespace) -> int:
+    from shared.cli.preflight import run_preflight  # noqa: PLC0415 - the SDKs only when asked
+
+    return run_preflight(args)
+
+
+def add_preflight_command(commands: Any) -> None:
+    cmd = commands.add_parser(
+        "preflight",
+        help="check a deployment is ready: identity, Graph permissions, storage, webhook",
+        description=(
+            "Sign in as the service would and check, harmlessly: the token's identity, each "
+            "Graph permission the mode needs, access to every queue/table/container, the "
+            "clientState secret and that the notification URLs answer Graph's validation. "
+            "Settings come from the environment (the app settings)."
+        ),
+        epilog="exit status: 0 all checks passed, 1 a check failed, 2 bad input",
+    )
+    cmd.add_argument(
+        "--mode", choices=MODES, help="check for this mode (default: LICENSE_GUARD_MODE)"
+    )
+    add_graph_flags(cmd)
+    cmd.set_defaults(func=run_preflight_command)

@@ -1,0 +1,366 @@
+"""The checks `license-guard preflight` runs (`shared.cli.preflight`), each harmless.
+
+Graph permissions follow `graph_permissions`: reads by a `$top=1` GET, `Mail.Send` by the
+sender mailbox existing, `Mail.ReadWrite` by reading the sender's Drafts (`$top=1`: also fails
+when an application access policy leaves the sender out of scope), writes from the token's
+`roles` claim (no write is harmless). Storage: read access to what `infra/app/storage.bicep`
+creates. Webhook URLs: Graph's validation handshake (graph-facts §1.4: POST
+`?validationToken=...`, echo as text/plain within 10 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+
+from shared.adapters.graph import ERROR_MAP, to_directory_error
+from shared.adapters.graph_auth import GraphEndpoint, credential_error
+from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
+from shared.platform.settings import StorageConnection
+from shared.ports.blobs import REPORTS_CONTAINER
+from shared.ports.directory import DirectoryError
+from shared.ports.queues import QUEUE_NAMES, poison_name
+from shared.ports.tables import TABLE_NAMES
+
+PASS, FAIL, SKIP = "✓", "✗", "-"
+GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
+FLAG_FOR: Mapping[str, str] = {
+    "User.ReadWrite.All": "--enable-reprocess",
+    "Mail.Send": "--enable-mail",
+    "Mail.ReadWrite": "--enable-mail",
+}
+
+
+def grant_fix(permission: str) -> str:
+    flag = FLAG_FOR.get(permission)
+    return f"{GRANT_FIX} ({flag})" if flag else GRANT_FIX
+
+
+READ_PROBES: Mapping[str, str] = {
+    "GroupMember.Read.All": "/groups?$top=1&$select=id",
+    "Group.Read.All": "/groups?$top=1&$select=id",
+    "User.Read.All": "/users?$top=1&$select=id",
+    "Organization.Read.All": "/organization?$select=id",
+    "AuditLog.Read.All": "/auditLogs/directoryAudits?$top=1",
+}
+"""A harmless read each read permission allows (graph-facts §7)."""
+DIRECTORY_WIDE = frozenset({"Directory.Read.All", "Directory.ReadWrite.All"})
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    mark: str
+    """PASS, FAIL or SKIP."""
+    name: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What preflight checks, read from the settings and the command line."""
+
+    endpoint: GraphEndpoint
+    static_token: str | None
+    mode: str
+    tenant_id: str | None
+    alert_sender: str | None
+    storage: StorageConnection | None
+    storage_problem: str | None
+    client_state: str | None
+    notification_urls: Mapping[str, str | None]
+
+    @property
+    def permission_sets(self) -> list[str]:
+        return [READ] + [REPROCESS] * (self.mode == "act") + [ALERTS] * bool(self.alert_sender)
+
+
+# --------------------------------------------------------------------------- token
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's payload, decoded without verification (None when not JWT-shaped)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]:
+    """Who the token is (appid/oid/tenant/roles), and that it fits TENANT_ID and the cloud."""
+    if claims is None:
+        note = "not a JWT (a static token for graphsim?): identity and roles unknown"
+        return [Check(PASS, "token", f"acquired; {note}")]
+    who = ", ".join(
+        f"{label} {claims[key]}"
+        for key, label in (("appid", "appid"), ("azp", "azp"), ("oid", "oid"), ("tid", "tenant"))
+        if claims.get(key)
+    )
+    roles = claims.get("roles")
+    shown = ", ".join(sorted(roles)) if isinstance(roles, list) and roles else "none"
+    minutes = (float(claims.get("exp", 0)) - time.time()) / 60
+    checks = [
+        Check(
+            PASS,
+            "token",
+            f"{who or 'no identity claims'}; roles: {shown}; expires in {minutes:.0f} min",
+        )
+    ]
+    tid = str(claims.get("tid") or "")
+    if target.tenant_id and tid and tid.lower() != target.tenant_id.lower():
+        checks.append(
+            Check(
+                FAIL,
+                "tenant",
+                f"the token is for tenant {tid}, TENANT_ID is {target.tenant_id}",
+                "sign in to the tenant TENANT_ID names",
+            )
+        )
+    aud = str(claims.get("aud") or "")
+    wanted = target.endpoint.scope.removesuffix("/.default")
+    if aud.startswith("https://") and aud.rstrip("/") != wanted:
+        checks.append(
+            Check(
+                FAIL,
+                "audience",
+                f"the token is for {aud}, Graph here is {wanted}",
+                "set GRAPH_BASE_URL to the cloud the identity lives in",
+            )
+        )
+    return checks
+
+
+def _has_role(roles: list[str], permission: str) -> bool:
+    wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
+    if permission.startswith(("Group", "User", "Organization")):
+        wider |= DIRECTORY_WIDE
+    return bool(wider & set(roles))
+
+
+# --------------------------------------------------------------------------- Graph
+
+
+async def _probe(adapter: Any, base_url: str, path: str) -> DirectoryError | None:
+    """GET base_url + path; None on success, else the error Graph (or the transport) gave."""
+    info = RequestInformation(Method.GET)
+    info.url = base_url + path
+    info.headers.try_add("Accept", "application/json")
+    try:
+        await adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+    except APIError as exc:
+        return to_directory_error(exc)
+    except ClientAuthenticationError as exc:
+        return credential_error(exc)
+    except httpx.TransportError as exc:
+        return DirectoryError(503, "Unreachable", f"{type(exc).__name__}: {exc}")
+    return None
+
+
+async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) -> list[Check]:
+    """One check per permission the mode needs (shared.adapters.graph_permissions.grant)."""
+    checks = []
+    base = target.endpoint.base_url
+    for name in grant(target.permission_sets):
+        label = f"Graph {name}"
+        if name == "Mail.Send":
+            sender = target.alert_sender or ""
+            path = f"/users/{quote(sender, safe='@')}?$select=id,mail"
+            error = await _probe(adapter, base, path)
+            if error is not None and error.status == 404:
+                checks.append(
+                    Check(
+                        FAIL,
+                        label,
+                        f"sender mailbox {sender} not found",
+                        "set ALERT_SENDER to an existing mailbox in the tenant",
+                    )
+                )
+                continue
+            if error is not None:
+                checks.append(Check(FAIL, label, f"GET /users/{sender}: {error}", GRANT_FIX))
+                continue
+            detail = f"sender mailbox {sender} exists"
+        elif name == "Mail.ReadWrite":
+            sender = target.alert_sender or ""
+            path = f"/users/{quote(sender, safe='@')}/mailFolders/drafts/messages?$top=1&$select=id"
+            error = await _probe(adapter, base, path)
+            if error is not None:
+                fix = (
+                    "set ALERT_SENDER to an existing mailbox in the tenant"
+                    if error.status == 404
+                    else f"{grant_fix(name)}; scope it to the sender mailbox (docs/operations.md)"
+                )
+                checks.append(Check(FAIL, label, f"GET {path}: {error}", fix))
+                continue
+            detail = f"sender mailbox {sender}: Drafts readable"
+        elif name in READ_PROBES:
+            error = await _probe(adapter, base, READ_PROBES[name])
+            if error is not None:
+                fix = GRANT_FIX if error.status in (401, 403) else "check GRAPH_BASE_URL"
+                checks.append(Check(FAIL, label, f"GET {READ_PROBES[name]}: {error}", fix))
+                continue
+            detail = f"GET {READ_PROBES[name]}: 200"
+        else:
+            detail = "a write (not tried): from the token's roles claim"
+        if roles is None:
+            mark = PASS if name in READ_PROBES or name.startswith("Mail.") else SKIP
+            checks.append(Check(mark, label, f"{detail}; the token has no roles claim"))
+        elif _has_role(roles, name):
+            checks.append(Check(PASS, label, f"{detail}; granted (token roles)"))
+        else:
+            missing = f"{detail}; NOT granted (token roles)"
+            checks.append(Check(FAIL, label, missing, grant_fix(name)))
+    return checks
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def storage_checks(target: Target, credential: TokenCredential | None = None) -> list[Check]:
+    """Read access to every queue (and -poison twin), table and container the app uses.
+
+    In identity mode the clients sign in with `credential`, by default the one the service
+    itself uses (`shared.bootstrap.storage_connection_credential`), closed afterwards."""
+    if target.storage_problem:
+        return [Check(FAIL, "storage", target.storage_problem, "see docs/operations.md")]
+    storage = target.storage
+    if storage is None:
+        return [Check(SKIP, "storage", "AzureWebJobsStorage is not set: not checked")]
+    from shared.bootstrap import storage_connection_credential  # noqa: PLC0415
+
+    owned = credential is None
+    if owned:
+        credential = storage_connection_credential(storage)
+    try:
+        return _storage_probes(storage, credential)
+    finally:
+        if owned and credential is not None:
+            credential.close()  # type: ignore[attr-defined]
+
+
+def _storage_probes(storage: StorageConnection, credential: TokenCredential | None) -> list[Check]:
+    # imported only when storage is configured: the Graph-only checks need no storage SDK
+    from shared.adapters.blobs import container_client  # noqa: PLC0415
+    from shared.adapters.queues import queue_client  # noqa: PLC0415
+    from shared.adapters.tables import table_client  # noqa: PLC0415
+
+    def read_table(name: str) -> None:
+        pager = table_client(storage, name, credential=credential).query_entities(
+            "PartitionKey eq 'license-guard-preflight'", results_per_page=1
+        )
+        list(next(iter(pager.by_page()), []))
+
+    probes: list[tuple[str, Callable[[], Any]]] = []
+    for name in QUEUE_NAMES:
+        for queue in (name, poison_name(name)):
+            client = queue_client(storage, queue, credential=credential)
+            probes.append((f"queue {queue}", client.get_queue_properties))
+    for table in TABLE_NAMES:
+        probes.append((f"table {table}", _bind(read_table, table)))
+    blobs = container_client(storage, REPORTS_CONTAINER, credential=credential)
+    probes.append((f"container {REPORTS_CONTAINER}", blobs.get_container_properties))
+    return [_storage_check(label, probe) for label, probe in probes]
+
+
+def _bind(probe: Callable[[str], None], name: str) -> Callable[[], None]:
+    return lambda: probe(name)
+
+
+def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
+    name = f"storage {label}"
+    try:
+        probe()
+    except ResourceNotFoundError:
+        return Check(FAIL, name, "does not exist", "`azd provision` creates it (storage.bicep)")
+    except ClientAuthenticationError as exc:
+        return Check(
+            FAIL,
+            name,
+            f"no access: {_first_line(exc)}",
+            "give the identity the Storage * Data Contributor role (rbac.bicep)",
+        )
+    except AzureError as exc:
+        status = getattr(exc, "status_code", None)
+        fix = (
+            "check the role assignments (rbac.bicep)"
+            if status == 403
+            else ("check AzureWebJobsStorage and the network path to the account")
+        )
+        return Check(FAIL, name, f"{type(exc).__name__}: {_first_line(exc)}", fix)
+    return Check(PASS, name, "readable")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+# --------------------------------------------------------------------------- secret and URLs
+
+
+def client_state_check(value: str | None) -> Check:
+    fix = "set CLIENT_STATE (a random secret of 16-128 characters, kept in Key Vault)"
+    if value is None or not value.strip():
+        return Check(FAIL, "CLIENT_STATE", "missing", fix)
+    if not 16 <= len(value) <= 128:
+        return Check(FAIL, "CLIENT_STATE", f"{len(value)} characters, Graph takes 16-128", fix)
+    return Check(PASS, "CLIENT_STATE", f"present, {len(value)} characters")
+
+
+async def url_check(name: str, url: str | None, http: httpx.AsyncClient) -> Check:
+    """Graph's validation handshake, as Graph sends it: the token must come back verbatim."""
+    if not url:
+        return Check(FAIL, name, "missing", f"set {name} to this app's webhook URL")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https" and host not in ("127.0.0.1", "localhost", "::1"):
+        return Check(
+            FAIL,
+            name,
+            "not https: Graph delivers to https URLs only",
+            f"set {name} to the app's https URL",
+        )
+    token = f"license-guard-preflight-{secrets.token_hex(8)}"
+    probe = f"{url}{'&' if parts.query else '?'}validationToken={quote(token)}"
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # never print the function key
+    try:
+        resp = await http.post(probe, content=b"", headers={"Content-Type": "text/plain"})
+    except httpx.HTTPError as exc:
+        return Check(
+            FAIL,
+            name,
+            f"{shown}: unreachable ({type(exc).__name__})",
+            "check the URL and that the function app is running",
+        )
+    ctype = resp.headers.get("content-type", "")
+    if resp.status_code == 200 and resp.text == token and not ctype.startswith("text/plain"):
+        return Check(
+            FAIL,
+            name,
+            f"{shown}: echoed the token as {ctype or 'no content type'}",
+            "Graph needs the token back as text/plain",
+        )
+    if resp.status_code != 200 or resp.text != token:
+        return Check(
+            FAIL,
+            name,
+            f"{shown}: answered {resp.status_code} without the token",
+            "the URL must reach the app's webhook function (with its key)",
+        )
+    return Check(PASS, name, f"{shown}: validation handshake answered")

@@ -1,0 +1,139 @@
+"""`license-guard report html`: the licensing health page from a snapshot file or a live scan.
+
+The history behind the trends and the "change since last night" comes from a directory of
+nightly summary JSON files (``--history DIR``) or from the reports container the nightly
+reconciliation keeps them in (``--from-storage``, with the app's ``AzureWebJobsStorage``).
+``SKU_PRICES`` (the app setting's format, ``PART=PRICE,...``) adds the cost columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.adapters.snapshot import load_snapshot
+from shared.cli.live import LiveError, add_graph_flags, run_job, sign_in
+from shared.cli.progress import Progress
+from shared.platform.settings import StorageConnection, _sku_prices
+from shared.render.health_model import ROWS_PER_CODE, HealthReport
+from shared.render.health_sources import report_from_snapshot
+from shared.render.history import HistoryError, load_history_blobs, load_history_dir
+
+EXIT_OK = 0
+
+
+def add_html_report(kinds: Any) -> None:
+    cmd = kinds.add_parser(
+        "html",
+        help="the licensing health page: one self-contained HTML file",
+        description=(
+            "Render the licensing health page (health at a glance, seats per product, trends, "
+            "findings, licensing groups, migration) as one self-contained HTML file: inline "
+            "CSS and SVG, no external requests, tables capped to the first rows per code."
+        ),
+    )
+    source = cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--snapshot", metavar="FILE", help="tenant snapshot JSON")
+    source.add_argument("--live", action="store_true", help="scan the live tenant")
+    history = cmd.add_mutually_exclusive_group()
+    history.add_argument(
+        "--history", metavar="DIR", help="a directory of nightly summary JSON files (trends)"
+    )
+    history.add_argument(
+        "--from-storage",
+        action="store_true",
+        help="the nightly history in the reports container (AzureWebJobsStorage)",
+    )
+    cmd.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
+    cmd.add_argument(
+        "--rows-per-code",
+        type=int,
+        default=ROWS_PER_CODE,
+        metavar="N",
+        help=f"finding rows kept per code and migration rows per kind (default {ROWS_PER_CODE})",
+    )
+    add_graph_flags(cmd)
+    cmd.set_defaults(func=run_html)
+
+
+def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
+    try:
+        if args.history:
+            return load_history_dir(args.history)
+        if args.from_storage:
+            from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
+
+            try:
+                storage = StorageConnection.from_env(os.environ)
+            except (LookupError, ValueError) as exc:
+                raise LiveError(
+                    f"--from-storage needs AzureWebJobsStorage (or its identity form): {exc}"
+                ) from None
+            return load_history_blobs(blobs_for(storage))
+    except HistoryError as exc:
+        raise LiveError(str(exc)) from None
+    return []
+
+
+def _prices() -> dict[str, float]:
+    text = (os.environ.get("SKU_PRICES") or "").strip()
+    try:
+        return _sku_prices(text) if text else {}
+    except ValueError as exc:
+        raise LiveError(f"SKU_PRICES: {exc}") from None
+
+
+def run_html(args: argparse.Namespace) -> int:
+    if args.rows_per_code < 1:
+        raise LiveError("--rows-per-code must be at least 1")
+    now = datetime.now(UTC)
+    history = _history(args)
+    prices = _prices()
+    if args.snapshot:
+        loaded = load_snapshot(args.snapshot)
+        for warning in loaded.warnings:
+            print(f"license-guard: warning: {warning}", file=sys.stderr)
+        report = report_from_snapshot(
+            loaded.tenant,
+            source=Path(args.snapshot).name,
+            generated_at=now.isoformat(timespec="seconds"),
+            history=history,
+            prices=prices,
+            rows_per_code=args.rows_per_code,
+        )
+        _write(report, args.out)
+        return EXIT_OK
+    from shared.service.health_report import live_report  # noqa: PLC0415
+
+    signed_in = sign_in(args)
+    progress = Progress(args.quiet)
+
+    async def job() -> int:
+        try:
+            report = await live_report(
+                signed_in.directory,
+                now=now,
+                history=history,
+                prices=prices,
+                rows_per_code=args.rows_per_code,
+                progress=progress,
+            )
+        finally:
+            progress.close()
+            await signed_in.aclose()
+        _write(report, args.out)
+        return EXIT_OK
+
+    return run_job(job)
+
+
+def _write(report: HealthReport, out: str) -> None:
+    from shared.render.health_page import render_health_page  # noqa: PLC0415 - jinja2 when used
+
+    html = render_health_page(report)
+    Path(out).write_text(html, encoding="utf-8")
+    print(f"{out}: {len(html.encode('utf-8')):,} bytes, {report.users_scanned:,} users")

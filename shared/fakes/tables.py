@@ -1,0 +1,86 @@
+"""`InMemoryTable`: the `EntityStore` port in memory, with the same keys, ETags and errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from shared.ports.tables import (
+    TABLE_NAMES,
+    AlreadyExists,
+    ConcurrencyConflict,
+    Entity,
+    EntityValue,
+    Tables,
+    check_fields,
+    check_key,
+)
+
+# ---------------------------------------------------------------------------------------------
+# in memory
+
+
+@dataclass
+class InMemoryTable:
+    """`EntityStore` in a dict, with the same validation and ETag semantics as Azure."""
+
+    name: str
+    _rows: dict[tuple[str, str], Entity] = field(default_factory=dict, repr=False)
+
+    def _put(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        entity = Entity(check_key(pk), check_key(rk), check_fields(fields), _new_etag())
+        self._rows[(pk, rk)] = entity
+        return entity.etag
+
+    def get(self, pk: str, rk: str) -> Entity | None:
+        entity = self._rows.get((check_key(pk), check_key(rk)))
+        return _copy(entity) if entity else None
+
+    def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        check_fields(fields)
+        if (check_key(pk), check_key(rk)) in self._rows:
+            raise AlreadyExists(f"{self.name}: ({pk!r}, {rk!r}) already exists")
+        return self._put(pk, rk, fields)
+
+    def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        return self._put(pk, rk, fields)
+
+    def update(
+        self, pk: str, rk: str, fields: Mapping[str, EntityValue | None], *, etag: str
+    ) -> str:
+        check_fields(fields)
+        current = self._rows.get((check_key(pk), check_key(rk)))
+        if current is None or current.etag != etag:
+            raise ConcurrencyConflict(
+                f"{self.name}: ({pk!r}, {rk!r}) changed or vanished since it was read"
+            )
+        return self._put(pk, rk, fields)
+
+    def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
+        current = self._rows.get((check_key(pk), check_key(rk)))
+        if current is None:
+            return
+        if etag is not None and current.etag != etag:
+            raise ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
+        del self._rows[(pk, rk)]
+
+    def query(self, pk: str) -> list[Entity]:
+        check_key(pk)
+        return [_copy(e) for (p, _), e in sorted(self._rows.items()) if p == pk]
+
+    def query_all(self) -> Iterator[Entity]:
+        return (_copy(e) for _, e in sorted(self._rows.items()))
+
+
+def _new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def _copy(entity: Entity) -> Entity:
+    """A copy whose fields dict the caller may change without touching the store."""
+    return Entity(entity.partition_key, entity.row_key, dict(entity.fields), entity.etag)
+
+
+def in_memory_tables() -> Tables:
+    return Tables(*(InMemoryTable(name) for name in TABLE_NAMES))

@@ -1,0 +1,1 @@
+"""The platform under every layer: settings, structured logging and its telemetry export."""

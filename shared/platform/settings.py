@@ -1,0 +1,411 @@
+"""License Guard's settings: one typed, frozen `Settings`, read once from the environment.
+
+Azure Functions exposes app settings (and ``local.settings.json`` ``Values`` locally) as
+environment variables. `Settings.from_env` reads them all at once and raises `SettingsError`
+naming *every* missing or invalid setting in one message, so a misconfigured app says
+everything that is wrong on its first start. Empty or blank values count as missing.
+
+Required:
+
+* ``AzureWebJobsStorage``: the storage connection string (``UseDevelopmentStorage=true`` for
+  Azurite), or, in Azure, identity-based ``AzureWebJobsStorage__queueServiceUri`` and
+  ``__tableServiceUri`` (or ``__accountName``), with ``__credential=managedidentity`` and
+  ``__clientId`` for a user-assigned identity.
+* ``TENANT_ID``: the Entra tenant (GUID).
+* ``NOTIFICATION_URL``, ``LIFECYCLE_NOTIFICATION_URL``: where Graph posts change and lifecycle
+  notifications (this app's two webhook endpoints).
+* ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
+* ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
+  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC. These have no
+  default on purpose: the timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the
+  host resolves that from app settings with no fallback, so a missing one stops the function
+  from loading. Requiring them here makes that failure loud and early, and keeps one source for
+  each schedule.
+
+Optional (default):
+
+* ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
+
+* ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
+* ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
+  ``GRAPH_BASE_URL`` points at a loopback address.
+* ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
+* ``LICENSE_GUARD_MODE`` (``observe``): ``observe`` reports only; ``act`` may write.
+* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): comma-separated group GUIDs.
+* ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
+* ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
+
+Alerts (optional; see README "Alerts"):
+
+* ``ALERT_SENDER`` (none): the one mailbox alerts are sent from (a draft,
+  ``POST /users/{sender}/messages``, then ``.../messages/{id}/send``).
+  Unset: alerts are disabled (logged once per worker); everything else runs.
+* ``ALERT_RECIPIENTS`` (none): comma-separated addresses; required when ``ALERT_SENDER`` is set.
+  Addresses outside the tenant's verified domains are refused at the first send.
+* ``ALERT_DIGEST_SCHEDULE`` (``0 0 * * * *``, hourly): the digest timer. The host resolves
+  ``%ALERT_DIGEST_SCHEDULE%`` from app settings with no fallback, so it is set in Bicep and the
+  example settings too; without it only ``alert_digest`` fails to load.
+* ``ALERT_EXCLUDE_SKUS``, ``ALERT_EXCLUDE_GROUPS`` (GUIDs), ``ALERT_EXCLUDE_USERS`` (ids or
+  UPNs), comma-separated: mute alerts for them; findings are still recorded and reported.
+* ``ALERT_GRACE_MINUTES`` (30): an error or warning is alerted once it is this old.
+* ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
+* ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour
+  is one mass-loss alert.
+* ``ALERT_CHANNELS`` (none): a JSON list of ``{type, urlSecretName, minSeverity}``: Teams,
+  Slack or generic webhook channels besides mail (``shared.platform.channel_config``).
+* ``SKU_PRICES`` (none): ``PART=PRICE,...`` monthly price per product (skuPartNumber or skuId);
+  the report page then shows the monthly cost of seat shortfalls and redundant direct
+  assignments.
+* ``BASELINE`` (empty): ``off`` skips the first-run baseline (digests report everything open);
+  ``reset`` or any ``reset-<label>`` forces one new baseline (each distinct value once).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Final, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+from shared.platform.channel_config import Channel, parse_channels
+
+DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
+STORAGE_SETTING: Final = "AzureWebJobsStorage"
+Mode: TypeAlias = Literal["observe", "act"]
+MODES: Final = ("observe", "act")
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+
+
+class SettingsError(ValueError):
+    """Settings are missing or invalid; `missing` and `invalid` list every one of them."""
+
+    def __init__(self, missing: tuple[str, ...], invalid: Mapping[str, str]) -> None:
+        self.missing = missing
+        self.invalid = dict(invalid)
+        parts = []
+        if missing:
+            parts.append("missing required setting(s): " + ", ".join(missing))
+        parts.extend(f"{name}: {problem}" for name, problem in self.invalid.items())
+        super().__init__("; ".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConnection:
+    """Where storage is: a connection string, or (in Azure) service URIs and an identity."""
+
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+    blob_service_uri: str | None = None
+    """``<prefix>__blobServiceUri`` (or from ``__accountName``); the blob store needs it."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str = STORAGE_SETTING) -> StorageConnection:
+        """Read ``<prefix>`` or its identity-based ``<prefix>__*`` form.
+
+        Raises LookupError when none is set, ValueError when the identity form is incomplete.
+        """
+
+        def get(suffix: str) -> str | None:
+            return (env.get(prefix + suffix) or "").strip() or None
+
+        if conn := get(""):
+            return cls(connection_string=conn)
+        account = get("__accountName")
+        queue = get("__queueServiceUri") or (
+            account and f"https://{account}.queue.core.windows.net"
+        )
+        table = get("__tableServiceUri") or (
+            account and f"https://{account}.table.core.windows.net"
+        )
+        if not (queue or table):
+            raise LookupError(prefix)
+        if not (queue and table):
+            raise ValueError(
+                f"identity-based storage needs both {prefix}__queueServiceUri and "
+                f"{prefix}__tableServiceUri (or {prefix}__accountName)"
+            )
+        blob = get("__blobServiceUri") or (account and f"https://{account}.blob.core.windows.net")
+        client_id = get("__clientId") if get("__credential") == "managedidentity" else None
+        return cls(
+            queue_service_uri=queue,
+            table_service_uri=table,
+            managed_identity_client_id=client_id,
+            blob_service_uri=blob,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# parsers: text -> value, raising ValueError with a short reason
+
+
+def _guid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a GUID") from None
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not an absolute http(s) URL")
+    return text.rstrip("/")
+
+
+def _client_state(text: str) -> str:
+    if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
+        raise ValueError("must be 16 to 128 characters")
+    return text
+
+
+def _mode(text: str) -> str:
+    mode = text.lower()
+    if mode not in MODES:
+        raise ValueError(f"{text!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def _bool(text: str) -> bool:
+    word = text.lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if number < 1:
+        raise ValueError(f"{number} must be at least 1")
+    return number
+
+
+def _group_ids(text: str) -> frozenset[str]:
+    return frozenset(_guid(part.strip()) for part in text.split(",") if part.strip())
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+    if number < 0:
+        raise ValueError(f"{number} must not be negative")
+    return number
+
+
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _email(text: str) -> str:
+    if not _EMAIL.fullmatch(text):
+        raise ValueError(f"{text!r} is not an email address")
+    return text.lower()
+
+
+def _emails(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_email(part.strip()) for part in text.split(",") if part.strip()))
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def _baseline(text: str) -> str:
+    value = text.lower()
+    if value != "off" and not (value == "reset" or value.startswith("reset-")):
+        raise ValueError(f"{text!r} is not 'off', 'reset' or 'reset-<label>'")
+    return value
+
+
+def _ncrontab(text: str) -> str:
+    if len(text.split()) != 6:
+        raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
+    return text
+
+
+def _sku_prices(text: str) -> dict[str, float]:
+    """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
+    prices: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            price = float(value)
+        except ValueError:
+            price = -1.0
+        if not sep or not name.strip() or not price >= 0 or price == float("inf"):
+            raise ValueError(f"{part!r} is not PRODUCT=PRICE (a non-negative number)")
+        prices[name.strip()] = price
+    return prices
+
+
+def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
+    """Field metadata: read from environment variable `name`, parsed by `parse`.
+
+    A field without a default is required."""
+    return {"env": name, "parse": parse}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything License Guard reads from app settings; see the module docstring.
+
+    Secrets (client states, the static token, the connection string, the notification URLs
+    with their function keys) stay out of repr()."""
+
+    storage_connection: StorageConnection = field(metadata=_env(STORAGE_SETTING))
+    tenant_id: str = field(metadata=_env("TENANT_ID", _guid))
+    notification_url: str = field(repr=False, metadata=_env("NOTIFICATION_URL", _url))
+    """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
+    lifecycle_notification_url: str = field(
+        repr=False, metadata=_env("LIFECYCLE_NOTIFICATION_URL", _url)
+    )
+    client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", _client_state))
+    subscription_keeper_schedule: str = field(
+        metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", _ncrontab)
+    )
+    sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", _ncrontab))
+    recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", _ncrontab))
+    poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", _ncrontab))
+    reconcile_schedule: str = field(metadata=_env("RECONCILE_SCHEDULE", _ncrontab))
+    graph_base_url: str = field(
+        default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", _url)
+    )
+    graph_static_token: str | None = field(
+        default=None, repr=False, metadata=_env("GRAPH_STATIC_TOKEN")
+    )
+    client_state_previous: str | None = field(
+        default=None, repr=False, metadata=_env("CLIENT_STATE_PREVIOUS", _client_state)
+    )
+    mode: Mode = field(default="observe", metadata=_env("LICENSE_GUARD_MODE", _mode))
+    act_group_allowlist: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ACT_GROUP_ALLOWLIST", _group_ids)
+    )
+    writes_disabled: bool = field(default=False, metadata=_env("WRITES_DISABLED", _bool))
+    reprocess_rate_per_min: int = field(
+        default=10, metadata=_env("REPROCESS_RATE_PER_MIN", _positive_int)
+    )
+    reprocess_daily_cap: int = field(
+        default=1000, metadata=_env("REPROCESS_DAILY_CAP", _positive_int)
+    )
+    notification_silence_minutes: int = field(
+        default=360, metadata=_env("NOTIFICATION_SILENCE_MINUTES", _positive_int)
+    )
+    """Dead-man switch: a sweep that finds group changes no notification announced for this
+    long means notifications are not arriving."""
+    report_retention_days: int = field(
+        default=30, metadata=_env("REPORT_RETENTION_DAYS", _positive_int)
+    )
+    """Nightly reports older than this are deleted from blob storage."""
+    alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", _email))
+    alert_recipients: tuple[str, ...] = field(
+        default=(), metadata=_env("ALERT_RECIPIENTS", _emails)
+    )
+    alert_digest_schedule: str = field(
+        default="0 0 * * * *", metadata=_env("ALERT_DIGEST_SCHEDULE", _ncrontab)
+    )
+    alert_exclude_skus: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_SKUS", _group_ids)
+    )
+    alert_exclude_groups: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_GROUPS", _group_ids)
+    )
+    alert_exclude_users: frozenset[str] = field(
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_USERS", _words)
+    )
+    alert_grace_minutes: int = field(
+        default=30, metadata=_env("ALERT_GRACE_MINUTES", _non_negative_int)
+    )
+    swap_grace_days: int = field(default=3, metadata=_env("SWAP_GRACE_DAYS", _non_negative_int))
+    mass_loss_threshold: int = field(
+        default=10, metadata=_env("MASS_LOSS_THRESHOLD", _positive_int)
+    )
+    baseline: str | None = field(default=None, metadata=_env("BASELINE", _baseline))
+    alert_channels: tuple[Channel, ...] = field(
+        default=(), metadata=_env("ALERT_CHANNELS", parse_channels)
+    )
+    """Teams / Slack / webhook channels besides mail (shared.platform.channel_config)."""
+    sku_prices: Mapping[str, float] = field(
+        default_factory=dict, metadata=_env("SKU_PRICES", _sku_prices)
+    )
+    """Optional monthly price per product for the report page's cost columns."""
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The environment variables Settings reads (identity-based storage variants aside)."""
+        return tuple(f.metadata["env"] for f in fields(cls))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Read and validate every setting; SettingsError lists all that are missing or bad."""
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        invalid: dict[str, str] = {}
+        for f in fields(cls):
+            name, parse = f.metadata["env"], f.metadata["parse"]
+            try:
+                if name == STORAGE_SETTING:
+                    values[f.name] = StorageConnection.from_env(env)
+                    continue
+                text = (env.get(name) or "").strip()
+                if text:
+                    values[f.name] = parse(text)
+                elif f.default is MISSING and f.default_factory is MISSING:
+                    missing.append(name)
+            except LookupError:
+                missing.append(name)
+            except ValueError as error:
+                invalid[name] = str(error)
+        token, base = values.get("graph_static_token"), values.get("graph_base_url")
+        if token and not _is_loopback(base or DEFAULT_GRAPH_BASE_URL):
+            problem = "is for local use against graphsim; GRAPH_BASE_URL must be a loopback address"
+            invalid["GRAPH_STATIC_TOKEN"] = problem
+        if values.get("alert_sender") and not values.get("alert_recipients"):
+            invalid.setdefault("ALERT_RECIPIENTS", "is required when ALERT_SENDER is set")
+        if missing or invalid:
+            raise SettingsError(tuple(missing), invalid)
+        return cls(**values)
+
+    def write_blocked_reason(self, group_ids: tuple[str, ...] | frozenset[str] = ()) -> str | None:
+        """Why a write for a user in these groups is not allowed now, or None if it is.
+
+        Writes happen only in ``act`` mode and never while ``WRITES_DISABLED`` is set. With an
+        ``ACT_GROUP_ALLOWLIST`` the user qualifies when ANY of the relevant groups (the groups
+        whose licenses the write concerns) is on the list: one allow-listed group is enough to
+        act for it, and a user with no relevant group never qualifies. Ids compare as GUIDs
+        (case-insensitive).
+        """
+        if self.writes_disabled:
+            return "writes are disabled (WRITES_DISABLED kill switch)"
+        if self.mode != "act":
+            return f"mode is {self.mode}, writes need act"
+        if not self.act_group_allowlist:
+            return None
+        if any(g.lower() in self.act_group_allowlist for g in group_ids):
+            return None
+        return "no relevant group is in ACT_GROUP_ALLOWLIST"
+
+    def is_write_allowed(self, group_ids: tuple[str, ...] | frozenset[str] = ()) -> bool:
+        """True when a write for a user in these groups may happen (see write_blocked_reason)."""
+        return self.write_blocked_reason(group_ids) is None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

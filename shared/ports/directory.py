@@ -1,0 +1,196 @@
+"""The `Directory` port: every Microsoft Graph read and write the service makes, as one protocol.
+
+The service layer depends on this protocol only. Two implementations pass one contract test
+suite: `shared.adapters.graph.GraphDirectory` (msgraph-sdk over HTTP, against Graph or graphsim)
+and `shared.fakes.directory.FakeDirectory` (in memory, for fast service-layer tests).
+
+Objects cross the port as Graph's own JSON (dicts, camelCase), because the snapshot parser
+already turns those into the core's types and because raw JSON is what bulk reads can afford
+(the SDK's typed models cost seconds per 999-user page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+DELTA_FILTER_LIMIT = 50
+"""Graph accepts at most 50 `id eq` clauses in a /groups/delta $filter."""
+
+USER_SELECT = (
+    "id,userPrincipalName,displayName,usageLocation,accountEnabled,userType,"
+    "onPremisesSyncEnabled,assignedLicenses,licenseAssignmentStates"
+)
+GROUP_SELECT = (
+    "id,displayName,assignedLicenses,licenseProcessingState,onPremisesSyncEnabled,"
+    "securityEnabled,groupTypes,membershipRule"
+)
+
+
+class DirectoryError(Exception):
+    """A Graph call failed in a way the caller cannot fix by retrying at once."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None):
+        super().__init__(f"Graph {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+    @property
+    def is_transient(self) -> bool:
+        """Throttling and server errors: retry later (after `retry_after` when Graph gave one)."""
+        return self.status == 429 or self.status >= 500
+
+
+class DeltaTokenExpired(DirectoryError):
+    """The delta token cannot be used: expired (400 syncStateNotFound), unknown (400
+    resyncRequired) or invalidated by a synchronization reset (410 Gone, whose Location is the
+    same query with an empty token). Each means: resync in full."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDelta:
+    """What one delta round says about one group (merged across pages)."""
+
+    group_id: str
+    added: frozenset[str] = frozenset()
+    """User ids that joined (on an initial round: all current user members)."""
+    removed: frozenset[str] = frozenset()
+    """User ids that left."""
+    properties: JSON = field(default_factory=dict)
+    """Changed group properties Graph returned (e.g. assignedLicenses), without members."""
+    deleted: bool = False
+    nested_added: frozenset[str] = frozenset()
+    """Group ids that became members (nested groups; on an initial round: all of them)."""
+    nested_removed: frozenset[str] = frozenset()
+    """Group ids that stopped being members."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRound:
+    groups: Mapping[str, GroupDelta]
+    delta_link: str
+    initial: bool
+    """True when the round started without a token: `added` lists every member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    resource: str
+    change_type: str
+    notification_url: str
+    lifecycle_notification_url: str | None
+    expiration: str
+    """ISO 8601 UTC, as Graph returns expirationDateTime."""
+
+
+class Directory(Protocol):
+    """Microsoft Graph, as the service uses it. All methods may raise `DirectoryError`."""
+
+    async def licensed_groups(self) -> list[JSON]:
+        """Every group with licenses (`$filter=assignedLicenses/any()`), GROUP_SELECT fields."""
+        ...
+
+    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
+        """The named groups (GROUP_SELECT fields); unknown ids are absent from the result."""
+        ...
+
+    async def group_member_ids(self, group_id: str) -> list[str]:
+        """Direct user members of a group, all pages."""
+        ...
+
+    async def group_delta(self, group_ids: Sequence[str], delta_link: str | None) -> DeltaRound:
+        """One full delta round (all pages) over at most 50 groups, members selected.
+
+        Raises `DeltaTokenExpired` when `delta_link` is no longer valid.
+        """
+        ...
+
+    async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        """The named users (USER_SELECT fields), batched; unknown ids are absent."""
+        ...
+
+    async def member_of(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """For each user, the ids of the groups it is a direct member of (batched)."""
+        ...
+
+    async def subscribed_skus(self) -> list[JSON]: ...
+
+    async def organization(self) -> JSON | None: ...
+
+    async def groups_with_license_errors(self) -> list[str]:
+        """Ids of groups with `hasMembersWithLicenseErrors eq true`."""
+        ...
+
+    async def members_with_license_errors(self, group_id: str) -> list[str]: ...
+
+    async def reprocess_license_assignment(self, user_id: str) -> bool:
+        """POST /users/{id}/reprocessLicenseAssignment; False when the user no longer exists."""
+        ...
+
+    async def users_page(
+        self, next_link: str | None, *, select: str = USER_SELECT
+    ) -> tuple[list[JSON], str | None]:
+        """One page of ALL users (`$top=999`, `$select`): the page and the next link (None at
+        the end). Pass None to start. Page by page so a long scan can checkpoint the link."""
+        ...
+
+    async def group_members_page(
+        self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
+    ) -> tuple[list[str], str | None]:
+        """One page (`$top=999`) of a group's direct user member ids, and the next link.
+        Group members on the page (nested groups) are appended to `nested` when given."""
+        ...
+
+    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+        """Directory audit entries (`/auditLogs/directoryAudits`) with `activityDateTime ge
+        since`, optionally only these `activityDisplayName`s, all pages."""
+        ...
+
+    async def send_mail(
+        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
+    ) -> None:
+        """POST /users/{sender}/sendMail with Graph's `message` object (202, no body)."""
+        ...
+
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        """The id of a draft in the sender's Drafts whose `internetMessageId` is this one
+        (`GET /users/{sender}/mailFolders/drafts/messages?$filter=...`), or None."""
+        ...
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        """POST /users/{sender}/messages with the MIME message (base64, `text/plain`): a
+        draft in the sender's Drafts (201); its id."""
+        ...
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        """POST /users/{sender}/messages/{id}/send (202): True. False when the draft is no
+        longer in the mailbox (404 `ErrorItemNotFound`: it was sent already)."""
+        ...
+
+    async def subscriptions(self) -> list[Subscription]: ...
+
+    async def subscription(self, subscription_id: str) -> Subscription | None:
+        """GET /subscriptions/{id}; None when Graph no longer has it (404)."""
+        ...
+
+    async def create_subscription(
+        self,
+        *,
+        resource: str,
+        change_type: str,
+        notification_url: str,
+        lifecycle_notification_url: str,
+        client_state: str,
+        expiration: str,
+    ) -> Subscription: ...
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription: ...
+
+    async def reauthorize_subscription(self, subscription_id: str) -> None: ...
+
+    async def delete_subscription(self, subscription_id: str) -> None: ...

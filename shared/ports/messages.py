@@ -1,0 +1,377 @@
+"""Messages between License Guard's functions: small typed commands and one codec.
+
+Every message is a frozen dataclass with a ``version`` (1 for all of today's) and a
+``correlation_id`` that follows the work from the notification or timer that caused it to
+every log line and Graph call it leads to. Constructing a message validates it (ids are Graph
+GUIDs, normalised to lower case; texts are non-empty; timestamps carry a time zone), so an
+invalid message never reaches a queue.
+
+Queues (``shared.adapters.queues``):
+
+* ``groups-changed``: `GroupsChanged` (a webhook saw these groups change) and `DeltaSweep`
+  (walk the delta query of every partition, e.g. after a sync or on the reconcile timer).
+* ``recompute-users``: `RecomputeUsers`, at most `MAX_USERS_PER_RECOMPUTE` users each.
+* ``reprocess-user``: `ReprocessUser`, one user and the cause keys the reprocess should fix.
+* ``sync-completed``: `SyncCompleted`, posted from on-premises after an Entra Connect cycle.
+
+Wire format
+===========
+
+`encode_message` writes compact UTF-8 JSON: a ``"type"`` discriminator (the class name), then
+the fields in camelCase. The queue adapter wraps that text in Base64, as the Functions queue
+trigger expects (host.json ``messageEncoding: base64``); this module knows nothing of Base64.
+`decode_message` reads it back and raises `MessageError` (a ValueError) naming the problem:
+malformed JSON, unknown type, unsupported version, a missing or invalid field. Unknown extra
+keys are ignored, so a newer producer can add optional fields without breaking older readers;
+a change that older readers must not misread bumps ``version``. ``version`` may be omitted
+and then means 1. An encoded message is at most `MAX_ENCODED_BYTES`: Base64 grows it by a
+third and a Storage queue message holds 64 KiB.
+
+SyncCompleted (what an on-premises script posts)
+================================================
+
+After an Entra Connect (or Cloud Sync) cycle finishes, a script on the sync server POSTs this
+JSON (UTF-8) to ``/api/directory/sync-completed`` with that function's own key
+(`intake.directory_sync`), which queues it on ``sync-completed``; a sender with an Entra
+identity may put it on that queue directly, Base64-encoded::
+
+    {"type": "SyncCompleted", "version": 1,
+     "tenantId": "<tenant GUID>",
+     "completedAt": "2026-03-01T07:30:00Z",
+     "source": "entra-connect",
+     "correlationId": "<any id, e.g. the sync run's GUID>"}
+
+* ``type``: always ``"SyncCompleted"``.
+* ``version``: 1 (optional; 1 when left out).
+* ``tenantId``: the Entra tenant the cycle exported to, a GUID; must match ``TENANT_ID``.
+* ``completedAt``: when the cycle finished, ISO 8601 in UTC (``Z`` or ``+00:00``).
+* ``source``: what ran, e.g. ``"entra-connect"`` or ``"cloud-sync"`` (1-64 characters).
+* ``correlationId``: 1-128 printable characters; ties the resulting sweep to the sync run.
+
+On the queue, the whole message is what Base64 wraps:
+``[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($json))`` in PowerShell. A raw
+(non-Base64) body is the classic mistake: the Functions trigger cannot bind it and moves it to
+``sync-completed-poison`` after five tries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeAlias
+
+import orjson
+
+MAX_USERS_PER_RECOMPUTE: Final = 100
+MAX_GROUPS_PER_MESSAGE: Final = 1000
+"""1,000 GUIDs encode to about 39 KB, well under `MAX_ENCODED_BYTES` (1,257 would not fit)."""
+MAX_ENCODED_BYTES: Final = 48 * 1024
+"""Base64 of 48 KiB is exactly 64 KiB, the Storage queue message limit."""
+MAX_CORRELATION_ID: Final = 128
+MAX_SOURCE: Final = 64
+MAX_TEXT: Final = 1024
+
+
+class MessageError(ValueError):
+    """A message is malformed or invalid; the text names the type and field at fault."""
+
+
+# ---------------------------------------------------------------------------------------------
+# field validation (used by the dataclasses' __post_init__)
+
+
+def _guid(where: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{where}: expected a GUID string, got {type(value).__name__}")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise MessageError(f"{where}: {value!r} is not a GUID") from None
+    text = str(parsed)
+    if text != value.lower():  # uuid.UUID also accepts braces, urn: and no hyphens
+        raise MessageError(f"{where}: {value!r} is not a GUID in 8-4-4-4-12 form")
+    return text
+
+
+def _guids(
+    where: str, value: object, *, minimum: int, maximum: int | None = None
+) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise MessageError(f"{where}: expected a list of GUIDs, got {type(value).__name__}")
+    ids = tuple(_guid(f"{where}[{i}]", item) for i, item in enumerate(value))
+    if len(ids) < minimum:
+        raise MessageError(f"{where}: expected at least {minimum} id(s), got {len(ids)}")
+    if maximum is not None and len(ids) > maximum:
+        raise MessageError(f"{where}: at most {maximum} ids per message, got {len(ids)}")
+    return ids
+
+
+def _text(where: str, value: object, *, maximum: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{where}: expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise MessageError(f"{where}: must not be empty")
+    if len(value) > maximum:
+        raise MessageError(f"{where}: longer than {maximum} characters")
+    return value
+
+
+def _printable(where: str, value: object, *, maximum: int) -> str:
+    text = _text(where, value, maximum=maximum)
+    if not text.isprintable():
+        raise MessageError(f"{where}: must be printable text without control characters")
+    return text
+
+
+def _texts(where: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise MessageError(f"{where}: expected a list of strings, got {type(value).__name__}")
+    return tuple(_text(f"{where}[{i}]", item) for i, item in enumerate(value))
+
+
+def _timestamp(where: str, value: object, *, utc: bool = False) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{where}: expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise MessageError(f"{where}: {value!r} is not an ISO 8601 timestamp") from None
+    offset = parsed.utcoffset()
+    if offset is None:
+        raise MessageError(f"{where}: {value!r} has no time zone (add Z for UTC)")
+    if utc and offset != timedelta(0):
+        raise MessageError(f"{where}: {value!r} must be in UTC (Z or +00:00)")
+    return value
+
+
+def _version(where: str, value: object) -> int:
+    if type(value) is not int or value != 1:
+        raise MessageError(f"{where}: unsupported version {value!r} (this build reads 1)")
+    return value
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)  # frozen dataclass: normalise in __post_init__
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as messages carry it; `moment` must be time-zone aware."""
+    if moment.utcoffset() is None:
+        raise ValueError("format_timestamp needs an aware datetime")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id (a random GUID) for work that starts here."""
+    return str(uuid.uuid4())
+
+
+# ---------------------------------------------------------------------------------------------
+# the messages
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupsChanged:
+    """The webhook saw these groups change: walk their membership deltas."""
+
+    group_ids: tuple[str, ...]
+    correlation_id: str
+    received_at: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _set(self, "group_ids", _guids("GroupsChanged.groupIds", self.group_ids, minimum=1))
+        _printable("GroupsChanged.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        _timestamp("GroupsChanged.receivedAt", self.received_at)
+        _version("GroupsChanged.version", self.version)
+
+    @classmethod
+    def batches(
+        cls, group_ids: Iterable[str], *, correlation_id: str, received_at: str
+    ) -> list[GroupsChanged]:
+        """Split any number of groups into messages of at most `MAX_GROUPS_PER_MESSAGE`, so a
+        large notification batch never exceeds the queue's message size; duplicates dropped."""
+        unique = list(dict.fromkeys(group_ids))
+        size = MAX_GROUPS_PER_MESSAGE
+        return [
+            cls(
+                group_ids=tuple(unique[i : i + size]),
+                correlation_id=correlation_id,
+                received_at=received_at,
+            )
+            for i in range(0, len(unique), size)
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeltaSweep:
+    """Walk the delta query of every partition (travels on ``groups-changed`` too)."""
+
+    reason: str
+    correlation_id: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _text("DeltaSweep.reason", self.reason)
+        _printable("DeltaSweep.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        _version("DeltaSweep.version", self.version)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecomputeUsers:
+    """Re-evaluate these users' licenses (1 to 100 users; `group_ids`: the groups that moved)."""
+
+    user_ids: tuple[str, ...]
+    reason: str
+    correlation_id: str
+    group_ids: tuple[str, ...] = ()
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        users = _guids(
+            "RecomputeUsers.userIds", self.user_ids, minimum=1, maximum=MAX_USERS_PER_RECOMPUTE
+        )
+        _set(self, "user_ids", users)
+        _set(self, "group_ids", _guids("RecomputeUsers.groupIds", self.group_ids, minimum=0))
+        _text("RecomputeUsers.reason", self.reason)
+        _printable("RecomputeUsers.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        _version("RecomputeUsers.version", self.version)
+
+    @classmethod
+    def batches(
+        cls,
+        user_ids: Iterable[str],
+        *,
+        reason: str,
+        correlation_id: str,
+        group_ids: tuple[str, ...] = (),
+    ) -> list[RecomputeUsers]:
+        """Split any number of users into messages of at most 100, duplicates dropped."""
+        unique = list(dict.fromkeys(user_ids))
+        size = MAX_USERS_PER_RECOMPUTE
+        return [
+            cls(
+                user_ids=tuple(unique[i : i + size]),
+                reason=reason,
+                correlation_id=correlation_id,
+                group_ids=group_ids,
+            )
+            for i in range(0, len(unique), size)
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReprocessUser:
+    """Ask Entra to reprocess one user's group-based licenses, for these cause keys.
+
+    `causes` are `shared.core.reprocess.Cause.key` strings; empty for a manual request."""
+
+    user_id: str
+    causes: tuple[str, ...]
+    reason: str
+    correlation_id: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _set(self, "user_id", _guid("ReprocessUser.userId", self.user_id))
+        _set(self, "causes", _texts("ReprocessUser.causes", self.causes))
+        _text("ReprocessUser.reason", self.reason)
+        _printable("ReprocessUser.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        _version("ReprocessUser.version", self.version)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncCompleted:
+    """An on-premises sync cycle finished (see the module docstring for the wire format)."""
+
+    tenant_id: str
+    completed_at: str
+    source: str
+    correlation_id: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _set(self, "tenant_id", _guid("SyncCompleted.tenantId", self.tenant_id))
+        _timestamp("SyncCompleted.completedAt", self.completed_at, utc=True)
+        _printable("SyncCompleted.source", self.source, maximum=MAX_SOURCE)
+        _printable("SyncCompleted.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        _version("SyncCompleted.version", self.version)
+
+
+Message: TypeAlias = GroupsChanged | DeltaSweep | RecomputeUsers | ReprocessUser | SyncCompleted
+MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = {
+    cls.__name__: cls
+    for cls in (GroupsChanged, DeltaSweep, RecomputeUsers, ReprocessUser, SyncCompleted)
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the codec
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _wire(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def encode_message(msg: Message) -> str:
+    """Compact JSON: ``{"type": ..., <camelCase fields>}``; raises MessageError when too big."""
+    if type(msg).__name__ not in MESSAGE_TYPES:
+        raise MessageError(f"not a message: {type(msg).__name__}")
+    body: dict[str, object] = {"type": type(msg).__name__, "version": msg.version}
+    for f in fields(msg):
+        body.setdefault(_camel(f.name), _wire(getattr(msg, f.name)))
+    try:
+        data = orjson.dumps(body)
+    except orjson.JSONEncodeError as error:
+        raise MessageError(f"{type(msg).__name__}: cannot encode: {error}") from None
+    if len(data) > MAX_ENCODED_BYTES:
+        raise MessageError(
+            f"{type(msg).__name__}: {len(data)} bytes encoded, over the "
+            f"{MAX_ENCODED_BYTES}-byte limit of one queue message; split it"
+        )
+    return data.decode("utf-8")
+
+
+def decode_message(text: str | bytes) -> Message:
+    """Parse what `encode_message` wrote; raises MessageError naming what is wrong."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MessageError("message is not UTF-8 text") from None
+    try:
+        body: Any = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise MessageError(f"message is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise MessageError(f"message must be a JSON object, got {type(body).__name__}")
+    kind = body.get("type")
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(MESSAGE_TYPES)
+        raise MessageError(f"unknown message type {kind!r} (known: {known})")
+    _version(f"{kind}.version", body.get("version", 1))
+    values: dict[str, object] = {}
+    missing = []
+    for f in fields(cls):
+        key = _camel(f.name)
+        if key in body:
+            values[f.name] = body[key]
+        elif f.default is not MISSING:
+            continue
+        else:
+            missing.append(key)
+    if missing:
+        raise MessageError(f"{kind}: missing field(s) {', '.join(missing)}")
+    build: Callable[..., Message] = cls
+    try:
+        return build(**values)
+    except TypeError as error:  # should not happen: every field is checked above
+        raise MessageError(f"{kind}: {error}") from None

@@ -1,0 +1,256 @@
+"""What an alert looks like outside the mailbox: a Microsoft Teams Adaptive Card (posted to a
+Teams Workflows incoming-webhook URL), Slack Block Kit (an incoming webhook), and a generic
+webhook JSON document with a versioned schema (docs/alert-webhook.schema.json).
+
+Teams and Slack get the mail's own view (`MailView`: the same grouped rows, counts, fixes and
+links); the generic webhook gets the findings themselves (keys, codes, severities, names,
+admin-center links). Size limits are the receivers': a Teams card at most 28 KB, Slack at most
+50 blocks (and 3,000 characters a text block). A longer alert is cut to what fits, says how
+many rows it left out, and links to the report page.
+
+Pure: values in, JSON-ready dicts out; signing is HMAC-SHA256 over the exact body bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from shared.core import links
+from shared.platform.channel_config import SEVERITIES
+from shared.render.channel_finding import ChannelFinding
+from shared.render.mail import MailView, RowView
+
+WEBHOOK_SCHEMA_VERSION: Final = "1.0"
+TEAMS_MAX_BYTES: Final = 28_000
+SLACK_MAX_BLOCKS: Final = 50
+SLACK_MAX_TEXT: Final = 3000
+ADAPTIVE_CARD_VERSION: Final = "1.4"
+DIGEST_HEADER: Final = "X-License-Guard-Digest"
+SIGNATURE_HEADER: Final = "X-License-Guard-Signature"
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
+
+
+def _row_text(row: RowView) -> str:
+    names = ", ".join(u.display_name for u in row.users)
+    more = f" and {row.more} more" if row.more else ""
+    who = f"{row.count} user(s): {names}{more}" if row.users or row.more else f"{row.count}"
+    return f"{row.code} — {row.group} × {row.product}: {who}"
+
+
+def _rows(view: MailView, minimum: str) -> list[tuple[str, RowView]]:
+    return [
+        (section.title, row)
+        for section in view.sections
+        for row in section.items
+        if at_least(row.severity, minimum)
+    ]
+
+
+# --------------------------------------------------------------------------- Teams
+
+
+def _card(
+    view: MailView, body_rows: list[dict[str, Any]], report_url: str | None
+) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": view.title,
+            "weight": "Bolder",
+            "size": "Large",
+            "wrap": True,
+        },
+        {"type": "TextBlock", "text": view.tenant, "isSubtle": True, "spacing": "None"},
+        *({"type": "TextBlock", "text": line, "wrap": True} for line in view.lead),
+        *body_rows,
+    ]
+    actions = [{"type": "Action.OpenUrl", "title": title, "url": url} for title, url in view.links]
+    if report_url:
+        actions.insert(
+            0, {"type": "Action.OpenUrl", "title": "Open the report page", "url": report_url}
+        )
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": ADAPTIVE_CARD_VERSION,
+        "body": body,
+        "actions": actions,
+    }
+
+
+def _teams_row(section: str, row: RowView) -> dict[str, Any]:
+    colour = {"error": "Attention", "warning": "Warning"}.get(row.severity, "Default")
+    facts = [{"title": "Cause", "value": row.cause}, {"title": "Fix", "value": row.fix}]
+    if row.action:
+        facts.append({"title": "License Guard", "value": row.action})
+    return {
+        "type": "Container",
+        "separator": True,
+        "items": [
+            {"type": "TextBlock", "text": section, "isSubtle": True, "size": "Small", "wrap": True},
+            {
+                "type": "TextBlock",
+                "text": _row_text(row),
+                "color": colour,
+                "weight": "Bolder",
+                "wrap": True,
+            },
+            {"type": "FactSet", "facts": facts},
+        ],
+    }
+
+
+def teams_message(
+    view: MailView, *, minimum: str = "info", report_url: str | None = None
+) -> dict[str, Any]:
+    """The Workflows webhook's message: one Adaptive Card attachment, at most 28 KB."""
+    rows = _rows(view, minimum)
+    kept: list[dict[str, Any]] = []
+
+    def message(extra: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": None,
+                    "content": _card(view, kept + extra, report_url),
+                }
+            ],
+        }
+
+    for n, (section, row) in enumerate(rows):
+        candidate = _teams_row(section, row)
+        left = len(rows) - n - 1
+        note = _more_note(left, report_url)
+        if len(orjson.dumps(message([candidate, note]))) > TEAMS_MAX_BYTES:
+            return message([_more_note(len(rows) - n, report_url)])
+        kept.append(candidate)
+    return message([])
+
+
+def _more_note(left: int, report_url: str | None) -> dict[str, Any]:
+    where = " Open the report page for all of them." if report_url else ""
+    text = f"{left} more row(s) left out to fit Teams' card size.{where}" if left else ""
+    return {"type": "TextBlock", "text": text, "wrap": True, "isSubtle": True}
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+def _slack_escape(text: str) -> str:
+    """Slack mrkdwn control characters (Slack: "Formatting text for app surfaces")."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(
+    view: MailView, *, minimum: str = "info", report_url: str | None = None
+) -> dict[str, Any]:
+    """An incoming-webhook message: Block Kit, at most 50 blocks."""
+    head: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": view.title[:150]}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _slack_escape(view.tenant)}],
+        },
+    ]
+    if view.lead:
+        lead = _slack_escape("\n".join(view.lead))[:SLACK_MAX_TEXT]
+        head.append({"type": "section", "text": {"type": "mrkdwn", "text": lead}})
+    buttons = [(t, u) for t, u in view.links]
+    if report_url:
+        buttons.insert(0, ("Open the report page", report_url))
+    tail = [
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": t[:75]}, "url": u}
+                for t, u in buttons[:5]
+            ],
+        }
+    ]
+    rows = _rows(view, minimum)
+    room = SLACK_MAX_BLOCKS - len(head) - len(tail) - 2  # a divider and the "more" note
+    body: list[dict[str, Any]] = [{"type": "divider"}]
+    for _, row in rows[:room]:
+        text = (
+            f"*{_slack_escape(_row_text(row))}*\n{_slack_escape(row.cause)}\n"
+            f"_Fix:_ {_slack_escape(row.fix)}"
+        )
+        if row.action:
+            text += f"\n_License Guard:_ {_slack_escape(row.action)}"
+        body.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_MAX_TEXT]}})
+    if len(rows) > room:
+        where = " Open the report page for all of them." if report_url else ""
+        note = f"{len(rows) - room} more row(s) left out to fit Slack's 50 blocks.{where}"
+        body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return {"text": f"{view.title} ({view.tenant})", "blocks": head + body + tail}
+
+
+# --------------------------------------------------------------------------- generic webhook
+
+
+def _finding_json(f: ChannelFinding) -> dict[str, Any]:
+    doc: dict[str, Any] = {"key": f.key, "code": f.code, "severity": f.severity, "status": f.status}
+    if f.user_id:
+        doc["user"] = {
+            "id": f.user_id,
+            "displayName": f.user_name,
+            "userPrincipalName": f.user_principal_name,
+            "link": links.entra_user_url(f.user_id),
+            "licensesLink": links.user_license_url(f.user_id),
+        }
+    if f.group_id:
+        doc["group"] = {
+            "id": f.group_id,
+            "displayName": f.group_name,
+            "link": links.group_license_url(f.group_id),
+        }
+    if f.sku_id:
+        doc["product"] = {"skuId": f.sku_id, "name": f.product}
+    return doc
+
+
+def webhook_payload(
+    *,
+    digest_id: str,
+    kind: str,
+    tenant: str,
+    title: str,
+    generated_at: str,
+    findings: Sequence[ChannelFinding],
+    minimum: str = "info",
+    report_url: str | None = None,
+) -> dict[str, Any]:
+    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.0)."""
+    kept = [f for f in findings if at_least(f.severity, minimum)]
+    counts = {s: sum(1 for f in kept if f.status == s) for s in ("new", "resolved", "open")}
+    return {
+        "schemaVersion": WEBHOOK_SCHEMA_VERSION,
+        "digestId": digest_id,
+        "kind": kind,
+        "tenant": tenant,
+        "title": title,
+        "generatedAt": generated_at,
+        "counts": counts,
+        "findings": [_finding_json(f) for f in kept],
+        "reportUrl": report_url,
+    }
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex>`: HMAC-SHA256 of the exact body bytes with the shared secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str) -> bool:
+    """What a receiver does (constant-time)."""
+    return hmac.compare_digest(signature(secret, body), header)

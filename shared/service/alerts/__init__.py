@@ -1,0 +1,1 @@
+"""Alerts: the digest, immediate alerts and summaries, delivered once by mail and to channels."""

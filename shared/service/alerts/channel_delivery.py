@@ -1,0 +1,174 @@
+"""Delivery to the alert channels besides mail: Teams, Slack and generic webhooks.
+
+``ALERT_CHANNELS`` is a JSON list of ``{"type": "teams"|"slack"|"webhook", "urlSecretName":
+NAME, "minSeverity": "info"|"warning"|"error", "name": optional, "signingSecretName":
+optional}``. ``urlSecretName`` (and ``signingSecretName``) name app settings whose values are
+Key Vault references (``@Microsoft.KeyVault(SecretName=...)``), resolved by the platform: the
+webhook URLs are secrets and never sit in plain settings or the repository.
+
+Each channel keeps its own state in ``servicestate`` (``alerts-channel-<name>``: ``lastId``,
+``failures``, ``lastError``), so one channel's outage never holds back another or the mail:
+
+1. a digest id the channel already accepted is not posted again (the id travels in the
+   ``X-License-Guard-Digest`` header and the payload: a receiver drops a repeat);
+2. 429 and 5xx are retried with backoff (Retry-After, capped); anything else fails at once;
+3. a failure is counted; at `FAILURES_FOR_ALERT` consecutive failures the caller's
+   ``on_failing`` is told (it raises a tenant-level alert); an accepted post resets the count.
+
+A crash after a receiver accepted and before ``lastId`` is stored resends that one post with
+the same id: at most one duplicate, as with mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import orjson
+import structlog
+
+from shared.platform.channel_config import Channel
+from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
+from shared.service.alerts.deliver import ATTEMPTS, retry_wait
+from shared.service.stores import ServiceState
+
+log = structlog.get_logger(__name__)
+
+FAILURES_FOR_ALERT: Final = 3
+
+SENT: Final = "sent"
+ALREADY_SENT: Final = "already-sent"
+NOTHING: Final = "nothing-to-send"
+FAILED: Final = "failed"
+NO_URL: Final = "no-url"
+
+
+class Poster(Protocol):
+    async def __call__(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, float | None]:
+        """POST; returns the status and Retry-After seconds (if any). Raises OSError on a
+        connection failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    channel: str
+    status: str
+    attempts: int = 0
+    reason: str = ""
+
+
+def state_name(channel: Channel) -> str:
+    return f"alerts-channel-{channel.name}"
+
+
+async def deliver_to_channels(
+    state: ServiceState,
+    channels: Sequence[Channel],
+    digest_id: str,
+    payload_for: Callable[[Channel], dict[str, Any] | None],
+    *,
+    settings: Mapping[str, str],
+    post: Poster,
+    now: Callable[[], Any],
+    on_failing: Callable[[Channel, str], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> list[ChannelResult]:
+    """Post one alert to every channel, each on its own (see the module docstring).
+    `payload_for` returns None when nothing reaches the channel's minimum severity."""
+    results = []
+    for channel in channels:
+        try:
+            results.append(
+                await _one(
+                    state, channel, digest_id, payload_for, settings, post, now, on_failing, sleep
+                )
+            )
+        except Exception as exc:  # one channel's bug never stops the others
+            log.exception("alerts.channel_error", channel=channel.name)
+            results.append(ChannelResult(channel.name, FAILED, reason=type(exc).__name__))
+    return results
+
+
+async def _one(
+    state: ServiceState,
+    channel: Channel,
+    digest_id: str,
+    payload_for: Callable[[Channel], dict[str, Any] | None],
+    settings: Mapping[str, str],
+    post: Poster,
+    now: Callable[[], Any],
+    on_failing: Callable[[Channel, str], None] | None,
+    sleep: Callable[[float], Awaitable[None]],
+) -> ChannelResult:
+    entity = state.get(state_name(channel))
+    fields = dict(entity.fields) if entity else {}
+    if fields.get("lastId") == digest_id:
+        return ChannelResult(channel.name, ALREADY_SENT)
+    url = (settings.get(channel.url_setting) or "").strip()
+    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+        reason = f"app setting {channel.url_setting} holds no https URL"
+        return _failed(state, channel, fields, reason, on_failing, now, status=NO_URL)
+    payload = payload_for(channel)
+    if payload is None:
+        return ChannelResult(channel.name, NOTHING)
+    body = orjson.dumps(payload)
+    headers = {"Content-Type": "application/json", DIGEST_HEADER: digest_id}
+    if channel.signing_setting:
+        secret = settings.get(channel.signing_setting) or ""
+        if not secret:
+            reason = f"app setting {channel.signing_setting} (the signing secret) is empty"
+            return _failed(state, channel, fields, reason, on_failing, now)
+        headers[SIGNATURE_HEADER] = signature(secret, body)
+    attempt, reason = 0, ""
+    while attempt < ATTEMPTS:
+        attempt += 1
+        try:
+            status, retry_after = await post(url, body, headers)
+        except OSError as exc:
+            status, retry_after, reason = 0, None, f"connection failed: {type(exc).__name__}"
+        else:
+            reason = f"HTTP {status}"
+            if 200 <= status < 300:
+                state.put(
+                    state_name(channel),
+                    {"lastId": digest_id, "lastAt": now(), "failures": 0, "lastError": ""},
+                )
+                log.info(
+                    "alerts.channel_sent",
+                    channel=channel.name,
+                    digest_id=digest_id,
+                    attempts=attempt,
+                )
+                return ChannelResult(channel.name, SENT, attempt)
+        if status and status != 429 and status < 500:
+            break
+        if attempt < ATTEMPTS:
+            await sleep(retry_wait(attempt, retry_after))
+    return _failed(state, channel, fields, reason, on_failing, now, attempts=attempt)
+
+
+def _failed(
+    state: ServiceState,
+    channel: Channel,
+    fields: dict[str, Any],
+    reason: str,
+    on_failing: Callable[[Channel, str], None] | None,
+    now: Callable[[], Any],
+    *,
+    status: str = FAILED,
+    attempts: int = 0,
+) -> ChannelResult:
+    failures = int(fields.get("failures") or 0) + 1
+    state.put(
+        state_name(channel),
+        {**fields, "failures": failures, "lastError": reason, "lastErrorAt": now()},
+    )
+    log.error("alerts.channel_failed", channel=channel.name, reason=reason, failures=failures)
+    if failures >= FAILURES_FOR_ALERT and on_failing is not None:
+        on_failing(channel, f"{failures} failed deliveries in a row, the last: {reason}")
+    return ChannelResult(channel.name, status, attempts, reason)

@@ -1,0 +1,142 @@
+"""Every alert mail also goes to the configured channels (``ALERT_CHANNELS``): the mail's view
+becomes a Teams card or Slack blocks, its findings the generic webhook's document. Called by
+`shared.service.alerts.deliver.deliver` with the mail and its id, so the digest, the immediate
+data-loss / mass-loss alerts, the tenant-level alerts and the summaries all reach them, with
+the mail's id as the digest id. A channel that keeps failing is recorded as an
+`AlertChannelFailing` finding (subject ``service:alert-channel:<name>``); nothing a channel
+does reaches the mail's delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import httpx
+import structlog
+
+from shared.core.findings import WARNING, Finding
+from shared.platform.channel_config import Channel
+from shared.render.channel_payloads import (
+    at_least,
+    slack_message,
+    teams_message,
+    webhook_payload,
+)
+from shared.render.mail import Mail
+from shared.service.alerts.channel_delivery import SENT, ChannelResult, Poster, deliver_to_channels
+from shared.service.services import Services
+from shared.service.stores import FindingsLedger, ServiceState
+
+log = structlog.get_logger(__name__)
+
+CHANNEL_FAILING: Final = "AlertChannelFailing"
+TIMEOUT_SECONDS: Final = 15.0
+
+
+async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+    """POST over HTTPS; a transport failure is an OSError to the delivery loop."""
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.post(url, content=body, headers=dict(headers))
+    except httpx.TransportError as exc:
+        raise OSError(str(exc)) from None
+    retry = response.headers.get("Retry-After")
+    try:
+        wait = float(retry) if retry else None
+    except ValueError:
+        wait = None
+    return response.status_code, wait
+
+
+def payload_for(
+    mail: Mail, channel: Channel, report_url: str | None, generated_at: str = ""
+) -> dict[str, Any] | None:
+    """The channel's payload, or None when nothing in the mail reaches its minimum severity."""
+    view = mail.view
+    if view is None:
+        return None
+    rows = [r for s in view.sections for r in s.items]
+    if channel.type in ("teams", "slack"):
+        if rows and not any(at_least(r.severity, channel.min_severity) for r in rows):
+            return None
+        build = teams_message if channel.type == "teams" else slack_message
+        return build(view, minimum=channel.min_severity, report_url=report_url)
+    if mail.findings and not any(at_least(f.severity, channel.min_severity) for f in mail.findings):
+        return None
+    return webhook_payload(
+        digest_id=mail.id,
+        kind=mail.kind,
+        tenant=view.tenant,
+        title=mail.subject,
+        generated_at=generated_at,
+        findings=mail.findings,
+        minimum=channel.min_severity,
+        report_url=report_url,
+    )
+
+
+def _subject(channel: Channel) -> str:
+    return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", channel.name)
+
+
+def report_url(svc: Services) -> str | None:
+    """The latest report page in the reports container (readable with Storage Blob Data
+    Reader), when storage is reached by URI."""
+    uri = svc.settings.storage_connection.blob_service_uri
+    return f"{uri.rstrip('/')}/reports/latest/report.html" if uri else None
+
+
+async def send_to_channels(
+    svc: Services,
+    mail: Mail,
+    *,
+    post: Poster = http_post,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    environ: Mapping[str, str] | None = None,
+) -> list[ChannelResult]:
+    channels = svc.settings.alert_channels
+    if not channels or mail.view is None:
+        return []
+    ledger = FindingsLedger(svc.tables.findings)
+    link = report_url(svc)
+    now = svc.now()
+
+    def failing(channel: Channel, why: str) -> None:
+        finding = Finding(
+            code=CHANNEL_FAILING,
+            severity=WARNING,
+            subject=_subject(channel),
+            sku_id=None,
+            group_id=None,
+            message=f"Alert channel '{channel.name}' ({channel.type}) fails: {why}.",
+            remedy=(
+                f"Check the URL in the Key Vault secret behind app setting {channel.url_setting} "
+                "(Teams: the Workflows webhook; Slack: the incoming webhook) and that the "
+                "receiver accepts JSON posts; mail alerts are unaffected."
+            ),
+        )
+        ledger.reconcile(_subject(channel), [finding], now=now, run_id="alerts")
+
+    try:
+        results = await deliver_to_channels(
+            ServiceState(svc.tables.servicestate),
+            channels,
+            mail.id,
+            lambda c: payload_for(mail, c, link, now.isoformat()),
+            settings=environ if environ is not None else os.environ,
+            post=post,
+            now=svc.now,
+            on_failing=failing,
+            sleep=sleep,
+        )
+    except Exception:  # the mail goes out whatever the channels do
+        log.exception("alerts.channels_failed", mail_id=mail.id)
+        return []
+    for channel, result in zip(channels, results, strict=True):
+        if result.status == SENT:
+            ledger.reconcile(_subject(channel), [], now=now, run_id="alerts")
+    return results

@@ -1,0 +1,105 @@
+"""Tenant-level alerts: lapsing subscriptions in use and a stale directory sync are recorded,
+and every tenant-level finding (those, dead-man, poison, owed data loss) is mailed at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from shared.adapters.snapshot import parse_snapshot
+from shared.catalog.products import catalog
+from shared.core.findings import (
+    ERROR,
+    SUBSCRIPTION_AT_RISK,
+    Finding,
+    Names,
+    sku_findings,
+)
+from shared.core.graph_values import graph_time_or_none
+from shared.service.alerts.deliver import (
+    Delivery,
+    Sleep,
+)
+from shared.service.alerts.jobs import (
+    DIRECTORY_SYNC_STALE,
+    LAST_SYNC,
+    STALE_SYNC,
+    TENANT,
+    TENANT_CODES,
+    open_unalerted,
+    send_immediate,
+)
+from shared.service.dataloss import alert_data_loss_owed
+from shared.service.services import Services
+from shared.service.stores import FindingsLedger, ServiceState
+
+# --------------------------------------------------------------------------- tenant level
+
+
+async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> Delivery | None:
+    """Record lapsing subscriptions in use and a stale directory sync; mail every tenant-level
+    finding (those two, dead-man, poison) not mailed yet, at once."""
+    check_tenant(svc)
+    await alert_data_loss_owed(svc, sleep=sleep)
+    pairs = open_unalerted(svc, TENANT_CODES)
+    if not pairs:
+        return None
+    return await send_immediate(
+        svc,
+        channel=TENANT,
+        title=f"{len(pairs)} tenant-level issue(s) need attention",
+        lead=(
+            "These concern the whole tenant or License Guard itself, so they are sent at "
+            "once instead of waiting for the digest.",
+        ),
+        pairs=pairs,
+        sleep=sleep,
+    )
+
+
+def check_tenant(svc: Services) -> None:
+    now = svc.now()
+    skus, _ = ServiceState(svc.tables.servicestate).skus()
+    if skus:
+        tenant = parse_snapshot({"subscribedSkus": skus, "groups": [], "users": []}).tenant
+        names = Names(tenant, catalog().products)
+        for sku in tenant.skus.values():
+            found = [
+                f for f in sku_findings(sku, sku.consumed, names) if f.code == SUBSCRIPTION_AT_RISK
+            ]
+            _set_one(
+                svc,
+                f"sku:{sku.id}",
+                f"sku:{sku.id}|{sku.id}|{SUBSCRIPTION_AT_RISK}|-",
+                found[0] if found else None,
+                now,
+            )
+    last = ServiceState(svc.tables.servicestate).get(LAST_SYNC)
+    synced = graph_time_or_none(str(last.fields.get("completedAt", ""))) if last else None
+    stale = None
+    if synced is not None and now - synced > STALE_SYNC:
+        stale = Finding(
+            code=DIRECTORY_SYNC_STALE,
+            severity=ERROR,
+            subject="service:directory-sync",
+            sku_id=None,
+            group_id=None,
+            message=(
+                f"The last directory sync completed at {synced:%Y-%m-%d %H:%M} UTC, more than "
+                "three 30-minute cycles ago: on-premises changes (joins, leavers, attributes) "
+                "are not reaching Entra, so licenses are not following them."
+            ),
+            remedy=(
+                "Check Entra Connect on the sync server (Synchronization Service Manager, "
+                "Get-ADSyncScheduler) and Entra admin center > Entra Connect > Connect Sync "
+                "health; then start a delta sync (Start-ADSyncSyncCycle -PolicyType Delta)."
+            ),
+        )
+    subject = "service:directory-sync"
+    _set_one(svc, subject, f"{subject}|-|{DIRECTORY_SYNC_STALE}|-", stale, now)
+
+
+def _set_one(svc: Services, subject: str, key: str, finding: Finding | None, now: datetime) -> None:
+    FindingsLedger(svc.tables.findings).set_one(
+        subject, key, finding, now=now, run_id="tenant-check"
+    )

@@ -1,0 +1,300 @@
+"""The data-loss guard: alert when a user is about to lose a mailbox or files (a data-holding
+plan removed), immediately per user and once per mass-loss event, naming who changed what."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from shared.adapters.snapshot import parse_snapshot
+from shared.catalog.products import catalog
+from shared.core.alerting import (
+    LedgerRow,
+    held_licenses,
+    mass_loss,
+)
+from shared.core.audit import audit_actor
+from shared.core.dataloss import (
+    DATA_LOSS_RISK,
+    CapabilityGrant,
+    CapabilityLoss,
+    capability_grants,
+    data_loss_finding,
+)
+from shared.core.evaluate import UserReport
+from shared.core.findings import (
+    Finding,
+    Names,
+)
+from shared.core.graph_values import graph_time_or_none
+from shared.core.model import Tenant
+from shared.ports.tables import Entity, json_field, parse_json_field
+from shared.render.mail import Section, Table
+from shared.service.alerts.deliver import (
+    Delivery,
+    Sleep,
+    enabled,
+    last_sent,
+)
+from shared.service.alerts.jobs import (
+    AUDITED_ACTIVITIES,
+    CAPABILITIES_PK,
+    IMMEDIATE,
+    LOSS_KEPT,
+    MASS_LOSS,
+    MASS_WINDOW,
+    exclusions,
+    ledger,
+    mail_names,
+    send_immediate,
+)
+from shared.service.services import Services
+from shared.service.stores import LicensedGroups, ServiceState
+
+log = structlog.get_logger(__name__)
+
+
+def _grants_json(grants: Iterable[CapabilityGrant]) -> list[list[Any]]:
+    return [[g.sku_id, g.plan_id, list(g.group_ids)] for g in grants]
+
+
+def _grants(value: object) -> tuple[CapabilityGrant, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(CapabilityGrant(str(s), str(p), tuple(g)) for s, p, g in value)
+
+
+def _cached_tenant(svc: Services) -> Tenant:
+    """SKUs and licensed groups from the service's caches (plan ids and names)."""
+    skus, _ = ServiceState(svc.tables.servicestate).skus()
+    groups = list(LicensedGroups(svc.tables.deltalinks).groups().values())
+    return parse_snapshot({"subscribedSkus": skus, "groups": groups, "users": []}).tenant
+
+
+def with_data_loss(
+    svc: Services, reports: Sequence[UserReport], tenant: Tenant | None = None
+) -> list[UserReport]:
+    """The reports, each with a `DataLossRisk` finding when the user lost a data capability
+    (see the module docstring); updates the stored capability records. `tenant` gives the
+    SKUs (and names); by default the service's cached SKUs and licensed groups."""
+    if not reports:
+        return []
+    from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
+
+    capability_map = capabilities()
+    tenant = tenant or _cached_tenant(svc)
+    names = Names(tenant, catalog().products)
+    table = svc.tables.servicestate
+    now = svc.now()
+    out = []
+    for report in reports:
+        user = report.user
+        stored = table.get(CAPABILITIES_PK, user.id)
+        record = parse_json_field(str(stored.fields["json"])) if stored else {}
+        held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
+        lost = dict(record.get("lost") or {})
+        graph_held = held_licenses(user, tenant.skus)
+        held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
+        for capability, plan_ids in capability_map.plans.items():
+            keeps = capability_grants(report.licenses, plan_ids)
+            had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
+            if keeps:
+                held_now[capability] = keeps
+                lost.pop(capability, None)
+            elif had and capability not in lost:
+                lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
+        for capability, entry in list(lost.items()):
+            at = graph_time_or_none(str(entry.get("at")))
+            if at is None or now - at > LOSS_KEPT:
+                del lost[capability]
+        new_record = {
+            "held": {c: _grants_json(g) for c, g in held_now.items()},
+            "lost": lost,
+        }
+        if new_record != record and (stored is not None or held_now or lost):
+            table.upsert(CAPABILITIES_PK, user.id, {"json": json_field(new_record)})
+        if lost:
+            losses = [
+                CapabilityLoss(user.id, c, _grants(entry.get("grants")))
+                for c, entry in sorted(lost.items())
+            ]
+            finding = data_loss_finding(user, losses, names, dict(capability_map.labels))
+            report = replace(report, findings=(*report.findings, finding))
+        out.append(report)
+    return out
+
+
+@dataclass
+class DataLossOutcome:
+    users: int = 0
+    mass: bool = False
+    delivery: Delivery | None = None
+    groups: list[str] = field(default_factory=list)
+
+
+async def alert_data_loss(
+    svc: Services, new_findings: Iterable[Finding], *, sleep: Sleep = asyncio.sleep
+) -> DataLossOutcome:
+    """Immediate alerts for new DataLossRisk findings: one mail per recompute batch, or one
+    mass-loss alert when more than MASS_LOSS_THRESHOLD users lost a capability within an hour
+    (later losses in that hour go to the digest)."""
+    outcome = DataLossOutcome()
+    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not enabled(svc):
+        return outcome
+    try:
+        return await _alert_data_loss(svc, outcome, sleep)
+    except Exception:
+        # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
+        # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
+        # Raising would not help: the recompute's redelivery finds no *new* finding.
+        log.exception("alerts.data_loss_deferred")
+        return outcome
+
+
+async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DataLossOutcome:
+    """Retry the immediate data-loss alert for open `DataLossRisk` findings of the last hour
+    that no mail reported yet (Graph refused, or the worker died). Older ones are the
+    digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
+    outcome = DataLossOutcome()
+    if not enabled(svc):
+        return outcome
+    now = svc.now()
+    excluded = exclusions(svc)
+    owed = [
+        r
+        for _, r in ledger(svc)
+        if r.code == DATA_LOSS_RISK
+        and r.is_open
+        and not r.alerted_in
+        and now - r.first_seen <= MASS_WINDOW
+        and not excluded.mutes(r)
+    ]
+    if not owed:
+        return outcome
+    log.info("alerts.data_loss_retry", users=len(owed))
+    return await _alert_data_loss(svc, outcome, sleep)
+
+
+async def _alert_data_loss(
+    svc: Services, outcome: DataLossOutcome, sleep: Sleep
+) -> DataLossOutcome:
+    now = svc.now()
+    recent = [
+        (e, r)
+        for e, r in ledger(svc)
+        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
+    ]
+    excluded = exclusions(svc)
+    recent = [(e, r) for e, r in recent if not excluded.mutes(r)]
+    outcome.users = len(recent)
+    if mass_loss(len(recent), svc.settings.mass_loss_threshold):
+        outcome.mass = True
+        _, last_at = last_sent(svc, MASS_LOSS)
+        if isinstance(last_at, datetime) and now - last_at < MASS_WINDOW:
+            return outcome  # one mass-loss alert per hour: the digest carries the rest
+        outcome.groups = _lost_via(svc, [r.subject for _, r in recent])
+        outcome.delivery = await _send_mass_loss(svc, recent, outcome.groups, sleep)
+        return outcome
+    fresh = [(e, r) for e, r in recent if not r.alerted_in]
+    outcome.delivery = await send_immediate(
+        svc,
+        channel=IMMEDIATE,
+        title=f"data-loss risk for {len(fresh)} user(s)",
+        lead=(
+            "These users no longer hold a mailbox or OneDrive storage through any path. "
+            "Each finding states the deadline and how to restore the license.",
+        ),
+        pairs=fresh,
+        sleep=sleep,
+    )
+    return outcome
+
+
+def _lost_via(svc: Services, user_ids: Iterable[str]) -> list[str]:
+    """Groups whose paths granted the capabilities these users lost, most users first."""
+    counts: dict[str, int] = {}
+    for user_id in user_ids:
+        stored = svc.tables.servicestate.get(CAPABILITIES_PK, user_id)
+        record = parse_json_field(str(stored.fields["json"])) if stored else {}
+        groups = {
+            g
+            for entry in (record.get("lost") or {}).values()
+            for grant in _grants(entry.get("grants"))
+            for g in grant.group_ids
+            if g
+        }
+        for g in groups:
+            counts[g] = counts.get(g, 0) + 1
+    return sorted(counts, key=lambda g: (-counts[g], g))
+
+
+async def _send_mass_loss(
+    svc: Services,
+    pairs: Sequence[tuple[Entity, LedgerRow]],
+    group_ids: Sequence[str],
+    sleep: Sleep,
+) -> Delivery | None:
+    now = svc.now()
+    since = (now - MASS_WINDOW).isoformat().replace("+00:00", "Z")
+    try:
+        audits = await svc.directory.directory_audits(since, AUDITED_ACTIVITIES)
+    except Exception as error:
+        log.warning("alerts.audits_unavailable", error=str(error))
+        audits = []
+    names = await mail_names(svc, [r for _, r in pairs])
+    group_names = [names.group(g) for g in group_ids]
+    involved = set(group_ids) | {r.subject for _, r in pairs}
+    audit_rows = []
+    for entry in audits:
+        targets = entry.get("targetResources") or []
+        ids = {str(t.get("id")) for t in targets if t}
+        if not ids & involved:
+            continue
+        target = ", ".join(
+            str(t.get("displayName") or t.get("userPrincipalName") or t.get("id"))
+            for t in targets
+            if t
+        )
+        audit_rows.append(
+            (
+                str(entry.get("activityDateTime", "")),
+                str(entry.get("activityDisplayName", "")),
+                target,
+                _actor(entry),
+            )
+        )
+    actors = sorted({row[3] for row in audit_rows})
+    lead = (
+        f"{len(pairs)} users lost a mailbox or OneDrive capability within the last hour "
+        f"(threshold {svc.settings.mass_loss_threshold}). Groups involved: "
+        f"{', '.join(group_names) or 'none found (direct assignments)'}."
+        + (f" Changed by: {', '.join(actors)}." if actors else ""),
+        "If this was not intended, undo the change now: data tied to a removed license is "
+        "deleted 30 days after the change. Further losses this hour go to the digest.",
+    )
+    extra = [
+        Section(
+            "Who changed what (Entra audit log, last hour)",
+            table=Table(("When (UTC)", "Activity", "Target", "By"), tuple(audit_rows[:50])),
+        )
+        if audit_rows
+        else Section("Who changed what", paragraphs=("No matching audit entry was found.",))
+    ]
+    return await send_immediate(
+        svc,
+        channel=MASS_LOSS,
+        title=f"mass data-loss risk: {len(pairs)} users in the last hour",
+        lead=lead,
+        pairs=pairs,
+        extra=extra,
+        sleep=sleep,
+    )
+
+
+def _actor(entry: Mapping[str, Any]) -> str:
+    return audit_actor(entry) or "unknown"

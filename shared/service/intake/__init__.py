@@ -1,0 +1,1 @@
+"""Intake: vet what arrives over HTTP (Graph notifications, on-premises sync) and queue the work."""
