@@ -66,7 +66,11 @@ class AzureBlobStore:
         *,
         credential: TokenCredential | None = None,
     ) -> AzureBlobStore:
-        return cls(lambda: container_client(storage, container, credential=credential))
+        if isinstance(storage, StorageConnection) and not (
+            storage.connection_string or storage.blob_service_uri
+        ):  # identity settings without a blob URI: fail where a report is written, not at start
+            return cls(lambda: container_client(storage, container, credential=credential))
+        return cls(container_client(storage, container, credential=credential))
 
     @property
     def _client(self) -> ContainerClient:
