@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import licensing
+from . import license_status
 from .delta import DeltaEngine
 from .errors import GraphError, bad_request, error_body, not_found, throttled_body
 from .faults import AFTER_HANDLER, Faults
@@ -497,7 +497,7 @@ class GraphApi:
     async def group_errors(self, req: Req, gid: str) -> Resp:
         q = parse_query(req.params)
         self.state.group(gid)
-        found = licensing.members_with_license_errors(gid, self.state.users, self.state.groups)
+        found = license_status.members_with_license_errors(gid, self.state.users, self.state.groups)
         ids = list(found)
 
         def view(uid: str) -> Obj | None:

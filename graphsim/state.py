@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from . import licensing
+from . import license_rules, license_status, licensing, memberships
 from .clock import SimClock, iso, parse_iso
 from .drafts import Drafts
 from .errors import GraphError, bad_request, not_found
@@ -102,8 +102,8 @@ class SimState:
                 "subscriptionIds",
                 [str(uuid.uuid5(uuid.NAMESPACE_URL, f"graphsim/subscription/{sku['skuId']}"))],
             )
-        self.rules = licensing.LicensingRules.from_config(self.x)
-        self.index: dict[str, set[str]] = licensing.index_memberships(self.groups)
+        self.rules = license_rules.LicensingRules.from_config(self.x)
+        self.index: dict[str, set[str]] = memberships.index_memberships(self.groups)
         synced = set(self.x.get("onPremisesSyncedGroups") or [])
         synced |= {gid for gid, g in self.groups.items() if g.get("onPremisesSyncEnabled")}
         self.synced_groups = synced
@@ -188,7 +188,7 @@ class SimState:
             if user is None:
                 continue
             for st in user.get("licenseAssignmentStates") or ():
-                if st.get("assignedByGroup") == gid and licensing.has_error(st):
+                if st.get("assignedByGroup") == gid and license_status.has_error(st):
                     return True
         return False
 
@@ -350,7 +350,7 @@ class SimState:
 
     def _user_has_error_from(self, uid: str, gid: str) -> bool:
         for st in self.users[uid].get("licenseAssignmentStates") or ():
-            if st.get("assignedByGroup") == gid and licensing.has_error(st):
+            if st.get("assignedByGroup") == gid and license_status.has_error(st):
                 return True
         return False
 
@@ -657,7 +657,7 @@ class SimState:
         else:
             dup.discard(user["id"])
         self.x["duplicateProxyUsers"] = sorted(dup)
-        self.rules = licensing.LicensingRules.from_config(self.x)
+        self.rules = license_rules.LicensingRules.from_config(self.x)
 
     def queue_onprem_change(self, op: str, gid: str, uid: str) -> None:
         self.group(gid)

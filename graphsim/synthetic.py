@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from graphsim import licensing
+from graphsim import clock, license_rules, licensing, memberships
 
 Json = dict[str, Any]
 
@@ -282,7 +282,7 @@ class _Builder:
         ][:1]
         if not pool:
             return
-        stamp = licensing.iso_z(GENERATED_AT - timedelta(days=400))
+        stamp = clock.iso(GENERATED_AT - timedelta(days=400))
         for i in self.sample(round(self.n_users * 0.05)):
             user = self.users[i]
             if user["usageLocation"] == BARRED_COUNTRY:
@@ -310,12 +310,12 @@ class _Builder:
             "mailNickname": name.replace(" ", "").lower(),
             "securityEnabled": True,
             "groupTypes": [],
-            "createdDateTime": licensing.iso_z(created),
+            "createdDateTime": clock.iso(created),
             "onPremisesSyncEnabled": None,
             "assignedLicenses": licenses,
             "licenseProcessingState": {"state": "ProcessingComplete"} if licenses else None,
             "members": [
-                {"@odata.type": licensing.USER_TYPE, "id": self.users[i]["id"]} for i in members
+                {"@odata.type": memberships.USER_TYPE, "id": self.users[i]["id"]} for i in members
             ],
         }
         group.update(extra)
@@ -397,7 +397,7 @@ class _Builder:
             parent = self.groups[(k * 7 + 1) % licensed]
             child = self.groups[(k * 11 + 2) % licensed]
             if parent is not child:
-                parent["members"].append({"@odata.type": licensing.GROUP_TYPE, "id": child["id"]})
+                parent["members"].append({"@odata.type": memberships.GROUP_TYPE, "id": child["id"]})
 
     def build_unlicensed_groups(self) -> None:
         """Teams, distribution, dynamic and plain security groups: no licenses."""
@@ -541,8 +541,8 @@ def _generate(users: int, groups: int, skus: int, seed: int, unlicensed_groups: 
     users_by_id = {u["id"]: u for u in b.users}
     groups_by_id = {g["id"]: g for g in b.groups}
     skus_by_id = {s["skuId"]: s for s in sku_list}
-    rules = licensing.LicensingRules.from_config(config)
-    index = licensing.index_memberships(groups_by_id)
+    rules = license_rules.LicensingRules.from_config(config)
+    index = memberships.index_memberships(groups_by_id)
     licensing.process_users(
         users_by_id, users_by_id, groups_by_id, skus_by_id, rules, GENERATED_AT, index
     )
@@ -558,7 +558,7 @@ def _generate(users: int, groups: int, skus: int, seed: int, unlicensed_groups: 
                 "displayName": "Contoso (synthetic)",
                 "countryLetterCode": TENANT_COUNTRY,
                 "onPremisesSyncEnabled": True,
-                "onPremisesLastSyncDateTime": licensing.iso_z(last_sync),
+                "onPremisesLastSyncDateTime": clock.iso(last_sync),
                 "verifiedDomains": [
                     {
                         "capabilities": "Email, OfficeCommunicationsOnline",
@@ -590,7 +590,7 @@ def _generate(users: int, groups: int, skus: int, seed: int, unlicensed_groups: 
                 "skus": skus,
                 "seed": seed,
                 "unlicensed_groups": unlicensed_groups,
-                "generatedAt": licensing.iso_z(GENERATED_AT),
+                "generatedAt": clock.iso(GENERATED_AT),
             },
         },
     }
@@ -602,7 +602,7 @@ def _simulate_phone_removals(
     groups: dict[str, Json],
     users: dict[str, Json],
     skus: dict[str, Json],
-    rules: licensing.LicensingRules,
+    rules: license_rules.LicensingRules,
     index: dict[str, set[str]],
 ) -> None:
     """Remove ~2% of users from the Teams Phone group an hour later: calling plans block it."""
@@ -612,7 +612,7 @@ def _simulate_phone_removals(
     )
     if phone is None or calling is None:
         return
-    calling_ids = set(licensing.member_user_ids(calling))
+    calling_ids = set(memberships.member_user_ids(calling))
     both = [m["id"] for m in phone["members"] if m["id"] in calling_ids]
     leaving = {both[i] for i in b.sample(round(b.n_users * 0.02), range(len(both)))}
     if not leaving:

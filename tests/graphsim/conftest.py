@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from graphsim import licensing
+from graphsim import license_rules, licensing
 from graphsim.app import Simulator, create_app
 from graphsim.clock import SimClock
 
@@ -129,7 +129,7 @@ def make_tenant(**x: Any) -> dict[str, Any]:
         G_ONPREM: group(G_ONPREM, "OnPrem", USERS[4:6], [EMS], onPremisesSyncEnabled=True),
         G_PLAIN: group(G_PLAIN, "Plain", [USERS[6]], []),
     }
-    rules = licensing.LicensingRules.from_config(x)
+    rules = license_rules.LicensingRules.from_config(x)
     licensing.process_users(set(users), users, groups, skus, rules, START)
     return {
         "subscribedSkus": list(skus.values()),
