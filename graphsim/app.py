@@ -23,7 +23,6 @@ from .control import control_routes
 from .errors import error_body
 from .faults import SimulatedResetError
 from .simulator import Simulator
-from .state import app_id_for
 from .wire import Req
 
 __all__ = ["Simulator", "create_app", "make_graph_endpoint"]
@@ -80,7 +79,7 @@ def make_graph_endpoint(sim: Simulator) -> Any:
             headers=headers,
             body=await request.body(),
             base_url=base_url,
-            app_id=tokens.client_app_id(presented) or app_id_for(presented),
+            app_id=tokens.client_app_id(presented) or tokens.app_id_for(presented),
             roles=tokens.roles_of(presented),
         )
         resp = await sim.handle(req)

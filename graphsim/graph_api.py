@@ -16,6 +16,7 @@ from .delta import DeltaEngine
 from .errors import GraphError, bad_request, error_body, not_found, throttled_body
 from .faults import AFTER_HANDLER, Faults
 from .mail import accept_mail
+from .memberships import GROUP_TYPE, USER_TYPE
 from .notify import Notifier
 from .odata import (
     DEFAULT_TOP,
@@ -29,7 +30,7 @@ from .odata import (
     project,
     require_advanced,
 )
-from .state import GROUP_TYPE, USER_TYPE, SimState
+from .state import SimState
 from .subscriptions import SubscriptionService
 from .throttle import Throttle, request_cost
 from .users_delta import USER_DEFAULT, UsersDelta

@@ -46,7 +46,7 @@ def members_with_license_errors(
     group = groups.get(group_id)
     if group is None:
         return []
-    return [uid for uid in member_user_ids(group) if _has_error_from(users.get(uid), group_id)]
+    return [uid for uid in member_user_ids(group) if has_error_from(users.get(uid), group_id)]
 
 
 def group_has_members_with_errors(
@@ -54,12 +54,11 @@ def group_has_members_with_errors(
 ) -> bool:
     """Backs ``$filter=hasMembersWithLicenseErrors eq true`` using the membership index."""
     return any(
-        group_id in gids and _has_error_from(users.get(uid), group_id)
-        for uid, gids in index.items()
+        group_id in gids and has_error_from(users.get(uid), group_id) for uid, gids in index.items()
     )
 
 
-def _has_error_from(user: Mapping[str, Any] | None, group_id: str) -> bool:
+def has_error_from(user: Mapping[str, Any] | None, group_id: str) -> bool:
     if user is None:
         return False
     return any(
