@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
-from graphsim import license_rules, licensing, memberships, synthetic
+from graphsim import (
+    license_rules,
+    licensing,
+    memberships,
+    product_catalog,
+    synthetic,
+    tenant_builder,
+)
 
 N = 5000
 
@@ -130,7 +137,7 @@ def test_tenant_is_a_fixed_point_of_the_processor(tenant: dict[str, Any]) -> Non
     rules = license_rules.LicensingRules.from_config(copy["x-graphsim"])
 
     changed = licensing.process_users(
-        users, users, groups, skus, rules, synthetic.GENERATED_AT, None
+        users, users, groups, skus, rules, tenant_builder.GENERATED_AT, None
     )
 
     assert changed == set()
@@ -199,7 +206,7 @@ def test_rules_refer_to_plans_of_the_tenants_skus(tenant: dict[str, Any]) -> Non
 
 def test_skus_and_plans_come_from_the_catalog(tenant: dict[str, Any]) -> None:
     """Real SKUs: Microsoft 365 E3 first, with its catalog plans."""
-    catalog = synthetic.load_catalog()
+    catalog = product_catalog.load_catalog()
     e3 = tenant["subscribedSkus"][0]
 
     assert e3["skuPartNumber"] == "SPE_E3"
@@ -208,7 +215,7 @@ def test_skus_and_plans_come_from_the_catalog(tenant: dict[str, Any]) -> None:
 
 def test_catalog_is_keyed_on_trimmed_guids_and_deduplicated() -> None:
     """data/README: NBSP-padded GUIDs and duplicate (SKU, plan) pairs are in the file."""
-    catalog = synthetic.load_catalog()
+    catalog = product_catalog.load_catalog()
 
     assert "420c7602-7f70-4895-9394-d3d679ea36fb" in catalog
     assert len(catalog["6fd2c87f-b296-42f0-b197-1e91e994b900"].plans) == 36
