@@ -37,15 +37,7 @@ class MembershipChanges(Tenant):
         self.member_ids[gid].add(mid)
         if mtype == USER_TYPE:
             self.index.setdefault(mid, set()).add(gid)
-        self.audit.record(
-            "Add member to group",
-            "GroupManagement",
-            who,
-            [
-                audit_target(obj, "User" if mtype == USER_TYPE else "Group"),
-                audit_target(group, "Group"),
-            ],
-        )
+        self._audit_membership("Add member to group", who, obj, mtype, group)
         self._changed(gid, ADDED, mid, mtype)
         if mtype == USER_TYPE and group.get("assignedLicenses"):
             self.schedule(gid, [mid])
@@ -67,20 +59,18 @@ class MembershipChanges(Tenant):
         if mid in self.index:
             self.index[mid].discard(gid)
         obj = self.member_object(mid) or {"id": mid}
-        self.audit.record(
-            "Remove member from group",
-            "GroupManagement",
-            who,
-            [
-                audit_target(obj, "User" if mtype == USER_TYPE else "Group"),
-                audit_target(group, "Group"),
-            ],
-        )
+        self._audit_membership("Remove member from group", who, obj, mtype, group)
         self._changed(gid, REMOVED, mid, mtype)
         if mtype == USER_TYPE and (
             group.get("assignedLicenses") or self._user_has_any_from(mid, gid)
         ):
             self.schedule(gid, [mid])
+
+    def _audit_membership(self, activity: str, who: str, obj: Obj, mtype: str, group: Obj) -> None:
+        """The audit entry of a membership change: the member (user or group), then the group."""
+        kind = "User" if mtype == USER_TYPE else "Group"
+        targets = [audit_target(obj, kind), audit_target(group, "Group")]
+        self.audit.record(activity, "GroupManagement", who, targets)
 
     def _user_has_any_from(self, uid: str, gid: str) -> bool:
         return any(
