@@ -31,6 +31,23 @@ G_SALES = gid("group/sales")
 G_ONPREM = gid("group/onprem")
 G_PLAIN = gid("group/plain")
 USERS = [gid(f"user/{i}") for i in range(8)]
+USER_DEFAULT_PROPERTIES = frozenset(
+    {
+        "id",
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+    }
+)
+"""A user's default properties, as Microsoft Learn's user-get (example 1) and user-delta list them
+(restated from the docs here, not imported from graphsim)."""
 ORG = gid("org")
 
 
