@@ -1,7 +1,5 @@
 """ASGI app factory: Graph v1.0 under /v1.0 (bearer auth, faults, throttling) and the
 simulator's control API under /_sim (no auth: a dev/test tool bound to loopback).
-
-`Simulator` lives in `graphsim.simulator`; it is re-exported here for callers that build the app.
 """
 
 from __future__ import annotations
@@ -24,8 +22,6 @@ from .errors import error_body
 from .faults import SimulatedResetError
 from .simulator import Simulator
 from .wire import Req
-
-__all__ = ["Simulator", "create_app", "make_graph_endpoint"]
 
 Obj = dict[str, Any]
 JSON = "application/json"

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from graphsim import license_rules, licensing
-from graphsim.app import Simulator, create_app
+from graphsim.app import create_app
 from graphsim.clock import SimClock
+from graphsim.simulator import Simulator
 
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 TOKEN = "test-token"
