@@ -1,5 +1,6 @@
 """ASGI app factory: Graph v1.0 under /v1.0 (bearer auth, faults, throttling) and the
-simulator's control API under /_sim (no auth: a dev/test tool bound to loopback)."""
+simulator's control API under /_sim (no auth: a dev/test tool bound to loopback).
+"""
 
 from __future__ import annotations
 
@@ -14,17 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import roles, tokens
-from .batch import run_batch
+from . import tokens
 from .clock import SimClock
 from .control import control_routes
-from .errors import GraphError, error_body
-from .faults import Faults, SimulatedResetError
-from .graph_api import GraphApi
-from .notify import Notifier
-from .state import SimState, app_id_for
-from .throttle import Throttle
-from .wire import Req, Resp
+from .errors import error_body
+from .faults import SimulatedResetError
+from .simulator import Simulator
+from .wire import Req
 
 Obj = dict[str, Any]
 JSON = "application/json"
@@ -44,90 +41,6 @@ class ResetResponse(Response):
         )
         await send({"type": "http.response.body", "body": b'{"value": [', "more_body": True})
         raise SimulatedResetError("graphsim fault: connection reset")
-
-
-class Simulator:
-    """One simulated tenant with its Graph API, notifier, throttle and faults."""
-
-    def __init__(
-        self,
-        tenant: Obj,
-        *,
-        token: str | None = None,
-        seed: int = 0,
-        clock: SimClock | None = None,
-        tenant_factory: Callable[[], Obj] | None = None,
-    ) -> None:
-        self.token = token
-        self.seed = seed
-        self.state = SimState(tenant, clock or SimClock(), tenant_factory=tenant_factory)
-        x = self.state.x
-        self.notifier = Notifier(self.state, seed=seed, cfg=x.get("notifications") or {})
-        self.throttle = Throttle.from_config(
-            str(x.get("tenantSizeClass", "M")),
-            x.get("throttle") or {},
-            sim_seconds=lambda: self.state.clock.now().timestamp(),
-        )
-        self.faults = Faults.from_config(x.get("faults") or {}, seed)
-        self.api = GraphApi(self.state, self.notifier, self.throttle, self.faults)
-
-    async def handle(self, req: Req) -> Resp:
-        if req.path.rstrip("/") == "/$batch":
-            if req.method != "POST":
-                return Resp(
-                    405, error_body("Request_BadRequest", "Only POST is allowed on $batch.")
-                )
-            try:
-                resp = await run_batch(req, self._dispatch)
-            except GraphError as exc:
-                resp = self.api.error(req, exc)
-            self.state.count("POST /$batch", resp.status)
-            return resp
-        return await self._dispatch(req)
-
-    async def _dispatch(self, req: Req) -> Resp:
-        """Dispatch, unless the token's app roles allow none the call needs (Graph's 403)."""
-        if roles.denied(req.method, req.path, req.roles):
-            self.state.count("403", 403)
-            message = "Insufficient privileges to complete the operation."
-            return Resp(403, error_body("Authorization_RequestDenied", message))
-        return await self.api.dispatch(req)
-
-    def advance(self, seconds: float) -> None:
-        self.state.clock.advance(seconds)
-        self.state.pump()
-        self.notifier.check_lifecycle()
-
-    async def drain(self, *, timeout: float = 30.0, settle: bool = False) -> Obj:
-        """Wait for deliveries; with settle=True also advance the clock until processing is done."""
-        self.state.pump()
-        self.notifier.check_lifecycle()
-        if settle and self.state.processor.jobs:
-            needed = self.state.processor.time_to_finish(self.state.clock.now())
-            self.advance(needed)
-            while self.state.processor.jobs:
-                self.advance(self.state.processor.time_to_finish(self.state.clock.now()) + 1)
-        delivered = await self.notifier.drain(timeout)
-        return self.status() | {"quiet": delivered and not self.notifier.busy()}
-
-    def status(self) -> Obj:
-        proc = self.state.processor
-        nxt = proc.next_ready_at()
-        return {
-            "now": self.state.clock.now().isoformat(),
-            "pendingUsers": proc.pending_users(),
-            "pendingJobs": len(proc.jobs),
-            "nextProcessingAt": nxt.isoformat() if nxt else None,
-            "pendingNotifications": sum(len(v) for v in self.notifier.pending.values()),
-            "deliveriesInFlight": len(self.notifier.flushing),
-        }
-
-    def reset(self) -> None:
-        self.state.reset()
-        self.notifier.reset()
-
-    async def close(self) -> None:
-        await self.notifier.close()
 
 
 def _unauthorized(code: str, message: str, client_request_id: str | None) -> Response:
@@ -162,7 +75,7 @@ def make_graph_endpoint(sim: Simulator) -> Any:
             headers=headers,
             body=await request.body(),
             base_url=base_url,
-            app_id=tokens.client_app_id(presented) or app_id_for(presented),
+            app_id=tokens.client_app_id(presented) or tokens.app_id_for(presented),
             roles=tokens.roles_of(presented),
         )
         resp = await sim.handle(req)

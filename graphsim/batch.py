@@ -1,5 +1,12 @@
 """POST /$batch: up to 20 requests, `dependsOn` sequencing (424 for dependents of failures),
-each item dispatched (and throttled) individually like a top-level request."""
+each item dispatched (and throttled) individually like a top-level request.
+
+Item shape, from Microsoft Learn "Combine multiple HTTP requests using JSON batching"
+(learn.microsoft.com/graph/json-batching): every item carries the `headers` the server returned
+(`Cache-Control: no-cache`, `x-ms-resource-unit`, `Content-Type`; OData payloads also
+`OData-Version: 4.0` and the full OData media type); a 204 item carries `"body": null` (the
+page's PATCH example), other items without content (a 202, a 302) carry no `body` at all.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,10 @@ from .wire import Req, Resp
 
 Obj = dict[str, Any]
 MAX_REQUESTS = 20
+ODATA_JSON = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+    "charset=utf-8"
+)
 
 
 def _invalid(message: str) -> GraphError:
@@ -101,13 +112,19 @@ async def run_batch(outer: Req, dispatch: Callable[[Req], Awaitable[Resp]]) -> R
 
     for rid in by_id:
         await run(rid)
-    responses = []
-    for rid in by_id:
-        resp = results[rid]
-        headers = dict(resp.headers)
-        out: Obj = {"id": rid, "status": resp.status, "headers": headers}
-        if resp.body is not None:
-            headers.setdefault("Content-Type", "application/json")
-            out["body"] = resp.body
-        responses.append(out)
-    return Resp(200, {"responses": responses})
+    return Resp(200, {"responses": [item_response(rid, results[rid]) for rid in by_id]})
+
+
+def item_response(rid: str, resp: Resp) -> Obj:
+    """One entry of `responses`: id, status, the item's headers and (if any) its body."""
+    headers = {"Cache-Control": "no-cache", **resp.headers}
+    out: Obj = {"id": rid, "status": resp.status, "headers": headers}
+    if resp.body is not None:
+        if isinstance(resp.body, dict) and "@odata.context" in resp.body:
+            headers.setdefault("OData-Version", "4.0")
+            headers.setdefault("Content-Type", ODATA_JSON)
+        headers.setdefault("Content-Type", "application/json")
+        out["body"] = resp.body
+    elif resp.status == 204:
+        out["body"] = None
+    return out

@@ -27,7 +27,9 @@ class SimClock:
 
 
 def iso(dt: datetime) -> str:
-    """Graph's UTC timestamp form, e.g. 2024-05-01T12:00:00Z."""
+    """Graph's UTC timestamp form, e.g. 2024-05-01T12:00:00Z; naive means UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -18,7 +18,7 @@ from .errors import GraphError, error_body
 from .tokens import mint
 
 if TYPE_CHECKING:
-    from .app import Simulator
+    from .simulator import Simulator
 
 Obj = dict[str, Any]
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from .change_log import ADDED, DELETED, PROPS, REMOVED, RESTORED
 from .errors import GraphError, bad_request, unsupported_query
 from .odata import decode_token, encode_token
-from .state import ADDED, DELETED, PROPS, REMOVED, RESTORED, SimState
+from .state import SimState
 
 Obj = dict[str, Any]
 MAX_IDS = 50

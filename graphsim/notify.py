@@ -124,6 +124,16 @@ class Notifier:
             }
             self._enqueue(sub["notificationUrl"], note)
 
+    def _lifecycle(self, sid: str, sub: Obj, event: str) -> Obj:
+        """A lifecycle notification for subscription `sid` (reauthorizationRequired, ...)."""
+        return {
+            "subscriptionId": sid,
+            "subscriptionExpirationDateTime": sub["expirationDateTime"],
+            "tenantId": self.state.tenant_id,
+            "clientState": sub.get("clientState"),
+            "lifecycleEvent": event,
+        }
+
     def _enqueue(self, url: str, note: Obj) -> None:
         entry = {
             "time": iso(self.state.clock.now()),
@@ -174,16 +184,7 @@ class Notifier:
                 and sub.get("_reauthFor") != sub["expirationDateTime"]
             ):
                 sub["_reauthFor"] = sub["expirationDateTime"]
-                self._enqueue(
-                    url,
-                    {
-                        "subscriptionId": sid,
-                        "subscriptionExpirationDateTime": sub["expirationDateTime"],
-                        "tenantId": self.state.tenant_id,
-                        "clientState": sub.get("clientState"),
-                        "lifecycleEvent": "reauthorizationRequired",
-                    },
-                )
+                self._enqueue(url, self._lifecycle(sid, sub, "reauthorizationRequired"))
 
     def remove_subscription(self, sid: str) -> Obj:
         """Graph removes a subscription (e.g. its app lost access) and says so with a
@@ -193,16 +194,7 @@ class Notifier:
             raise GraphError(404, "ResourceNotFound", f"No subscription '{sid}'.")
         url = sub.get("lifecycleNotificationUrl")
         if url:
-            self._enqueue(
-                url,
-                {
-                    "subscriptionId": sid,
-                    "subscriptionExpirationDateTime": sub["expirationDateTime"],
-                    "tenantId": self.state.tenant_id,
-                    "clientState": sub.get("clientState"),
-                    "lifecycleEvent": "subscriptionRemoved",
-                },
-            )
+            self._enqueue(url, self._lifecycle(sid, sub, "subscriptionRemoved"))
         return {"removed": sid, "notified": bool(url)}
 
     # ----------------------------------------------------------------- delivery

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -82,6 +83,12 @@ def client_app_id(token: str) -> str | None:
     claims = claims_of(token) or {}
     value = claims.get("appid") or claims.get("azp")
     return str(value) if value else None
+
+
+def app_id_for(token: str) -> str:
+    """A stable pseudo application id per bearer token (each token = one client app); used when
+    the token names no `appid`/`azp`."""
+    return str(uuid.UUID(bytes=hashlib.sha256(token.encode()).digest()[:16], version=4))
 
 
 def roles_of(token: str) -> frozenset[str] | None:

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from graphsim import licensing
-from graphsim.app import Simulator, create_app
+from graphsim import license_rules, licensing
+from graphsim.app import create_app
 from graphsim.clock import SimClock
+from graphsim.simulator import Simulator
 
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 TOKEN = "test-token"
@@ -31,6 +32,23 @@ G_SALES = gid("group/sales")
 G_ONPREM = gid("group/onprem")
 G_PLAIN = gid("group/plain")
 USERS = [gid(f"user/{i}") for i in range(8)]
+USER_DEFAULT_PROPERTIES = frozenset(
+    {
+        "id",
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+    }
+)
+"""A user's default properties, as Microsoft Learn's user-get (example 1) and user-delta list them
+(restated from the docs here, not imported from graphsim)."""
 ORG = gid("org")
 
 
@@ -129,7 +147,7 @@ def make_tenant(**x: Any) -> dict[str, Any]:
         G_ONPREM: group(G_ONPREM, "OnPrem", USERS[4:6], [EMS], onPremisesSyncEnabled=True),
         G_PLAIN: group(G_PLAIN, "Plain", [USERS[6]], []),
     }
-    rules = licensing.LicensingRules.from_config(x)
+    rules = license_rules.LicensingRules.from_config(x)
     licensing.process_users(set(users), users, groups, skus, rules, START)
     return {
         "subscribedSkus": list(skus.values()),

@@ -49,6 +49,40 @@ async def test_batch_runs_items_and_dependents_of_failures_get_424(sim: Harness)
     assert set(by_id["1"]) == {"id", "status", "headers", "body"}
 
 
+async def test_batch_items_carry_headers_and_a_204_item_has_body_null(sim: Harness) -> None:
+    """Item shape from Microsoft Learn, "Combine multiple HTTP requests using JSON batching"
+    (https://learn.microsoft.com/graph/json-batching): every item has the `headers` the server
+    returned (Cache-Control, x-ms-resource-unit, Content-Type; OData payloads also
+    OData-Version and the full OData media type), and a 204 item answers `"body": null` (the
+    page's PATCH example, `{"id": "4", "status": 204, "body": null}`)."""
+    user = USERS[0]
+    body = {
+        "requests": [
+            {"id": "1", "method": "GET", "url": f"/users/{user}?$select=id"},
+            {"id": "2", "method": "DELETE", "url": f"/groups/{G_SALES}/members/{user}/$ref"},
+            {"id": "3", "method": "GET", "url": "/groups/00000000-0000-0000-0000-000000000000"},
+        ]
+    }
+    r = await sim.post("/$batch", json=body)
+    assert r.status_code == 200
+    by_id = {x["id"]: x for x in r.json()["responses"]}
+    ok, deleted, missing = by_id["1"], by_id["2"], by_id["3"]
+    for item in (ok, deleted, missing):
+        assert item["headers"]["Cache-Control"] == "no-cache"
+        assert item["headers"]["x-ms-resource-unit"] == "1"
+    assert ok["status"] == 200
+    assert ok["headers"]["OData-Version"] == "4.0"
+    assert ok["headers"]["Content-Type"].startswith("application/json;odata.metadata=minimal")
+    assert ok["body"]["id"] == user
+    assert deleted["status"] == 204
+    assert "body" in deleted
+    assert deleted["body"] is None
+    assert "Content-Type" not in deleted["headers"]
+    assert missing["status"] == 404
+    assert missing["headers"]["Content-Type"] == "application/json"
+    assert missing["body"]["error"]["code"] == "Request_ResourceNotFound"
+
+
 async def test_batch_limits_and_malformed(sim: Harness) -> None:
     reqs = [{"id": str(i), "method": "GET", "url": "/organization"} for i in range(21)]
     r = await sim.post("/$batch", json={"requests": reqs})

@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
-from graphsim import licensing, synthetic
+from graphsim import (
+    license_rules,
+    licensing,
+    memberships,
+    product_catalog,
+    synthetic,
+    tenant_builder,
+)
 
 N = 5000
 
@@ -71,7 +78,7 @@ def test_sizes_follow_the_parameters(tenant: dict[str, Any]) -> None:
 
 def test_one_licensed_group_holds_a_quarter_of_the_users(tenant: dict[str, Any]) -> None:
     """The AllStaff-style group every large tenant has."""
-    sizes = sorted(len(licensing.member_user_ids(g)) for g in tenant["groups"])
+    sizes = sorted(len(memberships.member_user_ids(g)) for g in tenant["groups"])
 
     assert sizes[-1] == N // 4
     assert sizes[-2] <= N * 0.2
@@ -79,11 +86,11 @@ def test_one_licensed_group_holds_a_quarter_of_the_users(tenant: dict[str, Any])
 
 def test_users_are_in_about_three_licensed_groups(tenant: dict[str, Any]) -> None:
     """Overlapping licensed groups are what makes GBL interesting."""
-    memberships = sum(
-        len(licensing.member_user_ids(g)) for g in tenant["groups"] if g["assignedLicenses"]
+    total = sum(
+        len(memberships.member_user_ids(g)) for g in tenant["groups"] if g["assignedLicenses"]
     )
 
-    assert 2.5 <= memberships / N <= 3.2
+    assert 2.5 <= total / N <= 3.2
 
 
 def test_every_licensing_error_hits_a_few_percent_of_users(tenant: dict[str, Any]) -> None:
@@ -127,10 +134,10 @@ def test_tenant_is_a_fixed_point_of_the_processor(tenant: dict[str, Any]) -> Non
     users = {u["id"]: u for u in copy["users"]}
     groups = {g["id"]: g for g in copy["groups"]}
     skus = {s["skuId"]: s for s in copy["subscribedSkus"]}
-    rules = licensing.LicensingRules.from_config(copy["x-graphsim"])
+    rules = license_rules.LicensingRules.from_config(copy["x-graphsim"])
 
     changed = licensing.process_users(
-        users, users, groups, skus, rules, synthetic.GENERATED_AT, None
+        users, users, groups, skus, rules, tenant_builder.GENERATED_AT, None
     )
 
     assert changed == set()
@@ -150,8 +157,8 @@ def test_nested_group_members_are_present_and_license_nobody(tenant: dict[str, A
 
     assert nested
     for parent, child in nested:
-        direct = set(licensing.member_user_ids(parent))
-        for uid in set(licensing.member_user_ids(groups[child])) - direct:
+        direct = set(memberships.member_user_ids(parent))
+        for uid in set(memberships.member_user_ids(groups[child])) - direct:
             assert all(
                 e["assignedByGroup"] != parent["id"] for e in users[uid]["licenseAssignmentStates"]
             )
@@ -199,7 +206,7 @@ def test_rules_refer_to_plans_of_the_tenants_skus(tenant: dict[str, Any]) -> Non
 
 def test_skus_and_plans_come_from_the_catalog(tenant: dict[str, Any]) -> None:
     """Real SKUs: Microsoft 365 E3 first, with its catalog plans."""
-    catalog = synthetic.load_catalog()
+    catalog = product_catalog.load_catalog()
     e3 = tenant["subscribedSkus"][0]
 
     assert e3["skuPartNumber"] == "SPE_E3"
@@ -208,7 +215,7 @@ def test_skus_and_plans_come_from_the_catalog(tenant: dict[str, Any]) -> None:
 
 def test_catalog_is_keyed_on_trimmed_guids_and_deduplicated() -> None:
     """data/README: NBSP-padded GUIDs and duplicate (SKU, plan) pairs are in the file."""
-    catalog = synthetic.load_catalog()
+    catalog = product_catalog.load_catalog()
 
     assert "420c7602-7f70-4895-9394-d3d679ea36fb" in catalog
     assert len(catalog["6fd2c87f-b296-42f0-b197-1e91e994b900"].plans) == 36
@@ -256,4 +263,4 @@ def test_a_100k_user_tenant_is_generated_in_well_under_20_seconds() -> None:
     assert len(big["users"]) == 100000
     assert elapsed < 20
     counts = users_with_error(big)
-    assert all(counts[e] > 500 for e in licensing.ERRORS if e != "Other")
+    assert all(counts[e] > 500 for e in license_rules.ERRORS if e != "Other")

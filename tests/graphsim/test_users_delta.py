@@ -7,23 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import EMS, USERS, Harness, make_tenant
+from .conftest import EMS, USER_DEFAULT_PROPERTIES, USERS, Harness, make_tenant
 
 pytestmark = pytest.mark.anyio
-
-DEFAULT = {
-    "id",
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-}
 
 
 async def test_initial_round_default_shape_and_paging() -> None:
@@ -34,7 +20,7 @@ async def test_initial_round_default_shape_and_paging() -> None:
         users, link, pages = await h.delta_round("/users/delta")
         assert pages == 3  # 8 users, 3 a page
         assert [u["id"] for u in users] == USERS
-        assert all(set(u) == DEFAULT for u in users)
+        assert all(set(u) == USER_DEFAULT_PROPERTIES for u in users)
         assert "$deltatoken=" in link
     finally:
         await h.close()

@@ -1,0 +1,63 @@
+"""One page of a collection, Graph style: `$top`, an opaque `$skiptoken` in `@odata.nextLink`
+(none on the last page), and `@odata.count` on the first page when asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import bad_request
+from .odata import DEFAULT_TOP, Query, context_url, decode_token, encode_token, next_link
+from .wire import Req, Resp
+
+Obj = dict[str, Any]
+
+
+def serve_page(
+    req: Req,
+    generation: str,
+    entity_set: str,
+    source: list[Any],
+    view: Callable[[Any], Obj | None],
+    query: Query,
+    *,
+    count: Callable[[], int] | None = None,
+    max_top: int = 999,
+) -> Resp:
+    """Serve one page of `source`; the $skiptoken is the raw position in `source`."""
+    top = min(query.top or DEFAULT_TOP, max_top)
+    pos = 0
+    if query.skiptoken:
+        tok = decode_token(query.skiptoken)
+        if tok is None or tok.get("g") != generation or not isinstance(tok.get("p"), int):
+            raise bad_request("Invalid $skiptoken value.", code="Request_BadRequest")
+        pos = int(tok["p"])
+    value: list[Obj] = []
+    i = pos
+    n = len(source)
+    while i < n and len(value) < top:
+        item = view(source[i])
+        i += 1
+        if item is not None:
+            value.append(item)
+    body: Obj = {"@odata.context": context_url(req.base_url, entity_set, query.select)}
+    if count is not None and not query.skiptoken:
+        body["@odata.count"] = count()
+    # look ahead for the next match so the last page carries no nextLink
+    while i < n and len(value) >= top:
+        if view(source[i]) is not None:
+            body["@odata.nextLink"] = next_link(
+                req.base_url,
+                req.path,
+                req.params,
+                encode_token({"p": i, "g": generation}),
+            )
+            break
+        i += 1
+    body["value"] = value
+    return Resp(200, body)
+
+
+def wants_count(req: Req, query: Query) -> bool:
+    """`$count=true` counts only with `ConsistencyLevel: eventual` (advanced queries)."""
+    return query.count and req.headers.get("consistencylevel", "").lower() == "eventual"
