@@ -27,7 +27,7 @@ from shared.core.model import Tenant
 from shared.core.reprocess import Cause
 from shared.ports.directory import JSON
 from shared.ports.messages import ReprocessUser
-from shared.service.reconcile.nightly import evaluate_page, member_index, read_world
+from shared.service.reconcile.scan import evaluate_page, member_index, read_world
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
 from shared.service.stores import ReprocessLedger, cause_token
