@@ -140,6 +140,9 @@ async def _call(
         correlation_id=correlation_id,
     )
     outcome = await reprocess_user(svc, message)
+    # The worker took the message (called, or queued it with its delay): the rows are sent,
+    # so a later recompute does not resend them as "queued earlier, never sent".
+    ledger.mark_sent(user_id, message.causes)
     if outcome.status == "called":
         return ManualOutcome(who, CALLED, _codes(findings), findings)
     if outcome.status in ("braked", "throttled"):
