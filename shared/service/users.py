@@ -74,9 +74,9 @@ class Mode:
     promised: Counter[str] = field(default_factory=Counter)
     """Seats promised per SKU to CountViolation reprocesses queued earlier in the run; grows
     with each one this run queues."""
-    after_decide: str | None = "recompute.after_read"
-    after_findings: str = "recompute.after_findings"
-    """Crash points (`shared.service.crashpoints`) of the caller's handler."""
+    scan_page: bool = False
+    """A page of the nightly scan: its handler's crash points (`shared.service.crashpoints`)
+    instead of the recompute's."""
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
@@ -120,11 +120,14 @@ async def settle(
     writes = writes or LedgerWrites(svc, ledger)
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await _decide(svc, tenant, findings, ledger, mode)
-    if mode.after_decide:
-        crash_point(svc, mode.after_decide)
+    if not mode.scan_page:
+        crash_point(svc, "recompute.after_read")
     queued = _act(svc, plan, mode, writes, outcome, flush=() if mode.baseline else flush)
     _record(writes, evaluation.users, mode, queued, outcome)
-    crash_point(svc, mode.after_findings)
+    if mode.scan_page:
+        crash_point(svc, "reconcile.after_page_findings")
+    else:
+        crash_point(svc, "recompute.after_findings")
     if gone is not None:
         resolve_gone(svc, gone, mode.run_id, outcome)
         crash_point(svc, "recompute.after_gone")

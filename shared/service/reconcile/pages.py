@@ -60,8 +60,7 @@ def page_mode(run: Run, subjects: set[str]) -> Mode:
         ledger_of_everyone=False,
         open_subjects=subjects,
         promised=run.counters.promised,
-        after_decide=None,
-        after_findings="reconcile.after_page_findings",
+        scan_page=True,
     )
 
 
