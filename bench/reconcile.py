@@ -45,8 +45,9 @@ from shared.bootstrap import in_memory_services
 from shared.fakes.tables import InMemoryTable
 from shared.platform.settings import Settings
 from shared.ports.tables import TABLE_NAMES, Entity, Tables
-from shared.service.reconcile.nightly import Options, reconcile_nightly
+from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.outputs import AUDIT_ACTIVITIES
+from shared.service.reconcile.run_state import Options
 
 TOKEN = "bench-static-token"
 PAGE = 999

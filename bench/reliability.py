@@ -272,7 +272,8 @@ def fuzz(count: int) -> Line:
 
 
 def reconcile_twice() -> Line:
-    from shared.service.reconcile.nightly import Options, reconcile_nightly  # noqa: PLC0415
+    from shared.service.reconcile.nightly import reconcile_nightly  # noqa: PLC0415
+    from shared.service.reconcile.run_state import Options  # noqa: PLC0415
     from tests.reliability.harness import build_host  # noqa: PLC0415
 
     host = build_host()

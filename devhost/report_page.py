@@ -13,7 +13,7 @@ from pathlib import Path
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.render.health_model import HealthReport
 from shared.render.health_page import render_health_page
-from shared.service.health_report import live_report
+from shared.service.reconcile.health_report import live_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 

@@ -10,10 +10,12 @@ user: soft-deleted users keep their memberships for 30 days) are warnings, not e
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.core.graph_values import processing_state
 from shared.core.model import (
     AssignmentState,
     Group,
@@ -90,6 +92,41 @@ def parse_snapshot(data: Any, *, consume: bool = False, complete: bool = False) 
     return LoadedSnapshot(Tenant(skus, groups, users, organization), tuple(parser.warnings))
 
 
+class GraphTranslator:
+    """Graph objects to the core's values, one object at a time: the service's reads (a page of
+    users, the groups they are in) become a `Tenant` without building a snapshot document.
+    Bad input raises `SnapshotError` as a snapshot would; repeated values are shared."""
+
+    def __init__(self) -> None:
+        self._parser = _Parser()
+
+    def skus(self, objects: Iterable[Any]) -> dict[str, Sku]:
+        return {s.id: s for s in (self._parser.sku(i, o) for i, o in enumerate(objects))}
+
+    def users(self, objects: Iterable[Any], skus: Mapping[str, Sku]) -> dict[str, User]:
+        users = (self._parser.user(i, o, skus) for i, o in enumerate(objects))
+        return {u.id: u for u in users}
+
+    def groups(
+        self, objects: Iterable[Any], skus: Mapping[str, Sku], members: Mapping[str, Sequence[str]]
+    ) -> dict[str, Group]:
+        """The groups, each with `members[group id]` as its user members (users already read)."""
+        groups = (
+            self._parser.group(
+                i, o, skus, {}, set(), members.get((isinstance(o, dict) and _id(o)) or "", ())
+            )
+            for i, o in enumerate(objects)
+        )
+        return {g.id: g for g in groups}
+
+    def organization(self, value: Any) -> Organization | None:
+        return self._parser.organization(value)
+
+
+def _member_key(obj: Any) -> str:
+    return (_id(obj) if isinstance(obj, dict) else None) or ""
+
+
 def _id(obj: dict[str, Any]) -> str | None:
     value = obj.get("id")
     return value if isinstance(value, str) else None
@@ -147,7 +184,7 @@ class _Parser:
             capability_status=str(obj.get("capabilityStatus") or "Enabled"),
         )
 
-    def user(self, index: int, obj: Any, skus: dict[str, Sku]) -> User:
+    def user(self, index: int, obj: Any, skus: Mapping[str, Sku]) -> User:
         where = f"users[{index}]"
         obj = _object(obj, where)
         user_id = _text(obj, "id", where)
@@ -179,7 +216,7 @@ class _Parser:
         )
 
     def _state(
-        self, user_id: str, user: dict[str, Any], n: int, raw: Any, skus: dict[str, Sku]
+        self, user_id: str, user: dict[str, Any], n: int, raw: Any, skus: Mapping[str, Sku]
     ) -> AssignmentState:
         # The fast path checks types without building messages; a failure explains itself.
         sku_id = raw.get("skuId") if type(raw) is dict else None
@@ -228,10 +265,12 @@ class _Parser:
         self,
         index: int,
         obj: Any,
-        skus: dict[str, Sku],
+        skus: Mapping[str, Sku],
         users: dict[str, User],
         group_ids: set[str | None],
+        member_user_ids: Sequence[str] | None = None,
     ) -> Group:
+        """`member_user_ids`, when given, are the group's user members (not `members`)."""
         where = f"groups[{index}]"
         obj = _object(obj, where)
         group_id = _text(obj, "id", where)
@@ -259,7 +298,10 @@ class _Parser:
                 f"{where}: missing required list 'members' (a licensed group needs its "
                 'members; write "members": [] for an empty group)'
             )
-        member_users, member_groups = self._members(obj, where, users, group_ids)
+        if member_user_ids is None:
+            member_users, member_groups = self._members(obj, where, users, group_ids)
+        else:
+            member_users, member_groups = tuple(member_user_ids), ()
         return Group(
             id=group_id,
             name=name,
@@ -268,7 +310,7 @@ class _Parser:
             member_group_ids=member_groups,
             security_enabled=obj.get("securityEnabled") is not False,
             membership_rule=obj.get("membershipRule") or None,
-            processing_state=_processing_state(obj.get("licenseProcessingState")),
+            processing_state=processing_state(obj.get("licenseProcessingState")),
             synced_from_on_premises=obj.get("onPremisesSyncEnabled") is True,
         )
 
@@ -326,13 +368,6 @@ def _fields(state: AssignmentState) -> tuple[Any, ...]:
 
 def _user_label(user_id: str, user: dict[str, Any]) -> str:
     return f"user {user.get('userPrincipalName') or user_id} ({user_id})"
-
-
-def _processing_state(value: Any) -> str | None:
-    """Graph returns a string; newer schema and PowerShell show an object with `state`."""
-    if isinstance(value, dict):
-        value = value.get("state")
-    return str(value) if value else None
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

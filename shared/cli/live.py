@@ -30,7 +30,7 @@ from shared.render.report import evaluation_json, path_rows, write_csv
 
 if TYPE_CHECKING:
     from shared.adapters.graph import GraphDirectory
-    from shared.service.reconcile.nightly import ReconcileResult
+    from shared.service.reconcile.run_state import ReconcileResult
 
 # The Graph SDK and the service (storage SDKs) are imported by the commands that use them:
 # `evaluate` and the other snapshot commands share this parser and must not pay for them.
@@ -215,7 +215,7 @@ async def write_snapshot(
 ) -> int:
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
-    from shared.service.reconcile.nightly import read_world  # noqa: PLC0415 - see the imports
+    from shared.service.reconcile.scan import read_world  # noqa: PLC0415 - see the imports
 
     world = await read_world(directory, progress)
     groups = world["groups"] + world["nestedGroups"]
@@ -267,7 +267,7 @@ async def write_paths(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> None:
     """The assignment-path CSV (or the evaluation JSON) of a live scan, a page at a time."""
-    from shared.service.reconcile.nightly import evaluate_page, member_index, read_world  # noqa: PLC0415
+    from shared.service.reconcile.scan import evaluate_page, member_index, read_world  # noqa: PLC0415
 
     world = await read_world(directory, progress)
     index = member_index(world)
@@ -308,7 +308,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     from shared.adapters.graph import GraphDirectory  # noqa: PLC0415
     from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
     from shared.bootstrap import build_services  # noqa: PLC0415
-    from shared.service.reconcile.nightly import Options, reconcile_nightly  # noqa: PLC0415
+    from shared.service.reconcile.nightly import reconcile_nightly  # noqa: PLC0415
+    from shared.service.reconcile.run_state import Options  # noqa: PLC0415
 
     env = cli_environment()
     base, token = _graph(args, env)

@@ -107,7 +107,7 @@ def run_html(args: argparse.Namespace) -> int:
         )
         _write(report, args.out)
         return EXIT_OK
-    from shared.service.health_report import live_report  # noqa: PLC0415
+    from shared.service.reconcile.health_report import live_report  # noqa: PLC0415
 
     signed_in = sign_in(args)
     progress = Progress(args.quiet)

@@ -27,7 +27,7 @@ from shared.core.model import Tenant
 from shared.core.reprocess import Cause
 from shared.ports.directory import JSON
 from shared.ports.messages import ReprocessUser
-from shared.service.reconcile.nightly import evaluate_page, member_index, read_world
+from shared.service.reconcile.scan import evaluate_page, member_index, read_world
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
 from shared.service.stores import ReprocessLedger, cause_token
@@ -140,6 +140,9 @@ async def _call(
         correlation_id=correlation_id,
     )
     outcome = await reprocess_user(svc, message)
+    # The worker took the message (called, or queued it with its delay): the rows are sent,
+    # so a later recompute does not resend them as "queued earlier, never sent".
+    ledger.mark_sent(user_id, message.causes)
     if outcome.status == "called":
         return ManualOutcome(who, CALLED, _codes(findings), findings)
     if outcome.status in ("braked", "throttled"):

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
+from shared.core.graph_values import format_graph_time
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import ReprocessUser
 from shared.ports.tables import AlreadyExists, ConcurrencyConflict
@@ -130,10 +131,9 @@ async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
     """Did an earlier attempt's call reach Graph? Its audit entry says so (our app changed
     this user's licenses since the attempt began). If the log cannot tell (not there yet,
     or unreadable), call again: reprocessing twice is harmless, not reprocessing is not."""
-    moment = (since - timedelta(minutes=1)).astimezone(UTC)
     try:
         entries = await svc.directory.directory_audits(
-            moment.strftime("%Y-%m-%dT%H:%M:%SZ"), (REPROCESS_AUDIT,)
+            format_graph_time(since - timedelta(minutes=1)), (REPROCESS_AUDIT,)
         )
     except DirectoryError as exc:
         log.warning("reprocess.verify_unavailable", user_id=user_id, error=str(exc))

@@ -1,57 +1,46 @@
-"""Recompute users: read their licensing from Graph, evaluate, record findings, pick reprocesses.
+"""The one user pipeline: read, evaluate, decide, act — for the recompute queue, the nightly
+scan's pages and the dry run alike, so a policy change is one edit.
 
-For at most 100 users at a time: their states and memberships come from Graph (batched), the
-licensed groups' configuration and the SKUs from the service's cache (SKUs refreshed when
-older than `SKU_MAX_AGE`, or when a user holds one the cache does not know). The core
-evaluates them exactly as `license-guard evaluate` would; the findings ledger records what is
-new, persisting and resolved; the reprocess policy decides who to reprocess. In `observe`
-mode (the default), or for groups outside the act allow-list, or with writes disabled, the
-decision is only logged ("would reprocess X because Y") and nothing is queued.
+Levels, each calling the next:
+
+- `reconcile_users(svc, user_ids, mode)`: read the users from Graph (`user_reads`), evaluate
+  them with the core exactly as `license-guard evaluate` would, and settle them; users Graph
+  no longer knows have their open findings resolved.
+- `settle(svc, tenant, evaluation, mode)`: decide (the core's pure `decide_users`, given the
+  reprocess ledger, the groups' processing states and the seats already promised) and act
+  through a `UserWrites`: send reprocesses left unsent, queue reprocesses (when the write gate
+  allows), delay recomputes, store observations, reconcile the findings ledger (new,
+  persisting, resolved) and mail the data-loss guard. The nightly scan settles each page it
+  read; the dry run settles with `RecordedWrites`, which writes nothing.
+
+In `observe` mode (the default), for groups outside the act allow-list, with writes disabled,
+or in a baseline run, the decision is only logged ("would reprocess X because Y").
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
 
 import structlog
 
-from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
-from shared.core.evaluate import UserReport, evaluate
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    Finding,
-)
+from shared.core.evaluate import Evaluation, UserReport, evaluate
+from shared.core.findings import Finding
 from shared.core.model import Tenant
-from shared.core.reprocess import (
-    PROCESSING_GATED,
-    AlertInstead,
-    ReprocessNow,
-    ReprocessPlan,
-    RetryLater,
-    TenantFacts,
-    decide_reprocess,
-)
-from shared.ports.directory import JSON
-from shared.ports.messages import RecomputeUsers, ReprocessUser
+from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, RetryLater
+from shared.core.user_decisions import cause_key, decide_users, promised_seats
+from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
-from shared.service.dataloss import alert_data_loss, with_data_loss
 from shared.service.services import Services
-from shared.service.stores import (
-    FindingsLedger,
-    LicensedGroups,
-    ReprocessLedger,
-    ServiceState,
-    cause_token,
-)
+from shared.service.stores import FindingsLedger, ReprocessLedger
+from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
+from shared.service.user_writes import LedgerWrites, UserWrites
 
 log = structlog.get_logger(__name__)
 
-SKU_MAX_AGE = timedelta(hours=1)
+BASELINE_BLOCK = "baseline: nothing is queued"
 
 
 @dataclass
@@ -66,32 +55,33 @@ class RecomputeOutcome:
     alerts: list[str] = field(default_factory=list)
 
 
-async def skus_for(svc: Services, *, refresh: bool = False) -> list[JSON]:
-    """Subscribed SKUs from the cache, refreshed from Graph when stale or asked."""
-    state = ServiceState(svc.tables.servicestate)
-    skus, refreshed = state.skus()
-    if refresh or not skus or refreshed is None or svc.now() - refreshed > SKU_MAX_AGE:
-        skus = await svc.directory.subscribed_skus()
-        state.save_skus(skus, svc.now())
-    return skus
+@dataclass
+class Mode:
+    """How one run settles its users (the recompute queue's defaults)."""
+
+    run_id: str
+    """The correlation id of messages and ledger rows."""
+    baseline: bool = False
+    """Record findings and observations; queue, retry, resend and mail nothing."""
+    retry: bool = True
+    """Send delayed recomputes for users the policy asks to retry later."""
+    reread_processing: bool = True
+    """Re-read gated groups' processing states (False: the caller read the groups just now)."""
+    ledger_of_everyone: bool = True
+    """Read the reprocess ledger of every user read (False: only of users with findings)."""
+    open_subjects: Collection[str] | None = None
+    """When given, users with no findings that are not here have nothing to record."""
+    promised: Counter[str] = field(default_factory=Counter)
+    """Seats promised per SKU to CountViolation reprocesses queued earlier in the run; grows
+    with each one this run queues."""
+    scan_page: bool = False
+    """A page of the nightly scan: its handler's crash points (`shared.service.crashpoints`)
+    instead of the recompute's."""
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
-    """Read the users, evaluate them, decide reprocesses, act on them, record the findings."""
-    outcome = RecomputeOutcome()
-    users, tenant = await _read_users(svc, msg.user_ids)
-    evaluation = evaluate(tenant, *catalog().names_for(tenant))
-    findings = [f for report in evaluation.users for f in report.findings]
-    plan = await decide(svc, tenant, findings, list(users))
-    crash_point(svc, "recompute.after_read")
-    queued = act_on(svc, plan, msg.correlation_id, outcome, flush=msg.user_ids)
-    record_findings(svc, evaluation.users, msg.correlation_id, queued, outcome)
-    crash_point(svc, "recompute.after_findings")
-    resolve_gone(svc, [u for u in msg.user_ids if u not in users], msg.correlation_id, outcome)
-    crash_point(svc, "recompute.after_gone")
-    # The ledger is the data-loss alert's outbox: findings not yet alerted are mailed now,
-    # or by the next tenant-alerts run if Graph refuses (alert_data_loss_owed).
-    await alert_data_loss(svc, outcome.new_findings)
+    """The recompute queue's entry: the pipeline over the message's users."""
+    outcome = await reconcile_users(svc, msg.user_ids, Mode(run_id=msg.correlation_id))
     log.info(
         "users.recomputed",
         correlation_id=msg.correlation_id,
@@ -105,156 +95,47 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
     return outcome
 
 
-async def _read_users(svc: Services, user_ids: Sequence[str]) -> tuple[dict[str, JSON], Tenant]:
-    """The users from Graph (batched) as a small tenant: their memberships, the cached licensed
-    groups and SKUs (refreshed when a user or group names one the cache does not know)."""
-    users = await svc.directory.users_by_id(user_ids)
-    memberships = await svc.directory.member_of(list(users))
-    groups = LicensedGroups(svc.tables.deltalinks).groups()
-    skus = await skus_for(svc)
-    if _unknown_skus(users, groups, skus):
-        skus = await skus_for(svc, refresh=True)
-    unknown_groups = _groups_in_states(users) - groups.keys()
-    if unknown_groups:
-        groups |= await svc.directory.groups_by_id(sorted(unknown_groups))
-    document: dict[str, Any] = {
-        "subscribedSkus": skus,
-        "groups": [
-            g
-            | {
-                "members": [
-                    {"@odata.type": "#microsoft.graph.user", "id": u}
-                    for u in users
-                    if g["id"] in memberships.get(u, ())
-                ]
-            }
-            for g in groups.values()
-        ],
-        "users": list(users.values()),
-    }
-    return users, parse_snapshot(document).tenant
+async def reconcile_users(svc: Services, user_ids: Sequence[str], mode: Mode) -> RecomputeOutcome:
+    """Read the users from Graph, evaluate, decide and act on them (see the module docstring)."""
+    tenant = await read_users(svc, user_ids)
+    evaluation = evaluate(tenant, *catalog().names_for(tenant))
+    gone = [u for u in user_ids if u not in tenant.users]
+    return await settle(svc, tenant, evaluation, mode, flush=user_ids, gone=gone)
 
 
-async def decide(
+async def settle(
     svc: Services,
     tenant: Tenant,
-    findings: list[Finding],
-    user_ids: list[str],
+    evaluation: Evaluation,
+    mode: Mode,
+    writes: UserWrites | None = None,
     *,
-    reread_processing: bool = True,
-    promised_elsewhere: Mapping[str, int] | None = None,
-) -> ReprocessPlan:
-    """The reprocess policy over these users' findings, with their ledgers and the tenant's
-    seats and group processing states.
-
-    `reread_processing=False` trusts the tenant's group processing states (the caller read the
-    groups just now); `promised_elsewhere` counts seats already promised per SKU to reprocesses
-    queued outside `user_ids` (a scan deciding page by page)."""
-    ledger = ReprocessLedger(svc.tables.reprocessledger)
-    processing = {g.id: g.processing_state for g in tenant.groups.values()}
-    if reread_processing:
-        processing |= await _current_processing_states(svc, findings)
-    history = {u: ledger.history(u) for u in user_ids}
-    # A seat promised to a queued reprocess is not free yet in consumedUnits, and that
-    # user's CountViolation is being handled: decide neither again (duplicate messages).
-    in_flight = {u: ledger.seats_in_flight(u) for u in user_ids}
-    promised = Counter(sku for skus in in_flight.values() for sku in skus)
-    promised.update(promised_elsewhere or {})
-    facts = TenantFacts(
-        now=svc.now(),
-        free_seats={
-            s.id: s.prepaid.enabled - s.consumed - promised[s.id] for s in tenant.skus.values()
-        },
-        group_processing=processing,
-    )
-    undecided = [
-        f
-        for f in findings
-        if not (f.code == COUNT_VIOLATION and f.sku_id in in_flight.get(f.user_id or "", ()))
-    ]
-    return decide_reprocess(undecided, history, facts)
-
-
-def act_on(
-    svc: Services,
-    plan: ReprocessPlan,
-    correlation_id: str,
-    outcome: RecomputeOutcome,
-    *,
-    retry: bool = True,
     flush: Iterable[str] = (),
-) -> set[str]:
-    """Queue reprocesses (when allowed), delayed recomputes (unless `retry` is off),
-    observations; return cause keys queued. First, reprocesses of the `flush` users that
-    were recorded as queued but never sent (a crash or a failed send) are sent now."""
-    now = svc.now()
-    ledger = ReprocessLedger(svc.tables.reprocessledger)
-    for user_id in flush:
-        _send_unsent(svc, ledger, user_id, correlation_id)
-    queued: set[str] = set()
-    retry_at: dict[int, list[str]] = {}
-    for user_id, decision in plan.users.items():
-        if isinstance(decision, ReprocessNow):
-            if _queue_reprocess(svc, ledger, decision, correlation_id, now):
-                queued.update(c.key for c in decision.causes)
-                outcome.queued.append(user_id)
-            else:
-                outcome.would_reprocess.append(user_id)
-        elif isinstance(decision, RetryLater):
-            outcome.retry_later.append(user_id)
-            wait = (decision.not_before - now).total_seconds()
-            retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
-        elif isinstance(decision, AlertInstead):
-            outcome.alerts.append(user_id)
-    for delay, user_ids in (retry_at if retry else {}).items():
-        # One delayed recompute per minute of delay and 100 users, not one per user.
-        for batch in RecomputeUsers.batches(
-            user_ids, reason="retry after backoff", correlation_id=correlation_id
-        ):
-            svc.send(batch, delay_seconds=delay)
-    crash_point(svc, "recompute.after_retry_sent")
-    for user_id, attempts in plan.observations().items():
-        ledger.observe(user_id, attempts)
-    crash_point(svc, "recompute.after_observations")
-    for group_alert in plan.groups:
-        log.warning(
-            "reprocess.group_alert",
-            correlation_id=correlation_id,
-            group_id=group_alert.group_id,
-            sku_id=group_alert.sku_id,
-            code=group_alert.code,
-            users=len(group_alert.user_ids),
-            reason=group_alert.reason,
-        )
-    return queued
-
-
-def record_findings(
-    svc: Services,
-    reports: Iterable[UserReport],
-    run_id: str,
-    queued: set[str],
-    outcome: RecomputeOutcome,
-    *,
-    skip: Callable[[UserReport], bool] | None = None,
-) -> None:
-    """Reconcile each user's findings with the ledger (new, persisting, resolved); `skip`
-    leaves out users the caller knows have nothing to record (no findings, none open)."""
-    now = svc.now()
-    ledger = FindingsLedger(svc.tables.findings)
-    for report in with_data_loss(svc, list(reports)):  # + DataLossRisk (the data-loss guard)
-        outcome.evaluated.append(report.user.id)
-        if skip is not None and skip(report):
-            continue
-        change = ledger.reconcile(
-            report.user.id,
-            report.findings,
-            now=now,
-            run_id=run_id,
-            reprocess_queued=[f.key for f in report.findings if _cause_key(f) in queued],
-        )
-        outcome.new_findings.extend(change.new)
-        outcome.resolved.extend(change.resolved)
+    gone: Sequence[str] | None = None,
+) -> RecomputeOutcome:
+    """Decide and act on evaluated users; `flush`: users whose unsent reprocesses are sent
+    first; `gone`: users no longer in the tenant (None: the caller does not look for them)."""
+    outcome = RecomputeOutcome()
+    ledger = ReprocessLedger(PartitionsReadOnce(svc.tables.reprocessledger))
+    writes = writes or LedgerWrites(svc, ledger)
+    findings = [f for report in evaluation.users for f in report.findings]
+    plan = await _decide(svc, tenant, findings, ledger, mode)
+    if not mode.scan_page:
+        crash_point(svc, "recompute.after_read")
+    queued = _act(svc, plan, mode, writes, outcome, flush=() if mode.baseline else flush)
+    _record(writes, evaluation.users, mode, queued, outcome)
+    if mode.scan_page:
+        crash_point(svc, "reconcile.after_page_findings")
+    else:
+        crash_point(svc, "recompute.after_findings")
+    if gone is not None:
+        resolve_gone(svc, gone, mode.run_id, outcome)
+        crash_point(svc, "recompute.after_gone")
+    if not mode.baseline:
+        # The ledger is the data-loss alert's outbox: findings not yet alerted are mailed now,
+        # or by the next tenant-alerts run if Graph refuses (alert_data_loss_owed).
+        await writes.alert_data_loss(outcome.new_findings)
+    return outcome
 
 
 def resolve_gone(
@@ -268,120 +149,105 @@ def resolve_gone(
         outcome.resolved.extend(change.resolved)
 
 
-def _queue_reprocess(
+async def _decide(
+    svc: Services, tenant: Tenant, findings: list[Finding], ledger: ReprocessLedger, mode: Mode
+) -> ReprocessPlan:
+    """The reprocess policy over these findings, with the users' ledgers (one read each), the
+    tenant's seats and its groups' processing states."""
+    processing = {g.id: g.processing_state for g in tenant.groups.values()}
+    if mode.reread_processing:
+        processing |= await current_processing_states(svc, findings)
+    if mode.ledger_of_everyone:
+        user_ids = list(tenant.users)
+    else:
+        user_ids = sorted({f.user_id for f in findings if f.user_id})
+    return decide_users(
+        tenant,
+        findings,
+        {u: ledger.history(u) for u in user_ids},
+        {u: ledger.seats_in_flight(u) for u in user_ids},
+        now=svc.now(),
+        processing=processing,
+        promised_elsewhere=mode.promised,
+    )
+
+
+def _act(
     svc: Services,
-    ledger: ReprocessLedger,
-    decision: ReprocessNow,
-    correlation_id: str,
-    now: Any,
-) -> bool:
-    """Queue the reprocess when writes are allowed; otherwise log what would have happened."""
-    group_ids = frozenset(c.group_id for c in decision.causes if c.group_id)
-    blocked = svc.settings.write_blocked_reason(group_ids)
-    if blocked:
-        log.info(
-            "reprocess.would_queue",
-            correlation_id=correlation_id,
-            user_id=decision.user_id,
-            because=decision.reason,
-            blocked_by=blocked,
+    plan: ReprocessPlan,
+    mode: Mode,
+    writes: UserWrites,
+    outcome: RecomputeOutcome,
+    *,
+    flush: Iterable[str],
+) -> set[str]:
+    """Queue reprocesses (when allowed), delayed recomputes, observations; return the cause
+    keys queued. First, reprocesses of the `flush` users that were recorded as queued but never
+    sent (a crash or a failed send) are sent now."""
+    now, run_id = svc.now(), mode.run_id
+    for user_id in flush:
+        writes.send_unsent(user_id, run_id)
+    queued: set[str] = set()
+    retry_at: dict[int, list[str]] = {}
+    for user_id, decision in plan.users.items():
+        if isinstance(decision, ReprocessNow):
+            group_ids = frozenset(c.group_id for c in decision.causes if c.group_id)
+            blocked = svc.settings.write_blocked_reason(group_ids) or (
+                BASELINE_BLOCK if mode.baseline else None
+            )
+            if blocked:
+                writes.would_queue(decision, blocked, run_id)
+                outcome.would_reprocess.append(user_id)
+            elif writes.queue_reprocess(decision, run_id):
+                queued.update(c.key for c in decision.causes)
+                outcome.queued.append(user_id)
+                mode.promised.update(promised_seats(decision))
+            else:
+                outcome.would_reprocess.append(user_id)
+        elif mode.baseline:
+            continue  # a baseline counts only what it would reprocess
+        elif isinstance(decision, RetryLater):
+            outcome.retry_later.append(user_id)
+            wait = (decision.not_before - now).total_seconds()
+            retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
+        elif isinstance(decision, AlertInstead):
+            outcome.alerts.append(user_id)
+    for delay, user_ids in (retry_at if mode.retry else {}).items():
+        writes.send_retries(user_ids, delay, run_id)
+    crash_point(svc, "recompute.after_retry_sent")
+    writes.observe(plan.observations())
+    crash_point(svc, "recompute.after_observations")
+    for group_alert in plan.groups:
+        log.warning(
+            "reprocess.group_alert",
+            correlation_id=run_id,
+            group_id=group_alert.group_id,
+            sku_id=group_alert.sku_id,
+            code=group_alert.code,
+            users=len(group_alert.user_ids),
+            reason=group_alert.reason,
         )
-        return False
-    tokens = []
-    for cause in decision.causes:
-        if ledger.queue(decision.user_id, cause, now=now, correlation_id=correlation_id):
-            tokens.append(cause_token(cause))
-    if not tokens:
-        return False  # every cause already queued by a duplicate message: nothing new to do
-    # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
-    # it for `_send_unsent` on the redelivery, instead of a "queued" that is never sent.
-    crash_point(svc, "recompute.after_ledger_queued")
-    svc.send(
-        ReprocessUser(
-            user_id=decision.user_id,
-            causes=tuple(tokens),
-            reason=decision.reason,
-            correlation_id=correlation_id,
+    return queued
+
+
+def _record(
+    writes: UserWrites,
+    reports: Iterable[UserReport],
+    mode: Mode,
+    queued: set[str],
+    outcome: RecomputeOutcome,
+) -> None:
+    """Reconcile each user's findings (+ DataLossRisk, the data-loss guard) with the ledger."""
+    subjects = mode.open_subjects
+    for report in writes.with_data_loss(list(reports)):
+        outcome.evaluated.append(report.user.id)
+        if subjects is not None and not report.findings and report.user.id not in subjects:
+            continue  # nothing found now, nothing open: nothing to record
+        change = writes.reconcile_findings(
+            report.user.id,
+            report.findings,
+            mode.run_id,
+            [f.key for f in report.findings if cause_key(f) in queued],
         )
-    )
-    crash_point(svc, "recompute.after_reprocess_sent")
-    ledger.mark_sent(decision.user_id, tokens)
-    log.info(
-        "reprocess.queued",
-        correlation_id=correlation_id,
-        user_id=decision.user_id,
-        because=decision.reason,
-    )
-    return True
-
-
-def _send_unsent(svc: Services, ledger: ReprocessLedger, user_id: str, correlation_id: str) -> None:
-    """Send the user's reprocess causes recorded as queued but never sent. A duplicate
-    message is harmless (the worker's claim lets one call through), a lost one is not."""
-    unsent = ledger.unsent(user_id)
-    if not unsent:
-        return
-    svc.send(
-        ReprocessUser(
-            user_id=user_id,
-            causes=tuple(unsent),
-            reason="queued earlier, never sent",
-            correlation_id=correlation_id,
-        )
-    )
-    ledger.mark_sent(user_id, unsent)
-    log.info("reprocess.resent", correlation_id=correlation_id, user_id=user_id,
-             causes=len(unsent))  # fmt: skip
-
-
-async def _current_processing_states(
-    svc: Services, findings: list[Finding]
-) -> dict[str, str | None]:
-    """Re-read the processing state of the groups behind pending, stale or mismatched paths.
-
-    The stored state is only as fresh as the last sweep or re-check, and a membership change
-    queues the group for processing again: deciding on a stale "ProcessingComplete" would
-    reprocess every new joiner before Entra has even looked at it. One batched read instead.
-    """
-    group_ids = sorted({f.group_id for f in findings if f.code in PROCESSING_GATED and f.group_id})
-    if not group_ids:
-        return {}
-    fresh = await svc.directory.groups_by_id(group_ids)
-    licensed = LicensedGroups(svc.tables.deltalinks)
-    for group in fresh.values():
-        if group.get("assignedLicenses"):
-            licensed.save_group(group)
-    return {g: _processing_state(group.get("licenseProcessingState")) for g, group in fresh.items()}
-
-
-def _processing_state(value: object) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("state")
-    return str(value) if value else None
-
-
-def _cause_key(finding: Finding) -> str:
-    return f"{finding.code}|{finding.sku_id or '-'}|{finding.group_id or '-'}"
-
-
-def _unknown_skus(users: dict[str, JSON], groups: dict[str, JSON], skus: list[JSON]) -> bool:
-    """A SKU bought (or assigned) since the cache was filled: refresh rather than fail."""
-    known = {s["skuId"] for s in skus}
-    held = (
-        state.get("skuId")
-        for user in users.values()
-        for state in user.get("licenseAssignmentStates") or ()
-    )
-    assigned = (
-        lic.get("skuId") for g in groups.values() for lic in g.get("assignedLicenses") or ()
-    )
-    return any(sku_id not in known for sku_id in (*held, *assigned))
-
-
-def _groups_in_states(users: dict[str, JSON]) -> set[str]:
-    return {
-        state["assignedByGroup"]
-        for user in users.values()
-        for state in user.get("licenseAssignmentStates") or ()
-        if state.get("assignedByGroup")
-    }
+        outcome.new_findings.extend(change.new)
+        outcome.resolved.extend(change.resolved)

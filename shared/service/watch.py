@@ -41,7 +41,7 @@ from shared.service.groups import (
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.subscriptions import check_subscription_live, subscription_dead_reason
-from shared.service.users import skus_for
+from shared.service.user_reads import skus_for
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,8 @@ import pytest
 
 from shared.fakes.blobs import InMemoryBlobStore
 from shared.render.csvsafe import csv_writer, safe_cell
-from shared.service.reconcile.nightly import Options, reconcile_nightly
+from shared.service.reconcile.nightly import reconcile_nightly
+from shared.service.reconcile.run_state import Options
 from tests.service.world import build_world, demo_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,8 @@ import pytest
 
 from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
-from shared.service.reconcile.nightly import Options, ReconcileResult, reconcile_nightly
+from shared.service.reconcile.nightly import reconcile_nightly
+from shared.service.reconcile.run_state import Options, ReconcileResult
 from tests.service.world import World, build_world
 
 PAGE = 5

@@ -10,7 +10,7 @@ import pytest
 
 from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.render.report import CSV_HEADER
-from shared.service.reconcile.nightly import LAST, RUN
+from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages
 from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from shared.render.history import history_name
-from shared.service.health_report import LATEST_PAGE, page_name
+from shared.service.reconcile.health_report import LATEST_PAGE, page_name
 from tests.reconcile.conftest import Nightly
 from tests.render.page import Page
 

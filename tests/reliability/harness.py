@@ -43,7 +43,8 @@ from shared.service.alerts.jobs import run_digest
 from shared.service.alerts.tenant import send_tenant_alerts
 from shared.service.groups import handle_group_changes
 from shared.service.intake.notifications import accept_change_notifications
-from shared.service.reconcile.nightly import Options, reconcile_nightly
+from shared.service.reconcile.nightly import reconcile_nightly
+from shared.service.reconcile.run_state import Options
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
 from shared.service.subscriptions import (

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.snapshot import parse_snapshot
+from shared.adapters.snapshot import GraphTranslator
 from shared.core.audit import audit_actor
 from shared.core.drift import group_drift, sku_drift
 from shared.core.evaluate import Evaluation
@@ -68,15 +68,12 @@ def config_tenant(
 ) -> Tenant:
     """The configuration as the core's tenant (no users); `members`, when given, fills the
     groups' user members by id (the new-plan reach counts them)."""
-    groups = []
-    for group in config.get("groups") or ():
-        ids = (members or {}).get(group["id"], ())
-        groups.append(group | {"members": [{"@odata.type": "#user", "id": u} for u in ids]})
-    document = {"subscribedSkus": list(config.get("subscribedSkus") or ()), "groups": groups}
-    document["users"] = [
-        {"id": u} for u in sorted({u for ids in (members or {}).values() for u in ids})
-    ]
-    return parse_snapshot(document).tenant
+    members = members or {}
+    translate = GraphTranslator()
+    skus = translate.skus(config.get("subscribedSkus") or ())
+    user_ids = sorted({u for ids in members.values() for u in ids})
+    users = translate.users(({"id": u} for u in user_ids), skus)
+    return Tenant(skus, translate.groups(config.get("groups") or (), skus, members), users, None)
 
 
 def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -362,10 +359,12 @@ def assemble_migration(
         for sku_id, disabled, user_ids in part["directOnly"]:
             only.setdefault((sku_id, frozenset(disabled)), []).extend(user_ids)
         users.update((u["id"], u) for u in part["users"])
-    document = {
-        "subscribedSkus": list(config.get("subscribedSkus") or ()),
-        "groups": list(config.get("groups") or ()),
-        "users": list(users.values()),
-    }
-    tenant = parse_snapshot(document).tenant
+    translate = GraphTranslator()
+    skus = translate.skus(config.get("subscribedSkus") or ())
+    tenant = Tenant(
+        skus,
+        translate.groups(config.get("groups") or (), skus, {}),
+        translate.users(users.values(), skus),
+        None,
+    )
     return MigrationPlan(tuple(covered), tuple(partly), direct_only_sets(tenant, only)), tenant

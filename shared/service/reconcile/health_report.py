@@ -16,7 +16,6 @@ from typing import Any, Final
 
 import orjson
 
-from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
 from shared.core.findings import Names, sku_findings
 from shared.core.model import Tenant
@@ -33,7 +32,14 @@ from shared.render.history import (
     load_history_blobs,
 )
 from shared.render.report import evaluation_json, finding_json
+from shared.service.nested import nested_group_findings
 from shared.service.reconcile.outputs import assemble_migration, page_checks
+from shared.service.reconcile.scan import (
+    config_tenant_of,
+    evaluate_page,
+    member_index,
+    read_world,
+)
 
 LATEST_PAGE: Final = "latest/report.html"
 HTML: Final = "text/html; charset=utf-8"
@@ -42,13 +48,6 @@ _DATED_PAGE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}/report\.html$")
 
 def page_name(date: str) -> str:
     return f"{date}/report.html"
-
-
-def config_tenant_of(world: Mapping[str, Any]) -> Tenant:
-    """The licensed groups and SKUs a scan read, as the core's tenant (no users)."""
-    return parse_snapshot(
-        {"subscribedSkus": world["skus"], "groups": world["groups"], "users": []}
-    ).tenant
 
 
 def _builder(tenant: Tenant, rows_per_code: int) -> HealthBuilder:
@@ -106,9 +105,6 @@ async def live_report(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> HealthReport:
     """Scan the tenant page by page (the reconciliation's reads) into a report."""
-    from shared.service.nested import nested_group_findings  # noqa: PLC0415
-    from shared.service.reconcile.nightly import evaluate_page, member_index, read_world  # noqa: PLC0415
-
     world = await read_world(directory, progress)
     index = member_index(world)
     tenant = config_tenant_of(world)

@@ -1,0 +1,174 @@
+"""The scan's finish: SKU findings from the whole demand, nested-group findings, users gone
+since they were last seen, the reports assembled, the summary mailed once per date (a
+baseline summary the first time), and the run marked done before its working set is pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import structlog
+
+from shared.catalog.products import catalog
+from shared.core.findings import Names, sku_findings
+from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
+from shared.service.alerts import jobs as alerts
+from shared.service.crashpoints import crash_point
+from shared.service.nested import nested_group_findings
+from shared.service.reconcile.reports import (
+    assemble_paths,
+    configuration,
+    health_page,
+    migration_reports,
+    self_check_report,
+)
+from shared.service.reconcile.run_state import (
+    DONE,
+    LAST,
+    REPORTS,
+    RUNS,
+    SUMMARY_SENT,
+    ReconcileResult,
+    Scan,
+    blob_names,
+)
+from shared.service.reconcile.scan import config_tenant_of, unseen_users
+from shared.service.stores import FindingsLedger
+from shared.service.users import RecomputeOutcome, resolve_gone
+
+log = structlog.get_logger(__name__)
+
+
+async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
+    svc, run, c = scan.svc, scan.run, scan.run.counters
+    world = scan.load_world()
+    now = svc.now()
+    tenant = config_tenant_of(world)
+    names = Names(tenant)
+    ledger = FindingsLedger(svc.tables.findings)
+    sku_reports = []
+    for sku in tenant.skus.values():
+        found = sku_findings(sku, c.demand[sku.id], names)
+        change = ledger.reconcile(f"sku:{sku.id}", found, now=now, run_id=run.run_id)
+        c.new += len(change.new)
+        c.resolved += len(change.resolved)
+        c.findings_by_code.update(f.code for f in found)
+        sku_reports.append((sku, found))
+    for group_id, found in nested_group_findings(world).items():
+        ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
+        c.findings_by_code.update(f.code for f in found)
+    crash_point(svc, "reconcile.after_sku_findings")
+    gone = RecomputeOutcome()
+    resolve_gone(svc, unseen_users(svc, run.started_at), run.run_id, gone)
+    crash_point(svc, "reconcile.after_gone")
+    # What this run opened and resolved, from the ledger: a resumed page or finish phase
+    # meets its own earlier writes as "persisting", so counting changes undercounts.
+    c.new, c.resolved = ledger.run_changes(run.run_id)
+
+    folder = f"{REPORTS}{run.date}/{run.run_id}/"
+    blobs: list[str] = []
+    blobs += assemble_paths(scan, folder, tenant, sku_reports)
+    drift, config_blobs = await configuration(scan, folder, world)
+    blobs += config_blobs
+    blobs += migration_reports(scan, folder, world)
+    check, check_blob = await self_check_report(scan, folder)
+    blobs.append(check_blob)
+
+    summary = NightlySummary(
+        run_id=run.run_id,
+        date=run.date,
+        tenant_name=str((world.get("organization") or {}).get("displayName") or ""),
+        started_at=run.started_at.isoformat(),
+        finished_at=svc.now().isoformat(),
+        users_scanned=c.users,
+        findings_by_code=dict(sorted(c.findings_by_code.items())),
+        new_findings=c.new,
+        resolved_findings=c.resolved,
+        top_groups_by_errors=[
+            GroupErrors(g, tenant.groups[g].name if g in tenant.groups else g, n)
+            for g, n in c.group_errors.most_common(10)
+        ],
+        seat_forecast=[
+            SeatForecast(
+                s.id,
+                s.part_number,
+                catalog().product(s.id, s.part_number),
+                c.demand[s.id],
+                s.prepaid.enabled,
+                s.consumed,
+            )
+            for s in tenant.skus.values()
+        ],
+        drift=drift,
+        self_check_agreement=check.agreement,
+        self_check_disagreements=len(check.disagreements) + len(check.state_mismatches),
+        reprocess_outcomes={
+            "queued": c.queued,
+            "wouldReprocess": c.would_reprocess,
+            "retryLater": c.retry_later,
+            "alertInstead": c.alerts,
+        },
+        baseline=run.baseline,
+        report_blobs=blobs,
+    )
+    scan.blobs.put(
+        folder + "summary.json",
+        orjson.dumps(summary.to_json()),
+        content_type="application/json",
+    )
+    blobs.append(folder + "summary.json")
+    blobs += health_page(scan, world, sku_reports, summary)
+    crash_point(svc, "reconcile.after_reports")
+    await send_summary(scan, summary)
+    crash_point(svc, "reconcile.after_summary_sent")
+    run.phase = DONE
+    scan.checkpoint()
+    crash_point(svc, "reconcile.after_done")
+    scan.state.put(LAST, {"date": run.date, "runId": run.run_id, "finishedAt": svc.now()})
+    # Last: a resumed finish needs the run's groups.json and page parts until DONE.
+    prune(scan)
+    log.info(
+        "reconcile.finished",
+        run_id=run.run_id,
+        users=c.users,
+        new_findings=c.new,
+        resolved=c.resolved,
+        reprocess_queued=c.queued,
+        baseline=run.baseline,
+    )
+    return ReconcileResult(
+        run.run_id,
+        run.date,
+        DONE,
+        resumed,
+        run.baseline,
+        summary,
+        blobs,
+        c.queued,
+        c.would_reprocess,
+        c.new,
+        c.resolved,
+        c.users,
+    )
+
+
+def prune(scan: Scan) -> None:
+    cutoff = scan.svc.now() - timedelta(days=scan.opts.retention_days)
+    scan.blobs.delete_older_than(REPORTS, cutoff)
+    # This run's working files, and any a run that died after DONE left behind.
+    for name in blob_names(scan.blobs.list(RUNS)):
+        scan.blobs.delete(name)
+
+
+async def send_summary(scan: Scan, summary: NightlySummary) -> None:
+    """One summary per date: a rerun, or a second firing, never mails again."""
+    sent = scan.state.get(SUMMARY_SENT)
+    if scan.run.rerun or (sent is not None and sent.fields.get("date") == summary.date):
+        log.info("reconcile.summary_skipped", date=summary.date, reason="already sent")
+        return
+    if summary.baseline:
+        await alerts.send_baseline_summary(scan.svc, summary)
+    else:
+        await alerts.send_nightly_summary(scan.svc, summary)
+    scan.state.put(SUMMARY_SENT, {"date": summary.date, "runId": summary.run_id})

@@ -1,0 +1,112 @@
+"""The scan's users phase: all users page by page, each page settled by the user pipeline
+(findings, reprocesses) and its share of the reports kept with the run; the checkpoint moves
+past each page, so a killed host resumes at the next one.
+
+ALL users are read (a user whose only assignment failed may hold no `assignedLicenses`:
+filtering on licensed users would skip exactly the errored ones). The first run after install
+(or a BASELINE reset) records findings and observations but queues nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from shared.catalog.products import catalog
+from shared.core.evaluate import Evaluation
+from shared.core.findings import REPORTED_CODES
+from shared.core.model import Tenant
+from shared.ports.directory import JSON, USER_SELECT
+from shared.render.report import evaluation_json, path_rows
+from shared.service.crashpoints import crash_point
+from shared.service.reconcile.outputs import page_checks
+from shared.service.reconcile.reports import spool, write_csv_rows
+from shared.service.reconcile.run_state import FINISH, USERS, Run, Scan
+from shared.service.reconcile.scan import evaluate_page, member_index, open_subjects
+from shared.service.users import Mode, settle
+
+
+async def read_users(scan: Scan) -> None:
+    """Phase 2: every page of users, from the checkpoint's next link to the last."""
+    world = scan.load_world()
+    index = member_index(world)
+    subjects = open_subjects(scan.svc)
+    run = scan.run
+    while True:
+        users, next_link = await scan.svc.directory.users_page(run.next_link, select=USER_SELECT)
+        await settle_page(scan, world, index, users, subjects)
+        run.next_link = next_link
+        run.counters.pages += 1
+        if next_link is None:
+            run.phase = FINISH
+        scan.checkpoint()
+        crash_point(scan.svc, "reconcile.after_page_checkpoint")
+        if scan.opts.progress:
+            scan.opts.progress(USERS, run.counters.users, None)
+        if next_link is None:
+            return
+        scan.check_deadline()
+
+
+def page_mode(run: Run, subjects: set[str]) -> Mode:
+    """How the scan (and its dry run) settles a page: the groups were read just now, seats
+    promised by earlier pages count, the ledger is read only for users with findings."""
+    return Mode(
+        run_id=run.run_id,
+        baseline=run.baseline,
+        retry=not run.rerun,
+        reread_processing=False,
+        ledger_of_everyone=False,
+        open_subjects=subjects,
+        promised=run.counters.promised,
+        scan_page=True,
+    )
+
+
+async def settle_page(
+    scan: Scan,
+    world: JSON,
+    index: Mapping[str, Sequence[str]],
+    users: list[JSON],
+    subjects: set[str],
+) -> None:
+    c = scan.run.counters
+    tenant, evaluation = evaluate_page(world, index, users)
+    findings = [f for r in evaluation.users for f in r.findings]
+    with_findings = sorted({f.user_id for f in findings if f.user_id})
+    outcome = await settle(
+        scan.svc, tenant, evaluation, page_mode(scan.run, subjects), flush=with_findings
+    )
+    c.users += len(evaluation.users)
+    c.new += len(outcome.new_findings)
+    c.resolved += len(outcome.resolved)
+    c.queued += len(outcome.queued)
+    c.would_reprocess += len(outcome.would_reprocess)
+    c.retry_later += len(outcome.retry_later)
+    c.alerts += len(outcome.alerts)
+    c.findings_by_code.update(f.code for f in findings)
+    c.group_errors.update(f.group_id for f in findings if f.code in REPORTED_CODES and f.group_id)
+    for report in evaluation.users:
+        c.demand.update(lic.sku_id for lic in report.licenses)
+    write_parts(scan, tenant, evaluation)
+    crash_point(scan.svc, "reconcile.after_page_parts")
+
+
+def write_parts(scan: Scan, tenant: Tenant, evaluation: Evaluation) -> None:
+    """The page's share of the reports, kept with the run until the finish assembles them."""
+    page = f"{scan.prefix}pages/{scan.run.counters.pages:05d}/"
+    with spool() as out:
+        write_csv_rows(path_rows(evaluation, tenant, catalog()), out)
+        out.seek(0)
+        scan.blobs.put(page + "paths.csv", out.read(), content_type="text/csv")
+    users = evaluation_json(evaluation, tenant)["users"]
+    scan.blobs.put(
+        page + "users.jsonl",
+        b"".join(orjson.dumps(u) + b"\n" for u in users),
+        content_type="application/x-ndjson",
+    )
+    checks = page_checks(evaluation, tenant)
+    scan.blobs.put(
+        page + "checks.json", orjson.dumps(checks.to_json()), content_type="application/json"
+    )

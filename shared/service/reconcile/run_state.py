@@ -1,0 +1,190 @@
+"""The nightly run's state: its checkpoint (run id, phase, next link, counters), its options
+and result, and the working set a run keeps in blob storage until it is done.
+
+The checkpoint lives in `servicestate` (RUN while a run goes, LAST once one finished), so a
+killed host resumes where it stopped; `Scan` bundles what every phase of one run works with.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from shared.core.findings import Finding
+from shared.core.nightly_summary import NightlySummary
+from shared.ports.blobs import BlobStore
+from shared.ports.directory import JSON
+from shared.service.services import Services
+from shared.service.stores import ServiceState
+
+RUN = "reconcile-run"
+LAST = "reconcile-last"
+SUMMARY_SENT = "reconcile-summary-sent"
+REPORTS = "nightly/"
+"""Each run's reports: nightly/<date>/<runId>/... (pruned after REPORT_RETENTION_DAYS)."""
+CONFIG_LATEST = "nightly-config/latest.json"
+"""The latest configuration snapshot: tomorrow's diff starts from it."""
+RUNS = "nightly-runs/"
+"""A run's working set (the groups it read, each page's report parts); deleted at the end."""
+
+GROUPS, USERS, FINISH, DONE = "groups", "users", "finish", "done"
+
+
+class Stop(Exception):
+    """Raised by a deadline check: the checkpoint is saved, the next firing resumes."""
+
+
+@dataclass
+class Counters:
+    """Everything the summary needs, kept in the checkpoint (small: per SKU and group)."""
+
+    pages: int = 0
+    users: int = 0
+    findings_by_code: Counter[str] = field(default_factory=Counter)
+    new: int = 0
+    resolved: int = 0
+    queued: int = 0
+    would_reprocess: int = 0
+    retry_later: int = 0
+    alerts: int = 0
+    demand: Counter[str] = field(default_factory=Counter)
+    group_errors: Counter[str] = field(default_factory=Counter)
+    promised: Counter[str] = field(default_factory=Counter)
+    """Seats promised per SKU to CountViolation reprocesses queued by this run."""
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {k: dict(v) if isinstance(v, Counter) else v for k, v in self.__dict__.items()}
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Counters:
+        raw = orjson.loads(text) if text else {}
+        out = cls()
+        for key, value in raw.items():
+            current = getattr(out, key, None)
+            setattr(out, key, Counter(value) if isinstance(current, Counter) else value)
+        return out
+
+
+@dataclass
+class Run:
+    run_id: str
+    date: str
+    started_at: datetime
+    phase: str
+    next_link: str | None
+    baseline: bool
+    counters: Counters
+    rerun: bool = False
+    """A run for a date that already had one: records, but sends no delayed recomputes and no
+    second summary."""
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "date": self.date,
+            "startedAt": self.started_at,
+            "phase": self.phase,
+            "nextLink": self.next_link or "",
+            "baseline": self.baseline,
+            "rerun": self.rerun,
+            "counters": self.counters.to_json(),
+        }
+
+
+@dataclass
+class ReconcileResult:
+    run_id: str
+    date: str
+    status: str
+    """'done', 'skipped' (the date's run had finished), 'stopped' (deadline, resumable) or
+    'dry-run'."""
+    resumed: bool = False
+    baseline: bool = False
+    summary: NightlySummary | None = None
+    report_blobs: list[str] = field(default_factory=list)
+    queued: int = 0
+    would_reprocess: int = 0
+    new_findings: int = 0
+    resolved_findings: int = 0
+    users: int = 0
+    planned: list[str] = field(default_factory=list)
+    """With dry_run: what the run would do, one line each, by name in the mail's wording."""
+    new: list[Finding] = field(default_factory=list)
+    """With dry_run: the findings the run would open (for the summary)."""
+    group_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    dry_run: bool = False
+    force: bool = False
+    """Run even when the date's run has finished (the CLI); never a second summary."""
+    deadline: datetime | None = None
+    """Stop (checkpointed) after the first page finishing past this time."""
+    retention_days: int = 30
+    progress: Callable[[str, int, int | None], None] | None = None
+    """Called with (phase, done, total or None) after each page."""
+
+
+def load_run(state: ServiceState) -> Run | None:
+    entity = state.get(RUN)
+    if entity is None:
+        return None
+    f = entity.fields
+    started = f.get("startedAt")
+    assert isinstance(started, datetime)
+    return Run(
+        run_id=str(f["runId"]),
+        date=str(f["date"]),
+        started_at=started,
+        phase=str(f["phase"]),
+        next_link=str(f.get("nextLink") or "") or None,
+        baseline=bool(f.get("baseline")),
+        counters=Counters.from_json(str(f.get("counters") or "")),
+        rerun=bool(f.get("rerun")),
+    )
+
+
+class Scan:
+    """One run at work: the services, its blobs, the checkpoint and the groups it read."""
+
+    def __init__(
+        self, svc: Services, blobs: BlobStore, state: ServiceState, run: Run, opts: Options
+    ) -> None:
+        self.svc, self.blobs, self.state, self.run, self.opts = svc, blobs, state, run, opts
+        self.prefix = f"{RUNS}{run.run_id}/"
+        self.world: JSON | None = None
+
+    def checkpoint(self) -> None:
+        self.state.put(RUN, self.run.fields())
+
+    def check_deadline(self) -> None:
+        if self.opts.deadline is not None and self.svc.now() >= self.opts.deadline:
+            raise Stop
+
+    def load_world(self) -> JSON:
+        """The groups the run read (phase 1), from its working set after a resume."""
+        if self.world is None:
+            raw = self.blobs.get(self.prefix + "groups.json")
+            if raw is None:
+                raise RuntimeError(f"run {self.run.run_id}: groups.json is missing")
+            self.world = orjson.loads(raw)
+        return self.world
+
+    def page_names(self, kind: str) -> list[str]:
+        """The run's stored page parts of one kind (paths.csv, users.jsonl, checks.json)."""
+        return sorted(
+            n for n in blob_names(self.blobs.list(self.prefix + "pages/")) if n.endswith("/" + kind)
+        )
+
+
+def blob_names(listing: Any) -> Iterator[str]:
+    for item in listing:
+        yield item if isinstance(item, str) else str(getattr(item, "name", item))

@@ -1,0 +1,216 @@
+"""The user pipeline's writes: the ledgers and queues for real, or a recording for the dry run.
+
+The pipeline (`shared.service.users`) decides once and hands every effect to a `UserWrites`:
+`LedgerWrites` records findings, queues reprocesses through the ledger's outbox and mails the
+data-loss guard; `RecordedWrites` reads the findings ledger, writes nothing and keeps each
+effect as a line in the mail's wording, so the dry run is the same path as the real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import structlog
+
+from shared.core.evaluate import UserReport
+from shared.core.findings import Finding, Names
+from shared.core.model import Tenant
+from shared.core.reprocess import Attempt, ReprocessNow
+from shared.ports.messages import RecomputeUsers, ReprocessUser
+from shared.service.crashpoints import crash_point
+from shared.service.dataloss import alert_data_loss, with_data_loss
+from shared.service.services import Services
+from shared.service.stores import FindingsLedger, LedgerChange, ReprocessLedger, cause_token
+
+log = structlog.get_logger(__name__)
+
+
+class UserWrites(Protocol):
+    """Every effect of the act step."""
+
+    def send_unsent(self, user_id: str, correlation_id: str) -> None: ...
+
+    def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None: ...
+
+    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
+        """Queue the reprocess; False when every cause was queued already."""
+        ...
+
+    def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None: ...
+
+    def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None: ...
+
+    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]: ...
+
+    def reconcile_findings(
+        self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
+    ) -> LedgerChange: ...
+
+    async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None: ...
+
+
+class LedgerWrites:
+    """The real effects: the reprocess ledger as an outbox, the queues, the findings ledger."""
+
+    def __init__(self, svc: Services, ledger: ReprocessLedger) -> None:
+        self.svc, self.ledger = svc, ledger
+        self.findings = FindingsLedger(svc.tables.findings)
+
+    def send_unsent(self, user_id: str, correlation_id: str) -> None:
+        """Send the user's reprocess causes recorded as queued but never sent. A duplicate
+        message is harmless (the worker's claim lets one call through), a lost one is not."""
+        unsent = self.ledger.unsent(user_id)
+        if not unsent:
+            return
+        self.svc.send(
+            ReprocessUser(
+                user_id=user_id,
+                causes=tuple(unsent),
+                reason="queued earlier, never sent",
+                correlation_id=correlation_id,
+            )
+        )
+        self.ledger.mark_sent(user_id, unsent)
+        log.info("reprocess.resent", correlation_id=correlation_id, user_id=user_id,
+                 causes=len(unsent))  # fmt: skip
+
+    def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None:
+        log.info(
+            "reprocess.would_queue",
+            correlation_id=correlation_id,
+            user_id=decision.user_id,
+            because=decision.reason,
+            blocked_by=blocked,
+        )
+
+    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
+        svc, now = self.svc, self.svc.now()
+        tokens = []
+        for cause in decision.causes:
+            if self.ledger.queue(decision.user_id, cause, now=now, correlation_id=correlation_id):
+                tokens.append(cause_token(cause))
+        if not tokens:
+            return False  # every cause already queued by a duplicate message: nothing new to do
+        # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
+        # it for `send_unsent` on the redelivery, instead of a "queued" that is never sent.
+        crash_point(svc, "recompute.after_ledger_queued")
+        svc.send(
+            ReprocessUser(
+                user_id=decision.user_id,
+                causes=tuple(tokens),
+                reason=decision.reason,
+                correlation_id=correlation_id,
+            )
+        )
+        crash_point(svc, "recompute.after_reprocess_sent")
+        self.ledger.mark_sent(decision.user_id, tokens)
+        log.info(
+            "reprocess.queued",
+            correlation_id=correlation_id,
+            user_id=decision.user_id,
+            because=decision.reason,
+        )
+        return True
+
+    def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
+        # One delayed recompute per minute of delay and 100 users, not one per user.
+        for batch in RecomputeUsers.batches(
+            user_ids, reason="retry after backoff", correlation_id=correlation_id
+        ):
+            self.svc.send(batch, delay_seconds=delay)
+
+    def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None:
+        for user_id, attempts in observations.items():
+            self.ledger.observe(user_id, attempts)
+
+    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]:
+        return with_data_loss(self.svc, reports)
+
+    def reconcile_findings(
+        self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
+    ) -> LedgerChange:
+        return self.findings.reconcile(
+            user_id, findings, now=self.svc.now(), run_id=run_id, reprocess_queued=reprocess_queued
+        )
+
+    async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:
+        await alert_data_loss(self.svc, new_findings)
+
+
+class RecordedWrites:
+    """The dry run's writer: the findings ledger is read, nothing is written; each effect
+    becomes a line (`finding_lines`, `reprocess_lines`) naming users, products and groups."""
+
+    def __init__(self, svc: Services) -> None:
+        self.findings = FindingsLedger(svc.tables.findings)
+        self.tenant = Tenant({}, {}, {}, None)
+        self.names = Names(self.tenant)
+        self.finding_lines: list[str] = []
+        self.reprocess_lines: list[str] = []
+
+    def page(self, tenant: Tenant, names: Names) -> None:
+        """The tenant (and its names) the next lines speak of."""
+        self.tenant, self.names = tenant, names
+
+    def take_lines(self) -> list[str]:
+        """The lines recorded since the last call: findings first, then reprocesses."""
+        lines = self.finding_lines + self.reprocess_lines
+        self.finding_lines, self.reprocess_lines = [], []
+        return lines
+
+    def send_unsent(self, user_id: str, correlation_id: str) -> None:
+        return None
+
+    def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None:
+        self.reprocess_lines.append(
+            f"would reprocess {self.who(decision.user_id)} because {decision.reason} "
+            f"(not queued: {blocked})"
+        )
+
+    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
+        self.reprocess_lines.append(
+            f"reprocess {self.who(decision.user_id)} because {decision.reason}"
+        )
+        return True
+
+    def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
+        return None
+
+    def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None:
+        return None
+
+    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]:
+        return list(reports)  # the guard's capability records are writes too
+
+    def reconcile_findings(
+        self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
+    ) -> LedgerChange:
+        open_keys = set(self.findings.open_findings(user_id))
+        new = tuple(f for f in findings if f.key not in open_keys)
+        resolved = tuple(sorted(open_keys - {f.key for f in findings}))
+        for finding in new:
+            self.finding_lines.append(
+                f"new finding {finding.severity.upper()} {finding.code}: {finding.message}"
+            )
+        for key in resolved:
+            self.finding_lines.append(f"resolve finding {self.describe_key(key)}")
+        persisting = tuple(f for f in findings if f.key in open_keys)
+        return LedgerChange(new, persisting, resolved)
+
+    async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:
+        return None
+
+    def who(self, user_id: str) -> str:
+        user = self.tenant.users.get(user_id)
+        return f"{user.display_name} <{user.user_principal_name}>" if user else f"user {user_id}"
+
+    def describe_key(self, key: str) -> str:
+        """A ledger key (subject|sku|code|group) by name: code, user, product, group."""
+        subject, sku_id, code, group_id = ([*key.split("|"), "-", "-", "-"])[:4]
+        parts = [code, self.who(subject) if ":" not in subject else subject]
+        if sku_id != "-":
+            parts.append(self.names.product(sku_id))
+        if group_id != "-":
+            parts.append(self.names.group(group_id))
+        return ", ".join(parts)
