@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
-from shared.service.alerts.jobs import run_digest
-from shared.service.alerts.tenant import send_tenant_alerts
+from shared.service.alerts.digest import run_digest
+from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.receiver import Receiver
 from tests.alerts.world import (
     GRACE_SECONDS,

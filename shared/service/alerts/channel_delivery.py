@@ -31,7 +31,7 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
-from shared.service.alerts.deliver import ATTEMPTS, retry_wait
+from shared.service.alerts.retry import ATTEMPTS, retry_wait
 from shared.service.stores import ServiceState
 
 log = structlog.get_logger(__name__)

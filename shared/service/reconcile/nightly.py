@@ -59,7 +59,7 @@ from shared.render.report import (
     path_rows,
     write_rows,
 )
-from shared.service.alerts import jobs as alerts
+from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss
 from shared.service.health_report import write_nightly_page

@@ -1,0 +1,17 @@
+"""How long an alert send waits before trying again: shared by mail and channel delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+Sleep = Callable[[float], Awaitable[None]]
+
+ATTEMPTS: Final = 3
+MAX_WAIT_SECONDS: Final = 60.0
+
+
+def retry_wait(attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt `attempt + 1`: Retry-After when given, else 2**attempt; capped."""
+    wait = retry_after if retry_after is not None else 2.0**attempt
+    return min(max(0.0, wait), MAX_WAIT_SECONDS)
