@@ -54,7 +54,7 @@ from shared.service.alerts.immediate import send_immediate
 from shared.service.alerts.ledger import ledger
 from shared.service.alerts.mail_delivery import Delivery, enabled, last_sent
 from shared.service.alerts.names import mail_names
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 

@@ -24,7 +24,7 @@ from shared.core.findings import (
 from shared.core.graph_values import graph_time_or_none
 from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.mail_delivery import Delivery
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState

@@ -27,8 +27,8 @@ from shared.render.channel_payloads import (
     webhook_payload,
 )
 from shared.render.mail import Mail
-from shared.service.alerts.channel_delivery import SENT, ChannelResult, Poster, deliver_to_channels
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.channel_delivery import ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.sending import SENT, Sleep
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
 

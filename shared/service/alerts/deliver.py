@@ -9,7 +9,7 @@ import asyncio
 from shared.render.mail import Mail
 from shared.service.alerts.channels import send_to_channels
 from shared.service.alerts.mail_delivery import Delivery, deliver_mail
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
 
 

@@ -27,7 +27,7 @@ from shared.service.alerts.mail_delivery import (
     pending_id,
 )
 from shared.service.alerts.names import mail_names
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import Sleep
 from shared.service.alerts.summaries import baseline_pending, weekly_summary
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services

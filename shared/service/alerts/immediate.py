@@ -16,7 +16,6 @@ from shared.service.alerts.deliver import deliver
 from shared.service.alerts.facts import exclusions
 from shared.service.alerts.ledger import ledger, mark
 from shared.service.alerts.mail_delivery import (
-    ALREADY_SENT,
     Delivery,
     confirm,
     enabled,
@@ -24,7 +23,7 @@ from shared.service.alerts.mail_delivery import (
     pending_id,
 )
 from shared.service.alerts.names import mail_names
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import ALREADY_SENT, Sleep
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 

@@ -37,7 +37,14 @@ import structlog
 from shared.core.findings import ERROR, Finding
 from shared.ports.directory import DirectoryError
 from shared.render.mail import Mail, mime
-from shared.service.alerts.retry import ATTEMPTS, Sleep, retry_wait
+from shared.service.alerts.sending import (
+    ALREADY_SENT,
+    ATTEMPTS,
+    FAILED,
+    SENT,
+    Sleep,
+    retry_wait,
+)
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
@@ -47,11 +54,8 @@ log = structlog.get_logger(__name__)
 RECIPIENTS_REFUSED: Final = "AlertRecipientsRefused"
 DRAFT_FIELD: Final = "pendingDraftId"
 
-SENT: Final = "sent"
-ALREADY_SENT: Final = "already-sent"
 DISABLED: Final = "disabled"
 REFUSED: Final = "refused"
-FAILED: Final = "failed"
 
 
 @dataclass(frozen=True, slots=True)

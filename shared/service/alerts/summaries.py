@@ -19,7 +19,7 @@ from shared.service.alerts.facts import alert_facts
 from shared.service.alerts.ledger import ledger, mark
 from shared.service.alerts.mail_delivery import Delivery, confirm, enabled, last_sent, new_id
 from shared.service.alerts.names import mail_names
-from shared.service.alerts.retry import Sleep
+from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
 from shared.service.stores import ServiceState
 

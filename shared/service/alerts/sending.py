@@ -1,4 +1,5 @@
-"""How long an alert send waits before trying again: shared by mail and channel delivery."""
+"""What sending an alert means on every path (the mail and each alert channel): the outcome
+statuses, the number of attempts and the wait between them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 ATTEMPTS: Final = 3
 MAX_WAIT_SECONDS: Final = 60.0
+
+SENT: Final = "sent"
+ALREADY_SENT: Final = "already-sent"
+FAILED: Final = "failed"
 
 
 def retry_wait(attempt: int, retry_after: float | None) -> float:
