@@ -22,13 +22,19 @@ from shared.core.findings import (
     sku_findings,
 )
 from shared.core.graph_values import graph_time_or_none
+from shared.service.alerts.channels import CHANNEL_FAILING
 from shared.service.alerts.immediate import open_unalerted, send_immediate
-from shared.service.alerts.mail_delivery import Delivery
+from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
-from shared.service.watch import LAST_SYNC
+from shared.service.watch import (
+    LAST_SYNC,
+    NOTIFICATIONS_SILENT,
+    POISONED_MESSAGE,
+    SUBSCRIPTION_MISSING,
+)
 
 TENANT: Final = "tenant"
 SYNC_CYCLE: Final = timedelta(minutes=30)
@@ -38,11 +44,11 @@ TENANT_CODES: Final = frozenset(
     {
         SUBSCRIPTION_AT_RISK,
         DIRECTORY_SYNC_STALE,
-        "NotificationsSilent",
-        "SubscriptionMissing",
-        "PoisonedMessage",
-        "AlertRecipientsRefused",
-        "AlertChannelFailing",
+        NOTIFICATIONS_SILENT,
+        SUBSCRIPTION_MISSING,
+        POISONED_MESSAGE,
+        RECIPIENTS_REFUSED,
+        CHANNEL_FAILING,
     }
 )
 
