@@ -49,10 +49,11 @@ from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
 from shared.ports.tables import Entity, json_field, parse_json_field
 from shared.render.mail import Section, Table
+from shared.service.alerts.deliver import alerts_on
 from shared.service.alerts.facts import exclusions
 from shared.service.alerts.immediate import send_immediate
 from shared.service.alerts.ledger import ledger
-from shared.service.alerts.mail_delivery import Delivery, enabled, last_sent
+from shared.service.alerts.mail_delivery import Delivery, last_sent
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
@@ -159,7 +160,7 @@ async def alert_data_loss(
     mass-loss alert when more than MASS_LOSS_THRESHOLD users lost a capability within an hour
     (later losses in that hour go to the digest)."""
     outcome = DataLossOutcome()
-    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not enabled(svc):
+    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
         return outcome
     try:
         return await _alert_data_loss(svc, outcome, sleep)
@@ -176,7 +177,7 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     that no mail reported yet (Graph refused, or the worker died). Older ones are the
     digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
     outcome = DataLossOutcome()
-    if not enabled(svc):
+    if not alerts_on(svc):
         return outcome
     now = svc.now()
     excluded = exclusions(svc)

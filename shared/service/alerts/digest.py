@@ -15,13 +15,12 @@ import structlog
 from shared.core.alerting import plan_digest
 from shared.render import alert_mails
 from shared.service.alerts.actions import actions, mode_note
-from shared.service.alerts.deliver import deliver
+from shared.service.alerts.deliver import alerts_on, deliver
 from shared.service.alerts.facts import alert_facts
 from shared.service.alerts.ledger import ledger, mark
 from shared.service.alerts.mail_delivery import (
     Delivery,
     confirm,
-    enabled,
     last_sent,
     new_id,
     pending_id,
@@ -49,7 +48,7 @@ class DigestOutcome:
 
 async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOutcome:
     """One digest of the transitions since the last one; none when nothing changed."""
-    if not enabled(svc):
+    if not alerts_on(svc):
         return DigestOutcome("disabled")
     if baseline_pending(svc):
         log.info("alerts.digest_waits_for_baseline")

@@ -12,13 +12,12 @@ from shared.ports.tables import Entity
 from shared.render import alert_mails
 from shared.render.mail import Section
 from shared.service.alerts.actions import actions, mode_note
-from shared.service.alerts.deliver import deliver
+from shared.service.alerts.deliver import alerts_on, deliver
 from shared.service.alerts.facts import exclusions
 from shared.service.alerts.ledger import ledger, mark
 from shared.service.alerts.mail_delivery import (
     Delivery,
     confirm,
-    enabled,
     new_id,
     pending_id,
 )
@@ -39,7 +38,7 @@ async def send_immediate(
     sleep: Sleep = asyncio.sleep,
 ) -> Delivery | None:
     """One immediate mail about these findings; marks them `alertedIn` once Graph accepted."""
-    if not pairs or not enabled(svc):
+    if not pairs or not alerts_on(svc):
         return None
     rows = [r for _, r in pairs]
     pending = pending_id(svc, channel)

@@ -41,6 +41,7 @@ from shared.service.alerts.sending import (
     ALREADY_SENT,
     ATTEMPTS,
     FAILED,
+    POSTED,
     SENT,
     Sleep,
     retry_wait,
@@ -67,7 +68,8 @@ class Delivery:
 
     @property
     def accepted(self) -> bool:
-        return self.status == SENT
+        """Delivered: Graph accepted the mail, or (no mail) the alert channels took it."""
+        return self.status in (SENT, POSTED)
 
 
 def new_id(prefix: str, now: datetime) -> str:
@@ -93,6 +95,21 @@ def last_sent(svc: Services, channel: str) -> tuple[str | None, object]:
     return (str(entity.fields.get("lastId") or "") or None), entity.fields.get("lastAt")
 
 
+def claim(svc: Services, channel: str, mail_id: str) -> bool:
+    """Record `mail_id` as the channel's `pendingId` before anything is sent (a retry reuses
+    the id); False when it was already sent and confirmed."""
+    state = ServiceState(svc.tables.servicestate)
+    entity = state.get(state_name(channel))
+    fields = dict(entity.fields) if entity else {}
+    if fields.get("lastId") == mail_id:
+        return False
+    if fields.get("pendingId") != mail_id:
+        fields.pop(DRAFT_FIELD, None)
+        fields.update({"pendingId": mail_id, "pendingAt": svc.now()})
+        state.put(state_name(channel), fields)
+    return True
+
+
 def confirm(svc: Services, channel: str, mail_id: str) -> None:
     """Advance the channel after Graph accepted `mail_id` and the ledger recorded it."""
     state = ServiceState(svc.tables.servicestate)
@@ -106,7 +123,7 @@ def confirm(svc: Services, channel: str, mail_id: str) -> None:
 
 
 def enabled(svc: Services) -> bool:
-    """Alerts are on when ALERT_SENDER is set; logs once per worker when they are not."""
+    """Alert mail is on when ALERT_SENDER is set; logs once per worker when it is not."""
     if svc.settings.alert_sender:
         return True
     if not svc.caches.alerts_disabled_logged:
@@ -168,16 +185,12 @@ async def deliver_mail(
     refused = await recipients_refused(svc)
     if refused:
         return Delivery(REFUSED, mail.id, reason=refused)
+    if not claim(svc, channel, mail.id):
+        log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
+        return Delivery(ALREADY_SENT, mail.id)
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}
-    if fields.get("lastId") == mail.id:
-        log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
-        return Delivery(ALREADY_SENT, mail.id)
-    if fields.get("pendingId") != mail.id:
-        fields.pop(DRAFT_FIELD, None)
-        fields.update({"pendingId": mail.id, "pendingAt": svc.now()})
-        state.put(state_name(channel), fields)
     crash_point(svc, "mail.after_pending")
     sender = svc.settings.alert_sender or ""
     attempt = 0

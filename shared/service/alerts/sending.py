@@ -12,6 +12,8 @@ ATTEMPTS: Final = 3
 MAX_WAIT_SECONDS: Final = 60.0
 
 SENT: Final = "sent"
+POSTED: Final = "posted"
+"""No mail (ALERT_SENDER unset), but the alert channels took it: delivered all the same."""
 ALREADY_SENT: Final = "already-sent"
 FAILED: Final = "failed"
 

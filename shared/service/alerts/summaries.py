@@ -14,10 +14,10 @@ import structlog
 from shared.core.alerting import AlertFacts, LedgerRow, weekly_rows
 from shared.core.nightly_summary import NightlySummary
 from shared.render import alert_mails
-from shared.service.alerts.deliver import deliver
+from shared.service.alerts.deliver import alerts_on, deliver
 from shared.service.alerts.facts import alert_facts
 from shared.service.alerts.ledger import ledger, mark
-from shared.service.alerts.mail_delivery import Delivery, confirm, enabled, last_sent, new_id
+from shared.service.alerts.mail_delivery import Delivery, confirm, last_sent, new_id
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
@@ -71,7 +71,7 @@ async def send_baseline_summary(
     run = run_id or (summary.run_id if summary else new_id("run", svc.now()))
     rows = record_baseline(svc, run)
     delivery = None
-    if enabled(svc):
+    if alerts_on(svc):
         names = await mail_names(svc, [])
         if summary is not None:
             names = replace(names, tenant_name=summary.tenant_name or names.tenant_name)
@@ -104,7 +104,7 @@ async def weekly_summary(
 ) -> Delivery | None:
     """Standing `info` findings, one mail per ISO week (sent by the first digest run of the
     week; none when there are none)."""
-    if not enabled(svc) or baseline_pending(svc):
+    if not alerts_on(svc) or baseline_pending(svc):
         return None
     year, week, _ = svc.now().isocalendar()
     label = f"{year}-W{week:02d}"
@@ -131,7 +131,7 @@ async def send_nightly_summary(
     svc: Services, summary: NightlySummary, *, sleep: Sleep = asyncio.sleep
 ) -> Delivery | None:
     """The nightly reconciliation's summary, one mail per date (idempotent by its id)."""
-    if not enabled(svc):
+    if not alerts_on(svc):
         return None
     mail = alert_mails.nightly_mail(mail_id=f"nightly-{summary.date}", summary=summary)
     delivery = await deliver(svc, mail, channel=NIGHTLY, sleep=sleep)
