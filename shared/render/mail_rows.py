@@ -7,51 +7,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from shared.core import findings as codes
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
 from shared.core.dataloss import DATA_LOSS_RISK
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    MUTUALLY_EXCLUSIVE,
-    OTHER,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    PROHIBITED_IN_USAGE_LOCATION,
-    SEAT_SHORTFALL,
-    STALE_GROUP_ASSIGNMENT,
-    SUBSCRIPTION_AT_RISK,
-    UNIQUENESS_VIOLATION,
-)
 from shared.core.links import finding_url, group_license_url, user_license_url
 from shared.render.mail import MAX_NAMED_USERS, MailNames, RowView, Section, Table, UserName
 
 CAUSES: Final = {  # the service's own codes are spelled out: render may not import the service
-    COUNT_VIOLATION: "No free seats were left when Entra tried to assign the license.",
-    MUTUALLY_EXCLUSIVE: (
+    codes.COUNT_VIOLATION: "No free seats were left when Entra tried to assign the license.",
+    codes.MUTUALLY_EXCLUSIVE: (
         "A service plan of this license conflicts with a plan the user already holds from "
         "another license."
     ),
-    DEPENDENCY_VIOLATION: (
+    codes.DEPENDENCY_VIOLATION: (
         "Entra kept the license instead of removing it, because another plan the user holds "
         "depends on it."
     ),
-    PROHIBITED_IN_USAGE_LOCATION: ("The product may not be used in the user's usage location."),
-    UNIQUENESS_VIOLATION: "A proxy address of the user is already used by another object.",
-    OTHER: "Entra reported an unclassified error; the Entra audit log has the reason.",
-    PENDING_GROUP_ASSIGNMENT: (
+    codes.PROHIBITED_IN_USAGE_LOCATION: (
+        "The product may not be used in the user's usage location."
+    ),
+    codes.UNIQUENESS_VIOLATION: "A proxy address of the user is already used by another object.",
+    codes.OTHER: "Entra reported an unclassified error; the Entra audit log has the reason.",
+    codes.PENDING_GROUP_ASSIGNMENT: (
         "The user is in a licensing group that finished processing, but Graph shows no license "
         "from it."
     ),
-    STALE_GROUP_ASSIGNMENT: (
+    codes.STALE_GROUP_ASSIGNMENT: (
         "Graph still shows a license from a group the user left (or that dropped the product)."
     ),
-    PLAN_MISMATCH: "The user's enabled service plans differ from what the group enables.",
+    codes.PLAN_MISMATCH: "The user's enabled service plans differ from what the group enables.",
     DATA_LOSS_RISK: (
         "The user no longer holds a mailbox or OneDrive storage through any path: the data is "
         "deleted once the retention period ends."
     ),
-    SEAT_SHORTFALL: "More users should hold the product than there are seats.",
-    SUBSCRIPTION_AT_RISK: (
+    codes.SEAT_SHORTFALL: "More users should hold the product than there are seats.",
+    codes.SUBSCRIPTION_AT_RISK: (
         "Seats of a product in use are in warning, suspended or locked-out state: the "
         "subscription is lapsing."
     ),

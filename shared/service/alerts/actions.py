@@ -6,40 +6,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from shared.core import findings as codes
 from shared.core.alerting import LedgerRow
 from shared.core.dataloss import DATA_LOSS_RISK
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    MUTUALLY_EXCLUSIVE,
-    OTHER,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    PROHIBITED_IN_USAGE_LOCATION,
-    STALE_GROUP_ASSIGNMENT,
-    UNIQUENESS_VIOLATION,
-)
 from shared.core.reprocess import REPROCESSABLE
 from shared.service.alerts.ledger import Key
 from shared.service.services import Services
 
 _ACTION: Final = {
-    COUNT_VIOLATION: "reprocesses the waiting users automatically once seats are free "
+    codes.COUNT_VIOLATION: "reprocesses the waiting users automatically once seats are free "
     "(oldest errors first); Entra does not retry by itself",
-    MUTUALLY_EXCLUSIVE: "did not reprocess: it would fail the same way until one license is "
+    codes.MUTUALLY_EXCLUSIVE: "did not reprocess: it would fail the same way until one license is "
     "chosen; it reprocesses once it sees the conflict change",
-    PROHIBITED_IN_USAGE_LOCATION: "did not reprocess: it would fail the same way until the "
+    codes.PROHIBITED_IN_USAGE_LOCATION: "did not reprocess: it would fail the same way until the "
     "usage location changes; it reprocesses once it does",
-    PENDING_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
+    codes.PENDING_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
     "(once per processing run)",
-    STALE_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
+    codes.STALE_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
     "(once per processing run)",
-    PLAN_MISMATCH: "reprocesses once the group shows ProcessingComplete (once per processing run)",
-    UNIQUENESS_VIOLATION: "deliberately does not reprocess: a reprocess cannot fix a "
+    codes.PLAN_MISMATCH: "reprocesses once the group shows ProcessingComplete "
+    "(once per processing run)",
+    codes.UNIQUENESS_VIOLATION: "deliberately does not reprocess: a reprocess cannot fix a "
     "duplicate proxy address; it reprocesses after the fix is seen",
-    DEPENDENCY_VIOLATION: "deliberately does not reprocess: the dependent plans must be "
+    codes.DEPENDENCY_VIOLATION: "deliberately does not reprocess: the dependent plans must be "
     "handled first",
-    OTHER: "deliberately does not reprocess an unclassified error: read the audit log first",
+    codes.OTHER: "deliberately does not reprocess an unclassified error: read the audit log first",
     DATA_LOSS_RISK: "changes nothing here: restoring the license is an admin's decision",
 }
 
