@@ -16,7 +16,7 @@ bp = func.Blueprint()
 async def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.alerts.jobs import run_digest  # noqa: PLC0415
+    from shared.service.alerts.digest import run_digest  # noqa: PLC0415
 
     await run_digest(services())
 
@@ -25,6 +25,6 @@ async def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
 async def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.alerts.tenant import send_tenant_alerts  # noqa: PLC0415
+    from shared.service.tenant_alerts import send_tenant_alerts  # noqa: PLC0415
 
     await send_tenant_alerts(services())

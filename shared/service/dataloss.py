@@ -1,13 +1,27 @@
 """The data-loss guard: alert when a user is about to lose a mailbox or files (a data-holding
-plan removed), immediately per user and once per mass-loss event, naming who changed what."""
+plan removed), immediately per user and once per mass-loss event, naming who changed what.
+
+Used by the recompute and the nightly scan. A user whose mailbox or OneDrive capability drops
+with no other path still granting it; more than MASS_LOSS_THRESHOLD users within an hour is
+one mass-loss alert naming the groups and, from the directory audit log, who changed what.
+
+Detection (choice): a user *held* a capability when Graph's active assignment states grant it
+now (`held_licenses`) or when the capability record stored at the user's previous recompute
+says so (`servicestate`, PartitionKey `capabilities`); the user *keeps* it when the effective
+licenses (from memberships) grant it. The first half catches the change before Entra has
+processed it (its stale assignment is still there), the stored record after (a small group is
+processed within minutes, racing our notification). A lost capability stays recorded, with its
+time and former grants, until it comes back or 30 days pass, so the `DataLossRisk` finding
+stays open, and resolves, with the facts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import structlog
 
@@ -31,32 +45,34 @@ from shared.core.findings import (
     Finding,
     Names,
 )
-from shared.core.graph_values import graph_time_or_none
+from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
 from shared.ports.tables import Entity, json_field, parse_json_field
 from shared.render.mail import Section, Table
-from shared.service.alerts.deliver import (
-    Delivery,
-    Sleep,
-    enabled,
-    last_sent,
-)
-from shared.service.alerts.jobs import (
-    AUDITED_ACTIVITIES,
-    CAPABILITIES_PK,
-    IMMEDIATE,
-    LOSS_KEPT,
-    MASS_LOSS,
-    MASS_WINDOW,
-    exclusions,
-    ledger,
-    mail_names,
-    send_immediate,
-)
+from shared.service.alerts.deliver import alerts_on
+from shared.service.alerts.facts import exclusions
+from shared.service.alerts.immediate import send_immediate
+from shared.service.alerts.ledger import ledger
+from shared.service.alerts.mail_delivery import Delivery, last_sent
+from shared.service.alerts.names import mail_names
+from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 
 log = structlog.get_logger(__name__)
+
+IMMEDIATE: Final = "immediate"
+MASS_LOSS: Final = "massloss"
+CAPABILITIES_PK: Final = "capabilities"
+MASS_WINDOW: Final = timedelta(hours=1)
+LOSS_KEPT: Final = timedelta(days=30)
+AUDITED_ACTIVITIES: Final = (
+    "Set group license",
+    "Remove member from group",
+    "Delete group",
+    "Change user license",
+    "Update group",
+)
 
 
 def _grants_json(grants: Iterable[CapabilityGrant]) -> list[list[Any]]:
@@ -144,7 +160,7 @@ async def alert_data_loss(
     mass-loss alert when more than MASS_LOSS_THRESHOLD users lost a capability within an hour
     (later losses in that hour go to the digest)."""
     outcome = DataLossOutcome()
-    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not enabled(svc):
+    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
         return outcome
     try:
         return await _alert_data_loss(svc, outcome, sleep)
@@ -161,7 +177,7 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     that no mail reported yet (Graph refused, or the worker died). Older ones are the
     digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
     outcome = DataLossOutcome()
-    if not enabled(svc):
+    if not alerts_on(svc):
         return outcome
     now = svc.now()
     excluded = exclusions(svc)
@@ -240,7 +256,7 @@ async def _send_mass_loss(
     sleep: Sleep,
 ) -> Delivery | None:
     now = svc.now()
-    since = (now - MASS_WINDOW).isoformat().replace("+00:00", "Z")
+    since = format_graph_time(now - MASS_WINDOW)
     try:
         audits = await svc.directory.directory_audits(since, AUDITED_ACTIVITIES)
     except Exception as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.service.alerts.jobs import run_digest
+from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
 from tests.service.world import (

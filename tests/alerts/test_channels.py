@@ -30,13 +30,8 @@ from shared.render.channel_payloads import (
     webhook_payload,
 )
 from shared.render.mail import MailView, RowView, Section, UserName
-from shared.service.alerts.channel_delivery import (
-    ALREADY_SENT,
-    FAILED,
-    NOTHING,
-    SENT,
-    deliver_to_channels,
-)
+from shared.service.alerts.channel_delivery import NOTHING, deliver_to_channels
+from shared.service.alerts.sending import ALREADY_SENT, FAILED, SENT
 from shared.service.stores import ServiceState
 from tests.alerts.receiver import Receiver
 

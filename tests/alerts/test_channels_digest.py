@@ -1,7 +1,8 @@
 """The digest reaches the configured channels with the mail's id: the webhook lists the new
 findings by key with admin-center links and validates against docs/alert-webhook.schema.json,
 Teams gets the card, a failing Slack receiver changes nothing for the others or the mail, and
-a digest already delivered is not posted again."""
+a digest already delivered is not posted again. Without ALERT_SENDER the channels still get
+each alert, once per id."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import jsonschema
 import pytest
 
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
-from shared.service.alerts.jobs import run_digest
-from shared.service.alerts.tenant import send_tenant_alerts
+from shared.service.alerts.digest import run_digest
+from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.receiver import Receiver
 from tests.alerts.world import (
     GRACE_SECONDS,
@@ -23,9 +24,10 @@ from tests.alerts.world import (
     header,
     html,
     mails,
+    prime,
     record,
 )
-from tests.service.world import IRVIN, JONI
+from tests.service.world import IRVIN, JONI, World, build_world
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
 SECRET = "shared-secret-for-the-test-receiver"
@@ -99,3 +101,57 @@ async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(
     assert "AlertChannelFailing" in html(mail)
     assert "Alert channel &#39;ops&#39; (slack) fails: 3 failed deliveries in a row" in html(mail)
     assert len(receiver.to("/fail-slack")) == 4 * 3  # and the tenant alert's own post
+
+
+def channel_only_world(path: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> World:
+    """No ALERT_SENDER: one webhook channel, posting to `path` on the receiver."""
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + path)
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = build_world(ALERT_CHANNELS=json.dumps(channels))
+    prime(world)
+    return world
+
+
+async def test_without_a_sender_the_channels_get_the_digest_once(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = channel_only_world("/hook", receiver, monkeypatch)
+    await baseline(world)
+    [(_, _, summary)] = receiver.to("/hook")
+    assert json.loads(summary)["kind"] == "baseline"
+    receiver.posts.clear()
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    again = await run_digest(world.svc)
+
+    assert outcome.status == "posted"
+    assert again.status == "nothing-new"
+    assert world.directory.sent_mail == []
+    [(_, headers, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    assert headers[DIGEST_HEADER] == document["digestId"] == outcome.mail_id
+    assert {f["user"]["id"] for f in document["findings"]} == {IRVIN, JONI}
+
+
+async def test_without_a_sender_a_digest_no_channel_took_is_posted_again_under_its_id(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = channel_only_world("/fail-hook", receiver, monkeypatch)
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+
+    refused = await run_digest(world.svc)
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    taken = await run_digest(world.svc)
+    again = await run_digest(world.svc)
+
+    assert refused.status == "failed"
+    assert (taken.status, taken.mail_id) == ("posted", refused.mail_id)
+    assert again.status == "nothing-new"
+    [(_, headers, body)] = receiver.to("/hook")
+    assert headers[DIGEST_HEADER] == refused.mail_id
+    assert [f["user"]["id"] for f in json.loads(body)["findings"]] == [IRVIN]

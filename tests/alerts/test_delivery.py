@@ -1,5 +1,5 @@
 """Delivery: retried on 429/5xx, exactly one mail after a crash or a lost answer (a draft,
-recorded, then sent: shared/service/alerts/deliver.py)."""
+recorded, then sent: shared/service/alerts/mail_delivery.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.fakes.directory import FakeDirectory
-from shared.service.alerts.jobs import run_digest
+from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger
 from tests.alerts.world import (
     GRACE_SECONDS,

@@ -20,7 +20,8 @@ from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.bootstrap import in_memory_services
 from shared.render.mail import DIGEST_HEADER, Mail
-from shared.service.alerts.deliver import SENT, deliver
+from shared.service.alerts.deliver import deliver
+from shared.service.alerts.sending import SENT
 from tests.graphsim.conftest import make_tenant
 from tests.service.world import Clock, settings_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.service.alerts.jobs import run_digest
+from shared.service.alerts.digest import run_digest
 from tests.alerts.world import (
     GRACE_SECONDS,
     RECIPIENT,
@@ -29,7 +29,7 @@ async def test_the_first_run_mails_one_baseline_summary_then_digests_report_only
     world.clock.advance(GRACE_SECONDS)
 
     waiting = await run_digest(world.svc)
-    from shared.service.alerts.jobs import send_baseline_summary
+    from shared.service.alerts.summaries import send_baseline_summary
 
     await send_baseline_summary(world.svc, run_id="night-1")
     [summary] = mails(world)
@@ -198,6 +198,7 @@ async def test_at_most_twenty_users_are_named_per_row_then_and_n_more() -> None:
 
 async def test_the_plain_text_part_carries_the_same_rows() -> None:
     from shared.core.alerting import LedgerRow
+    from shared.render import alert_mails
     from shared.render import mail as compose
 
     row = LedgerRow(
@@ -214,7 +215,7 @@ async def test_the_plain_text_part_carries_the_same_rows() -> None:
     names = compose.MailNames(
         "Contoso", {DIEGO: compose.UserName("Diego <Siciliani>", "diego@contoso.com")}
     )
-    mail = compose.digest_mail(
+    mail = alert_mails.digest_mail(
         mail_id="digest-1", names=names, new=[row], resolved=[], still_open=0, waiting={},
         muted=0, actions={}, mode_note="Mode: observe.", since=None,
     )  # fmt: skip

@@ -11,9 +11,10 @@ import pytest
 
 from shared.core.nightly_summary import NightlySummary, SeatForecast
 from shared.ports.messages import RecomputeUsers
-from shared.service.alerts.jobs import run_digest, send_nightly_summary
-from shared.service.alerts.tenant import send_tenant_alerts
+from shared.service.alerts.digest import run_digest
+from shared.service.alerts.summaries import send_nightly_summary
 from shared.service.stores import FindingsLedger, ServiceState
+from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
 from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
 from tests.builders import guid

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from shared.core.findings import ERROR, Finding
-from shared.service.alerts.jobs import send_baseline_summary
+from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from tests.service.world import EMS, EMS_E3, World, build_world
 

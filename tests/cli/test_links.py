@@ -14,6 +14,7 @@ import pytest
 from shared.cli.main import main
 from shared.core.alerting import LedgerRow
 from shared.core.links import PRODUCTS_URL, finding_url, group_license_url, user_license_url
+from shared.render import alert_mails
 from shared.render import mail as compose
 from shared.render.report import CSV_HEADER
 
@@ -86,7 +87,7 @@ def test_the_mail_links_the_group_and_each_user() -> None:
         "Contoso", {USER: compose.UserName("Diego", "diego@contoso.com")}, {GROUP: "EMS group"}
     )
 
-    mail = compose.digest_mail(
+    mail = alert_mails.digest_mail(
         mail_id="digest-1", names=names, new=[row], resolved=[], still_open=0, waiting={},
         muted=0, actions={}, mode_note="Mode: observe.", since=None,
     )  # fmt: skip
@@ -112,7 +113,7 @@ def test_the_example_is_left_out_when_it_would_repeat_the_cause() -> None:
     )
     names = compose.MailNames("Contoso", {USER: compose.UserName("Diego", "d@contoso.com")})
 
-    mail = compose.digest_mail(
+    mail = alert_mails.digest_mail(
         mail_id="d", names=names, new=[row], resolved=[], still_open=0, waiting={},
         muted=0, actions={}, mode_note="", since="2026-01-01 08:00 UTC",
     )  # fmt: skip

@@ -39,8 +39,7 @@ from shared.ports.queues import (
     ReceivedMessage,
 )
 from shared.ports.tables import TABLE_NAMES, Entity, EntityValue, Tables
-from shared.service.alerts.jobs import run_digest
-from shared.service.alerts.tenant import send_tenant_alerts
+from shared.service.alerts.digest import run_digest
 from shared.service.groups import handle_group_changes
 from shared.service.intake.notifications import accept_change_notifications
 from shared.service.reconcile.nightly import reconcile_nightly
@@ -52,6 +51,7 @@ from shared.service.subscriptions import (
     check_subscription_live,
     keep_subscription,
 )
+from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
 from shared.service.watch import recheck_errors, watch_poison
 from tests.service.world import (

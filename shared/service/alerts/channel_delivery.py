@@ -22,7 +22,7 @@ the same id: at most one duplicate, as with mail.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -31,17 +31,14 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
-from shared.service.alerts.deliver import ATTEMPTS, retry_wait
+from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
 
 log = structlog.get_logger(__name__)
 
 FAILURES_FOR_ALERT: Final = 3
 
-SENT: Final = "sent"
-ALREADY_SENT: Final = "already-sent"
 NOTHING: Final = "nothing-to-send"
-FAILED: Final = "failed"
 NO_URL: Final = "no-url"
 
 
@@ -76,7 +73,7 @@ async def deliver_to_channels(
     post: Poster,
     now: Callable[[], Any],
     on_failing: Callable[[Channel, str], None] | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Sleep = asyncio.sleep,
 ) -> list[ChannelResult]:
     """Post one alert to every channel, each on its own (see the module docstring).
     `payload_for` returns None when nothing reaches the channel's minimum severity."""
@@ -103,7 +100,7 @@ async def _one(
     post: Poster,
     now: Callable[[], Any],
     on_failing: Callable[[Channel, str], None] | None,
-    sleep: Callable[[float], Awaitable[None]],
+    sleep: Sleep,
 ) -> ChannelResult:
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}

@@ -1,8 +1,8 @@
 """Every alert mail also goes to the configured channels (``ALERT_CHANNELS``): the mail's view
 becomes a Teams card or Slack blocks, its findings the generic webhook's document. Called by
-`shared.service.alerts.deliver.deliver` with the mail and its id, so the digest, the immediate
-data-loss / mass-loss alerts, the tenant-level alerts and the summaries all reach them, with
-the mail's id as the digest id. A channel that keeps failing is recorded as an
+`shared.service.alerts.deliver.deliver` (before the mail) with the mail and its id, so the
+digest, the immediate data-loss / mass-loss alerts, the tenant-level alerts and the summaries
+all reach them, with the mail's id as the digest id. A channel that keeps failing is recorded as an
 `AlertChannelFailing` finding (subject ``service:alert-channel:<name>``); nothing a channel
 does reaches the mail's delivery.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx
@@ -27,7 +27,8 @@ from shared.render.channel_payloads import (
     webhook_payload,
 )
 from shared.render.mail import Mail
-from shared.service.alerts.channel_delivery import SENT, ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.channel_delivery import ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.sending import SENT, Sleep
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
 
@@ -95,7 +96,7 @@ async def send_to_channels(
     mail: Mail,
     *,
     post: Poster = http_post,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] | None = None,
 ) -> list[ChannelResult]:
     channels = svc.settings.alert_channels

@@ -1,241 +1,54 @@
-"""Delivery: exactly one mail per id, through a draft (docs/reliability.md, "Alert mail").
+"""Sending one alert everywhere it goes: the configured alert channels (Teams, Slack, webhooks;
+`shared.service.alerts.channels`), each on its own, and the mail
+(`shared.service.alerts.mail_delivery`). The alert jobs call this; the caller confirms.
 
-Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its state in
-`servicestate` (`alerts-<channel>`: `lastId`, `lastAt`, `pendingId`, `pendingAt`,
-`pendingDraftId`). A send:
-
-1. refuses when alerts are disabled (no `ALERT_SENDER`) or a recipient is outside the
-   tenant's verified domains (checked once per worker at the first send; refusal is logged and
-   recorded as an `AlertRecipientsRefused` finding);
-2. skips a mail whose id is the channel's `lastId` (already accepted: idempotent);
-3. persists the id as `pendingId` *before* calling Graph;
-4. finds or creates the draft: the mail as multipart/alternative MIME (plain text and HTML)
-   with a Message-ID fixed by channel and id, and the `x-license-guard-digest` header. A draft
-   with that `internetMessageId` already in the sender's Drafts (a create whose answer was
-   lost, a crash before the next step) is reused, so no second draft is ever sent;
-5. records the draft id as `pendingDraftId` *before* sending it;
-6. sends the draft (`POST /users/{sender}/messages/{id}/send`). A retry sends the recorded
-   draft again; Graph answers 404 once it has left Drafts, i.e. it was sent: recorded as sent.
-   429, 5xx and lost answers are retried, waiting Graph's Retry-After (capped) or a backoff;
-7. only after that does the caller record what was mailed (the findings' `alertedIn`) and
-   then `confirm`, which advances `lastId` and clears the pending fields.
-
-A crash between any two steps and the redelivery end in one mail.
+Channels do not need the mail: with ALERT_SENDER unset, an alert is still composed and posted
+to the channels, under an id recorded as the mail's would be (`claim`: a retry reuses it, a
+confirmed id is not posted again; each channel also skips an id it already took). It counts as
+delivered (`POSTED`) once at least one channel took it or had nothing at its minimum severity;
+when every channel failed it is retried, with the same id, by the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Final
 
 import structlog
 
-from shared.core.findings import ERROR, Finding
-from shared.ports.directory import DirectoryError
-from shared.render.mail import Mail, mime
-from shared.service.crashpoints import crash_point
+from shared.render.mail import Mail
+from shared.service.alerts.channel_delivery import NOTHING
+from shared.service.alerts.channels import send_to_channels
+from shared.service.alerts.mail_delivery import (
+    Delivery,
+    claim,
+    deliver_mail,
+    enabled,
+)
+from shared.service.alerts.sending import ALREADY_SENT, FAILED, POSTED, SENT, Sleep
 from shared.service.services import Services
-from shared.service.stores import FindingsLedger, ServiceState
 
 log = structlog.get_logger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 
-ATTEMPTS: Final = 3
-MAX_WAIT_SECONDS: Final = 60.0
-RECIPIENTS_REFUSED: Final = "AlertRecipientsRefused"
-DRAFT_FIELD: Final = "pendingDraftId"
-
-SENT: Final = "sent"
-ALREADY_SENT: Final = "already-sent"
-DISABLED: Final = "disabled"
-REFUSED: Final = "refused"
-FAILED: Final = "failed"
-
-
-def retry_wait(attempt: int, retry_after: float | None) -> float:
-    """Seconds before attempt `attempt + 1`: Retry-After when given, else 2**attempt; capped."""
-    wait = retry_after if retry_after is not None else 2.0**attempt
-    return min(max(0.0, wait), MAX_WAIT_SECONDS)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    status: str
-    mail_id: str
-    attempts: int = 0
-    reason: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == SENT
-
-
-def state_name(channel: str) -> str:
-    return f"alerts-{channel}"
-
-
-def pending_id(svc: Services, channel: str) -> str | None:
-    """The id of a mail of this channel that may have been sent but was never confirmed."""
-    entity = ServiceState(svc.tables.servicestate).get(state_name(channel))
-    value = entity.fields.get("pendingId") if entity else None
-    return str(value) if value else None
-
-
-def last_sent(svc: Services, channel: str) -> tuple[str | None, object]:
-    entity = ServiceState(svc.tables.servicestate).get(state_name(channel))
-    if entity is None:
-        return None, None
-    return (str(entity.fields.get("lastId") or "") or None), entity.fields.get("lastAt")
-
-
-def confirm(svc: Services, channel: str, mail_id: str) -> None:
-    """Advance the channel after Graph accepted `mail_id` and the ledger recorded it."""
-    state = ServiceState(svc.tables.servicestate)
-    entity = state.get(state_name(channel))
-    fields = dict(entity.fields) if entity else {}
-    fields.pop("pendingId", None)
-    fields.pop("pendingAt", None)
-    fields.pop(DRAFT_FIELD, None)
-    fields.update({"lastId": mail_id, "lastAt": svc.now()})
-    state.put(state_name(channel), fields)
-
-
-def enabled(svc: Services) -> bool:
-    """Alerts are on when ALERT_SENDER is set; logs once per worker when they are not."""
-    if svc.settings.alert_sender:
-        return True
-    if not svc.caches.alerts_disabled_logged:
-        svc.caches.alerts_disabled_logged = True
-        log.warning("alerts.disabled", reason="ALERT_SENDER is not set: no alert mail is sent")
-    return False
-
-
-async def tenant_name(svc: Services) -> str:
-    cached = svc.caches.tenant_name
-    if cached is not None:
-        return cached
-    organization = await svc.directory.organization() or {}
-    name = str(organization.get("displayName") or svc.settings.tenant_id)
-    svc.caches.tenant_name = name
-    return name
-
-
-async def recipients_refused(svc: Services) -> str | None:
-    """Why the configured addresses may not be mailed, or None. Checked against the tenant's
-    verified domains once per worker (a refusal is re-checked on every send)."""
-    if svc.caches.alert_domains_checked:
-        return None
-    organization = await svc.directory.organization() or {}
-    if organization.get("displayName"):
-        svc.caches.tenant_name = str(organization["displayName"])
-    verified = {
-        str(d.get("name", "")).lower() for d in organization.get("verifiedDomains") or () if d
-    }
-    addresses = (svc.settings.alert_sender or "", *svc.settings.alert_recipients)
-    outside = sorted(a for a in addresses if a.rpartition("@")[2].lower() not in verified)
-    ledger = FindingsLedger(svc.tables.findings)
-    subject = "service:alerts"
-    if outside:
-        reason = (
-            f"address(es) outside the tenant's verified domains: {', '.join(outside)} "
-            f"(verified: {', '.join(sorted(verified)) or 'none'})"
-        )
-        log.error("alerts.recipients_refused", outside=outside, verified=sorted(verified))
-        ledger.reconcile(subject, [_refused_finding(reason)], now=svc.now(), run_id="alerts")
-        return reason
-    ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
-    svc.caches.alert_domains_checked = True
-    return None
-
-
-def _refused_finding(reason: str) -> Finding:
-    return Finding(
-        code=RECIPIENTS_REFUSED,
-        severity=ERROR,
-        subject="service:alerts",
-        sku_id=None,
-        group_id=None,
-        message=f"License Guard sends no alert mail: {reason}.",
-        remedy=(
-            "Set ALERT_SENDER and ALERT_RECIPIENTS to addresses in the tenant's verified "
-            "domains (Microsoft 365 admin center > Settings > Domains); alerts never leave the "
-            "tenant. Use a distribution list or shared mailbox inside the tenant to reach others."
-        ),
-    )
+def alerts_on(svc: Services) -> bool:
+    """Alerts are composed when they can reach someone: by mail or on an alert channel."""
+    return enabled(svc) or bool(svc.settings.alert_channels)
 
 
 async def deliver(
     svc: Services, mail: Mail, *, channel: str, sleep: Sleep = asyncio.sleep
 ) -> Delivery:
-    """Send `mail` once on `channel` (see the module docstring). The caller confirms. The
-    configured alert channels (Teams, Slack, webhooks) get it too, each on its own."""
-    from shared.service.alerts.channels import send_to_channels  # noqa: PLC0415 - avoids an import cycle
-
-    await send_to_channels(svc, mail, sleep=sleep)
-    if not enabled(svc):
-        return Delivery(DISABLED, mail.id, reason="ALERT_SENDER is not set")
-    refused = await recipients_refused(svc)
-    if refused:
-        return Delivery(REFUSED, mail.id, reason=refused)
-    state = ServiceState(svc.tables.servicestate)
-    entity = state.get(state_name(channel))
-    fields = dict(entity.fields) if entity else {}
-    if fields.get("lastId") == mail.id:
-        log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
+    """Post `mail` to the alert channels, then send it once as mail on `channel`; without
+    mail, post it to the channels once under its id (see the module docstring)."""
+    if enabled(svc) or not svc.settings.alert_channels:
+        await send_to_channels(svc, mail, sleep=sleep)
+        return await deliver_mail(svc, mail, channel=channel, sleep=sleep)
+    if not claim(svc, channel, mail.id):
         return Delivery(ALREADY_SENT, mail.id)
-    if fields.get("pendingId") != mail.id:
-        fields.pop(DRAFT_FIELD, None)
-        fields.update({"pendingId": mail.id, "pendingAt": svc.now()})
-        state.put(state_name(channel), fields)
-    crash_point(svc, "mail.after_pending")
-    sender = svc.settings.alert_sender or ""
-    attempt = 0
-    draft_id = str(fields.get(DRAFT_FIELD) or "")
-    while True:
-        attempt += 1
-        try:
-            if not draft_id:
-                draft_id = await _draft(svc, mail, channel, sender)
-                fields.update({DRAFT_FIELD: draft_id})
-                state.put(state_name(channel), fields)
-                crash_point(svc, "mail.after_draft_recorded")
-            went = await svc.directory.send_draft(sender, draft_id)
-        except DirectoryError as error:
-            if not error.is_transient or attempt >= ATTEMPTS:
-                log.error("alerts.send_failed", channel=channel, mail_id=mail.id,
-                          status=error.status, code=error.code, attempts=attempt)  # fmt: skip
-                return Delivery(FAILED, mail.id, attempt, f"{error.status} {error.code}")
-            wait = retry_wait(attempt, error.retry_after)
-            log.warning("alerts.send_retry", channel=channel, mail_id=mail.id,
-                        status=error.status, wait=wait)  # fmt: skip
-            await sleep(wait)
-            continue
-        log.info("alerts.sent" if went else "alerts.sent_before", channel=channel,
-                 mail_id=mail.id, kind=mail.kind, subject=mail.subject,
-                 attempts=attempt)  # fmt: skip
-        crash_point(svc, "mail.after_send")
-        return Delivery(SENT, mail.id, attempt)
-
-
-def internet_message_id(channel: str, mail: Mail, sender: str) -> str:
-    """The Message-ID of `mail` on `channel`: fixed, so its draft can be found again."""
-    digest = hashlib.sha256(f"{channel}\n{mail.id}".encode()).hexdigest()[:32]
-    return f"<license-guard.{digest}@{sender.rpartition('@')[2] or 'localhost'}>"
-
-
-async def _draft(svc: Services, mail: Mail, channel: str, sender: str) -> str:
-    """The draft of `mail` in the sender's Drafts: the one a lost answer or a crash left
-    there (looked up by its Message-ID), else a new one from the MIME message."""
-    message_id = internet_message_id(channel, mail, sender)
-    found = await svc.directory.find_draft(sender, message_id)
-    if found:
-        log.info("alerts.draft_found", channel=channel, mail_id=mail.id, draft_id=found)
-        return found
-    body = mime(mail, sender, svc.settings.alert_recipients, svc.now(), message_id=message_id)
-    draft_id = await svc.directory.create_draft(sender, body)
-    crash_point(svc, "mail.after_draft")
-    return draft_id
+    results = await send_to_channels(svc, mail, sleep=sleep)
+    if any(r.status in (SENT, ALREADY_SENT, NOTHING) for r in results):
+        log.info("alerts.posted", channel=channel, mail_id=mail.id, kind=mail.kind)
+        return Delivery(POSTED, mail.id, reason="ALERT_SENDER is not set: channels only")
+    reasons = "; ".join(f"{r.channel}: {r.reason or r.status}" for r in results)
+    log.error("alerts.post_failed", channel=channel, mail_id=mail.id, reasons=reasons)
+    return Delivery(FAILED, mail.id, reason=reasons or "no channel took it")

@@ -13,7 +13,7 @@ import structlog
 from shared.catalog.products import catalog
 from shared.core.findings import Names, sku_findings
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
-from shared.service.alerts import jobs as alerts
+from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.reports import (

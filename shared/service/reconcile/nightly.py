@@ -33,7 +33,7 @@ import orjson
 import structlog
 
 from shared.ports.blobs import BlobStore
-from shared.service.alerts import jobs as alerts
+from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.reconcile.dry_run import dry_run
 from shared.service.reconcile.finish import finish

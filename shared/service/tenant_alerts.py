@@ -1,10 +1,16 @@
-"""Tenant-level alerts: lapsing subscriptions in use and a stale directory sync are recorded,
-and every tenant-level finding (those, dead-man, poison, owed data loss) is mailed at once."""
+"""Tenant-level alerts (timer `tenant_alerts`): lapsing subscriptions in use and a stale
+directory sync are recorded, and every tenant-level finding (those, dead-man, poison, refused
+recipients, failing channels) is alerted at once; data-loss alerts that could not be sent yet
+are retried (`shared.service.dataloss.alert_data_loss_owed`).
+
+Apart from `shared.service.alerts` because it uses the data-loss guard, which uses the alerts.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
@@ -16,24 +22,35 @@ from shared.core.findings import (
     sku_findings,
 )
 from shared.core.graph_values import graph_time_or_none
-from shared.service.alerts.deliver import (
-    Delivery,
-    Sleep,
-)
-from shared.service.alerts.jobs import (
-    DIRECTORY_SYNC_STALE,
-    LAST_SYNC,
-    STALE_SYNC,
-    TENANT,
-    TENANT_CODES,
-    open_unalerted,
-    send_immediate,
-)
+from shared.service.alerts.channels import CHANNEL_FAILING
+from shared.service.alerts.immediate import open_unalerted, send_immediate
+from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
+from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
+from shared.service.watch import (
+    LAST_SYNC,
+    NOTIFICATIONS_SILENT,
+    POISONED_MESSAGE,
+    SUBSCRIPTION_MISSING,
+)
 
-# --------------------------------------------------------------------------- tenant level
+TENANT: Final = "tenant"
+SYNC_CYCLE: Final = timedelta(minutes=30)
+STALE_SYNC: Final = 3 * SYNC_CYCLE
+DIRECTORY_SYNC_STALE: Final = "DirectorySyncStale"
+TENANT_CODES: Final = frozenset(
+    {
+        SUBSCRIPTION_AT_RISK,
+        DIRECTORY_SYNC_STALE,
+        NOTIFICATIONS_SILENT,
+        SUBSCRIPTION_MISSING,
+        POISONED_MESSAGE,
+        RECIPIENTS_REFUSED,
+        CHANNEL_FAILING,
+    }
+)
 
 
 async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> Delivery | None:

@@ -1,0 +1,137 @@
+"""The lines of an alert mail: findings grouped by group x SKU x code, each with its cause
+(one sentence per code), fix, named users (at most `MAX_NAMED_USERS`) and where the fix is made;
+and the tables of counts and of resolved findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+from shared.core import findings as codes
+from shared.core.alerting import LedgerRow, RowGroup, group_rows
+from shared.core.dataloss import DATA_LOSS_RISK
+from shared.core.links import finding_url, group_license_url, user_license_url
+from shared.render.mail import MAX_NAMED_USERS, MailNames, RowView, Section, Table, UserName
+
+CAUSES: Final = {  # the service's own codes are spelled out: render may not import the service
+    codes.COUNT_VIOLATION: "No free seats were left when Entra tried to assign the license.",
+    codes.MUTUALLY_EXCLUSIVE: (
+        "A service plan of this license conflicts with a plan the user already holds from "
+        "another license."
+    ),
+    codes.DEPENDENCY_VIOLATION: (
+        "Entra kept the license instead of removing it, because another plan the user holds "
+        "depends on it."
+    ),
+    codes.PROHIBITED_IN_USAGE_LOCATION: (
+        "The product may not be used in the user's usage location."
+    ),
+    codes.UNIQUENESS_VIOLATION: "A proxy address of the user is already used by another object.",
+    codes.OTHER: "Entra reported an unclassified error; the Entra audit log has the reason.",
+    codes.PENDING_GROUP_ASSIGNMENT: (
+        "The user is in a licensing group that finished processing, but Graph shows no license "
+        "from it."
+    ),
+    codes.STALE_GROUP_ASSIGNMENT: (
+        "Graph still shows a license from a group the user left (or that dropped the product)."
+    ),
+    codes.PLAN_MISMATCH: "The user's enabled service plans differ from what the group enables.",
+    DATA_LOSS_RISK: (
+        "The user no longer holds a mailbox or OneDrive storage through any path: the data is "
+        "deleted once the retention period ends."
+    ),
+    codes.SEAT_SHORTFALL: "More users should hold the product than there are seats.",
+    codes.SUBSCRIPTION_AT_RISK: (
+        "Seats of a product in use are in warning, suspended or locked-out state: the "
+        "subscription is lapsing."
+    ),
+    "DirectorySyncStale": "Entra Connect has not synced for more than three cycles.",
+    "NotificationsSilent": "Group change notifications are not reaching License Guard.",
+    "SubscriptionMissing": "License Guard has no change-notification subscription.",
+    "PoisonedMessage": "A queue message failed every attempt and was set aside.",
+    "AlertRecipientsRefused": "Alert recipients outside the tenant's verified domains.",
+    "AlertChannelFailing": "An alert channel (Teams, Slack or a webhook) keeps refusing posts.",
+}
+
+
+def row_views(
+    rows: Iterable[LedgerRow],
+    names: MailNames,
+    action: Mapping[tuple[str | None, str | None, str], str] | None = None,
+) -> tuple[RowView, ...]:
+    """Group x SKU x code lines, at most MAX_NAMED_USERS named users each."""
+    views = []
+    for rg in group_rows(rows):
+        views.append(_row_view(rg, names, (action or {}).get((rg.group_id, rg.sku_id, rg.code))))
+    return tuple(views)
+
+
+def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
+    user_ids = rg.user_ids
+    first = rg.rows[0]
+    cause = CAUSES.get(rg.code, first.message)
+    users = tuple(
+        UserName(n.display_name, n.upn, user_license_url(u))
+        for u in user_ids[:MAX_NAMED_USERS]
+        for n in (names.user(u),)
+    )
+    return RowView(
+        severity=rg.severity,
+        code=rg.code,
+        group=names.group(rg.group_id) if rg.group_id else subject_label(first.subject),
+        product=names.product(rg.sku_id),
+        count=len(rg.rows),
+        users=users,
+        more=max(0, len(user_ids) - MAX_NAMED_USERS),
+        cause=cause,
+        example="" if first.message == cause else first.message,
+        fix=first.remedy,
+        action=action or "",
+        url=_row_url(rg.group_id, first.subject),
+    )
+
+
+def _row_url(group_id: str | None, subject: str) -> str:
+    """Where a row's fix is made; none for the service's own subjects (queue:, service:)."""
+    if group_id:
+        return group_license_url(group_id)
+    if ":" not in subject or subject.startswith(("sku:", "group:")):
+        return finding_url(subject, None)
+    return ""
+
+
+def subject_label(subject: str) -> str:
+    if ":" not in subject:
+        return "direct assignment"
+    kind, _, rest = subject.partition(":")
+    return {"sku": "tenant", "queue": f"queue {rest}", "service": f"service ({rest})"}.get(
+        kind, subject
+    )
+
+
+def counts_table(rows: Iterable[LedgerRow], names: MailNames) -> Table:
+    """Group x SKU x code with counts and severity (no user names)."""
+    lines = []
+    for rg in group_rows(rows):
+        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+        lines.append((rg.severity, rg.code, group, names.product(rg.sku_id), str(len(rg.rows))))
+    return Table(("Severity", "Issue", "Group", "Product", "Count"), tuple(lines))
+
+
+def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
+    table_rows = []
+    for rg in group_rows(rows):
+        users = [names.user(u).display_name for u in rg.user_ids]
+        shown = ", ".join(users[:MAX_NAMED_USERS])
+        if len(users) > MAX_NAMED_USERS:
+            shown += f" and {len(users) - MAX_NAMED_USERS} more"
+        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+        table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
+    return Section(
+        "Resolved since the last digest",
+        table=Table(("Issue", "Group", "Product", "Count", "Users"), tuple(table_rows)),
+    )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,72 @@
+"""What License Guard did, would do or deliberately does not do about each line of an alert,
+and the mode note at its foot (observe, act, writes disabled)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from shared.core import findings as codes
+from shared.core.alerting import LedgerRow
+from shared.core.dataloss import DATA_LOSS_RISK
+from shared.core.reprocess import REPROCESSABLE
+from shared.service.alerts.ledger import Key
+from shared.service.services import Services
+
+_ACTION: Final = {
+    codes.COUNT_VIOLATION: "reprocesses the waiting users automatically once seats are free "
+    "(oldest errors first); Entra does not retry by itself",
+    codes.MUTUALLY_EXCLUSIVE: "did not reprocess: it would fail the same way until one license is "
+    "chosen; it reprocesses once it sees the conflict change",
+    codes.PROHIBITED_IN_USAGE_LOCATION: "did not reprocess: it would fail the same way until the "
+    "usage location changes; it reprocesses once it does",
+    codes.PENDING_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
+    "(once per processing run)",
+    codes.STALE_GROUP_ASSIGNMENT: "reprocesses once the group shows ProcessingComplete "
+    "(once per processing run)",
+    codes.PLAN_MISMATCH: "reprocesses once the group shows ProcessingComplete "
+    "(once per processing run)",
+    codes.UNIQUENESS_VIOLATION: "deliberately does not reprocess: a reprocess cannot fix a "
+    "duplicate proxy address; it reprocesses after the fix is seen",
+    codes.DEPENDENCY_VIOLATION: "deliberately does not reprocess: the dependent plans must be "
+    "handled first",
+    codes.OTHER: "deliberately does not reprocess an unclassified error: read the audit log first",
+    DATA_LOSS_RISK: "changes nothing here: restoring the license is an admin's decision",
+}
+
+
+def actions(svc: Services, rows: Iterable[LedgerRow]) -> dict[Key, str]:
+    """Per group x SKU x code: whether License Guard queued a reprocess, would (observe), or
+    deliberately did not, and why."""
+    by_key: dict[Key, list[LedgerRow]] = {}
+    for row in rows:
+        by_key.setdefault((row.group_id, row.sku_id, row.code), []).append(row)
+    out = {}
+    for key, items in by_key.items():
+        group_id, _, code = key
+        queued = [r for r in items if r.reprocess_queued_at]
+        blocked = svc.settings.write_blocked_reason(frozenset({group_id} if group_id else ()))
+        if queued:
+            latest = max(r.reprocess_queued_at for r in queued if r.reprocess_queued_at)
+            out[key] = (
+                f"queued a reprocess for {len(queued)} of {len(items)} "
+                f"(latest {latest:%Y-%m-%d %H:%M} UTC)"
+            )
+        elif code in REPROCESSABLE and blocked:
+            out[key] = f"would reprocess when the cause clears, but writes nothing: {blocked}"
+        elif code in _ACTION:
+            out[key] = _ACTION[code]
+    return out
+
+
+def mode_note(svc: Services) -> str:
+    s = svc.settings
+    if s.writes_disabled:
+        return "Writes are disabled (WRITES_DISABLED): License Guard changes nothing in the tenant."
+    if s.mode == "observe":
+        return (
+            "Mode: observe. License Guard records and reports; it writes nothing to the tenant "
+            "('would reprocess' says what act mode would do)."
+        )
+    allow = " for the groups in ACT_GROUP_ALLOWLIST" if s.act_group_allowlist else ""
+    return f"Mode: act. License Guard reprocesses users when the cause has cleared{allow}."

@@ -1,0 +1,46 @@
+"""What the pure alerting rules (`shared.core.alerting`) need to know beyond the ledger: the
+exclusions, grace periods, the groups' processing states and, for conflicts, memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from shared.core.alerting import AlertFacts, Exclusions, LedgerRow
+from shared.core.findings import MUTUALLY_EXCLUSIVE
+from shared.core.graph_values import processing_state
+from shared.service.services import Services
+from shared.service.stores import LicensedGroups
+
+
+def exclusions(svc: Services) -> Exclusions:
+    s = svc.settings
+    return Exclusions(s.alert_exclude_skus, s.alert_exclude_groups, s.alert_exclude_users)
+
+
+async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
+    s = svc.settings
+    groups = LicensedGroups(svc.tables.deltalinks).groups()
+    processing = {
+        gid: processing_state(g.get("licenseProcessingState")) for gid, g in groups.items()
+    }
+    memberships: dict[str, frozenset[str]] = {}
+    for row in rows:
+        if row.is_open and row.code == MUTUALLY_EXCLUSIVE and row.user_id:
+            memberships[row.user_id] = frozenset(
+                gid for gid in groups if svc.tables.groupmembers.get(gid, row.user_id) is not None
+            )
+    upns: dict[str, str] = {}
+    if any("@" in u for u in s.alert_exclude_users):
+        ids = sorted({r.user_id for r in rows if r.is_open and r.user_id})
+        users = await svc.directory.users_by_id(ids) if ids else {}
+        upns = {uid: str(u.get("userPrincipalName") or "") for uid, u in users.items()}
+    return AlertFacts(
+        now=svc.now(),
+        grace=timedelta(minutes=s.alert_grace_minutes),
+        swap_grace=timedelta(days=s.swap_grace_days),
+        group_processing=processing,
+        memberships=memberships,
+        exclusions=exclusions(svc),
+        upns=upns,
+    )

@@ -1,0 +1,64 @@
+"""Readable names for what the ledger holds as ids (users, groups, products, the tenant), as an
+alert mail and the channels show them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.catalog.products import catalog
+from shared.core.alerting import LedgerRow
+from shared.render.mail import MAX_NAMED_USERS, MailNames, UserName
+from shared.service.alerts.ledger import Key
+from shared.service.services import Services
+from shared.service.stores import LicensedGroups, ServiceState
+
+
+async def tenant_name(svc: Services) -> str:
+    cached = svc.caches.tenant_name
+    if cached is not None:
+        return cached
+    organization = await svc.directory.organization() or {}
+    name = str(organization.get("displayName") or svc.settings.tenant_id)
+    svc.caches.tenant_name = name
+    return name
+
+
+async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
+    """Display names and UPNs of the users the mail names (at most 20 per line), group names
+    and friendly product names."""
+    per_line: dict[Key, list[str]] = {}
+    for row in rows:
+        ids = per_line.setdefault((row.group_id, row.sku_id, row.code), [])
+        for uid in (row.user_id, *row.user_ids):
+            if uid and uid not in ids and len(ids) < MAX_NAMED_USERS:
+                ids.append(uid)
+    wanted = sorted({u for ids in per_line.values() for u in ids})
+    users = await svc.directory.users_by_id(wanted) if wanted else {}
+    groups = {
+        gid: str(g.get("displayName") or gid)
+        for gid, g in LicensedGroups(svc.tables.deltalinks).groups().items()
+    }
+    missing = sorted({r.group_id for r in rows if r.group_id and r.group_id not in groups})
+    if missing:
+        found = await svc.directory.groups_by_id(missing)
+        groups |= {gid: str(g.get("displayName") or gid) for gid, g in found.items()}
+    return MailNames(
+        tenant_name=await tenant_name(svc),
+        users={
+            uid: UserName(str(u.get("displayName") or uid), str(u.get("userPrincipalName") or ""))
+            for uid, u in users.items()
+        },
+        groups=groups,
+        products=product_names(svc),
+    )
+
+
+def product_names(svc: Services) -> dict[str, str]:
+    skus, _ = ServiceState(svc.tables.servicestate).skus()
+    names = catalog()
+    out = {}
+    for sku in skus:
+        part = str(sku.get("skuPartNumber") or sku["skuId"])
+        friendly = names.product(str(sku["skuId"]), part)
+        out[str(sku["skuId"])] = f"{friendly} ({part})" if friendly != part else part
+    return out

@@ -1,0 +1,140 @@
+"""The summary mails: the baseline (once, when the first reconciliation recorded what exists),
+the nightly reconciliation's summary (one per date) and the weekly standing findings (one per
+ISO week). Each is idempotent by its id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
+
+import structlog
+
+from shared.core.alerting import AlertFacts, LedgerRow, weekly_rows
+from shared.core.nightly_summary import NightlySummary
+from shared.render import alert_mails
+from shared.service.alerts.deliver import alerts_on, deliver
+from shared.service.alerts.facts import alert_facts
+from shared.service.alerts.ledger import ledger, mark
+from shared.service.alerts.mail_delivery import Delivery, confirm, last_sent, new_id
+from shared.service.alerts.names import mail_names
+from shared.service.alerts.sending import Sleep
+from shared.service.services import Services
+from shared.service.stores import ServiceState
+
+log = structlog.get_logger(__name__)
+
+BASELINE: Final = "baseline"
+NIGHTLY: Final = "nightly"
+WEEKLY: Final = "weekly"
+BASELINE_STATE: Final = "alerts-baseline-done"
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def baseline_pending(svc: Services) -> bool:
+    """True until a baseline was recorded, and again for each new `BASELINE=reset…` value."""
+    setting = svc.settings.baseline
+    if setting == "off":
+        return False
+    entity = ServiceState(svc.tables.servicestate).get(BASELINE_STATE)
+    if entity is None:
+        return True
+    return bool(setting) and entity.fields.get("resetToken") != setting
+
+
+def record_baseline(svc: Services, run_id: str) -> list[LedgerRow]:
+    """Mark every open finding as known (so digests report only later changes); return them."""
+    mail_id = f"baseline-{run_id}"
+    rows = []
+    marked = []
+    for entity, row in ledger(svc):
+        if row.is_open:
+            rows.append(row)
+            if not row.alerted_in:
+                marked.append(entity)
+    mark(svc, marked, "alertedIn", mail_id)
+    return rows
+
+
+async def send_baseline_summary(
+    svc: Services,
+    summary: NightlySummary | None = None,
+    *,
+    run_id: str | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> Delivery | None:
+    """The reconciliation's baseline is done: mark what it found, mail "baseline: N existing
+    issues, by group × SKU × code" once, and record the baseline (even if mail is off)."""
+    run = run_id or (summary.run_id if summary else new_id("run", svc.now()))
+    rows = record_baseline(svc, run)
+    delivery = None
+    if alerts_on(svc):
+        names = await mail_names(svc, [])
+        if summary is not None:
+            names = replace(names, tenant_name=summary.tenant_name or names.tenant_name)
+        mail = alert_mails.baseline_mail(mail_id=f"baseline-{run}", names=names, rows=rows)
+        delivery = await deliver(svc, mail, channel=BASELINE, sleep=sleep)
+        if delivery.accepted:
+            confirm(svc, BASELINE, mail.id)
+    ServiceState(svc.tables.servicestate).put(
+        BASELINE_STATE,
+        {
+            "doneAt": svc.now(),
+            "runId": run,
+            "issues": len(rows),
+            "resetToken": svc.settings.baseline or None,
+        },
+    )
+    log.info("alerts.baseline", run_id=run, issues=len(rows))
+    return delivery
+
+
+# --------------------------------------------------------------------------- weekly
+
+
+async def weekly_summary(
+    svc: Services,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    facts: AlertFacts | None = None,
+    rows: Sequence[LedgerRow] | None = None,
+) -> Delivery | None:
+    """Standing `info` findings, one mail per ISO week (sent by the first digest run of the
+    week; none when there are none)."""
+    if not alerts_on(svc) or baseline_pending(svc):
+        return None
+    year, week, _ = svc.now().isocalendar()
+    label = f"{year}-W{week:02d}"
+    mail_id = f"weekly-{label}"
+    if last_sent(svc, WEEKLY)[0] == mail_id:
+        return None
+    rows = rows if rows is not None else [r for _, r in ledger(svc)]
+    facts = facts or await alert_facts(svc, rows)
+    info = weekly_rows(rows, facts)
+    if not info:
+        return None
+    names = await mail_names(svc, info)
+    mail = alert_mails.weekly_mail(mail_id=mail_id, names=names, rows=info, week=label)
+    delivery = await deliver(svc, mail, channel=WEEKLY, sleep=sleep)
+    if delivery.accepted:
+        confirm(svc, WEEKLY, mail_id)
+    return delivery
+
+
+# --------------------------------------------------------------------------- nightly
+
+
+async def send_nightly_summary(
+    svc: Services, summary: NightlySummary, *, sleep: Sleep = asyncio.sleep
+) -> Delivery | None:
+    """The nightly reconciliation's summary, one mail per date (idempotent by its id)."""
+    if not alerts_on(svc):
+        return None
+    mail = alert_mails.nightly_mail(mail_id=f"nightly-{summary.date}", summary=summary)
+    delivery = await deliver(svc, mail, channel=NIGHTLY, sleep=sleep)
+    if delivery.accepted:
+        confirm(svc, NIGHTLY, mail.id)
+    return delivery
