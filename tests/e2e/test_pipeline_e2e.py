@@ -29,7 +29,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from devhost.azurite import AzuriteEndpoints, wipe_storage
-from devhost.demo import (
+from graphsim.client import SimClient
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from tests.e2e.harness import (
     CLIENT_STATE,
     GRAPH_TOKEN,
     EventCapture,
@@ -40,8 +42,6 @@ from devhost.demo import (
     running_stack,
     settle,
 )
-from graphsim.client import SimClient
-from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
 from tests.service.world import notification
 
 pytestmark = pytest.mark.e2e
