@@ -32,7 +32,7 @@ from tests.e2e.test_pipeline_e2e import (
 # and the check that no thread outlives a test.
 make_stack = pipeline.make_stack
 capture = pipeline.capture
-_no_leftover_threads = pipeline._no_leftover_threads
+no_leftover_threads = pipeline.no_leftover_threads
 TOUCHED = (LYNNE, ALANNAH)
 
 pytestmark = pytest.mark.e2e
