@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from devhost.demo import CLIENT_STATE
+from devhost.stack import CLIENT_STATE
 
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
 SUBSCRIPTION = "5e7a1f3c-2b4d-4c6e-8f90-a1b2c3d4e5f6"

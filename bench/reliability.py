@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from devhost.azurite import Azurite, wipe_storage  # noqa: E402
-from devhost.demo import GRAPH_TOKEN, Stack, load_tenant, open_findings, running_stack, settle  # noqa: E402
 from graphsim.client import SimClient  # noqa: E402
+from tests.e2e.harness import GRAPH_TOKEN, Stack, load_tenant, open_findings, running_stack, settle  # noqa: E402
 
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"

@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fuzz_bodies import SUBSCRIPTION, TENANT, Generated, body_for, plan  # noqa: E402
 from devhost.azurite import Azurite  # noqa: E402
-from devhost.demo import SERVICE_LOGGERS, free_port, service_settings  # noqa: E402
+from devhost.event_log import SERVICE_LOGGERS  # noqa: E402
 from devhost.host import DevHost  # noqa: E402
 from devhost.index import HTTP, app_functions  # noqa: E402
+from devhost.stack import free_port, service_settings  # noqa: E402
 
 WORKERS = 6
 FAIL_IF_OVER = {"status_5xx": 0, "forged_enqueued": 0, "genuine_lost": 0, "handshake_mismatch": 0}

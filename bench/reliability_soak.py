@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from devhost.demo import GRAPH_TOKEN, load_tenant, running_stack, settle  # noqa: F401
 from graphsim.app import create_app
 from graphsim.client import SimClient
 from graphsim.server import serve_app_in_thread
+from tests.e2e.harness import GRAPH_TOKEN, load_tenant, running_stack, settle  # noqa: F401
 
 EMS_GROUP = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
 HOUR = 3600.0
@@ -36,8 +36,8 @@ CHANGE_EVERY_DAYS = 3
 @contextlib.contextmanager
 def _stack(storage: str) -> Iterator[tuple[Any, Any, SimClient, Any]]:
     """DevHost + graphsim app in this process; the services' clock follows graphsim's."""
-    from devhost.demo import free_port, service_settings  # noqa: PLC0415
     from devhost.host import DevHost  # noqa: PLC0415
+    from devhost.stack import free_port, service_settings  # noqa: PLC0415
     from shared import bootstrap  # noqa: PLC0415
 
     tenant = load_tenant()

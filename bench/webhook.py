@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import azure.functions as func
 
-from devhost.host import InvocationContext
+from devhost.invocation import InvocationContext
 from function_app import app
 from shared import bootstrap
 from shared.fakes.directory import FakeDirectory

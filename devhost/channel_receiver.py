@@ -1,10 +1,13 @@
 """`make demo`'s alert-channel receiver: a local HTTP server standing in for a Teams Workflows
 webhook and a generic webhook. Everything posted is written to out/demo-teams.json and
 out/demo-webhook.json (a list, oldest first), with the webhook's signature checked against
-the demo's shared secret."""
+the demo's shared secret as any receiver checks it (docs/alert-channels.md: `sha256=<hex>`,
+the HMAC-SHA256 of the exact body)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -14,10 +17,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
-
 SECRET = "demo-webhook-secret-NOT-A-SECRET"  # noqa: S105 - the demo's, loopback only
 FILES = {"/teams": "demo-teams.json", "/webhook": "demo-webhook.json"}
+DIGEST_HEADER = "X-License-Guard-Digest"
+SIGNATURE_HEADER = "X-License-Guard-Signature"
+
+
+def signature_valid(secret: str, body: bytes, header: str) -> bool:
+    """The receiver's check of the webhook's signature header (constant-time)."""
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
 
 
 @dataclass
@@ -53,7 +62,7 @@ def demo_channels(out: Path) -> Iterator[DemoChannels]:
                 "payload": json.loads(body),
             }
             if path == "/webhook":
-                entry["signatureValid"] = verify(
+                entry["signatureValid"] = signature_valid(
                     SECRET, body, self.headers.get(SIGNATURE_HEADER) or ""
                 )
             with lock:

@@ -1,32 +1,45 @@
-"""`make demo`'s health page: `license-guard report html --live` against the running graphsim,
-written to out/demo-report.html, and a screenshot (out/demo-report.png) taken by headless
-Chromium when it is installed (`apt-get install chromium`; the browser test installs it)."""
+"""`make demo`'s health page: `license-guard report html --live` against the running graphsim
+(the CLI, run as an operator would), written to out/demo-report.html, and a screenshot
+(out/demo-report.png) taken by headless Chromium when it is installed (`apt-get install
+chromium`; the browser test installs it)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
-from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.render.health_model import HealthReport
-from shared.render.health_page import render_health_page
-from shared.service.reconcile.health_report import live_report
-
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
-def scan(graph_url: str, token: str) -> HealthReport:
-    async def job() -> HealthReport:
-        directory = GraphDirectory(build_graph_client(graph_url, static_token=token))
-        try:
-            return await live_report(directory, now=datetime.now(UTC))
-        finally:
-            await directory.aclose()
-
-    return asyncio.run(job())
+def render_live_report(graph_url: str, token: str, html: Path) -> None:
+    """`python -m shared report html --live` against `graph_url`, into `html`."""
+    done = subprocess.run(  # noqa: S603 - our own arguments
+        [
+            sys.executable,
+            "-m",
+            "shared",
+            "report",
+            "html",
+            "--live",
+            "--graph-base-url",
+            graph_url,
+            "--token",
+            token,
+            "--quiet",
+            "--out",
+            str(html),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"license-guard report html --live failed: {done.stderr.strip()}")
 
 
 def screenshot(html: Path, png: Path, height: int = 3000) -> bool:
@@ -57,6 +70,6 @@ def screenshot(html: Path, png: Path, height: int = 3000) -> bool:
 def write_demo_report(graph_url: str, token: str, out: Path) -> tuple[Path, Path | None]:
     out.mkdir(exist_ok=True)
     html = out / "demo-report.html"
-    html.write_text(render_health_page(scan(graph_url, token)), encoding="utf-8")
+    render_live_report(graph_url, token, html)
     png = out / "demo-report.png"
     return html, png if screenshot(html, png) else None

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from devhost.azurite import AzuriteEndpoints
-from devhost.demo import GRAPH_TOKEN, load_tenant
+from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
 from shared.cli.main import main

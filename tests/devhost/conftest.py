@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -16,6 +14,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 from devhost.azurite import AzuriteEndpoints
 from devhost.host import DevHost
 from tests.devhost import sample_app
+from tests.leftover_threads import no_leftover_threads  # noqa: F401 - autouse fixture
 
 # Small but realistic queue options; each test can override through `host_json`.
 HOST_JSON: dict[str, Any] = {
@@ -23,19 +22,6 @@ HOST_JSON: dict[str, Any] = {
     "extensions": {"queues": {"maxPollingInterval": "00:00:01", "maxDequeueCount": 5}},
 }
 YEARLY = "0 0 0 1 1 *"  # effectively never during a test
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_threads() -> Iterator[None]:
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    deadline = time.monotonic() + 5
-    while True:
-        extra = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.demo import GRAPH_TOKEN, load_tenant
 from devhost.report_page import write_demo_report
+from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from tests.render.page import Page
 

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,7 +28,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from devhost.azurite import AzuriteEndpoints, wipe_storage
-from devhost.demo import (
+from graphsim.client import SimClient
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from tests.e2e.harness import (
     CLIENT_STATE,
     GRAPH_TOKEN,
     EventCapture,
@@ -40,8 +41,7 @@ from devhost.demo import (
     running_stack,
     settle,
 )
-from graphsim.client import SimClient
-from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from tests.leftover_threads import no_leftover_threads  # noqa: F401 - autouse fixture
 from tests.service.world import notification
 
 pytestmark = pytest.mark.e2e
@@ -59,19 +59,6 @@ GRADY = "38075db3-9ff8-5eaa-a2ff-99b3a9f2a1fd"  # Grady Archie: E3 from Teams ("
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_threads() -> Iterator[None]:
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    deadline = time.monotonic() + 5
-    while True:
-        extra = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from devhost.demo import EventCapture, Stack, open_findings, settle
 from graphsim.client import SimClient
 from tests.e2e import test_pipeline_e2e as pipeline
+from tests.e2e.harness import EventCapture, Stack, open_findings, settle
 from tests.e2e.test_pipeline_e2e import (
     ALANNAH,
     E3,
@@ -32,7 +32,7 @@ from tests.e2e.test_pipeline_e2e import (
 # and the check that no thread outlives a test.
 make_stack = pipeline.make_stack
 capture = pipeline.capture
-_no_leftover_threads = pipeline._no_leftover_threads
+no_leftover_threads = pipeline.no_leftover_threads
 TOUCHED = (LYNNE, ALANNAH)
 
 pytestmark = pytest.mark.e2e

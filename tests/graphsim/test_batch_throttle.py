@@ -201,7 +201,7 @@ def test_connection_reset_over_real_http(sync_server: str) -> None:
 def test_a_percent_encoded_upn_in_a_batch_url_is_decoded_like_a_direct_request() -> None:
     """Graph resolves /users/{userPrincipalName}; a client that percent-encodes the '@' (the
     SDK's path encoding) gets the same user inside $batch as outside it."""
-    from devhost.demo import GRAPH_TOKEN, load_tenant
+    from devhost.stack import GRAPH_TOKEN, load_tenant
     from graphsim.server import serve_in_thread
 
     with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:

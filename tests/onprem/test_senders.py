@@ -27,11 +27,11 @@ import orjson
 import pytest
 
 from devhost.azurite import AzuriteEndpoints, wipe_storage
-from devhost.demo import Stack, free_port, load_tenant, running_stack
 from shared.adapters.tables import tables_for
 from shared.ports.messages import SyncCompleted, decode_message, encode_message
 from shared.service.stores import ServiceState
 from shared.service.watch import LAST_SYNC
+from tests.e2e.harness import Stack, free_port, load_tenant, running_stack
 
 ONPREM = Path(__file__).resolve().parents[2] / "infra" / "onprem"
 PS1 = ONPREM / "Send-SyncCompleted.ps1"

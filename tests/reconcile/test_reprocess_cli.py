@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devhost.azurite import AzuriteEndpoints
-from devhost.demo import GRAPH_TOKEN, load_tenant
+from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.cli.main import EXIT_BAD_INPUT, main
 from tests.service.world import BASE_ENV
