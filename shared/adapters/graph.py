@@ -45,6 +45,7 @@ from shared.ports.directory import (
     DeltaRound,
     Directory,
     DirectoryError,
+    GroupConfig,
 )
 
 __all__ = ["GraphDirectory", "build_graph_client"]
@@ -84,6 +85,13 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
 
     async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
         return await self._get_by_id("groups", group_ids, GROUP_SELECT)
+
+    async def licensed_group_configs(self) -> list[GroupConfig]:
+        return [GroupConfig.from_graph(g) for g in await self.licensed_groups()]
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        found = await self.groups_by_id(group_ids)
+        return {gid: GroupConfig.from_graph(g) for gid, g in found.items()}
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         members = self._client.groups.by_group_id(group_id).members

@@ -1,12 +1,13 @@
 """How one `/groups/delta` round's pages become the port's `GroupDelta` per group.
 
 A big group spans several pages; its `members@delta` entries (users and nested groups, added
-or `@removed`) and changed properties are merged across them before the round is returned.
+or `@removed`) and changed properties are merged across them before the round is returned;
+the properties the service reads (assignedLicenses, displayName) are translated to typed values.
 """
 
 from __future__ import annotations
 
-from shared.ports.directory import JSON, GroupDelta
+from shared.ports.directory import JSON, GroupDelta, licenses_from_graph
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
@@ -51,11 +52,14 @@ class DeltaMerge:
     def result(self, gid: str) -> GroupDelta:
         if self.deleted:
             return GroupDelta(group_id=gid, deleted=True)
+        licenses = self.properties.get("assignedLicenses")
+        name = self.properties.get("displayName")
         return GroupDelta(
             group_id=gid,
             added=frozenset(self.added),
             removed=frozenset(self.removed),
             nested_added=frozenset(self.nested_added),
             nested_removed=frozenset(self.nested_removed),
-            properties=dict(self.properties),
+            licenses=None if licenses is None else licenses_from_graph(licenses),
+            display_name=str(name) if name else None,
         )

@@ -45,10 +45,11 @@ from shared.ports.directory import (
     DeltaTokenExpired,
     Directory,
     DirectoryError,
+    GroupConfig,
     GroupDelta,
+    licenses_from_graph,
 )
 
-DELTA_PROPERTIES = ("assignedLicenses", "displayName")
 _NO_ERROR = (None, "", "None")
 _USER_FIELDS = tuple(USER_SELECT.split(","))
 _GROUP_FIELDS = tuple(GROUP_SELECT.split(","))
@@ -85,6 +86,13 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             if gid in self.groups
         }
 
+    async def licensed_group_configs(self) -> list[GroupConfig]:
+        return [GroupConfig.from_graph(g) for g in await self.licensed_groups()]
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        found = await self.groups_by_id(group_ids)
+        return {gid: GroupConfig.from_graph(g) for gid, g in found.items()}
+
     async def group_member_ids(self, group_id: str) -> list[str]:
         self._count("group_member_ids")
         if group_id not in self.groups:
@@ -104,7 +112,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
                     nested_added=frozenset(
                         m["id"] for m in self.members[gid] if m["@odata.type"] == GROUP_TYPE
                     ),
-                    properties=_project(self.groups[gid], DELTA_PROPERTIES),
+                    **self._delta_properties(gid),
                 )
                 for gid in ids
                 if gid in self.groups
@@ -126,6 +134,15 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             raise DeltaTokenExpired(400, "resyncRequired", "The delta token is not valid.")
         start, ids = token
         return DeltaRound(self._changes(start, set(ids)), self._issue(ids), initial=False)
+
+    def _delta_properties(self, group_id: str) -> dict[str, Any]:
+        """The selected properties a delta round carries for a changed group, typed."""
+        group = self.groups[group_id]
+        name = group.get("displayName")
+        return {
+            "licenses": licenses_from_graph(group.get("assignedLicenses")),
+            "display_name": str(name) if name else None,
+        }
 
     def group_member_ids_now(self, group_id: str) -> list[str]:
         return [m["id"] for m in self.members[group_id] if m["@odata.type"] == USER_TYPE]
@@ -162,7 +179,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
                 removed=frozenset(m for m, a in user_changes.items() if not a),
                 nested_added=frozenset(m for m, a in group_changes.items() if a),
                 nested_removed=frozenset(m for m, a in group_changes.items() if not a),
-                properties=_project(self.groups[gid], DELTA_PROPERTIES),
+                **self._delta_properties(gid),
             )
         return out
 

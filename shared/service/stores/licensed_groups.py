@@ -1,6 +1,7 @@
 """`LicensedGroups`: the licensed groups and their delta partitions (table `deltalinks`).
 
-The licensed groups (their configuration, as Graph returns it) and the fixed delta partitions of
+The licensed groups (their configuration, stored in Graph's form: `groups()` gives that form,
+`configs()` the typed `GroupConfig`) and the fixed delta partitions of
 at most 50 of them, each with its delta link. Links are saved with optimistic concurrency, so
 two workers never overwrite each other's link.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.ports.directory import DELTA_FILTER_LIMIT, JSON
+from shared.ports.directory import DELTA_FILTER_LIMIT, JSON, GroupConfig
 from shared.ports.tables import ConcurrencyConflict, EntityStore, json_field, parse_json_field
 
 GROUP_PK = "group"
@@ -42,7 +43,16 @@ class LicensedGroups:
             if e.fields.get("licensed", True)
         }
 
+    def configs(self) -> dict[str, GroupConfig]:
+        """The licensed groups, typed (what the group jobs work on)."""
+        return {gid: GroupConfig.from_graph(group) for gid, group in self.groups().items()}
+
+    def save_config(self, config: GroupConfig) -> None:
+        self.save_group(config.to_graph())
+
     def save_group(self, group: JSON) -> None:
+        """Store a group as Graph returned it (GROUP_SELECT fields); licensed when it has
+        assignedLicenses."""
         licensed = bool(group.get("assignedLicenses"))
         self._table.upsert(GROUP_PK, group["id"], {"json": json_field(group), "licensed": licensed})
 
