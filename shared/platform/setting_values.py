@@ -6,6 +6,7 @@ ValueError with a short reason that `Settings.from_env` reports next to the sett
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from typing import Final
@@ -42,11 +43,15 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
 
 
-def parse_positive_int(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        number = int(text)
+        return int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an integer") from None
+
+
+def parse_positive_int(text: str) -> int:
+    number = _integer(text)
     if number < 1:
         raise ValueError(f"{number} must be at least 1")
     return number
@@ -57,10 +62,7 @@ def parse_group_ids(text: str) -> frozenset[str]:
 
 
 def parse_non_negative_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
+    number = _integer(text)
     if number < 0:
         raise ValueError(f"{number} must not be negative")
     return number
@@ -113,3 +115,13 @@ def parse_sku_prices(text: str) -> dict[str, float]:
             raise ValueError(f"{part!r} is not PRODUCT=PRICE (a non-negative number)")
         prices[name.strip()] = price
     return prices
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP address: where graphsim (not Graph) runs."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

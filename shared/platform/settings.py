@@ -62,7 +62,6 @@ Alerts (optional; see README "Alerts"):
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -71,6 +70,7 @@ from urllib.parse import urlsplit
 
 from shared.platform.channel_config import Channel, parse_channels
 from shared.platform.setting_values import (
+    is_loopback_host,
     parse_baseline,
     parse_bool,
     parse_client_state,
@@ -313,10 +313,4 @@ class Settings:
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
