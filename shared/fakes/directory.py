@@ -47,6 +47,7 @@ from shared.ports.directory import (
     DirectoryError,
     GroupConfig,
     GroupDelta,
+    group_configs_by_id,
     licenses_from_graph,
 )
 
@@ -87,11 +88,10 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         }
 
     async def licensed_group_configs(self) -> list[GroupConfig]:
-        return [GroupConfig.from_graph(g) for g in await self.licensed_groups()]
+        return list(group_configs_by_id(await self.licensed_groups()).values())
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        found = await self.groups_by_id(group_ids)
-        return {gid: GroupConfig.from_graph(g) for gid, g in found.items()}
+        return group_configs_by_id((await self.groups_by_id(group_ids)).values())
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         self._count("group_member_ids")

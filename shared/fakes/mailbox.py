@@ -96,14 +96,18 @@ class FakeMailbox(FakeTenant):
             self._lost_answers.remove(method)
             raise DirectoryError(503, "TransportError", "Simulated lost answer.")
 
+    def _fail_if_told(self, what: str) -> None:
+        """Raise the next failure queued by `fail_next_send_mail`, if any."""
+        if self._send_failures:
+            status, retry_after = self._send_failures.pop(0)
+            code = _FAIL_CODES.get(status, f"HTTP{status}")
+            raise DirectoryError(status, code, f"Simulated {what} failure.", retry_after)
+
     async def send_mail(
         self, sender: str, message: JSON, *, save_to_sent_items: bool = False
     ) -> None:
         self._count("send_mail")
-        if self._send_failures:
-            status, retry_after = self._send_failures.pop(0)
-            code = _FAIL_CODES.get(status, f"HTTP{status}")
-            raise DirectoryError(status, code, "Simulated sendMail failure.", retry_after)
+        self._fail_if_told("sendMail")
         self._mailbox(sender)
         _check_message(message)
         self.sent_mail.append(
@@ -149,10 +153,7 @@ class FakeMailbox(FakeTenant):
 
     async def send_draft(self, sender: str, draft_id: str) -> bool:
         self._count("send_draft")
-        if self._send_failures:
-            status, retry_after = self._send_failures.pop(0)
-            code = _FAIL_CODES.get(status, f"HTTP{status}")
-            raise DirectoryError(status, code, "Simulated send failure.", retry_after)
+        self._fail_if_told("send")
         self._mailbox(sender)
         draft = self.drafts.get(draft_id)
         if draft is None or draft["sender"] != sender:

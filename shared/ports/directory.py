@@ -13,7 +13,7 @@ a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing configuration
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -143,6 +143,13 @@ class GroupConfig:
             "groupTypes": list(self.group_types),
             "membershipRule": self.membership_rule,
         }
+
+
+def group_configs_by_id(groups: Iterable[Mapping[str, Any]]) -> dict[str, GroupConfig]:
+    """Graph group objects (GROUP_SELECT fields) as typed configs, by id: how both Directory
+    implementations answer `group_configs`/`licensed_group_configs`."""
+    configs = (GroupConfig.from_graph(group) for group in groups)
+    return {config.id: config for config in configs}
 
 
 @dataclass(frozen=True, slots=True)
