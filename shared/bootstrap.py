@@ -18,7 +18,6 @@ from azure.core.credentials import TokenCredential
 
 from shared.adapters.blobs import blobs_for
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.graph_auth import default_credential, graph_endpoint
 from shared.adapters.queues import queues_for
 from shared.adapters.tables import tables_for
 from shared.fakes.blobs import InMemoryBlobStore
@@ -30,8 +29,7 @@ from shared.ports.blobs import BlobStore
 from shared.ports.directory import Directory
 from shared.ports.queues import Queues
 from shared.ports.tables import Tables
-from shared.service.crashpoints import NO_CRASHES, CrashPoints
-from shared.service.services import Services, utc_now
+from shared.service.services import NO_CRASHES, CrashPoints, Services, utc_now
 
 _lock = threading.Lock()
 _services: Services | None = None
@@ -74,23 +72,38 @@ def build_services(
     """
     source = os.environ if env is None else env
     settings = Settings.from_env(source)
-    token = settings.graph_static_token
-    graph_credential = credential
-    if token is None and graph_credential is None:
-        graph_endpoint(settings.graph_base_url)  # a URL of no Graph cloud fails before sign-in
-        graph_credential = default_credential(source)
-    client = build_graph_client(
-        settings.graph_base_url, static_token=token, credential=graph_credential
+    directory = graph_directory(
+        settings.graph_base_url,
+        static_token=settings.graph_static_token,
+        credential=credential,
+        env=source,
     )
     storage = settings.storage_connection
     shared_credential = credential if credential is not None else storage_credential(settings)
     return Services(
         settings=settings,
-        directory=GraphDirectory(client),
+        directory=directory,
         queues=queues_for(storage, credential=shared_credential),
         tables=tables_for(storage, credential=shared_credential),
         blobs=blobs_for(storage, credential=shared_credential),
     )
+
+
+def graph_directory(
+    base_url: str,
+    *,
+    static_token: str | None = None,
+    credential: Any = None,
+    env: Mapping[str, str] | None = None,
+    page_size: int | None = None,
+) -> GraphDirectory:
+    """The Directory port over Graph (or graphsim) at `base_url`: the one place the URL is
+    checked (before any sign-in) and the credential is made when none is given
+    (`build_graph_client`). The caller closes it (`aclose`), not the credential it passed."""
+    client = build_graph_client(base_url, static_token=static_token, credential=credential, env=env)
+    if page_size is None:
+        return GraphDirectory(client)
+    return GraphDirectory(client, page_size=page_size)
 
 
 def services() -> Services:

@@ -12,12 +12,12 @@ rejects (msgraph-sdk-python-core#917), which is why the hosts are always passed 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.platform.setting_values import is_loopback_host
 from shared.ports.directory import DirectoryError
 
 GLOBAL_HOST = "graph.microsoft.com"
@@ -58,16 +58,7 @@ class GraphEndpoint:
 
     @property
     def is_loopback(self) -> bool:
-        return _is_loopback(self.host)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return is_loopback_host(self.host)
 
 
 def graph_endpoint(base_url: str) -> GraphEndpoint:
@@ -78,7 +69,7 @@ def graph_endpoint(base_url: str) -> GraphEndpoint:
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise GraphEndpointError(f"GRAPH_BASE_URL {base_url!r} is not an absolute http(s) URL")
-    if _is_loopback(host):
+    if is_loopback_host(host):
         return GraphEndpoint(base_url.rstrip("/"), host, "graphsim (loopback)")
     cloud = NATIONAL_CLOUD_HOSTS.get(host)
     if cloud is None:

@@ -26,8 +26,8 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 
-from shared.adapters.graph import ERROR_MAP, to_directory_error
 from shared.adapters.graph_auth import GraphEndpoint, credential_error
+from shared.adapters.graph_errors import ERROR_MAP, to_directory_error
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
 from shared.platform.settings import StorageConnection
 from shared.ports.blobs import REPORTS_CONTAINER

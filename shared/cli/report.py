@@ -18,7 +18,8 @@ from typing import Any
 from shared.adapters.snapshot import load_snapshot
 from shared.cli.live import LiveError, add_graph_flags, run_job, sign_in
 from shared.cli.progress import Progress
-from shared.platform.settings import StorageConnection, _sku_prices
+from shared.platform.setting_values import parse_sku_prices as _sku_prices
+from shared.platform.settings import StorageConnection
 from shared.render.health_model import ROWS_PER_CODE, HealthReport
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import HistoryError, load_history_blobs, load_history_dir

@@ -62,23 +62,34 @@ Alerts (optional; see README "Alerts"):
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from shared.platform.channel_config import Channel, parse_channels
+from shared.platform.setting_values import (
+    is_loopback_host,
+    parse_baseline,
+    parse_bool,
+    parse_client_state,
+    parse_email,
+    parse_emails,
+    parse_group_ids,
+    parse_guid,
+    parse_ncrontab,
+    parse_non_negative_int,
+    parse_positive_int,
+    parse_sku_prices,
+    parse_url,
+    parse_words,
+)
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 STORAGE_SETTING: Final = "AzureWebJobsStorage"
 Mode: TypeAlias = Literal["observe", "act"]
 MODES: Final = ("observe", "act")
-_TRUE: Final = frozenset({"true", "1", "yes", "on"})
-_FALSE: Final = frozenset({"false", "0", "no", "off"})
 
 
 class SettingsError(ValueError):
@@ -141,113 +152,11 @@ class StorageConnection:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# parsers: text -> value, raising ValueError with a short reason
-
-
-def _guid(text: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a GUID") from None
-
-
-def _url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{text!r} is not an absolute http(s) URL")
-    return text.rstrip("/")
-
-
-def _client_state(text: str) -> str:
-    if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
-        raise ValueError("must be 16 to 128 characters")
-    return text
-
-
 def _mode(text: str) -> str:
     mode = text.lower()
     if mode not in MODES:
         raise ValueError(f"{text!r} is not one of {', '.join(MODES)}")
     return mode
-
-
-def _bool(text: str) -> bool:
-    word = text.lower()
-    if word in _TRUE | _FALSE:
-        return word in _TRUE
-    raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
-    if number < 1:
-        raise ValueError(f"{number} must be at least 1")
-    return number
-
-
-def _group_ids(text: str) -> frozenset[str]:
-    return frozenset(_guid(part.strip()) for part in text.split(",") if part.strip())
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an integer") from None
-    if number < 0:
-        raise ValueError(f"{number} must not be negative")
-    return number
-
-
-_EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-
-
-def _email(text: str) -> str:
-    if not _EMAIL.fullmatch(text):
-        raise ValueError(f"{text!r} is not an email address")
-    return text.lower()
-
-
-def _emails(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(_email(part.strip()) for part in text.split(",") if part.strip()))
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
-
-
-def _baseline(text: str) -> str:
-    value = text.lower()
-    if value != "off" and not (value == "reset" or value.startswith("reset-")):
-        raise ValueError(f"{text!r} is not 'off', 'reset' or 'reset-<label>'")
-    return value
-
-
-def _ncrontab(text: str) -> str:
-    if len(text.split()) != 6:
-        raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
-    return text
-
-
-def _sku_prices(text: str) -> dict[str, float]:
-    """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
-    prices: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        try:
-            price = float(value)
-        except ValueError:
-            price = -1.0
-        if not sep or not name.strip() or not price >= 0 or price == float("inf"):
-            raise ValueError(f"{part!r} is not PRODUCT=PRICE (a non-negative number)")
-        prices[name.strip()] = price
-    return prices
 
 
 def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
@@ -265,79 +174,81 @@ class Settings:
     with their function keys) stay out of repr()."""
 
     storage_connection: StorageConnection = field(metadata=_env(STORAGE_SETTING))
-    tenant_id: str = field(metadata=_env("TENANT_ID", _guid))
-    notification_url: str = field(repr=False, metadata=_env("NOTIFICATION_URL", _url))
+    tenant_id: str = field(metadata=_env("TENANT_ID", parse_guid))
+    notification_url: str = field(repr=False, metadata=_env("NOTIFICATION_URL", parse_url))
     """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
     lifecycle_notification_url: str = field(
-        repr=False, metadata=_env("LIFECYCLE_NOTIFICATION_URL", _url)
+        repr=False, metadata=_env("LIFECYCLE_NOTIFICATION_URL", parse_url)
     )
-    client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", _client_state))
+    client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", parse_client_state))
     subscription_keeper_schedule: str = field(
-        metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", _ncrontab)
+        metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
     )
-    sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", _ncrontab))
-    recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", _ncrontab))
-    poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", _ncrontab))
-    reconcile_schedule: str = field(metadata=_env("RECONCILE_SCHEDULE", _ncrontab))
+    sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", parse_ncrontab))
+    recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", parse_ncrontab))
+    poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", parse_ncrontab))
+    reconcile_schedule: str = field(metadata=_env("RECONCILE_SCHEDULE", parse_ncrontab))
     graph_base_url: str = field(
-        default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", _url)
+        default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", parse_url)
     )
     graph_static_token: str | None = field(
         default=None, repr=False, metadata=_env("GRAPH_STATIC_TOKEN")
     )
     client_state_previous: str | None = field(
-        default=None, repr=False, metadata=_env("CLIENT_STATE_PREVIOUS", _client_state)
+        default=None, repr=False, metadata=_env("CLIENT_STATE_PREVIOUS", parse_client_state)
     )
     mode: Mode = field(default="observe", metadata=_env("LICENSE_GUARD_MODE", _mode))
     act_group_allowlist: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ACT_GROUP_ALLOWLIST", _group_ids)
+        default=frozenset(), metadata=_env("ACT_GROUP_ALLOWLIST", parse_group_ids)
     )
-    writes_disabled: bool = field(default=False, metadata=_env("WRITES_DISABLED", _bool))
+    writes_disabled: bool = field(default=False, metadata=_env("WRITES_DISABLED", parse_bool))
     reprocess_rate_per_min: int = field(
-        default=10, metadata=_env("REPROCESS_RATE_PER_MIN", _positive_int)
+        default=10, metadata=_env("REPROCESS_RATE_PER_MIN", parse_positive_int)
     )
     reprocess_daily_cap: int = field(
-        default=1000, metadata=_env("REPROCESS_DAILY_CAP", _positive_int)
+        default=1000, metadata=_env("REPROCESS_DAILY_CAP", parse_positive_int)
     )
     notification_silence_minutes: int = field(
-        default=360, metadata=_env("NOTIFICATION_SILENCE_MINUTES", _positive_int)
+        default=360, metadata=_env("NOTIFICATION_SILENCE_MINUTES", parse_positive_int)
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
     report_retention_days: int = field(
-        default=30, metadata=_env("REPORT_RETENTION_DAYS", _positive_int)
+        default=30, metadata=_env("REPORT_RETENTION_DAYS", parse_positive_int)
     )
     """Nightly reports older than this are deleted from blob storage."""
-    alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", _email))
+    alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", parse_email))
     alert_recipients: tuple[str, ...] = field(
-        default=(), metadata=_env("ALERT_RECIPIENTS", _emails)
+        default=(), metadata=_env("ALERT_RECIPIENTS", parse_emails)
     )
     alert_digest_schedule: str = field(
-        default="0 0 * * * *", metadata=_env("ALERT_DIGEST_SCHEDULE", _ncrontab)
+        default="0 0 * * * *", metadata=_env("ALERT_DIGEST_SCHEDULE", parse_ncrontab)
     )
     alert_exclude_skus: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_SKUS", _group_ids)
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_SKUS", parse_group_ids)
     )
     alert_exclude_groups: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_GROUPS", _group_ids)
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_GROUPS", parse_group_ids)
     )
     alert_exclude_users: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_USERS", _words)
+        default=frozenset(), metadata=_env("ALERT_EXCLUDE_USERS", parse_words)
     )
     alert_grace_minutes: int = field(
-        default=30, metadata=_env("ALERT_GRACE_MINUTES", _non_negative_int)
+        default=30, metadata=_env("ALERT_GRACE_MINUTES", parse_non_negative_int)
     )
-    swap_grace_days: int = field(default=3, metadata=_env("SWAP_GRACE_DAYS", _non_negative_int))
+    swap_grace_days: int = field(
+        default=3, metadata=_env("SWAP_GRACE_DAYS", parse_non_negative_int)
+    )
     mass_loss_threshold: int = field(
-        default=10, metadata=_env("MASS_LOSS_THRESHOLD", _positive_int)
+        default=10, metadata=_env("MASS_LOSS_THRESHOLD", parse_positive_int)
     )
-    baseline: str | None = field(default=None, metadata=_env("BASELINE", _baseline))
+    baseline: str | None = field(default=None, metadata=_env("BASELINE", parse_baseline))
     alert_channels: tuple[Channel, ...] = field(
         default=(), metadata=_env("ALERT_CHANNELS", parse_channels)
     )
     """Teams / Slack / webhook channels besides mail (shared.platform.channel_config)."""
     sku_prices: Mapping[str, float] = field(
-        default_factory=dict, metadata=_env("SKU_PRICES", _sku_prices)
+        default_factory=dict, metadata=_env("SKU_PRICES", parse_sku_prices)
     )
     """Optional monthly price per product for the report page's cost columns."""
 
@@ -402,10 +313,4 @@ class Settings:
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")

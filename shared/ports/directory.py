@@ -4,16 +4,21 @@ The service layer depends on this protocol only. Two implementations pass one co
 suite: `shared.adapters.graph.GraphDirectory` (msgraph-sdk over HTTP, against Graph or graphsim)
 and `shared.fakes.directory.FakeDirectory` (in memory, for fast service-layer tests).
 
-Objects cross the port as Graph's own JSON (dicts, camelCase), because the snapshot parser
+Bulk reads cross the port as Graph's own JSON (dicts, camelCase), because the snapshot parser
 already turns those into the core's types and because raw JSON is what bulk reads can afford
-(the SDK's typed models cost seconds per 999-user page).
+(the SDK's typed models cost seconds per 999-user page). What the group jobs work on is typed:
+a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing configuration
+(`GroupConfig`, read with `group_configs`/`licensed_group_configs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from shared.core.graph_values import processing_state
+from shared.core.model import LicenseAssignment
 
 JSON = dict[str, Any]
 
@@ -60,13 +65,91 @@ class GroupDelta:
     """User ids that joined (on an initial round: all current user members)."""
     removed: frozenset[str] = frozenset()
     """User ids that left."""
-    properties: JSON = field(default_factory=dict)
-    """Changed group properties Graph returned (e.g. assignedLicenses), without members."""
+    licenses: tuple[LicenseAssignment, ...] | None = None
+    """The group's assignedLicenses when the round carries them (None: not said)."""
+    display_name: str | None = None
+    """The group's displayName when the round carries it."""
     deleted: bool = False
     nested_added: frozenset[str] = frozenset()
     """Group ids that became members (nested groups; on an initial round: all of them)."""
     nested_removed: frozenset[str] = frozenset()
     """Group ids that stopped being members."""
+
+
+def licenses_from_graph(value: object) -> tuple[LicenseAssignment, ...]:
+    """Graph's `assignedLicenses` ([{skuId, disabledPlans}]) as the core's assignments."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        LicenseAssignment(str(lic.get("skuId")), frozenset(lic.get("disabledPlans") or ()))
+        for lic in value
+        if isinstance(lic, dict)
+    )
+
+
+def licenses_to_graph(licenses: Sequence[LicenseAssignment]) -> list[JSON]:
+    """The assignments in Graph's `assignedLicenses` form (disabled plans sorted)."""
+    return [{"skuId": a.sku_id, "disabledPlans": sorted(a.disabled_plans)} for a in licenses]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """A group's licensing configuration: the GROUP_SELECT fields, typed.
+
+    What the group jobs keep per licensed group (`LicensedGroups` stores it in Graph's form,
+    which `from_graph`/`to_graph` translate; other readers of the store parse that form)."""
+
+    id: str
+    display_name: str | None = None
+    licenses: tuple[LicenseAssignment, ...] = ()
+    processing_state: str | None = None
+    on_premises_sync_enabled: bool | None = None
+    security_enabled: bool | None = None
+    group_types: tuple[str, ...] = ()
+    membership_rule: str | None = None
+
+    @property
+    def licensed(self) -> bool:
+        return bool(self.licenses)
+
+    @property
+    def license_set(self) -> frozenset[LicenseAssignment]:
+        """The assignments, order aside: what a license change compares."""
+        return frozenset(self.licenses)
+
+    @classmethod
+    def from_graph(cls, obj: Mapping[str, Any]) -> GroupConfig:
+        sync, security = obj.get("onPremisesSyncEnabled"), obj.get("securityEnabled")
+        return cls(
+            id=str(obj["id"]),
+            display_name=str(obj["displayName"]) if obj.get("displayName") else None,
+            licenses=licenses_from_graph(obj.get("assignedLicenses")),
+            processing_state=processing_state(obj.get("licenseProcessingState")),
+            on_premises_sync_enabled=sync if isinstance(sync, bool) else None,
+            security_enabled=security if isinstance(security, bool) else None,
+            group_types=tuple(str(t) for t in obj.get("groupTypes") or ()),
+            membership_rule=str(obj["membershipRule"]) if obj.get("membershipRule") else None,
+        )
+
+    def to_graph(self) -> JSON:
+        state = self.processing_state
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "assignedLicenses": licenses_to_graph(self.licenses),
+            "licenseProcessingState": {"state": state} if state is not None else None,
+            "onPremisesSyncEnabled": self.on_premises_sync_enabled,
+            "securityEnabled": self.security_enabled,
+            "groupTypes": list(self.group_types),
+            "membershipRule": self.membership_rule,
+        }
+
+
+def group_configs_by_id(groups: Iterable[Mapping[str, Any]]) -> dict[str, GroupConfig]:
+    """Graph group objects (GROUP_SELECT fields) as typed configs, by id: how both Directory
+    implementations answer `group_configs`/`licensed_group_configs`."""
+    configs = (GroupConfig.from_graph(group) for group in groups)
+    return {config.id: config for config in configs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +180,14 @@ class Directory(Protocol):
 
     async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
         """The named groups (GROUP_SELECT fields); unknown ids are absent from the result."""
+        ...
+
+    async def licensed_group_configs(self) -> list[GroupConfig]:
+        """`licensed_groups`, typed."""
+        ...
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        """`groups_by_id`, typed: the named groups; unknown ids are absent."""
         ...
 
     async def group_member_ids(self, group_id: str) -> list[str]:

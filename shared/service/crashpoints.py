@@ -2,7 +2,8 @@
 
 Each handler calls `crash_point(svc, "<handler>.<step>")` between two steps that change
 something (a table write, a queue send, a Graph write). In production `Services.crash_points`
-is `NO_CRASHES` and the call does nothing. The reliability tests register a recorder instead
+is `NO_CRASHES` (declared with the `CrashPoints` protocol in `shared.service.services`) and the
+call does nothing. The reliability tests register a recorder instead
 (like any other fake, through `Services`), raise at one named point, deliver the message again
 and compare the end state with a run that did not crash (docs/reliability.md).
 
@@ -14,10 +15,9 @@ twice without a crash point in between (a new step without one).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
-if TYPE_CHECKING:
-    from shared.service.services import Services
+from shared.service.services import Services
 
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     "intake": ("intake.after_vet", "intake.after_send"),
@@ -75,22 +75,6 @@ STEPS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 DECLARED: Final[frozenset[str]] = frozenset(p for points in STEPS.values() for p in points)
-
-
-class CrashPoints(Protocol):
-    """What `crash_point` reports to: tests raise here; production does nothing."""
-
-    def reached(self, name: str) -> None: ...
-
-
-class NoCrashes:
-    """Production: crash points cost one dictionary look-up and do nothing."""
-
-    def reached(self, name: str) -> None:
-        return None
-
-
-NO_CRASHES: Final = NoCrashes()
 
 
 def crash_point(svc: Services, name: str) -> None:

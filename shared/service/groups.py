@@ -16,13 +16,13 @@ member sets, so leavers are still found.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
 
-from shared.ports.directory import DeltaRound, DeltaTokenExpired
+from shared.ports.directory import DeltaRound, DeltaTokenExpired, GroupConfig
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.nested import apply_nesting, record_nested_findings
@@ -61,7 +61,7 @@ async def handle_group_changes(
     (a duplicate recompute is harmless; a lost one is not)."""
     outcome = GroupChangeOutcome()
     licensed = LicensedGroups(svc.tables.deltalinks)
-    config = licensed.groups()
+    config = licensed.configs()
     members = GroupMembers(svc.tables.groupmembers)
     writes: list[Callable[[], object]] = []
     if not config or isinstance(msg, DeltaSweep):
@@ -141,7 +141,7 @@ def _record_liveness(
 async def refresh_licensed_groups(
     svc: Services,
     licensed: LicensedGroups,
-    config: dict[str, dict[str, object]],
+    config: dict[str, GroupConfig],
     *,
     writes: list[Callable[[], object]] | None = None,
 ) -> tuple[list[str], list[str]]:
@@ -153,17 +153,17 @@ async def refresh_licensed_groups(
     result (so a crash before that finds the same changes again); newcomers are partitioned
     at once (their first round is a full one, which a replay repeats).
     """
-    fresh = {g["id"]: g for g in await svc.directory.licensed_groups()}
+    fresh = {g.id: g for g in await svc.directory.licensed_group_configs()}
     gained = sorted(fresh.keys() - config.keys())
     lost = sorted(config.keys() - fresh.keys())
     pending: list[Callable[[], object]] = [
-        *(partial(licensed.save_group, group) for group in fresh.values()),
-        *(partial(licensed.save_group, dict(config[g]) | {"assignedLicenses": []}) for g in lost),
+        *(partial(licensed.save_config, group) for group in fresh.values()),
+        *(partial(licensed.save_config, replace(config[g], licenses=())) for g in lost),
     ]
     config.clear()
     config.update(fresh)
     for group_id in gained:
-        licensed.save_group(fresh[group_id])
+        licensed.save_config(fresh[group_id])
     licensed.assign(fresh)
     if writes is None:
         for write in pending:
@@ -176,7 +176,7 @@ async def refresh_licensed_groups(
 async def _classify(
     svc: Services,
     licensed: LicensedGroups,
-    config: dict[str, dict[str, object]],
+    config: dict[str, GroupConfig],
     group_ids: Iterable[str],
     outcome: GroupChangeOutcome,
 ) -> set[str]:
@@ -188,11 +188,11 @@ async def _classify(
     unknown = sorted(ids - known - unlicensed.keys())
     outcome.ignored.extend(sorted(ids & unlicensed.keys()))
     if unknown:
-        found = await svc.directory.groups_by_id(unknown)
+        found = await svc.directory.group_configs(unknown)
         for group_id in unknown:
             group = found.get(group_id)
-            if group and group.get("assignedLicenses"):
-                licensed.save_group(group)
+            if group is not None and group.licensed:
+                licensed.save_config(group)
                 config[group_id] = group
                 known.add(group_id)
                 outcome.newly_licensed.append(group_id)
@@ -216,7 +216,7 @@ async def _run_partition(
     svc: Services,
     licensed: LicensedGroups,
     members: GroupMembers,
-    config: dict[str, dict[str, object]],
+    config: dict[str, GroupConfig],
     partition: Partition,
     outcome: GroupChangeOutcome,
     writes: list[Callable[[], object]],
@@ -239,7 +239,7 @@ def _apply_round(
     delta: DeltaRound,
     members: GroupMembers,
     licensed: LicensedGroups,
-    config: dict[str, dict[str, object]],
+    config: dict[str, GroupConfig],
     outcome: GroupChangeOutcome,
     group_ids: Iterable[str],
     writes: list[Callable[[], object]],
@@ -275,25 +275,16 @@ def _apply_round(
         outcome.joined += len(joined)
         outcome.left += len(left)
         outcome.users |= joined | left
-        new_licenses = change.properties.get("assignedLicenses")
         old = config.get(group_id)
         if (
-            new_licenses is not None
+            change.licenses is not None
             and old is not None
-            and _license_key(new_licenses) != _license_key(old.get("assignedLicenses"))
+            and frozenset(change.licenses) != old.license_set
         ):
             outcome.license_changed.append(group_id)
             outcome.users |= (stored if needs_stored else members.members(group_id)) | joined
-            updated = dict(old) | change.properties
-            writes.append(partial(licensed.save_group, updated))
+            updated = replace(
+                old, licenses=change.licenses, display_name=change.display_name or old.display_name
+            )
+            writes.append(partial(licensed.save_config, updated))
             config[group_id] = updated
-
-
-def _license_key(value: object) -> frozenset[tuple[str, frozenset[str]]]:
-    if not isinstance(value, list):
-        return frozenset()
-    return frozenset(
-        (str(lic.get("skuId")), frozenset(lic.get("disabledPlans") or ()))
-        for lic in value
-        if isinstance(lic, dict)
-    )

@@ -14,43 +14,61 @@ from functools import partial
 from typing import Any
 
 from shared.core.findings import Finding, Names, group_findings
-from shared.core.model import Group, LicenseAssignment, Tenant
-from shared.ports.directory import JSON, GroupDelta
+from shared.core.model import Group, Tenant
+from shared.ports.directory import JSON, Directory, GroupDelta, licenses_from_graph
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 
 
-async def read_nested_groups(directory: Any, licensed: Sequence[Mapping[str, Any]]) -> list[JSON]:
-    """The groups nested (at any depth) in `licensed` groups (which carry `nestedGroupIds`):
-    id, displayName, `memberIds` (users) and their own `nestedGroupIds`."""
-    known = {str(g["id"]) for g in licensed}
-    todo = [gid for g in licensed for gid in g.get("nestedGroupIds") or () if gid not in known]
-    found: list[JSON] = []
+async def read_nested(directory: Directory, licensed: Mapping[str, Iterable[str]]) -> list[Group]:
+    """The groups nested (at any depth) in the `licensed` groups (id -> its nested group ids),
+    each with its user members and its own nested group ids."""
+    known = set(licensed)
+    todo = [gid for nested in licensed.values() for gid in nested if gid not in known]
+    found: list[Group] = []
     while todo:
         batch = [g for g in dict.fromkeys(todo) if g not in known]
         todo = []
         known.update(batch)
         if not batch:
             break
-        for group in (await directory.groups_by_id(batch)).values():
+        for config in (await directory.group_configs(batch)).values():
             users: list[str] = []
             nested: list[str] = []
             link: str | None = None
             while True:
-                page, link = await directory.group_members_page(group["id"], link, nested=nested)
+                page, link = await directory.group_members_page(config.id, link, nested=nested)
                 users.extend(page)
                 if link is None:
                     break
             found.append(
-                {
-                    "id": group["id"],
-                    "displayName": group.get("displayName"),
-                    "memberIds": users,
-                    "nestedGroupIds": nested,
-                }
+                Group(
+                    id=config.id,
+                    name=config.display_name or config.id,
+                    member_user_ids=tuple(users),
+                    member_group_ids=tuple(nested),
+                )
             )
             todo.extend(nested)
     return found
+
+
+async def read_nested_groups(
+    directory: Directory, licensed: Sequence[Mapping[str, Any]]
+) -> list[JSON]:
+    """`read_nested` for the nightly scan's world document: `licensed` groups carry
+    `nestedGroupIds`; each nested group comes back as id, displayName, `memberIds` (users) and
+    its own `nestedGroupIds`."""
+    seeds = {str(g["id"]): g.get("nestedGroupIds") or () for g in licensed}
+    return [
+        {
+            "id": group.id,
+            "displayName": group.name,
+            "memberIds": list(group.member_user_ids),
+            "nestedGroupIds": list(group.member_group_ids),
+        }
+        for group in await read_nested(directory, seeds)
+    ]
 
 
 def nested_group_findings(world: Mapping[str, Any]) -> dict[str, list[Finding]]:
@@ -62,19 +80,21 @@ def nested_group_findings(world: Mapping[str, Any]) -> dict[str, list[Finding]]:
         groups[str(raw["id"])] = Group(
             id=str(raw["id"]),
             name=str(raw.get("displayName") or raw["id"]),
-            licenses=tuple(
-                LicenseAssignment(str(a["skuId"]), frozenset(a.get("disabledPlans") or ()))
-                for a in raw.get("assignedLicenses") or ()
-            ),
+            licenses=licenses_from_graph(raw.get("assignedLicenses")),
             member_user_ids=tuple(raw.get("memberIds") or ()),
             member_group_ids=tuple(raw.get("nestedGroupIds") or ()),
         )
+    return nested_findings(groups, [str(raw["id"]) for raw in world["groups"]])
+
+
+def nested_findings(
+    groups: Mapping[str, Group], licensed: Iterable[str]
+) -> dict[str, list[Finding]]:
+    """For each `licensed` group id: its NestedGroupMember finding, or none, given every
+    licensed and nested group in `groups`."""
     whole = Tenant({}, groups, {})
     names = Names(whole)
-    return {
-        str(raw["id"]): group_findings(groups[str(raw["id"])], whole, names)
-        for raw in world["groups"]
-    }
+    return {group_id: group_findings(groups[group_id], whole, names) for group_id in licensed}
 
 
 # --------------------------------------------------------------------------- event path
@@ -120,25 +140,24 @@ async def record_nested_findings(
     if not wanted:
         return
     members = GroupMembers(svc.tables.groupmembers)
-    licensed = LicensedGroups(svc.tables.deltalinks).groups()
-    world_groups: list[JSON] = []
+    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    licensed: dict[str, Group] = {}
     for group_id in wanted:
-        config = licensed.get(group_id)
+        config = configs.get(group_id)
         if config is None:
             continue
-        world_groups.append(
-            dict(config)
-            | {
-                "id": group_id,
-                "memberIds": sorted(members.members(group_id)),
-                "nestedGroupIds": sorted(members.members(NESTED_PREFIX + group_id)),
-            }
+        licensed[group_id] = Group(
+            id=group_id,
+            name=config.display_name or group_id,
+            licenses=config.licenses,
+            member_user_ids=tuple(sorted(members.members(group_id))),
+            member_group_ids=tuple(sorted(members.members(NESTED_PREFIX + group_id))),
         )
-    nested = await read_nested_groups(svc.directory, world_groups)
-    world = {"groups": world_groups, "nestedGroups": nested}
+    seeds = {gid: g.member_group_ids for gid, g in licensed.items()}
+    nested = {g.id: g for g in await read_nested(svc.directory, seeds)}
     ledger = FindingsLedger(svc.tables.findings)
     now = svc.now()
-    for group_id, found in nested_group_findings(world).items():
+    for group_id, found in nested_findings(nested | licensed, licensed).items():
         ledger.reconcile(f"group:{group_id}", found, now=now, run_id=correlation_id)
-    for group_id in set(wanted) - {g["id"] for g in world_groups}:
+    for group_id in set(wanted) - licensed.keys():
         ledger.reconcile(f"group:{group_id}", [], now=now, run_id=correlation_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final, Protocol
 
 from shared.platform.settings import Settings
 from shared.ports.blobs import BlobStore
@@ -16,10 +17,26 @@ from shared.ports.directory import Directory
 from shared.ports.messages import Message
 from shared.ports.queues import Queues
 from shared.ports.tables import Tables
-from shared.service.crashpoints import NO_CRASHES, CrashPoints
 
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
 """Azure Queue storage refuses a visibility timeout beyond seven days."""
+
+
+class CrashPoints(Protocol):
+    """What `shared.service.crashpoints.crash_point` reports to: tests raise here; production
+    does nothing."""
+
+    def reached(self, name: str) -> None: ...
+
+
+class NoCrashes:
+    """Production: crash points cost one dictionary look-up and do nothing."""
+
+    def reached(self, name: str) -> None:
+        return None
+
+
+NO_CRASHES: Final = NoCrashes()
 
 
 def utc_now() -> datetime:

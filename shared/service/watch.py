@@ -119,7 +119,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     # Refreshes processing states and license configuration; a group that lost its licenses
     # leaves its members with stale assignments to re-read.
     writes: list[Callable[[], object]] = []
-    config = licensed.groups()
+    config = licensed.configs()
     _, lost = await refresh_licensed_groups(svc, licensed, config, writes=writes)
     members = GroupMembers(svc.tables.groupmembers)
     for group_id in lost:
@@ -130,7 +130,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     crash_point(svc, "recheck.after_refresh")
     # The states just read from Graph (`config`), not the store's: the store is written only
     # at the end, and a group that finished processing since the last run is the point here.
-    processing = {g: c.get("licenseProcessingState") for g, c in config.items()}
+    processing = {g: c.processing_state for g, c in config.items()}
     ledger = FindingsLedger(svc.tables.findings)
     for entity in ledger.open_by_code(
         [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]

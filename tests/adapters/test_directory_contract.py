@@ -313,6 +313,19 @@ async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
     assert found[SALES]["assignedLicenses"] == []
 
 
+async def test_typed_group_configs_match_the_json_reads(driver: Driver) -> None:
+    configs = {g.id: g for g in await driver.directory.licensed_group_configs()}
+    assert set(configs) == {E3_BASE, E3_TEAMS, EMS}
+    base = configs[E3_BASE]
+    assert base.display_name == "Licensing_Office365_E3_Base"
+    assert [a.sku_id for a in base.licenses] == [SKU_E3]
+    assert base.licensed
+    found = await driver.directory.group_configs([SALES, BIG, UNKNOWN[0]])
+    assert set(found) == {SALES, BIG}
+    assert found[BIG].display_name == "All_Staff"
+    assert not found[SALES].licensed
+
+
 async def test_group_member_ids_reads_every_page_and_only_users(driver: Driver) -> None:
     ids = await driver.directory.group_member_ids(BIG)
     assert len(ids) == 120
@@ -336,8 +349,8 @@ async def test_delta_initial_round_lists_all_members_merged_across_pages(driver:
     assert rnd.groups[BIG].added == user_members(BIG)
     assert rnd.groups[E3_BASE].added == user_members(E3_BASE)
     assert rnd.groups[BIG].removed == frozenset()
-    assert rnd.groups[E3_BASE].properties["displayName"] == "Licensing_Office365_E3_Base"
-    assert [a["skuId"] for a in rnd.groups[E3_BASE].properties["assignedLicenses"]] == [SKU_E3]
+    assert rnd.groups[E3_BASE].display_name == "Licensing_Office365_E3_Base"
+    assert [a.sku_id for a in rnd.groups[E3_BASE].licenses or ()] == [SKU_E3]
     assert not rnd.groups[BIG].deleted
 
 
@@ -371,9 +384,11 @@ async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) 
     assert rnd.groups[SALES].deleted
     teams = rnd.groups[E3_TEAMS]
     assert not teams.deleted
-    assert [a["skuId"] for a in teams.properties["assignedLicenses"]] == [SKU_E3]
-    assert teams.properties["assignedLicenses"][0]["disabledPlans"] == []
+    assert teams.licenses is not None
+    assert [a.sku_id for a in teams.licenses] == [SKU_E3]
+    assert teams.licenses[0].disabled_plans == frozenset()
     assert await driver.directory.groups_by_id([SALES]) == {}
+    assert await driver.directory.group_configs([SALES]) == {}
 
 
 async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(

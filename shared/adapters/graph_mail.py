@@ -1,0 +1,78 @@
+"""`GraphMailbox`: the Directory port's mail calls (sendMail, and drafts sent by id).
+
+Alerts go out as a MIME draft created in the sender's mailbox and then sent, so a lost answer
+can be settled by looking the draft up by its `internetMessageId` (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+
+from shared.adapters.graph_transport import GraphTransport
+from shared.ports.directory import JSON, DirectoryError
+
+
+def odata_str(value: str) -> str:
+    """A string literal's content in an OData $filter (single quotes doubled)."""
+    return value.replace("'", "''")
+
+
+class GraphMailbox(GraphTransport):
+    """Mail through one sender's mailbox (`Mail.Send`)."""
+
+    async def send_mail(
+        self, sender: str, message: JSON, *, save_to_sent_items: bool = False
+    ) -> None:
+        """POST /users/{sender}/sendMail with `{"message": ..., "saveToSentItems": ...}` as
+        JSON (202, no body). Throttling is retried by the SDK middleware after Retry-After;
+        what is left raises DirectoryError (429 with `retry_after`, 400 for a bad message)."""
+        builder = self._client.users.by_user_id(sender).send_mail
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        body = {"message": message, "saveToSentItems": save_to_sent_items}
+        info.set_stream_content(orjson.dumps(body), "application/json")
+        await self._send(info)
+
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        """GET .../mailFolders/drafts/messages?$filter=internetMessageId eq '<id>'&$select=id
+        (a filterable message property; mailfolder-list-messages)."""
+        builder = (
+            self._client.users.by_user_id(sender).mail_folders.by_mail_folder_id("drafts").messages
+        )
+        params = builder.MessagesRequestBuilderGetQueryParameters(
+            filter=f"internetMessageId eq '{odata_str(internet_message_id)}'",
+            select=["id"],
+            top=10,
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        found = (await self._send(info)).get("value") or []
+        return str(found[0]["id"]) if found else None
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        """POST /users/{sender}/messages, MIME form: base64 body, `Content-Type: text/plain`
+        (user-post-messages). Not repeated on a transport error: the caller looks first."""
+        builder = self._client.users.by_user_id(sender).messages
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        info.set_stream_content(base64.b64encode(mime), "text/plain")
+        created = await self._send(info, idempotent=False)
+        if not created.get("id"):
+            raise DirectoryError(502, "UnexpectedBody", "Graph created a draft without an id")
+        return str(created["id"])
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        builder = self._client.users.by_user_id(sender).messages.by_message_id(draft_id).send
+        info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        info.headers.try_add("Accept", "application/json")
+        try:
+            await self._send(info, idempotent=False)
+        except DirectoryError as error:
+            if error.status == 404 and error.code == "ErrorItemNotFound":
+                return False
+            raise
+        return True

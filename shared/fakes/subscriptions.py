@@ -1,0 +1,101 @@
+"""`FakeSubscriptions`: the Directory port's change-notification subscriptions in memory.
+
+Like Graph, an expiration must be in the future and at most 41,760 minutes away; renewing,
+reauthorizing or deleting an unknown subscription behaves as Graph answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from shared.core.graph_values import parse_graph_time
+from shared.fakes.tenant import FakeTenant, graph_iso
+from shared.ports.directory import DirectoryError, Subscription
+
+SUBSCRIPTION_MAX_MINUTES = 41_760
+
+
+class FakeSubscriptions(FakeTenant):
+    """Subscriptions kept in `_subs`, checked against `now()`."""
+
+    def _expiry(self, expiration: str) -> str:
+        try:
+            when = parse_graph_time(expiration)
+        except ValueError:
+            raise DirectoryError(
+                400, "InvalidRequest", f"Invalid expirationDateTime '{expiration}'."
+            ) from None
+        now = self._now()
+        if when <= now:
+            raise DirectoryError(
+                400, "InvalidRequest", "Subscription expiration can only be in the future."
+            )
+        if when > now + timedelta(minutes=SUBSCRIPTION_MAX_MINUTES):
+            raise DirectoryError(
+                400,
+                "InvalidRequest",
+                f"Subscription expiration can only be {SUBSCRIPTION_MAX_MINUTES} minutes "
+                "in the future.",
+            )
+        return graph_iso(when)
+
+    async def subscriptions(self) -> list[Subscription]:
+        self._count("subscriptions")
+        return list(self._subs.values())
+
+    async def subscription(self, subscription_id: str) -> Subscription | None:
+        self._count("subscription")
+        return self._subs.get(subscription_id)
+
+    async def create_subscription(
+        self,
+        *,
+        resource: str,
+        change_type: str,
+        notification_url: str,
+        lifecycle_notification_url: str,
+        client_state: str,
+        expiration: str,
+    ) -> Subscription:
+        self._count("create_subscription")
+        sub = Subscription(
+            id=str(uuid.uuid4()),
+            resource=resource,
+            change_type=change_type,
+            notification_url=notification_url,
+            lifecycle_notification_url=lifecycle_notification_url,
+            expiration=self._expiry(expiration),
+        )
+        self._subs[sub.id] = sub
+        return sub
+
+    def _sub(self, subscription_id: str) -> Subscription:
+        sub = self._subs.get(subscription_id)
+        if sub is None:
+            raise DirectoryError(
+                404, "ResourceNotFound", f"The object '{subscription_id}' was not found."
+            )
+        return sub
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        self._count("renew_subscription")
+        old = self._sub(subscription_id)
+        new = Subscription(
+            id=old.id,
+            resource=old.resource,
+            change_type=old.change_type,
+            notification_url=old.notification_url,
+            lifecycle_notification_url=old.lifecycle_notification_url,
+            expiration=self._expiry(expiration),
+        )
+        self._subs[old.id] = new
+        return new
+
+    async def reauthorize_subscription(self, subscription_id: str) -> None:
+        self._count("reauthorize_subscription")
+        self._sub(subscription_id)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        self._count("delete_subscription")
+        self._subs.pop(subscription_id, None)

@@ -1,0 +1,127 @@
+"""How each app setting's text becomes its value: one parser per kind of setting.
+
+Every parser takes the stripped, non-empty text of one setting and returns its value, or raises
+ValueError with a short reason that `Settings.from_env` reports next to the setting's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Final
+from urllib.parse import urlsplit
+
+TRUE_WORDS: Final = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS: Final = frozenset({"false", "0", "no", "off"})
+
+
+def parse_guid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a GUID") from None
+
+
+def parse_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not an absolute http(s) URL")
+    return text.rstrip("/")
+
+
+def parse_client_state(text: str) -> str:
+    if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
+        raise ValueError("must be 16 to 128 characters")
+    return text
+
+
+def parse_bool(text: str) -> bool:
+    word = text.lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+
+
+def parse_positive_int(text: str) -> int:
+    number = _integer(text)
+    if number < 1:
+        raise ValueError(f"{number} must be at least 1")
+    return number
+
+
+def parse_group_ids(text: str) -> frozenset[str]:
+    return frozenset(parse_guid(part.strip()) for part in text.split(",") if part.strip())
+
+
+def parse_non_negative_int(text: str) -> int:
+    number = _integer(text)
+    if number < 0:
+        raise ValueError(f"{number} must not be negative")
+    return number
+
+
+EMAIL_PATTERN = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def parse_email(text: str) -> str:
+    if not EMAIL_PATTERN.fullmatch(text):
+        raise ValueError(f"{text!r} is not an email address")
+    return text.lower()
+
+
+def parse_emails(text: str) -> tuple[str, ...]:
+    return tuple(
+        dict.fromkeys(parse_email(part.strip()) for part in text.split(",") if part.strip())
+    )
+
+
+def parse_words(text: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def parse_baseline(text: str) -> str:
+    value = text.lower()
+    if value != "off" and not (value == "reset" or value.startswith("reset-")):
+        raise ValueError(f"{text!r} is not 'off', 'reset' or 'reset-<label>'")
+    return value
+
+
+def parse_ncrontab(text: str) -> str:
+    if len(text.split()) != 6:
+        raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
+    return text
+
+
+def parse_sku_prices(text: str) -> dict[str, float]:
+    """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
+    prices: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            price = float(value)
+        except ValueError:
+            price = -1.0
+        if not sep or not name.strip() or not price >= 0 or price == float("inf"):
+            raise ValueError(f"{part!r} is not PRODUCT=PRICE (a non-negative number)")
+        prices[name.strip()] = price
+    return prices
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP address: where graphsim (not Graph) runs."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

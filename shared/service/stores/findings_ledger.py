@@ -1,0 +1,137 @@
+"""`FindingsLedger`: one entity per open or resolved finding (table `findings`).
+
+PartitionKey is the subject (user id, `group:<id>`, `sku:<id>`), RowKey the finding key; a
+finding is open while `resolvedAt` is empty and keeps when it was first seen and what was done
+about it (reprocess queued, alerted) while it stays open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.core.findings import Finding
+from shared.ports.tables import Entity, EntityStore, json_field, safe_key
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    new: tuple[Finding, ...]
+    persisting: tuple[Finding, ...]
+    resolved: tuple[str, ...]
+    """Keys of findings that were open and are no longer found."""
+
+
+class FindingsLedger:
+    """One entity per finding: PartitionKey = subject (user id, `group:<id>`, `sku:<id>`),
+    RowKey = the finding key; open while `resolvedAt` is empty."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def open_findings(self, subject: str) -> dict[str, Entity]:
+        return {
+            str(e.fields.get("key") or e.row_key): e
+            for e in self._table.query(safe_key(subject))
+            if not e.fields.get("resolvedAt")
+        }
+
+    def reconcile(
+        self,
+        subject: str,
+        findings: Sequence[Finding],
+        *,
+        now: datetime,
+        run_id: str,
+        reprocess_queued: Iterable[str] = (),
+    ) -> LedgerChange:
+        """Record what is found now for one subject: new, still there, and resolved."""
+        queued = set(reprocess_queued)
+        current = {f.key: f for f in findings}
+        before = self.open_findings(subject)
+        new, persisting = [], []
+        for key, finding in current.items():
+            entity = before.get(key)
+            fields = _finding_fields(finding, now, run_id)
+            fields["firstSeen"] = now
+            if entity is None:
+                new.append(finding)
+                fields["firstRunId"] = run_id
+            else:
+                persisting.append(finding)
+                _carry_over(entity, fields)
+            if key in queued:
+                fields["reprocessQueuedAt"] = now
+            self._table.upsert(safe_key(subject), safe_key(key), fields)
+        resolved = []
+        for key, entity in before.items():
+            if key not in current:
+                fields = dict(entity.fields)
+                fields["resolvedAt"] = now
+                fields["runId"] = run_id
+                self._table.upsert(entity.partition_key, entity.row_key, fields)
+                resolved.append(key)
+        return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
+
+    def set_one(
+        self, subject: str, key: str, finding: Finding | None, *, now: datetime, run_id: str
+    ) -> None:
+        """Open, keep or resolve one finding of a subject without touching its others (which
+        `reconcile` would resolve): for standing, tenant-level conditions."""
+        existing = self._table.get(safe_key(subject), safe_key(key))
+        is_open = existing is not None and not existing.fields.get("resolvedAt")
+        if finding is None:
+            if existing is not None and is_open:
+                fields = dict(existing.fields) | {"resolvedAt": now, "runId": run_id}
+                self._table.upsert(existing.partition_key, existing.row_key, fields)
+            return
+        fields = _finding_fields(finding, now, run_id)
+        fields["firstSeen"] = now
+        if existing is not None and is_open:
+            _carry_over(existing, fields)
+        self._table.upsert(safe_key(subject), safe_key(key), fields)
+
+    def run_changes(self, run_id: str) -> tuple[int, int]:
+        """(opened, resolved) by run `run_id`, read from the ledger itself: right however
+        often a resumed run reconciled the same subjects again (counters in memory were not)."""
+        opened = resolved = 0
+        for entity in self._table.query_all():
+            fields = entity.fields
+            if fields.get("firstRunId") == run_id:
+                opened += 1
+            if fields.get("resolvedAt") and fields.get("runId") == run_id:
+                resolved += 1
+        return opened, resolved
+
+    def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
+        wanted = set(codes)
+        return [
+            e
+            for e in self._table.query_all()
+            if e.fields.get("code") in wanted and not e.fields.get("resolvedAt")
+        ]
+
+
+def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
+    """What a finding keeps while it stays open: when it was first seen, and what was done."""
+    for kept in ("firstSeen", "firstRunId", "reprocessQueuedAt", "alertedIn"):
+        if entity.fields.get(kept) is not None:
+            fields[kept] = entity.fields[kept]
+
+
+def _finding_fields(finding: Finding, now: datetime, run_id: str) -> dict[str, Any]:
+    return {
+        "key": finding.key,
+        "code": finding.code,
+        "severity": finding.severity,
+        "skuId": finding.sku_id,
+        "groupId": finding.group_id,
+        "message": finding.message,
+        "remedy": finding.remedy,
+        "userIds": json_field(list(finding.user_ids)) if finding.user_ids else None,
+        "lastSeen": now,
+        "resolvedAt": None,
+        "runId": run_id,
+    }

@@ -1,0 +1,108 @@
+"""`LicensedGroups`: the licensed groups and their delta partitions (table `deltalinks`).
+
+The licensed groups (their configuration, stored in Graph's form: `groups()` gives that form,
+`configs()` the typed `GroupConfig`) and the fixed delta partitions of
+at most 50 of them, each with its delta link. Links are saved with optimistic concurrency, so
+two workers never overwrite each other's link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.ports.directory import DELTA_FILTER_LIMIT, JSON, GroupConfig
+from shared.ports.tables import ConcurrencyConflict, EntityStore, json_field, parse_json_field
+
+GROUP_PK = "group"
+PARTITION_PK = "partition"
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    index: int
+    group_ids: tuple[str, ...]
+    delta_link: str | None
+    etag: str
+
+    @property
+    def row_key(self) -> str:
+        return f"{self.index:04d}"
+
+
+class LicensedGroups:
+    """Licensed groups and the delta partitions that cover them (table `deltalinks`)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def groups(self) -> dict[str, JSON]:
+        return {
+            e.row_key: parse_json_field(str(e.fields["json"]))
+            for e in self._table.query(GROUP_PK)
+            if e.fields.get("licensed", True)
+        }
+
+    def configs(self) -> dict[str, GroupConfig]:
+        """The licensed groups, typed (what the group jobs work on)."""
+        return {gid: GroupConfig.from_graph(group) for gid, group in self.groups().items()}
+
+    def save_config(self, config: GroupConfig) -> None:
+        self.save_group(config.to_graph())
+
+    def save_group(self, group: JSON) -> None:
+        """Store a group as Graph returned it (GROUP_SELECT fields); licensed when it has
+        assignedLicenses."""
+        licensed = bool(group.get("assignedLicenses"))
+        self._table.upsert(GROUP_PK, group["id"], {"json": json_field(group), "licensed": licensed})
+
+    def forget_group(self, group_id: str) -> None:
+        self._table.delete(GROUP_PK, group_id)
+
+    def partitions(self) -> list[Partition]:
+        return [
+            Partition(
+                int(e.row_key),
+                tuple(parse_json_field(str(e.fields["groupIds"]))),
+                str(e.fields.get("deltaLink") or "") or None,
+                e.etag,
+            )
+            for e in self._table.query(PARTITION_PK)
+        ]
+
+    def assign(self, group_ids: Iterable[str]) -> list[Partition]:
+        """Give each new group a place in a partition; return the partitions that changed.
+
+        A group joins the last partition while it has room (its filter changes, so its delta
+        link is reset and its next round is a full one), else starts a new partition. Groups
+        already placed stay where they are: one group's arrival never resets the others'.
+        """
+        partitions = self.partitions()
+        placed = {g for p in partitions for g in p.group_ids}
+        new = sorted(set(group_ids) - placed)
+        changed: dict[int, list[str]] = {}
+        last = partitions[-1] if partitions else None
+        for group_id in new:
+            if last is not None and len(last.group_ids) + len(changed.get(last.index, ())) < (
+                DELTA_FILTER_LIMIT
+            ):
+                changed.setdefault(last.index, list(last.group_ids)).append(group_id)
+            else:
+                index = last.index + 1 if last is not None else 0
+                changed[index] = [group_id]
+                last = Partition(index, (), None, "")
+        result = []
+        for index, ids in changed.items():
+            fields = {"groupIds": json_field(ids), "deltaLink": ""}
+            etag = self._table.upsert(PARTITION_PK, f"{index:04d}", fields)
+            result.append(Partition(index, tuple(ids), None, etag))
+        return result
+
+    def save_delta_link(self, partition: Partition, delta_link: str) -> bool:
+        """Store the partition's next link unless another worker moved it first."""
+        fields = {"groupIds": json_field(list(partition.group_ids)), "deltaLink": delta_link}
+        try:
+            self._table.update(PARTITION_PK, partition.row_key, fields, etag=partition.etag)
+        except ConcurrencyConflict:
+            return False
+        return True

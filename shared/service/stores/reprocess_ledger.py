@@ -1,0 +1,208 @@
+"""`ReprocessLedger`: every reprocess attempt and observed cause (table `reprocessledger`).
+
+The reprocess policy's history, and the claim that keeps duplicate messages from calling Graph
+twice: per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token),
+moving through queued -> calling -> done/gone (or back to observed when never called).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.core.findings import COUNT_VIOLATION
+from shared.core.reprocess import Attempt, Cause
+from shared.ports.tables import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    Entity,
+    EntityStore,
+    json_field,
+    parse_json_field,
+)
+
+QUEUED = "queued"
+CALLING = "calling"
+DONE = "done"
+GONE = "gone"
+OBSERVED = "observed"
+ATTEMPTED = frozenset({QUEUED, CALLING, DONE, GONE})
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def cause_token(cause: Cause) -> str:
+    """A short stable id for a cause with its evidence (a row key, and a message field)."""
+    text = "\x1f".join((cause.key, *cause.evidence))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Claim:
+    """What `ReprocessLedger.claim` took: the leased causes, when a busy one frees up, and
+    since when an earlier attempt may already have called Graph."""
+
+    entities: list[Entity] = field(default_factory=list)
+    busy_until: datetime | None = None
+    uncertain_since: datetime | None = None
+
+
+class ReprocessLedger:
+    """Per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def history(self, user_id: str) -> list[Attempt]:
+        attempts = []
+        for entity in self._table.query(user_id):
+            fields = entity.fields
+            cause = Cause(
+                str(fields["code"]),
+                _opt(fields.get("skuId")),
+                _opt(fields.get("groupId")),
+                tuple(parse_json_field(str(fields.get("evidence") or "[]"))),
+            )
+            at = fields.get("at")
+            if isinstance(at, datetime):
+                attempts.append(Attempt(at, cause, reprocessed=fields.get("status") in ATTEMPTED))
+        return attempts
+
+    def queue(self, user_id: str, cause: Cause, *, now: datetime, correlation_id: str) -> bool:
+        """Record that a reprocess for this cause is queued; False if it already was."""
+        fields = _cause_fields(cause, now, QUEUED) | {"sent": False}
+        try:
+            self._table.insert(user_id, cause_token(cause), fields)
+        except AlreadyExists:
+            existing = self._table.get(user_id, cause_token(cause))
+            if existing is None or existing.fields.get("status") != OBSERVED:
+                return False
+            try:
+                self._table.update(user_id, cause_token(cause), fields, etag=existing.etag)
+            except ConcurrencyConflict:
+                return False
+        return True
+
+    def unsent(self, user_id: str) -> list[str]:
+        """Tokens of causes recorded as queued whose message was never confirmed sent."""
+        return sorted(
+            e.row_key
+            for e in self._table.query(user_id)
+            if e.fields.get("status") == QUEUED and e.fields.get("sent") is False
+        )
+
+    def mark_sent(self, user_id: str, tokens: Iterable[str]) -> None:
+        """The message for these queued causes is on the queue (only `sent` changes)."""
+        for token in tokens:
+            for _ in range(3):
+                entity = self._table.get(user_id, token)
+                if entity is None or entity.fields.get("sent") is not False:
+                    break
+                try:
+                    fields = dict(entity.fields) | {"sent": True}
+                    self._table.update(user_id, token, fields, etag=entity.etag)
+                    break
+                except ConcurrencyConflict:
+                    continue
+
+    def observe(self, user_id: str, attempts: Iterable[Attempt]) -> None:
+        for attempt in attempts:
+            fields = _cause_fields(attempt.cause, attempt.at, OBSERVED)
+            try:
+                self._table.insert(user_id, cause_token(attempt.cause), fields)
+            except AlreadyExists:
+                continue
+
+    def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> Claim:
+        """Take the causes for one call, each under a lease of `STALE_CLAIM`.
+
+        A cause done (or gone) is skipped; one leased by another attempt right now is `busy`
+        (its holder may have crashed: the caller retries after `busy_until`, never drops it).
+        A cause whose earlier attempt may have reached Graph (lease expired while `calling`,
+        or an ambiguous failure flagged `uncertain`) makes the claim `uncertain`, so the
+        caller verifies before calling again (docs/reliability.md)."""
+        claim = Claim()
+        for token in tokens:
+            entity = self._table.get(user_id, token)
+            if entity is None:
+                continue
+            status = entity.fields.get("status")
+            at = entity.fields.get("at")
+            leased = status == CALLING and isinstance(at, datetime)
+            if status in (DONE, GONE):
+                continue
+            if leased and isinstance(at, datetime) and now - at < STALE_CLAIM:
+                until = at + STALE_CLAIM
+                claim.busy_until = max(claim.busy_until or until, until)
+                continue
+            since = entity.fields.get("uncertainSince")
+            if leased and isinstance(at, datetime):
+                since = at
+            fields = dict(entity.fields) | {"status": CALLING, "at": now}
+            if isinstance(since, datetime):
+                fields["uncertainSince"] = since
+                claim.uncertain_since = min(claim.uncertain_since or since, since)
+            try:
+                etag = self._table.update(user_id, token, fields, etag=entity.etag)
+            except ConcurrencyConflict:
+                claim.busy_until = claim.busy_until or now + STALE_CLAIM
+                continue
+            claim.entities.append(Entity(entity.partition_key, entity.row_key, fields, etag))
+        return claim
+
+    def release(self, user_id: str, tokens: Sequence[str]) -> None:
+        """Causes queued but never called (writes were blocked at call time) become
+        observations again: they were no attempt, so a later decision may queue them."""
+        for token in tokens:
+            entity = self._table.get(user_id, token)
+            if entity is None or entity.fields.get("status") != QUEUED:
+                continue
+            fields = dict(entity.fields) | {"status": OBSERVED}
+            with contextlib.suppress(ConcurrencyConflict):
+                self._table.update(user_id, token, fields, etag=entity.etag)
+
+    def seats_in_flight(self, user_id: str) -> set[str]:
+        """SKUs with a CountViolation reprocess for this user queued or being called: a seat
+        promised that the SKU's consumed count does not show yet."""
+        return {
+            str(e.fields.get("skuId"))
+            for e in self._table.query(user_id)
+            if e.fields.get("code") == COUNT_VIOLATION
+            and e.fields.get("status") in (QUEUED, CALLING)
+        }
+
+    def settle(
+        self,
+        claimed: Sequence[Entity],
+        status: str,
+        *,
+        now: datetime,
+        uncertain: bool = False,
+    ) -> None:
+        """Record the call's outcome; `uncertain` (back to `queued` after a failure whose
+        request may have reached Graph) keeps the first such time, so the retry verifies."""
+        for entity in claimed:
+            fields = dict(entity.fields) | {"status": status, "at": now}
+            if status != QUEUED:
+                fields.pop("uncertainSince", None)
+            elif uncertain and not isinstance(fields.get("uncertainSince"), datetime):
+                fields["uncertainSince"] = entity.fields.get("at") or now
+            self._table.upsert(entity.partition_key, entity.row_key, fields)
+
+
+def _cause_fields(cause: Cause, at: datetime, status: str) -> dict[str, Any]:
+    return {
+        "code": cause.code,
+        "skuId": cause.sku_id,
+        "groupId": cause.group_id,
+        "evidence": json_field(list(cause.evidence)),
+        "at": at,
+        "status": status,
+    }
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value else None

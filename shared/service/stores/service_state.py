@@ -1,0 +1,46 @@
+"""`ServiceState`: caches and watermarks (table `servicestate`).
+
+The subscribed SKUs and when they were read, the last sync time, the reprocess brake, the
+dead-man switch's timestamps and the other single named records the jobs keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.ports.directory import JSON
+from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field
+
+
+class ServiceState:
+    """Caches and watermarks (table `servicestate`)."""
+
+    SKU_PK = "sku"
+    META_PK = "meta"
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table = table
+
+    def skus(self) -> tuple[list[JSON], datetime | None]:
+        meta = self._table.get(self.META_PK, "skus")
+        refreshed = meta.fields.get("refreshedAt") if meta else None
+        skus = [parse_json_field(str(e.fields["json"])) for e in self._table.query(self.SKU_PK)]
+        return skus, refreshed if isinstance(refreshed, datetime) else None
+
+    def save_skus(self, skus: Sequence[JSON], now: datetime) -> None:
+        for sku in skus:
+            self._table.upsert(self.SKU_PK, sku["skuId"], {"json": json_field(sku)})
+        self._table.upsert(self.META_PK, "skus", {"refreshedAt": now})
+
+    def get(self, name: str) -> Entity | None:
+        return self._table.get(self.META_PK, name)
+
+    def put(self, name: str, fields: dict[str, Any], etag: str | None = None) -> str:
+        if etag is None:
+            return self._table.upsert(self.META_PK, name, fields)
+        return self._table.update(self.META_PK, name, fields, etag=etag)
+
+    def insert(self, name: str, fields: dict[str, Any]) -> str:
+        return self._table.insert(self.META_PK, name, fields)
