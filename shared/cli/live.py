@@ -25,8 +25,9 @@ from shared.cli.progress import Progress
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 from shared.ports.directory import USER_SELECT, DirectoryError
 from shared.render.csvsafe import csv_writer
+from shared.render.evaluation import evaluation_json
 from shared.render.findings_summary import summary_json, summary_lines
-from shared.render.report import evaluation_json, path_rows, write_csv
+from shared.render.paths import path_rows, write_csv
 
 if TYPE_CHECKING:
     from shared.adapters.graph import GraphDirectory

@@ -51,22 +51,18 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
-from shared.render.migration_script import SCRIPT_KINDS, render_script
-from shared.render.report import (
+from shared.render.csvsafe import write_rows
+from shared.render.drift import diff_json, render_diff_table
+from shared.render.evaluation import render_table, write_evaluation_json
+from shared.render.migration import (
     MIGRATION_CSV_HEADER,
-    diff_json,
     migration_json,
     migration_rows,
-    path_rows,
-    render_diff_table,
     render_migration_table,
-    render_table,
-    render_whatif_table,
-    whatif_json,
-    write_csv,
-    write_evaluation_json,
-    write_rows,
 )
+from shared.render.migration_script import SCRIPT_KINDS, render_script
+from shared.render.paths import path_rows, write_csv
+from shared.render.whatif import render_whatif_table, whatif_json
 
 EXIT_OK = 0
 EXIT_DATA_LOSS = 1

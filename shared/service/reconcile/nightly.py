@@ -48,17 +48,11 @@ from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecas
 from shared.core.reprocess import ReprocessNow
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT, DirectoryError
-from shared.render.csvsafe import csv_writer
-from shared.render.report import (
-    CSV_HEADER,
-    MIGRATION_CSV_HEADER,
-    evaluation_json,
-    finding_json,
-    migration_json,
-    migration_rows,
-    path_rows,
-    write_rows,
-)
+from shared.render.csvsafe import csv_writer, write_rows
+from shared.render.evaluation import evaluation_json
+from shared.render.findings import finding_json
+from shared.render.migration import MIGRATION_CSV_HEADER, migration_json, migration_rows
+from shared.render.paths import CSV_HEADER, path_rows
 from shared.service.alerts import jobs as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss
