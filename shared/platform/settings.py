@@ -233,7 +233,7 @@ def _ncrontab(text: str) -> str:
     return text
 
 
-def _sku_prices(text: str) -> dict[str, float]:
+def sku_prices(text: str) -> dict[str, float]:
     """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
     prices: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",")):
@@ -337,7 +337,7 @@ class Settings:
     )
     """Teams / Slack / webhook channels besides mail (shared.platform.channel_config)."""
     sku_prices: Mapping[str, float] = field(
-        default_factory=dict, metadata=_env("SKU_PRICES", _sku_prices)
+        default_factory=dict, metadata=_env("SKU_PRICES", sku_prices)
     )
     """Optional monthly price per product for the report page's cost columns."""
 
