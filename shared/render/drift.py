@@ -20,12 +20,10 @@ from shared.core.drift import (
 from shared.core.model import PrepaidUnits, Tenant
 from shared.render.tenant_names import TenantNames
 from shared.render.user_deltas import (
+    impact_lines,
     seat_json,
-    seat_lines,
     sorted_deltas,
     user_delta_json,
-    users_section,
-    verdict,
 )
 
 
@@ -174,7 +172,5 @@ def render_diff_table(drift: Drift, old: Tenant, new: Tenant, catalog: Catalog) 
     lines += ["", f"PRODUCTS CHANGED ({len(drift.skus)})"]
     for sku in drift.skus:
         lines += _sku_drift_lines(sku, names)
-    lines += ["", *users_section(drift.users, names)]
-    lines += ["", *seat_lines(drift.seats, names)]
-    lines += ["", verdict(drift.users)]
+    lines += ["", *impact_lines(drift.users, drift.seats, names)]
     return "\n".join(lines) + "\n"

@@ -153,3 +153,19 @@ def verdict(deltas: Sequence[UserDelta]) -> str:
         f"DATA-LOSS RISK for {len(at_risk)} user(s): see DataLossRisk above before making "
         "this change."
     )
+
+
+def impact_lines(
+    deltas: Sequence[UserDelta],
+    seats: Sequence[SeatDelta],
+    names: TenantNames,
+    result: WhatIf | None = None,
+) -> list[str]:
+    """The tables' common ending: affected users, seats, then the data-loss verdict."""
+    return [
+        *users_section(deltas, names, result),
+        "",
+        *seat_lines(seats, names),
+        "",
+        verdict(deltas),
+    ]

@@ -23,12 +23,10 @@ from shared.render.predict import (
 from shared.render.tenant_names import TenantNames
 from shared.render.user_deltas import (
     data_plans_lost,
+    impact_lines,
     seat_json,
-    seat_lines,
     sorted_deltas,
     user_delta_json,
-    users_section,
-    verdict,
 )
 
 
@@ -107,9 +105,7 @@ def render_whatif_table(result: WhatIf, tenant: Tenant, catalog: Catalog) -> str
         lines += ["", *predicted]
     if result.notes:
         lines += ["", "NOTES"] + [f"  {note}" for note in result.notes]
-    lines += ["", *users_section(result.users, names, result)]
-    lines += ["", *seat_lines(result.seats, names)]
-    lines += ["", verdict(result.users)]
+    lines += ["", *impact_lines(result.users, result.seats, names, result)]
     if result.predicted_errors:
         lines.append(
             "PREDICTED ERRORS: Entra would record assignment errors (see above); "
