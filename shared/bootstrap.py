@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 
 from shared.adapters.blobs import blobs_for, container_client
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import default_credential, graph_endpoint
+from shared.adapters.graph_probe import GraphProbe
 from shared.adapters.queues import queue_client, queues_for
 from shared.adapters.tables import table_client, tables_for
 from shared.fakes.blobs import InMemoryBlobStore
@@ -33,9 +34,6 @@ from shared.ports.queues import QUEUE_NAMES, Queues, poison_name
 from shared.ports.tables import TABLE_NAMES, Tables
 from shared.service.crashpoints import NO_CRASHES, CrashPoints
 from shared.service.services import Services, utc_now
-
-if TYPE_CHECKING:
-    from shared.adapters.graph_probe import GraphProbe
 
 _lock = threading.Lock()
 _services: Services | None = None
@@ -182,14 +180,13 @@ async def close_services(built: Services) -> None:
 
 def graph_probe(base_url: str, *, static_token: str | None, credential: Any) -> GraphProbe:
     """Preflight's harmless GETs against Graph, through the service's own client."""
-    from shared.adapters.graph_probe import GraphProbe  # noqa: PLC0415 - preflight only
-
     return GraphProbe(base_url, static_token=static_token, credential=credential)
 
 
 def reports_blob_store(storage: StorageConnection) -> BlobStore:
-    """The reports container (the nightly history), for `report html --from-storage`."""
-    return blobs_for(storage)
+    """The reports container (the nightly history), for `report html --from-storage`: with a
+    connection string, or in identity mode signed in with the service's storage credential."""
+    return blobs_for(storage, credential=storage_connection_credential(storage))
 
 
 def storage_probes(
