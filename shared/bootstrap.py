@@ -7,6 +7,7 @@ swapped by registration, never by patching.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -16,19 +17,21 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from shared.adapters.blobs import blobs_for
+from shared.adapters.blobs import blobs_for, container_client
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.queues import queues_for
-from shared.adapters.tables import tables_for
+from shared.adapters.graph_auth import default_credential, graph_endpoint
+from shared.adapters.graph_probe import GraphProbe
+from shared.adapters.queues import queue_client, queues_for
+from shared.adapters.tables import table_client, tables_for
 from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.queues import in_memory_queues
 from shared.fakes.tables import in_memory_tables
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings, StorageConnection
-from shared.ports.blobs import BlobStore
+from shared.ports.blobs import REPORTS_CONTAINER, BlobStore
 from shared.ports.directory import Directory
-from shared.ports.queues import Queues
-from shared.ports.tables import Tables
+from shared.ports.queues import QUEUE_NAMES, Queues, poison_name
+from shared.ports.tables import TABLE_NAMES, Tables
 from shared.service.services import NO_CRASHES, CrashPoints, Services, utc_now
 
 _lock = threading.Lock()
@@ -146,3 +149,82 @@ def in_memory_services(
         clock=now,
         crash_points=crash_points,
     )
+
+
+# --------------------------------------------------------------------------- the CLI's wiring
+
+
+class GraphSession:
+    """A `Directory` over Graph for one CLI command, and the credential it signs in with (None
+    with a static token): the command owns both and closes them with `aclose`."""
+
+    def __init__(self, directory: GraphDirectory, credential: Any) -> None:
+        self._graph = directory
+        self.directory: Directory = directory
+        self.credential = credential
+
+    async def aclose(self) -> None:
+        await self._graph.aclose()
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def graph_session(
+    base_url: str, *, static_token: str | None, credential: Any = None
+) -> GraphSession:
+    """The directory a CLI command reads at `base_url`: with `static_token` (graphsim), else
+    signed in with `credential`, by default `DefaultAzureCredential` (`az login`), made only
+    after the URL is known to name a Graph cloud (GraphEndpointError when it does not)."""
+    if static_token is None and credential is None:
+        graph_endpoint(base_url)
+        credential = default_credential(os.environ)
+    directory = graph_directory(base_url, static_token=static_token, credential=credential)
+    return GraphSession(directory, credential if static_token is None else None)
+
+
+async def close_services(built: Services) -> None:
+    """Close what `build_services` opened that outlives a command: the Graph client's HTTP
+    connections (the storage clients are synchronous and hold no pool to close)."""
+    if isinstance(built.directory, GraphDirectory):
+        await built.directory.aclose()
+
+
+def graph_probe(base_url: str, *, static_token: str | None, credential: Any) -> GraphProbe:
+    """Preflight's harmless GETs against Graph, through the service's own client."""
+    return GraphProbe(base_url, static_token=static_token, credential=credential)
+
+
+def reports_blob_store(storage: StorageConnection) -> BlobStore:
+    """The reports container (the nightly history), for `report html --from-storage`: with a
+    connection string, or in identity mode signed in with the service's storage credential."""
+    return blobs_for(storage, credential=storage_connection_credential(storage))
+
+
+def storage_probes(
+    storage: StorageConnection, credential: TokenCredential | None
+) -> list[tuple[str, Callable[[], object]]]:
+    """Preflight's read of every queue (and -poison twin), table and container the app uses:
+    a label and a call that raises the storage SDK's error when it cannot read it."""
+
+    def read_table(name: str) -> Callable[[], object]:
+        def read() -> object:
+            pager = table_client(storage, name, credential=credential).query_entities(
+                "PartitionKey eq 'license-guard-preflight'", results_per_page=1
+            )
+            return list(next(iter(pager.by_page()), []))
+
+        return read
+
+    probes: list[tuple[str, Callable[[], object]]] = []
+    for name in QUEUE_NAMES:
+        for queue in (name, poison_name(name)):
+            client = queue_client(storage, queue, credential=credential)
+            probes.append((f"queue {queue}", client.get_queue_properties))
+    for table in TABLE_NAMES:
+        probes.append((f"table {table}", read_table(table)))
+    blobs = container_client(storage, REPORTS_CONTAINER, credential=credential)
+    probes.append((f"container {REPORTS_CONTAINER}", blobs.get_container_properties))
+    return probes

@@ -51,7 +51,7 @@ def add_reprocess_command(commands: Any) -> None:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
-    from shared.bootstrap import build_services  # noqa: PLC0415 - storage only when asked
+    from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
         UNKNOWN,
@@ -77,9 +77,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
         try:
             return await manual_reprocess(svc, args.user or (), args.group, dry_run=args.dry_run)
         finally:
-            close = getattr(svc.directory, "aclose", None)
-            if close is not None:
-                await close()
+            await close_services(svc)
 
     try:
         outcomes = run_job(job)

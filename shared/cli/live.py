@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from shared.catalog.products import catalog
 from shared.cli.env import cli_environment
+from shared.cli.files import output
 from shared.cli.progress import Progress
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
-from shared.ports.directory import USER_SELECT, DirectoryError
+from shared.ports.directory import USER_SELECT, Directory, DirectoryError
 from shared.render.csvsafe import csv_writer
+from shared.render.evaluation import evaluation_json
 from shared.render.findings_summary import summary_json, summary_lines
-from shared.render.report import evaluation_json, path_rows, write_csv
+from shared.render.paths import path_rows, write_csv
 
 if TYPE_CHECKING:
-    from shared.adapters.graph import GraphDirectory
+    from shared.bootstrap import GraphSession
     from shared.service.reconcile.run_state import ReconcileResult
 
 # The Graph SDK and the service (storage SDKs) are imported by the commands that use them:
@@ -126,48 +126,21 @@ def _graph(
     return base, token
 
 
-class _SignedIn:
-    """A GraphDirectory and the credential it signs in with (None: a static token); the
-    command owns both and closes them when done."""
-
-    def __init__(self, directory: GraphDirectory, credential: Any) -> None:
-        self.directory = directory
-        self.credential = credential
-
-    async def aclose(self) -> None:
-        await self.directory.aclose()
-        close = getattr(self.credential, "close", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
-
-
-def sign_in(args: argparse.Namespace, credential: Any = None) -> _SignedIn:
+def sign_in(args: argparse.Namespace, credential: Any = None) -> GraphSession:
     """The directory the command reads: `--token`/GRAPH_STATIC_TOKEN (graphsim), else an
     azure-identity credential (`credential`, or DefaultAzureCredential: `az login`) for the
     cloud GRAPH_BASE_URL names."""
-    from shared.adapters.graph import GraphDirectory, build_graph_client  # noqa: PLC0415
-    from shared.adapters.graph_auth import (  # noqa: PLC0415 - the Graph SDK only when used
-        GraphEndpointError,
-        default_credential,
-        graph_endpoint,
-    )
+    # the Graph SDK only when used
+    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
+    from shared.bootstrap import graph_session  # noqa: PLC0415
 
     base, token = _graph(args)
     if not base.startswith(("http://", "https://")):
         raise LiveError(f"--graph-base-url: {base!r} is not an absolute http(s) URL")
-    if token is None and credential is None:
-        try:
-            graph_endpoint(base)
-        except GraphEndpointError as exc:
-            raise LiveError(str(exc)) from None
-        credential = default_credential(os.environ)
     try:
-        client = build_graph_client(base, static_token=token, credential=credential)
+        return graph_session(base, static_token=token, credential=credential)
     except GraphEndpointError as exc:
         raise LiveError(str(exc)) from None
-    return _SignedIn(GraphDirectory(client), credential if token is None else None)
 
 
 def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -178,36 +151,32 @@ def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         raise LiveError(f"cannot read the tenant: {exc}") from None
 
 
-@contextmanager
-def _out(path: str | None, binary: bool) -> Iterator[Any]:
-    if path and binary:
-        with open(path, "wb") as handle:
-            yield handle
-    elif path:
-        with open(path, "w", encoding="utf-8", newline="") as text:
-            yield text
-    else:
-        yield sys.stdout.buffer if binary else sys.stdout
-        sys.stdout.flush()
+def run_scan(args: argparse.Namespace, work: Callable[[Directory, Progress], Awaitable[_T]]) -> _T:
+    """A command's scan of the live tenant: sign in (`sign_in`), run `work` with the directory
+    and a progress line on standard error, then close both; a Graph error is a LiveError."""
+    signed_in = sign_in(args)
+    progress = Progress(args.quiet)
+
+    async def job() -> _T:
+        try:
+            return await work(signed_in.directory, progress)
+        finally:
+            progress.close()
+            await signed_in.aclose()
+
+    return run_job(job)
 
 
 # --------------------------------------------------------------------------- snapshot
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
-    signed_in = sign_in(args)
-    progress = Progress(args.quiet)
-
-    async def job() -> int:
-        try:
-            with _out(args.out, binary=True) as out:
-                await write_snapshot(signed_in.directory, out, progress)
-        finally:
-            progress.close()
-            await signed_in.aclose()
+    async def work(directory: Directory, progress: Progress) -> int:
+        with output(args.out, binary=True) as out:
+            await write_snapshot(directory, out, progress)
         return EXIT_OK
 
-    return run_job(job)
+    return run_scan(args, work)
 
 
 async def write_snapshot(
@@ -245,19 +214,12 @@ async def write_snapshot(
 
 
 def run_paths(args: argparse.Namespace) -> int:
-    signed_in = sign_in(args)
-    progress = Progress(args.quiet)
-
-    async def job() -> int:
-        try:
-            with _out(args.out, binary=args.format == "json") as out:
-                await write_paths(signed_in.directory, out, args.format, progress)
-        finally:
-            progress.close()
-            await signed_in.aclose()
+    async def work(directory: Directory, progress: Progress) -> int:
+        with output(args.out, binary=args.format == "json") as out:
+            await write_paths(directory, out, args.format, progress)
         return EXIT_OK
 
-    return run_job(job)
+    return run_scan(args, work)
 
 
 async def write_paths(
@@ -305,9 +267,8 @@ async def write_paths(
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from shared.adapters.graph import GraphDirectory  # noqa: PLC0415
     from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
-    from shared.bootstrap import build_services  # noqa: PLC0415
+    from shared.bootstrap import build_services, close_services  # noqa: PLC0415
     from shared.service.reconcile.nightly import reconcile_nightly  # noqa: PLC0415
     from shared.service.reconcile.run_state import Options  # noqa: PLC0415
 
@@ -330,15 +291,13 @@ def run_reconcile(args: argparse.Namespace) -> int:
         retention_days=svc.settings.report_retention_days,
         progress=progress,
     )
-    directory = svc.directory
 
     async def job() -> int:
         try:
             result = await reconcile_nightly(svc, blobs, options)
         finally:
             progress.close()
-            if isinstance(directory, GraphDirectory):
-                await directory.aclose()
+            await close_services(svc)
         print_result(result, args.format)
         return EXIT_OK
 

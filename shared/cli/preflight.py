@@ -31,13 +31,13 @@ from typing import IO, Any
 import httpx
 from azure.core.exceptions import ClientAuthenticationError
 
-from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import (
     GraphEndpointError,
     credential_error,
     default_credential,
     graph_endpoint,
 )
+from shared.bootstrap import graph_probe
 from shared.cli.live import LiveError
 from shared.cli.preflight_checks import (
     FAIL,
@@ -124,15 +124,15 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
             claims = token_claims(token)
             checks += identity_check(claims, target)
             roles = claims.get("roles") if claims else None
-            client = build_graph_client(
+            probe = graph_probe(
                 target.endpoint.base_url, static_token=target.static_token, credential=credential
             )
             try:
                 checks += await graph_checks(
-                    target, client.request_adapter, roles if isinstance(roles, list) else None
+                    target, probe, roles if isinstance(roles, list) else None
                 )
             finally:
-                await GraphDirectory(client).aclose()  # its HTTP connections
+                await probe.aclose()  # its HTTP connections
         else:
             checks.append(Check(SKIP, "Graph permissions", "not checked: no token"))
     finally:

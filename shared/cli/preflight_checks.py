@@ -15,25 +15,18 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
-from kiota_abstractions.api_error import APIError
-from kiota_abstractions.method import Method
-from kiota_abstractions.request_information import RequestInformation
 
-from shared.adapters.graph_auth import GraphEndpoint, credential_error
-from shared.adapters.graph_errors import ERROR_MAP, to_directory_error
+from shared.adapters.graph_auth import GraphEndpoint
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
 from shared.platform.settings import StorageConnection
-from shared.ports.blobs import REPORTS_CONTAINER
 from shared.ports.directory import DirectoryError
-from shared.ports.queues import QUEUE_NAMES, poison_name
-from shared.ports.tables import TABLE_NAMES
 
 PASS, FAIL, SKIP = "✓", "✗", "-"
 GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
@@ -157,32 +150,23 @@ def _has_role(roles: list[str], permission: str) -> bool:
 # --------------------------------------------------------------------------- Graph
 
 
-async def _probe(adapter: Any, base_url: str, path: str) -> DirectoryError | None:
-    """GET base_url + path; None on success, else the error Graph (or the transport) gave."""
-    info = RequestInformation(Method.GET)
-    info.url = base_url + path
-    info.headers.try_add("Accept", "application/json")
-    try:
-        await adapter.send_primitive_async(info, "bytes", ERROR_MAP)
-    except APIError as exc:
-        return to_directory_error(exc)
-    except ClientAuthenticationError as exc:
-        return credential_error(exc)
-    except httpx.TransportError as exc:
-        return DirectoryError(503, "Unreachable", f"{type(exc).__name__}: {exc}")
-    return None
+class Probe(Protocol):
+    """A harmless GET against Graph (`shared.bootstrap.graph_probe`)."""
+
+    async def get(self, path: str) -> DirectoryError | None:
+        """None on success, else the error Graph (or the transport) gave."""
+        ...
 
 
-async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) -> list[Check]:
+async def graph_checks(target: Target, probe: Probe, roles: list[str] | None) -> list[Check]:
     """One check per permission the mode needs (shared.adapters.graph_permissions.grant)."""
     checks = []
-    base = target.endpoint.base_url
     for name in grant(target.permission_sets):
         label = f"Graph {name}"
         if name == "Mail.Send":
             sender = target.alert_sender or ""
             path = f"/users/{quote(sender, safe='@')}?$select=id,mail"
-            error = await _probe(adapter, base, path)
+            error = await probe.get(path)
             if error is not None and error.status == 404:
                 checks.append(
                     Check(
@@ -200,7 +184,7 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
         elif name == "Mail.ReadWrite":
             sender = target.alert_sender or ""
             path = f"/users/{quote(sender, safe='@')}/mailFolders/drafts/messages?$top=1&$select=id"
-            error = await _probe(adapter, base, path)
+            error = await probe.get(path)
             if error is not None:
                 fix = (
                     "set ALERT_SENDER to an existing mailbox in the tenant"
@@ -211,7 +195,7 @@ async def graph_checks(target: Target, adapter: Any, roles: list[str] | None) ->
                 continue
             detail = f"sender mailbox {sender}: Drafts readable"
         elif name in READ_PROBES:
-            error = await _probe(adapter, base, READ_PROBES[name])
+            error = await probe.get(READ_PROBES[name])
             if error is not None:
                 fix = GRANT_FIX if error.status in (401, 403) else "check GRAPH_BASE_URL"
                 checks.append(Check(FAIL, label, f"GET {READ_PROBES[name]}: {error}", fix))
@@ -243,44 +227,18 @@ def storage_checks(target: Target, credential: TokenCredential | None = None) ->
     storage = target.storage
     if storage is None:
         return [Check(SKIP, "storage", "AzureWebJobsStorage is not set: not checked")]
-    from shared.bootstrap import storage_connection_credential  # noqa: PLC0415
+    from shared.bootstrap import storage_connection_credential, storage_probes  # noqa: PLC0415
 
     owned = credential is None
     if owned:
         credential = storage_connection_credential(storage)
     try:
-        return _storage_probes(storage, credential)
+        return [
+            _storage_check(label, probe) for label, probe in storage_probes(storage, credential)
+        ]
     finally:
         if owned and credential is not None:
             credential.close()  # type: ignore[attr-defined]
-
-
-def _storage_probes(storage: StorageConnection, credential: TokenCredential | None) -> list[Check]:
-    # imported only when storage is configured: the Graph-only checks need no storage SDK
-    from shared.adapters.blobs import container_client  # noqa: PLC0415
-    from shared.adapters.queues import queue_client  # noqa: PLC0415
-    from shared.adapters.tables import table_client  # noqa: PLC0415
-
-    def read_table(name: str) -> None:
-        pager = table_client(storage, name, credential=credential).query_entities(
-            "PartitionKey eq 'license-guard-preflight'", results_per_page=1
-        )
-        list(next(iter(pager.by_page()), []))
-
-    probes: list[tuple[str, Callable[[], Any]]] = []
-    for name in QUEUE_NAMES:
-        for queue in (name, poison_name(name)):
-            client = queue_client(storage, queue, credential=credential)
-            probes.append((f"queue {queue}", client.get_queue_properties))
-    for table in TABLE_NAMES:
-        probes.append((f"table {table}", _bind(read_table, table)))
-    blobs = container_client(storage, REPORTS_CONTAINER, credential=credential)
-    probes.append((f"container {REPORTS_CONTAINER}", blobs.get_container_properties))
-    return [_storage_check(label, probe) for label, probe in probes]
-
-
-def _bind(probe: Callable[[str], None], name: str) -> Callable[[], None]:
-    return lambda: probe(name)
 
 
 def _storage_check(label: str, probe: Callable[[], Any]) -> Check:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.snapshot import load_snapshot
-from shared.cli.live import LiveError, add_graph_flags, run_job, sign_in
+from shared.cli.files import load_tenant
+from shared.cli.live import LiveError, add_graph_flags, run_scan
 from shared.cli.progress import Progress
-from shared.platform.setting_values import parse_sku_prices as _sku_prices
+from shared.platform.setting_values import parse_sku_prices as sku_prices
 from shared.platform.settings import StorageConnection
+from shared.ports.directory import Directory
 from shared.render.health_model import ROWS_PER_CODE, HealthReport
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import HistoryError, load_history_blobs, load_history_dir
@@ -66,7 +66,7 @@ def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.history:
             return load_history_dir(args.history)
         if args.from_storage:
-            from shared.adapters.blobs import blobs_for  # noqa: PLC0415 - storage only when asked
+            from shared.bootstrap import reports_blob_store  # noqa: PLC0415 - storage only when asked
 
             try:
                 storage = StorageConnection.from_env(os.environ)
@@ -74,7 +74,7 @@ def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
                 raise LiveError(
                     f"--from-storage needs AzureWebJobsStorage (or its identity form): {exc}"
                 ) from None
-            return load_history_blobs(blobs_for(storage))
+            return load_history_blobs(reports_blob_store(storage))
     except HistoryError as exc:
         raise LiveError(str(exc)) from None
     return []
@@ -83,7 +83,7 @@ def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _prices() -> dict[str, float]:
     text = (os.environ.get("SKU_PRICES") or "").strip()
     try:
-        return _sku_prices(text) if text else {}
+        return sku_prices(text) if text else {}
     except ValueError as exc:
         raise LiveError(f"SKU_PRICES: {exc}") from None
 
@@ -95,11 +95,8 @@ def run_html(args: argparse.Namespace) -> int:
     history = _history(args)
     prices = _prices()
     if args.snapshot:
-        loaded = load_snapshot(args.snapshot)
-        for warning in loaded.warnings:
-            print(f"license-guard: warning: {warning}", file=sys.stderr)
         report = report_from_snapshot(
-            loaded.tenant,
+            load_tenant(args.snapshot),
             source=Path(args.snapshot).name,
             generated_at=now.isoformat(timespec="seconds"),
             history=history,
@@ -110,26 +107,19 @@ def run_html(args: argparse.Namespace) -> int:
         return EXIT_OK
     from shared.service.reconcile.health_report import live_report  # noqa: PLC0415
 
-    signed_in = sign_in(args)
-    progress = Progress(args.quiet)
+    async def work(directory: Directory, progress: Progress) -> HealthReport:
+        return await live_report(
+            directory,
+            now=now,
+            history=history,
+            prices=prices,
+            rows_per_code=args.rows_per_code,
+            progress=progress,
+        )
 
-    async def job() -> int:
-        try:
-            report = await live_report(
-                signed_in.directory,
-                now=now,
-                history=history,
-                prices=prices,
-                rows_per_code=args.rows_per_code,
-                progress=progress,
-            )
-        finally:
-            progress.close()
-            await signed_in.aclose()
-        _write(report, args.out)
-        return EXIT_OK
-
-    return run_job(job)
+    report = run_scan(args, work)
+    _write(report, args.out)
+    return EXIT_OK
 
 
 def _write(report: HealthReport, out: str) -> None:

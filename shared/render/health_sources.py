@@ -14,15 +14,15 @@ from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.core.migration import MigrationPlan, migration_plan
 from shared.core.model import Tenant
+from shared.render.evaluation import evaluation_json
+from shared.render.health_builder import HealthBuilder
 from shared.render.health_model import (
     ROWS_PER_CODE,
-    HealthBuilder,
     HealthReport,
     Migration,
     MigrationRow,
 )
 from shared.render.history import nights, previous_night, trends
-from shared.render.report import evaluation_json
 
 
 def migration_section(

@@ -14,7 +14,7 @@ import pytest
 
 from shared.cli.main import main
 from shared.render.csvsafe import safe_cell
-from shared.render.report import CSV_HEADER
+from shared.render.paths import CSV_HEADER
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 

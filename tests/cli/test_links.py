@@ -16,7 +16,7 @@ from shared.core.alerting import LedgerRow
 from shared.core.links import PRODUCTS_URL, finding_url, group_license_url, user_license_url
 from shared.render import alert_mails
 from shared.render import mail as compose
-from shared.render.report import CSV_HEADER
+from shared.render.paths import CSV_HEADER
 
 DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 USER = "6b1e1d8e-0000-4000-8000-000000000001"

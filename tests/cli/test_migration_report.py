@@ -14,7 +14,7 @@ from shared.adapters.snapshot import load_snapshot
 from shared.cli.main import EXIT_OK, main
 from shared.core.evaluate import evaluate
 from shared.core.migration import migration_plan, suggested_group_name
-from shared.render.report import MIGRATION_CSV_HEADER
+from shared.render.migration import MIGRATION_CSV_HEADER
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"

@@ -20,7 +20,7 @@ from bench.shapes import SHAPES
 from graphsim.synthetic import generate_tenant
 from shared.adapters.snapshot import load_snapshot, parse_snapshot
 from shared.core.evaluate import evaluate
-from shared.render.report import evaluation_json, write_evaluation_json
+from shared.render.evaluation import evaluation_json, write_evaluation_json
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"

@@ -17,7 +17,7 @@ from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
 from shared.adapters.tables import tables_for
 from shared.cli.main import main
-from shared.render.report import CSV_HEADER
+from shared.render.paths import CSV_HEADER
 from tests.service.world import BASE_ENV
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.render.report import MIGRATION_CSV_HEADER
+from shared.render.migration import MIGRATION_CSV_HEADER
 from shared.service.reconcile.run_state import CONFIG_LATEST
 from tests.reconcile.conftest import Nightly
 from tests.service.world import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
-from shared.render.report import CSV_HEADER
+from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages

@@ -16,7 +16,7 @@ import pytest
 from shared.adapters.snapshot import load_snapshot, parse_snapshot
 from shared.core import links
 from shared.core.evaluate import evaluate
-from shared.render.health_model import HealthBuilder
+from shared.render.health_builder import HealthBuilder
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import nights, previous_night, trends

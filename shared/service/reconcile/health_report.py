@@ -21,7 +21,10 @@ from shared.core.findings import Names, sku_findings
 from shared.core.model import Tenant
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT
-from shared.render.health_model import HEALTH_KEYS, ROWS_PER_CODE, HealthBuilder, HealthReport
+from shared.render.evaluation import evaluation_json
+from shared.render.findings import finding_json
+from shared.render.health_builder import HealthBuilder
+from shared.render.health_model import HEALTH_KEYS, ROWS_PER_CODE, HealthReport
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import finish_report, migration_section
 from shared.render.history import (
@@ -31,7 +34,6 @@ from shared.render.history import (
     history_record,
     load_history_blobs,
 )
-from shared.render.report import evaluation_json, finding_json
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.outputs import assemble_migration, page_checks
 from shared.service.reconcile.scan import (

@@ -346,7 +346,7 @@ def assemble_migration(
     parts: Iterable[JSON], config: Mapping[str, Any]
 ) -> tuple[MigrationPlan, Tenant]:
     """One plan from the pages' parts, and a tenant (configuration plus the users it names)
-    to render it with `shared.render.report.migration_json` / `migration_rows`."""
+    to render it with `shared.render.migration.migration_json` / `migration_rows`."""
     covered: list[CoveredDirect] = []
     partly: list[PartlyCoveredDirect] = []
     only: dict[tuple[str, frozenset[str]], list[str]] = {}

@@ -18,7 +18,8 @@ from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.model import Tenant
 from shared.ports.directory import JSON, USER_SELECT
-from shared.render.report import evaluation_json, path_rows
+from shared.render.evaluation import evaluation_json
+from shared.render.paths import path_rows
 from shared.service.crashpoints import crash_point
 from shared.service.reconcile.outputs import page_checks
 from shared.service.reconcile.reports import spool, write_csv_rows

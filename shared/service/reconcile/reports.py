@@ -23,15 +23,10 @@ from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, DirectoryError
-from shared.render.csvsafe import csv_writer
-from shared.render.report import (
-    CSV_HEADER,
-    MIGRATION_CSV_HEADER,
-    finding_json,
-    migration_json,
-    migration_rows,
-    write_rows,
-)
+from shared.render.csvsafe import csv_writer, write_rows
+from shared.render.findings import finding_json
+from shared.render.migration import MIGRATION_CSV_HEADER, migration_json, migration_rows
+from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.health_report import write_nightly_page
 from shared.service.reconcile.outputs import (
     AUDIT_ACTIVITIES,

@@ -1,0 +1,46 @@
+"""Where a command's input and output go: a snapshot file (its warnings on standard error), and
+`--out FILE` or standard output (UTF-8 text without newline translation, or bytes).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from shared.adapters.snapshot import load_snapshot
+from shared.core.model import Tenant
+
+_TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
+
+
+@contextmanager
+def output(path: str | None, *, binary: bool) -> Iterator[Any]:
+    """The --out file, or standard output (its byte buffer for binary output)."""
+    if path:
+        with open(path, "wb" if binary else "w", **({} if binary else _TEXT)) as handle:
+            yield handle
+    else:
+        yield sys.stdout.buffer if binary else sys.stdout
+        sys.stdout.flush()
+
+
+def load_tenant(path: str) -> Tenant:
+    """The snapshot's tenant; its warnings go to standard error."""
+    loaded = load_snapshot(path)
+    for warning in loaded.warnings:
+        print(f"license-guard: warning: {warning}", file=sys.stderr)
+    return loaded.tenant
+
+
+def write_json(document: Any, path: str | None) -> None:
+    with output(path, binary=True) as out:
+        out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_text(text: str, path: str | None) -> None:
+    with output(path, binary=False) as out:
+        out.write(text)
