@@ -18,7 +18,8 @@ import orjson
 
 from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
-from shared.core.findings import Names, sku_findings
+from shared.core.findings import Names
+from shared.core.sku_findings import sku_findings
 from shared.core.model import Tenant
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT

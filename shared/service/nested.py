@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from shared.core.findings import Finding, Names, group_findings
+from shared.core.findings import Finding, Names
+from shared.core.group_findings import group_findings
 from shared.core.model import Group, LicenseAssignment, Tenant
 from shared.ports.directory import JSON, GroupDelta
 from shared.service.services import Services

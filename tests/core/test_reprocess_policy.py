@@ -36,10 +36,8 @@ from shared.core.model import (
     Tenant,
     User,
 )
-from shared.core.reprocess import (
-    NO_FREE_SEATS,
-    PROCESSING_COMPLETE,
-    SEATS_FREE,
+from shared.core.reprocess import NO_FREE_SEATS, PROCESSING_COMPLETE, SEATS_FREE, decide_reprocess
+from shared.core.reprocess_plan import (
     AlertInstead,
     Attempt,
     Cause,
@@ -48,7 +46,6 @@ from shared.core.reprocess import (
     ReprocessPlan,
     RetryLater,
     TenantFacts,
-    decide_reprocess,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from shared.core.findings import (
     SUBSCRIPTION_AT_RISK,
     Finding,
     Names,
-    sku_findings,
 )
+from shared.core.sku_findings import sku_findings
 from shared.core.graph_values import graph_time_or_none
 from shared.service.alerts.deliver import (
     Delivery,
