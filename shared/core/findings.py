@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shared.core.model import Group, Tenant, User
+from shared.core.model import AssignmentState, Group, Tenant, User
 
 ERROR = "error"
 WARNING = "warning"
@@ -115,6 +115,59 @@ class Names:
         return tuple(
             sorted(self._plans.get(p) or (sku.plan_name(p) if sku else p) for p in plan_ids)
         )
+
+
+def state_finding(
+    code: str,
+    severity: str,
+    user: User,
+    state: AssignmentState,
+    *,
+    message: str,
+    remedy: str,
+    plans: tuple[str, ...] = (),
+    evidence: tuple[str, ...] = (),
+) -> Finding:
+    """A finding about one of the user's assignments: its SKU, its group and Graph's time."""
+    return Finding(
+        code,
+        severity,
+        user.id,
+        state.sku_id,
+        state.assigned_by_group,
+        message,
+        remedy,
+        plans=plans,
+        since=state.last_updated,
+        evidence=evidence,
+    )
+
+
+def user_finding(
+    code: str,
+    severity: str,
+    user: User,
+    sku_id: str | None,
+    *,
+    message: str,
+    remedy: str,
+    plans: tuple[str, ...] = (),
+    evidence: tuple[str, ...] = (),
+    safe: bool | None = None,
+) -> Finding:
+    """A finding about a user (and maybe one SKU) that no single assignment carries."""
+    return Finding(
+        code,
+        severity,
+        user.id,
+        sku_id,
+        None,
+        message,
+        remedy,
+        plans=plans,
+        evidence=evidence,
+        safe=safe,
+    )
 
 
 def membership_fix(group: Group | None, names: Names, group_id: str | None) -> str:

@@ -20,6 +20,7 @@ from shared.core.findings import (
     Finding,
     Names,
     membership_fix,
+    state_finding,
     tenant_country,
     user_attribute_fix,
 )
@@ -46,15 +47,13 @@ def reported_finding(
             f"{len(group.licenses)} products are assigned to this user (all-or-none)."
         )
     cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names)
-    return Finding(
-        code=code,
-        severity=severity,
-        subject=user.id,
-        sku_id=state.sku_id,
-        group_id=state.assigned_by_group,
+    return state_finding(
+        code,
+        severity,
+        user,
+        state,
         message=f"{effect}: {cause}.{all_or_none}",
         remedy=remedy,
-        since=state.last_updated,
         evidence=evidence,
     )
 

@@ -25,8 +25,10 @@ from shared.core.findings import (
     WARNING,
     Finding,
     Names,
+    state_finding,
     tenant_country,
     user_attribute_fix,
+    user_finding,
 )
 from shared.core.model import (
     AssignmentState,
@@ -101,12 +103,11 @@ def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> 
         why = f"the user is no longer a direct member of {label}"
     else:
         why = f"{label} no longer assigns {product}"
-    return Finding(
-        code=STALE_GROUP_ASSIGNMENT,
-        severity=WARNING,
-        subject=user.id,
-        sku_id=state.sku_id,
-        group_id=state.assigned_by_group,
+    return state_finding(
+        STALE_GROUP_ASSIGNMENT,
+        WARNING,
+        user,
+        state,
         message=(
             f"Graph still shows {product} on {user.display_name} from {label}, but {why}; "
             "Entra has not processed the removal yet."
@@ -115,7 +116,6 @@ def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> 
             "Usually this clears once Entra finishes processing the group. If it persists "
             "after the group shows 'ProcessingComplete', reprocess the user."
         ),
-        since=state.last_updated,
     )
 
 
@@ -157,12 +157,11 @@ def _plan_mismatch(
 ) -> Finding:
     actual = names.plans(state.sku_id, state.disabled_plans)
     expected = names.plans(state.sku_id, wanted)
-    return Finding(
-        code=PLAN_MISMATCH,
-        severity=WARNING,
-        subject=user.id,
-        sku_id=state.sku_id,
-        group_id=state.assigned_by_group,
+    return state_finding(
+        PLAN_MISMATCH,
+        WARNING,
+        user,
+        state,
         message=(
             f"{names.group(state.assigned_by_group)} disables "
             f"[{', '.join(expected) or 'nothing'}] in {names.product(state.sku_id)}, but Graph "
@@ -173,19 +172,17 @@ def _plan_mismatch(
             "group shows 'ProcessingComplete', reprocess the user."
         ),
         plans=tuple(sorted(set(actual) ^ set(expected))),
-        since=state.last_updated,
     )
 
 
 def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
     country = tenant_country(tenant)
     inherits = f"the tenant's country ({country})" if country else "the tenant's country"
-    return Finding(
-        code=MISSING_USAGE_LOCATION,
-        severity=INFO,
-        subject=user.id,
-        sku_id=None,
-        group_id=None,
+    return user_finding(
+        MISSING_USAGE_LOCATION,
+        INFO,
+        user,
+        None,
         message=(
             f"{user.display_name} has no usage location; group-based licensing uses "
             f"{inherits} instead, which may be wrong for local service availability (a direct "
@@ -196,12 +193,11 @@ def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
 
 
 def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
-    return Finding(
-        code=LICENSED_DISABLED_ACCOUNT,
-        severity=INFO,
-        subject=user.id,
-        sku_id=sku_id,
-        group_id=None,
+    return user_finding(
+        LICENSED_DISABLED_ACCOUNT,
+        INFO,
+        user,
+        sku_id,
         message=(
             f"{user.display_name}'s account is disabled but still consumes a seat of "
             f"{names.product(sku_id)}."
@@ -218,12 +214,11 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
     groups = ", ".join(names.group(g) for g in coverage.group_ids)
     if coverage.direct_only:
         lost = names.plans(coverage.sku_id, coverage.direct_only)
-        return Finding(
-            code=DIRECT_ONLY_PLANS,
-            severity=INFO,
-            subject=user.id,
-            sku_id=coverage.sku_id,
-            group_id=None,
+        return user_finding(
+            DIRECT_ONLY_PLANS,
+            INFO,
+            user,
+            coverage.sku_id,
             message=(
                 f"{user.display_name} holds {product} directly and through {groups}; removing "
                 f"the direct assignment would lose {len(lost)} plan(s) only it grants: "
@@ -243,12 +238,11 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
         + ", ".join(names.group(g) for g in coverage.unhealthy_group_ids)
         + " is not active without errors"
     )
-    return Finding(
-        code=REDUNDANT_DIRECT_ASSIGNMENT,
-        severity=INFO,
-        subject=user.id,
-        sku_id=coverage.sku_id,
-        group_id=None,
+    return user_finding(
+        REDUNDANT_DIRECT_ASSIGNMENT,
+        INFO,
+        user,
+        coverage.sku_id,
         message=(
             f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
             f"either way); removal candidate, {verdict}."
