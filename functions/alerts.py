@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.platform.logging import bind_invocation
+from functions.running import run_job
 
 bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ALERT_DIGEST_SCHEDULE%", run_on_startup=False)
 async def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
-    bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.alerts.jobs import run_digest  # noqa: PLC0415
+    from shared.service.alerts.jobs import run_digest  # noqa: PLC0415 - on first use
 
-    await run_digest(services())
+    await run_job(context, run_digest)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
 async def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
-    bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.alerts.tenant import send_tenant_alerts  # noqa: PLC0415
+    from shared.service.alerts.tenant import send_tenant_alerts  # noqa: PLC0415 - on first use
 
-    await send_tenant_alerts(services())
+    await run_job(context, send_tenant_alerts)
