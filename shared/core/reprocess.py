@@ -107,19 +107,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    INFO,
-    MUTUALLY_EXCLUSIVE,
-    OTHER,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    PROHIBITED_IN_USAGE_LOCATION,
-    STALE_GROUP_ASSIGNMENT,
-    UNIQUENESS_VIOLATION,
-    Finding,
-)
+from shared.core import findings as codes
+from shared.core.findings import INFO, Finding
 from shared.core.reprocess_brakes import apply_seat_budget, group_alert, mass_failures
 from shared.core.reprocess_ledger import Ledger, since_key
 from shared.core.reprocess_plan import (
@@ -162,28 +151,30 @@ NO_FREE_SEATS = "freeSeats=0"
 
 REPROCESSABLE = frozenset(
     {
-        COUNT_VIOLATION,
-        MUTUALLY_EXCLUSIVE,
-        PROHIBITED_IN_USAGE_LOCATION,
-        PENDING_GROUP_ASSIGNMENT,
-        STALE_GROUP_ASSIGNMENT,
-        PLAN_MISMATCH,
+        codes.COUNT_VIOLATION,
+        codes.MUTUALLY_EXCLUSIVE,
+        codes.PROHIBITED_IN_USAGE_LOCATION,
+        codes.PENDING_GROUP_ASSIGNMENT,
+        codes.STALE_GROUP_ASSIGNMENT,
+        codes.PLAN_MISMATCH,
     }
 )
-PROCESSING_GATED = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})
-CHANGE_GATED = frozenset({MUTUALLY_EXCLUSIVE, PROHIBITED_IN_USAGE_LOCATION})
+PROCESSING_GATED = frozenset(
+    {codes.PENDING_GROUP_ASSIGNMENT, codes.STALE_GROUP_ASSIGNMENT, codes.PLAN_MISMATCH}
+)
+CHANGE_GATED = frozenset({codes.MUTUALLY_EXCLUSIVE, codes.PROHIBITED_IN_USAGE_LOCATION})
 
 FIX_FIRST = MappingProxyType(
     {
-        UNIQUENESS_VIOLATION: (
+        codes.UNIQUENESS_VIOLATION: (
             "fix the duplicate proxy address first (another object already uses it), then "
             "reprocess the user: a reprocess alone fails the same way"
         ),
-        DEPENDENCY_VIOLATION: (
+        codes.DEPENDENCY_VIOLATION: (
             "give the user the required plan through another path, or disable the dependent "
             "plans, first: a reprocess alone cannot remove a license other plans depend on"
         ),
-        OTHER: (
+        codes.OTHER: (
             "find the reason in the audit log ('Change user license') and fix it first: "
             "a reprocess alone does not fix an unclassified error"
         ),
@@ -198,7 +189,7 @@ def _date(at: datetime) -> str:
 def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
     code, sku_id, group_id = finding.code, finding.sku_id, finding.group_id
     key = Cause(code, sku_id, group_id).key
-    if code == COUNT_VIOLATION:
+    if code == codes.COUNT_VIOLATION:
         if facts.free_seats.get(sku_id or "", 0) <= 0:
             return Cause(code, sku_id, group_id, (NO_FREE_SEATS,))
         return Cause(code, sku_id, group_id, (SEATS_FREE, ledger.closed_since(key, SEATS_FREE)))
@@ -294,7 +285,7 @@ def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
 
 def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | None:
     code = cause.code
-    if code == COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
+    if code == codes.COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
         return Verdict(
             cause,
             ALERT,
@@ -323,7 +314,7 @@ def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | 
 
 def _human_fix(cause: Cause) -> str:
     """What a person must do about a usage location or a plan conflict."""
-    if cause.code == PROHIBITED_IN_USAGE_LOCATION:
+    if cause.code == codes.PROHIBITED_IN_USAGE_LOCATION:
         return (
             f"usage location ({', '.join(cause.evidence) or 'unknown'}) does not allow "
             f"{cause.sku_id}: correct the usage location or remove the user from group "
@@ -337,7 +328,7 @@ def _human_fix(cause: Cause) -> str:
 
 
 def _why_now(cause: Cause, ledger: Ledger, facts: TenantFacts) -> str:
-    if cause.code == COUNT_VIOLATION:
+    if cause.code == codes.COUNT_VIOLATION:
         free = facts.free_seats.get(cause.sku_id or "", 0)
         return f"{free} free seat(s) of {cause.sku_id}: the seat shortage may be over"
     if cause.code in PROCESSING_GATED:
@@ -381,7 +372,7 @@ def decide_reprocess(
         verdicts[c.user_id].append(_judge(c, ledgers[c.user_id], facts))
         order = since_key(c.finding.since)
         oldest[c.user_id] = min(oldest.get(c.user_id, order), order)
-        if c.cause.code == COUNT_VIOLATION:
+        if c.cause.code == codes.COUNT_VIOLATION:
             seat = (c.user_id, c.cause.sku_id or "")
             if seat not in count_since or since_key(c.finding.since) < since_key(count_since[seat]):
                 count_since[seat] = c.finding.since
