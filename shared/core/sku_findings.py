@@ -13,7 +13,7 @@ from shared.core.findings import (
     Finding,
     Names,
 )
-from shared.core.model import Sku
+from shared.core.model import Sku, seat_shortfall
 
 
 def _users(count: int) -> str:
@@ -28,7 +28,7 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
     """Seat forecast and subscription health for one SKU."""
     findings = []
     product = names.product(sku.id)
-    shortfall = max(0, demand - sku.prepaid.enabled)
+    shortfall = seat_shortfall(demand, sku.prepaid.enabled)
     if shortfall:
         findings.append(
             _sku_finding(
