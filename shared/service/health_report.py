@@ -19,8 +19,8 @@ import orjson
 from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
 from shared.core.findings import Names
-from shared.core.sku_findings import sku_findings
 from shared.core.model import Tenant
+from shared.core.sku_findings import sku_findings
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT
 from shared.render.health_model import HEALTH_KEYS, ROWS_PER_CODE, HealthBuilder, HealthReport

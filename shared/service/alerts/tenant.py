@@ -14,8 +14,8 @@ from shared.core.findings import (
     Finding,
     Names,
 )
-from shared.core.sku_findings import sku_findings
 from shared.core.graph_values import graph_time_or_none
+from shared.core.sku_findings import sku_findings
 from shared.service.alerts.deliver import (
     Delivery,
     Sleep,

@@ -44,9 +44,9 @@ from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import REPORTED_CODES, Finding, Names
-from shared.core.sku_findings import sku_findings
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
 from shared.core.reprocess import ReprocessNow
+from shared.core.sku_findings import sku_findings
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT, DirectoryError
 from shared.render.csvsafe import csv_writer
