@@ -95,15 +95,7 @@ def queue_client(
 class AzureQueue(CreatedOnFirstUse[QueueClient]):
     """`MessageQueue` over one Azure Storage queue; the queue is created on first use."""
 
-    @classmethod
-    def from_connection(
-        cls,
-        storage: str | StorageConnection,
-        queue_name: str,
-        *,
-        credential: TokenCredential | None = None,
-    ) -> AzureQueue:
-        return cls(queue_client(storage, queue_name, credential=credential))
+    connect = staticmethod(queue_client)
 
     @property
     def name(self) -> str:

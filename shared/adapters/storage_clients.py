@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
@@ -48,9 +48,23 @@ def storage_client(
 class CreatedOnFirstUse(Generic[Client]):
     """An adapter over one queue, table or container that creates it on first use."""
 
+    connect: ClassVar[Callable[..., Any]]
+    """The subclass's client maker: (storage, name, *, credential) -> its client."""
+
     def __init__(self, client: Client) -> None:
         self._client = client
         self._ready = False
+
+    @classmethod
+    def from_connection(
+        cls,
+        storage: str | StorageConnection,
+        name: str,
+        *,
+        credential: TokenCredential | None = None,
+    ) -> Self:
+        """The adapter over `name`, reached as `storage_client` says; nothing connects yet."""
+        return cls(cls.connect(storage, name, credential=credential))
 
     @property
     def client(self) -> Client:

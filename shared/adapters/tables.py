@@ -87,15 +87,7 @@ def _from_azure(raw: Mapping[str, Any]) -> Entity:
 class AzureTable(CreatedOnFirstUse[TableClient]):
     """`EntityStore` over one Azure Storage table; the table is created on first use."""
 
-    @classmethod
-    def from_connection(
-        cls,
-        storage: str | StorageConnection,
-        table_name: str,
-        *,
-        credential: TokenCredential | None = None,
-    ) -> AzureTable:
-        return cls(table_client(storage, table_name, credential=credential))
+    connect = staticmethod(table_client)
 
     @property
     def name(self) -> str:

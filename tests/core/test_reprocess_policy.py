@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -96,6 +96,17 @@ def observed(at: datetime, code: str, *evidence: str, sku: str = E3, group: str 
 
 
 LOCATION_DE = ("usageLocation=DE",)
+
+
+def location_entry(days_ago: int, country: str, entry: Callable[..., Attempt]) -> Attempt:
+    """A ledger entry (`attempted` or `observed`) for a usage location, `days_ago` days back."""
+    at = NOW - timedelta(days=days_ago)
+    return entry(at, codes.PROHIBITED_IN_USAGE_LOCATION, f"usageLocation={country}")
+
+
+def location_finding(country: str) -> Finding:
+    """The user's ProhibitedInUsageLocationViolation while the usage location is `country`."""
+    return finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=(f"usageLocation={country}",))
 
 
 # --------------------------------------------------------------------------- seats
@@ -194,19 +205,9 @@ def test_unchanged_cause_is_never_reprocessed_twice() -> None:
 
 
 def test_unchanged_usage_location_is_not_reprocessed_again_after_an_attempt() -> None:
-    history = {
-        "u1": [
-            observed(
-                NOW - timedelta(days=3), codes.PROHIBITED_IN_USAGE_LOCATION, "usageLocation=DE"
-            ),
-            attempted(
-                NOW - timedelta(days=2), codes.PROHIBITED_IN_USAGE_LOCATION, "usageLocation=FR"
-            ),
-        ]
-    }
-    fr = finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=FR",))
+    history = {"u1": [location_entry(3, "DE", observed), location_entry(2, "FR", attempted)]}
 
-    plan = decide([fr], history)
+    plan = decide([location_finding("FR")], history)
 
     assert plan.to_reprocess == []
     assert "already reprocessed" in plan.users["u1"].reason
@@ -214,19 +215,9 @@ def test_unchanged_usage_location_is_not_reprocessed_again_after_an_attempt() ->
 
 
 def test_a_location_reprocessed_before_is_not_retried_even_after_another_location() -> None:
-    history = {
-        "u1": [
-            attempted(
-                NOW - timedelta(days=5), codes.PROHIBITED_IN_USAGE_LOCATION, "usageLocation=FR"
-            ),
-            attempted(
-                NOW - timedelta(days=3), codes.PROHIBITED_IN_USAGE_LOCATION, "usageLocation=CH"
-            ),
-        ]
-    }
-    back_to_fr = finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=FR",))
+    history = {"u1": [location_entry(5, "FR", attempted), location_entry(3, "CH", attempted)]}
 
-    plan = decide([back_to_fr], history)
+    plan = decide([location_finding("FR")], history)
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
