@@ -6,6 +6,7 @@ import azure.functions as func
 
 from functions.decoding import decode_as
 from functions.running import run_on_message
+from shared.platform.logging import bind_invocation
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
 
@@ -15,22 +16,23 @@ STORAGE = "AzureWebJobsStorage"
 
 @bp.queue_trigger(arg_name="msg", queue_name=GROUPS_CHANGED, connection=STORAGE)
 async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     from shared.service.groups import handle_group_changes  # noqa: PLC0415 - on first use
 
-    await run_on_message(
-        context, lambda: decode_as(msg, GroupsChanged, DeltaSweep), handle_group_changes
-    )
+    await run_on_message(lambda: decode_as(msg, GroupsChanged, DeltaSweep), handle_group_changes)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=RECOMPUTE_USERS, connection=STORAGE)
 async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     from shared.service.users import recompute_users as recompute  # noqa: PLC0415 - on first use
 
-    await run_on_message(context, lambda: decode_as(msg, RecomputeUsers), recompute)
+    await run_on_message(lambda: decode_as(msg, RecomputeUsers), recompute)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=REPROCESS_USER, connection=STORAGE)
 async def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
     from shared.service.reprocessing import reprocess_user as reprocess  # noqa: PLC0415 - on first use
 
-    await run_on_message(context, lambda: decode_as(msg, ReprocessUser), reprocess)
+    await run_on_message(lambda: decode_as(msg, ReprocessUser), reprocess)

@@ -1,6 +1,7 @@
-"""Shared by the handlers: bind the invocation, build the services on first use, run the job.
+"""Shared by the handlers: build the services on first use and run the job with them.
 
-The services (and each job's module) are imported on first use, not at cold start.
+Each handler binds its invocation first (a test checks it), then imports its job and hands it
+here; the services (and each job's module) are imported on first use, not at cold start.
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import azure.functions as func
-
-from shared.platform.logging import bind_correlation, bind_invocation
+from shared.platform.logging import bind_correlation
 from shared.ports.messages import Message
 
 if TYPE_CHECKING:
@@ -19,21 +18,18 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=Message)
 
 
-async def run_job(context: func.Context, job: Callable[[Services], Awaitable[object]]) -> None:
+async def run_job(job: Callable[[Services], Awaitable[object]]) -> None:
     """A timer's job, run with the app's services."""
-    bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
 
     await job(services())
 
 
 async def run_on_message(
-    context: func.Context,
     decode: Callable[[], M],
     job: Callable[[Services, M], Awaitable[object]],
 ) -> None:
     """A queue message's job: decoded, then run with the app's services under its correlation id."""
-    bind_invocation(context)
     from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
 
     message = decode()
