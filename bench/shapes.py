@@ -13,17 +13,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from shared.core.findings import REPORTED_CODES
+
 Json = dict[str, Any]
 
 # Codes Graph reports on licenseAssignmentState.error; rotated so every remedy is rendered.
-ERROR_CODES = (
-    "CountViolation",
-    "MutuallyExclusiveViolation",
-    "DependencyViolation",
-    "ProhibitedInUsageLocationViolation",
-    "UniquenessViolation",
-    "Other",
-)
+ERROR_CODES = tuple(sorted(REPORTED_CODES))
 
 
 def processed(tenant: Json, rng: random.Random) -> None:

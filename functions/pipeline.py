@@ -5,7 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.decoding import decode_as
-from shared.platform.logging import bind_correlation, bind_invocation
+from functions.running import run_on_message
+from shared.platform.logging import bind_invocation
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, ReprocessUser
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
 
@@ -16,31 +17,22 @@ STORAGE = "AzureWebJobsStorage"
 @bp.queue_trigger(arg_name="msg", queue_name=GROUPS_CHANGED, connection=STORAGE)
 async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.groups import handle_group_changes  # noqa: PLC0415
+    from shared.service.groups import handle_group_changes  # noqa: PLC0415 - on first use
 
-    message = decode_as(msg, GroupsChanged, DeltaSweep)
-    with bind_correlation(message.correlation_id):
-        await handle_group_changes(services(), message)
+    await run_on_message(lambda: decode_as(msg, GroupsChanged, DeltaSweep), handle_group_changes)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=RECOMPUTE_USERS, connection=STORAGE)
 async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.users import recompute_users as recompute  # noqa: PLC0415
+    from shared.service.users import recompute_users as recompute  # noqa: PLC0415 - on first use
 
-    message = decode_as(msg, RecomputeUsers)
-    with bind_correlation(message.correlation_id):
-        await recompute(services(), message)
+    await run_on_message(lambda: decode_as(msg, RecomputeUsers), recompute)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=REPROCESS_USER, connection=STORAGE)
 async def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.reprocessing import reprocess_user as reprocess  # noqa: PLC0415
+    from shared.service.reprocessing import reprocess_user as reprocess  # noqa: PLC0415 - on first use
 
-    message = decode_as(msg, ReprocessUser)
-    with bind_correlation(message.correlation_id):
-        await reprocess(services(), message)
+    await run_on_message(lambda: decode_as(msg, ReprocessUser), reprocess)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.running import run_job
 from shared.platform.logging import bind_invocation
 
 bp = func.Blueprint()
@@ -17,7 +18,6 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False)
 async def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.reconcile.nightly import run_nightly  # noqa: PLC0415
+    from shared.service.reconcile.nightly import run_nightly  # noqa: PLC0415 - on first use
 
-    await run_nightly(services(), past_due=bool(timer.past_due))
+    await run_job(lambda services: run_nightly(services, past_due=bool(timer.past_due)))

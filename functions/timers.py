@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.running import run_job
 from shared.platform.logging import bind_invocation
 
 bp = func.Blueprint()
@@ -16,34 +17,30 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_KEEPER_SCHEDULE%", run_on_startup=False)
 async def subscription_keeper(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-    from shared.service.subscriptions import keep_subscription  # noqa: PLC0415
+    from shared.service.subscriptions import keep_subscription  # noqa: PLC0415 - on first use
 
-    await keep_subscription(services())
+    await run_job(keep_subscription)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_WATCH_SCHEDULE%", run_on_startup=False)
 async def sync_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.watch import watch_sync  # noqa: PLC0415
+    from shared.service.watch import watch_sync  # noqa: PLC0415 - on first use
 
-    await watch_sync(services())
+    await run_job(watch_sync)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECHECK_ERRORS_SCHEDULE%", run_on_startup=False)
 async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.watch import recheck_errors as recheck  # noqa: PLC0415
+    from shared.service.watch import recheck_errors as recheck  # noqa: PLC0415 - on first use
 
-    await recheck(services())
+    await run_job(recheck)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
 async def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.watch import run_poison_watch  # noqa: PLC0415
+    from shared.service.watch import run_poison_watch  # noqa: PLC0415 - on first use
 
-    await run_poison_watch(services())
+    await run_job(run_poison_watch)

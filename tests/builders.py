@@ -35,6 +35,7 @@ from shared.core.model import (
     Tenant,
     User,
 )
+from tools import make_demo_snapshot as demo_snapshot_tool
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://license-guard.test/")
 
@@ -356,31 +357,10 @@ TEAMS = "Licensing_Office365_E3_Teams"
 EMS_GROUP = "Licensing_Office365_EMS_E3"
 
 # Real plan ids from Microsoft's "Product names and service plan identifiers for licensing" CSV
-# (/work/shared/data/product-service-plans.csv). The seed tenant's E3 is restricted to 13 plans.
-E3_PLANS: Mapping[str, str] = {
-    "EXCHANGE_S_ENTERPRISE": "efb87545-963c-4e0d-99df-69c6916d9eb0",
-    "SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72",
-    "MCOSTANDARD": "0feaeb32-d00e-4d66-bd5a-43b5b83db82c",
-    "OFFICESUBSCRIPTION": "43de0ff5-c92c-492b-9116-175376d08c38",
-    "SHAREPOINTWAC": "e95bec33-7c88-4a70-8e19-b10bd9d0c014",
-    "YAMMER_ENTERPRISE": "7547a3fe-08ee-4ccb-b430-5077c5041653",
-    "SWAY": "a23b959c-7ce8-4e57-9140-b90eb88a9e97",
-    "PROJECTWORKMANAGEMENT": "b737dad2-2f6c-4c65-90e3-ca563267e8b9",
-    "Deskless": "8c7d2df8-86f0-4902-b2ed-a0458298f3b3",
-    "TEAMS1": "57ff2da0-773e-42df-b2af-ffb7a2317929",
-    "STREAM_O365_E3": "9e700747-8b1d-45e5-ab8d-ef187ceec156",
-    "FLOW_O365_P2": "76846ad7-7776-4c40-a281-a386362dd1b9",
-    "POWERAPPS_O365_P2": "c68f8d98-5534-41c8-bf36-22fa496fa792",
-}
-EMS_PLANS: Mapping[str, str] = {
-    "AAD_PREMIUM": "41781fb2-bc02-4b7c-bd55-b576c07bb09d",
-    "RMS_S_PREMIUM": "6c57d4b6-3b23-47a5-9bc9-69f17b4947b3",
-    "ADALLOM_S_DISCOVERY": "932ad362-64a8-4783-9106-97849a1a30b9",
-    "EXCHANGE_S_FOUNDATION": "113feb6c-3fe4-4440-bddc-54d774bf0318",
-    "RMS_S_ENTERPRISE": "bea4c11e-220a-4e6d-8eb8-8ea15d019f90",
-    "MFA_PREMIUM": "8a256a2b-b617-496d-b51b-e76466e88db0",
-    "INTUNE_A": "c1ec4a95-1f05-45b3-a911-aa3fa01094f5",
-}
+# (/work/shared/data/product-service-plans.csv), once: the demo snapshot tool writes the same
+# seed scenario. The seed tenant's E3 is restricted to 13 plans.
+E3_PLANS: Mapping[str, str] = demo_snapshot_tool.E3_PLANS
+EMS_PLANS: Mapping[str, str] = demo_snapshot_tool.EMS_PLANS
 BASE_DISABLED = ("YAMMER_ENTERPRISE", "SWAY", "Deskless", "TEAMS1")
 
 

@@ -23,6 +23,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from shared.adapters.storage_clients import storage_client
 from shared.platform.settings import StorageConnection
 from shared.ports.blobs import REPORTS_CONTAINER, BlobStore, aware_utc
 
@@ -35,19 +36,16 @@ def container_client(
 ) -> ContainerClient:
     """A ContainerClient from a connection string, or the blob URI and `credential` (the
     composition root's one storage credential)."""
-    if isinstance(storage, str):
-        return ContainerClient.from_connection_string(storage, container)
-    if storage.connection_string:
-        return ContainerClient.from_connection_string(storage.connection_string, container)
-    if not storage.blob_service_uri:
-        raise ValueError("storage connection has no blob service URI")
-    if credential is None:
-        raise ValueError(
-            "identity-based storage needs a credential: pass the one from "
-            "shared.bootstrap.storage_credential(settings)"
-        )
-    service = BlobServiceClient(storage.blob_service_uri, credential=credential)
-    return service.get_container_client(container)
+    return storage_client(
+        storage,
+        credential,
+        service="blob",
+        service_uri=lambda connection: connection.blob_service_uri,
+        from_connection_string=lambda text: ContainerClient.from_connection_string(text, container),
+        from_service_uri=lambda uri, token: BlobServiceClient(
+            uri, credential=token
+        ).get_container_client(container),
+    )
 
 
 class AzureBlobStore:
@@ -95,21 +93,15 @@ class AzureBlobStore:
         self._ready = True
 
     def put(self, name: str, data: bytes, *, content_type: str) -> None:
-        self._ensure()
-        self._client.upload_blob(
-            name,
-            data,
-            overwrite=True,
-            content_settings=ContentSettings(content_type=content_type),
-        )
+        self._upload(name, data, content_type)
 
     def put_file(self, name: str, handle: IO[bytes], *, content_type: str) -> None:
+        self._upload(name, handle, content_type)
+
+    def _upload(self, name: str, data: bytes | IO[bytes], content_type: str) -> None:
         self._ensure()
         self._client.upload_blob(
-            name,
-            handle,
-            overwrite=True,
-            content_settings=ContentSettings(content_type=content_type),
+            name, data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
         )
 
     def get(self, name: str) -> bytes | None:

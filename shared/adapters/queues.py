@@ -26,11 +26,11 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
-    ResourceExistsError,
     ResourceNotFoundError,
 )
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from shared.adapters.storage_clients import CreatedOnFirstUse, storage_client
 from shared.platform.settings import StorageConnection
 from shared.ports.messages import (
     Message,
@@ -78,51 +78,31 @@ def queue_client(
         "message_encode_policy": TextBase64EncodePolicy(),
         "message_decode_policy": LenientTextBase64DecodePolicy(),
     }
-    if isinstance(storage, str):
-        return QueueClient.from_connection_string(storage, queue_name, **policies)
-    if storage.connection_string:
-        return QueueClient.from_connection_string(storage.connection_string, queue_name, **policies)
-    if not storage.queue_service_uri:
-        raise ValueError("storage connection has no queue service URI")
-    if credential is None:
-        raise ValueError(
-            "identity-based storage needs a credential: pass the one from "
-            "shared.bootstrap.storage_credential(settings)"
-        )
-    return QueueClient(storage.queue_service_uri, queue_name, credential=credential, **policies)
+    return storage_client(
+        storage,
+        credential,
+        service="queue",
+        service_uri=lambda connection: connection.queue_service_uri,
+        from_connection_string=lambda text: QueueClient.from_connection_string(
+            text, queue_name, **policies
+        ),
+        from_service_uri=lambda uri, token: QueueClient(
+            uri, queue_name, credential=token, **policies
+        ),
+    )
 
 
-class AzureQueue:
+class AzureQueue(CreatedOnFirstUse[QueueClient]):
     """`MessageQueue` over one Azure Storage queue; the queue is created on first use."""
 
-    def __init__(self, client: QueueClient) -> None:
-        self._client = client
-        self._ready = False
-
-    @classmethod
-    def from_connection(
-        cls,
-        storage: str | StorageConnection,
-        queue_name: str,
-        *,
-        credential: TokenCredential | None = None,
-    ) -> AzureQueue:
-        return cls(queue_client(storage, queue_name, credential=credential))
+    connect = staticmethod(queue_client)
 
     @property
     def name(self) -> str:
         return str(self._client.queue_name)
 
-    @property
-    def client(self) -> QueueClient:
-        return self._client
-
-    def _ensure(self) -> None:
-        if self._ready:
-            return
-        with contextlib.suppress(ResourceExistsError):
-            self._client.create_queue()
-        self._ready = True
+    def _create(self) -> None:
+        self._client.create_queue()
 
     def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
         text = encode_message(msg)

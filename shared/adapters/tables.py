@@ -5,7 +5,6 @@ Entities, keys and concurrency are described in `shared.ports.tables`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 
+from shared.adapters.storage_clients import CreatedOnFirstUse, storage_client
 from shared.platform.settings import StorageConnection
 from shared.ports.tables import (
     TABLE_NAMES,
@@ -43,18 +43,18 @@ def table_client(
 ) -> TableClient:
     """A TableClient from a connection string, or the table service URI and `credential`
     (the one the composition root made for every storage client)."""
-    if isinstance(storage, str):
-        return TableClient.from_connection_string(storage, table_name=table_name)
-    if storage.connection_string:
-        return TableClient.from_connection_string(storage.connection_string, table_name=table_name)
-    if not storage.table_service_uri:
-        raise ValueError("storage connection has no table service URI")
-    if credential is None:
-        raise ValueError(
-            "identity-based storage needs a credential: pass the one from "
-            "shared.bootstrap.storage_credential(settings)"
-        )
-    return TableClient(storage.table_service_uri, table_name=table_name, credential=credential)
+    return storage_client(
+        storage,
+        credential,
+        service="table",
+        service_uri=lambda connection: connection.table_service_uri,
+        from_connection_string=lambda text: TableClient.from_connection_string(
+            text, table_name=table_name
+        ),
+        from_service_uri=lambda uri, token: TableClient(
+            uri, table_name=table_name, credential=token
+        ),
+    )
 
 
 def _to_azure(pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> dict[str, Any]:
@@ -84,37 +84,17 @@ def _from_azure(raw: Mapping[str, Any]) -> Entity:
     return Entity(raw["PartitionKey"], raw["RowKey"], fields, str(metadata.get("etag", "")))
 
 
-class AzureTable:
+class AzureTable(CreatedOnFirstUse[TableClient]):
     """`EntityStore` over one Azure Storage table; the table is created on first use."""
 
-    def __init__(self, client: TableClient) -> None:
-        self._client = client
-        self._ready = False
-
-    @classmethod
-    def from_connection(
-        cls,
-        storage: str | StorageConnection,
-        table_name: str,
-        *,
-        credential: TokenCredential | None = None,
-    ) -> AzureTable:
-        return cls(table_client(storage, table_name, credential=credential))
+    connect = staticmethod(table_client)
 
     @property
     def name(self) -> str:
         return str(self._client.table_name)
 
-    @property
-    def client(self) -> TableClient:
-        return self._client
-
-    def _ensure(self) -> TableClient:
-        if not self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                self._client.create_table()
-            self._ready = True
-        return self._client
+    def _create(self) -> None:
+        self._client.create_table()
 
     def get(self, pk: str, rk: str) -> Entity | None:
         client = self._ensure()

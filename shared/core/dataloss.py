@@ -20,7 +20,7 @@ from typing import Final
 
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation
-from shared.core.findings import ERROR, Finding, Names
+from shared.core.findings import ERROR, Finding, Names, user_finding
 from shared.core.model import User
 
 CapabilityPlans = Mapping[str, frozenset[str]]
@@ -167,12 +167,11 @@ def data_loss_finding(
         deadlines.append(f"{label}: {RETENTION.get(loss.capability, _DEFAULT_RETENTION)}")
     restore = _restore_text(losses, names)
     first = losses[0].before[0] if losses and losses[0].before else None
-    return Finding(
-        code=DATA_LOSS_RISK,
-        severity=ERROR,
-        subject=user.id,
-        sku_id=None,
-        group_id=None,
+    return user_finding(
+        DATA_LOSS_RISK,
+        ERROR,
+        user,
+        None,
         message=(
             f"{user.display_name} would no longer hold {', '.join(parts)} through any path. "
             + " ".join(d[0].upper() + d[1:] + "." for d in deadlines)

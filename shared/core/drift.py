@@ -24,7 +24,7 @@ from shared.core.dataloss import (
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation
 from shared.core.findings import Finding, Names
-from shared.core.model import Group, LicenseAssignment, PrepaidUnits, Tenant
+from shared.core.model import Group, LicenseAssignment, PrepaidUnits, Tenant, seat_shortfall
 
 GAINED = "gained"
 LOST = "lost"
@@ -134,7 +134,7 @@ class SeatDelta:
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.demand_after - self.prepaid_enabled)
+        return seat_shortfall(self.demand_after, self.prepaid_enabled)
 
     @property
     def change(self) -> int:

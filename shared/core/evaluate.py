@@ -16,14 +16,11 @@ from shared.core.effective import (
     effective_licenses_for_user,
     licensed_groups_by_user,
 )
-from shared.core.findings import (
-    Finding,
-    Names,
-    group_findings,
-    sku_findings,
-    user_findings,
-)
-from shared.core.model import Group, Sku, Tenant, User
+from shared.core.findings import Finding, Names
+from shared.core.group_findings import group_findings
+from shared.core.model import Group, Sku, Tenant, User, seat_shortfall
+from shared.core.sku_findings import sku_findings
+from shared.core.user_findings import user_findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +44,7 @@ class SkuReport:
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.demand - self.sku.prepaid.enabled)
+        return seat_shortfall(self.demand, self.sku.prepaid.enabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from shared.core.direct_coverage import direct_coverage
 from shared.core.effective import EffectiveLicense, effective_licenses
-from shared.core.findings import direct_coverage
 from shared.core.model import Tenant
 
 

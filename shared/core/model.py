@@ -25,6 +25,11 @@ class ServicePlan:
     name: str
 
 
+def seat_shortfall(demand: int, seats: int) -> int:
+    """How many of `demand` users find no seat among `seats` (Entra gives them CountViolation)."""
+    return max(0, demand - seats)
+
+
 @dataclass(frozen=True, slots=True)
 class PrepaidUnits:
     """subscribedSku.prepaidUnits: seats by lifecycle stage of the subscription."""

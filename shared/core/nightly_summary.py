@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.core.model import seat_shortfall
+
 
 @dataclass(frozen=True, slots=True)
 class SeatForecast:
@@ -18,7 +20,7 @@ class SeatForecast:
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.demand - self.prepaid_enabled)
+        return seat_shortfall(self.demand, self.prepaid_enabled)
 
 
 @dataclass(frozen=True, slots=True)

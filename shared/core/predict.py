@@ -37,7 +37,7 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import Tenant, User, normalize_error
+from shared.core.model import Tenant, User, normalize_error, seat_shortfall
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
@@ -83,7 +83,7 @@ class SeatNeed:
 
     @property
     def short(self) -> int:
-        return max(0, self.needed - self.free)
+        return seat_shortfall(self.needed, self.free)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,11 @@ cause may be gone: a reprocess of an unchanged cause fails the same way and spen
 write budget for nothing. `decide_reprocess` turns findings, the user's reprocess ledger and a
 few tenant facts into one decision per user. Pure: no I/O, no clock (`TenantFacts.now`).
 
+This module holds the policy itself: which codes qualify, the gates, the per-cause judgement
+and `decide_reprocess`. Apart: the records it decides with (`reprocess_plan`), the reading of a
+user's ledger (`reprocess_ledger`), the mass-failure and seat brakes (`reprocess_brakes`), and
+how a user's verdicts become one decision (`reprocess_verdicts`).
+
 Policy
 ======
 
@@ -99,23 +104,46 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    INFO,
-    MUTUALLY_EXCLUSIVE,
-    OTHER,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    PROHIBITED_IN_USAGE_LOCATION,
-    STALE_GROUP_ASSIGNMENT,
-    UNIQUENESS_VIOLATION,
-    Finding,
+from shared.core import findings as codes
+from shared.core.findings import INFO, Finding
+from shared.core.reprocess_brakes import apply_seat_budget, group_alert, mass_failures
+from shared.core.reprocess_ledger import Ledger, since_key
+from shared.core.reprocess_plan import (
+    AlertInstead,
+    Attempt,
+    Cause,
+    Decision,
+    GroupAlert,
+    ReprocessNow,
+    ReprocessPlan,
+    RetryLater,
+    TenantFacts,
 )
+from shared.core.reprocess_verdicts import ALERT, LATER, NOW, Candidate, Verdict, decide_user
+
+__all__ = [
+    "CHANGE_GATED",
+    "FIX_FIRST",
+    "NO_FREE_SEATS",
+    "PROCESSING_COMPLETE",
+    "PROCESSING_GATED",
+    "REPROCESSABLE",
+    "SEATS_FREE",
+    "AlertInstead",
+    "Attempt",
+    "Cause",
+    "Decision",
+    "GroupAlert",
+    "ReprocessNow",
+    "ReprocessPlan",
+    "RetryLater",
+    "TenantFacts",
+    "decide_reprocess",
+]
+
 
 PROCESSING_COMPLETE = "ProcessingComplete"
 SEATS_FREE = "freeSeats>0"
@@ -123,254 +151,45 @@ NO_FREE_SEATS = "freeSeats=0"
 
 REPROCESSABLE = frozenset(
     {
-        COUNT_VIOLATION,
-        MUTUALLY_EXCLUSIVE,
-        PROHIBITED_IN_USAGE_LOCATION,
-        PENDING_GROUP_ASSIGNMENT,
-        STALE_GROUP_ASSIGNMENT,
-        PLAN_MISMATCH,
+        codes.COUNT_VIOLATION,
+        codes.MUTUALLY_EXCLUSIVE,
+        codes.PROHIBITED_IN_USAGE_LOCATION,
+        codes.PENDING_GROUP_ASSIGNMENT,
+        codes.STALE_GROUP_ASSIGNMENT,
+        codes.PLAN_MISMATCH,
     }
 )
-PROCESSING_GATED = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})
-CHANGE_GATED = frozenset({MUTUALLY_EXCLUSIVE, PROHIBITED_IN_USAGE_LOCATION})
+PROCESSING_GATED = frozenset(
+    {codes.PENDING_GROUP_ASSIGNMENT, codes.STALE_GROUP_ASSIGNMENT, codes.PLAN_MISMATCH}
+)
+CHANGE_GATED = frozenset({codes.MUTUALLY_EXCLUSIVE, codes.PROHIBITED_IN_USAGE_LOCATION})
 
 FIX_FIRST = MappingProxyType(
     {
-        UNIQUENESS_VIOLATION: (
+        codes.UNIQUENESS_VIOLATION: (
             "fix the duplicate proxy address first (another object already uses it), then "
             "reprocess the user: a reprocess alone fails the same way"
         ),
-        DEPENDENCY_VIOLATION: (
+        codes.DEPENDENCY_VIOLATION: (
             "give the user the required plan through another path, or disable the dependent "
             "plans, first: a reprocess alone cannot remove a license other plans depend on"
         ),
-        OTHER: (
+        codes.OTHER: (
             "find the reason in the audit log ('Change user license') and fix it first: "
             "a reprocess alone does not fix an unclassified error"
         ),
     }
 )
 
-_GROUP_FIX = MappingProxyType(
-    {
-        COUNT_VIOLATION: "buy or free seats of the SKU",
-        MUTUALLY_EXCLUSIVE: "remove the plan conflict from the group's license or its members",
-        PROHIBITED_IN_USAGE_LOCATION: (
-            "correct the members' usage locations or keep those locations out of the group"
-        ),
-        PENDING_GROUP_ASSIGNMENT: "check the group's license configuration and its audit log",
-        STALE_GROUP_ASSIGNMENT: "check the group's license configuration and its audit log",
-        PLAN_MISMATCH: "check the group's disabled plans and its audit log",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Cause:
-    """What a reprocess would try to fix, with the evidence the fix depends on."""
-
-    code: str
-    sku_id: str | None
-    group_id: str | None
-    evidence: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"{self.code}|{self.sku_id or '-'}|{self.group_id or '-'}"
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One ledger entry: a reprocess call for a cause, or (reprocessed=False) an observation."""
-
-    at: datetime
-    cause: Cause
-    reprocessed: bool = True
-
-    @classmethod
-    def observation(cls, at: datetime, cause: Cause) -> Attempt:
-        return cls(at, cause, reprocessed=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TenantFacts:
-    """What the policy needs to know about the tenant right now. Datetimes are timezone-aware."""
-
-    now: datetime
-    free_seats: Mapping[str, int]
-    group_processing: Mapping[str, str | None]
-    group_threshold: int = 25
-    backoff_base: timedelta = timedelta(minutes=15)
-    backoff_cap: timedelta = timedelta(hours=24)
-
-    def __post_init__(self) -> None:
-        if self.now.tzinfo is None:
-            raise ValueError("TenantFacts.now must be timezone-aware")
-        if self.backoff_base <= timedelta(0) or self.backoff_cap < self.backoff_base:
-            raise ValueError("need 0 < backoff_base <= backoff_cap")
-        if self.group_threshold < 0:
-            raise ValueError("group_threshold must not be negative")
-
-    def backoff(self, attempts: int) -> timedelta:
-        """The wait after the n-th attempt: base * 2**(n-1), at most the cap (0 before any)."""
-        if attempts <= 0:
-            return timedelta(0)
-        doublings = min(attempts - 1, 64)
-        if self.backoff_base.total_seconds() * float(1 << doublings) >= (
-            self.backoff_cap.total_seconds()
-        ):
-            return self.backoff_cap
-        return self.backoff_base * (1 << doublings)
-
-
-@dataclass(frozen=True, slots=True)
-class ReprocessNow:
-    user_id: str
-    causes: tuple[Cause, ...]
-    reason: str
-    observe: tuple[Cause, ...] = ()
-
-    def attempts(self, at: datetime) -> tuple[Attempt, ...]:
-        """The ledger entries to append once the POST succeeded at `at`."""
-        return tuple(Attempt(at, cause) for cause in self.causes)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryLater:
-    user_id: str
-    causes: tuple[Cause, ...]
-    not_before: datetime
-    reason: str
-    observe: tuple[Cause, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AlertInstead:
-    user_id: str
-    causes: tuple[Cause, ...]
-    reason: str
-    observe: tuple[Cause, ...] = ()
-
-
-Decision = ReprocessNow | RetryLater | AlertInstead
-
-
-@dataclass(frozen=True, slots=True)
-class GroupAlert:
-    """One alert for a mass failure: many users, one group, one SKU, one code."""
-
-    group_id: str
-    sku_id: str | None
-    code: str
-    user_ids: tuple[str, ...]
-    reason: str
-    observe: tuple[tuple[str, Cause], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ReprocessPlan:
-    """One decision per user (oldest finding first), the group alerts, and when it was made."""
-
-    users: Mapping[str, Decision]
-    groups: tuple[GroupAlert, ...]
-    decided_at: datetime
-
-    @property
-    def to_reprocess(self) -> list[str]:
-        return [u for u, d in self.users.items() if isinstance(d, ReprocessNow)]
-
-    @property
-    def retry_later(self) -> list[RetryLater]:
-        return [d for d in self.users.values() if isinstance(d, RetryLater)]
-
-    @property
-    def alerts(self) -> list[AlertInstead]:
-        return [d for d in self.users.values() if isinstance(d, AlertInstead)]
-
-    def observations(self) -> dict[str, tuple[Attempt, ...]]:
-        """Every observation the caller must append to the ledger, stamped `decided_at`."""
-        found: dict[str, list[Cause]] = defaultdict(list)
-        for user_id, decision in self.users.items():
-            found[user_id].extend(decision.observe)
-        for group in self.groups:
-            for user_id, cause in group.observe:
-                found[user_id].append(cause)
-        return {
-            u: tuple(Attempt.observation(self.decided_at, c) for c in causes)
-            for u, causes in sorted(found.items())
-            if causes
-        }
-
-
-# --------------------------------------------------------------------------- internals
-
-_NOW = "now"
-_LATER = "later"
-_ALERT = "alert"
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    cause: Cause
-    action: str
-    reason: str
-    not_before: datetime | None = None
-    observe: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    user_id: str
-    finding: Finding
-    cause: Cause
-
-
-class _Ledger:
-    """One user's entries by cause key, oldest first."""
-
-    def __init__(self, entries: Sequence[Attempt]) -> None:
-        # Ties in time are broken by content, so the caller's order never matters.
-        ordered = sorted(entries, key=lambda e: (e.at, e.reprocessed, e.cause.evidence))
-        self._by_key: dict[str, list[Attempt]] = defaultdict(list)
-        for entry in ordered:
-            self._by_key[entry.cause.key].append(entry)
-
-    def entries(self, key: str) -> list[Attempt]:
-        return self._by_key.get(key, [])
-
-    def latest(self, key: str) -> Attempt | None:
-        entries = self.entries(key)
-        return entries[-1] if entries else None
-
-    def attempts(self, key: str) -> list[Attempt]:
-        return [e for e in self.entries(key) if e.reprocessed]
-
-    def closed_since(self, key: str, open_token: str) -> str:
-        """`after=<T>`: the latest entry of the key recorded while the gate was closed."""
-        closed = [e for e in self.entries(key) if e.cause.evidence[:1] != (open_token,)]
-        return f"after={closed[-1].at.isoformat()}" if closed else "after=none"
-
-
-def _since_key(since: str | None) -> tuple[int, datetime]:
-    """Sort key for Graph's lastUpdatedDateTime: oldest first, unknown (or unreadable) last."""
-    if since:
-        try:
-            parsed = datetime.fromisoformat(since)
-        except ValueError:
-            pass
-        else:
-            return (0, parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
-    return (1, datetime.min.replace(tzinfo=UTC))
-
 
 def _date(at: datetime) -> str:
     return at.isoformat(timespec="minutes")
 
 
-def _cause(finding: Finding, ledger: _Ledger, facts: TenantFacts) -> Cause:
+def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
     code, sku_id, group_id = finding.code, finding.sku_id, finding.group_id
     key = Cause(code, sku_id, group_id).key
-    if code == COUNT_VIOLATION:
+    if code == codes.COUNT_VIOLATION:
         if facts.free_seats.get(sku_id or "", 0) <= 0:
             return Cause(code, sku_id, group_id, (NO_FREE_SEATS,))
         return Cause(code, sku_id, group_id, (SEATS_FREE, ledger.closed_since(key, SEATS_FREE)))
@@ -384,15 +203,15 @@ def _cause(finding: Finding, ledger: _Ledger, facts: TenantFacts) -> Cause:
 
 
 def _candidates(
-    findings: Iterable[Finding], ledgers: Mapping[str, _Ledger], facts: TenantFacts
-) -> list[_Candidate]:
-    seen: dict[tuple[str, str], _Candidate] = {}
+    findings: Iterable[Finding], ledgers: Mapping[str, Ledger], facts: TenantFacts
+) -> list[Candidate]:
+    seen: dict[tuple[str, str], Candidate] = {}
     for finding in findings:
         user_id = finding.user_id
         if user_id is None or finding.severity == INFO:
             continue
         cause = _cause(finding, ledgers[user_id], facts)
-        candidate = _Candidate(user_id, finding, cause)
+        candidate = Candidate(user_id, finding, cause)
         previous = seen.get((user_id, cause.key))
         if previous is None or _candidate_order(candidate) < _candidate_order(previous):
             seen[(user_id, cause.key)] = candidate
@@ -400,70 +219,28 @@ def _candidates(
 
 
 def _candidate_order(
-    c: _Candidate,
+    c: Candidate,
 ) -> tuple[str, str, tuple[int, datetime], tuple[str, ...]]:
-    return (c.user_id, c.cause.key, _since_key(c.finding.since), c.cause.evidence)
+    return (c.user_id, c.cause.key, since_key(c.finding.since), c.cause.evidence)
 
 
-def _waits_for_processing(candidate: _Candidate, facts: TenantFacts) -> bool:
+def _waits_for_processing(candidate: Candidate, facts: TenantFacts) -> bool:
     return (
         candidate.cause.code in PROCESSING_GATED
         and facts.group_processing.get(candidate.cause.group_id or "") != PROCESSING_COMPLETE
     )
 
 
-def _mass_failures(
-    candidates: list[_Candidate], facts: TenantFacts
-) -> dict[tuple[str, str | None, str], list[_Candidate]]:
-    buckets: dict[tuple[str, str | None, str], list[_Candidate]] = defaultdict(list)
-    for c in candidates:
-        group_id = c.cause.group_id
-        if (
-            c.cause.code in REPROCESSABLE
-            and group_id is not None
-            and not _waits_for_processing(c, facts)
-        ):
-            buckets[(group_id, c.cause.sku_id, c.cause.code)].append(c)
-    return {
-        bucket: members
-        for bucket, members in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))
-        if len({m.user_id for m in members}) > facts.group_threshold
-    }
-
-
-def _bucket_order(bucket: tuple[str, str | None, str]) -> tuple[str, str, str]:
-    return (bucket[0], bucket[1] or "", bucket[2])
-
-
-def _group_alert(
-    bucket: tuple[str, str | None, str],
-    members: list[_Candidate],
-    ledgers: Mapping[str, _Ledger],
-    facts: TenantFacts,
-) -> GroupAlert:
-    group_id, sku_id, code = bucket
-    user_ids = tuple(sorted({m.user_id for m in members}))
-    seats = ""
-    if code == COUNT_VIOLATION:
-        seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
-    reason = (
-        f"{len(user_ids)} users of group {group_id} have {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {_GROUP_FIX.get(code, 'fix the group')}, then use Reprocess on the "
-        "group in the Entra admin center; reprocessing the users one by one would spend "
-        "Graph's write budget for nothing"
+def _counts_toward_mass_failure(candidate: Candidate, facts: TenantFacts) -> bool:
+    """Group-based, reprocessable and not waiting for its group: counts toward a mass failure."""
+    return (
+        candidate.cause.code in REPROCESSABLE
+        and candidate.cause.group_id is not None
+        and not _waits_for_processing(candidate, facts)
     )
-    observe = tuple(
-        (m.user_id, m.cause) for m in members if _needs_record(ledgers[m.user_id], m.cause)
-    )
-    return GroupAlert(group_id, sku_id, code, user_ids, reason, observe)
 
 
-def _needs_record(ledger: _Ledger, cause: Cause) -> bool:
-    latest = ledger.latest(cause.key)
-    return latest is None or latest.cause.evidence != cause.evidence
-
-
-def _judge(candidate: _Candidate, ledger: _Ledger, facts: TenantFacts) -> _Verdict:
+def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
     """One cause's verdict before the seat budget: reprocess, wait, or alert."""
     cause = candidate.cause
     code = cause.code
@@ -472,19 +249,19 @@ def _judge(candidate: _Candidate, ledger: _Ledger, facts: TenantFacts) -> _Verdi
             f"unknown error {code}: find the reason in the audit log ('Change user license') "
             "and fix it first"
         )
-        return _Verdict(cause, _ALERT, fix)
+        return Verdict(cause, ALERT, fix)
     if cause.group_id is None:
-        return _Verdict(
+        return Verdict(
             cause,
-            _ALERT,
+            ALERT,
             f"{code} on a direct assignment of {cause.sku_id}: a reprocess re-runs group-based "
             "assignments only; fix the cause and assign the license again",
         )
     done = [a for a in ledger.attempts(cause.key) if a.cause == cause]
     if done:
-        return _Verdict(
+        return Verdict(
             cause,
-            _ALERT,
+            ALERT,
             f"already reprocessed for this cause ({code}) on {_date(done[-1].at)}; needs a fix"
             + (f": {_human_fix(cause)}" if code in CHANGE_GATED else ""),
             observe=True,
@@ -496,22 +273,22 @@ def _judge(candidate: _Candidate, ledger: _Ledger, facts: TenantFacts) -> _Verdi
     if attempts:
         not_before = attempts[-1].at + facts.backoff(len(attempts))
         if facts.now < not_before:
-            return _Verdict(
+            return Verdict(
                 cause,
-                _LATER,
+                LATER,
                 f"{code} was reprocessed {len(attempts)} time(s), last on "
                 f"{_date(attempts[-1].at)}; backing off until {_date(not_before)}",
                 not_before,
             )
-    return _Verdict(cause, _NOW, _why_now(cause, ledger, facts))
+    return Verdict(cause, NOW, _why_now(cause, ledger, facts))
 
 
-def _closed_gate(cause: Cause, ledger: _Ledger, facts: TenantFacts) -> _Verdict | None:
+def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | None:
     code = cause.code
-    if code == COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
-        return _Verdict(
+    if code == codes.COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
+        return Verdict(
             cause,
-            _ALERT,
+            ALERT,
             f"no free seats of {cause.sku_id}: buy or free seats; License Guard reprocesses "
             "once seats are free",
             observe=True,
@@ -520,9 +297,9 @@ def _closed_gate(cause: Cause, ledger: _Ledger, facts: TenantFacts) -> _Verdict 
         PROCESSING_COMPLETE
     ):
         state = facts.group_processing.get(cause.group_id or "") or "unknown"
-        return _Verdict(
+        return Verdict(
             cause,
-            _LATER,
+            LATER,
             f"group {cause.group_id} is still processing (licenseProcessingState={state})",
             facts.now + facts.backoff_base,
             observe=True,
@@ -531,13 +308,13 @@ def _closed_gate(cause: Cause, ledger: _Ledger, facts: TenantFacts) -> _Verdict 
         latest = ledger.latest(cause.key)
         if latest is None or latest.cause.evidence == cause.evidence:
             since = "first seen now" if latest is None else f"unchanged since {_date(latest.at)}"
-            return _Verdict(cause, _ALERT, f"{_human_fix(cause)} ({since})", observe=True)
+            return Verdict(cause, ALERT, f"{_human_fix(cause)} ({since})", observe=True)
     return None
 
 
 def _human_fix(cause: Cause) -> str:
     """What a person must do about a usage location or a plan conflict."""
-    if cause.code == PROHIBITED_IN_USAGE_LOCATION:
+    if cause.code == codes.PROHIBITED_IN_USAGE_LOCATION:
         return (
             f"usage location ({', '.join(cause.evidence) or 'unknown'}) does not allow "
             f"{cause.sku_id}: correct the usage location or remove the user from group "
@@ -550,8 +327,8 @@ def _human_fix(cause: Cause) -> str:
     )
 
 
-def _why_now(cause: Cause, ledger: _Ledger, facts: TenantFacts) -> str:
-    if cause.code == COUNT_VIOLATION:
+def _why_now(cause: Cause, ledger: Ledger, facts: TenantFacts) -> str:
+    if cause.code == codes.COUNT_VIOLATION:
         free = facts.free_seats.get(cause.sku_id or "", 0)
         return f"{free} free seat(s) of {cause.sku_id}: the seat shortage may be over"
     if cause.code in PROCESSING_GATED:
@@ -567,58 +344,6 @@ def _why_now(cause: Cause, ledger: _Ledger, facts: TenantFacts) -> str:
     )
 
 
-def _apply_seat_budget(
-    verdicts: dict[str, list[_Verdict]],
-    since: Mapping[tuple[str, str], str | None],
-    facts: TenantFacts,
-) -> None:
-    """Keep CountViolation reprocesses within each SKU's free seats, oldest errors first."""
-    wanting: dict[str, set[str]] = defaultdict(set)
-    for user_id, user_verdicts in verdicts.items():
-        for v in user_verdicts:
-            if v.action == _NOW and v.cause.code == COUNT_VIOLATION:
-                wanting[v.cause.sku_id or ""].add(user_id)
-    for sku_id, users in wanting.items():
-        free = max(0, facts.free_seats.get(sku_id, 0))
-        ranked = sorted(users, key=lambda u: (_since_key(since.get((u, sku_id))), u))
-        for user_id in ranked[free:]:
-            verdicts[user_id] = [
-                _Verdict(
-                    v.cause,
-                    _LATER,
-                    f"waiting for a free seat of {sku_id}: the {free} free seat(s) go to users "
-                    "whose error is older",
-                    facts.now + facts.backoff_base,
-                )
-                if v.action == _NOW
-                and v.cause.code == COUNT_VIOLATION
-                and (v.cause.sku_id or "") == sku_id
-                else v
-                for v in verdicts[user_id]
-            ]
-
-
-def _decide_user(user_id: str, verdicts: list[_Verdict], ledger: _Ledger) -> Decision:
-    ordered = sorted(verdicts, key=lambda v: (v.cause.key, v.cause.evidence))
-    observe = tuple(v.cause for v in ordered if v.observe and _needs_record(ledger, v.cause))
-    now = [v for v in ordered if v.action == _NOW]
-    if now:
-        return ReprocessNow(user_id, _causes(now), _reasons(now), observe)
-    later = [v for v in ordered if v.action == _LATER]
-    if later:
-        not_before = min(v.not_before for v in later if v.not_before is not None)
-        return RetryLater(user_id, _causes(later), not_before, _reasons(later), observe)
-    return AlertInstead(user_id, _causes(ordered), _reasons(ordered), observe)
-
-
-def _causes(verdicts: list[_Verdict]) -> tuple[Cause, ...]:
-    return tuple(v.cause for v in verdicts)
-
-
-def _reasons(verdicts: list[_Verdict]) -> str:
-    return "; ".join(dict.fromkeys(v.reason for v in verdicts))
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -630,32 +355,31 @@ def decide_reprocess(
     """Decide, per user, whether to reprocess now, retry later or alert instead (see module)."""
     findings = list(findings)
     user_ids = {f.user_id for f in findings if f.user_id is not None}
-    ledgers = {u: _Ledger(history.get(u, ())) for u in user_ids}
+    ledgers = {u: Ledger(history.get(u, ())) for u in user_ids}
     candidates = _candidates(findings, ledgers, facts)
 
-    mass = _mass_failures(candidates, facts)
-    groups = tuple(_group_alert(b, members, ledgers, facts) for b, members in mass.items())
+    eligible = [c for c in candidates if _counts_toward_mass_failure(c, facts)]
+    mass = mass_failures(eligible, facts.group_threshold)
+    groups = tuple(group_alert(b, members, ledgers, facts) for b, members in mass.items())
     in_group_alert = {(m.user_id, m.cause.key) for members in mass.values() for m in members}
 
-    verdicts: dict[str, list[_Verdict]] = defaultdict(list)
+    verdicts: dict[str, list[Verdict]] = defaultdict(list)
     oldest: dict[str, tuple[int, datetime]] = {}
     count_since: dict[tuple[str, str], str | None] = {}
     for c in candidates:
         if (c.user_id, c.cause.key) in in_group_alert:
             continue
         verdicts[c.user_id].append(_judge(c, ledgers[c.user_id], facts))
-        order = _since_key(c.finding.since)
+        order = since_key(c.finding.since)
         oldest[c.user_id] = min(oldest.get(c.user_id, order), order)
-        if c.cause.code == COUNT_VIOLATION:
+        if c.cause.code == codes.COUNT_VIOLATION:
             seat = (c.user_id, c.cause.sku_id or "")
-            if seat not in count_since or _since_key(c.finding.since) < _since_key(
-                count_since[seat]
-            ):
+            if seat not in count_since or since_key(c.finding.since) < since_key(count_since[seat]):
                 count_since[seat] = c.finding.since
-    _apply_seat_budget(verdicts, count_since, facts)
+    apply_seat_budget(verdicts, count_since, facts)
 
     users = {
-        u: _decide_user(u, verdicts[u], ledgers[u])
+        u: decide_user(u, verdicts[u], ledgers[u])
         for u in sorted(verdicts, key=lambda u: (oldest[u], u))
     }
     return ReprocessPlan(MappingProxyType(users), groups, facts.now)

@@ -168,6 +168,12 @@ def new_correlation_id() -> str:
     return str(uuid.uuid4())
 
 
+def _chunks(ids: Iterable[str], size: int) -> list[tuple[str, ...]]:
+    """The ids without duplicates (first seen first), in runs of at most `size`."""
+    unique = list(dict.fromkeys(ids))
+    return [tuple(unique[i : i + size]) for i in range(0, len(unique), size)]
+
+
 # ---------------------------------------------------------------------------------------------
 # the messages
 
@@ -193,15 +199,9 @@ class GroupsChanged:
     ) -> list[GroupsChanged]:
         """Split any number of groups into messages of at most `MAX_GROUPS_PER_MESSAGE`, so a
         large notification batch never exceeds the queue's message size; duplicates dropped."""
-        unique = list(dict.fromkeys(group_ids))
-        size = MAX_GROUPS_PER_MESSAGE
         return [
-            cls(
-                group_ids=tuple(unique[i : i + size]),
-                correlation_id=correlation_id,
-                received_at=received_at,
-            )
-            for i in range(0, len(unique), size)
+            cls(group_ids=chunk, correlation_id=correlation_id, received_at=received_at)
+            for chunk in _chunks(group_ids, MAX_GROUPS_PER_MESSAGE)
         ]
 
 
@@ -249,16 +249,9 @@ class RecomputeUsers:
         group_ids: tuple[str, ...] = (),
     ) -> list[RecomputeUsers]:
         """Split any number of users into messages of at most 100, duplicates dropped."""
-        unique = list(dict.fromkeys(user_ids))
-        size = MAX_USERS_PER_RECOMPUTE
         return [
-            cls(
-                user_ids=tuple(unique[i : i + size]),
-                reason=reason,
-                correlation_id=correlation_id,
-                group_ids=group_ids,
-            )
-            for i in range(0, len(unique), size)
+            cls(user_ids=chunk, reason=reason, correlation_id=correlation_id, group_ids=group_ids)
+            for chunk in _chunks(user_ids, MAX_USERS_PER_RECOMPUTE)
         ]
 
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from shared.core.findings import Finding, Names, group_findings
+from shared.core.findings import Finding, Names
+from shared.core.group_findings import group_findings
 from shared.core.model import Group, Tenant
 from shared.ports.directory import JSON, Directory, GroupDelta, licenses_from_graph
 from shared.service.services import Services

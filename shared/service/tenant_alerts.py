@@ -19,9 +19,9 @@ from shared.core.findings import (
     SUBSCRIPTION_AT_RISK,
     Finding,
     Names,
-    sku_findings,
 )
 from shared.core.graph_values import graph_time_or_none
+from shared.core.sku_findings import sku_findings
 from shared.service.alerts.channels import CHANNEL_FAILING
 from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.core import findings as codes
 from shared.core.evaluate import evaluate
-from shared.core.findings import (
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    ERROR,
-    INFO,
-    MUTUALLY_EXCLUSIVE,
-    OTHER,
-    PENDING_GROUP_ASSIGNMENT,
-    PLAN_MISMATCH,
-    PROHIBITED_IN_USAGE_LOCATION,
-    STALE_GROUP_ASSIGNMENT,
-    UNIQUENESS_VIOLATION,
-    WARNING,
-    Finding,
-)
+from shared.core.findings import ERROR, INFO, WARNING, Finding
 from shared.core.model import (
     AssignmentState,
     Group,
@@ -36,10 +23,8 @@ from shared.core.model import (
     Tenant,
     User,
 )
-from shared.core.reprocess import (
-    NO_FREE_SEATS,
-    PROCESSING_COMPLETE,
-    SEATS_FREE,
+from shared.core.reprocess import NO_FREE_SEATS, PROCESSING_COMPLETE, SEATS_FREE, decide_reprocess
+from shared.core.reprocess_plan import (
     AlertInstead,
     Attempt,
     Cause,
@@ -48,7 +33,6 @@ from shared.core.reprocess import (
     ReprocessPlan,
     RetryLater,
     TenantFacts,
-    decide_reprocess,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -114,15 +98,26 @@ def observed(at: datetime, code: str, *evidence: str, sku: str = E3, group: str 
 LOCATION_DE = ("usageLocation=DE",)
 
 
+def location_entry(days_ago: int, country: str, entry: Callable[..., Attempt]) -> Attempt:
+    """A ledger entry (`attempted` or `observed`) for a usage location, `days_ago` days back."""
+    at = NOW - timedelta(days=days_ago)
+    return entry(at, codes.PROHIBITED_IN_USAGE_LOCATION, f"usageLocation={country}")
+
+
+def location_finding(country: str) -> Finding:
+    """The user's ProhibitedInUsageLocationViolation while the usage location is `country`."""
+    return finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=(f"usageLocation={country}",))
+
+
 # --------------------------------------------------------------------------- seats
 
 
 def test_count_violation_is_reprocessed_only_for_as_many_users_as_free_seats_oldest_first() -> None:
     findings = [
-        finding(COUNT_VIOLATION, "u-new", since="2026-03-02T10:00:00Z"),
-        finding(COUNT_VIOLATION, "u-unknown", since=None),
-        finding(COUNT_VIOLATION, "u-oldest", since="2026-02-01T08:00:00Z"),
-        finding(COUNT_VIOLATION, "u-middle", since="2026-02-15T08:00:00Z"),
+        finding(codes.COUNT_VIOLATION, "u-new", since="2026-03-02T10:00:00Z"),
+        finding(codes.COUNT_VIOLATION, "u-unknown", since=None),
+        finding(codes.COUNT_VIOLATION, "u-oldest", since="2026-02-01T08:00:00Z"),
+        finding(codes.COUNT_VIOLATION, "u-middle", since="2026-02-15T08:00:00Z"),
     ]
 
     plan = decide(findings, tenant_facts=facts(free={E3: 2}))
@@ -135,7 +130,7 @@ def test_count_violation_is_reprocessed_only_for_as_many_users_as_free_seats_old
 
 
 def test_equally_old_count_violations_are_ranked_by_user_id() -> None:
-    findings = [finding(COUNT_VIOLATION, u, since="2026-02-01T08:00:00Z") for u in "cab"]
+    findings = [finding(codes.COUNT_VIOLATION, u, since="2026-02-01T08:00:00Z") for u in "cab"]
 
     plan = decide(findings, tenant_facts=facts(free={E3: 1}))
 
@@ -143,17 +138,17 @@ def test_equally_old_count_violations_are_ranked_by_user_id() -> None:
 
 
 def test_count_violation_with_no_free_seats_alerts_to_buy_seats_and_records_the_shortage() -> None:
-    plan = decide([finding(COUNT_VIOLATION)], tenant_facts=facts(free={E3: 0}))
+    plan = decide([finding(codes.COUNT_VIOLATION)], tenant_facts=facts(free={E3: 0}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
     assert "buy or free seats" in decision.reason
-    assert decision.observe == (Cause(COUNT_VIOLATION, E3, G1, (NO_FREE_SEATS,)),)
+    assert decision.observe == (Cause(codes.COUNT_VIOLATION, E3, G1, (NO_FREE_SEATS,)),)
     assert plan.observations() == {"u1": (Attempt.observation(NOW, decision.observe[0]),)}
 
 
 def test_a_sku_missing_from_the_free_seat_facts_counts_as_having_no_free_seats() -> None:
-    plan = decide([finding(COUNT_VIOLATION)], tenant_facts=facts(free={}))
+    plan = decide([finding(codes.COUNT_VIOLATION)], tenant_facts=facts(free={}))
 
     assert plan.to_reprocess == []
     assert isinstance(plan.users["u1"], AlertInstead)
@@ -162,11 +157,11 @@ def test_a_sku_missing_from_the_free_seat_facts_counts_as_having_no_free_seats()
 def test_count_violation_first_seen_with_free_seats_is_reprocessed_with_no_shortage_marker() -> (
     None
 ):
-    plan = decide([finding(COUNT_VIOLATION)], tenant_facts=facts(free={E3: 3}))
+    plan = decide([finding(codes.COUNT_VIOLATION)], tenant_facts=facts(free={E3: 3}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, ReprocessNow)
-    assert decision.causes == (Cause(COUNT_VIOLATION, E3, G1, (SEATS_FREE, "after=none")),)
+    assert decision.causes == (Cause(codes.COUNT_VIOLATION, E3, G1, (SEATS_FREE, "after=none")),)
     assert decision.attempts(NOW) == (Attempt(NOW, decision.causes[0]),)
     assert plan.observations() == {}
 
@@ -177,13 +172,15 @@ def test_seats_freed_after_an_observed_shortage_trigger_another_reprocess() -> N
     shortage = NOW - timedelta(days=2)
     history = {
         "u1": [
-            observed(first_shortage, COUNT_VIOLATION, NO_FREE_SEATS),
-            attempted(first, COUNT_VIOLATION, SEATS_FREE, f"after={first_shortage.isoformat()}"),
-            observed(shortage, COUNT_VIOLATION, NO_FREE_SEATS),
+            observed(first_shortage, codes.COUNT_VIOLATION, NO_FREE_SEATS),
+            attempted(
+                first, codes.COUNT_VIOLATION, SEATS_FREE, f"after={first_shortage.isoformat()}"
+            ),
+            observed(shortage, codes.COUNT_VIOLATION, NO_FREE_SEATS),
         ]
     }
 
-    plan = decide([finding(COUNT_VIOLATION)], history, facts(free={E3: 1}))
+    plan = decide([finding(codes.COUNT_VIOLATION)], history, facts(free={E3: 1}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, ReprocessNow)
@@ -195,9 +192,9 @@ def test_seats_freed_after_an_observed_shortage_trigger_another_reprocess() -> N
 
 def test_unchanged_cause_is_never_reprocessed_twice() -> None:
     at = datetime(2026, 2, 20, 9, 30, tzinfo=UTC)
-    history = {"u1": [attempted(at, COUNT_VIOLATION, SEATS_FREE, "after=none")]}
+    history = {"u1": [attempted(at, codes.COUNT_VIOLATION, SEATS_FREE, "after=none")]}
 
-    plan = decide([finding(COUNT_VIOLATION)], history, facts(free={E3: 5}))
+    plan = decide([finding(codes.COUNT_VIOLATION)], history, facts(free={E3: 5}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
@@ -208,15 +205,9 @@ def test_unchanged_cause_is_never_reprocessed_twice() -> None:
 
 
 def test_unchanged_usage_location_is_not_reprocessed_again_after_an_attempt() -> None:
-    history = {
-        "u1": [
-            observed(NOW - timedelta(days=3), PROHIBITED_IN_USAGE_LOCATION, "usageLocation=DE"),
-            attempted(NOW - timedelta(days=2), PROHIBITED_IN_USAGE_LOCATION, "usageLocation=FR"),
-        ]
-    }
-    fr = finding(PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=FR",))
+    history = {"u1": [location_entry(3, "DE", observed), location_entry(2, "FR", attempted)]}
 
-    plan = decide([fr], history)
+    plan = decide([location_finding("FR")], history)
 
     assert plan.to_reprocess == []
     assert "already reprocessed" in plan.users["u1"].reason
@@ -224,15 +215,9 @@ def test_unchanged_usage_location_is_not_reprocessed_again_after_an_attempt() ->
 
 
 def test_a_location_reprocessed_before_is_not_retried_even_after_another_location() -> None:
-    history = {
-        "u1": [
-            attempted(NOW - timedelta(days=5), PROHIBITED_IN_USAGE_LOCATION, "usageLocation=FR"),
-            attempted(NOW - timedelta(days=3), PROHIBITED_IN_USAGE_LOCATION, "usageLocation=CH"),
-        ]
-    }
-    back_to_fr = finding(PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=FR",))
+    history = {"u1": [location_entry(5, "FR", attempted), location_entry(3, "CH", attempted)]}
 
-    plan = decide([back_to_fr], history)
+    plan = decide([location_finding("FR")], history)
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
@@ -245,35 +230,37 @@ def test_a_location_reprocessed_before_is_not_retried_even_after_another_locatio
 
 
 def test_usage_location_on_first_sight_alerts_and_asks_to_record_an_observation() -> None:
-    plan = decide([finding(PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE)])
+    plan = decide([finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE)])
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
     assert "correct the usage location or remove the user from group" in decision.reason
     assert "first seen" in decision.reason
-    cause = Cause(PROHIBITED_IN_USAGE_LOCATION, E3, G1, LOCATION_DE)
+    cause = Cause(codes.PROHIBITED_IN_USAGE_LOCATION, E3, G1, LOCATION_DE)
     assert plan.observations() == {"u1": (Attempt(NOW, cause, reprocessed=False),)}
 
 
 def test_usage_location_fix_triggers_a_reprocess() -> None:
     history = {
-        "u1": [observed(NOW - timedelta(hours=6), PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)]
+        "u1": [observed(NOW - timedelta(hours=6), codes.PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)]
     }
-    fixed = finding(PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
+    fixed = finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
 
     plan = decide([fixed], history)
 
     decision = plan.users["u1"]
     assert isinstance(decision, ReprocessNow)
-    assert decision.causes == (Cause(PROHIBITED_IN_USAGE_LOCATION, E3, G1, ("usageLocation=US",)),)
+    assert decision.causes == (
+        Cause(codes.PROHIBITED_IN_USAGE_LOCATION, E3, G1, ("usageLocation=US",)),
+    )
     assert "usageLocation=DE -> usageLocation=US" in decision.reason
 
 
 def test_unchanged_usage_location_keeps_alerting_without_a_new_record() -> None:
     seen = NOW - timedelta(hours=6)
-    history = {"u1": [observed(seen, PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)]}
+    history = {"u1": [observed(seen, codes.PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)]}
 
-    plan = decide([finding(PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE)], history)
+    plan = decide([finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE)], history)
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
@@ -285,7 +272,7 @@ def test_mutually_exclusive_alerts_first_and_reprocesses_once_the_conflicting_pa
     None
 ):
     before = ("sku-e1:direct", f"{E5}:{G2}")
-    first = decide([finding(MUTUALLY_EXCLUSIVE, evidence=before)])
+    first = decide([finding(codes.MUTUALLY_EXCLUSIVE, evidence=before)])
 
     alert = first.users["u1"]
     assert isinstance(alert, AlertInstead)
@@ -294,11 +281,11 @@ def test_mutually_exclusive_alerts_first_and_reprocesses_once_the_conflicting_pa
 
     history = {"u1": first.observations()["u1"]}
     later = facts(now=NOW + timedelta(hours=1))
-    unchanged = decide([finding(MUTUALLY_EXCLUSIVE, evidence=before)], history, later)
+    unchanged = decide([finding(codes.MUTUALLY_EXCLUSIVE, evidence=before)], history, later)
     assert unchanged.to_reprocess == []
 
     after_leaving = (f"{E5}:{G2}",)
-    changed = decide([finding(MUTUALLY_EXCLUSIVE, evidence=after_leaving)], history, later)
+    changed = decide([finding(codes.MUTUALLY_EXCLUSIVE, evidence=after_leaving)], history, later)
     assert changed.to_reprocess == ["u1"]
 
 
@@ -308,9 +295,9 @@ def test_mutually_exclusive_alerts_first_and_reprocesses_once_the_conflicting_pa
 @pytest.mark.parametrize(
     ("code", "fix"),
     [
-        (UNIQUENESS_VIOLATION, "fix the duplicate proxy address first"),
-        (DEPENDENCY_VIOLATION, "disable the dependent plans"),
-        (OTHER, "audit log"),
+        (codes.UNIQUENESS_VIOLATION, "fix the duplicate proxy address first"),
+        (codes.DEPENDENCY_VIOLATION, "disable the dependent plans"),
+        (codes.OTHER, "audit log"),
         ("SomethingNewFromGraph", "unknown error SomethingNewFromGraph"),
     ],
 )
@@ -329,7 +316,7 @@ def test_uniqueness_dependency_and_other_errors_alert_instead_of_reprocessing(
 def test_errors_on_direct_assignments_alert_because_reprocess_reruns_group_assignments_only() -> (
     None
 ):
-    plan = decide([finding(COUNT_VIOLATION, group=None)], tenant_facts=facts(free={E3: 10}))
+    plan = decide([finding(codes.COUNT_VIOLATION, group=None)], tenant_facts=facts(free={E3: 10}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
@@ -352,7 +339,9 @@ def test_info_findings_and_findings_about_skus_and_groups_are_ignored() -> None:
 # --------------------------------------------------------------------------- group processing
 
 
-@pytest.mark.parametrize("code", [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH])
+@pytest.mark.parametrize(
+    "code", [codes.PENDING_GROUP_ASSIGNMENT, codes.STALE_GROUP_ASSIGNMENT, codes.PLAN_MISMATCH]
+)
 def test_pending_assignment_waits_until_group_processing_is_complete(code: str) -> None:
     processing = facts(processing={G1: "ProcessingInProgress"})
 
@@ -371,7 +360,9 @@ def test_pending_assignment_waits_until_group_processing_is_complete(code: str) 
 
 
 def test_an_unknown_group_processing_state_waits_too() -> None:
-    plan = decide([finding(PENDING_GROUP_ASSIGNMENT)], tenant_facts=facts(processing={G1: None}))
+    plan = decide(
+        [finding(codes.PENDING_GROUP_ASSIGNMENT)], tenant_facts=facts(processing={G1: None})
+    )
 
     decision = plan.users["u1"]
     assert isinstance(decision, RetryLater)
@@ -380,17 +371,19 @@ def test_an_unknown_group_processing_state_waits_too() -> None:
 
 def test_pending_assignment_is_reprocessed_once_per_completed_processing_run() -> None:
     complete = ("licenseProcessingState=ProcessingComplete", "after=none")
-    history = {"u1": [attempted(NOW - timedelta(days=1), PENDING_GROUP_ASSIGNMENT, *complete)]}
+    history = {
+        "u1": [attempted(NOW - timedelta(days=1), codes.PENDING_GROUP_ASSIGNMENT, *complete)]
+    }
 
-    again = decide([finding(PENDING_GROUP_ASSIGNMENT)], history)
+    again = decide([finding(codes.PENDING_GROUP_ASSIGNMENT)], history)
     assert again.to_reprocess == []
     assert "already reprocessed" in again.users["u1"].reason
 
     reprocessing = NOW - timedelta(hours=3)
     history["u1"].append(
-        observed(reprocessing, PENDING_GROUP_ASSIGNMENT, "licenseProcessingState=InProgress")
+        observed(reprocessing, codes.PENDING_GROUP_ASSIGNMENT, "licenseProcessingState=InProgress")
     )
-    after_new_run = decide([finding(PENDING_GROUP_ASSIGNMENT)], history)
+    after_new_run = decide([finding(codes.PENDING_GROUP_ASSIGNMENT)], history)
     assert after_new_run.to_reprocess == ["u1"]
 
 
@@ -407,11 +400,13 @@ def test_backoff_doubles_with_each_attempt_for_the_same_cause(
     last = NOW - timedelta(minutes=1)
     history = {
         "u1": [
-            attempted(last - timedelta(days=i), PROHIBITED_IN_USAGE_LOCATION, f"usageLocation={i}")
+            attempted(
+                last - timedelta(days=i), codes.PROHIBITED_IN_USAGE_LOCATION, f"usageLocation={i}"
+            )
             for i in range(attempts)
         ]
     }
-    changed = finding(PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
+    changed = finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
 
     plan = decide([changed], history)
 
@@ -436,9 +431,11 @@ def test_backoff_is_capped() -> None:
 
 def test_a_change_is_reprocessed_once_the_backoff_has_passed() -> None:
     history = {
-        "u1": [attempted(NOW - timedelta(minutes=16), PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)]
+        "u1": [
+            attempted(NOW - timedelta(minutes=16), codes.PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE)
+        ]
     }
-    changed = finding(PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
+    changed = finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=("usageLocation=US",))
 
     assert decide([changed], history).to_reprocess == ["u1"]
 
@@ -446,10 +443,10 @@ def test_a_change_is_reprocessed_once_the_backoff_has_passed() -> None:
 def test_backoff_counts_only_attempts_of_the_same_cause_key() -> None:
     history = {
         "u1": [
-            attempted(NOW - timedelta(minutes=1), PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE),
+            attempted(NOW - timedelta(minutes=1), codes.PROHIBITED_IN_USAGE_LOCATION, *LOCATION_DE),
         ]
     }
-    other_sku_group = finding(COUNT_VIOLATION, sku=E5, group=G2)
+    other_sku_group = finding(codes.COUNT_VIOLATION, sku=E5, group=G2)
 
     plan = decide([other_sku_group], history, facts(free={E5: 1}))
 
@@ -461,7 +458,7 @@ def test_backoff_counts_only_attempts_of_the_same_cause_key() -> None:
 
 def test_more_than_25_users_with_the_same_group_sku_and_error_become_one_group_alert() -> None:
     users = [f"u{i:02d}" for i in range(26)]
-    findings = [finding(COUNT_VIOLATION, u) for u in users]
+    findings = [finding(codes.COUNT_VIOLATION, u) for u in users]
 
     plan = decide(findings, tenant_facts=facts(free={E3: 100}))
 
@@ -469,7 +466,7 @@ def test_more_than_25_users_with_the_same_group_sku_and_error_become_one_group_a
     assert dict(plan.users) == {}
     (alert,) = plan.groups
     assert isinstance(alert, GroupAlert)
-    assert (alert.group_id, alert.sku_id, alert.code) == (G1, E3, COUNT_VIOLATION)
+    assert (alert.group_id, alert.sku_id, alert.code) == (G1, E3, codes.COUNT_VIOLATION)
     assert alert.user_ids == tuple(users)
     assert "Reprocess on the group" in alert.reason
     assert "write budget" in alert.reason
@@ -477,7 +474,7 @@ def test_more_than_25_users_with_the_same_group_sku_and_error_become_one_group_a
 
 
 def test_25_users_with_the_same_error_are_still_decided_one_by_one() -> None:
-    findings = [finding(COUNT_VIOLATION, f"u{i:02d}") for i in range(25)]
+    findings = [finding(codes.COUNT_VIOLATION, f"u{i:02d}") for i in range(25)]
 
     plan = decide(findings, tenant_facts=facts(free={E3: 100}))
 
@@ -486,7 +483,7 @@ def test_25_users_with_the_same_error_are_still_decided_one_by_one() -> None:
 
 
 def test_the_group_threshold_is_a_tenant_fact() -> None:
-    findings = [finding(COUNT_VIOLATION, f"u{i}") for i in range(3)]
+    findings = [finding(codes.COUNT_VIOLATION, f"u{i}") for i in range(3)]
 
     plan = decide(findings, tenant_facts=facts(free={E3: 100}, group_threshold=2))
 
@@ -494,19 +491,19 @@ def test_the_group_threshold_is_a_tenant_fact() -> None:
 
 
 def test_a_group_alert_does_not_hide_the_users_other_findings() -> None:
-    findings = [finding(COUNT_VIOLATION, f"u{i:02d}") for i in range(26)]
-    findings.append(finding(PENDING_GROUP_ASSIGNMENT, "u00", sku=E5, group=G2))
+    findings = [finding(codes.COUNT_VIOLATION, f"u{i:02d}") for i in range(26)]
+    findings.append(finding(codes.PENDING_GROUP_ASSIGNMENT, "u00", sku=E5, group=G2))
 
     plan = decide(findings, tenant_facts=facts(free={E3: 100}))
 
     assert len(plan.groups) == 1
     assert plan.to_reprocess == ["u00"]
     decision = plan.users["u00"]
-    assert [c.code for c in decision.causes] == [PENDING_GROUP_ASSIGNMENT]
+    assert [c.code for c in decision.causes] == [codes.PENDING_GROUP_ASSIGNMENT]
 
 
 def test_a_group_that_is_still_processing_never_becomes_a_group_alert() -> None:
-    findings = [finding(PENDING_GROUP_ASSIGNMENT, f"u{i:02d}") for i in range(40)]
+    findings = [finding(codes.PENDING_GROUP_ASSIGNMENT, f"u{i:02d}") for i in range(40)]
 
     plan = decide(findings, tenant_facts=facts(processing={G1: "QueuedForProcessing"}))
 
@@ -519,9 +516,9 @@ def test_a_group_that_is_still_processing_never_becomes_a_group_alert() -> None:
 
 def test_a_user_with_several_findings_gets_one_decision_covering_the_qualifying_causes() -> None:
     findings = [
-        finding(UNIQUENESS_VIOLATION, sku=E5, group=G2),
-        finding(PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE),
-        finding(COUNT_VIOLATION, sku=E5, group=G1),
+        finding(codes.UNIQUENESS_VIOLATION, sku=E5, group=G2),
+        finding(codes.PROHIBITED_IN_USAGE_LOCATION, evidence=LOCATION_DE),
+        finding(codes.COUNT_VIOLATION, sku=E5, group=G1),
     ]
 
     plan = decide(findings, tenant_facts=facts(free={E5: 1}))
@@ -529,23 +526,23 @@ def test_a_user_with_several_findings_gets_one_decision_covering_the_qualifying_
     assert list(plan.users) == ["u1"]
     decision = plan.users["u1"]
     assert isinstance(decision, ReprocessNow)
-    assert [c.code for c in decision.causes] == [COUNT_VIOLATION]
+    assert [c.code for c in decision.causes] == [codes.COUNT_VIOLATION]
     # the location alert is not lost: the caller still records what was seen
-    assert [c.code for c in decision.observe] == [PROHIBITED_IN_USAGE_LOCATION]
+    assert [c.code for c in decision.observe] == [codes.PROHIBITED_IN_USAGE_LOCATION]
 
 
 def test_retry_later_wins_over_alerts_and_uses_the_earliest_not_before() -> None:
     history = {
         "u1": [
-            attempted(NOW - timedelta(minutes=5), MUTUALLY_EXCLUSIVE, "a"),
-            attempted(NOW - timedelta(minutes=20), MUTUALLY_EXCLUSIVE, "x", group=G2),
-            attempted(NOW - timedelta(minutes=10), MUTUALLY_EXCLUSIVE, "y", group=G2),
+            attempted(NOW - timedelta(minutes=5), codes.MUTUALLY_EXCLUSIVE, "a"),
+            attempted(NOW - timedelta(minutes=20), codes.MUTUALLY_EXCLUSIVE, "x", group=G2),
+            attempted(NOW - timedelta(minutes=10), codes.MUTUALLY_EXCLUSIVE, "y", group=G2),
         ]
     }
     findings = [
-        finding(UNIQUENESS_VIOLATION, sku=E5),
-        finding(MUTUALLY_EXCLUSIVE, evidence=("b",)),
-        finding(MUTUALLY_EXCLUSIVE, group=G2, evidence=("z",)),
+        finding(codes.UNIQUENESS_VIOLATION, sku=E5),
+        finding(codes.MUTUALLY_EXCLUSIVE, evidence=("b",)),
+        finding(codes.MUTUALLY_EXCLUSIVE, group=G2, evidence=("z",)),
     ]
 
     plan = decide(findings, history)
@@ -554,26 +551,29 @@ def test_retry_later_wins_over_alerts_and_uses_the_earliest_not_before() -> None
     assert isinstance(decision, RetryLater)
     assert decision.not_before == NOW + timedelta(minutes=10)  # G1: last 5 min ago + 15 min
     assert {c.group_id for c in decision.causes} == {G1, G2}
-    assert all(c.code == MUTUALLY_EXCLUSIVE for c in decision.causes)
+    assert all(c.code == codes.MUTUALLY_EXCLUSIVE for c in decision.causes)
 
 
 def test_alert_instead_lists_every_cause_and_reason_when_nothing_qualifies() -> None:
-    findings = [finding(UNIQUENESS_VIOLATION), finding(COUNT_VIOLATION, sku=E5, group=G2)]
+    findings = [
+        finding(codes.UNIQUENESS_VIOLATION),
+        finding(codes.COUNT_VIOLATION, sku=E5, group=G2),
+    ]
 
     plan = decide(findings, tenant_facts=facts(free={E5: 0}))
 
     decision = plan.users["u1"]
     assert isinstance(decision, AlertInstead)
-    assert {c.code for c in decision.causes} == {UNIQUENESS_VIOLATION, COUNT_VIOLATION}
+    assert {c.code for c in decision.causes} == {codes.UNIQUENESS_VIOLATION, codes.COUNT_VIOLATION}
     assert "proxy address" in decision.reason
     assert "buy or free seats" in decision.reason
 
 
 def test_users_are_ordered_by_their_oldest_finding_then_by_id() -> None:
     findings = [
-        finding(UNIQUENESS_VIOLATION, "b"),
-        finding(UNIQUENESS_VIOLATION, "a"),
-        finding(UNIQUENESS_VIOLATION, "c", since="2026-01-01T00:00:00Z"),
+        finding(codes.UNIQUENESS_VIOLATION, "b"),
+        finding(codes.UNIQUENESS_VIOLATION, "a"),
+        finding(codes.UNIQUENESS_VIOLATION, "c", since="2026-01-01T00:00:00Z"),
     ]
 
     assert list(decide(findings).users) == ["c", "a", "b"]
@@ -610,9 +610,9 @@ def _run(
 
 def test_a_caller_following_the_ledger_contract_never_loops_on_a_persistent_error() -> None:
     findings = [
-        finding(COUNT_VIOLATION, "seats"),
-        finding(PROHIBITED_IN_USAGE_LOCATION, "location", evidence=LOCATION_DE),
-        finding(PENDING_GROUP_ASSIGNMENT, "pending"),
+        finding(codes.COUNT_VIOLATION, "seats"),
+        finding(codes.PROHIBITED_IN_USAGE_LOCATION, "location", evidence=LOCATION_DE),
+        finding(codes.PENDING_GROUP_ASSIGNMENT, "pending"),
     ]
 
     plans, ledger = _run(48, findings, free={E3: 4})
@@ -660,11 +660,11 @@ def test_evaluated_findings_flow_into_the_policy() -> None:
 _users = st.sampled_from([f"user-{i}" for i in range(8)])
 _codes = st.sampled_from(
     [
-        COUNT_VIOLATION,
-        MUTUALLY_EXCLUSIVE,
-        PROHIBITED_IN_USAGE_LOCATION,
-        PENDING_GROUP_ASSIGNMENT,
-        UNIQUENESS_VIOLATION,
+        codes.COUNT_VIOLATION,
+        codes.MUTUALLY_EXCLUSIVE,
+        codes.PROHIBITED_IN_USAGE_LOCATION,
+        codes.PENDING_GROUP_ASSIGNMENT,
+        codes.UNIQUENESS_VIOLATION,
     ]
 )
 _skus = st.sampled_from([E3, E5])
@@ -709,7 +709,9 @@ def test_never_more_count_violation_reprocesses_per_sku_than_free_seats(
         for_seats = [
             u
             for u in plan.to_reprocess
-            if any(c.code == COUNT_VIOLATION and c.sku_id == sku for c in plan.users[u].causes)
+            if any(
+                c.code == codes.COUNT_VIOLATION and c.sku_id == sku for c in plan.users[u].causes
+            )
         ]
         assert len(for_seats) <= tenant_facts.free_seats[sku]
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shared.bootstrap import in_memory_services
 from shared.fakes.blobs import InMemoryBlobStore
@@ -65,6 +65,7 @@ from tests.service.world import (
 )
 
 Trace = list[tuple[str, str]]
+Inner = TypeVar("Inner", InMemoryTable, MessageQueue)
 """("point", name) | ("write", table) | ("send", queue) | ("graph", operation)."""
 
 E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
@@ -100,18 +101,25 @@ class CrashRecorder:
             raise SimulatedCrash(name)
 
 
-class JournalTable:
-    """An `EntityStore` that records its writes in the trace (a fake of our table port)."""
+class _Journal(Generic[Inner]):
+    """A table or queue that passes everything to `inner` and records some calls in the trace."""
 
-    def __init__(self, inner: InMemoryTable, trace: Trace) -> None:
+    def __init__(self, inner: Inner, trace: Trace) -> None:
         self._inner, self._trace = inner, trace
 
     @property
     def name(self) -> str:
         return self._inner.name
 
+    def _record(self, kind: str) -> None:
+        self._trace.append((kind, self._inner.name))
+
+
+class JournalTable(_Journal[InMemoryTable]):
+    """An `EntityStore` that records its writes in the trace (a fake of our table port)."""
+
     def _write(self) -> None:
-        self._trace.append(("write", self._inner.name))
+        self._record("write")
 
     def get(self, pk: str, rk: str) -> Entity | None:
         return self._inner.get(pk, rk)
@@ -141,18 +149,11 @@ class JournalTable:
         return self._inner.query_all()
 
 
-class JournalQueue:
+class JournalQueue(_Journal[MessageQueue]):
     """A `MessageQueue` that records its sends in the trace."""
 
-    def __init__(self, inner: MessageQueue, trace: Trace) -> None:
-        self._inner, self._trace = inner, trace
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
     def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
-        self._trace.append(("send", self._inner.name))
+        self._record("send")
         self._inner.send(msg, visibility_timeout=visibility_timeout)
 
     def receive(self, max_messages: int = 1, *, visibility_timeout: int = 30) -> Any:

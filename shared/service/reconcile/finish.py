@@ -11,8 +11,9 @@ import orjson
 import structlog
 
 from shared.catalog.products import catalog
-from shared.core.findings import Names, sku_findings
+from shared.core.findings import Names
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
+from shared.core.sku_findings import sku_findings
 from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.nested import nested_group_findings

@@ -17,8 +17,9 @@ from typing import Any, Final
 import orjson
 
 from shared.catalog.products import catalog
-from shared.core.findings import Names, sku_findings
+from shared.core.findings import Names
 from shared.core.model import Tenant
+from shared.core.sku_findings import sku_findings
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT
 from shared.render.evaluation import evaluation_json

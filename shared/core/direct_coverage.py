@@ -1,0 +1,57 @@
+"""How well a user's group paths for one SKU cover their direct assignment of it.
+
+One rule for two readers: the RedundantDirectAssignment/DirectOnlyPlans findings and the
+migration plan (which direct assignments can go). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.core.effective import EffectiveLicense
+from shared.core.model import User, normalize_error
+
+
+@dataclass(frozen=True, slots=True)
+class DirectCoverage:
+    """How well a user's group paths for one SKU cover their direct assignment of it.
+
+    `direct_only`: plans only the direct assignment enables (removing it would lose them).
+    `unhealthy_group_ids`: covering groups whose path Graph does not show as Active without
+    errors. The direct assignment is a safe removal candidate when both are empty. One function
+    for the RedundantDirectAssignment/DirectOnlyPlans findings and the migration plan.
+    """
+
+    sku_id: str
+    group_ids: tuple[str | None, ...]
+    direct_only: frozenset[str]
+    unhealthy_group_ids: tuple[str | None, ...]
+
+    @property
+    def covered(self) -> bool:
+        return not self.direct_only
+
+    @property
+    def safe(self) -> bool:
+        return not self.direct_only and not self.unhealthy_group_ids
+
+
+def direct_coverage(user: User, lic: EffectiveLicense) -> DirectCoverage | None:
+    """The coverage of a direct assignment by group paths; None unless the SKU has both."""
+    direct = lic.direct_path
+    if direct is None or len(lic.paths) < 2:
+        return None
+    group_enabled = frozenset().union(*(p.enabled_plans for p in lic.group_paths))
+    group_ids = tuple(p.group_id for p in lic.group_paths)
+    unhealthy = tuple(g for g in group_ids if not _healthy_group_path(user, lic.sku_id, g))
+    return DirectCoverage(lic.sku_id, group_ids, direct.enabled_plans - group_enabled, unhealthy)
+
+
+def _healthy_group_path(user: User, sku_id: str, group_id: str | None) -> bool:
+    return any(
+        s.sku_id == sku_id
+        and s.assigned_by_group == group_id
+        and s.state == "Active"
+        and normalize_error(s.error) is None
+        for s in user.states
+    )

@@ -1,0 +1,113 @@
+"""The two brakes on a reprocess plan: mass failures and the seat budget.
+
+Many users failing alike in one group + SKU + code have one cause and one fix, so they become
+one `GroupAlert` instead of thousands of reprocess calls; and CountViolation reprocesses stay
+within each SKU's free seats, oldest errors first. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from shared.core.findings import (
+    COUNT_VIOLATION,
+    MUTUALLY_EXCLUSIVE,
+    PENDING_GROUP_ASSIGNMENT,
+    PLAN_MISMATCH,
+    PROHIBITED_IN_USAGE_LOCATION,
+    STALE_GROUP_ASSIGNMENT,
+)
+from shared.core.reprocess_ledger import Ledger, needs_record, since_key
+from shared.core.reprocess_plan import GroupAlert, TenantFacts
+from shared.core.reprocess_verdicts import LATER, NOW, Candidate, Verdict
+
+_GROUP_FIX = MappingProxyType(
+    {
+        COUNT_VIOLATION: "buy or free seats of the SKU",
+        MUTUALLY_EXCLUSIVE: "remove the plan conflict from the group's license or its members",
+        PROHIBITED_IN_USAGE_LOCATION: (
+            "correct the members' usage locations or keep those locations out of the group"
+        ),
+        PENDING_GROUP_ASSIGNMENT: "check the group's license configuration and its audit log",
+        STALE_GROUP_ASSIGNMENT: "check the group's license configuration and its audit log",
+        PLAN_MISMATCH: "check the group's disabled plans and its audit log",
+    }
+)
+
+Bucket = tuple[str, str | None, str]
+"""A mass-failure bucket: group id, SKU id, code."""
+
+
+def mass_failures(candidates: list[Candidate], threshold: int) -> dict[Bucket, list[Candidate]]:
+    """The buckets of more than `threshold` users among candidates that qualify for a group alert.
+
+    The caller passes only group-based, reprocessable candidates that are not waiting for their
+    group to finish processing."""
+    buckets: dict[Bucket, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        buckets[(c.cause.group_id or "", c.cause.sku_id, c.cause.code)].append(c)
+    return {
+        bucket: members
+        for bucket, members in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))
+        if len({m.user_id for m in members}) > threshold
+    }
+
+
+def _bucket_order(bucket: Bucket) -> tuple[str, str, str]:
+    return (bucket[0], bucket[1] or "", bucket[2])
+
+
+def group_alert(
+    bucket: Bucket,
+    members: list[Candidate],
+    ledgers: Mapping[str, Ledger],
+    facts: TenantFacts,
+) -> GroupAlert:
+    group_id, sku_id, code = bucket
+    user_ids = tuple(sorted({m.user_id for m in members}))
+    seats = ""
+    if code == COUNT_VIOLATION:
+        seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
+    reason = (
+        f"{len(user_ids)} users of group {group_id} have {code} for SKU {sku_id}{seats}: one "
+        f"cause, one fix - {_GROUP_FIX.get(code, 'fix the group')}, then use Reprocess on the "
+        "group in the Entra admin center; reprocessing the users one by one would spend "
+        "Graph's write budget for nothing"
+    )
+    observe = tuple(
+        (m.user_id, m.cause) for m in members if needs_record(ledgers[m.user_id], m.cause)
+    )
+    return GroupAlert(group_id, sku_id, code, user_ids, reason, observe)
+
+
+def apply_seat_budget(
+    verdicts: dict[str, list[Verdict]],
+    since: Mapping[tuple[str, str], str | None],
+    facts: TenantFacts,
+) -> None:
+    """Keep CountViolation reprocesses within each SKU's free seats, oldest errors first."""
+    wanting: dict[str, set[str]] = defaultdict(set)
+    for user_id, user_verdicts in verdicts.items():
+        for v in user_verdicts:
+            if v.action == NOW and v.cause.code == COUNT_VIOLATION:
+                wanting[v.cause.sku_id or ""].add(user_id)
+    for sku_id, users in wanting.items():
+        free = max(0, facts.free_seats.get(sku_id, 0))
+        ranked = sorted(users, key=lambda u: (since_key(since.get((u, sku_id))), u))
+        for user_id in ranked[free:]:
+            verdicts[user_id] = [
+                Verdict(
+                    v.cause,
+                    LATER,
+                    f"waiting for a free seat of {sku_id}: the {free} free seat(s) go to users "
+                    "whose error is older",
+                    facts.now + facts.backoff_base,
+                )
+                if v.action == NOW
+                and v.cause.code == COUNT_VIOLATION
+                and (v.cause.sku_id or "") == sku_id
+                else v
+                for v in verdicts[user_id]
+            ]

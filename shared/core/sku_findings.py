@@ -1,0 +1,58 @@
+"""Findings about one SKU: a seat forecast (shortfall) and the subscription's health.
+
+A shortfall is reported before it turns into CountViolation errors. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from shared.core.findings import (
+    ADMIN_CENTER_LICENSES,
+    SEAT_SHORTFALL,
+    SUBSCRIPTION_AT_RISK,
+    WARNING,
+    Finding,
+    Names,
+)
+from shared.core.model import Sku, seat_shortfall
+
+
+def _users(count: int) -> str:
+    return "1 user" if count == 1 else f"{count} users"
+
+
+def _sku_finding(sku: Sku, code: str, message: str, remedy: str) -> Finding:
+    return Finding(code, WARNING, f"sku:{sku.id}", sku.id, None, message, remedy)
+
+
+def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
+    """Seat forecast and subscription health for one SKU."""
+    findings = []
+    product = names.product(sku.id)
+    shortfall = seat_shortfall(demand, sku.prepaid.enabled)
+    if shortfall:
+        findings.append(
+            _sku_finding(
+                sku,
+                SEAT_SHORTFALL,
+                f"{demand} users should hold {product} but only {sku.prepaid.enabled} seats "
+                f"are enabled ({sku.consumed} consumed): {shortfall} user(s) will be left "
+                "with CountViolation errors. Which users Entra leaves out is not documented.",
+                f"Buy {shortfall} more seat(s) of {product} ({ADMIN_CENTER_LICENSES}) or "
+                "remove users from its licensing groups.",
+            )
+        )
+    at_risk = sku.prepaid.warning + sku.prepaid.suspended + sku.prepaid.locked_out
+    if at_risk and (sku.consumed or demand):
+        findings.append(
+            _sku_finding(
+                sku,
+                SUBSCRIPTION_AT_RISK,
+                f"{product} has seats in warning ({sku.prepaid.warning}), suspended "
+                f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
+                f"while in use by {_users(max(sku.consumed, demand))}: services stop, and data "
+                "is eventually deleted, if the subscription is not renewed.",
+                "Renew or reactivate the subscription (Microsoft 365 admin center > "
+                "Billing > Your products), or move users to another product before it lapses.",
+            )
+        )
+    return findings

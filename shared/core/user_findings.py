@@ -1,0 +1,258 @@
+"""Every finding about one user: Graph's reported errors and what Graph does not flag.
+
+Comparing the effective licenses (what Entra should apply) with Graph's states reveals pending
+and stale group assignments, plan mismatches, a missing usage location, licensed disabled
+accounts and direct assignments that a group already covers. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shared.core.direct_coverage import DirectCoverage, direct_coverage
+from shared.core.effective import EffectiveLicense
+from shared.core.findings import (
+    ADMIN_CENTER_LICENSES,
+    DEPENDENCY_VIOLATION,
+    DIRECT_ONLY_PLANS,
+    INFO,
+    LICENSED_DISABLED_ACCOUNT,
+    MISSING_USAGE_LOCATION,
+    PENDING_GROUP_ASSIGNMENT,
+    PLAN_MISMATCH,
+    REDUNDANT_DIRECT_ASSIGNMENT,
+    STALE_GROUP_ASSIGNMENT,
+    WARNING,
+    Finding,
+    Names,
+    state_finding,
+    tenant_country,
+    user_attribute_fix,
+    user_finding,
+)
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    LicenseAssignment,
+    Tenant,
+    User,
+    normalize_error,
+)
+from shared.core.reported_findings import reported_finding
+
+
+def user_findings(
+    user: User,
+    licenses: tuple[EffectiveLicense, ...],
+    member_of: Iterable[Group],
+    tenant: Tenant,
+    names: Names,
+) -> list[Finding]:
+    """Every finding about one user, in a stable order."""
+    desired: dict[tuple[str, str | None], LicenseAssignment] = {
+        (lic.sku_id, g.id): lic for g in member_of for lic in g.licenses
+    }
+    reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
+    findings: list[Finding] = []
+
+    for state in user.states:
+        code = None if state.error is None else normalize_error(state.error)
+        if state.assigned_by_group is None:
+            if code:
+                findings.append(reported_finding(user, state, code, tenant, names))
+            continue
+        wanted = desired.get((state.sku_id, state.assigned_by_group))
+        if wanted is None:
+            # The user left the group, or the group dropped the SKU. A DependencyViolation here
+            # is Entra refusing the removal: report that once, not also as stale.
+            if code == DEPENDENCY_VIOLATION:
+                findings.append(reported_finding(user, state, code, tenant, names))
+            else:
+                findings.append(_stale(user, state, tenant, names))
+        elif code:
+            findings.append(reported_finding(user, state, code, tenant, names))
+        elif state.disabled_plans != wanted.disabled_plans:
+            findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
+
+    for sku_id, group_id in desired:
+        if (sku_id, group_id) not in reported:
+            findings.append(_pending(user, sku_id, group_id, tenant, names))
+
+    if not user.usage_location and (licenses or user.assigned_licenses):
+        findings.append(_missing_usage_location(user, tenant))
+    if not user.account_enabled:
+        findings.extend(
+            _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
+        )
+    for lic in licenses:
+        if len(lic.paths) < 2:
+            continue  # no direct path covered by a group: the common case, checked inline
+        coverage = direct_coverage(user, lic)
+        if coverage is not None:
+            findings.append(_direct_and_group(user, coverage, names))
+    return findings
+
+
+def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> Finding:
+    group = tenant.groups.get(state.assigned_by_group or "")
+    product = names.product(state.sku_id)
+    label = names.group(state.assigned_by_group)
+    if group is None:
+        why = f"{label} no longer exists"
+    elif user.id not in group.member_user_ids:
+        why = f"the user is no longer a direct member of {label}"
+    else:
+        why = f"{label} no longer assigns {product}"
+    return state_finding(
+        STALE_GROUP_ASSIGNMENT,
+        WARNING,
+        user,
+        state,
+        message=(
+            f"Graph still shows {product} on {user.display_name} from {label}, but {why}; "
+            "Entra has not processed the removal yet."
+        ),
+        remedy=(
+            "Usually this clears once Entra finishes processing the group. If it persists "
+            "after the group shows 'ProcessingComplete', reprocess the user."
+        ),
+    )
+
+
+_PENDING_REMEDY = (
+    "Wait for Entra to process the group (large groups take hours). If the group shows "
+    "'ProcessingComplete' and the license is still missing, reprocess the user."
+)
+
+
+def _pending(
+    user: User, sku_id: str, group_id: str | None, tenant: Tenant, names: Names
+) -> Finding:
+    # A new licensing group leaves every member pending: hundreds of thousands of these, so
+    # the part of the message that does not name the user is built once per (SKU, group).
+    text = names.pending_texts.get((sku_id, group_id))
+    if text is None:
+        group = tenant.groups.get(group_id or "")
+        state = group.processing_state if group else None
+        text = names.pending_texts[(sku_id, group_id)] = (
+            f" is a member of {names.group(group_id)}, which assigns "
+            f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
+            + (f" (group processing state: {state})." if state else ".")
+        )
+    # positional: half the cost of keywords, which counts at this volume
+    # (code, severity, subject, sku_id, group_id, message, remedy)
+    return Finding(
+        PENDING_GROUP_ASSIGNMENT,
+        WARNING,
+        user.id,
+        sku_id,
+        group_id,
+        user.display_name + text,
+        _PENDING_REMEDY,
+    )
+
+
+def _plan_mismatch(
+    user: User, state: AssignmentState, wanted: frozenset[str], tenant: Tenant, names: Names
+) -> Finding:
+    actual = names.plans(state.sku_id, state.disabled_plans)
+    expected = names.plans(state.sku_id, wanted)
+    return state_finding(
+        PLAN_MISMATCH,
+        WARNING,
+        user,
+        state,
+        message=(
+            f"{names.group(state.assigned_by_group)} disables "
+            f"[{', '.join(expected) or 'nothing'}] in {names.product(state.sku_id)}, but Graph "
+            f"shows [{', '.join(actual) or 'nothing'}] disabled for {user.display_name}."
+        ),
+        remedy=(
+            "Usually a group license change still being processed. If it persists after the "
+            "group shows 'ProcessingComplete', reprocess the user."
+        ),
+        plans=tuple(sorted(set(actual) ^ set(expected))),
+    )
+
+
+def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
+    country = tenant_country(tenant)
+    inherits = f"the tenant's country ({country})" if country else "the tenant's country"
+    return user_finding(
+        MISSING_USAGE_LOCATION,
+        INFO,
+        user,
+        None,
+        message=(
+            f"{user.display_name} has no usage location; group-based licensing uses "
+            f"{inherits} instead, which may be wrong for local service availability (a direct "
+            "assignment needs a usage location set)."
+        ),
+        remedy=f"Set the usage location: {user_attribute_fix(user, 'usageLocation')}.",
+    )
+
+
+def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
+    return user_finding(
+        LICENSED_DISABLED_ACCOUNT,
+        INFO,
+        user,
+        sku_id,
+        message=(
+            f"{user.display_name}'s account is disabled but still consumes a seat of "
+            f"{names.product(sku_id)}."
+        ),
+        remedy=(
+            "If the person has left, remove the license (leave the licensing groups, or remove "
+            "the direct assignment) once mailbox and OneDrive data are retained as policy asks."
+        ),
+    )
+
+
+def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Finding:
+    product = names.product(coverage.sku_id)
+    groups = ", ".join(names.group(g) for g in coverage.group_ids)
+    if coverage.direct_only:
+        lost = names.plans(coverage.sku_id, coverage.direct_only)
+        return user_finding(
+            DIRECT_ONLY_PLANS,
+            INFO,
+            user,
+            coverage.sku_id,
+            message=(
+                f"{user.display_name} holds {product} directly and through {groups}; removing "
+                f"the direct assignment would lose {len(lost)} plan(s) only it grants: "
+                f"{', '.join(lost)}."
+            ),
+            remedy=(
+                "Keep the direct assignment, or first enable those plans in a licensing group "
+                "the user belongs to (or add the user to one that has them)."
+            ),
+            plans=lost,
+        )
+    safe = coverage.safe
+    verdict = (
+        "safe to remove: every covering group path is active without errors"
+        if safe
+        else "not safe yet: "
+        + ", ".join(names.group(g) for g in coverage.unhealthy_group_ids)
+        + " is not active without errors"
+    )
+    return user_finding(
+        REDUNDANT_DIRECT_ASSIGNMENT,
+        INFO,
+        user,
+        coverage.sku_id,
+        message=(
+            f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
+            f"either way); removal candidate, {verdict}."
+        ),
+        remedy=(
+            "Remove direct assignments gradually, a small batch first, and check the users keep "
+            f"their services ({ADMIN_CENTER_LICENSES})."
+            if safe
+            else "Fix the group path first; do not remove the direct assignment until it is "
+            "active without errors."
+        ),
+        safe=safe,
+    )
