@@ -75,10 +75,14 @@ class Finding:
     since: str | None = None
     evidence: tuple[str, ...] = ()
     safe: bool | None = None
+    part: str | None = None
+    """A second object the finding is about, when one subject carries several findings of a
+    code (the nested group of a NestedGroupMember): it ends the key, so each pair is its own."""
 
     @property
     def key(self) -> str:
-        return f"{self.subject}|{self.sku_id or '-'}|{self.code}|{self.group_id or '-'}"
+        key = f"{self.subject}|{self.sku_id or '-'}|{self.code}|{self.group_id or '-'}"
+        return f"{key}|{self.part}" if self.part else key
 
     @property
     def user_id(self) -> str | None:

@@ -454,7 +454,29 @@ def test_nested_group_member_lists_the_users_who_get_nothing() -> None:
     assert finding.user_ids == tuple(sorted([b.id("ann"), b.id("cy")]))
     assert (finding.subject, finding.group_id) == (f"group:{b.id(BASE)}", b.id(BASE))
     assert finding.user_id is None
-    assert "2 user(s) in those groups get nothing" in finding.message
+    assert "2 user(s) in 'Sales' get nothing" in finding.message
+    assert finding.key == f"group:{b.id(BASE)}|-|NestedGroupMember|{b.id(BASE)}|{b.id('Sales')}"
+
+
+def test_each_nested_group_of_a_licensed_group_is_its_own_finding() -> None:
+    b = (
+        seed_tenant()
+        .member("Sales", "ann", "bob")
+        .member("Ops", "cy")
+        .member(BASE, "bob")
+        .nested(BASE, "Sales")
+        .nested(BASE, "Ops")
+        .processed()
+    )
+
+    found = sorted(findings_of(b, codes.NESTED_GROUP_MEMBER), key=lambda f: f.message)
+
+    assert [(f.part, f.user_ids) for f in found] == [
+        (b.id("Ops"), (b.id("cy"),)),
+        (b.id("Sales"), (b.id("ann"),)),
+    ]
+    assert len({f.key for f in found}) == 2
+    assert all(f.subject == f"group:{b.id(BASE)}" for f in found)
 
 
 def test_nested_group_cycles_are_followed_once() -> None:

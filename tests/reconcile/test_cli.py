@@ -60,7 +60,7 @@ def test_a_snapshot_of_the_live_tenant_is_one_evaluate_reads(
         f for g in result["groups"] for f in g["findings"] if f["code"] == "NestedGroupMember"
     ]
     assert len(nested_findings) == 1
-    assert "1 user(s) in those groups get nothing" in nested_findings[0]["message"]
+    assert "1 user(s) in 'Sales_Team' get nothing" in nested_findings[0]["message"]
     assert document["organization"][0]["id"] == tenant["organization"][0]["id"]
     assert len(result["users"]) == len(tenant["users"])
 
