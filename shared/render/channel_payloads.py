@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -229,10 +229,19 @@ def webhook_payload(
     findings: Sequence[ChannelFinding],
     minimum: str = "info",
     report_url: str | None = None,
+    open_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.0)."""
+    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.0).
+
+    `open_counts`: the tenant's open findings by severity (what the digest counts as open);
+    `counts.open` is their total at or above `minimum`, however few findings the document
+    lists. Without it, the listed findings with status 'open' are counted."""
     kept = [f for f in findings if at_least(f.severity, minimum)]
     counts = {s: sum(1 for f in kept if f.status == s) for s in ("new", "resolved", "open")}
+    if open_counts is not None:
+        counts["open"] = sum(
+            n for s, n in open_counts.items() if s in SEVERITIES and at_least(s, minimum)
+        )
     return {
         "schemaVersion": WEBHOOK_SCHEMA_VERSION,
         "digestId": digest_id,

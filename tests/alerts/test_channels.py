@@ -175,6 +175,28 @@ def test_min_severity_on_the_webhook() -> None:
     assert [f["severity"] for f in document["findings"]] == ["error"]
 
 
+def test_the_webhook_counts_every_open_finding_it_is_given_not_only_those_it_lists() -> None:
+    open_counts = {"error": 4, "warning": 3, "info": 5}
+    listed = [finding(1, "error"), finding(2, "warning")]
+
+    def document(minimum: str) -> dict[str, Any]:
+        return webhook_payload(
+            digest_id="digest-1",
+            kind="digest",
+            tenant="Contoso",
+            title="t",
+            generated_at=NOW.isoformat(),
+            findings=listed,
+            minimum=minimum,
+            open_counts=open_counts,
+        )
+
+    jsonschema.validate(document("info"), SCHEMA)
+    assert document("info")["counts"] == {"new": 2, "resolved": 0, "open": 12}
+    assert document("warning")["counts"] == {"new": 2, "resolved": 0, "open": 7}
+    assert document("error")["counts"] == {"new": 1, "resolved": 0, "open": 4}
+
+
 # --------------------------------------------------------------------------- delivery
 
 

@@ -7,13 +7,16 @@ each alert, once per id."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from shared.core.findings import WARNING
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 from shared.service.alerts.digest import run_digest
+from shared.service.stores import ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.receiver import Receiver
 from tests.alerts.world import (
@@ -27,7 +30,7 @@ from tests.alerts.world import (
     prime,
     record,
 )
-from tests.service.world import IRVIN, JONI, World, build_world
+from tests.service.world import ADELE, ALEX, DIEGO, IRVIN, JONI, NESTOR, World, build_world
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
 SECRET = "shared-secret-for-the-test-receiver"
@@ -77,6 +80,76 @@ async def test_the_digest_goes_to_every_channel_once(
     assert teams_headers[DIGEST_HEADER] == header(mail)
     assert "CountViolation" in json.dumps(card)
     assert len(receiver.to("/fail-slack")) == 3
+
+
+async def test_the_webhook_counts_every_open_finding_not_only_the_new_ones_it_lists(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_ALL_URL", receiver.url + "/all")
+    monkeypatch.setenv("ALERT_ERRORS_URL", receiver.url + "/errors")
+    channels = [
+        {"type": "webhook", "urlSecretName": "ALERT_ALL_URL", "minSeverity": "info"},
+        {"type": "webhook", "urlSecretName": "ALERT_ERRORS_URL", "minSeverity": "error"},
+    ]
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    # five open findings (two of them warnings) reported by an earlier digest ...
+    record(
+        world,
+        error(ADELE),
+        error(DIEGO),
+        error(DIEGO, "UniquenessViolation", sku=None, group=None),
+        error(ALEX, severity=WARNING),
+        error(NESTOR, severity=WARNING),
+    )
+    world.clock.advance(GRACE_SECONDS)
+    assert (await run_digest(world.svc)).status == "sent"
+    world.directory.sent_mail.clear()
+    receiver.posts.clear()
+    # ... and two new errors since: seven open, two listed
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+
+    [mail] = mails(world)
+    assert outcome.still_open == 7
+    assert mail["subject"].endswith("2 new issues, 0 resolved, 7 open")
+    [(_, _, body)] = receiver.to("/all")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    assert {f["user"]["id"] for f in document["findings"]} == {IRVIN, JONI}
+    assert document["counts"] == {"new": 2, "resolved": 0, "open": 7}
+    [(_, _, errors_body)] = receiver.to("/errors")
+    assert json.loads(errors_body)["counts"] == {"new": 2, "resolved": 0, "open": 5}
+
+
+async def test_an_immediate_alert_counts_the_open_findings_as_the_digest_does(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    record(world, error(ADELE), error(DIEGO), error(ALEX, severity=WARNING))
+    world.clock.advance(GRACE_SECONDS)
+    assert (await run_digest(world.svc)).status == "sent"
+    receiver.posts.clear()
+    synced = world.clock.now() - timedelta(minutes=95)
+    ServiceState(world.svc.tables.servicestate).put(
+        "last-sync", {"completedAt": synced.isoformat().replace("+00:00", "Z")}
+    )
+
+    delivery = await send_tenant_alerts(world.svc)
+
+    assert delivery is not None
+    [(_, _, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    listed = {f["code"] for f in document["findings"]}
+    assert listed == {"DirectorySyncStale", "SubscriptionAtRisk"}
+    # the three the digest reported plus the two this alert lists (alerted before their grace)
+    assert document["counts"]["open"] == 3 + 2
 
 
 async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(

@@ -1,5 +1,6 @@
 """Every alert mail also goes to the configured channels (``ALERT_CHANNELS``): the mail's view
-becomes a Teams card or Slack blocks, its findings the generic webhook's document. Called by
+becomes a Teams card or Slack blocks, its findings the generic webhook's document (whose
+`counts.open` is the tenant's open count, `shared.service.alerts.open_counts`). Called by
 `shared.service.alerts.deliver.deliver` (before the mail) with the mail and its id, so the
 digest, the immediate data-loss / mass-loss alerts, the tenant-level alerts and the summaries
 all reach them, with the mail's id as the digest id. A channel that keeps failing is recorded as an
@@ -28,6 +29,7 @@ from shared.render.channel_payloads import (
 )
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.open_counts import tenant_open_counts
 from shared.service.alerts.sending import SENT, Sleep
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
@@ -54,9 +56,14 @@ async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[
 
 
 def payload_for(
-    mail: Mail, channel: Channel, report_url: str | None, generated_at: str = ""
+    mail: Mail,
+    channel: Channel,
+    report_url: str | None,
+    generated_at: str = "",
+    open_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
-    """The channel's payload, or None when nothing in the mail reaches its minimum severity."""
+    """The channel's payload, or None when nothing in the mail reaches its minimum severity.
+    `open_counts` (by severity) is the webhook's `counts.open`."""
     view = mail.view
     if view is None:
         return None
@@ -77,6 +84,7 @@ def payload_for(
         findings=mail.findings,
         minimum=channel.min_severity,
         report_url=report_url,
+        open_counts=open_counts,
     )
 
 
@@ -98,7 +106,11 @@ async def send_to_channels(
     post: Poster = http_post,
     sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] | None = None,
+    open_counts: Mapping[str, int] | None = None,
 ) -> list[ChannelResult]:
+    """Post `mail` to every channel. `open_counts`: the tenant's open findings by severity as
+    the digest counts them (the digest passes its own); counted from the ledger when a webhook
+    needs them and none were given."""
     channels = svc.settings.alert_channels
     if not channels or mail.view is None:
         return []
@@ -123,11 +135,13 @@ async def send_to_channels(
         ledger.reconcile(_subject(channel), [finding], now=now, run_id="alerts")
 
     try:
+        if open_counts is None and any(c.type == "webhook" for c in channels):
+            open_counts = await tenant_open_counts(svc, [f.key for f in mail.findings])
         results = await deliver_to_channels(
             ServiceState(svc.tables.servicestate),
             channels,
             mail.id,
-            lambda c: payload_for(mail, c, link, now.isoformat()),
+            lambda c: payload_for(mail, c, link, now.isoformat(), open_counts),
             settings=environ if environ is not None else os.environ,
             post=post,
             now=svc.now,

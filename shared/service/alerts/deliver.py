@@ -12,6 +12,7 @@ when every channel failed it is retried, with the same id, by the next run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 
@@ -36,16 +37,22 @@ def alerts_on(svc: Services) -> bool:
 
 
 async def deliver(
-    svc: Services, mail: Mail, *, channel: str, sleep: Sleep = asyncio.sleep
+    svc: Services,
+    mail: Mail,
+    *,
+    channel: str,
+    sleep: Sleep = asyncio.sleep,
+    open_counts: Mapping[str, int] | None = None,
 ) -> Delivery:
     """Post `mail` to the alert channels, then send it once as mail on `channel`; without
-    mail, post it to the channels once under its id (see the module docstring)."""
+    mail, post it to the channels once under its id (see the module docstring).
+    `open_counts`: the tenant's open findings by severity, when the caller has them."""
     if enabled(svc) or not svc.settings.alert_channels:
-        await send_to_channels(svc, mail, sleep=sleep)
+        await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
         return await deliver_mail(svc, mail, channel=channel, sleep=sleep)
     if not claim(svc, channel, mail.id):
         return Delivery(ALREADY_SENT, mail.id)
-    results = await send_to_channels(svc, mail, sleep=sleep)
+    results = await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
     if any(r.status in (SENT, ALREADY_SENT, NOTHING) for r in results):
         log.info("alerts.posted", channel=channel, mail_id=mail.id, kind=mail.kind)
         return Delivery(POSTED, mail.id, reason="ALERT_SENDER is not set: channels only")

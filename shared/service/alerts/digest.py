@@ -26,6 +26,7 @@ from shared.service.alerts.mail_delivery import (
     pending_id,
 )
 from shared.service.alerts.names import mail_names
+from shared.service.alerts.open_counts import plan_open_counts
 from shared.service.alerts.sending import Sleep
 from shared.service.alerts.summaries import baseline_pending, weekly_summary
 from shared.service.crashpoints import crash_point
@@ -86,7 +87,9 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
         if svc.settings.baseline == "off"
         else "the baseline summary",
     )
-    delivery = await deliver(svc, mail, channel=DIGEST, sleep=sleep)
+    delivery = await deliver(
+        svc, mail, channel=DIGEST, sleep=sleep, open_counts=plan_open_counts(plan)
+    )
     outcome = DigestOutcome(
         delivery.status, mail_id, len(plan.new), len(plan.resolved), plan.open_total, weekly
     )
