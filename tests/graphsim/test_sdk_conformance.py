@@ -200,8 +200,8 @@ async def test_subscription_and_send_mail(graph: tuple[GraphServiceClient, str])
         save_to_sent_items=False,
     )
     await client.users.by_user_id(USERS[0]).send_mail.post(mail)
-    with httpx.Client() as c:
-        out = c.get(url.replace("/v1.0", "/_sim/outbox")).json()["value"]
+    async with httpx.AsyncClient() as c:
+        out = (await c.get(url.replace("/v1.0", "/_sim/outbox"))).json()["value"]
     assert out[0]["subject"] == "Licensing alert"
     assert out[0]["bodyContentType"] == "HTML"
     assert out[0]["saveToSentItems"] is False
