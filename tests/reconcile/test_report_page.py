@@ -113,3 +113,28 @@ async def test_the_nightly_page_shows_the_same_group_findings_as_the_snapshot_pa
     document = orjson.loads(nightly.blobs.get(evaluation) or b"{}")
     found = {(g["id"], f["code"]) for g in document["groups"] for f in g["findings"]}
     assert found == {(E3_BASE, "NestedGroupMember")}
+
+
+async def test_the_seat_trend_plots_each_nights_consumed_units(nightly: Nightly) -> None:
+    """The nightly summary stores consumed units per product; the next page's seat trend
+    draws them night by night beside demand and prepaid."""
+    first = await nightly.run()
+    nightly.world.clock.advance(DAY)
+    second = await nightly.run()
+    assert first.summary is not None
+    assert second.summary is not None
+
+    latest = page(nightly, LATEST_PAGE)
+    lines = {
+        p["data-series"]: p["data-values"] for p in latest.with_attr("polyline", "data-series")
+    }
+    consumed = {k: v for k, v in lines.items() if k.endswith(" consumed")}
+
+    before = {s.product_name: s.consumed for s in first.summary.seat_forecast}
+    tonight = {s.product_name: s.consumed for s in second.summary.seat_forecast}
+    assert consumed
+    assert any(v != "0,0" for v in consumed.values())
+    for label, values in consumed.items():
+        product = label.removesuffix(" consumed")
+        assert f"{product} demand" in lines
+        assert values == f"{before[product]},{tonight[product]}"
