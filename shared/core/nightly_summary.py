@@ -15,8 +15,11 @@ class SeatForecast:
     sku_part_number: str
     product_name: str
     demand: int
+    """Users who should hold the product (effective licenses)."""
     prepaid_enabled: int
     consumed: int
+    """Units assigned (subscribedSku.consumedUnits): the report's seat trend plots it; a
+    history record without it is a gap in that line, not an error."""
 
     @property
     def shortfall(self) -> int:

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from shared.render.health_model import Series
 
 PALETTE: Final = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+DASHES: Final = {"solid": "", "dashed": "5 3", "dotted": "1.5 2.5"}
 
 
 def _nice_max(value: float) -> int:
@@ -133,8 +134,8 @@ def line_chart(
                 f'text-anchor="middle">{escape(dates[i])}</text>'
             )
     for k, s in enumerate(series):
-        colour = PALETTE[(k // 2 if kind == "seat-trend" else k) % len(PALETTE)]
-        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        colour = PALETTE[(k if s.colour is None else s.colour) % len(PALETTE)]
+        dash = f' stroke-dasharray="{DASHES[s.line]}"' if DASHES[s.line] else ""
         segments: list[list[str]] = [[]]
         for i, v in enumerate(s.values):
             if v is None:

@@ -128,7 +128,11 @@ class MigrationRow:
 class Series:
     label: str
     values: tuple[int | None, ...]
-    dashed: bool = False
+    """One value per night; None where the night has no value (a gap in the line)."""
+    line: str = "solid"
+    """`solid`, `dashed` or `dotted`: lines told apart without their colour."""
+    colour: int | None = None
+    """Palette index shared by related lines (one product's seats); None: its position."""
 
 
 @dataclass(frozen=True, slots=True)

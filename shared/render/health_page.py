@@ -120,8 +120,10 @@ def render_health_page(report: HealthReport) -> str:
         ),
         "seats_trend_chart": line_chart(
             "seat-trend",
-            "Seats per product, night by night: demand (solid) and prepaid (dashed)",
-            f"{len(trends.seats) // 2} product(s) over {len(trends.dates)} night(s)",
+            "Seats per product, night by night: demand (solid), prepaid (dashed) and consumed "
+            "(dotted)",
+            f"{len({s.colour for s in trends.seats})} product(s) over {len(trends.dates)} "
+            "night(s); a gap is a night with no stored value",
             trends.dates,
             trends.seats,
         ),

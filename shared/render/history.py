@@ -25,6 +25,10 @@ HISTORY_DAYS: Final = 100
 """Records older than this are deleted (the trend shows the last `TREND_NIGHTS`)."""
 TREND_NIGHTS: Final = 90
 TOP_SERIES: Final = 8
+SEAT_LINES: Final = (("demand", "solid"), ("prepaid", "dashed"), ("consumed", "dotted"))
+"""The seat trend's lines per product (`TOP_SERIES // 2` products), told apart by dashes."""
+SeatNight = tuple[int, int, int | None]
+"""One product's demand, prepaid (enabled) and consumed units on one night."""
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -108,8 +112,8 @@ def previous_night(records: Sequence[Mapping[str, Any]], before: str) -> Mapping
 
 
 def trends(records: Sequence[Mapping[str, Any]]) -> Trends:
-    """Findings by code and seats (demand solid, prepaid dashed) per product, night by night;
-    the `TOP_SERIES` codes and the products with the highest peaks."""
+    """Findings by code and seats per product (demand solid, prepaid dashed, consumed dotted),
+    night by night; the `TOP_SERIES` codes and the products with the highest peaks."""
     if not records:
         return Trends()
     dates = tuple(str(r["date"]) for r in records)
@@ -122,22 +126,29 @@ def trends(records: Sequence[Mapping[str, Any]]) -> Trends:
         Series(code, tuple(int(r["findings_by_code"].get(code, 0)) for r in records))
         for code in codes
     )
-    seats: dict[str, dict[str, tuple[int, int]]] = {}
+    seats: dict[str, dict[str, SeatNight]] = {}
     labels: dict[str, str] = {}
     for record in records:
         for s in record.get("seat_forecast") or ():
             sku = str(s.get("sku_id") or s.get("sku_part_number") or "")
             labels[sku] = str(s.get("product_name") or s.get("sku_part_number") or sku)
-            demand, prepaid = int(s.get("demand") or 0), int(s.get("prepaid_enabled") or 0)
-            seats.setdefault(sku, {})[str(record["date"])] = (demand, prepaid)
-    top = sorted(seats, key=lambda k: (-max(d for d, _ in seats[k].values()), labels[k]))
+            seats.setdefault(sku, {})[str(record["date"])] = _seat_night(s)
+    top = sorted(seats, key=lambda k: (-max(n[0] for n in seats[k].values()), labels[k]))
     series: list[Series] = []
-    for sku in top[: TOP_SERIES // 2]:
+    for colour, sku in enumerate(top[: TOP_SERIES // 2]):
         points = [seats[sku].get(d) for d in dates]
-        series.append(Series(f"{labels[sku]} demand", tuple(p[0] if p else None for p in points)))
-        series.append(
-            Series(
-                f"{labels[sku]} prepaid", tuple(p[1] if p else None for p in points), dashed=True
-            )
-        )
+        for i, (measure, line) in enumerate(SEAT_LINES):
+            values = tuple(p[i] if p else None for p in points)
+            if any(v is not None for v in values):  # consumed: not in summaries before it was
+                series.append(Series(f"{labels[sku]} {measure}", values, line, colour))
     return Trends(dates, by_code, tuple(series))
+
+
+def _seat_night(forecast: Mapping[str, Any]) -> SeatNight:
+    """A stored `SeatForecast`; one stored before it carried `consumed` has None (a gap)."""
+    consumed = forecast.get("consumed")
+    return (
+        int(forecast.get("demand") or 0),
+        int(forecast.get("prepaid_enabled") or 0),
+        consumed if isinstance(consumed, int) and not isinstance(consumed, bool) else None,
+    )

@@ -105,19 +105,16 @@ def check_page(page: Page, html: Path, snapshot: Path) -> list[list[Any]]:
 
 
 def history(directory: Path, snapshot: Path) -> Path:
-    """Three stored nights, so the trend charts have lines."""
+    """Three stored nights, so the trend charts have lines; the first was stored without
+    consumed units (a gap at the start of that line)."""
     directory.mkdir()
     for n, date in enumerate(("2026-11-29", "2026-11-30", "2026-12-01")):
+        seats = {"sku_id": "e3", "product_name": "Office 365 E3", "demand": 18 + n}
         doc = {
             "date": date,
             "findings_by_code": {"CountViolation": 2 + n, "Other": 4 - n},
             "seat_forecast": [
-                {
-                    "sku_id": "e3",
-                    "product_name": "Office 365 E3",
-                    "demand": 18 + n,
-                    "prepaid_enabled": 25,
-                }
+                {**seats, "prepaid_enabled": 25, **({"consumed": 15 + n} if n else {})}
             ],
         }
         (directory / f"{date}.json").write_text(json.dumps(doc))
@@ -141,6 +138,7 @@ def test_the_demo_page_in_chromium(browser: Page, tmp_path: Path) -> None:
     )
     assert ["CountViolation", "2,3,4"] in [line[:2] for line in lines]
     assert ["Office 365 E3 prepaid", "25,25,25"] in [line[:2] for line in lines]
+    assert ["Office 365 E3 consumed", ",16,17"] in [line[:2] for line in lines]
     assert all(length > 0 for *_, length in lines)
     labelled = browser.evaluate(
         "Array.from(document.querySelectorAll('svg.chart')).every(s => s.getAttribute('role') "

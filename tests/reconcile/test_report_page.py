@@ -7,10 +7,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from shared.adapters.snapshot import parse_snapshot
+from shared.render.health_page import render_health_page
+from shared.render.health_sources import report_from_snapshot
 from shared.render.history import history_name
 from shared.service.reconcile.health_report import LATEST_PAGE, page_name
 from tests.reconcile.conftest import Nightly
 from tests.render.page import Page
+from tests.service.world import E3_BASE, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -76,3 +80,61 @@ async def test_old_pages_are_pruned_with_the_reports(nightly: Nightly) -> None:
 
     assert nightly.blobs.get("2000-01-01/report.html") is None
     assert nightly.blobs.get("2000-01-01/notes.txt") == b"not ours"
+
+
+def group_rows(page: Page) -> set[tuple[str, str]]:
+    """(code, subject) of the findings table's rows about groups."""
+    return {
+        (r["data-code"], r["data-subject"])
+        for r in page.with_attr("tr", "data-subject")
+        if r["data-subject"].startswith("group:")
+    }
+
+
+async def test_the_nightly_page_shows_the_same_group_findings_as_the_snapshot_page(
+    nightly: Nightly,
+) -> None:
+    """The demo nests Sales_Team in the E3 Base group: NestedGroupMember is about the group,
+    not a user. The snapshot page shows it; the nightly page must too (it used to show only
+    the users' and the products' findings), and the night's evaluation.json lists it."""
+    result = await nightly.run()
+    tenant = parse_snapshot(demo_snapshot()).tenant
+    snapshot = Page(
+        render_health_page(
+            report_from_snapshot(tenant, source="demo", generated_at="2026-11-24T09:00:00+00:00")
+        )
+    )
+
+    night = page(nightly, LATEST_PAGE)
+
+    assert ("NestedGroupMember", f"group:{E3_BASE}") in group_rows(snapshot)
+    assert group_rows(night) == group_rows(snapshot)
+    [evaluation] = [n for n in result.report_blobs if n.endswith("/evaluation.json")]
+    document = orjson.loads(nightly.blobs.get(evaluation) or b"{}")
+    found = {(g["id"], f["code"]) for g in document["groups"] for f in g["findings"]}
+    assert found == {(E3_BASE, "NestedGroupMember")}
+
+
+async def test_the_seat_trend_plots_each_nights_consumed_units(nightly: Nightly) -> None:
+    """The nightly summary stores consumed units per product; the next page's seat trend
+    draws them night by night beside demand and prepaid."""
+    first = await nightly.run()
+    nightly.world.clock.advance(DAY)
+    second = await nightly.run()
+    assert first.summary is not None
+    assert second.summary is not None
+
+    latest = page(nightly, LATEST_PAGE)
+    lines = {
+        p["data-series"]: p["data-values"] for p in latest.with_attr("polyline", "data-series")
+    }
+    consumed = {k: v for k, v in lines.items() if k.endswith(" consumed")}
+
+    before = {s.product_name: s.consumed for s in first.summary.seat_forecast}
+    tonight = {s.product_name: s.consumed for s in second.summary.seat_forecast}
+    assert consumed
+    assert any(v != "0,0" for v in consumed.values())
+    for label, values in consumed.items():
+        product = label.removesuffix(" consumed")
+        assert f"{product} demand" in lines
+        assert values == f"{before[product]},{tonight[product]}"

@@ -202,6 +202,58 @@ def test_changes_are_counted_from_the_previous_night_and_trends_drawn_from_histo
     assert len(page.all("svg", data_chart="code-trend")) == 1
 
 
+def test_the_seat_trend_plots_consumed_units_and_a_night_without_them_is_a_gap() -> None:
+    """Each product has three lines in its own colour: demand (solid), prepaid (dashed) and
+    consumed (dotted). A record stored without `consumed` leaves a gap in that line only."""
+
+    def seats(demand: int, consumed: int | None) -> dict[str, Any]:
+        forecast = {"sku_id": "s1", "product_name": "P1", "demand": demand, "prepaid_enabled": 5}
+        return {**forecast, **({} if consumed is None else {"consumed": consumed})}
+
+    history = [
+        summary("2026-11-28", {}, seat_forecast=[seats(6, 4)]),
+        summary("2026-11-29", {}, seat_forecast=[seats(7, None)]),
+        summary("2026-11-30", {}, seat_forecast=[seats(7, 5)]),
+        summary("2026-12-01", {}, seat_forecast=[seats(8, 5)]),
+    ]
+
+    html, _ = render(history=history)
+    page = Page(html)
+
+    lines = {
+        p["data-series"]: p
+        for p in page.with_attr("polyline", "data-series")
+        if p["data-series"].startswith("P1 ")
+    }
+    assert {k: p["data-values"] for k, p in lines.items()} == {
+        "P1 demand": "6,7,7,8",
+        "P1 prepaid": "5,5,5,5",
+        "P1 consumed": "4,,5,5",
+    }
+    assert "stroke-dasharray" not in lines["P1 demand"]
+    assert lines["P1 prepaid"]["stroke-dasharray"] == "5 3"
+    assert lines["P1 consumed"]["stroke-dasharray"] == "1.5 2.5"
+    assert len({p["stroke"] for p in lines.values()}) == 1  # one product, one colour
+    assert len(page.all("polyline", data_series="P1 consumed")) == 2  # 4 | gap | 5,5
+    assert "demand (solid), prepaid (dashed) and consumed (dotted)" in page.raw("title")
+
+
+def test_a_history_without_consumed_draws_no_consumed_line() -> None:
+    history = [
+        summary(
+            "2026-12-01",
+            {},
+            seat_forecast=[
+                {"sku_id": "s1", "product_name": "P1", "demand": 7, "prepaid_enabled": 5}
+            ],
+        )
+    ]
+
+    _, report = render(history=history)
+
+    assert [s.label for s in report.trends.seats] == ["P1 demand", "P1 prepaid"]
+
+
 def test_ninety_nights_at_most_one_record_per_date() -> None:
     records = [
         summary(f"2026-{m:02d}-{d:02d}", {"Other": d}, finished_at=f"t{k}")

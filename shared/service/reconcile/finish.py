@@ -56,7 +56,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         c.resolved += len(change.resolved)
         c.findings_by_code.update(f.code for f in found)
         sku_reports.append((sku, found))
-    for group_id, found in nested_group_findings(world).items():
+    group_reports = nested_group_findings(world)
+    for group_id, found in group_reports.items():
         ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
         c.findings_by_code.update(f.code for f in found)
     crash_point(svc, "reconcile.after_sku_findings")
@@ -69,7 +70,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
 
     folder = f"{REPORTS}{run.date}/{run.run_id}/"
     blobs: list[str] = []
-    blobs += assemble_paths(scan, folder, tenant, sku_reports)
+    blobs += assemble_paths(scan, folder, tenant, sku_reports, group_reports)
     drift, config_blobs = await configuration(scan, folder, world)
     blobs += config_blobs
     blobs += migration_reports(scan, folder, world)
@@ -119,7 +120,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         content_type="application/json",
     )
     blobs.append(folder + "summary.json")
-    blobs += health_page(scan, world, sku_reports, summary)
+    blobs += health_page(scan, world, sku_reports, group_reports, summary)
     crash_point(svc, "reconcile.after_reports")
     await send_summary(scan, summary)
     crash_point(svc, "reconcile.after_summary_sent")

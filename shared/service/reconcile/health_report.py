@@ -149,7 +149,7 @@ def write_nightly_page(
     world: Mapping[str, Any],
     user_pages: Iterable[bytes],
     migration_parts: Iterable[JSON],
-    sku_found: Iterable[JSON],
+    subject_found: Iterable[JSON],
     demand: Mapping[str, int],
     summary: Mapping[str, Any],
     *,
@@ -157,14 +157,15 @@ def write_nightly_page(
     prices: Mapping[str, float] | None = None,
     retention_days: int = 30,
 ) -> list[str]:
-    """Render tonight's page from the run's stored pages (users.jsonl), keep the night's
+    """Render tonight's page from the run's stored pages (users.jsonl) and the findings about
+    products and groups (`sku:<id>`, `group:<id>`) the finish recorded, keep the night's
     history record, prune old records; returns the blob names written. Safe to repeat: the
     same date overwrites the same blobs."""
     tenant = config_tenant_of(world)
     builder = _builder(tenant, ROWS_PER_CODE)
     for page in user_pages:
         builder.add_users(orjson.loads(line) for line in page.splitlines() if line)
-    builder.add_findings(sku_found)
+    builder.add_findings(subject_found)
     date = str(summary["date"])
     report = _finish(
         builder,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -42,7 +42,11 @@ log = structlog.get_logger(__name__)
 
 
 def assemble_paths(
-    scan: Scan, folder: str, tenant: Any, sku_reports: list[tuple[Any, list[Finding]]]
+    scan: Scan,
+    folder: str,
+    tenant: Any,
+    sku_reports: list[tuple[Any, list[Finding]]],
+    group_reports: Mapping[str, list[Finding]],
 ) -> list[str]:
     with spool() as out:
         write_csv_rows([CSV_HEADER], out)  # quoted like the rows
@@ -59,7 +63,12 @@ def assemble_paths(
                     out.write(line if first else b"," + line)
                     first = False
         groups = [
-            {"id": g.id, "displayName": g.name, "findings": []} for g in tenant.groups.values()
+            {
+                "id": g.id,
+                "displayName": g.name,
+                "findings": [finding_json(f) for f in group_reports.get(g.id, ())],
+            }
+            for g in tenant.groups.values()
         ]
         skus = [
             {
@@ -148,10 +157,15 @@ async def self_check_report(scan: Scan, folder: str) -> tuple[Any, str]:
 
 
 def health_page(
-    scan: Scan, world: JSON, sku_reports: list[tuple[Any, list[Finding]]], summary: NightlySummary
+    scan: Scan,
+    world: JSON,
+    sku_reports: list[tuple[Any, list[Finding]]],
+    group_reports: Mapping[str, list[Finding]],
+    summary: NightlySummary,
 ) -> list[str]:
     """The report page (`<date>/report.html`, `latest/report.html`); a view of what is
-    stored, so a failure is logged and the night goes on."""
+    stored, so a failure is logged and the night goes on. The products' and the groups' own
+    findings go on it as on the live and the snapshot pages."""
     try:
         return write_nightly_page(
             scan.blobs,
@@ -161,7 +175,10 @@ def health_page(
                 orjson.loads(scan.blobs.get(n) or b"{}")["migration"]
                 for n in scan.page_names("checks.json")
             ),
-            [finding_json(f) for _, found in sku_reports for f in found],
+            [
+                *(finding_json(f) for _, found in sku_reports for f in found),
+                *(finding_json(f) for found in group_reports.values() for f in found),
+            ],
             scan.run.counters.demand,
             summary.to_json(),
             now=scan.svc.now(),
