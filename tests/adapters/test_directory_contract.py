@@ -495,6 +495,12 @@ async def test_users_page_reads_every_user_across_pages(driver: Driver) -> None:
     assert set(seen) == set(USERS)
 
 
+async def test_user_count_is_the_number_of_users_the_pages_read(driver: Driver) -> None:
+    # graph side: graphsim answers 400 without `ConsistencyLevel: eventual`, so this also
+    # checks that the adapter sends it (and reads Graph's text/plain number)
+    assert await driver.directory.user_count() == len(USERS)
+
+
 async def test_users_page_keeps_the_select_on_every_page(driver: Driver) -> None:
     page, link = await driver.directory.users_page(None, select="id,userPrincipalName")
     assert link is not None
