@@ -131,6 +131,43 @@ def test_reconcile_dry_run_table_starts_with_a_summary_and_uses_names(
     assert any(" CountViolation: " in line and " does not have " in line for line in new)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["snapshot"], ["report", "paths"], ["report", "html", "--live"]],
+    ids=["snapshot", "report-paths", "report-html-live"],
+)
+def test_redirected_progress_shows_users_done_of_the_tenants_count(
+    graph: str, tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: the users phase has a total (GET /users/$count), also on a redirected stderr."""
+    args = [*command, "--out", str(tmp_path / "out"), "--graph-base-url", graph]
+
+    status = main([*args, "--token", GRAPH_TOKEN])
+    lines = capsys.readouterr().err.splitlines()
+
+    users = len(load_tenant()["users"])
+    assert status == 0
+    assert any(line.startswith(f"users: {users}/{users}, 100%") for line in lines)
+
+
+def test_reconcile_dry_run_progress_shows_users_done_of_the_tenants_count(
+    graph: str,
+    azurite: AzuriteEndpoints,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+
+    status = main(["reconcile", "--dry-run", "--graph-base-url", graph, "--token", GRAPH_TOKEN])
+    lines = capsys.readouterr().err.splitlines()
+
+    users = len(load_tenant()["users"])
+    assert status == 0
+    assert any(line.startswith(f"users: {users}/{users}, 100%") for line in lines)
+
+
 def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

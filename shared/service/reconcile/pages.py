@@ -44,7 +44,7 @@ async def read_users(scan: Scan) -> None:
         scan.checkpoint()
         crash_point(scan.svc, "reconcile.after_page_checkpoint")
         if scan.opts.progress:
-            scan.opts.progress(USERS, run.counters.users, None)
+            scan.opts.progress(USERS, run.counters.users, world.get("userCount"))
         if next_link is None:
             return
         scan.check_deadline()

@@ -1,0 +1,102 @@
+"""The nightly scan's progress: the users phase has the tenant's user count as its total
+(`Directory.user_count`), kept across a resume, and no total when Graph will not count."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+
+from shared.cli.live import write_paths, write_snapshot
+from shared.cli.progress import Progress
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError
+from tests.reconcile.conftest import Nightly
+
+pytestmark = pytest.mark.anyio
+DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int | None]] = []
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        self.calls.append((phase, done, total))
+
+    def users(self) -> list[tuple[int, int | None]]:
+        return [(done, total) for phase, done, total in self.calls if phase == "users"]
+
+
+class Interrupted(Exception):
+    pass
+
+
+async def test_the_users_phase_counts_towards_the_tenants_user_count(nightly: Nightly) -> None:
+    progress = Recorder()
+
+    result = await nightly.run(progress=progress)
+
+    assert result.users == 23
+    assert progress.users() == [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+    assert nightly.directory.requests["user_count"] == 1
+
+
+async def test_a_resumed_run_keeps_the_total_it_read_with_the_groups(nightly: Nightly) -> None:
+    real = nightly.directory.users_page
+    calls = {"n": 0}
+
+    async def dies_on_the_third_page(next_link: str | None, *, select: str) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Interrupted
+        return await real(next_link, select=select)
+
+    nightly.directory.users_page = dies_on_the_third_page  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        await nightly.run()
+    nightly.directory.users_page = real  # type: ignore[method-assign]
+    progress = Recorder()
+
+    resumed = await nightly.run(progress=progress)
+
+    assert resumed.resumed
+    assert progress.users() == [(15, 23), (20, 23), (23, 23)]
+    assert nightly.directory.requests["user_count"] == 1  # read with the groups, not again
+
+
+@pytest.mark.parametrize("status", [403, 400, 503])
+async def test_a_count_graph_refuses_leaves_the_progress_without_a_total(
+    nightly: Nightly, status: int
+) -> None:
+    nightly.directory.user_count_error = DirectoryError(status, "Denied", "no $count")
+    progress = Recorder()
+
+    result = await nightly.run(progress=progress)
+
+    assert result.status == "done"
+    assert result.users == 23
+    assert progress.users() == [(5, None), (10, None), (15, None), (20, None), (23, None)]
+
+
+@pytest.mark.parametrize("write", ["snapshot", "paths"])
+async def test_a_live_command_whose_count_is_refused_shows_users_without_a_total(
+    write: str,
+) -> None:
+    directory = FakeDirectory(orjson.loads(DEMO.read_bytes()), page_size=5)
+    directory.user_count_error = DirectoryError(403, "Authorization_RequestDenied", "denied")
+    stream = io.StringIO()
+    progress = Progress(False, stream, interval=0.0)
+
+    if write == "snapshot":
+        written = await write_snapshot(directory, io.BytesIO(), progress)
+        assert written == len(directory.users)
+    else:
+        await write_paths(directory, io.BytesIO(), "json", progress)
+
+    users = [line for line in stream.getvalue().splitlines() if line.startswith("users: ")]
+    assert users
+    assert all("/" not in line.split(",")[0] for line in users)
+    assert users[-1].startswith(f"users: {len(directory.users)}")
