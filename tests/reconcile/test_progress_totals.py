@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -34,17 +35,8 @@ class Interrupted(Exception):
     pass
 
 
-async def test_the_users_phase_counts_towards_the_tenants_user_count(nightly: Nightly) -> None:
-    progress = Recorder()
-
-    result = await nightly.run(progress=progress)
-
-    assert result.users == 23
-    assert progress.users() == [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
-    assert nightly.directory.requests["user_count"] == 1
-
-
-async def test_a_resumed_run_keeps_the_total_it_read_with_the_groups(nightly: Nightly) -> None:
+async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
+    """A run that dies reading the third page of users (checkpointed after the second)."""
     real = nightly.directory.users_page
     calls = {"n": 0}
 
@@ -56,8 +48,22 @@ async def test_a_resumed_run_keeps_the_total_it_read_with_the_groups(nightly: Ni
 
     nightly.directory.users_page = dies_on_the_third_page  # type: ignore[method-assign]
     with pytest.raises(Interrupted):
-        await nightly.run()
+        await nightly.run(**options)
     nightly.directory.users_page = real  # type: ignore[method-assign]
+
+
+async def test_the_users_phase_counts_towards_the_tenants_user_count(nightly: Nightly) -> None:
+    progress = Recorder()
+
+    result = await nightly.run(progress=progress)
+
+    assert result.users == 23
+    assert progress.users() == [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+    assert nightly.directory.requests["user_count"] == 1
+
+
+async def test_a_resumed_run_keeps_the_total_it_read_with_the_groups(nightly: Nightly) -> None:
+    await killed_after_two_pages(nightly, progress=Recorder())
     progress = Recorder()
 
     resumed = await nightly.run(progress=progress)
@@ -65,6 +71,23 @@ async def test_a_resumed_run_keeps_the_total_it_read_with_the_groups(nightly: Ni
     assert resumed.resumed
     assert progress.users() == [(15, 23), (20, 23), (23, 23)]
     assert nightly.directory.requests["user_count"] == 1  # read with the groups, not again
+
+
+async def test_a_watched_resume_of_an_unwatched_run_asks_for_the_count(nightly: Nightly) -> None:
+    await killed_after_two_pages(nightly)  # the timer: no progress, no count
+    assert nightly.directory.requests.get("user_count", 0) == 0
+    progress = Recorder()
+
+    await nightly.run(progress=progress)
+
+    assert progress.users() == [(15, 23), (20, 23), (23, 23)]
+    assert nightly.directory.requests["user_count"] == 1
+
+
+async def test_a_run_without_progress_does_not_ask_for_the_count(nightly: Nightly) -> None:
+    await nightly.run()
+
+    assert nightly.directory.requests.get("user_count", 0) == 0
 
 
 @pytest.mark.parametrize("status", [403, 400, 503])

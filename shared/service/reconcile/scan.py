@@ -42,8 +42,9 @@ async def read_world(
 ) -> JSON:
     """SKUs, the organization, licensed groups with their user member ids (paged) and the
     ids of their group members (`nestedGroupIds`: nested groups, which license nobody), those
-    nested groups with their members (`nestedGroups`), and the user count (`userCount`, None
-    when unknown: see `user_total`), announced to `progress` as the users phase's total."""
+    nested groups with their members (`nestedGroups`), and, only when `progress` is given, the
+    user count (`userCount`; None when unknown, see `user_total`), announced to it as the
+    users phase's total."""
     skus = await directory.subscribed_skus()
     organization = await directory.organization()
     groups = await directory.licensed_groups()
@@ -61,16 +62,17 @@ async def read_world(
         if progress:
             progress(GROUPS, n, len(groups))
     nested_groups = await read_nested_groups(directory, groups)
-    total = await user_total(directory)
-    if progress and total is not None:
-        progress(USERS, 0, total)
-    return {
+    world: JSON = {
         "skus": skus,
         "organization": organization,
         "groups": groups,
         "nestedGroups": nested_groups,
-        "userCount": total,
     }
+    if progress:  # no one watching: no count asked
+        world["userCount"] = total = await user_total(directory)
+        if total is not None:
+            progress(USERS, 0, total)
+    return world
 
 
 def member_index(world: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
