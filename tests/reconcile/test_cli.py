@@ -30,6 +30,15 @@ def graph() -> Iterator[str]:
 GROUP_TYPE = "#microsoft.graph.group"
 
 
+@pytest.fixture
+def service_env(azurite: AzuriteEndpoints, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The settings `reconcile` needs, on the session's Azurite; its connection string."""
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    return azurite.connection_string
+
+
 def live(graph: str, *args: str) -> list[str]:
     return [*args, "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet"]
 
@@ -78,15 +87,9 @@ def test_the_paths_report_of_a_live_scan_has_the_cores_header(graph: str, tmp_pa
 
 
 def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
-    graph: str,
-    azurite: AzuriteEndpoints,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in BASE_ENV.items():
-        monkeypatch.setenv(name, value)
-    storage = azurite.connection_string
-    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    storage = service_env
     tables = tables_for(storage)
     # The session's Azurite is shared with other tests: compare with what was there before.
     before = len(list(tables.findings.query_all()))
@@ -107,15 +110,9 @@ def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
 
 
 def test_reconcile_dry_run_table_starts_with_a_summary_and_uses_names(
-    graph: str,
-    azurite: AzuriteEndpoints,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14: no raw keys (subject|sku|code|group) in the dry run, a summary first."""
-    for name, value in BASE_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
 
     status = main(live(graph, "reconcile", "--dry-run"))
     lines = capsys.readouterr().out.splitlines()
@@ -151,14 +148,8 @@ def test_redirected_progress_shows_users_done_of_the_tenants_count(
 
 
 def test_reconcile_dry_run_progress_shows_users_done_of_the_tenants_count(
-    graph: str,
-    azurite: AzuriteEndpoints,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in BASE_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
 
     status = main(["reconcile", "--dry-run", "--graph-base-url", graph, "--token", GRAPH_TOKEN])
     lines = capsys.readouterr().err.splitlines()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -14,7 +13,7 @@ from shared.cli.live import write_paths, write_snapshot
 from shared.cli.progress import Progress
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError
-from tests.reconcile.conftest import Nightly
+from tests.reconcile.conftest import Nightly, killed_after_two_pages
 
 pytestmark = pytest.mark.anyio
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
@@ -29,27 +28,6 @@ class Recorder:
 
     def users(self) -> list[tuple[int, int | None]]:
         return [(done, total) for phase, done, total in self.calls if phase == "users"]
-
-
-class Interrupted(Exception):
-    pass
-
-
-async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
-    """A run that dies reading the third page of users (checkpointed after the second)."""
-    real = nightly.directory.users_page
-    calls = {"n": 0}
-
-    async def dies_on_the_third_page(next_link: str | None, *, select: str) -> object:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise Interrupted
-        return await real(next_link, select=select)
-
-    nightly.directory.users_page = dies_on_the_third_page  # type: ignore[method-assign]
-    with pytest.raises(Interrupted):
-        await nightly.run(**options)
-    nightly.directory.users_page = real  # type: ignore[method-assign]
 
 
 async def test_the_users_phase_counts_towards_the_tenants_user_count(nightly: Nightly) -> None:
