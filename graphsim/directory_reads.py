@@ -103,6 +103,17 @@ class DirectoryReads:
             req, self.state.generation, "users", self.state.user_order, view, q, count=count
         )
 
+    async def count_users(self, req: Req) -> Resp:
+        """GET /users/$count: the number as text/plain, only with `ConsistencyLevel: eventual`
+        (without it Graph answers 400 Request_BadRequest; learn.microsoft.com/graph/
+        aad-advanced-queries, "Error handling for advanced queries on directory objects")."""
+        if req.headers.get("consistencylevel", "").lower() != "eventual":
+            raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+        q = parse_query(req.params)
+        pred = compile_filter(q.filter, USER_FILTERABLE).predicate if q.filter else None
+        n = sum(1 for u in self.state.users.values() if pred is None or pred(u))
+        return Resp(200, raw=str(n).encode(), headers={"Content-Type": "text/plain"})
+
     async def get_user(self, req: Req, uid: str) -> Resp:
         q = parse_query(req.params)
         body = user_view(self.state.user(uid), q.select)

@@ -46,6 +46,7 @@ class GraphApi:
         seg = r"([^/]+)"
         r("GET", r"/users/delta(?:\(\))?", "/users/delta", reads.users_delta)
         r("GET", "/users", "/users", reads.list_users)
+        r("GET", r"/users/\$count", "/users/$count", reads.count_users)
         r("GET", f"/users/{seg}", "/users/{id}", reads.get_user)
         r("GET", f"/users/{seg}/memberOf", "/users/{id}/memberOf", reads.user_member_of)
         r("POST", f"/users/{seg}/assignLicense", "/users/{id}/assignLicense", writes.user_assign)

@@ -194,6 +194,10 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
             raise
         return True
 
+    async def user_count(self) -> int:
+        """GET /users/$count with `ConsistencyLevel: eventual`; Graph answers text/plain."""
+        return await self._send_count(self._client.users.count.to_get_request_information())
+
     async def users_page(
         self, next_link: str | None, *, select: str = USER_SELECT
     ) -> tuple[list[JSON], str | None]:

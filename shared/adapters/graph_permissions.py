@@ -84,6 +84,9 @@ CALLS: tuple[GraphCall, ...] = (
     ),
     # users (user-list, user-get, user-list-memberof)
     GraphCall("GET", "/users", "User.Read.All", READ, "all users, page by page (nightly scan)"),
+    # user-list "Get only a count of users": same permissions as the list; before /users/{id},
+    # whose pattern would also match it
+    GraphCall("GET", "/users/$count", "User.Read.All", READ, "user total for scan progress"),
     GraphCall("GET", "/users/{id}", "User.Read.All", READ, "users by id ($batch item)"),
     GraphCall(
         "GET",

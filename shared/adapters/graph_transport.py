@@ -154,6 +154,19 @@ class GraphTransport:
             raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
         return parsed
 
+    async def _send_count(self, info: RequestInformation) -> int:
+        """A `$count` segment read: `ConsistencyLevel: eventual` added (Graph answers 400
+        without it: learn.microsoft.com/graph/aad-advanced-queries), the text/plain number
+        parsed."""
+        info.headers.try_add("ConsistencyLevel", "eventual")
+        raw: bytes | None = await self._retrying(
+            lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=True
+        )
+        try:
+            return int((raw or b"").strip())
+        except ValueError:
+            raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
+
     async def _pages(
         self,
         first: RequestInformation,

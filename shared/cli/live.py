@@ -202,7 +202,7 @@ async def write_snapshot(
             out.write((b"," if count else b"") + orjson.dumps(user))
             count += 1
         if progress:
-            progress("users", count, None)
+            progress("users", count, world.get("userCount"))
         if link is None:
             break
     organization = [world["organization"]] if world.get("organization") else []
@@ -252,7 +252,7 @@ async def write_paths(
                 out.write((b"," if done or n else b"") + orjson.dumps(doc))
         done += len(users)
         if progress:
-            progress("users", done, None)
+            progress("users", done, world.get("userCount"))
         if link is None:
             break
     if fmt == "json":

@@ -3,6 +3,11 @@
 On a terminal: one line redrawn in place. Not on a terminal (redirected, CI, a scheduled
 task): one plain line at most every `interval` seconds, so a 144 s run is not silent and a log
 is not flooded. `--quiet` turns it off. Called with (phase, done, total or None).
+
+A phase's total, once given, is kept: later calls with None show it too. The scan announces
+the users phase's total (the tenant's user count) before the phase starts, so every command
+that pages users shows done/total without passing it on each page. The count is Graph's
+eventually consistent estimate: when more users come than it said, the total follows `done`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.interval, self.clock = interval, clock
         self.started: dict[str, float] = {}
+        self.totals: dict[str, int] = {}
         self.last_line = float("-inf")
         self.shown = False
 
@@ -49,6 +55,10 @@ class Progress:
     def __call__(self, phase: str, done: int, total: int | None) -> None:
         if not self.on:
             return
+        if total:
+            self.totals[phase] = total
+        known = self.totals.get(phase)
+        total = max(known, done) if known else None
         now = self.clock()
         text = self.text(phase, done, total, now)
         if self.tty:

@@ -11,10 +11,10 @@ The state and the test hands live in `shared.fakes.tenant` (`FakeTenant`), mail 
 `shared.fakes.mailbox`, subscriptions in `shared.fakes.subscriptions`; this module holds the
 reads, delta rounds, paging and the reprocess write. Test hands: `add_member`,
 `remove_member`, `set_group_licenses`, `set_user_state`, `delete_group`, `expire_delta_tokens`,
-`reset_delta_sync`, `fail_next_send_mail`, `lose_next_answer`; observations: `reprocessed`
-(user ids, in order), `drafts`, `sent_mail` (one dict per accepted sendMail or sent draft:
-`sender`, `message`, `saveToSentItems`; a sent draft adds `mime` and `draftId`) and `requests`
-(calls per port method; `request_count` is the total).
+`reset_delta_sync`, `fail_next_send_mail`, `lose_next_answer`, `user_count_error`;
+observations: `reprocessed` (user ids, in order), `drafts`, `sent_mail` (one dict per accepted
+sendMail or sent draft: `sender`, `message`, `saveToSentItems`; a sent draft adds `mime` and
+`draftId`) and `requests` (calls per port method; `request_count` is the total).
 
 Paging: `users_page` (users in id order) and `group_members_page` serve `page_size` objects per
 page with opaque `fake://` next links. Audit log: `audits` is a plain list of Graph
@@ -254,6 +254,15 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
     def _link(self, path: str, pos: int, **params: str) -> str:
         extra = "".join(f"&{k}={quote(v, safe=',')}" for k, v in params.items())
         return f"fake://graph/v1.0{quote(path)}?$top={self.page_size}{extra}&$skiptoken={pos}"
+
+    user_count_error: DirectoryError | None = None
+    """What `user_count` raises when set (a test hand: a 403, a tenant without `$count`)."""
+
+    async def user_count(self) -> int:
+        self._count("user_count")
+        if self.user_count_error is not None:
+            raise self.user_count_error
+        return len(self.users)
 
     async def users_page(
         self, next_link: str | None, *, select: str = USER_SELECT

@@ -223,6 +223,11 @@ class Directory(Protocol):
         """POST /users/{id}/reprocessLicenseAssignment; False when the user no longer exists."""
         ...
 
+    async def user_count(self) -> int:
+        """How many users the tenant has (`GET /users/$count`, `ConsistencyLevel: eventual`):
+        the total a scan's progress shows. Eventually consistent, so only an estimate."""
+        ...
+
     async def users_page(
         self, next_link: str | None, *, select: str = USER_SELECT
     ) -> tuple[list[JSON], str | None]:

@@ -43,6 +43,8 @@ from shared.ports.directory import (
     Directory,
     DirectoryError,
 )
+from shared.service.reconcile.scan import user_total
+from tests.credentials import MintingCredential
 from tests.graphsim.receiver import receiver
 
 pytestmark = pytest.mark.anyio
@@ -495,6 +497,12 @@ async def test_users_page_reads_every_user_across_pages(driver: Driver) -> None:
     assert set(seen) == set(USERS)
 
 
+async def test_user_count_is_the_number_of_users_the_pages_read(driver: Driver) -> None:
+    # graph side: graphsim answers 400 without `ConsistencyLevel: eventual`, so this also
+    # checks that the adapter sends it (and reads Graph's text/plain number)
+    assert await driver.directory.user_count() == len(USERS)
+
+
 async def test_users_page_keeps_the_select_on_every_page(driver: Driver) -> None:
     page, link = await driver.directory.users_page(None, select="id,userPrincipalName")
     assert link is not None
@@ -945,3 +953,18 @@ async def test_graph_dropped_connection_is_a_transient_directory_error(
     sim.set_faults(resetRate=0)
     assert err.value.status == 503
     assert err.value.is_transient
+
+
+async def test_graph_user_count_refused_is_a_directory_error_the_scan_goes_on_without() -> None:
+    """`GET /users/$count` refused (403: the token has no user-read role) raises
+    `DirectoryError`, nothing else, so the scan's `user_total` falls back to no total."""
+    secret = "contract-test-count-secret-0123456789"
+    groups_only = MintingCredential(secret, claims={"roles": ["GroupMember.Read.All"]})
+    with serve_in_thread(copy.deepcopy(TENANT), token=secret) as url:
+        client = build_graph_client(url, credential=groups_only)
+        async with GraphDirectory(client) as directory:
+            with pytest.raises(DirectoryError) as err:
+                await directory.user_count()
+            assert await user_total(directory) is None
+            assert await directory.licensed_groups()  # the rest of the scan still reads
+    assert (err.value.status, err.value.code) == (403, "Authorization_RequestDenied")

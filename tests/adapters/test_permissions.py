@@ -93,6 +93,12 @@ def test_find_call(method: str, path: str, permission: str) -> None:
     assert call.permission == permission
 
 
+def test_the_user_count_is_its_own_entry_not_a_user_by_id() -> None:
+    call = find_call("GET", "/v1.0/users/$count")
+    assert call is not None
+    assert (call.path, call.permission) == ("/users/$count", "User.Read.All")
+
+
 def test_find_call_knows_nothing_else() -> None:
     assert find_call("GET", "/users/{id}/licenseDetails") is None
     assert find_call("DELETE", "/groups/{id}") is None
@@ -124,6 +130,7 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.users_by_id([*EXTRA_USERS[:3], UNKNOWN[1]])
             await directory.member_of(EXTRA_USERS[:2])
             await directory.users_page(None)
+            await directory.user_count()
             await directory.group_members_page(BIG, None)
             await directory.directory_audits("2020-01-01T00:00:00Z", ["Set group license"])
             sender = str(TENANT["users"][0]["userPrincipalName"])

@@ -81,3 +81,37 @@ def test_no_rate_is_shown_before_a_second_has_passed() -> None:
     progress("groups", 60, 60)
 
     assert stream.getvalue().splitlines() == ["groups: 0/60, 0%", "groups: 60/60, 100%"]
+
+
+def test_a_total_given_once_is_kept_for_the_phase() -> None:
+    """The scan announces the users total (`users: 0/N`) before the phase; the pages then
+    report only what is done."""
+    stream, clock = io.StringIO(), Clock()
+    progress = Progress(False, stream, clock=clock)
+    progress("users", 0, 3000)
+    clock.now = 30.0
+
+    progress("users", 3000, None)
+
+    assert stream.getvalue().splitlines() == ["users: 0/3000, 0%", "users: 3000/3000, 100%, 100/s"]
+
+
+def test_a_count_below_what_came_grows_with_the_users_done() -> None:
+    """Graph's count is eventually consistent: users created since do not show 104%."""
+    stream, clock = io.StringIO(), Clock()
+    progress = Progress(False, stream, clock=clock)
+    progress("users", 0, 100)
+
+    progress("users", 104, None)
+
+    assert stream.getvalue().splitlines()[-1] == "users: 104/104, 100%"
+
+
+def test_a_total_is_kept_per_phase() -> None:
+    stream = io.StringIO()
+    progress = Progress(False, stream, interval=0.0, clock=Clock())
+    progress("users", 0, 50)
+
+    progress("groups", 3, None)
+
+    assert stream.getvalue().splitlines()[-1] == "groups: 3"

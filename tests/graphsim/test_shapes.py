@@ -173,3 +173,22 @@ async def test_delta_selecting_members_skips_changes_to_unselected_properties(
     state.set_group_licenses(G_PLAIN, [{"skuId": sku}], [], "admin")
     r = (await sim.get(link)).json()
     assert r["value"] == []
+
+
+async def test_users_count_segment_is_a_plain_number_only_with_eventual_consistency(
+    sim: Harness,
+) -> None:
+    # https://learn.microsoft.com/en-us/graph/api/user-list ("Get only a count of users":
+    # GET /users/$count with ConsistencyLevel: eventual, 200 text/plain "893") and
+    # https://learn.microsoft.com/en-us/graph/aad-advanced-queries ("Error handling for
+    # advanced queries on directory objects": /users/$count without the header is 400)
+    r = await sim.get("/users/$count", headers={"ConsistencyLevel": "eventual"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.text == str(len(USERS))
+    r = await sim.get("/users/$count")
+    assert r.status_code == 400
+    doc = example("error-count-without-consistencylevel.json")["error"]
+    assert r.json()["error"]["code"] == doc["code"] == "Request_BadRequest"  # type: ignore[index]
+    assert r.json()["error"]["message"] == doc["message"]  # type: ignore[index]
+    assert set(r.json()["error"]) == set(doc)  # type: ignore[arg-type]

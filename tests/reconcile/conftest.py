@@ -41,6 +41,27 @@ class Nightly:
         return await reconcile_nightly(self.world.svc, self.blobs, Options(**options))
 
 
+class Interrupted(Exception):
+    """The process died mid-run."""
+
+
+async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
+    """A run that dies reading the third page of users (checkpointed after the second)."""
+    real = nightly.directory.users_page
+    calls = {"n": 0}
+
+    async def dies_on_the_third_page(next_link: str | None, *, select: str) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Interrupted
+        return await real(next_link, select=select)
+
+    nightly.directory.users_page = dies_on_the_third_page  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        await nightly.run(**options)
+    nightly.directory.users_page = real  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def nightly() -> Nightly:
     return Nightly(build_world(fake=SmallPages))

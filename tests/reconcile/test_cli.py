@@ -30,6 +30,15 @@ def graph() -> Iterator[str]:
 GROUP_TYPE = "#microsoft.graph.group"
 
 
+@pytest.fixture
+def service_env(azurite: AzuriteEndpoints, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The settings `reconcile` needs, on the session's Azurite; its connection string."""
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    return azurite.connection_string
+
+
 def live(graph: str, *args: str) -> list[str]:
     return [*args, "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet"]
 
@@ -78,15 +87,9 @@ def test_the_paths_report_of_a_live_scan_has_the_cores_header(graph: str, tmp_pa
 
 
 def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
-    graph: str,
-    azurite: AzuriteEndpoints,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in BASE_ENV.items():
-        monkeypatch.setenv(name, value)
-    storage = azurite.connection_string
-    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    storage = service_env
     tables = tables_for(storage)
     # The session's Azurite is shared with other tests: compare with what was there before.
     before = len(list(tables.findings.query_all()))
@@ -107,15 +110,9 @@ def test_reconcile_dry_run_prints_the_plan_and_writes_nothing(
 
 
 def test_reconcile_dry_run_table_starts_with_a_summary_and_uses_names(
-    graph: str,
-    azurite: AzuriteEndpoints,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14: no raw keys (subject|sku|code|group) in the dry run, a summary first."""
-    for name, value in BASE_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
 
     status = main(live(graph, "reconcile", "--dry-run"))
     lines = capsys.readouterr().out.splitlines()
@@ -129,6 +126,37 @@ def test_reconcile_dry_run_table_starts_with_a_summary_and_uses_names(
     assert new
     assert all("|" not in line for line in plan)
     assert any(" CountViolation: " in line and " does not have " in line for line in new)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["snapshot"], ["report", "paths"], ["report", "html", "--live"]],
+    ids=["snapshot", "report-paths", "report-html-live"],
+)
+def test_redirected_progress_shows_users_done_of_the_tenants_count(
+    graph: str, tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: the users phase has a total (GET /users/$count), also on a redirected stderr."""
+    args = [*command, "--out", str(tmp_path / "out"), "--graph-base-url", graph]
+
+    status = main([*args, "--token", GRAPH_TOKEN])
+    lines = capsys.readouterr().err.splitlines()
+
+    users = len(load_tenant()["users"])
+    assert status == 0
+    assert any(line.startswith(f"users: {users}/{users}, 100%") for line in lines)
+
+
+def test_reconcile_dry_run_progress_shows_users_done_of_the_tenants_count(
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    status = main(["reconcile", "--dry-run", "--graph-base-url", graph, "--token", GRAPH_TOKEN])
+    lines = capsys.readouterr().err.splitlines()
+
+    users = len(load_tenant()["users"])
+    assert status == 0
+    assert any(line.startswith(f"users: {users}/{users}, 100%") for line in lines)
 
 
 def test_bad_input_exits_2_with_one_line(

@@ -12,7 +12,7 @@ from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
-from tests.reconcile.conftest import PAGE, Nightly, SmallPages
+from tests.reconcile.conftest import PAGE, Nightly, SmallPages, killed_after_two_pages
 from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world
 
 pytestmark = pytest.mark.anyio
@@ -86,30 +86,14 @@ async def test_a_rerun_over_an_unchanged_tenant_adds_nothing_queues_nothing_mail
     assert sent.fields["runId"] == acting.run_id
 
 
-class Interrupted(Exception):
-    pass
-
-
 async def test_a_run_killed_after_page_k_resumes_to_the_same_result(nightly: Nightly) -> None:
     reference = Nightly(build_world(fake=SmallPages))
     expected = await reference.run()
 
-    calls = {"n": 0}
-    real = nightly.directory.users_page
-
-    async def dies_after_two_pages(next_link: str | None, *, select: str) -> object:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise Interrupted
-        return await real(next_link, select=select)
-
-    nightly.directory.users_page = dies_after_two_pages  # type: ignore[method-assign]
-    with pytest.raises(Interrupted):
-        await nightly.run()
+    await killed_after_two_pages(nightly)
     state = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
     assert state is not None
     assert state.fields["phase"] == "users"
-    nightly.directory.users_page = real  # type: ignore[method-assign]
     pages_before = nightly.directory.requests["users_page"]
 
     resumed = await nightly.run()

@@ -24,7 +24,12 @@ from shared.service.crashpoints import crash_point
 from shared.service.reconcile.outputs import page_checks
 from shared.service.reconcile.reports import spool, write_csv_rows
 from shared.service.reconcile.run_state import FINISH, USERS, Run, Scan
-from shared.service.reconcile.scan import evaluate_page, member_index, open_subjects
+from shared.service.reconcile.scan import (
+    evaluate_page,
+    member_index,
+    open_subjects,
+    user_total,
+)
 from shared.service.users import Mode, settle
 
 
@@ -34,6 +39,9 @@ async def read_users(scan: Scan) -> None:
     index = member_index(world)
     subjects = open_subjects(scan.svc)
     run = scan.run
+    total = world.get("userCount")
+    if scan.opts.progress and "userCount" not in world:  # the groups were read unwatched
+        total = await user_total(scan.svc.directory)
     while True:
         users, next_link = await scan.svc.directory.users_page(run.next_link, select=USER_SELECT)
         await settle_page(scan, world, index, users, subjects)
@@ -44,7 +52,7 @@ async def read_users(scan: Scan) -> None:
         scan.checkpoint()
         crash_point(scan.svc, "reconcile.after_page_checkpoint")
         if scan.opts.progress:
-            scan.opts.progress(USERS, run.counters.users, None)
+            scan.opts.progress(USERS, run.counters.users, total)
         if next_link is None:
             return
         scan.check_deadline()

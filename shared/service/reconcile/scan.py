@@ -12,22 +12,39 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from shared.adapters.snapshot import GraphTranslator
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.model import Tenant
-from shared.ports.directory import JSON
+from shared.ports.directory import JSON, DirectoryError
 from shared.service.nested import read_nested_groups
-from shared.service.reconcile.run_state import GROUPS
+from shared.service.reconcile.run_state import GROUPS, USERS
 from shared.service.services import Services
+
+log = structlog.get_logger(__name__)
+
+
+async def user_total(directory: Any) -> int | None:
+    """The tenant's user count for the users phase's progress, or None when Graph will not
+    say (a 403, a tenant or proxy without `$count`, a timeout): progress then shows no total,
+    and the scan goes on."""
+    try:
+        return int(await directory.user_count())
+    except DirectoryError as exc:
+        log.warning("scan.user_count_unavailable", status=exc.status, code=exc.code)
+        return None
 
 
 async def read_world(
     directory: Any, progress: Callable[[str, int, int | None], None] | None = None
 ) -> JSON:
     """SKUs, the organization, licensed groups with their user member ids (paged) and the
-    ids of their group members (`nestedGroupIds`: nested groups, which license nobody), and
-    those nested groups with their members (`nestedGroups`)."""
+    ids of their group members (`nestedGroupIds`: nested groups, which license nobody), those
+    nested groups with their members (`nestedGroups`), and, only when `progress` is given, the
+    user count (`userCount`; None when unknown, see `user_total`), announced to it as the
+    users phase's total."""
     skus = await directory.subscribed_skus()
     organization = await directory.organization()
     groups = await directory.licensed_groups()
@@ -45,12 +62,17 @@ async def read_world(
         if progress:
             progress(GROUPS, n, len(groups))
     nested_groups = await read_nested_groups(directory, groups)
-    return {
+    world: JSON = {
         "skus": skus,
         "organization": organization,
         "groups": groups,
         "nestedGroups": nested_groups,
     }
+    if progress:  # no one watching: no count asked
+        world["userCount"] = total = await user_total(directory)
+        if total is not None:
+            progress(USERS, 0, total)
+    return world
 
 
 def member_index(world: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
