@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/reconcile.py --dry-run
 
 ## Nothing lost, nothing doubled: chaos, crash points, fuzz, soak, reconcile twice - one table,
 ## each line pass/fail against its target; non-zero exit on any fail (docs/reliability.md).

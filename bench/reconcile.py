@@ -17,7 +17,16 @@ Figures:
   tenant's budget per window (graphsim's throttle configuration).
 * Wall time and the worker's peak RSS (VmHWM), with the time limit of Flex Consumption (30 min).
 
-Run: `make bench` or `python bench/reconcile.py [--synthetic users=100000,groups=60]`.
+`--dry-run` measures `license-guard reconcile --dry-run` instead (the same code path,
+in-process: `reconcile_nightly` with `Options(dry_run=True)`) on a 20k-user tenant
+(`users=20000,seed=7`), against the paging floor: the same Graph reads (the licensed world and
+every page of users) with nothing else. The dry run's tables are Azure tables on a private
+Azurite (what the CLI reads: a ledger read is a round trip); `--tables memory` uses in-memory
+ones instead. Prints both wall times and their ratio (target <= 3 x),
+the dry run's requests against the floor's (target <= 1.02 x) and the worker's peak RSS.
+
+Run: `make bench` or `python bench/reconcile.py [--synthetic users=100000,groups=60]`
+or `python bench/reconcile.py --dry-run [--synthetic users=20000,seed=7]`.
 """
 
 from __future__ import annotations
@@ -39,20 +48,27 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.azurite import Azurite
 from graphsim.client import SimClient
 from shared.adapters.graph import GraphDirectory, build_graph_client
+from shared.adapters.tables import tables_for
 from shared.bootstrap import in_memory_services
 from shared.fakes.tables import InMemoryTable
 from shared.platform.settings import Settings
+from shared.ports.directory import USER_SELECT
 from shared.ports.tables import TABLE_NAMES, Entity, Tables
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.outputs import AUDIT_ACTIVITIES
 from shared.service.reconcile.run_state import Options
+from shared.service.reconcile.scan import read_world
 
 TOKEN = "bench-static-token"
 PAGE = 999
 TARGET = 1.02
 FLEX_LIMIT_S = 30 * 60
+DRY_RUN_TARGET = 3.0
+DRY_RUN_TENANT = "users=20000,seed=7"
+NIGHTLY_TENANT = "users=100000,groups=60"
 
 
 class DirBlobStore:
@@ -214,10 +230,103 @@ async def run(graph_url: str, reports: Path) -> dict[str, Any]:
     }
 
 
+def observed_directory(graph_url: str) -> tuple[GraphDirectory, dict[str, int]]:
+    """A real `GraphDirectory` whose HTTP requests are counted."""
+    seen = {"requests": 0}
+
+    async def on_response(response: httpx.Response) -> None:
+        seen["requests"] += 1
+
+    client = build_graph_client(graph_url, static_token=TOKEN)
+    client.request_adapter._http_client.event_hooks["response"].append(on_response)
+    return GraphDirectory(client), seen
+
+
+async def page_floor(graph_url: str) -> dict[str, Any]:
+    """The paging floor: the dry run's Graph reads (the licensed world, every page of users)
+    with nothing done with them."""
+    graph, seen = observed_directory(graph_url)
+    started = time.monotonic()
+    await read_world(graph)
+    link: str | None = None
+    users = 0
+    while True:
+        page, link = await graph.users_page(link, select=USER_SELECT)
+        users += len(page)
+        if link is None:
+            break
+    wall = time.monotonic() - started
+    await graph.aclose()
+    return {"wall": wall, "requests": seen["requests"], "users": users}
+
+
+async def dry_run_once(graph_url: str, reports: Path, tables: Tables) -> dict[str, Any]:
+    """`license-guard reconcile --dry-run`'s code path on a fresh install's state."""
+    graph, seen = observed_directory(graph_url)
+    blobs = DirBlobStore(reports)
+    svc = in_memory_services(settings(graph_url), graph, tables=tables, blobs=blobs)
+    started = time.monotonic()
+    result = await reconcile_nightly(svc, blobs, Options(dry_run=True, force=True))
+    wall = time.monotonic() - started
+    await graph.aclose()
+    return {"wall": wall, "requests": seen["requests"], "result": result}
+
+
+async def run_dry(graph_url: str, reports: Path, tables: Tables) -> dict[str, Any]:
+    await page_floor(graph_url)  # warm-up: graphsim's first answers are not the floor
+    dry = await dry_run_once(graph_url, reports, tables)
+    floor = await page_floor(graph_url)
+    return {"dry": dry, "floor": floor}
+
+
+def dry_run_figures(graph_url: str, reports: Path, storage: str) -> dict[str, Any]:
+    if storage == "memory":
+        tables = Tables(*(IndexedTable(name) for name in TABLE_NAMES))
+        return asyncio.run(run_dry(graph_url, reports, tables))
+    with Azurite() as azurite:
+        tables = tables_for(azurite.connection_string)
+        return asyncio.run(run_dry(graph_url, reports, tables))
+
+
+def report_dry(tenant: str, storage: str, figures: dict[str, Any]) -> int:
+    dry, floor = figures["dry"], figures["floor"]
+    result = dry["result"]
+    time_ratio = dry["wall"] / floor["wall"]
+    request_ratio = dry["requests"] / floor["requests"]
+    time_ok = time_ratio <= DRY_RUN_TARGET
+    requests_ok = request_ratio <= TARGET
+    print(f"tenant: {tenant} ({floor['users']} users), tables: {storage}")
+    print(f"dry run {result.run_id}: {result.status}{' baseline' if result.baseline else ''}, "
+          f"{result.users} users, {result.new_findings} new / {result.resolved_findings} "
+          f"resolved findings, {result.queued} reprocess(es), {result.would_reprocess} "
+          f"would be reprocessed, {len(result.planned)} plan lines")  # fmt: skip
+    print(f"wall time: dry run {dry['wall']:.1f} s vs paging floor {floor['wall']:.1f} s "
+          f"= {time_ratio:.2f} x floor "
+          f"[target <= {DRY_RUN_TARGET:g}: {'pass' if time_ok else 'FAIL'}]")  # fmt: skip
+    print(f"Graph requests: dry run {dry['requests']} vs paging floor {floor['requests']} "
+          f"= {request_ratio:.3f} x floor "
+          f"[target <= {TARGET}: {'pass' if requests_ok else 'FAIL'}]")  # fmt: skip
+    print(f"worker peak RSS: {peak_rss_mb():.0f} MB")
+    print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    return 0 if time_ok and requests_ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--synthetic", default="users=100000,groups=60")
+    parser.add_argument("--synthetic", default=None)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=f"time `reconcile --dry-run` against the paging floor ({DRY_RUN_TENANT})",
+    )
+    parser.add_argument(
+        "--tables",
+        choices=("azurite", "memory"),
+        default="azurite",
+        help="the dry run's tables: Azure tables on a private Azurite (the CLI's) or in memory",
+    )
     args = parser.parse_args()
+    args.synthetic = args.synthetic or (DRY_RUN_TENANT if args.dry_run else NIGHTLY_TENANT)
     reports = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     proc = subprocess.Popen(
         [
@@ -239,11 +348,17 @@ def main() -> int:
         graph_url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
         with SimClient(graph_url) as sim:
             throttle = sim.set_throttle()
-        figures = asyncio.run(run(graph_url, reports))
+        if args.dry_run:
+            figures = dry_run_figures(graph_url, reports, args.tables)
+        else:
+            figures = asyncio.run(run(graph_url, reports))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(reports, ignore_errors=True)
+
+    if args.dry_run:
+        return report_dry(args.synthetic, args.tables, figures)
 
     result = figures["result"]
     members = figures["members"]

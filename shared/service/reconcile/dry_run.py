@@ -4,13 +4,21 @@ everything, write nothing — no ledger writes, no messages, no blobs, no mail.
 It is the scan's own path: each page is settled by the user pipeline exactly as the run
 would, with `RecordedWrites` in place of the ledgers and queues; what they were asked to do
 comes back as the lines the CLI prints, by name in the mail's wording.
+
+The ledgers it reads (findings, reprocess ledger) are read once each, whole, into a read-only
+`TableSnapshot`: the pipeline's per-user reads are then answered from memory instead of a
+table round trip per user with findings, and a write would raise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+
 from shared.catalog.products import catalog
 from shared.core.findings import Names
 from shared.ports.directory import USER_SELECT
+from shared.ports.tables import Entity, EntityStore, EntityValue
 from shared.service.reconcile.pages import page_mode
 from shared.service.reconcile.run_state import REPORTS, USERS, Options, ReconcileResult, Run
 from shared.service.reconcile.scan import evaluate_page, member_index, open_subjects, read_world
@@ -19,8 +27,56 @@ from shared.service.user_writes import RecordedWrites
 from shared.service.users import settle
 
 
+class TableSnapshot:
+    """A table read once, whole: queries are answered from memory; writes are refused (a dry
+    run writes nothing)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self.name = table.name
+        self._partitions: dict[str, list[Entity]] = {}
+        for entity in table.query_all():
+            self._partitions.setdefault(entity.partition_key, []).append(entity)
+
+    def get(self, pk: str, rk: str) -> Entity | None:
+        return next((e for e in self._partitions.get(pk, ()) if e.row_key == rk), None)
+
+    def query(self, pk: str) -> list[Entity]:
+        return list(self._partitions.get(pk, ()))
+
+    def query_all(self) -> Iterator[Entity]:
+        return (e for rows in self._partitions.values() for e in rows)
+
+    def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        raise self._refused()
+
+    def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        raise self._refused()
+
+    def update(
+        self, pk: str, rk: str, fields: Mapping[str, EntityValue | None], *, etag: str
+    ) -> str:
+        raise self._refused()
+
+    def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
+        raise self._refused()
+
+    def _refused(self) -> RuntimeError:
+        return RuntimeError(f"the dry run writes nothing (table {self.name})")
+
+
+def with_ledger_snapshots(svc: Services) -> Services:
+    """`svc` whose findings and reprocess ledgers are read-once snapshots."""
+    tables = replace(
+        svc.tables,
+        findings=TableSnapshot(svc.tables.findings),
+        reprocessledger=TableSnapshot(svc.tables.reprocessledger),
+    )
+    return replace(svc, tables=tables)
+
+
 async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     """What `run` would do, page by page; returns the lines the CLI prints."""
+    svc = with_ledger_snapshots(svc)
     world = await read_world(svc.directory, opts.progress)
     index = member_index(world)
     result = ReconcileResult(run.run_id, run.date, "dry-run", baseline=run.baseline)
