@@ -85,6 +85,19 @@ class Finding:
         return None if ":" in self.subject else self.subject
 
 
+def finding_fields(finding: Finding) -> dict[str, str | None]:
+    """The finding as its stored rows and JSON reports both name it (camelCase, same order)."""
+    return {
+        "key": finding.key,
+        "code": finding.code,
+        "severity": finding.severity,
+        "skuId": finding.sku_id,
+        "groupId": finding.group_id,
+        "message": finding.message,
+        "remedy": finding.remedy,
+    }
+
+
 class Names:
     """Readable names for messages: friendly product names when known, else part numbers."""
 
