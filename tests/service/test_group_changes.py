@@ -25,6 +25,7 @@ from tests.service.world import (
     World,
     build_world,
     demo_snapshot,
+    recomputed_users,
 )
 
 pytestmark = pytest.mark.anyio
@@ -42,14 +43,6 @@ def changed(*group_ids: str) -> GroupsChanged:
 
 def sweep() -> DeltaSweep:
     return DeltaSweep(reason="test sweep", correlation_id="test-sweep")
-
-
-def recomputed_users(world: World) -> set[str]:
-    users: set[str] = set()
-    for msg in world.messages(RECOMPUTE_USERS):
-        assert isinstance(msg, RecomputeUsers)
-        users.update(msg.user_ids)
-    return users
 
 
 async def settled(world: World) -> World:

@@ -39,6 +39,7 @@ from tests.service.world import (
     World,
     build_world,
     demo_snapshot,
+    recomputed_users,
 )
 
 pytestmark = pytest.mark.anyio
@@ -56,14 +57,6 @@ def sweeps(world: World) -> list[DeltaSweep]:
     msgs = world.messages(GROUPS_CHANGED)
     assert all(isinstance(m, DeltaSweep) for m in msgs)
     return msgs  # type: ignore[return-value]
-
-
-def recomputed_users(world: World) -> set[str]:
-    users: set[str] = set()
-    for msg in world.messages(RECOMPUTE_USERS):
-        assert isinstance(msg, RecomputeUsers)
-        users.update(msg.user_ids)
-    return users
 
 
 def open_codes(world: World) -> list[str]:

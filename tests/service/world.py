@@ -26,6 +26,8 @@ from shared.service.reprocessing import ReprocessOutcome, reprocess_user
 from shared.service.services import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.service.users import RecomputeOutcome, recompute_users
+from tests.notifications import group_notification
+from tests.settings_env import SCHEDULE_ENV
 
 DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
@@ -43,11 +45,7 @@ BASE_ENV: Mapping[str, str] = {
     "LIFECYCLE_NOTIFICATION_URL": LIFECYCLE_URL,
     "CLIENT_STATE": CLIENT_STATE,
     "CLIENT_STATE_PREVIOUS": PREVIOUS_CLIENT_STATE,
-    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
-    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
-    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
-    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
-    "RECONCILE_SCHEDULE": "0 0 2 * * *",
+    **SCHEDULE_ENV,
 }
 
 # Demo tenant names (shared/data/demo-snapshot.json)
@@ -141,19 +139,13 @@ class World:
 
 def notification(group_id: str, **overrides: object) -> dict[str, object]:
     """One change notification for a group, as Graph posts it for our subscription."""
-    item: dict[str, object] = {
-        "subscriptionId": SUBSCRIPTION_ID,
-        "clientState": CLIENT_STATE,
-        "changeType": "updated",
-        "resource": f"Groups/{group_id}",
-        "resourceData": {
-            "@odata.type": "#Microsoft.Graph.Group",
-            "@odata.id": f"Groups/{group_id}",
-            "id": group_id,
-        },
-        "subscriptionExpirationDateTime": "2026-12-20T00:00:00Z",
-        "tenantId": TENANT_ID,
-    }
+    item = group_notification(
+        group_id,
+        subscription_id=SUBSCRIPTION_ID,
+        client_state=CLIENT_STATE,
+        tenant_id=TENANT_ID,
+        expires="2026-12-20T00:00:00Z",
+    )
     item.update(overrides)
     return item
 
@@ -183,6 +175,15 @@ def drain(queue: MessageQueue) -> list[Message]:
             out.append(received.message)
             queue.delete(received)
     return out
+
+
+def recomputed_users(world: World) -> set[str]:
+    """Every user the recompute queue names (draining it)."""
+    users: set[str] = set()
+    for msg in world.messages(RECOMPUTE_USERS):
+        assert isinstance(msg, RecomputeUsers)
+        users.update(msg.user_ids)
+    return users
 
 
 def build_world(
