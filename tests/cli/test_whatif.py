@@ -13,6 +13,8 @@ from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
+LEAVE_E1 = ("--remove-member", "Licensing_Office365_E1", "Alex Wilber")
+"""The change that takes Alex Wilber out of the E1 group `with_e1_group` adds."""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -113,9 +115,7 @@ def test_moving_a_user_from_the_e1_group_to_the_e3_group_loses_nothing(
         "--add-member",
         BASE,
         "Alex Wilber",
-        "--remove-member",
-        "Licensing_Office365_E1",
-        "Alex Wilber",
+        *LEAVE_E1,
         "--format",
         "json",
     )
@@ -132,14 +132,7 @@ def test_the_same_move_in_the_wrong_order_is_still_judged_on_the_end_state(
 ) -> None:
     snapshot = with_e1_group(tmp_path)
 
-    status, _, _ = run(
-        capsys,
-        "--snapshot",
-        snapshot,
-        "--remove-member",
-        "Licensing_Office365_E1",
-        "Alex Wilber",
-    )
+    status, _, _ = run(capsys, "--snapshot", snapshot, *LEAVE_E1)
 
     assert status == EXIT_DATA_LOSS
 
