@@ -40,6 +40,7 @@ from tests.service.world import (
     build_world,
     demo_snapshot,
     recomputed_users,
+    sweeps,
 )
 
 pytestmark = pytest.mark.anyio
@@ -51,12 +52,6 @@ def synced(at: str, tenant_id: str = TENANT_ID) -> SyncCompleted:
     return SyncCompleted(
         tenant_id=tenant_id, completed_at=at, source="entra-connect", correlation_id="sync-run"
     )
-
-
-def sweeps(world: World) -> list[DeltaSweep]:
-    msgs = world.messages(GROUPS_CHANGED)
-    assert all(isinstance(m, DeltaSweep) for m in msgs)
-    return msgs  # type: ignore[return-value]
 
 
 def open_codes(world: World) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.bootstrap import in_memory_services
 from shared.fakes.directory import FakeDirectory
@@ -37,6 +37,8 @@ NOTIFICATION_URL = "https://guard.example.net/api/graph/notifications"
 LIFECYCLE_URL = "https://guard.example.net/api/graph/lifecycle"
 SUBSCRIPTION_ID = "5e7a1f3c-2b4d-4c6e-8f90-a1b2c3d4e5f6"
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+M = TypeVar("M", bound=Message)
 
 BASE_ENV: Mapping[str, str] = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
@@ -107,6 +109,12 @@ class World:
     def messages(self, name: str) -> list[Message]:
         """Drain one queue (see `drain`)."""
         return drain(self.queue(name))
+
+    def messages_of(self, name: str, kind: type[M]) -> list[M]:
+        """Drain one queue whose messages must all be of one type."""
+        msgs = self.messages(name)
+        assert all(isinstance(m, kind) for m in msgs)
+        return [m for m in msgs if isinstance(m, kind)]
 
     # One pipeline step each: drain the step's queue and run its service on every message.
 
@@ -179,11 +187,12 @@ def drain(queue: MessageQueue) -> list[Message]:
 
 def recomputed_users(world: World) -> set[str]:
     """Every user the recompute queue names (draining it)."""
-    users: set[str] = set()
-    for msg in world.messages(RECOMPUTE_USERS):
-        assert isinstance(msg, RecomputeUsers)
-        users.update(msg.user_ids)
-    return users
+    return {u for msg in world.messages_of(RECOMPUTE_USERS, RecomputeUsers) for u in msg.user_ids}
+
+
+def sweeps(world: World) -> list[DeltaSweep]:
+    """The delta sweeps queued on groups-changed (draining it)."""
+    return world.messages_of(GROUPS_CHANGED, DeltaSweep)
 
 
 def build_world(
