@@ -11,7 +11,7 @@ from shared.ports.messages import (
     SyncCompleted,
     encode_message,
 )
-from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger, LicensedGroups
 from shared.service.subscriptions import keep_subscription
@@ -202,12 +202,18 @@ async def test_the_errors_recheck_learns_a_newly_licensed_group_into_a_partition
 # --------------------------------------------------------------------------- poison watch
 
 
-def test_a_poisoned_message_becomes_one_finding_and_is_not_reported_twice(
-    world: World,
-) -> None:
+def poisoned(world: World) -> MessageQueue:
+    """A subscribed world whose recompute poison queue holds one message that is not ours."""
     world.subscribe()
     poison = world.queue(poison_name(RECOMPUTE_USERS))
     poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+    return poison
+
+
+def test_a_poisoned_message_becomes_one_finding_and_is_not_reported_twice(
+    world: World,
+) -> None:
+    poison = poisoned(world)
 
     first = watch_poison(world.svc)
     second = watch_poison(world.svc)
@@ -267,9 +273,7 @@ def test_with_a_subscription_and_empty_poison_queues_there_is_nothing_to_report(
 def test_a_poisoned_message_removed_from_the_poison_queue_resolves_its_finding(
     world: World,
 ) -> None:
-    world.subscribe()
-    poison = world.queue(poison_name(RECOMPUTE_USERS))
-    poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+    poison = poisoned(world)
     watch_poison(world.svc)
     for received in poison.receive(32):
         poison.delete(received)

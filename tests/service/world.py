@@ -126,18 +126,16 @@ class World:
         return outcomes
 
     async def run_recompute(self) -> list[RecomputeOutcome]:
-        outcomes = []
-        for msg in self.messages(RECOMPUTE_USERS):
-            assert isinstance(msg, RecomputeUsers)
-            outcomes.append(await recompute_users(self.svc, msg))
-        return outcomes
+        return [
+            await recompute_users(self.svc, msg)
+            for msg in self.messages_of(RECOMPUTE_USERS, RecomputeUsers)
+        ]
 
     async def run_reprocess(self) -> list[ReprocessOutcome]:
-        outcomes = []
-        for msg in self.messages(REPROCESS_USER):
-            assert isinstance(msg, ReprocessUser)
-            outcomes.append(await reprocess_user(self.svc, msg))
-        return outcomes
+        return [
+            await reprocess_user(self.svc, msg)
+            for msg in self.messages_of(REPROCESS_USER, ReprocessUser)
+        ]
 
     def subscribe(self, subscription_id: str = SUBSCRIPTION_ID) -> str:
         """Record a subscription as ours, as the keeper does (table `subscriptions`)."""
