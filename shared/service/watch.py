@@ -145,9 +145,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     batches = RecomputeUsers.batches(
         sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
     )
-    for batch in batches:
-        svc.send(batch)
-    outcome.messages = len(batches)
+    outcome.messages = svc.send_all(batches)
     crash_point(svc, "recheck.after_send")
     # Only now what the refresh learnt is saved (groups that lost their licenses): a run that
     # failed before this point finds them again and is finished by the next run.
