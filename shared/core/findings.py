@@ -183,6 +183,11 @@ def user_finding(
     )
 
 
+def service_finding(code: str, service: str, *, message: str, remedy: str) -> Finding:
+    """An error in License Guard itself: subject `service:<service>`, no SKU and no group."""
+    return Finding(code, ERROR, f"service:{service}", None, None, message, remedy)
+
+
 def membership_fix(group: Group | None, names: Names, group_id: str | None) -> str:
     """Where a group's membership is changed: on-prem AD for synced groups, the rule if dynamic."""
     label = names.group(group_id)
