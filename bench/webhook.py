@@ -40,6 +40,7 @@ from shared.fakes.tables import in_memory_tables
 from shared.platform.logging import configure_logging
 from shared.platform.settings import Settings
 from shared.service.subscriptions import SUBSCRIPTION_PK
+from tests.notifications import group_notification
 
 TARGET_US = 200.0
 TENANT = "9b2f0c1e-0c5a-4a57-9a3e-6c1f0b0e8d11"
@@ -68,19 +69,13 @@ def settings() -> Settings:
 
 
 def notification(group_id: str, kind: str = "genuine") -> dict[str, object]:
-    item: dict[str, object] = {
-        "subscriptionId": SUBSCRIPTION,
-        "clientState": CLIENT_STATE,
-        "changeType": "updated",
-        "resource": f"Groups/{group_id}",
-        "resourceData": {
-            "@odata.type": "#Microsoft.Graph.Group",
-            "@odata.id": f"Groups/{group_id}",
-            "id": group_id,
-        },
-        "subscriptionExpirationDateTime": "2026-12-01T00:00:00.0000000Z",
-        "tenantId": TENANT,
-    }
+    item = group_notification(
+        group_id,
+        subscription_id=SUBSCRIPTION,
+        client_state=CLIENT_STATE,
+        tenant_id=TENANT,
+        expires="2026-12-01T00:00:00.0000000Z",
+    )
     if kind == "bad-client-state":
         item["clientState"] = "forged-" + CLIENT_STATE
     elif kind == "foreign-tenant":

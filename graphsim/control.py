@@ -56,22 +56,22 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
 
         return endpoint
 
-    async def add_member(request: Request, body: Obj) -> Obj:
-        gid = request.path_params["gid"]
-        mid = str(body.get("id") or body["userId"])
+    def change_member(op: str, gid: str, mid: str, body: Obj) -> Obj:
+        """A synced group's membership changes on-prem (queued) unless forced; others at once."""
         if gid in state.synced_groups and not body.get("force"):
-            state.queue_onprem_change("add", gid, mid)
+            state.queue_onprem_change(op, gid, mid)
             return {"queued": True}
-        state.add_member(gid, mid, "admin", enforce_onprem=False)
+        apply = state.add_member if op == "add" else state.remove_member
+        apply(gid, mid, "admin", enforce_onprem=False)
         return {"queued": False}
 
+    async def add_member(request: Request, body: Obj) -> Obj:
+        mid = str(body.get("id") or body["userId"])
+        return change_member("add", request.path_params["gid"], mid, body)
+
     async def remove_member(request: Request, body: Obj) -> Obj:
-        gid, mid = request.path_params["gid"], request.path_params["mid"]
-        if gid in state.synced_groups and not body.get("force"):
-            state.queue_onprem_change("remove", gid, mid)
-            return {"queued": True}
-        state.remove_member(gid, mid, "admin", enforce_onprem=False)
-        return {"queued": False}
+        path = request.path_params
+        return change_member("remove", path["gid"], path["mid"], body)
 
     async def set_licenses(request: Request, body: Obj) -> Obj:
         gid = request.path_params["gid"]

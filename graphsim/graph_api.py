@@ -43,80 +43,44 @@ class GraphApi:
         self.subs = SubscriptionService(state, notifier)
         r = self._route
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
-        seg = r"([^/]+)"
-        r("GET", r"/users/delta(?:\(\))?", "/users/delta", reads.users_delta)
-        r("GET", "/users", "/users", reads.list_users)
-        r("GET", r"/users/\$count", "/users/$count", reads.count_users)
-        r("GET", f"/users/{seg}", "/users/{id}", reads.get_user)
-        r("GET", f"/users/{seg}/memberOf", "/users/{id}/memberOf", reads.user_member_of)
-        r("POST", f"/users/{seg}/assignLicense", "/users/{id}/assignLicense", writes.user_assign)
-        r(
-            "POST",
-            f"/users/{seg}/reprocessLicenseAssignment",
-            "/users/{id}/reprocessLicenseAssignment",
-            writes.user_reprocess,
-        )
-        r("POST", f"/users/{seg}/sendMail", "/users/{id}/sendMail", mail.send_mail)
-        r("POST", f"/users/{seg}/messages", "/users/{id}/messages", mail.create_draft)
-        r(
-            "POST",
-            f"/users/{seg}/messages/{seg}/send",
-            "/users/{id}/messages/{id}/send",
-            mail.send_draft,
-        )
-        r(
-            "GET",
-            f"/users/{seg}/mailFolders/drafts/messages",
-            "/users/{id}/mailFolders/drafts/messages",
-            mail.list_drafts,
-        )
-        r("GET", r"/groups/delta(?:\(\))?", "/groups/delta", reads.groups_delta)
-        r("GET", "/groups", "/groups", reads.list_groups)
-        r("GET", f"/groups/{seg}", "/groups/{id}", reads.get_group)
-        r("DELETE", f"/groups/{seg}", "/groups/{id}", writes.delete_group)
-        r("GET", f"/groups/{seg}/members", "/groups/{id}/members", reads.group_members)
-        r(
-            "GET",
-            f"/groups/{seg}/membersWithLicenseErrors",
-            "/groups/{id}/membersWithLicenseErrors",
-            reads.group_errors,
-        )
-        r("POST", rf"/groups/{seg}/members/\$ref", "/groups/{id}/members/$ref", writes.add_ref)
-        r(
-            "DELETE",
-            rf"/groups/{seg}/members/{seg}/\$ref",
-            "/groups/{id}/members/{id}/$ref",
-            writes.remove_ref,
-        )
-        r("POST", f"/groups/{seg}/assignLicense", "/groups/{id}/assignLicense", writes.group_assign)
-        r(
-            "GET",
-            f"/directory/deletedItems/{seg}",
-            "/directory/deletedItems/{id}",
-            reads.get_deleted_item,
-        )
-        r(
-            "POST",
-            f"/directory/deletedItems/{seg}/restore",
-            "/directory/deletedItems/{id}/restore",
-            writes.restore_deleted_item,
-        )
-        r("GET", "/subscribedSkus", "/subscribedSkus", reads.list_skus)
-        r("GET", "/organization", "/organization", reads.list_org)
-        r("GET", "/auditLogs/directoryAudits", "/auditLogs/directoryAudits", reads.list_audits)
-        r("GET", "/subscriptions", "/subscriptions", self.subs.list)
-        r("POST", "/subscriptions", "/subscriptions", self.subs.create)
-        r("GET", f"/subscriptions/{seg}", "/subscriptions/{id}", self.subs.get)
-        r("PATCH", f"/subscriptions/{seg}", "/subscriptions/{id}", self.subs.update)
-        r("DELETE", f"/subscriptions/{seg}", "/subscriptions/{id}", self.subs.delete)
-        r(
-            "POST",
-            f"/subscriptions/{seg}/reauthorize",
-            "/subscriptions/{id}/reauthorize",
-            self.subs.reauthorize,
-        )
+        r("GET", "/users/delta", reads.users_delta)
+        r("GET", "/users", reads.list_users)
+        r("GET", "/users/$count", reads.count_users)
+        r("GET", "/users/{id}", reads.get_user)
+        r("GET", "/users/{id}/memberOf", reads.user_member_of)
+        r("POST", "/users/{id}/assignLicense", writes.user_assign)
+        r("POST", "/users/{id}/reprocessLicenseAssignment", writes.user_reprocess)
+        r("POST", "/users/{id}/sendMail", mail.send_mail)
+        r("POST", "/users/{id}/messages", mail.create_draft)
+        r("POST", "/users/{id}/messages/{id}/send", mail.send_draft)
+        r("GET", "/users/{id}/mailFolders/drafts/messages", mail.list_drafts)
+        r("GET", "/groups/delta", reads.groups_delta)
+        r("GET", "/groups", reads.list_groups)
+        r("GET", "/groups/{id}", reads.get_group)
+        r("DELETE", "/groups/{id}", writes.delete_group)
+        r("GET", "/groups/{id}/members", reads.group_members)
+        r("GET", "/groups/{id}/membersWithLicenseErrors", reads.group_errors)
+        r("POST", "/groups/{id}/members/$ref", writes.add_ref)
+        r("DELETE", "/groups/{id}/members/{id}/$ref", writes.remove_ref)
+        r("POST", "/groups/{id}/assignLicense", writes.group_assign)
+        r("GET", "/directory/deletedItems/{id}", reads.get_deleted_item)
+        r("POST", "/directory/deletedItems/{id}/restore", writes.restore_deleted_item)
+        r("GET", "/subscribedSkus", reads.list_skus)
+        r("GET", "/organization", reads.list_org)
+        r("GET", "/auditLogs/directoryAudits", reads.list_audits)
+        r("GET", "/subscriptions", self.subs.list)
+        r("POST", "/subscriptions", self.subs.create)
+        r("GET", "/subscriptions/{id}", self.subs.get)
+        r("PATCH", "/subscriptions/{id}", self.subs.update)
+        r("DELETE", "/subscriptions/{id}", self.subs.delete)
+        r("POST", "/subscriptions/{id}/reauthorize", self.subs.reauthorize)
 
-    def _route(self, method: str, pattern: str, template: str, handler: Handler) -> None:
+    def _route(self, method: str, template: str, handler: Handler) -> None:
+        """One route by its template: `{id}` matches one path segment, a trailing slash is
+        allowed, and a delta function may also be called as `delta()`."""
+        pattern = re.escape(template).replace(re.escape("{id}"), "([^/]+)")
+        if template.endswith("/delta"):
+            pattern += r"(?:\(\))?"
         self.routes.append((method, re.compile(f"{pattern}/?", re.I), template, handler))
 
     def match(self, method: str, path: str) -> tuple[str, Handler | None, tuple[str, ...]]:

@@ -24,17 +24,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.core.model import (
-    AssignmentState,
-    Group,
-    LicenseAssignment,
-    Organization,
-    PrepaidUnits,
-    ServicePlan,
-    Sku,
-    Tenant,
-    User,
-)
+from shared.core import model
 from tools import make_demo_snapshot as demo_snapshot_tool
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://license-guard.test/")
@@ -49,7 +39,7 @@ def guid(kind: str, name: str) -> str:
 class _SkuSpec:
     id: str
     plans: dict[str, str]  # plan name -> plan id, in SKU order
-    prepaid: PrepaidUnits
+    prepaid: model.PrepaidUnits
     consumed: int
     capability_status: str
 
@@ -93,13 +83,13 @@ class TenantBuilder:
         self._skus: dict[str, _SkuSpec] = {}
         self._groups: dict[str, _GroupSpec] = {}
         self._users: dict[str, _UserSpec] = {}
-        self._organization: Organization | None = None
+        self._organization: model.Organization | None = None
         self._processed = False
 
     # ------------------------------------------------------------------ declarations
 
     def organization(self, name: str = "Contoso", country: str | None = "DE") -> TenantBuilder:
-        self._organization = Organization(guid("org", name), name, country=country)
+        self._organization = model.Organization(guid("org", name), name, country=country)
         return self
 
     def sku(
@@ -125,7 +115,7 @@ class TenantBuilder:
         self._skus[name] = _SkuSpec(
             id=sku_id or guid("sku", name),
             plans=plan_ids,
-            prepaid=PrepaidUnits(seats, warning, suspended, locked_out),
+            prepaid=model.PrepaidUnits(seats, warning, suspended, locked_out),
             consumed=consumed,
             capability_status=capability_status,
         )
@@ -246,22 +236,22 @@ class TenantBuilder:
 
     # ------------------------------------------------------------------ build
 
-    def build(self) -> Tenant:
+    def build(self) -> model.Tenant:
         skus = {spec.id: self._build_sku(name, spec) for name, spec in self._skus.items()}
         groups = {spec.id: self._build_group(name, spec) for name, spec in self._groups.items()}
         users = {spec.id: self._build_user(name, spec) for name, spec in self._users.items()}
-        return Tenant(skus=skus, groups=groups, users=users, organization=self._organization)
+        return model.Tenant(skus=skus, groups=groups, users=users, organization=self._organization)
 
-    def _build_sku(self, name: str, spec: _SkuSpec) -> Sku:
-        plans = tuple(ServicePlan(pid, pname) for pname, pid in spec.plans.items())
-        return Sku(spec.id, name, plans, spec.prepaid, spec.consumed, spec.capability_status)
+    def _build_sku(self, name: str, spec: _SkuSpec) -> model.Sku:
+        plans = tuple(model.ServicePlan(pid, pname) for pname, pid in spec.plans.items())
+        return model.Sku(spec.id, name, plans, spec.prepaid, spec.consumed, spec.capability_status)
 
-    def _build_group(self, name: str, spec: _GroupSpec) -> Group:
-        return Group(
+    def _build_group(self, name: str, spec: _GroupSpec) -> model.Group:
+        return model.Group(
             id=spec.id,
             name=name,
             licenses=tuple(
-                LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
+                model.LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
                 for sku, disabled in spec.licenses.items()
             ),
             member_user_ids=tuple(self._users[u].id for u in spec.users),
@@ -271,7 +261,7 @@ class TenantBuilder:
             synced_from_on_premises=spec.synced,
         )
 
-    def _build_user(self, name: str, spec: _UserSpec) -> User:
+    def _build_user(self, name: str, spec: _UserSpec) -> model.User:
         state_specs = list(spec.states)
         if self._processed:
             described = {(s.sku, s.via) for s in state_specs}
@@ -285,12 +275,12 @@ class TenantBuilder:
         states = tuple(self._build_state(s) for s in state_specs)
         if spec.assigned is not None:
             assigned = tuple(
-                LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
+                model.LicenseAssignment(self._sku_id(sku), self._plans(sku, disabled))
                 for sku, disabled in spec.assigned
             )
         else:
             assigned = assigned_from_states(states)
-        return User(
+        return model.User(
             id=spec.id,
             user_principal_name=f"{name}@contoso.test",
             display_name=spec.display_name or name.capitalize(),
@@ -301,13 +291,13 @@ class TenantBuilder:
             synced_from_on_premises=spec.synced,
         )
 
-    def _build_state(self, spec: _StateSpec) -> AssignmentState:
+    def _build_state(self, spec: _StateSpec) -> model.AssignmentState:
         if spec.disabled is not None:
             disabled = self._plans(spec.sku, spec.disabled)
         else:
             group_disabled = self._groups[spec.via or ""].licenses.get(spec.sku, ())
             disabled = self._plans(spec.sku, group_disabled)
-        return AssignmentState(
+        return model.AssignmentState(
             sku_id=self._sku_id(spec.sku),
             assigned_by_group=self._groups[spec.via].id if spec.via else None,
             disabled_plans=disabled,
@@ -334,7 +324,9 @@ class TenantBuilder:
         return frozenset(known.get(n, guid("plan", n)) for n in names)
 
 
-def assigned_from_states(states: Iterable[AssignmentState]) -> tuple[LicenseAssignment, ...]:
+def assigned_from_states(
+    states: Iterable[model.AssignmentState],
+) -> tuple[model.LicenseAssignment, ...]:
     """assignedLicenses as Graph derives them: per SKU, the plans some working path enables."""
     disabled: dict[str, frozenset[str]] = {}
     for state in states:
@@ -343,7 +335,7 @@ def assigned_from_states(states: Iterable[AssignmentState]) -> tuple[LicenseAssi
             disabled[state.sku_id] = (
                 state.disabled_plans if before is None else before & state.disabled_plans
             )
-    return tuple(LicenseAssignment(sku, plans) for sku, plans in disabled.items())
+    return tuple(model.LicenseAssignment(sku, plans) for sku, plans in disabled.items())
 
 
 # --------------------------------------------------------------------------- the seed scenario

@@ -89,6 +89,19 @@ class Finding:
         return None if ":" in self.subject else self.subject
 
 
+def finding_fields(finding: Finding) -> dict[str, str | None]:
+    """The finding as its stored rows and JSON reports both name it (camelCase, same order)."""
+    return {
+        "key": finding.key,
+        "code": finding.code,
+        "severity": finding.severity,
+        "skuId": finding.sku_id,
+        "groupId": finding.group_id,
+        "message": finding.message,
+        "remedy": finding.remedy,
+    }
+
+
 class Names:
     """Readable names for messages: friendly product names when known, else part numbers."""
 
@@ -172,6 +185,11 @@ def user_finding(
         evidence=evidence,
         safe=safe,
     )
+
+
+def service_finding(code: str, service: str, *, message: str, remedy: str) -> Finding:
+    """An error in License Guard itself: subject `service:<service>`, no SKU and no group."""
+    return Finding(code, ERROR, f"service:{service}", None, None, message, remedy)
 
 
 def membership_fix(group: Group | None, names: Names, group_id: str | None) -> str:

@@ -7,21 +7,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.ports.messages import (
-    Message,
-    encode_message,
-)
-from shared.ports.queues import (
-    DEFAULT_VISIBILITY_TIMEOUT,
-    MAX_BROWSE,
-    MAX_RECEIVE,
-    Queues,
-    ReceivedMessage,
-    StaleReceipt,
-    check_receive_count,
-    queue_set,
-    read_message,
-)
+from shared.ports import queues as port
+from shared.ports.messages import Message, encode_message
+from shared.ports.queues import ReceivedMessage, StaleReceipt, check_receive_count, read_message
 
 # ---------------------------------------------------------------------------------------------
 # in memory
@@ -57,7 +45,7 @@ class InMemoryQueue:
         return [m for m in self._messages if m.visible_at <= now]
 
     def receive(
-        self, max_messages: int = 1, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+        self, max_messages: int = 1, *, visibility_timeout: int = port.DEFAULT_VISIBILITY_TIMEOUT
     ) -> list[ReceivedMessage]:
         check_receive_count(max_messages)
         taken = self._visible()[:max_messages]
@@ -76,11 +64,11 @@ class InMemoryQueue:
                 return
         raise StaleReceipt(f"{self.name}: message {received.id} is gone")
 
-    def peek_raw(self, n: int = MAX_RECEIVE) -> list[str]:
+    def peek_raw(self, n: int = port.MAX_RECEIVE) -> list[str]:
         check_receive_count(n)
         return [m.text for m in self._visible()[:n]]
 
-    def browse_raw(self, limit: int = MAX_BROWSE) -> list[str]:
+    def browse_raw(self, limit: int = port.MAX_BROWSE) -> list[str]:
         visible = self._visible()[:limit]
         for stored in visible:
             stored.dequeue_count += 1
@@ -90,6 +78,6 @@ class InMemoryQueue:
         return len(self._messages)
 
 
-def in_memory_queues(clock: Callable[[], float] = time.monotonic) -> Queues:
+def in_memory_queues(clock: Callable[[], float] = time.monotonic) -> port.Queues:
     """The same set of queues, in memory, for tests and local runs without Azurite."""
-    return queue_set(lambda name: InMemoryQueue(name, clock))
+    return port.queue_set(lambda name: InMemoryQueue(name, clock))

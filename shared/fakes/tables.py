@@ -6,16 +6,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from shared.ports.tables import (
-    TABLE_NAMES,
-    AlreadyExists,
-    ConcurrencyConflict,
-    Entity,
-    EntityValue,
-    Tables,
-    check_fields,
-    check_key,
-)
+from shared.ports import tables as port
+from shared.ports.tables import Entity, EntityValue, check_fields, check_key
 
 # ---------------------------------------------------------------------------------------------
 # in memory
@@ -40,7 +32,7 @@ class InMemoryTable:
     def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
         check_fields(fields)
         if (check_key(pk), check_key(rk)) in self._rows:
-            raise AlreadyExists(f"{self.name}: ({pk!r}, {rk!r}) already exists")
+            raise port.AlreadyExists(f"{self.name}: ({pk!r}, {rk!r}) already exists")
         return self._put(pk, rk, fields)
 
     def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
@@ -52,7 +44,7 @@ class InMemoryTable:
         check_fields(fields)
         current = self._rows.get((check_key(pk), check_key(rk)))
         if current is None or current.etag != etag:
-            raise ConcurrencyConflict(
+            raise port.ConcurrencyConflict(
                 f"{self.name}: ({pk!r}, {rk!r}) changed or vanished since it was read"
             )
         return self._put(pk, rk, fields)
@@ -62,7 +54,7 @@ class InMemoryTable:
         if current is None:
             return
         if etag is not None and current.etag != etag:
-            raise ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
+            raise port.ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
         del self._rows[(pk, rk)]
 
     def query(self, pk: str) -> list[Entity]:
@@ -82,5 +74,5 @@ def _copy(entity: Entity) -> Entity:
     return Entity(entity.partition_key, entity.row_key, dict(entity.fields), entity.etag)
 
 
-def in_memory_tables() -> Tables:
-    return Tables(*(InMemoryTable(name) for name in TABLE_NAMES))
+def in_memory_tables() -> port.Tables:
+    return port.Tables(*(InMemoryTable(name) for name in port.TABLE_NAMES))

@@ -82,9 +82,20 @@ class MessageError(ValueError):
 # field validation (used by the dataclasses' __post_init__)
 
 
+def _wrong_type(where: str, expected: str, value: object) -> MessageError:
+    return MessageError(f"{where}: expected {expected}, got {type(value).__name__}")
+
+
+def _items(where: str, value: object, of: str) -> enumerate[object]:
+    """The numbered items of a JSON list (a tuple once decoded into a message)."""
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise _wrong_type(where, f"a list of {of}", value)
+    return enumerate(value)
+
+
 def _guid(where: str, value: object) -> str:
     if not isinstance(value, str):
-        raise MessageError(f"{where}: expected a GUID string, got {type(value).__name__}")
+        raise _wrong_type(where, "a GUID string", value)
     try:
         parsed = uuid.UUID(value)
     except ValueError:
@@ -98,9 +109,7 @@ def _guid(where: str, value: object) -> str:
 def _guids(
     where: str, value: object, *, minimum: int, maximum: int | None = None
 ) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, tuple | list):
-        raise MessageError(f"{where}: expected a list of GUIDs, got {type(value).__name__}")
-    ids = tuple(_guid(f"{where}[{i}]", item) for i, item in enumerate(value))
+    ids = tuple(_guid(f"{where}[{i}]", item) for i, item in _items(where, value, "GUIDs"))
     if len(ids) < minimum:
         raise MessageError(f"{where}: expected at least {minimum} id(s), got {len(ids)}")
     if maximum is not None and len(ids) > maximum:
@@ -110,7 +119,7 @@ def _guids(
 
 def _text(where: str, value: object, *, maximum: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
-        raise MessageError(f"{where}: expected a string, got {type(value).__name__}")
+        raise _wrong_type(where, "a string", value)
     if not value.strip():
         raise MessageError(f"{where}: must not be empty")
     if len(value) > maximum:
@@ -126,14 +135,12 @@ def _printable(where: str, value: object, *, maximum: int) -> str:
 
 
 def _texts(where: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, tuple | list):
-        raise MessageError(f"{where}: expected a list of strings, got {type(value).__name__}")
-    return tuple(_text(f"{where}[{i}]", item) for i, item in enumerate(value))
+    return tuple(_text(f"{where}[{i}]", item) for i, item in _items(where, value, "strings"))
 
 
 def _timestamp(where: str, value: object, *, utc: bool = False) -> str:
     if not isinstance(value, str):
-        raise MessageError(f"{where}: expected an ISO 8601 string, got {type(value).__name__}")
+        raise _wrong_type(where, "an ISO 8601 string", value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -15,16 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from shared.ports.messages import (
-    DeltaSweep,
-    GroupsChanged,
-    Message,
-    MessageError,
-    RecomputeUsers,
-    ReprocessUser,
-    SyncCompleted,
-    decode_message,
-)
+from shared.ports import messages
+from shared.ports.messages import Message, MessageError, decode_message
 
 GROUPS_CHANGED: Final = "groups-changed"
 RECOMPUTE_USERS: Final = "recompute-users"
@@ -42,11 +34,11 @@ DEFAULT_VISIBILITY_TIMEOUT: Final = 30  # seconds; matches host.json visibilityT
 NOT_BASE64: Final = "not Base64: the Functions queue trigger cannot read it"
 
 QUEUE_OF: Final[dict[type[Message], str]] = {
-    GroupsChanged: GROUPS_CHANGED,
-    DeltaSweep: GROUPS_CHANGED,
-    RecomputeUsers: RECOMPUTE_USERS,
-    ReprocessUser: REPROCESS_USER,
-    SyncCompleted: SYNC_COMPLETED,
+    messages.GroupsChanged: GROUPS_CHANGED,
+    messages.DeltaSweep: GROUPS_CHANGED,
+    messages.RecomputeUsers: RECOMPUTE_USERS,
+    messages.ReprocessUser: REPROCESS_USER,
+    messages.SyncCompleted: SYNC_COMPLETED,
 }
 """Which queue each message type travels on."""
 

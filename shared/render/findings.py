@@ -6,19 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.findings import Finding
+from shared.core.findings import Finding, finding_fields
 from shared.core.links import finding_url, group_license_url
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "key": finding.key,
-        "code": finding.code,
-        "severity": finding.severity,
-        "skuId": finding.sku_id,
-        "groupId": finding.group_id,
-        "message": finding.message,
-        "remedy": finding.remedy,
+        **finding_fields(finding),
         "link": finding_url(finding.subject, finding.group_id),
     }
     if finding.group_id and finding.user_id:

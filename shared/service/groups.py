@@ -92,9 +92,7 @@ async def handle_group_changes(
         correlation_id=msg.correlation_id,
         group_ids=tuple(sorted(outcome.license_changed)),
     )
-    for batch in batches:
-        svc.send(batch)
-    outcome.messages = len(batches)
+    outcome.messages = svc.send_all(batches)
     crash_point(svc, "groups.after_recompute_sent")
     for write in writes:
         write()

@@ -6,7 +6,7 @@ Built once per worker by `shared.bootstrap` (the composition root); tests build 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -78,3 +78,9 @@ class Services:
         """Enqueue a message on the queue its type travels on, optionally delayed."""
         delay = min(int(max(0.0, delay_seconds) + 0.999), MAX_VISIBILITY_SECONDS)
         self.queues.send(msg, visibility_timeout=delay or None)
+
+    def send_all(self, msgs: Sequence[Message]) -> int:
+        """Enqueue each message at once, in order; how many were sent."""
+        for msg in msgs:
+            self.send(msg)
+        return len(msgs)

@@ -15,10 +15,10 @@ from typing import Final
 from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
 from shared.core.findings import (
-    ERROR,
     SUBSCRIPTION_AT_RISK,
     Finding,
     Names,
+    service_finding,
 )
 from shared.core.graph_values import graph_time_or_none
 from shared.core.sku_findings import sku_findings
@@ -95,12 +95,9 @@ def check_tenant(svc: Services) -> None:
     synced = graph_time_or_none(str(last.fields.get("completedAt", ""))) if last else None
     stale = None
     if synced is not None and now - synced > STALE_SYNC:
-        stale = Finding(
-            code=DIRECTORY_SYNC_STALE,
-            severity=ERROR,
-            subject="service:directory-sync",
-            sku_id=None,
-            group_id=None,
+        stale = service_finding(
+            DIRECTORY_SYNC_STALE,
+            "directory-sync",
             message=(
                 f"The last directory sync completed at {synced:%Y-%m-%d %H:%M} UTC, more than "
                 "three 30-minute cycles ago: on-premises changes (joins, leavers, attributes) "

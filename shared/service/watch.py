@@ -29,6 +29,7 @@ from shared.core.findings import (
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
     Finding,
+    service_finding,
 )
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
@@ -145,9 +146,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     batches = RecomputeUsers.batches(
         sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
     )
-    for batch in batches:
-        svc.send(batch)
-    outcome.messages = len(batches)
+    outcome.messages = svc.send_all(batches)
     crash_point(svc, "recheck.after_send")
     # Only now what the refresh learnt is saved (groups that lost their licenses): a run that
     # failed before this point finds them again and is finished by the next run.
@@ -240,12 +239,9 @@ def _notifications_silent(svc: Services) -> list[Finding]:
         return []
     since = heard_at.isoformat() if isinstance(heard_at, datetime) else "never"
     return [
-        Finding(
-            code=NOTIFICATIONS_SILENT,
-            severity=ERROR,
-            subject="service:notifications",
-            sku_id=None,
-            group_id=None,
+        service_finding(
+            NOTIFICATIONS_SILENT,
+            "notifications",
             message=(
                 f"A sweep at {changed_at.isoformat()} found group changes, but no change "
                 f"notification has arrived since {since}: notifications are not reaching the "
@@ -261,12 +257,9 @@ def _notifications_silent(svc: Services) -> list[Finding]:
 
 
 def _subscription_missing(reason: str) -> Finding:
-    return Finding(
-        code=SUBSCRIPTION_MISSING,
-        severity=ERROR,
-        subject="service:subscription",
-        sku_id=None,
-        group_id=None,
+    return service_finding(
+        SUBSCRIPTION_MISSING,
+        "subscription",
         message=f"{reason}: group changes go unseen.",
         remedy=(
             "Check the subscription_keeper function's logs (permissions: Group.Read.All; "

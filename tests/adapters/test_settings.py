@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.platform.settings import Settings, SettingsError, StorageConnection
+from tests.settings_env import SCHEDULE_ENV, WEBHOOK_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 G1 = "11111111-1111-4111-8111-111111111111"
@@ -17,14 +18,8 @@ G2 = "22222222-2222-4222-8222-222222222222"
 REQUIRED = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "TENANT_ID": "0f0e0d0c-0b0a-4908-8706-050403020100",
-    "NOTIFICATION_URL": "https://guard.example.net/api/notifications",
-    "LIFECYCLE_NOTIFICATION_URL": "https://guard.example.net/api/lifecycle",
-    "CLIENT_STATE": "sixteen-chars-or-more",
-    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
-    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
-    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
-    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
-    "RECONCILE_SCHEDULE": "0 0 2 * * *",
+    **WEBHOOK_ENV,
+    **SCHEDULE_ENV,
 }
 
 

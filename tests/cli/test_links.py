@@ -71,17 +71,37 @@ def test_the_path_csv_has_the_user_and_group_pages(capsys: pytest.CaptureFixture
         assert row["groupUrl"] == (group_license_url(row["groupId"]) if row["groupId"] else "")
 
 
-def test_the_mail_links_the_group_and_each_user() -> None:
-    row = LedgerRow(
-        key=f"{USER}|x|CountViolation|{GROUP}",
+def ledger_row(
+    code: str,
+    severity: str,
+    message: str,
+    remedy: str,
+    *,
+    sku_id: str | None = None,
+    group_id: str | None = None,
+) -> LedgerRow:
+    """An open finding about USER as the alerts read it from the ledger."""
+    return LedgerRow(
+        key=f"{USER}|{sku_id or '-'}|{code}|{group_id or '-'}",
         subject=USER,
-        code="CountViolation",
-        severity="error",
+        code=code,
+        severity=severity,
+        sku_id=sku_id,
+        group_id=group_id,
+        message=message,
+        remedy=remedy,
+        first_seen=datetime(2026, 1, 1),  # noqa: DTZ001 - a ledger value, not the clock
+    )
+
+
+def test_the_mail_links_the_group_and_each_user() -> None:
+    row = ledger_row(
+        "CountViolation",
+        "error",
+        "Diego does not have EMS: no free seats were left.",
+        "Buy seats.",
         sku_id="x",
         group_id=GROUP,
-        message="Diego does not have EMS: no free seats were left.",
-        remedy="Buy seats.",
-        first_seen=datetime(2026, 1, 1),  # noqa: DTZ001 - a ledger value, not the clock
     )
     names = compose.MailNames(
         "Contoso", {USER: compose.UserName("Diego", "diego@contoso.com")}, {GROUP: "EMS group"}
@@ -100,16 +120,11 @@ def test_the_mail_links_the_group_and_each_user() -> None:
 
 
 def test_the_example_is_left_out_when_it_would_repeat_the_cause() -> None:
-    row = LedgerRow(
-        key=f"{USER}|-|LicensedDisabledAccount|-",
-        subject=USER,
-        code="LicensedDisabledAccount",
-        severity="info",
-        sku_id=None,
-        group_id=None,
-        message="Diego's account is disabled but still holds a license.",
-        remedy="Remove the license.",
-        first_seen=datetime(2026, 1, 1),  # noqa: DTZ001
+    row = ledger_row(
+        "LicensedDisabledAccount",
+        "info",
+        "Diego's account is disabled but still holds a license.",
+        "Remove the license.",
     )
     names = compose.MailNames("Contoso", {USER: compose.UserName("Diego", "d@contoso.com")})
 

@@ -91,6 +91,19 @@ def line(output: str, name: str) -> str:
     return found[0]
 
 
+def failed(output: str, name: str) -> str:
+    """The checklist line for `name`, which must be marked failed (✗)."""
+    text = line(output, name)
+    assert text.lstrip().startswith("✗"), text
+    return text
+
+
+def passed(output: str, name: str) -> None:
+    """The checklist line for `name` must be marked passed (✓)."""
+    text = line(output, name)
+    assert text.lstrip().startswith("✓"), text
+
+
 def test_everything_ready_passes_through_the_production_credential_path(
     graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
 ) -> None:
@@ -102,12 +115,12 @@ def test_everything_ready_passes_through_the_production_credential_path(
     assert credential.requests
     assert set(credential.requests) == {("https://graph.microsoft.com/.default",)}
     for permission in ALL_ROLES:
-        assert line(output, f"Graph {permission}").lstrip().startswith("✓")
+        passed(output, f"Graph {permission}")
     assert "sender mailbox user0@contoso.example exists" in line(output, "Graph Mail.Send")
     assert "Drafts readable" in line(output, "Graph Mail.ReadWrite")
-    assert line(output, "storage container reports").lstrip().startswith("✓")
-    assert line(output, "storage queue reprocess-user-poison").lstrip().startswith("✓")
-    assert line(output, "storage table findings").lstrip().startswith("✓")
+    passed(output, "storage container reports")
+    passed(output, "storage queue reprocess-user-poison")
+    passed(output, "storage table findings")
     assert "function-key" not in output  # the URL's key is never printed
     assert len(webhook.validations) == 2
     assert output.rstrip().endswith("0 failed, 0 skipped")
@@ -123,16 +136,13 @@ def test_missing_grant_missing_mailbox_and_bad_secret_fail_each_with_a_fix(
     roles = [r for r in ALL_ROLES if r != "User.ReadWrite.All"]
     status, output = preflight(env, MintingCredential(SECRET, claims={"roles": roles}))
     assert status == 1
-    write = line(output, "Graph User.ReadWrite.All")
-    assert write.lstrip().startswith("✗")
+    write = failed(output, "Graph User.ReadWrite.All")
     assert "NOT granted" in write
-    mail = line(output, "Graph Mail.Send")
-    assert mail.lstrip().startswith("✗")
+    mail = failed(output, "Graph Mail.Send")
     assert "nobody@contoso.example not found" in mail
-    drafts = line(output, "Graph Mail.ReadWrite")
-    assert drafts.lstrip().startswith("✗")
+    drafts = failed(output, "Graph Mail.ReadWrite")
     assert "ErrorInvalidUser" in drafts or "404" in drafts
-    assert line(output, "CLIENT_STATE").lstrip().startswith("✗")
+    failed(output, "CLIENT_STATE")
     fixes = [text.strip() for text in output.splitlines() if text.strip().startswith("fix:")]
     assert any("--enable-reprocess" in fix for fix in fixes)
     assert any("ALERT_SENDER" in fix for fix in fixes)
@@ -147,11 +157,9 @@ def test_a_refused_token_and_a_webhook_that_does_not_echo_fail(
     forged = MintingCredential("another-secret-graphsim-does-not-know-0123")
     status, output = preflight(settings(graph_url, storage, webhook), forged)
     assert status == 1
-    users = line(output, "Graph User.Read.All")
-    assert users.lstrip().startswith("✗")
+    users = failed(output, "Graph User.Read.All")
     assert "Graph refused the access token" in users
-    notification = line(output, "NOTIFICATION_URL")
-    assert notification.lstrip().startswith("✗")
+    notification = failed(output, "NOTIFICATION_URL")
     assert "without the token" in notification
 
 
@@ -160,8 +168,7 @@ def test_missing_storage_resources_and_no_storage_at_all(graph_url: str, webhook
         env = settings(graph_url, empty, webhook)
         status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
     assert status == 1
-    queue = line(output, "storage queue groups-changed")
-    assert queue.lstrip().startswith("✗")
+    queue = failed(output, "storage queue groups-changed")
     assert "does not exist" in queue
     assert "azd provision" in output
     env.pop("AzureWebJobsStorage")
@@ -211,10 +218,9 @@ def test_a_read_grant_missing_fails_its_probe_with_graphs_403(
         settings(graph_url, storage, webhook), MintingCredential(SECRET, claims={"roles": roles})
     )
     assert status == 1
-    audit = line(output, "Graph AuditLog.Read.All")
-    assert audit.lstrip().startswith("✗")
+    audit = failed(output, "Graph AuditLog.Read.All")
     assert "403 Authorization_RequestDenied" in audit
-    assert line(output, "Graph User.Read.All").lstrip().startswith("✓")
+    passed(output, "Graph User.Read.All")
     assert "1 failed" in output
 
 
@@ -226,6 +232,5 @@ def test_a_token_for_another_tenant_is_named(
     }
     status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
     assert status == 1
-    tenant = line(output, "tenant")
-    assert tenant.lstrip().startswith("✗")
+    tenant = failed(output, "tenant")
     assert f"the token is for tenant {TEST_TENANT_ID}" in tenant

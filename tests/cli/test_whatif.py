@@ -13,12 +13,19 @@ from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
+LEAVE_E1 = ("--remove-member", "Licensing_Office365_E1", "Alex Wilber")
+"""The change that takes Alex Wilber out of the E1 group `with_e1_group` adds."""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     status = main(["whatif", *args])
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def on_demo(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`whatif` on the demo snapshot."""
+    return run(capsys, "--snapshot", str(DEMO), *args)
 
 
 def demo() -> dict[str, Any]:
@@ -54,9 +61,7 @@ def users_of(out: str) -> dict[str, dict[str, Any]]:
 def test_removing_the_only_mailbox_group_is_a_data_loss_risk_and_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(
-        capsys, "--snapshot", str(DEMO), "--remove-member", BASE, "alannah.shaw@contoso.com"
-    )
+    status, out, _ = on_demo(capsys, "--remove-member", BASE, "alannah.shaw@contoso.com")
 
     assert status == EXIT_DATA_LOSS
     assert "- Office 365 E3: lost (had 9/13 plans via Licensing_Office365_E3_Base)" in out
@@ -68,9 +73,7 @@ def test_removing_the_only_mailbox_group_is_a_data_loss_risk_and_exits_1(
 def test_json_names_the_lost_capabilities_with_plans_and_paths(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(
-        capsys, "--snapshot", str(DEMO), "--remove-member", BASE, "Alannah Shaw", "--format", "json"
-    )
+    status, out, _ = on_demo(capsys, "--remove-member", BASE, "Alannah Shaw", "--format", "json")
     document = json.loads(out)
 
     assert status == EXIT_DATA_LOSS
@@ -113,9 +116,7 @@ def test_moving_a_user_from_the_e1_group_to_the_e3_group_loses_nothing(
         "--add-member",
         BASE,
         "Alex Wilber",
-        "--remove-member",
-        "Licensing_Office365_E1",
-        "Alex Wilber",
+        *LEAVE_E1,
         "--format",
         "json",
     )
@@ -132,14 +133,7 @@ def test_the_same_move_in_the_wrong_order_is_still_judged_on_the_end_state(
 ) -> None:
     snapshot = with_e1_group(tmp_path)
 
-    status, _, _ = run(
-        capsys,
-        "--snapshot",
-        snapshot,
-        "--remove-member",
-        "Licensing_Office365_E1",
-        "Alex Wilber",
-    )
+    status, _, _ = run(capsys, "--snapshot", snapshot, *LEAVE_E1)
 
     assert status == EXIT_DATA_LOSS
 
@@ -147,10 +141,8 @@ def test_the_same_move_in_the_wrong_order_is_still_judged_on_the_end_state(
 def test_disabling_exchange_in_a_group_is_a_loss_for_members_without_another_path(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(
+    status, out, _ = on_demo(
         capsys,
-        "--snapshot",
-        str(DEMO),
         "--set-disabled-plans",
         BASE,
         "ENTERPRISEPACK",
@@ -169,10 +161,8 @@ def test_disabling_exchange_in_a_group_is_a_loss_for_members_without_another_pat
 
 
 def test_disabling_teams_is_not_data_loss(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(
+    status, out, _ = on_demo(
         capsys,
-        "--snapshot",
-        str(DEMO),
         "--set-disabled-plans",
         "Licensing_Office365_E3_Teams",
         "ENTERPRISEPACK",
@@ -202,16 +192,14 @@ def test_disabling_teams_is_not_data_loss(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_an_empty_plan_list_enables_every_plan(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(
-        capsys, "--snapshot", str(DEMO), "--set-disabled-plans", BASE, "ENTERPRISEPACK", ""
-    )
+    status, out, _ = on_demo(capsys, "--set-disabled-plans", BASE, "ENTERPRISEPACK", "")
 
     assert status == EXIT_OK
     assert "Alannah Shaw <alannah.shaw@contoso.com>\n      ~ Office 365 E3: 9/13 -> 13/13" in out
 
 
 def test_no_changes_means_no_affected_users(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+    status, out, _ = on_demo(capsys, "--format", "json")
     document = json.loads(out)
 
     assert status == EXIT_OK
@@ -222,10 +210,8 @@ def test_no_changes_means_no_affected_users(capsys: pytest.CaptureFixture[str]) 
 def test_adding_then_removing_in_one_run_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = run(
+    status, out, _ = on_demo(
         capsys,
-        "--snapshot",
-        str(DEMO),
         "--add-member",
         "Licensing_Office365_EMS_E3",
         "Lynne Robbins",
@@ -243,7 +229,7 @@ def test_adding_then_removing_in_one_run_changes_nothing(
 def test_a_change_to_a_synced_group_notes_where_to_make_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, out, _ = run(capsys, "--snapshot", str(DEMO), "--add-member", BASE, "Lynne Robbins")
+    _, out, _ = on_demo(capsys, "--add-member", BASE, "Lynne Robbins")
 
     assert "NOTES" in out
     assert "synced from on-premises" in out
@@ -262,7 +248,7 @@ def test_a_change_to_a_synced_group_notes_where_to_make_it(
 def test_an_unknown_name_is_one_line_naming_it_and_exit_2(
     capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    status, out, err = run(capsys, "--snapshot", str(DEMO), *args)
+    status, out, err = on_demo(capsys, *args)
     errors = [line for line in err.splitlines() if "error:" in line]
 
     assert status == EXIT_BAD_INPUT

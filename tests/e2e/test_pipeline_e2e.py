@@ -255,13 +255,7 @@ def test_a_stack_does_not_start_while_another_stacks_host_runs(
 
 def test_observe_mode_writes_nothing(make_stack: StackFactory, capture: EventCapture) -> None:
     stack, sim = make_stack(mode="observe")
-    subscribe(stack, sim)  # the first sweep alone finds users act mode would reprocess
-    fill_e3(stack, sim)
-    seat_moves_in_one_sync(sim)
-    settle(stack.host, sim)
-    sim.set_prepaid_units(EMS, enabled=10)
-    assert stack.host.fire_timer("recheck_errors").outcome == "succeeded"
-    settle(stack.host, sim)
+    _play_scenario(stack, sim)  # its first sweep alone finds users act mode would reprocess
 
     would = {e["user_id"] for e in capture.named("reprocess.would_queue")}
     assert LYNNE in would

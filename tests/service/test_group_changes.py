@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DELTA_FILTER_LIMIT
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
 from shared.ports.queues import RECOMPUTE_USERS
@@ -25,6 +27,7 @@ from tests.service.world import (
     World,
     build_world,
     demo_snapshot,
+    recomputed_users,
 )
 
 pytestmark = pytest.mark.anyio
@@ -42,14 +45,6 @@ def changed(*group_ids: str) -> GroupsChanged:
 
 def sweep() -> DeltaSweep:
     return DeltaSweep(reason="test sweep", correlation_id="test-sweep")
-
-
-def recomputed_users(world: World) -> set[str]:
-    users: set[str] = set()
-    for msg in world.messages(RECOMPUTE_USERS):
-        assert isinstance(msg, RecomputeUsers)
-        users.update(msg.user_ids)
-    return users
 
 
 async def settled(world: World) -> World:
@@ -208,12 +203,18 @@ async def test_a_deleted_licensed_group_recomputes_its_members_and_is_forgotten(
     assert E3_TEAMS not in LicensedGroups(world.svc.tables.deltalinks).groups()
 
 
-async def test_an_expired_delta_token_resyncs_in_full_and_still_finds_leavers(
-    world: World,
+@pytest.mark.parametrize(
+    "lose_link",
+    [FakeDirectory.expire_delta_tokens, FakeDirectory.reset_delta_sync],
+    ids=["expired-token", "synchronization-reset"],
+)
+async def test_a_lost_delta_link_resyncs_in_full_and_still_finds_leavers(
+    world: World, lose_link: Callable[[FakeDirectory], None]
 ) -> None:
+    """An expired token, or 410 Gone (a reset, handled alike): one full round from scratch."""
     await settled(world)
     world.directory.remove_member(E3_BASE, DIEGO)
-    world.directory.expire_delta_tokens()
+    lose_link(world.directory)
 
     outcome = await handle_group_changes(world.svc, sweep())
 
@@ -221,23 +222,6 @@ async def test_an_expired_delta_token_resyncs_in_full_and_still_finds_leavers(
     assert recomputed_users(world) == {DIEGO}
     assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
     again = await handle_group_changes(world.svc, sweep())  # the new link works
-    assert again.resynced == []
-
-
-async def test_a_synchronization_reset_resyncs_in_full_and_still_finds_leavers(
-    world: World,
-) -> None:
-    """410 Gone (a reset) is handled like an expired token: one full round from scratch."""
-    await settled(world)
-    world.directory.remove_member(E3_BASE, DIEGO)
-    world.directory.reset_delta_sync()
-
-    outcome = await handle_group_changes(world.svc, sweep())
-
-    assert outcome.resynced == [0]
-    assert recomputed_users(world) == {DIEGO}
-    assert DIEGO not in GroupMembers(world.svc.tables.groupmembers).members(E3_BASE)
-    again = await handle_group_changes(world.svc, sweep())
     assert again.resynced == []
 
 

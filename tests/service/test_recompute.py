@@ -48,9 +48,7 @@ def free_ems_seats(world: World, free: int) -> None:
 
 
 def reprocess_messages(world: World) -> list[ReprocessUser]:
-    msgs = world.messages(REPROCESS_USER)
-    assert all(isinstance(m, ReprocessUser) for m in msgs)
-    return msgs  # type: ignore[return-value]
+    return world.messages_of(REPROCESS_USER, ReprocessUser)
 
 
 async def test_findings_go_from_new_to_persisting_to_resolved_and_keep_their_first_sighting(

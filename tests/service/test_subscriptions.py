@@ -7,9 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.ports.directory import Subscription
-from shared.ports.messages import DeltaSweep
-from shared.ports.queues import GROUPS_CHANGED
-from shared.service.intake.notifications import accept_lifecycle_notifications
+from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
 from shared.service.subscriptions import (
     MAX_LIFETIME,
     RENEW_WITHIN,
@@ -23,6 +21,7 @@ from tests.service.world import (
     World,
     body,
     lifecycle,
+    sweeps,
 )
 
 pytestmark = pytest.mark.anyio
@@ -43,6 +42,20 @@ async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATI
     return sub.id
 
 
+async def ours(world: World, *, expires_in: timedelta) -> str:
+    """An existing subscription that our table records as ours, as the keeper left it."""
+    sub_id = await existing(world, expires_in=expires_in)
+    world.subscribe(sub_id)
+    return sub_id
+
+
+async def lifecycle_event(world: World, event: str, sub_id: str) -> Intake:
+    """Graph posts one lifecycle event about `sub_id` to our lifecycle endpoint."""
+    return await accept_lifecycle_notifications(
+        world.svc, body(lifecycle(event, subscriptionId=sub_id))
+    )
+
+
 async def graph_subscriptions(world: World) -> list[Subscription]:
     subs = await world.directory.subscriptions()
     world.directory.requests["subscriptions"] -= 1
@@ -51,12 +64,6 @@ async def graph_subscriptions(world: World) -> list[Subscription]:
 
 def recorded(world: World) -> set[str]:
     return our_subscription_ids(world.svc.tables.subscriptions)
-
-
-def sweeps(world: World) -> list[DeltaSweep]:
-    msgs = world.messages(GROUPS_CHANGED)
-    assert all(isinstance(m, DeltaSweep) for m in msgs)
-    return msgs  # type: ignore[return-value]
 
 
 async def test_a_missing_subscription_is_created_recorded_and_followed_by_a_sweep(
@@ -118,24 +125,18 @@ async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
 
 
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=sub_id))
-    )
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
 
     assert world.directory.requests["reauthorize_subscription"] == 1
     assert world.directory.requests["renew_subscription"] == 0
 
 
 async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
-    sub_id = await existing(world, expires_in=timedelta(hours=3))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(hours=3))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=sub_id))
-    )
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
 
     assert world.directory.requests["reauthorize_subscription"] == 1
     assert world.directory.requests["renew_subscription"] == 1
@@ -144,12 +145,9 @@ async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
 
 
 async def test_a_removed_subscription_is_recreated_and_followed_by_a_sweep(world: World) -> None:
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
-    )
+    await lifecycle_event(world, "subscriptionRemoved", sub_id)
 
     [sub] = await graph_subscriptions(world)
     assert sub.id != sub_id
@@ -159,8 +157,7 @@ async def test_a_removed_subscription_is_recreated_and_followed_by_a_sweep(world
 
 async def test_a_removed_event_delivered_twice_leaves_one_subscription(world: World) -> None:
     """Graph redelivers a batch it got no 2xx for: the second run must not add another."""
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
     removed = body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
 
     await accept_lifecycle_notifications(world.svc, removed)
@@ -176,12 +173,9 @@ async def test_missed_notifications_only_resync_and_keep_the_live_subscription(
 ) -> None:
     """`missed`: resynchronise with a delta query, the subscription itself is fine
     (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events)."""
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("missed", subscriptionId=sub_id))
-    )
+    await lifecycle_event(world, "missed", sub_id)
 
     assert [s.id for s in await graph_subscriptions(world)] == [sub_id]
     assert recorded(world) == {sub_id}
@@ -196,13 +190,10 @@ async def test_reauthorization_of_a_subscription_that_is_gone_creates_a_new_one(
 ) -> None:
     """It expired or was deleted in Graph; our table still names it. Reauthorizing answers
     404, which used to fail the request (500) and make Graph retry the batch for hours."""
-    gone = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(gone)
+    gone = await ours(world, expires_in=timedelta(days=10))
     await world.directory.delete_subscription(gone)
 
-    intake = await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=gone))
-    )
+    intake = await lifecycle_event(world, "reauthorizationRequired", gone)
 
     assert intake.vetted.lifecycle == ((gone, "reauthorizationRequired"),)
     [sub] = await graph_subscriptions(world)
@@ -212,14 +203,11 @@ async def test_reauthorization_of_a_subscription_that_is_gone_creates_a_new_one(
 
 
 async def test_reauthorization_when_another_of_ours_exists_creates_none(world: World) -> None:
-    gone = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(gone)
+    gone = await ours(world, expires_in=timedelta(days=10))
     await world.directory.delete_subscription(gone)
     live = await existing(world, expires_in=timedelta(days=20))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("reauthorizationRequired", subscriptionId=gone))
-    )
+    await lifecycle_event(world, "reauthorizationRequired", gone)
 
     assert [s.id for s in await graph_subscriptions(world)] == [live]
     assert world.directory.requests["create_subscription"] == 0
@@ -227,12 +215,9 @@ async def test_reauthorization_when_another_of_ours_exists_creates_none(world: W
 
 
 async def test_an_unknown_lifecycle_event_is_ignored(world: World) -> None:
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
 
-    await accept_lifecycle_notifications(
-        world.svc, body(lifecycle("somethingNew", subscriptionId=sub_id))
-    )
+    await lifecycle_event(world, "somethingNew", sub_id)
 
     assert world.directory.request_count == 0
     assert sweeps(world) == []
@@ -240,8 +225,7 @@ async def test_an_unknown_lifecycle_event_is_ignored(world: World) -> None:
 
 
 async def test_a_forged_lifecycle_event_is_not_acted_on(world: World) -> None:
-    sub_id = await existing(world, expires_in=timedelta(days=10))
-    world.subscribe(sub_id)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
 
     await accept_lifecycle_notifications(
         world.svc,

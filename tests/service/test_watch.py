@@ -11,7 +11,7 @@ from shared.ports.messages import (
     SyncCompleted,
     encode_message,
 )
-from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger, LicensedGroups
 from shared.service.subscriptions import keep_subscription
@@ -39,6 +39,8 @@ from tests.service.world import (
     World,
     build_world,
     demo_snapshot,
+    recomputed_users,
+    sweeps,
 )
 
 pytestmark = pytest.mark.anyio
@@ -50,20 +52,6 @@ def synced(at: str, tenant_id: str = TENANT_ID) -> SyncCompleted:
     return SyncCompleted(
         tenant_id=tenant_id, completed_at=at, source="entra-connect", correlation_id="sync-run"
     )
-
-
-def sweeps(world: World) -> list[DeltaSweep]:
-    msgs = world.messages(GROUPS_CHANGED)
-    assert all(isinstance(m, DeltaSweep) for m in msgs)
-    return msgs  # type: ignore[return-value]
-
-
-def recomputed_users(world: World) -> set[str]:
-    users: set[str] = set()
-    for msg in world.messages(RECOMPUTE_USERS):
-        assert isinstance(msg, RecomputeUsers)
-        users.update(msg.user_ids)
-    return users
 
 
 def open_codes(world: World) -> list[str]:
@@ -214,12 +202,18 @@ async def test_the_errors_recheck_learns_a_newly_licensed_group_into_a_partition
 # --------------------------------------------------------------------------- poison watch
 
 
-def test_a_poisoned_message_becomes_one_finding_and_is_not_reported_twice(
-    world: World,
-) -> None:
+def poisoned(world: World) -> MessageQueue:
+    """A subscribed world whose recompute poison queue holds one message that is not ours."""
     world.subscribe()
     poison = world.queue(poison_name(RECOMPUTE_USERS))
     poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+    return poison
+
+
+def test_a_poisoned_message_becomes_one_finding_and_is_not_reported_twice(
+    world: World,
+) -> None:
+    poison = poisoned(world)
 
     first = watch_poison(world.svc)
     second = watch_poison(world.svc)
@@ -279,9 +273,7 @@ def test_with_a_subscription_and_empty_poison_queues_there_is_nothing_to_report(
 def test_a_poisoned_message_removed_from_the_poison_queue_resolves_its_finding(
     world: World,
 ) -> None:
-    world.subscribe()
-    poison = world.queue(poison_name(RECOMPUTE_USERS))
-    poison.put_raw("not one of our messages")  # type: ignore[attr-defined]
+    poison = poisoned(world)
     watch_poison(world.svc)
     for received in poison.receive(32):
         poison.delete(received)

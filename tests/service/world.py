@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.bootstrap import in_memory_services
 from shared.fakes.directory import FakeDirectory
@@ -26,6 +26,8 @@ from shared.service.reprocessing import ReprocessOutcome, reprocess_user
 from shared.service.services import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.service.users import RecomputeOutcome, recompute_users
+from tests.notifications import group_notification
+from tests.settings_env import SCHEDULE_ENV
 
 DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
@@ -36,6 +38,8 @@ LIFECYCLE_URL = "https://guard.example.net/api/graph/lifecycle"
 SUBSCRIPTION_ID = "5e7a1f3c-2b4d-4c6e-8f90-a1b2c3d4e5f6"
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
+M = TypeVar("M", bound=Message)
+
 BASE_ENV: Mapping[str, str] = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "TENANT_ID": TENANT_ID,
@@ -43,11 +47,7 @@ BASE_ENV: Mapping[str, str] = {
     "LIFECYCLE_NOTIFICATION_URL": LIFECYCLE_URL,
     "CLIENT_STATE": CLIENT_STATE,
     "CLIENT_STATE_PREVIOUS": PREVIOUS_CLIENT_STATE,
-    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
-    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
-    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
-    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
-    "RECONCILE_SCHEDULE": "0 0 2 * * *",
+    **SCHEDULE_ENV,
 }
 
 # Demo tenant names (shared/data/demo-snapshot.json)
@@ -110,6 +110,12 @@ class World:
         """Drain one queue (see `drain`)."""
         return drain(self.queue(name))
 
+    def messages_of(self, name: str, kind: type[M]) -> list[M]:
+        """Drain one queue whose messages must all be of one type."""
+        msgs = self.messages(name)
+        assert all(isinstance(m, kind) for m in msgs)
+        return [m for m in msgs if isinstance(m, kind)]
+
     # One pipeline step each: drain the step's queue and run its service on every message.
 
     async def run_group_changes(self) -> list[GroupChangeOutcome]:
@@ -120,18 +126,16 @@ class World:
         return outcomes
 
     async def run_recompute(self) -> list[RecomputeOutcome]:
-        outcomes = []
-        for msg in self.messages(RECOMPUTE_USERS):
-            assert isinstance(msg, RecomputeUsers)
-            outcomes.append(await recompute_users(self.svc, msg))
-        return outcomes
+        return [
+            await recompute_users(self.svc, msg)
+            for msg in self.messages_of(RECOMPUTE_USERS, RecomputeUsers)
+        ]
 
     async def run_reprocess(self) -> list[ReprocessOutcome]:
-        outcomes = []
-        for msg in self.messages(REPROCESS_USER):
-            assert isinstance(msg, ReprocessUser)
-            outcomes.append(await reprocess_user(self.svc, msg))
-        return outcomes
+        return [
+            await reprocess_user(self.svc, msg)
+            for msg in self.messages_of(REPROCESS_USER, ReprocessUser)
+        ]
 
     def subscribe(self, subscription_id: str = SUBSCRIPTION_ID) -> str:
         """Record a subscription as ours, as the keeper does (table `subscriptions`)."""
@@ -141,19 +145,13 @@ class World:
 
 def notification(group_id: str, **overrides: object) -> dict[str, object]:
     """One change notification for a group, as Graph posts it for our subscription."""
-    item: dict[str, object] = {
-        "subscriptionId": SUBSCRIPTION_ID,
-        "clientState": CLIENT_STATE,
-        "changeType": "updated",
-        "resource": f"Groups/{group_id}",
-        "resourceData": {
-            "@odata.type": "#Microsoft.Graph.Group",
-            "@odata.id": f"Groups/{group_id}",
-            "id": group_id,
-        },
-        "subscriptionExpirationDateTime": "2026-12-20T00:00:00Z",
-        "tenantId": TENANT_ID,
-    }
+    item = group_notification(
+        group_id,
+        subscription_id=SUBSCRIPTION_ID,
+        client_state=CLIENT_STATE,
+        tenant_id=TENANT_ID,
+        expires="2026-12-20T00:00:00Z",
+    )
     item.update(overrides)
     return item
 
@@ -183,6 +181,16 @@ def drain(queue: MessageQueue) -> list[Message]:
             out.append(received.message)
             queue.delete(received)
     return out
+
+
+def recomputed_users(world: World) -> set[str]:
+    """Every user the recompute queue names (draining it)."""
+    return {u for msg in world.messages_of(RECOMPUTE_USERS, RecomputeUsers) for u in msg.user_ids}
+
+
+def sweeps(world: World) -> list[DeltaSweep]:
+    """The delta sweeps queued on groups-changed (draining it)."""
+    return world.messages_of(GROUPS_CHANGED, DeltaSweep)
 
 
 def build_world(

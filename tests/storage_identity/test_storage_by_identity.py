@@ -29,6 +29,7 @@ from shared.cli.preflight_checks import FAIL, Target, storage_checks
 from shared.platform.settings import Settings, StorageConnection
 from shared.ports.messages import SyncCompleted
 from shared.service.services import Services
+from tests.settings_env import SCHEDULE_ENV, WEBHOOK_ENV
 from tests.storage_identity.minting import STORAGE_SCOPE, TEST_TENANT, MintingStorageCredential
 from tests.storage_identity.tls import TlsFiles
 
@@ -36,14 +37,8 @@ pytestmark = pytest.mark.e2e
 
 BASE_ENV = {
     "TENANT_ID": TEST_TENANT,
-    "NOTIFICATION_URL": "https://guard.example.net/api/notifications",
-    "LIFECYCLE_NOTIFICATION_URL": "https://guard.example.net/api/lifecycle",
-    "CLIENT_STATE": "sixteen-chars-or-more",
-    "SUBSCRIPTION_KEEPER_SCHEDULE": "0 0 */6 * * *",
-    "SYNC_WATCH_SCHEDULE": "0 */5 * * * *",
-    "RECHECK_ERRORS_SCHEDULE": "0 15 * * * *",
-    "POISON_WATCH_SCHEDULE": "0 */10 * * * *",
-    "RECONCILE_SCHEDULE": "0 0 2 * * *",
+    **WEBHOOK_ENV,
+    **SCHEDULE_ENV,
     # Graph is not called here; a static token keeps its client off the credential path.
     "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0",
     "GRAPH_STATIC_TOKEN": "not-used-by-these-tests",

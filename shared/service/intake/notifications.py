@@ -113,8 +113,7 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
         correlation_id=correlation_id,
         received_at=format_timestamp(svc.now()),
     )
-    for msg in batches:
-        svc.send(msg)
+    svc.send_all(batches)
     crash_point(svc, "intake.after_send")  # Graph resends what we did not answer: harmless
     log.info("notification.accepted", correlation_id=correlation_id,
              groups=len(vetted.group_ids), messages=len(batches),

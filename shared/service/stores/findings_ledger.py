@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.core.findings import Finding
+from shared.core.findings import Finding, finding_fields
 from shared.ports.tables import Entity, EntityStore, json_field, safe_key
 
 
@@ -123,13 +123,7 @@ def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
 
 def _finding_fields(finding: Finding, now: datetime, run_id: str) -> dict[str, Any]:
     return {
-        "key": finding.key,
-        "code": finding.code,
-        "severity": finding.severity,
-        "skuId": finding.sku_id,
-        "groupId": finding.group_id,
-        "message": finding.message,
-        "remedy": finding.remedy,
+        **finding_fields(finding),
         "userIds": json_field(list(finding.user_ids)) if finding.user_ids else None,
         "lastSeen": now,
         "resolvedAt": None,
