@@ -85,6 +85,9 @@ def build_services(
     """
     source = os.environ if env is None else env
     settings = Settings.from_env(source)
+    if settings.graph_static_token is None:
+        # a URL of no Graph cloud is refused (GraphEndpointError) before any credential is made
+        graph_endpoint(settings.graph_base_url)
     if credential is None:
         graph_credential, shared_credential = worker_credentials(settings, source)
     else:

@@ -19,14 +19,18 @@ from azure.identity import DefaultAzureCredential
 
 from devhost.azurite import AzuriteEndpoints
 from graphsim.server import serve_in_thread
+from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.graph import GraphDirectory
-from shared.bootstrap import build_services
+from shared.adapters.graph_auth import GraphEndpointError
+from shared.bootstrap import build_services, worker_credentials
+from shared.platform.settings import Settings
 from shared.service.services import Services
 from tests.graphsim.conftest import make_tenant
 from tests.storage_identity.identity_endpoint import IdentityEndpoint, identity_endpoint
 from tests.storage_identity.test_storage_by_identity import (
     CLIENT_ID,
     azurite_env,
+    identity_env,
     storage_clients,
     sync_completed,
 )
@@ -68,7 +72,9 @@ def managed_identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityEndpoi
         yield endpoint
 
 
-def production_env(azurite: AzuriteEndpoints, graphsim_url: str, graph_client_id: str) -> dict:
+def production_env(
+    azurite: AzuriteEndpoints, graphsim_url: str, graph_client_id: str
+) -> dict[str, str]:
     """Identity storage and Graph signed in (no static token), as Bicep writes them."""
     env = azurite_env(azurite) | {"GRAPH_BASE_URL": graphsim_url}
     del env["GRAPH_STATIC_TOKEN"]
@@ -147,3 +153,48 @@ def test_two_identities_keep_two_credentials_and_warn_naming_both_settings(
     assert "AzureWebJobsStorage__clientId" in text
     assert OTHER_CLIENT_ID in text
     assert CLIENT_ID in text
+
+
+AZURE_URIS = (
+    "https://acct.queue.core.windows.net",
+    "https://acct.table.core.windows.net",
+    "https://acct.blob.core.windows.net",
+)
+
+
+def signed_in_env(**extra: str) -> dict[str, str]:
+    env = identity_env(*AZURE_URIS) | {"GRAPH_BASE_URL": "https://graph.microsoft.com/v1.0"}
+    del env["GRAPH_STATIC_TOKEN"]
+    return env | extra
+
+
+def test_graph_sees_the_storage_credential_through_the_view() -> None:
+    """The wiring itself, with no network call: Graph's credential is a view of storage's."""
+    env = signed_in_env(AZURE_CLIENT_ID=f" {CLIENT_ID} ")
+    graph, storage = worker_credentials(Settings.from_env(env), env)
+    assert isinstance(storage, DefaultAzureCredential)
+    assert isinstance(graph, AsyncTokenView)
+    assert graph.credential is storage
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"GRAPH_STATIC_TOKEN": "graphsim", "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0"},
+        {"AzureWebJobsStorage": "UseDevelopmentStorage=true"},
+    ],
+    ids=["static-token", "connection-string"],
+)
+def test_graphsim_and_azurite_paths_are_unchanged(extra: dict[str, str]) -> None:
+    """A static token needs no Graph credential; a connection string none for storage; in
+    either case Graph's is left to `build_graph_client` (its static token or own credential)."""
+    env = signed_in_env(AZURE_CLIENT_ID=CLIENT_ID, **extra)
+    graph, storage = worker_credentials(Settings.from_env(env), env)
+    assert graph is None
+    assert (storage is None) == ("AzureWebJobsStorage" in extra)
+
+
+def test_a_url_of_no_graph_cloud_is_refused_before_any_credential() -> None:
+    env = signed_in_env(GRAPH_BASE_URL="https://graph.contoso.example/v1.0")
+    with pytest.raises(GraphEndpointError, match="not a Microsoft Graph host"):
+        build_services(env)
