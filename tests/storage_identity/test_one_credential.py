@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from azure.identity import DefaultAzureCredential
@@ -108,15 +108,28 @@ def use_graph_and_storage(svc: Services) -> None:
     assert svc.blobs.get("one-credential/check.txt") == b"ok"
 
 
-def test_one_identity_makes_one_credential_and_one_token_request_per_scope(
+@pytest.fixture
+def deployed(
     azurite_oauth: AzuriteEndpoints,
     trust_test_ca: TlsFiles,
     graphsim_url: str,
     managed_identity: IdentityEndpoint,
     caplog: pytest.LogCaptureFixture,
-) -> None:
+) -> Callable[[str], Services]:
+    """`build_services` as a deployed worker runs it, Graph's identity named by the test;
+    the composition root's warnings captured."""
     caplog.set_level(logging.WARNING, logger="shared.bootstrap")
-    svc = build_services(production_env(azurite_oauth, graphsim_url, CLIENT_ID.upper()))
+    return lambda graph_client_id: build_services(
+        production_env(azurite_oauth, graphsim_url, graph_client_id)
+    )
+
+
+def test_one_identity_makes_one_credential_and_one_token_request_per_scope(
+    deployed: Callable[[str], Services],
+    managed_identity: IdentityEndpoint,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    svc = deployed(CLIENT_ID.upper())
     credentials = {id(client.credential): client.credential for client in storage_clients(svc)}
     assert len(credentials) == 1
     assert isinstance(next(iter(credentials.values())), DefaultAzureCredential)
@@ -130,14 +143,11 @@ def test_one_identity_makes_one_credential_and_one_token_request_per_scope(
 
 
 def test_two_identities_keep_two_credentials_and_warn_naming_both_settings(
-    azurite_oauth: AzuriteEndpoints,
-    trust_test_ca: TlsFiles,
-    graphsim_url: str,
+    deployed: Callable[[str], Services],
     managed_identity: IdentityEndpoint,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="shared.bootstrap")
-    svc = build_services(production_env(azurite_oauth, graphsim_url, OTHER_CLIENT_ID))
+    svc = deployed(OTHER_CLIENT_ID)
 
     use_graph_and_storage(svc)
 
