@@ -8,6 +8,7 @@ swapped by registration, never by patching.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -17,9 +18,10 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
+from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.blobs import blobs_for, container_client
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.graph_auth import default_credential, graph_endpoint
+from shared.adapters.graph_auth import MANAGED_IDENTITY_SETTING, default_credential, graph_endpoint
 from shared.adapters.graph_probe import GraphProbe
 from shared.adapters.queues import queue_client, queues_for
 from shared.adapters.tables import table_client, tables_for
@@ -36,6 +38,8 @@ from shared.service.services import NO_CRASHES, CrashPoints, Services, utc_now
 
 _lock = threading.Lock()
 _services: Services | None = None
+_log = logging.getLogger(__name__)
+STORAGE_CLIENT_ID_SETTING = "AzureWebJobsStorage__clientId"
 
 
 def storage_credential(settings: Settings) -> TokenCredential | None:
@@ -44,7 +48,8 @@ def storage_credential(settings: Settings) -> TokenCredential | None:
 
     ``AzureWebJobsStorage__clientId`` (with ``__credential=managedidentity``) picks the
     user-assigned identity; elsewhere `DefaultAzureCredential` finds `az login` or the
-    environment. It is synchronous like the storage clients; Graph's client accepts it too.
+    environment. It is synchronous like the storage clients; Graph shares it through an
+    `AsyncTokenView` when it signs in as the same identity (`worker_credentials`).
     """
     return storage_connection_credential(settings.storage_connection)
 
@@ -54,10 +59,16 @@ def storage_connection_credential(storage: StorageConnection) -> TokenCredential
     the other settings)."""
     if storage.connection_string:
         return None
+    return identity_credential(storage.managed_identity_client_id)
+
+
+def identity_credential(client_id: str | None) -> TokenCredential:
+    """A synchronous `DefaultAzureCredential` signing in as the managed identity `client_id`
+    (None: the default identity), or locally as `az login` and the other developer credentials."""
     # imported and created only when asked for: never a credential at import time
     from azure.identity import DefaultAzureCredential  # noqa: PLC0415
 
-    return DefaultAzureCredential(managed_identity_client_id=storage.managed_identity_client_id)
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
 def build_services(
@@ -68,21 +79,26 @@ def build_services(
     """Real adapters: Graph (or graphsim) over HTTP, Azure (or Azurite) queues, tables, blobs.
 
     `credential` (an azure-identity credential) signs in to Graph and, in identity mode, to
-    storage. Without it, Graph uses `DefaultAzureCredential(managed_identity_client_id=
-    AZURE_CLIENT_ID)` (azure.identity.aio: the app's user-assigned identity in Azure) and every
-    storage client shares `storage_credential(settings)` (the synchronous twin, as the storage
-    clients are synchronous). `GRAPH_STATIC_TOKEN` (graphsim only) replaces Graph's sign-in.
+    storage. Without it the worker's credentials come from `worker_credentials`: one
+    synchronous `DefaultAzureCredential` shared by Graph and storage when both name the same
+    identity (the deployed case). `GRAPH_STATIC_TOKEN` (graphsim only) replaces Graph's sign-in.
     """
     source = os.environ if env is None else env
     settings = Settings.from_env(source)
+    if settings.graph_static_token is None:
+        # a URL of no Graph cloud is refused (GraphEndpointError) before any credential is made
+        graph_endpoint(settings.graph_base_url)
+    if credential is None:
+        graph_credential, shared_credential = worker_credentials(settings, source)
+    else:
+        graph_credential = shared_credential = credential
     directory = graph_directory(
         settings.graph_base_url,
         static_token=settings.graph_static_token,
-        credential=credential,
+        credential=graph_credential,
         env=source,
     )
     storage = settings.storage_connection
-    shared_credential = credential if credential is not None else storage_credential(settings)
     return Services(
         settings=settings,
         directory=directory,
@@ -90,6 +106,42 @@ def build_services(
         tables=tables_for(storage, credential=shared_credential),
         blobs=blobs_for(storage, credential=shared_credential),
     )
+
+
+def worker_credentials(
+    settings: Settings, env: Mapping[str, str]
+) -> tuple[AsyncTokenView | None, TokenCredential | None]:
+    """Graph's credential and storage's, one token cache for both when they can share one.
+
+    - Graph on a static token (graphsim), or storage on a connection string (Azurite): each
+      side as before: storage's `storage_credential` (None with a connection string), Graph's
+      None (`build_graph_client` makes its `default_credential`, or uses the static token).
+    - Both signed in, the same identity (``AZURE_CLIENT_ID`` and ``AzureWebJobsStorage__clientId``
+      name the same user-assigned identity, or neither names one): ONE synchronous credential,
+      `storage_credential`, which Graph sees through an `AsyncTokenView` (its token requests in
+      a worker thread). One managed-identity call per scope and expiry, not one per client.
+    - Both signed in as different identities: two synchronous credentials, as the settings ask
+      (Graph's through its own `AsyncTokenView`), and one warning naming both settings. Not
+      refused: a different identity per side is a valid (if unusual) setup, and refusing at
+      start would stop a running deployment on upgrade.
+    """
+    storage = settings.storage_connection
+    storage_side = storage_credential(settings)
+    if settings.graph_static_token is not None or storage_side is None:
+        return None, storage_side
+    graph_id = (env.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
+    storage_id = storage.managed_identity_client_id
+    if (graph_id or "").lower() == (storage_id or "").lower():
+        return AsyncTokenView(storage_side), storage_side
+    _log.warning(
+        "%s (Graph: %s) and %s (storage: %s) name different identities: two credentials, two "
+        "token caches; set both to the same user-assigned identity's client id to share one",
+        MANAGED_IDENTITY_SETTING,
+        graph_id or "none, the default identity",
+        STORAGE_CLIENT_ID_SETTING,
+        storage_id or "none, the default identity",
+    )
+    return AsyncTokenView(identity_credential(graph_id)), storage_side
 
 
 def graph_directory(

@@ -21,6 +21,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
+from shared.adapters.async_credential import async_credential
 from shared.adapters.graph_auth import default_credential, graph_endpoint
 
 
@@ -50,7 +51,8 @@ def build_graph_client(
     graphsim).
 
     Authentication: `static_token` as a bearer token (graphsim), else `credential` (an
-    azure-identity credential, sync or async; the caller owns and closes it), else a new
+    azure-identity credential, sync or async; the caller owns and closes it; a sync one is asked
+    for its token in a worker thread, `AsyncTokenView`, never on the event loop), else a new
     `DefaultAzureCredential` (`shared.adapters.graph_auth.default_credential`, configured from
     `env`, by default the process environment). The URL is checked first, so a URL of no Graph
     cloud fails (GraphEndpointError, a ValueError) before any credential is made. The token is
@@ -66,7 +68,9 @@ def build_graph_client(
         if credential is None:
             credential = default_credential(os.environ if env is None else env)
         auth = AzureIdentityAuthenticationProvider(
-            credential, scopes=[endpoint.scope], allowed_hosts=endpoint.allowed_hosts
+            async_credential(credential),
+            scopes=[endpoint.scope],
+            allowed_hosts=endpoint.allowed_hosts,
         )
     http_client: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware()
     adapter = GraphRequestAdapter(auth, client=http_client)

@@ -14,13 +14,17 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from graphsim.server import serve_in_thread
+from shared.adapters.async_credential import AsyncTokenView, async_credential
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint
 from shared.bootstrap import build_services
@@ -271,3 +275,89 @@ def test_the_cli_without_a_token_signs_in_with_a_credential_and_fails_clearly() 
     assert "Traceback" not in done.stderr
     assert "no access token for Microsoft Graph" in done.stderr
     assert "AzureCliCredential: Azure CLI not found on path" in done.stderr
+
+
+class SyncCredential:
+    """A synchronous credential like azure-identity's: caches its token per scope; each miss
+    waits for `release` (the identity endpoint's answer) and is recorded with its thread."""
+
+    def __init__(self, *, wait: float = 5.0) -> None:
+        self.release = threading.Event()
+        self.wait = wait
+        self.misses: list[tuple[tuple[str, ...], dict[str, Any], int]] = []
+        self.cache: dict[tuple[str, ...], AccessToken] = {}
+        self.closed = False
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        if scopes in self.cache:
+            return self.cache[scopes]
+        self.misses.append((scopes, kwargs, threading.get_ident()))
+        if not self.release.wait(self.wait):
+            raise TimeoutError("nothing released the token request: the event loop was blocked")
+        token = AccessToken(f"token-{len(self.misses)}", int(time.time()) + 3600)
+        self.cache[scopes] = token
+        return token
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_async_view_asks_the_sync_credential_off_the_event_loop() -> None:
+    """The token request blocks until a coroutine on the loop releases it: on the loop's own
+    thread it would time out (the loop blocked); in a worker thread it completes."""
+    credential = SyncCredential()
+    view = AsyncTokenView(credential)
+
+    async def main() -> tuple[AccessToken, int]:
+        async def release() -> None:
+            await asyncio.sleep(0.05)
+            credential.release.set()
+
+        token, _ = await asyncio.gather(
+            view.get_token(*GLOBAL_SCOPE, claims="c", enable_cae=True), release()
+        )
+        return token, threading.get_ident()
+
+    token, loop_thread = asyncio.run(main())
+    assert token.token == "token-1"
+    ((scopes, options, thread),) = credential.misses
+    assert scopes == GLOBAL_SCOPE
+    assert options == {"claims": "c", "tenant_id": None, "enable_cae": True}  # kiota's kwargs
+    assert thread != loop_thread
+
+
+def test_a_burst_of_graph_calls_on_a_cold_cache_makes_one_token_request() -> None:
+    credential = SyncCredential()
+    view = AsyncTokenView(credential)
+
+    async def burst() -> list[AccessToken]:
+        calls = [asyncio.ensure_future(view.get_token(*GLOBAL_SCOPE)) for _ in range(8)]
+        await asyncio.sleep(0.05)
+        credential.release.set()
+        return list(await asyncio.gather(*calls))
+
+    tokens = asyncio.run(burst())
+    assert {t.token for t in tokens} == {"token-1"}
+    assert len(credential.misses) == 1
+
+
+def test_the_async_view_closes_the_credential_it_views() -> None:
+    credential = SyncCredential()
+
+    async def use() -> None:
+        async with AsyncTokenView(credential) as view:
+            assert view.credential is credential
+
+    asyncio.run(use())
+    assert credential.closed
+
+
+def test_graph_takes_async_credentials_as_they_are_and_sync_ones_through_the_view() -> None:
+    minting = MintingCredential(SECRET)
+    sync = SyncCredential()
+    assert async_credential(minting) is minting
+    assert async_credential(None) is None
+    view = async_credential(sync)
+    assert isinstance(view, AsyncTokenView)
+    assert view.credential is sync
+    assert async_credential(view) is view
