@@ -124,13 +124,15 @@ def measure(
     handler: Handler, req: func.HttpRequest, items: int, seconds: float, queue: InMemoryQueue
 ) -> Row:
     for _ in range(200):  # warm-up: caches, first-use imports
-        handler(req, context=InvocationContext("graph_notifications"))
+        handler(req, context=InvocationContext("graph_notifications", str(uuid.uuid4())))
     queue._messages.clear()
     calls, batch = 0, 200
     started = time.process_time()
     while True:
         for _ in range(batch):
-            response = handler(req, context=InvocationContext("graph_notifications"))
+            response = handler(
+                req, context=InvocationContext("graph_notifications", str(uuid.uuid4()))
+            )
         calls += batch
         spent = time.process_time() - started
         if spent >= seconds:
