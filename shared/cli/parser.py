@@ -1,7 +1,8 @@
 """The `license-guard` argument parser: every command, its flags and help, and `--version`.
 
 The snapshot commands' flags are here; the live, preflight, reprocess and html commands add
-their own (`add_*_command` in their modules). Each command's `func` is what `main` runs.
+their own (`add_*_command` in their modules), and flags several commands share come from
+`shared.cli.options`. Each command's `func` is what `main` runs.
 """
 
 from __future__ import annotations
