@@ -16,7 +16,8 @@ import orjson
 import structlog
 
 from shared.cli.env import cli_environment
-from shared.cli.live import LiveError, add_graph_flags, run_job
+from shared.cli.live import LiveError, run_job
+from shared.cli.options import add_format_option, add_graph_options
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 
 EXIT_OK = 0
@@ -43,10 +44,8 @@ def add_reprocess_command(commands: Any) -> None:
     who.add_argument("--user", nargs="+", metavar="UPN|ID", help="users by UPN or object id")
     who.add_argument("--group", metavar="GROUP", help="a licensed group by id or display name")
     cmd.add_argument("--dry-run", action="store_true", help="write nothing; say what would happen")
-    cmd.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
-    add_graph_flags(cmd)
+    add_format_option(cmd, "table", "json")
+    add_graph_options(cmd)
     cmd.set_defaults(func=run_reprocess)
 
 

@@ -20,6 +20,7 @@ import orjson
 from shared.catalog.products import catalog
 from shared.cli.env import cli_environment
 from shared.cli.files import output
+from shared.cli.options import add_format_option, add_graph_options, add_out_option
 from shared.cli.progress import Progress
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 from shared.ports.directory import USER_SELECT, Directory, DirectoryError
@@ -48,20 +49,6 @@ class LiveError(Exception):
     """The tenant cannot be read (bad URL or token, Graph refused): one line, exit 2."""
 
 
-def add_graph_flags(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument(
-        "--graph-base-url",
-        metavar="URL",
-        help="Graph base URL (default: GRAPH_BASE_URL, else https://graph.microsoft.com/v1.0)",
-    )
-    cmd.add_argument(
-        "--token",
-        metavar="TOKEN",
-        help="a static bearer token (graphsim; default: GRAPH_STATIC_TOKEN, else az login)",
-    )
-    cmd.add_argument("--quiet", action="store_true", help="no progress on standard error")
-
-
 def add_live_commands(commands: Any) -> None:
     snapshot = commands.add_parser(
         "snapshot",
@@ -72,9 +59,9 @@ def add_live_commands(commands: Any) -> None:
             "snapshot JSON file that `license-guard evaluate` reads."
         ),
     )
-    snapshot.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    snapshot.add_argument("--format", choices=("json",), default="json", help="json (default)")
-    add_graph_flags(snapshot)
+    add_out_option(snapshot)
+    add_format_option(snapshot, "json")
+    add_graph_options(snapshot)
     snapshot.set_defaults(func=run_snapshot)
 
     reconcile = commands.add_parser(
@@ -90,10 +77,8 @@ def add_live_commands(commands: Any) -> None:
     reconcile.add_argument(
         "--dry-run", action="store_true", help="write nothing; print what the run would do"
     )
-    reconcile.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
-    add_graph_flags(reconcile)
+    add_format_option(reconcile, "table", "json")
+    add_graph_options(reconcile)
     reconcile.set_defaults(func=run_reconcile)
 
 
@@ -106,11 +91,9 @@ def add_paths_report(kinds: Any) -> None:
             "per user x SKU x path, the header `license-guard evaluate --format csv` uses."
         ),
     )
-    cmd.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    cmd.add_argument(
-        "--format", choices=("csv", "json"), default="csv", help="csv (default) or json"
-    )
-    add_graph_flags(cmd)
+    add_out_option(cmd)
+    add_format_option(cmd, "csv", "json")
+    add_graph_options(cmd)
     cmd.set_defaults(func=run_paths)
 
 

@@ -1,7 +1,8 @@
 """The `license-guard` argument parser: every command, its flags and help, and `--version`.
 
 The snapshot commands' flags are here; the live, preflight, reprocess and html commands add
-their own (`add_*_command` in their modules). Each command's `func` is what `main` runs.
+their own (`add_*_command` in their modules), and flags several commands share come from
+`shared.cli.options`. Each command's `func` is what `main` runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from shared.cli.act import add_reprocess_command
 from shared.cli.live import add_live_commands, add_paths_report
+from shared.cli.options import add_format_option, add_out_option, add_snapshot_option
 from shared.cli.preflight_args import add_preflight_command
 from shared.cli.report import add_html_report
 from shared.cli.snapshot_commands import run_diff, run_evaluate, run_migration, run_whatif
@@ -37,18 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
             "assignments, compare them with what Graph reports, and list findings with fixes."
         ),
     )
-    evaluate_cmd.add_argument(
-        "--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON (see README)"
+    add_snapshot_option(evaluate_cmd, "tenant snapshot JSON (see README)")
+    add_format_option(
+        evaluate_cmd,
+        "table",
+        "json",
+        "csv",
+        text="table (default): readable summary; json: full document; csv: assignment paths",
     )
-    evaluate_cmd.add_argument(
-        "--format",
-        choices=("table", "json", "csv"),
-        default="table",
-        help="table (default): readable summary; json: full document; csv: assignment paths",
-    )
-    evaluate_cmd.add_argument(
-        "--out", metavar="FILE", help="write to FILE instead of standard output"
-    )
+    add_out_option(evaluate_cmd)
     evaluate_cmd.add_argument(
         "--all",
         action="store_true",
@@ -71,9 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_paths_report(kinds)
     add_html_report(kinds)
     return parser
-
-
-_OUT_HELP = "write to FILE instead of standard output"
 
 
 _EXIT_EPILOG = (
@@ -175,7 +171,7 @@ def _add_whatif(commands: Any) -> None:
         ),
         epilog=_WHATIF_EPILOG,
     )
-    cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
+    add_snapshot_option(cmd)
     for flag, nargs, metavar, const, text in _CHANGE_FLAGS:
         cmd.add_argument(
             flag,
@@ -186,10 +182,8 @@ def _add_whatif(commands: Any) -> None:
             dest="changes",
             help=text,
         )
-    cmd.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
-    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    add_format_option(cmd, "table", "json")
+    add_out_option(cmd)
     cmd.set_defaults(func=run_whatif, changes=[])
 
 
@@ -207,10 +201,8 @@ def _add_diff(commands: Any) -> None:
     )
     cmd.add_argument("old", metavar="OLD", help="the earlier tenant snapshot JSON")
     cmd.add_argument("new", metavar="NEW", help="the later tenant snapshot JSON")
-    cmd.add_argument(
-        "--format", choices=("table", "json"), default="table", help="table (default) or json"
-    )
-    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    add_format_option(cmd, "table", "json")
+    add_out_option(cmd)
     cmd.set_defaults(func=run_diff)
 
 
@@ -225,12 +217,13 @@ def _add_migration(kinds: Any) -> None:
             "with a suggested licensing group for each."
         ),
     )
-    cmd.add_argument("--snapshot", required=True, metavar="FILE", help="tenant snapshot JSON")
-    cmd.add_argument(
-        "--format",
-        choices=("table", "json", "csv"),
-        default="table",
-        help="table (default), json, or csv (one row per direct assignment)",
+    add_snapshot_option(cmd)
+    add_format_option(
+        cmd,
+        "table",
+        "json",
+        "csv",
+        text="table (default), json, or csv (one row per direct assignment)",
     )
     cmd.add_argument(
         "--script",
@@ -240,7 +233,7 @@ def _add_migration(kinds: Any) -> None:
             "direct assignments proven safe (ps1: Microsoft Graph PowerShell; sh: az rest)"
         ),
     )
-    cmd.add_argument("--out", metavar="FILE", help=_OUT_HELP)
+    add_out_option(cmd)
     cmd.set_defaults(func=run_migration)
 
 

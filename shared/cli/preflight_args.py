@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shared.cli.live import add_graph_flags
+from shared.cli.options import add_graph_options
 from shared.platform.settings import MODES
 
 
@@ -32,5 +32,5 @@ def add_preflight_command(commands: Any) -> None:
     cmd.add_argument(
         "--mode", choices=MODES, help="check for this mode (default: LICENSE_GUARD_MODE)"
     )
-    add_graph_flags(cmd)
+    add_graph_options(cmd)
     cmd.set_defaults(func=run_preflight_command)

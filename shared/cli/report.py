@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli.files import load_tenant
-from shared.cli.live import LiveError, add_graph_flags, run_scan
+from shared.cli.live import LiveError, run_scan
+from shared.cli.options import add_graph_options
 from shared.cli.progress import Progress
 from shared.platform.setting_values import parse_sku_prices as sku_prices
 from shared.platform.settings import StorageConnection
@@ -57,7 +58,7 @@ def add_html_report(kinds: Any) -> None:
         metavar="N",
         help=f"finding rows kept per code and migration rows per kind (default {ROWS_PER_CODE})",
     )
-    add_graph_flags(cmd)
+    add_graph_options(cmd)
     cmd.set_defaults(func=run_html)
 
 

@@ -80,10 +80,8 @@ class CapabilityLoss:
     @property
     def group_ids(self) -> tuple[str, ...]:
         """Groups whose paths granted the capability before, in first-seen order."""
-        seen: dict[str, None] = {}
-        for grant in self.before:
-            seen.update((g, None) for g in grant.group_ids if g is not None)
-        return tuple(seen)
+        ids = (g for grant in self.before for g in grant.group_ids if g is not None)
+        return tuple(dict.fromkeys(ids))
 
     @property
     def had_direct(self) -> bool:

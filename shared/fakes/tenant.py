@@ -147,10 +147,16 @@ class FakeTenant:
         self.audits.append(entry)
         return entry
 
-    def _member_target(self, member_id: str, mtype: str) -> JSON:
+    def _record_membership(
+        self, activity: str, group_id: str, member_id: str, mtype: str, actor: str | None
+    ) -> None:
+        """The audit entry of a membership change: the member (user or group), then the group."""
         if mtype == USER_TYPE:
-            return audit_target(self.users.get(member_id) or {"id": member_id}, "User")
-        return audit_target(self.groups.get(member_id) or {"id": member_id}, "Group")
+            member = audit_target(self.users.get(member_id) or {"id": member_id}, "User")
+        else:
+            member = audit_target(self.groups.get(member_id) or {"id": member_id}, "Group")
+        group = audit_target(self.groups[group_id], "Group")
+        self.record_audit(activity, [member, group], actor=actor)
 
     def add_member(self, group_id: str, user_id: str, *, actor: str | None = None) -> None:
         members = self.members[group_id]
@@ -159,14 +165,7 @@ class FakeTenant:
         mtype = USER_TYPE if user_id in self.users else "#microsoft.graph.group"
         members.append({"@odata.type": mtype, "id": user_id})
         self._log.append((group_id, ADDED, user_id))
-        self.record_audit(
-            "Add member to group",
-            [
-                self._member_target(user_id, mtype),
-                audit_target(self.groups[group_id], "Group"),
-            ],
-            actor=actor,
-        )
+        self._record_membership("Add member to group", group_id, user_id, mtype, actor)
 
     def remove_member(self, group_id: str, user_id: str, *, actor: str | None = None) -> None:
         members = self.members[group_id]
@@ -176,14 +175,7 @@ class FakeTenant:
         mtype = next(m["@odata.type"] for m in members if m["id"] == user_id)
         self.members[group_id] = kept
         self._log.append((group_id, REMOVED, user_id))
-        self.record_audit(
-            "Remove member from group",
-            [
-                self._member_target(user_id, mtype),
-                audit_target(self.groups[group_id], "Group"),
-            ],
-            actor=actor,
-        )
+        self._record_membership("Remove member from group", group_id, user_id, mtype, actor)
 
     def set_group_licenses(
         self, group_id: str, assigned: list[JSON], *, actor: str | None = None
