@@ -39,6 +39,18 @@ async def baseline(world: World) -> None:
     world.directory.sent_mail.clear()
 
 
+async def world_with_findings(
+    *findings: Finding, after: float = GRACE_SECONDS, **settings: str
+) -> World:
+    """Alerts on (with `settings`), the baseline done, `findings` recorded, then `after`
+    seconds passed."""
+    world = alert_world(**settings)
+    await baseline(world)
+    record(world, *findings)
+    world.clock.advance(after)
+    return world
+
+
 def error(
     user_id: str,
     code: str = "CountViolation",
