@@ -46,6 +46,7 @@ from shared.ports.directory import (
 from shared.service.reconcile.scan import user_total
 from tests.credentials import MintingCredential
 from tests.graphsim.receiver import receiver
+from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -841,11 +842,7 @@ async def test_graph_429_inside_batch_is_resent_after_retry_after(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await asyncio.sleep(0)
+    sleep = Sleeps()
 
     sim.set_faults(rate429=0.3, retryAfter=2, seed=5)
     async with await graph_directory(url, sleep=sleep) as directory:
@@ -854,19 +851,16 @@ async def test_graph_429_inside_batch_is_resent_after_retry_after(
     assert set(found) == set(EXTRA_USERS[:45])
     seen = statuses(sim, "GET /users/{id}")
     assert seen.get("429", 0) >= 1
-    assert waits
-    assert all(w == 2.0 for w in waits)  # the items' own Retry-After
-    assert statuses(sim, "POST /$batch")["200"] >= 3 + len(waits)  # 48 items: 3 batches
+    assert sleep.waits
+    assert all(w == 2.0 for w in sleep.waits)  # the items' own Retry-After
+    assert statuses(sim, "POST /$batch")["200"] >= 3 + len(sleep.waits)  # 48 items: 3 batches
 
 
 async def test_graph_batch_items_still_throttled_raise_a_transient_error(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
+    sleep = Sleeps()
 
     sim.set_faults(rate429=1.0, retryAfter=3, seed=1)
     async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
@@ -876,7 +870,7 @@ async def test_graph_batch_items_still_throttled_raise_a_transient_error(
     assert err.value.status == 429
     assert err.value.is_transient
     assert err.value.retry_after == 3.0
-    assert waits == [3.0, 3.0]
+    assert sleep.waits == [3.0, 3.0]
 
 
 async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimClient]) -> None:
@@ -925,16 +919,13 @@ async def test_graph_reads_are_retried_after_a_dropped_connection(
     """The SDK retries 429/503/504, not a reset or a stale keep-alive: the adapter does, with
     backoff, for reads; a write whose answer was lost is not repeated blindly."""
     url, sim = graphsim
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
+    sleep = Sleeps()
 
     sim.set_faults(next=["reset", "reset"])
     async with await graph_directory(url, sleep=sleep) as directory:
         org = await directory.organization()
         assert org is not None
-        assert waits == [0.5, 1.0]
+        assert sleep.waits == [0.5, 1.0]
         sim.set_faults(next=["applyReset"])
         with pytest.raises(DirectoryError) as err:
             await directory.reprocess_license_assignment(next(iter(USERS)))

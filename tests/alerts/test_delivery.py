@@ -14,7 +14,6 @@ from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger
 from tests.alerts.world import (
     GRACE_SECONDS,
-    Sleeps,
     baseline,
     error,
     header,
@@ -24,6 +23,7 @@ from tests.alerts.world import (
     world_with_findings,
 )
 from tests.service.world import IRVIN, JONI, build_world
+from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 

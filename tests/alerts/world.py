@@ -100,13 +100,3 @@ def header(mail: dict[str, Any], name: str = "x-license-guard-digest") -> str | 
         if h["name"] == name:
             return str(h["value"])
     return None
-
-
-class Sleeps:
-    """A sleep that records how long it was asked to wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
