@@ -22,7 +22,8 @@ import asyncio
 import copy
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -821,16 +822,25 @@ def statuses(sim: SimClient, key: str) -> dict[str, int]:
     return sim.counters().get(key, {})
 
 
+@contextmanager
+def throttled(sim: SimClient, **faults: Any) -> Iterator[None]:
+    """graphsim answers with `faults` inside the block; its 429s are off again after it."""
+    sim.set_faults(**faults)
+    try:
+        yield
+    finally:
+        sim.set_faults(rate429=0)
+
+
 async def test_graph_429_on_a_plain_call_is_retried_by_the_middleware(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    sim.set_faults(rate429=0.5, retryAfter=1, seed=3)
-    async with await graph_directory(url) as directory:
-        started = time.monotonic()
-        orgs = [await directory.organization() for _ in range(3)]
-        elapsed = time.monotonic() - started
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=0.5, retryAfter=1, seed=3):
+        async with await graph_directory(url) as directory:
+            started = time.monotonic()
+            orgs = [await directory.organization() for _ in range(3)]
+            elapsed = time.monotonic() - started
     assert all(o is not None and o["id"] == TENANT["organization"][0]["id"] for o in orgs)
     seen = statuses(sim, "GET /organization")
     assert seen.get("429", 0) >= 1
@@ -844,10 +854,9 @@ async def test_graph_429_inside_batch_is_resent_after_retry_after(
     url, sim = graphsim
     sleep = Sleeps()
 
-    sim.set_faults(rate429=0.3, retryAfter=2, seed=5)
-    async with await graph_directory(url, sleep=sleep) as directory:
-        found = await directory.users_by_id(EXTRA_USERS[:45] + UNKNOWN)
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=0.3, retryAfter=2, seed=5):
+        async with await graph_directory(url, sleep=sleep) as directory:
+            found = await directory.users_by_id(EXTRA_USERS[:45] + UNKNOWN)
     assert set(found) == set(EXTRA_USERS[:45])
     seen = statuses(sim, "GET /users/{id}")
     assert seen.get("429", 0) >= 1
@@ -862,11 +871,10 @@ async def test_graph_batch_items_still_throttled_raise_a_transient_error(
     url, sim = graphsim
     sleep = Sleeps()
 
-    sim.set_faults(rate429=1.0, retryAfter=3, seed=1)
-    async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
-        with pytest.raises(DirectoryError) as err:
-            await directory.users_by_id(EXTRA_USERS[:5])
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=1.0, retryAfter=3, seed=1):
+        async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
+            with pytest.raises(DirectoryError) as err:
+                await directory.users_by_id(EXTRA_USERS[:5])
     assert err.value.status == 429
     assert err.value.is_transient
     assert err.value.retry_after == 3.0
