@@ -15,6 +15,7 @@ import pytest
 from shared.cli.main import main
 from shared.render.csvsafe import safe_cell
 from shared.render.paths import CSV_HEADER
+from tests.cli.output import assert_shows
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 
@@ -231,8 +232,7 @@ def test_a_licensed_group_without_a_members_list_is_bad_input(
 
     assert status == 2
     assert out == ""
-    assert "group 'Licensing_Office365_E3_Base'" in err
-    assert "missing required list 'members'" in err
+    assert_shows(err, "group 'Licensing_Office365_E3_Base'", "missing required list 'members'")
 
 
 def test_an_explicitly_empty_member_list_is_evaluated(

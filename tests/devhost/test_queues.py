@@ -76,8 +76,7 @@ def test_failing_message_goes_to_poison_after_max_dequeue_count(
 def test_max_dequeue_count_comes_from_host_json(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(host_json={"extensions": {"queues": {"maxDequeueCount": 2}}})
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("twice")
+    host = failing_twice(make_host, azurite, queues, "twice")
     host.wait_idle(timeout=15)
     assert [n for _, n in sample_app.failed_attempts] == [1, 2]
     assert decoded_contents(azurite, f"{queues['SAMPLE_FAIL_QUEUE']}-poison") == ["twice"]
@@ -89,17 +88,14 @@ def failing_twice(
     queues: dict[str, str],
     message: str,
     *,
-    visibility_timeout: str,
+    visibility_timeout: str | None = None,
 ) -> DevHost:
-    """A host that tries a queue message twice, `visibility_timeout` apart, with `message` sent
-    to the queue whose function always fails."""
-    host = make_host(
-        host_json={
-            "extensions": {
-                "queues": {"maxDequeueCount": 2, "visibilityTimeout": visibility_timeout}
-            }
-        }
-    )
+    """A host that tries a queue message twice (`visibility_timeout` apart, if given), with
+    `message` sent to the queue whose function always fails."""
+    queue_settings: dict[str, Any] = {"maxDequeueCount": 2}
+    if visibility_timeout is not None:
+        queue_settings["visibilityTimeout"] = visibility_timeout
+    host = make_host(host_json={"extensions": {"queues": queue_settings}})
     sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message(message)
     return host
 
@@ -118,8 +114,7 @@ def test_visibility_timeout_delays_the_retry(
 def test_default_visibility_timeout_retries_at_once(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(host_json={"extensions": {"queues": {"maxDequeueCount": 2}}})
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("soon")
+    host = failing_twice(make_host, azurite, queues, "soon")
     host.wait_idle(timeout=15)
     first, second = host.invocations_of("always_fails")
     assert first.ended is not None
