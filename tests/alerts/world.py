@@ -44,7 +44,7 @@ async def world_with_findings(
 ) -> World:
     """Alerts on (with `settings`), the baseline done, `findings` recorded, then `after`
     seconds passed."""
-    world = alert_world(**settings)
+    world = alert_world(None, **settings)
     await baseline(world)
     record(world, *findings)
     world.clock.advance(after)
