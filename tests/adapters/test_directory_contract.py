@@ -22,7 +22,8 @@ import asyncio
 import copy
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -46,6 +47,7 @@ from shared.ports.directory import (
 from shared.service.reconcile.scan import user_total
 from tests.credentials import MintingCredential
 from tests.graphsim.receiver import receiver
+from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -820,16 +822,25 @@ def statuses(sim: SimClient, key: str) -> dict[str, int]:
     return sim.counters().get(key, {})
 
 
+@contextmanager
+def throttled(sim: SimClient, **faults: Any) -> Iterator[None]:
+    """graphsim answers with `faults` inside the block; its 429s are off again after it."""
+    sim.set_faults(**faults)
+    try:
+        yield
+    finally:
+        sim.set_faults(rate429=0)
+
+
 async def test_graph_429_on_a_plain_call_is_retried_by_the_middleware(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    sim.set_faults(rate429=0.5, retryAfter=1, seed=3)
-    async with await graph_directory(url) as directory:
-        started = time.monotonic()
-        orgs = [await directory.organization() for _ in range(3)]
-        elapsed = time.monotonic() - started
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=0.5, retryAfter=1, seed=3):
+        async with await graph_directory(url) as directory:
+            started = time.monotonic()
+            orgs = [await directory.organization() for _ in range(3)]
+            elapsed = time.monotonic() - started
     assert all(o is not None and o["id"] == TENANT["organization"][0]["id"] for o in orgs)
     seen = statuses(sim, "GET /organization")
     assert seen.get("429", 0) >= 1
@@ -841,42 +852,33 @@ async def test_graph_429_inside_batch_is_resent_after_retry_after(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    waits: list[float] = []
+    sleep = Sleeps()
 
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await asyncio.sleep(0)
-
-    sim.set_faults(rate429=0.3, retryAfter=2, seed=5)
-    async with await graph_directory(url, sleep=sleep) as directory:
-        found = await directory.users_by_id(EXTRA_USERS[:45] + UNKNOWN)
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=0.3, retryAfter=2, seed=5):
+        async with await graph_directory(url, sleep=sleep) as directory:
+            found = await directory.users_by_id(EXTRA_USERS[:45] + UNKNOWN)
     assert set(found) == set(EXTRA_USERS[:45])
     seen = statuses(sim, "GET /users/{id}")
     assert seen.get("429", 0) >= 1
-    assert waits
-    assert all(w == 2.0 for w in waits)  # the items' own Retry-After
-    assert statuses(sim, "POST /$batch")["200"] >= 3 + len(waits)  # 48 items: 3 batches
+    assert sleep.waits
+    assert all(w == 2.0 for w in sleep.waits)  # the items' own Retry-After
+    assert statuses(sim, "POST /$batch")["200"] >= 3 + len(sleep.waits)  # 48 items: 3 batches
 
 
 async def test_graph_batch_items_still_throttled_raise_a_transient_error(
     graphsim: tuple[str, SimClient],
 ) -> None:
     url, sim = graphsim
-    waits: list[float] = []
+    sleep = Sleeps()
 
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    sim.set_faults(rate429=1.0, retryAfter=3, seed=1)
-    async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
-        with pytest.raises(DirectoryError) as err:
-            await directory.users_by_id(EXTRA_USERS[:5])
-    sim.set_faults(rate429=0)
+    with throttled(sim, rate429=1.0, retryAfter=3, seed=1):
+        async with await graph_directory(url, sleep=sleep, max_batch_resends=2) as directory:
+            with pytest.raises(DirectoryError) as err:
+                await directory.users_by_id(EXTRA_USERS[:5])
     assert err.value.status == 429
     assert err.value.is_transient
     assert err.value.retry_after == 3.0
-    assert waits == [3.0, 3.0]
+    assert sleep.waits == [3.0, 3.0]
 
 
 async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimClient]) -> None:
@@ -925,16 +927,13 @@ async def test_graph_reads_are_retried_after_a_dropped_connection(
     """The SDK retries 429/503/504, not a reset or a stale keep-alive: the adapter does, with
     backoff, for reads; a write whose answer was lost is not repeated blindly."""
     url, sim = graphsim
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
+    sleep = Sleeps()
 
     sim.set_faults(next=["reset", "reset"])
     async with await graph_directory(url, sleep=sleep) as directory:
         org = await directory.organization()
         assert org is not None
-        assert waits == [0.5, 1.0]
+        assert sleep.waits == [0.5, 1.0]
         sim.set_faults(next=["applyReset"])
         with pytest.raises(DirectoryError) as err:
             await directory.reprocess_license_assignment(next(iter(USERS)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -32,8 +31,8 @@ from shared.ports.directory import DirectoryError
 from tests.credentials import TEST_APP_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import receiver
+from tests.python_run import run_module
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "graphsim-signing-secret-for-the-tests-0123456789"
 GLOBAL_SCOPE = ("https://graph.microsoft.com/.default",)
 SCHEDULES = (
@@ -255,21 +254,13 @@ def test_the_cli_without_a_token_signs_in_with_a_credential_and_fails_clearly() 
         "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
         "PATH": str(Path(sys.executable).parent),
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared",
-            "snapshot",
-            "--graph-base-url",
-            "https://graph.microsoft.us/v1.0",
-        ],
-        capture_output=True,
-        text=True,
+    done = run_module(
+        "shared",
+        "snapshot",
+        "--graph-base-url",
+        "https://graph.microsoft.us/v1.0",
         env=env,
-        cwd=ROOT,
         timeout=60,
-        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

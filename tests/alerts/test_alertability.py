@@ -6,7 +6,16 @@ import pytest
 
 from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
-from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, html, mails, record
+from tests.alerts.world import (
+    GRACE_SECONDS,
+    alert_world,
+    baseline,
+    error,
+    html,
+    mails,
+    record,
+    world_with_findings,
+)
 from tests.service.world import (
     DIEGO,
     E3_BASE,
@@ -35,12 +44,19 @@ def pending(user_id: str, group_id: str = E3_BASE) -> object:
     )
 
 
-async def test_a_pending_assignment_in_a_group_still_processing_is_not_alerted() -> None:
+async def pending_while_processing(after: float) -> World:
+    """Diego's pending assignment recorded while E3 Base is queued for processing (after the
+    baseline), then `after` seconds passed."""
     world = alert_world()
     await baseline(world)
     processing(world, E3_BASE, "QueuedForProcessing")
     record(world, pending(DIEGO))  # type: ignore[arg-type]
-    world.clock.advance(6 * 3600)
+    world.clock.advance(after)
+    return world
+
+
+async def test_a_pending_assignment_in_a_group_still_processing_is_not_alerted() -> None:
+    world = await pending_while_processing(6 * 3600)
 
     outcome = await run_digest(world.svc)
 
@@ -49,11 +65,7 @@ async def test_a_pending_assignment_in_a_group_still_processing_is_not_alerted()
 
 
 async def test_a_pending_assignment_is_alerted_after_the_24_hour_fallback() -> None:
-    world = alert_world()
-    await baseline(world)
-    processing(world, E3_BASE, "QueuedForProcessing")
-    record(world, pending(DIEGO))  # type: ignore[arg-type]
-    world.clock.advance(DAY)
+    world = await pending_while_processing(DAY)
 
     outcome = await run_digest(world.svc)
 
@@ -62,11 +74,7 @@ async def test_a_pending_assignment_is_alerted_after_the_24_hour_fallback() -> N
 
 
 async def test_a_pending_assignment_is_alerted_once_the_group_completed_and_it_persists() -> None:
-    world = alert_world()
-    await baseline(world)
-    processing(world, E3_BASE, "QueuedForProcessing")
-    record(world, pending(DIEGO))  # type: ignore[arg-type]
-    world.clock.advance(GRACE_SECONDS)
+    world = await pending_while_processing(GRACE_SECONDS)
     assert (await run_digest(world.svc)).status == "nothing-new"
     processing(world, E3_BASE, "ProcessingComplete")
 
@@ -100,10 +108,9 @@ async def test_a_sku_swap_in_progress_is_not_alerted_until_the_swap_grace_passes
 
 
 async def test_a_conflict_without_a_swap_is_alerted_after_the_normal_grace() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(JONI, "MutuallyExclusiveViolation", sku=EMS, group=E3_TEAMS))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(
+        error(JONI, "MutuallyExclusiveViolation", sku=EMS, group=E3_TEAMS)
+    )
 
     assert (await run_digest(world.svc)).new == 1
 

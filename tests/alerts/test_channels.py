@@ -83,7 +83,13 @@ def finding(n: int, severity: str = "error", status: str = "new") -> ChannelFind
     )
 
 
-def payload(findings: list[ChannelFinding], minimum: str = "info") -> dict[str, Any]:
+def payload(
+    findings: list[ChannelFinding],
+    minimum: str = "info",
+    *,
+    report_url: str | None = REPORT,
+    open_counts: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     return webhook_payload(
         digest_id="digest-1",
         kind="digest",
@@ -92,7 +98,8 @@ def payload(findings: list[ChannelFinding], minimum: str = "info") -> dict[str, 
         generated_at=NOW.isoformat(),
         findings=findings,
         minimum=minimum,
-        report_url=REPORT,
+        report_url=report_url,
+        open_counts=open_counts,
     )
 
 
@@ -180,16 +187,7 @@ def test_the_webhook_counts_every_open_finding_it_is_given_not_only_those_it_lis
     listed = [finding(1, "error"), finding(2, "warning")]
 
     def document(minimum: str) -> dict[str, Any]:
-        return webhook_payload(
-            digest_id="digest-1",
-            kind="digest",
-            tenant="Contoso",
-            title="t",
-            generated_at=NOW.isoformat(),
-            findings=listed,
-            minimum=minimum,
-            open_counts=open_counts,
-        )
+        return payload(listed, minimum, report_url=None, open_counts=open_counts)
 
     jsonschema.validate(document("info"), SCHEMA)
     assert document("info")["counts"] == {"new": 2, "resolved": 0, "open": 12}

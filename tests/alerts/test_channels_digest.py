@@ -38,12 +38,24 @@ SECRET = "shared-secret-for-the-test-receiver"
 pytestmark = pytest.mark.anyio
 
 
+async def channel_world(
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    urls: dict[str, str],
+    channels: list[dict[str, str]],
+) -> World:
+    """Alerts on with `channels`; each secret in `urls` names a path on the receiver. The
+    baseline is done."""
+    for secret_name, path in urls.items():
+        monkeypatch.setenv(secret_name, receiver.url + path)
+    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
+    await baseline(world)
+    return world
+
+
 async def test_the_digest_goes_to_every_channel_once(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ALERT_TEAMS_URL", receiver.url + "/teams")
-    monkeypatch.setenv("ALERT_SLACK_URL", receiver.url + "/fail-slack")
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
     monkeypatch.setenv("ALERT_WEBHOOK_SECRET", SECRET)
     channels = [
         {"type": "teams", "urlSecretName": "ALERT_TEAMS_URL", "minSeverity": "warning"},
@@ -55,8 +67,12 @@ async def test_the_digest_goes_to_every_channel_once(
             "minSeverity": "info",
         },
     ]
-    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
-    await baseline(world)
+    urls = {
+        "ALERT_TEAMS_URL": "/teams",
+        "ALERT_SLACK_URL": "/fail-slack",
+        "ALERT_WEBHOOK_URL": "/hook",
+    }
+    world = await channel_world(receiver, monkeypatch, urls, channels)
     receiver.posts.clear()
     record(world, error(IRVIN), error(JONI))
     world.clock.advance(GRACE_SECONDS)
@@ -85,14 +101,12 @@ async def test_the_digest_goes_to_every_channel_once(
 async def test_the_webhook_counts_every_open_finding_not_only_the_new_ones_it_lists(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ALERT_ALL_URL", receiver.url + "/all")
-    monkeypatch.setenv("ALERT_ERRORS_URL", receiver.url + "/errors")
     channels = [
         {"type": "webhook", "urlSecretName": "ALERT_ALL_URL", "minSeverity": "info"},
         {"type": "webhook", "urlSecretName": "ALERT_ERRORS_URL", "minSeverity": "error"},
     ]
-    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
-    await baseline(world)
+    urls = {"ALERT_ALL_URL": "/all", "ALERT_ERRORS_URL": "/errors"}
+    world = await channel_world(receiver, monkeypatch, urls, channels)
     # five open findings (two of them warnings) reported by an earlier digest ...
     record(
         world,
@@ -127,10 +141,8 @@ async def test_the_webhook_counts_every_open_finding_not_only_the_new_ones_it_li
 async def test_an_immediate_alert_counts_the_open_findings_as_the_digest_does(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
     channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
-    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
-    await baseline(world)
+    world = await channel_world(receiver, monkeypatch, {"ALERT_WEBHOOK_URL": "/hook"}, channels)
     record(world, error(ADELE), error(DIEGO), error(ALEX, severity=WARNING))
     world.clock.advance(GRACE_SECONDS)
     assert (await run_digest(world.svc)).status == "sent"
@@ -155,10 +167,9 @@ async def test_an_immediate_alert_counts_the_open_findings_as_the_digest_does(
 async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ALERT_SLACK_URL", receiver.url + "/fail-slack")
     channels = [{"type": "slack", "name": "ops", "urlSecretName": "ALERT_SLACK_URL"}]
-    world = alert_world(ALERT_CHANNELS=json.dumps(channels))
-    await baseline(world)
+    urls = {"ALERT_SLACK_URL": "/fail-slack"}
+    world = await channel_world(receiver, monkeypatch, urls, channels)
     # the baseline summary and two digests: three failed posts in a row
     for n, user in enumerate((IRVIN, JONI)):
         record(world, error(user))

@@ -14,16 +14,16 @@ from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger
 from tests.alerts.world import (
     GRACE_SECONDS,
-    Sleeps,
-    alert_world,
     baseline,
     error,
     header,
     mails,
     prime,
     record,
+    world_with_findings,
 )
 from tests.service.world import IRVIN, JONI, build_world
+from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -44,10 +44,7 @@ class CrashAfterAcceptance(FakeDirectory):
 
 
 async def test_a_503_is_retried_after_retry_after_and_the_digest_arrives_once() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     world.directory.fail_next_send_mail(503, retry_after=7)
     sleeps = Sleeps()
 
@@ -61,10 +58,7 @@ async def test_a_503_is_retried_after_retry_after_and_the_digest_arrives_once() 
 
 
 async def test_a_digest_that_fails_every_attempt_arrives_at_the_next_run_with_the_same_id() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     for _ in range(3):
         world.directory.fail_next_send_mail(429, retry_after=2)
 
@@ -82,10 +76,7 @@ async def test_a_digest_that_fails_every_attempt_arrives_at_the_next_run_with_th
 
 
 async def test_a_forbidden_send_is_not_retried() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     world.directory.fail_next_send_mail(403)
     sleeps = Sleeps()
 
@@ -131,10 +122,7 @@ async def test_a_crash_between_acceptance_and_the_state_write_sends_the_digest_o
 async def test_a_lost_answer_on_create_or_send_still_sends_exactly_one_mail(step: str) -> None:
     """Graph carried out the call and the answer was lost (a reset, a 503 after the write):
     the retry finds the draft by its Message-ID, or meets 404 for a sent draft."""
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     world.directory.lose_next_answer(step)
     created = world.directory.requests["create_draft"]
 
@@ -149,10 +137,7 @@ async def test_a_lost_answer_on_create_or_send_still_sends_exactly_one_mail(step
 
 
 async def test_the_mail_is_multipart_alternative_with_text_and_html() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
 
     outcome = await run_digest(world.svc, sleep=Sleeps())
 

@@ -17,6 +17,7 @@ from tests.alerts.world import (
     html,
     mails,
     record,
+    world_with_findings,
 )
 from tests.service.world import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 
@@ -51,10 +52,7 @@ async def test_the_first_run_mails_one_baseline_summary_then_digests_report_only
 
 
 async def test_a_new_error_is_mailed_once_as_one_grouped_row_with_the_users_named() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN), error(JONI))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN), error(JONI))
 
     outcome = await run_digest(world.svc)
     [mail] = mails(world)
@@ -78,10 +76,7 @@ async def test_a_new_error_is_mailed_once_as_one_grouped_row_with_the_users_name
 
 
 async def test_an_error_within_its_grace_is_not_mailed_yet() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS - 60)
+    world = await world_with_findings(error(IRVIN), after=GRACE_SECONDS - 60)
 
     outcome = await run_digest(world.svc)
 
@@ -90,10 +85,7 @@ async def test_an_error_within_its_grace_is_not_mailed_yet() -> None:
 
 
 async def test_a_persisting_error_is_not_mailed_again() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     await run_digest(world.svc)
     world.clock.advance(3600)
     record(world, error(IRVIN))  # found again by a later recompute
@@ -106,10 +98,7 @@ async def test_a_persisting_error_is_not_mailed_again() -> None:
 
 
 async def test_a_resolved_error_is_reported_in_the_next_digest_once() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(error(IRVIN))
     await run_digest(world.svc)
     clear(world, IRVIN)
 
@@ -127,10 +116,7 @@ async def test_a_resolved_error_is_reported_in_the_next_digest_once() -> None:
 
 
 async def test_an_error_that_clears_before_it_was_mailed_is_not_news() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN))
-    world.clock.advance(60)
+    world = await world_with_findings(error(IRVIN), after=60)
     clear(world, IRVIN)
     world.clock.advance(GRACE_SECONDS)
 
@@ -148,10 +134,9 @@ async def test_no_mail_when_nothing_changed() -> None:
 
 
 async def test_the_subject_states_the_counts_and_the_tenant() -> None:
-    world = alert_world()
-    await baseline(world)
-    record(world, error(IRVIN), error(NESTOR, "UniquenessViolation", group=E3_BASE))
-    world.clock.advance(GRACE_SECONDS)
+    world = await world_with_findings(
+        error(IRVIN), error(NESTOR, "UniquenessViolation", group=E3_BASE)
+    )
     await run_digest(world.svc)
     clear(world, NESTOR)
     record(world, error(JONI))

@@ -39,6 +39,18 @@ async def baseline(world: World) -> None:
     world.directory.sent_mail.clear()
 
 
+async def world_with_findings(
+    *findings: Finding, after: float = GRACE_SECONDS, **settings: str
+) -> World:
+    """Alerts on (with `settings`), the baseline done, `findings` recorded, then `after`
+    seconds passed."""
+    world = alert_world(None, **settings)
+    await baseline(world)
+    record(world, *findings)
+    world.clock.advance(after)
+    return world
+
+
 def error(
     user_id: str,
     code: str = "CountViolation",
@@ -88,13 +100,3 @@ def header(mail: dict[str, Any], name: str = "x-license-guard-digest") -> str | 
         if h["name"] == name:
             return str(h["value"])
     return None
-
-
-class Sleeps:
-    """A sleep that records how long it was asked to wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)

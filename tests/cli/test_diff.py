@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
+from tests.cli.output import assert_shows
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
@@ -75,9 +76,12 @@ def test_the_table_says_microsoft_enables_a_new_plan_by_default(
 
     _, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new))
 
-    assert "PRODUCTS CHANGED (1)" in out
-    assert "+ new service plan" in out
-    assert "enables new plans by default, so it reaches Licensing_Office365_E3_Base" in out
+    assert_shows(
+        out,
+        "PRODUCTS CHANGED (1)",
+        "+ new service plan",
+        "enables new plans by default, so it reaches Licensing_Office365_E3_Base",
+    )
 
 
 def test_a_group_dropping_exchange_is_drift_and_a_data_loss_risk(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared.cli.main import EXIT_OK, main
+from tests.cli.output import assert_shows
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
@@ -57,9 +58,12 @@ def test_it_refuses_a_removal_that_would_lose_plans_and_one_with_an_unhealthy_gr
     assert lee not in text  # named in the REFUSED comments, never in a command
     assert lidia not in text
     refused = text.split("# REFUSED (not removed):")[1]
-    assert "Lee Gu <lee.gu@contoso.com>: direct ENTERPRISEPACK: would lose plans" in refused
-    assert "TEAMS1" in refused
-    assert "Lidia Holloway <lidia.holloway@contoso.com>: direct ENTERPRISEPACK: not yet" in refused
+    assert_shows(
+        refused,
+        "Lee Gu <lee.gu@contoso.com>: direct ENTERPRISEPACK: would lose plans",
+        "TEAMS1",
+        "Lidia Holloway <lidia.holloway@contoso.com>: direct ENTERPRISEPACK: not yet",
+    )
 
 
 def test_the_sh_script_uses_az_rest_and_is_valid_shell(

@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +25,8 @@ from shared.cli.preflight import run_preflight
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver
+from tests.python_run import run_module
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "graphsim-preflight-secret-0123456789abcdef"
 ALL_ROLES = [
     "Group.Read.All",
@@ -187,15 +184,7 @@ def test_the_command_line_with_a_token_graphsim_issued(
     ).json()["access_token"]
     env = dict(os.environ) | settings(graph_url, storage, webhook)
     env["GRAPH_STATIC_TOKEN"] = issued
-    done = subprocess.run(
-        [sys.executable, "-m", "shared", "preflight", "--mode", "observe"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = run_module("shared", "preflight", "--mode", "observe", env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mode observe, permission sets: read, alerts" in done.stdout
     assert "appid cli-app" in done.stdout

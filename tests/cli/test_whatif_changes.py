@@ -18,6 +18,7 @@ import pytest
 
 from shared.catalog.plan_conflicts import PlanConflictsError, plan_conflicts, read_plan_conflicts
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
+from tests.cli.output import assert_shows
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
@@ -158,10 +159,13 @@ def test_seats_exhausted_predict_count_violation_for_a_single_user(
     status, out, _ = run(capsys, "--add-sku", "Sales_Team", "EMS")
 
     assert status == EXIT_DATA_LOSS
-    assert "PREDICTED ERRORS (1 user(s) would get an assignment error)" in out
-    assert "ERROR   CountViolation on" in out
-    assert "1 user(s) would newly need a seat, 0 free, SHORT 1: CountViolation" in out
-    assert "predicted CountViolation: 1 users would newly need" in out
+    assert_shows(
+        out,
+        "PREDICTED ERRORS (1 user(s) would get an assignment error)",
+        "ERROR   CountViolation on",
+        "1 user(s) would newly need a seat, 0 free, SHORT 1: CountViolation",
+        "predicted CountViolation: 1 users would newly need",
+    )
 
 
 def test_one_free_seat_for_one_user_predicts_nothing(

@@ -438,16 +438,22 @@ def test_sku_held_only_directly_produces_no_finding() -> None:
 # --------------------------------------------------------------------------- groups
 
 
-def test_nested_group_member_lists_the_users_who_get_nothing() -> None:
-    b = (
+def sales_nested_in_base(other: str, *, nested_in: str) -> TenantBuilder:
+    """Sales (Ann, Bob) nested in Base, where Bob is also a direct member, and `other` (Cy)
+    nested in `nested_in`; Graph has processed every path."""
+    return (
         seed_tenant()
         .member("Sales", "ann", "bob")
-        .member("Sales EU", "cy")
+        .member(other, "cy")
         .member(BASE, "bob")
         .nested(BASE, "Sales")
-        .nested("Sales", "Sales EU")
+        .nested(nested_in, other)
         .processed()
     )
+
+
+def test_nested_group_member_lists_the_users_who_get_nothing() -> None:
+    b = sales_nested_in_base("Sales EU", nested_in="Sales")
 
     finding = only(b, codes.NESTED_GROUP_MEMBER)
 
@@ -459,15 +465,7 @@ def test_nested_group_member_lists_the_users_who_get_nothing() -> None:
 
 
 def test_each_nested_group_of_a_licensed_group_is_its_own_finding() -> None:
-    b = (
-        seed_tenant()
-        .member("Sales", "ann", "bob")
-        .member("Ops", "cy")
-        .member(BASE, "bob")
-        .nested(BASE, "Sales")
-        .nested(BASE, "Ops")
-        .processed()
-    )
+    b = sales_nested_in_base("Ops", nested_in=BASE)
 
     found = sorted(findings_of(b, codes.NESTED_GROUP_MEMBER), key=lambda f: f.message)
 

@@ -698,13 +698,9 @@ _facts = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(_findings, _history, _facts)
-def test_never_more_count_violation_reprocesses_per_sku_than_free_seats(
-    findings: list[Finding], history: dict[str, list[Attempt]], tenant_facts: TenantFacts
+def never_more_count_violation_reprocesses_per_sku_than_free_seats(
+    plan: ReprocessPlan, history: dict[str, list[Attempt]], tenant_facts: TenantFacts
 ) -> None:
-    plan = decide_reprocess(findings, history, tenant_facts)
-
     for sku in (E3, E5):
         for_seats = [
             u
@@ -716,16 +712,31 @@ def test_never_more_count_violation_reprocesses_per_sku_than_free_seats(
         assert len(for_seats) <= tenant_facts.free_seats[sku]
 
 
-@settings(max_examples=200, deadline=None)
-@given(_findings, _history, _facts)
-def test_a_cause_already_attempted_with_equal_evidence_is_never_reprocessed(
-    findings: list[Finding], history: dict[str, list[Attempt]], tenant_facts: TenantFacts
+def a_cause_already_attempted_with_equal_evidence_is_never_reprocessed(
+    plan: ReprocessPlan, history: dict[str, list[Attempt]], tenant_facts: TenantFacts
 ) -> None:
-    plan = decide_reprocess(findings, history, tenant_facts)
-
     for user_id in plan.to_reprocess:
         done = {a.cause for a in history.get(user_id, ()) if a.reprocessed}
         assert not done & set(plan.users[user_id].causes)
+
+
+@pytest.mark.parametrize(
+    "invariant",
+    [
+        never_more_count_violation_reprocesses_per_sku_than_free_seats,
+        a_cause_already_attempted_with_equal_evidence_is_never_reprocessed,
+    ],
+    ids=lambda invariant: invariant.__name__,
+)
+@settings(max_examples=200, deadline=None)
+@given(_findings, _history, _facts)
+def test_every_plan_keeps_the_invariant(
+    invariant: Callable[[ReprocessPlan, dict[str, list[Attempt]], TenantFacts], None],
+    findings: list[Finding],
+    history: dict[str, list[Attempt]],
+    tenant_facts: TenantFacts,
+) -> None:
+    invariant(decide_reprocess(findings, history, tenant_facts), history, tenant_facts)
 
 
 @settings(max_examples=100, deadline=None)

@@ -11,6 +11,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import AzuriteEndpoints
+from devhost.host import DevHost
 from tests.devhost import sample_app
 from tests.devhost.conftest import HostFactory, decoded_contents, raw_contents, sender
 
@@ -75,22 +76,34 @@ def test_failing_message_goes_to_poison_after_max_dequeue_count(
 def test_max_dequeue_count_comes_from_host_json(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(host_json={"extensions": {"queues": {"maxDequeueCount": 2}}})
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("twice")
+    host = failing_twice(make_host, azurite, queues, "twice")
     host.wait_idle(timeout=15)
     assert [n for _, n in sample_app.failed_attempts] == [1, 2]
     assert decoded_contents(azurite, f"{queues['SAMPLE_FAIL_QUEUE']}-poison") == ["twice"]
 
 
+def failing_twice(
+    make_host: HostFactory,
+    azurite: AzuriteEndpoints,
+    queues: dict[str, str],
+    message: str,
+    *,
+    visibility_timeout: str | None = None,
+) -> DevHost:
+    """A host that tries a queue message twice (`visibility_timeout` apart, if given), with
+    `message` sent to the queue whose function always fails."""
+    queue_settings: dict[str, Any] = {"maxDequeueCount": 2}
+    if visibility_timeout is not None:
+        queue_settings["visibilityTimeout"] = visibility_timeout
+    host = make_host(host_json={"extensions": {"queues": queue_settings}})
+    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message(message)
+    return host
+
+
 def test_visibility_timeout_delays_the_retry(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(
-        host_json={
-            "extensions": {"queues": {"maxDequeueCount": 2, "visibilityTimeout": "00:00:02"}}
-        }
-    )
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("later")
+    host = failing_twice(make_host, azurite, queues, "later", visibility_timeout="00:00:02")
     host.wait_idle(timeout=20)
     first, second = host.invocations_of("always_fails")
     assert first.ended is not None
@@ -101,8 +114,7 @@ def test_visibility_timeout_delays_the_retry(
 def test_default_visibility_timeout_retries_at_once(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(host_json={"extensions": {"queues": {"maxDequeueCount": 2}}})
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("soon")
+    host = failing_twice(make_host, azurite, queues, "soon")
     host.wait_idle(timeout=15)
     first, second = host.invocations_of("always_fails")
     assert first.ended is not None
@@ -200,12 +212,7 @@ def test_return_value_output_and_bad_output_types(
 def test_wait_idle_times_out_while_work_remains(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
-    host = make_host(
-        host_json={
-            "extensions": {"queues": {"maxDequeueCount": 2, "visibilityTimeout": "00:00:03"}}
-        }
-    )
-    sender(azurite, queues["SAMPLE_FAIL_QUEUE"]).send_message("slow retry")
+    host = failing_twice(make_host, azurite, queues, "slow retry", visibility_timeout="00:00:03")
     with pytest.raises(TimeoutError, match="not idle"):
         host.wait_idle(timeout=1)
     host.wait_idle(timeout=15)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from shared.adapters.graph_permissions import ALERTS, APP_ROLE_IDS, READ, REPROCESS, grant
 from shared.cli.permissions import command, csv_role_ids, render, roles, wanted_sets
-from tests.infra.bicep import INFRA, ROOT
+from tests.infra.bicep import INFRA
+from tests.python_run import run_module
 
 SCRIPTS = INFRA / "scripts"
 PRINCIPAL = "11111111-2222-4333-8444-555555555555"
@@ -44,12 +44,8 @@ def test_the_committed_role_table_is_what_the_generator_prints(script: str, fmt:
 
 
 def test_the_generator_cli_prints_json_with_names_and_microsoft_ids() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "shared.cli.permissions", "--format", "json", "--enable-mail"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+    out = run_module(
+        "shared.cli.permissions", "--format", "json", "--enable-mail", check=True
     ).stdout
     import json
 

@@ -14,7 +14,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from shared.ports.messages import SyncCompleted, decode_message, encode_message
 from shared.service.stores import ServiceState
 from shared.service.watch import LAST_SYNC
 from tests.e2e.harness import Stack, free_port, load_tenant, running_stack
+from tests.loopback import serving
 
 ONPREM = Path(__file__).resolve().parents[2] / "infra" / "onprem"
 PS1 = ONPREM / "Send-SyncCompleted.ps1"
@@ -313,13 +313,8 @@ class FlakyApp(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def flaky() -> Iterator[tuple[str, type[FlakyApp]]]:
     handler = type("Handler", (FlakyApp,), {"script": [], "seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}{ROUTE}", handler
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(handler) as base_url:
+        yield f"{base_url}{ROUTE}", handler
 
 
 def test_throttling_and_server_errors_are_retried_with_backoff(

@@ -151,25 +151,31 @@ async def redeliver_until_done(world: World, msg: ReprocessUser) -> list[str]:
 # --------------------------------------------------------------------------- defect 1
 
 
-async def test_a_failed_reprocess_call_is_retried_and_calls_once() -> None:
-    world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act")
+@pytest.mark.parametrize(
+    ("fake", "expected"),
+    [
+        pytest.param(
+            ReprocessFailsOnce,
+            ["raised", "called"],
+            id="a-failed-reprocess-call-is-retried-and-calls-once",
+        ),
+        # Graph did it, the answer was lost (503 after apply): the audit log says so.
+        pytest.param(
+            AppliedThenLost,
+            ["raised", "verified"],
+            id="a-lost-response-after-graph-applied-the-reprocess-is-not-called-again",
+        ),
+    ],
+)
+async def test_a_reprocess_that_raised_is_redelivered_and_applied_once(
+    fake: type[FakeDirectory], expected: list[str]
+) -> None:
+    world = build_world(fake=fake, LICENSE_GUARD_MODE="act")
     msg = await queued_reprocess(world)
 
     outcomes = await redeliver_until_done(world, msg)
 
-    assert outcomes == ["raised", "called"]
-    assert world.directory.reprocessed == [IRVIN]
-    assert statuses(world) == [DONE]
-
-
-async def test_a_lost_response_after_graph_applied_the_reprocess_is_not_called_again() -> None:
-    """Graph did it, the answer was lost (503 after apply): the audit log says so."""
-    world = build_world(fake=AppliedThenLost, LICENSE_GUARD_MODE="act")
-    msg = await queued_reprocess(world)
-
-    outcomes = await redeliver_until_done(world, msg)
-
-    assert outcomes == ["raised", "verified"]
+    assert outcomes == expected
     assert world.directory.reprocessed == [IRVIN]
     assert world.directory.requests["reprocess_license_assignment"] == 1
     assert statuses(world) == [DONE]

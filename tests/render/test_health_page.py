@@ -40,6 +40,18 @@ def summary(date: str, by_code: dict[str, int], **extra: Any) -> dict[str, Any]:
     return {"date": date, "run_id": f"{date}-x", "findings_by_code": by_code, **extra}
 
 
+def add_stale_clones(document: dict[str, Any], count: int, *, upn: str, name: str) -> None:
+    """`count` more users in the same stale state as Nestor; `upn` and `name` are formatted
+    with the clone's number `n`."""
+    stale = next(u for u in document["users"] if u["userPrincipalName"].startswith("nestor"))
+    for n in range(count):
+        clone = copy.deepcopy(stale)
+        clone["id"] = f"00000000-0000-4000-8000-{n:012d}"
+        clone["userPrincipalName"] = upn.format(n=n)
+        clone["displayName"] = name.format(n=n)
+        document["users"].append(clone)
+
+
 def sha(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
@@ -122,14 +134,7 @@ def test_the_seat_chart_carries_the_evaluations_numbers() -> None:
 
 def test_tables_are_capped_per_code_and_say_so() -> None:
     document = demo()
-    # 40 more users in the same stale state as an existing one
-    stale = next(u for u in document["users"] if u["userPrincipalName"].startswith("nestor"))
-    for n in range(40):
-        clone = copy.deepcopy(stale)
-        clone["id"] = f"00000000-0000-4000-8000-{n:012d}"
-        clone["userPrincipalName"] = f"clone{n:02d}@contoso.com"
-        clone["displayName"] = f"Clone {n:02d}"
-        document["users"].append(clone)
+    add_stale_clones(document, 40, upn="clone{n:02d}@contoso.com", name="Clone {n:02d}")
 
     html, report = render(document, rows_per_code=5)
 
@@ -288,13 +293,7 @@ def test_a_100k_user_page_stays_small_because_rows_are_capped() -> None:
     code has its 50."""
     document = demo()
     base, _ = render(document)
-    template = next(u for u in document["users"] if u["userPrincipalName"].startswith("nestor"))
-    for n in range(1000):
-        clone = copy.deepcopy(template)
-        clone["id"] = f"00000000-0000-4000-8000-{n:012d}"
-        clone["userPrincipalName"] = f"c{n:04d}@contoso.com"
-        clone["displayName"] = f"C {n:04d}"
-        document["users"].append(clone)
+    add_stale_clones(document, 1000, upn="c{n:04d}@contoso.com", name="C {n:04d}")
     bigger, report = render(document)
 
     assert report.users_scanned == 1023

@@ -21,12 +21,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from tests.credentials import MintingCredential
+from tests.loopback import serving
 
 
 @dataclass
@@ -86,13 +87,6 @@ def _handler(endpoint: IdentityEndpoint) -> type[BaseHTTPRequestHandler]:
 def identity_endpoint(secret: str) -> Iterator[IdentityEndpoint]:
     """The endpoint on a free loopback port, served in a thread until the block ends."""
     endpoint = IdentityEndpoint(url="", header=secrets.token_hex(16), secret=secret)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(endpoint))
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/msi/token"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(endpoint)) as base_url:
+        endpoint.url = f"{base_url}/msi/token"
         yield endpoint
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
