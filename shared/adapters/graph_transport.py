@@ -59,6 +59,15 @@ def _plain(obj: JSON) -> JSON:
     return {k: v for k, v in obj.items() if not k.startswith("@odata.") or k == "@odata.type"}
 
 
+def count_body(raw: bytes | None) -> int:
+    """The number in a text/plain `$count` answer. Microsoft services may start a UTF-8 text
+    body with a byte-order mark (OData leaves it allowed), which `int()` refuses: dropped."""
+    try:
+        return int((raw or b"").decode("utf-8-sig").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -162,10 +171,7 @@ class GraphTransport:
         raw: bytes | None = await self._retrying(
             lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=True
         )
-        try:
-            return int((raw or b"").strip())
-        except ValueError:
-            raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
+        return count_body(raw)
 
     async def _pages(
         self,
