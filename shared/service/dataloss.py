@@ -163,7 +163,7 @@ async def alert_data_loss(
     if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
         return outcome
     try:
-        return await _alert_data_loss(svc, outcome, sleep)
+        return await _alert_data_loss(svc, _recent(svc), outcome, sleep)
     except Exception:
         # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
         # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
@@ -179,34 +179,35 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
-    now = svc.now()
-    excluded = exclusions(svc)
-    owed = [
-        r
-        for _, r in ledger(svc)
-        if r.code == DATA_LOSS_RISK
-        and r.is_open
-        and not r.alerted_in
-        and now - r.first_seen <= MASS_WINDOW
-        and not excluded.mutes(r)
-    ]
+    recent = _recent(svc)
+    owed = [r for _, r in recent if not r.alerted_in]
     if not owed:
         return outcome
     log.info("alerts.data_loss_retry", users=len(owed))
-    return await _alert_data_loss(svc, outcome, sleep)
+    return await _alert_data_loss(svc, recent, outcome, sleep)
+
+
+def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
+    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read)."""
+    now = svc.now()
+    excluded = exclusions(svc)
+    return [
+        (e, r)
+        for e, r in ledger(svc)
+        if r.code == DATA_LOSS_RISK
+        and r.is_open
+        and now - r.first_seen <= MASS_WINDOW
+        and not excluded.mutes(r)
+    ]
 
 
 async def _alert_data_loss(
-    svc: Services, outcome: DataLossOutcome, sleep: Sleep
+    svc: Services,
+    recent: list[tuple[Entity, LedgerRow]],
+    outcome: DataLossOutcome,
+    sleep: Sleep,
 ) -> DataLossOutcome:
     now = svc.now()
-    recent = [
-        (e, r)
-        for e, r in ledger(svc)
-        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
-    ]
-    excluded = exclusions(svc)
-    recent = [(e, r) for e, r in recent if not excluded.mutes(r)]
     outcome.users = len(recent)
     if mass_loss(len(recent), svc.settings.mass_loss_threshold):
         outcome.mass = True

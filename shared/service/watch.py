@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -31,6 +31,8 @@ from shared.core.findings import (
     Finding,
     service_finding,
 )
+from shared.core.graph_values import graph_time_or_none
+from shared.core.reprocess import PROCESSING_COMPLETE
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
 from shared.service.crashpoints import crash_point
@@ -59,8 +61,8 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     """Remember the newest sync time; True (and a sweep queued) when it is newer."""
     state = ServiceState(svc.tables.servicestate)
     previous = state.get(LAST_SYNC)
-    last = _instant(str(previous.fields.get("completedAt", ""))) if previous else None
-    moment = _instant(completed_at)
+    last = graph_time_or_none(str(previous.fields.get("completedAt", ""))) if previous else None
+    moment = graph_time_or_none(completed_at)
     # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
     if moment is None or (last is not None and moment <= last):
         return False
@@ -89,14 +91,6 @@ async def watch_sync(svc: Services) -> bool:
     if not completed_at:
         return False
     return _record_sync(svc, _utc_text(str(completed_at)), "poll", new_correlation_id())
-
-
-def _instant(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _utc_text(value: str) -> str:
@@ -137,7 +131,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
         [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]
     ):
         state = processing.get(str(entity.fields.get("groupId")))
-        if _complete(state) or state is None:
+        if state in (PROCESSING_COMPLETE, None):
             outcome.users.add(entity.partition_key)
     # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
     # with errors behind: re-read those users too, or their findings never resolve.
@@ -155,12 +149,6 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome
-
-
-def _complete(state: object) -> bool:
-    if isinstance(state, dict):
-        state = state.get("state")
-    return state == "ProcessingComplete"
 
 
 # --------------------------------------------------------------------------- poison and dead man

@@ -28,8 +28,6 @@ from shared.service.subscriptions import handle_lifecycle_event, our_subscriptio
 log = structlog.get_logger(__name__)
 
 SUBSCRIPTION_CACHE_SECONDS = 60.0
-SUBSCRIPTION_REFRESH_MIN_SECONDS = 10.0
-"""Forged ids force a re-read at most this often, so they cannot turn into a table-read flood."""
 MAX_REJECTION_SAMPLES = 5
 MAX_SAMPLE_CHARS = 120
 

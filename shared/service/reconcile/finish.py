@@ -51,9 +51,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     sku_reports = []
     for sku in tenant.skus.values():
         found = sku_findings(sku, c.demand[sku.id], names)
-        change = ledger.reconcile(f"sku:{sku.id}", found, now=now, run_id=run.run_id)
-        c.new += len(change.new)
-        c.resolved += len(change.resolved)
+        ledger.reconcile(f"sku:{sku.id}", found, now=now, run_id=run.run_id)
         c.findings_by_code.update(f.code for f in found)
         sku_reports.append((sku, found))
     group_reports = nested_group_findings(world)

@@ -95,7 +95,7 @@ async def reconcile_nightly(
             started_at=now,
             phase=GROUPS,
             next_link=None,
-            baseline=_baseline_pending(svc, state),
+            baseline=alerts.baseline_pending(svc),  # the alerts own BASELINE
             counters=Counters(),
             rerun=done_today,
         )
@@ -134,8 +134,3 @@ async def read_groups(scan: Scan) -> None:
     scan.run.phase = USERS
     scan.checkpoint()
     crash_point(scan.svc, "reconcile.after_groups")
-
-
-def _baseline_pending(svc: Services, state: ServiceState) -> bool:
-    """The alerts own the BASELINE setting and state."""
-    return alerts.baseline_pending(svc)
