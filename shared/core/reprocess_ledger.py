@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from shared.core.graph_values import graph_time_or_none
 from shared.core.reprocess_plan import Attempt, Cause
 
 
@@ -41,14 +42,8 @@ class Ledger:
 
 def since_key(since: str | None) -> tuple[int, datetime]:
     """Sort key for Graph's lastUpdatedDateTime: oldest first, unknown (or unreadable) last."""
-    if since:
-        try:
-            parsed = datetime.fromisoformat(since)
-        except ValueError:
-            pass
-        else:
-            return (0, parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
-    return (1, datetime.min.replace(tzinfo=UTC))
+    moment = graph_time_or_none(since)
+    return (0, moment) if moment else (1, datetime.min.replace(tzinfo=UTC))
 
 
 def needs_record(ledger: Ledger, cause: Cause) -> bool:

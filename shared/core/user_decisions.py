@@ -16,6 +16,7 @@ from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.model import Tenant
 from shared.core.reprocess import (
     Attempt,
+    Cause,
     ReprocessNow,
     ReprocessPlan,
     TenantFacts,
@@ -29,8 +30,8 @@ def promised_seats(decision: ReprocessNow) -> set[str]:
 
 
 def cause_key(finding: Finding) -> str:
-    """The reprocess cause a finding stands for (`Cause.key`'s form)."""
-    return f"{finding.code}|{finding.sku_id or '-'}|{finding.group_id or '-'}"
+    """The key of the reprocess cause a finding stands for (`Cause.key`, evidence aside)."""
+    return Cause(finding.code, finding.sku_id, finding.group_id).key
 
 
 def decide_users(

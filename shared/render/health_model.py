@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.core.model import seat_shortfall
+
 ROWS_PER_CODE = 50
 """Finding rows kept per code; the page shows how many more there are."""
 MAX_GROUPS = 500
@@ -75,7 +77,7 @@ class ProductRow:
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.demand - self.prepaid)
+        return seat_shortfall(self.demand, self.prepaid)
 
     @property
     def at_risk(self) -> bool:
