@@ -187,17 +187,22 @@ class Counting:
         return await self.inner.members_with_license_errors(group_id)
 
 
-async def run(graph_url: str, reports: Path) -> dict[str, Any]:
-    units = {"ru": 0, "requests": 0}
+def observed_directory(graph_url: str) -> tuple[GraphDirectory, dict[str, int]]:
+    """A real `GraphDirectory` whose HTTP requests and resource units are counted."""
+    seen = {"requests": 0, "ru": 0}
 
     async def on_response(response: httpx.Response) -> None:
-        units["requests"] += 1
-        units["ru"] += int(response.headers.get("x-ms-resource-unit") or 0)
+        seen["requests"] += 1
+        seen["ru"] += int(response.headers.get("x-ms-resource-unit") or 0)
 
     client = build_graph_client(graph_url, static_token=TOKEN)
     http = client.request_adapter._http_client  # a bench observing the wire
     http.event_hooks["response"].append(on_response)
-    graph = GraphDirectory(client)
+    return GraphDirectory(client), seen
+
+
+async def run(graph_url: str, reports: Path) -> dict[str, Any]:
+    graph, units = observed_directory(graph_url)
     directory = Counting(graph)
     blobs = DirBlobStore(reports)
     svc = in_memory_services(
@@ -228,18 +233,6 @@ async def run(graph_url: str, reports: Path) -> dict[str, Any]:
         "error_groups": directory.error_groups,
         "report_bytes": blobs.size("nightly/"),
     }
-
-
-def observed_directory(graph_url: str) -> tuple[GraphDirectory, dict[str, int]]:
-    """A real `GraphDirectory` whose HTTP requests are counted."""
-    seen = {"requests": 0}
-
-    async def on_response(response: httpx.Response) -> None:
-        seen["requests"] += 1
-
-    client = build_graph_client(graph_url, static_token=TOKEN)
-    client.request_adapter._http_client.event_hooks["response"].append(on_response)
-    return GraphDirectory(client), seen
 
 
 async def page_floor(graph_url: str) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from .errors import GraphError, bad_request
 from .graph_views import group_view, member_view, user_view
 from .license_status import members_with_license_errors
 from .memberships import GROUP_TYPE, USER_TYPE
-from .odata import Query, compile_filter, context_url, parse_query, project, require_advanced
+from .odata import (
+    Query,
+    compile_filter,
+    context_url,
+    parse_query,
+    project,
+    require_advanced,
+    require_eventual,
+)
 from .paging import serve_page, wants_count
 from .state import SimState
 from .users_delta import UsersDelta
@@ -107,8 +115,7 @@ class DirectoryReads:
         """GET /users/$count: the number as text/plain, only with `ConsistencyLevel: eventual`
         (without it Graph answers 400 Request_BadRequest; learn.microsoft.com/graph/
         aad-advanced-queries, "Error handling for advanced queries on directory objects")."""
-        if req.headers.get("consistencylevel", "").lower() != "eventual":
-            raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+        require_eventual(req.headers)
         q = parse_query(req.params)
         pred = compile_filter(q.filter, USER_FILTERABLE).predicate if q.filter else None
         n = sum(1 for u in self.state.users.values() if pred is None or pred(u))

@@ -281,10 +281,19 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
+def is_eventual(headers: Mapping[str, str]) -> bool:
+    """`ConsistencyLevel: eventual`, which advanced queries and `$count` need."""
+    return headers.get("consistencylevel", "").lower() == "eventual"
+
+
+def require_eventual(headers: Mapping[str, str]) -> None:
+    """Without `ConsistencyLevel: eventual` Entra answers a count with 400 Request_BadRequest."""
+    if not is_eventual(headers):
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+
+
 def require_advanced(headers: Mapping[str, str], query: Query) -> None:
     """Advanced queries need `ConsistencyLevel: eventual` and `$count=true`, as in Entra."""
-    level = headers.get("consistencylevel", "")
-    if level.lower() != "eventual":
-        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    require_eventual(headers)
     if not query.count:
         raise unsupported_query()

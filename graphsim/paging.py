@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import bad_request
-from .odata import DEFAULT_TOP, Query, context_url, decode_token, encode_token, next_link
+from .odata import (
+    DEFAULT_TOP,
+    Query,
+    context_url,
+    decode_token,
+    encode_token,
+    is_eventual,
+    next_link,
+)
 from .wire import Req, Resp
 
 Obj = dict[str, Any]
@@ -60,4 +68,4 @@ def serve_page(
 
 def wants_count(req: Req, query: Query) -> bool:
     """`$count=true` counts only with `ConsistencyLevel: eventual` (advanced queries)."""
-    return query.count and req.headers.get("consistencylevel", "").lower() == "eventual"
+    return query.count and is_eventual(req.headers)
