@@ -15,16 +15,16 @@ bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ALERT_DIGEST_SCHEDULE%", run_on_startup=False)
-async def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
+def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.alerts.digest import run_digest  # noqa: PLC0415 - on first use
 
-    await run_job(run_digest)
+    run_job(run_digest)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-async def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
+def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.tenant_alerts import send_tenant_alerts  # noqa: PLC0415 - on first use
 
-    await run_job(send_tenant_alerts)
+    run_job(send_tenant_alerts)

@@ -15,24 +15,24 @@ STORAGE = "AzureWebJobsStorage"
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=GROUPS_CHANGED, connection=STORAGE)
-async def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
+def group_changes(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.groups import handle_group_changes  # noqa: PLC0415 - on first use
 
-    await run_on_message(lambda: decode_as(msg, GroupsChanged, DeltaSweep), handle_group_changes)
+    run_on_message(lambda: decode_as(msg, GroupsChanged, DeltaSweep), handle_group_changes)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=RECOMPUTE_USERS, connection=STORAGE)
-async def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
+def recompute_users(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.users import recompute_users as recompute  # noqa: PLC0415 - on first use
 
-    await run_on_message(lambda: decode_as(msg, RecomputeUsers), recompute)
+    run_on_message(lambda: decode_as(msg, RecomputeUsers), recompute)
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=REPROCESS_USER, connection=STORAGE)
-async def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
+def reprocess_user(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.reprocessing import reprocess_user as reprocess  # noqa: PLC0415 - on first use
 
-    await run_on_message(lambda: decode_as(msg, ReprocessUser), reprocess)
+    run_on_message(lambda: decode_as(msg, ReprocessUser), reprocess)

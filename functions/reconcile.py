@@ -16,8 +16,8 @@ bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False)
-async def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
+def reconcile_nightly(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.reconcile.nightly import run_nightly  # noqa: PLC0415 - on first use
 
-    await run_job(lambda services: run_nightly(services, past_due=bool(timer.past_due)))
+    run_job(lambda services: run_nightly(services, past_due=bool(timer.past_due)))

@@ -1,4 +1,12 @@
-"""Shared by the handlers: build the services on first use and run the job with them.
+"""Shared by the handlers: run a job with the app's services on this thread's own event loop.
+
+Every handler is synchronous, so the Functions host runs it in its thread pool
+(`PYTHON_THREADPOOL_THREAD_COUNT`, set to host.json's queue `batchSize` in infra/). A job's
+Graph calls are async; its storage calls are the Azure SDK's synchronous clients. Each pool
+thread runs its jobs on an event loop of its own, kept for the thread's life (so its Graph
+client's connections are reused): a slow storage call blocks its own invocation only, never
+the others nor the host's HTTP answers. `shared.bootstrap.services()` gives each thread its own
+Graph client over the worker's one credential and shared storage clients.
 
 Each handler binds its invocation first (a test checks it), then imports its job and hands it
 here; the services (and each job's module) are imported on first use, not at cold start.
@@ -6,6 +14,9 @@ here; the services (and each job's module) are imported on first use, not at col
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,22 +27,39 @@ if TYPE_CHECKING:
     from shared.service.services import Services
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+_this_thread = threading.local()
 
 
-async def run_job(job: Callable[[Services], Awaitable[object]]) -> None:
-    """A timer's job, run with the app's services."""
+def on_this_threads_loop(job: Callable[[], Awaitable[T]]) -> T:
+    """Await `job()` on the calling thread's event loop (made on the thread's first job).
+
+    It runs in a copy of the caller's context, so what the handler bound for logging
+    (`bind_invocation`, `bind_correlation`) is on every event the job logs."""
+    runner: asyncio.Runner | None = getattr(_this_thread, "runner", None)
+    if runner is None:
+        runner = _this_thread.runner = asyncio.Runner()
+
+    async def main() -> T:
+        return await job()
+
+    return runner.run(main(), context=contextvars.copy_context())
+
+
+def run_job(job: Callable[[Services], Awaitable[T]]) -> T:
+    """A job (a timer's, a webhook's) run with the app's services, on this thread's loop."""
     from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
 
-    await job(services())
+    svc = services()
+    return on_this_threads_loop(lambda: job(svc))
 
 
-async def run_on_message(
+def run_on_message(
     decode: Callable[[], M],
     job: Callable[[Services, M], Awaitable[object]],
 ) -> None:
     """A queue message's job: decoded, then run with the app's services under its correlation id."""
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-
     message = decode()
     with bind_correlation(message.correlation_id):
-        await job(services(), message)
+        run_job(lambda svc: job(svc, message))

@@ -15,32 +15,32 @@ bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_KEEPER_SCHEDULE%", run_on_startup=False)
-async def subscription_keeper(timer: func.TimerRequest, context: func.Context) -> None:
+def subscription_keeper(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.subscriptions import keep_subscription  # noqa: PLC0415 - on first use
 
-    await run_job(keep_subscription)
+    run_job(keep_subscription)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_WATCH_SCHEDULE%", run_on_startup=False)
-async def sync_watch(timer: func.TimerRequest, context: func.Context) -> None:
+def sync_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.watch import watch_sync  # noqa: PLC0415 - on first use
 
-    await run_job(watch_sync)
+    run_job(watch_sync)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RECHECK_ERRORS_SCHEDULE%", run_on_startup=False)
-async def recheck_errors(timer: func.TimerRequest, context: func.Context) -> None:
+def recheck_errors(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.watch import recheck_errors as recheck  # noqa: PLC0415 - on first use
 
-    await run_job(recheck)
+    run_job(recheck)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-async def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
+def poison_watch(timer: func.TimerRequest, context: func.Context) -> None:
     bind_invocation(context)
     from shared.service.watch import run_poison_watch  # noqa: PLC0415 - on first use
 
-    await run_job(run_poison_watch)
+    run_job(run_poison_watch)

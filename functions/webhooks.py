@@ -2,13 +2,16 @@
 
 The service (storage, Graph) is imported on the first notification, not at load: the
 validation handshake, the first request of every subscription, must answer within seconds of
-a cold start.
+a cold start. Both handlers are synchronous (the host's thread pool), as every handler is: the
+change notifications only enqueue (a sync queue send), lifecycle events also call Graph, on the
+thread's own loop (`functions.running`).
 """
 
 from __future__ import annotations
 
 import azure.functions as func
 
+from functions.running import run_job
 from shared.platform.logging import bind_invocation
 from shared.service.intake.webhook_protocol import (
     MalformedNotification,
@@ -52,15 +55,14 @@ def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.Ht
 
 
 @bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)
     if (handshake := _handshake(req)) is not None:
         return handshake
-    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
     from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
 
     try:
-        await accept_lifecycle_notifications(services(), req.get_body())
+        run_job(lambda services: accept_lifecycle_notifications(services, req.get_body()))
     except (MalformedNotification, NotificationTooLarge) as exc:
         return _rejected(exc)
     return func.HttpResponse(status_code=202)

@@ -8,11 +8,13 @@ swapped by registration, never by patching.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +36,12 @@ from shared.ports.blobs import REPORTS_CONTAINER, BlobStore
 from shared.ports.directory import Directory
 from shared.ports.queues import QUEUE_NAMES, Queues, poison_name
 from shared.ports.tables import TABLE_NAMES, Tables
-from shared.service.services import NO_CRASHES, CrashPoints, Services, utc_now
+from shared.service.services import NO_CRASHES, CrashPoints, Services, WorkerCaches, utc_now
 
 _lock = threading.Lock()
-_services: Services | None = None
+_registered: Services | None = None
+_worker: WorkerServices | None = None
+_this_thread = threading.local()
 _log = logging.getLogger(__name__)
 STORAGE_CLIENT_ID_SETTING = "AzureWebJobsStorage__clientId"
 
@@ -82,7 +86,52 @@ def build_services(
     storage. Without it the worker's credentials come from `worker_credentials`: one
     synchronous `DefaultAzureCredential` shared by Graph and storage when both name the same
     identity (the deployed case). `GRAPH_STATIC_TOKEN` (graphsim only) replaces Graph's sign-in.
+    One `Services`, one Graph client: for a command on one event loop (the CLI); the Functions
+    worker's threads each get their own through `worker_services`.
     """
+    return worker_services(env, credential=credential).for_this_thread()
+
+
+@dataclass(frozen=True)
+class WorkerServices:
+    """What one Functions worker builds once and all its threads share, and how a thread gets
+    its own Graph client.
+
+    Handlers are synchronous (the host runs them in its thread pool) and each thread runs its
+    invocations on its own event loop (`functions.running`), so a blocking storage call stalls
+    only its own invocation. Thread-safe parts are shared: settings, the storage adapters (the
+    Azure SDK's sync clients), the worker caches and the credentials (one per worker). Kiota's
+    HTTP client is bound to the loop it first runs on, so each thread makes its own (`graph`),
+    signed in with the one shared credential."""
+
+    settings: Settings
+    queues: Queues
+    tables: Tables
+    blobs: BlobStore
+    graph: Callable[[], Directory]
+    caches: WorkerCaches = field(default_factory=WorkerCaches)
+
+    def for_this_thread(self) -> Services:
+        """A `Services` for the calling thread: a Graph client of its own, the rest shared."""
+        return Services(
+            settings=self.settings,
+            directory=self.graph(),
+            queues=self.queues,
+            tables=self.tables,
+            blobs=self.blobs,
+            caches=self.caches,
+        )
+
+
+def worker_services(
+    env: Mapping[str, str] | None = None, *, credential: Any = None
+) -> WorkerServices:
+    """`build_services`' parts, built once: settings, storage adapters, credentials.
+
+    Graph's credential is made here, once, also where `worker_credentials` leaves it to the
+    Graph client (storage on a connection string, Graph signed in): a synchronous
+    `DefaultAzureCredential` as the threads' clients await it (`AsyncTokenView`), so the
+    worker's threads share one token cache instead of making one credential each."""
     source = os.environ if env is None else env
     settings = Settings.from_env(source)
     if settings.graph_static_token is None:
@@ -90,21 +139,24 @@ def build_services(
         graph_endpoint(settings.graph_base_url)
     if credential is None:
         graph_credential, shared_credential = worker_credentials(settings, source)
+        if graph_credential is None and settings.graph_static_token is None:
+            graph_id = (source.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
+            graph_credential = AsyncTokenView(identity_credential(graph_id))
     else:
         graph_credential = shared_credential = credential
-    directory = graph_directory(
-        settings.graph_base_url,
-        static_token=settings.graph_static_token,
-        credential=graph_credential,
-        env=source,
-    )
     storage = settings.storage_connection
-    return Services(
+    return WorkerServices(
         settings=settings,
-        directory=directory,
         queues=queues_for(storage, credential=shared_credential),
         tables=tables_for(storage, credential=shared_credential),
         blobs=blobs_for(storage, credential=shared_credential),
+        graph=functools.partial(
+            graph_directory,
+            settings.graph_base_url,
+            static_token=settings.graph_static_token,
+            credential=graph_credential,
+            env=source,
+        ),
     )
 
 
@@ -162,19 +214,30 @@ def graph_directory(
 
 
 def services() -> Services:
-    global _services  # noqa: PLW0603 - the one process-wide registry, guarded by a lock
+    """The services of the calling thread: those registered with `use`, else this worker's
+    (`worker_services`, built on first use) with the thread's own Graph client."""
+    global _worker  # noqa: PLW0603 - the one process-wide registry, guarded by a lock
     with _lock:
-        if _services is None:
+        if _registered is not None:
+            return _registered
+        if _worker is None:
             configure_logging()
-            _services = build_services()
-        return _services
+            _worker = worker_services()
+        worker = _worker
+    mine: tuple[WorkerServices, Services] | None = getattr(_this_thread, "services", None)
+    if mine is None or mine[0] is not worker:
+        mine = (worker, worker.for_this_thread())
+        _this_thread.services = mine
+    return mine[1]
 
 
 def use(registered: Services | None) -> None:
-    """Register the services handlers get (None: build from settings on next use)."""
-    global _services  # noqa: PLW0603
+    """Register the services handlers get on every thread (tests: in-memory fakes, which no
+    event loop binds), or None: build them from settings on next use (a new worker's)."""
+    global _registered, _worker  # noqa: PLW0603
     with _lock:
-        _services = registered
+        _registered = registered
+        _worker = None
 
 
 def in_memory_services(

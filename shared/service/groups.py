@@ -206,7 +206,7 @@ def _unlicensed_cache(svc: Services, now: datetime) -> dict[str, datetime]:
     cache = svc.caches.unlicensed_groups
     for group_id, seen in list(cache.items()):
         if now - seen > UNLICENSED_TTL:
-            del cache[group_id]
+            cache.pop(group_id, None)  # another thread may have dropped it first
     return cache
 
 

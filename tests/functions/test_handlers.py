@@ -58,10 +58,10 @@ FUNCTIONS = indexed_functions()
 
 
 def call(name: str, arg: object) -> Any:
-    """Run the named function as the host does (async ones on an event loop)."""
+    """Run the named function as the host does: every one is synchronous (see
+    test_every_function_is_synchronous), so it is called directly, as from the host's pool."""
     user_function: Callable[..., Any] = FUNCTIONS[name].get_user_function()
-    result = user_function(arg, context=invocation_context(name))
-    return asyncio.run(result) if inspect.iscoroutine(result) else result
+    return user_function(arg, context=invocation_context(name))
 
 
 def bindings(name: str) -> dict[str, Any]:
@@ -98,6 +98,15 @@ def acting() -> Iterator[World]:
 
 
 # --------------------------------------------------------------------------- bindings
+
+
+def test_every_function_is_synchronous() -> None:
+    """The host runs sync functions in its thread pool and async ones on its one event loop;
+    our jobs make blocking storage calls, so none may be async (each thread runs its job's
+    Graph calls on a loop of its own: functions.running)."""
+    for name, function in FUNCTIONS.items():
+        user_function = function.get_user_function()
+        assert not inspect.iscoroutinefunction(user_function), f"{name} is async"
 
 
 def test_every_function_is_registered_once() -> None:

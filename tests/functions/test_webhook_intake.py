@@ -232,7 +232,7 @@ def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_50
         body=body(lifecycle("reauthorizationRequired", subscriptionId=gone)),
     )
 
-    response = asyncio.run(handler(request, context=invocation_context("graph_lifecycle")))
+    response = handler(request, context=invocation_context("graph_lifecycle"))
 
     assert response.status_code == 202
     subscriptions = asyncio.run(world.directory.subscriptions())
