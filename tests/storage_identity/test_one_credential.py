@@ -5,16 +5,19 @@ The deployed app names the same user-assigned identity twice (infra/app/api.bice
 `build_services` makes its own `DefaultAzureCredential` (nothing passed in) against a
 managed-identity endpoint of ours (identity_endpoint.py), graphsim (``--token``) and Azurite
 (``--oauth basic``, HTTPS), and the endpoint counts the token requests: one per scope, however
-many clients (a Graph client and 15 storage clients) and calls.
+many clients (a Graph client and 15 storage clients) and calls, and however many threads run
+the app's handlers at once (each with a Graph client of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from azure.functions.timer import TimerRequest
 from azure.identity import DefaultAzureCredential
 
 from devhost.azurite import AzuriteEndpoints
@@ -22,10 +25,11 @@ from graphsim.server import serve_in_thread
 from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.graph import GraphDirectory
 from shared.adapters.graph_auth import GraphEndpointError
-from shared.bootstrap import build_services, worker_credentials
+from shared.bootstrap import build_services, services, use, worker_credentials
 from shared.platform.settings import Settings
 from shared.service.services import Services
 from tests.graphsim.conftest import make_tenant
+from tests.invocation import indexed_functions, invocation_context
 from tests.storage_identity.identity_endpoint import IdentityEndpoint, identity_endpoint
 from tests.storage_identity.test_storage_by_identity import (
     CLIENT_ID,
@@ -208,3 +212,56 @@ def test_a_url_of_no_graph_cloud_is_refused_before_any_credential() -> None:
     env = signed_in_env(GRAPH_BASE_URL="https://graph.contoso.example/v1.0")
     with pytest.raises(GraphEndpointError, match="not a Microsoft Graph host"):
         build_services(env)
+
+
+THREADS = 3
+
+
+def test_concurrent_invocations_get_a_graph_client_each_and_share_the_one_credential(
+    azurite_oauth: AzuriteEndpoints,
+    trust_test_ca: TlsFiles,
+    graphsim_url: str,
+    managed_identity: IdentityEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sync watch (a Graph read, storage reads and writes) on three of the host's pool
+    threads at once: each thread's job runs on its own event loop with its own Graph client,
+    the storage clients are the worker's, and one credential serves them all (Graph asks it
+    once: its threads share one `AsyncTokenView`)."""
+    for name, value in production_env(azurite_oauth, graphsim_url, CLIENT_ID).items():
+        monkeypatch.setenv(name, value)
+    sync_watch = indexed_functions()["sync_watch"].get_user_function()
+    start = threading.Barrier(THREADS)
+    seen: dict[int, Services] = {}
+    failures: list[BaseException] = []
+
+    def invocation(n: int) -> None:
+        try:
+            start.wait(timeout=30)
+            sync_watch(TimerRequest(past_due=False), context=invocation_context("sync_watch"))
+            seen[n] = services()  # what this thread's invocation ran with
+        except BaseException as error:  # reported by the test thread below
+            failures.append(error)
+
+    use(None)
+    try:
+        threads = [threading.Thread(target=invocation, args=(n,)) for n in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        use(None)
+
+    assert not failures, failures
+    assert len(seen) == THREADS
+    directories = {id(svc.directory) for svc in seen.values()}
+    assert len(directories) == THREADS  # a Graph client per thread (each bound to its loop)
+    assert all(isinstance(svc.directory, GraphDirectory) for svc in seen.values())
+    assert len({id(svc.tables) for svc in seen.values()}) == 1  # the storage clients are shared
+    assert len({id(svc.caches) for svc in seen.values()}) == 1
+    credentials = {id(c.credential) for svc in seen.values() for c in storage_clients(svc)}
+    assert len(credentials) == 1
+    graph_requests = [r for r in managed_identity.requests if r[0] == GRAPH]
+    assert graph_requests == [(GRAPH, CLIENT_ID)]  # three clients, one credential, one token
+    assert {r for r in managed_identity.requests if r[0] == STORAGE} == {(STORAGE, CLIENT_ID)}
