@@ -8,7 +8,6 @@ swapped by registration, never by patching.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import threading
@@ -101,21 +100,27 @@ class WorkerServices:
     invocations on its own event loop (`functions.running`), so a blocking storage call stalls
     only its own invocation. Thread-safe parts are shared: settings, the storage adapters (the
     Azure SDK's sync clients), the worker caches and the credentials (one per worker). Kiota's
-    HTTP client is bound to the loop it first runs on, so each thread makes its own (`graph`),
-    signed in with the one shared credential."""
+    HTTP client is bound to the loop it first runs on, so each thread makes its own, signed in
+    with the one `graph_credential`."""
 
     settings: Settings
     queues: Queues
     tables: Tables
     blobs: BlobStore
-    graph: Callable[[], Directory]
+    graph_credential: Any
+    """None with a static token (graphsim); else one credential for every thread's client."""
     caches: WorkerCaches = field(default_factory=WorkerCaches)
 
     def for_this_thread(self) -> Services:
         """A `Services` for the calling thread: a Graph client of its own, the rest shared."""
+        directory = graph_directory(
+            self.settings.graph_base_url,
+            static_token=self.settings.graph_static_token,
+            credential=self.graph_credential,
+        )
         return Services(
             settings=self.settings,
-            directory=self.graph(),
+            directory=directory,
             queues=self.queues,
             tables=self.tables,
             blobs=self.blobs,
@@ -131,7 +136,7 @@ def worker_services(
     Graph's credential is made here, once, also where `worker_credentials` leaves it to the
     Graph client (storage on a connection string, Graph signed in): a synchronous
     `DefaultAzureCredential` as the threads' clients await it (`AsyncTokenView`), so the
-    worker's threads share one token cache instead of making one credential each."""
+    worker's threads share one token cache instead of making a credential each."""
     source = os.environ if env is None else env
     settings = Settings.from_env(source)
     if settings.graph_static_token is None:
@@ -150,13 +155,7 @@ def worker_services(
         queues=queues_for(storage, credential=shared_credential),
         tables=tables_for(storage, credential=shared_credential),
         blobs=blobs_for(storage, credential=shared_credential),
-        graph=functools.partial(
-            graph_directory,
-            settings.graph_base_url,
-            static_token=settings.graph_static_token,
-            credential=graph_credential,
-            env=source,
-        ),
+        graph_credential=graph_credential,
     )
 
 

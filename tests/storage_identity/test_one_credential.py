@@ -25,7 +25,13 @@ from graphsim.server import serve_in_thread
 from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.graph import GraphDirectory
 from shared.adapters.graph_auth import GraphEndpointError
-from shared.bootstrap import build_services, services, use, worker_credentials
+from shared.bootstrap import (
+    build_services,
+    services,
+    use,
+    worker_credentials,
+    worker_services,
+)
 from shared.platform.settings import Settings
 from shared.service.services import Services
 from tests.graphsim.conftest import make_tenant
@@ -206,6 +212,19 @@ def test_graphsim_and_azurite_paths_are_unchanged(extra: dict[str, str]) -> None
     graph, storage = worker_credentials(Settings.from_env(env), env)
     assert graph is None
     assert (storage is None) == ("AzureWebJobsStorage" in extra)
+
+
+def test_storage_on_a_connection_string_still_makes_one_graph_credential_per_worker() -> None:
+    """Where `worker_credentials` leaves Graph's credential to its client, the worker makes it
+    once, so every thread's Graph client shares it (no network call here)."""
+    env = signed_in_env(AZURE_CLIENT_ID=CLIENT_ID, AzureWebJobsStorage="UseDevelopmentStorage=true")
+    worker = worker_services(env)
+
+    assert isinstance(worker.graph_credential, AsyncTokenView)
+    assert isinstance(worker.graph_credential.credential, DefaultAzureCredential)
+    first, second = worker.for_this_thread(), worker.for_this_thread()
+    assert first.directory is not second.directory
+    assert first.queues is second.queues
 
 
 def test_a_url_of_no_graph_cloud_is_refused_before_any_credential() -> None:
