@@ -76,6 +76,8 @@ def service_settings(
         "POISON_WATCH_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
         "ALERT_DIGEST_SCHEDULE": NEVER,
+        # as infra/app/api.bicep: a thread per message of host.json's queues.batchSize
+        "PYTHON_THREADPOOL_THREAD_COUNT": "16",
     }
 
 

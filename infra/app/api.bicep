@@ -139,6 +139,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
+      // The Python worker's thread pool: every handler is synchronous (functions/running.py), so
+      // one thread per queue message host.json's queues.batchSize (16) lets run at once
+      // (docs/performance.md "No blocking on the event loop").
+      PYTHON_THREADPOOL_THREAD_COUNT: '16'
       // Graph: the identity's token (DefaultAzureCredential reads AZURE_CLIENT_ID).
       AZURE_CLIENT_ID: identityClientId
       TENANT_ID: tenant().tenantId

@@ -226,6 +226,20 @@ def test_no_setting_that_flex_consumption_deprecates_or_that_is_local_only() -> 
     assert settings["TENANT_ID"] == "tenant().tenantId"
 
 
+def test_the_python_worker_has_a_thread_per_message_a_queue_batch_runs() -> None:
+    """Every handler is synchronous (functions/running.py): the worker's thread pool runs them,
+    one thread per queue message host.json lets run at once; the dev host's stacks and the local
+    settings example say the same."""
+    batch = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
+    stack = (ROOT / "devhost" / "stack.py").read_text(encoding="utf-8")
+
+    threads = batch["batchSize"]
+    assert app_settings()["PYTHON_THREADPOOL_THREAD_COUNT"] == f"'{threads}'"
+    assert example["Values"]["PYTHON_THREADPOOL_THREAD_COUNT"] == str(threads)
+    assert f'"PYTHON_THREADPOOL_THREAD_COUNT": "{threads}"' in stack
+
+
 def test_telemetry_settings_authenticate_with_the_identity() -> None:
     settings = app_settings()
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
