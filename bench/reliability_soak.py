@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -60,9 +61,10 @@ def _stack(storage: str) -> Iterator[tuple[Any, Any, SimClient, Any]]:
         host = DevHost(function_app.app, settings, port=port, function_key=key, poll_interval=0.05)
         host.start()
         exits.callback(host.stop)
-        svc = bootstrap.build_services(settings)
-        svc.clock = simulator.state.clock.now
-        bootstrap.use(svc)
+        # the worker's services on graphsim's clock; each host thread gets its own Graph client
+        worker = replace(bootstrap.worker_services(settings), clock=simulator.state.clock.now)
+        bootstrap.use(worker)
+        svc = worker.for_this_thread()
         sim = exits.enter_context(SimClient(url))
         yield host, simulator, sim, svc
 

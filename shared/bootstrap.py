@@ -110,6 +110,8 @@ class WorkerServices:
     graph_credential: Any
     """None with a static token (graphsim); else one credential for every thread's client."""
     caches: WorkerCaches = field(default_factory=WorkerCaches)
+    clock: Callable[[], datetime] = utc_now
+    """The services' clock (a benchmark may run the worker on a simulator's)."""
 
     def for_this_thread(self) -> Services:
         """A `Services` for the calling thread: a Graph client of its own, the rest shared."""
@@ -125,6 +127,7 @@ class WorkerServices:
             tables=self.tables,
             blobs=self.blobs,
             caches=self.caches,
+            clock=self.clock,
         )
 
 
@@ -230,13 +233,17 @@ def services() -> Services:
     return mine[1]
 
 
-def use(registered: Services | None) -> None:
-    """Register the services handlers get on every thread (tests: in-memory fakes, which no
-    event loop binds), or None: build them from settings on next use (a new worker's)."""
-    global _registered, _worker  # noqa: PLW0603
+def use(registered: Services | WorkerServices | None) -> None:
+    """Register what handlers get: a `Services`, the same on every thread (tests: in-memory
+    fakes, which no event loop binds); a `WorkerServices`, each thread its own Graph client
+    (real adapters built by the caller, e.g. on a simulator's clock); or None: build them
+    from settings on next use, as a new worker does."""
+    global _registered, _worker
     with _lock:
-        _registered = registered
-        _worker = None
+        if isinstance(registered, WorkerServices):
+            _registered, _worker = None, registered
+        else:
+            _registered, _worker = registered, None
 
 
 def in_memory_services(
