@@ -43,6 +43,7 @@ from shared.ports.directory import (
     DeltaTokenExpired,
     Directory,
     DirectoryError,
+    SubscriptionRequest,
 )
 from shared.service.reconcile.scan import user_total
 from tests.credentials import MintingCredential
@@ -766,12 +767,14 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
     assert await d.subscriptions() == []
     url = driver.notification_url
     sub = await d.create_subscription(
-        resource="/groups",
-        change_type="updated,deleted",
-        notification_url=url,
-        lifecycle_notification_url=url,
-        client_state="secret-state",
-        expiration=iso_in(1),
+        SubscriptionRequest(
+            resource="/groups",
+            change_type="updated,deleted",
+            notification_url=url,
+            lifecycle_notification_url=url,
+            client_state="secret-state",
+            expiration=iso_in(1),
+        )
     )
     assert sub.id
     assert sub.resource == "/groups"
@@ -800,12 +803,14 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
 async def test_subscription_expiry_beyond_the_limit_is_rejected(driver: Driver) -> None:
     with pytest.raises(DirectoryError) as err:
         await driver.directory.create_subscription(
-            resource="/groups",
-            change_type="updated",
-            notification_url=driver.notification_url,
-            lifecycle_notification_url=driver.notification_url,
-            client_state="s",
-            expiration=iso_in(40),
+            SubscriptionRequest(
+                resource="/groups",
+                change_type="updated",
+                notification_url=driver.notification_url,
+                lifecycle_notification_url=driver.notification_url,
+                client_state="s",
+                expiration=iso_in(40),
+            )
         )
     assert err.value.status == 400
 

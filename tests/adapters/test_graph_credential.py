@@ -27,7 +27,7 @@ from shared.adapters.async_credential import AsyncTokenView, async_credential
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint
 from shared.bootstrap import build_services
-from shared.ports.directory import DirectoryError
+from shared.ports.directory import DirectoryError, SubscriptionRequest
 from tests.credentials import TEST_APP_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import receiver
@@ -137,12 +137,14 @@ def test_a_call_requests_the_graph_scope_and_sends_the_token_graphsim_accepts(
         async with GraphDirectory(build_graph_client(graphsim_url, credential=credential)) as d:
             skus = await d.subscribed_skus()
             sub = await d.create_subscription(
-                resource="groups",
-                change_type="updated",
-                notification_url=url,
-                lifecycle_notification_url=url,
-                client_state="x" * 16,
-                expiration=_soon(),
+                SubscriptionRequest(
+                    resource="groups",
+                    change_type="updated",
+                    notification_url=url,
+                    lifecycle_notification_url=url,
+                    client_state="x" * 16,
+                    expiration=_soon(),
+                )
             )
             mine = [s.id for s in await d.subscriptions()]
             await d.delete_subscription(sub.id)

@@ -23,6 +23,7 @@ from shared.adapters.graph_permissions import (
     find_call,
     grant,
 )
+from shared.ports.directory import SubscriptionRequest
 from tests.adapters.test_directory_contract import BIG, EMS, EXTRA_USERS, TENANT, UNKNOWN
 from tests.graphsim.receiver import receiver
 
@@ -146,12 +147,14 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.members_with_license_errors(EMS)
             await directory.reprocess_license_assignment(EXTRA_USERS[0])
             sub = await directory.create_subscription(
-                resource="/groups",
-                change_type="updated,deleted",
-                notification_url=rec.url,
-                lifecycle_notification_url=rec.url,
-                client_state="state",
-                expiration=expiry,
+                SubscriptionRequest(
+                    resource="/groups",
+                    change_type="updated,deleted",
+                    notification_url=rec.url,
+                    lifecycle_notification_url=rec.url,
+                    client_state="state",
+                    expiration=expiry,
+                )
             )
             await directory.subscriptions()
             assert await directory.subscription(sub.id) == sub
