@@ -14,7 +14,7 @@ from msgraph.generated.models.subscription import Subscription as GraphSubscript
 
 from shared.adapters.graph_transport import GraphTransport
 from shared.core.graph_values import parse_graph_time
-from shared.ports.directory import DirectoryError, Subscription
+from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 
 
 def graph_iso(dt: datetime | None) -> str:
@@ -65,23 +65,14 @@ class GraphSubscriptions(GraphTransport):
                 return None
             raise
 
-    async def create_subscription(
-        self,
-        *,
-        resource: str,
-        change_type: str,
-        notification_url: str,
-        lifecycle_notification_url: str,
-        client_state: str,
-        expiration: str,
-    ) -> Subscription:
+    async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
         body = GraphSubscription(
-            resource=resource,
-            change_type=change_type,
-            notification_url=notification_url,
-            lifecycle_notification_url=lifecycle_notification_url,
-            client_state=client_state,
-            expiration_date_time=parse_graph_time(expiration),
+            resource=request.resource,
+            change_type=request.change_type,
+            notification_url=request.notification_url,
+            lifecycle_notification_url=request.lifecycle_notification_url,
+            client_state=request.client_state,
+            expiration_date_time=parse_graph_time(request.expiration),
         )
         # Not repeated on a dropped connection: the keeper finds a subscription whose answer
         # was lost as ours on its next look, and deletes extras.

@@ -15,38 +15,22 @@ from typing import IO, Any, TextIO, cast
 import orjson
 import structlog
 
+from shared.cli.command import Command
 from shared.cli.env import cli_environment
 from shared.cli.live import LiveError, run_job
-from shared.cli.options import add_format_option, add_graph_options
+from shared.cli.options import add_format_option
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 
 EXIT_OK = 0
 EXIT_NOT_DONE = 1
 
 
-def add_reprocess_command(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "reprocess",
-        help="reprocess users' group-based licenses now (mode, allow-list, kill switch, brake)",
-        description=(
-            "Ask Entra to reprocess the group-based licenses of the given users, or of a "
-            "group's members in error or waiting for its license, for the causes a reprocess "
-            "can clear. Writes only in act mode, with WRITES_DISABLED off and the user's "
-            "groups allowed by ACT_GROUP_ALLOWLIST; calls go through the service's brake. "
-            "Uses the app's settings (AzureWebJobsStorage for the ledger and the brake)."
-        ),
-        epilog=(
-            "exit status: 0 every user reprocessed (or would be, with --dry-run) or had "
-            "nothing to reprocess, 1 some user was not allowed or not found, 2 bad input or I/O"
-        ),
-    )
+def _reprocess_flags(cmd: argparse.ArgumentParser) -> None:
     who = cmd.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", nargs="+", metavar="UPN|ID", help="users by UPN or object id")
     who.add_argument("--group", metavar="GROUP", help="a licensed group by id or display name")
     cmd.add_argument("--dry-run", action="store_true", help="write nothing; say what would happen")
     add_format_option(cmd, "table", "json")
-    add_graph_options(cmd)
-    cmd.set_defaults(func=run_reprocess)
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
@@ -85,6 +69,26 @@ def run_reprocess(args: argparse.Namespace) -> int:
     write_outcomes(outcomes, args.format, args.dry_run)
     bad = {BLOCKED, UNKNOWN}
     return EXIT_NOT_DONE if any(o.status in bad for o in outcomes) else EXIT_OK
+
+
+REPROCESS = Command(
+    "reprocess",
+    help="reprocess users' group-based licenses now (mode, allow-list, kill switch, brake)",
+    description=(
+        "Ask Entra to reprocess the group-based licenses of the given users, or of a "
+        "group's members in error or waiting for its license, for the causes a reprocess "
+        "can clear. Writes only in act mode, with WRITES_DISABLED off and the user's "
+        "groups allowed by ACT_GROUP_ALLOWLIST; calls go through the service's brake. "
+        "Uses the app's settings (AzureWebJobsStorage for the ledger and the brake)."
+    ),
+    epilog=(
+        "exit status: 0 every user reprocessed (or would be, with --dry-run) or had "
+        "nothing to reprocess, 1 some user was not allowed or not found, 2 bad input or I/O"
+    ),
+    run=run_reprocess,
+    flags=_reprocess_flags,
+    live=True,
+)
 
 
 class _Stderr:

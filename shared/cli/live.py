@@ -18,9 +18,10 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from shared.catalog.products import catalog
+from shared.cli.command import Command
 from shared.cli.env import cli_environment
 from shared.cli.files import output
-from shared.cli.options import add_format_option, add_graph_options, add_out_option
+from shared.cli.options import add_format_option, add_out_option
 from shared.cli.progress import Progress
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 from shared.ports.directory import USER_SELECT, Directory, DirectoryError
@@ -47,54 +48,6 @@ _T = TypeVar("_T")
 
 class LiveError(Exception):
     """The tenant cannot be read (bad URL or token, Graph refused): one line, exit 2."""
-
-
-def add_live_commands(commands: Any) -> None:
-    snapshot = commands.add_parser(
-        "snapshot",
-        help="read a live tenant into a snapshot file (the format evaluate reads)",
-        description=(
-            "Read subscribedSkus, licensed groups with their members, ALL users (with the "
-            "licensing fields) and the organization from Graph, page by page, into one "
-            "snapshot JSON file that `license-guard evaluate` reads."
-        ),
-    )
-    add_out_option(snapshot)
-    add_format_option(snapshot, "json")
-    add_graph_options(snapshot)
-    snapshot.set_defaults(func=run_snapshot)
-
-    reconcile = commands.add_parser(
-        "reconcile",
-        help="run the nightly reconciliation now (or --dry-run: write nothing, show the plan)",
-        description=(
-            "Run the reconciliation the nightly timer runs: scan every user, reconcile the "
-            "findings ledger, queue reprocesses the policy allows, write the reports to blob "
-            "storage. Uses the app's settings (AzureWebJobsStorage, TENANT_ID, ...). With "
-            "--dry-run nothing is written: no ledger, no messages, no blobs, no mail."
-        ),
-    )
-    reconcile.add_argument(
-        "--dry-run", action="store_true", help="write nothing; print what the run would do"
-    )
-    add_format_option(reconcile, "table", "json")
-    add_graph_options(reconcile)
-    reconcile.set_defaults(func=run_reconcile)
-
-
-def add_paths_report(kinds: Any) -> None:
-    cmd = kinds.add_parser(
-        "paths",
-        help="the assignment-path report from a live scan",
-        description=(
-            "Scan the live tenant page by page and write the assignment-path report: one row "
-            "per user x SKU x path, the header `license-guard evaluate --format csv` uses."
-        ),
-    )
-    add_out_option(cmd)
-    add_format_option(cmd, "csv", "json")
-    add_graph_options(cmd)
-    cmd.set_defaults(func=run_paths)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -162,6 +115,25 @@ def run_snapshot(args: argparse.Namespace) -> int:
     return run_scan(args, work)
 
 
+def _snapshot_flags(cmd: argparse.ArgumentParser) -> None:
+    add_out_option(cmd)
+    add_format_option(cmd, "json")
+
+
+SNAPSHOT = Command(
+    "snapshot",
+    help="read a live tenant into a snapshot file (the format evaluate reads)",
+    description=(
+        "Read subscribedSkus, licensed groups with their members, ALL users (with the "
+        "licensing fields) and the organization from Graph, page by page, into one "
+        "snapshot JSON file that `license-guard evaluate` reads."
+    ),
+    run=run_snapshot,
+    flags=_snapshot_flags,
+    live=True,
+)
+
+
 async def write_snapshot(
     directory: Any, out: IO[bytes], progress: Callable[[str, int, int | None], None] | None = None
 ) -> int:
@@ -203,6 +175,24 @@ def run_paths(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_scan(args, work)
+
+
+def _paths_flags(cmd: argparse.ArgumentParser) -> None:
+    add_out_option(cmd)
+    add_format_option(cmd, "csv", "json")
+
+
+PATHS = Command(
+    "paths",
+    help="the assignment-path report from a live scan",
+    description=(
+        "Scan the live tenant page by page and write the assignment-path report: one row "
+        "per user x SKU x path, the header `license-guard evaluate --format csv` uses."
+    ),
+    run=run_paths,
+    flags=_paths_flags,
+    live=True,
+)
 
 
 async def write_paths(
@@ -285,6 +275,28 @@ def run_reconcile(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_job(job)
+
+
+def _reconcile_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--dry-run", action="store_true", help="write nothing; print what the run would do"
+    )
+    add_format_option(cmd, "table", "json")
+
+
+RECONCILE = Command(
+    "reconcile",
+    help="run the nightly reconciliation now (or --dry-run: write nothing, show the plan)",
+    description=(
+        "Run the reconciliation the nightly timer runs: scan every user, reconcile the "
+        "findings ledger, queue reprocesses the policy allows, write the reports to blob "
+        "storage. Uses the app's settings (AzureWebJobsStorage, TENANT_ID, ...). With "
+        "--dry-run nothing is written: no ledger, no messages, no blobs, no mail."
+    ),
+    run=run_reconcile,
+    flags=_reconcile_flags,
+    live=True,
+)
 
 
 def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """The `license-guard` argument parser: every command, its flags and help, and `--version`.
 
-The snapshot commands' flags are here; the live, preflight, reprocess and html commands add
-their own (`add_*_command` in their modules), and flags several commands share come from
+The snapshot commands are declared here; the live, preflight, reprocess and html commands in
+their modules. Each is a `shared.cli.command.Command` (texts, its own flags, what runs it),
+added by `build_parser` in `--help` order; flags several commands share come from
 `shared.cli.options`. Each command's `func` is what `main` runs.
 """
 
@@ -11,66 +12,14 @@ import argparse
 from importlib import metadata
 from typing import Any
 
-from shared.cli.act import add_reprocess_command
-from shared.cli.live import add_live_commands, add_paths_report
+from shared.cli.act import REPROCESS
+from shared.cli.command import Command
+from shared.cli.live import PATHS, RECONCILE, SNAPSHOT
 from shared.cli.options import add_format_option, add_out_option, add_snapshot_option
-from shared.cli.preflight_args import add_preflight_command
-from shared.cli.report import add_html_report
+from shared.cli.preflight_args import PREFLIGHT
+from shared.cli.report import HTML
 from shared.cli.snapshot_commands import run_diff, run_evaluate, run_migration, run_whatif
 from shared.render.migration_script import SCRIPT_KINDS
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="license-guard",
-        description="Entra License Guard: check Microsoft Entra group-based licensing.",
-        epilog=(
-            "exit status: 0 success, 1 the command's documented condition (a risk found, "
-            "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"license-guard {version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    evaluate_cmd = commands.add_parser(
-        "evaluate",
-        help="evaluate a tenant snapshot: effective licenses, findings and seat demand",
-        description=(
-            "Compute every user's effective licenses from group memberships and direct "
-            "assignments, compare them with what Graph reports, and list findings with fixes."
-        ),
-    )
-    add_snapshot_option(evaluate_cmd, "tenant snapshot JSON (see README)")
-    add_format_option(
-        evaluate_cmd,
-        "table",
-        "json",
-        "csv",
-        text="table (default): readable summary; json: full document; csv: assignment paths",
-    )
-    add_out_option(evaluate_cmd)
-    evaluate_cmd.add_argument(
-        "--all",
-        action="store_true",
-        dest="show_all",
-        help="table: list users without findings too (by default only their count)",
-    )
-    evaluate_cmd.set_defaults(func=run_evaluate)
-    _add_whatif(commands)
-    _add_diff(commands)
-    add_live_commands(commands)
-    add_preflight_command(commands)
-    add_reprocess_command(commands)
-    reports = commands.add_parser(
-        "report",
-        help="reports: migration (from a snapshot), paths (from a live scan), html (either)",
-        description="Reports on a tenant snapshot (migration) or a live tenant (paths).",
-    )
-    kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
-    _add_migration(kinds)
-    add_paths_report(kinds)
-    add_html_report(kinds)
-    return parser
-
 
 _EXIT_EPILOG = (
     "exit status: 0 no data-loss risk, 1 data-loss risk found (a user would lose every plan "
@@ -154,23 +103,7 @@ _CHANGE_FLAGS: tuple[tuple[str, int | None, str | tuple[str, ...], str, str], ..
 )
 
 
-def _add_whatif(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "whatif",
-        help="what if: apply membership and plan changes to a snapshot, show gains and losses",
-        description=(
-            "Apply planned changes to a tenant snapshot (nothing is sent to Microsoft), "
-            "recompute effective licenses, and show each affected user's gains and losses, "
-            "seats needed per product, and capabilities at risk (a mailbox or OneDrive that no "
-            "path would provide any more), and the assignment errors Entra would likely record "
-            "(MutuallyExclusiveViolation from the table of conflicting plans and the tenant's own "
-            "errors, CountViolation from free seats, ProhibitedInUsageLocationViolation where "
-            "the tenant shows it). Changes apply in the order given. GROUP: id or exact "
-            "display name; USER: id, userPrincipalName or exact display name; SKU: skuId or "
-            "skuPartNumber; PLANS: comma-separated servicePlanNames ('' enables all)."
-        ),
-        epilog=_WHATIF_EPILOG,
-    )
+def _whatif_flags(cmd: argparse.ArgumentParser) -> None:
     add_snapshot_option(cmd)
     for flag, nargs, metavar, const, text in _CHANGE_FLAGS:
         cmd.add_argument(
@@ -184,39 +117,52 @@ def _add_whatif(commands: Any) -> None:
         )
     add_format_option(cmd, "table", "json")
     add_out_option(cmd)
-    cmd.set_defaults(func=run_whatif, changes=[])
+    cmd.set_defaults(changes=[])
 
 
-def _add_diff(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "diff",
-        help="drift between two snapshots: licensing configuration and users' licenses",
-        description=(
-            "Compare two snapshots of a tenant: licensed groups (products added or removed, "
-            "disabled plans, dynamic membership rule, licensing gained or lost, members), "
-            "products (new service plans and the groups they reach, prepaid seats), and every "
-            "user's gains and losses of effective licenses, with capabilities lost."
-        ),
-        epilog=_EXIT_EPILOG,
-    )
+WHATIF = Command(
+    "whatif",
+    help="what if: apply membership and plan changes to a snapshot, show gains and losses",
+    description=(
+        "Apply planned changes to a tenant snapshot (nothing is sent to Microsoft), "
+        "recompute effective licenses, and show each affected user's gains and losses, "
+        "seats needed per product, and capabilities at risk (a mailbox or OneDrive that no "
+        "path would provide any more), and the assignment errors Entra would likely record "
+        "(MutuallyExclusiveViolation from the table of conflicting plans and the tenant's own "
+        "errors, CountViolation from free seats, ProhibitedInUsageLocationViolation where "
+        "the tenant shows it). Changes apply in the order given. GROUP: id or exact "
+        "display name; USER: id, userPrincipalName or exact display name; SKU: skuId or "
+        "skuPartNumber; PLANS: comma-separated servicePlanNames ('' enables all)."
+    ),
+    epilog=_WHATIF_EPILOG,
+    run=run_whatif,
+    flags=_whatif_flags,
+)
+
+
+def _diff_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("old", metavar="OLD", help="the earlier tenant snapshot JSON")
     cmd.add_argument("new", metavar="NEW", help="the later tenant snapshot JSON")
     add_format_option(cmd, "table", "json")
     add_out_option(cmd)
-    cmd.set_defaults(func=run_diff)
 
 
-def _add_migration(kinds: Any) -> None:
-    cmd = kinds.add_parser(
-        "migration",
-        help="the direct -> group migration plan",
-        description=(
-            "Sort every direct assignment: removal candidates fully covered by healthy group "
-            "paths (remove gradually, a subset first), those whose removal would drop plans "
-            "(named), and products held only directly, grouped by product and disabled plans "
-            "with a suggested licensing group for each."
-        ),
-    )
+DIFF = Command(
+    "diff",
+    help="drift between two snapshots: licensing configuration and users' licenses",
+    description=(
+        "Compare two snapshots of a tenant: licensed groups (products added or removed, "
+        "disabled plans, dynamic membership rule, licensing gained or lost, members), "
+        "products (new service plans and the groups they reach, prepaid seats), and every "
+        "user's gains and losses of effective licenses, with capabilities lost."
+    ),
+    epilog=_EXIT_EPILOG,
+    run=run_diff,
+    flags=_diff_flags,
+)
+
+
+def _migration_flags(cmd: argparse.ArgumentParser) -> None:
     add_snapshot_option(cmd)
     add_format_option(
         cmd,
@@ -234,7 +180,78 @@ def _add_migration(kinds: Any) -> None:
         ),
     )
     add_out_option(cmd)
-    cmd.set_defaults(func=run_migration)
+
+
+MIGRATION = Command(
+    "migration",
+    help="the direct -> group migration plan",
+    description=(
+        "Sort every direct assignment: removal candidates fully covered by healthy group "
+        "paths (remove gradually, a subset first), those whose removal would drop plans "
+        "(named), and products held only directly, grouped by product and disabled plans "
+        "with a suggested licensing group for each."
+    ),
+    run=run_migration,
+    flags=_migration_flags,
+)
+
+
+def _evaluate_flags(cmd: argparse.ArgumentParser) -> None:
+    add_snapshot_option(cmd, "tenant snapshot JSON (see README)")
+    add_format_option(
+        cmd,
+        "table",
+        "json",
+        "csv",
+        text="table (default): readable summary; json: full document; csv: assignment paths",
+    )
+    add_out_option(cmd)
+    cmd.add_argument(
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="table: list users without findings too (by default only their count)",
+    )
+
+
+EVALUATE = Command(
+    "evaluate",
+    help="evaluate a tenant snapshot: effective licenses, findings and seat demand",
+    description=(
+        "Compute every user's effective licenses from group memberships and direct "
+        "assignments, compare them with what Graph reports, and list findings with fixes."
+    ),
+    run=run_evaluate,
+    flags=_evaluate_flags,
+)
+
+# in `--help` order; `report` (after them) groups REPORTS
+COMMANDS = (EVALUATE, WHATIF, DIFF, SNAPSHOT, RECONCILE, PREFLIGHT, REPROCESS)
+REPORTS = (MIGRATION, PATHS, HTML)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="license-guard",
+        description="Entra License Guard: check Microsoft Entra group-based licensing.",
+        epilog=(
+            "exit status: 0 success, 1 the command's documented condition (a risk found, "
+            "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"license-guard {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_to(commands)
+    reports = commands.add_parser(
+        "report",
+        help="reports: migration (from a snapshot), paths (from a live scan), html (either)",
+        description="Reports on a tenant snapshot (migration) or a live tenant (paths).",
+    )
+    kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
+    for report in REPORTS:
+        report.add_to(kinds)
+    return parser
 
 
 def version() -> str:

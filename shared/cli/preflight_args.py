@@ -5,9 +5,8 @@ and storage SDKs) are imported only when the command runs, so other commands don
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from shared.cli.options import add_graph_options
+from shared.cli.command import Command
 from shared.platform.settings import MODES
 
 
@@ -17,20 +16,23 @@ def run_preflight_command(args: argparse.Namespace) -> int:
     return run_preflight(args)
 
 
-def add_preflight_command(commands: Any) -> None:
-    cmd = commands.add_parser(
-        "preflight",
-        help="check a deployment is ready: identity, Graph permissions, storage, webhook",
-        description=(
-            "Sign in as the service would and check, harmlessly: the token's identity, each "
-            "Graph permission the mode needs, access to every queue/table/container, the "
-            "clientState secret and that the notification URLs answer Graph's validation. "
-            "Settings come from the environment (the app settings)."
-        ),
-        epilog="exit status: 0 all checks passed, 1 a check failed, 2 bad input",
-    )
+def _preflight_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--mode", choices=MODES, help="check for this mode (default: LICENSE_GUARD_MODE)"
     )
-    add_graph_options(cmd)
-    cmd.set_defaults(func=run_preflight_command)
+
+
+PREFLIGHT = Command(
+    "preflight",
+    help="check a deployment is ready: identity, Graph permissions, storage, webhook",
+    description=(
+        "Sign in as the service would and check, harmlessly: the token's identity, each "
+        "Graph permission the mode needs, access to every queue/table/container, the "
+        "clientState secret and that the notification URLs answer Graph's validation. "
+        "Settings come from the environment (the app settings)."
+    ),
+    epilog="exit status: 0 all checks passed, 1 a check failed, 2 bad input",
+    run=run_preflight_command,
+    flags=_preflight_flags,
+    live=True,
+)

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.cli.command import Command
 from shared.cli.files import load_tenant
 from shared.cli.live import LiveError, run_scan
-from shared.cli.options import add_graph_options
 from shared.cli.progress import Progress
 from shared.platform.setting_values import parse_sku_prices as sku_prices
 from shared.platform.settings import StorageConnection
@@ -28,16 +28,7 @@ from shared.render.history import HistoryError, load_history_blobs, load_history
 EXIT_OK = 0
 
 
-def add_html_report(kinds: Any) -> None:
-    cmd = kinds.add_parser(
-        "html",
-        help="the licensing health page: one self-contained HTML file",
-        description=(
-            "Render the licensing health page (health at a glance, seats per product, trends, "
-            "findings, licensing groups, migration) as one self-contained HTML file: inline "
-            "CSS and SVG, no external requests, tables capped to the first rows per code."
-        ),
-    )
+def _html_flags(cmd: argparse.ArgumentParser) -> None:
     source = cmd.add_mutually_exclusive_group(required=True)
     source.add_argument("--snapshot", metavar="FILE", help="tenant snapshot JSON")
     source.add_argument("--live", action="store_true", help="scan the live tenant")
@@ -58,8 +49,6 @@ def add_html_report(kinds: Any) -> None:
         metavar="N",
         help=f"finding rows kept per code and migration rows per kind (default {ROWS_PER_CODE})",
     )
-    add_graph_options(cmd)
-    cmd.set_defaults(func=run_html)
 
 
 def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -121,6 +110,20 @@ def run_html(args: argparse.Namespace) -> int:
     report = run_scan(args, work)
     _write(report, args.out)
     return EXIT_OK
+
+
+HTML = Command(
+    "html",
+    help="the licensing health page: one self-contained HTML file",
+    description=(
+        "Render the licensing health page (health at a glance, seats per product, trends, "
+        "findings, licensing groups, migration) as one self-contained HTML file: inline "
+        "CSS and SVG, no external requests, tables capped to the first rows per code."
+    ),
+    run=run_html,
+    flags=_html_flags,
+    live=True,
+)
 
 
 def _write(report: HealthReport, out: str) -> None:

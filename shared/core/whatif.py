@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from shared.core.dataloss import CapabilityPlans
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import Names, membership_fix
-from shared.core.model import Group, LicenseAssignment, Sku, Tenant, User
+from shared.core.model import Group, LicenseAssignment, ServicePlan, Sku, Tenant, User
 from shared.core.predict import PlanConflict, Predictions, predict_errors
 
 DELETE_LICENSED_GROUP_DOC = (
@@ -262,72 +262,73 @@ def what_if(
 
 # --------------------------------------------------------------------------- resolving names
 
-_T = TypeVar("_T")
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
 
 
-def _resolve(
-    kind: str,
-    text: str,
-    items: Iterable[_T],
-    ident: Callable[[_T], str],
-    keys: Callable[[_T], Iterable[str]],
-    describe: Callable[[_T], str],
-    scope: str = "the snapshot",
-) -> _T:
-    """By id (case-insensitive), then an exact key, then a case-insensitive key; one match only."""
-    items = list(items)
-    wanted = text.strip()
-    matchers: list[Callable[[_T], bool]] = [
-        lambda x: ident(x).lower() == wanted.lower(),
-        lambda x: wanted in keys(x),
-        lambda x: wanted.lower() in {k.lower() for k in keys(x)},
-    ]
-    for match in matchers:
-        found = [x for x in items if match(x)]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            listed = "; ".join(describe(x) for x in found)
-            raise BadReference(
-                f"{kind} '{text}' is ambiguous: {len(found)} match ({listed}); give the id"
-            )
-    raise BadReference(f"{kind} '{text}' is not in {scope}")
+_T = TypeVar("_T", bound=_Identified)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference(Generic[_T]):
+    """A kind of thing a change names on the command line: by its id or by one of its `names`;
+    `describe` tells apart the matches of an ambiguous name."""
+
+    kind: str
+    names: Callable[[_T], Iterable[str]]
+    describe: Callable[[_T], str]
+
+    def find(self, text: str, items: Iterable[_T], scope: str = "the snapshot") -> _T:
+        """By id (case-insensitive), then an exact name, then a case-insensitive name; one
+        match only."""
+        items = list(items)
+        wanted = text.strip()
+        matchers: list[Callable[[_T], bool]] = [
+            lambda x: x.id.lower() == wanted.lower(),
+            lambda x: wanted in self.names(x),
+            lambda x: wanted.lower() in {k.lower() for k in self.names(x)},
+        ]
+        for match in matchers:
+            found = [x for x in items if match(x)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                listed = "; ".join(self.describe(x) for x in found)
+                raise BadReference(
+                    f"{self.kind} '{text}' is ambiguous: {len(found)} match ({listed}); give the id"
+                )
+        raise BadReference(f"{self.kind} '{text}' is not in {scope}")
+
+
+_GROUP: _Reference[Group] = _Reference("group", lambda g: (g.name,), lambda g: f"'{g.name}' {g.id}")
+_USER: _Reference[User] = _Reference(
+    "user",
+    lambda u: (u.user_principal_name, u.display_name),
+    lambda u: f"{u.display_name} <{u.user_principal_name}> {u.id}",
+)
+_SKU: _Reference[Sku] = _Reference(
+    "SKU", lambda s: (s.part_number,), lambda s: f"{s.part_number} {s.id}"
+)
+_PLAN: _Reference[ServicePlan] = _Reference(
+    "service plan", lambda p: (p.name,), lambda p: f"{p.name} {p.id}"
+)
 
 
 def find_group(tenant: Tenant, text: str) -> Group:
     """A group by id or exact display name."""
-    return _resolve(
-        "group",
-        text,
-        tenant.groups.values(),
-        lambda g: g.id,
-        lambda g: (g.name,),
-        lambda g: f"'{g.name}' {g.id}",
-    )
+    return _GROUP.find(text, tenant.groups.values())
 
 
 def find_user(tenant: Tenant, text: str) -> User:
     """A user by id, userPrincipalName or exact display name."""
-    return _resolve(
-        "user",
-        text,
-        tenant.users.values(),
-        lambda u: u.id,
-        lambda u: (u.user_principal_name, u.display_name),
-        lambda u: f"{u.display_name} <{u.user_principal_name}> {u.id}",
-    )
+    return _USER.find(text, tenant.users.values())
 
 
 def find_sku(tenant: Tenant, text: str) -> Sku:
     """A subscribed SKU by skuId or skuPartNumber."""
-    return _resolve(
-        "SKU",
-        text,
-        tenant.skus.values(),
-        lambda s: s.id,
-        lambda s: (s.part_number,),
-        lambda s: f"{s.part_number} {s.id}",
-    )
+    return _SKU.find(text, tenant.skus.values())
 
 
 def find_plans(sku: Sku, text: str) -> frozenset[str]:
@@ -337,15 +338,7 @@ def find_plans(sku: Sku, text: str) -> frozenset[str]:
         if not part.strip():
             continue
         try:
-            plan = _resolve(
-                "service plan",
-                part,
-                sku.plans,
-                lambda p: p.id,
-                lambda p: (p.name,),
-                lambda p: f"{p.name} {p.id}",
-                scope=sku.part_number,
-            )
+            plan = _PLAN.find(part, sku.plans, scope=sku.part_number)
         except BadReference as exc:
             known = ", ".join(p.name for p in sku.plans)
             raise BadReference(f"{exc} (its plans: {known})") from None

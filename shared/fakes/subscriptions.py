@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from shared.core.graph_values import parse_graph_time
 from shared.fakes.tenant import FakeTenant, graph_iso
-from shared.ports.directory import DirectoryError, Subscription
+from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 
 SUBSCRIPTION_MAX_MINUTES = 41_760
 
@@ -48,24 +48,15 @@ class FakeSubscriptions(FakeTenant):
         self._count("subscription")
         return self._subs.get(subscription_id)
 
-    async def create_subscription(
-        self,
-        *,
-        resource: str,
-        change_type: str,
-        notification_url: str,
-        lifecycle_notification_url: str,
-        client_state: str,
-        expiration: str,
-    ) -> Subscription:
+    async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
         self._count("create_subscription")
         sub = Subscription(
             id=str(uuid.uuid4()),
-            resource=resource,
-            change_type=change_type,
-            notification_url=notification_url,
-            lifecycle_notification_url=lifecycle_notification_url,
-            expiration=self._expiry(expiration),
+            resource=request.resource,
+            change_type=request.change_type,
+            notification_url=request.notification_url,
+            lifecycle_notification_url=request.lifecycle_notification_url,
+            expiration=self._expiry(request.expiration),
         )
         self._subs[sub.id] = sub
         return sub

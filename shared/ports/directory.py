@@ -171,6 +171,19 @@ class Subscription:
     """ISO 8601 UTC, as Graph returns expirationDateTime."""
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """A new change-notification subscription, as `create_subscription` asks Graph for it."""
+
+    resource: str
+    change_type: str
+    notification_url: str
+    lifecycle_notification_url: str
+    client_state: str
+    expiration: str
+    """ISO 8601 UTC, when Graph should end it (Graph allows at most 41,760 minutes ahead)."""
+
+
 class Directory(Protocol):
     """Microsoft Graph, as the service uses it. All methods may raise `DirectoryError`."""
 
@@ -274,16 +287,9 @@ class Directory(Protocol):
         """GET /subscriptions/{id}; None when Graph no longer has it (404)."""
         ...
 
-    async def create_subscription(
-        self,
-        *,
-        resource: str,
-        change_type: str,
-        notification_url: str,
-        lifecycle_notification_url: str,
-        client_state: str,
-        expiration: str,
-    ) -> Subscription: ...
+    async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
+        """POST /subscriptions (201): the subscription Graph made."""
+        ...
 
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription: ...
 

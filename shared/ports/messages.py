@@ -60,7 +60,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import orjson
 
@@ -93,15 +93,26 @@ def _items(where: str, value: object, of: str) -> enumerate[object]:
     return enumerate(value)
 
 
-def _guid(where: str, value: object) -> str:
+_P = TypeVar("_P")
+
+
+def _parsed(
+    where: str, value: object, parse: Callable[[str], _P], kind: str, form: str
+) -> tuple[str, _P]:
+    """`value`, a string in `form` ("a GUID"), and what `parse` reads in it; `kind` is what
+    the value should have been when it is no string at all ("a GUID string")."""
     if not isinstance(value, str):
-        raise _wrong_type(where, "a GUID string", value)
+        raise _wrong_type(where, kind, value)
     try:
-        parsed = uuid.UUID(value)
+        return value, parse(value)
     except ValueError:
-        raise MessageError(f"{where}: {value!r} is not a GUID") from None
+        raise MessageError(f"{where}: {value!r} is not {form}") from None
+
+
+def _guid(where: str, value: object) -> str:
+    given, parsed = _parsed(where, value, uuid.UUID, "a GUID string", "a GUID")
     text = str(parsed)
-    if text != value.lower():  # uuid.UUID also accepts braces, urn: and no hyphens
+    if text != given.lower():  # uuid.UUID also accepts braces, urn: and no hyphens
         raise MessageError(f"{where}: {value!r} is not a GUID in 8-4-4-4-12 form")
     return text
 
@@ -139,18 +150,15 @@ def _texts(where: str, value: object) -> tuple[str, ...]:
 
 
 def _timestamp(where: str, value: object, *, utc: bool = False) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(where, "an ISO 8601 string", value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise MessageError(f"{where}: {value!r} is not an ISO 8601 timestamp") from None
+    given, parsed = _parsed(
+        where, value, datetime.fromisoformat, "an ISO 8601 string", "an ISO 8601 timestamp"
+    )
     offset = parsed.utcoffset()
     if offset is None:
         raise MessageError(f"{where}: {value!r} has no time zone (add Z for UTC)")
     if utc and offset != timedelta(0):
         raise MessageError(f"{where}: {value!r} must be in UTC (Z or +00:00)")
-    return value
+    return given
 
 
 def _version(where: str, value: object) -> int:

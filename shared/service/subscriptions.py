@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from shared.ports.directory import DirectoryError, Subscription
+from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 from shared.ports.messages import DeltaSweep, new_correlation_id
 from shared.ports.tables import ConcurrencyConflict, EntityStore
 from shared.service.crashpoints import crash_point
@@ -108,7 +108,7 @@ def _send_owed_sweep(svc: Services) -> bool:
 async def _create(svc: Services, reason: str) -> Subscription:
     _owe_sweep(svc, reason)
     crash_point(svc, "keeper.after_sweep_owed")
-    subscription = await svc.directory.create_subscription(
+    request = SubscriptionRequest(
         resource=RESOURCE,
         change_type=CHANGE_TYPE,
         notification_url=svc.settings.notification_url,
@@ -116,6 +116,7 @@ async def _create(svc: Services, reason: str) -> Subscription:
         client_state=svc.settings.client_state,
         expiration=_expiry(svc.now()),
     )
+    subscription = await svc.directory.create_subscription(request)
     crash_point(svc, "keeper.after_create")
     _remember(svc, subscription)
     crash_point(svc, "keeper.after_remember")

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -43,6 +44,7 @@ from shared.ports.directory import (
     DeltaTokenExpired,
     Directory,
     DirectoryError,
+    SubscriptionRequest,
 )
 from shared.service.reconcile.scan import user_total
 from tests.credentials import MintingCredential
@@ -139,6 +141,20 @@ def error_members(gid: str) -> set[str]:
 
 def iso_in(days: float) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def group_subscription(url: str, expiration: str, **fields: str) -> SubscriptionRequest:
+    """A request for updates and deletions of /groups, both kinds of notification to `url`;
+    `fields` replace the others (`client_state`, `change_type`, `resource`)."""
+    request = SubscriptionRequest(
+        resource="/groups",
+        change_type="updated,deleted",
+        notification_url=url,
+        lifecycle_notification_url=url,
+        client_state="secret-state",
+        expiration=expiration,
+    )
+    return replace(request, **fields)
 
 
 def parse(ts: str) -> datetime:
@@ -765,14 +781,7 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
     d = driver.directory
     assert await d.subscriptions() == []
     url = driver.notification_url
-    sub = await d.create_subscription(
-        resource="/groups",
-        change_type="updated,deleted",
-        notification_url=url,
-        lifecycle_notification_url=url,
-        client_state="secret-state",
-        expiration=iso_in(1),
-    )
+    sub = await d.create_subscription(group_subscription(url, iso_in(1)))
     assert sub.id
     assert sub.resource == "/groups"
     assert sub.change_type == "updated,deleted"
@@ -798,15 +807,11 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
 
 
 async def test_subscription_expiry_beyond_the_limit_is_rejected(driver: Driver) -> None:
+    request = group_subscription(
+        driver.notification_url, iso_in(40), change_type="updated", client_state="s"
+    )
     with pytest.raises(DirectoryError) as err:
-        await driver.directory.create_subscription(
-            resource="/groups",
-            change_type="updated",
-            notification_url=driver.notification_url,
-            lifecycle_notification_url=driver.notification_url,
-            client_state="s",
-            expiration=iso_in(40),
-        )
+        await driver.directory.create_subscription(request)
     assert err.value.status == 400
 
 

@@ -28,6 +28,7 @@ from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint
 from shared.bootstrap import build_services
 from shared.ports.directory import DirectoryError
+from tests.adapters.test_directory_contract import group_subscription
 from tests.credentials import TEST_APP_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import receiver
@@ -136,14 +137,10 @@ def test_a_call_requests_the_graph_scope_and_sends_the_token_graphsim_accepts(
     async def call(url: str) -> tuple[list[dict[str, object]], list[str]]:
         async with GraphDirectory(build_graph_client(graphsim_url, credential=credential)) as d:
             skus = await d.subscribed_skus()
-            sub = await d.create_subscription(
-                resource="groups",
-                change_type="updated",
-                notification_url=url,
-                lifecycle_notification_url=url,
-                client_state="x" * 16,
-                expiration=_soon(),
+            request = group_subscription(
+                url, _soon(), resource="groups", change_type="updated", client_state="x" * 16
             )
+            sub = await d.create_subscription(request)
             mine = [s.id for s in await d.subscriptions()]
             await d.delete_subscription(sub.id)
             return skus, [sub.id, *mine]

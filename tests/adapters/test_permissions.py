@@ -23,7 +23,14 @@ from shared.adapters.graph_permissions import (
     find_call,
     grant,
 )
-from tests.adapters.test_directory_contract import BIG, EMS, EXTRA_USERS, TENANT, UNKNOWN
+from tests.adapters.test_directory_contract import (
+    BIG,
+    EMS,
+    EXTRA_USERS,
+    TENANT,
+    UNKNOWN,
+    group_subscription,
+)
 from tests.graphsim.receiver import receiver
 
 ROLES_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "graph-app-roles.csv"
@@ -145,14 +152,8 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.groups_with_license_errors()
             await directory.members_with_license_errors(EMS)
             await directory.reprocess_license_assignment(EXTRA_USERS[0])
-            sub = await directory.create_subscription(
-                resource="/groups",
-                change_type="updated,deleted",
-                notification_url=rec.url,
-                lifecycle_notification_url=rec.url,
-                client_state="state",
-                expiration=expiry,
-            )
+            request = group_subscription(rec.url, expiry, client_state="state")
+            sub = await directory.create_subscription(request)
             await directory.subscriptions()
             assert await directory.subscription(sub.id) == sub
             await directory.renew_subscription(sub.id, expiry)

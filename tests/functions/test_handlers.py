@@ -23,6 +23,7 @@ from azure.functions.timer import TimerRequest
 from shared.bootstrap import use
 from shared.fakes.queues import InMemoryQueue
 from shared.platform.settings import Settings
+from shared.ports.directory import SubscriptionRequest
 from shared.ports.messages import (
     DeltaSweep,
     Message,
@@ -261,12 +262,14 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
 
 async def _existing_subscription(world: World) -> str:
     sub = await world.directory.create_subscription(
-        resource="/groups",
-        change_type="updated,deleted",
-        notification_url=world.svc.settings.notification_url,
-        lifecycle_notification_url=world.svc.settings.lifecycle_notification_url,
-        client_state=world.svc.settings.client_state,
-        expiration="2026-12-10T00:00:00Z",
+        SubscriptionRequest(
+            resource="/groups",
+            change_type="updated,deleted",
+            notification_url=world.svc.settings.notification_url,
+            lifecycle_notification_url=world.svc.settings.lifecycle_notification_url,
+            client_state=world.svc.settings.client_state,
+            expiration="2026-12-10T00:00:00Z",
+        )
     )
     return sub.id
 

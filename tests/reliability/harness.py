@@ -28,7 +28,7 @@ from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
 from shared.fakes.queues import in_memory_queues
 from shared.fakes.tables import InMemoryTable
-from shared.ports.directory import JSON, Subscription
+from shared.ports.directory import JSON, Subscription, SubscriptionRequest
 from shared.ports.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
 from shared.ports.queues import (
     GROUPS_CHANGED,
@@ -192,9 +192,9 @@ class JournalDirectory(FakeDirectory):
         self.trace.append(("graph", "sendDraft"))
         return await super().send_draft(sender, draft_id)
 
-    async def create_subscription(self, **kwargs: str) -> Subscription:
+    async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
         self.trace.append(("graph", "createSubscription"))
-        return await super().create_subscription(**kwargs)
+        return await super().create_subscription(request)
 
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         self.trace.append(("graph", "renewSubscription"))

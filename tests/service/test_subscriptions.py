@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.ports.directory import Subscription
+from shared.ports.directory import Subscription, SubscriptionRequest
 from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
 from shared.service.subscriptions import (
     MAX_LIFETIME,
@@ -31,12 +31,14 @@ async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATI
     """A subscription Graph already holds (created before this keeper run)."""
     moment = world.clock.now() + expires_in
     sub = await world.directory.create_subscription(
-        resource="/groups",
-        change_type="updated,deleted",
-        notification_url=url,
-        lifecycle_notification_url=LIFECYCLE_URL,
-        client_state=CLIENT_STATE,
-        expiration=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        SubscriptionRequest(
+            resource="/groups",
+            change_type="updated,deleted",
+            notification_url=url,
+            lifecycle_notification_url=LIFECYCLE_URL,
+            client_state=CLIENT_STATE,
+            expiration=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
     )
     world.directory.requests.clear()
     return sub.id
