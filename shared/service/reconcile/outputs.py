@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
+from shared.adapters.world_document import config_tenant
 from shared.core.audit import audit_actor
 from shared.core.drift import group_drift, sku_drift
 from shared.core.evaluate import Evaluation
@@ -28,17 +29,8 @@ from shared.core.migration import (
 from shared.core.model import Tenant
 from shared.core.nightly_summary import DriftItem
 from shared.ports.directory import JSON
+from shared.ports.licensed_world import LicensedWorld
 
-CONFIG_GROUP_FIELDS = (
-    "id",
-    "displayName",
-    "assignedLicenses",
-    "membershipRule",
-    "groupTypes",
-    "onPremisesSyncEnabled",
-    "securityEnabled",
-)
-CONFIG_SKU_FIELDS = ("skuId", "skuPartNumber", "prepaidUnits", "consumedUnits", "servicePlans")
 AUDIT_ACTIVITIES = ("Set group license", "Update group")
 """Directory audit activities that change a licensed group's configuration."""
 
@@ -52,28 +44,6 @@ PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def config_snapshot(skus: Sequence[JSON], groups: Sequence[JSON], taken_at: str) -> JSON:
-    """Licensed groups (SKUs, disabled plans, dynamic rules) and every SKU's plans, no members."""
-    return {
-        "takenAt": taken_at,
-        "subscribedSkus": [{k: s.get(k) for k in CONFIG_SKU_FIELDS} for s in skus],
-        "groups": [{k: g.get(k) for k in CONFIG_GROUP_FIELDS} for g in groups],
-    }
-
-
-def config_tenant(
-    config: Mapping[str, Any], members: Mapping[str, Sequence[str]] | None = None
-) -> Tenant:
-    """The configuration as the core's tenant (no users); `members`, when given, fills the
-    groups' user members by id (the new-plan reach counts them)."""
-    members = members or {}
-    translate = GraphTranslator()
-    skus = translate.skus(config.get("subscribedSkus") or ())
-    user_ids = sorted({u for ids in members.values() for u in ids})
-    users = translate.users(({"id": u} for u in user_ids), skus)
-    return Tenant(skus, translate.groups(config.get("groups") or (), skus, members), users, None)
 
 
 def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -342,10 +312,9 @@ def _migration_part(plan: MigrationPlan, tenant: Tenant) -> JSON:
     }
 
 
-def assemble_migration(
-    parts: Iterable[JSON], config: Mapping[str, Any]
-) -> tuple[MigrationPlan, Tenant]:
-    """One plan from the pages' parts, and a tenant (configuration plus the users it names)
+def assemble_migration(parts: Iterable[JSON], world: LicensedWorld) -> tuple[MigrationPlan, Tenant]:
+    """One plan from the pages' parts, and a tenant (the world's SKUs and groups, the users
+    it names)
     to render it with `shared.render.migration.migration_json` / `migration_rows`."""
     covered: list[CoveredDirect] = []
     partly: list[PartlyCoveredDirect] = []
@@ -359,12 +328,7 @@ def assemble_migration(
         for sku_id, disabled, user_ids in part["directOnly"]:
             only.setdefault((sku_id, frozenset(disabled)), []).extend(user_ids)
         users.update((u["id"], u) for u in part["users"])
-    translate = GraphTranslator()
-    skus = translate.skus(config.get("subscribedSkus") or ())
     tenant = Tenant(
-        skus,
-        translate.groups(config.get("groups") or (), skus, {}),
-        translate.users(users.values(), skus),
-        None,
+        world.skus, world.groups, GraphTranslator().users(users.values(), world.skus), None
     )
     return MigrationPlan(tuple(covered), tuple(partly), direct_only_sets(tenant, only)), tenant
