@@ -45,7 +45,7 @@ def licensed_world(
     licensed groups' configs, their user and group members by group id, the nested groups."""
     translate = GraphTranslator()
     sku_values = translate.skus(skus)
-    groups = translate.groups((c.to_graph() for c in configs), sku_values, {})
+    groups = core_groups(configs, sku_values, {})
     return LicensedWorld(
         skus=sku_values,
         organization=translate.organization(organization),
@@ -55,6 +55,14 @@ def licensed_world(
         nested_ids={c.id: tuple(nested_ids.get(c.id, ())) for c in configs},
         nested_groups=tuple(nested_groups),
     )
+
+
+def core_groups(
+    configs: Iterable[GroupConfig], skus: Mapping[str, Sku], members: Mapping[str, Sequence[str]]
+) -> dict[str, Group]:
+    """Groups' configurations as the core's groups (licenses checked against `skus`, as a
+    snapshot's are), each with `members[group id]` as its user members."""
+    return GraphTranslator().groups((c.to_graph() for c in configs), skus, members)
 
 
 # --------------------------------------------------------------------------- groups.json

@@ -75,23 +75,19 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             if m["@odata.type"] == USER_TYPE and m["id"] in self.users
         ]
 
-    async def licensed_groups(self) -> list[JSON]:
-        self._count("licensed_groups")
-        return [_project(g, _GROUP_FIELDS) for g in self.groups.values() if g["assignedLicenses"]]
-
-    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
-        self._count("groups_by_id")
-        return {
-            gid: _project(self.groups[gid], _GROUP_FIELDS)
-            for gid in group_ids
-            if gid in self.groups
-        }
-
     async def licensed_group_configs(self) -> list[GroupConfig]:
-        return list(group_configs_by_id(await self.licensed_groups()).values())
+        self._count("licensed_group_configs")
+        licensed = (
+            _project(g, _GROUP_FIELDS) for g in self.groups.values() if g["assignedLicenses"]
+        )
+        return list(group_configs_by_id(licensed).values())
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        return group_configs_by_id((await self.groups_by_id(group_ids)).values())
+        self._count("group_configs")
+        found = (
+            _project(self.groups[gid], _GROUP_FIELDS) for gid in group_ids if gid in self.groups
+        )
+        return group_configs_by_id(found)
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         self._count("group_member_ids")

@@ -174,20 +174,13 @@ class Subscription:
 class Directory(Protocol):
     """Microsoft Graph, as the service uses it. All methods may raise `DirectoryError`."""
 
-    async def licensed_groups(self) -> list[JSON]:
-        """Every group with licenses (`$filter=assignedLicenses/any()`), GROUP_SELECT fields."""
-        ...
-
-    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
-        """The named groups (GROUP_SELECT fields); unknown ids are absent from the result."""
-        ...
-
     async def licensed_group_configs(self) -> list[GroupConfig]:
-        """`licensed_groups`, typed."""
+        """Every group with licenses (`$filter=assignedLicenses/any()`, GROUP_SELECT fields),
+        typed, in the order Graph lists them."""
         ...
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        """`groups_by_id`, typed: the named groups; unknown ids are absent."""
+        """The named groups (GROUP_SELECT fields), typed; unknown ids are absent."""
         ...
 
     async def group_member_ids(self, group_id: str) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import structlog
 
-from shared.adapters.snapshot import parse_snapshot
+from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
     LedgerRow,
@@ -88,8 +88,8 @@ def _grants(value: object) -> tuple[CapabilityGrant, ...]:
 def _cached_tenant(svc: Services) -> Tenant:
     """SKUs and licensed groups from the service's caches (plan ids and names)."""
     skus, _ = ServiceState(svc.tables.servicestate).skus()
-    groups = list(LicensedGroups(svc.tables.deltalinks).groups().values())
-    return parse_snapshot({"subscribedSkus": skus, "groups": groups, "users": []}).tenant
+    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    return Tenant(skus, core_groups(configs.values(), skus, {}), {}, None)
 
 
 def with_data_loss(

@@ -36,6 +36,7 @@ from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_permissions import find_call
+from shared.core.graph_values import processing_state
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import (
     DELTA_FILTER_LIMIT,
@@ -300,33 +301,24 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 # --------------------------------------------------------------------------- reads
 async def test_licensed_groups(driver: Driver) -> None:
-    groups = await driver.directory.licensed_groups()
-    by_id = {g["id"]: g for g in groups}
+    configs = await driver.directory.licensed_group_configs()
+    by_id = {g.id: g for g in configs}
     assert set(by_id) == {E3_BASE, E3_TEAMS, EMS}
     base = by_id[E3_BASE]
-    assert base["displayName"] == "Licensing_Office365_E3_Base"
-    assert [a["skuId"] for a in base["assignedLicenses"]] == [SKU_E3]
-    assert "licenseProcessingState" in base
-    assert "members" not in base
-
-
-async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
-    found = await driver.directory.groups_by_id([SALES, BIG, UNKNOWN[0]])
-    assert set(found) == {SALES, BIG}
-    assert found[BIG]["displayName"] == "All_Staff"
-    assert found[SALES]["assignedLicenses"] == []
-
-
-async def test_typed_group_configs_match_the_json_reads(driver: Driver) -> None:
-    configs = {g.id: g for g in await driver.directory.licensed_group_configs()}
-    assert set(configs) == {E3_BASE, E3_TEAMS, EMS}
-    base = configs[E3_BASE]
     assert base.display_name == "Licensing_Office365_E3_Base"
     assert [a.sku_id for a in base.licenses] == [SKU_E3]
     assert base.licensed
+    expected = processing_state(GROUPS[E3_BASE].get("licenseProcessingState"))
+    assert expected is not None  # the state is selected and read
+    assert base.processing_state == expected
+    assert base.security_enabled == GROUPS[E3_BASE].get("securityEnabled")
+
+
+async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
     found = await driver.directory.group_configs([SALES, BIG, UNKNOWN[0]])
     assert set(found) == {SALES, BIG}
     assert found[BIG].display_name == "All_Staff"
+    assert found[SALES].licenses == ()
     assert not found[SALES].licensed
 
 
@@ -391,7 +383,6 @@ async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) 
     assert teams.licenses is not None
     assert [a.sku_id for a in teams.licenses] == [SKU_E3]
     assert teams.licenses[0].disabled_plans == frozenset()
-    assert await driver.directory.groups_by_id([SALES]) == {}
     assert await driver.directory.group_configs([SALES]) == {}
 
 
@@ -887,7 +878,7 @@ async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimCl
     async def read_all(directory: GraphDirectory) -> list[Any]:
         rnd = await directory.group_delta([BIG, EMS], None)
         return [
-            sorted(g["id"] for g in await directory.licensed_groups()),
+            sorted(g.id for g in await directory.licensed_group_configs()),
             sorted(await directory.group_member_ids(BIG)),
             {gid: sorted(g.added) for gid, g in rnd.groups.items()},
             sorted(await directory.users_by_id(EXTRA_USERS[:25])),
@@ -965,5 +956,5 @@ async def test_graph_user_count_refused_is_a_directory_error_the_scan_goes_on_wi
             with pytest.raises(DirectoryError) as err:
                 await directory.user_count()
             assert await user_total(directory) is None
-            assert await directory.licensed_groups()  # the rest of the scan still reads
+            assert await directory.licensed_group_configs()  # the rest of the scan still reads
     assert (err.value.status, err.value.code) == (403, "Authorization_RequestDenied")
