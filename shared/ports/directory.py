@@ -4,11 +4,13 @@ The service layer depends on this protocol only. Two implementations pass one co
 suite: `shared.adapters.graph.GraphDirectory` (msgraph-sdk over HTTP, against Graph or graphsim)
 and `shared.fakes.directory.FakeDirectory` (in memory, for fast service-layer tests).
 
-Bulk reads cross the port as Graph's own JSON (dicts, camelCase), because the snapshot parser
-already turns those into the core's types and because raw JSON is what bulk reads can afford
-(the SDK's typed models cost seconds per 999-user page). What the group jobs work on is typed:
-a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing configuration
-(`GroupConfig`, read with `group_configs`/`licensed_group_configs`).
+Group reads are typed: a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing
+configuration (`GroupConfig`, read with `group_configs`/`licensed_group_configs`; both
+implementations translate with `GroupConfig.from_graph`). The bulk reads of users, SKUs, the
+organization and the audit log cross the port as Graph's own JSON (dicts, camelCase), because
+raw JSON is what bulk reads can afford (the SDK's typed models cost seconds per 999-user page)
+and the snapshot parser (`shared.adapters.snapshot.GraphTranslator`) turns it into the core's
+types as soon as the service has read it.
 """
 
 from __future__ import annotations

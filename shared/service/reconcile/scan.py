@@ -2,8 +2,10 @@
 members) and each page of users as the core's tenant, evaluated.
 
 Shared by the nightly run, its dry run, the live health report and the admin's reprocess.
-Graph's objects become the core's model through the adapter's translator, page by page:
-the member index (user id -> licensed group ids) gives each page's group memberships.
+The world is read once as a typed `LicensedWorld` (`shared.adapters.world_document`
+translates the Graph reads); each page of users becomes the core's model through the
+adapter's translator, and the member index (user id -> licensed group ids) gives its
+group memberships.
 """
 
 from __future__ import annotations
