@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
-from shared.core.model import Group, Organization, Sku, Tenant
+from shared.core.model import Group, Organization, ServicePlan, Sku, Tenant
 from shared.ports.directory import JSON, GroupConfig
 from shared.ports.licensed_world import LicensedWorld
 
@@ -134,8 +134,18 @@ def sku_document(sku: Sku) -> JSON:
             "warning": sku.prepaid.warning,
             "lockedOut": sku.prepaid.locked_out,
         },
-        "servicePlans": [{"servicePlanId": p.id, "servicePlanName": p.name} for p in sku.plans],
+        "servicePlans": [_plan_document(p) for p in sku.plans],
     }
+
+
+def _plan_document(plan: ServicePlan) -> JSON:
+    """A servicePlanInfo; `appliesTo` and `provisioningStatus` when Graph said them."""
+    document: JSON = {"servicePlanId": plan.id, "servicePlanName": plan.name}
+    if plan.applies_to is not None:
+        document["appliesTo"] = plan.applies_to
+    if plan.provisioning_status is not None:
+        document["provisioningStatus"] = plan.provisioning_status
+    return document
 
 
 def organization_document(organization: Organization | None) -> JSON | None:

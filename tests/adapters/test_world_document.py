@@ -80,6 +80,28 @@ def test_the_typed_worlds_own_form_loads_back_to_the_same_values() -> None:
     assert config_document(again, "t") == config_document(world, "t")
 
 
+def test_the_configuration_snapshot_keeps_graphs_fields_of_groups_and_skus() -> None:
+    old = old_groups_json()
+
+    config = config_document(world_from_document(old), "2026-01-02T00:00:00+00:00")
+
+    assert config["takenAt"] == "2026-01-02T00:00:00+00:00"
+    for raw, written in zip(old["skus"], config["subscribedSkus"], strict=True):
+        assert written == {
+            k: raw.get(k)
+            for k in ("skuId", "skuPartNumber", "prepaidUnits", "consumedUnits", "servicePlans")
+        }
+    for raw, written in zip(old["groups"], config["groups"], strict=True):
+        assert written["id"] == raw["id"]
+        assert written["displayName"] == raw["displayName"]
+        assert written["assignedLicenses"] == [
+            {"skuId": a["skuId"], "disabledPlans": sorted(a.get("disabledPlans") or [])}
+            for a in raw["assignedLicenses"]
+        ]
+        for key in ("membershipRule", "groupTypes", "onPremisesSyncEnabled", "securityEnabled"):
+            assert written[key] == raw.get(key)
+
+
 def test_a_world_read_unwatched_keeps_no_user_count() -> None:
     old = old_groups_json()
     del old["userCount"]
