@@ -42,6 +42,7 @@ from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
+    AuditEntry,
     DeltaRound,
     Directory,
     DirectoryError,
@@ -237,7 +238,9 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         return ids, str(more) if more else None
 
     # ------------------------------------------------------------------ audit log, mail
-    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+    async def directory_audits(
+        self, since: str, activities: Sequence[str] = ()
+    ) -> list[AuditEntry]:
         """GET /auditLogs/directoryAudits?$filter=activityDateTime ge <since>, all pages,
         newest first. `activityDisplayName` supports only `eq`/`startswith` in $filter
         (graph-facts §3.8), so each activity is one filtered query (`... and
@@ -261,7 +264,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
                 found.setdefault(str(entry.get("id")), entry)
         entries = list(found.values())
         entries.sort(key=lambda e: parse_graph_time(str(e.get("activityDateTime"))), reverse=True)
-        return entries
+        return [AuditEntry.from_graph(e) for e in entries]
 
     # ------------------------------------------------------------------ tenant
     async def subscribed_skus(self) -> list[JSON]:

@@ -41,6 +41,7 @@ from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
+    AuditEntry,
     DeltaRound,
     DeltaTokenExpired,
     Directory,
@@ -292,7 +293,9 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         more = self._link(f"/groups/{group_id}/members", end) if end < len(members) else None
         return ids, more
 
-    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+    async def directory_audits(
+        self, since: str, activities: Sequence[str] = ()
+    ) -> list[AuditEntry]:
         self._count("directory_audits")
         start = parse_graph_time(since)
         wanted = set(activities)
@@ -303,7 +306,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             and (not wanted or e.get("activityDisplayName") in wanted)
         ]
         found.sort(key=lambda e: parse_graph_time(str(e["activityDateTime"])), reverse=True)
-        return found
+        return [AuditEntry.from_graph(e) for e in found]
 
 
 if TYPE_CHECKING:

@@ -528,19 +528,6 @@ async def test_group_members_page_reads_every_page_and_only_users(driver: Driver
 
 
 # --------------------------------------------------------------------------- audit log
-def _actor(entry: dict[str, Any]) -> str | None:
-    by = entry.get("initiatedBy") or {}
-    if by.get("user"):
-        return str(by["user"].get("userPrincipalName"))
-    if by.get("app"):
-        return str(by["app"].get("displayName"))
-    return None
-
-
-def _target_ids(entry: dict[str, Any]) -> list[str]:
-    return [str(t.get("id")) for t in entry.get("targetResources") or []]
-
-
 async def test_directory_audits_since_a_time(driver: Driver) -> None:
     early = EXTRA_USERS[-1]
     driver.remove_member(BIG, early)  # before `since`: left out
@@ -555,28 +542,29 @@ async def test_directory_audits_since_a_time(driver: Driver) -> None:
     driver.set_group_licenses(E3_TEAMS, assigned)
 
     found = await driver.directory.directory_audits(since, AUDITED)
-    assert sorted(e["activityDisplayName"] for e in found) == sorted(AUDITED)
-    by_activity = {e["activityDisplayName"]: e for e in found}
+    assert sorted(e.activity for e in found) == sorted(AUDITED)
+    by_activity = {e.activity: e for e in found}
     for entry in found:
-        assert _actor(entry) == SIM_ADMIN_UPN
-        assert parse(entry["activityDateTime"]) >= parse(since.replace("+00:00", "Z"))
-        assert entry["id"]
+        assert entry.actor == SIM_ADMIN_UPN
+        assert not entry.by_app
+        assert parse(entry.when) >= parse(since.replace("+00:00", "Z"))
+        assert entry.id
     added = by_activity["Add member to group"]
-    assert _target_ids(added) == [joiner, EMS]
-    assert [t["type"] for t in added["targetResources"]] == ["User", "Group"]
-    assert added["targetResources"][0]["userPrincipalName"] == USERS[joiner]["userPrincipalName"]
-    assert _target_ids(by_activity["Remove member from group"]) == [leaver, BIG]
+    assert added.target_ids == (joiner, EMS)
+    assert [t.type for t in added.targets] == ["User", "Group"]
+    assert added.targets[0].user_principal_name == USERS[joiner]["userPrincipalName"]
+    assert by_activity["Remove member from group"].target_ids == (leaver, BIG)
     lic = by_activity["Set group license"]
-    assert _target_ids(lic) == [E3_TEAMS]
-    assert lic["category"] == "GroupManagement"
-    times = [parse(e["activityDateTime"]) for e in found]
+    assert lic.target_ids == (E3_TEAMS,)
+    assert lic.category == "GroupManagement"
+    times = [parse(e.when) for e in found]
     assert times == sorted(times, reverse=True)  # newest first
 
     only = await driver.directory.directory_audits(since, ["Remove member from group"])
-    assert [_target_ids(e) for e in only] == [[leaver, BIG]]
+    assert [e.target_ids for e in only] == [(leaver, BIG)]
     everything = await driver.directory.directory_audits(since)
-    assert {e["id"] for e in found} <= {e["id"] for e in everything}
-    assert all(early not in _target_ids(e) for e in everything)
+    assert {e.id for e in found} <= {e.id for e in everything}
+    assert all(early not in e.target_ids for e in everything)
     assert await driver.directory.directory_audits(iso_in(1), AUDITED) == []
 
 

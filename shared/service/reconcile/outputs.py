@@ -15,7 +15,6 @@ from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import config_tenant
-from shared.core.audit import audit_actor
 from shared.core.drift import group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
@@ -28,7 +27,7 @@ from shared.core.migration import (
 )
 from shared.core.model import Tenant
 from shared.core.nightly_summary import DriftItem
-from shared.ports.directory import JSON
+from shared.ports.directory import JSON, AuditEntry
 from shared.ports.licensed_world import LicensedWorld
 
 AUDIT_ACTIVITIES = ("Set group license", "Update group")
@@ -46,16 +45,14 @@ PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 # --------------------------------------------------------------------------- configuration
 
 
-def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def _actors(audits: Iterable[AuditEntry]) -> dict[str, str]:
     """The latest actor per target group id."""
     latest: dict[str, tuple[str, str]] = {}
     for entry in audits:
-        who = audit_actor(entry)
-        when = str(entry.get("activityDateTime") or "")
+        who, when = entry.actor, entry.when
         if not who:
             continue
-        for target in entry.get("targetResources") or ():
-            target_id = str((target or {}).get("id") or "")
+        for target_id in entry.target_ids:
             if target_id and (target_id not in latest or latest[target_id][0] <= when):
                 latest[target_id] = (when, who)
     return {target: who for target, (_, who) in latest.items()}
@@ -65,7 +62,7 @@ def config_drift(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     members: Mapping[str, Sequence[str]],
-    audits: Iterable[Mapping[str, Any]] = (),
+    audits: Iterable[AuditEntry] = (),
 ) -> list[DriftItem]:
     """Last night's configuration against tonight's, one item per change, with the actor from
     the audit log when one is found. A new service plan is one item per SKU, listing the
