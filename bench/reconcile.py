@@ -4,7 +4,8 @@ resource units, wall time and the worker's peak memory.
 Starts `python -m graphsim --synthetic users=100000,groups=60` as a separate process (its memory
 is not the worker's), then runs `shared.service.reconcile.nightly.reconcile_nightly` in this process
 exactly as the timer does (act mode, so reprocesses are decided and queued), with the real
-`GraphDirectory` over loopback HTTP, in-memory queues and tables, and reports written to a
+`GraphDirectory` over loopback HTTP (the CLI's: `shared.bootstrap.graph_session`, counting
+requests with its `on_response` hook), in-memory queues and tables, and reports written to a
 directory (a `BlobStore` on the file system, so report bytes do not count as worker memory).
 
 Figures:
@@ -51,12 +52,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devhost.azurite import Azurite
 from graphsim.client import SimClient
-from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.tables import tables_for
-from shared.bootstrap import in_memory_services
+from shared.bootstrap import GraphSession, graph_session, in_memory_services
 from shared.fakes.tables import InMemoryTable
 from shared.platform.settings import Settings
-from shared.ports.directory import USER_SELECT
+from shared.ports.directory import USER_SELECT, Directory
 from shared.ports.tables import TABLE_NAMES, Entity, Tables
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.outputs import AUDIT_ACTIVITIES
@@ -162,7 +162,7 @@ def settings(graph_url: str) -> Settings:
 class Counting:
     """Wraps the directory to count what the floor is made of."""
 
-    def __init__(self, inner: GraphDirectory) -> None:
+    def __init__(self, inner: Directory) -> None:
         self.inner = inner
         self.users = 0
         self.members: dict[str, int] = {}
@@ -188,23 +188,21 @@ class Counting:
         return await self.inner.members_with_license_errors(group_id)
 
 
-def observed_directory(graph_url: str) -> tuple[GraphDirectory, dict[str, int]]:
-    """A real `GraphDirectory` whose HTTP requests and resource units are counted."""
+def observed_directory(graph_url: str) -> tuple[GraphSession, dict[str, int]]:
+    """The CLI's Graph session (`shared.bootstrap.graph_session`) whose HTTP requests and
+    resource units are counted."""
     seen = {"requests": 0, "ru": 0}
 
     async def on_response(response: httpx.Response) -> None:
         seen["requests"] += 1
         seen["ru"] += int(response.headers.get("x-ms-resource-unit") or 0)
 
-    client = build_graph_client(graph_url, static_token=TOKEN)
-    http = client.request_adapter._http_client  # a bench observing the wire
-    http.event_hooks["response"].append(on_response)
-    return GraphDirectory(client), seen
+    return graph_session(graph_url, static_token=TOKEN, on_response=on_response), seen
 
 
 async def run(graph_url: str, reports: Path) -> dict[str, Any]:
     graph, units = observed_directory(graph_url)
-    directory = Counting(graph)
+    directory = Counting(graph.directory)
     blobs = DirBlobStore(reports)
     svc = in_memory_services(
         settings(graph_url),
@@ -213,13 +211,13 @@ async def run(graph_url: str, reports: Path) -> dict[str, Any]:
         blobs=blobs,
     )
     # The first run is a baseline; the second is a regular night (what runs every night).
-    await reconcile_nightly(svc, blobs, Options())  # type: ignore[arg-type]
+    await reconcile_nightly(svc, blobs, Options())
     units["ru"] = units["requests"] = 0
     with SimClient(graph_url) as sim:
         sim.clear_counters()
     directory.users, directory.members, directory.error_groups = 0, {}, 0
     started = time.monotonic()
-    result = await reconcile_nightly(svc, blobs, Options(force=True))  # type: ignore[arg-type]
+    result = await reconcile_nightly(svc, blobs, Options(force=True))
     wall = time.monotonic() - started
     await graph.aclose()
     with SimClient(graph_url) as sim:
@@ -241,11 +239,11 @@ async def page_floor(graph_url: str) -> dict[str, Any]:
     with nothing done with them."""
     graph, seen = observed_directory(graph_url)
     started = time.monotonic()
-    await read_world(graph)
+    await read_world(graph.directory)
     link: str | None = None
     users = 0
     while True:
-        page, link = await graph.users_page(link, select=USER_SELECT)
+        page, link = await graph.directory.users_page(link, select=USER_SELECT)
         users += len(page)
         if link is None:
             break
@@ -258,7 +256,7 @@ async def dry_run_once(graph_url: str, reports: Path, tables: Tables) -> dict[st
     """`license-guard reconcile --dry-run`'s code path on a fresh install's state."""
     graph, seen = observed_directory(graph_url)
     blobs = DirBlobStore(reports)
-    svc = in_memory_services(settings(graph_url), graph, tables=tables, blobs=blobs)
+    svc = in_memory_services(settings(graph_url), graph.directory, tables=tables, blobs=blobs)
     started = time.monotonic()
     # as the CLI runs it: with a progress callback (the CLI always passes one, `--quiet` only
     # silences it), which also makes the scan ask Graph for the users total ($count)

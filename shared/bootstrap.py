@@ -23,6 +23,7 @@ from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.blobs import blobs_for, container_client
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import MANAGED_IDENTITY_SETTING, default_credential, graph_endpoint
+from shared.adapters.graph_client import ResponseHook
 from shared.adapters.graph_probe import GraphProbe
 from shared.adapters.queues import queue_client, queues_for
 from shared.adapters.tables import table_client, tables_for
@@ -205,11 +206,14 @@ def graph_directory(
     credential: Any = None,
     env: Mapping[str, str] | None = None,
     page_size: int | None = None,
+    on_response: ResponseHook | None = None,
 ) -> GraphDirectory:
     """The Directory port over Graph (or graphsim) at `base_url`: the one place the URL is
     checked (before any sign-in) and the credential is made when none is given
     (`build_graph_client`). The caller closes it (`aclose`), not the credential it passed."""
-    client = build_graph_client(base_url, static_token=static_token, credential=credential, env=env)
+    client = build_graph_client(
+        base_url, static_token=static_token, credential=credential, env=env, on_response=on_response
+    )
     if page_size is None:
         return GraphDirectory(client)
     return GraphDirectory(client, page_size=page_size)
@@ -294,15 +298,22 @@ class GraphSession:
 
 
 def graph_session(
-    base_url: str, *, static_token: str | None, credential: Any = None
+    base_url: str,
+    *,
+    static_token: str | None,
+    credential: Any = None,
+    on_response: ResponseHook | None = None,
 ) -> GraphSession:
     """The directory a CLI command reads at `base_url`: with `static_token` (graphsim), else
     signed in with `credential`, by default `DefaultAzureCredential` (`az login`), made only
-    after the URL is known to name a Graph cloud (GraphEndpointError when it does not)."""
+    after the URL is known to name a Graph cloud (GraphEndpointError when it does not).
+    `on_response` sees every HTTP response (a benchmark counts requests with it)."""
     if static_token is None and credential is None:
         graph_endpoint(base_url)
         credential = default_credential(os.environ)
-    directory = graph_directory(base_url, static_token=static_token, credential=credential)
+    directory = graph_directory(
+        base_url, static_token=static_token, credential=credential, on_response=on_response
+    )
     return GraphSession(directory, credential if static_token is None else None)
 
 

@@ -42,6 +42,7 @@ from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
+    AuditEntry,
     DeltaRound,
     Directory,
     DirectoryError,
@@ -75,7 +76,16 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
     """The `Directory` port over Graph (or graphsim). Close with `aclose()`; the options
     (`page_size`, batch limits, `reprocess_priority`) are `GraphTransport`'s."""
 
-    async def licensed_groups(self) -> list[JSON]:
+    async def licensed_group_configs(self) -> list[GroupConfig]:
+        return list(group_configs_by_id(await self._licensed_group_objects()).values())
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        return group_configs_by_id(
+            (await self._get_by_id("groups", group_ids, GROUP_SELECT)).values()
+        )
+
+    async def _licensed_group_objects(self) -> list[JSON]:
+        """Every group with licenses, GROUP_SELECT fields, as Graph returns them."""
         params = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
             filter="assignedLicenses/any()", select=GROUP_SELECT.split(","), top=self._top
         )
@@ -83,15 +93,6 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
             RequestConfiguration(query_parameters=params)
         )
         return await self._pages(info, self._client.groups.with_url)
-
-    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
-        return await self._get_by_id("groups", group_ids, GROUP_SELECT)
-
-    async def licensed_group_configs(self) -> list[GroupConfig]:
-        return list(group_configs_by_id(await self.licensed_groups()).values())
-
-    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        return group_configs_by_id((await self.groups_by_id(group_ids)).values())
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         members = self._client.groups.by_group_id(group_id).members
@@ -237,7 +238,9 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         return ids, str(more) if more else None
 
     # ------------------------------------------------------------------ audit log, mail
-    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+    async def directory_audits(
+        self, since: str, activities: Sequence[str] = ()
+    ) -> list[AuditEntry]:
         """GET /auditLogs/directoryAudits?$filter=activityDateTime ge <since>, all pages,
         newest first. `activityDisplayName` supports only `eq`/`startswith` in $filter
         (graph-facts §3.8), so each activity is one filtered query (`... and
@@ -261,7 +264,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
                 found.setdefault(str(entry.get("id")), entry)
         entries = list(found.values())
         entries.sort(key=lambda e: parse_graph_time(str(e.get("activityDateTime"))), reverse=True)
-        return entries
+        return [AuditEntry.from_graph(e) for e in entries]
 
     # ------------------------------------------------------------------ tenant
     async def subscribed_skus(self) -> list[JSON]:

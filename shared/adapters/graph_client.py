@@ -10,7 +10,7 @@ import time.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -23,6 +23,9 @@ from msgraph_core.authentication import AzureIdentityAuthenticationProvider
 
 from shared.adapters.async_credential import async_credential
 from shared.adapters.graph_auth import default_credential, graph_endpoint
+
+ResponseHook = Callable[[httpx.Response], Awaitable[None]]
+"""An httpx response event hook: awaited with each response the Graph client receives."""
 
 
 class StaticTokenAuthenticationProvider(AnonymousAuthenticationProvider):
@@ -45,6 +48,7 @@ def build_graph_client(
     static_token: str | None = None,
     credential: Any = None,
     env: Mapping[str, str] | None = None,
+    on_response: ResponseHook | None = None,
 ) -> GraphServiceClient:
     """A GraphServiceClient for `base_url` (settings' GRAPH_BASE_URL, e.g.
     `https://graph.microsoft.com/v1.0`, a national cloud's, or `http://127.0.0.1:8765/v1.0` for
@@ -58,7 +62,8 @@ def build_graph_client(
     cloud fails (GraphEndpointError, a ValueError) before any credential is made. The token is
     requested for `https://<host>/.default` and attached only to the base URL's host. The HTTP
     client comes from `GraphClientFactory.create_with_default_middleware()`, so Graph's retry
-    handler is in place.
+    handler is in place. `on_response`, when given, is called with every HTTP response
+    (httpx's response event hook): what a benchmark counts requests with.
     """
     auth: AnonymousAuthenticationProvider | AzureIdentityAuthenticationProvider
     if static_token is not None:
@@ -73,6 +78,8 @@ def build_graph_client(
             allowed_hosts=endpoint.allowed_hosts,
         )
     http_client: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware()
+    if on_response is not None:
+        http_client.event_hooks["response"].append(on_response)
     adapter = GraphRequestAdapter(auth, client=http_client)
     adapter.base_url = base_url.rstrip("/")
     return GraphServiceClient(request_adapter=adapter)

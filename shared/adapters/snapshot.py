@@ -166,7 +166,8 @@ class _Parser:
             plan_where = f"{where}: servicePlans[{n}]"
             plan = _object(plan, plan_where)
             plan_id = _text(plan, "servicePlanId", plan_where)
-            plans.append(ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id)))
+            info = (plan.get("appliesTo"), plan.get("provisioningStatus"))
+            plans.append(ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id), *info))
         prepaid = obj.get("prepaidUnits") or {}
         if not isinstance(prepaid, dict):
             raise SnapshotError(f"{where}: 'prepaidUnits' must be an object")

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-_USER_TYPE = "#microsoft.graph.user"
-_GROUP_TYPE = "#microsoft.graph.group"
 
 
 _T = TypeVar("_T")
@@ -139,15 +137,14 @@ async def write_snapshot(
 ) -> int:
     """Stream a snapshot: SKUs, licensed groups with members, users page by page, organization.
     Returns the number of users written."""
+    from shared.adapters.world_document import snapshot_head  # noqa: PLC0415 - see the imports
     from shared.service.reconcile.scan import read_world  # noqa: PLC0415 - see the imports
 
     world = await read_world(directory, progress)
-    groups = world["groups"] + world["nestedGroups"]
-    out.write(b'{"subscribedSkus":' + orjson.dumps(world["skus"]) + b',"groups":[')
+    skus, groups, organization = snapshot_head(world)
+    out.write(b'{"subscribedSkus":' + orjson.dumps(skus) + b',"groups":[')
     for n, group in enumerate(groups):
-        members = [{"@odata.type": _USER_TYPE, "id": u} for u in group.pop("memberIds")]
-        members += [{"@odata.type": _GROUP_TYPE, "id": g} for g in group.pop("nestedGroupIds")]
-        out.write((b"," if n else b"") + orjson.dumps(group | {"members": members}))
+        out.write((b"," if n else b"") + orjson.dumps(group))
     out.write(b'],"users":[')
     link: str | None = None
     count = 0
@@ -157,10 +154,9 @@ async def write_snapshot(
             out.write((b"," if count else b"") + orjson.dumps(user))
             count += 1
         if progress:
-            progress("users", count, world.get("userCount"))
+            progress("users", count, world.user_count)
         if link is None:
             break
-    organization = [world["organization"]] if world.get("organization") else []
     out.write(b'],"organization":' + orjson.dumps(organization) + b"}\n")
     return count
 
@@ -225,13 +221,12 @@ async def write_paths(
                 out.write((b"," if done or n else b"") + orjson.dumps(doc))
         done += len(users)
         if progress:
-            progress("users", done, world.get("userCount"))
+            progress("users", done, world.user_count)
         if link is None:
             break
     if fmt == "json":
-        groups = [
-            {"id": g["id"], "displayName": g.get("displayName"), "findings": []}
-            for g in world["groups"]
+        groups: list[dict[str, object]] = [
+            {"id": c.id, "displayName": c.display_name, "findings": []} for c in world.configs
         ]
         out.write(b'],"groups":' + orjson.dumps(groups) + b"}\n")
 

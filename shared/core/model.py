@@ -23,6 +23,10 @@ ERROR_CODE_ALIASES: Final = MappingProxyType({"others": "Other"})
 class ServicePlan:
     id: str
     name: str
+    applies_to: str | None = field(default=None, compare=False)
+    """servicePlanInfo.appliesTo ("User", "Company"), as Graph said it; kept for reports."""
+    provisioning_status: str | None = field(default=None, compare=False)
+    """servicePlanInfo.provisioningStatus ("Success", "Disabled"...); kept for reports."""
 
 
 def seat_shortfall(demand: int, seats: int) -> int:

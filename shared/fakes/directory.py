@@ -41,6 +41,7 @@ from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
+    AuditEntry,
     DeltaRound,
     DeltaTokenExpired,
     Directory,
@@ -75,23 +76,19 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             if m["@odata.type"] == USER_TYPE and m["id"] in self.users
         ]
 
-    async def licensed_groups(self) -> list[JSON]:
-        self._count("licensed_groups")
-        return [_project(g, _GROUP_FIELDS) for g in self.groups.values() if g["assignedLicenses"]]
-
-    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
-        self._count("groups_by_id")
-        return {
-            gid: _project(self.groups[gid], _GROUP_FIELDS)
-            for gid in group_ids
-            if gid in self.groups
-        }
-
     async def licensed_group_configs(self) -> list[GroupConfig]:
-        return list(group_configs_by_id(await self.licensed_groups()).values())
+        self._count("licensed_group_configs")
+        licensed = (
+            _project(g, _GROUP_FIELDS) for g in self.groups.values() if g["assignedLicenses"]
+        )
+        return list(group_configs_by_id(licensed).values())
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        return group_configs_by_id((await self.groups_by_id(group_ids)).values())
+        self._count("group_configs")
+        found = (
+            _project(self.groups[gid], _GROUP_FIELDS) for gid in group_ids if gid in self.groups
+        )
+        return group_configs_by_id(found)
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         self._count("group_member_ids")
@@ -296,7 +293,9 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         more = self._link(f"/groups/{group_id}/members", end) if end < len(members) else None
         return ids, more
 
-    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+    async def directory_audits(
+        self, since: str, activities: Sequence[str] = ()
+    ) -> list[AuditEntry]:
         self._count("directory_audits")
         start = parse_graph_time(since)
         wanted = set(activities)
@@ -307,7 +306,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             and (not wanted or e.get("activityDisplayName") in wanted)
         ]
         found.sort(key=lambda e: parse_graph_time(str(e["activityDateTime"])), reverse=True)
-        return found
+        return [AuditEntry.from_graph(e) for e in found]
 
 
 if TYPE_CHECKING:

@@ -4,11 +4,14 @@ The service layer depends on this protocol only. Two implementations pass one co
 suite: `shared.adapters.graph.GraphDirectory` (msgraph-sdk over HTTP, against Graph or graphsim)
 and `shared.fakes.directory.FakeDirectory` (in memory, for fast service-layer tests).
 
-Bulk reads cross the port as Graph's own JSON (dicts, camelCase), because the snapshot parser
-already turns those into the core's types and because raw JSON is what bulk reads can afford
-(the SDK's typed models cost seconds per 999-user page). What the group jobs work on is typed:
-a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing configuration
-(`GroupConfig`, read with `group_configs`/`licensed_group_configs`).
+Group reads are typed: a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing
+configuration (`GroupConfig`, read with `group_configs`/`licensed_group_configs`; both
+implementations translate with `GroupConfig.from_graph`); so are audit entries (`AuditEntry`).
+The bulk reads of users, SKUs and the organization cross the port as Graph's own JSON
+(dicts, camelCase), because raw JSON is what bulk reads can afford (the SDK's typed models
+cost seconds per 999-user page) and the snapshot parser
+(`shared.adapters.snapshot.GraphTranslator`) turns it into the core's types as soon as the
+service has read it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.core.audit import audit_actor
 from shared.core.graph_values import processing_state
 from shared.core.model import LicenseAssignment
 
@@ -153,6 +157,68 @@ def group_configs_by_id(groups: Iterable[Mapping[str, Any]]) -> dict[str, GroupC
 
 
 @dataclass(frozen=True, slots=True)
+class AuditTarget:
+    """One of a directory audit entry's `targetResources`."""
+
+    id: str
+    type: str | None = None
+    display_name: str | None = None
+    user_principal_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How a mail names it: display name, else UPN, else id."""
+        return self.display_name or self.user_principal_name or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A directory audit entry (`directoryAudit`): what was done, when, to what, by whom."""
+
+    id: str
+    activity: str
+    """`activityDisplayName` ("Set group license", "Change user license"...)."""
+    when: str
+    """`activityDateTime` as Graph wrote it."""
+    category: str | None = None
+    targets: tuple[AuditTarget, ...] = ()
+    actor: str | None = None
+    """Who did it (`shared.core.audit.audit_actor`: a UPN, an app, or Entra Connect sync)."""
+    app_id: str | None = None
+    app_name: str | None = None
+    by_app: bool = False
+    """Initiated by an application (`initiatedBy.app`), whose id and name are above."""
+
+    @property
+    def target_ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.targets)
+
+    @classmethod
+    def from_graph(cls, obj: Mapping[str, Any]) -> AuditEntry:
+        app = (obj.get("initiatedBy") or {}).get("app") or {}
+        return cls(
+            id=str(obj.get("id") or ""),
+            activity=str(obj.get("activityDisplayName") or ""),
+            when=str(obj.get("activityDateTime") or ""),
+            category=obj.get("category"),
+            targets=tuple(
+                AuditTarget(
+                    str(t.get("id") or ""),
+                    t.get("type"),
+                    t.get("displayName"),
+                    t.get("userPrincipalName"),
+                )
+                for t in obj.get("targetResources") or ()
+                if t
+            ),
+            actor=audit_actor(obj),
+            app_id=str(app["appId"]) if app.get("appId") else None,
+            app_name=str(app["displayName"]) if app.get("displayName") else None,
+            by_app=bool(app),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DeltaRound:
     groups: Mapping[str, GroupDelta]
     delta_link: str
@@ -187,20 +253,13 @@ class SubscriptionRequest:
 class Directory(Protocol):
     """Microsoft Graph, as the service uses it. All methods may raise `DirectoryError`."""
 
-    async def licensed_groups(self) -> list[JSON]:
-        """Every group with licenses (`$filter=assignedLicenses/any()`), GROUP_SELECT fields."""
-        ...
-
-    async def groups_by_id(self, group_ids: Sequence[str]) -> dict[str, JSON]:
-        """The named groups (GROUP_SELECT fields); unknown ids are absent from the result."""
-        ...
-
     async def licensed_group_configs(self) -> list[GroupConfig]:
-        """`licensed_groups`, typed."""
+        """Every group with licenses (`$filter=assignedLicenses/any()`, GROUP_SELECT fields),
+        typed, in the order Graph lists them."""
         ...
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
-        """`groups_by_id`, typed: the named groups; unknown ids are absent."""
+        """The named groups (GROUP_SELECT fields), typed; unknown ids are absent."""
         ...
 
     async def group_member_ids(self, group_id: str) -> list[str]:
@@ -255,9 +314,11 @@ class Directory(Protocol):
         Group members on the page (nested groups) are appended to `nested` when given."""
         ...
 
-    async def directory_audits(self, since: str, activities: Sequence[str] = ()) -> list[JSON]:
+    async def directory_audits(
+        self, since: str, activities: Sequence[str] = ()
+    ) -> list[AuditEntry]:
         """Directory audit entries (`/auditLogs/directoryAudits`) with `activityDateTime ge
-        since`, optionally only these `activityDisplayName`s, all pages."""
+        since`, optionally only these `activityDisplayName`s, all pages, newest first."""
         ...
 
     async def send_mail(

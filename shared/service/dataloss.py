@@ -18,21 +18,20 @@ stays open, and resolves, with the facts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
 
-from shared.adapters.snapshot import parse_snapshot
+from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
     LedgerRow,
     held_licenses,
     mass_loss,
 )
-from shared.core.audit import audit_actor
 from shared.core.dataloss import (
     DATA_LOSS_RISK,
     CapabilityGrant,
@@ -88,8 +87,8 @@ def _grants(value: object) -> tuple[CapabilityGrant, ...]:
 def _cached_tenant(svc: Services) -> Tenant:
     """SKUs and licensed groups from the service's caches (plan ids and names)."""
     skus, _ = ServiceState(svc.tables.servicestate).skus()
-    groups = list(LicensedGroups(svc.tables.deltalinks).groups().values())
-    return parse_snapshot({"subscribedSkus": skus, "groups": groups, "users": []}).tenant
+    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    return Tenant(skus, core_groups(configs.values(), skus, {}), {}, None)
 
 
 def with_data_loss(
@@ -268,23 +267,10 @@ async def _send_mass_loss(
     involved = set(group_ids) | {r.subject for _, r in pairs}
     audit_rows = []
     for entry in audits:
-        targets = entry.get("targetResources") or []
-        ids = {str(t.get("id")) for t in targets if t}
-        if not ids & involved:
+        if not set(entry.target_ids) & involved:
             continue
-        target = ", ".join(
-            str(t.get("displayName") or t.get("userPrincipalName") or t.get("id"))
-            for t in targets
-            if t
-        )
-        audit_rows.append(
-            (
-                str(entry.get("activityDateTime", "")),
-                str(entry.get("activityDisplayName", "")),
-                target,
-                _actor(entry),
-            )
-        )
+        target = ", ".join(t.label for t in entry.targets)
+        audit_rows.append((entry.when, entry.activity, target, entry.actor or "unknown"))
     actors = sorted({row[3] for row in audit_rows})
     lead = (
         f"{len(pairs)} users lost a mailbox or OneDrive capability within the last hour "
@@ -311,7 +297,3 @@ async def _send_mass_loss(
         extra=extra,
         sleep=sleep,
     )
-
-
-def _actor(entry: Mapping[str, Any]) -> str:
-    return audit_actor(entry) or "unknown"

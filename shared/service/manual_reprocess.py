@@ -25,7 +25,7 @@ from shared.core.findings import (
 )
 from shared.core.model import Tenant
 from shared.core.reprocess import Cause
-from shared.ports.directory import JSON
+from shared.ports.licensed_world import LicensedWorld
 from shared.ports.messages import ReprocessUser
 from shared.service.reconcile.scan import evaluate_page, member_index, read_world
 from shared.service.reprocessing import reprocess_user
@@ -72,10 +72,11 @@ async def manual_reprocess(
         ManualOutcome(u, UNKNOWN, "no such user in the tenant") for u in users if u not in found
     ]
     if wanted_group is not None:
-        in_error = set(await svc.directory.members_with_license_errors(wanted_group["id"]))
-        members = [*in_error, *(m for m in wanted_group["memberIds"] if m not in in_error)]
+        in_error = set(await svc.directory.members_with_license_errors(wanted_group))
+        member_ids = world.members.get(wanted_group, ())
+        members = [*in_error, *(m for m in member_ids if m not in in_error)]
         found = await svc.directory.users_by_id(members)
-    documents: list[JSON] = list({str(u["id"]): u for u in found.values()}.values())
+    documents = list(found.values())  # the same user by id and by UPN: evaluated once
     if not documents:
         return outcomes
     tenant, evaluation = evaluate_page(world, index, documents)
@@ -85,7 +86,7 @@ async def manual_reprocess(
         findings = tuple(
             f
             for f in report.findings
-            if f.code in FIXABLE and (wanted_group is None or f.group_id == wanted_group["id"])
+            if f.code in FIXABLE and (wanted_group is None or f.group_id == wanted_group)
         )
         if not findings:
             if wanted_group is None:
@@ -152,12 +153,14 @@ async def _call(
     return ManualOutcome(who, outcome.status, _codes(findings), findings)
 
 
-def _find_group(world: JSON, text: str) -> JSON:
+def _find_group(world: LicensedWorld, text: str) -> str:
+    """The id of the licensed group `text` names (its id, else its display name)."""
     wanted = text.strip().lower()
-    for key in ("id", "displayName"):
-        hits = [g for g in world["groups"] if str(g.get(key) or "").lower() == wanted]
+    by_id = [c.id for c in world.configs if c.id.lower() == wanted]
+    by_name = [c.id for c in world.configs if (c.display_name or "").lower() == wanted]
+    for hits in (by_id, by_name):
         if len(hits) == 1:
-            return dict(hits[0])
+            return hits[0]
         if len(hits) > 1:
             raise UnknownGroup(f"group '{text}' is ambiguous: give its id")
     raise UnknownGroup(f"group '{text}' is not a licensed group of the tenant")

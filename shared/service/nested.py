@@ -9,14 +9,14 @@ group, recorded under the subject `group:<id>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any
 
 from shared.core.findings import Finding, Names
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Tenant
-from shared.ports.directory import JSON, Directory, GroupDelta, licenses_from_graph
+from shared.ports.directory import Directory, GroupDelta
+from shared.ports.licensed_world import LicensedWorld
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 
@@ -54,38 +54,19 @@ async def read_nested(directory: Directory, licensed: Mapping[str, Iterable[str]
     return found
 
 
-async def read_nested_groups(
-    directory: Directory, licensed: Sequence[Mapping[str, Any]]
-) -> list[JSON]:
-    """`read_nested` for the nightly scan's world document: `licensed` groups carry
-    `nestedGroupIds`; each nested group comes back as id, displayName, `memberIds` (users) and
-    its own `nestedGroupIds`."""
-    seeds = {str(g["id"]): g.get("nestedGroupIds") or () for g in licensed}
-    return [
-        {
-            "id": group.id,
-            "displayName": group.name,
-            "memberIds": list(group.member_user_ids),
-            "nestedGroupIds": list(group.member_group_ids),
-        }
-        for group in await read_nested(directory, seeds)
-    ]
-
-
-def nested_group_findings(world: Mapping[str, Any]) -> dict[str, list[Finding]]:
-    """For each licensed group in `world` (`groups` with `assignedLicenses`, `memberIds`,
-    `nestedGroupIds`; `nestedGroups` as read by `read_nested_groups`): its NestedGroupMember
-    finding, or none."""
-    groups: dict[str, Group] = {}
-    for raw in [*(world.get("nestedGroups") or ()), *world["groups"]]:
-        groups[str(raw["id"])] = Group(
-            id=str(raw["id"]),
-            name=str(raw.get("displayName") or raw["id"]),
-            licenses=licenses_from_graph(raw.get("assignedLicenses")),
-            member_user_ids=tuple(raw.get("memberIds") or ()),
-            member_group_ids=tuple(raw.get("nestedGroupIds") or ()),
+def nested_group_findings(world: LicensedWorld) -> dict[str, list[Finding]]:
+    """For each licensed group a scan read (its licenses, user members and nested group ids,
+    the nested groups as `read_nested` read them): its NestedGroupMember finding, or none."""
+    groups = {g.id: g for g in world.nested_groups}
+    for group_id, group in world.groups.items():
+        groups[group_id] = Group(
+            id=group_id,
+            name=group.name,
+            licenses=group.licenses,
+            member_user_ids=world.members.get(group_id, ()),
+            member_group_ids=world.nested_ids.get(group_id, ()),
         )
-    return nested_findings(groups, [str(raw["id"]) for raw in world["groups"]])
+    return nested_findings(groups, list(world.groups))
 
 
 def nested_findings(

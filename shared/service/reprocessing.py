@@ -140,15 +140,13 @@ async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
         return False
     ours = svc.settings.storage_connection.managed_identity_client_id  # the one identity
     for entry in entries:
-        targets = {str((t or {}).get("id")) for t in entry.get("targetResources") or ()}
-        app = (entry.get("initiatedBy") or {}).get("app") or {}
-        if user_id not in targets or not app:
+        if user_id not in entry.target_ids or not entry.by_app:
             continue
-        if ours and str(app.get("appId") or "").lower() == ours.lower():
+        if ours and (entry.app_id or "").lower() == ours.lower():
             return True
         # Without our client id: any app but Microsoft's own licensing and sync services,
         # whose "Change user license" entries are the processing we asked for, not our call.
-        name = str(app.get("displayName") or "").lower()
+        name = (entry.app_name or "").lower()
         if not ours and not any(actor in name for actor in SERVICE_ACTORS):
             return True
     return False

@@ -12,7 +12,6 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Final
 
-from shared.adapters.snapshot import parse_snapshot
 from shared.catalog.products import catalog
 from shared.core.findings import (
     SUBSCRIPTION_AT_RISK,
@@ -21,6 +20,7 @@ from shared.core.findings import (
     service_finding,
 )
 from shared.core.graph_values import graph_time_or_none
+from shared.core.model import Tenant
 from shared.core.sku_findings import sku_findings
 from shared.service.alerts.channels import CHANNEL_FAILING
 from shared.service.alerts.immediate import open_unalerted, send_immediate
@@ -78,7 +78,7 @@ def check_tenant(svc: Services) -> None:
     now = svc.now()
     skus, _ = ServiceState(svc.tables.servicestate).skus()
     if skus:
-        tenant = parse_snapshot({"subscribedSkus": skus, "groups": [], "users": []}).tenant
+        tenant = Tenant(skus, {}, {}, None)
         names = Names(tenant, catalog().products)
         for sku in tenant.skus.values():
             found = [

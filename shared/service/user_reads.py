@@ -9,15 +9,15 @@ translator turns Graph's objects into the core's model; nothing here re-parses a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 
 from shared.adapters.snapshot import GraphTranslator
+from shared.adapters.world_document import core_groups
 from shared.core.findings import Finding
-from shared.core.graph_values import processing_state
-from shared.core.model import Tenant
+from shared.core.model import Sku, Tenant, User
 from shared.core.reprocess import PROCESSING_GATED
-from shared.ports.directory import JSON
+from shared.ports.directory import GroupConfig
 from shared.ports.tables import Entity, EntityStore, EntityValue
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
@@ -25,34 +25,43 @@ from shared.service.stores import LicensedGroups, ServiceState
 SKU_MAX_AGE = timedelta(hours=1)
 
 
-async def skus_for(svc: Services, *, refresh: bool = False) -> list[JSON]:
+async def skus_for(svc: Services, *, refresh: bool = False) -> dict[str, Sku]:
     """Subscribed SKUs from the cache, refreshed from Graph when stale or asked."""
     state = ServiceState(svc.tables.servicestate)
     skus, refreshed = state.skus()
     if refresh or not skus or refreshed is None or svc.now() - refreshed > SKU_MAX_AGE:
-        skus = await svc.directory.subscribed_skus()
-        state.save_skus(skus, svc.now())
+        skus = GraphTranslator().skus(await svc.directory.subscribed_skus())
+        state.save_skus(skus.values(), svc.now())
     return skus
 
 
 async def read_users(svc: Services, user_ids: Sequence[str]) -> Tenant:
     """The users Graph knows (batched) as a small tenant: their memberships, the cached licensed
     groups and SKUs (refreshed when a user or group names one the cache does not know)."""
-    users = await svc.directory.users_by_id(user_ids)
-    memberships = await svc.directory.member_of(list(users))
-    groups = LicensedGroups(svc.tables.deltalinks).groups()
-    skus = await skus_for(svc)
-    if _unknown_skus(users, groups, skus):
-        skus = await skus_for(svc, refresh=True)
-    unknown_groups = _groups_in_states(users) - groups.keys()
-    if unknown_groups:
-        groups |= await svc.directory.groups_by_id(sorted(unknown_groups))
-    members = {g: [u for u in users if g in memberships.get(u, ())] for g in groups}
     translate = GraphTranslator()
-    sku_values = translate.skus(skus)
-    user_values = translate.users(users.values(), sku_values)
-    group_values = translate.groups(groups.values(), sku_values, members)
-    return Tenant(sku_values, group_values, user_values, None)
+    users = translate.users((await svc.directory.users_by_id(user_ids)).values(), {})
+    memberships = await svc.directory.member_of(list(users))
+    groups = LicensedGroups(svc.tables.deltalinks).configs()
+    skus = await skus_for(svc)
+    if _unknown_skus(users.values(), groups.values(), skus):
+        skus = await skus_for(svc, refresh=True)
+    unknown_groups = _groups_in_states(users.values()) - groups.keys()
+    if unknown_groups:
+        groups |= await svc.directory.group_configs(sorted(unknown_groups))
+    members = {g: [u for u in users if g in memberships.get(u, ())] for g in groups}
+    return Tenant(skus, core_groups(groups.values(), skus, members), users, None)
+
+
+async def read_user_records(svc: Services, user_ids: Sequence[str]) -> dict[str, User]:
+    """The named users Graph knows (batched), by the id or UPN asked for: unknown ones are
+    absent. Their names, states and assignments, without memberships."""
+    if not user_ids:
+        return {}
+    translate = GraphTranslator()
+    found = await svc.directory.users_by_id(user_ids)
+    return {
+        asked: user for asked, obj in found.items() for user in translate.users([obj], {}).values()
+    }
 
 
 async def current_processing_states(
@@ -67,12 +76,12 @@ async def current_processing_states(
     group_ids = sorted({f.group_id for f in findings if f.code in PROCESSING_GATED and f.group_id})
     if not group_ids:
         return {}
-    fresh = await svc.directory.groups_by_id(group_ids)
+    fresh = await svc.directory.group_configs(group_ids)
     licensed = LicensedGroups(svc.tables.deltalinks)
-    for group in fresh.values():
-        if group.get("assignedLicenses"):
-            licensed.save_group(group)
-    return {g: processing_state(group.get("licenseProcessingState")) for g, group in fresh.items()}
+    for config in fresh.values():
+        if config.licensed:
+            licensed.save_config(config)
+    return {g: config.processing_state for g, config in fresh.items()}
 
 
 class PartitionsReadOnce:
@@ -117,24 +126,19 @@ class PartitionsReadOnce:
         self._table.delete(pk, rk, etag=etag)
 
 
-def _unknown_skus(users: dict[str, JSON], groups: dict[str, JSON], skus: list[JSON]) -> bool:
+def _unknown_skus(
+    users: Iterable[User], groups: Iterable[GroupConfig], skus: Mapping[str, Sku]
+) -> bool:
     """A SKU bought (or assigned) since the cache was filled: refresh rather than fail."""
-    known = {s["skuId"] for s in skus}
-    held = (
-        state.get("skuId")
-        for user in users.values()
-        for state in user.get("licenseAssignmentStates") or ()
-    )
-    assigned = (
-        lic.get("skuId") for g in groups.values() for lic in g.get("assignedLicenses") or ()
-    )
-    return any(sku_id not in known for sku_id in (*held, *assigned))
+    held = (state.sku_id for user in users for state in user.states)
+    assigned = (lic.sku_id for g in groups for lic in g.licenses)
+    return any(sku_id not in skus for sku_id in (*held, *assigned))
 
 
-def _groups_in_states(users: dict[str, JSON]) -> set[str]:
+def _groups_in_states(users: Iterable[User]) -> set[str]:
     return {
-        state["assignedByGroup"]
-        for user in users.values()
-        for state in user.get("licenseAssignmentStates") or ()
-        if state.get("assignedByGroup")
+        state.assigned_by_group
+        for user in users
+        for state in user.states
+        if state.assigned_by_group
     }

@@ -37,6 +37,7 @@ from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_permissions import find_call
+from shared.core.graph_values import processing_state
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import (
     DELTA_FILTER_LIMIT,
@@ -316,33 +317,24 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 # --------------------------------------------------------------------------- reads
 async def test_licensed_groups(driver: Driver) -> None:
-    groups = await driver.directory.licensed_groups()
-    by_id = {g["id"]: g for g in groups}
+    configs = await driver.directory.licensed_group_configs()
+    by_id = {g.id: g for g in configs}
     assert set(by_id) == {E3_BASE, E3_TEAMS, EMS}
     base = by_id[E3_BASE]
-    assert base["displayName"] == "Licensing_Office365_E3_Base"
-    assert [a["skuId"] for a in base["assignedLicenses"]] == [SKU_E3]
-    assert "licenseProcessingState" in base
-    assert "members" not in base
-
-
-async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
-    found = await driver.directory.groups_by_id([SALES, BIG, UNKNOWN[0]])
-    assert set(found) == {SALES, BIG}
-    assert found[BIG]["displayName"] == "All_Staff"
-    assert found[SALES]["assignedLicenses"] == []
-
-
-async def test_typed_group_configs_match_the_json_reads(driver: Driver) -> None:
-    configs = {g.id: g for g in await driver.directory.licensed_group_configs()}
-    assert set(configs) == {E3_BASE, E3_TEAMS, EMS}
-    base = configs[E3_BASE]
     assert base.display_name == "Licensing_Office365_E3_Base"
     assert [a.sku_id for a in base.licenses] == [SKU_E3]
     assert base.licensed
+    expected = processing_state(GROUPS[E3_BASE].get("licenseProcessingState"))
+    assert expected is not None  # the state is selected and read
+    assert base.processing_state == expected
+    assert base.security_enabled == GROUPS[E3_BASE].get("securityEnabled")
+
+
+async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
     found = await driver.directory.group_configs([SALES, BIG, UNKNOWN[0]])
     assert set(found) == {SALES, BIG}
     assert found[BIG].display_name == "All_Staff"
+    assert found[SALES].licenses == ()
     assert not found[SALES].licensed
 
 
@@ -407,7 +399,6 @@ async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) 
     assert teams.licenses is not None
     assert [a.sku_id for a in teams.licenses] == [SKU_E3]
     assert teams.licenses[0].disabled_plans == frozenset()
-    assert await driver.directory.groups_by_id([SALES]) == {}
     assert await driver.directory.group_configs([SALES]) == {}
 
 
@@ -553,19 +544,6 @@ async def test_group_members_page_reads_every_page_and_only_users(driver: Driver
 
 
 # --------------------------------------------------------------------------- audit log
-def _actor(entry: dict[str, Any]) -> str | None:
-    by = entry.get("initiatedBy") or {}
-    if by.get("user"):
-        return str(by["user"].get("userPrincipalName"))
-    if by.get("app"):
-        return str(by["app"].get("displayName"))
-    return None
-
-
-def _target_ids(entry: dict[str, Any]) -> list[str]:
-    return [str(t.get("id")) for t in entry.get("targetResources") or []]
-
-
 async def test_directory_audits_since_a_time(driver: Driver) -> None:
     early = EXTRA_USERS[-1]
     driver.remove_member(BIG, early)  # before `since`: left out
@@ -580,28 +558,29 @@ async def test_directory_audits_since_a_time(driver: Driver) -> None:
     driver.set_group_licenses(E3_TEAMS, assigned)
 
     found = await driver.directory.directory_audits(since, AUDITED)
-    assert sorted(e["activityDisplayName"] for e in found) == sorted(AUDITED)
-    by_activity = {e["activityDisplayName"]: e for e in found}
+    assert sorted(e.activity for e in found) == sorted(AUDITED)
+    by_activity = {e.activity: e for e in found}
     for entry in found:
-        assert _actor(entry) == SIM_ADMIN_UPN
-        assert parse(entry["activityDateTime"]) >= parse(since.replace("+00:00", "Z"))
-        assert entry["id"]
+        assert entry.actor == SIM_ADMIN_UPN
+        assert not entry.by_app
+        assert parse(entry.when) >= parse(since.replace("+00:00", "Z"))
+        assert entry.id
     added = by_activity["Add member to group"]
-    assert _target_ids(added) == [joiner, EMS]
-    assert [t["type"] for t in added["targetResources"]] == ["User", "Group"]
-    assert added["targetResources"][0]["userPrincipalName"] == USERS[joiner]["userPrincipalName"]
-    assert _target_ids(by_activity["Remove member from group"]) == [leaver, BIG]
+    assert added.target_ids == (joiner, EMS)
+    assert [t.type for t in added.targets] == ["User", "Group"]
+    assert added.targets[0].user_principal_name == USERS[joiner]["userPrincipalName"]
+    assert by_activity["Remove member from group"].target_ids == (leaver, BIG)
     lic = by_activity["Set group license"]
-    assert _target_ids(lic) == [E3_TEAMS]
-    assert lic["category"] == "GroupManagement"
-    times = [parse(e["activityDateTime"]) for e in found]
+    assert lic.target_ids == (E3_TEAMS,)
+    assert lic.category == "GroupManagement"
+    times = [parse(e.when) for e in found]
     assert times == sorted(times, reverse=True)  # newest first
 
     only = await driver.directory.directory_audits(since, ["Remove member from group"])
-    assert [_target_ids(e) for e in only] == [[leaver, BIG]]
+    assert [e.target_ids for e in only] == [(leaver, BIG)]
     everything = await driver.directory.directory_audits(since)
-    assert {e["id"] for e in found} <= {e["id"] for e in everything}
-    assert all(early not in _target_ids(e) for e in everything)
+    assert {e.id for e in found} <= {e.id for e in everything}
+    assert all(early not in e.target_ids for e in everything)
     assert await driver.directory.directory_audits(iso_in(1), AUDITED) == []
 
 
@@ -892,7 +871,7 @@ async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimCl
     async def read_all(directory: GraphDirectory) -> list[Any]:
         rnd = await directory.group_delta([BIG, EMS], None)
         return [
-            sorted(g["id"] for g in await directory.licensed_groups()),
+            sorted(g.id for g in await directory.licensed_group_configs()),
             sorted(await directory.group_member_ids(BIG)),
             {gid: sorted(g.added) for gid, g in rnd.groups.items()},
             sorted(await directory.users_by_id(EXTRA_USERS[:25])),
@@ -970,5 +949,5 @@ async def test_graph_user_count_refused_is_a_directory_error_the_scan_goes_on_wi
             with pytest.raises(DirectoryError) as err:
                 await directory.user_count()
             assert await user_total(directory) is None
-            assert await directory.licensed_groups()  # the rest of the scan still reads
+            assert await directory.licensed_group_configs()  # the rest of the scan still reads
     assert (err.value.status, err.value.code) == (403, "Authorization_RequestDenied")

@@ -129,8 +129,8 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
     ):
         directory = GraphDirectory(build_graph_client(url, static_token="t"), page_size=50)
         async with directory:
-            await directory.licensed_groups()
-            await directory.groups_by_id([BIG, UNKNOWN[0]])
+            await directory.licensed_group_configs()
+            await directory.group_configs([BIG, UNKNOWN[0]])
             await directory.group_member_ids(BIG)
             rnd = await directory.group_delta([BIG, EMS], None)
             await directory.group_delta([], rnd.delta_link)

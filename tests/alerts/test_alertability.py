@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.service.alerts.digest import run_digest
@@ -34,8 +36,7 @@ DAY = 24 * 3600
 def processing(world: World, group_id: str, state: str) -> None:
     """The cached group's licenseProcessingState (what sweeps and re-checks store)."""
     licensed = LicensedGroups(world.svc.tables.deltalinks)
-    group = licensed.groups()[group_id] | {"licenseProcessingState": {"state": state}}
-    licensed.save_group(group)
+    licensed.save_config(replace(licensed.configs()[group_id], processing_state=state))
 
 
 def pending(user_id: str, group_id: str = E3_BASE) -> object:

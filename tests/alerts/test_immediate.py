@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.core.nightly_summary import NightlySummary, SeatForecast
+from shared.ports.directory import GroupConfig
 from shared.ports.messages import RecomputeUsers
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
@@ -167,7 +168,7 @@ async def test_losing_teams_only_is_not_a_data_loss() -> None:
     group = copy.deepcopy(world.directory.groups[MAILBOX_GROUP])
     from shared.service.stores import LicensedGroups
 
-    LicensedGroups(world.svc.tables.deltalinks).save_group(group)
+    LicensedGroups(world.svc.tables.deltalinks).save_config(GroupConfig.from_graph(group))
 
     await recompute(world, [user])
 

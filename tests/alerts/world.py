@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from shared.adapters.snapshot import GraphTranslator
 from shared.core.findings import ERROR, Finding
+from shared.ports.directory import GroupConfig
 from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from tests.service.world import EMS, EMS_E3, World, build_world
@@ -26,11 +28,12 @@ def alert_world(snapshot: dict[str, Any] | None = None, **settings: str) -> Worl
 
 
 def prime(world: World) -> None:
-    ServiceState(world.svc.tables.servicestate).save_skus(world.directory.skus, world.clock.now())
+    skus = GraphTranslator().skus(world.directory.skus)
+    ServiceState(world.svc.tables.servicestate).save_skus(skus.values(), world.clock.now())
     licensed = LicensedGroups(world.svc.tables.deltalinks)
     for group in world.directory.groups.values():
         if group.get("assignedLicenses"):
-            licensed.save_group(group)
+            licensed.save_config(GroupConfig.from_graph(group))
 
 
 async def baseline(world: World) -> None:

@@ -78,7 +78,7 @@ async def test_the_first_run_learns_the_licensed_groups_and_partitions_them(
     outcome = await handle_group_changes(world.svc, sweep())
 
     licensed = LicensedGroups(world.svc.tables.deltalinks)
-    assert set(licensed.groups()) == {E3_BASE, E3_TEAMS, EMS_E3}
+    assert set(licensed.configs()) == {E3_BASE, E3_TEAMS, EMS_E3}
     [partition] = licensed.partitions()
     assert set(partition.group_ids) == {E3_BASE, E3_TEAMS, EMS_E3}
     assert partition.delta_link is not None
@@ -112,7 +112,7 @@ async def test_an_unlicensed_group_is_ignored_and_not_looked_up_again_within_the
 
     assert first.ignored == [SALES_TEAM]
     assert second.ignored == [SALES_TEAM]
-    assert world.directory.requests["groups_by_id"] == 1
+    assert world.directory.requests["group_configs"] == 1
     assert world.directory.requests["group_delta"] == 0
     assert recomputed_users(world) == set()
 
@@ -126,7 +126,7 @@ async def test_an_unlicensed_group_is_looked_up_again_once_the_ttl_has_passed(
     world.clock.advance(UNLICENSED_TTL.total_seconds() + 1)
     await handle_group_changes(world.svc, changed(SALES_TEAM))
 
-    assert world.directory.requests["groups_by_id"] == 2
+    assert world.directory.requests["group_configs"] == 2
 
 
 async def test_a_newly_licensed_group_joins_a_partition_and_its_members_are_recomputed(
@@ -184,10 +184,8 @@ async def test_a_license_change_on_a_group_recomputes_all_its_members(world: Wor
     assert set(msg.user_ids) == set(world.directory.group_member_ids_now(E3_TEAMS))
     assert msg.group_ids == (E3_TEAMS,)
     assert outcome.license_changed == [E3_TEAMS]
-    stored = LicensedGroups(world.svc.tables.deltalinks).groups()[E3_TEAMS]
-    assert stored["assignedLicenses"][0]["disabledPlans"] == [
-        "57ff2da0-773e-42df-b2af-ffb7a2317929"
-    ]
+    stored = LicensedGroups(world.svc.tables.deltalinks).configs()[E3_TEAMS]
+    assert stored.licenses[0].disabled_plans == {"57ff2da0-773e-42df-b2af-ffb7a2317929"}
 
 
 async def test_a_deleted_licensed_group_recomputes_its_members_and_is_forgotten(
@@ -200,7 +198,7 @@ async def test_a_deleted_licensed_group_recomputes_its_members_and_is_forgotten(
     await handle_group_changes(world.svc, changed(E3_TEAMS))
 
     assert recomputed_users(world) == members
-    assert E3_TEAMS not in LicensedGroups(world.svc.tables.deltalinks).groups()
+    assert E3_TEAMS not in LicensedGroups(world.svc.tables.deltalinks).configs()
 
 
 @pytest.mark.parametrize(
@@ -271,7 +269,7 @@ async def test_a_sweep_recomputes_the_members_of_a_group_that_lost_its_licenses(
     assert members
     assert EMS_E3 in outcome.license_changed
     assert members <= outcome.users
-    assert EMS_E3 not in LicensedGroups(world.svc.tables.deltalinks).groups()
+    assert EMS_E3 not in LicensedGroups(world.svc.tables.deltalinks).configs()
 
 
 def open_nested(world: World) -> dict[str, dict[str, Any]]:

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from shared.core.alerting import AlertFacts, Exclusions, LedgerRow
 from shared.core.findings import MUTUALLY_EXCLUSIVE
-from shared.core.graph_values import processing_state
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups
+from shared.service.user_reads import read_user_records
 
 
 def exclusions(svc: Services) -> Exclusions:
@@ -20,10 +20,8 @@ def exclusions(svc: Services) -> Exclusions:
 
 async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
     s = svc.settings
-    groups = LicensedGroups(svc.tables.deltalinks).groups()
-    processing = {
-        gid: processing_state(g.get("licenseProcessingState")) for gid, g in groups.items()
-    }
+    groups = LicensedGroups(svc.tables.deltalinks).configs()
+    processing = {gid: config.processing_state for gid, config in groups.items()}
     memberships: dict[str, frozenset[str]] = {}
     for row in rows:
         if row.is_open and row.code == MUTUALLY_EXCLUSIVE and row.user_id:
@@ -33,8 +31,8 @@ async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
     upns: dict[str, str] = {}
     if any("@" in u for u in s.alert_exclude_users):
         ids = sorted({r.user_id for r in rows if r.is_open and r.user_id})
-        users = await svc.directory.users_by_id(ids) if ids else {}
-        upns = {uid: str(u.get("userPrincipalName") or "") for uid, u in users.items()}
+        users = await read_user_records(svc, ids)
+        upns = {uid: u.user_principal_name for uid, u in users.items()}
     return AlertFacts(
         now=svc.now(),
         grace=timedelta(minutes=s.alert_grace_minutes),

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.adapters.snapshot import GraphTranslator
 from shared.catalog.products import catalog
 from shared.core.alerting import LedgerRow
 from shared.render.mail import MAX_NAMED_USERS, MailNames, UserName
 from shared.service.alerts.ledger import Key
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
+from shared.service.user_reads import read_user_records
 
 
 async def tenant_name(svc: Services) -> str:
     cached = svc.caches.tenant_name
     if cached is not None:
         return cached
-    organization = await svc.directory.organization() or {}
-    name = str(organization.get("displayName") or svc.settings.tenant_id)
+    organization = GraphTranslator().organization(await svc.directory.organization())
+    name = (organization.display_name if organization else "") or svc.settings.tenant_id
     svc.caches.tenant_name = name
     return name
 
@@ -33,22 +35,15 @@ async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
             if uid and uid not in ids and len(ids) < MAX_NAMED_USERS:
                 ids.append(uid)
     wanted = sorted({u for ids in per_line.values() for u in ids})
-    users = await svc.directory.users_by_id(wanted) if wanted else {}
-    groups = {
-        gid: str(g.get("displayName") or gid)
-        for gid, g in LicensedGroups(svc.tables.deltalinks).groups().items()
-    }
-    missing = sorted({r.group_id for r in rows if r.group_id and r.group_id not in groups})
+    users = await read_user_records(svc, wanted)
+    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    missing = sorted({r.group_id for r in rows if r.group_id and r.group_id not in configs})
     if missing:
-        found = await svc.directory.groups_by_id(missing)
-        groups |= {gid: str(g.get("displayName") or gid) for gid, g in found.items()}
+        configs |= await svc.directory.group_configs(missing)
     return MailNames(
         tenant_name=await tenant_name(svc),
-        users={
-            uid: UserName(str(u.get("displayName") or uid), str(u.get("userPrincipalName") or ""))
-            for uid, u in users.items()
-        },
-        groups=groups,
+        users={uid: UserName(u.display_name, u.user_principal_name) for uid, u in users.items()},
+        groups={gid: c.display_name or gid for gid, c in configs.items()},
         products=product_names(svc),
     )
 
@@ -57,8 +52,8 @@ def product_names(svc: Services) -> dict[str, str]:
     skus, _ = ServiceState(svc.tables.servicestate).skus()
     names = catalog()
     out = {}
-    for sku in skus:
-        part = str(sku.get("skuPartNumber") or sku["skuId"])
-        friendly = names.product(str(sku["skuId"]), part)
-        out[str(sku["skuId"])] = f"{friendly} ({part})" if friendly != part else part
+    for sku in skus.values():
+        part = sku.part_number
+        friendly = names.product(sku.id, part)
+        out[sku.id] = f"{friendly} ({part})" if friendly != part else part
     return out

@@ -80,9 +80,7 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     world = await read_world(svc.directory, opts.progress)
     index = member_index(world)
     result = ReconcileResult(run.run_id, run.date, "dry-run", baseline=run.baseline)
-    result.group_names = {
-        str(g["id"]): str(g.get("displayName") or g["id"]) for g in world["groups"]
-    }
+    result.group_names = world.group_names()
     mode = page_mode(run, open_subjects(svc))  # one table scan, not a query per user
     writes = RecordedWrites(svc)
     link: str | None = None

@@ -34,7 +34,7 @@ from shared.service.reconcile.run_state import (
     Scan,
     blob_names,
 )
-from shared.service.reconcile.scan import config_tenant_of, unseen_users
+from shared.service.reconcile.scan import unseen_users
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, resolve_gone
 
@@ -45,7 +45,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     svc, run, c = scan.svc, scan.run, scan.run.counters
     world = scan.load_world()
     now = svc.now()
-    tenant = config_tenant_of(world)
+    tenant = world.config_tenant()
     names = Names(tenant)
     ledger = FindingsLedger(svc.tables.findings)
     sku_reports = []
@@ -78,7 +78,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     summary = NightlySummary(
         run_id=run.run_id,
         date=run.date,
-        tenant_name=str((world.get("organization") or {}).get("displayName") or ""),
+        tenant_name=world.organization_name,
         started_at=run.started_at.isoformat(),
         finished_at=svc.now().isoformat(),
         users_scanned=c.users,

@@ -22,6 +22,7 @@ from shared.core.model import Tenant
 from shared.core.sku_findings import sku_findings
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT
+from shared.ports.licensed_world import LicensedWorld
 from shared.render.evaluation import evaluation_json
 from shared.render.findings import finding_json
 from shared.render.health_builder import HealthBuilder
@@ -38,7 +39,6 @@ from shared.render.history import (
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.outputs import assemble_migration, page_checks
 from shared.service.reconcile.scan import (
-    config_tenant_of,
     evaluate_page,
     member_index,
     read_world,
@@ -70,7 +70,7 @@ def _sku_findings(tenant: Tenant, demand: Mapping[str, int]) -> list[JSON]:
 
 def _finish(
     builder: HealthBuilder,
-    world: Mapping[str, Any],
+    world: LicensedWorld,
     demand: Mapping[str, int],
     migration_parts: Iterable[JSON],
     *,
@@ -81,15 +81,14 @@ def _finish(
     tonight: Mapping[str, Any] | None,
     prices: Mapping[str, float] | None,
 ) -> HealthReport:
-    config = {"subscribedSkus": world["skus"], "groups": world["groups"]}
-    plan, migration_tenant = assemble_migration(migration_parts, config)
+    plan, migration_tenant = assemble_migration(migration_parts, world)
     return finish_report(
         builder,
-        tenant=str((world.get("organization") or {}).get("displayName") or ""),
+        tenant=world.organization_name,
         generated_at=generated_at,
         source=source,
         demand=demand,
-        members={g["id"]: len(g.get("memberIds") or ()) for g in world["groups"]},
+        members={gid: len(ids) for gid, ids in world.members.items()},
         history=history,
         date=date,
         tonight=tonight,
@@ -110,7 +109,7 @@ async def live_report(
     """Scan the tenant page by page (the reconciliation's reads) into a report."""
     world = await read_world(directory, progress)
     index = member_index(world)
-    tenant = config_tenant_of(world)
+    tenant = world.config_tenant()
     builder = _builder(tenant, rows_per_code)
     demand: Counter[str] = Counter()
     parts: list[JSON] = []
@@ -146,7 +145,7 @@ async def live_report(
 
 def write_nightly_page(
     blobs: BlobStore,
-    world: Mapping[str, Any],
+    world: LicensedWorld,
     user_pages: Iterable[bytes],
     migration_parts: Iterable[JSON],
     subject_found: Iterable[JSON],
@@ -161,7 +160,7 @@ def write_nightly_page(
     products and groups (`sku:<id>`, `group:<id>`) the finish recorded, keep the night's
     history record, prune old records; returns the blob names written. Safe to repeat: the
     same date overwrites the same blobs."""
-    tenant = config_tenant_of(world)
+    tenant = world.config_tenant()
     builder = _builder(tenant, ROWS_PER_CODE)
     for page in user_pages:
         builder.add_users(orjson.loads(line) for line in page.splitlines() if line)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import orjson
 import structlog
 
 from shared.ports.blobs import BlobStore
@@ -126,11 +125,7 @@ async def reconcile_nightly(
 async def read_groups(scan: Scan) -> None:
     """Phase 1: the licensed world, kept with the run so a resume evaluates against it."""
     scan.checkpoint()
-    world = await read_world(scan.svc.directory, scan.opts.progress)
-    scan.blobs.put(
-        scan.prefix + "groups.json", orjson.dumps(world), content_type="application/json"
-    )
-    scan.world = world
+    scan.keep_world(await read_world(scan.svc.directory, scan.opts.progress))
     scan.run.phase = USERS
     scan.checkpoint()
     crash_point(scan.svc, "reconcile.after_groups")

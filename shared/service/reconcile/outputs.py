@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
-from shared.core.audit import audit_actor
+from shared.adapters.world_document import config_tenant
 from shared.core.drift import group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
@@ -27,18 +27,9 @@ from shared.core.migration import (
 )
 from shared.core.model import Tenant
 from shared.core.nightly_summary import DriftItem
-from shared.ports.directory import JSON
+from shared.ports.directory import JSON, AuditEntry
+from shared.ports.licensed_world import LicensedWorld
 
-CONFIG_GROUP_FIELDS = (
-    "id",
-    "displayName",
-    "assignedLicenses",
-    "membershipRule",
-    "groupTypes",
-    "onPremisesSyncEnabled",
-    "securityEnabled",
-)
-CONFIG_SKU_FIELDS = ("skuId", "skuPartNumber", "prepaidUnits", "consumedUnits", "servicePlans")
 AUDIT_ACTIVITIES = ("Set group license", "Update group")
 """Directory audit activities that change a licensed group's configuration."""
 
@@ -54,38 +45,14 @@ PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 # --------------------------------------------------------------------------- configuration
 
 
-def config_snapshot(skus: Sequence[JSON], groups: Sequence[JSON], taken_at: str) -> JSON:
-    """Licensed groups (SKUs, disabled plans, dynamic rules) and every SKU's plans, no members."""
-    return {
-        "takenAt": taken_at,
-        "subscribedSkus": [{k: s.get(k) for k in CONFIG_SKU_FIELDS} for s in skus],
-        "groups": [{k: g.get(k) for k in CONFIG_GROUP_FIELDS} for g in groups],
-    }
-
-
-def config_tenant(
-    config: Mapping[str, Any], members: Mapping[str, Sequence[str]] | None = None
-) -> Tenant:
-    """The configuration as the core's tenant (no users); `members`, when given, fills the
-    groups' user members by id (the new-plan reach counts them)."""
-    members = members or {}
-    translate = GraphTranslator()
-    skus = translate.skus(config.get("subscribedSkus") or ())
-    user_ids = sorted({u for ids in members.values() for u in ids})
-    users = translate.users(({"id": u} for u in user_ids), skus)
-    return Tenant(skus, translate.groups(config.get("groups") or (), skus, members), users, None)
-
-
-def _actors(audits: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def _actors(audits: Iterable[AuditEntry]) -> dict[str, str]:
     """The latest actor per target group id."""
     latest: dict[str, tuple[str, str]] = {}
     for entry in audits:
-        who = audit_actor(entry)
-        when = str(entry.get("activityDateTime") or "")
+        who, when = entry.actor, entry.when
         if not who:
             continue
-        for target in entry.get("targetResources") or ():
-            target_id = str((target or {}).get("id") or "")
+        for target_id in entry.target_ids:
             if target_id and (target_id not in latest or latest[target_id][0] <= when):
                 latest[target_id] = (when, who)
     return {target: who for target, (_, who) in latest.items()}
@@ -95,7 +62,7 @@ def config_drift(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     members: Mapping[str, Sequence[str]],
-    audits: Iterable[Mapping[str, Any]] = (),
+    audits: Iterable[AuditEntry] = (),
 ) -> list[DriftItem]:
     """Last night's configuration against tonight's, one item per change, with the actor from
     the audit log when one is found. A new service plan is one item per SKU, listing the
@@ -342,10 +309,9 @@ def _migration_part(plan: MigrationPlan, tenant: Tenant) -> JSON:
     }
 
 
-def assemble_migration(
-    parts: Iterable[JSON], config: Mapping[str, Any]
-) -> tuple[MigrationPlan, Tenant]:
-    """One plan from the pages' parts, and a tenant (configuration plus the users it names)
+def assemble_migration(parts: Iterable[JSON], world: LicensedWorld) -> tuple[MigrationPlan, Tenant]:
+    """One plan from the pages' parts, and a tenant (the world's SKUs and groups, the users
+    it names)
     to render it with `shared.render.migration.migration_json` / `migration_rows`."""
     covered: list[CoveredDirect] = []
     partly: list[PartlyCoveredDirect] = []
@@ -359,12 +325,7 @@ def assemble_migration(
         for sku_id, disabled, user_ids in part["directOnly"]:
             only.setdefault((sku_id, frozenset(disabled)), []).extend(user_ids)
         users.update((u["id"], u) for u in part["users"])
-    translate = GraphTranslator()
-    skus = translate.skus(config.get("subscribedSkus") or ())
     tenant = Tenant(
-        skus,
-        translate.groups(config.get("groups") or (), skus, {}),
-        translate.users(users.values(), skus),
-        None,
+        world.skus, world.groups, GraphTranslator().users(users.values(), world.skus), None
     )
     return MigrationPlan(tuple(covered), tuple(partly), direct_only_sets(tenant, only)), tenant

@@ -18,6 +18,7 @@ from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.model import Tenant
 from shared.ports.directory import JSON, USER_SELECT
+from shared.ports.licensed_world import LicensedWorld
 from shared.render.evaluation import evaluation_json
 from shared.render.paths import path_rows
 from shared.service.crashpoints import crash_point
@@ -39,8 +40,8 @@ async def read_users(scan: Scan) -> None:
     index = member_index(world)
     subjects = open_subjects(scan.svc)
     run = scan.run
-    total = world.get("userCount")
-    if scan.opts.progress and "userCount" not in world:  # the groups were read unwatched
+    total = world.user_count
+    if scan.opts.progress and not world.counted:  # the groups were read unwatched
         total = await user_total(scan.svc.directory)
     while True:
         users, next_link = await scan.svc.directory.users_page(run.next_link, select=USER_SELECT)
@@ -75,7 +76,7 @@ def page_mode(run: Run, subjects: set[str]) -> Mode:
 
 async def settle_page(
     scan: Scan,
-    world: JSON,
+    world: LicensedWorld,
     index: Mapping[str, Sequence[str]],
     users: list[JSON],
     subjects: set[str],

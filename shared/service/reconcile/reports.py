@@ -17,12 +17,14 @@ from typing import IO, Any
 import orjson
 import structlog
 
+from shared.adapters.world_document import config_document
 from shared.catalog.products import catalog
 from shared.core.findings import Finding
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, DirectoryError
+from shared.ports.licensed_world import LicensedWorld
 from shared.render.csvsafe import csv_writer, write_rows
 from shared.render.findings import finding_json
 from shared.render.migration import MIGRATION_CSV_HEADER, migration_json, migration_rows
@@ -32,7 +34,6 @@ from shared.service.reconcile.outputs import (
     AUDIT_ACTIVITIES,
     assemble_migration,
     config_drift,
-    config_snapshot,
     drift_json,
     self_check,
 )
@@ -89,9 +90,11 @@ def assemble_paths(
     return [folder + "paths.csv", folder + "evaluation.json"]
 
 
-async def configuration(scan: Scan, folder: str, world: JSON) -> tuple[list[Any], list[str]]:
+async def configuration(
+    scan: Scan, folder: str, world: LicensedWorld
+) -> tuple[list[Any], list[str]]:
     now = scan.svc.now()
-    config = config_snapshot(world["skus"], world["groups"], now.isoformat())
+    config = config_document(world, now.isoformat())
     raw = scan.blobs.get(CONFIG_LATEST)
     previous = orjson.loads(raw) if raw else None
     scan.blobs.put(folder + "config.json", orjson.dumps(config), content_type="application/json")
@@ -106,8 +109,7 @@ async def configuration(scan: Scan, folder: str, world: JSON) -> tuple[list[Any]
         except DirectoryError as exc:  # AuditLog.Read.All missing, or throttled
             log.warning("reconcile.audits_unavailable", error=str(exc))
             audits = []
-        members = {g["id"]: g.get("memberIds") or [] for g in world["groups"]}
-        drift = config_drift(previous, config, members, audits)
+        drift = config_drift(previous, config, world.members, audits)
         document = drift_json(drift, since, config["takenAt"])
         scan.blobs.put(
             folder + "config-diff.json", orjson.dumps(document), content_type="application/json"
@@ -117,13 +119,12 @@ async def configuration(scan: Scan, folder: str, world: JSON) -> tuple[list[Any]
     return drift, out
 
 
-def migration_reports(scan: Scan, folder: str, world: JSON) -> list[str]:
+def migration_reports(scan: Scan, folder: str, world: LicensedWorld) -> list[str]:
     parts = (
         orjson.loads(scan.blobs.get(n) or b"{}")["migration"]
         for n in scan.page_names("checks.json")
     )
-    config = {"subscribedSkus": world["skus"], "groups": world["groups"]}
-    plan, tenant = assemble_migration(parts, config)
+    plan, tenant = assemble_migration(parts, world)
     scan.blobs.put(
         folder + "migration.json",
         orjson.dumps(migration_json(plan, tenant)),
@@ -158,7 +159,7 @@ async def self_check_report(scan: Scan, folder: str) -> tuple[Any, str]:
 
 def health_page(
     scan: Scan,
-    world: JSON,
+    world: LicensedWorld,
     sku_reports: list[tuple[Any, list[Finding]]],
     group_reports: Mapping[str, list[Finding]],
     summary: NightlySummary,

@@ -15,10 +15,11 @@ from typing import Any
 
 import orjson
 
+from shared.adapters.world_document import world_document, world_from_document
 from shared.core.findings import Finding
 from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
-from shared.ports.directory import JSON
+from shared.ports.licensed_world import LicensedWorld
 from shared.service.services import Services
 from shared.service.stores import ServiceState
 
@@ -160,7 +161,7 @@ class Scan:
     ) -> None:
         self.svc, self.blobs, self.state, self.run, self.opts = svc, blobs, state, run, opts
         self.prefix = f"{RUNS}{run.run_id}/"
-        self.world: JSON | None = None
+        self.world: LicensedWorld | None = None
 
     def checkpoint(self) -> None:
         self.state.put(RUN, self.run.fields())
@@ -169,13 +170,19 @@ class Scan:
         if self.opts.deadline is not None and self.svc.now() >= self.opts.deadline:
             raise Stop
 
-    def load_world(self) -> JSON:
+    def keep_world(self, world: LicensedWorld) -> None:
+        """Keep the groups the run read (phase 1) with its working set, for a resume."""
+        document = orjson.dumps(world_document(world))
+        self.blobs.put(self.prefix + "groups.json", document, content_type="application/json")
+        self.world = world
+
+    def load_world(self) -> LicensedWorld:
         """The groups the run read (phase 1), from its working set after a resume."""
         if self.world is None:
             raw = self.blobs.get(self.prefix + "groups.json")
             if raw is None:
                 raise RuntimeError(f"run {self.run.run_id}: groups.json is missing")
-            self.world = orjson.loads(raw)
+            self.world = world_from_document(orjson.loads(raw))
         return self.world
 
     def page_names(self, kind: str) -> list[str]:

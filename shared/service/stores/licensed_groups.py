@@ -1,8 +1,8 @@
 """`LicensedGroups`: the licensed groups and their delta partitions (table `deltalinks`).
 
-The licensed groups (their configuration, stored in Graph's form: `groups()` gives that form,
-`configs()` the typed `GroupConfig`) and the fixed delta partitions of
-at most 50 of them, each with its delta link. Links are saved with optimistic concurrency, so
+The licensed groups (their configuration: `configs()`/`save_config()` take and give the typed
+`GroupConfig`, kept in the table in Graph's form) and the fixed delta partitions of at most 50
+of them, each with its delta link. Links are saved with optimistic concurrency, so
 two workers never overwrite each other's link.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.ports.directory import DELTA_FILTER_LIMIT, JSON, GroupConfig
+from shared.ports.directory import DELTA_FILTER_LIMIT, GroupConfig
 from shared.ports.tables import ConcurrencyConflict, EntityStore, json_field, parse_json_field
 
 GROUP_PK = "group"
@@ -36,25 +36,20 @@ class LicensedGroups:
     def __init__(self, table: EntityStore) -> None:
         self._table = table
 
-    def groups(self) -> dict[str, JSON]:
+    def configs(self) -> dict[str, GroupConfig]:
+        """The licensed groups, by id. Rows written before the store was typed (a group as
+        Graph returned it) are in the same form, so they load too."""
         return {
-            e.row_key: parse_json_field(str(e.fields["json"]))
+            e.row_key: GroupConfig.from_graph(parse_json_field(str(e.fields["json"])))
             for e in self._table.query(GROUP_PK)
             if e.fields.get("licensed", True)
         }
 
-    def configs(self) -> dict[str, GroupConfig]:
-        """The licensed groups, typed (what the group jobs work on)."""
-        return {gid: GroupConfig.from_graph(group) for gid, group in self.groups().items()}
-
     def save_config(self, config: GroupConfig) -> None:
-        self.save_group(config.to_graph())
-
-    def save_group(self, group: JSON) -> None:
-        """Store a group as Graph returned it (GROUP_SELECT fields); licensed when it has
-        assignedLicenses."""
-        licensed = bool(group.get("assignedLicenses"))
-        self._table.upsert(GROUP_PK, group["id"], {"json": json_field(group), "licensed": licensed})
+        """Store a group's configuration (in Graph's form, `GroupConfig.to_graph`); licensed
+        when it has licenses."""
+        document = json_field(config.to_graph())
+        self._table.upsert(GROUP_PK, config.id, {"json": document, "licensed": config.licensed})
 
     def forget_group(self, group_id: str) -> None:
         self._table.delete(GROUP_PK, group_id)

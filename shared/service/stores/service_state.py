@@ -6,11 +6,13 @@ dead-man switch's timestamps and the other single named records the jobs keep.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from shared.ports.directory import JSON
+from shared.adapters.snapshot import GraphTranslator
+from shared.adapters.world_document import sku_document
+from shared.core.model import Sku
 from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field
 
 
@@ -23,15 +25,17 @@ class ServiceState:
     def __init__(self, table: EntityStore) -> None:
         self._table = table
 
-    def skus(self) -> tuple[list[JSON], datetime | None]:
+    def skus(self) -> tuple[dict[str, Sku], datetime | None]:
+        """The cached SKUs by id, and when they were read. Rows are kept in Graph's form (rows
+        written before the cache was typed hold the subscribedSku as Graph returned it)."""
         meta = self._table.get(self.META_PK, "skus")
         refreshed = meta.fields.get("refreshedAt") if meta else None
-        skus = [parse_json_field(str(e.fields["json"])) for e in self._table.query(self.SKU_PK)]
-        return skus, refreshed if isinstance(refreshed, datetime) else None
+        rows = (parse_json_field(str(e.fields["json"])) for e in self._table.query(self.SKU_PK))
+        return GraphTranslator().skus(rows), refreshed if isinstance(refreshed, datetime) else None
 
-    def save_skus(self, skus: Sequence[JSON], now: datetime) -> None:
+    def save_skus(self, skus: Iterable[Sku], now: datetime) -> None:
         for sku in skus:
-            self._table.upsert(self.SKU_PK, sku["skuId"], {"json": json_field(sku)})
+            self._table.upsert(self.SKU_PK, sku.id, {"json": json_field(sku_document(sku))})
         self._table.upsert(self.META_PK, "skus", {"refreshedAt": now})
 
     def get(self, name: str) -> Entity | None:
