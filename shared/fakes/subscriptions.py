@@ -7,6 +7,7 @@ reauthorizing or deleting an unknown subscription behaves as Graph answers.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from shared.core.graph_values import parse_graph_time
@@ -72,14 +73,7 @@ class FakeSubscriptions(FakeTenant):
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         self._count("renew_subscription")
         old = self._sub(subscription_id)
-        new = Subscription(
-            id=old.id,
-            resource=old.resource,
-            change_type=old.change_type,
-            notification_url=old.notification_url,
-            lifecycle_notification_url=old.lifecycle_notification_url,
-            expiration=self._expiry(expiration),
-        )
+        new = replace(old, expiration=self._expiry(expiration))
         self._subs[old.id] = new
         return new
 

@@ -21,6 +21,18 @@ from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 
 
+async def read_members(directory: Directory, group_id: str) -> tuple[list[str], list[str]]:
+    """A group's direct members, every page: its user member ids and its group member ids."""
+    users: list[str] = []
+    nested: list[str] = []
+    link: str | None = None
+    while True:
+        page, link = await directory.group_members_page(group_id, link, nested=nested)
+        users.extend(page)
+        if link is None:
+            return users, nested
+
+
 async def read_nested(directory: Directory, licensed: Mapping[str, Iterable[str]]) -> list[Group]:
     """The groups nested (at any depth) in the `licensed` groups (id -> its nested group ids),
     each with its user members and its own nested group ids."""
@@ -34,14 +46,7 @@ async def read_nested(directory: Directory, licensed: Mapping[str, Iterable[str]
         if not batch:
             break
         for config in (await directory.group_configs(batch)).values():
-            users: list[str] = []
-            nested: list[str] = []
-            link: str | None = None
-            while True:
-                page, link = await directory.group_members_page(config.id, link, nested=nested)
-                users.extend(page)
-                if link is None:
-                    break
+            users, nested = await read_members(directory, config.id)
             found.append(
                 Group(
                     id=config.id,

@@ -22,7 +22,7 @@ from shared.core.evaluate import Evaluation, evaluate
 from shared.core.model import Tenant
 from shared.ports.directory import JSON, Directory, DirectoryError
 from shared.ports.licensed_world import LicensedWorld
-from shared.service.nested import read_nested
+from shared.service.nested import read_members, read_nested
 from shared.service.reconcile.run_state import GROUPS, USERS
 from shared.service.services import Services
 
@@ -53,15 +53,7 @@ async def read_world(
     members: dict[str, list[str]] = {}
     nested_ids: dict[str, list[str]] = {}
     for n, config in enumerate(configs, 1):
-        ids: list[str] = []
-        nested: list[str] = []
-        link: str | None = None
-        while True:
-            page, link = await directory.group_members_page(config.id, link, nested=nested)
-            ids.extend(page)
-            if link is None:
-                break
-        members[config.id], nested_ids[config.id] = ids, nested
+        members[config.id], nested_ids[config.id] = await read_members(directory, config.id)
         if progress:
             progress(GROUPS, n, len(configs))
     nested_groups = await read_nested(directory, nested_ids)
