@@ -9,6 +9,8 @@ thread's own loop (`functions.running`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import azure.functions as func
 
 from functions.running import run_job
@@ -34,35 +36,41 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
     )
 
 
-def _rejected(exc: Exception) -> func.HttpResponse:
-    status = 413 if isinstance(exc, NotificationTooLarge) else 400
-    return func.HttpResponse(str(exc), status_code=status, mimetype="text/plain")
+def _answer(req: func.HttpRequest, accept: Callable[[bytes], object]) -> func.HttpResponse:
+    """Both routes' answer: the validation handshake, else `accept(body)` and 202, or the
+    notification's rejection (413 when too large, else 400)."""
+    if (handshake := _handshake(req)) is not None:
+        return handshake
+    try:
+        accept(req.get_body())
+    except (MalformedNotification, NotificationTooLarge) as exc:
+        status = 413 if isinstance(exc, NotificationTooLarge) else 400
+        return func.HttpResponse(str(exc), status_code=status, mimetype="text/plain")
+    return func.HttpResponse(status_code=202)
+
+
+def _accept_changes(body: bytes) -> None:
+    """Change notifications only enqueue: the sync queue send, no event loop."""
+    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
+    from shared.service.intake.notifications import accept_change_notifications  # noqa: PLC0415
+
+    accept_change_notifications(services(), body)
+
+
+def _accept_lifecycle(body: bytes) -> None:
+    """Lifecycle events also call Graph: on the thread's own loop."""
+    from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
+
+    run_job(lambda services: accept_lifecycle_notifications(services, body))
 
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)
-    if (handshake := _handshake(req)) is not None:
-        return handshake
-    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
-    from shared.service.intake.notifications import accept_change_notifications  # noqa: PLC0415
-
-    try:
-        accept_change_notifications(services(), req.get_body())
-    except (MalformedNotification, NotificationTooLarge) as exc:
-        return _rejected(exc)
-    return func.HttpResponse(status_code=202)
+    return _answer(req, _accept_changes)
 
 
 @bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)
-    if (handshake := _handshake(req)) is not None:
-        return handshake
-    from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
-
-    try:
-        run_job(lambda services: accept_lifecycle_notifications(services, req.get_body()))
-    except (MalformedNotification, NotificationTooLarge) as exc:
-        return _rejected(exc)
-    return func.HttpResponse(status_code=202)
+    return _answer(req, _accept_lifecycle)
