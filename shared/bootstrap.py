@@ -116,14 +116,14 @@ class WorkerServices:
 
     def for_this_thread(self) -> Services:
         """A `Services` for the calling thread: a Graph client of its own, the rest shared."""
-        directory = graph_directory(
+        client = build_graph_client(
             self.settings.graph_base_url,
             static_token=self.settings.graph_static_token,
             credential=self.graph_credential,
         )
         return Services(
             settings=self.settings,
-            directory=directory,
+            directory=GraphDirectory(client),
             queues=self.queues,
             tables=self.tables,
             blobs=self.blobs,
@@ -197,26 +197,6 @@ def worker_credentials(
         storage_id or "none, the default identity",
     )
     return AsyncTokenView(identity_credential(graph_id)), storage_side
-
-
-def graph_directory(
-    base_url: str,
-    *,
-    static_token: str | None = None,
-    credential: Any = None,
-    env: Mapping[str, str] | None = None,
-    page_size: int | None = None,
-    on_response: ResponseHook | None = None,
-) -> GraphDirectory:
-    """The Directory port over Graph (or graphsim) at `base_url`: the one place the URL is
-    checked (before any sign-in) and the credential is made when none is given
-    (`build_graph_client`). The caller closes it (`aclose`), not the credential it passed."""
-    client = build_graph_client(
-        base_url, static_token=static_token, credential=credential, env=env, on_response=on_response
-    )
-    if page_size is None:
-        return GraphDirectory(client)
-    return GraphDirectory(client, page_size=page_size)
 
 
 def services() -> Services:
@@ -311,10 +291,10 @@ def graph_session(
     if static_token is None and credential is None:
         graph_endpoint(base_url)
         credential = default_credential(os.environ)
-    directory = graph_directory(
+    client = build_graph_client(
         base_url, static_token=static_token, credential=credential, on_response=on_response
     )
-    return GraphSession(directory, credential if static_token is None else None)
+    return GraphSession(GraphDirectory(client), credential if static_token is None else None)
 
 
 async def close_services(built: Services) -> None:
