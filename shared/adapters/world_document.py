@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
+from shared.core.graph_values import prepaid_units_document
 from shared.core.model import Group, Organization, ServicePlan, Sku, Tenant
 from shared.ports.directory import JSON, GroupConfig
 from shared.ports.licensed_world import LicensedWorld
@@ -128,12 +129,7 @@ def sku_document(sku: Sku) -> JSON:
         "skuPartNumber": sku.part_number,
         "capabilityStatus": sku.capability_status,
         "consumedUnits": sku.consumed,
-        "prepaidUnits": {
-            "enabled": sku.prepaid.enabled,
-            "suspended": sku.prepaid.suspended,
-            "warning": sku.prepaid.warning,
-            "lockedOut": sku.prepaid.locked_out,
-        },
+        "prepaidUnits": prepaid_units_document(sku.prepaid),
         "servicePlans": [_plan_document(p) for p in sku.plans],
     }
 

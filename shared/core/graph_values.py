@@ -1,4 +1,5 @@
-"""How Graph writes the values the service reads: timestamps and license-processing states.
+"""How Graph writes the values the service reads: timestamps, license-processing states and
+a SKU's prepaid units.
 
 One place for both, because Graph's forms surprise: timestamps carry up to seven fractional
 digits (``datetime`` takes six) and end in ``Z``; ``licenseProcessingState`` is a string on
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+
+from shared.core.model import PrepaidUnits
 
 
 def parse_graph_time(value: str) -> datetime:
@@ -45,3 +48,13 @@ def processing_state(value: object) -> str | None:
     if isinstance(value, dict):
         value = value.get("state")
     return str(value) if value else None
+
+
+def prepaid_units_document(units: PrepaidUnits) -> dict[str, int]:
+    """A SKU's seats by stage in Graph's form (subscribedSku.prepaidUnits)."""
+    return {
+        "enabled": units.enabled,
+        "suspended": units.suspended,
+        "warning": units.warning,
+        "lockedOut": units.locked_out,
+    }

@@ -17,6 +17,7 @@ from shared.core.drift import (
     GroupDrift,
     SkuDrift,
 )
+from shared.core.graph_values import prepaid_units_document
 from shared.core.model import PrepaidUnits, Tenant
 from shared.render.tenant_names import TenantNames
 from shared.render.user_deltas import (
@@ -52,14 +53,7 @@ def _group_drift_json(drift: GroupDrift, names: TenantNames) -> dict[str, Any]:
 
 
 def _prepaid_json(units: PrepaidUnits | None) -> dict[str, int] | None:
-    if units is None:
-        return None
-    return {
-        "enabled": units.enabled,
-        "warning": units.warning,
-        "suspended": units.suspended,
-        "lockedOut": units.locked_out,
-    }
+    return None if units is None else prepaid_units_document(units)
 
 
 def _sku_drift_json(drift: SkuDrift, names: TenantNames) -> dict[str, Any]:
