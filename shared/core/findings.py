@@ -116,8 +116,6 @@ class Names:
         self._tenant = tenant
         self._products = product_names or {}
         self._plans = plan_names or {}
-        self.pending_texts: dict[tuple[str, str | None], str] = {}
-        """The user-independent part of each (SKU, group) pending message, built once."""
 
     def product(self, sku_id: str) -> str:
         sku = self._tenant.skus.get(sku_id)
