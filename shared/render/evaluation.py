@@ -87,21 +87,16 @@ class _JsonRenderer:
         if cached is None:
             cached = (report.licenses, self._license_pieces(report.licenses))
             self._lists[id(report.licenses)] = cached
-        parts += (
-            b'{"id":',
-            orjson.dumps(user.id),
-            b',"userPrincipalName":',
-            orjson.dumps(user.user_principal_name),
-            b',"displayName":',
-            orjson.dumps(user.display_name),
+        parts.append(
+            b'{"id":%b,"userPrincipalName":%b,"displayName":%b'
+            % (
+                orjson.dumps(user.id),
+                orjson.dumps(user.user_principal_name),
+                orjson.dumps(user.display_name),
+            )
         )
         parts += cached[1]
-        encode = self._findings.extend
-        for n, finding in enumerate(report.findings):
-            if n:
-                parts.append(b",")
-            encode(parts, finding)
-        parts.append(b"]}")
+        parts += (self._findings.encode(report.findings), b"]}")
 
     @staticmethod
     def groups(evaluation: Evaluation) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ indented lines of the readable tables. Every report family renders findings thro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -36,76 +37,65 @@ def finding_lines(finding: Finding, indent: str) -> list[str]:
 
 
 class FindingJsonEncoder:
-    """`finding_json` as orjson writes it, in pieces: the bytes findings share are made once.
+    """`orjson.dumps(finding_json(finding))`, from templates: what findings share is made once.
 
     A new licensing group gives hundreds of thousands of findings that differ only in the user
     (key, message, link): building a dict per finding cost more than the rest of the report.
-    Here the parts that do not depend on the user (code, severity, SKU, group, remedy, group
-    link) are encoded once per distinct value; a finding costs its message and a join.
-    JSON string escaping is per character, so escaped pieces concatenate to the escaped whole.
+    A template per (code, severity, SKU, group, remedy) holds the rest, encoded once; a finding
+    costs its message's encoding and one `%` (JSON string escaping is per character, so the
+    escaped pieces concatenate to the escaped whole). Findings with a `part` or `userIds` (a
+    group's or product's, a few per tenant) take the plain path.
     """
 
     def __init__(self) -> None:
-        self._heads: dict[tuple[str, str, str | None, str | None], tuple[bytes, bytes]] = {}
-        self._remedies: dict[str, bytes] = {}
-        self._group_links: dict[str, bytes] = {}
+        self._templates: dict[tuple[str, str, str | None, str | None, str, bool], bytes] = {}
         self._subject: str | None = None
-        self._subject_parts: tuple[bytes, bytes] = (b"", b"")
+        self._subject_parts: tuple[bytes, bytes, bool] = (b"", b"", False)
 
-    def extend(self, parts: list[bytes], finding: Finding) -> None:
-        """Append the pieces of `orjson.dumps(finding_json(finding))` to `parts`."""
-        code, severity, subject, sku_id, group_id, message, remedy, user_ids, *_, part = finding
-        if subject is not self._subject and subject != self._subject:
-            # findings come grouped by subject: a user's are consecutive
-            self._subject = subject
-            # finding_url names the page of the subject; the group has its own groupLink
-            link = b',"link":' + orjson.dumps(finding_url(subject, group_id))
-            self._subject_parts = (b'{"key":"' + _escaped(subject), link)
-        opening, link = self._subject_parts
-        head = self._heads.get((code, severity, sku_id, group_id))
-        if head is None:
-            head = self._head(code, severity, sku_id, group_id)
-        tail = self._remedies.get(remedy)
-        if tail is None:
-            tail = self._remedies[remedy] = b',"remedy":' + orjson.dumps(remedy)
-        group_link = b""
-        if group_id and subject and ":" not in subject:  # finding.user_id
-            group_link = self._group_links.get(group_id) or self._group_link(group_id)
-        parts += (
-            opening,
-            head[0],
-            _escaped(f"|{part}") if part else b"",
-            head[1],
-            orjson.dumps(message),
-            tail,
-            link,
-            group_link,
-            b',"userIds":' + orjson.dumps(user_ids) + b"}" if user_ids else b"}",
-        )
+    def encode(self, findings: Iterable[Finding]) -> bytes:
+        """The findings as the items of a JSON array (comma-separated, without brackets)."""
+        templates = self._templates
+        dumps = orjson.dumps
+        encoded = []
+        for finding in findings:
+            code, severity, subject, sku_id, group_id, message, remedy, user_ids = finding[:8]
+            if user_ids or finding.part:
+                encoded.append(dumps(finding_json(finding)))
+                continue
+            if subject != self._subject:
+                # a user's findings are consecutive; finding_url names the page of the
+                # subject (the group has its own groupLink)
+                self._subject = subject
+                is_user = bool(subject) and ":" not in subject  # finding.user_id
+                link = dumps(finding_url(subject, group_id))
+                self._subject_parts = (_escaped(subject), link, is_user)
+            escaped_subject, link, is_user = self._subject_parts
+            key = (code, severity, sku_id, group_id, remedy, is_user)
+            template = templates.get(key)
+            if template is None:
+                template = templates[key] = _template(*key)
+            encoded.append(template % (escaped_subject, dumps(message), link))
+        return b",".join(encoded)
 
-    def _head(
-        self, code: str, severity: str, sku_id: str | None, group_id: str | None
-    ) -> tuple[bytes, bytes]:
-        # the key after its subject, then the fields up to the message
-        head = (
-            _escaped(f"|{sku_id or '-'}|{code}|{group_id or '-'}"),
-            b'","code":'
-            + orjson.dumps(code)
-            + b',"severity":'
-            + orjson.dumps(severity)
-            + b',"skuId":'
-            + orjson.dumps(sku_id)
-            + b',"groupId":'
-            + orjson.dumps(group_id)
-            + b',"message":',
-        )
-        self._heads[(code, severity, sku_id, group_id)] = head
-        return head
 
-    def _group_link(self, group_id: str) -> bytes:
-        link = b',"groupLink":' + orjson.dumps(group_license_url(group_id))
-        self._group_links[group_id] = link
-        return link
+def _template(
+    code: str, severity: str, sku_id: str | None, group_id: str | None, remedy: str, user: bool
+) -> bytes:
+    """A finding's JSON with `%b` for the subject (escaped), the message and the link (JSON)."""
+    dumps = orjson.dumps
+    parts = (
+        b'{"key":"',
+        None,
+        _escaped(f"|{sku_id or '-'}|{code}|{group_id or '-'}"),
+        b'","code":' + dumps(code) + b',"severity":' + dumps(severity),
+        b',"skuId":' + dumps(sku_id) + b',"groupId":' + dumps(group_id) + b',"message":',
+        None,
+        b',"remedy":' + dumps(remedy) + b',"link":',
+        None,
+        b',"groupLink":' + dumps(group_license_url(group_id)) if group_id and user else b"",
+        b"}",
+    )
+    return b"".join(b"%b" if p is None else p.replace(b"%", b"%%") for p in parts)
 
 
 def _escaped(text: str) -> bytes:
