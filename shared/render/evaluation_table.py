@@ -31,7 +31,8 @@ def render_table(
     evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
 ) -> str:
     """The whole table as one string (see the module docstring)."""
-    return "\n".join(table_lines(evaluation, tenant, catalog, show_healthy)) + "\n"
+    blocks = table_blocks(evaluation, tenant, catalog, show_healthy)
+    return "\n".join(line for block in blocks for line in block) + "\n"
 
 
 def write_table(
@@ -41,11 +42,11 @@ def write_table(
     out: IO[str],
     show_healthy: bool = False,
 ) -> None:
-    """Write the same text as `render_table`, a chunk of lines at a time."""
+    """Write the same text as `render_table`, some thousands of lines at a time."""
     lines: list[str] = []
-    for line in table_lines(evaluation, tenant, catalog, show_healthy):
-        lines.append(line)
-        if len(lines) == _CHUNK_LINES:
+    for block in table_blocks(evaluation, tenant, catalog, show_healthy):
+        lines += block
+        if len(lines) >= _CHUNK_LINES:
             lines.append("")
             out.write("\n".join(lines))
             lines = []
@@ -53,24 +54,24 @@ def write_table(
     out.write("\n".join(lines))
 
 
-def table_lines(
+def table_blocks(
     evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
-) -> Iterator[str]:
-    """The table's lines, without their line ends."""
+) -> Iterator[list[str]]:
+    """The table's lines (without line ends) in blocks: a heading, a user, a group, ..."""
     org = tenant.organization
     findings = evaluation.findings()
     by_severity = Counter(map(attrgetter("severity"), findings))
     counts = {sev: by_severity[sev] for sev in SEVERITY_ORDER}
     licensed = [g for g in tenant.groups.values() if g.licenses]
-    yield (
+    yield [
         f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
         + (f" ({org.country})" if org and org.country else "")
         + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
-        f"{len(tenant.skus)} products"
-    )
-    yield f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info"
-    yield ""
-    yield from summary_lines(findings, lambda g: group_label(tenant, g))
+        f"{len(tenant.skus)} products",
+        f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info",
+        "",
+        *summary_lines(findings, lambda g: group_label(tenant, g)),
+    ]
     del findings
 
     with_findings = [r for r in evaluation.users if r.findings]
@@ -85,25 +86,22 @@ def table_lines(
     )
     licenses = _LicenseLines(tenant, catalog)
     lines = FindingLines("      ")
-    yield ""
-    yield f"USERS WITH FINDINGS ({len(with_findings)})"
+    yield ["", f"USERS WITH FINDINGS ({len(with_findings)})"]
     for report in with_findings:
-        yield f"  {report.user.display_name} <{report.user.user_principal_name}>"
-        for text in licenses.of(report):
-            yield f"      {text}"
+        block = [f"  {report.user.display_name} <{report.user.user_principal_name}>"]
+        block += licenses.indented(report)
         for finding in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
-            yield from lines.of(finding)
-    yield ""
-    yield f"USERS WITHOUT FINDINGS ({len(without)})"
+            block += lines.of(finding)
+        yield block
+    yield ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
     if without and not show_healthy:
-        yield "  (listed with --all)"
+        yield ["  (listed with --all)"]
         without = []
     for report in without:
         summary = "; ".join(licenses.of(report)) or "no licenses"
-        yield f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}"
+        yield [f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}"]
 
-    yield ""
-    yield f"LICENSED GROUPS ({len(licensed)})"
+    yield ["", f"LICENSED GROUPS ({len(licensed)})"]
     reports = {g.group.id: g for g in evaluation.groups}
     for group in sorted(licensed, key=lambda g: g.name.lower()):
         products = ", ".join(
@@ -113,24 +111,25 @@ def table_lines(
             for lic in group.licenses
         )
         origin = "synced from on-premises" if group.synced_from_on_premises else "cloud"
-        yield (
+        block = [
             f"  {group.name}: {products}; {len(group.member_user_ids)} direct user members; "
             f"{origin}; {group.processing_state or 'processing state unknown'}"
-        )
+        ]
         for finding in reports[group.id].findings:
-            yield from finding_lines(finding, indent="      ")
+            block += finding_lines(finding, indent="      ")
+        yield block
 
-    yield ""
-    yield f"PRODUCTS ({len(evaluation.skus)})"
+    yield ["", f"PRODUCTS ({len(evaluation.skus)})"]
     for sku_report in evaluation.skus:
         sku = sku_report.sku
-        yield (
+        block = [
             f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
             f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
             + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
-        )
+        ]
         for finding in sku_report.findings:
-            yield from finding_lines(finding, indent="      ")
+            block += finding_lines(finding, indent="      ")
+        yield block
 
 
 def group_label(tenant: Tenant, group_id: str) -> str:
@@ -151,14 +150,24 @@ class _LicenseLines:
         self._tenant = tenant
         self._catalog = catalog
         self._texts: dict[int, tuple[EffectiveLicense, str]] = {}
-        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], list[str]]] = {}
+        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], list[str], list[str]]] = {}
 
     def of(self, report: UserReport) -> list[str]:
+        return self._cached(report)[1]
+
+    def indented(self, report: UserReport) -> list[str]:
+        """The lines under a user with findings."""
+        return self._cached(report)[2]
+
+    def _cached(
+        self, report: UserReport
+    ) -> tuple[tuple[EffectiveLicense, ...], list[str], list[str]]:
         cached = self._lists.get(id(report.licenses))
         if cached is None:
-            cached = (report.licenses, [self._text(lic) for lic in report.licenses])
+            texts = [self._text(lic) for lic in report.licenses]
+            cached = (report.licenses, texts, [f"      {text}" for text in texts])
             self._lists[id(report.licenses)] = cached
-        return cached[1]
+        return cached
 
     def _text(self, lic: EffectiveLicense) -> str:
         cached = self._texts.get(id(lic))
