@@ -8,7 +8,7 @@ their own (`add_*_command` in their modules), and flags several commands share c
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
+import sys
 from typing import Any
 
 from shared.cli.act import add_reprocess_command
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
             "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"license-guard {version()}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     evaluate_cmd = commands.add_parser(
         "evaluate",
@@ -237,8 +237,22 @@ def _add_migration(kinds: Any) -> None:
     cmd.set_defaults(func=run_migration)
 
 
+class _Version(argparse.Action):
+    """argparse's version action, reading the installed version only when asked (reading
+    package metadata costs every command, `evaluate` included, some 30 ms)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(f"license-guard {version()}\n")
+        parser.exit()
+
+
 def version() -> str:
     """The installed package's version (the source tree's pyproject when not installed)."""
+    from importlib import metadata  # noqa: PLC0415 - see _Version
+
     try:
         return metadata.version("entra-license-guard")
     except metadata.PackageNotFoundError:

@@ -19,6 +19,8 @@ from shared.core.model import AssignmentState, Group, Tenant, User
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
+SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+"""Most severe first; reports sort and count findings by it."""
 
 # Codes Graph reports on licenseAssignmentState.error.
 COUNT_VIOLATION = "CountViolation"

@@ -15,10 +15,9 @@ from operator import attrgetter
 from typing import IO
 
 from shared.catalog.products import Catalog
-from shared.core.alerting import SEVERITY_ORDER
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
-from shared.core.findings import ERROR, INFO, WARNING
+from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING
 from shared.core.model import Sku, Tenant
 from shared.render.findings import FindingLines, finding_lines
 from shared.render.findings_summary import summary_lines

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
 
-from shared.core.alerting import SEVERITY_ORDER
-from shared.core.findings import Finding
+from shared.core.findings import SEVERITY_ORDER, Finding
 
 TOP_GROUPS = 10
 
