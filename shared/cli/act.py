@@ -13,7 +13,6 @@ from collections import Counter
 from typing import IO, Any, TextIO, cast
 
 import orjson
-import structlog
 
 from shared.cli.command import Command
 from shared.cli.env import cli_environment
@@ -34,6 +33,8 @@ def _reprocess_flags(cmd: argparse.ArgumentParser) -> None:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
+    import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) every other command skips
+
     from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,

@@ -10,7 +10,6 @@ for local use.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -80,6 +79,8 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> GraphSession:
 def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run a command's async work; a Graph error becomes a LiveError (exit 2, no traceback)."""
     try:
+        import asyncio  # noqa: PLC0415 - only the live commands pay for it
+
         return asyncio.run(job())
     except DirectoryError as exc:
         raise LiveError(f"cannot read the tenant: {exc}") from None

@@ -37,7 +37,8 @@ from shared.core.whatif import (
 )
 from shared.render.csvsafe import write_rows
 from shared.render.drift import diff_json, render_diff_table
-from shared.render.evaluation import render_table, write_evaluation_json
+from shared.render.evaluation import write_evaluation_json
+from shared.render.evaluation_table import write_table
 from shared.render.migration import (
     MIGRATION_CSV_HEADER,
     migration_json,
@@ -89,7 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.format == "csv":
             write_csv(path_rows(evaluation, tenant, names), text)
         else:
-            text.write(render_table(evaluation, tenant, names, show_healthy=args.show_all))
+            write_table(evaluation, tenant, names, text, show_healthy=args.show_all)
     return EXIT_OK
 
 

@@ -35,8 +35,8 @@ from typing import Final
 from shared.core.effective import DIRECT, GROUP, EffectiveLicense, Path
 from shared.core.findings import (
     ERROR,
-    INFO,
     MUTUALLY_EXCLUSIVE,
+    SEVERITY_ORDER,
     WARNING,
 )
 from shared.core.model import Sku, User
@@ -49,7 +49,6 @@ SWAP: Final = "swap"
 MUTED: Final = "muted"
 WEEKLY: Final = "weekly"
 
-SEVERITY_ORDER: Final = {ERROR: 0, WARNING: 1, INFO: 2}
 HOLDING_STATES: Final = frozenset({"Active", "ActiveWithError"})
 
 

@@ -53,14 +53,26 @@ class EffectiveLicense:
         return tuple(p for p in self.paths if not p.is_direct)
 
 
-def licensed_groups_by_user(groups: Iterable[Group]) -> dict[str, list[Group]]:
-    """Index direct user members of licensed groups: the only members Entra licenses."""
+def licensed_groups_by_user(groups: Iterable[Group]) -> dict[str, tuple[Group, ...]]:
+    """Index direct user members of licensed groups: the only members Entra licenses.
+
+    Users in the same licensed groups share one tuple, so later stages can do the work of a
+    combination of groups once (a 100k-user tenant has a few tens of thousands).
+    """
     index: dict[str, list[Group]] = defaultdict(list)
     for group in groups:
         if group.licenses:
             for user_id in group.member_user_ids:
                 index[user_id].append(group)
-    return index
+    shared: dict[tuple[str, ...], tuple[Group, ...]] = {}
+    combinations: dict[str, tuple[Group, ...]] = {}
+    for user_id, member_of in index.items():
+        key = tuple([g.id for g in member_of])
+        combination = shared.get(key)
+        if combination is None:
+            combination = shared[key] = tuple(member_of)
+        combinations[user_id] = combination
+    return combinations
 
 
 class PathCache:
@@ -70,7 +82,8 @@ class PathCache:
         self._skus = skus
         self._paths: dict[tuple[str, str | None, frozenset[str]], Path] = {}
         self._group_paths: dict[str, tuple[tuple[str, Path], ...]] = {}
-        self._by_paths: dict[tuple[str, tuple[Path, ...]], EffectiveLicense] = {}
+        # keyed on the paths' ids: paths are shared (see `path`) and live as long as the cache
+        self._by_paths: dict[tuple[object, ...], EffectiveLicense] = {}
         self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
 
     def path(self, kind: str, group_id: str | None, sku_id: str, disabled: frozenset[str]) -> Path:
@@ -96,7 +109,7 @@ class PathCache:
 
     def license(self, sku_id: str, paths: tuple[Path, ...]) -> EffectiveLicense:
         """One SKU over the same paths is the same license for every user who holds it."""
-        key = (sku_id, paths)
+        key = (sku_id, *map(id, paths))
         lic = self._by_paths.get(key)
         if lic is None:
             if len(paths) == 1:

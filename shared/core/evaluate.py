@@ -20,7 +20,7 @@ from shared.core.findings import Finding, Names
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Sku, Tenant, User, seat_shortfall
 from shared.core.sku_findings import sku_findings
-from shared.core.user_findings import user_findings
+from shared.core.user_findings import Memberships, user_findings
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,7 @@ def evaluate(
     names = Names(tenant, product_names, plan_names)
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
+    memberships = Memberships(tenant, names)
     # Users who hold the same licenses share one tuple: count holders per tuple, by identity
     # (cheaper than hashing its contents), and the seats per SKU once per tuple at the end.
     holders: Counter[int] = Counter()
@@ -80,7 +81,7 @@ def evaluate(
         licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
         holders[id(licenses)] += 1
         held[id(licenses)] = licenses
-        findings = user_findings(user, licenses, member_of, tenant, names)
+        findings = user_findings(user, licenses, member_of, tenant, names, memberships)
         users.append(UserReport(user, licenses, tuple(findings)))
     demand: Counter[str] = Counter()
     for key, count in holders.items():

@@ -12,13 +12,15 @@ store and alert on it. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared.core.model import AssignmentState, Group, Tenant, User
 
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
+SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+"""Most severe first; reports sort and count findings by it."""
 
 # Codes Graph reports on licenseAssignmentState.error.
 COUNT_VIOLATION = "CountViolation"
@@ -53,14 +55,16 @@ SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
 ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One thing an admin may need to know, with the fix and where to make it.
 
     `evidence` holds what the cause depends on (for example the usage location at the time),
     so the reprocess policy can tell whether the cause may have changed. `since` is Graph's
     lastUpdatedDateTime of the failing assignment, when there is one. `safe` is set on
     RedundantDirectAssignment only.
+
+    A named tuple, not a frozen dataclass: a tenant with a new licensing group has hundreds of
+    thousands of findings, and a tuple is built several times faster (immutable all the same).
     """
 
     code: str
@@ -114,8 +118,6 @@ class Names:
         self._tenant = tenant
         self._products = product_names or {}
         self._plans = plan_names or {}
-        self.pending_texts: dict[tuple[str, str | None], str] = {}
-        """The user-independent part of each (SKU, group) pending message, built once."""
 
     def product(self, sku_id: str) -> str:
         sku = self._tenant.skus.get(sku_id)

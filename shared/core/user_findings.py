@@ -41,20 +41,96 @@ from shared.core.model import (
 from shared.core.reported_findings import reported_finding
 
 
+class Memberships:
+    """What each combination of licensed groups asks of its members, worked out once.
+
+    The assignments its groups should give (by SKU and group) and, for each, the part of a
+    pending message that does not name the user: a new licensing group leaves hundreds of
+    thousands of members pending, most of them in a few thousand combinations of groups.
+    """
+
+    def __init__(self, tenant: Tenant, names: Names) -> None:
+        self._tenant = tenant
+        self._names = names
+        self._texts: dict[tuple[str, str], str] = {}
+        # keyed on the combination's identity (`licensed_groups_by_user` shares one tuple per
+        # combination); the value keeps the object alive so its id cannot be reused
+        self._combinations: dict[int, tuple[object, _Desired, _Pending]] = {}
+
+    def of(self, member_of: Iterable[Group]) -> tuple[_Desired, _Pending]:
+        """The desired assignments, and (SKU, group, message tail) for each, in order."""
+        cached = self._combinations.get(id(member_of))
+        if cached is None:
+            desired = {(lic.sku_id, g.id): lic for g in member_of for lic in g.licenses}
+            pending = tuple((sku, group, self._pending_text(sku, group)) for sku, group in desired)
+            cached = self._combinations[id(member_of)] = (member_of, desired, pending)
+        return cached[1], cached[2]
+
+    def _pending_text(self, sku_id: str, group_id: str) -> str:
+        text = self._texts.get((sku_id, group_id))
+        if text is None:
+            group = self._tenant.groups.get(group_id)
+            state = group.processing_state if group else None
+            names = self._names
+            text = self._texts[(sku_id, group_id)] = (
+                f" is a member of {names.group(group_id)}, which assigns "
+                f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
+                + (f" (group processing state: {state})." if state else ".")
+            )
+        return text
+
+
+_Desired = dict[tuple[str, str], LicenseAssignment]
+_Pending = tuple[tuple[str, str, str], ...]
+
+
 def user_findings(
     user: User,
     licenses: tuple[EffectiveLicense, ...],
     member_of: Iterable[Group],
     tenant: Tenant,
     names: Names,
+    memberships: Memberships | None = None,
 ) -> list[Finding]:
-    """Every finding about one user, in a stable order."""
-    desired: dict[tuple[str, str | None], LicenseAssignment] = {
-        (lic.sku_id, g.id): lic for g in member_of for lic in g.licenses
-    }
-    reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
-    findings: list[Finding] = []
+    """Every finding about one user, in a stable order.
 
+    `memberships`: one per evaluation, shared by its users (see `Memberships`).
+    """
+    desired, pending = (memberships or Memberships(tenant, names)).of(member_of)
+    user_id, name = user.id, user.display_name
+    if not user.states:
+        # nothing reported: every assignment the user's groups give is pending
+        findings = [
+            Finding(PENDING_GROUP_ASSIGNMENT, WARNING, user_id, sku, group, name + text, _REMEDY)
+            for sku, group, text in pending
+        ]
+    else:
+        findings = _state_findings(user, desired, tenant, names)
+        reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
+        findings += [
+            Finding(PENDING_GROUP_ASSIGNMENT, WARNING, user_id, sku, group, name + text, _REMEDY)
+            for sku, group, text in pending
+            if (sku, group) not in reported
+        ]
+
+    if not user.usage_location and (licenses or user.assigned_licenses):
+        findings.append(_missing_usage_location(user, tenant))
+    if not user.account_enabled:
+        findings.extend(
+            _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
+        )
+    for lic in licenses:
+        if len(lic.paths) < 2:
+            continue  # no direct path covered by a group: the common case, checked inline
+        coverage = direct_coverage(user, lic)
+        if coverage is not None:
+            findings.append(_direct_and_group(user, coverage, names))
+    return findings
+
+
+def _state_findings(user: User, desired: _Desired, tenant: Tenant, names: Names) -> list[Finding]:
+    """Findings from Graph's states: reported errors, stale and mismatched group assignments."""
+    findings: list[Finding] = []
     for state in user.states:
         code = None if state.error is None else normalize_error(state.error)
         if state.assigned_by_group is None:
@@ -73,23 +149,6 @@ def user_findings(
             findings.append(reported_finding(user, state, code, tenant, names))
         elif state.disabled_plans != wanted.disabled_plans:
             findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
-
-    for sku_id, group_id in desired:
-        if (sku_id, group_id) not in reported:
-            findings.append(_pending(user, sku_id, group_id, tenant, names))
-
-    if not user.usage_location and (licenses or user.assigned_licenses):
-        findings.append(_missing_usage_location(user, tenant))
-    if not user.account_enabled:
-        findings.extend(
-            _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
-        )
-    for lic in licenses:
-        if len(lic.paths) < 2:
-            continue  # no direct path covered by a group: the common case, checked inline
-        coverage = direct_coverage(user, lic)
-        if coverage is not None:
-            findings.append(_direct_and_group(user, coverage, names))
     return findings
 
 
@@ -119,37 +178,11 @@ def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> 
     )
 
 
-_PENDING_REMEDY = (
+_REMEDY = (
     "Wait for Entra to process the group (large groups take hours). If the group shows "
     "'ProcessingComplete' and the license is still missing, reprocess the user."
 )
-
-
-def _pending(
-    user: User, sku_id: str, group_id: str | None, tenant: Tenant, names: Names
-) -> Finding:
-    # A new licensing group leaves every member pending: hundreds of thousands of these, so
-    # the part of the message that does not name the user is built once per (SKU, group).
-    text = names.pending_texts.get((sku_id, group_id))
-    if text is None:
-        group = tenant.groups.get(group_id or "")
-        state = group.processing_state if group else None
-        text = names.pending_texts[(sku_id, group_id)] = (
-            f" is a member of {names.group(group_id)}, which assigns "
-            f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
-            + (f" (group processing state: {state})." if state else ".")
-        )
-    # positional: half the cost of keywords, which counts at this volume
-    # (code, severity, subject, sku_id, group_id, message, remedy)
-    return Finding(
-        PENDING_GROUP_ASSIGNMENT,
-        WARNING,
-        user.id,
-        sku_id,
-        group_id,
-        user.display_name + text,
-        _PENDING_REMEDY,
-    )
+"""The pending finding's remedy: the same for every pending assignment."""
 
 
 def _plan_mismatch(

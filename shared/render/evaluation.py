@@ -1,7 +1,8 @@
-"""The evaluation report: the JSON document (whole or streamed) and the readable table.
+"""The evaluation report as JSON: the whole document, or streamed (`evaluate --format json`).
 
 The JSON keys are a contract that scripts rely on (see README, "evaluate output"); change them
-only with a version bump. The assignment-path CSV of the same evaluation is `render.paths`.
+only with a version bump. The readable table of the same evaluation is
+`render.evaluation_table`, its assignment-path CSV `render.paths`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from typing import IO, Any
 
 import orjson
 
-from shared.catalog.products import Catalog
-from shared.core.alerting import SEVERITY_ORDER
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
-from shared.core.findings import ERROR, INFO, WARNING
-from shared.core.model import Sku, Tenant
-from shared.render.findings import finding_json, finding_lines
-from shared.render.findings_summary import summary_json, summary_lines
+from shared.core.model import Tenant
+from shared.render.evaluation_table import group_label
+from shared.render.findings import FindingJsonEncoder, finding_json
+from shared.render.findings_summary import summary_json
 from shared.render.tenant_names import PlanNames
 
 
@@ -30,7 +29,9 @@ class _JsonRenderer:
         self._part = {s.id: s.part_number for s in tenant.skus.values()}
         self._paths: dict[str | None, dict[str, Any]] = {None: {"type": "direct"}}
         self._licenses: dict[int, tuple[EffectiveLicense, dict[str, Any]]] = {}
-        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], list[dict[str, Any]]]] = {}
+        self._encoded: dict[int, tuple[EffectiveLicense, bytes]] = {}
+        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], tuple[bytes, ...]]] = {}
+        self._findings = FindingJsonEncoder()
 
     def _path(self, group_id: str | None) -> dict[str, Any]:
         doc = self._paths.get(group_id)
@@ -56,6 +57,17 @@ class _JsonRenderer:
         self._licenses[id(lic)] = (lic, doc)
         return doc
 
+    def _license_pieces(self, licenses: tuple[EffectiveLicense, ...]) -> tuple[bytes, ...]:
+        """`,"licenses":[...],"findings":[`, in pieces shared with other users."""
+        pieces = [b',"licenses":[']
+        for n, lic in enumerate(licenses):
+            cached = self._encoded.get(id(lic))
+            if cached is None:
+                cached = self._encoded[id(lic)] = (lic, orjson.dumps(self._license(lic)))
+            pieces += (b",", cached[1]) if n else (cached[1],)
+        pieces.append(b'],"findings":[')
+        return tuple(pieces)
+
     def user(self, report: UserReport) -> dict[str, Any]:
         user = report.user
         return {
@@ -66,23 +78,25 @@ class _JsonRenderer:
             "findings": [finding_json(f) for f in report.findings],
         }
 
-    def user_streamed(self, report: UserReport) -> dict[str, Any]:
-        """`user`, with one licenses list for all users who share the core's licenses tuple
-        (most users fall into a few hundred combinations)."""
+    def extend_user(self, parts: list[bytes], report: UserReport) -> None:
+        """Append the pieces of `orjson.dumps(self.user(report))` to `parts`. Each license is
+        encoded once, and each licenses tuple of the core (users in the same groups share one)
+        is a list of those pieces, not a copy of their bytes."""
         user = report.user
         cached = self._lists.get(id(report.licenses))
         if cached is None:
-            licenses = [self._license(lic) for lic in report.licenses]
-            self._lists[id(report.licenses)] = (report.licenses, licenses)
-        else:
-            licenses = cached[1]
-        return {
-            "id": user.id,
-            "userPrincipalName": user.user_principal_name,
-            "displayName": user.display_name,
-            "licenses": licenses,
-            "findings": [finding_json(f) for f in report.findings],
-        }
+            cached = (report.licenses, self._license_pieces(report.licenses))
+            self._lists[id(report.licenses)] = cached
+        parts.append(
+            b'{"id":%b,"userPrincipalName":%b,"displayName":%b'
+            % (
+                orjson.dumps(user.id),
+                orjson.dumps(user.user_principal_name),
+                orjson.dumps(user.display_name),
+            )
+        )
+        parts += cached[1]
+        parts += (self._findings.encode(report.findings), b"]}")
 
     @staticmethod
     def groups(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -115,7 +129,7 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
     """The whole evaluation as one JSON-ready document (see README for the schema)."""
     render = _JsonRenderer(tenant)
     return {
-        "summary": summary_json(evaluation.findings(), lambda g: _group_label(tenant, g)),
+        "summary": summary_json(evaluation.findings(), lambda g: group_label(tenant, g)),
         "users": [render.user(r) for r in evaluation.users],
         "groups": render.groups(evaluation),
         "skus": render.skus(evaluation),
@@ -123,124 +137,28 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
 
 
 def write_evaluation_json(
-    evaluation: Evaluation, tenant: Tenant, out: IO[bytes], chunk: int = 2000
+    evaluation: Evaluation, tenant: Tenant, out: IO[bytes], chunk: int = 250
 ) -> None:
     """Stream the same document as `evaluation_json`, a chunk of users at a time.
 
     A 100k-user tenant renders to hundreds of megabytes; streaming keeps that out of memory.
+    Chunks stay small (about a megabyte): a buffer the allocator reuses, still in the CPU's
+    cache when written, costs a fraction of fresh 10 MB buffers (measured: 0.2 s of system
+    time against 1.2-2 s for 600 MB).
     """
     render = _JsonRenderer(tenant)
     users = evaluation.users
-    summary = summary_json(evaluation.findings(), lambda g: _group_label(tenant, g))
+    summary = summary_json(evaluation.findings(), lambda g: group_label(tenant, g))
     out.write(b'{"summary":' + orjson.dumps(summary) + b',"users":[')
     for start in range(0, len(users), chunk):
-        if start:
-            out.write(b",")
-        part = orjson.dumps([render.user_streamed(r) for r in users[start : start + chunk]])
-        out.write(memoryview(part)[1:-1])
+        parts: list[bytes] = [b","] if start else []
+        for n, report in enumerate(users[start : start + chunk]):
+            if n:
+                parts.append(b",")
+            render.extend_user(parts, report)
+        out.write(b"".join(parts))
     out.write(b'],"groups":')
     out.write(orjson.dumps(render.groups(evaluation)))
     out.write(b',"skus":')
     out.write(orjson.dumps(render.skus(evaluation)))
     out.write(b"}\n")
-
-
-def render_table(
-    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
-) -> str:
-    """The summary (counts by severity and code, top groups x code), then users with findings,
-    users without (with `show_healthy`, else their count), groups and products."""
-    lines: list[str] = []
-    org = tenant.organization
-    findings = evaluation.findings()
-    counts = {sev: sum(1 for f in findings if f.severity == sev) for sev in SEVERITY_ORDER}
-    licensed = [g for g in tenant.groups.values() if g.licenses]
-    lines.append(
-        f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
-        + (f" ({org.country})" if org and org.country else "")
-        + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
-        f"{len(tenant.skus)} products"
-    )
-    lines.append(
-        f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info"
-    )
-    lines += ["", *summary_lines(findings, lambda g: _group_label(tenant, g))]
-
-    with_findings = [r for r in evaluation.users if r.findings]
-    with_findings.sort(
-        key=lambda r: (
-            min(SEVERITY_ORDER[f.severity] for f in r.findings),
-            r.user.display_name.lower(),
-        )
-    )
-    without = sorted(
-        (r for r in evaluation.users if not r.findings), key=lambda r: r.user.display_name.lower()
-    )
-    lines += ["", f"USERS WITH FINDINGS ({len(with_findings)})"]
-    for report in with_findings:
-        lines.append(f"  {report.user.display_name} <{report.user.user_principal_name}>")
-        lines += [f"      {text}" for text in _license_lines(report, tenant, catalog)]
-        for finding in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
-            lines += finding_lines(finding, indent="      ")
-    lines += ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
-    if without and not show_healthy:
-        lines.append("  (listed with --all)")
-        without = []
-    for report in without:
-        summary = "; ".join(_license_lines(report, tenant, catalog)) or "no licenses"
-        lines.append(f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}")
-
-    lines += ["", f"LICENSED GROUPS ({len(licensed)})"]
-    reports = {g.group.id: g for g in evaluation.groups}
-    for group in sorted(licensed, key=lambda g: g.name.lower()):
-        products = ", ".join(
-            f"{_product(tenant.skus[lic.sku_id], catalog)} "
-            f"{len(tenant.skus[lic.sku_id].plan_ids - lic.disabled_plans)}"
-            f"/{len(tenant.skus[lic.sku_id].plans)} plans"
-            for lic in group.licenses
-        )
-        origin = "synced from on-premises" if group.synced_from_on_premises else "cloud"
-        lines.append(
-            f"  {group.name}: {products}; {len(group.member_user_ids)} direct user members; "
-            f"{origin}; {group.processing_state or 'processing state unknown'}"
-        )
-        for finding in reports[group.id].findings:
-            lines += finding_lines(finding, indent="      ")
-
-    lines += ["", f"PRODUCTS ({len(evaluation.skus)})"]
-    for sku_report in evaluation.skus:
-        sku = sku_report.sku
-        lines.append(
-            f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
-            f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
-            + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
-        )
-        for finding in sku_report.findings:
-            lines += finding_lines(finding, indent="      ")
-    return "\n".join(lines) + "\n"
-
-
-def _group_label(tenant: Tenant, group_id: str) -> str:
-    group = tenant.groups.get(group_id)
-    return group.name if group else group_id
-
-
-def _product(sku: Sku, catalog: Catalog) -> str:
-    return catalog.product(sku.id, sku.part_number)
-
-
-def _license_lines(report: UserReport, tenant: Tenant, catalog: Catalog) -> list[str]:
-    lines = []
-    for lic in report.licenses:
-        sku = tenant.skus[lic.sku_id]
-        via = ", ".join(
-            "direct" if p.group_id is None else tenant.groups[p.group_id].name for p in lic.paths
-        )
-        text = (
-            f"{_product(sku, catalog)}: {len(lic.enabled_plans)}/{len(sku.plans)} plans via {via}"
-        )
-        if lic.disabled_plans and len(lic.disabled_plans) <= 6:
-            off = sorted(catalog.plan(p, sku.plan_name(p)) for p in lic.disabled_plans)
-            text += f" (off: {', '.join(off)})"
-        lines.append(text)
-    return lines

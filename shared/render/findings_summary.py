@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
-from shared.core.alerting import SEVERITY_ORDER
-from shared.core.findings import Finding
+from shared.core.findings import SEVERITY_ORDER, Finding
 
 TOP_GROUPS = 10
 
@@ -17,12 +17,12 @@ TOP_GROUPS = 10
 def _counts(
     findings: Iterable[Finding],
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str | None, str]]]:
-    by_code: Counter[tuple[str, str]] = Counter()
-    by_group: Counter[tuple[str | None, str]] = Counter()
-    for finding in findings:
-        by_code[(finding.severity, finding.code)] += 1
-        if finding.group_id:
-            by_group[(finding.group_id, finding.code)] += 1
+    # counted in C (map over attrgetter): a tenant with a new licensing group has 400k findings
+    found = findings if isinstance(findings, list | tuple) else list(findings)
+    by_code: Counter[tuple[str, str]] = Counter(map(attrgetter("severity", "code"), found))
+    by_group: Counter[tuple[str | None, str]] = Counter(map(attrgetter("group_id", "code"), found))
+    for key in [k for k in by_group if not k[0]]:
+        del by_group[key]
     return by_code, by_group
 
 

@@ -16,7 +16,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from shared.core.alerting import SEVERITY_ORDER
 from shared.core.findings import (
     COUNT_VIOLATION,
     ERROR,
@@ -24,6 +23,7 @@ from shared.core.findings import (
     PENDING_GROUP_ASSIGNMENT,
     REDUNDANT_DIRECT_ASSIGNMENT,
     REPORTED_CODES,
+    SEVERITY_ORDER,
     STALE_GROUP_ASSIGNMENT,
 )
 from shared.core.model import Group, Sku

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.core.alerting import SEVERITY_ORDER
+from shared.core.findings import SEVERITY_ORDER
 from shared.core.predict import PredictedError, Predictions, SeatNeed
 
 

@@ -3,8 +3,6 @@ are not free, and a CountViolation already in flight is not decided again."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from shared.core.findings import COUNT_VIOLATION, PENDING_GROUP_ASSIGNMENT
 from shared.core.model import PrepaidUnits, Sku, Tenant
 from shared.core.reprocess import PROCESSING_COMPLETE, Cause, ReprocessNow
@@ -60,4 +58,4 @@ def test_a_finding_names_its_cause_as_the_ledger_does() -> None:
     assert cause_key(f) == Cause(f.code, f.sku_id, f.group_id).key
     # the stored form the reprocess ledger's rows are keyed by: code|sku|group, "-" for none
     assert cause_key(f) == f"{COUNT_VIOLATION}|{f.sku_id or '-'}|{f.group_id or '-'}"
-    assert cause_key(replace(f, sku_id=None, group_id=None)) == f"{COUNT_VIOLATION}|-|-"
+    assert cause_key(f._replace(sku_id=None, group_id=None)) == f"{COUNT_VIOLATION}|-|-"

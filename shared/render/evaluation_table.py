@@ -1,0 +1,187 @@
+"""The evaluation as the readable table `license-guard evaluate --format table` prints.
+
+The summary (counts by severity and code, top groups x code), then users with findings, users
+without (with `show_healthy`, else their count), groups and products. A tenant with a new
+licensing group prints hundreds of megabytes: the lines are produced one at a time and written
+in chunks, and what many users share (a license line, a finding's fix and links) is formatted
+once. The JSON document of the same evaluation is `render.evaluation`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from operator import attrgetter
+from typing import IO
+
+from shared.catalog.products import Catalog
+from shared.core.effective import EffectiveLicense
+from shared.core.evaluate import Evaluation, UserReport
+from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING
+from shared.core.model import Sku, Tenant
+from shared.render.findings import FindingLines, finding_lines
+from shared.render.findings_summary import summary_lines
+
+_CHUNK_LINES = 5_000
+"""About half a megabyte: small writes stay in the CPU's cache (see write_evaluation_json)."""
+
+
+def render_table(
+    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
+) -> str:
+    """The whole table as one string (see the module docstring)."""
+    blocks = table_blocks(evaluation, tenant, catalog, show_healthy)
+    return "\n".join(line for block in blocks for line in block) + "\n"
+
+
+def write_table(
+    evaluation: Evaluation,
+    tenant: Tenant,
+    catalog: Catalog,
+    out: IO[str],
+    show_healthy: bool = False,
+) -> None:
+    """Write the same text as `render_table`, some thousands of lines at a time."""
+    lines: list[str] = []
+    for block in table_blocks(evaluation, tenant, catalog, show_healthy):
+        lines += block
+        if len(lines) >= _CHUNK_LINES:
+            lines.append("")
+            out.write("\n".join(lines))
+            lines = []
+    lines.append("")
+    out.write("\n".join(lines))
+
+
+def table_blocks(
+    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
+) -> Iterator[list[str]]:
+    """The table's lines (without line ends) in blocks: a heading, a user, a group, ..."""
+    org = tenant.organization
+    findings = evaluation.findings()
+    by_severity = Counter(map(attrgetter("severity"), findings))
+    counts = {sev: by_severity[sev] for sev in SEVERITY_ORDER}
+    licensed = [g for g in tenant.groups.values() if g.licenses]
+    yield [
+        f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
+        + (f" ({org.country})" if org and org.country else "")
+        + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
+        f"{len(tenant.skus)} products",
+        f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info",
+        "",
+        *summary_lines(findings, lambda g: group_label(tenant, g)),
+    ]
+    del findings
+
+    with_findings = [r for r in evaluation.users if r.findings]
+    with_findings.sort(
+        key=lambda r: (
+            min(SEVERITY_ORDER[f.severity] for f in r.findings),
+            r.user.display_name.lower(),
+        )
+    )
+    without = sorted(
+        (r for r in evaluation.users if not r.findings), key=lambda r: r.user.display_name.lower()
+    )
+    licenses = _LicenseLines(tenant, catalog)
+    lines = FindingLines("      ")
+    yield ["", f"USERS WITH FINDINGS ({len(with_findings)})"]
+    for report in with_findings:
+        block = [f"  {report.user.display_name} <{report.user.user_principal_name}>"]
+        block += licenses.indented(report)
+        for finding in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
+            block += lines.of(finding)
+        yield block
+    yield ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
+    if without and not show_healthy:
+        yield ["  (listed with --all)"]
+        without = []
+    for report in without:
+        summary = "; ".join(licenses.of(report)) or "no licenses"
+        yield [f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}"]
+
+    yield ["", f"LICENSED GROUPS ({len(licensed)})"]
+    reports = {g.group.id: g for g in evaluation.groups}
+    for group in sorted(licensed, key=lambda g: g.name.lower()):
+        products = ", ".join(
+            f"{_product(tenant.skus[lic.sku_id], catalog)} "
+            f"{len(tenant.skus[lic.sku_id].plan_ids - lic.disabled_plans)}"
+            f"/{len(tenant.skus[lic.sku_id].plans)} plans"
+            for lic in group.licenses
+        )
+        origin = "synced from on-premises" if group.synced_from_on_premises else "cloud"
+        block = [
+            f"  {group.name}: {products}; {len(group.member_user_ids)} direct user members; "
+            f"{origin}; {group.processing_state or 'processing state unknown'}"
+        ]
+        for finding in reports[group.id].findings:
+            block += finding_lines(finding, indent="      ")
+        yield block
+
+    yield ["", f"PRODUCTS ({len(evaluation.skus)})"]
+    for sku_report in evaluation.skus:
+        sku = sku_report.sku
+        block = [
+            f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
+            f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
+            + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
+        ]
+        for finding in sku_report.findings:
+            block += finding_lines(finding, indent="      ")
+        yield block
+
+
+def group_label(tenant: Tenant, group_id: str) -> str:
+    """A group's name in summaries (its id when the snapshot does not hold it)."""
+    group = tenant.groups.get(group_id)
+    return group.name if group else group_id
+
+
+def _product(sku: Sku, catalog: Catalog) -> str:
+    return catalog.product(sku.id, sku.part_number)
+
+
+class _LicenseLines:
+    """A user's license lines; the core shares its license tuples and licenses between users,
+    so each is formatted once (keyed on identity, the value keeping the object alive)."""
+
+    def __init__(self, tenant: Tenant, catalog: Catalog) -> None:
+        self._tenant = tenant
+        self._catalog = catalog
+        self._texts: dict[int, tuple[EffectiveLicense, str]] = {}
+        self._lists: dict[int, tuple[tuple[EffectiveLicense, ...], list[str], list[str]]] = {}
+
+    def of(self, report: UserReport) -> list[str]:
+        return self._cached(report)[1]
+
+    def indented(self, report: UserReport) -> list[str]:
+        """The lines under a user with findings."""
+        return self._cached(report)[2]
+
+    def _cached(
+        self, report: UserReport
+    ) -> tuple[tuple[EffectiveLicense, ...], list[str], list[str]]:
+        cached = self._lists.get(id(report.licenses))
+        if cached is None:
+            texts = [self._text(lic) for lic in report.licenses]
+            cached = (report.licenses, texts, [f"      {text}" for text in texts])
+            self._lists[id(report.licenses)] = cached
+        return cached
+
+    def _text(self, lic: EffectiveLicense) -> str:
+        cached = self._texts.get(id(lic))
+        if cached is not None:
+            return cached[1]
+        tenant, catalog = self._tenant, self._catalog
+        sku = tenant.skus[lic.sku_id]
+        via = ", ".join(
+            "direct" if p.group_id is None else tenant.groups[p.group_id].name for p in lic.paths
+        )
+        text = (
+            f"{_product(sku, catalog)}: {len(lic.enabled_plans)}/{len(sku.plans)} plans via {via}"
+        )
+        if lic.disabled_plans and len(lic.disabled_plans) <= 6:
+            off = sorted(catalog.plan(p, sku.plan_name(p)) for p in lic.disabled_plans)
+            text += f" (off: {', '.join(off)})"
+        self._texts[id(lic)] = (lic, text)
+        return text
