@@ -5,8 +5,10 @@ builds the `LicensedWorld` the service works on (through `GraphTranslator`, whic
 groups' licenses against the SKUs as a snapshot would). A run keeps its world in blob storage
 as `groups.json` in Graph's shapes (`skus`, `organization`, `groups` with `memberIds` and
 `nestedGroupIds`, `nestedGroups`, `userCount` when counted): the form runs kept before the
-world was typed, so a run resumed across an upgrade still loads. The configuration snapshot
-(`config.json`) and a live snapshot's groups are written from the typed world too.
+world was typed, so a run resumed across an upgrade still loads. The world keeps the documents
+Graph returned (`GraphDocuments`, `GroupConfig.graph_document`): `groups.json`, the
+configuration snapshot (`config.json`) and a live snapshot file write those, so they hold every
+field Graph returned as it returned it (the typed values' form only where no document was read).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from shared.adapters.snapshot import GraphTranslator
 from shared.core.graph_values import prepaid_units_document
 from shared.core.model import Group, Organization, ServicePlan, Sku, Tenant
 from shared.ports.directory import JSON, GroupConfig
-from shared.ports.licensed_world import LicensedWorld
+from shared.ports.licensed_world import GraphDocuments, LicensedWorld
 
 CONFIG_GROUP_FIELDS = (
     "id",
@@ -32,6 +34,8 @@ CONFIG_GROUP_FIELDS = (
 CONFIG_SKU_FIELDS = ("skuId", "skuPartNumber", "prepaidUnits", "consumedUnits", "servicePlans")
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
+KEPT_MEMBER_FIELDS = ("memberIds", "nestedGroupIds")
+"""What `groups.json` adds to a licensed group's Graph object."""
 
 
 def licensed_world(
@@ -45,11 +49,15 @@ def licensed_world(
     """The world from the Graph reads: `skus` and `organization` as Graph returned them, the
     licensed groups' configs, their user and group members by group id, the nested groups."""
     translate = GraphTranslator()
-    sku_values = translate.skus(skus)
+    sku_documents = tuple(skus)
+    sku_values = translate.skus(sku_documents)
     groups = core_groups(configs, sku_values, {})
     return LicensedWorld(
         skus=sku_values,
         organization=translate.organization(organization),
+        documents=GraphDocuments(
+            sku_documents, organization if isinstance(organization, Mapping) else None
+        ),
         configs=tuple(configs),
         groups=groups,
         members={c.id: tuple(members.get(c.id, ())) for c in configs},
@@ -72,10 +80,10 @@ def core_groups(
 def world_document(world: LicensedWorld) -> JSON:
     """The world as a run keeps it (`groups.json`), in Graph's shapes."""
     document: JSON = {
-        "skus": [sku_document(s) for s in world.skus.values()],
-        "organization": organization_document(world.organization),
+        "skus": sku_documents(world),
+        "organization": _organization(world),
         "groups": [
-            c.to_graph()
+            dict(c.graph_form())
             | {
                 "memberIds": list(world.members.get(c.id, ())),
                 "nestedGroupIds": list(world.nested_ids.get(c.id, ())),
@@ -103,7 +111,10 @@ def world_from_document(document: Mapping[str, Any]) -> LicensedWorld:
     world = licensed_world(
         document.get("skus") or (),
         document.get("organization"),
-        [GroupConfig.from_graph(g) for g in raw_groups],
+        [
+            GroupConfig.from_graph({k: v for k, v in g.items() if k not in KEPT_MEMBER_FIELDS})
+            for g in raw_groups
+        ],
         {str(g["id"]): [str(u) for u in g.get("memberIds") or ()] for g in raw_groups},
         {str(g["id"]): [str(n) for n in g.get("nestedGroupIds") or ()] for g in raw_groups},
         [
@@ -120,6 +131,20 @@ def world_from_document(document: Mapping[str, Any]) -> LicensedWorld:
         count = document["userCount"]
         world = world.with_user_count(int(count) if count is not None else None)
     return world
+
+
+def sku_documents(world: LicensedWorld) -> list[JSON]:
+    """The world's subscribedSkus as Graph returned them (their typed form if none was read)."""
+    if world.documents.skus:
+        return [dict(s) for s in world.documents.skus]
+    return [sku_document(s) for s in world.skus.values()]
+
+
+def _organization(world: LicensedWorld) -> JSON | None:
+    """The organization as Graph returned it (its typed form if none was read)."""
+    if world.documents.organization is not None:
+        return dict(world.documents.organization)
+    return organization_document(world.organization)
 
 
 def sku_document(sku: Sku) -> JSON:
@@ -164,8 +189,8 @@ def config_document(world: LicensedWorld, taken_at: str) -> JSON:
     dynamic rules) and every SKU's plans, no members."""
     return {
         "takenAt": taken_at,
-        "subscribedSkus": [_pick(sku_document(s), CONFIG_SKU_FIELDS) for s in world.skus.values()],
-        "groups": [_pick(c.to_graph(), CONFIG_GROUP_FIELDS) for c in world.configs],
+        "subscribedSkus": [_pick(s, CONFIG_SKU_FIELDS) for s in sku_documents(world)],
+        "groups": [_pick(c.graph_form(), CONFIG_GROUP_FIELDS) for c in world.configs],
     }
 
 
@@ -183,14 +208,15 @@ def config_tenant(
 
 
 def snapshot_groups(world: LicensedWorld) -> list[JSON]:
-    """The licensed and nested groups as a snapshot file lists them, with `members`."""
+    """The licensed and nested groups as a snapshot file lists them (Graph's objects), with
+    `members`."""
     out = []
     for config in world.configs:
         members = [{"@odata.type": USER_TYPE, "id": u} for u in world.members.get(config.id, ())]
         members += [
             {"@odata.type": GROUP_TYPE, "id": g} for g in world.nested_ids.get(config.id, ())
         ]
-        out.append(config.to_graph() | {"members": members})
+        out.append(dict(config.graph_form()) | {"members": members})
     for group in world.nested_groups:
         members = [{"@odata.type": USER_TYPE, "id": u} for u in group.member_user_ids]
         members += [{"@odata.type": GROUP_TYPE, "id": g} for g in group.member_group_ids]
@@ -199,10 +225,11 @@ def snapshot_groups(world: LicensedWorld) -> list[JSON]:
 
 
 def snapshot_head(world: LicensedWorld) -> tuple[list[JSON], list[JSON], list[JSON]]:
-    """A snapshot file's `subscribedSkus`, `groups` (with members) and `organization`."""
-    organization = organization_document(world.organization)
+    """A snapshot file's `subscribedSkus`, `groups` (with members) and `organization`, in
+    Graph's shapes as GET returned them."""
+    organization = _organization(world)
     return (
-        [sku_document(s) for s in world.skus.values()],
+        sku_documents(world),
         snapshot_groups(world),
         [organization] if organization else [],
     )

@@ -71,10 +71,19 @@ class LedgerRow:
     resolved_in: str | None = None
     reprocess_queued_at: datetime | None = None
     user_ids: tuple[str, ...] = ()
+    """The users the finding names besides its subject: all of them, or a sample when the
+    ledger keeps only some (a NestedGroupMember can leave 100k users out)."""
+    user_count: int | None = None
+    """How many users `user_ids` stands for when it is a sample; None: exactly `user_ids`."""
 
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def user_total(self) -> int:
+        """How many users the finding names besides its subject (the true count)."""
+        return len(self.user_ids) if self.user_count is None else self.user_count
 
     @property
     def user_id(self) -> str | None:
@@ -251,6 +260,13 @@ class RowGroup:
                 ids[row.user_id] = None
             ids.update(dict.fromkeys(row.user_ids))
         return tuple(ids)
+
+    @property
+    def user_total(self) -> int:
+        """How many users the line is about: `user_ids`, plus those the rows' stored samples
+        left out (counted, not named)."""
+        unnamed = sum(max(0, row.user_total - len(row.user_ids)) for row in self.rows)
+        return len(self.user_ids) + unnamed
 
 
 def group_rows(rows: Iterable[LedgerRow]) -> list[RowGroup]:

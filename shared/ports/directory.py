@@ -6,7 +6,9 @@ and `shared.fakes.directory.FakeDirectory` (in memory, for fast service-layer te
 
 Group reads are typed: a delta round (`DeltaRound`, `GroupDelta`) and a group's licensing
 configuration (`GroupConfig`, read with `group_configs`/`licensed_group_configs`; both
-implementations translate with `GroupConfig.from_graph`); so are audit entries (`AuditEntry`).
+implementations translate with `GroupConfig.from_graph`, which keeps the object Graph returned
+as `graph_document` for export only: a snapshot file holds Graph's own shapes); so are audit
+entries (`AuditEntry`).
 The bulk reads of users, SKUs and the organization cross the port as Graph's own JSON
 (dicts, camelCase), because raw JSON is what bulk reads can afford (the SDK's typed models
 cost seconds per 999-user page) and the snapshot parser
@@ -17,7 +19,7 @@ service has read it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.core.audit import audit_actor
@@ -111,6 +113,9 @@ class GroupConfig:
     security_enabled: bool | None = None
     group_types: tuple[str, ...] = ()
     membership_rule: str | None = None
+    graph_document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The group object `from_graph` read (not copied), for exports that write Graph's own
+    shapes (a live snapshot, `config.json`); decisions use the typed fields, never this."""
 
     @property
     def licensed(self) -> bool:
@@ -133,7 +138,12 @@ class GroupConfig:
             security_enabled=security if isinstance(security, bool) else None,
             group_types=tuple(str(t) for t in obj.get("groupTypes") or ()),
             membership_rule=str(obj["membershipRule"]) if obj.get("membershipRule") else None,
+            graph_document=obj,
         )
+
+    def graph_form(self) -> Mapping[str, Any]:
+        """The group as Graph returned it when it was read from Graph, else `to_graph()`."""
+        return self.graph_document if self.graph_document is not None else self.to_graph()
 
     def to_graph(self) -> JSON:
         state = self.processing_state

@@ -5,16 +5,29 @@ SKUs, the organization, the licensed groups with their members and the groups ne
 once, then evaluate every page of users against it. What they read crosses into the service
 layer as these values (the core's model and `GroupConfig`), never as Graph's JSON: the
 adapters translate (`shared.adapters.world_document` builds a world from the Graph reads and
-keeps it with a run as `groups.json`).
+keeps it with a run as `groups.json`). The documents Graph returned ride along, unread by the
+service, for the exports that write Graph's own shapes (`GraphDocuments`; the groups' are on
+their `GroupConfig.graph_document`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shared.core.model import Group, Organization, Sku, Tenant
 from shared.ports.directory import GroupConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GraphDocuments:
+    """The subscribed SKUs and the organization as Graph returned them (every field the read
+    selected): what a live snapshot file and `config.json` write, so nothing Graph said is
+    dropped by the typed values, which keep only what the service decides on."""
+
+    skus: tuple[Mapping[str, Any], ...] = ()
+    organization: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,9 @@ class LicensedWorld:
     """The tenant's user count, when `counted` (None: Graph would not say)."""
     counted: bool = False
     """Whether the scan asked for the user count (it does when someone watches progress)."""
+    documents: GraphDocuments = field(default_factory=GraphDocuments, compare=False, repr=False)
+    """Graph's own SKU and organization documents behind `skus` and `organization`, for
+    export only."""
 
     @property
     def organization_name(self) -> str:

@@ -82,7 +82,7 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
         product=names.product(rg.sku_id),
         count=len(rg.rows),
         users=users,
-        more=max(0, len(user_ids) - MAX_NAMED_USERS),
+        more=max(0, rg.user_total - len(users)),
         cause=cause,
         example="" if first.message == cause else first.message,
         fix=first.remedy,
@@ -121,10 +121,10 @@ def counts_table(rows: Iterable[LedgerRow], names: MailNames) -> Table:
 def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
     table_rows = []
     for rg in group_rows(rows):
-        users = [names.user(u).display_name for u in rg.user_ids]
-        shown = ", ".join(users[:MAX_NAMED_USERS])
-        if len(users) > MAX_NAMED_USERS:
-            shown += f" and {len(users) - MAX_NAMED_USERS} more"
+        users = [names.user(u).display_name for u in rg.user_ids[:MAX_NAMED_USERS]]
+        shown = ", ".join(users)
+        if rg.user_total > len(users):
+            shown += f" and {rg.user_total - len(users)} more"
         group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(

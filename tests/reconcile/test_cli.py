@@ -8,15 +8,19 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from devhost.azurite import AzuriteEndpoints
 from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
+from shared.adapters.graph import ORGANIZATION_SELECT, SKU_SELECT
 from shared.adapters.tables import tables_for
 from shared.cli.main import main
+from shared.ports.directory import GROUP_SELECT
 from shared.render.paths import CSV_HEADER
 from tests.service.world import BASE_ENV
 
@@ -72,6 +76,44 @@ def test_a_snapshot_of_the_live_tenant_is_one_evaluate_reads(
     assert "1 user(s) in 'Sales_Team' get nothing" in nested_findings[0]["message"]
     assert document["organization"][0]["id"] == tenant["organization"][0]["id"]
     assert len(result["users"]) == len(tenant["users"])
+
+
+def graph_get(graph: str, path: str, **params: str) -> list[dict[str, Any]]:
+    """GET `path` from graphsim as the service's reads ask for it: the objects it returns."""
+    headers = {"Authorization": f"Bearer {GRAPH_TOKEN}"}
+    response = httpx.get(f"{graph}/{path}", params=params, headers=headers)
+    response.raise_for_status()
+    body = response.json()
+    assert "@odata.nextLink" not in body  # one page holds the demo tenant's
+    return list(body["value"])
+
+
+def test_a_snapshot_holds_graphs_own_documents_as_get_returns_them(
+    graph: str, tmp_path: Path
+) -> None:
+    """README "Snapshot format": SKUs (appliesTo, the SKU's id...), the organization
+    (verifiedDomains...) and the groups (disabledPlans in Graph's order, licenseProcessingState
+    as an object...) exactly as GET returned them for the service's $select, not re-made from
+    the typed values the service decides on."""
+    out = tmp_path / "tenant.json"
+
+    status = main(live(graph, "snapshot", "--out", str(out)))
+    document = json.loads(out.read_text())
+
+    assert status == 0
+    skus = graph_get(graph, "subscribedSkus", **{"$select": ",".join(SKU_SELECT)})
+    assert document["subscribedSkus"] == skus
+    assert all(s["appliesTo"] == "User" for s in document["subscribedSkus"])
+    organization = graph_get(graph, "organization", **{"$select": ",".join(ORGANIZATION_SELECT)})
+    assert document["organization"] == organization
+    assert document["organization"][0]["verifiedDomains"]
+    licensed = graph_get(
+        graph, "groups", **{"$filter": "assignedLicenses/any()", "$select": GROUP_SELECT}
+    )
+    written = {g["id"]: {k: v for k, v in g.items() if k != "members"} for g in document["groups"]}
+    assert [written[str(g["id"])] for g in licensed] == licensed
+    plans = [a["disabledPlans"] for g in licensed for a in g["assignedLicenses"]]
+    assert any(p != sorted(p) for p in plans)  # Graph's order, which a typed copy would sort
 
 
 def test_the_paths_report_of_a_live_scan_has_the_cores_header(graph: str, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from shared.core.alerting import LedgerRow
-from shared.ports.tables import ConcurrencyConflict, Entity, parse_json_field
+from shared.ports.tables import ConcurrencyConflict, Entity
 from shared.service.services import Services
+from shared.service.stores import stored_user_ids
 
 Key = tuple[str | None, str | None, str]
 """group id x SKU id x code: one line of an alert."""
@@ -20,7 +21,7 @@ def _time(value: object) -> datetime | None:
 
 def ledger_row(entity: Entity) -> LedgerRow:
     f = entity.fields
-    user_ids = parse_json_field(str(f["userIds"])) if f.get("userIds") else []
+    user_ids, user_count = stored_user_ids(f)
     return LedgerRow(
         key=str(f.get("key") or entity.row_key),
         subject=str(f.get("key") or entity.row_key).split("|")[0],
@@ -38,7 +39,8 @@ def ledger_row(entity: Entity) -> LedgerRow:
         alerted_in=str(f["alertedIn"]) if f.get("alertedIn") else None,
         resolved_in=str(f["resolvedIn"]) if f.get("resolvedIn") else None,
         reprocess_queued_at=_time(f.get("reprocessQueuedAt")),
-        user_ids=tuple(str(u) for u in user_ids),
+        user_ids=user_ids,
+        user_count=user_count,
     )
 
 

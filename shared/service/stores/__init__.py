@@ -10,7 +10,12 @@
 The names are re-exported here, so `from shared.service.stores import FindingsLedger` works.
 """
 
-from shared.service.stores.findings_ledger import FindingsLedger, LedgerChange
+from shared.service.stores.findings_ledger import (
+    STORED_USER_IDS,
+    FindingsLedger,
+    LedgerChange,
+    stored_user_ids,
+)
 from shared.service.stores.group_members import GroupMembers
 from shared.service.stores.licensed_groups import GROUP_PK, PARTITION_PK, LicensedGroups, Partition
 from shared.service.stores.reprocess_ledger import (
@@ -37,6 +42,7 @@ __all__ = [
     "PARTITION_PK",
     "QUEUED",
     "STALE_CLAIM",
+    "STORED_USER_IDS",
     "Claim",
     "FindingsLedger",
     "GroupMembers",
@@ -46,4 +52,5 @@ __all__ = [
     "ReprocessLedger",
     "ServiceState",
     "cause_token",
+    "stored_user_ids",
 ]

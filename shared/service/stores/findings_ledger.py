@@ -3,17 +3,26 @@
 PartitionKey is the subject (user id, `group:<id>`, `sku:<id>`), RowKey the finding key; a
 finding is open while `resolvedAt` is empty and keeps when it was first seen and what was done
 about it (reprocess queued, alerted) while it stays open.
+
+The users a finding names besides its subject (a NestedGroupMember's users left unlicensed:
+up to a whole group, 100k and more) do not fit one entity (a string holds 32K characters): the
+row keeps how many there are (`userCount`) and the first `STORED_USER_IDS` of them (`userIds`,
+JSON), enough for an alert to name some; the reports written from the scan carry them all.
+Rows written before `userCount` existed hold every id and read as such.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from shared.core.findings import Finding, finding_fields
-from shared.ports.tables import Entity, EntityStore, json_field, safe_key
+from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field, safe_key
+
+STORED_USER_IDS: Final = 100
+"""At most this many user ids in a row's `userIds` (100 GUIDs: about 4K characters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +130,26 @@ def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
             fields[kept] = entity.fields[kept]
 
 
+def stored_user_ids(fields: Mapping[str, object]) -> tuple[tuple[str, ...], int | None]:
+    """A row's user ids (all of them, or the first `STORED_USER_IDS`) and, when they are a
+    sample, how many users there are in all (None: the ids are all of them)."""
+    ids = (
+        tuple(str(u) for u in parse_json_field(str(fields["userIds"])))
+        if fields.get("userIds")
+        else ()
+    )
+    count = fields.get("userCount")
+    if isinstance(count, int) and not isinstance(count, bool) and count > len(ids):
+        return ids, count
+    return ids, None
+
+
 def _finding_fields(finding: Finding, now: datetime, run_id: str) -> dict[str, Any]:
+    users = finding.user_ids
     return {
         **finding_fields(finding),
-        "userIds": json_field(list(finding.user_ids)) if finding.user_ids else None,
+        "userIds": json_field(list(users[:STORED_USER_IDS])) if users else None,
+        "userCount": len(users) if users else None,
         "lastSeen": now,
         "resolvedAt": None,
         "runId": run_id,
