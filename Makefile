@@ -38,8 +38,11 @@ lock:
 demo: setup
 	$(BIN)/python -m devhost.demo
 
-## Everything CI checks: lint, types, import contracts, then the test suite.
-test: lint pytest
+## Everything CI checks: lint, types, import contracts and the test suite. The checks run while
+## the tests do (the suite mostly waits on its servers); each one's output is printed whole when
+## it ends (--output-sync), and any failure fails `make test`.
+test: setup
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest lint
 
 lint: setup doctor checkov
 	$(BIN)/ruff check .
@@ -65,8 +68,13 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip check
 	touch $(CHECKOV_STAMP)
 
+## The suite on every core (pytest-xdist, one worker per CPU; each worker starts its own session
+## Azurite on free ports). Tests that must share one process (Chromium's install, a module's own
+## Azurite) carry an xdist_group mark, which --dist loadgroup keeps on one worker. The 10 slowest
+## tests are listed at the end. PYTEST_ARGS="-n 0" runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadgroup --durations=10
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Every benchmark prints its figures with the target and pass/fail (docs/performance.md).
 bench: setup

@@ -34,7 +34,9 @@ PARSE = """(card) => {
                          text: element.innerText});
 }"""
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# One xdist worker runs every Chromium test, in file order: the first installs Chromium with
+# apt-get when it is missing (two installs at once would fight over the dpkg lock).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("chromium")]
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,9 @@ ALL_ROLES = [
 ]
 SENDER = "user0@contoso.example"  # a user of tests/graphsim/conftest.make_tenant
 
+# One xdist worker runs the module, so its own Azurite starts once.
+pytestmark = pytest.mark.xdist_group("preflight-azurite")
+
 
 @pytest.fixture(scope="module")
 def storage() -> Iterator[AzuriteEndpoints]:

@@ -14,6 +14,9 @@ from graphsim.server import serve_in_thread
 from tests.render.page import Page
 
 
+# On the xdist worker that runs the Chromium tests, after them (file order), as in a serial run:
+# the screenshot is checked whenever their set-up has installed Chromium.
+@pytest.mark.xdist_group("chromium")
 @pytest.mark.timeout(300)
 def test_the_demo_writes_the_page_of_the_live_tenant_and_its_screenshot(tmp_path: Path) -> None:
     tenant = load_tenant()

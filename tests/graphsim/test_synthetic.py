@@ -27,6 +27,9 @@ N = 5000
 
 slow = pytest.mark.skipif(os.environ.get("RUN_SLOW") != "1", reason="set RUN_SLOW=1")
 
+# One xdist worker runs the module, so its 5,000-user tenant (module-scoped) is generated once.
+pytestmark = pytest.mark.xdist_group("synthetic-tenant")
+
 
 @pytest.fixture(scope="module")
 def tenant() -> dict[str, Any]:

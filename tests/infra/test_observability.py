@@ -135,6 +135,10 @@ def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
     return result, done.stderr
 
 
+# One xdist worker runs the module, so the exporter probe (a subprocess, module-scoped) runs once.
+pytestmark = pytest.mark.xdist_group("observability-probe")
+
+
 @pytest.fixture(scope="module")
 def exported() -> tuple[dict[str, Any], str]:
     return _run(_EXPORT_PROBE, APP_INSIGHTS)

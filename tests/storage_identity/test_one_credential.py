@@ -46,7 +46,8 @@ from tests.storage_identity.test_storage_by_identity import (
 )
 from tests.storage_identity.tls import TlsFiles
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs the module, so its HTTPS Azurite (module-scoped) starts once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("one-credential")]
 
 SECRET = "graphsim-signing-secret-for-one-credential-0123456789"
 GRAPH = "https://graph.microsoft.com"

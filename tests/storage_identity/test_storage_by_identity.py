@@ -33,7 +33,8 @@ from tests.settings_env import SCHEDULE_ENV, WEBHOOK_ENV
 from tests.storage_identity.minting import STORAGE_SCOPE, TEST_TENANT, MintingStorageCredential
 from tests.storage_identity.tls import TlsFiles
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs the module, so its HTTPS Azurite (module-scoped) starts once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("storage-by-identity")]
 
 BASE_ENV = {
     "TENANT_ID": TEST_TENANT,
