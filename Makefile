@@ -71,10 +71,12 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 ## The suite on every core (pytest-xdist, one worker per CPU; each worker starts its own session
 ## Azurite on free ports). Tests that must share one process (Chromium's install, a module's own
 ## Azurite) carry an xdist_group mark, which --dist loadgroup keeps on one worker. The 10 slowest
-## tests are listed at the end. PYTEST_ARGS="-n 0" runs it in one process.
+## tests are listed at the end. PYTEST_ARGS="-n 0" runs it in one process. Bytecode is written
+## even where the environment sets PYTHONDONTWRITEBYTECODE: every worker and every Python
+## subprocess a test starts would otherwise compile the project again.
 PYTEST_ARGS ?= -n auto --dist loadgroup --durations=10
 pytest: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest $(PYTEST_ARGS)
 
 ## Every benchmark prints its figures with the target and pass/fail (docs/performance.md).
 bench: setup
