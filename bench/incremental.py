@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devhost.azurite import Azurite
 from devhost.host import DevHost
+from devhost.stack import service_settings
 from function_app import app
 from graphsim.app import create_app
 from graphsim.client import SimClient
@@ -59,8 +60,6 @@ from shared.ports.queues import QUEUE_NAMES
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-static-token"
 FUNCTION_KEY = "bench-function-key"
-CLIENT_STATE = "bench-client-state-0123456789"
-NEVER = "0 0 0 1 1 *"  # timers are fired by hand
 TARGET = 4
 CACHE_REFRESHES = {"GET /subscribedSkus", "GET /groups"}
 """The SKU list and the licensed-group list: refreshed on their own schedule, not per change."""
@@ -228,23 +227,16 @@ def main() -> int:
         SimClient(graph_url) as sim,
     ):
         port = free_port()
-        webhook = f"http://127.0.0.1:{port}/api/graph"
-        settings = {
-            "AzureWebJobsStorage": storage.connection_string,
-            "TENANT_ID": tenant_id,
-            "NOTIFICATION_URL": f"{webhook}/notifications?code={FUNCTION_KEY}",
-            "LIFECYCLE_NOTIFICATION_URL": f"{webhook}/lifecycle?code={FUNCTION_KEY}",
-            "CLIENT_STATE": CLIENT_STATE,
-            "SUBSCRIPTION_KEEPER_SCHEDULE": NEVER,
-            "SYNC_WATCH_SCHEDULE": NEVER,
-            "RECHECK_ERRORS_SCHEDULE": NEVER,
-            "POISON_WATCH_SCHEDULE": NEVER,
-            "RECONCILE_SCHEDULE": NEVER,
-            "GRAPH_BASE_URL": graph_url,
-            "GRAPH_STATIC_TOKEN": TOKEN,
-            "LICENSE_GUARD_MODE": "act",
-            "REPROCESS_RATE_PER_MIN": "600",  # the brake is not what is measured here
-        }
+        # the dev host stack's settings (every schedule the app declares, never fired by
+        # itself), with this benchmark's tenant, token and a brake that is not what is measured
+        settings = service_settings(
+            storage=storage.connection_string,
+            graph_url=graph_url,
+            tenant_id=tenant_id,
+            host_port=port,
+            function_key=FUNCTION_KEY,
+            token=TOKEN,
+        ) | {"REPROCESS_RATE_PER_MIN": "600"}
         bootstrap.use(None)
         host = DevHost(app, settings, port=port, function_key=FUNCTION_KEY, host_json=host_json)
         with host:
