@@ -19,7 +19,7 @@ from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING
 from shared.core.model import Sku, Tenant
-from shared.render.findings import FindingLines, finding_lines
+from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines
 
 _CHUNK_LINES = 5_000
@@ -115,7 +115,7 @@ def table_blocks(
             f"{origin}; {group.processing_state or 'processing state unknown'}"
         ]
         for finding in reports[group.id].findings:
-            block += finding_lines(finding, indent="      ")
+            block += lines.of(finding)
         yield block
 
     yield ["", f"PRODUCTS ({len(evaluation.skus)})"]
@@ -127,7 +127,7 @@ def table_blocks(
             + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
         ]
         for finding in sku_report.findings:
-            block += finding_lines(finding, indent="      ")
+            block += lines.of(finding)
         yield block
 
 

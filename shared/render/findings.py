@@ -26,14 +26,8 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 
 
 def finding_lines(finding: Finding, indent: str) -> list[str]:
-    lines = [
-        f"{indent}{finding.severity.upper():<7} {finding.code}: {finding.message}",
-        f"{indent}        fix: {finding.remedy}",
-        f"{indent}        at:  {finding_url(finding.subject, finding.group_id)}",
-    ]
-    if finding.group_id and finding.user_id:
-        lines.append(f"{indent}        group: {group_license_url(finding.group_id)}")
-    return lines
+    """A finding's lines in the readable tables (`FindingLines` for many at one indent)."""
+    return FindingLines(indent).of(finding)
 
 
 class FindingJsonEncoder:
@@ -104,7 +98,7 @@ def _escaped(text: str) -> bytes:
 
 
 class FindingLines:
-    """`finding_lines` at one indent for many findings: the fix, link and group lines that
+    """A finding's lines at one indent, for many findings: the fix, link and group lines that
     findings share (one remedy, one user's page, one group's page) are formatted once."""
 
     def __init__(self, indent: str) -> None:
@@ -116,7 +110,8 @@ class FindingLines:
         self._at = ""
 
     def of(self, finding: Finding) -> list[str]:
-        """The same lines as `finding_lines(finding, indent)`."""
+        """Its head (severity, code, message), fix and `at:` lines, and `group:` for a user's
+        finding from a group."""
         indent = self._indent
         code, severity, subject, _sku, group_id, message, remedy, *_ = finding
         head = self._heads.get((severity, code))
