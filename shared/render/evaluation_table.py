@@ -26,14 +26,6 @@ _CHUNK_LINES = 5_000
 """About half a megabyte: small writes stay in the CPU's cache (see write_evaluation_json)."""
 
 
-def render_table(
-    evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
-) -> str:
-    """The whole table as one string (see the module docstring)."""
-    blocks = table_blocks(evaluation, tenant, catalog, show_healthy)
-    return "\n".join(line for block in blocks for line in block) + "\n"
-
-
 def write_table(
     evaluation: Evaluation,
     tenant: Tenant,
@@ -41,7 +33,7 @@ def write_table(
     out: IO[str],
     show_healthy: bool = False,
 ) -> None:
-    """Write the same text as `render_table`, some thousands of lines at a time."""
+    """Write the table (see the module docstring), some thousands of lines at a time."""
     lines: list[str] = []
     for block in table_blocks(evaluation, tenant, catalog, show_healthy):
         lines += block
