@@ -90,13 +90,13 @@ def user_findings(
     member_of: Iterable[Group],
     tenant: Tenant,
     names: Names,
-    memberships: Memberships | None = None,
+    memberships: Memberships,
 ) -> list[Finding]:
     """Every finding about one user, in a stable order.
 
     `memberships`: one per evaluation, shared by its users (see `Memberships`).
     """
-    desired, pending = (memberships or Memberships(tenant, names)).of(member_of)
+    desired, pending = memberships.of(member_of)
     user_id, name = user.id, user.display_name
     if not user.states:
         # nothing reported: every assignment the user's groups give is pending
