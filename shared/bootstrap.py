@@ -22,7 +22,12 @@ from azure.core.credentials import TokenCredential
 from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.blobs import blobs_for, container_client
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.adapters.graph_auth import MANAGED_IDENTITY_SETTING, default_credential, graph_endpoint
+from shared.adapters.graph_auth import (
+    MANAGED_IDENTITY_SETTING,
+    default_credential,
+    graph_endpoint,
+    managed_identity_client_id,
+)
 from shared.adapters.graph_client import ResponseHook
 from shared.adapters.graph_probe import GraphProbe
 from shared.adapters.queues import queue_client, queues_for
@@ -149,7 +154,7 @@ def worker_services(
     if credential is None:
         graph_credential, shared_credential = worker_credentials(settings, source)
         if graph_credential is None and settings.graph_static_token is None:
-            graph_id = (source.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
+            graph_id = managed_identity_client_id(source)
             graph_credential = AsyncTokenView(identity_credential(graph_id))
     else:
         graph_credential = shared_credential = credential
@@ -170,7 +175,7 @@ def worker_credentials(
 
     - Graph on a static token (graphsim), or storage on a connection string (Azurite): each
       side as before: storage's `storage_credential` (None with a connection string), Graph's
-      None (`build_graph_client` makes its `default_credential`, or uses the static token).
+      None (`worker_services` then makes the worker's one, or Graph uses the static token).
     - Both signed in, the same identity (``AZURE_CLIENT_ID`` and ``AzureWebJobsStorage__clientId``
       name the same user-assigned identity, or neither names one): ONE synchronous credential,
       `storage_credential`, which Graph sees through an `AsyncTokenView` (its token requests in
@@ -184,7 +189,7 @@ def worker_credentials(
     storage_side = storage_credential(settings)
     if settings.graph_static_token is not None or storage_side is None:
         return None, storage_side
-    graph_id = (env.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
+    graph_id = managed_identity_client_id(env)
     storage_id = storage.managed_identity_client_id
     if (graph_id or "").lower() == (storage_id or "").lower():
         return AsyncTokenView(storage_side), storage_side

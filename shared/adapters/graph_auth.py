@@ -83,6 +83,11 @@ def graph_endpoint(base_url: str) -> GraphEndpoint:
     return GraphEndpoint(base_url.rstrip("/"), host, cloud)
 
 
+def managed_identity_client_id(env: Mapping[str, str]) -> str | None:
+    """The user-assigned identity AZURE_CLIENT_ID names (None: unset or blank, the default)."""
+    return (env.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
+
+
 def default_credential(env: Mapping[str, str]) -> Any:
     """The production credential: `DefaultAzureCredential` (azure.identity.aio).
 
@@ -92,8 +97,7 @@ def default_credential(env: Mapping[str, str]) -> Any:
     """
     from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
 
-    client_id = (env.get(MANAGED_IDENTITY_SETTING) or "").strip() or None
-    return DefaultAzureCredential(managed_identity_client_id=client_id)
+    return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id(env))
 
 
 def credential_error(exc: Exception) -> DirectoryError:
