@@ -5,6 +5,10 @@
 (also pinned to a golden file written by the code before the speed-ups: regenerate it with
 `license-guard evaluate --snapshot shared/data/demo-snapshot.json --format json` when a message
 changes on purpose) and on each benchmark shape of a small synthetic tenant.
+
+The readable table streams with shared license and finding lines too; it is pinned to golden
+files written by the table renderer from before the speed-ups (commit c4c1524), with and
+without `--all`: regenerate them with `--format table [--all]` when the wording changes on purpose.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import pytest
 from bench.shapes import SHAPES
 from graphsim.synthetic import generate_tenant
 from shared.adapters.snapshot import load_snapshot, parse_snapshot
+from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.render.evaluation import evaluation_json, write_evaluation_json
+from shared.render.evaluation_table import write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"
-GOLDEN = Path(__file__).with_name("data") / "demo-evaluation.json"
+DATA = Path(__file__).with_name("data")
+GOLDEN = DATA / "demo-evaluation.json"
 
 
 def _streamed(document: dict[str, object], chunk: int = 7) -> bytes:
@@ -44,6 +51,18 @@ def test_demo_evaluation_matches_the_golden_file() -> None:
     out = io.BytesIO()
     write_evaluation_json(evaluate(tenant), tenant, out)
     assert out.getvalue() == GOLDEN.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("show_healthy", "golden"),
+    [(False, "demo-evaluation-table.txt"), (True, "demo-evaluation-table-all.txt")],
+)
+def test_demo_table_matches_the_golden_file(show_healthy: bool, golden: str) -> None:
+    tenant = load_snapshot(DEMO).tenant
+    names = catalog()
+    out = io.StringIO()
+    write_table(evaluate(tenant, *names.names_for(tenant)), tenant, names, out, show_healthy)
+    assert out.getvalue() == (DATA / golden).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
