@@ -64,10 +64,11 @@ def group_license_url(group_id: str) -> str:
     )
 
 
-def finding_url(subject: str, group_id: str | None) -> str:
+def finding_url(subject: str) -> str:
     """The page where a finding about `subject` is fixed: a group's findings (subject
     `group:ID`) at the group, a product's (`sku:ID`) at Billing > Licenses, a user's at the
-    user's licenses."""
+    user's licenses. The page depends on the subject alone (a user's finding from a group
+    links the group separately), so renderers may cache it per subject."""
     kind, _, ident = subject.partition(":")
     if ident and kind == "group":
         return group_license_url(ident)

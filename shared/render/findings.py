@@ -16,7 +16,7 @@ from shared.core.links import finding_url, group_license_url
 def finding_json(finding: Finding) -> dict[str, Any]:
     doc: dict[str, Any] = {
         **finding_fields(finding),
-        "link": finding_url(finding.subject, finding.group_id),
+        "link": finding_url(finding.subject),
     }
     if finding.group_id and finding.user_id:
         doc["groupLink"] = group_license_url(finding.group_id)
@@ -57,11 +57,11 @@ class FindingJsonEncoder:
                 encoded.append(dumps(finding_json(finding)))
                 continue
             if subject != self._subject:
-                # a user's findings are consecutive; finding_url names the page of the
-                # subject (the group has its own groupLink)
+                # a user's findings are consecutive, and the link depends on the subject
+                # alone (the group has its own groupLink)
                 self._subject = subject
                 is_user = bool(subject) and ":" not in subject  # finding.user_id
-                link = dumps(finding_url(subject, group_id))
+                link = dumps(finding_url(subject))
                 self._subject_parts = (_escaped(subject), link, is_user)
             escaped_subject, link, is_user = self._subject_parts
             key = (code, severity, sku_id, group_id, remedy, is_user)
@@ -123,7 +123,7 @@ class FindingLines:
         if subject != self._subject:
             # finding_url names the page of the subject; the group has its own line
             self._subject = subject
-            self._at = f"{indent}        at:  {finding_url(subject, group_id)}"
+            self._at = f"{indent}        at:  {finding_url(subject)}"
         lines = [head + message, fix, self._at]
         if group_id and finding.user_id:
             group = self._groups.get(group_id)

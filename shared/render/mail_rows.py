@@ -96,7 +96,7 @@ def _row_url(group_id: str | None, subject: str) -> str:
     if group_id:
         return group_license_url(group_id)
     if ":" not in subject or subject.startswith(("sku:", "group:")):
-        return finding_url(subject, None)
+        return finding_url(subject)
     return ""
 
 

@@ -31,9 +31,9 @@ def test_the_url_forms() -> None:
         "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/"
         f"groupId/{GROUP}"
     )
-    assert finding_url(f"group:{GROUP}", GROUP) == group_license_url(GROUP)
-    assert finding_url("sku:x", None) == PRODUCTS_URL
-    assert finding_url(USER, GROUP) == user_license_url(USER)
+    assert finding_url(f"group:{GROUP}") == group_license_url(GROUP)
+    assert finding_url("sku:x") == PRODUCTS_URL
+    assert finding_url(USER) == user_license_url(USER)
     assert "/" not in user_license_url("a/b").split("UserDetails/")[1].split("/")[0]
 
 
