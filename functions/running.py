@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.platform.logging import bind_correlation
 from shared.ports.messages import Message
@@ -32,32 +32,23 @@ T = TypeVar("T")
 _this_thread = threading.local()
 
 
-def on_this_threads_loop(job: Callable[[], Awaitable[T]]) -> T:
-    """Await `job()` on the calling thread's event loop (made on the thread's first job).
+def run_job(job: Callable[[Services], Coroutine[Any, Any, T]]) -> T:
+    """A job (a timer's, a webhook's) run with the app's services on this thread's event loop
+    (made on the thread's first job).
 
     It runs in a copy of the caller's context, so what the handler bound for logging
     (`bind_invocation`, `bind_correlation`) is on every event the job logs."""
+    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
+
     runner: asyncio.Runner | None = getattr(_this_thread, "runner", None)
     if runner is None:
         runner = _this_thread.runner = asyncio.Runner()
-
-    async def main() -> T:
-        return await job()
-
-    return runner.run(main(), context=contextvars.copy_context())
-
-
-def run_job(job: Callable[[Services], Awaitable[T]]) -> T:
-    """A job (a timer's, a webhook's) run with the app's services, on this thread's loop."""
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use (not at cold start)
-
-    svc = services()
-    return on_this_threads_loop(lambda: job(svc))
+    return runner.run(job(services()), context=contextvars.copy_context())
 
 
 def run_on_message(
     decode: Callable[[], M],
-    job: Callable[[Services, M], Awaitable[object]],
+    job: Callable[[Services, M], Coroutine[Any, Any, object]],
 ) -> None:
     """A queue message's job: decoded, then run with the app's services under its correlation id."""
     message = decode()
