@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 
@@ -73,32 +73,31 @@ class TenantFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class ReprocessNow:
+class DecisionBase:
+    """What every decision says: the user, the causes it acts on, why, and the causes to record
+    as observed."""
+
     user_id: str
     causes: tuple[Cause, ...]
     reason: str
     observe: tuple[Cause, ...] = ()
 
+
+@dataclass(frozen=True, slots=True)
+class ReprocessNow(DecisionBase):
     def attempts(self, at: datetime) -> tuple[Attempt, ...]:
         """The ledger entries to append once the POST succeeded at `at`."""
         return tuple(Attempt(at, cause) for cause in self.causes)
 
 
 @dataclass(frozen=True, slots=True)
-class RetryLater:
-    user_id: str
-    causes: tuple[Cause, ...]
-    not_before: datetime
-    reason: str
-    observe: tuple[Cause, ...] = ()
+class RetryLater(DecisionBase):
+    not_before: datetime = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
-class AlertInstead:
-    user_id: str
-    causes: tuple[Cause, ...]
-    reason: str
-    observe: tuple[Cause, ...] = ()
+class AlertInstead(DecisionBase):
+    """No reprocess for these causes: the findings are alerted on instead."""
 
 
 Decision = ReprocessNow | RetryLater | AlertInstead

@@ -48,7 +48,7 @@ def decide_user(user_id: str, verdicts: list[Verdict], ledger: Ledger) -> Decisi
     later = [v for v in ordered if v.action == LATER]
     if later:
         not_before = min(v.not_before for v in later if v.not_before is not None)
-        return RetryLater(user_id, _causes(later), not_before, _reasons(later), observe)
+        return RetryLater(user_id, _causes(later), _reasons(later), observe, not_before=not_before)
     return AlertInstead(user_id, _causes(ordered), _reasons(ordered), observe)
 
 

@@ -31,13 +31,8 @@ SCRIPT_KINDS = ("ps1", "sh")
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    user_id: str
-    sku_id: str
-    reason: str
+    """A direct assignment the plan would remove, and why the script removes it or refuses to."""
 
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
     user_id: str
     sku_id: str
     reason: str
@@ -63,11 +58,11 @@ def _without_direct(licenses: tuple[EffectiveLicense, ...], sku_id: str) -> list
 
 def sort_removals(
     plan: MigrationPlan, tenant: Tenant, catalog: Catalog, capabilities: CapabilityPlans
-) -> tuple[list[Removal], list[Refusal]]:
+) -> tuple[list[Removal], list[Removal]]:
     """The removals the script makes and the ones it refuses, each with its reason."""
     licenses = effective_licenses(tenant)
     removals: list[Removal] = []
-    refusals: list[Refusal] = []
+    refusals: list[Removal] = []
 
     def product(sku_id: str) -> str:
         sku = tenant.skus[sku_id]
@@ -83,7 +78,7 @@ def sort_removals(
     for item in plan.covered:
         if not item.safe:
             refusals.append(
-                Refusal(
+                Removal(
                     item.user_id,
                     item.sku_id,
                     f"not yet: the group path of {groups(item.unhealthy_group_ids)} is not "
@@ -97,7 +92,7 @@ def sort_removals(
         )
         if lost or not (_GUID.match(item.user_id) and _GUID.match(item.sku_id)):
             what = ", ".join(loss.capability for loss in lost) or "an id that is not a GUID"
-            refusals.append(Refusal(item.user_id, item.sku_id, f"would lose {what}"))
+            refusals.append(Removal(item.user_id, item.sku_id, f"would lose {what}"))
             continue
         removals.append(
             Removal(
@@ -111,7 +106,7 @@ def sort_removals(
         sku = tenant.skus[part.sku_id]
         plans = ", ".join(sorted(_text(sku.plan_name(p)) for p in part.plans))
         refusals.append(
-            Refusal(part.user_id, part.sku_id, f"would lose plans only it enables: {plans}")
+            Removal(part.user_id, part.sku_id, f"would lose plans only it enables: {plans}")
         )
     return removals, refusals
 
@@ -133,7 +128,7 @@ def render_script(
 
 
 def _lines(
-    kind: str, removals: list[Removal], refusals: list[Refusal], tenant: Tenant, catalog: Catalog
+    kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, catalog: Catalog
 ) -> Iterator[str]:
     org = tenant.organization
     if kind == "sh":

@@ -91,11 +91,7 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         outcome = await settle(svc, tenant, evaluation, mode, writes)
         result.planned += writes.take_lines()
         result.new += outcome.new_findings
-        result.new_findings += len(outcome.new_findings)
-        result.resolved_findings += len(outcome.resolved)
-        result.queued += len(outcome.queued)
-        result.would_reprocess += len(outcome.would_reprocess)
-        result.users += len(evaluation.users)
+        result.count_page(len(evaluation.users), outcome)
         if opts.progress:
             opts.progress(USERS, result.users, None)
         if link is None:

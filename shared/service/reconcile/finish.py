@@ -64,7 +64,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.
-    c.new, c.resolved = ledger.run_changes(run.run_id)
+    c.new_findings, c.resolved_findings = ledger.run_changes(run.run_id)
 
     folder = f"{REPORTS}{run.date}/{run.run_id}/"
     blobs: list[str] = []
@@ -83,8 +83,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         finished_at=svc.now().isoformat(),
         users_scanned=c.users,
         findings_by_code=dict(sorted(c.findings_by_code.items())),
-        new_findings=c.new,
-        resolved_findings=c.resolved,
+        new_findings=c.new_findings,
+        resolved_findings=c.resolved_findings,
         top_groups_by_errors=[
             GroupErrors(g, tenant.groups[g].name if g in tenant.groups else g, n)
             for g, n in c.group_errors.most_common(10)
@@ -132,8 +132,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         "reconcile.finished",
         run_id=run.run_id,
         users=c.users,
-        new_findings=c.new,
-        resolved=c.resolved,
+        new_findings=c.new_findings,
+        resolved=c.resolved_findings,
         reprocess_queued=c.queued,
         baseline=run.baseline,
     )
@@ -145,11 +145,11 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         run.baseline,
         summary,
         blobs,
-        c.queued,
-        c.would_reprocess,
-        c.new,
-        c.resolved,
-        c.users,
+        users=c.users,
+        new_findings=c.new_findings,
+        resolved_findings=c.resolved_findings,
+        queued=c.queued,
+        would_reprocess=c.would_reprocess,
     )
 
 

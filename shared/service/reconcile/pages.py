@@ -88,11 +88,7 @@ async def settle_page(
     outcome = await settle(
         scan.svc, tenant, evaluation, page_mode(scan.run, subjects), flush=with_findings
     )
-    c.users += len(evaluation.users)
-    c.new += len(outcome.new_findings)
-    c.resolved += len(outcome.resolved)
-    c.queued += len(outcome.queued)
-    c.would_reprocess += len(outcome.would_reprocess)
+    c.count_page(len(evaluation.users), outcome)
     c.retry_later += len(outcome.retry_later)
     c.alerts += len(outcome.alerts)
     c.findings_by_code.update(f.code for f in findings)

@@ -22,6 +22,7 @@ from shared.ports.blobs import BlobStore
 from shared.ports.licensed_world import LicensedWorld
 from shared.service.services import Services
 from shared.service.stores import ServiceState
+from shared.service.users import RecomputeOutcome
 
 RUN = "reconcile-run"
 LAST = "reconcile-last"
@@ -40,17 +41,32 @@ class Stop(Exception):
     """Raised by a deadline check: the checkpoint is saved, the next firing resumes."""
 
 
+@dataclass(kw_only=True)
+class Settled:
+    """The users a run settled and what settling them did: the checkpoint keeps these counts,
+    the run's result reports them."""
+
+    users: int = 0
+    new_findings: int = 0
+    resolved_findings: int = 0
+    queued: int = 0
+    would_reprocess: int = 0
+
+    def count_page(self, users: int, outcome: RecomputeOutcome) -> None:
+        """Add one settled page of `users` users."""
+        self.users += users
+        self.new_findings += len(outcome.new_findings)
+        self.resolved_findings += len(outcome.resolved)
+        self.queued += len(outcome.queued)
+        self.would_reprocess += len(outcome.would_reprocess)
+
+
 @dataclass
-class Counters:
+class Counters(Settled):
     """Everything the summary needs, kept in the checkpoint (small: per SKU and group)."""
 
     pages: int = 0
-    users: int = 0
     findings_by_code: Counter[str] = field(default_factory=Counter)
-    new: int = 0
-    resolved: int = 0
-    queued: int = 0
-    would_reprocess: int = 0
     retry_later: int = 0
     alerts: int = 0
     demand: Counter[str] = field(default_factory=Counter)
@@ -67,9 +83,11 @@ class Counters:
     def from_json(cls, text: str | None) -> Counters:
         raw = orjson.loads(text) if text else {}
         out = cls()
+        # Keys no longer counted (an older checkpoint's "new", "resolved") are left behind.
         for key, value in raw.items():
-            current = getattr(out, key, None)
-            setattr(out, key, Counter(value) if isinstance(current, Counter) else value)
+            if hasattr(out, key):
+                current = getattr(out, key)
+                setattr(out, key, Counter(value) if isinstance(current, Counter) else value)
         return out
 
 
@@ -100,7 +118,7 @@ class Run:
 
 
 @dataclass
-class ReconcileResult:
+class ReconcileResult(Settled):
     run_id: str
     date: str
     status: str
@@ -110,11 +128,6 @@ class ReconcileResult:
     baseline: bool = False
     summary: NightlySummary | None = None
     report_blobs: list[str] = field(default_factory=list)
-    queued: int = 0
-    would_reprocess: int = 0
-    new_findings: int = 0
-    resolved_findings: int = 0
-    users: int = 0
     planned: list[str] = field(default_factory=list)
     """With dry_run: what the run would do, one line each, by name in the mail's wording."""
     new: list[Finding] = field(default_factory=list)
