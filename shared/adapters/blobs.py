@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.adapters.storage_clients import storage_client
 from shared.platform.settings import StorageConnection
@@ -36,16 +36,7 @@ def container_client(
 ) -> ContainerClient:
     """A ContainerClient from a connection string, or the blob URI and `credential` (the
     composition root's one storage credential)."""
-    return storage_client(
-        storage,
-        credential,
-        service="blob",
-        service_uri=lambda connection: connection.blob_service_uri,
-        from_connection_string=lambda text: ContainerClient.from_connection_string(text, container),
-        from_service_uri=lambda uri, token: BlobServiceClient(
-            uri, credential=token
-        ).get_container_client(container),
-    )
+    return storage_client(ContainerClient, storage, container, credential, service="blob")
 
 
 class AzureBlobStore:

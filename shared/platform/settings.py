@@ -151,6 +151,15 @@ class StorageConnection:
             blob_service_uri=blob,
         )
 
+    def service_uri(self, service: Literal["queue", "table", "blob"]) -> str | None:
+        """The queue, table or blob service's URI (identity-based storage)."""
+        uris = {
+            "queue": self.queue_service_uri,
+            "table": self.table_service_uri,
+            "blob": self.blob_service_uri,
+        }
+        return uris[service]
+
 
 def _mode(text: str) -> str:
     mode = text.lower()
