@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.adapters.storage_clients import storage_client
 from shared.platform.settings import StorageConnection
@@ -36,16 +36,7 @@ def container_client(
 ) -> ContainerClient:
     """A ContainerClient from a connection string, or the blob URI and `credential` (the
     composition root's one storage credential)."""
-    return storage_client(
-        storage,
-        credential,
-        service="blob",
-        service_uri=lambda connection: connection.blob_service_uri,
-        from_connection_string=lambda text: ContainerClient.from_connection_string(text, container),
-        from_service_uri=lambda uri, token: BlobServiceClient(
-            uri, credential=token
-        ).get_container_client(container),
-    )
+    return storage_client(ContainerClient, storage, container, credential, service="blob")
 
 
 class AzureBlobStore:
@@ -71,25 +62,21 @@ class AzureBlobStore:
         return cls(container_client(storage, container, credential=credential))
 
     @property
-    def _client(self) -> ContainerClient:
+    def client(self) -> ContainerClient:
         """Made on first use: settings without a blob URI fail where a report is written."""
         if self._made is None:
             self._made = self._make()
         return self._made
 
     @property
-    def client(self) -> ContainerClient:
-        return self._client
-
-    @property
     def container(self) -> str:
-        return str(self._client.container_name)
+        return str(self.client.container_name)
 
     def _ensure(self) -> None:
         if self._ready:
             return
         with contextlib.suppress(ResourceExistsError):
-            self._client.create_container()  # no public access: private
+            self.client.create_container()  # no public access: private
         self._ready = True
 
     def put(self, name: str, data: bytes, *, content_type: str) -> None:
@@ -100,35 +87,35 @@ class AzureBlobStore:
 
     def _upload(self, name: str, data: bytes | IO[bytes], content_type: str) -> None:
         self._ensure()
-        self._client.upload_blob(
+        self.client.upload_blob(
             name, data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
         )
 
     def get(self, name: str) -> bytes | None:
         self._ensure()
         try:
-            return bytes(self._client.download_blob(name).readall())
+            return bytes(self.client.download_blob(name).readall())
         except ResourceNotFoundError:
             return None
 
     def list(self, prefix: str = "") -> list[str]:
         self._ensure()
-        return sorted(str(b) for b in self._client.list_blob_names(name_starts_with=prefix or None))
+        return sorted(str(b) for b in self.client.list_blob_names(name_starts_with=prefix or None))
 
     def delete(self, name: str) -> None:
         self._ensure()
         with contextlib.suppress(ResourceNotFoundError):
-            self._client.delete_blob(name, delete_snapshots="include")
+            self.client.delete_blob(name, delete_snapshots="include")
 
     def delete_older_than(self, prefix: str, cutoff: datetime) -> int:
         self._ensure()
         limit = aware_utc(cutoff)
         deleted = 0
-        for blob in self._client.list_blobs(name_starts_with=prefix or None):
+        for blob in self.client.list_blobs(name_starts_with=prefix or None):
             modified = blob.last_modified
             if modified is not None and aware_utc(modified) < limit:
                 try:
-                    self._client.delete_blob(blob.name, delete_snapshots="include")
+                    self.client.delete_blob(blob.name, delete_snapshots="include")
                 except ResourceNotFoundError:
                     continue
                 deleted += 1

@@ -74,21 +74,14 @@ def queue_client(
     From a connection string, or the queue service URI and `credential`: the one credential
     the composition root (`shared.bootstrap.storage_credential`) made for every storage client.
     """
-    policies: dict[str, Any] = {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "message_decode_policy": LenientTextBase64DecodePolicy(),
-    }
     return storage_client(
+        QueueClient,
         storage,
+        queue_name,
         credential,
         service="queue",
-        service_uri=lambda connection: connection.queue_service_uri,
-        from_connection_string=lambda text: QueueClient.from_connection_string(
-            text, queue_name, **policies
-        ),
-        from_service_uri=lambda uri, token: QueueClient(
-            uri, queue_name, credential=token, **policies
-        ),
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=LenientTextBase64DecodePolicy(),
     )
 
 
@@ -96,10 +89,6 @@ class AzureQueue(CreatedOnFirstUse[QueueClient]):
     """`MessageQueue` over one Azure Storage queue; the queue is created on first use."""
 
     connect = staticmethod(queue_client)
-
-    @property
-    def name(self) -> str:
-        return str(self._client.queue_name)
 
     def _create(self) -> None:
         self._client.create_queue()

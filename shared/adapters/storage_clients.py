@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError
@@ -18,23 +18,35 @@ from azure.core.exceptions import ResourceExistsError
 from shared.platform.settings import StorageConnection
 
 Client = TypeVar("Client")
+Made_co = TypeVar("Made_co", covariant=True)
+
+
+class StorageClientType(Protocol[Made_co]):
+    """`QueueClient`, `TableClient` or `ContainerClient`: each is made for one named queue,
+    table or container as `(service_uri, name, credential=..., **options)` or
+    `.from_connection_string(text, name, **options)` (their parameters' names differ)."""
+
+    def __call__(self, *args: Any, **options: Any) -> Made_co: ...
+
+    def from_connection_string(self, *args: Any, **options: Any) -> Made_co: ...
 
 
 def storage_client(
+    client_type: StorageClientType[Client],
     storage: str | StorageConnection,
+    name: str,
     credential: TokenCredential | None,
     *,
-    service: str,
-    service_uri: Callable[[StorageConnection], str | None],
-    from_connection_string: Callable[[str], Client],
-    from_service_uri: Callable[[str, TokenCredential], Client],
+    service: Literal["queue", "table", "blob"],
+    **options: Any,
 ) -> Client:
-    """A client from a connection string, or from the `service` URI and `credential`."""
+    """A client for `name` from a connection string, or from the `service` URI and `credential`;
+    `options` go to the client either way."""
     if isinstance(storage, str):
-        return from_connection_string(storage)
+        return client_type.from_connection_string(storage, name, **options)
     if storage.connection_string:
-        return from_connection_string(storage.connection_string)
-    uri = service_uri(storage)
+        return client_type.from_connection_string(storage.connection_string, name, **options)
+    uri = storage.service_uri(service)
     if not uri:
         raise ValueError(f"storage connection has no {service} service URI")
     if credential is None:
@@ -42,7 +54,7 @@ def storage_client(
             "identity-based storage needs a credential: pass the one from "
             "shared.bootstrap.storage_credential(settings)"
         )
-    return from_service_uri(uri, credential)
+    return client_type(uri, name, credential=credential, **options)
 
 
 class CreatedOnFirstUse(Generic[Client]):
@@ -51,8 +63,9 @@ class CreatedOnFirstUse(Generic[Client]):
     connect: ClassVar[Callable[..., Any]]
     """The subclass's client maker: (storage, name, *, credential) -> its client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, name: str) -> None:
         self._client = client
+        self.name = name
         self._ready = False
 
     @classmethod
@@ -64,7 +77,7 @@ class CreatedOnFirstUse(Generic[Client]):
         credential: TokenCredential | None = None,
     ) -> Self:
         """The adapter over `name`, reached as `storage_client` says; nothing connects yet."""
-        return cls(cls.connect(storage, name, credential=credential))
+        return cls(cls.connect(storage, name, credential=credential), name)
 
     @property
     def client(self) -> Client:

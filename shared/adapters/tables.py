@@ -43,18 +43,7 @@ def table_client(
 ) -> TableClient:
     """A TableClient from a connection string, or the table service URI and `credential`
     (the one the composition root made for every storage client)."""
-    return storage_client(
-        storage,
-        credential,
-        service="table",
-        service_uri=lambda connection: connection.table_service_uri,
-        from_connection_string=lambda text: TableClient.from_connection_string(
-            text, table_name=table_name
-        ),
-        from_service_uri=lambda uri, token: TableClient(
-            uri, table_name=table_name, credential=token
-        ),
-    )
+    return storage_client(TableClient, storage, table_name, credential, service="table")
 
 
 def _to_azure(pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> dict[str, Any]:
@@ -88,10 +77,6 @@ class AzureTable(CreatedOnFirstUse[TableClient]):
     """`EntityStore` over one Azure Storage table; the table is created on first use."""
 
     connect = staticmethod(table_client)
-
-    @property
-    def name(self) -> str:
-        return str(self._client.table_name)
 
     def _create(self) -> None:
         self._client.create_table()

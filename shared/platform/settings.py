@@ -151,6 +151,15 @@ class StorageConnection:
             blob_service_uri=blob,
         )
 
+    def service_uri(self, service: Literal["queue", "table", "blob"]) -> str | None:
+        """The queue, table or blob service's URI (identity-based storage)."""
+        uris = {
+            "queue": self.queue_service_uri,
+            "table": self.table_service_uri,
+            "blob": self.blob_service_uri,
+        }
+        return uris[service]
+
 
 def _mode(text: str) -> str:
     mode = text.lower()
@@ -159,11 +168,18 @@ def _mode(text: str) -> str:
     return mode
 
 
-def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
-    """Field metadata: read from environment variable `name`, parsed by `parse`.
-
-    A field without a default is required."""
-    return {"env": name, "parse": parse}
+def _setting(
+    name: str,
+    parse: Callable[[str], Any] = str,
+    *,
+    default: Any = MISSING,
+    factory: Any = MISSING,
+    secret: bool = False,
+) -> Any:
+    """A `Settings` field read from environment variable `name`, parsed by `parse`; one with
+    neither a `default` nor a `factory` is required. A `secret` one stays out of repr()."""
+    metadata = {"env": name, "parse": parse}
+    return field(default=default, default_factory=factory, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,83 +189,57 @@ class Settings:
     Secrets (client states, the static token, the connection string, the notification URLs
     with their function keys) stay out of repr()."""
 
-    storage_connection: StorageConnection = field(metadata=_env(STORAGE_SETTING))
-    tenant_id: str = field(metadata=_env("TENANT_ID", parse_guid))
-    notification_url: str = field(repr=False, metadata=_env("NOTIFICATION_URL", parse_url))
+    storage_connection: StorageConnection = _setting(STORAGE_SETTING)  # noqa: RUF009 - makes a field
+    tenant_id: str = _setting("TENANT_ID", parse_guid)
+    notification_url: str = _setting("NOTIFICATION_URL", parse_url, secret=True)
     """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
-    lifecycle_notification_url: str = field(
-        repr=False, metadata=_env("LIFECYCLE_NOTIFICATION_URL", parse_url)
+    lifecycle_notification_url: str = _setting("LIFECYCLE_NOTIFICATION_URL", parse_url, secret=True)
+    client_state: str = _setting("CLIENT_STATE", parse_client_state, secret=True)
+    subscription_keeper_schedule: str = _setting("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
+    sync_watch_schedule: str = _setting("SYNC_WATCH_SCHEDULE", parse_ncrontab)
+    recheck_errors_schedule: str = _setting("RECHECK_ERRORS_SCHEDULE", parse_ncrontab)
+    poison_watch_schedule: str = _setting("POISON_WATCH_SCHEDULE", parse_ncrontab)
+    reconcile_schedule: str = _setting("RECONCILE_SCHEDULE", parse_ncrontab)
+    graph_base_url: str = _setting("GRAPH_BASE_URL", parse_url, default=DEFAULT_GRAPH_BASE_URL)
+    graph_static_token: str | None = _setting("GRAPH_STATIC_TOKEN", default=None, secret=True)
+    client_state_previous: str | None = _setting(
+        "CLIENT_STATE_PREVIOUS", parse_client_state, default=None, secret=True
     )
-    client_state: str = field(repr=False, metadata=_env("CLIENT_STATE", parse_client_state))
-    subscription_keeper_schedule: str = field(
-        metadata=_env("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
+    mode: Mode = _setting("LICENSE_GUARD_MODE", _mode, default="observe")  # noqa: RUF009 - makes a field
+    act_group_allowlist: frozenset[str] = _setting(
+        "ACT_GROUP_ALLOWLIST", parse_group_ids, default=frozenset()
     )
-    sync_watch_schedule: str = field(metadata=_env("SYNC_WATCH_SCHEDULE", parse_ncrontab))
-    recheck_errors_schedule: str = field(metadata=_env("RECHECK_ERRORS_SCHEDULE", parse_ncrontab))
-    poison_watch_schedule: str = field(metadata=_env("POISON_WATCH_SCHEDULE", parse_ncrontab))
-    reconcile_schedule: str = field(metadata=_env("RECONCILE_SCHEDULE", parse_ncrontab))
-    graph_base_url: str = field(
-        default=DEFAULT_GRAPH_BASE_URL, metadata=_env("GRAPH_BASE_URL", parse_url)
-    )
-    graph_static_token: str | None = field(
-        default=None, repr=False, metadata=_env("GRAPH_STATIC_TOKEN")
-    )
-    client_state_previous: str | None = field(
-        default=None, repr=False, metadata=_env("CLIENT_STATE_PREVIOUS", parse_client_state)
-    )
-    mode: Mode = field(default="observe", metadata=_env("LICENSE_GUARD_MODE", _mode))
-    act_group_allowlist: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ACT_GROUP_ALLOWLIST", parse_group_ids)
-    )
-    writes_disabled: bool = field(default=False, metadata=_env("WRITES_DISABLED", parse_bool))
-    reprocess_rate_per_min: int = field(
-        default=10, metadata=_env("REPROCESS_RATE_PER_MIN", parse_positive_int)
-    )
-    reprocess_daily_cap: int = field(
-        default=1000, metadata=_env("REPROCESS_DAILY_CAP", parse_positive_int)
-    )
-    notification_silence_minutes: int = field(
-        default=360, metadata=_env("NOTIFICATION_SILENCE_MINUTES", parse_positive_int)
+    writes_disabled: bool = _setting("WRITES_DISABLED", parse_bool, default=False)
+    reprocess_rate_per_min: int = _setting("REPROCESS_RATE_PER_MIN", parse_positive_int, default=10)
+    reprocess_daily_cap: int = _setting("REPROCESS_DAILY_CAP", parse_positive_int, default=1000)
+    notification_silence_minutes: int = _setting(
+        "NOTIFICATION_SILENCE_MINUTES", parse_positive_int, default=360
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
-    report_retention_days: int = field(
-        default=30, metadata=_env("REPORT_RETENTION_DAYS", parse_positive_int)
-    )
+    report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_int, default=30)
     """Nightly reports older than this are deleted from blob storage."""
-    alert_sender: str | None = field(default=None, metadata=_env("ALERT_SENDER", parse_email))
-    alert_recipients: tuple[str, ...] = field(
-        default=(), metadata=_env("ALERT_RECIPIENTS", parse_emails)
+    alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
+    alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
+    alert_digest_schedule: str = _setting(
+        "ALERT_DIGEST_SCHEDULE", parse_ncrontab, default="0 0 * * * *"
     )
-    alert_digest_schedule: str = field(
-        default="0 0 * * * *", metadata=_env("ALERT_DIGEST_SCHEDULE", parse_ncrontab)
+    alert_exclude_skus: frozenset[str] = _setting(
+        "ALERT_EXCLUDE_SKUS", parse_group_ids, default=frozenset()
     )
-    alert_exclude_skus: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_SKUS", parse_group_ids)
+    alert_exclude_groups: frozenset[str] = _setting(
+        "ALERT_EXCLUDE_GROUPS", parse_group_ids, default=frozenset()
     )
-    alert_exclude_groups: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_GROUPS", parse_group_ids)
+    alert_exclude_users: frozenset[str] = _setting(
+        "ALERT_EXCLUDE_USERS", parse_words, default=frozenset()
     )
-    alert_exclude_users: frozenset[str] = field(
-        default=frozenset(), metadata=_env("ALERT_EXCLUDE_USERS", parse_words)
-    )
-    alert_grace_minutes: int = field(
-        default=30, metadata=_env("ALERT_GRACE_MINUTES", parse_non_negative_int)
-    )
-    swap_grace_days: int = field(
-        default=3, metadata=_env("SWAP_GRACE_DAYS", parse_non_negative_int)
-    )
-    mass_loss_threshold: int = field(
-        default=10, metadata=_env("MASS_LOSS_THRESHOLD", parse_positive_int)
-    )
-    baseline: str | None = field(default=None, metadata=_env("BASELINE", parse_baseline))
-    alert_channels: tuple[Channel, ...] = field(
-        default=(), metadata=_env("ALERT_CHANNELS", parse_channels)
-    )
+    alert_grace_minutes: int = _setting("ALERT_GRACE_MINUTES", parse_non_negative_int, default=30)
+    swap_grace_days: int = _setting("SWAP_GRACE_DAYS", parse_non_negative_int, default=3)
+    mass_loss_threshold: int = _setting("MASS_LOSS_THRESHOLD", parse_positive_int, default=10)
+    baseline: str | None = _setting("BASELINE", parse_baseline, default=None)
+    alert_channels: tuple[Channel, ...] = _setting("ALERT_CHANNELS", parse_channels, default=())
     """Teams / Slack / webhook channels besides mail (shared.platform.channel_config)."""
-    sku_prices: Mapping[str, float] = field(
-        default_factory=dict, metadata=_env("SKU_PRICES", parse_sku_prices)
-    )
+    sku_prices: Mapping[str, float] = _setting("SKU_PRICES", parse_sku_prices, factory=dict)
     """Optional monthly price per product for the report page's cost columns."""
 
     @classmethod
