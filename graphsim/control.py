@@ -29,10 +29,8 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 async def _body(request: Request) -> Obj:
-    raw = await request.body()
-    if not raw:
-        return {}
-    data = orjson.loads(raw)
+    """The request's JSON object; an empty body is an empty one."""
+    data = orjson.loads(await request.body() or b"{}")
     if not isinstance(data, dict):
         raise GraphError(400, "BadRequest", "Control requests take a JSON object.")
     return data

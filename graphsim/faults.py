@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .settings import apply_settings, current_settings, setting
+
 KINDS = ("429", "503", "reset", "applyReset", "apply503")
 AFTER_HANDLER = frozenset({"applyReset", "apply503"})
 
@@ -28,20 +30,29 @@ class SimulatedResetError(ConnectionResetError):
     """Raised mid-response to simulate a connection reset."""
 
 
+def _script(names: list[Any] | None) -> list[str]:
+    """`next`: the faults of the next requests, in order ("none": a clean answer)."""
+    scripted = [str(k) for k in names or []]
+    unknown = set(scripted) - {*KINDS, "none"}
+    if unknown:
+        raise ValueError(f"unknown fault(s) in next: {sorted(unknown)}")
+    return scripted
+
+
 @dataclass
 class Faults:
-    rate_429: float = 0.0
-    rate_503: float = 0.0
-    rate_reset: float = 0.0
-    rate_apply_reset: float = 0.0
-    rate_apply_503: float = 0.0
-    writes_only: bool = False
+    rate_429: float = setting("rate429", float, default=0.0)
+    rate_503: float = setting("rate503", float, default=0.0)
+    rate_reset: float = setting("resetRate", float, default=0.0)
+    rate_apply_reset: float = setting("applyResetRate", float, default=0.0)
+    rate_apply_503: float = setting("apply503Rate", float, default=0.0)
+    writes_only: bool = setting("writesOnly", bool, default=False)
     """Inject only into writes (POST/PATCH/PUT/DELETE), reads answer normally."""
-    scripted: list[str] = field(default_factory=list)
-    latency_ms: float = 0.0
-    latency_rate: float = 1.0
-    retry_after: int = 1
-    seed: int = 0
+    scripted: list[str] = setting("next", _script, default_factory=list)  # noqa: RUF009 - a field
+    latency_ms: float = setting("latencyMs", float, default=0.0)
+    latency_rate: float = setting("latencyRate", float, default=1.0)
+    retry_after: int = setting("retryAfter", int, default=1)
+    seed: int = setting("seed", int, default=0)
     rng: random.Random = field(default_factory=random.Random)  # seeded simulation only
 
     @classmethod
@@ -51,39 +62,11 @@ class Faults:
         return f
 
     def configure(self, cfg: Mapping[str, Any]) -> None:
-        self.rate_429 = float(cfg.get("rate429", self.rate_429))
-        self.rate_503 = float(cfg.get("rate503", self.rate_503))
-        self.rate_reset = float(cfg.get("resetRate", self.rate_reset))
-        self.rate_apply_reset = float(cfg.get("applyResetRate", self.rate_apply_reset))
-        self.rate_apply_503 = float(cfg.get("apply503Rate", self.rate_apply_503))
-        self.writes_only = bool(cfg.get("writesOnly", self.writes_only))
-        if "next" in cfg:
-            scripted = [str(k) for k in cfg["next"] or []]
-            unknown = set(scripted) - {*KINDS, "none"}
-            if unknown:
-                raise ValueError(f"unknown fault(s) in next: {sorted(unknown)}")
-            self.scripted = scripted
-        self.latency_ms = float(cfg.get("latencyMs", self.latency_ms))
-        self.latency_rate = float(cfg.get("latencyRate", self.latency_rate))
-        self.retry_after = int(cfg.get("retryAfter", self.retry_after))
-        if "seed" in cfg:
-            self.seed = int(cfg["seed"])
+        apply_settings(self, cfg)
         self.rng.seed(self.seed)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "rate429": self.rate_429,
-            "rate503": self.rate_503,
-            "resetRate": self.rate_reset,
-            "applyResetRate": self.rate_apply_reset,
-            "apply503Rate": self.rate_apply_503,
-            "writesOnly": self.writes_only,
-            "next": list(self.scripted),
-            "latencyMs": self.latency_ms,
-            "latencyRate": self.latency_rate,
-            "retryAfter": self.retry_after,
-            "seed": self.seed,
-        }
+        return current_settings(self) | {"next": list(self.scripted)}
 
     def pick(self, method: str = "GET") -> str | None:
         """One of KINDS or None: the next scripted fault, else drawn from the seeded generator."""

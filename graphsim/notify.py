@@ -18,6 +18,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,6 +27,7 @@ import httpx
 
 from .clock import iso, iso7, parse_iso
 from .errors import GraphError
+from .settings import apply_settings, current_settings, setting
 from .state import SimState
 
 Obj = dict[str, Any]
@@ -52,21 +54,35 @@ def matches(resource: str, gid: str) -> bool:
     return res in ("groups", f"groups/{gid.lower()}", f"groups/{gid.lower()}/members")
 
 
-class Notifier:
+def _backoff(seconds: list[Any]) -> list[float]:
+    return [float(x) for x in seconds] or [0.0]
+
+
+@dataclass(eq=False)  # a Notifier compares and hashes by identity
+class DeliverySettings:
+    """What /_sim/notifications sets: delivery on/off, seeded drop/duplicate faults, retries
+    and how long before expiry a subscription is asked to reauthorize."""
+
+    enabled: bool = setting("enabled", bool, default=True)
+    drop_rate: float = setting("dropRate", float, default=0.0)
+    duplicate_rate: float = setting("duplicateRate", float, default=0.0)
+    max_attempts: int = setting("maxAttempts", int, default=4)
+    backoff: list[float] = setting(  # noqa: RUF009 - a field
+        "backoffSeconds", _backoff, default_factory=lambda: [0.2, 0.5, 1.0]
+    )
+    lead_minutes: float = setting("lifecycleLeadMinutes", float, default=60.0)
+
+
+class Notifier(DeliverySettings):
     """Queues notifications per URL and posts them from background tasks."""
 
     def __init__(
         self, state: SimState, *, seed: int = 0, cfg: Mapping[str, Any] | None = None
     ) -> None:
+        super().__init__()
         self.state = state
         state.on_group_change = self.group_changed
         self.rng = random.Random(seed)  # noqa: S311 - seeded simulation, not security
-        self.enabled = True
-        self.drop_rate = 0.0
-        self.duplicate_rate = 0.0
-        self.max_attempts = 4
-        self.backoff = [0.2, 0.5, 1.0]
-        self.lead = timedelta(minutes=60)
         self.seed = seed
         self.configure(cfg or {})
         self.pending: dict[str, list[Obj]] = {}
@@ -74,27 +90,13 @@ class Notifier:
         self.log: list[Obj] = []
 
     def configure(self, cfg: Mapping[str, Any]) -> None:
-        self.enabled = bool(cfg.get("enabled", self.enabled))
-        self.drop_rate = float(cfg.get("dropRate", self.drop_rate))
-        self.duplicate_rate = float(cfg.get("duplicateRate", self.duplicate_rate))
-        self.max_attempts = int(cfg.get("maxAttempts", self.max_attempts))
-        if "backoffSeconds" in cfg:
-            self.backoff = [float(x) for x in cfg["backoffSeconds"]] or [0.0]
-        if "lifecycleLeadMinutes" in cfg:
-            self.lead = timedelta(minutes=float(cfg["lifecycleLeadMinutes"]))
+        apply_settings(self, cfg)
         if "seed" in cfg:
             self.seed = int(cfg["seed"])
             self.rng.seed(self.seed)
 
     def describe(self) -> Obj:
-        return {
-            "enabled": self.enabled,
-            "dropRate": self.drop_rate,
-            "duplicateRate": self.duplicate_rate,
-            "maxAttempts": self.max_attempts,
-            "backoffSeconds": self.backoff,
-            "lifecycleLeadMinutes": self.lead.total_seconds() / 60,
-        }
+        return current_settings(self)
 
     def reset(self) -> None:
         self.pending.clear()
@@ -180,7 +182,7 @@ class Notifier:
             url = sub.get("lifecycleNotificationUrl")
             if (
                 url
-                and now >= expiry - self.lead
+                and now >= expiry - timedelta(minutes=self.lead_minutes)
                 and sub.get("_reauthFor") != sub["expirationDateTime"]
             ):
                 sub["_reauthFor"] = sub["expirationDateTime"]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .settings import apply_settings, current_settings, setting
+
 SIZE_BUDGET = {"S": 3500, "M": 5000, "L": 8000}
 WINDOW_SECONDS = 10.0
 WRITE_BUDGET = 3000
@@ -74,17 +76,21 @@ class ThrottleDecision:
     used_share: float = 0.0
 
 
+def _optional_int(budget: Any) -> int | None:
+    return None if budget is None else int(budget)
+
+
 @dataclass
 class Throttle:
     """Two buckets per app: all resource units, and the separate write budget."""
 
     size_class: str = "M"
-    enabled: bool = True
-    budget: int | None = None
-    write_budget: int = WRITE_BUDGET
-    window: float = WINDOW_SECONDS
-    write_window: float = WRITE_WINDOW_SECONDS
-    clock: str = "real"
+    enabled: bool = setting("enabled", bool, default=True)
+    budget: int | None = setting("budget", _optional_int, default=None)
+    write_budget: int = setting("writeBudget", int, default=WRITE_BUDGET)
+    window: float = setting("windowSeconds", float, default=WINDOW_SECONDS)
+    write_window: float = setting("writeWindowSeconds", float, default=WRITE_WINDOW_SECONDS)
+    clock: str = setting("clock", str, default="real")
     sim_seconds: Callable[[], float] = field(default=time.monotonic)
     _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
 
@@ -97,29 +103,12 @@ class Throttle:
         return t
 
     def configure(self, cfg: Mapping[str, Any]) -> None:
-        if "enabled" in cfg:
-            self.enabled = bool(cfg["enabled"])
-        if "budget" in cfg:
-            self.budget = None if cfg["budget"] is None else int(cfg["budget"])
-        if "writeBudget" in cfg:
-            self.write_budget = int(cfg["writeBudget"])
-        if "windowSeconds" in cfg:
-            self.window = float(cfg["windowSeconds"])
-        if "writeWindowSeconds" in cfg:
-            self.write_window = float(cfg["writeWindowSeconds"])
-        if "clock" in cfg:
-            self.clock = str(cfg["clock"])
+        apply_settings(self, cfg)
         self._buckets.clear()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "budget": self.capacity,
-            "writeBudget": self.write_budget,
-            "windowSeconds": self.window,
-            "writeWindowSeconds": self.write_window,
-            "clock": self.clock,
-        }
+        """The settings, with `budget` the one in force (the size class's when unset)."""
+        return current_settings(self) | {"budget": self.capacity}
 
     @property
     def capacity(self) -> int:
