@@ -21,7 +21,7 @@ adds an Active state for every membership path the test did not describe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.core import model
@@ -141,19 +141,11 @@ class TenantBuilder:
 
     def member(self, group: str, *users: str) -> TenantBuilder:
         """Direct user members of a group."""
-        spec = self._group(group)
-        for user in users:
-            self._user(user)
-            spec.users.append(user)
-        return self
+        return self._add_members(self._group(group).users, users, self._user)
 
     def nested(self, group: str, *members: str) -> TenantBuilder:
         """Groups that are members of a group."""
-        spec = self._group(group)
-        for member in members:
-            self._group(member)
-            spec.groups.append(member)
-        return self
+        return self._add_members(self._group(group).groups, members, self._group)
 
     def user(
         self,
@@ -313,6 +305,15 @@ class TenantBuilder:
 
     def _user(self, name: str) -> _UserSpec:
         return self._users.setdefault(name, _UserSpec(guid("user", name)))
+
+    def _add_members(
+        self, members: list[str], names: Iterable[str], declare: Callable[[str], object]
+    ) -> TenantBuilder:
+        """Adds `names` to a group's `members`, declaring each (members may be named first here)."""
+        for name in names:
+            declare(name)
+            members.append(name)
+        return self
 
     def _sku_id(self, sku: str) -> str:
         spec = self._skus.get(sku)

@@ -26,7 +26,7 @@ READ_ROLES = ("Group.Read.All", "User.Read.All", "Organization.Read.All", "Audit
 
 @dataclass
 class MintingCredential:
-    """Hands out tokens for `secret`; records every `get_token` call's scopes and kwargs."""
+    """Hands out tokens for `secret`; records every `get_token` call's scopes."""
 
     secret: str
     lifetime: float = 3600.0
@@ -38,14 +38,9 @@ class MintingCredential:
     closed: bool = False
     _cached: AccessToken | None = None
 
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
+    async def get_token(self, *scopes: str, **options: Any) -> AccessToken:
+        """A token whose audience is the first scope's resource; the options an
+        `AsyncTokenCredential` takes (claims, tenant_id, enable_cae) change nothing here."""
         self.requests.append(scopes)
         cached = self._cached
         if cached is not None and (not self.refresh or cached.expires_on > time.time()):

@@ -171,35 +171,25 @@ def main() -> None:
         "Licensing_Office365_EMS_E3",
     )
     ok, err, warn = "Active", "Error", "ActiveWithError"
+    # The working assignment through each licensing group, which most users hold.
+    via_base, via_teams, via_ems = (
+        (E3, b, BASE_OFF, ok, None),
+        (E3, t, TEAMS_OFF, ok, None),
+        (EMS, m, [], ok, None),
+    )
     # The article's three users: 9/13, 10/13 and 1/13 plans.
-    user(
-        "Alannah Shaw",
-        member_of=[b, m],
-        states=[(E3, b, BASE_OFF, ok, None), (EMS, m, [], ok, None)],
-    )
-    user(
-        "Dave Bedrat",
-        member_of=[b, t],
-        states=[(E3, b, BASE_OFF, ok, None), (E3, t, TEAMS_OFF, ok, None)],
-    )
-    user("David Abbott", member_of=[t], states=[(E3, t, TEAMS_OFF, ok, None)])
+    user("Alannah Shaw", member_of=[b, m], states=[via_base, via_ems])
+    user("Dave Bedrat", member_of=[b, t], states=[via_base, via_teams])
+    user("David Abbott", member_of=[t], states=[via_teams])
     # Healthy EMS holders use the rest of the 5 EMS seats.
     for name in ("Allan Deyoung", "Christie Cline", "Enrico Cattaneo", "Henrietta Mueller"):
-        user(name, member_of=[b, m], states=[(E3, b, BASE_OFF, ok, None), (EMS, m, [], ok, None)])
+        user(name, member_of=[b, m], states=[via_base, via_ems])
     # CountViolation: EMS is full (5 seats), two more members are waiting.
     for name in ("Irvin Sayers", "Joni Sherman"):
-        user(
-            name,
-            member_of=[b, m],
-            states=[(E3, b, BASE_OFF, ok, None), (EMS, m, [], err, "CountViolation")],
-        )
+        user(name, member_of=[b, m], states=[via_base, (EMS, m, [], err, "CountViolation")])
     # Migration from direct to group: a covered direct assignment, and one with plans only it grants.
-    user(
-        "Megan Bowen",
-        member_of=[b],
-        states=[(E3, None, BASE_OFF, ok, None), (E3, b, BASE_OFF, ok, None)],
-    )
-    user("Lee Gu", member_of=[b], states=[(E3, None, [], ok, None), (E3, b, BASE_OFF, ok, None)])
+    user("Megan Bowen", member_of=[b], states=[(E3, None, BASE_OFF, ok, None), via_base])
+    user("Lee Gu", member_of=[b], states=[(E3, None, [], ok, None), via_base])
     user(
         "Lidia Holloway",
         member_of=[b],
@@ -215,7 +205,7 @@ def main() -> None:
     user(
         "Johanna Lorenz",
         member_of=[b],
-        states=[(E3, b, BASE_OFF, ok, None), (E3, t, TEAMS_OFF, warn, "DependencyViolation")],
+        states=[via_base, (E3, t, TEAMS_OFF, warn, "DependencyViolation")],
     )
     # ProhibitedInUsageLocationViolation, UniquenessViolation and Other ("Others" in old spelling).
     user(
@@ -228,17 +218,11 @@ def main() -> None:
     user("Grady Archie", member_of=[t], states=[(E3, t, TEAMS_OFF, err, "Others")])
     # Pending (member, no state yet), stale (state from a group the user left), plan mismatch.
     user("Adele Vance", member_of=[b])
-    user("Alex Wilber", states=[(E3, b, BASE_OFF, ok, None)])
+    user("Alex Wilber", states=[via_base])
     user("Diego Siciliani", member_of=[b], states=[(E3, b, BASE_OFF[:3], ok, None)])
     # No usage location (inherits the tenant's country), and a disabled account holding a seat.
-    user(
-        "Patti Fernandez",
-        location=None,
-        member_of=[b],
-        states=[(E3, b, BASE_OFF, ok, None)],
-        synced=False,
-    )
-    user("Miriam Graham", enabled=False, member_of=[b], states=[(E3, b, BASE_OFF, ok, None)])
+    user("Patti Fernandez", location=None, member_of=[b], states=[via_base], synced=False)
+    user("Miriam Graham", enabled=False, member_of=[b], states=[via_base])
     # Nested group: Sales_Team is a member of the Base group, so its members get nothing from it.
     user("Lynne Robbins", member_of=["Sales_Team"])
     base["members"].append({"@odata.type": "#microsoft.graph.group", "id": sales["id"]})

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
+from tests.builders import BASE_DISABLED, E3_PLANS
 from tests.cli.output import assert_shows
+from tests.cli.test_whatif_changes import run_json as on_demo_json
+from tests.cli.test_whatif_changes import users_of
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
@@ -55,10 +58,6 @@ def with_e1_group(tmp_path: Path) -> str:
     return write(tmp_path, document)
 
 
-def users_of(out: str) -> dict[str, dict[str, Any]]:
-    return {u["displayName"]: u for u in json.loads(out)["users"]}
-
-
 def test_removing_the_only_mailbox_group_is_a_data_loss_risk_and_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -77,8 +76,7 @@ def test_removing_the_only_mailbox_group_is_a_data_loss_risk_and_exits_1(
 def test_json_names_the_lost_capabilities_with_plans_and_paths(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = on_demo(capsys, "--remove-member", BASE, "Alannah Shaw", "--format", "json")
-    document = json.loads(out)
+    status, document = on_demo_json(capsys, "--remove-member", BASE, "Alannah Shaw")
 
     assert status == EXIT_DATA_LOSS
     assert set(document) == {
@@ -92,7 +90,7 @@ def test_json_names_the_lost_capabilities_with_plans_and_paths(
     }
     assert document["dataLossRisk"] is True
     assert document["changes"][0]["type"] == "removeMember"
-    alannah = users_of(out)["Alannah Shaw"]
+    alannah = users_of(document)["Alannah Shaw"]
     (lic,) = alannah["licenses"]
     assert (lic["skuPartNumber"], lic["change"]) == ("ENTERPRISEPACK", "lost")
     assert "EXCHANGE_S_ENTERPRISE" in lic["plansDisabled"]
@@ -126,7 +124,7 @@ def test_moving_a_user_from_the_e1_group_to_the_e3_group_loses_nothing(
     )
 
     assert status == EXIT_OK
-    alex = users_of(out)["Alex Wilber"]
+    alex = users_of(json.loads(out))["Alex Wilber"]
     changes = {lic["skuPartNumber"]: lic["change"] for lic in alex["licenses"]}
     assert changes == {"STANDARDPACK": "lost", "ENTERPRISEPACK": "gained"}
     assert alex["capabilitiesLost"] == []
@@ -145,16 +143,10 @@ def test_the_same_move_in_the_wrong_order_is_still_judged_on_the_end_state(
 def test_disabling_exchange_in_a_group_is_a_loss_for_members_without_another_path(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = on_demo(
-        capsys,
-        "--set-disabled-plans",
-        BASE,
-        "ENTERPRISEPACK",
-        "YAMMER_ENTERPRISE,SWAY,Deskless,TEAMS1,EXCHANGE_S_ENTERPRISE",
-        "--format",
-        "json",
-    )
-    users = users_of(out)
+    plans = ",".join([*BASE_DISABLED, "EXCHANGE_S_ENTERPRISE"])  # what Base disables, and Exchange
+
+    status, document = on_demo_json(capsys, "--set-disabled-plans", BASE, "ENTERPRISEPACK", plans)
+    users = users_of(document)
 
     assert status == EXIT_DATA_LOSS
     at_risk = {name for name, u in users.items() if u["capabilitiesLost"]}
@@ -170,23 +162,7 @@ def test_disabling_teams_is_not_data_loss(capsys: pytest.CaptureFixture[str]) ->
         "--set-disabled-plans",
         "Licensing_Office365_E3_Teams",
         "ENTERPRISEPACK",
-        ",".join(
-            [
-                "EXCHANGE_S_ENTERPRISE",
-                "SHAREPOINTENTERPRISE",
-                "MCOSTANDARD",
-                "OFFICESUBSCRIPTION",
-                "SHAREPOINTWAC",
-                "YAMMER_ENTERPRISE",
-                "SWAY",
-                "PROJECTWORKMANAGEMENT",
-                "Deskless",
-                "TEAMS1",
-                "STREAM_O365_E3",
-                "FLOW_O365_P2",
-                "POWERAPPS_O365_P2",
-            ]
-        ),
+        ",".join(E3_PLANS),  # every plan of the E3 the demo's groups assign
     )
 
     assert status == EXIT_OK
@@ -203,8 +179,7 @@ def test_an_empty_plan_list_enables_every_plan(capsys: pytest.CaptureFixture[str
 
 
 def test_no_changes_means_no_affected_users(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = on_demo(capsys, "--format", "json")
-    document = json.loads(out)
+    status, document = on_demo_json(capsys)
 
     assert status == EXIT_OK
     assert document["users"] == []
@@ -214,20 +189,14 @@ def test_no_changes_means_no_affected_users(capsys: pytest.CaptureFixture[str]) 
 def test_adding_then_removing_in_one_run_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = on_demo(
-        capsys,
-        "--add-member",
-        "Licensing_Office365_EMS_E3",
-        "Lynne Robbins",
-        "--remove-member",
-        "Licensing_Office365_EMS_E3",
-        "Lynne Robbins",
-        "--format",
-        "json",
+    membership = ("Licensing_Office365_EMS_E3", "Lynne Robbins")
+
+    status, document = on_demo_json(
+        capsys, "--add-member", *membership, "--remove-member", *membership
     )
 
     assert status == EXIT_OK
-    assert json.loads(out)["users"] == []
+    assert document["users"] == []
 
 
 def test_a_change_to_a_synced_group_notes_where_to_make_it(

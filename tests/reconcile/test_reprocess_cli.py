@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -38,49 +39,60 @@ def settings(azurite: AzuriteEndpoints, monkeypatch: pytest.MonkeyPatch) -> pyte
     return monkeypatch
 
 
-def reprocess(graph: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    status = main(
-        ["reprocess", *args, "--format", "json", "--graph-base-url", graph, "--token", GRAPH_TOKEN]
-    )
-    return status, json.loads(capsys.readouterr().out)
+@dataclass
+class ReprocessCli:
+    """`license-guard reprocess` against graphsim, with the service's settings in the
+    environment, and graphsim's audit log of the reprocess calls it got."""
+
+    graph: str
+    environment: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+
+    def reprocess(self, *args: str, **settings: str) -> tuple[int, dict]:
+        """The exit status and JSON document of `reprocess args` with `settings` set too."""
+        for name, value in settings.items():
+            self.environment.setenv(name, value)
+        options = ("--format", "json", "--graph-base-url", self.graph, "--token", GRAPH_TOKEN)
+        status = main(["reprocess", *args, *options])
+        return status, json.loads(self.capsys.readouterr().out)
+
+    def audited_users(self) -> list[str]:
+        response = httpx.get(
+            f"{self.graph}/auditLogs/directoryAudits",
+            headers={"Authorization": f"Bearer {GRAPH_TOKEN}"},
+        )
+        return [
+            str(t.get("displayName"))
+            for entry in response.json()["value"]
+            if entry.get("activityDisplayName") == "Change user license"
+            for t in entry.get("targetResources") or []
+        ]
 
 
-def audited_users(graph: str) -> list[str]:
-    response = httpx.get(
-        f"{graph}/auditLogs/directoryAudits",
-        headers={"Authorization": f"Bearer {GRAPH_TOKEN}"},
-    )
-    return [
-        str(t.get("displayName"))
-        for entry in response.json()["value"]
-        if entry.get("activityDisplayName") == "Change user license"
-        for t in entry.get("targetResources") or []
-    ]
+@pytest.fixture
+def cli(
+    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> ReprocessCli:
+    return ReprocessCli(graph, settings, capsys)
 
 
 def names(document: dict, status: str) -> set[str]:
     return {u["user"].split(" <")[0] for u in document["users"] if u["status"] == status}
 
 
-def test_observe_mode_allows_nothing_and_says_why(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "observe")
-
-    status, document = reprocess(graph, capsys, "--group", EMS_GROUP)
+def test_observe_mode_allows_nothing_and_says_why(cli: ReprocessCli) -> None:
+    status, document = cli.reprocess("--group", EMS_GROUP, LICENSE_GUARD_MODE="observe")
 
     assert status == 1
     assert names(document, "not allowed") == IN_ERROR
     assert all("mode is observe" in u["detail"] for u in document["users"])
-    assert audited_users(graph) == []
+    assert cli.audited_users() == []
 
 
 def test_dry_run_in_act_mode_lists_the_members_in_error_and_writes_nothing(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli: ReprocessCli,
 ) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "act")
-
-    status, document = reprocess(graph, capsys, "--group", EMS_GROUP, "--dry-run")
+    status, document = cli.reprocess("--group", EMS_GROUP, "--dry-run", LICENSE_GUARD_MODE="act")
 
     assert status == 0
     assert document["dryRun"] is True
@@ -89,65 +101,54 @@ def test_dry_run_in_act_mode_lists_the_members_in_error_and_writes_nothing(
     # EMS has 5 seats, 5 consumed: the seat prediction warns before the write.
     assert "no free seat of EMS now: expect CountViolation again" in details["Irvin Sayers"]
     assert "no free seat" not in details["Pradeep Gupta"]
-    assert audited_users(graph) == []
+    assert cli.audited_users() == []
 
 
-def test_act_mode_reprocesses_the_group_members_in_error(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "act")
-    settings.setenv("REPROCESS_RATE_PER_MIN", "60")
-
-    status, document = reprocess(graph, capsys, "--group", EMS_GROUP)
+def test_act_mode_reprocesses_the_group_members_in_error(cli: ReprocessCli) -> None:
+    status, document = cli.reprocess(
+        "--group", EMS_GROUP, LICENSE_GUARD_MODE="act", REPROCESS_RATE_PER_MIN="60"
+    )
 
     assert status == 0
     assert names(document, "called") | names(document, "queued (braked)") == IN_ERROR
-    assert set(audited_users(graph)) == names(document, "called")
+    assert set(cli.audited_users()) == names(document, "called")
     assert names(document, "called")
 
 
-def test_the_kill_switch_stops_a_user_reprocess(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "act")
-    settings.setenv("WRITES_DISABLED", "true")
-
-    status, document = reprocess(graph, capsys, "--user", "irvin.sayers@contoso.com")
+def test_the_kill_switch_stops_a_user_reprocess(cli: ReprocessCli) -> None:
+    status, document = cli.reprocess(
+        "--user", "irvin.sayers@contoso.com", LICENSE_GUARD_MODE="act", WRITES_DISABLED="true"
+    )
 
     assert status == 1
     assert names(document, "not allowed") == {"Irvin Sayers"}
     assert "WRITES_DISABLED" in document["users"][0]["detail"]
-    assert audited_users(graph) == []
+    assert cli.audited_users() == []
 
 
-def test_a_group_outside_the_allow_list_is_not_written(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "act")
-    settings.setenv("ACT_GROUP_ALLOWLIST", "3fba3687-b188-5d3f-abfd-25fd068d74b0")
-
-    status, document = reprocess(
-        graph, capsys, "--user", "irvin.sayers@contoso.com", "isaiah.langer@contoso.com"
+def test_a_group_outside_the_allow_list_is_not_written(cli: ReprocessCli) -> None:
+    status, document = cli.reprocess(
+        "--user",
+        "irvin.sayers@contoso.com",
+        "isaiah.langer@contoso.com",
+        LICENSE_GUARD_MODE="act",
+        ACT_GROUP_ALLOWLIST="3fba3687-b188-5d3f-abfd-25fd068d74b0",
     )
 
     assert status == 1
     assert names(document, "not allowed") == {"Irvin Sayers"}
     assert names(document, "called") == {"Isaiah Langer"}
-    assert audited_users(graph) == ["Isaiah Langer"]
+    assert cli.audited_users() == ["Isaiah Langer"]
 
 
-def test_unknown_and_healthy_users_are_reported_not_written(
-    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    settings.setenv("LICENSE_GUARD_MODE", "act")
-
-    status, document = reprocess(
-        graph, capsys, "--user", "nobody@contoso.com", "alannah.shaw@contoso.com"
+def test_unknown_and_healthy_users_are_reported_not_written(cli: ReprocessCli) -> None:
+    status, document = cli.reprocess(
+        "--user", "nobody@contoso.com", "alannah.shaw@contoso.com", LICENSE_GUARD_MODE="act"
     )
 
     assert status == 1
     assert {u["status"] for u in document["users"]} == {"not found", "nothing to reprocess"}
-    assert audited_users(graph) == []
+    assert cli.audited_users() == []
 
 
 def test_an_unknown_group_is_one_line_and_exit_2(
