@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devhost.azurite import AzuriteEndpoints
+from devhost.azurite import AzuriteEndpoints, wipe_storage
 from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
@@ -36,7 +36,10 @@ GROUP_TYPE = "#microsoft.graph.group"
 
 @pytest.fixture
 def service_env(azurite: AzuriteEndpoints, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The settings `reconcile` needs, on the session's Azurite; its connection string."""
+    """The settings `reconcile` needs, on the session's Azurite (wiped first: an earlier test on
+    this worker may have recorded the same findings, and a dry run then reports them as
+    persisting, not new); its connection string."""
+    wipe_storage(azurite.connection_string, containers=True)
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
