@@ -145,8 +145,10 @@ async def refresh_licensed_groups(
 ) -> tuple[list[str], list[str]]:
     """Reload the licensed groups from Graph into `config` and the store; partition newcomers.
 
-    Returns (gained, lost): groups licensed now and not before, and groups no longer licensed
-    (kept in the store as unlicensed, so their members' stale assignments are explained).
+    Returns (gained, lost): groups licensed now and not before, and groups whose licenses went
+    or changed (one no longer licensed is kept in the store as unlicensed, so its members'
+    stale assignments are explained): their members are the caller's to recompute, because
+    once the fresh licenses are stored no later delta round sees the change.
     With `writes`, the store is updated by the caller running them after it acted on the
     result (so a crash before that finds the same changes again); newcomers are partitioned
     at once (their first round is a full one, which a replay repeats).
@@ -154,6 +156,11 @@ async def refresh_licensed_groups(
     fresh = {g.id: g for g in await svc.directory.licensed_group_configs()}
     gained = sorted(fresh.keys() - config.keys())
     lost = sorted(config.keys() - fresh.keys())
+    changed = [
+        g
+        for g in sorted(fresh.keys() & config.keys())
+        if fresh[g].license_set != config[g].license_set
+    ]
     pending: list[Callable[[], object]] = [
         *(partial(licensed.save_config, group) for group in fresh.values()),
         *(partial(licensed.save_config, replace(config[g], licenses=())) for g in lost),
@@ -168,7 +175,7 @@ async def refresh_licensed_groups(
             write()
     else:
         writes.extend(pending)
-    return gained, lost
+    return gained, sorted([*lost, *changed])
 
 
 async def _classify(

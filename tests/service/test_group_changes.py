@@ -306,3 +306,19 @@ async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: Wor
     world.directory.remove_member(E3_BASE, EMS_E3)
     await handle_group_changes(world.svc, changed(E3_BASE))
     assert open_nested(world) == {}
+
+
+async def test_a_sweep_recomputes_the_members_of_a_group_whose_licenses_changed(
+    world: World,
+) -> None:
+    """The notification was lost: the sweep is what must find the license change."""
+    await settled(world)
+    world.directory.set_group_licenses(
+        E3_TEAMS,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.license_changed == [E3_TEAMS]
+    assert recomputed_users(world) == set(world.directory.group_member_ids_now(E3_TEAMS))

@@ -199,6 +199,25 @@ async def test_the_errors_recheck_learns_a_newly_licensed_group_into_a_partition
     assert SALES_TEAM in partition.group_ids
 
 
+async def test_the_errors_recheck_recomputes_the_members_of_a_group_whose_licenses_changed(
+    world: World,
+) -> None:
+    """The re-check stores the groups' fresh licenses: after it, neither a sweep nor a late
+    notification sees the change any more, so the re-check itself sends the members on."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(
+        E3_TEAMS,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+
+    outcome = await recheck_errors(world.svc)
+
+    members = set(world.directory.group_member_ids_now(E3_TEAMS))
+    assert members <= outcome.users
+    assert members <= recomputed_users(world)
+
+
 # --------------------------------------------------------------------------- poison watch
 
 
