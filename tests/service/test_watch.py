@@ -30,6 +30,8 @@ from tests.service.world import (
     ADELE,
     E3_BASE,
     E3_TEAMS,
+    EMS,
+    EMS_E3,
     ENTERPRISEPACK,
     IRVIN,
     JONI,
@@ -214,6 +216,22 @@ async def test_the_errors_recheck_recomputes_the_members_of_a_group_whose_licens
     outcome = await recheck_errors(world.svc)
 
     members = set(world.directory.group_member_ids_now(E3_TEAMS))
+    assert members <= outcome.users
+    assert members <= recomputed_users(world)
+
+
+async def test_the_errors_recheck_recomputes_the_members_of_a_group_licensed_again(
+    world: World,
+) -> None:
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.directory.set_group_licenses(EMS_E3, [])
+    await recheck_errors(world.svc)  # learns that the group lost its licenses
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+
+    outcome = await recheck_errors(world.svc)
+
+    members = set(world.directory.group_member_ids_now(EMS_E3))
     assert members <= outcome.users
     assert members <= recomputed_users(world)
 
