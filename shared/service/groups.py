@@ -76,7 +76,7 @@ async def handle_group_changes(
     if isinstance(msg, DeltaSweep):
         targets = licensed.partitions()
     else:
-        changed = await _classify(svc, licensed, config, msg.group_ids, outcome)
+        changed = await _classify(svc, licensed, members, config, msg.group_ids, outcome, writes)
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
     crash_point(svc, "groups.after_classify")
 
@@ -145,8 +145,11 @@ async def refresh_licensed_groups(
 ) -> tuple[list[str], list[str]]:
     """Reload the licensed groups from Graph into `config` and the store; partition newcomers.
 
-    Returns (gained, lost): groups licensed now and not before, and groups no longer licensed
-    (kept in the store as unlicensed, so their members' stale assignments are explained).
+    Returns (gained, lost): groups licensed now and not before, and groups whose licenses went,
+    changed or came back (one no longer licensed is kept in the store as unlicensed, so its
+    members' stale assignments are explained): their members are the caller's to recompute,
+    because once the fresh licenses are stored no later delta round sees the change (a group
+    licensed again is still in its partition: no full round reads its members).
     With `writes`, the store is updated by the caller running them after it acted on the
     result (so a crash before that finds the same changes again); newcomers are partitioned
     at once (their first round is a full one, which a replay repeats).
@@ -154,31 +157,50 @@ async def refresh_licensed_groups(
     fresh = {g.id: g for g in await svc.directory.licensed_group_configs()}
     gained = sorted(fresh.keys() - config.keys())
     lost = sorted(config.keys() - fresh.keys())
+    changed = [
+        g
+        for g in sorted(fresh.keys() & config.keys())
+        if fresh[g].license_set != config[g].license_set
+    ]
     pending: list[Callable[[], object]] = [
         *(partial(licensed.save_config, group) for group in fresh.values()),
         *(partial(licensed.save_config, replace(config[g], licenses=())) for g in lost),
     ]
+    placed = _placed(licensed)
+    again = [g for g in gained if g in placed]
     config.clear()
     config.update(fresh)
     for group_id in gained:
-        licensed.save_config(fresh[group_id])
+        if group_id not in placed:
+            licensed.save_config(fresh[group_id])
     licensed.assign(fresh)
     if writes is None:
         for write in pending:
             write()
     else:
         writes.extend(pending)
-    return gained, lost
+    return gained, sorted([*lost, *changed, *again])
+
+
+def _placed(licensed: LicensedGroups) -> set[str]:
+    """The groups in a delta partition: licensed now, or once (a group stays where it was
+    placed when it loses its licenses)."""
+    return {g for p in licensed.partitions() for g in p.group_ids}
 
 
 async def _classify(
     svc: Services,
     licensed: LicensedGroups,
+    members: GroupMembers,
     config: dict[str, GroupConfig],
     group_ids: Iterable[str],
     outcome: GroupChangeOutcome,
+    writes: list[Callable[[], object]],
 ) -> set[str]:
-    """The licensed ones among `group_ids`; unknown ids are looked up once, in one batch."""
+    """The licensed ones among `group_ids`; unknown ids are looked up once, in one batch.
+
+    A group licensed again (it kept its place in a partition, and its stored members) has
+    its members recomputed, and is stored as licensed only after they went out."""
     now = svc.now()
     unlicensed = _unlicensed_cache(svc, now)
     ids = set(group_ids)
@@ -187,10 +209,16 @@ async def _classify(
     outcome.ignored.extend(sorted(ids & unlicensed.keys()))
     if unknown:
         found = await svc.directory.group_configs(unknown)
+        placed = _placed(licensed) if any(g.licensed for g in found.values()) else set()
         for group_id in unknown:
             group = found.get(group_id)
             if group is not None and group.licensed:
-                licensed.save_config(group)
+                if group_id in placed:
+                    writes.append(partial(licensed.save_config, group))
+                    outcome.license_changed.append(group_id)
+                    outcome.users |= members.members(group_id)
+                else:
+                    licensed.save_config(group)
                 config[group_id] = group
                 known.add(group_id)
                 outcome.newly_licensed.append(group_id)

@@ -10,6 +10,7 @@ translator turns Graph's objects into the core's model; nothing here re-parses a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from shared.adapters.snapshot import GraphTranslator
@@ -72,15 +73,19 @@ async def current_processing_states(
     The stored state is only as fresh as the last sweep or re-check, and a membership change
     queues the group for processing again: deciding on a stale "ProcessingComplete" would
     reprocess every new joiner before Entra has even looked at it. One batched read instead.
+    Only the state is stored: the group's licenses are the group changes' to store, after
+    they sent its members on (a license change stored here would never be seen there).
     """
     group_ids = sorted({f.group_id for f in findings if f.code in PROCESSING_GATED and f.group_id})
     if not group_ids:
         return {}
     fresh = await svc.directory.group_configs(group_ids)
     licensed = LicensedGroups(svc.tables.deltalinks)
-    for config in fresh.values():
-        if config.licensed:
-            licensed.save_config(config)
+    stored = licensed.configs()
+    for group_id, config in fresh.items():
+        if group_id in stored:
+            state = config.processing_state
+            licensed.save_config(replace(stored[group_id], processing_state=state))
     return {g: config.processing_state for g, config in fresh.items()}
 
 

@@ -15,12 +15,14 @@ from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, for
 from shared.ports.queues import RECOMPUTE_USERS
 from shared.service.groups import UNLICENSED_TTL, handle_group_changes
 from shared.service.stores import GroupMembers, LicensedGroups
+from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
     ADELE,
     ALEX,
     DIEGO,
     E3_BASE,
     E3_TEAMS,
+    EMS,
     EMS_E3,
     ENTERPRISEPACK,
     SALES_TEAM,
@@ -306,3 +308,61 @@ async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: Wor
     world.directory.remove_member(E3_BASE, EMS_E3)
     await handle_group_changes(world.svc, changed(E3_BASE))
     assert open_nested(world) == {}
+
+
+async def test_a_sweep_recomputes_the_members_of_a_group_whose_licenses_changed(
+    world: World,
+) -> None:
+    """The notification was lost: the sweep is what must find the license change."""
+    await settled(world)
+    world.directory.set_group_licenses(
+        E3_TEAMS,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert outcome.license_changed == [E3_TEAMS]
+    assert recomputed_users(world) == set(world.directory.group_member_ids_now(E3_TEAMS))
+
+
+@pytest.mark.parametrize("seen_by", ["notification", "sweep"])
+async def test_a_group_licensed_again_recomputes_its_members(world: World, seen_by: str) -> None:
+    """Licenses removed by mistake, then given back: Entra assigns them again, so every
+    member's findings move. The group kept its place in its partition (and its member set),
+    so no full round reads its members: they are sent on because the licenses came back."""
+    await settled(world)
+    members = set(world.directory.group_member_ids_now(EMS_E3))
+    world.directory.set_group_licenses(EMS_E3, [])
+    await handle_group_changes(world.svc, changed(EMS_E3))
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+
+    outcome = await handle_group_changes(
+        world.svc, changed(EMS_E3) if seen_by == "notification" else sweep()
+    )
+
+    assert EMS_E3 in outcome.license_changed
+    assert members
+    assert recomputed_users(world) == members
+    assert EMS_E3 in LicensedGroups(world.svc.tables.deltalinks).configs()
+
+
+@pytest.mark.parametrize("seen_by", ["notification", "sweep"])
+async def test_a_group_licensed_again_is_recomputed_by_the_replay_of_a_round_that_crashed(
+    world: World, seen_by: str
+) -> None:
+    await settled(world)
+    members = set(world.directory.group_member_ids_now(EMS_E3))
+    world.directory.set_group_licenses(EMS_E3, [])
+    await handle_group_changes(world.svc, changed(EMS_E3))
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+    msg = changed(EMS_E3) if seen_by == "notification" else sweep()
+    world.svc.crash_points = CrashRecorder([], crash_at="groups.after_classify")
+    with pytest.raises(SimulatedCrash):
+        await handle_group_changes(world.svc, msg)
+
+    await handle_group_changes(world.svc, msg)  # the host redelivers it
+
+    assert recomputed_users(world) == members

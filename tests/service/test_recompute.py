@@ -12,12 +12,14 @@ from shared.ports.tables import safe_key
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger
 from shared.service.users import recompute_users
+from tests.service.test_group_changes import changed
 from tests.service.world import (
     ADELE,
     DIEGO,
     E3_BASE,
     EMS,
     EMS_E3,
+    ENTERPRISEPACK,
     IRVIN,
     JONI,
     World,
@@ -201,6 +203,25 @@ async def test_a_user_waiting_for_group_processing_is_recomputed_again_later() -
     [retry] = world.messages(RECOMPUTE_USERS)
     assert isinstance(retry, RecomputeUsers)
     assert retry.user_ids == (ADELE,)
+
+
+async def test_a_recompute_before_its_groups_license_change_leaves_that_change_to_the_group_round(
+    world: World,
+) -> None:
+    """Re-reading a group's processing state for one waiting user must not store the group's
+    new licenses: the notification still on `groups-changed` would then see no change, and
+    the group's other members would never be recomputed."""
+    await learned(world)
+    world.directory.set_group_licenses(
+        E3_BASE,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+    await recompute_users(world.svc, recompute(ADELE))  # pending in E3 Base: gated, re-read
+
+    outcome = await handle_group_changes(world.svc, changed(E3_BASE))
+
+    assert outcome.license_changed == [E3_BASE]
+    assert set(world.directory.group_member_ids_now(E3_BASE)) <= outcome.users
 
 
 async def test_skus_are_read_from_the_cache_until_they_are_an_hour_old(world: World) -> None:

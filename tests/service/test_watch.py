@@ -30,6 +30,8 @@ from tests.service.world import (
     ADELE,
     E3_BASE,
     E3_TEAMS,
+    EMS,
+    EMS_E3,
     ENTERPRISEPACK,
     IRVIN,
     JONI,
@@ -197,6 +199,41 @@ async def test_the_errors_recheck_learns_a_newly_licensed_group_into_a_partition
 
     [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
     assert SALES_TEAM in partition.group_ids
+
+
+async def test_the_errors_recheck_recomputes_the_members_of_a_group_whose_licenses_changed(
+    world: World,
+) -> None:
+    """The re-check stores the groups' fresh licenses: after it, neither a sweep nor a late
+    notification sees the change any more, so the re-check itself sends the members on."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(
+        E3_TEAMS,
+        [{"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}],
+    )
+
+    outcome = await recheck_errors(world.svc)
+
+    members = set(world.directory.group_member_ids_now(E3_TEAMS))
+    assert members <= outcome.users
+    assert members <= recomputed_users(world)
+
+
+async def test_the_errors_recheck_recomputes_the_members_of_a_group_licensed_again(
+    world: World,
+) -> None:
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.directory.set_group_licenses(EMS_E3, [])
+    await recheck_errors(world.svc)  # learns that the group lost its licenses
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+
+    outcome = await recheck_errors(world.svc)
+
+    members = set(world.directory.group_member_ids_now(EMS_E3))
+    assert members <= outcome.users
+    assert members <= recomputed_users(world)
 
 
 # --------------------------------------------------------------------------- poison watch
