@@ -22,7 +22,6 @@ from tests.service.world import (
     DIEGO,
     E3_BASE,
     E3_TEAMS,
-    EMS,
     EMS_E3,
     ENTERPRISEPACK,
     SALES_TEAM,
@@ -326,17 +325,25 @@ async def test_a_sweep_recomputes_the_members_of_a_group_whose_licenses_changed(
     assert recomputed_users(world) == set(world.directory.group_member_ids_now(E3_TEAMS))
 
 
+async def licenses_taken_and_given_back(world: World, group_id: str) -> set[str]:
+    """The group's licenses removed (that change handled), then given back (not yet seen);
+    the group's members."""
+    await settled(world)
+    members = set(world.directory.group_member_ids_now(group_id))
+    licenses = world.directory.groups[group_id]["assignedLicenses"]
+    world.directory.set_group_licenses(group_id, [])
+    await handle_group_changes(world.svc, changed(group_id))
+    world.messages(RECOMPUTE_USERS)
+    world.directory.set_group_licenses(group_id, licenses)
+    return members
+
+
 @pytest.mark.parametrize("seen_by", ["notification", "sweep"])
 async def test_a_group_licensed_again_recomputes_its_members(world: World, seen_by: str) -> None:
     """Licenses removed by mistake, then given back: Entra assigns them again, so every
     member's findings move. The group kept its place in its partition (and its member set),
     so no full round reads its members: they are sent on because the licenses came back."""
-    await settled(world)
-    members = set(world.directory.group_member_ids_now(EMS_E3))
-    world.directory.set_group_licenses(EMS_E3, [])
-    await handle_group_changes(world.svc, changed(EMS_E3))
-    world.messages(RECOMPUTE_USERS)
-    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+    members = await licenses_taken_and_given_back(world, EMS_E3)
 
     outcome = await handle_group_changes(
         world.svc, changed(EMS_E3) if seen_by == "notification" else sweep()
@@ -352,12 +359,7 @@ async def test_a_group_licensed_again_recomputes_its_members(world: World, seen_
 async def test_a_group_licensed_again_is_recomputed_by_the_replay_of_a_round_that_crashed(
     world: World, seen_by: str
 ) -> None:
-    await settled(world)
-    members = set(world.directory.group_member_ids_now(EMS_E3))
-    world.directory.set_group_licenses(EMS_E3, [])
-    await handle_group_changes(world.svc, changed(EMS_E3))
-    world.messages(RECOMPUTE_USERS)
-    world.directory.set_group_licenses(EMS_E3, [{"skuId": EMS, "disabledPlans": []}])
+    members = await licenses_taken_and_given_back(world, EMS_E3)
     msg = changed(EMS_E3) if seen_by == "notification" else sweep()
     world.svc.crash_points = CrashRecorder([], crash_at="groups.after_classify")
     with pytest.raises(SimulatedCrash):
