@@ -12,6 +12,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,8 @@ def license_deltas(
         now_plans = now.enabled_plans if now else frozenset()
         was_paths = tuple(p.group_id for p in was.paths) if was else ()
         now_paths = tuple(p.group_id for p in now.paths) if now else ()
+        if Counter(was_paths) == Counter(now_paths):
+            now_paths = was_paths  # the same paths listed in another order (Graph's order)
         if was_plans == now_plans and was_paths == now_paths:
             continue
         status = GAINED if was is None else LOST if now is None else CHANGED
