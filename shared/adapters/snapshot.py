@@ -287,12 +287,13 @@ class _Parser:
             raw = expect_object(raw, lic_where)
             sku_id = required_text(raw, "skuId", lic_where)
             sku = skus.get(sku_id)
-            if sku is None:
-                raise SnapshotError(f"{lic_where}.skuId: {sku_id} is not a SKU in subscribedSkus")
             disabled = self._plans(raw.get("disabledPlans"), lic_where)
-            unknown = sorted(disabled - sku.plan_ids)
-            if unknown:
-                raise SnapshotError(
+            # Graph keeps a group's license after the subscription left subscribedSkus, and
+            # a disabled plan after Microsoft took it out of the SKU: the core ignores both
+            if sku is None:
+                self.warnings.append(f"{lic_where}.skuId: {sku_id} is not a SKU in subscribedSkus")
+            elif unknown := sorted(disabled - sku.plan_ids):
+                self.warnings.append(
                     f"{lic_where}.disabledPlans: {unknown[0]} is not a service plan of "
                     f"{sku.part_number}"
                 )

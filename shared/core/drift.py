@@ -12,6 +12,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,8 @@ def license_deltas(
         now_plans = now.enabled_plans if now else frozenset()
         was_paths = tuple(p.group_id for p in was.paths) if was else ()
         now_paths = tuple(p.group_id for p in now.paths) if now else ()
+        if Counter(was_paths) == Counter(now_paths):
+            now_paths = was_paths  # the same paths listed in another order (Graph's order)
         if was_plans == now_plans and was_paths == now_paths:
             continue
         status = GAINED if was is None else LOST if now is None else CHANGED
@@ -100,16 +103,20 @@ def user_deltas(
     capabilities: CapabilityPlans,
     names: Names,
     labels: Mapping[str, str] | None = None,
+    losses: Mapping[str, tuple[CapabilityLoss, ...]] | None = None,
 ) -> tuple[UserDelta, ...]:
     """Every user whose effective licenses changed, with the capabilities they would lose.
 
     `names` describes the tenant before (it names what granted a lost capability). Users only
     on one side are compared with "no licenses" on the other, but the data-loss guard skips
-    them: a deleted user is a deletion, not a license removal.
+    them: a deleted user is a deletion, not a license removal. `losses`, when given, replaces
+    the guard's comparison of `before` with `after` (the what-if's, which knows which new
+    paths would fail).
     """
     old = {r.user.id: r for r in before.users}
     new = {r.user.id: r for r in after.users}
-    losses = evaluation_losses(before, after, capabilities)
+    if losses is None:
+        losses = evaluation_losses(before, after, capabilities)
     deltas = []
     for user_id in [*old, *(u for u in new if u not in old)]:
         was, now = old.get(user_id), new.get(user_id)

@@ -63,7 +63,9 @@ def licensed_groups_by_user(groups: Iterable[Group]) -> dict[str, tuple[Group, .
     for group in groups:
         if group.licenses:
             for user_id in group.member_user_ids:
-                index[user_id].append(group)
+                member_of = index[user_id]
+                if not member_of or member_of[-1] is not group:  # a member listed twice
+                    member_of.append(group)
     shared: dict[tuple[str, ...], tuple[Group, ...]] = {}
     combinations: dict[str, tuple[Group, ...]] = {}
     for user_id, member_of in index.items():

@@ -132,7 +132,7 @@ def direct_only_sets(
             g.id
             for g in tenant.groups.values()
             for lic in g.licenses
-            if lic.sku_id == sku_id and lic.disabled_plans == disabled
+            if lic.sku_id == sku_id and lic.disabled_plans & sku.plan_ids == disabled
         )
         base = name = suggested_group_name(sku.part_number, enabled)
         n = 2

@@ -15,6 +15,11 @@ from shared.core.findings import (
 )
 from shared.core.model import Sku, seat_shortfall
 
+LAPSING_STATUSES = frozenset({"Warning", "Suspended", "LockedOut", "Deleted"})
+"""subscribedSku.capabilityStatus past Enabled, in the order a subscription not renewed goes
+through them; Deleted may remove data
+(https://learn.microsoft.com/en-us/graph/api/resources/subscribedsku)."""
+
 
 def _users(count: int) -> str:
     return "1 user" if count == 1 else f"{count} users"
@@ -42,12 +47,14 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
             )
         )
     at_risk = sku.prepaid.warning + sku.prepaid.suspended + sku.prepaid.locked_out
-    if at_risk and (sku.consumed or demand):
+    lapsing = sku.capability_status in LAPSING_STATUSES
+    if (at_risk or lapsing) and (sku.consumed or demand):
+        status = f" (subscription status {sku.capability_status})" if lapsing else ""
         findings.append(
             _sku_finding(
                 sku,
                 SUBSCRIPTION_AT_RISK,
-                f"{product} has seats in warning ({sku.prepaid.warning}), suspended "
+                f"{product}{status} has seats in warning ({sku.prepaid.warning}), suspended "
                 f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
                 f"while in use by {_users(max(sku.consumed, demand))}: services stop, and data "
                 "is eventually deleted, if the subscription is not renewed.",

@@ -62,7 +62,13 @@ class Memberships:
         cached = self._combinations.get(id(member_of))
         if cached is None:
             desired = {(lic.sku_id, g.id): lic for g in member_of for lic in g.licenses}
-            pending = tuple((sku, group, self._pending_text(sku, group)) for sku, group in desired)
+            # a SKU gone from subscribedSkus is assigned to nobody: not pending, however long
+            skus = self._tenant.skus
+            pending = tuple(
+                (sku, group, self._pending_text(sku, group))
+                for sku, group in desired
+                if sku in skus
+            )
             cached = self._combinations[id(member_of)] = (member_of, desired, pending)
         return cached[1], cached[2]
 
@@ -147,9 +153,18 @@ def _state_findings(user: User, desired: _Desired, tenant: Tenant, names: Names)
                 findings.append(_stale(user, state, tenant, names))
         elif code:
             findings.append(reported_finding(user, state, code, tenant, names))
-        elif state.disabled_plans != wanted.disabled_plans:
+        elif state.disabled_plans != wanted.disabled_plans and _plans_differ(state, wanted, tenant):
             findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
     return findings
+
+
+def _plans_differ(state: AssignmentState, wanted: LicenseAssignment, tenant: Tenant) -> bool:
+    """Do the two disable different plans of the SKU? A plan the SKU no longer has (Microsoft
+    took it out; the group still names it) switches nothing off either way."""
+    sku = tenant.skus.get(state.sku_id)
+    if sku is None:
+        return True
+    return state.disabled_plans & sku.plan_ids != wanted.disabled_plans & sku.plan_ids
 
 
 def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> Finding:

@@ -15,14 +15,15 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
-from shared.core.dataloss import CapabilityPlans
+from shared.core.dataloss import CapabilityPlans, capability_losses
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
+from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, evaluate
-from shared.core.findings import Names, membership_fix
+from shared.core.findings import ERROR, Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, ServicePlan, Sku, Tenant, User
 from shared.core.predict import PlanConflict, Predictions, predict_errors
 
@@ -247,17 +248,56 @@ def what_if(
     predictions = predict_errors(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )
+    losses = capability_losses(
+        {r.user.id: r.licenses for r in before.users},
+        _without_failing_joins(before, after, predictions),
+        capabilities,
+    )
     return WhatIf(
         changes=tuple(changes),
         tenant_after=after_tenant,
         before=before,
         after=after,
-        users=user_deltas(before, after, capabilities, names, labels),
+        users=user_deltas(before, after, capabilities, names, labels, losses),
         seats=seat_deltas(before, after),
         notes=change_notes(tenant, changes, names),
         predictions=predictions,
         data_plans=frozenset().union(*capabilities.values()),
     )
+
+
+def _without_failing_joins(
+    before: Evaluation, after: Evaluation, predictions: Predictions
+) -> dict[str, tuple[EffectiveLicense, ...]]:
+    """Each user's licenses after the change, without the groups the user newly joins whose
+    assignment Entra would fail (a predicted error): it then assigns none of that group's
+    products to the user (all-or-none). What the data-loss guard judges the change on."""
+    failing: dict[str, set[str]] = {}
+    for error in predictions.errors:
+        if error.severity == ERROR and error.group_id is not None:
+            failing.setdefault(error.user_id, set()).add(error.group_id)
+    old = {r.user.id: r.licenses for r in before.users}
+    licenses = {}
+    for report in after.users:
+        user_id = report.user.id
+        joined = failing.get(user_id, set()) - {
+            p.group_id for lic in old.get(user_id, ()) for p in lic.paths
+        }
+        licenses[user_id] = (
+            tuple(_without_groups(report.licenses, joined)) if joined else report.licenses
+        )
+    return licenses
+
+
+def _without_groups(
+    licenses: Iterable[EffectiveLicense], group_ids: set[str]
+) -> Iterator[EffectiveLicense]:
+    for lic in licenses:
+        paths = tuple(p for p in lic.paths if p.group_id not in group_ids)
+        if paths:
+            enabled = frozenset().union(*(p.enabled_plans for p in paths))
+            plans = lic.enabled_plans | lic.disabled_plans
+            yield EffectiveLicense(lic.sku_id, paths, enabled, plans - enabled)
 
 
 # --------------------------------------------------------------------------- resolving names

@@ -56,6 +56,16 @@ def _rows(view: MailView, minimum: str) -> list[tuple[str, RowView]]:
 
 # --------------------------------------------------------------------------- Teams
 
+_NO_BREAK: Final = "\u200b"
+"""A zero-width space: invisible, and ends Markdown's link syntax where it is inserted."""
+
+
+def _teams_text(text: str) -> str:
+    """Text a TextBlock or fact shows as written: Teams reads them as Markdown, where a
+    directory name like `[Sign in](https://...)` or `<https://...>` would become a link. A
+    zero-width space after each `]` and `<` breaks the link forms and shows nothing."""
+    return text.replace("]", "]" + _NO_BREAK).replace("<", "<" + _NO_BREAK)
+
 
 def _card(
     view: MailView, body_rows: list[dict[str, Any]], report_url: str | None
@@ -68,8 +78,13 @@ def _card(
             "size": "Large",
             "wrap": True,
         },
-        {"type": "TextBlock", "text": view.tenant, "isSubtle": True, "spacing": "None"},
-        *({"type": "TextBlock", "text": line, "wrap": True} for line in view.lead),
+        {
+            "type": "TextBlock",
+            "text": _teams_text(view.tenant),
+            "isSubtle": True,
+            "spacing": "None",
+        },
+        *({"type": "TextBlock", "text": _teams_text(line), "wrap": True} for line in view.lead),
         *body_rows,
     ]
     actions = [{"type": "Action.OpenUrl", "title": title, "url": url} for title, url in view.links]
@@ -88,9 +103,12 @@ def _card(
 
 def _teams_row(section: str, row: RowView) -> dict[str, Any]:
     colour = {"error": "Attention", "warning": "Warning"}.get(row.severity, "Default")
-    facts = [{"title": "Cause", "value": row.cause}, {"title": "Fix", "value": row.fix}]
+    facts = [
+        {"title": "Cause", "value": _teams_text(row.cause)},
+        {"title": "Fix", "value": _teams_text(row.fix)},
+    ]
     if row.action:
-        facts.append({"title": "License Guard", "value": row.action})
+        facts.append({"title": "License Guard", "value": _teams_text(row.action)})
     return {
         "type": "Container",
         "separator": True,
@@ -98,7 +116,7 @@ def _teams_row(section: str, row: RowView) -> dict[str, Any]:
             {"type": "TextBlock", "text": section, "isSubtle": True, "size": "Small", "wrap": True},
             {
                 "type": "TextBlock",
-                "text": _row_text(row),
+                "text": _teams_text(_row_text(row)),
                 "color": colour,
                 "weight": "Bolder",
                 "wrap": True,

@@ -96,9 +96,10 @@ def table_blocks(
     reports = {g.group.id: g for g in evaluation.groups}
     for group in sorted(licensed, key=lambda g: g.name.lower()):
         products = ", ".join(
-            f"{_product(tenant.skus[lic.sku_id], catalog)} "
-            f"{len(tenant.skus[lic.sku_id].plan_ids - lic.disabled_plans)}"
-            f"/{len(tenant.skus[lic.sku_id].plans)} plans"
+            f"{_product(sku, catalog)} {len(sku.plan_ids - lic.disabled_plans)}"
+            f"/{len(sku.plans)} plans"
+            if (sku := tenant.skus.get(lic.sku_id))
+            else f"{lic.sku_id} (not in subscribedSkus: assigns nothing)"
             for lic in group.licenses
         )
         origin = "synced from on-premises" if group.synced_from_on_premises else "cloud"

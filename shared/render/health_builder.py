@@ -103,12 +103,13 @@ class HealthBuilder:
             name = str(doc.get("displayName") or "")
             upn = str(doc.get("userPrincipalName") or "")
             codes: set[str] = set()
+            waiting: set[str] = set()  # one CountViolation per group path, one user waiting
             for f in findings:
                 self._count(f)
                 code, sku_id, group_id = str(f["code"]), f.get("skuId"), f.get("groupId")
                 codes.add(code)
                 if code == COUNT_VIOLATION and sku_id:
-                    self.waiting[sku_id] += 1
+                    waiting.add(sku_id)
                 if code == REDUNDANT_DIRECT_ASSIGNMENT and sku_id:
                     self.redundant[sku_id] += 1
                 if code in REPORTED_CODES and group_id:
@@ -128,6 +129,7 @@ class HealthBuilder:
                     )
                 )
             self.users_by_code.update(codes)
+            self.waiting.update(waiting)
             if any(f["severity"] == ERROR for f in findings):
                 self.health["error"] += 1
             if STALE_GROUP_ASSIGNMENT in codes:

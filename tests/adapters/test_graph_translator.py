@@ -51,3 +51,18 @@ def test_bad_graph_objects_fail_as_a_snapshot_would() -> None:
     del users[0]["id"]
     with pytest.raises(SnapshotError, match=r"users\[0\]: missing required field 'id'"):
         GraphTranslator().users(users, {})
+
+
+def test_a_group_still_assigning_a_sku_gone_from_subscribed_skus_is_read() -> None:
+    # Graph keeps the group's license when the subscription is gone: one such group must not
+    # fail every read of the service (the core assigns nothing from it)
+    document = _demo()
+    gone = {"skuId": "00000000-0000-0000-0000-000000000001", "disabledPlans": []}
+    document["groups"][0]["assignedLicenses"].append(gone)
+    translate = GraphTranslator()
+    skus = translate.skus(document["subscribedSkus"])
+
+    groups = translate.groups(document["groups"][:1], skus, {})
+
+    (group,) = groups.values()
+    assert [lic.sku_id for lic in group.licenses][-1] == gone["skuId"]

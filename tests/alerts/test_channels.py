@@ -5,6 +5,7 @@ channel isolated and raising an alert after repeated failure."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import httpx
 import jsonschema
 import orjson
 import pytest
+from markdown_it import MarkdownIt
 
 from shared.fakes.tables import InMemoryTable
 from shared.platform.channel_config import Channel, parse_channels
@@ -134,6 +136,50 @@ def test_the_teams_card_carries_the_rows_and_stays_under_28_kb() -> None:
     assert "Open the report page" in notes[0]
     shown = sum(1 for b in big["attachments"][0]["content"]["body"] if b["type"] == "Container")
     assert notes[0].startswith(f"{500 - shown} more row(s)")
+
+
+def test_directory_text_cannot_put_a_link_of_its_own_on_the_teams_card() -> None:
+    # Teams renders Markdown in TextBlocks and facts ([text](url), <url>): a display name must
+    # not turn into a link in the admins' channel (the mail escapes HTML, Slack its mrkdwn)
+    bait = "[Reset your password](https://evil.example/login)"
+    hostile = MailView(
+        title="1 new licensing issue",
+        tenant="<https://evil.example/tenant>",
+        lead=("What changed since 05:00 UTC.",),
+        sections=(
+            Section(
+                "New",
+                items=(
+                    dataclasses.replace(
+                        row(0, users=1),
+                        group=bait,
+                        users=(UserName(bait, "u0@contoso.com"),),
+                        fix=f"change the membership of '{bait}' in the Entra admin center",
+                    ),
+                ),
+            ),
+        ),
+    )
+
+    card = teams_message(hostile)["attachments"][0]["content"]
+
+    texts = [b["text"] for b in _text_blocks(card["body"])]
+    texts += [f["value"] for b in _blocks(card["body"]) for f in b.get("facts", ())]
+    rendered = [MarkdownIt().render(t) for t in texts]
+    assert not [html for html in rendered if "<a " in html]
+    assert any("Reset your password" in t for t in texts)
+
+
+def _blocks(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for item in items:
+        found.append(item)
+        found += _blocks(item.get("items", []))
+    return found
+
+
+def _text_blocks(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in _blocks(items) if b["type"] == "TextBlock"]
 
 
 def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:

@@ -169,25 +169,6 @@ def test_safe_cell_leaves_ordinary_text_alone() -> None:
         (lambda s: "{not json", "not valid JSON"),
         (lambda s: [], "top level must be a JSON object"),
         (lambda s: {k: v for k, v in s.items() if k != "users"}, "missing required key 'users'"),
-        (
-            lambda s: (
-                s["groups"][0]["assignedLicenses"][0].update(
-                    skuId="00000000-0000-0000-0000-000000000001"
-                )
-                or s
-            ),
-            "assignedLicenses[0].skuId: 00000000-0000-0000-0000-000000000001 is not a SKU",
-        ),
-        (
-            lambda s: (
-                s["groups"][0]["assignedLicenses"][0].update(
-                    disabledPlans=["00000000-0000-0000-0000-000000000002"]
-                )
-                or s
-            ),
-            "disabledPlans: 00000000-0000-0000-0000-000000000002 is not a service plan of "
-            "ENTERPRISEPACK",
-        ),
         (lambda s: s["users"][0].pop("id") and s, "users[0]: missing required field 'id'"),
         (
             lambda s: s["subscribedSkus"][0].pop("servicePlans") and s,
@@ -211,11 +192,58 @@ def test_bad_input_is_one_line_naming_the_object_and_field_with_exit_2(
 
 def test_a_group_error_names_the_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     snapshot = demo()
-    snapshot["groups"][0]["assignedLicenses"][0]["skuId"] = "00000000-0000-0000-0000-000000000001"
+    snapshot["groups"][0]["assignedLicenses"][0]["skuId"] = "not-a-guid"
+    snapshot["groups"][0]["assignedLicenses"][0]["disabledPlans"] = "not-a-list"
 
     _, _, err = run(capsys, "--snapshot", write(tmp_path, snapshot))
 
     assert "group 'Licensing_Office365_E3_Base'" in err
+
+
+GONE_SKU = "00000000-0000-0000-0000-000000000001"
+RETIRED_PLAN = "00000000-0000-0000-0000-000000000002"
+
+
+def finding_keys(out: str) -> set[str]:
+    document = json.loads(out)
+    parts = [*document["users"], *document["groups"], *document["skus"]]
+    return {f["key"] for part in parts for f in part["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(
+            lambda s: s["groups"][0]["assignedLicenses"].append({"skuId": GONE_SKU}),
+            f"assignedLicenses[1].skuId: {GONE_SKU} is not a SKU in subscribedSkus",
+            id="a-sku-the-tenant-no-longer-has",
+        ),
+        pytest.param(
+            lambda s: s["groups"][0]["assignedLicenses"][0]["disabledPlans"].append(RETIRED_PLAN),
+            f"disabledPlans: {RETIRED_PLAN} is not a service plan of ENTERPRISEPACK",
+            id="a-disabled-plan-the-sku-lacks",
+        ),
+    ],
+)
+def test_a_group_license_graph_keeps_after_the_tenant_lost_it_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Any, expected: str
+) -> None:
+    # A group keeps its assignedLicenses when the subscription is gone from subscribedSkus, or
+    # a plan is gone from the SKU: Graph returns them, so the tenant is evaluated, nobody is
+    # reported pending for a product Entra cannot assign, nor mismatched for a plan that no
+    # longer exists.
+    _, healthy, _ = run(capsys, "--snapshot", str(DEMO), "--format", "json")
+    document = demo()
+    mutate(document)
+
+    path = write(tmp_path, document)
+
+    status, out, err = run(capsys, "--snapshot", path, "--format", "json")
+
+    assert status == 0
+    assert_shows(err, "warning:", "group 'Licensing_Office365_E3_Base'", expected)
+    assert finding_keys(out) == finding_keys(healthy)
+    assert run(capsys, "--snapshot", path)[0] == 0  # the table names the group's products too
 
 
 @pytest.mark.parametrize("members", ["absent", None, {}])

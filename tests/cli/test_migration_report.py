@@ -81,15 +81,20 @@ def test_the_table_has_each_section_in_migration_order(capsys: pytest.CaptureFix
     assert [out.index(h) for h in order] == sorted(out.index(h) for h in order)
 
 
+@pytest.mark.parametrize(
+    "disabled",
+    [[], ["00000000-0000-0000-0000-000000000002"]],
+    ids=["nothing-disabled", "disables-only-a-plan-the-sku-no-longer-has"],
+)
 def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_new_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], disabled: list[str]
 ) -> None:
     document = demo()
     document["groups"].append(
         {
             "id": "0e1e1e1e-0000-4000-8000-000000000003",
             "displayName": "E1 users",
-            "assignedLicenses": [{"skuId": E1_SKU, "disabledPlans": []}],
+            "assignedLicenses": [{"skuId": E1_SKU, "disabledPlans": disabled}],
             "members": [],
         }
     )

@@ -38,7 +38,18 @@ from shared.core.whatif import (
     find_user,
     what_if,
 )
-from tests.builders import BASE, E3, E3_SKU_ID, EMS, EMS_GROUP, TEAMS, TenantBuilder, seed_tenant
+from tests.builders import (
+    BASE,
+    E3,
+    E3_SKU_ID,
+    EMS,
+    EMS_GROUP,
+    EMS_PLANS,
+    EMS_SKU_ID,
+    TEAMS,
+    TenantBuilder,
+    seed_tenant,
+)
 
 CAPS = capabilities().plans
 COPILOT = ("Bing_Chat_Enterprise", "0d0c0d31-fae7-41f2-b909-eaf4d7f26dba")
@@ -191,6 +202,17 @@ def test_license_deltas_tell_gained_lost_and_changed_plans_apart() -> None:
     assert bob.paths_after == (b.id(BASE),)
 
 
+def test_the_same_groups_listed_in_another_order_are_no_change() -> None:
+    # Graph lists groups in no guaranteed order: two snapshots of an unchanged tenant may
+    # list them differently, and a user in two licensing groups of one SKU is not "changed"
+    before = tenant_with_members().build()
+    after = dataclasses.replace(before, groups=dict(reversed(list(before.groups.items()))))
+
+    drift = diff_tenants(before, after, evaluate(before), evaluate(after), CAPS, Names(before))
+
+    assert drift.users == ()
+
+
 def test_seat_deltas_show_demand_before_and_after_and_the_shortfall() -> None:
     b = tenant_with_members()
     before = b.build()
@@ -229,6 +251,33 @@ def test_what_if_with_no_changes_reports_nobody() -> None:
     assert result.users == ()
     assert not result.data_loss
     assert result.tenant_after == tenant
+
+
+def test_moving_into_a_group_whose_assignment_would_fail_is_a_data_loss_risk() -> None:
+    # all-or-none: a user joining a group gets none of its products when one of them fails
+    # (here no EMS seat is free), so leaving her only mailbox group for it loses the mailbox
+    b = seed_tenant().group("Bundle", [E3, EMS]).member(BASE, "ann").member(EMS_GROUP, "zed")
+    b.sku(EMS, EMS_PLANS, seats=1, consumed=1, sku_id=EMS_SKU_ID)
+    tenant = b.processed().build()
+    move = [AddMember(b.id("Bundle"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
+
+    result = what_if(tenant, move, CAPS)
+
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+    assert result.data_loss
+
+
+def test_moving_into_a_group_with_free_seats_loses_nothing() -> None:
+    b = seed_tenant().group("Bundle", [E3, EMS]).member(BASE, "ann").member(EMS_GROUP, "zed")
+    tenant = b.processed().build()
+    move = [AddMember(b.id("Bundle"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
+
+    result = what_if(tenant, move, CAPS)
+
+    assert not result.predicted_errors
+    assert not result.data_loss
 
 
 def test_setting_disabled_plans_on_a_group_without_the_sku_assigns_it() -> None:

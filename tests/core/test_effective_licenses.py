@@ -75,6 +75,19 @@ def test_sku_granted_by_two_groups_and_directly_consumes_one_seat() -> None:
     assert next(s for s in evaluation.skus if s.sku.id == seed.E3_SKU_ID).demand == 1
 
 
+def test_a_member_listed_twice_in_a_group_has_one_path_through_it() -> None:
+    # a group's member list can repeat an entry (pages read twice, a merged export); the
+    # user is still one member: one path, and a direct copy is covered by one group
+    b = seed_tenant().member(seed.BASE, "ann", "ann").processed()
+    b.direct("ann", seed.E3, disabled=seed.BASE_DISABLED)
+
+    (ann,) = evaluate(b.build()).users
+
+    assert [p.group_id for p in ann.licenses[0].paths] == [None, b.id(seed.BASE)]
+    (redundant,) = [f for f in ann.findings if f.code == "RedundantDirectAssignment"]
+    assert redundant.message.count(seed.BASE) == 1
+
+
 def test_seat_demand_counts_users_not_paths() -> None:
     b = (
         seed_tenant()

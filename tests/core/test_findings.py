@@ -553,6 +553,20 @@ def test_lapsing_units_count_consumed_seats_even_without_known_demand() -> None:
     assert "while in use by 4 users:" in only(b, codes.SUBSCRIPTION_AT_RISK).message
 
 
+@pytest.mark.parametrize("status", ["Warning", "Suspended", "LockedOut", "Deleted"])
+def test_a_lapsing_subscription_status_puts_a_sku_in_use_at_risk_without_lapsing_units(
+    status: str,
+) -> None:
+    # subscribedSku.capabilityStatus says where the subscription stands even when its units
+    # no longer show it (a deleted subscription keeps none, while users still hold seats)
+    b = TenantBuilder().sku("E3", 2, seats=0, consumed=4, capability_status=status)
+
+    finding = only(b, codes.SUBSCRIPTION_AT_RISK)
+
+    assert f"subscription status {status}" in finding.message
+    assert "while in use by 4 users:" in finding.message
+
+
 def test_lapsing_units_of_an_unused_sku_are_not_a_risk() -> None:
     b = TenantBuilder().sku("E3", 2, seats=0, warning=10)
 

@@ -20,6 +20,7 @@ from shared.render.health_builder import HealthBuilder
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import nights, previous_night, trends
+from tests.builders import BASE, E3, E3_SKU_ID, TEAMS, seed_tenant
 from tests.render.page import Page
 
 DEMO = Path("shared/data/demo-snapshot.json")
@@ -286,6 +287,23 @@ def test_sku_prices_give_the_monthly_cost_of_shortfall_and_redundant_direct() ->
     assert "31.50" in html
     unpriced, _ = render()
     assert "Shortfall / month" not in unpriced
+
+
+def test_a_user_waiting_for_a_seat_through_two_groups_is_one_user_waiting() -> None:
+    # one CountViolation per group path: a user in two licensing groups of a product with no
+    # free seat has two, and is still one user waiting for one seat
+    b = (
+        seed_tenant(e3_seats=0)
+        .member(BASE, "ann")
+        .member(TEAMS, "ann")
+        .state("ann", E3, via=BASE, state="Error", error="CountViolation")
+        .state("ann", E3, via=TEAMS, state="Error", error="CountViolation")
+    )
+
+    report = report_from_snapshot(b.build(), source="test", generated_at=NOW)
+
+    e3 = next(p for p in report.products if p.sku_id == E3_SKU_ID)
+    assert e3.waiting == 1
 
 
 def test_a_100k_user_page_stays_small_because_rows_are_capped() -> None:
