@@ -50,6 +50,8 @@ class WorkerCaches:
 
     unlicensed_groups: dict[str, datetime] = field(default_factory=dict)
     """Groups seen without licenses, and when (`shared.service.groups`)."""
+    skus_not_listed: dict[str, datetime] = field(default_factory=dict)
+    """SKU ids a fresh subscribedSkus read did not list, and when (`shared.service.user_reads`)."""
     subscription_ids: tuple[float, set[str]] | None = None
     """Our subscription ids and the monotonic time they were read (notification intake)."""
     alerts_disabled_logged: bool = False

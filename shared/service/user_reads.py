@@ -26,13 +26,26 @@ from shared.service.stores import LicensedGroups, ServiceState
 SKU_MAX_AGE = timedelta(hours=1)
 
 
-async def skus_for(svc: Services, *, refresh: bool = False) -> dict[str, Sku]:
-    """Subscribed SKUs from the cache, refreshed from Graph when stale or asked."""
+async def skus_for(
+    svc: Services, *, refresh: bool = False, named: Iterable[str] = ()
+) -> dict[str, Sku]:
+    """Subscribed SKUs from the cache, refreshed from Graph when stale, asked, or when one of
+    the `named` ids is missing. An id a fresh read did not list either (Graph keeps a group's
+    license after its subscription is gone) does not refresh again until the cache is stale."""
     state = ServiceState(svc.tables.servicestate)
     skus, refreshed = state.skus()
-    if refresh or not skus or refreshed is None or svc.now() - refreshed > SKU_MAX_AGE:
+    now = svc.now()
+    not_listed = svc.caches.skus_not_listed
+    missing = {
+        sku_id
+        for sku_id in named
+        if sku_id not in skus
+        and not (sku_id in not_listed and now - not_listed[sku_id] < SKU_MAX_AGE)
+    }
+    if refresh or missing or not skus or refreshed is None or now - refreshed > SKU_MAX_AGE:
         skus = GraphTranslator().skus(await svc.directory.subscribed_skus())
-        state.save_skus(skus.values(), svc.now())
+        state.save_skus(skus.values(), now)
+        not_listed.update(dict.fromkeys(missing - skus.keys(), now))
     return skus
 
 
@@ -43,9 +56,7 @@ async def read_users(svc: Services, user_ids: Sequence[str]) -> Tenant:
     users = translate.users((await svc.directory.users_by_id(user_ids)).values(), {})
     memberships = await svc.directory.member_of(list(users))
     groups = LicensedGroups(svc.tables.deltalinks).configs()
-    skus = await skus_for(svc)
-    if _unknown_skus(users.values(), groups.values(), skus):
-        skus = await skus_for(svc, refresh=True)
+    skus = await skus_for(svc, named=_named_skus(users.values(), groups.values()))
     unknown_groups = _groups_in_states(users.values()) - groups.keys()
     if unknown_groups:
         groups |= await svc.directory.group_configs(sorted(unknown_groups))
@@ -131,13 +142,12 @@ class PartitionsReadOnce:
         self._table.delete(pk, rk, etag=etag)
 
 
-def _unknown_skus(
-    users: Iterable[User], groups: Iterable[GroupConfig], skus: Mapping[str, Sku]
-) -> bool:
-    """A SKU bought (or assigned) since the cache was filled: refresh rather than fail."""
+def _named_skus(users: Iterable[User], groups: Iterable[GroupConfig]) -> set[str]:
+    """The SKUs the users hold and the groups assign: one bought (or assigned) since the cache
+    was filled refreshes it rather than fail."""
     held = (state.sku_id for user in users for state in user.states)
     assigned = (lic.sku_id for g in groups for lic in g.licenses)
-    return any(sku_id not in skus for sku_id in (*held, *assigned))
+    return {*held, *assigned}
 
 
 def _groups_in_states(users: Iterable[User]) -> set[str]:

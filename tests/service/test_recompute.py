@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -233,4 +234,41 @@ async def test_skus_are_read_from_the_cache_until_they_are_an_hour_old(world: Wo
 
     world.clock.advance(3601)
     await recompute_users(world.svc, recompute(IRVIN))
+    assert world.directory.requests["subscribed_skus"] == 2
+
+
+async def test_a_group_sku_gone_from_subscribed_skus_is_looked_up_once_an_hour_not_every_read(
+    world: World,
+) -> None:
+    """Graph keeps a group's license after its subscription left subscribedSkus: each read
+    must not refresh the SKUs again for a SKU a fresh read has just not listed."""
+    gone = {"skuId": "00000000-0000-0000-0000-000000000001", "disabledPlans": []}
+    licenses = world.directory.groups[EMS_E3]["assignedLicenses"]
+    world.directory.set_group_licenses(EMS_E3, [*licenses, gone])
+    await learned(world)
+    before = world.directory.requests["subscribed_skus"]
+
+    await recompute_users(world.svc, recompute(IRVIN))
+    await recompute_users(world.svc, recompute(JONI))
+    assert world.directory.requests["subscribed_skus"] - before == 1
+
+    world.clock.advance(3601)
+    await recompute_users(world.svc, recompute(IRVIN))
+    assert world.directory.requests["subscribed_skus"] - before == 2
+
+
+async def test_a_sku_bought_and_assigned_since_the_cache_was_filled_refreshes_it(
+    world: World,
+) -> None:
+    await learned(world)
+    await recompute_users(world.svc, recompute(IRVIN))
+    bought = copy.deepcopy(next(s for s in world.directory.skus if s["skuId"] == EMS))
+    bought["skuId"] = "00000000-0000-0000-0000-000000000002"
+    world.directory.skus.append(bought)
+    licenses = world.directory.groups[EMS_E3]["assignedLicenses"]
+    world.directory.set_group_licenses(EMS_E3, [*licenses, {"skuId": bought["skuId"]}])
+    await handle_group_changes(world.svc, changed(EMS_E3))
+
+    await recompute_users(world.svc, recompute(IRVIN))
+
     assert world.directory.requests["subscribed_skus"] == 2
