@@ -260,6 +260,39 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
     assert registered.directory.requests["create_subscription"] == 2
 
 
+def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered: World) -> None:
+    """Graph lets lifecycleNotificationUrl equal notificationUrl: its lifecycle events then
+    come to the change route, batched with change notifications."""
+    sub = asyncio.run(_existing_subscription(registered))
+    registered.subscribe(sub)
+    items = (
+        notification(E3_BASE, subscriptionId=sub),
+        lifecycle("subscriptionRemoved", subscriptionId=sub),
+    )
+
+    response = call("graph_notifications", post("graph/notifications", body(*items)))
+
+    assert response.status_code == 202
+    kinds = [m.__class__ for m in registered.messages(GROUPS_CHANGED)]
+    assert sorted(k.__name__ for k in kinds) == ["DeltaSweep", "GroupsChanged"]
+    assert registered.directory.requests["create_subscription"] == 2
+
+
+def test_a_forged_lifecycle_event_at_the_notification_url_is_not_acted_on(
+    registered: World,
+) -> None:
+    sub = asyncio.run(_existing_subscription(registered))
+    registered.subscribe(sub)
+    forged = lifecycle("subscriptionRemoved", subscriptionId=sub, clientState="forged-state-00")
+
+    response = call("graph_notifications", post("graph/notifications", body(forged)))
+
+    assert response.status_code == 202
+    assert registered.messages(GROUPS_CHANGED) == []
+    assert registered.directory.requests["create_subscription"] == 1
+    assert registered.directory.requests["delete_subscription"] == 0
+
+
 async def _existing_subscription(world: World) -> str:
     sub = await world.directory.create_subscription(
         SubscriptionRequest(

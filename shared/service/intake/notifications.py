@@ -121,6 +121,12 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
 
 async def accept_lifecycle_notifications(svc: Services, body: bytes) -> Intake:
     vetted = _vet(svc, body)
+    await act_on_lifecycle_events(svc, vetted)
+    return Intake(vetted, None)
+
+
+async def act_on_lifecycle_events(svc: Services, vetted: VettedNotifications) -> None:
+    """The vetted lifecycle events, whichever route they came to (Graph lets the lifecycle
+    URL equal the change-notification URL)."""
     for subscription_id, event in vetted.lifecycle:
         await handle_lifecycle_event(svc, subscription_id, event)
-    return Intake(vetted, None)
