@@ -33,6 +33,7 @@ from shared.core.findings import (
 )
 from shared.core.graph_values import graph_time_or_none
 from shared.core.reprocess import PROCESSING_COMPLETE
+from shared.ports.directory import DirectoryError
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
 from shared.service.crashpoints import crash_point
@@ -119,7 +120,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     members = GroupMembers(svc.tables.groupmembers)
     for group_id in lost:
         outcome.users.update(members.members(group_id))
-    for group_id in await svc.directory.groups_with_license_errors():
+    for group_id in await _groups_with_license_errors(svc):
         outcome.groups_with_errors.append(group_id)
         outcome.users.update(await svc.directory.members_with_license_errors(group_id))
     crash_point(svc, "recheck.after_refresh")
@@ -149,6 +150,18 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome
+
+
+async def _groups_with_license_errors(svc: Services) -> list[str]:
+    """The groups Graph lists with `hasMembersWithLicenseErrors`, or none when it will not say
+    (one user saw the filter rejected with a 400): the re-check's other parts still run, and
+    users in error from any group are recomputed by the nightly reconciliation."""
+    try:
+        return await svc.directory.groups_with_license_errors()
+    except DirectoryError as exc:
+        log.warning("errors.groups_with_errors_unavailable", status=exc.status, code=exc.code,
+                    error=str(exc))  # fmt: skip
+        return []
 
 
 # --------------------------------------------------------------------------- poison and dead man

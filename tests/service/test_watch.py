@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from shared.fakes.directory import FakeDirectory
+from shared.platform.logging import configure_logging
+from shared.ports.directory import DirectoryError
 from shared.ports.messages import (
     DeltaSweep,
     GroupsChanged,
@@ -234,6 +239,38 @@ async def test_the_errors_recheck_recomputes_the_members_of_a_group_licensed_aga
     members = set(world.directory.group_member_ids_now(EMS_E3))
     assert members <= outcome.users
     assert members <= recomputed_users(world)
+
+
+class LicenseErrorsFilterRejected(FakeDirectory):
+    """Graph answers `$filter=hasMembersWithLicenseErrors eq true` with 400, as one user saw
+    (https://github.com/microsoftgraph/msgraph-sdk-powershell/issues/2967)."""
+
+    async def groups_with_license_errors(self) -> list[str]:
+        self._count("groups_with_license_errors")
+        raise DirectoryError(
+            400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause"
+        )
+
+
+async def test_the_errors_recheck_goes_on_when_graph_rejects_the_license_errors_filter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = build_world(fake=LicenseErrorsFilterRejected)
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    recompute = RecomputeUsers(user_ids=(ADELE, IRVIN), reason="test", correlation_id="first")
+    await recompute_users(world.svc, recompute)  # ADELE pending, IRVIN a reported error
+    caplog.set_level(logging.INFO)
+    configure_logging([caplog.handler])
+
+    outcome = await recheck_errors(world.svc)
+
+    assert outcome.groups_with_errors == []
+    assert {ADELE, IRVIN} <= recomputed_users(world)
+    [unavailable] = [r for r in caplog.records if getattr(r, "event", None) == (
+        "errors.groups_with_errors_unavailable")]  # fmt: skip
+    assert unavailable.levelno == logging.WARNING
+    assert vars(unavailable)["status"] == 400
 
 
 # --------------------------------------------------------------------------- poison watch
