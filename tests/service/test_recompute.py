@@ -272,3 +272,22 @@ async def test_a_sku_bought_and_assigned_since_the_cache_was_filled_refreshes_it
     await recompute_users(world.svc, recompute(IRVIN))
 
     assert world.directory.requests["subscribed_skus"] == 2
+
+
+async def test_a_sku_gone_from_subscribed_skus_leaves_the_cache_so_findings_do_not_flap(
+    world: World,
+) -> None:
+    """After the refresh that no longer lists a SKU, the cache must not bring it back: the
+    findings read from the cache would flip back to those of the SKU being there."""
+    await learned(world)
+    await recompute_users(world.svc, recompute(ADELE))  # pending in E3 Base (ENTERPRISEPACK)
+    world.directory.skus[:] = [s for s in world.directory.skus if s["skuId"] != ENTERPRISEPACK]
+    world.clock.advance(3601)  # the cached SKUs are refreshed
+    fresh = await recompute_users(world.svc, recompute(ADELE))
+    assert any("PendingGroupAssignment" in key for key in fresh.resolved)
+
+    world.clock.advance(60)  # from the cache
+    cached = await recompute_users(world.svc, recompute(ADELE))
+
+    assert cached.new_findings == []
+    assert cached.resolved == []

@@ -34,8 +34,14 @@ class ServiceState:
         return GraphTranslator().skus(rows), refreshed if isinstance(refreshed, datetime) else None
 
     def save_skus(self, skus: Iterable[Sku], now: datetime) -> None:
+        """The cache becomes `skus`: a SKU gone from subscribedSkus leaves it too."""
+        kept: set[str] = set()
         for sku in skus:
             self._table.upsert(self.SKU_PK, sku.id, {"json": json_field(sku_document(sku))})
+            kept.add(sku.id)
+        for row in self._table.query(self.SKU_PK):
+            if row.row_key not in kept:
+                self._table.delete(self.SKU_PK, row.row_key)
         self._table.upsert(self.META_PK, "skus", {"refreshedAt": now})
 
     def get(self, name: str) -> Entity | None:
