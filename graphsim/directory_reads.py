@@ -107,9 +107,7 @@ class DirectoryReads:
             def count() -> int:
                 return sum(1 for u in users.values() if pred is None or pred(u))
 
-        return serve_page(
-            req, self.state.generation, "users", self.state.user_order, view, q, count=count
-        )
+        return serve_page(req, self.state, "users", self.state.user_order, view, q, count=count)
 
     async def count_users(self, req: Req) -> Resp:
         """GET /users/$count: the number as text/plain, only with `ConsistencyLevel: eventual`
@@ -142,7 +140,7 @@ class DirectoryReads:
             g = groups.get(gid)
             return {"@odata.type": GROUP_TYPE, **group_view(g, q.select)} if g else None
 
-        return serve_page(req, self.state.generation, "directoryObjects", gids, view, q)
+        return serve_page(req, self.state, "directoryObjects", gids, view, q)
 
     def _group_computed(self) -> dict[str, Callable[[Obj], Any]]:
         return {"hasMembersWithLicenseErrors": self.state.has_license_errors}
@@ -170,7 +168,7 @@ class DirectoryReads:
             def count() -> int:
                 return sum(1 for g in groups.values() if pred is None or pred(g))
 
-        return serve_page(req, self.state.generation, "groups", list(groups), view, q, count=count)
+        return serve_page(req, self.state, "groups", list(groups), view, q, count=count)
 
     def _expand(self, q: Query) -> tuple[str, ...] | None:
         if not q.expand:
@@ -217,7 +215,7 @@ class DirectoryReads:
         state = self.state
         return serve_page(
             req,
-            state.generation,
+            state,
             "directoryObjects",
             members,
             lambda m: member_view(state, m, q.select),
@@ -234,7 +232,7 @@ class DirectoryReads:
             user = self.state.users.get(uid)
             return {"@odata.type": USER_TYPE, **user_view(user, q.select)} if user else None
 
-        return serve_page(req, self.state.generation, "directoryObjects", ids, view, q)
+        return serve_page(req, self.state, "directoryObjects", ids, view, q)
 
     async def groups_delta(self, req: Req) -> Resp:
         return Resp(200, self.delta.handle(req.base_url, req.params))
@@ -273,4 +271,4 @@ class DirectoryReads:
                 return None
             return project(entry, q.select, None)
 
-        return serve_page(req, self.state.generation, "auditLogs/directoryAudits", entries, view, q)
+        return serve_page(req, self.state, "auditLogs/directoryAudits", entries, view, q)

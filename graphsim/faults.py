@@ -51,7 +51,8 @@ class Faults:
     scripted: list[str] = setting("next", _script, default_factory=list)  # noqa: RUF009 - a field
     latency_ms: float = setting("latencyMs", float, default=0.0)
     latency_rate: float = setting("latencyRate", float, default=1.0)
-    retry_after: int = setting("retryAfter", int, default=1)
+    retry_after: float = setting("retryAfter", float, default=1)
+    """Seconds in the Retry-After of fault 429s/503s; Graph's may be fractional ("2.128")."""
     seed: int = setting("seed", int, default=0)
     rng: random.Random = field(default_factory=random.Random)  # seeded simulation only
 

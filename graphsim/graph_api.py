@@ -26,6 +26,12 @@ Obj = dict[str, Any]
 Handler = Callable[..., Awaitable[Resp]]
 
 
+def retry_after_header(seconds: float) -> str:
+    """Retry-After as Graph writes it: whole seconds ("1"), or fractional ("2.128", the 429
+    example on learn.microsoft.com/graph/throttling)."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
 class GraphApi:
     """Routes and dispatch; owns the throttle and faults. Handlers live in DirectoryReads,
     DirectoryWrites, MailEndpoints and SubscriptionService."""
@@ -164,11 +170,11 @@ class GraphApi:
                 "Service unavailable.",
                 client_request_id=req.headers.get("client-request-id"),
             ),
-            {"Retry-After": str(self.faults.retry_after)},
+            {"Retry-After": retry_after_header(self.faults.retry_after)},
         )
 
-    def too_many(self, req: Req, retry_after: int, scope: str, info: str) -> Resp:
-        headers = {"Retry-After": str(retry_after)}
+    def too_many(self, req: Req, retry_after: float, scope: str, info: str) -> Resp:
+        headers = {"Retry-After": retry_after_header(retry_after)}
         if scope:
             headers["x-ms-throttle-scope"] = scope
         if info:

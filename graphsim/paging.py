@@ -1,12 +1,18 @@
 """One page of a collection, Graph style: `$top`, an opaque `$skiptoken` in `@odata.nextLink`
-(none on the last page), and `@odata.count` on the first page when asked for."""
+(none on the last page), and `@odata.count` on the first page when asked for.
+
+A `$skiptoken` is refused (400 `Request_BadRequest`) after a tenant reset, and, when the tenant
+sets `pageTokenLifetimeMinutes`, once it is older than that: 400 `Directory_ExpiredPageToken`,
+the error Graph answers a directory page token with once it expired (Graph documents no
+lifetime)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from .errors import bad_request
+from .errors import GraphError, bad_request
 from .odata import (
     DEFAULT_TOP,
     Query,
@@ -21,9 +27,32 @@ from .wire import Req, Resp
 Obj = dict[str, Any]
 
 
+class _Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class PagedTenant(Protocol):
+    """What paging needs of the tenant: its generation, clock and page-token lifetime."""
+
+    @property
+    def generation(self) -> str: ...
+    @property
+    def clock(self) -> _Clock: ...
+    @property
+    def page_token_lifetime(self) -> timedelta | None: ...
+
+
+def _expired() -> GraphError:
+    return GraphError(
+        400,
+        "Directory_ExpiredPageToken",
+        "The specified page token value has expired and can no longer be included in your request.",
+    )
+
+
 def serve_page(
     req: Req,
-    generation: str,
+    tenant: PagedTenant,
     entity_set: str,
     source: list[Any],
     view: Callable[[Any], Obj | None],
@@ -35,10 +64,15 @@ def serve_page(
     """Serve one page of `source`; the $skiptoken is the raw position in `source`."""
     top = min(query.top or DEFAULT_TOP, max_top)
     pos = 0
+    generation = tenant.generation
+    now = int(tenant.clock.now().timestamp())
     if query.skiptoken:
         tok = decode_token(query.skiptoken)
         if tok is None or tok.get("g") != generation or not isinstance(tok.get("p"), int):
             raise bad_request("Invalid $skiptoken value.", code="Request_BadRequest")
+        lifetime = tenant.page_token_lifetime
+        if lifetime is not None and now - int(tok.get("t", now)) > lifetime.total_seconds():
+            raise _expired()
         pos = int(tok["p"])
     value: list[Obj] = []
     i = pos
@@ -58,7 +92,7 @@ def serve_page(
                 req.base_url,
                 req.path,
                 req.params,
-                encode_token({"p": i, "g": generation}),
+                encode_token({"p": i, "g": generation, "t": now}),
             )
             break
         i += 1

@@ -139,6 +139,13 @@ class Tenant:
         return timedelta(days=float(self.x.get("deltaTokenLifetimeDays", 7)))
 
     @property
+    def page_token_lifetime(self) -> timedelta | None:
+        """How long a collection's `$skiptoken` stays usable (`pageTokenLifetimeMinutes`; Graph
+        documents no figure, so by default forever)."""
+        minutes = self.x.get("pageTokenLifetimeMinutes")
+        return None if minutes is None else timedelta(minutes=float(minutes))
+
+    @property
     def seq(self) -> int:
         """Sequence number of the latest change-log entry (0 = none yet)."""
         return len(self.log)

@@ -832,6 +832,24 @@ async def test_graph_429_on_a_plain_call_is_retried_by_the_middleware(
     assert elapsed >= seen["429"] * 1.0 - 0.05  # waited Retry-After each time
 
 
+async def test_graph_fractional_retry_after_is_waited_out_by_the_middleware(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    """Graph may send Retry-After in fractional seconds (`2.128` in the 429 example on
+    learn.microsoft.com/graph/throttling). Kiota's retry handler reads only whole seconds or a
+    date, and took its own ~3-4 s backoff instead: a retry before the time Graph named, which
+    Graph throttles again (usage keeps counting while throttled)."""
+    url, sim = graphsim
+    with throttled(sim, next=["429"], retryAfter=4.5):
+        async with await graph_directory(url) as directory:
+            started = time.monotonic()
+            org = await directory.organization()
+            elapsed = time.monotonic() - started
+    assert org is not None
+    assert statuses(sim, "GET /organization") == {"429": 1, "200": 1}
+    assert elapsed >= 4.5
+
+
 async def test_graph_429_inside_batch_is_resent_after_retry_after(
     graphsim: tuple[str, SimClient],
 ) -> None:

@@ -218,3 +218,16 @@ def test_a_percent_encoded_upn_in_a_batch_url_is_decoded_like_a_direct_request()
     (item,) = response.json()["responses"]
     assert item["status"] == 200
     assert item["body"]["displayName"] == "Irvin Sayers"
+
+
+async def test_fault_retry_after_may_be_fractional_as_graph_sends_it(sim: Harness) -> None:
+    """Graph's Retry-After is seconds and may be fractional: the 429 example on
+    learn.microsoft.com/graph/throttling answers `Retry-After: 2.128`. Whole seconds stay
+    whole ("1", not "1.0")."""
+    sim.sim.faults.configure({"next": ["429", "503", "429"], "retryAfter": 2.128})
+    throttled = await sim.get("/organization")
+    unavailable = await sim.get("/organization")
+    assert (throttled.status_code, throttled.headers["Retry-After"]) == (429, "2.128")
+    assert (unavailable.status_code, unavailable.headers["Retry-After"]) == (503, "2.128")
+    sim.sim.faults.configure({"retryAfter": 1})
+    assert (await sim.get("/organization")).headers["Retry-After"] == "1"

@@ -56,6 +56,25 @@ async def test_paging_with_top_and_skiptoken_visits_every_user_once(sim: Harness
     assert pages == 3
 
 
+async def test_a_page_token_older_than_its_lifetime_is_refused_as_graph_does(
+    sim: Harness,
+) -> None:
+    """Graph refuses a directory page token once it has expired: 400
+    `Directory_ExpiredPageToken` (no lifetime documented; graphsim's is
+    `pageTokenLifetimeMinutes`, unset by default: tokens never expire)."""
+    first = (await sim.get("/users?$select=id&$top=3")).json()
+    sim.sim.advance(3 * 24 * 3600)
+    assert (await sim.get(first["@odata.nextLink"])).status_code == 200  # default: no expiry
+    sim.sim.state.x["pageTokenLifetimeMinutes"] = 60
+    fresh = (await sim.get("/users?$select=id&$top=3")).json()
+    sim.sim.advance(59 * 60)
+    assert (await sim.get(fresh["@odata.nextLink"])).status_code == 200
+    sim.sim.advance(2 * 60)
+    stale = await sim.get(fresh["@odata.nextLink"])
+    assert stale.status_code == 400
+    assert stale.json()["error"]["code"] == "Directory_ExpiredPageToken"
+
+
 async def test_default_page_is_100_and_top_is_capped_at_999(sim: Harness) -> None:
     r = await sim.get("/users?$top=1000")
     assert r.status_code == 400

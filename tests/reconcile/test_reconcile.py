@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from shared.ports.directory import DirectoryError
 from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
@@ -107,6 +108,49 @@ async def test_a_run_killed_after_page_k_resumes_to_the_same_result(nightly: Nig
     paths = report(nightly, resumed.report_blobs, "paths.csv")
     assert paths == report(reference, expected.report_blobs, "paths.csv")
     assert ServiceState(nightly.world.svc.tables.servicestate).get(LAST) is not None
+
+
+async def test_a_resume_whose_next_link_graph_refuses_starts_the_users_over(
+    nightly: Nightly,
+) -> None:
+    """A run cut short resumes from its checkpoint's nextLink an hour, or a night, later; Graph
+    may refuse that link by then (400 `Directory_ExpiredPageToken`: a directory page token
+    expires). The resume failed at the same call on every later firing, so no night ever ran
+    again; now the users phase starts over from the first page, once."""
+    reference = Nightly(build_world(fake=SmallPages))
+    expected = await reference.run()
+    await killed_after_two_pages(nightly)
+    stale = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
+    assert stale is not None
+    assert stale.fields["nextLink"]
+    real = nightly.directory.users_page
+    refused: list[str] = []
+
+    async def refuses_the_stale_link(next_link: str | None, *, select: str) -> object:
+        if next_link == stale.fields["nextLink"] and not refused:  # a fresh one is fine
+            refused.append(next_link)
+            raise DirectoryError(
+                400,
+                "Directory_ExpiredPageToken",
+                "The specified page token value has expired and can no longer be included in "
+                "your request.",
+            )
+        return await real(next_link, select=select)
+
+    nightly.directory.users_page = refuses_the_stale_link  # type: ignore[method-assign]
+    pages_before = nightly.directory.requests["users_page"]
+
+    resumed = await nightly.run()
+
+    assert refused
+    assert resumed.status == "done"
+    assert resumed.run_id == stale.fields["runId"]
+    assert nightly.directory.requests["users_page"] - pages_before == 5  # all pages again
+    assert resumed.users == expected.users == 23
+    assert open_keys(nightly) == open_keys(reference)
+    assert resumed.new_findings == expected.new_findings
+    paths = report(nightly, resumed.report_blobs, "paths.csv")
+    assert paths == report(reference, expected.report_blobs, "paths.csv")
 
 
 async def test_the_paths_report_has_the_cores_header_and_a_row_per_path(nightly: Nightly) -> None:

@@ -12,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import orjson
+import structlog
 
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.model import Tenant
-from shared.ports.directory import JSON, USER_SELECT
+from shared.ports.directory import JSON, USER_SELECT, DirectoryError
 from shared.ports.licensed_world import LicensedWorld
 from shared.render.evaluation import evaluation_json
 from shared.render.paths import path_rows
 from shared.service.crashpoints import crash_point
 from shared.service.reconcile.outputs import page_checks
 from shared.service.reconcile.reports import spool, write_csv_rows
-from shared.service.reconcile.run_state import FINISH, USERS, Run, Scan
+from shared.service.reconcile.run_state import FINISH, USERS, Counters, Run, Scan, blob_names
 from shared.service.reconcile.scan import (
     evaluate_page,
     member_index,
@@ -32,6 +33,8 @@ from shared.service.reconcile.scan import (
     user_total,
 )
 from shared.service.users import Mode, settle
+
+log = structlog.get_logger(__name__)
 
 
 async def read_users(scan: Scan) -> None:
@@ -43,8 +46,18 @@ async def read_users(scan: Scan) -> None:
     total = world.user_count
     if scan.opts.progress and not world.counted:  # the groups were read unwatched
         total = await user_total(scan.svc.directory)
+    resumed_at = run.next_link
     while True:
-        users, next_link = await scan.svc.directory.users_page(run.next_link, select=USER_SELECT)
+        try:
+            users, next_link = await scan.svc.directory.users_page(
+                run.next_link, select=USER_SELECT
+            )
+        except DirectoryError as exc:
+            if resumed_at is None or run.next_link != resumed_at or exc.status != 400:
+                raise
+            restart_users(scan, exc)
+            resumed_at = None
+            continue
         await settle_page(scan, world, index, users, subjects)
         run.next_link = next_link
         run.counters.pages += 1
@@ -57,6 +70,19 @@ async def read_users(scan: Scan) -> None:
         if next_link is None:
             return
         scan.check_deadline()
+
+
+def restart_users(scan: Scan, refused: DirectoryError) -> None:
+    """Graph refused the checkpoint's next link (a directory page token expires: 400
+    `Directory_ExpiredPageToken`), so a resume an hour or a night later cannot go on from it:
+    the users phase starts over from the first page, its page parts and counts dropped."""
+    log.warning("reconcile.users_restarted", run_id=scan.run.run_id, code=refused.code,
+                pages=scan.run.counters.pages)  # fmt: skip
+    for name in blob_names(scan.blobs.list(scan.prefix + "pages/")):
+        scan.blobs.delete(name)
+    scan.run.next_link = None
+    scan.run.counters = Counters()
+    scan.checkpoint()
 
 
 def page_mode(run: Run, subjects: set[str]) -> Mode:
