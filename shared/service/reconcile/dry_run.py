@@ -21,7 +21,13 @@ from shared.ports.directory import USER_SELECT
 from shared.ports.tables import Entity, EntityStore, EntityValue
 from shared.service.reconcile.pages import page_mode
 from shared.service.reconcile.run_state import REPORTS, USERS, Options, ReconcileResult, Run
-from shared.service.reconcile.scan import evaluate_page, member_index, open_subjects, read_world
+from shared.service.reconcile.scan import (
+    evaluate_page,
+    member_index,
+    open_subjects,
+    read_world,
+    unlicensed_state_groups,
+)
 from shared.service.services import Services
 from shared.service.user_writes import RecordedWrites
 from shared.service.users import settle
@@ -86,7 +92,8 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     link: str | None = None
     while True:
         users, link = await svc.directory.users_page(link, select=USER_SELECT)
-        tenant, evaluation = evaluate_page(world, index, users)
+        unlicensed = await unlicensed_state_groups(svc.directory, world, users)
+        tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         writes.page(tenant, Names(tenant, *catalog().names_for(tenant)))
         outcome = await settle(svc, tenant, evaluation, mode, writes)
         result.planned += writes.take_lines()

@@ -29,6 +29,7 @@ from shared.service.reconcile.scan import (
     evaluate_page,
     member_index,
     open_subjects,
+    unlicensed_state_groups,
     user_total,
 )
 from shared.service.users import Mode, settle
@@ -82,7 +83,8 @@ async def settle_page(
     subjects: set[str],
 ) -> None:
     c = scan.run.counters
-    tenant, evaluation = evaluate_page(world, index, users)
+    unlicensed = await unlicensed_state_groups(scan.svc.directory, world, users)
+    tenant, evaluation = evaluate_page(world, index, users, unlicensed)
     findings = [f for r in evaluation.users for f in r.findings]
     with_findings = sorted({f.user_id for f in findings if f.user_id})
     outcome = await settle(
