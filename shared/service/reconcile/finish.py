@@ -5,6 +5,7 @@ baseline summary the first time), and the run marked done before its working set
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 
 import orjson
@@ -34,7 +35,7 @@ from shared.service.reconcile.run_state import (
     Scan,
     blob_names,
 )
-from shared.service.reconcile.scan import unseen_users
+from shared.service.reconcile.scan import open_subjects, unseen_users
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, resolve_gone
 
@@ -58,6 +59,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     for group_id, found in group_reports.items():
         ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
         c.findings_by_code.update(f.code for f in found)
+    for subject in unread_subjects(open_subjects(svc), tenant.skus.keys(), world.groups.keys()):
+        ledger.reconcile(subject, [], now=now, run_id=run.run_id)
     crash_point(svc, "reconcile.after_sku_findings")
     gone = RecomputeOutcome()
     resolve_gone(svc, unseen_users(svc, run.started_at), run.run_id, gone)
@@ -150,6 +153,20 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         resolved_findings=c.resolved_findings,
         queued=c.queued,
         would_reprocess=c.would_reprocess,
+    )
+
+
+def unread_subjects(
+    subjects: Iterable[str], sku_ids: Collection[str], group_ids: Collection[str]
+) -> list[str]:
+    """Products and licensed groups with open findings that the scan no longer read (gone
+    from subscribedSkus; deleted, or no longer licensed): their findings no longer apply,
+    however the event that said so was lost."""
+    return sorted(
+        s
+        for s in subjects
+        if (s.startswith("sku:") and s.removeprefix("sku:") not in sku_ids)
+        or (s.startswith("group:") and s.removeprefix("group:") not in group_ids)
     )
 
 
