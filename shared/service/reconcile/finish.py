@@ -12,6 +12,7 @@ import orjson
 import structlog
 
 from shared.catalog.products import catalog
+from shared.core.dataloss import DATA_LOSS_RISK
 from shared.core.findings import Names
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
 from shared.core.sku_findings import sku_findings
@@ -68,6 +69,9 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.
     c.new_findings, c.resolved_findings = ledger.run_changes(run.run_id)
+    # The data-loss guard adds its finding while settling, beside the evaluation's findings
+    # (which the counts by code and the report page hold): the ledger says who is at risk.
+    at_risk = len(ledger.open_by_code([DATA_LOSS_RISK]))
 
     folder = f"{REPORTS}{run.date}/{run.run_id}/"
     blobs: list[str] = []
@@ -104,6 +108,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
             for s in tenant.skus.values()
         ],
         drift=drift,
+        data_loss_risks=at_risk,
         self_check_agreement=check.agreement,
         self_check_disagreements=len(check.disagreements) + len(check.state_mismatches),
         reprocess_outcomes={
