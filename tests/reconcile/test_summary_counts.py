@@ -7,7 +7,7 @@ import pytest
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.service.stores import FindingsLedger
 from tests.reconcile.conftest import Nightly, SmallPages
-from tests.service.world import E3_BASE, build_world
+from tests.service.world import E3_BASE, EMS, EMS_E3, ENTERPRISEPACK, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -36,3 +36,26 @@ async def test_the_summary_counts_the_data_loss_risks_the_night_left_open() -> N
     assert result.summary.data_loss_risks == 1
     [mail] = [m for m in nightly.directory.sent_mail if "nightly summary" in str(m)]
     assert "Data-loss risks: 1 user(s)" in str(mail)
+
+
+async def test_the_top_groups_count_users_in_error_not_their_errors(nightly: Nightly) -> None:
+    """A user whose two products from one group both fail is one user in error there."""
+    pradeep = "56e897a1-eec7-52ab-b03e-313c4c4ff925"  # EMS from EMS_E3: usage location
+    nightly.directory.set_group_licenses(
+        EMS_E3,
+        [{"skuId": EMS, "disabledPlans": []}, {"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+    )
+    failed = {"assignedByGroup": EMS_E3, "disabledPlans": [], "state": "Error"}
+    nightly.directory.set_user_state(
+        pradeep,
+        licenseAssignmentStates=[
+            {**failed, "skuId": sku, "error": "ProhibitedInUsageLocationViolation"}
+            for sku in (EMS, ENTERPRISEPACK)
+        ],
+    )
+
+    result = await nightly.run()
+
+    assert result.summary is not None
+    [ems_group] = [g for g in result.summary.top_groups_by_errors if g.group_id == EMS_E3]
+    assert ems_group.errors == 3  # Irvin and Joni (no seats), Pradeep (usage location)

@@ -94,7 +94,10 @@ async def settle_page(
     c.retry_later += len(outcome.retry_later)
     c.alerts += len(outcome.alerts)
     c.findings_by_code.update(f.code for f in findings)
-    c.group_errors.update(f.group_id for f in findings if f.code in REPORTED_CODES and f.group_id)
+    in_error = {
+        (f.group_id, f.user_id) for f in findings if f.code in REPORTED_CODES and f.group_id
+    }
+    c.group_errors.update(group_id for group_id, _ in in_error)  # users, not their errors
     for report in evaluation.users:
         c.demand.update(lic.sku_id for lic in report.licenses)
     write_parts(scan, tenant, evaluation)
