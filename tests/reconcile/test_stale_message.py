@@ -3,8 +3,12 @@ as from the user pipeline: the scan reads only licensed groups, but the group st
 
 from __future__ import annotations
 
+import io
+
+import orjson
 import pytest
 
+from shared.cli.live import write_paths
 from shared.core import findings as codes
 from shared.ports.messages import RecomputeUsers
 from shared.service.users import recompute_users
@@ -40,3 +44,14 @@ async def test_a_group_that_lost_its_licenses_no_longer_assigns_in_both_pipeline
     assert "no longer exists" not in from_the_scan
     assert "no longer assigns Office 365 E3" in from_the_scan
     assert from_the_scan == from_the_user_pipeline
+
+
+async def test_the_live_paths_report_says_the_same(nightly: Nightly) -> None:
+    nightly.directory.set_group_licenses(E3_BASE, [])
+    out = io.BytesIO()
+
+    await write_paths(nightly.directory, out, "json")
+
+    [diego] = [u for u in orjson.loads(out.getvalue())["users"] if u["id"] == DIEGO]
+    [stale] = [f for f in diego["findings"] if f["code"] == codes.STALE_GROUP_ASSIGNMENT]
+    assert "no longer assigns Office 365 E3" in stale["message"]
