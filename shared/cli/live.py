@@ -199,7 +199,12 @@ async def write_paths(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> None:
     """The assignment-path CSV (or the evaluation JSON) of a live scan, a page at a time."""
-    from shared.service.reconcile.scan import evaluate_page, member_index, read_world  # noqa: PLC0415
+    from shared.service.reconcile.scan import (  # noqa: PLC0415
+        evaluate_page,
+        member_index,
+        read_world,
+        unlicensed_state_groups,
+    )
 
     world = await read_world(directory, progress)
     index = member_index(world)
@@ -210,7 +215,8 @@ async def write_paths(
         out.write(b'{"users":[')
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
-        tenant, evaluation = evaluate_page(world, index, users)
+        unlicensed = await unlicensed_state_groups(directory, world, users)
+        tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         if fmt == "csv":
             rows = path_rows(evaluation, tenant, names)
             if done:  # the header once, on the first page

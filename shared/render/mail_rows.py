@@ -29,8 +29,9 @@ CAUSES: Final = {  # the service's own codes are spelled out: render may not imp
     codes.UNIQUENESS_VIOLATION: "A proxy address of the user is already used by another object.",
     codes.OTHER: "Entra reported an unclassified error; the Entra audit log has the reason.",
     codes.PENDING_GROUP_ASSIGNMENT: (
-        "The user is in a licensing group that finished processing, but Graph shows no license "
-        "from it."
+        "The user is in a licensing group, but Graph shows no license from it: the group "
+        "finished processing, or the license has been pending for 24 hours (the group may "
+        "still be processing)."
     ),
     codes.STALE_GROUP_ASSIGNMENT: (
         "Graph still shows a license from a group the user left (or that dropped the product)."

@@ -175,3 +175,15 @@ async def test_info_findings_go_to_a_separate_weekly_summary_not_the_digest() ->
     [weekly] = [m for m in mails(world) if "weekly summary" in m["subject"]]
     assert "MissingUsageLocation" in html(weekly)
     assert all("MissingUsageLocation" not in html(m) for m in mails(world) if m is not weekly)
+
+
+async def test_a_pending_assignment_alerted_by_the_fallback_does_not_claim_it_finished() -> None:
+    """After the 24-hour fallback the group may still be processing: the mail's cause must be
+    true then too, not say the group finished processing."""
+    world = await pending_while_processing(DAY)
+
+    await run_digest(world.svc)
+
+    body = html(mails(world)[0])
+    assert "a licensing group that finished processing" not in body
+    assert "pending for 24 hours (the group may still be processing)" in body

@@ -14,6 +14,7 @@ from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.reconcile.conftest import PAGE, Nightly, SmallPages, killed_after_two_pages
+from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +236,25 @@ async def test_a_dry_run_names_what_it_would_resolve_without_ledger_keys(
     ), resolved
     assert not any("|" in line for line in result.planned)
     assert result.resolved_findings == len(resolved)
+
+
+async def test_a_run_that_died_after_done_is_not_run_again_the_same_day() -> None:
+    """The host died between marking the run done and recording it as the date's last: the
+    next firing completes the record (and prunes the working set) instead of scanning again."""
+    nightly = Nightly(build_world(fake=SmallPages))
+    nightly.world.svc.crash_points = CrashRecorder([], crash_at="reconcile.after_done")
+    with pytest.raises(SimulatedCrash):
+        await nightly.run()
+    run = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
+    assert run is not None
+    requests = nightly.directory.request_count
+
+    again = await nightly.run()
+
+    assert again.status == "skipped"
+    assert again.run_id == run.fields["runId"]
+    assert nightly.directory.request_count == requests
+    last = ServiceState(nightly.world.svc.tables.servicestate).get(LAST)
+    assert last is not None
+    assert last.fields["runId"] == run.fields["runId"]
+    assert nightly.blobs.list("nightly-runs/") == []

@@ -3,7 +3,8 @@ everything, write nothing — no ledger writes, no messages, no blobs, no mail.
 
 It is the scan's own path: each page is settled by the user pipeline exactly as the run
 would, with `RecordedWrites` in place of the ledgers and queues; what they were asked to do
-comes back as the lines the CLI prints, by name in the mail's wording.
+comes back as the lines the CLI prints, by name in the mail's wording. The finish's findings
+follow (`would_finish`): the products' and groups' own, and those of users gone.
 
 The ledgers it reads (findings, reprocess ledger) are read once each, whole, into a read-only
 `TableSnapshot`: the pipeline's per-user reads are then answered from memory instead of a
@@ -12,16 +13,27 @@ table round trip per user with findings, and a write would raise.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 from shared.catalog.products import catalog
 from shared.core.findings import Names
+from shared.core.sku_findings import sku_findings
 from shared.ports.directory import USER_SELECT
+from shared.ports.licensed_world import LicensedWorld
 from shared.ports.tables import Entity, EntityStore, EntityValue
+from shared.service.nested import nested_group_findings
+from shared.service.reconcile.finish import unread_subjects
 from shared.service.reconcile.pages import page_mode
 from shared.service.reconcile.run_state import REPORTS, USERS, Options, ReconcileResult, Run
-from shared.service.reconcile.scan import evaluate_page, member_index, open_subjects, read_world
+from shared.service.reconcile.scan import (
+    evaluate_page,
+    member_index,
+    open_subjects,
+    read_world,
+    unlicensed_state_groups,
+)
 from shared.service.services import Services
 from shared.service.user_writes import RecordedWrites
 from shared.service.users import settle
@@ -83,21 +95,60 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     result.group_names = world.group_names()
     mode = page_mode(run, open_subjects(svc))  # one table scan, not a query per user
     writes = RecordedWrites(svc)
+    demand: Counter[str] = Counter()
+    seen: set[str] = set()
     link: str | None = None
     while True:
         users, link = await svc.directory.users_page(link, select=USER_SELECT)
-        tenant, evaluation = evaluate_page(world, index, users)
+        unlicensed = await unlicensed_state_groups(svc.directory, world, users)
+        tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         writes.page(tenant, Names(tenant, *catalog().names_for(tenant)))
         outcome = await settle(svc, tenant, evaluation, mode, writes)
         result.planned += writes.take_lines()
         result.new += outcome.new_findings
         result.count_page(len(evaluation.users), outcome)
+        for report in evaluation.users:
+            demand.update(lic.sku_id for lic in report.licenses)
+        seen.update(tenant.users)
         if opts.progress:
             opts.progress(USERS, result.users, None)
         if link is None:
             break
+    would_finish(svc, world, demand, seen, writes, run.run_id, result)
     summary_kind = "baseline summary" if run.baseline else "nightly summary"
     result.planned.append(
         f"write reports under {REPORTS}{run.date}/{run.run_id}/ and send the {summary_kind}"
     )
     return result
+
+
+def would_finish(
+    svc: Services,
+    world: LicensedWorld,
+    demand: Mapping[str, int],
+    seen: set[str],
+    writes: RecordedWrites,
+    run_id: str,
+    result: ReconcileResult,
+) -> None:
+    """The finish's findings, as `finish` records them: the products' (from the whole
+    demand), the groups' own, those of products and groups no longer read, and those of
+    users gone from the tenant (open, but on no page)."""
+    tenant = world.config_tenant()
+    names = Names(tenant, *catalog().names_for(tenant))
+    writes.page(tenant, names)
+    found = {
+        f"sku:{s.id}": sku_findings(s, demand.get(s.id, 0), names) for s in tenant.skus.values()
+    }
+    found |= {f"group:{g}": f for g, f in nested_group_findings(world).items()}
+    subjects = open_subjects(svc)
+    for subject in unread_subjects(subjects, tenant.skus.keys(), world.groups.keys()):
+        found[subject] = []
+    for subject in sorted(s for s in subjects if s and ":" not in s and s not in seen):
+        found[subject] = []
+    for subject, findings in found.items():
+        change = writes.reconcile_findings(subject, findings, run_id, [])
+        result.new += change.new
+        result.new_findings += len(change.new)
+        result.resolved_findings += len(change.resolved)
+    result.planned += writes.take_lines()

@@ -5,12 +5,14 @@ baseline summary the first time), and the run marked done before its working set
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 
 import orjson
 import structlog
 
 from shared.catalog.products import catalog
+from shared.core.dataloss import DATA_LOSS_RISK
 from shared.core.findings import Names
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
 from shared.core.sku_findings import sku_findings
@@ -34,7 +36,7 @@ from shared.service.reconcile.run_state import (
     Scan,
     blob_names,
 )
-from shared.service.reconcile.scan import unseen_users
+from shared.service.reconcile.scan import open_subjects, unseen_users
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, resolve_gone
 
@@ -58,6 +60,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     for group_id, found in group_reports.items():
         ledger.reconcile(f"group:{group_id}", found, now=now, run_id=run.run_id)
         c.findings_by_code.update(f.code for f in found)
+    for subject in unread_subjects(open_subjects(svc), tenant.skus.keys(), world.groups.keys()):
+        ledger.reconcile(subject, [], now=now, run_id=run.run_id)
     crash_point(svc, "reconcile.after_sku_findings")
     gone = RecomputeOutcome()
     resolve_gone(svc, unseen_users(svc, run.started_at), run.run_id, gone)
@@ -65,6 +69,9 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.
     c.new_findings, c.resolved_findings = ledger.run_changes(run.run_id)
+    # The data-loss guard adds its finding while settling, beside the evaluation's findings
+    # (which the counts by code and the report page hold): the ledger says who is at risk.
+    at_risk = len(ledger.open_by_code([DATA_LOSS_RISK]))
 
     folder = f"{REPORTS}{run.date}/{run.run_id}/"
     blobs: list[str] = []
@@ -101,6 +108,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
             for s in tenant.skus.values()
         ],
         drift=drift,
+        data_loss_risks=at_risk,
         self_check_agreement=check.agreement,
         self_check_disagreements=len(check.disagreements) + len(check.state_mismatches),
         reprocess_outcomes={
@@ -150,6 +158,20 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         resolved_findings=c.resolved_findings,
         queued=c.queued,
         would_reprocess=c.would_reprocess,
+    )
+
+
+def unread_subjects(
+    subjects: Iterable[str], sku_ids: Collection[str], group_ids: Collection[str]
+) -> list[str]:
+    """Products and licensed groups with open findings that the scan no longer read (gone
+    from subscribedSkus; deleted, or no longer licensed): their findings no longer apply,
+    however the event that said so was lost."""
+    return sorted(
+        s
+        for s in subjects
+        if (s.startswith("sku:") and s.removeprefix("sku:") not in sku_ids)
+        or (s.startswith("group:") and s.removeprefix("group:") not in group_ids)
     )
 
 

@@ -42,6 +42,7 @@ from shared.service.reconcile.scan import (
     evaluate_page,
     member_index,
     read_world,
+    unlicensed_state_groups,
 )
 
 LATEST_PAGE: Final = "latest/report.html"
@@ -116,7 +117,8 @@ async def live_report(
     link: str | None = None
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
-        page_tenant, evaluation = evaluate_page(world, index, users)
+        unlicensed = await unlicensed_state_groups(directory, world, users)
+        page_tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         builder.add_users(evaluation_json(evaluation, page_tenant)["users"])
         for report in evaluation.users:
             demand.update(lic.sku_id for lic in report.licenses)

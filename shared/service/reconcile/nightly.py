@@ -35,7 +35,7 @@ from shared.ports.blobs import BlobStore
 from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.reconcile.dry_run import dry_run
-from shared.service.reconcile.finish import finish
+from shared.service.reconcile.finish import finish, prune
 from shared.service.reconcile.pages import read_users
 from shared.service.reconcile.run_state import (
     DONE,
@@ -82,6 +82,8 @@ async def reconcile_nightly(
     today = now.date().isoformat()
     run = load_run(state)
     resumed = run is not None and run.phase != DONE and not opts.dry_run
+    if run is not None and run.phase == DONE and not opts.dry_run:
+        record_done(Scan(svc, blobs, state, run, opts))
     if not resumed:
         last = state.get(LAST)
         done_today = last is not None and last.fields.get("date") == today
@@ -120,6 +122,19 @@ async def reconcile_nightly(
         log.info("reconcile.stopped", run_id=run.run_id, pages=run.counters.pages)
         return ReconcileResult(run.run_id, run.date, "stopped", resumed, run.baseline)
     raise AssertionError(f"unknown phase {run.phase}")  # pragma: no cover
+
+
+def record_done(scan: Scan) -> None:
+    """A run marked done whose host died before it was recorded as its date's last: record it
+    and prune its working set (the finish's last steps), so the date is not scanned again."""
+    last = scan.state.get(LAST)
+    if last is not None and last.fields.get("runId") == scan.run.run_id:
+        return
+    log.info("reconcile.recorded_late", run_id=scan.run.run_id, date=scan.run.date)
+    scan.state.put(
+        LAST, {"date": scan.run.date, "runId": scan.run.run_id, "finishedAt": scan.svc.now()}
+    )
+    prune(scan)
 
 
 async def read_groups(scan: Scan) -> None:

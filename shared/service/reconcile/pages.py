@@ -30,6 +30,7 @@ from shared.service.reconcile.scan import (
     evaluate_page,
     member_index,
     open_subjects,
+    unlicensed_state_groups,
     user_total,
 )
 from shared.service.users import Mode, settle
@@ -108,7 +109,8 @@ async def settle_page(
     subjects: set[str],
 ) -> None:
     c = scan.run.counters
-    tenant, evaluation = evaluate_page(world, index, users)
+    unlicensed = await unlicensed_state_groups(scan.svc.directory, world, users)
+    tenant, evaluation = evaluate_page(world, index, users, unlicensed)
     findings = [f for r in evaluation.users for f in r.findings]
     with_findings = sorted({f.user_id for f in findings if f.user_id})
     outcome = await settle(
@@ -118,7 +120,10 @@ async def settle_page(
     c.retry_later += len(outcome.retry_later)
     c.alerts += len(outcome.alerts)
     c.findings_by_code.update(f.code for f in findings)
-    c.group_errors.update(f.group_id for f in findings if f.code in REPORTED_CODES and f.group_id)
+    in_error = {
+        (f.group_id, f.user_id) for f in findings if f.code in REPORTED_CODES and f.group_id
+    }
+    c.group_errors.update(group_id for group_id, _ in in_error)  # users, not their errors
     for report in evaluation.users:
         c.demand.update(lic.sku_id for lic in report.licenses)
     write_parts(scan, tenant, evaluation)

@@ -95,7 +95,14 @@ async def configuration(
 ) -> tuple[list[Any], list[str]]:
     now = scan.svc.now()
     config = config_document(world, now.isoformat())
-    raw = scan.blobs.get(CONFIG_LATEST)
+    # The night before's snapshot, kept with the run: a finish resumed after a crash would
+    # otherwise diff against the snapshot its first attempt already stored as the latest.
+    kept = scan.blobs.get(scan.prefix + "previous-config.json")
+    raw = kept if kept is not None else scan.blobs.get(CONFIG_LATEST)
+    if kept is None:
+        scan.blobs.put(
+            scan.prefix + "previous-config.json", raw or b"null", content_type="application/json"
+        )
     previous = orjson.loads(raw) if raw else None
     scan.blobs.put(folder + "config.json", orjson.dumps(config), content_type="application/json")
     out = [folder + "config.json"]

@@ -16,10 +16,10 @@ from datetime import datetime
 import structlog
 
 from shared.adapters.snapshot import GraphTranslator
-from shared.adapters.world_document import licensed_world
+from shared.adapters.world_document import core_groups, licensed_world
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, evaluate
-from shared.core.model import Tenant
+from shared.core.model import Group, Tenant
 from shared.ports.directory import JSON, Directory, DirectoryError
 from shared.ports.licensed_world import LicensedWorld
 from shared.service.nested import read_members, read_nested
@@ -74,23 +74,51 @@ def member_index(world: LicensedWorld) -> dict[str, tuple[str, ...]]:
     return {u: tuple(g) for u, g in index.items()}
 
 
+async def unlicensed_state_groups(
+    directory: Directory, world: LicensedWorld, users: list[JSON]
+) -> dict[str, Group]:
+    """The groups this page's assignment states name that the world lacks (they lost their
+    licenses since, or were deleted), with the page's members: read as the user pipeline reads
+    them, so a stale state says "no longer assigns" there and here, not "no longer exists"
+    for a group that still does. Deleted groups stay absent. Rare: one read when any."""
+    holders: dict[str, set[str]] = {}
+    for user in users:
+        for state in user.get("licenseAssignmentStates") or ():
+            group_id = state.get("assignedByGroup")
+            if group_id and group_id not in world.groups:
+                holders.setdefault(str(user["id"]), set()).add(str(group_id))
+    if not holders:
+        return {}
+    configs = await directory.group_configs(sorted(set().union(*holders.values())))
+    memberships = await directory.member_of(sorted(holders)) if configs else {}
+    members = {g: [u for u in holders if g in memberships.get(u, ())] for g in configs}
+    return core_groups(configs.values(), world.skus, members)
+
+
 def page_tenant(
-    world: LicensedWorld, index: Mapping[str, Sequence[str]], users: list[JSON]
+    world: LicensedWorld,
+    index: Mapping[str, Sequence[str]],
+    users: list[JSON],
+    unlicensed: Mapping[str, Group] | None = None,
 ) -> Tenant:
-    """One page of users as a tenant: the licensed groups with only this page's members."""
+    """One page of users as a tenant: the licensed groups with only this page's members (and
+    the `unlicensed_state_groups` its states name, when read)."""
     members: dict[str, list[str]] = {gid: [] for gid in world.groups}
     tenant_users = GraphTranslator().users(users, world.skus)
     for user_id in tenant_users:
         for group_id in index.get(user_id, ()):
             members[group_id].append(user_id)
-    groups = world.groups_with_members(members)
+    groups = {**(unlicensed or {}), **world.groups_with_members(members)}
     return Tenant(world.skus, groups, tenant_users, world.organization)
 
 
 def evaluate_page(
-    world: LicensedWorld, index: Mapping[str, Sequence[str]], users: list[JSON]
+    world: LicensedWorld,
+    index: Mapping[str, Sequence[str]],
+    users: list[JSON],
+    unlicensed: Mapping[str, Group] | None = None,
 ) -> tuple[Tenant, Evaluation]:
-    tenant = page_tenant(world, index, users)
+    tenant = page_tenant(world, index, users, unlicensed)
     return tenant, evaluate(tenant, *catalog().names_for(tenant))
 
 

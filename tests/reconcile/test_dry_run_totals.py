@@ -1,0 +1,35 @@
+"""A dry run tells what the run would do, the finish included: the products' and groups' own
+findings it would open, and the findings of users gone from the tenant it would resolve."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reconcile.conftest import Nightly
+from tests.service.world import NESTOR
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+
+
+async def test_a_dry_run_counts_the_findings_the_run_opens(nightly: Nightly) -> None:
+    dry = await nightly.run(dry_run=True)
+    real = await nightly.run()
+
+    assert dry.new_findings == real.new_findings
+    assert real.summary is not None
+    assert {f.code for f in dry.new} == set(real.summary.findings_by_code)
+
+
+async def test_a_dry_run_counts_the_findings_the_run_resolves(nightly: Nightly) -> None:
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    del nightly.directory.users[NESTOR]  # deleted, with an open UniquenessViolation
+
+    dry = await nightly.run(dry_run=True)
+    real = await nightly.run()
+
+    assert real.resolved_findings > 0
+    assert dry.resolved_findings == real.resolved_findings
+    assert any(line.startswith("resolve finding UniquenessViolation") for line in dry.planned)
