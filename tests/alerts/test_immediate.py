@@ -242,3 +242,24 @@ async def test_the_nightly_summary_is_mailed_once_per_date() -> None:
     assert mail["subject"].startswith("License Guard · Contoso: nightly summary 2026-11-24")
     assert "Office 365 E3" in html(mail)
     assert "96.0%" in html(mail)
+
+
+async def test_a_data_loss_after_a_throttled_alert_is_mailed_not_just_marked() -> None:
+    """The first user's alert was throttled out (its draft waits); the retry that also carries
+    a second user's loss must mail that user, not send the old draft and mark both."""
+    world = alert_world(with_mailbox_group(2))
+    first, second = sales(world)
+    await recompute(world, [first, second])
+    for _ in range(3):
+        world.directory.fail_next_send_mail(429, retry_after=1)
+    world.directory.remove_member(MAILBOX_GROUP, first, actor=ADMIN)
+    await recompute(world, [first])
+    assert mails(world) == []
+    world.directory.remove_member(MAILBOX_GROUP, second, actor=ADMIN)
+    world.clock.advance(60)
+
+    await recompute(world, [second])
+    body = " ".join(html(m) for m in mails(world))
+
+    assert "Sales Person 00" in body
+    assert "Sales Person 01" in body
