@@ -49,7 +49,7 @@ from shared.core.model import Tenant
 from shared.ports.tables import Entity, json_field, parse_json_field
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
-from shared.service.alerts.facts import exclusions
+from shared.service.alerts.facts import exclusion_upns, exclusions
 from shared.service.alerts.immediate import send_immediate
 from shared.service.alerts.ledger import ledger
 from shared.service.alerts.mail_delivery import Delivery, last_sent
@@ -162,7 +162,7 @@ async def alert_data_loss(
     if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
         return outcome
     try:
-        return await _alert_data_loss(svc, _recent(svc), outcome, sleep)
+        return await _alert_data_loss(svc, await _recent(svc), outcome, sleep)
     except Exception:
         # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
         # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
@@ -178,7 +178,7 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
-    recent = _recent(svc)
+    recent = await _recent(svc)
     owed = [r for _, r in recent if not r.alerted_in]
     if not owed:
         return outcome
@@ -186,18 +186,18 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     return await _alert_data_loss(svc, recent, outcome, sleep)
 
 
-def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
-    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read)."""
+async def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
+    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read;
+    users excluded by UPN too)."""
     now = svc.now()
     excluded = exclusions(svc)
-    return [
+    recent = [
         (e, r)
         for e, r in ledger(svc)
-        if r.code == DATA_LOSS_RISK
-        and r.is_open
-        and now - r.first_seen <= MASS_WINDOW
-        and not excluded.mutes(r)
+        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
     ]
+    upns = await exclusion_upns(svc, [r for _, r in recent])
+    return [(e, r) for e, r in recent if not excluded.mutes(r, upns.get(r.user_id or ""))]
 
 
 async def _alert_data_loss(

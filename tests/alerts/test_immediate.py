@@ -14,6 +14,7 @@ from shared.ports.directory import GroupConfig
 from shared.ports.messages import RecomputeUsers
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
+from shared.service.dataloss import alert_data_loss_owed
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
@@ -263,3 +264,18 @@ async def test_a_data_loss_after_a_throttled_alert_is_mailed_not_just_marked() -
 
     assert "Sales Person 00" in body
     assert "Sales Person 01" in body
+
+
+async def test_a_user_excluded_by_upn_gets_no_data_loss_alert() -> None:
+    """ALERT_EXCLUDE_USERS takes UPNs (any case) as well as ids, for every alert."""
+    world = alert_world(with_mailbox_group(2), ALERT_EXCLUDE_USERS="Sales00@Contoso.com")
+    first, second = sales(world)
+    await recompute(world, [first, second])
+    world.directory.remove_member(MAILBOX_GROUP, first, actor=ADMIN)
+
+    await recompute(world, [first])
+    owed = await alert_data_loss_owed(world.svc)
+
+    assert mails(world) == []
+    assert owed.delivery is None
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
