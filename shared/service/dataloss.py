@@ -8,11 +8,12 @@ one mass-loss alert naming the groups and, from the directory audit log, who cha
 Detection (choice): a user *held* a capability when Graph's active assignment states grant it
 now (`held_licenses`) or when the capability record stored at the user's previous recompute
 says so (`servicestate`, PartitionKey `capabilities`); the user *keeps* it when the effective
-licenses (from memberships) grant it. The first half catches the change before Entra has
-processed it (its stale assignment is still there), the stored record after (a small group is
-processed within minutes, racing our notification). A lost capability stays recorded, with its
-time and former grants, until it comes back or 30 days pass, so the `DataLossRisk` finding
-stays open, and resolves, with the facts.
+licenses (from memberships) grant it through a path Graph does not show in state Error
+(`granting_licenses`: a new group without a free seat grants nothing). The first half catches
+the change before Entra has processed it (its stale assignment is still there), the stored
+record after (a small group is processed within minutes, racing our notification). A lost
+capability stays recorded, with its time and former grants, until it comes back or 30 days
+pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
     LedgerRow,
+    granting_licenses,
     held_licenses,
     mass_loss,
 )
@@ -114,9 +116,10 @@ def with_data_loss(
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
         lost = dict(record.get("lost") or {})
         graph_held = held_licenses(user, tenant.skus)
+        granting = granting_licenses(user, report.licenses)
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in capability_map.plans.items():
-            keeps = capability_grants(report.licenses, plan_ids)
+            keeps = capability_grants(granting, plan_ids)
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
                 held_now[capability] = keeps

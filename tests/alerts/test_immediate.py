@@ -279,3 +279,38 @@ async def test_a_user_excluded_by_upn_gets_no_data_loss_alert() -> None:
     assert mails(world) == []
     assert owed.delivery is None
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+
+
+async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
+    """A1 -> A3 with no A3 seat left: the new group's path is in error (CountViolation), so it
+    grants nothing and the mailbox goes once the old group's removal is processed."""
+    snapshot = with_mailbox_group(1)
+    new_group = guid("group", "Mailbox_Sales_New")
+    snapshot["groups"].append(
+        {
+            "id": new_group,
+            "displayName": "Mailbox_Sales_New",
+            "securityEnabled": True,
+            "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [],
+        }
+    )
+    world = alert_world(snapshot)
+    [user] = sales(world)
+    await recompute(world, [user])
+    world.directory.add_member(new_group, user, actor=ADMIN)
+    world.directory.remove_member(MAILBOX_GROUP, user, actor=ADMIN)
+    failed = {
+        "skuId": ENTERPRISEPACK,
+        "assignedByGroup": new_group,
+        "disabledPlans": [],
+        "state": "Error",
+        "error": "CountViolation",
+    }
+    world.directory.set_user_state(user, licenseAssignmentStates=[failed], assignedLicenses=[])
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+    assert any("data-loss risk for 1 user(s)" in m["subject"] for m in mails(world))
