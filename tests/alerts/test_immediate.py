@@ -4,26 +4,35 @@ tenant-level issues; refusal of outside recipients; the nightly summary."""
 from __future__ import annotations
 
 import copy
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.core.nightly_summary import NightlySummary, SeatForecast
-from shared.ports.directory import GroupConfig
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError, GroupConfig
 from shared.ports.messages import RecomputeUsers
+from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
+from shared.service.watch import watch_poison
 from tests.alerts.world import (
     GRACE_SECONDS,
+    RECIPIENT,
+    SENDER,
     alert_world,
+    baseline,
     error,
     html,
     mails,
+    prime,
     world_with_findings,
 )
 from tests.builders import guid
@@ -314,3 +323,38 @@ async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
 
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
     assert any("data-loss risk for 1 user(s)" in m["subject"] for m in mails(world))
+
+
+class GroupIdsAsGraph(FakeDirectory):
+    """GET /groups/{id} as Graph answers it: a malformed id is 400 'Invalid object identifier'
+    (what `Get-MgGroup -GroupId <name>` shows), not a 404 to skip."""
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        for group_id in group_ids:
+            try:
+                uuid.UUID(group_id)
+            except ValueError:
+                raise DirectoryError(
+                    400, "Request_BadRequest", f"Invalid object identifier '{group_id}'."
+                ) from None
+        return await super().group_configs(group_ids)
+
+
+async def test_a_poisoned_message_is_alerted_without_looking_its_digest_up_as_a_group() -> None:
+    """A PoisonedMessage finding keeps the message's digest where a group id would be: the
+    alert must not ask Graph for a group by it (400), which failed the tenant alert and then
+    every digest."""
+    world = build_world(fake=GroupIdsAsGraph, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    world.svc.queues.by_name(poison_name(RECOMPUTE_USERS)).put_raw("a message that failed")
+    watch_poison(world.svc)
+
+    tenant = await send_tenant_alerts(world.svc)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert tenant is not None
+    assert tenant.status == "sent"
+    assert "PoisonedMessage" in body
+    assert RECOMPUTE_USERS in body
