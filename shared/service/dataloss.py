@@ -7,7 +7,8 @@ one mass-loss alert naming the groups and, from the directory audit log, who cha
 
 Detection (choice): a user *held* a capability when Graph's active assignment states grant it
 now (`held_licenses`) or when the capability record stored at the user's previous recompute
-says so (`servicestate`, PartitionKey `capabilities`); the user *keeps* it when the effective
+says so (`servicestate`, PartitionKey `capabilities`: recorded once Graph has shown it held,
+so a first license still pending, then failing, is no loss); the user *keeps* it when the effective
 licenses (from memberships) grant it through a path Graph does not show in state Error
 (`granting_licenses`: a new group without a free seat grants nothing). The first half catches
 the change before Entra has processed it (its stale assignment is still there), the stored
@@ -29,6 +30,7 @@ import structlog
 from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
+    HOLDING_STATES,
     LedgerRow,
     granting_licenses,
     held_licenses,
@@ -117,12 +119,20 @@ def with_data_loss(
         lost = dict(record.get("lost") or {})
         graph_held = held_licenses(user, tenant.skus)
         granting = granting_licenses(user, report.licenses)
+        shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in capability_map.plans.items():
             keeps = capability_grants(granting, plan_ids)
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
-                held_now[capability] = keeps
+                # Held once Graph shows it: a path still pending (or already in error) gave
+                # nothing yet, so its failing later is no loss.
+                if capability in held_before or any(
+                    (grant.sku_id, group_id) in shown
+                    for grant in keeps
+                    for group_id in grant.group_ids
+                ):
+                    held_now[capability] = keeps
                 lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}

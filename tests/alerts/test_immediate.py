@@ -290,14 +290,16 @@ async def test_a_user_excluded_by_upn_gets_no_data_loss_alert() -> None:
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
 
 
-async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
-    """A1 -> A3 with no A3 seat left: the new group's path is in error (CountViolation), so it
-    grants nothing and the mailbox goes once the old group's removal is processed."""
+NEW_GROUP = guid("group", "Mailbox_Sales_New")
+
+
+def with_a_second_mailbox_group() -> World:
+    """One Sales user holding E3 from Mailbox_Sales, and an empty 'Mailbox_Sales_New' that
+    assigns E3 too."""
     snapshot = with_mailbox_group(1)
-    new_group = guid("group", "Mailbox_Sales_New")
     snapshot["groups"].append(
         {
-            "id": new_group,
+            "id": NEW_GROUP,
             "displayName": "Mailbox_Sales_New",
             "securityEnabled": True,
             "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
@@ -305,24 +307,49 @@ async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
             "members": [],
         }
     )
-    world = alert_world(snapshot)
+    return alert_world(snapshot)
+
+
+NO_SEAT = {
+    "skuId": ENTERPRISEPACK,
+    "assignedByGroup": NEW_GROUP,
+    "disabledPlans": [],
+    "state": "Error",
+    "error": "CountViolation",
+}
+
+
+async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
+    """A1 -> A3 with no A3 seat left: the new group's path is in error (CountViolation), so it
+    grants nothing and the mailbox goes once the old group's removal is processed."""
+    world = with_a_second_mailbox_group()
     [user] = sales(world)
     await recompute(world, [user])
-    world.directory.add_member(new_group, user, actor=ADMIN)
+    world.directory.add_member(NEW_GROUP, user, actor=ADMIN)
     world.directory.remove_member(MAILBOX_GROUP, user, actor=ADMIN)
-    failed = {
-        "skuId": ENTERPRISEPACK,
-        "assignedByGroup": new_group,
-        "disabledPlans": [],
-        "state": "Error",
-        "error": "CountViolation",
-    }
-    world.directory.set_user_state(user, licenseAssignmentStates=[failed], assignedLicenses=[])
+    world.directory.set_user_state(user, licenseAssignmentStates=[NO_SEAT], assignedLicenses=[])
 
     await recompute(world, [user])
 
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
     assert any("data-loss risk for 1 user(s)" in m["subject"] for m in mails(world))
+
+
+async def test_a_first_license_that_fails_for_want_of_a_seat_is_no_data_loss() -> None:
+    """A user who never held a mailbox joins a group with no seat left: pending, then in
+    error. Nothing was held, so nothing is lost."""
+    world = with_a_second_mailbox_group()
+    [user] = sales(world)
+    world.directory.remove_member(MAILBOX_GROUP, user)
+    world.directory.set_user_state(user, licenseAssignmentStates=[], assignedLicenses=[])
+    world.directory.add_member(NEW_GROUP, user, actor=ADMIN)
+    await recompute(world, [user])  # pending: Graph shows nothing from the group yet
+    world.directory.set_user_state(user, licenseAssignmentStates=[NO_SEAT])
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"]) == []
+    assert mails(world) == []
 
 
 class GroupIdsAsGraph(FakeDirectory):
