@@ -141,9 +141,11 @@ def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]
 
 
 def _has_role(roles: list[str], permission: str) -> bool:
+    """Granted as such or through a wider role: a read by its ReadWrite twin or the directory
+    roles, a write only by Directory.ReadWrite.All (Directory.Read.All writes nothing)."""
     wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
     if permission.startswith(("Group", "User", "Organization")):
-        wider |= DIRECTORY_WIDE
+        wider |= {"Directory.ReadWrite.All"} if ".ReadWrite." in permission else DIRECTORY_WIDE
     return bool(wider & set(roles))
 
 

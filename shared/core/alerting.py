@@ -50,6 +50,7 @@ MUTED: Final = "muted"
 WEEKLY: Final = "weekly"
 
 HOLDING_STATES: Final = frozenset({"Active", "ActiveWithError"})
+FAILED_STATE: Final = "Error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +321,25 @@ def held_licenses(user: User, skus: Mapping[str, Sku]) -> tuple[EffectiveLicense
             EffectiveLicense(sku_id, tuple(paths), enabled, skus[sku_id].plan_ids - enabled)
         )
     return tuple(licenses)
+
+
+def granting_licenses(
+    user: User, licenses: Iterable[EffectiveLicense]
+) -> tuple[EffectiveLicense, ...]:
+    """The effective licenses without the group paths Graph shows in state Error for the user:
+    a group whose assignment fails (no seat left, a conflict) grants nothing, whatever the
+    membership says (a move to a group without seats leaves the user with no mailbox)."""
+    failing = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state == FAILED_STATE}
+    out = []
+    for lic in licenses:
+        paths = tuple(p for p in lic.paths if (lic.sku_id, p.group_id) not in failing)
+        if len(paths) == len(lic.paths):
+            out.append(lic)
+        elif paths:
+            enabled = frozenset().union(*(p.enabled_plans for p in paths))
+            every = lic.enabled_plans | lic.disabled_plans
+            out.append(EffectiveLicense(lic.sku_id, paths, enabled, every - enabled))
+    return tuple(out)
 
 
 def mass_loss(recent_losses: int, threshold: int) -> bool:

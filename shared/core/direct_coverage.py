@@ -18,8 +18,9 @@ class DirectCoverage:
 
     `direct_only`: plans only the direct assignment enables (removing it would lose them).
     `unhealthy_group_ids`: covering groups whose path Graph does not show as Active without
-    errors. The direct assignment is a safe removal candidate when both are empty. One function
-    for the RedundantDirectAssignment/DirectOnlyPlans findings and the migration plan.
+    errors and with every plan the group enables (not a PlanMismatch still being processed).
+    The direct assignment is a safe removal candidate when both are empty. One function for
+    the RedundantDirectAssignment/DirectOnlyPlans findings and the migration plan.
     """
 
     sku_id: str
@@ -43,15 +44,24 @@ def direct_coverage(user: User, lic: EffectiveLicense) -> DirectCoverage | None:
         return None
     group_enabled = frozenset().union(*(p.enabled_plans for p in lic.group_paths))
     group_ids = tuple(p.group_id for p in lic.group_paths)
-    unhealthy = tuple(g for g in group_ids if not _healthy_group_path(user, lic.sku_id, g))
+    unhealthy = tuple(
+        p.group_id
+        for p in lic.group_paths
+        if not _healthy_group_path(user, lic.sku_id, p.group_id, p.enabled_plans)
+    )
     return DirectCoverage(lic.sku_id, group_ids, direct.enabled_plans - group_enabled, unhealthy)
 
 
-def _healthy_group_path(user: User, sku_id: str, group_id: str | None) -> bool:
+def _healthy_group_path(
+    user: User, sku_id: str, group_id: str | None, enabled_plans: frozenset[str]
+) -> bool:
+    """Graph shows the path Active without error, and applying every plan the group enables
+    (a state that still disables one is a group change Entra has not processed yet)."""
     return any(
         s.sku_id == sku_id
         and s.assigned_by_group == group_id
         and s.state == "Active"
         and normalize_error(s.error) is None
+        and not enabled_plans & s.disabled_plans
         for s in user.states
     )

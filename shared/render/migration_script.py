@@ -82,7 +82,7 @@ def sort_removals(
                     item.user_id,
                     item.sku_id,
                     f"not yet: the group path of {groups(item.unhealthy_group_ids)} is not "
-                    "Active without error",
+                    "Active without error with every plan the group enables",
                 )
             )
             continue

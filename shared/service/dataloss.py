@@ -7,12 +7,14 @@ one mass-loss alert naming the groups and, from the directory audit log, who cha
 
 Detection (choice): a user *held* a capability when Graph's active assignment states grant it
 now (`held_licenses`) or when the capability record stored at the user's previous recompute
-says so (`servicestate`, PartitionKey `capabilities`); the user *keeps* it when the effective
-licenses (from memberships) grant it. The first half catches the change before Entra has
-processed it (its stale assignment is still there), the stored record after (a small group is
-processed within minutes, racing our notification). A lost capability stays recorded, with its
-time and former grants, until it comes back or 30 days pass, so the `DataLossRisk` finding
-stays open, and resolves, with the facts.
+says so (`servicestate`, PartitionKey `capabilities`: recorded once Graph has shown it held,
+so a first license still pending, then failing, is no loss); the user *keeps* it when the effective
+licenses (from memberships) grant it through a path Graph does not show in state Error
+(`granting_licenses`: a new group without a free seat grants nothing). The first half catches
+the change before Entra has processed it (its stale assignment is still there), the stored
+record after (a small group is processed within minutes, racing our notification). A lost
+capability stays recorded, with its time and former grants, until it comes back or 30 days
+pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import structlog
 from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
+    HOLDING_STATES,
     LedgerRow,
+    granting_licenses,
     held_licenses,
     mass_loss,
 )
@@ -49,7 +53,7 @@ from shared.core.model import Tenant
 from shared.ports.tables import Entity, json_field, parse_json_field
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
-from shared.service.alerts.facts import exclusions
+from shared.service.alerts.facts import exclusion_upns, exclusions
 from shared.service.alerts.immediate import send_immediate
 from shared.service.alerts.ledger import ledger
 from shared.service.alerts.mail_delivery import Delivery, last_sent
@@ -114,12 +118,21 @@ def with_data_loss(
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
         lost = dict(record.get("lost") or {})
         graph_held = held_licenses(user, tenant.skus)
+        granting = granting_licenses(user, report.licenses)
+        shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in capability_map.plans.items():
-            keeps = capability_grants(report.licenses, plan_ids)
+            keeps = capability_grants(granting, plan_ids)
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
-                held_now[capability] = keeps
+                # Held once Graph shows it: a path still pending (or already in error) gave
+                # nothing yet, so its failing later is no loss.
+                if capability in held_before or any(
+                    (grant.sku_id, group_id) in shown
+                    for grant in keeps
+                    for group_id in grant.group_ids
+                ):
+                    held_now[capability] = keeps
                 lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
@@ -162,7 +175,7 @@ async def alert_data_loss(
     if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
         return outcome
     try:
-        return await _alert_data_loss(svc, _recent(svc), outcome, sleep)
+        return await _alert_data_loss(svc, await _recent(svc), outcome, sleep)
     except Exception:
         # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
         # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
@@ -178,7 +191,7 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
-    recent = _recent(svc)
+    recent = await _recent(svc)
     owed = [r for _, r in recent if not r.alerted_in]
     if not owed:
         return outcome
@@ -186,18 +199,18 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     return await _alert_data_loss(svc, recent, outcome, sleep)
 
 
-def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
-    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read)."""
+async def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
+    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read;
+    users excluded by UPN too)."""
     now = svc.now()
     excluded = exclusions(svc)
-    return [
+    recent = [
         (e, r)
         for e, r in ledger(svc)
-        if r.code == DATA_LOSS_RISK
-        and r.is_open
-        and now - r.first_seen <= MASS_WINDOW
-        and not excluded.mutes(r)
+        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
     ]
+    upns = await exclusion_upns(svc, [r for _, r in recent])
+    return [(e, r) for e, r in recent if not excluded.mutes(r, upns.get(r.user_id or ""))]
 
 
 async def _alert_data_loss(

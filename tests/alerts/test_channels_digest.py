@@ -239,3 +239,26 @@ async def test_without_a_sender_a_digest_no_channel_took_is_posted_again_under_i
     [(_, headers, body)] = receiver.to("/hook")
     assert headers[DIGEST_HEADER] == refused.mail_id
     assert [f["user"]["id"] for f in json.loads(body)["findings"]] == [IRVIN]
+
+
+async def test_a_refused_mail_does_not_post_the_same_digest_to_the_channels_every_run(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ALERT_RECIPIENTS outside the verified domains: the mail is refused each run, and the
+    channels, which took the digest the first time, must not get it again each hour."""
+    monkeypatch.setenv("ALERT_TEAMS_URL", receiver.url + "/teams")
+    channels = [{"type": "teams", "urlSecretName": "ALERT_TEAMS_URL"}]
+    world = alert_world(
+        ALERT_CHANNELS=json.dumps(channels), ALERT_RECIPIENTS="someone@outside.example"
+    )
+    await baseline(world)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+
+    first = await run_digest(world.svc)
+    world.clock.advance(3600)
+    second = await run_digest(world.svc)
+    digests = [h[DIGEST_HEADER] for _, h, _ in receiver.to("/teams")]
+
+    assert first.status == second.status == "refused"
+    assert len([d for d in digests if d.startswith("digest-")]) == 1

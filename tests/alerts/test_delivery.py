@@ -17,6 +17,7 @@ from tests.alerts.world import (
     baseline,
     error,
     header,
+    html,
     mails,
     prime,
     record,
@@ -155,3 +156,22 @@ async def test_the_mail_is_multipart_alternative_with_text_and_html() -> None:
     assert "<html" in html.get_content().lower() or "<table" in html.get_content().lower()
     assert parsed["x-license-guard-digest"] == outcome.mail_id
     assert parsed["Message-ID"].startswith("<license-guard.")
+
+
+async def test_a_retried_digest_with_new_findings_mails_them_instead_of_the_stale_draft() -> None:
+    """The pending digest's draft holds what was new then; a finding that became alertable
+    before the retry must reach a mail before it is marked as mailed."""
+    world = await world_with_findings(error(IRVIN))
+    for _ in range(3):
+        world.directory.fail_next_send_mail(429, retry_after=2)
+    failed = await run_digest(world.svc, sleep=Sleeps())
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    later = await run_digest(world.svc, sleep=Sleeps())
+    [joni] = world.svc.tables.findings.query(JONI)
+    [mail] = [m for m in mails(world) if header(m) == joni.fields["alertedIn"]]
+
+    assert failed.status == "failed"
+    assert later.status == "sent"
+    assert "Joni" in html(mail)

@@ -4,25 +4,35 @@ tenant-level issues; refusal of outside recipients; the nightly summary."""
 from __future__ import annotations
 
 import copy
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.core.nightly_summary import NightlySummary, SeatForecast
-from shared.ports.directory import GroupConfig
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError, GroupConfig
 from shared.ports.messages import RecomputeUsers
+from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
+from shared.service.dataloss import alert_data_loss_owed
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
+from shared.service.watch import watch_poison
 from tests.alerts.world import (
     GRACE_SECONDS,
+    RECIPIENT,
+    SENDER,
     alert_world,
+    baseline,
     error,
     html,
     mails,
+    prime,
     world_with_findings,
 )
 from tests.builders import guid
@@ -242,3 +252,136 @@ async def test_the_nightly_summary_is_mailed_once_per_date() -> None:
     assert mail["subject"].startswith("License Guard · Contoso: nightly summary 2026-11-24")
     assert "Office 365 E3" in html(mail)
     assert "96.0%" in html(mail)
+
+
+async def test_a_data_loss_after_a_throttled_alert_is_mailed_not_just_marked() -> None:
+    """The first user's alert was throttled out (its draft waits); the retry that also carries
+    a second user's loss must mail that user, not send the old draft and mark both."""
+    world = alert_world(with_mailbox_group(2))
+    first, second = sales(world)
+    await recompute(world, [first, second])
+    for _ in range(3):
+        world.directory.fail_next_send_mail(429, retry_after=1)
+    world.directory.remove_member(MAILBOX_GROUP, first, actor=ADMIN)
+    await recompute(world, [first])
+    assert mails(world) == []
+    world.directory.remove_member(MAILBOX_GROUP, second, actor=ADMIN)
+    world.clock.advance(60)
+
+    await recompute(world, [second])
+    body = " ".join(html(m) for m in mails(world))
+
+    assert "Sales Person 00" in body
+    assert "Sales Person 01" in body
+
+
+async def test_a_user_excluded_by_upn_gets_no_data_loss_alert() -> None:
+    """ALERT_EXCLUDE_USERS takes UPNs (any case) as well as ids, for every alert."""
+    world = alert_world(with_mailbox_group(2), ALERT_EXCLUDE_USERS="Sales00@Contoso.com")
+    first, second = sales(world)
+    await recompute(world, [first, second])
+    world.directory.remove_member(MAILBOX_GROUP, first, actor=ADMIN)
+
+    await recompute(world, [first])
+    owed = await alert_data_loss_owed(world.svc)
+
+    assert mails(world) == []
+    assert owed.delivery is None
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+
+
+NEW_GROUP = guid("group", "Mailbox_Sales_New")
+
+
+def with_a_second_mailbox_group() -> World:
+    """One Sales user holding E3 from Mailbox_Sales, and an empty 'Mailbox_Sales_New' that
+    assigns E3 too."""
+    snapshot = with_mailbox_group(1)
+    snapshot["groups"].append(
+        {
+            "id": NEW_GROUP,
+            "displayName": "Mailbox_Sales_New",
+            "securityEnabled": True,
+            "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [],
+        }
+    )
+    return alert_world(snapshot)
+
+
+NO_SEAT = {
+    "skuId": ENTERPRISEPACK,
+    "assignedByGroup": NEW_GROUP,
+    "disabledPlans": [],
+    "state": "Error",
+    "error": "CountViolation",
+}
+
+
+async def test_a_move_to_a_group_whose_license_fails_is_a_data_loss() -> None:
+    """A1 -> A3 with no A3 seat left: the new group's path is in error (CountViolation), so it
+    grants nothing and the mailbox goes once the old group's removal is processed."""
+    world = with_a_second_mailbox_group()
+    [user] = sales(world)
+    await recompute(world, [user])
+    world.directory.add_member(NEW_GROUP, user, actor=ADMIN)
+    world.directory.remove_member(MAILBOX_GROUP, user, actor=ADMIN)
+    world.directory.set_user_state(user, licenseAssignmentStates=[NO_SEAT], assignedLicenses=[])
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+    assert any("data-loss risk for 1 user(s)" in m["subject"] for m in mails(world))
+
+
+async def test_a_first_license_that_fails_for_want_of_a_seat_is_no_data_loss() -> None:
+    """A user who never held a mailbox joins a group with no seat left: pending, then in
+    error. Nothing was held, so nothing is lost."""
+    world = with_a_second_mailbox_group()
+    [user] = sales(world)
+    world.directory.remove_member(MAILBOX_GROUP, user)
+    world.directory.set_user_state(user, licenseAssignmentStates=[], assignedLicenses=[])
+    world.directory.add_member(NEW_GROUP, user, actor=ADMIN)
+    await recompute(world, [user])  # pending: Graph shows nothing from the group yet
+    world.directory.set_user_state(user, licenseAssignmentStates=[NO_SEAT])
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"]) == []
+    assert mails(world) == []
+
+
+class GroupIdsAsGraph(FakeDirectory):
+    """GET /groups/{id} as Graph answers it: a malformed id is 400 'Invalid object identifier'
+    (what `Get-MgGroup -GroupId <name>` shows), not a 404 to skip."""
+
+    async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
+        for group_id in group_ids:
+            try:
+                uuid.UUID(group_id)
+            except ValueError:
+                raise DirectoryError(
+                    400, "Request_BadRequest", f"Invalid object identifier '{group_id}'."
+                ) from None
+        return await super().group_configs(group_ids)
+
+
+async def test_a_poisoned_message_is_alerted_without_looking_its_digest_up_as_a_group() -> None:
+    """A PoisonedMessage finding keeps the message's digest where a group id would be: the
+    alert must not ask Graph for a group by it (400), which failed the tenant alert and then
+    every digest."""
+    world = build_world(fake=GroupIdsAsGraph, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    world.svc.queues.by_name(poison_name(RECOMPUTE_USERS)).put_raw("a message that failed")
+    watch_poison(world.svc)
+
+    tenant = await send_tenant_alerts(world.svc)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert tenant is not None
+    assert tenant.status == "sent"
+    assert "PoisonedMessage" in body
+    assert RECOMPUTE_USERS in body

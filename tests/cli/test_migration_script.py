@@ -20,6 +20,7 @@ from tests.cli.output import assert_shows
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 MEGAN = "c9de3744-4f46-5deb-a7be-239cc5f1b4a5"
+EXCHANGE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
 
 
 def script(capsys: pytest.CaptureFixture[str], kind: str, snapshot: Path = DEMO) -> str:
@@ -98,3 +99,22 @@ def test_a_display_name_cannot_break_out_of_its_comment(
 
     assert not any(line.startswith("Remove-MgUser") for line in text.splitlines())
     assert "# Megan Remove-MgUser -UserId x # <megan.bowen@contoso.com>" in text
+
+
+def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will_enable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The group was just changed to enable Exchange; Graph's state of its path for Megan still
+    disables it (a PlanMismatch, not processed yet). Active without error is not enough: the
+    removal would take her mailbox until Entra catches up."""
+    snapshot = json.loads(DEMO.read_text())
+    megan = next(u for u in snapshot["users"] if u["id"] == MEGAN)
+    group_state = next(s for s in megan["licenseAssignmentStates"] if s["assignedByGroup"])
+    group_state["disabledPlans"] = [*group_state["disabledPlans"], EXCHANGE]
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(snapshot))
+
+    text = script(capsys, "ps1", path)
+
+    assert "Set-MgUserLicense" not in text.replace("Connect-MgGraph", "")
+    assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: not yet" in text

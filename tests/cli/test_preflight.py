@@ -226,3 +226,17 @@ def test_a_token_for_another_tenant_is_named(
     assert status == 1
     tenant = failed(output, "tenant")
     assert f"the token is for tenant {TEST_TENANT_ID}" in tenant
+
+
+def test_directory_read_all_does_not_pass_for_the_reprocess_write(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """Directory.Read.All covers the reads, never a write: act mode still lacks the grant
+    reprocessLicenseAssignment needs (its calls would answer 403)."""
+    roles = [r for r in ALL_ROLES if r != "User.ReadWrite.All"] + ["Directory.Read.All"]
+    status, output = preflight(
+        settings(graph_url, storage, webhook), MintingCredential(SECRET, claims={"roles": roles})
+    )
+    assert status == 1
+    assert "NOT granted" in failed(output, "Graph User.ReadWrite.All")
+    passed(output, "Graph User.Read.All")

@@ -43,14 +43,20 @@ async def deliver(
     channel: str,
     sleep: Sleep = asyncio.sleep,
     open_counts: Mapping[str, int] | None = None,
+    rows: str | None = None,
 ) -> Delivery:
     """Post `mail` to the alert channels, then send it once as mail on `channel`; without
     mail, post it to the channels once under its id (see the module docstring).
-    `open_counts`: the tenant's open findings by severity, when the caller has them."""
+    `open_counts`: the tenant's open findings by severity, when the caller has them; `rows`:
+    what the alert reports (`rows_fingerprint`), kept with its pending id."""
     if enabled(svc) or not svc.settings.alert_channels:
+        if svc.settings.alert_channels and not claim(svc, channel, mail.id, rows):
+            return Delivery(ALREADY_SENT, mail.id)
+        # Claimed before the channels: a mail refused or failed is retried under this id,
+        # which each channel that took it skips, instead of a new post every run.
         await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
-        return await deliver_mail(svc, mail, channel=channel, sleep=sleep)
-    if not claim(svc, channel, mail.id):
+        return await deliver_mail(svc, mail, channel=channel, sleep=sleep, rows=rows)
+    if not claim(svc, channel, mail.id, rows):
         return Delivery(ALREADY_SENT, mail.id)
     results = await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
     if any(r.status in (SENT, ALREADY_SENT, NOTHING) for r in results):

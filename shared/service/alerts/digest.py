@@ -24,6 +24,7 @@ from shared.service.alerts.mail_delivery import (
     last_sent,
     new_id,
     pending_id,
+    rows_fingerprint,
 )
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.open_counts import plan_open_counts
@@ -68,6 +69,11 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
             confirm(svc, DIGEST, pending)
         log.info("alerts.digest_nothing_new", still_open=plan.open_total)
         return DigestOutcome("nothing-new", still_open=plan.open_total, weekly=weekly)
+    reported = rows_fingerprint(
+        [*(f"new|{r.key}" for r in plan.new), *(f"resolved|{r.key}" for r in plan.resolved)]
+    )
+    if pending and pending_id(svc, DIGEST, reported) is None:
+        pending = None  # its draft reports other findings: a new mail reports these
     mail_id = pending or new_id("digest", svc.now())
     shown = [*plan.new, *plan.resolved]
     names = await mail_names(svc, shown)
@@ -88,7 +94,12 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
         else "the baseline summary",
     )
     delivery = await deliver(
-        svc, mail, channel=DIGEST, sleep=sleep, open_counts=plan_open_counts(plan)
+        svc,
+        mail,
+        channel=DIGEST,
+        sleep=sleep,
+        open_counts=plan_open_counts(plan),
+        rows=reported,
     )
     outcome = DigestOutcome(
         delivery.status, mail_id, len(plan.new), len(plan.resolved), plan.open_total, weekly

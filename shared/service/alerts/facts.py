@@ -28,11 +28,6 @@ async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
             memberships[row.user_id] = frozenset(
                 gid for gid in groups if svc.tables.groupmembers.get(gid, row.user_id) is not None
             )
-    upns: dict[str, str] = {}
-    if any("@" in u for u in s.alert_exclude_users):
-        ids = sorted({r.user_id for r in rows if r.is_open and r.user_id})
-        users = await read_user_records(svc, ids)
-        upns = {uid: u.user_principal_name for uid, u in users.items()}
     return AlertFacts(
         now=svc.now(),
         grace=timedelta(minutes=s.alert_grace_minutes),
@@ -40,5 +35,15 @@ async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
         group_processing=processing,
         memberships=memberships,
         exclusions=exclusions(svc),
-        upns=upns,
+        upns=await exclusion_upns(svc, rows),
     )
+
+
+async def exclusion_upns(svc: Services, rows: Sequence[LedgerRow]) -> dict[str, str]:
+    """User id -> UPN for the open findings' users, when ALERT_EXCLUDE_USERS names UPNs
+    (`Exclusions.mutes` needs them); empty otherwise (no Graph read)."""
+    if not any("@" in u for u in svc.settings.alert_exclude_users):
+        return {}
+    ids = sorted({r.user_id for r in rows if r.is_open and r.user_id})
+    users = await read_user_records(svc, ids)
+    return {uid: u.user_principal_name for uid, u in users.items()}

@@ -20,6 +20,7 @@ from shared.service.alerts.mail_delivery import (
     confirm,
     new_id,
     pending_id,
+    rows_fingerprint,
 )
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import ALREADY_SENT, Sleep
@@ -41,7 +42,8 @@ async def send_immediate(
     if not pairs or not alerts_on(svc):
         return None
     rows = [r for _, r in pairs]
-    pending = pending_id(svc, channel)
+    reported = rows_fingerprint(r.key for r in rows)
+    pending = pending_id(svc, channel, reported)
     if pending and any(r.alerted_in == pending for r in rows):
         pending = None
     mail_id = pending or new_id(channel, svc.now())
@@ -56,7 +58,7 @@ async def send_immediate(
         extra=extra,
         mode_note=mode_note(svc),
     )
-    delivery = await deliver(svc, mail, channel=channel, sleep=sleep)
+    delivery = await deliver(svc, mail, channel=channel, sleep=sleep, rows=reported)
     if delivery.accepted or delivery.status == ALREADY_SENT:
         mark(svc, (e for e, _ in pairs), "alertedIn", mail_id)
         crash_point(svc, "immediate.after_mark")

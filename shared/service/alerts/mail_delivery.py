@@ -2,7 +2,7 @@
 
 Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its state in
 `servicestate` (`alerts-<channel>`: `lastId`, `lastAt`, `pendingId`, `pendingAt`,
-`pendingDraftId`). A send:
+`pendingDraftId`, `pendingRows`). A send:
 
 1. refuses when alerts are disabled (no `ALERT_SENDER`) or a recipient is outside the
    tenant's verified domains (checked once per worker at the first send; refusal is logged and
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -54,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 RECIPIENTS_REFUSED: Final = "AlertRecipientsRefused"
 DRAFT_FIELD: Final = "pendingDraftId"
+ROWS_FIELD: Final = "pendingRows"
 
 DISABLED: Final = "disabled"
 REFUSED: Final = "refused"
@@ -81,11 +83,23 @@ def state_name(channel: str) -> str:
     return f"alerts-{channel}"
 
 
-def pending_id(svc: Services, channel: str) -> str | None:
-    """The id of a mail of this channel that may have been sent but was never confirmed."""
+def rows_fingerprint(keys: Iterable[str]) -> str:
+    """What an alert reports (its findings' keys, in any order), in short."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+
+def pending_id(svc: Services, channel: str, rows: str | None = None) -> str | None:
+    """The id of a mail of this channel that may have been sent but was never confirmed; with
+    `rows` (`rows_fingerprint`), only if that mail reports the same findings: its draft holds
+    what it reported then, so findings added since must go out under a new id."""
     entity = ServiceState(svc.tables.servicestate).get(state_name(channel))
     value = entity.fields.get("pendingId") if entity else None
-    return str(value) if value else None
+    if not value or entity is None:
+        return None
+    recorded = entity.fields.get(ROWS_FIELD)
+    if rows is not None and recorded and recorded != rows:
+        return None
+    return str(value)
 
 
 def last_sent(svc: Services, channel: str) -> tuple[str | None, object]:
@@ -95,9 +109,9 @@ def last_sent(svc: Services, channel: str) -> tuple[str | None, object]:
     return (str(entity.fields.get("lastId") or "") or None), entity.fields.get("lastAt")
 
 
-def claim(svc: Services, channel: str, mail_id: str) -> bool:
-    """Record `mail_id` as the channel's `pendingId` before anything is sent (a retry reuses
-    the id); False when it was already sent and confirmed."""
+def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) -> bool:
+    """Record `mail_id` (and `rows`, what it reports) as the channel's `pendingId` before
+    anything is sent (a retry reuses the id); False when it was already sent and confirmed."""
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}
@@ -105,7 +119,10 @@ def claim(svc: Services, channel: str, mail_id: str) -> bool:
         return False
     if fields.get("pendingId") != mail_id:
         fields.pop(DRAFT_FIELD, None)
+        fields.pop(ROWS_FIELD, None)
         fields.update({"pendingId": mail_id, "pendingAt": svc.now()})
+        if rows:
+            fields[ROWS_FIELD] = rows
         state.put(state_name(channel), fields)
     return True
 
@@ -118,6 +135,7 @@ def confirm(svc: Services, channel: str, mail_id: str) -> None:
     fields.pop("pendingId", None)
     fields.pop("pendingAt", None)
     fields.pop(DRAFT_FIELD, None)
+    fields.pop(ROWS_FIELD, None)
     fields.update({"lastId": mail_id, "lastAt": svc.now()})
     state.put(state_name(channel), fields)
 
@@ -177,15 +195,21 @@ def _refused_finding(reason: str) -> Finding:
 
 
 async def deliver_mail(
-    svc: Services, mail: Mail, *, channel: str, sleep: Sleep = asyncio.sleep
+    svc: Services,
+    mail: Mail,
+    *,
+    channel: str,
+    sleep: Sleep = asyncio.sleep,
+    rows: str | None = None,
 ) -> Delivery:
-    """Send `mail` once on `channel` (see the module docstring). The caller confirms."""
+    """Send `mail` once on `channel` (see the module docstring). The caller confirms.
+    `rows`: what it reports (`rows_fingerprint`), kept with its pending id."""
     if not enabled(svc):
         return Delivery(DISABLED, mail.id, reason="ALERT_SENDER is not set")
     refused = await recipients_refused(svc)
     if refused:
         return Delivery(REFUSED, mail.id, reason=refused)
-    if not claim(svc, channel, mail.id):
+    if not claim(svc, channel, mail.id, rows):
         log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
         return Delivery(ALREADY_SENT, mail.id)
     state = ServiceState(svc.tables.servicestate)

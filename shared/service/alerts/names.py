@@ -3,6 +3,7 @@ alert mail and the channels show them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from shared.adapters.snapshot import GraphTranslator
@@ -37,7 +38,7 @@ async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
     wanted = sorted({u for ids in per_line.values() for u in ids})
     users = await read_user_records(svc, wanted)
     configs = LicensedGroups(svc.tables.deltalinks).configs()
-    missing = sorted({r.group_id for r in rows if r.group_id and r.group_id not in configs})
+    missing = sorted({g for r in rows if (g := r.group_id) and g not in configs and _object_id(g)})
     if missing:
         configs |= await svc.directory.group_configs(missing)
     return MailNames(
@@ -46,6 +47,17 @@ async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
         groups={gid: c.display_name or gid for gid, c in configs.items()},
         products=product_names(svc),
     )
+
+
+def _object_id(value: str) -> bool:
+    """A directory object id (a GUID): what Graph can be asked for. A PoisonedMessage keeps
+    its message's digest where a group id would be; GET /groups/{digest} is a 400 that would
+    fail the whole alert."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def product_names(svc: Services) -> dict[str, str]:
