@@ -390,6 +390,17 @@ def test_main_is_subscription_scoped_and_creates_the_resource_group() -> None:
     assert re.search(r"^resource\s+rg\s+'Microsoft.Resources/resourceGroups@", main, re.M)
 
 
+@pytest.mark.parametrize(
+    "path", sorted(p.relative_to(INFRA).as_posix() for p in INFRA.rglob("*.bicep"))
+)
+def test_no_template_declares_a_symbol_twice(path: str) -> None:
+    """Bicep refuses a template with one identifier declared twice (BCP028), so `azd up` would
+    fail before it deploys anything; outputs have their own namespace."""
+    declared = re.findall(r"^(?:param|var|resource|module)\s+(\w+)", read(path), re.MULTILINE)
+    twice = sorted({name for name in declared if declared.count(name) > 1})
+    assert not twice, f"{path} declares {twice} more than once"
+
+
 def test_modules_are_called_with_exactly_the_params_they_declare() -> None:
     main = read("main.bicep")
     for symbol, (path, passed) in modules(main).items():
