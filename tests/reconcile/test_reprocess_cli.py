@@ -21,6 +21,7 @@ from tests.service.world import BASE_ENV
 
 EMS_GROUP = "Licensing_Office365_EMS_E3"
 IN_ERROR = {"Irvin Sayers", "Joni Sherman", "Pradeep Gupta"}
+BAD_GRAPH_URL = "https://graph.microsoft.con/v1.0"  # a typo: no Graph cloud
 
 
 @pytest.fixture
@@ -163,3 +164,18 @@ def test_an_unknown_group_is_one_line_and_exit_2(
     assert err.splitlines()[-1] == (
         "license-guard: error: group 'No such group' is not a licensed group of the tenant"
     )
+
+
+def test_a_graph_url_of_no_graph_cloud_is_one_line_and_exit_2(
+    settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Exit 1 means "a user was not reprocessed": a mistyped URL must not look like that.
+    status = main(
+        ["reprocess", "--user", "irvin.sayers@contoso.com", "--graph-base-url", BAD_GRAPH_URL]
+    )
+    err = capsys.readouterr().err
+
+    assert status == EXIT_BAD_INPUT
+    assert len(err.splitlines()) == 1
+    assert err.startswith("license-guard: error: GRAPH_BASE_URL")
+    assert "is not a Microsoft Graph host" in err
