@@ -88,10 +88,10 @@ def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     except DirectoryError as exc:
         raise LiveError(f"cannot read the tenant: {exc}") from None
     except AzureError as exc:
-        raise LiveError(f"storage: {_storage_error_text(exc)}") from None
+        raise LiveError(f"storage: {storage_error_text(exc)}") from None
 
 
-def _storage_error_text(exc: Any) -> str:
+def storage_error_text(exc: Any) -> str:
     """The storage SDK's error in one line: its error code and the first line of its message."""
     lines = str(getattr(exc, "message", None) or exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
