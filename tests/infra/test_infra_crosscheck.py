@@ -604,3 +604,17 @@ def test_operations_doc_says_how_to_enable_mail_and_set_up_the_sync_server() -> 
                  "Export-Clixml", "az functionapp function keys set", "Register-ScheduledTask",
                  "az keyvault secret set"):  # fmt: skip
         assert fact in onprem, fact
+
+
+def test_operations_doc_lists_every_azd_variable_the_parameters_file_reads() -> None:
+    """An admin changes settings with `azd env set NAME` (a portal change is lost on the next
+    provision), so the doc's list of those names must hold every one the parameters file reads."""
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    owned = doc[doc.index("### Settings are owned by the Bicep") : doc.index("The timer schedules")]
+    text = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    variables = set(re.findall(r"\$\{(\w+)", text)) - {"AZURE_ENV_NAME", "AZURE_LOCATION"}
+    variables -= {"AZURE_PRINCIPAL_ID", "AZURE_PRINCIPAL_TYPE"}  # azd sets these itself
+
+    assert variables, "no azd variables found"
+    missing = sorted(name for name in variables if f"`{name}`" not in owned)
+    assert not missing, f"docs/operations.md does not list {missing}"
