@@ -179,3 +179,15 @@ def test_a_graph_url_of_no_graph_cloud_is_one_line_and_exit_2(
     assert len(err.splitlines()) == 1
     assert err.startswith("license-guard: error: GRAPH_BASE_URL")
     assert "is not a Microsoft Graph host" in err
+
+
+def test_an_admin_can_reprocess_the_same_user_again(cli: ReprocessCli) -> None:
+    """The on-call step: seats bought, `reprocess` the users again. A manual request is the
+    admin's decision: an earlier manual reprocess of the same finding must not refuse it."""
+    act = {"LICENSE_GUARD_MODE": "act", "REPROCESS_RATE_PER_MIN": "60"}
+    first, _ = cli.reprocess("--user", "pradeep.gupta@contoso.com", **act)
+    second, document = cli.reprocess("--user", "pradeep.gupta@contoso.com", **act)
+
+    assert (first, second) == (0, 0)
+    assert [u["status"] for u in document["users"]] == ["called"]
+    assert cli.audited_users().count("Pradeep Gupta") == 2
