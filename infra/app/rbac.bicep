@@ -166,10 +166,6 @@ resource userSecretsAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
 }
 
 // Optional Entra ID path for the on-prem trigger: send (add) only, on the sync-completed queue only.
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
-  parent: storage
-  name: 'default'
-}
 
 resource syncCompletedQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
   parent: queueService

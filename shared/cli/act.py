@@ -35,6 +35,7 @@ def _reprocess_flags(cmd: argparse.ArgumentParser) -> None:
 def run_reprocess(args: argparse.Namespace) -> int:
     import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) every other command skips
 
+    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
     from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
@@ -56,6 +57,8 @@ def run_reprocess(args: argparse.Namespace) -> int:
         svc = build_services(env)
     except SettingsError as exc:
         raise LiveError(f"settings: {exc}") from None
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
 
     async def job() -> Any:
         try:

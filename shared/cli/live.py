@@ -77,13 +77,26 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> GraphSession:
 
 
 def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a command's async work; a Graph error becomes a LiveError (exit 2, no traceback)."""
-    try:
-        import asyncio  # noqa: PLC0415 - only the live commands pay for it
+    """Run a command's async work; a Graph or storage error becomes a LiveError (exit 2, no
+    traceback): storage refusing the sign-in (no data role) is what an admin meets first."""
+    import asyncio  # noqa: PLC0415 - only the live commands pay for it
 
+    from azure.core.exceptions import AzureError  # noqa: PLC0415 - likewise
+
+    try:
         return asyncio.run(job())
     except DirectoryError as exc:
         raise LiveError(f"cannot read the tenant: {exc}") from None
+    except AzureError as exc:
+        raise LiveError(f"storage: {storage_error_text(exc)}") from None
+
+
+def storage_error_text(exc: Any) -> str:
+    """The storage SDK's error in one line: its error code and the first line of its message."""
+    lines = str(getattr(exc, "message", None) or exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    code = getattr(exc, "error_code", None)
+    return f"{code}: {text}" if code else text
 
 
 def run_scan(args: argparse.Namespace, work: Callable[[Directory, Progress], Awaitable[_T]]) -> _T:

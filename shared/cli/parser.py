@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="license-guard",
         description="Entra License Guard: check Microsoft Entra group-based licensing.",
         epilog=(
-            "exit status: 0 success, 1 the command's documented condition (a risk found, "
-            "findings at or above --fail-on), 2 bad input or I/O (one line on standard error)"
+            "exit status: 0 success, 1 the command's documented condition (a risk found, a "
+            "user not reprocessed, a deployment not ready), 2 bad input or I/O (one line on "
+            "standard error)"
         ),
     )
     parser.add_argument("--version", action=_Version, help="show program's version number and exit")

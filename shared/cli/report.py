@@ -9,14 +9,15 @@ reconciliation keeps them in (``--from-storage``, with the app's ``AzureWebJobsS
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shared.cli.command import Command
+from shared.cli.env import cli_environment
 from shared.cli.files import load_tenant
-from shared.cli.live import LiveError, run_scan
+from shared.cli.live import LiveError, run_scan, storage_error_text
 from shared.cli.progress import Progress
 from shared.platform.setting_values import parse_sku_prices as sku_prices
 from shared.platform.settings import StorageConnection
@@ -51,27 +52,32 @@ def _html_flags(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def _history(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _history(args: argparse.Namespace, env: Mapping[str, str]) -> list[dict[str, Any]]:
     try:
         if args.history:
             return load_history_dir(args.history)
         if args.from_storage:
-            from shared.bootstrap import reports_blob_store  # noqa: PLC0415 - storage only when asked
+            from azure.core.exceptions import AzureError  # noqa: PLC0415 - storage only when asked
+
+            from shared.bootstrap import reports_blob_store  # noqa: PLC0415 - likewise
 
             try:
-                storage = StorageConnection.from_env(os.environ)
+                storage = StorageConnection.from_env(env)
             except (LookupError, ValueError) as exc:
                 raise LiveError(
                     f"--from-storage needs AzureWebJobsStorage (or its identity form): {exc}"
                 ) from None
-            return load_history_blobs(reports_blob_store(storage))
+            try:
+                return load_history_blobs(reports_blob_store(storage))
+            except AzureError as exc:
+                raise LiveError(f"storage: {storage_error_text(exc)}") from None
     except HistoryError as exc:
         raise LiveError(str(exc)) from None
     return []
 
 
-def _prices() -> dict[str, float]:
-    text = (os.environ.get("SKU_PRICES") or "").strip()
+def _prices(env: Mapping[str, str]) -> dict[str, float]:
+    text = (env.get("SKU_PRICES") or "").strip()
     try:
         return sku_prices(text) if text else {}
     except ValueError as exc:
@@ -82,8 +88,9 @@ def run_html(args: argparse.Namespace) -> int:
     if args.rows_per_code < 1:
         raise LiveError("--rows-per-code must be at least 1")
     now = datetime.now(UTC)
-    history = _history(args)
-    prices = _prices()
+    env = cli_environment()  # local.settings.json, then the environment, as every live command
+    history = _history(args, env)
+    prices = _prices(env)
     if args.snapshot:
         report = report_from_snapshot(
             load_tenant(args.snapshot),

@@ -130,6 +130,10 @@ async def _call(
     svc: Services, user_id: str, who: str, causes: Sequence[Cause], findings: tuple[Finding, ...]
 ) -> ManualOutcome:
     correlation_id = f"cli-{uuid.uuid4()}"
+    # Each admin request is its own decision: its causes carry the request's id as evidence, so
+    # the ledger's "never twice for an unchanged cause" (meant for the service's own retries)
+    # does not turn a second request for the same finding into a silent "duplicate".
+    causes = [replace(c, evidence=(*c.evidence, f"request={correlation_id}")) for c in causes]
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     now = svc.now()
     for cause in causes:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devhost.azurite import AzuriteEndpoints
+from devhost.azurite import DEV_KEY, AzuriteEndpoints
 from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
@@ -147,3 +147,45 @@ def test_from_storage_without_storage_settings_is_bad_input(
 
     assert status == 2
     assert "--from-storage needs AzureWebJobsStorage" in capsys.readouterr().err
+
+
+def test_the_storage_and_prices_come_from_local_settings_json_like_every_live_command(
+    azurite: AzuriteEndpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.delenv("SKU_PRICES", raising=False)
+    values = {"AzureWebJobsStorage": azurite.connection_string, "SKU_PRICES": "EMS=10.6"}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": values}))
+    monkeypatch.chdir(tmp_path)
+    blobs = blobs_for(azurite.connection_string)
+    record = {"date": "2026-11-27", "findings_by_code": {"Other": 3}, "seat_forecast": []}
+    blobs.put(history_name("2026-11-27"), orjson.dumps(record), content_type="application/json")
+    snapshot = str(Path(__file__).resolve().parents[2] / DEMO)
+
+    assert (
+        main(["report", "html", "--snapshot", snapshot, "--from-storage", "--out", "r.html"]) == 0
+    )
+
+    html = (tmp_path / "r.html").read_text()
+    assert "changes are counted since the night of " in html
+    assert "monthly cost from SKU_PRICES" in html
+
+
+def test_storage_that_refuses_is_one_line_and_exit_2(
+    azurite: AzuriteEndpoints,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As a sign-in without Storage Blob Data Reader on the reports container is refused."""
+    wrong_key = azurite.connection_string.replace(DEV_KEY, "A" * (len(DEV_KEY) - 2) + "==")
+    monkeypatch.setenv("AzureWebJobsStorage", wrong_key)
+    out = tmp_path / "r.html"
+
+    status = main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)])
+    err = capsys.readouterr().err.splitlines()
+
+    assert status == 2
+    assert len(err) == 1
+    assert err[0].startswith("license-guard: error: storage: ")
+    assert not out.exists()

@@ -390,6 +390,17 @@ def test_main_is_subscription_scoped_and_creates_the_resource_group() -> None:
     assert re.search(r"^resource\s+rg\s+'Microsoft.Resources/resourceGroups@", main, re.M)
 
 
+@pytest.mark.parametrize(
+    "path", sorted(p.relative_to(INFRA).as_posix() for p in INFRA.rglob("*.bicep"))
+)
+def test_no_template_declares_a_symbol_twice(path: str) -> None:
+    """Bicep refuses a template with one identifier declared twice (BCP028), so `azd up` would
+    fail before it deploys anything; outputs have their own namespace."""
+    declared = re.findall(r"^(?:param|var|resource|module)\s+(\w+)", read(path), re.MULTILINE)
+    twice = sorted({name for name in declared if declared.count(name) > 1})
+    assert not twice, f"{path} declares {twice} more than once"
+
+
 def test_modules_are_called_with_exactly_the_params_they_declare() -> None:
     main = read("main.bicep")
     for symbol, (path, passed) in modules(main).items():
@@ -593,3 +604,17 @@ def test_operations_doc_says_how_to_enable_mail_and_set_up_the_sync_server() -> 
                  "Export-Clixml", "az functionapp function keys set", "Register-ScheduledTask",
                  "az keyvault secret set"):  # fmt: skip
         assert fact in onprem, fact
+
+
+def test_operations_doc_lists_every_azd_variable_the_parameters_file_reads() -> None:
+    """An admin changes settings with `azd env set NAME` (a portal change is lost on the next
+    provision), so the doc's list of those names must hold every one the parameters file reads."""
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    owned = doc[doc.index("### Settings are owned by the Bicep") : doc.index("The timer schedules")]
+    text = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    variables = set(re.findall(r"\$\{(\w+)", text)) - {"AZURE_ENV_NAME", "AZURE_LOCATION"}
+    variables -= {"AZURE_PRINCIPAL_ID", "AZURE_PRINCIPAL_TYPE"}  # azd sets these itself
+
+    assert variables, "no azd variables found"
+    missing = sorted(name for name in variables if f"`{name}`" not in owned)
+    assert not missing, f"docs/operations.md does not list {missing}"

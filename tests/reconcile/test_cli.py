@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from devhost.azurite import AzuriteEndpoints, wipe_storage
-from devhost.stack import GRAPH_TOKEN, load_tenant
+from devhost.stack import GRAPH_TOKEN, free_port, load_tenant
 from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
 from shared.adapters.graph import ORGANIZATION_SELECT, SKU_SELECT
@@ -218,6 +218,46 @@ def test_bad_input_exits_2_with_one_line(
     assert no_settings == 2
     assert "not an absolute http(s) URL" in err
     assert "missing required setting(s)" in err
+
+
+def _wrong_key(azurite: AzuriteEndpoints) -> str:
+    """Storage that refuses us (403), as it does a sign-in without the data roles."""
+    key = azurite.connection_string.split("AccountKey=")[1].split(";")[0]
+    return azurite.connection_string.replace(key, "A" * (len(key) - 2) + "==")
+
+
+def _closed_port(azurite: AzuriteEndpoints) -> str:
+    """Storage that does not answer (a wrong account or endpoint)."""
+    port = str(free_port())
+    connection = azurite.connection_string
+    for used in {azurite.blob_port, azurite.queue_port, azurite.table_port}:
+        connection = connection.replace(f":{used}/", f":{port}/")
+    return connection
+
+
+@pytest.mark.parametrize("storage", [_wrong_key, _closed_port])
+@pytest.mark.parametrize(
+    "command", [["reconcile", "--dry-run"], ["reprocess", "--group", "Licensing_Office365_EMS_E3"]]
+)
+def test_storage_that_refuses_or_does_not_answer_exits_2_with_one_line(
+    graph: str,
+    azurite: AzuriteEndpoints,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    storage: Any,
+    command: list[str],
+) -> None:
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", storage(azurite))
+    monkeypatch.setenv("LICENSE_GUARD_MODE", "act")
+
+    status = main(live(graph, *command))
+    err = capsys.readouterr().err.splitlines()
+
+    assert status == 2
+    assert len(err) == 1
+    assert err[0].startswith("license-guard: error: storage: ")
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from tests.service.world import BASE_ENV
 
 EMS_GROUP = "Licensing_Office365_EMS_E3"
 IN_ERROR = {"Irvin Sayers", "Joni Sherman", "Pradeep Gupta"}
+BAD_GRAPH_URL = "https://graph.microsoft.con/v1.0"  # a typo: no Graph cloud
 
 
 @pytest.fixture
@@ -163,3 +164,30 @@ def test_an_unknown_group_is_one_line_and_exit_2(
     assert err.splitlines()[-1] == (
         "license-guard: error: group 'No such group' is not a licensed group of the tenant"
     )
+
+
+def test_a_graph_url_of_no_graph_cloud_is_one_line_and_exit_2(
+    settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Exit 1 means "a user was not reprocessed": a mistyped URL must not look like that.
+    status = main(
+        ["reprocess", "--user", "irvin.sayers@contoso.com", "--graph-base-url", BAD_GRAPH_URL]
+    )
+    err = capsys.readouterr().err
+
+    assert status == EXIT_BAD_INPUT
+    assert len(err.splitlines()) == 1
+    assert err.startswith("license-guard: error: GRAPH_BASE_URL")
+    assert "is not a Microsoft Graph host" in err
+
+
+def test_an_admin_can_reprocess_the_same_user_again(cli: ReprocessCli) -> None:
+    """The on-call step: seats bought, `reprocess` the users again. A manual request is the
+    admin's decision: an earlier manual reprocess of the same finding must not refuse it."""
+    act = {"LICENSE_GUARD_MODE": "act", "REPROCESS_RATE_PER_MIN": "60"}
+    first, _ = cli.reprocess("--user", "pradeep.gupta@contoso.com", **act)
+    second, document = cli.reprocess("--user", "pradeep.gupta@contoso.com", **act)
+
+    assert (first, second) == (0, 0)
+    assert [u["status"] for u in document["users"]] == ["called"]
+    assert cli.audited_users().count("Pradeep Gupta") == 2
