@@ -13,7 +13,7 @@ from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.run_state import Options, ReconcileResult
-from tests.service.world import World, build_world
+from tests.service.world import E3_BASE, World, build_world
 
 PAGE = 5
 """Users per page: the 23 demo users make five pages."""
@@ -43,6 +43,24 @@ class Nightly:
 
 class Interrupted(Exception):
     """The process died mid-run."""
+
+
+async def mailbox_lost_after_a_baseline() -> Nightly:
+    """A nightly with alert mail set up, after its baseline run and a day on, in which Alannah
+    Shaw left the E3 Base group (the path of her mailbox)."""
+    nightly = Nightly(
+        build_world(
+            fake=SmallPages,
+            ALERT_SENDER="megan.bowen@contoso.com",
+            ALERT_RECIPIENTS="it-licensing@contoso.com",
+        )
+    )
+    await nightly.run()  # the baseline
+    nightly.world.clock.advance(24 * 3600)
+    users = nightly.directory.users.values()
+    alannah = next(u["id"] for u in users if u["displayName"] == "Alannah Shaw")
+    nightly.directory.remove_member(E3_BASE, alannah)
+    return nightly
 
 
 async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:

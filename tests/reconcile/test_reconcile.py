@@ -13,7 +13,13 @@ from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
-from tests.reconcile.conftest import PAGE, Nightly, SmallPages, killed_after_two_pages
+from tests.reconcile.conftest import (
+    PAGE,
+    Nightly,
+    SmallPages,
+    killed_after_two_pages,
+    mailbox_lost_after_a_baseline,
+)
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world
 
@@ -169,18 +175,7 @@ async def test_the_paths_report_has_the_cores_header_and_a_row_per_path(nightly:
 
 
 async def test_a_user_who_loses_the_mailbox_between_nights_is_alerted_at_once() -> None:
-    nightly = Nightly(
-        build_world(
-            fake=SmallPages,
-            ALERT_SENDER="megan.bowen@contoso.com",
-            ALERT_RECIPIENTS="it-licensing@contoso.com",
-        )
-    )
-    await nightly.run()  # the baseline
-    nightly.world.clock.advance(DAY)
-    users = nightly.directory.users.values()
-    alannah = next(u["id"] for u in users if u["displayName"] == "Alannah Shaw")
-    nightly.directory.remove_member(E3_BASE, alannah)
+    nightly = await mailbox_lost_after_a_baseline()
     nightly.directory.sent_mail.clear()
 
     await nightly.run()

@@ -6,8 +6,8 @@ import pytest
 
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.service.stores import FindingsLedger
-from tests.reconcile.conftest import Nightly, SmallPages
-from tests.service.world import E3_BASE, EMS, EMS_E3, ENTERPRISEPACK, build_world
+from tests.reconcile.conftest import Nightly, mailbox_lost_after_a_baseline
+from tests.service.world import EMS, EMS_E3, ENTERPRISEPACK
 
 pytestmark = pytest.mark.anyio
 
@@ -15,18 +15,7 @@ DAY = 24 * 3600
 
 
 async def test_the_summary_counts_the_data_loss_risks_the_night_left_open() -> None:
-    nightly = Nightly(
-        build_world(
-            fake=SmallPages,
-            ALERT_SENDER="megan.bowen@contoso.com",
-            ALERT_RECIPIENTS="it-licensing@contoso.com",
-        )
-    )
-    await nightly.run()  # the baseline
-    nightly.world.clock.advance(DAY)
-    users = nightly.directory.users.values()
-    alannah = next(u["id"] for u in users if u["displayName"] == "Alannah Shaw")
-    nightly.directory.remove_member(E3_BASE, alannah)
+    nightly = await mailbox_lost_after_a_baseline()
 
     result = await nightly.run()
 
