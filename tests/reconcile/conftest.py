@@ -13,6 +13,7 @@ from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.run_state import Options, ReconcileResult
+from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import E3_BASE, World, build_world
 
 PAGE = 5
@@ -78,6 +79,13 @@ async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
     with pytest.raises(Interrupted):
         await nightly.run(**options)
     nightly.directory.users_page = real  # type: ignore[method-assign]
+
+
+async def crashed_at(nightly: Nightly, point: str) -> None:
+    """A run that dies at the named crash point (the host recycled there)."""
+    nightly.world.svc.crash_points = CrashRecorder([], crash_at=point)
+    with pytest.raises(SimulatedCrash):
+        await nightly.run()
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reconcile.conftest import Nightly, SmallPages
-from tests.reliability.harness import CrashRecorder, SimulatedCrash
+from tests.reconcile.conftest import Nightly, SmallPages, crashed_at
 from tests.service.world import E3_BASE, EMS, ENTERPRISEPACK, build_world
 
 pytestmark = pytest.mark.anyio
@@ -23,9 +22,7 @@ async def test_a_resumed_finish_reports_the_nights_drift(point: str) -> None:
         E3_BASE,
         [{"skuId": ENTERPRISEPACK, "disabledPlans": []}, {"skuId": EMS, "disabledPlans": []}],
     )
-    nightly.world.svc.crash_points = CrashRecorder([], crash_at=point)
-    with pytest.raises(SimulatedCrash):
-        await nightly.run()
+    await crashed_at(nightly, point)
 
     result = await nightly.run()
 

@@ -31,7 +31,7 @@ from shared.service.users import recompute_users
 from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_poison
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
 from tests.alerts.world import alert_world, mails
-from tests.reconcile.conftest import Nightly, SmallPages
+from tests.reconcile.conftest import Nightly, SmallPages, crashed_at
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import EMS, IRVIN, TENANT_ID, World, build_world
 
@@ -384,9 +384,7 @@ async def test_a_resumed_nightly_run_counts_what_a_clean_run_counts(point: str) 
     assert expected.summary is not None
 
     resumed = Nightly(build_world(fake=SmallPages, BASELINE="off"))
-    resumed.world.svc.crash_points = CrashRecorder([], crash_at=point)
-    with pytest.raises(SimulatedCrash):
-        await resumed.run()
+    await crashed_at(resumed, point)
     result = await resumed.run()
 
     assert result.resumed
