@@ -43,21 +43,25 @@ MAILBOX_GROUP = guid("group", "Mailbox_Sales")
 ADMIN = "it.admin@contoso.com"
 
 
+def e3_group(name: str, members: list[str]) -> dict[str, Any]:
+    """A security group whose licensing Entra has processed, assigning Office 365 E3 with every
+    plan to the user ids in `members`."""
+    return {
+        "id": guid("group", name),
+        "displayName": name,
+        "securityEnabled": True,
+        "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
+        "licenseProcessingState": {"state": "ProcessingComplete"},
+        "members": [{"@odata.type": "#microsoft.graph.user", "id": u} for u in members],
+    }
+
+
 def with_mailbox_group(users: int) -> dict[str, Any]:
     """The demo tenant plus 'Mailbox_Sales' (Office 365 E3, every plan) and its `users`
     members, each holding E3 from it and from nothing else."""
     snapshot = demo_snapshot()
     ids = [guid("user", f"sales{n:02d}") for n in range(users)]
-    snapshot["groups"].append(
-        {
-            "id": MAILBOX_GROUP,
-            "displayName": "Mailbox_Sales",
-            "securityEnabled": True,
-            "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
-            "licenseProcessingState": {"state": "ProcessingComplete"},
-            "members": [{"@odata.type": "#microsoft.graph.user", "id": u} for u in ids],
-        }
-    )
+    snapshot["groups"].append(e3_group("Mailbox_Sales", ids))
     for n, user_id in enumerate(ids):
         snapshot["users"].append(
             {
@@ -297,16 +301,7 @@ def with_a_second_mailbox_group() -> World:
     """One Sales user holding E3 from Mailbox_Sales, and an empty 'Mailbox_Sales_New' that
     assigns E3 too."""
     snapshot = with_mailbox_group(1)
-    snapshot["groups"].append(
-        {
-            "id": NEW_GROUP,
-            "displayName": "Mailbox_Sales_New",
-            "securityEnabled": True,
-            "assignedLicenses": [{"skuId": ENTERPRISEPACK, "disabledPlans": []}],
-            "licenseProcessingState": {"state": "ProcessingComplete"},
-            "members": [],
-        }
-    )
+    snapshot["groups"].append(e3_group("Mailbox_Sales_New", []))
     return alert_world(snapshot)
 
 
