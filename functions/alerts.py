@@ -8,23 +8,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.running import run_job
-from shared.platform.logging import bind_invocation
+from functions.running import add_timer_job
 
 bp = func.Blueprint()
 
-
-@bp.timer_trigger(arg_name="timer", schedule="%ALERT_DIGEST_SCHEDULE%", run_on_startup=False)
-def alert_digest(timer: func.TimerRequest, context: func.Context) -> None:
-    bind_invocation(context)
-    from shared.service.alerts.digest import run_digest  # noqa: PLC0415 - on first use
-
-    run_job(run_digest)
-
-
-@bp.timer_trigger(arg_name="timer", schedule="%POISON_WATCH_SCHEDULE%", run_on_startup=False)
-def tenant_alerts(timer: func.TimerRequest, context: func.Context) -> None:
-    bind_invocation(context)
-    from shared.service.tenant_alerts import send_tenant_alerts  # noqa: PLC0415 - on first use
-
-    run_job(send_tenant_alerts)
+add_timer_job(bp, "alert_digest", "ALERT_DIGEST_SCHEDULE", "alerts.digest:run_digest")
+add_timer_job(bp, "tenant_alerts", "POISON_WATCH_SCHEDULE", "tenant_alerts:send_tenant_alerts")

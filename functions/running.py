@@ -9,18 +9,22 @@ the others nor the host's HTTP answers. `shared.bootstrap.services()` gives each
 Graph client over the worker's one credential and shared storage clients.
 
 Each handler binds its invocation first (a test checks it), then imports its job and hands it
-here; the services (and each job's module) are imported on first use, not at cold start.
+here; the services (and each job's module) are imported on first use, not at cold start. A
+timer whose whole work is one service job is one row (`add_timer_job`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.platform.logging import bind_correlation
+import azure.functions as func
+
+from shared.platform.logging import bind_correlation, bind_invocation
 from shared.ports.messages import Message
 
 if TYPE_CHECKING:
@@ -54,3 +58,19 @@ def run_on_message(
     message = decode()
     with bind_correlation(message.correlation_id):
         run_job(lambda svc: job(svc, message))
+
+
+def add_timer_job(bp: func.Blueprint, name: str, schedule_setting: str, job: str) -> None:
+    """Register the timer function `name` on `bp`: on the schedule the required setting
+    `schedule_setting` holds, never on startup (that would also fire on every scale-out), it
+    runs the service job `job`, "module:function" under `shared.service`, imported on first use."""
+    module, _, function = job.partition(":")
+
+    def handler(timer: func.TimerRequest, context: func.Context) -> None:
+        bind_invocation(context)
+        run_job(getattr(importlib.import_module(f"shared.service.{module}"), function))
+
+    trigger = bp.timer_trigger(
+        arg_name="timer", schedule=f"%{schedule_setting}%", run_on_startup=False
+    )
+    bp.function_name(name)(trigger(handler))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from typing import IO, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import orjson
 
 from shared.cli.command import Command
-from shared.cli.env import cli_environment
-from shared.cli.live import LiveError, run_job
+from shared.cli.live import LiveError, run_service_job
 from shared.cli.options import add_format_option
-from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
+
+if TYPE_CHECKING:
+    from shared.service.services import Services
 
 EXIT_OK = 0
 EXIT_NOT_DONE = 1
@@ -35,8 +36,6 @@ def _reprocess_flags(cmd: argparse.ArgumentParser) -> None:
 def run_reprocess(args: argparse.Namespace) -> int:
     import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) every other command skips
 
-    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
-    from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
         UNKNOWN,
@@ -47,27 +46,12 @@ def run_reprocess(args: argparse.Namespace) -> int:
     if not structlog.is_configured():
         # The command's output is standard output; the service's log lines go to stderr.
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
-    env = cli_environment()
-    env["GRAPH_BASE_URL"] = (
-        args.graph_base_url or env.get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
-    )
-    if args.token:
-        env["GRAPH_STATIC_TOKEN"] = args.token
-    try:
-        svc = build_services(env)
-    except SettingsError as exc:
-        raise LiveError(f"settings: {exc}") from None
-    except GraphEndpointError as exc:
-        raise LiveError(str(exc)) from None
 
-    async def job() -> Any:
-        try:
-            return await manual_reprocess(svc, args.user or (), args.group, dry_run=args.dry_run)
-        finally:
-            await close_services(svc)
+    async def work(svc: Services) -> Any:
+        return await manual_reprocess(svc, args.user or (), args.group, dry_run=args.dry_run)
 
     try:
-        outcomes = run_job(job)
+        outcomes = run_service_job(args, work)
     except UnknownGroup as exc:
         raise LiveError(str(exc)) from None
     write_outcomes(outcomes, args.format, args.dry_run)

@@ -32,6 +32,7 @@ from shared.render.paths import path_rows, write_csv
 if TYPE_CHECKING:
     from shared.bootstrap import GraphSession
     from shared.service.reconcile.run_state import ReconcileResult
+    from shared.service.services import Services
 
 # The Graph SDK and the service (storage SDKs) are imported by the commands that use them:
 # `evaluate` and the other snapshot commands share this parser and must not pay for them.
@@ -111,6 +112,34 @@ def run_scan(args: argparse.Namespace, work: Callable[[Directory, Progress], Awa
         finally:
             progress.close()
             await signed_in.aclose()
+
+    return run_job(job)
+
+
+def run_service_job(args: argparse.Namespace, work: Callable[[Services], Awaitable[_T]]) -> _T:
+    """A command that works as the service does (reconcile, reprocess): the service's own
+    `Services` from the app's settings, `--graph-base-url`/`--token` over them, closed after
+    `work`; settings that cannot be used are a LiveError, as a Graph or storage error is."""
+    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
+    from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
+
+    env = cli_environment()
+    base, token = _graph(args, env)
+    env["GRAPH_BASE_URL"] = base
+    if token:
+        env["GRAPH_STATIC_TOKEN"] = token
+    try:
+        svc = build_services(env)
+    except SettingsError as exc:
+        raise LiveError(f"settings: {exc}") from None
+    except GraphEndpointError as exc:
+        raise LiveError(str(exc)) from None
+
+    async def job() -> _T:
+        try:
+            return await work(svc)
+        finally:
+            await close_services(svc)
 
     return run_job(job)
 
@@ -255,41 +284,24 @@ async def write_paths(
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
-    from shared.bootstrap import build_services, close_services  # noqa: PLC0415
     from shared.service.reconcile.nightly import reconcile_nightly  # noqa: PLC0415
     from shared.service.reconcile.run_state import Options  # noqa: PLC0415
 
-    env = cli_environment()
-    base, token = _graph(args, env)
-    env["GRAPH_BASE_URL"] = base
-    if token:
-        env["GRAPH_STATIC_TOKEN"] = token
-    try:
-        svc = build_services(env)
-    except SettingsError as exc:
-        raise LiveError(f"settings: {exc}") from None
-    except GraphEndpointError as exc:
-        raise LiveError(str(exc)) from None
-    blobs = svc.blobs
-    progress = Progress(args.quiet)
-    options = Options(
-        dry_run=args.dry_run,
-        force=True,
-        retention_days=svc.settings.report_retention_days,
-        progress=progress,
-    )
-
-    async def job() -> int:
+    async def work(svc: Services) -> ReconcileResult:
+        progress = Progress(args.quiet)
+        options = Options(
+            dry_run=args.dry_run,
+            force=True,
+            retention_days=svc.settings.report_retention_days,
+            progress=progress,
+        )
         try:
-            result = await reconcile_nightly(svc, blobs, options)
+            return await reconcile_nightly(svc, svc.blobs, options)
         finally:
             progress.close()
-            await close_services(svc)
-        print_result(result, args.format)
-        return EXIT_OK
 
-    return run_job(job)
+    print_result(run_service_job(args, work), args.format)
+    return EXIT_OK
 
 
 def _reconcile_flags(cmd: argparse.ArgumentParser) -> None:

@@ -518,6 +518,16 @@ def test_the_poison_watch_reports_a_poisoned_message(registered: World) -> None:
     assert codes == ["PoisonedMessage"]
 
 
+@pytest.mark.parametrize("name", ["alert_digest", "tenant_alerts"])
+def test_each_alert_timer_runs_its_job(registered: World, name: str) -> None:
+    """Alert mail is off here (no ALERT_SENDER): the job's first check says so, once."""
+    assert not registered.svc.caches.alerts_disabled_logged
+
+    call(name, timer())
+
+    assert registered.svc.caches.alerts_disabled_logged
+
+
 def test_the_poison_watch_reports_a_recorded_subscription_graph_no_longer_has(
     registered: World,
 ) -> None:

@@ -264,8 +264,9 @@ def test_notification_urls_are_key_vault_secrets_the_hook_replaces_with_our_rout
             settings[setting]
             == f"'@Microsoft.KeyVault(SecretUri=${{keyVaultUri}}secrets/{secret}/)'"
         )
+    from tests.invocation import indexed_functions  # here: tools/doctor.py imports this module
+
     webhooks = (ROOT / "functions" / "webhooks.py").read_text(encoding="utf-8")
-    timers = (ROOT / "functions" / "timers.py").read_text(encoding="utf-8")
     for hook in ("postprovision.sh", "postprovision.ps1"):
         text = (INFRA / "scripts" / hook).read_text(encoding="utf-8")
         for secret, route, function in (
@@ -280,7 +281,7 @@ def test_notification_urls_are_key_vault_secrets_the_hook_replaces_with_our_rout
         assert "appsettings set" not in text  # no key in a plain app setting
         assert "az functionapp restart" in text  # the references resolve to the new value
         assert "subscription_keeper" in text
-        assert "def subscription_keeper(" in timers
+        assert "subscription_keeper" in indexed_functions()
 
 
 # --- the Flex Consumption app -----------------------------------------------------------------

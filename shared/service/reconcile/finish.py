@@ -145,20 +145,9 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         reprocess_queued=c.queued,
         baseline=run.baseline,
     )
-    return ReconcileResult(
-        run.run_id,
-        run.date,
-        DONE,
-        resumed,
-        run.baseline,
-        summary,
-        blobs,
-        users=c.users,
-        new_findings=c.new_findings,
-        resolved_findings=c.resolved_findings,
-        queued=c.queued,
-        would_reprocess=c.would_reprocess,
-    )
+    result = ReconcileResult(run.run_id, run.date, DONE, resumed, run.baseline, summary, blobs)
+    result.add(c)
+    return result
 
 
 def unread_subjects(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,11 @@ class Settled:
         self.resolved_findings += len(outcome.resolved)
         self.queued += len(outcome.queued)
         self.would_reprocess += len(outcome.would_reprocess)
+
+    def add(self, other: Settled) -> None:
+        """Add `other`'s counts: a finished run's result takes its checkpoint's."""
+        for count in fields(Settled):
+            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
 
 
 @dataclass
