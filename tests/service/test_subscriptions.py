@@ -27,7 +27,13 @@ from tests.service.world import (
 pytestmark = pytest.mark.anyio
 
 
-async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATION_URL) -> str:
+async def existing(
+    world: World,
+    *,
+    expires_in: timedelta,
+    url: str = NOTIFICATION_URL,
+    lifecycle_url: str = LIFECYCLE_URL,
+) -> str:
     """A subscription Graph already holds (created before this keeper run)."""
     moment = world.clock.now() + expires_in
     sub = await world.directory.create_subscription(
@@ -35,7 +41,7 @@ async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATI
             resource="/groups",
             change_type="updated,deleted",
             notification_url=url,
-            lifecycle_notification_url=LIFECYCLE_URL,
+            lifecycle_notification_url=lifecycle_url,
             client_state=CLIENT_STATE,
             expiration=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
@@ -124,6 +130,48 @@ async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
     assert remaining == {newer, foreign}  # someone else's subscription is not ours to delete
     assert older not in remaining
     assert recorded(world) == {newer}
+
+
+async def test_a_subscription_whose_lifecycle_url_is_no_longer_ours_is_replaced(
+    world: World,
+) -> None:
+    """Graph cannot change a subscription's lifecycleNotificationUrl (delete and re-create,
+    https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). After the
+    lifecycle function's key was rotated the keeper kept renewing the old one, whose
+    lifecycle events (reauthorizationRequired) went to a URL that no longer opens."""
+    old = await existing(
+        world, expires_in=timedelta(days=10), lifecycle_url=f"{LIFECYCLE_URL}?code=old-key"
+    )
+    world.subscribe(old)
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.id != old
+    assert sub.lifecycle_notification_url == LIFECYCLE_URL
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
+async def test_after_the_notification_url_changed_our_old_subscription_is_deleted(
+    world: World,
+) -> None:
+    """A redeploy to another host, or rotated function keys: the keeper creates a
+    subscription for the new URL. The old one, recorded as ours, used to stay in Graph for up
+    to 29 days, posting every change to the old URL as well (rejected there as 'not ours',
+    or refused for its old key) and holding one of the 100 subscriptions per app and tenant."""
+    old_url = "https://guard-old.example.net/api/graph/notifications"
+    old = await existing(world, expires_in=timedelta(days=10), url=old_url)
+    world.subscribe(old)
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.notification_url == NOTIFICATION_URL
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
 
 
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:
