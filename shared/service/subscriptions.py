@@ -149,12 +149,14 @@ async def keep_subscription(svc: Services) -> KeeperOutcome:
     whose answer was lost shows up here as ours and is kept (extras are deleted)."""
     _send_owed_sweep(svc)
     found = await svc.directory.subscriptions()
-    mine = sorted(_ours(svc, found), key=lambda s: s.expiration)
-    outdated = _outdated(svc, found)
+    current, now = _ours(svc, found), svc.now()
+    mine = sorted((s for s in current if _parse(s.expiration) > now), key=lambda s: s.expiration)
+    # One that expired and is still listed cannot be renewed: replaced, like an outdated one.
+    outdated = [*(s for s in current if s not in mine), *_outdated(svc, found)]
     if not mine:
         reason = "subscription was missing: changes may have been missed"
         if outdated:
-            reason = "subscription URLs changed: replaced"
+            reason = "subscription expired or its URLs changed: replaced"
         created = await _create(svc, reason)
         for old in outdated:
             await svc.directory.delete_subscription(old.id)

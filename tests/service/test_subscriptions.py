@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.ports.directory import Subscription, SubscriptionRequest
+from shared.core.graph_values import parse_graph_time
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
 from shared.service.subscriptions import (
     MAX_LIFETIME,
@@ -20,6 +22,7 @@ from tests.service.world import (
     NOTIFICATION_URL,
     World,
     body,
+    build_world,
     lifecycle,
     sweeps,
 )
@@ -114,6 +117,34 @@ async def test_a_subscription_expiring_within_48_hours_is_renewed_to_nearly_the_
     assert MAX_LIFETIME - timedelta(hours=2) < lifetime <= MAX_LIFETIME
     assert world.directory.requests["create_subscription"] == 0
     assert sweeps(world) == []  # a renewal misses nothing
+
+
+class ListsExpiredSubscriptions(FakeDirectory):
+    """Graph deletes a subscription that expired, yet GET /subscriptions has been seen to
+    list it still (microsoftgraph/msgraph-sdk-javascript#906); renewing it fails."""
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        found = await self.subscription(subscription_id)
+        if found is not None and parse_graph_time(found.expiration) <= self._now():
+            raise DirectoryError(404, "ResourceNotFound", "The subscription has expired.")
+        return await super().renew_subscription(subscription_id, expiration)
+
+
+async def test_an_expired_subscription_still_listed_is_replaced_not_renewed() -> None:
+    """The app was stopped (or the keeper failing) past the expiry: the keeper tried to renew
+    the expired one, failed, and failed the same way on every run after: no subscription."""
+    world = build_world(fake=ListsExpiredSubscriptions)
+    expired = await existing(world, expires_in=timedelta(hours=1))
+    world.subscribe(expired)
+    world.clock.advance(timedelta(hours=2).total_seconds())
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.id != expired
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
 
 
 async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
