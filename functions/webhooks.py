@@ -65,7 +65,8 @@ def _accept_changes(body: bytes) -> None:
 
 
 def _accept_lifecycle(body: bytes) -> None:
-    """Lifecycle events also call Graph: on the thread's own loop."""
+    """Lifecycle events also call Graph: on the thread's own loop. Change notifications
+    posted here (one URL for both, this one) are queued as on the change route."""
     from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
 
     run_job(lambda services: accept_lifecycle_notifications(services, body))

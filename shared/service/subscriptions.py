@@ -71,11 +71,29 @@ def _remember(svc: Services, subscription: Subscription) -> None:
 
 
 def _ours(svc: Services, subscriptions: list[Subscription]) -> list[Subscription]:
-    url = svc.settings.notification_url
+    """Our /groups subscriptions to both URLs the settings name now."""
+    url, lifecycle_url = svc.settings.notification_url, svc.settings.lifecycle_notification_url
     return [
         s
         for s in subscriptions
-        if s.resource.strip("/").lower() == "groups" and s.notification_url == url
+        if s.resource.strip("/").lower() == "groups"
+        and s.notification_url == url
+        and s.lifecycle_notification_url == lifecycle_url
+    ]
+
+
+def _outdated(svc: Services, subscriptions: list[Subscription]) -> list[Subscription]:
+    """Ours (recorded, or to our notification URL) but to a URL no longer configured: a
+    redeploy or rotated function keys. Graph cannot change a lifecycle URL, so these are
+    replaced, and deleted once the new one exists."""
+    current = {s.id for s in _ours(svc, subscriptions)}
+    recorded = our_subscription_ids(svc.tables.subscriptions)
+    return [
+        s
+        for s in subscriptions
+        if s.id not in current
+        and s.resource.strip("/").lower() == "groups"
+        and (s.id in recorded or s.notification_url == svc.settings.notification_url)
     ]
 
 
@@ -130,11 +148,20 @@ async def keep_subscription(svc: Services) -> KeeperOutcome:
     died after creating the subscription is sent first. A subscription created by a request
     whose answer was lost shows up here as ours and is kept (extras are deleted)."""
     _send_owed_sweep(svc)
-    mine = sorted(_ours(svc, await svc.directory.subscriptions()), key=lambda s: s.expiration)
+    found = await svc.directory.subscriptions()
+    current, now = _ours(svc, found), svc.now()
+    mine = sorted((s for s in current if _parse(s.expiration) > now), key=lambda s: s.expiration)
+    # One that expired and is still listed cannot be renewed: replaced, like an outdated one.
+    outdated = [*(s for s in current if s not in mine), *_outdated(svc, found)]
     if not mine:
-        created = await _create(svc, "subscription was missing: changes may have been missed")
-        return KeeperOutcome("created", created.id, created.expiration)
-    keep, extras = mine[-1], mine[:-1]
+        reason = "subscription was missing: changes may have been missed"
+        if outdated:
+            reason = "subscription expired or its URLs changed: replaced"
+        created = await _create(svc, reason)
+        for old in outdated:
+            await svc.directory.delete_subscription(old.id)
+        return KeeperOutcome("created", created.id, created.expiration, len(outdated))
+    keep, extras = mine[-1], [*mine[:-1], *outdated]
     for extra in extras:
         await svc.directory.delete_subscription(extra.id)
     action = "kept"

@@ -31,7 +31,7 @@ from shared.core.findings import (
     Finding,
     service_finding,
 )
-from shared.core.graph_values import graph_time_or_none
+from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.reprocess import PROCESSING_COMPLETE
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
@@ -50,6 +50,8 @@ from shared.service.user_reads import skus_for
 log = structlog.get_logger(__name__)
 
 LAST_SYNC = "last-sync"
+SYNC_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of ours a sync server's clock may run before its time is not believed."""
 POISONED_MESSAGE = "PoisonedMessage"
 SUBSCRIPTION_MISSING = "SubscriptionMissing"
 NOTIFICATIONS_SILENT = "NotificationsSilent"
@@ -72,6 +74,12 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     svc.send(
         DeltaSweep(reason=f"directory sync completed ({source})", correlation_id=correlation_id)
     )
+    latest = svc.now() + SYNC_CLOCK_SKEW
+    if moment > latest:
+        # A mistyped time or a sender's clock far ahead must not become the watermark: every
+        # real sync before that moment would look old and sweep nothing.
+        log.warning("sync.completed_in_future", completed_at=completed_at, source=source)
+        completed_at = format_graph_time(latest)
     state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
     log.info(
         "sync.completed", completed_at=completed_at, source=source, correlation_id=correlation_id

@@ -260,9 +260,13 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
     assert registered.directory.requests["create_subscription"] == 2
 
 
-def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered: World) -> None:
-    """Graph lets lifecycleNotificationUrl equal notificationUrl: its lifecycle events then
-    come to the change route, batched with change notifications."""
+@pytest.mark.parametrize("route", ["notifications", "lifecycle"])
+def test_change_and_lifecycle_notifications_posted_together_are_both_handled(
+    registered: World, route: str
+) -> None:
+    """Graph lets one URL serve both kinds. At the change route the lifecycle events were
+    dropped; at the lifecycle route the change notifications were (every group change then
+    waited for a sweep). Either route queues the changes and acts on the events."""
     sub = asyncio.run(_existing_subscription(registered))
     registered.subscribe(sub)
     items = (
@@ -270,7 +274,7 @@ def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered
         lifecycle("subscriptionRemoved", subscriptionId=sub),
     )
 
-    response = call("graph_notifications", post("graph/notifications", body(*items)))
+    response = call(f"graph_{route}", post(f"graph/{route}", body(*items)))
 
     assert response.status_code == 202
     kinds = [m.__class__ for m in registered.messages(GROUPS_CHANGED)]

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.ports.directory import Subscription, SubscriptionRequest
+from shared.core.graph_values import parse_graph_time
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
 from shared.service.subscriptions import (
     MAX_LIFETIME,
@@ -20,6 +22,7 @@ from tests.service.world import (
     NOTIFICATION_URL,
     World,
     body,
+    build_world,
     lifecycle,
     sweeps,
 )
@@ -27,7 +30,13 @@ from tests.service.world import (
 pytestmark = pytest.mark.anyio
 
 
-async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATION_URL) -> str:
+async def existing(
+    world: World,
+    *,
+    expires_in: timedelta,
+    url: str = NOTIFICATION_URL,
+    lifecycle_url: str = LIFECYCLE_URL,
+) -> str:
     """A subscription Graph already holds (created before this keeper run)."""
     moment = world.clock.now() + expires_in
     sub = await world.directory.create_subscription(
@@ -35,7 +44,7 @@ async def existing(world: World, *, expires_in: timedelta, url: str = NOTIFICATI
             resource="/groups",
             change_type="updated,deleted",
             notification_url=url,
-            lifecycle_notification_url=LIFECYCLE_URL,
+            lifecycle_notification_url=lifecycle_url,
             client_state=CLIENT_STATE,
             expiration=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
@@ -110,6 +119,34 @@ async def test_a_subscription_expiring_within_48_hours_is_renewed_to_nearly_the_
     assert sweeps(world) == []  # a renewal misses nothing
 
 
+class ListsExpiredSubscriptions(FakeDirectory):
+    """Graph deletes a subscription that expired, yet GET /subscriptions has been seen to
+    list it still (microsoftgraph/msgraph-sdk-javascript#906); renewing it fails."""
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        found = await self.subscription(subscription_id)
+        if found is not None and parse_graph_time(found.expiration) <= self._now():
+            raise DirectoryError(404, "ResourceNotFound", "The subscription has expired.")
+        return await super().renew_subscription(subscription_id, expiration)
+
+
+async def test_an_expired_subscription_still_listed_is_replaced_not_renewed() -> None:
+    """The app was stopped (or the keeper failing) past the expiry: the keeper tried to renew
+    the expired one, failed, and failed the same way on every run after: no subscription."""
+    world = build_world(fake=ListsExpiredSubscriptions)
+    expired = await existing(world, expires_in=timedelta(hours=1))
+    world.subscribe(expired)
+    world.clock.advance(timedelta(hours=2).total_seconds())
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.id != expired
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
 async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
     world: World,
 ) -> None:
@@ -124,6 +161,48 @@ async def test_duplicate_subscriptions_are_reduced_to_the_one_expiring_last(
     assert remaining == {newer, foreign}  # someone else's subscription is not ours to delete
     assert older not in remaining
     assert recorded(world) == {newer}
+
+
+async def test_a_subscription_whose_lifecycle_url_is_no_longer_ours_is_replaced(
+    world: World,
+) -> None:
+    """Graph cannot change a subscription's lifecycleNotificationUrl (delete and re-create,
+    https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). After the
+    lifecycle function's key was rotated the keeper kept renewing the old one, whose
+    lifecycle events (reauthorizationRequired) went to a URL that no longer opens."""
+    old = await existing(
+        world, expires_in=timedelta(days=10), lifecycle_url=f"{LIFECYCLE_URL}?code=old-key"
+    )
+    world.subscribe(old)
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.id != old
+    assert sub.lifecycle_notification_url == LIFECYCLE_URL
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
+async def test_after_the_notification_url_changed_our_old_subscription_is_deleted(
+    world: World,
+) -> None:
+    """A redeploy to another host, or rotated function keys: the keeper creates a
+    subscription for the new URL. The old one, recorded as ours, used to stay in Graph for up
+    to 29 days, posting every change to the old URL as well (rejected there as 'not ours',
+    or refused for its old key) and holding one of the 100 subscriptions per app and tenant."""
+    old_url = "https://guard-old.example.net/api/graph/notifications"
+    old = await existing(world, expires_in=timedelta(days=10), url=old_url)
+    world.subscribe(old)
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "created"
+    assert sub.notification_url == NOTIFICATION_URL
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
 
 
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:

@@ -134,6 +134,22 @@ async def test_a_poll_after_the_sync_servers_message_for_the_same_cycle_adds_no_
     assert sweeps(world) == []
 
 
+async def test_a_sync_time_in_the_future_does_not_silence_the_syncs_that_follow(
+    world: World,
+) -> None:
+    """A mistyped --completed-at (a year ahead) or a sync server whose clock runs ahead:
+    it used to become the watermark, so every real sync before that moment, polled or
+    posted, was taken for an old one and swept nothing."""
+    assert on_sync_completed(world.svc, synced("2027-11-24T07:30:00Z"))  # the clock: 2026
+    sweeps(world)
+    world.clock.advance(3600)
+    world.directory.orgs[0]["onPremisesLastSyncDateTime"] = "2026-11-24T09:30:00Z"
+
+    assert await watch_sync(world.svc)
+    assert on_sync_completed(world.svc, synced("2026-11-24T10:00:00Z"))
+    assert len(sweeps(world)) == 2
+
+
 async def test_a_tenant_without_directory_sync_never_sweeps_on_the_poll(world: World) -> None:
     world.directory.orgs[0]["onPremisesLastSyncDateTime"] = None
 

@@ -120,9 +120,11 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
 
 
 async def accept_lifecycle_notifications(svc: Services, body: bytes) -> Intake:
-    vetted = _vet(svc, body)
-    await act_on_lifecycle_events(svc, vetted)
-    return Intake(vetted, None)
+    """The lifecycle route: its events acted on, and any change notifications queued first
+    (Graph lets one URL serve both; it may be this route's)."""
+    intake = accept_change_notifications(svc, body)
+    await act_on_lifecycle_events(svc, intake.vetted)
+    return intake
 
 
 async def act_on_lifecycle_events(svc: Services, vetted: VettedNotifications) -> None:
