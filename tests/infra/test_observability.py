@@ -220,6 +220,11 @@ from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 exported = InMemoryLogRecordExporter()
 get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+spans = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))
 
 class Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -237,7 +242,7 @@ base = f"http://127.0.0.1:{server.server_port}"
 
 # an alert channel's post (httpx, as the Graph client's calls): the URL is the channel's secret
 from shared.service.alerts.channels import http_post
-channel = base + "/workflows/1/triggers/manual/paths/invoke?sig=CHANNEL-SECRET"
+channel = base + "/services/T0/B0/CHANNEL-SECRET?sig=CHANNEL-SECRET"  # Slack's, Teams' secret
 status, _ = asyncio.run(http_post(channel, b"{}", {"Content-Type": "application/json"}))
 # a storage call (the Azure SDK's pipeline)
 from azure.storage.queue import QueueClient
@@ -247,7 +252,8 @@ queue = QueueClient.from_connection_string(
 queue.create_queue()
 
 bodies = [str(getattr(r, "log_record", r).body) for r in exported.get_finished_logs()]
-print(json.dumps({"status": status, "bodies": bodies}))
+urls = [str(dict(span.attributes or {})) for span in spans.get_finished_spans()]
+print(json.dumps({"status": status, "bodies": bodies, "spans": urls}))
 sys.stdout.flush()
 os._exit(0)  # skip the exit-time flush: nothing may leave the machine
 """
@@ -264,6 +270,16 @@ def test_the_libraries_per_request_logs_are_not_exported() -> None:
     assert not [body for body in result["bodies"] if "CHANNEL-SECRET" in body]
     assert not [body for body in result["bodies"] if "HTTP Request" in body]
     assert not [body for body in result["bodies"] if "Request URL" in body]
+
+
+def test_an_alert_channel_post_is_no_dependency_record() -> None:
+    """The httpx instrumentation records each request's URL as a dependency; it redacts a
+    ``sig`` query value (Teams) but not a path, and a Slack hook's path is its secret."""
+    result, _ = _run(_HTTP_PROBE, APP_INSIGHTS)
+
+    assert result["status"] == 202
+    assert any("recompute-users" in span for span in result["spans"])  # storage calls still are
+    assert not [span for span in result["spans"] if "CHANNEL-SECRET" in span]
 
 
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
