@@ -25,6 +25,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, Resourc
 
 from shared.adapters.graph_auth import GraphEndpoint
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
+from shared.platform.setting_values import is_unresolved_reference
 from shared.platform.settings import StorageConnection
 from shared.ports.directory import DirectoryError
 
@@ -278,6 +279,10 @@ def client_state_check(value: str | None) -> Check:
     fix = "set CLIENT_STATE (a random secret of 16-128 characters, kept in Key Vault)"
     if value is None or not value.strip():
         return Check(FAIL, "CLIENT_STATE", "missing", fix)
+    if is_unresolved_reference(value):
+        reference = "a Key Vault reference, not the secret (the app refuses it unresolved)"
+        where = "run preflight with the secret's value, or fix the secret or the identity's role"
+        return Check(FAIL, "CLIENT_STATE", reference, where)
     if not 16 <= len(value) <= 128:
         return Check(FAIL, "CLIENT_STATE", f"{len(value)} characters, Graph takes 16-128", fix)
     return Check(PASS, "CLIENT_STATE", f"present, {len(value)} characters")

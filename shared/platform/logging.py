@@ -54,6 +54,11 @@ __all__ = [
 ]
 
 _RESERVED: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+PER_REQUEST_LOGGERS: Final = ("httpx", "azure.core.pipeline.policies.http_logging_policy")
+"""Libraries that log every HTTP request at INFO: httpx its full URL (an alert channel's secret
+URL, a mailbox in a Graph path), azure-core each storage request and answer, the exporter's own
+posts included, which would feed themselves. The worker runs the root logger at INFO, so they
+are raised to WARNING."""
 _PASSED_TO_LOGGING: Final = ("exc_info", "stack_info", "stacklevel")
 
 
@@ -112,10 +117,13 @@ def configure_logging(
     """Route structlog through `logging` and format `handlers` (default: root's) as JSON.
 
     With no handlers anywhere, add a stdout handler to the root logger at `level`. Otherwise
-    levels stay as the host configured them (host.json ``logging.logLevel``). With `handlers`
+    levels stay as the host configured them (host.json ``logging.logLevel``), but for the
+    `PER_REQUEST_LOGGERS`, which log at WARNING and above only. With `handlers`
     None and ``APPLICATIONINSIGHTS_CONNECTION_STRING`` in `env` (default: the environment),
     export to Application Insights as well (see the module docstring).
     """
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if handlers is None:
         azure_monitor.enable(os.environ if env is None else env)
     structlog.configure(

@@ -14,6 +14,17 @@ from urllib.parse import urlsplit
 
 TRUE_WORDS: Final = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS: Final = frozenset({"false", "0", "no", "off"})
+UNRESOLVED_REFERENCE: Final = (
+    "a Key Vault reference the platform could not resolve (the app got the reference, not the "
+    "secret): check that the secret exists and is enabled and that the app's identity holds Key "
+    "Vault Secrets User on the vault, then restart the app"
+)
+
+
+def is_unresolved_reference(text: str) -> bool:
+    """True for a Key Vault reference (``@Microsoft.KeyVault(...)``) as the app sees it when App
+    Service could not read the secret: it then passes the reference text on instead."""
+    return text.strip().lower().startswith("@microsoft.keyvault(")
 
 
 def parse_guid(text: str) -> str:

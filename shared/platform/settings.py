@@ -3,7 +3,9 @@
 Azure Functions exposes app settings (and ``local.settings.json`` ``Values`` locally) as
 environment variables. `Settings.from_env` reads them all at once and raises `SettingsError`
 naming *every* missing or invalid setting in one message, so a misconfigured app says
-everything that is wrong on its first start. Empty or blank values count as missing.
+everything that is wrong on its first start. Empty or blank values count as missing. A Key
+Vault reference (``@Microsoft.KeyVault(...)``) is invalid: App Service passes the reference text
+on when it cannot read the secret, and as ``CLIENT_STATE`` that public text would be accepted.
 
 Required:
 
@@ -70,7 +72,9 @@ from urllib.parse import urlsplit
 
 from shared.platform.channel_config import Channel, parse_channels
 from shared.platform.setting_values import (
+    UNRESOLVED_REFERENCE,
     is_loopback_host,
+    is_unresolved_reference,
     parse_baseline,
     parse_bool,
     parse_client_state,
@@ -260,7 +264,9 @@ class Settings:
                     values[f.name] = StorageConnection.from_env(env)
                     continue
                 text = (env.get(name) or "").strip()
-                if text:
+                if is_unresolved_reference(text):
+                    invalid[name] = UNRESOLVED_REFERENCE
+                elif text:
                     values[f.name] = parse(text)
                 elif f.default is MISSING and f.default_factory is MISSING:
                     missing.append(name)

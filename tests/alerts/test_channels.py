@@ -361,6 +361,33 @@ async def test_a_channel_without_a_url_or_below_its_severity_sends_nothing(
     assert receiver.posts == []
 
 
+async def test_a_signing_secret_key_vault_could_not_resolve_signs_nothing(
+    receiver: Receiver,
+) -> None:
+    """App Service passes the reference text on when it cannot read the secret (not created,
+    disabled, no role): signing with that public text would be no signature at all."""
+    hook = parse_channels(CHANNELS)[2:]
+    reference = (
+        "@Microsoft.KeyVault(SecretUri=https://kv-lg.vault.azure.net/secrets/alert-webhook-secret/)"
+    )
+    state = ServiceState(InMemoryTable("servicestate"))
+    results = await deliver_to_channels(
+        state,
+        hook,
+        "digest-7",
+        lambda c: payload([finding(1)]),
+        settings={"HOOK_URL": receiver.url + "/hook", "HOOK_SECRET": reference},
+        post=httpx_post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert [r.status for r in results] == [FAILED]
+    assert "HOOK_SECRET" in results[0].reason
+    assert "Key Vault reference" in results[0].reason
+    assert receiver.posts == []
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

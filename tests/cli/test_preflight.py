@@ -22,6 +22,7 @@ from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
 from shared.cli.main import main
 from shared.cli.preflight import run_preflight
+from shared.cli.preflight_checks import FAIL, client_state_check
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver
@@ -240,3 +241,14 @@ def test_directory_read_all_does_not_pass_for_the_reprocess_write(
     assert status == 1
     assert "NOT granted" in failed(output, "Graph User.ReadWrite.All")
     passed(output, "Graph User.Read.All")
+
+
+def test_a_key_vault_reference_is_no_client_state() -> None:
+    """App settings read from Azure (or a reference the platform could not resolve) hold the
+    reference text: no clientState the webhook would accept."""
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-lg.vault.azure.net/secrets/client-state/)"
+
+    check = client_state_check(reference)
+
+    assert check.mark == FAIL
+    assert "Key Vault reference" in check.detail

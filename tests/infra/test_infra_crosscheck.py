@@ -16,7 +16,12 @@ import uuid
 import pytest
 
 import shared.platform.settings as settings_module
-from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, STORAGE_SETTING, Settings
+from shared.platform.settings import (
+    DEFAULT_GRAPH_BASE_URL,
+    STORAGE_SETTING,
+    Settings,
+    SettingsError,
+)
 from shared.ports.blobs import REPORTS_CONTAINER
 from shared.ports.queues import QUEUE_NAMES, SYNC_COMPLETED, poison_name
 from shared.ports.tables import TABLE_NAMES
@@ -182,6 +187,32 @@ def test_the_app_settings_as_deployed_make_valid_settings_in_observe_mode() -> N
     assert storage.managed_identity_client_id == sample_env()["AzureWebJobsStorage__clientId"]
     assert storage.queue_service_uri
     assert storage.table_service_uri
+
+
+KEY_VAULT_SETTINGS = sorted(
+    name
+    for name, expression in app_settings().items()
+    if expression.startswith("'@Microsoft.KeyVault(") and name in Settings.setting_names()
+)
+"""The settings Settings reads whose app setting is a Key Vault reference (api.bicep)."""
+
+
+@pytest.mark.parametrize("name", KEY_VAULT_SETTINGS)
+def test_a_key_vault_reference_the_platform_could_not_resolve_is_refused(name: str) -> None:
+    """App Service hands the app the reference text itself when it cannot read the secret
+    (a missing or disabled secret, a role not granted yet). As CLIENT_STATE that text would be
+    accepted as the clientState: public (it names the vault), and unlike the secret."""
+    env = sample_env() | {
+        name: app_settings()[name]
+        .strip("'")
+        .replace("${keyVaultUri}", "https://kv-lg.vault.azure.net/")
+    }
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+
+    assert set(raised.value.invalid) == {name}
+    assert "Key Vault reference" in raised.value.invalid[name]
 
 
 def test_storage_is_identity_based_with_the_user_assigned_identity() -> None:

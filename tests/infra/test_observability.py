@@ -211,6 +211,77 @@ def test_no_warning_is_printed_for_any_event(exported: tuple[dict[str, Any], str
     assert len(stderr.splitlines()) < 5  # start-up notices at most, nothing per event
 
 
+_HTTP_PROBE = """
+import asyncio, http.server, json, logging, os, sys, threading
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging
+configure_logging(env=json.loads(sys.argv[1]))
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+spans = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(201 if self.command == "PUT" else 202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_PUT = do_POST
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{server.server_port}"
+
+# an alert channel's post (httpx, as the Graph client's calls): the URL is the channel's secret
+from shared.service.alerts.channels import http_post
+channel = base + "/services/T0/B0/CHANNEL-SECRET?sig=CHANNEL-SECRET"  # Slack's, Teams' secret
+status, _ = asyncio.run(http_post(channel, b"{}", {"Content-Type": "application/json"}))
+# a storage call (the Azure SDK's pipeline)
+from azure.storage.queue import QueueClient
+queue = QueueClient.from_connection_string(
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    f"QueueEndpoint={base}/devstoreaccount1;", "recompute-users")
+queue.create_queue()
+
+bodies = [str(getattr(r, "log_record", r).body) for r in exported.get_finished_logs()]
+urls = [str(dict(span.attributes or {})) for span in spans.get_finished_spans()]
+print(json.dumps({"status": status, "bodies": bodies, "spans": urls}))
+sys.stdout.flush()
+os._exit(0)  # skip the exit-time flush: nothing may leave the machine
+"""
+
+
+def test_the_libraries_per_request_logs_are_not_exported() -> None:
+    """The worker runs the root logger at INFO, where httpx logs every request's full URL and
+    azure-core every storage request and answer: each would be an Application Insights trace,
+    and httpx's carry secrets (an alert channel's URL, kept in Key Vault) and UPNs in Graph
+    paths (/users/{sender}/messages)."""
+    result, _ = _run(_HTTP_PROBE, APP_INSIGHTS)
+
+    assert result["status"] == 202
+    assert not [body for body in result["bodies"] if "CHANNEL-SECRET" in body]
+    assert not [body for body in result["bodies"] if "HTTP Request" in body]
+    assert not [body for body in result["bodies"] if "Request URL" in body]
+
+
+def test_an_alert_channel_post_is_no_dependency_record() -> None:
+    """The httpx instrumentation records each request's URL as a dependency; it redacts a
+    ``sig`` query value (Teams) but not a path, and a Slack hook's path is its secret."""
+    result, _ = _run(_HTTP_PROBE, APP_INSIGHTS)
+
+    assert result["status"] == 202
+    assert any("recompute-users" in span for span in result["spans"])  # storage calls still are
+    assert not [span for span in result["spans"] if "CHANNEL-SECRET" in span]
+
+
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
     from shared.platform.telemetry import _managed_identity_client_id
 

@@ -30,6 +30,7 @@ import orjson
 import structlog
 
 from shared.platform.channel_config import Channel
+from shared.platform.setting_values import UNRESOLVED_REFERENCE, is_unresolved_reference
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
 from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
@@ -117,8 +118,9 @@ async def _one(
     headers = {"Content-Type": "application/json", DIGEST_HEADER: digest_id}
     if channel.signing_setting:
         secret = settings.get(channel.signing_setting) or ""
-        if not secret:
-            reason = f"app setting {channel.signing_setting} (the signing secret) is empty"
+        if not secret or is_unresolved_reference(secret):
+            problem = UNRESOLVED_REFERENCE if secret else "empty"
+            reason = f"app setting {channel.signing_setting} (the signing secret) is {problem}"
             return _failed(state, channel, fields, reason, on_failing, now)
         headers[SIGNATURE_HEADER] = signature(secret, body)
     attempt, reason = 0, ""

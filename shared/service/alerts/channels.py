@@ -41,10 +41,16 @@ TIMEOUT_SECONDS: Final = 15.0
 
 
 async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
-    """POST over HTTPS; a transport failure is an OSError to the delivery loop."""
+    """POST over HTTPS; a transport failure is an OSError to the delivery loop.
+
+    Not traced: the telemetry's httpx instrumentation would record the URL as a dependency,
+    and a channel's URL is its secret (a Slack hook's path; Teams' ``sig`` it redacts)."""
+    from opentelemetry.instrumentation.utils import suppress_http_instrumentation  # noqa: PLC0415
+
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=dict(headers))
+            with suppress_http_instrumentation():
+                response = await client.post(url, content=body, headers=dict(headers))
     except httpx.TransportError as exc:
         raise OSError(str(exc)) from None
     retry = response.headers.get("Retry-After")
