@@ -79,7 +79,7 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
     return RowView(
         severity=rg.severity,
         code=rg.code,
-        group=names.group(rg.group_id) if rg.group_id else subject_label(first.subject),
+        group=_group_label(rg, names),
         product=names.product(rg.sku_id),
         count=len(rg.rows),
         users=users,
@@ -88,8 +88,21 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
         example="" if first.message == cause else first.message,
         fix=first.remedy,
         action=action or "",
-        url=_row_url(rg.group_id, first.subject),
+        url=_row_url(_line_group_id(rg), first.subject),
     )
+
+
+def _line_group_id(rg: RowGroup) -> str | None:
+    """The group a line is about, if any. A PoisonedMessage keeps its message's digest where
+    a group id would be (one line per message): that is no group to name or link to."""
+    return None if rg.rows[0].subject.startswith("queue:") else rg.group_id
+
+
+def _group_label(rg: RowGroup, names: MailNames) -> str:
+    """A line's Group column: the group's name, else what its subject is (a direct
+    assignment, the tenant, a queue, the service)."""
+    group_id = _line_group_id(rg)
+    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject)
 
 
 def _row_url(group_id: str | None, subject: str) -> str:
@@ -114,7 +127,7 @@ def counts_table(rows: Iterable[LedgerRow], names: MailNames) -> Table:
     """Group x SKU x code with counts and severity (no user names)."""
     lines = []
     for rg in group_rows(rows):
-        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+        group = _group_label(rg, names)
         lines.append((rg.severity, rg.code, group, names.product(rg.sku_id), str(len(rg.rows))))
     return Table(("Severity", "Issue", "Group", "Product", "Count"), tuple(lines))
 
@@ -126,7 +139,7 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         shown = ", ".join(users)
         if rg.user_total > len(users):
             shown += f" and {rg.user_total - len(users)} more"
-        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+        group = _group_label(rg, names)
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
         "Resolved since the last digest",
