@@ -26,6 +26,7 @@ from shared.platform.settings import Settings
 from shared.ports.directory import SubscriptionRequest
 from shared.ports.messages import (
     DeltaSweep,
+    GroupsChanged,
     Message,
     MessageError,
     RecomputeUsers,
@@ -275,6 +276,25 @@ def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered
     assert response.status_code == 202
     kinds = [m.__class__ for m in registered.messages(GROUPS_CHANGED)]
     assert sorted(k.__name__ for k in kinds) == ["DeltaSweep", "GroupsChanged"]
+    assert registered.directory.requests["create_subscription"] == 2
+
+
+def test_a_change_notification_posted_to_the_lifecycle_url_is_queued(registered: World) -> None:
+    """The other way round: a subscription whose URLs both name the lifecycle route brings its
+    change notifications there, batched with lifecycle events."""
+    sub = asyncio.run(_existing_subscription(registered))
+    registered.subscribe(sub)
+    items = (
+        notification(E3_BASE, subscriptionId=sub),
+        lifecycle("subscriptionRemoved", subscriptionId=sub),
+    )
+
+    response = call("graph_lifecycle", post("graph/lifecycle", body(*items)))
+
+    assert response.status_code == 202
+    changed = registered.messages(GROUPS_CHANGED)
+    assert sorted(m.__class__.__name__ for m in changed) == ["DeltaSweep", "GroupsChanged"]
+    assert [m.group_ids for m in changed if isinstance(m, GroupsChanged)] == [(E3_BASE,)]
     assert registered.directory.requests["create_subscription"] == 2
 
 

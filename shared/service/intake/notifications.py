@@ -103,8 +103,13 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
     sent again, which is harmless (walking a group's delta twice finds nothing new)."""
     vetted = _vet(svc, body)
     crash_point(svc, "intake.after_vet")
+    return Intake(vetted, _queue_changes(svc, vetted))
+
+
+def _queue_changes(svc: Services, vetted: VettedNotifications) -> str | None:
+    """Enqueue GroupsChanged for the vetted groups; the messages' correlation id, if any."""
     if not vetted.group_ids:
-        return Intake(vetted, None)
+        return None
     correlation_id = new_correlation_id()
     batches = GroupsChanged.batches(
         vetted.group_ids,
@@ -116,13 +121,17 @@ def accept_change_notifications(svc: Services, body: bytes) -> Intake:
     log.info("notification.accepted", correlation_id=correlation_id,
              groups=len(vetted.group_ids), messages=len(batches),
              rejected=len(vetted.rejected))  # fmt: skip
-    return Intake(vetted, correlation_id)
+    return correlation_id
 
 
 async def accept_lifecycle_notifications(svc: Services, body: bytes) -> Intake:
+    """Vet a lifecycle POST and act on its events. Change notifications come here too when a
+    subscription's notificationUrl is this one (Graph lets both URLs be the same): they are
+    queued as on the change route, before the events (which may call Graph) are acted on."""
     vetted = _vet(svc, body)
+    correlation_id = _queue_changes(svc, vetted)
     await act_on_lifecycle_events(svc, vetted)
-    return Intake(vetted, None)
+    return Intake(vetted, correlation_id)
 
 
 async def act_on_lifecycle_events(svc: Services, vetted: VettedNotifications) -> None:
