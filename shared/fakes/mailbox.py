@@ -1,4 +1,5 @@
-"""`FakeMailbox`: the Directory port's mail calls in memory (sendMail, drafts sent by id).
+"""`FakeMailbox`: the Directory port's mail calls in memory (sendMail, drafts sent or deleted
+by id).
 
 It makes the checks Exchange (and graphsim) make before accepting a message, keeps drafts in
 `drafts`, and records every accepted sendMail or sent draft in `sent_mail` (`sender`,
@@ -169,4 +170,13 @@ class FakeMailbox(FakeTenant):
             }
         )
         self._answer_lost("send_draft")
+        return True
+
+    async def delete_draft(self, sender: str, draft_id: str) -> bool:
+        self._count("delete_draft")
+        self._mailbox(sender)
+        draft = self.drafts.get(draft_id)
+        if draft is None or draft["sender"] != sender:
+            return False
+        del self.drafts[draft_id]
         return True
