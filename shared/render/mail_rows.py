@@ -11,7 +11,15 @@ from shared.core import findings as codes
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.core.links import finding_url, group_license_url, user_license_url
-from shared.render.mail import MAX_NAMED_USERS, MailNames, RowView, Section, Table, UserName
+from shared.render.mail import (
+    MAX_NAMED_USERS,
+    MailNames,
+    RowView,
+    Section,
+    Table,
+    UserName,
+    more_users,
+)
 
 CAUSES: Final = {  # the service's own codes are spelled out: render may not import the service
     codes.COUNT_VIOLATION: "No free seats were left when Entra tried to assign the license.",
@@ -84,6 +92,7 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
         count=len(rg.rows),
         users=users,
         more=max(0, rg.user_total - len(users)),
+        more_is_minimum=not rg.user_total_exact,
         cause=cause,
         example="" if first.message == cause else first.message,
         fix=first.remedy,
@@ -138,7 +147,8 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         users = [names.user(u).display_name for u in rg.user_ids[:MAX_NAMED_USERS]]
         shown = ", ".join(users)
         if rg.user_total > len(users):
-            shown += f" and {rg.user_total - len(users)} more"
+            more = more_users(rg.user_total - len(users), minimum=not rg.user_total_exact)
+            shown += f" {more}"
         group = _group_label(rg, names)
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
