@@ -155,11 +155,9 @@ class FakeMailbox(FakeTenant):
     async def send_draft(self, sender: str, draft_id: str) -> bool:
         self._count("send_draft")
         self._fail_if_told("send")
-        self._mailbox(sender)
-        draft = self.drafts.get(draft_id)
-        if draft is None or draft["sender"] != sender:
+        draft = self._take_draft(sender, draft_id)
+        if draft is None:
             return False
-        del self.drafts[draft_id]
         self.sent_mail.append(
             {
                 "sender": sender,
@@ -174,9 +172,12 @@ class FakeMailbox(FakeTenant):
 
     async def delete_draft(self, sender: str, draft_id: str) -> bool:
         self._count("delete_draft")
+        return self._take_draft(sender, draft_id) is not None
+
+    def _take_draft(self, sender: str, draft_id: str) -> JSON | None:
+        """The sender's draft, out of Drafts; None when it is not there (sent, deleted)."""
         self._mailbox(sender)
         draft = self.drafts.get(draft_id)
         if draft is None or draft["sender"] != sender:
-            return False
-        del self.drafts[draft_id]
-        return True
+            return None
+        return self.drafts.pop(draft_id)

@@ -265,17 +265,23 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
     assert registered.directory.requests["create_subscription"] == 2
 
 
-def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered: World) -> None:
-    """Graph lets lifecycleNotificationUrl equal notificationUrl: its lifecycle events then
-    come to the change route, batched with change notifications."""
-    sub = asyncio.run(_existing_subscription(registered))
-    registered.subscribe(sub)
-    items = (
+def changes_and_lifecycle(world: World) -> bytes:
+    """One POST with a change notification and a lifecycle event of our subscription, as Graph
+    sends them when its two URLs are the same."""
+    sub = asyncio.run(_existing_subscription(world))
+    world.subscribe(sub)
+    return body(
         notification(E3_BASE, subscriptionId=sub),
         lifecycle("subscriptionRemoved", subscriptionId=sub),
     )
 
-    response = call("graph_notifications", post("graph/notifications", body(*items)))
+
+def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered: World) -> None:
+    """Graph lets lifecycleNotificationUrl equal notificationUrl: its lifecycle events then
+    come to the change route, batched with change notifications."""
+    both = changes_and_lifecycle(registered)
+
+    response = call("graph_notifications", post("graph/notifications", both))
 
     assert response.status_code == 202
     kinds = [m.__class__ for m in registered.messages(GROUPS_CHANGED)]
@@ -286,14 +292,9 @@ def test_a_lifecycle_event_posted_to_the_notification_url_is_acted_on(registered
 def test_a_change_notification_posted_to_the_lifecycle_url_is_queued(registered: World) -> None:
     """The other way round: a subscription whose URLs both name the lifecycle route brings its
     change notifications there, batched with lifecycle events."""
-    sub = asyncio.run(_existing_subscription(registered))
-    registered.subscribe(sub)
-    items = (
-        notification(E3_BASE, subscriptionId=sub),
-        lifecycle("subscriptionRemoved", subscriptionId=sub),
-    )
+    both = changes_and_lifecycle(registered)
 
-    response = call("graph_lifecycle", post("graph/lifecycle", body(*items)))
+    response = call("graph_lifecycle", post("graph/lifecycle", both))
 
     assert response.status_code == 202
     changed = registered.messages(GROUPS_CHANGED)
