@@ -3,8 +3,9 @@
 The service (storage, Graph) is imported on the first notification, not at load: the
 validation handshake, the first request of every subscription, must answer within seconds of
 a cold start. Both handlers are synchronous (the host's thread pool), as every handler is: the
-change notifications only enqueue (a sync queue send), lifecycle events (on either route) also
-call Graph, on the thread's own loop (`functions.running`).
+change notifications only enqueue (a sync queue send, with `intake_services`: no Graph client
+is built for them), lifecycle events (on either route) also call Graph, on the thread's own
+loop (`functions.running`).
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def _accept_changes(body: bytes) -> None:
     """Change notifications only enqueue: the sync queue send, no event loop. Lifecycle events
     come here too when the subscription's lifecycle URL is this one (Graph allows it): they are
     acted on as the lifecycle route does, after the changes are queued."""
-    from shared.bootstrap import services  # noqa: PLC0415 - loaded on first use (cold start)
+    from shared.bootstrap import intake_services  # noqa: PLC0415 - on first use (cold start)
     from shared.service.intake.notifications import (  # noqa: PLC0415
         accept_change_notifications,
         act_on_lifecycle_events,
     )
 
-    vetted = accept_change_notifications(services(), body).vetted
+    # No Graph client for the changes (storage only); lifecycle events get theirs in run_job.
+    vetted = accept_change_notifications(intake_services(), body).vetted
     if vetted.lifecycle:
         run_job(lambda svc: act_on_lifecycle_events(svc, vetted))
 

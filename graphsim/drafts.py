@@ -1,11 +1,12 @@
-"""Draft messages: create (JSON or MIME), send, and list the Drafts folder filtered by
+"""Draft messages: create (JSON or MIME), send, delete, and list the Drafts folder filtered by
 `internetMessageId`, as Exchange answers them through Graph.
 
 Sources: https://learn.microsoft.com/graph/api/user-post-messages (201 and the message; MIME
 as base64 with `Content-Type: text/plain`; the draft lands in Drafts),
 https://learn.microsoft.com/graph/api/message-send (202; the draft leaves Drafts for Sent
 Items, so its id then answers 404 `ErrorItemNotFound`),
-https://learn.microsoft.com/graph/api/mailfolder-list-messages (`$filter`, `$select`, `$top`).
+https://learn.microsoft.com/graph/api/mailfolder-list-messages (`$filter`, `$select`, `$top`),
+https://learn.microsoft.com/graph/api/message-delete (204, Mail.ReadWrite; 404 once gone).
 A sent draft becomes an outbox entry, like a `sendMail`, so tests read both the same way.
 """
 
@@ -78,6 +79,14 @@ class Drafts:
         entry: Obj = dict(draft["entry"])
         entry.update({"sentDateTime": iso(now), "draftId": draft_id, "saveToSentItems": True})
         return entry
+
+    def delete(self, owner: Obj, draft_id: str) -> None:
+        """DELETE .../messages/{id}: the draft is gone; 404 when it is not there (sent or
+        deleted before)."""
+        draft = self.items.get(draft_id)
+        if draft is None or draft["ownerId"] != owner["id"]:
+            raise _not_found()
+        del self.items[draft_id]
 
     def listed(self, owner: Obj, params: dict[str, str], base_url: str) -> Obj:
         """GET .../mailFolders/drafts/messages: `$filter=internetMessageId eq '...'` only."""

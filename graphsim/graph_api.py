@@ -59,6 +59,7 @@ class GraphApi:
         r("POST", "/users/{id}/sendMail", mail.send_mail)
         r("POST", "/users/{id}/messages", mail.create_draft)
         r("POST", "/users/{id}/messages/{id}/send", mail.send_draft)
+        r("DELETE", "/users/{id}/messages/{id}", mail.delete_draft)
         r("GET", "/users/{id}/mailFolders/drafts/messages", mail.list_drafts)
         r("GET", "/groups/delta", reads.groups_delta)
         r("GET", "/groups", reads.list_groups)

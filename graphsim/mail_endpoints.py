@@ -1,5 +1,5 @@
-"""The Graph mail endpoints graphsim serves: `sendMail`, drafts (`POST messages`, `send`) and
-the drafts folder listing; sent mail lands in the simulator's outbox."""
+"""The Graph mail endpoints graphsim serves: `sendMail`, drafts (`POST messages`, `send`,
+`DELETE`) and the drafts folder listing; sent mail lands in the simulator's outbox."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ class MailEndpoints:
         owner = self._mailbox(uid)
         self.state.outbox.append(self.state.drafts.send(owner, mid, self.state.clock.now()))
         return Resp(202)
+
+    async def delete_draft(self, req: Req, uid: str, mid: str) -> Resp:
+        self.state.drafts.delete(self._mailbox(uid), mid)
+        return Resp(204)
 
     async def list_drafts(self, req: Req, uid: str) -> Resp:
         return Resp(200, self.state.drafts.listed(self._mailbox(uid), req.params, req.base_url))

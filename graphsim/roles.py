@@ -7,7 +7,7 @@ claim (static tokens) are not restricted. Sources: the "Permissions" section of 
 e.g. https://learn.microsoft.com/graph/api/user-list (User.Read.All ...),
 https://learn.microsoft.com/graph/api/group-list, .../subscribedsku-list,
 .../directoryaudit-list, .../user-reprocesslicenseassignment, .../user-sendmail,
-.../user-post-messages (Mail.ReadWrite), .../message-send (Mail.Send),
+.../user-post-messages and .../message-delete (Mail.ReadWrite), .../message-send (Mail.Send),
 .../mailfolder-list-messages (Mail.ReadBasic.All, Mail.Read, Mail.ReadWrite).
 """
 
@@ -34,6 +34,7 @@ RULES: tuple[tuple[frozenset[str], re.Pattern[str], frozenset[str]], ...] = tupl
         ("GET", r"^/users/[^/]+/(messages|mailFolders)(/|$)", MAIL_READ),
         ("POST", r"^/users/[^/]+/messages/[^/]+/send$", frozenset({"Mail.Send"})),
         ("POST", r"^/users/[^/]+/messages$", frozenset({"Mail.ReadWrite"})),
+        ("DELETE", r"^/users/[^/]+/messages/[^/]+$", frozenset({"Mail.ReadWrite"})),
         ("GET", r"^/groups(/|$)", GROUP_READ),
         ("GET", r"^/users(/|$)", USER_READ),
         ("GET", r"^/(subscribedSkus|organization)(/|$)", ORG_READ),

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, NoReturn, cast
 
 from azure.core.credentials import TokenCredential
 
@@ -97,6 +97,16 @@ def build_services(
     return worker_services(env, credential=credential).for_this_thread()
 
 
+class _NoGraph:
+    """The directory of `intake_services`: that route calls no Graph; a call is a bug."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise RuntimeError(f"Directory.{name}: the change-notification route has no Graph client")
+
+
+_NO_GRAPH: Final = cast(Directory, _NoGraph())
+
+
 @dataclass(frozen=True)
 class WorkerServices:
     """What one Functions worker builds once and all its threads share, and how a thread gets
@@ -126,9 +136,13 @@ class WorkerServices:
             static_token=self.settings.graph_static_token,
             credential=self.graph_credential,
         )
+        return self.with_directory(GraphDirectory(client))
+
+    def with_directory(self, directory: Directory) -> Services:
+        """A `Services` over the shared parts and this directory."""
         return Services(
             settings=self.settings,
-            directory=GraphDirectory(client),
+            directory=directory,
             queues=self.queues,
             tables=self.tables,
             blobs=self.blobs,
@@ -204,9 +218,8 @@ def worker_credentials(
     return AsyncTokenView(identity_credential(graph_id)), storage_side
 
 
-def services() -> Services:
-    """The services of the calling thread: those registered with `use`, else this worker's
-    (`worker_services`, built on first use) with the thread's own Graph client."""
+def _registered_or_worker() -> Services | WorkerServices:
+    """The services registered with `use`, else this worker's (built on first use)."""
     global _worker  # noqa: PLW0603 - the one process-wide registry, guarded by a lock
     with _lock:
         if _registered is not None:
@@ -214,12 +227,30 @@ def services() -> Services:
         if _worker is None:
             configure_logging()
             _worker = worker_services()
-        worker = _worker
+        return _worker
+
+
+def services() -> Services:
+    """The services of the calling thread: those registered with `use`, else this worker's
+    (`worker_services`, built on first use) with the thread's own Graph client."""
+    worker = _registered_or_worker()
+    if isinstance(worker, Services):
+        return worker
     mine: tuple[WorkerServices, Services] | None = getattr(_this_thread, "services", None)
     if mine is None or mine[0] is not worker:
         mine = (worker, worker.for_this_thread())
         _this_thread.services = mine
     return mine[1]
+
+
+def intake_services() -> Services:
+    """`services()` for the change-notification route, which only vets and enqueues (storage):
+    the worker's settings, storage and caches, and no Graph client, so a thread answering
+    Graph's notifications never builds one it does not use. Registered services as they are."""
+    worker = _registered_or_worker()
+    if isinstance(worker, Services):
+        return worker
+    return worker.with_directory(_NO_GRAPH)
 
 
 def use(registered: Services | WorkerServices | None) -> None:

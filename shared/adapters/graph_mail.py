@@ -1,4 +1,4 @@
-"""`GraphMailbox`: the Directory port's mail calls (sendMail, and drafts sent by id).
+"""`GraphMailbox`: the Directory port's mail calls (sendMail, and drafts sent or deleted by id).
 
 Alerts go out as a MIME draft created in the sender's mailbox and then sent, so a lost answer
 can be settled by looking the draft up by its `internetMessageId` (docs/reliability.md).
@@ -68,9 +68,20 @@ class GraphMailbox(GraphTransport):
     async def send_draft(self, sender: str, draft_id: str) -> bool:
         builder = self._client.users.by_user_id(sender).messages.by_message_id(draft_id).send
         info = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+        return await self._on_draft(info, idempotent=False)
+
+    async def delete_draft(self, sender: str, draft_id: str) -> bool:
+        """DELETE /users/{sender}/messages/{id} (message-delete; `Mail.ReadWrite`)."""
+        builder = self._client.users.by_user_id(sender).messages.by_message_id(draft_id)
+        info = RequestInformation(Method.DELETE, builder.url_template, builder.path_parameters)
+        return await self._on_draft(info, idempotent=True)
+
+    async def _on_draft(self, info: RequestInformation, *, idempotent: bool) -> bool:
+        """A call on one draft: True, or False when it is no longer in the mailbox (404
+        `ErrorItemNotFound`)."""
         info.headers.try_add("Accept", "application/json")
         try:
-            await self._send(info, idempotent=False)
+            await self._send(info, idempotent=idempotent)
         except DirectoryError as error:
             if error.status == 404 and error.code == "ErrorItemNotFound":
                 return False

@@ -8,9 +8,10 @@ permission tables) and the permission set it belongs to:
   tenant SKUs/organization, the directory audit log);
 - `reprocess`: `User.ReadWrite.All`, only for `reprocessLicenseAssignment`;
 - `alerts`: alert mail is a draft in the sender's mailbox, then sent: `Mail.ReadWrite` (create
-  the draft, find it again after a lost answer) and `Mail.Send` (send it). Both are tenant-wide
-  app roles: scope them to the sender mailbox with Exchange RBAC for Applications or an
-  application access policy (docs/operations.md, "Enable alert mail").
+  the draft, find it again after a lost answer, delete one a newer alert replaced) and
+  `Mail.Send` (send it). Both are tenant-wide app roles: scope them to the sender mailbox
+  with Exchange RBAC for Applications or an application access policy (docs/operations.md,
+  "Enable alert mail").
 
 `APP_ROLE_IDS` holds the app role ids of the Microsoft Graph service principal (appId
 00000003-0000-0000-c000-000000000000) to grant them by id (Bicep appRoleAssignedTo,
@@ -125,7 +126,8 @@ CALLS: tuple[GraphCall, ...] = (
         "re-run group-based licensing for a user",
     ),
     GraphCall("POST", "/users/{id}/sendMail", "Mail.Send", ALERTS, "one-step mail (tools)"),
-    # alert mail: draft, then send (user-post-messages, mailfolder-list-messages, message-send)
+    # alert mail: draft, then send (user-post-messages, mailfolder-list-messages, message-send,
+    # message-delete)
     GraphCall(
         "GET",
         "/users/{id}/mailFolders/drafts/messages",
@@ -135,6 +137,13 @@ CALLS: tuple[GraphCall, ...] = (
     ),
     GraphCall("POST", "/users/{id}/messages", "Mail.ReadWrite", ALERTS, "alert mail draft"),
     GraphCall("POST", "/users/{id}/messages/{id}/send", "Mail.Send", ALERTS, "send the draft"),
+    GraphCall(
+        "DELETE",
+        "/users/{id}/messages/{id}",
+        "Mail.ReadWrite",
+        ALERTS,
+        "delete a draft left by an alert a newer one replaced (message-delete)",
+    ),
 )
 
 PERMISSION_SETS: dict[str, frozenset[str]] = {

@@ -264,10 +264,30 @@ class RowGroup:
 
     @property
     def user_total(self) -> int:
-        """How many users the line is about: `user_ids`, plus those the rows' stored samples
-        left out (counted, not named)."""
-        unnamed = sum(max(0, row.user_total - len(row.user_ids)) for row in self.rows)
-        return len(self.user_ids) + unnamed
+        """How many users the line is about, none counted twice: `user_ids`, plus those a
+        row's stored sample left out (counted, not named). Who those are is unknown, so they
+        may be users another row names, or another sample leaves out: the smallest total the
+        rows allow; exact when `user_total_exact`."""
+        return len(self.user_ids) + max((unnamed for _, unnamed in self._unnamed()), default=0)
+
+    @property
+    def user_total_exact(self) -> bool:
+        """Whether `user_total` is the true count: at most one row's sample leaves users out,
+        and no other row names a user it could have left out."""
+        unnamed = self._unnamed()
+        return not unnamed or (len(unnamed) == 1 and unnamed[0][0] == 0)
+
+    def _unnamed(self) -> list[tuple[int, int]]:
+        """Per row whose stored sample leaves users out: how many users the other rows name
+        (who may be among them), and how many of its left-out users none of those can be."""
+        named = set(self.user_ids)
+        found = []
+        for row in self.rows:
+            left_out = row.user_total - len(row.user_ids)
+            if left_out > 0:
+                elsewhere = len(named - set(row.user_ids) - {row.user_id})
+                found.append((elsewhere, max(0, left_out - elsewhere)))
+        return found
 
 
 def group_rows(rows: Iterable[LedgerRow]) -> list[RowGroup]:

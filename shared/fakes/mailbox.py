@@ -1,4 +1,5 @@
-"""`FakeMailbox`: the Directory port's mail calls in memory (sendMail, drafts sent by id).
+"""`FakeMailbox`: the Directory port's mail calls in memory (sendMail, drafts sent or deleted
+by id).
 
 It makes the checks Exchange (and graphsim) make before accepting a message, keeps drafts in
 `drafts`, and records every accepted sendMail or sent draft in `sent_mail` (`sender`,
@@ -154,11 +155,9 @@ class FakeMailbox(FakeTenant):
     async def send_draft(self, sender: str, draft_id: str) -> bool:
         self._count("send_draft")
         self._fail_if_told("send")
-        self._mailbox(sender)
-        draft = self.drafts.get(draft_id)
-        if draft is None or draft["sender"] != sender:
+        draft = self._take_draft(sender, draft_id)
+        if draft is None:
             return False
-        del self.drafts[draft_id]
         self.sent_mail.append(
             {
                 "sender": sender,
@@ -170,3 +169,15 @@ class FakeMailbox(FakeTenant):
         )
         self._answer_lost("send_draft")
         return True
+
+    async def delete_draft(self, sender: str, draft_id: str) -> bool:
+        self._count("delete_draft")
+        return self._take_draft(sender, draft_id) is not None
+
+    def _take_draft(self, sender: str, draft_id: str) -> JSON | None:
+        """The sender's draft, out of Drafts; None when it is not there (sent, deleted)."""
+        self._mailbox(sender)
+        draft = self.drafts.get(draft_id)
+        if draft is None or draft["sender"] != sender:
+            return None
+        return self.drafts.pop(draft_id)

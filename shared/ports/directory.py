@@ -352,6 +352,11 @@ class Directory(Protocol):
         longer in the mailbox (404 `ErrorItemNotFound`: it was sent already)."""
         ...
 
+    async def delete_draft(self, sender: str, draft_id: str) -> bool:
+        """DELETE /users/{sender}/messages/{id} (204, `Mail.ReadWrite`): True. False when it is
+        no longer there (404 `ErrorItemNotFound`: sent or deleted before)."""
+        ...
+
     async def subscriptions(self) -> list[Subscription]: ...
 
     async def subscription(self, subscription_id: str) -> Subscription | None:

@@ -40,7 +40,7 @@ def at_least(severity: str, minimum: str) -> bool:
 
 def _row_text(row: RowView) -> str:
     names = ", ".join(u.display_name for u in row.users)
-    more = f" and {row.more} more" if row.more else ""
+    more = f" {row.more_text}" if row.more else ""
     who = f"{row.count} user(s): {names}{more}" if row.users or row.more else f"{row.count}"
     return f"{row.code} — {row.group} × {row.product}: {who}"
 

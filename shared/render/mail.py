@@ -100,6 +100,17 @@ class RowView:
     url: str = ""
     """Where the fix is made: the group's page, Billing > Licenses for a product, or the
     user's licenses page for a direct assignment."""
+    more_is_minimum: bool = False
+    """`more` is the fewest users there can be (samples of the ledger's rows may overlap)."""
+
+    @property
+    def more_text(self) -> str:
+        return more_users(self.more, minimum=self.more_is_minimum)
+
+
+def more_users(count: int, *, minimum: bool = False) -> str:
+    """'and N more' after the named users; 'at least N' when N is only the fewest."""
+    return f"and {'at least ' if minimum else ''}{count} more"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,15 @@ from shared.core import findings as codes
 from shared.core.alerting import LedgerRow, RowGroup, group_rows
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.core.links import finding_url, group_license_url, user_license_url
-from shared.render.mail import MAX_NAMED_USERS, MailNames, RowView, Section, Table, UserName
+from shared.render.mail import (
+    MAX_NAMED_USERS,
+    MailNames,
+    RowView,
+    Section,
+    Table,
+    UserName,
+    more_users,
+)
 
 CAUSES: Final = {  # the service's own codes are spelled out: render may not import the service
     codes.COUNT_VIOLATION: "No free seats were left when Entra tried to assign the license.",
@@ -79,17 +87,31 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
     return RowView(
         severity=rg.severity,
         code=rg.code,
-        group=names.group(rg.group_id) if rg.group_id else subject_label(first.subject),
+        group=_group_label(rg, names),
         product=names.product(rg.sku_id),
         count=len(rg.rows),
         users=users,
         more=max(0, rg.user_total - len(users)),
+        more_is_minimum=not rg.user_total_exact,
         cause=cause,
         example="" if first.message == cause else first.message,
         fix=first.remedy,
         action=action or "",
-        url=_row_url(rg.group_id, first.subject),
+        url=_row_url(_line_group_id(rg), first.subject),
     )
+
+
+def _line_group_id(rg: RowGroup) -> str | None:
+    """The group a line is about, if any. A PoisonedMessage keeps its message's digest where
+    a group id would be (one line per message): that is no group to name or link to."""
+    return None if rg.rows[0].subject.startswith("queue:") else rg.group_id
+
+
+def _group_label(rg: RowGroup, names: MailNames) -> str:
+    """A line's Group column: the group's name, else what its subject is (a direct
+    assignment, the tenant, a queue, the service)."""
+    group_id = _line_group_id(rg)
+    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject)
 
 
 def _row_url(group_id: str | None, subject: str) -> str:
@@ -114,7 +136,7 @@ def counts_table(rows: Iterable[LedgerRow], names: MailNames) -> Table:
     """Group x SKU x code with counts and severity (no user names)."""
     lines = []
     for rg in group_rows(rows):
-        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+        group = _group_label(rg, names)
         lines.append((rg.severity, rg.code, group, names.product(rg.sku_id), str(len(rg.rows))))
     return Table(("Severity", "Issue", "Group", "Product", "Count"), tuple(lines))
 
@@ -125,8 +147,9 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         users = [names.user(u).display_name for u in rg.user_ids[:MAX_NAMED_USERS]]
         shown = ", ".join(users)
         if rg.user_total > len(users):
-            shown += f" and {rg.user_total - len(users)} more"
-        group = names.group(rg.group_id) if rg.group_id else subject_label(rg.rows[0].subject)
+            more = more_users(rg.user_total - len(users), minimum=not rg.user_total_exact)
+            shown += f" {more}"
+        group = _group_label(rg, names)
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
         "Resolved since the last digest",

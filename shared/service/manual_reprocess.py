@@ -27,7 +27,12 @@ from shared.core.model import Tenant
 from shared.core.reprocess import Cause
 from shared.ports.licensed_world import LicensedWorld
 from shared.ports.messages import ReprocessUser
-from shared.service.reconcile.scan import evaluate_page, member_index, read_world
+from shared.service.reconcile.scan import (
+    evaluate_page,
+    member_index,
+    read_world,
+    unlicensed_state_groups,
+)
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
 from shared.service.stores import ReprocessLedger, cause_token
@@ -79,7 +84,10 @@ async def manual_reprocess(
     documents = list(found.values())  # the same user by id and by UPN: evaluated once
     if not documents:
         return outcomes
-    tenant, evaluation = evaluate_page(world, index, documents)
+    # States from groups that lost their licenses: read as the nightly and the user pipeline
+    # read them, so a stale one says "no longer assigns", not "no longer exists".
+    unlicensed = await unlicensed_state_groups(svc.directory, world, documents)
+    tenant, evaluation = evaluate_page(world, index, documents, unlicensed)
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"

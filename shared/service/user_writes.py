@@ -164,13 +164,13 @@ class RecordedWrites:
 
     def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None:
         self.reprocess_lines.append(
-            f"would reprocess {self.who(decision.user_id)} because {decision.reason} "
+            f"would reprocess {self.who(decision.user_id)} because {self.because(decision)} "
             f"(not queued: {blocked})"
         )
 
     def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
         self.reprocess_lines.append(
-            f"reprocess {self.who(decision.user_id)} because {decision.reason}"
+            f"reprocess {self.who(decision.user_id)} because {self.because(decision)}"
         )
         return True
 
@@ -204,6 +204,17 @@ class RecordedWrites:
     def who(self, user_id: str) -> str:
         user = self.tenant.users.get(user_id)
         return f"{user.display_name} <{user.user_principal_name}>" if user else f"user {user_id}"
+
+    def because(self, decision: ReprocessNow) -> str:
+        """The decision's reason by name: the policy writes group and SKU ids (the core knows
+        no names); the plan names them as its other lines do."""
+        reason = decision.reason
+        for cause in decision.causes:
+            if cause.group_id and cause.group_id in self.tenant.groups:
+                reason = reason.replace(cause.group_id, self.names.group(cause.group_id))
+            if cause.sku_id:
+                reason = reason.replace(cause.sku_id, self.names.product(cause.sku_id))
+        return reason
 
     def describe_key(self, key: str) -> str:
         """A ledger key (subject|sku|code|group) by name: code, user, product, group."""

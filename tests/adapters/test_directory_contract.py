@@ -702,6 +702,20 @@ async def test_a_mime_draft_is_found_by_its_message_id_and_sent_once(driver: Dri
     assert sent["saveToSentItems"] is True  # message-send saves to Sent Items
 
 
+async def test_a_draft_is_deleted_once_and_not_sent(driver: Driver) -> None:
+    """DELETE message (204; Mail.ReadWrite; then 404 ErrorItemNotFound):
+    https://learn.microsoft.com/graph/api/message-delete. A sent draft is no longer there."""
+    draft = await driver.directory.create_draft(SENDER, alert_mime())
+    assert await driver.directory.delete_draft(SENDER, draft) is True
+    assert await driver.directory.find_draft(SENDER, "<lg.1@contoso.com>") is None
+    assert await driver.directory.delete_draft(SENDER, draft) is False
+    assert await driver.directory.send_draft(SENDER, draft) is False
+    sent = await driver.directory.create_draft(SENDER, alert_mime())
+    assert await driver.directory.send_draft(SENDER, sent) is True
+    assert await driver.directory.delete_draft(SENDER, sent) is False
+    assert len(driver.sent()) == 1
+
+
 async def test_a_draft_needs_a_recipient_and_a_known_mailbox(driver: Driver) -> None:
     with pytest.raises(DirectoryError) as err:
         await driver.directory.create_draft(SENDER, alert_mime(to=""))

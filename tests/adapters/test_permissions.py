@@ -147,6 +147,8 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             draft = await directory.create_draft(sender, mime)
             assert await directory.find_draft(sender, "<m1@b.c>") == draft
             assert await directory.send_draft(sender, draft) is True
+            left = await directory.create_draft(sender, mime)
+            assert await directory.delete_draft(sender, left) is True
             await directory.subscribed_skus()
             await directory.organization()
             await directory.groups_with_license_errors()

@@ -15,6 +15,7 @@ from shared.service.stores import FindingsLedger
 from tests.alerts.world import (
     GRACE_SECONDS,
     baseline,
+    clear,
     error,
     header,
     html,
@@ -175,3 +176,40 @@ async def test_a_retried_digest_with_new_findings_mails_them_instead_of_the_stal
     assert failed.status == "failed"
     assert later.status == "sent"
     assert "Joni" in html(mail)
+
+
+async def test_the_draft_of_a_replaced_digest_is_deleted_not_left_in_drafts() -> None:
+    """A failed digest's draft is never sent once a newer digest (other rows) replaces it: it
+    must not stay in the sender's Drafts forever."""
+    world = await world_with_findings(error(IRVIN))
+    world.directory.fail_next_send_mail(403)
+    failed = await run_digest(world.svc, sleep=Sleeps())
+    assert len(world.directory.drafts) == 1  # the failed mail's draft
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    later = await run_digest(world.svc, sleep=Sleeps())
+
+    assert failed.status == "failed"
+    assert later.status == "sent"
+    assert later.mail_id != failed.mail_id
+    assert world.directory.drafts == {}
+    assert [header(m) for m in mails(world)] == [later.mail_id]
+
+
+async def test_the_draft_of_a_digest_no_longer_news_is_deleted_by_the_next_send() -> None:
+    """A failed digest whose findings resolved before any retry is closed as 'nothing new'
+    and never sent: its draft goes with the channel's next mail."""
+    world = await world_with_findings(error(IRVIN))
+    world.directory.fail_next_send_mail(403)
+    failed = await run_digest(world.svc, sleep=Sleeps())
+    clear(world, IRVIN)
+    quiet = await run_digest(world.svc, sleep=Sleeps())
+    record(world, error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    later = await run_digest(world.svc, sleep=Sleeps())
+
+    assert (failed.status, quiet.status, later.status) == ("failed", "nothing-new", "sent")
+    assert world.directory.drafts == {}
+    assert [header(m) for m in mails(world)] == [later.mail_id]

@@ -380,3 +380,25 @@ async def test_a_poisoned_message_is_alerted_without_looking_its_digest_up_as_a_
     assert tenant.status == "sent"
     assert "PoisonedMessage" in body
     assert RECOMPUTE_USERS in body
+
+
+async def test_a_poisoned_message_line_names_its_queue_not_its_digest_as_the_group() -> None:
+    """A PoisonedMessage keeps its message's digest where a group id would be: the mail's
+    Group column (and the line's link) must say the queue, not show the digest as a group."""
+    world = build_world(ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    world.svc.queues.by_name(poison_name(RECOMPUTE_USERS)).put_raw("a message that failed")
+    watch_poison(world.svc)
+    [digest] = [
+        str(e.fields["groupId"])
+        for e in world.svc.tables.findings.query_all()
+        if e.fields.get("code") == "PoisonedMessage"
+    ]
+
+    await send_tenant_alerts(world.svc)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert digest not in body
+    assert f"queue {RECOMPUTE_USERS}" in body

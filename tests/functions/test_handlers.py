@@ -8,8 +8,10 @@ inputs are built from `azure.functions` types; `shared.bootstrap.use` registers 
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -20,12 +22,14 @@ from azure.core.exceptions import ServiceRequestError
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-from shared.bootstrap import use
+from shared.adapters.graph import GraphDirectory
+from shared.bootstrap import WorkerServices, services, use
 from shared.fakes.queues import InMemoryQueue
 from shared.platform.settings import Settings
 from shared.ports.directory import SubscriptionRequest
 from shared.ports.messages import (
     DeltaSweep,
+    GroupsChanged,
     Message,
     MessageError,
     RecomputeUsers,
@@ -53,6 +57,7 @@ from tests.service.world import (
     build_world,
     lifecycle,
     notification,
+    settings_for,
 )
 
 FUNCTIONS = indexed_functions()
@@ -277,9 +282,57 @@ def test_change_and_lifecycle_notifications_posted_together_are_both_handled(
     response = call(f"graph_{route}", post(f"graph/{route}", body(*items)))
 
     assert response.status_code == 202
-    kinds = [m.__class__ for m in registered.messages(GROUPS_CHANGED)]
-    assert sorted(k.__name__ for k in kinds) == ["DeltaSweep", "GroupsChanged"]
+    changed = registered.messages(GROUPS_CHANGED)
+    assert sorted(m.__class__.__name__ for m in changed) == ["DeltaSweep", "GroupsChanged"]
+    assert [m.group_ids for m in changed if isinstance(m, GroupsChanged)] == [(E3_BASE,)]
     assert registered.directory.requests["create_subscription"] == 2
+
+
+GRAPHSIM_URL = "http://127.0.0.1:9/v1.0"  # never called: a static token needs a loopback URL
+
+
+def graph_clients() -> int:
+    """How many Graph clients (`GraphDirectory`) exist in the process."""
+    gc.collect()
+    return sum(isinstance(o, GraphDirectory) for o in gc.get_objects())
+
+
+def test_a_change_notification_builds_no_graph_client() -> None:
+    """The change route only vets and enqueues: a new worker thread answering it must not
+    build its Graph client (kiota's HTTP stack, which nothing on that route uses)."""
+    world = build_world()
+    world.subscribe()
+    worker = WorkerServices(
+        settings_for(GRAPH_STATIC_TOKEN="graphsim-token", GRAPH_BASE_URL=GRAPHSIM_URL),
+        world.svc.queues,
+        world.svc.tables,
+        world.svc.blobs,
+        graph_credential=None,
+        clock=world.clock.now,
+    )
+    counts: dict[str, int] = {}
+    statuses: list[int] = []
+
+    def fresh_worker_thread() -> None:
+        counts["before"] = graph_clients()
+        request = post("graph/notifications", body(notification(E3_BASE)))
+        statuses.append(call("graph_notifications", request).status_code)
+        counts["answered"] = graph_clients()
+        assert isinstance(services().directory, GraphDirectory)  # a Graph job builds it
+        counts["graph_job"] = graph_clients()
+
+    use(worker)
+    try:
+        thread = threading.Thread(target=fresh_worker_thread)
+        thread.start()
+        thread.join(60)
+    finally:
+        use(None)
+
+    assert statuses == [202]
+    assert [m.__class__ for m in world.messages(GROUPS_CHANGED)] == [GroupsChanged]
+    assert counts["answered"] == counts["before"]
+    assert counts["graph_job"] == counts["before"] + 1
 
 
 def test_a_forged_lifecycle_event_at_the_notification_url_is_not_acted_on(

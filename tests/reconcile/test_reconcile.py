@@ -21,7 +21,15 @@ from tests.reconcile.conftest import (
     mailbox_lost_after_a_baseline,
 )
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
-from tests.service.world import E3_BASE, IRVIN, JONI, NESTOR, SALES_TEAM, build_world
+from tests.service.world import (
+    E3_BASE,
+    ENTERPRISEPACK,
+    IRVIN,
+    JONI,
+    NESTOR,
+    SALES_TEAM,
+    build_world,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -231,6 +239,22 @@ async def test_a_dry_run_names_what_it_would_resolve_without_ledger_keys(
     ), resolved
     assert not any("|" in line for line in result.planned)
     assert result.resolved_findings == len(resolved)
+
+
+async def test_a_dry_run_gives_its_reprocess_reasons_by_name(nightly: Nightly) -> None:
+    """The policy writes its reasons with ids (the core knows no names); the plan's lines name
+    the group and the product, as the rest of the plan does."""
+    await nightly.run()
+
+    result = await nightly.run(dry_run=True, force=True)
+
+    reprocess = [line for line in result.planned if "reprocess " in line]
+    assert any(
+        "because group 'Licensing_Office365_E3_Base' finished processing" in line
+        and "persists for Office 365 E3 (ENTERPRISEPACK)" in line
+        for line in reprocess
+    ), reprocess
+    assert not any(E3_BASE in line or ENTERPRISEPACK in line for line in reprocess), reprocess
 
 
 async def test_a_run_that_died_after_done_is_not_run_again_the_same_day() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from shared.core import findings as codes
 from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
-from tests.service.world import World
+from tests.service.world import DIEGO, E3_BASE, World
 
 pytestmark = pytest.mark.anyio
 
@@ -24,3 +25,17 @@ async def test_a_manual_reprocess_marks_its_ledger_rows_sent(world: World) -> No
     rows = list(act_world.svc.tables.reprocessledger.query_all())
     assert rows
     assert all(ledger.unsent(user_id) == [] for user_id in {e.partition_key for e in rows})
+
+
+async def test_a_group_that_lost_its_licenses_no_longer_assigns_in_the_admin_reprocess(
+    world: World,
+) -> None:
+    """The scan reads only licensed groups; a stale state from a group that dropped its
+    licenses must read as the nightly and the user pipeline say it, not 'no longer exists'."""
+    world.directory.set_group_licenses(E3_BASE, [])  # Diego's state from it stays
+
+    [outcome] = await manual_reprocess(world.svc, [DIEGO], dry_run=True)
+
+    [stale] = [f for f in outcome.findings if f.code == codes.STALE_GROUP_ASSIGNMENT]
+    assert "no longer exists" not in stale.message
+    assert "no longer assigns Office 365 E3" in stale.message

@@ -66,7 +66,7 @@ async def run_digest(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DigestOu
     weekly = await weekly_summary(svc, sleep=sleep, facts=facts, rows=rows)
     if plan.empty:
         if pending:
-            confirm(svc, DIGEST, pending)
+            confirm(svc, DIGEST, pending, sent=False)
         log.info("alerts.digest_nothing_new", still_open=plan.open_total)
         return DigestOutcome("nothing-new", still_open=plan.open_total, weekly=weekly)
     reported = rows_fingerprint(

@@ -20,6 +20,12 @@ Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its st
 7. only after that does the caller record what was mailed (the findings' `alertedIn`) and
    then `confirm`, which advances `lastId` and clears the pending fields.
 
+A pending mail replaced by a newer one (it failed, and the next run has other findings to
+report) or no longer news (`confirm(..., sent=False)`) never goes out: its id is kept in
+`abandonedIds`, and the next send of the channel deletes its draft if it is still in the
+sender's Drafts (found by its Message-ID, so a draft that was sent is never touched); a
+failed deletion is retried by the next send.
+
 A crash between any two steps and the redelivery end in one mail.
 """
 
@@ -31,7 +37,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -56,6 +62,8 @@ log = structlog.get_logger(__name__)
 RECIPIENTS_REFUSED: Final = "AlertRecipientsRefused"
 DRAFT_FIELD: Final = "pendingDraftId"
 ROWS_FIELD: Final = "pendingRows"
+ABANDONED_FIELD: Final = "abandonedIds"
+MAX_ABANDONED: Final = 20
 
 DISABLED: Final = "disabled"
 REFUSED: Final = "refused"
@@ -118,6 +126,7 @@ def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) ->
     if fields.get("lastId") == mail_id:
         return False
     if fields.get("pendingId") != mail_id:
+        _abandon(svc, fields, str(fields.get("pendingId") or ""))  # replaced: never sent now
         fields.pop(DRAFT_FIELD, None)
         fields.pop(ROWS_FIELD, None)
         fields.update({"pendingId": mail_id, "pendingAt": svc.now()})
@@ -127,11 +136,21 @@ def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) ->
     return True
 
 
-def confirm(svc: Services, channel: str, mail_id: str) -> None:
-    """Advance the channel after Graph accepted `mail_id` and the ledger recorded it."""
+def _abandon(svc: Services, fields: dict[str, Any], mail_id: str) -> None:
+    """Keep `mail_id` in the channel's `abandonedIds`: the next send deletes its draft."""
+    if mail_id and svc.settings.alert_sender:
+        abandoned = [*str(fields.get(ABANDONED_FIELD) or "").split(), mail_id]
+        fields[ABANDONED_FIELD] = " ".join(abandoned[-MAX_ABANDONED:])
+
+
+def confirm(svc: Services, channel: str, mail_id: str, *, sent: bool = True) -> None:
+    """Advance the channel after Graph accepted `mail_id` and the ledger recorded it; with
+    `sent=False`, a pending mail that is no longer news: its draft is deleted as abandoned."""
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}
+    if not sent:
+        _abandon(svc, fields, mail_id)
     fields.pop("pendingId", None)
     fields.pop("pendingAt", None)
     fields.pop(DRAFT_FIELD, None)
@@ -217,6 +236,7 @@ async def deliver_mail(
     fields = dict(entity.fields) if entity else {}
     crash_point(svc, "mail.after_pending")
     sender = svc.settings.alert_sender or ""
+    await _delete_abandoned_drafts(svc, channel, sender, fields)
     attempt = 0
     draft_id = str(fields.get(DRAFT_FIELD) or "")
     while True:
@@ -247,8 +267,39 @@ async def deliver_mail(
 
 def internet_message_id(channel: str, mail: Mail, sender: str) -> str:
     """The Message-ID of `mail` on `channel`: fixed, so its draft can be found again."""
-    digest = hashlib.sha256(f"{channel}\n{mail.id}".encode()).hexdigest()[:32]
+    return _message_id(channel, mail.id, sender)
+
+
+def _message_id(channel: str, mail_id: str, sender: str) -> str:
+    digest = hashlib.sha256(f"{channel}\n{mail_id}".encode()).hexdigest()[:32]
     return f"<license-guard.{digest}@{sender.rpartition('@')[2] or 'localhost'}>"
+
+
+async def _delete_abandoned_drafts(
+    svc: Services, channel: str, sender: str, fields: dict[str, Any]
+) -> None:
+    """Delete the drafts of the channel's replaced mails still in the sender's Drafts (see the
+    module docstring). Looked up by Message-ID: a sent one has left Drafts and is not found.
+    Best effort: an error leaves the rest for the next send, never fails this one."""
+    abandoned = str(fields.get(ABANDONED_FIELD) or "").split()
+    if not abandoned:
+        return
+    left = list(abandoned)
+    try:
+        for mail_id in abandoned:
+            draft_id = await svc.directory.find_draft(sender, _message_id(channel, mail_id, sender))
+            if draft_id and await svc.directory.delete_draft(sender, draft_id):
+                log.info("alerts.abandoned_draft_deleted", channel=channel, mail_id=mail_id,
+                         draft_id=draft_id)  # fmt: skip
+            left.remove(mail_id)
+    except DirectoryError as error:
+        log.warning("alerts.abandoned_draft_kept", channel=channel, status=error.status,
+                    code=error.code, left=len(left))  # fmt: skip
+    if left:
+        fields[ABANDONED_FIELD] = " ".join(left)
+    else:
+        fields.pop(ABANDONED_FIELD, None)
+    ServiceState(svc.tables.servicestate).put(state_name(channel), fields)
 
 
 async def _draft(svc: Services, mail: Mail, channel: str, sender: str) -> str:

@@ -1,0 +1,58 @@
+"""An alert line's user count when the ledger keeps only a sample of a finding's users: two
+findings of one line (two groups nested in one licensed group) may share users."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.core.alerting import LedgerRow, group_rows
+from shared.render.mail import MAX_NAMED_USERS, MailNames
+from shared.render.mail_rows import row_views
+
+LICENSED = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
+SEEN = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def user(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def nested_row(nested: str, user_ids: list[str], user_count: int | None = None) -> LedgerRow:
+    """A NestedGroupMember row as the ledger keeps it: the first ids, and the count."""
+    return LedgerRow(
+        key=f"group:{LICENSED}|-|NestedGroupMember|{LICENSED}|{nested}",
+        subject=f"group:{LICENSED}",
+        code="NestedGroupMember",
+        severity="info",
+        sku_id=None,
+        group_id=LICENSED,
+        message="m",
+        remedy="r",
+        first_seen=SEEN,
+        user_ids=tuple(user_ids),
+        user_count=user_count,
+    )
+
+
+def test_users_of_two_samples_are_not_counted_twice() -> None:
+    """Group A: 150 users, the ledger names its first 100; group B: 30 users, all named, who
+    are A's last 30 (B is nested in A too). 150 users in all, not 100 + 30 + 50 = 180."""
+    a = nested_row("a", [user(n) for n in range(100)], user_count=150)
+    b = nested_row("b", [user(n) for n in range(120, 150)])
+    [line] = group_rows([a, b])
+
+    assert len(line.user_ids) == 130
+    assert line.user_total <= 150  # never more users than there can be
+    [view] = row_views([a, b], MailNames())
+    assert view.more == line.user_total - MAX_NAMED_USERS
+    assert view.more_is_minimum  # who A's 50 unnamed are is unknown: "at least"
+
+
+def test_a_line_without_shared_samples_counts_exactly() -> None:
+    a = nested_row("a", [user(n) for n in range(100)], user_count=150)
+    [line] = group_rows([a])
+    [view] = row_views([a], MailNames())
+
+    assert line.user_total == 150
+    assert view.more == 150 - MAX_NAMED_USERS
+    assert not view.more_is_minimum
