@@ -152,6 +152,30 @@ async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> N
     }
 
 
+async def test_users_excluded_as_a_list_pasted_from_outlook_or_excel_are_all_muted() -> None:
+    """Outlook joins addresses with '; ', Excel a column with newlines: each is a separator."""
+    world = alert_world(
+        ALERT_EXCLUDE_USERS="Diego.Siciliani@contoso.com; joni.sherman@contoso.com\n"
+    )
+    await baseline(world)
+    record(
+        world,
+        error(IRVIN),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+        error(JONI, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert outcome.new == 1
+    assert "Irvin Sayers" in body
+    assert "Diego Siciliani" not in body
+    assert "Joni Sherman" not in body
+    assert "2 open finding(s) are muted by exclusions" in body
+
+
 async def test_info_findings_go_to_a_separate_weekly_summary_not_the_digest() -> None:
     world = alert_world()
     await baseline(world)
