@@ -7,9 +7,11 @@ and checks, in order:
    who it is from the token's claims (decoded, not verified: the service does not validate its
    own tokens, Graph does);
 2. each Graph permission `graph_permissions` says the mode needs: reads by a `$top=1` GET,
-   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`), `Mail.ReadWrite`
-   by reading its Drafts (`GET .../mailFolders/drafts/messages?$top=1`), writes
-   (`User.ReadWrite.All`) from the token's `roles` claim since no write is harmless;
+   `Mail.ReadWrite` by reading the sender's Drafts (`GET .../mailFolders/drafts/messages?$top=1`),
+   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`) and, like the writes
+   (`User.ReadWrite.All`), the token's `roles` claim since no send or write is harmless (no
+   `roles` claim: failed for an app token, which then holds no app role; not checked for a
+   user's or a static token);
 3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
    when no storage is configured);
 4. the clientState secret (present, 16-128 characters);
@@ -129,7 +131,10 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
             )
             try:
                 checks += await graph_checks(
-                    target, probe, roles if isinstance(roles, list) else None
+                    target,
+                    probe,
+                    roles if isinstance(roles, list) else None,
+                    app_only=claims is not None and "scp" not in claims,  # no user's scopes
                 )
             finally:
                 await probe.aclose()  # its HTTP connections

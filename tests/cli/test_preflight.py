@@ -240,3 +240,30 @@ def test_directory_read_all_does_not_pass_for_the_reprocess_write(
     assert status == 1
     assert "NOT granted" in failed(output, "Graph User.ReadWrite.All")
     passed(output, "Graph User.Read.All")
+
+
+def test_an_app_token_without_a_roles_claim_does_not_pass_mail_send(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """An app-only token carries `roles` only when app roles were granted (claims are present
+    only if a value exists: learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference). The sender mailbox existing proves nothing about Mail.Send:
+    without roles it is not granted."""
+    no_roles = MintingCredential(SECRET, claims={"roles": None})  # graphsim: unrestricted
+    status, output = preflight(settings(graph_url, storage, webhook), no_roles)
+    assert status == 1
+    assert "NOT granted" in failed(output, "Graph Mail.Send")
+    assert "NOT granted" in failed(output, "Graph User.ReadWrite.All")
+    passed(output, "Graph User.Read.All")  # its probe answered 200
+
+
+def test_a_users_token_leaves_mail_send_unproven(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """A delegated token (`scp`, no `roles`: an admin's `az login`) says nothing about what the
+    app's identity was granted: Mail.Send is not checked, never passed."""
+    user = MintingCredential(SECRET, claims={"roles": None, "scp": "Directory.Read.All"})
+    _, output = preflight(settings(graph_url, storage, webhook), user)
+    text = line(output, "Graph Mail.Send")
+    assert text.lstrip().startswith("-"), text
+    assert "not proven" in text
