@@ -54,10 +54,38 @@ from shared.cli.preflight_checks import (
     token_claims,
     url_check,
 )
+from shared.cli.preflight_grants import identity_grant_checks
+from shared.platform.setting_values import parse_guid
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+KEY_VAULT_SECRETS = {
+    "CLIENT_STATE": "client-state",
+    "NOTIFICATION_URL": "notification-url",
+    "LIFECYCLE_NOTIFICATION_URL": "lifecycle-notification-url",
+}
+"""The app settings that are Key Vault references (infra/app/api.bicep) and their secrets."""
+
+
+def in_key_vault(setting: str) -> Check:
+    """A setting an admin's environment lacks because the app reads it from Key Vault."""
+    return Check(
+        SKIP,
+        setting,
+        f"not set here: the app reads it from Key Vault secret {KEY_VAULT_SECRETS[setting]} "
+        "(README 'Deploy' step 3 exports it)",
+    )
+
+
+def storage_roles_not_read(principal_id: str) -> Check:
+    return Check(
+        SKIP,
+        "storage",
+        "the identity's storage roles are not read here (infra/app/rbac.bicep assigns Storage "
+        "Blob Data Owner, Queue and Table Data Contributor on the account in `azd up`): "
+        f"az role assignment list --assignee {principal_id} --all -o table",
+    )
 
 
 def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
@@ -94,7 +122,19 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         notification_urls={
             name: get(name) for name in ("NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL")
         },
+        principal_id=principal_id(args),
     )
+
+
+def principal_id(args: argparse.Namespace) -> str | None:
+    """`--principal-id` as a GUID; LiveError (exit 2) for anything else."""
+    text = (getattr(args, "principal_id", None) or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_guid(text)
+    except ValueError as exc:
+        raise LiveError(f"--principal-id: {exc}") from None
 
 
 # --------------------------------------------------------------------------- running
@@ -130,12 +170,15 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
                 target.endpoint.base_url, static_token=target.static_token, credential=credential
             )
             try:
-                checks += await graph_checks(
-                    target,
-                    probe,
-                    roles if isinstance(roles, list) else None,
-                    app_only=claims is not None and "scp" not in claims,  # no user's scopes
-                )
+                if target.principal_id:
+                    checks += await identity_grant_checks(target, target.principal_id, probe)
+                else:
+                    checks += await graph_checks(
+                        target,
+                        probe,
+                        roles if isinstance(roles, list) else None,
+                        app_only=claims is not None and "scp" not in claims,  # no user's scopes
+                    )
             finally:
                 await probe.aclose()  # its HTTP connections
         else:
@@ -143,11 +186,20 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
     finally:
         if owned and credential is not None:
             await credential.close()
-    checks += await asyncio.to_thread(storage_checks, target)
-    checks.append(client_state_check(target.client_state))
+    if target.principal_id:
+        checks.append(storage_roles_not_read(target.principal_id))
+    else:
+        checks += await asyncio.to_thread(storage_checks, target)
+    if target.principal_id and target.client_state is None:
+        checks.append(in_key_vault("CLIENT_STATE"))
+    else:
+        checks.append(client_state_check(target.client_state))
     async with httpx.AsyncClient(timeout=10.0) as http_client:
         for name, url in target.notification_urls.items():
-            checks.append(await url_check(name, url, http_client))
+            if target.principal_id and not url:
+                checks.append(in_key_vault(name))
+            else:
+                checks.append(await url_check(name, url, http_client))
     return checks
 
 

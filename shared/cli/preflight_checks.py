@@ -26,7 +26,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, Resourc
 from shared.adapters.graph_auth import GraphEndpoint
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
 from shared.platform.settings import StorageConnection
-from shared.ports.directory import DirectoryError
+from shared.ports.directory import JSON, DirectoryError
 
 PASS, FAIL, SKIP = "✓", "✗", "-"
 GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
@@ -77,6 +77,8 @@ class Target:
     storage_problem: str | None
     client_state: str | None
     notification_urls: Mapping[str, str | None]
+    principal_id: str | None = None
+    """`--principal-id`: check what this identity was granted, as an admin (preflight_grants)."""
 
     @property
     def permission_sets(self) -> list[str]:
@@ -142,7 +144,7 @@ def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]
     return checks
 
 
-def _has_role(roles: list[str], permission: str) -> bool:
+def has_role(roles: list[str], permission: str) -> bool:
     """Granted as such or through a wider role: a read by its ReadWrite twin or the directory
     roles, a write only by Directory.ReadWrite.All (Directory.Read.All writes nothing)."""
     wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
@@ -159,6 +161,10 @@ class Probe(Protocol):
 
     async def get(self, path: str) -> DirectoryError | None:
         """None on success, else the error Graph (or the transport) gave."""
+        ...
+
+    async def read(self, path: str) -> JSON:
+        """The JSON object Graph answered; DirectoryError otherwise."""
         ...
 
 
@@ -221,7 +227,7 @@ async def graph_checks(
             checks.append(Check(FAIL, label, missing, grant_fix(name)))
         elif roles is None:
             checks.append(Check(SKIP, label, f"{detail}; not proven: the token has no roles claim"))
-        elif _has_role(roles, name):
+        elif has_role(roles, name):
             checks.append(Check(PASS, label, f"{detail}; granted (token roles)"))
         else:
             missing = f"{detail}; NOT granted (token roles)"

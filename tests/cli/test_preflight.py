@@ -20,6 +20,7 @@ import pytest
 from devhost.azurite import Azurite, AzuriteEndpoints
 from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
+from shared.adapters.graph_permissions import APP_ROLE_IDS
 from shared.cli.main import main
 from shared.cli.preflight import run_preflight
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
@@ -50,9 +51,29 @@ def storage() -> Iterator[AzuriteEndpoints]:
         yield endpoints
 
 
+IDENTITY = "8e881353-1735-45af-af21-ee1344582a4d"
+"""The app's managed identity (its service principal's object id), granted every role but
+User.ReadWrite.All, as `grant-graph-permissions.sh --enable-mail` leaves it."""
+GRAPH_SP = "fea94d6d-b5bf-44d2-a887-4f72a8d74f44"
+
+
+def identity_granted(*names: str) -> dict[str, Any]:
+    """A service principal with these Microsoft Graph app roles, as graphsim's tenant holds it."""
+    return {
+        "id": IDENTITY,
+        "displayName": "id-license-guard",
+        "appRoleAssignments": [
+            {"id": f"assignment-{n}", "appRoleId": APP_ROLE_IDS[name], "resourceId": GRAPH_SP}
+            for n, name in enumerate(names)
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def graph_url() -> Iterator[str]:
-    with serve_in_thread(make_tenant(), token=SECRET) as url:
+    granted = [r for r in ALL_ROLES if r != "User.ReadWrite.All"]
+    tenant = make_tenant() | {"servicePrincipals": [identity_granted(*granted)]}
+    with serve_in_thread(tenant, token=SECRET) as url:
         yield url
 
 
@@ -267,3 +288,92 @@ def test_a_users_token_leaves_mail_send_unproven(
     text = line(output, "Graph Mail.Send")
     assert text.lstrip().startswith("-"), text
     assert "not proven" in text
+
+
+ADMIN = {"roles": None, "scp": "Directory.Read.All"}
+"""An admin's `az login` token: delegated scopes, no app roles (graphsim: unrestricted)."""
+
+
+def azd_values(graph_url: str, mode: str = "act") -> dict[str, str]:
+    """What `azd env get-values` holds: Bicep outputs and the parameters set with `azd env set`
+    (no CLIENT_STATE, storage settings or webhook URLs: those are the app's, in Key Vault)."""
+    return {
+        "GRAPH_BASE_URL": graph_url,
+        "AZURE_IDENTITY_PRINCIPAL_ID": IDENTITY,
+        "AZURE_STORAGE_ACCOUNT_NAME": "stlicenseguard",
+        "LICENSE_GUARD_MODE": mode,
+        "ALERT_SENDER": SENDER,
+    }
+
+
+def admin_preflight(env: dict[str, str], principal: str, claims: dict[str, Any]) -> tuple[int, str]:
+    out = io.StringIO()
+    credential = MintingCredential(SECRET, claims=claims)
+    status = run_preflight(args(principal_id=principal), credential=credential, env=env, out=out)
+    return status, out.getvalue()
+
+
+def test_an_admin_checks_the_identitys_grants_from_the_azd_values(graph_url: str) -> None:
+    """README Deploy step 3: the admin's sign-in reads what the identity was granted; what
+    only the app holds (storage access, Key Vault secrets) is skipped and says why."""
+    status, output = admin_preflight(azd_values(graph_url, mode="observe"), IDENTITY, ADMIN)
+
+    assert status == 0, output
+    assert "Group.Read.All" in line(output, "identity")
+    for permission in ("Group.Read.All", "User.Read.All", "Mail.Send", "Mail.ReadWrite"):
+        assert "granted to the identity" in line(output, f"Graph {permission}")
+        passed(output, f"Graph {permission}")
+    assert "az role assignment list" in line(output, "storage")
+    for name in ("CLIENT_STATE", "NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"):
+        assert line(output, name).lstrip().startswith("-"), name
+        assert "Key Vault secret" in line(output, name)
+    assert output.rstrip().endswith("0 failed, 4 skipped")
+
+
+def test_the_key_vault_values_an_admin_exports_are_checked_too(
+    graph_url: str, webhook: Receiver
+) -> None:
+    """With CLIENT_STATE and the webhook URLs exported from Key Vault (README step 3), the
+    secret's length and Graph's validation handshake are checked as for the app."""
+    exported = {
+        "CLIENT_STATE": "a-client-state-of-32-characters!",
+        "NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+        "LIFECYCLE_NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+    }
+    env = azd_values(graph_url, mode="observe") | exported
+    status, output = admin_preflight(env, IDENTITY, ADMIN)
+
+    assert status == 0, output
+    for name in exported:
+        passed(output, name)
+    assert len(webhook.validations) == 2
+    assert output.rstrip().endswith("0 failed, 1 skipped")  # storage: the identity's roles
+
+
+def test_an_admin_sees_the_identity_lacks_the_act_modes_write(graph_url: str) -> None:
+    status, output = admin_preflight(azd_values(graph_url, mode="act"), IDENTITY, ADMIN)
+
+    assert status == 1
+    assert f"NOT granted to the identity {IDENTITY}" in failed(output, "Graph User.ReadWrite.All")
+    assert "--enable-reprocess" in output
+    assert "1 failed" in output
+
+
+def test_an_unknown_identity_or_a_sign_in_that_cannot_read_it_fails_with_the_fix(
+    graph_url: str,
+) -> None:
+    unknown = "00000000-0000-0000-0000-0000000000ff"
+    status, output = admin_preflight(azd_values(graph_url), unknown, ADMIN)
+    assert status == 1
+    assert f"no service principal {unknown}" in failed(output, "identity")
+    assert "AZURE_IDENTITY_PRINCIPAL_ID" in output
+
+    status, output = admin_preflight(azd_values(graph_url), IDENTITY, {"roles": ["User.Read.All"]})
+    assert status == 1
+    assert "403" in failed(output, "identity")
+    assert "Global Reader" in output
+
+
+def test_principal_id_must_be_a_guid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preflight", "--principal-id", "id-license-guard"]) == 2
+    assert "--principal-id: 'id-license-guard' is not a GUID" in capsys.readouterr().err
