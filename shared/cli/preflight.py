@@ -33,6 +33,7 @@ from typing import IO, Any
 import httpx
 from azure.core.exceptions import ClientAuthenticationError
 
+from shared.adapters.arm_roles import ARM_BY_GRAPH_HOST, storage_account_scope
 from shared.adapters.graph_auth import (
     GraphEndpointError,
     credential_error,
@@ -54,7 +55,7 @@ from shared.cli.preflight_checks import (
     token_claims,
     url_check,
 )
-from shared.cli.preflight_grants import identity_grant_checks
+from shared.cli.preflight_grants import identity_grant_checks, storage_role_checks
 from shared.platform.setting_values import parse_guid
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
 
@@ -75,16 +76,6 @@ def in_key_vault(setting: str) -> Check:
         setting,
         f"not set here: the app reads it from Key Vault secret {KEY_VAULT_SECRETS[setting]} "
         "(README 'Deploy' step 3 exports it)",
-    )
-
-
-def storage_roles_not_read(principal_id: str) -> Check:
-    return Check(
-        SKIP,
-        "storage",
-        "the identity's storage roles are not read here (infra/app/rbac.bicep assigns Storage "
-        "Blob Data Owner, Queue and Table Data Contributor on the account in `azd up`): "
-        f"az role assignment list --assignee {principal_id} --all -o table",
     )
 
 
@@ -110,6 +101,7 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         pass
     except ValueError as exc:
         problem = str(exc)
+    principal = principal_id(args)
     return Target(
         endpoint=endpoint,
         static_token=args.token or get("GRAPH_STATIC_TOKEN"),
@@ -122,8 +114,19 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         notification_urls={
             name: get(name) for name in ("NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL")
         },
-        principal_id=principal_id(args),
+        principal_id=principal,
+        storage_scope=storage_scope(env) if principal else None,
+        arm_url=get("ARM_BASE_URL") or ARM_BY_GRAPH_HOST.get(endpoint.host),
     )
+
+
+def storage_scope(env: Mapping[str, str]) -> str | None:
+    """The storage account's resource id from the azd values, when they name it."""
+    parts = [
+        (env.get(name) or "").strip()
+        for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_STORAGE_ACCOUNT_NAME")
+    ]
+    return storage_account_scope(*parts) if all(parts) else None
 
 
 def principal_id(args: argparse.Namespace) -> str | None:
@@ -183,12 +186,12 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
                 await probe.aclose()  # its HTTP connections
         else:
             checks.append(Check(SKIP, "Graph permissions", "not checked: no token"))
+        if target.principal_id:
+            checks += await storage_role_checks(target, target.principal_id, credential)
     finally:
         if owned and credential is not None:
             await credential.close()
-    if target.principal_id:
-        checks.append(storage_roles_not_read(target.principal_id))
-    else:
+    if not target.principal_id:
         checks += await asyncio.to_thread(storage_checks, target)
     if target.principal_id and target.client_state is None:
         checks.append(in_key_vault("CLIENT_STATE"))

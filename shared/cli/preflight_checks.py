@@ -79,6 +79,10 @@ class Target:
     notification_urls: Mapping[str, str | None]
     principal_id: str | None = None
     """`--principal-id`: check what this identity was granted, as an admin (preflight_grants)."""
+    storage_scope: str | None = None
+    """With `principal_id`: the storage account's resource id, from the azd values."""
+    arm_url: str | None = None
+    """With `principal_id`: Azure Resource Manager for the cloud (`ARM_BASE_URL` overrides)."""
 
     @property
     def permission_sets(self) -> list[str]:

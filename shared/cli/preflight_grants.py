@@ -14,13 +14,16 @@ list shows them at once (give or take replication).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
+from shared.adapters.arm_roles import role_definitions_covering
 from shared.adapters.graph_permissions import grant
 from shared.cli.permissions import csv_role_ids
 from shared.cli.preflight_checks import (
     FAIL,
     PASS,
+    SKIP,
     Check,
     Probe,
     Target,
@@ -81,3 +84,52 @@ async def identity_grant_checks(target: Target, principal_id: str, probe: Probe)
                 Check(FAIL, label, f"NOT granted to the identity {principal_id}", grant_fix(name))
             )
     return checks
+
+
+STORAGE_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+}
+"""The data roles the app's identity needs on its storage account (infra/app/rbac.bicep)."""
+
+
+async def storage_role_checks(target: Target, principal_id: str, credential: Any) -> list[Check]:
+    """One check per storage data role, read from Azure Resource Manager with the admin's
+    sign-in; skipped (with the az command that lists them) when the azd values do not name
+    the account or no ARM endpoint is known."""
+    if not (target.storage_scope and target.arm_url and credential is not None):
+        return [
+            Check(
+                SKIP,
+                "storage roles",
+                "not read: needs AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and "
+                "AZURE_STORAGE_ACCOUNT_NAME (azd env get-values) and a sign-in; "
+                f"az role assignment list --assignee {principal_id} --all -o table",
+            )
+        ]
+    try:
+        held = await role_definitions_covering(
+            target.arm_url, target.storage_scope, principal_id, credential
+        )
+    except DirectoryError as exc:
+        return [
+            Check(
+                FAIL,
+                "storage roles",
+                f"cannot read the identity's role assignments: {exc}",
+                "sign in (az login) as someone with Reader on the resource group",
+            )
+        ]
+    account = target.storage_scope.rsplit("/", 1)[-1]
+    return [
+        Check(PASS, f"storage {name}", f"held by the identity on {account}")
+        if role_id in held
+        else Check(
+            FAIL,
+            f"storage {name}",
+            f"NOT held by the identity {principal_id} on {account}",
+            "`azd provision` assigns it (infra/app/rbac.bicep)",
+        )
+        for role_id, name in STORAGE_ROLES.items()
+    ]

@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from shared.cli.preflight import run_preflight
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver
+from tests.loopback import QuietHandler, serving
 from tests.python_run import run_module
 
 SECRET = "graphsim-preflight-secret-0123456789abcdef"
@@ -294,16 +296,71 @@ ADMIN = {"roles": None, "scp": "Directory.Read.All"}
 """An admin's `az login` token: delegated scopes, no app roles (graphsim: unrestricted)."""
 
 
-def azd_values(graph_url: str, mode: str = "act") -> dict[str, str]:
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+GROUP_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-license-guard"
+ACCOUNT_SCOPE = f"{GROUP_SCOPE}/providers/Microsoft.Storage/storageAccounts/stlicenseguard"
+BLOB_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+TABLE_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+
+
+class FakeArm:
+    """Azure Resource Manager's "Role Assignments - List For Scope" for the identity, as
+    learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope shapes it."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.held = {BLOB_OWNER: ACCOUNT_SCOPE, QUEUE_CONTRIBUTOR: GROUP_SCOPE}
+        self.held[TABLE_CONTRIBUTOR] = ACCOUNT_SCOPE
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "value": [
+                {
+                    "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{n}",
+                    "type": "Microsoft.Authorization/roleAssignments",
+                    "properties": {
+                        "roleDefinitionId": f"/subscriptions/{SUBSCRIPTION}/providers/"
+                        f"Microsoft.Authorization/roleDefinitions/{role}",
+                        "principalId": IDENTITY,
+                        "principalType": "ServicePrincipal",
+                        "scope": scope,
+                    },
+                }
+                for n, (role, scope) in enumerate(self.held.items())
+            ]
+        }
+
+
+@pytest.fixture
+def arm() -> Iterator[FakeArm]:
+    fake = FakeArm()
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server calls it by this name
+            parts = urlsplit(self.path)
+            fake.requests.append((parts.path, parse_qs(parts.query)))
+            self.send_json(200, fake.answer())
+
+    with serving(Handler) as url:
+        fake.url = url
+        yield fake
+
+
+def azd_values(graph_url: str, mode: str = "act", arm: FakeArm | None = None) -> dict[str, str]:
     """What `azd env get-values` holds: Bicep outputs and the parameters set with `azd env set`
     (no CLIENT_STATE, storage settings or webhook URLs: those are the app's, in Key Vault)."""
-    return {
+    values = {
         "GRAPH_BASE_URL": graph_url,
         "AZURE_IDENTITY_PRINCIPAL_ID": IDENTITY,
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "AZURE_RESOURCE_GROUP": "rg-license-guard",
         "AZURE_STORAGE_ACCOUNT_NAME": "stlicenseguard",
         "LICENSE_GUARD_MODE": mode,
         "ALERT_SENDER": SENDER,
     }
+    return values | ({"ARM_BASE_URL": arm.url} if arm else {})
 
 
 def admin_preflight(env: dict[str, str], principal: str, claims: dict[str, Any]) -> tuple[int, str]:
@@ -313,25 +370,58 @@ def admin_preflight(env: dict[str, str], principal: str, claims: dict[str, Any])
     return status, out.getvalue()
 
 
-def test_an_admin_checks_the_identitys_grants_from_the_azd_values(graph_url: str) -> None:
-    """README Deploy step 3: the admin's sign-in reads what the identity was granted; what
-    only the app holds (storage access, Key Vault secrets) is skipped and says why."""
-    status, output = admin_preflight(azd_values(graph_url, mode="observe"), IDENTITY, ADMIN)
+def test_an_admin_checks_the_identitys_grants_from_the_azd_values(
+    graph_url: str, arm: FakeArm
+) -> None:
+    """README Deploy step 3: the admin's sign-in reads what the identity was granted (Graph app
+    roles, storage data roles); the Key Vault secrets it was not given are skipped, saying why."""
+    status, output = admin_preflight(azd_values(graph_url, "observe", arm), IDENTITY, ADMIN)
 
     assert status == 0, output
     assert "Group.Read.All" in line(output, "identity")
     for permission in ("Group.Read.All", "User.Read.All", "Mail.Send", "Mail.ReadWrite"):
         assert "granted to the identity" in line(output, f"Graph {permission}")
         passed(output, f"Graph {permission}")
-    assert "az role assignment list" in line(output, "storage")
+    for role in ("Blob Data Owner", "Queue Data Contributor", "Table Data Contributor"):
+        assert "held by the identity on stlicenseguard" in line(output, f"storage Storage {role}")
+    [(path, query)] = arm.requests
+    assert path == f"{ACCOUNT_SCOPE}/providers/Microsoft.Authorization/roleAssignments"
+    assert query == {"api-version": ["2022-04-01"], "$filter": [f"principalId eq '{IDENTITY}'"]}
     for name in ("CLIENT_STATE", "NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"):
         assert line(output, name).lstrip().startswith("-"), name
         assert "Key Vault secret" in line(output, name)
-    assert output.rstrip().endswith("0 failed, 4 skipped")
+    assert output.rstrip().endswith("0 failed, 3 skipped")
+
+
+def test_a_storage_role_held_only_on_one_table_does_not_count(graph_url: str, arm: FakeArm) -> None:
+    """ARM lists the principal's assignments at, above and below the account: only those at
+    the account or above cover every queue, table and container the app uses."""
+    arm.held[TABLE_CONTRIBUTOR] = f"{ACCOUNT_SCOPE}/tableServices/default/tables/findings"
+    credential = MintingCredential(SECRET, claims=ADMIN)
+    out = io.StringIO()
+    env = azd_values(graph_url, "observe", arm)
+    status = run_preflight(args(principal_id=IDENTITY), credential=credential, env=env, out=out)
+    output = out.getvalue()
+
+    assert status == 1
+    passed(output, "storage Storage Queue Data Contributor")  # held on the resource group
+    table = failed(output, "storage Storage Table Data Contributor")
+    assert f"NOT held by the identity {IDENTITY}" in table
+    assert "azd provision" in output
+    assert (f"{arm.url}/.default",) in credential.requests  # a token for ARM, not Graph
+
+
+def test_without_the_accounts_azd_values_storage_roles_are_skipped(graph_url: str) -> None:
+    env = azd_values(graph_url, "observe")
+    del env["AZURE_SUBSCRIPTION_ID"]
+    status, output = admin_preflight(env, IDENTITY, ADMIN)
+
+    assert status == 0, output
+    assert "az role assignment list" in line(output, "storage roles")
 
 
 def test_the_key_vault_values_an_admin_exports_are_checked_too(
-    graph_url: str, webhook: Receiver
+    graph_url: str, webhook: Receiver, arm: FakeArm
 ) -> None:
     """With CLIENT_STATE and the webhook URLs exported from Key Vault (README step 3), the
     secret's length and Graph's validation handshake are checked as for the app."""
@@ -340,18 +430,18 @@ def test_the_key_vault_values_an_admin_exports_are_checked_too(
         "NOTIFICATION_URL": f"{webhook.url}?code=function-key",
         "LIFECYCLE_NOTIFICATION_URL": f"{webhook.url}?code=function-key",
     }
-    env = azd_values(graph_url, mode="observe") | exported
+    env = azd_values(graph_url, "observe", arm) | exported
     status, output = admin_preflight(env, IDENTITY, ADMIN)
 
     assert status == 0, output
     for name in exported:
         passed(output, name)
     assert len(webhook.validations) == 2
-    assert output.rstrip().endswith("0 failed, 1 skipped")  # storage: the identity's roles
+    assert output.rstrip().endswith("0 failed, 0 skipped")
 
 
-def test_an_admin_sees_the_identity_lacks_the_act_modes_write(graph_url: str) -> None:
-    status, output = admin_preflight(azd_values(graph_url, mode="act"), IDENTITY, ADMIN)
+def test_an_admin_sees_the_identity_lacks_the_act_modes_write(graph_url: str, arm: FakeArm) -> None:
+    status, output = admin_preflight(azd_values(graph_url, "act", arm), IDENTITY, ADMIN)
 
     assert status == 1
     assert f"NOT granted to the identity {IDENTITY}" in failed(output, "Graph User.ReadWrite.All")
