@@ -1,6 +1,7 @@
 """The Graph reads graphsim serves: users, groups and their members, members with license
-errors, deleted items, delta (groups and users), subscribedSkus, organization and the
-directory audit log, each with the `$select`/`$filter`/`$expand`/`$count` Graph allows there."""
+errors, deleted items, delta (groups and users), subscribedSkus, organization, the directory
+audit log and the app roles granted to a service principal, each with the
+`$select`/`$filter`/`$expand`/`$count` Graph allows there."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .delta import DeltaEngine
-from .errors import GraphError, bad_request
+from .errors import GraphError, bad_request, not_found
 from .graph_views import group_view, member_view, user_view
 from .license_status import members_with_license_errors
 from .memberships import GROUP_TYPE, USER_TYPE
@@ -272,3 +273,30 @@ class DirectoryReads:
             return project(entry, q.select, None)
 
         return serve_page(req, self.state, "auditLogs/directoryAudits", entries, view, q)
+
+    async def app_role_assignments(self, req: Req, sp_id: str) -> Resp:
+        """`GET /servicePrincipals/{id}/appRoleAssignments`: the app roles (application
+        permissions) granted to a service principal, from the tenant's `servicePrincipals`
+        (learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments)."""
+        q = parse_query(req.params)
+        sp = self.state.service_principals.get(sp_id)
+        if sp is None:
+            raise not_found(sp_id)
+        assignments = [
+            {
+                "principalId": sp["id"],
+                "principalType": "ServicePrincipal",
+                "principalDisplayName": sp.get("displayName"),
+                "resourceDisplayName": "Microsoft Graph",
+                **assignment,
+            }
+            for assignment in sp.get("appRoleAssignments") or []
+        ]
+        return serve_page(
+            req,
+            self.state,
+            "appRoleAssignments",
+            assignments,
+            lambda assignment: project(assignment, q.select, None),
+            q,
+        )

@@ -75,6 +75,7 @@ class GraphApi:
         r("GET", "/subscribedSkus", reads.list_skus)
         r("GET", "/organization", reads.list_org)
         r("GET", "/auditLogs/directoryAudits", reads.list_audits)
+        r("GET", "/servicePrincipals/{id}/appRoleAssignments", reads.app_role_assignments)
         r("GET", "/subscriptions", self.subs.list)
         r("POST", "/subscriptions", self.subs.create)
         r("GET", "/subscriptions/{id}", self.subs.get)

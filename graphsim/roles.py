@@ -8,7 +8,8 @@ e.g. https://learn.microsoft.com/graph/api/user-list (User.Read.All ...),
 https://learn.microsoft.com/graph/api/group-list, .../subscribedsku-list,
 .../directoryaudit-list, .../user-reprocesslicenseassignment, .../user-sendmail,
 .../user-post-messages and .../message-delete (Mail.ReadWrite), .../message-send (Mail.Send),
-.../mailfolder-list-messages (Mail.ReadBasic.All, Mail.Read, Mail.ReadWrite).
+.../mailfolder-list-messages (Mail.ReadBasic.All, Mail.Read, Mail.ReadWrite),
+.../serviceprincipal-list-approleassignments (Application.Read.All, Directory.Read.All).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ORG_READ = _DIRECTORY | {"Organization.Read.All", "Organization.ReadWrite.All"}
 USER_WRITE = frozenset({"User.ReadWrite.All", "Directory.ReadWrite.All"})
 MAIL_READ = frozenset({"Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 SUBSCRIBE_GROUPS = frozenset({"Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All"})
+APPLICATION_READ = _DIRECTORY | {"Application.Read.All", "Application.ReadWrite.All"}
 
 RULES: tuple[tuple[frozenset[str], re.Pattern[str], frozenset[str]], ...] = tuple(
     (frozenset(methods.split()), re.compile(pattern, re.IGNORECASE), allowed)
@@ -39,6 +41,7 @@ RULES: tuple[tuple[frozenset[str], re.Pattern[str], frozenset[str]], ...] = tupl
         ("GET", r"^/users(/|$)", USER_READ),
         ("GET", r"^/(subscribedSkus|organization)(/|$)", ORG_READ),
         ("GET", r"^/auditLogs/", frozenset({"AuditLog.Read.All"})),
+        ("GET", r"^/servicePrincipals/", APPLICATION_READ),
         ("POST", r"^/users/[^/]+/(reprocessLicenseAssignment|assignLicense)$", USER_WRITE),
         ("POST", r"^/users/[^/]+/sendMail$", frozenset({"Mail.Send"})),
         ("POST PATCH DELETE", r"^/subscriptions(/|$)", SUBSCRIBE_GROUPS),

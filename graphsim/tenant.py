@@ -82,6 +82,10 @@ class Tenant:
         }
         self.skus: dict[str, Obj] = {s["skuId"]: s for s in tenant.get("subscribedSkus", [])}
         self.x: Obj = copy.deepcopy(tenant.get("x-graphsim") or {})
+        # service principals by object id, each with the app roles granted to it
+        self.service_principals: dict[str, Obj] = {
+            sp["id"]: sp for sp in tenant.get("servicePrincipals", [])
+        }
         self.organization: list[Obj] = tenant.get("organization") or [self._default_org()]
         self.tenant_id: str = str(self.organization[0].get("id"))
         for sku in self.skus.values():  # the subscribedSku properties a snapshot may lack

@@ -77,7 +77,7 @@ param alertExcludeSkus string = ''
 @description('ALERT_EXCLUDE_GROUPS: comma-separated group ids whose findings are not mailed.')
 param alertExcludeGroups string = ''
 
-@description('ALERT_EXCLUDE_USERS: comma-separated user ids or UPNs whose findings are not mailed.')
+@description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed, separated by commas, semicolons or line breaks.')
 param alertExcludeUsers string = ''
 
 @description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old.')

@@ -1,5 +1,6 @@
 """A harmless GET against Graph for `license-guard preflight`: did a request a permission allows
-succeed, and if not, which error (as the `Directory` port names errors) did Graph give?
+succeed, and if not, which error (as the `Directory` port names errors) did Graph give? `read`
+returns the answer too (the app roles granted to the app's identity).
 
 It sends through the same client the service uses (`build_graph_client`: retry handler, token
 scoped to the cloud's host), so a probe fails exactly as the service's own calls would.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.method import Method
@@ -18,7 +20,7 @@ from kiota_abstractions.request_information import RequestInformation
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import credential_error
 from shared.adapters.graph_errors import ERROR_MAP, to_directory_error
-from shared.ports.directory import DirectoryError
+from shared.ports.directory import JSON, DirectoryError
 
 
 class GraphProbe:
@@ -33,18 +35,38 @@ class GraphProbe:
 
     async def get(self, path: str) -> DirectoryError | None:
         """GET base_url + path; None on success, else the error Graph (or the transport) gave."""
+        try:
+            await self._get_bytes(path)
+        except DirectoryError as exc:
+            return exc
+        return None
+
+    async def read(self, path: str) -> JSON:
+        """GET base_url + path: the JSON object Graph answered; DirectoryError otherwise."""
+        raw = await self._get_bytes(path)
+        try:
+            body = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError:
+            raise DirectoryError(502, "UnexpectedBody", "Graph's answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
+        return body
+
+    async def _get_bytes(self, path: str) -> bytes | None:
         info = RequestInformation(Method.GET)
         info.url = self._base_url + path
         info.headers.try_add("Accept", "application/json")
         try:
-            await self._client.request_adapter.send_primitive_async(info, "bytes", ERROR_MAP)
+            raw: bytes | None = await self._client.request_adapter.send_primitive_async(
+                info, "bytes", ERROR_MAP
+            )
         except APIError as exc:
-            return to_directory_error(exc)
+            raise to_directory_error(exc) from None
         except ClientAuthenticationError as exc:
-            return credential_error(exc)
+            raise credential_error(exc) from None
         except httpx.TransportError as exc:
-            return DirectoryError(503, "Unreachable", f"{type(exc).__name__}: {exc}")
-        return None
+            raise DirectoryError(503, "Unreachable", f"{type(exc).__name__}: {exc}") from None
+        return raw
 
     async def aclose(self) -> None:
         await GraphDirectory(self._client).aclose()  # its HTTP connections

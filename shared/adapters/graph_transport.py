@@ -82,6 +82,9 @@ class GraphTransport:
     middleware retries whole requests, not batch items), at most `max_batch_resends` times and
     never after a Retry-After above `max_retry_after` seconds: then `DirectoryError(429, ...)` with
     `retry_after` is raised, so the queue host retries the work later instead of dropping it.
+    A throttled write is repeated the same way (at most `WRITE_THROTTLE_ATTEMPTS` tries, never
+    after a Retry-After above `max_retry_after`: the 429 is raised for the caller to re-queue,
+    so no handler sleeps towards host.json's functionTimeout).
     """
 
     def __init__(
@@ -128,11 +131,16 @@ class GraphTransport:
                 return await call()
             except APIError as exc:
                 error = to_directory_error(exc)
-                if idempotent or error.status != 429 or attempt >= WRITE_THROTTLE_ATTEMPTS:
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                if (
+                    idempotent
+                    or error.status != 429
+                    or attempt >= WRITE_THROTTLE_ATTEMPTS
+                    or wait > self._max_retry_after  # longer than a handler may sleep
+                ):
                     raise error from exc
                 # A throttled write was not carried out: repeat it after Retry-After. (The
                 # SDK's retry is off for writes, as it also repeats a 503 that may have applied.)
-                wait = error.retry_after if error.retry_after is not None else 1.0
                 log.warning("graph.write_throttled", attempt=attempt, wait=wait)
                 await self._sleep(wait)
             except ClientAuthenticationError as exc:

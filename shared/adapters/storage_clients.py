@@ -17,6 +17,24 @@ from azure.core.exceptions import ResourceExistsError
 
 from shared.platform.settings import StorageConnection
 
+STORAGE_RETRY: dict[str, dict[str, Any]] = {
+    service: {
+        "retry_total": 3,
+        "retry_connect": 1,
+        "initial_backoff": 1,
+        "increment_base": 2,
+        "random_jitter_range": 1,
+        "connection_timeout": 10,
+    }
+    for service in ("queue", "blob")
+} | {"table": {"connection_timeout": 10}}
+"""Client options per service. The blob and queue SDKs' default `ExponentialRetry` (15 s, then
+15+3 and 15+9 s, each ±3 s, after a 20 s connect timeout) took about 80 s to report a refused
+connection, so a CLI command or a handler looked hung: here a status error (500, 503) is still
+tried 3 more times after about 1, 3 and 5 s, a connection error once more, and a connection
+must open within 10 s (the tables SDK, whose retry is azure-core's, takes only the timeout).
+The Functions host retries the whole message after that."""
+
 Client = TypeVar("Client")
 Made_co = TypeVar("Made_co", covariant=True)
 
@@ -41,7 +59,8 @@ def storage_client(
     **options: Any,
 ) -> Client:
     """A client for `name` from a connection string, or from the `service` URI and `credential`;
-    `options` go to the client either way."""
+    `options` (after the service's `STORAGE_RETRY`) go to the client either way."""
+    options = STORAGE_RETRY[service] | options
     if isinstance(storage, str):
         return client_type.from_connection_string(storage, name, **options)
     if storage.connection_string:

@@ -7,9 +7,11 @@ and checks, in order:
    who it is from the token's claims (decoded, not verified: the service does not validate its
    own tokens, Graph does);
 2. each Graph permission `graph_permissions` says the mode needs: reads by a `$top=1` GET,
-   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`), `Mail.ReadWrite`
-   by reading its Drafts (`GET .../mailFolders/drafts/messages?$top=1`), writes
-   (`User.ReadWrite.All`) from the token's `roles` claim since no write is harmless;
+   `Mail.ReadWrite` by reading the sender's Drafts (`GET .../mailFolders/drafts/messages?$top=1`),
+   `Mail.Send` by the sender mailbox existing (`GET /users/{ALERT_SENDER}`) and, like the writes
+   (`User.ReadWrite.All`), the token's `roles` claim since no send or write is harmless (no
+   `roles` claim: failed for an app token, which then holds no app role; not checked for a
+   user's or a static token);
 3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
    when no storage is configured);
 4. the clientState secret (present, 16-128 characters);
@@ -31,6 +33,7 @@ from typing import IO, Any
 import httpx
 from azure.core.exceptions import ClientAuthenticationError
 
+from shared.adapters.arm_roles import ARM_BY_GRAPH_HOST, storage_account_scope
 from shared.adapters.graph_auth import (
     GraphEndpointError,
     credential_error,
@@ -52,10 +55,28 @@ from shared.cli.preflight_checks import (
     token_claims,
     url_check,
 )
+from shared.cli.preflight_grants import identity_grant_checks, storage_role_checks
+from shared.platform.setting_values import parse_guid
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+KEY_VAULT_SECRETS = {
+    "CLIENT_STATE": "client-state",
+    "NOTIFICATION_URL": "notification-url",
+    "LIFECYCLE_NOTIFICATION_URL": "lifecycle-notification-url",
+}
+"""The app settings that are Key Vault references (infra/app/api.bicep) and their secrets."""
+
+
+def in_key_vault(setting: str) -> Check:
+    """A setting an admin's environment lacks because the app reads it from Key Vault."""
+    return Check(
+        SKIP,
+        setting,
+        f"not set here: the app reads it from Key Vault secret {KEY_VAULT_SECRETS[setting]} "
+        "(README 'Deploy' step 3 exports it)",
+    )
 
 
 def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
@@ -80,6 +101,7 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         pass
     except ValueError as exc:
         problem = str(exc)
+    principal = principal_id(args)
     return Target(
         endpoint=endpoint,
         static_token=args.token or get("GRAPH_STATIC_TOKEN"),
@@ -92,7 +114,30 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         notification_urls={
             name: get(name) for name in ("NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL")
         },
+        principal_id=principal,
+        storage_scope=storage_scope(env) if principal else None,
+        arm_url=get("ARM_BASE_URL") or ARM_BY_GRAPH_HOST.get(endpoint.host),
     )
+
+
+def storage_scope(env: Mapping[str, str]) -> str | None:
+    """The storage account's resource id from the azd values, when they name it."""
+    parts = [
+        (env.get(name) or "").strip()
+        for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_STORAGE_ACCOUNT_NAME")
+    ]
+    return storage_account_scope(*parts) if all(parts) else None
+
+
+def principal_id(args: argparse.Namespace) -> str | None:
+    """`--principal-id` as a GUID; LiveError (exit 2) for anything else."""
+    text = (getattr(args, "principal_id", None) or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_guid(text)
+    except ValueError as exc:
+        raise LiveError(f"--principal-id: {exc}") from None
 
 
 # --------------------------------------------------------------------------- running
@@ -128,21 +173,36 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
                 target.endpoint.base_url, static_token=target.static_token, credential=credential
             )
             try:
-                checks += await graph_checks(
-                    target, probe, roles if isinstance(roles, list) else None
-                )
+                if target.principal_id:
+                    checks += await identity_grant_checks(target, target.principal_id, probe)
+                else:
+                    checks += await graph_checks(
+                        target,
+                        probe,
+                        roles if isinstance(roles, list) else None,
+                        app_only=claims is not None and "scp" not in claims,  # no user's scopes
+                    )
             finally:
                 await probe.aclose()  # its HTTP connections
         else:
             checks.append(Check(SKIP, "Graph permissions", "not checked: no token"))
+        if target.principal_id:
+            checks += await storage_role_checks(target, target.principal_id, credential)
     finally:
         if owned and credential is not None:
             await credential.close()
-    checks += await asyncio.to_thread(storage_checks, target)
-    checks.append(client_state_check(target.client_state))
+    if not target.principal_id:
+        checks += await asyncio.to_thread(storage_checks, target)
+    if target.principal_id and target.client_state is None:
+        checks.append(in_key_vault("CLIENT_STATE"))
+    else:
+        checks.append(client_state_check(target.client_state))
     async with httpx.AsyncClient(timeout=10.0) as http_client:
         for name, url in target.notification_urls.items():
-            checks.append(await url_check(name, url, http_client))
+            if target.principal_id and not url:
+                checks.append(in_key_vault(name))
+            else:
+                checks.append(await url_check(name, url, http_client))
     return checks
 
 

@@ -20,6 +20,12 @@ def _preflight_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--mode", choices=MODES, help="check for this mode (default: LICENSE_GUARD_MODE)"
     )
+    cmd.add_argument(
+        "--principal-id",
+        metavar="ID",
+        help="as an admin: check the app roles granted to this managed identity (its object id, "
+        "azd env get-value AZURE_IDENTITY_PRINCIPAL_ID) instead of the token's own roles",
+    )
 
 
 PREFLIGHT = Command(

@@ -1,11 +1,11 @@
 """The checks `license-guard preflight` runs (`shared.cli.preflight`), each harmless.
 
-Graph permissions follow `graph_permissions`: reads by a `$top=1` GET, `Mail.Send` by the
-sender mailbox existing, `Mail.ReadWrite` by reading the sender's Drafts (`$top=1`: also fails
-when an application access policy leaves the sender out of scope), writes from the token's
-`roles` claim (no write is harmless). Storage: read access to what `infra/app/storage.bicep`
-creates. Webhook URLs: Graph's validation handshake (graph-facts §1.4: POST
-`?validationToken=...`, echo as text/plain within 10 s).
+Graph permissions follow `graph_permissions`: reads by a `$top=1` GET, `Mail.ReadWrite` by
+reading the sender's Drafts (`$top=1`: also fails when an application access policy leaves the
+sender out of scope), `Mail.Send` by the sender mailbox existing and the token's `roles` claim,
+writes from that claim alone (no send or write is harmless). Storage: read access to what
+`infra/app/storage.bicep` creates. Webhook URLs: Graph's validation handshake (graph-facts
+§1.4: POST `?validationToken=...`, echo as text/plain within 10 s).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from shared.adapters.graph_auth import GraphEndpoint
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
 from shared.platform.setting_values import is_unresolved_reference
 from shared.platform.settings import StorageConnection
-from shared.ports.directory import DirectoryError
+from shared.ports.directory import JSON, DirectoryError
 
 PASS, FAIL, SKIP = "✓", "✗", "-"
 GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
@@ -52,6 +52,8 @@ READ_PROBES: Mapping[str, str] = {
 }
 """A harmless read each read permission allows (graph-facts §7)."""
 DIRECTORY_WIDE = frozenset({"Directory.Read.All", "Directory.ReadWrite.All"})
+PROBED = frozenset(READ_PROBES) | {"Mail.ReadWrite"}
+"""Permissions a harmless request proves (Mail.ReadWrite: the sender's Drafts read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,12 @@ class Target:
     storage_problem: str | None
     client_state: str | None
     notification_urls: Mapping[str, str | None]
+    principal_id: str | None = None
+    """`--principal-id`: check what this identity was granted, as an admin (preflight_grants)."""
+    storage_scope: str | None = None
+    """With `principal_id`: the storage account's resource id, from the azd values."""
+    arm_url: str | None = None
+    """With `principal_id`: Azure Resource Manager for the cloud (`ARM_BASE_URL` overrides)."""
 
     @property
     def permission_sets(self) -> list[str]:
@@ -141,7 +149,7 @@ def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]
     return checks
 
 
-def _has_role(roles: list[str], permission: str) -> bool:
+def has_role(roles: list[str], permission: str) -> bool:
     """Granted as such or through a wider role: a read by its ReadWrite twin or the directory
     roles, a write only by Directory.ReadWrite.All (Directory.Read.All writes nothing)."""
     wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
@@ -160,9 +168,20 @@ class Probe(Protocol):
         """None on success, else the error Graph (or the transport) gave."""
         ...
 
+    async def read(self, path: str) -> JSON:
+        """The JSON object Graph answered; DirectoryError otherwise."""
+        ...
 
-async def graph_checks(target: Target, probe: Probe, roles: list[str] | None) -> list[Check]:
-    """One check per permission the mode needs (shared.adapters.graph_permissions.grant)."""
+
+async def graph_checks(
+    target: Target, probe: Probe, roles: list[str] | None, *, app_only: bool = False
+) -> list[Check]:
+    """One check per permission the mode needs (shared.adapters.graph_permissions.grant).
+
+    Without a `roles` claim only a probe that answered passes: Mail.Send and the writes are
+    proven by no probe (the sender mailbox existing is not Mail.Send), so they fail for an app
+    token (`app_only`: claims are present only when they have a value, so no roles claim means
+    no app role) and are not checked for a user's or a static token."""
     checks = []
     for name in grant(target.permission_sets):
         label = f"Graph {name}"
@@ -206,10 +225,14 @@ async def graph_checks(target: Target, probe: Probe, roles: list[str] | None) ->
             detail = f"GET {READ_PROBES[name]}: 200"
         else:
             detail = "a write (not tried): from the token's roles claim"
-        if roles is None:
-            mark = PASS if name in READ_PROBES or name.startswith("Mail.") else SKIP
-            checks.append(Check(mark, label, f"{detail}; the token has no roles claim"))
-        elif _has_role(roles, name):
+        if roles is None and name in PROBED:
+            checks.append(Check(PASS, label, f"{detail}; the token has no roles claim"))
+        elif roles is None and app_only:
+            missing = f"{detail}; NOT granted (an app token without a roles claim has no app role)"
+            checks.append(Check(FAIL, label, missing, grant_fix(name)))
+        elif roles is None:
+            checks.append(Check(SKIP, label, f"{detail}; not proven: the token has no roles claim"))
+        elif has_role(roles, name):
             checks.append(Check(PASS, label, f"{detail}; granted (token roles)"))
         else:
             missing = f"{detail}; NOT granted (token roles)"

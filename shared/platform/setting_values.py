@@ -94,8 +94,14 @@ def parse_emails(text: str) -> tuple[str, ...]:
     )
 
 
+LIST_SEPARATORS: Final = re.compile(r"[,;\s]+")
+"""Between the items of a pasted list: commas, Outlook's semicolons, Excel's line breaks."""
+
+
 def parse_words(text: str) -> frozenset[str]:
-    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    """Ids or UPNs, lower-cased; `<upn>` as Outlook copies an address is taken as the UPN."""
+    items = (part.strip("<>\"'").lower() for part in LIST_SEPARATORS.split(text))
+    return frozenset(item for item in items if item)
 
 
 def parse_baseline(text: str) -> str:

@@ -49,6 +49,8 @@ Alerts (optional; see README "Alerts"):
   example settings too; without it only ``alert_digest`` fails to load.
 * ``ALERT_EXCLUDE_SKUS``, ``ALERT_EXCLUDE_GROUPS`` (GUIDs), ``ALERT_EXCLUDE_USERS`` (ids or
   UPNs), comma-separated: mute alerts for them; findings are still recorded and reported.
+  ``ALERT_EXCLUDE_USERS`` also takes semicolons and line breaks (lists pasted from Outlook or
+  Excel).
 * ``ALERT_GRACE_MINUTES`` (30): an error or warning is alerted once it is this old.
 * ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
 * ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour

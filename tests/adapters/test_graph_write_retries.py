@@ -66,3 +66,32 @@ async def test_a_throttled_write_is_repeated_after_retry_after(graph_url: str) -
 
     assert found is True
     assert counted == {"429": 1, "200": 1}
+
+
+async def test_a_write_throttled_for_longer_than_it_may_wait_is_handed_back(
+    graph_url: str,
+) -> None:
+    """A Retry-After beyond the transport's cap (`max_retry_after`) is not slept through (that
+    could outlast host.json's functionTimeout): the 429 comes back with its Retry-After, so the
+    caller re-queues the work for then (`reprocessing`: the message's visibility delay)."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = build_graph_client(graph_url, static_token="t")
+    with SimClient(graph_url) as sim:
+        sim.clear_counters()
+        sim.set_faults(writesOnly=True, next=["429"], retryAfter=3600)
+        try:
+            async with GraphDirectory(client, sleep=sleep) as graph:
+                with pytest.raises(DirectoryError) as raised:
+                    await graph.reprocess_license_assignment(USERS[0])
+        finally:
+            sim.set_faults(writesOnly=False, next=[], retryAfter=1)
+        counted = calls(sim.counters())
+
+    assert raised.value.status == 429
+    assert raised.value.retry_after == 3600
+    assert waits == []  # nothing slept
+    assert counted == {"429": 1}  # not carried out: the work is still owed

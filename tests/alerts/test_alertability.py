@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.service.alerts.digest import run_digest
+from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 from tests.alerts.world import (
     GRACE_SECONDS,
@@ -125,8 +125,9 @@ async def test_the_swap_grace_is_a_setting() -> None:
     assert (await run_digest(world.svc)).new == 1
 
 
-async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> None:
-    world = alert_world(ALERT_EXCLUDE_SKUS=EMS, ALERT_EXCLUDE_USERS="diego.siciliani@contoso.com")
+async def digest_of_three_errors(world: World) -> tuple[DigestOutcome, str]:
+    """After the baseline: errors for Irvin (EMS), Diego and Joni (E3) past the grace, then the
+    digest: its outcome and its HTML."""
     await baseline(world)
     record(
         world,
@@ -135,9 +136,13 @@ async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> N
         error(JONI, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
     )
     world.clock.advance(GRACE_SECONDS)
-
     outcome = await run_digest(world.svc)
-    body = html(mails(world)[0])
+    return outcome, html(mails(world)[0])
+
+
+async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> None:
+    world = alert_world(ALERT_EXCLUDE_SKUS=EMS, ALERT_EXCLUDE_USERS="diego.siciliani@contoso.com")
+    outcome, body = await digest_of_three_errors(world)
     ledger = FindingsLedger(world.svc.tables.findings)
 
     assert outcome.new == 1
@@ -150,6 +155,20 @@ async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> N
         DIEGO,
         JONI,
     }
+
+
+async def test_users_excluded_as_a_list_pasted_from_outlook_or_excel_are_all_muted() -> None:
+    """Outlook joins addresses with '; ', Excel a column with newlines: each is a separator."""
+    world = alert_world(
+        ALERT_EXCLUDE_USERS="Diego.Siciliani@contoso.com; joni.sherman@contoso.com\n"
+    )
+    outcome, body = await digest_of_three_errors(world)
+
+    assert outcome.new == 1
+    assert "Irvin Sayers" in body
+    assert "Diego Siciliani" not in body
+    assert "Joni Sherman" not in body
+    assert "2 open finding(s) are muted by exclusions" in body
 
 
 async def test_info_findings_go_to_a_separate_weekly_summary_not_the_digest() -> None:

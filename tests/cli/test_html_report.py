@@ -5,6 +5,8 @@ container in Azurite; bad input exits 2 with one line."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,4 +190,32 @@ def test_storage_that_refuses_is_one_line_and_exit_2(
     assert status == 2
     assert len(err) == 1
     assert err[0].startswith("license-guard: error: storage: ")
+    assert not out.exists()
+
+
+def test_storage_that_cannot_be_reached_is_one_line_and_exit_2_within_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not ~80 s of the blob SDK's default retries: the endpoint is named at once."""
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    blob = f"http://127.0.0.1:{port}/devstoreaccount1"
+    monkeypatch.setenv(
+        "AzureWebJobsStorage",
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};"
+        f"BlobEndpoint={blob};",
+    )
+    out = tmp_path / "r.html"
+    start = time.monotonic()
+
+    status = main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)])
+    err = capsys.readouterr().err.splitlines()
+
+    assert status == 2
+    assert time.monotonic() - start < 10
+    assert len(err) == 1
+    assert err[0].startswith("license-guard: error: storage: ")
+    assert f"port={port}" in err[0] or f":{port}" in err[0]
+    assert "Connection refused" in err[0]
     assert not out.exists()

@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -20,12 +21,14 @@ import pytest
 from devhost.azurite import Azurite, AzuriteEndpoints
 from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
+from shared.adapters.graph_permissions import APP_ROLE_IDS
 from shared.cli.main import main
 from shared.cli.preflight import run_preflight
 from shared.cli.preflight_checks import FAIL, client_state_check
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver
+from tests.loopback import QuietHandler, serving
 from tests.python_run import run_module
 
 SECRET = "graphsim-preflight-secret-0123456789abcdef"
@@ -51,9 +54,29 @@ def storage() -> Iterator[AzuriteEndpoints]:
         yield endpoints
 
 
+IDENTITY = "8e881353-1735-45af-af21-ee1344582a4d"
+"""The app's managed identity (its service principal's object id), granted every role but
+User.ReadWrite.All, as `grant-graph-permissions.sh --enable-mail` leaves it."""
+GRAPH_SP = "fea94d6d-b5bf-44d2-a887-4f72a8d74f44"
+
+
+def identity_granted(*names: str) -> dict[str, Any]:
+    """A service principal with these Microsoft Graph app roles, as graphsim's tenant holds it."""
+    return {
+        "id": IDENTITY,
+        "displayName": "id-license-guard",
+        "appRoleAssignments": [
+            {"id": f"assignment-{n}", "appRoleId": APP_ROLE_IDS[name], "resourceId": GRAPH_SP}
+            for n, name in enumerate(names)
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def graph_url() -> Iterator[str]:
-    with serve_in_thread(make_tenant(), token=SECRET) as url:
+    granted = [r for r in ALL_ROLES if r != "User.ReadWrite.All"]
+    tenant = make_tenant() | {"servicePrincipals": [identity_granted(*granted)]}
+    with serve_in_thread(tenant, token=SECRET) as url:
         yield url
 
 
@@ -252,3 +275,207 @@ def test_a_key_vault_reference_is_no_client_state() -> None:
 
     assert check.mark == FAIL
     assert "Key Vault reference" in check.detail
+
+
+def test_an_app_token_without_a_roles_claim_does_not_pass_mail_send(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """An app-only token carries `roles` only when app roles were granted (claims are present
+    only if a value exists: learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference). The sender mailbox existing proves nothing about Mail.Send:
+    without roles it is not granted."""
+    no_roles = MintingCredential(SECRET, claims={"roles": None})  # graphsim: unrestricted
+    status, output = preflight(settings(graph_url, storage, webhook), no_roles)
+    assert status == 1
+    assert "NOT granted" in failed(output, "Graph Mail.Send")
+    assert "NOT granted" in failed(output, "Graph User.ReadWrite.All")
+    passed(output, "Graph User.Read.All")  # its probe answered 200
+
+
+def test_a_users_token_leaves_mail_send_unproven(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """A delegated token (`scp`, no `roles`: an admin's `az login`) says nothing about what the
+    app's identity was granted: Mail.Send is not checked, never passed."""
+    user = MintingCredential(SECRET, claims={"roles": None, "scp": "Directory.Read.All"})
+    _, output = preflight(settings(graph_url, storage, webhook), user)
+    text = line(output, "Graph Mail.Send")
+    assert text.lstrip().startswith("-"), text
+    assert "not proven" in text
+
+
+ADMIN = {"roles": None, "scp": "Directory.Read.All"}
+"""An admin's `az login` token: delegated scopes, no app roles (graphsim: unrestricted)."""
+
+
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+GROUP_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-license-guard"
+ACCOUNT_SCOPE = f"{GROUP_SCOPE}/providers/Microsoft.Storage/storageAccounts/stlicenseguard"
+BLOB_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+TABLE_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+
+
+class FakeArm:
+    """Azure Resource Manager's "Role Assignments - List For Scope" for the identity, as
+    learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope shapes it."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.held = {BLOB_OWNER: ACCOUNT_SCOPE, QUEUE_CONTRIBUTOR: GROUP_SCOPE}
+        self.held[TABLE_CONTRIBUTOR] = ACCOUNT_SCOPE
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "value": [
+                {
+                    "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{n}",
+                    "type": "Microsoft.Authorization/roleAssignments",
+                    "properties": {
+                        "roleDefinitionId": f"/subscriptions/{SUBSCRIPTION}/providers/"
+                        f"Microsoft.Authorization/roleDefinitions/{role}",
+                        "principalId": IDENTITY,
+                        "principalType": "ServicePrincipal",
+                        "scope": scope,
+                    },
+                }
+                for n, (role, scope) in enumerate(self.held.items())
+            ]
+        }
+
+
+@pytest.fixture
+def arm() -> Iterator[FakeArm]:
+    fake = FakeArm()
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server calls it by this name
+            parts = urlsplit(self.path)
+            fake.requests.append((parts.path, parse_qs(parts.query)))
+            self.send_json(200, fake.answer())
+
+    with serving(Handler) as url:
+        fake.url = url
+        yield fake
+
+
+def azd_values(graph_url: str, mode: str = "act", arm: FakeArm | None = None) -> dict[str, str]:
+    """What `azd env get-values` holds: Bicep outputs and the parameters set with `azd env set`
+    (no CLIENT_STATE, storage settings or webhook URLs: those are the app's, in Key Vault)."""
+    values = {
+        "GRAPH_BASE_URL": graph_url,
+        "AZURE_IDENTITY_PRINCIPAL_ID": IDENTITY,
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "AZURE_RESOURCE_GROUP": "rg-license-guard",
+        "AZURE_STORAGE_ACCOUNT_NAME": "stlicenseguard",
+        "LICENSE_GUARD_MODE": mode,
+        "ALERT_SENDER": SENDER,
+    }
+    return values | ({"ARM_BASE_URL": arm.url} if arm else {})
+
+
+def admin_preflight(env: dict[str, str], principal: str, claims: dict[str, Any]) -> tuple[int, str]:
+    out = io.StringIO()
+    credential = MintingCredential(SECRET, claims=claims)
+    status = run_preflight(args(principal_id=principal), credential=credential, env=env, out=out)
+    return status, out.getvalue()
+
+
+def test_an_admin_checks_the_identitys_grants_from_the_azd_values(
+    graph_url: str, arm: FakeArm
+) -> None:
+    """README Deploy step 3: the admin's sign-in reads what the identity was granted (Graph app
+    roles, storage data roles); the Key Vault secrets it was not given are skipped, saying why."""
+    status, output = admin_preflight(azd_values(graph_url, "observe", arm), IDENTITY, ADMIN)
+
+    assert status == 0, output
+    assert "Group.Read.All" in line(output, "identity")
+    for permission in ("Group.Read.All", "User.Read.All", "Mail.Send", "Mail.ReadWrite"):
+        assert "granted to the identity" in line(output, f"Graph {permission}")
+        passed(output, f"Graph {permission}")
+    for role in ("Blob Data Owner", "Queue Data Contributor", "Table Data Contributor"):
+        assert "held by the identity on stlicenseguard" in line(output, f"storage Storage {role}")
+    [(path, query)] = arm.requests
+    assert path == f"{ACCOUNT_SCOPE}/providers/Microsoft.Authorization/roleAssignments"
+    assert query == {"api-version": ["2022-04-01"], "$filter": [f"principalId eq '{IDENTITY}'"]}
+    for name in ("CLIENT_STATE", "NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"):
+        assert line(output, name).lstrip().startswith("-"), name
+        assert "Key Vault secret" in line(output, name)
+    assert output.rstrip().endswith("0 failed, 3 skipped")
+
+
+def test_a_storage_role_held_only_on_one_table_does_not_count(graph_url: str, arm: FakeArm) -> None:
+    """ARM lists the principal's assignments at, above and below the account: only those at
+    the account or above cover every queue, table and container the app uses."""
+    arm.held[TABLE_CONTRIBUTOR] = f"{ACCOUNT_SCOPE}/tableServices/default/tables/findings"
+    credential = MintingCredential(SECRET, claims=ADMIN)
+    out = io.StringIO()
+    env = azd_values(graph_url, "observe", arm)
+    status = run_preflight(args(principal_id=IDENTITY), credential=credential, env=env, out=out)
+    output = out.getvalue()
+
+    assert status == 1
+    passed(output, "storage Storage Queue Data Contributor")  # held on the resource group
+    table = failed(output, "storage Storage Table Data Contributor")
+    assert f"NOT held by the identity {IDENTITY}" in table
+    assert "azd provision" in output
+    assert (f"{arm.url}/.default",) in credential.requests  # a token for ARM, not Graph
+
+
+def test_without_the_accounts_azd_values_storage_roles_are_skipped(graph_url: str) -> None:
+    env = azd_values(graph_url, "observe")
+    del env["AZURE_SUBSCRIPTION_ID"]
+    status, output = admin_preflight(env, IDENTITY, ADMIN)
+
+    assert status == 0, output
+    assert "az role assignment list" in line(output, "storage roles")
+
+
+def test_the_key_vault_values_an_admin_exports_are_checked_too(
+    graph_url: str, webhook: Receiver, arm: FakeArm
+) -> None:
+    """With CLIENT_STATE and the webhook URLs exported from Key Vault (README step 3), the
+    secret's length and Graph's validation handshake are checked as for the app."""
+    exported = {
+        "CLIENT_STATE": "a-client-state-of-32-characters!",
+        "NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+        "LIFECYCLE_NOTIFICATION_URL": f"{webhook.url}?code=function-key",
+    }
+    env = azd_values(graph_url, "observe", arm) | exported
+    status, output = admin_preflight(env, IDENTITY, ADMIN)
+
+    assert status == 0, output
+    for name in exported:
+        passed(output, name)
+    assert len(webhook.validations) == 2
+    assert output.rstrip().endswith("0 failed, 0 skipped")
+
+
+def test_an_admin_sees_the_identity_lacks_the_act_modes_write(graph_url: str, arm: FakeArm) -> None:
+    status, output = admin_preflight(azd_values(graph_url, "act", arm), IDENTITY, ADMIN)
+
+    assert status == 1
+    assert f"NOT granted to the identity {IDENTITY}" in failed(output, "Graph User.ReadWrite.All")
+    assert "--enable-reprocess" in output
+    assert "1 failed" in output
+
+
+def test_an_unknown_identity_or_a_sign_in_that_cannot_read_it_fails_with_the_fix(
+    graph_url: str,
+) -> None:
+    unknown = "00000000-0000-0000-0000-0000000000ff"
+    status, output = admin_preflight(azd_values(graph_url), unknown, ADMIN)
+    assert status == 1
+    assert f"no service principal {unknown}" in failed(output, "identity")
+    assert "AZURE_IDENTITY_PRINCIPAL_ID" in output
+
+    status, output = admin_preflight(azd_values(graph_url), IDENTITY, {"roles": ["User.Read.All"]})
+    assert status == 1
+    assert "403" in failed(output, "identity")
+    assert "Global Reader" in output
+
+
+def test_principal_id_must_be_a_guid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preflight", "--principal-id", "id-license-guard"]) == 2
+    assert "--principal-id: 'id-license-guard' is not a GUID" in capsys.readouterr().err
