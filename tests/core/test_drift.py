@@ -27,8 +27,11 @@ from shared.core.findings import Names
 from shared.core.model import ServicePlan, Sku, Tenant
 from shared.core.whatif import (
     AddMember,
+    AddSku,
     BadReference,
+    Change,
     RemoveMember,
+    RemoveSku,
     SetDisabledPlans,
     apply_changes,
     change_notes,
@@ -50,6 +53,7 @@ from tests.builders import (
     TenantBuilder,
     seed_tenant,
 )
+from tools.make_demo_snapshot import E1_PLANS
 
 CAPS = capabilities().plans
 COPILOT = ("Bing_Chat_Enterprise", "0d0c0d31-fae7-41f2-b909-eaf4d7f26dba")
@@ -275,6 +279,35 @@ def test_moving_into_a_group_with_free_seats_loses_nothing() -> None:
     move = [AddMember(b.id("Bundle"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
 
     result = what_if(tenant, move, CAPS)
+
+    assert not result.predicted_errors
+    assert not result.data_loss
+
+
+def swap_base_to_e1(e1_seats: int) -> tuple[TenantBuilder, list[Change]]:
+    """Ann holds her mailbox only through Base (E3); Base is to assign E1 instead."""
+    b = seed_tenant().sku("E1", E1_PLANS, seats=e1_seats, consumed=0).member(BASE, "ann")
+    swap: list[Change] = [RemoveSku(b.id(BASE), E3_SKU_ID), AddSku(b.id(BASE), b.id("E1"))]
+    return b, swap
+
+
+def test_swapping_a_groups_product_for_one_without_a_free_seat_is_a_data_loss_risk() -> None:
+    # E3 leaves Base, and E1 fails for its member (CountViolation): she holds neither, and
+    # her mailbox goes (the admins' "A1 to A3 left an unrecoverable empty mailbox")
+    b, swap = swap_base_to_e1(e1_seats=0)
+
+    result = what_if(b.processed().build(), swap, CAPS)
+
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+    assert result.data_loss
+
+
+def test_swapping_a_groups_product_for_one_with_free_seats_loses_nothing() -> None:
+    b, swap = swap_base_to_e1(e1_seats=5)
+
+    result = what_if(b.processed().build(), swap, CAPS)
 
     assert not result.predicted_errors
     assert not result.data_loss
