@@ -244,6 +244,35 @@ def test_diff_tenants_puts_a_data_loss_finding_on_the_user_who_lost_a_mailbox() 
     assert drift.groups[0].members_removed == (b.id("ann"),)
 
 
+def moved_to_e1(e1_state: str, error: str | None) -> tuple[TenantBuilder, Tenant, Tenant]:
+    """Ann held her mailbox through Base (E3); the new snapshot has her in 'Mail E1' only,
+    with Graph's state of that path as given."""
+    old = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).member(BASE, "ann")
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).group("Mail E1", ["E1"])
+    b.member("Mail E1", "ann").state("ann", "E1", via="Mail E1", state=e1_state, error=error)
+    return b, old.processed().build(), b.processed().build()
+
+
+def test_diff_a_move_to_a_group_whose_path_graph_shows_in_error_is_a_data_loss() -> None:
+    # the new group had no free seat: Graph shows its path in Error (CountViolation), so the
+    # user holds no Exchange plan any more, whatever the membership says
+    b, old, new = moved_to_e1("Error", "CountViolation")
+
+    drift = diff_tenants(old, new, evaluate(old), evaluate(new), CAPS, Names(old))
+
+    assert {loss.capability for loss in drift.losses} == {"mailbox", "onedrive"}
+    (ann,) = [u for u in drift.users if u.user_id == b.id("ann")]
+    assert ann.finding is not None
+
+
+def test_diff_a_move_to_a_group_whose_path_is_active_loses_nothing() -> None:
+    _, old, new = moved_to_e1("Active", None)
+
+    drift = diff_tenants(old, new, evaluate(old), evaluate(new), CAPS, Names(old))
+
+    assert drift.losses == ()
+
+
 # --------------------------------------------------------------------------- what if
 
 
