@@ -80,6 +80,21 @@ async def test_the_diff_reports_a_new_plan_with_the_groups_it_reaches_and_who_ch
     assert nightly.directory.requests["directory_audits"] == 1
 
 
+async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:
+    # a dynamic rule replaces the group's members: who holds its licenses changes wholesale
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    rule = 'user.department -eq "Sales"'
+    nightly.directory.groups[E3_BASE]["membershipRule"] = rule
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "dynamic-rule-changed"]
+    assert change["subject"] == "Licensing_Office365_E3_Base"
+    assert rule in change["detail"]
+
+
 async def test_the_self_check_lists_where_entra_and_the_core_disagree(nightly: Nightly) -> None:
     real = nightly.directory.members_with_license_errors
 

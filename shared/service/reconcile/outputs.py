@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import config_tenant
-from shared.core.drift import group_drift, sku_drift
+from shared.core.drift import CHANGED, GroupDrift, group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.migration import (
@@ -97,15 +97,8 @@ def config_drift(
             if change.newly_enabled:
                 text.append(f"enabled {plans(change.sku_id, change.newly_enabled)}")
             items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), who))
-        if drift.rule_changed and drift.rule_before is not None and drift.rule_after is not None:
-            items.append(
-                DriftItem(
-                    DYNAMIC_RULE_CHANGED,
-                    drift.name,
-                    f"membership rule changed from '{drift.rule_before}' to '{drift.rule_after}'",
-                    who,
-                )
-            )
+        if drift.rule_changed and drift.status == CHANGED:  # a group licensed both nights
+            items.append(DriftItem(DYNAMIC_RULE_CHANGED, drift.name, _rule_change(drift), who))
     for sku in sku_drift(before, reach):
         if sku.new_plans:
             groups = sorted(
@@ -135,6 +128,15 @@ def config_drift(
                 )
             )
     return items
+
+
+def _rule_change(drift: GroupDrift) -> str:
+    """A rule edited, or the membership turned dynamic or assigned (members replaced)."""
+    if drift.rule_before is None:
+        return f"membership turned dynamic: rule '{drift.rule_after}' replaces its members"
+    if drift.rule_after is None:
+        return f"membership turned assigned: rule '{drift.rule_before}' removed"
+    return f"membership rule changed from '{drift.rule_before}' to '{drift.rule_after}'"
 
 
 def drift_json(items: Sequence[DriftItem], old_taken_at: str | None, new_taken_at: str) -> JSON:
