@@ -30,7 +30,8 @@ from shared.core.nightly_summary import DriftItem
 from shared.ports.directory import JSON, AuditEntry
 from shared.ports.licensed_world import LicensedWorld
 
-AUDIT_ACTIVITIES = ("Set group license", "Update group")
+SET_GROUP_LICENSE = "Set group license"
+AUDIT_ACTIVITIES = (SET_GROUP_LICENSE, "Update group")
 """Directory audit activities that change a licensed group's configuration."""
 
 # DriftItem kinds (the summary's contract, see shared.core.nightly_summary.DriftItem)
@@ -45,12 +46,12 @@ PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 # --------------------------------------------------------------------------- configuration
 
 
-def _actors(audits: Iterable[AuditEntry]) -> dict[str, str]:
-    """The latest actor per target group id."""
+def _actors(audits: Iterable[AuditEntry], activity: str | None = None) -> dict[str, str]:
+    """The latest actor per target group id (of `activity` only, when given)."""
     latest: dict[str, tuple[str, str]] = {}
     for entry in audits:
         who, when = entry.actor, entry.when
-        if not who:
+        if not who or activity not in (None, entry.activity):
             continue
         for target_id in entry.target_ids:
             if target_id and (target_id not in latest or latest[target_id][0] <= when):
@@ -69,7 +70,11 @@ def config_drift(
     licensed groups it reaches (Microsoft enables new plans by default)."""
     before, after = config_tenant(old), config_tenant(new)
     reach = config_tenant(new, members)
+    audits = tuple(audits)
     actors = _actors(audits)
+    # a license change is made by whoever set the group's license, not whoever edited the
+    # group last (its description, or the sync of a synced group)
+    licensers = _actors(audits, SET_GROUP_LICENSE)
     items: list[DriftItem] = []
 
     def part(sku_id: str) -> str:
@@ -82,13 +87,14 @@ def config_drift(
 
     for drift in group_drift(before, after):
         who = actors.get(drift.group_id)
+        licenser = licensers.get(drift.group_id, who)
         for sku_id in drift.skus_added:
             items.append(
-                DriftItem(GROUP_GAINED_SKU, drift.name, f"now assigns {part(sku_id)}", who)
+                DriftItem(GROUP_GAINED_SKU, drift.name, f"now assigns {part(sku_id)}", licenser)
             )
         for sku_id in drift.skus_removed:
             items.append(
-                DriftItem(GROUP_LOST_SKU, drift.name, f"no longer assigns {part(sku_id)}", who)
+                DriftItem(GROUP_LOST_SKU, drift.name, f"no longer assigns {part(sku_id)}", licenser)
             )
         for change in drift.plan_changes:
             text = [f"{part(change.sku_id)}:"]
@@ -96,7 +102,7 @@ def config_drift(
                 text.append(f"disabled {plans(change.sku_id, change.newly_disabled)}")
             if change.newly_enabled:
                 text.append(f"enabled {plans(change.sku_id, change.newly_enabled)}")
-            items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), who))
+            items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), licenser))
         if drift.rule_changed and drift.status == CHANGED:  # a group licensed both nights
             items.append(DriftItem(DYNAMIC_RULE_CHANGED, drift.name, _rule_change(drift), who))
     for sku in sku_drift(before, reach):
