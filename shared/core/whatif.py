@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
+from shared.core.alerting import granting_licenses
 from shared.core.dataloss import CapabilityPlans, capability_losses
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.effective import EffectiveLicense
@@ -249,7 +250,7 @@ def what_if(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )
     losses = capability_losses(
-        {r.user.id: r.licenses for r in before.users},
+        {r.user.id: granting_licenses(r.user, r.licenses) for r in before.users},
         _without_failing_joins(before, after, predictions),
         capabilities,
     )
@@ -272,7 +273,8 @@ def _without_failing_joins(
     """Each user's licenses after the change, without the paths Entra would fail to assign (a
     predicted error): a group the user newly joins assigns none of its products (all-or-none),
     and a product a group newly assigns to its member is not assigned (the group's other
-    products stay). What the data-loss guard judges the change on."""
+    products stay); nor a path Graph shows in state Error (it grants nothing now, and the
+    change does not make Entra retry it). What the data-loss guard judges the change on."""
     failing: dict[str, set[tuple[str, str]]] = {}
     for error in predictions.errors:
         if error.severity == ERROR and error.group_id is not None:
@@ -284,9 +286,8 @@ def _without_failing_joins(
         had = {(p.group_id, lic.sku_id) for lic in old.get(user_id, ()) for p in lic.paths}
         new = failing.get(user_id, set()) - had
         joined = {group_id for group_id, _ in new} - {group_id for group_id, _ in had}
-        licenses[user_id] = (
-            tuple(_without_paths(report.licenses, joined, new)) if new else report.licenses
-        )
+        kept = tuple(_without_paths(report.licenses, joined, new)) if new else report.licenses
+        licenses[user_id] = granting_licenses(report.user, kept)
     return licenses
 
 

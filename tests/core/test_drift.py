@@ -313,6 +313,21 @@ def test_moving_into_a_group_with_free_seats_loses_nothing() -> None:
     assert not result.data_loss
 
 
+def test_leaving_the_mailbox_group_is_a_risk_when_the_other_group_path_is_in_error() -> None:
+    # the helpdesk "upgraded" ann into a second group whose assignment failed (no free seat):
+    # that path gives her nothing, so taking her out of Base leaves her without a mailbox
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").member("Mail E1", "ann")
+    b.state("ann", "E1", via="Mail E1", state="Error", error="CountViolation")
+    tenant = b.processed().build()
+
+    result = what_if(tenant, [RemoveMember(b.id(BASE), b.id("ann"))], CAPS)
+
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+    assert result.data_loss
+
+
 def swap_base_to_e1(e1_seats: int) -> tuple[TenantBuilder, list[Change]]:
     """Ann holds her mailbox only through Base (E3); Base is to assign E1 instead."""
     b = seed_tenant().sku("E1", E1_PLANS, seats=e1_seats, consumed=0).member(BASE, "ann")
