@@ -24,7 +24,7 @@ from shared.core.dataloss import CapabilityPlans, capability_losses
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, evaluate
-from shared.core.findings import ERROR, Names, membership_fix
+from shared.core.findings import COUNT_VIOLATION, ERROR, Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, ServicePlan, Sku, Tenant, User
 from shared.core.predict import PlanConflict, Predictions, predict_errors
 
@@ -276,15 +276,26 @@ def _without_failing_joins(
     products stay); nor a path Graph shows in state Error (it grants nothing now, and the
     change does not make Entra retry it). What the data-loss guard judges the change on."""
     failing: dict[str, set[tuple[str, str]]] = {}
+    seatless: dict[str, set[str]] = {}  # no seat: no path assigns the product (one seat each)
     for error in predictions.errors:
         if error.severity == ERROR and error.group_id is not None:
             failing.setdefault(error.user_id, set()).add((error.group_id, error.sku_id))
+        if error.severity == ERROR and error.code == COUNT_VIOLATION:
+            seatless.setdefault(error.user_id, set()).add(error.sku_id)
     old = {r.user.id: r.licenses for r in before.users}
     licenses = {}
     for report in after.users:
         user_id = report.user.id
         had = {(p.group_id, lic.sku_id) for lic in old.get(user_id, ()) for p in lic.paths}
-        new = failing.get(user_id, set()) - had
+        short = seatless.get(user_id, set())
+        unseated = {
+            (p.group_id, lic.sku_id)
+            for lic in report.licenses
+            if lic.sku_id in short
+            for p in lic.group_paths
+            if p.group_id is not None
+        }
+        new = (failing.get(user_id, set()) | unseated) - had
         joined = {group_id for group_id, _ in new} - {group_id for group_id, _ in had}
         kept = tuple(_without_paths(report.licenses, joined, new)) if new else report.licenses
         licenses[user_id] = granting_licenses(report.user, kept)

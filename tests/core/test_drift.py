@@ -328,6 +328,24 @@ def test_leaving_the_mailbox_group_is_a_risk_when_the_other_group_path_is_in_err
     assert result.data_loss
 
 
+def test_moving_into_two_groups_of_a_product_without_a_free_seat_is_a_data_loss_risk() -> None:
+    # no seat: Entra assigns the product through neither group (one seat per product), though
+    # the predicted CountViolation names only one of them
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).member(BASE, "ann")
+    b.group("Mail E1", ["E1"]).group("Mail E1 too", ["E1"])
+    move = [
+        AddMember(b.id("Mail E1"), b.id("ann")),
+        AddMember(b.id("Mail E1 too"), b.id("ann")),
+        RemoveMember(b.id(BASE), b.id("ann")),
+    ]
+
+    result = what_if(b.processed().build(), move, CAPS)
+
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+
+
 def swap_base_to_e1(e1_seats: int) -> tuple[TenantBuilder, list[Change]]:
     """Ann holds her mailbox only through Base (E3); Base is to assign E1 instead."""
     b = seed_tenant().sku("E1", E1_PLANS, seats=e1_seats, consumed=0).member(BASE, "ann")
