@@ -108,7 +108,14 @@ async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: N
     await nightly.run()
     nightly.world.clock.advance(DAY)
     rule = 'user.department -eq "Sales"'
-    nightly.directory.groups[E3_BASE]["membershipRule"] = rule
+    group = nightly.directory.groups[E3_BASE]
+    group["membershipRule"] = rule
+    nightly.directory.record_audit("Update group", [audit_target(group, "Group")], actor="bob@x")
+    nightly.world.clock.advance(600)  # then someone sets its license too
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="alice@x"
+    )
 
     result = await nightly.run()
 
@@ -116,6 +123,7 @@ async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: N
     [change] = [c for c in diff["changes"] if c["kind"] == "dynamic-rule-changed"]
     assert change["subject"] == "Licensing_Office365_E3_Base"
     assert rule in change["detail"]
+    assert change["actor"] == "bob@x"  # who set the rule, not who set the license later
 
 
 async def test_the_self_check_lists_where_entra_and_the_core_disagree(nightly: Nightly) -> None:

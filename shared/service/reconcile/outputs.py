@@ -31,7 +31,8 @@ from shared.ports.directory import JSON, AuditEntry
 from shared.ports.licensed_world import LicensedWorld
 
 SET_GROUP_LICENSE = "Set group license"
-AUDIT_ACTIVITIES = (SET_GROUP_LICENSE, "Update group")
+UPDATE_GROUP = "Update group"
+AUDIT_ACTIVITIES = (SET_GROUP_LICENSE, UPDATE_GROUP)
 """Directory audit activities that change a licensed group's configuration."""
 
 # DriftItem kinds (the summary's contract, see shared.core.nightly_summary.DriftItem)
@@ -75,6 +76,7 @@ def config_drift(
     # a license change is made by whoever set the group's license, not whoever edited the
     # group last (its description, or the sync of a synced group)
     licensers = _actors(audits, SET_GROUP_LICENSE)
+    updaters = _actors(audits, UPDATE_GROUP)  # a membership rule is set by updating the group
     items: list[DriftItem] = []
 
     def part(sku_id: str) -> str:
@@ -104,7 +106,8 @@ def config_drift(
                 text.append(f"enabled {plans(change.sku_id, change.newly_enabled)}")
             items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), licenser))
         if drift.rule_changed and drift.status == CHANGED:  # a group licensed both nights
-            items.append(DriftItem(DYNAMIC_RULE_CHANGED, drift.name, _rule_change(drift), who))
+            updater = updaters.get(drift.group_id, who)
+            items.append(DriftItem(DYNAMIC_RULE_CHANGED, drift.name, _rule_change(drift), updater))
     for sku in sku_drift(before, reach):
         if sku.new_plans:
             groups = sorted(
