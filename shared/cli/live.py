@@ -26,6 +26,7 @@ from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 from shared.ports.directory import USER_SELECT, Directory, DirectoryError
 from shared.render.csvsafe import csv_writer
 from shared.render.evaluation import evaluation_json
+from shared.render.findings import finding_json
 from shared.render.findings_summary import summary_json, summary_lines
 from shared.render.paths import path_rows, write_csv
 
@@ -274,8 +275,16 @@ async def write_paths(
         if link is None:
             break
     if fmt == "json":
+        from shared.service.nested import nested_group_findings  # noqa: PLC0415
+
+        found = nested_group_findings(world)  # the groups' own findings, as the nightly's
         groups: list[dict[str, object]] = [
-            {"id": c.id, "displayName": c.display_name, "findings": []} for c in world.configs
+            {
+                "id": c.id,
+                "displayName": c.display_name,
+                "findings": [finding_json(f) for f in found.get(c.id, ())],
+            }
+            for c in world.configs
         ]
         out.write(b'],"groups":' + orjson.dumps(groups) + b"}\n")
 

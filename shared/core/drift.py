@@ -16,9 +16,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from shared.core.alerting import granting_licenses
 from shared.core.dataloss import (
     CapabilityLoss,
     CapabilityPlans,
+    capability_losses,
     data_loss_finding,
     evaluation_losses,
 )
@@ -353,10 +355,18 @@ def diff_tenants(
     names: Names,
     labels: Mapping[str, str] | None = None,
 ) -> Drift:
-    """The full drift between two evaluated tenants; `names` describes the old tenant."""
+    """The full drift between two evaluated tenants; `names` describes the old tenant.
+
+    The snapshots say what Entra did: a group path Graph shows in state Error granted nothing
+    (a move to a group without a free seat leaves the user without its products)."""
+    losses = capability_losses(
+        {r.user.id: granting_licenses(r.user, r.licenses) for r in before.users},
+        {r.user.id: granting_licenses(r.user, r.licenses) for r in after.users},
+        capabilities,
+    )
     return Drift(
         groups=group_drift(old, new),
         skus=sku_drift(old, new),
-        users=user_deltas(before, after, capabilities, names, labels),
+        users=user_deltas(before, after, capabilities, names, labels, losses),
         seats=seat_deltas(before, after),
     )

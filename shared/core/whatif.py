@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
+from shared.core.alerting import granting_licenses
 from shared.core.dataloss import CapabilityPlans, capability_losses
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, evaluate
-from shared.core.findings import ERROR, Names, membership_fix
+from shared.core.findings import COUNT_VIOLATION, ERROR, Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, ServicePlan, Sku, Tenant, User
 from shared.core.predict import PlanConflict, Predictions, predict_errors
 
@@ -249,7 +250,7 @@ def what_if(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )
     losses = capability_losses(
-        {r.user.id: r.licenses for r in before.users},
+        {r.user.id: granting_licenses(r.user, r.licenses) for r in before.users},
         _without_failing_joins(before, after, predictions),
         capabilities,
     )
@@ -269,35 +270,52 @@ def what_if(
 def _without_failing_joins(
     before: Evaluation, after: Evaluation, predictions: Predictions
 ) -> dict[str, tuple[EffectiveLicense, ...]]:
-    """Each user's licenses after the change, without the groups the user newly joins whose
-    assignment Entra would fail (a predicted error): it then assigns none of that group's
-    products to the user (all-or-none). What the data-loss guard judges the change on."""
-    failing: dict[str, set[str]] = {}
+    """Each user's licenses after the change, without the paths Entra would fail to assign (a
+    predicted error): a group the user newly joins assigns none of its products (all-or-none),
+    and a product a group newly assigns to its member is not assigned (the group's other
+    products stay); nor a path Graph shows in state Error (it grants nothing now, and the
+    change does not make Entra retry it). What the data-loss guard judges the change on."""
+    failing: dict[str, set[tuple[str, str]]] = {}
+    seatless: dict[str, set[str]] = {}  # no seat: no path assigns the product (one seat each)
     for error in predictions.errors:
         if error.severity == ERROR and error.group_id is not None:
-            failing.setdefault(error.user_id, set()).add(error.group_id)
+            failing.setdefault(error.user_id, set()).add((error.group_id, error.sku_id))
+        if error.severity == ERROR and error.code == COUNT_VIOLATION:
+            seatless.setdefault(error.user_id, set()).add(error.sku_id)
     old = {r.user.id: r.licenses for r in before.users}
     licenses = {}
     for report in after.users:
         user_id = report.user.id
-        joined = failing.get(user_id, set()) - {
-            p.group_id for lic in old.get(user_id, ()) for p in lic.paths
+        had = {(p.group_id, lic.sku_id) for lic in old.get(user_id, ()) for p in lic.paths}
+        short = seatless.get(user_id, set())
+        unseated = {
+            (p.group_id, lic.sku_id)
+            for lic in report.licenses
+            if lic.sku_id in short
+            for p in lic.group_paths
+            if p.group_id is not None
         }
-        licenses[user_id] = (
-            tuple(_without_groups(report.licenses, joined)) if joined else report.licenses
-        )
+        new = (failing.get(user_id, set()) | unseated) - had
+        joined = {group_id for group_id, _ in new} - {group_id for group_id, _ in had}
+        kept = tuple(_without_paths(report.licenses, joined, new)) if new else report.licenses
+        licenses[user_id] = granting_licenses(report.user, kept)
     return licenses
 
 
-def _without_groups(
-    licenses: Iterable[EffectiveLicense], group_ids: set[str]
+def _without_paths(
+    licenses: Iterable[EffectiveLicense], group_ids: set[str], paths: set[tuple[str, str]]
 ) -> Iterator[EffectiveLicense]:
+    """The licenses without any path from `group_ids`, nor the (group, SKU) `paths`."""
     for lic in licenses:
-        paths = tuple(p for p in lic.paths if p.group_id not in group_ids)
-        if paths:
-            enabled = frozenset().union(*(p.enabled_plans for p in paths))
+        kept = tuple(
+            p
+            for p in lic.paths
+            if p.group_id not in group_ids and (p.group_id, lic.sku_id) not in paths
+        )
+        if kept:
+            enabled = frozenset().union(*(p.enabled_plans for p in kept))
             plans = lic.enabled_plans | lic.disabled_plans
-            yield EffectiveLicense(lic.sku_id, paths, enabled, plans - enabled)
+            yield EffectiveLicense(lic.sku_id, kept, enabled, plans - enabled)
 
 
 # --------------------------------------------------------------------------- resolving names

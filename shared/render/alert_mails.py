@@ -78,6 +78,7 @@ def digest_mail(
 def immediate_mail(
     *,
     mail_id: str,
+    kind: str,
     names: MailNames,
     title: str,
     rows: Sequence[LedgerRow],
@@ -86,6 +87,8 @@ def immediate_mail(
     extra: Sequence[Section] = (),
     mode_note: str = "",
 ) -> Mail:
+    """`kind`: which immediate alert it is (the webhook's `kind`: data-loss, mass-loss or
+    tenant)."""
     subject = f"License Guard · {names.tenant_name}: {title}"
     sections = (Section("What happened", items=row_views(rows, names, actions)), *extra)
     return render(
@@ -97,7 +100,7 @@ def immediate_mail(
             footer=(mode_note,) if mode_note else (),
         ),
         mail_id=mail_id,
-        kind="immediate",
+        kind=kind,
         subject=subject,
         findings=channel_findings(rows, names, "new"),
     )

@@ -238,15 +238,19 @@ class HealthBuilder:
             )
             for d in drift
         ]
+        licensed = [g for g in self.groups if g.licenses]
+        # A drift row names its group by display name: pinned on the group's row only when
+        # one licensed group has that name (else it is listed under the other changes).
+        named = Counter(g.name for g in licensed)
         by_group: defaultdict[str, list[DriftRow]] = defaultdict(list)
         for row in drift_rows:
-            by_group[row.subject].append(row)
-        licensed = [g for g in self.groups if g.licenses]
+            if named[row.subject] == 1:
+                by_group[row.subject].append(row)
         ordered = sorted(
             licensed, key=lambda g: (-len(self.group_errors.get(g.id, ())), g.name.lower())
         )
         groups = tuple(self._group_row(g, members, by_group) for g in ordered[:MAX_GROUPS])
-        listed = {g.name for g in groups}
+        listed = {g.name for g in groups if named[g.name] == 1}
         return HealthReport(
             tenant=tenant,
             generated_at=generated_at,

@@ -233,6 +233,7 @@ async def _alert_data_loss(
     outcome.delivery = await send_immediate(
         svc,
         channel=IMMEDIATE,
+        kind="data-loss",
         title=f"data-loss risk for {len(fresh)} user(s)",
         lead=(
             "These users no longer hold a mailbox or OneDrive storage through any path. "
@@ -304,6 +305,7 @@ async def _send_mass_loss(
     return await send_immediate(
         svc,
         channel=MASS_LOSS,
+        kind="mass-loss",
         title=f"mass data-loss risk: {len(pairs)} users in the last hour",
         lead=lead,
         pairs=pairs,

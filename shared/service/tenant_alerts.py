@@ -64,6 +64,7 @@ async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> 
     return await send_immediate(
         svc,
         channel=TENANT,
+        kind="tenant",
         title=f"{len(pairs)} tenant-level issue(s) need attention",
         lead=(
             "These concern the whole tenant or License Guard itself, so they are sent at "

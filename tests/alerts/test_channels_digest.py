@@ -19,6 +19,7 @@ from shared.service.alerts.digest import run_digest
 from shared.service.stores import ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.receiver import Receiver
+from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group
 from tests.alerts.world import (
     GRACE_SECONDS,
     alert_world,
@@ -162,6 +163,32 @@ async def test_an_immediate_alert_counts_the_open_findings_as_the_digest_does(
     assert listed == {"DirectorySyncStale", "SubscriptionAtRisk"}
     # the three the digest reported plus the two this alert lists (alerted before their grace)
     assert document["counts"]["open"] == 3 + 2
+
+
+async def test_the_webhook_says_which_immediate_alert_it_is(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the schema's kinds: a receiver pages on 'data-loss' and files 'tenant' away; every
+    # immediate alert used to say 'immediate'
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = alert_world(with_mailbox_group(2), ALERT_CHANNELS=json.dumps(channels))
+    users = sales(world)
+    await recompute(world, users)
+    world.directory.remove_member(MAILBOX_GROUP, users[0])
+    world.directory.set_user_state(users[0], licenseAssignmentStates=[], assignedLicenses=[])
+
+    await recompute(world, users)
+    synced = world.clock.now() - timedelta(minutes=95)
+    ServiceState(world.svc.tables.servicestate).put(
+        "last-sync", {"completedAt": synced.isoformat().replace("+00:00", "Z")}
+    )
+    assert await send_tenant_alerts(world.svc) is not None
+
+    documents = [json.loads(body) for _, _, body in receiver.to("/hook")]
+    for document in documents:
+        jsonschema.validate(document, SCHEMA)
+    assert [d["kind"] for d in documents] == ["data-loss", "tenant"]
 
 
 async def test_a_channel_failing_three_times_in_a_row_is_a_tenant_level_alert(

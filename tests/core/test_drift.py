@@ -27,8 +27,11 @@ from shared.core.findings import Names
 from shared.core.model import ServicePlan, Sku, Tenant
 from shared.core.whatif import (
     AddMember,
+    AddSku,
     BadReference,
+    Change,
     RemoveMember,
+    RemoveSku,
     SetDisabledPlans,
     apply_changes,
     change_notes,
@@ -50,6 +53,7 @@ from tests.builders import (
     TenantBuilder,
     seed_tenant,
 )
+from tools.make_demo_snapshot import E1_PLANS
 
 CAPS = capabilities().plans
 COPILOT = ("Bing_Chat_Enterprise", "0d0c0d31-fae7-41f2-b909-eaf4d7f26dba")
@@ -240,6 +244,35 @@ def test_diff_tenants_puts_a_data_loss_finding_on_the_user_who_lost_a_mailbox() 
     assert drift.groups[0].members_removed == (b.id("ann"),)
 
 
+def moved_to_e1(e1_state: str, error: str | None) -> tuple[TenantBuilder, Tenant, Tenant]:
+    """Ann held her mailbox through Base (E3); the new snapshot has her in 'Mail E1' only,
+    with Graph's state of that path as given."""
+    old = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).member(BASE, "ann")
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).group("Mail E1", ["E1"])
+    b.member("Mail E1", "ann").state("ann", "E1", via="Mail E1", state=e1_state, error=error)
+    return b, old.processed().build(), b.processed().build()
+
+
+def test_diff_a_move_to_a_group_whose_path_graph_shows_in_error_is_a_data_loss() -> None:
+    # the new group had no free seat: Graph shows its path in Error (CountViolation), so the
+    # user holds no Exchange plan any more, whatever the membership says
+    b, old, new = moved_to_e1("Error", "CountViolation")
+
+    drift = diff_tenants(old, new, evaluate(old), evaluate(new), CAPS, Names(old))
+
+    assert {loss.capability for loss in drift.losses} == {"mailbox", "onedrive"}
+    (ann,) = [u for u in drift.users if u.user_id == b.id("ann")]
+    assert ann.finding is not None
+
+
+def test_diff_a_move_to_a_group_whose_path_is_active_loses_nothing() -> None:
+    _, old, new = moved_to_e1("Active", None)
+
+    drift = diff_tenants(old, new, evaluate(old), evaluate(new), CAPS, Names(old))
+
+    assert drift.losses == ()
+
+
 # --------------------------------------------------------------------------- what if
 
 
@@ -275,6 +308,68 @@ def test_moving_into_a_group_with_free_seats_loses_nothing() -> None:
     move = [AddMember(b.id("Bundle"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
 
     result = what_if(tenant, move, CAPS)
+
+    assert not result.predicted_errors
+    assert not result.data_loss
+
+
+def test_leaving_the_mailbox_group_is_a_risk_when_the_other_group_path_is_in_error() -> None:
+    # the helpdesk "upgraded" ann into a second group whose assignment failed (no free seat):
+    # that path gives her nothing, so taking her out of Base leaves her without a mailbox
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").member("Mail E1", "ann")
+    b.state("ann", "E1", via="Mail E1", state="Error", error="CountViolation")
+    tenant = b.processed().build()
+
+    result = what_if(tenant, [RemoveMember(b.id(BASE), b.id("ann"))], CAPS)
+
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+    assert result.data_loss
+
+
+def test_moving_into_two_groups_of_a_product_without_a_free_seat_is_a_data_loss_risk() -> None:
+    # no seat: Entra assigns the product through neither group (one seat per product), though
+    # the predicted CountViolation names only one of them
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=1).member(BASE, "ann")
+    b.group("Mail E1", ["E1"]).group("Mail E1 too", ["E1"])
+    move = [
+        AddMember(b.id("Mail E1"), b.id("ann")),
+        AddMember(b.id("Mail E1 too"), b.id("ann")),
+        RemoveMember(b.id(BASE), b.id("ann")),
+    ]
+
+    result = what_if(b.processed().build(), move, CAPS)
+
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+
+
+def swap_base_to_e1(e1_seats: int) -> tuple[TenantBuilder, list[Change]]:
+    """Ann holds her mailbox only through Base (E3); Base is to assign E1 instead."""
+    b = seed_tenant().sku("E1", E1_PLANS, seats=e1_seats, consumed=0).member(BASE, "ann")
+    swap: list[Change] = [RemoveSku(b.id(BASE), E3_SKU_ID), AddSku(b.id(BASE), b.id("E1"))]
+    return b, swap
+
+
+def test_swapping_a_groups_product_for_one_without_a_free_seat_is_a_data_loss_risk() -> None:
+    # E3 leaves Base, and E1 fails for its member (CountViolation): she holds neither, and
+    # her mailbox goes (the admins' "A1 to A3 left an unrecoverable empty mailbox")
+    b, swap = swap_base_to_e1(e1_seats=0)
+
+    result = what_if(b.processed().build(), swap, CAPS)
+
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+    assert result.data_loss
+
+
+def test_swapping_a_groups_product_for_one_with_free_seats_loses_nothing() -> None:
+    b, swap = swap_base_to_e1(e1_seats=5)
+
+    result = what_if(b.processed().build(), swap, CAPS)
 
     assert not result.predicted_errors
     assert not result.data_loss

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.fakes.tenant import audit_target
 from shared.render.migration import MIGRATION_CSV_HEADER
 from shared.service.reconcile.run_state import CONFIG_LATEST
 from tests.reconcile.conftest import Nightly
@@ -78,6 +79,51 @@ async def test_the_diff_reports_a_new_plan_with_the_groups_it_reaches_and_who_ch
     assert result.summary is not None
     assert {d.kind for d in result.summary.drift} == set(kinds)
     assert nightly.directory.requests["directory_audits"] == 1
+
+
+async def test_a_license_change_names_who_set_the_license_not_who_edited_the_group_later(
+    nightly: Nightly,
+) -> None:
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="alice@contoso.com"
+    )
+    nightly.world.clock.advance(600)
+    group = nightly.directory.groups[E3_BASE]  # then its description, by someone else
+    nightly.directory.record_audit(
+        "Update group", [audit_target(group, "Group")], actor="bob@contoso.com"
+    )
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "group-licenses-changed"]
+    assert change["actor"] == "alice@contoso.com"
+
+
+async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:
+    # a dynamic rule replaces the group's members: who holds its licenses changes wholesale
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    rule = 'user.department -eq "Sales"'
+    group = nightly.directory.groups[E3_BASE]
+    group["membershipRule"] = rule
+    nightly.directory.record_audit("Update group", [audit_target(group, "Group")], actor="bob@x")
+    nightly.world.clock.advance(600)  # then someone sets its license too
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="alice@x"
+    )
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "dynamic-rule-changed"]
+    assert change["subject"] == "Licensing_Office365_E3_Base"
+    assert rule in change["detail"]
+    assert change["actor"] == "bob@x"  # who set the rule, not who set the license later
 
 
 async def test_the_self_check_lists_where_entra_and_the_core_disagree(nightly: Nightly) -> None:

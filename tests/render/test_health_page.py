@@ -318,3 +318,25 @@ def test_a_100k_user_page_stays_small_because_rows_are_capped() -> None:
     assert len(bigger) < len(base) + 60 * 1500
     assert len(bigger) < 2_000_000
     assert re.search(r"data-users-scanned=\"1023\"", bigger)
+
+
+def test_a_change_to_one_of_two_groups_of_the_same_name_is_not_pinned_on_both() -> None:
+    # display names are not unique, and a night's drift names its group by display name only
+    document = demo()
+    ems = next(g for g in document["groups"] if g["displayName"] == "Licensing_Office365_EMS_E3")
+    twin = {**copy.deepcopy(ems), "id": "00000000-0000-4000-8000-0000000000aa", "members": []}
+    document["groups"].append(twin)
+    change = {
+        "kind": "group-licenses-changed",
+        "subject": "Licensing_Office365_EMS_E3",
+        "detail": "EMS: disabled INTUNE_A",
+        "actor": "alice@contoso.com",
+    }
+    history = [summary("2026-12-01", {}, drift=[change])]
+
+    _, report = render(document, history=history)
+
+    rows = [g for g in report.groups if g.name == "Licensing_Office365_EMS_E3"]
+    assert len(rows) == 2
+    assert all(row.drift == () for row in rows)
+    assert [d.detail for d in report.drift_other] == ["EMS: disabled INTUNE_A"]

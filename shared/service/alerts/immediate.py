@@ -32,13 +32,15 @@ async def send_immediate(
     svc: Services,
     *,
     channel: str,
+    kind: str,
     title: str,
     lead: Sequence[str],
     pairs: Sequence[tuple[Entity, LedgerRow]],
     extra: Sequence[Section] = (),
     sleep: Sleep = asyncio.sleep,
 ) -> Delivery | None:
-    """One immediate mail about these findings; marks them `alertedIn` once Graph accepted."""
+    """One immediate mail about these findings; marks them `alertedIn` once Graph accepted.
+    `channel` keys its delivery state; `kind` is the alert's kind the channels are told."""
     if not pairs or not alerts_on(svc):
         return None
     rows = [r for _, r in pairs]
@@ -50,6 +52,7 @@ async def send_immediate(
     names = await mail_names(svc, rows)
     mail = alert_mails.immediate_mail(
         mail_id=mail_id,
+        kind=kind,
         names=names,
         title=title,
         rows=rows,

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import config_tenant
-from shared.core.drift import group_drift, sku_drift
+from shared.core.drift import CHANGED, GroupDrift, group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
 from shared.core.migration import (
@@ -30,7 +30,9 @@ from shared.core.nightly_summary import DriftItem
 from shared.ports.directory import JSON, AuditEntry
 from shared.ports.licensed_world import LicensedWorld
 
-AUDIT_ACTIVITIES = ("Set group license", "Update group")
+SET_GROUP_LICENSE = "Set group license"
+UPDATE_GROUP = "Update group"
+AUDIT_ACTIVITIES = (SET_GROUP_LICENSE, UPDATE_GROUP)
 """Directory audit activities that change a licensed group's configuration."""
 
 # DriftItem kinds (the summary's contract, see shared.core.nightly_summary.DriftItem)
@@ -45,12 +47,12 @@ PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 # --------------------------------------------------------------------------- configuration
 
 
-def _actors(audits: Iterable[AuditEntry]) -> dict[str, str]:
-    """The latest actor per target group id."""
+def _actors(audits: Iterable[AuditEntry], activity: str | None = None) -> dict[str, str]:
+    """The latest actor per target group id (of `activity` only, when given)."""
     latest: dict[str, tuple[str, str]] = {}
     for entry in audits:
         who, when = entry.actor, entry.when
-        if not who:
+        if not who or activity not in (None, entry.activity):
             continue
         for target_id in entry.target_ids:
             if target_id and (target_id not in latest or latest[target_id][0] <= when):
@@ -69,7 +71,12 @@ def config_drift(
     licensed groups it reaches (Microsoft enables new plans by default)."""
     before, after = config_tenant(old), config_tenant(new)
     reach = config_tenant(new, members)
+    audits = tuple(audits)
     actors = _actors(audits)
+    # a license change is made by whoever set the group's license, not whoever edited the
+    # group last (its description, or the sync of a synced group)
+    licensers = _actors(audits, SET_GROUP_LICENSE)
+    updaters = _actors(audits, UPDATE_GROUP)  # a membership rule is set by updating the group
     items: list[DriftItem] = []
 
     def part(sku_id: str) -> str:
@@ -82,13 +89,14 @@ def config_drift(
 
     for drift in group_drift(before, after):
         who = actors.get(drift.group_id)
+        licenser = licensers.get(drift.group_id, who)
         for sku_id in drift.skus_added:
             items.append(
-                DriftItem(GROUP_GAINED_SKU, drift.name, f"now assigns {part(sku_id)}", who)
+                DriftItem(GROUP_GAINED_SKU, drift.name, f"now assigns {part(sku_id)}", licenser)
             )
         for sku_id in drift.skus_removed:
             items.append(
-                DriftItem(GROUP_LOST_SKU, drift.name, f"no longer assigns {part(sku_id)}", who)
+                DriftItem(GROUP_LOST_SKU, drift.name, f"no longer assigns {part(sku_id)}", licenser)
             )
         for change in drift.plan_changes:
             text = [f"{part(change.sku_id)}:"]
@@ -96,16 +104,10 @@ def config_drift(
                 text.append(f"disabled {plans(change.sku_id, change.newly_disabled)}")
             if change.newly_enabled:
                 text.append(f"enabled {plans(change.sku_id, change.newly_enabled)}")
-            items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), who))
-        if drift.rule_changed and drift.rule_before is not None and drift.rule_after is not None:
-            items.append(
-                DriftItem(
-                    DYNAMIC_RULE_CHANGED,
-                    drift.name,
-                    f"membership rule changed from '{drift.rule_before}' to '{drift.rule_after}'",
-                    who,
-                )
-            )
+            items.append(DriftItem(GROUP_LICENSES_CHANGED, drift.name, " ".join(text), licenser))
+        if drift.rule_changed and drift.status == CHANGED:  # a group licensed both nights
+            updater = updaters.get(drift.group_id, who)
+            items.append(DriftItem(DYNAMIC_RULE_CHANGED, drift.name, _rule_change(drift), updater))
     for sku in sku_drift(before, reach):
         if sku.new_plans:
             groups = sorted(
@@ -135,6 +137,15 @@ def config_drift(
                 )
             )
     return items
+
+
+def _rule_change(drift: GroupDrift) -> str:
+    """A rule edited, or the membership turned dynamic or assigned (members replaced)."""
+    if drift.rule_before is None:
+        return f"membership turned dynamic: rule '{drift.rule_after}' replaces its members"
+    if drift.rule_after is None:
+        return f"membership turned assigned: rule '{drift.rule_before}' removed"
+    return f"membership rule changed from '{drift.rule_before}' to '{drift.rule_after}'"
 
 
 def drift_json(items: Sequence[DriftItem], old_taken_at: str | None, new_taken_at: str) -> JSON:
