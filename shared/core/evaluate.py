@@ -101,20 +101,27 @@ class Evaluation:
         return found
 
     def finding_counts(self) -> FindingCounts:
-        """`finding_counts(self.findings())`, without building the users' pending findings."""
+        """`finding_counts(self.findings())`, without building the users' pending findings.
+
+        Each (severity, code) comes in the order `findings()` first shows it: the reports'
+        summaries keep that order between equal counts."""
         users = self.users
-        counts = finding_counts(
-            chain(
-                chain.from_iterable(u.listed for u in users),
-                chain.from_iterable(g.findings for g in self.groups),
-                chain.from_iterable(s.findings for s in self.skus),
-            )
-        )
+        first = next((n for n, u in enumerate(users) if u.pending), len(users))
+        counts = finding_counts(chain.from_iterable(u.listed for u in users[:first]))
         pending = Counter(chain.from_iterable(u.pending for u in users))
         for entry, count in pending.items():
             # each (SKU, group) once, counted for every user who has it
             (finding,) = pending_findings("", "", (entry,))
             counts[(finding.severity, finding.code, finding.group_id)] += count
+        counts.update(
+            finding_counts(
+                chain(
+                    chain.from_iterable(u.listed for u in users[first:]),
+                    chain.from_iterable(g.findings for g in self.groups),
+                    chain.from_iterable(s.findings for s in self.skus),
+                )
+            )
+        )
         return counts
 
 

@@ -55,12 +55,23 @@ PendingAssignments = tuple[PendingAssignment, ...]
 """A combination of groups' pending assignments: one tuple, shared by its members."""
 
 
+PENDING_SEVERITY = WARNING
+
+
 def pending_findings(
     user_id: str, name: str, pending: Sequence[PendingAssignment]
 ) -> list[Finding]:
     """The PendingGroupAssignment findings of a user named `name`, one per assignment."""
     return [
-        Finding(PENDING_GROUP_ASSIGNMENT, WARNING, user_id, sku, group, name + tail, PENDING_REMEDY)
+        Finding(
+            PENDING_GROUP_ASSIGNMENT,
+            PENDING_SEVERITY,
+            user_id,
+            sku,
+            group,
+            name + tail,
+            PENDING_REMEDY,
+        )
         for sku, group, tail in pending
     ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shared.core import findings as codes
 from shared.core.evaluate import evaluate
-from shared.core.findings import WARNING, finding_counts, service_finding
+from shared.core.findings import WARNING, FindingCounts, finding_counts, service_finding
 from tests.builders import BASE, E3, EMS_GROUP, TEAMS, TenantBuilder, seed_tenant
 
 
@@ -68,13 +68,20 @@ def test_a_user_with_a_state_finding_has_its_pending_findings_after_it() -> None
     assert cy.findings[1].group_id == b.id(TEAMS)
 
 
-def test_finding_counts_count_what_building_every_finding_counts() -> None:
+def test_finding_counts_count_what_building_every_finding_counts_in_its_order() -> None:
     evaluation = evaluate(_pending_tenant().build())
 
     counts = evaluation.finding_counts()
 
-    assert counts == finding_counts(evaluation.findings())
+    built = finding_counts(evaluation.findings())
+    assert counts == built
+    # codes first shown first: summaries keep that order between equal counts
+    assert _codes_in_order(counts) == _codes_in_order(built)
     assert counts[(WARNING, codes.PENDING_GROUP_ASSIGNMENT, _pending_tenant().id(BASE))] == 2
+
+
+def _codes_in_order(counts: FindingCounts) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((severity, code) for severity, code, _ in counts))
 
 
 def test_with_finding_adds_one_finding_last() -> None:
