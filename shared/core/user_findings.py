@@ -56,6 +56,7 @@ PendingAssignments = tuple[PendingAssignment, ...]
 
 
 PENDING_SEVERITY = WARNING
+"""Every pending finding's severity (the table orders a user's findings by it)."""
 
 
 def pending_findings(
@@ -137,10 +138,12 @@ def user_findings(
     names: Names,
     memberships: Memberships,
 ) -> tuple[PendingAssignments, list[Finding]]:
-    """Every finding about one user, in a stable order: `pending_findings` of the first, then
-    the second. A user Graph shows nothing from a group for (the common case after a new
-    licensing group) gets the combination's shared pending tuple, not built as findings;
-    otherwise the pending findings are built among the rest and the first is empty.
+    """Every finding about one user, in a stable order, as (pending, findings): the pending
+    ones (`pending_findings`) first, then the others.
+
+    A user Graph shows nothing from a group for (the common case after a new licensing group)
+    gets the combination's shared pending tuple, not built as findings; for any other user
+    the pending findings are built after the states' findings, and `pending` is empty.
 
     `memberships`: one per evaluation, shared by its users (see `Memberships`).
     """
