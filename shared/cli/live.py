@@ -22,6 +22,7 @@ from shared.cli.env import cli_environment
 from shared.cli.files import output
 from shared.cli.options import add_format_option, add_out_option
 from shared.cli.progress import Progress
+from shared.core.findings import finding_counts
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, SettingsError
 from shared.ports.directory import USER_SELECT, Directory, DirectoryError
 from shared.render.csvsafe import csv_writer
@@ -351,7 +352,7 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
             "reports": result.report_blobs,
             "planned": result.planned,
             "summary": result.summary.to_json() if result.summary else None,
-            "newFindingsSummary": summary_json(result.new, _group_label(result)),
+            "newFindingsSummary": summary_json(finding_counts(result.new), _group_label(result)),
         }
         stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -363,7 +364,7 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
         f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
     )
     if result.status == "dry-run":
-        for line in summary_lines(result.new, _group_label(result)):
+        for line in summary_lines(finding_counts(result.new), _group_label(result)):
             stream.write(line.replace("SUMMARY:", "SUMMARY of new findings:", 1) + "\n")
         stream.write("PLAN\n")
     for line in result.planned:

@@ -11,7 +11,9 @@ store and alert on it. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import NamedTuple
 
 from shared.core.model import AssignmentState, Group, Tenant, User
@@ -104,6 +106,15 @@ def finding_fields(finding: Finding) -> dict[str, str | None]:
         "message": finding.message,
         "remedy": finding.remedy,
     }
+
+
+FindingCounts = Counter[tuple[str, str, str | None]]
+"""How many findings of each (severity, code, group id): what the reports' summaries count."""
+
+
+def finding_counts(findings: Iterable[Finding]) -> FindingCounts:
+    # counted in C (map over attrgetter): a tenant with a new licensing group has 400k findings
+    return Counter(map(attrgetter("severity", "code", "group_id"), findings))
 
 
 class Names:

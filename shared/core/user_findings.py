@@ -7,7 +7,8 @@ accounts and direct assignments that a group already covers. Pure: no I/O, no cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from shared.core.direct_coverage import DirectCoverage, direct_coverage
 from shared.core.effective import EffectiveLicense
@@ -41,53 +42,92 @@ from shared.core.model import (
 from shared.core.reported_findings import reported_finding
 
 
+class PendingAssignment(NamedTuple):
+    """An assignment a user's group should give and Graph does not show yet: the SKU, the group
+    and the part of the pending message that follows the user's name (the same for every user)."""
+
+    sku_id: str
+    group_id: str
+    message_tail: str
+
+
+PendingAssignments = tuple[PendingAssignment, ...]
+"""A combination of groups' pending assignments: one tuple, shared by its members."""
+
+
+PENDING_SEVERITY = WARNING
+"""Every pending finding's severity (the table orders a user's findings by it)."""
+
+
+def pending_findings(
+    user_id: str, name: str, pending: Sequence[PendingAssignment]
+) -> list[Finding]:
+    """The PendingGroupAssignment findings of a user named `name`, one per assignment."""
+    return [
+        Finding(
+            PENDING_GROUP_ASSIGNMENT,
+            PENDING_SEVERITY,
+            user_id,
+            sku,
+            group,
+            name + tail,
+            PENDING_REMEDY,
+        )
+        for sku, group, tail in pending
+    ]
+
+
+PENDING_REMEDY = (
+    "Wait for Entra to process the group (large groups take hours). If the group shows "
+    "'ProcessingComplete' and the license is still missing, reprocess the user."
+)
+"""The pending finding's remedy: the same for every pending assignment."""
+
+
 class Memberships:
     """What each combination of licensed groups asks of its members, worked out once.
 
-    The assignments its groups should give (by SKU and group) and, for each, the part of a
-    pending message that does not name the user: a new licensing group leaves hundreds of
-    thousands of members pending, most of them in a few thousand combinations of groups.
+    The assignments its groups should give (by SKU and group) and the pending ones: a new
+    licensing group leaves hundreds of thousands of members pending, most of them in a few
+    thousand combinations of groups.
     """
 
     def __init__(self, tenant: Tenant, names: Names) -> None:
         self._tenant = tenant
         self._names = names
-        self._texts: dict[tuple[str, str], str] = {}
+        self._entries: dict[tuple[str, str], PendingAssignment] = {}
         # keyed on the combination's identity (`licensed_groups_by_user` shares one tuple per
         # combination); the value keeps the object alive so its id cannot be reused
-        self._combinations: dict[int, tuple[object, _Desired, _Pending]] = {}
+        self._combinations: dict[int, tuple[object, _Desired, PendingAssignments]] = {}
 
-    def of(self, member_of: Iterable[Group]) -> tuple[_Desired, _Pending]:
-        """The desired assignments, and (SKU, group, message tail) for each, in order."""
+    def of(self, member_of: Iterable[Group]) -> tuple[_Desired, PendingAssignments]:
+        """The desired assignments, and each as pending, in order."""
         cached = self._combinations.get(id(member_of))
         if cached is None:
             desired = {(lic.sku_id, g.id): lic for g in member_of for lic in g.licenses}
             # a SKU gone from subscribedSkus is assigned to nobody: not pending, however long
             skus = self._tenant.skus
-            pending = tuple(
-                (sku, group, self._pending_text(sku, group))
-                for sku, group in desired
-                if sku in skus
-            )
+            pending = tuple(self._pending(sku, group) for sku, group in desired if sku in skus)
             cached = self._combinations[id(member_of)] = (member_of, desired, pending)
         return cached[1], cached[2]
 
-    def _pending_text(self, sku_id: str, group_id: str) -> str:
-        text = self._texts.get((sku_id, group_id))
-        if text is None:
+    def _pending(self, sku_id: str, group_id: str) -> PendingAssignment:
+        entry = self._entries.get((sku_id, group_id))
+        if entry is None:
             group = self._tenant.groups.get(group_id)
             state = group.processing_state if group else None
             names = self._names
-            text = self._texts[(sku_id, group_id)] = (
+            entry = self._entries[(sku_id, group_id)] = PendingAssignment(
+                sku_id,
+                group_id,
                 f" is a member of {names.group(group_id)}, which assigns "
                 f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
-                + (f" (group processing state: {state})." if state else ".")
+                + (f" (group processing state: {state})." if state else "."),
             )
-        return text
+        return entry
 
 
 _Desired = dict[tuple[str, str], LicenseAssignment]
-_Pending = tuple[tuple[str, str, str], ...]
 
 
 def user_findings(
@@ -97,27 +137,26 @@ def user_findings(
     tenant: Tenant,
     names: Names,
     memberships: Memberships,
-) -> list[Finding]:
-    """Every finding about one user, in a stable order.
+) -> tuple[PendingAssignments, list[Finding]]:
+    """Every finding about one user, in a stable order, as (pending, findings): the pending
+    ones (`pending_findings`) first, then the others.
+
+    A user Graph shows nothing from a group for (the common case after a new licensing group)
+    gets the combination's shared pending tuple, not built as findings; for any other user
+    the pending findings are built after the states' findings, and `pending` is empty.
 
     `memberships`: one per evaluation, shared by its users (see `Memberships`).
     """
     desired, pending = memberships.of(member_of)
-    user_id, name = user.id, user.display_name
-    if not user.states:
-        # nothing reported: every assignment the user's groups give is pending
-        findings = [
-            Finding(PENDING_GROUP_ASSIGNMENT, WARNING, user_id, sku, group, name + text, _REMEDY)
-            for sku, group, text in pending
-        ]
-    else:
+    findings: list[Finding] = []
+    if user.states:
         findings = _state_findings(user, desired, tenant, names)
         reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
-        findings += [
-            Finding(PENDING_GROUP_ASSIGNMENT, WARNING, user_id, sku, group, name + text, _REMEDY)
-            for sku, group, text in pending
-            if (sku, group) not in reported
-        ]
+        if findings or reported:
+            # the pending findings follow the states' findings
+            missing = [p for p in pending if (p.sku_id, p.group_id) not in reported]
+            findings += pending_findings(user.id, user.display_name, missing)
+            pending = ()
 
     if not user.usage_location and (licenses or user.assigned_licenses):
         findings.append(_missing_usage_location(user, tenant))
@@ -131,7 +170,7 @@ def user_findings(
         coverage = direct_coverage(user, lic)
         if coverage is not None:
             findings.append(_direct_and_group(user, coverage, names))
-    return findings
+    return pending, findings
 
 
 def _state_findings(user: User, desired: _Desired, tenant: Tenant, names: Names) -> list[Finding]:
@@ -191,13 +230,6 @@ def _stale(user: User, state: AssignmentState, tenant: Tenant, names: Names) -> 
             "after the group shows 'ProcessingComplete', reprocess the user."
         ),
     )
-
-
-_REMEDY = (
-    "Wait for Entra to process the group (large groups take hours). If the group shows "
-    "'ProcessingComplete' and the license is still missing, reprocess the user."
-)
-"""The pending finding's remedy: the same for every pending assignment."""
 
 
 def _plan_mismatch(

@@ -96,7 +96,12 @@ class _JsonRenderer:
             )
         )
         parts += cached[1]
-        parts += (self._findings.encode(report.findings), b"]}")
+        if report.pending:
+            # the user's pending findings, from templates (see UserReport)
+            parts.append(self._findings.encode_pending(user.id, user.display_name, report.pending))
+            if report.listed:
+                parts.append(b",")
+        parts += (self._findings.encode(report.listed), b"]}")
 
     @staticmethod
     def groups(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -129,7 +134,7 @@ def evaluation_json(evaluation: Evaluation, tenant: Tenant) -> dict[str, Any]:
     """The whole evaluation as one JSON-ready document (see README for the schema)."""
     render = _JsonRenderer(tenant)
     return {
-        "summary": summary_json(evaluation.findings(), lambda g: group_label(tenant, g)),
+        "summary": summary_json(evaluation.finding_counts(), lambda g: group_label(tenant, g)),
         "users": [render.user(r) for r in evaluation.users],
         "groups": render.groups(evaluation),
         "skus": render.skus(evaluation),
@@ -148,7 +153,7 @@ def write_evaluation_json(
     """
     render = _JsonRenderer(tenant)
     users = evaluation.users
-    summary = summary_json(evaluation.findings(), lambda g: group_label(tenant, g))
+    summary = summary_json(evaluation.finding_counts(), lambda g: group_label(tenant, g))
     out.write(b'{"summary":' + orjson.dumps(summary) + b',"users":[')
     for start in range(0, len(users), chunk):
         parts: list[bytes] = [b","] if start else []

@@ -9,21 +9,24 @@ once. The JSON document of the same evaluation is `render.evaluation`.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
-from operator import attrgetter
 from typing import IO
 
 from shared.catalog.products import Catalog
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
-from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING
+from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING, Finding
 from shared.core.model import Sku, Tenant
+from shared.core.user_findings import PENDING_SEVERITY
 from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines
 
-_CHUNK_LINES = 5_000
-"""About half a megabyte: small writes stay in the CPU's cache (see write_evaluation_json)."""
+_CHUNK_CHARS = 500_000
+"""About half a megabyte per write: small writes stay in the CPU's cache (see
+write_evaluation_json). Counted in characters, not items: a pending finding's four lines are
+one item (`FindingLines.pending`)."""
 
 
 def write_table(
@@ -33,14 +36,17 @@ def write_table(
     out: IO[str],
     show_healthy: bool = False,
 ) -> None:
-    """Write the table (see the module docstring), some thousands of lines at a time."""
+    """Write the table (see the module docstring), about half a megabyte at a time."""
     lines: list[str] = []
+    size = 0
     for block in table_blocks(evaluation, tenant, catalog, show_healthy):
         lines += block
-        if len(lines) >= _CHUNK_LINES:
+        size += sum(map(len, block))
+        if size >= _CHUNK_CHARS:
             lines.append("")
             out.write("\n".join(lines))
             lines = []
+            size = 0
     lines.append("")
     out.write("\n".join(lines))
 
@@ -50,38 +56,44 @@ def table_blocks(
 ) -> Iterator[list[str]]:
     """The table's lines (without line ends) in blocks: a heading, a user, a group, ..."""
     org = tenant.organization
-    findings = evaluation.findings()
-    by_severity = Counter(map(attrgetter("severity"), findings))
-    counts = {sev: by_severity[sev] for sev in SEVERITY_ORDER}
+    counts = evaluation.finding_counts()
+    by_severity: Counter[str] = Counter()
+    for (severity, _code, _group), n in counts.items():
+        by_severity[severity] += n
     licensed = [g for g in tenant.groups.values() if g.licenses]
     yield [
         f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
         + (f" ({org.country})" if org and org.country else "")
         + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
         f"{len(tenant.skus)} products",
-        f"Findings: {counts[ERROR]} errors, {counts[WARNING]} warnings, {counts[INFO]} info",
+        f"Findings: {by_severity[ERROR]} errors, {by_severity[WARNING]} warnings, "
+        f"{by_severity[INFO]} info",
         "",
-        *summary_lines(findings, lambda g: group_label(tenant, g)),
+        *summary_lines(counts, lambda g: group_label(tenant, g)),
     ]
-    del findings
 
-    with_findings = [r for r in evaluation.users if r.findings]
-    with_findings.sort(
-        key=lambda r: (
-            min(SEVERITY_ORDER[f.severity] for f in r.findings),
-            r.user.display_name.lower(),
-        )
-    )
+    with_findings = [r for r in evaluation.users if r.has_findings]
+    with_findings.sort(key=lambda r: (_most_severe(r), r.user.display_name.lower()))
     without = sorted(
-        (r for r in evaluation.users if not r.findings), key=lambda r: r.user.display_name.lower()
+        (r for r in evaluation.users if not r.has_findings),
+        key=lambda r: r.user.display_name.lower(),
     )
     licenses = _LicenseLines(tenant, catalog)
     lines = FindingLines("      ")
     yield ["", f"USERS WITH FINDINGS ({len(with_findings)})"]
     for report in with_findings:
-        block = [f"  {report.user.display_name} <{report.user.user_principal_name}>"]
+        user = report.user
+        block = [f"  {user.display_name} <{user.user_principal_name}>"]
         block += licenses.indented(report)
-        for finding in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
+        # the findings by severity, the pending ones (all PENDING_SEVERITY) before the listed
+        # ones of that severity, as a stable sort of `report.findings` puts them
+        listed = sorted(report.listed, key=_severity)
+        cut = bisect_left(listed, _PENDING_ORDER, key=_severity) if report.pending else 0
+        for finding in listed[:cut]:
+            block += lines.of(finding)
+        if report.pending:
+            block += lines.pending(user.id, user.display_name, report.pending)
+        for finding in listed[cut:]:
             block += lines.of(finding)
         yield block
     yield ["", f"USERS WITHOUT FINDINGS ({len(without)})"]
@@ -122,6 +134,19 @@ def table_blocks(
         for finding in sku_report.findings:
             block += lines.of(finding)
         yield block
+
+
+_PENDING_ORDER = SEVERITY_ORDER[PENDING_SEVERITY]
+
+
+def _severity(finding: Finding) -> int:
+    return SEVERITY_ORDER[finding.severity]
+
+
+def _most_severe(report: UserReport) -> int:
+    """The order of the report's most severe finding (`report.findings` is not built)."""
+    order = min(map(_severity, report.listed), default=len(SEVERITY_ORDER))
+    return min(order, _PENDING_ORDER) if report.pending else order
 
 
 def group_label(tenant: Tenant, group_id: str) -> str:

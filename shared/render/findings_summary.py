@@ -5,34 +5,35 @@ JSON, so an admin of a large tenant reads the shape of the problem before its 8,
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from operator import attrgetter
+from collections.abc import Callable
 from typing import Any
 
-from shared.core.findings import SEVERITY_ORDER, Finding
+from shared.core.findings import SEVERITY_ORDER, FindingCounts
 
 TOP_GROUPS = 10
 
 
 def _counts(
-    findings: Iterable[Finding],
+    counts: FindingCounts,
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str | None, str]]]:
-    # counted in C (map over attrgetter): a tenant with a new licensing group has 400k findings
-    found = findings if isinstance(findings, list | tuple) else list(findings)
-    by_code: Counter[tuple[str, str]] = Counter(map(attrgetter("severity", "code"), found))
-    by_group: Counter[tuple[str | None, str]] = Counter(map(attrgetter("group_id", "code"), found))
-    for key in [k for k in by_group if not k[0]]:
-        del by_group[key]
+    by_code: Counter[tuple[str, str]] = Counter()
+    by_group: Counter[tuple[str | None, str]] = Counter()
+    for (severity, code, group_id), n in counts.items():
+        by_code[(severity, code)] += n
+        if group_id:
+            by_group[(group_id, code)] += n
     return by_code, by_group
 
 
 def summary_lines(
-    findings: Iterable[Finding],
+    counts: FindingCounts,
     group_name: Callable[[str], str],
     top: int = TOP_GROUPS,
 ) -> list[str]:
-    """SUMMARY: one line per severity with its codes, then the top groups × code."""
-    by_code, by_group = _counts(findings)
+    """SUMMARY: one line per severity with its codes, then the top groups × code.
+
+    `counts`: `core.findings.finding_counts(findings)`, or `Evaluation.finding_counts()`."""
+    by_code, by_group = _counts(counts)
     total = sum(by_code.values())
     lines = [f"SUMMARY: {total} finding(s)"]
     for severity in SEVERITY_ORDER:
@@ -51,9 +52,9 @@ def summary_lines(
 
 
 def summary_json(
-    findings: Iterable[Finding], group_name: Callable[[str], str], top: int = TOP_GROUPS
+    counts: FindingCounts, group_name: Callable[[str], str], top: int = TOP_GROUPS
 ) -> dict[str, Any]:
-    by_code, by_group = _counts(findings)
+    by_code, by_group = _counts(counts)
     ranked = sorted(by_group.items(), key=lambda item: (-item[1], item[0][1], item[0][0] or ""))
     return {
         "total": sum(by_code.values()),

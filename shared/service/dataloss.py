@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -152,7 +152,7 @@ def with_data_loss(
                 for c, entry in sorted(lost.items())
             ]
             finding = data_loss_finding(user, losses, names, dict(capability_map.labels))
-            report = replace(report, findings=(*report.findings, finding))
+            report = report.with_finding(finding)
         out.append(report)
     return out
 
