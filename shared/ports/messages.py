@@ -180,6 +180,12 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def clipped(text: str, maximum: int = MAX_TEXT) -> str:
+    """`text` cut to `maximum` characters (an ellipsis marks a cut), for a message's free-text
+    field built from data of any length (a reprocess's reasons, one per cause)."""
+    return text if len(text) <= maximum else text[: maximum - 1] + "\u2026"
+
+
 def new_correlation_id() -> str:
     """A fresh correlation id (a random GUID) for work that starts here."""
     return str(uuid.uuid4())

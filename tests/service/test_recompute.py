@@ -13,7 +13,7 @@ from shared.ports.tables import safe_key
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger
 from shared.service.users import recompute_users
-from tests.service.test_group_changes import changed
+from tests.service.test_group_changes import changed, many_licensed_groups
 from tests.service.world import (
     ADELE,
     DIEGO,
@@ -291,3 +291,21 @@ async def test_a_sku_gone_from_subscribed_skus_leaves_the_cache_so_findings_do_n
 
     assert cached.new_findings == []
     assert cached.resolved == []
+
+
+async def test_a_user_pending_in_many_groups_is_queued_though_the_reasons_run_long() -> None:
+    """A joiner still pending in nine licensed groups that finished processing: one reason per
+    group, over 1,000 characters together. The reprocess was recorded as queued, then the
+    message refused the long reason (MessageError), failing the recompute once per such user:
+    five joiners in one batch poisoned it."""
+    snapshot, extra = many_licensed_groups(8)
+    for group in snapshot["groups"]:
+        if group["id"] in extra:
+            group["members"] = [{"@odata.type": "#microsoft.graph.user", "id": ADELE}]
+    world = await learned(build_world(snapshot, LICENSE_GUARD_MODE="act"))
+
+    outcome = await recompute_users(world.svc, recompute(ADELE))
+
+    assert outcome.queued == [ADELE]
+    [msg] = reprocess_messages(world)
+    assert len(msg.causes) == len(extra) + 1
