@@ -309,3 +309,25 @@ async def test_a_user_pending_in_many_groups_is_queued_though_the_reasons_run_lo
     assert outcome.queued == [ADELE]
     [msg] = reprocess_messages(world)
     assert len(msg.causes) == len(extra) + 1
+
+
+@pytest.mark.parametrize(("days", "joni_queued"), [(1, False), (3, True)])
+async def test_a_reprocess_whose_message_was_poisoned_days_ago_holds_no_seat(
+    act_world: World, days: int, joni_queued: bool
+) -> None:
+    """Irvin's reprocess failed every attempt (a 403, an outage) and its message was poisoned,
+    then deleted from -poison. Days later its ledger row still said "queued": the seat it
+    promised was held from everyone recomputed with Irvin, so Joni was told there was no free
+    seat while one was, and Irvin's own CountViolation was skipped as being handled. (A day
+    later the message may still wait for the brake's next day: the seat stays promised.)"""
+    await learned(act_world)
+    free_ems_seats(act_world, 1)
+    await recompute_users(act_world.svc, recompute(IRVIN))
+    assert [m.user_id for m in reprocess_messages(act_world)] == [IRVIN]  # then poisoned
+    act_world.clock.advance(timedelta(days=days).total_seconds())
+
+    outcome = await recompute_users(act_world.svc, recompute(IRVIN, JONI))
+
+    assert outcome.queued == ([JONI] if joni_queued else [])
+    # already reprocessed for this cause: reported, not retried
+    assert (IRVIN in outcome.alerts) is joni_queued
