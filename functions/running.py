@@ -54,10 +54,13 @@ def run_on_message(
     decode: Callable[[], M],
     job: Callable[[Services, M], Coroutine[Any, Any, object]],
 ) -> None:
-    """A queue message's job: decoded, then run with the app's services under its correlation id."""
+    """A queue message's job: decoded, then run with the app's services under its correlation id
+    (a throttled one goes back on its queue for after Retry-After: `shared.service.throttled`)."""
+    from shared.service.throttled import requeued_when_throttled  # noqa: PLC0415 - on first use
+
     message = decode()
     with bind_correlation(message.correlation_id):
-        run_job(lambda svc: job(svc, message))
+        run_job(lambda svc: requeued_when_throttled(svc, message, job))
 
 
 def add_timer_job(bp: func.Blueprint, name: str, schedule_setting: str, job: str) -> None:

@@ -81,7 +81,8 @@ class GraphTransport:
     Items answered 429/503/504 inside a batch are re-sent by us after their Retry-After (the SDK
     middleware retries whole requests, not batch items), at most `max_batch_resends` times and
     never after a Retry-After above `max_retry_after` seconds: then `DirectoryError(429, ...)` with
-    `retry_after` is raised, so the queue host retries the work later instead of dropping it.
+    `retry_after` is raised, and the queue worker sends its message again for after Retry-After
+    (`shared.service.throttled`) instead of dropping it.
     A throttled write is repeated the same way (at most `WRITE_THROTTLE_ATTEMPTS` tries, never
     after a Retry-After above `max_retry_after`: the 429 is raised for the caller to re-queue,
     so no handler sleeps towards host.json's functionTimeout).

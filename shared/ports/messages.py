@@ -67,6 +67,8 @@ import orjson
 MAX_USERS_PER_RECOMPUTE: Final = 100
 MAX_GROUPS_PER_MESSAGE: Final = 1000
 """1,000 GUIDs encode to about 39 KB, well under `MAX_ENCODED_BYTES` (1,257 would not fit)."""
+MAX_GROUPS_PER_RECOMPUTE: Final = 500
+"""`RecomputeUsers.group_ids` names at most these (about 20 KB beside 100 users' 4 KB)."""
 MAX_ENCODED_BYTES: Final = 48 * 1024
 """Base64 of 48 KiB is exactly 64 KiB, the Storage queue message limit."""
 MAX_CORRELATION_ID: Final = 128
@@ -178,6 +180,12 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def clipped(text: str, maximum: int = MAX_TEXT) -> str:
+    """`text` cut to `maximum` characters (an ellipsis marks a cut), for a message's free-text
+    field built from data of any length (a reprocess's reasons, one per cause)."""
+    return text if len(text) <= maximum else text[: maximum - 1] + "\u2026"
+
+
 def new_correlation_id() -> str:
     """A fresh correlation id (a random GUID) for work that starts here."""
     return str(uuid.uuid4())
@@ -263,9 +271,12 @@ class RecomputeUsers:
         correlation_id: str,
         group_ids: tuple[str, ...] = (),
     ) -> list[RecomputeUsers]:
-        """Split any number of users into messages of at most 100, duplicates dropped."""
+        """Split any number of users into messages of at most 100, duplicates dropped. The
+        groups only say why (the recompute reads each user afresh): a change to more groups
+        than `MAX_GROUPS_PER_RECOMPUTE` names the first of them, so every message still fits."""
+        named = group_ids[:MAX_GROUPS_PER_RECOMPUTE]
         return [
-            cls(user_ids=chunk, reason=reason, correlation_id=correlation_id, group_ids=group_ids)
+            cls(user_ids=chunk, reason=reason, correlation_id=correlation_id, group_ids=named)
             for chunk in _chunks(user_ids, MAX_USERS_PER_RECOMPUTE)
         ]
 

@@ -17,7 +17,7 @@ from shared.core.evaluate import UserReport
 from shared.core.findings import Finding, Names
 from shared.core.model import Tenant
 from shared.core.reprocess import Attempt, ReprocessNow
-from shared.ports.messages import RecomputeUsers, ReprocessUser
+from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss, with_data_loss
 from shared.service.services import Services
@@ -99,7 +99,7 @@ class LedgerWrites:
             ReprocessUser(
                 user_id=decision.user_id,
                 causes=tuple(tokens),
-                reason=decision.reason,
+                reason=clipped(decision.reason),  # one reason per cause: any length
                 correlation_id=correlation_id,
             )
         )

@@ -165,7 +165,7 @@ async def _decide(
         tenant,
         findings,
         {u: ledger.history(u) for u in user_ids},
-        {u: ledger.seats_in_flight(u) for u in user_ids},
+        {u: ledger.seats_in_flight(u, now=svc.now()) for u in user_ids},
         now=svc.now(),
         processing=processing,
         promised_elsewhere=mode.promised,

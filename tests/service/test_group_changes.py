@@ -368,3 +368,21 @@ async def test_a_group_licensed_again_is_recomputed_by_the_replay_of_a_round_tha
     await handle_group_changes(world.svc, msg)  # the host redelivers it
 
     assert recomputed_users(world) == members
+
+
+async def test_a_license_change_on_more_groups_than_one_message_can_name_is_still_sent() -> None:
+    """A tenant-wide change (a plan disabled in every E3 group) seen by one sweep: the recompute
+    messages stay under the queue's 64 KiB however many groups moved (was: MessageError at
+    every send, so the sweep failed, was poisoned, and every later sweep failed the same)."""
+    snapshot, extra = many_licensed_groups(1300)
+    world = await settled(build_world(snapshot))
+    teams_off = [
+        {"skuId": ENTERPRISEPACK, "disabledPlans": ["57ff2da0-773e-42df-b2af-ffb7a2317929"]}
+    ]
+    for group_id in extra:
+        world.directory.set_group_licenses(group_id, teams_off)
+
+    outcome = await handle_group_changes(world.svc, sweep())
+
+    assert len(outcome.license_changed) == len(extra)
+    assert recomputed_users(world) == {ALEX}

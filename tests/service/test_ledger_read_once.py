@@ -34,7 +34,7 @@ def test_one_query_per_user_until_a_write() -> None:
     ledger = ReprocessLedger(PartitionsReadOnce(table))
 
     assert ledger.history("u1")
-    assert ledger.seats_in_flight("u1") == {"sku"}
+    assert ledger.seats_in_flight("u1", now=NOW) == {"sku"}
     assert len(ledger.unsent("u1")) == 1
     assert table.queries == 1
 

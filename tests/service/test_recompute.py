@@ -13,7 +13,7 @@ from shared.ports.tables import safe_key
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger
 from shared.service.users import recompute_users
-from tests.service.test_group_changes import changed
+from tests.service.test_group_changes import changed, many_licensed_groups
 from tests.service.world import (
     ADELE,
     DIEGO,
@@ -291,3 +291,43 @@ async def test_a_sku_gone_from_subscribed_skus_leaves_the_cache_so_findings_do_n
 
     assert cached.new_findings == []
     assert cached.resolved == []
+
+
+async def test_a_user_pending_in_many_groups_is_queued_though_the_reasons_run_long() -> None:
+    """A joiner still pending in nine licensed groups that finished processing: one reason per
+    group, over 1,000 characters together. The reprocess was recorded as queued, then the
+    message refused the long reason (MessageError), failing the recompute once per such user:
+    five joiners in one batch poisoned it."""
+    snapshot, extra = many_licensed_groups(8)
+    for group in snapshot["groups"]:
+        if group["id"] in extra:
+            group["members"] = [{"@odata.type": "#microsoft.graph.user", "id": ADELE}]
+    world = await learned(build_world(snapshot, LICENSE_GUARD_MODE="act"))
+
+    outcome = await recompute_users(world.svc, recompute(ADELE))
+
+    assert outcome.queued == [ADELE]
+    [msg] = reprocess_messages(world)
+    assert len(msg.causes) == len(extra) + 1
+
+
+@pytest.mark.parametrize(("days", "joni_queued"), [(1, False), (3, True)])
+async def test_a_reprocess_whose_message_was_poisoned_days_ago_holds_no_seat(
+    act_world: World, days: int, joni_queued: bool
+) -> None:
+    """Irvin's reprocess failed every attempt (a 403, an outage) and its message was poisoned,
+    then deleted from -poison. Days later its ledger row still said "queued": the seat it
+    promised was held from everyone recomputed with Irvin, so Joni was told there was no free
+    seat while one was, and Irvin's own CountViolation was skipped as being handled. (A day
+    later the message may still wait for the brake's next day: the seat stays promised.)"""
+    await learned(act_world)
+    free_ems_seats(act_world, 1)
+    await recompute_users(act_world.svc, recompute(IRVIN))
+    assert [m.user_id for m in reprocess_messages(act_world)] == [IRVIN]  # then poisoned
+    act_world.clock.advance(timedelta(days=days).total_seconds())
+
+    outcome = await recompute_users(act_world.svc, recompute(IRVIN, JONI))
+
+    assert outcome.queued == ([JONI] if joni_queued else [])
+    # already reprocessed for this cause: reported, not retried
+    assert (IRVIN in outcome.alerts) is joni_queued

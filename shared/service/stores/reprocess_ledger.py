@@ -32,6 +32,10 @@ GONE = "gone"
 OBSERVED = "observed"
 ATTEMPTED = frozenset({QUEUED, CALLING, DONE, GONE})
 STALE_CLAIM = timedelta(minutes=10)
+STALE_IN_FLIGHT = timedelta(days=2)
+"""A queued or leased cause untouched this long has no message left: every attempt of a live
+one records its time again, and the longest wait between attempts is the brake's (until the
+next UTC day). Its message failed every attempt and went to -poison (reported there)."""
 
 
 def cause_token(cause: Cause) -> str:
@@ -164,14 +168,16 @@ class ReprocessLedger:
             with contextlib.suppress(ConcurrencyConflict):
                 self._table.update(user_id, token, fields, etag=entity.etag)
 
-    def seats_in_flight(self, user_id: str) -> set[str]:
+    def seats_in_flight(self, user_id: str, *, now: datetime) -> set[str]:
         """SKUs with a CountViolation reprocess for this user queued or being called: a seat
-        promised that the SKU's consumed count does not show yet."""
+        promised that the SKU's consumed count does not show yet. Not one whose message was
+        poisoned (`STALE_IN_FLIGHT`), unless never sent (the recompute sends it now)."""
         return {
             str(e.fields.get("skuId"))
             for e in self._table.query(user_id)
             if e.fields.get("code") == COUNT_VIOLATION
             and e.fields.get("status") in (QUEUED, CALLING)
+            and (e.fields.get("sent") is False or _since(e.fields.get("at"), now) < STALE_IN_FLIGHT)
         }
 
     def settle(
@@ -202,6 +208,10 @@ def _cause_fields(cause: Cause, at: datetime, status: str) -> dict[str, Any]:
         "at": at,
         "status": status,
     }
+
+
+def _since(at: object, now: datetime) -> timedelta:
+    return now - at if isinstance(at, datetime) else timedelta(0)
 
 
 def _opt(value: object) -> str | None:
