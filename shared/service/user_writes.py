@@ -143,6 +143,7 @@ class RecordedWrites:
     becomes a line (`finding_lines`, `reprocess_lines`) naming users, products and groups."""
 
     def __init__(self, svc: Services) -> None:
+        self.svc = svc
         self.findings = FindingsLedger(svc.tables.findings)
         self.tenant = Tenant({}, {}, {}, None)
         self.names = Names(self.tenant)
@@ -181,7 +182,7 @@ class RecordedWrites:
         return None
 
     def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]:
-        return list(reports)  # the guard's capability records are writes too
+        return with_data_loss(self.svc, reports, write=False)  # its records are writes too
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
