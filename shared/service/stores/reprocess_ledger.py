@@ -32,6 +32,9 @@ GONE = "gone"
 OBSERVED = "observed"
 ATTEMPTED = frozenset({QUEUED, CALLING, DONE, GONE})
 STALE_CLAIM = timedelta(minutes=10)
+REQUEST = "request="
+"""Evidence an admin's request adds (`request=<id>`), so each request has its own row; the
+policy reads it as an attempt for the finding's evidence alone."""
 
 
 def cause_token(cause: Cause) -> str:
@@ -64,7 +67,11 @@ class ReprocessLedger:
                 str(fields["code"]),
                 _opt(fields.get("skuId")),
                 _opt(fields.get("groupId")),
-                tuple(parse_json_field(str(fields.get("evidence") or "[]"))),
+                tuple(
+                    e
+                    for e in parse_json_field(str(fields.get("evidence") or "[]"))
+                    if not str(e).startswith(REQUEST)
+                ),
             )
             at = fields.get("at")
             if isinstance(at, datetime):
