@@ -131,14 +131,14 @@ def with_data_loss(
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
                 # Held once Graph shows it: a path still pending (or already in error) gave
-                # nothing yet, so its failing later is no loss.
+                # nothing yet, so its failing later is no loss; nor does it end a loss.
                 if capability in held_before or any(
                     (grant.sku_id, group_id) in shown
                     for grant in keeps
                     for group_id in grant.group_ids
                 ):
                     held_now[capability] = keeps
-                lost.pop(capability, None)
+                    lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
         for capability, entry in list(lost.items()):
