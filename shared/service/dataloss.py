@@ -96,11 +96,16 @@ def _cached_tenant(svc: Services) -> Tenant:
 
 
 def with_data_loss(
-    svc: Services, reports: Sequence[UserReport], tenant: Tenant | None = None
+    svc: Services,
+    reports: Sequence[UserReport],
+    tenant: Tenant | None = None,
+    *,
+    write: bool = True,
 ) -> list[UserReport]:
     """The reports, each with a `DataLossRisk` finding when the user lost a data capability
-    (see the module docstring); updates the stored capability records. `tenant` gives the
-    SKUs (and names); by default the service's cached SKUs and licensed groups."""
+    (see the module docstring); updates the stored capability records unless `write` is off
+    (a dry run). `tenant` gives the SKUs (and names); by default the service's cached SKUs and
+    licensed groups."""
     if not reports:
         return []
     from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
@@ -126,14 +131,14 @@ def with_data_loss(
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
                 # Held once Graph shows it: a path still pending (or already in error) gave
-                # nothing yet, so its failing later is no loss.
+                # nothing yet, so its failing later is no loss; nor does it end a loss.
                 if capability in held_before or any(
                     (grant.sku_id, group_id) in shown
                     for grant in keeps
                     for group_id in grant.group_ids
                 ):
                     held_now[capability] = keeps
-                lost.pop(capability, None)
+                    lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
         for capability, entry in list(lost.items()):
@@ -144,7 +149,7 @@ def with_data_loss(
             "held": {c: _grants_json(g) for c, g in held_now.items()},
             "lost": lost,
         }
-        if new_record != record and (stored is not None or held_now or lost):
+        if write and new_record != record and (stored is not None or held_now or lost):
             table.upsert(CAPABILITIES_PK, user.id, {"json": json_field(new_record)})
         if lost:
             losses = [

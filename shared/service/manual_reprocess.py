@@ -35,7 +35,7 @@ from shared.service.reconcile.scan import (
 )
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
-from shared.service.stores import ReprocessLedger, cause_token
+from shared.service.stores import REQUEST, ReprocessLedger, cause_token
 
 FIXABLE = REPORTED_CODES | {PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH}
 REASON = "requested by an admin (license-guard reprocess)"
@@ -141,7 +141,7 @@ async def _call(
     # Each admin request is its own decision: its causes carry the request's id as evidence, so
     # the ledger's "never twice for an unchanged cause" (meant for the service's own retries)
     # does not turn a second request for the same finding into a silent "duplicate".
-    causes = [replace(c, evidence=(*c.evidence, f"request={correlation_id}")) for c in causes]
+    causes = [replace(c, evidence=(*c.evidence, f"{REQUEST}{correlation_id}")) for c in causes]
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     now = svc.now()
     for cause in causes:

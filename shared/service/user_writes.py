@@ -41,7 +41,9 @@ class UserWrites(Protocol):
 
     def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None: ...
 
-    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]: ...
+    def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
+        """The reports with the data-loss guard's findings; `tenant` the SKUs just read."""
+        ...
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
@@ -124,8 +126,8 @@ class LedgerWrites:
         for user_id, attempts in observations.items():
             self.ledger.observe(user_id, attempts)
 
-    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]:
-        return with_data_loss(self.svc, reports)
+    def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
+        return with_data_loss(self.svc, reports, tenant)
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
@@ -143,6 +145,7 @@ class RecordedWrites:
     becomes a line (`finding_lines`, `reprocess_lines`) naming users, products and groups."""
 
     def __init__(self, svc: Services) -> None:
+        self.svc = svc
         self.findings = FindingsLedger(svc.tables.findings)
         self.tenant = Tenant({}, {}, {}, None)
         self.names = Names(self.tenant)
@@ -180,8 +183,8 @@ class RecordedWrites:
     def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None:
         return None
 
-    def with_data_loss(self, reports: Sequence[UserReport]) -> list[UserReport]:
-        return list(reports)  # the guard's capability records are writes too
+    def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
+        return with_data_loss(self.svc, reports, tenant, write=False)  # records are writes
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]

@@ -123,7 +123,7 @@ async def settle(
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
     queued = _act(svc, plan, mode, writes, outcome, flush=() if mode.baseline else flush)
-    _record(writes, evaluation.users, mode, queued, outcome)
+    _record(writes, tenant, evaluation.users, mode, queued, outcome)
     if mode.scan_page:
         crash_point(svc, "reconcile.after_page_findings")
     else:
@@ -232,6 +232,7 @@ def _act(
 
 def _record(
     writes: UserWrites,
+    tenant: Tenant,
     reports: Iterable[UserReport],
     mode: Mode,
     queued: set[str],
@@ -239,7 +240,7 @@ def _record(
 ) -> None:
     """Reconcile each user's findings (+ DataLossRisk, the data-loss guard) with the ledger."""
     subjects = mode.open_subjects
-    for report in writes.with_data_loss(list(reports)):
+    for report in writes.with_data_loss(list(reports), tenant):
         outcome.evaluated.append(report.user.id)
         if subjects is not None and not report.findings and report.user.id not in subjects:
             continue  # nothing found now, nothing open: nothing to record

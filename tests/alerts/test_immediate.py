@@ -171,6 +171,26 @@ async def test_restoring_the_license_resolves_the_data_loss_finding() -> None:
     assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"]) == []
 
 
+async def test_a_loss_restored_through_a_path_that_then_fails_stays_a_data_loss() -> None:
+    """Entra processed the removal (the state is gone); the admin adds the user back, and the
+    assignment, pending for a while, fails (no free seat): the mailbox is still lost, and the
+    finding must stay open, not resolve when the path was pending and stay resolved."""
+    world = alert_world(with_mailbox_group(1))
+    user = await leave_the_mailbox_group(world)
+    world.directory.set_user_state(user, licenseAssignmentStates=[])
+    await recompute(world, [user])
+    world.directory.add_member(MAILBOX_GROUP, user)
+    await recompute(world, [user])  # pending: Graph shows no state from the group yet
+    failed = {"skuId": ENTERPRISEPACK, "assignedByGroup": MAILBOX_GROUP, "disabledPlans": []}
+    world.directory.set_user_state(
+        user, licenseAssignmentStates=[{**failed, "state": "Error", "error": "CountViolation"}]
+    )
+
+    await recompute(world, [user])
+
+    assert FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+
+
 async def test_losing_teams_only_is_not_a_data_loss() -> None:
     world = alert_world(with_mailbox_group(1))
     [user] = sales(world)

@@ -22,6 +22,7 @@ from tests.reconcile.conftest import (
 )
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
+    ALEX,
     E3_BASE,
     ENTERPRISEPACK,
     IRVIN,
@@ -190,6 +191,18 @@ async def test_a_user_who_loses_the_mailbox_between_nights_is_alerted_at_once() 
 
     subjects = [m["message"]["subject"] for m in nightly.directory.sent_mail]
     assert any("data-loss risk for 1 user(s)" in s for s in subjects), subjects
+
+
+async def test_the_night_finds_a_mailbox_on_its_way_out_without_the_sku_cache() -> None:
+    """Alex left E3 Base, whose Exchange plan Graph still shows him holding: the night finds
+    the loss from the SKUs it read, not only once the recompute's SKU cache is filled."""
+    nightly = Nightly(build_world(fake=SmallPages, BASELINE="off"))
+    assert ServiceState(nightly.world.svc.tables.servicestate).skus() == ({}, None)
+
+    await nightly.run()
+
+    codes = {e.fields["code"] for e in nightly.world.svc.tables.findings.query(ALEX)}
+    assert "DataLossRisk" in codes
 
 
 async def test_a_group_nested_in_a_licensed_group_is_reported_and_resolved(

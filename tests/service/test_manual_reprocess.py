@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from shared.core import findings as codes
+from shared.ports.messages import RecomputeUsers
+from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
+from shared.service.users import recompute_users
 from tests.service.world import DIEGO, E3_BASE, World
 
 pytestmark = pytest.mark.anyio
@@ -39,3 +42,24 @@ async def test_a_group_that_lost_its_licenses_no_longer_assigns_in_the_admin_rep
     [stale] = [f for f in outcome.findings if f.code == codes.STALE_GROUP_ASSIGNMENT]
     assert "no longer exists" not in stale.message
     assert "no longer assigns Office 365 E3" in stale.message
+
+
+PRADEEP = "56e897a1-eec7-52ab-b03e-313c4c4ff925"  # ProhibitedInUsageLocationViolation (CU)
+
+
+async def test_the_service_does_not_repeat_an_admin_reprocess_of_an_unchanged_cause(
+    act_world: World,
+) -> None:
+    """The admin reprocessed Pradeep without correcting his usage location: Entra fails the
+    same way, and the service must not call again as if the evidence had changed."""
+    [outcome] = await manual_reprocess(act_world.svc, [PRADEEP])
+    assert outcome.status == CALLED
+
+    for _ in range(3):
+        act_world.clock.advance(3600)
+        again = await recompute_users(
+            act_world.svc, RecomputeUsers(user_ids=(PRADEEP,), reason="t", correlation_id="r")
+        )
+        assert again.queued == []
+        assert act_world.messages(REPROCESS_USER) == []
+    assert act_world.directory.reprocessed == [PRADEEP]

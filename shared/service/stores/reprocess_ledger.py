@@ -36,6 +36,9 @@ STALE_IN_FLIGHT = timedelta(days=2)
 """A queued or leased cause untouched this long has no message left: every attempt of a live
 one records its time again, and the longest wait between attempts is the brake's (until the
 next UTC day). Its message failed every attempt and went to -poison (reported there)."""
+REQUEST = "request="
+"""Evidence an admin's request adds (`request=<id>`), so each request has its own row; the
+policy reads it as an attempt for the finding's evidence alone."""
 
 
 def cause_token(cause: Cause) -> str:
@@ -68,7 +71,11 @@ class ReprocessLedger:
                 str(fields["code"]),
                 _opt(fields.get("skuId")),
                 _opt(fields.get("groupId")),
-                tuple(parse_json_field(str(fields.get("evidence") or "[]"))),
+                tuple(
+                    e
+                    for e in parse_json_field(str(fields.get("evidence") or "[]"))
+                    if not str(e).startswith(REQUEST)
+                ),
             )
             at = fields.get("at")
             if isinstance(at, datetime):
