@@ -36,7 +36,7 @@ param httpAlwaysReadyInstances int = 1
 @allowed(['observe', 'act'])
 param licenseGuardMode string = 'observe'
 
-@description('Comma-separated group ids that act mode may write for; empty: all groups.')
+@description('ACT_GROUP_ALLOWLIST: group ids that act mode may write for (a list: commas, semicolons or line breaks); empty: all groups.')
 param actGroupAllowlist string = ''
 
 @description('The kill switch: true stops every write to the tenant.')
@@ -65,19 +65,19 @@ param schedules object = {
 @description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.ReadWrite and Mail.Send scoped to it). Empty: alerts off.')
 param alertSender string = ''
 
-@description('ALERT_RECIPIENTS: comma-separated addresses in verified domains; required with alertSender.')
+@description('ALERT_RECIPIENTS: addresses in verified domains (a list: commas, semicolons or line breaks); required with alertSender.')
 param alertRecipients string = ''
 
 @description('ALERT_DIGEST_SCHEDULE: six-field NCRONTAB (UTC) of the digest mail.')
 param alertDigestSchedule string = '0 0 * * * *'
 
-@description('ALERT_EXCLUDE_SKUS: comma-separated SKU ids whose findings are not mailed.')
+@description('ALERT_EXCLUDE_SKUS: SKU ids whose findings are not mailed (a list: commas, semicolons or line breaks).')
 param alertExcludeSkus string = ''
 
-@description('ALERT_EXCLUDE_GROUPS: comma-separated group ids whose findings are not mailed.')
+@description('ALERT_EXCLUDE_GROUPS: group ids whose findings are not mailed (a list: commas, semicolons or line breaks).')
 param alertExcludeGroups string = ''
 
-@description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed, separated by commas, semicolons or line breaks.')
+@description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed (a list: commas, semicolons or line breaks).')
 param alertExcludeUsers string = ''
 
 @description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old.')
@@ -98,7 +98,7 @@ param baseline string = ''
 @description('ALERT_CHANNELS: JSON list of {type, urlSecretName, minSeverity} (docs/alert-channels.md); the URLs live in Key Vault. Empty: mail only.')
 param alertChannels string = ''
 
-@description('SKU_PRICES: PART=PRICE,... monthly price per seat for the report page cost columns. Empty: no costs.')
+@description('SKU_PRICES: PART=PRICE items (a list: commas, semicolons or line breaks), the monthly price per seat for the report page cost columns. Empty: no costs.')
 param skuPrices string = ''
 
 @description('Write the initial secrets to Key Vault (the clientState pair, placeholder notification URLs). The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')

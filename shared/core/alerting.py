@@ -82,6 +82,18 @@ class LedgerRow:
         return self.resolved_at is None
 
     @property
+    def queue_name(self) -> str | None:
+        """The queue a finding of subject `queue:<name>` is about (a PoisonedMessage)."""
+        kind, _, rest = self.subject.partition(":")
+        return rest if kind == "queue" and rest else None
+
+    @property
+    def named_group_id(self) -> str | None:
+        """The group the finding is about, to name and link. A PoisonedMessage keeps its
+        message's digest where a group id would be (one finding per message): no group."""
+        return None if self.queue_name else self.group_id
+
+    @property
     def user_total(self) -> int:
         """How many users the finding names besides its subject (the true count)."""
         return len(self.user_ids) if self.user_count is None else self.user_count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from shared.ports.tables import Entity, EntityValue, check_fields, check_key
 
 @dataclass
 class InMemoryTable:
-    """`EntityStore` in a dict, with the same validation and ETag semantics as Azure."""
+    """`EntityStore` in a dict, with the same validation and ETag semantics as Azure: a
+    conditional write checks and writes in one step, as Azure does, whatever threads call it."""
 
     name: str
     _rows: dict[tuple[str, str], Entity] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def _put(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
         entity = Entity(check_key(pk), check_key(rk), check_fields(fields), _new_etag())
@@ -26,43 +29,52 @@ class InMemoryTable:
         return entity.etag
 
     def get(self, pk: str, rk: str) -> Entity | None:
-        entity = self._rows.get((check_key(pk), check_key(rk)))
+        with self._lock:
+            entity = self._rows.get((check_key(pk), check_key(rk)))
         return _copy(entity) if entity else None
 
     def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
         check_fields(fields)
-        if (check_key(pk), check_key(rk)) in self._rows:
-            raise port.AlreadyExists(f"{self.name}: ({pk!r}, {rk!r}) already exists")
-        return self._put(pk, rk, fields)
+        with self._lock:
+            if (check_key(pk), check_key(rk)) in self._rows:
+                raise port.AlreadyExists(f"{self.name}: ({pk!r}, {rk!r}) already exists")
+            return self._put(pk, rk, fields)
 
     def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
-        return self._put(pk, rk, fields)
+        with self._lock:
+            return self._put(pk, rk, fields)
 
     def update(
         self, pk: str, rk: str, fields: Mapping[str, EntityValue | None], *, etag: str
     ) -> str:
         check_fields(fields)
-        current = self._rows.get((check_key(pk), check_key(rk)))
-        if current is None or current.etag != etag:
-            raise port.ConcurrencyConflict(
-                f"{self.name}: ({pk!r}, {rk!r}) changed or vanished since it was read"
-            )
-        return self._put(pk, rk, fields)
+        with self._lock:
+            current = self._rows.get((check_key(pk), check_key(rk)))
+            if current is None or current.etag != etag:
+                raise port.ConcurrencyConflict(
+                    f"{self.name}: ({pk!r}, {rk!r}) changed or vanished since it was read"
+                )
+            return self._put(pk, rk, fields)
 
     def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
-        current = self._rows.get((check_key(pk), check_key(rk)))
-        if current is None:
-            return
-        if etag is not None and current.etag != etag:
-            raise port.ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
-        del self._rows[(pk, rk)]
+        with self._lock:
+            current = self._rows.get((check_key(pk), check_key(rk)))
+            if current is None:
+                return
+            if etag is not None and current.etag != etag:
+                raise port.ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
+            del self._rows[(pk, rk)]
 
     def query(self, pk: str) -> list[Entity]:
         check_key(pk)
-        return [_copy(e) for (p, _), e in sorted(self._rows.items()) if p == pk]
+        with self._lock:
+            rows = sorted(self._rows.items())
+        return [_copy(e) for (p, _), e in rows if p == pk]
 
     def query_all(self) -> Iterator[Entity]:
-        return (_copy(e) for _, e in sorted(self._rows.items()))
+        with self._lock:
+            rows = sorted(self._rows.items())
+        return (_copy(e) for _, e in rows)
 
 
 def _new_etag() -> str:

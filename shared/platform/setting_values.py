@@ -69,7 +69,7 @@ def parse_positive_int(text: str) -> int:
 
 
 def parse_group_ids(text: str) -> frozenset[str]:
-    return frozenset(parse_guid(part.strip()) for part in text.split(",") if part.strip())
+    return frozenset(parse_guid(item) for item in list_items(text))
 
 
 def parse_non_negative_int(text: str) -> int:
@@ -89,19 +89,30 @@ def parse_email(text: str) -> str:
 
 
 def parse_emails(text: str) -> tuple[str, ...]:
-    return tuple(
-        dict.fromkeys(parse_email(part.strip()) for part in text.split(",") if part.strip())
-    )
+    return tuple(dict.fromkeys(parse_email(item) for item in list_items(text)))
 
 
-LIST_SEPARATORS: Final = re.compile(r"[,;\s]+")
-"""Between the items of a pasted list: commas, Outlook's semicolons, Excel's line breaks."""
+LIST_ENTRIES: Final = re.compile(r"[,;\r\n]+")
+"""Between the entries of a pasted list: commas, Outlook's semicolons, Excel's line breaks."""
+_QUOTED_NAME: Final = re.compile(r'"[^"]*"(?=\s*<)')
+_NAMED_ITEM: Final = re.compile(r"[^<>@]*<([^<>]*)>")
+
+
+def list_items(text: str) -> list[str]:
+    """The items of a list setting, in order: separated by commas, semicolons or white space
+    (line breaks too), so a list pasted from Outlook or an Excel column works. An entry as
+    Outlook copies an address, `Name <item>` or `"Last, First" <item>`, is its item."""
+    items: list[str] = []
+    for entry in LIST_ENTRIES.split(_QUOTED_NAME.sub("", text)):
+        named = _NAMED_ITEM.fullmatch(entry.strip())
+        parts = [named.group(1)] if named else entry.split()
+        items.extend(part.strip("<>\"'") for part in parts)
+    return [item for item in items if item]
 
 
 def parse_words(text: str) -> frozenset[str]:
-    """Ids or UPNs, lower-cased; `<upn>` as Outlook copies an address is taken as the UPN."""
-    items = (part.strip("<>\"'").lower() for part in LIST_SEPARATORS.split(text))
-    return frozenset(item for item in items if item)
+    """Ids or UPNs, lower-cased."""
+    return frozenset(item.lower() for item in list_items(text))
 
 
 def parse_baseline(text: str) -> str:
@@ -117,12 +128,14 @@ def parse_ncrontab(text: str) -> str:
     return text
 
 
+_AROUND_EQUALS: Final = re.compile(r"[ \t]*=[ \t]*")
+"""`EMS = 10.6` is one item of a list: the spaces are no separators there."""
+
+
 def parse_sku_prices(text: str) -> dict[str, float]:
     """``PART=PRICE,PART=PRICE``: a product (skuPartNumber or skuId) and its monthly price."""
     prices: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
+    for part in list_items(_AROUND_EQUALS.sub("=", text)):
         name, sep, value = part.partition("=")
         try:
             price = float(value)

@@ -7,6 +7,12 @@ everything that is wrong on its first start. Empty or blank values count as miss
 Vault reference (``@Microsoft.KeyVault(...)``) is invalid: App Service passes the reference text
 on when it cannot read the secret, and as ``CLIENT_STATE`` that public text would be accepted.
 
+A *list* (``ACT_GROUP_ALLOWLIST``, ``ALERT_RECIPIENTS``, ``ALERT_EXCLUDE_SKUS``, ``_GROUPS``,
+``_USERS``, ``SKU_PRICES``) takes commas, semicolons, spaces or line breaks between its items,
+so a list pasted from Outlook (``a@x; b@x``) or an Excel column works; an address as Outlook
+copies it, ``Adele Vance <adelev@contoso.com>`` or ``"Vance, Adele" <adelev@contoso.com>``,
+is the address (`setting_values.list_items`, for all of them).
+
 Required:
 
 * ``AzureWebJobsStorage``: the storage connection string (``UseDevelopmentStorage=true`` for
@@ -33,7 +39,7 @@ Optional (default):
   ``GRAPH_BASE_URL`` points at a loopback address.
 * ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
 * ``LICENSE_GUARD_MODE`` (``observe``): ``observe`` reports only; ``act`` may write.
-* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): comma-separated group GUIDs.
+* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs.
 * ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
 * ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
 
@@ -42,24 +48,22 @@ Alerts (optional; see README "Alerts"):
 * ``ALERT_SENDER`` (none): the one mailbox alerts are sent from (a draft,
   ``POST /users/{sender}/messages``, then ``.../messages/{id}/send``).
   Unset: alerts are disabled (logged once per worker); everything else runs.
-* ``ALERT_RECIPIENTS`` (none): comma-separated addresses; required when ``ALERT_SENDER`` is set.
+* ``ALERT_RECIPIENTS`` (none): a list of addresses; required when ``ALERT_SENDER`` is set.
   Addresses outside the tenant's verified domains are refused at the first send.
 * ``ALERT_DIGEST_SCHEDULE`` (``0 0 * * * *``, hourly): the digest timer. The host resolves
   ``%ALERT_DIGEST_SCHEDULE%`` from app settings with no fallback, so it is set in Bicep and the
   example settings too; without it only ``alert_digest`` fails to load.
 * ``ALERT_EXCLUDE_SKUS``, ``ALERT_EXCLUDE_GROUPS`` (GUIDs), ``ALERT_EXCLUDE_USERS`` (ids or
-  UPNs), comma-separated: mute alerts for them; findings are still recorded and reported.
-  ``ALERT_EXCLUDE_USERS`` also takes semicolons and line breaks (lists pasted from Outlook or
-  Excel).
+  UPNs), lists: mute alerts for them; findings are still recorded and reported.
 * ``ALERT_GRACE_MINUTES`` (30): an error or warning is alerted once it is this old.
 * ``SWAP_GRACE_DAYS`` (3): a conflict during a SKU swap (user in both groups) waits this long.
 * ``MASS_LOSS_THRESHOLD`` (10): more users than this losing a data capability within an hour
   is one mass-loss alert.
 * ``ALERT_CHANNELS`` (none): a JSON list of ``{type, urlSecretName, minSeverity}``: Teams,
   Slack or generic webhook channels besides mail (``shared.platform.channel_config``).
-* ``SKU_PRICES`` (none): ``PART=PRICE,...`` monthly price per product (skuPartNumber or skuId);
-  the report page then shows the monthly cost of seat shortfalls and redundant direct
-  assignments.
+* ``SKU_PRICES`` (none): a list of ``PART=PRICE``, the monthly price per product
+  (skuPartNumber or skuId); the report page then shows the monthly cost of seat shortfalls
+  and redundant direct assignments.
 * ``BASELINE`` (empty): ``off`` skips the first-run baseline (digests report everything open);
   ``reset`` or any ``reset-<label>`` forces one new baseline (each distinct value once).
 """

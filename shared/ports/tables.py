@@ -22,8 +22,9 @@ Optimistic concurrency
 Every write returns the entity's new ETag. `update(..., etag=)` succeeds only if the entity
 still has that ETag and raises `ConcurrencyConflict` otherwise (also if it was deleted
 meanwhile). The delta-link store relies on it: two workers that read the same link cannot both
-save their next link; the loser re-reads and retries or gives up. `insert` raises
-`AlreadyExists`, so "create once" races have one winner too.
+save their next link; the loser re-reads and retries or gives up (placing new groups in the
+delta partitions likewise). `insert` raises `AlreadyExists`, so "create once" races have one
+winner too. Both checks and the write are one step, whatever threads share a store.
 
 Keys
 ====

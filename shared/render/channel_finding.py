@@ -24,6 +24,8 @@ class ChannelFinding:
     group_name: str | None = None
     sku_id: str | None = None
     product: str | None = None
+    queue: str | None = None
+    """The queue a PoisonedMessage is about (it names no group)."""
 
 
 class _Names(Protocol):
@@ -45,10 +47,11 @@ def channel_findings(rows: Iterable[LedgerRow], names: _Names, status: str) -> l
                 user_id=row.user_id,
                 user_name=getattr(user, "display_name", None),
                 user_principal_name=getattr(user, "upn", None) or None,
-                group_id=row.group_id,
-                group_name=names.group(row.group_id) if row.group_id else None,
+                group_id=row.named_group_id,
+                group_name=names.group(row.named_group_id) if row.named_group_id else None,
                 sku_id=row.sku_id,
                 product=names.product(row.sku_id) if row.sku_id else None,
+                queue=row.queue_name,
             )
         )
     return out

@@ -25,7 +25,7 @@ from shared.platform.channel_config import SEVERITIES
 from shared.render.channel_finding import ChannelFinding
 from shared.render.mail import MailView, RowView
 
-WEBHOOK_SCHEMA_VERSION: Final = "1.0"
+WEBHOOK_SCHEMA_VERSION: Final = "1.1"
 TEAMS_MAX_BYTES: Final = 28_000
 SLACK_MAX_BLOCKS: Final = 50
 SLACK_MAX_TEXT: Final = 3000
@@ -234,6 +234,8 @@ def _finding_json(f: ChannelFinding) -> dict[str, Any]:
         }
     if f.sku_id:
         doc["product"] = {"skuId": f.sku_id, "name": f.product}
+    if f.queue:
+        doc["queue"] = {"name": f.queue}
     return doc
 
 
@@ -249,7 +251,7 @@ def webhook_payload(
     report_url: str | None = None,
     open_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.0).
+    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.1).
 
     `open_counts`: the tenant's open findings by severity (what the digest counts as open);
     `counts.open` is their total at or above `minimum`, however few findings the document

@@ -102,9 +102,8 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
 
 
 def _line_group_id(rg: RowGroup) -> str | None:
-    """The group a line is about, if any. A PoisonedMessage keeps its message's digest where
-    a group id would be (one line per message): that is no group to name or link to."""
-    return None if rg.rows[0].subject.startswith("queue:") else rg.group_id
+    """The group a line is about, if any (its rows share their group; not a queue's)."""
+    return rg.rows[0].named_group_id
 
 
 def _group_label(rg: RowGroup, names: MailNames) -> str:

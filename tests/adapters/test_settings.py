@@ -104,6 +104,44 @@ def test_values_are_parsed_into_their_types() -> None:
     assert s.graph_static_token == "tok"
 
 
+@pytest.mark.parametrize(
+    ("name", "attribute"),
+    [
+        ("ACT_GROUP_ALLOWLIST", "act_group_allowlist"),
+        ("ALERT_EXCLUDE_SKUS", "alert_exclude_skus"),
+        ("ALERT_EXCLUDE_GROUPS", "alert_exclude_groups"),
+    ],
+)
+def test_a_list_of_ids_takes_commas_semicolons_and_line_breaks(name: str, attribute: str) -> None:
+    """Outlook joins a list with '; ', an Excel column pastes as lines: each is a separator."""
+    s = settings(**{name: f"{G1}; {G2.upper()}\r\n{G1},\n"})
+
+    assert getattr(s, attribute) == {G1, G2}
+
+
+OUTLOOK_RECIPIENTS = (
+    'Adele Vance <AdeleV@contoso.com>; "Sayers, Irvin" <IrvinS@contoso.com>;\nops@contoso.com'
+)
+"""Addresses as Outlook copies them from a To line, then one typed on the next line."""
+
+
+def test_recipients_pasted_from_outlook_are_their_addresses() -> None:
+    s = settings(ALERT_SENDER="guard@contoso.com", ALERT_RECIPIENTS=OUTLOOK_RECIPIENTS)
+
+    assert s.alert_recipients == ("adelev@contoso.com", "irvins@contoso.com", "ops@contoso.com")
+
+
+def test_excluded_users_pasted_from_outlook_are_their_upns() -> None:
+    s = settings(ALERT_EXCLUDE_USERS=OUTLOOK_RECIPIENTS + f" {G1}")
+
+    assert s.alert_exclude_users == {
+        "adelev@contoso.com",
+        "irvins@contoso.com",
+        "ops@contoso.com",
+        G1,
+    }
+
+
 def test_identity_based_storage_reads_the_service_uris_and_client_id() -> None:
     env = REQUIRED | {
         "AzureWebJobsStorage": "",

@@ -17,6 +17,11 @@ def test_parts_and_prices_are_read() -> None:
     assert settings.sku_prices == {"SPE_E3": 36.0, "EMS": 10.6}
 
 
+def test_prices_take_the_separators_of_every_list_setting() -> None:
+    settings = Settings.from_env(REQUIRED | {"SKU_PRICES": "SPE_E3=36; EMS = 10.6\nVISIOCLIENT=15"})
+    assert settings.sku_prices == {"SPE_E3": 36.0, "EMS": 10.6, "VISIOCLIENT": 15.0}
+
+
 @pytest.mark.parametrize("text", ["SPE_E3", "SPE_E3=-1", "=5", "EMS=ten", "EMS=inf", "EMS=nan"])
 def test_a_bad_entry_is_named(text: str) -> None:
     with pytest.raises(SettingsError) as error:

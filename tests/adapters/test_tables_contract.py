@@ -1,20 +1,24 @@
-"""The EntityStore contract, run against the in-memory fake and against Azurite alike."""
+"""The EntityStore contract, run against the in-memory fake and against Azurite alike (the
+`store` fixture, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import uuid
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devhost.azurite import AzuriteEndpoints
-from shared.adapters.tables import AzureTable, tables_for
+from shared.adapters.tables import tables_for
 from shared.fakes.tables import InMemoryTable
 from shared.ports.tables import (
     AlreadyExists,
     ConcurrencyConflict,
+    Entity,
     EntityStore,
     InvalidKey,
     check_key,
@@ -25,15 +29,6 @@ from shared.ports.tables import (
 )
 
 LINK = "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=abc"
-
-
-@pytest.fixture(params=["memory", "azurite"])
-def store(request: pytest.FixtureRequest) -> EntityStore:
-    name = f"t{uuid.uuid4().hex[:16]}"
-    if request.param == "memory":
-        return InMemoryTable(name)
-    azurite: AzuriteEndpoints = request.getfixturevalue("azurite")
-    return AzureTable.from_connection(azurite.connection_string, name)
 
 
 def test_an_inserted_entity_reads_back_with_the_etag_insert_returned(store: EntityStore) -> None:
@@ -95,6 +90,49 @@ def test_two_workers_saving_the_next_delta_link_from_the_same_read_cannot_both_w
         store.update("groups", "g1", {"deltaLink": LINK + "-b"}, etag=worker_b.etag)
 
     assert store.get("groups", "g1").fields == {"deltaLink": LINK + "-a"}  # type: ignore[union-attr]
+
+
+WRITERS = 4
+
+
+def at_once(write: Callable[[int], object]) -> list[bool]:
+    """`write(n)` by WRITERS threads released together: which of them succeeded (the others
+    raised ConcurrencyConflict or AlreadyExists)."""
+    start = threading.Barrier(WRITERS)
+
+    def attempt(n: int) -> bool:
+        start.wait(timeout=30)
+        try:
+            write(n)
+        except (ConcurrencyConflict, AlreadyExists):
+            return False
+        return True
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        return list(pool.map(attempt, range(WRITERS), timeout=60))
+
+
+def test_conditional_writes_at_the_same_moment_have_exactly_one_winner(
+    store: EntityStore,
+) -> None:
+    """Azure Tables checks the ETag (or the entity's absence) and writes in one step: of
+    workers writing from the same read at the same moment, one wins, as one after the other."""
+    for row in ("r0", "r1", "r2"):
+        inserted = at_once(partial(_insert_n, store, row))
+        read = store.get("p", row)
+        assert read is not None
+        updated = at_once(partial(_update_n, store, read))
+
+        assert (inserted.count(True), updated.count(True)) == (1, 1), row
+        assert store.get("p", row).fields == {"n": updated.index(True)}  # type: ignore[union-attr]
+
+
+def _insert_n(store: EntityStore, row: str, n: int) -> str:
+    return store.insert("p", row, {"n": n})
+
+
+def _update_n(store: EntityStore, read: Entity, n: int) -> str:
+    return store.update("p", read.row_key, {"n": n}, etag=read.etag)
 
 
 def test_updating_an_entity_deleted_meanwhile_is_a_conflict(store: EntityStore) -> None:

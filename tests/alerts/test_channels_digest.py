@@ -14,10 +14,12 @@ import jsonschema
 import pytest
 
 from shared.core.findings import WARNING
+from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 from shared.service.alerts.digest import run_digest
 from shared.service.stores import ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
+from shared.service.watch import watch_poison
 from tests.alerts.receiver import Receiver
 from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group
 from tests.alerts.world import (
@@ -289,3 +291,24 @@ async def test_a_refused_mail_does_not_post_the_same_digest_to_the_channels_ever
 
     assert first.status == second.status == "refused"
     assert len([d for d in digests if d.startswith("digest-")]) == 1
+
+
+async def test_a_poisoned_message_on_the_webhook_names_its_queue_not_a_group(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PoisonedMessage keeps its message's digest where a group id would be: the webhook's
+    finding must say the queue, not give the digest as a group with a group link."""
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_WEBHOOK_URL": "/hook"}, channels)
+    receiver.posts.clear()
+    world.svc.queues.by_name(poison_name(RECOMPUTE_USERS)).put_raw("a message that failed")
+    watch_poison(world.svc)
+
+    await send_tenant_alerts(world.svc)
+
+    [(_, _, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    [poisoned] = [f for f in document["findings"] if f["code"] == "PoisonedMessage"]
+    assert "group" not in poisoned
+    assert poisoned["queue"] == {"name": RECOMPUTE_USERS}

@@ -17,10 +17,10 @@ from tests.reconcile.conftest import (
     PAGE,
     Nightly,
     SmallPages,
+    crashed_at,
     killed_after_two_pages,
     mailbox_lost_after_a_baseline,
 )
-from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
     ALEX,
     E3_BASE,
@@ -270,13 +270,10 @@ async def test_a_dry_run_gives_its_reprocess_reasons_by_name(nightly: Nightly) -
     assert not any(E3_BASE in line or ENTERPRISEPACK in line for line in reprocess), reprocess
 
 
-async def test_a_run_that_died_after_done_is_not_run_again_the_same_day() -> None:
+async def test_a_run_that_died_after_done_is_not_run_again_the_same_day(nightly: Nightly) -> None:
     """The host died between marking the run done and recording it as the date's last: the
     next firing completes the record (and prunes the working set) instead of scanning again."""
-    nightly = Nightly(build_world(fake=SmallPages))
-    nightly.world.svc.crash_points = CrashRecorder([], crash_at="reconcile.after_done")
-    with pytest.raises(SimulatedCrash):
-        await nightly.run()
+    await crashed_at(nightly, "reconcile.after_done")
     run = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
     assert run is not None
     requests = nightly.directory.request_count

@@ -2,20 +2,30 @@
 
 The licensed groups (their configuration: `configs()`/`save_config()` take and give the typed
 `GroupConfig`, kept in the table in Graph's form) and the fixed delta partitions of at most 50
-of them, each with its delta link. Links are saved with optimistic concurrency, so
-two workers never overwrite each other's link.
+of them, each with its delta link. Partitions are written with optimistic concurrency, so
+two workers never overwrite each other's link or each other's newly placed groups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from shared.ports.directory import DELTA_FILTER_LIMIT, GroupConfig
-from shared.ports.tables import ConcurrencyConflict, EntityStore, json_field, parse_json_field
+from shared.ports.tables import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    EntityStore,
+    json_field,
+    parse_json_field,
+)
 
 GROUP_PK = "group"
 PARTITION_PK = "partition"
+ASSIGN_ATTEMPTS: Final = 10
+"""Placements in a row another worker's write may overtake before `assign` gives up (each
+one it loses is a placement that succeeded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +81,28 @@ class LicensedGroups:
         A group joins the last partition while it has room (its filter changes, so its delta
         link is reset and its next round is a full one), else starts a new partition. Groups
         already placed stay where they are: one group's arrival never resets the others'.
+        Two workers may place groups at once: a partition is written only if nobody wrote it
+        since it was read (its ETag; a new one only if nobody created it), else the
+        partitions are read again and what is still unplaced is placed.
         """
+        wanted = set(group_ids)
+        written: dict[int, Partition] = {}
+        for _ in range(ASSIGN_ATTEMPTS):
+            try:
+                self._place(wanted, written)
+            except (ConcurrencyConflict, AlreadyExists):
+                continue
+            return list(written.values())
+        raise ConcurrencyConflict(
+            f"{self._table.name}: partitions changed under {ASSIGN_ATTEMPTS} placements in a row"
+        )
+
+    def _place(self, wanted: set[str], written: dict[int, Partition]) -> None:
+        """One placement from one read of the partitions, each write conditional on it; every
+        partition written goes into `written`."""
         partitions = self.partitions()
         placed = {g for p in partitions for g in p.group_ids}
-        new = sorted(set(group_ids) - placed)
+        new = sorted(wanted - placed)
         changed: dict[int, list[str]] = {}
         last = partitions[-1] if partitions else None
         for group_id in new:
@@ -86,12 +114,15 @@ class LicensedGroups:
                 index = last.index + 1 if last is not None else 0
                 changed[index] = [group_id]
                 last = Partition(index, (), None, "")
-        result = []
+        etags = {p.index: p.etag for p in partitions}
         for index, ids in changed.items():
             fields = {"groupIds": json_field(ids), "deltaLink": ""}
-            etag = self._table.upsert(PARTITION_PK, f"{index:04d}", fields)
-            result.append(Partition(index, tuple(ids), None, etag))
-        return result
+            row_key = f"{index:04d}"
+            if index in etags:
+                etag = self._table.update(PARTITION_PK, row_key, fields, etag=etags[index])
+            else:
+                etag = self._table.insert(PARTITION_PK, row_key, fields)
+            written[index] = Partition(index, tuple(ids), None, etag)
 
     def save_delta_link(self, partition: Partition, delta_link: str) -> bool:
         """Store the partition's next link unless another worker moved it first."""
