@@ -8,42 +8,29 @@ host's port in the URLs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from devhost.azurite import AzuriteEndpoints, wipe_storage
 from devhost.host import DevHost
+from devhost.stack import NEVER
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
-from tests.e2e.harness import (
-    EventCapture,
-    captured_service_logs,
-    forget_services,
-    free_port,
-    load_tenant,
-)
+from tests.e2e import test_pipeline_e2e as pipeline
+from tests.e2e.harness import EventCapture, forget_services, free_port, load_tenant
+from tests.e2e.test_pipeline_e2e import ROOT
 from tests.leftover_threads import no_leftover_threads  # noqa: F401 - autouse fixture
 
-pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 EMS_E3 = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"  # Licensing_Office365_EMS_E3 (cloud-only)
 ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"
-NEVER = "0 0 0 1 1 *"  # the timers are fired here on demand
+pytestmark = pytest.mark.e2e
+capture = pipeline.capture  # the service's log events, captured from the start
 
 
 def example_values() -> dict[str, str]:
     document = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
     return dict(document["Values"])
-
-
-@pytest.fixture
-def capture() -> Iterator[EventCapture]:
-    with captured_service_logs() as events:
-        yield events
 
 
 def test_the_example_settings_subscribe_and_take_graphsims_notifications(
