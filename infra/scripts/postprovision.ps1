@@ -32,8 +32,11 @@ if (-not $notifyKey -or -not $lifecycleKey) {
 
 $notificationUrl = "https://$hostName/api/graph/notifications?code=$notifyKey"
 $lifecycleUrl = "https://$hostName/api/graph/lifecycle?code=$lifecycleKey"
-$current = try { az keyvault secret show --vault-name $vault -n notification-url --query value -o tsv 2>$null } catch { $null }
-if ($current -ne $notificationUrl) {
+function Get-SecretValue([string] $name) {
+    try { az keyvault secret show --vault-name $vault -n $name --query value -o tsv 2>$null } catch { $null }
+}
+if ((Get-SecretValue 'notification-url') -ne $notificationUrl -or
+    (Get-SecretValue 'lifecycle-notification-url') -ne $lifecycleUrl) {
     az keyvault secret set --vault-name $vault -n notification-url --output none `
         --content-type 'Graph change-notification URL with the function key' --value $notificationUrl
     az keyvault secret set --vault-name $vault -n lifecycle-notification-url --output none `

@@ -39,8 +39,11 @@ fi
 
 notification_url="https://$host/api/graph/notifications?code=$notify_key"
 lifecycle_url="https://$host/api/graph/lifecycle?code=$lifecycle_key"
-current="$(az keyvault secret show --vault-name "$vault" -n notification-url --query value -o tsv 2>/dev/null || true)"
-if [ "$current" != "$notification_url" ]; then
+secret_value() {
+  az keyvault secret show --vault-name "$vault" -n "$1" --query value -o tsv 2>/dev/null || true
+}
+if [ "$(secret_value notification-url)" != "$notification_url" ] ||
+   [ "$(secret_value lifecycle-notification-url)" != "$lifecycle_url" ]; then
   az keyvault secret set --vault-name "$vault" -n notification-url --output none \
     --content-type "Graph change-notification URL with the function key" --value "$notification_url"
   az keyvault secret set --vault-name "$vault" -n lifecycle-notification-url --output none \

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,18 +34,12 @@ def _reprocess_flags(cmd: argparse.ArgumentParser) -> None:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
-    import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) every other command skips
-
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
         UNKNOWN,
         UnknownGroup,
         manual_reprocess,
     )
-
-    if not structlog.is_configured():
-        # The command's output is standard output; the service's log lines go to stderr.
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
 
     async def work(svc: Services) -> Any:
         return await manual_reprocess(svc, args.user or (), args.group, dry_run=args.dry_run)
@@ -77,16 +71,6 @@ REPROCESS = Command(
     flags=_reprocess_flags,
     live=True,
 )
-
-
-class _Stderr:
-    """Whatever sys.stderr is at the time of each write (tests swap it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
 
 
 def write_outcomes(outcomes: Any, fmt: str, dry_run: bool, out: IO[str] | None = None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import orjson
 
@@ -50,6 +50,16 @@ class LiveError(Exception):
     """The tenant cannot be read (bad URL or token, Graph refused): one line, exit 2."""
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of each write (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 # --------------------------------------------------------------------------- plumbing
 
 
@@ -79,13 +89,24 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> GraphSession:
         raise LiveError(str(exc)) from None
 
 
+def logs_to_stderr() -> None:
+    """The command's output is standard output (`snapshot > tenant.json`, `--format json`);
+    the service's log lines (a retried Graph connection, a run's events) go to stderr."""
+    import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) the snapshot commands skip
+
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
+
+
 def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a command's async work; a Graph or storage error becomes a LiveError (exit 2, no
-    traceback): storage refusing the sign-in (no data role) is what an admin meets first."""
+    """Run a command's async work, its log lines on stderr; a Graph or storage error becomes a
+    LiveError (exit 2, no traceback): storage refusing the sign-in (no data role) is what an
+    admin meets first."""
     import asyncio  # noqa: PLC0415 - only the live commands pay for it
 
     from azure.core.exceptions import AzureError  # noqa: PLC0415 - likewise
 
+    logs_to_stderr()
     try:
         return asyncio.run(job())
     except DirectoryError as exc:
@@ -125,6 +146,7 @@ def run_service_job(args: argparse.Namespace, work: Callable[[Services], Awaitab
     from shared.adapters.graph_auth import GraphEndpointError  # noqa: PLC0415
     from shared.bootstrap import build_services, close_services  # noqa: PLC0415 - storage only when asked
 
+    logs_to_stderr()
     env = cli_environment()
     base, token = _graph(args, env)
     env["GRAPH_BASE_URL"] = base

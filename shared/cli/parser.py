@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports = commands.add_parser(
         "report",
         help="reports: migration (from a snapshot), paths (from a live scan), html (either)",
-        description="Reports on a tenant snapshot (migration) or a live tenant (paths).",
+        description="Reports on a snapshot (migration), a live tenant (paths) or either (html).",
     )
     kinds = reports.add_subparsers(dest="report", required=True, metavar="REPORT")
     for report in REPORTS:

@@ -1,0 +1,116 @@
+"""infra/scripts/postprovision.sh run as azd runs it, with `az` and `azd` stand-ins on PATH that
+answer from (and write to) a JSON file: the function keys, the app's host and the Key Vault
+secrets. What the hook leaves in Key Vault is what the app's NOTIFICATION_URL and
+LIFECYCLE_NOTIFICATION_URL references resolve to."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = ROOT / "infra" / "scripts" / "postprovision.sh"
+HOST = "func-lg.azurewebsites.net"
+
+STAND_IN = """#!{python}
+import json, sys
+state_file = {state!r}
+state = json.load(open(state_file))
+args = sys.argv[1:]
+state["calls"].append([{tool!r}, *args])
+
+def option(name):
+    return args[args.index(name) + 1] if name in args else None
+
+out = ""
+if args[:2] == ["functionapp", "show"]:
+    out = state["host"]
+elif args[:4] == ["functionapp", "function", "keys", "list"]:
+    out = state["functionKeys"].get(option("--function-name"), "")
+elif args[:3] == ["keyvault", "secret", "show"]:
+    out = state["secrets"].get(option("-n"), "")
+elif args[:3] == ["keyvault", "secret", "set"]:
+    state["secrets"][option("-n")] = option("--value")
+json.dump(state, open(state_file, "w"))
+print(out)
+"""
+
+
+def run_hook(tmp_path: Path, state: dict[str, object]) -> dict[str, object]:
+    """Run the hook with `az`/`azd` stand-ins; the state they leave."""
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps({**state, "calls": []}), encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("az", "azd"):
+        script = bin_dir / tool
+        script.write_text(
+            STAND_IN.format(python=sys.executable, state=str(state_file), tool=tool),
+            encoding="utf-8",
+        )
+        script.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "AZURE_RESOURCE_GROUP": "rg-lg",
+        "AZURE_FUNCTION_APP_NAME": "func-lg",
+        "AZURE_KEY_VAULT_NAME": "kv-lg",
+        "SYNC_FUNCTION_DEPLOYED": "true",
+        "KICK_KEEPER": "false",
+    }
+    done = subprocess.run(["sh", str(HOOK)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(state_file.read_text(encoding="utf-8"))
+    return result
+
+
+def test_a_rotated_lifecycle_key_reaches_the_lifecycle_url(tmp_path: Path) -> None:
+    """operations.md: after a function key is rotated, the hook writes the new URLs. Only
+    graph_lifecycle's key changed here: the notification URL is current, the lifecycle URL
+    still carries the old key, which no longer opens the function."""
+    notification_url = f"https://{HOST}/api/graph/notifications?code=notify-key"
+    state = run_hook(
+        tmp_path,
+        {
+            "host": HOST,
+            "functionKeys": {"graph_notifications": "notify-key", "graph_lifecycle": "new-key"},
+            "secrets": {
+                "notification-url": notification_url,
+                "lifecycle-notification-url": f"https://{HOST}/api/graph/lifecycle?code=old-key",
+            },
+        },
+    )
+
+    secrets = state["secrets"]
+    assert isinstance(secrets, dict)
+    assert secrets["notification-url"] == notification_url
+    assert secrets["lifecycle-notification-url"] == (
+        f"https://{HOST}/api/graph/lifecycle?code=new-key"
+    )
+    calls = state["calls"]
+    assert isinstance(calls, list)
+    assert [c for c in calls if c[1:3] == ["functionapp", "restart"]]  # the references resolve anew
+
+
+def test_current_urls_are_left_alone(tmp_path: Path) -> None:
+    urls = {
+        "notification-url": f"https://{HOST}/api/graph/notifications?code=notify-key",
+        "lifecycle-notification-url": f"https://{HOST}/api/graph/lifecycle?code=life-key",
+    }
+    state = run_hook(
+        tmp_path,
+        {
+            "host": HOST,
+            "functionKeys": {"graph_notifications": "notify-key", "graph_lifecycle": "life-key"},
+            "secrets": dict(urls),
+        },
+    )
+
+    calls = state["calls"]
+    assert isinstance(calls, list)
+    assert state["secrets"] == urls
+    assert not [c for c in calls if c[1:4] == ["keyvault", "secret", "set"]]
+    assert not [c for c in calls if c[1:3] == ["functionapp", "restart"]]
