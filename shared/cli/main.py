@@ -22,7 +22,7 @@ from shared.cli.env import LocalSettingsError
 from shared.cli.live import LiveError
 from shared.cli.parser import build_parser, version
 from shared.cli.snapshot_commands import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK
-from shared.core.whatif import BadReference
+from shared.core.references import BadReference
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DATA_LOSS", "EXIT_OK", "io_error_text", "main", "version"]
 

@@ -21,6 +21,7 @@ from shared.core.evaluate import evaluate
 from shared.core.findings import Names
 from shared.core.migration import migration_plan
 from shared.core.model import Tenant
+from shared.core.references import find_group, find_plans, find_sku, find_user
 from shared.core.whatif import (
     AddMember,
     AddSku,
@@ -29,10 +30,6 @@ from shared.core.whatif import (
     RemoveMember,
     RemoveSku,
     SetDisabledPlans,
-    find_group,
-    find_plans,
-    find_sku,
-    find_user,
     what_if,
 )
 from shared.render.csvsafe import write_rows

@@ -25,20 +25,16 @@ from shared.core.effective import effective_licenses
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
 from shared.core.model import ServicePlan, Sku, Tenant
+from shared.core.references import BadReference, find_group, find_plans, find_sku, find_user
 from shared.core.whatif import (
     AddMember,
     AddSku,
-    BadReference,
     Change,
     RemoveMember,
     RemoveSku,
     SetDisabledPlans,
     apply_changes,
     change_notes,
-    find_group,
-    find_plans,
-    find_sku,
-    find_user,
     what_if,
 )
 from tests.builders import (
