@@ -101,6 +101,7 @@ class DevHost(AdminApi, QueueTriggers):
         self._counters: dict[str, Counter[str]] = {name: Counter() for name in self.functions}
         self._started_count = 0
         self._ended_count = 0
+        self._receiving = 0  # queue receives under way: what they take is not yet begun
         self._retry_due = 0.0  # monotonic time when the last failed message is visible again
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

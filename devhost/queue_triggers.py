@@ -19,6 +19,8 @@ from devhost.runtime import HostRuntime
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueMessage
 
+    from devhost.invocation import Invocation
+
 log = logging.getLogger("devhost")
 
 # The host keeps a received message invisible this long while the function runs (and leaves it
@@ -42,20 +44,29 @@ class QueueTriggers(HostRuntime):
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 continue
             wake.clear()
+            with self._state:
+                self._receiving += 1
             try:
-                messages = await asyncio.to_thread(self._receive, client, free)
-                warned = False
-            except ResourceNotFoundError:
-                messages = []  # like the host: a missing queue is polled until it exists
-            except AzureError as error:
-                if not warned:
-                    log.warning("polling %r failed: %s", spec.queue_name, error)
-                    warned = True
-                messages = []
-            for message in messages:
-                task = self._spawn(self._process(spec, client, message))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                try:
+                    messages = await asyncio.to_thread(self._receive, client, free)
+                    warned = False
+                except ResourceNotFoundError:
+                    messages = []  # like the host: a missing queue is polled until it exists
+                except AzureError as error:
+                    if not warned:
+                        log.warning("polling %r failed: %s", spec.queue_name, error)
+                        warned = True
+                    messages = []
+                for message in messages:
+                    record = self._begin(spec, dequeue_count=int(message.dequeue_count or 1))
+                    task = self._spawn(self._process(spec, client, message, record))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+            finally:
+                # Only now: a received message is invisible in storage from the moment Azurite
+                # hands it out, so until its invocation has begun only this says it is taken.
+                with self._state:
+                    self._receiving -= 1
             if messages:
                 interval = self.poll_interval
                 continue
@@ -76,11 +87,10 @@ class QueueTriggers(HostRuntime):
         )
 
     async def _process(
-        self, spec: FunctionSpec, client: QueueClient, message: QueueMessage
+        self, spec: FunctionSpec, client: QueueClient, message: QueueMessage, record: Invocation
     ) -> None:
         q = self.options.queues
         count = int(message.dequeue_count or 1)
-        record = self._begin(spec, dequeue_count=count)
         try:
             if count > q.max_dequeue_count:  # e.g. left invisible by a crash mid-run
                 raise RuntimeError(f"message has reached MaxDequeueCount of {q.max_dequeue_count}")
@@ -149,7 +159,8 @@ class QueueTriggers(HostRuntime):
     async def wait_idle_async(
         self, timeout: float = 30.0, settle: float = 0.0, *, scheduled_ok: bool = False
     ) -> None:
-        """Wait until every trigger queue is empty and no invocation is in flight.
+        """Wait until every trigger queue is empty and no invocation is in flight (nor any
+        message taken by a poller whose invocation has not begun yet).
 
         `scheduled_ok`: messages sent with a visibility delay (the service's "look again in
         15 minutes") do not count, as long as no failed message is waiting for its retry.
@@ -159,12 +170,12 @@ class QueueTriggers(HostRuntime):
         counts: dict[str, int] = {}
         while True:
             with self._state:
-                before = (self._started_count, self._ended_count)
+                before = (self._started_count, self._ended_count, self._receiving)
                 retrying = self._retry_due > time.monotonic()
-            if before[0] == before[1]:
+            if before[0] == before[1] and not before[2]:
                 counts = await asyncio.to_thread(self._queue_counts, scheduled_ok and not retrying)
                 with self._state:
-                    after = (self._started_count, self._ended_count)
+                    after = (self._started_count, self._ended_count, self._receiving)
                 if after == before and not any(counts.values()):
                     if settle <= 0:
                         return

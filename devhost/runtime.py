@@ -62,6 +62,7 @@ class HostRuntime:
     _counters: dict[str, Counter[str]]
     _started_count: int
     _ended_count: int
+    _receiving: int
     _retry_due: float
     _thread: threading.Thread | None
     _loop: asyncio.AbstractEventLoop | None

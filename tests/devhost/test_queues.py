@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.storage.queue import QueueClient
+from azure.storage.queue import QueueClient, QueueMessage
 
 from devhost.azurite import AzuriteEndpoints
 from devhost.host import DevHost
 from tests.devhost import sample_app
-from tests.devhost.conftest import HostFactory, decoded_contents, raw_contents, sender
+from tests.devhost.conftest import HOST_JSON, HostFactory, decoded_contents, raw_contents, sender
 
 
 def b64(text: str) -> str:
@@ -150,6 +151,32 @@ def test_message_encoding_none(
         "RAW TEXT",
         "dequeue_count=1",
     ]
+
+
+class SlowReceiveHost(DevHost):
+    """A DevHost whose poller gets each receive's answer late, as on a loaded machine: the
+    messages are already invisible in Azurite while their invocations have not begun."""
+
+    @staticmethod
+    def _receive(client: QueueClient, count: int) -> list[QueueMessage]:
+        messages = DevHost._receive(client, count)
+        if messages:
+            time.sleep(1.0)
+        return messages
+
+
+def test_wait_idle_counts_a_message_taken_but_not_yet_begun(
+    azurite: AzuriteEndpoints, settings: dict[str, str], queues: dict[str, str]
+) -> None:
+    """`scheduled_ok` peeks only visible messages: one a poller has just received must still
+    count, or wait_idle returns before its invocation (an e2e test once saw 0 of 1 calls)."""
+    host = SlowReceiveHost(sample_app.app, settings, host_json=HOST_JSON).start()
+    try:
+        sender(azurite, queues["SAMPLE_IN_QUEUE"]).send_message("late")
+        host.wait_idle(timeout=15, scheduled_ok=True)
+        assert [i.outcome for i in host.invocations_of("shout")] == ["succeeded"]
+    finally:
+        host.stop()
 
 
 def test_output_written_by_one_function_triggers_another(
