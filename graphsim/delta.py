@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from .change_log import ADDED, DELETED, PROPS, REMOVED, RESTORED
 from .errors import GraphError, bad_request, unsupported_query
 from .odata import decode_token, encode_token
+from .schema import GROUP_PROPERTIES, check_select
 from .state import SimState
 
 Obj = dict[str, Any]
@@ -134,6 +135,7 @@ class DeltaEngine:
     def _options(self, lowered: Mapping[str, str]) -> tuple[list[str] | None, list[str] | None]:
         sel_raw = lowered.get("select")
         sel = [s.strip() for s in sel_raw.split(",") if s.strip()] if sel_raw else None
+        check_select(tuple(sel or ()), "group", GROUP_PROPERTIES)
         ids = _parse_ids(lowered["filter"]) if lowered.get("filter") else None
         return sel, ids
 

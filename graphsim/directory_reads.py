@@ -24,6 +24,13 @@ from .odata import (
     require_eventual,
 )
 from .paging import serve_page, wants_count
+from .schema import (
+    GROUP_PROPERTIES,
+    ORGANIZATION_PROPERTIES,
+    SUBSCRIBED_SKU_PROPERTIES,
+    USER_PROPERTIES,
+    check_select,
+)
 from .state import SimState
 from .users_delta import UsersDelta
 from .wire import Req, Resp
@@ -83,6 +90,7 @@ class DirectoryReads:
 
     async def list_users(self, req: Req) -> Resp:
         q = parse_query(req.params)
+        check_select(q.select, "user", USER_PROPERTIES)
         users = self.state.users
         pred = None
         if q.filter:
@@ -122,6 +130,7 @@ class DirectoryReads:
 
     async def get_user(self, req: Req, uid: str) -> Resp:
         q = parse_query(req.params)
+        check_select(q.select, "user", USER_PROPERTIES)
         body = user_view(self.state.user(uid), q.select)
         return Resp(
             200,
@@ -148,6 +157,7 @@ class DirectoryReads:
 
     async def list_groups(self, req: Req) -> Resp:
         q = parse_query(req.params)
+        check_select(q.select, "group", GROUP_PROPERTIES)
         groups = self.state.groups
         pred = None
         if q.filter:
@@ -191,6 +201,7 @@ class DirectoryReads:
 
     async def get_group(self, req: Req, gid: str) -> Resp:
         q = parse_query(req.params)
+        check_select(q.select, "group", GROUP_PROPERTIES)
         body = self._group_out(self.state.group(gid), q.select, self._expand(q))
         return Resp(
             200,
@@ -245,6 +256,7 @@ class DirectoryReads:
         q = parse_query(req.params)
         if q.filter or q.top:
             raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+        check_select(q.select, "subscribedSku", SUBSCRIBED_SKU_PROPERTIES)
         value = [project(s, q.select, None) for s in self.state.skus.values()]
         return Resp(
             200,
@@ -256,6 +268,7 @@ class DirectoryReads:
 
     async def list_org(self, req: Req) -> Resp:
         q = parse_query(req.params)
+        check_select(q.select, "organization", ORGANIZATION_PROPERTIES)
         value = [project(o, q.select, None) for o in self.state.organization]
         return Resp(
             200,

@@ -223,3 +223,15 @@ async def test_a_deletion_can_be_notified_as_updated(sim: Harness) -> None:
     assert seen == [(G_PLAIN, "updated")]
     objs, _, _ = await sim.delta_round(link)
     assert objs == [{"id": G_PLAIN, "@removed": {"reason": "deleted"}}]
+
+
+async def test_delta_select_of_a_property_groups_lack_is_400(sim: Harness) -> None:
+    """As on GET /groups: a misspelt property in the delta's $select (baked into every later
+    link) is refused, not silently left out of each round."""
+    r = await sim.get(f"/groups/delta?$select=members,assignedLicence&$filter=id eq '{G_SALES}'")
+    assert r.status_code == 400, r.text
+    assert "Could not find a property named 'assignedLicence'" in r.json()["error"]["message"]
+    r = await sim.get(
+        f"/groups/delta?$select=members,assignedLicenses,displayName&$filter=id eq '{G_SALES}'"
+    )
+    assert r.status_code == 200, r.text

@@ -206,3 +206,51 @@ async def test_audit_log_filter_and_actor(sim: Harness) -> None:
     assert entries[0]["initiatedBy"]["app"]["appId"]
     assert entries[0]["activityDateTime"] == "2025-01-06T10:00:00Z"
     assert {t["id"] for t in entries[0]["targetResources"]} == {USERS[7], G_PLAIN}
+
+
+@pytest.mark.parametrize(
+    ("url", "type_name"),
+    [
+        ("/users?$select=id,usageLocaton", "user"),
+        (f"/users/{USERS[0]}?$select=id,licenseAssignmentState", "user"),
+        ("/groups?$select=id,assignedLicense", "group"),
+        (f"/groups/{G_SALES}?$select=id,licenseProcessingStatus", "group"),
+        ("/subscribedSkus?$select=skuId,prepaidUnit", "subscribedSku"),
+        ("/organization?$select=id,onPremisesLastSync", "organization"),
+    ],
+)
+async def test_select_of_a_property_the_type_lacks_is_400(
+    sim: Harness, url: str, type_name: str
+) -> None:
+    """Graph refuses a `$select` naming no property of the type; answering null for it let a
+    misspelt name in the service's `$select` pass every test and fail in a real tenant."""
+    r = await sim.get(url)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "Request_BadRequest"
+    assert err["message"].startswith("Could not find a property named")
+    assert f"on type 'microsoft.graph.{type_name}'" in err["message"]
+
+
+async def test_select_of_the_services_properties_is_served(sim: Harness) -> None:
+    """The service's own $select lists (restated) are all properties Graph knows."""
+    user_select = (
+        "id,userPrincipalName,displayName,usageLocation,accountEnabled,userType,"
+        "onPremisesSyncEnabled,assignedLicenses,licenseAssignmentStates"
+    )
+    group_select = (
+        "id,displayName,assignedLicenses,licenseProcessingState,onPremisesSyncEnabled,"
+        "securityEnabled,groupTypes,membershipRule"
+    )
+    for url in (
+        f"/users?$select={user_select}",
+        f"/users/{USERS[0]}?$select={user_select}",
+        f"/groups?$select={group_select}&$filter=assignedLicenses/any()",
+        f"/groups/{G_SALES}?$select={group_select}",
+        "/subscribedSkus?$select=skuId,skuPartNumber,appliesTo,capabilityStatus,consumedUnits,"
+        "prepaidUnits,servicePlans",
+        "/organization?$select=id,displayName,countryLetterCode,onPremisesSyncEnabled,"
+        "onPremisesLastSyncDateTime,verifiedDomains",
+    ):
+        r = await sim.get(url)
+        assert r.status_code == 200, (url, r.text)

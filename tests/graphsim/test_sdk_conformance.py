@@ -205,3 +205,22 @@ async def test_subscription_and_send_mail(graph: tuple[GraphServiceClient, str])
     assert out[0]["subject"] == "Licensing alert"
     assert out[0]["bodyContentType"] == "HTML"
     assert out[0]["saveToSentItems"] is False
+
+
+def test_select_schema_restates_the_sdks_v1_models() -> None:
+    """graphsim's `$select` property lists are the v1.0 models' (graphsim imports no SDK)."""
+    from msgraph.generated.models.group import Group
+    from msgraph.generated.models.organization import Organization
+    from msgraph.generated.models.subscribed_sku import SubscribedSku
+    from msgraph.generated.models.user import User
+
+    from graphsim import schema
+
+    for model, known in (
+        (User, schema.USER_PROPERTIES),
+        (Group, schema.GROUP_PROPERTIES),
+        (Organization, schema.ORGANIZATION_PROPERTIES),
+        (SubscribedSku, schema.SUBSCRIBED_SKU_PROPERTIES),
+    ):
+        fields = {f for f in model().get_field_deserializers() if not f.startswith("@")}
+        assert known == fields, model.__name__
