@@ -124,9 +124,12 @@ def _cause_and_remedy(
 
 
 def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
+    """The user's other working paths with the plans each disables: disabling the conflicting
+    plan in one of them is a fix the reprocess policy must see as a change."""
     return tuple(
         sorted(
             f"{s.sku_id}:{s.assigned_by_group or 'direct'}"
+            + (f":-{','.join(sorted(s.disabled_plans))}" if s.disabled_plans else "")
             for s in user.states
             if s is not state and normalize_error(s.error) is None
         )

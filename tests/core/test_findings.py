@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,6 +11,8 @@ from shared.core import findings as codes
 from shared.core.evaluate import evaluate
 from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Finding
 from shared.core.model import Tenant
+from shared.core.reprocess import PROCESSING_COMPLETE, decide_reprocess
+from shared.core.reprocess_plan import AlertInstead, TenantFacts
 from tests.builders import (
     BASE,
     BASE_DISABLED,
@@ -168,6 +171,30 @@ def test_mutually_exclusive_names_the_users_other_working_paths() -> None:
     assert finding.evidence == (f"{b.id(EMS)}:direct",)
     assert "never resolves it on its own" in finding.remedy
     assert "Entra admin center (Groups > Members)" in finding.remedy
+
+
+def test_mutually_exclusive_is_reprocessed_once_the_conflicting_plan_is_disabled() -> None:
+    """The remedy's first fix, disabling the conflicting plan in the other assignment, is a
+    change the reprocess policy sees (Entra does not retry the failed group path by itself)."""
+
+    def conflict(disabled: tuple[str, ...]) -> Finding:
+        b = (
+            ann_in_base()
+            .direct("ann", EMS, disabled=disabled)
+            .state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+        )
+        return only(b, "MutuallyExclusiveViolation")
+
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    processed = {conflict(()).group_id or "": PROCESSING_COMPLETE}
+    first = decide_reprocess([conflict(())], {}, TenantFacts(at, {}, processed))
+    assert isinstance(first.users[conflict(()).subject], AlertInstead)
+
+    fixed = conflict(("AAD_PREMIUM",))
+    later = TenantFacts(at + timedelta(hours=1), {}, processed)
+    plan = decide_reprocess([fixed], first.observations(), later)
+
+    assert plan.to_reprocess == [fixed.subject]
 
 
 def test_mutually_exclusive_on_a_synced_group_sends_the_admin_to_on_premises_ad() -> None:
