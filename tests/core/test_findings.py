@@ -399,6 +399,21 @@ def test_disabled_account_holding_licenses_gets_one_finding_per_sku() -> None:
     assert all(f.severity == INFO for f in found)
 
 
+def test_disabled_account_licensed_by_a_synced_group_is_sent_to_on_premises_ad() -> None:
+    b = (
+        seed_tenant()
+        .group("Synced", {E3: []}, synced=True)
+        .user("ann", enabled=False)
+        .member("Synced", "ann")
+        .processed()
+    )
+
+    remedy = only(b, codes.LICENSED_DISABLED_ACCOUNT).remedy
+
+    assert "'Synced' is synced from on-premises" in remedy
+    assert "on-premises Active Directory" in remedy
+
+
 def test_disabled_account_without_licenses_is_fine() -> None:
     b = seed_tenant().user("ann", enabled=False)
 
