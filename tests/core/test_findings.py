@@ -83,6 +83,27 @@ def test_each_reported_error_on_a_direct_assignment_is_passed_on(error: str) -> 
     assert "from a direct assignment" in finding.message
 
 
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        ("CountViolation", "assign the license again"),
+        ("ProhibitedInUsageLocationViolation", "assign the license again"),
+        ("UniquenessViolation", "assign the license again"),
+        ("Other", "assign the license again"),
+        ("DependencyViolation", "remove the direct assignment again"),
+    ],
+)
+def test_an_error_on_a_direct_assignment_is_not_sent_to_a_reprocess(error: str, retry: str) -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only: a failed direct
+    assignment (or removal) is made again once its cause is fixed."""
+    b = seed_tenant().direct("ann", E3, state="Error", error=error)
+
+    remedy = only(b, error).remedy
+
+    assert "reprocess" not in remedy
+    assert retry in remedy
+
+
 def test_the_older_spelling_others_is_reported_as_other() -> None:
     b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="Others")
 
