@@ -72,12 +72,19 @@ def _cause_and_remedy(
         if group
         else "remove the direct assignment"
     )
+    # reprocessLicenseAssignment re-runs group-based assignments only
+    direct = state.is_direct
+    retry = "assign the license again" if direct else "reprocess the user"
     if code == COUNT_VIOLATION:
         return (
             f"no free seats of {product} were left",
-            f"Buy or free seats of {product} ({ADMIN_CENTER_LICENSES}), then reprocess the user: "
-            "Entra does not retry by itself when seats become free (License Guard reprocesses "
-            "automatically in act mode).",
+            f"Buy or free seats of {product} ({ADMIN_CENTER_LICENSES}), then {retry}"
+            + (
+                ": Entra does not retry by itself when seats become free (License Guard "
+                "reprocesses automatically in act mode)."
+                if not direct
+                else "."
+            ),
             (),
         )
     if code == MUTUALLY_EXCLUSIVE:
@@ -95,7 +102,8 @@ def _cause_and_remedy(
             "another plan the user holds depends on this license, so Entra kept it instead of "
             "removing it",
             f"Give the user the required plan through another path, or disable the dependent "
-            f"plans first ({ADMIN_CENTER_LICENSES}), then reprocess the user.",
+            f"plans first ({ADMIN_CENTER_LICENSES}), then "
+            + ("remove the direct assignment again." if direct else "reprocess the user."),
             (),
         )
     if code == PROHIBITED_IN_USAGE_LOCATION:
@@ -104,7 +112,7 @@ def _cause_and_remedy(
             f"{product} may not be used in usage location {location}",
             "Correct the usage location if it is wrong ("
             + user_attribute_fix(user, "usageLocation")
-            + f"), then reprocess the user; otherwise {leave}.",
+            + f"), then {retry}; otherwise {leave}.",
             (f"usageLocation={user.usage_location or ''}",),
         )
     if code == UNIQUENESS_VIOLATION:
@@ -112,21 +120,24 @@ def _cause_and_remedy(
             "a proxy address of this user is already used by another object",
             "Remove the duplicate proxy address ("
             + user_attribute_fix(user, "proxyAddresses")
-            + "; Exchange admin center for cloud objects), then reprocess the user.",
+            + f"; Exchange admin center for cloud objects), then {retry}.",
             (),
         )
     return (
         f"Entra reported an unclassified error ({state.error})",
         "Look up 'Change user license' for this user in the Entra audit log (Core Directory) "
-        f"to see the reason, fix it, then reprocess the user ({ADMIN_CENTER_LICENSES}).",
+        f"to see the reason, fix it, then {retry} ({ADMIN_CENTER_LICENSES}).",
         (),
     )
 
 
 def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
+    """The user's other working paths with the plans each disables: disabling the conflicting
+    plan in one of them is a fix the reprocess policy must see as a change."""
     return tuple(
         sorted(
             f"{s.sku_id}:{s.assigned_by_group or 'direct'}"
+            + (f":-{','.join(sorted(s.disabled_plans))}" if s.disabled_plans else "")
             for s in user.states
             if s is not state and normalize_error(s.error) is None
         )

@@ -26,6 +26,7 @@ from shared.core.findings import (
     WARNING,
     Finding,
     Names,
+    membership_fix,
     state_finding,
     tenant_country,
     user_attribute_fix,
@@ -162,7 +163,8 @@ def user_findings(
         findings.append(_missing_usage_location(user, tenant))
     if not user.account_enabled:
         findings.extend(
-            _licensed_disabled(user, lic.sku_id, names) for lic in user.assigned_licenses
+            _licensed_disabled(user, lic.sku_id, licenses, tenant, names)
+            for lic in user.assigned_licenses
         )
     for lic in licenses:
         if len(lic.paths) < 2:
@@ -272,7 +274,15 @@ def _missing_usage_location(user: User, tenant: Tenant) -> Finding:
     )
 
 
-def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
+def _licensed_disabled(
+    user: User,
+    sku_id: str,
+    licenses: tuple[EffectiveLicense, ...],
+    tenant: Tenant,
+    names: Names,
+) -> Finding:
+    groups = [p.group_id for lic in licenses if lic.sku_id == sku_id for p in lic.group_paths]
+    where = "; ".join(membership_fix(tenant.groups.get(g or ""), names, g) for g in groups)
     return user_finding(
         LICENSED_DISABLED_ACCOUNT,
         INFO,
@@ -285,6 +295,7 @@ def _licensed_disabled(user: User, sku_id: str, names: Names) -> Finding:
         remedy=(
             "If the person has left, remove the license (leave the licensing groups, or remove "
             "the direct assignment) once mailbox and OneDrive data are retained as policy asks."
+            + (f" Leaving the groups: {where}." if where else "")
         ),
     )
 

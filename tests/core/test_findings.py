@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,6 +11,8 @@ from shared.core import findings as codes
 from shared.core.evaluate import evaluate
 from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Finding
 from shared.core.model import Tenant
+from shared.core.reprocess import PROCESSING_COMPLETE, decide_reprocess
+from shared.core.reprocess_plan import AlertInstead, TenantFacts
 from tests.builders import (
     BASE,
     BASE_DISABLED,
@@ -78,6 +81,27 @@ def test_each_reported_error_on_a_direct_assignment_is_passed_on(error: str) -> 
 
     assert finding.group_id is None
     assert "from a direct assignment" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        ("CountViolation", "assign the license again"),
+        ("ProhibitedInUsageLocationViolation", "assign the license again"),
+        ("UniquenessViolation", "assign the license again"),
+        ("Other", "assign the license again"),
+        ("DependencyViolation", "remove the direct assignment again"),
+    ],
+)
+def test_an_error_on_a_direct_assignment_is_not_sent_to_a_reprocess(error: str, retry: str) -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only: a failed direct
+    assignment (or removal) is made again once its cause is fixed."""
+    b = seed_tenant().direct("ann", E3, state="Error", error=error)
+
+    remedy = only(b, error).remedy
+
+    assert "reprocess" not in remedy
+    assert retry in remedy
 
 
 def test_the_older_spelling_others_is_reported_as_other() -> None:
@@ -168,6 +192,30 @@ def test_mutually_exclusive_names_the_users_other_working_paths() -> None:
     assert finding.evidence == (f"{b.id(EMS)}:direct",)
     assert "never resolves it on its own" in finding.remedy
     assert "Entra admin center (Groups > Members)" in finding.remedy
+
+
+def test_mutually_exclusive_is_reprocessed_once_the_conflicting_plan_is_disabled() -> None:
+    """The remedy's first fix, disabling the conflicting plan in the other assignment, is a
+    change the reprocess policy sees (Entra does not retry the failed group path by itself)."""
+
+    def conflict(disabled: tuple[str, ...]) -> Finding:
+        b = (
+            ann_in_base()
+            .direct("ann", EMS, disabled=disabled)
+            .state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+        )
+        return only(b, "MutuallyExclusiveViolation")
+
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    processed = {conflict(()).group_id or "": PROCESSING_COMPLETE}
+    first = decide_reprocess([conflict(())], {}, TenantFacts(at, {}, processed))
+    assert isinstance(first.users[conflict(()).subject], AlertInstead)
+
+    fixed = conflict(("AAD_PREMIUM",))
+    later = TenantFacts(at + timedelta(hours=1), {}, processed)
+    plan = decide_reprocess([fixed], first.observations(), later)
+
+    assert plan.to_reprocess == [fixed.subject]
 
 
 def test_mutually_exclusive_on_a_synced_group_sends_the_admin_to_on_premises_ad() -> None:
@@ -370,6 +418,21 @@ def test_disabled_account_holding_licenses_gets_one_finding_per_sku() -> None:
 
     assert {f.sku_id for f in found} == {E3_SKU_ID, b.id(EMS)}
     assert all(f.severity == INFO for f in found)
+
+
+def test_disabled_account_licensed_by_a_synced_group_is_sent_to_on_premises_ad() -> None:
+    b = (
+        seed_tenant()
+        .group("Synced", {E3: []}, synced=True)
+        .user("ann", enabled=False)
+        .member("Synced", "ann")
+        .processed()
+    )
+
+    remedy = only(b, codes.LICENSED_DISABLED_ACCOUNT).remedy
+
+    assert "'Synced' is synced from on-premises" in remedy
+    assert "on-premises Active Directory" in remedy
 
 
 def test_disabled_account_without_licenses_is_fine() -> None:
