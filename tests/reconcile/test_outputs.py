@@ -103,6 +103,30 @@ async def test_a_license_change_names_who_set_the_license_not_who_edited_the_gro
     assert change["actor"] == "alice@contoso.com"
 
 
+async def test_the_later_of_two_license_changes_in_one_second_names_its_actor(
+    nightly: Nightly,
+) -> None:
+    # Graph writes activityDateTime with as many fraction digits as it has: `...:05Z` and
+    # `...:05.25Z` are in that order in time, not in text ('.' sorts before 'Z')
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(E3_BASE, [{"skuId": ENTERPRISEPACK}], actor="alice@x")
+    nightly.world.clock.advance(0.25)
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="bob@x"
+    )
+    first, second = (e["activityDateTime"] for e in nightly.directory.audits[-2:])
+    assert "." not in first  # a whole second, then a fraction
+    assert second.endswith(".250000Z")
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "group-licenses-changed"]
+    assert change["actor"] == "bob@x"
+
+
 async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:
     # a dynamic rule replaces the group's members: who holds its licenses changes wholesale
     await nightly.run()
