@@ -9,6 +9,7 @@ reconciliation keeps them in (``--from-storage``, with the app's ``AzureWebJobsS
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,14 @@ def _html_flags(cmd: argparse.ArgumentParser) -> None:
 def _history(args: argparse.Namespace, env: Mapping[str, str]) -> list[dict[str, Any]]:
     try:
         if args.history:
-            return load_history_dir(args.history)
+            found = load_history_dir(args.history)
+            if found.skipped:
+                print(
+                    f"license-guard: note: --history: skipped {len(found.skipped)} JSON file(s) "
+                    f"under {args.history} that are not nightly summaries",
+                    file=sys.stderr,
+                )
+            return found.records
         if args.from_storage:
             from azure.core.exceptions import AzureError  # noqa: PLC0415 - storage only when asked
 

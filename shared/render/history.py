@@ -6,13 +6,14 @@ Each finished reconciliation keeps a small record per UTC date in the reports co
 pruned after REPORT_RETENTION_DAYS; these records are kept for `HISTORY_DAYS` so a 90-night
 trend exists. The command line reads the same records from storage (``--from-storage``) or
 summary JSON files from a directory (``--history DIR``: ``summary.json`` files as the nightly
-run writes them are fine).
+run writes them are fine, and a downloaded ``nightly/`` folder: its other files are skipped).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,19 +61,35 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     return record
 
 
-def load_history_dir(directory: str | Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` under `directory` (recursively), each a nightly summary."""
+@dataclass(frozen=True, slots=True)
+class HistoryDir:
+    """The nightly summaries under a directory, and why each other ``*.json`` was skipped."""
+
+    records: list[dict[str, Any]]
+    skipped: list[str]
+
+
+def load_history_dir(directory: str | Path) -> HistoryDir:
+    """The nightly summaries among the ``*.json`` under `directory` (recursively): a whole
+    downloaded ``nightly/`` folder holds the run's other reports too, which are skipped.
+    HistoryError when there are JSON files but none is a summary."""
     root = Path(directory)
     if not root.is_dir():
         raise HistoryError(f"--history: {directory} is not a directory")
-    records = []
+    records, skipped = [], []
     for path in sorted(root.rglob("*.json")):
         try:
-            raw = orjson.loads(path.read_bytes())
+            records.append(check_record(orjson.loads(path.read_bytes()), str(path)))
         except orjson.JSONDecodeError as exc:
-            raise HistoryError(f"{path}: not JSON ({exc})") from None
-        records.append(check_record(raw, str(path)))
-    return records
+            skipped.append(f"{path}: not JSON ({exc})")
+        except HistoryError as exc:
+            skipped.append(str(exc))
+    if skipped and not records:
+        raise HistoryError(
+            f"--history: no nightly summary under {directory}; {len(skipped)} JSON file(s), "
+            f"the first: {skipped[0]}"
+        )
+    return HistoryDir(records, skipped)
 
 
 def load_history_blobs(blobs: Any) -> list[dict[str, Any]]:

@@ -97,8 +97,9 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
     try:
         found = await svc.directory.reprocess_license_assignment(msg.user_id)
     except DirectoryError as exc:
-        # A 429 never reached the user; a 5xx or a dropped connection may have: verify first.
-        ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status != 429)
+        # A 429 or another 4xx (Graph refused it) never reached the user; a 5xx or a dropped
+        # connection (the adapter's 503) may have: the retry verifies first.
+        ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status >= 500)
         if exc.status == 429:
             delay = exc.retry_after or DEFAULT_RETRY_AFTER
             svc.send(msg, delay_seconds=delay)

@@ -85,6 +85,29 @@ def test_history_from_a_directory_draws_the_trend(tmp_path: Path) -> None:
     ).items()
 
 
+def test_history_from_a_downloaded_nightly_folder_skips_its_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "nightly" / "2026-11-30" / "run-1"
+    run.mkdir(parents=True)
+    summary = {"date": "2026-11-30", "findings_by_code": {"CountViolation": 6}, "seat_forecast": []}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "config.json").write_text(json.dumps({"groups": [], "subscribedSkus": []}))
+    (run / "migration.json").write_text(json.dumps({"removalCandidates": []}))
+    out = tmp_path / "r.html"
+
+    status = main(
+        ["report", "html", "--snapshot", DEMO, "--history", str(tmp_path / "nightly"),
+         "--out", str(out)]
+    )  # fmt: skip
+
+    assert status == 0
+    [note] = [line for line in capsys.readouterr().err.splitlines() if "--history" in line]
+    assert "note: --history: skipped 2 JSON file(s)" in note
+    lines = Page(out.read_text()).with_attr("polyline", "data-series")
+    assert any(p["data-series"] == "CountViolation" for p in lines)
+
+
 def test_history_from_the_reports_container(
     azurite: AzuriteEndpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,6 +143,7 @@ def test_bad_input_exits_2_with_one_line(
 ) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "s.json").write_text('{"date": "yesterday", "findings_by_code": {}}')
+    (tmp_path / "bad" / "config.json").write_text('{"groups": []}')  # none is a summary
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "r.html"

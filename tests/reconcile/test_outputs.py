@@ -33,6 +33,14 @@ def sku(nightly: Nightly, sku_id: str) -> dict[str, Any]:
     return next(s for s in nightly.directory.skus if s["skuId"] == sku_id)
 
 
+async def license_change_actor(nightly: Nightly) -> object:
+    """Tonight's run: who its config diff names for the one group-licenses-changed item."""
+    result = await nightly.run()
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "group-licenses-changed"]
+    return change["actor"]
+
+
 async def test_the_config_snapshot_lists_licensed_groups_and_every_skus_plans(
     nightly: Nightly,
 ) -> None:
@@ -96,11 +104,26 @@ async def test_a_license_change_names_who_set_the_license_not_who_edited_the_gro
         "Update group", [audit_target(group, "Group")], actor="bob@contoso.com"
     )
 
-    result = await nightly.run()
+    assert await license_change_actor(nightly) == "alice@contoso.com"
 
-    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
-    [change] = [c for c in diff["changes"] if c["kind"] == "group-licenses-changed"]
-    assert change["actor"] == "alice@contoso.com"
+
+async def test_the_later_of_two_license_changes_in_one_second_names_its_actor(
+    nightly: Nightly,
+) -> None:
+    # Graph writes activityDateTime with as many fraction digits as it has: `...:05Z` and
+    # `...:05.25Z` are in that order in time, not in text ('.' sorts before 'Z')
+    await nightly.run()
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    for wait, actor, disabled in ((DAY, "alice@x", []), (0.25, "bob@x", [plan])):
+        nightly.world.clock.advance(wait)
+        nightly.directory.set_group_licenses(
+            E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": disabled}], actor=actor
+        )
+    first, second = (e["activityDateTime"] for e in nightly.directory.audits[-2:])
+    assert "." not in first  # a whole second, then a fraction
+    assert second.endswith(".250000Z")
+
+    assert await license_change_actor(nightly) == "bob@x"
 
 
 async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:

@@ -181,6 +181,23 @@ async def test_a_reprocess_that_raised_is_redelivered_and_applied_once(
     assert statuses(world) == [DONE]
 
 
+class ReprocessRefusedOnce(ReprocessFailsOnce):
+    status = 403  # Graph refused the call: it did nothing
+
+
+async def test_a_reprocess_graph_refused_is_called_again_without_asking_the_audit_log() -> None:
+    """Only a 5xx or a dropped connection may have reached the user (docs/reliability.md);
+    a 4xx answer is Graph's refusal, so the retry has nothing to verify."""
+    world = build_world(fake=ReprocessRefusedOnce, LICENSE_GUARD_MODE="act")
+    msg = await queued_reprocess(world)
+
+    outcomes = await redeliver_until_done(world, msg)
+
+    assert outcomes == ["raised", "called"]
+    assert world.directory.requests["directory_audits"] == 0
+    assert world.directory.reprocessed == [IRVIN]
+
+
 async def test_group_based_licensing_changing_the_user_is_not_taken_for_our_call() -> None:
     """Entra's own processing writes "Change user license" too: only our app's entry counts."""
     world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
@@ -18,6 +19,7 @@ from shared.adapters.world_document import config_tenant
 from shared.core.drift import CHANGED, GroupDrift, group_drift, sku_drift
 from shared.core.evaluate import Evaluation
 from shared.core.findings import REPORTED_CODES
+from shared.core.graph_values import graph_time_or_none
 from shared.core.migration import (
     CoveredDirect,
     MigrationPlan,
@@ -43,15 +45,20 @@ DYNAMIC_RULE_CHANGED = "dynamic-rule-changed"
 NEW_SERVICE_PLAN = "new-service-plan"
 PREPAID_UNITS_CHANGED = "prepaid-units-changed"
 
+_UNDATED = datetime.min.replace(tzinfo=UTC)
+"""An audit entry without a readable `activityDateTime` is older than any dated one."""
+
 
 # --------------------------------------------------------------------------- configuration
 
 
 def _actors(audits: Iterable[AuditEntry], activity: str | None = None) -> dict[str, str]:
-    """The latest actor per target group id (of `activity` only, when given)."""
-    latest: dict[str, tuple[str, str]] = {}
+    """The latest actor per target group id (of `activity` only, when given). Latest as an
+    instant: Graph writes as many fraction digits as it has (`...:05Z`, `...:05.25Z`), so
+    their text does not sort in time ('.' before 'Z')."""
+    latest: dict[str, tuple[datetime, str]] = {}
     for entry in audits:
-        who, when = entry.actor, entry.when
+        who, when = entry.actor, graph_time_or_none(entry.when) or _UNDATED
         if not who or activity not in (None, entry.activity):
             continue
         for target_id in entry.target_ids:
