@@ -6,7 +6,7 @@ audit log and the app roles granted to a service principal, each with the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .delta import DeltaEngine
@@ -89,15 +89,8 @@ class DirectoryReads:
         self.users_delta_engine = UsersDelta(state)
 
     async def list_users(self, req: Req) -> Resp:
-        q = parse_query(req.params)
-        check_select(q.select, "user", USER_PROPERTIES)
+        q, pred = _listing(req, "user", USER_PROPERTIES, USER_FILTERABLE)
         users = self.state.users
-        pred = None
-        if q.filter:
-            compiled = compile_filter(q.filter, USER_FILTERABLE)
-            if compiled.advanced:
-                require_advanced(req.headers, q)
-            pred = compiled.predicate
         sel = q.select
 
         if pred is None:
@@ -110,12 +103,7 @@ class DirectoryReads:
                 user = users[uid]
                 return user_view(user, sel) if pred(user) else None
 
-        count = None
-        if wants_count(req, q):
-
-            def count() -> int:
-                return sum(1 for u in users.values() if pred is None or pred(u))
-
+        count = _counter(req, q, users.values(), pred)
         return serve_page(req, self.state, "users", self.state.user_order, view, q, count=count)
 
     async def count_users(self, req: Req) -> Resp:
@@ -156,15 +144,8 @@ class DirectoryReads:
         return {"hasMembersWithLicenseErrors": self.state.has_license_errors}
 
     async def list_groups(self, req: Req) -> Resp:
-        q = parse_query(req.params)
-        check_select(q.select, "group", GROUP_PROPERTIES)
+        q, pred = _listing(req, "group", GROUP_PROPERTIES, GROUP_FILTERABLE, self._group_computed())
         groups = self.state.groups
-        pred = None
-        if q.filter:
-            compiled = compile_filter(q.filter, GROUP_FILTERABLE, self._group_computed())
-            if compiled.advanced:
-                require_advanced(req.headers, q)
-            pred = compiled.predicate
         expand = self._expand(q)
 
         def view(gid: str) -> Obj | None:
@@ -173,12 +154,7 @@ class DirectoryReads:
                 return None
             return self._group_out(g, q.select, expand)
 
-        count = None
-        if wants_count(req, q):
-
-            def count() -> int:
-                return sum(1 for g in groups.values() if pred is None or pred(g))
-
+        count = _counter(req, q, groups.values(), pred)
         return serve_page(req, self.state, "groups", list(groups), view, q, count=count)
 
     def _expand(self, q: Query) -> tuple[str, ...] | None:
@@ -313,3 +289,31 @@ class DirectoryReads:
             lambda assignment: project(assignment, q.select, None),
             q,
         )
+
+
+def _listing(
+    req: Req,
+    kind: str,
+    properties: frozenset[str],
+    filterable: frozenset[str],
+    computed: dict[str, Callable[[Obj], Any]] | None = None,
+) -> tuple[Query, Callable[[Obj], bool] | None]:
+    """A collection read's query and `$filter` predicate (None: every item), with Graph's 400s
+    for an unknown `$select` name and its advanced-query rules."""
+    q = parse_query(req.params)
+    check_select(q.select, kind, properties)
+    if not q.filter:
+        return q, None
+    compiled = compile_filter(q.filter, filterable, computed)
+    if compiled.advanced:
+        require_advanced(req.headers, q)
+    return q, compiled.predicate
+
+
+def _counter(
+    req: Req, q: Query, items: Iterable[Obj], pred: Callable[[Obj], bool] | None
+) -> Callable[[], int] | None:
+    """`@odata.count` for the filtered items, when the request asks for it."""
+    if not wants_count(req, q):
+        return None
+    return lambda: sum(1 for item in items if pred is None or pred(item))
