@@ -32,11 +32,11 @@ from shared.ports.tables import AlreadyExists, ConcurrencyConflict
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 from shared.service.stores import DONE, GONE, QUEUED, Claim, ReprocessLedger, ServiceState
+from shared.service.throttled import send_again_after
 
 log = structlog.get_logger(__name__)
 
 BRAKE = "reprocess-brake"
-DEFAULT_RETRY_AFTER = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +101,7 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
         # connection (the adapter's 503) may have: the retry verifies first.
         ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status >= 500)
         if exc.status == 429:
-            delay = exc.retry_after or DEFAULT_RETRY_AFTER
-            svc.send(msg, delay_seconds=delay)
+            delay = send_again_after(svc, msg, exc)
             log.warning("reprocess.throttled", correlation_id=msg.correlation_id,
                         user_id=msg.user_id, retry_after=delay)  # fmt: skip
             return ReprocessOutcome("throttled", delay)

@@ -37,8 +37,14 @@ async def requeued_when_throttled(
     except DirectoryError as exc:
         if exc.status != 429:
             raise
-        delay = exc.retry_after or DEFAULT_RETRY_AFTER
-        svc.send(msg, delay_seconds=delay)
+        delay = send_again_after(svc, msg, exc)
         log.warning("queue.throttled", correlation_id=msg.correlation_id,
                     message=type(msg).__name__, retry_after=delay)  # fmt: skip
         return None
+
+
+def send_again_after(svc: Services, msg: Message, throttled: DirectoryError) -> float:
+    """Send `msg` again for after the 429's Retry-After (30 s if it named none); the delay."""
+    delay = throttled.retry_after or DEFAULT_RETRY_AFTER
+    svc.send(msg, delay_seconds=delay)
+    return delay
