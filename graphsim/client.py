@@ -133,7 +133,8 @@ class SimClient:
         return result
 
     def set_throttle(self, **cfg: Any) -> Obj:
-        """enabled, budget, writeBudget, windowSeconds, writeWindowSeconds, clock ('real'|'sim')."""
+        """enabled, budget, writeBudget, windowSeconds, writeWindowSeconds, reportsBudget,
+        reportsWindowSeconds (the audit log's own limit), clock ('real'|'sim')."""
         result: Obj = self._call("PUT", "/throttle", cfg)
         return result
 

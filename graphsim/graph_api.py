@@ -147,7 +147,14 @@ class GraphApi:
             return Resp(-1)
         cost, write = request_cost(req.method, template, req.params)
         priority = req.headers.get("x-ms-throttle-priority", "Normal")
-        decision = self.throttle.check(req.app_id, self.state.tenant_id, cost, write, priority)
+        decision = self.throttle.check(
+            req.app_id,
+            self.state.tenant_id,
+            cost,
+            write,
+            priority,
+            reports=template.startswith("/auditLogs/"),
+        )
         if not decision.allowed:
             return self.too_many(req, decision.retry_after, decision.scope, decision.information)
         try:

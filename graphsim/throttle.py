@@ -1,5 +1,9 @@
 """Identity & access throttling (graph-facts §6.2): resource-unit token buckets per app+tenant.
 
+The audit log (`/auditLogs/...`) is the identity and access *reports* service instead, with its
+own limit: five requests per 10 seconds per app per tenant, whatever they cost
+(learn.microsoft.com/graph/throttling-limits, "Identity and access reports service limits").
+
 Buckets refill continuously (capacity per window) on real monotonic time by default, since a
 client's retry loop waits in real time; `clock: "sim"` makes them refill on the simulated clock
 instead. Priority (`x-ms-throttle-priority`): Low is refused once 80% of the budget is used,
@@ -20,6 +24,8 @@ SIZE_BUDGET = {"S": 3500, "M": 5000, "L": 8000}
 WINDOW_SECONDS = 10.0
 WRITE_BUDGET = 3000
 WRITE_WINDOW_SECONDS = 150.0
+REPORTS_BUDGET = 5
+REPORTS_WINDOW_SECONDS = 10.0
 LOW_PRIORITY_SHARE = 0.8
 HIGH_PRIORITY_OVERDRAW = 0.1
 
@@ -90,6 +96,8 @@ class Throttle:
     write_budget: int = setting("writeBudget", int, default=WRITE_BUDGET)
     window: float = setting("windowSeconds", float, default=WINDOW_SECONDS)
     write_window: float = setting("writeWindowSeconds", float, default=WRITE_WINDOW_SECONDS)
+    reports_budget: int = setting("reportsBudget", int, default=REPORTS_BUDGET)
+    reports_window: float = setting("reportsWindowSeconds", float, default=REPORTS_WINDOW_SECONDS)
     clock: str = setting("clock", str, default="real")
     sim_seconds: Callable[[], float] = field(default=time.monotonic)
     _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
@@ -121,22 +129,24 @@ class Throttle:
         key = (app, kind)
         bucket = self._buckets.get(key)
         if bucket is None:
-            cap, win = (
-                (float(self.capacity), self.window)
-                if kind == "all"
-                else (float(self.write_budget), self.write_window)
-            )
+            cap, win = {
+                "all": (float(self.capacity), self.window),
+                "write": (float(self.write_budget), self.write_window),
+                "reports": (float(self.reports_budget), self.reports_window),
+            }[kind]
             bucket = Bucket(cap, win, cap, now)
             self._buckets[key] = bucket
         bucket.refill(now)
         return bucket
 
     def check(
-        self, app: str, tenant: str, cost: int, write: bool, priority: str
+        self, app: str, tenant: str, cost: int, write: bool, priority: str, *, reports: bool = False
     ) -> ThrottleDecision:
         if not self.enabled:
             return ThrottleDecision(True)
         now = self._now()
+        if reports:
+            return self._check_reports(app, tenant, now)
         bucket = self._bucket(app, "all", now)
         floor = 0.0
         prio = priority.lower()
@@ -161,3 +171,15 @@ class Throttle:
             writes.tokens -= 1
         used = 1 - bucket.tokens / bucket.capacity
         return ThrottleDecision(True, used_share=used)
+
+    def _check_reports(self, app: str, tenant: str, now: float) -> ThrottleDecision:
+        """One request against the reports service's own count (its cost does not matter)."""
+        bucket = self._bucket(app, "reports", now)
+        if bucket.tokens < 1:
+            wait = bucket.retry_after(1)
+            scope = f"Tenant_Application/Read/{tenant}/{app}"
+            return ThrottleDecision(
+                False, max(1, math.ceil(wait)), scope, "RequestLimitExceeded", 1.0
+            )
+        bucket.tokens -= 1
+        return ThrottleDecision(True)

@@ -133,6 +133,25 @@ async def test_throttling_gives_429_with_retry_after_and_doc_body(sim: Harness) 
     assert ok.headers["x-ms-resource-unit"] == "3"
 
 
+async def test_the_audit_log_allows_five_requests_per_ten_seconds_per_app(sim: Harness) -> None:
+    """The audit log is the identity and access reports service: five requests per 10 seconds
+    per app per tenant, whatever they cost (learn.microsoft.com/graph/throttling-limits,
+    "Identity and access reports service limits"); the directory's budget is apart."""
+    sim.sim.throttle.configure({"clock": "sim"})
+    audits = "/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Update group'"
+    statuses = [(await sim.get(audits)).status_code for _ in range(5)]
+    throttled = await sim.get(audits)
+    assert statuses == [200] * 5
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert throttled.json()["error"]["code"] == "TooManyRequests"
+    assert (await sim.get("/organization")).status_code == 200
+    other_app = {"Authorization": "Bearer other-app"}
+    assert (await sim.http.get(audits, headers=other_app)).status_code == 200
+    sim.sim.advance(2)  # one request's share of the ten seconds
+    assert (await sim.get(audits)).status_code == 200
+
+
 async def test_low_priority_throttled_first_and_write_budget(sim: Harness) -> None:
     sim.sim.throttle.configure({"budget": 10, "windowSeconds": 100, "writeBudget": 2})
     low = {"x-ms-throttle-priority": "Low"}

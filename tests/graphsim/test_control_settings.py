@@ -48,6 +48,8 @@ async def test_throttle_shows_the_budget_in_force(sim: Harness) -> None:
         ("writeBudget", 3000),
         ("windowSeconds", 10.0),
         ("writeWindowSeconds", 150.0),
+        ("reportsBudget", 5),
+        ("reportsWindowSeconds", 10.0),
         ("clock", "real"),
     ]
     throttle.configure({"budget": "7", "windowSeconds": 2, "clock": "sim"})
@@ -57,6 +59,8 @@ async def test_throttle_shows_the_budget_in_force(sim: Harness) -> None:
         "writeBudget": 3000,
         "windowSeconds": 2.0,
         "writeWindowSeconds": 150.0,
+        "reportsBudget": 5,
+        "reportsWindowSeconds": 10.0,
         "clock": "sim",
     }
     throttle.configure({"budget": None})
