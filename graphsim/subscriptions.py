@@ -20,7 +20,9 @@ Obj = dict[str, Any]
 MAX_MINUTES = 41_760
 QUOTA_PER_APP = 100
 _RESOURCE = re.compile(r"/?(groups|users)(/[0-9a-fA-F-]{36}(/members)?)?", re.I)
-_CHANGE_TYPES = {"created", "updated", "deleted"}
+_CHANGE_TYPES = {"updated", "deleted"}
+"""What user and group subscriptions take: no `created` (a creation is notified as `updated`;
+subscription resource, changeType)."""
 
 
 def _invalid(message: str) -> GraphError:
@@ -92,7 +94,10 @@ class SubscriptionService:
         change_type = body.get("changeType")
         kinds = [c.strip() for c in str(change_type or "").split(",") if c.strip()]
         if not kinds or any(k not in _CHANGE_TYPES for k in kinds):
-            raise _invalid(f"Invalid changeType '{change_type}'.")
+            raise _invalid(
+                f"Invalid changeType '{change_type}': user and group change notifications "
+                "support updated and deleted."
+            )
         notification_url = check_url(body.get("notificationUrl"), "notificationUrl")
         lifecycle = body.get("lifecycleNotificationUrl")
         if lifecycle is not None:

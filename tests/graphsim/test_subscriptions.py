@@ -94,6 +94,19 @@ async def test_lifetime_limit_and_renewal(sim: Harness, rec: Receiver) -> None:
     assert (await sim.get(f"/subscriptions/{sid}")).status_code == 404
 
 
+@pytest.mark.parametrize("change_type", ["created", "created,updated,deleted", "updated,moved"])
+async def test_groups_take_updated_and_deleted_only(
+    sim: Harness, rec: Receiver, change_type: str
+) -> None:
+    """User and group change notifications support `updated` and `deleted` only; a creation
+    comes as `updated` (Microsoft Learn, subscription resource type, changeType)."""
+    r = await sim.post("/subscriptions", json=sub_body(rec.url, changeType=change_type))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "InvalidRequest"
+    assert rec.validations == []  # refused before the handshake
+    assert (await sim.post("/subscriptions", json=sub_body(rec.url))).status_code == 201
+
+
 async def test_quota_of_100_per_app(sim: Harness, rec: Receiver) -> None:
     for _ in range(100):
         assert (await sim.post("/subscriptions", json=sub_body(rec.url))).status_code == 201
