@@ -69,5 +69,11 @@ def not_found(object_id: str) -> GraphError:
     )
 
 
+def invalid_object_id(key: str) -> GraphError:
+    """What Graph answers for a group path whose key is not an object id (a GUID), e.g. a
+    group's name: 400, not 404 (seen in Graph Explorer: microsoft-graph-docs-contrib#3854)."""
+    return GraphError(400, "Request_BadRequest", f"Invalid object identifier '{key}'.")
+
+
 def unsupported_query() -> GraphError:
     return GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")

@@ -22,7 +22,7 @@ from .audit import AuditLog, audit_target
 from .change_log import DELETED, ChangeEntry
 from .clock import SimClock
 from .drafts import Drafts
-from .errors import not_found
+from .errors import invalid_object_id, not_found
 from .license_rules import LicensingRules
 from .license_status import has_error_from
 from .licensing import process_users
@@ -166,6 +166,10 @@ class Tenant:
     def group(self, gid: str) -> Obj:
         group = self.groups.get(gid)
         if group is None:
+            try:
+                uuid.UUID(gid)
+            except ValueError:
+                raise invalid_object_id(gid) from None
             raise not_found(gid)
         return group
 

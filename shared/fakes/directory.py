@@ -28,6 +28,7 @@ with `now()`, initiated by `actor` (a UPN: `initiatedBy.user`; anything else:
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -85,6 +86,8 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
 
     async def group_configs(self, group_ids: Sequence[str]) -> dict[str, GroupConfig]:
         self._count("group_configs")
+        for group_id in group_ids:
+            _object_id(group_id)
         found = (
             _project(self.groups[gid], _GROUP_FIELDS) for gid in group_ids if gid in self.groups
         )
@@ -307,6 +310,17 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         ]
         found.sort(key=lambda e: parse_graph_time(str(e["activityDateTime"])), reverse=True)
         return [AuditEntry.from_graph(e) for e in found]
+
+
+def _object_id(key: str) -> None:
+    """Graph reads a group by its object id only: any other key (a name) is 400 "Invalid
+    object identifier" (microsoft-graph-docs-contrib#3854), not an absent group."""
+    try:
+        uuid.UUID(key)
+    except ValueError:
+        raise DirectoryError(
+            400, "Request_BadRequest", f"Invalid object identifier '{key}'."
+        ) from None
 
 
 if TYPE_CHECKING:

@@ -338,6 +338,15 @@ async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
     assert not found[SALES].licensed
 
 
+async def test_groups_by_a_key_that_is_not_an_object_id_is_refused(driver: Driver) -> None:
+    """A group is read by its object id: Graph answers a name 400 "Invalid object identifier"
+    (microsoft-graph-docs-contrib#3854), not a 404 to leave out, so a caller holding something
+    else where a group id would be (a poisoned message's digest) must not ask."""
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.group_configs([SALES, "All_Staff"])
+    assert (err.value.status, err.value.code) == (400, "Request_BadRequest")
+
+
 async def test_group_member_ids_reads_every_page_and_only_users(driver: Driver) -> None:
     ids = await driver.directory.group_member_ids(BIG)
     assert len(ids) == 120

@@ -102,6 +102,22 @@ async def test_user_by_upn_and_unknown_user(sim: Harness) -> None:
     assert r.json()["error"]["code"] == "Request_ResourceNotFound"
 
 
+@pytest.mark.parametrize(
+    "path", ["/groups/Sales", "/groups/Sales/members", "/groups/Sales/membersWithLicenseErrors"]
+)
+async def test_a_group_key_that_is_not_an_object_id_is_400_not_404(sim: Harness, path: str) -> None:
+    """A group is found by its object id only: Graph answers a name (any key that is not a
+    GUID) 400 Request_BadRequest "Invalid object identifier", as Graph Explorer showed for
+    POST /groups/{id}/checkMemberObjects (microsoft-graph-docs-contrib#3854); an unknown
+    GUID stays 404."""
+    r = await sim.get(path)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "Request_BadRequest"
+    assert r.json()["error"]["message"] == "Invalid object identifier 'Sales'."
+    unknown = await sim.get(path.replace("Sales", "00000000-0000-0000-0000-000000000000"))
+    assert unknown.status_code == 404
+
+
 async def test_count_filter_requires_consistency_level_and_count(sim: Harness) -> None:
     url = "/users?$filter=assignedLicenses/$count ne 0&$select=id"
     r = await sim.get(url)
