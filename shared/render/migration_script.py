@@ -167,7 +167,12 @@ function Test-SamePlans($Have, [string[]]$Want) {
 function Remove-CoveredDirectLicense(
     [string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled
 ) {
-    $user = Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'
+    try {
+        $user = Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'
+    } catch {
+        Write-Warning "kept direct $SkuId of ${UserId}: could not read the user: $_"
+        return
+    }
     $states = @($user.LicenseAssignmentStates | Where-Object { $_.SkuId -eq $SkuId })
     $direct = @($states | Where-Object { -not $_.AssignedByGroup })
     if ($direct.Count -eq 0) {
@@ -202,7 +207,7 @@ remove_covered_direct() {{
   verdict=$(az rest --method GET --output tsv \
     --uri "$GRAPH_USERS/$1?\$select=licenseAssignmentStates" \
     --query "licenseAssignmentStates[?skuId=='$2'] | \
-(!([?!assignedByGroup]) && 'gone') || ($3 && 'remove') || 'keep'")
+(!([?!assignedByGroup]) && 'gone') || ($3 && 'remove') || 'keep'") || verdict=unread
   case $verdict in
     gone) echo "skipped $1: no direct $2 left (already removed)" ;;
     remove)
@@ -210,6 +215,7 @@ remove_covered_direct() {{
         --headers 'Content-Type=application/json' \
         --body "{{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}}" > /dev/null
       echo "removed direct $2 of $1" ;;
+    unread) echo "kept direct $2 of $1: could not read the user" >&2 ;;
     *) echo "kept direct $2 of $1: its paths changed since the snapshot; take a new \
 snapshot and generate the script again" >&2 ;;
   esac

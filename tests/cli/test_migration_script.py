@@ -123,12 +123,18 @@ def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will
 
 
 # `az` as the sh script meets it: GET answers the verdict the script's JMESPath test would give
-# on the user's states now ('remove', 'gone' or 'keep', kept in $AZ_STATE); POST removes the
-# direct assignment, and fails as Graph does when only the inherited one is left.
+# on the user's states now ('remove', 'gone' or 'keep', kept in $AZ_STATE), or fails for a user
+# deleted since the snapshot; POST removes the direct assignment, and fails as Graph does when
+# only the inherited one is left.
 FAKE_AZ = """#!/bin/sh
 echo "$*" >> "$AZ_LOG"
 case "$*" in
-  *"--method GET"*) cat "$AZ_STATE" ;;
+  *"--method GET"*)
+    if [ "$(cat "$AZ_STATE")" = deleted ]; then
+      echo "Not Found({'error': {'code': 'Request_ResourceNotFound'}})" >&2
+      exit 1
+    fi
+    cat "$AZ_STATE" ;;
   *"--method POST"*)
     if [ "$(cat "$AZ_STATE")" = gone ]; then
       echo "Bad Request({'error': {'message': 'User license is inherited from a group membership \
@@ -221,6 +227,8 @@ def test_the_powershell_removal_is_checked_against_the_paths_the_snapshot_shows(
     assert_shows(
         text,
         "Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'",
+        "} catch {",
+        "could not read the user: $_",
         "if ($direct.Count -eq 0) {",
         "(already removed)",
         "$_.AssignedByGroup -eq $groupId -and $_.State -eq 'Active' -and",
@@ -246,3 +254,17 @@ def test_an_id_the_script_would_quote_that_is_not_a_guid_is_refused(
 
     assert "Remove-MgUser -UserId y" not in text
     assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: would lose an id" in text
+
+
+def test_the_sh_script_goes_on_past_a_user_deleted_since_the_snapshot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Megan left and was deleted before the script ran: her read fails (404). Under `set -eu`
+    that stopped the script there on every run; she is named and the script goes on."""
+    text = script(capsys, "sh")
+
+    ran, calls = run_sh(text, tmp_path, "deleted")
+
+    assert ran.returncode == 0, ran.stderr
+    assert "--method POST" not in calls
+    assert f"kept direct {E3} of {MEGAN}: could not read the user" in ran.stderr
