@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.catalog.products import Catalog
+from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
 from shared.render.tenant_names import TenantNames
@@ -33,6 +34,18 @@ _REMOVE_GRADUALLY = (
     "remove the direct assignment gradually, a small batch first, and check the users keep "
     "their services"
 )
+
+
+def _where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
+    """Where each existing group that is dynamic or synced from on-premises takes a member: not
+    in the admin center (a dynamic group takes none by hand)."""
+    names = Names(tenant)
+    fixes = [
+        membership_fix(group, names, group.id)
+        for group in (tenant.groups[g] for g in group_ids)
+        if group.membership_rule or group.synced_from_on_premises
+    ]
+    return f" ({'; '.join(fixes)})" if fixes else ""
 
 
 def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Iterator[list[str]]:
@@ -82,7 +95,9 @@ def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Ite
                 existing,
                 ";".join(names.plans(s.sku_id, s.disabled_plans)),
                 s.suggested_name,
-                f"add to {existing}" if existing else f"create {s.suggested_name} and add",
+                f"add to {existing}{_where_to_add(tenant, s.existing_group_ids)}"
+                if existing
+                else f"create {s.suggested_name} and add",
             ]
 
 
@@ -188,7 +203,10 @@ def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog
         )
         if s.existing_group_ids:
             existing = ", ".join(names.group(g) for g in s.existing_group_ids)
-            lines.append(f"      existing group with exactly these plans: {existing}")
+            lines.append(
+                f"      existing group with exactly these plans: {existing}"
+                + _where_to_add(tenant, s.existing_group_ids)
+            )
         else:
             lines.append(
                 f"      suggested group: {s.suggested_name} (assign {names.part(s.sku_id)}, "

@@ -9,6 +9,12 @@ unhealthy group paths, a capability lost), never removed. Each removal carries i
 comment. PowerShell uses Microsoft Graph PowerShell (`Set-MgUserLicense -RemoveLicenses`); sh
 uses `az rest` to POST /users/{id}/assignLicense
 (https://learn.microsoft.com/en-us/graph/api/user-assignlicense).
+
+The script runs later than the snapshot was taken, and may be run again after a partial run: each
+removal first reads the user's licenseAssignmentStates and removes only while the direct path and
+every covering group path are as the snapshot showed them (group paths Active without error, the
+same plans disabled). A direct assignment already gone is skipped (Graph refuses to remove one
+that is only inherited, which would stop the script); a user whose paths changed is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Removal:
     user_id: str
     sku_id: str
     reason: str
+    paths: tuple[tuple[str | None, frozenset[str]], ...] = ()
+    """The paths a removal is checked against when the script runs: (group id, None for the
+    direct path; the disabled plans the snapshot shows)."""
 
 
 def _text(value: str) -> str:
@@ -90,7 +99,9 @@ def sort_removals(
         lost = user_capability_losses(
             item.user_id, held, _without_direct(held, item.sku_id), capabilities
         )
-        if lost or not (_GUID.match(item.user_id) and _GUID.match(item.sku_id)):
+        paths = _snapshot_paths(tenant, item.user_id, item.sku_id, item.group_ids)
+        ids = [item.user_id, item.sku_id, *(i for g, plans in paths for i in (g or "", *plans))]
+        if lost or not all(_GUID.match(i) for i in ids if i):
             what = ", ".join(loss.capability for loss in lost) or "an id that is not a GUID"
             refusals.append(Removal(item.user_id, item.sku_id, f"would lose {what}"))
             continue
@@ -100,6 +111,7 @@ def sort_removals(
                 item.sku_id,
                 f"every plan of {product(item.sku_id)} also comes from "
                 f"{groups(item.group_ids)} (Active, no error)",
+                paths,
             )
         )
     for part in plan.partly_covered:
@@ -109,6 +121,19 @@ def sort_removals(
             Removal(part.user_id, part.sku_id, f"would lose plans only it enables: {plans}")
         )
     return removals, refusals
+
+
+def _snapshot_paths(
+    tenant: Tenant, user_id: str, sku_id: str, group_ids: tuple[str | None, ...]
+) -> tuple[tuple[str | None, frozenset[str]], ...]:
+    """The direct path and the covering group paths of the user's SKU, as Graph's states show
+    them in the snapshot: what the script checks are still there before it removes."""
+    states = [s for s in tenant.users[user_id].states if s.sku_id == sku_id]
+    wanted = (None, *(g for g in group_ids if g is not None))
+    return tuple(
+        (group_id, next(s.disabled_plans for s in states if s.assigned_by_group == group_id))
+        for group_id in dict.fromkeys(wanted)
+    )
 
 
 def _who(tenant: Tenant, user_id: str) -> str:
@@ -127,6 +152,109 @@ def render_script(
     return "\n".join(_lines(kind, removals, refusals, tenant, catalog)) + "\n"
 
 
+_PS_FUNCTIONS = r"""$ErrorActionPreference = 'Stop'
+Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome
+
+# True when the plans Graph shows disabled are exactly the ones the snapshot showed.
+function Test-SamePlans($Have, [string[]]$Want) {
+    $plans = @($Have | Where-Object { $_ })
+    $missing = @($Want | Where-Object { $plans -notcontains $_ })
+    return $plans.Count -eq $Want.Count -and $missing.Count -eq 0
+}
+
+# Removes the user's direct SKU only while it and each covering group path are as the
+# snapshot showed them (group paths Active without error, the same plans disabled).
+function Remove-CoveredDirectLicense(
+    [string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled
+) {
+    try {
+        $user = Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'
+    } catch {
+        Write-Warning "kept direct $SkuId of ${UserId}: could not read the user: $_"
+        return
+    }
+    $states = @($user.LicenseAssignmentStates | Where-Object { $_.SkuId -eq $SkuId })
+    $direct = @($states | Where-Object { -not $_.AssignedByGroup })
+    if ($direct.Count -eq 0) {
+        Write-Host "skipped ${UserId}: no direct $SkuId left (already removed)"
+        return
+    }
+    $same = Test-SamePlans ($direct[0].DisabledPlans) $DirectDisabled
+    foreach ($groupId in $GroupDisabled.Keys) {
+        $path = @($states | Where-Object {
+            $_.AssignedByGroup -eq $groupId -and $_.State -eq 'Active' -and
+            (-not $_.Error -or $_.Error -eq 'None')
+        })
+        $same = $same -and $path.Count -gt 0 -and
+            (Test-SamePlans ($path[0].DisabledPlans) $GroupDisabled[$groupId])
+    }
+    if (-not $same) {
+        Write-Warning ("kept direct $SkuId of ${UserId}: its paths changed since the " +
+            'snapshot; take a new snapshot and generate the script again')
+        return
+    }
+    Set-MgUserLicense -UserId $UserId -AddLicenses @() -RemoveLicenses @($SkuId) | Out-Null
+    Write-Host "removed direct $SkuId of $UserId"
+}"""
+
+_SH_FUNCTIONS = rf"""set -eu
+GRAPH_USERS='{GRAPH_USERS}'
+
+# remove_covered_direct USER SKU PATHS: removes USER's direct SKU only while PATHS, a
+# JMESPath test of the user's states of SKU, holds: the direct path and each covering group
+# path as the snapshot showed them (group paths Active without error, same plans disabled).
+remove_covered_direct() {{
+  verdict=$(az rest --method GET --output tsv \
+    --uri "$GRAPH_USERS/$1?\$select=licenseAssignmentStates" \
+    --query "licenseAssignmentStates[?skuId=='$2'] | \
+(!([?!assignedByGroup]) && 'gone') || ($3 && 'remove') || 'keep'") || verdict=unread
+  case $verdict in
+    gone) echo "skipped $1: no direct $2 left (already removed)" ;;
+    remove)
+      az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense" \
+        --headers 'Content-Type=application/json' \
+        --body "{{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}}" > /dev/null
+      echo "removed direct $2 of $1" ;;
+    unread) echo "kept direct $2 of $1: could not read the user" >&2 ;;
+    *) echo "kept direct $2 of $1: its paths changed since the snapshot; take a new \
+snapshot and generate the script again" >&2 ;;
+  esac
+}}"""
+
+
+def _ps_list(values: frozenset[str]) -> str:
+    return "@(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
+
+def _ps_removal(removal: Removal) -> str:
+    direct = next(plans for group_id, plans in removal.paths if group_id is None)
+    groups = "; ".join(f"'{g}' = {_ps_list(p)}" for g, p in removal.paths if g is not None)
+    return (
+        f"Remove-CoveredDirectLicense -UserId '{removal.user_id}' -SkuId '{removal.sku_id}' "
+        f"-DirectDisabled {_ps_list(direct)} -GroupDisabled @{{ {groups} }}"
+    )
+
+
+def _sh_removal(removal: Removal) -> str:
+    """The call with its JMESPath test: one filter per path, all non-empty."""
+
+    def path(group_id: str | None, plans: frozenset[str]) -> str:
+        who = (
+            "!assignedByGroup"
+            if group_id is None
+            else (f"assignedByGroup=='{group_id}' && state=='Active' && (!error || error=='None')")
+        )
+        same = (
+            "sort(disabledPlans)==[" + ",".join(f"'{p}'" for p in sorted(plans)) + "]"
+            if plans
+            else "!disabledPlans"
+        )
+        return f"[?{who} && {same}]"
+
+    test = " && ".join(path(g, p) for g, p in removal.paths)
+    return f"remove_covered_direct '{removal.user_id}' '{removal.sku_id}' \"({test})\""
+
+
 def _lines(
     kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, catalog: Catalog
 ) -> Iterator[str]:
@@ -137,29 +265,17 @@ def _lines(
     yield f"# Tenant: {_text(org.display_name) if org else '(organization not in snapshot)'}"
     yield f"# {len(removals)} removal(s), {len(refusals)} refused (listed at the end, not removed)."
     yield "# REVIEW BEFORE RUNNING. Run a small batch first, check the users in the admin center,"
-    yield "# then the rest (Microsoft's migration guidance). Needs LicenseAssignment.ReadWrite.All."
+    yield "# then the rest (Microsoft's migration guidance). Needs LicenseAssignment.ReadWrite.All"
+    yield "# and User.Read.All. Each removal is made only while the user's paths are as the"
+    yield "# snapshot showed them; one already made is skipped, so the script can be run again."
     yield ""
-    if kind == "ps1":
-        yield "$ErrorActionPreference = 'Stop'"
-        yield "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All' -NoWelcome"
-    else:
-        yield "set -eu"
+    yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()
     for removal in removals:
         sku = tenant.skus[removal.sku_id]
         yield ""
         yield f"# {_who(tenant, removal.user_id)}: remove direct {_text(sku.part_number)}"
         yield f"#   because {removal.reason}"
-        if kind == "ps1":
-            yield (
-                f"Set-MgUserLicense -UserId '{removal.user_id}' -AddLicenses @() "
-                f"-RemoveLicenses @('{removal.sku_id}') | Out-Null"
-            )
-        else:
-            body = f'{{"addLicenses":[],"removeLicenses":["{removal.sku_id}"]}}'
-            yield (
-                f"az rest --method POST --uri '{GRAPH_USERS}/{removal.user_id}/assignLicense' "
-                f"--headers 'Content-Type=application/json' --body '{body}'"
-            )
+        yield _ps_removal(removal) if kind == "ps1" else _sh_removal(removal)
     if refusals:
         yield ""
         yield "# REFUSED (not removed):"

@@ -106,6 +106,49 @@ def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_ne
     assert "existing group with exactly these plans: E1 users" in out
 
 
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [
+        (
+            {"groupTypes": ["DynamicMembership"], "membershipRule": 'user.department -eq "Staff"'},
+            "'E1 users' is dynamic: change its membership rule or the user attributes it tests",
+        ),
+        (
+            {"onPremisesSyncEnabled": True},
+            "'E1 users' is synced from on-premises: change its membership in on-premises Active "
+            "Directory",
+        ),
+    ],
+    ids=["dynamic", "synced-from-on-premises"],
+)
+def test_an_existing_group_that_takes_no_member_by_hand_says_where_its_members_come_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: dict[str, Any], where: str
+) -> None:
+    """Isaiah's E1 is held only directly and 'E1 users' assigns exactly that, but its members
+    come from a rule or from on-premises AD: 'add to E1 users' alone sent the admin to the
+    admin center, where a dynamic group takes no member by hand and a synced one is
+    overwritten by the next sync."""
+    document = demo()
+    document["groups"].append(
+        {
+            "id": "0e1e1e1e-0000-4000-8000-000000000003",
+            "displayName": "E1 users",
+            "assignedLicenses": [{"skuId": E1_SKU, "disabledPlans": []}],
+            "members": [],
+            **kind,
+        }
+    )
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    _, table = run(capsys, "--snapshot", str(path))
+    _, out = run(capsys, "--snapshot", str(path), "--format", "csv")
+    (isaiah,) = [r for r in csv.reader(io.StringIO(out)) if r[0] == "direct-only"]
+
+    assert f"existing group with exactly these plans: E1 users ({where}" in table
+    assert isaiah[10].startswith(f"add to E1 users ({where}")
+
+
 def test_the_csv_has_one_row_per_direct_assignment_and_is_formula_safe(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,6 +21,8 @@ DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 MEGAN = "c9de3744-4f46-5deb-a7be-239cc5f1b4a5"
 EXCHANGE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
+E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
+REMOVE_PS = "Remove-CoveredDirectLicense"
 
 
 def script(capsys: pytest.CaptureFixture[str], kind: str, snapshot: Path = DEMO) -> str:
@@ -40,13 +42,15 @@ def test_the_powershell_script_removes_the_covered_assignment_with_its_reason(
     text = script(capsys, "ps1")
     lines = text.splitlines()
 
-    removal = (
-        f"Set-MgUserLicense -UserId '{MEGAN}' -AddLicenses @() -RemoveLicenses @('{E3}') | Out-Null"
-    )
-    at = lines.index(removal)
+    at = next(i for i, line in enumerate(lines) if line.startswith(REMOVE_PS))
+    assert lines[at].startswith(f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{E3}' ")
     assert lines[at - 2] == "# Megan Bowen <megan.bowen@contoso.com>: remove direct ENTERPRISEPACK"
     assert "'Licensing_Office365_E3_Base' (Active, no error)" in lines[at - 1]
-    assert sum(line.startswith("Set-MgUserLicense") for line in lines) == 1
+    assert sum(line.startswith(REMOVE_PS) for line in lines) == 1
+    assert (
+        "    Set-MgUserLicense -UserId $UserId -AddLicenses @() -RemoveLicenses @($SkuId) "
+        "| Out-Null"
+    ) in lines
     assert "# 1 removal(s), 2 refused" in text
 
 
@@ -75,11 +79,9 @@ def test_the_sh_script_uses_az_rest_and_is_valid_shell(
     path.write_text(text)
 
     assert text.startswith("#!/bin/sh\n")
-    assert (
-        f"az rest --method POST --uri 'https://graph.microsoft.com/v1.0/users/{MEGAN}/"
-        "assignLicense' --headers 'Content-Type=application/json' "
-        f'--body \'{{"addLicenses":[],"removeLicenses":["{E3}"]}}\''
-    ) in text
+    assert "GRAPH_USERS='https://graph.microsoft.com/v1.0/users'" in text
+    assert 'az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense"' in text
+    assert f"remove_covered_direct '{MEGAN}' '{E3}' " in text
     shell = shutil.which("sh")
     assert shell is not None
     checked = subprocess.run([shell, "-n", str(path)], capture_output=True, check=False)
@@ -116,5 +118,153 @@ def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will
 
     text = script(capsys, "ps1", path)
 
-    assert "Set-MgUserLicense" not in text.replace("Connect-MgGraph", "")
+    assert not any(line.startswith(REMOVE_PS) for line in text.splitlines())
     assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: not yet" in text
+
+
+# `az` as the sh script meets it: GET answers the verdict the script's JMESPath test would give
+# on the user's states now ('remove', 'gone' or 'keep', kept in $AZ_STATE), or fails for a user
+# deleted since the snapshot; POST removes the direct assignment, and fails as Graph does when
+# only the inherited one is left.
+FAKE_AZ = """#!/bin/sh
+echo "$*" >> "$AZ_LOG"
+case "$*" in
+  *"--method GET"*)
+    if [ "$(cat "$AZ_STATE")" = deleted ]; then
+      echo "Not Found({'error': {'code': 'Request_ResourceNotFound'}})" >&2
+      exit 1
+    fi
+    cat "$AZ_STATE" ;;
+  *"--method POST"*)
+    if [ "$(cat "$AZ_STATE")" = gone ]; then
+      echo "Bad Request({'error': {'message': 'User license is inherited from a group membership \
+and it cannot be removed directly from the user.'}})" >&2
+      exit 1
+    fi
+    echo gone > "$AZ_STATE" ;;
+esac
+"""
+
+
+def run_sh(text: str, tmp_path: Path, state: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the sh script against the fake az with the user's paths in `state`; the az calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "az").write_text(FAKE_AZ)
+    (bin_dir / "az").chmod(0o755)
+    (tmp_path / "remove.sh").write_text(text)
+    (tmp_path / "state").write_text(state + "\n")
+    log = tmp_path / "az.log"
+    log.write_text("")
+    shell = shutil.which("sh")
+    assert shell is not None
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "AZ_STATE": str(tmp_path / "state"),
+        "AZ_LOG": str(log),
+    }
+    ran = subprocess.run(
+        [shell, str(tmp_path / "remove.sh")], capture_output=True, text=True, env=env, check=False
+    )
+    return ran, log.read_text()
+
+
+def test_the_sh_script_can_be_run_again_after_it_removed_the_assignment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Run, then run again (a partial run retried): Graph refuses to remove a license that is
+    only inherited, and under `set -eu` that refusal stopped the script at its first line, so
+    nothing after it ran again. The second run skips what is already done."""
+    text = script(capsys, "sh")
+
+    first, calls = run_sh(text, tmp_path, "remove")
+    assert first.returncode == 0, first.stderr
+    assert f"users/{MEGAN}/assignLicense" in calls
+
+    again, calls = run_sh(text, tmp_path, "gone")
+    assert again.returncode == 0, again.stderr
+    assert "--method POST" not in calls
+    assert f"skipped {MEGAN}: no direct {E3} left (already removed)" in again.stdout
+
+
+def test_the_sh_script_keeps_a_direct_assignment_whose_group_path_changed_since_the_snapshot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The script runs days after the snapshot: Megan has since left the group, or its path is
+    in error, or it now disables Exchange. Removing her direct E3 then would take her licence
+    and, 30 days on, her mailbox; the script checks her states first and keeps it."""
+    text = script(capsys, "sh")
+
+    ran, calls = run_sh(text, tmp_path, "keep")
+
+    assert ran.returncode == 0, ran.stderr
+    assert "--method POST" not in calls
+    assert f"kept direct {E3} of {MEGAN}: its paths changed since the snapshot" in ran.stderr
+    (get,) = calls.splitlines()
+    assert f"users/{MEGAN}?$select=licenseAssignmentStates" in get
+    assert f"licenseAssignmentStates[?skuId=='{E3}']" in get
+    assert (
+        f"[?assignedByGroup=='{E3_BASE}' && state=='Active' && (!error || error=='None') && "
+        "sort(disabledPlans)==['57ff2da0-773e-42df-b2af-ffb7a2317929'," in get
+    )
+
+
+def test_the_powershell_removal_is_checked_against_the_paths_the_snapshot_shows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Megan's direct and group paths of E3 both disable the same four plans: the call carries
+    them, and the function removes only while Graph still shows them so, the group path Active
+    without error, and skips a direct assignment already gone (the script can run again)."""
+    text = script(capsys, "ps1")
+    disabled = json.loads(DEMO.read_text())["groups"][0]["assignedLicenses"][0]["disabledPlans"]
+    plans = "@(" + ", ".join(f"'{p}'" for p in sorted(disabled)) + ")"
+
+    assert (
+        f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{E3}' -DirectDisabled {plans} "
+        f"-GroupDisabled @{{ '{E3_BASE}' = {plans} }}"
+    ) in text.splitlines()
+    assert "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All'" in text
+    assert_shows(
+        text,
+        "Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'",
+        "} catch {",
+        "could not read the user: $_",
+        "if ($direct.Count -eq 0) {",
+        "(already removed)",
+        "$_.AssignedByGroup -eq $groupId -and $_.State -eq 'Active' -and",
+        "(-not $_.Error -or $_.Error -eq 'None')",
+        "(Test-SamePlans ($path[0].DisabledPlans) $GroupDisabled[$groupId])",
+        "if (-not $same) {",
+    )
+
+
+def test_an_id_the_script_would_quote_that_is_not_a_guid_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The disabled plans of Megan's paths go into the script's text now: one that is not a
+    GUID could break out of its quotes, so the removal is refused, as for a user or SKU id."""
+    snapshot = json.loads(DEMO.read_text())
+    megan = next(u for u in snapshot["users"] if u["id"] == MEGAN)
+    for state in megan["licenseAssignmentStates"]:
+        state["disabledPlans"] = [*state["disabledPlans"], "x'); Remove-MgUser -UserId y #"]
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(snapshot))
+
+    text = script(capsys, "ps1", path)
+
+    assert "Remove-MgUser -UserId y" not in text
+    assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: would lose an id" in text
+
+
+def test_the_sh_script_goes_on_past_a_user_deleted_since_the_snapshot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Megan left and was deleted before the script ran: her read fails (404). Under `set -eu`
+    that stopped the script there on every run; she is named and the script goes on."""
+    text = script(capsys, "sh")
+
+    ran, calls = run_sh(text, tmp_path, "deleted")
+
+    assert ran.returncode == 0, ran.stderr
+    assert "--method POST" not in calls
+    assert f"kept direct {E3} of {MEGAN}: could not read the user" in ran.stderr
