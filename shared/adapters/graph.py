@@ -38,7 +38,6 @@ from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.core.graph_values import parse_graph_time
 from shared.ports.directory import (
-    DELTA_FILTER_LIMIT,
     GROUP_SELECT,
     JSON,
     USER_SELECT,
@@ -47,6 +46,7 @@ from shared.ports.directory import (
     Directory,
     DirectoryError,
     GroupConfig,
+    delta_filter_ids,
     group_configs_by_id,
 )
 
@@ -108,9 +108,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         link). Raises ValueError for more than 50 ids or none."""
         delta = self._client.groups.delta
         if delta_link is None:
-            ids = list(dict.fromkeys(group_ids))
-            if not ids or len(ids) > DELTA_FILTER_LIMIT:
-                raise ValueError(f"group_delta takes 1 to {DELTA_FILTER_LIMIT} group ids")
+            ids = delta_filter_ids(group_ids)
             params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
                 select=list(DELTA_SELECT), filter=" or ".join(f"id eq '{i}'" for i in ids)
             )

@@ -22,7 +22,7 @@ from shared.ports.directory import DirectoryError
 
 GLOBAL_HOST = "graph.microsoft.com"
 NATIONAL_CLOUD_HOSTS: Mapping[str, str] = {
-    "graph.microsoft.com": "global",
+    GLOBAL_HOST: "global",
     "graph.microsoft.us": "US Government L4",
     "dod-graph.microsoft.us": "US Government L5 (DOD)",
     "microsoftgraph.chinacloudapi.cn": "China (21Vianet)",

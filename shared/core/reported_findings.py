@@ -8,46 +8,31 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from shared.core.findings import (
-    ADMIN_CENTER_LICENSES,
-    COUNT_VIOLATION,
-    DEPENDENCY_VIOLATION,
-    ERROR,
-    MUTUALLY_EXCLUSIVE,
-    PROHIBITED_IN_USAGE_LOCATION,
-    UNIQUENESS_VIOLATION,
-    WARNING,
-    Finding,
-    Names,
-    membership_fix,
-    state_finding,
-    tenant_country,
-    user_attribute_fix,
-)
+from shared.core import findings
 from shared.core.model import AssignmentState, Group, Tenant, User, normalize_error
 
 
 def reported_finding(
-    user: User, state: AssignmentState, code: str, tenant: Tenant, names: Names
-) -> Finding:
+    user: User, state: AssignmentState, code: str, tenant: Tenant, names: findings.Names
+) -> findings.Finding:
     """The finding for an error Graph reports on one of the user's assignments."""
     product = names.product(state.sku_id)
     group = tenant.groups.get(state.assigned_by_group or "")
     via = "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
-    severity = ERROR if state.state == "Error" else WARNING
+    severity = findings.ERROR if state.state == "Error" else findings.WARNING
     effect = (
         f"{user.display_name} does not have {product} from {via}"
-        if severity == ERROR
+        if severity == findings.ERROR
         else f"{user.display_name}'s {product} from {via} works, but a later change failed"
     )
     all_or_none = ""
-    if severity == ERROR and group is not None and len(group.licenses) > 1:
+    if severity == findings.ERROR and group is not None and len(group.licenses) > 1:
         all_or_none = (
             f" Because one product of {names.group(group.id)} failed, none of that group's "
             f"{len(group.licenses)} products are assigned to this user (all-or-none)."
         )
     cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names)
-    return state_finding(
+    return findings.state_finding(
         code,
         severity,
         user,
@@ -64,21 +49,21 @@ def _cause_and_remedy(
     code: str,
     group: Group | None,
     tenant: Tenant,
-    names: Names,
+    names: findings.Names,
 ) -> tuple[str, str, tuple[str, ...]]:
     product = names.product(state.sku_id)
     leave = (
-        "remove the user from the group: " + membership_fix(group, names, group.id)
+        "remove the user from the group: " + findings.membership_fix(group, names, group.id)
         if group
         else "remove the direct assignment"
     )
     # reprocessLicenseAssignment re-runs group-based assignments only
     direct = state.is_direct
     retry = "assign the license again" if direct else "reprocess the user"
-    if code == COUNT_VIOLATION:
+    if code == findings.COUNT_VIOLATION:
         return (
             f"no free seats of {product} were left",
-            f"Buy or free seats of {product} ({ADMIN_CENTER_LICENSES}), then {retry}"
+            f"Buy or free seats of {product} ({findings.ADMIN_CENTER_LICENSES}), then {retry}"
             + (
                 ": Entra does not retry by itself when seats become free (License Guard "
                 "reprocesses automatically in act mode)."
@@ -87,46 +72,46 @@ def _cause_and_remedy(
             ),
             (),
         )
-    if code == MUTUALLY_EXCLUSIVE:
+    if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
         return (
             f"a service plan of {product} conflicts with a plan the user already holds from "
             "another license",
             "Decide which license wins: disable the conflicting plan in one of the assignments "
-            f"({ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups this "
-            "clears once the user leaves the old group; Entra never resolves it on its own.",
+            f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
+            "this clears once the user leaves the old group; Entra never resolves it on its own.",
             others,
         )
-    if code == DEPENDENCY_VIOLATION:
+    if code == findings.DEPENDENCY_VIOLATION:
         return (
             "another plan the user holds depends on this license, so Entra kept it instead of "
             "removing it",
             f"Give the user the required plan through another path, or disable the dependent "
-            f"plans first ({ADMIN_CENTER_LICENSES}), then "
+            f"plans first ({findings.ADMIN_CENTER_LICENSES}), then "
             + ("remove the direct assignment again." if direct else "reprocess the user."),
             (),
         )
-    if code == PROHIBITED_IN_USAGE_LOCATION:
-        location = user.usage_location or tenant_country(tenant) or "unset"
+    if code == findings.PROHIBITED_IN_USAGE_LOCATION:
+        location = user.usage_location or findings.tenant_country(tenant) or "unset"
         return (
             f"{product} may not be used in usage location {location}",
             "Correct the usage location if it is wrong ("
-            + user_attribute_fix(user, "usageLocation")
+            + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
             (f"usageLocation={user.usage_location or ''}",),
         )
-    if code == UNIQUENESS_VIOLATION:
+    if code == findings.UNIQUENESS_VIOLATION:
         return (
             "a proxy address of this user is already used by another object",
             "Remove the duplicate proxy address ("
-            + user_attribute_fix(user, "proxyAddresses")
+            + findings.user_attribute_fix(user, "proxyAddresses")
             + f"; Exchange admin center for cloud objects), then {retry}.",
             (),
         )
     return (
         f"Entra reported an unclassified error ({state.error})",
         "Look up 'Change user license' for this user in the Entra audit log (Core Directory) "
-        f"to see the reason, fix it, then {retry} ({ADMIN_CENTER_LICENSES}).",
+        f"to see the reason, fix it, then {retry} ({findings.ADMIN_CENTER_LICENSES}).",
         (),
     )
 

@@ -38,7 +38,6 @@ from shared.fakes.mailbox import FakeMailbox
 from shared.fakes.subscriptions import FakeSubscriptions
 from shared.fakes.tenant import ADDED, DELETED, GROUP_TYPE, USER_TYPE, audit_target
 from shared.ports.directory import (
-    DELTA_FILTER_LIMIT,
     GROUP_SELECT,
     JSON,
     USER_SELECT,
@@ -49,6 +48,7 @@ from shared.ports.directory import (
     DirectoryError,
     GroupConfig,
     GroupDelta,
+    delta_filter_ids,
     group_configs_by_id,
     licenses_from_graph,
 )
@@ -102,9 +102,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
     async def group_delta(self, group_ids: Sequence[str], delta_link: str | None) -> DeltaRound:
         self._count("group_delta")
         if delta_link is None:
-            ids = tuple(dict.fromkeys(group_ids))
-            if not ids or len(ids) > DELTA_FILTER_LIMIT:
-                raise ValueError(f"group_delta takes 1 to {DELTA_FILTER_LIMIT} group ids")
+            ids = delta_filter_ids(group_ids)
             groups = {
                 gid: GroupDelta(
                     group_id=gid,

@@ -41,6 +41,15 @@ GROUP_SELECT = (
 )
 
 
+def delta_filter_ids(group_ids: Sequence[str]) -> tuple[str, ...]:
+    """The ids a first delta round filters on, duplicates dropped, in order; raises ValueError
+    for none or more than DELTA_FILTER_LIMIT (the port's contract, kept by both directories)."""
+    ids = tuple(dict.fromkeys(group_ids))
+    if not ids or len(ids) > DELTA_FILTER_LIMIT:
+        raise ValueError(f"group_delta takes 1 to {DELTA_FILTER_LIMIT} group ids")
+    return ids
+
+
 class DirectoryError(Exception):
     """A Graph call failed in a way the caller cannot fix by retrying at once."""
 

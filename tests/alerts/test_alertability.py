@@ -8,13 +8,12 @@ import pytest
 
 from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
+from tests.alerts.mail import html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
     alert_world,
     baseline,
     error,
-    html,
-    mails,
     record,
     world_with_findings,
 )

@@ -20,19 +20,10 @@ from shared.service.alerts.digest import run_digest
 from shared.service.stores import ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.watch import watch_poison
+from tests.alerts.mail import header, html, mails
 from tests.alerts.receiver import Receiver
 from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group
-from tests.alerts.world import (
-    GRACE_SECONDS,
-    alert_world,
-    baseline,
-    error,
-    header,
-    html,
-    mails,
-    prime,
-    record,
-)
+from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, prime, record
 from tests.service.world import ADELE, ALEX, DIEGO, IRVIN, JONI, NESTOR, World, build_world
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())

@@ -12,14 +12,12 @@ import pytest
 from shared.fakes.directory import FakeDirectory
 from shared.service.alerts.digest import run_digest
 from shared.service.stores import FindingsLedger
+from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
     baseline,
     clear,
     error,
-    header,
-    html,
-    mails,
     prime,
     record,
     world_with_findings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.service.alerts.digest import run_digest
+from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
     RECIPIENT,
@@ -13,9 +14,6 @@ from tests.alerts.world import (
     baseline,
     clear,
     error,
-    header,
-    html,
-    mails,
     record,
     world_with_findings,
 )

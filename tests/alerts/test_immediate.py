@@ -23,6 +23,7 @@ from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
 from shared.service.watch import watch_poison
+from tests.alerts.mail import html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
     RECIPIENT,
@@ -30,8 +31,6 @@ from tests.alerts.world import (
     alert_world,
     baseline,
     error,
-    html,
-    mails,
     prime,
     world_with_findings,
 )

@@ -1,6 +1,6 @@
 """Alert test world: the service world (demo tenant, FakeDirectory, in-memory stores, a clock)
-with alerts switched on, caches primed, and helpers to put findings in the ledger and read the
-mails FakeDirectory accepted."""
+with alerts switched on, caches primed, and helpers to put findings in the ledger; the mails
+it sends are read with tests.alerts.mail."""
 
 from __future__ import annotations
 
@@ -88,18 +88,3 @@ def clear(world: World, *subjects: str) -> None:
     ledger = FindingsLedger(world.svc.tables.findings)
     for subject in subjects:
         ledger.reconcile(subject, [], now=world.clock.now(), run_id="test")
-
-
-def mails(world: World) -> list[dict[str, Any]]:
-    return [m["message"] for m in world.directory.sent_mail]
-
-
-def html(mail: dict[str, Any]) -> str:
-    return str(mail["body"]["content"])
-
-
-def header(mail: dict[str, Any], name: str = "x-license-guard-digest") -> str | None:
-    for h in mail.get("internetMessageHeaders") or []:
-        if h["name"] == name:
-            return str(h["value"])
-    return None

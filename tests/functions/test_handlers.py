@@ -26,17 +26,8 @@ from shared.adapters.graph import GraphDirectory
 from shared.bootstrap import WorkerServices, services, use
 from shared.fakes.queues import InMemoryQueue
 from shared.platform.settings import Settings
+from shared.ports import messages
 from shared.ports.directory import SubscriptionRequest
-from shared.ports.messages import (
-    DeltaSweep,
-    GroupsChanged,
-    Message,
-    MessageError,
-    RecomputeUsers,
-    ReprocessUser,
-    SyncCompleted,
-    encode_message,
-)
 from shared.ports.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
@@ -79,8 +70,10 @@ def post(route: str, data: bytes, **params: str) -> func.HttpRequest:
     return func.HttpRequest(method="POST", url=f"/api/{route}", params=params, body=data)
 
 
-def queued(msg: Message, dequeue_count: int = 1) -> QueueMessage:
-    return QueueMessage(id="m-1", body=encode_message(msg).encode(), dequeue_count=dequeue_count)
+def queued(msg: messages.Message, dequeue_count: int = 1) -> QueueMessage:
+    return QueueMessage(
+        id="m-1", body=messages.encode_message(msg).encode(), dequeue_count=dequeue_count
+    )
 
 
 def timer() -> TimerRequest:
@@ -261,7 +254,7 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
     )
 
     assert response.status_code == 202
-    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [DeltaSweep]
+    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [messages.DeltaSweep]
     assert registered.directory.requests["create_subscription"] == 2
 
 
@@ -284,7 +277,7 @@ def test_change_and_lifecycle_notifications_posted_together_are_both_handled(
     assert response.status_code == 202
     changed = registered.messages(GROUPS_CHANGED)
     assert sorted(m.__class__.__name__ for m in changed) == ["DeltaSweep", "GroupsChanged"]
-    assert [m.group_ids for m in changed if isinstance(m, GroupsChanged)] == [(E3_BASE,)]
+    assert [m.group_ids for m in changed if isinstance(m, messages.GroupsChanged)] == [(E3_BASE,)]
     assert registered.directory.requests["create_subscription"] == 2
 
 
@@ -330,7 +323,7 @@ def test_a_change_notification_builds_no_graph_client() -> None:
         use(None)
 
     assert statuses == [202]
-    assert [m.__class__ for m in world.messages(GROUPS_CHANGED)] == [GroupsChanged]
+    assert [m.__class__ for m in world.messages(GROUPS_CHANGED)] == [messages.GroupsChanged]
     assert counts["answered"] == counts["before"]
     assert counts["graph_job"] == counts["before"] + 1
 
@@ -368,30 +361,31 @@ async def _existing_subscription(world: World) -> str:
 
 
 def test_group_changes_runs_a_sweep_into_recompute_messages(registered: World) -> None:
-    call("group_changes", queued(DeltaSweep(reason="test", correlation_id="c")))
+    call("group_changes", queued(messages.DeltaSweep(reason="test", correlation_id="c")))
 
     recompute = registered.messages(RECOMPUTE_USERS)
     assert recompute
-    assert all(isinstance(m, RecomputeUsers) for m in recompute)
+    assert all(isinstance(m, messages.RecomputeUsers) for m in recompute)
 
 
 def test_recompute_users_runs_into_a_reprocess_message_in_act_mode(acting: World) -> None:
     [ems] = [s for s in acting.directory.skus if s["skuId"] == EMS]
     ems["prepaidUnits"]["enabled"] = ems["consumedUnits"] + 1
-    call("group_changes", queued(DeltaSweep(reason="test", correlation_id="c")))
+    call("group_changes", queued(messages.DeltaSweep(reason="test", correlation_id="c")))
     acting.messages(RECOMPUTE_USERS)
 
     call(
-        "recompute_users", queued(RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c"))
+        "recompute_users",
+        queued(messages.RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c")),
     )
 
     [msg] = acting.messages(REPROCESS_USER)
-    assert isinstance(msg, ReprocessUser)
+    assert isinstance(msg, messages.ReprocessUser)
     assert msg.user_id == IRVIN
 
 
 def test_reprocess_user_calls_graph(acting: World) -> None:
-    msg = ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
+    msg = messages.ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
 
     call("reprocess_user", queued(msg))
 
@@ -399,7 +393,7 @@ def test_reprocess_user_calls_graph(acting: World) -> None:
 
 
 def test_sync_completed_queues_a_sweep(registered: World) -> None:
-    msg = SyncCompleted(
+    msg = messages.SyncCompleted(
         tenant_id=TENANT_ID,
         completed_at="2026-11-24T08:30:00Z",
         source="entra-connect",
@@ -409,7 +403,7 @@ def test_sync_completed_queues_a_sweep(registered: World) -> None:
     call("sync_completed", queued(msg))
 
     [sweep] = registered.messages(GROUPS_CHANGED)
-    assert isinstance(sweep, DeltaSweep)
+    assert isinstance(sweep, messages.DeltaSweep)
     assert sweep.correlation_id == "sync-run"
 
 
@@ -440,14 +434,14 @@ def test_the_sync_endpoint_queues_the_message_for_the_queue_trigger(registered: 
     assert response.status_code == 202
     assert json.loads(response.get_body()) == {"status": "accepted", "correlationId": "sync-run"}
     [queued_msg] = registered.messages(SYNC_COMPLETED)
-    assert isinstance(queued_msg, SyncCompleted)
+    assert isinstance(queued_msg, messages.SyncCompleted)
     assert queued_msg.completed_at == "2026-11-24T08:30:00Z"
     assert registered.messages(GROUPS_CHANGED) == []  # the queue trigger does the rest
 
     call("sync_completed", queued(queued_msg))  # ... as the queue path always did
 
     [sweep] = registered.messages(GROUPS_CHANGED)
-    assert isinstance(sweep, DeltaSweep)
+    assert isinstance(sweep, messages.DeltaSweep)
     assert sweep.correlation_id == "sync-run"
 
 
@@ -494,14 +488,14 @@ def test_the_sync_endpoint_accepts_a_utf8_charset_and_upper_case_ids(registered:
 
     assert response.status_code == 202
     [queued_msg] = registered.messages(SYNC_COMPLETED)
-    assert isinstance(queued_msg, SyncCompleted)
+    assert isinstance(queued_msg, messages.SyncCompleted)
     assert queued_msg.tenant_id == TENANT_ID.lower()
 
 
 class UnreachableQueue(InMemoryQueue):
     """The storage port when the account cannot be reached."""
 
-    def send(self, msg: Message, *, visibility_timeout: int | None = None) -> None:
+    def send(self, msg: messages.Message, *, visibility_timeout: int | None = None) -> None:
         raise ServiceRequestError("connection refused")
 
 
@@ -518,16 +512,19 @@ def test_the_sync_endpoint_answers_503_when_the_queue_is_unreachable(registered:
 @pytest.mark.parametrize(
     ("name", "wrong"),
     [
-        ("group_changes", RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c")),
-        ("recompute_users", DeltaSweep(reason="t", correlation_id="c")),
-        ("reprocess_user", DeltaSweep(reason="t", correlation_id="c")),
-        ("sync_completed", DeltaSweep(reason="t", correlation_id="c")),
+        (
+            "group_changes",
+            messages.RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c"),
+        ),
+        ("recompute_users", messages.DeltaSweep(reason="t", correlation_id="c")),
+        ("reprocess_user", messages.DeltaSweep(reason="t", correlation_id="c")),
+        ("sync_completed", messages.DeltaSweep(reason="t", correlation_id="c")),
     ],
 )
 def test_a_message_of_the_wrong_type_raises_so_the_host_poisons_it(
-    registered: World, name: str, wrong: Message
+    registered: World, name: str, wrong: messages.Message
 ) -> None:
-    with pytest.raises(MessageError, match="expected"):
+    with pytest.raises(messages.MessageError, match="expected"):
         call(name, queued(wrong))
 
     assert registered.directory.request_count == 0
@@ -537,7 +534,7 @@ def test_a_message_of_the_wrong_type_raises_so_the_host_poisons_it(
     "name", ["group_changes", "recompute_users", "reprocess_user", "sync_completed"]
 )
 def test_a_malformed_message_raises_so_the_host_poisons_it(registered: World, name: str) -> None:
-    with pytest.raises(MessageError):
+    with pytest.raises(messages.MessageError):
         call(name, QueueMessage(id="m-1", body=b'{"type": "DeltaSweep"}', dequeue_count=5))
 
 
@@ -548,7 +545,7 @@ def test_the_subscription_keeper_creates_the_missing_subscription(registered: Wo
     call("subscription_keeper", timer())
 
     assert registered.directory.requests["create_subscription"] == 1
-    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [DeltaSweep]
+    assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [messages.DeltaSweep]
 
 
 def test_the_sync_watch_polls_the_last_sync_time(registered: World) -> None:

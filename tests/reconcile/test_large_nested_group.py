@@ -21,7 +21,8 @@ from shared.render.mail import MAX_NAMED_USERS
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.ledger import ledger_row
 from shared.service.stores import STORED_USER_IDS, FindingsLedger
-from tests.alerts.world import RECIPIENT, SENDER, baseline, html, mails, prime
+from tests.alerts.mail import html, mails
+from tests.alerts.world import RECIPIENT, SENDER, baseline, prime
 from tests.reconcile.conftest import Nightly, SmallPages
 from tests.service.world import E3_BASE, SALES_TEAM, build_world, demo_snapshot
 

@@ -29,8 +29,9 @@ from shared.service.subscriptions import check_subscription_live, keep_subscript
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
 from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_poison
+from tests.alerts.mail import mails
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
-from tests.alerts.world import alert_world, mails
+from tests.alerts.world import alert_world
 from tests.reconcile.conftest import Nightly, SmallPages, crashed_at
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import EMS, IRVIN, TENANT_ID, World, build_world

@@ -44,15 +44,7 @@ import structlog
 from shared.core.findings import ERROR, Finding
 from shared.ports.directory import DirectoryError
 from shared.render.mail import Mail, mime
-from shared.service.alerts.sending import (
-    ALREADY_SENT,
-    ATTEMPTS,
-    FAILED,
-    POSTED,
-    SENT,
-    Sleep,
-    retry_wait,
-)
+from shared.service.alerts import sending
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
@@ -79,7 +71,7 @@ class Delivery:
     @property
     def accepted(self) -> bool:
         """Delivered: Graph accepted the mail, or (no mail) the alert channels took it."""
-        return self.status in (SENT, POSTED)
+        return self.status in (sending.SENT, sending.POSTED)
 
 
 def new_id(prefix: str, now: datetime) -> str:
@@ -218,7 +210,7 @@ async def deliver_mail(
     mail: Mail,
     *,
     channel: str,
-    sleep: Sleep = asyncio.sleep,
+    sleep: sending.Sleep = asyncio.sleep,
     rows: str | None = None,
 ) -> Delivery:
     """Send `mail` once on `channel` (see the module docstring). The caller confirms.
@@ -230,7 +222,7 @@ async def deliver_mail(
         return Delivery(REFUSED, mail.id, reason=refused)
     if not claim(svc, channel, mail.id, rows):
         log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
-        return Delivery(ALREADY_SENT, mail.id)
+        return Delivery(sending.ALREADY_SENT, mail.id)
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}
@@ -249,11 +241,11 @@ async def deliver_mail(
                 crash_point(svc, "mail.after_draft_recorded")
             went = await svc.directory.send_draft(sender, draft_id)
         except DirectoryError as error:
-            if not error.is_transient or attempt >= ATTEMPTS:
+            if not error.is_transient or attempt >= sending.ATTEMPTS:
                 log.error("alerts.send_failed", channel=channel, mail_id=mail.id,
                           status=error.status, code=error.code, attempts=attempt)  # fmt: skip
-                return Delivery(FAILED, mail.id, attempt, f"{error.status} {error.code}")
-            wait = retry_wait(attempt, error.retry_after)
+                return Delivery(sending.FAILED, mail.id, attempt, f"{error.status} {error.code}")
+            wait = sending.retry_wait(attempt, error.retry_after)
             log.warning("alerts.send_retry", channel=channel, mail_id=mail.id,
                         status=error.status, wait=wait)  # fmt: skip
             await sleep(wait)
@@ -262,7 +254,7 @@ async def deliver_mail(
                  mail_id=mail.id, kind=mail.kind, subject=mail.subject,
                  attempts=attempt)  # fmt: skip
         crash_point(svc, "mail.after_send")
-        return Delivery(SENT, mail.id, attempt)
+        return Delivery(sending.SENT, mail.id, attempt)
 
 
 def internet_message_id(channel: str, mail: Mail, sender: str) -> str:
