@@ -8,10 +8,22 @@ from typing import Any
 from .memberships import GROUP_TYPE, USER_TYPE
 from .odata import project
 from .state import SimState
-from .users_delta import USER_DEFAULT
 
 Obj = dict[str, Any]
 
+USER_DEFAULT = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+)
+"""A user's properties without `$select` (`project` adds `id`): users, members, /users/delta."""
 REPROCESS_EXTRA = ("accountEnabled", "assignedLicenses", "assignedPlans")
 """Beyond the default properties, reprocessLicenseAssignment's user carries these (the doc's
 example response)."""

@@ -18,22 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .errors import GraphError, unsupported_query
+from .graph_views import USER_DEFAULT
 from .odata import decode_token, encode_token, project
 from .state import SimState
 
 Obj = dict[str, Any]
-USER_DEFAULT = (
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-)
 
 
 class UsersDelta:
