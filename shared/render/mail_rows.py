@@ -60,6 +60,7 @@ CAUSES: Final = {  # the service's own codes are spelled out: render may not imp
     "PoisonedMessage": "A queue message failed every attempt and was set aside.",
     "AlertRecipientsRefused": "Alert recipients outside the tenant's verified domains.",
     "AlertChannelFailing": "An alert channel (Teams, Slack or a webhook) keeps refusing posts.",
+    "WritesRefused": "Microsoft Graph refuses License Guard's reprocess calls (401/403).",
 }
 
 

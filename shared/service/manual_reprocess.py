@@ -6,7 +6,9 @@ from a group that is missing or out of date). Nothing is written unless settings
 the user's groups at this moment (mode `act`, the `WRITES_DISABLED` kill switch off, the
 `ACT_GROUP_ALLOWLIST`), the causes are recorded in the reprocess ledger like the service's own,
 and the call goes through the reprocess worker and its tenant-wide brake (a braked call is
-queued for the worker with its delay). With `dry_run` nothing is written at all.
+queued for the worker with its delay), with the admin's sign-in: the pause the app's refused
+writes set does not hold it back (`shared.service.refused_writes`). With `dry_run` nothing is
+written at all.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ async def _call(
         reason=REASON,
         correlation_id=correlation_id,
     )
-    outcome = await reprocess_user(svc, message)
+    outcome = await reprocess_user(svc, message, by_app=False)  # the admin's sign-in calls
     # The worker took the message (called, or queued it with its delay): the rows are sent,
     # so a later recompute does not resend them as "queued earlier, never sent".
     ledger.mark_sent(user_id, message.causes)

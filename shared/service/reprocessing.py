@@ -14,7 +14,9 @@ earlier attempt may have reached Graph (lease expired mid-call, a 5xx or dropped
 the directory audit log is asked first, so a lost response does not mean a second call.
 A 429 re-enqueues the message with the Retry-After as its visibility delay and completes the
 original, so throttling does not burn dequeue attempts; other transient errors raise, and the
-host retries (then poisons).
+host retries (then poisons). A 401/403 (the write permission is missing) is not retried: the
+causes are recorded as refused, the message completes, and the app's reprocesses pause
+(`shared.service.refused_writes`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,25 @@ import structlog
 from shared.core.graph_values import format_graph_time
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import ReprocessUser
-from shared.ports.tables import AlreadyExists, ConcurrencyConflict
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict, Entity
 from shared.service.crashpoints import crash_point
+from shared.service.refused_writes import (
+    REFUSED_STATUSES,
+    RefusalGate,
+    end_refusal,
+    record_refusal,
+    refusal_gate,
+)
 from shared.service.services import Services
-from shared.service.stores import DONE, GONE, QUEUED, Claim, ReprocessLedger, ServiceState
+from shared.service.stores import (
+    DONE,
+    GONE,
+    QUEUED,
+    REFUSED,
+    Claim,
+    ReprocessLedger,
+    ServiceState,
+)
 from shared.service.throttled import send_again_after
 
 log = structlog.get_logger(__name__)
@@ -42,11 +59,15 @@ BRAKE = "reprocess-brake"
 @dataclass(frozen=True, slots=True)
 class ReprocessOutcome:
     status: str
-    """called | gone | duplicate | busy | verified | blocked | braked | throttled"""
+    """called | gone | duplicate | busy | verified | blocked | braked | throttled | refused"""
     delay_seconds: float = 0.0
 
 
-async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
+async def reprocess_user(
+    svc: Services, msg: ReprocessUser, *, by_app: bool = True
+) -> ReprocessOutcome:
+    """One message's call. `by_app` False: an admin's own sign-in calls (`license-guard
+    reprocess`), which the app's refusal pause does not hold back and whose 401/403 raises."""
     now = svc.now()
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     groups = frozenset(
@@ -83,7 +104,8 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
             log.info("reprocess.verified", correlation_id=msg.correlation_id,
                      user_id=msg.user_id)  # fmt: skip
             return ReprocessOutcome("verified")
-        wait = take_brake_token(svc, now)
+        gate = refusal_gate(svc, now) if by_app else RefusalGate()
+        wait = gate.wait or take_brake_token(svc, now)
     except BaseException:
         ledger.settle(claimed, QUEUED, now=now)  # the lease goes back: the retry may claim it
         raise
@@ -92,11 +114,13 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
         ledger.settle(claimed, QUEUED, now=now)
         svc.send(msg, delay_seconds=wait)
         log.info("reprocess.braked", correlation_id=msg.correlation_id, user_id=msg.user_id,
-                 delay_seconds=round(wait, 1))  # fmt: skip
+                 delay_seconds=round(wait, 1), writes_refused=gate.wait > 0)  # fmt: skip
         return ReprocessOutcome("braked", wait)
     try:
         found = await svc.directory.reprocess_license_assignment(msg.user_id)
     except DirectoryError as exc:
+        if by_app and exc.status in REFUSED_STATUSES:
+            return _refused(svc, msg, ledger, claimed, exc, now)
         # A 429 or another 4xx (Graph refused it) never reached the user; a 5xx or a dropped
         # connection (the adapter's 503) may have: the retry verifies first.
         ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status >= 500)
@@ -111,6 +135,8 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
         raise
     crash_point(svc, "reprocess.after_call")
     ledger.settle(claimed, DONE if found else GONE, now=svc.now())
+    if gate.probe:
+        end_refusal(svc, svc.now())
     crash_point(svc, "reprocess.after_settle")
     log.info(
         "reprocess.called",
@@ -120,6 +146,23 @@ async def reprocess_user(svc: Services, msg: ReprocessUser) -> ReprocessOutcome:
         user_found=found,
     )
     return ReprocessOutcome("called" if found else "gone")
+
+
+def _refused(
+    svc: Services,
+    msg: ReprocessUser,
+    ledger: ReprocessLedger,
+    claimed: list[Entity],
+    refused: DirectoryError,
+    now: datetime,
+) -> ReprocessOutcome:
+    """Graph refused the app's write (401/403): retrying will not help, so the causes are
+    recorded as refused and the app's reprocesses pause (`shared.service.refused_writes`)."""
+    record_refusal(svc, refused, now)  # first: a crash before the settle still alerts
+    ledger.settle(claimed, REFUSED, now=now)
+    log.error("reprocess.refused", correlation_id=msg.correlation_id, user_id=msg.user_id,
+              status=refused.status, error=str(refused))  # fmt: skip
+    return ReprocessOutcome("refused")
 
 
 REPROCESS_AUDIT = "Change user license"

@@ -1,7 +1,7 @@
 """Tenant-level alerts (timer `tenant_alerts`): lapsing subscriptions in use and a stale
 directory sync are recorded, and every tenant-level finding (those, dead-man, poison, refused
-recipients, failing channels) is alerted at once; data-loss alerts that could not be sent yet
-are retried (`shared.service.dataloss.alert_data_loss_owed`).
+recipients, failing channels, reprocesses Graph refuses) is alerted at once; data-loss alerts
+that could not be sent yet are retried (`shared.service.dataloss.alert_data_loss_owed`).
 
 Apart from `shared.service.alerts` because it uses the data-loss guard, which uses the alerts.
 """
@@ -27,6 +27,7 @@ from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
+from shared.service.refused_writes import WRITES_REFUSED
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.watch import (
@@ -49,6 +50,7 @@ TENANT_CODES: Final = frozenset(
         POISONED_MESSAGE,
         RECIPIENTS_REFUSED,
         CHANNEL_FAILING,
+        WRITES_REFUSED,
     }
 )
 

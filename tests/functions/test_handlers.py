@@ -37,6 +37,7 @@ from shared.ports.queues import (
 )
 from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
 from tests.invocation import indexed_functions, invocation_context
+from tests.service.test_reprocess_refused import Refusing
 from tests.service.world import (
     E3_BASE,
     E3_TEAMS,
@@ -390,6 +391,18 @@ def test_reprocess_user_calls_graph(acting: World) -> None:
     call("reprocess_user", queued(msg))
 
     assert acting.directory.reprocessed == [IRVIN]
+
+
+def test_reprocess_user_refused_by_graph_completes_the_message() -> None:
+    """A 403 returns normally (the host deletes the message): no retries, nothing poisoned."""
+    world = build_world(fake=Refusing, LICENSE_GUARD_MODE="act")
+    use(world.svc)
+    try:
+        msg = ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
+        call("reprocess_user", queued(msg, dequeue_count=1))
+    finally:
+        use(None)
+    assert world.directory.refused == 1
 
 
 def test_sync_completed_queues_a_sweep(registered: World) -> None:

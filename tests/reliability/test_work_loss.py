@@ -183,7 +183,7 @@ async def test_a_reprocess_that_raised_is_redelivered_and_applied_once(
 
 
 class ReprocessRefusedOnce(ReprocessFailsOnce):
-    status = 403  # Graph refused the call: it did nothing
+    status = 400  # Graph refused the request: it did nothing (a 401/403 is not retried at all)
 
 
 async def test_a_reprocess_graph_refused_is_called_again_without_asking_the_audit_log() -> None:

@@ -2,7 +2,8 @@
 
 The reprocess policy's history, and the claim that keeps duplicate messages from calling Graph
 twice: per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token),
-moving through queued -> calling -> done/gone (or back to observed when never called).
+moving through queued -> calling -> done/gone (or back to observed when never called, or to
+refused when Graph refused the app's call with a 401/403).
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ CALLING = "calling"
 DONE = "done"
 GONE = "gone"
 OBSERVED = "observed"
+REFUSED = "refused"
 ATTEMPTED = frozenset({QUEUED, CALLING, DONE, GONE})
 STALE_CLAIM = timedelta(minutes=10)
+REFUSED_RETRY = timedelta(days=1)
+"""A cause whose call Graph refused (401/403: the write permission is missing) is queued again
+by the first recompute this long after the refusal, not by every one before."""
 STALE_IN_FLIGHT = timedelta(days=2)
 """A queued or leased cause untouched this long has no message left: every attempt of a live
 one records its time again, and the longest wait between attempts is the brake's (until the
@@ -67,6 +72,8 @@ class ReprocessLedger:
         attempts = []
         for entity in self._table.query(user_id):
             fields = entity.fields
+            if fields.get("status") == REFUSED:
+                continue  # never reached the user: neither an attempt nor an observation
             cause = Cause(
                 str(fields["code"]),
                 _opt(fields.get("skuId")),
@@ -83,13 +90,14 @@ class ReprocessLedger:
         return attempts
 
     def queue(self, user_id: str, cause: Cause, *, now: datetime, correlation_id: str) -> bool:
-        """Record that a reprocess for this cause is queued; False if it already was."""
+        """Record that a reprocess for this cause is queued; False if it already was (or was
+        refused less than `REFUSED_RETRY` ago)."""
         fields = _cause_fields(cause, now, QUEUED) | {"sent": False}
         try:
             self._table.insert(user_id, cause_token(cause), fields)
         except AlreadyExists:
             existing = self._table.get(user_id, cause_token(cause))
-            if existing is None or existing.fields.get("status") != OBSERVED:
+            if existing is None or not _may_queue_again(existing, now):
                 return False
             try:
                 self._table.update(user_id, cause_token(cause), fields, etag=existing.etag)
@@ -130,7 +138,8 @@ class ReprocessLedger:
     def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> Claim:
         """Take the causes for one call, each under a lease of `STALE_CLAIM`.
 
-        A cause done (or gone) is skipped; one leased by another attempt right now is `busy`
+        A cause done, gone or refused is skipped (a refused one is queued again first, by
+        `queue`); one leased by another attempt right now is `busy`
         (its holder may have crashed: the caller retries after `busy_until`, never drops it).
         A cause whose earlier attempt may have reached Graph (lease expired while `calling`,
         or an ambiguous failure flagged `uncertain`) makes the claim `uncertain`, so the
@@ -143,7 +152,7 @@ class ReprocessLedger:
             status = entity.fields.get("status")
             at = entity.fields.get("at")
             leased = status == CALLING and isinstance(at, datetime)
-            if status in (DONE, GONE):
+            if status in (DONE, GONE, REFUSED):
                 continue
             if leased and isinstance(at, datetime) and now - at < STALE_CLAIM:
                 until = at + STALE_CLAIM
@@ -215,6 +224,13 @@ def _cause_fields(cause: Cause, at: datetime, status: str) -> dict[str, Any]:
         "at": at,
         "status": status,
     }
+
+
+def _may_queue_again(entity: Entity, now: datetime) -> bool:
+    """An observation, or a cause refused `REFUSED_RETRY` ago, may be queued."""
+    status = entity.fields.get("status")
+    refused_long_ago = status == REFUSED and _since(entity.fields.get("at"), now) >= REFUSED_RETRY
+    return status == OBSERVED or refused_long_ago
 
 
 def _since(at: object, now: datetime) -> timedelta:
