@@ -398,7 +398,7 @@ def test_reprocess_user_refused_by_graph_completes_the_message() -> None:
     world = build_world(fake=Refusing, LICENSE_GUARD_MODE="act")
     use(world.svc)
     try:
-        msg = ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
+        msg = messages.ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="c")
         call("reprocess_user", queued(msg, dequeue_count=1))
     finally:
         use(None)
