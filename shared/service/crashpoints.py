@@ -69,6 +69,7 @@ STEPS: Final[dict[str, tuple[str, ...]]] = {
         "keeper.after_sweep_owed",
         "keeper.after_create",
         "keeper.after_remember",
+        "keeper.after_replaced_deleted",
         "keeper.after_sweep_sent",
         "keeper.after_renew",
     ),

@@ -59,9 +59,13 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _remember(svc: Services, subscription: Subscription) -> None:
+def _remember(
+    svc: Services, subscription: Subscription, retiring: frozenset[str] = frozenset()
+) -> None:
+    """Record `subscription` as ours and forget the others, except `retiring`: replaced ones
+    still to be deleted in Graph, which only our table still knows as ours (an old URL)."""
     table = svc.tables.subscriptions
-    for stale in our_subscription_ids(table) - {subscription.id}:
+    for stale in our_subscription_ids(table) - {subscription.id} - retiring:
         table.delete(SUBSCRIPTION_PK, stale)
     table.upsert(
         SUBSCRIPTION_PK,
@@ -123,7 +127,10 @@ def _send_owed_sweep(svc: Services) -> bool:
     return True
 
 
-async def _create(svc: Services, reason: str) -> Subscription:
+async def _create(svc: Services, reason: str, replaced: list[Subscription]) -> Subscription:
+    """Create ours, record it, delete the `replaced` ones, then send the owed sweep. The
+    replaced stay recorded until they are deleted in Graph: a run that died in between finds
+    them again by the table (by its URL alone an old one is not ours any more)."""
     _owe_sweep(svc, reason)
     crash_point(svc, "keeper.after_sweep_owed")
     request = SubscriptionRequest(
@@ -136,9 +143,13 @@ async def _create(svc: Services, reason: str) -> Subscription:
     )
     subscription = await svc.directory.create_subscription(request)
     crash_point(svc, "keeper.after_create")
-    _remember(svc, subscription)
+    _remember(svc, subscription, retiring=frozenset(old.id for old in replaced))
     crash_point(svc, "keeper.after_remember")
+    for old in replaced:
+        await svc.directory.delete_subscription(old.id)
+    crash_point(svc, "keeper.after_replaced_deleted")
     _send_owed_sweep(svc)
+    _remember(svc, subscription)
     log.info("subscription.created", subscription_id=subscription.id, reason=reason)
     return subscription
 
@@ -157,9 +168,7 @@ async def keep_subscription(svc: Services) -> KeeperOutcome:
         reason = "subscription was missing: changes may have been missed"
         if outdated:
             reason = "subscription expired or its URLs changed: replaced"
-        created = await _create(svc, reason)
-        for old in outdated:
-            await svc.directory.delete_subscription(old.id)
+        created = await _create(svc, reason, outdated)
         return KeeperOutcome("created", created.id, created.expiration, len(outdated))
     keep, extras = mine[-1], [*mine[:-1], *outdated]
     for extra in extras:

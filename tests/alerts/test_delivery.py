@@ -3,6 +3,7 @@ recorded, then sent: shared/service/alerts/mail_delivery.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -15,6 +16,8 @@ from shared.service.stores import FindingsLedger
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
+    RECIPIENT,
+    SENDER,
     baseline,
     clear,
     error,
@@ -41,6 +44,42 @@ class CrashAfterAcceptance(FakeDirectory):
             self.crashes -= 1
             raise Crash
         return went
+
+
+class OverHttp(FakeDirectory):
+    """Each mail call waits for its answer, as over HTTP: another run goes on meanwhile."""
+
+    async def find_draft(self, sender: str, internet_message_id: str) -> str | None:
+        await asyncio.sleep(0)
+        return await super().find_draft(sender, internet_message_id)
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        await asyncio.sleep(0)
+        return await super().create_draft(sender, mime)
+
+    async def send_draft(self, sender: str, draft_id: str) -> bool:
+        await asyncio.sleep(0)
+        return await super().send_draft(sender, draft_id)
+
+
+async def test_a_digest_timer_that_fires_twice_at_once_sends_one_mail() -> None:
+    """The host can overlap a timer's runs (scale-out, a restart). Both runs took the same
+    pending id, neither found a draft for it, and each created, recorded and sent its own:
+    two identical digests. The draft id is now recorded only over the state it was read
+    with; the later run sends the recorded draft (Graph answers 404: sent) and deletes its own."""
+    world = build_world(fake=OverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+
+    assert (first.status, second.status) == ("sent", "sent")
+    assert first.mail_id == second.mail_id
+    assert len(mails(world)) == 1
+    assert world.directory.drafts == {}
+    assert (await run_digest(world.svc)).status == "nothing-new"
 
 
 async def test_a_503_is_retried_after_retry_after_and_the_digest_arrives_once() -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
 import pytest
 
+from shared.fakes.tables import InMemoryTable
+from shared.ports.tables import Entity
 from shared.service.alerts.digest import run_digest
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
@@ -92,6 +98,41 @@ async def test_a_persisting_error_is_not_mailed_again() -> None:
 
     assert second.status == "nothing-new"
     assert second.still_open == 1
+    assert len(mails(world)) == 1
+
+
+class DigestBetweenReadAndWrite(InMemoryTable):
+    """The findings table; `between` runs once right after a subject's rows were read, as
+    the digest, on another instance, may mark them while a recompute re-records them."""
+
+    between: Callable[[], object] | None = None
+
+    def query(self, pk: str) -> list[Entity]:
+        rows = super().query(pk)
+        between, self.between = self.between, None
+        if between is not None:
+            between()
+        return rows
+
+
+def test_an_error_the_digest_mailed_while_a_recompute_recorded_it_is_not_mailed_again() -> None:
+    """A recompute read the user's open finding, the digest mailed it and marked it
+    `alertedIn`, and the recompute wrote the finding back from what it had read: the mark was
+    gone, and the next digest mailed the same error again as new."""
+    world = alert_world()
+    findings = DigestBetweenReadAndWrite("findings")
+    world.svc.tables = replace(world.svc.tables, findings=findings)
+    asyncio.run(baseline(world))
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+
+    findings.between = lambda: asyncio.run(run_digest(world.svc))
+    record(world, error(IRVIN))  # found again by a recompute, the digest in between
+    world.clock.advance(3600)
+    second = asyncio.run(run_digest(world.svc))
+
+    assert findings.between is None  # the digest did run in between
+    assert second.status == "nothing-new"
     assert len(mails(world)) == 1
 
 

@@ -8,10 +8,11 @@ every point reached and raises `SimulatedCrash` at the one it was asked to.
 
 `Host` plays the Functions host: a queue message whose handler raised stays on its queue and is
 delivered again when its visibility timeout ends; a timer that raised is fired again; a webhook
-POST that failed is posted again by Graph. `run_scenario` plays a fixed script (subscription,
-sweep, a joiner, a leaver who loses a mailbox, re-check, tenant alerts, digest, nightly
-reconciliation, renewal) with each step at a fixed time, so a run that crashed (and waited for
-a redelivery) and a clean run meet at the same moments; `end_state` is what must match.
+POST that failed is posted again by Graph. `run_scenario` plays a fixed script (a subscription
+replacing ours to an old URL, sweep, a joiner, a leaver who loses a mailbox, re-check, tenant
+alerts, digest, nightly reconciliation, renewal) with each step at a fixed time, so a run that
+crashed (and waited for a redelivery) and a clean run meet at the same moments; `end_state` is
+what must match.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from shared.bootstrap import in_memory_services
+from shared.core.graph_values import format_graph_time
 from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
 from shared.fakes.queues import in_memory_queues
@@ -200,6 +202,10 @@ class JournalDirectory(FakeDirectory):
         self.trace.append(("graph", "renewSubscription"))
         return await super().renew_subscription(subscription_id, expiration)
 
+    async def delete_subscription(self, subscription_id: str) -> None:
+        self.trace.append(("graph", "deleteSubscription"))
+        await super().delete_subscription(subscription_id)
+
 
 class SmallPages(JournalDirectory):
     def __init__(self, snapshot: Mapping[str, Any], *, now: Callable[..., Any]) -> None:
@@ -333,6 +339,20 @@ async def run_scenario(host: Host) -> None:
     steps: list[Callable[[], Awaitable[None]]] = []
 
     async def subscribe() -> None:
+        # Ours from an earlier deployment, to a URL no longer configured: the keeper
+        # replaces it (create, record, delete the old one, sweep).
+        old = await FakeDirectory.create_subscription(
+            directory,
+            SubscriptionRequest(
+                resource="/groups",
+                change_type="updated,deleted",
+                notification_url="https://guard-old.example.net/api/graph/notifications",
+                lifecycle_notification_url="https://guard-old.example.net/api/graph/lifecycle",
+                client_state=CLIENT_STATE,
+                expiration=format_graph_time(host.clock.now() + timedelta(days=10)),
+            ),
+        )
+        svc.tables.subscriptions.upsert(SUBSCRIPTION_PK, old.id, {"resource": old.resource})
         await host.fire(lambda: keep_subscription(svc))
 
     async def seats_bought() -> None:

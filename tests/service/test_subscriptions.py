@@ -16,6 +16,7 @@ from shared.service.subscriptions import (
     keep_subscription,
     our_subscription_ids,
 )
+from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
     CLIENT_STATE,
     LIFECYCLE_URL,
@@ -203,6 +204,37 @@ async def test_after_the_notification_url_changed_our_old_subscription_is_delete
     assert sub.notification_url == NOTIFICATION_URL
     assert recorded(world) == {sub.id}
     assert len(sweeps(world)) == 1
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "keeper.after_create",
+        "keeper.after_remember",
+        "keeper.after_replaced_deleted",
+        "keeper.after_sweep_sent",
+    ],
+)
+async def test_a_keeper_that_died_before_deleting_the_old_subscription_deletes_it_next_run(
+    world: World, point: str
+) -> None:
+    """The replacement for an old URL was created and recorded, then the worker died before
+    the old one was deleted. Recording the new one had dropped the old one from our table,
+    and the old URL is no longer ours by its URL: the next run no longer knew it, so it stayed
+    in Graph up to 29 days, posting every change to the old URL."""
+    old_url = "https://guard-old.example.net/api/graph/notifications"
+    old = await existing(world, expires_in=timedelta(days=10), url=old_url)
+    world.subscribe(old)
+    world.svc.crash_points = CrashRecorder([], crash_at=point)
+    with pytest.raises(SimulatedCrash):
+        await keep_subscription(world.svc)
+
+    await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert sub.notification_url == NOTIFICATION_URL
+    assert recorded(world) == {sub.id}
+    assert sweeps(world)  # sent once; twice after dying between the send and its record
 
 
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:

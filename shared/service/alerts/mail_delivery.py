@@ -32,6 +32,7 @@ A crash between any two steps and the redelivery end in one mail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ import structlog
 
 from shared.core.findings import ERROR, Finding
 from shared.ports.directory import DirectoryError
+from shared.ports.tables import ConcurrencyConflict
 from shared.render.mail import Mail, mime
 from shared.service.alerts import sending
 from shared.service.crashpoints import crash_point
@@ -235,9 +237,9 @@ async def deliver_mail(
         attempt += 1
         try:
             if not draft_id:
-                draft_id = await _draft(svc, mail, channel, sender)
-                fields.update({DRAFT_FIELD: draft_id})
-                state.put(state_name(channel), fields)
+                draft_id = await _recorded_draft(
+                    svc, channel, mail.id, sender, await _draft(svc, mail, channel, sender)
+                )
                 crash_point(svc, "mail.after_draft_recorded")
             went = await svc.directory.send_draft(sender, draft_id)
         except DirectoryError as error:
@@ -292,6 +294,33 @@ async def _delete_abandoned_drafts(
     else:
         fields.pop(ABANDONED_FIELD, None)
     ServiceState(svc.tables.servicestate).put(state_name(channel), fields)
+
+
+async def _recorded_draft(
+    svc: Services, channel: str, mail_id: str, sender: str, draft_id: str
+) -> str:
+    """Record `draft_id` as the pending mail's draft and return the draft to send. Another
+    run of the channel sending the same mail at once (a timer that fired twice, a resumed
+    nightly finish) may have recorded its own draft first: then that one is sent, by both
+    (Graph sends a draft once, the other meets 404), and ours is deleted. A pending mail
+    replaced by another run meanwhile is not ours to record: ours is sent as it is."""
+    state = ServiceState(svc.tables.servicestate)
+    while True:
+        entity = state.get(state_name(channel))
+        if entity is None or entity.fields.get("pendingId") != mail_id:
+            return draft_id
+        recorded = str(entity.fields.get(DRAFT_FIELD) or "")
+        if recorded and recorded != draft_id:
+            with contextlib.suppress(DirectoryError):
+                await svc.directory.delete_draft(sender, draft_id)
+            log.info("alerts.draft_recorded_by_another_run", channel=channel, mail_id=mail_id,
+                     draft_id=recorded)  # fmt: skip
+            return recorded
+        try:
+            state.put(state_name(channel), {**entity.fields, DRAFT_FIELD: draft_id}, entity.etag)
+        except ConcurrencyConflict:
+            continue  # written meanwhile: look again
+        return draft_id
 
 
 async def _draft(svc: Services, mail: Mail, channel: str, sender: str) -> str:

@@ -13,13 +13,21 @@ Rows written before `userCount` existed hold every id and read as such.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 from shared.core.findings import Finding, finding_fields
-from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field, safe_key
+from shared.ports.tables import (
+    ConcurrencyConflict,
+    Entity,
+    EntityStore,
+    json_field,
+    parse_json_field,
+    safe_key,
+)
 
 STORED_USER_IDS: Final = 100
 """At most this many user ids in a row's `userIds` (100 GUIDs: about 4K characters)."""
@@ -65,24 +73,43 @@ class FindingsLedger:
             entity = before.get(key)
             fields = _finding_fields(finding, now, run_id)
             fields["firstSeen"] = now
+            if key in queued:
+                fields["reprocessQueuedAt"] = now
             if entity is None:
                 new.append(finding)
                 fields["firstRunId"] = run_id
+                self._table.upsert(safe_key(subject), safe_key(key), fields)
             else:
                 persisting.append(finding)
-                _carry_over(entity, fields)
-            if key in queued:
-                fields["reprocessQueuedAt"] = now
-            self._table.upsert(safe_key(subject), safe_key(key), fields)
+                self._write_over(entity, partial(_persisting, fields))
         resolved = []
         for key, entity in before.items():
             if key not in current:
-                fields = dict(entity.fields)
-                fields["resolvedAt"] = now
-                fields["runId"] = run_id
-                self._table.upsert(entity.partition_key, entity.row_key, fields)
+                self._write_over(entity, lambda row: _resolved(row, now, run_id))
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
+
+    def _write_over(
+        self, entity: Entity, make: Callable[[Entity], dict[str, Any] | None], tries: int = 5
+    ) -> None:
+        """Write the row `make` makes from `entity`, only over the row as read: one written
+        meanwhile (the digest marking it `alertedIn`, on another instance) is read again and
+        made anew instead of overwritten, mark lost, and mailed again by the next digest.
+        `make` returns None when there is nothing left to write."""
+        current = entity
+        for attempt in range(tries):
+            fields = make(current)
+            if fields is None:
+                return
+            pk, rk = current.partition_key, current.row_key
+            if attempt == tries - 1:
+                self._table.upsert(pk, rk, fields)  # still contended: the last writer wins
+                return
+            try:
+                self._table.update(pk, rk, fields, etag=current.etag)
+                return
+            except ConcurrencyConflict:
+                current = self._table.get(pk, rk) or current
 
     def set_one(
         self, subject: str, key: str, finding: Finding | None, *, now: datetime, run_id: str
@@ -123,11 +150,24 @@ class FindingsLedger:
         ]
 
 
-def _carry_over(entity: Entity, fields: dict[str, Any]) -> None:
+def _carry_over(entity: Entity, fields: dict[str, Any]) -> dict[str, Any]:
     """What a finding keeps while it stays open: when it was first seen, and what was done."""
     for kept in ("firstSeen", "firstRunId", "reprocessQueuedAt", "alertedIn"):
         if entity.fields.get(kept) is not None:
             fields[kept] = entity.fields[kept]
+    return fields
+
+
+def _persisting(fields: dict[str, Any], entity: Entity) -> dict[str, Any]:
+    """The finding found again: `fields` with what its row keeps while it stays open."""
+    return _carry_over(entity, dict(fields))
+
+
+def _resolved(entity: Entity, now: datetime, run_id: str) -> dict[str, Any] | None:
+    """The open finding's row resolved by run `run_id`; None when it was resolved already."""
+    if entity.fields.get("resolvedAt"):
+        return None
+    return dict(entity.fields) | {"resolvedAt": now, "runId": run_id}
 
 
 def stored_user_ids(fields: Mapping[str, object]) -> tuple[tuple[str, ...], int | None]:
