@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
-from shared.cli.files import load_tenant, output, write_json, write_text
+from shared.cli.files import csv_output, load_tenant, output, write_json, write_text
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
@@ -83,11 +83,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = catalog()
     evaluation = evaluate(tenant, *names.names_for(tenant))
-    with output(args.out, binary=False) as text:
-        if args.format == "csv":
+    if args.format == "csv":
+        with csv_output(args.out) as text:
             write_csv(path_rows(evaluation, tenant, names), text)
-        else:
-            write_table(evaluation, tenant, names, text, show_healthy=args.show_all)
+        return EXIT_OK
+    with output(args.out, binary=False) as text:
+        write_table(evaluation, tenant, names, text, show_healthy=args.show_all)
     return EXIT_OK
 
 
@@ -162,7 +163,7 @@ def run_migration(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = catalog()
     if args.format == "csv":
-        with output(args.out, binary=False) as text:
+        with csv_output(args.out) as text:
             write_rows(MIGRATION_CSV_HEADER, migration_rows(plan, tenant, names), text)
     else:
         write_text(render_migration_table(plan, tenant, names), args.out)
