@@ -42,7 +42,7 @@ from shared.render.migration import (
     migration_rows,
     render_migration_table,
 )
-from shared.render.migration_script import render_script
+from shared.render.migration_script import SCRIPT_ENCODINGS, render_script
 from shared.render.paths import path_rows, write_csv
 from shared.render.whatif import render_whatif_table, whatif_json
 
@@ -156,7 +156,8 @@ def run_migration(args: argparse.Namespace) -> int:
     plan = migration_plan(tenant)
     if args.script:
         script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
-        write_text(script, args.out)
+        with output(args.out, binary=True) as out:
+            out.write(script.encode(SCRIPT_ENCODINGS[args.script]))
         return EXIT_OK
     if args.format == "json":
         write_json(migration_json(plan, tenant), args.out)

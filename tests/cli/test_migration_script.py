@@ -118,3 +118,27 @@ def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will
 
     assert "Set-MgUserLicense" not in text.replace("Connect-MgGraph", "")
     assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: not yet" in text
+
+
+def test_the_powershell_script_is_utf8_with_a_bom_and_the_sh_script_without(
+    tmp_path: Path,
+) -> None:
+    """Windows PowerShell 5.1 reads a .ps1 without a BOM in the ANSI code page: the names in
+    its comments would be garbled. A BOM before the shell script's `#!` would break it."""
+    document = json.loads(DEMO.read_text())
+    megan = next(u for u in document["users"] if u["id"] == MEGAN)
+    megan["displayName"] = "Mégan Bøwen-Łukasik Ёлкина 山田"
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(document), encoding="utf-8")
+    written = {}
+    for kind in ("ps1", "sh"):
+        out = tmp_path / f"remove.{kind}"
+        args = ["--snapshot", str(snapshot), "--script", kind, "--out", str(out)]
+        assert main(["report", "migration", *args]) == EXIT_OK
+        written[kind] = out.read_bytes()
+
+    assert written["ps1"].startswith(b"\xef\xbb\xbf# Entra License Guard")
+    comment = "# Mégan Bøwen-Łukasik Ёлкина 山田 <megan.bowen@contoso.com>: remove direct"
+    assert comment in written["ps1"].decode("utf-8-sig")
+    assert written["sh"].startswith(b"#!/bin/sh\n")
+    assert comment in written["sh"].decode("utf-8")
