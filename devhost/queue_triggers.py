@@ -28,10 +28,16 @@ log = logging.getLogger("devhost")
 RECEIVE_VISIBILITY_SECONDS = 600
 
 
+def poison_queue_name(queue_name: str) -> str:
+    """Where the host moves a message after `maxDequeueCount` failed attempts."""
+    return f"{queue_name}-poison"
+
+
 class QueueTriggers(HostRuntime):
     """Polls the app's queue functions (mixed into `DevHost`)."""
 
     async def _poll(self, spec: FunctionSpec) -> None:
+        await asyncio.to_thread(self._create_queues, spec)
         client = await asyncio.to_thread(self._client, spec.connection, spec.queue_name)
         wake = self._wake[(spec.connection, spec.queue_name)]
         batch = self.options.queues.batch_size
@@ -75,6 +81,19 @@ class QueueTriggers(HostRuntime):
                 interval = self.poll_interval
                 continue
             interval = min(interval * 2, self.max_poll_interval)
+
+    def _create_queues(self, spec: FunctionSpec) -> None:
+        """The trigger's queue and its -poison twin, as a provisioned storage account has them
+        (`infra/app/storage.bicep` creates both; the Functions host neither), so a check of the
+        local account finds them before a message was sent or failed."""
+        for name in (spec.queue_name, poison_queue_name(spec.queue_name)):
+            try:
+                with contextlib.suppress(ResourceExistsError):
+                    self._client(spec.connection, name).create_queue()
+            except AzureError as error:  # storage not there (yet): polling says so, and waits
+                log.warning("could not create queue %r: %s", name, error)
+                return
+            self._created_queues.add((spec.connection, name))
 
     @staticmethod
     def _receive(client: QueueClient, count: int) -> list[QueueMessage]:
@@ -132,7 +151,7 @@ class QueueTriggers(HostRuntime):
         self._end(record)
 
     def _to_poison(self, spec: FunctionSpec, client: QueueClient, message: QueueMessage) -> None:
-        poison = self._client(spec.connection, f"{spec.queue_name}-poison")
+        poison = self._client(spec.connection, poison_queue_name(spec.queue_name))
         with contextlib.suppress(ResourceExistsError):
             poison.create_queue()
         poison.send_message(message.content)  # copied as stored: same encoding

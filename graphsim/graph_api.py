@@ -24,6 +24,14 @@ from .wire import Req, Resp
 
 Obj = dict[str, Any]
 Handler = Callable[..., Awaitable[Resp]]
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def path_id(segment: str) -> str:
+    """A GUID in the path as graphsim stores it, lower-case: Graph finds a directory object or a
+    subscription by its id in any case (an admin pastes one upper-case from PowerShell) and
+    answers with its own. Other ids (mail messages: case-sensitive) and UPNs as they are."""
+    return segment.lower() if _GUID.fullmatch(segment) else segment
 
 
 def retry_after_header(seconds: float) -> str:
@@ -98,7 +106,7 @@ class GraphApi:
             found = pattern.fullmatch(path)
             if found:
                 if m == method.upper():
-                    return template, handler, found.groups()
+                    return template, handler, tuple(path_id(arg) for arg in found.groups())
                 seen = template
         return seen, None, ()
 

@@ -1,5 +1,6 @@
 """Where a command's input and output go: a snapshot file (its warnings on standard error), and
-`--out FILE` or standard output (UTF-8 text without newline translation, or bytes).
+`--out FILE` or standard output (UTF-8 text without newline translation, or bytes; a CSV as
+UTF-8 bytes whatever the console's code page, since it starts with the UTF-8 BOM).
 """
 
 from __future__ import annotations
@@ -7,12 +8,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from shared.adapters.snapshot import load_snapshot
 from shared.core.model import Tenant
+from shared.render.csvsafe import utf8_text
 
 _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
@@ -26,6 +28,13 @@ def output(path: str | None, *, binary: bool) -> Iterator[Any]:
     else:
         yield sys.stdout.buffer if binary else sys.stdout
         sys.stdout.flush()
+
+
+@contextmanager
+def csv_output(path: str | None) -> Iterator[IO[str]]:
+    """The --out file, or standard output, for a CSV (`csvsafe.write_rows`): UTF-8 text."""
+    with output(path, binary=True) as raw, utf8_text(raw) as text:
+        yield text
 
 
 def load_tenant(path: str) -> Tenant:

@@ -19,7 +19,7 @@ import orjson
 from shared.catalog.products import catalog
 from shared.cli.command import Command
 from shared.cli.env import cli_environment
-from shared.cli.files import output
+from shared.cli.files import csv_output, output
 from shared.cli.options import add_format_option, add_out_option
 from shared.cli.progress import Progress
 from shared.core.findings import finding_counts
@@ -233,7 +233,8 @@ async def write_snapshot(
 
 def run_paths(args: argparse.Namespace) -> int:
     async def work(directory: Directory, progress: Progress) -> int:
-        with output(args.out, binary=args.format == "json") as out:
+        opened = output(args.out, binary=True) if args.format == "json" else csv_output(args.out)
+        with opened as out:
             await write_paths(directory, out, args.format, progress)
         return EXIT_OK
 

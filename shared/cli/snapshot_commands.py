@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
-from shared.cli.files import load_tenant, output, write_json, write_text
+from shared.cli.files import csv_output, load_tenant, output, write_json, write_text
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
@@ -42,7 +42,7 @@ from shared.render.migration import (
     migration_rows,
     render_migration_table,
 )
-from shared.render.migration_script import render_script
+from shared.render.migration_script import SCRIPT_ENCODINGS, render_script
 from shared.render.paths import path_rows, write_csv
 from shared.render.whatif import render_whatif_table, whatif_json
 
@@ -83,11 +83,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = catalog()
     evaluation = evaluate(tenant, *names.names_for(tenant))
-    with output(args.out, binary=False) as text:
-        if args.format == "csv":
+    if args.format == "csv":
+        with csv_output(args.out) as text:
             write_csv(path_rows(evaluation, tenant, names), text)
-        else:
-            write_table(evaluation, tenant, names, text, show_healthy=args.show_all)
+        return EXIT_OK
+    with output(args.out, binary=False) as text:
+        write_table(evaluation, tenant, names, text, show_healthy=args.show_all)
     return EXIT_OK
 
 
@@ -155,14 +156,15 @@ def run_migration(args: argparse.Namespace) -> int:
     plan = migration_plan(tenant)
     if args.script:
         script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
-        write_text(script, args.out)
+        with output(args.out, binary=True) as out:
+            out.write(script.encode(SCRIPT_ENCODINGS[args.script]))
         return EXIT_OK
     if args.format == "json":
         write_json(migration_json(plan, tenant), args.out)
         return EXIT_OK
     names = catalog()
     if args.format == "csv":
-        with output(args.out, binary=False) as text:
+        with csv_output(args.out) as text:
             write_rows(MIGRATION_CSV_HEADER, migration_rows(plan, tenant, names), text)
     else:
         write_text(render_migration_table(plan, tenant, names), args.out)

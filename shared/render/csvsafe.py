@@ -14,13 +14,19 @@ LF) as a formula, so, following OWASP's CSV-injection guidance
   `'` too, and a `'` right after each such separator;
 * every cell is wrapped in double quotes (embedded quotes doubled), so the whole text is one
   cell whatever the reader's separator.
+
+Every CSV file starts with a UTF-8 byte order mark (`write_rows` writes it before the header), as
+the Microsoft 365 and Entra admin centers' CSV downloads do: Excel opens a CSV without one in
+the ANSI code page, and a non-ASCII display name comes out garbled.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO, Final
 
 _FORMULA_ASCII: Final = frozenset("=+-@")
@@ -28,6 +34,7 @@ _CONTROL_STARTS: Final = frozenset("\t\r\n")
 _SEPARATORS: Final = frozenset(",;\t|\r\n")
 _EXTRA_FORMULA: Final = frozenset("\u2212")  # MINUS SIGN: not folded by NFKC, read as minus
 QUOTE: Final = "'"
+BOM: Final = "\ufeff"
 
 
 def _is_formula_char(ch: str) -> bool:
@@ -91,7 +98,20 @@ def csv_writer(out: IO[str]) -> SafeCsvWriter:
 
 
 def write_rows(header: Sequence[str], rows: Iterable[Iterable[object]], out: IO[str]) -> None:
-    """A CSV with `header`, every cell neutralised against formula injection."""
+    """A CSV file: the BOM, `header`, then `rows`, every cell neutralised against formula
+    injection. `out` must encode UTF-8 (`utf8_text`)."""
+    out.write(BOM)
     writer = csv_writer(out)
     writer.writerow(header)
     writer.writerows(rows)
+
+
+@contextmanager
+def utf8_text(out: IO[bytes]) -> Iterator[IO[str]]:
+    """`out` as UTF-8 text, written straight through, whatever the console's code page; `out`
+    is left open."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        yield text
+    finally:
+        text.detach()

@@ -33,6 +33,11 @@ GRAPH_USERS = "https://graph.microsoft.com/v1.0/users"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 SCRIPT_KINDS = ("ps1", "sh")
+SCRIPT_ENCODINGS = {"ps1": "utf-8-sig", "sh": "utf-8"}
+"""How each script file is written. ps1 with a UTF-8 BOM: Windows PowerShell 5.1 reads a script
+without one in the ANSI code page, so a non-ASCII name is garbled, and a byte of one read as a
+curly quote (0x91-0x94 in Windows-1252) can end a PowerShell string. sh without: bytes before
+`#!` break the shebang."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from shared.cli.main import main
 from shared.render.csvsafe import safe_cell
 from shared.render.paths import CSV_HEADER
 from tests.cli.output import assert_shows
+from tests.csv_files import csv_records, csv_text
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 
@@ -122,10 +121,10 @@ def test_json_output_can_go_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_csv_has_one_row_per_user_sku_and_path(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "--snapshot", str(DEMO), "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO(out)))
+    rows = csv_records(out)
 
     assert status == 0
-    assert out.splitlines()[0] == ",".join(f'"{h}"' for h in CSV_HEADER)
+    assert csv_text(out).splitlines()[0] == ",".join(f'"{h}"' for h in CSV_HEADER)
     dave = [r for r in rows if r["displayName"] == "Dave Bedrat"]
     assert sorted(r["groupName"] for r in dave) == [
         "Licensing_Office365_E3_Base",
@@ -148,7 +147,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(
     snapshot["users"][1]["displayName"] = "@SUM(A1)"
 
     _, out, _ = run(capsys, "--snapshot", write(tmp_path, snapshot), "--format", "csv")
-    names = {r["displayName"] for r in csv.DictReader(io.StringIO(out))}
+    names = {r["displayName"] for r in csv_records(out)}
 
     assert '\'=HYPERLINK("http://evil.example","x")' in names
     assert "'@SUM(A1)" in names

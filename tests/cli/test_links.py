@@ -3,8 +3,6 @@ carries the admin-center page where it is fixed (one module: shared/core/links.p
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from shared.core.links import PRODUCTS_URL, finding_url, group_license_url, user
 from shared.render import alert_mails
 from shared.render import mail as compose
 from shared.render.paths import CSV_HEADER
+from tests.csv_files import csv_records
 
 DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 USER = "6b1e1d8e-0000-4000-8000-000000000001"
@@ -63,7 +62,7 @@ def test_the_table_shows_where_each_finding_is_fixed(capsys: pytest.CaptureFixtu
 
 def test_the_path_csv_has_the_user_and_group_pages(capsys: pytest.CaptureFixture[str]) -> None:
     main(["evaluate", "--snapshot", DEMO, "--format", "csv"])
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    rows = csv_records(capsys.readouterr().out)
 
     assert tuple(rows[0]) == CSV_HEADER
     for row in rows:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from shared.cli.main import EXIT_OK, main
 from shared.core.evaluate import evaluate
 from shared.core.migration import migration_plan, suggested_group_name
 from shared.render.migration import MIGRATION_CSV_HEADER
+from tests.csv_files import csv_rows
 
 DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
@@ -143,7 +142,7 @@ def test_an_existing_group_that_takes_no_member_by_hand_says_where_its_members_c
 
     _, table = run(capsys, "--snapshot", str(path))
     _, out = run(capsys, "--snapshot", str(path), "--format", "csv")
-    (isaiah,) = [r for r in csv.reader(io.StringIO(out)) if r[0] == "direct-only"]
+    (isaiah,) = [r for r in csv_rows(out) if r[0] == "direct-only"]
 
     assert f"existing group with exactly these plans: E1 users ({where}" in table
     assert isaiah[10].startswith(f"add to E1 users ({where}")
@@ -159,7 +158,7 @@ def test_the_csv_has_one_row_per_direct_assignment_and_is_formula_safe(
     path.write_text(json.dumps(document))
 
     status, out = run(capsys, "--snapshot", str(path), "--format", "csv")
-    rows = list(csv.reader(io.StringIO(out)))
+    rows = csv_rows(out)
 
     assert status == EXIT_OK
     assert tuple(rows[0]) == MIGRATION_CSV_HEADER

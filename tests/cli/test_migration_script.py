@@ -268,3 +268,27 @@ def test_the_sh_script_goes_on_past_a_user_deleted_since_the_snapshot(
     assert ran.returncode == 0, ran.stderr
     assert "--method POST" not in calls
     assert f"kept direct {E3} of {MEGAN}: could not read the user" in ran.stderr
+
+
+def test_the_powershell_script_is_utf8_with_a_bom_and_the_sh_script_without(
+    tmp_path: Path,
+) -> None:
+    """Windows PowerShell 5.1 reads a .ps1 without a BOM in the ANSI code page: the names in
+    its comments would be garbled. A BOM before the shell script's `#!` would break it."""
+    document = json.loads(DEMO.read_text())
+    megan = next(u for u in document["users"] if u["id"] == MEGAN)
+    megan["displayName"] = "Mégan Bøwen-Łukasik Ёлкина 山田"
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(document), encoding="utf-8")
+    written = {}
+    for kind in ("ps1", "sh"):
+        out = tmp_path / f"remove.{kind}"
+        args = ["--snapshot", str(snapshot), "--script", kind, "--out", str(out)]
+        assert main(["report", "migration", *args]) == EXIT_OK
+        written[kind] = out.read_bytes()
+
+    assert written["ps1"].startswith(b"\xef\xbb\xbf# Entra License Guard")
+    comment = "# Mégan Bøwen-Łukasik Ёлкина 山田 <megan.bowen@contoso.com>: remove direct"
+    assert comment in written["ps1"].decode("utf-8-sig")
+    assert written["sh"].startswith(b"#!/bin/sh\n")
+    assert comment in written["sh"].decode("utf-8")

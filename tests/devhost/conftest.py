@@ -79,10 +79,13 @@ def make_host(settings: dict[str, str]) -> Iterator[HostFactory]:
         host.stop()
 
 
-def sender(azurite: AzuriteEndpoints, queue: str) -> QueueClient:
-    """A producer that writes Base64, as the Functions queue trigger expects by default."""
+def sender(azurite: AzuriteEndpoints, queue: str, *, base64: bool = True) -> QueueClient:
+    """A producer that writes Base64, as the Functions queue trigger expects by default (or,
+    `base64=False`, the text as it is); the queue is created unless the host already did."""
     client = QueueClient.from_connection_string(
-        azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+        azurite.connection_string,
+        queue,
+        message_encode_policy=TextBase64EncodePolicy() if base64 else None,
     )
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()

@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.storage.queue import QueueClient, QueueMessage
+from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.azurite import AzuriteEndpoints
 from devhost.host import DevHost
@@ -74,6 +74,24 @@ def test_failing_message_goes_to_poison_after_max_dequeue_count(
     assert raw_contents(azurite, queues["SAMPLE_OUT_QUEUE"]) == []
 
 
+def test_the_trigger_queues_and_their_poison_twins_are_created_at_start(
+    make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
+) -> None:
+    """As the Bicep provisions them in Azure: `license-guard preflight` checks every -poison
+    queue, and locally nothing had failed yet to create one."""
+    triggers = [queues["SAMPLE_IN_QUEUE"], queues["SAMPLE_FAIL_QUEUE"]]
+    wanted = {*triggers, *(f"{name}-poison" for name in triggers)}
+    service = QueueServiceClient.from_connection_string(azurite.connection_string)
+
+    make_host()
+    deadline = time.monotonic() + 10
+    while not wanted <= (found := {q.name for q in service.list_queues()}):
+        assert time.monotonic() < deadline, f"never created: {sorted(wanted - found)}"
+        time.sleep(0.05)
+
+    assert f"{queues['SAMPLE_OUT_QUEUE']}-poison" not in found  # an output only: no trigger
+
+
 def test_max_dequeue_count_comes_from_host_json(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
@@ -127,8 +145,7 @@ def test_plain_text_message_fails_to_bind_and_is_poisoned(
 ) -> None:
     """The encoding trap: a non-Base64 message never reaches the function."""
     host = make_host(host_json={"extensions": {"queues": {"maxDequeueCount": 2}}})
-    plain = QueueClient.from_connection_string(azurite.connection_string, queues["SAMPLE_IN_QUEUE"])
-    plain.create_queue()
+    plain = sender(azurite, queues["SAMPLE_IN_QUEUE"], base64=False)
     plain.send_message("not base64!")
     host.wait_idle(timeout=15)
     records = host.invocations_of("shout")
@@ -143,8 +160,7 @@ def test_message_encoding_none(
     make_host: HostFactory, azurite: AzuriteEndpoints, queues: dict[str, str]
 ) -> None:
     host = make_host(host_json={"extensions": {"queues": {"messageEncoding": "none"}}})
-    plain = QueueClient.from_connection_string(azurite.connection_string, queues["SAMPLE_IN_QUEUE"])
-    plain.create_queue()
+    plain = sender(azurite, queues["SAMPLE_IN_QUEUE"], base64=False)
     plain.send_message("raw text")
     host.wait_idle(timeout=15)
     assert sorted(raw_contents(azurite, queues["SAMPLE_OUT_QUEUE"])) == [

@@ -199,3 +199,14 @@ async def test_lifecycle_reauthorization_and_expiry(sim: Harness, rec: Receiver)
     sim.sim.state.add_member(G_PLAIN, USERS[7], "admin")
     await sim.sim.drain()
     assert len(rec.notifications()) == 1
+
+
+async def test_a_subscription_is_found_by_its_id_in_upper_case(sim: Harness, rec: Receiver) -> None:
+    created = (await sim.post("/subscriptions", json=sub_body(rec.url))).json()
+
+    one = await sim.get(f"/subscriptions/{created['id'].upper()}")
+    deleted = await sim.http.delete(f"/subscriptions/{created['id'].upper()}")
+
+    assert (one.status_code, one.json()["id"]) == (200, created["id"])
+    assert deleted.status_code == 204
+    assert (await sim.get("/subscriptions")).json()["value"] == []

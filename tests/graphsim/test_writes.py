@@ -299,3 +299,22 @@ async def test_direct_assignment_needs_a_usage_location(sim: Harness) -> None:
     assert await states(sim, USERS[6]) == []
     sim.sim.state.set_usage_location(USERS[6], "GB")
     assert (await sim.post(f"/users/{USERS[6]}/assignLicense", json=body)).status_code == 200
+
+
+async def test_ids_in_the_path_are_found_in_upper_case_as_graph_finds_them(sim: Harness) -> None:
+    """An admin pastes an object id from PowerShell output, upper-case: Graph finds the object
+    and answers with its own (lower-case) id."""
+    user, group = USERS[7].upper(), G_SALES.upper()
+
+    read = await sim.get(f"/users/{user}?$select=id")
+    added = await sim.post(f"/groups/{group}/members/$ref", json=ref(user))
+    members = await sim.get(f"/groups/{group}/members?$select=id")
+    removed = await sim.http.delete(f"/groups/{group}/members/{user}/$ref")
+    reprocessed = await sim.post(f"/users/{user}/reprocessLicenseAssignment")
+
+    assert (read.status_code, read.json()["id"]) == (200, USERS[7])
+    assert added.status_code == 204
+    assert USERS[7] in [m["id"] for m in members.json()["value"]]
+    assert removed.status_code == 204
+    assert (reprocessed.status_code, reprocessed.json()["id"]) == (200, USERS[7])
+    assert (await sim.get(f"/groups/{group}?$select=id")).json()["id"] == G_SALES

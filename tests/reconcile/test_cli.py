@@ -3,8 +3,6 @@ loopback (its thread server), through the same code paths the service runs."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from shared.adapters.tables import tables_for
 from shared.cli.main import main
 from shared.ports.directory import GROUP_SELECT
 from shared.render.paths import CSV_HEADER
+from tests.csv_files import csv_rows
 from tests.service.world import BASE_ENV
 
 
@@ -123,7 +122,7 @@ def test_the_paths_report_of_a_live_scan_has_the_cores_header(graph: str, tmp_pa
     out = tmp_path / "paths.csv"
 
     status = main(live(graph, "report", "paths", "--out", str(out)))
-    rows = list(csv.reader(io.StringIO(out.read_text())))
+    rows = csv_rows(out.read_bytes())
 
     assert status == 0
     assert tuple(rows[0]) == CSV_HEADER

@@ -3,8 +3,6 @@ migration plan, and the summary handed to the alerts."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from shared.fakes.tenant import audit_target
 from shared.render.migration import MIGRATION_CSV_HEADER
 from shared.service.reconcile.run_state import CONFIG_LATEST
+from tests.csv_files import csv_rows
 from tests.reconcile.conftest import Nightly
 from tests.service.world import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK
 
@@ -185,7 +184,7 @@ async def test_the_migration_plan_is_written_as_json_and_csv(nightly: Nightly) -
 
     plan = blob_json(nightly, result.report_blobs, "migration.json")
     [name] = [n for n in result.report_blobs if n.endswith("migration.csv")]
-    rows = list(csv.reader(io.StringIO((nightly.blobs.get(name) or b"").decode())))
+    rows = csv_rows(nightly.blobs.get(name) or b"")
 
     assert set(plan) == {"removalCandidates", "wouldDropPlans", "directOnly"}
     assert tuple(rows[0]) == MIGRATION_CSV_HEADER

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import pytest
@@ -13,6 +11,7 @@ from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
+from tests.csv_files import csv_rows
 from tests.reconcile.conftest import (
     PAGE,
     Nightly,
@@ -172,8 +171,7 @@ async def test_a_resume_whose_next_link_graph_refuses_starts_the_users_over(
 async def test_the_paths_report_has_the_cores_header_and_a_row_per_path(nightly: Nightly) -> None:
     result = await nightly.run()
 
-    text = report(nightly, result.report_blobs, "paths.csv").decode()
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = csv_rows(report(nightly, result.report_blobs, "paths.csv"))
     document = json.loads(report(nightly, result.report_blobs, "evaluation.json"))
 
     assert tuple(rows[0]) == CSV_HEADER

@@ -191,3 +191,19 @@ def test_an_admin_can_reprocess_the_same_user_again(cli: ReprocessCli) -> None:
     assert (first, second) == (0, 0)
     assert [u["status"] for u in document["users"]] == ["called"]
     assert cli.audited_users().count("Pradeep Gupta") == 2
+
+
+def test_ids_pasted_upper_case_from_powershell_work(cli: ReprocessCli) -> None:
+    """Get-MgUser and Get-MgGroup print ids as given; an admin may paste them upper-case, in
+    the command and in ACT_GROUP_ALLOWLIST, and Graph finds the objects whatever the case."""
+    tenant = load_tenant()
+    irvin = next(u["id"] for u in tenant["users"] if u["displayName"] == "Irvin Sayers")
+    ems = next(g["id"] for g in tenant["groups"] if g["displayName"] == EMS_GROUP)
+    act = {"LICENSE_GUARD_MODE": "act", "ACT_GROUP_ALLOWLIST": ems.upper()}
+
+    by_user = cli.reprocess("--user", irvin.upper(), "--dry-run", **act)
+    by_group = cli.reprocess("--group", ems.upper(), "--dry-run", **act)
+
+    assert by_user[0] == by_group[0] == 0
+    assert names(by_user[1], "would reprocess") == {"Irvin Sayers"}
+    assert names(by_group[1], "would reprocess") == IN_ERROR

@@ -8,7 +8,6 @@ page, whatever the tenant's size.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, DirectoryError
 from shared.ports.licensed_world import LicensedWorld
-from shared.render.csvsafe import csv_writer, write_rows
+from shared.render.csvsafe import csv_writer, utf8_text, write_rows
 from shared.render.findings import finding_json
 from shared.render.migration import MIGRATION_CSV_HEADER, migration_json, migration_rows
 from shared.render.paths import CSV_HEADER
@@ -50,7 +49,7 @@ def assemble_paths(
     group_reports: Mapping[str, list[Finding]],
 ) -> list[str]:
     with spool() as out:
-        write_csv_rows([CSV_HEADER], out)  # quoted like the rows
+        write_rows_bytes(CSV_HEADER, (), out)  # the BOM, and the header quoted like the rows
         for name in scan.page_names("paths.csv"):
             out.write(scan.blobs.get(name) or b"")
         out.seek(0)
@@ -212,15 +211,13 @@ def spool() -> Iterator[IO[bytes]]:
 
 
 def write_csv_rows(rows: Any, out: IO[bytes]) -> None:
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    csv_writer(text).writerows(rows)
-    text.detach()
+    with utf8_text(out) as text:
+        csv_writer(text).writerows(rows)
 
 
 def write_rows_bytes(header: Sequence[str], rows: Any, out: IO[bytes]) -> None:
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    write_rows(header, rows, text)
-    text.detach()
+    with utf8_text(out) as text:
+        write_rows(header, rows, text)
 
 
 def upload(blobs: BlobStore, name: str, handle: IO[bytes], content_type: str) -> None:
