@@ -6,7 +6,6 @@ migration section, and the history that gives the trends, the previous night and
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -138,9 +137,7 @@ def report_from_snapshot(
     builder.add_users(document["users"])
     for part in (*document["groups"], *document["skus"]):
         builder.add_findings(part["findings"])
-    demand: Counter[str] = Counter()
-    for report in evaluation.users:
-        demand.update(lic.sku_id for lic in report.licenses)
+    demand = evaluation.seat_demand()
     licenses = {r.user.id: r.licenses for r in evaluation.users}
     plan = migration_plan(tenant, licenses)
     product = builder.product

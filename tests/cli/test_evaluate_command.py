@@ -102,7 +102,7 @@ def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
         "link",
     }
     sku = next(s for s in document["skus"] if s["skuPartNumber"] == "EMS")
-    assert (sku["demand"], sku["prepaidEnabled"], sku["shortfall"]) == (8, 5, 3)
+    assert (sku["demand"], sku["prepaidEnabled"], sku["shortfall"]) == (7, 5, 2)
     nested = next(f for g in document["groups"] for f in g["findings"])
     assert nested["code"] == "NestedGroupMember"
     assert len(nested["userIds"]) == 1

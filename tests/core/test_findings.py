@@ -582,6 +582,45 @@ def test_more_users_than_enabled_seats_is_a_seat_shortfall() -> None:
     assert report.shortfall == 1
 
 
+@pytest.mark.parametrize(
+    "error",
+    ["ProhibitedInUsageLocationViolation", "MutuallyExclusiveViolation", "DependencyViolation"],
+)
+def test_seat_demand_leaves_out_users_whose_path_fails_for_another_reason(error: str) -> None:
+    """A seat would not fix a path that fails for another reason: buying one for that user
+    leaves it unused. Users waiting for a seat (CountViolation) and pending members count."""
+    b = (
+        seed_tenant(e3_seats=3)
+        .member(BASE, "ann", "bob", "cy", "dee", "eve")
+        .state("ann", E3, via=BASE)
+        .state("bob", E3, via=BASE)
+        .state("cy", E3, via=BASE, state="Error", error="CountViolation")
+        .state("dee", E3, via=BASE, state="Error", error=error)
+    )
+
+    report = next(s for s in evaluate(b.build()).skus if s.sku.id == E3_SKU_ID)
+    finding = only(b, codes.SEAT_SHORTFALL)
+
+    assert (report.demand, report.shortfall) == (4, 1)  # eve is pending: she will need one
+    assert "4 users should hold ENTERPRISEPACK" in finding.message
+    assert "Buy 1 more seat(s)" in finding.remedy
+
+
+def test_a_working_path_keeps_the_demand_of_a_user_whose_other_path_fails() -> None:
+    b = (
+        seed_tenant(e3_seats=0)
+        .member(BASE, "ann")
+        .state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+        .direct("ann", E3)
+        .member(TEAMS, "bob")
+        .state("bob", E3, via=TEAMS, state="ActiveWithError", error="DependencyViolation")
+    )
+
+    report = next(s for s in evaluate(b.build()).skus if s.sku.id == E3_SKU_ID)
+
+    assert report.demand == 2
+
+
 def test_exactly_enough_seats_is_no_shortfall() -> None:
     b = seed_tenant(e3_seats=2).member(BASE, "ann", "bob").processed()
 
