@@ -7,7 +7,7 @@ nightly reconciliation). Pure: the caller brings the tenant and any friendly pro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
 
@@ -20,6 +20,7 @@ from shared.core.effective import (
 from shared.core.findings import COUNT_VIOLATION, Finding, FindingCounts, Names, finding_counts
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Sku, Tenant, User, normalize_error, seat_shortfall
+from shared.core.plan_conflicts import PlanConflict
 from shared.core.sku_findings import sku_findings
 from shared.core.user_findings import (
     Memberships,
@@ -139,8 +140,13 @@ def evaluate(
     tenant: Tenant,
     product_names: Mapping[str, str] | None = None,
     plan_names: Mapping[str, str] | None = None,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> Evaluation:
-    """Evaluate every user, licensed group and SKU; names (by GUID) only make messages readable."""
+    """Evaluate every user, licensed group and SKU; names (by GUID) only make messages readable.
+
+    `conflicts`: the table of conflicting plans (`shared.catalog.plan_conflicts`), which tells
+    a MutuallyExclusiveViolation Microsoft has lifted (reprocess it) from one that still holds.
+    """
     names = Names(tenant, product_names, plan_names)
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
@@ -161,7 +167,9 @@ def evaluate(
         else:
             holders[id(licenses)] += 1
             held[id(licenses)] = licenses
-        pending, findings = user_findings(user, licenses, member_of, tenant, names, memberships)
+        pending, findings = user_findings(
+            user, licenses, member_of, tenant, names, memberships, conflicts
+        )
         users.append(UserReport(user, licenses, tuple(findings), pending))
     for key, count in holders.items():
         for lic in held[key]:

@@ -8,11 +8,14 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.core.findings import (
     ADMIN_CENTER_LICENSES,
     COUNT_VIOLATION,
     DEPENDENCY_VIOLATION,
     ERROR,
+    LIFTED_CONFLICT,
     MUTUALLY_EXCLUSIVE,
     PROHIBITED_IN_USAGE_LOCATION,
     UNIQUENESS_VIOLATION,
@@ -25,12 +28,19 @@ from shared.core.findings import (
     user_attribute_fix,
 )
 from shared.core.model import AssignmentState, Group, Tenant, User, normalize_error
+from shared.core.plan_conflicts import PlanConflict, lifted_only
 
 
 def reported_finding(
-    user: User, state: AssignmentState, code: str, tenant: Tenant, names: Names
+    user: User,
+    state: AssignmentState,
+    code: str,
+    tenant: Tenant,
+    names: Names,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> Finding:
-    """The finding for an error Graph reports on one of the user's assignments."""
+    """The finding for an error Graph reports on one of the user's assignments (`conflicts`:
+    the table of conflicting plans, which tells a conflict Microsoft has lifted)."""
     product = names.product(state.sku_id)
     group = tenant.groups.get(state.assigned_by_group or "")
     via = "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
@@ -46,7 +56,7 @@ def reported_finding(
             f" Because one product of {names.group(group.id)} failed, none of that group's "
             f"{len(group.licenses)} products are assigned to this user (all-or-none)."
         )
-    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names)
+    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names, conflicts)
     return state_finding(
         code,
         severity,
@@ -65,6 +75,7 @@ def _cause_and_remedy(
     group: Group | None,
     tenant: Tenant,
     names: Names,
+    conflicts: Sequence[PlanConflict],
 ) -> tuple[str, str, tuple[str, ...]]:
     product = names.product(state.sku_id)
     leave = (
@@ -89,6 +100,19 @@ def _cause_and_remedy(
         )
     if code == MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
+        lifted = _lifted_conflicts(user, state, tenant, conflicts)
+        if lifted:
+            return (
+                f"a service plan of {product} conflicts with a plan the user holds from another "
+                f"license, but Microsoft now allows {_pairs(lifted)} together",
+                f"{retry.capitalize()}: Microsoft says to reprocess a conflict between these plans "
+                f"that lingers ({lifted[0].source})"
+                + ("" if direct else "; License Guard does so once by itself in act mode")
+                + ". If the error comes back, decide which license wins: disable the "
+                f"conflicting plan in one of the assignments ({ADMIN_CENTER_LICENSES}) or "
+                f"{leave}.",
+                (*others, *(f"{LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted)),
+            )
         return (
             f"a service plan of {product} conflicts with a plan the user already holds from "
             "another license",
@@ -142,3 +166,25 @@ def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
             if s is not state and normalize_error(s.error) is None
         )
     )
+
+
+def _pairs(rows: Sequence[PlanConflict]) -> str:
+    return " and ".join(f"{r.name_a} with {r.name_b}" for r in rows)
+
+
+def _lifted_conflicts(
+    user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
+) -> tuple[PlanConflict, ...]:
+    """The lifted rows of the conflicts table that alone explain this MutuallyExclusiveViolation:
+    a plan the failing path enables against one the user holds through another product."""
+    sku = tenant.skus.get(state.sku_id)
+    if not conflicts or sku is None:
+        return ()
+    held: set[str] = set()
+    for other in user.states:
+        other_sku = tenant.skus.get(other.sku_id)
+        if other_sku is None or other.sku_id == state.sku_id:
+            continue  # one product's paths do not conflict with each other
+        if normalize_error(other.error) is None:
+            held |= other_sku.plan_ids - other.disabled_plans
+    return lifted_only(conflicts, sku.plan_ids - state.disabled_plans, held)

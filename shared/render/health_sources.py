@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.core.migration import MigrationPlan, migration_plan
@@ -129,7 +130,7 @@ def report_from_snapshot(
     rows_per_code: int = ROWS_PER_CODE,
 ) -> HealthReport:
     names = catalog()
-    evaluation = evaluate(tenant, *names.names_for(tenant))
+    evaluation = evaluate(tenant, *names.names_for(tenant), plan_conflicts())
     document = evaluation_json(evaluation, tenant)
     builder = HealthBuilder(
         tenant.skus.values(), tenant.groups.values(), names.product, rows_per_code
