@@ -2,8 +2,9 @@
 
 Each row names two service plans that one user cannot hold together (Entra records
 `MutuallyExclusiveViolation`), the page of Microsoft's documentation that says so, and whether
-the conflict still holds (`active`) or was lifted (`lifted`, kept to explain old errors). The
-core's predictions take the rows as input; this module only reads and checks the file.
+the conflict still holds (`active`) or was lifted (`lifted`: Microsoft says to reprocess an
+error of the pair that lingers). The core's evaluation and predictions take the rows as input;
+this module only reads and checks the file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from shared.core.predict import PlanConflict
+from shared.core.plan_conflicts import PlanConflict
 
 PLAN_CONFLICTS_CSV = Path(__file__).parent.parent / "data" / "plan-conflicts.csv"
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

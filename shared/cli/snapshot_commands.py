@@ -77,12 +77,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     tenant = load_tenant(args.snapshot)
     if args.format == "json":
         # Machine output: messages name products by part number, no catalog needed.
-        evaluation = evaluate(tenant)
+        evaluation = evaluate(tenant, conflicts=plan_conflicts())
         with output(args.out, binary=True) as out:
             write_evaluation_json(evaluation, tenant, out)
         return EXIT_OK
     names = catalog()
-    evaluation = evaluate(tenant, *names.names_for(tenant))
+    evaluation = evaluate(tenant, *names.names_for(tenant), plan_conflicts())
     if args.format == "csv":
         with csv_output(args.out) as text:
             write_csv(path_rows(evaluation, tenant, names), text)

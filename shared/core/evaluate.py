@@ -7,7 +7,7 @@ nightly reconciliation). Pure: the caller brings the tenant and any friendly pro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
 
@@ -17,9 +17,10 @@ from shared.core.effective import (
     effective_licenses_for_user,
     licensed_groups_by_user,
 )
-from shared.core.findings import Finding, FindingCounts, Names, finding_counts
+from shared.core.findings import COUNT_VIOLATION, Finding, FindingCounts, Names, finding_counts
 from shared.core.group_findings import group_findings
-from shared.core.model import Group, Sku, Tenant, User, seat_shortfall
+from shared.core.model import Group, Sku, Tenant, User, normalize_error, seat_shortfall
+from shared.core.plan_conflicts import PlanConflict
 from shared.core.sku_findings import sku_findings
 from shared.core.user_findings import (
     Memberships,
@@ -27,6 +28,9 @@ from shared.core.user_findings import (
     pending_findings,
     user_findings,
 )
+
+_NEEDS_A_SEAT = frozenset({None, COUNT_VIOLATION})
+"""Errors of a failed path that a free seat fixes (None: Graph names no reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class GroupReport:
 class SkuReport:
     sku: Sku
     demand: int
+    """Users who would take a seat: holders, users waiting for one and pending members; not
+    those whose every path to the SKU failed for another reason (a seat would not fix it)."""
     findings: tuple[Finding, ...]
 
     @property
@@ -99,6 +105,11 @@ class Evaluation:
         found += [f for g in self.groups for f in g.findings]
         found += [f for s in self.skus for f in s.findings]
         return found
+
+    def seat_demand(self) -> dict[str, int]:
+        """Each SKU's `SkuReport.demand`, SKUs nobody needs a seat of left out: what a scan
+        adds up page by page."""
+        return {s.sku.id: s.demand for s in self.skus if s.demand}
 
     def finding_counts(self) -> FindingCounts:
         """`finding_counts(self.findings())`, without building the users' pending findings.
@@ -129,25 +140,37 @@ def evaluate(
     tenant: Tenant,
     product_names: Mapping[str, str] | None = None,
     plan_names: Mapping[str, str] | None = None,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> Evaluation:
-    """Evaluate every user, licensed group and SKU; names (by GUID) only make messages readable."""
+    """Evaluate every user, licensed group and SKU; names (by GUID) only make messages readable.
+
+    `conflicts`: the table of conflicting plans (`shared.catalog.plan_conflicts`), which tells
+    a MutuallyExclusiveViolation Microsoft has lifted (reprocess it) from one that still holds.
+    """
     names = Names(tenant, product_names, plan_names)
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
     memberships = Memberships(tenant, names)
     # Users who hold the same licenses share one tuple: count holders per tuple, by identity
-    # (cheaper than hashing its contents), and the seats per SKU once per tuple at the end.
+    # (cheaper than hashing its contents), and the seats per SKU once per tuple at the end;
+    # a user with a path that failed for a reason other than seats is counted on their own.
     holders: Counter[int] = Counter()
     held: dict[int, tuple[EffectiveLicense, ...]] = {}
+    demand: Counter[str] = Counter()
     users = []
     for user in tenant.users.values():
         member_of = index.get(user.id, ())
         licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
-        holders[id(licenses)] += 1
-        held[id(licenses)] = licenses
-        pending, findings = user_findings(user, licenses, member_of, tenant, names, memberships)
+        failed = _failed_paths(user) if user.states else None
+        if failed:
+            demand.update(_seat_skus(licenses, failed))
+        else:
+            holders[id(licenses)] += 1
+            held[id(licenses)] = licenses
+        pending, findings = user_findings(
+            user, licenses, member_of, tenant, names, memberships, conflicts
+        )
         users.append(UserReport(user, licenses, tuple(findings), pending))
-    demand: Counter[str] = Counter()
     for key, count in holders.items():
         for lic in held[key]:
             demand[lic.sku_id] += count
@@ -161,3 +184,26 @@ def evaluate(
         for s in tenant.skus.values()
     )
     return Evaluation(tuple(users), groups, skus)
+
+
+def _failed_paths(user: User) -> frozenset[tuple[str, str | None]]:
+    """The user's paths (SKU, group or None) in state Error (the user lacks their products)
+    for a reason a seat does not fix."""
+    return frozenset(
+        (s.sku_id, s.assigned_by_group)
+        for s in user.states
+        if s.state == "Error" and normalize_error(s.error) not in _NEEDS_A_SEAT
+    )
+
+
+def _seat_skus(
+    licenses: tuple[EffectiveLicense, ...], failed: frozenset[tuple[str, str | None]]
+) -> list[str]:
+    """The SKUs the user needs a seat of: those with a path that works, waits for a seat
+    (CountViolation) or is still pending. A path failing for another reason (usage location,
+    a plan conflict, a dependency...) would not take a seat if one were bought for it."""
+    return [
+        lic.sku_id
+        for lic in licenses
+        if any((lic.sku_id, p.group_id) not in failed for p in lic.paths)
+    ]

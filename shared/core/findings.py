@@ -56,6 +56,11 @@ SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
 
 ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
 
+LIFTED_CONFLICT = "liftedConflict="
+"""Evidence of a MutuallyExclusiveViolation that only pairs Microsoft has since allowed together
+explain (`liftedConflict=PLAN_A+PLAN_B`): Microsoft says to reprocess it, so the reprocess
+policy does not wait for a change."""
+
 
 class Finding(NamedTuple):
     """One thing an admin may need to know, with the fix and where to make it.

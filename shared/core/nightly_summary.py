@@ -15,7 +15,7 @@ class SeatForecast:
     sku_part_number: str
     product_name: str
     demand: int
-    """Users who should hold the product (effective licenses)."""
+    """Users who would take a seat of the product (`SkuReport.demand`)."""
     prepaid_enabled: int
     consumed: int
     """Units assigned (subscribedSku.consumedUnits): the report's seat trend plots it; a

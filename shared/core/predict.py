@@ -38,26 +38,12 @@ from shared.core.findings import (
     Names,
 )
 from shared.core.model import Tenant, User, normalize_error, seat_shortfall
+from shared.core.plan_conflicts import PlanConflict
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
 )
 TENANT_SOURCE: Final = "this tenant's licenseAssignmentStates"
-
-
-@dataclass(frozen=True, slots=True)
-class PlanConflict:
-    """Two service plans that cannot be held by one user (ids lower case), and where it is said.
-
-    `active` is False for a pair Microsoft has since lifted: kept to explain old errors only.
-    """
-
-    plan_a: str
-    plan_b: str
-    name_a: str
-    name_b: str
-    source: str
-    active: bool = True
 
 
 @dataclass(frozen=True, slots=True)

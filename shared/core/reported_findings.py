@@ -8,14 +8,23 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.core import findings
 from shared.core.model import AssignmentState, Group, Tenant, User, normalize_error
+from shared.core.plan_conflicts import PlanConflict, lifted_only
 
 
 def reported_finding(
-    user: User, state: AssignmentState, code: str, tenant: Tenant, names: findings.Names
+    user: User,
+    state: AssignmentState,
+    code: str,
+    tenant: Tenant,
+    names: findings.Names,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> findings.Finding:
-    """The finding for an error Graph reports on one of the user's assignments."""
+    """The finding for an error Graph reports on one of the user's assignments (`conflicts`:
+    the table of conflicting plans, which tells a conflict Microsoft has lifted)."""
     product = names.product(state.sku_id)
     group = tenant.groups.get(state.assigned_by_group or "")
     via = "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
@@ -31,7 +40,7 @@ def reported_finding(
             f" Because one product of {names.group(group.id)} failed, none of that group's "
             f"{len(group.licenses)} products are assigned to this user (all-or-none)."
         )
-    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names)
+    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names, conflicts)
     return findings.state_finding(
         code,
         severity,
@@ -50,6 +59,7 @@ def _cause_and_remedy(
     group: Group | None,
     tenant: Tenant,
     names: findings.Names,
+    conflicts: Sequence[PlanConflict],
 ) -> tuple[str, str, tuple[str, ...]]:
     product = names.product(state.sku_id)
     leave = (
@@ -74,6 +84,19 @@ def _cause_and_remedy(
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
+        lifted = _lifted_conflicts(user, state, tenant, conflicts)
+        if lifted:
+            return (
+                f"a service plan of {product} conflicts with a plan the user holds from another "
+                f"license, but Microsoft now allows {_pairs(lifted)} together",
+                f"{retry.capitalize()}: Microsoft says to reprocess a conflict between these plans "
+                f"that lingers ({lifted[0].source})"
+                + ("" if direct else "; License Guard does so once by itself in act mode")
+                + ". If the error comes back, decide which license wins: disable the "
+                f"conflicting plan in one of the assignments ({findings.ADMIN_CENTER_LICENSES}) or "
+                f"{leave}.",
+                (*others, *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted)),
+            )
         return (
             f"a service plan of {product} conflicts with a plan the user already holds from "
             "another license",
@@ -127,3 +150,25 @@ def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
             if s is not state and normalize_error(s.error) is None
         )
     )
+
+
+def _pairs(rows: Sequence[PlanConflict]) -> str:
+    return " and ".join(f"{r.name_a} with {r.name_b}" for r in rows)
+
+
+def _lifted_conflicts(
+    user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
+) -> tuple[PlanConflict, ...]:
+    """The lifted rows of the conflicts table that alone explain this MutuallyExclusiveViolation:
+    a plan the failing path enables against one the user holds through another product."""
+    sku = tenant.skus.get(state.sku_id)
+    if not conflicts or sku is None:
+        return ()
+    held: set[str] = set()
+    for other in user.states:
+        other_sku = tenant.skus.get(other.sku_id)
+        if other_sku is None or other.sku_id == state.sku_id:
+            continue  # one product's paths do not conflict with each other
+        if normalize_error(other.error) is None:
+            held |= other_sku.plan_ids - other.disabled_plans
+    return lifted_only(conflicts, sku.plan_ids - state.disabled_plans, held)

@@ -53,6 +53,8 @@ Policy
      change later. During a planned swap between groups a conflict clears when the user
      leaves the old group: Entra reprocesses on membership changes itself, and at most one
      reprocess follows here.
+   * Except a MutuallyExclusiveViolation with ``liftedConflict=`` evidence (a pair Microsoft now
+     allows, Exchange Online Plan 1 and 2): Microsoft says to reprocess it. Rules 4-8 apply.
 
 4. *Never twice for an unchanged cause.* If the ledger holds a reprocess attempt with an equal
    Cause (key and evidence), the cause is not reprocessed again: AlertInstead ("already
@@ -304,12 +306,19 @@ def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | 
             facts.now + facts.backoff_base,
             observe=True,
         )
-    if code in CHANGE_GATED:
+    if code in CHANGE_GATED and not _lifted(cause):
         latest = ledger.latest(cause.key)
         if latest is None or latest.cause.evidence == cause.evidence:
             since = "first seen now" if latest is None else f"unchanged since {_date(latest.at)}"
             return Verdict(cause, ALERT, f"{_human_fix(cause)} ({since})", observe=True)
     return None
+
+
+def _lifted(cause: Cause) -> bool:
+    """A plan conflict only pairs Microsoft has lifted explain: Microsoft says to reprocess it."""
+    return cause.code == codes.MUTUALLY_EXCLUSIVE and any(
+        e.startswith(codes.LIFTED_CONFLICT) for e in cause.evidence
+    )
 
 
 def _human_fix(cause: Cause) -> str:
@@ -335,6 +344,11 @@ def _why_now(cause: Cause, ledger: Ledger, facts: TenantFacts) -> str:
         return (
             f"group {cause.group_id} finished processing and {cause.code} persists "
             f"for {cause.sku_id}"
+        )
+    if _lifted(cause):
+        return (
+            f"{cause.code} for {cause.sku_id} between plans Microsoft now allows together; "
+            "Microsoft says to reprocess it"
         )
     latest = ledger.latest(cause.key)
     before = ", ".join(latest.cause.evidence) if latest else ""

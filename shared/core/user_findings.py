@@ -40,6 +40,7 @@ from shared.core.model import (
     User,
     normalize_error,
 )
+from shared.core.plan_conflicts import PlanConflict
 from shared.core.reported_findings import reported_finding
 
 
@@ -138,6 +139,7 @@ def user_findings(
     tenant: Tenant,
     names: Names,
     memberships: Memberships,
+    conflicts: Sequence[PlanConflict] = (),
 ) -> tuple[PendingAssignments, list[Finding]]:
     """Every finding about one user, in a stable order, as (pending, findings): the pending
     ones (`pending_findings`) first, then the others.
@@ -146,12 +148,13 @@ def user_findings(
     gets the combination's shared pending tuple, not built as findings; for any other user
     the pending findings are built after the states' findings, and `pending` is empty.
 
-    `memberships`: one per evaluation, shared by its users (see `Memberships`).
+    `memberships`: one per evaluation, shared by its users (see `Memberships`); `conflicts`:
+    the table of conflicting plans (`reported_finding`).
     """
     desired, pending = memberships.of(member_of)
     findings: list[Finding] = []
     if user.states:
-        findings = _state_findings(user, desired, tenant, names)
+        findings = _state_findings(user, desired, tenant, names, conflicts)
         reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
         if findings or reported:
             # the pending findings follow the states' findings
@@ -175,25 +178,31 @@ def user_findings(
     return pending, findings
 
 
-def _state_findings(user: User, desired: _Desired, tenant: Tenant, names: Names) -> list[Finding]:
+def _state_findings(
+    user: User,
+    desired: _Desired,
+    tenant: Tenant,
+    names: Names,
+    conflicts: Sequence[PlanConflict],
+) -> list[Finding]:
     """Findings from Graph's states: reported errors, stale and mismatched group assignments."""
     findings: list[Finding] = []
     for state in user.states:
         code = None if state.error is None else normalize_error(state.error)
         if state.assigned_by_group is None:
             if code:
-                findings.append(reported_finding(user, state, code, tenant, names))
+                findings.append(reported_finding(user, state, code, tenant, names, conflicts))
             continue
         wanted = desired.get((state.sku_id, state.assigned_by_group))
         if wanted is None:
             # The user left the group, or the group dropped the SKU. A DependencyViolation here
             # is Entra refusing the removal: report that once, not also as stale.
             if code == DEPENDENCY_VIOLATION:
-                findings.append(reported_finding(user, state, code, tenant, names))
+                findings.append(reported_finding(user, state, code, tenant, names, conflicts))
             else:
                 findings.append(_stale(user, state, tenant, names))
         elif code:
-            findings.append(reported_finding(user, state, code, tenant, names))
+            findings.append(reported_finding(user, state, code, tenant, names, conflicts))
         elif state.disabled_plans != wanted.disabled_plans and _plans_differ(state, wanted, tenant):
             findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
     return findings

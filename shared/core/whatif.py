@@ -24,7 +24,8 @@ from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import COUNT_VIOLATION, ERROR, Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, Tenant
-from shared.core.predict import PlanConflict, Predictions, predict_errors
+from shared.core.plan_conflicts import PlanConflict
+from shared.core.predict import Predictions, predict_errors
 from shared.core.references import BadReference
 
 DELETE_LICENSED_GROUP_DOC = (
@@ -239,8 +240,8 @@ def what_if(
     and the errors Entra would likely record (`conflicts`: the table of conflicting plans)."""
     names = Names(tenant, product_names, plan_names)
     after_tenant = apply_changes(tenant, changes)
-    before = evaluate(tenant, product_names, plan_names)
-    after = evaluate(after_tenant, product_names, plan_names)
+    before = evaluate(tenant, product_names, plan_names, conflicts)
+    after = evaluate(after_tenant, product_names, plan_names, conflicts)
     predictions = predict_errors(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )

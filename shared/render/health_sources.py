@@ -6,10 +6,10 @@ migration section, and the history that gives the trends, the previous night and
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.core.migration import MigrationPlan, migration_plan
@@ -130,7 +130,7 @@ def report_from_snapshot(
     rows_per_code: int = ROWS_PER_CODE,
 ) -> HealthReport:
     names = catalog()
-    evaluation = evaluate(tenant, *names.names_for(tenant))
+    evaluation = evaluate(tenant, *names.names_for(tenant), plan_conflicts())
     document = evaluation_json(evaluation, tenant)
     builder = HealthBuilder(
         tenant.skus.values(), tenant.groups.values(), names.product, rows_per_code
@@ -138,9 +138,7 @@ def report_from_snapshot(
     builder.add_users(document["users"])
     for part in (*document["groups"], *document["skus"]):
         builder.add_findings(part["findings"])
-    demand: Counter[str] = Counter()
-    for report in evaluation.users:
-        demand.update(lic.sku_id for lic in report.licenses)
+    demand = evaluation.seat_demand()
     licenses = {r.user.id: r.licenses for r in evaluation.users}
     plan = migration_plan(tenant, licenses)
     product = builder.product

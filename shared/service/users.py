@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, UserReport, evaluate
 from shared.core.findings import Finding
@@ -98,7 +99,7 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
 async def reconcile_users(svc: Services, user_ids: Sequence[str], mode: Mode) -> RecomputeOutcome:
     """Read the users from Graph, evaluate, decide and act on them (see the module docstring)."""
     tenant = await read_users(svc, user_ids)
-    evaluation = evaluate(tenant, *catalog().names_for(tenant))
+    evaluation = evaluate(tenant, *catalog().names_for(tenant), plan_conflicts())
     gone = [u for u in user_ids if u not in tenant.users]
     return await settle(svc, tenant, evaluation, mode, flush=user_ids, gone=gone)
 

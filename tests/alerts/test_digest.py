@@ -11,6 +11,7 @@ import pytest
 from shared.fakes.tables import InMemoryTable
 from shared.ports.tables import Entity
 from shared.service.alerts.digest import run_digest
+from shared.service.users import recompute_users
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
@@ -23,6 +24,7 @@ from tests.alerts.world import (
     record,
     world_with_findings,
 )
+from tests.service.test_recompute import ISAIAH, SHAREPOINT_PLAN_1, learned, recompute
 from tests.service.world import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 
 pytestmark = pytest.mark.anyio
@@ -251,3 +253,25 @@ async def test_the_plain_text_part_carries_the_same_rows() -> None:
     eml = compose.mime(mail, SENDER, [RECIPIENT], row.first_seen)
     assert b"multipart/alternative" in eml
     assert b"x-license-guard-digest: digest-1" in eml
+
+
+async def test_a_lingering_exchange_conflict_is_mailed_with_the_reprocess_it_got() -> None:
+    """Microsoft now allows Exchange Online Plan 1 and Plan 2 together: the mail's fix says to
+    reprocess, and that License Guard did (act mode), not that Entra never resolves it."""
+    world = alert_world(LICENSE_GUARD_MODE="act")
+    await baseline(world)
+    isaiah = world.directory.users[ISAIAH]
+    [e1] = [s for s in isaiah["licenseAssignmentStates"] if s["assignedByGroup"] is None]
+    e1["disabledPlans"] = [SHAREPOINT_PLAN_1]  # only the Exchange pair meets E3 now
+    await learned(world)
+    await recompute_users(world.svc, recompute(ISAIAH))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    [mail] = [m for m in mails(world) if header(m) == outcome.mail_id]
+    body = html(mail)
+
+    assert "MutuallyExclusiveViolation" in body
+    assert "Reprocess the user: Microsoft says to reprocess a conflict" in body
+    assert "never resolves" not in body
+    assert "queued a reprocess for 1 of 1" in body

@@ -13,8 +13,9 @@ import pytest
 from shared.service.refused_writes import REFUSAL_PAUSE, WRITES_REFUSED
 from shared.service.reprocessing import reprocess_user
 from shared.service.tenant_alerts import send_tenant_alerts
+from tests.alerts.mail import html, mails
 from tests.alerts.receiver import Receiver
-from tests.alerts.world import RECIPIENT, SENDER, baseline, html, mails, prime
+from tests.alerts.world import RECIPIENT, SENDER, baseline, prime
 from tests.service.test_reprocess_refused import Refusing, manual
 from tests.service.world import ADELE, DIEGO, build_world
 

@@ -87,7 +87,8 @@ def test_removing_ems_from_its_group_loses_ems_without_data_loss(
     assert len(changed) == 8
     assert document["dataLossRisk"] is False
     ems = next(s for s in document["skus"] if s["skuPartNumber"] == "EMS")
-    assert ems["demandAfter"] == ems["demandBefore"] - 8
+    # 7 of the 8 need a seat: Pradeep's EMS fails for his usage location
+    assert (ems["demandBefore"], ems["demandAfter"]) == (7, 0)
 
 
 def test_removing_a_product_the_group_does_not_assign_is_a_noted_no_op(

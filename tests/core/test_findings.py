@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.core import findings as codes
 from shared.core.evaluate import evaluate
 from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Finding
 from shared.core.model import Tenant
 from shared.core.reprocess import PROCESSING_COMPLETE, decide_reprocess
-from shared.core.reprocess_plan import AlertInstead, TenantFacts
+from shared.core.reprocess_plan import AlertInstead, ReprocessNow, TenantFacts
 from tests.builders import (
     BASE,
     BASE_DISABLED,
@@ -216,6 +218,75 @@ def test_mutually_exclusive_is_reprocessed_once_the_conflicting_plan_is_disabled
     plan = decide_reprocess([fixed], first.observations(), later)
 
     assert plan.to_reprocess == [fixed.subject]
+
+
+EXCHANGE_PLAN_1 = {"EXCHANGE_S_STANDARD": "9aaf7827-d63c-4b61-89c3-182f06f82e5c"}
+SHAREPOINT_PLAN_1 = {"SHAREPOINTSTANDARD": "c7699d2e-19aa-44de-8edf-1736da088ca1"}
+E3_EXCHANGE_SHAREPOINT = {
+    "EXCHANGE_S_ENTERPRISE": "efb87545-963c-4e0d-99df-69c6916d9eb0",
+    "SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72",
+}
+
+
+def exchange_conflict(other_plans: Mapping[str, str] = EXCHANGE_PLAN_1) -> Tenant:
+    """Ann holds a product with `other_plans` directly; E3 (Exchange Online Plan 2 and
+    SharePoint Plan 2) from the Base group failed with MutuallyExclusiveViolation."""
+    return (
+        TenantBuilder()
+        .sku("Other", other_plans)
+        .sku("E3", E3_EXCHANGE_SHAREPOINT)
+        .group("Base", ["E3"])
+        .member("Base", "ann")
+        .direct("ann", "Other")
+        .state("ann", "E3", via="Base", state="Error", error="MutuallyExclusiveViolation")
+        .build()
+    )
+
+
+def conflict_finding(tenant: Tenant) -> Finding:
+    found = evaluate(tenant, conflicts=plan_conflicts()).findings()
+    (finding,) = [f for f in found if f.code == codes.MUTUALLY_EXCLUSIVE]
+    return finding
+
+
+def test_a_lingering_exchange_plan_1_and_2_conflict_is_to_be_reprocessed() -> None:
+    """Microsoft now allows Exchange Online Plan 1 and Plan 2 together and says to reprocess a
+    conflict between them that lingers (licensing-groups-resolve-problems)."""
+    finding = conflict_finding(exchange_conflict())
+
+    assert finding.remedy.startswith("Reprocess the user: Microsoft says to reprocess")
+    assert "licensing-groups-resolve-problems" in finding.remedy
+    assert "never resolves" not in finding.remedy
+    assert "now allows EXCHANGE_S_ENTERPRISE with EXCHANGE_S_STANDARD together" in finding.message
+    assert "liftedConflict=EXCHANGE_S_ENTERPRISE+EXCHANGE_S_STANDARD" in finding.evidence
+
+
+def test_a_lingering_exchange_conflict_is_reprocessed_once_without_waiting_for_a_change() -> None:
+    finding = conflict_finding(exchange_conflict())
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    first = decide_reprocess([finding], {}, TenantFacts(at, {}, {}))
+    assert first.to_reprocess == [finding.subject]
+
+    done = first.users[finding.subject]
+    assert isinstance(done, ReprocessNow)
+    later = TenantFacts(at + timedelta(days=1), {}, {})
+    again = decide_reprocess([finding], {finding.subject: done.attempts(at)}, later)
+    assert isinstance(again.users[finding.subject], AlertInstead)  # it came back: a person
+
+
+def test_a_conflict_an_active_pair_also_explains_is_still_for_the_admin() -> None:
+    """E1 (direct) and E3: SharePoint Plan 1 and Plan 2 still conflict, whatever Exchange does."""
+    finding = conflict_finding(exchange_conflict({**EXCHANGE_PLAN_1, **SHAREPOINT_PLAN_1}))
+
+    assert "never resolves it on its own" in finding.remedy
+    assert not any(e.startswith(codes.LIFTED_CONFLICT) for e in finding.evidence)
+
+
+def test_without_the_conflicts_table_a_plan_conflict_is_for_the_admin() -> None:
+    (finding,) = findings_of(exchange_conflict(), codes.MUTUALLY_EXCLUSIVE)
+
+    assert "never resolves it on its own" in finding.remedy
 
 
 def test_mutually_exclusive_on_a_synced_group_sends_the_admin_to_on_premises_ad() -> None:
@@ -580,6 +651,45 @@ def test_more_users_than_enabled_seats_is_a_seat_shortfall() -> None:
     assert "3 users should hold ENTERPRISEPACK but only 2 seats" in finding.message
     assert "Buy 1 more seat(s)" in finding.remedy
     assert report.shortfall == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    ["ProhibitedInUsageLocationViolation", "MutuallyExclusiveViolation", "DependencyViolation"],
+)
+def test_seat_demand_leaves_out_users_whose_path_fails_for_another_reason(error: str) -> None:
+    """A seat would not fix a path that fails for another reason: buying one for that user
+    leaves it unused. Users waiting for a seat (CountViolation) and pending members count."""
+    b = (
+        seed_tenant(e3_seats=3)
+        .member(BASE, "ann", "bob", "cy", "dee", "eve")
+        .state("ann", E3, via=BASE)
+        .state("bob", E3, via=BASE)
+        .state("cy", E3, via=BASE, state="Error", error="CountViolation")
+        .state("dee", E3, via=BASE, state="Error", error=error)
+    )
+
+    report = next(s for s in evaluate(b.build()).skus if s.sku.id == E3_SKU_ID)
+    finding = only(b, codes.SEAT_SHORTFALL)
+
+    assert (report.demand, report.shortfall) == (4, 1)  # eve is pending: she will need one
+    assert "4 users should hold ENTERPRISEPACK" in finding.message
+    assert "Buy 1 more seat(s)" in finding.remedy
+
+
+def test_a_working_path_keeps_the_demand_of_a_user_whose_other_path_fails() -> None:
+    b = (
+        seed_tenant(e3_seats=0)
+        .member(BASE, "ann")
+        .state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+        .direct("ann", E3)
+        .member(TEAMS, "bob")
+        .state("bob", E3, via=TEAMS, state="ActiveWithError", error="DependencyViolation")
+    )
+
+    report = next(s for s in evaluate(b.build()).skus if s.sku.id == E3_SKU_ID)
+
+    assert report.demand == 2
 
 
 def test_exactly_enough_seats_is_no_shortfall() -> None:

@@ -48,3 +48,13 @@ async def test_the_top_groups_count_users_in_error_not_their_errors(nightly: Nig
     assert result.summary is not None
     [ems_group] = [g for g in result.summary.top_groups_by_errors if g.group_id == EMS_E3]
     assert ems_group.errors == 3  # Irvin and Joni (no seats), Pradeep (usage location)
+
+
+async def test_the_seat_forecast_counts_only_users_a_seat_would_license(nightly: Nightly) -> None:
+    """EMS: five holders and two users waiting for a seat (Irvin, Joni); Pradeep's EMS fails
+    for his usage location, which a bought seat would not fix."""
+    result = await nightly.run()
+
+    assert result.summary is not None
+    [ems] = [s for s in result.summary.seat_forecast if s.sku_id == EMS]
+    assert (ems.demand, ems.prepaid_enabled, ems.shortfall) == (7, 5, 2)

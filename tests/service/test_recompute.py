@@ -31,6 +31,9 @@ from tests.service.world import (
 pytestmark = pytest.mark.anyio
 
 IRVIN_COUNT_VIOLATION = f"{IRVIN}|{EMS}|CountViolation|{EMS_E3}"
+ISAIAH = "fc26e74d-678e-539d-9676-e2a854a3f926"  # E1 direct, E3 Base: MutuallyExclusive
+ISAIAH_CONFLICT = f"{ISAIAH}|{ENTERPRISEPACK}|MutuallyExclusiveViolation|{E3_BASE}"
+SHAREPOINT_PLAN_1 = "c7699d2e-19aa-44de-8edf-1736da088ca1"  # in Office 365 E1
 
 
 def recompute(*user_ids: str, correlation_id: str = "test-recompute") -> RecomputeUsers:
@@ -123,6 +126,38 @@ async def test_in_act_mode_a_count_violation_is_queued_once_free_seats_exist(
     entity = world.svc.tables.findings.get(IRVIN, safe_key(IRVIN_COUNT_VIOLATION))
     assert entity is not None
     assert entity.fields["reprocessQueuedAt"] == world.clock.now()
+
+
+async def test_in_act_mode_a_lingering_exchange_plan_1_and_2_conflict_is_queued_at_once(
+    act_world: World,
+) -> None:
+    """Isaiah holds Office 365 E1 directly with SharePoint disabled: only its Exchange Online
+    Plan 1 meets E3's Plan 2, a pair Microsoft now allows and says to reprocess."""
+    world = await learned(act_world)
+    isaiah = world.directory.users[ISAIAH]
+    [e1] = [s for s in isaiah["licenseAssignmentStates"] if s["assignedByGroup"] is None]
+    e1["disabledPlans"] = [SHAREPOINT_PLAN_1]
+    isaiah["assignedLicenses"][0]["disabledPlans"] = [SHAREPOINT_PLAN_1]
+
+    outcome = await recompute_users(world.svc, recompute(ISAIAH))
+
+    assert outcome.queued == [ISAIAH]
+    [msg] = reprocess_messages(world)
+    assert msg.user_id == ISAIAH
+    entity = world.svc.tables.findings.get(ISAIAH, safe_key(ISAIAH_CONFLICT))
+    assert entity is not None
+    assert str(entity.fields["remedy"]).startswith("Reprocess the user")
+
+
+async def test_a_conflict_sharepoint_still_explains_is_left_to_the_admin(
+    act_world: World,
+) -> None:
+    world = await learned(act_world)  # the demo: E1 (direct) against E3 from E3 Base
+
+    outcome = await recompute_users(world.svc, recompute(ISAIAH))
+
+    assert outcome.alerts == [ISAIAH]
+    assert reprocess_messages(world) == []
 
 
 async def test_a_duplicate_recompute_message_does_not_queue_the_same_cause_twice(

@@ -107,8 +107,7 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         result.planned += writes.take_lines()
         result.new += outcome.new_findings
         result.count_page(len(evaluation.users), outcome)
-        for report in evaluation.users:
-            demand.update(lic.sku_id for lic in report.licenses)
+        demand.update(evaluation.seat_demand())
         seen.update(tenant.users)
         if opts.progress:
             opts.progress(USERS, result.users, None)

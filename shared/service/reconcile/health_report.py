@@ -120,8 +120,7 @@ async def live_report(
         unlicensed = await unlicensed_state_groups(directory, world, users)
         page_tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         builder.add_users(evaluation_json(evaluation, page_tenant)["users"])
-        for report in evaluation.users:
-            demand.update(lic.sku_id for lic in report.licenses)
+        demand.update(evaluation.seat_demand())
         parts.append(page_checks(evaluation, page_tenant).migration)
         if progress:
             progress("users", builder.users, None)

@@ -124,8 +124,7 @@ async def settle_page(
         (f.group_id, f.user_id) for f in findings if f.code in REPORTED_CODES and f.group_id
     }
     c.group_errors.update(group_id for group_id, _ in in_error)  # users, not their errors
-    for report in evaluation.users:
-        c.demand.update(lic.sku_id for lic in report.licenses)
+    c.demand.update(evaluation.seat_demand())
     write_parts(scan, tenant, evaluation)
     crash_point(scan.svc, "reconcile.after_page_parts")
 

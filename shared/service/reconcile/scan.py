@@ -17,6 +17,7 @@ import structlog
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import core_groups, licensed_world
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, evaluate
 from shared.core.model import Group, Tenant
@@ -119,7 +120,7 @@ def evaluate_page(
     unlicensed: Mapping[str, Group] | None = None,
 ) -> tuple[Tenant, Evaluation]:
     tenant = page_tenant(world, index, users, unlicensed)
-    return tenant, evaluate(tenant, *catalog().names_for(tenant))
+    return tenant, evaluate(tenant, *catalog().names_for(tenant), plan_conflicts())
 
 
 def open_subjects(svc: Services) -> set[str]:
