@@ -3,18 +3,26 @@ the tenant alerts timer, or by the next night's finish before its own summary.""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from shared.core.nightly_summary import DriftItem, NightlySummary
+from shared.fakes.directory import FakeDirectory
+from shared.fakes.tables import InMemoryTable
+from shared.ports.tables import Entity
 from shared.service.alerts.summaries import BASELINE_STATE, baseline_pending
+from shared.service.reconcile.owed_summaries import owe_summary, send_owed_summaries
 from shared.service.reconcile.run_state import SUMMARY_SENT, ReconcileResult
 from shared.service.stores import ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
-from tests.reconcile.conftest import Nightly, SmallPages
+from tests.alerts.test_delivery import OverHttp
+from tests.reconcile.conftest import PAGE, Nightly, SmallPages
 from tests.service.world import build_world
 
 pytestmark = pytest.mark.anyio
@@ -42,19 +50,23 @@ async def a_night_graph_refuses(nightly: Nightly) -> ReconcileResult:
     return await nightly.run()
 
 
-@pytest.fixture
-def mailing() -> Nightly:
+def mailing_nightly(fake: type[FakeDirectory] = SmallPages) -> Nightly:
     """A nightly with alert mail; its blobs are the services' own, as deployed (the tenant
     alerts timer reads the owed summary.json from them)."""
     nightly = Nightly(
         build_world(
-            fake=SmallPages,
+            fake=fake,
             ALERT_SENDER="megan.bowen@contoso.com",
             ALERT_RECIPIENTS="it-licensing@contoso.com",
         )
     )
     nightly.blobs = nightly.world.svc.blobs  # type: ignore[assignment]
     return nightly
+
+
+@pytest.fixture
+def mailing() -> Nightly:
+    return mailing_nightly()
 
 
 async def after_a_baseline(nightly: Nightly) -> int:
@@ -179,3 +191,65 @@ async def test_the_stored_summary_reads_back_as_the_run_made_it(mailing: Nightly
     assert NightlySummary.from_json(stored).to_json() == stored
     assert NightlySummary.from_json(orjson.loads(orjson.dumps(summary.to_json()))) == summary
     assert NightlySummary.from_json({**stored, "addedLater": 1}).to_json() == stored
+
+
+class SmallPagesOverHttp(OverHttp):
+    """Small pages, and each mail call waits for its answer, as over HTTP."""
+
+    def __init__(self, snapshot: Mapping[str, Any], *, now: Callable[[], datetime] | None = None):
+        super().__init__(snapshot, now=now, page_size=PAGE)
+
+
+async def test_the_timer_and_a_finish_sending_owed_summaries_at_once_send_each_once() -> None:
+    """The tenant alerts timer and a night's finish may both send what is owed at once: each
+    writes `owed` only over the row it read, and the mail protocol sends each draft once."""
+    nightly = mailing_nightly(SmallPagesOverHttp)
+    sent_before = await after_a_baseline(nightly)
+    first = await a_night_graph_refuses(nightly)
+    nightly.world.clock.advance(DAY)
+    second = await a_night_graph_refuses(nightly)
+
+    await asyncio.gather(
+        send_owed_summaries(nightly.world.svc), send_owed_summaries(nightly.world.svc)
+    )
+
+    subjects = subjects_since(nightly, sent_before)
+    assert len(subjects) == 2
+    assert [first.date in subjects[0], second.date in subjects[1]] == [True, True]
+    assert nightly.directory.drafts == {}
+    row = sent_row(nightly)
+    assert (row["date"], row["owed"]) == (second.date, "")
+
+
+class AnotherWorkerWritesAfterTheRead(InMemoryTable):
+    """`servicestate` where another worker writes the summary row right after ours is read."""
+
+    def __init__(self, other_write: Callable[[InMemoryTable], object]) -> None:
+        super().__init__("servicestate")
+        self.other_write: Callable[[InMemoryTable], object] | None = other_write
+
+    def get(self, pk: str, rk: str) -> Entity | None:
+        entity = super().get(pk, rk)
+        if rk == SUMMARY_SENT and self.other_write is not None:
+            write, self.other_write = self.other_write, None
+            write(self)
+        return entity
+
+
+def test_owing_a_summary_never_writes_back_one_another_worker_just_sent() -> None:
+    """Another worker (the timer) records `a` sent between our read of the row and our write:
+    written back as read, `a` would be owed again and mailed a second time."""
+    a, b = "nightly/2026-01-01/r1/summary.json", "nightly/2026-01-02/r2/summary.json"
+
+    def sent_a(table: InMemoryTable) -> None:
+        ServiceState(table).put(SUMMARY_SENT, {"date": "2026-01-01", "runId": "r1", "owed": ""})
+
+    table = AnotherWorkerWritesAfterTheRead(sent_a)
+    state = ServiceState(table)
+    state.put(SUMMARY_SENT, {"owed": a})
+
+    owe_summary(state, b)
+
+    row = state.get(SUMMARY_SENT)
+    assert row is not None
+    assert (row.fields["date"], row.fields["owed"]) == ("2026-01-01", b)
