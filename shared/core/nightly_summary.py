@@ -3,7 +3,8 @@ fills it) and the alerts (which mail it). Plain data, JSON-ready, stored beside 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shared.core.model import seat_shortfall
@@ -77,3 +78,19 @@ class NightlySummary:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NightlySummary:
+        """The summary `to_json` wrote (a run's summary.json): an owed mail is sent from it.
+        Keys this version does not know are left behind."""
+        known = {f.name for f in fields(cls)}
+        return cls(
+            **{
+                **{k: v for k, v in data.items() if k in known},
+                "top_groups_by_errors": [
+                    GroupErrors(**g) for g in data.get("top_groups_by_errors", ())
+                ],
+                "seat_forecast": [SeatForecast(**s) for s in data.get("seat_forecast", ())],
+                "drift": [DriftItem(**d) for d in data.get("drift", ())],
+            }
+        )

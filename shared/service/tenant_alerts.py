@@ -1,7 +1,8 @@
 """Tenant-level alerts (timer `tenant_alerts`): lapsing subscriptions in use and a stale
 directory sync are recorded, and every tenant-level finding (those, dead-man, poison, refused
 recipients, failing channels, reprocesses Graph refuses) is alerted at once; data-loss alerts
-that could not be sent yet are retried (`shared.service.dataloss.alert_data_loss_owed`).
+that could not be sent yet are retried (`shared.service.dataloss.alert_data_loss_owed`), and
+so are nightly summaries Graph refused (`shared.service.reconcile.owed_summaries`).
 
 Apart from `shared.service.alerts` because it uses the data-loss guard, which uses the alerts.
 """
@@ -27,6 +28,7 @@ from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
+from shared.service.reconcile.owed_summaries import send_owed_summaries
 from shared.service.refused_writes import WRITES_REFUSED
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
@@ -57,9 +59,15 @@ TENANT_CODES: Final = frozenset(
 
 async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> Delivery | None:
     """Record lapsing subscriptions in use and a stale directory sync; mail every tenant-level
-    finding (those two, dead-man, poison) not mailed yet, at once."""
+    finding (those two, dead-man, poison) not mailed yet, at once; send owed summaries."""
     check_tenant(svc)
     await alert_data_loss_owed(svc, sleep=sleep)
+    delivery = await _tenant_alert(svc, sleep)
+    await send_owed_summaries(svc, sleep=sleep)  # last: the alerts above are more urgent
+    return delivery
+
+
+async def _tenant_alert(svc: Services, sleep: Sleep) -> Delivery | None:
     pairs = open_unalerted(svc, TENANT_CODES)
     if not pairs:
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Final
 
 import structlog
@@ -66,29 +67,56 @@ async def send_baseline_summary(
     run_id: str | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> Delivery | None:
-    """The reconciliation's baseline is done: mark what it found, mail "baseline: N existing
-    issues, by group × SKU × code" once, and record the baseline (even if mail is off)."""
+    """The reconciliation's baseline is done: mark what it found, record the baseline (even if
+    mail is off), and mail "baseline: N existing issues, by group × SKU × code" once."""
     run = run_id or (summary.run_id if summary else new_id("run", svc.now()))
-    rows = record_baseline(svc, run)
-    delivery = None
-    if alerts_on(svc):
-        names = await mail_names(svc, [])
-        if summary is not None:
-            names = replace(names, tenant_name=summary.tenant_name or names.tenant_name)
-        mail = alert_mails.baseline_mail(mail_id=f"baseline-{run}", names=names, rows=rows)
-        delivery = await deliver(svc, mail, channel=BASELINE, sleep=sleep)
-        if delivery.accepted:
-            confirm(svc, BASELINE, mail.id)
+    rows = record_baseline_done(svc, run)
+    return await _baseline_mail(svc, run, rows, summary, sleep)
+
+
+def record_baseline_done(svc: Services, run_id: str) -> list[LedgerRow]:
+    """Mark what the baseline found and record the baseline; return the open findings. Not
+    held back by its mail: the next night must act, and the mail is owed until Graph takes it."""
+    rows = record_baseline(svc, run_id)
     ServiceState(svc.tables.servicestate).put(
         BASELINE_STATE,
         {
             "doneAt": svc.now(),
-            "runId": run,
+            "runId": run_id,
             "issues": len(rows),
             "resetToken": svc.settings.baseline or None,
         },
     )
-    log.info("alerts.baseline", run_id=run, issues=len(rows))
+    log.info("alerts.baseline", run_id=run_id, issues=len(rows))
+    return rows
+
+
+async def send_baseline_mail(
+    svc: Services, summary: NightlySummary, *, sleep: Sleep = asyncio.sleep
+) -> Delivery | None:
+    """The baseline mail of a recorded baseline (`record_baseline_done`), sent when it is owed:
+    the findings open at the end of its run that still are."""
+    finished = datetime.fromisoformat(summary.finished_at)
+    rows = [r for _, r in ledger(svc) if r.is_open and r.first_seen <= finished]
+    return await _baseline_mail(svc, summary.run_id, rows, summary, sleep)
+
+
+async def _baseline_mail(
+    svc: Services,
+    run_id: str,
+    rows: Sequence[LedgerRow],
+    summary: NightlySummary | None,
+    sleep: Sleep,
+) -> Delivery | None:
+    if not alerts_on(svc):
+        return None
+    names = await mail_names(svc, [])
+    if summary is not None:
+        names = replace(names, tenant_name=summary.tenant_name or names.tenant_name)
+    mail = alert_mails.baseline_mail(mail_id=f"baseline-{run_id}", names=names, rows=rows)
+    delivery = await deliver(svc, mail, channel=BASELINE, sleep=sleep)
+    if delivery.accepted:
+        confirm(svc, BASELINE, mail.id)
     return delivery
 
 

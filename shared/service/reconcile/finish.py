@@ -19,6 +19,11 @@ from shared.core.sku_findings import sku_findings
 from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.nested import nested_group_findings
+from shared.service.reconcile.owed_summaries import (
+    owe_summary,
+    send_owed_summaries,
+    summary_sent_for,
+)
 from shared.service.reconcile.reports import (
     assemble_paths,
     configuration,
@@ -31,7 +36,6 @@ from shared.service.reconcile.run_state import (
     LAST,
     REPORTS,
     RUNS,
-    SUMMARY_SENT,
     ReconcileResult,
     Scan,
     blob_names,
@@ -128,7 +132,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     blobs.append(folder + "summary.json")
     blobs += health_page(scan, world, sku_reports, group_reports, summary)
     crash_point(svc, "reconcile.after_reports")
-    await send_summary(scan, summary)
+    await send_summary(scan, summary, folder + "summary.json")
     crash_point(svc, "reconcile.after_summary_sent")
     run.phase = DONE
     scan.checkpoint()
@@ -172,14 +176,15 @@ def prune(scan: Scan) -> None:
         scan.blobs.delete(name)
 
 
-async def send_summary(scan: Scan, summary: NightlySummary) -> None:
-    """One summary per date: a rerun, or a second firing, never mails again."""
-    sent = scan.state.get(SUMMARY_SENT)
-    if scan.run.rerun or (sent is not None and sent.fields.get("date") == summary.date):
-        log.info("reconcile.summary_skipped", date=summary.date, reason="already sent")
-        return
-    if summary.baseline:
-        await alerts.send_baseline_summary(scan.svc, summary)
+async def send_summary(scan: Scan, summary: NightlySummary, blob: str) -> None:
+    """One summary per date: a rerun, or a second firing, never mails again. Owed first
+    (`owed_summaries`), so a mail Graph refuses is sent again later, not lost; the summaries
+    still owed from earlier nights go out before it (a baseline is recorded here, its mail
+    is owed like a summary)."""
+    if scan.run.rerun or summary_sent_for(scan.state, summary.date):
+        log.info("reconcile.summary_skipped", date=summary.date, reason="already sent or owed")
     else:
-        await alerts.send_nightly_summary(scan.svc, summary)
-    scan.state.put(SUMMARY_SENT, {"date": summary.date, "runId": summary.run_id})
+        if summary.baseline:
+            alerts.record_baseline_done(scan.svc, summary.run_id)
+        owe_summary(scan.state, blob)
+    await send_owed_summaries(scan.svc, scan.blobs)
