@@ -342,9 +342,9 @@ def assigned_from_states(
 # --------------------------------------------------------------------------- the seed scenario
 
 E3 = "ENTERPRISEPACK"
-E3_SKU_ID = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+E3_SKU_ID = demo_snapshot_tool.E3
 EMS = "EMS"
-EMS_SKU_ID = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
+EMS_SKU_ID = demo_snapshot_tool.EMS
 BASE = "Licensing_Office365_E3_Base"
 TEAMS = "Licensing_Office365_E3_Teams"
 EMS_GROUP = "Licensing_Office365_EMS_E3"

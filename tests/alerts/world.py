@@ -12,7 +12,8 @@ from shared.core.findings import ERROR, Finding
 from shared.ports.directory import GroupConfig
 from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
-from tests.service.world import EMS, EMS_E3, World, build_world
+from tests.demo_tenant import EMS, EMS_E3
+from tests.service.world import World, build_world
 
 SENDER = "megan.bowen@contoso.com"
 RECIPIENT = "it-licensing@contoso.com"
