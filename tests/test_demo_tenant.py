@@ -6,32 +6,36 @@ import json
 
 from tests import demo_tenant as demo
 
+NAMED = {
+    demo.E3_BASE: "Licensing_Office365_E3_Base",
+    demo.E3_TEAMS: "Licensing_Office365_E3_Teams",
+    demo.EMS_E3: "Licensing_Office365_EMS_E3",
+    demo.SALES_TEAM: "Sales_Team",
+    demo.ENTERPRISEPACK: "ENTERPRISEPACK",
+    demo.EMS: "EMS",
+    demo.EXCHANGE_S_ENTERPRISE: "ENTERPRISEPACK/EXCHANGE_S_ENTERPRISE",
+    demo.ADELE: "Adele Vance",
+    demo.ALANNAH: "Alannah Shaw",
+    demo.ALEX: "Alex Wilber",
+    demo.DIEGO: "Diego Siciliani",
+    demo.GRADY: "Grady Archie",
+    demo.IRVIN: "Irvin Sayers",
+    demo.JONI: "Joni Sherman",
+    demo.LYNNE: "Lynne Robbins",
+    demo.MEGAN: "Megan Bowen",
+    demo.NESTOR: "Nestor Wilke",
+}
+"""Each id, by the name the snapshot gives it: a group's displayName, a SKU's skuPartNumber, a
+plan's SKU/servicePlanName, a user's displayName."""
 
-def test_the_ids_are_the_demo_tenants_groups_skus_plan_and_users() -> None:
+
+def test_each_id_is_in_the_snapshot_under_its_name() -> None:
     snapshot = json.loads(demo.DEMO.read_text(encoding="utf-8"))
-    groups = {g["id"]: g["displayName"] for g in snapshot["groups"]}
-    skus = {s["skuId"]: s["skuPartNumber"] for s in snapshot["subscribedSkus"]}
-    plans = {
-        p["servicePlanId"]: (s["skuPartNumber"], p["servicePlanName"])
-        for s in snapshot["subscribedSkus"]
-        for p in s["servicePlans"]
-    }
-    users = {u["id"]: u["displayName"] for u in snapshot["users"]}
+    names = {g["id"]: g["displayName"] for g in snapshot["groups"]}
+    names |= {u["id"]: u["displayName"] for u in snapshot["users"]}
+    for sku in snapshot["subscribedSkus"]:
+        part = sku["skuPartNumber"]
+        names[sku["skuId"]] = part
+        names |= {p["servicePlanId"]: f"{part}/{p['servicePlanName']}" for p in sku["servicePlans"]}
 
-    assert groups[demo.E3_BASE] == "Licensing_Office365_E3_Base"
-    assert groups[demo.E3_TEAMS] == "Licensing_Office365_E3_Teams"
-    assert groups[demo.EMS_E3] == "Licensing_Office365_EMS_E3"
-    assert groups[demo.SALES_TEAM] == "Sales_Team"
-    assert skus[demo.ENTERPRISEPACK] == "ENTERPRISEPACK"
-    assert skus[demo.EMS] == "EMS"
-    assert plans[demo.EXCHANGE_S_ENTERPRISE] == ("ENTERPRISEPACK", "EXCHANGE_S_ENTERPRISE")
-    assert users[demo.ADELE] == "Adele Vance"
-    assert users[demo.ALANNAH] == "Alannah Shaw"
-    assert users[demo.ALEX] == "Alex Wilber"
-    assert users[demo.DIEGO] == "Diego Siciliani"
-    assert users[demo.GRADY] == "Grady Archie"
-    assert users[demo.IRVIN] == "Irvin Sayers"
-    assert users[demo.JONI] == "Joni Sherman"
-    assert users[demo.LYNNE] == "Lynne Robbins"
-    assert users[demo.MEGAN] == "Megan Bowen"
-    assert users[demo.NESTOR] == "Nestor Wilke"
+    assert {id_: names.get(id_) for id_ in NAMED} == NAMED

@@ -23,6 +23,13 @@ def demo() -> dict[str, Any]:
     return json.loads(DEMO.read_text())
 
 
+def with_copilot(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` after Microsoft added a plan (Copilot's) to ENTERPRISEPACK."""
+    e3 = next(s for s in document["subscribedSkus"] if s["skuId"] == ENTERPRISEPACK)
+    e3["servicePlans"].append(COPILOT)
+    return document
+
+
 def write(tmp_path: Path, name: str, document: dict[str, Any]) -> str:
     path = tmp_path / name
     path.write_text(json.dumps(document))
@@ -52,9 +59,7 @@ def test_a_snapshot_compared_with_itself_has_no_drift(capsys: pytest.CaptureFixt
 def test_a_new_plan_in_a_sku_is_reported_with_the_groups_it_reaches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    new = demo()
-    e3 = next(s for s in new["subscribedSkus"] if s["skuId"] == ENTERPRISEPACK)
-    e3["servicePlans"].append(COPILOT)
+    new = with_copilot(demo())
 
     status, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new), "--format", "json")
     document = json.loads(out)
@@ -71,9 +76,7 @@ def test_a_new_plan_in_a_sku_is_reported_with_the_groups_it_reaches(
 def test_the_table_says_microsoft_enables_a_new_plan_by_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    new = demo()
-    e3 = next(s for s in new["subscribedSkus"] if s["skuId"] == ENTERPRISEPACK)
-    e3["servicePlans"].append(COPILOT)
+    new = with_copilot(demo())
 
     _, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new))
 
