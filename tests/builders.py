@@ -15,7 +15,8 @@ Ids are uuid5 GUIDs derived from the names, so they are stable from run to run; 
 to the same id in every SKU, as Microsoft's plan ids do. Users and groups may be referenced
 before they are declared: everything is resolved in `build()`. Graph's side (the
 licenseAssignmentStates) is only what the test says, unless `processed()` is called, which
-adds an Active state for every membership path the test did not describe.
+adds an Active state for every membership path the test did not describe. `finding` builds
+one finding, for tests of what is done with findings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.core import model
+from shared.core.findings import ERROR, Finding
 from tools import make_demo_snapshot as demo_snapshot_tool
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://license-guard.test/")
@@ -339,12 +341,41 @@ def assigned_from_states(
     return tuple(model.LicenseAssignment(sku, plans) for sku, plans in disabled.items())
 
 
+# --------------------------------------------------------------------------- findings
+
+
+def finding(
+    code: str,
+    subject: str = "u1",
+    *,
+    sku: str | None,
+    group: str | None,
+    severity: str = ERROR,
+    message: str | None = None,
+    since: str | None = None,
+    evidence: tuple[str, ...] = (),
+) -> Finding:
+    """A finding as evaluation reports one; unless given, its message and remedy only name the
+    subject and the code."""
+    return Finding(
+        code=code,
+        severity=severity,
+        subject=subject,
+        sku_id=sku,
+        group_id=group,
+        message=message or f"{subject} does not have the product: {code}.",
+        remedy=f"Fix {code} in the Microsoft 365 admin center.",
+        since=since,
+        evidence=evidence,
+    )
+
+
 # --------------------------------------------------------------------------- the seed scenario
 
 E3 = "ENTERPRISEPACK"
-E3_SKU_ID = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+E3_SKU_ID = demo_snapshot_tool.E3
 EMS = "EMS"
-EMS_SKU_ID = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
+EMS_SKU_ID = demo_snapshot_tool.EMS
 BASE = "Licensing_Office365_E3_Base"
 TEAMS = "Licensing_Office365_E3_Teams"
 EMS_GROUP = "Licensing_Office365_EMS_E3"

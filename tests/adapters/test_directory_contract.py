@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -49,21 +48,15 @@ from shared.ports.directory import (
 )
 from shared.service.reconcile.scan import user_total
 from tests.credentials import MintingCredential
+from tests.demo_tenant import DEMO, E3_BASE, E3_TEAMS, EMS_E3, ENTERPRISEPACK, SALES_TEAM
 from tests.graphsim.receiver import receiver
 from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 TOKEN = "contract-test-token"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
-
-E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
-E3_TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"
-EMS = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
-SALES = "786e3d01-f781-5ac6-ae1a-55f97a0871a0"
-SKU_E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 
 
 def _gid(name: str) -> str:
@@ -97,7 +90,7 @@ def build_tenant() -> dict[str, Any]:
         )
     demo_users = [u["id"] for u in tenant["users"][:10]]
     members = [{"@odata.type": USER_TYPE, "id": uid} for uid in EXTRA_USERS + demo_users]
-    members.insert(50, {"@odata.type": GROUP_TYPE, "id": SALES})
+    members.insert(50, {"@odata.type": GROUP_TYPE, "id": SALES_TEAM})
     tenant["groups"].append(
         {
             "id": BIG,
@@ -319,10 +312,10 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 async def test_licensed_groups(driver: Driver) -> None:
     configs = await driver.directory.licensed_group_configs()
     by_id = {g.id: g for g in configs}
-    assert set(by_id) == {E3_BASE, E3_TEAMS, EMS}
+    assert set(by_id) == {E3_BASE, E3_TEAMS, EMS_E3}
     base = by_id[E3_BASE]
     assert base.display_name == "Licensing_Office365_E3_Base"
-    assert [a.sku_id for a in base.licenses] == [SKU_E3]
+    assert [a.sku_id for a in base.licenses] == [ENTERPRISEPACK]
     assert base.licensed
     expected = processing_state(GROUPS[E3_BASE].get("licenseProcessingState"))
     assert expected is not None  # the state is selected and read
@@ -331,11 +324,11 @@ async def test_licensed_groups(driver: Driver) -> None:
 
 
 async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
-    found = await driver.directory.group_configs([SALES, BIG, UNKNOWN[0]])
-    assert set(found) == {SALES, BIG}
+    found = await driver.directory.group_configs([SALES_TEAM, BIG, UNKNOWN[0]])
+    assert set(found) == {SALES_TEAM, BIG}
     assert found[BIG].display_name == "All_Staff"
-    assert found[SALES].licenses == ()
-    assert not found[SALES].licensed
+    assert found[SALES_TEAM].licenses == ()
+    assert not found[SALES_TEAM].licensed
 
 
 async def test_groups_by_a_key_that_is_not_an_object_id_is_refused(driver: Driver) -> None:
@@ -343,7 +336,7 @@ async def test_groups_by_a_key_that_is_not_an_object_id_is_refused(driver: Drive
     (microsoft-graph-docs-contrib#3854), not a 404 to leave out, so a caller holding something
     else where a group id would be (a poisoned message's digest) must not ask."""
     with pytest.raises(DirectoryError) as err:
-        await driver.directory.group_configs([SALES, "All_Staff"])
+        await driver.directory.group_configs([SALES_TEAM, "All_Staff"])
     assert (err.value.status, err.value.code) == (400, "Request_BadRequest")
 
 
@@ -351,7 +344,7 @@ async def test_group_member_ids_reads_every_page_and_only_users(driver: Driver) 
     ids = await driver.directory.group_member_ids(BIG)
     assert len(ids) == 120
     assert set(ids) == user_members(BIG)
-    assert SALES not in ids
+    assert SALES_TEAM not in ids
 
 
 async def test_group_member_ids_of_unknown_group_is_404(driver: Driver) -> None:
@@ -371,44 +364,44 @@ async def test_delta_initial_round_lists_all_members_merged_across_pages(driver:
     assert rnd.groups[E3_BASE].added == user_members(E3_BASE)
     assert rnd.groups[BIG].removed == frozenset()
     assert rnd.groups[E3_BASE].display_name == "Licensing_Office365_E3_Base"
-    assert [a.sku_id for a in rnd.groups[E3_BASE].licenses or ()] == [SKU_E3]
+    assert [a.sku_id for a in rnd.groups[E3_BASE].licenses or ()] == [ENTERPRISEPACK]
     assert not rnd.groups[BIG].deleted
 
 
 async def test_delta_incremental_join_and_leave(driver: Driver) -> None:
-    first = await driver.directory.group_delta([BIG, EMS], None)
+    first = await driver.directory.group_delta([BIG, EMS_E3], None)
     quiet = await driver.directory.group_delta([], first.delta_link)
     assert not quiet.initial
     assert dict(quiet.groups) == {}
-    joiner = next(u for u in USERS if u not in user_members(EMS) | user_members(E3_TEAMS))
+    joiner = next(u for u in USERS if u not in user_members(EMS_E3) | user_members(E3_TEAMS))
     leaver = sorted(user_members(BIG))[0]
-    driver.add_member(EMS, joiner)
+    driver.add_member(EMS_E3, joiner)
     driver.remove_member(BIG, leaver)
     driver.add_member(E3_TEAMS, joiner)  # not in this round's filter
-    rnd = await driver.directory.group_delta([BIG, EMS], quiet.delta_link)
+    rnd = await driver.directory.group_delta([BIG, EMS_E3], quiet.delta_link)
     assert not rnd.initial
-    assert set(rnd.groups) == {BIG, EMS}
-    assert rnd.groups[EMS].added == {joiner}
-    assert rnd.groups[EMS].removed == frozenset()
+    assert set(rnd.groups) == {BIG, EMS_E3}
+    assert rnd.groups[EMS_E3].added == {joiner}
+    assert rnd.groups[EMS_E3].removed == frozenset()
     assert rnd.groups[BIG].removed == {leaver}
     assert rnd.groups[BIG].added == frozenset()
-    after = await driver.directory.group_delta([BIG, EMS], rnd.delta_link)
+    after = await driver.directory.group_delta([BIG, EMS_E3], rnd.delta_link)
     assert dict(after.groups) == {}
 
 
 async def test_delta_reports_license_changes_and_deleted_groups(driver: Driver) -> None:
-    first = await driver.directory.group_delta([SALES, E3_TEAMS], None)
-    assigned = [{"skuId": SKU_E3, "disabledPlans": []}]
+    first = await driver.directory.group_delta([SALES_TEAM, E3_TEAMS], None)
+    assigned = [{"skuId": ENTERPRISEPACK, "disabledPlans": []}]
     driver.set_group_licenses(E3_TEAMS, assigned)
-    driver.delete_group(SALES)
-    rnd = await driver.directory.group_delta([SALES, E3_TEAMS], first.delta_link)
-    assert rnd.groups[SALES].deleted
+    driver.delete_group(SALES_TEAM)
+    rnd = await driver.directory.group_delta([SALES_TEAM, E3_TEAMS], first.delta_link)
+    assert rnd.groups[SALES_TEAM].deleted
     teams = rnd.groups[E3_TEAMS]
     assert not teams.deleted
     assert teams.licenses is not None
-    assert [a.sku_id for a in teams.licenses] == [SKU_E3]
+    assert [a.sku_id for a in teams.licenses] == [ENTERPRISEPACK]
     assert teams.licenses[0].disabled_plans == frozenset()
-    assert await driver.directory.group_configs([SALES]) == {}
+    assert await driver.directory.group_configs([SALES_TEAM]) == {}
 
 
 async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(
@@ -419,51 +412,51 @@ async def test_a_soft_deleted_group_reads_as_deleted_and_its_restore_as_joins(
     joins."""
     if not isinstance(driver, GraphDriver):
         pytest.skip("soft delete and restore are graphsim's")
-    first = await driver.directory.group_delta([SALES], None)
-    driver.sim.delete_group(SALES, permanent=False, change_type="updated")
-    gone = await driver.directory.group_delta([SALES], first.delta_link)
-    assert gone.groups[SALES].deleted
-    driver.sim.restore_group(SALES)
-    back = await driver.directory.group_delta([SALES], gone.delta_link)
-    assert not back.groups[SALES].deleted
-    assert back.groups[SALES].added == user_members(SALES)
+    first = await driver.directory.group_delta([SALES_TEAM], None)
+    driver.sim.delete_group(SALES_TEAM, permanent=False, change_type="updated")
+    gone = await driver.directory.group_delta([SALES_TEAM], first.delta_link)
+    assert gone.groups[SALES_TEAM].deleted
+    driver.sim.restore_group(SALES_TEAM)
+    back = await driver.directory.group_delta([SALES_TEAM], gone.delta_link)
+    assert not back.groups[SALES_TEAM].deleted
+    assert back.groups[SALES_TEAM].added == user_members(SALES_TEAM)
 
 
 async def test_delta_reports_nested_groups_apart_from_users(driver: Driver) -> None:
     first = await driver.directory.group_delta([BIG], None)
-    assert first.groups[BIG].nested_added == {SALES}
-    assert SALES not in first.groups[BIG].added
-    driver.remove_member(BIG, SALES)
+    assert first.groups[BIG].nested_added == {SALES_TEAM}
+    assert SALES_TEAM not in first.groups[BIG].added
+    driver.remove_member(BIG, SALES_TEAM)
     rnd = await driver.directory.group_delta([BIG], first.delta_link)
-    assert rnd.groups[BIG].nested_removed == {SALES}
+    assert rnd.groups[BIG].nested_removed == {SALES_TEAM}
     assert rnd.groups[BIG].removed == set()
 
 
 async def test_delta_expired_token_raises(driver: Driver) -> None:
-    first = await driver.directory.group_delta([EMS], None)
+    first = await driver.directory.group_delta([EMS_E3], None)
     driver.expire_delta_tokens()
     with pytest.raises(DeltaTokenExpired) as err:
-        await driver.directory.group_delta([EMS], first.delta_link)
+        await driver.directory.group_delta([EMS_E3], first.delta_link)
     assert (err.value.status, err.value.code) == (400, "syncStateNotFound")
-    again = await driver.directory.group_delta([EMS], None)  # the full resync works
-    assert again.groups[EMS].added == user_members(EMS)
+    again = await driver.directory.group_delta([EMS_E3], None)  # the full resync works
+    assert again.groups[EMS_E3].added == user_members(EMS_E3)
 
 
 async def test_delta_after_a_synchronization_reset_raises(driver: Driver) -> None:
-    first = await driver.directory.group_delta([EMS], None)
+    first = await driver.directory.group_delta([EMS_E3], None)
     driver.reset_delta_sync()
     with pytest.raises(DeltaTokenExpired) as err:
-        await driver.directory.group_delta([EMS], first.delta_link)
+        await driver.directory.group_delta([EMS_E3], first.delta_link)
     assert err.value.status == 410
-    again = await driver.directory.group_delta([EMS], None)
-    assert again.groups[EMS].added == user_members(EMS)
+    again = await driver.directory.group_delta([EMS_E3], None)
+    assert again.groups[EMS_E3].added == user_members(EMS_E3)
 
 
 async def test_delta_with_an_unknown_token_raises(driver: Driver) -> None:
-    first = await driver.directory.group_delta([EMS], None)
+    first = await driver.directory.group_delta([EMS_E3], None)
     forged = first.delta_link.split("$deltatoken=")[0] + "$deltatoken=bm90LWEtdG9rZW4"
     with pytest.raises(DeltaTokenExpired) as err:
-        await driver.directory.group_delta([EMS], forged)
+        await driver.directory.group_delta([EMS_E3], forged)
     assert (err.value.status, err.value.code) == (400, "resyncRequired")
 
 
@@ -545,8 +538,8 @@ async def test_group_members_page_reads_every_page_and_only_users(driver: Driver
     assert pages == 3  # 121 members (one a group), 50 a page
     assert len(ids) == len(set(ids)) == 120
     assert set(ids) == user_members(BIG)
-    assert SALES not in ids
-    assert nested == [SALES]  # the nested group, when asked for
+    assert SALES_TEAM not in ids
+    assert nested == [SALES_TEAM]  # the nested group, when asked for
     with pytest.raises(DirectoryError) as err:
         await driver.directory.group_members_page(UNKNOWN[0], None)
     assert err.value.status == 404
@@ -559,11 +552,11 @@ async def test_directory_audits_since_a_time(driver: Driver) -> None:
     driver.advance(5)
     since = driver.now()
     driver.advance(2)  # Graph stamps whole seconds: keep the changes clearly after `since`
-    joiner = next(u for u in USERS if u not in user_members(EMS))
+    joiner = next(u for u in USERS if u not in user_members(EMS_E3))
     leaver = EXTRA_USERS[0]
-    driver.add_member(EMS, joiner)
+    driver.add_member(EMS_E3, joiner)
     driver.remove_member(BIG, leaver)
-    assigned = [{"skuId": SKU_E3, "disabledPlans": []}]
+    assigned = [{"skuId": ENTERPRISEPACK, "disabledPlans": []}]
     driver.set_group_licenses(E3_TEAMS, assigned)
 
     found = await driver.directory.directory_audits(since, AUDITED)
@@ -575,7 +568,7 @@ async def test_directory_audits_since_a_time(driver: Driver) -> None:
         assert parse(entry.when) >= parse(since.replace("+00:00", "Z"))
         assert entry.id
     added = by_activity["Add member to group"]
-    assert added.target_ids == (joiner, EMS)
+    assert added.target_ids == (joiner, EMS_E3)
     assert [t.type for t in added.targets] == ["User", "Group"]
     assert added.targets[0].user_principal_name == USERS[joiner]["userPrincipalName"]
     assert by_activity["Remove member from group"].target_ids == (leaver, BIG)
@@ -742,8 +735,8 @@ async def test_a_draft_needs_a_recipient_and_a_known_mailbox(driver: Driver) -> 
 async def test_subscribed_skus(driver: Driver) -> None:
     skus = await driver.directory.subscribed_skus()
     assert {s["skuId"] for s in skus} == {s["skuId"] for s in TENANT["subscribedSkus"]}
-    e3 = next(s for s in skus if s["skuId"] == SKU_E3)
-    src = next(s for s in TENANT["subscribedSkus"] if s["skuId"] == SKU_E3)
+    e3 = next(s for s in skus if s["skuId"] == ENTERPRISEPACK)
+    src = next(s for s in TENANT["subscribedSkus"] if s["skuId"] == ENTERPRISEPACK)
     assert e3["skuPartNumber"] == src["skuPartNumber"]
     assert e3["prepaidUnits"] == src["prepaidUnits"]
     assert e3["consumedUnits"] == src["consumedUnits"]
@@ -762,7 +755,7 @@ async def test_organization(driver: Driver) -> None:
 
 async def test_license_errors(driver: Driver) -> None:
     expected = {gid for gid in GROUPS if error_members(gid)}
-    assert expected == {E3_BASE, E3_TEAMS, EMS}
+    assert expected == {E3_BASE, E3_TEAMS, EMS_E3}
     assert set(await driver.directory.groups_with_license_errors()) == expected
     for gid in [*expected, BIG]:
         got = await driver.directory.members_with_license_errors(gid)
@@ -771,7 +764,7 @@ async def test_license_errors(driver: Driver) -> None:
 
 
 async def test_reprocess(driver: Driver) -> None:
-    uid = next(iter(error_members(EMS)))
+    uid = next(iter(error_members(EMS_E3)))
     assert await driver.directory.reprocess_license_assignment(uid) is True
     assert await driver.directory.reprocess_license_assignment(UNKNOWN[2]) is False
     if isinstance(driver, FakeDriver):
@@ -910,7 +903,7 @@ async def test_graph_503_faults_give_the_same_results(graphsim: tuple[str, SimCl
     url, sim = graphsim
 
     async def read_all(directory: GraphDirectory) -> list[Any]:
-        rnd = await directory.group_delta([BIG, EMS], None)
+        rnd = await directory.group_delta([BIG, EMS_E3], None)
         return [
             sorted(g.id for g in await directory.licensed_group_configs()),
             sorted(await directory.group_member_ids(BIG)),

@@ -6,14 +6,13 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from shared.adapters.snapshot import GraphTranslator, SnapshotError, parse_snapshot
 from shared.core.model import Tenant
+from tests.demo_tenant import DEMO
 
-DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
 USER = "#microsoft.graph.user"
 
 

@@ -25,12 +25,12 @@ from shared.adapters.graph_permissions import (
 )
 from tests.adapters.test_directory_contract import (
     BIG,
-    EMS,
     EXTRA_USERS,
     TENANT,
     UNKNOWN,
     group_subscription,
 )
+from tests.demo_tenant import EMS_E3
 from tests.graphsim.receiver import receiver
 
 ROLES_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "graph-app-roles.csv"
@@ -132,7 +132,7 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.licensed_group_configs()
             await directory.group_configs([BIG, UNKNOWN[0]])
             await directory.group_member_ids(BIG)
-            rnd = await directory.group_delta([BIG, EMS], None)
+            rnd = await directory.group_delta([BIG, EMS_E3], None)
             await directory.group_delta([], rnd.delta_link)
             await directory.users_by_id([*EXTRA_USERS[:3], UNKNOWN[1]])
             await directory.member_of(EXTRA_USERS[:2])
@@ -152,7 +152,7 @@ async def test_the_graph_adapter_calls_only_manifest_endpoints_and_all_used_ones
             await directory.subscribed_skus()
             await directory.organization()
             await directory.groups_with_license_errors()
-            await directory.members_with_license_errors(EMS)
+            await directory.members_with_license_errors(EMS_E3)
             await directory.reprocess_license_assignment(EXTRA_USERS[0])
             request = group_subscription(rec.url, expiry, client_state="state")
             sub = await directory.create_subscription(request)

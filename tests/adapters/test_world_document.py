@@ -18,7 +18,8 @@ from shared.ports.directory import GROUP_SELECT, GroupConfig
 from shared.ports.tables import json_field
 from shared.service.stores import LicensedGroups, ServiceState
 from shared.service.stores.licensed_groups import GROUP_PK
-from tests.service.world import E3_BASE, ENTERPRISEPACK, demo_snapshot
+from tests.demo_tenant import E3_BASE, ENTERPRISEPACK
+from tests.service.world import demo_snapshot
 
 GROUP_FIELDS = GROUP_SELECT.split(",")
 USER = "#microsoft.graph.user"

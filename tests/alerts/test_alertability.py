@@ -17,16 +17,8 @@ from tests.alerts.world import (
     record,
     world_with_findings,
 )
-from tests.service.world import (
-    DIEGO,
-    E3_BASE,
-    E3_TEAMS,
-    EMS,
-    ENTERPRISEPACK,
-    IRVIN,
-    JONI,
-    World,
-)
+from tests.demo_tenant import DIEGO, E3_BASE, E3_TEAMS, EMS, ENTERPRISEPACK, IRVIN, JONI
+from tests.service.world import World
 
 pytestmark = pytest.mark.anyio
 DAY = 24 * 3600

@@ -24,7 +24,8 @@ from tests.alerts.mail import header, html, mails
 from tests.alerts.receiver import Receiver
 from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group
 from tests.alerts.world import GRACE_SECONDS, alert_world, baseline, error, prime, record
-from tests.service.world import ADELE, ALEX, DIEGO, IRVIN, JONI, NESTOR, World, build_world
+from tests.demo_tenant import ADELE, ALEX, DIEGO, IRVIN, JONI, NESTOR
+from tests.service.world import World, build_world
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
 SECRET = "shared-secret-for-the-test-receiver"

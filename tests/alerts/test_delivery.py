@@ -25,7 +25,8 @@ from tests.alerts.world import (
     record,
     world_with_findings,
 )
-from tests.service.world import IRVIN, JONI, build_world
+from tests.demo_tenant import IRVIN, JONI
+from tests.service.world import build_world
 from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio

@@ -24,8 +24,8 @@ from tests.alerts.world import (
     record,
     world_with_findings,
 )
+from tests.demo_tenant import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 from tests.service.test_recompute import ISAIAH, SHAREPOINT_PLAN_1, learned, recompute
-from tests.service.world import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 
 pytestmark = pytest.mark.anyio
 

@@ -35,7 +35,8 @@ from tests.alerts.world import (
     world_with_findings,
 )
 from tests.builders import guid
-from tests.service.world import ENTERPRISEPACK, IRVIN, World, build_world, demo_snapshot
+from tests.demo_tenant import ENTERPRISEPACK, IRVIN
+from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 MAILBOX_GROUP = guid("group", "Mailbox_Sales")

@@ -16,8 +16,9 @@ from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.mail import html, mails
 from tests.alerts.receiver import Receiver
 from tests.alerts.world import RECIPIENT, SENDER, baseline, prime
+from tests.demo_tenant import ADELE, DIEGO
 from tests.service.test_reprocess_refused import Refusing, manual
-from tests.service.world import ADELE, DIEGO, build_world
+from tests.service.world import build_world
 
 SCHEMA = json.loads(Path("docs/alert-webhook.schema.json").read_text())
 

@@ -12,7 +12,9 @@ from shared.core.findings import ERROR, Finding
 from shared.ports.directory import GroupConfig
 from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
-from tests.service.world import EMS, EMS_E3, World, build_world
+from tests import builders
+from tests.demo_tenant import EMS, EMS_E3
+from tests.service.world import World, build_world
 
 SENDER = "megan.bowen@contoso.com"
 RECIPIENT = "it-licensing@contoso.com"
@@ -63,15 +65,8 @@ def error(
     severity: str = ERROR,
     message: str | None = None,
 ) -> Finding:
-    return Finding(
-        code=code,
-        severity=severity,
-        subject=user_id,
-        sku_id=sku,
-        group_id=group,
-        message=message or f"{user_id} does not have the product: {code}.",
-        remedy=f"Fix {code} in the Microsoft 365 admin center.",
-    )
+    """An error of `user_id`'s; unless told otherwise, EMS's CountViolation from the EMS group."""
+    return builders.finding(code, user_id, sku=sku, group=group, severity=severity, message=message)
 
 
 def record(world: World, *findings: Finding, run_id: str = "test") -> None:

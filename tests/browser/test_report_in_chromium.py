@@ -24,10 +24,10 @@ from shared.catalog.products import catalog
 from shared.cli.main import main
 from shared.core.evaluate import evaluate
 from tests.browser.cdp import Page, file_url
+from tests.demo_tenant import DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out"
-DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"
 MAX_BYTES = 2_000_000
 
 # One xdist worker runs every Chromium test, in file order: the first installs Chromium with

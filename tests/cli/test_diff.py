@@ -10,10 +10,9 @@ import pytest
 
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
 from tests.cli.output import assert_shows
+from tests.demo_tenant import DEMO, ENTERPRISEPACK, EXCHANGE_S_ENTERPRISE
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
-E3_SKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 COPILOT = {
     "servicePlanId": "0d0c0d31-fae7-41f2-b909-eaf4d7f26dba",
     "servicePlanName": "Bing_Chat_Enterprise",
@@ -22,6 +21,13 @@ COPILOT = {
 
 def demo() -> dict[str, Any]:
     return json.loads(DEMO.read_text())
+
+
+def with_copilot(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` after Microsoft added a plan (Copilot's) to ENTERPRISEPACK."""
+    e3 = next(s for s in document["subscribedSkus"] if s["skuId"] == ENTERPRISEPACK)
+    e3["servicePlans"].append(COPILOT)
+    return document
 
 
 def write(tmp_path: Path, name: str, document: dict[str, Any]) -> str:
@@ -53,8 +59,7 @@ def test_a_snapshot_compared_with_itself_has_no_drift(capsys: pytest.CaptureFixt
 def test_a_new_plan_in_a_sku_is_reported_with_the_groups_it_reaches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    new = demo()
-    next(s for s in new["subscribedSkus"] if s["skuId"] == E3_SKU)["servicePlans"].append(COPILOT)
+    new = with_copilot(demo())
 
     status, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new), "--format", "json")
     document = json.loads(out)
@@ -71,8 +76,7 @@ def test_a_new_plan_in_a_sku_is_reported_with_the_groups_it_reaches(
 def test_the_table_says_microsoft_enables_a_new_plan_by_default(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    new = demo()
-    next(s for s in new["subscribedSkus"] if s["skuId"] == E3_SKU)["servicePlans"].append(COPILOT)
+    new = with_copilot(demo())
 
     _, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new))
 
@@ -89,7 +93,7 @@ def test_a_group_dropping_exchange_is_drift_and_a_data_loss_risk(
 ) -> None:
     new = demo()
     base = group(new, BASE)
-    base["assignedLicenses"][0]["disabledPlans"].append("efb87545-963c-4e0d-99df-69c6916d9eb0")
+    base["assignedLicenses"][0]["disabledPlans"].append(EXCHANGE_S_ENTERPRISE)
 
     status, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new), "--format", "json")
     document = json.loads(out)

@@ -15,8 +15,7 @@ from shared.render.csvsafe import safe_cell
 from shared.render.paths import CSV_HEADER
 from tests.cli.output import assert_shows
 from tests.csv_files import csv_records, csv_text
-
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
+from tests.demo_tenant import DEMO
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_OK, main, version
+from tests.demo_tenant import DEMO
 
-DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 COMMANDS = [
-    ["evaluate", "--snapshot", DEMO],
-    ["evaluate", "--snapshot", DEMO, "--format", "json"],
-    ["evaluate", "--snapshot", DEMO, "--format", "csv"],
-    ["whatif", "--snapshot", DEMO, "--delete-group", "Sales_Team"],
-    ["whatif", "--snapshot", DEMO, "--format", "json"],
-    ["diff", DEMO, DEMO],
-    ["report", "migration", "--snapshot", DEMO],
-    ["report", "migration", "--snapshot", DEMO, "--format", "csv"],
+    ["evaluate", "--snapshot", str(DEMO)],
+    ["evaluate", "--snapshot", str(DEMO), "--format", "json"],
+    ["evaluate", "--snapshot", str(DEMO), "--format", "csv"],
+    ["whatif", "--snapshot", str(DEMO), "--delete-group", "Sales_Team"],
+    ["whatif", "--snapshot", str(DEMO), "--format", "json"],
+    ["diff", str(DEMO), str(DEMO)],
+    ["report", "migration", "--snapshot", str(DEMO)],
+    ["report", "migration", "--snapshot", str(DEMO), "--format", "csv"],
 ]
 
 
@@ -39,7 +39,7 @@ def test_an_out_path_in_a_missing_directory_is_one_line_and_exit_2(
 def test_an_out_path_that_is_a_directory_is_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["evaluate", "--snapshot", DEMO, "--out", str(tmp_path)])
+    status = main(["evaluate", "--snapshot", str(DEMO), "--out", str(tmp_path)])
     err = capsys.readouterr().err
 
     assert status == EXIT_BAD_INPUT
@@ -52,7 +52,7 @@ def test_the_same_command_with_a_good_out_path_exits_0(
 ) -> None:
     target = tmp_path / "out.txt"
 
-    status = main(["evaluate", "--snapshot", DEMO, "--out", str(target)])
+    status = main(["evaluate", "--snapshot", str(DEMO), "--out", str(target)])
 
     assert status == EXIT_OK
     assert target.read_text(encoding="utf-8").strip()

@@ -19,9 +19,8 @@ from graphsim.server import serve_in_thread
 from shared.adapters.blobs import blobs_for
 from shared.cli.main import main
 from shared.render.history import history_name
+from tests.demo_tenant import DEMO
 from tests.render.page import Page
-
-DEMO = "shared/data/demo-snapshot.json"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_a_snapshot_renders_to_one_file_and_says_where(
 ) -> None:
     out = tmp_path / "report.html"
 
-    status = main(["report", "html", "--snapshot", DEMO, "--out", str(out)])
+    status = main(["report", "html", "--snapshot", str(DEMO), "--out", str(out)])
 
     assert status == 0
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
@@ -74,10 +73,11 @@ def test_history_from_a_directory_draws_the_trend(tmp_path: Path) -> None:
         (history / ("2026-11-30" if n == 6 else "") / f"{date}.json").write_text(json.dumps(doc))
     out = tmp_path / "r.html"
 
-    assert (
-        main(["report", "html", "--snapshot", DEMO, "--history", str(history), "--out", str(out)])
-        == 0
+    status = main(
+        ["report", "html", "--snapshot", str(DEMO), "--history", str(history), "--out", str(out)]
     )
+
+    assert status == 0
 
     lines = Page(out.read_text()).with_attr("polyline", "data-series")
     assert {"data-series": "CountViolation", "data-values": "4,6"}.items() <= next(
@@ -97,7 +97,7 @@ def test_history_from_a_downloaded_nightly_folder_skips_its_other_files(
     out = tmp_path / "r.html"
 
     status = main(
-        ["report", "html", "--snapshot", DEMO, "--history", str(tmp_path / "nightly"),
+        ["report", "html", "--snapshot", str(DEMO), "--history", str(tmp_path / "nightly"),
          "--out", str(out)]
     )  # fmt: skip
 
@@ -117,7 +117,9 @@ def test_history_from_the_reports_container(
     blobs.put(history_name("2026-11-28"), orjson.dumps(record), content_type="application/json")
     out = tmp_path / "r.html"
 
-    assert main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)]) == 0
+    status = main(["report", "html", "--snapshot", str(DEMO), "--from-storage", "--out", str(out)])
+
+    assert status == 0
 
     html = out.read_text()
     assert "changes are counted since the night of " in html
@@ -149,7 +151,7 @@ def test_bad_input_exits_2_with_one_line(
     out = tmp_path / "r.html"
 
     status = main(
-        ["report", "html", "--snapshot", DEMO, "--out", str(out)]
+        ["report", "html", "--snapshot", str(DEMO), "--out", str(out)]
         + [a.replace("{tmp}", str(tmp_path)) for a in args]
     )
     err = capsys.readouterr().err
@@ -168,7 +170,7 @@ def test_from_storage_without_storage_settings_is_bad_input(
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
 
     status = main(
-        ["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(tmp_path / "r")]
+        ["report", "html", "--snapshot", str(DEMO), "--from-storage", "--out", str(tmp_path / "r")]
     )
 
     assert status == 2
@@ -186,10 +188,9 @@ def test_the_storage_and_prices_come_from_local_settings_json_like_every_live_co
     blobs = blobs_for(azurite.connection_string)
     record = {"date": "2026-11-27", "findings_by_code": {"Other": 3}, "seat_forecast": []}
     blobs.put(history_name("2026-11-27"), orjson.dumps(record), content_type="application/json")
-    snapshot = str(Path(__file__).resolve().parents[2] / DEMO)
 
     assert (
-        main(["report", "html", "--snapshot", snapshot, "--from-storage", "--out", "r.html"]) == 0
+        main(["report", "html", "--snapshot", str(DEMO), "--from-storage", "--out", "r.html"]) == 0
     )
 
     html = (tmp_path / "r.html").read_text()
@@ -208,7 +209,7 @@ def test_storage_that_refuses_is_one_line_and_exit_2(
     monkeypatch.setenv("AzureWebJobsStorage", wrong_key)
     out = tmp_path / "r.html"
 
-    status = main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)])
+    status = main(["report", "html", "--snapshot", str(DEMO), "--from-storage", "--out", str(out)])
     err = capsys.readouterr().err.splitlines()
 
     assert status == 2
@@ -233,7 +234,7 @@ def test_storage_that_cannot_be_reached_is_one_line_and_exit_2_within_seconds(
     out = tmp_path / "r.html"
     start = time.monotonic()
 
-    status = main(["report", "html", "--snapshot", DEMO, "--from-storage", "--out", str(out)])
+    status = main(["report", "html", "--snapshot", str(DEMO), "--from-storage", "--out", str(out)])
     err = capsys.readouterr().err.splitlines()
 
     assert status == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,28 +15,27 @@ from shared.render import alert_mails
 from shared.render import mail as compose
 from shared.render.paths import CSV_HEADER
 from tests.csv_files import csv_records
+from tests.demo_tenant import DEMO, EMS_E3
 
-DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
 USER = "6b1e1d8e-0000-4000-8000-000000000001"
-GROUP = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
 
 
 def test_the_url_forms() -> None:
     assert user_license_url(USER) == (
         f"https://admin.microsoft.com/#/users/:/UserDetails/{USER}/LicensesAndApps"
     )
-    assert group_license_url(GROUP) == (
+    assert group_license_url(EMS_E3) == (
         "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/"
-        f"groupId/{GROUP}"
+        f"groupId/{EMS_E3}"
     )
-    assert finding_url(f"group:{GROUP}") == group_license_url(GROUP)
+    assert finding_url(f"group:{EMS_E3}") == group_license_url(EMS_E3)
     assert finding_url("sku:x") == PRODUCTS_URL
     assert finding_url(USER) == user_license_url(USER)
     assert "/" not in user_license_url("a/b").split("UserDetails/")[1].split("/")[0]
 
 
 def test_every_json_finding_has_its_link(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["evaluate", "--snapshot", DEMO, "--format", "json"])
+    main(["evaluate", "--snapshot", str(DEMO), "--format", "json"])
     document = json.loads(capsys.readouterr().out)
 
     for user in document["users"]:
@@ -53,15 +51,15 @@ def test_every_json_finding_has_its_link(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_the_table_shows_where_each_finding_is_fixed(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["evaluate", "--snapshot", DEMO])
+    main(["evaluate", "--snapshot", str(DEMO)])
     out = capsys.readouterr().out
 
-    assert f"group: {group_license_url(GROUP)}" in out
+    assert f"group: {group_license_url(EMS_E3)}" in out
     assert "at:  https://admin.microsoft.com/#/users/:/UserDetails/" in out
 
 
 def test_the_path_csv_has_the_user_and_group_pages(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["evaluate", "--snapshot", DEMO, "--format", "csv"])
+    main(["evaluate", "--snapshot", str(DEMO), "--format", "csv"])
     rows = csv_records(capsys.readouterr().out)
 
     assert tuple(rows[0]) == CSV_HEADER
@@ -100,10 +98,10 @@ def test_the_mail_links_the_group_and_each_user() -> None:
         "Diego does not have EMS: no free seats were left.",
         "Buy seats.",
         sku_id="x",
-        group_id=GROUP,
+        group_id=EMS_E3,
     )
     names = compose.MailNames(
-        "Contoso", {USER: compose.UserName("Diego", "diego@contoso.com")}, {GROUP: "EMS group"}
+        "Contoso", {USER: compose.UserName("Diego", "diego@contoso.com")}, {EMS_E3: "EMS group"}
     )
 
     mail = alert_mails.digest_mail(
@@ -111,9 +109,9 @@ def test_the_mail_links_the_group_and_each_user() -> None:
         muted=0, actions={}, mode_note="Mode: observe.", since=None,
     )  # fmt: skip
 
-    assert f"Fix it here: {group_license_url(GROUP)}" in mail.text
+    assert f"Fix it here: {group_license_url(EMS_E3)}" in mail.text
     assert f"Diego <diego@contoso.com> {user_license_url(USER)}" in mail.text
-    assert f'<a href="{group_license_url(GROUP)}"' in mail.html
+    assert f'<a href="{group_license_url(EMS_E3)}"' in mail.html
     assert f'<a href="{user_license_url(USER)}"' in mail.html
     assert "Changes since License Guard started watching: 1 new issue" in mail.text
 

@@ -14,8 +14,8 @@ from shared.core.evaluate import evaluate
 from shared.core.migration import migration_plan, suggested_group_name
 from shared.render.migration import MIGRATION_CSV_HEADER
 from tests.csv_files import csv_rows
+from tests.demo_tenant import DEMO
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
 
 

@@ -16,12 +16,8 @@ import pytest
 
 from shared.cli.main import EXIT_OK, main
 from tests.cli.output import assert_shows
+from tests.demo_tenant import DEMO, E3_BASE, ENTERPRISEPACK, EXCHANGE_S_ENTERPRISE, MEGAN
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
-E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
-MEGAN = "c9de3744-4f46-5deb-a7be-239cc5f1b4a5"
-EXCHANGE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
-E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
 REMOVE_PS = "Remove-CoveredDirectLicense"
 
 
@@ -43,7 +39,7 @@ def test_the_powershell_script_removes_the_covered_assignment_with_its_reason(
     lines = text.splitlines()
 
     at = next(i for i, line in enumerate(lines) if line.startswith(REMOVE_PS))
-    assert lines[at].startswith(f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{E3}' ")
+    assert lines[at].startswith(f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{ENTERPRISEPACK}' ")
     assert lines[at - 2] == "# Megan Bowen <megan.bowen@contoso.com>: remove direct ENTERPRISEPACK"
     assert "'Licensing_Office365_E3_Base' (Active, no error)" in lines[at - 1]
     assert sum(line.startswith(REMOVE_PS) for line in lines) == 1
@@ -81,7 +77,7 @@ def test_the_sh_script_uses_az_rest_and_is_valid_shell(
     assert text.startswith("#!/bin/sh\n")
     assert "GRAPH_USERS='https://graph.microsoft.com/v1.0/users'" in text
     assert 'az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense"' in text
-    assert f"remove_covered_direct '{MEGAN}' '{E3}' " in text
+    assert f"remove_covered_direct '{MEGAN}' '{ENTERPRISEPACK}' " in text
     shell = shutil.which("sh")
     assert shell is not None
     checked = subprocess.run([shell, "-n", str(path)], capture_output=True, check=False)
@@ -112,7 +108,7 @@ def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will
     snapshot = json.loads(DEMO.read_text())
     megan = next(u for u in snapshot["users"] if u["id"] == MEGAN)
     group_state = next(s for s in megan["licenseAssignmentStates"] if s["assignedByGroup"])
-    group_state["disabledPlans"] = [*group_state["disabledPlans"], EXCHANGE]
+    group_state["disabledPlans"] = [*group_state["disabledPlans"], EXCHANGE_S_ENTERPRISE]
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(snapshot))
 
@@ -184,7 +180,7 @@ def test_the_sh_script_can_be_run_again_after_it_removed_the_assignment(
     again, calls = run_sh(text, tmp_path, "gone")
     assert again.returncode == 0, again.stderr
     assert "--method POST" not in calls
-    assert f"skipped {MEGAN}: no direct {E3} left (already removed)" in again.stdout
+    assert f"skipped {MEGAN}: no direct {ENTERPRISEPACK} left (already removed)" in again.stdout
 
 
 def test_the_sh_script_keeps_a_direct_assignment_whose_group_path_changed_since_the_snapshot(
@@ -199,10 +195,13 @@ def test_the_sh_script_keeps_a_direct_assignment_whose_group_path_changed_since_
 
     assert ran.returncode == 0, ran.stderr
     assert "--method POST" not in calls
-    assert f"kept direct {E3} of {MEGAN}: its paths changed since the snapshot" in ran.stderr
+    assert (
+        f"kept direct {ENTERPRISEPACK} of {MEGAN}: its paths changed since the snapshot"
+        in ran.stderr
+    )
     (get,) = calls.splitlines()
     assert f"users/{MEGAN}?$select=licenseAssignmentStates" in get
-    assert f"licenseAssignmentStates[?skuId=='{E3}']" in get
+    assert f"licenseAssignmentStates[?skuId=='{ENTERPRISEPACK}']" in get
     assert (
         f"[?assignedByGroup=='{E3_BASE}' && state=='Active' && (!error || error=='None') && "
         "sort(disabledPlans)==['57ff2da0-773e-42df-b2af-ffb7a2317929'," in get
@@ -220,7 +219,7 @@ def test_the_powershell_removal_is_checked_against_the_paths_the_snapshot_shows(
     plans = "@(" + ", ".join(f"'{p}'" for p in sorted(disabled)) + ")"
 
     assert (
-        f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{E3}' -DirectDisabled {plans} "
+        f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{ENTERPRISEPACK}' -DirectDisabled {plans} "
         f"-GroupDisabled @{{ '{E3_BASE}' = {plans} }}"
     ) in text.splitlines()
     assert "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All'" in text
@@ -267,7 +266,7 @@ def test_the_sh_script_goes_on_past_a_user_deleted_since_the_snapshot(
 
     assert ran.returncode == 0, ran.stderr
     assert "--method POST" not in calls
-    assert f"kept direct {E3} of {MEGAN}: could not read the user" in ran.stderr
+    assert f"kept direct {ENTERPRISEPACK} of {MEGAN}: could not read the user" in ran.stderr
 
 
 def test_the_powershell_script_is_utf8_with_a_bom_and_the_sh_script_without(

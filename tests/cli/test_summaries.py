@@ -4,19 +4,17 @@ code, lists healthy users only with --all, and puts the same summary first in it
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from shared.cli.main import main
-
-DEMO = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json")
+from tests.demo_tenant import DEMO
 
 
 def test_the_table_starts_with_the_summary_before_any_user(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    main(["evaluate", "--snapshot", DEMO])
+    main(["evaluate", "--snapshot", str(DEMO)])
     out = capsys.readouterr().out
     lines = out.splitlines()
 
@@ -33,9 +31,9 @@ def test_the_table_starts_with_the_summary_before_any_user(
 def test_healthy_users_are_counted_not_listed_unless_all(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    main(["evaluate", "--snapshot", DEMO])
+    main(["evaluate", "--snapshot", str(DEMO)])
     short = capsys.readouterr().out
-    main(["evaluate", "--snapshot", DEMO, "--all"])
+    main(["evaluate", "--snapshot", str(DEMO), "--all"])
     full = capsys.readouterr().out
 
     assert "(listed with --all)" in short
@@ -44,7 +42,7 @@ def test_healthy_users_are_counted_not_listed_unless_all(
 
 
 def test_json_starts_with_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["evaluate", "--snapshot", DEMO, "--format", "json"])
+    main(["evaluate", "--snapshot", str(DEMO), "--format", "json"])
     out = capsys.readouterr().out
     document = json.loads(out)
 

@@ -13,8 +13,8 @@ from tests.builders import BASE_DISABLED, E3_PLANS
 from tests.cli.output import assert_shows
 from tests.cli.test_whatif_changes import run_json as on_demo_json
 from tests.cli.test_whatif_changes import users_of
+from tests.demo_tenant import DEMO, E3_BASE
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
 E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
 LEAVE_E1 = ("--remove-member", "Licensing_Office365_E1", "Alex Wilber")
@@ -98,9 +98,7 @@ def test_json_names_the_lost_capabilities_with_plans_and_paths(
     assert set(lost) == {"mailbox", "onedrive"}
     (grant,) = lost["mailbox"]["before"]
     assert grant["servicePlanName"] == "EXCHANGE_S_ENTERPRISE"
-    assert grant["paths"] == [
-        {"type": "group", "groupId": "3fba3687-b188-5d3f-abfd-25fd068d74b0", "groupName": BASE}
-    ]
+    assert grant["paths"] == [{"type": "group", "groupId": E3_BASE, "groupName": BASE}]
     assert alannah["findings"][0]["code"] == "DataLossRisk"
     e3 = next(s for s in document["skus"] if s["skuPartNumber"] == "ENTERPRISEPACK")
     assert (e3["demandBefore"], e3["demandAfter"], e3["prepaidEnabled"]) == (17, 16, 25)
@@ -248,7 +246,7 @@ def test_an_ambiguous_display_name_lists_the_matching_groups(
     assert_shows(
         err,
         "ambiguous",
-        "3fba3687-b188-5d3f-abfd-25fd068d74b0",
+        E3_BASE,
         "0e1e1e1e-0000-4000-8000-000000000002",
     )
 

@@ -19,8 +19,8 @@ import pytest
 from shared.catalog.plan_conflicts import PlanConflictsError, plan_conflicts, read_plan_conflicts
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK, main
 from tests.cli.output import assert_shows
+from tests.demo_tenant import DEMO
 
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 BASE = "Licensing_Office365_E3_Base"
 TEAMS = "Licensing_Office365_E3_Teams"
 EMS = "Licensing_Office365_EMS_E3"

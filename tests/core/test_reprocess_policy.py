@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from shared.core import findings as codes
 from shared.core.evaluate import evaluate
-from shared.core.findings import ERROR, INFO, WARNING, Finding
+from shared.core.findings import INFO, WARNING, Finding
 from shared.core.model import (
     AssignmentState,
     Group,
@@ -34,6 +35,7 @@ from shared.core.reprocess_plan import (
     RetryLater,
     TenantFacts,
 )
+from tests import builders
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 E3 = "sku-e3"
@@ -42,27 +44,8 @@ G1 = "group-1"
 G2 = "group-2"
 
 
-def finding(
-    code: str,
-    user: str = "u1",
-    *,
-    sku: str | None = E3,
-    group: str | None = G1,
-    since: str | None = None,
-    evidence: tuple[str, ...] = (),
-    severity: str = ERROR,
-) -> Finding:
-    return Finding(
-        code=code,
-        severity=severity,
-        subject=user,
-        sku_id=sku,
-        group_id=group,
-        message=f"{code} for {user}",
-        remedy="fix it",
-        since=since,
-        evidence=evidence,
-    )
+finding = functools.partial(builders.finding, sku=E3, group=G1)
+"""A finding of u1's (unless a subject is given) for E3 from G1 (unless told otherwise)."""
 
 
 def facts(

@@ -17,13 +17,12 @@ from devhost.host import DevHost
 from devhost.stack import NEVER
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
+from tests.demo_tenant import ADELE, EMS_E3
 from tests.e2e import test_pipeline_e2e as pipeline
 from tests.e2e.harness import EventCapture, forget_services, free_port, load_tenant
 from tests.e2e.test_pipeline_e2e import ROOT
 from tests.leftover_threads import no_leftover_threads  # noqa: F401 - autouse fixture
 
-EMS_E3 = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"  # Licensing_Office365_EMS_E3 (cloud-only)
-ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"
 pytestmark = pytest.mark.e2e
 capture = pipeline.capture  # the service's log events, captured from the start
 

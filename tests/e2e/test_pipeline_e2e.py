@@ -30,6 +30,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 from devhost.azurite import AzuriteEndpoints, wipe_storage
 from graphsim.client import SimClient
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, poison_name
+from tests.demo_tenant import ALANNAH, E3_BASE, E3_TEAMS, EMS, ENTERPRISEPACK, GRADY, LYNNE
 from tests.e2e.harness import (
     CLIENT_STATE,
     GRAPH_TOKEN,
@@ -49,13 +50,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 REPROCESS = "POST /users/{id}/reprocessLicenseAssignment"
 ASSIGN = "POST /users/{id}/assignLicense"
-E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
-EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
-BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"  # Licensing_Office365_E3_Base (synced)
-TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"  # Licensing_Office365_E3_Teams (synced)
-LYNNE = "b24b2b9d-888c-5e29-aa8a-e1c16f386e32"  # Lynne Robbins: no licenses of her own
-ALANNAH = "ff707b75-7458-5566-aced-898961454deb"  # Alannah Shaw: E3 from Base only
-GRADY = "38075db3-9ff8-5eaa-a2ff-99b3a9f2a1fd"  # Grady Archie: E3 from Teams ("Others")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -150,15 +144,16 @@ def codes_of(stack: Stack, user_id: str) -> set[str]:
 
 def fill_e3(stack: Stack, sim: SimClient) -> None:
     """Office 365 E3 with no free seat left."""
-    sku = next(s for s in graph_get(stack, "/subscribedSkus")["value"] if s["skuId"] == E3)
-    sim.set_prepaid_units(E3, enabled=int(sku["consumedUnits"]))
+    skus = graph_get(stack, "/subscribedSkus")["value"]
+    sku = next(s for s in skus if s["skuId"] == ENTERPRISEPACK)
+    sim.set_prepaid_units(ENTERPRISEPACK, enabled=int(sku["consumedUnits"]))
 
 
 def seat_moves_in_one_sync(sim: SimClient) -> None:
     """One Entra Connect cycle: Lynne joins the Base group (E3 is full, so Entra leaves her in
     CountViolation), then Alannah leaves it (a seat is free now, but Entra does not retry)."""
-    sim.queue_onprem_change("add", BASE, LYNNE)
-    sim.queue_onprem_change("remove", BASE, ALANNAH)
+    sim.queue_onprem_change("add", E3_BASE, LYNNE)
+    sim.queue_onprem_change("remove", E3_BASE, ALANNAH)
     result = sim.sync_cycle()
     assert result["applied"] == 2
 
@@ -177,18 +172,18 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     stack, sim = make_stack(mode="act")
     subscribe(stack, sim)
     fill_e3(stack, sim)
-    assert license_states(stack, LYNNE, E3) == []
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == []
     sim.clear_counters()
     mark = len(stack.host.invocations)
     capture.clear()
 
     seat_moves_in_one_sync(sim)
-    assert license_states(stack, LYNNE, E3) == []  # Entra has queued the group, no more
-    assert graph_get(stack, f"/groups/{BASE}?$select=id,licenseProcessingState")[
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == []  # Entra has queued the group, no more
+    assert graph_get(stack, f"/groups/{E3_BASE}?$select=id,licenseProcessingState")[
         "licenseProcessingState"
     ] == {"state": "QueuedForProcessing"}
     settle(stack.host, sim, recheck=False)  # the service sees the group queued and waits
-    assert license_states(stack, LYNNE, E3) == [("Error", "CountViolation")]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == [("Error", "CountViolation")]
     assert "PendingGroupAssignment" in codes_of(stack, LYNNE)
     assert requests(sim, REPROCESS) == 0
     assert stack.host.fire_timer("recheck_errors").outcome == "succeeded"
@@ -204,7 +199,7 @@ def test_a_membership_change_flows_from_the_webhook_to_a_reprocess_call(
     assert host_calls(stack, "reprocess_user", mark) == 1
     assert requests(sim, REPROCESS) == 1
     assert requests(sim, ASSIGN) == 0
-    assert license_states(stack, LYNNE, E3) == [("Active", None)]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == [("Active", None)]
     called = capture.named("reprocess.called")
     assert [e["user_id"] for e in called] == [LYNNE]
     # The notification's recompute saw the group still queued and left Lynne pending; the
@@ -225,11 +220,11 @@ def test_a_uniqueness_violation_is_recorded_not_reprocessed(
     sim.clear_counters()
     mark = len(stack.host.invocations)
 
-    sim.queue_onprem_change("add", BASE, LYNNE)
+    sim.queue_onprem_change("add", E3_BASE, LYNNE)
     sim.sync_cycle()
     settle(stack.host, sim)
 
-    assert license_states(stack, LYNNE, E3) == [("Error", "UniquenessViolation")]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == [("Error", "UniquenessViolation")]
     assert "UniquenessViolation" in codes_of(stack, LYNNE)
     assert host_calls(stack, "recompute_users", mark) >= 1
     assert requests(sim, REPROCESS) == 0
@@ -265,7 +260,7 @@ def test_observe_mode_writes_nothing(make_stack: StackFactory, capture: EventCap
     writes = {k for k in sim.counters() if not k.startswith(("GET ", "POST /$batch"))}
     assert writes == {"POST /subscriptions"}
     assert host_calls(stack, "reprocess_user") == 0
-    assert license_states(stack, LYNNE, E3) == [("Error", "CountViolation")]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == [("Error", "CountViolation")]
     assert "CountViolation" in codes_of(stack, LYNNE)
 
 
@@ -302,7 +297,7 @@ def test_duplicate_notifications_reprocess_once_per_user_and_cause(
     seat_moves_in_one_sync(sim)
     # ...and the same notification three more times at once, as a retrying Graph might
     url = stack.host.url_for("graph_notifications")
-    assert asyncio.run(_post_together(url, _replay(stack, sim, BASE), 3)) == [202] * 3
+    assert asyncio.run(_post_together(url, _replay(stack, sim, E3_BASE), 3)) == [202] * 3
     settle(stack.host, sim)
 
     assert any(d["outcome"] == "duplicated" for d in sim.deliveries())
@@ -310,7 +305,7 @@ def test_duplicate_notifications_reprocess_once_per_user_and_cause(
     assert host_calls(stack, "group_changes", mark) >= 4
     assert requests(sim, REPROCESS) == 1
     assert [e["user_id"] for e in capture.named("reprocess.called")] == [LYNNE]
-    assert license_states(stack, LYNNE, E3) == [("Active", None)]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == [("Active", None)]
     assert {i.outcome for i in stack.host.invocations} == {"succeeded"}
 
 
@@ -328,7 +323,7 @@ def test_a_forged_notification_is_answered_202_and_dropped(
     stack, sim = make_stack(mode="act")
     subscribe(stack, sim)
     before = len(stack.host.invocations)
-    forged = _replay(stack, sim, BASE)
+    forged = _replay(stack, sim, E3_BASE)
     forged["value"][0]["clientState"] = "not-the-client-state-we-gave"
 
     resp = httpx.post(stack.host.url_for("graph_notifications"), json=forged, timeout=10)
@@ -361,7 +356,7 @@ def _outcome(stack: Stack, sim: SimClient) -> dict[str, Any]:
     return {
         "findings": sorted(open_findings(stack.storage)),
         "reprocessed": requests(sim, REPROCESS, ok_only=True),
-        "lynne": license_states(stack, LYNNE, E3),
+        "lynne": license_states(stack, LYNNE, ENTERPRISEPACK),
         "ems": [license_states(stack, u["id"], EMS) for u in stack.tenant["users"]],
     }
 
@@ -436,7 +431,7 @@ def test_an_expired_delta_token_means_a_full_resync_that_still_finds_leavers(
     assert "Other" in codes_of(stack, GRADY)  # "Others": his E3 from the Teams group failed
 
     sim.set_notifications(dropRate=1.0)  # the leaver's notification is lost...
-    sim.queue_onprem_change("remove", TEAMS, GRADY)
+    sim.queue_onprem_change("remove", E3_TEAMS, GRADY)
     sim.sync_cycle()
     sim.drain(settle=True)
     sim.set_notifications(dropRate=0.0)
@@ -457,5 +452,5 @@ def test_an_expired_delta_token_means_a_full_resync_that_still_finds_leavers(
     assert changed["left"] == 1
     assert requests(sim, "GET /groups/delta") >= 3  # first round, expired token, full read
     assert "Other" not in codes_of(stack, GRADY)
-    assert license_states(stack, GRADY, E3) == []
+    assert license_states(stack, GRADY, ENTERPRISEPACK) == []
     assert {i.outcome for i in stack.host.invocations} == {"succeeded"}

@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 
 from graphsim.client import SimClient
+from tests.demo_tenant import ALANNAH, ENTERPRISEPACK, LYNNE
 from tests.e2e import test_pipeline_e2e as pipeline
 from tests.e2e.harness import EventCapture, Stack, open_findings, settle
 from tests.e2e.test_pipeline_e2e import (
-    ALANNAH,
-    E3,
-    LYNNE,
     StackFactory,
     fill_e3,
     license_states,
@@ -77,7 +75,7 @@ def event_path(make_stack: StackFactory, capture: EventCapture) -> dict[str, Any
     return {
         "findings": touched_findings(stack),
         "reprocessed": reprocessed(capture),
-        "lynne": license_states(stack, LYNNE, E3),
+        "lynne": license_states(stack, LYNNE, ENTERPRISEPACK),
     }
 
 
@@ -102,7 +100,7 @@ def test_reconciliation_finds_what_notifications_missed(
     assert run.outcome == "succeeded", run.error
     assert touched_findings(stack) == expected["findings"]
     assert reprocessed(capture) == expected["reprocessed"]
-    assert license_states(stack, LYNNE, E3) == expected["lynne"]
+    assert license_states(stack, LYNNE, ENTERPRISEPACK) == expected["lynne"]
     assert [e for e in capture.named("reconcile.finished") if e.get("baseline")] == []
     # Beyond what the event path would have done: the scan covers every user, so a stale
     # assignment of a user in no licensed group (never in any sweep) is found and acted on too.

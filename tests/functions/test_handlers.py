@@ -36,13 +36,10 @@ from shared.ports.queues import (
     poison_name,
 )
 from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
+from tests.demo_tenant import E3_BASE, E3_TEAMS, EMS, IRVIN
 from tests.invocation import indexed_functions, invocation_context
 from tests.service.test_reprocess_refused import Refusing
 from tests.service.world import (
-    E3_BASE,
-    E3_TEAMS,
-    EMS,
-    IRVIN,
     TENANT_ID,
     World,
     body,

@@ -24,8 +24,9 @@ from devhost.index import app_functions
 from shared.bootstrap import use
 from shared.fakes.queues import InMemoryQueue
 from shared.ports.queues import GROUPS_CHANGED, REPROCESS_USER, poison_name
+from tests.demo_tenant import E3_BASE
 from tests.leftover_threads import no_leftover_threads  # noqa: F401 - autouse fixture
-from tests.service.world import E3_BASE, World, body, build_world, notification
+from tests.service.world import World, body, build_world, notification
 
 KEY = "no-blocking-function-key"
 MASTER = "no-blocking-master-key"

@@ -15,8 +15,9 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import JSON, DirectoryError
 from shared.ports.messages import GroupsChanged, Message, RecomputeUsers, encode_message
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS
+from tests.demo_tenant import E3_BASE, IRVIN
 from tests.functions.test_handlers import call
-from tests.service.world import E3_BASE, IRVIN, START, World, build_world
+from tests.service.world import START, World, build_world
 
 THROTTLED_FOR = timedelta(minutes=10)
 RETRY_AFTER = 120.0

@@ -27,9 +27,9 @@ from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.render.evaluation import evaluation_json, write_evaluation_json
 from shared.render.evaluation_table import write_table
+from tests.demo_tenant import DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"
 DATA = Path(__file__).with_name("data")
 GOLDEN = DATA / "demo-evaluation.json"
 

@@ -11,8 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.demo_tenant import DEMO
+
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "shared" / "data" / "demo-snapshot.json"
 SDKS = (
     "msgraph",
     "msgraph_core",

@@ -13,8 +13,9 @@ from shared.fakes.blobs import InMemoryBlobStore
 from shared.fakes.directory import FakeDirectory
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.run_state import Options, ReconcileResult
+from tests.demo_tenant import E3_BASE
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
-from tests.service.world import E3_BASE, World, build_world
+from tests.service.world import World, build_world
 
 PAGE = 5
 """Users per page: the 23 demo users make five pages."""

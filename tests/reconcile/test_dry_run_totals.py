@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.demo_tenant import NESTOR
 from tests.reconcile.conftest import Nightly, mailbox_lost_after_a_baseline
-from tests.service.world import NESTOR
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.demo_tenant import E3_BASE
 from tests.reconcile.conftest import Nightly
-from tests.service.world import E3_BASE
 
 pytestmark = pytest.mark.anyio
 

@@ -23,8 +23,9 @@ from shared.service.alerts.ledger import ledger_row
 from shared.service.stores import STORED_USER_IDS, FindingsLedger
 from tests.alerts.mail import html, mails
 from tests.alerts.world import RECIPIENT, SENDER, baseline, prime
+from tests.demo_tenant import E3_BASE, SALES_TEAM
 from tests.reconcile.conftest import Nightly, SmallPages
-from tests.service.world import E3_BASE, SALES_TEAM, build_world, demo_snapshot
+from tests.service.world import build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 

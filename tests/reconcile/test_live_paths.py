@@ -10,8 +10,8 @@ import pytest
 
 from shared.cli.live import write_paths
 from shared.core import findings as codes
+from tests.demo_tenant import E3_BASE
 from tests.reconcile.conftest import Nightly
-from tests.service.world import E3_BASE
 
 pytestmark = pytest.mark.anyio
 

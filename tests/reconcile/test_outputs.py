@@ -12,8 +12,8 @@ from shared.fakes.tenant import audit_target
 from shared.render.migration import MIGRATION_CSV_HEADER
 from shared.service.reconcile.run_state import CONFIG_LATEST
 from tests.csv_files import csv_rows
+from tests.demo_tenant import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK
 from tests.reconcile.conftest import Nightly
-from tests.service.world import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,10 +12,10 @@ from shared.cli.live import write_paths, write_snapshot
 from shared.cli.progress import Progress
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError
+from tests.demo_tenant import DEMO
 from tests.reconcile.conftest import Nightly, killed_after_two_pages
 
 pytestmark = pytest.mark.anyio
-DEMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "demo-snapshot.json"
 
 
 class Recorder:

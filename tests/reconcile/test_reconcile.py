@@ -12,6 +12,7 @@ from shared.render.paths import CSV_HEADER
 from shared.service.reconcile.run_state import LAST, RUN
 from shared.service.stores import ServiceState
 from tests.csv_files import csv_rows
+from tests.demo_tenant import ALEX, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR, SALES_TEAM
 from tests.reconcile.conftest import (
     PAGE,
     Nightly,
@@ -20,16 +21,7 @@ from tests.reconcile.conftest import (
     killed_after_two_pages,
     mailbox_lost_after_a_baseline,
 )
-from tests.service.world import (
-    ALEX,
-    E3_BASE,
-    ENTERPRISEPACK,
-    IRVIN,
-    JONI,
-    NESTOR,
-    SALES_TEAM,
-    build_world,
-)
+from tests.service.world import build_world
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,10 @@ from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import history_name
 from shared.service.reconcile.health_report import LATEST_PAGE, page_name
+from tests.demo_tenant import E3_BASE
 from tests.reconcile.conftest import Nightly
 from tests.render.page import Page
-from tests.service.world import E3_BASE, demo_snapshot
+from tests.service.world import demo_snapshot
 
 pytestmark = pytest.mark.anyio
 

@@ -17,6 +17,7 @@ from devhost.azurite import AzuriteEndpoints
 from devhost.stack import GRAPH_TOKEN, load_tenant
 from graphsim.server import serve_in_thread
 from shared.cli.main import EXIT_BAD_INPUT, main
+from tests.demo_tenant import E3_BASE
 from tests.service.world import BASE_ENV
 
 EMS_GROUP = "Licensing_Office365_EMS_E3"
@@ -133,7 +134,7 @@ def test_a_group_outside_the_allow_list_is_not_written(cli: ReprocessCli) -> Non
         "irvin.sayers@contoso.com",
         "isaiah.langer@contoso.com",
         LICENSE_GUARD_MODE="act",
-        ACT_GROUP_ALLOWLIST="3fba3687-b188-5d3f-abfd-25fd068d74b0",
+        ACT_GROUP_ALLOWLIST=E3_BASE,
     )
 
     assert status == 1

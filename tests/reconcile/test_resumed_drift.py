@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.demo_tenant import E3_BASE, EMS, ENTERPRISEPACK
 from tests.reconcile.conftest import Nightly, SmallPages, crashed_at
-from tests.service.world import E3_BASE, EMS, ENTERPRISEPACK, build_world
+from tests.service.world import build_world
 
 pytestmark = pytest.mark.anyio
 

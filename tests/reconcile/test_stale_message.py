@@ -12,8 +12,8 @@ from shared.cli.live import write_paths
 from shared.core import findings as codes
 from shared.ports.messages import RecomputeUsers
 from shared.service.users import recompute_users
+from tests.demo_tenant import DIEGO, E3_BASE
 from tests.reconcile.conftest import Nightly
-from tests.service.world import DIEGO, E3_BASE
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ import pytest
 
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.service.stores import FindingsLedger
+from tests.demo_tenant import EMS, EMS_E3, ENTERPRISEPACK
 from tests.reconcile.conftest import Nightly, mailbox_lost_after_a_baseline
-from tests.service.world import EMS, EMS_E3, ENTERPRISEPACK
 
 pytestmark = pytest.mark.anyio
 

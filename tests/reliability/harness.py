@@ -56,24 +56,13 @@ from shared.service.subscriptions import (
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
 from shared.service.watch import recheck_errors, watch_poison
-from tests.service.world import (
-    CLIENT_STATE,
-    EMS,
-    START,
-    TENANT_ID,
-    Clock,
-    demo_snapshot,
-    settings_for,
-)
+from tests.demo_tenant import DIEGO, E3_BASE, E3_TEAMS, EMS, LYNNE
+from tests.service.world import CLIENT_STATE, START, TENANT_ID, Clock, demo_snapshot, settings_for
 
 Trace = list[tuple[str, str]]
 Inner = TypeVar("Inner", InMemoryTable, MessageQueue)
 """("point", name) | ("write", table) | ("send", queue) | ("graph", operation)."""
 
-E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
-E3_TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"
-DIEGO = "609f23d0-ad3c-59fa-a1a7-122bbdc7e855"  # in E3 Base: leaves, loses his mailbox
-LYNNE = "b24b2b9d-888c-5e29-aa8a-e1c16f386e32"  # joins E3 Teams
 SENDER = "megan.bowen@contoso.com"
 RECIPIENT = "it-licensing@contoso.com"
 REDELIVERY_SECONDS = 30

@@ -32,9 +32,10 @@ from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_
 from tests.alerts.mail import mails
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
 from tests.alerts.world import alert_world
+from tests.demo_tenant import E3_TEAMS, EMS, IRVIN
 from tests.reconcile.conftest import Nightly, SmallPages, crashed_at
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
-from tests.service.world import EMS, IRVIN, TENANT_ID, World, build_world
+from tests.service.world import TENANT_ID, World, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -280,7 +281,7 @@ async def test_a_failed_recompute_send_does_not_lose_the_group_change() -> None:
     world = build_world()
     await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
     world.messages(RECOMPUTE_USERS)
-    group = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"  # E3 Teams
+    group = E3_TEAMS
     world.directory.add_member(group, IRVIN)
     change = GroupsChanged(
         group_ids=(group,), correlation_id="c1", received_at="2026-11-24T09:00:00Z"

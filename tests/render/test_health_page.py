@@ -8,7 +8,6 @@ import copy
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +20,9 @@ from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.history import nights, previous_night, trends
 from tests.builders import BASE, E3, E3_SKU_ID, TEAMS, seed_tenant
+from tests.demo_tenant import DEMO
 from tests.render.page import Page
 
-DEMO = Path("shared/data/demo-snapshot.json")
 NOW = "2026-12-02T06:00:00+00:00"
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from shared.core.alerting import LedgerRow, group_rows
 from shared.render.mail import MAX_NAMED_USERS, MailNames
 from shared.render.mail_rows import row_views
+from tests.demo_tenant import E3_BASE
 
-LICENSED = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
 SEEN = datetime(2026, 11, 24, tzinfo=UTC)
 
 
@@ -20,12 +20,12 @@ def user(n: int) -> str:
 def nested_row(nested: str, user_ids: list[str], user_count: int | None = None) -> LedgerRow:
     """A NestedGroupMember row as the ledger keeps it: the first ids, and the count."""
     return LedgerRow(
-        key=f"group:{LICENSED}|-|NestedGroupMember|{LICENSED}|{nested}",
-        subject=f"group:{LICENSED}",
+        key=f"group:{E3_BASE}|-|NestedGroupMember|{E3_BASE}|{nested}",
+        subject=f"group:{E3_BASE}",
         code="NestedGroupMember",
         severity="info",
         sku_id=None,
-        group_id=LICENSED,
+        group_id=E3_BASE,
         message="m",
         remedy="r",
         first_seen=SEEN,

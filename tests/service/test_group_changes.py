@@ -15,8 +15,7 @@ from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, for
 from shared.ports.queues import RECOMPUTE_USERS
 from shared.service.groups import UNLICENSED_TTL, handle_group_changes
 from shared.service.stores import GroupMembers, LicensedGroups
-from tests.reliability.harness import CrashRecorder, SimulatedCrash
-from tests.service.world import (
+from tests.demo_tenant import (
     ADELE,
     ALEX,
     DIEGO,
@@ -24,16 +23,13 @@ from tests.service.world import (
     E3_TEAMS,
     EMS_E3,
     ENTERPRISEPACK,
+    LYNNE,
     SALES_TEAM,
-    World,
-    build_world,
-    demo_snapshot,
-    recomputed_users,
 )
+from tests.reliability.harness import CrashRecorder, SimulatedCrash
+from tests.service.world import World, build_world, demo_snapshot, recomputed_users
 
 pytestmark = pytest.mark.anyio
-
-SALES_MEMBER = "b24b2b9d-888c-5e29-aa8a-e1c16f386e32"  # lynne.robbins, only in Sales_Team
 
 
 def changed(*group_ids: str) -> GroupsChanged:
@@ -141,7 +137,7 @@ async def test_a_newly_licensed_group_joins_a_partition_and_its_members_are_reco
     assert outcome.newly_licensed == [SALES_TEAM]
     [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
     assert SALES_TEAM in partition.group_ids
-    assert recomputed_users(world) == {SALES_MEMBER}
+    assert recomputed_users(world) == {LYNNE}  # Lynne is only in Sales_Team
 
 
 async def test_a_member_added_to_a_licensed_group_is_sent_to_recompute(world: World) -> None:

@@ -7,15 +7,8 @@ import pytest
 from shared.ports.messages import GroupsChanged
 from shared.ports.queues import GROUPS_CHANGED
 from shared.service.intake.notifications import accept_change_notifications
-from tests.service.world import (
-    E3_BASE,
-    E3_TEAMS,
-    PREVIOUS_CLIENT_STATE,
-    SUBSCRIPTION_ID,
-    World,
-    body,
-    notification,
-)
+from tests.demo_tenant import E3_BASE, E3_TEAMS
+from tests.service.world import PREVIOUS_CLIENT_STATE, SUBSCRIPTION_ID, World, body, notification
 
 OTHER_SUBSCRIPTION = "11111111-2222-4333-8444-555555555555"
 OTHER_TENANT = "99999999-8888-4777-8666-555555555555"

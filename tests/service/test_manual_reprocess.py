@@ -11,7 +11,8 @@ from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
-from tests.service.world import DIEGO, E3_BASE, World
+from tests.demo_tenant import DIEGO, E3_BASE
+from tests.service.world import World
 
 pytestmark = pytest.mark.anyio
 

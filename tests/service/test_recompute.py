@@ -13,20 +13,9 @@ from shared.ports.tables import safe_key
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger
 from shared.service.users import recompute_users
+from tests.demo_tenant import ADELE, DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK, IRVIN, JONI
 from tests.service.test_group_changes import changed, many_licensed_groups
-from tests.service.world import (
-    ADELE,
-    DIEGO,
-    E3_BASE,
-    EMS,
-    EMS_E3,
-    ENTERPRISEPACK,
-    IRVIN,
-    JONI,
-    World,
-    build_world,
-    demo_snapshot,
-)
+from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 

@@ -33,20 +33,9 @@ from shared.service.stores import (
 )
 from shared.service.users import recompute_users
 from tests.credentials import READ_ROLES, MintingCredential
+from tests.demo_tenant import ADELE, ALEX, DEMO, DIEGO, IRVIN, JONI
 from tests.service.test_reprocess_worker import queued_reprocesses, statuses
-from tests.service.world import (
-    ADELE,
-    ALEX,
-    DEMO,
-    DIEGO,
-    IRVIN,
-    JONI,
-    Clock,
-    World,
-    build_world,
-    drain,
-    settings_for,
-)
+from tests.service.world import Clock, World, build_world, drain, settings_for
 
 pytestmark = pytest.mark.anyio
 

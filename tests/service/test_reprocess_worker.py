@@ -15,7 +15,8 @@ from shared.service.groups import handle_group_changes
 from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED
 from shared.service.users import recompute_users
-from tests.service.world import DIEGO, EMS, IRVIN, JONI, World, build_world
+from tests.demo_tenant import DIEGO, EMS, IRVIN, JONI
+from tests.service.world import World, build_world
 
 pytestmark = pytest.mark.anyio
 

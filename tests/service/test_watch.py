@@ -31,7 +31,7 @@ from shared.service.watch import (
     watch_poison,
     watch_sync,
 )
-from tests.service.world import (
+from tests.demo_tenant import (
     ADELE,
     E3_BASE,
     E3_TEAMS,
@@ -42,6 +42,8 @@ from tests.service.world import (
     JONI,
     NESTOR,
     SALES_TEAM,
+)
+from tests.service.world import (
     TENANT_ID,
     World,
     build_world,

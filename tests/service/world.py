@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.bootstrap import in_memory_services
@@ -26,10 +25,10 @@ from shared.service.reprocessing import ReprocessOutcome, reprocess_user
 from shared.service.services import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.service.users import RecomputeOutcome, recompute_users
+from tests.demo_tenant import DEMO
 from tests.notifications import group_notification
 from tests.settings_env import SCHEDULE_ENV
 
-DEMO = Path(__file__).parents[2] / "shared" / "data" / "demo-snapshot.json"
 TENANT_ID = "00000000-0000-4000-8000-000000000001"
 CLIENT_STATE = "test-client-state-0123456789"
 PREVIOUS_CLIENT_STATE = "old-client-state-0123456789"
@@ -49,20 +48,6 @@ BASE_ENV: Mapping[str, str] = {
     "CLIENT_STATE_PREVIOUS": PREVIOUS_CLIENT_STATE,
     **SCHEDULE_ENV,
 }
-
-# Demo tenant names (shared/data/demo-snapshot.json)
-E3_BASE = "3fba3687-b188-5d3f-abfd-25fd068d74b0"
-E3_TEAMS = "69b30a84-e87c-56a4-8a6c-5316f6e3de6a"
-EMS_E3 = "e7a5fa59-c4c8-5560-90c6-cd4b354f041d"
-SALES_TEAM = "786e3d01-f781-5ac6-ae1a-55f97a0871a0"  # no licenses
-ENTERPRISEPACK = "6fd2c87f-b296-42f0-b197-1e91e994b900"
-EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
-ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"  # in E3 Base, Graph shows nothing yet (pending)
-ALEX = "48624e5a-e8ec-5c9f-94ac-5467a3a4b832"  # E3 state from Base, not a member (stale)
-DIEGO = "609f23d0-ad3c-59fa-a1a7-122bbdc7e855"  # in E3 Base
-IRVIN = "fac50b8d-a0c6-56c9-831d-afb9cc348fa6"  # EMS CountViolation
-JONI = "5396954b-1be4-5425-a8a1-4996be80c58f"  # EMS CountViolation
-NESTOR = "d00f724a-f2e9-543f-9157-db925a590292"  # UniquenessViolation
 
 
 def demo_snapshot() -> dict[str, Any]:
