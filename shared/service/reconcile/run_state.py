@@ -79,6 +79,8 @@ class Counters(Settled):
     group_errors: Counter[str] = field(default_factory=Counter)
     promised: Counter[str] = field(default_factory=Counter)
     """Seats promised per SKU to CountViolation reprocesses queued by this run."""
+    failing: Counter[str] = field(default_factory=Counter)
+    """Users counted toward a mass failure per group, SKU and code (`Mode.failing`)."""
 
     def to_json(self) -> str:
         return orjson.dumps(
