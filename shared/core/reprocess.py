@@ -104,7 +104,7 @@ did not reprocess. Both carry the exact `Cause` the decision named. The caller m
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -373,7 +373,7 @@ def decide_reprocess(
     candidates = _candidates(findings, ledgers, facts)
 
     eligible = [c for c in candidates if _counts_toward_mass_failure(c, facts)]
-    mass = mass_failures(eligible, facts.group_threshold)
+    mass = mass_failures(eligible, facts.group_threshold, facts.failing_elsewhere)
     groups = tuple(group_alert(b, members, ledgers, facts) for b, members in mass.items())
     in_group_alert = {(m.user_id, m.cause.key) for members in mass.values() for m in members}
 
@@ -396,4 +396,5 @@ def decide_reprocess(
         u: decide_user(u, verdicts[u], ledgers[u])
         for u in sorted(verdicts, key=lambda u: (oldest[u], u))
     }
-    return ReprocessPlan(MappingProxyType(users), groups, facts.now)
+    failing = Counter(key for key, _ in {(c.cause.key, c.user_id) for c in eligible})
+    return ReprocessPlan(MappingProxyType(users), groups, facts.now, failing)

@@ -40,8 +40,11 @@ Bucket = tuple[str, str | None, str]
 """A mass-failure bucket: group id, SKU id, code."""
 
 
-def mass_failures(candidates: list[Candidate], threshold: int) -> dict[Bucket, list[Candidate]]:
-    """The buckets of more than `threshold` users among candidates that qualify for a group alert.
+def mass_failures(
+    candidates: list[Candidate], threshold: int, elsewhere: Mapping[str, int]
+) -> dict[Bucket, list[Candidate]]:
+    """The buckets of more than `threshold` users among candidates that qualify for a group
+    alert, with the users counted toward each `elsewhere` (by `Cause.key`).
 
     The caller passes only group-based, reprocessable candidates that are not waiting for their
     group to finish processing."""
@@ -51,7 +54,7 @@ def mass_failures(candidates: list[Candidate], threshold: int) -> dict[Bucket, l
     return {
         bucket: members
         for bucket, members in sorted(buckets.items(), key=lambda kv: _bucket_order(kv[0]))
-        if len({m.user_id for m in members}) > threshold
+        if len({m.user_id for m in members}) + elsewhere.get(members[0].cause.key, 0) > threshold
     }
 
 

@@ -49,6 +49,9 @@ class TenantFacts:
     free_seats: Mapping[str, int]
     group_processing: Mapping[str, str | None]
     group_threshold: int = 25
+    failing_elsewhere: Mapping[str, int] = field(default_factory=dict)
+    """Users counted toward a mass failure (by `Cause.key`) among users decided before these
+    (the nightly scan's earlier pages): a group's members are spread over the pages."""
     backoff_base: timedelta = timedelta(minutes=15)
     backoff_cap: timedelta = timedelta(hours=24)
 
@@ -122,6 +125,8 @@ class ReprocessPlan:
     users: Mapping[str, Decision]
     groups: tuple[GroupAlert, ...]
     decided_at: datetime
+    failing: Mapping[str, int] = field(default_factory=dict)
+    """Users counted toward a mass failure here, by `Cause.key` (for `failing_elsewhere`)."""
 
     @property
     def to_reprocess(self) -> list[str]:

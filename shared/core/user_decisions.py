@@ -43,13 +43,15 @@ def decide_users(
     now: datetime,
     processing: Mapping[str, str | None],
     promised_elsewhere: Mapping[str, int] | None = None,
+    failing_elsewhere: Mapping[str, int] | None = None,
 ) -> ReprocessPlan:
     """The reprocess policy over these findings.
 
     `history` and `in_flight` (SKUs with a CountViolation reprocess queued or being called)
     are per user, from the reprocess ledger; `processing` the groups' license-processing
     states; `promised_elsewhere` seats already promised per SKU to reprocesses queued for
-    users outside these (a scan deciding page by page)."""
+    users outside these (a scan deciding page by page); `failing_elsewhere` users counted
+    toward a mass failure there (`TenantFacts.failing_elsewhere`)."""
     promised = Counter(sku for skus in in_flight.values() for sku in skus)
     promised.update(promised_elsewhere or {})
     facts = TenantFacts(
@@ -58,6 +60,7 @@ def decide_users(
             s.id: s.prepaid.enabled - s.consumed - promised[s.id] for s in tenant.skus.values()
         },
         group_processing=processing,
+        failing_elsewhere=failing_elsewhere or {},
     )
     undecided = [
         f

@@ -221,15 +221,35 @@ def take_brake_token(svc: Services, now: datetime) -> float:
         if count >= cap:
             tomorrow = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(1)
             return (tomorrow - now).total_seconds()
-        if tokens < 1.0:
-            return (1.0 - tokens) / rate
-        new = {"tokens": tokens - 1.0, "at": now, "day": day, "count": count + 1}
+        turn = fields.get("turn")
+        if tokens < 1.0 - TOKEN_SLACK:
+            wait = _next_turn(turn, now, (1.0 - tokens) / rate, 1.0 / rate)
+            try:
+                state.put(BRAKE, fields | {"turn": now + timedelta(seconds=wait)}, etag=entity.etag)
+            except ConcurrencyConflict:
+                continue
+            return wait
+        new = {"tokens": tokens - 1.0, "at": now, "day": day, "count": count + 1, "turn": turn}
         try:
             state.put(BRAKE, new, etag=entity.etag)
         except ConcurrencyConflict:
             continue
         return 0.0
     return 1.0  # heavy contention: try again shortly
+
+
+TOKEN_SLACK = 1e-6
+"""A message back at its turn finds its token refilled to within float rounding."""
+
+
+def _next_turn(turn: object, now: datetime, refill: float, interval: float) -> float:
+    """Seconds until a braked call's turn: when its token has refilled, and after every call
+    braked before it (`turn`, the last turn given), one `interval` apart. Told only when the
+    next token refills, every waiting message came back at once and all but one were braked
+    again: N waiting messages ran N²/2 times."""
+    if isinstance(turn, datetime) and turn > now:
+        return max(refill, (turn - now).total_seconds() + interval)
+    return refill
 
 
 def _day(now: datetime) -> str:

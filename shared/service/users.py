@@ -75,6 +75,9 @@ class Mode:
     promised: Counter[str] = field(default_factory=Counter)
     """Seats promised per SKU to CountViolation reprocesses queued earlier in the run; grows
     with each one this run queues."""
+    failing: Counter[str] = field(default_factory=Counter)
+    """Users counted toward a mass failure (group, SKU and code) earlier in the run; grows
+    with each page, so a failing group's members spread over the pages are one group alert."""
     scan_page: bool = False
     """A page of the nightly scan: its handler's crash points (`shared.service.crashpoints`)
     instead of the recompute's."""
@@ -121,6 +124,7 @@ async def settle(
     writes = writes or LedgerWrites(svc, ledger)
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await _decide(svc, tenant, findings, ledger, mode)
+    mode.failing.update(plan.failing)
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
     queued = _act(svc, plan, mode, writes, outcome, flush=() if mode.baseline else flush)
@@ -170,6 +174,7 @@ async def _decide(
         now=svc.now(),
         processing=processing,
         promised_elsewhere=mode.promised,
+        failing_elsewhere=mode.failing,
     )
 
 

@@ -97,6 +97,7 @@ def page_mode(run: Run, subjects: set[str]) -> Mode:
         ledger_of_everyone=False,
         open_subjects=subjects,
         promised=run.counters.promised,
+        failing=run.counters.failing,
         scan_page=True,
     )
 

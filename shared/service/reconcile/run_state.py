@@ -20,6 +20,7 @@ from shared.core.findings import Finding
 from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
 from shared.ports.licensed_world import LicensedWorld
+from shared.ports.tables import MAX_STRING_CHARS
 from shared.service.services import Services
 from shared.service.stores import ServiceState
 from shared.service.users import RecomputeOutcome
@@ -78,6 +79,8 @@ class Counters(Settled):
     group_errors: Counter[str] = field(default_factory=Counter)
     promised: Counter[str] = field(default_factory=Counter)
     """Seats promised per SKU to CountViolation reprocesses queued by this run."""
+    failing: Counter[str] = field(default_factory=Counter)
+    """Users counted toward a mass failure per group, SKU and code (`Mode.failing`)."""
 
     def to_json(self) -> str:
         return orjson.dumps(
@@ -118,8 +121,28 @@ class Run:
             "nextLink": self.next_link or "",
             "baseline": self.baseline,
             "rerun": self.rerun,
-            "counters": self.counters.to_json(),
+            **counter_fields(self.counters.to_json()),
         }
+
+
+COUNTER_PARTS = 14
+"""Fields the counters' JSON may span (`counters`, `counters1`, ...): a table string holds
+32K characters, which `group_errors` outgrows at about 760 groups with errors; 14 such
+strings (about 10,000 groups) stay inside an entity's 1 MiB."""
+
+
+def counter_fields(text: str) -> dict[str, str]:
+    """The counters' JSON cut into table strings, in the checkpoint's fields."""
+    parts = [text[i : i + MAX_STRING_CHARS] for i in range(0, len(text), MAX_STRING_CHARS)]
+    if len(parts) > COUNTER_PARTS:
+        raise ValueError(f"run counters: {len(text)} characters, over {COUNTER_PARTS} fields")
+    return {f"counters{n or ''}": part for n, part in enumerate(parts)}
+
+
+def counters_text(fields: dict[str, Any]) -> str:
+    """The counters' JSON joined from the checkpoint's fields (`counter_fields`)."""
+    parts = (str(fields.get(f"counters{n or ''}") or "") for n in range(COUNTER_PARTS))
+    return "".join(parts)
 
 
 @dataclass
@@ -166,7 +189,7 @@ def load_run(state: ServiceState) -> Run | None:
         phase=str(f["phase"]),
         next_link=str(f.get("nextLink") or "") or None,
         baseline=bool(f.get("baseline")),
-        counters=Counters.from_json(str(f.get("counters") or "")),
+        counters=Counters.from_json(counters_text(f)),
         rerun=bool(f.get("rerun")),
     )
 
