@@ -123,7 +123,8 @@ class SimClient:
 
     def set_faults(self, **cfg: Any) -> Obj:
         """rate429, rate503, resetRate, applyResetRate, apply503Rate, writesOnly, next (the next
-        requests' faults, in order), latencyMs, latencyRate, retryAfter, seed."""
+        requests' faults, in order), emptyFirstPages (route templates whose first page answers
+        no items and a nextLink), latencyMs, latencyRate, retryAfter, seed."""
         result: Obj = self._call("PUT", "/faults", cfg)
         return result
 

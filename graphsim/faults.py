@@ -11,6 +11,10 @@ httpx.ASGITransport the exception surfaces in the caller.
 
 Rates draw from a seeded generator; `next` (a list of fault names, "none" for a clean answer)
 scripts the faults of the next requests exactly, for deterministic tests.
+
+`emptyFirstPages` (route templates, e.g. `["/users"]`): the first page of those collections
+answers no items and a nextLink to the real first page, as Graph may (a page "may contain zero
+results"; learn.microsoft.com/graph/paging). A client must follow the link.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ AFTER_HANDLER = frozenset({"applyReset", "apply503"})
 
 class SimulatedResetError(ConnectionResetError):
     """Raised mid-response to simulate a connection reset."""
+
+
+def _templates(paths: list[Any] | None) -> list[str]:
+    """`emptyFirstPages`: route templates, as graphsim counts requests (`/users`)."""
+    return [str(p) for p in paths or []]
 
 
 def _script(names: list[Any] | None) -> list[str]:
@@ -49,6 +58,10 @@ class Faults:
     writes_only: bool = setting("writesOnly", bool, default=False)
     """Inject only into writes (POST/PATCH/PUT/DELETE), reads answer normally."""
     scripted: list[str] = setting("next", _script, default_factory=list)  # noqa: RUF009 - a field
+    empty_first_pages: list[str] = setting(  # noqa: RUF009 - a field
+        "emptyFirstPages", _templates, default_factory=list
+    )
+    """Collections (route templates) whose first page answers no items and a nextLink."""
     latency_ms: float = setting("latencyMs", float, default=0.0)
     latency_rate: float = setting("latencyRate", float, default=1.0)
     retry_after: float = setting("retryAfter", float, default=1)
@@ -67,7 +80,10 @@ class Faults:
         self.rng.seed(self.seed)
 
     def describe(self) -> dict[str, Any]:
-        return current_settings(self) | {"next": list(self.scripted)}
+        return current_settings(self) | {
+            "next": list(self.scripted),
+            "emptyFirstPages": list(self.empty_first_pages),
+        }
 
     def pick(self, method: str = "GET") -> str | None:
         """One of KINDS or None: the next scripted fault, else drawn from the seeded generator."""

@@ -100,6 +100,20 @@ def serve_page(
     return Resp(200, body)
 
 
+def empty_first_page(req: Req, tenant: PagedTenant, resp: Resp) -> Resp:
+    """`resp`, a collection's first page, as Graph may answer it: no items, and a nextLink to
+    the real first page (the fault `emptyFirstPages`). Anything else is left as it is."""
+    first = not any(k.lower() in ("$skiptoken", "skiptoken") for k in req.params)
+    if not first or resp.status != 200 or not isinstance(resp.body, dict):
+        return resp
+    if "value" not in resp.body:
+        return resp
+    now = int(tenant.clock.now().timestamp())
+    token = encode_token({"p": 0, "g": tenant.generation, "t": now})
+    link = next_link(req.base_url, req.path, req.params, token)
+    return Resp(200, {**resp.body, "@odata.nextLink": link, "value": []}, resp.headers)
+
+
 def wants_count(req: Req, query: Query) -> bool:
     """`$count=true` counts only with `ConsistencyLevel: eventual` (advanced queries)."""
     return query.count and is_eventual(req.headers)

@@ -280,16 +280,14 @@ async def write_paths(
     done = 0
     if fmt == "json":
         out.write(b'{"users":[')
+    else:  # the BOM and header once: a page may hold no users and still have a next link
+        write_csv((), out)
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
         unlicensed = await unlicensed_state_groups(directory, world, users)
         tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         if fmt == "csv":
-            rows = path_rows(evaluation, tenant, names)
-            if done:  # the header once, on the first page
-                csv_writer(out).writerows(rows)
-            else:
-                write_csv(rows, out)
+            csv_writer(out).writerows(path_rows(evaluation, tenant, names))
         else:
             for n, doc in enumerate(evaluation_json(evaluation, tenant)["users"]):
                 out.write((b"," if done or n else b"") + orjson.dumps(doc))

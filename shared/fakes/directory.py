@@ -4,8 +4,9 @@ Built from a tenant snapshot (the README's format: `subscribedSkus`, `groups` wi
 `users`, optional `organization`). It follows the same contract test suite as
 `GraphDirectory`, so it behaves like Graph where the port says anything: delta rounds (an
 initial round lists every member, later rounds only what changed since the token, an unknown
-or expired token raises `DeltaTokenExpired`), unknown ids are absent, reprocess of a missing
-user is False, subscriptions expire within Graph's 41,760-minute limit.
+or expired token raises `DeltaTokenExpired`), unknown ids are absent (`users_by_id` finds an id
+in any case), reprocess of a missing user is False, subscriptions expire within Graph's
+41,760-minute limit.
 
 The state and the test hands live in `shared.fakes.tenant` (`FakeTenant`), mail in
 `shared.fakes.mailbox`, subscriptions in `shared.fakes.subscriptions`; this module holds the
@@ -182,10 +183,11 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         return out
 
     async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        """Keyed by the id as asked; found whatever its case, as Graph finds a GUID (whose
+        ids are lower-case): the user carries the stored id."""
         self._count("users_by_id")
-        return {
-            uid: _project(self.users[uid], _USER_FIELDS) for uid in user_ids if uid in self.users
-        }
+        found = {uid: self.users.get(uid) or self.users.get(uid.lower()) for uid in user_ids}
+        return {uid: _project(user, _USER_FIELDS) for uid, user in found.items() if user}
 
     async def member_of(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         self._count("member_of")

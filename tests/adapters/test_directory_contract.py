@@ -480,6 +480,16 @@ async def test_users_by_id_batches_and_leaves_unknown_ids_out(driver: Driver) ->
     assert got["licenseAssignmentStates"] == src["licenseAssignmentStates"]
 
 
+async def test_users_by_id_finds_an_id_in_any_case(driver: Driver) -> None:
+    """Graph finds a user by its GUID whatever the case (an admin pastes one from PowerShell):
+    the answer is keyed by the id as asked and carries the stored, lower-case id."""
+    asked = [EXTRA_USERS[0].upper(), next(iter(USERS)), UNKNOWN[0].upper()]
+    found = await driver.directory.users_by_id(asked)
+    assert set(found) == set(asked[:2])
+    assert found[asked[0]]["id"] == EXTRA_USERS[0]
+    assert found[asked[0]]["userPrincipalName"] == "extra0@contoso.com"
+
+
 async def test_member_of_lists_direct_groups(driver: Driver) -> None:
     users = [*list(USERS)[:3], EXTRA_USERS[0], UNKNOWN[1]]
     got = await driver.directory.member_of(users)

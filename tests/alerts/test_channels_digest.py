@@ -304,3 +304,32 @@ async def test_a_poisoned_message_on_the_webhook_names_its_queue_not_a_group(
     [poisoned] = [f for f in document["findings"] if f["code"] == "PoisonedMessage"]
     assert "group" not in poisoned
     assert poisoned["queue"] == {"name": RECOMPUTE_USERS}
+
+
+async def test_a_mail_retried_after_another_alert_was_posted_is_not_posted_to_a_channel_again(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tenant alert's mail fails, the digest goes out meanwhile, then the tenant alert is
+    retried under its id: the channel, which took it the first time, must not get it again
+    (it used to remember only the last id it took, of any kind)."""
+    channels = [{"type": "teams", "urlSecretName": "ALERT_TEAMS_URL"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_TEAMS_URL": "/teams"}, channels)
+    record(world, error(IRVIN))
+    world.clock.advance(GRACE_SECONDS)
+    synced = world.clock.now() - timedelta(minutes=95)
+    ServiceState(world.svc.tables.servicestate).put(
+        "last-sync", {"completedAt": synced.isoformat().replace("+00:00", "Z")}
+    )
+    world.directory.fail_next_send_mail(400)
+
+    failed = await send_tenant_alerts(world.svc)
+    digest = await run_digest(world.svc)
+    retried = await send_tenant_alerts(world.svc)
+
+    assert failed is not None
+    assert retried is not None
+    assert (failed.status, digest.status) == ("failed", "sent")
+    assert (retried.status, retried.mail_id) == ("sent", failed.mail_id)
+    posted = [h[DIGEST_HEADER] for _, h, _ in receiver.to("/teams")]
+    assert digest.mail_id in posted
+    assert posted.count(failed.mail_id) == 1

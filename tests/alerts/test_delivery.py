@@ -12,6 +12,7 @@ import pytest
 
 from shared.fakes.directory import FakeDirectory
 from shared.service.alerts.digest import run_digest
+from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.stores import FindingsLedger
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
@@ -61,6 +62,26 @@ class OverHttp(FakeDirectory):
     async def send_draft(self, sender: str, draft_id: str) -> bool:
         await asyncio.sleep(0)
         return await super().send_draft(sender, draft_id)
+
+    async def delete_draft(self, sender: str, draft_id: str) -> bool:
+        await asyncio.sleep(0)
+        return await super().delete_draft(sender, draft_id)
+
+
+class SlowFirstCreateAnswer(OverHttp):
+    """The first draft is created at once (`created` is set), its answer comes only once
+    `answer` is set; later creates answer as usual."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.created, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def create_draft(self, sender: str, mime: bytes) -> str:
+        draft_id = await super().create_draft(sender, mime)
+        if not self.created.is_set():
+            self.created.set()
+            await self.answer.wait()
+        return draft_id
 
 
 async def test_a_digest_timer_that_fires_twice_at_once_sends_one_mail() -> None:
@@ -251,3 +272,33 @@ async def test_the_draft_of_a_digest_no_longer_news_is_deleted_by_the_next_send(
     assert (failed.status, quiet.status, later.status) == ("failed", "nothing-new", "sent")
     assert world.directory.drafts == {}
     assert [header(m) for m in mails(world)] == [later.mail_id]
+
+
+async def test_an_immediate_alert_sent_while_another_is_in_flight_leaves_its_draft_alone() -> None:
+    """Two workers alert at once with different findings (so different mail ids): the later
+    one replaces the pending id, and its send deleted the earlier one's draft as abandoned
+    before that was sent; Graph's 404 read as 'sent', and Irvin's alert was lost."""
+    world = build_world(fake=SlowFirstCreateAnswer, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    record(world, error(IRVIN), error(JONI))
+    pairs = open_unalerted(world.svc, {"CountViolation"})
+    joni_only = [(e, r) for e, r in pairs if r.subject == JONI]
+    directory = world.directory
+    assert isinstance(directory, SlowFirstCreateAnswer)
+
+    def alert(chosen: list[Any]) -> Any:
+        return send_immediate(world.svc, channel="immediate", kind="data-loss", title="lost",
+                              lead=("lost",), pairs=chosen, sleep=Sleeps())  # fmt: skip
+
+    first = asyncio.create_task(alert(pairs))
+    await directory.created.wait()  # the first worker's draft exists, its answer is on the way
+    second = await alert(joni_only)
+    directory.answer.set()
+    both = await first
+
+    assert both is not None
+    assert second is not None
+    sent = {header(m) for m in mails(world)}
+    assert sent == {both.mail_id, second.mail_id}
+    for row in world.svc.tables.findings.query_all():
+        assert row.fields["alertedIn"] in sent

@@ -21,6 +21,7 @@ async def test_faults_show_their_settings_and_keep_the_unnamed_ones(sim: Harness
         ("apply503Rate", 0.0),
         ("writesOnly", False),
         ("next", ["503", "none"]),
+        ("emptyFirstPages", []),
         ("latencyMs", 0.0),
         ("latencyRate", 1.0),
         ("retryAfter", 4),

@@ -75,6 +75,26 @@ async def test_a_page_token_older_than_its_lifetime_is_refused_as_graph_does(
     assert stale.json()["error"]["code"] == "Directory_ExpiredPageToken"
 
 
+async def test_an_empty_first_page_links_to_the_real_first_page(sim: Harness) -> None:
+    """Graph may answer a page with no items and a nextLink (fault `emptyFirstPages`)."""
+    sim.sim.faults.configure({"emptyFirstPages": ["/users"]})
+    empty = await sim.get(
+        "/users?$select=id&$top=3&$count=true", headers={"ConsistencyLevel": "eventual"}
+    )
+    body = empty.json()
+    assert (empty.status_code, body["value"], body["@odata.count"]) == (200, [], len(USERS))
+    seen: list[str] = []
+    url: str | None = body["@odata.nextLink"]
+    while url:
+        page = (await sim.get(url)).json()
+        seen += [u["id"] for u in page["value"]]
+        url = page.get("@odata.nextLink")
+    assert seen == USERS
+    groups = (await sim.get("/groups?$select=id")).json()
+    assert groups["value"]
+    assert "@odata.nextLink" not in groups
+
+
 async def test_default_page_is_100_and_top_is_capped_at_999(sim: Harness) -> None:
     r = await sim.get("/users?$top=1000")
     assert r.status_code == 400

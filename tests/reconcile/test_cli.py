@@ -267,3 +267,45 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         main([*command, "--help"])
     assert exit_.value.code == 0
     assert "--format" in capsys.readouterr().out
+
+
+@pytest.fixture
+def graph_empty_first_page() -> Iterator[str]:
+    """graphsim whose first page of users holds no one and a nextLink, as Graph may answer."""
+    with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:
+        faults = url.removesuffix("/v1.0") + "/_sim/faults"
+        httpx.put(faults, json={"emptyFirstPages": ["/users"]}).raise_for_status()
+        yield url
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report", "paths"], ["report", "paths", "--format", "json"], ["snapshot"]],
+    ids=["paths-csv", "paths-json", "snapshot"],
+)
+def test_a_live_output_is_the_same_when_the_first_page_of_users_is_empty(
+    graph: str, graph_empty_first_page: str, tmp_path: Path, command: list[str]
+) -> None:
+    """The paths CSV's BOM and header were written on every page until one had users."""
+    clean, empty_first = tmp_path / "clean", tmp_path / "empty-first"
+
+    status = main(live(graph, *command, "--out", str(clean)))
+    again = main(live(graph_empty_first_page, *command, "--out", str(empty_first)))
+
+    assert status == again == 0
+    assert empty_first.read_bytes() == clean.read_bytes()
+
+
+def test_the_nightly_reads_every_user_when_the_first_page_of_users_is_empty(
+    graph_empty_first_page: str, service_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(live(graph_empty_first_page, "reconcile", "--format", "json"))
+    result = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert result["status"] == "done"
+    assert result["users"] == len(load_tenant()["users"])
+    [paths] = [n for n in result["reports"] if n.endswith("/paths.csv")]
+    rows = csv_rows(blobs_for(service_env).get(paths) or b"")
+    assert rows.count(list(CSV_HEADER)) == 1
+    assert tuple(rows[0]) == CSV_HEADER

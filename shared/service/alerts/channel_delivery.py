@@ -7,10 +7,14 @@ Key Vault references (``@Microsoft.KeyVault(SecretName=...)``), resolved by the 
 webhook URLs are secrets and never sit in plain settings or the repository.
 
 Each channel keeps its own state in ``servicestate`` (``alerts-channel-<name>``: ``lastId``,
-``failures``, ``lastError``), so one channel's outage never holds back another or the mail:
+``lastIds``, ``failures``, ``lastError``), so one channel's outage never holds back another or
+the mail:
 
 1. a digest id the channel already accepted is not posted again (the id travels in the
-   ``X-License-Guard-Digest`` header and the payload: a receiver drops a repeat);
+   ``X-License-Guard-Digest`` header and the payload: a receiver drops a repeat). ``lastIds``
+   keeps the last id taken of each mail channel (digest, tenant, immediate, ...): a mail that
+   failed is retried under its id after other alerts were posted, and each mail channel has
+   one pending id at a time; ``lastId`` is the last id taken of any;
 2. 429 and 5xx are retried with backoff (Retry-After, capped); anything else fails at once;
 3. a failure is counted; at `FAILURES_FOR_ALERT` consecutive failures the caller's
    ``on_failing`` is told (it raises a tenant-level alert); an accepted post resets the count.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Protocol
 
 import orjson
@@ -31,6 +36,7 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.platform.setting_values import UNRESOLVED_REFERENCE, is_unresolved_reference
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict, json_field, parse_json_field
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
 from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
@@ -75,15 +81,18 @@ async def deliver_to_channels(
     now: Callable[[], Any],
     on_failing: Callable[[Channel, str], None] | None = None,
     sleep: Sleep = asyncio.sleep,
+    mail_channel: str = "",
 ) -> list[ChannelResult]:
     """Post one alert to every channel, each on its own (see the module docstring).
-    `payload_for` returns None when nothing reaches the channel's minimum severity."""
+    `payload_for` returns None when nothing reaches the channel's minimum severity;
+    `mail_channel` is the alert's mail channel (``digest``, ``tenant``, ...)."""
     results = []
+    sent = _Sent(digest_id, mail_channel)
     for channel in channels:
         try:
             results.append(
                 await _one(
-                    state, channel, digest_id, payload_for, settings, post, now, on_failing, sleep
+                    state, channel, sent, payload_for, settings, post, now, on_failing, sleep
                 )
             )
         except Exception as exc:  # one channel's bug never stops the others
@@ -92,10 +101,54 @@ async def deliver_to_channels(
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """The alert being posted: its id, and the mail channel whose pending id it is."""
+
+    digest_id: str
+    mail_channel: str
+
+    def taken_by(self, fields: Mapping[str, Any]) -> bool:
+        """Whether a channel whose state holds `fields` already took this alert."""
+        last_ids = parse_json_field(str(fields.get("lastIds") or "{}"))
+        return self.digest_id in (fields.get("lastId"), last_ids.get(self.mail_channel))
+
+    def recorded(self, fields: Mapping[str, Any], now: Any) -> dict[str, Any]:
+        """`fields` once the channel took this alert."""
+        last_ids = parse_json_field(str(fields.get("lastIds") or "{}"))
+        last_ids[self.mail_channel] = self.digest_id
+        return {
+            **fields,
+            "lastId": self.digest_id,
+            "lastIds": json_field(last_ids),
+            "lastAt": now,
+            "failures": 0,
+            "lastError": "",
+        }
+
+
+def _update(
+    state: ServiceState, channel: Channel, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Apply `change` to the channel's state as it is now and return what was written: the
+    alerts of other mail channels, posted at once by other workers, keep what they recorded."""
+    while True:
+        entity = state.get(state_name(channel))
+        fields = change(dict(entity.fields) if entity else {})
+        try:
+            if entity is None:
+                state.insert(state_name(channel), fields)
+            else:
+                state.put(state_name(channel), fields, entity.etag)
+        except (AlreadyExists, ConcurrencyConflict):
+            continue  # written meanwhile: apply it again to what is there now
+        return fields
+
+
 async def _one(
     state: ServiceState,
     channel: Channel,
-    digest_id: str,
+    sent: _Sent,
     payload_for: Callable[[Channel], dict[str, Any] | None],
     settings: Mapping[str, str],
     post: Poster,
@@ -104,13 +157,13 @@ async def _one(
     sleep: Sleep,
 ) -> ChannelResult:
     entity = state.get(state_name(channel))
-    fields = dict(entity.fields) if entity else {}
-    if fields.get("lastId") == digest_id:
+    digest_id = sent.digest_id
+    if entity is not None and sent.taken_by(entity.fields):
         return ChannelResult(channel.name, ALREADY_SENT)
     url = (settings.get(channel.url_setting) or "").strip()
     if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
         reason = f"app setting {channel.url_setting} holds no https URL"
-        return _failed(state, channel, fields, reason, on_failing, now, status=NO_URL)
+        return _failed(state, channel, reason, on_failing, now, status=NO_URL)
     payload = payload_for(channel)
     if payload is None:
         return ChannelResult(channel.name, NOTHING)
@@ -121,7 +174,7 @@ async def _one(
         if not secret or is_unresolved_reference(secret):
             problem = UNRESOLVED_REFERENCE if secret else "empty"
             reason = f"app setting {channel.signing_setting} (the signing secret) is {problem}"
-            return _failed(state, channel, fields, reason, on_failing, now)
+            return _failed(state, channel, reason, on_failing, now)
         headers[SIGNATURE_HEADER] = signature(secret, body)
     attempt, reason = 0, ""
     while attempt < ATTEMPTS:
@@ -133,10 +186,7 @@ async def _one(
         else:
             reason = f"HTTP {status}"
             if 200 <= status < 300:
-                state.put(
-                    state_name(channel),
-                    {"lastId": digest_id, "lastAt": now(), "failures": 0, "lastError": ""},
-                )
+                _update(state, channel, partial(sent.recorded, now=now()))
                 log.info(
                     "alerts.channel_sent",
                     channel=channel.name,
@@ -148,13 +198,12 @@ async def _one(
             break
         if attempt < ATTEMPTS:
             await sleep(retry_wait(attempt, retry_after))
-    return _failed(state, channel, fields, reason, on_failing, now, attempts=attempt)
+    return _failed(state, channel, reason, on_failing, now, attempts=attempt)
 
 
 def _failed(
     state: ServiceState,
     channel: Channel,
-    fields: dict[str, Any],
     reason: str,
     on_failing: Callable[[Channel, str], None] | None,
     now: Callable[[], Any],
@@ -162,11 +211,13 @@ def _failed(
     status: str = FAILED,
     attempts: int = 0,
 ) -> ChannelResult:
-    failures = int(fields.get("failures") or 0) + 1
-    state.put(
-        state_name(channel),
-        {**fields, "failures": failures, "lastError": reason, "lastErrorAt": now()},
-    )
+    at = now()
+
+    def failed(fields: dict[str, Any]) -> dict[str, Any]:
+        failures = int(fields.get("failures") or 0) + 1
+        return {**fields, "failures": failures, "lastError": reason, "lastErrorAt": at}
+
+    failures = int(_update(state, channel, failed)["failures"])
     log.error("alerts.channel_failed", channel=channel.name, reason=reason, failures=failures)
     if failures >= FAILURES_FOR_ALERT and on_failing is not None:
         on_failing(channel, f"{failures} failed deliveries in a row, the last: {reason}")

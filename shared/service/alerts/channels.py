@@ -113,10 +113,12 @@ async def send_to_channels(
     sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] | None = None,
     open_counts: Mapping[str, int] | None = None,
+    mail_channel: str = "",
 ) -> list[ChannelResult]:
     """Post `mail` to every channel. `open_counts`: the tenant's open findings by severity as
     the digest counts them (the digest passes its own); counted from the ledger when a webhook
-    needs them and none were given."""
+    needs them and none were given. `mail_channel`: the mail's channel (``digest``, ...),
+    whose last id each channel keeps."""
     channels = svc.settings.alert_channels
     if not channels or mail.view is None:
         return []
@@ -153,6 +155,7 @@ async def send_to_channels(
             now=svc.now,
             on_failing=failing,
             sleep=sleep,
+            mail_channel=mail_channel,
         )
     except Exception:  # the mail goes out whatever the channels do
         log.exception("alerts.channels_failed", mail_id=mail.id)

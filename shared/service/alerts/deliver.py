@@ -54,11 +54,15 @@ async def deliver(
             return Delivery(ALREADY_SENT, mail.id)
         # Claimed before the channels: a mail refused or failed is retried under this id,
         # which each channel that took it skips, instead of a new post every run.
-        await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
+        await send_to_channels(
+            svc, mail, sleep=sleep, open_counts=open_counts, mail_channel=channel
+        )
         return await deliver_mail(svc, mail, channel=channel, sleep=sleep, rows=rows)
     if not claim(svc, channel, mail.id, rows):
         return Delivery(ALREADY_SENT, mail.id)
-    results = await send_to_channels(svc, mail, sleep=sleep, open_counts=open_counts)
+    results = await send_to_channels(
+        svc, mail, sleep=sleep, open_counts=open_counts, mail_channel=channel
+    )
     if any(r.status in (SENT, ALREADY_SENT, NOTHING) for r in results):
         log.info("alerts.posted", channel=channel, mail_id=mail.id, kind=mail.kind)
         return Delivery(POSTED, mail.id, reason="ALERT_SENDER is not set: channels only")

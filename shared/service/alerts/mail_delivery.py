@@ -22,9 +22,12 @@ Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its st
 
 A pending mail replaced by a newer one (it failed, and the next run has other findings to
 report) or no longer news (`confirm(..., sent=False)`) never goes out: its id is kept in
-`abandonedIds`, and the next send of the channel deletes its draft if it is still in the
+`abandonedIds` with when a run last claimed it (`pendingAt`, renewed by each claim), and a send
+of the channel at least `DRAFT_LEASE` after that deletes its draft if it is still in the
 sender's Drafts (found by its Message-ID, so a draft that was sent is never touched); a
-failed deletion is retried by the next send.
+failed deletion is retried by the next send. The lease: a worker may still be sending the
+replaced mail (two workers alerting at once with different findings), and its draft deleted
+under it would read as sent (404) and never arrive.
 
 A crash between any two steps and the redelivery end in one mail.
 """
@@ -37,7 +40,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import structlog
@@ -58,6 +61,9 @@ DRAFT_FIELD: Final = "pendingDraftId"
 ROWS_FIELD: Final = "pendingRows"
 ABANDONED_FIELD: Final = "abandonedIds"
 MAX_ABANDONED: Final = 20
+DRAFT_LEASE: Final = timedelta(minutes=30)
+"""How long after a run claimed a mail its draft may still be being sent: the Functions host's
+timeout (Flex Consumption's default; host.json sets none)."""
 
 DISABLED: Final = "disabled"
 REFUSED: Final = "refused"
@@ -123,18 +129,46 @@ def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) ->
         _abandon(svc, fields, str(fields.get("pendingId") or ""))  # replaced: never sent now
         fields.pop(DRAFT_FIELD, None)
         fields.pop(ROWS_FIELD, None)
-        fields.update({"pendingId": mail_id, "pendingAt": svc.now()})
+        _keep_abandoned(fields, [a for a in _abandoned(fields) if a[0] != mail_id])
         if rows:
             fields[ROWS_FIELD] = rows
-        state.put(state_name(channel), fields)
+    fields["pendingId"], fields["pendingAt"] = mail_id, svc.now()  # this run is on it: a lease
+    state.put(state_name(channel), fields)
     return True
 
 
 def _abandon(svc: Services, fields: dict[str, Any], mail_id: str) -> None:
-    """Keep `mail_id` in the channel's `abandonedIds`: the next send deletes its draft."""
+    """Keep `mail_id` in the channel's `abandonedIds` with when a run last claimed it: a send
+    after `DRAFT_LEASE` deletes its draft."""
     if mail_id and svc.settings.alert_sender:
-        abandoned = [*str(fields.get(ABANDONED_FIELD) or "").split(), mail_id]
+        claimed = fields.get("pendingAt") if fields.get("pendingId") == mail_id else None
+        at = claimed if isinstance(claimed, datetime) else svc.now()
+        abandoned = [*str(fields.get(ABANDONED_FIELD) or "").split(), _abandoned_entry(mail_id, at)]
         fields[ABANDONED_FIELD] = " ".join(abandoned[-MAX_ABANDONED:])
+
+
+def _abandoned_entry(mail_id: str, claimed_at: datetime | None) -> str:
+    return f"{mail_id}@{int(claimed_at.timestamp())}" if claimed_at else mail_id
+
+
+def _keep_abandoned(fields: dict[str, Any], abandoned: list[tuple[str, datetime | None]]) -> None:
+    if abandoned:
+        fields[ABANDONED_FIELD] = " ".join(_abandoned_entry(*a) for a in abandoned)
+    else:
+        fields.pop(ABANDONED_FIELD, None)
+
+
+def _abandoned(fields: dict[str, Any]) -> list[tuple[str, datetime | None]]:
+    """The channel's abandoned mail ids, each with when a run last claimed it (None: written
+    before the lease was kept)."""
+    out: list[tuple[str, datetime | None]] = []
+    for entry in str(fields.get(ABANDONED_FIELD) or "").split():
+        mail_id, _, at = entry.rpartition("@")
+        if mail_id and at.isdigit():
+            out.append((mail_id, datetime.fromtimestamp(int(at), UTC)))
+        else:
+            out.append((entry, None))
+    return out
 
 
 def confirm(svc: Services, channel: str, mail_id: str, *, sent: bool = True) -> None:
@@ -275,24 +309,24 @@ async def _delete_abandoned_drafts(
     """Delete the drafts of the channel's replaced mails still in the sender's Drafts (see the
     module docstring). Looked up by Message-ID: a sent one has left Drafts and is not found.
     Best effort: an error leaves the rest for the next send, never fails this one."""
-    abandoned = str(fields.get(ABANDONED_FIELD) or "").split()
+    abandoned = _abandoned(fields)
     if not abandoned:
         return
-    left = list(abandoned)
+    now = svc.now()
+    leased = [a for a in abandoned if a[1] is not None and now - a[1] < DRAFT_LEASE]
+    due = [a for a in abandoned if a not in leased]  # no run can be sending these any more
     try:
-        for mail_id in abandoned:
+        while due:
+            mail_id = due[0][0]
             draft_id = await svc.directory.find_draft(sender, _message_id(channel, mail_id, sender))
             if draft_id and await svc.directory.delete_draft(sender, draft_id):
                 log.info("alerts.abandoned_draft_deleted", channel=channel, mail_id=mail_id,
                          draft_id=draft_id)  # fmt: skip
-            left.remove(mail_id)
+            due.pop(0)
     except DirectoryError as error:
         log.warning("alerts.abandoned_draft_kept", channel=channel, status=error.status,
-                    code=error.code, left=len(left))  # fmt: skip
-    if left:
-        fields[ABANDONED_FIELD] = " ".join(left)
-    else:
-        fields.pop(ABANDONED_FIELD, None)
+                    code=error.code, left=len(due))  # fmt: skip
+    _keep_abandoned(fields, leased + due)
     ServiceState(svc.tables.servicestate).put(state_name(channel), fields)
 
 
