@@ -275,3 +275,27 @@ async def test_a_lingering_exchange_conflict_is_mailed_with_the_reprocess_it_got
     assert "Reprocess the user: Microsoft says to reprocess a conflict" in body
     assert "never resolves" not in body
     assert "queued a reprocess for 1 of 1" in body
+
+
+async def test_resolved_users_are_named_when_new_errors_of_their_line_name_twenty() -> None:
+    """Twenty new errors and three resolved ones of one group x product x issue: the resolved
+    table showed the three users' object ids, the names were read for the new line's twenty
+    only (one budget of twenty users per group x product x issue for both lines)."""
+    world = alert_world()
+    users = sorted(world.directory.users)
+    resolved, new = users[:3], users[3:]
+    await baseline(world)
+    record(world, *(error(u) for u in resolved))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    clear(world, *resolved)
+    record(world, *(error(u) for u in new))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[1])
+
+    assert (outcome.new, outcome.resolved) == (20, 3)
+    for user_id in resolved:
+        assert world.directory.users[user_id]["displayName"] in body
+        assert user_id not in body.split("Resolved since the last digest")[1]

@@ -28,10 +28,11 @@ async def tenant_name(svc: Services) -> str:
 
 async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
     """Display names and UPNs of the users the mail names (at most 20 per line), group names
-    and friendly product names."""
-    per_line: dict[Key, list[str]] = {}
+    and friendly product names. A digest's new and resolved findings of one group x SKU x
+    code are two lines, each naming its own 20."""
+    per_line: dict[tuple[Key, bool], list[str]] = {}
     for row in rows:
-        ids = per_line.setdefault((row.group_id, row.sku_id, row.code), [])
+        ids = per_line.setdefault(((row.group_id, row.sku_id, row.code), row.is_open), [])
         for uid in (row.user_id, *row.user_ids):
             if uid and uid not in ids and len(ids) < MAX_NAMED_USERS:
                 ids.append(uid)
