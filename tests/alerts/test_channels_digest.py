@@ -303,3 +303,26 @@ async def test_a_poisoned_message_on_the_webhook_names_its_queue_not_a_group(
     [poisoned] = [f for f in document["findings"] if f["code"] == "PoisonedMessage"]
     assert "group" not in poisoned
     assert poisoned["queue"] == {"name": RECOMPUTE_USERS}
+
+
+async def test_the_webhook_never_gives_a_user_id_as_the_display_name(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail names twenty users a line and reads only their names; the webhook lists every
+    finding, and gave each other user's object id as its displayName."""
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_WEBHOOK_URL": "/hook"}, channels)
+    receiver.posts.clear()
+    users = world.directory.users
+    record(world, *(error(u) for u in users))
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+
+    [(_, _, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    shown = [f["user"] for f in document["findings"]]
+    assert len(shown) == len(users) > 20
+    for user in shown:
+        assert user["displayName"] in (None, users[user["id"]]["displayName"])
