@@ -13,6 +13,7 @@ from tests.alerts.world import (
     GRACE_SECONDS,
     alert_world,
     baseline,
+    clear,
     error,
     record,
     world_with_findings,
@@ -205,3 +206,25 @@ async def test_a_pending_assignment_alerted_by_the_fallback_does_not_claim_it_fi
     body = html(mails(world)[0])
     assert "a licensing group that finished processing" not in body
     assert "pending for 24 hours (the group may still be processing)" in body
+
+
+async def test_an_excluded_users_error_that_resolves_is_not_mailed_as_resolved() -> None:
+    """The baseline marks every open finding as known, muted ones too; when an excluded
+    user's error then cleared, the digest mailed it under "Resolved since the last digest"."""
+    world = alert_world(ALERT_EXCLUDE_USERS="joni.sherman@contoso.com", ALERT_EXCLUDE_SKUS=EMS)
+    record(
+        world,
+        error(JONI, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+        error(IRVIN),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+    await baseline(world)
+    clear(world, JONI, IRVIN, DIEGO)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert outcome.resolved == 1
+    assert "Diego Siciliani" in body
+    assert "Joni Sherman" not in body
+    assert "Irvin Sayers" not in body
