@@ -69,11 +69,24 @@ def row_views(
     names: MailNames,
     action: Mapping[tuple[str | None, str | None, str], str] | None = None,
 ) -> tuple[RowView, ...]:
-    """Group x SKU x code lines, at most MAX_NAMED_USERS named users each."""
+    """Group x SKU x code lines, at most MAX_NAMED_USERS named users each; a line's findings
+    with different fixes (a restore through each user's own groups, a synced user's attribute
+    set on-premises) are a line per fix, so no user is shown another user's fix."""
     views = []
     for rg in group_rows(rows):
-        views.append(_row_view(rg, names, (action or {}).get((rg.group_id, rg.sku_id, rg.code))))
+        for part in _by_remedy(rg):
+            views.append(
+                _row_view(part, names, (action or {}).get((rg.group_id, rg.sku_id, rg.code)))
+            )
     return tuple(views)
+
+
+def _by_remedy(rg: RowGroup) -> list[RowGroup]:
+    """The line's findings by fix, in order (each part shares the line's group x SKU x code)."""
+    parts: dict[str, list[LedgerRow]] = {}
+    for row in rg.rows:
+        parts.setdefault(row.remedy, []).append(row)
+    return [rg] if len(parts) == 1 else [group_rows(rows)[0] for rows in parts.values()]
 
 
 def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:

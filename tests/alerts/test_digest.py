@@ -299,3 +299,29 @@ async def test_resolved_users_are_named_when_new_errors_of_their_line_name_twent
     for user_id in resolved:
         assert world.directory.users[user_id]["displayName"] in body
         assert user_id not in body.split("Resolved since the last digest")[1]
+
+
+async def test_users_of_one_issue_with_different_fixes_are_named_on_the_line_of_their_fix() -> None:
+    """Findings of one group x product x issue whose fixes differ are a line per fix; each line
+    names its users (the names were read for the first twenty of the issue only)."""
+    world = alert_world()
+    users = sorted(world.directory.users)
+    synced = users[20:]
+    await baseline(world)
+    record(
+        world,
+        *(
+            error(u)._replace(remedy="Set it on-premises.") if u in synced else error(u)
+            for u in users
+        ),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+    [on_premises] = [b for b in body.split("border-left:4px")[1:] if "Set it on-premises." in b]
+
+    for user_id in synced:
+        assert world.directory.users[user_id]["displayName"] in on_premises
+    assert "CountViolation · 20 findings" in body
+    assert "CountViolation · 3 findings" in body

@@ -421,3 +421,35 @@ async def test_a_poisoned_message_line_names_its_queue_not_its_digest_as_the_gro
 
     assert digest not in body
     assert f"queue {RECOMPUTE_USERS}" in body
+
+
+async def test_a_data_loss_alert_says_how_to_restore_each_user_not_the_first_users_way() -> None:
+    """Two users lose their mailbox at once, each through another group: the mail's one
+    DataLossRisk line gave the first user's fix ('add the user back to Mailbox_Legal') for
+    both, so the other was to be added to a group that never licensed him."""
+    snapshot = with_mailbox_group(2)
+    legal = e3_group("Mailbox_Legal", [])
+    [sales_group] = [g for g in snapshot["groups"] if g["id"] == MAILBOX_GROUP]
+    moved = sales_group["members"].pop(0)
+    legal["members"].append(moved)
+    snapshot["groups"].append(legal)
+    [user] = [u for u in snapshot["users"] if u["id"] == moved["id"]]
+    user["licenseAssignmentStates"][0]["assignedByGroup"] = legal["id"]
+    world = alert_world(snapshot)
+    users = sales(world)
+    await recompute(world, users)
+    world.directory.remove_member(legal["id"], moved["id"], actor=ADMIN)
+    world.directory.remove_member(MAILBOX_GROUP, users[1], actor=ADMIN)
+
+    await recompute(world, users)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert "data-loss risk for 2 user(s)" in mail["subject"]
+    lines = body.split("border-left:4px")[1:]
+    [legal_line] = [b for b in lines if "add the user back to &#39;Mailbox_Legal&#39;" in b]
+    [sales_line] = [b for b in lines if "add the user back to &#39;Mailbox_Sales&#39;" in b]
+    assert "Sales Person 00" in legal_line
+    assert "Sales Person 01" not in legal_line
+    assert "Sales Person 01" in sales_line
+    assert "Sales Person 00" not in sales_line
