@@ -124,7 +124,7 @@ def _group_label(rg: RowGroup, names: MailNames) -> str:
     """A line's Group column: the group's name, else what its subject is (a direct
     assignment, the tenant, a queue, the service)."""
     group_id = _line_group_id(rg)
-    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject)
+    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject, rg.code)
 
 
 def _row_url(group_id: str | None, subject: str) -> str:
@@ -136,9 +136,15 @@ def _row_url(group_id: str | None, subject: str) -> str:
     return ""
 
 
-def subject_label(subject: str) -> str:
+NOT_AN_ASSIGNMENT: Final = frozenset(
+    {DATA_LOSS_RISK, codes.MISSING_USAGE_LOCATION, codes.LICENSED_DISABLED_ACCOUNT}
+)
+"""Codes about a user, not about one of the user's assignments: no group is not 'direct'."""
+
+
+def subject_label(subject: str, code: str = "") -> str:
     if ":" not in subject:
-        return "direct assignment"
+        return "-" if code in NOT_AN_ASSIGNMENT else "direct assignment"
     kind, _, rest = subject.partition(":")
     return {"sku": "tenant", "queue": f"queue {rest}", "service": f"service ({rest})"}.get(
         kind, subject

@@ -446,6 +446,7 @@ async def test_a_data_loss_alert_says_how_to_restore_each_user_not_the_first_use
     body = html(mail)
 
     assert "data-loss risk for 2 user(s)" in mail["subject"]
+    assert "Group:</span> direct assignment" not in body  # the mailboxes came from groups
     lines = body.split("border-left:4px")[1:]
     [legal_line] = [b for b in lines if "add the user back to &#39;Mailbox_Legal&#39;" in b]
     [sales_line] = [b for b in lines if "add the user back to &#39;Mailbox_Sales&#39;" in b]
