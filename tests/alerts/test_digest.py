@@ -353,3 +353,22 @@ async def test_a_digest_of_hundreds_of_groups_stays_under_graphs_request_size() 
     assert outcome.new == 6000
     body = html(mails(world)[0])
     assert "more line(s) left out" in body
+
+
+async def test_an_error_cleared_and_back_before_the_next_digest_is_not_mailed_again() -> None:
+    """Mailed, then cleared and back before the next digest (a recompute between two reads of
+    a state still settling): the admin was never told it resolved, and the next digest mailed
+    the same error again as new."""
+    world = await world_with_findings(error(IRVIN))
+    await run_digest(world.svc)
+    world.clock.advance(600)
+    clear(world, IRVIN)
+    world.clock.advance(600)
+    record(world, error(IRVIN))
+    world.clock.advance(3600)
+
+    again = await run_digest(world.svc)
+
+    assert again.status == "nothing-new"
+    assert again.still_open == 1
+    assert len(mails(world)) == 1
