@@ -4,8 +4,10 @@ weekly standing findings and the nightly reconciliation's summary."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 
 from shared.core.alerting import LedgerRow
+from shared.core.graph_values import graph_time_or_none
 from shared.core.nightly_summary import NightlySummary
 from shared.render.channel_finding import channel_findings
 from shared.render.mail import Mail, MailNames, MailView, Section, Table, render
@@ -147,6 +149,12 @@ def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], we
     )
 
 
+def _utc(stored: str) -> str:
+    """A stored ISO 8601 time as the digest shows times: 'YYYY-MM-DD HH:MM UTC'."""
+    moment = graph_time_or_none(stored)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else stored
+
+
 def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     total = sum(summary.findings_by_code.values())
     subject = (
@@ -156,8 +164,8 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     )
     lead = [
         f"Reconciliation {summary.run_id}: {summary.users_scanned} users scanned from "
-        f"{summary.started_at} to {summary.finished_at}; {summary.new_findings} new and "
-        f"{summary.resolved_findings} resolved findings.",
+        f"{_utc(summary.started_at)} to {_utc(summary.finished_at)}; "
+        f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]
     if summary.baseline:
         lead.append("This was the baseline run: everything was recorded, nothing reprocessed.")

@@ -454,3 +454,25 @@ async def test_a_data_loss_alert_says_how_to_restore_each_user_not_the_first_use
     assert "Sales Person 01" not in legal_line
     assert "Sales Person 01" in sales_line
     assert "Sales Person 00" not in sales_line
+
+
+async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> None:
+    """The run's times came as stored (ISO 8601 with microseconds and '+00:00'); the digest
+    shows 'YYYY-MM-DD HH:MM UTC'."""
+    world = alert_world()
+    summary = NightlySummary(
+        run_id="night-2026-11-24",
+        date="2026-11-24",
+        tenant_name="Contoso",
+        started_at="2026-11-24T01:00:03.512345+00:00",
+        finished_at="2026-11-24T01:20:41.004211+00:00",
+        users_scanned=23,
+        findings_by_code={"CountViolation": 2},
+        new_findings=1,
+        resolved_findings=0,
+    )
+
+    await send_nightly_summary(world.svc, summary)
+    [mail] = mails(world)
+
+    assert "from 2026-11-24 01:00 UTC to 2026-11-24 01:20 UTC" in html(mail)
