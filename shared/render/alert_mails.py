@@ -14,6 +14,15 @@ from shared.render.mail import Mail, MailNames, MailView, Section, Table, render
 from shared.render.mail_rows import counts_table, plural, resolved_section, row_views
 
 
+def _muted(muted: int) -> list[str]:
+    """The lead's line on the findings exclusions mute, if any."""
+    return (
+        [f"{muted} open finding(s) are muted by exclusions (still in the reports)."]
+        if muted
+        else []
+    )
+
+
 def digest_mail(
     *,
     mail_id: str,
@@ -50,8 +59,7 @@ def digest_mail(
     ]
     if waiting_text:
         lead.append(f"Not alerted yet: {waiting_text}.")
-    if muted:
-        lead.append(f"{muted} open finding(s) are muted by exclusions (still in the reports).")
+    lead += _muted(muted)
     sections = []
     if new:
         sections.append(
@@ -108,7 +116,10 @@ def immediate_mail(
     )
 
 
-def baseline_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow]) -> Mail:
+def baseline_mail(
+    *, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], muted: int = 0
+) -> Mail:
+    """`rows`: the open findings no exclusion mutes; `muted`: how many it does."""
     subject = (
         f"License Guard · {names.tenant_name}: baseline, {plural(len(rows), 'existing issue')}"
     )
@@ -116,6 +127,7 @@ def baseline_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow]) 
         f"Baseline: {plural(len(rows), 'existing issue')}, by group × product × issue. "
         "License Guard recorded them and queued no reprocess; from now on the digests report "
         "only what changes after this baseline.",
+        *_muted(muted),
     )
     section = Section("Existing issues", table=counts_table(rows, names))
     return render(

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from shared.service.alerts.digest import DigestOutcome, run_digest
+from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 from tests.alerts.mail import html, mails
 from tests.alerts.world import (
@@ -228,3 +229,22 @@ async def test_an_excluded_users_error_that_resolves_is_not_mailed_as_resolved()
     assert "Diego Siciliani" in body
     assert "Joni Sherman" not in body
     assert "Irvin Sayers" not in body
+
+
+async def test_the_baseline_mail_leaves_out_and_counts_what_exclusions_mute() -> None:
+    """The baseline mail (and its channel posts) counted and listed an excluded SKU's errors
+    among the 'existing issues'; exclusions mute every alert."""
+    world = alert_world(ALERT_EXCLUDE_SKUS=EMS)
+    record(
+        world,
+        error(IRVIN),
+        error(JONI),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+
+    await send_baseline_summary(world.svc, run_id="night-1")
+    [mail] = mails(world)
+
+    assert "baseline, 1 existing issue" in mail["subject"]
+    assert "CountViolation" not in html(mail)
+    assert "2 open finding(s) are muted by exclusions" in html(mail)
