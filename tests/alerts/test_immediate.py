@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -251,22 +252,25 @@ async def test_a_stale_directory_sync_and_a_lapsing_subscription_are_alerted_at_
     assert "2 tenant-level issue(s)" in mail["subject"]
 
 
+NIGHT = NightlySummary(
+    run_id="night-2026-11-24",
+    date="2026-11-24",
+    tenant_name="Contoso",
+    started_at="2026-11-24T01:00:00Z",
+    finished_at="2026-11-24T01:20:00Z",
+    users_scanned=23,
+    findings_by_code={"CountViolation": 2, "MissingUsageLocation": 1},
+    new_findings=1,
+    resolved_findings=0,
+    seat_forecast=[SeatForecast(ENTERPRISEPACK, "ENTERPRISEPACK", "Office 365 E3", 27, 25, 17)],
+    reprocess_outcomes={"done": 2},
+    self_check_agreement=0.96,
+)
+
+
 async def test_the_nightly_summary_is_mailed_once_per_date() -> None:
     world = alert_world()
-    summary = NightlySummary(
-        run_id="night-2026-11-24",
-        date="2026-11-24",
-        tenant_name="Contoso",
-        started_at="2026-11-24T01:00:00Z",
-        finished_at="2026-11-24T01:20:00Z",
-        users_scanned=23,
-        findings_by_code={"CountViolation": 2, "MissingUsageLocation": 1},
-        new_findings=1,
-        resolved_findings=0,
-        seat_forecast=[SeatForecast(ENTERPRISEPACK, "ENTERPRISEPACK", "Office 365 E3", 27, 25, 17)],
-        reprocess_outcomes={"done": 2},
-        self_check_agreement=0.96,
-    )
+    summary = NIGHT
 
     await send_nightly_summary(world.svc, summary)
     await send_nightly_summary(world.svc, summary)
@@ -460,16 +464,10 @@ async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> N
     """The run's times came as stored (ISO 8601 with microseconds and '+00:00'); the digest
     shows 'YYYY-MM-DD HH:MM UTC'."""
     world = alert_world()
-    summary = NightlySummary(
-        run_id="night-2026-11-24",
-        date="2026-11-24",
-        tenant_name="Contoso",
+    summary = replace(
+        NIGHT,
         started_at="2026-11-24T01:00:03.512345+00:00",
         finished_at="2026-11-24T01:20:41.004211+00:00",
-        users_scanned=23,
-        findings_by_code={"CountViolation": 2},
-        new_findings=1,
-        resolved_findings=0,
     )
 
     await send_nightly_summary(world.svc, summary)
