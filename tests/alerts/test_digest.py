@@ -372,3 +372,27 @@ async def test_an_error_cleared_and_back_before_the_next_digest_is_not_mailed_ag
     assert again.status == "nothing-new"
     assert again.still_open == 1
     assert len(mails(world)) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "claim"),
+    [
+        ("act", "reprocesses the waiting users"),
+        ("observe", "would reprocess when the cause clears"),
+    ],
+)
+async def test_an_error_on_a_direct_assignment_is_not_said_to_be_reprocessed(
+    mode: str, claim: str
+) -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only, and the policy alerts
+    instead for a direct one; the line's 'License Guard:' said it reprocesses (act) or would
+    (observe)."""
+    world = await world_with_findings(
+        error(DIEGO, sku=ENTERPRISEPACK, group=None), LICENSE_GUARD_MODE=mode
+    )
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert claim not in body
+    assert "does not reprocess a direct assignment" in body
