@@ -153,9 +153,14 @@ def swap_in_progress(row: LedgerRow, facts: AlertFacts) -> bool:
     return row.group_id in groups and bool(groups - {row.group_id})
 
 
+def muted_by(row: LedgerRow, facts: AlertFacts) -> str | None:
+    """Why an exclusion mutes this finding, open or resolved, or None."""
+    return facts.exclusions.mutes(row, facts.upns.get(row.user_id or ""))
+
+
 def classify(row: LedgerRow, facts: AlertFacts) -> Verdict:
     """Whether one open finding is alertable now, and if not, why."""
-    muted = facts.exclusions.mutes(row, facts.upns.get(row.user_id or ""))
+    muted = muted_by(row, facts)
     if muted:
         return Verdict(MUTED, muted)
     if row.severity not in (ERROR, WARNING):
@@ -186,7 +191,7 @@ class DigestPlan:
     new: tuple[LedgerRow, ...]
     """Open, alertable, never mailed."""
     resolved: tuple[LedgerRow, ...]
-    """Mailed before, resolved since, resolution not mailed yet."""
+    """Mailed before, resolved since, resolution not mailed yet; not muted."""
     still_open: Counter[str]
     """Open findings already mailed and still alertable, by severity."""
     waiting: Counter[str]
@@ -211,8 +216,8 @@ def plan_digest(rows: Iterable[LedgerRow], facts: AlertFacts) -> DigestPlan:
     muted = weekly = 0
     for row in rows:
         if not row.is_open:
-            if row.alerted_in and not row.resolved_in:
-                resolved.append(row)
+            if row.alerted_in and not row.resolved_in and not muted_by(row, facts):
+                resolved.append(row)  # the baseline marks muted findings known too
             continue
         verdict = classify(row, facts)
         if verdict.kind == MUTED:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from shared.core.effective import EffectiveLicense
@@ -52,6 +53,7 @@ RETENTION: Final = {
         f"check the current policy at {UNLICENSED_ONEDRIVE_DOC}"
     ),
 }
+RETENTION_DAYS: Final = timedelta(days=30)
 _DEFAULT_RETENTION: Final = (
     f"data tied to a removed license is kept for 30 days ({REMOVE_LICENSES_DOC})"
 )
@@ -76,6 +78,9 @@ class CapabilityLoss:
     user_id: str
     capability: str
     before: tuple[CapabilityGrant, ...]
+    seen_at: datetime | None = None
+    """When License Guard first saw the loss (the service records it); None for a planned
+    change or a drift between snapshots."""
 
     @property
     def group_ids(self) -> tuple[str, ...]:
@@ -162,7 +167,10 @@ def data_loss_finding(
         granted = "; ".join(_grant_text(grant, names) for grant in loss.before)
         parts.append(f"{label} (had: {granted})")
         plans += [names.plans(g.sku_id, [g.plan_id])[0] for g in loss.before]
-        deadlines.append(f"{label}: {RETENTION.get(loss.capability, _DEFAULT_RETENTION)}")
+        deadlines.append(
+            f"{label}: {RETENTION.get(loss.capability, _DEFAULT_RETENTION)}"
+            + (_restore_by(loss.seen_at) if loss.capability != ONEDRIVE and loss.seen_at else "")
+        )
     restore = _restore_text(losses, names)
     first = losses[0].before[0] if losses and losses[0].before else None
     return user_finding(
@@ -178,6 +186,16 @@ def data_loss_finding(
         plans=tuple(dict.fromkeys(plans)),
         evidence=tuple(f"capability={loss.capability}" for loss in losses)
         + ((f"sku={first.sku_id}",) if first else ()),
+    )
+
+
+def _restore_by(seen_at: datetime) -> str:
+    """The 30 days as a date, counted from when the loss was seen (Entra may remove the license
+    later, never earlier): the latest safe day to restore it."""
+    seen = seen_at.astimezone(UTC)
+    return (
+        f"; restore it by {seen + RETENTION_DAYS:%Y-%m-%d} (the loss was seen "
+        f"{seen:%Y-%m-%d %H:%M} UTC)"
     )
 
 

@@ -10,6 +10,7 @@ carried out, then its answer is lost).
 
 from __future__ import annotations
 
+import base64
 import copy
 import uuid
 from collections.abc import Mapping
@@ -20,6 +21,10 @@ from typing import Any
 
 from shared.fakes.tenant import FakeTenant
 from shared.ports.directory import JSON, DirectoryError
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""What one Graph request may carry (about 4 MB, Microsoft Q&A 1824204 on sendMail's 413;
+the graph-facts notes mark the exact figure unconfirmed): a larger one is refused."""
 
 
 def _mail_error(code: str, message: str) -> DirectoryError:
@@ -140,6 +145,8 @@ class FakeMailbox(FakeTenant):
     async def create_draft(self, sender: str, mime: bytes) -> str:
         self._count("create_draft")
         self._mailbox(sender)
+        if len(base64.b64encode(mime)) > MAX_REQUEST_BYTES:  # the request's body, as sent
+            raise DirectoryError(413, "RequestEntityTooLarge", "The request is too large.")
         message = _message_from_mime(mime)
         _check_message(message)
         draft_id = f"draft-{uuid.uuid4().hex}"

@@ -4,12 +4,23 @@ weekly standing findings and the nightly reconciliation's summary."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 
 from shared.core.alerting import LedgerRow
+from shared.core.graph_values import graph_time_or_none
 from shared.core.nightly_summary import NightlySummary
 from shared.render.channel_finding import channel_findings
 from shared.render.mail import Mail, MailNames, MailView, Section, Table, render
 from shared.render.mail_rows import counts_table, plural, resolved_section, row_views
+
+
+def _muted(muted: int) -> list[str]:
+    """The lead's line on the findings exclusions mute, if any."""
+    return (
+        [f"{muted} open finding(s) are muted by exclusions (still in the reports)."]
+        if muted
+        else []
+    )
 
 
 def digest_mail(
@@ -48,8 +59,7 @@ def digest_mail(
     ]
     if waiting_text:
         lead.append(f"Not alerted yet: {waiting_text}.")
-    if muted:
-        lead.append(f"{muted} open finding(s) are muted by exclusions (still in the reports).")
+    lead += _muted(muted)
     sections = []
     if new:
         sections.append(
@@ -106,7 +116,10 @@ def immediate_mail(
     )
 
 
-def baseline_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow]) -> Mail:
+def baseline_mail(
+    *, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], muted: int = 0
+) -> Mail:
+    """`rows`: the open findings no exclusion mutes; `muted`: how many it does."""
     subject = (
         f"License Guard · {names.tenant_name}: baseline, {plural(len(rows), 'existing issue')}"
     )
@@ -114,6 +127,7 @@ def baseline_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow]) 
         f"Baseline: {plural(len(rows), 'existing issue')}, by group × product × issue. "
         "License Guard recorded them and queued no reprocess; from now on the digests report "
         "only what changes after this baseline.",
+        *_muted(muted),
     )
     section = Section("Existing issues", table=counts_table(rows, names))
     return render(
@@ -147,6 +161,12 @@ def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], we
     )
 
 
+def _utc(stored: str) -> str:
+    """A stored ISO 8601 time as the digest shows times: 'YYYY-MM-DD HH:MM UTC'."""
+    moment = graph_time_or_none(stored)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else stored
+
+
 def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     total = sum(summary.findings_by_code.values())
     subject = (
@@ -156,8 +176,8 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     )
     lead = [
         f"Reconciliation {summary.run_id}: {summary.users_scanned} users scanned from "
-        f"{summary.started_at} to {summary.finished_at}; {summary.new_findings} new and "
-        f"{summary.resolved_findings} resolved findings.",
+        f"{_utc(summary.started_at)} to {_utc(summary.finished_at)}; "
+        f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]
     if summary.baseline:
         lead.append("This was the baseline run: everything was recorded, nothing reprocessed.")

@@ -3,7 +3,7 @@ ledger rows a mail is about, with the names the mail uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +29,12 @@ class ChannelFinding:
 
 
 class _Names(Protocol):
-    def user(self, user_id: str) -> object: ...
+    @property
+    def users(self) -> Mapping[str, object]:
+        """The users whose names were read (a mail reads twenty a line; a user deleted
+        since is absent)."""
+        ...
+
     def group(self, group_id: str | None) -> str: ...
     def product(self, sku_id: str | None) -> str: ...
 
@@ -37,7 +42,7 @@ class _Names(Protocol):
 def channel_findings(rows: Iterable[LedgerRow], names: _Names, status: str) -> list[ChannelFinding]:
     out = []
     for row in rows:
-        user = names.user(row.user_id) if row.user_id else None
+        user = names.users.get(row.user_id) if row.user_id else None  # not its id as a name
         out.append(
             ChannelFinding(
                 key=row.key,

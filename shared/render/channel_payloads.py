@@ -41,7 +41,8 @@ def at_least(severity: str, minimum: str) -> bool:
 def _row_text(row: RowView) -> str:
     names = ", ".join(u.display_name for u in row.users)
     more = f" {row.more_text}" if row.more else ""
-    who = f"{row.count} user(s): {names}{more}" if row.users or row.more else f"{row.count}"
+    users = f"{'at least ' if row.more_is_minimum else ''}{len(row.users) + row.more} user(s)"
+    who = f"{users}: {names}{more}" if row.users or row.more else f"{row.count}"
     return f"{row.code} — {row.group} × {row.product}: {who}"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -29,6 +29,9 @@ from shared.render.channel_finding import ChannelFinding
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 MAX_NAMED_USERS: Final = 20
+MAX_MAIL_CHARS: Final = 1_000_000
+"""HTML and text together: as MIME (UTF-8 parts) in base64 for Graph, well under the ~4 MB
+one Graph request carries (a larger draft is refused with 413, every digest)."""
 DIGEST_HEADER: Final = "x-license-guard-digest"
 LINKS: Final = (
     ("Microsoft 365 admin center (licenses, products, billing)", M365_ADMIN),
@@ -159,18 +162,62 @@ def render(
     subject: str,
     findings: Sequence[ChannelFinding] = (),
 ) -> Mail:
-    env = _environment()
-    context: dict[str, Any] = {"view": view, "mail_id": mail_id, "subject": subject}
+    """The mail; lines past `MAX_MAIL_CHARS` are left out and counted (see `_fitted`)."""
+    html, text = _parts(view, mail_id, subject)
+    if len(html) + len(text) > MAX_MAIL_CHARS:
+        view, html, text = _fitted(view, mail_id, subject)
     return Mail(
         id=mail_id,
         kind=kind,
         subject=subject,
-        html=env.get_template("mail.html.j2").render(context),
-        text=env.get_template("mail.txt.j2").render(context),
+        html=html,
+        text=text,
         headers=((DIGEST_HEADER, mail_id),),
         view=view,
         findings=tuple(findings),
     )
+
+
+def _parts(view: MailView, mail_id: str, subject: str) -> tuple[str, str]:
+    env = _environment()
+    context: dict[str, Any] = {"view": view, "mail_id": mail_id, "subject": subject}
+    return (
+        env.get_template("mail.html.j2").render(context),
+        env.get_template("mail.txt.j2").render(context),
+    )
+
+
+def _fitted(view: MailView, mail_id: str, subject: str) -> tuple[MailView, str, str]:
+    """The view with as many of its lines, in order, as keep the mail within
+    `MAX_MAIL_CHARS`; each section that lost lines says how many."""
+    total = sum(len(s.items) for s in view.sections)
+    low, high = 0, total - 1  # the most lines that fit is in [low, high]
+    while low < high:
+        mid = (low + high + 1) // 2
+        html, text = _parts(_first_lines(view, mid), mail_id, subject)
+        if len(html) + len(text) <= MAX_MAIL_CHARS:
+            low = mid
+        else:
+            high = mid - 1
+    fitted = _first_lines(view, low)
+    return (fitted, *_parts(fitted, mail_id, subject))
+
+
+def _first_lines(view: MailView, kept: int) -> MailView:
+    sections = []
+    for section in view.sections:
+        shown, kept = section.items[:kept], max(0, kept - len(section.items))
+        left = len(section.items) - len(shown)
+        note = (
+            f"{left} more line(s) left out to keep this mail within the size Microsoft Graph "
+            "accepts; the nightly report page lists every finding."
+        )
+        sections.append(
+            replace(section, items=shown, paragraphs=(*section.paragraphs, note))
+            if left
+            else section
+        )
+    return replace(view, sections=tuple(sections))
 
 
 def mime(

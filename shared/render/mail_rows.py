@@ -69,11 +69,24 @@ def row_views(
     names: MailNames,
     action: Mapping[tuple[str | None, str | None, str], str] | None = None,
 ) -> tuple[RowView, ...]:
-    """Group x SKU x code lines, at most MAX_NAMED_USERS named users each."""
+    """Group x SKU x code lines, at most MAX_NAMED_USERS named users each; a line's findings
+    with different fixes (a restore through each user's own groups, a synced user's attribute
+    set on-premises) are a line per fix, so no user is shown another user's fix."""
     views = []
     for rg in group_rows(rows):
-        views.append(_row_view(rg, names, (action or {}).get((rg.group_id, rg.sku_id, rg.code))))
+        for part in _by_remedy(rg):
+            views.append(
+                _row_view(part, names, (action or {}).get((rg.group_id, rg.sku_id, rg.code)))
+            )
     return tuple(views)
+
+
+def _by_remedy(rg: RowGroup) -> list[RowGroup]:
+    """The line's findings by fix, in order (each part shares the line's group x SKU x code)."""
+    parts: dict[str, list[LedgerRow]] = {}
+    for row in rg.rows:
+        parts.setdefault(row.remedy, []).append(row)
+    return [rg] if len(parts) == 1 else [group_rows(rows)[0] for rows in parts.values()]
 
 
 def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
@@ -111,7 +124,7 @@ def _group_label(rg: RowGroup, names: MailNames) -> str:
     """A line's Group column: the group's name, else what its subject is (a direct
     assignment, the tenant, a queue, the service)."""
     group_id = _line_group_id(rg)
-    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject)
+    return names.group(group_id) if group_id else subject_label(rg.rows[0].subject, rg.code)
 
 
 def _row_url(group_id: str | None, subject: str) -> str:
@@ -123,9 +136,15 @@ def _row_url(group_id: str | None, subject: str) -> str:
     return ""
 
 
-def subject_label(subject: str) -> str:
+NOT_AN_ASSIGNMENT: Final = frozenset(
+    {DATA_LOSS_RISK, codes.MISSING_USAGE_LOCATION, codes.LICENSED_DISABLED_ACCOUNT}
+)
+"""Codes about a user, not about one of the user's assignments: no group is not 'direct'."""
+
+
+def subject_label(subject: str, code: str = "") -> str:
     if ":" not in subject:
-        return "direct assignment"
+        return "-" if code in NOT_AN_ASSIGNMENT else "direct assignment"
     kind, _, rest = subject.partition(":")
     return {"sku": "tenant", "queue": f"queue {rest}", "service": f"service ({rest})"}.get(
         kind, subject

@@ -153,7 +153,9 @@ def with_data_loss(
             table.upsert(CAPABILITIES_PK, user.id, {"json": json_field(new_record)})
         if lost:
             losses = [
-                CapabilityLoss(user.id, c, _grants(entry.get("grants")))
+                CapabilityLoss(
+                    user.id, c, _grants(entry.get("grants")), graph_time_or_none(entry.get("at"))
+                )
                 for c, entry in sorted(lost.items())
             ]
             finding = data_loss_finding(user, losses, names, dict(capability_map.labels))

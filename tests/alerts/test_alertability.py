@@ -7,12 +7,14 @@ from dataclasses import replace
 import pytest
 
 from shared.service.alerts.digest import DigestOutcome, run_digest
+from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 from tests.alerts.mail import html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,
     alert_world,
     baseline,
+    clear,
     error,
     record,
     world_with_findings,
@@ -197,3 +199,44 @@ async def test_a_pending_assignment_alerted_by_the_fallback_does_not_claim_it_fi
     body = html(mails(world)[0])
     assert "a licensing group that finished processing" not in body
     assert "pending for 24 hours (the group may still be processing)" in body
+
+
+async def test_an_excluded_users_error_that_resolves_is_not_mailed_as_resolved() -> None:
+    """The baseline marks every open finding as known, muted ones too; when an excluded
+    user's error then cleared, the digest mailed it under "Resolved since the last digest"."""
+    world = alert_world(ALERT_EXCLUDE_USERS="joni.sherman@contoso.com", ALERT_EXCLUDE_SKUS=EMS)
+    record(
+        world,
+        error(JONI, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+        error(IRVIN),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+    await baseline(world)
+    clear(world, JONI, IRVIN, DIEGO)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert outcome.resolved == 1
+    assert "Diego Siciliani" in body
+    assert "Joni Sherman" not in body
+    assert "Irvin Sayers" not in body
+
+
+async def test_the_baseline_mail_leaves_out_and_counts_what_exclusions_mute() -> None:
+    """The baseline mail (and its channel posts) counted and listed an excluded SKU's errors
+    among the 'existing issues'; exclusions mute every alert."""
+    world = alert_world(ALERT_EXCLUDE_SKUS=EMS)
+    record(
+        world,
+        error(IRVIN),
+        error(JONI),
+        error(DIEGO, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE),
+    )
+
+    await send_baseline_summary(world.svc, run_id="night-1")
+    [mail] = mails(world)
+
+    assert "baseline, 1 existing issue" in mail["subject"]
+    assert "CountViolation" not in html(mail)
+    assert "2 open finding(s) are muted by exclusions" in html(mail)

@@ -405,3 +405,34 @@ def test_bad_alert_channels_are_named(text: str, message: str) -> None:
         text = text.replace('"Y"}', '"Y", "name": "slack-0"}')
     with pytest.raises(ValueError, match=message):
         parse_channels(text)
+
+
+def test_a_row_of_one_finding_about_many_users_counts_its_users_on_teams_and_slack() -> None:
+    """A NestedGroupMember (weekly summary) is one finding naming the users it leaves out: the
+    card and the Slack section said '1 user(s): <twenty names> and 80 more'."""
+    from shared.core.alerting import LedgerRow
+    from shared.render.mail import MailNames
+    from shared.render.mail_rows import row_views
+
+    nested = LedgerRow(
+        key="group:g|-|NestedGroupMember|n",
+        subject="group:g",
+        code="NestedGroupMember",
+        severity="info",
+        sku_id=None,
+        group_id="g",
+        message="Licensed group has group member Sales.",
+        remedy="Add those users directly.",
+        first_seen=NOW,
+        user_ids=tuple(f"u{k}" for k in range(100)),
+    )
+    shown = MailView(
+        "Weekly", "Contoso", (), (Section("Standing", items=row_views([nested], MailNames())),)
+    )
+
+    card = json.dumps(teams_message(shown))
+    slack = json.dumps(slack_message(shown))
+
+    for text in (card, slack):
+        assert "100 user(s): u0" in text
+        assert "1 user(s)" not in text

@@ -333,3 +333,26 @@ async def test_a_mail_retried_after_another_alert_was_posted_is_not_posted_to_a_
     posted = [h[DIGEST_HEADER] for _, h, _ in receiver.to("/teams")]
     assert digest.mail_id in posted
     assert posted.count(failed.mail_id) == 1
+
+
+async def test_the_webhook_never_gives_a_user_id_as_the_display_name(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail names twenty users a line and reads only their names; the webhook lists every
+    finding, and gave each other user's object id as its displayName."""
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_WEBHOOK_URL": "/hook"}, channels)
+    receiver.posts.clear()
+    users = world.directory.users
+    record(world, *(error(u) for u in users))
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+
+    [(_, _, body)] = receiver.to("/hook")
+    document = json.loads(body)
+    jsonschema.validate(document, SCHEMA)
+    shown = [f["user"] for f in document["findings"]]
+    assert len(shown) == len(users) > 20
+    for user in shown:
+        assert user["displayName"] in (None, users[user["id"]]["displayName"])

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from shared.core.findings import finding_fields
 from shared.fakes.tables import InMemoryTable
-from shared.ports.tables import Entity
+from shared.ports.tables import Entity, safe_key
 from shared.service.alerts.digest import run_digest
 from shared.service.users import recompute_users
 from tests.alerts.mail import header, html, mails
@@ -24,6 +25,7 @@ from tests.alerts.world import (
     record,
     world_with_findings,
 )
+from tests.builders import guid
 from tests.demo_tenant import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 from tests.service.test_recompute import ISAIAH, SHAREPOINT_PLAN_1, learned, recompute
 
@@ -275,3 +277,122 @@ async def test_a_lingering_exchange_conflict_is_mailed_with_the_reprocess_it_got
     assert "Reprocess the user: Microsoft says to reprocess a conflict" in body
     assert "never resolves" not in body
     assert "queued a reprocess for 1 of 1" in body
+
+
+async def test_resolved_users_are_named_when_new_errors_of_their_line_name_twenty() -> None:
+    """Twenty new errors and three resolved ones of one group x product x issue: the resolved
+    table showed the three users' object ids, the names were read for the new line's twenty
+    only (one budget of twenty users per group x product x issue for both lines)."""
+    world = alert_world()
+    users = sorted(world.directory.users)
+    resolved, new = users[:3], users[3:]
+    await baseline(world)
+    record(world, *(error(u) for u in resolved))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+    clear(world, *resolved)
+    record(world, *(error(u) for u in new))
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+    body = html(mails(world)[1])
+
+    assert (outcome.new, outcome.resolved) == (20, 3)
+    for user_id in resolved:
+        assert world.directory.users[user_id]["displayName"] in body
+        assert user_id not in body.split("Resolved since the last digest")[1]
+
+
+async def test_users_of_one_issue_with_different_fixes_are_named_on_the_line_of_their_fix() -> None:
+    """Findings of one group x product x issue whose fixes differ are a line per fix; each line
+    names its users (the names were read for the first twenty of the issue only)."""
+    world = alert_world()
+    users = sorted(world.directory.users)
+    synced = users[20:]
+    await baseline(world)
+    record(
+        world,
+        *(
+            error(u)._replace(remedy="Set it on-premises.") if u in synced else error(u)
+            for u in users
+        ),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+    [on_premises] = [b for b in body.split("border-left:4px")[1:] if "Set it on-premises." in b]
+
+    for user_id in synced:
+        assert world.directory.users[user_id]["displayName"] in on_premises
+    assert "CountViolation · 20 findings" in body
+    assert "CountViolation · 3 findings" in body
+
+
+async def test_a_digest_of_hundreds_of_groups_stays_under_graphs_request_size() -> None:
+    """A product out of seats across 300 licensing groups: every line names twenty users, and
+    the mail's MIME grew past the ~4 MB a Graph request carries: refused (413) at every
+    digest, so the admins heard nothing. Lines that do not fit are counted, not shown."""
+    world = alert_world()
+    await baseline(world)
+    now = world.clock.now()
+    for g in range(300):
+        for u in range(20):
+            found = error(guid("user", f"{g}-{u}"), group=guid("group", f"Licensing_{g:03d}"))
+            # one row each, as the ledger writes them (its reconcile per user is slow here)
+            world.svc.tables.findings.upsert(
+                safe_key(found.subject),
+                safe_key(found.key),
+                finding_fields(found) | {"firstSeen": now, "lastSeen": now, "runId": "test"},
+            )
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.status == "sent"
+    assert outcome.new == 6000
+    body = html(mails(world)[0])
+    assert "more line(s) left out" in body
+
+
+async def test_an_error_cleared_and_back_before_the_next_digest_is_not_mailed_again() -> None:
+    """Mailed, then cleared and back before the next digest (a recompute between two reads of
+    a state still settling): the admin was never told it resolved, and the next digest mailed
+    the same error again as new."""
+    world = await world_with_findings(error(IRVIN))
+    await run_digest(world.svc)
+    world.clock.advance(600)
+    clear(world, IRVIN)
+    world.clock.advance(600)
+    record(world, error(IRVIN))
+    world.clock.advance(3600)
+
+    again = await run_digest(world.svc)
+
+    assert again.status == "nothing-new"
+    assert again.still_open == 1
+    assert len(mails(world)) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "claim"),
+    [
+        ("act", "reprocesses the waiting users"),
+        ("observe", "would reprocess when the cause clears"),
+    ],
+)
+async def test_an_error_on_a_direct_assignment_is_not_said_to_be_reprocessed(
+    mode: str, claim: str
+) -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only, and the policy alerts
+    instead for a direct one; the line's 'License Guard:' said it reprocesses (act) or would
+    (observe)."""
+    world = await world_with_findings(
+        error(DIEGO, sku=ENTERPRISEPACK, group=None), LICENSE_GUARD_MODE=mode
+    )
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert claim not in body
+    assert "does not reprocess a direct assignment" in body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -147,6 +148,7 @@ async def test_one_user_losing_a_mailbox_is_alerted_at_once_with_the_deadline() 
     assert "data-loss risk for 1 user(s)" in mail["subject"]
     assert "Sales Person 00" in body
     assert "30 days" in body
+    assert "restore it by 2026-12-24 (the loss was seen 2026-11-24 09:00 UTC)" in body
     assert "Mailbox_Sales" in body
     world.clock.advance(GRACE_SECONDS)
     await baseline_then_digest_is_quiet(world)
@@ -252,22 +254,25 @@ async def test_a_stale_directory_sync_and_a_lapsing_subscription_are_alerted_at_
     assert "2 tenant-level issue(s)" in mail["subject"]
 
 
+NIGHT = NightlySummary(
+    run_id="night-2026-11-24",
+    date="2026-11-24",
+    tenant_name="Contoso",
+    started_at="2026-11-24T01:00:00Z",
+    finished_at="2026-11-24T01:20:00Z",
+    users_scanned=23,
+    findings_by_code={"CountViolation": 2, "MissingUsageLocation": 1},
+    new_findings=1,
+    resolved_findings=0,
+    seat_forecast=[SeatForecast(ENTERPRISEPACK, "ENTERPRISEPACK", "Office 365 E3", 27, 25, 17)],
+    reprocess_outcomes={"done": 2},
+    self_check_agreement=0.96,
+)
+
+
 async def test_the_nightly_summary_is_mailed_once_per_date() -> None:
     world = alert_world()
-    summary = NightlySummary(
-        run_id="night-2026-11-24",
-        date="2026-11-24",
-        tenant_name="Contoso",
-        started_at="2026-11-24T01:00:00Z",
-        finished_at="2026-11-24T01:20:00Z",
-        users_scanned=23,
-        findings_by_code={"CountViolation": 2, "MissingUsageLocation": 1},
-        new_findings=1,
-        resolved_findings=0,
-        seat_forecast=[SeatForecast(ENTERPRISEPACK, "ENTERPRISEPACK", "Office 365 E3", 27, 25, 17)],
-        reprocess_outcomes={"done": 2},
-        self_check_agreement=0.96,
-    )
+    summary = NIGHT
 
     await send_nightly_summary(world.svc, summary)
     await send_nightly_summary(world.svc, summary)
@@ -422,3 +427,52 @@ async def test_a_poisoned_message_line_names_its_queue_not_its_digest_as_the_gro
 
     assert digest not in body
     assert f"queue {RECOMPUTE_USERS}" in body
+
+
+async def test_a_data_loss_alert_says_how_to_restore_each_user_not_the_first_users_way() -> None:
+    """Two users lose their mailbox at once, each through another group: the mail's one
+    DataLossRisk line gave the first user's fix ('add the user back to Mailbox_Legal') for
+    both, so the other was to be added to a group that never licensed him."""
+    snapshot = with_mailbox_group(2)
+    legal = e3_group("Mailbox_Legal", [])
+    [sales_group] = [g for g in snapshot["groups"] if g["id"] == MAILBOX_GROUP]
+    moved = sales_group["members"].pop(0)
+    legal["members"].append(moved)
+    snapshot["groups"].append(legal)
+    [user] = [u for u in snapshot["users"] if u["id"] == moved["id"]]
+    user["licenseAssignmentStates"][0]["assignedByGroup"] = legal["id"]
+    world = alert_world(snapshot)
+    users = sales(world)
+    await recompute(world, users)
+    world.directory.remove_member(legal["id"], moved["id"], actor=ADMIN)
+    world.directory.remove_member(MAILBOX_GROUP, users[1], actor=ADMIN)
+
+    await recompute(world, users)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert "data-loss risk for 2 user(s)" in mail["subject"]
+    assert "Group:</span> direct assignment" not in body  # the mailboxes came from groups
+    lines = body.split("border-left:4px")[1:]
+    [legal_line] = [b for b in lines if "add the user back to &#39;Mailbox_Legal&#39;" in b]
+    [sales_line] = [b for b in lines if "add the user back to &#39;Mailbox_Sales&#39;" in b]
+    assert "Sales Person 00" in legal_line
+    assert "Sales Person 01" not in legal_line
+    assert "Sales Person 01" in sales_line
+    assert "Sales Person 00" not in sales_line
+
+
+async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> None:
+    """The run's times came as stored (ISO 8601 with microseconds and '+00:00'); the digest
+    shows 'YYYY-MM-DD HH:MM UTC'."""
+    world = alert_world()
+    summary = replace(
+        NIGHT,
+        started_at="2026-11-24T01:00:03.512345+00:00",
+        finished_at="2026-11-24T01:20:41.004211+00:00",
+    )
+
+    await send_nightly_summary(world.svc, summary)
+    [mail] = mails(world)
+
+    assert "from 2026-11-24 01:00 UTC to 2026-11-24 01:20 UTC" in html(mail)

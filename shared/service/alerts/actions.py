@@ -35,6 +35,13 @@ _ACTION: Final = {
 }
 
 
+DIRECT: Final = (
+    "does not reprocess a direct assignment: reprocessLicenseAssignment re-runs group-based "
+    "assignments only; assign the license again once the cause is fixed"
+)
+"""A user's error on a license assigned directly (no group): the policy alerts instead."""
+
+
 def actions(svc: Services, rows: Iterable[LedgerRow]) -> dict[Key, str]:
     """Per group x SKU x code: whether License Guard queued a reprocess, would (observe), or
     deliberately did not, and why."""
@@ -52,6 +59,8 @@ def actions(svc: Services, rows: Iterable[LedgerRow]) -> dict[Key, str]:
                 f"queued a reprocess for {len(queued)} of {len(items)} "
                 f"(latest {latest:%Y-%m-%d %H:%M} UTC)"
             )
+        elif code in REPROCESSABLE and group_id is None:
+            out[key] = DIRECT
         elif code in REPROCESSABLE and blocked:
             out[key] = f"would reprocess when the cause clears, but writes nothing: {blocked}"
         elif code in _ACTION:

@@ -40,10 +40,12 @@ async def alert_facts(svc: Services, rows: Sequence[LedgerRow]) -> AlertFacts:
 
 
 async def exclusion_upns(svc: Services, rows: Sequence[LedgerRow]) -> dict[str, str]:
-    """User id -> UPN for the open findings' users, when ALERT_EXCLUDE_USERS names UPNs
-    (`Exclusions.mutes` needs them); empty otherwise (no Graph read)."""
+    """User id -> UPN for the users of the open findings and of the resolutions a digest may
+    mail, when ALERT_EXCLUDE_USERS names UPNs (`Exclusions.mutes` needs them); empty
+    otherwise (no Graph read)."""
     if not any("@" in u for u in svc.settings.alert_exclude_users):
         return {}
-    ids = sorted({r.user_id for r in rows if r.is_open and r.user_id})
+    news = (r for r in rows if r.is_open or (r.alerted_in and not r.resolved_in))
+    ids = sorted({r.user_id for r in news if r.user_id})
     users = await read_user_records(svc, ids)
     return {uid: u.user_principal_name for uid, u in users.items()}

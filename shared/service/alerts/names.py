@@ -28,10 +28,12 @@ async def tenant_name(svc: Services) -> str:
 
 async def mail_names(svc: Services, rows: Sequence[LedgerRow]) -> MailNames:
     """Display names and UPNs of the users the mail names (at most 20 per line), group names
-    and friendly product names."""
-    per_line: dict[Key, list[str]] = {}
+    and friendly product names. A digest's new and resolved findings of one group x SKU x
+    code are two lines, and findings with different fixes a line each: each names its own 20."""
+    per_line: dict[tuple[Key, bool, str], list[str]] = {}
     for row in rows:
-        ids = per_line.setdefault((row.group_id, row.sku_id, row.code), [])
+        line = ((row.group_id, row.sku_id, row.code), row.is_open, row.remedy)
+        ids = per_line.setdefault(line, [])
         for uid in (row.user_id, *row.user_ids):
             if uid and uid not in ids and len(ids) < MAX_NAMED_USERS:
                 ids.append(uid)

@@ -16,7 +16,7 @@ from shared.core.alerting import AlertFacts, LedgerRow, weekly_rows
 from shared.core.nightly_summary import NightlySummary
 from shared.render import alert_mails
 from shared.service.alerts.deliver import alerts_on, deliver
-from shared.service.alerts.facts import alert_facts
+from shared.service.alerts.facts import alert_facts, exclusion_upns, exclusions
 from shared.service.alerts.ledger import ledger, mark
 from shared.service.alerts.mail_delivery import Delivery, confirm, last_sent, new_id
 from shared.service.alerts.names import mail_names
@@ -113,7 +113,11 @@ async def _baseline_mail(
     names = await mail_names(svc, [])
     if summary is not None:
         names = replace(names, tenant_name=summary.tenant_name or names.tenant_name)
-    mail = alert_mails.baseline_mail(mail_id=f"baseline-{run_id}", names=names, rows=rows)
+    excluded, upns = exclusions(svc), await exclusion_upns(svc, rows)
+    shown = [r for r in rows if not excluded.mutes(r, upns.get(r.user_id or ""))]
+    mail = alert_mails.baseline_mail(
+        mail_id=f"baseline-{run_id}", names=names, rows=shown, muted=len(rows) - len(shown)
+    )
     delivery = await deliver(svc, mail, channel=BASELINE, sleep=sleep)
     if delivery.accepted:
         confirm(svc, BASELINE, mail.id)

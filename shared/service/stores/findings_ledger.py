@@ -49,10 +49,11 @@ class FindingsLedger:
         self._table = table
 
     def open_findings(self, subject: str) -> dict[str, Entity]:
+        return {k: e for k, e in self._rows(subject).items() if not e.fields.get("resolvedAt")}
+
+    def _rows(self, subject: str) -> dict[str, Entity]:
         return {
-            str(e.fields.get("key") or e.row_key): e
-            for e in self._table.query(safe_key(subject))
-            if not e.fields.get("resolvedAt")
+            str(e.fields.get("key") or e.row_key): e for e in self._table.query(safe_key(subject))
         }
 
     def reconcile(
@@ -67,7 +68,8 @@ class FindingsLedger:
         """Record what is found now for one subject: new, still there, and resolved."""
         queued = set(reprocess_queued)
         current = {f.key: f for f in findings}
-        before = self.open_findings(subject)
+        rows = self._rows(subject)
+        before = {k: e for k, e in rows.items() if not e.fields.get("resolvedAt")}
         new, persisting = [], []
         for key, finding in current.items():
             entity = before.get(key)
@@ -78,7 +80,11 @@ class FindingsLedger:
             if entity is None:
                 new.append(finding)
                 fields["firstRunId"] = run_id
-                self._table.upsert(safe_key(subject), safe_key(key), fields)
+                earlier = rows.get(key)  # resolved before
+                if earlier is None:
+                    self._table.upsert(safe_key(subject), safe_key(key), fields)
+                else:
+                    self._write_over(earlier, partial(_reopened, fields))
             else:
                 persisting.append(finding)
                 self._write_over(entity, partial(_persisting, fields))
@@ -155,6 +161,18 @@ def _carry_over(entity: Entity, fields: dict[str, Any]) -> dict[str, Any]:
     for kept in ("firstSeen", "firstRunId", "reprocessQueuedAt", "alertedIn"):
         if entity.fields.get(kept) is not None:
             fields[kept] = entity.fields[kept]
+    return fields
+
+
+def _reopened(fields: dict[str, Any], entity: Entity) -> dict[str, Any]:
+    """A resolved finding found again. When no alert has reported its resolution yet (mailed,
+    cleared and back before the next digest), to the admins it never went away: it stays the
+    finding they were told about (first seen, which alert), not a new one to mail again."""
+    fields = dict(fields)
+    if entity.fields.get("alertedIn") and not entity.fields.get("resolvedIn"):
+        for kept in ("firstSeen", "alertedIn"):
+            if entity.fields.get(kept) is not None:
+                fields[kept] = entity.fields[kept]
     return fields
 
 
