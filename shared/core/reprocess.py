@@ -41,8 +41,8 @@ Policy
 
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
-   * CountViolation: the SKU has free seats (`TenantFacts.free_seats`, enabled minus consumed;
-     a SKU missing there counts as 0). With none: AlertInstead ("buy or free seats").
+   * CountViolation: the SKU has free seats (`TenantFacts.free_seats`: enabled - consumed -
+     promised, `decide_users`; missing: 0). With none: AlertInstead ("buy or free seats").
    * Pending/Stale/PlanMismatch: the group's licenseProcessingState is ProcessingComplete.
      Otherwise RetryLater at now + backoff_base: waiting for Entra is normal, not an alert.
      An unknown state (None or a group missing from `group_processing`) waits too.

@@ -3,7 +3,10 @@
 The recompute queue, the nightly scan's pages and the dry run all decide here, so the rules
 that turn findings into reprocesses live once: a seat promised to a queued CountViolation
 reprocess is not free yet (Graph's `consumedUnits` does not show it), and that user's
-CountViolation is already being handled, so it is decided neither again.
+CountViolation is already being handled, so it is decided neither again. Seats count as
+promised tenant-wide: a decision over some users also counts those promised to everyone else
+(`promised_elsewhere`), or recompute messages deciding one after another would each hand out
+the same free seats.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def decide_users(
     `history` and `in_flight` (SKUs with a CountViolation reprocess queued or being called)
     are per user, from the reprocess ledger; `processing` the groups' license-processing
     states; `promised_elsewhere` seats already promised per SKU to reprocesses queued for
-    users outside these (a scan deciding page by page); `failing_elsewhere` users counted
+    users outside these (in flight tenant-wide, and queued by the run so far: other recompute
+    messages, the scan's other pages); `failing_elsewhere` users counted
     toward a mass failure there (`TenantFacts.failing_elsewhere`)."""
     promised = Counter(sku for skus in in_flight.values() for sku in skus)
     promised.update(promised_elsewhere or {})

@@ -28,7 +28,7 @@ import structlog
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, UserReport, evaluate
-from shared.core.findings import Finding
+from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.model import Tenant
 from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, RetryLater
 from shared.core.user_decisions import cause_key, decide_users, promised_seats
@@ -75,6 +75,10 @@ class Mode:
     promised: Counter[str] = field(default_factory=Counter)
     """Seats promised per SKU to CountViolation reprocesses queued earlier in the run; grows
     with each one this run queues."""
+    in_flight: dict[str, set[str]] | None = None
+    """SKUs with a CountViolation reprocess in flight per user, tenant-wide, as the reprocess
+    ledger said when the run first decided a CountViolation (None: not read yet); later ones
+    the run queues itself are in `promised`."""
     failing: Counter[str] = field(default_factory=Counter)
     """Users counted toward a mass failure (group, SKU and code) earlier in the run; grows
     with each page, so a failing group's members spread over the pages are one group alert."""
@@ -166,16 +170,38 @@ async def _decide(
         user_ids = list(tenant.users)
     else:
         user_ids = sorted({f.user_id for f in findings if f.user_id})
+    in_flight = {u: ledger.seats_in_flight(u, now=svc.now()) for u in user_ids}
     return decide_users(
         tenant,
         findings,
         {u: ledger.history(u) for u in user_ids},
-        {u: ledger.seats_in_flight(u, now=svc.now()) for u in user_ids},
+        in_flight,
         now=svc.now(),
         processing=processing,
-        promised_elsewhere=mode.promised,
+        promised_elsewhere=_promised_elsewhere(svc, findings, ledger, in_flight, mode),
         failing_elsewhere=mode.failing,
     )
+
+
+def _promised_elsewhere(
+    svc: Services,
+    findings: list[Finding],
+    ledger: ReprocessLedger,
+    read: Collection[str],
+    mode: Mode,
+) -> Counter[str]:
+    """Seats promised per SKU to reprocesses of users whose ledger was not `read` here: in
+    flight tenant-wide (other recompute messages, the scan's other pages, earlier runs), and
+    queued by this run. Only a CountViolation to decide needs them (one ledger scan a run)."""
+    promised = Counter(mode.promised)
+    if not any(f.code == COUNT_VIOLATION for f in findings):
+        return promised
+    if mode.in_flight is None:
+        mode.in_flight = ledger.seats_in_flight_by_user(now=svc.now())
+    promised.update(
+        sku for user_id, skus in mode.in_flight.items() if user_id not in read for sku in skus
+    )
+    return promised
 
 
 def _act(

@@ -83,6 +83,7 @@ def restart_users(scan: Scan, refused: DirectoryError) -> None:
         scan.blobs.delete(name)
     scan.run.next_link = None
     scan.run.counters = Counters()
+    scan.in_flight = None  # read again: what the dropped pages queued is no longer counted
     scan.checkpoint()
 
 
@@ -114,9 +115,10 @@ async def settle_page(
     tenant, evaluation = evaluate_page(world, index, users, unlicensed)
     findings = [f for r in evaluation.users for f in r.findings]
     with_findings = sorted({f.user_id for f in findings if f.user_id})
-    outcome = await settle(
-        scan.svc, tenant, evaluation, page_mode(scan.run, subjects), flush=with_findings
-    )
+    mode = page_mode(scan.run, subjects)
+    mode.in_flight = scan.in_flight  # read once a run, by the first page that needs it
+    outcome = await settle(scan.svc, tenant, evaluation, mode, flush=with_findings)
+    scan.in_flight = mode.in_flight
     c.count_page(len(evaluation.users), outcome)
     c.retry_later += len(outcome.retry_later)
     c.alerts += len(outcome.alerts)

@@ -203,6 +203,8 @@ class Scan:
         self.svc, self.blobs, self.state, self.run, self.opts = svc, blobs, state, run, opts
         self.prefix = f"{RUNS}{run.run_id}/"
         self.world: LicensedWorld | None = None
+        self.in_flight: dict[str, set[str]] | None = None
+        """`Mode.in_flight` of the run's pages (not kept: a resume reads the ledger again)."""
 
     def checkpoint(self) -> None:
         self.state.put(RUN, self.run.fields())

@@ -191,10 +191,18 @@ class ReprocessLedger:
         return {
             str(e.fields.get("skuId"))
             for e in self._table.query(user_id)
-            if e.fields.get("code") == COUNT_VIOLATION
-            and e.fields.get("status") in (QUEUED, CALLING)
-            and (e.fields.get("sent") is False or _since(e.fields.get("at"), now) < STALE_IN_FLIGHT)
+            if _holds_seat(e, now, sending=True)
         }
+
+    def seats_in_flight_by_user(self, *, now: datetime) -> dict[str, set[str]]:
+        """`seats_in_flight` of every user, tenant-wide (one table scan): the seats promised
+        to reprocesses of users another decision does not read. One never sent holds its seat
+        only until `STALE_IN_FLIGHT` here: only a recompute of its user sends it."""
+        found: dict[str, set[str]] = {}
+        for e in self._table.query_all():
+            if _holds_seat(e, now, sending=False):
+                found.setdefault(e.partition_key, set()).add(str(e.fields.get("skuId")))
+        return found
 
     def settle(
         self,
@@ -231,6 +239,18 @@ def _may_queue_again(entity: Entity, now: datetime) -> bool:
     status = entity.fields.get("status")
     refused_long_ago = status == REFUSED and _since(entity.fields.get("at"), now) >= REFUSED_RETRY
     return status == OBSERVED or refused_long_ago
+
+
+def _holds_seat(entity: Entity, now: datetime, *, sending: bool) -> bool:
+    """A CountViolation cause queued or being called, not poisoned (`STALE_IN_FLIGHT`) -
+    or, when the caller sends its user's unsent causes now (`sending`), never sent."""
+    fields = entity.fields
+    live = _since(fields.get("at"), now) < STALE_IN_FLIGHT
+    return (
+        fields.get("code") == COUNT_VIOLATION
+        and fields.get("status") in (QUEUED, CALLING)
+        and (live or (sending and fields.get("sent") is False))
+    )
 
 
 def _since(at: object, now: datetime) -> timedelta:

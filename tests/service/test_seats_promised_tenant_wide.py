@@ -1,0 +1,95 @@
+"""Seats promised to queued CountViolation reprocesses count tenant-wide, not per message.
+
+The errors re-check sends its users in recompute messages of 100. Each message counted a
+SKU's free seats as purchased - used - the seats promised to ITS OWN users' queued
+reprocesses, so messages decided one after another each handed out the same free seats:
+with 3 free seats and 300 users in CountViolation over 3 messages, 9 reprocesses were
+queued, 6 of them bound to fail again with CountViolation and spend the daily cap.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.ports.messages import RecomputeUsers, ReprocessUser
+from shared.ports.queues import REPROCESS_USER
+from shared.service.users import recompute_users
+from tests.demo_tenant import IRVIN, JONI
+from tests.reconcile.conftest import Nightly, SmallPages
+from tests.reconcile.test_many_groups_in_error import _id, many_groups_in_error
+from tests.service.test_recompute import free_ems_seats, learned
+from tests.service.world import World, build_world
+
+pytestmark = pytest.mark.anyio
+
+USERS = 300
+FREE = 3
+
+
+async def over_seat_world(**settings: Any) -> World:
+    """300 users in CountViolation for EMS, one per licensing group, and 3 free EMS seats."""
+    world = await learned(build_world(many_groups_in_error(USERS), **settings))
+    free_ems_seats(world, FREE)
+    return world
+
+
+def batches() -> list[RecomputeUsers]:
+    users = [_id("user", n) for n in range(USERS)]
+    return list(RecomputeUsers.batches(users, reason="errors re-check", correlation_id="recheck"))
+
+
+def queued_users(world: World) -> list[str]:
+    """The users whose reprocess would take an EMS seat (the demo's Irvin and Joni too)."""
+    over_seat = {_id("user", n) for n in range(USERS)} | {IRVIN, JONI}
+    queued = world.messages_of(REPROCESS_USER, ReprocessUser)
+    return [m.user_id for m in queued if m.user_id in over_seat]
+
+
+async def test_recompute_messages_one_after_another_promise_each_free_seat_once() -> None:
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    assert len(batches()) == 3
+
+    for msg in batches():
+        await recompute_users(world.svc, msg)
+
+    assert len(queued_users(world)) == FREE
+
+
+async def test_a_seat_promised_days_ago_to_a_message_that_never_went_out_is_free_again() -> None:
+    """A reprocess recorded as queued whose send never happened (its recompute message was
+    poisoned) holds its seat for the messages of other users only until `STALE_IN_FLIGHT`:
+    the tenant-wide count must not leak a seat for good."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    first, second, _ = batches()
+    await recompute_users(world.svc, first)
+    assert len(queued_users(world)) == FREE
+    for user_id in {e.partition_key for e in world.svc.tables.reprocessledger.query_all()}:
+        for entity in world.svc.tables.reprocessledger.query(user_id):
+            fields = dict(entity.fields) | {"sent": False}
+            world.svc.tables.reprocessledger.upsert(user_id, entity.row_key, fields)
+
+    world.clock.advance(timedelta(hours=1).total_seconds())
+    await recompute_users(world.svc, second)
+    assert queued_users(world) == []
+
+    world.clock.advance(timedelta(days=3).total_seconds())
+    await recompute_users(world.svc, second)
+    assert len(queued_users(world)) == FREE
+
+
+async def test_a_nightly_scan_counts_seats_promised_before_it_to_users_on_later_pages() -> None:
+    """The scan's pages saw only their own users' queued reprocesses: 3 promised by the
+    errors re-check to users on a later page left the first page 3 seats that were not free."""
+    nightly = Nightly(await over_seat_world(fake=SmallPages, LICENSE_GUARD_MODE="act"))
+    await nightly.run()  # the baseline: nothing queued
+    nightly.world.clock.advance(timedelta(days=1).total_seconds())
+    await recompute_users(nightly.world.svc, batches()[-1])
+    assert len(queued_users(nightly.world)) == FREE
+
+    result = await nightly.run()
+
+    assert result.status == "done"
+    assert queued_users(nightly.world) == []
