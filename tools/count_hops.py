@@ -20,8 +20,9 @@ sys.path.insert(0, os.getcwd())
 from shared.bootstrap import use
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER
+from tests.demo_tenant import E3_BASE, EMS, IRVIN
 from tests.functions import test_handlers as handlers
-from tests.service.world import E3_BASE, EMS, IRVIN, body, build_world, notification
+from tests.service.world import body, build_world, notification
 
 ROOT = os.getcwd() + os.sep
 OURS = ("functions" + os.sep, "shared" + os.sep, "function_app.py")
