@@ -5,7 +5,7 @@ Entities, keys and concurrency are described in `shared.ports.tables`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,17 +16,27 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableClient,
+    TableErrorCode,
+    TableTransactionError,
+    UpdateMode,
+)
 
 from shared.adapters.storage_clients import CreatedOnFirstUse, storage_client
 from shared.platform.settings import StorageConnection
 from shared.ports.tables import (
     TABLE_NAMES,
     AlreadyExists,
+    BatchOperation,
     ConcurrencyConflict,
     Entity,
     EntityValue,
     Tables,
+    Upserts,
+    batch_transactions,
     check_fields,
     check_key,
 )
@@ -124,6 +134,12 @@ class AzureTable(CreatedOnFirstUse[TableClient]):
         except ResourceModifiedError:
             raise ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed") from None
 
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        transactions = batch_transactions(pk, upserts, deletes)
+        client = self._ensure()
+        for operations in transactions:
+            _submit(client, pk, operations)
+
     def query(self, pk: str) -> list[Entity]:
         rows = self._ensure().query_entities(
             "PartitionKey eq @pk", parameters={"pk": check_key(pk)}
@@ -132,6 +148,34 @@ class AzureTable(CreatedOnFirstUse[TableClient]):
 
     def query_all(self) -> Iterator[Entity]:
         return (_from_azure(row) for row in self._ensure().list_entities())
+
+
+def _submit(client: TableClient, pk: str, operations: list[BatchOperation]) -> None:
+    """One transaction. Azure fails a whole transaction whose delete finds no entity (404
+    ResourceNotFound, naming the operation's index), where a lone delete is fine: that delete
+    is dropped and the rest sent again, so a replayed batch converges."""
+    pending = list(operations)
+    while pending:
+        try:
+            client.submit_transaction([_transaction_operation(pk, op) for op in pending])
+            return
+        except TableTransactionError as exc:
+            index = exc.index
+            absent = (
+                getattr(exc, "error_code", None) == TableErrorCode.RESOURCE_NOT_FOUND
+                and 0 <= index < len(pending)
+                and pending[index].fields is None
+            )
+            if not absent:
+                raise
+            del pending[index]
+
+
+def _transaction_operation(pk: str, operation: BatchOperation) -> tuple[Any, ...]:
+    if operation.fields is None:
+        return ("delete", {"PartitionKey": pk, "RowKey": operation.row_key})
+    entity = _to_azure(pk, operation.row_key, operation.fields)
+    return ("upsert", entity, {"mode": UpdateMode.REPLACE})
 
 
 def tables_for(

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from shared.ports import tables as port
-from shared.ports.tables import Entity, EntityValue, check_fields, check_key
+from shared.ports.tables import (
+    Entity,
+    EntityValue,
+    Upserts,
+    batch_transactions,
+    check_fields,
+    check_key,
+)
 
 # ---------------------------------------------------------------------------------------------
 # in memory
@@ -64,6 +71,16 @@ class InMemoryTable:
             if etag is not None and current.etag != etag:
                 raise port.ConcurrencyConflict(f"{self.name}: ({pk!r}, {rk!r}) changed")
             del self._rows[(pk, rk)]
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        """As Azure: each transaction in one step, the next one after it."""
+        for operations in batch_transactions(pk, upserts, deletes):
+            with self._lock:
+                for op in operations:
+                    if op.fields is None:
+                        self._rows.pop((pk, op.row_key), None)
+                    else:
+                        self._put(pk, op.row_key, op.fields)
 
     def query(self, pk: str) -> list[Entity]:
         check_key(pk)

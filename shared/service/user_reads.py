@@ -19,7 +19,7 @@ from shared.core.findings import Finding
 from shared.core.model import Sku, Tenant, User
 from shared.core.reprocess import PROCESSING_GATED
 from shared.ports.directory import GroupConfig
-from shared.ports.tables import Entity, EntityStore, EntityValue
+from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 
@@ -140,6 +140,10 @@ class PartitionsReadOnce:
     def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
         self._partitions.pop(pk, None)
         self._table.delete(pk, rk, etag=etag)
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        self._partitions.pop(pk, None)
+        self._table.write_batch(pk, upserts, deletes)
 
 
 def _named_skus(users: Iterable[User], groups: Iterable[GroupConfig]) -> set[str]:

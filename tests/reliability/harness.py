@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -40,7 +40,7 @@ from shared.ports.queues import (
     Queues,
     ReceivedMessage,
 )
-from shared.ports.tables import TABLE_NAMES, Entity, EntityValue, Tables
+from shared.ports.tables import TABLE_NAMES, Entity, EntityValue, Tables, Upserts
 from shared.service.alerts.digest import run_digest
 from shared.service.groups import handle_group_changes
 from shared.service.intake.notifications import accept_change_notifications
@@ -132,6 +132,10 @@ class JournalTable(_Journal[InMemoryTable]):
     def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
         self._write()
         self._inner.delete(pk, rk, etag=etag)
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        self._write()
+        self._inner.write_batch(pk, upserts, deletes)
 
     def query(self, pk: str) -> list[Entity]:
         return self._inner.query(pk)

@@ -14,7 +14,7 @@ table round trip per user with findings, and a write would raise.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from shared.catalog.products import catalog
@@ -22,7 +22,7 @@ from shared.core.findings import Names
 from shared.core.sku_findings import sku_findings
 from shared.ports.directory import USER_SELECT
 from shared.ports.licensed_world import LicensedWorld
-from shared.ports.tables import Entity, EntityStore, EntityValue
+from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.finish import unread_subjects
 from shared.service.reconcile.pages import page_mode
@@ -70,6 +70,9 @@ class TableSnapshot:
         raise self._refused()
 
     def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
+        raise self._refused()
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
         raise self._refused()
 
     def _refused(self) -> RuntimeError:
