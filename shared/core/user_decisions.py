@@ -37,6 +37,11 @@ def cause_key(finding: Finding) -> str:
     return Cause(finding.code, finding.sku_id, finding.group_id).key
 
 
+def unused_seats(tenant: Tenant) -> dict[str, int]:
+    """Seats per SKU neither consumed nor promised: enabled - consumed (Graph's counts)."""
+    return {s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()}
+
+
 def decide_users(
     tenant: Tenant,
     findings: Iterable[Finding],
@@ -60,9 +65,7 @@ def decide_users(
     promised.update(promised_elsewhere or {})
     facts = TenantFacts(
         now=now,
-        free_seats={
-            s.id: s.prepaid.enabled - s.consumed - promised[s.id] for s in tenant.skus.values()
-        },
+        free_seats={sku: n - promised[sku] for sku, n in unused_seats(tenant).items()},
         group_processing=processing,
         failing_elsewhere=failing_elsewhere or {},
     )

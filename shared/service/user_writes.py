@@ -8,13 +8,15 @@ effect as a line in the mail's wording, so the dry run is the same path as the r
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 import structlog
 
 from shared.core.evaluate import UserReport
-from shared.core.findings import Finding, Names
+from shared.core.findings import COUNT_VIOLATION, Finding, Names
 from shared.core.model import Tenant
 from shared.core.reprocess import Attempt, ReprocessNow
 from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
@@ -33,8 +35,11 @@ class UserWrites(Protocol):
 
     def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None: ...
 
-    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
-        """Queue the reprocess; False when every cause was queued already."""
+    def queue_reprocess(
+        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
+    ) -> bool:
+        """Queue the reprocess; False when every cause was queued already, or its seat
+        went to reprocesses queued at the same time (`unused`: `unused_seats`)."""
         ...
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None: ...
@@ -86,7 +91,9 @@ class LedgerWrites:
             blocked_by=blocked,
         )
 
-    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
+    def queue_reprocess(
+        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
+    ) -> bool:
         svc, now = self.svc, self.svc.now()
         tokens = []
         for cause in decision.causes:
@@ -97,6 +104,14 @@ class LedgerWrites:
         # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
         # it for `send_unsent` on the redelivery, instead of a "queued" that is never sent.
         crash_point(svc, "recompute.after_ledger_queued")
+        over = self._beyond_free_seats(decision, tokens, unused, now)
+        if over:
+            self.ledger.release(decision.user_id, over)
+            log.info("reprocess.seat_taken", correlation_id=correlation_id,
+                     user_id=decision.user_id, causes=len(over))  # fmt: skip
+            tokens = [t for t in tokens if t not in over]
+            if not tokens:
+                return False
         svc.send(
             ReprocessUser(
                 user_id=decision.user_id,
@@ -114,6 +129,30 @@ class LedgerWrites:
             because=decision.reason,
         )
         return True
+
+    def _beyond_free_seats(
+        self,
+        decision: ReprocessNow,
+        tokens: Sequence[str],
+        unused: Mapping[str, int],
+        now: datetime,
+    ) -> list[str]:
+        """The CountViolation causes just recorded (`tokens`) whose SKU now has more users in
+        flight tenant-wide, these included, than `unused` seats. Decisions made at the same
+        time each read the ledger before the others wrote, so each may promise the same free
+        seats; after writing, the last of them to read sees every row written before its read,
+        so the reprocesses kept are never more than the seats (all may give theirs back under
+        contention: they are decided again later)."""
+        seat_causes = {
+            cause_token(c): c.sku_id or ""
+            for c in decision.causes
+            if c.code == COUNT_VIOLATION and cause_token(c) in tokens
+        }
+        if not seat_causes:
+            return []
+        in_flight = self.ledger.seats_in_flight_by_user(now=now).values()
+        taken = Counter(sku for skus in in_flight for sku in skus)
+        return [t for t, sku in seat_causes.items() if taken[sku] > unused.get(sku, 0)]
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
         # One delayed recompute per minute of delay and 100 users, not one per user.
@@ -171,7 +210,9 @@ class RecordedWrites:
             f"(not queued: {blocked})"
         )
 
-    def queue_reprocess(self, decision: ReprocessNow, correlation_id: str) -> bool:
+    def queue_reprocess(
+        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
+    ) -> bool:
         self.reprocess_lines.append(
             f"reprocess {self.who(decision.user_id)} because {self.because(decision)}"
         )

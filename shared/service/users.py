@@ -20,7 +20,7 @@ or in a baseline run, the decision is only logged ("would reprocess X because Y"
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -31,7 +31,7 @@ from shared.core.evaluate import Evaluation, UserReport, evaluate
 from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.model import Tenant
 from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, RetryLater
-from shared.core.user_decisions import cause_key, decide_users, promised_seats
+from shared.core.user_decisions import cause_key, decide_users, promised_seats, unused_seats
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
@@ -131,7 +131,8 @@ async def settle(
     mode.failing.update(plan.failing)
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
-    queued = _act(svc, plan, mode, writes, outcome, flush=() if mode.baseline else flush)
+    flush = () if mode.baseline else flush
+    queued = _act(svc, plan, mode, writes, outcome, flush=flush, unused=unused_seats(tenant))
     _record(writes, tenant, evaluation.users, mode, queued, outcome)
     if mode.scan_page:
         crash_point(svc, "reconcile.after_page_findings")
@@ -212,10 +213,12 @@ def _act(
     outcome: RecomputeOutcome,
     *,
     flush: Iterable[str],
+    unused: Mapping[str, int],
 ) -> set[str]:
     """Queue reprocesses (when allowed), delayed recomputes, observations; return the cause
     keys queued. First, reprocesses of the `flush` users that were recorded as queued but never
-    sent (a crash or a failed send) are sent now."""
+    sent (a crash or a failed send) are sent now. `unused`: seats per SKU neither consumed nor
+    promised as Graph counted them for the decision (`LedgerWrites.queue_reprocess`)."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
         writes.send_unsent(user_id, run_id)
@@ -230,7 +233,7 @@ def _act(
             if blocked:
                 writes.would_queue(decision, blocked, run_id)
                 outcome.would_reprocess.append(user_id)
-            elif writes.queue_reprocess(decision, run_id):
+            elif writes.queue_reprocess(decision, run_id, unused):
                 queued.update(c.key for c in decision.causes)
                 outcome.queued.append(user_id)
                 mode.promised.update(promised_seats(decision))

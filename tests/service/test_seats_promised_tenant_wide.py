@@ -9,6 +9,11 @@ queued, 6 of them bound to fail again with CountViolation and spend the daily ca
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +21,7 @@ import pytest
 
 from shared.ports.messages import RecomputeUsers, ReprocessUser
 from shared.ports.queues import REPROCESS_USER
+from shared.ports.tables import Entity, EntityStore
 from shared.service.users import recompute_users
 from tests.demo_tenant import IRVIN, JONI
 from tests.reconcile.conftest import Nightly, SmallPages
@@ -93,3 +99,39 @@ async def test_a_nightly_scan_counts_seats_promised_before_it_to_users_on_later_
 
     assert result.status == "done"
     assert queued_users(nightly.world) == []
+
+
+class ReadTogether:
+    """The reprocess ledger as recompute messages decided at once see it: each thread's first
+    tenant-wide read waits until every message has read, so all decide before any writes."""
+
+    def __init__(self, table: EntityStore, all_read: threading.Barrier) -> None:
+        self._table, self._all_read = table, all_read
+        self._waited = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query_all(self) -> Iterator[Entity]:
+        rows = list(self._table.query_all())
+        if not getattr(self._waited, "done", False):
+            self._waited.done = True
+            self._all_read.wait(timeout=60)
+        return iter(rows)
+
+
+def test_recompute_messages_decided_at_once_promise_each_free_seat_once() -> None:
+    """The host runs up to 16 recompute messages at once (host.json batchSize) and the errors
+    re-check sends all its messages together: each read the ledger before the others wrote,
+    so each handed out the same 3 free seats (9 reprocesses for 3 seats)."""
+    world = asyncio.run(over_seat_world(LICENSE_GUARD_MODE="act"))
+    messages = batches()
+    table = ReadTogether(world.svc.tables.reprocessledger, threading.Barrier(len(messages)))
+    world.svc.tables = replace(world.svc.tables, reprocessledger=table)
+
+    with ThreadPoolExecutor(len(messages)) as pool:
+        done = [pool.submit(asyncio.run, recompute_users(world.svc, m)) for m in messages]
+        for future in done:
+            future.result(timeout=120)
+
+    assert 0 < len(queued_users(world)) <= FREE
