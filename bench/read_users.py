@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import sys
 import time
@@ -32,8 +31,7 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import GroupConfig
 from shared.service.stores import LicensedGroups
 from shared.service.user_reads import read_users
-from tests.builders import guid
-from tests.service.world import build_world, demo_snapshot
+from tests.service.world import build_world, many_groups_per_user
 
 TARGET_SECONDS = 0.2
 
@@ -52,35 +50,6 @@ class IndexedDirectory(FakeDirectory):
         return {u: list(self._member_of.get(u, ())) for u in user_ids if u in self.users}
 
 
-def tenant(groups: int, users: int, per_user: int) -> tuple[dict[str, Any], list[str]]:
-    """The demo tenant plus the licensed groups and users; and the new users' ids."""
-    snapshot = demo_snapshot()
-    sku = snapshot["subscribedSkus"][0]["skuId"]
-    rng = random.Random(7)
-    group_ids = [guid("group", f"bench-{i}") for i in range(groups)]
-    user_ids = [guid("user", f"bench-{i}") for i in range(users)]
-    members: dict[str, list[str]] = {g: [] for g in group_ids}
-    for user_id in user_ids:
-        for group_id in rng.sample(group_ids, per_user):
-            members[group_id].append(user_id)
-    snapshot["users"] += [
-        {"id": u, "userPrincipalName": f"bench{i}@contoso.com", "displayName": f"Bench {i}"}
-        for i, u in enumerate(user_ids)
-    ]
-    snapshot["groups"] += [
-        {
-            "id": g,
-            "displayName": f"Licensing_Bench_{i}",
-            "securityEnabled": True,
-            "assignedLicenses": [{"skuId": sku, "disabledPlans": []}],
-            "licenseProcessingState": {"state": "ProcessingComplete"},
-            "members": [{"@odata.type": "#microsoft.graph.user", "id": u} for u in members[g]],
-        }
-        for i, g in enumerate(group_ids)
-    ]
-    return snapshot, user_ids
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=1000)
@@ -89,7 +58,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    snapshot, user_ids = tenant(args.groups, args.users, args.per_user)
+    snapshot, user_ids, _ = many_groups_per_user(args.groups, args.users, args.per_user)
     world = build_world(snapshot, fake=IndexedDirectory)
     licensed = LicensedGroups(world.svc.tables.deltalinks)
     for group in snapshot["groups"]:
