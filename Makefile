@@ -88,6 +88,7 @@ bench: setup
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/reconcile.py --dry-run
 	$(BIN)/python bench/member_writes.py
+	$(BIN)/python bench/read_users.py
 
 ## Nothing lost, nothing doubled: chaos, crash points, fuzz, soak, reconcile twice - one table,
 ## each line pass/fail against its target; non-zero exit on any fail (docs/reliability.md).

@@ -4,9 +4,9 @@ Built from a tenant snapshot (the README's format: `subscribedSkus`, `groups` wi
 `users`, optional `organization`). It follows the same contract test suite as
 `GraphDirectory`, so it behaves like Graph where the port says anything: delta rounds (an
 initial round lists every member, later rounds only what changed since the token, an unknown
-or expired token raises `DeltaTokenExpired`), unknown ids are absent (`users_by_id` finds an id
-in any case), reprocess of a missing user is False, subscriptions expire within Graph's
-41,760-minute limit.
+or expired token raises `DeltaTokenExpired`), unknown ids are absent (a GUID is found in any
+case by `users_by_id`, `member_of`, `group_configs` and `reprocess_license_assignment`),
+reprocess of a missing user is False, subscriptions expire within Graph's 41,760-minute limit.
 
 The state and the test hands live in `shared.fakes.tenant` (`FakeTenant`), mail in
 `shared.fakes.mailbox`, subscriptions in `shared.fakes.subscriptions`; this module holds the
@@ -89,10 +89,8 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         self._count("group_configs")
         for group_id in group_ids:
             _object_id(group_id)
-        found = (
-            _project(self.groups[gid], _GROUP_FIELDS) for gid in group_ids if gid in self.groups
-        )
-        return group_configs_by_id(found)
+        found = (_by_id(self.groups, gid) for gid in group_ids)
+        return group_configs_by_id(_project(g, _GROUP_FIELDS) for g in found if g)
 
     async def group_member_ids(self, group_id: str) -> list[str]:
         self._count("group_member_ids")
@@ -186,17 +184,20 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         """Keyed by the id as asked; found whatever its case, as Graph finds a GUID (whose
         ids are lower-case): the user carries the stored id."""
         self._count("users_by_id")
-        found = {uid: self.users.get(uid) or self.users.get(uid.lower()) for uid in user_ids}
+        found = {uid: _by_id(self.users, uid) for uid in user_ids}
         return {uid: _project(user, _USER_FIELDS) for uid, user in found.items() if user}
 
     async def member_of(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         self._count("member_of")
+        found = {uid: _by_id(self.users, uid) for uid in user_ids}
         return {
             uid: [
-                gid for gid, members in self.members.items() if any(m["id"] == uid for m in members)
+                gid
+                for gid, members in self.members.items()
+                if any(m["id"] == user["id"] for m in members)
             ]
-            for uid in user_ids
-            if uid in self.users
+            for uid, user in found.items()
+            if user
         }
 
     async def subscribed_skus(self) -> list[JSON]:
@@ -229,12 +230,13 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
 
     async def reprocess_license_assignment(self, user_id: str) -> bool:
         self._count("reprocess_license_assignment")
-        if user_id not in self.users:
+        user = _by_id(self.users, user_id)
+        if user is None:
             return False
-        self.reprocessed.append(user_id)
+        self.reprocessed.append(user["id"])
         self.record_audit(
             "Change user license",
-            [audit_target(self.users[user_id], "User")],
+            [audit_target(user, "User")],
             actor=self.app_display_name,
             category="UserManagement",
         )
@@ -310,6 +312,11 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         ]
         found.sort(key=lambda e: parse_graph_time(str(e["activityDateTime"])), reverse=True)
         return [AuditEntry.from_graph(e) for e in found]
+
+
+def _by_id(objects: Mapping[str, JSON], object_id: str) -> JSON | None:
+    """The object Graph finds by `object_id`: a GUID in any case (its ids are lower-case)."""
+    return objects.get(object_id) or objects.get(object_id.lower())
 
 
 def _object_id(key: str) -> None:

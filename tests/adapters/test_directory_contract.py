@@ -331,6 +331,14 @@ async def test_groups_by_id_leaves_unknown_ids_out(driver: Driver) -> None:
     assert not found[SALES_TEAM].licensed
 
 
+async def test_groups_by_id_finds_an_id_in_any_case(driver: Driver) -> None:
+    """Graph finds a group by its GUID whatever the case: the config carries the stored,
+    lower-case id."""
+    found = await driver.directory.group_configs([BIG.upper(), UNKNOWN[0].upper()])
+    assert set(found) == {BIG}
+    assert found[BIG].display_name == "All_Staff"
+
+
 async def test_groups_by_a_key_that_is_not_an_object_id_is_refused(driver: Driver) -> None:
     """A group is read by its object id: Graph answers a name 400 "Invalid object identifier"
     (microsoft-graph-docs-contrib#3854), not a 404 to leave out, so a caller holding something
@@ -498,6 +506,12 @@ async def test_member_of_lists_direct_groups(driver: Driver) -> None:
         expected = {gid for gid in GROUPS if uid in user_members(gid)}
         assert set(got[uid]) == expected
     assert got[EXTRA_USERS[0]] == [BIG]
+
+
+async def test_member_of_finds_an_id_in_any_case(driver: Driver) -> None:
+    """Keyed by the id as asked (an upper-case GUID finds the user, as in Graph)."""
+    asked = [EXTRA_USERS[0].upper(), UNKNOWN[1].upper()]
+    assert await driver.directory.member_of(asked) == {asked[0]: [BIG]}
 
 
 async def test_users_page_reads_every_user_across_pages(driver: Driver) -> None:
@@ -777,6 +791,14 @@ async def test_reprocess(driver: Driver) -> None:
     uid = next(iter(error_members(EMS_E3)))
     assert await driver.directory.reprocess_license_assignment(uid) is True
     assert await driver.directory.reprocess_license_assignment(UNKNOWN[2]) is False
+    if isinstance(driver, FakeDriver):
+        assert driver.fake.reprocessed == [uid]
+
+
+async def test_reprocess_finds_an_id_in_any_case(driver: Driver) -> None:
+    uid = next(iter(error_members(EMS_E3)))
+    assert await driver.directory.reprocess_license_assignment(uid.upper()) is True
+    assert await driver.directory.reprocess_license_assignment(UNKNOWN[2].upper()) is False
     if isinstance(driver, FakeDriver):
         assert driver.fake.reprocessed == [uid]
 

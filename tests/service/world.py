@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from shared.service.reprocessing import ReprocessOutcome, reprocess_user
 from shared.service.services import Services
 from shared.service.subscriptions import SUBSCRIPTION_PK
 from shared.service.users import RecomputeOutcome, recompute_users
+from tests.builders import guid
 from tests.demo_tenant import DEMO
 from tests.notifications import group_notification
 from tests.settings_env import SCHEDULE_ENV
@@ -52,6 +54,40 @@ BASE_ENV: Mapping[str, str] = {
 
 def demo_snapshot() -> dict[str, Any]:
     return copy.deepcopy(json.loads(DEMO.read_text(encoding="utf-8")))
+
+
+def many_groups_per_user(
+    groups: int, users: int, per_user: int
+) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:
+    """The demo tenant plus `groups` licensed groups and `users` users, each user a direct
+    member of `per_user` of them (seeded): the snapshot, the new users' ids and each new
+    group's user members (in the users' order)."""
+    snapshot = demo_snapshot()
+    sku = snapshot["subscribedSkus"][0]["skuId"]
+    rng = random.Random(7)
+    group_ids = [guid("group", f"many-{i}") for i in range(groups)]
+    user_ids = [guid("user", f"many-{i}") for i in range(users)]
+    members: dict[str, list[str]] = {g: [] for g in group_ids}
+    for user_id in user_ids:
+        for group_id in rng.sample(group_ids, per_user):
+            members[group_id].append(user_id)
+    snapshot["users"] += [
+        {"id": u, "userPrincipalName": f"many{i}@contoso.com", "displayName": f"Many {i}"}
+        for i, u in enumerate(user_ids)
+    ]
+    snapshot["groups"] += [
+        {
+            "id": g,
+            "displayName": f"Licensing_Many_{i}",
+            "securityEnabled": True,
+            "groupTypes": [],
+            "assignedLicenses": [{"skuId": sku, "disabledPlans": []}],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [{"@odata.type": "#microsoft.graph.user", "id": u} for u in members[g]],
+        }
+        for i, g in enumerate(group_ids)
+    ]
+    return snapshot, user_ids, members
 
 
 def settings_for(**overrides: str) -> Settings:
