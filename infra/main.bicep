@@ -36,7 +36,7 @@ param httpAlwaysReadyInstances int = 1
 @allowed(['observe', 'act'])
 param licenseGuardMode string = 'observe'
 
-@description('ACT_GROUP_ALLOWLIST: group ids that act mode may write for (a list: commas, semicolons or line breaks); empty: all groups.')
+@description('ACT_GROUP_ALLOWLIST: group ids that act mode may write for (a list: commas or semicolons; one line through azd, see docs/operations.md); empty: all groups.')
 param actGroupAllowlist string = ''
 
 @description('The kill switch: true stops every write to the tenant.')
@@ -65,19 +65,19 @@ param schedules object = {
 @description('ALERT_SENDER: the one mailbox alerts are sent from (needs Mail.ReadWrite and Mail.Send scoped to it). Empty: alerts off.')
 param alertSender string = ''
 
-@description('ALERT_RECIPIENTS: addresses in verified domains (a list: commas, semicolons or line breaks); required with alertSender.')
+@description('ALERT_RECIPIENTS: addresses in verified domains (a list: commas or semicolons; one line through azd, see docs/operations.md); required with alertSender.')
 param alertRecipients string = ''
 
 @description('ALERT_DIGEST_SCHEDULE: six-field NCRONTAB (UTC) of the digest mail.')
 param alertDigestSchedule string = '0 0 * * * *'
 
-@description('ALERT_EXCLUDE_SKUS: SKU ids whose findings are not mailed (a list: commas, semicolons or line breaks).')
+@description('ALERT_EXCLUDE_SKUS: SKU ids whose findings are not mailed (a list: commas or semicolons; one line through azd, see docs/operations.md).')
 param alertExcludeSkus string = ''
 
-@description('ALERT_EXCLUDE_GROUPS: group ids whose findings are not mailed (a list: commas, semicolons or line breaks).')
+@description('ALERT_EXCLUDE_GROUPS: group ids whose findings are not mailed (a list: commas or semicolons; one line through azd, see docs/operations.md).')
 param alertExcludeGroups string = ''
 
-@description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed (a list: commas, semicolons or line breaks).')
+@description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed (a list: commas or semicolons; one line through azd, see docs/operations.md).')
 param alertExcludeUsers string = ''
 
 @description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old.')
@@ -95,10 +95,10 @@ param massLossThreshold int = 10
 @description('BASELINE: empty (default), off, reset or reset-<label> (shared/platform/settings.py).')
 param baseline string = ''
 
-@description('ALERT_CHANNELS: JSON list of {type, urlSecretName, minSeverity} (docs/alert-channels.md); the URLs live in Key Vault. Empty: mail only.')
+@description('ALERT_CHANNELS: JSON list of {type, urlSecretName, minSeverity} (docs/alert-channels.md: through azd on one line, its quotes escaped); the URLs live in Key Vault. Empty: mail only.')
 param alertChannels string = ''
 
-@description('SKU_PRICES: PART=PRICE items (a list: commas, semicolons or line breaks), the monthly price per seat for the report page cost columns. Empty: no costs.')
+@description('SKU_PRICES: PART=PRICE items (a list: commas or semicolons; one line through azd, see docs/operations.md), the monthly price per seat for the report page cost columns. Empty: no costs.')
 param skuPrices string = ''
 
 @description('Write the initial secrets to Key Vault (the clientState pair, placeholder notification URLs). The postprovision hook sets the azd variable SEED_CLIENT_STATE=false after the first provision so later runs keep the secrets (and the subscription) as they are.')

@@ -7,6 +7,8 @@
 # set), and runs subscription_keeper once (set KICK_KEEPER=false to skip). Needs az and azd, and
 # Key Vault Secrets Officer on the vault.
 $ErrorActionPreference = 'Stop'
+# a failed az/azd call stops the hook, as `set -e` does in postprovision.sh (PowerShell 7.3+)
+$PSNativeCommandUseErrorActionPreference = $true
 
 $rg = $env:AZURE_RESOURCE_GROUP
 $app = $env:AZURE_FUNCTION_APP_NAME
