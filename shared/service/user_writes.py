@@ -36,10 +36,11 @@ class UserWrites(Protocol):
     def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None: ...
 
     def queue_reprocess(
-        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
-    ) -> bool:
-        """Queue the reprocess; False when every cause was queued already, or its seat
-        went to reprocesses queued at the same time (`unused`: `unused_seats`)."""
+        self, decisions: Sequence[ReprocessNow], correlation_id: str, unused: Mapping[str, int]
+    ) -> list[str]:
+        """Queue a decided batch's reprocesses; the users queued: not those whose every cause
+        was queued already, or whose seat went to reprocesses queued at the same time
+        (`unused`: `unused_seats`)."""
         ...
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None: ...
@@ -92,67 +93,87 @@ class LedgerWrites:
         )
 
     def queue_reprocess(
-        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
-    ) -> bool:
+        self, decisions: Sequence[ReprocessNow], correlation_id: str, unused: Mapping[str, int]
+    ) -> list[str]:
         svc, now = self.svc, self.svc.now()
-        tokens = []
-        for cause in decision.causes:
-            if self.ledger.queue(decision.user_id, cause, now=now, correlation_id=correlation_id):
-                tokens.append(cause_token(cause))
-        if not tokens:
-            return False  # every cause already queued by a duplicate message: nothing new to do
-        # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
-        # it for `send_unsent` on the redelivery, instead of a "queued" that is never sent.
-        crash_point(svc, "recompute.after_ledger_queued")
-        over = self._beyond_free_seats(decision, tokens, unused, now)
-        if over:
-            self.ledger.release(decision.user_id, over)
+        recorded: dict[str, list[str]] = {}
+        for decision in decisions:
+            user_id = decision.user_id
+            tokens = [
+                cause_token(cause)
+                for cause in decision.causes
+                if self.ledger.queue(user_id, cause, now=now, correlation_id=correlation_id)
+            ]
+            if tokens:  # none: every cause already queued by a duplicate message
+                recorded[user_id] = tokens
+        if not recorded:
+            return []
+        over = self._beyond_free_seats(decisions, recorded, unused, now)
+        for user_id, tokens in over.items():
+            self.ledger.release(user_id, tokens)
             log.info("reprocess.seat_taken", correlation_id=correlation_id,
-                     user_id=decision.user_id, causes=len(over))  # fmt: skip
-            tokens = [t for t in tokens if t not in over]
-            if not tokens:
-                return False
-        svc.send(
-            ReprocessUser(
-                user_id=decision.user_id,
-                causes=tuple(tokens),
-                reason=clipped(decision.reason),  # one reason per cause: any length
-                correlation_id=correlation_id,
+                     user_id=user_id, causes=len(tokens))  # fmt: skip
+        kept: dict[str, tuple[ReprocessNow, list[str]]] = {}
+        for decision in decisions:
+            given_back = over.get(decision.user_id, [])
+            tokens = [t for t in recorded.get(decision.user_id, []) if t not in given_back]
+            if tokens:
+                kept[decision.user_id] = (decision, tokens)
+        # Recorded as queued-but-unsent first (an outbox): a crash or a failed send here leaves
+        # the kept ones for `send_unsent` on the redelivery, not a "queued" that is never sent.
+        crash_point(svc, "recompute.after_ledger_queued")
+        for decision, tokens in kept.values():
+            svc.send(
+                ReprocessUser(
+                    user_id=decision.user_id,
+                    causes=tuple(tokens),
+                    reason=clipped(decision.reason),  # one reason per cause: any length
+                    correlation_id=correlation_id,
+                )
             )
-        )
         crash_point(svc, "recompute.after_reprocess_sent")
-        self.ledger.mark_sent(decision.user_id, tokens)
-        log.info(
-            "reprocess.queued",
-            correlation_id=correlation_id,
-            user_id=decision.user_id,
-            because=decision.reason,
-        )
-        return True
+        for decision, tokens in kept.values():
+            self.ledger.mark_sent(decision.user_id, tokens)
+            log.info(
+                "reprocess.queued",
+                correlation_id=correlation_id,
+                user_id=decision.user_id,
+                because=decision.reason,
+            )
+        return list(kept)
 
     def _beyond_free_seats(
         self,
-        decision: ReprocessNow,
-        tokens: Sequence[str],
+        decisions: Sequence[ReprocessNow],
+        recorded: Mapping[str, Sequence[str]],
         unused: Mapping[str, int],
         now: datetime,
-    ) -> list[str]:
-        """The CountViolation causes just recorded (`tokens`) whose SKU now has more users in
-        flight tenant-wide, these included, than `unused` seats. Decisions made at the same
-        time each read the ledger before the others wrote, so each may promise the same free
-        seats; after writing, the last of them to read sees every row written before its read,
-        so the reprocesses kept are never more than the seats (all may give theirs back under
+    ) -> dict[str, list[str]]:
+        """Per user, the CountViolation causes just recorded (`recorded`) to hand back: one
+        read of the seats in flight tenant-wide for the whole batch, then, for each SKU with
+        more users in flight (this batch's included) than `unused` seats, this batch's own
+        rows, the latest first, until within the seats or none of its own are left. Decisions
+        made at the same time each read the ledger before the others wrote, so each may
+        promise the same free seats; after writing, the last of them to check sees every row
+        written before its check (the kept rows of earlier checks included), so the
+        reprocesses kept are never more than the seats (all may give theirs back under
         contention: they are decided again later)."""
-        seat_causes = {
-            cause_token(c): c.sku_id or ""
-            for c in decision.causes
-            if c.code == COUNT_VIOLATION and cause_token(c) in tokens
-        }
-        if not seat_causes:
-            return []
+        seats: dict[tuple[str, str], list[str]] = {}  # a user holds one seat of a SKU
+        for decision in decisions:
+            fresh = recorded.get(decision.user_id, ())
+            for c in decision.causes:
+                if c.code == COUNT_VIOLATION and cause_token(c) in fresh:
+                    seats.setdefault((decision.user_id, c.sku_id or ""), []).append(cause_token(c))
+        if not seats:
+            return {}
         in_flight = self.ledger.seats_in_flight_by_user(now=now).values()
         taken = Counter(sku for skus in in_flight for sku in skus)
-        return [t for t, sku in seat_causes.items() if taken[sku] > unused.get(sku, 0)]
+        over: dict[str, list[str]] = {}
+        for (user_id, sku), tokens in reversed(seats.items()):
+            if taken[sku] > unused.get(sku, 0):
+                over.setdefault(user_id, []).extend(tokens)
+                taken[sku] -= 1
+        return over
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
         # One delayed recompute per minute of delay and 100 users, not one per user.
@@ -211,12 +232,13 @@ class RecordedWrites:
         )
 
     def queue_reprocess(
-        self, decision: ReprocessNow, correlation_id: str, unused: Mapping[str, int]
-    ) -> bool:
-        self.reprocess_lines.append(
-            f"reprocess {self.who(decision.user_id)} because {self.because(decision)}"
-        )
-        return True
+        self, decisions: Sequence[ReprocessNow], correlation_id: str, unused: Mapping[str, int]
+    ) -> list[str]:
+        for decision in decisions:
+            self.reprocess_lines.append(
+                f"reprocess {self.who(decision.user_id)} because {self.because(decision)}"
+            )
+        return [decision.user_id for decision in decisions]
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
         return None

@@ -218,11 +218,13 @@ def _act(
     """Queue reprocesses (when allowed), delayed recomputes, observations; return the cause
     keys queued. First, reprocesses of the `flush` users that were recorded as queued but never
     sent (a crash or a failed send) are sent now. `unused`: seats per SKU neither consumed nor
-    promised as Graph counted them for the decision (`LedgerWrites.queue_reprocess`)."""
+    promised as Graph counted them for the decision (`LedgerWrites.queue_reprocess`, once for
+    all the reprocesses decided)."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
         writes.send_unsent(user_id, run_id)
     queued: set[str] = set()
+    to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
         if isinstance(decision, ReprocessNow):
@@ -233,12 +235,8 @@ def _act(
             if blocked:
                 writes.would_queue(decision, blocked, run_id)
                 outcome.would_reprocess.append(user_id)
-            elif writes.queue_reprocess(decision, run_id, unused):
-                queued.update(c.key for c in decision.causes)
-                outcome.queued.append(user_id)
-                mode.promised.update(promised_seats(decision))
             else:
-                outcome.would_reprocess.append(user_id)
+                to_queue.append(decision)
         elif mode.baseline:
             continue  # a baseline counts only what it would reprocess
         elif isinstance(decision, RetryLater):
@@ -247,6 +245,14 @@ def _act(
             retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
         elif isinstance(decision, AlertInstead):
             outcome.alerts.append(user_id)
+    kept = set(writes.queue_reprocess(to_queue, run_id, unused)) if to_queue else set()
+    for decision in to_queue:
+        if decision.user_id in kept:
+            queued.update(c.key for c in decision.causes)
+            outcome.queued.append(decision.user_id)
+            mode.promised.update(promised_seats(decision))
+        else:
+            outcome.would_reprocess.append(decision.user_id)
     for delay, user_ids in (retry_at if mode.retry else {}).items():
         writes.send_retries(user_ids, delay, run_id)
     crash_point(svc, "recompute.after_retry_sent")

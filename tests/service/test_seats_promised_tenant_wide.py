@@ -135,3 +135,32 @@ def test_recompute_messages_decided_at_once_promise_each_free_seat_once() -> Non
             future.result(timeout=120)
 
     assert 0 < len(queued_users(world)) <= FREE
+
+
+class CountedScans:
+    """The reprocess ledger table, counting its full scans (`query_all`)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table, self.scans = table, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query_all(self) -> Iterator[Entity]:
+        self.scans += 1
+        return self._table.query_all()
+
+
+async def test_a_recompute_message_scans_the_ledger_once_for_all_the_seats_it_hands_out() -> None:
+    """Each CountViolation reprocess re-read the seats in flight tenant-wide before it was
+    sent: a message handing out 20 seats scanned the whole ledger 21 times (once to decide,
+    once per reprocess). The re-check is once per decided batch: 2 scans."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    free_ems_seats(world, 20)
+    table = CountedScans(world.svc.tables.reprocessledger)
+    world.svc.tables = replace(world.svc.tables, reprocessledger=table)
+
+    await recompute_users(world.svc, batches()[0])
+
+    assert len(queued_users(world)) == 20
+    assert table.scans == 2
