@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from shared.core.findings import Finding
 from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.alerts.summaries import send_baseline_summary
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
@@ -32,7 +33,7 @@ def processing(world: World, group_id: str, state: str) -> None:
     licensed.save_config(replace(licensed.configs()[group_id], processing_state=state))
 
 
-def pending(user_id: str, group_id: str = E3_BASE) -> object:
+def pending(user_id: str, group_id: str = E3_BASE) -> Finding:
     return error(
         user_id, "PendingGroupAssignment", sku=ENTERPRISEPACK, group=group_id, severity="warning"
     )
@@ -44,7 +45,7 @@ async def pending_while_processing(after: float) -> World:
     world = alert_world()
     await baseline(world)
     processing(world, E3_BASE, "QueuedForProcessing")
-    record(world, pending(DIEGO))  # type: ignore[arg-type]
+    record(world, pending(DIEGO))
     world.clock.advance(after)
     return world
 

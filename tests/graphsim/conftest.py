@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,22 +35,10 @@ G_ONPREM = gid("group/onprem")
 G_PLAIN = gid("group/plain")
 USERS = [gid(f"user/{i}") for i in range(8)]
 USER_DEFAULT_PROPERTIES = frozenset(
-    {
-        "id",
-        "businessPhones",
-        "displayName",
-        "givenName",
-        "jobTitle",
-        "mail",
-        "mobilePhone",
-        "officeLocation",
-        "preferredLanguage",
-        "surname",
-        "userPrincipalName",
-    }
+    json.loads((Path(__file__).parent / "graph-examples" / "user-get-response.json").read_text())
 )
-"""A user's default properties, as Microsoft Learn's user-get (example 1) and user-delta list them
-(restated from the docs here, not imported from graphsim)."""
+"""A user's default properties: the keys of Microsoft Learn's user-get example 1 response (the
+docs' own words, not graphsim's list)."""
 ORG = gid("org")
 
 
