@@ -166,8 +166,10 @@ if ($UseManagedIdentity) {
 
 for ($attempt = 1; ; $attempt++) {
     try {
+        # -MaximumRedirection 0: a redirect (App Service Authentication's sign-in page, a proxy)
+        # would be followed with the key header, and its page taken for accepted.
         Invoke-RestMethod -Method Post -Uri $uri -Headers $headers -Body $body `
-            -ContentType $contentType -TimeoutSec 30 | Out-Null
+            -ContentType $contentType -TimeoutSec 30 -MaximumRedirection 0 | Out-Null
         Write-Output "SyncCompleted accepted: $json"
         exit 0
     } catch {
