@@ -196,6 +196,17 @@ def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:
     assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
 
 
+def test_the_slack_notification_text_escapes_the_tenant_name_too() -> None:
+    """The message's top-level text (what a phone's notification shows) is mrkdwn as well:
+    an organization named 'R&D <!channel>' pinged the whole channel there."""
+    named = dataclasses.replace(view(1), tenant="R&D <!channel>")
+
+    message = slack_message(named)
+
+    assert "<!channel>" not in message["text"]
+    assert "R&amp;D &lt;!channel&gt;" in message["text"]
+
+
 def test_min_severity_filters_rows() -> None:
     warnings_only = view(3, severity="warning")
     card = teams_message(warnings_only, minimum="error")["attachments"][0]["content"]
