@@ -418,6 +418,27 @@ def test_bad_alert_channels_are_named(text: str, message: str) -> None:
         parse_channels(text)
 
 
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"type": "slack", "urlSecretName": "https://hooks.slack.com/services/T0/B0/SeCrEt42"},
+         "urlSecretName"),
+        ({"type": "webhook", "urlSecretName": "HOOK_URL",
+          "signingSecretName": "q9+SeCrEt42/Zx="}, "signingSecretName"),
+    ],
+)  # fmt: skip
+def test_a_url_or_secret_pasted_where_a_setting_name_goes_is_refused_unshown(
+    entry: dict[str, str], field: str
+) -> None:
+    """Taken as a setting's name, the pasted URL (or signing secret) came back in the channel's
+    failure: 'app setting https://hooks.slack.com/services/... holds no https URL', logged,
+    kept in servicestate and mailed to the admins as an AlertChannelFailing finding."""
+    with pytest.raises(ValueError, match=field) as caught:
+        parse_channels(json.dumps([entry]))
+
+    assert "SeCrEt42" not in str(caught.value)
+
+
 def test_a_row_of_one_finding_about_many_users_counts_its_users_on_teams_and_slack() -> None:
     """A NestedGroupMember (weekly summary) is one finding naming the users it leaves out: the
     card and the Slack section said '1 user(s): <twenty names> and 80 more'."""
