@@ -128,6 +128,21 @@ def test_the_powershell_queue_path_base64_encodes_for_the_queue_trigger() -> Non
     assert '$uri = "$QueueUrl/messages"' in text
 
 
+def test_the_powershell_queue_path_reads_only_the_arc_agents_key_file() -> None:
+    """The identity endpoint's 401 names the file whose content becomes the Basic credential;
+    read whatever it names, and anything listening on the identity port (or an edited
+    IDENTITY_ENDPOINT) is sent any file the task's account can read. The Azure SDKs accept only
+    a .key file of at most 4,096 bytes in the agent's Tokens folder; so does the script."""
+    text = PS1.read_text(encoding="utf-8")
+
+    assert "[IO.Path]::GetFullPath($Matches[1].Trim())" in text
+    assert "'AzureConnectedMachineAgent', 'Tokens'" in text
+    assert "[IO.Path]::GetExtension($keyFile) -ne '.key'" in text
+    assert "(Get-Item -LiteralPath $keyFile).Length -gt 4096" in text
+    assert "Get-Content -Raw -LiteralPath $keyFile" in text
+    assert "-Path $Matches" not in text
+
+
 def test_the_powershell_script_documents_registration_and_holds_no_secret() -> None:
     text = PS1.read_text(encoding="utf-8")
 
