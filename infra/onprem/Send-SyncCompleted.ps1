@@ -128,7 +128,16 @@ function Get-ArcStorageToken {
                      else { [string]$headers.WwwAuthenticate }
     }
     if (-not ($challenge -match 'Basic realm=(.+)$')) { throw "No Arc identity challenge from $endpoint" }
-    $secret = (Get-Content -Raw -Path $Matches[1].Trim()).Trim()
+    # Only the agent's own key file, as the Azure SDKs check: whatever answers on the identity
+    # port could otherwise name any file this account can read, and be sent its content.
+    $keyFile = [IO.Path]::GetFullPath($Matches[1].Trim())
+    $tokens = [IO.Path]::Combine($env:ProgramData, 'AzureConnectedMachineAgent', 'Tokens')
+    $inTokens = $keyFile.StartsWith($tokens + '\', [StringComparison]::OrdinalIgnoreCase)
+    if (-not $inTokens -or [IO.Path]::GetExtension($keyFile) -ne '.key' -or
+        (Get-Item -LiteralPath $keyFile).Length -gt 4096) {
+        throw "The Arc identity challenge names $keyFile, not a key file of the Arc agent in $tokens"
+    }
+    $secret = (Get-Content -Raw -LiteralPath $keyFile).Trim()
     $token = Invoke-RestMethod -Uri $uri -Headers @{ Metadata = 'true'; Authorization = "Basic $secret" }
     return $token.access_token
 }
@@ -166,8 +175,10 @@ if ($UseManagedIdentity) {
 
 for ($attempt = 1; ; $attempt++) {
     try {
+        # -MaximumRedirection 0: a redirect (App Service Authentication's sign-in page, a proxy)
+        # would be followed with the key header, and its page taken for accepted.
         Invoke-RestMethod -Method Post -Uri $uri -Headers $headers -Body $body `
-            -ContentType $contentType -TimeoutSec 30 | Out-Null
+            -ContentType $contentType -TimeoutSec 30 -MaximumRedirection 0 | Out-Null
         Write-Output "SyncCompleted accepted: $json"
         exit 0
     } catch {

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 KEY_ENVIRONMENT = "LICENSE_GUARD_SYNC_KEY"
@@ -158,7 +159,25 @@ def _retry_after(error: urllib.error.HTTPError) -> float | None:
         return None  # an HTTP date: fall back to our own back-off
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not the app's answer (App Service Authentication's sign-in page, a proxy):
+    urllib would follow it with the function key header and take the page's 200 for accepted.
+    Not followed, it is an HTTPError the sender reports as refused."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _explain(error: urllib.error.HTTPError) -> str:
+    if 300 <= error.code < 400:
+        where = urlsplit(error.headers.get("Location") or "").hostname if error.headers else None
+        return (
+            f"HTTP {error.code}: redirected{f' to {where}' if where else ''}, not followed "
+            "(the key goes to the app's own endpoint only; is App Service Authentication on?)"
+        )
     try:
         body = json.loads(error.read() or b"{}")
     except ValueError:
@@ -178,7 +197,7 @@ def post_once(url: str, key: str, data: bytes, timeout: float) -> str:
         headers={"Content-Type": "application/json; charset=utf-8", "x-functions-key": key},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - checked
+        with _OPENER.open(request, timeout=timeout) as response:
             return str(response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as error:
         if error.code == 429 or error.code >= 500:

@@ -39,8 +39,10 @@ def local_settings(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        # Bytes: json finds the encoding by the BOM (UTF-8, UTF-16, UTF-32), as `func start`
+        # does; Windows tools write a BOM, Windows PowerShell's Out-File UTF-16.
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or bytes that are no text
         raise LocalSettingsError(f"{path}: cannot read it ({exc})") from None
     values = document.get("Values") if isinstance(document, dict) else None
     if not isinstance(values, dict):

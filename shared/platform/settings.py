@@ -171,6 +171,12 @@ class StorageConnection:
         return uris[service]
 
 
+def _without_value(problem: str, value: str) -> str:
+    """A secret setting's problem without the value, which the parsers quote: a notification
+    URL holds its function key, and the error is logged at every start and printed by the CLI."""
+    return problem.replace(repr(value), "the value (not shown: it is secret)").replace(value, "…")
+
+
 def _mode(text: str) -> str:
     mode = text.lower()
     if mode not in MODES:
@@ -279,7 +285,7 @@ class Settings:
             except LookupError:
                 missing.append(name)
             except ValueError as error:
-                invalid[name] = str(error)
+                invalid[name] = str(error) if f.repr else _without_value(str(error), text)
         token, base = values.get("graph_static_token"), values.get("graph_base_url")
         if token and not _is_loopback(base or DEFAULT_GRAPH_BASE_URL):
             problem = "is for local use against graphsim; GRAPH_BASE_URL must be a loopback address"

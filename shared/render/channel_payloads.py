@@ -211,7 +211,8 @@ def slack_message(
         where = " Open the report page for all of them." if report_url else ""
         note = f"{len(rows) - room} more row(s) left out to fit Slack's 50 blocks.{where}"
         body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-    return {"text": f"{view.title} ({view.tenant})", "blocks": head + body + tail}
+    fallback = _slack_escape(f"{view.title} ({view.tenant})")  # the notification's text: mrkdwn
+    return {"text": fallback, "blocks": head + body + tail}
 
 
 # --------------------------------------------------------------------------- generic webhook

@@ -210,6 +210,17 @@ def test_no_secret_of_any_kind_is_in_repr_or_str() -> None:
         assert "tenant_id=" in text  # the rest is still shown
 
 
+@pytest.mark.parametrize("name", ["NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"])
+def test_an_invalid_secret_setting_is_named_without_its_value(name: str) -> None:
+    """A notification URL pasted without its scheme still carries the function key: the
+    error (logged by the app at every start, printed by the CLI) says what is wrong, not it."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: "guard.example.net/api/graph/notifications?code=KEY-IN-URL-7"})
+
+    assert "not an absolute http(s) URL" in caught.value.invalid[name]
+    assert "KEY-IN-URL-7" not in str(caught.value)
+
+
 # --- who may write ------------------------------------------------------------------------------
 
 

@@ -196,6 +196,17 @@ def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:
     assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
 
 
+def test_the_slack_notification_text_escapes_the_tenant_name_too() -> None:
+    """The message's top-level text (what a phone's notification shows) is mrkdwn as well:
+    an organization named 'R&D <!channel>' pinged the whole channel there."""
+    named = dataclasses.replace(view(1), tenant="R&D <!channel>")
+
+    message = slack_message(named)
+
+    assert "<!channel>" not in message["text"]
+    assert "R&amp;D &lt;!channel&gt;" in message["text"]
+
+
 def test_min_severity_filters_rows() -> None:
     warnings_only = view(3, severity="warning")
     card = teams_message(warnings_only, minimum="error")["attachments"][0]["content"]
@@ -405,6 +416,27 @@ def test_bad_alert_channels_are_named(text: str, message: str) -> None:
         text = text.replace('"Y"}', '"Y", "name": "slack-0"}')
     with pytest.raises(ValueError, match=message):
         parse_channels(text)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"type": "slack", "urlSecretName": "https://hooks.slack.com/services/T0/B0/SeCrEt42"},
+         "urlSecretName"),
+        ({"type": "webhook", "urlSecretName": "HOOK_URL",
+          "signingSecretName": "q9+SeCrEt42/Zx="}, "signingSecretName"),
+    ],
+)  # fmt: skip
+def test_a_url_or_secret_pasted_where_a_setting_name_goes_is_refused_unshown(
+    entry: dict[str, str], field: str
+) -> None:
+    """Taken as a setting's name, the pasted URL (or signing secret) came back in the channel's
+    failure: 'app setting https://hooks.slack.com/services/... holds no https URL', logged,
+    kept in servicestate and mailed to the admins as an AlertChannelFailing finding."""
+    with pytest.raises(ValueError, match=field) as caught:
+        parse_channels(json.dumps([entry]))
+
+    assert "SeCrEt42" not in str(caught.value)
 
 
 def test_a_row_of_one_finding_about_many_users_counts_its_users_on_teams_and_slack() -> None:

@@ -52,6 +52,30 @@ def test_local_settings_are_read_and_the_environment_wins(tmp_path: Path) -> Non
     assert env["TENANT_ID"] == "11111111-1111-4111-8111-111111111111"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_local_settings_saved_by_windows_tools_are_read(tmp_path: Path, encoding: str) -> None:
+    """Windows PowerShell 5.1 writes UTF-8 with a BOM (Set-Content -Encoding UTF8) or UTF-16
+    (Out-File, '>'); `func start` reads both (.NET detects the BOM). The CLI refused the
+    first ('Unexpected UTF-8 BOM') and crashed with a traceback on the second."""
+    values = {"AzureWebJobsStorage": STORAGE, "LICENSE_GUARD_MODE": "act"}
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"IsEncrypted": False, "Values": values}), encoding=encoding
+    )
+
+    env = cli_environment({}, tmp_path)
+
+    assert env["LICENSE_GUARD_MODE"] == "act"
+
+
+def test_local_settings_that_are_not_text_are_named(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.json").write_bytes(
+        b'{"Values": {"A": "' + bytes([0xFF, 0xC0]) + b'"}}'
+    )
+
+    with pytest.raises(LocalSettingsError, match="cannot read it"):
+        cli_environment({}, tmp_path)
+
+
 def test_a_malformed_local_settings_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "local.settings.json").write_text("[1, 2]")
 

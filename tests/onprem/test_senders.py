@@ -96,6 +96,7 @@ def test_the_powershell_script_posts_json_with_the_key_in_the_functions_header()
     assert "$headers = @{ 'x-functions-key' = (Get-PlainKey) }" in text
     assert "$contentType = 'application/json; charset=utf-8'" in text
     assert re.search(r"Invoke-RestMethod -Method Post -Uri \$uri", text)
+    assert "-MaximumRedirection 0" in text  # the key never follows a redirect
     assert "ValidatePattern('^https://[^?]+/api/directory/sync-completed$')" in text
     function = (ONPREM.parents[1] / "functions" / "directory_sync.py").read_text()
     assert 'route="directory/sync-completed"' in function
@@ -125,6 +126,21 @@ def test_the_powershell_queue_path_base64_encodes_for_the_queue_trigger() -> Non
     assert "[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($json))" in text
     assert "<QueueMessage><MessageText>$text</MessageText></QueueMessage>" in text
     assert '$uri = "$QueueUrl/messages"' in text
+
+
+def test_the_powershell_queue_path_reads_only_the_arc_agents_key_file() -> None:
+    """The identity endpoint's 401 names the file whose content becomes the Basic credential;
+    read whatever it names, and anything listening on the identity port (or an edited
+    IDENTITY_ENDPOINT) is sent any file the task's account can read. The Azure SDKs accept only
+    a .key file of at most 4,096 bytes in the agent's Tokens folder; so does the script."""
+    text = PS1.read_text(encoding="utf-8")
+
+    assert "[IO.Path]::GetFullPath($Matches[1].Trim())" in text
+    assert "'AzureConnectedMachineAgent', 'Tokens'" in text
+    assert "[IO.Path]::GetExtension($keyFile) -ne '.key'" in text
+    assert "(Get-Item -LiteralPath $keyFile).Length -gt 4096" in text
+    assert "Get-Content -Raw -LiteralPath $keyFile" in text
+    assert "-Path $Matches" not in text
 
 
 def test_the_powershell_script_documents_registration_and_holds_no_secret() -> None:
@@ -375,6 +391,45 @@ def test_an_unreachable_app_is_retried_then_exit_3(
     err = capsys.readouterr().err
     assert "try 1: no answer" in err
     assert "gave up after 2 tries" in err
+
+
+class LoginPage(http.server.BaseHTTPRequestHandler):
+    """Where a redirect leads (a sign-in page, a proxy): answers 200 and records who came."""
+
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append({"key": self.headers.get("x-functions-key"), "path": self.path})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>Sign in</html>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_is_refused_and_the_key_never_follows_it(
+    flaky: tuple[str, type[FlakyApp]],
+    key_file: Path,
+    status: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """App Service Authentication (or a proxy) in front of the app answers 302 to a sign-in
+    page: urllib followed it with the function key and took the page's 200 for accepted."""
+    url, app = flaky
+    login = type("Login", (LoginPage,), {"seen": []})
+    with serving(login) as elsewhere:
+        app.script = [(status, {"Location": f"{elsewhere}/login?redirect_uri=x"})]
+
+        code = sender.main(["--url", url, "--key-file", str(key_file), "--tenant-id", TENANT,
+                            "--backoff", "0"])  # fmt: skip
+
+    assert code == 1
+    assert login.seen == []
+    assert len(app.seen) == 1
+    assert "redirect" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- Python, arguments
