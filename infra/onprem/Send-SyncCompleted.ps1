@@ -176,9 +176,16 @@ if ($UseManagedIdentity) {
 for ($attempt = 1; ; $attempt++) {
     try {
         # -MaximumRedirection 0: a redirect (App Service Authentication's sign-in page, a proxy)
-        # would be followed with the key header, and its page taken for accepted.
-        Invoke-RestMethod -Method Post -Uri $uri -Headers $headers -Body $body `
-            -ContentType $contentType -TimeoutSec 30 -MaximumRedirection 0 | Out-Null
+        # would be followed with the key header, and its page taken for accepted. Windows
+        # PowerShell throws on the redirect; PowerShell 7 may hand the 3xx back instead: only a
+        # 2xx is accepted either way.
+        $answer = Invoke-WebRequest -Method Post -Uri $uri -Headers $headers -Body $body `
+            -ContentType $contentType -TimeoutSec 30 -MaximumRedirection 0 -UseBasicParsing
+        $code = [int]$answer.StatusCode
+        if ($code -lt 200 -or $code -ge 300) {
+            Write-Error "refused: HTTP $code (a redirect to $($answer.Headers['Location'])): nothing was queued" -ErrorAction Continue
+            exit 1
+        }
         Write-Output "SyncCompleted accepted: $json"
         exit 0
     } catch {
