@@ -46,10 +46,12 @@ def read_local_settings(path: str | Path) -> dict[str, str]:
     """The `Values` of a local.settings.json-format file, as strings."""
     file = Path(path)
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        # bytes: json finds the encoding by the BOM (UTF-8, UTF-16) as `func start` does;
+        # Windows tools write one (Notepad, Set-Content), Windows PowerShell's '>' UTF-16
+        document = json.loads(file.read_bytes())
     except FileNotFoundError:
         raise DevHostError(f"settings file {file} does not exist") from None
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # not JSON, or bytes that are no text
         raise DevHostError(f"{file} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise DevHostError(f"{file} must hold a JSON object with a 'Values' object")
@@ -161,8 +163,8 @@ def read_host_json(path: str | Path) -> dict[str, Any]:
     if not file.exists():
         return {}
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        document = json.loads(file.read_bytes())
+    except ValueError as error:
         raise DevHostError(f"{file} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise DevHostError(f"{file} must hold a JSON object")

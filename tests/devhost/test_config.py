@@ -47,6 +47,22 @@ def test_local_settings_values_and_environment_override(tmp_path: Path) -> None:
     assert settings == {"A": "file", "B": "env", "N": "3", "T": "true"}
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_settings_files_saved_by_windows_tools_are_read(tmp_path: Path, encoding: str) -> None:
+    """Notepad and Set-Content write a UTF-8 BOM, Windows PowerShell's '>' UTF-16; `func start`
+    reads both, devhost refused the first and crashed on the second."""
+    file = tmp_path / "local.settings.json"
+    file.write_text(json.dumps({"Values": {"A": "file"}}), encoding=encoding)
+    assert load_settings(file, environ={}) == {"A": "file"}
+
+
+def test_settings_bytes_that_are_no_text_are_reported(tmp_path: Path) -> None:
+    file = tmp_path / "local.settings.json"
+    file.write_bytes(b'{"Values": {"A": "' + bytes([0xFF, 0xC0]) + b'"}}')
+    with pytest.raises(DevHostError, match="not valid JSON"):
+        load_settings(file, environ={})
+
+
 def test_bad_settings_files_are_reported(tmp_path: Path) -> None:
     with pytest.raises(DevHostError, match="does not exist"):
         load_settings(tmp_path / "missing.json", environ={})
