@@ -65,8 +65,11 @@ fi
 if [ "${KICK_KEEPER:-true}" = "true" ]; then
   master="$(az functionapp keys list -g "$rg" -n "$app" --query masterKey -o tsv)"
   attempt=1
-  until curl -fsS -o /dev/null -X POST "https://$host/admin/functions/subscription_keeper" \
-      -H "x-functions-key: $master" -H "Content-Type: application/json" -d '{"input": ""}'; do
+  # the key header comes from standard input (curl's -H @-): on the command line it would stand
+  # in the process list of this machine while the call runs
+  until printf 'x-functions-key: %s\n' "$master" | curl -fsS -o /dev/null -X POST \
+      "https://$host/admin/functions/subscription_keeper" -H @- \
+      -H "Content-Type: application/json" -d '{"input": ""}'; do
     if [ "$attempt" -ge 6 ]; then
       echo "postprovision: could not start subscription_keeper; it runs on its schedule" >&2
       break

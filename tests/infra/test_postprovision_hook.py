@@ -34,18 +34,24 @@ elif args[:3] == ["keyvault", "secret", "show"]:
     out = state["secrets"].get(option("-n"), "")
 elif args[:3] == ["keyvault", "secret", "set"]:
     state["secrets"][option("-n")] = option("--value")
+elif args[:3] == ["functionapp", "keys", "list"]:
+    out = state.get("masterKey", "")
+if "@-" in args:  # curl reading headers from standard input
+    state["calls"][-1].append("stdin:" + sys.stdin.read())
 json.dump(state, open(state_file, "w"))
 print(out)
 """
 
 
-def run_hook(tmp_path: Path, state: dict[str, object]) -> dict[str, object]:
-    """Run the hook with `az`/`azd` stand-ins; the state they leave."""
+def run_hook(
+    tmp_path: Path, state: dict[str, object], *, kick_keeper: bool = False
+) -> dict[str, object]:
+    """Run the hook with `az`/`azd`/`curl` stand-ins; the state they leave."""
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps({**state, "calls": []}), encoding="utf-8")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("az", "azd"):
+    for tool in ("az", "azd", "curl"):
         script = bin_dir / tool
         script.write_text(
             STAND_IN.format(python=sys.executable, state=str(state_file), tool=tool),
@@ -59,7 +65,7 @@ def run_hook(tmp_path: Path, state: dict[str, object]) -> dict[str, object]:
         "AZURE_FUNCTION_APP_NAME": "func-lg",
         "AZURE_KEY_VAULT_NAME": "kv-lg",
         "SYNC_FUNCTION_DEPLOYED": "true",
-        "KICK_KEEPER": "false",
+        "KICK_KEEPER": "true" if kick_keeper else "false",
     }
     done = subprocess.run(["sh", str(HOOK)], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -114,3 +120,26 @@ def test_current_urls_are_left_alone(tmp_path: Path) -> None:
     assert state["secrets"] == urls
     assert not [c for c in calls if c[1:4] == ["keyvault", "secret", "set"]]
     assert not [c for c in calls if c[1:3] == ["functionapp", "restart"]]
+
+
+def test_the_master_key_is_not_on_curls_command_line(tmp_path: Path) -> None:
+    """The hook starts subscription_keeper with the master key: passed as `-H "x-functions-key:
+    $master"` it stood in curl's argv, which any user of the operator's machine can read in
+    the process list while the call runs. curl reads that header from standard input."""
+    state = run_hook(
+        tmp_path,
+        {
+            "host": HOST,
+            "functionKeys": {"graph_notifications": "notify-key", "graph_lifecycle": "life-key"},
+            "secrets": {},
+            "masterKey": "the-master-key",
+        },
+        kick_keeper=True,
+    )
+
+    calls = state["calls"]
+    assert isinstance(calls, list)
+    [curl] = [c for c in calls if c[0] == "curl"]
+    assert f"https://{HOST}/admin/functions/subscription_keeper" in curl
+    assert not [arg for arg in curl[1:-1] if "the-master-key" in arg]
+    assert curl[-1] == "stdin:x-functions-key: the-master-key\n"
