@@ -19,6 +19,7 @@ from shared.core.evaluate import UserReport
 from shared.core.findings import COUNT_VIOLATION, Finding, Names
 from shared.core.model import Tenant
 from shared.core.reprocess import Attempt, ReprocessNow
+from shared.core.reprocess_plan import BACKOFF_BASE
 from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss, with_data_loss
@@ -40,7 +41,7 @@ class UserWrites(Protocol):
     ) -> list[str]:
         """Queue a decided batch's reprocesses; the users queued: not those whose every cause
         was queued already, or whose seat went to reprocesses queued at the same time
-        (`unused`: `unused_seats`)."""
+        (`unused`: `unused_seats`; these are recomputed after `BACKOFF_BASE`)."""
         ...
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None: ...
@@ -113,6 +114,8 @@ class LedgerWrites:
             self.ledger.release(user_id, tokens)
             log.info("reprocess.seat_taken", correlation_id=correlation_id,
                      user_id=user_id, causes=len(tokens))  # fmt: skip
+        if over:  # decided again later, as the users the decision left waiting for a seat
+            self.send_retries(list(over), int(BACKOFF_BASE.total_seconds()), correlation_id)
         kept: dict[str, tuple[ReprocessNow, list[str]]] = {}
         for decision in decisions:
             given_back = over.get(decision.user_id, [])
@@ -157,7 +160,7 @@ class LedgerWrites:
         promise the same free seats; after writing, the last of them to check sees every row
         written before its check (the kept rows of earlier checks included), so the
         reprocesses kept are never more than the seats (all may give theirs back under
-        contention: they are decided again later)."""
+        contention: they are decided again after `BACKOFF_BASE`)."""
         seats: dict[tuple[str, str], list[str]] = {}  # a user holds one seat of a SKU
         for decision in decisions:
             fresh = recorded.get(decision.user_id, ())

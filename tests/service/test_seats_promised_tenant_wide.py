@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared.ports.messages import RecomputeUsers, ReprocessUser
-from shared.ports.queues import REPROCESS_USER
+from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.ports.tables import Entity, EntityStore
 from shared.service.users import recompute_users
 from tests.demo_tenant import IRVIN, JONI
@@ -164,3 +164,27 @@ async def test_a_recompute_message_scans_the_ledger_once_for_all_the_seats_it_ha
 
     assert len(queued_users(world)) == 20
     assert table.scans == 2
+
+
+def test_a_user_handed_back_at_the_seat_re_check_is_decided_again_after_the_backoff() -> None:
+    """Messages decided at once each promise the same free seats; the re-check hands the
+    surplus back. Those users got no retry (unlike the users the decision itself left
+    waiting for a seat): they waited for the next errors re-check or the nightly scan."""
+    world = asyncio.run(over_seat_world(LICENSE_GUARD_MODE="act"))
+    messages = batches()
+    table = ReadTogether(world.svc.tables.reprocessledger, threading.Barrier(len(messages)))
+    world.svc.tables = replace(world.svc.tables, reprocessledger=table)
+    with ThreadPoolExecutor(len(messages)) as pool:
+        for future in [pool.submit(asyncio.run, recompute_users(world.svc, m)) for m in messages]:
+            future.result(timeout=120)
+    kept = set(queued_users(world))
+
+    world.clock.advance(timedelta(minutes=16).total_seconds())
+    retried = {
+        user_id
+        for msg in world.messages_of(RECOMPUTE_USERS, RecomputeUsers)
+        for user_id in msg.user_ids
+    }
+
+    assert 0 < len(kept) <= FREE
+    assert retried | kept == {_id("user", n) for n in range(USERS)}
