@@ -222,7 +222,7 @@ def _act(
     all the reprocesses decided)."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
-        writes.send_unsent(user_id, run_id)
+        writes.send_unsent(user_id, run_id, unused)
     queued: set[str] = set()
     to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -188,3 +188,49 @@ def test_a_user_handed_back_at_the_seat_re_check_is_decided_again_after_the_back
 
     assert 0 < len(kept) <= FREE
     assert retried | kept == {_id("user", n) for n in range(USERS)}
+
+
+class CheckFailsAfterOthersDecided:
+    """The reprocess ledger as a message sees it that read the seats in flight, then waited
+    while `meanwhile` (another message) decided, queued and sent, then recorded its own rows
+    and failed reading the seats again for its re-check (a storage error, or a worker killed
+    at that moment): its rows are left recorded, unsent and unchecked."""
+
+    def __init__(self, table: EntityStore, meanwhile: Callable[[], None]) -> None:
+        self._table, self._meanwhile, self.scans = table, meanwhile, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query_all(self) -> Iterator[Entity]:
+        self.scans += 1
+        if self.scans > 1:
+            raise ConnectionError("the table service went away before the seat re-check")
+        rows = list(self._table.query_all())
+        self._meanwhile()
+        return iter(rows)
+
+
+async def test_a_redelivery_checks_the_seats_of_the_reprocesses_left_unsent() -> None:
+    """A message that recorded its reprocesses and died before re-checking the seats left
+    them unsent; its redelivery sent them unchecked (`send_unsent`), on top of the seats
+    another message kept meanwhile: 6 reprocesses for 3 free seats."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    first, second, _ = batches()
+
+    def second_message_meanwhile() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, recompute_users(world.svc, second)).result(timeout=60)
+
+    dying = replace(world.svc)
+    dying.tables = replace(
+        world.svc.tables,
+        reprocessledger=CheckFailsAfterOthersDecided(
+            world.svc.tables.reprocessledger, second_message_meanwhile
+        ),
+    )
+    with pytest.raises(ConnectionError):
+        await recompute_users(dying, first)
+    await recompute_users(world.svc, first)  # the redelivery
+
+    assert len(queued_users(world)) == FREE

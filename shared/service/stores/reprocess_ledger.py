@@ -107,11 +107,17 @@ class ReprocessLedger:
 
     def unsent(self, user_id: str) -> list[str]:
         """Tokens of causes recorded as queued whose message was never confirmed sent."""
-        return sorted(
-            e.row_key
-            for e in self._table.query(user_id)
+        return sorted(self.unsent_seats(user_id))
+
+    def unsent_seats(self, user_id: str) -> dict[str, str | None]:
+        """`unsent`, each token with the SKU whose seat it holds (a CountViolation), else None."""
+        return {
+            e.row_key: str(e.fields.get("skuId"))
+            if e.fields.get("code") == COUNT_VIOLATION
+            else None
+            for e in sorted(self._table.query(user_id), key=lambda e: e.row_key)
             if e.fields.get("status") == QUEUED and e.fields.get("sent") is False
-        )
+        }
 
     def mark_sent(self, user_id: str, tokens: Iterable[str]) -> None:
         """The message for these queued causes is on the queue (only `sent` changes)."""
