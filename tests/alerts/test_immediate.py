@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError, GroupConfig
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
+from shared.ports.tables import Entity, EntityStore
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
 from shared.service.dataloss import alert_data_loss_owed
@@ -476,3 +477,50 @@ async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> N
     [mail] = mails(world)
 
     assert "from 2026-11-24 01:00 UTC to 2026-11-24 01:20 UTC" in html(mail)
+
+
+class CountedScans:
+    """The findings table, counting its full scans (`query_all`)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table, self.scans = table, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query_all(self) -> Iterator[Entity]:
+        self.scans += 1
+        return self._table.query_all()
+
+
+async def twelve_losses_one_message_each(**settings: str) -> tuple[int, int, list[str]]:
+    """The findings ledger's full scans, the Graph user reads and the mail subjects while 12
+    users lose their mailbox, each seen by its own recompute message."""
+    world = alert_world(with_mailbox_group(12), **settings)
+    users = sales(world)
+    await recompute(world, users)
+    table = CountedScans(world.svc.tables.findings)
+    world.svc.tables = replace(world.svc.tables, findings=table)
+    for user_id in users:
+        world.directory.remove_member(MAILBOX_GROUP, user_id, actor=ADMIN)
+    reads_before = world.directory.requests["users_by_id"]
+
+    for user_id in users:
+        await recompute(world, [user_id])
+
+    reads = world.directory.requests["users_by_id"] - reads_before
+    return table.scans, reads, [mail["subject"] for mail in mails(world)]
+
+
+async def test_a_new_data_loss_reads_only_the_recent_losses_not_the_whole_ledger() -> None:
+    """Each recompute message with a new loss scanned the whole findings ledger (every
+    finding of the tenant) for the losses of the last hour, and, with a UPN exclusion, read
+    the UPN of every user lost in the last hour from Graph again."""
+    scans, reads, subjects = await twelve_losses_one_message_each()
+    scans_excluding, reads_excluding, _ = await twelve_losses_one_message_each(
+        ALERT_EXCLUDE_USERS="nobody@contoso.com"
+    )
+
+    assert any("mass data-loss risk" in subject for subject in subjects), subjects
+    assert scans == scans_excluding == 0
+    assert reads_excluding == reads
