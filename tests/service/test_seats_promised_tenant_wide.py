@@ -234,3 +234,19 @@ async def test_a_redelivery_checks_the_seats_of_the_reprocesses_left_unsent() ->
     await recompute_users(world.svc, first)  # the redelivery
 
     assert len(queued_users(world)) == FREE
+
+
+async def test_a_seat_a_reprocess_just_took_is_not_free_again_from_the_sku_cache() -> None:
+    """The SKU counts come from a cache up to an hour old: a CountViolation reprocess done
+    since no longer counted as in flight, and the cached consumed units did not show it yet,
+    so its seat looked free again (3 reprocesses done, 3 more queued for the same 3 seats)."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    first, second, _ = batches()
+    await recompute_users(world.svc, first)
+    outcomes = await world.run_reprocess()
+    assert [o.status for o in outcomes].count("called") == FREE
+
+    world.clock.advance(timedelta(minutes=5).total_seconds())
+    await recompute_users(world.svc, second)
+
+    assert queued_users(world) == []
