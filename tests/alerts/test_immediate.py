@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,7 +17,6 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError, GroupConfig
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
-from shared.ports.tables import Entity, EntityStore
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
 from shared.service.dataloss import alert_data_loss_owed
@@ -38,6 +37,7 @@ from tests.alerts.world import (
 )
 from tests.builders import guid
 from tests.demo_tenant import ENTERPRISEPACK, IRVIN
+from tests.service.test_seats_promised_tenant_wide import CountedScans
 from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -477,20 +477,6 @@ async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> N
     [mail] = mails(world)
 
     assert "from 2026-11-24 01:00 UTC to 2026-11-24 01:20 UTC" in html(mail)
-
-
-class CountedScans:
-    """The findings table, counting its full scans (`query_all`)."""
-
-    def __init__(self, table: EntityStore) -> None:
-        self._table, self.scans = table, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-    def query_all(self) -> Iterator[Entity]:
-        self.scans += 1
-        return self._table.query_all()
 
 
 async def twelve_losses_one_message_each(**settings: str) -> tuple[int, int, list[str]]:

@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from shared.adapters.snapshot import parse_snapshot
 from shared.render.health_sources import report_from_snapshot
+from tests.cli.test_migration_report import E1_SKU, TAKES_NO_MEMBER_BY_HAND
 from tests.demo_tenant import DEMO
-
-E1_SKU = "18181a46-0d4e-45cd-891e-60aabd171b4e"
 
 
 def direct_only_details(kind: dict[str, Any]) -> list[str]:
@@ -34,21 +31,7 @@ def direct_only_details(kind: dict[str, Any]) -> list[str]:
     return [r.detail for r in report.migration.rows if r.kind == "direct-only"]
 
 
-@pytest.mark.parametrize(
-    ("kind", "where"),
-    [
-        (
-            {"groupTypes": ["DynamicMembership"], "membershipRule": 'user.department -eq "Staff"'},
-            "'E1 users' is dynamic: change its membership rule or the user attributes it tests",
-        ),
-        (
-            {"onPremisesSyncEnabled": True},
-            "'E1 users' is synced from on-premises: change its membership in on-premises Active "
-            "Directory",
-        ),
-    ],
-    ids=["dynamic", "synced-from-on-premises"],
-)
+@TAKES_NO_MEMBER_BY_HAND
 def test_a_group_that_takes_no_member_by_hand_says_where_its_members_come_from(
     kind: dict[str, Any], where: str
 ) -> None:

@@ -138,7 +138,7 @@ def test_recompute_messages_decided_at_once_promise_each_free_seat_once() -> Non
 
 
 class CountedScans:
-    """The reprocess ledger table, counting its full scans (`query_all`)."""
+    """A table (the reprocess ledger, the findings), counting its full scans (`query_all`)."""
 
     def __init__(self, table: EntityStore) -> None:
         self._table, self.scans = table, 0
