@@ -12,6 +12,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
+
+BACKOFF_BASE: Final = timedelta(minutes=15)
+"""The wait of a deferred reprocess: a group still processing, a user left waiting for a seat
+(`TenantFacts.backoff_base`), a seat handed back at the re-check before sending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,7 @@ class TenantFacts:
     failing_elsewhere: Mapping[str, int] = field(default_factory=dict)
     """Users counted toward a mass failure (by `Cause.key`) among users decided before these
     (the nightly scan's earlier pages): a group's members are spread over the pages."""
-    backoff_base: timedelta = timedelta(minutes=15)
+    backoff_base: timedelta = BACKOFF_BASE
     backoff_cap: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:

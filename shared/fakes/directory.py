@@ -191,13 +191,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         self._count("member_of")
         found = {uid: _by_id(self.users, uid) for uid in user_ids}
         return {
-            uid: [
-                gid
-                for gid, members in self.members.items()
-                if any(m["id"] == user["id"] for m in members)
-            ]
-            for uid, user in found.items()
-            if user
+            uid: list(self.groups_of.get(user["id"], ())) for uid, user in found.items() if user
         }
 
     async def subscribed_skus(self) -> list[JSON]:

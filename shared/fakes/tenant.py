@@ -93,6 +93,9 @@ class FakeTenant:
         self.users: dict[str, JSON] = {u["id"]: u for u in data.get("users") or []}
         self.groups: dict[str, JSON] = {}
         self.members: dict[str, list[JSON]] = {}
+        self.groups_of: dict[str, dict[str, None]] = {}
+        """Member id -> the ids of the groups it is a direct member of (`member_of` answers
+        from it; the mutators keep it)."""
         for group in data.get("groups") or []:
             members = group.pop("members", None) or []
             group.setdefault("assignedLicenses", [])
@@ -100,6 +103,8 @@ class FakeTenant:
             self.members[group["id"]] = [
                 {"@odata.type": m.get("@odata.type", USER_TYPE), "id": m["id"]} for m in members
             ]
+            for m in members:
+                self.groups_of.setdefault(m["id"], {})[group["id"]] = None
         self.skus: list[JSON] = list(data.get("subscribedSkus") or [])
         self.orgs: list[JSON] = list(data.get("organization") or [])
         self.reprocessed: list[str] = []
@@ -164,6 +169,7 @@ class FakeTenant:
             raise ValueError(f"{user_id} is already a member of {group_id}")
         mtype = USER_TYPE if user_id in self.users else "#microsoft.graph.group"
         members.append({"@odata.type": mtype, "id": user_id})
+        self.groups_of.setdefault(user_id, {})[group_id] = None
         self._log.append((group_id, ADDED, user_id))
         self._record_membership("Add member to group", group_id, user_id, mtype, actor)
 
@@ -174,6 +180,7 @@ class FakeTenant:
             raise ValueError(f"{user_id} is not a member of {group_id}")
         mtype = next(m["@odata.type"] for m in members if m["id"] == user_id)
         self.members[group_id] = kept
+        self.groups_of[user_id].pop(group_id, None)
         self._log.append((group_id, REMOVED, user_id))
         self._record_membership("Remove member from group", group_id, user_id, mtype, actor)
 
@@ -201,7 +208,8 @@ class FakeTenant:
 
     def delete_group(self, group_id: str, *, actor: str | None = None) -> None:
         group = self.groups.pop(group_id)
-        del self.members[group_id]
+        for member in self.members.pop(group_id):
+            self.groups_of[member["id"]].pop(group_id, None)
         self._log.append((group_id, DELETED, None))
         self.record_audit("Delete group", [audit_target(group, "Group")], actor=actor)
 

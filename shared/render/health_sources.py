@@ -23,6 +23,7 @@ from shared.render.health_model import (
     MigrationRow,
 )
 from shared.render.history import nights, previous_night, trends
+from shared.render.migration import where_to_add
 
 
 def migration_section(
@@ -65,7 +66,11 @@ def migration_section(
                 u,
                 s.sku_id,
                 "move to "
-                + (names(s.existing_group_ids) if s.existing_group_ids else s.suggested_name),
+                + (
+                    names(s.existing_group_ids) + where_to_add(tenant, s.existing_group_ids)
+                    if s.existing_group_ids
+                    else s.suggested_name
+                ),
             )
             for s in plan.direct_only
             for u in s.user_ids

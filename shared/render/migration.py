@@ -36,7 +36,7 @@ _REMOVE_GRADUALLY = (
 )
 
 
-def _where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
+def where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
     """Where each existing group that is dynamic or synced from on-premises takes a member: not
     in the admin center (a dynamic group takes none by hand)."""
     names = Names(tenant)
@@ -95,7 +95,7 @@ def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Ite
                 existing,
                 ";".join(names.plans(s.sku_id, s.disabled_plans)),
                 s.suggested_name,
-                f"add to {existing}{_where_to_add(tenant, s.existing_group_ids)}"
+                f"add to {existing}{where_to_add(tenant, s.existing_group_ids)}"
                 if existing
                 else f"create {s.suggested_name} and add",
             ]
@@ -205,7 +205,7 @@ def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog
             existing = ", ".join(names.group(g) for g in s.existing_group_ids)
             lines.append(
                 f"      existing group with exactly these plans: {existing}"
-                + _where_to_add(tenant, s.existing_group_ids)
+                + where_to_add(tenant, s.existing_group_ids)
             )
         else:
             lines.append(

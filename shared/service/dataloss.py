@@ -20,6 +20,7 @@ pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,12 +51,12 @@ from shared.core.findings import (
 )
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
-from shared.ports.tables import Entity, json_field, parse_json_field
+from shared.ports.tables import ConcurrencyConflict, Entity, json_field, parse_json_field, safe_key
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
-from shared.service.alerts.facts import exclusion_upns, exclusions
+from shared.service.alerts.facts import exclusions
 from shared.service.alerts.immediate import send_immediate
-from shared.service.alerts.ledger import ledger
+from shared.service.alerts.ledger import ledger_row
 from shared.service.alerts.mail_delivery import Delivery, last_sent
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import Sleep
@@ -69,6 +70,13 @@ MASS_LOSS: Final = "massloss"
 CAPABILITIES_PK: Final = "capabilities"
 MASS_WINDOW: Final = timedelta(hours=1)
 LOSS_KEPT: Final = timedelta(days=30)
+RECENT_LOSSES_PK: Final = "recentlosses"
+"""`servicestate` rows (RowKey: user id) of the users who lost a capability lately, with when
+and their UPN: the data-loss alert reads these users' findings, not the whole ledger, and
+mutes a user excluded by UPN without asking Graph."""
+RECENT_KEPT: Final = MASS_WINDOW + timedelta(minutes=15)
+"""A recent-loss row is read this long: the window, and a redelivery that records the finding
+a little after the loss (a worker killed in between)."""
 AUDITED_ACTIVITIES: Final = (
     "Set group license",
     "Remove member from group",
@@ -141,6 +149,10 @@ def with_data_loss(
                     lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
+                if write:  # before the record: once that is written, the loss is not new
+                    table.upsert(
+                        RECENT_LOSSES_PK, user.id, {"at": now, "upn": user.user_principal_name}
+                    )
         for capability, entry in list(lost.items()):
             at = graph_time_or_none(str(entry.get("at")))
             if at is None or now - at > LOSS_KEPT:
@@ -207,17 +219,35 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
 
 
 async def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
-    """Open, unmuted `DataLossRisk` findings first seen within the last hour (one ledger read;
-    users excluded by UPN too)."""
+    """Open, unmuted `DataLossRisk` findings first seen within the last hour: the findings of
+    the users who lately lost a capability (`RECENT_LOSSES_PK`), not the whole ledger; users
+    excluded by UPN too (the UPN the loss was recorded with)."""
     now = svc.now()
     excluded = exclusions(svc)
+    upns = _recent_losers(svc, now)
     recent = [
         (e, r)
-        for e, r in ledger(svc)
+        for user_id in upns
+        for e in svc.tables.findings.query(safe_key(user_id))
+        for r in (ledger_row(e),)
         if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
     ]
-    upns = await exclusion_upns(svc, [r for _, r in recent])
     return [(e, r) for e, r in recent if not excluded.mutes(r, upns.get(r.user_id or ""))]
+
+
+def _recent_losers(svc: Services, now: datetime) -> dict[str, str]:
+    """User id -> UPN of the users who lost a capability within `RECENT_KEPT`; older rows are
+    dropped (one that changed meanwhile is a new loss: kept)."""
+    table = svc.tables.servicestate
+    found: dict[str, str] = {}
+    for entity in table.query(RECENT_LOSSES_PK):
+        at = entity.fields.get("at")
+        if isinstance(at, datetime) and now - at <= RECENT_KEPT:
+            found[entity.row_key] = str(entity.fields.get("upn") or "")
+            continue
+        with contextlib.suppress(ConcurrencyConflict):
+            table.delete(RECENT_LOSSES_PK, entity.row_key, etag=entity.etag)
+    return found
 
 
 async def _alert_data_loss(

@@ -19,6 +19,7 @@ from shared.core.evaluate import UserReport
 from shared.core.findings import COUNT_VIOLATION, Finding, Names
 from shared.core.model import Tenant
 from shared.core.reprocess import Attempt, ReprocessNow
+from shared.core.reprocess_plan import BACKOFF_BASE
 from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss, with_data_loss
@@ -31,7 +32,10 @@ log = structlog.get_logger(__name__)
 class UserWrites(Protocol):
     """Every effect of the act step."""
 
-    def send_unsent(self, user_id: str, correlation_id: str) -> None: ...
+    def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
+        """Send the user's reprocesses recorded as queued but never sent, their seats checked
+        as `queue_reprocess` checks them (`unused`: `unused_seats`)."""
+        ...
 
     def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None: ...
 
@@ -40,7 +44,7 @@ class UserWrites(Protocol):
     ) -> list[str]:
         """Queue a decided batch's reprocesses; the users queued: not those whose every cause
         was queued already, or whose seat went to reprocesses queued at the same time
-        (`unused`: `unused_seats`)."""
+        (`unused`: `unused_seats`; these are recomputed after `BACKOFF_BASE`)."""
         ...
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None: ...
@@ -65,10 +69,19 @@ class LedgerWrites:
         self.svc, self.ledger = svc, ledger
         self.findings = FindingsLedger(svc.tables.findings)
 
-    def send_unsent(self, user_id: str, correlation_id: str) -> None:
+    def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
         """Send the user's reprocess causes recorded as queued but never sent. A duplicate
-        message is harmless (the worker's claim lets one call through), a lost one is not."""
-        unsent = self.ledger.unsent(user_id)
+        message is harmless (the worker's claim lets one call through), a lost one is not.
+        Their seats are checked first: the batch that recorded them may have crashed before
+        its own check (`_beyond_free_seats`), and sending unchecked could oversubscribe."""
+        rows = self.ledger.unsent_seats(user_id)
+        seats: dict[tuple[str, str], list[str]] = {}
+        for token, sku in rows.items():
+            if sku is not None:
+                seats.setdefault((user_id, sku), []).append(token)
+        over = self._over_seats(seats, unused, self.svc.now())
+        self._hand_back(over, correlation_id)
+        unsent = [token for token in rows if token not in over.get(user_id, ())]
         if not unsent:
             return
         self.svc.send(
@@ -109,10 +122,7 @@ class LedgerWrites:
         if not recorded:
             return []
         over = self._beyond_free_seats(decisions, recorded, unused, now)
-        for user_id, tokens in over.items():
-            self.ledger.release(user_id, tokens)
-            log.info("reprocess.seat_taken", correlation_id=correlation_id,
-                     user_id=user_id, causes=len(tokens))  # fmt: skip
+        self._hand_back(over, correlation_id)
         kept: dict[str, tuple[ReprocessNow, list[str]]] = {}
         for decision in decisions:
             given_back = over.get(decision.user_id, [])
@@ -157,23 +167,45 @@ class LedgerWrites:
         promise the same free seats; after writing, the last of them to check sees every row
         written before its check (the kept rows of earlier checks included), so the
         reprocesses kept are never more than the seats (all may give theirs back under
-        contention: they are decided again later)."""
+        contention: they are decided again after `BACKOFF_BASE`)."""
         seats: dict[tuple[str, str], list[str]] = {}  # a user holds one seat of a SKU
         for decision in decisions:
             fresh = recorded.get(decision.user_id, ())
             for c in decision.causes:
                 if c.code == COUNT_VIOLATION and cause_token(c) in fresh:
                     seats.setdefault((decision.user_id, c.sku_id or ""), []).append(cause_token(c))
+        return self._over_seats(seats, unused, now)
+
+    def _over_seats(
+        self,
+        seats: dict[tuple[str, str], list[str]],
+        unused: Mapping[str, int],
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        """Of these rows of one batch (user and SKU -> tokens, in order), the ones to hand
+        back (see `_beyond_free_seats`)."""
         if not seats:
             return {}
-        in_flight = self.ledger.seats_in_flight_by_user(now=now).values()
-        taken = Counter(sku for skus in in_flight for sku in skus)
+        in_flight = self.ledger.seats_in_flight_by_user(now=now)
+        for user_id, sku in seats:  # the batch's own, even one unsent since STALE_IN_FLIGHT
+            in_flight.setdefault(user_id, set()).add(sku)
+        taken = Counter(sku for skus in in_flight.values() for sku in skus)
         over: dict[str, list[str]] = {}
         for (user_id, sku), tokens in reversed(seats.items()):
             if taken[sku] > unused.get(sku, 0):
                 over.setdefault(user_id, []).extend(tokens)
                 taken[sku] -= 1
         return over
+
+    def _hand_back(self, over: Mapping[str, Sequence[str]], correlation_id: str) -> None:
+        """Release the rows beyond the free seats; their users are decided again after the
+        backoff, as the users the decision left waiting for a seat."""
+        for user_id, tokens in over.items():
+            self.ledger.release(user_id, tokens)
+            log.info("reprocess.seat_taken", correlation_id=correlation_id,
+                     user_id=user_id, causes=len(tokens))  # fmt: skip
+        if over:
+            self.send_retries(list(over), int(BACKOFF_BASE.total_seconds()), correlation_id)
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
         # One delayed recompute per minute of delay and 100 users, not one per user.
@@ -222,7 +254,7 @@ class RecordedWrites:
         self.finding_lines, self.reprocess_lines = [], []
         return lines
 
-    def send_unsent(self, user_id: str, correlation_id: str) -> None:
+    def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
         return None
 
     def would_queue(self, decision: ReprocessNow, blocked: str, correlation_id: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
@@ -35,7 +36,7 @@ from shared.core.user_decisions import cause_key, decide_users, promised_seats, 
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
-from shared.service.stores import FindingsLedger, ReprocessLedger
+from shared.service.stores import FindingsLedger, ReprocessLedger, ServiceState
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
 from shared.service.user_writes import LedgerWrites, UserWrites
 
@@ -85,6 +86,9 @@ class Mode:
     scan_page: bool = False
     """A page of the nightly scan: its handler's crash points (`shared.service.crashpoints`)
     instead of the recompute's."""
+    seats_counted_at: datetime | None = None
+    """When the SKU counts the run decides seats on were read, at the latest (None: not
+    known): a CountViolation reprocess done since still holds its seat (`ReprocessLedger`)."""
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
@@ -105,6 +109,8 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
 
 async def reconcile_users(svc: Services, user_ids: Sequence[str], mode: Mode) -> RecomputeOutcome:
     """Read the users from Graph, evaluate, decide and act on them (see the module docstring)."""
+    # Before the read: the SKU counts it uses are no older (a refresh meanwhile is newer).
+    mode.seats_counted_at = ServiceState(svc.tables.servicestate).skus_read_at() or svc.now()
     tenant = await read_users(svc, user_ids)
     evaluation = evaluate(tenant, *catalog().names_for(tenant), plan_conflicts())
     gone = [u for u in user_ids if u not in tenant.users]
@@ -124,7 +130,9 @@ async def settle(
     """Decide and act on evaluated users; `flush`: users whose unsent reprocesses are sent
     first; `gone`: users no longer in the tenant (None: the caller does not look for them)."""
     outcome = RecomputeOutcome()
-    ledger = ReprocessLedger(PartitionsReadOnce(svc.tables.reprocessledger))
+    ledger = ReprocessLedger(
+        PartitionsReadOnce(svc.tables.reprocessledger), seats_counted_at=mode.seats_counted_at
+    )
     writes = writes or LedgerWrites(svc, ledger)
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await _decide(svc, tenant, findings, ledger, mode)
@@ -222,7 +230,7 @@ def _act(
     all the reprocesses decided)."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
-        writes.send_unsent(user_id, run_id)
+        writes.send_unsent(user_id, run_id, unused)
     queued: set[str] = set()
     to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}

@@ -37,6 +37,7 @@ from tests.alerts.world import (
 )
 from tests.builders import guid
 from tests.demo_tenant import ENTERPRISEPACK, IRVIN
+from tests.service.test_seats_promised_tenant_wide import CountedScans
 from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -476,3 +477,36 @@ async def test_the_nightly_summary_shows_its_run_times_as_the_digest_does() -> N
     [mail] = mails(world)
 
     assert "from 2026-11-24 01:00 UTC to 2026-11-24 01:20 UTC" in html(mail)
+
+
+async def twelve_losses_one_message_each(**settings: str) -> tuple[int, int, list[str]]:
+    """The findings ledger's full scans, the Graph user reads and the mail subjects while 12
+    users lose their mailbox, each seen by its own recompute message."""
+    world = alert_world(with_mailbox_group(12), **settings)
+    users = sales(world)
+    await recompute(world, users)
+    table = CountedScans(world.svc.tables.findings)
+    world.svc.tables = replace(world.svc.tables, findings=table)
+    for user_id in users:
+        world.directory.remove_member(MAILBOX_GROUP, user_id, actor=ADMIN)
+    reads_before = world.directory.requests["users_by_id"]
+
+    for user_id in users:
+        await recompute(world, [user_id])
+
+    reads = world.directory.requests["users_by_id"] - reads_before
+    return table.scans, reads, [mail["subject"] for mail in mails(world)]
+
+
+async def test_a_new_data_loss_reads_only_the_recent_losses_not_the_whole_ledger() -> None:
+    """Each recompute message with a new loss scanned the whole findings ledger (every
+    finding of the tenant) for the losses of the last hour, and, with a UPN exclusion, read
+    the UPN of every user lost in the last hour from Graph again."""
+    scans, reads, subjects = await twelve_losses_one_message_each()
+    scans_excluding, reads_excluding, _ = await twelve_losses_one_message_each(
+        ALERT_EXCLUDE_USERS="nobody@contoso.com"
+    )
+
+    assert any("mass data-loss risk" in subject for subject in subjects), subjects
+    assert scans == scans_excluding == 0
+    assert reads_excluding == reads

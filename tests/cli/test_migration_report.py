@@ -105,7 +105,7 @@ def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_ne
     assert "existing group with exactly these plans: E1 users" in out
 
 
-@pytest.mark.parametrize(
+TAKES_NO_MEMBER_BY_HAND = pytest.mark.parametrize(
     ("kind", "where"),
     [
         (
@@ -120,6 +120,10 @@ def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_ne
     ],
     ids=["dynamic", "synced-from-on-premises"],
 )
+"""'E1 users' dynamic or synced (`kind`), and where its members come from (`where`)."""
+
+
+@TAKES_NO_MEMBER_BY_HAND
 def test_an_existing_group_that_takes_no_member_by_hand_says_where_its_members_come_from(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: dict[str, Any], where: str
 ) -> None:

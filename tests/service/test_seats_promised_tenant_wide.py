@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared.ports.messages import RecomputeUsers, ReprocessUser
-from shared.ports.queues import REPROCESS_USER
+from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER
 from shared.ports.tables import Entity, EntityStore
 from shared.service.users import recompute_users
 from tests.demo_tenant import IRVIN, JONI
@@ -138,7 +138,7 @@ def test_recompute_messages_decided_at_once_promise_each_free_seat_once() -> Non
 
 
 class CountedScans:
-    """The reprocess ledger table, counting its full scans (`query_all`)."""
+    """A table (the reprocess ledger, the findings), counting its full scans (`query_all`)."""
 
     def __init__(self, table: EntityStore) -> None:
         self._table, self.scans = table, 0
@@ -164,3 +164,89 @@ async def test_a_recompute_message_scans_the_ledger_once_for_all_the_seats_it_ha
 
     assert len(queued_users(world)) == 20
     assert table.scans == 2
+
+
+def test_a_user_handed_back_at_the_seat_re_check_is_decided_again_after_the_backoff() -> None:
+    """Messages decided at once each promise the same free seats; the re-check hands the
+    surplus back. Those users got no retry (unlike the users the decision itself left
+    waiting for a seat): they waited for the next errors re-check or the nightly scan."""
+    world = asyncio.run(over_seat_world(LICENSE_GUARD_MODE="act"))
+    messages = batches()
+    table = ReadTogether(world.svc.tables.reprocessledger, threading.Barrier(len(messages)))
+    world.svc.tables = replace(world.svc.tables, reprocessledger=table)
+    with ThreadPoolExecutor(len(messages)) as pool:
+        for future in [pool.submit(asyncio.run, recompute_users(world.svc, m)) for m in messages]:
+            future.result(timeout=120)
+    kept = set(queued_users(world))
+
+    world.clock.advance(timedelta(minutes=16).total_seconds())
+    retried = {
+        user_id
+        for msg in world.messages_of(RECOMPUTE_USERS, RecomputeUsers)
+        for user_id in msg.user_ids
+    }
+
+    assert 0 < len(kept) <= FREE
+    assert retried | kept == {_id("user", n) for n in range(USERS)}
+
+
+class CheckFailsAfterOthersDecided:
+    """The reprocess ledger as a message sees it that read the seats in flight, then waited
+    while `meanwhile` (another message) decided, queued and sent, then recorded its own rows
+    and failed reading the seats again for its re-check (a storage error, or a worker killed
+    at that moment): its rows are left recorded, unsent and unchecked."""
+
+    def __init__(self, table: EntityStore, meanwhile: Callable[[], None]) -> None:
+        self._table, self._meanwhile, self.scans = table, meanwhile, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query_all(self) -> Iterator[Entity]:
+        self.scans += 1
+        if self.scans > 1:
+            raise ConnectionError("the table service went away before the seat re-check")
+        rows = list(self._table.query_all())
+        self._meanwhile()
+        return iter(rows)
+
+
+async def test_a_redelivery_checks_the_seats_of_the_reprocesses_left_unsent() -> None:
+    """A message that recorded its reprocesses and died before re-checking the seats left
+    them unsent; its redelivery sent them unchecked (`send_unsent`), on top of the seats
+    another message kept meanwhile: 6 reprocesses for 3 free seats."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    first, second, _ = batches()
+
+    def second_message_meanwhile() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, recompute_users(world.svc, second)).result(timeout=60)
+
+    dying = replace(world.svc)
+    dying.tables = replace(
+        world.svc.tables,
+        reprocessledger=CheckFailsAfterOthersDecided(
+            world.svc.tables.reprocessledger, second_message_meanwhile
+        ),
+    )
+    with pytest.raises(ConnectionError):
+        await recompute_users(dying, first)
+    await recompute_users(world.svc, first)  # the redelivery
+
+    assert len(queued_users(world)) == FREE
+
+
+async def test_a_seat_a_reprocess_just_took_is_not_free_again_from_the_sku_cache() -> None:
+    """The SKU counts come from a cache up to an hour old: a CountViolation reprocess done
+    since no longer counted as in flight, and the cached consumed units did not show it yet,
+    so its seat looked free again (3 reprocesses done, 3 more queued for the same 3 seats)."""
+    world = await over_seat_world(LICENSE_GUARD_MODE="act")
+    first, second, _ = batches()
+    await recompute_users(world.svc, first)
+    outcomes = await world.run_reprocess()
+    assert [o.status for o in outcomes].count("called") == FREE
+
+    world.clock.advance(timedelta(minutes=5).total_seconds())
+    await recompute_users(world.svc, second)
+
+    assert queued_users(world) == []

@@ -65,8 +65,12 @@ class Claim:
 class ReprocessLedger:
     """Per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token)."""
 
-    def __init__(self, table: EntityStore) -> None:
+    def __init__(self, table: EntityStore, *, seats_counted_at: datetime | None = None) -> None:
         self._table = table
+        self._counted_at = seats_counted_at
+        """When the SKU counts the caller decides seats on were read (None: not known): a
+        CountViolation reprocess done since still holds its seat, which those consumed units
+        do not show yet (the recompute's SKU cache is up to an hour old)."""
 
     def history(self, user_id: str) -> list[Attempt]:
         attempts = []
@@ -107,11 +111,17 @@ class ReprocessLedger:
 
     def unsent(self, user_id: str) -> list[str]:
         """Tokens of causes recorded as queued whose message was never confirmed sent."""
-        return sorted(
-            e.row_key
-            for e in self._table.query(user_id)
+        return sorted(self.unsent_seats(user_id))
+
+    def unsent_seats(self, user_id: str) -> dict[str, str | None]:
+        """`unsent`, each token with the SKU whose seat it holds (a CountViolation), else None."""
+        return {
+            e.row_key: str(e.fields.get("skuId"))
+            if e.fields.get("code") == COUNT_VIOLATION
+            else None
+            for e in sorted(self._table.query(user_id), key=lambda e: e.row_key)
             if e.fields.get("status") == QUEUED and e.fields.get("sent") is False
-        )
+        }
 
     def mark_sent(self, user_id: str, tokens: Iterable[str]) -> None:
         """The message for these queued causes is on the queue (only `sent` changes)."""
@@ -191,7 +201,7 @@ class ReprocessLedger:
         return {
             str(e.fields.get("skuId"))
             for e in self._table.query(user_id)
-            if _holds_seat(e, now, sending=True)
+            if _holds_seat(e, now, sending=True, counted_at=self._counted_at)
         }
 
     def seats_in_flight_by_user(self, *, now: datetime) -> dict[str, set[str]]:
@@ -200,7 +210,7 @@ class ReprocessLedger:
         only until `STALE_IN_FLIGHT` here: only a recompute of its user sends it."""
         found: dict[str, set[str]] = {}
         for e in self._table.query_all():
-            if _holds_seat(e, now, sending=False):
+            if _holds_seat(e, now, sending=False, counted_at=self._counted_at):
                 found.setdefault(e.partition_key, set()).add(str(e.fields.get("skuId")))
         return found
 
@@ -241,15 +251,21 @@ def _may_queue_again(entity: Entity, now: datetime) -> bool:
     return status == OBSERVED or refused_long_ago
 
 
-def _holds_seat(entity: Entity, now: datetime, *, sending: bool) -> bool:
+def _holds_seat(
+    entity: Entity, now: datetime, *, sending: bool, counted_at: datetime | None = None
+) -> bool:
     """A CountViolation cause queued or being called, not poisoned (`STALE_IN_FLIGHT`) -
-    or, when the caller sends its user's unsent causes now (`sending`), never sent."""
+    or, when the caller sends its user's unsent causes now (`sending`), never sent; or done
+    after the SKU counts were read (`counted_at`), which do not show its seat consumed."""
     fields = entity.fields
-    live = _since(fields.get("at"), now) < STALE_IN_FLIGHT
-    return (
-        fields.get("code") == COUNT_VIOLATION
-        and fields.get("status") in (QUEUED, CALLING)
-        and (live or (sending and fields.get("sent") is False))
+    if fields.get("code") != COUNT_VIOLATION:
+        return False
+    at = fields.get("at")
+    if fields.get("status") == DONE:
+        return counted_at is not None and isinstance(at, datetime) and at >= counted_at
+    live = _since(at, now) < STALE_IN_FLIGHT
+    return fields.get("status") in (QUEUED, CALLING) and (
+        live or (sending and fields.get("sent") is False)
     )
 
 
