@@ -4,6 +4,7 @@ recorded, then sent: shared/service/alerts/mail_delivery.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 
 from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import JSON
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.immediate import open_unalerted, send_immediate
+from shared.service.alerts.sending import SENDING, SENT
 from shared.service.stores import FindingsLedger
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
@@ -99,6 +102,34 @@ async def test_a_digest_timer_that_fires_twice_at_once_sends_one_mail() -> None:
 
     assert (first.status, second.status) == ("sent", "sent")
     assert first.mail_id == second.mail_id
+    assert len(mails(world)) == 1
+    assert world.directory.drafts == {}
+    assert (await run_digest(world.svc)).status == "nothing-new"
+
+
+class ReadsOverHttp(OverHttp):
+    """Reading the users a mail names waits for Graph too, as over HTTP: a run started at the
+    same moment reads the channel's pending id before this one claims its own."""
+
+    async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        await asyncio.sleep(0)
+        return await super().users_by_id(user_ids)
+
+
+async def test_two_digest_runs_that_read_before_either_claimed_send_one_mail() -> None:
+    """Both runs read no pending id, composed the same digest under ids of their own while
+    Graph answered the names, and each claimed (replacing the other's) and sent its mail: two
+    identical digests. A claim now writes only over the state it read, and leaves a pending
+    mail of the same findings another run claimed within `DRAFT_LEASE` to that run."""
+    world = build_world(fake=ReadsOverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+
+    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+
+    assert sorted((first.status, second.status)) == [SENDING, SENT]
     assert len(mails(world)) == 1
     assert world.directory.drafts == {}
     assert (await run_digest(world.svc)).status == "nothing-new"
@@ -302,3 +333,26 @@ async def test_an_immediate_alert_sent_while_another_is_in_flight_leaves_its_dra
     assert sent == {both.mail_id, second.mail_id}
     for row in world.svc.tables.findings.query_all():
         assert row.fields["alertedIn"] in sent
+
+
+async def test_two_workers_alerting_the_same_findings_at_once_send_one_mail() -> None:
+    """Two recompute messages for one user at once (a group change and a user change) both
+    record its data-loss finding as new and alert it: each composed the mail under its own id
+    while Graph answered the names, and two identical immediate mails went out. The later
+    claim leaves the mail to the run already sending it; that run marks the findings."""
+    world = build_world(fake=ReadsOverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    record(world, error(IRVIN), error(JONI))
+    pairs = open_unalerted(world.svc, {"CountViolation"})
+
+    def alert() -> Any:
+        return send_immediate(world.svc, channel="immediate", kind="data-loss", title="lost",
+                              lead=("lost",), pairs=pairs, sleep=Sleeps())  # fmt: skip
+
+    first, second = await asyncio.gather(alert(), alert())
+
+    assert sorted((first.status, second.status)) == [SENDING, SENT]
+    sent = [header(m) for m in mails(world)]
+    assert len(sent) == 1
+    assert world.directory.drafts == {}
+    assert {row.fields["alertedIn"] for row in world.svc.tables.findings.query_all()} == set(sent)
