@@ -13,7 +13,7 @@ import pytest
 
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import JSON
-from shared.service.alerts.digest import run_digest
+from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.sending import SENDING, SENT
 from shared.service.stores import FindingsLedger
@@ -30,7 +30,7 @@ from tests.alerts.world import (
     world_with_findings,
 )
 from tests.demo_tenant import IRVIN, JONI
-from tests.service.world import build_world
+from tests.service.world import World, build_world
 from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
@@ -87,18 +87,25 @@ class SlowFirstCreateAnswer(OverHttp):
         return draft_id
 
 
+async def two_digests_at_once(
+    fake: type[FakeDirectory],
+) -> tuple[World, DigestOutcome, DigestOutcome]:
+    """Two digest runs at once, over `fake`, with two new errors to report."""
+    world = build_world(fake=fake, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+    return world, first, second
+
+
 async def test_a_digest_timer_that_fires_twice_at_once_sends_one_mail() -> None:
     """The host can overlap a timer's runs (scale-out, a restart). Both runs took the same
     pending id, neither found a draft for it, and each created, recorded and sent its own:
     two identical digests. The draft id is now recorded only over the state it was read
     with; the later run sends the recorded draft (Graph answers 404: sent) and deletes its own."""
-    world = build_world(fake=OverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
-    prime(world)
-    await baseline(world)
-    record(world, error(IRVIN), error(JONI))
-    world.clock.advance(GRACE_SECONDS)
-
-    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+    world, first, second = await two_digests_at_once(OverHttp)
 
     assert (first.status, second.status) == ("sent", "sent")
     assert first.mail_id == second.mail_id
@@ -121,13 +128,7 @@ async def test_two_digest_runs_that_read_before_either_claimed_send_one_mail() -
     Graph answered the names, and each claimed (replacing the other's) and sent its mail: two
     identical digests. A claim now writes only over the state it read, and leaves a pending
     mail of the same findings another run claimed within `DRAFT_LEASE` to that run."""
-    world = build_world(fake=ReadsOverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
-    prime(world)
-    await baseline(world)
-    record(world, error(IRVIN), error(JONI))
-    world.clock.advance(GRACE_SECONDS)
-
-    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+    world, first, second = await two_digests_at_once(ReadsOverHttp)
 
     assert sorted((first.status, second.status)) == [SENDING, SENT]
     assert len(mails(world)) == 1

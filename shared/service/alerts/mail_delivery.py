@@ -47,7 +47,7 @@ import structlog
 
 from shared.core.findings import ERROR, Finding
 from shared.ports.directory import DirectoryError
-from shared.ports.tables import AlreadyExists, ConcurrencyConflict
+from shared.ports.tables import ConcurrencyConflict
 from shared.render.mail import Mail, mime
 from shared.service.alerts import sending
 from shared.service.crashpoints import crash_point
@@ -123,15 +123,16 @@ def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) ->
     `ALREADY_SENT` (sent and confirmed) or `SENDING` (another run claimed the same `rows`
     under its own id within `DRAFT_LEASE`: both had read no pending id, and each would have
     sent its own identical mail). Written only over the state as read."""
-    state = ServiceState(svc.tables.servicestate)
-    while True:
-        entity = state.get(state_name(channel))
-        fields = dict(entity.fields) if entity else {}
+    refusal: list[str] = []
+
+    def claimed(fields: dict[str, Any]) -> dict[str, Any] | None:
         if fields.get("lastId") == mail_id:
-            return sending.ALREADY_SENT
+            refusal.append(sending.ALREADY_SENT)
+            return None
         if fields.get("pendingId") != mail_id:
             if _sent_by_another_run(svc, fields, rows):
-                return sending.SENDING
+                refusal.append(sending.SENDING)
+                return None
             _abandon(svc, fields, str(fields.get("pendingId") or ""))  # replaced: never sent now
             fields.pop(DRAFT_FIELD, None)
             fields.pop(ROWS_FIELD, None)
@@ -139,14 +140,10 @@ def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) ->
             if rows:
                 fields[ROWS_FIELD] = rows
         fields["pendingId"], fields["pendingAt"] = mail_id, svc.now()  # this run is on it: a lease
-        try:
-            if entity is None:
-                state.insert(state_name(channel), fields)
-            else:
-                state.put(state_name(channel), fields, entity.etag)
-        except (ConcurrencyConflict, AlreadyExists):
-            continue  # another run claimed meanwhile: look again
-        return None
+        return fields
+
+    ServiceState(svc.tables.servicestate).change(state_name(channel), claimed)
+    return refusal[0] if refusal else None
 
 
 def _sent_by_another_run(svc: Services, fields: dict[str, Any], rows: str | None) -> bool:
