@@ -66,6 +66,7 @@ STEPS: Final[dict[str, tuple[str, ...]]] = {
     "digest": ("digest.after_mark",),
     "immediate": ("immediate.after_mark",),
     "keeper": (
+        "keeper.after_lease",
         "keeper.after_sweep_owed",
         "keeper.after_create",
         "keeper.after_remember",

@@ -22,7 +22,7 @@ import structlog
 
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 from shared.ports.messages import DeltaSweep, new_correlation_id
-from shared.ports.tables import ConcurrencyConflict, EntityStore
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict, EntityStore
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 from shared.service.stores import ServiceState
@@ -40,7 +40,7 @@ SUBSCRIPTION_PK = "subscription"
 @dataclass(frozen=True, slots=True)
 class KeeperOutcome:
     action: str
-    """created | renewed | kept | recreated"""
+    """created | renewed | kept | recreated | busy (another run holds the keeper's lease)"""
     subscription_id: str
     expiration: str
     removed_extra: int = 0
@@ -154,10 +154,61 @@ async def _create(svc: Services, reason: str, replaced: list[Subscription]) -> S
     return subscription
 
 
+KEEPER_LEASE = "subscription-keeper"
+"""servicestate: a run has been changing our subscriptions since `at`. Two at once (the timer
+and a lifecycle event, or two instances) each found none, and each created and recorded one."""
+KEEPER_LEASE_TIME = timedelta(minutes=5)
+"""A lease older than this belongs to a run that died: the next run takes it over."""
+
+
+class KeeperBusy(Exception):
+    """Another run holds the keeper's lease: the lifecycle event fails, and Graph delivers it
+    again later (it redelivers what got no 2xx)."""
+
+
+def _take_lease(svc: Services) -> str | None:
+    """The keeper's lease (its ETag), or None while another run holds a live one."""
+    state, now = ServiceState(svc.tables.servicestate), svc.now()
+    held = state.get(KEEPER_LEASE)
+    at = held.fields.get("at") if held else None
+    if held is not None and isinstance(at, datetime) and now - at < KEEPER_LEASE_TIME:
+        return None
+    try:
+        if held is None:
+            return state.insert(KEEPER_LEASE, {"at": now})
+        return state.put(KEEPER_LEASE, {"at": now}, held.etag)
+    except (AlreadyExists, ConcurrencyConflict):
+        return None
+
+
 async def keep_subscription(svc: Services) -> KeeperOutcome:
-    """Exactly one live subscription of ours; resumable: a sweep owed by an earlier run that
-    died after creating the subscription is sent first. A subscription created by a request
-    whose answer was lost shows up here as ours and is kept (extras are deleted)."""
+    """Exactly one live subscription of ours, one run at a time (`KEEPER_LEASE`: a run that
+    meets another's does nothing, "busy"); see `_keep`."""
+    lease = _take_lease(svc)
+    if lease is None:
+        log.info("subscription.keeper_busy")
+        return KeeperOutcome("busy", "", "")
+    try:
+        crash_point(svc, "keeper.after_lease")
+        return await _keep(svc)
+    finally:
+        with contextlib.suppress(ConcurrencyConflict):
+            svc.tables.servicestate.delete(ServiceState.META_PK, KEEPER_LEASE, etag=lease)
+
+
+async def _keep_now(svc: Services) -> KeeperOutcome:
+    """`keep_subscription` for a lifecycle event: `KeeperBusy` when another run holds the lease
+    (it may have listed our subscriptions before this event's change)."""
+    outcome = await keep_subscription(svc)
+    if outcome.action == "busy":
+        raise KeeperBusy("another run is changing the subscriptions; Graph sends the event again")
+    return outcome
+
+
+async def _keep(svc: Services) -> KeeperOutcome:
+    """Resumable: a sweep owed by an earlier run that died after creating the subscription is
+    sent first. A subscription created by a request whose answer was lost shows up here as
+    ours and is kept (extras are deleted)."""
     _send_owed_sweep(svc)
     found = await svc.directory.subscriptions()
     current, now = _ours(svc, found), svc.now()
@@ -234,7 +285,7 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
         return await _reauthorize(svc, subscription_id)
     if event == "subscriptionRemoved":
         await svc.directory.delete_subscription(subscription_id)  # gone already: fine
-        outcome = await keep_subscription(svc)
+        outcome = await _keep_now(svc)
         return f"{outcome.action} {outcome.subscription_id}"
     if event == "missed":
         sweep = DeltaSweep(
@@ -258,7 +309,7 @@ async def _reauthorize(svc: Services, subscription_id: str) -> str:
         if error.status != 404:
             raise
         # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
-        outcome = await keep_subscription(svc)
+        outcome = await _keep_now(svc)
         log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
                  action=outcome.action, current=outcome.subscription_id)  # fmt: skip
         return f"gone; {outcome.action} {outcome.subscription_id}"

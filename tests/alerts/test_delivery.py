@@ -4,6 +4,7 @@ recorded, then sent: shared/service/alerts/mail_delivery.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 
 from shared.fakes.directory import FakeDirectory
-from shared.service.alerts.digest import run_digest
+from shared.ports.directory import JSON
+from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.alerts.immediate import open_unalerted, send_immediate
+from shared.service.alerts.sending import SENDING, SENT
 from shared.service.stores import FindingsLedger
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
@@ -27,7 +30,7 @@ from tests.alerts.world import (
     world_with_findings,
 )
 from tests.demo_tenant import IRVIN, JONI
-from tests.service.world import build_world
+from tests.service.world import World, build_world
 from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
@@ -84,21 +87,50 @@ class SlowFirstCreateAnswer(OverHttp):
         return draft_id
 
 
+async def two_digests_at_once(
+    fake: type[FakeDirectory],
+) -> tuple[World, DigestOutcome, DigestOutcome]:
+    """Two digest runs at once, over `fake`, with two new errors to report."""
+    world = build_world(fake=fake, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    record(world, error(IRVIN), error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+    return world, first, second
+
+
 async def test_a_digest_timer_that_fires_twice_at_once_sends_one_mail() -> None:
     """The host can overlap a timer's runs (scale-out, a restart). Both runs took the same
     pending id, neither found a draft for it, and each created, recorded and sent its own:
     two identical digests. The draft id is now recorded only over the state it was read
     with; the later run sends the recorded draft (Graph answers 404: sent) and deletes its own."""
-    world = build_world(fake=OverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
-    prime(world)
-    await baseline(world)
-    record(world, error(IRVIN), error(JONI))
-    world.clock.advance(GRACE_SECONDS)
-
-    first, second = await asyncio.gather(run_digest(world.svc), run_digest(world.svc))
+    world, first, second = await two_digests_at_once(OverHttp)
 
     assert (first.status, second.status) == ("sent", "sent")
     assert first.mail_id == second.mail_id
+    assert len(mails(world)) == 1
+    assert world.directory.drafts == {}
+    assert (await run_digest(world.svc)).status == "nothing-new"
+
+
+class ReadsOverHttp(OverHttp):
+    """Reading the users a mail names waits for Graph too, as over HTTP: a run started at the
+    same moment reads the channel's pending id before this one claims its own."""
+
+    async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        await asyncio.sleep(0)
+        return await super().users_by_id(user_ids)
+
+
+async def test_two_digest_runs_that_read_before_either_claimed_send_one_mail() -> None:
+    """Both runs read no pending id, composed the same digest under ids of their own while
+    Graph answered the names, and each claimed (replacing the other's) and sent its mail: two
+    identical digests. A claim now writes only over the state it read, and leaves a pending
+    mail of the same findings another run claimed within `DRAFT_LEASE` to that run."""
+    world, first, second = await two_digests_at_once(ReadsOverHttp)
+
+    assert sorted((first.status, second.status)) == [SENDING, SENT]
     assert len(mails(world)) == 1
     assert world.directory.drafts == {}
     assert (await run_digest(world.svc)).status == "nothing-new"
@@ -302,3 +334,26 @@ async def test_an_immediate_alert_sent_while_another_is_in_flight_leaves_its_dra
     assert sent == {both.mail_id, second.mail_id}
     for row in world.svc.tables.findings.query_all():
         assert row.fields["alertedIn"] in sent
+
+
+async def test_two_workers_alerting_the_same_findings_at_once_send_one_mail() -> None:
+    """Two recompute messages for one user at once (a group change and a user change) both
+    record its data-loss finding as new and alert it: each composed the mail under its own id
+    while Graph answered the names, and two identical immediate mails went out. The later
+    claim leaves the mail to the run already sending it; that run marks the findings."""
+    world = build_world(fake=ReadsOverHttp, ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    record(world, error(IRVIN), error(JONI))
+    pairs = open_unalerted(world.svc, {"CountViolation"})
+
+    def alert() -> Any:
+        return send_immediate(world.svc, channel="immediate", kind="data-loss", title="lost",
+                              lead=("lost",), pairs=pairs, sleep=Sleeps())  # fmt: skip
+
+    first, second = await asyncio.gather(alert(), alert())
+
+    assert sorted((first.status, second.status)) == [SENDING, SENT]
+    sent = [header(m) for m in mails(world)]
+    assert len(sent) == 1
+    assert world.directory.drafts == {}
+    assert {row.fields["alertedIn"] for row in world.svc.tables.findings.query_all()} == set(sent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,9 +11,14 @@ from shared.core.graph_values import parse_graph_time
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
+from shared.service.stores import ServiceState
 from shared.service.subscriptions import (
+    KEEPER_LEASE,
+    KEEPER_LEASE_TIME,
     MAX_LIFETIME,
     RENEW_WITHIN,
+    KeeperBusy,
+    KeeperOutcome,
     keep_subscription,
     our_subscription_ids,
 )
@@ -279,6 +285,59 @@ async def test_a_removed_event_delivered_twice_leaves_one_subscription(world: Wo
     [sub] = await graph_subscriptions(world)
     assert recorded(world) == {sub.id}
     assert world.directory.requests["create_subscription"] == 1
+
+
+class SubscriptionsOverHttp(FakeDirectory):
+    """Graph's subscription calls take their time, as over HTTP (a create waits for Graph's
+    validation handshake with our endpoint): another run goes on meanwhile."""
+
+    async def subscriptions(self) -> list[Subscription]:
+        await asyncio.sleep(0)
+        return await super().subscriptions()
+
+    async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return await super().create_subscription(request)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await asyncio.sleep(0)
+        await super().delete_subscription(subscription_id)
+
+
+async def test_the_keeper_and_a_removed_event_at_once_leave_one_subscription() -> None:
+    """The keeper timer and Graph's subscriptionRemoved (or two instances) ran together: each
+    listed no subscription of ours, and each created and recorded one. Graph kept both until
+    the next keeper run, hours later: every change came twice, and the one no longer in our
+    table was refused at the webhook as not ours. One run at a time changes them now; the
+    event that met the other's lease fails, and Graph's redelivery finds the new one."""
+    world = build_world(fake=SubscriptionsOverHttp)
+    sub_id = await ours(world, expires_in=timedelta(days=10))
+    await world.directory.delete_subscription(sub_id)  # Graph removed it
+
+    kept, event = await asyncio.gather(
+        keep_subscription(world.svc),
+        lifecycle_event(world, "subscriptionRemoved", sub_id),
+        return_exceptions=True,
+    )
+    assert isinstance(kept, KeeperOutcome)
+    assert kept.action == "created"
+    assert isinstance(event, KeeperBusy)
+    await lifecycle_event(world, "subscriptionRemoved", sub_id)  # Graph delivers it again
+
+    [sub] = await graph_subscriptions(world)
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+
+
+async def test_a_keeper_lease_left_by_a_run_that_died_is_taken_over() -> None:
+    world = build_world()
+    ServiceState(world.svc.tables.servicestate).put(KEEPER_LEASE, {"at": world.clock.now()})
+
+    assert (await keep_subscription(world.svc)).action == "busy"
+    world.clock.advance(KEEPER_LEASE_TIME.total_seconds())
+    assert (await keep_subscription(world.svc)).action == "created"
+    assert ServiceState(world.svc.tables.servicestate).get(KEEPER_LEASE) is None
 
 
 async def test_missed_notifications_only_resync_and_keep_the_live_subscription(

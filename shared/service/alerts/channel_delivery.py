@@ -36,7 +36,7 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.platform.setting_values import UNRESOLVED_REFERENCE, is_unresolved_reference
-from shared.ports.tables import AlreadyExists, ConcurrencyConflict, json_field, parse_json_field
+from shared.ports.tables import json_field, parse_json_field
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
 from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
@@ -132,17 +132,7 @@ def _update(
 ) -> dict[str, Any]:
     """Apply `change` to the channel's state as it is now and return what was written: the
     alerts of other mail channels, posted at once by other workers, keep what they recorded."""
-    while True:
-        entity = state.get(state_name(channel))
-        fields = change(dict(entity.fields) if entity else {})
-        try:
-            if entity is None:
-                state.insert(state_name(channel), fields)
-            else:
-                state.put(state_name(channel), fields, entity.etag)
-        except (AlreadyExists, ConcurrencyConflict):
-            continue  # written meanwhile: apply it again to what is there now
-        return fields
+    return state.change(state_name(channel), change) or {}
 
 
 async def _one(

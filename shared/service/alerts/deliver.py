@@ -50,16 +50,18 @@ async def deliver(
     `open_counts`: the tenant's open findings by severity, when the caller has them; `rows`:
     what the alert reports (`rows_fingerprint`), kept with its pending id."""
     if enabled(svc) or not svc.settings.alert_channels:
-        if svc.settings.alert_channels and not claim(svc, channel, mail.id, rows):
-            return Delivery(ALREADY_SENT, mail.id)
+        refusal = claim(svc, channel, mail.id, rows) if svc.settings.alert_channels else None
+        if refusal:
+            return Delivery(refusal, mail.id)
         # Claimed before the channels: a mail refused or failed is retried under this id,
         # which each channel that took it skips, instead of a new post every run.
         await send_to_channels(
             svc, mail, sleep=sleep, open_counts=open_counts, mail_channel=channel
         )
         return await deliver_mail(svc, mail, channel=channel, sleep=sleep, rows=rows)
-    if not claim(svc, channel, mail.id, rows):
-        return Delivery(ALREADY_SENT, mail.id)
+    refusal = claim(svc, channel, mail.id, rows)
+    if refusal:
+        return Delivery(refusal, mail.id)
     results = await send_to_channels(
         svc, mail, sleep=sleep, open_counts=open_counts, mail_channel=channel
     )

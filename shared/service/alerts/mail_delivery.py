@@ -117,24 +117,46 @@ def last_sent(svc: Services, channel: str) -> tuple[str | None, object]:
     return (str(entity.fields.get("lastId") or "") or None), entity.fields.get("lastAt")
 
 
-def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) -> bool:
+def claim(svc: Services, channel: str, mail_id: str, rows: str | None = None) -> str | None:
     """Record `mail_id` (and `rows`, what it reports) as the channel's `pendingId` before
-    anything is sent (a retry reuses the id); False when it was already sent and confirmed."""
-    state = ServiceState(svc.tables.servicestate)
-    entity = state.get(state_name(channel))
-    fields = dict(entity.fields) if entity else {}
-    if fields.get("lastId") == mail_id:
-        return False
-    if fields.get("pendingId") != mail_id:
-        _abandon(svc, fields, str(fields.get("pendingId") or ""))  # replaced: never sent now
-        fields.pop(DRAFT_FIELD, None)
-        fields.pop(ROWS_FIELD, None)
-        _keep_abandoned(fields, [a for a in _abandoned(fields) if a[0] != mail_id])
-        if rows:
-            fields[ROWS_FIELD] = rows
-    fields["pendingId"], fields["pendingAt"] = mail_id, svc.now()  # this run is on it: a lease
-    state.put(state_name(channel), fields)
-    return True
+    anything is sent (a retry reuses the id); None when this run may send it, else why not:
+    `ALREADY_SENT` (sent and confirmed) or `SENDING` (another run claimed the same `rows`
+    under its own id within `DRAFT_LEASE`: both had read no pending id, and each would have
+    sent its own identical mail). Written only over the state as read."""
+    refusal: list[str] = []
+
+    def claimed(fields: dict[str, Any]) -> dict[str, Any] | None:
+        if fields.get("lastId") == mail_id:
+            refusal.append(sending.ALREADY_SENT)
+            return None
+        if fields.get("pendingId") != mail_id:
+            if _sent_by_another_run(svc, fields, rows):
+                refusal.append(sending.SENDING)
+                return None
+            _abandon(svc, fields, str(fields.get("pendingId") or ""))  # replaced: never sent now
+            fields.pop(DRAFT_FIELD, None)
+            fields.pop(ROWS_FIELD, None)
+            _keep_abandoned(fields, [a for a in _abandoned(fields) if a[0] != mail_id])
+            if rows:
+                fields[ROWS_FIELD] = rows
+        fields["pendingId"], fields["pendingAt"] = mail_id, svc.now()  # this run is on it: a lease
+        return fields
+
+    ServiceState(svc.tables.servicestate).change(state_name(channel), claimed)
+    return refusal[0] if refusal else None
+
+
+def _sent_by_another_run(svc: Services, fields: dict[str, Any], rows: str | None) -> bool:
+    """The pending mail reports the same `rows` and its run claimed it within `DRAFT_LEASE`:
+    it may be being sent right now."""
+    claimed = fields.get("pendingAt")
+    return (
+        rows is not None
+        and bool(fields.get("pendingId"))
+        and fields.get(ROWS_FIELD) == rows
+        and isinstance(claimed, datetime)
+        and svc.now() - claimed < DRAFT_LEASE
+    )
 
 
 def _abandon(svc: Services, fields: dict[str, Any], mail_id: str) -> None:
@@ -256,9 +278,11 @@ async def deliver_mail(
     refused = await recipients_refused(svc)
     if refused:
         return Delivery(REFUSED, mail.id, reason=refused)
-    if not claim(svc, channel, mail.id, rows):
+    refusal = claim(svc, channel, mail.id, rows)
+    if refusal == sending.ALREADY_SENT:
         log.info("alerts.already_sent", channel=channel, mail_id=mail.id)
-        return Delivery(sending.ALREADY_SENT, mail.id)
+    if refusal:
+        return Delivery(refusal, mail.id)
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}

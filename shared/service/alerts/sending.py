@@ -15,6 +15,9 @@ SENT: Final = "sent"
 POSTED: Final = "posted"
 """No mail (ALERT_SENDER unset), but the alert channels took it: delivered all the same."""
 ALREADY_SENT: Final = "already-sent"
+SENDING: Final = "sending"
+"""Another run (a timer fired twice, a second instance) claimed the same findings moments ago
+under its own id and is sending them: this run sends nothing and marks nothing."""
 FAILED: Final = "failed"
 
 

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from shared.core.findings import Finding, finding_fields
 from shared.ports.tables import (
+    AlreadyExists,
     ConcurrencyConflict,
     Entity,
     EntityStore,
@@ -78,13 +79,14 @@ class FindingsLedger:
             if key in queued:
                 fields["reprocessQueuedAt"] = now
             if entity is None:
-                new.append(finding)
                 fields["firstRunId"] = run_id
                 earlier = rows.get(key)  # resolved before
-                if earlier is None:
-                    self._table.upsert(safe_key(subject), safe_key(key), fields)
-                else:
+                if earlier is not None:
                     self._write_over(earlier, partial(_reopened, fields))
+                elif not self._created(subject, key, fields):
+                    persisting.append(finding)  # another run wrote it first: found again
+                    continue
+                new.append(finding)
             else:
                 persisting.append(finding)
                 self._write_over(entity, partial(_persisting, fields))
@@ -94,6 +96,21 @@ class FindingsLedger:
                 self._write_over(entity, lambda row: _resolved(row, now, run_id))
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
+
+    def _created(self, subject: str, key: str, fields: dict[str, Any]) -> bool:
+        """Create the finding's row; False when another run (a recompute of the same user at
+        once) created it after we read: it is new once, and ours is written over it as found
+        again, keeping what that run recorded (a reprocess queued)."""
+        try:
+            self._table.insert(safe_key(subject), safe_key(key), fields)
+        except AlreadyExists:
+            written = self._table.get(safe_key(subject), safe_key(key))
+            if written is None:  # deleted meanwhile: ours stands
+                self._table.upsert(safe_key(subject), safe_key(key), fields)
+                return True
+            self._write_over(written, partial(_persisting, fields))
+            return False
+        return True
 
     def _write_over(
         self, entity: Entity, make: Callable[[Entity], dict[str, Any] | None], tries: int = 5

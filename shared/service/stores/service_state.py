@@ -6,13 +6,14 @@ dead-man switch's timestamps and the other single named records the jobs keep.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import sku_document
 from shared.core.model import Sku
+from shared.ports import tables as port
 from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field
 
 
@@ -60,3 +61,23 @@ class ServiceState:
 
     def insert(self, name: str, fields: dict[str, Any]) -> str:
         return self._table.insert(self.META_PK, name, fields)
+
+    def change(
+        self, name: str, make: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Write what `make` makes of the record as it is now, only over it as read: written
+        by another worker meanwhile, it is made again from theirs. None (nothing written) when
+        `make` returns None."""
+        while True:
+            entity = self.get(name)
+            fields = make(dict(entity.fields) if entity else {})
+            if fields is None:
+                return None
+            try:
+                if entity is None:
+                    self.insert(name, fields)
+                else:
+                    self.put(name, fields, entity.etag)
+            except (port.AlreadyExists, port.ConcurrencyConflict):
+                continue
+            return fields
