@@ -20,9 +20,8 @@ from functools import partial
 from typing import Any, Final
 
 from shared.core.findings import Finding, finding_fields
+from shared.ports import tables as port
 from shared.ports.tables import (
-    AlreadyExists,
-    ConcurrencyConflict,
     Entity,
     EntityStore,
     json_field,
@@ -103,7 +102,7 @@ class FindingsLedger:
         again, keeping what that run recorded (a reprocess queued)."""
         try:
             self._table.insert(safe_key(subject), safe_key(key), fields)
-        except AlreadyExists:
+        except port.AlreadyExists:
             written = self._table.get(safe_key(subject), safe_key(key))
             if written is None:  # deleted meanwhile: ours stands
                 self._table.upsert(safe_key(subject), safe_key(key), fields)
@@ -131,7 +130,7 @@ class FindingsLedger:
             try:
                 self._table.update(pk, rk, fields, etag=current.etag)
                 return
-            except ConcurrencyConflict:
+            except port.ConcurrencyConflict:
                 current = self._table.get(pk, rk) or current
 
     def set_one(
