@@ -158,6 +158,42 @@ def test_failed_product_of_a_multi_product_group_explains_all_or_none() -> None:
     assert all("none of that group's 2 products are assigned" in m for m in messages)
 
 
+def bundle_short_of_e3() -> TenantBuilder:
+    """Ann in a group of E3 (no free seat) and EMS (free seats): Entra fails both (all-or-none)."""
+    return (
+        seed_tenant()
+        .sku(E3, E3_PLANS, seats=1, consumed=1, sku_id=E3_SKU_ID)
+        .group("Bundle", {E3: [], EMS: []})
+        .member("Bundle", "ann")
+        .state("ann", E3, via="Bundle", state="Error", error="CountViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="CountViolation")
+    )
+
+
+def test_a_product_with_free_seats_failing_with_its_group_names_the_product_short_of_seats() -> (
+    None
+):
+    b = bundle_short_of_e3()
+
+    by_sku = {f.sku_id: f for f in findings_of(b, "CountViolation")}
+    ems, e3 = by_sku[b.id(EMS)], by_sku[E3_SKU_ID]
+
+    assert "no free seats of ENTERPRISEPACK were left (EMS itself has free seats" in ems.message
+    assert ems.remedy.startswith("Buy or free seats of ENTERPRISEPACK (")
+    assert "no free seats of ENTERPRISEPACK were left." in e3.message
+    assert e3.remedy.startswith("Buy or free seats of ENTERPRISEPACK (")
+
+
+def test_a_product_with_free_seats_is_not_reprocessed_while_its_group_waits_for_another() -> None:
+    tenant = bundle_short_of_e3().build()
+    found = evaluate(tenant).findings()
+    free = {s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()}
+
+    plan = decide_reprocess(found, {}, TenantFacts(datetime.now(UTC), free, {}))
+
+    assert plan.to_reprocess == []
+
+
 def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
     single = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
     bundle = (
