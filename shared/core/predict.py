@@ -20,7 +20,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -61,7 +61,8 @@ class PredictedError:
 
 @dataclass(frozen=True, slots=True)
 class SeatNeed:
-    """Users who would newly hold a product, against its free seats now."""
+    """Users who would newly hold a product, against its free seats now (less those members
+    still pending take)."""
 
     sku_id: str
     needed: int
@@ -178,14 +179,25 @@ def predict_errors(
                 gaining[lic.sku_id].append(user.id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     seats = []
+    waiting = _waiting_for_a_seat(before)
     for sku_id, user_ids in gaining.items():
         sku = tenant.skus.get(sku_id)
-        free = max(0, sku.prepaid.enabled - sku.consumed) if sku else 0
+        free = max(0, sku.prepaid.enabled - sku.consumed - waiting[sku_id]) if sku else 0
         need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free)
         seats.append(need)
         if need.short:
             errors += _count(need, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
+
+
+def _waiting_for_a_seat(before: Evaluation) -> Counter[str]:
+    """Per SKU, users Graph shows no assignment of it yet (pending): Entra will give them the
+    free seats it still counts, before the users the change adds."""
+    waiting: Counter[str] = Counter()
+    for report in before.users:
+        shown = {s.sku_id for s in report.user.states}
+        waiting.update(lic.sku_id for lic in report.licenses if lic.sku_id not in shown)
+    return waiting
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:

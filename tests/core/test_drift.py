@@ -342,6 +342,22 @@ def test_moving_into_two_groups_of_a_product_without_a_free_seat_is_a_data_loss_
     assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
 
 
+def test_moving_into_a_group_whose_free_seat_a_pending_member_awaits_is_a_data_loss_risk() -> None:
+    # Mail E1's one free seat is zed's once Entra processes his membership (Graph shows no
+    # assignment yet): ann would be the second user for one seat
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=0).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").state("ann", E3, via=BASE).member("Mail E1", "zed")
+    move = [AddMember(b.id("Mail E1"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
+
+    result = what_if(b.build(), move, CAPS)
+
+    (need,) = result.predictions.seats
+    assert (need.needed, need.free, need.short) == (1, 0, 1)
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+
+
 def swap_base_to_e1(e1_seats: int) -> tuple[TenantBuilder, list[Change]]:
     """Ann holds her mailbox only through Base (E3); Base is to assign E1 instead."""
     b = seed_tenant().sku("E1", E1_PLANS, seats=e1_seats, consumed=0).member(BASE, "ann")
