@@ -123,10 +123,17 @@ def _cause_and_remedy(
             (),
         )
     if code == findings.PROHIBITED_IN_USAGE_LOCATION:
-        location = user.usage_location or findings.tenant_country(tenant) or "unset"
+        where = f"usage location {user.usage_location}"
+        fix = "Correct the usage location if it is wrong"
+        if not user.usage_location:  # Entra licensed the user for the tenant's country
+            where = (
+                f"the tenant's country ({findings.tenant_country(tenant) or 'unset'}), which "
+                "Entra uses for a user without a usage location"
+            )
+            fix = "Set the user's usage location to where they work"
         return (
-            f"{product} may not be used in usage location {location}",
-            "Correct the usage location if it is wrong ("
+            f"{product} may not be used in {where}",
+            f"{fix} ("
             + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
             (f"usageLocation={user.usage_location or ''}",),

@@ -358,7 +358,11 @@ def test_prohibited_location_of_a_user_without_one_names_the_tenant_country() ->
 
     finding = only(b, "ProhibitedInUsageLocationViolation")
 
-    assert "usage location DE" in finding.message
+    # not "usage location DE": the admin finds the user's usage location empty
+    assert "may not be used in the tenant's country (DE), which Entra uses for a user" in (
+        finding.message
+    )
+    assert finding.remedy.startswith("Set the user's usage location to where they work (")
     assert finding.evidence == ("usageLocation=",)
 
 
