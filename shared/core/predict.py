@@ -179,25 +179,25 @@ def predict_errors(
                 gaining[lic.sku_id].append(user.id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     seats = []
-    waiting = _waiting_for_a_seat(before)
+    free = free_seats(tenant, before)
     for sku_id, user_ids in gaining.items():
-        sku = tenant.skus.get(sku_id)
-        free = max(0, sku.prepaid.enabled - sku.consumed - waiting[sku_id]) if sku else 0
-        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free)
+        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
             errors += _count(need, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
 
 
-def _waiting_for_a_seat(before: Evaluation) -> Counter[str]:
-    """Per SKU, users Graph shows no assignment of it yet (pending): Entra will give them the
-    free seats it still counts, before the users the change adds."""
+def free_seats(tenant: Tenant, before: Evaluation) -> dict[str, int]:
+    """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
+    assignment of it yet (pending: Entra gives them the free seats first)."""
     waiting: Counter[str] = Counter()
     for report in before.users:
         shown = {s.sku_id for s in report.user.states}
         waiting.update(lic.sku_id for lic in report.licenses if lic.sku_id not in shown)
-    return waiting
+    return {
+        s.id: max(0, s.prepaid.enabled - s.consumed - waiting[s.id]) for s in tenant.skus.values()
+    }
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:
