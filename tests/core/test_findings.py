@@ -194,6 +194,22 @@ def test_a_product_with_free_seats_is_not_reprocessed_while_its_group_waits_for_
     assert plan.to_reprocess == []
 
 
+def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_seats() -> None:
+    b = bundle_short_of_e3().member("Bundle", "bob", "cid")
+    for user in ("bob", "cid"):
+        b.state(user, E3, via="Bundle", state="Error", error="CountViolation")
+        b.state(user, EMS, via="Bundle", state="Error", error="CountViolation")
+    tenant = b.build()
+    free = {s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()}
+
+    plan = decide_reprocess(
+        evaluate(tenant).findings(), {}, TenantFacts(datetime.now(UTC), free, {}, group_threshold=2)
+    )
+
+    (ems,) = [g for g in plan.groups if g.sku_id == b.id(EMS)]
+    assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
+
+
 def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
     single = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
     bundle = (
