@@ -112,15 +112,23 @@ def conflicts_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
 
 
 def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
-    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation."""
+    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation.
+
+    Not where another user holds the product (Active): there the error is a group's other
+    product failing (all-or-none fails every product of the group with it)."""
     country = tenant.organization.country if tenant.organization else None
     seen: dict[str, set[str]] = defaultdict(set)
+    allowed: dict[str, set[str]] = defaultdict(set)
     for user in tenant.users.values():
-        location = user.usage_location or country
+        location = (user.usage_location or country or "").upper()
         for state in user.states:
-            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
-                seen[state.sku_id].add(location.upper())
-    return {k: frozenset(v) for k, v in seen.items()}
+            error = normalize_error(state.error)
+            if location and error == PROHIBITED_IN_USAGE_LOCATION:
+                seen[state.sku_id].add(location)
+            elif location and error is None and state.state == "Active":
+                allowed[state.sku_id].add(location)
+    found = {k: frozenset(v - allowed[k]) for k, v in seen.items()}
+    return {k: v for k, v in found.items() if v}
 
 
 # --------------------------------------------------------------------------- predictions
