@@ -406,6 +406,21 @@ def test_dependency_violation_on_a_group_the_user_left_is_reported_once() -> Non
     assert found[0].group_id == b.id(BASE)
 
 
+def test_a_removal_a_proxy_conflict_blocks_is_reported_as_the_conflict_not_as_stale() -> None:
+    # Microsoft: removing a group's licenses can fail for a dependent license or "a proxy
+    # address conflict issue which prohibits the license removal"; the user keeps the license
+    b = (
+        seed_tenant()
+        .user("ann")
+        .state("ann", E3, via=BASE, state="ActiveWithError", error="UniquenessViolation")
+    )
+
+    (finding,) = findings_of(b)
+
+    assert (finding.code, finding.group_id) == ("UniquenessViolation", b.id(BASE))
+    assert finding.remedy.startswith("Remove the duplicate proxy address")
+
+
 def test_an_ordinary_error_on_a_group_the_user_left_is_only_stale() -> None:
     b = seed_tenant().user("ann").state("ann", E3, via=BASE, state="Error", error="Other")
 
