@@ -187,7 +187,7 @@ def predict_errors(
                 gaining[lic.sku_id].append(user.id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     seats = []
-    free = free_seats(tenant, before)
+    free = free_seats(tenant, before, after)
     for sku_id, user_ids in gaining.items():
         need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
         seats.append(need)
@@ -196,13 +196,19 @@ def predict_errors(
     return Predictions(tuple(_unique(errors)), tuple(seats))
 
 
-def free_seats(tenant: Tenant, before: Evaluation) -> dict[str, int]:
+def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[str, int]:
     """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
-    assignment of it yet (pending: Entra gives them the free seats first)."""
-    waiting: Counter[str] = Counter()
-    for report in before.users:
-        shown = {s.sku_id for s in report.user.states}
-        waiting.update(lic.sku_id for lic in report.licenses if lic.sku_id not in shown)
+    assignment of it yet (pending: Entra gives them the free seats first) who still want it
+    after the change."""
+    pending = {
+        (r.user.id, lic.sku_id)
+        for r in before.users
+        for lic in r.licenses
+        if lic.sku_id not in {s.sku_id for s in r.user.states}
+    }
+    waiting = Counter(
+        lic.sku_id for r in after.users for lic in r.licenses if (r.user.id, lic.sku_id) in pending
+    )
     return {
         s.id: max(0, s.prepaid.enabled - s.consumed - waiting[s.id]) for s in tenant.skus.values()
     }

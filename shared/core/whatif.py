@@ -246,7 +246,9 @@ def what_if(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )
     # seats left for a conflict the change clears, once the users it adds have theirs
-    free = free_seats(tenant, before) | {n.sku_id: n.free - n.needed for n in predictions.seats}
+    free = free_seats(tenant, before, after) | {
+        n.sku_id: n.free - n.needed for n in predictions.seats
+    }
     losses = capability_losses(
         {r.user.id: granting_licenses(r.user, r.licenses) for r in before.users},
         _without_failing_joins(before, after, predictions, _retried_conflicts(before, after, free)),

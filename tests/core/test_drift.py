@@ -324,6 +324,19 @@ def test_leaving_the_mailbox_group_is_a_risk_when_the_other_group_path_is_in_err
     assert result.data_loss
 
 
+def test_taking_the_seat_a_pending_member_awaited_when_he_leaves_is_no_error() -> None:
+    # zed, still pending, leaves Mail E1 as ann joins: his seat is hers
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=0).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").state("ann", E3, via=BASE).member("Mail E1", "zed")
+    swap = [RemoveMember(b.id("Mail E1"), b.id("zed")), AddMember(b.id("Mail E1"), b.id("ann"))]
+
+    result = what_if(b.build(), swap, CAPS)
+
+    (need,) = result.predictions.seats
+    assert (need.needed, need.free, need.short) == (1, 1, 0)
+    assert not result.predicted_errors
+
+
 def swap_e1_to_e3(e3_seats: int) -> tuple[TenantBuilder, list[Change]]:
     """The documented E1 -> E3 swap between groups, its last step: ann holds her mailbox
     through Mail E1 and waits in Base (E3) in MutuallyExclusiveViolation; she leaves Mail E1."""
