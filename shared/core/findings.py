@@ -56,6 +56,11 @@ SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
 
 ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
 
+SEATS_OF = "seatsOf="
+"""Evidence of a CountViolation on a product that has free seats: the group's other product
+the user lacks a seat of (`seatsOf=<skuId>`, all-or-none). Its seats, not this product's,
+decide whether a reprocess can help."""
+
 LIFTED_CONFLICT = "liftedConflict="
 """Evidence of a MutuallyExclusiveViolation that only pairs Microsoft has since allowed together
 explain (`liftedConflict=PLAN_A+PLAN_B`): Microsoft says to reprocess it, so the reprocess
@@ -98,6 +103,11 @@ class Finding(NamedTuple):
     @property
     def user_id(self) -> str | None:
         return None if ":" in self.subject else self.subject
+
+
+def seats_of(finding: Finding) -> tuple[str, ...]:
+    """The SKUs a CountViolation's group waits for a seat of besides its own (`SEATS_OF`)."""
+    return tuple(e.removeprefix(SEATS_OF) for e in finding.evidence if e.startswith(SEATS_OF))
 
 
 def finding_fields(finding: Finding) -> dict[str, str | None]:

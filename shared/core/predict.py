@@ -20,7 +20,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -61,7 +61,8 @@ class PredictedError:
 
 @dataclass(frozen=True, slots=True)
 class SeatNeed:
-    """Users who would newly hold a product, against its free seats now."""
+    """Users who would newly hold a product, against its free seats now (less those members
+    still pending take)."""
 
     sku_id: str
     needed: int
@@ -111,15 +112,23 @@ def conflicts_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
 
 
 def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
-    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation."""
+    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation.
+
+    Not where another user holds the product (Active): there the error is a group's other
+    product failing (all-or-none fails every product of the group with it)."""
     country = tenant.organization.country if tenant.organization else None
     seen: dict[str, set[str]] = defaultdict(set)
+    allowed: dict[str, set[str]] = defaultdict(set)
     for user in tenant.users.values():
-        location = user.usage_location or country
+        location = (user.usage_location or country or "").upper()
         for state in user.states:
-            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
-                seen[state.sku_id].add(location.upper())
-    return {k: frozenset(v) for k, v in seen.items()}
+            error = normalize_error(state.error)
+            if location and error == PROHIBITED_IN_USAGE_LOCATION:
+                seen[state.sku_id].add(location)
+            elif location and error is None and state.state == "Active":
+                allowed[state.sku_id].add(location)
+    found = {k: frozenset(v - allowed[k]) for k, v in seen.items()}
+    return {k: v for k, v in found.items() if v}
 
 
 # --------------------------------------------------------------------------- predictions
@@ -178,14 +187,31 @@ def predict_errors(
                 gaining[lic.sku_id].append(user.id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     seats = []
+    free = free_seats(tenant, before, after)
     for sku_id, user_ids in gaining.items():
-        sku = tenant.skus.get(sku_id)
-        free = max(0, sku.prepaid.enabled - sku.consumed) if sku else 0
-        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free)
+        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
             errors += _count(need, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
+
+
+def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[str, int]:
+    """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
+    assignment of it yet (pending: Entra gives them the free seats first) who still want it
+    after the change."""
+    pending = {
+        (r.user.id, lic.sku_id)
+        for r in before.users
+        for lic in r.licenses
+        if lic.sku_id not in {s.sku_id for s in r.user.states}
+    }
+    waiting = Counter(
+        lic.sku_id for r in after.users for lic in r.licenses if (r.user.id, lic.sku_id) in pending
+    )
+    return {
+        s.id: max(0, s.prepaid.enabled - s.consumed - waiting[s.id]) for s in tenant.skus.values()
+    }
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:

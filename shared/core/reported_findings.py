@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.core import findings
-from shared.core.model import AssignmentState, Group, Tenant, User, normalize_error
+from shared.core.model import AssignmentState, Group, Sku, Tenant, User, normalize_error
 from shared.core.plan_conflicts import PlanConflict, lifted_only
 
 
@@ -71,16 +71,24 @@ def _cause_and_remedy(
     direct = state.is_direct
     retry = "assign the license again" if direct else "reprocess the user"
     if code == findings.COUNT_VIOLATION:
+        short = _seatless_siblings(user, state, tenant)
+        seats = " and ".join(names.product(s) for s in short) if short else product
         return (
-            f"no free seats of {product} were left",
-            f"Buy or free seats of {product} ({findings.ADMIN_CENTER_LICENSES}), then {retry}"
+            f"no free seats of {seats} were left"
+            + (
+                f" ({product} itself has free seats, but Entra assigns a group's products all "
+                "or none)"
+                if short
+                else ""
+            ),
+            f"Buy or free seats of {seats} ({findings.ADMIN_CENTER_LICENSES}), then {retry}"
             + (
                 ": Entra does not retry by itself when seats become free (License Guard "
                 "reprocesses automatically in act mode)."
                 if not direct
                 else "."
             ),
-            (),
+            tuple(f"{findings.SEATS_OF}{s}" for s in short),
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
@@ -115,10 +123,17 @@ def _cause_and_remedy(
             (),
         )
     if code == findings.PROHIBITED_IN_USAGE_LOCATION:
-        location = user.usage_location or findings.tenant_country(tenant) or "unset"
+        where = f"usage location {user.usage_location}"
+        fix = "Correct the usage location if it is wrong"
+        if not user.usage_location:  # Entra licensed the user for the tenant's country
+            where = (
+                f"the tenant's country ({findings.tenant_country(tenant) or 'unset'}), which "
+                "Entra uses for a user without a usage location"
+            )
+            fix = "Set the user's usage location to where they work"
         return (
-            f"{product} may not be used in usage location {location}",
-            "Correct the usage location if it is wrong ("
+            f"{product} may not be used in {where}",
+            f"{fix} ("
             + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
             (f"usageLocation={user.usage_location or ''}",),
@@ -137,6 +152,29 @@ def _cause_and_remedy(
         f"to see the reason, fix it, then {retry} ({findings.ADMIN_CENTER_LICENSES}).",
         (),
     )
+
+
+def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tuple[str, ...]:
+    """The group's other products this user failed to get for want of a seat, when the state's
+    own product has a free seat: Entra fails every product of the group (all-or-none), so these
+    are what the user waits for. () for a direct path or a product short of seats itself."""
+    if state.is_direct or not _has_free_seat(tenant.skus.get(state.sku_id)):
+        return ()
+    return tuple(
+        dict.fromkeys(
+            s.sku_id
+            for s in user.states
+            if s.assigned_by_group == state.assigned_by_group
+            and s.sku_id != state.sku_id
+            and normalize_error(s.error) == findings.COUNT_VIOLATION
+            and not _has_free_seat(tenant.skus.get(s.sku_id))
+        )
+    )
+
+
+def _has_free_seat(sku: Sku | None) -> bool:
+    """A SKU gone from subscribedSkus has no seats."""
+    return sku is not None and sku.prepaid.enabled > sku.consumed
 
 
 def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:

@@ -41,8 +41,8 @@ Policy
 
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
-   * CountViolation: the SKU has free seats (`TenantFacts.free_seats`: enabled - consumed -
-     promised, `decide_users`; missing: 0). With none: AlertInstead ("buy or free seats").
+   * CountViolation: the SKU, and each its group waits for (``seatsOf=``), has free seats
+     (`TenantFacts.free_seats`: enabled - consumed - promised; missing: 0). Else AlertInstead.
    * Pending/Stale/PlanMismatch: the group's licenseProcessingState is ProcessingComplete.
      Otherwise RetryLater at now + backoff_base: waiting for Entra is normal, not an alert.
      An unknown state (None or a group missing from `group_processing`) waits too.
@@ -192,7 +192,7 @@ def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
     code, sku_id, group_id = finding.code, finding.sku_id, finding.group_id
     key = Cause(code, sku_id, group_id).key
     if code == codes.COUNT_VIOLATION:
-        if facts.free_seats.get(sku_id or "", 0) <= 0:
+        if any(facts.free_seats.get(s or "", 0) <= 0 for s in (sku_id, *codes.seats_of(finding))):
             return Cause(code, sku_id, group_id, (NO_FREE_SEATS,))
         return Cause(code, sku_id, group_id, (SEATS_FREE, ledger.closed_since(key, SEATS_FREE)))
     if code in PROCESSING_GATED:

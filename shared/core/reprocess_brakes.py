@@ -18,6 +18,7 @@ from shared.core.findings import (
     PLAN_MISMATCH,
     PROHIBITED_IN_USAGE_LOCATION,
     STALE_GROUP_ASSIGNMENT,
+    seats_of,
 )
 from shared.core.reprocess_ledger import Ledger, needs_record, since_key
 from shared.core.reprocess_plan import GroupAlert, TenantFacts
@@ -70,12 +71,15 @@ def group_alert(
 ) -> GroupAlert:
     group_id, sku_id, code = bucket
     user_ids = tuple(sorted({m.user_id for m in members}))
-    seats = ""
+    seats, fix = "", _GROUP_FIX.get(code, "fix the group")
     if code == COUNT_VIOLATION:
         seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
+        waits = sorted({s for m in members for s in seats_of(m.finding)})
+        if waits:  # all-or-none: the group's other product is the one short of seats
+            fix = f"buy or free seats of SKU {', '.join(waits)}, the group's other product"
     reason = (
         f"{len(user_ids)} users of group {group_id} have {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {_GROUP_FIX.get(code, 'fix the group')}, then use Reprocess on the "
+        f"cause, one fix - {fix}, then use Reprocess on the "
         "group in the Entra admin center; reprocessing the users one by one would spend "
         "Graph's write budget for nothing"
     )

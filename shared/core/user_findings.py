@@ -195,9 +195,10 @@ def _state_findings(
             continue
         wanted = desired.get((state.sku_id, state.assigned_by_group))
         if wanted is None:
-            # The user left the group, or the group dropped the SKU. A DependencyViolation here
-            # is Entra refusing the removal: report that once, not also as stale.
-            if code == DEPENDENCY_VIOLATION:
+            # The user left the group, or the group dropped the SKU. A DependencyViolation, or
+            # an error on a path the user still holds (a proxy address conflict), is Entra
+            # failing the removal: report that once, not also as stale.
+            if code == DEPENDENCY_VIOLATION or (code and state.state == "ActiveWithError"):
                 findings.append(reported_finding(user, state, code, tenant, names, conflicts))
             else:
                 findings.append(_stale(user, state, tenant, names))

@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from shared.core.alerting import granting_licenses
+from shared.core.alerting import FAILED_STATE, HOLDING_STATES, granting_licenses
 from shared.core.dataloss import CapabilityPlans, capability_losses
 from shared.core.drift import SeatDelta, UserDelta, seat_deltas, user_deltas
 from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, evaluate
-from shared.core.findings import COUNT_VIOLATION, ERROR, Names, membership_fix
-from shared.core.model import Group, LicenseAssignment, Tenant
+from shared.core.findings import COUNT_VIOLATION, ERROR, MUTUALLY_EXCLUSIVE, Names, membership_fix
+from shared.core.model import Group, LicenseAssignment, Tenant, normalize_error
 from shared.core.plan_conflicts import PlanConflict
-from shared.core.predict import Predictions, predict_errors
+from shared.core.predict import Predictions, free_seats, predict_errors
 from shared.core.references import BadReference
 
 DELETE_LICENSED_GROUP_DOC = (
@@ -245,9 +245,13 @@ def what_if(
     predictions = predict_errors(
         tenant, before, after, conflicts, Names(after_tenant, product_names, plan_names)
     )
+    # seats left for a conflict the change clears, once the users it adds have theirs
+    free = free_seats(tenant, before, after) | {
+        n.sku_id: n.free - n.needed for n in predictions.seats
+    }
     losses = capability_losses(
         {r.user.id: granting_licenses(r.user, r.licenses) for r in before.users},
-        _without_failing_joins(before, after, predictions),
+        _without_failing_joins(before, after, predictions, _retried_conflicts(before, after, free)),
         capabilities,
     )
     return WhatIf(
@@ -263,14 +267,50 @@ def what_if(
     )
 
 
+def _retried_conflicts(
+    before: Evaluation, after: Evaluation, free: Mapping[str, int]
+) -> dict[str, frozenset[tuple[str, str | None]]]:
+    """Per user, the (SKU, group) paths Graph shows failing in MutuallyExclusiveViolation that
+    Entra assigns after the change: the user no longer holds a product they held (the
+    documented swap between groups: the target applies once the user leaves the source group),
+    and a seat is free for a product the user holds through no working path."""
+    old = {r.user.id: {lic.sku_id for lic in r.licenses} for r in before.users}
+    seats = dict(free)
+    retried = {}
+    for report in after.users:
+        user = report.user
+        if not old.get(user.id, set()) - {lic.sku_id for lic in report.licenses}:
+            continue
+        wanted = {(lic.sku_id, p.group_id) for lic in report.licenses for p in lic.paths}
+        held = {s.sku_id for s in user.states if s.state in HOLDING_STATES}
+        paths = set()
+        for s in user.states:
+            path = (s.sku_id, s.assigned_by_group)
+            if s.state != FAILED_STATE or normalize_error(s.error) != MUTUALLY_EXCLUSIVE:
+                continue
+            if path not in wanted or (s.sku_id not in held and seats.get(s.sku_id, 0) <= 0):
+                continue
+            if s.sku_id not in held:
+                seats[s.sku_id] -= 1  # one seat per product, whatever the paths
+                held.add(s.sku_id)
+            paths.add(path)
+        if paths:
+            retried[user.id] = frozenset(paths)
+    return retried
+
+
 def _without_failing_joins(
-    before: Evaluation, after: Evaluation, predictions: Predictions
+    before: Evaluation,
+    after: Evaluation,
+    predictions: Predictions,
+    retried: Mapping[str, frozenset[tuple[str, str | None]]],
 ) -> dict[str, tuple[EffectiveLicense, ...]]:
     """Each user's licenses after the change, without the paths Entra would fail to assign (a
     predicted error): a group the user newly joins assigns none of its products (all-or-none),
     and a product a group newly assigns to its member is not assigned (the group's other
     products stay); nor a path Graph shows in state Error (it grants nothing now, and the
-    change does not make Entra retry it). What the data-loss guard judges the change on."""
+    change does not make Entra retry it), unless `retried` names it (a conflict the change
+    clears). What the data-loss guard judges the change on."""
     failing: dict[str, set[tuple[str, str]]] = {}
     seatless: dict[str, set[str]] = {}  # no seat: no path assigns the product (one seat each)
     for error in predictions.errors:
@@ -294,7 +334,11 @@ def _without_failing_joins(
         new = (failing.get(user_id, set()) | unseated) - had
         joined = {group_id for group_id, _ in new} - {group_id for group_id, _ in had}
         kept = tuple(_without_paths(report.licenses, joined, new)) if new else report.licenses
-        licenses[user_id] = granting_licenses(report.user, kept)
+        user, cleared = report.user, retried.get(user_id, frozenset())
+        if cleared:
+            states = (s for s in user.states if (s.sku_id, s.assigned_by_group) not in cleared)
+            user = replace(user, states=tuple(states))
+        licenses[user_id] = granting_licenses(user, kept)
     return licenses
 
 

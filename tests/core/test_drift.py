@@ -324,6 +324,49 @@ def test_leaving_the_mailbox_group_is_a_risk_when_the_other_group_path_is_in_err
     assert result.data_loss
 
 
+def test_taking_the_seat_a_pending_member_awaited_when_he_leaves_is_no_error() -> None:
+    # zed, still pending, leaves Mail E1 as ann joins: his seat is hers
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=0).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").state("ann", E3, via=BASE).member("Mail E1", "zed")
+    swap = [RemoveMember(b.id("Mail E1"), b.id("zed")), AddMember(b.id("Mail E1"), b.id("ann"))]
+
+    result = what_if(b.build(), swap, CAPS)
+
+    (need,) = result.predictions.seats
+    assert (need.needed, need.free, need.short) == (1, 1, 0)
+    assert not result.predicted_errors
+
+
+def swap_e1_to_e3(e3_seats: int) -> tuple[TenantBuilder, list[Change]]:
+    """The documented E1 -> E3 swap between groups, its last step: ann holds her mailbox
+    through Mail E1 and waits in Base (E3) in MutuallyExclusiveViolation; she leaves Mail E1."""
+    b = seed_tenant(e3_seats=e3_seats).sku("E1", E1_PLANS, seats=5, consumed=1)
+    b.group("Mail E1", ["E1"]).member(BASE, "ann").member("Mail E1", "ann")
+    b.state("ann", "E1", via="Mail E1")
+    b.state("ann", E3, via=BASE, state="Error", error="MutuallyExclusiveViolation")
+    return b, [RemoveMember(b.id("Mail E1"), b.id("ann"))]
+
+
+def test_leaving_the_group_a_conflict_waits_on_loses_nothing() -> None:
+    # Microsoft: the target assignment sits in the conflict error until the user leaves the
+    # source group, then it is applied with no service loss (graph-facts 4.4)
+    b, swap = swap_e1_to_e3(e3_seats=25)
+
+    result = what_if(b.build(), swap, CAPS)
+
+    assert not result.data_loss
+
+
+def test_leaving_the_group_a_conflict_waits_on_is_a_risk_without_a_free_seat() -> None:
+    # the conflict clears, but the waiting path never took a seat: with none free it fails
+    b, swap = swap_e1_to_e3(e3_seats=0)
+
+    result = what_if(b.build(), swap, CAPS)
+
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+
+
 def test_moving_into_two_groups_of_a_product_without_a_free_seat_is_a_data_loss_risk() -> None:
     # no seat: Entra assigns the product through neither group (one seat per product), though
     # the predicted CountViolation names only one of them
@@ -337,6 +380,22 @@ def test_moving_into_two_groups_of_a_product_without_a_free_seat_is_a_data_loss_
 
     result = what_if(b.processed().build(), move, CAPS)
 
+    assert result.predicted_errors
+    (ann,) = result.users
+    assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}
+
+
+def test_moving_into_a_group_whose_free_seat_a_pending_member_awaits_is_a_data_loss_risk() -> None:
+    # Mail E1's one free seat is zed's once Entra processes his membership (Graph shows no
+    # assignment yet): ann would be the second user for one seat
+    b = seed_tenant().sku("E1", E1_PLANS, seats=1, consumed=0).group("Mail E1", ["E1"])
+    b.member(BASE, "ann").state("ann", E3, via=BASE).member("Mail E1", "zed")
+    move = [AddMember(b.id("Mail E1"), b.id("ann")), RemoveMember(b.id(BASE), b.id("ann"))]
+
+    result = what_if(b.build(), move, CAPS)
+
+    (need,) = result.predictions.seats
+    assert (need.needed, need.free, need.short) == (1, 0, 1)
     assert result.predicted_errors
     (ann,) = result.users
     assert {loss.capability for loss in ann.losses} == {"mailbox", "onedrive"}

@@ -158,6 +158,58 @@ def test_failed_product_of_a_multi_product_group_explains_all_or_none() -> None:
     assert all("none of that group's 2 products are assigned" in m for m in messages)
 
 
+def bundle_short_of_e3() -> TenantBuilder:
+    """Ann in a group of E3 (no free seat) and EMS (free seats): Entra fails both (all-or-none)."""
+    return (
+        seed_tenant()
+        .sku(E3, E3_PLANS, seats=1, consumed=1, sku_id=E3_SKU_ID)
+        .group("Bundle", {E3: [], EMS: []})
+        .member("Bundle", "ann")
+        .state("ann", E3, via="Bundle", state="Error", error="CountViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="CountViolation")
+    )
+
+
+def test_a_product_with_free_seats_failing_with_its_group_names_the_product_short_of_seats() -> (
+    None
+):
+    b = bundle_short_of_e3()
+
+    by_sku = {f.sku_id: f for f in findings_of(b, "CountViolation")}
+    ems, e3 = by_sku[b.id(EMS)], by_sku[E3_SKU_ID]
+
+    assert "no free seats of ENTERPRISEPACK were left (EMS itself has free seats" in ems.message
+    assert ems.remedy.startswith("Buy or free seats of ENTERPRISEPACK (")
+    assert "no free seats of ENTERPRISEPACK were left." in e3.message
+    assert e3.remedy.startswith("Buy or free seats of ENTERPRISEPACK (")
+
+
+def test_a_product_with_free_seats_is_not_reprocessed_while_its_group_waits_for_another() -> None:
+    tenant = bundle_short_of_e3().build()
+    found = evaluate(tenant).findings()
+    free = {s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()}
+
+    plan = decide_reprocess(found, {}, TenantFacts(datetime.now(UTC), free, {}))
+
+    assert plan.to_reprocess == []
+
+
+def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_seats() -> None:
+    b = bundle_short_of_e3().member("Bundle", "bob", "cid")
+    for user in ("bob", "cid"):
+        b.state(user, E3, via="Bundle", state="Error", error="CountViolation")
+        b.state(user, EMS, via="Bundle", state="Error", error="CountViolation")
+    tenant = b.build()
+    free = {s.id: s.prepaid.enabled - s.consumed for s in tenant.skus.values()}
+
+    plan = decide_reprocess(
+        evaluate(tenant).findings(), {}, TenantFacts(datetime.now(UTC), free, {}, group_threshold=2)
+    )
+
+    (ems,) = [g for g in plan.groups if g.sku_id == b.id(EMS)]
+    assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
+
+
 def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
     single = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
     bundle = (
@@ -322,7 +374,11 @@ def test_prohibited_location_of_a_user_without_one_names_the_tenant_country() ->
 
     finding = only(b, "ProhibitedInUsageLocationViolation")
 
-    assert "usage location DE" in finding.message
+    # not "usage location DE": the admin finds the user's usage location empty
+    assert "may not be used in the tenant's country (DE), which Entra uses for a user" in (
+        finding.message
+    )
+    assert finding.remedy.startswith("Set the user's usage location to where they work (")
     assert finding.evidence == ("usageLocation=",)
 
 
@@ -348,6 +404,21 @@ def test_dependency_violation_on_a_group_the_user_left_is_reported_once() -> Non
 
     assert [f.code for f in found] == ["DependencyViolation"]
     assert found[0].group_id == b.id(BASE)
+
+
+def test_a_removal_a_proxy_conflict_blocks_is_reported_as_the_conflict_not_as_stale() -> None:
+    # Microsoft: removing a group's licenses can fail for a dependent license or "a proxy
+    # address conflict issue which prohibits the license removal"; the user keeps the license
+    b = (
+        seed_tenant()
+        .user("ann")
+        .state("ann", E3, via=BASE, state="ActiveWithError", error="UniquenessViolation")
+    )
+
+    (finding,) = findings_of(b)
+
+    assert (finding.code, finding.group_id) == ("UniquenessViolation", b.id(BASE))
+    assert finding.remedy.startswith("Remove the duplicate proxy address")
 
 
 def test_an_ordinary_error_on_a_group_the_user_left_is_only_stale() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
-from shared.core.predict import conflicts_seen, predict_errors
+from shared.core.predict import conflicts_seen, predict_errors, prohibited_seen
 from shared.core.whatif import AddMember, apply_changes
 from tests.builders import TenantBuilder
 
@@ -46,3 +46,29 @@ def test_a_user_joining_the_other_group_is_predicted_to_fail_from_tenant_evidenc
     assert [(e.user_id, e.code, e.source) for e in predictions.errors] == [
         (b.id("bob"), "MutuallyExclusiveViolation", "this tenant's licenseAssignmentStates")
     ]
+
+
+def test_a_product_another_user_holds_at_the_location_is_not_predicted_prohibited_there() -> None:
+    # dan's group failed for A at CU, and Entra fails its other product B too (all-or-none);
+    # eve holds B at CU, so B is allowed there and carl may join GB
+    b = (
+        builder()
+        .group("Bundle", licenses={"A": [], "B": []})
+        .user("dan", location="CU")
+        .user("eve", location="CU")
+        .user("carl", location="CU")
+        .member("Bundle", "dan")
+        .state("dan", "A", via="Bundle", state="Error", error="ProhibitedInUsageLocationViolation")
+        .state("dan", "B", via="Bundle", state="Error", error="ProhibitedInUsageLocationViolation")
+        .member("GB", "eve")
+        .state("eve", "B", via="GB")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("GB"), b.id("carl"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    assert prohibited_seen(tenant) == {b.id("A"): frozenset({"CU"})}
+    assert [e.code for e in predictions.errors if e.user_id == b.id("carl")] == []
