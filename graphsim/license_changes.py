@@ -12,7 +12,7 @@ import orjson
 from .audit import audit_target
 from .change_log import PROPS
 from .clock import iso
-from .errors import bad_request, not_found
+from .errors import GraphError, bad_request, not_found
 from .license_rules import LicensingRules
 from .tenant import Tenant
 
@@ -181,3 +181,27 @@ class LicenseChanges(Tenant):
             dup.discard(user["id"])
         self.x["duplicateProxyUsers"] = sorted(dup)
         self.rules = LicensingRules.from_config(self.x)
+
+    def set_protected(self, uid: str, protected: bool) -> None:
+        """Put the user in (or take it out of) a restricted management administrative unit:
+        tenant-scoped application permissions do not apply to its members (Microsoft Learn,
+        admin-units-restricted-management, "Programmability"), so app writes are refused."""
+        user = self.user(uid)
+        ids = set(self.x.get("protectedUsers") or [])
+        if protected:
+            ids.add(user["id"])
+        else:
+            ids.discard(user["id"])
+        self.x["protectedUsers"] = sorted(ids)
+
+    def writable_user(self, uid: str) -> Obj:
+        """The user an app may write, or Graph's 403 for a protected one (the same answer as
+        for a missing permission: only the caller's roles tell the two apart)."""
+        user = self.user(uid)
+        if user["id"] in (self.x.get("protectedUsers") or ()):
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        return user
