@@ -16,7 +16,6 @@ import pytest
 from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
-from shared.bootstrap import in_memory_services
 from shared.fakes.directory import FakeDirectory
 from shared.ports.messages import RecomputeUsers
 from shared.ports.tables import Entity
@@ -26,9 +25,9 @@ from shared.service.stores import DONE, REFUSED, REFUSED_RETRY, FindingsLedger
 from shared.service.users import recompute_users
 from tests.credentials import READ_ROLES, MintingCredential
 from tests.demo_tenant import ADELE, ALEX, DEMO, DIEGO, IRVIN, JONI
-from tests.service.test_reprocess_refused import manual, visible
+from tests.service.test_reprocess_refused import acting_services, manual, visible
 from tests.service.test_reprocess_worker import queued_reprocesses, statuses
-from tests.service.world import Clock, World, build_world, settings_for
+from tests.service.world import Clock, World, build_world
 
 pytestmark = pytest.mark.anyio
 
@@ -154,12 +153,7 @@ async def test_graphsim_one_protected_user_costs_no_pause() -> None:
     with serve_in_thread(tenant, token=SECRET) as url, SimClient(url) as sim:
         sim.set_protected(IRVIN)
         async with GraphDirectory(build_graph_client(url, credential=writer)) as directory:
-            svc = in_memory_services(
-                settings_for(LICENSE_GUARD_MODE="act"),
-                directory,
-                clock=clock.now,
-                monotonic=clock.monotonic,
-            )
+            svc = acting_services(directory, clock)
             outcomes = [await reprocess_user(svc, m) for m in manual(DIEGO, IRVIN, ADELE)]
         counts = sim.counters()["POST /users/{id}/reprocessLicenseAssignment"]
 
