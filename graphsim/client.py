@@ -96,6 +96,11 @@ class SimClient:
         )
         return result
 
+    def set_protected(self, user_id: str, protected: bool = True) -> Obj:
+        """Put the user in (or out of) a restricted management administrative unit."""
+        result: Obj = self._call("PUT", f"/users/{user_id}/protected", {"protected": protected})
+        return result
+
     def queue_onprem_change(self, op: str, group_id: str, user_id: str) -> Obj:
         result: Obj = self._call(
             "POST", "/onprem", {"op": op, "groupId": group_id, "userId": user_id}

@@ -114,6 +114,12 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         state.set_duplicate_proxy(request.path_params["uid"], bool(body.get("duplicate", True)))
         return {"duplicateProxyUsers": state.x.get("duplicateProxyUsers", [])}
 
+    async def protected(request: Request, body: Obj) -> Obj:
+        """The user joins (or leaves) a restricted management administrative unit: Graph
+        answers the app's writes to it 403, whatever the app's roles."""
+        state.set_protected(request.path_params["uid"], bool(body.get("protected", True)))
+        return {"protectedUsers": state.x.get("protectedUsers", [])}
+
     async def sync(request: Request, body: Obj) -> Obj:
         return state.run_sync_cycle()
 
@@ -197,6 +203,7 @@ def control_routes(sim: Simulator) -> list[Route]:  # noqa: PLR0915 - one closur
         Route(f"{p}/skus/{{sku}}/prepaidUnits", wrap(prepaid), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/usageLocation", wrap(usage_location), methods=["PUT"]),
         Route(f"{p}/users/{{uid}}/duplicateProxy", wrap(duplicate_proxy), methods=["PUT"]),
+        Route(f"{p}/users/{{uid}}/protected", wrap(protected), methods=["PUT"]),
         Route(f"{p}/sync", wrap(sync), methods=["POST"]),
         Route(f"{p}/onprem", wrap(onprem), methods=["POST"]),
         Route(f"{p}/clock", wrap(clock), methods=["GET", "POST"]),

@@ -51,6 +51,7 @@ class DirectoryWrites:
 
     async def user_assign(self, req: Req, uid: str) -> Resp:
         add, remove = self._license_body(req)
+        self.state.writable_user(uid)
         user = self.state.assign_user_license(uid, add, remove, f"app:{req.app_id}")
         return Resp(
             200,
@@ -64,6 +65,7 @@ class DirectoryWrites:
         )
 
     async def user_reprocess(self, req: Req, uid: str) -> Resp:
+        self.state.writable_user(uid)
         user = self.state.reprocess_user(uid, f"app:{req.app_id}")
         body = {
             "@odata.context": f"{req.base_url}/$metadata#users/$entity",

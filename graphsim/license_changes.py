@@ -12,7 +12,7 @@ import orjson
 from .audit import audit_target
 from .change_log import PROPS
 from .clock import iso
-from .errors import bad_request, not_found
+from .errors import GraphError, bad_request, not_found
 from .license_rules import LicensingRules
 from .tenant import Tenant
 
@@ -172,12 +172,34 @@ class LicenseChanges(Tenant):
         self.user_changed([user["id"]])
         return user
 
-    def set_duplicate_proxy(self, uid: str, duplicate: bool) -> None:
+    def _mark_user(self, list_name: str, uid: str, marked: bool) -> None:
+        """Add the user to (or remove it from) the tenant config's user id list `list_name`."""
         user = self.user(uid)
-        dup = set(self.x.get("duplicateProxyUsers") or [])
-        if duplicate:
-            dup.add(user["id"])
+        ids = set(self.x.get(list_name) or [])
+        if marked:
+            ids.add(user["id"])
         else:
-            dup.discard(user["id"])
-        self.x["duplicateProxyUsers"] = sorted(dup)
+            ids.discard(user["id"])
+        self.x[list_name] = sorted(ids)
+
+    def set_duplicate_proxy(self, uid: str, duplicate: bool) -> None:
+        self._mark_user("duplicateProxyUsers", uid, duplicate)
         self.rules = LicensingRules.from_config(self.x)
+
+    def set_protected(self, uid: str, protected: bool) -> None:
+        """Put the user in (or take it out of) a restricted management administrative unit:
+        tenant-scoped application permissions do not apply to its members (Microsoft Learn,
+        admin-units-restricted-management, "Programmability"), so app writes are refused."""
+        self._mark_user("protectedUsers", uid, protected)
+
+    def writable_user(self, uid: str) -> Obj:
+        """The user an app may write, or Graph's 403 for a protected one (the same answer as
+        for a missing permission: only the caller's roles tell the two apart)."""
+        user = self.user(uid)
+        if user["id"] in (self.x.get("protectedUsers") or ()):
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        return user

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from azure.core.exceptions import AzureError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
     DirectoryAuditsRequestBuilder,
@@ -36,6 +37,7 @@ from shared.adapters.graph_delta import GROUP_TYPE, USER_TYPE, DeltaMerge
 from shared.adapters.graph_errors import item_error
 from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
+from shared.adapters.graph_token import token_app_roles
 from shared.core.graph_values import parse_graph_time
 from shared.ports.directory import (
     GROUP_SELECT,
@@ -192,6 +194,21 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
                 return False
             raise
         return True
+
+    async def app_roles(self) -> frozenset[str] | None:
+        """From the token the client signs its requests with, asked of its auth provider as
+        for any Graph request (the credential caches it); None when none can be had now."""
+        info = self._client.organization.to_get_request_information()
+        info.path_parameters["baseurl"] = self._adapter.base_url  # set by the adapter on send
+        auth = getattr(self._adapter, "_authentication_provider", None)
+        if auth is None:
+            return None
+        try:
+            await auth.authenticate_request(info)
+        except AzureError:
+            return None
+        bearer = next(iter(info.headers.get("Authorization")), "")
+        return token_app_roles(bearer.removeprefix("Bearer ")) if bearer else None
 
     async def user_count(self) -> int:
         """GET /users/$count with `ConsistencyLevel: eventual`; Graph answers text/plain."""

@@ -151,6 +151,23 @@ PERMISSION_SETS: dict[str, frozenset[str]] = {
     for name in (READ, REPROCESS, ALERTS)
 }
 
+DIRECTORY_WIDE = frozenset({"Directory.Read.All", "Directory.ReadWrite.All"})
+
+
+def has_role(roles: Iterable[str], permission: str) -> bool:
+    """Granted as such or through a wider role: a read by its ReadWrite twin or the directory
+    roles, a write only by Directory.ReadWrite.All (Directory.Read.All writes nothing)."""
+    wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
+    if permission.startswith(("Group", "User", "Organization")):
+        wider |= {"Directory.ReadWrite.All"} if ".ReadWrite." in permission else DIRECTORY_WIDE
+    return bool(wider & set(roles))
+
+
+def holds_set(roles: Iterable[str], permission_set: str) -> bool:
+    """Whether app roles `roles` allow every call of the permission set."""
+    held = frozenset(roles)
+    return all(has_role(held, p) for p in PERMISSION_SETS[permission_set])
+
 
 def _pattern(template: str) -> re.Pattern[str]:
     parts = [re.escape(p) if p != "{id}" else r"[^/]+" for p in template.strip("/").split("/")]

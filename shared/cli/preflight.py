@@ -40,6 +40,7 @@ from shared.adapters.graph_auth import (
     default_credential,
     graph_endpoint,
 )
+from shared.adapters.graph_token import token_claims
 from shared.bootstrap import graph_probe
 from shared.cli.live import LiveError
 from shared.cli.preflight_checks import (
@@ -52,7 +53,6 @@ from shared.cli.preflight_checks import (
     graph_checks,
     identity_check,
     storage_checks,
-    token_claims,
     url_check,
 )
 from shared.cli.preflight_grants import identity_grant_checks, storage_role_checks

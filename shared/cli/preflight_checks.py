@@ -10,7 +10,6 @@ writes from that claim alone (no send or write is harmless). Storage: read acces
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -19,12 +18,11 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
-import orjson
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 
 from shared.adapters.graph_auth import GraphEndpoint
-from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant
+from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant, has_role
 from shared.platform.setting_values import is_unresolved_reference
 from shared.platform.settings import StorageConnection
 from shared.ports.directory import JSON, DirectoryError
@@ -51,7 +49,6 @@ READ_PROBES: Mapping[str, str] = {
     "AuditLog.Read.All": "/auditLogs/directoryAudits?$top=1",
 }
 """A harmless read each read permission allows (graph-facts §7)."""
-DIRECTORY_WIDE = frozenset({"Directory.Read.All", "Directory.ReadWrite.All"})
 PROBED = frozenset(READ_PROBES) | {"Mail.ReadWrite"}
 """Permissions a harmless request proves (Mail.ReadWrite: the sender's Drafts read)."""
 
@@ -91,18 +88,6 @@ class Target:
 
 
 # --------------------------------------------------------------------------- token
-
-
-def token_claims(token: str) -> dict[str, Any] | None:
-    """A JWT's payload, decoded without verification (None when not JWT-shaped)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]:
@@ -147,15 +132,6 @@ def identity_check(claims: dict[str, Any] | None, target: Target) -> list[Check]
             )
         )
     return checks
-
-
-def has_role(roles: list[str], permission: str) -> bool:
-    """Granted as such or through a wider role: a read by its ReadWrite twin or the directory
-    roles, a write only by Directory.ReadWrite.All (Directory.Read.All writes nothing)."""
-    wider = {permission, permission.replace(".Read.", ".ReadWrite.")}
-    if permission.startswith(("Group", "User", "Organization")):
-        wider |= {"Directory.ReadWrite.All"} if ".ReadWrite." in permission else DIRECTORY_WIDE
-    return bool(wider & set(roles))
 
 
 # --------------------------------------------------------------------------- Graph

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.adapters.arm_roles import role_definitions_covering
-from shared.adapters.graph_permissions import grant
+from shared.adapters.graph_permissions import grant, has_role
 from shared.cli.permissions import csv_role_ids
 from shared.cli.preflight_checks import (
     FAIL,
@@ -28,7 +28,6 @@ from shared.cli.preflight_checks import (
     Probe,
     Target,
     grant_fix,
-    has_role,
 )
 from shared.ports.directory import DirectoryError
 

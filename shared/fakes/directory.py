@@ -12,7 +12,8 @@ The state and the test hands live in `shared.fakes.tenant` (`FakeTenant`), mail 
 `shared.fakes.mailbox`, subscriptions in `shared.fakes.subscriptions`; this module holds the
 reads, delta rounds, paging and the reprocess write. Test hands: `add_member`,
 `remove_member`, `set_group_licenses`, `set_user_state`, `delete_group`, `expire_delta_tokens`,
-`reset_delta_sync`, `fail_next_send_mail`, `lose_next_answer`, `user_count_error`;
+`reset_delta_sync`, `fail_next_send_mail`, `lose_next_answer`, `user_count_error`,
+`granted_app_roles`, `protected_users`;
 observations: `reprocessed` (user ids, in order), `drafts`, `sent_mail` (one dict per accepted
 sendMail or sent draft: `sender`, `message`, `saveToSentItems`; a sent draft adds `mime` and
 `draftId`) and `requests` (calls per port method; `request_count` is the total).
@@ -55,6 +56,9 @@ from shared.ports.directory import (
 )
 
 _NO_ERROR = (None, "", "None")
+PROTECTED_USER_MESSAGE = "Insufficient privileges to complete the operation."
+"""Graph's Authorization_RequestDenied message, the same whether the app lacks the permission
+or the user is out of its reach."""
 _USER_FIELDS = tuple(USER_SELECT.split(","))
 _GROUP_FIELDS = tuple(GROUP_SELECT.split(","))
 
@@ -227,6 +231,8 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         user = _by_id(self.users, user_id)
         if user is None:
             return False
+        if user["id"] in self.protected_users:
+            raise DirectoryError(403, "Authorization_RequestDenied", PROTECTED_USER_MESSAGE)
         self.reprocessed.append(user["id"])
         self.record_audit(
             "Change user license",
@@ -235,6 +241,17 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             category="UserManagement",
         )
         return True
+
+    granted_app_roles: frozenset[str] | None = None
+    """What `app_roles` answers (a test hand): the app roles of the app's token; None, as
+    for a static token, not known."""
+    protected_users: frozenset[str] = frozenset()
+    """Users whose reprocess Graph refuses with 403 whatever the app holds (a test hand: a
+    member of a restricted management administrative unit, a privileged user)."""
+
+    async def app_roles(self) -> frozenset[str] | None:
+        self._count("app_roles")
+        return self.granted_app_roles
 
     # ------------------------------------------------------------------ paging, audits, mail
     def _page_from(self, next_link: str | None, path: str) -> tuple[int, dict[str, list[str]]]:

@@ -314,6 +314,11 @@ class Directory(Protocol):
         """POST /users/{id}/reprocessLicenseAssignment; False when the user no longer exists."""
         ...
 
+    async def app_roles(self) -> frozenset[str] | None:
+        """The application permissions (app roles) the app's own Graph token carries; None
+        when that is not known (a static token, a user's token)."""
+        ...
+
     async def user_count(self) -> int:
         """How many users the tenant has (`GET /users/$count`, `ConsistencyLevel: eventual`):
         the total a scan's progress shows. Eventually consistent, so only an estimate."""

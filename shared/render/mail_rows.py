@@ -61,6 +61,10 @@ CAUSES: Final = {  # the service's own codes are spelled out: render may not imp
     "AlertRecipientsRefused": "Alert recipients outside the tenant's verified domains.",
     "AlertChannelFailing": "An alert channel (Teams, Slack or a webhook) keeps refusing posts.",
     "WritesRefused": "Microsoft Graph refuses License Guard's reprocess calls (401/403).",
+    "ReprocessRefused": (
+        "Microsoft Graph refuses License Guard's reprocess of this user (403) although the app "
+        "holds the permission: a restricted administrative unit or a privileged user."
+    ),
 }
 
 
@@ -137,7 +141,12 @@ def _row_url(group_id: str | None, subject: str) -> str:
 
 
 NOT_AN_ASSIGNMENT: Final = frozenset(
-    {DATA_LOSS_RISK, codes.MISSING_USAGE_LOCATION, codes.LICENSED_DISABLED_ACCOUNT}
+    {
+        DATA_LOSS_RISK,
+        codes.MISSING_USAGE_LOCATION,
+        codes.LICENSED_DISABLED_ACCOUNT,
+        "ReprocessRefused",  # the service's own (render may not import it)
+    }
 )
 """Codes about a user, not about one of the user's assignments: no group is not 'direct'."""
 

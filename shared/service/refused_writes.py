@@ -11,6 +11,17 @@ ones, and cost no call. When the pause is over, the first message probes with on
 the others wait `PROBE_LEASE` for its answer: refused again, another pause; accepted, the pause
 ends, the finding resolves and the waiting messages call.
 
+A 403 while the app's own token carries the permission (`Directory.app_roles`) is about that
+one user, not the app: Graph protects some users from tenant-wide application permissions (a
+member of a restricted management administrative unit: "If you assign Microsoft Graph
+application permissions to the application, those permissions won't apply because it's
+restricted", Microsoft Learn, admin-units-restricted-management; a privileged user app-only
+writes may not change). Then nothing pauses: the causes are recorded as refused as above and
+the user's own finding `ReprocessRefused` (subject the user) says how to reprocess by hand.
+The recompute leaves it open while the user still has a finding a reprocess would fix
+(`kept_by_recompute`); an accepted reprocess of the user resolves it. A 401 (the token itself
+refused), or a 403 with the permission missing from the token or roles unknown, pauses.
+
 Only the app's own calls: an admin's `license-guard reprocess` calls with the admin's sign-in,
 whose rights say nothing about the app's (`reprocess_user(by_app=False)`).
 """
@@ -18,18 +29,21 @@ whose rights say nothing about the app's (`reprocess_user(by_app=False)`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from shared.adapters.graph_permissions import PERMISSION_SETS, REPROCESS
-from shared.core.findings import Finding, service_finding
+from shared.adapters.graph_permissions import PERMISSION_SETS, REPROCESS, holds_set
+from shared.core.findings import WARNING, Finding, service_finding
+from shared.core.reprocess import REPROCESSABLE
 from shared.ports.directory import DirectoryError
 from shared.ports.tables import ConcurrencyConflict
 from shared.service.services import Services
 from shared.service.stores import REFUSED_RETRY, FindingsLedger, ServiceState
 
 WRITES_REFUSED: Final = "WritesRefused"
+REPROCESS_REFUSED: Final = "ReprocessRefused"
 REFUSED_STATUSES: Final = frozenset({401, 403})
 REFUSAL: Final = "reprocess-refused"
 REFUSAL_PAUSE: Final = timedelta(hours=1)
@@ -110,5 +124,70 @@ def writes_refused(refused: DirectoryError, now: datetime) -> Finding:
             "env get-value AZURE_IDENTITY_PRINCIPAL_ID); a new role reaches the identity's "
             "tokens after a while. If License Guard should not write, set LICENSE_GUARD_MODE "
             "to observe."
+        ),
+    )
+
+
+async def refused_for_user(svc: Services, refused: DirectoryError) -> bool:
+    """A 403 although the app's token carries the reprocess permission: Graph refuses this
+    user, not the app. Unknown roles count as missing (the tenant-wide pause, as before)."""
+    if refused.status != 403:
+        return False
+    roles = await svc.directory.app_roles()
+    return roles is not None and holds_set(roles, REPROCESS)
+
+
+def user_refusal_key(user_id: str) -> str:
+    return f"{user_id}|-|{REPROCESS_REFUSED}|-"
+
+
+def record_user_refusal(
+    svc: Services, user_id: str, refused: DirectoryError, now: datetime
+) -> None:
+    """Keep the user's `ReprocessRefused` open; nothing pauses."""
+    finding = reprocess_refused(user_id, refused, now)
+    FindingsLedger(svc.tables.findings).set_one(
+        user_id, user_refusal_key(user_id), finding, now=now, run_id="reprocess"
+    )
+
+
+def accepted(svc: Services, user_id: str, now: datetime, *, probe: bool) -> None:
+    """The user's reprocess was accepted: its `ReprocessRefused` (if open) is resolved, and
+    after a pause (`probe`) the app's reprocesses go on."""
+    FindingsLedger(svc.tables.findings).set_one(
+        user_id, user_refusal_key(user_id), None, now=now, run_id="reprocess"
+    )
+    if probe:
+        end_refusal(svc, now)
+
+
+def kept_by_recompute(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The codes a recompute leaves open although it did not find them: `ReprocessRefused`
+    while the user still has a finding a reprocess would fix (fixed by hand: resolved)."""
+    return (REPROCESS_REFUSED,) if any(f.code in REPROCESSABLE for f in findings) else ()
+
+
+def reprocess_refused(user_id: str, refused: DirectoryError, now: datetime) -> Finding:
+    """The user-level finding: Graph protects this user from the app's permission; the fix."""
+    permission = ", ".join(sorted(PERMISSION_SETS[REPROCESS]))
+    return Finding(
+        REPROCESS_REFUSED,
+        WARNING,
+        user_id,
+        None,
+        None,
+        message=(
+            f"Microsoft Graph refused License Guard's reprocessLicenseAssignment for this user "
+            f"at {now:%Y-%m-%d %H:%M} UTC ({refused}) although the app holds {permission}: "
+            "the user is out of reach of tenant-wide application permissions, as a member of "
+            "a restricted management administrative unit or a privileged user. Other users' "
+            "reprocesses go on; this user's is tried again "
+            f"{REFUSED_RETRY.total_seconds() / 3600:.0f} h later."
+        ),
+        remedy=(
+            "An admin allowed to manage the user reprocesses by hand (Microsoft Entra admin "
+            "center > Users > the user > Licenses > Reprocess), or assigns License Guard's "
+            "managed identity a role that manages licenses (License Administrator) at the "
+            "restricted administrative unit's scope, which application permissions never reach."
         ),
     )

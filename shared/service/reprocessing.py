@@ -15,7 +15,8 @@ the directory audit log is asked first, so a lost response does not mean a secon
 A 429 re-enqueues the message with the Retry-After as its visibility delay and completes the
 original, so throttling does not burn dequeue attempts; other transient errors raise, and the
 host retries (then poisons). A 401/403 (the write permission is missing) is not retried: the
-causes are recorded as refused, the message completes, and the app's reprocesses pause
+causes are recorded as refused, the message completes, and the app's reprocesses pause; a 403
+for one user the app's permission does not reach pauses nothing and is that user's finding
 (`shared.service.refused_writes`).
 """
 
@@ -35,9 +36,12 @@ from shared.service.crashpoints import crash_point
 from shared.service.refused_writes import (
     REFUSED_STATUSES,
     RefusalGate,
+    accepted,
     end_refusal,
     record_refusal,
+    record_user_refusal,
     refusal_gate,
+    refused_for_user,
 )
 from shared.service.services import Services
 from shared.service.stores import (
@@ -120,7 +124,7 @@ async def reprocess_user(
         found = await svc.directory.reprocess_license_assignment(msg.user_id)
     except DirectoryError as exc:
         if by_app and exc.status in REFUSED_STATUSES:
-            return _refused(svc, msg, ledger, claimed, exc, now)
+            return await _refused(svc, msg, ledger, claimed, exc, now, probe=gate.probe)
         # A 429 or another 4xx (Graph refused it) never reached the user; a 5xx or a dropped
         # connection (the adapter's 503) may have: the retry verifies first.
         ledger.settle(claimed, QUEUED, now=now, uncertain=exc.status >= 500)
@@ -135,8 +139,7 @@ async def reprocess_user(
         raise
     crash_point(svc, "reprocess.after_call")
     ledger.settle(claimed, DONE if found else GONE, now=svc.now())
-    if gate.probe:
-        end_refusal(svc, svc.now())
+    accepted(svc, msg.user_id, svc.now(), probe=gate.probe)
     crash_point(svc, "reprocess.after_settle")
     log.info(
         "reprocess.called",
@@ -148,20 +151,30 @@ async def reprocess_user(
     return ReprocessOutcome("called" if found else "gone")
 
 
-def _refused(
+async def _refused(
     svc: Services,
     msg: ReprocessUser,
     ledger: ReprocessLedger,
     claimed: list[Entity],
     refused: DirectoryError,
     now: datetime,
+    *,
+    probe: bool,
 ) -> ReprocessOutcome:
     """Graph refused the app's write (401/403): retrying will not help, so the causes are
-    recorded as refused and the app's reprocesses pause (`shared.service.refused_writes`)."""
-    record_refusal(svc, refused, now)  # first: a crash before the settle still alerts
+    recorded as refused and the app's reprocesses pause, unless the app holds the permission
+    and Graph refused this user only (`shared.service.refused_writes`)."""
+    user_only = await refused_for_user(svc, refused)
+    # first: a crash before the settle still alerts
+    if user_only:
+        record_user_refusal(svc, msg.user_id, refused, now)
+        if probe:
+            end_refusal(svc, now)  # the app holds the permission again
+    else:
+        record_refusal(svc, refused, now)
     ledger.settle(claimed, REFUSED, now=now)
     log.error("reprocess.refused", correlation_id=msg.correlation_id, user_id=msg.user_id,
-              status=refused.status, error=str(refused))  # fmt: skip
+              status=refused.status, error=str(refused), user_only=user_only)  # fmt: skip
     return ReprocessOutcome("refused")
 
 

@@ -23,6 +23,7 @@ from shared.core.reprocess_plan import BACKOFF_BASE
 from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss, with_data_loss
+from shared.service.refused_writes import kept_by_recompute
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, LedgerChange, ReprocessLedger, cause_token
 
@@ -225,7 +226,12 @@ class LedgerWrites:
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
     ) -> LedgerChange:
         return self.findings.reconcile(
-            user_id, findings, now=self.svc.now(), run_id=run_id, reprocess_queued=reprocess_queued
+            user_id,
+            findings,
+            now=self.svc.now(),
+            run_id=run_id,
+            reprocess_queued=reprocess_queued,
+            keep=kept_by_recompute(findings),
         )
 
     async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:
@@ -284,7 +290,12 @@ class RecordedWrites:
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
     ) -> LedgerChange:
-        open_keys = set(self.findings.open_findings(user_id))
+        kept = kept_by_recompute(findings)
+        open_keys = {
+            k
+            for k, e in self.findings.open_findings(user_id).items()
+            if e.fields.get("code") not in kept
+        }
         new = tuple(f for f in findings if f.key not in open_keys)
         resolved = tuple(sorted(open_keys - {f.key for f in findings}))
         for finding in new:

@@ -212,6 +212,10 @@ class FakeDriver:
     def reset_delta_sync(self) -> None:
         self.fake.reset_delta_sync()
 
+    def protect(self, uid: str) -> None:
+        """The user joins a restricted management administrative unit."""
+        self.fake.protected_users |= {uid}
+
 
 class GraphDriver:
     name = "graph"
@@ -221,6 +225,9 @@ class GraphDriver:
         self.graph = directory
         self.sim = sim
         self.notification_url = notification_url
+
+    def protect(self, uid: str) -> None:
+        self.sim.set_protected(uid)
 
     def add_member(self, gid: str, uid: str) -> None:
         self.sim.add_member(gid, uid, force=True)
@@ -795,6 +802,23 @@ async def test_reprocess(driver: Driver) -> None:
         assert driver.fake.reprocessed == [uid]
 
 
+async def test_reprocess_of_a_protected_user_is_refused_as_a_missing_permission(
+    driver: Driver,
+) -> None:
+    """Graph answers a user out of the app's reach (a restricted management administrative
+    unit's member) with the 403 a missing permission gets; the other users are reprocessed."""
+    protected, other = sorted(error_members(EMS_E3))[:2]
+    driver.protect(protected)
+    with pytest.raises(DirectoryError) as err:
+        await driver.directory.reprocess_license_assignment(protected.upper())
+    assert (err.value.status, err.value.code) == (403, "Authorization_RequestDenied")
+    assert await driver.directory.reprocess_license_assignment(other) is True
+
+
+async def test_app_roles_are_not_known_from_a_static_token(driver: Driver) -> None:
+    assert await driver.directory.app_roles() is None
+
+
 async def test_reprocess_finds_an_id_in_any_case(driver: Driver) -> None:
     uid = next(iter(error_members(EMS_E3)))
     assert await driver.directory.reprocess_license_assignment(uid.upper()) is True
@@ -1017,3 +1041,28 @@ async def test_graph_user_count_refused_is_a_directory_error_the_scan_goes_on_wi
             assert await user_total(directory) is None
             assert await directory.licensed_group_configs()  # the rest of the scan still reads
     assert (err.value.status, err.value.code) == (403, "Authorization_RequestDenied")
+
+
+@pytest.mark.parametrize(
+    ("claims", "roles"),
+    [
+        (
+            {"roles": ["User.ReadWrite.All", "Group.Read.All"]},
+            {"User.ReadWrite.All", "Group.Read.All"},
+        ),
+        ({"roles": None}, set()),  # an app token without the claim holds no app role
+        ({"roles": None, "scp": "User.Read"}, None),  # a user's token: its scopes apply
+    ],
+)
+async def test_graph_app_roles_come_from_the_token_the_client_signs_with(
+    claims: dict[str, Any], roles: set[str] | None
+) -> None:
+    """`app_roles` reads the token the auth provider attaches to Graph requests, no request."""
+    secret = "contract-test-roles-secret-0123456789"
+    credential = MintingCredential(secret, claims=claims)
+    with serve_in_thread(copy.deepcopy(TENANT), token=secret) as url, SimClient(url) as sim:
+        async with GraphDirectory(build_graph_client(url, credential=credential)) as directory:
+            got = await directory.app_roles()
+        assert sim.counters() == {}
+    assert got == (None if roles is None else frozenset(roles))
+    assert credential.requests == [("https://graph.microsoft.com/.default",)]

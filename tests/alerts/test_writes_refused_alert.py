@@ -10,13 +10,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared.service.refused_writes import REFUSAL_PAUSE, WRITES_REFUSED
+from shared.service.alerts.digest import run_digest
+from shared.service.refused_writes import REFUSAL_PAUSE, REPROCESS_REFUSED, WRITES_REFUSED
 from shared.service.reprocessing import reprocess_user
 from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.mail import html, mails
 from tests.alerts.receiver import Receiver
-from tests.alerts.world import RECIPIENT, SENDER, baseline, prime
-from tests.demo_tenant import ADELE, DIEGO
+from tests.alerts.world import GRACE_SECONDS, RECIPIENT, SENDER, baseline, prime
+from tests.demo_tenant import ADELE, DIEGO, IRVIN
 from tests.service.test_reprocess_refused import Refusing, manual
 from tests.service.world import build_world
 
@@ -66,3 +67,27 @@ async def test_writes_refused_is_one_tenant_level_alert_with_the_permission_to_g
     assert await send_tenant_alerts(world.svc) is None  # still the one alert
     assert mails(world) == []
     assert receiver.to("/hook") == []
+
+
+async def test_a_refusal_of_one_user_is_that_users_digest_row_not_a_tenant_alert() -> None:
+    """Graph refuses one user although the app holds the permission: no tenant-level alert;
+    the user's ReprocessRefused is mailed by the digest after the grace, as the user's."""
+    world = build_world(LICENSE_GUARD_MODE="act", ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    world.directory.granted_app_roles = frozenset({"User.ReadWrite.All"})
+    world.directory.protected_users = frozenset({IRVIN})
+    prime(world)
+    await baseline(world)
+    [refused] = manual(IRVIN)
+    assert (await reprocess_user(world.svc, refused)).status == "refused"
+
+    await send_tenant_alerts(world.svc)  # the demo tenant's own tenant-level conditions
+    assert not any(WRITES_REFUSED in html(m) for m in mails(world))
+    world.directory.sent_mail.clear()
+    world.clock.advance(GRACE_SECONDS)
+    outcome = await run_digest(world.svc)
+
+    assert outcome.status == "sent"
+    [mail] = mails(world)
+    assert REPROCESS_REFUSED in html(mail)
+    assert "Irvin Sayers" in html(mail)
+    assert WRITES_REFUSED not in html(mail)

@@ -87,3 +87,22 @@ def test_cli_serves_a_snapshot_file_and_stops_on_sigterm(tmp_path: Path) -> None
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_protected_user_refuses_app_writes_over_the_control_api(sync_server: str) -> None:
+    """`PUT /_sim/users/{id}/protected`: a member of a restricted management administrative
+    unit. Graph's 403 for its reprocess and assignLicense, whatever the token; other users and,
+    once out of the unit, the user itself are written as before."""
+    auth = {"Authorization": "Bearer t"}
+    with SimClient(sync_server) as ctl, httpx.Client(headers=auth, base_url=sync_server) as g:
+        assert ctl.set_protected(USERS[1]) == {"protectedUsers": [USERS[1]]}
+        refused = g.post(f"/users/{USERS[1].upper()}/reprocessLicenseAssignment")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+        body = {"addLicenses": [], "removeLicenses": []}
+        assert g.post(f"/users/{USERS[1]}/assignLicense", json=body).status_code == 403
+        assert g.post(f"/users/{USERS[2]}/reprocessLicenseAssignment").status_code == 200
+        assert ctl.set_protected(USERS[1], protected=False) == {"protectedUsers": []}
+        assert g.post(f"/users/{USERS[1]}/reprocessLicenseAssignment").status_code == 200
+        counts = ctl.counters()["POST /users/{id}/reprocessLicenseAssignment"]
+        assert counts == {"403": 1, "200": 2}

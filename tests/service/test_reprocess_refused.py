@@ -17,12 +17,13 @@ from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.bootstrap import in_memory_services
 from shared.fakes.directory import FakeDirectory
-from shared.ports.directory import DirectoryError
+from shared.ports.directory import Directory, DirectoryError
 from shared.ports.messages import RecomputeUsers, ReprocessUser
 from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, manual_reprocess
 from shared.service.refused_writes import REFUSAL_PAUSE, WRITES_REFUSED
 from shared.service.reprocessing import reprocess_user
+from shared.service.services import Services
 from shared.service.stores import (
     DONE,
     QUEUED,
@@ -197,6 +198,16 @@ async def test_an_admins_refused_reprocess_raises_and_opens_no_tenant_finding() 
 SECRET = "refused-writes-test-secret-0123456789"
 
 
+def acting_services(directory: Directory, clock: Clock) -> Services:
+    """In-memory services in act mode over `directory` (graphsim's, over HTTP)."""
+    return in_memory_services(
+        settings_for(LICENSE_GUARD_MODE="act"),
+        directory,
+        clock=clock.now,
+        monotonic=clock.monotonic,
+    )
+
+
 @pytest.fixture
 def graphsim() -> Iterator[tuple[str, SimClient]]:
     tenant = copy.deepcopy(orjson.loads(DEMO.read_bytes()))
@@ -213,12 +224,7 @@ async def test_graphsim_refusing_the_write_costs_one_call_per_pause(
     read_only = MintingCredential(SECRET, claims={"roles": list(READ_ROLES)})
     clock = Clock()
     async with GraphDirectory(build_graph_client(url, credential=read_only)) as directory:
-        svc = in_memory_services(
-            settings_for(LICENSE_GUARD_MODE="act"),
-            directory,
-            clock=clock.now,
-            monotonic=clock.monotonic,
-        )
+        svc = acting_services(directory, clock)
         first = [await reprocess_user(svc, m) for m in manual(DIEGO, ADELE, ALEX, IRVIN)]
         clock.advance(PAUSE)
         back = drain(svc.queues.by_name(REPROCESS_USER))

@@ -13,7 +13,7 @@ Rows written before `userCount` existed hold every id and read as such.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -64,12 +64,19 @@ class FindingsLedger:
         now: datetime,
         run_id: str,
         reprocess_queued: Iterable[str] = (),
+        keep: Collection[str] = (),
     ) -> LedgerChange:
-        """Record what is found now for one subject: new, still there, and resolved."""
+        """Record what is found now for one subject: new, still there, and resolved. Open
+        findings of the codes in `keep` belong to another job (`set_one`): left open, only
+        marked seen (a user with an open finding not seen by the nightly run counts as gone)."""
         queued = set(reprocess_queued)
         current = {f.key: f for f in findings}
         rows = self._rows(subject)
         before = {k: e for k, e in rows.items() if not e.fields.get("resolvedAt")}
+        for key, row in list(before.items()):
+            if key not in current and row.fields.get("code") in keep:
+                self._write_over(row, lambda seen: _seen(seen, now))
+                del before[key]
         new, persisting = [], []
         for key, finding in current.items():
             entity = before.get(key)
@@ -195,6 +202,13 @@ def _reopened(fields: dict[str, Any], entity: Entity) -> dict[str, Any]:
 def _persisting(fields: dict[str, Any], entity: Entity) -> dict[str, Any]:
     """The finding found again: `fields` with what its row keeps while it stays open."""
     return _carry_over(entity, dict(fields))
+
+
+def _seen(entity: Entity, now: datetime) -> dict[str, Any] | None:
+    """The open finding's row seen now, otherwise unchanged; None when resolved meanwhile."""
+    if entity.fields.get("resolvedAt"):
+        return None
+    return dict(entity.fields) | {"lastSeen": now}
 
 
 def _resolved(entity: Entity, now: datetime, run_id: str) -> dict[str, Any] | None:
