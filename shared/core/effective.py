@@ -87,6 +87,9 @@ class PathCache:
         # keyed on the paths' ids: paths are shared (see `path`) and live as long as the cache
         self._by_paths: dict[tuple[object, ...], EffectiveLicense] = {}
         self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
+        # a user with no direct assignment: keyed on the combination's identity (see
+        # `licensed_groups_by_user`); the value keeps the tuple alive so its id is not reused
+        self.by_groups: dict[int, tuple[tuple[Group, ...], tuple[EffectiveLicense, ...]]] = {}
 
     def path(self, kind: str, group_id: str | None, sku_id: str, disabled: frozenset[str]) -> Path:
         key = (sku_id, group_id, disabled)
@@ -141,10 +144,18 @@ def effective_licenses_for_user(
         if user.states
         else ()
     )
+    # users in the same licensed groups share one tuple (`licensed_groups_by_user`)
+    combination = groups if not direct and isinstance(groups, tuple) else None
+    if combination is not None:
+        found = cache.by_groups.get(id(combination))
+        if found is not None:
+            return found[1]
     key = (direct, tuple([g.id for g in groups]))
     licenses = cache.licenses.get(key)
     if licenses is None:
         licenses = cache.licenses[key] = _combine(direct, groups, skus, cache)
+    if combination is not None:
+        cache.by_groups[id(combination)] = (combination, licenses)
     return licenses
 
 

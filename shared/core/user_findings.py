@@ -132,6 +132,17 @@ class Memberships:
 _Desired = dict[tuple[str, str], LicenseAssignment]
 
 
+def only_pending(user: User) -> bool:
+    """Are the user's findings no more than their groups' pending assignments?
+
+    So for a user with no states (nothing reported, no direct path: their effective licenses
+    are their groups'), a usage location and an enabled account: `user_findings` gives them
+    their combination's pending tuple and nothing else. Most users of a tenant whose new
+    licensing groups are not processed yet; `evaluate` does their work once per combination.
+    """
+    return not user.states and bool(user.usage_location) and user.account_enabled
+
+
 def user_findings(
     user: User,
     licenses: tuple[EffectiveLicense, ...],
