@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from shared.core.model import Group, Sku, Tenant, User
 
@@ -84,6 +85,7 @@ class PathCache:
         self._skus = skus
         self._paths: dict[tuple[str, str | None, frozenset[str]], Path] = {}
         self._group_paths: dict[str, tuple[tuple[str, Path], ...]] = {}
+        self._group_licenses: dict[str, tuple[EffectiveLicense, ...]] = {}
         # keyed on the paths' ids: paths are shared (see `path`) and live as long as the cache
         self._by_paths: dict[tuple[object, ...], EffectiveLicense] = {}
         self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
@@ -111,6 +113,16 @@ class PathCache:
                 if lic.sku_id in self._skus
             )
         return paths
+
+    def group_licenses(self, group: Group) -> tuple[EffectiveLicense, ...]:
+        """Each of `group_paths(group)` as a license of its own path: what the group's members
+        hold when no other path gives them the same SKU."""
+        licenses = self._group_licenses.get(group.id)
+        if licenses is None:
+            licenses = self._group_licenses[group.id] = tuple(
+                self.license(sku_id, (path,)) for sku_id, path in self.group_paths(group)
+            )
+        return licenses
 
     def license(self, sku_id: str, paths: tuple[Path, ...]) -> EffectiveLicense:
         """One SKU over the same paths is the same license for every user who holds it."""
@@ -165,6 +177,11 @@ def _combine(
     skus: Mapping[str, Sku],
     cache: PathCache,
 ) -> tuple[EffectiveLicense, ...]:
+    if not direct:
+        # the common case: no two of the groups give the same SKU, each license is one path
+        licenses = tuple(chain.from_iterable(map(cache.group_licenses, groups)))
+        if len({lic.sku_id for lic in licenses}) == len(licenses):
+            return licenses
     by_sku: dict[str, list[Path]] = {}
     for sku_id, disabled in direct:
         by_sku.setdefault(sku_id, []).append(cache.path(DIRECT, None, sku_id, disabled))
