@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from shared.core.model import Group, Sku, Tenant, User
 
@@ -84,9 +85,13 @@ class PathCache:
         self._skus = skus
         self._paths: dict[tuple[str, str | None, frozenset[str]], Path] = {}
         self._group_paths: dict[str, tuple[tuple[str, Path], ...]] = {}
+        self._group_licenses: dict[str, tuple[EffectiveLicense, ...]] = {}
         # keyed on the paths' ids: paths are shared (see `path`) and live as long as the cache
         self._by_paths: dict[tuple[object, ...], EffectiveLicense] = {}
         self.licenses: dict[object, tuple[EffectiveLicense, ...]] = {}
+        # a user with no direct assignment: keyed on the combination's identity (see
+        # `licensed_groups_by_user`); the value keeps the tuple alive so its id is not reused
+        self.by_groups: dict[int, tuple[tuple[Group, ...], tuple[EffectiveLicense, ...]]] = {}
 
     def path(self, kind: str, group_id: str | None, sku_id: str, disabled: frozenset[str]) -> Path:
         key = (sku_id, group_id, disabled)
@@ -108,6 +113,16 @@ class PathCache:
                 if lic.sku_id in self._skus
             )
         return paths
+
+    def group_licenses(self, group: Group) -> tuple[EffectiveLicense, ...]:
+        """Each of `group_paths(group)` as a license of its own path: what the group's members
+        hold when no other path gives them the same SKU."""
+        licenses = self._group_licenses.get(group.id)
+        if licenses is None:
+            licenses = self._group_licenses[group.id] = tuple(
+                self.license(sku_id, (path,)) for sku_id, path in self.group_paths(group)
+            )
+        return licenses
 
     def license(self, sku_id: str, paths: tuple[Path, ...]) -> EffectiveLicense:
         """One SKU over the same paths is the same license for every user who holds it."""
@@ -141,10 +156,18 @@ def effective_licenses_for_user(
         if user.states
         else ()
     )
+    # users in the same licensed groups share one tuple (`licensed_groups_by_user`)
+    combination = groups if not direct and isinstance(groups, tuple) else None
+    if combination is not None:
+        found = cache.by_groups.get(id(combination))
+        if found is not None:
+            return found[1]
     key = (direct, tuple([g.id for g in groups]))
     licenses = cache.licenses.get(key)
     if licenses is None:
         licenses = cache.licenses[key] = _combine(direct, groups, skus, cache)
+    if combination is not None:
+        cache.by_groups[id(combination)] = (combination, licenses)
     return licenses
 
 
@@ -154,6 +177,11 @@ def _combine(
     skus: Mapping[str, Sku],
     cache: PathCache,
 ) -> tuple[EffectiveLicense, ...]:
+    if not direct:
+        # the common case: no two of the groups give the same SKU, each license is one path
+        licenses = tuple(chain.from_iterable(map(cache.group_licenses, groups)))
+        if len({lic.sku_id for lic in licenses}) == len(licenses):
+            return licenses
     by_sku: dict[str, list[Path]] = {}
     for sku_id, disabled in direct:
         by_sku.setdefault(sku_id, []).append(cache.path(DIRECT, None, sku_id, disabled))

@@ -25,6 +25,7 @@ from shared.core.sku_findings import sku_findings
 from shared.core.user_findings import (
     Memberships,
     PendingAssignments,
+    only_pending,
     pending_findings,
     user_findings,
 )
@@ -158,8 +159,20 @@ def evaluate(
     held: dict[int, tuple[EffectiveLicense, ...]] = {}
     demand: Counter[str] = Counter()
     users = []
+    # users with only pending findings (`only_pending`), by their combination's identity
+    combinations: dict[int, tuple[object, tuple[EffectiveLicense, ...], PendingAssignments]] = {}
     for user in tenant.users.values():
         member_of = index.get(user.id, ())
+        if only_pending(user):
+            known = combinations.get(id(member_of))
+            if known is None:
+                licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
+                known = (member_of, licenses, memberships.of(member_of)[1])
+                combinations[id(member_of)] = known
+                held[id(licenses)] = licenses
+            holders[id(known[1])] += 1
+            users.append(UserReport(user, known[1], (), known[2]))
+            continue
         licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
         failed = _failed_paths(user) if user.states else None
         if failed:

@@ -38,9 +38,10 @@ _UNSAFE: Final = re.compile(r"[^0-9A-Za-z._~-]")
 
 def _segment(object_id: str) -> str:
     """Percent-encode everything but unreserved characters (ids are GUIDs; this is a guard)."""
-    return _UNSAFE.sub(
-        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), object_id.strip()
-    )
+    text = object_id.strip()
+    if text.isascii() and text.replace("-", "").isalnum():  # a GUID: nothing to encode
+        return text
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), text)
 
 
 def user_license_url(user_id: str) -> str:

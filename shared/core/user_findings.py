@@ -101,16 +101,36 @@ class Memberships:
         # keyed on the combination's identity (`licensed_groups_by_user` shares one tuple per
         # combination); the value keeps the object alive so its id cannot be reused
         self._combinations: dict[int, tuple[object, _Desired, PendingAssignments]] = {}
+        self._groups: dict[str, tuple[Group, _Desired, PendingAssignments]] = {}
 
     def of(self, member_of: Iterable[Group]) -> tuple[_Desired, PendingAssignments]:
         """The desired assignments, and each as pending, in order."""
         cached = self._combinations.get(id(member_of))
         if cached is None:
-            desired = {(lic.sku_id, g.id): lic for g in member_of for lic in g.licenses}
+            groups = tuple(member_of)
+            desired: _Desired = {}
+            pending: list[PendingAssignment] = []
+            if len({g.id for g in groups}) == len(groups):
+                for group in groups:  # each group's keys are its own: no key in two groups
+                    group_desired, group_pending = self._group(group)
+                    desired.update(group_desired)
+                    pending += group_pending
+            else:  # a group twice: its assignments once
+                desired = {(lic.sku_id, g.id): lic for g in groups for lic in g.licenses}
+                skus = self._tenant.skus
+                pending = [self._pending(sku, group) for sku, group in desired if sku in skus]
+            cached = self._combinations[id(member_of)] = (member_of, desired, tuple(pending))
+        return cached[1], cached[2]
+
+    def _group(self, group: Group) -> tuple[_Desired, PendingAssignments]:
+        """One group's part of `of`: its assignments, and each as pending."""
+        cached = self._groups.get(group.id)
+        if cached is None or cached[0] is not group:
+            desired = {(lic.sku_id, group.id): lic for lic in group.licenses}
             # a SKU gone from subscribedSkus is assigned to nobody: not pending, however long
             skus = self._tenant.skus
-            pending = tuple(self._pending(sku, group) for sku, group in desired if sku in skus)
-            cached = self._combinations[id(member_of)] = (member_of, desired, pending)
+            pending = tuple(self._pending(sku, g) for sku, g in desired if sku in skus)
+            cached = self._groups[group.id] = (group, desired, pending)
         return cached[1], cached[2]
 
     def _pending(self, sku_id: str, group_id: str) -> PendingAssignment:
@@ -130,6 +150,17 @@ class Memberships:
 
 
 _Desired = dict[tuple[str, str], LicenseAssignment]
+
+
+def only_pending(user: User) -> bool:
+    """Are the user's findings no more than their groups' pending assignments?
+
+    So for a user with no states (nothing reported, no direct path: their effective licenses
+    are their groups'), a usage location and an enabled account: `user_findings` gives them
+    their combination's pending tuple and nothing else. Most users of a tenant whose new
+    licensing groups are not processed yet; `evaluate` does their work once per combination.
+    """
+    return not user.states and bool(user.usage_location) and user.account_enabled
 
 
 def user_findings(

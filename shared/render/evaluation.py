@@ -101,7 +101,9 @@ class _JsonRenderer:
             parts.append(self._findings.encode_pending(user.id, user.display_name, report.pending))
             if report.listed:
                 parts.append(b",")
-        parts += (self._findings.encode(report.listed), b"]}")
+        if report.listed:
+            parts.append(self._findings.encode(report.listed))
+        parts.append(b"]}")
 
     @staticmethod
     def groups(evaluation: Evaluation) -> list[dict[str, Any]]:

@@ -34,6 +34,26 @@ def test_the_url_forms() -> None:
     assert "/" not in user_license_url("a/b").split("UserDetails/")[1].split("/")[0]
 
 
+@pytest.mark.parametrize(
+    ("user_id", "segment"),
+    [
+        (USER, USER),  # a GUID: as it is
+        (f" {USER}\n", USER),
+        ("a b", "a%20b"),
+        ("x/%", "x%2F%25"),
+        ("caf\u00e9", "caf%C3%A9"),
+        ("\u00b2-1", "%C2%B2-1"),  # alphanumeric, not ASCII
+        ("---", "---"),
+        ("a_b.c~d", "a_b.c~d"),
+        ("", ""),
+    ],
+)
+def test_an_id_is_percent_encoded_but_for_unreserved_characters(user_id: str, segment: str) -> None:
+    assert user_license_url(user_id) == (
+        f"https://admin.microsoft.com/#/users/:/UserDetails/{segment}/LicensesAndApps"
+    )
+
+
 def test_every_json_finding_has_its_link(capsys: pytest.CaptureFixture[str]) -> None:
     main(["evaluate", "--snapshot", str(DEMO), "--format", "json"])
     document = json.loads(capsys.readouterr().out)
