@@ -24,6 +24,7 @@ from shared.service.reconcile.owed_summaries import (
     send_owed_summaries,
     summary_sent_for,
 )
+from shared.service.reconcile.pages import settle_page
 from shared.service.reconcile.reports import (
     assemble_paths,
     configuration,
@@ -40,7 +41,7 @@ from shared.service.reconcile.run_state import (
     Scan,
     blob_names,
 )
-from shared.service.reconcile.scan import open_subjects, unseen_users
+from shared.service.reconcile.scan import member_index, open_subjects, unseen_users
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, resolve_gone
 
@@ -54,6 +55,8 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     tenant = world.config_tenant()
     names = Names(tenant)
     ledger = FindingsLedger(svc.tables.findings)
+    unseen = unseen_users(svc, run.started_at)
+    skipped = await settle_skipped(scan, unseen)
     sku_reports = []
     for sku in tenant.skus.values():
         found = sku_findings(sku, c.demand[sku.id], names)
@@ -68,7 +71,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         ledger.reconcile(subject, [], now=now, run_id=run.run_id)
     crash_point(svc, "reconcile.after_sku_findings")
     gone = RecomputeOutcome()
-    resolve_gone(svc, unseen_users(svc, run.started_at), run.run_id, gone)
+    resolve_gone(svc, [u for u in unseen if u not in skipped], run.run_id, gone)
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.
@@ -152,6 +155,23 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     result = ReconcileResult(run.run_id, run.date, DONE, resumed, run.baseline, summary, blobs)
     result.add(c)
     return result
+
+
+async def settle_skipped(scan: Scan, unseen: list[str]) -> set[str]:
+    """The users with open findings no page held whom Graph still has, settled as one more
+    page; returns their ids. Users are paged by position, so a user deleted before the page a
+    resumed run goes on from moves the next one onto a page already read: not gone, and
+    resolving their findings as a deleted user's would mail them resolved tonight and new
+    tomorrow (and leave them out of the reports)."""
+    found = await scan.svc.directory.users_by_id(unseen) if unseen else {}
+    if not found:
+        return set()
+    world = scan.load_world()
+    subjects = open_subjects(scan.svc)
+    await settle_page(scan, world, member_index(world), list(found.values()), subjects)
+    scan.run.counters.pages += 1
+    scan.checkpoint()
+    return set(found)
 
 
 def unread_subjects(
