@@ -55,6 +55,7 @@ CAUSES: Final = {  # the service's own codes are spelled out: render may not imp
         "subscription is lapsing."
     ),
     "DirectorySyncStale": "Entra Connect has not synced for more than three cycles.",
+    "ReconcileOverdue": "The nightly reconciliation has not finished for two nights.",
     "NotificationsSilent": "Group change notifications are not reaching License Guard.",
     "SubscriptionMissing": "License Guard has no change-notification subscription.",
     "PoisonedMessage": "A queue message failed every attempt and was set aside.",

@@ -10,7 +10,7 @@ Apart from `shared.service.alerts` because it uses the data-loss guard, which us
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final
 
 from shared.catalog.products import catalog
@@ -29,6 +29,7 @@ from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.reconcile.owed_summaries import send_owed_summaries
+from shared.service.reconcile.run_state import DONE, LAST, load_run
 from shared.service.refused_writes import WRITES_REFUSED
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
@@ -43,10 +44,12 @@ TENANT: Final = "tenant"
 SYNC_CYCLE: Final = timedelta(minutes=30)
 STALE_SYNC: Final = 3 * SYNC_CYCLE
 DIRECTORY_SYNC_STALE: Final = "DirectorySyncStale"
+RECONCILE_OVERDUE: Final = "ReconcileOverdue"
 TENANT_CODES: Final = frozenset(
     {
         SUBSCRIPTION_AT_RISK,
         DIRECTORY_SYNC_STALE,
+        RECONCILE_OVERDUE,
         NOTIFICATIONS_SILENT,
         SUBSCRIPTION_MISSING,
         POISONED_MESSAGE,
@@ -122,6 +125,53 @@ def check_tenant(svc: Services) -> None:
         )
     subject = "service:directory-sync"
     _set_one(svc, subject, f"{subject}|-|{DIRECTORY_SYNC_STALE}|-", stale, now)
+    overdue = reconcile_overdue(ServiceState(svc.tables.servicestate), now.date())
+    subject = "service:reconcile"
+    _set_one(svc, subject, f"{subject}|-|{RECONCILE_OVERDUE}|-", overdue, now)
+
+
+def reconcile_overdue(state: ServiceState, today: date) -> Finding | None:
+    """The nightly run of a date finishes that night or, cut short, the next: a run still
+    unfinished after both (it fails at every firing, or needs more firings than the schedule
+    gives), or no run since (the timer does not fire), is overdue. A run that fails writes no
+    summary and no report, so without this the admin never learns the safety net stopped."""
+    cutoff = (today - timedelta(days=2)).isoformat()
+    run = load_run(state)
+    last = state.get(LAST)
+    if run is not None and run.phase != DONE:
+        if run.date > cutoff:
+            return None
+        what = (
+            f"The nightly reconciliation of {run.date} (run {run.run_id}, started "
+            f"{run.started_at:%Y-%m-%d %H:%M} UTC) has not finished: it is still in its "
+            f"{run.phase} phase, {run.counters.pages} page(s) of users done."
+        )
+    elif last is not None and _day(last.fields.get("finishedAt")) <= cutoff:
+        what = (
+            f"No nightly reconciliation has run since the one of {last.fields.get('date')}: "
+            "the reconcile_nightly timer has not started one since."
+        )
+    else:
+        return None
+    return service_finding(
+        RECONCILE_OVERDUE,
+        "reconcile",
+        message=(
+            f"{what} Until one finishes, changes whose notifications were lost are not made "
+            "good, and no nightly summary or report is written."
+        ),
+        remedy=(
+            "Look up the reconcile_nightly function's failures in Application Insights "
+            "(exceptions and reconcile.* events), or run 'license-guard reconcile' from an "
+            "operator machine to see the error. A run that only stops at its 25-minute budget "
+            "needs more firings a night: widen RECONCILE_SCHEDULE (e.g. 0 0 1-5 * * *)."
+        ),
+    )
+
+
+def _day(at: object) -> str:
+    """The UTC date of a stored time; a row without one is never overdue."""
+    return at.date().isoformat() if isinstance(at, datetime) else "9999-12-31"
 
 
 def _set_one(svc: Services, subject: str, key: str, finding: Finding | None, now: datetime) -> None:
