@@ -47,16 +47,21 @@ class Interrupted(Exception):
     """The process died mid-run."""
 
 
-async def mailbox_lost_after_a_baseline() -> Nightly:
-    """A nightly with alert mail set up, after its baseline run and a day on, in which Alannah
-    Shaw left the E3 Base group (the path of her mailbox)."""
-    nightly = Nightly(
+def alerting_nightly() -> Nightly:
+    """A nightly with alert mail set up."""
+    return Nightly(
         build_world(
             fake=SmallPages,
             ALERT_SENDER="megan.bowen@contoso.com",
             ALERT_RECIPIENTS="it-licensing@contoso.com",
         )
     )
+
+
+async def mailbox_lost_after_a_baseline() -> Nightly:
+    """A nightly with alert mail set up, after its baseline run and a day on, in which Alannah
+    Shaw left the E3 Base group (the path of her mailbox)."""
+    nightly = alerting_nightly()
     await nightly.run()  # the baseline
     nightly.world.clock.advance(24 * 3600)
     users = nightly.directory.users.values()

@@ -9,8 +9,7 @@ import pytest
 from shared.ports.directory import DirectoryError
 from shared.service.tenant_alerts import send_tenant_alerts
 from tests.alerts.mail import html, mails
-from tests.reconcile.conftest import Nightly, SmallPages
-from tests.service.world import build_world
+from tests.reconcile.conftest import Nightly, alerting_nightly
 
 pytestmark = pytest.mark.anyio
 
@@ -26,13 +25,7 @@ def overdue_open(nightly: Nightly) -> bool:
 
 
 async def test_nights_that_never_finish_are_alerted_and_a_finished_one_clears_it() -> None:
-    nightly = Nightly(
-        build_world(
-            fake=SmallPages,
-            ALERT_SENDER="megan.bowen@contoso.com",
-            ALERT_RECIPIENTS="it-licensing@contoso.com",
-        )
-    )
+    nightly = alerting_nightly()
     await nightly.run()  # the baseline
     real = nightly.directory.users_page
 
