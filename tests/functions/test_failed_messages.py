@@ -4,7 +4,7 @@ exception to the host, whose failure record carries the invocation, not the corr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from shared.ports.messages import RecomputeUsers
 from tests.demo_tenant import IRVIN
 from tests.functions.test_handlers import call, queued
 from tests.functions.test_webhook_intake import events  # noqa: F401 - the log events fixture
-from tests.service.world import World, build_world
+from tests.service.world import build_world
 
 
 class ForbiddenReads(FakeDirectory):
@@ -26,22 +26,16 @@ class ForbiddenReads(FakeDirectory):
         raise DirectoryError(403, "Authorization_RequestDenied", "Insufficient privileges")
 
 
-@pytest.fixture
-def forbidden() -> Iterator[World]:
-    world = build_world(fake=ForbiddenReads)
-    use(world.svc)
-    yield world
-    use(None)
-
-
 def test_a_failed_recompute_is_logged_under_its_correlation_id(
-    forbidden: World,
     events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
 ) -> None:
     msg = RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="corr-failed-1")
-
-    with pytest.raises(DirectoryError):
-        call("recompute_users", queued(msg, dequeue_count=3))
+    use(build_world(fake=ForbiddenReads).svc)
+    try:
+        with pytest.raises(DirectoryError):
+            call("recompute_users", queued(msg, dequeue_count=3))
+    finally:
+        use(None)
 
     [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
     assert failed["correlation_id"] == "corr-failed-1"
