@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
 
-from shared.platform.logging import bind_correlation, bind_invocation
+from shared.platform.logging import bind_correlation, bind_invocation, get_logger
 from shared.ports.messages import Message
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 _this_thread = threading.local()
+log = get_logger(__name__)
 
 
 def run_job(job: Callable[[Services], Coroutine[Any, Any, T]]) -> T:
@@ -55,12 +56,20 @@ def run_on_message(
     job: Callable[[Services, M], Coroutine[Any, Any, object]],
 ) -> None:
     """A queue message's job: decoded, then run with the app's services under its correlation id
-    (a throttled one goes back on its queue for after Retry-After: `shared.service.throttled`)."""
+    (a throttled one goes back on its queue for after Retry-After: `shared.service.throttled`).
+    A failure is logged (`queue.message_failed`) under that correlation id, then raised."""
     from shared.service.throttled import requeued_when_throttled  # noqa: PLC0415 - on first use
 
     message = decode()
     with bind_correlation(message.correlation_id):
-        run_job(lambda svc: requeued_when_throttled(svc, message, job))
+        try:
+            run_job(lambda svc: requeued_when_throttled(svc, message, job))
+        except Exception as exc:
+            # The worker hands the exception to the host, whose record of the failure has the
+            # invocation id only: the poison runbook finds the failure by its correlation id.
+            log.exception("queue.message_failed", message_type=type(message).__name__,
+                          error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            raise
 
 
 def add_timer_job(bp: func.Blueprint, name: str, schedule_setting: str, job: str) -> None:

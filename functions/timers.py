@@ -16,6 +16,6 @@ for name, schedule_setting, job in (
     ("subscription_keeper", "SUBSCRIPTION_KEEPER_SCHEDULE", "subscriptions:keep_subscription"),
     ("sync_watch", "SYNC_WATCH_SCHEDULE", "watch:watch_sync"),
     ("recheck_errors", "RECHECK_ERRORS_SCHEDULE", "watch:recheck_errors"),
-    ("poison_watch", "POISON_WATCH_SCHEDULE", "watch:run_poison_watch"),
+    ("poison_watch", "POISON_WATCH_SCHEDULE", "tenant_alerts:watch_poison_and_alert"),
 ):
     add_timer_job(bp, name, schedule_setting, job)

@@ -13,7 +13,7 @@ and checks, in order:
    `roles` claim: failed for an app token, which then holds no app role; not checked for a
    user's or a static token);
 3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
-   when no storage is configured);
+   when no storage is configured), and no message left in a -poison queue;
 4. the clientState secret (present, 16-128 characters);
 5. that both notification URLs answer Graph's validation handshake (a POST with
    `?validationToken=...` must echo the token as text/plain within 10 seconds).

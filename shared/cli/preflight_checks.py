@@ -4,8 +4,9 @@ Graph permissions follow `graph_permissions`: reads by a `$top=1` GET, `Mail.Rea
 reading the sender's Drafts (`$top=1`: also fails when an application access policy leaves the
 sender out of scope), `Mail.Send` by the sender mailbox existing and the token's `roles` claim,
 writes from that claim alone (no send or write is harmless). Storage: read access to what
-`infra/app/storage.bicep` creates. Webhook URLs: Graph's validation handshake (graph-facts
-§1.4: POST `?validationToken=...`, echo as text/plain within 10 s).
+`infra/app/storage.bicep` creates, and no message in a -poison queue. Webhook URLs: Graph's
+validation handshake (graph-facts §1.4: POST `?validationToken=...`, echo as text/plain
+within 10 s).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant, ha
 from shared.platform.setting_values import is_unresolved_reference
 from shared.platform.settings import StorageConnection
 from shared.ports.directory import JSON, DirectoryError
+from shared.ports.queues import POISON_SUFFIX
 
 PASS, FAIL, SKIP = "✓", "✗", "-"
 GRANT_FIX = "grant it with infra/scripts/grant-graph-permissions.sh (.ps1); README 'Deploy'"
@@ -246,7 +248,7 @@ def storage_checks(target: Target, credential: TokenCredential | None = None) ->
 def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
     name = f"storage {label}"
     try:
-        probe()
+        found = probe()
     except ResourceNotFoundError:
         return Check(FAIL, name, "does not exist", "`azd provision` creates it (storage.bicep)")
     except ClientAuthenticationError as exc:
@@ -264,6 +266,14 @@ def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
             else ("check AzureWebJobsStorage and the network path to the account")
         )
         return Check(FAIL, name, f"{type(exc).__name__}: {_first_line(exc)}", fix)
+    poisoned = getattr(found, "approximate_message_count", None) or 0
+    if label.endswith(POISON_SUFFIX) and poisoned:
+        return Check(
+            FAIL,
+            name,
+            f"readable; {poisoned} message(s) failed every attempt",
+            "read them and fix the cause: docs/operations.md 'Poison queues'",
+        )
     return Check(PASS, name, "readable")
 
 

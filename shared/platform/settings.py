@@ -42,6 +42,8 @@ Optional (default):
 * ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs.
 * ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
 * ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
+* ``NOTIFICATION_SILENCE_MINUTES`` (360): the dead-man switch; a sweep that finds group
+  changes when no change notification has come for this long raises ``NotificationsSilent``.
 
 Alerts (optional; see README "Alerts"):
 

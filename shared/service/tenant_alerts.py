@@ -38,6 +38,8 @@ from shared.service.watch import (
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
+    PoisonOutcome,
+    run_poison_watch,
 )
 
 TENANT: Final = "tenant"
@@ -68,6 +70,17 @@ async def send_tenant_alerts(svc: Services, *, sleep: Sleep = asyncio.sleep) -> 
     delivery = await _tenant_alert(svc, sleep)
     await send_owed_summaries(svc, sleep=sleep)  # last: the alerts above are more urgent
     return delivery
+
+
+async def watch_poison_and_alert(svc: Services, *, sleep: Sleep = asyncio.sleep) -> PoisonOutcome:
+    """The poison-watch timer: `run_poison_watch`, then what it found new is mailed at once.
+    This timer fires on the tenant alerts' schedule, and their run usually reads the ledger
+    before this one (which asks Graph first) records: left to them, a poisoned message or a
+    missing subscription waited a whole period for the next firing."""
+    outcome = await run_poison_watch(svc)
+    if outcome.new_findings:
+        await _tenant_alert(svc, sleep)
+    return outcome
 
 
 async def _tenant_alert(svc: Services, sleep: Sleep) -> Delivery | None:

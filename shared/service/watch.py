@@ -182,8 +182,9 @@ class PoisonOutcome:
 
 
 async def run_poison_watch(svc: Services) -> PoisonOutcome:
-    """The poison-watch timer: ask Graph whether our subscription lives (the dead-man switch
-    must not trust only our table), then reconcile the poison and dead-man findings."""
+    """The poison-watch timer's watch (its alert: `tenant_alerts.watch_poison_and_alert`): ask
+    Graph whether our subscription lives (the dead-man switch must not trust only our table),
+    then reconcile the poison and dead-man findings."""
     await check_subscription_live(svc)
     return watch_poison(svc)
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite, AzuriteEndpoints
 from devhost.provision import provision_storage
@@ -199,6 +200,26 @@ def test_missing_storage_resources_and_no_storage_at_all(graph_url: str, webhook
     status, output = preflight(env, MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
     assert status == 0, output
     assert "AzureWebJobsStorage is not set: not checked" in line(output, "storage")
+
+
+def test_poisoned_messages_fail_their_queue_with_the_runbook(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """Messages that failed every attempt: the deployment is not working, not "ready"."""
+    poison = QueueClient.from_connection_string(storage.connection_string, "sync-completed-poison")
+    poison.send_message("eyJ0eXBlIjogIlN5bmNDb21wbGV0ZWQifQ==")
+    poison.send_message("bm90IGpzb24=")
+    try:
+        credential = MintingCredential(SECRET, claims={"roles": ALL_ROLES})
+        status, output = preflight(settings(graph_url, storage, webhook), credential)
+    finally:
+        poison.clear_messages()
+    assert status == 1
+    poisoned = failed(output, "storage queue sync-completed-poison")
+    assert "2 message(s) failed every attempt" in poisoned
+    assert "Poison queues" in output  # the fix names the runbook
+    passed(output, "storage queue sync-completed")
+    passed(output, "storage queue reprocess-user-poison")
 
 
 def test_the_command_line_with_a_token_graphsim_issued(

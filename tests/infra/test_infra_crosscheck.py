@@ -580,6 +580,13 @@ def test_the_alert_settings_are_exactly_the_ones_settings_documents() -> None:
     assert all(f"``{name}``" in documented for name in ALERT_PARAMS)
 
 
+def test_every_setting_the_code_reads_is_documented_in_the_settings_module() -> None:
+    """operations.md sends operators to the settings module for each setting's meaning."""
+    documented = settings_module.__doc__ or ""
+    undocumented = [n for n in Settings.setting_names() if f"``{n}``" not in documented]
+    assert undocumented == []
+
+
 @pytest.mark.parametrize(("setting", "param"), ALERT_PARAMS.items())
 def test_every_alert_setting_is_an_azd_parameter_not_a_literal(setting: str, param: str) -> None:
     expression = app_settings()[setting]

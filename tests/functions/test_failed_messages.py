@@ -1,0 +1,45 @@
+"""A queue message whose job fails: the failure is a trace under the message's correlation id,
+as the poison-queue runbook (docs/operations.md) searches for it. The worker hands the
+exception to the host, whose failure record carries the invocation, not the correlation id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import use
+from shared.fakes.directory import FakeDirectory
+from shared.ports.directory import JSON, DirectoryError
+from shared.ports.messages import RecomputeUsers
+from tests.demo_tenant import IRVIN
+from tests.functions.test_handlers import call, queued
+from tests.functions.test_webhook_intake import events  # noqa: F401 - the log events fixture
+from tests.service.world import build_world
+
+
+class ForbiddenReads(FakeDirectory):
+    """The fake Graph, refusing the user reads: the app lost User.Read.All."""
+
+    async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
+        raise DirectoryError(403, "Authorization_RequestDenied", "Insufficient privileges")
+
+
+def test_a_failed_recompute_is_logged_under_its_correlation_id(
+    events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
+) -> None:
+    msg = RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="corr-failed-1")
+    use(build_world(fake=ForbiddenReads).svc)
+    try:
+        with pytest.raises(DirectoryError):
+            call("recompute_users", queued(msg, dequeue_count=3))
+    finally:
+        use(None)
+
+    [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
+    assert failed["correlation_id"] == "corr-failed-1"
+    assert failed["levelname"] == "ERROR"
+    assert failed["message_type"] == "RecomputeUsers"
+    assert failed["function"] == "recompute_users"
+    assert "Insufficient privileges" in failed["error"]
