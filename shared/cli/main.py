@@ -12,6 +12,7 @@ diff: data loss), 2 bad input or I/O (one line on stderr, no traceback). `--vers
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Sequence
 
@@ -33,7 +34,16 @@ def io_error_text(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+def _escape_what_the_console_cannot_show() -> None:
+    """A redirect or pipe on Windows writes in the ANSI code page (cp1252): a display name
+    outside it stopped a table with UnicodeEncodeError. It is written escaped (`\\u015e`), as
+    Python writes standard error; UTF-8 output is unchanged."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_what_the_console_cannot_show()
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
