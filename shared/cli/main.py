@@ -7,7 +7,8 @@ membership and plan changes on a snapshot), `diff` (drift between two snapshots)
 (`shared.cli.preflight`: is a deployment ready?).
 
 Exit status: 0 success, 1 a risk was found (whatif: data loss or predicted assignment errors;
-diff: data loss), 2 bad input or I/O (one line on stderr, no traceback). `--version`.
+diff: data loss), 2 bad input or I/O (one line on stderr, no traceback), 130 Ctrl-C (one line,
+as a shell reports an interrupted command). `--version`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from shared.cli.live import LiveError
 from shared.cli.parser import build_parser, version
 from shared.cli.snapshot_commands import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK
 from shared.core.references import BadReference
+
+EXIT_INTERRUPTED = 128 + 2  # SIGINT: what a shell reports for a command stopped by Ctrl-C
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DATA_LOSS", "EXIT_OK", "io_error_text", "main", "version"]
 
@@ -60,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        print("license-guard: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         print(f"license-guard: error: {io_error_text(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
