@@ -53,15 +53,23 @@ def load_snapshot(path: str | Path) -> LoadedSnapshot:
 
     The stdlib parser is used on purpose: orjson parses a 193 MB snapshot in two thirds of the
     CPU time but peaks at 1252 MiB against 876 MiB (docs/performance.md), over the 1 GB target.
+    The encoding is found by the BOM, as for local.settings.json: Windows tools save a snapshot
+    the admin edited with one (UTF-8), Windows PowerShell's `snapshot > tenant.json` in UTF-16.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(_text_of(path))  # neither the bytes nor the text kept (peak memory)
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read the snapshot ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
     return parse_snapshot(data, consume=True, complete=True)
+
+
+def _text_of(path: str | Path) -> str:
+    """The file's text, its encoding found by its BOM (UTF-8 without one), as json does."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    return raw.decode(json.detect_encoding(raw))
 
 
 def parse_snapshot(data: Any, *, consume: bool = False, complete: bool = False) -> LoadedSnapshot:

@@ -1,10 +1,15 @@
 """Where a command's input and output go: a snapshot file (its warnings on standard error), and
 `--out FILE` or standard output (UTF-8 text without newline translation, or bytes; a CSV as
-UTF-8 bytes whatever the console's code page, since it starts with the UTF-8 BOM).
+UTF-8 bytes whatever the console's code page, since it starts with the UTF-8 BOM). A
+`--out` file appears only whole: a command that fails or is interrupted midway leaves the
+file that was there.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +25,44 @@ _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
 
 @contextmanager
+def _whole_file(path: str) -> Iterator[str]:
+    """Where to write `path`: a file beside it, put in its place only when the command
+    succeeds. `snapshot --out tenant.json` streams for minutes: a Graph error or Ctrl-C midway
+    left a truncated JSON over the last good snapshot. A device or pipe (`/dev/null`) is
+    written as it is."""
+    try:
+        kind = os.stat(path).st_mode
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind):
+        yield path
+        return
+    if kind is not None and not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied", path)
+    head, name = os.path.split(path)
+    partial = os.path.join(head, f".{name}.{os.getpid()}.partial")
+    try:
+        open(partial, "xb").close()
+    except OSError as exc:  # the error names the --out path, not the partial file
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        yield partial
+        if kind is not None:
+            shutil.copymode(path, partial)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+@contextmanager
 def output(path: str | None, *, binary: bool) -> Iterator[Any]:
     """The --out file, or standard output (its byte buffer for binary output)."""
     if path:
-        with open(path, "wb" if binary else "w", **({} if binary else _TEXT)) as handle:
+        with (
+            _whole_file(path) as written,
+            open(written, "wb" if binary else "w", **({} if binary else _TEXT)) as handle,
+        ):
             yield handle
     else:
         yield sys.stdout.buffer if binary else sys.stdout

@@ -91,11 +91,13 @@ def sign_in(args: argparse.Namespace, credential: Any = None) -> GraphSession:
 
 def logs_to_stderr() -> None:
     """The command's output is standard output (`snapshot > tenant.json`, `--format json`);
-    the service's log lines (a retried Graph connection, a run's events) go to stderr."""
+    the service's log lines (a retried Graph connection, a run's events) go to stderr, in UTC."""
     import structlog  # noqa: PLC0415 - 0.1 s of imports (rich) the snapshot commands skip
 
+    from shared.platform.logging import configure_console  # noqa: PLC0415 - likewise
+
     if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
+        configure_console(cast(TextIO, _Stderr()))
 
 
 def run_job(job: Callable[[], Coroutine[Any, Any, _T]]) -> _T:

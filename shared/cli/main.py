@@ -7,11 +7,13 @@ membership and plan changes on a snapshot), `diff` (drift between two snapshots)
 (`shared.cli.preflight`: is a deployment ready?).
 
 Exit status: 0 success, 1 a risk was found (whatif: data loss or predicted assignment errors;
-diff: data loss), 2 bad input or I/O (one line on stderr, no traceback). `--version`.
+diff: data loss), 2 bad input or I/O (one line on stderr, no traceback), 130 Ctrl-C (one line,
+as a shell reports an interrupted command). `--version`.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +26,8 @@ from shared.cli.parser import build_parser, version
 from shared.cli.snapshot_commands import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK
 from shared.core.references import BadReference
 
+EXIT_INTERRUPTED = 128 + 2  # SIGINT: what a shell reports for a command stopped by Ctrl-C
+
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DATA_LOSS", "EXIT_OK", "io_error_text", "main", "version"]
 
 
@@ -33,7 +37,16 @@ def io_error_text(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+def _escape_what_the_console_cannot_show() -> None:
+    """A redirect or pipe on Windows writes in the ANSI code page (cp1252): a display name
+    outside it stopped a table with UnicodeEncodeError. It is written escaped (`\\u015e`), as
+    Python writes standard error; UTF-8 output is unchanged."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_what_the_console_cannot_show()
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
@@ -50,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        print("license-guard: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         print(f"license-guard: error: {io_error_text(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 success, 1 the command's documented condition (a risk found, a "
             "user not reprocessed, a deployment not ready), 2 bad input or I/O (one line on "
-            "standard error)"
+            "standard error), 130 interrupted (Ctrl-C)"
         ),
     )
     parser.add_argument("--version", action=_Version, help="show program's version number and exit")

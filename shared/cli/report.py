@@ -13,11 +13,11 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from shared.cli.command import Command
 from shared.cli.env import cli_environment
-from shared.cli.files import load_tenant
+from shared.cli.files import load_tenant, output
 from shared.cli.live import LiveError, run_scan, storage_error_text
 from shared.cli.progress import Progress
 from shared.platform.setting_values import parse_sku_prices as sku_prices
@@ -99,8 +99,20 @@ def run_html(args: argparse.Namespace) -> int:
     env = cli_environment()  # local.settings.json, then the environment, as every live command
     history = _history(args, env)
     prices = _prices(env)
+    with output(args.out, binary=False) as out:  # a bad --out is named before a long scan
+        report = _report(args, now, history, prices)
+        _write(report, args.out, out)
+    return EXIT_OK
+
+
+def _report(
+    args: argparse.Namespace,
+    now: datetime,
+    history: list[dict[str, Any]],
+    prices: dict[str, float],
+) -> HealthReport:
     if args.snapshot:
-        report = report_from_snapshot(
+        return report_from_snapshot(
             load_tenant(args.snapshot),
             source=Path(args.snapshot).name,
             generated_at=now.isoformat(timespec="seconds"),
@@ -108,8 +120,6 @@ def run_html(args: argparse.Namespace) -> int:
             prices=prices,
             rows_per_code=args.rows_per_code,
         )
-        _write(report, args.out)
-        return EXIT_OK
     from shared.service.reconcile.health_report import live_report  # noqa: PLC0415
 
     async def work(directory: Directory, progress: Progress) -> HealthReport:
@@ -122,9 +132,7 @@ def run_html(args: argparse.Namespace) -> int:
             progress=progress,
         )
 
-    report = run_scan(args, work)
-    _write(report, args.out)
-    return EXIT_OK
+    return run_scan(args, work)
 
 
 HTML = Command(
@@ -141,9 +149,9 @@ HTML = Command(
 )
 
 
-def _write(report: HealthReport, out: str) -> None:
+def _write(report: HealthReport, name: str, out: IO[str]) -> None:
     from shared.render.health_page import render_health_page  # noqa: PLC0415 - jinja2 when used
 
     html = render_health_page(report)
-    Path(out).write_text(html, encoding="utf-8")
-    print(f"{out}: {len(html.encode('utf-8')):,} bytes, {report.users_scanned:,} users")
+    out.write(html)
+    print(f"{name}: {len(html.encode('utf-8')):,} bytes, {report.users_scanned:,} users")

@@ -34,7 +34,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TextIO
 
 import structlog
 
@@ -181,4 +181,17 @@ def bind_invocation(context: _Invocation) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         invocation_id=context.invocation_id, function=context.function_name
+    )
+
+
+def configure_console(stream: TextIO) -> None:
+    """structlog's readable lines on `stream` (a CLI's stderr), stamped in UTC, ISO 8601, as
+    the JSON logs are: structlog's default stamp is local time without a zone."""
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    structlog.configure(
+        processors=[
+            stamp if isinstance(p, structlog.processors.TimeStamper) else p
+            for p in structlog.get_config()["processors"]
+        ],
+        logger_factory=structlog.PrintLoggerFactory(stream),
     )

@@ -282,6 +282,23 @@ def test_a_missing_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot read the snapshot" in err
 
 
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        pytest.param("utf-8-sig", id="UTF-8 with BOM (Notepad, Set-Content -Encoding UTF8)"),
+        pytest.param("utf-16", id="UTF-16 (Windows PowerShell: snapshot > tenant.json)"),
+    ],
+)
+def test_a_snapshot_saved_by_windows_tools_is_evaluated(
+    encoding: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "tenant.json"
+    saved.write_text(DEMO.read_text(encoding="utf-8"), encoding=encoding)
+    expected = run(capsys, "--snapshot", str(DEMO))
+
+    assert run(capsys, "--snapshot", str(saved)) == expected
+
+
 def test_the_console_script_and_python_dash_m_agree() -> None:
     """`python -m shared` is the documented twin of `license-guard`."""
     completed = subprocess.run(

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
+from shared.cli.files import output
 from shared.cli.main import EXIT_BAD_INPUT, EXIT_OK, main, version
 from tests.demo_tenant import DEMO
 
@@ -67,3 +70,38 @@ def test_version_prints_the_package_version_and_exits_0(
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"license-guard {version()}\n"
     assert version() != "unknown"
+
+
+def test_a_command_failing_midway_leaves_the_out_file_that_was_there(tmp_path: Path) -> None:
+    target = tmp_path / "tenant.json"
+    target.write_text("last good snapshot", encoding="utf-8")
+
+    def snapshot_cut_short() -> None:
+        with output(str(target), binary=True) as out:
+            out.write(b'{"subscribedSkus":[')
+            raise ConnectionError("Graph stopped answering midway")
+
+    with pytest.raises(ConnectionError):
+        snapshot_cut_short()
+
+    assert target.read_text(encoding="utf-8") == "last good snapshot"
+    assert [p.name for p in tmp_path.iterdir()] == ["tenant.json"]
+
+
+def test_the_out_file_is_replaced_whole_keeping_its_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old", encoding="utf-8")
+    target.chmod(0o600)
+
+    status = main(["evaluate", "--snapshot", str(DEMO), "--out", str(target)])
+
+    assert status == EXIT_OK
+    assert target.read_text(encoding="utf-8").startswith("Tenant Contoso")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.skipif(not Path(os.devnull).exists(), reason="no null device")
+def test_out_to_the_null_device_writes_through_it() -> None:
+    assert main(["evaluate", "--snapshot", str(DEMO), "--out", os.devnull]) == EXIT_OK
+    assert Path(os.devnull).exists()

@@ -244,3 +244,19 @@ def test_storage_that_cannot_be_reached_is_one_line_and_exit_2_within_seconds(
     assert f"port={port}" in err[0] or f":{port}" in err[0]
     assert "Connection refused" in err[0]
     assert not out.exists()
+
+
+def test_an_out_path_that_cannot_be_written_is_named_before_the_scan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live scan of a large tenant takes minutes: the admin learns of a mistyped --out
+    directory first, not after it (here no Graph answers: the scan would fail otherwise)."""
+    out = tmp_path / "no-such-dir" / "report.html"
+    nobody = "http://127.0.0.1:9/v1.0"  # discard port: nothing listens
+
+    status = main(live(nobody, "report", "html", "--live", "--out", str(out)))
+
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"license-guard: error: {out}: No such file or directory"
+    )

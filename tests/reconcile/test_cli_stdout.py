@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -59,3 +60,20 @@ def test_reconcile_json_is_the_document_alone(graph: str, azurite: AzuriteEndpoi
 
     assert "reconcile.finished" in err
     assert json.loads(out)["status"] == "done"
+
+
+def test_the_log_lines_on_stderr_are_stamped_in_utc_as_the_service_logs(graph: str) -> None:
+    """An admin matches them with the app's logs (Application Insights, UTC): a local time
+    without a zone was off by the admin's offset."""
+    reset_the_next_connection(graph)
+    env = {**os.environ, "TZ": "America/New_York"}
+
+    done = run_module(
+        "shared", "snapshot", "--graph-base-url", graph, "--token", GRAPH_TOKEN, "--quiet",
+        env=env, timeout=120,
+    )  # fmt: skip
+    [retry] = [line for line in done.stderr.splitlines() if "graph.transport_retry" in line]
+
+    stamp = datetime.fromisoformat(retry.split()[0])
+    assert stamp.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=5)
