@@ -18,6 +18,7 @@ from functions.running import run_job
 from shared.platform.logging import bind_invocation
 from shared.service.intake.webhook_protocol import (
     MalformedNotification,
+    NotificationDeferred,
     NotificationTooLarge,
     validation_response_text,
 )
@@ -39,7 +40,8 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
 
 def _answer(req: func.HttpRequest, accept: Callable[[bytes], object]) -> func.HttpResponse:
     """Both routes' answer: the validation handshake, else `accept(body)` and 202, or the
-    notification's rejection (413 when too large, else 400)."""
+    notification's rejection (413 when too large, else 400), or 503 when it must wait (Graph
+    delivers it again)."""
     if (handshake := _handshake(req)) is not None:
         return handshake
     try:
@@ -47,6 +49,13 @@ def _answer(req: func.HttpRequest, accept: Callable[[bytes], object]) -> func.Ht
     except (MalformedNotification, NotificationTooLarge) as exc:
         status = 413 if isinstance(exc, NotificationTooLarge) else 400
         return func.HttpResponse(str(exc), status_code=status, mimetype="text/plain")
+    except NotificationDeferred as exc:
+        return func.HttpResponse(
+            str(exc),
+            status_code=503,
+            mimetype="text/plain",
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
     return func.HttpResponse(status_code=202)
 
 

@@ -24,6 +24,8 @@ from shared.ports.messages import MAX_ENCODED_BYTES, GroupsChanged
 from shared.ports.queues import GROUPS_CHANGED, MessageQueue
 from shared.service.intake.notifications import MAX_REJECTION_SAMPLES
 from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
+from shared.service.stores import ServiceState
+from shared.service.subscriptions import KEEPER_LEASE
 from tests.invocation import invocation_context
 from tests.service.world import World, body, build_world, lifecycle, notification
 
@@ -219,22 +221,42 @@ def test_the_validation_token_is_echoed_exactly_as_decoded_by_the_host(
     assert response.get_body() == token.encode()
 
 
+def post_lifecycle(event: str, subscription_id: str) -> func.HttpResponse:
+    """Graph's lifecycle notification `event` for `subscription_id`, on the lifecycle route."""
+    request = func.HttpRequest(
+        method="POST",
+        url="/api/graph/lifecycle",
+        params={},
+        body=body(lifecycle(event, subscriptionId=subscription_id)),
+    )
+    handler = FUNCTIONS["graph_lifecycle"].get_user_function()
+    return handler(request, context=invocation_context("graph_lifecycle"))  # type: ignore[no-any-return]
+
+
 def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_500(
     world: World,
 ) -> None:
     """Our table still names it, Graph answers 404 to reauthorize: a new one is created."""
     gone = world.subscribe("0d9f3c1e-0c5a-4a57-9a3e-6c1f0b0e8d22")
-    handler = FUNCTIONS["graph_lifecycle"].get_user_function()
-    request = func.HttpRequest(
-        method="POST",
-        url="/api/graph/lifecycle",
-        params={},
-        body=body(lifecycle("reauthorizationRequired", subscriptionId=gone)),
-    )
 
-    response = handler(request, context=invocation_context("graph_lifecycle"))
+    response = post_lifecycle("reauthorizationRequired", gone)
 
     assert response.status_code == 202
     subscriptions = asyncio.run(world.directory.subscriptions())
     assert len(subscriptions) == 1
     assert subscriptions[0].id != gone
+
+
+def test_a_lifecycle_event_meeting_the_keepers_lease_is_answered_503_to_be_delivered_again(
+    world: World,
+) -> None:
+    """While another run holds the subscription keeper's lease, a subscriptionRemoved cannot be
+    acted on: the route answered with the host's 500 (an unhandled exception), as if the app
+    were broken. It is a 503 with Retry-After; Graph delivers the event again."""
+    removed = world.subscribe("5b2f0c1e-3c5a-4a57-9a3e-6c1f0b0e8d22")
+    ServiceState(world.svc.tables.servicestate).put(KEEPER_LEASE, {"at": world.clock.now()})
+
+    response = post_lifecycle("subscriptionRemoved", removed)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "60"

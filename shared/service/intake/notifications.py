@@ -17,13 +17,14 @@ import structlog
 from shared.ports.messages import GroupsChanged, format_timestamp, new_correlation_id
 from shared.service.crashpoints import crash_point
 from shared.service.intake.webhook_protocol import (
+    NotificationDeferred,
     Rejection,
     VettedNotifications,
     parse_collection,
     vet_notifications,
 )
 from shared.service.services import Services
-from shared.service.subscriptions import handle_lifecycle_event, our_subscription_ids
+from shared.service.subscriptions import KeeperBusy, handle_lifecycle_event, our_subscription_ids
 
 log = structlog.get_logger(__name__)
 
@@ -131,4 +132,7 @@ async def act_on_lifecycle_events(svc: Services, vetted: VettedNotifications) ->
     """The vetted lifecycle events, whichever route they came to (Graph lets the lifecycle
     URL equal the change-notification URL)."""
     for subscription_id, event in vetted.lifecycle:
-        await handle_lifecycle_event(svc, subscription_id, event)
+        try:
+            await handle_lifecycle_event(svc, subscription_id, event)
+        except KeeperBusy as busy:  # the route answers 503: Graph delivers the event again
+            raise NotificationDeferred(str(busy)) from busy
