@@ -134,7 +134,10 @@ def test_recompute_messages_decided_at_once_promise_each_free_seat_once() -> Non
         for future in done:
             future.result(timeout=120)
 
-    assert 0 < len(queued_users(world)) <= FREE
+    # Never more than the seats. Under contention all may give theirs back (each saw the
+    # others' rows: about one run in six here); they are decided again after the backoff
+    # (the next test), so `0 <` would assert a race's outcome.
+    assert len(queued_users(world)) <= FREE
 
 
 class CountedScans:
@@ -186,7 +189,7 @@ def test_a_user_handed_back_at_the_seat_re_check_is_decided_again_after_the_back
         for user_id in msg.user_ids
     }
 
-    assert 0 < len(kept) <= FREE
+    assert len(kept) <= FREE  # all may give theirs back under contention (see above)
     assert retried | kept == {_id("user", n) for n in range(USERS)}
 
 
