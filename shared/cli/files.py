@@ -39,7 +39,8 @@ def _whole_file(path: str) -> Iterator[str]:
         return
     if kind is not None and not os.access(path, os.W_OK):
         raise PermissionError(13, "Permission denied", path)
-    head, name = os.path.split(path)
+    # beside the file a link points to: replacing the link would leave its target as it was
+    head, name = os.path.split(os.path.realpath(path))
     partial = os.path.join(head, f".{name}.{os.getpid()}.partial")
     try:
         open(partial, "xb").close()
@@ -49,7 +50,7 @@ def _whole_file(path: str) -> Iterator[str]:
         yield partial
         if kind is not None:
             shutil.copymode(path, partial)
-        os.replace(partial, path)
+        os.replace(partial, os.path.join(head, name))
     except BaseException:
         os.unlink(partial)
         raise

@@ -101,6 +101,21 @@ def test_the_out_file_is_replaced_whole_keeping_its_permissions(tmp_path: Path) 
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_an_out_file_behind_a_link_is_written_through_the_link(tmp_path: Path) -> None:
+    """`latest.txt -> reports/out.txt`: the write-then-rename replaced the link itself with a
+    regular file, and the file it pointed to kept the old content."""
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "out.txt"
+    target.write_text("old", encoding="utf-8")
+    link = tmp_path / "latest.txt"
+    link.symlink_to(target)
+
+    assert main(["evaluate", "--snapshot", str(DEMO), "--out", str(link)]) == EXIT_OK
+
+    assert link.is_symlink()
+    assert target.read_text(encoding="utf-8").startswith("Tenant Contoso")
+
+
 @pytest.mark.skipif(not Path(os.devnull).exists(), reason="no null device")
 def test_out_to_the_null_device_writes_through_it() -> None:
     assert main(["evaluate", "--snapshot", str(DEMO), "--out", os.devnull]) == EXIT_OK
