@@ -15,6 +15,9 @@ from shared.core.findings import (
 )
 from shared.core.model import Sku, seat_shortfall
 
+YOUR_PRODUCTS = "Microsoft 365 admin center > Billing > Your products"
+"""Where a subscription is renewed or reactivated."""
+
 LAPSING_STATUSES = frozenset({"Warning", "Suspended", "LockedOut", "Deleted"})
 """subscribedSku.capabilityStatus past Enabled, in the order a subscription not renewed goes
 through them; Deleted may remove data
@@ -35,15 +38,22 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
     product = names.product(sku.id)
     shortfall = seat_shortfall(demand, sku.prepaid.enabled)
     if shortfall:
+        units = sku.prepaid
+        lapsed = (
+            f"; {units.warning} in warning, {units.suspended} suspended, {units.locked_out} "
+            "locked out"
+            if units.warning or units.suspended or units.locked_out
+            else ""
+        )
         findings.append(
             _sku_finding(
                 sku,
                 SEAT_SHORTFALL,
-                f"{demand} users should hold {product} but only {sku.prepaid.enabled} seats "
-                f"are enabled ({sku.consumed} consumed): {shortfall} user(s) will be left "
-                "with CountViolation errors. Which users Entra leaves out is not documented.",
-                f"Buy {shortfall} more seat(s) of {product} ({ADMIN_CENTER_LICENSES}) or "
-                "remove users from its licensing groups.",
+                f"{demand} users should hold {product} but only {units.enabled} seats "
+                f"are enabled ({sku.consumed} consumed{lapsed}): {shortfall} user(s) will be "
+                "left with CountViolation errors. Which users Entra leaves out is not "
+                "documented.",
+                _shortfall_remedy(sku, shortfall, product),
             )
         )
     at_risk = sku.prepaid.warning + sku.prepaid.suspended + sku.prepaid.locked_out
@@ -58,8 +68,39 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
                 f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
                 f"while in use by {_users(max(sku.consumed, demand))}: services stop, and data "
                 "is eventually deleted, if the subscription is not renewed.",
-                "Renew or reactivate the subscription (Microsoft 365 admin center > "
-                "Billing > Your products), or move users to another product before it lapses.",
+                f"Renew or reactivate the subscription ({YOUR_PRODUCTS}), or move users to "
+                "another product before it lapses.",
             )
         )
     return findings
+
+
+def _shortfall_remedy(sku: Sku, shortfall: int, product: str) -> str:
+    """Renew before buying: seats in warning (a subscription past its end date, in its grace
+    period) come back by renewing it, suspended ones (cancelled, not yet deleted) by
+    reactivating it; locked-out seats cannot be assigned (licenseUnitsDetail), so the rest is
+    bought."""
+    renew = min(shortfall, sku.prepaid.warning)
+    reactivate = min(shortfall - renew, sku.prepaid.suspended)
+    buy = shortfall - renew - reactivate
+    steps = []
+    if renew:
+        steps.append(
+            f"Renew the expired subscription of {product}: {renew} of its "
+            f"{sku.prepaid.warning} seat(s) in the grace period (warning) cover "
+            + ("the shortfall" if renew == shortfall else "part of the shortfall")
+            + f" ({YOUR_PRODUCTS})"
+        )
+    if reactivate:
+        steps.append(
+            f"Reactivate the cancelled subscription of {product}: {reactivate} of its "
+            f"{sku.prepaid.suspended} suspended seat(s) cover "
+            + ("the shortfall" if not buy and not renew else "the rest" if not buy else "part")
+            + f", until they are deleted ({YOUR_PRODUCTS})"
+        )
+    if buy:
+        steps.append(
+            f"Buy {buy} more seat(s) of {product} ({ADMIN_CENTER_LICENSES})"
+            + (" for the rest" if steps else "")
+        )
+    return ". ".join(steps) + " or remove users from its licensing groups."

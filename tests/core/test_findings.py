@@ -776,6 +776,35 @@ def test_warning_seats_do_not_count_against_the_shortfall() -> None:
     assert only(b, codes.SEAT_SHORTFALL).sku_id == E3_SKU_ID
 
 
+@pytest.mark.parametrize(
+    ("warning", "suspended", "locked_out", "remedy"),
+    [
+        (5, 0, 0, "Renew the expired subscription of ENTERPRISEPACK: 2 of its 5 seat(s) in "),
+        (0, 5, 0, "Reactivate the cancelled subscription of ENTERPRISEPACK: 2 of its 5 "),
+        (1, 0, 0, "Renew the expired subscription of ENTERPRISEPACK: 1 of its 1 seat(s) in "),
+        (0, 0, 5, "Buy 2 more seat(s) of ENTERPRISEPACK"),
+    ],
+)
+def test_a_shortfall_that_lapsed_seats_would_cover_says_renew_or_reactivate_not_buy(
+    warning: int, suspended: int, locked_out: int, remedy: str
+) -> None:
+    """prepaidUnits.warning are seats of a subscription past its end date, in the grace period
+    to renew it; suspended ones were cancelled and can be reactivated before they are deleted;
+    locked-out ones cannot be assigned (licenseUnitsDetail). Buying seats for a shortfall that
+    renewing covers pays twice."""
+    b = seed_tenant().member(BASE, "ann", "bob").processed()
+    b.sku(
+        E3, E3_PLANS, seats=0, warning=warning, suspended=suspended, locked_out=locked_out,
+        sku_id=E3_SKU_ID,
+    )  # fmt: skip
+
+    finding = only(b, codes.SEAT_SHORTFALL)
+
+    assert finding.remedy.startswith(remedy)
+    assert ("Buy" in finding.remedy) == (warning + suspended < 2)
+    assert f"{warning} in warning" in finding.message
+
+
 @pytest.mark.parametrize(("warning", "suspended", "locked_out"), [(3, 0, 0), (0, 3, 0), (0, 0, 3)])
 def test_lapsing_units_of_a_sku_in_use_put_the_subscription_at_risk(
     warning: int, suspended: int, locked_out: int
