@@ -22,6 +22,7 @@ from shared.core.group_findings import group_findings
 from shared.core.model import Group, Sku, Tenant, User, normalize_error, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.sku_findings import sku_findings
+from shared.core.usage_locations import WorkingLocations
 from shared.core.user_findings import (
     Memberships,
     PendingAssignments,
@@ -152,6 +153,7 @@ def evaluate(
     index = licensed_groups_by_user(tenant.groups.values())
     cache = PathCache(tenant.skus)
     memberships = Memberships(tenant, names)
+    locations = WorkingLocations(tenant)
     # Users who hold the same licenses share one tuple: count holders per tuple, by identity
     # (cheaper than hashing its contents), and the seats per SKU once per tuple at the end;
     # a user with a path that failed for a reason other than seats is counted on their own.
@@ -181,7 +183,7 @@ def evaluate(
             holders[id(licenses)] += 1
             held[id(licenses)] = licenses
         pending, findings = user_findings(
-            user, licenses, member_of, tenant, names, memberships, conflicts
+            user, licenses, member_of, tenant, names, memberships, conflicts, locations
         )
         users.append(UserReport(user, licenses, tuple(findings), pending))
     for key, count in holders.items():

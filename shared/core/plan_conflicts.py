@@ -29,18 +29,21 @@ class PlanConflict:
     active: bool = True
 
 
-def lifted_only(
+def conflicting_rows(
     table: Iterable[PlanConflict], failing: Collection[str], held: Collection[str]
 ) -> tuple[PlanConflict, ...]:
-    """The rows pairing a plan of the failing path with a plan the user holds elsewhere, when
-    every such row is lifted; () when an active row (a conflict that still holds) or no row
-    explains the error."""
+    """The rows pairing a plan of the failing path with a plan the user holds elsewhere."""
     failing = {p.lower() for p in failing}
     held = {p.lower() for p in held}
-    rows = tuple(
+    return tuple(
         row
         for row in table
         if (row.plan_a in failing and row.plan_b in held)
         or (row.plan_b in failing and row.plan_a in held)
     )
-    return () if any(row.active for row in rows) else rows
+
+
+def lifted_only(rows: Collection[PlanConflict]) -> tuple[PlanConflict, ...]:
+    """The `conflicting_rows` when every one is lifted; () when an active row (a conflict that
+    still holds) or no row explains the error."""
+    return () if any(row.active for row in rows) else tuple(rows)

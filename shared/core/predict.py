@@ -39,6 +39,7 @@ from shared.core.findings import (
 )
 from shared.core.model import Tenant, User, normalize_error, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
+from shared.core.usage_locations import effective_location, working_locations
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
@@ -116,18 +117,14 @@ def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
 
     Not where another user holds the product (Active): there the error is a group's other
     product failing (all-or-none fails every product of the group with it)."""
-    country = tenant.organization.country if tenant.organization else None
     seen: dict[str, set[str]] = defaultdict(set)
-    allowed: dict[str, set[str]] = defaultdict(set)
     for user in tenant.users.values():
-        location = (user.usage_location or country or "").upper()
+        location = effective_location(user, tenant)
         for state in user.states:
-            error = normalize_error(state.error)
-            if location and error == PROHIBITED_IN_USAGE_LOCATION:
+            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
                 seen[state.sku_id].add(location)
-            elif location and error is None and state.state == "Active":
-                allowed[state.sku_id].add(location)
-    found = {k: frozenset(v - allowed[k]) for k, v in seen.items()}
+    allowed = working_locations(tenant)
+    found = {k: frozenset(v - allowed.get(k, set())) for k, v in seen.items()}
     return {k: v for k, v in found.items() if v}
 
 

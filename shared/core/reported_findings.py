@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from shared.core import findings
 from shared.core.model import AssignmentState, Group, Sku, Tenant, User, normalize_error
-from shared.core.plan_conflicts import PlanConflict, lifted_only
+from shared.core.plan_conflicts import PlanConflict, conflicting_rows, lifted_only
+from shared.core.usage_locations import WorkingLocations, effective_location
 
 
 def reported_finding(
@@ -22,9 +23,12 @@ def reported_finding(
     tenant: Tenant,
     names: findings.Names,
     conflicts: Sequence[PlanConflict] = (),
+    locations: WorkingLocations | None = None,
 ) -> findings.Finding:
     """The finding for an error Graph reports on one of the user's assignments (`conflicts`:
-    the table of conflicting plans, which tells a conflict Microsoft has lifted)."""
+    the table of conflicting plans, which tells a conflict Microsoft has lifted, and which
+    product of a group conflicts; `locations`: where the tenant shows each product working,
+    which tells which product of a group a usage location prohibits)."""
     product = names.product(state.sku_id)
     group = tenant.groups.get(state.assigned_by_group or "")
     via = "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
@@ -40,7 +44,9 @@ def reported_finding(
             f" Because one product of {names.group(group.id)} failed, none of that group's "
             f"{len(group.licenses)} products are assigned to this user (all-or-none)."
         )
-    cause, remedy, evidence = _cause_and_remedy(user, state, code, group, tenant, names, conflicts)
+    cause, remedy, evidence = _cause_and_remedy(
+        user, state, code, group, tenant, names, conflicts, locations
+    )
     return findings.state_finding(
         code,
         severity,
@@ -60,6 +66,7 @@ def _cause_and_remedy(
     tenant: Tenant,
     names: findings.Names,
     conflicts: Sequence[PlanConflict],
+    locations: WorkingLocations | None,
 ) -> tuple[str, str, tuple[str, ...]]:
     product = names.product(state.sku_id)
     leave = (
@@ -72,7 +79,7 @@ def _cause_and_remedy(
     retry = "assign the license again" if direct else "reprocess the user"
     if code == findings.COUNT_VIOLATION:
         short = _seatless_siblings(user, state, tenant)
-        seats = " and ".join(names.product(s) for s in short) if short else product
+        seats = _products(short, names) or product
         return (
             f"no free seats of {seats} were left"
             + (
@@ -92,11 +99,24 @@ def _cause_and_remedy(
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
-        lifted = _lifted_conflicts(user, state, tenant, conflicts)
+        culprits = _conflicting_siblings(user, state, tenant, conflicts)
+        rows = (
+            tuple(r for c in culprits for r in _conflict_rows(user, c, tenant, conflicts))
+            if culprits
+            else _conflict_rows(user, state, tenant, conflicts)
+        )
+        lifted = lifted_only(tuple(dict.fromkeys(rows)))
+        conflicting = _products(tuple(c.sku_id for c in culprits), names) or product
+        itself = (
+            f" ({product} itself conflicts with none of them, but Entra assigns a group's "
+            "products all or none)"
+            if culprits
+            else ""
+        )
         if lifted:
             return (
-                f"a service plan of {product} conflicts with a plan the user holds from another "
-                f"license, but Microsoft now allows {_pairs(lifted)} together",
+                f"a service plan of {conflicting} conflicts with a plan the user holds from "
+                f"another license, but Microsoft now allows {_pairs(lifted)} together{itself}",
                 f"{retry.capitalize()}: Microsoft says to reprocess a conflict between these plans "
                 f"that lingers ({lifted[0].source})"
                 + ("" if direct else "; License Guard does so once by itself in act mode")
@@ -106,8 +126,8 @@ def _cause_and_remedy(
                 (*others, *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted)),
             )
         return (
-            f"a service plan of {product} conflicts with a plan the user already holds from "
-            "another license",
+            f"a service plan of {conflicting} conflicts with a plan the user already holds from "
+            f"another license{itself}",
             "Decide which license wins: disable the conflicting plan in one of the assignments "
             f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
             "this clears once the user leaves the old group; Entra never resolves it on its own.",
@@ -131,8 +151,15 @@ def _cause_and_remedy(
                 "Entra uses for a user without a usage location"
             )
             fix = "Set the user's usage location to where they work"
+        prohibited = _products(_prohibited_siblings(user, state, tenant, locations), names)
         return (
-            f"{product} may not be used in {where}",
+            f"{prohibited or product} may not be used in {where}"
+            + (
+                f" ({product} itself works there for other users, but Entra assigns a group's "
+                "products all or none)"
+                if prohibited
+                else ""
+            ),
             f"{fix} ("
             + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
@@ -158,18 +185,68 @@ def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tu
     """The group's other products this user failed to get for want of a seat, when the state's
     own product has a free seat: Entra fails every product of the group (all-or-none), so these
     are what the user waits for. () for a direct path or a product short of seats itself."""
-    if state.is_direct or not _has_free_seat(tenant.skus.get(state.sku_id)):
+    if not _has_free_seat(tenant.skus.get(state.sku_id)):
         return ()
     return tuple(
         dict.fromkeys(
             s.sku_id
-            for s in user.states
-            if s.assigned_by_group == state.assigned_by_group
-            and s.sku_id != state.sku_id
-            and normalize_error(s.error) == findings.COUNT_VIOLATION
-            and not _has_free_seat(tenant.skus.get(s.sku_id))
+            for s in _failed_with(user, state, findings.COUNT_VIOLATION)
+            if not _has_free_seat(tenant.skus.get(s.sku_id))
         )
     )
+
+
+def _conflicting_siblings(
+    user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
+) -> tuple[AssignmentState, ...]:
+    """The group's other products failing with this one whose plans the conflicts table pairs
+    with a plan the user holds elsewhere, when this product's plans pair with none: Entra
+    failed this one with them (all-or-none). () for a product that conflicts itself, or when
+    the table explains neither."""
+    if state.sku_id not in tenant.skus or _conflict_rows(user, state, tenant, conflicts):
+        return ()
+    return tuple(
+        s
+        for s in _failed_with(user, state, findings.MUTUALLY_EXCLUSIVE)
+        if _conflict_rows(user, s, tenant, conflicts)
+    )
+
+
+def _prohibited_siblings(
+    user: User, state: AssignmentState, tenant: Tenant, locations: WorkingLocations | None
+) -> tuple[str, ...]:
+    """The group's other products failing with this one at the user's usage location that no
+    user of the tenant holds there, when this product works there for someone: the location
+    prohibits those, and Entra failed this one with them (all-or-none)."""
+    location = effective_location(user, tenant)
+    if locations is None or not location or not locations.works_at(state.sku_id, location):
+        return ()
+    return tuple(
+        dict.fromkeys(
+            s.sku_id
+            for s in _failed_with(user, state, findings.PROHIBITED_IN_USAGE_LOCATION)
+            if not locations.works_at(s.sku_id, location)
+        )
+    )
+
+
+def _failed_with(user: User, state: AssignmentState, code: str) -> list[AssignmentState]:
+    """The user's states of the group's other products that failed with `code` (none for a
+    direct path): all-or-none gives each product of a failing group the group's failure."""
+    if state.is_direct:
+        return []
+    return [
+        s
+        for s in user.states
+        if s.assigned_by_group == state.assigned_by_group
+        and s.sku_id != state.sku_id
+        and normalize_error(s.error) == code
+    ]
+
+
+def _products(sku_ids: Sequence[str], names: findings.Names) -> str:
+    """The products' names joined ("" for none)."""
+    return " and ".join(names.product(s) for s in sku_ids)
 
 
 def _has_free_seat(sku: Sku | None) -> bool:
@@ -194,11 +271,11 @@ def _pairs(rows: Sequence[PlanConflict]) -> str:
     return " and ".join(f"{r.name_a} with {r.name_b}" for r in rows)
 
 
-def _lifted_conflicts(
+def _conflict_rows(
     user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
 ) -> tuple[PlanConflict, ...]:
-    """The lifted rows of the conflicts table that alone explain this MutuallyExclusiveViolation:
-    a plan the failing path enables against one the user holds through another product."""
+    """The rows of the conflicts table that explain a MutuallyExclusiveViolation of this path:
+    a plan it enables against one the user holds through another product."""
     sku = tenant.skus.get(state.sku_id)
     if not conflicts or sku is None:
         return ()
@@ -209,4 +286,4 @@ def _lifted_conflicts(
             continue  # one product's paths do not conflict with each other
         if normalize_error(other.error) is None:
             held |= other_sku.plan_ids - other.disabled_plans
-    return lifted_only(conflicts, sku.plan_ids - state.disabled_plans, held)
+    return conflicting_rows(conflicts, sku.plan_ids - state.disabled_plans, held)

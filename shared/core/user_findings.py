@@ -42,6 +42,7 @@ from shared.core.model import (
 )
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.reported_findings import reported_finding
+from shared.core.usage_locations import WorkingLocations
 
 
 class PendingAssignment(NamedTuple):
@@ -171,6 +172,7 @@ def user_findings(
     names: Names,
     memberships: Memberships,
     conflicts: Sequence[PlanConflict] = (),
+    locations: WorkingLocations | None = None,
 ) -> tuple[PendingAssignments, list[Finding]]:
     """Every finding about one user, in a stable order, as (pending, findings): the pending
     ones (`pending_findings`) first, then the others.
@@ -180,12 +182,13 @@ def user_findings(
     the pending findings are built after the states' findings, and `pending` is empty.
 
     `memberships`: one per evaluation, shared by its users (see `Memberships`); `conflicts`:
-    the table of conflicting plans (`reported_finding`).
+    the table of conflicting plans, `locations` where the tenant's products work, one per
+    evaluation (`reported_finding`).
     """
     desired, pending = memberships.of(member_of)
     findings: list[Finding] = []
     if user.states:
-        findings = _state_findings(user, desired, tenant, names, conflicts)
+        findings = _state_findings(user, desired, tenant, names, conflicts, locations)
         reported = {(s.sku_id, s.assigned_by_group) for s in user.states if s.assigned_by_group}
         if findings or reported:
             # the pending findings follow the states' findings
@@ -215,14 +218,19 @@ def _state_findings(
     tenant: Tenant,
     names: Names,
     conflicts: Sequence[PlanConflict],
+    locations: WorkingLocations | None,
 ) -> list[Finding]:
     """Findings from Graph's states: reported errors, stale and mismatched group assignments."""
     findings: list[Finding] = []
+
+    def reported(state: AssignmentState, code: str) -> Finding:
+        return reported_finding(user, state, code, tenant, names, conflicts, locations)
+
     for state in user.states:
         code = None if state.error is None else normalize_error(state.error)
         if state.assigned_by_group is None:
             if code:
-                findings.append(reported_finding(user, state, code, tenant, names, conflicts))
+                findings.append(reported(state, code))
             continue
         wanted = desired.get((state.sku_id, state.assigned_by_group))
         if wanted is None:
@@ -230,11 +238,11 @@ def _state_findings(
             # an error on a path the user still holds (a proxy address conflict), is Entra
             # failing the removal: report that once, not also as stale.
             if code == DEPENDENCY_VIOLATION or (code and state.state == "ActiveWithError"):
-                findings.append(reported_finding(user, state, code, tenant, names, conflicts))
+                findings.append(reported(state, code))
             else:
                 findings.append(_stale(user, state, tenant, names))
         elif code:
-            findings.append(reported_finding(user, state, code, tenant, names, conflicts))
+            findings.append(reported(state, code))
         elif state.disabled_plans != wanted.disabled_plans and _plans_differ(state, wanted, tenant):
             findings.append(_plan_mismatch(user, state, wanted.disabled_plans, tenant, names))
     return findings

@@ -335,6 +335,96 @@ def test_a_conflict_an_active_pair_also_explains_is_still_for_the_admin() -> Non
     assert not any(e.startswith(codes.LIFTED_CONFLICT) for e in finding.evidence)
 
 
+def bundle_conflict(other_plans: Mapping[str, str]) -> Tenant:
+    """Ann holds a product with `other_plans` directly; the Bundle group assigns E3 (Exchange
+    Online Plan 2, SharePoint Plan 2) and Visio, which conflicts with nothing: Entra fails both
+    (all-or-none) and gives Visio the group's failure."""
+    return (
+        TenantBuilder()
+        .sku("Other", other_plans)
+        .sku("E3", E3_EXCHANGE_SHAREPOINT)
+        .sku("Visio", 2)
+        .group("Bundle", ["E3", "Visio"])
+        .member("Bundle", "ann")
+        .direct("ann", "Other")
+        .state("ann", "E3", via="Bundle", state="Error", error="MutuallyExclusiveViolation")
+        .state("ann", "Visio", via="Bundle", state="Error", error="MutuallyExclusiveViolation")
+        .build()
+    )
+
+
+def bundle_conflicts(tenant: Tenant) -> dict[str, Finding]:
+    found = evaluate(tenant, conflicts=plan_conflicts()).findings()
+    return {
+        tenant.skus[f.sku_id or ""].part_number: f
+        for f in found
+        if f.code == codes.MUTUALLY_EXCLUSIVE
+    }
+
+
+def test_a_product_failing_with_its_group_names_the_product_that_conflicts() -> None:
+    by_product = bundle_conflicts(bundle_conflict(SHAREPOINT_PLAN_1))
+    visio, e3 = by_product["Visio"], by_product["E3"]
+
+    assert "a service plan of E3 conflicts with a plan the user already holds" in visio.message
+    assert "(Visio itself conflicts with none of them, but Entra assigns a group's" in (
+        visio.message
+    )
+    assert "a service plan of E3 conflicts" in e3.message
+    assert visio.evidence == e3.evidence
+
+
+def test_a_product_failing_with_its_group_for_a_lifted_conflict_is_reprocessed_like_it() -> None:
+    """The group's product in a conflict Microsoft has lifted is reprocessed once; its sibling
+    said 'decide which license wins' and waited for a change that never comes."""
+    by_product = bundle_conflicts(bundle_conflict(EXCHANGE_PLAN_1))
+    visio, e3 = by_product["Visio"], by_product["E3"]
+
+    assert visio.evidence == e3.evidence
+    assert visio.remedy.startswith("Reprocess the user: Microsoft says to reprocess")
+    assert "now allows EXCHANGE_S_ENTERPRISE with EXCHANGE_S_STANDARD together" in visio.message
+    plan = decide_reprocess([visio], {}, TenantFacts(datetime.now(UTC), {}, {}))
+    assert plan.to_reprocess == [visio.subject]
+
+
+def bundle_at(location: str, *, e3_works_there: bool) -> TenantBuilder:
+    """Ann at `location` in a group of E3 and EMS, both failing there (all-or-none); with
+    `e3_works_there`, Bob at the same location holds E3 from the Base group."""
+    b = (
+        seed_tenant()
+        .group("Bundle", {E3: [], EMS: []})
+        .user("ann", location=location)
+        .member("Bundle", "ann")
+        .state("ann", E3, via="Bundle", state="Error", error="ProhibitedInUsageLocationViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="ProhibitedInUsageLocationViolation")
+    )
+    if e3_works_there:
+        b.user("bob", location=location).member(BASE, "bob").state("bob", E3, via=BASE)
+    return b
+
+
+def test_a_product_that_works_at_the_location_names_the_groups_prohibited_product() -> None:
+    b = bundle_at("CU", e3_works_there=True)
+
+    by_sku = {f.sku_id: f for f in findings_of(b, codes.PROHIBITED_IN_USAGE_LOCATION)}
+    e3, ems = by_sku[E3_SKU_ID], by_sku[b.id(EMS)]
+
+    assert "EMS may not be used in usage location CU (ENTERPRISEPACK itself works there" in (
+        e3.message
+    )
+    assert "Entra assigns a group's products all or none" in e3.message
+    assert "EMS may not be used in usage location CU." in ems.message
+    assert e3.evidence == ems.evidence == ("usageLocation=CU",)
+
+
+def test_without_evidence_of_where_a_product_works_each_names_its_own_product() -> None:
+    b = bundle_at("CU", e3_works_there=False)
+
+    by_sku = {f.sku_id: f for f in findings_of(b, codes.PROHIBITED_IN_USAGE_LOCATION)}
+
+    assert "ENTERPRISEPACK may not be used in usage location CU." in by_sku[E3_SKU_ID].message
+
+
 def test_without_the_conflicts_table_a_plan_conflict_is_for_the_admin() -> None:
     (finding,) = findings_of(exchange_conflict(), codes.MUTUALLY_EXCLUSIVE)
 
