@@ -8,6 +8,7 @@ effect as a line in the mail's wording, so the dry run is the same path as the r
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -28,6 +29,20 @@ from shared.service.services import Services
 from shared.service.stores import FindingsLedger, LedgerChange, ReprocessLedger, cause_token
 
 log = structlog.get_logger(__name__)
+
+
+HAND_BACK_SPREAD = 60
+"""Seconds after `BACKOFF_BASE` over which the retries of users handed back at the seat
+re-check are spread. Less than a minute, so they come before the users the same decisions left
+waiting for a seat (retried on the minute after the backoff) and take the seats first."""
+
+
+def hand_back_delay(user_id: str, now: datetime) -> int:
+    """The retry delay of a user handed back at `now`: the backoff and a share of the spread
+    hashed from the user and the moment (deterministic; two users meeting in one round are
+    unlikely to meet again in the next)."""
+    digest = hashlib.sha256(f"{user_id}|{now.isoformat()}".encode()).digest()
+    return int(BACKOFF_BASE.total_seconds()) + int.from_bytes(digest[:4], "big") % HAND_BACK_SPREAD
 
 
 class UserWrites(Protocol):
@@ -200,13 +215,17 @@ class LedgerWrites:
 
     def _hand_back(self, over: Mapping[str, Sequence[str]], correlation_id: str) -> None:
         """Release the rows beyond the free seats; their users are decided again after the
-        backoff, as the users the decision left waiting for a seat."""
+        backoff, each at its own second (`hand_back_delay`): batches that handed back at the
+        same moment would otherwise be retried together and could all hand back again."""
+        now = self.svc.now()
+        retry_at: dict[int, list[str]] = {}
         for user_id, tokens in over.items():
             self.ledger.release(user_id, tokens)
             log.info("reprocess.seat_taken", correlation_id=correlation_id,
                      user_id=user_id, causes=len(tokens))  # fmt: skip
-        if over:
-            self.send_retries(list(over), int(BACKOFF_BASE.total_seconds()), correlation_id)
+            retry_at.setdefault(hand_back_delay(user_id, now), []).append(user_id)
+        for delay, user_ids in sorted(retry_at.items()):
+            self.send_retries(user_ids, delay, correlation_id)
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
         # One delayed recompute per minute of delay and 100 users, not one per user.
