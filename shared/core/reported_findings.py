@@ -108,8 +108,8 @@ def _cause_and_remedy(
         lifted = lifted_only(tuple(dict.fromkeys(rows)))
         conflicting = _products(tuple(c.sku_id for c in culprits), names) or product
         itself = (
-            f" ({product} itself conflicts with none of them, but Entra assigns a group's "
-            "products all or none)"
+            f" ({product} itself conflicts with none of the user's licenses, but Entra assigns "
+            "a group's products all or none)"
             if culprits
             else ""
         )

@@ -367,7 +367,7 @@ def test_a_product_failing_with_its_group_names_the_product_that_conflicts() -> 
     visio, e3 = by_product["Visio"], by_product["E3"]
 
     assert "a service plan of E3 conflicts with a plan the user already holds" in visio.message
-    assert "(Visio itself conflicts with none of them, but Entra assigns a group's" in (
+    assert "(Visio itself conflicts with none of the user's licenses, but Entra assigns" in (
         visio.message
     )
     assert "a service plan of E3 conflicts" in e3.message
