@@ -140,7 +140,9 @@ async def settle(
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
     flush = () if mode.baseline else flush
-    queued = _act(svc, plan, mode, writes, outcome, flush=flush, unused=unused_seats(tenant))
+    queued = _act(
+        svc, plan, mode, writes, outcome, flush=flush, unused=unused_seats(tenant), ledger=ledger
+    )
     _record(writes, tenant, evaluation.users, mode, queued, outcome)
     if mode.scan_page:
         crash_point(svc, "reconcile.after_page_findings")
@@ -222,12 +224,16 @@ def _act(
     *,
     flush: Iterable[str],
     unused: Mapping[str, int],
+    ledger: ReprocessLedger,
 ) -> set[str]:
     """Queue reprocesses (when allowed), delayed recomputes, observations; return the cause
     keys queued. First, reprocesses of the `flush` users that were recorded as queued but never
     sent (a crash or a failed send) are sent now. `unused`: seats per SKU neither consumed nor
     promised as Graph counted them for the decision (`LedgerWrites.queue_reprocess`, once for
-    all the reprocesses decided)."""
+    all the reprocesses decided). On a scan page, a user whose reprocess this run already
+    queued (a page settled again after a crash before its checkpoint: the policy now sees it
+    as done) counts as queued again, as a run that did not crash counted it, not as one to
+    alert on or retry; its seat stays promised to the run's later pages."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
         writes.send_unsent(user_id, run_id, unused)
@@ -235,7 +241,16 @@ def _act(
     to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}
     for user_id, decision in plan.users.items():
-        if isinstance(decision, ReprocessNow):
+        redone = mode.scan_page and not isinstance(decision, ReprocessNow)
+        earlier = ledger.queued_by(user_id, run_id) if redone else []
+        if earlier:
+            queued.update(c.key for c in earlier)
+            outcome.queued.append(user_id)
+            again = ReprocessNow(user_id, tuple(earlier), "queued earlier by this run")
+            # Its seat, once done: while in flight, the run's ledger read counts it.
+            seats = promised_seats(again) - ledger.seats_in_flight(user_id, now=now)
+            mode.promised.update(seats)
+        elif isinstance(decision, ReprocessNow):
             group_ids = frozenset(c.group_id for c in decision.causes if c.group_id)
             blocked = svc.settings.write_blocked_reason(group_ids) or (
                 BASELINE_BLOCK if mode.baseline else None

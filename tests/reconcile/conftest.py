@@ -70,6 +70,20 @@ async def mailbox_lost_after_a_baseline() -> Nightly:
     return nightly
 
 
+def user_id(nightly: Nightly, name: str) -> str:
+    """The id of the user with this display name."""
+    return next(u["id"] for u in nightly.directory.users.values() if u["displayName"] == name)
+
+
+def open_codes(nightly: Nightly, subject: str) -> list[str]:
+    """The codes of the subject's open findings, sorted."""
+    return sorted(
+        str(e.fields["code"])
+        for e in nightly.world.svc.tables.findings.query_all()
+        if str(e.fields["key"]).split("|", 1)[0] == subject and not e.fields.get("resolvedAt")
+    )
+
+
 async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
     """A run that dies reading the third page of users (checkpointed after the second)."""
     real = nightly.directory.users_page

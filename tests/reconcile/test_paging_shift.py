@@ -7,23 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reconcile.conftest import Nightly, killed_after_two_pages
+from tests.reconcile.conftest import Nightly, killed_after_two_pages, open_codes, user_id
 
 pytestmark = pytest.mark.anyio
 
 DAY = 24 * 3600
-
-
-def user_id(nightly: Nightly, name: str) -> str:
-    return next(u["id"] for u in nightly.directory.users.values() if u["displayName"] == name)
-
-
-def open_codes(nightly: Nightly, subject: str) -> list[str]:
-    return sorted(
-        str(e.fields["code"])
-        for e in nightly.world.svc.tables.findings.query_all()
-        if str(e.fields["key"]).split("|", 1)[0] == subject and not e.fields.get("resolvedAt")
-    )
 
 
 async def test_a_user_skipped_by_a_deletion_before_the_resumed_page_keeps_their_findings(

@@ -4,7 +4,10 @@ everything, write nothing — no ledger writes, no messages, no blobs, no mail.
 It is the scan's own path: each page is settled by the user pipeline exactly as the run
 would, with `RecordedWrites` in place of the ledgers and queues; what they were asked to do
 comes back as the lines the CLI prints, by name in the mail's wording. The finish's findings
-follow (`would_finish`): the products' and groups' own, and those of users gone.
+follow (`would_finish`): the products' and groups' own, and those of users gone. A user with
+open findings no page held is gone only when Graph no longer has them, as the run's finish
+decides (`settle_skipped`): users are paged by position, so one deleted from a page already
+read moves the next one onto it.
 
 The ledgers it reads (findings, reprocess ledger) are read once each, whole, into a read-only
 `TableSnapshot`: the pipeline's per-user reads are then answered from memory instead of a
@@ -14,13 +17,13 @@ table round trip per user with findings, and a write would raise.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from shared.catalog.products import catalog
 from shared.core.findings import Names
 from shared.core.sku_findings import sku_findings
-from shared.ports.directory import USER_SELECT
+from shared.ports.directory import JSON, USER_SELECT
 from shared.ports.licensed_world import LicensedWorld
 from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
 from shared.service.nested import nested_group_findings
@@ -100,9 +103,8 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     writes = RecordedWrites(svc)
     demand: Counter[str] = Counter()
     seen: set[str] = set()
-    link: str | None = None
-    while True:
-        users, link = await svc.directory.users_page(link, select=USER_SELECT)
+
+    async def settle_page(users: list[JSON]) -> None:
         unlicensed = await unlicensed_state_groups(svc.directory, world, users)
         tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         writes.page(tenant, Names(tenant, *catalog().names_for(tenant)))
@@ -112,16 +114,33 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         result.count_page(len(evaluation.users), outcome)
         demand.update(evaluation.seat_demand())
         seen.update(tenant.users)
+
+    link: str | None = None
+    while True:
+        users, link = await svc.directory.users_page(link, select=USER_SELECT)
+        await settle_page(users)
         if opts.progress:
             opts.progress(USERS, result.users, None)
         if link is None:
             break
+    # As the run's finish (`settle_skipped`): the users with open findings no page held whom
+    # Graph still has (a deletion during the paging moved them onto a page already read) are
+    # one more page, not gone.
+    unseen = unseen_subjects(open_subjects(svc), seen)
+    skipped = await svc.directory.users_by_id(unseen) if unseen else {}
+    if skipped:
+        await settle_page(list(skipped.values()))
     would_finish(svc, world, demand, seen, writes, run.run_id, result)
     summary_kind = "baseline summary" if run.baseline else "nightly summary"
     result.planned.append(
         f"write reports under {REPORTS}{run.date}/{run.run_id}/ and send the {summary_kind}"
     )
     return result
+
+
+def unseen_subjects(subjects: Iterable[str], seen: Collection[str]) -> list[str]:
+    """The users among `subjects` (open findings) that no page held."""
+    return sorted(s for s in subjects if s and ":" not in s and s not in seen)
 
 
 def would_finish(
@@ -146,7 +165,7 @@ def would_finish(
     subjects = open_subjects(svc)
     for subject in unread_subjects(subjects, tenant.skus.keys(), world.groups.keys()):
         found[subject] = []
-    for subject in sorted(s for s in subjects if s and ":" not in s and s not in seen):
+    for subject in unseen_subjects(subjects, seen):
         found[subject] = []
     for subject, findings in found.items():
         change = writes.reconcile_findings(subject, findings, run_id, [])

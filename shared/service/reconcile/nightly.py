@@ -6,7 +6,9 @@ One scan of the whole tenant, checkpointed so it survives a killed host:
 1. ``groups`` (here): subscribed SKUs, the organization, licensed groups
    (`assignedLicenses/any()`) and their user members, page by page. Kept with the run in blob
    storage (``runs/<runId>/groups.json``), so a resumed run evaluates against the same
-   memberships.
+   memberships - unless they were read more than `GROUPS_MAX_AGE` ago (a run resumed on a
+   later night, every firing of its own night stopped or failed): then they are read again
+   before the run goes on, and the users it has left are judged on the tenant as it is.
 2. ``users`` (`pages`): ALL users, page by page, each page settled by the user pipeline
    (`shared.service.users.settle`: findings reconciled with the ledger, the reprocess policy
    applied); the page's report parts go to blob storage and the checkpoint (`servicestate`:
@@ -59,6 +61,9 @@ log = structlog.get_logger(__name__)
 
 RUN_BUDGET = timedelta(minutes=25)
 """Flex Consumption stops a function after 30 minutes by default: checkpoint and stop before."""
+GROUPS_MAX_AGE = timedelta(hours=12)
+"""A resumed run reads the licensed groups again when it read them longer ago than this: the
+same night's later firings (03:00, 04:00) go on with them, a later night's do not."""
 
 
 async def run_nightly(svc: Services, *, past_due: bool = False) -> ReconcileResult:
@@ -114,6 +119,8 @@ async def reconcile_nightly(
     try:
         if run.phase == GROUPS:
             await read_groups(scan)
+        elif resumed and now - (run.groups_read_at or run.started_at) > GROUPS_MAX_AGE:
+            await read_groups_again(scan)
         if run.phase == USERS:
             await read_users(scan)
         if run.phase == FINISH:
@@ -141,6 +148,20 @@ async def read_groups(scan: Scan) -> None:
     """Phase 1: the licensed world, kept with the run so a resume evaluates against it."""
     scan.checkpoint()
     scan.keep_world(await read_world(scan.svc.directory, scan.opts.progress))
+    scan.run.groups_read_at = scan.svc.now()
     scan.run.phase = USERS
     scan.checkpoint()
     crash_point(scan.svc, "reconcile.after_groups")
+
+
+async def read_groups_again(scan: Scan) -> None:
+    """A run resumed on a later night: the licensed world read again, so the users it has left
+    are not judged on memberships and seat counts a day old or more. Seats its earlier pages
+    promised are dropped with the old counts: those reprocesses done since are in the new
+    consumed counts, those still in flight in the ledger the pages read."""
+    log.info("reconcile.groups_reread", run_id=scan.run.run_id,
+             read_at=scan.run.groups_read_at or scan.run.started_at)  # fmt: skip
+    scan.keep_world(await read_world(scan.svc.directory, scan.opts.progress))
+    scan.run.groups_read_at = scan.svc.now()
+    scan.run.counters.promised.clear()
+    scan.checkpoint()

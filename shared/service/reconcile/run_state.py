@@ -111,12 +111,15 @@ class Run:
     rerun: bool = False
     """A run for a date that already had one: records, but sends no delayed recomputes and no
     second summary."""
+    groups_read_at: datetime | None = None
+    """When the licensed groups it works with were read (None: when it started)."""
 
     def fields(self) -> dict[str, Any]:
         return {
             "runId": self.run_id,
             "date": self.date,
             "startedAt": self.started_at,
+            "groupsReadAt": self.groups_read_at or self.started_at,
             "phase": self.phase,
             "nextLink": self.next_link or "",
             "baseline": self.baseline,
@@ -191,6 +194,8 @@ def load_run(state: ServiceState) -> Run | None:
         baseline=bool(f.get("baseline")),
         counters=Counters.from_json(counters_text(f)),
         rerun=bool(f.get("rerun")),
+        # A checkpoint written before it was kept: read when the run started.
+        groups_read_at=read_at if isinstance(read_at := f.get("groupsReadAt"), datetime) else None,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,25 +78,28 @@ class ReprocessLedger:
             fields = entity.fields
             if fields.get("status") == REFUSED:
                 continue  # never reached the user: neither an attempt nor an observation
-            cause = Cause(
-                str(fields["code"]),
-                _opt(fields.get("skuId")),
-                _opt(fields.get("groupId")),
-                tuple(
-                    e
-                    for e in parse_json_field(str(fields.get("evidence") or "[]"))
-                    if not str(e).startswith(REQUEST)
-                ),
-            )
             at = fields.get("at")
             if isinstance(at, datetime):
-                attempts.append(Attempt(at, cause, reprocessed=fields.get("status") in ATTEMPTED))
+                attempts.append(
+                    Attempt(at, _cause(fields), reprocessed=fields.get("status") in ATTEMPTED)
+                )
         return attempts
 
+    def queued_by(self, user_id: str, correlation_id: str) -> list[Cause]:
+        """The user's causes this run (or message) queued itself, whatever became of them since
+        (sent, called, done), unless handed back or refused: a resumed page or a redelivered
+        message meets them as already reprocessed. Rows written before the run id was kept
+        (no `runId`) are no run's."""
+        return [
+            _cause(e.fields)
+            for e in self._table.query(user_id)
+            if e.fields.get("runId") == correlation_id and e.fields.get("status") in ATTEMPTED
+        ]
+
     def queue(self, user_id: str, cause: Cause, *, now: datetime, correlation_id: str) -> bool:
-        """Record that a reprocess for this cause is queued; False if it already was (or was
-        refused less than `REFUSED_RETRY` ago)."""
-        fields = _cause_fields(cause, now, QUEUED) | {"sent": False}
+        """Record that a reprocess for this cause is queued (by `correlation_id`, the run's id:
+        `queued_by`); False if it already was (or was refused less than `REFUSED_RETRY` ago)."""
+        fields = _cause_fields(cause, now, QUEUED) | {"sent": False, "runId": correlation_id}
         try:
             self._table.insert(user_id, cause_token(cause), fields)
         except AlreadyExists:
@@ -231,6 +234,20 @@ class ReprocessLedger:
             elif uncertain and not isinstance(fields.get("uncertainSince"), datetime):
                 fields["uncertainSince"] = entity.fields.get("at") or now
             self._table.upsert(entity.partition_key, entity.row_key, fields)
+
+
+def _cause(fields: Mapping[str, Any]) -> Cause:
+    """The cause a row records, without the evidence an admin's request adds."""
+    return Cause(
+        str(fields["code"]),
+        _opt(fields.get("skuId")),
+        _opt(fields.get("groupId")),
+        tuple(
+            e
+            for e in parse_json_field(str(fields.get("evidence") or "[]"))
+            if not str(e).startswith(REQUEST)
+        ),
+    )
 
 
 def _cause_fields(cause: Cause, at: datetime, status: str) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""A run cut short that is resumed on a later night (every firing of its own night stopped or
+failed) evaluates the users it has left against the licensed groups and their members as the
+tenant has them then, not as it read them the night it started."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.service.reconcile.run_state import RUN
+from shared.service.stores import ServiceState
+from tests.demo_tenant import E3_BASE
+from tests.reconcile.conftest import Nightly, killed_after_two_pages, open_codes, user_id
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+
+
+async def test_a_run_resumed_the_next_night_reads_the_groups_again(nightly: Nightly) -> None:
+    await nightly.run()  # the baseline
+    nightly.world.clock.advance(DAY)
+    await killed_after_two_pages(nightly)
+    nightly.world.clock.advance(DAY)
+    # Lynne (the thirteenth user by id: a page the run has not read) joined the E3 Base
+    # group since, and Entra licensed her from it.
+    lynne = user_id(nightly, "Lynne Robbins")
+    nightly.directory.add_member(E3_BASE, lynne)
+    [e3] = nightly.directory.groups[E3_BASE]["assignedLicenses"]
+    state = {"assignedByGroup": E3_BASE, "state": "Active", "error": None}
+    nightly.directory.set_user_state(
+        lynne, assignedLicenses=[e3], licenseAssignmentStates=[{**e3, **state}]
+    )
+
+    result = await nightly.run()
+
+    assert result.resumed
+    assert result.status == "done"
+    assert open_codes(nightly, lynne) == []
+
+
+async def test_a_run_resumed_the_same_night_goes_on_with_the_groups_it_read(
+    nightly: Nightly,
+) -> None:
+    await killed_after_two_pages(nightly)
+    nightly.world.clock.advance(3600)  # the 03:00 firing
+
+    result = await nightly.run()
+
+    assert result.resumed
+    assert nightly.directory.requests["licensed_group_configs"] == 1
+
+
+async def test_a_checkpoint_kept_before_the_groups_read_time_was_resumes_by_its_start(
+    nightly: Nightly,
+) -> None:
+    """A checkpoint an older version wrote has no `groupsReadAt`: its start stands for it."""
+    await killed_after_two_pages(nightly)
+    state = ServiceState(nightly.world.svc.tables.servicestate)
+    run = state.get(RUN)
+    assert run is not None
+    state.put(RUN, {k: v for k, v in run.fields.items() if k != "groupsReadAt"})
+    nightly.world.clock.advance(DAY)
+
+    result = await nightly.run()
+
+    assert result.resumed
+    assert nightly.directory.requests["licensed_group_configs"] == 2
