@@ -36,7 +36,7 @@ from shared.core.user_decisions import cause_key, decide_users, promised_seats, 
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
-from shared.service.stores import FindingsLedger, ReprocessLedger, ServiceState
+from shared.service.stores import FindingsLedger, ReprocessLedger
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
 from shared.service.user_writes import LedgerWrites, UserWrites
 
@@ -113,10 +113,8 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
 
 async def reconcile_users(svc: Services, user_ids: Sequence[str], mode: Mode) -> RecomputeOutcome:
     """Read the users from Graph, evaluate, decide and act on them (see the module docstring)."""
-    # Before the read: the SKU counts it uses are no older (a refresh meanwhile is newer).
-    mode.seats_counted_at = ServiceState(svc.tables.servicestate).skus_read_at() or svc.now()
-    mode.read_at = svc.now()
-    tenant = await read_users(svc, user_ids)
+    read = await read_users(svc, user_ids)
+    tenant, mode.read_at, mode.seats_counted_at = read.tenant, read.read_at, read.skus_read_at
     evaluation = evaluate(tenant, *catalog().names_for(tenant), plan_conflicts())
     gone = [u for u in user_ids if u not in tenant.users]
     return await settle(svc, tenant, evaluation, mode, flush=user_ids, gone=gone)
