@@ -6,22 +6,32 @@ recorded, in the findings ledger or in the data-loss guard's capability record."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from shared.ports.messages import RecomputeUsers
+from shared.ports.tables import EntityStore
 from shared.service.dataloss import CAPABILITIES_PK
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, recompute_users
 from tests.alerts.test_immediate import MAILBOX_GROUP, sales, with_mailbox_group
-from tests.alerts.world import alert_world
+from tests.alerts.world import alert_world, prime
 from tests.service.world import World
 
 pytestmark = pytest.mark.anyio
+
+
+def world_on(new_store: Callable[[], EntityStore]) -> World:
+    """One Sales user holding a mailbox from Mailbox_Sales, alerts on; the findings and the
+    capability records (`servicestate`) in the store under test (the fake, then Azurite)."""
+    world = alert_world(with_mailbox_group(1))
+    world.svc.tables = replace(world.svc.tables, findings=new_store(), servicestate=new_store())
+    prime(world)
+    return world
 
 
 class PausedAfterRead:
@@ -61,15 +71,15 @@ def capability_record(world: World, user: str) -> str:
     return str(stored.fields["json"])
 
 
-async def test_a_recompute_that_read_before_a_loss_does_not_resolve_the_loss_read_after_it() -> (
-    None
-):
+async def test_a_recompute_that_read_before_a_loss_does_not_resolve_the_loss_read_after_it(
+    new_store: Callable[[], EntityStore],
+) -> None:
     """The slow recompute read the user in Mailbox_Sales; the user left; a faster recompute
     read that and opened DataLossRisk (the alert names the deadline: 30 days from the loss).
     The slow one then wrote its older view: it resolved the finding and wrote the capability
     record back to 'held', so the next recompute found the loss anew, later, with a later
     deadline and a second alert."""
-    world = alert_world(with_mailbox_group(1))
+    world = world_on(new_store)
     [user] = sales(world)
     await recompute(world.svc, user, "known")  # what the user holds is recorded
     slow_graph = PausedAfterRead(world.directory)
@@ -108,11 +118,13 @@ class CrashAfterGroups:
             raise RuntimeError("host stopped")
 
 
-async def test_a_nightly_page_of_memberships_read_before_a_loss_does_not_resolve_it() -> None:
+async def test_a_nightly_page_of_memberships_read_before_a_loss_does_not_resolve_it(
+    new_store: Callable[[], EntityStore],
+) -> None:
     """The nightly run read the memberships (the user in Mailbox_Sales) and stopped; the user
     left and a recompute opened DataLossRisk; the resumed run's page, evaluated against the
     memberships it read first, resolved it."""
-    world = alert_world(with_mailbox_group(1))
+    world = world_on(new_store)
     [user] = sales(world)
     await recompute(world.svc, user, "known")
     world.svc.crash_points = CrashAfterGroups()
