@@ -4,7 +4,7 @@ empty table in the in-memory fake and in Azurite alike."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -22,10 +22,19 @@ def azurite() -> Iterator[AzuriteEndpoints]:
 
 
 @pytest.fixture(params=["memory", "azurite"])
-def store(request: pytest.FixtureRequest) -> EntityStore:
-    """A new, empty table: the in-memory fake, then one in Azurite (a test runs on both)."""
-    name = f"t{uuid.uuid4().hex[:16]}"
+def new_store(request: pytest.FixtureRequest) -> Callable[[], EntityStore]:
+    """Makes new, empty tables: in the in-memory fake, then in Azurite (a test runs on both)."""
     if request.param == "memory":
-        return InMemoryTable(name)
+        return lambda: InMemoryTable(_table_name())
     azurite: AzuriteEndpoints = request.getfixturevalue("azurite")
-    return AzureTable.from_connection(azurite.connection_string, name)
+    return lambda: AzureTable.from_connection(azurite.connection_string, _table_name())
+
+
+@pytest.fixture
+def store(new_store: Callable[[], EntityStore]) -> EntityStore:
+    """A new, empty table: the in-memory fake, then one in Azurite (a test runs on both)."""
+    return new_store()
+
+
+def _table_name() -> str:
+    return f"t{uuid.uuid4().hex[:16]}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -51,7 +51,14 @@ from shared.core.findings import (
 )
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
-from shared.ports.tables import ConcurrencyConflict, Entity, json_field, parse_json_field, safe_key
+from shared.ports.tables import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    Entity,
+    json_field,
+    parse_json_field,
+    safe_key,
+)
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
 from shared.service.alerts.facts import exclusions
@@ -62,6 +69,7 @@ from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import Sleep
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
+from shared.service.stores.read_times import READ_AT, written_after
 
 log = structlog.get_logger(__name__)
 
@@ -109,11 +117,12 @@ def with_data_loss(
     tenant: Tenant | None = None,
     *,
     write: bool = True,
+    read_at: datetime | None = None,
 ) -> list[UserReport]:
     """The reports, each with a `DataLossRisk` finding when the user lost a data capability
     (see the module docstring); updates the stored capability records unless `write` is off
     (a dry run). `tenant` gives the SKUs (and names); by default the service's cached SKUs and
-    licensed groups."""
+    licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`)."""
     if not reports:
         return []
     from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
@@ -121,20 +130,48 @@ def with_data_loss(
     capability_map = capabilities()
     tenant = tenant or _cached_tenant(svc)
     names = Names(tenant, catalog().products)
-    table = svc.tables.servicestate
-    now = svc.now()
     out = []
     for report in reports:
         user = report.user
+        lost = _lost_capabilities(svc, report, tenant, capability_map.plans, read_at, write)
+        if lost:
+            losses = [
+                CapabilityLoss(
+                    user.id, c, _grants(entry.get("grants")), graph_time_or_none(entry.get("at"))
+                )
+                for c, entry in sorted(lost.items())
+            ]
+            finding = data_loss_finding(user, losses, names, dict(capability_map.labels))
+            report = report.with_finding(finding)
+        out.append(report)
+    return out
+
+
+def _lost_capabilities(
+    svc: Services,
+    report: UserReport,
+    tenant: Tenant,
+    plans: Mapping[str, frozenset[str]],
+    read_at: datetime | None,
+    write: bool,
+) -> dict[str, Any]:
+    """The user's lost capabilities, their record brought up to date (written unless `write`
+    is off) only over the record as read: one written meanwhile is read again, and one written
+    from a later read of Graph than `read_at` stands as it is (an earlier read would end the
+    loss that later read found, and the next recompute find it anew with a later deadline)."""
+    table, user, now = svc.tables.servicestate, report.user, svc.now()
+    graph_held = held_licenses(user, tenant.skus)
+    granting = granting_licenses(user, report.licenses)
+    shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
+    while True:
         stored = table.get(CAPABILITIES_PK, user.id)
         record = parse_json_field(str(stored.fields["json"])) if stored else {}
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
         lost = dict(record.get("lost") or {})
-        graph_held = held_licenses(user, tenant.skus)
-        granting = granting_licenses(user, report.licenses)
-        shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
+        if stored is not None and written_after(stored, read_at):
+            return _kept(lost, now)
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
-        for capability, plan_ids in capability_map.plans.items():
+        for capability, plan_ids in plans.items():
             keeps = capability_grants(granting, plan_ids)
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
@@ -153,27 +190,31 @@ def with_data_loss(
                     table.upsert(
                         RECENT_LOSSES_PK, user.id, {"at": now, "upn": user.user_principal_name}
                     )
-        for capability, entry in list(lost.items()):
-            at = graph_time_or_none(str(entry.get("at")))
-            if at is None or now - at > LOSS_KEPT:
-                del lost[capability]
+        lost = _kept(lost, now)
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},
             "lost": lost,
         }
-        if write and new_record != record and (stored is not None or held_now or lost):
-            table.upsert(CAPABILITIES_PK, user.id, {"json": json_field(new_record)})
-        if lost:
-            losses = [
-                CapabilityLoss(
-                    user.id, c, _grants(entry.get("grants")), graph_time_or_none(entry.get("at"))
-                )
-                for c, entry in sorted(lost.items())
-            ]
-            finding = data_loss_finding(user, losses, names, dict(capability_map.labels))
-            report = report.with_finding(finding)
-        out.append(report)
-    return out
+        if not write or new_record == record or (stored is None and not held_now and not lost):
+            return lost
+        fields = {"json": json_field(new_record), READ_AT: read_at}
+        try:
+            if stored is None:
+                table.insert(CAPABILITIES_PK, user.id, fields)
+            else:
+                table.update(CAPABILITIES_PK, user.id, fields, etag=stored.etag)
+        except (AlreadyExists, ConcurrencyConflict):
+            continue
+        return lost
+
+
+def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The losses still kept (`LOSS_KEPT`)."""
+    return {
+        capability: entry
+        for capability, entry in lost.items()
+        if (at := graph_time_or_none(str(entry.get("at")))) is not None and now - at <= LOSS_KEPT
+    }
 
 
 @dataclass

@@ -10,8 +10,8 @@ translator turns Graph's objects into the core's model; nothing here re-parses a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import core_groups
@@ -28,10 +28,12 @@ SKU_MAX_AGE = timedelta(hours=1)
 
 async def skus_for(
     svc: Services, *, refresh: bool = False, named: Iterable[str] = ()
-) -> dict[str, Sku]:
+) -> tuple[dict[str, Sku], datetime]:
     """Subscribed SKUs from the cache, refreshed from Graph when stale, asked, or when one of
-    the `named` ids is missing. An id a fresh read did not list either (Graph keeps a group's
-    license after its subscription is gone) does not refresh again until the cache is stale."""
+    the `named` ids is missing, and when they were read from Graph, at the latest (the cache's
+    time is read before its rows; a refresh's is taken before it asks). An id a fresh read did
+    not list either (Graph keeps a group's license after its subscription is gone) does not
+    refresh again until the cache is stale."""
     state = ServiceState(svc.tables.servicestate)
     skus, refreshed = state.skus()
     now = svc.now()
@@ -46,22 +48,36 @@ async def skus_for(
         skus = GraphTranslator().skus(await svc.directory.subscribed_skus())
         state.save_skus(skus.values(), now)
         not_listed.update(dict.fromkeys(missing - skus.keys(), now))
-    return skus
+        return skus, now
+    return skus, refreshed
 
 
-async def read_users(svc: Services, user_ids: Sequence[str]) -> Tenant:
+@dataclass(frozen=True, slots=True)
+class UsersRead:
+    """`read_users`' tenant and when its parts were read from Graph."""
+
+    tenant: Tenant
+    read_at: datetime
+    """When Graph was asked for the users (their memberships were read after)."""
+    skus_read_at: datetime
+    """When the SKU counts were read, at the latest (`skus_for`)."""
+
+
+async def read_users(svc: Services, user_ids: Sequence[str]) -> UsersRead:
     """The users Graph knows (batched) as a small tenant: their memberships, the cached licensed
     groups and SKUs (refreshed when a user or group names one the cache does not know)."""
     translate = GraphTranslator()
+    read_at = svc.now()
     users = translate.users((await svc.directory.users_by_id(user_ids)).values(), {})
     memberships = await svc.directory.member_of(list(users))
     groups = LicensedGroups(svc.tables.deltalinks).configs()
-    skus = await skus_for(svc, named=_named_skus(users.values(), groups.values()))
+    skus, skus_read_at = await skus_for(svc, named=_named_skus(users.values(), groups.values()))
     unknown_groups = _groups_in_states(users.values()) - groups.keys()
     if unknown_groups:
         groups |= await svc.directory.group_configs(sorted(unknown_groups))
     members = _members_by_group(groups, users, memberships)
-    return Tenant(skus, core_groups(groups.values(), skus, members), users, None)
+    tenant = Tenant(skus, core_groups(groups.values(), skus, members), users, None)
+    return UsersRead(tenant, read_at, skus_read_at)
 
 
 async def read_user_records(svc: Services, user_ids: Sequence[str]) -> dict[str, User]:

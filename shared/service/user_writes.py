@@ -79,10 +79,14 @@ class UserWrites(Protocol):
 
 
 class LedgerWrites:
-    """The real effects: the reprocess ledger as an outbox, the queues, the findings ledger."""
+    """The real effects: the reprocess ledger as an outbox, the queues, the findings ledger.
+    `read_at`: when the users were read from Graph (`Mode.read_at`): the findings and the
+    data-loss guard's records leave what a later read of a user wrote."""
 
-    def __init__(self, svc: Services, ledger: ReprocessLedger) -> None:
-        self.svc, self.ledger = svc, ledger
+    def __init__(
+        self, svc: Services, ledger: ReprocessLedger, read_at: datetime | None = None
+    ) -> None:
+        self.svc, self.ledger, self.read_at = svc, ledger, read_at
         self.findings = FindingsLedger(svc.tables.findings)
 
     def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
@@ -239,7 +243,7 @@ class LedgerWrites:
             self.ledger.observe(user_id, attempts)
 
     def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
-        return with_data_loss(self.svc, reports, tenant)
+        return with_data_loss(self.svc, reports, tenant, read_at=self.read_at)
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
@@ -251,6 +255,7 @@ class LedgerWrites:
             run_id=run_id,
             reprocess_queued=reprocess_queued,
             keep=kept_by_recompute(findings),
+            read_at=self.read_at,
         )
 
     async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:

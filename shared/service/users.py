@@ -36,7 +36,7 @@ from shared.core.user_decisions import cause_key, decide_users, promised_seats, 
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
-from shared.service.stores import FindingsLedger, ReprocessLedger, ServiceState
+from shared.service.stores import FindingsLedger, ReprocessLedger
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
 from shared.service.user_writes import LedgerWrites, UserWrites
 
@@ -89,6 +89,10 @@ class Mode:
     seats_counted_at: datetime | None = None
     """When the SKU counts the run decides seats on were read, at the latest (None: not
     known): a CountViolation reprocess done since still holds its seat (`ReprocessLedger`)."""
+    read_at: datetime | None = None
+    """When the users' data was read from Graph, at the earliest (None: not known): what the
+    run records does not replace what a run that read them later recorded
+    (`shared.service.stores.read_times`)."""
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
@@ -109,9 +113,8 @@ async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcom
 
 async def reconcile_users(svc: Services, user_ids: Sequence[str], mode: Mode) -> RecomputeOutcome:
     """Read the users from Graph, evaluate, decide and act on them (see the module docstring)."""
-    # Before the read: the SKU counts it uses are no older (a refresh meanwhile is newer).
-    mode.seats_counted_at = ServiceState(svc.tables.servicestate).skus_read_at() or svc.now()
-    tenant = await read_users(svc, user_ids)
+    read = await read_users(svc, user_ids)
+    tenant, mode.read_at, mode.seats_counted_at = read.tenant, read.read_at, read.skus_read_at
     evaluation = evaluate(tenant, *catalog().names_for(tenant), plan_conflicts())
     gone = [u for u in user_ids if u not in tenant.users]
     return await settle(svc, tenant, evaluation, mode, flush=user_ids, gone=gone)
@@ -133,7 +136,7 @@ async def settle(
     ledger = ReprocessLedger(
         PartitionsReadOnce(svc.tables.reprocessledger), seats_counted_at=mode.seats_counted_at
     )
-    writes = writes or LedgerWrites(svc, ledger)
+    writes = writes or LedgerWrites(svc, ledger, mode.read_at)
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await _decide(svc, tenant, findings, ledger, mode)
     mode.failing.update(plan.failing)
@@ -149,7 +152,7 @@ async def settle(
     else:
         crash_point(svc, "recompute.after_findings")
     if gone is not None:
-        resolve_gone(svc, gone, mode.run_id, outcome)
+        resolve_gone(svc, gone, mode.run_id, outcome, read_at=mode.read_at)
         crash_point(svc, "recompute.after_gone")
     if not mode.baseline:
         # The ledger is the data-loss alert's outbox: findings not yet alerted are mailed now,
@@ -159,12 +162,18 @@ async def settle(
 
 
 def resolve_gone(
-    svc: Services, user_ids: Iterable[str], run_id: str, outcome: RecomputeOutcome
+    svc: Services,
+    user_ids: Iterable[str],
+    run_id: str,
+    outcome: RecomputeOutcome,
+    *,
+    read_at: datetime | None = None,
 ) -> None:
-    """Deleted (or not yet replicated) users: their open findings no longer apply."""
+    """Deleted (or not yet replicated) users: their open findings no longer apply (`read_at`:
+    when Graph was found not to know them, at the earliest)."""
     ledger = FindingsLedger(svc.tables.findings)
     for user_id in user_ids:
-        change = ledger.reconcile(user_id, [], now=svc.now(), run_id=run_id)
+        change = ledger.reconcile(user_id, [], now=svc.now(), run_id=run_id, read_at=read_at)
         outcome.gone.append(user_id)
         outcome.resolved.extend(change.resolved)
 

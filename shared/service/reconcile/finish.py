@@ -71,7 +71,9 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         ledger.reconcile(subject, [], now=now, run_id=run.run_id)
     crash_point(svc, "reconcile.after_sku_findings")
     gone = RecomputeOutcome()
-    resolve_gone(svc, [u for u in unseen if u not in skipped], run.run_id, gone)
+    resolve_gone(
+        svc, [u for u in unseen if u not in skipped], run.run_id, gone, read_at=run.started_at
+    )
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.

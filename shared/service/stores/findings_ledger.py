@@ -9,6 +9,14 @@ up to a whole group, 100k and more) do not fit one entity (a string holds 32K ch
 row keeps how many there are (`userCount`) and the first `STORED_USER_IDS` of them (`userIds`,
 JSON), enough for an alert to name some; the reports written from the scan carry them all.
 Rows written before `userCount` existed hold every id and read as such.
+
+A user's rows also keep when the data they were written from was read from Graph (`readAt`):
+a run that read the user earlier (a slow recompute message; a nightly page, whose memberships
+were read when its run started) and writes after a run that read later would otherwise
+resolve or overwrite what the later read found (a new DataLossRisk among them) until the
+user's next recompute. Such a run writes nothing for the subject: each write is made only over
+the row as read (ETag) and only when that row was not written from a later read. Rows without
+`readAt` (written before it existed, or by jobs that read nothing, `set_one`) count as older.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from shared.ports.tables import (
     parse_json_field,
     safe_key,
 )
+from shared.service.stores.read_times import READ_AT, written_after
 
 STORED_USER_IDS: Final = 100
 """At most this many user ids in a row's `userIds` (100 GUIDs: about 4K characters)."""
@@ -65,45 +74,55 @@ class FindingsLedger:
         run_id: str,
         reprocess_queued: Iterable[str] = (),
         keep: Collection[str] = (),
+        read_at: datetime | None = None,
     ) -> LedgerChange:
         """Record what is found now for one subject: new, still there, and resolved. Open
         findings of the codes in `keep` belong to another job (`set_one`): left open, only
-        marked seen (a user with an open finding not seen by the nightly run counts as gone)."""
+        marked seen (a user with an open finding not seen by the nightly run counts as gone).
+        `read_at`: when the findings' data was read from Graph; nothing is written over rows
+        written from a later read (the module docstring), and nothing at all when the subject
+        has one (None: not known, written as before)."""
         queued = set(reprocess_queued)
         current = {f.key: f for f in findings}
         rows = self._rows(subject)
+        if any(written_after(row, read_at) for row in rows.values()):
+            return LedgerChange((), (), ())  # recorded from a later read: that stands
         before = {k: e for k, e in rows.items() if not e.fields.get("resolvedAt")}
         for key, row in list(before.items()):
             if key not in current and row.fields.get("code") in keep:
-                self._write_over(row, lambda seen: _seen(seen, now))
+                self._write_over(row, lambda seen: _seen(seen, now), read_at)
                 del before[key]
         new, persisting = [], []
         for key, finding in current.items():
             entity = before.get(key)
             fields = _finding_fields(finding, now, run_id)
             fields["firstSeen"] = now
+            fields[READ_AT] = read_at
             if key in queued:
                 fields["reprocessQueuedAt"] = now
             if entity is None:
                 fields["firstRunId"] = run_id
                 earlier = rows.get(key)  # resolved before
                 if earlier is not None:
-                    self._write_over(earlier, partial(_reopened, fields))
-                elif not self._created(subject, key, fields):
+                    if not self._write_over(earlier, partial(_reopened, fields), read_at):
+                        continue  # resolved meanwhile from a later read
+                elif not self._created(subject, key, fields, read_at):
                     persisting.append(finding)  # another run wrote it first: found again
                     continue
                 new.append(finding)
-            else:
+            elif self._write_over(entity, partial(_persisting, fields), read_at):
                 persisting.append(finding)
-                self._write_over(entity, partial(_persisting, fields))
         resolved = []
         for key, entity in before.items():
-            if key not in current:
-                self._write_over(entity, lambda row: _resolved(row, now, run_id))
+            if key not in current and self._write_over(
+                entity, lambda row: _resolved(row, now, run_id, read_at), read_at
+            ):
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
 
-    def _created(self, subject: str, key: str, fields: dict[str, Any]) -> bool:
+    def _created(
+        self, subject: str, key: str, fields: dict[str, Any], read_at: datetime | None
+    ) -> bool:
         """Create the finding's row; False when another run (a recompute of the same user at
         once) created it after we read: it is new once, and ours is written over it as found
         again, keeping what that run recorded (a reprocess queued)."""
@@ -114,31 +133,39 @@ class FindingsLedger:
             if written is None:  # deleted meanwhile: ours stands
                 self._table.upsert(safe_key(subject), safe_key(key), fields)
                 return True
-            self._write_over(written, partial(_persisting, fields))
+            self._write_over(written, partial(_persisting, fields), read_at)
             return False
         return True
 
     def _write_over(
-        self, entity: Entity, make: Callable[[Entity], dict[str, Any] | None], tries: int = 5
-    ) -> None:
+        self,
+        entity: Entity,
+        make: Callable[[Entity], dict[str, Any] | None],
+        read_at: datetime | None,
+        tries: int = 5,
+    ) -> bool:
         """Write the row `make` makes from `entity`, only over the row as read: one written
         meanwhile (the digest marking it `alertedIn`, on another instance) is read again and
         made anew instead of overwritten, mark lost, and mailed again by the next digest.
-        `make` returns None when there is nothing left to write."""
+        `make` returns None when there is nothing left to write. False (nothing written) when
+        the row was written from a later read than `read_at`."""
         current = entity
         for attempt in range(tries):
+            if written_after(current, read_at):
+                return False
             fields = make(current)
             if fields is None:
-                return
+                return True
             pk, rk = current.partition_key, current.row_key
             if attempt == tries - 1:
                 self._table.upsert(pk, rk, fields)  # still contended: the last writer wins
-                return
+                return True
             try:
                 self._table.update(pk, rk, fields, etag=current.etag)
-                return
+                return True
             except port.ConcurrencyConflict:
                 current = self._table.get(pk, rk) or current
+        return True
 
     def set_one(
         self, subject: str, key: str, finding: Finding | None, *, now: datetime, run_id: str
@@ -211,11 +238,15 @@ def _seen(entity: Entity, now: datetime) -> dict[str, Any] | None:
     return dict(entity.fields) | {"lastSeen": now}
 
 
-def _resolved(entity: Entity, now: datetime, run_id: str) -> dict[str, Any] | None:
-    """The open finding's row resolved by run `run_id`; None when it was resolved already."""
+def _resolved(
+    entity: Entity, now: datetime, run_id: str, read_at: datetime | None
+) -> dict[str, Any] | None:
+    """The open finding's row resolved by run `run_id` (from data read at `read_at`, when
+    known); None when it was resolved already."""
     if entity.fields.get("resolvedAt"):
         return None
-    return dict(entity.fields) | {"resolvedAt": now, "runId": run_id}
+    resolved = dict(entity.fields) | {"resolvedAt": now, "runId": run_id}
+    return resolved | {READ_AT: read_at} if read_at is not None else resolved
 
 
 def stored_user_ids(fields: Mapping[str, object]) -> tuple[tuple[str, ...], int | None]:

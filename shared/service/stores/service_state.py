@@ -34,12 +34,6 @@ class ServiceState:
         rows = (parse_json_field(str(e.fields["json"])) for e in self._table.query(self.SKU_PK))
         return GraphTranslator().skus(rows), refreshed if isinstance(refreshed, datetime) else None
 
-    def skus_read_at(self) -> datetime | None:
-        """When the cached SKUs were read (`skus` without the SKUs)."""
-        meta = self._table.get(self.META_PK, "skus")
-        refreshed = meta.fields.get("refreshedAt") if meta else None
-        return refreshed if isinstance(refreshed, datetime) else None
-
     def save_skus(self, skus: Iterable[Sku], now: datetime) -> None:
         """The cache becomes `skus`: a SKU gone from subscribedSkus leaves it too."""
         kept: set[str] = set()
