@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from shared.ports.messages import RecomputeUsers
 from shared.service.reconcile.run_state import RUN
 from shared.service.stores import ServiceState
+from shared.service.users import recompute_users
 from tests.demo_tenant import E3_BASE
 from tests.reconcile.conftest import Nightly, killed_after_two_pages, open_codes, user_id
 
@@ -65,3 +67,33 @@ async def test_a_checkpoint_kept_before_the_groups_read_time_was_resumes_by_its_
 
     assert result.resumed
     assert nightly.directory.requests["licensed_group_configs"] == 2
+
+
+async def test_a_run_resumed_the_next_night_settles_what_a_recompute_found_in_between(
+    nightly: Nightly,
+) -> None:
+    """The resumed run's pages count as read when it read the groups again, not when it
+    started: else a finding a recompute recorded in between (a later read than the run's
+    start) would stand against the resumed run's newer view."""
+    await nightly.run()  # the baseline
+    nightly.world.clock.advance(DAY)
+    await killed_after_two_pages(nightly)
+    nightly.world.clock.advance(6 * 3600)
+    lynne = user_id(nightly, "Lynne Robbins")
+    nightly.directory.add_member(E3_BASE, lynne)
+    [e3] = nightly.directory.groups[E3_BASE]["assignedLicenses"]
+    waiting = {"assignedByGroup": E3_BASE, "state": "Error", "error": "CountViolation"}
+    nightly.directory.set_user_state(lynne, licenseAssignmentStates=[{**e3, **waiting}])
+    message = RecomputeUsers(user_ids=(lynne,), reason="test", correlation_id="recompute-1")
+    await recompute_users(nightly.world.svc, message)
+    assert "CountViolation" in open_codes(nightly, lynne)
+    active = {**waiting, "state": "Active", "error": None}  # a seat came free: Entra licensed her
+    nightly.directory.set_user_state(
+        lynne, assignedLicenses=[e3], licenseAssignmentStates=[{**e3, **active}]
+    )
+    nightly.world.clock.advance(DAY)
+
+    result = await nightly.run()
+
+    assert result.resumed
+    assert open_codes(nightly, lynne) == []

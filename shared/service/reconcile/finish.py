@@ -72,7 +72,11 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     crash_point(svc, "reconcile.after_sku_findings")
     gone = RecomputeOutcome()
     resolve_gone(
-        svc, [u for u in unseen if u not in skipped], run.run_id, gone, read_at=run.started_at
+        svc,
+        [u for u in unseen if u not in skipped],
+        run.run_id,
+        gone,
+        read_at=run.groups_read_at or run.started_at,
     )
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase

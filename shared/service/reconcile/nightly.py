@@ -147,8 +147,9 @@ def record_done(scan: Scan) -> None:
 async def read_groups(scan: Scan) -> None:
     """Phase 1: the licensed world, kept with the run so a resume evaluates against it."""
     scan.checkpoint()
+    read_at = scan.svc.now()  # before the read: a change during it counts as after it
     scan.keep_world(await read_world(scan.svc.directory, scan.opts.progress))
-    scan.run.groups_read_at = scan.svc.now()
+    scan.run.groups_read_at = read_at
     scan.run.phase = USERS
     scan.checkpoint()
     crash_point(scan.svc, "reconcile.after_groups")
@@ -161,7 +162,8 @@ async def read_groups_again(scan: Scan) -> None:
     consumed counts, those still in flight in the ledger the pages read."""
     log.info("reconcile.groups_reread", run_id=scan.run.run_id,
              read_at=scan.run.groups_read_at or scan.run.started_at)  # fmt: skip
+    read_at = scan.svc.now()
     scan.keep_world(await read_world(scan.svc.directory, scan.opts.progress))
-    scan.run.groups_read_at = scan.svc.now()
+    scan.run.groups_read_at = read_at
     scan.run.counters.promised.clear()
     scan.checkpoint()

@@ -90,10 +90,11 @@ def restart_users(scan: Scan, refused: DirectoryError) -> None:
 def page_mode(run: Run, subjects: set[str]) -> Mode:
     """How the scan (and its dry run) settles a page: the groups were read just now, seats
     promised by earlier pages count, the ledger is read only for users with findings. Its
-    users count as read when the run started (their memberships were read then)."""
+    users count as read when the run read its groups (their memberships were read then; a run
+    resumed on a later night reads them again)."""
     return Mode(
         run_id=run.run_id,
-        read_at=run.started_at,
+        read_at=run.groups_read_at or run.started_at,
         baseline=run.baseline,
         retry=not run.rerun,
         reread_processing=False,
