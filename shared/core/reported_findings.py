@@ -99,7 +99,7 @@ def _cause_and_remedy(
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
-        culprits = _conflicting_siblings(user, state, tenant, conflicts)
+        culprits = conflicting_siblings(user, state, tenant, conflicts)
         rows = (
             tuple(r for c in culprits for r in _conflict_rows(user, c, tenant, conflicts))
             if culprits
@@ -196,13 +196,14 @@ def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tu
     )
 
 
-def _conflicting_siblings(
+def conflicting_siblings(
     user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
 ) -> tuple[AssignmentState, ...]:
     """The group's other products failing with this one whose plans the conflicts table pairs
     with a plan the user holds elsewhere, when this product's plans pair with none: Entra
     failed this one with them (all-or-none). () for a product that conflicts itself, or when
-    the table explains neither."""
+    the table explains neither. The what-if learns conflicts by it too
+    (`predict.conflicts_seen`)."""
     if state.sku_id not in tenant.skus or _conflict_rows(user, state, tenant, conflicts):
         return ()
     return tuple(
