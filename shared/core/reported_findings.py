@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.core import findings
-from shared.core.model import AssignmentState, Group, Sku, Tenant, User, normalize_error
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    PrepaidUnits,
+    Sku,
+    Tenant,
+    User,
+    normalize_error,
+)
 from shared.core.plan_conflicts import PlanConflict, conflicting_rows, lifted_only
+from shared.core.seat_remedy import seats_fix, sentence
 from shared.core.usage_locations import WorkingLocations, effective_location
 
 
@@ -88,7 +97,10 @@ def _cause_and_remedy(
                 if short
                 else ""
             ),
-            f"Buy or free seats of {seats} ({findings.ADMIN_CENTER_LICENSES}), then {retry}"
+            sentence(
+                seats_fix((_units(tenant, s), names.product(s)) for s in short or (state.sku_id,))
+            )
+            + f", then {retry}"
             + (
                 ": Entra does not retry by itself when seats become free (License Guard "
                 "reprocesses automatically in act mode)."
@@ -248,6 +260,12 @@ def _failed_with(user: User, state: AssignmentState, code: str) -> list[Assignme
 def _products(sku_ids: Sequence[str], names: findings.Names) -> str:
     """The products' names joined ("" for none)."""
     return " and ".join(names.product(s) for s in sku_ids)
+
+
+def _units(tenant: Tenant, sku_id: str) -> PrepaidUnits:
+    """The SKU's seats by stage (none for a SKU gone from subscribedSkus)."""
+    sku = tenant.skus.get(sku_id)
+    return sku.prepaid if sku else PrepaidUnits()
 
 
 def _has_free_seat(sku: Sku | None) -> bool:

@@ -15,6 +15,7 @@ from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Fi
 from shared.core.model import Tenant
 from shared.core.reprocess import PROCESSING_COMPLETE, decide_reprocess
 from shared.core.reprocess_plan import AlertInstead, ReprocessNow, TenantFacts
+from shared.core.user_decisions import decide_users
 from tests.builders import (
     BASE,
     BASE_DISABLED,
@@ -208,6 +209,78 @@ def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_
 
     (ems,) = [g for g in plan.groups if g.sku_id == b.id(EMS)]
     assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
+
+
+def e3_short_with(*, warning: int = 0, suspended: int = 0, users: int = 1) -> Tenant:
+    """Users in Base waiting for E3 (CountViolation) while its seats are all taken and more
+    are in `warning` (a lapsed subscription's grace period) or `suspended` (cancelled)."""
+    b = seed_tenant().sku(
+        E3, E3_PLANS, seats=1, consumed=1, warning=warning, suspended=suspended, sku_id=E3_SKU_ID
+    )
+    for user in ("ann", "bob", "cid", "dan")[:users]:
+        b.user(user).member(BASE, user).state(
+            user, E3, via=BASE, state="Error", error="CountViolation"
+        )
+    return b.build()
+
+
+@pytest.mark.parametrize(
+    ("warning", "suspended", "first_step"),
+    [
+        (3, 0, "Renew the expired subscription of ENTERPRISEPACK: its 3 seat(s) in the grace"),
+        (0, 2, "Reactivate the cancelled subscription of ENTERPRISEPACK: its 2 suspended seat(s)"),
+    ],
+)
+def test_a_count_violation_with_lapsed_seats_says_renew_or_reactivate_before_buying(
+    warning: int, suspended: int, first_step: str
+) -> None:
+    tenant = e3_short_with(warning=warning, suspended=suspended)
+    (finding,) = findings_of(tenant, "CountViolation")
+
+    assert finding.remedy.startswith(first_step)
+    assert "; buy or free seats of ENTERPRISEPACK (" in finding.remedy
+    assert "if those are not enough, then reprocess the user" in finding.remedy
+
+
+def test_the_policy_alert_for_lapsed_seats_says_renew_before_buying() -> None:
+    tenant = e3_short_with(warning=3)
+    found = evaluate(tenant).findings()
+
+    plan = decide_users(tenant, found, {}, {}, now=datetime.now(UTC), processing={})
+
+    (alert,) = plan.alerts
+    assert f"no free seats of {E3_SKU_ID}: renew the expired subscription of {E3_SKU_ID}" in (
+        alert.reason
+    )
+
+
+def test_the_group_alert_for_lapsed_seats_says_renew_before_buying() -> None:
+    tenant = e3_short_with(suspended=5, users=4)
+    found = evaluate(tenant).findings()
+
+    facts = TenantFacts(
+        datetime.now(UTC),
+        {E3_SKU_ID: 0},
+        {},
+        group_threshold=2,
+        prepaid={s.id: s.prepaid for s in tenant.skus.values()},
+    )
+
+    plan = decide_reprocess(found, {}, facts)
+
+    (group,) = plan.groups
+    assert f"reactivate the cancelled subscription of SKU {E3_SKU_ID}: its 5" in group.reason
+
+
+def test_a_product_with_free_seats_failing_with_its_group_is_alerted_on_the_others_seats() -> None:
+    tenant = bundle_short_of_e3().build()
+    found = [f for f in evaluate(tenant).findings() if f.sku_id == tenant.skus[E3_SKU_ID].id]
+    ems = [f for f in evaluate(tenant).findings() if f.code == "CountViolation" and f not in found]
+
+    plan = decide_users(tenant, ems, {}, {}, now=datetime.now(UTC), processing={})
+
+    (alert,) = plan.alerts
+    assert f"no free seats of {E3_SKU_ID}:" in alert.reason
 
 
 def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
