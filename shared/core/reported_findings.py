@@ -8,7 +8,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from shared.core import findings
 from shared.core.model import (
@@ -135,7 +135,11 @@ def _cause_and_remedy(
                 + ". If the error comes back, decide which license wins: disable the "
                 f"conflicting plan in one of the assignments ({findings.ADMIN_CENTER_LICENSES}) or "
                 f"{leave}.",
-                (*others, *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted)),
+                (
+                    *others,
+                    *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted),
+                    *_at_fault(c.sku_id for c in culprits),
+                ),
             )
         return (
             f"a service plan of {conflicting} conflicts with a plan the user already holds from "
@@ -143,7 +147,7 @@ def _cause_and_remedy(
             "Decide which license wins: disable the conflicting plan in one of the assignments "
             f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
             "this clears once the user leaves the old group; Entra never resolves it on its own.",
-            others,
+            (*others, *_at_fault(c.sku_id for c in culprits)),
         )
     if code == findings.DEPENDENCY_VIOLATION:
         return (
@@ -163,7 +167,8 @@ def _cause_and_remedy(
                 "Entra uses for a user without a usage location"
             )
             fix = "Set the user's usage location to where they work"
-        prohibited = _products(_prohibited_siblings(user, state, tenant, locations), names)
+        at_fault = _prohibited_siblings(user, state, tenant, locations)
+        prohibited = _products(at_fault, names)
         return (
             f"{prohibited or product} may not be used in {where}"
             + (
@@ -175,7 +180,7 @@ def _cause_and_remedy(
             f"{fix} ("
             + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
-            (f"usageLocation={user.usage_location or ''}",),
+            (f"usageLocation={user.usage_location or ''}", *_at_fault(at_fault)),
         )
     if code == findings.UNIQUENESS_VIOLATION:
         return (
@@ -255,6 +260,11 @@ def _failed_with(user: User, state: AssignmentState, code: str) -> list[Assignme
         and s.sku_id != state.sku_id
         and normalize_error(s.error) == code
     ]
+
+
+def _at_fault(sku_ids: Iterable[str]) -> tuple[str, ...]:
+    """Evidence naming the group's products this one failed with (`findings.FAILED_WITH`)."""
+    return tuple(f"{findings.FAILED_WITH}{s}" for s in sku_ids)
 
 
 def _products(sku_ids: Sequence[str], names: findings.Names) -> str:

@@ -39,6 +39,8 @@ Policy
      while the group was still processing. One completed processing run, one attempt.
    * ProhibitedInUsageLocationViolation: the finding's evidence (``usageLocation=DE``).
    * MutuallyExclusiveViolation: the finding's evidence (the user's other active paths).
+   * For both, not ``failedWith=`` (`findings.watched_evidence`): the product at fault, which
+     the alert names, comes from other users and the conflicts table, not from the fix.
 
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
@@ -186,7 +188,7 @@ def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
         if state != PROCESSING_COMPLETE:
             return Cause(code, sku_id, group_id, (token,))
         return Cause(code, sku_id, group_id, (token, ledger.closed_since(key, token)))
-    return Cause(code, sku_id, group_id, finding.evidence)
+    return Cause(code, sku_id, group_id, codes.watched_evidence(finding))
 
 
 def _candidates(
@@ -250,7 +252,7 @@ def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
             cause,
             ALERT,
             f"already reprocessed for this cause ({code}) on {_date(done[-1].at)}; needs a fix"
-            + (f": {human_fix(cause)}" if code in CHANGE_GATED else ""),
+            + (f": {human_fix(cause, candidate.finding)}" if code in CHANGE_GATED else ""),
             observe=True,
         )
     closed = _closed_gate(candidate, ledger, facts)
@@ -301,7 +303,12 @@ def _closed_gate(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Ve
         latest = ledger.latest(cause.key)
         if latest is None or latest.cause.evidence == cause.evidence:
             since = "first seen now" if latest is None else f"unchanged since {_date(latest.at)}"
-            return Verdict(cause, ALERT, f"{human_fix(cause)} ({since})", observe=True)
+            return Verdict(
+                cause,
+                ALERT,
+                f"{human_fix(cause, candidate.finding)} ({since})",
+                observe=True,
+            )
     return None
 
 

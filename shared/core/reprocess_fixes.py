@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from shared.core import findings as codes
+from shared.core.findings import Finding
 from shared.core.model import PrepaidUnits
 from shared.core.reprocess_plan import Cause, TenantFacts
 from shared.core.seat_remedy import seats_fix
@@ -38,16 +39,20 @@ def seats_fix_of(skus: Iterable[tuple[str, str]], facts: TenantFacts) -> str:
     return seats_fix((facts.prepaid.get(s, PrepaidUnits()), label) for s, label in skus)
 
 
-def human_fix(cause: Cause) -> str:
-    """What a person must do about a usage location or a plan conflict."""
+def human_fix(cause: Cause, finding: Finding) -> str:
+    """What a person must do about a usage location or a plan conflict: named for the group's
+    product at fault when the finding's product only failed with it (`findings.failed_with`)."""
+    at_fault = codes.failed_with(finding)
+    culprit = ", ".join(at_fault) or cause.sku_id
+    with_it = f" ({cause.sku_id} fails with it: all-or-none)" if at_fault else ""
     if cause.code == codes.PROHIBITED_IN_USAGE_LOCATION:
         return (
             f"usage location ({', '.join(cause.evidence) or 'unknown'}) does not allow "
-            f"{cause.sku_id}: correct the usage location or remove the user from group "
+            f"{culprit}{with_it}: correct the usage location or remove the user from group "
             f"{cause.group_id}"
         )
     return (
-        f"a plan of {cause.sku_id} conflicts with the user's other licenses "
-        f"({', '.join(cause.evidence) or 'none active'}): decide which license wins; "
+        f"a plan of {culprit} conflicts with the user's other licenses "
+        f"({', '.join(cause.evidence) or 'none active'}){with_it}: decide which license wins; "
         "during a planned swap it clears when the user leaves the old group"
     )

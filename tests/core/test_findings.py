@@ -444,7 +444,8 @@ def test_a_product_failing_with_its_group_names_the_product_that_conflicts() -> 
         visio.message
     )
     assert "a service plan of E3 conflicts" in e3.message
-    assert visio.evidence == e3.evidence
+    assert visio.evidence == (*e3.evidence, f"{codes.FAILED_WITH}{e3.sku_id}")
+    assert codes.watched_evidence(visio) == codes.watched_evidence(e3)
 
 
 def test_a_product_failing_with_its_group_for_a_lifted_conflict_is_reprocessed_like_it() -> None:
@@ -453,7 +454,8 @@ def test_a_product_failing_with_its_group_for_a_lifted_conflict_is_reprocessed_l
     by_product = bundle_conflicts(bundle_conflict(EXCHANGE_PLAN_1))
     visio, e3 = by_product["Visio"], by_product["E3"]
 
-    assert visio.evidence == e3.evidence
+    assert visio.evidence == (*e3.evidence, f"{codes.FAILED_WITH}{e3.sku_id}")
+    assert codes.watched_evidence(visio) == codes.watched_evidence(e3)
     assert visio.remedy.startswith("Reprocess the user: Microsoft says to reprocess")
     assert "now allows EXCHANGE_S_ENTERPRISE with EXCHANGE_S_STANDARD together" in visio.message
     plan = decide_reprocess([visio], {}, TenantFacts(datetime.now(UTC), {}, {}))
@@ -487,7 +489,36 @@ def test_a_product_that_works_at_the_location_names_the_groups_prohibited_produc
     )
     assert "Entra assigns a group's products all or none" in e3.message
     assert "EMS may not be used in usage location CU." in ems.message
-    assert e3.evidence == ems.evidence == ("usageLocation=CU",)
+    assert e3.evidence == ("usageLocation=CU", f"{codes.FAILED_WITH}{b.id(EMS)}")
+    assert codes.watched_evidence(e3) == ems.evidence == ("usageLocation=CU",)
+
+
+def test_the_policy_alert_for_a_product_failing_with_its_group_names_the_conflicting_one() -> None:
+    by_product = bundle_conflicts(bundle_conflict(SHAREPOINT_PLAN_1))
+    visio, e3 = by_product["Visio"], by_product["E3"]
+
+    plan = decide_reprocess([visio], {}, TenantFacts(datetime.now(UTC), {}, {}))
+
+    (alert,) = plan.alerts
+    assert f"a plan of {e3.sku_id} conflicts with the user's other licenses" in alert.reason
+    assert f"({visio.sku_id} fails with it: all-or-none)" in alert.reason
+    assert alert.observe[0].evidence == e3.evidence  # decided alike: one change, one reprocess
+
+
+def test_the_policy_alert_for_a_product_failing_with_its_group_names_the_prohibited_one() -> None:
+    """Which product the location prohibits depends on other users (where it works): the alert
+    names it, but the evidence the policy watches for a change stays the usage location, so
+    Bob leaving causes no reprocess."""
+    b = bundle_at("CU", e3_works_there=True)
+    e3 = next(
+        f for f in findings_of(b, codes.PROHIBITED_IN_USAGE_LOCATION) if f.sku_id == E3_SKU_ID
+    )
+
+    plan = decide_reprocess([e3], {}, TenantFacts(datetime.now(UTC), {}, {}))
+
+    (alert,) = plan.alerts
+    assert f"does not allow {b.id(EMS)} ({E3_SKU_ID} fails with it: all-or-none)" in alert.reason
+    assert alert.observe[0].evidence == ("usageLocation=CU",)
 
 
 def test_without_evidence_of_where_a_product_works_each_names_its_own_product() -> None:
