@@ -38,9 +38,10 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import Tenant, User, normalize_error, seat_shortfall
+from shared.core.model import PrepaidUnits, Tenant, User, normalize_error, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.reported_findings import conflicting_siblings
+from shared.core.seat_remedy import seat_steps, sentence
 from shared.core.usage_locations import effective_location, working_locations
 
 RESOLVE_PROBLEMS_DOC: Final = (
@@ -196,7 +197,8 @@ def predict_errors(
         need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
-            errors += _count(need, user_ids, after, names)
+            units = tenant.skus[sku_id].prepaid if sku_id in tenant.skus else PrepaidUnits()
+            errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
 
 
@@ -323,7 +325,11 @@ def _location(
 
 
 def _count(
-    need: SeatNeed, user_ids: Sequence[str], after: Evaluation, names: Names
+    need: SeatNeed,
+    units: PrepaidUnits,
+    user_ids: Sequence[str],
+    after: Evaluation,
+    names: Names,
 ) -> list[PredictedError]:
     users = {r.user.id: r.user for r in after.users}
     product = names.product(need.sku_id)
@@ -343,8 +349,9 @@ def _count(
             paths.get(user_id),
             f"{need.needed} users would newly need {product} but only {need.free} seat(s) are "
             f"free: {need.short} of them would get {COUNT_VIOLATION} (Entra does not say "
-            f"which); {users[user_id].display_name} is one of the {need.needed}. Buy or free "
-            f"{need.short} seat(s) first.",
+            f"which); {users[user_id].display_name} is one of the {need.needed}. "
+            + ". ".join(map(sentence, seat_steps(units, product, need.short)))
+            + " before the change, or free seats.",
             RESOLVE_PROBLEMS_DOC,
         )
         for user_id in dict.fromkeys(user_ids)

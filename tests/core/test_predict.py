@@ -104,3 +104,24 @@ def test_a_product_failing_only_with_its_groups_conflicting_product_is_not_learn
     assert predictions.errors == ()
     assert b.id("Visio") not in conflicts_seen(tenant, plan_conflicts())
     assert conflicts_seen(tenant, plan_conflicts())[b.id("E3")] == frozenset({b.id("Other")})
+
+
+def test_a_seat_shortfall_of_a_lapsed_subscription_is_predicted_with_renewing_first() -> None:
+    b = (
+        builder()
+        .sku("C", plans=["PC"], seats=1, consumed=1, warning=2)
+        .group("GC", licenses={"C": []})
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("GC"), b.id("bob"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    (error,) = predictions.errors
+    assert error.code == "CountViolation"
+    assert "Renew the expired subscription of C: 1 of its 2 seat(s) in the grace period" in (
+        error.message
+    )
+    assert "Buy" not in error.message
