@@ -67,6 +67,14 @@ explain (`liftedConflict=PLAN_A+PLAN_B`): Microsoft says to reprocess it, so the
 policy does not wait for a change."""
 
 
+FAILED_WITH = "failedWith="
+"""Evidence of a MutuallyExclusiveViolation or ProhibitedInUsageLocationViolation of a group's
+product that failed only with its group's other product (all-or-none): the product at fault
+(`failedWith=<skuId>`), for the reprocess policy's alert to name. Not watched for a change
+(`watched_evidence`): which product is at fault is read from the conflicts table and, for a
+usage location, from where other users hold each product, and a fix changes the rest."""
+
+
 class Finding(NamedTuple):
     """One thing an admin may need to know, with the fix and where to make it.
 
@@ -108,6 +116,16 @@ class Finding(NamedTuple):
 def seats_of(finding: Finding) -> tuple[str, ...]:
     """The SKUs a CountViolation's group waits for a seat of besides its own (`SEATS_OF`)."""
     return tuple(e.removeprefix(SEATS_OF) for e in finding.evidence if e.startswith(SEATS_OF))
+
+
+def failed_with(finding: Finding) -> tuple[str, ...]:
+    """The group's products at fault that a finding's product failed with (`FAILED_WITH`)."""
+    return tuple(e.removeprefix(FAILED_WITH) for e in finding.evidence if e.startswith(FAILED_WITH))
+
+
+def watched_evidence(finding: Finding) -> tuple[str, ...]:
+    """The evidence the reprocess policy watches for a change: all but `FAILED_WITH`."""
+    return tuple(e for e in finding.evidence if not e.startswith(FAILED_WITH))
 
 
 def finding_fields(finding: Finding) -> dict[str, str | None]:

@@ -9,7 +9,8 @@ licensing-groups-resolve-problems):
   through another product. Conflicting plan pairs come from a table built from Microsoft's
   documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
   product pairs the tenant's own error states show (a user in this error on product A while
-  holding only B elsewhere) name no plans: a warning.
+  holding only B elsewhere; not A failing only with its group's other product) name no plans:
+  a warning.
 * `CountViolation`: more users would newly need a product than it has free seats.
 * `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at
   the same usage location (Microsoft publishes no table of prohibited locations).
@@ -37,8 +38,10 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import Tenant, User, normalize_error, seat_shortfall
+from shared.core.model import PrepaidUnits, Tenant, User, normalize_error, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
+from shared.core.reported_findings import conflicting_siblings
+from shared.core.seat_remedy import seat_steps, sentence
 from shared.core.usage_locations import effective_location, working_locations
 
 RESOLVE_PROBLEMS_DOC: Final = (
@@ -86,18 +89,22 @@ class Predictions:
 # --------------------------------------------------------------------------- tenant evidence
 
 
-def conflicts_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
+def conflicts_seen(tenant: Tenant, table: Sequence[PlanConflict] = ()) -> dict[str, frozenset[str]]:
     """Product -> products it conflicted with in this tenant's MutuallyExclusiveViolation states.
 
     An error names only the failing product; the other side is one of the products the user
     holds without error. Only the products common to every such user are kept, so a pair is
-    recorded only when the evidence points at it.
+    recorded only when the evidence points at it. Not a group's product that failed only with
+    its group's other product, which the conflicts `table` shows conflicting
+    (all-or-none: `reported_findings.conflicting_siblings`, as the findings attribute it).
     """
     candidates: dict[str, set[str]] = {}
     for user in tenant.users.values():
         held = {s.sku_id for s in user.states if normalize_error(s.error) is None}
         for state in user.states:
-            if normalize_error(state.error) != MUTUALLY_EXCLUSIVE:
+            if normalize_error(state.error) != MUTUALLY_EXCLUSIVE or conflicting_siblings(
+                user, state, tenant, table
+            ):
                 continue
             others = held - {state.sku_id}
             if state.sku_id in candidates:
@@ -168,8 +175,9 @@ def predict_errors(
     `tenant` is the tenant before the change (its error states are the evidence); `names`
     should describe the tenant after (it names the groups the change creates paths from).
     """
+    table = tuple(table)
     index = _conflict_index(table)
-    seen_pairs = conflicts_seen(tenant)
+    seen_pairs = conflicts_seen(tenant, table)
     prohibited = prohibited_seen(tenant)
     country = tenant.organization.country if tenant.organization else None
     old = {r.user.id: r.licenses for r in before.users}
@@ -189,7 +197,8 @@ def predict_errors(
         need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
-            errors += _count(need, user_ids, after, names)
+            units = tenant.skus[sku_id].prepaid if sku_id in tenant.skus else PrepaidUnits()
+            errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
 
 
@@ -316,7 +325,11 @@ def _location(
 
 
 def _count(
-    need: SeatNeed, user_ids: Sequence[str], after: Evaluation, names: Names
+    need: SeatNeed,
+    units: PrepaidUnits,
+    user_ids: Sequence[str],
+    after: Evaluation,
+    names: Names,
 ) -> list[PredictedError]:
     users = {r.user.id: r.user for r in after.users}
     product = names.product(need.sku_id)
@@ -336,8 +349,9 @@ def _count(
             paths.get(user_id),
             f"{need.needed} users would newly need {product} but only {need.free} seat(s) are "
             f"free: {need.short} of them would get {COUNT_VIOLATION} (Entra does not say "
-            f"which); {users[user_id].display_name} is one of the {need.needed}. Buy or free "
-            f"{need.short} seat(s) first.",
+            f"which); {users[user_id].display_name} is one of the {need.needed}. "
+            + ". ".join(map(sentence, seat_steps(units, product, need.short)))
+            + " before the change, or free seats.",
             RESOLVE_PROBLEMS_DOC,
         )
         for user_id in dict.fromkeys(user_ids)

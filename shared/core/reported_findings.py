@@ -8,11 +8,20 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from shared.core import findings
-from shared.core.model import AssignmentState, Group, Sku, Tenant, User, normalize_error
+from shared.core.model import (
+    AssignmentState,
+    Group,
+    PrepaidUnits,
+    Sku,
+    Tenant,
+    User,
+    normalize_error,
+)
 from shared.core.plan_conflicts import PlanConflict, conflicting_rows, lifted_only
+from shared.core.seat_remedy import seats_fix, sentence
 from shared.core.usage_locations import WorkingLocations, effective_location
 
 
@@ -88,7 +97,10 @@ def _cause_and_remedy(
                 if short
                 else ""
             ),
-            f"Buy or free seats of {seats} ({findings.ADMIN_CENTER_LICENSES}), then {retry}"
+            sentence(
+                seats_fix((_units(tenant, s), names.product(s)) for s in short or (state.sku_id,))
+            )
+            + f", then {retry}"
             + (
                 ": Entra does not retry by itself when seats become free (License Guard "
                 "reprocesses automatically in act mode)."
@@ -99,7 +111,7 @@ def _cause_and_remedy(
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
-        culprits = _conflicting_siblings(user, state, tenant, conflicts)
+        culprits = conflicting_siblings(user, state, tenant, conflicts)
         rows = (
             tuple(r for c in culprits for r in _conflict_rows(user, c, tenant, conflicts))
             if culprits
@@ -123,7 +135,11 @@ def _cause_and_remedy(
                 + ". If the error comes back, decide which license wins: disable the "
                 f"conflicting plan in one of the assignments ({findings.ADMIN_CENTER_LICENSES}) or "
                 f"{leave}.",
-                (*others, *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted)),
+                (
+                    *others,
+                    *(f"{findings.LIFTED_CONFLICT}{r.name_a}+{r.name_b}" for r in lifted),
+                    *_at_fault(c.sku_id for c in culprits),
+                ),
             )
         return (
             f"a service plan of {conflicting} conflicts with a plan the user already holds from "
@@ -131,7 +147,7 @@ def _cause_and_remedy(
             "Decide which license wins: disable the conflicting plan in one of the assignments "
             f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
             "this clears once the user leaves the old group; Entra never resolves it on its own.",
-            others,
+            (*others, *_at_fault(c.sku_id for c in culprits)),
         )
     if code == findings.DEPENDENCY_VIOLATION:
         return (
@@ -151,7 +167,8 @@ def _cause_and_remedy(
                 "Entra uses for a user without a usage location"
             )
             fix = "Set the user's usage location to where they work"
-        prohibited = _products(_prohibited_siblings(user, state, tenant, locations), names)
+        at_fault = _prohibited_siblings(user, state, tenant, locations)
+        prohibited = _products(at_fault, names)
         return (
             f"{prohibited or product} may not be used in {where}"
             + (
@@ -163,7 +180,7 @@ def _cause_and_remedy(
             f"{fix} ("
             + findings.user_attribute_fix(user, "usageLocation")
             + f"), then {retry}; otherwise {leave}.",
-            (f"usageLocation={user.usage_location or ''}",),
+            (f"usageLocation={user.usage_location or ''}", *_at_fault(at_fault)),
         )
     if code == findings.UNIQUENESS_VIOLATION:
         return (
@@ -196,13 +213,14 @@ def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tu
     )
 
 
-def _conflicting_siblings(
+def conflicting_siblings(
     user: User, state: AssignmentState, tenant: Tenant, conflicts: Sequence[PlanConflict]
 ) -> tuple[AssignmentState, ...]:
     """The group's other products failing with this one whose plans the conflicts table pairs
     with a plan the user holds elsewhere, when this product's plans pair with none: Entra
     failed this one with them (all-or-none). () for a product that conflicts itself, or when
-    the table explains neither."""
+    the table explains neither. The what-if learns conflicts by it too
+    (`predict.conflicts_seen`)."""
     if state.sku_id not in tenant.skus or _conflict_rows(user, state, tenant, conflicts):
         return ()
     return tuple(
@@ -244,9 +262,20 @@ def _failed_with(user: User, state: AssignmentState, code: str) -> list[Assignme
     ]
 
 
+def _at_fault(sku_ids: Iterable[str]) -> tuple[str, ...]:
+    """Evidence naming the group's products this one failed with (`findings.FAILED_WITH`)."""
+    return tuple(f"{findings.FAILED_WITH}{s}" for s in sku_ids)
+
+
 def _products(sku_ids: Sequence[str], names: findings.Names) -> str:
     """The products' names joined ("" for none)."""
     return " and ".join(names.product(s) for s in sku_ids)
+
+
+def _units(tenant: Tenant, sku_id: str) -> PrepaidUnits:
+    """The SKU's seats by stage (none for a SKU gone from subscribedSkus)."""
+    sku = tenant.skus.get(sku_id)
+    return sku.prepaid if sku else PrepaidUnits()
 
 
 def _has_free_seat(sku: Sku | None) -> bool:

@@ -9,8 +9,9 @@ few tenant facts into one decision per user. Pure: no I/O, no clock (`TenantFact
 
 This module holds the policy itself: which codes qualify, the gates, the per-cause judgement
 and `decide_reprocess`. Apart: the records it decides with (`reprocess_plan`), the reading of a
-user's ledger (`reprocess_ledger`), the mass-failure and seat brakes (`reprocess_brakes`), and
-how a user's verdicts become one decision (`reprocess_verdicts`).
+user's ledger (`reprocess_ledger`), the mass-failure and seat brakes (`reprocess_brakes`), how
+a user's verdicts become one decision (`reprocess_verdicts`), and what its alerts tell a person
+to fix (`reprocess_fixes`).
 
 Policy
 ======
@@ -38,6 +39,8 @@ Policy
      while the group was still processing. One completed processing run, one attempt.
    * ProhibitedInUsageLocationViolation: the finding's evidence (``usageLocation=DE``).
    * MutuallyExclusiveViolation: the finding's evidence (the user's other active paths).
+   * For both, not ``failedWith=`` (`findings.watched_evidence`): the product at fault, which
+     the alert names, comes from other users and the conflicts table, not from the fix.
 
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
@@ -112,6 +115,7 @@ from types import MappingProxyType
 from shared.core import findings as codes
 from shared.core.findings import INFO, Finding
 from shared.core.reprocess_brakes import apply_seat_budget, group_alert, mass_failures
+from shared.core.reprocess_fixes import FIX_FIRST, human_fix, seats_fix_of
 from shared.core.reprocess_ledger import Ledger, since_key
 from shared.core.reprocess_plan import (
     AlertInstead,
@@ -166,23 +170,6 @@ PROCESSING_GATED = frozenset(
 )
 CHANGE_GATED = frozenset({codes.MUTUALLY_EXCLUSIVE, codes.PROHIBITED_IN_USAGE_LOCATION})
 
-FIX_FIRST = MappingProxyType(
-    {
-        codes.UNIQUENESS_VIOLATION: (
-            "fix the duplicate proxy address first (another object already uses it), then "
-            "reprocess the user: a reprocess alone fails the same way"
-        ),
-        codes.DEPENDENCY_VIOLATION: (
-            "give the user the required plan through another path, or disable the dependent "
-            "plans, first: a reprocess alone cannot remove a license other plans depend on"
-        ),
-        codes.OTHER: (
-            "find the reason in the audit log ('Change user license') and fix it first: "
-            "a reprocess alone does not fix an unclassified error"
-        ),
-    }
-)
-
 
 def _date(at: datetime) -> str:
     return at.isoformat(timespec="minutes")
@@ -201,7 +188,7 @@ def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
         if state != PROCESSING_COMPLETE:
             return Cause(code, sku_id, group_id, (token,))
         return Cause(code, sku_id, group_id, (token, ledger.closed_since(key, token)))
-    return Cause(code, sku_id, group_id, finding.evidence)
+    return Cause(code, sku_id, group_id, codes.watched_evidence(finding))
 
 
 def _candidates(
@@ -265,10 +252,10 @@ def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
             cause,
             ALERT,
             f"already reprocessed for this cause ({code}) on {_date(done[-1].at)}; needs a fix"
-            + (f": {_human_fix(cause)}" if code in CHANGE_GATED else ""),
+            + (f": {human_fix(cause, candidate.finding)}" if code in CHANGE_GATED else ""),
             observe=True,
         )
-    closed = _closed_gate(cause, ledger, facts)
+    closed = _closed_gate(candidate, ledger, facts)
     if closed is not None:
         return closed
     attempts = ledger.attempts(cause.key)
@@ -285,14 +272,20 @@ def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
     return Verdict(cause, NOW, _why_now(cause, ledger, facts))
 
 
-def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | None:
+def _closed_gate(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict | None:
+    cause = candidate.cause
     code = cause.code
     if code == codes.COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
+        short = [  # the group's other products when this one has seats (all-or-none)
+            s
+            for s in dict.fromkeys((cause.sku_id or "", *codes.seats_of(candidate.finding)))
+            if facts.free_seats.get(s, 0) <= 0
+        ]
         return Verdict(
             cause,
             ALERT,
-            f"no free seats of {cause.sku_id}: buy or free seats; License Guard reprocesses "
-            "once seats are free",
+            f"no free seats of {', '.join(short)}: {seats_fix_of(((s, s) for s in short), facts)}"
+            "; License Guard reprocesses once seats are free",
             observe=True,
         )
     if code in PROCESSING_GATED and facts.group_processing.get(cause.group_id or "") != (
@@ -310,7 +303,12 @@ def _closed_gate(cause: Cause, ledger: Ledger, facts: TenantFacts) -> Verdict | 
         latest = ledger.latest(cause.key)
         if latest is None or latest.cause.evidence == cause.evidence:
             since = "first seen now" if latest is None else f"unchanged since {_date(latest.at)}"
-            return Verdict(cause, ALERT, f"{_human_fix(cause)} ({since})", observe=True)
+            return Verdict(
+                cause,
+                ALERT,
+                f"{human_fix(cause, candidate.finding)} ({since})",
+                observe=True,
+            )
     return None
 
 
@@ -318,21 +316,6 @@ def _lifted(cause: Cause) -> bool:
     """A plan conflict only pairs Microsoft has lifted explain: Microsoft says to reprocess it."""
     return cause.code == codes.MUTUALLY_EXCLUSIVE and any(
         e.startswith(codes.LIFTED_CONFLICT) for e in cause.evidence
-    )
-
-
-def _human_fix(cause: Cause) -> str:
-    """What a person must do about a usage location or a plan conflict."""
-    if cause.code == codes.PROHIBITED_IN_USAGE_LOCATION:
-        return (
-            f"usage location ({', '.join(cause.evidence) or 'unknown'}) does not allow "
-            f"{cause.sku_id}: correct the usage location or remove the user from group "
-            f"{cause.group_id}"
-        )
-    return (
-        f"a plan of {cause.sku_id} conflicts with the user's other licenses "
-        f"({', '.join(cause.evidence) or 'none active'}): decide which license wins; "
-        "during a planned swap it clears when the user leaves the old group"
     )
 
 

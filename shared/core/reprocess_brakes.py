@@ -20,13 +20,13 @@ from shared.core.findings import (
     STALE_GROUP_ASSIGNMENT,
     seats_of,
 )
+from shared.core.reprocess_fixes import seats_fix_of
 from shared.core.reprocess_ledger import Ledger, needs_record, since_key
 from shared.core.reprocess_plan import GroupAlert, TenantFacts
 from shared.core.reprocess_verdicts import LATER, NOW, Candidate, Verdict
 
 _GROUP_FIX = MappingProxyType(
     {
-        COUNT_VIOLATION: "buy or free seats of the SKU",
         MUTUALLY_EXCLUSIVE: "remove the plan conflict from the group's license or its members",
         PROHIBITED_IN_USAGE_LOCATION: (
             "correct the members' usage locations or keep those locations out of the group"
@@ -75,8 +75,9 @@ def group_alert(
     if code == COUNT_VIOLATION:
         seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
         waits = sorted({s for m in members for s in seats_of(m.finding)})
-        if waits:  # all-or-none: the group's other product is the one short of seats
-            fix = f"buy or free seats of SKU {', '.join(waits)}, the group's other product"
+        # all-or-none: with free seats of its own, the group's other product is short of seats
+        short = [(s, f"SKU {s}, the group's other product") for s in waits]
+        fix = seats_fix_of(short or [(sku_id or "", f"SKU {sku_id}")], facts)
     reason = (
         f"{len(user_ids)} users of group {group_id} have {code} for SKU {sku_id}{seats}: one "
         f"cause, one fix - {fix}, then use Reprocess on the "

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from shared.core.model import PrepaidUnits
+
 BACKOFF_BASE: Final = timedelta(minutes=15)
 """The wait of a deferred reprocess: a group still processing, a user left waiting for a seat
 (`TenantFacts.backoff_base`), a seat handed back at the re-check before sending."""
@@ -59,6 +61,9 @@ class TenantFacts:
     (the nightly scan's earlier pages): a group's members are spread over the pages."""
     backoff_base: timedelta = BACKOFF_BASE
     backoff_cap: timedelta = timedelta(hours=24)
+    prepaid: Mapping[str, PrepaidUnits] = field(default_factory=dict)
+    """Each SKU's seats by stage: an alert about missing seats says to renew (warning) or
+    reactivate (suspended) before buying."""
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:

@@ -6,7 +6,6 @@ A shortfall is reported before it turns into CountViolation errors. Pure: no I/O
 from __future__ import annotations
 
 from shared.core.findings import (
-    ADMIN_CENTER_LICENSES,
     SEAT_SHORTFALL,
     SUBSCRIPTION_AT_RISK,
     WARNING,
@@ -14,9 +13,7 @@ from shared.core.findings import (
     Names,
 )
 from shared.core.model import Sku, seat_shortfall
-
-YOUR_PRODUCTS = "Microsoft 365 admin center > Billing > Your products"
-"""Where a subscription is renewed or reactivated."""
+from shared.core.seat_remedy import YOUR_PRODUCTS, seat_steps, sentence
 
 LAPSING_STATUSES = frozenset({"Warning", "Suspended", "LockedOut", "Deleted"})
 """subscribedSku.capabilityStatus past Enabled, in the order a subscription not renewed goes
@@ -76,31 +73,6 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
 
 
 def _shortfall_remedy(sku: Sku, shortfall: int, product: str) -> str:
-    """Renew before buying: seats in warning (a subscription past its end date, in its grace
-    period) come back by renewing it, suspended ones (cancelled, not yet deleted) by
-    reactivating it; locked-out seats cannot be assigned (licenseUnitsDetail), so the rest is
-    bought."""
-    renew = min(shortfall, sku.prepaid.warning)
-    reactivate = min(shortfall - renew, sku.prepaid.suspended)
-    buy = shortfall - renew - reactivate
-    steps = []
-    if renew:
-        steps.append(
-            f"Renew the expired subscription of {product}: {renew} of its "
-            f"{sku.prepaid.warning} seat(s) in the grace period (warning) cover "
-            + ("the shortfall" if renew == shortfall else "part of the shortfall")
-            + f" ({YOUR_PRODUCTS})"
-        )
-    if reactivate:
-        steps.append(
-            f"Reactivate the cancelled subscription of {product}: {reactivate} of its "
-            f"{sku.prepaid.suspended} suspended seat(s) cover "
-            + ("the shortfall" if not buy and not renew else "the rest" if not buy else "part")
-            + f", until they are deleted ({YOUR_PRODUCTS})"
-        )
-    if buy:
-        steps.append(
-            f"Buy {buy} more seat(s) of {product} ({ADMIN_CENTER_LICENSES})"
-            + (" for the rest" if steps else "")
-        )
-    return ". ".join(steps) + " or remove users from its licensing groups."
+    """Renew and reactivate before buying (`seat_steps`)."""
+    steps = seat_steps(sku.prepaid, product, shortfall)
+    return ". ".join(map(sentence, steps)) + " or remove users from its licensing groups."

@@ -68,6 +68,7 @@ def decide_users(
         free_seats={sku: n - promised[sku] for sku, n in unused_seats(tenant).items()},
         group_processing=processing,
         failing_elsewhere=failing_elsewhere or {},
+        prepaid={s.id: s.prepaid for s in tenant.skus.values()},
     )
     undecided = [
         f

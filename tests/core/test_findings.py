@@ -15,6 +15,7 @@ from shared.core.findings import ADMIN_CENTER_LICENSES, ERROR, INFO, WARNING, Fi
 from shared.core.model import Tenant
 from shared.core.reprocess import PROCESSING_COMPLETE, decide_reprocess
 from shared.core.reprocess_plan import AlertInstead, ReprocessNow, TenantFacts
+from shared.core.user_decisions import decide_users
 from tests.builders import (
     BASE,
     BASE_DISABLED,
@@ -210,6 +211,78 @@ def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_
     assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
 
 
+def e3_short_with(*, warning: int = 0, suspended: int = 0, users: int = 1) -> Tenant:
+    """Users in Base waiting for E3 (CountViolation) while its seats are all taken and more
+    are in `warning` (a lapsed subscription's grace period) or `suspended` (cancelled)."""
+    b = seed_tenant().sku(
+        E3, E3_PLANS, seats=1, consumed=1, warning=warning, suspended=suspended, sku_id=E3_SKU_ID
+    )
+    for user in ("ann", "bob", "cid", "dan")[:users]:
+        b.user(user).member(BASE, user).state(
+            user, E3, via=BASE, state="Error", error="CountViolation"
+        )
+    return b.build()
+
+
+@pytest.mark.parametrize(
+    ("warning", "suspended", "first_step"),
+    [
+        (3, 0, "Renew the expired subscription of ENTERPRISEPACK: its 3 seat(s) in the grace"),
+        (0, 2, "Reactivate the cancelled subscription of ENTERPRISEPACK: its 2 suspended seat(s)"),
+    ],
+)
+def test_a_count_violation_with_lapsed_seats_says_renew_or_reactivate_before_buying(
+    warning: int, suspended: int, first_step: str
+) -> None:
+    tenant = e3_short_with(warning=warning, suspended=suspended)
+    (finding,) = findings_of(tenant, "CountViolation")
+
+    assert finding.remedy.startswith(first_step)
+    assert "; buy or free seats of ENTERPRISEPACK (" in finding.remedy
+    assert "if those are not enough, then reprocess the user" in finding.remedy
+
+
+def test_the_policy_alert_for_lapsed_seats_says_renew_before_buying() -> None:
+    tenant = e3_short_with(warning=3)
+    found = evaluate(tenant).findings()
+
+    plan = decide_users(tenant, found, {}, {}, now=datetime.now(UTC), processing={})
+
+    (alert,) = plan.alerts
+    assert f"no free seats of {E3_SKU_ID}: renew the expired subscription of {E3_SKU_ID}" in (
+        alert.reason
+    )
+
+
+def test_the_group_alert_for_lapsed_seats_says_renew_before_buying() -> None:
+    tenant = e3_short_with(suspended=5, users=4)
+    found = evaluate(tenant).findings()
+
+    facts = TenantFacts(
+        datetime.now(UTC),
+        {E3_SKU_ID: 0},
+        {},
+        group_threshold=2,
+        prepaid={s.id: s.prepaid for s in tenant.skus.values()},
+    )
+
+    plan = decide_reprocess(found, {}, facts)
+
+    (group,) = plan.groups
+    assert f"reactivate the cancelled subscription of SKU {E3_SKU_ID}: its 5" in group.reason
+
+
+def test_a_product_with_free_seats_failing_with_its_group_is_alerted_on_the_others_seats() -> None:
+    tenant = bundle_short_of_e3().build()
+    found = [f for f in evaluate(tenant).findings() if f.sku_id == tenant.skus[E3_SKU_ID].id]
+    ems = [f for f in evaluate(tenant).findings() if f.code == "CountViolation" and f not in found]
+
+    plan = decide_users(tenant, ems, {}, {}, now=datetime.now(UTC), processing={})
+
+    (alert,) = plan.alerts
+    assert f"no free seats of {E3_SKU_ID}:" in alert.reason
+
+
 def test_single_product_group_and_warnings_do_not_claim_all_or_none() -> None:
     single = ann_in_base().state("ann", E3, via=BASE, state="Error", error="CountViolation")
     bundle = (
@@ -371,7 +444,8 @@ def test_a_product_failing_with_its_group_names_the_product_that_conflicts() -> 
         visio.message
     )
     assert "a service plan of E3 conflicts" in e3.message
-    assert visio.evidence == e3.evidence
+    assert visio.evidence == (*e3.evidence, f"{codes.FAILED_WITH}{e3.sku_id}")
+    assert codes.watched_evidence(visio) == codes.watched_evidence(e3)
 
 
 def test_a_product_failing_with_its_group_for_a_lifted_conflict_is_reprocessed_like_it() -> None:
@@ -380,7 +454,8 @@ def test_a_product_failing_with_its_group_for_a_lifted_conflict_is_reprocessed_l
     by_product = bundle_conflicts(bundle_conflict(EXCHANGE_PLAN_1))
     visio, e3 = by_product["Visio"], by_product["E3"]
 
-    assert visio.evidence == e3.evidence
+    assert visio.evidence == (*e3.evidence, f"{codes.FAILED_WITH}{e3.sku_id}")
+    assert codes.watched_evidence(visio) == codes.watched_evidence(e3)
     assert visio.remedy.startswith("Reprocess the user: Microsoft says to reprocess")
     assert "now allows EXCHANGE_S_ENTERPRISE with EXCHANGE_S_STANDARD together" in visio.message
     plan = decide_reprocess([visio], {}, TenantFacts(datetime.now(UTC), {}, {}))
@@ -414,7 +489,36 @@ def test_a_product_that_works_at_the_location_names_the_groups_prohibited_produc
     )
     assert "Entra assigns a group's products all or none" in e3.message
     assert "EMS may not be used in usage location CU." in ems.message
-    assert e3.evidence == ems.evidence == ("usageLocation=CU",)
+    assert e3.evidence == ("usageLocation=CU", f"{codes.FAILED_WITH}{b.id(EMS)}")
+    assert codes.watched_evidence(e3) == ems.evidence == ("usageLocation=CU",)
+
+
+def test_the_policy_alert_for_a_product_failing_with_its_group_names_the_conflicting_one() -> None:
+    by_product = bundle_conflicts(bundle_conflict(SHAREPOINT_PLAN_1))
+    visio, e3 = by_product["Visio"], by_product["E3"]
+
+    plan = decide_reprocess([visio], {}, TenantFacts(datetime.now(UTC), {}, {}))
+
+    (alert,) = plan.alerts
+    assert f"a plan of {e3.sku_id} conflicts with the user's other licenses" in alert.reason
+    assert f"({visio.sku_id} fails with it: all-or-none)" in alert.reason
+    assert alert.observe[0].evidence == e3.evidence  # decided alike: one change, one reprocess
+
+
+def test_the_policy_alert_for_a_product_failing_with_its_group_names_the_prohibited_one() -> None:
+    """Which product the location prohibits depends on other users (where it works): the alert
+    names it, but the evidence the policy watches for a change stays the usage location, so
+    Bob leaving causes no reprocess."""
+    b = bundle_at("CU", e3_works_there=True)
+    e3 = next(
+        f for f in findings_of(b, codes.PROHIBITED_IN_USAGE_LOCATION) if f.sku_id == E3_SKU_ID
+    )
+
+    plan = decide_reprocess([e3], {}, TenantFacts(datetime.now(UTC), {}, {}))
+
+    (alert,) = plan.alerts
+    assert f"does not allow {b.id(EMS)} ({E3_SKU_ID} fails with it: all-or-none)" in alert.reason
+    assert alert.observe[0].evidence == ("usageLocation=CU",)
 
 
 def test_without_evidence_of_where_a_product_works_each_names_its_own_product() -> None:

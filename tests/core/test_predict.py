@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
 from shared.core.predict import conflicts_seen, predict_errors, prohibited_seen
@@ -72,3 +73,55 @@ def test_a_product_another_user_holds_at_the_location_is_not_predicted_prohibite
 
     assert prohibited_seen(tenant) == {b.id("A"): frozenset({"CU"})}
     assert [e.code for e in predictions.errors if e.user_id == b.id("carl")] == []
+
+
+def test_a_product_failing_only_with_its_groups_conflicting_product_is_not_learned() -> None:
+    """Ann holds SharePoint Plan 1 (Other) directly; the Bundle group's E3 conflicts with it and
+    Entra fails Visio with it (all-or-none): Visio conflicts with nothing, so Bob, who holds
+    Other too, may join the Visio group without a warning."""
+    b = (
+        TenantBuilder()
+        .sku("Other", {"SHAREPOINTSTANDARD": "c7699d2e-19aa-44de-8edf-1736da088ca1"})
+        .sku("E3", {"SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72"})
+        .sku("Visio", 2)
+        .group("Bundle", licenses={"E3": [], "Visio": []})
+        .group("VisioUsers", licenses={"Visio": []})
+        .user("ann", location="DE")
+        .user("bob", location="DE")
+        .member("Bundle", "ann")
+        .direct("ann", "Other")
+        .state("ann", "E3", via="Bundle", state="Error", error="MutuallyExclusiveViolation")
+        .state("ann", "Visio", via="Bundle", state="Error", error="MutuallyExclusiveViolation")
+        .direct("bob", "Other")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("VisioUsers"), b.id("bob"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), plan_conflicts(), Names(after_tenant)
+    )
+
+    assert predictions.errors == ()
+    assert b.id("Visio") not in conflicts_seen(tenant, plan_conflicts())
+    assert conflicts_seen(tenant, plan_conflicts())[b.id("E3")] == frozenset({b.id("Other")})
+
+
+def test_a_seat_shortfall_of_a_lapsed_subscription_is_predicted_with_renewing_first() -> None:
+    b = (
+        builder()
+        .sku("C", plans=["PC"], seats=1, consumed=1, warning=2)
+        .group("GC", licenses={"C": []})
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("GC"), b.id("bob"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    (error,) = predictions.errors
+    assert error.code == "CountViolation"
+    assert "Renew the expired subscription of C: 1 of its 2 seat(s) in the grace period" in (
+        error.message
+    )
+    assert "Buy" not in error.message
