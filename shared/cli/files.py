@@ -21,6 +21,7 @@ import orjson
 from shared.adapters.snapshot import load_snapshot
 from shared.core.model import Tenant
 from shared.render.csvsafe import utf8_text
+from shared.render.terminal_text import printable
 
 _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
@@ -98,7 +99,7 @@ def load_tenant(path: str) -> Tenant:
     """The snapshot's tenant; its warnings go to standard error."""
     loaded = load_snapshot(path)
     for warning in loaded.warnings:
-        print(f"license-guard: warning: {warning}", file=sys.stderr)
+        print(f"license-guard: warning: {printable(warning)}", file=sys.stderr)
     return loaded.tenant
 
 

@@ -58,6 +58,7 @@ from shared.cli.preflight_checks import (
 from shared.cli.preflight_grants import identity_grant_checks, storage_role_checks
 from shared.platform.setting_values import parse_guid
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
+from shared.render.terminal_text import printable_lines
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -208,20 +209,21 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
 
 def render(target: Target, checks: list[Check], out: IO[str]) -> None:
     sets = ", ".join(target.permission_sets)
-    out.write(
+    lines = [
         f"license-guard preflight: {target.endpoint.base_url} ({target.endpoint.cloud}), "
-        f"mode {target.mode}, permission sets: {sets}\n"
-    )
+        f"mode {target.mode}, permission sets: {sets}"
+    ]
     width = max(len(c.name) for c in checks)
     for check in checks:
-        out.write(f"  {check.mark} {check.name:<{width}}  {check.detail}\n")
+        lines.append(f"  {check.mark} {check.name:<{width}}  {check.detail}")
         if check.fix and check.mark == FAIL:
-            out.write(f"      fix: {check.fix}\n")
+            lines.append(f"      fix: {check.fix}")
     failed = sum(c.mark == FAIL for c in checks)
     passed = sum(c.mark == PASS for c in checks)
     skipped = len(checks) - failed - passed
     verdict = "ready" if not failed else "NOT ready"
-    out.write(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped\n")
+    lines.append(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped")
+    out.write(printable_lines(lines) + "\n")
 
 
 def run_preflight(
