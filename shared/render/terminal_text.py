@@ -10,7 +10,7 @@ JSON and CSV keep the names as Graph holds them (CSV is formula-safe, `csvsafe`)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 """C0 (ESC, BEL, CR, LF, TAB...), DEL and C1 (an 8-bit CSI is ESC [ to many terminals), and
@@ -28,11 +28,13 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str) -> str:
     """`text` on one line, each control character written as its escape (`\\x1b`, `\\n`)."""
-    if text.isascii() and text.isprintable():  # nearly every line: no regex pass
+    if text.isprintable():  # nearly every line: no regex pass
         return text
     return _CONTROL.sub(_escape, text)
 
 
-def printable_lines(lines: Iterable[str]) -> str:
+def printable_lines(lines: Sequence[str]) -> str:
     """Lines joined by newlines, each `printable`: a newline inside a line is a name's."""
+    if all(map(str.isprintable, lines)):  # the usual chunk, checked without a call per line
+        return "\n".join(lines)
     return "\n".join(map(printable, lines))
