@@ -376,3 +376,14 @@ def storage_probes(
     blobs = container_client(storage, REPORTS_CONTAINER, credential=credential)
     probes.append((f"container {REPORTS_CONTAINER}", blobs.get_container_properties))
     return probes
+
+
+def preflight_storage_clients(
+    storage: StorageConnection, credential: TokenCredential | None
+) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    """Preflight's SDK clients by name, a table's and a queue's, for reads and peeks only:
+    unlike the service's adapters they create nothing on first use."""
+    return (
+        lambda name: table_client(storage, name, credential=credential),
+        lambda name: queue_client(storage, name, credential=credential),
+    )

@@ -140,7 +140,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
       // The Python worker's thread pool: every handler is synchronous (functions/running.py), so
-      // one thread per queue message host.json's queues.batchSize (16) lets run at once
+      // one thread per message of a batch (host.json's queues.batchSize, 16). The queue host
+      // fetches the next batch when newBatchThreshold (batchSize/2, 8) remain, so it runs up to
+      // 24 messages of a queue function at once: 16 on a thread, 8 wait for one inside the worker
       // (docs/performance.md "No blocking on the event loop").
       PYTHON_THREADPOOL_THREAD_COUNT: '16'
       // Graph: the identity's token (DefaultAzureCredential reads AZURE_CLIENT_ID).

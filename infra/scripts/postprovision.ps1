@@ -39,10 +39,12 @@ function Get-SecretValue([string] $name) {
 }
 if ((Get-SecretValue 'notification-url') -ne $notificationUrl -or
     (Get-SecretValue 'lifecycle-notification-url') -ne $lifecycleUrl) {
-    az keyvault secret set --vault-name $vault -n notification-url --output none `
-        --content-type 'Graph change-notification URL with the function key' --value $notificationUrl
-    az keyvault secret set --vault-name $vault -n lifecycle-notification-url --output none `
-        --content-type 'Graph lifecycle-notification URL with the function key' --value $lifecycleUrl
+    # each value reaches az on standard input ('@-', the newline PowerShell adds is dropped by
+    # az): on az's command line it would stand in the process list while az runs
+    $notificationUrl | az keyvault secret set --vault-name $vault -n notification-url --output none `
+        --content-type 'Graph change-notification URL with the function key' --value '@-'
+    $lifecycleUrl | az keyvault secret set --vault-name $vault -n lifecycle-notification-url --output none `
+        --content-type 'Graph lifecycle-notification URL with the function key' --value '@-'
     az functionapp restart -g $rg -n $app --output none  # Key Vault references resolve anew
     Write-Output "postprovision: notification-url and lifecycle-notification-url set for $hostName"
 } else {
@@ -53,8 +55,8 @@ if ($env:SYNC_FUNCTION_DEPLOYED -ne 'true') {
     $vault = $env:AZURE_KEY_VAULT_NAME
     if (-not $vault) { throw 'AZURE_KEY_VAULT_NAME is not set (run through azd)' }
     $syncKey = az keyvault secret show --vault-name $vault -n onprem-sync-key --query value -o tsv
-    az functionapp function keys set -g $rg -n $app --function-name sync_completed_http `
-        --key-name onprem-sync-key --key-value $syncKey --output none
+    $syncKey | az functionapp function keys set -g $rg -n $app --function-name sync_completed_http `
+        --key-name onprem-sync-key --key-value '@-' --output none
     azd env set SYNC_FUNCTION_DEPLOYED true | Out-Null
     Write-Output 'postprovision: onprem-sync-key installed on sync_completed_http (docs/operations.md)'
 }

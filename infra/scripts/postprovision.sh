@@ -44,10 +44,14 @@ secret_value() {
 }
 if [ "$(secret_value notification-url)" != "$notification_url" ] ||
    [ "$(secret_value lifecycle-notification-url)" != "$lifecycle_url" ]; then
-  az keyvault secret set --vault-name "$vault" -n notification-url --output none \
-    --content-type "Graph change-notification URL with the function key" --value "$notification_url"
-  az keyvault secret set --vault-name "$vault" -n lifecycle-notification-url --output none \
-    --content-type "Graph lifecycle-notification URL with the function key" --value "$lifecycle_url"
+  # each value reaches az on standard input (`@-`; printf is the shell's own): on az's command
+  # line it would stand in the process list of this machine while az runs
+  printf '%s' "$notification_url" |
+    az keyvault secret set --vault-name "$vault" -n notification-url --output none \
+      --content-type "Graph change-notification URL with the function key" --value @-
+  printf '%s' "$lifecycle_url" |
+    az keyvault secret set --vault-name "$vault" -n lifecycle-notification-url --output none \
+      --content-type "Graph lifecycle-notification URL with the function key" --value @-
   az functionapp restart -g "$rg" -n "$app" --output none  # Key Vault references resolve anew
   echo "postprovision: notification-url and lifecycle-notification-url set for $host"
 else
@@ -56,8 +60,9 @@ fi
 
 if [ "${SYNC_FUNCTION_DEPLOYED:-false}" != "true" ]; then
   sync_key="$(az keyvault secret show --vault-name "$vault" -n onprem-sync-key --query value -o tsv)"
-  az functionapp function keys set -g "$rg" -n "$app" --function-name sync_completed_http \
-    --key-name onprem-sync-key --key-value "$sync_key" --output none
+  printf '%s' "$sync_key" |
+    az functionapp function keys set -g "$rg" -n "$app" --function-name sync_completed_http \
+      --key-name onprem-sync-key --key-value @- --output none
   azd env set SYNC_FUNCTION_DEPLOYED true >/dev/null
   echo "postprovision: onprem-sync-key installed on sync_completed_http (docs/operations.md)"
 fi

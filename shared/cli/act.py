@@ -17,6 +17,7 @@ import orjson
 from shared.cli.command import Command
 from shared.cli.live import LiveError, run_service_job
 from shared.cli.options import add_format_option
+from shared.render.terminal_text import printable_lines
 
 if TYPE_CHECKING:
     from shared.service.services import Services
@@ -97,8 +98,9 @@ def write_outcomes(outcomes: Any, fmt: str, dry_run: bool, out: IO[str] | None =
         return
     head = "DRY RUN (nothing written): " if dry_run else ""
     listed = ", ".join(f"{n} {status}" for status, n in counts.most_common()) or "no users"
-    stream.write(f"{head}{len(outcomes)} user(s): {listed}\n")
+    lines = [f"{head}{len(outcomes)} user(s): {listed}"]
     for o in outcomes:
-        stream.write(f"  {o.status}: {o.user} ({o.detail})\n")
+        lines.append(f"  {o.status}: {o.user} ({o.detail})")
         for finding in o.findings:
-            stream.write(f"      {finding.severity.upper():<7} {finding.code}: {finding.message}\n")
+            lines.append(f"      {finding.severity.upper():<7} {finding.code}: {finding.message}")
+    stream.write(printable_lines(lines) + "\n")

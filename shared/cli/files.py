@@ -2,7 +2,8 @@
 `--out FILE` or standard output (UTF-8 text without newline translation, or bytes; a CSV as
 UTF-8 bytes whatever the console's code page, since it starts with the UTF-8 BOM). A
 `--out` file appears only whole: a command that fails or is interrupted midway leaves the
-file that was there.
+file that was there. A reader of standard output that stops early (`| head -1`) ends the output,
+not the exit status: a whatif at risk still exits 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import orjson
 from shared.adapters.snapshot import load_snapshot
 from shared.core.model import Tenant
 from shared.render.csvsafe import utf8_text
+from shared.render.terminal_text import printable
 
 _TEXT: dict[str, Any] = {"encoding": "utf-8", "newline": ""}
 
@@ -66,8 +68,24 @@ def output(path: str | None, *, binary: bool) -> Iterator[Any]:
         ):
             yield handle
     else:
-        yield sys.stdout.buffer if binary else sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout.buffer if binary else sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError:  # the rest is not written; the command's exit status stands
+            stop_writing_to_the_closed_pipe()
+
+
+def stop_writing_to_the_closed_pipe() -> None:
+    """The reader of standard output has gone (`license-guard whatif ... | head -1`): what is
+    left for it goes to the null device, so the interpreter's last flush does not fail again
+    (exit 120 and "Exception ignored" on standard error)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError):  # not a file (a test's capture): nothing is flushed at exit
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
 
 
 @contextmanager
@@ -81,7 +99,7 @@ def load_tenant(path: str) -> Tenant:
     """The snapshot's tenant; its warnings go to standard error."""
     loaded = load_snapshot(path)
     for warning in loaded.warnings:
-        print(f"license-guard: warning: {warning}", file=sys.stderr)
+        print(f"license-guard: warning: {printable(warning)}", file=sys.stderr)
     return loaded.tenant
 
 

@@ -30,6 +30,7 @@ from shared.render.evaluation import evaluation_json
 from shared.render.findings import finding_json
 from shared.render.findings_summary import summary_json, summary_lines
 from shared.render.paths import path_rows, write_csv
+from shared.render.terminal_text import printable_lines
 
 if TYPE_CHECKING:
     from shared.bootstrap import GraphSession
@@ -380,20 +381,19 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
         stream.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     head = "DRY RUN (nothing written): " if result.status == "dry-run" else ""
-    stream.write(
+    lines = [
         f"{head}run {result.run_id} ({result.date}){' baseline' if result.baseline else ''}: "
         f"{result.users} users, {result.new_findings} new finding(s), "
         f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
-        f"{result.would_reprocess} would be reprocessed but are not allowed now\n"
-    )
+        f"{result.would_reprocess} would be reprocessed but are not allowed now"
+    ]
     if result.status == "dry-run":
         for line in summary_lines(finding_counts(result.new), _group_label(result)):
-            stream.write(line.replace("SUMMARY:", "SUMMARY of new findings:", 1) + "\n")
-        stream.write("PLAN\n")
-    for line in result.planned:
-        stream.write(f"  {line}\n")
-    for name in result.report_blobs:
-        stream.write(f"  report: {name}\n")
+            lines.append(line.replace("SUMMARY:", "SUMMARY of new findings:", 1))
+        lines.append("PLAN")
+    lines += [f"  {line}" for line in result.planned]
+    lines += [f"  report: {name}" for name in result.report_blobs]
+    stream.write(printable_lines(lines) + "\n")
 
 
 def _group_label(result: ReconcileResult) -> Callable[[str], str]:

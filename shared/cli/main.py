@@ -8,11 +8,15 @@ membership and plan changes on a snapshot), `diff` (drift between two snapshots)
 
 Exit status: 0 success, 1 a risk was found (whatif: data loss or predicted assignment errors;
 diff: data loss), 2 bad input or I/O (one line on stderr, no traceback), 130 Ctrl-C (one line,
-as a shell reports an interrupted command). `--version`.
+as a shell reports an interrupted command). A reader of standard output that stops early
+(`| head -1`) leaves the status as it is (no traceback), except for a command it stops while
+the command is still printing its checklist or plan itself: 141, as a shell reports a command
+ended by SIGPIPE. `--version`.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 from collections.abc import Sequence
@@ -21,14 +25,24 @@ from shared.adapters.snapshot import SnapshotError
 from shared.catalog.capabilities import CapabilityMapError
 from shared.catalog.plan_conflicts import PlanConflictsError
 from shared.cli.env import LocalSettingsError
+from shared.cli.files import stop_writing_to_the_closed_pipe
 from shared.cli.live import LiveError
 from shared.cli.parser import build_parser, version
 from shared.cli.snapshot_commands import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK
 from shared.core.references import BadReference
 
 EXIT_INTERRUPTED = 128 + 2  # SIGINT: what a shell reports for a command stopped by Ctrl-C
+EXIT_READER_GONE = 128 + 13  # SIGPIPE: what a shell reports for a command ended by a closed pipe
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DATA_LOSS", "EXIT_OK", "io_error_text", "main", "version"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DATA_LOSS",
+    "EXIT_OK",
+    "EXIT_READER_GONE",
+    "io_error_text",
+    "main",
+    "version",
+]
 
 
 def io_error_text(exc: OSError) -> str:
@@ -47,7 +61,15 @@ def _escape_what_the_console_cannot_show() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _escape_what_the_console_cannot_show()
-    args = build_parser().parse_args(argv)
+    status = _run(build_parser().parse_args(argv))
+    try:
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:
+        stop_writing_to_the_closed_pipe()
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.func(args)
         return status
@@ -61,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"license-guard: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        return EXIT_OK
+    except BrokenPipeError:  # midway: the status the command would have returned is unknown
+        stop_writing_to_the_closed_pipe()
+        return EXIT_READER_GONE
     except KeyboardInterrupt:
         print("license-guard: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

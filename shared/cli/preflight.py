@@ -13,7 +13,11 @@ and checks, in order:
    `roles` claim: failed for an app token, which then holds no app role; not checked for a
    user's or a static token);
 3. read access to every queue, table and container `infra/app/storage.bicep` creates (skipped
-   when no storage is configured), and no message left in a -poison queue;
+   when no storage is configured), and no message left in a -poison queue; then, from the same
+   storage (`shared.cli.preflight_state`), that the subscription keeper has a Graph
+   change-notification subscription that Graph had live and that is not about to expire, and
+   that no work queue's backlog is past `--max-queue-messages` or its oldest message past
+   `--max-queue-age` minutes;
 4. the clientState secret (present, 16-128 characters);
 5. that both notification URLs answer Graph's validation handshake (a POST with
    `?validationToken=...` must echo the token as text/plain within 10 seconds).
@@ -28,6 +32,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import IO, Any
 
 import httpx
@@ -56,8 +61,10 @@ from shared.cli.preflight_checks import (
     url_check,
 )
 from shared.cli.preflight_grants import identity_grant_checks, storage_role_checks
+from shared.cli.preflight_state import running_state_checks
 from shared.platform.setting_values import parse_guid
 from shared.platform.settings import DEFAULT_GRAPH_BASE_URL, MODES, StorageConnection
+from shared.render.terminal_text import printable_lines
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -117,7 +124,24 @@ def target_from(env: Mapping[str, str], args: argparse.Namespace) -> Target:
         principal_id=principal,
         storage_scope=storage_scope(env) if principal else None,
         arm_url=get("ARM_BASE_URL") or ARM_BY_GRAPH_HOST.get(endpoint.host),
+        **backlog_limits(args),
     )
+
+
+def backlog_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """`--max-queue-age` and `--max-queue-messages`, where given; LiveError below 1."""
+    limits: dict[str, Any] = {}
+    minutes = getattr(args, "max_queue_age", None)
+    messages = getattr(args, "max_queue_messages", None)
+    if minutes is not None:
+        if minutes < 1:
+            raise LiveError("--max-queue-age must be at least 1 (minutes)")
+        limits["max_queue_age"] = timedelta(minutes=minutes)
+    if messages is not None:
+        if messages < 1:
+            raise LiveError("--max-queue-messages must be at least 1")
+        limits["max_queue_messages"] = messages
+    return limits
 
 
 def storage_scope(env: Mapping[str, str]) -> str | None:
@@ -193,6 +217,7 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
             await credential.close()
     if not target.principal_id:
         checks += await asyncio.to_thread(storage_checks, target)
+        checks += await asyncio.to_thread(running_state_checks, target)
     if target.principal_id and target.client_state is None:
         checks.append(in_key_vault("CLIENT_STATE"))
     else:
@@ -208,20 +233,21 @@ async def run_checks(target: Target, credential: Any = None) -> list[Check]:
 
 def render(target: Target, checks: list[Check], out: IO[str]) -> None:
     sets = ", ".join(target.permission_sets)
-    out.write(
+    lines = [
         f"license-guard preflight: {target.endpoint.base_url} ({target.endpoint.cloud}), "
-        f"mode {target.mode}, permission sets: {sets}\n"
-    )
+        f"mode {target.mode}, permission sets: {sets}"
+    ]
     width = max(len(c.name) for c in checks)
     for check in checks:
-        out.write(f"  {check.mark} {check.name:<{width}}  {check.detail}\n")
+        lines.append(f"  {check.mark} {check.name:<{width}}  {check.detail}")
         if check.fix and check.mark == FAIL:
-            out.write(f"      fix: {check.fix}\n")
+            lines.append(f"      fix: {check.fix}")
     failed = sum(c.mark == FAIL for c in checks)
     passed = sum(c.mark == PASS for c in checks)
     skipped = len(checks) - failed - passed
     verdict = "ready" if not failed else "NOT ready"
-    out.write(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped\n")
+    lines.append(f"{verdict}: {passed} passed, {failed} failed, {skipped} skipped")
+    out.write(printable_lines(lines) + "\n")
 
 
 def run_preflight(

@@ -26,6 +26,20 @@ def _preflight_flags(cmd: argparse.ArgumentParser) -> None:
         help="as an admin: check the app roles granted to this managed identity (its object id, "
         "azd env get-value AZURE_IDENTITY_PRINCIPAL_ID) instead of the token's own roles",
     )
+    cmd.add_argument(
+        "--max-queue-age",
+        type=int,
+        metavar="MINUTES",
+        help="fail the queue backlog check when a work queue's oldest waiting message is older "
+        "(default 60)",
+    )
+    cmd.add_argument(
+        "--max-queue-messages",
+        type=int,
+        metavar="N",
+        help="fail the queue backlog check when more messages wait on one work queue "
+        "(default 10000)",
+    )
 
 
 PREFLIGHT = Command(
@@ -33,8 +47,9 @@ PREFLIGHT = Command(
     help="check a deployment is ready: identity, Graph permissions, storage, webhook",
     description=(
         "Sign in as the service would and check, harmlessly: the token's identity, each "
-        "Graph permission the mode needs, access to every queue/table/container, the "
-        "clientState secret and that the notification URLs answer Graph's validation. "
+        "Graph permission the mode needs, access to every queue/table/container, the Graph "
+        "subscription the keeper keeps, the work queues' backlog, the clientState secret and "
+        "that the notification URLs answer Graph's validation. "
         "Settings come from the environment (the app settings)."
     ),
     epilog="exit status: 0 all checks passed, 1 a check failed, 2 bad input",

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -83,6 +85,10 @@ class Target:
     """With `principal_id`: the storage account's resource id, from the azd values."""
     arm_url: str | None = None
     """With `principal_id`: Azure Resource Manager for the cloud (`ARM_BASE_URL` overrides)."""
+    max_queue_age: timedelta = timedelta(minutes=60)
+    """`--max-queue-age`: a message waiting longer on a work queue fails the backlog check."""
+    max_queue_messages: int = 10_000
+    """`--max-queue-messages`: more waiting on one work queue fails the backlog check."""
 
     @property
     def permission_sets(self) -> list[str]:
@@ -231,18 +237,29 @@ def storage_checks(target: Target, credential: TokenCredential | None = None) ->
     storage = target.storage
     if storage is None:
         return [Check(SKIP, "storage", "AzureWebJobsStorage is not set: not checked")]
-    from shared.bootstrap import storage_connection_credential, storage_probes  # noqa: PLC0415
+    from shared.bootstrap import storage_probes  # noqa: PLC0415
 
-    owned = credential is None
-    if owned:
-        credential = storage_connection_credential(storage)
+    with signed_in(storage, credential) as signed:
+        return [_storage_check(label, probe) for label, probe in storage_probes(storage, signed)]
+
+
+@contextmanager
+def signed_in(
+    storage: StorageConnection, credential: TokenCredential | None
+) -> Iterator[TokenCredential | None]:
+    """`credential`, by default the one the service itself uses for storage
+    (`shared.bootstrap.storage_connection_credential`), closed afterwards."""
+    if credential is not None:
+        yield credential
+        return
+    from shared.bootstrap import storage_connection_credential  # noqa: PLC0415
+
+    owned = storage_connection_credential(storage)
     try:
-        return [
-            _storage_check(label, probe) for label, probe in storage_probes(storage, credential)
-        ]
+        yield owned
     finally:
-        if owned and credential is not None:
-            credential.close()  # type: ignore[attr-defined]
+        if owned is not None:
+            owned.close()  # type: ignore[attr-defined]
 
 
 def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
@@ -255,7 +272,7 @@ def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
         return Check(
             FAIL,
             name,
-            f"no access: {_first_line(exc)}",
+            f"no access: {first_line(exc)}",
             "give the identity the Storage * Data Contributor role (rbac.bicep)",
         )
     except AzureError as exc:
@@ -265,7 +282,7 @@ def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
             if status == 403
             else ("check AzureWebJobsStorage and the network path to the account")
         )
-        return Check(FAIL, name, f"{type(exc).__name__}: {_first_line(exc)}", fix)
+        return Check(FAIL, name, f"{type(exc).__name__}: {first_line(exc)}", fix)
     poisoned = getattr(found, "approximate_message_count", None) or 0
     if label.endswith(POISON_SUFFIX) and poisoned:
         return Check(
@@ -277,7 +294,8 @@ def _storage_check(label: str, probe: Callable[[], Any]) -> Check:
     return Check(PASS, name, "readable")
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """The exception's first line, at most 200 characters (the SDK's errors run long)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 

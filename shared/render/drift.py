@@ -20,6 +20,7 @@ from shared.core.drift import (
 from shared.core.graph_values import prepaid_units_document
 from shared.core.model import PrepaidUnits, Tenant
 from shared.render.tenant_names import TenantNames
+from shared.render.terminal_text import printable_lines
 from shared.render.user_deltas import (
     impact_lines,
     seat_json,
@@ -167,4 +168,4 @@ def render_diff_table(drift: Drift, old: Tenant, new: Tenant, catalog: Catalog) 
     for sku in drift.skus:
         lines += _sku_drift_lines(sku, names)
     lines += ["", *impact_lines(drift.users, drift.seats, names)]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines) + "\n"

@@ -22,11 +22,11 @@ from shared.core.model import Sku, Tenant
 from shared.core.user_findings import PENDING_SEVERITY
 from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines
+from shared.render.terminal_text import printable_lines
 
 _CHUNK_CHARS = 500_000
 """About half a megabyte per write: small writes stay in the CPU's cache (see
-write_evaluation_json). Counted in characters, not items: a pending finding's four lines are
-one item (`FindingLines.pending`)."""
+write_evaluation_json). Counted in characters, not items."""
 
 
 def write_table(
@@ -44,11 +44,11 @@ def write_table(
         size += sum(map(len, block))
         if size >= _CHUNK_CHARS:
             lines.append("")
-            out.write("\n".join(lines))
+            out.write(printable_lines(lines))
             lines = []
             size = 0
     lines.append("")
-    out.write("\n".join(lines))
+    out.write(printable_lines(lines))
 
 
 def table_blocks(

@@ -160,8 +160,10 @@ class FindingLines:
         self._heads: dict[tuple[str, str], str] = {}
         self._fixes: dict[str, str] = {}
         self._groups: dict[str, str] = {}
-        self._pending: dict[PendingAssignment, str] = {}
-        self._combinations: dict[int, tuple[PendingAssignments, tuple[str, ...]]] = {}
+        self._pending: dict[PendingAssignment, tuple[str, str, str]] = {}
+        self._combinations: dict[
+            int, tuple[PendingAssignments, tuple[tuple[str, str, str], ...]]
+        ] = {}
         self._subject: str | None = None
         self._at = ""
 
@@ -175,11 +177,12 @@ class FindingLines:
         return lines
 
     def pending(self, user_id: str, name: str, pending: PendingAssignments) -> list[str]:
-        """The lines of `pending_findings(user_id, name, pending)`, without building them: a
-        finding's lines are one item, joined by line ends (as the table joins its items).
+        """The lines of `pending_findings(user_id, name, pending)`, without building them.
 
         Each (SKU, group)'s lines are a template with the user's name and `at:` line to fill,
-        kept per group combination like `FindingJsonEncoder.encode_pending`'s.
+        kept per group combination like `FindingJsonEncoder.encode_pending`'s. One item per
+        line, as `of` gives them: the table escapes each line for the terminal, a line end
+        inside an item would be escaped with it.
         """
         if not user_id or ":" in user_id:  # not a user's subject: no `group:` line
             return [line for f in pending_findings(user_id, name, pending) for line in self.of(f)]
@@ -187,18 +190,21 @@ class FindingLines:
         if cached is None:
             templates = tuple(self._pending_template(entry) for entry in pending)
             cached = self._combinations[id(pending)] = (pending, templates)
-        args = (name, self._at_line(user_id))
-        return [template % args for template in cached[1]]
+        at = self._at_line(user_id)
+        lines: list[str] = []
+        for head, fix, group in cached[1]:
+            lines += (head % name, fix, at, group)
+        return lines
 
-    def _pending_template(self, entry: PendingAssignment) -> str:
+    def _pending_template(self, entry: PendingAssignment) -> tuple[str, str, str]:
         template = self._pending.get(entry)
         if template is None:
             # the finding of a user with an empty id and name: the message is the tail
             (proto,) = pending_findings("", "", (entry,))
             head = self._head(proto.severity, proto.code)
             lines = (head, proto.message, self._fix(proto.remedy), self._group(entry.group_id))
-            head, tail, fix, group = (line.replace("%", "%%") for line in lines)
-            template = self._pending[entry] = f"{head}%s{tail}\n{fix}\n%s\n{group}"
+            head, tail = (line.replace("%", "%%") for line in lines[:2])
+            template = self._pending[entry] = (f"{head}%s{tail}", lines[2], lines[3])
         return template
 
     def _head(self, severity: str, code: str) -> str:

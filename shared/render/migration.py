@@ -14,6 +14,7 @@ from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
 from shared.render.tenant_names import TenantNames
+from shared.render.terminal_text import printable_lines
 
 MIGRATION_CSV_HEADER = (
     "category",
@@ -213,4 +214,4 @@ def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog
                 f"disable: {off})"
             )
         lines.append("      users: " + ", ".join(who(u) for u in sorted(s.user_ids, key=by_name)))
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines) + "\n"

@@ -21,6 +21,7 @@ from shared.render.predict import (
     seat_need_json,
 )
 from shared.render.tenant_names import TenantNames
+from shared.render.terminal_text import printable_lines
 from shared.render.user_deltas import (
     data_plans_lost,
     impact_lines,
@@ -111,4 +112,4 @@ def render_whatif_table(result: WhatIf, tenant: Tenant, catalog: Catalog) -> str
             "PREDICTED ERRORS: Entra would record assignment errors (see above); "
             "fix them before making this change."
         )
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines) + "\n"

@@ -9,28 +9,46 @@ https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite, AzuriteEndpoints
 from devhost.provision import provision_storage
 from graphsim.server import serve_in_thread
 from shared.adapters.graph_permissions import APP_ROLE_IDS
+from shared.bootstrap import build_services, close_services
 from shared.cli.main import main
-from shared.cli.preflight import run_preflight
+from shared.cli.preflight import run_preflight, target_from
 from shared.cli.preflight_checks import FAIL, client_state_check
+from shared.cli.preflight_state import running_state_checks
+from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS
+from shared.ports.tables import SUBSCRIPTIONS
+from shared.service.services import Services
+from shared.service.subscriptions import (
+    SUBSCRIPTION_PK,
+    check_subscription_live,
+    keep_subscription,
+    our_subscription_ids,
+)
 from tests.credentials import TEST_APP_ID, TEST_TENANT_ID, MintingCredential
 from tests.graphsim.conftest import make_tenant
 from tests.graphsim.receiver import Receiver, receiver
 from tests.loopback import QuietHandler, serving
 from tests.python_run import run_module
+from tests.settings_env import SCHEDULE_ENV
 
 SECRET = "graphsim-preflight-secret-0123456789abcdef"
 ALL_ROLES = [
@@ -49,10 +67,43 @@ pytestmark = pytest.mark.xdist_group("preflight-azurite")
 
 
 @pytest.fixture(scope="module")
-def storage() -> Iterator[AzuriteEndpoints]:
-    with Azurite() as endpoints:  # its own: the checks need an account set up like Azure's
+def storage(graph_url: str) -> Iterator[AzuriteEndpoints]:
+    """Its own Azurite (the checks need an account set up like Azure's), where the
+    subscription keeper has made the Graph subscription, as in a deployment that is ready."""
+    with Azurite() as endpoints:
         provision_storage(endpoints.connection_string)
+        keep_subscription_once(graph_url, endpoints.connection_string)
         yield endpoints
+
+
+def keep_subscription_once(graph_url: str, connection_string: str) -> str:
+    """Run the real subscription keeper against graphsim and this storage; its subscription's
+    id. graphsim makes the validation handshake with a receiver that lives just as long."""
+    with receiver() as rec:
+        kept = asyncio.run(with_services(graph_url, connection_string, rec.url, keep_subscription))
+    # the sweep a new subscription owes: the app would take it at once; nothing runs it here
+    QueueClient.from_connection_string(connection_string, GROUPS_CHANGED).clear_messages()
+    return str(kept.subscription_id)
+
+
+async def with_services(
+    graph_url: str, connection_string: str, webhook_url: str, job: Callable[[Services], Any]
+) -> Any:
+    """`job(svc)` with the service's real adapters on graphsim and this storage."""
+    env = {
+        "GRAPH_BASE_URL": graph_url,
+        "AzureWebJobsStorage": connection_string,
+        "TENANT_ID": TEST_TENANT_ID,
+        "CLIENT_STATE": "a-client-state-of-32-characters!",
+        "NOTIFICATION_URL": webhook_url,
+        "LIFECYCLE_NOTIFICATION_URL": webhook_url,
+        **SCHEDULE_ENV,
+    }
+    svc = build_services(env, credential=MintingCredential(SECRET, claims={"roles": ALL_ROLES}))
+    try:
+        return await job(svc)
+    finally:
+        await close_services(svc)
 
 
 IDENTITY = "8e881353-1735-45af-af21-ee1344582a4d"
@@ -500,3 +551,127 @@ def test_an_unknown_identity_or_a_sign_in_that_cannot_read_it_fails_with_the_fix
 def test_principal_id_must_be_a_guid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preflight", "--principal-id", "id-license-guard"]) == 2
     assert "--principal-id: 'id-license-guard' is not a GUID" in capsys.readouterr().err
+
+
+# --- the running service: the keeper's subscription and the work queues' backlog -------------
+
+
+def test_the_kept_subscription_and_an_idle_backlog_pass(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    status, output = preflight(settings(graph_url, storage, webhook), ready())
+
+    assert status == 0, output
+    assert re.search(r"subscription \S+ expires in 2[89] day\(s\)", line(output, "subscription"))
+    passed(output, "subscription")
+    assert "0 message(s) waiting on 4 work queue(s)" in line(output, "queue backlog")
+    passed(output, "queue backlog")
+
+
+def ready() -> MintingCredential:
+    return MintingCredential(SECRET, claims={"roles": ALL_ROLES})
+
+
+def test_a_subscription_none_recorded_or_about_to_expire_fails_with_the_keeper(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """The keeper's record (table `subscriptions`): none means no notifications arrive; one
+    expiring within 24 h means the keeper, renewing 48 h ahead every 6 h, has stopped."""
+    table = TableClient.from_connection_string(storage.connection_string, SUBSCRIPTIONS)
+    kept = list(table.query_entities(f"PartitionKey eq '{SUBSCRIPTION_PK}'"))
+    assert kept  # the storage fixture's keeper run
+    env = settings(graph_url, storage, webhook)
+    try:
+        soon = datetime.now(UTC) + timedelta(hours=10, minutes=5)
+        for row in kept:
+            table.upsert_entity({**row, "expiration": soon.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        status, output = preflight(env, ready())
+        assert status == 1
+        expiring = failed(output, "subscription")
+        assert "expires in 10 h: the keeper renews 48 h ahead and has not" in expiring
+        assert "subscription_keeper" in output  # the fix
+
+        for row in kept:
+            table.delete_entity(row["PartitionKey"], row["RowKey"])
+        status, output = preflight(env, ready())
+        assert status == 1
+        assert "none recorded" in failed(output, "subscription")
+    finally:
+        for row in kept:
+            table.upsert_entity(row)
+    status, output = preflight(env, ready())
+    assert status == 0, output
+
+
+def test_a_subscription_graph_no_longer_has_fails(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """The dead-man switch's last look at Graph (`servicestate`): the keeper's record still
+    names a subscription Graph deleted."""
+
+    async def delete_it_and_look(svc: Services) -> bool | None:
+        for subscription_id in our_subscription_ids(svc.tables.subscriptions):
+            await svc.directory.delete_subscription(subscription_id)
+        return await check_subscription_live(svc)
+
+    conn = storage.connection_string
+    try:
+        assert asyncio.run(with_services(graph_url, conn, webhook.url, delete_it_and_look)) is False
+        status, output = preflight(settings(graph_url, storage, webhook), ready())
+        assert status == 1
+        assert "no longer exists in Graph" in failed(output, "subscription")
+    finally:
+        keep_subscription_once(graph_url, conn)  # a new one, as the keeper's next run makes
+
+        async def look(svc: Services) -> bool | None:
+            return await check_subscription_live(svc)
+
+        assert asyncio.run(with_services(graph_url, conn, webhook.url, look)) is True
+    status, output = preflight(settings(graph_url, storage, webhook), ready())
+    assert status == 0, output
+    assert "Graph had it live at" in line(output, "subscription")
+
+
+def test_a_backlog_past_its_limits_fails_with_the_count_and_the_age(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    queue = QueueClient.from_connection_string(storage.connection_string, RECOMPUTE_USERS)
+    for n in range(3):
+        queue.send_message(f"bm90IGpzb24{n}")  # never received: the peek only reads
+    env = settings(graph_url, storage, webhook)
+    try:
+        status, output = run_with(env, max_queue_messages=2)
+        assert status == 1
+        backlog = failed(output, "queue backlog")
+        assert f"{RECOMPUTE_USERS}: 3 waiting, the oldest 0 min" in backlog
+        assert "limits 2 messages, 60 min" in backlog
+        status, output = run_with(env, max_queue_messages=3)
+        assert status == 0, output
+        assert f"3 message(s) waiting on 4 work queue(s), the oldest 0 min ({RECOMPUTE_USERS})" in (
+            line(output, "queue backlog")
+        )
+
+        time.sleep(2.1)  # the service stamps a message's insertion to the second
+        target = replace(
+            target_from(env, args(max_queue_age=1)), max_queue_age=timedelta(seconds=2)
+        )
+        [_, backlog_line] = running_state_checks(target)
+        assert backlog_line.mark == FAIL
+        assert f"{RECOMPUTE_USERS}: 3 waiting, the oldest 0 min" in backlog_line.detail
+    finally:
+        queue.clear_messages()
+
+
+def run_with(env: dict[str, str], **limits: int) -> tuple[int, str]:
+    out = io.StringIO()
+    status = run_preflight(args(**limits), credential=ready(), env=env, out=out)
+    return status, out.getvalue()
+
+
+@pytest.mark.parametrize("flag", ["--max-queue-age", "--max-queue-messages"])
+def test_a_backlog_limit_below_1_is_bad_input(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["preflight", flag, "0"])
+    assert status == 2
+    assert f"{flag} must be at least 1" in capsys.readouterr().err

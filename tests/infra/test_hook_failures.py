@@ -35,3 +35,14 @@ def test_the_calls_allowed_to_fail_are_caught() -> None:
         body = text[text.index(f"function {function}") :].split("\n}", 1)[0]
         assert re.search(r"try\s*\{\s*az ", body), function
         assert "catch { $null }" in body, function
+
+
+def test_the_powershell_hook_passes_no_secret_on_azs_command_line() -> None:
+    """The twin of test_postprovision_hook's argv check: the notification URLs (with their
+    function keys) and the on-prem sync key reach az on standard input ('@-'), never as
+    `--value $url` / `--key-value $key`, which the process list shows while az runs."""
+    text = HOOK.read_text(encoding="utf-8")
+    assert not re.search(r"--(key-)?value \$", text)
+    assert text.count("--value '@-'") == 2
+    assert "$syncKey | az functionapp function keys set" in text
+    assert "--key-value '@-'" in text

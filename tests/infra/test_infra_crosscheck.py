@@ -271,6 +271,20 @@ def test_the_python_worker_has_a_thread_per_message_a_queue_batch_runs() -> None
     assert f'"PYTHON_THREADPOOL_THREAD_COUNT": "{threads}"' in stack
 
 
+def test_the_thread_count_comment_says_how_many_messages_the_host_holds() -> None:
+    """The queue host runs up to batchSize + newBatchThreshold (batchSize/2 by default)
+    messages of a queue function at once (QueuesOptions); the comment said batchSize (16), which
+    hid the 8 that wait inside the worker for a thread."""
+    batch = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    size = batch["batchSize"]
+    threshold = batch.get("newBatchThreshold", size // 2)
+    bicep = (INFRA / "app" / "api.bicep").read_text(encoding="utf-8")  # with its comments
+    head = bicep[: bicep.index("PYTHON_THREADPOOL_THREAD_COUNT:")]
+    comment = head[head.rindex("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY") :]
+    assert f"{size + threshold}" in comment
+    assert f"{threshold} wait" in comment
+
+
 def test_telemetry_settings_authenticate_with_the_identity() -> None:
     settings = app_settings()
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings

@@ -25,6 +25,19 @@ state["calls"].append([{tool!r}, *args])
 def option(name):
     return args[args.index(name) + 1] if name in args else None
 
+def value(name):
+    # an argument's value as az reads it: `@-` is standard input, `@FILE` a file's text (a
+    # trailing newline dropped), anything else itself
+    given = option(name)
+    if given == "@-":
+        text = sys.stdin.read()
+    elif given and given.startswith("@"):
+        text = open(given[1:], encoding="utf-8").read()
+    else:
+        return given
+    state["calls"][-1].append(name + "<-" + text)
+    return text.rstrip("\\n")
+
 out = ""
 if args[:2] == ["functionapp", "show"]:
     out = state["host"]
@@ -33,10 +46,12 @@ elif args[:4] == ["functionapp", "function", "keys", "list"]:
 elif args[:3] == ["keyvault", "secret", "show"]:
     out = state["secrets"].get(option("-n"), "")
 elif args[:3] == ["keyvault", "secret", "set"]:
-    state["secrets"][option("-n")] = option("--value")
+    state["secrets"][option("-n")] = value("--value")
+elif args[:4] == ["functionapp", "function", "keys", "set"]:
+    state.setdefault("keysSet", {{}})[option("--key-name")] = value("--key-value")
 elif args[:3] == ["functionapp", "keys", "list"]:
     out = state.get("masterKey", "")
-if "@-" in args:  # curl reading headers from standard input
+if args[0:1] != ["functionapp"] and args[0:1] != ["keyvault"] and "@-" in args:  # curl -H @-
     state["calls"][-1].append("stdin:" + sys.stdin.read())
 json.dump(state, open(state_file, "w"))
 print(out)
@@ -44,7 +59,11 @@ print(out)
 
 
 def run_hook(
-    tmp_path: Path, state: dict[str, object], *, kick_keeper: bool = False
+    tmp_path: Path,
+    state: dict[str, object],
+    *,
+    kick_keeper: bool = False,
+    sync_function_deployed: bool = True,
 ) -> dict[str, object]:
     """Run the hook with `az`/`azd`/`curl` stand-ins; the state they leave."""
     state_file = tmp_path / "state.json"
@@ -64,7 +83,7 @@ def run_hook(
         "AZURE_RESOURCE_GROUP": "rg-lg",
         "AZURE_FUNCTION_APP_NAME": "func-lg",
         "AZURE_KEY_VAULT_NAME": "kv-lg",
-        "SYNC_FUNCTION_DEPLOYED": "true",
+        "SYNC_FUNCTION_DEPLOYED": "true" if sync_function_deployed else "false",
         "KICK_KEEPER": "true" if kick_keeper else "false",
     }
     done = subprocess.run(["sh", str(HOOK)], env=env, capture_output=True, text=True, check=False)
@@ -143,3 +162,38 @@ def test_the_master_key_is_not_on_curls_command_line(tmp_path: Path) -> None:
     assert f"https://{HOST}/admin/functions/subscription_keeper" in curl
     assert not [arg for arg in curl[1:-1] if "the-master-key" in arg]
     assert curl[-1] == "stdin:x-functions-key: the-master-key\n"
+
+
+def test_no_secret_stands_on_a_command_line(tmp_path: Path) -> None:
+    """The notification URLs carry their function keys, and onprem-sync-key opens the on-prem
+    endpoint: passed as `--value`/`--key-value` they stood in az's argv, which any user of the
+    operator's machine can read in the process list while az runs. az reads them from
+    standard input (`@-`) instead."""
+    keys = {"graph_notifications": "notify-key-1f3a", "graph_lifecycle": "life-key-9c2e"}
+    state = run_hook(
+        tmp_path,
+        {
+            "host": HOST,
+            "functionKeys": keys,
+            "secrets": {"onprem-sync-key": "sync-key-77d0"},
+            "masterKey": "master-key-5b1c",
+        },
+        kick_keeper=True,
+        sync_function_deployed=False,
+    )
+
+    secrets = state["secrets"]
+    assert isinstance(secrets, dict)
+    assert (
+        secrets["notification-url"]
+        == f"https://{HOST}/api/graph/notifications?code=notify-key-1f3a"
+    )
+    assert secrets["lifecycle-notification-url"] == (
+        f"https://{HOST}/api/graph/lifecycle?code=life-key-9c2e"
+    )
+    assert state["keysSet"] == {"onprem-sync-key": "sync-key-77d0"}
+    calls = state["calls"]
+    assert isinstance(calls, list)
+    argv = [arg for call in calls for arg in call if "<-" not in arg and "stdin:" not in arg]
+    for secret in ("notify-key-1f3a", "life-key-9c2e", "sync-key-77d0", "master-key-5b1c"):
+        assert not [arg for arg in argv if secret in arg], secret

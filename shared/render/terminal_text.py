@@ -1,0 +1,40 @@
+"""Text for a terminal: names from the tenant with their control characters escaped visibly.
+
+A display name, group name or UPN is whatever its author typed, or a sync wrote: an ESC
+sequence in one reached the admin's terminal through the tables (retitle the window, clear the
+screen, hide the lines after it), a carriage return wrote over the line's start, and a newline
+broke a table row in two. Every human-readable table and checklist goes through `printable`;
+JSON and CSV keep the names as Graph holds them (CSV is formula-safe, `csvsafe`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0 (ESC, BEL, CR, LF, TAB...), DEL and C1 (an 8-bit CSI is ESC [ to many terminals), and
+the Unicode line and paragraph separators."""
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def printable(text: str) -> str:
+    """`text` on one line, each control character written as its escape (`\\x1b`, `\\n`)."""
+    if text.isprintable():  # nearly every line: no regex pass
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+def printable_lines(lines: Sequence[str]) -> str:
+    """Lines joined by newlines, each `printable`: a newline inside a line is a name's."""
+    if all(map(str.isprintable, lines)):  # the usual chunk, checked without a call per line
+        return "\n".join(lines)
+    return "\n".join(map(printable, lines))
