@@ -267,12 +267,11 @@ def run_module(module: str, *args: str, env: Mapping[str, str]) -> str:
 
 
 def preflight(stack: Stack, out: TextIO) -> None:
-    """`license-guard preflight` against the stack, as after `azd up` and the grant script: a
-    token graphsim issues with the roles the grant script gives (read, reprocess, mail; from
-    `python -m shared.cli.permissions`, the script's own generator)."""
-    from devhost.provision import provision_storage  # noqa: PLC0415
-
-    provision_storage(stack.storage)  # what `azd provision` creates in Azure
+    """`license-guard preflight` against the stack once the scenario ran, as an admin checks a
+    deployment that is running (its keeper has subscribed, its queues drained): a token
+    graphsim issues with the roles the grant script gives (read, reprocess, mail; from
+    `python -m shared.cli.permissions`, the script's own generator). Run before the keeper's
+    first firing it would rightly say "NOT ready": no subscription yet."""
     grant = run_module(
         "shared.cli.permissions", "--format", "json", "--enable-reprocess", "--enable-mail", env={}
     )
@@ -286,8 +285,6 @@ def preflight(stack: Stack, out: TextIO) -> None:
     env = dict(stack.settings) | {"GRAPH_STATIC_TOKEN": issued.json()["access_token"]}
     print("\n$ license-guard preflight", file=out)
     print(run_module("shared", "preflight", env=env), end="", file=out, flush=True)
-    # the summary counts the service's Graph requests, not preflight's probes
-    httpx.delete(stack.graph_url.replace("/v1.0", "/_sim/counters"), timeout=10)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -326,8 +323,11 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 f"({len(stack.host.functions)} functions, mode act)",
                 file=out,
             )
-            preflight(stack, out)
+            from devhost.provision import provision_storage  # noqa: PLC0415
+
+            provision_storage(stack.storage)  # what `azd provision` creates in Azure
             summary = play(stack, capture, out)
+            preflight(stack, out)
             for path in channels.written:
                 print(f"\nAlert channel posts (local receiver): wrote {path}", file=out)
         print_summary(summary, out)
