@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-"""C0 (ESC, BEL, CR, LF, TAB...), DEL and C1 (an 8-bit CSI is ESC [ to many terminals), and
-the Unicode line and paragraph separators."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""C0 (ESC, BEL, CR, LF, TAB...), DEL and C1 (an 8-bit CSI is ESC [ to many terminals), the
+Unicode line and paragraph separators, and the bidirectional embeddings, overrides and
+isolates (a terminal shows the rest of the line reordered: one name can read as another's)."""
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -66,6 +66,14 @@ def test_printable_escapes_control_characters_and_keeps_the_rest() -> None:
     assert printable("a\tb\x9bc\u2028d\x7f") == "a\\tb\\x9bc\\u2028d\\x7f"
 
 
+def test_printable_escapes_bidi_overrides_and_keeps_right_to_left_text() -> None:
+    """An override (U+202E) makes a terminal show the rest of the line reversed: a name can then
+    read as another's ("Trojan Source"). Hebrew and Arabic need none and stay as written."""
+    assert printable("Eve\u202egnp.exe") == "Eve\\u202egnp.exe"
+    assert printable("a\u2066b\u2069c\u202ad") == "a\\u2066b\\u2069c\\u202ad"
+    assert printable("דנה כהן / سارة") == "דנה כהן / سارة"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
