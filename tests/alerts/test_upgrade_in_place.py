@@ -7,7 +7,11 @@ import pytest
 
 from shared.ports.tables import EntityStore
 from shared.service.alerts.digest import run_digest
+from shared.service.dataloss import RECENT_LOSSES_PK, alert_data_loss_owed
+from shared.service.earlier_losses import NOTED
+from shared.service.stores import ServiceState
 from tests.alerts.mail import header, html, mails
+from tests.alerts.test_immediate import alert_world, leave_the_mailbox_group, with_mailbox_group
 from tests.alerts.world import GRACE_SECONDS, error, record, world_with_findings
 from tests.demo_tenant import IRVIN, JONI
 from tests.service.world import World
@@ -16,17 +20,23 @@ from tests.sleeps import Sleeps
 pytestmark = pytest.mark.anyio
 
 NEWER_FIELDS = {
-    "servicestate": ("pendingRows", "abandonedIds"),  # aff8c15, 04a1745
+    "servicestate": ("pendingRows", "abandonedIds", "readAt"),  # aff8c15, 04a1745, 2094a6f
+    "findings": ("readAt",),  # 2094a6f
 }
 """Fields a3824d1 never wrote, by table."""
+NEWER_ROWS = {"servicestate": {(RECENT_LOSSES_PK, None), (ServiceState.META_PK, NOTED)}}
+"""Rows (partition, row key; None: the whole partition) a3824d1 never wrote, by table."""
 
 
 def as_a3824d1_wrote_it(world: World) -> None:
-    """Every row of the world's tables without the fields a3824d1 never wrote."""
+    """The world's tables without the rows and fields a3824d1 never wrote."""
     for name, dropped in NEWER_FIELDS.items():
         table: EntityStore = getattr(world.svc.tables, name)
         for entity in list(table.query_all()):
-            if any(f in entity.fields for f in dropped):
+            newer = NEWER_ROWS.get(name, set())
+            if {(entity.partition_key, None), (entity.partition_key, entity.row_key)} & newer:
+                table.delete(entity.partition_key, entity.row_key)
+            elif any(f in entity.fields for f in dropped):
                 fields = {k: v for k, v in entity.fields.items() if k not in dropped}
                 table.upsert(entity.partition_key, entity.row_key, fields)
 
@@ -48,3 +58,23 @@ async def test_a_digest_left_pending_by_the_old_version_does_not_stand_for_newer
 
     assert (failed.status, later.status) == ("failed", "sent")
     assert "Joni" in html(mail)
+
+
+async def test_a_data_loss_the_old_version_recorded_but_never_mailed_is_mailed_after_it() -> None:
+    """a3824d1 recorded the loss (ledger and capability record) and its alert failed, or the
+    deploy stopped the worker before it: the tenant-alerts timer retried it from the ledger.
+    The version after must too, though a3824d1 kept no recent-loss row (ca80d77)."""
+    world = alert_world(with_mailbox_group(1))
+    world.directory.fail_next_send_mail(403)
+    await leave_the_mailbox_group(world)
+    as_a3824d1_wrote_it(world)
+    world.clock.advance(600)
+
+    owed = await alert_data_loss_owed(world.svc, sleep=Sleeps())
+    [mail] = mails(world)
+
+    assert owed.delivery is not None
+    assert owed.delivery.accepted
+    assert "data-loss risk for 1 user(s)" in mail["subject"]
+    assert "Sales Person 00" in html(mail)
+    assert (await alert_data_loss_owed(world.svc, sleep=Sleeps())).delivery is None
