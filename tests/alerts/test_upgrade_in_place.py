@@ -7,7 +7,7 @@ import pytest
 
 from shared.ports.tables import EntityStore
 from shared.service.alerts.digest import run_digest
-from shared.service.dataloss import RECENT_LOSSES_PK, alert_data_loss_owed
+from shared.service.dataloss import RECENT_LOSSES_PK, DataLossOutcome, alert_data_loss_owed
 from shared.service.earlier_losses import NOTED
 from shared.service.stores import ServiceState
 from tests.alerts.mail import header, html, mails
@@ -60,17 +60,22 @@ async def test_a_digest_left_pending_by_the_old_version_does_not_stand_for_newer
     assert "Joni" in html(mail)
 
 
-async def test_a_data_loss_the_old_version_recorded_but_never_mailed_is_mailed_after_it() -> None:
-    """a3824d1 recorded the loss (ledger and capability record) and its alert failed, or the
-    deploy stopped the worker before it: the tenant-alerts timer retried it from the ledger.
-    The version after must too, though a3824d1 kept no recent-loss row (ca80d77)."""
-    world = alert_world(with_mailbox_group(1))
+async def owed_by_a3824d1(**settings: str) -> tuple[World, DataLossOutcome]:
+    """One Sales user's loss that a3824d1 recorded and whose alert Graph refused, and the
+    tenant-alerts timer's retry of the version after, 10 minutes later."""
+    world = alert_world(with_mailbox_group(1), **settings)
     world.directory.fail_next_send_mail(403)
     await leave_the_mailbox_group(world)
     as_a3824d1_wrote_it(world)
     world.clock.advance(600)
+    return world, await alert_data_loss_owed(world.svc, sleep=Sleeps())
 
-    owed = await alert_data_loss_owed(world.svc, sleep=Sleeps())
+
+async def test_a_data_loss_the_old_version_recorded_but_never_mailed_is_mailed_after_it() -> None:
+    """a3824d1 recorded the loss (ledger and capability record) and its alert failed, or the
+    deploy stopped the worker before it: the tenant-alerts timer retried it from the ledger.
+    The version after must too, though a3824d1 kept no recent-loss row (ca80d77)."""
+    world, owed = await owed_by_a3824d1()
     [mail] = mails(world)
 
     assert owed.delivery is not None
@@ -78,3 +83,10 @@ async def test_a_data_loss_the_old_version_recorded_but_never_mailed_is_mailed_a
     assert "data-loss risk for 1 user(s)" in mail["subject"]
     assert "Sales Person 00" in html(mail)
     assert (await alert_data_loss_owed(world.svc, sleep=Sleeps())).delivery is None
+
+
+async def test_an_owed_data_loss_of_a_user_excluded_by_upn_stays_unmailed_after_it() -> None:
+    world, owed = await owed_by_a3824d1(ALERT_EXCLUDE_USERS="Sales00@Contoso.com")
+
+    assert owed.delivery is None
+    assert mails(world) == []
