@@ -67,6 +67,7 @@ from shared.service.alerts.ledger import ledger_row
 from shared.service.alerts.mail_delivery import Delivery, last_sent
 from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import Sleep
+from shared.service.earlier_losses import note_earlier_losses
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 from shared.service.stores.read_times import READ_AT, written_after
@@ -251,6 +252,7 @@ async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
+    await note_earlier_losses(svc, partition=RECENT_LOSSES_PK, window=RECENT_KEPT)
     recent = await _recent(svc)
     owed = [r for _, r in recent if not r.alerted_in]
     if not owed:

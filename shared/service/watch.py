@@ -66,6 +66,8 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     previous = state.get(LAST_SYNC)
     last = graph_time_or_none(str(previous.fields.get("completedAt", ""))) if previous else None
     moment = graph_time_or_none(completed_at)
+    if last is not None and last > svc.now() + SYNC_CLOCK_SKEW:
+        last = None  # stored uncapped by a version before the cap: not believed either
     # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
     if moment is None or (last is not None and moment <= last):
         return False

@@ -18,10 +18,11 @@ from shared.ports.messages import (
 )
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.service.groups import handle_group_changes
-from shared.service.stores import FindingsLedger, LicensedGroups
+from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
 from shared.service.users import recompute_users
 from shared.service.watch import (
+    LAST_SYNC,
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
@@ -145,6 +146,21 @@ async def test_a_sync_time_in_the_future_does_not_silence_the_syncs_that_follow(
     assert on_sync_completed(world.svc, synced("2027-11-24T07:30:00Z"))  # the clock: 2026
     sweeps(world)
     world.clock.advance(3600)
+    world.directory.orgs[0]["onPremisesLastSyncDateTime"] = "2026-11-24T09:30:00Z"
+
+    assert await watch_sync(world.svc)
+    assert on_sync_completed(world.svc, synced("2026-11-24T10:00:00Z"))
+    assert len(sweeps(world)) == 2
+
+
+async def test_a_future_sync_time_the_old_version_stored_does_not_silence_the_syncs(
+    world: World,
+) -> None:
+    """a3824d1 stored a completedAt in the future as it came (the cap is b8880f2's): after
+    the upgrade, that watermark must not go on swallowing every real sync until that moment."""
+    ServiceState(world.svc.tables.servicestate).put(
+        LAST_SYNC, {"completedAt": "2027-11-24T07:30:00Z", "source": "entra-connect"}
+    )
     world.directory.orgs[0]["onPremisesLastSyncDateTime"] = "2026-11-24T09:30:00Z"
 
     assert await watch_sync(world.svc)

@@ -99,13 +99,13 @@ def rows_fingerprint(keys: Iterable[str]) -> str:
 def pending_id(svc: Services, channel: str, rows: str | None = None) -> str | None:
     """The id of a mail of this channel that may have been sent but was never confirmed; with
     `rows` (`rows_fingerprint`), only if that mail reports the same findings: its draft holds
-    what it reported then, so findings added since must go out under a new id."""
+    what it reported then, so findings added since must go out under a new id. One pending
+    without `rows` (claimed before they were kept) may report anything: a new id too."""
     entity = ServiceState(svc.tables.servicestate).get(state_name(channel))
     value = entity.fields.get("pendingId") if entity else None
     if not value or entity is None:
         return None
-    recorded = entity.fields.get(ROWS_FIELD)
-    if rows is not None and recorded and recorded != rows:
+    if rows is not None and entity.fields.get(ROWS_FIELD) != rows:
         return None
     return str(value)
 
