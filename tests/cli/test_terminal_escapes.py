@@ -21,7 +21,7 @@ from shared.cli.main import main
 from shared.cli.preflight import render, target_from
 from shared.cli.preflight_checks import FAIL, Check
 from shared.core.findings import Finding
-from shared.render.terminal_text import printable
+from shared.render.terminal_text import printable, printable_lines
 from shared.service.manual_reprocess import ManualOutcome
 from shared.service.reconcile.run_state import ReconcileResult
 from tests.demo_tenant import DEMO, E3_BASE, E3_TEAMS, EMS_E3, JONI
@@ -157,3 +157,15 @@ def test_the_preflight_checklist_escapes_what_graph_answered() -> None:
     render(target, [Check(FAIL, "identity", f"found {HOSTILE_NAME}", fix="\x1b[2J")], out)
 
     assert_escaped(out.getvalue())
+
+
+def test_printable_lines_escapes_what_a_line_holds_and_keeps_the_breaks_between_them() -> None:
+    assert printable_lines(["name", "Joni Sherman", ""]) == "name\nJoni Sherman\n"
+    assert printable_lines(["a", "b\nFAKE ROW", "c\x7f", "d\x1b[2J"]) == (
+        "a\nb\\nFAKE ROW\nc\\x7f\nd\\x1b[2J"
+    )
+    assert printable_lines(["Zoë", "Eve\u202e", "x\x9b"]) == "Zoë\nEve\\u202e\nx\\x9b"
+    assert printable_lines(["Zoë", "山田"]) == "Zoë\n山田"
+    assert printable_lines(["Zoë", "a\x1b]0;x\x07", "b"]) == "Zoë\na\\x1b]0;x\\x07\nb"
+    assert printable_lines(["Zoë", "a\nb"]) == "Zoë\na\\nb"
+    assert printable_lines([]) == ""
