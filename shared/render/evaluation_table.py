@@ -22,7 +22,7 @@ from shared.core.model import Sku, Tenant
 from shared.core.user_findings import PENDING_SEVERITY
 from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines
-from shared.render.terminal_text import printable_lines
+from shared.render.terminal_text import printable
 
 _CHUNK_CHARS = 500_000
 """About half a megabyte per write: small writes stay in the CPU's cache (see
@@ -44,24 +44,28 @@ def write_table(
         size += sum(map(len, block))
         if size >= _CHUNK_CHARS:
             lines.append("")
-            out.write(printable_lines(lines))
+            out.write("\n".join(lines))
             lines = []
             size = 0
     lines.append("")
-    out.write(printable_lines(lines))
+    out.write("\n".join(lines))
 
 
 def table_blocks(
     evaluation: Evaluation, tenant: Tenant, catalog: Catalog, show_healthy: bool = False
 ) -> Iterator[list[str]]:
-    """The table's lines (without line ends) in blocks: a heading, a user, a group, ..."""
+    """The table's lines (without line ends) in blocks: a heading, a user, a group, ...
+
+    Each line is `printable`: the tenant's text (names, messages) is escaped where it enters a
+    line, once per cached piece; a pass over every line written cost a sixth of the time of a
+    100k-user table."""
     org = tenant.organization
     counts = evaluation.finding_counts()
     by_severity: Counter[str] = Counter()
     for (severity, _code, _group), n in counts.items():
         by_severity[severity] += n
     licensed = [g for g in tenant.groups.values() if g.licenses]
-    yield [
+    heading = [
         f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
         + (f" ({org.country})" if org and org.country else "")
         + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
@@ -71,6 +75,7 @@ def table_blocks(
         "",
         *summary_lines(counts, lambda g: group_label(tenant, g)),
     ]
+    yield list(map(printable, heading))
 
     with_findings = [r for r in evaluation.users if r.has_findings]
     with_findings.sort(key=lambda r: (_most_severe(r), r.user.display_name.lower()))
@@ -83,7 +88,7 @@ def table_blocks(
     yield ["", f"USERS WITH FINDINGS ({len(with_findings)})"]
     for report in with_findings:
         user = report.user
-        block = [f"  {user.display_name} <{user.user_principal_name}>"]
+        block = [printable(f"  {user.display_name} <{user.user_principal_name}>")]
         block += licenses.indented(report)
         # the findings by severity, the pending ones (all PENDING_SEVERITY) before the listed
         # ones of that severity, as a stable sort of `report.findings` puts them
@@ -102,7 +107,8 @@ def table_blocks(
         without = []
     for report in without:
         summary = "; ".join(licenses.of(report)) or "no licenses"
-        yield [f"  {report.user.display_name} <{report.user.user_principal_name}>: {summary}"]
+        user = report.user
+        yield [printable(f"  {user.display_name} <{user.user_principal_name}>: {summary}")]
 
     yield ["", f"LICENSED GROUPS ({len(licensed)})"]
     reports = {g.group.id: g for g in evaluation.groups}
@@ -116,8 +122,10 @@ def table_blocks(
         )
         origin = "synced from on-premises" if group.synced_from_on_premises else "cloud"
         block = [
-            f"  {group.name}: {products}; {len(group.member_user_ids)} direct user members; "
-            f"{origin}; {group.processing_state or 'processing state unknown'}"
+            printable(
+                f"  {group.name}: {products}; {len(group.member_user_ids)} direct user members; "
+                f"{origin}; {group.processing_state or 'processing state unknown'}"
+            )
         ]
         for finding in reports[group.id].findings:
             block += lines.of(finding)
@@ -127,9 +135,11 @@ def table_blocks(
     for sku_report in evaluation.skus:
         sku = sku_report.sku
         block = [
-            f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
-            f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
-            + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
+            printable(
+                f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
+                f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
+                + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
+            )
         ]
         for finding in sku_report.findings:
             block += lines.of(finding)
@@ -201,5 +211,6 @@ class _LicenseLines:
         if lic.disabled_plans and len(lic.disabled_plans) <= 6:
             off = sorted(catalog.plan(p, sku.plan_name(p)) for p in lic.disabled_plans)
             text += f" (off: {', '.join(off)})"
+        text = printable(text)
         self._texts[id(lic)] = (lic, text)
         return text

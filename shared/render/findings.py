@@ -12,6 +12,7 @@ import orjson
 from shared.core.findings import Finding, finding_fields
 from shared.core.links import finding_url, group_license_url
 from shared.core.user_findings import PendingAssignment, PendingAssignments, pending_findings
+from shared.render.terminal_text import printable
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -153,7 +154,9 @@ def _escaped(text: str) -> bytes:
 
 class FindingLines:
     """A finding's lines at one indent, for many findings: the fix, link and group lines that
-    findings share (one remedy, one user's page, one group's page) are formatted once."""
+    findings share (one remedy, one user's page, one group's page) are formatted once. Text for
+    a terminal: what came from the tenant (in messages, names) is `printable`, escaped where
+    it enters, once per cached piece, not by a pass over every line written."""
 
     def __init__(self, indent: str) -> None:
         self._indent = indent
@@ -171,7 +174,8 @@ class FindingLines:
         """Its head (severity, code, message), fix and `at:` lines, and `group:` for a user's
         finding from a group."""
         code, severity, subject, _sku, group_id, message, remedy, *_ = finding
-        lines = [self._head(severity, code) + message, self._fix(remedy), self._at_line(subject)]
+        head = self._head(severity, code) + printable(message)
+        lines = [head, self._fix(remedy), self._at_line(subject)]
         if group_id and finding.user_id:
             lines.append(self._group(group_id))
         return lines
@@ -181,8 +185,7 @@ class FindingLines:
 
         Each (SKU, group)'s lines are a template with the user's name and `at:` line to fill,
         kept per group combination like `FindingJsonEncoder.encode_pending`'s. One item per
-        line, as `of` gives them: the table escapes each line for the terminal, a line end
-        inside an item would be escaped with it.
+        line, as `of` gives them.
         """
         if not user_id or ":" in user_id:  # not a user's subject: no `group:` line
             return [line for f in pending_findings(user_id, name, pending) for line in self.of(f)]
@@ -193,7 +196,7 @@ class FindingLines:
         at = self._at_line(user_id)
         lines: list[str] = []
         for head, fix, group in cached[1]:
-            lines += (head % name, fix, at, group)
+            lines += (head % printable(name), fix, at, group)
         return lines
 
     def _pending_template(self, entry: PendingAssignment) -> tuple[str, str, str]:
@@ -202,7 +205,8 @@ class FindingLines:
             # the finding of a user with an empty id and name: the message is the tail
             (proto,) = pending_findings("", "", (entry,))
             head = self._head(proto.severity, proto.code)
-            lines = (head, proto.message, self._fix(proto.remedy), self._group(entry.group_id))
+            message = printable(proto.message)
+            lines = (head, message, self._fix(proto.remedy), self._group(entry.group_id))
             head, tail = (line.replace("%", "%%") for line in lines[:2])
             template = self._pending[entry] = (f"{head}%s{tail}", lines[2], lines[3])
         return template
@@ -210,26 +214,28 @@ class FindingLines:
     def _head(self, severity: str, code: str) -> str:
         head = self._heads.get((severity, code))
         if head is None:
-            head = self._heads[(severity, code)] = f"{self._indent}{severity.upper():<7} {code}: "
+            # an error Graph names that we do not know is its finding's code
+            head = f"{self._indent}{severity.upper():<7} {printable(code)}: "
+            self._heads[(severity, code)] = head
         return head
 
     def _fix(self, remedy: str) -> str:
         fix = self._fixes.get(remedy)
         if fix is None:
-            fix = self._fixes[remedy] = f"{self._indent}        fix: {remedy}"
+            fix = self._fixes[remedy] = f"{self._indent}        fix: {printable(remedy)}"
         return fix
 
     def _at_line(self, subject: str) -> str:
         if subject != self._subject:
             # finding_url names the page of the subject; the group has its own line
             self._subject = subject
-            self._at = f"{self._indent}        at:  {finding_url(subject)}"
+            self._at = printable(f"{self._indent}        at:  {finding_url(subject)}")
         return self._at
 
     def _group(self, group_id: str) -> str:
         group = self._groups.get(group_id)
         if group is None:
-            group = self._groups[group_id] = (
+            group = self._groups[group_id] = printable(
                 f"{self._indent}        group: {group_license_url(group_id)}"
             )
         return group

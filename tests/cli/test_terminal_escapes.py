@@ -44,6 +44,16 @@ def hostile_snapshot(tmp_path: Path) -> Path:
             group["displayName"] = HOSTILE_GROUP
         if group["id"] == E3_TEAMS:
             group["displayName"] = HOSTILE_TEAMS
+    # and what else of the tenant's reaches a table: its name, a product's part number, a
+    # plan's name, an error Graph reported
+    snapshot["organization"][0]["displayName"] += "\x1b[5m"
+    sku = snapshot["subscribedSkus"][0]
+    sku["skuPartNumber"] += "\x07"
+    sku["servicePlans"][0]["servicePlanName"] += "\x1b[8m"
+    for user in snapshot["users"]:
+        for state in user.get("licenseAssignmentStates", []):
+            if state.get("error") == "CountViolation":
+                state["error"] = "Other\x1b[31m"
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(snapshot), encoding="utf-8")
     return path
