@@ -86,8 +86,8 @@ class FindingsLedger:
         has one (None: not known, written as before)."""
         queued = set(reprocess_queued)
         current = {f.key: f for f in findings}
-        rows = self._rows(subject)
-        if any(written_after(row, read_at) for row in rows.values()):
+        rows = self.rows_to_reconcile(subject, read_at)
+        if rows is None:
             return LedgerChange((), (), ())  # recorded from a later read: that stands
         before = {k: e for k, e in rows.items() if not e.fields.get("resolvedAt")}
         for key, row in list(before.items()):
@@ -121,6 +121,15 @@ class FindingsLedger:
             ):
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
+
+    def rows_to_reconcile(self, subject: str, read_at: datetime | None) -> dict[str, Entity] | None:
+        """The subject's rows (by finding key) `reconcile` writes over from data read at
+        `read_at`; None when one was written from a later read: nothing is written for the
+        subject (the dry run reports the same)."""
+        rows = self._rows(subject)
+        if any(written_after(row, read_at) for row in rows.values()):
+            return None
+        return rows
 
     def _created(
         self, subject: str, key: str, fields: dict[str, Any], read_at: datetime | None
