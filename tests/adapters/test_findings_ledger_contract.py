@@ -142,30 +142,32 @@ def test_a_row_created_between_an_earlier_runs_read_and_write_stands(store: Enti
 
 
 class WrittenFirstEachTime:
-    """The table as a contended writer sees it: before each of its writes, another instance
-    writes the row first (the next of `others`, while any are left), so every write meets a
-    row changed since it was read."""
+    """The table as a contended writer sees it: before each of its writes of the row
+    (`row_key`; None: any), another instance writes it first (the next of `others`, while any
+    are left), so every write meets a row changed since it was read."""
 
-    def __init__(self, table: EntityStore, others: list[Callable[[], object]]) -> None:
-        self._table, self._others = table, others
+    def __init__(
+        self, table: EntityStore, others: list[Callable[[], object]], row_key: str | None = None
+    ) -> None:
+        self._table, self._others, self._row_key = table, others, row_key
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._table, name)
 
-    def _another_first(self) -> None:
-        if self._others:
+    def _another_first(self, rk: str) -> None:
+        if self._others and self._row_key in (None, rk):
             self._others.pop(0)()
 
     def insert(self, pk: str, rk: str, fields: dict[str, EntityValue | None]) -> str:
-        self._another_first()
+        self._another_first(rk)
         return self._table.insert(pk, rk, fields)
 
     def upsert(self, pk: str, rk: str, fields: dict[str, EntityValue | None]) -> str:
-        self._another_first()
+        self._another_first(rk)
         return self._table.upsert(pk, rk, fields)
 
     def update(self, pk: str, rk: str, fields: dict[str, EntityValue | None], *, etag: str) -> str:
-        self._another_first()
+        self._another_first(rk)
         return self._table.update(pk, rk, fields, etag=etag)
 
 
