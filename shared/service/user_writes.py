@@ -264,10 +264,12 @@ class LedgerWrites:
 
 class RecordedWrites:
     """The dry run's writer: the findings ledger is read, nothing is written; each effect
-    becomes a line (`finding_lines`, `reprocess_lines`) naming users, products and groups."""
+    becomes a line (`finding_lines`, `reprocess_lines`) naming users, products and groups.
+    `read_at`: when the users were read, as `LedgerWrites` takes it: what a later read of a
+    user recorded is left, as the run leaves it."""
 
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
+    def __init__(self, svc: Services, read_at: datetime | None = None) -> None:
+        self.svc, self.read_at = svc, read_at
         self.findings = FindingsLedger(svc.tables.findings)
         self.tenant = Tenant({}, {}, {}, None)
         self.names = Names(self.tenant)
@@ -309,16 +311,21 @@ class RecordedWrites:
         return None
 
     def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
-        return with_data_loss(self.svc, reports, tenant, write=False)  # records are writes
+        return with_data_loss(  # records are writes
+            self.svc, reports, tenant, write=False, read_at=self.read_at
+        )
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
     ) -> LedgerChange:
+        rows = self.findings.rows_to_reconcile(user_id, self.read_at)
+        if rows is None:
+            return LedgerChange((), (), ())  # recorded from a later read: the run leaves it
         kept = kept_by_recompute(findings)
         open_keys = {
             k
-            for k, e in self.findings.open_findings(user_id).items()
-            if e.fields.get("code") not in kept
+            for k, e in rows.items()
+            if not e.fields.get("resolvedAt") and e.fields.get("code") not in kept
         }
         new = tuple(f for f in findings if f.key not in open_keys)
         resolved = tuple(sorted(open_keys - {f.key for f in findings}))

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+import pytest
+
 from shared.core.findings import Finding
-from shared.ports.tables import Entity, EntityStore
+from shared.ports.tables import ConcurrencyConflict, Entity, EntityStore, EntityValue
 from shared.service.stores import FindingsLedger
+from shared.service.stores.findings_ledger import WRITE_ATTEMPTS
 
 USER = "6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e"
 BEFORE = datetime(2026, 11, 24, 9, 0, 0, 123456, tzinfo=UTC)
@@ -135,3 +139,81 @@ def test_a_row_created_between_an_earlier_runs_read_and_write_stands(store: Enti
 
     assert change.new == ()
     assert rows(store) == {"MutuallyExclusiveViolation": ("fast", True)}
+
+
+class WrittenFirstEachTime:
+    """The table as a contended writer sees it: before each of its writes of the row
+    (`row_key`; None: any), another instance writes it first (the next of `others`, while any
+    are left), so every write meets a row changed since it was read."""
+
+    def __init__(
+        self, table: EntityStore, others: list[Callable[[], object]], row_key: str | None = None
+    ) -> None:
+        self._table, self._others, self._row_key = table, others, row_key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def _another_first(self, rk: str) -> None:
+        if self._others and self._row_key in (None, rk):
+            self._others.pop(0)()
+
+    def insert(self, pk: str, rk: str, fields: dict[str, EntityValue | None]) -> str:
+        self._another_first(rk)
+        return self._table.insert(pk, rk, fields)
+
+    def upsert(self, pk: str, rk: str, fields: dict[str, EntityValue | None]) -> str:
+        self._another_first(rk)
+        return self._table.upsert(pk, rk, fields)
+
+    def update(self, pk: str, rk: str, fields: dict[str, EntityValue | None], *, etag: str) -> str:
+        self._another_first(rk)
+        return self._table.update(pk, rk, fields, etag=etag)
+
+
+def digest_marks(store: EntityStore) -> None:
+    """The digest, on another instance, marks the user's finding as mailed."""
+    [row] = store.query(USER)
+    fields = row.fields | {"alertedIn": "digest-1"}
+    store.update(row.partition_key, row.row_key, fields, etag=row.etag)
+
+
+@pytest.mark.parametrize("last", ["a later read", "the digest's mark"])
+def test_a_write_made_before_the_last_attempt_is_not_overwritten(
+    store: EntityStore, last: str
+) -> None:
+    """The slow run meets a row written meanwhile at every attempt to resolve the loss (runs
+    of the same read), the last time by a run that read the user later, or by the digest's
+    mark. Its last attempt used to write anyway: the later read's loss resolved (the guard
+    passed by), or the mark lost and the loss mailed again. Now it is conditional too, and
+    the work is handed back (raised: the message's redelivery redoes it)."""
+    ledger = FindingsLedger(store)
+    record(ledger, [LOSS], BEFORE - timedelta(hours=1), "earlier")
+    another = FindingsLedger(store)
+    others: list[Callable[[], object]] = [
+        partial(record, another, [LOSS], BEFORE, f"same read {n}")
+        for n in range(WRITE_ATTEMPTS - 1)
+    ]
+    if last == "a later read":
+        others.append(partial(record, another, [LOSS], AFTER, "fast"))
+    else:
+        others.append(partial(digest_marks, store))
+    slow = FindingsLedger(WrittenFirstEachTime(store, others))
+
+    with pytest.raises(ConcurrencyConflict):
+        record(slow, [], BEFORE, "slow")
+
+    [row] = store.query(USER)
+    assert others == []
+    assert not row.fields.get("resolvedAt")
+    assert row.fields["runId"] == (
+        "fast" if last == "a later read" else f"same read {WRITE_ATTEMPTS - 2}"
+    )
+    redelivered = record(ledger, [], BEFORE, "slow")
+    [row] = store.query(USER)
+    if last == "a later read":
+        assert redelivered.resolved == ()
+        assert rows(store) == {"DataLossRisk": ("fast", True)}
+    else:
+        assert rows(store) == {"DataLossRisk": ("slow", False)}
+        assert row.fields["alertedIn"] == "digest-1"

@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
 
 from shared.ports.messages import RecomputeUsers
-from shared.ports.tables import EntityStore
+from shared.ports.tables import ConcurrencyConflict, EntityStore
 from shared.service.dataloss import CAPABILITIES_PK
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.stores import FindingsLedger
+from shared.service.stores.findings_ledger import WRITE_ATTEMPTS
 from shared.service.users import RecomputeOutcome, recompute_users
+from tests.adapters.test_findings_ledger_contract import WrittenFirstEachTime
 from tests.alerts.test_immediate import MAILBOX_GROUP, sales, with_mailbox_group
 from tests.alerts.world import alert_world, prime
 from tests.service.world import World
@@ -141,3 +144,51 @@ async def test_a_nightly_page_of_memberships_read_before_a_loss_does_not_resolve
     [row] = data_loss_rows(world, user)
     assert row.fields["runId"] == "fast"
     assert '"lost":{}' not in capability_record(world, user)
+
+
+def another_instance_writes(world: World, user: str) -> None:
+    """Another instance writes the user's DataLossRisk row (sees it, as a recompute of the
+    same read would), over its ETag."""
+    [row] = data_loss_rows(world, user)
+    fields = row.fields | {"lastSeen": world.clock.now()}
+    world.svc.tables.findings.update(row.partition_key, row.row_key, fields, etag=row.etag)
+
+
+def digest_marks(world: World, user: str) -> None:
+    [row] = data_loss_rows(world, user)
+    fields = row.fields | {"alertedIn": "digest-1"}
+    world.svc.tables.findings.update(row.partition_key, row.row_key, fields, etag=row.etag)
+
+
+async def test_a_recompute_still_contended_at_its_last_write_is_handed_back_and_redone(
+    new_store: Callable[[], EntityStore],
+) -> None:
+    """Every write of the user's DataLossRisk row meets a row written meanwhile, the last time
+    by the digest marking it mailed: the recompute raises (the host redelivers the message)
+    instead of writing over the mark, and the redelivery records the user, the mark kept."""
+    world = world_on(new_store)
+    [user] = sales(world)
+    await recompute(world.svc, user, "known")
+    world.directory.remove_member(MAILBOX_GROUP, user)
+    world.clock.advance(60)
+    await recompute(world.svc, user, "loss")
+    world.clock.advance(60)
+    others: list[Callable[[], object]] = [
+        *(partial(another_instance_writes, world, user) for _ in range(WRITE_ATTEMPTS - 1)),
+        partial(digest_marks, world, user),
+    ]
+    [loss] = data_loss_rows(world, user)
+    contended = WrittenFirstEachTime(world.svc.tables.findings, others, loss.row_key)
+    tables = replace(world.svc.tables, findings=contended)
+
+    with pytest.raises(ConcurrencyConflict):
+        await recompute(replace(world.svc, tables=tables), user, "contended")
+
+    assert others == []
+    [row] = data_loss_rows(world, user)
+    assert (row.fields["runId"], row.fields["alertedIn"]) == ("loss", "digest-1")
+    world.clock.advance(30)
+    redelivered = await recompute(world.svc, user, "contended")
+    assert redelivered.new_findings == []
+    [row] = data_loss_rows(world, user)
+    assert (row.fields["runId"], row.fields["alertedIn"]) == ("contended", "digest-1")

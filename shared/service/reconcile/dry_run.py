@@ -100,7 +100,7 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
     result = ReconcileResult(run.run_id, run.date, "dry-run", baseline=run.baseline)
     result.group_names = world.group_names()
     mode = page_mode(run, open_subjects(svc))  # one table scan, not a query per user
-    writes = RecordedWrites(svc)
+    writes = RecordedWrites(svc, mode.read_at)
     demand: Counter[str] = Counter()
     seen: set[str] = set()
 

@@ -40,6 +40,8 @@ from shared.service.stores.read_times import READ_AT, written_after
 
 STORED_USER_IDS: Final = 100
 """At most this many user ids in a row's `userIds` (100 GUIDs: about 4K characters)."""
+WRITE_ATTEMPTS: Final = 5
+"""Writes of a row over the row as read before a run gives up (`_write_over`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +86,8 @@ class FindingsLedger:
         has one (None: not known, written as before)."""
         queued = set(reprocess_queued)
         current = {f.key: f for f in findings}
-        rows = self._rows(subject)
-        if any(written_after(row, read_at) for row in rows.values()):
+        rows = self.rows_to_reconcile(subject, read_at)
+        if rows is None:
             return LedgerChange((), (), ())  # recorded from a later read: that stands
         before = {k: e for k, e in rows.items() if not e.fields.get("resolvedAt")}
         for key, row in list(before.items()):
@@ -120,6 +122,15 @@ class FindingsLedger:
                 resolved.append(key)
         return LedgerChange(tuple(new), tuple(persisting), tuple(resolved))
 
+    def rows_to_reconcile(self, subject: str, read_at: datetime | None) -> dict[str, Entity] | None:
+        """The subject's rows (by finding key) `reconcile` writes over from data read at
+        `read_at`; None when one was written from a later read: nothing is written for the
+        subject (the dry run reports the same)."""
+        rows = self._rows(subject)
+        if any(written_after(row, read_at) for row in rows.values()):
+            return None
+        return rows
+
     def _created(
         self, subject: str, key: str, fields: dict[str, Any], read_at: datetime | None
     ) -> bool:
@@ -142,13 +153,16 @@ class FindingsLedger:
         entity: Entity,
         make: Callable[[Entity], dict[str, Any] | None],
         read_at: datetime | None,
-        tries: int = 5,
+        tries: int = WRITE_ATTEMPTS,
     ) -> bool:
         """Write the row `make` makes from `entity`, only over the row as read: one written
         meanwhile (the digest marking it `alertedIn`, on another instance) is read again and
         made anew instead of overwritten, mark lost, and mailed again by the next digest.
         `make` returns None when there is nothing left to write. False (nothing written) when
-        the row was written from a later read than `read_at`."""
+        the row was written from a later read than `read_at`. Still changed at the last of
+        `tries`: the `ConcurrencyConflict` is raised, and the run's redelivery (a recompute
+        message, the nightly page from its checkpoint) redoes the work; writing anyway would
+        pass the guard by or lose a mark."""
         current = entity
         for attempt in range(tries):
             if written_after(current, read_at):
@@ -157,13 +171,12 @@ class FindingsLedger:
             if fields is None:
                 return True
             pk, rk = current.partition_key, current.row_key
-            if attempt == tries - 1:
-                self._table.upsert(pk, rk, fields)  # still contended: the last writer wins
-                return True
             try:
                 self._table.update(pk, rk, fields, etag=current.etag)
                 return True
             except port.ConcurrencyConflict:
+                if attempt == tries - 1:
+                    raise  # still contended: handed back
                 current = self._table.get(pk, rk) or current
         return True
 
