@@ -249,14 +249,14 @@ def _notifications_silent(svc: Services) -> list[Finding]:
     silence = timedelta(minutes=svc.settings.notification_silence_minutes)
     if isinstance(heard_at, datetime) and changed_at - heard_at < silence:
         return []
-    since = heard_at.isoformat() if isinstance(heard_at, datetime) else "never"
+    since = f"since {heard_at:%Y-%m-%d %H:%M} UTC" if isinstance(heard_at, datetime) else "yet"
     return [
         service_finding(
             NOTIFICATIONS_SILENT,
             "notifications",
             message=(
-                f"A sweep at {changed_at.isoformat()} found group changes, but no change "
-                f"notification has arrived since {since}: notifications are not reaching the "
+                f"A sweep at {changed_at:%Y-%m-%d %H:%M} UTC found group changes, but no change "
+                f"notification has arrived {since}: notifications are not reaching the "
                 "webhook, so changes wait for the next sweep or nightly reconciliation."
             ),
             remedy=(

@@ -416,6 +416,21 @@ async def test_a_sweep_finding_changes_long_after_the_last_notification_raises_t
     assert [f.code for f in outcome.new_findings] == [NOTIFICATIONS_SILENT]
 
 
+async def test_the_dead_man_finding_gives_its_times_as_the_mails_do(world: World) -> None:
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(7 * 3600 + 0.5)
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+
+    [finding] = watch_poison(world.svc).new_findings
+
+    # not '2026-11-25T00:00:00.500000+00:00': UTC named, to the minute, as the digest writes
+    swept = world.clock.now()
+    assert f"A sweep at {swept:%Y-%m-%d %H:%M} UTC found" in finding.message
+    assert "+00:00" not in finding.message
+
+
 async def test_a_notification_after_the_silence_resolves_the_dead_man(world: World) -> None:
     world.subscribe()
     await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
