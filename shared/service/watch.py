@@ -55,6 +55,10 @@ SYNC_CLOCK_SKEW = timedelta(minutes=5)
 POISONED_MESSAGE = "PoisonedMessage"
 SUBSCRIPTION_MISSING = "SubscriptionMissing"
 NOTIFICATIONS_SILENT = "NotificationsSilent"
+ANNOUNCE_WAIT = timedelta(minutes=15)
+"""How long after a sweep met a change its notification may still come (Graph documents no
+latency for group notifications; minutes are usual): a directory sync's sweep often reads a
+join before the notification of it arrives."""
 
 
 # --------------------------------------------------------------------------- directory sync
@@ -241,9 +245,13 @@ def _notifications_silent(svc: Services) -> list[Finding]:
     """A sweep found changes, and no notification has come for the configured time before it."""
     state = ServiceState(svc.tables.servicestate)
     change = state.get(LAST_UNANNOUNCED_CHANGE)
-    changed_at = change.fields.get("at") if change else None
-    if not isinstance(changed_at, datetime):
+    # The latest change a sweep found whose notification has had time to come: the last
+    # sweep's, or the one's before it (each sync's sweep may find one just before a watch).
+    found = (change.fields.get(name) for name in ("at", "previousAt")) if change else ()
+    judged = [at for at in found if isinstance(at, datetime) and svc.now() - at >= ANNOUNCE_WAIT]
+    if not judged:
         return []
+    changed_at = judged[0]
     heard = state.get(LAST_NOTIFICATION)
     heard_at = heard.fields.get("at") if heard else None
     silence = timedelta(minutes=svc.settings.notification_silence_minutes)
