@@ -457,6 +457,15 @@ async def test_a_notification_after_the_silence_resolves_the_dead_man(world: Wor
     assert NOTIFICATIONS_SILENT not in open_codes(world)
 
 
+async def notified(world: World, correlation_id: str) -> None:
+    """A change notification about E3_TEAMS arrives now."""
+    received_at = format_timestamp(world.clock.now())
+    changed = GroupsChanged(
+        group_ids=(E3_TEAMS,), correlation_id=correlation_id, received_at=received_at
+    )
+    await handle_group_changes(world.svc, changed)
+
+
 async def test_a_change_a_sweep_met_before_its_own_notification_is_not_silence(
     world: World,
 ) -> None:
@@ -465,14 +474,7 @@ async def test_a_change_a_sweep_met_before_its_own_notification_is_not_silence(
     # arrives (its latency is minutes, undocumented): notifications are not silent.
     world.subscribe()
     await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
-    await handle_group_changes(
-        world.svc,
-        GroupsChanged(
-            group_ids=(E3_TEAMS,),
-            correlation_id="n0",
-            received_at=format_timestamp(world.clock.now()),
-        ),
-    )
+    await notified(world, "n0")
     world.clock.advance(7 * 3600)
     world.directory.add_member(E3_TEAMS, ADELE)
     world.clock.advance(60)
@@ -480,14 +482,7 @@ async def test_a_change_a_sweep_met_before_its_own_notification_is_not_silence(
     world.clock.advance(60)
     early = watch_poison(world.svc)
     world.clock.advance(120)
-    await handle_group_changes(
-        world.svc,
-        GroupsChanged(
-            group_ids=(E3_TEAMS,),
-            correlation_id="n1",
-            received_at=format_timestamp(world.clock.now()),
-        ),
-    )
+    await notified(world, "n1")
     world.clock.advance(30 * 60)
 
     assert early.new_findings == []
