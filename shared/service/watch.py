@@ -102,6 +102,11 @@ def on_sync_completed(svc: Services, msg: SyncCompleted) -> bool:
 
 async def watch_sync(svc: Services) -> bool:
     organization = await svc.directory.organization()
+    if (organization or {}).get("onPremisesSyncEnabled") is False:
+        # Turned off (the tenant went cloud-only): Graph keeps the last sync time, which no
+        # sync will follow, so it is no longer watched (nor taken for a stale sync).
+        svc.tables.servicestate.delete(ServiceState.META_PK, LAST_SYNC)
+        return False
     completed_at = (organization or {}).get("onPremisesLastSyncDateTime")
     if not completed_at:
         return False

@@ -21,6 +21,7 @@ from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, p
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
+from shared.service.tenant_alerts import DIRECTORY_SYNC_STALE, check_tenant
 from shared.service.users import recompute_users
 from shared.service.watch import (
     ANNOUNCE_WAIT,
@@ -175,6 +176,20 @@ async def test_a_tenant_without_directory_sync_never_sweeps_on_the_poll(world: W
 
     assert not await watch_sync(world.svc)
     assert sweeps(world) == []
+
+
+async def test_directory_sync_turned_off_is_no_stale_sync(world: World) -> None:
+    # The tenant went cloud-only (Set-EntraDirSyncEnabled -EnableDirSync $false): Graph keeps
+    # the last sync time, and no sync will ever follow it.
+    assert await watch_sync(world.svc)
+    world.directory.orgs[0]["onPremisesSyncEnabled"] = False
+    world.clock.advance(2 * 3600)
+    check_tenant(world.svc)  # before the poll saw it: stale, as far as it knows
+
+    await watch_sync(world.svc)
+    check_tenant(world.svc)
+
+    assert DIRECTORY_SYNC_STALE not in open_codes(world)
 
 
 # --------------------------------------------------------------------------- errors re-check
