@@ -133,7 +133,11 @@ def _record_liveness(
     if isinstance(msg, GroupsChanged):
         state.put(LAST_NOTIFICATION, {"at": svc.now()})
     elif outcome.joined or outcome.left or outcome.license_changed:
-        state.put(LAST_UNANNOUNCED_CHANGE, {"at": svc.now(), "reason": msg.reason})
+        before = state.get(LAST_UNANNOUNCED_CHANGE)  # its notification may be on its way
+        previous = before.fields.get("at") if before else None
+        state.put(
+            LAST_UNANNOUNCED_CHANGE, {"at": svc.now(), "reason": msg.reason, "previousAt": previous}
+        )
 
 
 async def refresh_licensed_groups(

@@ -55,6 +55,10 @@ SYNC_CLOCK_SKEW = timedelta(minutes=5)
 POISONED_MESSAGE = "PoisonedMessage"
 SUBSCRIPTION_MISSING = "SubscriptionMissing"
 NOTIFICATIONS_SILENT = "NotificationsSilent"
+ANNOUNCE_WAIT = timedelta(minutes=15)
+"""How long after a sweep met a change its notification may still come (Graph documents no
+latency for group notifications; minutes are usual): a directory sync's sweep often reads a
+join before the notification of it arrives."""
 
 
 # --------------------------------------------------------------------------- directory sync
@@ -98,6 +102,11 @@ def on_sync_completed(svc: Services, msg: SyncCompleted) -> bool:
 
 async def watch_sync(svc: Services) -> bool:
     organization = await svc.directory.organization()
+    if (organization or {}).get("onPremisesSyncEnabled") is False:
+        # Turned off (the tenant went cloud-only): Graph keeps the last sync time, which no
+        # sync will follow, so it is no longer watched (nor taken for a stale sync).
+        svc.tables.servicestate.delete(ServiceState.META_PK, LAST_SYNC)
+        return False
     completed_at = (organization or {}).get("onPremisesLastSyncDateTime")
     if not completed_at:
         return False
@@ -241,22 +250,26 @@ def _notifications_silent(svc: Services) -> list[Finding]:
     """A sweep found changes, and no notification has come for the configured time before it."""
     state = ServiceState(svc.tables.servicestate)
     change = state.get(LAST_UNANNOUNCED_CHANGE)
-    changed_at = change.fields.get("at") if change else None
-    if not isinstance(changed_at, datetime):
+    # The latest change a sweep found whose notification has had time to come: the last
+    # sweep's, or the one's before it (each sync's sweep may find one just before a watch).
+    found = (change.fields.get(name) for name in ("at", "previousAt")) if change else ()
+    judged = [at for at in found if isinstance(at, datetime) and svc.now() - at >= ANNOUNCE_WAIT]
+    if not judged:
         return []
+    changed_at = judged[0]
     heard = state.get(LAST_NOTIFICATION)
     heard_at = heard.fields.get("at") if heard else None
     silence = timedelta(minutes=svc.settings.notification_silence_minutes)
     if isinstance(heard_at, datetime) and changed_at - heard_at < silence:
         return []
-    since = heard_at.isoformat() if isinstance(heard_at, datetime) else "never"
+    since = f"since {heard_at:%Y-%m-%d %H:%M} UTC" if isinstance(heard_at, datetime) else "yet"
     return [
         service_finding(
             NOTIFICATIONS_SILENT,
             "notifications",
             message=(
-                f"A sweep at {changed_at.isoformat()} found group changes, but no change "
-                f"notification has arrived since {since}: notifications are not reaching the "
+                f"A sweep at {changed_at:%Y-%m-%d %H:%M} UTC found group changes, but no change "
+                f"notification has arrived {since}: notifications are not reaching the "
                 "webhook, so changes wait for the next sweep or nightly reconciliation."
             ),
             remedy=(

@@ -13,7 +13,7 @@ from shared.render.migration import MIGRATION_CSV_HEADER
 from shared.service.reconcile.run_state import CONFIG_LATEST
 from tests.csv_files import csv_rows
 from tests.demo_tenant import DIEGO, E3_BASE, EMS, EMS_E3, ENTERPRISEPACK
-from tests.reconcile.conftest import Nightly
+from tests.reconcile.conftest import Nightly, crashed_at
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +123,24 @@ async def test_the_later_of_two_license_changes_in_one_second_names_its_actor(
     assert second.endswith(".250000Z")
 
     assert await license_change_actor(nightly) == "bob@x"
+
+
+async def test_a_license_change_made_while_last_nights_run_went_on_names_its_actor(
+    nightly: Nightly,
+) -> None:
+    # Last night's snapshot holds the groups as its run read them, before the change; the
+    # change comes in tonight's drift, and its audit entry is older than last night's finish.
+    await crashed_at(nightly, "reconcile.after_groups")  # 02:00: the groups read, then cut short
+    nightly.world.clock.advance(1800)
+    plan = sku(nightly, ENTERPRISEPACK)["servicePlans"][0]["servicePlanId"]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": [plan]}], actor="alice@contoso.com"
+    )
+    nightly.world.clock.advance(1800)
+    await nightly.run()  # 03:00: the same night's run finishes with the groups it read
+    nightly.world.clock.advance(DAY)
+
+    assert await license_change_actor(nightly) == "alice@contoso.com"
 
 
 async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:

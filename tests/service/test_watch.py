@@ -15,13 +15,16 @@ from shared.ports.messages import (
     RecomputeUsers,
     SyncCompleted,
     encode_message,
+    format_timestamp,
 )
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
+from shared.service.tenant_alerts import DIRECTORY_SYNC_STALE, check_tenant
 from shared.service.users import recompute_users
 from shared.service.watch import (
+    ANNOUNCE_WAIT,
     LAST_SYNC,
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
@@ -173,6 +176,20 @@ async def test_a_tenant_without_directory_sync_never_sweeps_on_the_poll(world: W
 
     assert not await watch_sync(world.svc)
     assert sweeps(world) == []
+
+
+async def test_directory_sync_turned_off_is_no_stale_sync(world: World) -> None:
+    # The tenant went cloud-only (Set-EntraDirSyncEnabled -EnableDirSync $false): Graph keeps
+    # the last sync time, and no sync will ever follow it.
+    assert await watch_sync(world.svc)
+    world.directory.orgs[0]["onPremisesSyncEnabled"] = False
+    world.clock.advance(2 * 3600)
+    check_tenant(world.svc)  # before the poll saw it: stale, as far as it knows
+
+    await watch_sync(world.svc)
+    check_tenant(world.svc)
+
+    assert DIRECTORY_SYNC_STALE not in open_codes(world)
 
 
 # --------------------------------------------------------------------------- errors re-check
@@ -411,9 +428,26 @@ async def test_a_sweep_finding_changes_long_after_the_last_notification_raises_t
     world.clock.advance(7 * 3600)
 
     await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    world.clock.advance(ANNOUNCE_WAIT.total_seconds())  # and no notification of it came
     outcome = watch_poison(world.svc)
 
     assert [f.code for f in outcome.new_findings] == [NOTIFICATIONS_SILENT]
+
+
+async def test_the_dead_man_finding_gives_its_times_as_the_mails_do(world: World) -> None:
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(7 * 3600 + 0.5)
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    swept = world.clock.now()
+    world.clock.advance(ANNOUNCE_WAIT.total_seconds())
+
+    [finding] = watch_poison(world.svc).new_findings
+
+    # not '2026-11-25T00:00:00.500000+00:00': UTC named, to the minute, as the digest writes
+    assert f"A sweep at {swept:%Y-%m-%d %H:%M} UTC found" in finding.message
+    assert "+00:00" not in finding.message
 
 
 async def test_a_notification_after_the_silence_resolves_the_dead_man(world: World) -> None:
@@ -422,7 +456,8 @@ async def test_a_notification_after_the_silence_resolves_the_dead_man(world: Wor
     world.directory.add_member(E3_TEAMS, ADELE)
     world.clock.advance(7 * 3600)
     await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
-    watch_poison(world.svc)
+    world.clock.advance(ANNOUNCE_WAIT.total_seconds())
+    assert NOTIFICATIONS_SILENT in [f.code for f in watch_poison(world.svc).new_findings]
 
     await handle_group_changes(
         world.svc,
@@ -435,6 +470,60 @@ async def test_a_notification_after_the_silence_resolves_the_dead_man(world: Wor
     watch_poison(world.svc)
 
     assert NOTIFICATIONS_SILENT not in open_codes(world)
+
+
+async def notified(world: World, correlation_id: str) -> None:
+    """A change notification about E3_TEAMS arrives now."""
+    received_at = format_timestamp(world.clock.now())
+    changed = GroupsChanged(
+        group_ids=(E3_TEAMS,), correlation_id=correlation_id, received_at=received_at
+    )
+    await handle_group_changes(world.svc, changed)
+
+
+async def test_a_change_a_sweep_met_before_its_own_notification_is_not_silence(
+    world: World,
+) -> None:
+    # A quiet tenant: the last notification hours ago. The sync's sweep reads a join a minute
+    # after Entra wrote it, and the poison watch runs before Graph's notification of that join
+    # arrives (its latency is minutes, undocumented): notifications are not silent.
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    await notified(world, "n0")
+    world.clock.advance(7 * 3600)
+    world.directory.add_member(E3_TEAMS, ADELE)
+    world.clock.advance(60)
+    await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id="s2"))
+    world.clock.advance(60)
+    early = watch_poison(world.svc)
+    world.clock.advance(120)
+    await notified(world, "n1")
+    world.clock.advance(30 * 60)
+
+    assert early.new_findings == []
+    assert watch_poison(world.svc).new_findings == []
+
+
+async def test_silence_is_raised_though_every_sync_sweep_finds_changes_just_before_a_watch(
+    world: World,
+) -> None:
+    # Notifications are dead in a busy tenant: each half-hourly sync's sweep finds a change,
+    # 10 minutes before each poison watch. The latest change is always too recent to judge;
+    # the one before it is not.
+    world.subscribe()
+    await handle_group_changes(world.svc, DeltaSweep(reason="first", correlation_id="s1"))
+    found = []
+    for n in range(16):  # 8 hours
+        world.clock.advance(20 * 60)
+        if n % 2:
+            world.directory.remove_member(E3_TEAMS, ADELE)
+        else:
+            world.directory.add_member(E3_TEAMS, ADELE)
+        await handle_group_changes(world.svc, DeltaSweep(reason="sync", correlation_id=f"s{n}"))
+        world.clock.advance(10 * 60)
+        found += [f.code for f in watch_poison(world.svc).new_findings]
+
+    assert found == [NOTIFICATIONS_SILENT]
 
 
 async def test_changes_found_soon_after_a_notification_are_not_silence(world: World) -> None:

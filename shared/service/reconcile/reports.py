@@ -92,8 +92,10 @@ def assemble_paths(
 async def configuration(
     scan: Scan, folder: str, world: LicensedWorld
 ) -> tuple[list[Any], list[str]]:
-    now = scan.svc.now()
-    config = config_document(world, now.isoformat())
+    # Taken when the run read the groups, not now: tomorrow's audit query for the drift's
+    # actors starts here, and a change made while this run went on is tomorrow's drift.
+    read_at = scan.run.groups_read_at or scan.run.started_at
+    config = config_document(world, read_at.isoformat())
     # The night before's snapshot, kept with the run: a finish resumed after a crash would
     # otherwise diff against the snapshot its first attempt already stored as the latest.
     kept = scan.blobs.get(scan.prefix + "previous-config.json")
