@@ -248,6 +248,19 @@ def test_schedules_are_six_field_ncrontab_at_the_documented_cadence() -> None:
     }
 
 
+def test_the_local_settings_example_runs_the_timers_at_the_deployed_cadence() -> None:
+    """`func start` from the example behaves as the deployment does (the example had the errors
+    re-check hourly and the poison watch every 10 min, the docs and Bicep 15 and 30)."""
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
+    api = read("app/api.bicep")
+    deployed = {
+        name: schedule_defaults()[key]
+        for name, key in re.findall(r"^\s*(\w+_SCHEDULE): schedules\.(\w+)$", api, re.M)
+    }
+    assert len(deployed) == 5
+    assert {name: example["Values"][name] for name in deployed} == deployed
+
+
 def test_no_setting_that_flex_consumption_deprecates_or_that_is_local_only() -> None:
     settings = app_settings()
     for name in DEPRECATED_ON_FLEX + tuple(DOCUMENTED_OPTIONAL):
