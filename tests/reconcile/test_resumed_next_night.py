@@ -18,6 +18,14 @@ pytestmark = pytest.mark.anyio
 DAY = 24 * 3600
 
 
+async def groups_read_after_resuming(nightly: Nightly, seconds: int) -> int:
+    """Resume the run cut short `seconds` later: how often the licensed groups were read."""
+    nightly.world.clock.advance(seconds)
+    result = await nightly.run()
+    assert result.resumed
+    return nightly.directory.requests["licensed_group_configs"]
+
+
 async def test_a_run_resumed_the_next_night_reads_the_groups_again(nightly: Nightly) -> None:
     await nightly.run()  # the baseline
     nightly.world.clock.advance(DAY)
@@ -44,12 +52,8 @@ async def test_a_run_resumed_the_same_night_goes_on_with_the_groups_it_read(
     nightly: Nightly,
 ) -> None:
     await killed_after_two_pages(nightly)
-    nightly.world.clock.advance(3600)  # the 03:00 firing
 
-    result = await nightly.run()
-
-    assert result.resumed
-    assert nightly.directory.requests["licensed_group_configs"] == 1
+    assert await groups_read_after_resuming(nightly, 3600) == 1  # the 03:00 firing
 
 
 async def test_a_checkpoint_kept_before_the_groups_read_time_was_resumes_by_its_start(
@@ -61,12 +65,8 @@ async def test_a_checkpoint_kept_before_the_groups_read_time_was_resumes_by_its_
     run = state.get(RUN)
     assert run is not None
     state.put(RUN, {k: v for k, v in run.fields.items() if k != "groupsReadAt"})
-    nightly.world.clock.advance(DAY)
 
-    result = await nightly.run()
-
-    assert result.resumed
-    assert nightly.directory.requests["licensed_group_configs"] == 2
+    assert await groups_read_after_resuming(nightly, DAY) == 2
 
 
 async def test_a_run_resumed_the_next_night_settles_what_a_recompute_found_in_between(
