@@ -190,11 +190,12 @@ def data_loss_finding(
 
 
 def _restore_by(seen_at: datetime) -> str:
-    """The 30 days as a date, counted from when the loss was seen (Entra may remove the license
-    later, never earlier): the latest safe day to restore it."""
+    """The end of the 30 days, counted from when the loss was seen (Entra may remove the license
+    later, never earlier), as an instant in UTC to the minute (seconds dropped: never later):
+    a date alone reads as the end of that day in the admin's zone, up to a day too late."""
     seen = seen_at.astimezone(UTC)
     return (
-        f"; restore it by {seen + RETENTION_DAYS:%Y-%m-%d} (the loss was seen "
+        f"; restore it by {seen + RETENTION_DAYS:%Y-%m-%d %H:%M} UTC (the loss was seen "
         f"{seen:%Y-%m-%d %H:%M} UTC)"
     )
 

@@ -161,7 +161,7 @@ def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], we
     )
 
 
-def _utc(stored: str) -> str:
+def utc_time(stored: str) -> str:
     """A stored ISO 8601 time as the digest shows times: 'YYYY-MM-DD HH:MM UTC'."""
     moment = graph_time_or_none(stored)
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else stored
@@ -176,7 +176,7 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     )
     lead = [
         f"Reconciliation {summary.run_id}: {summary.users_scanned} users scanned from "
-        f"{_utc(summary.started_at)} to {_utc(summary.finished_at)}; "
+        f"{utc_time(summary.started_at)} to {utc_time(summary.finished_at)}; "
         f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]
     if summary.baseline:

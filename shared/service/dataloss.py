@@ -59,6 +59,7 @@ from shared.ports.tables import (
     parse_json_field,
     safe_key,
 )
+from shared.render.alert_mails import utc_time
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
 from shared.service.alerts.facts import exclusions
@@ -364,7 +365,7 @@ async def _send_mass_loss(
         if not set(entry.target_ids) & involved:
             continue
         target = ", ".join(t.label for t in entry.targets)
-        audit_rows.append((entry.when, entry.activity, target, entry.actor or "unknown"))
+        audit_rows.append((utc_time(entry.when), entry.activity, target, entry.actor or "unknown"))
     actors = sorted({row[3] for row in audit_rows})
     lead = (
         f"{len(pairs)} users lost a mailbox or OneDrive capability within the last hour "

@@ -11,7 +11,7 @@ import pytest
 from shared.core.findings import finding_fields
 from shared.fakes.tables import InMemoryTable
 from shared.ports.tables import Entity, safe_key
-from shared.service.alerts.digest import run_digest
+from shared.service.alerts.digest import DigestOutcome, run_digest
 from shared.service.users import recompute_users
 from tests.alerts.mail import header, html, mails
 from tests.alerts.world import (
@@ -28,6 +28,8 @@ from tests.alerts.world import (
 from tests.builders import guid
 from tests.demo_tenant import ADELE, DIEGO, E3_BASE, ENTERPRISEPACK, IRVIN, JONI, NESTOR
 from tests.service.test_recompute import ISAIAH, SHAREPOINT_PLAN_1, learned, recompute
+from tests.service.world import World
+from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -81,6 +83,51 @@ async def test_a_new_error_is_mailed_once_as_one_grouped_row_with_the_users_name
     assert world.directory.sent_mail[0]["saveToSentItems"] is True  # a sent draft is kept
     assert header(mail) == outcome.mail_id
     assert not mail.get("attachments")
+
+
+async def abandoned_digest(world: World) -> DigestOutcome:
+    """A digest claimed and never sent (Graph refused it), its finding cleared before a retry,
+    so the next run closed it as no longer news; then a new error, alertable."""
+    world.clock.advance(3600)
+    record(world, error(JONI))
+    world.clock.advance(GRACE_SECONDS)
+    world.directory.fail_next_send_mail(403)
+    failed = await run_digest(world.svc, sleep=Sleeps())
+    world.clock.advance(3600)
+    clear(world, JONI)
+    quiet = await run_digest(world.svc, sleep=Sleeps())
+    world.clock.advance(3600)
+    record(world, error(NESTOR, "UniquenessViolation", sku=ENTERPRISEPACK, group=E3_BASE))
+    world.clock.advance(GRACE_SECONDS)
+    assert (failed.status, quiet.status) == ("failed", "nothing-new")
+    return await run_digest(world.svc, sleep=Sleeps())
+
+
+async def test_a_digest_after_an_abandoned_one_says_since_the_last_digest_sent() -> None:
+    """The abandoned digest was never sent: 'since' is when the last digest went out."""
+    world = await world_with_findings(error(IRVIN))
+    sent_at = world.clock.now()
+    assert (await run_digest(world.svc)).status == "sent"
+
+    later = await abandoned_digest(world)
+    body = html(mails(world)[-1])
+
+    assert later.status == "sent"
+    assert [header(m) for m in mails(world)][-1] == later.mail_id
+    assert f"Changes since the last digest ({sent_at:%Y-%m-%d %H:%M} UTC)" in body
+
+
+async def test_a_first_digest_after_an_abandoned_one_says_since_the_baseline() -> None:
+    """No digest was ever sent: the first one sent covers the changes since the baseline."""
+    world = alert_world()
+    await baseline(world)
+
+    later = await abandoned_digest(world)
+    body = html(mails(world)[-1])
+
+    assert later.status == "sent"
+    assert "Changes since the baseline summary" in body
+    assert "since the last digest" not in body
 
 
 async def test_an_error_within_its_grace_is_not_mailed_yet() -> None:

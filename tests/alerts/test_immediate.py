@@ -134,6 +134,27 @@ async def test_removing_a_mailbox_group_from_12_users_sends_one_mass_loss_alert(
     assert len(FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])) == 12
 
 
+async def test_the_mass_loss_mails_audit_times_as_the_digest_shows_times() -> None:
+    """The 'When (UTC)' column showed Graph's `activityDateTime` as Graph wrote it (seven
+    fractional digits, 'T', 'Z'); it reads like every other time in the mails."""
+    world = alert_world(with_mailbox_group(12))
+    users = sales(world)
+    await recompute(world, users)
+    for user_id in users:
+        world.directory.remove_member(MAILBOX_GROUP, user_id, actor=ADMIN)
+    for entry in world.directory.audits:  # as Graph writes it
+        entry["activityDateTime"] = "2026-11-24T09:00:59.1234567Z"
+    world.clock.advance(120)
+
+    await recompute(world, users)
+    [mail] = mails(world)
+    body = html(mail)
+
+    assert "When (UTC)" in body
+    assert 'vertical-align:top;">2026-11-24 09:00 UTC</td>' in body
+    assert "2026-11-24T09:00:59" not in body
+
+
 async def test_one_user_losing_a_mailbox_is_alerted_at_once_with_the_deadline() -> None:
     world = alert_world(with_mailbox_group(2))
     users = sales(world)
@@ -149,7 +170,7 @@ async def test_one_user_losing_a_mailbox_is_alerted_at_once_with_the_deadline() 
     assert "data-loss risk for 1 user(s)" in mail["subject"]
     assert "Sales Person 00" in body
     assert "30 days" in body
-    assert "restore it by 2026-12-24 (the loss was seen 2026-11-24 09:00 UTC)" in body
+    assert "restore it by 2026-12-24 09:00 UTC (the loss was seen 2026-11-24 09:00 UTC)" in body
     assert "Mailbox_Sales" in body
     world.clock.advance(GRACE_SECONDS)
     await baseline_then_digest_is_quiet(world)

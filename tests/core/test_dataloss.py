@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -226,6 +228,23 @@ def test_the_finding_is_an_error_with_the_deadlines_their_sources_and_the_way_ba
     assert UNLICENSED_ONEDRIVE_DOC in finding.message
     assert "EXCHANGE_S_ENTERPRISE" in finding.plans
     assert f"add the user back to '{BASE}'" in finding.remedy
+
+
+def test_the_mailbox_deadline_is_an_instant_in_utc_not_a_date_read_in_the_admins_zone() -> None:
+    """'restore it by 2027-01-01' read by an admin in UTC-8 means the end of their 1 January,
+    a day after the 30 days end (06:35 UTC): the deadline is said to the minute, in UTC."""
+    b = two_products()
+    before = b.build()
+    after = apply_changes(before, [RemoveMember(b.id(BASE), b.id("ann"))])
+    seen = datetime(2026, 12, 1, 22, 35, 40, tzinfo=timezone(timedelta(hours=-8)))
+    lost = [replace(loss, seen_at=seen) for loss in losses(before, after)[b.id("ann")]]
+
+    finding = data_loss_finding(before.users[b.id("ann")], lost, Names(before))
+
+    assert (
+        "restore it by 2027-01-01 06:35 UTC (the loss was seen 2026-12-02 06:35 UTC)"
+        in finding.message
+    )
 
 
 # --------------------------------------------------------------------------- properties

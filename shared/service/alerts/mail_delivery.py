@@ -1,8 +1,8 @@
 """Mail delivery: exactly one mail per id, through a draft (docs/reliability.md, "Alert mail").
 
 Each channel (digest, immediate, tenant, baseline, nightly, weekly) keeps its state in
-`servicestate` (`alerts-<channel>`: `lastId`, `lastAt`, `pendingId`, `pendingAt`,
-`pendingDraftId`, `pendingRows`). A send:
+`servicestate` (`alerts-<channel>`: `lastId`, `lastAt` (when its last mail was sent),
+`pendingId`, `pendingAt`, `pendingDraftId`, `pendingRows`). A send:
 
 1. refuses when alerts are disabled (no `ALERT_SENDER`) or a recipient is outside the
    tenant's verified domains (checked once per worker at the first send; refusal is logged and
@@ -195,7 +195,8 @@ def _abandoned(fields: dict[str, Any]) -> list[tuple[str, datetime | None]]:
 
 def confirm(svc: Services, channel: str, mail_id: str, *, sent: bool = True) -> None:
     """Advance the channel after Graph accepted `mail_id` and the ledger recorded it; with
-    `sent=False`, a pending mail that is no longer news: its draft is deleted as abandoned."""
+    `sent=False`, a pending mail that is no longer news: its draft is deleted as abandoned,
+    and `lastAt` stays when the channel's last mail was sent (the digest's "since")."""
     state = ServiceState(svc.tables.servicestate)
     entity = state.get(state_name(channel))
     fields = dict(entity.fields) if entity else {}
@@ -205,7 +206,9 @@ def confirm(svc: Services, channel: str, mail_id: str, *, sent: bool = True) -> 
     fields.pop("pendingAt", None)
     fields.pop(DRAFT_FIELD, None)
     fields.pop(ROWS_FIELD, None)
-    fields.update({"lastId": mail_id, "lastAt": svc.now()})
+    fields["lastId"] = mail_id
+    if sent:
+        fields["lastAt"] = svc.now()
     state.put(state_name(channel), fields)
 
 
