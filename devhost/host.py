@@ -226,6 +226,9 @@ class DevHost(AdminApi, QueueTriggers):
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(self.shutdown_grace)),
+            # longer than a client's pool keeps an idle connection (httpx: 5 s, uvicorn's
+            # default too): else a request can meet the server closing it ("reset by peer")
+            timeout_keep_alive=75,
         )
         server = uvicorn.Server(config)
         serve = asyncio.create_task(server.serve())

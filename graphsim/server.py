@@ -26,10 +26,21 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.sim.close()
 
 
+KEEP_ALIVE_SECONDS = 75
+"""How long an idle connection is kept open: longer than a client's pool keeps one (httpx: 5 s,
+uvicorn's own default too). With equal times a client could send on a connection the server
+was closing that instant, and read "connection reset by peer" (a chaos bench run failed so)."""
+
+
 def _config(app: Starlette, log_level: str) -> uvicorn.Config:
     app.router.lifespan_context = _lifespan
     return uvicorn.Config(
-        app, log_level=log_level, lifespan="on", access_log=False, timeout_graceful_shutdown=2
+        app,
+        log_level=log_level,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
