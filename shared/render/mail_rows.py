@@ -98,6 +98,8 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
     user_ids = rg.user_ids
     first = rg.rows[0]
     cause = CAUSES.get(rg.code, first.message)
+    # a data loss's example says a deadline: the earliest of the line's (first seen first)
+    example = min(rg.rows, key=lambda r: r.first_seen) if rg.code == DATA_LOSS_RISK else first
     users = tuple(
         UserName(n.display_name, n.upn, user_license_url(u))
         for u in user_ids[:MAX_NAMED_USERS]
@@ -113,7 +115,7 @@ def _row_view(rg: RowGroup, names: MailNames, action: str | None) -> RowView:
         more=max(0, rg.user_total - len(users)),
         more_is_minimum=not rg.user_total_exact,
         cause=cause,
-        example="" if first.message == cause else first.message,
+        example="" if example.message == cause else example.message,
         fix=first.remedy,
         action=action or "",
         url=_row_url(_line_group_id(rg), first.subject),

@@ -56,3 +56,30 @@ def test_a_line_without_shared_samples_counts_exactly() -> None:
     assert line.user_total == 150
     assert view.more == 150 - MAX_NAMED_USERS
     assert not view.more_is_minimum
+
+
+def loss_row(n: int, seen: datetime) -> LedgerRow:
+    """A user's DataLossRisk row, its message naming the deadline as the finding does."""
+    return LedgerRow(
+        key=f"{user(n)}|-|DataLossRisk|{E3_BASE}",
+        subject=user(n),
+        code="DataLossRisk",
+        severity="error",
+        sku_id=None,
+        group_id=E3_BASE,
+        message=f"User {n} lost Exchange Online: restore it by {seen.date()} (seen {seen})",
+        remedy="r",
+        first_seen=seen,
+    )
+
+
+def test_a_data_loss_lines_example_is_its_earliest_deadline() -> None:
+    """One line for several users' losses shows one message as its example: the user who lost
+    access first, whose deadline comes first, not whoever the ledger listed first."""
+    later = loss_row(1, datetime(2026, 11, 24, 9, tzinfo=UTC))
+    earlier = loss_row(2, datetime(2026, 11, 20, 9, tzinfo=UTC))
+
+    [view] = row_views([later, earlier], MailNames())
+
+    assert view.count == 2
+    assert view.example == earlier.message
