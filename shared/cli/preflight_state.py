@@ -22,6 +22,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from shared.cli.preflight_checks import FAIL, PASS, Check, Target, first_line, signed_in
+from shared.core.graph_values import graph_time_or_none
 from shared.ports.queues import QUEUE_NAMES
 from shared.ports.tables import SERVICESTATE, SUBSCRIPTIONS
 from shared.service.stores import ServiceState
@@ -130,12 +131,11 @@ def _entity(client: Any, pk: str, rk: str) -> Any:
 
 
 def _moment(value: object) -> datetime | None:
-    """A recorded time (Graph's ISO text or the table's own), in UTC when it names no zone."""
-    try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """A recorded time (the table's own, or Graph's text: `graph_time_or_none`), in UTC when
+    it names no zone."""
+    if not isinstance(value, datetime):
+        return graph_time_or_none(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _when(verdict: Any) -> str:
