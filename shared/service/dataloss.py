@@ -52,7 +52,6 @@ from shared.core.findings import (
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
 from shared.ports.tables import (
-    AlreadyExists,
     ConcurrencyConflict,
     Entity,
     json_field,
@@ -71,6 +70,7 @@ from shared.service.alerts.sending import Sleep
 from shared.service.earlier_losses import note_earlier_losses
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
+from shared.service.stores.contention import write_contended
 from shared.service.stores.read_times import READ_AT, written_after
 
 log = structlog.get_logger(__name__)
@@ -165,7 +165,8 @@ def _lost_capabilities(
     graph_held = held_licenses(user, tenant.skus)
     granting = granting_licenses(user, report.licenses)
     shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
-    while True:
+
+    def attempt() -> dict[str, Any]:
         stored = table.get(CAPABILITIES_PK, user.id)
         record = parse_json_field(str(stored.fields["json"])) if stored else {}
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
@@ -200,14 +201,13 @@ def _lost_capabilities(
         if not write or new_record == record or (stored is None and not held_now and not lost):
             return lost
         fields = {"json": json_field(new_record), READ_AT: read_at}
-        try:
-            if stored is None:
-                table.insert(CAPABILITIES_PK, user.id, fields)
-            else:
-                table.update(CAPABILITIES_PK, user.id, fields, etag=stored.etag)
-        except (AlreadyExists, ConcurrencyConflict):
-            continue
+        if stored is None:
+            table.insert(CAPABILITIES_PK, user.id, fields)
+        else:
+            table.update(CAPABILITIES_PK, user.id, fields, etag=stored.etag)
         return lost
+
+    return write_contended(attempt)
 
 
 def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -41,18 +41,19 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import structlog
 
 from shared.core.findings import ERROR, Finding
 from shared.ports.directory import DirectoryError
-from shared.ports.tables import ConcurrencyConflict
 from shared.render.mail import Mail, mime
 from shared.service.alerts import sending
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
+from shared.service.stores.contention import write_contended
 
 log = structlog.get_logger(__name__)
 
@@ -360,28 +361,29 @@ async def _delete_abandoned_drafts(
 async def _recorded_draft(
     svc: Services, channel: str, mail_id: str, sender: str, draft_id: str
 ) -> str:
-    """Record `draft_id` as the pending mail's draft and return the draft to send. Another
-    run of the channel sending the same mail at once (a timer that fired twice, a resumed
-    nightly finish) may have recorded its own draft first: then that one is sent, by both
-    (Graph sends a draft once, the other meets 404), and ours is deleted. A pending mail
-    replaced by another run meanwhile is not ours to record: ours is sent as it is."""
+    """Record `draft_id` as the pending mail's draft and return the draft to send. Another run
+    sending the same mail at once (a timer that fired twice, a resumed nightly finish) may have
+    recorded its own draft first: that one is sent, by both (Graph sends a draft once, the other
+    meets 404), and ours deleted. A pending mail replaced meanwhile: ours is sent as it is."""
     state = ServiceState(svc.tables.servicestate)
-    while True:
-        entity = state.get(state_name(channel))
-        if entity is None or entity.fields.get("pendingId") != mail_id:
-            return draft_id
-        recorded = str(entity.fields.get(DRAFT_FIELD) or "")
-        if recorded and recorded != draft_id:
-            with contextlib.suppress(DirectoryError):
-                await svc.directory.delete_draft(sender, draft_id)
-            log.info("alerts.draft_recorded_by_another_run", channel=channel, mail_id=mail_id,
-                     draft_id=recorded)  # fmt: skip
-            return recorded
-        try:
-            state.put(state_name(channel), {**entity.fields, DRAFT_FIELD: draft_id}, entity.etag)
-        except ConcurrencyConflict:
-            continue  # written meanwhile: look again
+    recorded = write_contended(partial(_record_draft, state, channel, mail_id, draft_id))
+    if recorded != draft_id:
+        with contextlib.suppress(DirectoryError):
+            await svc.directory.delete_draft(sender, draft_id)
+        log.info("alerts.draft_recorded_by_another_run", channel=channel, mail_id=mail_id,
+                 draft_id=recorded)  # fmt: skip
+    return recorded
+
+
+def _record_draft(state: ServiceState, channel: str, mail_id: str, draft_id: str) -> str:
+    """The draft to send (`_recorded_draft`): ours is recorded over the row as read."""
+    entity = state.get(state_name(channel))
+    if entity is None or entity.fields.get("pendingId") != mail_id:
         return draft_id
+    if recorded := str(entity.fields.get(DRAFT_FIELD) or ""):
+        return recorded
+    state.put(state_name(channel), {**entity.fields, DRAFT_FIELD: draft_id}, entity.etag)
+    return draft_id
 
 
 async def _draft(svc: Services, mail: Mail, channel: str, sender: str) -> str:

@@ -20,7 +20,6 @@ import structlog
 
 from shared.core.nightly_summary import NightlySummary
 from shared.ports.blobs import BlobStore
-from shared.ports.tables import AlreadyExists, ConcurrencyConflict
 from shared.service.alerts import summaries as alerts
 from shared.service.alerts.mail_delivery import Delivery
 from shared.service.alerts.sending import ALREADY_SENT, Sleep
@@ -108,13 +107,4 @@ def _fields(state: ServiceState) -> dict[str, Any]:
 def _change(state: ServiceState, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Write the row changed from what it was read as: a nightly finish and the tenant alerts
     timer may both send owed summaries at once, and neither may write back a stale `owed`."""
-    while True:
-        entity = state.get(SUMMARY_SENT)
-        try:
-            if entity is None:
-                state.insert(SUMMARY_SENT, change({}))
-            else:
-                state.put(SUMMARY_SENT, change(dict(entity.fields)), entity.etag)
-        except (AlreadyExists, ConcurrencyConflict):
-            continue  # written meanwhile: read it again
-        return
+    state.change(SUMMARY_SENT, change)

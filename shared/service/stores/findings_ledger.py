@@ -36,11 +36,11 @@ from shared.ports.tables import (
     parse_json_field,
     safe_key,
 )
+from shared.service.stores.contention import WRITE_ATTEMPTS
 from shared.service.stores.read_times import READ_AT, written_after
 
 STORED_USER_IDS: Final = 100
 """At most this many user ids in a row's `userIds` (100 GUIDs: about 4K characters)."""
-WRITE_ATTEMPTS: Final = 5
 """Writes of a row over the row as read before a run gives up (`_write_over`)."""
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from shared.adapters.snapshot import GraphTranslator
 from shared.adapters.world_document import sku_document
 from shared.core.model import Sku
-from shared.ports import tables as port
 from shared.ports.tables import Entity, EntityStore, json_field, parse_json_field
+from shared.service.stores.contention import write_contended
 
 
 class ServiceState:
@@ -61,17 +61,17 @@ class ServiceState:
     ) -> dict[str, Any] | None:
         """Write what `make` makes of the record as it is now, only over it as read: written
         by another worker meanwhile, it is made again from theirs. None (nothing written) when
-        `make` returns None."""
-        while True:
+        `make` returns None. Still contended after `WRITE_ATTEMPTS`: the conflict is raised."""
+
+        def attempt() -> dict[str, Any] | None:
             entity = self.get(name)
             fields = make(dict(entity.fields) if entity else {})
             if fields is None:
                 return None
-            try:
-                if entity is None:
-                    self.insert(name, fields)
-                else:
-                    self.put(name, fields, entity.etag)
-            except (port.AlreadyExists, port.ConcurrencyConflict):
-                continue
+            if entity is None:
+                self.insert(name, fields)
+            else:
+                self.put(name, fields, entity.etag)
             return fields
+
+        return write_contended(attempt)
