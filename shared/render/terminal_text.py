@@ -12,10 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 """C0 (ESC, BEL, CR, LF, TAB...), DEL and C1 (an 8-bit CSI is ESC [ to many terminals), the
-Unicode line and paragraph separators, and the bidirectional embeddings, overrides and
-isolates (a terminal shows the rest of the line reordered: one name can read as another's)."""
+Unicode line and paragraph separators, the bidirectional marks, embeddings, overrides and
+isolates (a terminal shows the rest of the line reordered: one name can read as another's), and
+the invisible zero-width space, word joiner, invisible operators and BOM ("Sales" and
+"Sal\u200bes" look alike). The zero-width (non-)joiners stay: Persian names and emoji need them."""
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

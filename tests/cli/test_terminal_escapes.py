@@ -84,6 +84,16 @@ def test_printable_escapes_bidi_overrides_and_keeps_right_to_left_text() -> None
     assert printable("דנה כהן / سارة") == "דנה כהן / سارة"
 
 
+def test_printable_shows_invisible_characters_that_make_one_name_look_like_another() -> None:
+    """A zero-width space, word joiner or BOM inside a name, or a bidirectional mark, is
+    invisible in a terminal: "Sales" and "Sal\u200bes" would read as one group. The zero-width
+    non-joiner and joiner stay: Persian names and emoji sequences are written with them."""
+    assert printable("Sal\u200bes") == "Sal\\u200bes"
+    assert printable("a\u2060b\ufeffc\u2062d") == "a\\u2060b\\ufeffc\\u2062d"
+    assert printable("x\u200ey\u200fz\u061c") == "x\\u200ey\\u200fz\\u061c"
+    assert printable("مهرداد\u200cزاده 👩\u200d💻") == "مهرداد\u200cزاده 👩\u200d💻"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
