@@ -5,7 +5,10 @@ the webhook's validation handshake is often that request, and Graph gives it 10 
 
 * Import: in fresh interpreters, `import function_app` against `import azure.functions` (the
   floor: the Functions library itself), alternating, median of `--runs`; the time of the import
-  statement alone, measured in the child. Target: ≤ 2.5× the floor.
+  statement alone, measured in the child. Target: ≤ 2.5× the floor. `--python` names the
+  interpreter: `make bench` passes one with the production lock only (`requirements.txt`, what
+  `azd deploy` installs), as the development environment's extra packages change what the
+  production imports cost (structlog loads `rich`, a linter's dependency, when it is there).
 * First answer: with Azurite already running, spawn `python -m devhost` (the function app on
   the dev host) and time from the spawn to the first 200 on the validation handshake
   `POST /api/graph/notifications?validationToken=x`. Target: ≤ 1 s (median of `--runs`).
@@ -42,15 +45,39 @@ _TIMED_IMPORT = (
 )
 
 
-def import_seconds(module: str) -> float:
+def import_seconds(python: str, module: str) -> float:
+    """The import statement's time in a fresh `python`, its bytecode cached (written by the
+    warm-up run whatever the environment's PYTHONDONTWRITEBYTECODE: the figure must not depend
+    on it; pip compiles the packages at install)."""
     done = subprocess.run(
-        [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
+        [python, "-c", _TIMED_IMPORT.format(module=module)],
         cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
         capture_output=True,
         text=True,
         check=True,
     )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def _has_only_the_production_lock(python: str) -> bool:
+    """Whether `python`'s installed distributions are exactly `requirements.txt`'s pins."""
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {_pin(line) for line in listed.splitlines() if "==" in line}
+    installed -= {("pip", ""), ("setuptools", "")}
+    lock = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    return installed == {_pin(line) for line in lock if "==" in line and not line.startswith("#")}
+
+
+def _pin(line: str) -> tuple[str, str]:
+    name, _, version = line.split(";", maxsplit=1)[0].strip().partition("==")
+    name = name.lower().replace("_", "-").replace(".", "-")
+    return (name, "" if name in ("pip", "setuptools") else version.split()[0])
 
 
 def free_port() -> int:
@@ -106,14 +133,30 @@ def verdict(ok: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="repetitions; medians are printed")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter the imports are timed in (make bench: the production lock's)",
+    )
     args = parser.parse_args()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average at start: {load} on {os.cpu_count()} CPUs")
 
+    production = _has_only_the_production_lock(args.python)
+    print(
+        f"imports timed in {args.python}: "
+        + (
+            "the production lock only (requirements.txt)"
+            if production
+            else "an environment with packages the production lock does not have"
+        )
+    )
     app_s, floor_s = [], []
+    for module in ("azure.functions", "function_app"):  # warm-up: the bytecode is written
+        import_seconds(args.python, module)
     for _ in range(args.runs):
-        floor_s.append(import_seconds("azure.functions"))
-        app_s.append(import_seconds("function_app"))
+        floor_s.append(import_seconds(args.python, "azure.functions"))
+        app_s.append(import_seconds(args.python, "function_app"))
     app, floor = statistics.median(app_s), statistics.median(floor_s)
     ratio = app / floor
     print(
