@@ -515,6 +515,15 @@ def test_funcignore_keeps_development_files_and_infra_out_of_the_package() -> No
     assert not ignored & {"shared", "functions", "function_app.py", "host.json", "requirements.txt"}
 
 
+def test_funcignore_keeps_every_venv_the_makefile_makes_out_of_the_package() -> None:
+    """`azd deploy` zips the project folder: a venv left out of .funcignore ships with it."""
+    ignored = set((ROOT / ".funcignore").read_text(encoding="utf-8").split())
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    venvs = set(re.findall(r"^\w*VENV := (\S+)$", makefile, flags=re.MULTILINE))
+    assert {".venv", ".venv-checkov", ".venv-prod"} <= venvs
+    assert venvs <= ignored
+
+
 # --- the on-premises sync trigger's key ---------------------------------------------------------
 
 
