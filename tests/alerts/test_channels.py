@@ -399,6 +399,35 @@ async def test_a_signing_secret_key_vault_could_not_resolve_signs_nothing(
     assert receiver.posts == []
 
 
+async def test_a_channel_url_key_vault_could_not_resolve_is_named_as_such(
+    receiver: Receiver,
+) -> None:
+    """infra/app/api.bicep sets every channel URL setting to a Key Vault reference, whether
+    or not its secret was created: a channel listed before its secret exists gets the
+    reference text. Its failure names that, as the signing secret's does, not "no https URL"
+    (the admin would look for a typo in a URL that is not there)."""
+    teams = parse_channels(CHANNELS)[:1]
+    reference = (
+        "@Microsoft.KeyVault(SecretUri=https://kv-lg.vault.azure.net/secrets/alert-teams-url/)"
+    )
+    results = await deliver_to_channels(
+        ServiceState(InMemoryTable("servicestate")),
+        teams,
+        "digest-8",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": reference},
+        post=httpx_post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert [r.status for r in results] == ["no-url"]
+    assert "TEAMS_URL" in results[0].reason
+    assert "Key Vault reference the platform could not resolve" in results[0].reason
+    assert "https URL" not in results[0].reason
+    assert receiver.posts == []
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

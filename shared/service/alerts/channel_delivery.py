@@ -152,7 +152,8 @@ async def _one(
         return ChannelResult(channel.name, ALREADY_SENT)
     url = (settings.get(channel.url_setting) or "").strip()
     if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-        reason = f"app setting {channel.url_setting} holds no https URL"
+        problem = UNRESOLVED_REFERENCE if is_unresolved_reference(url) else "no https URL"
+        reason = f"app setting {channel.url_setting} holds {problem}"
         return _failed(state, channel, reason, on_failing, now, status=NO_URL)
     payload = payload_for(channel)
     if payload is None:
