@@ -66,8 +66,11 @@ class ChannelResult:
     reason: str = ""
 
 
+STATE_PREFIX: Final = "alerts-channel-"
+
+
 def state_name(channel: Channel) -> str:
-    return f"alerts-channel-{channel.name}"
+    return STATE_PREFIX + channel.name
 
 
 async def deliver_to_channels(

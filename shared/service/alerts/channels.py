@@ -28,7 +28,12 @@ from shared.render.channel_payloads import (
     webhook_payload,
 )
 from shared.render.mail import Mail
-from shared.service.alerts.channel_delivery import ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.channel_delivery import (
+    STATE_PREFIX,
+    ChannelResult,
+    Poster,
+    deliver_to_channels,
+)
 from shared.service.alerts.open_counts import tenant_open_counts
 from shared.service.alerts.sending import SENT, Sleep
 from shared.service.services import Services
@@ -95,7 +100,24 @@ def payload_for(
 
 
 def _subject(channel: Channel) -> str:
-    return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", channel.name)
+    return _subject_of(channel.name)
+
+
+def _subject_of(name: str) -> str:
+    return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def resolve_removed_channels(svc: Services) -> None:
+    """Resolve the `AlertChannelFailing` finding of a channel no longer in ALERT_CHANNELS
+    (removed, or renamed: state and finding go by name). Only an accepted post resolves it
+    otherwise, and nothing posts to that channel again. Every channel that ever failed has
+    its state (`alerts-channel-<name>`), which is where the names are found."""
+    listed = {_subject(c) for c in svc.settings.alert_channels}
+    ledger = FindingsLedger(svc.tables.findings)
+    for name in ServiceState(svc.tables.servicestate).names(STATE_PREFIX):
+        subject = _subject_of(name.removeprefix(STATE_PREFIX))
+        if subject not in listed and ledger.open_findings(subject):
+            ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
 
 
 def report_url(svc: Services) -> str | None:
