@@ -33,6 +33,7 @@ from shared.render.channel_payloads import (
 )
 from shared.render.mail import MailView, RowView, Section, UserName
 from shared.service.alerts.channel_delivery import NOTHING, deliver_to_channels
+from shared.service.alerts.channels import http_post
 from shared.service.alerts.sending import ALREADY_SENT, FAILED, SENT
 from shared.service.stores import ServiceState
 from tests.alerts.receiver import Receiver
@@ -426,6 +427,38 @@ async def test_a_channel_url_key_vault_could_not_resolve_is_named_as_such(
     assert "Key Vault reference the platform could not resolve" in results[0].reason
     assert "https URL" not in results[0].reason
     assert receiver.posts == []
+
+
+async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -> None:
+    """A secret stored with a line break inside (pasted wrapped) or a mistyped port passes the
+    https:// check but is no URL: the post raised httpx.InvalidURL, which skipped the failure
+    count, so the channel failed at every alert and no AlertChannelFailing ever said so."""
+    teams = parse_channels(CHANNELS)[:1]
+    state = ServiceState(InMemoryTable("servicestate"))
+    failing: list[str] = []
+    secret_part = "sig=SECRET-PART"
+    url = f"https://prod.westeurope.logic.invalid/workflows/1/triggers\n/paths/invoke?{secret_part}"
+
+    results = [
+        await deliver_to_channels(
+            state,
+            teams,
+            f"digest-{n}",
+            lambda c: payload([finding(1)]),
+            settings={"TEAMS_URL": url},
+            post=http_post,
+            now=lambda: NOW,
+            on_failing=lambda c, why: failing.append(why),
+            sleep=no_sleep,
+        )
+        for n in range(3)
+    ]
+
+    assert [r.status for [r] in results] == [FAILED] * 3
+    assert "app setting TEAMS_URL holds no valid URL" in results[0][0].reason
+    assert len(failing) == 1
+    assert "3 failed deliveries in a row" in failing[0]
+    assert secret_part not in failing[0]
 
 
 @pytest.mark.parametrize(

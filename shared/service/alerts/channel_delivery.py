@@ -54,7 +54,7 @@ class Poster(Protocol):
         self, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, float | None]:
         """POST; returns the status and Retry-After seconds (if any). Raises OSError on a
-        connection failure."""
+        connection failure, ValueError when `url` is no URL it can post to."""
         ...
 
 
@@ -177,6 +177,9 @@ async def _one(
             status, retry_after = await post(url, body, headers)
         except OSError as exc:
             status, retry_after, reason = 0, None, f"connection failed: {type(exc).__name__}"
+        except ValueError:  # not the URL's text: it is the secret
+            reason = f"app setting {channel.url_setting} holds no valid URL"
+            break
         else:
             reason = f"HTTP {status}"
             if 200 <= status < 300:

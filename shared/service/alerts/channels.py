@@ -46,7 +46,8 @@ TIMEOUT_SECONDS: Final = 15.0
 
 
 async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
-    """POST over HTTPS; a transport failure is an OSError to the delivery loop.
+    """POST over HTTPS; a transport failure is an OSError to the delivery loop, a URL httpx
+    refuses (a line break inside, a bad port) a ValueError naming nothing of it.
 
     Not traced: the telemetry's httpx instrumentation would record the URL as a dependency,
     and a channel's URL is its secret (a Slack hook's path; Teams' ``sig`` it redacts)."""
@@ -58,6 +59,8 @@ async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[
                 response = await client.post(url, content=body, headers=dict(headers))
     except httpx.TransportError as exc:
         raise OSError(str(exc)) from None
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
     retry = response.headers.get("Retry-After")
     try:
         wait = float(retry) if retry else None
