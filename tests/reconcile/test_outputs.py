@@ -143,6 +143,29 @@ async def test_a_license_change_made_while_last_nights_run_went_on_names_its_act
     assert await license_change_actor(nightly) == "alice@contoso.com"
 
 
+async def test_a_change_made_after_tonights_run_read_the_groups_names_not_tonights_actor(
+    nightly: Nightly,
+) -> None:
+    # Tonight's drift is the groups as the run read them: a change made while it went on is
+    # tomorrow's drift, and its audit entry (later than the one behind tonight's change, and
+    # read with it: the audit query ends at the finish) must not name tonight's actor.
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    e3_plans = [p["servicePlanId"] for p in sku(nightly, ENTERPRISEPACK)["servicePlans"]]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": e3_plans[:1]}], actor="alice@x"
+    )
+    nightly.world.clock.advance(1800)
+    await crashed_at(nightly, "reconcile.after_groups")  # the groups read, then cut short
+    nightly.world.clock.advance(1800)
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": e3_plans[:2]}], actor="bob@x"
+    )
+    nightly.world.clock.advance(1800)
+
+    assert await license_change_actor(nightly) == "alice@x"
+
+
 async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:
     # a dynamic rule replaces the group's members: who holds its licenses changes wholesale
     await nightly.run()
