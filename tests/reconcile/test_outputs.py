@@ -88,6 +88,21 @@ async def test_the_diff_reports_a_new_plan_with_the_groups_it_reaches_and_who_ch
     assert nightly.directory.requests["directory_audits"] == 1
 
 
+async def test_locked_out_seats_changing_alone_read_as_a_change(nightly: Nightly) -> None:
+    # A subscription locked out, then deleted: its seats leave `lockedOut` and nothing else
+    # moves. The item used to list enabled, warning and suspended only, each "5 -> 5".
+    sku(nightly, EMS)["prepaidUnits"]["lockedOut"] = 25
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    sku(nightly, EMS)["prepaidUnits"]["lockedOut"] = 0
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "prepaid-units-changed"]
+    assert "locked out 25 -> 0" in change["detail"]
+
+
 async def test_a_license_change_names_who_set_the_license_not_who_edited_the_group_later(
     nightly: Nightly,
 ) -> None:

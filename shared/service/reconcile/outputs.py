@@ -145,7 +145,8 @@ def config_drift(
                     f"prepaid units enabled {was.enabled if was else 0} -> "
                     f"{now.enabled if now else 0}, warning {was.warning if was else 0} -> "
                     f"{now.warning if now else 0}, suspended {was.suspended if was else 0} -> "
-                    f"{now.suspended if now else 0}",
+                    f"{now.suspended if now else 0}, locked out {was.locked_out if was else 0} "
+                    f"-> {now.locked_out if now else 0}",
                 )
             )
     return items
