@@ -461,6 +461,42 @@ async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -
     assert secret_part not in failing[0]
 
 
+async def test_a_channel_named_like_a_slack_channel_is_delivered_and_deduplicated(
+    receiver: Receiver,
+) -> None:
+    """A channel's state is a table row named after it, and Azure Tables refuses '#', '/',
+    '\\' and '?' in a key: a channel named "#it-licensing" failed every post with InvalidKey
+    before it was sent, uncounted, so no AlertChannelFailing ever said so."""
+    [slack] = parse_channels(
+        json.dumps([{"type": "slack", "name": "#it-licensing", "urlSecretName": "SLACK_URL"}])
+    )
+    state = ServiceState(InMemoryTable("servicestate"))
+
+    async def send(digest_id: str, path: str) -> str:
+        [result] = await deliver_to_channels(
+            state,
+            [slack],
+            digest_id,
+            lambda c: slack_message(view(1), minimum=c.min_severity),
+            settings={"SLACK_URL": receiver.url + path},
+            post=httpx_post,
+            now=lambda: NOW,
+            sleep=no_sleep,
+        )
+        return result.status
+
+    assert [await send("digest-1", "/slack"), await send("digest-1", "/slack")] == [
+        SENT,
+        ALREADY_SENT,
+    ]
+    assert len(receiver.to("/slack")) == 1
+    assert await send("digest-2", "/fail-slack") == FAILED
+    [name] = state.names("alerts-channel-")
+    entity = state.get(name)
+    assert entity is not None
+    assert entity.fields["failures"] == 1
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

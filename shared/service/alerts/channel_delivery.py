@@ -36,7 +36,7 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.platform.setting_values import UNRESOLVED_REFERENCE, is_unresolved_reference
-from shared.ports.tables import json_field, parse_json_field
+from shared.ports.tables import json_field, parse_json_field, safe_key
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
 from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
@@ -70,7 +70,8 @@ STATE_PREFIX: Final = "alerts-channel-"
 
 
 def state_name(channel: Channel) -> str:
-    return STATE_PREFIX + channel.name
+    """The channel's record: its name as a table key (a Slack-style "#alerts" holds a '#')."""
+    return STATE_PREFIX + safe_key(channel.name)
 
 
 async def deliver_to_channels(

@@ -21,6 +21,7 @@ import structlog
 
 from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
+from shared.ports.tables import from_safe_key
 from shared.render.channel_payloads import (
     at_least,
     slack_message,
@@ -118,7 +119,7 @@ def resolve_removed_channels(svc: Services) -> None:
     listed = {_subject(c) for c in svc.settings.alert_channels}
     ledger = FindingsLedger(svc.tables.findings)
     for name in ServiceState(svc.tables.servicestate).names(STATE_PREFIX):
-        subject = _subject_of(name.removeprefix(STATE_PREFIX))
+        subject = _subject_of(from_safe_key(name.removeprefix(STATE_PREFIX)))
         if subject not in listed and ledger.open_findings(subject):
             ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
 
