@@ -97,7 +97,10 @@ _GROUP_STATUS = {
     GAINED: "now assigns licenses",
     LOST: "no longer assigns licenses",
     ADDED: "new licensed group",
-    REMOVED: "deleted",
+    # A snapshot lists licensed groups only, and Entra deletes no group that assigns licenses
+    REMOVED: (
+        "no longer a licensed group (its licenses were removed; it may since have been deleted)"
+    ),
     CHANGED: "changed",
 }
 

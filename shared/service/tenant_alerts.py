@@ -23,7 +23,7 @@ from shared.core.findings import (
 from shared.core.graph_values import graph_time_or_none
 from shared.core.model import Tenant
 from shared.core.sku_findings import sku_findings
-from shared.service.alerts.channels import CHANNEL_FAILING
+from shared.service.alerts.channels import CHANNEL_FAILING, resolve_removed_channels
 from shared.service.alerts.immediate import open_unalerted, send_immediate
 from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
 from shared.service.alerts.sending import Sleep
@@ -141,6 +141,7 @@ def check_tenant(svc: Services) -> None:
     overdue = reconcile_overdue(ServiceState(svc.tables.servicestate), now.date())
     subject = "service:reconcile"
     _set_one(svc, subject, f"{subject}|-|{RECONCILE_OVERDUE}|-", overdue, now)
+    resolve_removed_channels(svc)
 
 
 def reconcile_overdue(state: ServiceState, today: date) -> Finding | None:

@@ -33,6 +33,7 @@ from shared.render.channel_payloads import (
 )
 from shared.render.mail import MailView, RowView, Section, UserName
 from shared.service.alerts.channel_delivery import NOTHING, deliver_to_channels
+from shared.service.alerts.channels import http_post
 from shared.service.alerts.sending import ALREADY_SENT, FAILED, SENT
 from shared.service.stores import ServiceState
 from tests.alerts.receiver import Receiver
@@ -397,6 +398,103 @@ async def test_a_signing_secret_key_vault_could_not_resolve_signs_nothing(
     assert "HOOK_SECRET" in results[0].reason
     assert "Key Vault reference" in results[0].reason
     assert receiver.posts == []
+
+
+async def test_a_channel_url_key_vault_could_not_resolve_is_named_as_such(
+    receiver: Receiver,
+) -> None:
+    """infra/app/api.bicep sets every channel URL setting to a Key Vault reference, whether
+    or not its secret was created: a channel listed before its secret exists gets the
+    reference text. Its failure names that, as the signing secret's does, not "no https URL"
+    (the admin would look for a typo in a URL that is not there)."""
+    teams = parse_channels(CHANNELS)[:1]
+    reference = (
+        "@Microsoft.KeyVault(SecretUri=https://kv-lg.vault.azure.net/secrets/alert-teams-url/)"
+    )
+    results = await deliver_to_channels(
+        ServiceState(InMemoryTable("servicestate")),
+        teams,
+        "digest-8",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": reference},
+        post=httpx_post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert [r.status for r in results] == ["no-url"]
+    assert "TEAMS_URL" in results[0].reason
+    assert "Key Vault reference the platform could not resolve" in results[0].reason
+    assert "https URL" not in results[0].reason
+    assert receiver.posts == []
+
+
+async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -> None:
+    """A secret stored with a line break inside (pasted wrapped) or a mistyped port passes the
+    https:// check but is no URL: the post raised httpx.InvalidURL, which skipped the failure
+    count, so the channel failed at every alert and no AlertChannelFailing ever said so."""
+    teams = parse_channels(CHANNELS)[:1]
+    state = ServiceState(InMemoryTable("servicestate"))
+    failing: list[str] = []
+    secret_part = "sig=SECRET-PART"
+    url = f"https://prod.westeurope.logic.invalid/workflows/1/triggers\n/paths/invoke?{secret_part}"
+
+    results = [
+        await deliver_to_channels(
+            state,
+            teams,
+            f"digest-{n}",
+            lambda c: payload([finding(1)]),
+            settings={"TEAMS_URL": url},
+            post=http_post,
+            now=lambda: NOW,
+            on_failing=lambda c, why: failing.append(why),
+            sleep=no_sleep,
+        )
+        for n in range(3)
+    ]
+
+    assert [r.status for [r] in results] == [FAILED] * 3
+    assert "app setting TEAMS_URL holds no valid URL" in results[0][0].reason
+    assert len(failing) == 1
+    assert "3 failed deliveries in a row" in failing[0]
+    assert secret_part not in failing[0]
+
+
+async def test_a_channel_named_like_a_slack_channel_is_delivered_and_deduplicated(
+    receiver: Receiver,
+) -> None:
+    """A channel's state is a table row named after it, and Azure Tables refuses '#', '/',
+    '\\' and '?' in a key: a channel named "#it-licensing" failed every post with InvalidKey
+    before it was sent, uncounted, so no AlertChannelFailing ever said so."""
+    [slack] = parse_channels(
+        json.dumps([{"type": "slack", "name": "#it-licensing", "urlSecretName": "SLACK_URL"}])
+    )
+    state = ServiceState(InMemoryTable("servicestate"))
+
+    async def send(digest_id: str, path: str) -> str:
+        [result] = await deliver_to_channels(
+            state,
+            [slack],
+            digest_id,
+            lambda c: slack_message(view(1), minimum=c.min_severity),
+            settings={"SLACK_URL": receiver.url + path},
+            post=httpx_post,
+            now=lambda: NOW,
+            sleep=no_sleep,
+        )
+        return result.status
+
+    assert [await send("digest-1", "/slack"), await send("digest-1", "/slack")] == [
+        SENT,
+        ALREADY_SENT,
+    ]
+    assert len(receiver.to("/slack")) == 1
+    assert await send("digest-2", "/fail-slack") == FAILED
+    [name] = state.names("alerts-channel-")
+    entity = state.get(name)
+    assert entity is not None
+    assert entity.fields["failures"] == 1
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ each alert, once per id."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from shared.core.findings import WARNING
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 from shared.service.alerts.digest import run_digest
-from shared.service.stores import ServiceState
+from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.watch import watch_poison
 from tests.alerts.mail import header, html, mails
@@ -356,3 +357,34 @@ async def test_the_webhook_never_gives_a_user_id_as_the_display_name(
     assert len(shown) == len(users) > 20
     for user in shown:
         assert user["displayName"] in (None, users[user["id"]]["displayName"])
+
+
+async def test_a_failing_channel_removed_from_alert_channels_no_longer_stays_open(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An accepted post is what resolves AlertChannelFailing; a channel the admin removed
+    from ALERT_CHANNELS (or renamed: its state and finding go by name) never posts again, so
+    its finding stayed open for good: counted in every digest's "N open", listed on the
+    report page. The tenant alerts resolve it; a channel still listed keeps its own."""
+    channels = [
+        {"type": "slack", "name": "ops", "urlSecretName": "ALERT_SLACK_URL"},
+        {"type": "webhook", "name": "hook", "urlSecretName": "ALERT_WEBHOOK_URL"},
+    ]
+    urls = {"ALERT_SLACK_URL": "/fail-slack", "ALERT_WEBHOOK_URL": "/fail-hook"}
+    world = await channel_world(receiver, monkeypatch, urls, channels)
+    for user in (IRVIN, JONI):
+        record(world, error(user))
+        world.clock.advance(GRACE_SECONDS)
+        await run_digest(world.svc)
+    ledger = FindingsLedger(world.svc.tables.findings)
+    assert ledger.open_findings("service:alert-channel:ops")
+    assert ledger.open_findings("service:alert-channel:hook")
+
+    kept = tuple(c for c in world.svc.settings.alert_channels if c.name == "hook")
+    restarted = dataclasses.replace(
+        world.svc, settings=dataclasses.replace(world.svc.settings, alert_channels=kept)
+    )
+    await send_tenant_alerts(restarted)
+
+    assert ledger.open_findings("service:alert-channel:ops") == {}
+    assert ledger.open_findings("service:alert-channel:hook")

@@ -135,6 +135,27 @@ def test_licensing_lost_a_rule_change_and_prepaid_seats_are_reported(
     assert david["licenses"][0]["change"] == "lost"
 
 
+def test_a_group_gone_from_the_snapshot_is_not_called_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`license-guard snapshot` lists the licensed groups only (`assignedLicenses/any()`), so
+    a group whose licenses were removed is absent from the next one, exactly as a deleted
+    group would be; and Entra deletes no group that still assigns licenses. The table used to
+    say "deleted" of a group that still exists."""
+    new = demo()
+    new["groups"] = [g for g in new["groups"] if g["displayName"] != "Licensing_Office365_E3_Teams"]
+
+    status, out = diff(capsys, str(DEMO), write(tmp_path, "new.json", new))
+
+    assert status == EXIT_OK
+    assert_shows(
+        out,
+        "  Licensing_Office365_E3_Teams: no longer a licensed group (its licenses were removed;"
+        " it may since have been deleted)",
+        "      - no longer assigns",
+    )
+
+
 def test_a_user_leaving_the_base_group_shows_in_the_table_with_the_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

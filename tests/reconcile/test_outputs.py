@@ -88,6 +88,21 @@ async def test_the_diff_reports_a_new_plan_with_the_groups_it_reaches_and_who_ch
     assert nightly.directory.requests["directory_audits"] == 1
 
 
+async def test_locked_out_seats_changing_alone_read_as_a_change(nightly: Nightly) -> None:
+    # A subscription locked out, then deleted: its seats leave `lockedOut` and nothing else
+    # moves. The item used to list enabled, warning and suspended only, each "5 -> 5".
+    sku(nightly, EMS)["prepaidUnits"]["lockedOut"] = 25
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    sku(nightly, EMS)["prepaidUnits"]["lockedOut"] = 0
+
+    result = await nightly.run()
+
+    diff = blob_json(nightly, result.report_blobs, "config-diff.json")
+    [change] = [c for c in diff["changes"] if c["kind"] == "prepaid-units-changed"]
+    assert "locked out 25 -> 0" in change["detail"]
+
+
 async def test_a_license_change_names_who_set_the_license_not_who_edited_the_group_later(
     nightly: Nightly,
 ) -> None:
@@ -141,6 +156,29 @@ async def test_a_license_change_made_while_last_nights_run_went_on_names_its_act
     nightly.world.clock.advance(DAY)
 
     assert await license_change_actor(nightly) == "alice@contoso.com"
+
+
+async def test_a_change_made_after_tonights_run_read_the_groups_names_not_tonights_actor(
+    nightly: Nightly,
+) -> None:
+    # Tonight's drift is the groups as the run read them: a change made while it went on is
+    # tomorrow's drift, and its audit entry (later than the one behind tonight's change, and
+    # read with it: the audit query ends at the finish) must not name tonight's actor.
+    await nightly.run()
+    nightly.world.clock.advance(DAY)
+    e3_plans = [p["servicePlanId"] for p in sku(nightly, ENTERPRISEPACK)["servicePlans"]]
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": e3_plans[:1]}], actor="alice@x"
+    )
+    nightly.world.clock.advance(1800)
+    await crashed_at(nightly, "reconcile.after_groups")  # the groups read, then cut short
+    nightly.world.clock.advance(1800)
+    nightly.directory.set_group_licenses(
+        E3_BASE, [{"skuId": ENTERPRISEPACK, "disabledPlans": e3_plans[:2]}], actor="bob@x"
+    )
+    nightly.world.clock.advance(1800)
+
+    assert await license_change_actor(nightly) == "alice@x"
 
 
 async def test_a_licensed_group_turned_dynamic_is_configuration_drift(nightly: Nightly) -> None:

@@ -36,7 +36,7 @@ import structlog
 
 from shared.platform.channel_config import Channel
 from shared.platform.setting_values import UNRESOLVED_REFERENCE, is_unresolved_reference
-from shared.ports.tables import json_field, parse_json_field
+from shared.ports.tables import json_field, parse_json_field, safe_key
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, signature
 from shared.service.alerts.sending import ALREADY_SENT, ATTEMPTS, FAILED, SENT, Sleep, retry_wait
 from shared.service.stores import ServiceState
@@ -54,7 +54,7 @@ class Poster(Protocol):
         self, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, float | None]:
         """POST; returns the status and Retry-After seconds (if any). Raises OSError on a
-        connection failure."""
+        connection failure, ValueError when `url` is no URL it can post to."""
         ...
 
 
@@ -66,8 +66,12 @@ class ChannelResult:
     reason: str = ""
 
 
+STATE_PREFIX: Final = "alerts-channel-"
+
+
 def state_name(channel: Channel) -> str:
-    return f"alerts-channel-{channel.name}"
+    """The channel's record: its name as a table key (a Slack-style "#alerts" holds a '#')."""
+    return STATE_PREFIX + safe_key(channel.name)
 
 
 async def deliver_to_channels(
@@ -152,7 +156,8 @@ async def _one(
         return ChannelResult(channel.name, ALREADY_SENT)
     url = (settings.get(channel.url_setting) or "").strip()
     if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-        reason = f"app setting {channel.url_setting} holds no https URL"
+        problem = UNRESOLVED_REFERENCE if is_unresolved_reference(url) else "no https URL"
+        reason = f"app setting {channel.url_setting} holds {problem}"
         return _failed(state, channel, reason, on_failing, now, status=NO_URL)
     payload = payload_for(channel)
     if payload is None:
@@ -173,6 +178,9 @@ async def _one(
             status, retry_after = await post(url, body, headers)
         except OSError as exc:
             status, retry_after, reason = 0, None, f"connection failed: {type(exc).__name__}"
+        except ValueError:  # not the URL's text: it is the secret
+            reason = f"app setting {channel.url_setting} holds no valid URL"
+            break
         else:
             reason = f"HTTP {status}"
             if 200 <= status < 300:

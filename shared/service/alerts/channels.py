@@ -21,6 +21,7 @@ import structlog
 
 from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
+from shared.ports.tables import from_safe_key
 from shared.render.channel_payloads import (
     at_least,
     slack_message,
@@ -28,7 +29,12 @@ from shared.render.channel_payloads import (
     webhook_payload,
 )
 from shared.render.mail import Mail
-from shared.service.alerts.channel_delivery import ChannelResult, Poster, deliver_to_channels
+from shared.service.alerts.channel_delivery import (
+    STATE_PREFIX,
+    ChannelResult,
+    Poster,
+    deliver_to_channels,
+)
 from shared.service.alerts.open_counts import tenant_open_counts
 from shared.service.alerts.sending import SENT, Sleep
 from shared.service.services import Services
@@ -41,7 +47,8 @@ TIMEOUT_SECONDS: Final = 15.0
 
 
 async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
-    """POST over HTTPS; a transport failure is an OSError to the delivery loop.
+    """POST over HTTPS; a transport failure is an OSError to the delivery loop, a URL httpx
+    refuses (a line break inside, a bad port) a ValueError naming nothing of it.
 
     Not traced: the telemetry's httpx instrumentation would record the URL as a dependency,
     and a channel's URL is its secret (a Slack hook's path; Teams' ``sig`` it redacts)."""
@@ -53,6 +60,8 @@ async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[
                 response = await client.post(url, content=body, headers=dict(headers))
     except httpx.TransportError as exc:
         raise OSError(str(exc)) from None
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
     retry = response.headers.get("Retry-After")
     try:
         wait = float(retry) if retry else None
@@ -95,7 +104,24 @@ def payload_for(
 
 
 def _subject(channel: Channel) -> str:
-    return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", channel.name)
+    return _subject_of(channel.name)
+
+
+def _subject_of(name: str) -> str:
+    return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def resolve_removed_channels(svc: Services) -> None:
+    """Resolve the `AlertChannelFailing` finding of a channel no longer in ALERT_CHANNELS
+    (removed, or renamed: state and finding go by name). Only an accepted post resolves it
+    otherwise, and nothing posts to that channel again. Every channel that ever failed has
+    its state (`alerts-channel-<name>`), which is where the names are found."""
+    listed = {_subject(c) for c in svc.settings.alert_channels}
+    ledger = FindingsLedger(svc.tables.findings)
+    for name in ServiceState(svc.tables.servicestate).names(STATE_PREFIX):
+        subject = _subject_of(from_safe_key(name.removeprefix(STATE_PREFIX)))
+        if subject not in listed and ledger.open_findings(subject):
+            ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
 
 
 def report_url(svc: Services) -> str | None:

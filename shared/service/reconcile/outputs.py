@@ -78,7 +78,12 @@ def config_drift(
     licensed groups it reaches (Microsoft enables new plans by default)."""
     before, after = config_tenant(old), config_tenant(new)
     reach = config_tenant(new, members)
-    audits = tuple(audits)
+    # The audit query runs at the finish, but tonight's configuration is as the run read it:
+    # a later entry is a change tomorrow's drift reports, not who made tonight's.
+    until = graph_time_or_none(new.get("takenAt"))
+    audits = tuple(
+        a for a in audits if until is None or (graph_time_or_none(a.when) or _UNDATED) <= until
+    )
     actors = _actors(audits)
     # a license change is made by whoever set the group's license, not whoever edited the
     # group last (its description, or the sync of a synced group)
@@ -140,7 +145,8 @@ def config_drift(
                     f"prepaid units enabled {was.enabled if was else 0} -> "
                     f"{now.enabled if now else 0}, warning {was.warning if was else 0} -> "
                     f"{now.warning if now else 0}, suspended {was.suspended if was else 0} -> "
-                    f"{now.suspended if now else 0}",
+                    f"{now.suspended if now else 0}, locked out {was.locked_out if was else 0} "
+                    f"-> {now.locked_out if now else 0}",
                 )
             )
     return items

@@ -48,6 +48,10 @@ class ServiceState:
     def get(self, name: str) -> Entity | None:
         return self._table.get(self.META_PK, name)
 
+    def names(self, prefix: str) -> list[str]:
+        """The names of the records that start with `prefix`."""
+        return [e.row_key for e in self._table.query(self.META_PK) if e.row_key.startswith(prefix)]
+
     def put(self, name: str, fields: dict[str, Any], etag: str | None = None) -> str:
         if etag is None:
             return self._table.upsert(self.META_PK, name, fields)
