@@ -63,7 +63,9 @@ def _remember(
     svc: Services, subscription: Subscription, retiring: frozenset[str] = frozenset()
 ) -> None:
     """Record `subscription` as ours and forget the others, except `retiring`: replaced ones
-    still to be deleted in Graph, which only our table still knows as ours (an old URL)."""
+    still to be deleted in Graph, which only our table still knows as ours (an old URL).
+    Graph has just handed it over live: that is the dead-man switch's latest look too, so an
+    earlier "gone" verdict (preflight reads it) does not outlive the subscription made anew."""
     table = svc.tables.subscriptions
     for stale in our_subscription_ids(table) - {subscription.id} - retiring:
         table.delete(SUBSCRIPTION_PK, stale)
@@ -71,6 +73,9 @@ def _remember(
         SUBSCRIPTION_PK,
         subscription.id,
         {"resource": subscription.resource, "expiration": subscription.expiration},
+    )
+    ServiceState(svc.tables.servicestate).put(
+        SUBSCRIPTION_LIVE, {"live": True, "reason": "", "checkedAt": svc.now()}
     )
 
 

@@ -18,10 +18,13 @@ from shared.service.subscriptions import (
     KEEPER_LEASE_TIME,
     MAX_LIFETIME,
     RENEW_WITHIN,
+    SUBSCRIPTION_LIVE,
     KeeperBusy,
     KeeperOutcome,
+    check_subscription_live,
     keep_subscription,
     our_subscription_ids,
+    subscription_dead_reason,
 )
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
@@ -242,6 +245,27 @@ async def test_a_keeper_that_died_before_deleting_the_old_subscription_deletes_i
     assert sub.notification_url == NOTIFICATION_URL
     assert recorded(world) == {sub.id}
     assert sweeps(world)  # sent once; twice after dying between the send and its record
+
+
+async def test_a_subscription_the_keeper_made_anew_is_not_reported_dead_any_more(
+    world: World,
+) -> None:
+    """The dead-man switch found ours gone; the keeper then made a new one. Its verdict,
+    "Graph says subscription … no longer exists", stood until the poison watch's next look
+    (30 min), and preflight failed on it though the new subscription was live."""
+    gone = await ours(world, expires_in=timedelta(days=10))
+    await world.directory.delete_subscription(gone)
+    assert await check_subscription_live(world.svc) is False
+    assert subscription_dead_reason(world.svc) is not None
+
+    outcome = await keep_subscription(world.svc)
+
+    assert outcome.action == "created"
+    assert subscription_dead_reason(world.svc) is None
+    verdict = ServiceState(world.svc.tables.servicestate).get(SUBSCRIPTION_LIVE)
+    assert verdict is not None
+    assert verdict.fields["live"] is True
+    assert verdict.fields["checkedAt"] == world.clock.now()
 
 
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:
