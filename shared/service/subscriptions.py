@@ -3,13 +3,13 @@
 Graph keeps a group subscription at most 41,760 minutes (just under 29 days) and deletes it
 when it expires; notifications then stop silently. The keeper (a timer) makes sure exactly one
 subscription with our URLs exists and renews it when it expires within 48 hours. Lifecycle
-notifications are handled here too: `reauthorizationRequired` reauthorizes (which does not
-renew, so a renewal follows when expiry is near; a subscription gone meanwhile is replaced);
-`subscriptionRemoved` re-creates it; `missed` queues a resync only (Graph sends these two for
-other resources; handled should they ever come). Whenever the subscription had to be
-(re-)created, changes may have been missed meanwhile, so a `DeltaSweep` is queued. Our
-subscription ids are kept in the `subscriptions` table, where the webhook checks that a
-notification is for one of ours.
+notifications are handled here too: `reauthorizationRequired` reauthorizes, or renews when
+expiry is near (a renewal reauthorizes too; Graph asks for never both within 10 minutes), and
+replaces a subscription gone meanwhile; `subscriptionRemoved` re-creates it; `missed` queues a
+resync only (Graph sends these two for other resources; handled should they ever come).
+Whenever the subscription had to be (re-)created, changes may have been missed meanwhile, so
+a `DeltaSweep` is queued. Our subscription ids are kept in the `subscriptions` table, where
+the webhook checks that a notification is for one of ours.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ MAX_LIFETIME = timedelta(minutes=41_760)
 LIFETIME_MARGIN = timedelta(minutes=60)
 RENEW_WITHIN = timedelta(hours=48)
 SUBSCRIPTION_PK = "subscription"
+REAUTHORIZATION = "reauthorizationRequired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,10 +284,11 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
     redelivers a batch it got no 2xx for): each branch ends in one live subscription.
 
     As https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events
-    prescribes: `reauthorizationRequired` reauthorizes (a subscription that no longer exists is
-    replaced, not an error); `subscriptionRemoved` re-creates; `missed` only resyncs (a delta
-    sweep), the subscription itself is alive and stays as it is."""
-    if event == "reauthorizationRequired":
+    prescribes: `reauthorizationRequired` reauthorizes, or renews near expiry (a subscription
+    that no longer exists is replaced, not an error); `subscriptionRemoved` re-creates;
+    `missed` only resyncs (a delta sweep), the subscription itself is alive and stays as it
+    is."""
+    if event == REAUTHORIZATION:
         return await _reauthorize(svc, subscription_id)
     if event == "subscriptionRemoved":
         await svc.directory.delete_subscription(subscription_id)  # gone already: fine
@@ -308,21 +310,28 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
 
 
 async def _reauthorize(svc: Services, subscription_id: str) -> str:
+    """Reauthorize (POST …/reauthorize, the expiry kept) or, within `RENEW_WITHIN` of expiry,
+    renew (PATCH expirationDateTime, which reauthorizes too): never both, as Graph asks (one
+    of each for a subscription within 10 minutes can leave it inconsistent)."""
     try:
-        await svc.directory.reauthorize_subscription(subscription_id)
+        found = await svc.directory.subscription(subscription_id)
+        if found is not None and _parse(found.expiration) <= svc.now():
+            found = None  # expired, as good as gone (Graph deletes it)
+        if found is not None and _parse(found.expiration) - svc.now() < RENEW_WITHIN:
+            renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
+            _remember(svc, renewed)
+            log.info("subscription.renewed", subscription_id=subscription_id,
+                     expiration=renewed.expiration, reason=REAUTHORIZATION)  # fmt: skip
+            return "renewed (reauthorized)"
+        if found is not None:
+            await svc.directory.reauthorize_subscription(subscription_id)
+            log.info("subscription.reauthorized", subscription_id=subscription_id)
+            return "reauthorized"
     except DirectoryError as error:
         if error.status != 404:
             raise
-        # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
-        outcome = await _keep_now(svc)
-        log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
-                 action=outcome.action, current=outcome.subscription_id)  # fmt: skip
-        return f"gone; {outcome.action} {outcome.subscription_id}"
-    current = [s for s in await svc.directory.subscriptions() if s.id == subscription_id]
-    if current and _parse(current[0].expiration) - svc.now() < RENEW_WITHIN:
-        renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
-        _remember(svc, renewed)
-        log.info("subscription.reauthorized_and_renewed", subscription_id=subscription_id)
-        return "reauthorized+renewed"
-    log.info("subscription.reauthorized", subscription_id=subscription_id)
-    return "reauthorized"
+    # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
+    outcome = await _keep_now(svc)
+    log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
+             action=outcome.action, current=outcome.subscription_id)  # fmt: skip
+    return f"gone; {outcome.action} {outcome.subscription_id}"

@@ -277,15 +277,36 @@ async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -
     assert world.directory.requests["renew_subscription"] == 0
 
 
-async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
+async def test_reauthorization_near_expiry_renews_instead(world: World) -> None:
+    """Graph: never a reauthorize (POST …/reauthorize) and an update (PATCH) of one
+    subscription within 10 minutes, "subscription state inconsistencies"; a PATCH of
+    expirationDateTime reauthorizes and renews in one request
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). Near
+    expiry both were sent, one right after the other."""
     sub_id = await ours(world, expires_in=timedelta(hours=3))
 
     await lifecycle_event(world, "reauthorizationRequired", sub_id)
 
-    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert world.directory.requests["reauthorize_subscription"] == 0
     assert world.directory.requests["renew_subscription"] == 1
     [sub] = await graph_subscriptions(world)
     assert sub.expiration > (world.clock.now() + RENEW_WITHIN).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def test_reauthorization_of_a_subscription_past_its_expiry_replaces_it(
+    world: World,
+) -> None:
+    """Still handed back though expired (Graph deletes it at expiry): renewing it was tried,
+    and Graph answers such a renewal 404. It is replaced, and the gap swept."""
+    sub_id = await ours(world, expires_in=timedelta(hours=1))
+    world.clock.advance(2 * 3600)
+
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+
+    assert world.directory.requests["renew_subscription"] == 0
+    [sub] = [s for s in await graph_subscriptions(world) if s.id != sub_id]
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
 
 
 async def test_a_removed_subscription_is_recreated_and_followed_by_a_sweep(world: World) -> None:
