@@ -34,6 +34,8 @@ CHANGE_TYPE = "updated,deleted"
 MAX_LIFETIME = timedelta(minutes=41_760)
 LIFETIME_MARGIN = timedelta(minutes=60)
 RENEW_WITHIN = timedelta(hours=48)
+UPDATE_GAP = timedelta(minutes=10)
+"""Graph: never a reauthorize and an update (PATCH) of one subscription within 10 minutes."""
 SUBSCRIPTION_PK = "subscription"
 REAUTHORIZATION = "reauthorizationRequired"
 
@@ -311,12 +313,19 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
 
 async def _reauthorize(svc: Services, subscription_id: str) -> str:
     """Reauthorize (POST …/reauthorize, the expiry kept) or, within `RENEW_WITHIN` of expiry,
-    renew (PATCH expirationDateTime, which reauthorizes too): never both, as Graph asks (one
-    of each for a subscription within 10 minutes can leave it inconsistent)."""
+    renew (PATCH expirationDateTime, which reauthorizes too): never both within `UPDATE_GAP`,
+    as Graph asks (it can leave the subscription inconsistent), so nothing right after a
+    renewal (the keeper's, or this event's before Graph delivered it again)."""
     try:
         found = await svc.directory.subscription(subscription_id)
         if found is not None and _parse(found.expiration) <= svc.now():
             found = None  # expired, as good as gone (Graph deletes it)
+        if found is not None and _parse(found.expiration) > _parse(_expiry(svc.now() - UPDATE_GAP)):
+            # Renewed (or created) by us within UPDATE_GAP, which reauthorized it; a POST now
+            # would follow that PATCH too closely. Graph sends the event again if still due.
+            log.info("subscription.reauthorize_skipped", subscription_id=subscription_id,
+                     expiration=found.expiration)  # fmt: skip
+            return "renewed moments ago"
         if found is not None and _parse(found.expiration) - svc.now() < RENEW_WITHIN:
             renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
             _remember(svc, renewed)

@@ -293,6 +293,29 @@ async def test_reauthorization_near_expiry_renews_instead(world: World) -> None:
     assert sub.expiration > (world.clock.now() + RENEW_WITHIN).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@pytest.mark.parametrize("renewed_by", ["keeper", "event"])
+async def test_reauthorization_just_after_a_renewal_sends_nothing(
+    world: World, renewed_by: str
+) -> None:
+    """A renewal (PATCH) reauthorizes too. A reauthorizationRequired that comes minutes after
+    one, the keeper's or the event's own redelivered (Graph resends what took over 3 s), must
+    not be followed by a POST …/reauthorize: Graph asks for never both within 10 minutes."""
+    sub_id = await ours(world, expires_in=timedelta(hours=3))
+    if renewed_by == "keeper":
+        assert (await keep_subscription(world.svc)).action == "renewed"
+    else:
+        await lifecycle_event(world, "reauthorizationRequired", sub_id)
+    world.clock.advance(4 * 60)
+
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+
+    assert world.directory.requests["renew_subscription"] == 1
+    assert world.directory.requests["reauthorize_subscription"] == 0
+    world.clock.advance(10 * 60)  # later on, a new event is acted on again
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+    assert world.directory.requests["reauthorize_subscription"] == 1
+
+
 async def test_reauthorization_of_a_subscription_past_its_expiry_replaces_it(
     world: World,
 ) -> None:
