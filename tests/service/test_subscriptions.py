@@ -316,6 +316,19 @@ async def test_reauthorization_just_after_a_renewal_sends_nothing(
     assert world.directory.requests["reauthorize_subscription"] == 1
 
 
+async def test_one_event_repeated_in_a_batch_is_acted_on_once(world: World) -> None:
+    """Graph batches lifecycle notifications, and resends: the same event twice in one POST
+    called Graph twice (or queued two sweeps), inside the 3 s the answer must come in."""
+    sub_id = await ours(world, expires_in=timedelta(days=10))
+    reauthorize = lifecycle("reauthorizationRequired", subscriptionId=sub_id)
+    missed = lifecycle("missed", subscriptionId=sub_id)
+
+    await accept_lifecycle_notifications(world.svc, body(reauthorize, missed, reauthorize, missed))
+
+    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert len(sweeps(world)) == 1
+
+
 async def test_reauthorization_of_a_subscription_past_its_expiry_replaces_it(
     world: World,
 ) -> None:
