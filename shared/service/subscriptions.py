@@ -3,13 +3,13 @@
 Graph keeps a group subscription at most 41,760 minutes (just under 29 days) and deletes it
 when it expires; notifications then stop silently. The keeper (a timer) makes sure exactly one
 subscription with our URLs exists and renews it when it expires within 48 hours. Lifecycle
-notifications are handled here too: `reauthorizationRequired` reauthorizes (which does not
-renew, so a renewal follows when expiry is near; a subscription gone meanwhile is replaced);
-`subscriptionRemoved` re-creates it; `missed` queues a resync only (Graph sends these two for
-other resources; handled should they ever come). Whenever the subscription had to be
-(re-)created, changes may have been missed meanwhile, so a `DeltaSweep` is queued. Our
-subscription ids are kept in the `subscriptions` table, where the webhook checks that a
-notification is for one of ours.
+notifications are handled here too: `reauthorizationRequired` reauthorizes, or renews when
+expiry is near (a renewal reauthorizes too; Graph asks for never both within 10 minutes), and
+replaces a subscription gone meanwhile; `subscriptionRemoved` re-creates it; `missed` queues a
+resync only (Graph sends these two for other resources; handled should they ever come).
+Whenever the subscription had to be (re-)created, changes may have been missed meanwhile, so
+a `DeltaSweep` is queued. Our subscription ids are kept in the `subscriptions` table, where
+the webhook checks that a notification is for one of ours.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ CHANGE_TYPE = "updated,deleted"
 MAX_LIFETIME = timedelta(minutes=41_760)
 LIFETIME_MARGIN = timedelta(minutes=60)
 RENEW_WITHIN = timedelta(hours=48)
+UPDATE_GAP = timedelta(minutes=10)
+"""Graph: never a reauthorize and an update (PATCH) of one subscription within 10 minutes."""
 SUBSCRIPTION_PK = "subscription"
+REAUTHORIZATION = "reauthorizationRequired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ def _remember(
     svc: Services, subscription: Subscription, retiring: frozenset[str] = frozenset()
 ) -> None:
     """Record `subscription` as ours and forget the others, except `retiring`: replaced ones
-    still to be deleted in Graph, which only our table still knows as ours (an old URL)."""
+    still to be deleted in Graph, which only our table still knows as ours (an old URL).
+    Graph has just handed it over live: that is the dead-man switch's latest look too, so an
+    earlier "gone" verdict (preflight reads it) does not outlive the subscription made anew."""
     table = svc.tables.subscriptions
     for stale in our_subscription_ids(table) - {subscription.id} - retiring:
         table.delete(SUBSCRIPTION_PK, stale)
@@ -71,6 +76,9 @@ def _remember(
         SUBSCRIPTION_PK,
         subscription.id,
         {"resource": subscription.resource, "expiration": subscription.expiration},
+    )
+    ServiceState(svc.tables.servicestate).put(
+        SUBSCRIPTION_LIVE, {"live": True, "reason": "", "checkedAt": svc.now()}
     )
 
 
@@ -278,10 +286,11 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
     redelivers a batch it got no 2xx for): each branch ends in one live subscription.
 
     As https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events
-    prescribes: `reauthorizationRequired` reauthorizes (a subscription that no longer exists is
-    replaced, not an error); `subscriptionRemoved` re-creates; `missed` only resyncs (a delta
-    sweep), the subscription itself is alive and stays as it is."""
-    if event == "reauthorizationRequired":
+    prescribes: `reauthorizationRequired` reauthorizes, or renews near expiry (a subscription
+    that no longer exists is replaced, not an error); `subscriptionRemoved` re-creates;
+    `missed` only resyncs (a delta sweep), the subscription itself is alive and stays as it
+    is."""
+    if event == REAUTHORIZATION:
         return await _reauthorize(svc, subscription_id)
     if event == "subscriptionRemoved":
         await svc.directory.delete_subscription(subscription_id)  # gone already: fine
@@ -303,21 +312,35 @@ async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str
 
 
 async def _reauthorize(svc: Services, subscription_id: str) -> str:
+    """Reauthorize (POST …/reauthorize, the expiry kept) or, within `RENEW_WITHIN` of expiry,
+    renew (PATCH expirationDateTime, which reauthorizes too): never both within `UPDATE_GAP`,
+    as Graph asks (it can leave the subscription inconsistent), so nothing right after a
+    renewal (the keeper's, or this event's before Graph delivered it again)."""
     try:
-        await svc.directory.reauthorize_subscription(subscription_id)
+        found = await svc.directory.subscription(subscription_id)
+        if found is not None and _parse(found.expiration) <= svc.now():
+            found = None  # expired, as good as gone (Graph deletes it)
+        if found is not None and _parse(found.expiration) > _parse(_expiry(svc.now() - UPDATE_GAP)):
+            # Renewed (or created) by us within UPDATE_GAP, which reauthorized it; a POST now
+            # would follow that PATCH too closely. Graph sends the event again if still due.
+            log.info("subscription.reauthorize_skipped", subscription_id=subscription_id,
+                     expiration=found.expiration)  # fmt: skip
+            return "renewed moments ago"
+        if found is not None and _parse(found.expiration) - svc.now() < RENEW_WITHIN:
+            renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
+            _remember(svc, renewed)
+            log.info("subscription.renewed", subscription_id=subscription_id,
+                     expiration=renewed.expiration, reason=REAUTHORIZATION)  # fmt: skip
+            return "renewed (reauthorized)"
+        if found is not None:
+            await svc.directory.reauthorize_subscription(subscription_id)
+            log.info("subscription.reauthorized", subscription_id=subscription_id)
+            return "reauthorized"
     except DirectoryError as error:
         if error.status != 404:
             raise
-        # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
-        outcome = await _keep_now(svc)
-        log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
-                 action=outcome.action, current=outcome.subscription_id)  # fmt: skip
-        return f"gone; {outcome.action} {outcome.subscription_id}"
-    current = [s for s in await svc.directory.subscriptions() if s.id == subscription_id]
-    if current and _parse(current[0].expiration) - svc.now() < RENEW_WITHIN:
-        renewed = await svc.directory.renew_subscription(subscription_id, _expiry(svc.now()))
-        _remember(svc, renewed)
-        log.info("subscription.reauthorized_and_renewed", subscription_id=subscription_id)
-        return "reauthorized+renewed"
-    log.info("subscription.reauthorized", subscription_id=subscription_id)
-    return "reauthorized"
+    # Expired or deleted meanwhile: nothing to reauthorize, so make sure one exists again.
+    outcome = await _keep_now(svc)
+    log.info("subscription.reauthorize_gone", subscription_id=subscription_id,
+             action=outcome.action, current=outcome.subscription_id)  # fmt: skip
+    return f"gone; {outcome.action} {outcome.subscription_id}"

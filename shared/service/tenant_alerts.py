@@ -20,7 +20,6 @@ from shared.core.findings import (
     Names,
     service_finding,
 )
-from shared.core.graph_values import graph_time_or_none
 from shared.core.model import Tenant
 from shared.core.sku_findings import sku_findings
 from shared.service.alerts.channels import CHANNEL_FAILING, resolve_removed_channels
@@ -34,11 +33,11 @@ from shared.service.refused_writes import WRITES_REFUSED
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.watch import (
-    LAST_SYNC,
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
     PoisonOutcome,
+    last_directory_sync,
     run_poison_watch,
 )
 
@@ -118,8 +117,7 @@ def check_tenant(svc: Services) -> None:
                 found[0] if found else None,
                 now,
             )
-    last = ServiceState(svc.tables.servicestate).get(LAST_SYNC)
-    synced = graph_time_or_none(str(last.fields.get("completedAt", ""))) if last else None
+    synced = last_directory_sync(svc, believed_for=STALE_SYNC)
     stale = None
     if synced is not None and now - synced > STALE_SYNC:
         stale = service_finding(

@@ -50,6 +50,11 @@ from shared.service.user_reads import skus_for
 log = structlog.get_logger(__name__)
 
 LAST_SYNC = "last-sync"
+"""servicestate: the newest sync time seen, posted or polled: the sweeps' watermark."""
+GRAPH_SYNC = "graph-sync"
+"""servicestate: Graph's own `onPremisesLastSyncDateTime` at the poll (`checkedAt`): when
+directory sync last reached Entra. The sync server's posted times only trigger sweeps: its
+script also runs on scheduler notices that moved nothing to Entra, and by hand."""
 SYNC_CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of ours a sync server's clock may run before its time is not believed."""
 POISONED_MESSAGE = "PoisonedMessage"
@@ -106,11 +111,28 @@ async def watch_sync(svc: Services) -> bool:
         # Turned off (the tenant went cloud-only): Graph keeps the last sync time, which no
         # sync will follow, so it is no longer watched (nor taken for a stale sync).
         svc.tables.servicestate.delete(ServiceState.META_PK, LAST_SYNC)
+        svc.tables.servicestate.delete(ServiceState.META_PK, GRAPH_SYNC)
         return False
     completed_at = (organization or {}).get("onPremisesLastSyncDateTime")
     if not completed_at:
         return False
-    return _record_sync(svc, _utc_text(str(completed_at)), "poll", new_correlation_id())
+    text = _utc_text(str(completed_at))
+    ServiceState(svc.tables.servicestate).put(
+        GRAPH_SYNC, {"completedAt": text, "checkedAt": svc.now()}
+    )
+    return _record_sync(svc, text, "poll", new_correlation_id())
+
+
+def last_directory_sync(svc: Services, believed_for: timedelta) -> datetime | None:
+    """When directory sync last reached Entra: Graph's time, while a poll within
+    `believed_for` read it; else (no poll lately) the newest time seen, posted or polled."""
+    state = ServiceState(svc.tables.servicestate)
+    polled = state.get(GRAPH_SYNC)
+    checked = polled.fields.get("checkedAt") if polled else None
+    if polled is not None and isinstance(checked, datetime) and svc.now() - checked <= believed_for:
+        return graph_time_or_none(polled.fields.get("completedAt"))
+    last = state.get(LAST_SYNC)
+    return graph_time_or_none(last.fields.get("completedAt")) if last else None
 
 
 def _utc_text(value: str) -> str:

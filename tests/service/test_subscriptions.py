@@ -18,10 +18,13 @@ from shared.service.subscriptions import (
     KEEPER_LEASE_TIME,
     MAX_LIFETIME,
     RENEW_WITHIN,
+    SUBSCRIPTION_LIVE,
     KeeperBusy,
     KeeperOutcome,
+    check_subscription_live,
     keep_subscription,
     our_subscription_ids,
+    subscription_dead_reason,
 )
 from tests.reliability.harness import CrashRecorder, SimulatedCrash
 from tests.service.world import (
@@ -244,6 +247,27 @@ async def test_a_keeper_that_died_before_deleting_the_old_subscription_deletes_i
     assert sweeps(world)  # sent once; twice after dying between the send and its record
 
 
+async def test_a_subscription_the_keeper_made_anew_is_not_reported_dead_any_more(
+    world: World,
+) -> None:
+    """The dead-man switch found ours gone; the keeper then made a new one. Its verdict,
+    "Graph says subscription … no longer exists", stood until the poison watch's next look
+    (30 min), and preflight failed on it though the new subscription was live."""
+    gone = await ours(world, expires_in=timedelta(days=10))
+    await world.directory.delete_subscription(gone)
+    assert await check_subscription_live(world.svc) is False
+    assert subscription_dead_reason(world.svc) is not None
+
+    outcome = await keep_subscription(world.svc)
+
+    assert outcome.action == "created"
+    assert subscription_dead_reason(world.svc) is None
+    verdict = ServiceState(world.svc.tables.servicestate).get(SUBSCRIPTION_LIVE)
+    assert verdict is not None
+    assert verdict.fields["live"] is True
+    assert verdict.fields["checkedAt"] == world.clock.now()
+
+
 async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -> None:
     sub_id = await ours(world, expires_in=timedelta(days=10))
 
@@ -253,15 +277,72 @@ async def test_reauthorization_far_from_expiry_only_reauthorizes(world: World) -
     assert world.directory.requests["renew_subscription"] == 0
 
 
-async def test_reauthorization_near_expiry_also_renews(world: World) -> None:
+async def test_reauthorization_near_expiry_renews_instead(world: World) -> None:
+    """Graph: never a reauthorize (POST …/reauthorize) and an update (PATCH) of one
+    subscription within 10 minutes, "subscription state inconsistencies"; a PATCH of
+    expirationDateTime reauthorizes and renews in one request
+    (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). Near
+    expiry both were sent, one right after the other."""
     sub_id = await ours(world, expires_in=timedelta(hours=3))
 
     await lifecycle_event(world, "reauthorizationRequired", sub_id)
 
-    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert world.directory.requests["reauthorize_subscription"] == 0
     assert world.directory.requests["renew_subscription"] == 1
     [sub] = await graph_subscriptions(world)
     assert sub.expiration > (world.clock.now() + RENEW_WITHIN).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@pytest.mark.parametrize("renewed_by", ["keeper", "event"])
+async def test_reauthorization_just_after_a_renewal_sends_nothing(
+    world: World, renewed_by: str
+) -> None:
+    """A renewal (PATCH) reauthorizes too. A reauthorizationRequired that comes minutes after
+    one, the keeper's or the event's own redelivered (Graph resends what took over 3 s), must
+    not be followed by a POST …/reauthorize: Graph asks for never both within 10 minutes."""
+    sub_id = await ours(world, expires_in=timedelta(hours=3))
+    if renewed_by == "keeper":
+        assert (await keep_subscription(world.svc)).action == "renewed"
+    else:
+        await lifecycle_event(world, "reauthorizationRequired", sub_id)
+    world.clock.advance(4 * 60)
+
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+
+    assert world.directory.requests["renew_subscription"] == 1
+    assert world.directory.requests["reauthorize_subscription"] == 0
+    world.clock.advance(10 * 60)  # later on, a new event is acted on again
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+    assert world.directory.requests["reauthorize_subscription"] == 1
+
+
+async def test_one_event_repeated_in_a_batch_is_acted_on_once(world: World) -> None:
+    """Graph batches lifecycle notifications, and resends: the same event twice in one POST
+    called Graph twice (or queued two sweeps), inside the 3 s the answer must come in."""
+    sub_id = await ours(world, expires_in=timedelta(days=10))
+    reauthorize = lifecycle("reauthorizationRequired", subscriptionId=sub_id)
+    missed = lifecycle("missed", subscriptionId=sub_id)
+
+    await accept_lifecycle_notifications(world.svc, body(reauthorize, missed, reauthorize, missed))
+
+    assert world.directory.requests["reauthorize_subscription"] == 1
+    assert len(sweeps(world)) == 1
+
+
+async def test_reauthorization_of_a_subscription_past_its_expiry_replaces_it(
+    world: World,
+) -> None:
+    """Still handed back though expired (Graph deletes it at expiry): renewing it was tried,
+    and Graph answers such a renewal 404. It is replaced, and the gap swept."""
+    sub_id = await ours(world, expires_in=timedelta(hours=1))
+    world.clock.advance(2 * 3600)
+
+    await lifecycle_event(world, "reauthorizationRequired", sub_id)
+
+    assert world.directory.requests["renew_subscription"] == 0
+    [sub] = [s for s in await graph_subscriptions(world) if s.id != sub_id]
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
 
 
 async def test_a_removed_subscription_is_recreated_and_followed_by_a_sweep(world: World) -> None:

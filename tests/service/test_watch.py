@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from shared.core.graph_values import format_graph_time
 from shared.fakes.directory import FakeDirectory
 from shared.platform.logging import configure_logging
 from shared.ports.directory import DirectoryError
@@ -18,6 +19,7 @@ from shared.ports.messages import (
     format_timestamp,
 )
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
+from shared.ports.tables import Entity
 from shared.service.groups import handle_group_changes
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
@@ -67,12 +69,12 @@ def synced(at: str, tenant_id: str = TENANT_ID) -> SyncCompleted:
     )
 
 
+def open_findings(world: World) -> list[Entity]:
+    return [e for e in world.svc.tables.findings.query_all() if not e.fields.get("resolvedAt")]
+
+
 def open_codes(world: World) -> list[str]:
-    return [
-        str(e.fields["code"])
-        for e in world.svc.tables.findings.query_all()
-        if not e.fields.get("resolvedAt")
-    ]
+    return [str(e.fields["code"]) for e in open_findings(world)]
 
 
 # --------------------------------------------------------------------------- directory sync
@@ -187,6 +189,39 @@ async def test_directory_sync_turned_off_is_no_stale_sync(world: World) -> None:
     check_tenant(world.svc)  # before the poll saw it: stale, as far as it knows
 
     await watch_sync(world.svc)
+    check_tenant(world.svc)
+
+    assert DIRECTORY_SYNC_STALE not in open_codes(world)
+
+
+async def test_the_sync_servers_messages_do_not_hide_that_no_sync_reaches_entra(
+    world: World,
+) -> None:
+    """The sync server's script posts after every scheduler notice (event 904), whether or
+    not anything reached Entra (an export failing, a run by hand). Its times moved the sweep
+    watermark the stale-sync finding was judged on, so the finding never came while the
+    script posted. It is judged on Graph's own onPremisesLastSyncDateTime, as polled."""
+    assert await watch_sync(world.svc)  # Graph: the last sync reached Entra at 07:30
+    for _ in range(4):
+        world.clock.advance(30 * 60)
+        assert on_sync_completed(world.svc, synced(format_graph_time(world.clock.now())))
+        assert not await watch_sync(world.svc)  # Graph still says 07:30
+
+    check_tenant(world.svc)
+
+    [stale] = [f for f in open_findings(world) if f.fields["code"] == DIRECTORY_SYNC_STALE]
+    assert "2026-11-24 07:30 UTC" in str(stale.fields["message"])
+
+
+async def test_without_a_recent_poll_the_sync_servers_time_is_the_last_sync(
+    world: World,
+) -> None:
+    """Graph's time is believed while the poll reads it; a poll that stopped (a permission
+    taken away) leaves the sync server's messages to say when the last sync was."""
+    assert await watch_sync(world.svc)
+    world.clock.advance(3 * 3600)  # no poll since
+    assert on_sync_completed(world.svc, synced(format_graph_time(world.clock.now())))
+
     check_tenant(world.svc)
 
     assert DIRECTORY_SYNC_STALE not in open_codes(world)

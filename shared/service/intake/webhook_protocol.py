@@ -101,7 +101,7 @@ class VettedNotifications:
     """Deduplicated ids of groups that changed (order of first appearance)."""
     deleted_group_ids: tuple[str, ...]
     lifecycle: tuple[tuple[str, str], ...]
-    """(subscriptionId, lifecycleEvent) pairs that passed the checks."""
+    """(subscriptionId, lifecycleEvent) pairs that passed the checks, each once."""
     rejected: tuple[Rejection, ...]
 
 
@@ -131,7 +131,7 @@ def vet_notifications(
     """Keep the items that are ours and genuine; say why each other one was dropped."""
     group_ids: dict[str, None] = {}
     deleted: dict[str, None] = {}
-    lifecycle: list[tuple[str, str]] = []
+    lifecycle: dict[tuple[str, str], None] = {}  # a repeat is acted on once
     rejected: list[Rejection] = []
     secret_check = _SecretCheck(client_states)
     for item in items:
@@ -145,7 +145,7 @@ def vet_notifications(
             continue
         event = item.get("lifecycleEvent")
         if event is not None:
-            lifecycle.append((str(sub), str(event)))
+            lifecycle.setdefault((str(sub).lower(), str(event)), None)
             continue
         group_id = _group_id(item)
         if group_id is None:
