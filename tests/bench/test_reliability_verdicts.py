@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.reliability import chaos_line, fuzz_line
+from bench.reliability import chaos_line, fuzz_line, twice_line
 from bench.reliability_fuzz import failures
 from bench.reliability_soak import soak_line
 
@@ -115,3 +115,26 @@ def test_soak_fails_a_lapse_or_a_missed_change_or_nothing_done() -> None:
     assert not soak_line(90, 1, QUICK, 40, 0, 30, ["u"] * 30)[3]
     assert not soak_line(90, 0, QUICK, 40, 0, 29, ["u"] * 30)[3]
     assert not soak_line(1, 0, [], 0, 0, 0, [])[3]
+
+
+FIRST_NIGHT = [("graph", "reprocess"), ("graph", "createDraft"), ("graph", "sendDraft")]
+
+
+def test_reconcile_twice_passes_a_second_run_that_repeats_nothing() -> None:
+    line = twice_line(FIRST_NIGHT, [("write", "findings")], "done")
+
+    assert line.ok, line.figures
+
+
+def test_reconcile_twice_fails_when_the_first_run_did_nothing_to_repeat() -> None:
+    """Alert mail not set up or an empty world: the second run repeats nothing trivially."""
+    line = twice_line([("write", "findings")], [], "done")
+
+    assert not line.ok
+    assert line.figures.startswith("first run 0 Graph writes, 0 mails")
+
+
+def test_reconcile_twice_fails_on_a_second_mail_or_message() -> None:
+    assert not twice_line(FIRST_NIGHT, [("graph", "sendDraft")], "done").ok
+    assert not twice_line(FIRST_NIGHT, [("send", "reprocess-user")], "done").ok
+    assert not twice_line(FIRST_NIGHT, [], "stopped").ok
