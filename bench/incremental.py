@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import re
 import socket
 import statistics
@@ -205,8 +206,11 @@ def wait_quiet(
 
 
 def percentile(values: list[float], p: float) -> float:
+    """Nearest rank: the smallest value with at least p % of the values at or below it. (It
+    was `round(x + 0.5)` for ceil(x), which Python's round-half-to-even takes one rank up when
+    x is whole: the p95 of 20 changes was their maximum.)"""
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
     return ordered[rank]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.incremental import verdict
+from bench.incremental import percentile, verdict
 
 GONE_THROUGH = Counter({"graph_notifications": 1, "group_changes": 1, "recompute_users": 1})
 
@@ -51,3 +51,15 @@ def test_over_the_target_failed_invocations_or_nothing_measured_fail() -> None:
     assert verdict([change(requests=dear)], []) == ["5.00 requests per change"]
     assert verdict([change()], ["an invocation"]) == ["1 failed invocations"]
     assert verdict([], []) == ["no change measured"]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    """The p95 of the 20 changes the benchmark makes by default is the 19th value, not the
+    maximum; the p50 of 20 the 10th."""
+    twenty = [float(n) for n in range(1, 21)]
+
+    assert percentile(twenty, 95) == 19.0
+    assert percentile(twenty, 50) == 10.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([3.0, 1.0, 2.0], 95) == 3.0
+    assert percentile([5.0], 95) == 5.0
