@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.reliability import chaos_line, fuzz_line, twice_line
+import pytest
+
+from bench.reliability import chaos_line, fuzz_line, main, twice_line
 from bench.reliability_fuzz import failures
 from bench.reliability_soak import soak_line
 
@@ -138,3 +140,12 @@ def test_reconcile_twice_fails_on_a_second_mail_or_message() -> None:
     assert not twice_line(FIRST_NIGHT, [("graph", "sendDraft")], "done").ok
     assert not twice_line(FIRST_NIGHT, [("send", "reprocess-user")], "done").ok
     assert not twice_line(FIRST_NIGHT, [], "stopped").ok
+
+
+def test_an_unknown_check_name_is_refused_before_anything_runs() -> None:
+    """`--only crashpoints` ran no check and crashed on the empty table; an empty table would
+    have passed `all([])`."""
+    with pytest.raises(SystemExit) as refused:
+        main(["--only", "crashpoints"])
+
+    assert refused.value.code == 2
