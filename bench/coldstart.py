@@ -8,7 +8,8 @@ the webhook's validation handshake is often that request, and Graph gives it 10 
   statement alone, measured in the child. Target: ≤ 2.5× the floor.
 * First answer: with Azurite already running, spawn `python -m devhost` (the function app on
   the dev host) and time from the spawn to the first 200 on the validation handshake
-  `POST /api/graph/notifications?validationToken=x`. Target: ≤ 1 s (median of `--runs`).
+  `POST /api/graph/notifications?validationToken=x`. Target: ≤ 1 s (median of
+  max(3, `--runs` // 2) spawns: 3 at the default 7).
 
 Exits 1 when a target is missed. Run: `make bench` or `python bench/coldstart.py [--runs N]`.
 """
