@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from graphsim.synthetic import parse_synthetic_spec
 
-RSS_TARGET_MB = 1536
+RSS_TARGET_MB = 1500  # "< 1.5 GB" (docs/development.md), as tests/graphsim/test_shapes.py checks it
 PAGE = 999
 
 
