@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,3 +104,19 @@ def test_the_dry_run_benchmark_passes_a_small_tenant_end_to_end() -> None:
     assert "300 users" in done.stdout
     assert "dry run 9 (0 errors) vs floor 9 from the tenant" in lines[0], lines[0]
     assert "the whole tenant read, no Graph error: pass" in lines[0], lines[0]
+
+
+def test_the_nightly_benchmark_measures_a_regular_next_night() -> None:
+    """The measured run is the night after the baseline (the service's clock a day on), not a
+    forced rerun of the same date, which retries no reprocess and sends no summary."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+
+    done = subprocess.run(
+        [sys.executable, "bench/reconcile.py",
+         "--synthetic", "users=300,groups=4,skus=4,unlicensed_groups=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert f"\nrun {tomorrow}-" in done.stdout, done.stdout
+    assert ": done, 300 users, 4 licensed groups read" in done.stdout
