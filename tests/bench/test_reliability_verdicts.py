@@ -63,7 +63,7 @@ def test_chaos_still_fails_on_a_duplicate_reprocess() -> None:
 def fuzz_result(**changes: float) -> dict[str, float]:
     result = {
         "requests": 500.0, "status_5xx": 0.0, "forged_enqueued": 0.0, "genuine_lost": 0.0,
-        "handshake_mismatch": 0.0, "p99_ms": 120.0,
+        "handshake_mismatch": 0.0, "p99_ms": 120.0, "log_lines": 380.0,
     }  # fmt: skip
     return result | changes
 
@@ -79,6 +79,20 @@ def test_fuzz_fails_when_a_validation_token_is_not_echoed() -> None:
 
     assert not line.ok
     assert "3 handshake mismatches" in line.figures
+
+
+def test_fuzz_fails_when_the_service_logs_a_line_per_item() -> None:
+    """One summary line per request at most: a line per item of a 2,000-item batch floods the
+    logs (and Application Insights' bill)."""
+    line = fuzz_line(fuzz_result(log_lines=4500.0), failures)
+
+    assert not line.ok
+    assert "4500 log lines" in line.figures
+
+
+def test_fuzz_fails_when_no_log_line_was_counted() -> None:
+    """`make reliability` ran the fuzz with logging disabled: 0 lines, the limit vacuous."""
+    assert not fuzz_line(fuzz_result(log_lines=0.0), failures).ok
 
 
 def test_fuzz_fails_when_nothing_was_sent() -> None:
