@@ -11,14 +11,20 @@ plus a 250k-user processed tenant, and runs in fresh processes, side by side on 
 
 Runs alternate (floor, json, table, floor, ...) so machine load hits all three alike; medians
 are printed. Targets: each format ≤ 2.5× the floor of the same file, peak RSS ≤ 1 GB at 100k
-users. Run: `make bench` or `python bench/evaluate.py [--users N] [--runs R] [--shapes ...]`.
+users, on outputs that hold every user: after each format's first run its output is read back
+(not timed): the JSON must list every user of the snapshot, the table must count them all and
+list every user with findings it counts (a fast run that wrote less is no pass). Exits 1 when a
+shape misses a target.
+Run: `make bench` or `python bench/evaluate.py [--users N] [--runs R] [--shapes ...]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -86,7 +92,52 @@ def verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
 
 
-def measure(snapshot: Path, out: Path, runs: int) -> dict[str, list[Sample]]:
+_TABLE_USERS = re.compile(rb": (\d+) users,")
+_SECTION_COUNT = re.compile(rb"\((\d+)\)")
+
+
+def json_problem(out: Path, users: int) -> str:
+    """What is wrong with an `evaluate --format json` output of `users` users (empty: nothing):
+    each user's entry has one `"userPrincipalName":` key, which a name cannot spell (its
+    quotes would be escaped)."""
+    if out.stat().st_size == 0:
+        return "json: empty output"
+    listed, pattern = 0, b',"userPrincipalName":'
+    with out.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        position = m.find(pattern)
+        while position != -1:
+            listed += 1
+            position = m.find(pattern, position + 1)
+    return "" if listed == users else f"json: {listed} of {users} users listed"
+
+
+def table_problem(out: Path, users: int) -> str:
+    """What is wrong with an `evaluate --format table` output of `users` users: its header's
+    count, its two user sections' counts, and the users listed with findings."""
+    with out.open("rb") as f:
+        header = _TABLE_USERS.search(f.readline())
+        with_findings = without = None
+        listed, in_section = 0, False
+        for line in f:
+            if line.startswith(b"USERS WITH FINDINGS ("):
+                with_findings, in_section = int(_SECTION_COUNT.search(line)[1]), True  # type: ignore[index]
+            elif line.startswith(b"USERS WITHOUT FINDINGS ("):
+                without, in_section = int(_SECTION_COUNT.search(line)[1]), False  # type: ignore[index]
+            elif in_section and line.startswith(b"  ") and line[2:3] not in (b" ", b"\n"):
+                listed += 1
+    counted = (with_findings or 0) + (without or 0)
+    if header is None or int(header[1]) != users:
+        return f"table: header {'missing' if header is None else header[1].decode()} users"
+    if with_findings is None or without is None or counted != users:
+        return f"table: {counted} of {users} users in its sections"
+    if listed != with_findings:
+        return f"table: {listed} of {with_findings} users with findings listed"
+    return ""
+
+
+def measure(
+    snapshot: Path, out: Path, runs: int, users: int
+) -> tuple[dict[str, list[Sample]], list[str]]:
     cli = shutil.which("license-guard") or str(Path(sys.executable).parent / "license-guard")
     cmds = {
         "floor": [sys.executable, "-c", FLOOR, str(snapshot)],
@@ -96,14 +147,21 @@ def measure(snapshot: Path, out: Path, runs: int) -> dict[str, list[Sample]]:
     cmds["json"] += ["--out", str(out)]
     cmds["table"] += ["--out", str(out)]
     samples: dict[str, list[Sample]] = {name: [] for name in cmds}
-    for _ in range(runs):
+    problems = []
+    checks = {"json": json_problem, "table": table_problem}
+    for n in range(runs):
         for name, cmd in cmds.items():
             samples[name].append(run(cmd))
-    return samples
+            if n == 0 and name in checks and (problem := checks[name](out, users)):
+                problems.append(problem)
+    return samples, problems
 
 
-def report(name: str, users: int, size_mb: float, samples: dict[str, list[Sample]]) -> bool:
-    """Print one shape's rows; True when every target is met."""
+def report(
+    name: str, users: int, size_mb: float, measured: tuple[dict[str, list[Sample]], list[str]]
+) -> bool:
+    """Print one shape's rows; True when every target is met on complete outputs."""
+    samples, problems = measured
     floor = statistics.median(s.seconds for s in samples["floor"])
     floor_rss = max(s.rss_mib for s in samples["floor"])
     print(
@@ -129,10 +187,12 @@ def report(name: str, users: int, size_mb: float, samples: dict[str, list[Sample
             f"(target <= {RATIO_TARGET}: {verdict(ratio_ok)})  peak RSS {rss_text}"
         )
         ok = ok and ratio_ok and rss_ok
-    return ok
+    for problem in problems:
+        print(f"  FAIL, output incomplete: {problem}")
+    return ok and not problems
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--large-users", type=int, default=LARGE_USERS)
@@ -154,7 +214,7 @@ def main() -> None:
         write_shapes(
             Path(args.write_shapes), args.shapes, args.large_users if large else args.users, args
         )
-        return
+        return 0
 
     print(
         f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
@@ -177,14 +237,15 @@ def main() -> None:
                 snapshot = workdir / f"{name}.json"
                 size = snapshot.stat().st_size / 1e6
                 label = f"processed-{users // 1000}k" if name == "large" else name
-                results[label] = report(label, users, size, measure(snapshot, out, runs))
+                results[label] = report(label, users, size, measure(snapshot, out, runs, users))
                 snapshot.unlink()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     failed = [name for name, ok in results.items() if not ok]
     print(f"evaluate: {'all targets met' if not failed else 'NOT met: ' + ', '.join(failed)}")
+    return 1 if failed or not results else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,9 @@
 
 Starts `python -m graphsim --synthetic ...` as a separate process, pages
 `/users?$select=id,assignedLicenses,licenseAssignmentStates,usageLocation&$top=999`, and prints
-pages, requests, wall time, and the server's peak RSS (VmHWM from /proc).
+pages, requests, wall time, and the server's peak RSS (VmHWM from /proc). Target: server peak
+RSS < 1.5 GB, on a paging that returned every user of the spec (`users=`), each id once, in
+ceil(users / 999) pages; exits 1 otherwise.
 
     .venv/bin/python bench/graphsim_scale.py [--synthetic users=100000,groups=60,skus=30,seed=7]
 """
@@ -18,6 +20,13 @@ from pathlib import Path
 
 import httpx
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from graphsim.synthetic import parse_synthetic_spec
+
+RSS_TARGET_MB = 1500  # "< 1.5 GB" (docs/development.md), as tests/graphsim/test_shapes.py checks it
+PAGE = 999
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -46,7 +55,9 @@ def main() -> int:
         url: str | None = (
             f"{base}/users?$select=id,assignedLicenses,licenseAssignmentStates,usageLocation&$top=999"
         )
-        pages = requests = users = 0
+        pages = requests = 0
+        ids: set[str] = set()
+        listed = 0
         nbytes = 0
         t0 = time.monotonic()
         with httpx.Client(headers={"Authorization": "Bearer bench"}, timeout=60) as http:
@@ -60,16 +71,36 @@ def main() -> int:
                 nbytes += len(resp.content)
                 body = orjson.loads(resp.content)
                 pages += 1
-                users += len(body["value"])
+                listed += len(body["value"])
+                ids.update(str(u["id"]) for u in body["value"])
                 url = body.get("@odata.nextLink")
         wall = time.monotonic() - t0
-        print(f"users={users} pages={pages} requests={requests} bytes={nbytes / 1e6:.1f}MB")
-        print(f"wall time paging: {wall:.2f}s ({users / wall:,.0f} users/s)")
-        print(f"server peak RSS: {peak_rss_mb(proc.pid):.0f} MB (after load: {rss_loaded:.0f} MB)")
+        peak = peak_rss_mb(proc.pid)
+        print(f"users={listed} pages={pages} requests={requests} bytes={nbytes / 1e6:.1f}MB")
+        print(f"wall time paging: {wall:.2f}s ({listed / wall:,.0f} users/s)")
+        print(f"server peak RSS: {peak:.0f} MB (after load: {rss_loaded:.0f} MB)")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return 0
+    expected = parse_synthetic_spec(args.synthetic)["users"]
+    problems = paging_problems(expected, listed, len(ids), pages)
+    if not peak < RSS_TARGET_MB:
+        problems.append(f"peak RSS {peak:.0f} MB")
+    print(f"target: server peak RSS < {RSS_TARGET_MB} MB, all {expected} users in "
+          f"{max(1, -(-expected // PAGE))} pages: "
+          f"{'FAIL (' + '; '.join(problems) + ')' if problems else 'pass'}")  # fmt: skip
+    return 1 if problems else 0
+
+
+def paging_problems(expected: int, listed: int, distinct: int, pages: int) -> list[str]:
+    """What keeps a paging from counting: users missing or listed twice, or pages other than
+    ceil(users / 999) (a server answering short pages costs more requests)."""
+    problems = []
+    if listed != expected or distinct != expected:
+        problems.append(f"{distinct} distinct of {listed} listed users, {expected} expected")
+    if pages != max(1, -(-expected // PAGE)):
+        problems.append(f"{pages} pages")
+    return problems
 
 
 if __name__ == "__main__":

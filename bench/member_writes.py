@@ -7,7 +7,9 @@ Azure Table transactions of 100 (`EntityStore.write_batch`).
 
 On a private Azurite: `--memberships` rows spread over `--groups` groups are written, then
 deleted again (every member leaves), once row by row (`upsert` / `delete` per row, as before)
-and once through `GroupMembers.apply`, each on a fresh table. Requests are counted with the
+and once through `GroupMembers.apply`, each on a fresh table; after each phase the table is
+listed (not timed): every row written after the join, none left after the leave, else the
+script exits 1. Requests are counted with the
 table client's `raw_response_hook` (a transaction is one request). Figures: requests and
 seconds (wall, and this process's CPU: the SDK's share) per way and phase, and the batched
 writes' time scaled to 300k memberships. Target: those 300k written in at most 10 minutes (a
@@ -54,9 +56,14 @@ class CountedTable:
         client = TableClient.from_connection_string(
             connection_string, name, raw_response_hook=self._count
         )
+        self.client = client
         self.table = AzureTable(client, name)
         self.table.query("warm-up")  # creates the table; not counted below
         self.requests = 0
+
+    def rows(self) -> int:
+        """The rows the table holds now, listed with the SDK (outside any timed phase)."""
+        return sum(1 for _ in self.client.list_entities(select=["RowKey"]))
 
     def _count(self, _response: Any) -> None:
         self.requests += 1
@@ -70,6 +77,20 @@ def timed(table: CountedTable, write: Callable[[], None]) -> Figures:
     return table.requests - before, time.perf_counter() - start, time.process_time() - cpu
 
 
+def checked(
+    table: CountedTable, join: Callable[[], None], leave: Callable[[], None], memberships: int
+) -> list[Figures]:
+    """Both phases timed, each checked afterwards: the join must leave every membership's
+    row in the table, the leave none (a way that wrote nothing would be fastest)."""
+    joined = timed(table, join)
+    if (rows := table.rows()) != memberships:
+        raise SystemExit(f"join wrote {rows} rows of {memberships}: its figures mean nothing")
+    left = timed(table, leave)
+    if rows := table.rows():
+        raise SystemExit(f"leave left {rows} rows of {memberships}: its figures mean nothing")
+    return [joined, left]
+
+
 def row_by_row(table: CountedTable, members: dict[str, list[str]]) -> list[Figures]:
     def join() -> None:
         for group_id, users in members.items():
@@ -81,7 +102,7 @@ def row_by_row(table: CountedTable, members: dict[str, list[str]]) -> list[Figur
             for user_id in users:
                 table.table.delete(group_id, user_id)
 
-    return [timed(table, join), timed(table, leave)]
+    return checked(table, join, leave, sum(map(len, members.values())))
 
 
 def batched(table: CountedTable, members: dict[str, list[str]]) -> list[Figures]:
@@ -95,7 +116,7 @@ def batched(table: CountedTable, members: dict[str, list[str]]) -> list[Figures]
         for group_id, users in members.items():
             store.apply(group_id, (), users)
 
-    return [timed(table, join), timed(table, leave)]
+    return checked(table, join, leave, sum(map(len, members.values())))
 
 
 def main() -> int:

@@ -87,14 +87,15 @@ def soak(storage: str, days: int = 90) -> tuple[str, str, str, bool]:
         settle(host, sim)
         members = set(simulator.state.member_ids.get(EMS_GROUP, ()))
         candidates = [u for u in simulator.state.users if u not in members]
-        gap_seconds = 0.0
+        lapses = 0
+        removal_gaps: list[float] = []
         changes: list[str] = []
-        removals = keeper_failures = 0
+        keeper_failures = 0
         steps_per_day = 24 // KEEPER_EVERY_HOURS
         for step in range(1, days * steps_per_day + 1):
             sim.advance_clock(hours=KEEPER_EVERY_HOURS)
             if not _ours_live(simulator, url, clock.now()):
-                gap_seconds += KEEPER_EVERY_HOURS * HOUR  # lapsed since the last look
+                lapses += 1  # none live at a look: up to KEEPER_EVERY_HOURS without one
             if host.fire_timer("subscription_keeper").outcome != "succeeded":
                 keeper_failures += 1
             busy = False
@@ -106,13 +107,12 @@ def soak(storage: str, days: int = 90) -> tuple[str, str, str, bool]:
                 ]
                 removed_at = clock.now()
                 sim.remove_subscription(ours)
-                removals += 1
                 settle(host, sim)
                 while not _ours_live(simulator, url, clock.now()):
                     settle(host, sim)
                     if (clock.now() - removed_at).total_seconds() > 120:
                         break
-                gap_seconds += (clock.now() - removed_at).total_seconds()
+                removal_gaps.append((clock.now() - removed_at).total_seconds())
                 busy = True
             if step % (CHANGE_EVERY_DAYS * steps_per_day) == 0 and candidates:
                 user = candidates.pop(0)
@@ -126,12 +126,42 @@ def soak(storage: str, days: int = 90) -> tuple[str, str, str, bool]:
         ]
         stored = {e.row_key for e in svc.tables.groupmembers.query(EMS_GROUP)}
         seen = sum(1 for user in changes if user in stored)
+    return soak_line(days, lapses, removal_gaps, len(lifecycle), keeper_failures, seen, changes)
+
+
+SOAK_TARGET = "each removal < 1 min, 0 lapses, 0 keeper failures; all changes seen"
+
+
+def soak_line(
+    days: int,
+    lapses: int,
+    removal_gaps: list[float],
+    lifecycle_posts: int,
+    keeper_failures: int,
+    seen: int,
+    changes: list[str],
+) -> tuple[str, str, str, bool]:
+    """The soak verdict against its printed target: every removal re-created within a minute
+    (each one: a total of a minute per removal let one slow re-creation pass on the others'
+    quick ones), no look at the subscriptions found none live (a lapse is up to
+    KEEPER_EVERY_HOURS without one), no keeper run failed (printed, never judged: a keeper
+    failing on every run passed while lifecycle events kept the subscription alive), and
+    every membership change reached the stored members."""
+    gap_seconds = lapses * KEEPER_EVERY_HOURS * HOUR + sum(removal_gaps)
+    slowest = max(removal_gaps, default=0.0)
     figures = (
         f"{days} days: {gap_seconds / 60:.1f} min without a live subscription "
-        f"({removals} removals by Graph, each re-created on its lifecycle event; "
-        f"{len(lifecycle)} lifecycle posts), {keeper_failures} keeper runs failed; "
+        f"({lapses} lapses; {len(removal_gaps)} removals by Graph, each re-created on its "
+        f"lifecycle event, slowest {slowest:.0f} s; {lifecycle_posts} lifecycle posts), "
+        f"{keeper_failures} keeper runs failed; "
         f"membership changes seen {seen}/{len(changes)}"
     )
-    ok = gap_seconds < 60 * max(1, removals) and seen == len(changes) and removals > 0
-    target = "< 1 min per removal, 0 lapses; all changes seen"
-    return "soak (simulated days)", figures, target, ok
+    ok = (
+        bool(removal_gaps)
+        and slowest < 60
+        and lapses == 0
+        and keeper_failures == 0
+        and bool(changes)
+        and seen == len(changes)
+    )
+    return "soak (simulated days)", figures, SOAK_TARGET, ok

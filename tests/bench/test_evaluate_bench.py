@@ -1,0 +1,80 @@
+"""bench/evaluate.py judges speed only on outputs that hold every user, and its exit code says
+whether the targets were met: it printed "NOT met" and exited 0, and a fast run that wrote half
+an output (or nothing) was timed like a complete one."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.evaluate import json_problem, table_problem
+from bench.shapes import SHAPES
+from graphsim.synthetic import generate_tenant
+from tests.python_run import ROOT
+
+USERS = 120
+CLI = str(Path(sys.executable).parent / "license-guard")
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`license-guard evaluate` in both formats on the error-heavy shape of a small tenant."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    tenant = generate_tenant(users=USERS, groups=8, skus=6, seed=7, unlicensed_groups=2)
+    tenant.pop("x-graphsim", None)
+    SHAPES["error-heavy"](tenant, random.Random(7))
+    snapshot = folder / "snapshot.json"
+    snapshot.write_bytes(orjson.dumps(tenant))
+    written = {}
+    for fmt in ("json", "table"):
+        written[fmt] = folder / f"out.{fmt}"
+        done = subprocess.run(
+            [CLI, "evaluate", "--snapshot", str(snapshot), "--format", fmt,
+             "--out", str(written[fmt])],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return written
+
+
+def cut(path: Path, keep: float) -> Path:
+    data = path.read_bytes()
+    short = path.with_suffix(path.suffix + ".cut")
+    short.write_bytes(data[: int(len(data) * keep)])
+    return short
+
+
+def test_complete_outputs_pass(outputs: dict[str, Path]) -> None:
+    assert json_problem(outputs["json"], USERS) == ""
+    assert table_problem(outputs["table"], USERS) == ""
+
+
+def test_a_json_output_with_fewer_users_fails(outputs: dict[str, Path]) -> None:
+    assert json_problem(outputs["json"], USERS + 1) == f"json: {USERS} of {USERS + 1} users listed"
+    assert json_problem(cut(outputs["json"], 0.5), USERS).startswith("json: ")
+    assert json_problem(cut(outputs["json"], 0), USERS) == "json: empty output"
+
+
+def test_a_table_cut_short_fails(outputs: dict[str, Path]) -> None:
+    """Half a table: its header counts every user, its sections do not."""
+    assert table_problem(cut(outputs["table"], 0.5), USERS).startswith("table: ")
+    assert table_problem(outputs["table"], USERS - 1) == f"table: header {USERS} users"
+
+
+def test_the_benchmark_exits_non_zero_when_a_target_is_missed() -> None:
+    """At 300 users a process start outweighs json.load of a small file: the ratio target is
+    missed, and the exit code must say so (make bench, CI)."""
+    done = subprocess.run(
+        [sys.executable, "bench/evaluate.py", "--users", "300", "--shapes", "processed",
+         "--runs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+
+    assert "evaluate: NOT met: processed" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "output incomplete" not in done.stdout
+    assert done.returncode == 1
