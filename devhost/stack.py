@@ -187,7 +187,9 @@ def running_stack(
         yield Stack(storage, graph_url, host, settings, tenant, object_names(tenant))
 
 
-def settle(host: DevHost, sim: Any, timeout: float = 60.0, *, recheck: bool = True) -> None:
+def settle(
+    host: DevHost, sim: Any, timeout: float = 60.0, *, recheck: bool = True, rounds: int = 5
+) -> None:
     """Let graphsim deliver its notifications and the host drain its queues, then let Entra's
     licensing finish, until both are quiet (a host run may change the tenant, and so on).
 
@@ -196,8 +198,10 @@ def settle(host: DevHost, sim: Any, timeout: float = 60.0, *, recheck: bool = Tr
     advanced until processing is complete. Nothing tells the service that processing ended:
     its hourly `recheck_errors` timer picks that up, so with `recheck` it is fired whenever
     graphsim had processing to finish. The recomputes the service schedules for later ("the
-    group is still processing: look again in 15 minutes") are left queued."""
-    for _ in range(5):
+    group is still processing: look again in 15 minutes") are left queued. Still busy after
+    `rounds`: RuntimeError, so a check never compares a state the service has not finished."""
+    status: dict[str, Any] = {}
+    for _ in range(rounds):
         sim.drain()
         host.wait_idle(timeout=timeout, scheduled_ok=True)
         processing = bool(sim.status().get("pendingJobs"))
@@ -209,6 +213,10 @@ def settle(host: DevHost, sim: Any, timeout: float = 60.0, *, recheck: bool = Tr
         status = sim.status()
         if not status.get("pendingNotifications") and not status.get("deliveriesInFlight"):
             return
+    raise RuntimeError(
+        f"not quiet after {rounds} rounds: {status.get('pendingNotifications')} notification(s)"
+        f" pending, {status.get('deliveriesInFlight')} delivery(ies) in flight"
+    )
 
 
 def open_findings(storage: str) -> dict[str, dict[str, Any]]:
