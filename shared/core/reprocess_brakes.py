@@ -78,8 +78,13 @@ def group_alert(
         # all-or-none: with free seats of its own, the group's other product is short of seats
         short = [(s, f"SKU {s}, the group's other product") for s in waits]
         fix = seats_fix_of(short or [(sku_id or "", f"SKU {sku_id}")], facts)
+    total = len(user_ids) + facts.failing_elsewhere.get(members[0].cause.key, 0)
+    counted = f"{total} users of group {group_id}" if total != 1 else f"1 user of group {group_id}"
+    if total != len(user_ids):  # a nightly page: the run's earlier pages hold the others
+        counted += f" ({len(user_ids)} in this batch)"
+    counted += " have" if total != 1 else " has"
     reason = (
-        f"{len(user_ids)} users of group {group_id} have {code} for SKU {sku_id}{seats}: one "
+        f"{counted} {code} for SKU {sku_id}{seats}: one "
         f"cause, one fix - {fix}, then use Reprocess on the "
         "group in the Entra admin center; reprocessing the users one by one would spend "
         "Graph's write budget for nothing"

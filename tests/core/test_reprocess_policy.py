@@ -473,6 +473,22 @@ def test_the_group_threshold_is_a_tenant_fact() -> None:
     assert [g.user_ids for g in plan.groups] == [("u0", "u1", "u2")]
 
 
+def test_a_group_alert_counts_the_users_of_earlier_pages_it_was_raised_for() -> None:
+    """The nightly's later page holds 1 of the group's failing users, its earlier pages 30: the
+    alert says 31 users have the error (it was raised for them), not "1 users"."""
+    [cause] = decide([finding(codes.COUNT_VIOLATION, "u1")]).users["u1"].causes
+    elsewhere = {cause.key: 30}
+
+    plan = decide(
+        [finding(codes.COUNT_VIOLATION, "u1")],
+        tenant_facts=facts(free={E3: 100}, failing_elsewhere=elsewhere),
+    )
+
+    [alert] = plan.groups
+    assert alert.user_ids == ("u1",)
+    assert alert.reason.startswith(f"31 users of group {G1} (1 in this batch) have CountViolation")
+
+
 def test_a_group_alert_does_not_hide_the_users_other_findings() -> None:
     findings = [finding(codes.COUNT_VIOLATION, f"u{i:02d}") for i in range(26)]
     findings.append(finding(codes.PENDING_GROUP_ASSIGNMENT, "u00", sku=E5, group=G2))
