@@ -27,6 +27,9 @@ CONNECTION_STRING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 AUTHENTICATION_STRING: Final = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 WORKER_TELEMETRY: Final = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 """Set to true, the Python worker runs its own exporter; ours then stays off (one export only)."""
+WORKER_TRUE_WORDS: Final = frozenset({"1", "true", "t", "yes", "y"})
+"""What the Python worker reads as true in `WORKER_TELEMETRY` (its ``is_true_like``, any case):
+``1`` or ``yes`` switches its exporter on as ``true`` does, so ours must stay off for each."""
 
 _STANDARD_ATTRIBUTES: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _lock = threading.Lock()
@@ -98,7 +101,7 @@ def enable(env: Mapping[str, str]) -> None:
     unless the worker's own exporter is switched on."""
     global _enabled  # noqa: PLW0603 - one exporter per process, guarded by a lock
     connection = (env.get(CONNECTION_STRING) or "").strip()
-    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() == "true"
+    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() in WORKER_TRUE_WORDS
     if not connection or worker_exports:
         return
     with _lock:

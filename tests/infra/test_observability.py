@@ -310,6 +310,43 @@ def test_the_worker_exporter_setting_keeps_ours_off() -> None:
     assert result == {"enabled": False, "loaded": []}
 
 
+@pytest.mark.parametrize("value", ["1", "True ", "yes", "y", "t"])
+def test_every_value_the_worker_reads_as_true_keeps_ours_off(value: str) -> None:
+    """The Python worker switches its exporter on for any value its `is_true_like` accepts
+    (azure_functions_worker.utils.common: 1, true, t, yes, y; any case, stripped). Ours must
+    stay off for each of them, or every record is exported twice."""
+    code = (
+        "import json, os, sys\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
+        "configure_logging(env=json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)  # skip the exit-time flush: nothing may leave the machine\n"
+    )
+    env = {**APP_INSIGHTS, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": value}
+
+    result, _ = _run(code, env)
+
+    assert result == {"enabled": False}
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", ""])
+def test_a_worker_exporter_switched_off_leaves_ours_on(value: str) -> None:
+    code = (
+        "import json, os, sys\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
+        "configure_logging(env=json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)  # skip the exit-time flush: nothing may leave the machine\n"
+    )
+    env = {**APP_INSIGHTS, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": value}
+
+    result, _ = _run(code, env)
+
+    assert result == {"enabled": True}
+
+
 def test_info_events_carry_the_correlation_id_as_json(
     handler: logging.StreamHandler[io.StringIO],
 ) -> None:
