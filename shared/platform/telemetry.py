@@ -8,7 +8,8 @@ Application Insights resource has local auth off. It then swaps the distro's Ope
 extra attributes (our structlog fields, bound context variables) as log attributes, so they land
 in ``customDimensions``, after turning every value into a type OpenTelemetry accepts. The SDK
 would otherwise drop a non-primitive value (a dict, ``None``, a datetime) and print an "Invalid
-type" warning for every event that carries one.
+type" warning for every event that carries one. The worker's own records below WARNING
+(`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's telemetry.
 
 Why the app exports and not the Functions host (``telemetryMode: OpenTelemetry``): see
 docs/operations.md "Telemetry".
@@ -76,6 +77,18 @@ def _managed_identity_client_id(authentication: str) -> tuple[bool, str | None]:
     return parts.get("authorization", "").upper() == "AAD", parts.get("clientid") or None
 
 
+WORKER_LOGGERS: Final = ("azure_functions_worker", "azure.functions")
+"""The Python worker's own loggers (and the SDK's), its "system logs" by name prefix
+(``is_system_log_category``): it sends them to the host, never to the app's Application
+Insights. Their records propagate to the root logger, where our exporter is: below WARNING
+(a line per invocation, "Received FunctionInvocationRequest ...") they are not exported."""
+
+
+def _not_worker_chatter(record: logging.LogRecord) -> bool:
+    """False for the worker's own records below WARNING (see `WORKER_LOGGERS`)."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(WORKER_LOGGERS)
+
+
 def _swap_handler(root: logging.Logger) -> None:
     """Replace the distro's LoggingHandler on `root` with one exporting primitive attributes."""
     from opentelemetry._logs import get_logger_provider  # noqa: PLC0415 - only in Azure
@@ -93,6 +106,7 @@ def _swap_handler(root: logging.Logger) -> None:
             replacement = PrimitiveAttributesHandler(
                 level=handler.level, logger_provider=get_logger_provider()
             )
+            replacement.addFilter(_not_worker_chatter)
             root.addHandler(replacement)
 
 

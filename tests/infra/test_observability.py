@@ -282,6 +282,50 @@ def test_an_alert_channel_post_is_no_dependency_record() -> None:
     assert not [span for span in result["spans"] if "CHANNEL-SECRET" in span]
 
 
+_WORKER_PROBE = """
+import json, logging, os, sys
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env=json.loads(sys.argv[1]))
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+
+# What the worker logs itself, on loggers that propagate to the root (where our exporter is):
+# a line per invocation (dispatcher._handle__invocation_request), the SDK's notes.
+worker = logging.getLogger("azure_functions_worker")
+worker.info("Received FunctionInvocationRequest, request ID: r-1, function ID: f-1, "
+            "function name: recompute_users, invocation ID: inv-1, function type: sync")
+logging.getLogger("azure_functions_worker_errors").info("worker detail")
+logging.getLogger("azure.functions").info("sdk detail")
+worker.warning("PYTHON_THREADPOOL_THREAD_COUNT must be an integer")
+get_logger("shared.service.users").info("users.recomputed", users=3)
+
+bodies = [str(getattr(r, "log_record", r).body) for r in exported.get_finished_logs()]
+print(json.dumps({"bodies": bodies}))
+sys.stdout.flush()
+os._exit(0)  # skip the exit-time flush: nothing may leave the machine
+"""
+
+
+def test_the_workers_own_per_invocation_lines_are_not_exported() -> None:
+    """The Python worker logs a line per invocation ("Received FunctionInvocationRequest ...")
+    and other notes of its own on `azure_functions_worker` and `azure.functions`; it sends them
+    to the host as system logs, never to the app's Application Insights (its
+    `is_system_log_category`). They reach the root logger too, where our exporter would make
+    each an extra trace per invocation. Its warnings and errors still go out."""
+    result, _ = _run(_WORKER_PROBE, APP_INSIGHTS)
+    bodies = result["bodies"]
+
+    assert [json.loads(b)["event"] for b in bodies if "users.recomputed" in b] == [
+        "users.recomputed"
+    ]
+    assert not [b for b in bodies if "Received FunctionInvocationRequest" in b]
+    assert not [b for b in bodies if "worker detail" in b or "sdk detail" in b]
+    assert [b for b in bodies if "PYTHON_THREADPOOL_THREAD_COUNT" in b]
+
+
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
     from shared.platform.telemetry import _managed_identity_client_id
 
