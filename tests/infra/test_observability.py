@@ -23,7 +23,12 @@ import azure.functions as func
 import pytest
 import structlog
 
-from shared.platform.logging import bind_correlation, configure_logging, get_logger
+from shared.platform.logging import (
+    CONNECTION_STRING,
+    bind_correlation,
+    configure_logging,
+    get_logger,
+)
 from tests.infra.bicep import ROOT
 from tests.infra.test_infra_crosscheck import app_settings
 from tests.invocation import indexed_functions
@@ -324,6 +329,38 @@ def test_the_workers_own_per_invocation_lines_are_not_exported() -> None:
     assert not [b for b in bodies if "Received FunctionInvocationRequest" in b]
     assert not [b for b in bodies if "worker detail" in b or "sdk detail" in b]
     assert [b for b in bodies if "PYTHON_THREADPOOL_THREAD_COUNT" in b]
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "not-a-connection-string",
+        "InstrumentationKey=;IngestionEndpoint=http://127.0.0.1:9/",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/appi/)",
+    ],
+)
+def test_a_connection_string_the_exporter_refuses_leaves_the_app_running(connection: str) -> None:
+    """`configure_logging` runs before the first handler gets its services: raising there (as
+    ``configure_azure_monitor()`` does for a connection string it cannot parse) failed every
+    invocation (webhooks answered Graph 500, every queue message went to -poison) with a
+    message naming no setting. The app runs without the export and says which setting is bad."""
+    code = (
+        "import json, logging, os, sys\n"
+        "from shared.platform.logging import azure_monitor_enabled, configure_logging\n"
+        "env = json.loads(sys.argv[1])\n"
+        "configure_logging(env=env)\n"
+        "configure_logging(env=env)  # the next invocation's: no second attempt, no second line\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)\n"
+    )
+
+    result, stderr = _run(code, {"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+
+    assert result == {"enabled": False}
+    [line] = [text for text in stderr.splitlines() if CONNECTION_STRING in text]
+    assert "not exported" in line
+    assert "Traceback" not in stderr
 
 
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
