@@ -126,6 +126,10 @@ def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
         # The distro's default resource detectors include azure_vm, which calls the instance
         # metadata endpoint; the OpenTelemetry one reads only OTEL_* variables.
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+        # The distro samples spans (5 traces a second, adaptive: a process's first span is kept
+        # about half the time), so a probe would see a span only sometimes, and a check that a
+        # span is absent could pass by chance. Every span is kept here.
+        "OTEL_TRACES_SAMPLER": "always_on",
     }
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(env)],
