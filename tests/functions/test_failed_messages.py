@@ -12,7 +12,7 @@ import pytest
 from shared.bootstrap import use
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import JSON, DirectoryError
-from shared.ports.messages import RecomputeUsers
+from shared.ports.messages import RecomputeUsers, ReprocessUser
 from tests.demo_tenant import IRVIN
 from tests.functions.test_handlers import call, queued
 from tests.functions.test_webhook_intake import events  # noqa: F401 - the log events fixture
@@ -43,3 +43,31 @@ def test_a_failed_recompute_is_logged_under_its_correlation_id(
     assert failed["message_type"] == "RecomputeUsers"
     assert failed["function"] == "recompute_users"
     assert "Insufficient privileges" in failed["error"]
+
+
+class UnavailableWrites(FakeDirectory):
+    """The fake Graph, answering the reprocess call with 503: the host retries the message."""
+
+    async def reprocess_license_assignment(self, user_id: str) -> bool:
+        raise DirectoryError(503, "serviceNotAvailable", "Service unavailable")
+
+
+def test_a_failed_reprocess_names_its_user_in_every_trace(
+    events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
+) -> None:
+    """A run's reprocess messages share the run's correlation id (one per user of the run), so
+    the poison runbook's search by correlation id finds every user's traces: the failure must say
+    whose reprocess failed, as the `reprocess.*` events do, and so must every other trace of it
+    (a Graph retry, a throttled requeue)."""
+    msg = ReprocessUser(user_id=IRVIN, causes=(), reason="manual", correlation_id="corr-run-7")
+    use(build_world(fake=UnavailableWrites, LICENSE_GUARD_MODE="act").svc)
+    try:
+        with pytest.raises(DirectoryError):
+            call("reprocess_user", queued(msg, dequeue_count=2))
+    finally:
+        use(None)
+
+    [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
+    assert failed["correlation_id"] == "corr-run-7"
+    assert failed["message_type"] == "ReprocessUser"
+    assert failed["user_id"] == IRVIN
