@@ -72,6 +72,18 @@ def parse_group_ids(text: str) -> frozenset[str]:
     return frozenset(parse_guid(item) for item in list_items(text))
 
 
+def parse_allowlist(text: str) -> frozenset[str]:
+    """``ACT_GROUP_ALLOWLIST``: group GUIDs. Unset (empty) means every group, so a value that
+    holds no id (quotes left from a shell or the portal, a stray separator) is refused: read as
+    empty it would let act mode write for every group."""
+    ids = parse_group_ids(text)
+    if not ids:
+        raise ValueError(
+            f"{text!r} holds no group id; to act for every group, leave the setting empty"
+        )
+    return ids
+
+
 def parse_non_negative_int(text: str) -> int:
     number = _integer(text)
     if number < 0:

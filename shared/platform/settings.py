@@ -39,7 +39,8 @@ Optional (default):
   ``GRAPH_BASE_URL`` points at a loopback address.
 * ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
 * ``LICENSE_GUARD_MODE`` (``observe``): ``observe`` reports only; ``act`` may write.
-* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs.
+* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs. A value that holds no
+  id (``""``, a lone ``;``) is refused, not read as empty.
 * ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
 * ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
 * ``NOTIFICATION_SILENCE_MINUTES`` (360): the dead-man switch; a sweep that finds group
@@ -83,6 +84,7 @@ from shared.platform.setting_values import (
     UNRESOLVED_REFERENCE,
     is_loopback_host,
     is_unresolved_reference,
+    parse_allowlist,
     parse_baseline,
     parse_bool,
     parse_client_state,
@@ -225,7 +227,7 @@ class Settings:
     )
     mode: Mode = _setting("LICENSE_GUARD_MODE", _mode, default="observe")  # noqa: RUF009 - makes a field
     act_group_allowlist: frozenset[str] = _setting(
-        "ACT_GROUP_ALLOWLIST", parse_group_ids, default=frozenset()
+        "ACT_GROUP_ALLOWLIST", parse_allowlist, default=frozenset()
     )
     writes_disabled: bool = _setting("WRITES_DISABLED", parse_bool, default=False)
     reprocess_rate_per_min: int = _setting("REPROCESS_RATE_PER_MIN", parse_positive_int, default=10)

@@ -250,6 +250,22 @@ def test_with_an_allow_list_one_allowed_relevant_group_is_enough() -> None:
     assert not s.is_write_allowed(())
 
 
+@pytest.mark.parametrize("value", ['""', "''", ",", ";", " ; , ", "<>", '"" <>'])
+def test_an_allow_list_that_names_no_group_is_refused_not_read_as_all_groups(value: str) -> None:
+    """An empty ACT_GROUP_ALLOWLIST means every group. A value that holds no id (quotes left
+    from a shell or the portal, a stray separator) is a list someone meant to fill: read as
+    empty, it let act mode write for every group in the tenant."""
+    with pytest.raises(SettingsError) as caught:
+        settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=value)
+
+    assert "no group id" in caught.value.invalid["ACT_GROUP_ALLOWLIST"]
+
+
+def test_an_unset_or_blank_allow_list_still_means_all_groups() -> None:
+    for value in ("", "  "):
+        assert settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=value).is_write_allowed((G2,))
+
+
 # --- local.settings.json.example ----------------------------------------------------------------
 
 
