@@ -111,10 +111,11 @@ os._exit(0)  # skip the exit-time flush: nothing may leave the machine
 """
 
 APP_INSIGHTS = {
-    # A loopback ingestion endpoint: configure_azure_monitor() is real, but nothing is sent.
+    # Loopback ingestion and live-metrics endpoints: configure_azure_monitor() is real, but
+    # nothing is sent.
     "APPLICATIONINSIGHTS_CONNECTION_STRING": (
         "InstrumentationKey=00000000-0000-4000-8000-000000000000;"
-        "IngestionEndpoint=http://127.0.0.1:9/"
+        "IngestionEndpoint=http://127.0.0.1:9/;LiveEndpoint=http://127.0.0.1:9/"
     ),
 }
 
@@ -130,6 +131,8 @@ def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
         # about half the time), so a probe would see a span only sometimes, and a check that a
         # span is absent could pass by chance. Every span is kept here.
         "OTEL_TRACES_SAMPLER": "always_on",
+        # The exporter's own usage telemetry (statsbeat) goes to a Microsoft endpoint of its own.
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
     }
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(env)],
@@ -365,6 +368,62 @@ def test_a_connection_string_the_exporter_refuses_leaves_the_app_running(connect
     [line] = [text for text in stderr.splitlines() if CONNECTION_STRING in text]
     assert "not exported" in line
     assert "Traceback" not in stderr
+
+
+_INGESTION_PROBE = """
+import gzip, http.server, json, logging, os, sys, threading, time
+received = []
+
+class Ingestion(http.server.BaseHTTPRequestHandler):
+    # Application Insights' track endpoint, on loopback: it accepts every item.
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip" or body[:2] == b"\\x1f\\x8b":
+            body = gzip.decompress(body)
+        items = json.loads(body)
+        received.extend(items if isinstance(items, list) else [items])
+        n = len(items) if isinstance(items, list) else 1
+        answer = json.dumps({"itemsReceived": n, "itemsAccepted": n, "errors": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{server.server_port}/"
+os.environ["OTEL_BLRP_SCHEDULE_DELAY"] = "100"  # export every 0.1 s, not every 5 s
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env={"APPLICATIONINSIGHTS_CONNECTION_STRING": (
+    "InstrumentationKey=00000000-0000-4000-8000-000000000000;"
+    f"IngestionEndpoint={base};LiveEndpoint={base}")})
+get_logger("shared.service.users").info("users.recomputed", users=1)
+time.sleep(2)  # some twenty export rounds
+messages = [
+    str(item.get("data", {}).get("baseData", {}).get("message", ""))
+    for item in received if str(item.get("name", "")).endswith("Message")
+]
+print(json.dumps({"messages": messages}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_the_exporters_own_transmission_lines_are_not_exported() -> None:
+    """After each post the exporter logs "Transmission succeeded ..." at INFO, the level the
+    worker runs the root logger at, where our exporter is: exported, each line was the next
+    post's item and made the next line, a trace every export round (5 s) on every instance
+    for as long as it runs, the always-ready one included, with nothing happening."""
+    result, _ = _run(_INGESTION_PROBE, {})
+    messages = result["messages"]
+
+    assert [m for m in messages if "users.recomputed" in m]  # the export works
+    assert not [m for m in messages if "Transmission succeeded" in m]
+    assert len(messages) == 1
 
 
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
