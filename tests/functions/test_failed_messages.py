@@ -5,16 +5,19 @@ exception to the host, whose failure record carries the invocation, not the corr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from shared.bootstrap import use
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import JSON, DirectoryError
-from shared.ports.messages import RecomputeUsers, ReprocessUser
+from shared.ports.messages import RecomputeUsers, ReprocessUser, SyncCompleted
+from shared.ports.queues import GROUPS_CHANGED
 from tests.demo_tenant import IRVIN
-from tests.functions.test_handlers import call, queued
+from tests.functions.test_handlers import UnreachableQueue, call, queued
 from tests.functions.test_webhook_intake import events  # noqa: F401 - the log events fixture
 from tests.service.world import build_world
 
@@ -71,3 +74,30 @@ def test_a_failed_reprocess_names_its_user_in_every_trace(
     assert failed["correlation_id"] == "corr-run-7"
     assert failed["message_type"] == "ReprocessUser"
     assert failed["user_id"] == IRVIN
+
+
+def test_a_failed_sync_completed_is_logged_under_its_correlation_id(
+    events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
+) -> None:
+    """sync-completed-poison is one of the runbook's poison queues: its failures are found by
+    the message's correlation id, as every other queue's are."""
+    world = build_world()
+    world.svc.queues = replace(world.svc.queues, groups_changed=UnreachableQueue(GROUPS_CHANGED))
+    msg = SyncCompleted(
+        tenant_id=world.svc.settings.tenant_id,
+        completed_at="2026-11-24T08:30:00Z",
+        source="entra-connect",
+        correlation_id="sync-run-9",
+    )
+    use(world.svc)
+    try:
+        with pytest.raises(ServiceRequestError):
+            call("sync_completed", queued(msg, dequeue_count=1))
+    finally:
+        use(None)
+
+    [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
+    assert failed["correlation_id"] == "sync-run-9"
+    assert failed["message_type"] == "SyncCompleted"
+    assert failed["function"] == "sync_completed"
+    assert "connection refused" in failed["error"]
