@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -122,8 +123,17 @@ APP_INSIGHTS = {
 
 def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
     """Run `code` in a fresh interpreter; (its last stdout line as JSON, its stderr)."""
+    with tempfile.TemporaryDirectory(prefix="exporter-probe-") as temp:
+        return _run_in(code, env, temp)
+
+
+def _run_in(code: str, env: dict[str, str], temp: str) -> tuple[dict[str, Any], str]:
     process_env = {
         **os.environ,
+        # The exporter keeps what it could not send under the temporary directory, keyed by
+        # the instrumentation key, and sends it with a later process's posts: one probe's
+        # failed items would reach the next probe's ingestion. Each probe has its own.
+        "TMPDIR": temp,
         # The distro's default resource detectors include azure_vm, which calls the instance
         # metadata endpoint; the OpenTelemetry one reads only OTEL_* variables.
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
