@@ -8,13 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 from azure.core.exceptions import ServiceRequestError
+from azure.functions.queue import QueueMessage
 
 from shared.bootstrap import use
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import JSON, DirectoryError
-from shared.ports.messages import RecomputeUsers, ReprocessUser, SyncCompleted
+from shared.ports.messages import MessageError, RecomputeUsers, ReprocessUser, SyncCompleted
 from shared.ports.queues import GROUPS_CHANGED
 from tests.demo_tenant import IRVIN
 from tests.functions.test_handlers import UnreachableQueue, call, queued
@@ -101,3 +103,49 @@ def test_a_failed_sync_completed_is_logged_under_its_correlation_id(
     assert failed["message_type"] == "SyncCompleted"
     assert failed["function"] == "sync_completed"
     assert "connection refused" in failed["error"]
+
+
+def test_a_message_that_cannot_be_read_is_logged_under_its_correlation_id(
+    events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
+) -> None:
+    """A message no handler can read (an on-premises sender's mistake, a newer version during
+    an upgrade) fails every try and lands in -poison like any other; the runbook's search by
+    its correlationId must find why."""
+    body = orjson.dumps(
+        {
+            "type": "SyncCompleted",
+            "version": 2,
+            "tenantId": "not-a-guid",
+            "completedAt": "2026-11-24T08:30:00Z",
+            "source": "entra-connect",
+            "correlationId": "sync-run-unreadable",
+        }
+    )
+    use(build_world().svc)
+    try:
+        with pytest.raises(MessageError):
+            call("sync_completed", QueueMessage(id="m-2", body=body, dequeue_count=4))
+    finally:
+        use(None)
+
+    [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
+    assert failed["correlation_id"] == "sync-run-unreadable"
+    assert failed["message_type"] == "SyncCompleted"
+    assert failed["function"] == "sync_completed"
+    assert "version" in failed["error"]
+
+
+def test_a_message_that_is_not_even_json_is_logged_too(
+    events: Callable[[], list[dict[str, Any]]],  # noqa: F811 - the imported fixture
+) -> None:
+    use(build_world().svc)
+    try:
+        with pytest.raises(MessageError):
+            call("group_changes", QueueMessage(id="m-3", body=b"sync done", dequeue_count=1))
+    finally:
+        use(None)
+
+    [failed] = [e for e in events() if e["event"] == "queue.message_failed"]
+    assert failed["function"] == "group_changes"
+    assert "not valid JSON" in failed["error"]
+    assert "correlation_id" not in failed
