@@ -34,6 +34,9 @@ def decode_as(
             names = ", ".join(t.__name__ for t in expected)
             raise MessageError(f"expected {names} on this queue, got {type(message).__name__}")
     except MessageError as exc:
+        from shared.bootstrap import logging_ready  # noqa: PLC0415 - on first use
+
+        logging_ready()  # a new worker's first message: no services (nor logging) set up yet
         log.error("queue.message_failed", error=f"MessageError: {exc}", **_said(body))
         raise
     return message

@@ -4,6 +4,10 @@ exception to the host, whose failure record carries the invocation, not the corr
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,6 +25,7 @@ from shared.ports.queues import GROUPS_CHANGED
 from tests.demo_tenant import IRVIN
 from tests.functions.test_handlers import UnreachableQueue, call, queued
 from tests.functions.test_webhook_intake import events  # noqa: F401 - the log events fixture
+from tests.infra.bicep import ROOT
 from tests.service.world import build_world
 
 
@@ -149,3 +154,42 @@ def test_a_message_that_is_not_even_json_is_logged_too(
     assert failed["function"] == "group_changes"
     assert "not valid JSON" in failed["error"]
     assert "correlation_id" not in failed
+
+
+_FRESH_WORKER = """
+import io, json, logging, sys
+from azure.functions.queue import QueueMessage
+from shared.ports.messages import MessageError
+from tests.functions.test_handlers import call
+
+# A new worker: its handler on the root logger, no services built yet, no settings at all.
+out = io.StringIO()
+logging.getLogger().addHandler(logging.StreamHandler(out))
+logging.getLogger().setLevel(logging.INFO)
+try:
+    call("group_changes", QueueMessage(id="m-4", body=b'{"type": "Nope", "correlationId": "c-9"}'))
+except MessageError:
+    pass
+print(json.dumps({"records": out.getvalue().splitlines()}))
+"""
+
+
+def test_a_new_workers_first_unreadable_message_is_logged_through_logging() -> None:
+    """Nothing has asked for services yet (that is where logging gets configured), so the
+    failure must configure it: else structlog prints its default text to stdout, past the
+    worker's handler and the Application Insights exporter."""
+    env = {k: v for k, v in os.environ.items() if k != "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_WORKER],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    records = json.loads(done.stdout.strip().splitlines()[-1])["records"]
+
+    [failed] = [json.loads(r) for r in records if "queue.message_failed" in r]
+    assert failed["correlation_id"] == "c-9"
+    assert failed["function"] == "group_changes"
