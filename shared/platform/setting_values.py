@@ -41,6 +41,20 @@ def parse_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_notification_url(text: str) -> str:
+    """Where Graph posts notifications: HTTPS, as Graph delivers to nothing else (subscription
+    resource: notificationUrl, lifecycleNotificationUrl); http only on this machine (graphsim,
+    the dev host)."""
+    url = parse_url(text)
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+        raise ValueError(
+            "must be an https URL: Graph sends notifications to HTTPS only "
+            "(http is for a loopback address, graphsim)"
+        )
+    return url
+
+
 def parse_client_state(text: str) -> str:
     if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
         raise ValueError("must be 16 to 128 characters")

@@ -21,7 +21,7 @@ Required:
   ``__clientId`` for a user-assigned identity.
 * ``TENANT_ID``: the Entra tenant (GUID).
 * ``NOTIFICATION_URL``, ``LIFECYCLE_NOTIFICATION_URL``: where Graph posts change and lifecycle
-  notifications (this app's two webhook endpoints).
+  notifications (this app's two webhook endpoints); https (http only for a loopback address).
 * ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
 * ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
   ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC. These have no
@@ -94,6 +94,7 @@ from shared.platform.setting_values import (
     parse_guid,
     parse_ncrontab,
     parse_non_negative_int,
+    parse_notification_url,
     parse_positive_int,
     parse_sku_prices,
     parse_url,
@@ -211,9 +212,11 @@ class Settings:
 
     storage_connection: StorageConnection = _setting(STORAGE_SETTING)  # noqa: RUF009 - makes a field
     tenant_id: str = _setting("TENANT_ID", parse_guid)
-    notification_url: str = _setting("NOTIFICATION_URL", parse_url, secret=True)
+    notification_url: str = _setting("NOTIFICATION_URL", parse_notification_url, secret=True)
     """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
-    lifecycle_notification_url: str = _setting("LIFECYCLE_NOTIFICATION_URL", parse_url, secret=True)
+    lifecycle_notification_url: str = _setting(
+        "LIFECYCLE_NOTIFICATION_URL", parse_notification_url, secret=True
+    )
     client_state: str = _setting("CLIENT_STATE", parse_client_state, secret=True)
     subscription_keeper_schedule: str = _setting("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
     sync_watch_schedule: str = _setting("SYNC_WATCH_SCHEDULE", parse_ncrontab)

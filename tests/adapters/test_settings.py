@@ -266,6 +266,22 @@ def test_an_unset_or_blank_allow_list_still_means_all_groups() -> None:
         assert settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=value).is_write_allowed((G2,))
 
 
+@pytest.mark.parametrize("name", ["NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"])
+def test_a_notification_url_must_be_https_unless_it_is_loopback(name: str) -> None:
+    """Graph delivers (and validates) notifications to HTTPS URLs only (subscription resource:
+    notificationUrl, lifecycleNotificationUrl): an http URL made every subscription the keeper
+    asked for fail in Graph, long after the app started with it."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: "http://guard.example.net/api/graph/notifications?code=KEY-7"})
+
+    problem = caught.value.invalid[name]
+    assert "https" in problem
+    assert "KEY-7" not in str(caught.value)
+
+    for local in ("http://127.0.0.1:7071/api/graph/x?code=k", "http://localhost:7071/api/x"):
+        assert settings(**{name: local})  # graphsim and the dev host, on this machine
+
+
 # --- local.settings.json.example ----------------------------------------------------------------
 
 
