@@ -24,7 +24,8 @@ Required:
   notifications (this app's two webhook endpoints); https (http only for a loopback address).
 * ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
 * ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
-  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC. These have no
+  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC, each field
+  checked as the host's NCrontab reads it (a value it cannot read unloads that timer). No
   default on purpose: the timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the
   host resolves that from app settings with no fallback, so a missing one stops the function
   from loading. Requiring them here makes that failure loud and early, and keeps one source for

@@ -282,6 +282,46 @@ def test_a_notification_url_must_be_https_unless_it_is_loopback(name: str) -> No
         assert settings(**{name: local})  # graphsim and the dev host, on this machine
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0 0 24 * * *", "hour field: 24 is outside 0-23"),
+        ("0 60 * * * *", "minute field: 60 is outside 0-59"),
+        ("0 0 2-4 32 * *", "day field: 32 is outside 1-31"),
+        ("0 0 0 * 13 *", "month field: 13 is outside 1-12"),
+        ("0 */0 * * * *", "minute field: step '0' must be a positive number"),
+        ("0 0 4-2 * * *", "hour field: range '4-2' runs backwards"),
+        ("0 0 2,,4 * * *", "hour field: empty list item"),
+        ("0 0 * * * Mondays", "day-of-week field: 'Mondays' is not a number or a known name"),
+        ("0 0 * * * 7", "day-of-week field: 7 is outside 0-6"),
+    ],
+)
+def test_a_schedule_the_host_cannot_read_is_refused_naming_the_field(
+    value: str, problem: str
+) -> None:
+    """The host resolves `%POISON_WATCH_SCHEDULE%` and refuses a schedule it cannot parse by
+    not loading that one function: the poison watch and the tenant alerts (or the keeper, the
+    nightly run) would just stop, with the app otherwise running."""
+    with pytest.raises(SettingsError) as caught:
+        settings(POISON_WATCH_SCHEDULE=value)
+
+    assert problem in caught.value.invalid["POISON_WATCH_SCHEDULE"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0 */5 * * * *",
+        "0 0 2-4 * * *",
+        "0 30 9 * Jan-Mar,October Mon-Fri",
+        "*/10 0 0 1 1 0,6",
+        "0 0/15 * * * *",
+    ],
+)
+def test_schedules_the_host_reads_are_kept(value: str) -> None:
+    assert settings(POISON_WATCH_SCHEDULE=value).poison_watch_schedule == value
+
+
 # --- local.settings.json.example ----------------------------------------------------------------
 
 
