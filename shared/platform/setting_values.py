@@ -82,6 +82,33 @@ def parse_positive_int(text: str) -> int:
     return number
 
 
+MAX_DAYS: Final = 36_500
+MAX_MINUTES: Final = MAX_DAYS * 1440
+"""A century: a span of time past it is subtracted from now to a date before year 1."""
+
+
+def _span(number: int, maximum: int) -> int:
+    if number > maximum:
+        raise ValueError(f"{number} must be at most {maximum} (100 years)")
+    return number
+
+
+def parse_positive_days(text: str) -> int:
+    return _span(parse_positive_int(text), MAX_DAYS)
+
+
+def parse_days(text: str) -> int:
+    return _span(parse_non_negative_int(text), MAX_DAYS)
+
+
+def parse_positive_minutes(text: str) -> int:
+    return _span(parse_positive_int(text), MAX_MINUTES)
+
+
+def parse_minutes(text: str) -> int:
+    return _span(parse_non_negative_int(text), MAX_MINUTES)
+
+
 def parse_group_ids(text: str) -> frozenset[str]:
     return frozenset(parse_guid(item) for item in list_items(text))
 

@@ -34,6 +34,7 @@ Required:
 Optional (default):
 
 * ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
+  This and every other span of time (``..._DAYS``, ``..._MINUTES``) is at most 100 years.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
 * ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
@@ -89,14 +90,17 @@ from shared.platform.setting_values import (
     parse_baseline,
     parse_bool,
     parse_client_state,
+    parse_days,
     parse_email,
     parse_emails,
     parse_group_ids,
     parse_guid,
+    parse_minutes,
     parse_ncrontab,
-    parse_non_negative_int,
     parse_notification_url,
+    parse_positive_days,
     parse_positive_int,
+    parse_positive_minutes,
     parse_sku_prices,
     parse_url,
     parse_words,
@@ -237,11 +241,11 @@ class Settings:
     reprocess_rate_per_min: int = _setting("REPROCESS_RATE_PER_MIN", parse_positive_int, default=10)
     reprocess_daily_cap: int = _setting("REPROCESS_DAILY_CAP", parse_positive_int, default=1000)
     notification_silence_minutes: int = _setting(
-        "NOTIFICATION_SILENCE_MINUTES", parse_positive_int, default=360
+        "NOTIFICATION_SILENCE_MINUTES", parse_positive_minutes, default=360
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
-    report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_int, default=30)
+    report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_days, default=30)
     """Nightly reports older than this are deleted from blob storage."""
     alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
     alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
@@ -257,8 +261,8 @@ class Settings:
     alert_exclude_users: frozenset[str] = _setting(
         "ALERT_EXCLUDE_USERS", parse_words, default=frozenset()
     )
-    alert_grace_minutes: int = _setting("ALERT_GRACE_MINUTES", parse_non_negative_int, default=30)
-    swap_grace_days: int = _setting("SWAP_GRACE_DAYS", parse_non_negative_int, default=3)
+    alert_grace_minutes: int = _setting("ALERT_GRACE_MINUTES", parse_minutes, default=30)
+    swap_grace_days: int = _setting("SWAP_GRACE_DAYS", parse_days, default=3)
     mass_loss_threshold: int = _setting("MASS_LOSS_THRESHOLD", parse_positive_int, default=10)
     baseline: str | None = _setting("BASELINE", parse_baseline, default=None)
     alert_channels: tuple[Channel, ...] = _setting("ALERT_CHANNELS", parse_channels, default=())

@@ -322,6 +322,26 @@ def test_schedules_the_host_reads_are_kept(value: str) -> None:
     assert settings(POISON_WATCH_SCHEDULE=value).poison_watch_schedule == value
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("REPORT_RETENTION_DAYS", "1000000", "at most 36500 (100 years)"),
+        ("SWAP_GRACE_DAYS", "9999999", "at most 36500 (100 years)"),
+        ("NOTIFICATION_SILENCE_MINUTES", "99999999999", "at most 52560000 (100 years)"),
+        ("ALERT_GRACE_MINUTES", "99999999999", "at most 52560000 (100 years)"),
+    ],
+)
+def test_a_span_of_time_past_a_century_is_refused(name: str, value: str, problem: str) -> None:
+    """A retention of 1,000,000 days ("keep them for ever") started the app, and each night's
+    prune then failed on `now - 1,000,000 days`, a date before year 1 (OverflowError); the
+    other spans are subtracted from now the same way."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: value})
+
+    assert problem in caught.value.invalid[name]
+    assert settings(**{name: "36500" if name.endswith("DAYS") else "52560000"})
+
+
 # --- local.settings.json.example ----------------------------------------------------------------
 
 
