@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 import orjson
 
 from functions.decoding import decode_as
-from shared.platform.logging import bind_correlation, bind_invocation
+from functions.running import run_on_message
+from shared.platform.logging import bind_invocation
 from shared.ports.messages import SyncCompleted
 from shared.ports.queues import SYNC_COMPLETED
+
+if TYPE_CHECKING:
+    from shared.service.services import Services
 
 bp = func.Blueprint()
 
@@ -37,9 +43,10 @@ def sync_completed_http(req: func.HttpRequest, context: func.Context) -> func.Ht
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_COMPLETED, connection="AzureWebJobsStorage")
 def sync_completed(msg: func.QueueMessage, context: func.Context) -> None:
     bind_invocation(context)
-    from shared.bootstrap import services  # noqa: PLC0415 - on first use
-    from shared.service.watch import on_sync_completed  # noqa: PLC0415
+    from shared.service.watch import on_sync_completed  # noqa: PLC0415 - on first use
 
-    message = decode_as(msg, SyncCompleted)
-    with bind_correlation(message.correlation_id):
-        on_sync_completed(services(), message)
+    async def record(services: Services, message: SyncCompleted) -> None:
+        on_sync_completed(services, message)  # storage only: the thread's own loop, as any job
+
+    # as every queue's: a failure is logged (`queue.message_failed`) under the correlation id
+    run_on_message(lambda: decode_as(msg, SyncCompleted), record)

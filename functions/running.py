@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import azure.functions as func
 
 from shared.platform.logging import bind_correlation, bind_invocation, get_logger
-from shared.ports.messages import Message
+from shared.ports.messages import Message, ReprocessUser
 
 if TYPE_CHECKING:
     from shared.service.services import Services
@@ -56,12 +56,13 @@ def run_on_message(
     job: Callable[[Services, M], Coroutine[Any, Any, object]],
 ) -> None:
     """A queue message's job: decoded, then run with the app's services under its correlation id
-    (a throttled one goes back on its queue for after Retry-After: `shared.service.throttled`).
-    A failure is logged (`queue.message_failed`) under that correlation id, then raised."""
+    (and a reprocess's user id, `_subject`; a throttled one goes back on its queue for after
+    Retry-After: `shared.service.throttled`). A failure is logged (`queue.message_failed`)
+    under those ids, then raised."""
     from shared.service.throttled import requeued_when_throttled  # noqa: PLC0415 - on first use
 
     message = decode()
-    with bind_correlation(message.correlation_id):
+    with bind_correlation(message.correlation_id, **_subject(message)):
         try:
             run_job(lambda svc: requeued_when_throttled(svc, message, job))
         except Exception as exc:
@@ -70,6 +71,12 @@ def run_on_message(
             log.exception("queue.message_failed", message_type=type(message).__name__,
                           error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             raise
+
+
+def _subject(message: Message) -> dict[str, str]:
+    """What every trace of the message's job carries besides its correlation id: a reprocess's
+    user, since a run's reprocess messages (one per user) share the run's correlation id."""
+    return {"user_id": message.user_id} if isinstance(message, ReprocessUser) else {}
 
 
 def add_timer_job(bp: func.Blueprint, name: str, schedule_setting: str, job: str) -> None:

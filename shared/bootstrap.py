@@ -230,6 +230,14 @@ def _registered_or_worker() -> Services | WorkerServices:
         return _worker
 
 
+def logging_ready() -> None:
+    """Logging as a worker's first `services()` configures it, for a handler that logs before
+    it asks for services (a queue message it cannot read). Services given to `use` keep theirs."""
+    with _lock:
+        if _registered is None and _worker is None:
+            configure_logging()
+
+
 def services() -> Services:
     """The services of the calling thread: those registered with `use`, else this worker's
     (`worker_services`, built on first use) with the thread's own Graph client."""

@@ -54,11 +54,16 @@ __all__ = [
 ]
 
 _RESERVED: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-PER_REQUEST_LOGGERS: Final = ("httpx", "azure.core.pipeline.policies.http_logging_policy")
+PER_REQUEST_LOGGERS: Final = (
+    "httpx",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.monitor.opentelemetry.exporter",
+)
 """Libraries that log every HTTP request at INFO: httpx its full URL (an alert channel's secret
 URL, a mailbox in a Graph path), azure-core each storage request and answer, the exporter's own
-posts included, which would feed themselves. The worker runs the root logger at INFO, so they
-are raised to WARNING."""
+posts included, and the exporter "Transmission succeeded" after each post: those would feed
+themselves, each the next post's item. The worker runs the root logger at INFO, so they are
+raised to WARNING."""
 _PASSED_TO_LOGGING: Final = ("exc_info", "stack_info", "stacklevel")
 
 

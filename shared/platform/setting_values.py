@@ -41,6 +41,20 @@ def parse_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def parse_notification_url(text: str) -> str:
+    """Where Graph posts notifications: HTTPS, as Graph delivers to nothing else (subscription
+    resource: notificationUrl, lifecycleNotificationUrl); http only on this machine (graphsim,
+    the dev host)."""
+    url = parse_url(text)
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+        raise ValueError(
+            "must be an https URL: Graph sends notifications to HTTPS only "
+            "(http is for a loopback address, graphsim)"
+        )
+    return url
+
+
 def parse_client_state(text: str) -> str:
     if not 16 <= len(text) <= 128:  # Graph caps clientState at 128 characters
         raise ValueError("must be 16 to 128 characters")
@@ -68,8 +82,47 @@ def parse_positive_int(text: str) -> int:
     return number
 
 
+MAX_DAYS: Final = 36_500
+MAX_MINUTES: Final = MAX_DAYS * 1440
+"""A century: a span of time past it is subtracted from now to a date before year 1."""
+
+
+def _span(number: int, maximum: int) -> int:
+    if number > maximum:
+        raise ValueError(f"{number} must be at most {maximum} (100 years)")
+    return number
+
+
+def parse_positive_days(text: str) -> int:
+    return _span(parse_positive_int(text), MAX_DAYS)
+
+
+def parse_days(text: str) -> int:
+    return _span(parse_non_negative_int(text), MAX_DAYS)
+
+
+def parse_positive_minutes(text: str) -> int:
+    return _span(parse_positive_int(text), MAX_MINUTES)
+
+
+def parse_minutes(text: str) -> int:
+    return _span(parse_non_negative_int(text), MAX_MINUTES)
+
+
 def parse_group_ids(text: str) -> frozenset[str]:
     return frozenset(parse_guid(item) for item in list_items(text))
+
+
+def parse_allowlist(text: str) -> frozenset[str]:
+    """``ACT_GROUP_ALLOWLIST``: group GUIDs. Unset (empty) means every group, so a value that
+    holds no id (quotes left from a shell or the portal, a stray separator) is refused: read as
+    empty it would let act mode write for every group."""
+    ids = parse_group_ids(text)
+    if not ids:
+        raise ValueError(
+            f"{text!r} holds no group id; to act for every group, leave the setting empty"
+        )
+    return ids
 
 
 def parse_non_negative_int(text: str) -> int:
@@ -122,10 +175,60 @@ def parse_baseline(text: str) -> str:
     return value
 
 
+_MONTHS: Final = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_DAYS: Final = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_CRON_FIELDS: Final[tuple[tuple[str, int, int, tuple[str, ...]], ...]] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 6, _DAYS),
+)
+"""Each field of the host's NCRONTAB (NCrontab's `CrontabFieldImpl`): its range and names."""
+
+
 def parse_ncrontab(text: str) -> str:
-    if len(text.split()) != 6:
+    """A six-field NCRONTAB schedule whose every field the host can read: a value it cannot
+    is not refused at start, the host just does not load that timer function."""
+    parts = text.split()
+    if len(parts) != 6:
         raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
+    for part, (field, lo, hi, names) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in part.split(","):
+            _cron_item(item, f"{field} field", lo, hi, names, part)
     return text
+
+
+def _cron_item(item: str, where: str, lo: int, hi: int, names: tuple[str, ...], part: str) -> None:
+    """`*`, `a` or `a-b`, each with an optional `/step`, as NCrontab reads them: a number in
+    the field's range, or a name's prefix (`Mon`, `Monday`); ValueError naming the field."""
+
+    def value(word: str) -> int:
+        if word[:1].isdigit():
+            if not word.isdigit():
+                raise ValueError(f"{where}: {word!r} is not a number")
+            if not lo <= int(word) <= hi:
+                raise ValueError(f"{where}: {int(word)} is outside {lo}-{hi}")
+            return int(word)
+        for n, name in enumerate(names):
+            if word and name.startswith(word.lower()):
+                return lo + n
+        raise ValueError(f"{where}: {word!r} is not a number or a known name")
+
+    if not item:
+        raise ValueError(f"{where}: empty list item in {part!r}")
+    base, slash, step = item.partition("/")
+    if slash and (not step.isdigit() or int(step) == 0):
+        raise ValueError(f"{where}: step {step!r} must be a positive number")
+    if base != "*":
+        first, dash, last = base.partition("-")
+        if dash and value(first) > value(last):
+            raise ValueError(f"{where}: range {base!r} runs backwards")
+        value(first)
 
 
 _AROUND_EQUALS: Final = re.compile(r"[ \t]*=[ \t]*")

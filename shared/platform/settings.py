@@ -21,10 +21,11 @@ Required:
   ``__clientId`` for a user-assigned identity.
 * ``TENANT_ID``: the Entra tenant (GUID).
 * ``NOTIFICATION_URL``, ``LIFECYCLE_NOTIFICATION_URL``: where Graph posts change and lifecycle
-  notifications (this app's two webhook endpoints).
+  notifications (this app's two webhook endpoints); https (http only for a loopback address).
 * ``CLIENT_STATE``: the secret Graph echoes in every notification (16-128 characters).
 * ``SUBSCRIPTION_KEEPER_SCHEDULE``, ``SYNC_WATCH_SCHEDULE``, ``RECHECK_ERRORS_SCHEDULE``,
-  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC. These have no
+  ``POISON_WATCH_SCHEDULE``, ``RECONCILE_SCHEDULE``: six-field NCRONTAB, UTC, each field
+  checked as the host's NCrontab reads it (a value it cannot read unloads that timer). No
   default on purpose: the timer decorators say ``schedule="%SYNC_WATCH_SCHEDULE%"`` and the
   host resolves that from app settings with no fallback, so a missing one stops the function
   from loading. Requiring them here makes that failure loud and early, and keeps one source for
@@ -33,13 +34,15 @@ Required:
 Optional (default):
 
 * ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
+  This and every other span of time (``..._DAYS``, ``..._MINUTES``) is at most 100 years.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
 * ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
   ``GRAPH_BASE_URL`` points at a loopback address.
 * ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
 * ``LICENSE_GUARD_MODE`` (``observe``): ``observe`` reports only; ``act`` may write.
-* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs.
+* ``ACT_GROUP_ALLOWLIST`` (empty: all groups): a list of group GUIDs. A value that holds no
+  id (``""``, a lone ``;``) is refused, not read as empty.
 * ``WRITES_DISABLED`` (false): the kill switch; true/false, 1/0, yes/no, on/off.
 * ``REPROCESS_RATE_PER_MIN`` (10), ``REPROCESS_DAILY_CAP`` (1000): positive integers.
 * ``NOTIFICATION_SILENCE_MINUTES`` (360): the dead-man switch; a sweep that finds group
@@ -83,16 +86,21 @@ from shared.platform.setting_values import (
     UNRESOLVED_REFERENCE,
     is_loopback_host,
     is_unresolved_reference,
+    parse_allowlist,
     parse_baseline,
     parse_bool,
     parse_client_state,
+    parse_days,
     parse_email,
     parse_emails,
     parse_group_ids,
     parse_guid,
+    parse_minutes,
     parse_ncrontab,
-    parse_non_negative_int,
+    parse_notification_url,
+    parse_positive_days,
     parse_positive_int,
+    parse_positive_minutes,
     parse_sku_prices,
     parse_url,
     parse_words,
@@ -209,9 +217,11 @@ class Settings:
 
     storage_connection: StorageConnection = _setting(STORAGE_SETTING)  # noqa: RUF009 - makes a field
     tenant_id: str = _setting("TENANT_ID", parse_guid)
-    notification_url: str = _setting("NOTIFICATION_URL", parse_url, secret=True)
+    notification_url: str = _setting("NOTIFICATION_URL", parse_notification_url, secret=True)
     """Carries the webhook's function key (``?code=``), so it stays out of repr() too."""
-    lifecycle_notification_url: str = _setting("LIFECYCLE_NOTIFICATION_URL", parse_url, secret=True)
+    lifecycle_notification_url: str = _setting(
+        "LIFECYCLE_NOTIFICATION_URL", parse_notification_url, secret=True
+    )
     client_state: str = _setting("CLIENT_STATE", parse_client_state, secret=True)
     subscription_keeper_schedule: str = _setting("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
     sync_watch_schedule: str = _setting("SYNC_WATCH_SCHEDULE", parse_ncrontab)
@@ -225,17 +235,17 @@ class Settings:
     )
     mode: Mode = _setting("LICENSE_GUARD_MODE", _mode, default="observe")  # noqa: RUF009 - makes a field
     act_group_allowlist: frozenset[str] = _setting(
-        "ACT_GROUP_ALLOWLIST", parse_group_ids, default=frozenset()
+        "ACT_GROUP_ALLOWLIST", parse_allowlist, default=frozenset()
     )
     writes_disabled: bool = _setting("WRITES_DISABLED", parse_bool, default=False)
     reprocess_rate_per_min: int = _setting("REPROCESS_RATE_PER_MIN", parse_positive_int, default=10)
     reprocess_daily_cap: int = _setting("REPROCESS_DAILY_CAP", parse_positive_int, default=1000)
     notification_silence_minutes: int = _setting(
-        "NOTIFICATION_SILENCE_MINUTES", parse_positive_int, default=360
+        "NOTIFICATION_SILENCE_MINUTES", parse_positive_minutes, default=360
     )
     """Dead-man switch: a sweep that finds group changes no notification announced for this
     long means notifications are not arriving."""
-    report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_int, default=30)
+    report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_days, default=30)
     """Nightly reports older than this are deleted from blob storage."""
     alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
     alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
@@ -251,8 +261,8 @@ class Settings:
     alert_exclude_users: frozenset[str] = _setting(
         "ALERT_EXCLUDE_USERS", parse_words, default=frozenset()
     )
-    alert_grace_minutes: int = _setting("ALERT_GRACE_MINUTES", parse_non_negative_int, default=30)
-    swap_grace_days: int = _setting("SWAP_GRACE_DAYS", parse_non_negative_int, default=3)
+    alert_grace_minutes: int = _setting("ALERT_GRACE_MINUTES", parse_minutes, default=30)
+    swap_grace_days: int = _setting("SWAP_GRACE_DAYS", parse_days, default=3)
     mass_loss_threshold: int = _setting("MASS_LOSS_THRESHOLD", parse_positive_int, default=10)
     baseline: str | None = _setting("BASELINE", parse_baseline, default=None)
     alert_channels: tuple[Channel, ...] = _setting("ALERT_CHANNELS", parse_channels, default=())

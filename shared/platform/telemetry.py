@@ -8,7 +8,9 @@ Application Insights resource has local auth off. It then swaps the distro's Ope
 extra attributes (our structlog fields, bound context variables) as log attributes, so they land
 in ``customDimensions``, after turning every value into a type OpenTelemetry accepts. The SDK
 would otherwise drop a non-primitive value (a dict, ``None``, a datetime) and print an "Invalid
-type" warning for every event that carries one.
+type" warning for every event that carries one. The worker's own records below WARNING
+(`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's telemetry. A
+connection string the distro refuses leaves the export off, never the app down (`enable`).
 
 Why the app exports and not the Functions host (``telemetryMode: OpenTelemetry``): see
 docs/operations.md "Telemetry".
@@ -19,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -27,10 +30,15 @@ CONNECTION_STRING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 AUTHENTICATION_STRING: Final = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 WORKER_TELEMETRY: Final = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 """Set to true, the Python worker runs its own exporter; ours then stays off (one export only)."""
+WORKER_TRUE_WORDS: Final = frozenset({"1", "true", "t", "yes", "y"})
+"""What the Python worker reads as true in `WORKER_TELEMETRY` (its ``is_true_like``, any case):
+``1`` or ``yes`` switches its exporter on as ``true`` does, so ours must stay off for each."""
 
 _STANDARD_ATTRIBUTES: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _lock = threading.Lock()
 _enabled = False
+_refused = False
+"""The connection string was refused once: not tried again in this process (one line)."""
 
 
 def enabled() -> bool:
@@ -73,6 +81,18 @@ def _managed_identity_client_id(authentication: str) -> tuple[bool, str | None]:
     return parts.get("authorization", "").upper() == "AAD", parts.get("clientid") or None
 
 
+WORKER_LOGGERS: Final = ("azure_functions_worker", "azure.functions")
+"""The Python worker's own loggers (and the SDK's), its "system logs" by name prefix
+(``is_system_log_category``): it sends them to the host, never to the app's Application
+Insights. Their records propagate to the root logger, where our exporter is: below WARNING
+(a line per invocation, "Received FunctionInvocationRequest ...") they are not exported."""
+
+
+def _not_worker_chatter(record: logging.LogRecord) -> bool:
+    """False for the worker's own records below WARNING (see `WORKER_LOGGERS`)."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(WORKER_LOGGERS)
+
+
 def _swap_handler(root: logging.Logger) -> None:
     """Replace the distro's LoggingHandler on `root` with one exporting primitive attributes."""
     from opentelemetry._logs import get_logger_provider  # noqa: PLC0415 - only in Azure
@@ -90,19 +110,25 @@ def _swap_handler(root: logging.Logger) -> None:
             replacement = PrimitiveAttributesHandler(
                 level=handler.level, logger_provider=get_logger_provider()
             )
+            replacement.addFilter(_not_worker_chatter)
             root.addHandler(replacement)
 
 
 def enable(env: Mapping[str, str]) -> None:
     """Call configure_azure_monitor() once per process, only with a connection string and
-    unless the worker's own exporter is switched on."""
-    global _enabled  # noqa: PLW0603 - one exporter per process, guarded by a lock
+    unless the worker's own exporter is switched on.
+
+    A connection string it refuses (ValueError: not one, no instrumentation key, a Key Vault
+    reference left unresolved) does not stop the app: this runs before every handler's first
+    services, so raising failed every invocation. The app runs without the export, and one line
+    on stderr (the host's console log) names the setting."""
+    global _enabled, _refused  # noqa: PLW0603 - one exporter per process, guarded by a lock
     connection = (env.get(CONNECTION_STRING) or "").strip()
-    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() == "true"
+    worker_exports = (env.get(WORKER_TELEMETRY) or "").strip().lower() in WORKER_TRUE_WORDS
     if not connection or worker_exports:
         return
     with _lock:
-        if _enabled:
+        if _enabled or _refused:
             return
         # Imported here: heavy, and only needed in Azure.
         from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
@@ -113,6 +139,15 @@ def enable(env: Mapping[str, str]) -> None:
             from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
 
             options["credential"] = ManagedIdentityCredential(client_id=client_id)
-        configure_azure_monitor(**options)
+        try:
+            configure_azure_monitor(**options)
+        except ValueError as exc:
+            _refused = True
+            sys.stderr.write(
+                f"{CONNECTION_STRING}: {exc}; the app's logs are not exported to Application "
+                "Insights (set it to the resource's connection string and restart the app)\n"
+            )
+            sys.stderr.flush()
+            return
         _swap_handler(logging.getLogger())
         _enabled = True

@@ -250,6 +250,98 @@ def test_with_an_allow_list_one_allowed_relevant_group_is_enough() -> None:
     assert not s.is_write_allowed(())
 
 
+@pytest.mark.parametrize("value", ['""', "''", ",", ";", " ; , ", "<>", '"" <>'])
+def test_an_allow_list_that_names_no_group_is_refused_not_read_as_all_groups(value: str) -> None:
+    """An empty ACT_GROUP_ALLOWLIST means every group. A value that holds no id (quotes left
+    from a shell or the portal, a stray separator) is a list someone meant to fill: read as
+    empty, it let act mode write for every group in the tenant."""
+    with pytest.raises(SettingsError) as caught:
+        settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=value)
+
+    assert "no group id" in caught.value.invalid["ACT_GROUP_ALLOWLIST"]
+
+
+def test_an_unset_or_blank_allow_list_still_means_all_groups() -> None:
+    for value in ("", "  "):
+        assert settings(LICENSE_GUARD_MODE="act", ACT_GROUP_ALLOWLIST=value).is_write_allowed((G2,))
+
+
+@pytest.mark.parametrize("name", ["NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"])
+def test_a_notification_url_must_be_https_unless_it_is_loopback(name: str) -> None:
+    """Graph delivers (and validates) notifications to HTTPS URLs only (subscription resource:
+    notificationUrl, lifecycleNotificationUrl): an http URL made every subscription the keeper
+    asked for fail in Graph, long after the app started with it."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: "http://guard.example.net/api/graph/notifications?code=KEY-7"})
+
+    problem = caught.value.invalid[name]
+    assert "https" in problem
+    assert "KEY-7" not in str(caught.value)
+
+    for local in ("http://127.0.0.1:7071/api/graph/x?code=k", "http://localhost:7071/api/x"):
+        assert settings(**{name: local})  # graphsim and the dev host, on this machine
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0 0 24 * * *", "hour field: 24 is outside 0-23"),
+        ("0 60 * * * *", "minute field: 60 is outside 0-59"),
+        ("0 0 2-4 32 * *", "day field: 32 is outside 1-31"),
+        ("0 0 0 * 13 *", "month field: 13 is outside 1-12"),
+        ("0 */0 * * * *", "minute field: step '0' must be a positive number"),
+        ("0 0 4-2 * * *", "hour field: range '4-2' runs backwards"),
+        ("0 0 2,,4 * * *", "hour field: empty list item"),
+        ("0 0 * * * Mondays", "day-of-week field: 'Mondays' is not a number or a known name"),
+        ("0 0 * * * 7", "day-of-week field: 7 is outside 0-6"),
+    ],
+)
+def test_a_schedule_the_host_cannot_read_is_refused_naming_the_field(
+    value: str, problem: str
+) -> None:
+    """The host resolves `%POISON_WATCH_SCHEDULE%` and refuses a schedule it cannot parse by
+    not loading that one function: the poison watch and the tenant alerts (or the keeper, the
+    nightly run) would just stop, with the app otherwise running."""
+    with pytest.raises(SettingsError) as caught:
+        settings(POISON_WATCH_SCHEDULE=value)
+
+    assert problem in caught.value.invalid["POISON_WATCH_SCHEDULE"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0 */5 * * * *",
+        "0 0 2-4 * * *",
+        "0 30 9 * Jan-Mar,October Mon-Fri",
+        "*/10 0 0 1 1 0,6",
+        "0 0/15 * * * *",
+    ],
+)
+def test_schedules_the_host_reads_are_kept(value: str) -> None:
+    assert settings(POISON_WATCH_SCHEDULE=value).poison_watch_schedule == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("REPORT_RETENTION_DAYS", "1000000", "at most 36500 (100 years)"),
+        ("SWAP_GRACE_DAYS", "9999999", "at most 36500 (100 years)"),
+        ("NOTIFICATION_SILENCE_MINUTES", "99999999999", "at most 52560000 (100 years)"),
+        ("ALERT_GRACE_MINUTES", "99999999999", "at most 52560000 (100 years)"),
+    ],
+)
+def test_a_span_of_time_past_a_century_is_refused(name: str, value: str, problem: str) -> None:
+    """A retention of 1,000,000 days ("keep them for ever") started the app, and each night's
+    prune then failed on `now - 1,000,000 days`, a date before year 1 (OverflowError); the
+    other spans are subtracted from now the same way."""
+    with pytest.raises(SettingsError) as caught:
+        settings(**{name: value})
+
+    assert problem in caught.value.invalid[name]
+    assert settings(**{name: "36500" if name.endswith("DAYS") else "52560000"})
+
+
 # --- local.settings.json.example ----------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,12 @@ import azure.functions as func
 import pytest
 import structlog
 
-from shared.platform.logging import bind_correlation, configure_logging, get_logger
+from shared.platform.logging import (
+    CONNECTION_STRING,
+    bind_correlation,
+    configure_logging,
+    get_logger,
+)
 from tests.infra.bicep import ROOT
 from tests.infra.test_infra_crosscheck import app_settings
 from tests.invocation import indexed_functions
@@ -106,21 +112,37 @@ os._exit(0)  # skip the exit-time flush: nothing may leave the machine
 """
 
 APP_INSIGHTS = {
-    # A loopback ingestion endpoint: configure_azure_monitor() is real, but nothing is sent.
+    # Loopback ingestion and live-metrics endpoints: configure_azure_monitor() is real, but
+    # nothing is sent.
     "APPLICATIONINSIGHTS_CONNECTION_STRING": (
         "InstrumentationKey=00000000-0000-4000-8000-000000000000;"
-        "IngestionEndpoint=http://127.0.0.1:9/"
+        "IngestionEndpoint=http://127.0.0.1:9/;LiveEndpoint=http://127.0.0.1:9/"
     ),
 }
 
 
 def _run(code: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
     """Run `code` in a fresh interpreter; (its last stdout line as JSON, its stderr)."""
+    with tempfile.TemporaryDirectory(prefix="exporter-probe-") as temp:
+        return _run_in(code, env, temp)
+
+
+def _run_in(code: str, env: dict[str, str], temp: str) -> tuple[dict[str, Any], str]:
     process_env = {
         **os.environ,
+        # The exporter keeps what it could not send under the temporary directory, keyed by
+        # the instrumentation key, and sends it with a later process's posts: one probe's
+        # failed items would reach the next probe's ingestion. Each probe has its own.
+        "TMPDIR": temp,
         # The distro's default resource detectors include azure_vm, which calls the instance
         # metadata endpoint; the OpenTelemetry one reads only OTEL_* variables.
         "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+        # The distro samples spans (5 traces a second, adaptive: a process's first span is kept
+        # about half the time), so a probe would see a span only sometimes, and a check that a
+        # span is absent could pass by chance. Every span is kept here.
+        "OTEL_TRACES_SAMPLER": "always_on",
+        # The exporter's own usage telemetry (statsbeat) goes to a Microsoft endpoint of its own.
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
     }
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(env)],
@@ -282,6 +304,138 @@ def test_an_alert_channel_post_is_no_dependency_record() -> None:
     assert not [span for span in result["spans"] if "CHANNEL-SECRET" in span]
 
 
+_WORKER_PROBE = """
+import json, logging, os, sys
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env=json.loads(sys.argv[1]))
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+
+# What the worker logs itself, on loggers that propagate to the root (where our exporter is):
+# a line per invocation (dispatcher._handle__invocation_request), the SDK's notes.
+worker = logging.getLogger("azure_functions_worker")
+worker.info("Received FunctionInvocationRequest, request ID: r-1, function ID: f-1, "
+            "function name: recompute_users, invocation ID: inv-1, function type: sync")
+logging.getLogger("azure_functions_worker_errors").info("worker detail")
+logging.getLogger("azure.functions").info("sdk detail")
+worker.warning("PYTHON_THREADPOOL_THREAD_COUNT must be an integer")
+get_logger("shared.service.users").info("users.recomputed", users=3)
+
+bodies = [str(getattr(r, "log_record", r).body) for r in exported.get_finished_logs()]
+print(json.dumps({"bodies": bodies}))
+sys.stdout.flush()
+os._exit(0)  # skip the exit-time flush: nothing may leave the machine
+"""
+
+
+def test_the_workers_own_per_invocation_lines_are_not_exported() -> None:
+    """The Python worker logs a line per invocation ("Received FunctionInvocationRequest ...")
+    and other notes of its own on `azure_functions_worker` and `azure.functions`; it sends them
+    to the host as system logs, never to the app's Application Insights (its
+    `is_system_log_category`). They reach the root logger too, where our exporter would make
+    each an extra trace per invocation. Its warnings and errors still go out."""
+    result, _ = _run(_WORKER_PROBE, APP_INSIGHTS)
+    bodies = result["bodies"]
+
+    assert [json.loads(b)["event"] for b in bodies if "users.recomputed" in b] == [
+        "users.recomputed"
+    ]
+    assert not [b for b in bodies if "Received FunctionInvocationRequest" in b]
+    assert not [b for b in bodies if "worker detail" in b or "sdk detail" in b]
+    assert [b for b in bodies if "PYTHON_THREADPOOL_THREAD_COUNT" in b]
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "not-a-connection-string",
+        "InstrumentationKey=;IngestionEndpoint=http://127.0.0.1:9/",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/appi/)",
+    ],
+)
+def test_a_connection_string_the_exporter_refuses_leaves_the_app_running(connection: str) -> None:
+    """`configure_logging` runs before the first handler gets its services: raising there (as
+    ``configure_azure_monitor()`` does for a connection string it cannot parse) failed every
+    invocation (webhooks answered Graph 500, every queue message went to -poison) with a
+    message naming no setting. The app runs without the export and says which setting is bad."""
+    code = (
+        "import json, logging, os, sys\n"
+        "from shared.platform.logging import azure_monitor_enabled, configure_logging\n"
+        "env = json.loads(sys.argv[1])\n"
+        "configure_logging(env=env)\n"
+        "configure_logging(env=env)  # the next invocation's: no second attempt, no second line\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)\n"
+    )
+
+    result, stderr = _run(code, {"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+
+    assert result == {"enabled": False}
+    [line] = [text for text in stderr.splitlines() if CONNECTION_STRING in text]
+    assert "not exported" in line
+    assert "Traceback" not in stderr
+
+
+_INGESTION_PROBE = """
+import gzip, http.server, json, logging, os, sys, threading, time
+received = []
+
+class Ingestion(http.server.BaseHTTPRequestHandler):
+    # Application Insights' track endpoint, on loopback: it accepts every item.
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip" or body[:2] == b"\\x1f\\x8b":
+            body = gzip.decompress(body)
+        items = json.loads(body)
+        received.extend(items if isinstance(items, list) else [items])
+        n = len(items) if isinstance(items, list) else 1
+        answer = json.dumps({"itemsReceived": n, "itemsAccepted": n, "errors": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{server.server_port}/"
+os.environ["OTEL_BLRP_SCHEDULE_DELAY"] = "100"  # export every 0.1 s, not every 5 s
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env={"APPLICATIONINSIGHTS_CONNECTION_STRING": (
+    "InstrumentationKey=00000000-0000-4000-8000-000000000000;"
+    f"IngestionEndpoint={base};LiveEndpoint={base}")})
+get_logger("shared.service.users").info("users.recomputed", users=1)
+time.sleep(2)  # some twenty export rounds
+messages = [
+    str(item.get("data", {}).get("baseData", {}).get("message", ""))
+    for item in received if str(item.get("name", "")).endswith("Message")
+]
+print(json.dumps({"messages": messages}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_the_exporters_own_transmission_lines_are_not_exported() -> None:
+    """After each post the exporter logs "Transmission succeeded ..." at INFO, the level the
+    worker runs the root logger at, where our exporter is: exported, each line was the next
+    post's item and made the next line, a trace every export round (5 s) on every instance
+    for as long as it runs, the always-ready one included, with nothing happening."""
+    result, _ = _run(_INGESTION_PROBE, {})
+    messages = result["messages"]
+
+    assert [m for m in messages if "users.recomputed" in m]  # the export works
+    assert not [m for m in messages if "Transmission succeeded" in m]
+    assert len(messages) == 1
+
+
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
     from shared.platform.telemetry import _managed_identity_client_id
 
@@ -308,6 +462,43 @@ def test_the_worker_exporter_setting_keeps_ours_off() -> None:
     result, _ = _run(code, env)
 
     assert result == {"enabled": False, "loaded": []}
+
+
+@pytest.mark.parametrize("value", ["1", "True ", "yes", "y", "t"])
+def test_every_value_the_worker_reads_as_true_keeps_ours_off(value: str) -> None:
+    """The Python worker switches its exporter on for any value its `is_true_like` accepts
+    (azure_functions_worker.utils.common: 1, true, t, yes, y; any case, stripped). Ours must
+    stay off for each of them, or every record is exported twice."""
+    code = (
+        "import json, os, sys\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
+        "configure_logging(env=json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)  # skip the exit-time flush: nothing may leave the machine\n"
+    )
+    env = {**APP_INSIGHTS, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": value}
+
+    result, _ = _run(code, env)
+
+    assert result == {"enabled": False}
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", ""])
+def test_a_worker_exporter_switched_off_leaves_ours_on(value: str) -> None:
+    code = (
+        "import json, os, sys\n"
+        "from shared.platform.logging import configure_logging, azure_monitor_enabled\n"
+        "configure_logging(env=json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'enabled': azure_monitor_enabled()}))\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)  # skip the exit-time flush: nothing may leave the machine\n"
+    )
+    env = {**APP_INSIGHTS, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": value}
+
+    result, _ = _run(code, env)
+
+    assert result == {"enabled": True}
 
 
 def test_info_events_carry_the_correlation_id_as_json(
