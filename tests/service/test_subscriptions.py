@@ -134,6 +134,9 @@ class ListsExpiredSubscriptions(FakeDirectory):
     """Graph deletes a subscription that expired, yet GET /subscriptions has been seen to
     list it still (microsoftgraph/msgraph-sdk-javascript#906); renewing it fails."""
 
+    def _drop_expired(self) -> None:
+        """Listed still, as that GET did (the fake, like Graph, would have deleted it)."""
+
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         found = await self.subscription(subscription_id)
         if found is not None and parse_graph_time(found.expiration) <= self._now():
