@@ -234,7 +234,17 @@ async def _keep(svc: Services) -> KeeperOutcome:
         await svc.directory.delete_subscription(extra.id)
     action = "kept"
     if _parse(keep.expiration) - svc.now() < RENEW_WITHIN:
-        keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
+        try:
+            keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
+        except DirectoryError as error:
+            if error.status != 404:
+                raise
+            # Deleted (removed, or expired) between the list and the renewal: replaced now,
+            # with its catch-up sweep, not by the next run hours later.
+            log.warning("subscription.gone_at_renewal", subscription_id=keep.id)
+            reason = "subscription was gone at its renewal: changes may have been missed"
+            created = await _create(svc, reason, [])
+            return KeeperOutcome("recreated", created.id, created.expiration, len(extras))
         action = "renewed"
         log.info("subscription.renewed", subscription_id=keep.id, expiration=keep.expiration)
         crash_point(svc, "keeper.after_renew")

@@ -130,6 +130,32 @@ async def test_a_subscription_expiring_within_48_hours_is_renewed_to_nearly_the_
     assert sweeps(world) == []  # a renewal misses nothing
 
 
+class DeletedBeforeRenewal(FakeDirectory):
+    """Graph deletes the subscription (removed, or past its expiry) between the keeper's list
+    and its renewal: the PATCH answers 404."""
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        await self.delete_subscription(subscription_id)
+        return await super().renew_subscription(subscription_id, expiration)
+
+
+async def test_a_subscription_gone_at_its_renewal_is_recreated_in_the_same_run() -> None:
+    """The renewal's 404 failed the keeper run: no subscription until the next run, hours
+    later, and nothing swept for the gap."""
+    world = build_world(fake=DeletedBeforeRenewal)
+    gone = await ours(world, expires_in=RENEW_WITHIN - timedelta(minutes=1))
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "recreated"
+    assert (outcome.subscription_id, sub.notification_url) == (sub.id, NOTIFICATION_URL)
+    assert sub.id != gone
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+    assert (await keep_subscription(world.svc)).action == "kept"
+
+
 class ListsExpiredSubscriptions(FakeDirectory):
     """Graph deletes a subscription that expired, yet GET /subscriptions has been seen to
     list it still (microsoftgraph/msgraph-sdk-javascript#906); renewing it fails."""
