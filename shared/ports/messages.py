@@ -13,6 +13,7 @@ Queues (``shared.adapters.queues``):
 * ``recompute-users``: `RecomputeUsers`, at most `MAX_USERS_PER_RECOMPUTE` users each.
 * ``reprocess-user``: `ReprocessUser`, one user and the cause keys the reprocess should fix.
 * ``sync-completed``: `SyncCompleted`, posted from on-premises after an Entra Connect cycle.
+* ``subscription-lifecycle``: `LifecycleEvent`, a lifecycle notification the webhook vetted.
 
 Wire format
 ===========
@@ -253,10 +254,40 @@ class SyncCompleted:
         check_version("SyncCompleted.version", self.version)
 
 
-Message: TypeAlias = GroupsChanged | DeltaSweep | RecomputeUsers | ReprocessUser | SyncCompleted
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleEvent:
+    """A vetted lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+    `missed`) about one of our subscriptions: the webhook only queues it, a queue worker acts."""
+
+    subscription_id: str
+    event: str
+    correlation_id: str
+    received_at: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        check_printable("LifecycleEvent.subscriptionId", self.subscription_id, maximum=MAX_SOURCE)
+        check_printable("LifecycleEvent.event", self.event, maximum=MAX_SOURCE)
+        check_printable(
+            "LifecycleEvent.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_timestamp("LifecycleEvent.receivedAt", self.received_at)
+        check_version("LifecycleEvent.version", self.version)
+
+
+Message: TypeAlias = (
+    GroupsChanged | DeltaSweep | RecomputeUsers | ReprocessUser | SyncCompleted | LifecycleEvent
+)
 MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = {
     cls.__name__: cls
-    for cls in (GroupsChanged, DeltaSweep, RecomputeUsers, ReprocessUser, SyncCompleted)
+    for cls in (
+        GroupsChanged,
+        DeltaSweep,
+        RecomputeUsers,
+        ReprocessUser,
+        SyncCompleted,
+        LifecycleEvent,
+    )
 }
 
 

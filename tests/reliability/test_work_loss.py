@@ -65,7 +65,13 @@ def refuse_next_send(world: World, queue: str, kind: type[Message]) -> None:
     q = world.svc.queues
     wrapped = {
         name: RefusesOnce(getattr(q, name), kind) if getattr(q, name).name == queue else None
-        for name in ("groups_changed", "recompute_users", "reprocess_user", "sync_completed")
+        for name in (
+            "groups_changed",
+            "recompute_users",
+            "reprocess_user",
+            "sync_completed",
+            "subscription_lifecycle",
+        )
     }
     world.svc.queues = Queues(
         **{n: w or getattr(q, n) for n, w in wrapped.items()},  # type: ignore[arg-type]
