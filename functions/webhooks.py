@@ -1,11 +1,14 @@
-"""HTTP: Graph's change and lifecycle notifications (the function key rides in the URL).
+"""HTTP: Graph's change and lifecycle notifications (the function key rides in the URL); and
+the queue worker that acts on the lifecycle events.
 
-The service (storage, Graph) is imported on the first notification, not at load: the
-validation handshake, the first request of every subscription, must answer within seconds of
-a cold start. Both handlers are synchronous (the host's thread pool), as every handler is: the
-change notifications only enqueue (a sync queue send, with `intake_services`: no Graph client
-is built for them), lifecycle events (on either route) also call Graph, on the thread's own
-loop (`functions.running`).
+The service (storage) is imported on the first notification, not at load: the validation
+handshake, the first request of every subscription, must answer within seconds of a cold
+start. Both routes only vet and enqueue (a sync queue send, with `intake_services`: no Graph
+client is built for them) and answer 202: change notifications go to `groups-changed`,
+lifecycle events (on either route: Graph lets one URL serve both) to `subscription-lifecycle`.
+Graph asks for the answer first and the work after; acting on a lifecycle event calls Graph (a
+re-created subscription makes Graph call our validation endpoint back before it answers), so
+`subscription_lifecycle`, a queue worker, does that.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from functions.running import run_job
+from functions.decoding import decode_as
+from functions.running import run_on_message
 from shared.platform.logging import bind_invocation
+from shared.ports.messages import LifecycleEvent
+from shared.ports.queues import SUBSCRIPTION_LIFECYCLE
 from shared.service.intake.webhook_protocol import (
     MalformedNotification,
-    NotificationDeferred,
     NotificationTooLarge,
     validation_response_text,
 )
@@ -40,8 +45,7 @@ def _handshake(req: func.HttpRequest) -> func.HttpResponse | None:
 
 def _answer(req: func.HttpRequest, accept: Callable[[bytes], object]) -> func.HttpResponse:
     """Both routes' answer: the validation handshake, else `accept(body)` and 202, or the
-    notification's rejection (413 when too large, else 400), or 503 when it must wait (Graph
-    delivers it again)."""
+    notification's rejection (413 when too large, else 400)."""
     if (handshake := _handshake(req)) is not None:
         return handshake
     try:
@@ -49,47 +53,34 @@ def _answer(req: func.HttpRequest, accept: Callable[[bytes], object]) -> func.Ht
     except (MalformedNotification, NotificationTooLarge) as exc:
         status = 413 if isinstance(exc, NotificationTooLarge) else 400
         return func.HttpResponse(str(exc), status_code=status, mimetype="text/plain")
-    except NotificationDeferred as exc:
-        return func.HttpResponse(
-            str(exc),
-            status_code=503,
-            mimetype="text/plain",
-            headers={"Retry-After": str(exc.retry_after_seconds)},
-        )
     return func.HttpResponse(status_code=202)
 
 
-def _accept_changes(body: bytes) -> None:
-    """Change notifications only enqueue: the sync queue send, no event loop. Lifecycle events
-    come here too when the subscription's lifecycle URL is this one (Graph allows it): they are
-    acted on as the lifecycle route does, after the changes are queued."""
+def _accept(body: bytes) -> None:
+    """Either route: vet, enqueue the changes and the lifecycle events; no Graph call."""
     from shared.bootstrap import intake_services  # noqa: PLC0415 - on first use (cold start)
-    from shared.service.intake.notifications import (  # noqa: PLC0415
-        accept_change_notifications,
-        act_on_lifecycle_events,
-    )
+    from shared.service.intake.notifications import accept_change_notifications  # noqa: PLC0415
 
-    # No Graph client for the changes (storage only); lifecycle events get theirs in run_job.
-    vetted = accept_change_notifications(intake_services(), body).vetted
-    if vetted.lifecycle:
-        run_job(lambda svc: act_on_lifecycle_events(svc, vetted))
-
-
-def _accept_lifecycle(body: bytes) -> None:
-    """Lifecycle events also call Graph: on the thread's own loop. Change notifications
-    posted here (one URL for both, this one) are queued as on the change route."""
-    from shared.service.intake.notifications import accept_lifecycle_notifications  # noqa: PLC0415
-
-    run_job(lambda services: accept_lifecycle_notifications(services, body))
+    accept_change_notifications(intake_services(), body)
 
 
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)
-    return _answer(req, _accept_changes)
+    return _answer(req, _accept)
 
 
 @bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     bind_invocation(context)
-    return _answer(req, _accept_lifecycle)
+    return _answer(req, _accept)
+
+
+@bp.queue_trigger(
+    arg_name="msg", queue_name=SUBSCRIPTION_LIFECYCLE, connection="AzureWebJobsStorage"
+)
+def subscription_lifecycle(msg: func.QueueMessage, context: func.Context) -> None:
+    bind_invocation(context)
+    from shared.service.subscriptions import on_lifecycle_event  # noqa: PLC0415 - on first use
+
+    run_on_message(lambda: decode_as(msg, LifecycleEvent), on_lifecycle_event)

@@ -43,6 +43,7 @@ var operatorPoisonQueues = [
   'recompute-users-poison'
   'reprocess-user-poison'
   'sync-completed-poison'
+  'subscription-lifecycle-poison'
 ]
 var operatorTable = 'findings'
 var operatorContainer = 'reports'

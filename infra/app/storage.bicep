@@ -17,6 +17,8 @@ var queueNames = [
   'reprocess-user-poison'
   'sync-completed'
   'sync-completed-poison'
+  'subscription-lifecycle'
+  'subscription-lifecycle-poison'
 ]
 
 var containerNames = [

@@ -1,8 +1,8 @@
 """Storage queues for License Guard's messages: the `MessageQueue` port, Azure and in-memory.
 
 Queue names are a contract with the function bindings: `GROUPS_CHANGED`, `RECOMPUTE_USERS`,
-`REPROCESS_USER`, `SYNC_COMPLETED`, and for each the host's ``<name>-poison`` twin, where a
-message lands after host.json ``maxDequeueCount`` failed attempts.
+`REPROCESS_USER`, `SYNC_COMPLETED`, `SUBSCRIPTION_LIFECYCLE`, and for each the host's
+``<name>-poison`` twin, where a message lands after host.json ``maxDequeueCount`` failed attempts.
 
 Encoding: the Functions queue trigger reads Base64 (host.json ``messageEncoding: base64``),
 but the Storage SDK sends raw text by default. A raw message cannot be bound, is retried and

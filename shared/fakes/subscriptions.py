@@ -1,7 +1,9 @@
 """`FakeSubscriptions`: the Directory port's change-notification subscriptions in memory.
 
 Like Graph, an expiration must be in the future and at most 41,760 minutes away; renewing,
-reauthorizing or deleting an unknown subscription behaves as Graph answers.
+reauthorizing or deleting an unknown subscription behaves as Graph answers. And like Graph (and
+graphsim), a subscription not renewed before its expiration is deleted: no longer listed, and
+404 to a read, a renewal or a reauthorization.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ SUBSCRIPTION_MAX_MINUTES = 41_760
 
 class FakeSubscriptions(FakeTenant):
     """Subscriptions kept in `_subs`, checked against `now()`."""
+
+    def _drop_expired(self) -> None:
+        """Graph deletes a subscription at its expiration: so does every call here first."""
+        now = self._now()
+        for sub in list(self._subs.values()):
+            if parse_graph_time(sub.expiration) <= now:
+                del self._subs[sub.id]
 
     def _expiry(self, expiration: str) -> str:
         try:
@@ -43,10 +52,12 @@ class FakeSubscriptions(FakeTenant):
 
     async def subscriptions(self) -> list[Subscription]:
         self._count("subscriptions")
+        self._drop_expired()
         return list(self._subs.values())
 
     async def subscription(self, subscription_id: str) -> Subscription | None:
         self._count("subscription")
+        self._drop_expired()
         return self._subs.get(subscription_id)
 
     async def create_subscription(self, request: SubscriptionRequest) -> Subscription:
@@ -72,6 +83,7 @@ class FakeSubscriptions(FakeTenant):
 
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         self._count("renew_subscription")
+        self._drop_expired()
         old = self._sub(subscription_id)
         new = replace(old, expiration=self._expiry(expiration))
         self._subs[old.id] = new
@@ -79,8 +91,10 @@ class FakeSubscriptions(FakeTenant):
 
     async def reauthorize_subscription(self, subscription_id: str) -> None:
         self._count("reauthorize_subscription")
+        self._drop_expired()
         self._sub(subscription_id)
 
     async def delete_subscription(self, subscription_id: str) -> None:
         self._count("delete_subscription")
+        self._drop_expired()
         self._subs.pop(subscription_id, None)

@@ -13,6 +13,7 @@ Queues (``shared.adapters.queues``):
 * ``recompute-users``: `RecomputeUsers`, at most `MAX_USERS_PER_RECOMPUTE` users each.
 * ``reprocess-user``: `ReprocessUser`, one user and the cause keys the reprocess should fix.
 * ``sync-completed``: `SyncCompleted`, posted from on-premises after an Entra Connect cycle.
+* ``subscription-lifecycle``: `LifecycleEvent`, a lifecycle notification the webhook vetted.
 
 Wire format
 ===========
@@ -59,10 +60,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeAlias, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Final, TypeAlias
 
 import orjson
+
+from shared.ports import message_fields
+from shared.ports.message_fields import (
+    check_guid,
+    check_guids,
+    check_printable,
+    check_text,
+    check_texts,
+    check_timestamp,
+    check_version,
+    set_normalised,
+)
+
+MessageError = message_fields.MessageError
+"""A message is malformed or invalid (defined with the field checks, raised from here too)."""
 
 MAX_USERS_PER_RECOMPUTE: Final = 100
 MAX_GROUPS_PER_MESSAGE: Final = 1000
@@ -73,104 +89,11 @@ MAX_ENCODED_BYTES: Final = 48 * 1024
 """Base64 of 48 KiB is exactly 64 KiB, the Storage queue message limit."""
 MAX_CORRELATION_ID: Final = 128
 MAX_SOURCE: Final = 64
-MAX_TEXT: Final = 1024
-
-
-class MessageError(ValueError):
-    """A message is malformed or invalid; the text names the type and field at fault."""
+MAX_TEXT: Final = message_fields.MAX_TEXT
 
 
 # ---------------------------------------------------------------------------------------------
-# field validation (used by the dataclasses' __post_init__)
-
-
-def _wrong_type(where: str, expected: str, value: object) -> MessageError:
-    return MessageError(f"{where}: expected {expected}, got {type(value).__name__}")
-
-
-def _items(where: str, value: object, of: str) -> enumerate[object]:
-    """The numbered items of a JSON list (a tuple once decoded into a message)."""
-    if isinstance(value, str) or not isinstance(value, tuple | list):
-        raise _wrong_type(where, f"a list of {of}", value)
-    return enumerate(value)
-
-
-_P = TypeVar("_P")
-
-
-def _parsed(
-    where: str, value: object, parse: Callable[[str], _P], kind: str, form: str
-) -> tuple[str, _P]:
-    """`value`, a string in `form` ("a GUID"), and what `parse` reads in it; `kind` is what
-    the value should have been when it is no string at all ("a GUID string")."""
-    if not isinstance(value, str):
-        raise _wrong_type(where, kind, value)
-    try:
-        return value, parse(value)
-    except ValueError:
-        raise MessageError(f"{where}: {value!r} is not {form}") from None
-
-
-def _guid(where: str, value: object) -> str:
-    given, parsed = _parsed(where, value, uuid.UUID, "a GUID string", "a GUID")
-    text = str(parsed)
-    if text != given.lower():  # uuid.UUID also accepts braces, urn: and no hyphens
-        raise MessageError(f"{where}: {value!r} is not a GUID in 8-4-4-4-12 form")
-    return text
-
-
-def _guids(
-    where: str, value: object, *, minimum: int, maximum: int | None = None
-) -> tuple[str, ...]:
-    ids = tuple(_guid(f"{where}[{i}]", item) for i, item in _items(where, value, "GUIDs"))
-    if len(ids) < minimum:
-        raise MessageError(f"{where}: expected at least {minimum} id(s), got {len(ids)}")
-    if maximum is not None and len(ids) > maximum:
-        raise MessageError(f"{where}: at most {maximum} ids per message, got {len(ids)}")
-    return ids
-
-
-def _text(where: str, value: object, *, maximum: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(where, "a string", value)
-    if not value.strip():
-        raise MessageError(f"{where}: must not be empty")
-    if len(value) > maximum:
-        raise MessageError(f"{where}: longer than {maximum} characters")
-    return value
-
-
-def _printable(where: str, value: object, *, maximum: int) -> str:
-    text = _text(where, value, maximum=maximum)
-    if not text.isprintable():
-        raise MessageError(f"{where}: must be printable text without control characters")
-    return text
-
-
-def _texts(where: str, value: object) -> tuple[str, ...]:
-    return tuple(_text(f"{where}[{i}]", item) for i, item in _items(where, value, "strings"))
-
-
-def _timestamp(where: str, value: object, *, utc: bool = False) -> str:
-    given, parsed = _parsed(
-        where, value, datetime.fromisoformat, "an ISO 8601 string", "an ISO 8601 timestamp"
-    )
-    offset = parsed.utcoffset()
-    if offset is None:
-        raise MessageError(f"{where}: {value!r} has no time zone (add Z for UTC)")
-    if utc and offset != timedelta(0):
-        raise MessageError(f"{where}: {value!r} must be in UTC (Z or +00:00)")
-    return given
-
-
-def _version(where: str, value: object) -> int:
-    if type(value) is not int or value != 1:
-        raise MessageError(f"{where}: unsupported version {value!r} (this build reads 1)")
-    return value
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclass: normalise in __post_init__
+# field validation: `shared.ports.message_fields`
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -211,10 +134,14 @@ class GroupsChanged:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _set(self, "group_ids", _guids("GroupsChanged.groupIds", self.group_ids, minimum=1))
-        _printable("GroupsChanged.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
-        _timestamp("GroupsChanged.receivedAt", self.received_at)
-        _version("GroupsChanged.version", self.version)
+        set_normalised(
+            self, "group_ids", check_guids("GroupsChanged.groupIds", self.group_ids, minimum=1)
+        )
+        check_printable(
+            "GroupsChanged.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_timestamp("GroupsChanged.receivedAt", self.received_at)
+        check_version("GroupsChanged.version", self.version)
 
     @classmethod
     def batches(
@@ -237,9 +164,9 @@ class DeltaSweep:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _text("DeltaSweep.reason", self.reason)
-        _printable("DeltaSweep.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
-        _version("DeltaSweep.version", self.version)
+        check_text("DeltaSweep.reason", self.reason)
+        check_printable("DeltaSweep.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
+        check_version("DeltaSweep.version", self.version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,14 +180,18 @@ class RecomputeUsers:
     version: int = 1
 
     def __post_init__(self) -> None:
-        users = _guids(
+        users = check_guids(
             "RecomputeUsers.userIds", self.user_ids, minimum=1, maximum=MAX_USERS_PER_RECOMPUTE
         )
-        _set(self, "user_ids", users)
-        _set(self, "group_ids", _guids("RecomputeUsers.groupIds", self.group_ids, minimum=0))
-        _text("RecomputeUsers.reason", self.reason)
-        _printable("RecomputeUsers.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
-        _version("RecomputeUsers.version", self.version)
+        set_normalised(self, "user_ids", users)
+        set_normalised(
+            self, "group_ids", check_guids("RecomputeUsers.groupIds", self.group_ids, minimum=0)
+        )
+        check_text("RecomputeUsers.reason", self.reason)
+        check_printable(
+            "RecomputeUsers.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_version("RecomputeUsers.version", self.version)
 
     @classmethod
     def batches(
@@ -294,11 +225,13 @@ class ReprocessUser:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _set(self, "user_id", _guid("ReprocessUser.userId", self.user_id))
-        _set(self, "causes", _texts("ReprocessUser.causes", self.causes))
-        _text("ReprocessUser.reason", self.reason)
-        _printable("ReprocessUser.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
-        _version("ReprocessUser.version", self.version)
+        set_normalised(self, "user_id", check_guid("ReprocessUser.userId", self.user_id))
+        set_normalised(self, "causes", check_texts("ReprocessUser.causes", self.causes))
+        check_text("ReprocessUser.reason", self.reason)
+        check_printable(
+            "ReprocessUser.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_version("ReprocessUser.version", self.version)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -312,17 +245,49 @@ class SyncCompleted:
     version: int = 1
 
     def __post_init__(self) -> None:
-        _set(self, "tenant_id", _guid("SyncCompleted.tenantId", self.tenant_id))
-        _timestamp("SyncCompleted.completedAt", self.completed_at, utc=True)
-        _printable("SyncCompleted.source", self.source, maximum=MAX_SOURCE)
-        _printable("SyncCompleted.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID)
-        _version("SyncCompleted.version", self.version)
+        set_normalised(self, "tenant_id", check_guid("SyncCompleted.tenantId", self.tenant_id))
+        check_timestamp("SyncCompleted.completedAt", self.completed_at, utc=True)
+        check_printable("SyncCompleted.source", self.source, maximum=MAX_SOURCE)
+        check_printable(
+            "SyncCompleted.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_version("SyncCompleted.version", self.version)
 
 
-Message: TypeAlias = GroupsChanged | DeltaSweep | RecomputeUsers | ReprocessUser | SyncCompleted
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleEvent:
+    """A vetted lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+    `missed`) about one of our subscriptions: the webhook only queues it, a queue worker acts."""
+
+    subscription_id: str
+    event: str
+    correlation_id: str
+    received_at: str
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        check_printable("LifecycleEvent.subscriptionId", self.subscription_id, maximum=MAX_SOURCE)
+        check_printable("LifecycleEvent.event", self.event, maximum=MAX_SOURCE)
+        check_printable(
+            "LifecycleEvent.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
+        )
+        check_timestamp("LifecycleEvent.receivedAt", self.received_at)
+        check_version("LifecycleEvent.version", self.version)
+
+
+Message: TypeAlias = (
+    GroupsChanged | DeltaSweep | RecomputeUsers | ReprocessUser | SyncCompleted | LifecycleEvent
+)
 MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = {
     cls.__name__: cls
-    for cls in (GroupsChanged, DeltaSweep, RecomputeUsers, ReprocessUser, SyncCompleted)
+    for cls in (
+        GroupsChanged,
+        DeltaSweep,
+        RecomputeUsers,
+        ReprocessUser,
+        SyncCompleted,
+        LifecycleEvent,
+    )
 }
 
 
@@ -376,7 +341,7 @@ def decode_message(text: str | bytes) -> Message:
     if cls is None:
         known = ", ".join(MESSAGE_TYPES)
         raise MessageError(f"unknown message type {kind!r} (known: {known})")
-    _version(f"{kind}.version", body.get("version", 1))
+    check_version(f"{kind}.version", body.get("version", 1))
     values: dict[str, object] = {}
     missing = []
     for f in fields(cls):

@@ -1,9 +1,10 @@
 """The `MessageQueue` port: License Guard's Storage queues, their names and what a receive returns.
 
 Queue names are a contract with the function bindings: `GROUPS_CHANGED`, `RECOMPUTE_USERS`,
-`REPROCESS_USER`, `SYNC_COMPLETED`, and for each the host's ``<name>-poison`` twin, where a
-message lands after host.json ``maxDequeueCount`` failed attempts. This module imports no SDK, so
-declaring a queue trigger does not pay for the Storage SDK at cold start.
+`REPROCESS_USER`, `SYNC_COMPLETED`, `SUBSCRIPTION_LIFECYCLE`, and for each the host's
+``<name>-poison`` twin, where a message lands after host.json ``maxDequeueCount`` failed attempts.
+This module imports no SDK, so declaring a queue trigger does not pay for the Storage SDK at
+cold start.
 
 Delivery is at least once: handle, then `delete`. A message received and not deleted comes
 back after its visibility timeout with a higher ``dequeue_count``.
@@ -22,7 +23,14 @@ GROUPS_CHANGED: Final = "groups-changed"
 RECOMPUTE_USERS: Final = "recompute-users"
 REPROCESS_USER: Final = "reprocess-user"
 SYNC_COMPLETED: Final = "sync-completed"
-QUEUE_NAMES: Final = (GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER, SYNC_COMPLETED)
+SUBSCRIPTION_LIFECYCLE: Final = "subscription-lifecycle"
+QUEUE_NAMES: Final = (
+    GROUPS_CHANGED,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    SYNC_COMPLETED,
+    SUBSCRIPTION_LIFECYCLE,
+)
 POISON_SUFFIX: Final = "-poison"
 
 MAX_RECEIVE: Final = 32  # the Storage service's limit per Get Messages call
@@ -39,6 +47,7 @@ QUEUE_OF: Final[dict[type[Message], str]] = {
     messages.RecomputeUsers: RECOMPUTE_USERS,
     messages.ReprocessUser: REPROCESS_USER,
     messages.SyncCompleted: SYNC_COMPLETED,
+    messages.LifecycleEvent: SUBSCRIPTION_LIFECYCLE,
 }
 """Which queue each message type travels on."""
 
@@ -141,12 +150,13 @@ class NotBase64Text(str):
 
 @dataclass(frozen=True)
 class Queues:
-    """The four named queues and their poison twins (`poison` is for reading)."""
+    """The five named queues and their poison twins (`poison` is for reading)."""
 
     groups_changed: MessageQueue
     recompute_users: MessageQueue
     reprocess_user: MessageQueue
     sync_completed: MessageQueue
+    subscription_lifecycle: MessageQueue
     poison: dict[str, MessageQueue]
 
     def by_name(self, queue_name: str) -> MessageQueue:
@@ -157,7 +167,13 @@ class Queues:
             raise KeyError(f"no queue named {queue_name!r}") from None
 
     def all(self) -> tuple[MessageQueue, ...]:
-        return (self.groups_changed, self.recompute_users, self.reprocess_user, self.sync_completed)
+        return (
+            self.groups_changed,
+            self.recompute_users,
+            self.reprocess_user,
+            self.sync_completed,
+            self.subscription_lifecycle,
+        )
 
     def for_message(self, msg: Message) -> MessageQueue:
         return self.by_name(queue_name_for(msg))
@@ -173,5 +189,6 @@ def queue_set(make: Callable[[str], MessageQueue]) -> Queues:
         recompute_users=make(RECOMPUTE_USERS),
         reprocess_user=make(REPROCESS_USER),
         sync_completed=make(SYNC_COMPLETED),
+        subscription_lifecycle=make(SUBSCRIPTION_LIFECYCLE),
         poison={poison_name(n): make(poison_name(n)) for n in QUEUE_NAMES},
     )

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
-from shared.ports.messages import DeltaSweep, new_correlation_id
+from shared.ports.messages import DeltaSweep, LifecycleEvent, new_correlation_id
 from shared.ports.tables import AlreadyExists, ConcurrencyConflict, EntityStore
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
@@ -170,8 +170,12 @@ KEEPER_LEASE_TIME = timedelta(minutes=5)
 
 
 class KeeperBusy(Exception):
-    """Another run holds the keeper's lease: the lifecycle event fails, and Graph delivers it
-    again later (it redelivers what got no 2xx)."""
+    """Another run holds the keeper's lease: the lifecycle event waits (`on_lifecycle_event`
+    sends it again, for after `LIFECYCLE_RETRY_SECONDS`)."""
+
+
+LIFECYCLE_RETRY_SECONDS = 60
+"""How long a lifecycle event that met the keeper's lease waits before it is tried again."""
 
 
 def _take_lease(svc: Services) -> str | None:
@@ -234,7 +238,17 @@ async def _keep(svc: Services) -> KeeperOutcome:
         await svc.directory.delete_subscription(extra.id)
     action = "kept"
     if _parse(keep.expiration) - svc.now() < RENEW_WITHIN:
-        keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
+        try:
+            keep = await svc.directory.renew_subscription(keep.id, _expiry(svc.now()))
+        except DirectoryError as error:
+            if error.status != 404:
+                raise
+            # Deleted (removed, or expired) between the list and the renewal: replaced now,
+            # with its catch-up sweep, not by the next run hours later.
+            log.warning("subscription.gone_at_renewal", subscription_id=keep.id)
+            reason = "subscription was gone at its renewal: changes may have been missed"
+            created = await _create(svc, reason, [])
+            return KeeperOutcome("recreated", created.id, created.expiration, len(extras))
         action = "renewed"
         log.info("subscription.renewed", subscription_id=keep.id, expiration=keep.expiration)
         crash_point(svc, "keeper.after_renew")
@@ -279,6 +293,20 @@ def subscription_dead_reason(svc: Services) -> str | None:
     if verdict is not None and verdict.fields.get("live") is False:
         return f"Graph says {verdict.fields.get('reason')}"
     return None
+
+
+async def on_lifecycle_event(svc: Services, msg: LifecycleEvent) -> str:
+    """The `subscription-lifecycle` worker: act on one event the webhook vetted and queued.
+    Delivered again (a redelivery, Graph's resend queued twice), it ends as once: each branch
+    of `handle_lifecycle_event` leaves one live subscription. Meeting another run's lease, the
+    event is sent again for later (a dequeue attempt is not spent on the wait)."""
+    try:
+        return await handle_lifecycle_event(svc, msg.subscription_id, msg.event)
+    except KeeperBusy:
+        svc.send(msg, delay_seconds=LIFECYCLE_RETRY_SECONDS)
+        log.info("subscription.lifecycle_deferred", subscription_id=msg.subscription_id,
+                 lifecycle_event=msg.event, retry_after=LIFECYCLE_RETRY_SECONDS)  # fmt: skip
+        return "deferred"
 
 
 async def handle_lifecycle_event(svc: Services, subscription_id: str, event: str) -> str:

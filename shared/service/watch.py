@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from shared.core.reprocess import PROCESSING_COMPLETE
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict, Entity
 from shared.service.crashpoints import crash_point
 from shared.service.groups import (
     LAST_NOTIFICATION,
@@ -44,6 +46,7 @@ from shared.service.groups import (
 )
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
+from shared.service.stores.contention import WRITE_ATTEMPTS
 from shared.service.subscriptions import check_subscription_live, subscription_dead_reason
 from shared.service.user_reads import skus_for
 
@@ -57,6 +60,10 @@ directory sync last reached Entra. The sync server's posted times only trigger s
 script also runs on scheduler notices that moved nothing to Entra, and by hand."""
 SYNC_CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of ours a sync server's clock may run before its time is not believed."""
+SWEEP_CLAIM_TIME = timedelta(seconds=30)
+"""A sweep claimed (the watermark moved) and not marked sent after this long belongs to a
+worker that died before sending it: a delivery of that sync then sends it. Host.json's queue
+visibilityTimeout: the died worker's message comes back no sooner."""
 POISONED_MESSAGE = "PoisonedMessage"
 SUBSCRIPTION_MISSING = "SubscriptionMissing"
 NOTIFICATIONS_SILENT = "NotificationsSilent"
@@ -70,32 +77,89 @@ join before the notification of it arrives."""
 
 
 def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: str) -> bool:
-    """Remember the newest sync time; True (and a sweep queued) when it is newer."""
+    """Remember the newest sync time; True (and a sweep queued) when it is newer.
+
+    The watermark moves only over the record as read (ETag, or insert when there is none):
+    two deliveries of one sync at once (an HTTP retry after a lost 202) both read the old
+    watermark, and only the one whose write lands sweeps; the other finds the sync recorded
+    and completes without a second sweep. The record is written with the sweep marked owed
+    (`sweepClaimedAt`) before the sweep is sent and cleared after: a send that fails hands
+    the claim back at once, and one whose worker died is taken over by a delivery after
+    `SWEEP_CLAIM_TIME`, so no sync is recorded without its sweep."""
     state = ServiceState(svc.tables.servicestate)
-    previous = state.get(LAST_SYNC)
-    last = graph_time_or_none(str(previous.fields.get("completedAt", ""))) if previous else None
     moment = graph_time_or_none(completed_at)
-    if last is not None and last > svc.now() + SYNC_CLOCK_SKEW:
-        last = None  # stored uncapped by a version before the cap: not believed either
-    # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
-    if moment is None or (last is not None and moment <= last):
+    if moment is None:
         return False
-    # Sweep first, then record: a crash between the two sends a second (harmless) sweep
-    # instead of recording a sync whose sweep never went out.
-    svc.send(
-        DeltaSweep(reason=f"directory sync completed ({source})", correlation_id=correlation_id)
-    )
     latest = svc.now() + SYNC_CLOCK_SKEW
     if moment > latest:
         # A mistyped time or a sender's clock far ahead must not become the watermark: every
         # real sync before that moment would look old and sweep nothing.
         log.warning("sync.completed_in_future", completed_at=completed_at, source=source)
         completed_at = format_graph_time(latest)
-    state.put(LAST_SYNC, {"completedAt": completed_at, "source": source})
-    log.info(
-        "sync.completed", completed_at=completed_at, source=source, correlation_id=correlation_id
-    )
-    return True
+    for _ in range(WRITE_ATTEMPTS):
+        previous = state.get(LAST_SYNC)
+        fields = _sync_to_sweep(svc, previous, moment, completed_at, source)
+        if fields is None:
+            return False
+        try:
+            if previous is None:
+                etag = state.insert(LAST_SYNC, fields)
+            else:
+                etag = state.put(LAST_SYNC, fields, previous.etag)
+        except (AlreadyExists, ConcurrencyConflict):
+            continue  # moved by another delivery meanwhile: judged again over theirs
+        _sweep_claimed(svc, state, fields, etag, source, correlation_id)
+        return True
+    log.info("sync.contended", completed_at=completed_at, source=source)
+    return False
+
+
+def _sync_to_sweep(
+    svc: Services, previous: Entity | None, moment: datetime, completed_at: str, source: str
+) -> dict[str, object] | None:
+    """The record claiming the sweep for this sync, or None when it is not ours to sweep: a
+    sync no newer than the watermark whose sweep went out (or is being sent right now)."""
+    now = svc.now()
+    claim = {"completedAt": completed_at, "source": source, "sweepClaimedAt": now}
+    if previous is None:
+        return claim
+    last = graph_time_or_none(str(previous.fields.get("completedAt", "")))
+    if last is not None and last > now + SYNC_CLOCK_SKEW:
+        last = None  # stored uncapped by a version before the cap: not believed either
+    # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
+    if last is None or moment > last:
+        return claim
+    claimed_at = previous.fields.get("sweepClaimedAt")
+    if isinstance(claimed_at, datetime) and now - claimed_at >= SWEEP_CLAIM_TIME:
+        # The sweep of the recorded sync was claimed and never sent (its worker died).
+        return {**previous.fields, "sweepClaimedAt": now}
+    return None
+
+
+def _sweep_claimed(
+    svc: Services,
+    state: ServiceState,
+    fields: dict[str, object],
+    etag: str,
+    source: str,
+    correlation_id: str,
+) -> None:
+    """Send the sweep this delivery claimed, then mark it sent (over our own write only)."""
+    try:
+        svc.send(
+            DeltaSweep(reason=f"directory sync completed ({source})", correlation_id=correlation_id)
+        )
+    except Exception:
+        # Not sent: the claim is handed back, so the redelivery sweeps at once.
+        released = {**fields, "sweepClaimedAt": svc.now() - SWEEP_CLAIM_TIME}
+        with contextlib.suppress(AlreadyExists, ConcurrencyConflict, LookupError):
+            state.put(LAST_SYNC, released, etag)
+        raise
+    sent = {k: v for k, v in fields.items() if k != "sweepClaimedAt"}
+    with contextlib.suppress(ConcurrencyConflict, LookupError):
+        state.put(LAST_SYNC, sent, etag)  # a newer sync recorded meanwhile keeps its claim
+    log.info("sync.completed", completed_at=fields["completedAt"], source=source,
+             correlation_id=correlation_id)  # fmt: skip
 
 
 def on_sync_completed(svc: Services, msg: SyncCompleted) -> bool:

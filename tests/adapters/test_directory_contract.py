@@ -857,6 +857,24 @@ async def test_subscription_lifecycle(driver: Driver) -> None:
     assert err.value.status == 404
 
 
+async def test_a_subscription_not_renewed_is_deleted_at_its_expiration(driver: Driver) -> None:
+    """Graph deletes a subscription when it expires: not listed, 404 to a read, a renewal or a
+    reauthorization (the keeper and the lifecycle handler count on this)."""
+    d = driver.directory
+    sub = await d.create_subscription(group_subscription(driver.notification_url, iso_in(1)))
+    kept = await d.create_subscription(group_subscription(driver.notification_url, iso_in(2)))
+    driver.advance(timedelta(days=1, minutes=1).total_seconds())
+
+    assert [s.id for s in await d.subscriptions()] == [kept.id]
+    assert await d.subscription(sub.id) is None
+    with pytest.raises(DirectoryError) as renewal:
+        await d.renew_subscription(sub.id, iso_in(2))
+    with pytest.raises(DirectoryError) as reauthorization:
+        await d.reauthorize_subscription(sub.id)
+    assert (renewal.value.status, reauthorization.value.status) == (404, 404)
+    await d.delete_subscription(sub.id)  # already gone: fine
+
+
 async def test_subscription_expiry_beyond_the_limit_is_rejected(driver: Driver) -> None:
     request = group_subscription(
         driver.notification_url, iso_in(40), change_type="updated", client_state="s"

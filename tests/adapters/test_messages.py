@@ -14,6 +14,7 @@ from shared.ports.messages import (
     MAX_USERS_PER_RECOMPUTE,
     DeltaSweep,
     GroupsChanged,
+    LifecycleEvent,
     Message,
     MessageError,
     RecomputeUsers,
@@ -42,6 +43,12 @@ EXAMPLES: list[Message] = [
         completed_at="2026-03-01T07:30:00Z",
         source="entra-connect",
         correlation_id="c-6",
+    ),
+    LifecycleEvent(
+        subscription_id=G1,
+        event="subscriptionRemoved",
+        correlation_id="c-7",
+        received_at="2026-03-01T07:30:00Z",
     ),
 ]
 
@@ -235,6 +242,13 @@ messages: st.SearchStrategy[Message] = st.one_of(
         completed_at=stamps,
         source=correlation_ids.filter(lambda s: len(s) <= 64),
         correlation_id=correlation_ids,
+    ),
+    st.builds(
+        LifecycleEvent,
+        subscription_id=guids,
+        event=st.sampled_from(["reauthorizationRequired", "subscriptionRemoved", "missed"]),
+        correlation_id=correlation_ids,
+        received_at=stamps,
     ),
 )
 

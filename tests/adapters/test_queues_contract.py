@@ -17,11 +17,18 @@ from azure.storage.queue._message_encoding import NoDecodePolicy, NoEncodePolicy
 from devhost.azurite import AzuriteEndpoints
 from shared.adapters.queues import AzureQueue, queue_client, queues_for
 from shared.fakes.queues import InMemoryQueue, in_memory_queues
-from shared.ports.messages import DeltaSweep, ReprocessUser, SyncCompleted, encode_message
+from shared.ports.messages import (
+    DeltaSweep,
+    LifecycleEvent,
+    ReprocessUser,
+    SyncCompleted,
+    encode_message,
+)
 from shared.ports.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
     REPROCESS_USER,
+    SUBSCRIPTION_LIFECYCLE,
     SYNC_COMPLETED,
     MessageQueue,
     StaleReceipt,
@@ -249,7 +256,7 @@ def test_a_message_sent_without_base64_is_reported_as_unreadable_by_the_trigger(
     assert got[1].text == encode_message(sweep(2))
 
 
-def test_queues_for_names_the_four_contract_queues_and_their_poison_twins() -> None:
+def test_queues_for_names_the_five_contract_queues_and_their_poison_twins() -> None:
     queues = queues_for("UseDevelopmentStorage=true")
 
     assert [q.name for q in queues.all()] == [
@@ -257,11 +264,13 @@ def test_queues_for_names_the_four_contract_queues_and_their_poison_twins() -> N
         "recompute-users",
         "reprocess-user",
         "sync-completed",
+        "subscription-lifecycle",
     ]
     assert sorted(queues.poison) == [
         "groups-changed-poison",
         "recompute-users-poison",
         "reprocess-user-poison",
+        "subscription-lifecycle-poison",
         "sync-completed-poison",
     ]
 
@@ -274,8 +283,14 @@ def test_each_message_type_is_routed_to_its_queue() -> None:
 
     queues.send(sweep())
     queues.send(sync)
+    queues.send(
+        LifecycleEvent(
+            subscription_id=U1, event="missed", correlation_id="c", received_at=sync.completed_at
+        )
+    )
 
     assert queues.by_name(GROUPS_CHANGED).approximate_count() == 1
     assert queues.by_name(SYNC_COMPLETED).approximate_count() == 1
+    assert queues.by_name(SUBSCRIPTION_LIFECYCLE).approximate_count() == 1
     assert queues.by_name(RECOMPUTE_USERS).approximate_count() == 0
     assert queues.by_name(REPROCESS_USER).approximate_count() == 0

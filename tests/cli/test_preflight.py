@@ -564,7 +564,7 @@ def test_the_kept_subscription_and_an_idle_backlog_pass(
     assert status == 0, output
     assert re.search(r"subscription \S+ expires in 2[89] day\(s\)", line(output, "subscription"))
     passed(output, "subscription")
-    assert "0 message(s) waiting on 4 work queue(s)" in line(output, "queue backlog")
+    assert "0 message(s) waiting on 5 work queue(s)" in line(output, "queue backlog")
     passed(output, "queue backlog")
 
 
@@ -644,7 +644,7 @@ def test_a_backlog_past_its_limits_fails_with_the_count_and_the_age(
         assert "limits 2 messages, 60 min" in backlog
         status, output = run_with(env, max_queue_messages=3)
         assert status == 0, output
-        assert f"3 message(s) waiting on 4 work queue(s), the oldest 0 min ({RECOMPUTE_USERS})" in (
+        assert f"3 message(s) waiting on 5 work queue(s), the oldest 0 min ({RECOMPUTE_USERS})" in (
             line(output, "queue backlog")
         )
 

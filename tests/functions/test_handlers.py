@@ -32,6 +32,7 @@ from shared.ports.queues import (
     GROUPS_CHANGED,
     RECOMPUTE_USERS,
     REPROCESS_USER,
+    SUBSCRIPTION_LIFECYCLE,
     SYNC_COMPLETED,
     poison_name,
 )
@@ -116,6 +117,7 @@ def test_every_function_is_registered_once() -> None:
             "reprocess_user",
             "sync_completed",
             "sync_completed_http",
+            "subscription_lifecycle",
             "subscription_keeper",
             "sync_watch",
             "recheck_errors",
@@ -151,6 +153,7 @@ def test_the_webhooks_are_post_routes_behind_a_function_key(name: str, route: st
         ("recompute_users", RECOMPUTE_USERS),
         ("reprocess_user", REPROCESS_USER),
         ("sync_completed", SYNC_COMPLETED),
+        ("subscription_lifecycle", SUBSCRIPTION_LIFECYCLE),
     ],
 )
 def test_each_queue_worker_listens_on_its_queue(name: str, queue: str) -> None:
@@ -242,9 +245,24 @@ def test_a_body_over_one_megabyte_is_too_large(registered: World, name: str) -> 
     assert response.status_code == 413
 
 
-def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
+def lifecycle_worker(world: World) -> list[messages.LifecycleEvent]:
+    """Run the `subscription_lifecycle` worker on each queued event, as the host would."""
+    events = world.messages_of(SUBSCRIPTION_LIFECYCLE, messages.LifecycleEvent)
+    for event in events:
+        call("subscription_lifecycle", queued(event))
+    return events
+
+
+def test_a_lifecycle_event_is_answered_before_graph_is_called_then_acted_on(
+    registered: World,
+) -> None:
+    """Graph: validate, answer 202 fast, act afterwards. A subscriptionRemoved created the new
+    subscription before the answer (Graph calls our validation endpoint back meanwhile); slow
+    answers get every subscription on the URL throttled, then dropped. The route only queues
+    the event; the queue worker re-creates the subscription and queues the sweep."""
     sub = asyncio.run(_existing_subscription(registered))
     registered.subscribe(sub)
+    registered.directory.requests.clear()
 
     response = call(
         "graph_lifecycle",
@@ -252,8 +270,31 @@ def test_a_lifecycle_event_is_acted_on(registered: World) -> None:
     )
 
     assert response.status_code == 202
+    assert registered.directory.request_count == 0  # not one Graph call before the answer
+    assert registered.messages(GROUPS_CHANGED) == []
+    [event] = lifecycle_worker(registered)
+    assert (event.subscription_id, event.event) == (sub, "subscriptionRemoved")
     assert [m.__class__ for m in registered.messages(GROUPS_CHANGED)] == [messages.DeltaSweep]
-    assert registered.directory.requests["create_subscription"] == 2
+    assert registered.directory.requests["create_subscription"] == 1
+
+
+def test_a_lifecycle_event_delivered_again_creates_no_second_subscription(
+    registered: World,
+) -> None:
+    sub = asyncio.run(_existing_subscription(registered))
+    registered.subscribe(sub)
+    event = messages.LifecycleEvent(
+        subscription_id=sub,
+        event="subscriptionRemoved",
+        correlation_id="c",
+        received_at="2026-11-24T08:30:00Z",
+    )
+
+    call("subscription_lifecycle", queued(event))
+    call("subscription_lifecycle", queued(event, dequeue_count=2))  # the host's redelivery
+
+    assert registered.directory.requests["create_subscription"] == 2  # ours, then one new
+    assert len(asyncio.run(registered.directory.subscriptions())) == 1
 
 
 @pytest.mark.parametrize("route", ["notifications", "lifecycle"])
@@ -262,7 +303,7 @@ def test_change_and_lifecycle_notifications_posted_together_are_both_handled(
 ) -> None:
     """Graph lets one URL serve both kinds. At the change route the lifecycle events were
     dropped; at the lifecycle route the change notifications were (every group change then
-    waited for a sweep). Either route queues the changes and acts on the events."""
+    waited for a sweep). Either route queues the changes and the events."""
     sub = asyncio.run(_existing_subscription(registered))
     registered.subscribe(sub)
     items = (
@@ -273,6 +314,7 @@ def test_change_and_lifecycle_notifications_posted_together_are_both_handled(
     response = call(f"graph_{route}", post(f"graph/{route}", body(*items)))
 
     assert response.status_code == 202
+    assert len(lifecycle_worker(registered)) == 1
     changed = registered.messages(GROUPS_CHANGED)
     assert sorted(m.__class__.__name__ for m in changed) == ["DeltaSweep", "GroupsChanged"]
     assert [m.group_ids for m in changed if isinstance(m, messages.GroupsChanged)] == [(E3_BASE,)]
@@ -336,6 +378,7 @@ def test_a_forged_lifecycle_event_at_the_notification_url_is_not_acted_on(
     response = call("graph_notifications", post("graph/notifications", body(forged)))
 
     assert response.status_code == 202
+    assert lifecycle_worker(registered) == []
     assert registered.messages(GROUPS_CHANGED) == []
     assert registered.directory.requests["create_subscription"] == 1
     assert registered.directory.requests["delete_subscription"] == 0

@@ -25,7 +25,7 @@ from shared.ports.queues import GROUPS_CHANGED, MessageQueue
 from shared.service.intake.notifications import MAX_REJECTION_SAMPLES
 from shared.service.intake.webhook_protocol import MAX_BODY_BYTES
 from shared.service.stores import ServiceState
-from shared.service.subscriptions import KEEPER_LEASE
+from shared.service.subscriptions import KEEPER_LEASE, LIFECYCLE_RETRY_SECONDS
 from tests.invocation import invocation_context
 from tests.service.world import World, body, build_world, lifecycle, notification
 
@@ -242,21 +242,27 @@ def test_reauthorization_for_a_subscription_gone_from_graph_is_accepted_not_a_50
     response = post_lifecycle("reauthorizationRequired", gone)
 
     assert response.status_code == 202
+    assert asyncio.run(world.run_lifecycle()) != []  # the queue worker acts on it
     subscriptions = asyncio.run(world.directory.subscriptions())
     assert len(subscriptions) == 1
     assert subscriptions[0].id != gone
 
 
-def test_a_lifecycle_event_meeting_the_keepers_lease_is_answered_503_to_be_delivered_again(
+def test_a_lifecycle_event_meeting_the_keepers_lease_is_answered_202_and_waits_on_its_queue(
     world: World,
 ) -> None:
     """While another run holds the subscription keeper's lease, a subscriptionRemoved cannot be
-    acted on: the route answered with the host's 500 (an unhandled exception), as if the app
-    were broken. It is a 503 with Retry-After; Graph delivers the event again."""
+    acted on. The route answers 202 at once all the same (it only queues the event); the queue
+    worker sends the event again for after `LIFECYCLE_RETRY_SECONDS`, then acts on it."""
     removed = world.subscribe("5b2f0c1e-3c5a-4a57-9a3e-6c1f0b0e8d22")
     ServiceState(world.svc.tables.servicestate).put(KEEPER_LEASE, {"at": world.clock.now()})
 
     response = post_lifecycle("subscriptionRemoved", removed)
 
-    assert response.status_code == 503
-    assert response.headers["Retry-After"] == "60"
+    assert response.status_code == 202
+    assert asyncio.run(world.run_lifecycle()) == ["deferred"]
+    world.svc.tables.servicestate.delete(ServiceState.META_PK, KEEPER_LEASE)  # that run ends
+    assert asyncio.run(world.run_lifecycle()) == []  # waits its time
+    world.clock.advance(LIFECYCLE_RETRY_SECONDS)
+    [outcome] = asyncio.run(world.run_lifecycle())
+    assert outcome.startswith("created ")

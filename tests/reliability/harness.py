@@ -280,6 +280,7 @@ def build_host(crash_at: str | None = None) -> Host:
         recompute_users=JournalQueue(plain.recompute_users, trace),
         reprocess_user=JournalQueue(plain.reprocess_user, trace),
         sync_completed=JournalQueue(plain.sync_completed, trace),
+        subscription_lifecycle=JournalQueue(plain.subscription_lifecycle, trace),
         poison=plain.poison,
     )
     tables = Tables(*(JournalTable(InMemoryTable(name), trace) for name in TABLE_NAMES))

@@ -65,7 +65,13 @@ def refuse_next_send(world: World, queue: str, kind: type[Message]) -> None:
     q = world.svc.queues
     wrapped = {
         name: RefusesOnce(getattr(q, name), kind) if getattr(q, name).name == queue else None
-        for name in ("groups_changed", "recompute_users", "reprocess_user", "sync_completed")
+        for name in (
+            "groups_changed",
+            "recompute_users",
+            "reprocess_user",
+            "sync_completed",
+            "subscription_lifecycle",
+        )
     }
     world.svc.queues = Queues(
         **{n: w or getattr(q, n) for n, w in wrapped.items()},  # type: ignore[arg-type]
@@ -331,12 +337,12 @@ async def test_the_dead_man_switch_asks_graph_whether_the_subscription_still_exi
     watch_poison(world.svc)
     assert not _open(world, SUBSCRIPTION_MISSING)
 
-    world.clock.advance(30 * 86400)  # nobody renewed it: Graph's copy expired
+    world.clock.advance(30 * 86400)  # nobody renewed it: Graph deleted it at its expiry
     assert await check_subscription_live(world.svc) is False
     watch_poison(world.svc)
 
     [finding] = _open(world, SUBSCRIPTION_MISSING)
-    assert "expired" in str(finding["message"])
+    assert "no longer exists" in str(finding["message"])
 
 
 async def test_a_subscription_deleted_in_graph_is_reported_though_our_table_has_it() -> None:

@@ -10,16 +10,15 @@ import pytest
 from shared.core.graph_values import parse_graph_time
 from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
-from shared.service.intake.notifications import Intake, accept_lifecycle_notifications
-from shared.service.intake.webhook_protocol import NotificationDeferred
+from shared.service.intake.notifications import Intake, accept_change_notifications
 from shared.service.stores import ServiceState
 from shared.service.subscriptions import (
     KEEPER_LEASE,
     KEEPER_LEASE_TIME,
+    LIFECYCLE_RETRY_SECONDS,
     MAX_LIFETIME,
     RENEW_WITHIN,
     SUBSCRIPTION_LIVE,
-    KeeperBusy,
     KeeperOutcome,
     check_subscription_live,
     keep_subscription,
@@ -72,10 +71,11 @@ async def ours(world: World, *, expires_in: timedelta) -> str:
 
 
 async def lifecycle_event(world: World, event: str, sub_id: str) -> Intake:
-    """Graph posts one lifecycle event about `sub_id` to our lifecycle endpoint."""
-    return await accept_lifecycle_notifications(
-        world.svc, body(lifecycle(event, subscriptionId=sub_id))
-    )
+    """Graph posts one lifecycle event about `sub_id` to our lifecycle endpoint, which queues
+    it; the `subscription-lifecycle` worker then acts on it."""
+    intake = accept_change_notifications(world.svc, body(lifecycle(event, subscriptionId=sub_id)))
+    await world.run_lifecycle()
+    return intake
 
 
 async def graph_subscriptions(world: World) -> list[Subscription]:
@@ -130,9 +130,38 @@ async def test_a_subscription_expiring_within_48_hours_is_renewed_to_nearly_the_
     assert sweeps(world) == []  # a renewal misses nothing
 
 
+class DeletedBeforeRenewal(FakeDirectory):
+    """Graph deletes the subscription (removed, or past its expiry) between the keeper's list
+    and its renewal: the PATCH answers 404."""
+
+    async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
+        await self.delete_subscription(subscription_id)
+        return await super().renew_subscription(subscription_id, expiration)
+
+
+async def test_a_subscription_gone_at_its_renewal_is_recreated_in_the_same_run() -> None:
+    """The renewal's 404 failed the keeper run: no subscription until the next run, hours
+    later, and nothing swept for the gap."""
+    world = build_world(fake=DeletedBeforeRenewal)
+    gone = await ours(world, expires_in=RENEW_WITHIN - timedelta(minutes=1))
+
+    outcome = await keep_subscription(world.svc)
+
+    [sub] = await graph_subscriptions(world)
+    assert outcome.action == "recreated"
+    assert (outcome.subscription_id, sub.notification_url) == (sub.id, NOTIFICATION_URL)
+    assert sub.id != gone
+    assert recorded(world) == {sub.id}
+    assert len(sweeps(world)) == 1
+    assert (await keep_subscription(world.svc)).action == "kept"
+
+
 class ListsExpiredSubscriptions(FakeDirectory):
     """Graph deletes a subscription that expired, yet GET /subscriptions has been seen to
     list it still (microsoftgraph/msgraph-sdk-javascript#906); renewing it fails."""
+
+    def _drop_expired(self) -> None:
+        """Listed still, as that GET did (the fake, like Graph, would have deleted it)."""
 
     async def renew_subscription(self, subscription_id: str, expiration: str) -> Subscription:
         found = await self.subscription(subscription_id)
@@ -323,7 +352,8 @@ async def test_one_event_repeated_in_a_batch_is_acted_on_once(world: World) -> N
     reauthorize = lifecycle("reauthorizationRequired", subscriptionId=sub_id)
     missed = lifecycle("missed", subscriptionId=sub_id)
 
-    await accept_lifecycle_notifications(world.svc, body(reauthorize, missed, reauthorize, missed))
+    accept_change_notifications(world.svc, body(reauthorize, missed, reauthorize, missed))
+    await world.run_lifecycle()
 
     assert world.directory.requests["reauthorize_subscription"] == 1
     assert len(sweeps(world)) == 1
@@ -361,8 +391,10 @@ async def test_a_removed_event_delivered_twice_leaves_one_subscription(world: Wo
     sub_id = await ours(world, expires_in=timedelta(days=10))
     removed = body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
 
-    await accept_lifecycle_notifications(world.svc, removed)
-    await accept_lifecycle_notifications(world.svc, removed)
+    accept_change_notifications(world.svc, removed)
+    await world.run_lifecycle()
+    accept_change_notifications(world.svc, removed)
+    await world.run_lifecycle()
 
     [sub] = await graph_subscriptions(world)
     assert recorded(world) == {sub.id}
@@ -392,21 +424,21 @@ async def test_the_keeper_and_a_removed_event_at_once_leave_one_subscription() -
     listed no subscription of ours, and each created and recorded one. Graph kept both until
     the next keeper run, hours later: every change came twice, and the one no longer in our
     table was refused at the webhook as not ours. One run at a time changes them now; the
-    event that met the other's lease fails, and Graph's redelivery finds the new one."""
+    event that met the other's lease is sent again for later, and then finds the new one."""
     world = build_world(fake=SubscriptionsOverHttp)
     sub_id = await ours(world, expires_in=timedelta(days=10))
     await world.directory.delete_subscription(sub_id)  # Graph removed it
 
-    kept, event = await asyncio.gather(
-        keep_subscription(world.svc),
-        lifecycle_event(world, "subscriptionRemoved", sub_id),
-        return_exceptions=True,
+    accept_change_notifications(
+        world.svc, body(lifecycle("subscriptionRemoved", subscriptionId=sub_id))
     )
+    kept, event = await asyncio.gather(keep_subscription(world.svc), world.run_lifecycle())
     assert isinstance(kept, KeeperOutcome)
     assert kept.action == "created"
-    assert isinstance(event, NotificationDeferred)  # the route answers 503
-    assert isinstance(event.__cause__, KeeperBusy)
-    await lifecycle_event(world, "subscriptionRemoved", sub_id)  # Graph delivers it again
+    assert event == ["deferred"]  # sent again, for after LIFECYCLE_RETRY_SECONDS
+    assert await world.run_lifecycle() == []  # not before
+    world.clock.advance(LIFECYCLE_RETRY_SECONDS)
+    assert await world.run_lifecycle() == [f"kept {kept.subscription_id}"]
 
     [sub] = await graph_subscriptions(world)
     assert recorded(world) == {sub.id}
@@ -482,12 +514,13 @@ async def test_an_unknown_lifecycle_event_is_ignored(world: World) -> None:
 async def test_a_forged_lifecycle_event_is_not_acted_on(world: World) -> None:
     sub_id = await ours(world, expires_in=timedelta(days=10))
 
-    await accept_lifecycle_notifications(
+    accept_change_notifications(
         world.svc,
         body(
             lifecycle("subscriptionRemoved", subscriptionId=sub_id, clientState="forged-0123456789")
         ),
     )
+    assert await world.run_lifecycle() == []
 
     assert world.directory.request_count == 0
     assert [s.id for s in await graph_subscriptions(world)] == [sub_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -31,12 +32,14 @@ from shared.service.watch import (
     NOTIFICATIONS_SILENT,
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
+    SWEEP_CLAIM_TIME,
     on_sync_completed,
     recheck_errors,
     run_poison_watch,
     watch_poison,
     watch_sync,
 )
+from tests.adapters.test_findings_ledger_contract import WrittenFirstEachTime
 from tests.demo_tenant import (
     ADELE,
     E3_BASE,
@@ -113,6 +116,56 @@ def test_a_later_sync_within_the_same_second_is_newer(world: World) -> None:
 
     assert on_sync_completed(world.svc, synced("2026-11-24T07:30:00.500Z"))
     assert len(sweeps(world)) == 1
+
+
+@pytest.mark.parametrize("earlier", [None, "2026-11-24T07:00:00Z"])
+def test_two_deliveries_of_one_sync_at_once_sweep_once(world: World, earlier: str | None) -> None:
+    """An HTTP retry after a lost 202 queues the sync twice; two instances take both at once.
+    Each reads the watermark before the other writes it: only one may sweep."""
+    if earlier is not None:
+        on_sync_completed(world.svc, synced(earlier))
+        sweeps(world)
+    store = world.svc.tables.servicestate
+    other_instance = replace(world.svc)  # the same storage and queues, the plain table
+    results: list[bool] = []
+    racing = WrittenFirstEachTime(
+        store,
+        [lambda: results.append(on_sync_completed(other_instance, synced("2026-11-24T07:30:00Z")))],
+        row_key=LAST_SYNC,
+    )
+    this_instance = replace(world.svc, tables=replace(world.svc.tables, servicestate=racing))
+
+    results.append(on_sync_completed(this_instance, synced("2026-11-24T07:30:00Z")))  # type: ignore[arg-type]
+
+    assert sorted(results) == [False, True]
+    assert len(sweeps(world)) == 1
+    recorded = ServiceState(store).get(LAST_SYNC)
+    assert recorded is not None
+    assert recorded.fields["completedAt"] == "2026-11-24T07:30:00Z"
+
+
+def test_a_sync_whose_sweep_was_claimed_by_a_worker_that_died_is_swept_by_its_redelivery(
+    world: World,
+) -> None:
+    """The watermark moved (the sweep claimed) and the worker died before sending: the sync's
+    redelivery, after the visibility timeout, sends the sweep; a delivery meanwhile does not
+    (the claimer may be sending it right now)."""
+    ServiceState(world.svc.tables.servicestate).insert(
+        LAST_SYNC,
+        {
+            "completedAt": "2026-11-24T07:30:00Z",
+            "source": "entra-connect",
+            "sweepClaimedAt": world.clock.now(),
+        },
+    )
+
+    assert not on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    assert sweeps(world) == []
+    world.clock.advance(SWEEP_CLAIM_TIME.total_seconds())
+    assert on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))
+    assert len(sweeps(world)) == 1
+    assert not on_sync_completed(world.svc, synced("2026-11-24T07:30:00Z"))  # marked sent
+    assert sweeps(world) == []
 
 
 def test_a_sync_from_a_foreign_tenant_is_ignored(world: World) -> None:

@@ -19,12 +19,25 @@ from typing import Any, TypeVar
 from shared.bootstrap import in_memory_services
 from shared.fakes.directory import FakeDirectory
 from shared.platform.settings import Settings
-from shared.ports.messages import DeltaSweep, GroupsChanged, Message, RecomputeUsers, ReprocessUser
-from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, REPROCESS_USER, MessageQueue
+from shared.ports.messages import (
+    DeltaSweep,
+    GroupsChanged,
+    LifecycleEvent,
+    Message,
+    RecomputeUsers,
+    ReprocessUser,
+)
+from shared.ports.queues import (
+    GROUPS_CHANGED,
+    RECOMPUTE_USERS,
+    REPROCESS_USER,
+    SUBSCRIPTION_LIFECYCLE,
+    MessageQueue,
+)
 from shared.service.groups import GroupChangeOutcome, handle_group_changes
 from shared.service.reprocessing import ReprocessOutcome, reprocess_user
 from shared.service.services import Services
-from shared.service.subscriptions import SUBSCRIPTION_PK
+from shared.service.subscriptions import SUBSCRIPTION_PK, on_lifecycle_event
 from shared.service.users import RecomputeOutcome, recompute_users
 from tests.builders import guid
 from tests.demo_tenant import DEMO
@@ -156,6 +169,13 @@ class World:
         return [
             await reprocess_user(self.svc, msg)
             for msg in self.messages_of(REPROCESS_USER, ReprocessUser)
+        ]
+
+    async def run_lifecycle(self) -> list[str]:
+        """The `subscription-lifecycle` worker on every visible event; what each did."""
+        return [
+            await on_lifecycle_event(self.svc, msg)
+            for msg in self.messages_of(SUBSCRIPTION_LIFECYCLE, LifecycleEvent)
         ]
 
     def subscribe(self, subscription_id: str = SUBSCRIPTION_ID) -> str:

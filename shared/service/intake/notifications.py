@@ -3,7 +3,11 @@
 Runs inside the 3-second budget Graph gives a webhook, so it calls nothing but storage: the
 subscription ids it checks against are read from the `subscriptions` table (cached for a
 minute per worker) and the group ids go to `groups-changed` (one message per 1,000 groups).
-Lifecycle events are vetted the same way and acted on (they are rare and may need Graph).
+Lifecycle events are vetted the same way and go to `subscription-lifecycle`, one message each:
+acting on one calls Graph (a `subscriptionRemoved` creates a subscription, and Graph calls our
+validation endpoint back before it answers), which Graph asks never to do before the 202 (slow
+answers get every subscription on the URL throttled, then dropped). A queue worker acts on
+them (`shared.service.subscriptions.on_lifecycle_event`).
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ from dataclasses import dataclass
 
 import structlog
 
-from shared.ports.messages import GroupsChanged, format_timestamp, new_correlation_id
+from shared.ports.messages import (
+    GroupsChanged,
+    LifecycleEvent,
+    Message,
+    format_timestamp,
+    new_correlation_id,
+)
 from shared.service.crashpoints import crash_point
 from shared.service.intake.webhook_protocol import (
-    NotificationDeferred,
     Rejection,
     VettedNotifications,
     parse_collection,
     vet_notifications,
 )
 from shared.service.services import Services
-from shared.service.subscriptions import KeeperBusy, handle_lifecycle_event, our_subscription_ids
+from shared.service.subscriptions import our_subscription_ids
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +46,7 @@ MAX_SAMPLE_CHARS = 120
 class Intake:
     vetted: VettedNotifications
     correlation_id: str | None
-    """Of the GroupsChanged message enqueued, when there was one."""
+    """Of the messages enqueued (GroupsChanged, LifecycleEvent), when there were any."""
 
 
 def _subscription_ids(svc: Services, *, refresh: bool = False) -> set[str]:
@@ -98,41 +107,37 @@ def _clip(text: str | None) -> str | None:
 
 
 def accept_change_notifications(svc: Services, body: bytes) -> Intake:
-    """Vet a change-notification POST and enqueue GroupsChanged for the genuine groups: one
-    message per `MAX_GROUPS_PER_MESSAGE` groups, all with the request's correlation id. Should
-    a send fail, the request fails and Graph redelivers it; the messages already sent are then
-    sent again, which is harmless (walking a group's delta twice finds nothing new)."""
+    """Vet a notification POST (either route: Graph lets one URL serve both kinds) and enqueue
+    GroupsChanged for the genuine groups, one message per `MAX_GROUPS_PER_MESSAGE` groups, and
+    a LifecycleEvent per genuine lifecycle event, all with the request's correlation id.
+    Nothing here calls Graph. Should a send fail, the request fails and Graph redelivers it;
+    the messages already sent are then sent again, which is harmless (walking a group's delta
+    twice finds nothing new; a lifecycle event acted on twice ends as once)."""
     vetted = _vet(svc, body)
     crash_point(svc, "intake.after_vet")
-    if not vetted.group_ids:
+    if not vetted.group_ids and not vetted.lifecycle:
         return Intake(vetted, None)
     correlation_id = new_correlation_id()
-    batches = GroupsChanged.batches(
-        vetted.group_ids,
-        correlation_id=correlation_id,
-        received_at=format_timestamp(svc.now()),
+    received_at = format_timestamp(svc.now())
+    batches: list[Message] = []
+    if vetted.group_ids:
+        batches.extend(
+            GroupsChanged.batches(
+                vetted.group_ids, correlation_id=correlation_id, received_at=received_at
+            )
+        )
+    batches.extend(
+        LifecycleEvent(
+            subscription_id=subscription_id,
+            event=event,
+            correlation_id=correlation_id,
+            received_at=received_at,
+        )
+        for subscription_id, event in vetted.lifecycle
     )
     svc.send_all(batches)
     crash_point(svc, "intake.after_send")  # Graph resends what we did not answer: harmless
     log.info("notification.accepted", correlation_id=correlation_id,
-             groups=len(vetted.group_ids), messages=len(batches),
-             rejected=len(vetted.rejected))  # fmt: skip
+             groups=len(vetted.group_ids), lifecycle_events=len(vetted.lifecycle),
+             messages=len(batches), rejected=len(vetted.rejected))  # fmt: skip
     return Intake(vetted, correlation_id)
-
-
-async def accept_lifecycle_notifications(svc: Services, body: bytes) -> Intake:
-    """The lifecycle route: its events acted on, and any change notifications queued first
-    (Graph lets one URL serve both; it may be this route's)."""
-    intake = accept_change_notifications(svc, body)
-    await act_on_lifecycle_events(svc, intake.vetted)
-    return intake
-
-
-async def act_on_lifecycle_events(svc: Services, vetted: VettedNotifications) -> None:
-    """The vetted lifecycle events, whichever route they came to (Graph lets the lifecycle
-    URL equal the change-notification URL)."""
-    for subscription_id, event in vetted.lifecycle:
-        try:
-            await handle_lifecycle_event(svc, subscription_id, event)
-        except KeeperBusy as busy:  # the route answers 503: Graph delivers the event again
-            raise NotificationDeferred(str(busy)) from busy

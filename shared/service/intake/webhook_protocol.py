@@ -34,13 +34,6 @@ class NotificationTooLarge(ValueError):
     """The body exceeds MAX_BODY_BYTES: answer 413."""
 
 
-class NotificationDeferred(Exception):
-    """The notification is fine but cannot be acted on now (another run holds what it needs):
-    answer 503 with Retry-After, and Graph delivers it again."""
-
-    retry_after_seconds = 60
-
-
 def is_guid(value: object) -> bool:
     return isinstance(value, str) and bool(_GUID.fullmatch(value))
 
