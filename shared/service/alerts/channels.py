@@ -107,7 +107,21 @@ def _subject(channel: Channel) -> str:
     return _subject_of(channel.name)
 
 
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.-]")
+
+
 def _subject_of(name: str) -> str:
+    """One subject per name: letters, digits, `_`, `.` and `-` as they are, any other
+    character as its UTF-8 bytes, each `~XX` (as `safe_key` writes a table key), so "#ops"
+    (`~23ops`) and "_ops" are two channels' findings, not one."""
+    return "service:alert-channel:" + "".join(
+        c if _PLAIN.fullmatch(c) else "".join(f"~{b:02X}" for b in c.encode()) for c in name
+    )
+
+
+def _old_subject_of(name: str) -> str:
+    """The subject before names were escaped (each other character as `_`): a finding
+    recorded under it is resolved once that subject is no listed channel's own."""
     return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
@@ -119,9 +133,10 @@ def resolve_removed_channels(svc: Services) -> None:
     listed = {_subject(c) for c in svc.settings.alert_channels}
     ledger = FindingsLedger(svc.tables.findings)
     for name in ServiceState(svc.tables.servicestate).names(STATE_PREFIX):
-        subject = _subject_of(from_safe_key(name.removeprefix(STATE_PREFIX)))
-        if subject not in listed and ledger.open_findings(subject):
-            ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
+        channel = from_safe_key(name.removeprefix(STATE_PREFIX))
+        for subject in {_subject_of(channel), _old_subject_of(channel)}:
+            if subject not in listed and ledger.open_findings(subject):
+                ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
 
 
 def report_url(svc: Services) -> str | None:
