@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -459,6 +460,66 @@ async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -
     assert len(failing) == 1
     assert "3 failed deliveries in a row" in failing[0]
     assert secret_part not in failing[0]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("refused", "connection refused"),
+        ("silent", "timed out"),
+        ("plain-http", "TLS handshake failed"),
+        ("no-such-host", "DNS lookup of the URL's host failed"),
+    ],
+)
+async def test_a_connection_failure_names_its_kind_and_nothing_of_the_url(
+    where: str, problem: str, receiver: Receiver, silent_port: int
+) -> None:
+    """Every connection failure, timeouts included, read "connection failed: OSError": the
+    post wrapped each as a plain OSError, and the admin could not tell a mistyped host from a
+    receiver that is down, a proxy breaking TLS or one too slow to answer."""
+    secret = "SECRET-PART"
+    port = receiver.url.rpartition(":")[2]
+    url = {
+        "refused": f"http://127.0.0.1:{closed_port()}/{secret}",
+        "silent": f"http://127.0.0.1:{silent_port}/{secret}",
+        "plain-http": f"https://127.0.0.1:{port}/{secret}",
+        "no-such-host": f"https://{secret.lower()}.invalid/{secret}",
+    }[where]
+    teams = parse_channels(CHANNELS)[:1]
+    state = ServiceState(InMemoryTable("servicestate"))
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+        return await http_post(url, body, headers, wait=0.5)
+
+    [result] = await deliver_to_channels(
+        state,
+        teams,
+        "digest-1",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": url},
+        post=post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert result.status == FAILED
+    assert result.reason == f"connection failed: {problem}"
+    entity = state.get("alerts-channel-teams-0")
+    assert entity is not None
+    assert entity.fields["lastError"] == result.reason
+    assert secret.lower() not in result.reason.lower()
 
 
 async def test_a_channel_named_like_a_slack_channel_is_delivered_and_deduplicated(

@@ -26,6 +26,8 @@ the same id: at most one duplicate, as with mail.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -177,7 +179,7 @@ async def _one(
         try:
             status, retry_after = await post(url, body, headers)
         except OSError as exc:
-            status, retry_after, reason = 0, None, f"connection failed: {type(exc).__name__}"
+            status, retry_after, reason = 0, None, f"connection failed: {connection_problem(exc)}"
         except ValueError:  # not the URL's text: it is the secret
             reason = f"app setting {channel.url_setting} holds no valid URL"
             break
@@ -197,6 +199,25 @@ async def _one(
         if attempt < ATTEMPTS:
             await sleep(retry_wait(attempt, retry_after))
     return _failed(state, channel, reason, on_failing, now, attempts=attempt)
+
+
+_PROBLEMS: Final = (
+    (socket.gaierror, "DNS lookup of the URL's host failed"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset by the receiver"),
+    (ssl.SSLCertVerificationError, "TLS certificate not trusted"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (TimeoutError, "timed out"),
+)
+
+
+def connection_problem(exc: OSError) -> str:
+    """What kind of connection failure `exc` is (DNS, refused, TLS, timeout), in words that
+    name nothing of the URL (a secret); the exception's type for any other."""
+    for kind, words in _PROBLEMS:
+        if isinstance(exc, kind):
+            return words
+    return type(exc).__name__
 
 
 def _failed(

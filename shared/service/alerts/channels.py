@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -46,28 +48,56 @@ CHANNEL_FAILING: Final = "AlertChannelFailing"
 TIMEOUT_SECONDS: Final = 15.0
 
 
-async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
-    """POST over HTTPS; a transport failure is an OSError to the delivery loop, a URL httpx
-    refuses (a line break inside, a bad port) a ValueError naming nothing of it.
+_KINDS: Final = (
+    socket.gaierror,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    ssl.SSLCertVerificationError,
+    ssl.SSLError,
+    TimeoutError,
+)
+
+
+def _transport_error(exc: httpx.TransportError, timeout: float) -> OSError:
+    """The failure as the OSError of its kind (`channel_delivery.connection_problem` names
+    it), with a message of ours: httpx's text may quote the host, part of the secret URL."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TimeoutError(f"no answer within {timeout:g} s")
+    cause: BaseException | None = exc
+    while cause is not None:
+        for kind in _KINDS:
+            if isinstance(cause, kind):
+                return kind(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return OSError(type(exc).__name__)
+
+
+async def http_post(
+    url: str, body: bytes, headers: Mapping[str, str], *, wait: float = TIMEOUT_SECONDS
+) -> tuple[int, float | None]:
+    """POST over HTTPS; a transport failure is an OSError of its kind to the delivery loop
+    (`socket.gaierror`: DNS, `ConnectionRefusedError`, `ssl.SSLError`: TLS, `TimeoutError`,
+    ...), a URL httpx refuses (a line break inside, a bad port) a ValueError; neither names
+    anything of the URL. `wait`: the seconds a connection and an answer may take.
 
     Not traced: the telemetry's httpx instrumentation would record the URL as a dependency,
     and a channel's URL is its secret (a Slack hook's path; Teams' ``sig`` it redacts)."""
     from opentelemetry.instrumentation.utils import suppress_http_instrumentation  # noqa: PLC0415
 
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=wait, follow_redirects=False) as client:
             with suppress_http_instrumentation():
                 response = await client.post(url, content=body, headers=dict(headers))
     except httpx.TransportError as exc:
-        raise OSError(str(exc)) from None
+        raise _transport_error(exc, wait) from None
     except httpx.InvalidURL:
         raise ValueError("not a valid URL") from None
     retry = response.headers.get("Retry-After")
     try:
-        wait = float(retry) if retry else None
+        retry_after = float(retry) if retry else None
     except ValueError:
-        wait = None
-    return response.status_code, wait
+        retry_after = None
+    return response.status_code, retry_after
 
 
 def payload_for(
