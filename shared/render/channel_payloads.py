@@ -170,6 +170,17 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_cut(text: str, limit: int = SLACK_MAX_TEXT) -> str:
+    """Escaped `text` at most `limit` characters long, cut before an escape (`&amp;`, `&lt;`,
+    `&gt;`) rather than inside it: a cut `&am` shows as it is, and `&` alone is no valid
+    mrkdwn."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    start = cut.rfind("&", max(0, limit - len("&amp;") + 1))
+    return cut[:start] if start != -1 and ";" not in cut[start:] else cut
+
+
 def slack_message(
     view: MailView, *, minimum: str = "info", report_url: str | None = None
 ) -> dict[str, Any]:
@@ -182,7 +193,7 @@ def slack_message(
         },
     ]
     if view.lead:
-        lead = _slack_escape("\n".join(view.lead))[:SLACK_MAX_TEXT]
+        lead = _slack_cut(_slack_escape("\n".join(view.lead)))
         head.append({"type": "section", "text": {"type": "mrkdwn", "text": lead}})
     buttons = [(t, u) for t, u in view.links]
     if report_url:
@@ -206,7 +217,7 @@ def slack_message(
         )
         if row.action:
             text += f"\n_License Guard:_ {_slack_escape(row.action)}"
-        body.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_MAX_TEXT]}})
+        body.append({"type": "section", "text": {"type": "mrkdwn", "text": _slack_cut(text)}})
     if len(rows) > room:
         where = " Open the report page for all of them." if report_url else ""
         note = f"{len(rows) - room} more row(s) left out to fit Slack's 50 blocks.{where}"

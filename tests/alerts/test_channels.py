@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import socket
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from shared.render.channel_payloads import (
     DIGEST_HEADER,
     SIGNATURE_HEADER,
     SLACK_MAX_BLOCKS,
+    SLACK_MAX_TEXT,
     TEAMS_MAX_BYTES,
     slack_message,
     teams_message,
@@ -196,6 +198,24 @@ def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:
     assert len(big["blocks"]) == SLACK_MAX_BLOCKS
     assert any("more row(s) left out" in json.dumps(b) for b in big["blocks"])
     assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
+
+
+@pytest.mark.parametrize("spare", [1, 2, 3, 4])
+def test_slack_text_cut_at_3000_characters_never_splits_an_escape(spare: int) -> None:
+    """A lead or row longer than a section's 3,000 characters was cut at the 3,000th: an
+    '&' escaped as '&amp;' near the end lost its tail ('&am'), which Slack shows as it is."""
+    long = "x" * (SLACK_MAX_TEXT - spare) + "& <b> and more"
+    one = dataclasses.replace(row(0, users=1), fix=long)
+    text = dataclasses.replace(view(0), lead=(long,), sections=(Section("New", items=(one,)),))
+
+    message = slack_message(text)
+
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert len(sections) == 2
+    for shown in sections:
+        assert len(shown) <= SLACK_MAX_TEXT
+        assert re.sub(r"&(amp|lt|gt);", "", shown).count("&") == 0
+    assert sections[0] == "x" * (SLACK_MAX_TEXT - spare)  # cut before the escape
 
 
 def test_the_slack_notification_text_escapes_the_tenant_name_too() -> None:
