@@ -27,13 +27,13 @@ from shared.render.channel_payloads import (
     DIGEST_HEADER,
     SIGNATURE_HEADER,
     SLACK_MAX_BLOCKS,
-    SLACK_MAX_TEXT,
     TEAMS_MAX_BYTES,
     slack_message,
     teams_message,
     verify,
     webhook_payload,
 )
+from shared.render.channel_sections import SLACK_MAX_TEXT
 from shared.render.mail import MailView, RowView, Section, UserName
 from shared.service.alerts.channel_delivery import NOTHING, deliver_to_channels
 from shared.service.alerts.channels import http_post

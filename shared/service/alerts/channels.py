@@ -24,12 +24,8 @@ import structlog
 from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
 from shared.ports.tables import from_safe_key
-from shared.render.channel_payloads import (
-    at_least,
-    slack_message,
-    teams_message,
-    webhook_payload,
-)
+from shared.render.channel_payloads import slack_message, teams_message, webhook_payload
+from shared.render.channel_sections import at_least
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import (
     STATE_PREFIX,
@@ -130,6 +126,7 @@ def payload_for(
         minimum=channel.min_severity,
         report_url=report_url,
         open_counts=open_counts,
+        view=view,
     )
 
 
