@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -489,6 +490,31 @@ def silent_port() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
+@pytest.fixture
+def hanging_up_port() -> Iterator[int]:
+    """A port that reads each request and closes the connection without an answer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                connection.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
 def closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as server:
         return int(server.getsockname()[1])
@@ -501,10 +527,11 @@ def closed_port() -> int:
         ("silent", "timed out"),
         ("plain-http", "TLS handshake failed"),
         ("no-such-host", "DNS lookup of the URL's host failed"),
+        ("hanging-up", "the receiver broke off the HTTP exchange (no answer)"),
     ],
 )
 async def test_a_connection_failure_names_its_kind_and_nothing_of_the_url(
-    where: str, problem: str, receiver: Receiver, silent_port: int
+    where: str, problem: str, receiver: Receiver, silent_port: int, hanging_up_port: int
 ) -> None:
     """Every connection failure, timeouts included, read "connection failed: OSError": the
     post wrapped each as a plain OSError, and the admin could not tell a mistyped host from a
@@ -516,6 +543,7 @@ async def test_a_connection_failure_names_its_kind_and_nothing_of_the_url(
         "silent": f"http://127.0.0.1:{silent_port}/{secret}",
         "plain-http": f"https://127.0.0.1:{port}/{secret}",
         "no-such-host": f"https://{secret.lower()}.invalid/{secret}",
+        "hanging-up": f"http://127.0.0.1:{hanging_up_port}/{secret}",
     }[where]
     teams = parse_channels(CHANNELS)[:1]
     state = ServiceState(InMemoryTable("servicestate"))

@@ -201,6 +201,10 @@ async def _one(
     return _failed(state, channel, reason, on_failing, now, attempts=attempt)
 
 
+class ConnectionProblem(OSError):
+    """A connection failure its poster put in words of its own, naming nothing of the URL."""
+
+
 _PROBLEMS: Final = (
     (socket.gaierror, "DNS lookup of the URL's host failed"),
     (ConnectionRefusedError, "connection refused"),
@@ -213,7 +217,10 @@ _PROBLEMS: Final = (
 
 def connection_problem(exc: OSError) -> str:
     """What kind of connection failure `exc` is (DNS, refused, TLS, timeout), in words that
-    name nothing of the URL (a secret); the exception's type for any other."""
+    name nothing of the URL (a secret); a `ConnectionProblem`'s own words; the exception's
+    type for any other."""
+    if isinstance(exc, ConnectionProblem):
+        return str(exc)
     for kind, words in _PROBLEMS:
         if isinstance(exc, kind):
             return words

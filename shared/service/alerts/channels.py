@@ -30,6 +30,7 @@ from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import (
     STATE_PREFIX,
     ChannelResult,
+    ConnectionProblem,
     Poster,
     deliver_to_channels,
 )
@@ -60,12 +61,16 @@ def _transport_error(exc: httpx.TransportError, timeout: float) -> OSError:
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(f"no answer within {timeout:g} s")
     cause: BaseException | None = exc
-    while cause is not None:
+    for _ in range(20):  # a chain can loop back on itself
+        if cause is None:
+            break
         for kind in _KINDS:
             if isinstance(cause, kind):
                 return kind(type(cause).__name__)
         cause = cause.__cause__ or cause.__context__
-    return OSError(type(exc).__name__)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ConnectionProblem("the receiver broke off the HTTP exchange (no answer)")
+    return ConnectionProblem(f"network error ({type(exc).__name__})")
 
 
 async def http_post(
