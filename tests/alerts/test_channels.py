@@ -451,6 +451,37 @@ async def test_a_channel_url_key_vault_could_not_resolve_is_named_as_such(
     assert receiver.posts == []
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1.example.invalid/hook", "http://127.0.0.1@example.invalid/hook"]
+)
+async def test_plain_http_goes_to_the_loopback_only_not_to_a_host_that_starts_like_it(
+    url: str,
+) -> None:
+    """Plain http is let through for a local receiver (tests, `make demo`), checked as a
+    prefix: a host named "127.0.0.1.example.invalid", or "127.0.0.1@" as a user name before
+    another host, was posted to in clear text."""
+    posted: list[str] = []
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+        posted.append(url)
+        return 202, None
+
+    [result] = await deliver_to_channels(
+        ServiceState(InMemoryTable("servicestate")),
+        parse_channels(CHANNELS)[:1],
+        "digest-1",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": url},
+        post=post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert posted == []
+    assert result.status == "no-url"
+    assert result.reason == "app setting TEAMS_URL holds no https URL"
+
+
 async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -> None:
     """A secret stored with a line break inside (pasted wrapped) or a mistyped port passes the
     https:// check but is no URL: the post raised httpx.InvalidURL, which skipped the failure

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -141,6 +142,19 @@ def _update(
     return state.change(state_name(channel), change) or {}
 
 
+def _postable(url: str) -> bool:
+    """An https URL, or plain http to this machine's loopback (a local receiver: the tests,
+    `make demo`). By host, not by prefix: "http://127.0.0.1.example.net/" and
+    "http://127.0.0.1@example.net/" are other machines, reached in clear text."""
+    if url.startswith("https://"):
+        return True
+    try:
+        parts = urlsplit(url)
+        return parts.scheme == "http" and parts.hostname == "127.0.0.1"
+    except ValueError:
+        return False
+
+
 async def _one(
     state: ServiceState,
     channel: Channel,
@@ -157,7 +171,7 @@ async def _one(
     if entity is not None and sent.taken_by(entity.fields):
         return ChannelResult(channel.name, ALREADY_SENT)
     url = (settings.get(channel.url_setting) or "").strip()
-    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+    if not _postable(url):
         problem = UNRESOLVED_REFERENCE if is_unresolved_reference(url) else "no https URL"
         reason = f"app setting {channel.url_setting} holds {problem}"
         return _failed(state, channel, reason, on_failing, now, status=NO_URL)
