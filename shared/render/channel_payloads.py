@@ -3,10 +3,11 @@ Teams Workflows incoming-webhook URL), Slack Block Kit (an incoming webhook), an
 webhook JSON document with a versioned schema (docs/alert-webhook.schema.json).
 
 Teams and Slack get the mail's own view (`MailView`: the same grouped rows, counts, fixes and
-links); the generic webhook gets the findings themselves (keys, codes, severities, names,
-admin-center links). Size limits are the receivers': a Teams card at most 28 KB, Slack at most
-50 blocks (and 3,000 characters a text block). A longer alert is cut to what fits, says how
-many rows it left out, and links to the report page.
+links, and its sections' tables and paragraphs, `channel_sections`); the generic webhook gets
+the findings themselves (keys, codes, severities, names, admin-center links) and the sections.
+Size limits are the receivers': a Teams card at most 28 KB, Slack at most 50 blocks (and 3,000
+characters a text block). A longer alert is cut to what fits, says how many rows or lines it
+left out, and links to the report page.
 
 Pure: values in, JSON-ready dicts out; signing is HMAC-SHA256 over the exact body bytes.
 """
@@ -23,19 +24,26 @@ import orjson
 from shared.core import links
 from shared.platform.channel_config import SEVERITIES
 from shared.render.channel_finding import ChannelFinding
-from shared.render.mail import MailView, RowView
+from shared.render.channel_sections import (
+    at_least,
+    fit,
+    slack_cut,
+    slack_escape,
+    slack_section,
+    table_lines,
+    teams_line,
+    teams_section,
+    teams_text,
+    webhook_sections,
+)
+from shared.render.mail import MailView, RowView, Section
 
-WEBHOOK_SCHEMA_VERSION: Final = "1.1"
+WEBHOOK_SCHEMA_VERSION: Final = "1.2"
 TEAMS_MAX_BYTES: Final = 28_000
 SLACK_MAX_BLOCKS: Final = 50
-SLACK_MAX_TEXT: Final = 3000
 ADAPTIVE_CARD_VERSION: Final = "1.4"
 DIGEST_HEADER: Final = "X-License-Guard-Digest"
 SIGNATURE_HEADER: Final = "X-License-Guard-Signature"
-
-
-def at_least(severity: str, minimum: str) -> bool:
-    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
 
 
 def _row_text(row: RowView) -> str:
@@ -46,26 +54,11 @@ def _row_text(row: RowView) -> str:
     return f"{row.code} — {row.group} × {row.product}: {who}"
 
 
-def _rows(view: MailView, minimum: str) -> list[tuple[str, RowView]]:
-    return [
-        (section.title, row)
-        for section in view.sections
-        for row in section.items
-        if at_least(row.severity, minimum)
-    ]
+def _rows(section: Section, minimum: str) -> list[RowView]:
+    return [row for row in section.items if at_least(row.severity, minimum)]
 
 
 # --------------------------------------------------------------------------- Teams
-
-_NO_BREAK: Final = "\u200b"
-"""A zero-width space: invisible, and ends Markdown's link syntax where it is inserted."""
-
-
-def _teams_text(text: str) -> str:
-    """Text a TextBlock or fact shows as written: Teams reads them as Markdown, where a
-    directory name like `[Sign in](https://...)` or `<https://...>` would become a link. A
-    zero-width space after each `]` and `<` breaks the link forms and shows nothing."""
-    return text.replace("]", "]" + _NO_BREAK).replace("<", "<" + _NO_BREAK)
 
 
 def _card(
@@ -81,11 +74,11 @@ def _card(
         },
         {
             "type": "TextBlock",
-            "text": _teams_text(view.tenant),
+            "text": teams_text(view.tenant),
             "isSubtle": True,
             "spacing": "None",
         },
-        *({"type": "TextBlock", "text": _teams_text(line), "wrap": True} for line in view.lead),
+        *({"type": "TextBlock", "text": teams_text(line), "wrap": True} for line in view.lead),
         *body_rows,
     ]
     actions = [{"type": "Action.OpenUrl", "title": title, "url": url} for title, url in view.links]
@@ -105,11 +98,11 @@ def _card(
 def _teams_row(section: str, row: RowView) -> dict[str, Any]:
     colour = {"error": "Attention", "warning": "Warning"}.get(row.severity, "Default")
     facts = [
-        {"title": "Cause", "value": _teams_text(row.cause)},
-        {"title": "Fix", "value": _teams_text(row.fix)},
+        {"title": "Cause", "value": teams_text(row.cause)},
+        {"title": "Fix", "value": teams_text(row.fix)},
     ]
     if row.action:
-        facts.append({"title": "License Guard", "value": _teams_text(row.action)})
+        facts.append({"title": "License Guard", "value": teams_text(row.action)})
     return {
         "type": "Container",
         "separator": True,
@@ -117,7 +110,7 @@ def _teams_row(section: str, row: RowView) -> dict[str, Any]:
             {"type": "TextBlock", "text": section, "isSubtle": True, "size": "Small", "wrap": True},
             {
                 "type": "TextBlock",
-                "text": _teams_text(_row_text(row)),
+                "text": teams_text(_row_text(row)),
                 "color": colour,
                 "weight": "Bolder",
                 "wrap": True,
@@ -130,44 +123,65 @@ def _teams_row(section: str, row: RowView) -> dict[str, Any]:
 def teams_message(
     view: MailView, *, minimum: str = "info", report_url: str | None = None
 ) -> dict[str, Any]:
-    """The Workflows webhook's message: one Adaptive Card attachment, at most 28 KB."""
-    rows = _rows(view, minimum)
-    kept: list[dict[str, Any]] = []
+    """The Workflows webhook's message: one Adaptive Card attachment, at most 28 KB. The
+    grouped rows and each text section's table lines share the room (`fit`); what is left
+    out is counted where it would have been."""
+    rows = [_rows(section, minimum) for section in view.sections]
+    lines = {i: table_lines(s, minimum) for i, s in enumerate(view.sections) if _has_text(s)}
 
-    def message(extra: list[dict[str, Any]]) -> dict[str, Any]:
+    def message(items: int, kept: Mapping[int, int], worst: bool = False) -> dict[str, Any]:
+        """With the first `items` rows and `kept[i]` lines of section i; `worst`: every
+        note as long as it can be."""
+        body: list[dict[str, Any]] = []
+        placed = 0
+        for i, section in enumerate(view.sections):
+            if i in lines:
+                left = len(lines[i]) if worst else len(lines[i]) - kept[i]
+                body.append(teams_section(section, lines[i][: kept[i]], left, report_url))
+            shown = rows[i][: items - placed]
+            body += [_teams_row(section.title, row) for row in shown]
+            placed += len(shown)
+        total = sum(map(len, rows))
+        if left := total if worst else total - placed:
+            body.append(_more_note(left, report_url))
         return {
             "type": "message",
             "attachments": [
                 {
                     "contentType": "application/vnd.microsoft.card.adaptive",
                     "contentUrl": None,
-                    "content": _card(view, kept + extra, report_url),
+                    "content": _card(view, body, report_url),
                 }
             ],
         }
 
-    for n, (section, row) in enumerate(rows):
-        candidate = _teams_row(section, row)
-        left = len(rows) - n - 1
-        note = _more_note(left, report_url)
-        if len(orjson.dumps(message([candidate, note]))) > TEAMS_MAX_BYTES:
-            return message([_more_note(len(rows) - n, report_url)])
-        kept.append(candidate)
-    return message([])
+    def size(element: dict[str, Any]) -> int:
+        return len(orjson.dumps(element)) + 1  # and a comma
+
+    parts = [
+        [
+            size(_teams_row(s.title, row))
+            for s, shown in zip(view.sections, rows, strict=True)
+            for row in shown
+        ],
+        *([size(teams_line(cells)) for cells in lines[i]] for i in lines),
+    ]
+    room = TEAMS_MAX_BYTES - len(orjson.dumps(message(0, dict.fromkeys(lines, 0), worst=True)))
+    items, *kept = fit(parts, room)
+    return message(items, dict(zip(lines, kept, strict=True)))
+
+
+def _has_text(section: Section) -> bool:
+    return bool(section.paragraphs) or section.table is not None
 
 
 def _more_note(left: int, report_url: str | None) -> dict[str, Any]:
     where = " Open the report page for all of them." if report_url else ""
-    text = f"{left} more row(s) left out to fit Teams' card size.{where}" if left else ""
+    text = f"{left} more row(s) left out to fit Teams' card size.{where}"
     return {"type": "TextBlock", "text": text, "wrap": True, "isSubtle": True}
 
 
 # --------------------------------------------------------------------------- Slack
-
-
-def _slack_escape(text: str) -> str:
-    """Slack mrkdwn control characters (Slack: "Formatting text for app surfaces")."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_message(
@@ -178,11 +192,11 @@ def slack_message(
         {"type": "header", "text": {"type": "plain_text", "text": view.title[:150]}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _slack_escape(view.tenant)}],
+            "elements": [{"type": "mrkdwn", "text": slack_escape(view.tenant)}],
         },
     ]
     if view.lead:
-        lead = _slack_escape("\n".join(view.lead))[:SLACK_MAX_TEXT]
+        lead = slack_cut(slack_escape("\n".join(view.lead)))
         head.append({"type": "section", "text": {"type": "mrkdwn", "text": lead}})
     buttons = [(t, u) for t, u in view.links]
     if report_url:
@@ -196,23 +210,38 @@ def slack_message(
             ],
         }
     ]
-    rows = _rows(view, minimum)
-    room = SLACK_MAX_BLOCKS - len(head) - len(tail) - 2  # a divider and the "more" note
+    rows = [_rows(section, minimum) for section in view.sections]
+    texts = {
+        i: slack_section(s, minimum, report_url)
+        for i, s in enumerate(view.sections)
+        if _has_text(s)
+    }
+    # a divider and the "more" note besides the text sections' blocks
+    room = max(0, SLACK_MAX_BLOCKS - len(head) - len(tail) - 2 - len(texts))
     body: list[dict[str, Any]] = [{"type": "divider"}]
-    for _, row in rows[:room]:
-        text = (
-            f"*{_slack_escape(_row_text(row))}*\n{_slack_escape(row.cause)}\n"
-            f"_Fix:_ {_slack_escape(row.fix)}"
-        )
-        if row.action:
-            text += f"\n_License Guard:_ {_slack_escape(row.action)}"
-        body.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_MAX_TEXT]}})
-    if len(rows) > room:
+    placed = 0
+    for i, section_rows in enumerate(rows):
+        if i in texts:
+            body.append(texts[i])
+        shown = section_rows[: room - placed]
+        body += [_slack_row(row) for row in shown]
+        placed += len(shown)
+    if left := sum(map(len, rows)) - placed:
         where = " Open the report page for all of them." if report_url else ""
-        note = f"{len(rows) - room} more row(s) left out to fit Slack's 50 blocks.{where}"
+        note = f"{left} more row(s) left out to fit Slack's 50 blocks.{where}"
         body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-    fallback = _slack_escape(f"{view.title} ({view.tenant})")  # the notification's text: mrkdwn
+    fallback = slack_escape(f"{view.title} ({view.tenant})")  # the notification's text: mrkdwn
     return {"text": fallback, "blocks": head + body + tail}
+
+
+def _slack_row(row: RowView) -> dict[str, Any]:
+    text = (
+        f"*{slack_escape(_row_text(row))}*\n{slack_escape(row.cause)}\n"
+        f"_Fix:_ {slack_escape(row.fix)}"
+    )
+    if row.action:
+        text += f"\n_License Guard:_ {slack_escape(row.action)}"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": slack_cut(text)}}
 
 
 # --------------------------------------------------------------------------- generic webhook
@@ -252,12 +281,14 @@ def webhook_payload(
     minimum: str = "info",
     report_url: str | None = None,
     open_counts: Mapping[str, int] | None = None,
+    view: MailView | None = None,
 ) -> dict[str, Any]:
-    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.1).
+    """The generic webhook's document (docs/alert-webhook.schema.json, version 1.2).
 
     `open_counts`: the tenant's open findings by severity (what the digest counts as open);
     `counts.open` is their total at or above `minimum`, however few findings the document
-    lists. Without it, the listed findings with status 'open' are counted."""
+    lists. Without it, the listed findings with status 'open' are counted. `view`: the mail's,
+    whose text sections (tables, paragraphs) are the document's `sections`."""
     kept = [f for f in findings if at_least(f.severity, minimum)]
     counts = {s: sum(1 for f in kept if f.status == s) for s in ("new", "resolved", "open")}
     if open_counts is not None:
@@ -274,6 +305,7 @@ def webhook_payload(
         "counts": counts,
         "findings": [_finding_json(f) for f in kept],
         "reportUrl": report_url,
+        "sections": webhook_sections(view, minimum),
     }
 
 

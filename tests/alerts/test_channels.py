@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import re
+import socket
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from shared.render.channel_payloads import (
     verify,
     webhook_payload,
 )
+from shared.render.channel_sections import SLACK_MAX_TEXT
 from shared.render.mail import MailView, RowView, Section, UserName
 from shared.service.alerts.channel_delivery import NOTHING, deliver_to_channels
 from shared.service.alerts.channels import http_post
@@ -195,6 +199,24 @@ def test_slack_blocks_stay_within_50_and_escape_directory_text() -> None:
     assert len(big["blocks"]) == SLACK_MAX_BLOCKS
     assert any("more row(s) left out" in json.dumps(b) for b in big["blocks"])
     assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
+
+
+@pytest.mark.parametrize("spare", [1, 2, 3, 4])
+def test_slack_text_cut_at_3000_characters_never_splits_an_escape(spare: int) -> None:
+    """A lead or row longer than a section's 3,000 characters was cut at the 3,000th: an
+    '&' escaped as '&amp;' near the end lost its tail ('&am'), which Slack shows as it is."""
+    long = "x" * (SLACK_MAX_TEXT - spare) + "& <b> and more"
+    one = dataclasses.replace(row(0, users=1), fix=long)
+    text = dataclasses.replace(view(0), lead=(long,), sections=(Section("New", items=(one,)),))
+
+    message = slack_message(text)
+
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert len(sections) == 2
+    for shown in sections:
+        assert len(shown) <= SLACK_MAX_TEXT
+        assert re.sub(r"&(amp|lt|gt);", "", shown).count("&") == 0
+    assert sections[0] == "x" * (SLACK_MAX_TEXT - spare)  # cut before the escape
 
 
 def test_the_slack_notification_text_escapes_the_tenant_name_too() -> None:
@@ -429,6 +451,37 @@ async def test_a_channel_url_key_vault_could_not_resolve_is_named_as_such(
     assert receiver.posts == []
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1.example.invalid/hook", "http://127.0.0.1@example.invalid/hook"]
+)
+async def test_plain_http_goes_to_the_loopback_only_not_to_a_host_that_starts_like_it(
+    url: str,
+) -> None:
+    """Plain http is let through for a local receiver (tests, `make demo`), checked as a
+    prefix: a host named "127.0.0.1.example.invalid", or "127.0.0.1@" as a user name before
+    another host, was posted to in clear text."""
+    posted: list[str] = []
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+        posted.append(url)
+        return 202, None
+
+    [result] = await deliver_to_channels(
+        ServiceState(InMemoryTable("servicestate")),
+        parse_channels(CHANNELS)[:1],
+        "digest-1",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": url},
+        post=post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert posted == []
+    assert result.status == "no-url"
+    assert result.reason == "app setting TEAMS_URL holds no https URL"
+
+
 async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -> None:
     """A secret stored with a line break inside (pasted wrapped) or a mistyped port passes the
     https:// check but is no URL: the post raised httpx.InvalidURL, which skipped the failure
@@ -459,6 +512,93 @@ async def test_a_url_httpx_cannot_post_to_counts_as_a_failure_and_is_alerted() -
     assert len(failing) == 1
     assert "3 failed deliveries in a row" in failing[0]
     assert secret_part not in failing[0]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def hanging_up_port() -> Iterator[int]:
+    """A port that reads each request and closes the connection without an answer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                connection.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("refused", "connection refused"),
+        ("silent", "timed out"),
+        ("plain-http", "TLS handshake failed"),
+        ("no-such-host", "DNS lookup of the URL's host failed"),
+        ("hanging-up", "the receiver broke off the HTTP exchange (no answer)"),
+    ],
+)
+async def test_a_connection_failure_names_its_kind_and_nothing_of_the_url(
+    where: str, problem: str, receiver: Receiver, silent_port: int, hanging_up_port: int
+) -> None:
+    """Every connection failure, timeouts included, read "connection failed: OSError": the
+    post wrapped each as a plain OSError, and the admin could not tell a mistyped host from a
+    receiver that is down, a proxy breaking TLS or one too slow to answer."""
+    secret = "SECRET-PART"
+    port = receiver.url.rpartition(":")[2]
+    url = {
+        "refused": f"http://127.0.0.1:{closed_port()}/{secret}",
+        "silent": f"http://127.0.0.1:{silent_port}/{secret}",
+        "plain-http": f"https://127.0.0.1:{port}/{secret}",
+        "no-such-host": f"https://{secret.lower()}.invalid/{secret}",
+        "hanging-up": f"http://127.0.0.1:{hanging_up_port}/{secret}",
+    }[where]
+    teams = parse_channels(CHANNELS)[:1]
+    state = ServiceState(InMemoryTable("servicestate"))
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
+        return await http_post(url, body, headers, wait=0.5)
+
+    [result] = await deliver_to_channels(
+        state,
+        teams,
+        "digest-1",
+        lambda c: payload([finding(1)]),
+        settings={"TEAMS_URL": url},
+        post=post,
+        now=lambda: NOW,
+        sleep=no_sleep,
+    )
+
+    assert result.status == FAILED
+    assert result.reason == f"connection failed: {problem}"
+    entity = state.get("alerts-channel-teams-0")
+    assert entity is not None
+    assert entity.fields["lastError"] == result.reason
+    assert secret.lower() not in result.reason.lower()
 
 
 async def test_a_channel_named_like_a_slack_channel_is_delivered_and_deduplicated(

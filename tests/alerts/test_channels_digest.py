@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared.core.findings import WARNING
+from shared.core.findings import WARNING, Finding
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 from shared.service.alerts.digest import run_digest
@@ -388,3 +388,65 @@ async def test_a_failing_channel_removed_from_alert_channels_no_longer_stays_ope
 
     assert ledger.open_findings("service:alert-channel:ops") == {}
     assert ledger.open_findings("service:alert-channel:hook")
+
+
+async def test_channels_whose_names_differ_only_in_odd_characters_keep_their_own_findings(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finding's subject wrote each character but letters, digits, '_', '.' and '-' as
+    '_': "#ops" and "_ops" shared one AlertChannelFailing, and the post "_ops" took resolved
+    the finding of "#ops", still failing. Plain names keep their subject."""
+    channels = [
+        {"type": "slack", "name": "#ops", "urlSecretName": "ALERT_SLACK_URL"},
+        {"type": "slack", "name": "_ops", "urlSecretName": "ALERT_TEAMS_URL"},
+    ]
+    urls = {"ALERT_SLACK_URL": "/fail-slack", "ALERT_TEAMS_URL": "/fail-teams"}
+    world = await channel_world(receiver, monkeypatch, urls, channels)
+    for user in (IRVIN, JONI):
+        record(world, error(user))
+        world.clock.advance(GRACE_SECONDS)
+        await run_digest(world.svc)
+    ledger = FindingsLedger(world.svc.tables.findings)
+    hash_ops = ledger.open_findings("service:alert-channel:~23ops")
+    under_ops = ledger.open_findings("service:alert-channel:_ops")
+    assert hash_ops
+    assert under_ops
+    assert "'#ops'" in str(next(iter(hash_ops.values())).fields)
+    assert "'_ops'" in str(next(iter(under_ops.values())).fields)
+
+    monkeypatch.setenv("ALERT_TEAMS_URL", receiver.url + "/teams")
+    record(world, error(DIEGO))
+    world.clock.advance(GRACE_SECONDS)
+    await run_digest(world.svc)
+
+    assert receiver.to("/teams")
+    assert ledger.open_findings("service:alert-channel:_ops") == {}
+    assert ledger.open_findings("service:alert-channel:~23ops")
+
+
+async def test_a_finding_under_the_old_subject_of_a_channel_is_resolved_by_the_tenant_alerts(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finding recorded before names were escaped ("#ops" as "_ops") belongs to no listed
+    channel's subject any more: the tenant alerts resolve it, as a removed channel's, and
+    the channel, still failing, has its finding under its own subject."""
+    channels = [{"type": "slack", "name": "#ops", "urlSecretName": "ALERT_SLACK_URL"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_SLACK_URL": "/fail-slack"}, channels)
+    ServiceState(world.svc.tables.servicestate).put("alerts-channel-~23ops", {"failures": 3})
+    ledger = FindingsLedger(world.svc.tables.findings)
+    old = Finding(
+        code="AlertChannelFailing",
+        severity=WARNING,
+        subject="service:alert-channel:_ops",
+        sku_id=None,
+        group_id=None,
+        message="Alert channel '#ops' (slack) fails: 3 failed deliveries in a row.",
+        remedy="Check the URL.",
+    )
+    ledger.reconcile(old.subject, [old], now=world.svc.now(), run_id="alerts")
+    assert ledger.open_findings("service:alert-channel:_ops")
+
+    await send_tenant_alerts(world.svc)
+
+    assert ledger.open_findings("service:alert-channel:_ops") == {}
+    assert ledger.open_findings("service:alert-channel:~23ops")  # still failing: its own

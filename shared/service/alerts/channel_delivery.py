@@ -26,10 +26,13 @@ the same id: at most one duplicate, as with mail.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -139,6 +142,19 @@ def _update(
     return state.change(state_name(channel), change) or {}
 
 
+def _postable(url: str) -> bool:
+    """An https URL, or plain http to this machine's loopback (a local receiver: the tests,
+    `make demo`). By host, not by prefix: "http://127.0.0.1.example.net/" and
+    "http://127.0.0.1@example.net/" are other machines, reached in clear text."""
+    if url.startswith("https://"):
+        return True
+    try:
+        parts = urlsplit(url)
+        return parts.scheme == "http" and parts.hostname == "127.0.0.1"
+    except ValueError:
+        return False
+
+
 async def _one(
     state: ServiceState,
     channel: Channel,
@@ -155,7 +171,7 @@ async def _one(
     if entity is not None and sent.taken_by(entity.fields):
         return ChannelResult(channel.name, ALREADY_SENT)
     url = (settings.get(channel.url_setting) or "").strip()
-    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+    if not _postable(url):
         problem = UNRESOLVED_REFERENCE if is_unresolved_reference(url) else "no https URL"
         reason = f"app setting {channel.url_setting} holds {problem}"
         return _failed(state, channel, reason, on_failing, now, status=NO_URL)
@@ -177,7 +193,7 @@ async def _one(
         try:
             status, retry_after = await post(url, body, headers)
         except OSError as exc:
-            status, retry_after, reason = 0, None, f"connection failed: {type(exc).__name__}"
+            status, retry_after, reason = 0, None, f"connection failed: {connection_problem(exc)}"
         except ValueError:  # not the URL's text: it is the secret
             reason = f"app setting {channel.url_setting} holds no valid URL"
             break
@@ -197,6 +213,32 @@ async def _one(
         if attempt < ATTEMPTS:
             await sleep(retry_wait(attempt, retry_after))
     return _failed(state, channel, reason, on_failing, now, attempts=attempt)
+
+
+class ConnectionProblem(OSError):
+    """A connection failure its poster put in words of its own, naming nothing of the URL."""
+
+
+_PROBLEMS: Final = (
+    (socket.gaierror, "DNS lookup of the URL's host failed"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset by the receiver"),
+    (ssl.SSLCertVerificationError, "TLS certificate not trusted"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (TimeoutError, "timed out"),
+)
+
+
+def connection_problem(exc: OSError) -> str:
+    """What kind of connection failure `exc` is (DNS, refused, TLS, timeout), in words that
+    name nothing of the URL (a secret); a `ConnectionProblem`'s own words; the exception's
+    type for any other."""
+    if isinstance(exc, ConnectionProblem):
+        return str(exc)
+    for kind, words in _PROBLEMS:
+        if isinstance(exc, kind):
+            return words
+    return type(exc).__name__
 
 
 def _failed(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -22,16 +24,13 @@ import structlog
 from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
 from shared.ports.tables import from_safe_key
-from shared.render.channel_payloads import (
-    at_least,
-    slack_message,
-    teams_message,
-    webhook_payload,
-)
+from shared.render.channel_payloads import slack_message, teams_message, webhook_payload
+from shared.render.channel_sections import at_least
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import (
     STATE_PREFIX,
     ChannelResult,
+    ConnectionProblem,
     Poster,
     deliver_to_channels,
 )
@@ -46,28 +45,60 @@ CHANNEL_FAILING: Final = "AlertChannelFailing"
 TIMEOUT_SECONDS: Final = 15.0
 
 
-async def http_post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, float | None]:
-    """POST over HTTPS; a transport failure is an OSError to the delivery loop, a URL httpx
-    refuses (a line break inside, a bad port) a ValueError naming nothing of it.
+_KINDS: Final = (
+    socket.gaierror,
+    ConnectionRefusedError,
+    ConnectionResetError,
+    ssl.SSLCertVerificationError,
+    ssl.SSLError,
+    TimeoutError,
+)
+
+
+def _transport_error(exc: httpx.TransportError, timeout: float) -> OSError:
+    """The failure as the OSError of its kind (`channel_delivery.connection_problem` names
+    it), with a message of ours: httpx's text may quote the host, part of the secret URL."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TimeoutError(f"no answer within {timeout:g} s")
+    cause: BaseException | None = exc
+    for _ in range(20):  # a chain can loop back on itself
+        if cause is None:
+            break
+        for kind in _KINDS:
+            if isinstance(cause, kind):
+                return kind(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ConnectionProblem("the receiver broke off the HTTP exchange (no answer)")
+    return ConnectionProblem(f"network error ({type(exc).__name__})")
+
+
+async def http_post(
+    url: str, body: bytes, headers: Mapping[str, str], *, wait: float = TIMEOUT_SECONDS
+) -> tuple[int, float | None]:
+    """POST over HTTPS; a transport failure is an OSError of its kind to the delivery loop
+    (`socket.gaierror`: DNS, `ConnectionRefusedError`, `ssl.SSLError`: TLS, `TimeoutError`,
+    ...), a URL httpx refuses (a line break inside, a bad port) a ValueError; neither names
+    anything of the URL. `wait`: the seconds a connection and an answer may take.
 
     Not traced: the telemetry's httpx instrumentation would record the URL as a dependency,
     and a channel's URL is its secret (a Slack hook's path; Teams' ``sig`` it redacts)."""
     from opentelemetry.instrumentation.utils import suppress_http_instrumentation  # noqa: PLC0415
 
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=wait, follow_redirects=False) as client:
             with suppress_http_instrumentation():
                 response = await client.post(url, content=body, headers=dict(headers))
     except httpx.TransportError as exc:
-        raise OSError(str(exc)) from None
+        raise _transport_error(exc, wait) from None
     except httpx.InvalidURL:
         raise ValueError("not a valid URL") from None
     retry = response.headers.get("Retry-After")
     try:
-        wait = float(retry) if retry else None
+        retry_after = float(retry) if retry else None
     except ValueError:
-        wait = None
-    return response.status_code, wait
+        retry_after = None
+    return response.status_code, retry_after
 
 
 def payload_for(
@@ -100,6 +131,7 @@ def payload_for(
         minimum=channel.min_severity,
         report_url=report_url,
         open_counts=open_counts,
+        view=view,
     )
 
 
@@ -107,7 +139,21 @@ def _subject(channel: Channel) -> str:
     return _subject_of(channel.name)
 
 
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.-]")
+
+
 def _subject_of(name: str) -> str:
+    """One subject per name: letters, digits, `_`, `.` and `-` as they are, any other
+    character as its UTF-8 bytes, each `~XX` (as `safe_key` writes a table key), so "#ops"
+    (`~23ops`) and "_ops" are two channels' findings, not one."""
+    return "service:alert-channel:" + "".join(
+        c if _PLAIN.fullmatch(c) else "".join(f"~{b:02X}" for b in c.encode()) for c in name
+    )
+
+
+def _old_subject_of(name: str) -> str:
+    """The subject before names were escaped (each other character as `_`): a finding
+    recorded under it is resolved once that subject is no listed channel's own."""
     return "service:alert-channel:" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
@@ -119,9 +165,10 @@ def resolve_removed_channels(svc: Services) -> None:
     listed = {_subject(c) for c in svc.settings.alert_channels}
     ledger = FindingsLedger(svc.tables.findings)
     for name in ServiceState(svc.tables.servicestate).names(STATE_PREFIX):
-        subject = _subject_of(from_safe_key(name.removeprefix(STATE_PREFIX)))
-        if subject not in listed and ledger.open_findings(subject):
-            ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
+        channel = from_safe_key(name.removeprefix(STATE_PREFIX))
+        for subject in {_subject_of(channel), _old_subject_of(channel)}:
+            if subject not in listed and ledger.open_findings(subject):
+                ledger.reconcile(subject, [], now=svc.now(), run_id="alerts")
 
 
 def report_url(svc: Services) -> str | None:

@@ -1,0 +1,162 @@
+"""A mail's text sections on the channels: the title, paragraphs and table of each section
+that has more than grouped rows (the nightly summary's findings by issue, seat forecast and
+configuration drift; the digest's resolved list; an immediate alert's audit entries), as a
+Teams card container, a Slack section block or the webhook's `sections`.
+
+The receivers' limits are shared by the sections: `fit` hands out room one line of each part
+in turn, so a long part cannot crowd out the others, and a part cut short says how many lines
+it left out and where they are. Also the escaping each receiver needs. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from shared.platform.channel_config import SEVERITIES
+from shared.render.mail import MailView, Section
+
+SLACK_MAX_TEXT: Final = 3000
+SEVERITY_COLUMN: Final = "Severity"
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
+
+
+def fit(sizes: Sequence[Sequence[int]], room: int) -> list[int]:
+    """How many of each part's units (of `sizes`, in order) fit in `room`: one unit of each
+    part in turn while the next fits; a part stops at its first unit that does not."""
+    kept = [0] * len(sizes)
+    going = [bool(units) for units in sizes]
+    while any(going):
+        for part, units in enumerate(sizes):
+            if not going[part]:
+                continue
+            n = kept[part]
+            if n == len(units) or units[n] > room:
+                going[part] = False
+                continue
+            room -= units[n]
+            kept[part] += 1
+    return kept
+
+
+def text_sections(view: MailView) -> list[Section]:
+    """The sections with paragraphs or a table (shown beside the grouped rows)."""
+    return [s for s in view.sections if s.paragraphs or s.table is not None]
+
+
+def table_lines(section: Section, minimum: str) -> list[tuple[str, ...]]:
+    """The table's rows at or above `minimum` when its first column is the severity (the
+    baseline's counts), every row otherwise."""
+    table = section.table
+    if table is None:
+        return []
+    if table.columns[:1] != (SEVERITY_COLUMN,):
+        return list(table.rows)
+    return [r for r in table.rows if r[0] not in SEVERITIES or at_least(r[0], minimum)]
+
+
+def more_lines(left: int, target: str, report_url: str | None) -> str:
+    where = "the mail or the report page" if report_url else "the mail"
+    return f"… {left} more line(s) left out to fit {target} (see {where})."
+
+
+# --------------------------------------------------------------------------- Teams
+
+_NO_BREAK: Final = "\u200b"
+"""A zero-width space: invisible, and ends Markdown's link syntax where it is inserted."""
+
+
+def teams_text(text: str) -> str:
+    """Text a TextBlock or fact shows as written: Teams reads them as Markdown, where a
+    directory name like `[Sign in](https://...)` or `<https://...>` would become a link. A
+    zero-width space after each `]` and `<` breaks the link forms and shows nothing."""
+    return text.replace("]", "]" + _NO_BREAK).replace("<", "<" + _NO_BREAK)
+
+
+def teams_line(cells: Sequence[str]) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": teams_text(" | ".join(cells)), "wrap": True}
+
+
+def teams_section(
+    section: Section, lines: Sequence[tuple[str, ...]], left: int, report_url: str | None
+) -> dict[str, Any]:
+    """The section's container: title, paragraphs, the table's columns and `lines`, and
+    how many lines were `left` out."""
+    items: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": teams_text(section.title), "weight": "Bolder", "wrap": True},
+        *({"type": "TextBlock", "text": teams_text(p), "wrap": True} for p in section.paragraphs),
+    ]
+    if section.table is not None:
+        items.append({**teams_line(section.table.columns), "isSubtle": True})
+        items += [teams_line(cells) for cells in lines]
+    if left:
+        note = more_lines(left, "Teams' card size", report_url)
+        items.append({"type": "TextBlock", "text": note, "wrap": True, "isSubtle": True})
+    return {"type": "Container", "separator": True, "items": items}
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn control characters (Slack: "Formatting text for app surfaces")."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_cut(text: str, limit: int = SLACK_MAX_TEXT) -> str:
+    """Escaped `text` at most `limit` characters long, cut before an escape (`&amp;`, `&lt;`,
+    `&gt;`) rather than inside it: a cut `&am` shows as it is, and `&` alone is no valid
+    mrkdwn."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    start = cut.rfind("&", max(0, limit - len("&amp;") + 1))
+    return cut[:start] if start != -1 and ";" not in cut[start:] else cut
+
+
+def slack_section(section: Section, minimum: str, report_url: str | None) -> dict[str, Any]:
+    """The section as one mrkdwn block: title, paragraphs, the table's columns and as many
+    of its lines as fit in 3,000 characters, then how many were left out."""
+    text = "\n".join([f"*{slack_escape(section.title)}*", *map(slack_escape, section.paragraphs)])
+    lines = table_lines(section, minimum)
+    if section.table is not None:
+        text += "\n_" + slack_escape(" | ".join(section.table.columns)) + "_"
+    shown = [slack_escape(" | ".join(cells)) for cells in lines]
+    whole = "\n".join([text, *shown])
+    if len(whole) > SLACK_MAX_TEXT:
+        note = "\n" + more_lines(len(lines), "Slack's 3,000 characters a block", report_url)
+        kept = 0
+        while kept < len(shown) and len(text) + 1 + len(shown[kept]) + len(note) <= (
+            SLACK_MAX_TEXT
+        ):
+            text += "\n" + shown[kept]
+            kept += 1
+        whole = (
+            text
+            + "\n"
+            + more_lines(len(lines) - kept, "Slack's 3,000 characters a block", report_url)
+        )
+    return {"type": "section", "text": {"type": "mrkdwn", "text": slack_cut(whole)}}
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def webhook_sections(view: MailView | None, minimum: str) -> list[dict[str, Any]]:
+    """The webhook document's `sections` (schema 1.2): each text section's title, paragraphs
+    and table; the findings themselves are the document's `findings`."""
+    if view is None:
+        return []
+    found = []
+    for section in text_sections(view):
+        doc: dict[str, Any] = {"title": section.title, "paragraphs": list(section.paragraphs)}
+        if section.table is not None:
+            doc["table"] = {
+                "columns": list(section.table.columns),
+                "rows": [list(r) for r in table_lines(section, minimum)],
+            }
+        found.append(doc)
+    return found
