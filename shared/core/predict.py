@@ -11,7 +11,8 @@ licensing-groups-resolve-problems):
   product pairs the tenant's own error states show (a user in this error on product A while
   holding only B elsewhere; not A failing only with its group's other product) name no plans:
   a warning.
-* `CountViolation`: more users would newly need a product than it has free seats.
+* `CountViolation`: more users would newly need a product than it has free seats. A user
+  another certain error fails in a group takes no seat of its products (all-or-none).
 * `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at
   the same usage location (Microsoft publishes no table of prohibited locations).
 * `MissingUsageLocation` (info): the user has none; Entra uses the tenant's country.
@@ -66,7 +67,7 @@ class PredictedError:
 @dataclass(frozen=True, slots=True)
 class SeatNeed:
     """Users who would newly hold a product, against its free seats now (less those members
-    still pending take)."""
+    still pending take); not those a certain error of their new group fails (they take none)."""
 
     sku_id: str
     needed: int
@@ -181,7 +182,8 @@ def predict_errors(
     prohibited = prohibited_seen(tenant)
     country = tenant.organization.country if tenant.organization else None
     old = {r.user.id: r.licenses for r in before.users}
-    gaining: dict[str, list[str]] = defaultdict(list)
+    # SKU -> user -> the groups (None: direct) of the new paths that would give it to them
+    gaining: dict[str, dict[str, list[str | None]]] = defaultdict(dict)
     errors: list[PredictedError] = []
     for report in after.users:
         user, was = report.user, old.get(report.user.id, ())
@@ -189,17 +191,33 @@ def predict_errors(
         for lic, path, plans in _new_paths(was, report.licenses):
             errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
             if lic.sku_id not in held_before:
-                gaining[lic.sku_id].append(user.id)
+                gaining[lic.sku_id].setdefault(user.id, []).append(path.group_id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
+    blocked = _blocked_groups(errors)
     seats = []
     free = free_seats(tenant, before, after)
-    for sku_id, user_ids in gaining.items():
-        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
+    for sku_id, paths in gaining.items():
+        user_ids = [u for u, groups in paths.items() if not all((u, g) in blocked for g in groups)]
+        if not user_ids:
+            continue
+        need = SeatNeed(sku_id, len(user_ids), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
             units = tenant.skus[sku_id].prepaid if sku_id in tenant.skus else PrepaidUnits()
             errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
+
+
+def _blocked_groups(errors: Iterable[PredictedError]) -> set[tuple[str, str | None]]:
+    """(user, group) pairs a certain error other than a want of seats fails: Entra assigns
+    none of the group's products to the user (all-or-none), so the user takes no seat of any
+    of them. Not a possible error (a warning), nor CountViolation itself: who gets the free
+    seats is not said."""
+    return {
+        (e.user_id, e.group_id)
+        for e in errors
+        if e.severity == ERROR and e.code != COUNT_VIOLATION and e.group_id is not None
+    }
 
 
 def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[str, int]:

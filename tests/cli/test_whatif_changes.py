@@ -109,8 +109,11 @@ def test_e1_for_users_who_hold_e3_predicts_the_sharepoint_conflict_and_seats(
     assert status == EXIT_DATA_LOSS
     users = users_of(document)
     assert set(users) == {"Dave Bedrat", "David Abbott", "Grady Archie"}
-    for user in users.values():
-        assert "CountViolation" in {e["code"] for e in user["predictedErrors"]}
+    # Dave's conflict fails the group's products for him (all-or-none): he takes no E1 seat,
+    # and David and Grady compete for the one free seat
+    for name in ("David Abbott", "Grady Archie"):
+        assert "CountViolation" in {e["code"] for e in users[name]["predictedErrors"]}
+    assert "CountViolation" not in {e["code"] for e in users["Dave Bedrat"]["predictedErrors"]}
     # Dave holds E3 with SharePoint (Plan 2) through the base group: the documented conflict.
     dave = {e["code"]: e for e in users["Dave Bedrat"]["predictedErrors"]}
     conflict = dave["MutuallyExclusiveViolation"]
@@ -125,9 +128,9 @@ def test_e1_for_users_who_hold_e3_predicts_the_sharepoint_conflict_and_seats(
         {
             "skuId": "18181a46-0d4e-45cd-891e-60aabd171b4e",
             "skuPartNumber": "STANDARDPACK",
-            "seatsNeeded": 3,
+            "seatsNeeded": 2,
             "seatsFree": 1,
-            "short": 2,
+            "short": 1,
         }
     ]
 

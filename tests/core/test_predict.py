@@ -125,3 +125,40 @@ def test_a_seat_shortfall_of_a_lapsed_subscription_is_predicted_with_renewing_fi
         error.message
     )
     assert "Buy" not in error.message
+
+
+def _sharepoint_tenant() -> TenantBuilder:
+    """Ann holds SharePoint (Plan 1) directly through Other; E3's SharePoint (Plan 2)
+    conflicts with it (the documented E1 + E3 example). Bob holds nothing."""
+    return (
+        TenantBuilder()
+        .sku("Other", {"SHAREPOINTSTANDARD": "c7699d2e-19aa-44de-8edf-1736da088ca1"})
+        .sku("E3", {"SHAREPOINTENTERPRISE": "5dbe027f-2339-4123-9542-606e4d348a72"}, seats=1)
+        .sku("Visio", 2, seats=1)
+        .group("Bundle", licenses={"E3": [], "Visio": []})
+        .user("ann", location="DE")
+        .user("bob", location="DE")
+        .direct("ann", "Other")
+    )
+
+
+def test_a_user_whose_group_fails_on_a_plan_conflict_takes_no_seat_of_its_products() -> None:
+    """Entra assigns none of the Bundle's products to Ann (MutuallyExclusiveViolation,
+    all-or-none), so the one free seat of E3 and of Visio goes to Bob: no CountViolation."""
+    b = _sharepoint_tenant()
+    tenant = b.build()
+    after_tenant = apply_changes(
+        tenant, [AddMember(b.id("Bundle"), b.id("ann")), AddMember(b.id("Bundle"), b.id("bob"))]
+    )
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), plan_conflicts(), Names(after_tenant)
+    )
+
+    assert [(e.user_id, e.code, e.severity) for e in predictions.errors] == [
+        (b.id("ann"), "MutuallyExclusiveViolation", "error")
+    ]
+    assert {(n.sku_id, n.needed, n.free, n.short) for n in predictions.seats} == {
+        (b.id("E3"), 1, 1, 0),
+        (b.id("Visio"), 1, 1, 0),
+    }
