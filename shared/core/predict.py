@@ -365,12 +365,32 @@ def _count(
             ERROR,
             need.sku_id,
             paths.get(user_id),
-            f"{need.needed} users would newly need {product} but only {need.free} seat(s) are "
-            f"free: {need.short} of them would get {COUNT_VIOLATION} (Entra does not say "
-            f"which); {users[user_id].display_name} is one of the {need.needed}. "
+            _count_head(need, product, users[user_id].display_name)
+            + " "
             + ". ".join(map(sentence, seat_steps(units, product, need.short)))
             + " before the change, or free seats.",
             RESOLVE_PROBLEMS_DOC,
         )
         for user_id in dict.fromkeys(user_ids)
     ]
+
+
+def _count_head(need: SeatNeed, product: str, display_name: str) -> str:
+    """Who would get CountViolation: every user when no seat is free, else `short` of them,
+    Entra choosing which."""
+    if not need.free:
+        if need.needed == 1:
+            return (
+                f"{display_name} would newly need {product} and no seat of it is free: Entra "
+                f"would record {COUNT_VIOLATION}."
+            )
+        return (
+            f"{need.needed} users would newly need {product} and no seat of it is free: each "
+            f"would get {COUNT_VIOLATION}; {display_name} is one of them."
+        )
+    seats = "1 seat is" if need.free == 1 else f"{need.free} seats are"
+    return (
+        f"{need.needed} users would newly need {product} but only {seats} free: {need.short} "
+        f"of them would get {COUNT_VIOLATION} (Entra does not say which); {display_name} is "
+        f"one of the {need.needed}."
+    )

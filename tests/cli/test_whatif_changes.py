@@ -157,6 +157,53 @@ def test_e1_without_its_sharepoint_plan_is_no_conflict(
     assert status == EXIT_DATA_LOSS  # two users for the one free E1 seat
 
 
+def test_two_users_for_one_free_seat_say_one_of_them_would_fail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lynne (already in Sales_Team) and Alannah would newly need E1, one seat is free: Entra
+    gives it to one of them, so one user (not two) would get CountViolation."""
+    status, out, _ = run(
+        capsys,
+        "--add-sku",
+        "Sales_Team",
+        "STANDARDPACK",
+        "--disabled-plans",
+        "SHAREPOINTSTANDARD",
+        "--add-member",
+        "Sales_Team",
+        "Alannah Shaw",
+    )
+
+    assert status == EXIT_DATA_LOSS
+    assert_shows(
+        out,
+        "PREDICTED ERRORS (1 of 2 user(s) would get an assignment error for want of a seat: "
+        "Entra does not say which)",
+        "ERROR   CountViolation on Office 365 E1: 1 of 2 user(s)",
+        "2 user(s) would newly need a seat, 1 free, SHORT 1: CountViolation",
+        "predicted CountViolation: 2 users would newly need Office 365 E1 (STANDARDPACK) but "
+        "only 1 seat is free: 1 of them would get CountViolation (Entra does not say which); "
+        "Alannah Shaw is one of the 2.",
+    )
+
+
+def test_a_conflict_and_a_seat_short_count_the_certain_user_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README's E1 example: Dave's conflict is certain, David and Grady compete for the one
+    free E1 seat: two users would get an error, not three."""
+    status, out, _ = run(capsys, "--add-sku", TEAMS, "STANDARDPACK")
+
+    assert status == EXIT_DATA_LOSS
+    assert_shows(
+        out,
+        "PREDICTED ERRORS (1 user(s) would get an assignment error; 1 of 2 more for want of a "
+        "seat: Entra does not say which)",
+        "ERROR   CountViolation on Office 365 E1: 1 of 2 user(s)",
+        "ERROR   MutuallyExclusiveViolation on Office 365 E1: 1 user(s)",
+    )
+
+
 def test_seats_exhausted_predict_count_violation_for_a_single_user(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -168,7 +215,8 @@ def test_seats_exhausted_predict_count_violation_for_a_single_user(
         "PREDICTED ERRORS (1 user(s) would get an assignment error)",
         "ERROR   CountViolation on",
         "1 user(s) would newly need a seat, 0 free, SHORT 1: CountViolation",
-        "predicted CountViolation: 1 users would newly need",
+        "predicted CountViolation: Lynne Robbins would newly need Enterprise Mobility + "
+        "Security E3 (EMS) and no seat of it is free: Entra would record CountViolation.",
     )
 
 
