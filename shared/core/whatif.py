@@ -145,12 +145,20 @@ def change_notes(tenant: Tenant, changes: Sequence[Change], names: Names) -> tup
         if isinstance(change, AddMember | RemoveMember):
             notes += _member_notes(current, change, group, names)
         elif isinstance(change, DeleteGroup):
+            # a synced group is deleted where it lives; Entra Connect deletes it in the cloud
+            where = (
+                " in on-premises Active Directory and let Entra Connect sync"
+                if group.synced_from_on_premises
+                else ""
+            )
             if group.licenses:
                 notes.append(
                     f"Entra does not delete a group that still assigns licenses: remove the "
                     f"{len(group.licenses)} product(s) of {label} first (its members lose them "
-                    f"as shown below), then delete it ({DELETE_LICENSED_GROUP_DOC})."
+                    f"as shown below), then delete it{where} ({DELETE_LICENSED_GROUP_DOC})."
                 )
+            elif where:
+                notes.append(f"{label} is synced from on-premises: delete it{where}.")
         elif isinstance(change, RemoveSku):
             if all(lic.sku_id != change.sku_id for lic in group.licenses):
                 notes.append(f"{label} does not assign {names.product(change.sku_id)}: no change.")

@@ -72,6 +72,25 @@ def test_deleting_the_e3_group_takes_e3_and_mailboxes_from_its_members(
     )
 
 
+def test_deleting_a_synced_group_says_to_delete_it_on_premises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Entra cannot delete a group synced from on-premises: after its licenses are removed in
+    the cloud, it is deleted in Active Directory and Entra Connect syncs the deletion."""
+    _, synced = run_json(capsys, "--delete-group", BASE)
+    _, cloud = run_json(capsys, "--delete-group", EMS)
+
+    (note,) = [n for n in synced["notes"] if "does not delete" in n]
+    assert "then delete it in on-premises Active Directory and let Entra Connect sync" in note
+    (note,) = [n for n in cloud["notes"] if "does not delete" in n]
+    assert "on-premises" not in note
+    _, unlicensed = run_json(capsys, "--delete-group", "Sales_Team")
+    assert unlicensed["notes"] == [
+        "'Sales_Team' is synced from on-premises: delete it in on-premises Active Directory "
+        "and let Entra Connect sync."
+    ]
+
+
 def test_removing_ems_from_its_group_loses_ems_without_data_loss(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
