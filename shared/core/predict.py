@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from shared.core.alerting import HOLDING_STATES
 from shared.core.effective import EffectiveLicense, Path
 from shared.core.evaluate import Evaluation
 from shared.core.findings import (
@@ -39,11 +40,10 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import PrepaidUnits, Tenant, User, normalize_error, seat_shortfall
+from shared.core.model import PrepaidUnits, Tenant, User, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
-from shared.core.reported_findings import conflicting_siblings
+from shared.core.predict_evidence import conflicts_seen, prohibited_seen
 from shared.core.seat_remedy import seat_steps, sentence
-from shared.core.usage_locations import effective_location, working_locations
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
@@ -85,55 +85,6 @@ class Predictions:
 
     def for_user(self, user_id: str) -> tuple[PredictedError, ...]:
         return tuple(e for e in self.errors if e.user_id == user_id)
-
-
-# --------------------------------------------------------------------------- tenant evidence
-
-
-def conflicts_seen(tenant: Tenant, table: Sequence[PlanConflict] = ()) -> dict[str, frozenset[str]]:
-    """Product -> products it conflicted with in this tenant's MutuallyExclusiveViolation states.
-
-    An error names only the failing product; the other side is one of the products the user
-    holds without error. Only the products common to every such user are kept, so a pair is
-    recorded only when the evidence points at it. Not a group's product that failed only with
-    its group's other product, which the conflicts `table` shows conflicting
-    (all-or-none: `reported_findings.conflicting_siblings`, as the findings attribute it).
-    """
-    candidates: dict[str, set[str]] = {}
-    for user in tenant.users.values():
-        held = {s.sku_id for s in user.states if normalize_error(s.error) is None}
-        for state in user.states:
-            if normalize_error(state.error) != MUTUALLY_EXCLUSIVE or conflicting_siblings(
-                user, state, tenant, table
-            ):
-                continue
-            others = held - {state.sku_id}
-            if state.sku_id in candidates:
-                candidates[state.sku_id] &= others
-            else:
-                candidates[state.sku_id] = set(others)
-    pairs: dict[str, set[str]] = defaultdict(set)
-    for sku_id, others in candidates.items():
-        for other in others:
-            pairs[sku_id].add(other)
-            pairs[other].add(sku_id)
-    return {k: frozenset(v) for k, v in pairs.items()}
-
-
-def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
-    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation.
-
-    Not where another user holds the product (Active): there the error is a group's other
-    product failing (all-or-none fails every product of the group with it)."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for user in tenant.users.values():
-        location = effective_location(user, tenant)
-        for state in user.states:
-            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
-                seen[state.sku_id].add(location)
-    allowed = working_locations(tenant)
-    found = {k: frozenset(v - allowed.get(k, set())) for k, v in seen.items()}
-    return {k: v for k, v in found.items() if v}
 
 
 # --------------------------------------------------------------------------- predictions
@@ -187,7 +138,11 @@ def predict_errors(
     errors: list[PredictedError] = []
     for report in after.users:
         user, was = report.user, old.get(report.user.id, ())
-        held_before = {lic.sku_id for lic in was}
+        # what the user should hold, and what Graph shows them holding (a seat they keep: a
+        # group path whose removal Entra has not processed yet, a license a dependency keeps)
+        held_before = {lic.sku_id for lic in was} | {
+            s.sku_id for s in user.states if s.state in HOLDING_STATES
+        }
         for lic, path, plans in _new_paths(was, report.licenses):
             errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
             if lic.sku_id not in held_before:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
-from shared.core.predict import conflicts_seen, predict_errors, prohibited_seen
+from shared.core.predict import predict_errors
+from shared.core.predict_evidence import conflicts_seen, prohibited_seen
 from shared.core.whatif import AddMember, apply_changes
 from tests.builders import TenantBuilder
 
@@ -162,3 +163,24 @@ def test_a_user_whose_group_fails_on_a_plan_conflict_takes_no_seat_of_its_produc
         (b.id("E3"), 1, 1, 0),
         (b.id("Visio"), 1, 1, 0),
     }
+
+
+def test_a_user_graph_still_shows_holding_the_product_needs_no_new_seat() -> None:
+    """Ann left G, and Entra has not removed her E3 yet (Graph: Active from G, the one seat
+    consumed). Adding her back keeps the seat she holds: no CountViolation."""
+    b = (
+        TenantBuilder()
+        .sku("E3", 2, seats=1, consumed=1)
+        .group("G", licenses={"E3": []})
+        .user("ann", location="DE")
+        .state("ann", "E3", via="G")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("G"), b.id("ann"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    assert predictions.errors == ()
+    assert predictions.seats == ()
