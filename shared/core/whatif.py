@@ -130,7 +130,15 @@ def _check_plans(tenant: Tenant, sku_id: str, disabled: frozenset[str]) -> None:
 
 
 def apply_changes(tenant: Tenant, changes: Iterable[Change]) -> Tenant:
+    deleted: dict[str, str] = {}  # group id -> name, of the groups earlier changes delete
     for change in changes:
+        if change.group_id in deleted:
+            raise BadReference(
+                f"group '{deleted[change.group_id]}' is deleted by an earlier change "
+                "(--delete-group): no later change can use it"
+            )
+        if isinstance(change, DeleteGroup) and change.group_id in tenant.groups:
+            deleted[change.group_id] = tenant.groups[change.group_id].name
         tenant = apply_change(tenant, change)
     return tenant
 

@@ -91,6 +91,18 @@ def test_deleting_a_synced_group_says_to_delete_it_on_premises(
     ]
 
 
+def test_a_change_to_a_group_an_earlier_change_deletes_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, _, err = run(
+        capsys, "--delete-group", "Sales_Team", "--add-member", "Sales_Team", "Alex Wilber"
+    )
+
+    assert status == EXIT_BAD_INPUT
+    assert "'Sales_Team' is deleted by an earlier change (--delete-group)" in err
+    assert "is not in the snapshot" not in err
+
+
 def test_removing_ems_from_its_group_loses_ems_without_data_loss(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
