@@ -9,8 +9,8 @@ licensing-groups-resolve-problems):
   through another product. Conflicting plan pairs come from a table built from Microsoft's
   documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
   product pairs the tenant's own error states show (a user in this error on product A while
-  holding only B elsewhere; not A failing only with its group's other product) name no plans:
-  a warning.
+  holding only B elsewhere; not A failing only with its group's other product, nor B when
+  another user holds A and B together without error) name no plans: a warning.
 * `CountViolation`: more users would newly need a product than it has free seats. A user
   another certain error fails in a group takes no seat of its products (all-or-none).
 * `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at

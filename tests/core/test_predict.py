@@ -184,3 +184,40 @@ def test_a_user_graph_still_shows_holding_the_product_needs_no_new_seat() -> Non
 
     assert predictions.errors == ()
     assert predictions.seats == ()
+
+
+def test_a_product_users_hold_together_with_the_failing_one_is_not_learned_to_conflict() -> None:
+    """Ann's E3 fails in MutuallyExclusiveViolation while she holds Other and EMS: either may
+    be the other side. Bob holds E3 and EMS together, every plan enabled, without error: EMS
+    does not conflict with E3, so Carl (EMS) may join the E3 group without a warning, while
+    Dan (Other) is still warned."""
+    b = (
+        TenantBuilder()
+        .sku("E3", 2)
+        .sku("EMS", 2)
+        .sku("Other", 2)
+        .group("G", licenses={"E3": []})
+        .group("GE", licenses={"EMS": []})
+        .member("G", "ann", "bob")
+        .member("GE", "ann", "bob", "carl")
+        .direct("ann", "Other")
+        .state("ann", "E3", via="G", state="Error", error="MutuallyExclusiveViolation")
+        .state("ann", "EMS", via="GE")
+        .state("bob", "E3", via="G")
+        .state("bob", "EMS", via="GE")
+        .state("carl", "EMS", via="GE")
+        .direct("dan", "Other")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(
+        tenant, [AddMember(b.id("G"), b.id("carl")), AddMember(b.id("G"), b.id("dan"))]
+    )
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    assert conflicts_seen(tenant)[b.id("E3")] == frozenset({b.id("Other")})
+    assert [(e.user_id, e.code, e.severity) for e in predictions.errors] == [
+        (b.id("dan"), "MutuallyExclusiveViolation", "warning")
+    ]
