@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from shared.core.alerting import HOLDING_STATES
@@ -40,7 +40,7 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import PrepaidUnits, Tenant, User, seat_shortfall
+from shared.core.model import PrepaidUnits, Sku, Tenant, User, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.predict_evidence import conflicts_seen, prohibited_seen
 from shared.core.seat_remedy import seat_steps, sentence
@@ -150,7 +150,8 @@ def predict_errors(
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     blocked = _blocked_groups(errors)
     seats = []
-    free = free_seats(tenant, before, after)
+    waiting = _waiting(before, after)
+    free = {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
     for sku_id, paths in gaining.items():
         user_ids = [u for u, groups in paths.items() if not all((u, g) in blocked for g in groups)]
         if not user_ids:
@@ -158,7 +159,8 @@ def predict_errors(
         need = SeatNeed(sku_id, len(user_ids), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
-            units = tenant.skus[sku_id].prepaid if sku_id in tenant.skus else PrepaidUnits()
+            sku = tenant.skus.get(sku_id)
+            units = _lapsed_seats_free(sku, _seat_balance(sku, waiting)) if sku else PrepaidUnits()
             errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
 
@@ -179,18 +181,38 @@ def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[st
     """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
     assignment of it yet (pending: Entra gives them the free seats first) who still want it
     after the change."""
+    waiting = _waiting(before, after)
+    return {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
+
+
+def _waiting(before: Evaluation, after: Evaluation) -> Counter[str]:
+    """Per SKU, the users Graph shows no assignment of it yet who still want it after."""
     pending = {
         (r.user.id, lic.sku_id)
         for r in before.users
         for lic in r.licenses
         if lic.sku_id not in {s.sku_id for s in r.user.states}
     }
-    waiting = Counter(
+    return Counter(
         lic.sku_id for r in after.users for lic in r.licenses if (r.user.id, lic.sku_id) in pending
     )
-    return {
-        s.id: max(0, s.prepaid.enabled - s.consumed - waiting[s.id]) for s in tenant.skus.values()
-    }
+
+
+def _seat_balance(sku: Sku, waiting: Mapping[str, int]) -> int:
+    """Enabled seats less those consumed and awaited: below 0 when users hold seats in
+    warning or suspended (consumedUnits counts every assigned unit)."""
+    return sku.prepaid.enabled - sku.consumed - waiting.get(sku.id, 0)
+
+
+def _lapsed_seats_free(sku: Sku, balance: int) -> PrepaidUnits:
+    """`sku.prepaid` with only the seats in warning and suspended that renewing or
+    reactivating would give back free: not those users hold or await (`balance` below 0),
+    which take the seats in warning first (Partner Center: available units = active + warning
+    - consumed)."""
+    over = max(0, -balance)
+    warning = max(0, sku.prepaid.warning - over)
+    suspended = max(0, sku.prepaid.suspended - max(0, over - sku.prepaid.warning))
+    return replace(sku.prepaid, warning=warning, suspended=suspended)
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:

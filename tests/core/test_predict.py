@@ -221,3 +221,30 @@ def test_a_product_users_hold_together_with_the_failing_one_is_not_learned_to_co
     assert [(e.user_id, e.code, e.severity) for e in predictions.errors] == [
         (b.id("dan"), "MutuallyExclusiveViolation", "warning")
     ]
+
+
+def test_seats_in_warning_that_users_hold_are_not_offered_by_renewing() -> None:
+    """An expired subscription: no enabled seat, 2 in warning, both held (consumed 2).
+    Renewing gives them back as enabled seats, which the two users already take: the user
+    joining needs one more bought, not 'renew: 1 of its 2 seats cover the shortfall'
+    (Partner Center: available units = active + warning - consumed)."""
+    b = (
+        builder()
+        .sku("C", plans=["PC"], seats=0, consumed=2, warning=2)
+        .group("GC", licenses={"C": []})
+        .member("GC", "ann")
+        .state("ann", "C", via="GC")
+        .user("eve", location="DE")
+        .member("GC", "eve")
+        .state("eve", "C", via="GC")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(tenant, [AddMember(b.id("GC"), b.id("bob"))])
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), (), Names(after_tenant)
+    )
+
+    (error,) = [e for e in predictions.errors if e.code == "CountViolation"]
+    assert "Renew" not in error.message
+    assert "Buy 1 more seat(s) of C" in error.message
