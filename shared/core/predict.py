@@ -9,9 +9,10 @@ licensing-groups-resolve-problems):
   through another product. Conflicting plan pairs come from a table built from Microsoft's
   documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
   product pairs the tenant's own error states show (a user in this error on product A while
-  holding only B elsewhere; not A failing only with its group's other product) name no plans:
-  a warning.
-* `CountViolation`: more users would newly need a product than it has free seats.
+  holding only B elsewhere; not A failing only with its group's other product, nor B when
+  another user holds A and B together without error) name no plans: a warning.
+* `CountViolation`: more users would newly need a product than it has free seats. A user
+  another certain error fails in a group takes no seat of its products (all-or-none).
 * `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at
   the same usage location (Microsoft publishes no table of prohibited locations).
 * `MissingUsageLocation` (info): the user has none; Entra uses the tenant's country.
@@ -23,9 +24,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
+from shared.core.alerting import HOLDING_STATES
 from shared.core.effective import EffectiveLicense, Path
 from shared.core.evaluate import Evaluation
 from shared.core.findings import (
@@ -38,11 +40,10 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import PrepaidUnits, Tenant, User, normalize_error, seat_shortfall
+from shared.core.model import PrepaidUnits, Sku, Tenant, User, seat_shortfall
 from shared.core.plan_conflicts import PlanConflict
-from shared.core.reported_findings import conflicting_siblings
+from shared.core.predict_evidence import conflicts_seen, prohibited_seen
 from shared.core.seat_remedy import seat_steps, sentence
-from shared.core.usage_locations import effective_location, working_locations
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
@@ -66,7 +67,7 @@ class PredictedError:
 @dataclass(frozen=True, slots=True)
 class SeatNeed:
     """Users who would newly hold a product, against its free seats now (less those members
-    still pending take)."""
+    still pending take); not those a certain error of their new group fails (they take none)."""
 
     sku_id: str
     needed: int
@@ -84,55 +85,6 @@ class Predictions:
 
     def for_user(self, user_id: str) -> tuple[PredictedError, ...]:
         return tuple(e for e in self.errors if e.user_id == user_id)
-
-
-# --------------------------------------------------------------------------- tenant evidence
-
-
-def conflicts_seen(tenant: Tenant, table: Sequence[PlanConflict] = ()) -> dict[str, frozenset[str]]:
-    """Product -> products it conflicted with in this tenant's MutuallyExclusiveViolation states.
-
-    An error names only the failing product; the other side is one of the products the user
-    holds without error. Only the products common to every such user are kept, so a pair is
-    recorded only when the evidence points at it. Not a group's product that failed only with
-    its group's other product, which the conflicts `table` shows conflicting
-    (all-or-none: `reported_findings.conflicting_siblings`, as the findings attribute it).
-    """
-    candidates: dict[str, set[str]] = {}
-    for user in tenant.users.values():
-        held = {s.sku_id for s in user.states if normalize_error(s.error) is None}
-        for state in user.states:
-            if normalize_error(state.error) != MUTUALLY_EXCLUSIVE or conflicting_siblings(
-                user, state, tenant, table
-            ):
-                continue
-            others = held - {state.sku_id}
-            if state.sku_id in candidates:
-                candidates[state.sku_id] &= others
-            else:
-                candidates[state.sku_id] = set(others)
-    pairs: dict[str, set[str]] = defaultdict(set)
-    for sku_id, others in candidates.items():
-        for other in others:
-            pairs[sku_id].add(other)
-            pairs[other].add(sku_id)
-    return {k: frozenset(v) for k, v in pairs.items()}
-
-
-def prohibited_seen(tenant: Tenant) -> dict[str, frozenset[str]]:
-    """Product -> usage locations at which this tenant shows ProhibitedInUsageLocationViolation.
-
-    Not where another user holds the product (Active): there the error is a group's other
-    product failing (all-or-none fails every product of the group with it)."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for user in tenant.users.values():
-        location = effective_location(user, tenant)
-        for state in user.states:
-            if location and normalize_error(state.error) == PROHIBITED_IN_USAGE_LOCATION:
-                seen[state.sku_id].add(location)
-    allowed = working_locations(tenant)
-    found = {k: frozenset(v - allowed.get(k, set())) for k, v in seen.items()}
-    return {k: v for k, v in found.items() if v}
 
 
 # --------------------------------------------------------------------------- predictions
@@ -181,43 +133,86 @@ def predict_errors(
     prohibited = prohibited_seen(tenant)
     country = tenant.organization.country if tenant.organization else None
     old = {r.user.id: r.licenses for r in before.users}
-    gaining: dict[str, list[str]] = defaultdict(list)
+    # SKU -> user -> the groups (None: direct) of the new paths that would give it to them
+    gaining: dict[str, dict[str, list[str | None]]] = defaultdict(dict)
     errors: list[PredictedError] = []
     for report in after.users:
         user, was = report.user, old.get(report.user.id, ())
-        held_before = {lic.sku_id for lic in was}
+        # what the user should hold, and what Graph shows them holding (a seat they keep: a
+        # group path whose removal Entra has not processed yet, a license a dependency keeps)
+        held_before = {lic.sku_id for lic in was} | {
+            s.sku_id for s in user.states if s.state in HOLDING_STATES
+        }
         for lic, path, plans in _new_paths(was, report.licenses):
             errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
             if lic.sku_id not in held_before:
-                gaining[lic.sku_id].append(user.id)
+                gaining[lic.sku_id].setdefault(user.id, []).append(path.group_id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
+    blocked = _blocked_groups(errors)
     seats = []
-    free = free_seats(tenant, before, after)
-    for sku_id, user_ids in gaining.items():
-        need = SeatNeed(sku_id, len(dict.fromkeys(user_ids)), free.get(sku_id, 0))
+    waiting = _waiting(before, after)
+    free = {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
+    for sku_id, paths in gaining.items():
+        user_ids = [u for u, groups in paths.items() if not all((u, g) in blocked for g in groups)]
+        if not user_ids:
+            continue
+        need = SeatNeed(sku_id, len(user_ids), free.get(sku_id, 0))
         seats.append(need)
         if need.short:
-            units = tenant.skus[sku_id].prepaid if sku_id in tenant.skus else PrepaidUnits()
+            sku = tenant.skus.get(sku_id)
+            units = _lapsed_seats_free(sku, _seat_balance(sku, waiting)) if sku else PrepaidUnits()
             errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats))
+
+
+def _blocked_groups(errors: Iterable[PredictedError]) -> set[tuple[str, str | None]]:
+    """(user, group) pairs a certain error other than a want of seats fails: Entra assigns
+    none of the group's products to the user (all-or-none), so the user takes no seat of any
+    of them. Not a possible error (a warning), nor CountViolation itself: who gets the free
+    seats is not said."""
+    return {
+        (e.user_id, e.group_id)
+        for e in errors
+        if e.severity == ERROR and e.code != COUNT_VIOLATION and e.group_id is not None
+    }
 
 
 def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[str, int]:
     """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
     assignment of it yet (pending: Entra gives them the free seats first) who still want it
     after the change."""
+    waiting = _waiting(before, after)
+    return {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
+
+
+def _waiting(before: Evaluation, after: Evaluation) -> Counter[str]:
+    """Per SKU, the users Graph shows no assignment of it yet who still want it after."""
     pending = {
         (r.user.id, lic.sku_id)
         for r in before.users
         for lic in r.licenses
         if lic.sku_id not in {s.sku_id for s in r.user.states}
     }
-    waiting = Counter(
+    return Counter(
         lic.sku_id for r in after.users for lic in r.licenses if (r.user.id, lic.sku_id) in pending
     )
-    return {
-        s.id: max(0, s.prepaid.enabled - s.consumed - waiting[s.id]) for s in tenant.skus.values()
-    }
+
+
+def _seat_balance(sku: Sku, waiting: Mapping[str, int]) -> int:
+    """Enabled seats less those consumed and awaited: below 0 when users hold seats in
+    warning or suspended (consumedUnits counts every assigned unit)."""
+    return sku.prepaid.enabled - sku.consumed - waiting.get(sku.id, 0)
+
+
+def _lapsed_seats_free(sku: Sku, balance: int) -> PrepaidUnits:
+    """`sku.prepaid` with only the seats in warning and suspended that renewing or
+    reactivating would give back free: not those users hold or await (`balance` below 0),
+    which take the seats in warning first (Partner Center: available units = active + warning
+    - consumed)."""
+    over = max(0, -balance)
+    warning = max(0, sku.prepaid.warning - over)
+    suspended = max(0, sku.prepaid.suspended - max(0, over - sku.prepaid.warning))
+    return replace(sku.prepaid, warning=warning, suspended=suspended)
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:
@@ -347,12 +342,32 @@ def _count(
             ERROR,
             need.sku_id,
             paths.get(user_id),
-            f"{need.needed} users would newly need {product} but only {need.free} seat(s) are "
-            f"free: {need.short} of them would get {COUNT_VIOLATION} (Entra does not say "
-            f"which); {users[user_id].display_name} is one of the {need.needed}. "
+            _count_head(need, product, users[user_id].display_name)
+            + " "
             + ". ".join(map(sentence, seat_steps(units, product, need.short)))
             + " before the change, or free seats.",
             RESOLVE_PROBLEMS_DOC,
         )
         for user_id in dict.fromkeys(user_ids)
     ]
+
+
+def _count_head(need: SeatNeed, product: str, display_name: str) -> str:
+    """Who would get CountViolation: every user when no seat is free, else `short` of them,
+    Entra choosing which."""
+    if not need.free:
+        if need.needed == 1:
+            return (
+                f"{display_name} would newly need {product} and no seat of it is free: Entra "
+                f"would record {COUNT_VIOLATION}."
+            )
+        return (
+            f"{need.needed} users would newly need {product} and no seat of it is free: each "
+            f"would get {COUNT_VIOLATION}; {display_name} is one of them."
+        )
+    seats = "1 seat is" if need.free == 1 else f"{need.free} seats are"
+    return (
+        f"{need.needed} users would newly need {product} but only {seats} free: {need.short} "
+        f"of them would get {COUNT_VIOLATION} (Entra does not say which); {display_name} is "
+        f"one of the {need.needed}."
+    )

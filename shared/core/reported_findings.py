@@ -220,7 +220,7 @@ def conflicting_siblings(
     with a plan the user holds elsewhere, when this product's plans pair with none: Entra
     failed this one with them (all-or-none). () for a product that conflicts itself, or when
     the table explains neither. The what-if learns conflicts by it too
-    (`predict.conflicts_seen`)."""
+    (`predict_evidence.conflicts_seen`)."""
     if state.sku_id not in tenant.skus or _conflict_rows(user, state, tenant, conflicts):
         return ()
     return tuple(

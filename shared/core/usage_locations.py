@@ -3,7 +3,7 @@
 Microsoft publishes no table of the locations a product is prohibited in, so the tenant's own
 states are the evidence: a product someone holds at a location is not prohibited there. The
 findings use it to tell which product of a group failing all-or-none a location prohibits, the
-what-if to predict ProhibitedInUsageLocationViolation (`predict.prohibited_seen`). Pure: no
+what-if to predict ProhibitedInUsageLocationViolation (`predict_evidence.prohibited_seen`). Pure: no
 I/O, no clock.
 """
 

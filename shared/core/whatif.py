@@ -130,7 +130,15 @@ def _check_plans(tenant: Tenant, sku_id: str, disabled: frozenset[str]) -> None:
 
 
 def apply_changes(tenant: Tenant, changes: Iterable[Change]) -> Tenant:
+    deleted: dict[str, str] = {}  # group id -> name, of the groups earlier changes delete
     for change in changes:
+        if change.group_id in deleted:
+            raise BadReference(
+                f"group '{deleted[change.group_id]}' is deleted by an earlier change "
+                "(--delete-group): no later change can use it"
+            )
+        if isinstance(change, DeleteGroup) and change.group_id in tenant.groups:
+            deleted[change.group_id] = tenant.groups[change.group_id].name
         tenant = apply_change(tenant, change)
     return tenant
 
@@ -145,12 +153,20 @@ def change_notes(tenant: Tenant, changes: Sequence[Change], names: Names) -> tup
         if isinstance(change, AddMember | RemoveMember):
             notes += _member_notes(current, change, group, names)
         elif isinstance(change, DeleteGroup):
+            # a synced group is deleted where it lives; Entra Connect deletes it in the cloud
+            where = (
+                " in on-premises Active Directory and let Entra Connect sync"
+                if group.synced_from_on_premises
+                else ""
+            )
             if group.licenses:
                 notes.append(
                     f"Entra does not delete a group that still assigns licenses: remove the "
                     f"{len(group.licenses)} product(s) of {label} first (its members lose them "
-                    f"as shown below), then delete it ({DELETE_LICENSED_GROUP_DOC})."
+                    f"as shown below), then delete it{where} ({DELETE_LICENSED_GROUP_DOC})."
                 )
+            elif where:
+                notes.append(f"{label} is synced from on-premises: delete it{where}.")
         elif isinstance(change, RemoveSku):
             if all(lic.sku_id != change.sku_id for lic in group.licenses):
                 notes.append(f"{label} does not assign {names.product(change.sku_id)}: no change.")

@@ -72,6 +72,37 @@ def test_deleting_the_e3_group_takes_e3_and_mailboxes_from_its_members(
     )
 
 
+def test_deleting_a_synced_group_says_to_delete_it_on_premises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Entra cannot delete a group synced from on-premises: after its licenses are removed in
+    the cloud, it is deleted in Active Directory and Entra Connect syncs the deletion."""
+    _, synced = run_json(capsys, "--delete-group", BASE)
+    _, cloud = run_json(capsys, "--delete-group", EMS)
+
+    (note,) = [n for n in synced["notes"] if "does not delete" in n]
+    assert "then delete it in on-premises Active Directory and let Entra Connect sync" in note
+    (note,) = [n for n in cloud["notes"] if "does not delete" in n]
+    assert "on-premises" not in note
+    _, unlicensed = run_json(capsys, "--delete-group", "Sales_Team")
+    assert unlicensed["notes"] == [
+        "'Sales_Team' is synced from on-premises: delete it in on-premises Active Directory "
+        "and let Entra Connect sync."
+    ]
+
+
+def test_a_change_to_a_group_an_earlier_change_deletes_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, _, err = run(
+        capsys, "--delete-group", "Sales_Team", "--add-member", "Sales_Team", "Alex Wilber"
+    )
+
+    assert status == EXIT_BAD_INPUT
+    assert "'Sales_Team' is deleted by an earlier change (--delete-group)" in err
+    assert "is not in the snapshot" not in err
+
+
 def test_removing_ems_from_its_group_loses_ems_without_data_loss(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -109,8 +140,11 @@ def test_e1_for_users_who_hold_e3_predicts_the_sharepoint_conflict_and_seats(
     assert status == EXIT_DATA_LOSS
     users = users_of(document)
     assert set(users) == {"Dave Bedrat", "David Abbott", "Grady Archie"}
-    for user in users.values():
-        assert "CountViolation" in {e["code"] for e in user["predictedErrors"]}
+    # Dave's conflict fails the group's products for him (all-or-none): he takes no E1 seat,
+    # and David and Grady compete for the one free seat
+    for name in ("David Abbott", "Grady Archie"):
+        assert "CountViolation" in {e["code"] for e in users[name]["predictedErrors"]}
+    assert "CountViolation" not in {e["code"] for e in users["Dave Bedrat"]["predictedErrors"]}
     # Dave holds E3 with SharePoint (Plan 2) through the base group: the documented conflict.
     dave = {e["code"]: e for e in users["Dave Bedrat"]["predictedErrors"]}
     conflict = dave["MutuallyExclusiveViolation"]
@@ -125,9 +159,9 @@ def test_e1_for_users_who_hold_e3_predicts_the_sharepoint_conflict_and_seats(
         {
             "skuId": "18181a46-0d4e-45cd-891e-60aabd171b4e",
             "skuPartNumber": "STANDARDPACK",
-            "seatsNeeded": 3,
+            "seatsNeeded": 2,
             "seatsFree": 1,
-            "short": 2,
+            "short": 1,
         }
     ]
 
@@ -154,6 +188,53 @@ def test_e1_without_its_sharepoint_plan_is_no_conflict(
     assert status == EXIT_DATA_LOSS  # two users for the one free E1 seat
 
 
+def test_two_users_for_one_free_seat_say_one_of_them_would_fail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Lynne (already in Sales_Team) and Alannah would newly need E1, one seat is free: Entra
+    gives it to one of them, so one user (not two) would get CountViolation."""
+    status, out, _ = run(
+        capsys,
+        "--add-sku",
+        "Sales_Team",
+        "STANDARDPACK",
+        "--disabled-plans",
+        "SHAREPOINTSTANDARD",
+        "--add-member",
+        "Sales_Team",
+        "Alannah Shaw",
+    )
+
+    assert status == EXIT_DATA_LOSS
+    assert_shows(
+        out,
+        "PREDICTED ERRORS (1 of 2 user(s) would get an assignment error for want of a seat: "
+        "Entra does not say which)",
+        "ERROR   CountViolation on Office 365 E1: 1 of 2 user(s)",
+        "2 user(s) would newly need a seat, 1 free, SHORT 1: CountViolation",
+        "predicted CountViolation: 2 users would newly need Office 365 E1 (STANDARDPACK) but "
+        "only 1 seat is free: 1 of them would get CountViolation (Entra does not say which); "
+        "Alannah Shaw is one of the 2.",
+    )
+
+
+def test_a_conflict_and_a_seat_short_count_the_certain_user_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README's E1 example: Dave's conflict is certain, David and Grady compete for the one
+    free E1 seat: two users would get an error, not three."""
+    status, out, _ = run(capsys, "--add-sku", TEAMS, "STANDARDPACK")
+
+    assert status == EXIT_DATA_LOSS
+    assert_shows(
+        out,
+        "PREDICTED ERRORS (1 user(s) would get an assignment error; 1 of 2 more for want of a "
+        "seat: Entra does not say which)",
+        "ERROR   CountViolation on Office 365 E1: 1 of 2 user(s)",
+        "ERROR   MutuallyExclusiveViolation on Office 365 E1: 1 user(s)",
+    )
+
+
 def test_seats_exhausted_predict_count_violation_for_a_single_user(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -165,7 +246,8 @@ def test_seats_exhausted_predict_count_violation_for_a_single_user(
         "PREDICTED ERRORS (1 user(s) would get an assignment error)",
         "ERROR   CountViolation on",
         "1 user(s) would newly need a seat, 0 free, SHORT 1: CountViolation",
-        "predicted CountViolation: 1 users would newly need",
+        "predicted CountViolation: Lynne Robbins would newly need Enterprise Mobility + "
+        "Security E3 (EMS) and no seat of it is free: Entra would record CountViolation.",
     )
 
 
