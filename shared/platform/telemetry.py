@@ -8,9 +8,11 @@ Application Insights resource has local auth off. It then swaps the distro's Ope
 extra attributes (our structlog fields, bound context variables) as log attributes, so they land
 in ``customDimensions``, after turning every value into a type OpenTelemetry accepts. The SDK
 would otherwise drop a non-primitive value (a dict, ``None``, a datetime) and print an "Invalid
-type" warning for every event that carries one. The worker's own records below WARNING
-(`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's telemetry. A
-connection string the distro refuses leaves the export off, never the app down (`enable`).
+type" warning for every event that carries one. Spans (dependencies) get their URLs without
+ids, mailboxes or query values (`shared.platform.telemetry_urls`). The worker's own records
+below WARNING (`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's
+telemetry. A connection string the distro refuses leaves the export off, never the app down
+(`enable`).
 
 Why the app exports and not the Functions host (``telemetryMode: OpenTelemetry``): see
 docs/operations.md "Telemetry".
@@ -133,7 +135,12 @@ def enable(env: Mapping[str, str]) -> None:
         # Imported here: heavy, and only needed in Azure.
         from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
 
-        options: dict[str, Any] = {"connection_string": connection}
+        from shared.platform.telemetry_urls import UrlRedactingProcessor  # noqa: PLC0415
+
+        options: dict[str, Any] = {
+            "connection_string": connection,
+            "span_processors": [UrlRedactingProcessor()],  # no ids or mailboxes in URLs
+        }
         entra, client_id = _managed_identity_client_id(env.get(AUTHENTICATION_STRING) or "")
         if entra:
             from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
