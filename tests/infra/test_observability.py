@@ -436,6 +436,42 @@ def test_the_exporters_own_transmission_lines_are_not_exported() -> None:
     assert len(messages) == 1
 
 
+_OUTAGE_PROBE = """
+import json, logging, os, sys, time
+os.environ["OTEL_BLRP_SCHEDULE_DELAY"] = "100"  # export every 0.1 s, not every 5 s
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env=json.loads(sys.argv[1]))  # ingestion and live metrics: nobody listens
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+get_logger("shared.service.users").info("users.recomputed", users=1)
+logging.getLogger("opentelemetry.sdk.probe").warning("an SDK warning")
+time.sleep(3)  # some thirty failed export rounds
+finished = exported.get_finished_logs()
+print(json.dumps({
+    "scopes": [x.instrumentation_scope.name for x in finished],
+    "bodies": [str(x.log_record.body) for x in finished],
+}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_the_exporters_own_lines_are_not_exported_during_an_outage() -> None:
+    """With ingestion down, each failed post logs a warning ("Retrying due to server request
+    error", live metrics' failed pings): exported, each was an item of the next failing post,
+    one more every round on every instance for as long as the outage lasts. The exporter's and
+    the OpenTelemetry SDK's own records are kept out of the export at every level; their
+    warnings still reach stderr (the host's console log)."""
+    result, stderr = _run(_OUTAGE_PROBE, APP_INSIGHTS)
+
+    assert result["scopes"] == ["shared.service.users"]  # our event, and nothing of theirs
+    assert "Retrying due to server request error" in stderr
+    assert "WARNING opentelemetry.sdk.probe: an SDK warning" in stderr
+
+
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
     from shared.platform.telemetry import _managed_identity_client_id
 
