@@ -167,7 +167,10 @@ def enable(env: Mapping[str, str]) -> None:
         # Imported here: heavy, and only needed in Azure.
         from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
 
-        from shared.platform.telemetry_urls import UrlRedactingProcessor  # noqa: PLC0415
+        from shared.platform.telemetry_urls import (  # noqa: PLC0415
+            UrlRedactingProcessor,
+            redact_azure_sdk_urls,
+        )
 
         options: dict[str, Any] = {
             "connection_string": connection,
@@ -188,6 +191,7 @@ def enable(env: Mapping[str, str]) -> None:
             )
             sys.stderr.flush()
             return
+        redact_azure_sdk_urls()
         _swap_handler(logging.getLogger())
         _exporter_lines_to_stderr()
         _enabled = True

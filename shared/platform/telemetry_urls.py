@@ -12,14 +12,17 @@ query value but a few harmless ones with ``{value}``: ``/users/{id}/messages``. 
 and duration are other attributes, kept as they are.
 
 `UrlRedactingProcessor` applies it when a span starts, before any exporter (the trace export
-and live metrics) sees the span: the instrumentation sets the URL in the span's start
-attributes. Imported only where the exporter is switched on (`shared.platform.telemetry`).
+and live metrics) sees the span: the httpx instrumentation (Graph, through the Graph SDK) sets
+the URL in the span's start attributes. The Azure SDK (storage: a table entity's URL carries
+its keys, user and group ids) sets it later, through its tracing plugin's `add_attribute`:
+`redact_azure_sdk_urls` puts a plugin in place that redacts there. Imported only where the
+exporter is switched on (`shared.platform.telemetry`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from opentelemetry.context import Context
@@ -119,3 +122,23 @@ class UrlRedactingProcessor(SpanProcessor):
             value = attributes.get(key)
             if isinstance(value, str):
                 span.set_attribute(key, redacted_url(value))
+
+
+def redact_azure_sdk_urls() -> None:
+    """Azure SDK spans (azure-core's tracing plugin, which the distro switched on) get their
+    URL attributes as `redacted_url` of them. Nothing when the plugin is not the one in use."""
+    from azure.core.settings import settings  # noqa: PLC0415 - only where the exporter is on
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan  # noqa: PLC0415
+
+    if settings.tracing_implementation() is not OpenTelemetrySpan:
+        return
+
+    class UrlRedactingSpan(OpenTelemetrySpan):
+        """azure-core's OpenTelemetry span, its URL attributes redacted as they are set."""
+
+        def add_attribute(self, key: str, value: Any) -> None:
+            if key in URL_ATTRIBUTES and isinstance(value, str):
+                value = redacted_url(value)
+            super().add_attribute(key, value)
+
+    settings.tracing_implementation = UrlRedactingSpan

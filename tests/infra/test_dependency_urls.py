@@ -1,5 +1,6 @@
-"""Graph calls as Application Insights dependencies: method, host, status and duration, and a
-URL with no mailbox, user id or query value (`shared.platform.telemetry_urls`).
+"""Graph and storage calls as Application Insights dependencies: method, host, status and
+duration, and a URL with no mailbox, user id, entity key or query value
+(`shared.platform.telemetry_urls`).
 
 The probe runs the real exporter (`configure_logging` with a connection string) against a
 loopback ingestion endpoint, and the real Graph adapter against a loopback Graph: what is
@@ -79,10 +80,19 @@ async def calls():
         await directory.reprocess_license_assignment(given["user_id"])
 
 asyncio.run(calls())
+# a storage call (the Azure SDK's pipeline): a table entity's URL carries its keys
+from azure.data.tables import TableClient
+table = TableClient.from_connection_string(
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    f"TableEndpoint=http://127.0.0.1:{servers[1].server_port}/devstoreaccount1;", "findings")
+try:
+    table.get_entity(given["user_id"], given["sender"])
+except Exception:  # the loopback Graph answers no entity: the call is what counts
+    pass
 deadline = time.time() + 20
 def http_dependencies():
     return [i for i in received if i["data"]["baseData"].get("type") == "HTTP"]
-while time.time() < deadline and len(http_dependencies()) < 3:
+while time.time() < deadline and len(http_dependencies()) < 4:
     time.sleep(0.1)
 time.sleep(0.5)  # anything later still arrives
 print(json.dumps({"received": received, "graph_port": servers[1].server_port}))
@@ -112,6 +122,7 @@ def test_a_graph_dependency_keeps_method_host_status_and_duration(
         "POST /v1.0/users/{id}/sendMail",
         "GET /v1.0/users/{id}/mailFolders/drafts/messages",
         "POST /v1.0/users/{id}/reprocessLicenseAssignment",
+        "GET /devstoreaccount1/findings({id})",  # the storage call's, keys left out too
     }
     sent = dependencies["POST /v1.0/users/{id}/sendMail"]
     assert sent["data"] == f"http://{host}/v1.0/users/{{id}}/sendMail"
@@ -130,7 +141,7 @@ def test_no_mailbox_or_user_id_reaches_ingestion(exported: dict[str, Any]) -> No
     name tag, properties)."""
     everything = json.dumps(exported["received"])
 
-    assert len(_http_dependencies(exported)) == 3  # the calls were exported
+    assert len(_http_dependencies(exported)) == 4  # the calls were exported
     for secret in ("contoso", "alerts%40", USER_ID, "digest-1"):
         assert secret not in everything
 
