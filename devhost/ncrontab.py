@@ -1,28 +1,46 @@
 """Six-field NCRONTAB schedules, as the Functions timer trigger reads them (UTC only).
 
-Fields: ``{second} {minute} {hour} {day} {month} {day-of-week}``. Each field takes ``*``, a
-number, a range ``a-b``, a step ``*/n`` / ``a-b/n`` / ``a/n``, and comma-separated lists of
-those. Months accept ``Jan``..``Dec`` and days of week ``Sun``..``Sat`` (0 = Sunday, 7 is also
-Sunday). Like NCrontab (the library the host uses) a time must match the day-of-month AND the
-day-of-week field; classic Unix cron ORs them when both are restricted.
+Fields: ``{second} {minute} {hour} {day} {month} {day-of-week}``, separated by spaces (only: a
+tab is part of a field). Each field takes ``*``, a number, a range ``a-b``, a step ``*/n`` /
+``a-b/n`` / ``a/n`` (``a`` to the field's maximum), and comma-separated lists of those. Exactly
+as NCrontab (the library the host uses, `CrontabFieldImpl` and `CrontabField.Accumulate`)
+reads them:
+
+- days of week are 0-6 (0 = Sunday; 7 is refused), months 1-12;
+- a name is any prefix of a full English name, in any case, the first in order that it starts
+  (``M`` is March, ``Ju`` June, ``T`` Tuesday, ``Thurs`` Thursday, ``Monday``), in the month
+  and day-of-week fields only;
+- a range written backwards is read forwards (``5-1`` is ``1-5``);
+- a step below 1 (``*/0``, ``*/-2``) is a step of 1, so ``*/0`` is ``*``;
+- a time must match the day-of-month AND the day-of-week field (classic Unix cron ORs them
+  when both are restricted).
 """
 
 from __future__ import annotations
 
-import calendar
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-_MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
-_DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("second", 0, 59, {}),
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day", 1, 31, {}),
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
     ("month", 1, 12, _MONTHS),
-    ("day-of-week", 0, 7, _DAYS),
+    ("day-of-week", 0, 6, _DAYS),
 )
+_VALUE = re.compile(r"[0-9]+[\t-\r ]*")
+"""What .NET's `int.Parse` reads once NCrontab has seen a digit first: ASCII digits, then
+white space."""
+_STEP = re.compile(r"[\t-\r ]*[+-]?[0-9]+[\t-\r ]*")
+"""A step as `int.Parse` reads it: a sign allowed, white space around."""
+_INT32 = 2**31
 # Searching this far ahead always finds an occurrence of any satisfiable schedule
 # (29 February on a given weekday recurs within 28 years).
 _HORIZON_DAYS = 366 * 30
@@ -32,42 +50,49 @@ class CronError(ValueError):
     """The schedule is not a valid six-field NCRONTAB expression."""
 
 
-def _value(text: str, field: str, names: dict[str, int], lo: int, hi: int) -> int:
-    key = text.lower()
-    if key in names:
-        return names[key]
-    if not text.isdigit():
-        raise CronError(f"{field} field: {text!r} is not a number or a known name")
-    number = int(text)
-    if not lo <= number <= hi:
-        raise CronError(f"{field} field: {number} is outside {lo}-{hi}")
-    return number
+def _value(text: str, field: str, names: tuple[str, ...], lo: int, hi: int) -> int:
+    if not text:
+        raise CronError(f"{field} field: an empty value")
+    if text[0] in "0123456789":
+        if not _VALUE.fullmatch(text):
+            raise CronError(f"{field} field: {text!r} is not a number")
+        number = int(text)
+        if not lo <= number <= hi:
+            raise CronError(f"{field} field: {number} is outside {lo}-{hi}")
+        return number
+    for n, name in enumerate(names):
+        if name.startswith(text.lower()):
+            return lo + n
+    raise CronError(f"{field} field: {text!r} is not a number or a known name")
 
 
-def _parse_field(text: str, field: str, lo: int, hi: int, names: dict[str, int]) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        if not part:
-            raise CronError(f"{field} field: empty list item in {text!r}")
-        base, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{field} field: step {step_text!r} must be a positive number")
-            step = int(step_text)
-        if base == "*":
-            start, end = lo, hi
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start = _value(first, field, names, lo, hi)
-            end = _value(last, field, names, lo, hi)
-            if start > end:
-                raise CronError(f"{field} field: range {base!r} runs backwards")
-        else:
-            start = _value(base, field, names, lo, hi)
-            end = hi if slash else start
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+def _step(text: str, field: str) -> int:
+    if not _STEP.fullmatch(text) or not -_INT32 <= int(text) < _INT32:
+        raise CronError(f"{field} field: step {text!r} is not a whole number")
+    return max(int(text), 1)
+
+
+def _parse_item(item: str, field: str, lo: int, hi: int, names: tuple[str, ...]) -> range:
+    if not item:
+        raise CronError(f"{field} field: empty list item")
+    base, step = item, 1
+    slash = item.find("/")
+    if slash > 0:
+        base, step = item[:slash], _step(item[slash + 1 :], field)
+    if base == "*":
+        return range(lo, hi + 1, step)
+    dash = base.find("-")
+    if dash > 0:
+        first = _value(base[:dash], field, names, lo, hi)
+        last = _value(base[dash + 1 :], field, names, lo, hi)
+        return range(min(first, last), max(first, last) + 1, step)
+    start = _value(base, field, names, lo, hi)
+    return range(start, (hi if slash > 0 else start) + 1, step)
+
+
+def _parse_field(text: str, field: str, lo: int, hi: int, names: tuple[str, ...]) -> frozenset[int]:
+    items = text.split(",") if text.find(",") > 0 else [text]
+    return frozenset(value for item in items for value in _parse_item(item, field, lo, hi, names))
 
 
 @dataclass(frozen=True)
@@ -84,7 +109,7 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
-        parts = expression.split()
+        parts = [part for part in expression.split(" ") if part]
         if len(parts) != 6:
             hint = " (add a leading seconds field)" if len(parts) == 5 else ""
             raise CronError(
@@ -95,8 +120,7 @@ class CronSchedule:
             _parse_field(part, name, lo, hi, names)
             for part, (name, lo, hi, names) in zip(parts, _FIELDS, strict=True)
         ]
-        dow = frozenset(d % 7 for d in sets[5])
-        return cls(expression, sets[0], sets[1], sets[2], sets[3], sets[4], dow)
+        return cls(expression, *sets)
 
     def _day_matches(self, moment: datetime) -> bool:
         # Python: Monday = 0; NCRONTAB: Sunday = 0.

@@ -80,12 +80,14 @@ param alertExcludeGroups string = ''
 @description('ALERT_EXCLUDE_USERS: user ids or UPNs whose findings are not mailed (a list: commas or semicolons; one line through azd, see docs/operations.md).')
 param alertExcludeUsers string = ''
 
-@description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old.')
+@description('ALERT_GRACE_MINUTES: an error or warning is mailed once it is this old. At most 100 years (52560000), as the app accepts.')
 @minValue(0)
+@maxValue(52560000)
 param alertGraceMinutes int = 30
 
-@description('SWAP_GRACE_DAYS: a conflict during a SKU swap waits this long before it is mailed.')
+@description('SWAP_GRACE_DAYS: a conflict during a SKU swap waits this long before it is mailed. At most 100 years (36500), as the app accepts.')
 @minValue(0)
+@maxValue(36500)
 param swapGraceDays int = 3
 
 @description('MASS_LOSS_THRESHOLD: more users than this losing a data capability within an hour is one mass-loss alert.')

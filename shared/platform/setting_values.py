@@ -191,44 +191,61 @@ _CRON_FIELDS: Final[tuple[tuple[str, int, int, tuple[str, ...]], ...]] = (
 """Each field of the host's NCRONTAB (NCrontab's `CrontabFieldImpl`): its range and names."""
 
 
+_CRON_VALUE: Final = re.compile(r"[0-9]+[\t-\r ]*")
+"""A value as NCrontab reads one that starts with a digit (.NET `int.Parse`): ASCII digits,
+then white space (no tab or space separates fields: only a space does)."""
+_CRON_STEP: Final = re.compile(r"[\t-\r ]*[+-]?[0-9]+[\t-\r ]*")
+"""A step as `int.Parse` reads it: a sign allowed (a step below 1 is read as 1, `*/0` as `*`)."""
+
+
 def parse_ncrontab(text: str) -> str:
     """A six-field NCRONTAB schedule whose every field the host can read: a value it cannot
-    is not refused at start, the host just does not load that timer function."""
-    parts = text.split()
+    is not refused at start, the host just does not load that timer function. Accepts exactly
+    what NCrontab does (devhost/ncrontab.py reads the same; tests/devhost/test_ncrontab.py
+    holds both to one list): fields split on spaces only, a range written backwards read
+    forwards, any step (below 1 is 1), a name by any prefix of its full English name."""
+    parts = [part for part in text.split(" ") if part]
     if len(parts) != 6:
         raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")
     for part, (field, lo, hi, names) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in part.split(","):
+        for item in part.split(",") if part.find(",") > 0 else [part]:
             _cron_item(item, f"{field} field", lo, hi, names, part)
     return text
 
 
 def _cron_item(item: str, where: str, lo: int, hi: int, names: tuple[str, ...], part: str) -> None:
     """`*`, `a` or `a-b`, each with an optional `/step`, as NCrontab reads them: a number in
-    the field's range, or a name's prefix (`Mon`, `Monday`); ValueError naming the field."""
+    the field's range, or a name's prefix (`M` March, `Mon`, `Monday`); ValueError naming the
+    field."""
 
     def value(word: str) -> int:
-        if word[:1].isdigit():
-            if not word.isdigit():
+        if not word:
+            raise ValueError(f"{where}: an empty value in {part!r}")
+        if word[0] in "0123456789":
+            if not _CRON_VALUE.fullmatch(word):
                 raise ValueError(f"{where}: {word!r} is not a number")
             if not lo <= int(word) <= hi:
                 raise ValueError(f"{where}: {int(word)} is outside {lo}-{hi}")
             return int(word)
         for n, name in enumerate(names):
-            if word and name.startswith(word.lower()):
+            if name.startswith(word.lower()):
                 return lo + n
         raise ValueError(f"{where}: {word!r} is not a number or a known name")
 
     if not item:
         raise ValueError(f"{where}: empty list item in {part!r}")
-    base, slash, step = item.partition("/")
-    if slash and (not step.isdigit() or int(step) == 0):
-        raise ValueError(f"{where}: step {step!r} must be a positive number")
+    base, slash, step = item, "", ""
+    if item.find("/") > 0:
+        base, slash, step = item.partition("/")
+    if slash and not (_CRON_STEP.fullmatch(step) and -(2**31) <= int(step) < 2**31):
+        raise ValueError(f"{where}: step {step!r} is not a whole number")
     if base != "*":
-        first, dash, last = base.partition("-")
-        if dash and value(first) > value(last):
-            raise ValueError(f"{where}: range {base!r} runs backwards")
-        value(first)
+        dash = base.find("-")
+        if dash > 0:
+            value(base[:dash])
+            value(base[dash + 1 :])
+        else:
+            value(base)
 
 
 _AROUND_EQUALS: Final = re.compile(r"[ \t]*=[ \t]*")

@@ -8,8 +8,10 @@ Application Insights resource has local auth off. It then swaps the distro's Ope
 extra attributes (our structlog fields, bound context variables) as log attributes, so they land
 in ``customDimensions``, after turning every value into a type OpenTelemetry accepts. The SDK
 would otherwise drop a non-primitive value (a dict, ``None``, a datetime) and print an "Invalid
-type" warning for every event that carries one. The worker's own records below WARNING
-(`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's telemetry. A
+type" warning for every event that carries one. Spans (dependencies) get their URLs without
+ids, mailboxes or query values (`shared.platform.telemetry_urls`). The worker's own records
+below WARNING (`WORKER_LOGGERS`) are not exported: the worker keeps them out of the app's
+telemetry. Nor are the exporter's own records (`EXPORTER_LOGGERS`), which go to stderr. A
 connection string the distro refuses leaves the export off, never the app down (`enable`).
 
 Why the app exports and not the Functions host (``telemetryMode: OpenTelemetry``): see
@@ -88,9 +90,41 @@ Insights. Their records propagate to the root logger, where our exporter is: bel
 (a line per invocation, "Received FunctionInvocationRequest ...") they are not exported."""
 
 
-def _not_worker_chatter(record: logging.LogRecord) -> bool:
-    """False for the worker's own records below WARNING (see `WORKER_LOGGERS`)."""
+EXPORTER_LOGGERS: Final = ("azure.monitor.opentelemetry", "opentelemetry")
+"""The exporter's (and the distro's, live metrics') and the OpenTelemetry SDK's own loggers.
+Not exported at any level: during an ingestion outage each failed post logs a warning
+("Retrying due to server request error", "Exception occurred while pinging live metrics"),
+and exported, each would be an item of the next failing post, one more per round. Their
+warnings and errors go to stderr (the host's console log) instead."""
+
+
+def _is_exporter_record(name: str) -> bool:
+    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in EXPORTER_LOGGERS)
+
+
+def _exportable(record: logging.LogRecord) -> bool:
+    """False for the worker's own records below WARNING (see `WORKER_LOGGERS`) and for every
+    record of the exporter's own loggers (`EXPORTER_LOGGERS`)."""
+    if _is_exporter_record(record.name):
+        return False
     return record.levelno >= logging.WARNING or not record.name.startswith(WORKER_LOGGERS)
+
+
+class _ExporterConsole(logging.StreamHandler):  # type: ignore[type-arg]
+    """The exporter's own warnings and errors on stderr, one plain line each."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def _exporter_lines_to_stderr() -> None:
+    """An `_ExporterConsole` on each of `EXPORTER_LOGGERS`, once."""
+    for name in EXPORTER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _ExporterConsole) for h in logger.handlers):
+            logger.addHandler(_ExporterConsole())
 
 
 def _swap_handler(root: logging.Logger) -> None:
@@ -110,7 +144,7 @@ def _swap_handler(root: logging.Logger) -> None:
             replacement = PrimitiveAttributesHandler(
                 level=handler.level, logger_provider=get_logger_provider()
             )
-            replacement.addFilter(_not_worker_chatter)
+            replacement.addFilter(_exportable)
             root.addHandler(replacement)
 
 
@@ -133,7 +167,15 @@ def enable(env: Mapping[str, str]) -> None:
         # Imported here: heavy, and only needed in Azure.
         from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
 
-        options: dict[str, Any] = {"connection_string": connection}
+        from shared.platform.telemetry_urls import (  # noqa: PLC0415
+            UrlRedactingProcessor,
+            redact_azure_sdk_urls,
+        )
+
+        options: dict[str, Any] = {
+            "connection_string": connection,
+            "span_processors": [UrlRedactingProcessor()],  # no ids or mailboxes in URLs
+        }
         entra, client_id = _managed_identity_client_id(env.get(AUTHENTICATION_STRING) or "")
         if entra:
             from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
@@ -149,5 +191,7 @@ def enable(env: Mapping[str, str]) -> None:
             )
             sys.stderr.flush()
             return
+        redact_azure_sdk_urls()
         _swap_handler(logging.getLogger())
+        _exporter_lines_to_stderr()
         _enabled = True

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from devhost.ncrontab import CronError, CronSchedule
+from shared.platform.setting_values import parse_ncrontab
 
 
 def at(*parts: int) -> datetime:
@@ -31,8 +32,14 @@ def at(*parts: int) -> datetime:
         ("0 0 9 * * 1-5", at(2026, 3, 6, 9, 0, 0), at(2026, 3, 9, 9, 0, 0)),
         # names: Sundays in January and July at midnight
         ("0 0 0 * Jan,Jul Sun", at(2026, 1, 31, 0, 0, 0), at(2026, 7, 5, 0, 0, 0)),
-        # 7 is also Sunday
-        ("0 0 12 * * 7", at(2026, 3, 2, 0, 0, 0), at(2026, 3, 8, 12, 0, 0)),
+        # names by any prefix of the full name, the first that fits: T is Tuesday, M March
+        ("0 0 12 * * Thurs", at(2026, 3, 2, 0, 0, 0), at(2026, 3, 5, 12, 0, 0)),
+        ("0 0 12 * M T", at(2026, 1, 1, 0, 0, 0), at(2026, 3, 3, 12, 0, 0)),
+        ("0 0 12 * * MONDAY", at(2026, 3, 2, 12, 0, 0), at(2026, 3, 9, 12, 0, 0)),
+        # a range written backwards is read forwards (NCrontab swaps its ends)
+        ("0 0 9 * * Fri-Mon", at(2026, 3, 6, 9, 0, 0), at(2026, 3, 9, 9, 0, 0)),
+        # a step below 1 is 1: */0 is every minute
+        ("0 */0 * * * *", at(2026, 3, 1, 10, 2, 0), at(2026, 3, 1, 10, 3, 0)),
         # stepped range: hours 8-18 every 5 -> 8, 13, 18
         ("0 0 8-18/5 * * *", at(2026, 3, 1, 13, 0, 0), at(2026, 3, 1, 18, 0, 0)),
         # a/n: from minute 15 every 20 -> 15, 35, 55
@@ -78,8 +85,8 @@ def test_naive_datetimes_are_rejected() -> None:
         ("0 0 0 0 * *", "day field: 0 is outside 1-31"),
         ("0 0 0 * 13 *", "month field"),
         ("0 0 0 * * Funday", "day-of-week field"),
-        ("*/0 * * * * *", "step"),
-        ("0 5-1 * * * *", "backwards"),
+        ("*/x * * * * *", "step"),
+        ("0 0 0 * * 7", "day-of-week field: 7 is outside 0-6"),
         ("0 1,,2 * * * *", "empty list item"),
         ("00:05:00", "six fields"),
     ],
@@ -92,3 +99,69 @@ def test_invalid_expressions_are_rejected(expression: str, message: str) -> None
 def test_impossible_dates_are_reported() -> None:
     with pytest.raises(CronError, match="never fires"):
         CronSchedule.parse("0 0 0 30 2 *").next_after(at(2026, 1, 1, 0, 0, 0))
+
+
+# What the host's NCrontab (CrontabFieldImpl.InternalParse/ParseValue, CrontabField.Accumulate,
+# CrontabSchedule.TryParse) accepts and refuses. The dev host and the app's settings check must
+# give the same verdict on each.
+ACCEPTED = [
+    "0 0 12 * * 0",
+    "0 0 12 * * 6",
+    "0 0 12 * * Sun-Sat",
+    "0 0 12 * * S",  # Sunday: the first name it starts
+    "0 0 12 * * thu,FRIDAY,sa",
+    "0 0 12 * Ju-December *",
+    "0 0 12 * * 5-1",  # swapped: 1-5
+    "0 */0 * * * *",  # a step below 1 is 1
+    "0 */-3 * * * *",
+    "0 5/+15 * * * *",
+    "0 0 12 31 2 *",  # never fires, but is read
+    "0  0  12  *  *  *",  # runs of spaces are one separator
+    "0 0 1-12/5 * * Mon/2",
+    "0 0 12 * 12/1 *",
+]
+REFUSED = [
+    "0 0 12 * * 7",  # 0-6 only: 7 is no Sunday
+    "0 0 12 * * 0-7",
+    "0 0 12 * * Mondays",  # no prefix of a name
+    "0 0 12 * * Sunday-Fri-Sat",
+    "0 0 12 Mon * *",  # names in the month and day-of-week fields only
+    "0\t0 12 * * *",  # a tab is no separator: five fields
+    "0 0 12 * * *,",
+    "0 0 12 * * ,1",
+    "0 0 12 * * 1-",
+    "0 0 12 * * -1",
+    "0 0 12 * * /2",
+    "0 0 12 * * */",
+    "0 0 12 * * 1/2/3",
+    "0 0 12 0 * *",
+    "0 60 * * * *",
+    "0 0 12 * * \u0663",  # a digit, but not one int.Parse reads
+    "0 0 12 * * 1_0",
+    "0 0 12 * * **",
+    "0 0 12 * *",
+]
+
+
+@pytest.mark.parametrize("expression", ACCEPTED)
+def test_the_dev_host_and_the_settings_check_accept_what_the_host_does(expression: str) -> None:
+    CronSchedule.parse(expression)
+    assert parse_ncrontab(expression) == expression
+
+
+@pytest.mark.parametrize("expression", REFUSED)
+def test_the_dev_host_and_the_settings_check_refuse_what_the_host_does(expression: str) -> None:
+    with pytest.raises(CronError):
+        CronSchedule.parse(expression)
+    with pytest.raises(ValueError):  # noqa: PT011 - each names its field; the verdict matters
+        parse_ncrontab(expression)
+
+
+def test_names_backwards_ranges_and_steps_read_as_the_host_reads_them() -> None:
+    weekdays = CronSchedule.parse("0 0 12 * Ju S-Th")
+
+    assert weekdays.days_of_week == frozenset({0, 1, 2, 3, 4})
+    assert weekdays.months == frozenset({6})
+    assert CronSchedule.parse("0 0 12 * * 5-1").days_of_week == frozenset({1, 2, 3, 4, 5})
+    assert CronSchedule.parse("0 */0 * * * *").minutes == frozenset(range(60))
+    assert CronSchedule.parse("0 50/-1 * * * *").minutes == frozenset(range(50, 60))

@@ -90,3 +90,22 @@ def modules(text: str) -> dict[str, tuple[str, dict[str, str]]]:
         params_body = after(body, r"^\s*params\s*:")
         found[match.group(1)] = (match.group(2), top_level_keys(params_body))
     return found
+
+
+_DECORATOR = re.compile(r"^@(\w+)\((.*)\)\s*$")
+
+
+def param_decorators(text: str) -> dict[str, dict[str, str]]:
+    """Param name -> its one-line decorators (`@minValue(0)` -> {"minValue": "0"})."""
+    found: dict[str, dict[str, str]] = {}
+    pending: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if match := _DECORATOR.match(stripped):
+            pending[match.group(1)] = match.group(2)
+        elif match := _PARAM.match(stripped):
+            found[match.group(1)] = pending
+            pending = {}
+        elif stripped:
+            pending = {}
+    return found

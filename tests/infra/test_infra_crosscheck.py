@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import fields
 
 import pytest
 
@@ -31,6 +32,7 @@ from tests.infra.bicep import (
     after,
     block,
     modules,
+    param_decorators,
     params,
     read,
     resources,
@@ -693,3 +695,48 @@ def test_operations_doc_lists_every_azd_variable_the_parameters_file_reads() -> 
     assert variables, "no azd variables found"
     missing = sorted(name for name in variables if f"`{name}`" not in owned)
     assert not missing, f"docs/operations.md does not list {missing}"
+
+
+def _accepts(parse: object, value: int) -> bool:
+    try:
+        parse(str(value))  # type: ignore[operator]
+    except ValueError:
+        return False
+    return True
+
+
+def _int_params_behind_settings() -> dict[str, str]:
+    """App setting -> the main.bicep int parameter it is written from (``string(param)``)."""
+    main = params(read("main.bicep"))
+    behind = {}
+    for setting, expression in app_settings().items():
+        match = re.fullmatch(r"string\((\w+)\)", expression.strip())
+        if match and match.group(1) in main and main[match.group(1)].type == "int":
+            behind[setting] = match.group(1)
+    return behind
+
+
+def test_every_int_parameter_has_the_bounds_the_setting_accepts() -> None:
+    """An `azd provision` with a value the app refuses at start (ALERT_GRACE_MINUTES over 100
+    years) deployed it anyway, and the app found out only when it started; with @minValue and
+    @maxValue equal to what the setting's parser accepts, Azure refuses the value before
+    anything is deployed. Bounds are
+    read from the parsers themselves: the limit accepted, one past it refused; no @maxValue
+    only where the parser takes any size."""
+    parsers = {f.metadata["env"]: f.metadata["parse"] for f in fields(Settings)}
+    decorators = param_decorators(read("main.bicep"))
+    behind = _int_params_behind_settings()
+
+    assert {"ALERT_GRACE_MINUTES", "SWAP_GRACE_DAYS", "REPROCESS_RATE_PER_MIN"} <= set(behind)
+    for setting, param in behind.items():
+        parse, bounds = parsers[setting], decorators[param]
+        assert "minValue" in bounds, f"{param}: no @minValue"
+        low = int(bounds["minValue"])
+        assert _accepts(parse, low), f"{param}: @minValue({low}) is refused by {setting}"
+        assert not _accepts(parse, low - 1), f"{param}: {setting} accepts {low - 1}"
+        if "maxValue" in bounds:
+            high = int(bounds["maxValue"])
+            assert _accepts(parse, high), f"{param}: @maxValue({high}) is refused by {setting}"
+            assert not _accepts(parse, high + 1), f"{param}: {setting} accepts {high + 1}"
+        else:
+            assert _accepts(parse, 2**53), f"{param}: no @maxValue, but {setting} has a limit"

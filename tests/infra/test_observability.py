@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -436,6 +437,42 @@ def test_the_exporters_own_transmission_lines_are_not_exported() -> None:
     assert len(messages) == 1
 
 
+_OUTAGE_PROBE = """
+import json, logging, os, sys, time
+os.environ["OTEL_BLRP_SCHEDULE_DELAY"] = "100"  # export every 0.1 s, not every 5 s
+logging.getLogger().setLevel(logging.INFO)  # the worker sets the root level in Azure
+from shared.platform.logging import configure_logging, get_logger
+configure_logging(env=json.loads(sys.argv[1]))  # ingestion and live metrics: nobody listens
+from opentelemetry._logs import get_logger_provider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+exported = InMemoryLogRecordExporter()
+get_logger_provider().add_log_record_processor(SimpleLogRecordProcessor(exported))
+get_logger("shared.service.users").info("users.recomputed", users=1)
+logging.getLogger("opentelemetry.sdk.probe").warning("an SDK warning")
+time.sleep(3)  # some thirty failed export rounds
+finished = exported.get_finished_logs()
+print(json.dumps({
+    "scopes": [x.instrumentation_scope.name for x in finished],
+    "bodies": [str(x.log_record.body) for x in finished],
+}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_the_exporters_own_lines_are_not_exported_during_an_outage() -> None:
+    """With ingestion down, each failed post logs a warning ("Retrying due to server request
+    error", live metrics' failed pings): exported, each was an item of the next failing post,
+    one more every round on every instance for as long as the outage lasts. The exporter's and
+    the OpenTelemetry SDK's own records are kept out of the export at every level; their
+    warnings still reach stderr (the host's console log)."""
+    result, stderr = _run(_OUTAGE_PROBE, APP_INSIGHTS)
+
+    assert result["scopes"] == ["shared.service.users"]  # our event, and nothing of theirs
+    assert "Retrying due to server request error" in stderr
+    assert "WARNING opentelemetry.sdk.probe: an SDK warning" in stderr
+
+
 def test_the_exporter_authenticates_with_the_managed_identity_named_in_the_setting() -> None:
     from shared.platform.telemetry import _managed_identity_client_id
 
@@ -514,15 +551,96 @@ def test_info_events_carry_the_correlation_id_as_json(
     assert {e["correlation_id"] for e in events} == {"corr-99"}
 
 
-def test_service_log_calls_carry_no_names_or_upns() -> None:
-    """Ids only at info level and above: no display names, UPNs or mail addresses."""
-    import re
+_LEVELS = frozenset({"info", "warning", "error", "exception", "critical"})
+_PERSONAL_FIELD = re.compile(
+    r"display_?name|principal|upn|mail(?!_id)|sender|recipient|^name$|^to$", re.IGNORECASE
+)
+_PERSONAL_VALUE = re.compile(
+    r"display_?name|principal_?name|upn|\.mail\b|mail_?address|\.name\b|sender|recipient",
+    re.IGNORECASE,
+)
+"""Field names and values (expressions) that would carry a display name, a UPN or a mailbox.
+Not personal, so not matched: ``mail_id`` and ``mail.kind`` (an alert mail's id and kind),
+``subject=mail.subject`` (the tenant's name and counts, shared/render/alert_mails.py)."""
+_ALLOWED = {
+    "channel=channel.name": "an alert channel's label from ALERT_CHANNELS, no person's name",
+}
 
-    personal = re.compile(r"display_?name|user_?principal_?name|\bupn\b|mail|\.name\b", re.I)
-    for path in sorted((ROOT / "shared" / "service").glob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        for call in re.finditer(r"log\.(?:info|warning|error|exception)\((.*?)\)\n", text, re.S):
-            assert not personal.search(call.group(1)), f"{path.name}: {call.group(0)[:120]}"
+
+def _log_calls(tree: ast.AST) -> Iterator[ast.Call]:
+    """Every ``<logger>.info/warning/error/exception/critical(...)`` call (any receiver that is
+    a name ending in ``log``/``logger``), over as many lines as it takes."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _LEVELS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id.lower().endswith(("log", "logger"))
+        ):
+            yield node
+
+
+def _personal_fields(call: ast.Call) -> list[str]:
+    """The call's keyword fields (and values after the event) whose name or value looks
+    personal; literal text is no data and is skipped."""
+    found = [
+        f"{keyword.arg}={ast.unparse(keyword.value)}"
+        for keyword in call.keywords
+        if _PERSONAL_FIELD.search(keyword.arg or "")
+        or (
+            not isinstance(keyword.value, ast.Constant)
+            and _PERSONAL_VALUE.search(ast.unparse(keyword.value))
+        )
+    ]
+    found += [
+        ast.unparse(arg)
+        for arg in call.args[1:]
+        if not isinstance(arg, ast.Constant) and _PERSONAL_VALUE.search(ast.unparse(arg))
+    ]
+    return [field for field in found if field not in _ALLOWED]
+
+
+def test_service_log_calls_carry_no_names_or_upns() -> None:
+    """Ids only at info level and above: no display names, UPNs or mail addresses, in every
+    module of shared/service and its packages, multi-line calls included; and in every other
+    module the function app runs (the adapters, the platform, the triggers), whose records are
+    exported as well."""
+    modules = sorted({*(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").rglob("*.py")})
+    calls = {
+        f"{path.relative_to(ROOT)}:{call.lineno}": call
+        for path in modules
+        for call in _log_calls(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    offending = {where: found for where, call in calls.items() if (found := _personal_fields(call))}
+
+    assert len(calls) > 80  # the walk found the calls, the subpackages' included
+    assert any("shared/service/alerts/" in where for where in calls)
+    assert any("shared/adapters/" in where for where in calls)
+    assert offending == {}
+
+
+def test_the_log_call_scan_sees_a_multi_line_call_with_a_personal_field() -> None:
+    code = textwrap.dedent(
+        """
+        log.warning(
+            "mail.failed",
+            group_id=group.id,
+            sender=settings.alert_sender,
+        )
+        log.info("users.recomputed", users=len(users), mail_id=mail.id)
+        log.error("user.failed", user=user.userPrincipalName, reason="no UPN")
+        logger.info("group.seen", group=group.name, channel=channel.name)
+        """
+    )
+    calls = sorted(_log_calls(ast.parse(code)), key=lambda call: call.lineno)
+
+    assert [_personal_fields(call) for call in calls] == [
+        ["sender=settings.alert_sender"],
+        [],
+        ["user=user.userPrincipalName"],
+        ["group=group.name"],
+    ]
 
 
 # --- one export path: the app's exporter, the host's forwarding of user logs off -----------------
