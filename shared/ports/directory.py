@@ -18,6 +18,7 @@ service has read it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,9 @@ from shared.core.graph_values import processing_state
 from shared.core.model import LicenseAssignment
 
 JSON = dict[str, Any]
+
+_ADDRESS = re.compile(r"[^\s'\"<>(),;:@]+@[^\s'\"<>(),;:]+")
+"""A mail address or UPN inside an error message."""
 
 DELTA_FILTER_LIMIT = 50
 """Graph accepts at most 50 `id eq` clauses in a /groups/delta $filter."""
@@ -58,6 +62,12 @@ class DirectoryError(Exception):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+
+    @property
+    def loggable(self) -> str:
+        """The error as the logs may hold it: Graph names a user in some messages ("The
+        requested user 'x@contoso.com' is invalid"), and the logs carry ids only."""
+        return _ADDRESS.sub("<address>", str(self))
 
     @property
     def is_transient(self) -> bool:

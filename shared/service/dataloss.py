@@ -51,6 +51,7 @@ from shared.core.findings import (
 )
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
+from shared.ports.directory import DirectoryError
 from shared.ports.tables import (
     ConcurrencyConflict,
     Entity,
@@ -355,7 +356,10 @@ async def _send_mass_loss(
     try:
         audits = await svc.directory.directory_audits(since, AUDITED_ACTIVITIES)
     except Exception as error:
-        log.warning("alerts.audits_unavailable", error=str(error))
+        log.warning(
+            "alerts.audits_unavailable",
+            error=error.loggable if isinstance(error, DirectoryError) else type(error).__name__,
+        )
         audits = []
     names = await mail_names(svc, [r for _, r in pairs])
     group_names = [names.group(g) for g in group_ids]

@@ -174,7 +174,7 @@ async def _refused(
         record_refusal(svc, refused, now)
     ledger.settle(claimed, REFUSED, now=now)
     log.error("reprocess.refused", correlation_id=msg.correlation_id, user_id=msg.user_id,
-              status=refused.status, error=str(refused), user_only=user_only)  # fmt: skip
+              status=refused.status, error=refused.loggable, user_only=user_only)  # fmt: skip
     return ReprocessOutcome("refused")
 
 
@@ -192,7 +192,7 @@ async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
             format_graph_time(since - timedelta(minutes=1)), (REPROCESS_AUDIT,)
         )
     except DirectoryError as exc:
-        log.warning("reprocess.verify_unavailable", user_id=user_id, error=str(exc))
+        log.warning("reprocess.verify_unavailable", user_id=user_id, error=exc.loggable)
         return False
     ours = svc.settings.storage_connection.managed_identity_client_id  # the one identity
     for entry in entries:

@@ -275,7 +275,7 @@ async def check_subscription_live(svc: Services) -> bool | None:
                 live, reason = True, ""
                 break
     except DirectoryError as exc:
-        log.warning("subscription.check_unavailable", error=str(exc))
+        log.warning("subscription.check_unavailable", error=exc.loggable)
         return None
     ServiceState(svc.tables.servicestate).put(
         SUBSCRIPTION_LIVE, {"live": live, "reason": reason, "checkedAt": now}

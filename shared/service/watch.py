@@ -265,7 +265,7 @@ async def _groups_with_license_errors(svc: Services) -> list[str]:
         return await svc.directory.groups_with_license_errors()
     except DirectoryError as exc:
         log.warning("errors.groups_with_errors_unavailable", status=exc.status, code=exc.code,
-                    error=str(exc))  # fmt: skip
+                    error=exc.loggable)  # fmt: skip
         return []
 
 

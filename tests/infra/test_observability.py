@@ -31,6 +31,7 @@ from shared.platform.logging import (
     configure_logging,
     get_logger,
 )
+from shared.ports.directory import DirectoryError
 from tests.infra.bicep import ROOT
 from tests.infra.test_infra_crosscheck import app_settings
 from tests.invocation import indexed_functions
@@ -618,6 +619,32 @@ def test_service_log_calls_carry_no_names_or_upns() -> None:
     assert any("shared/service/alerts/" in where for where in calls)
     assert any("shared/adapters/" in where for where in calls)
     assert offending == {}
+
+
+def test_no_log_call_writes_an_exceptions_text() -> None:
+    """Graph names a user in some error messages ("The requested user 'x@contoso.com' is
+    invalid"): a `DirectoryError` is logged as `.loggable` (addresses masked), never `str()`."""
+    modules = sorted({*(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").rglob("*.py")})
+    written = [
+        f"{path.relative_to(ROOT)}:{call.lineno}: {ast.unparse(value)}"
+        for path in modules
+        for call in _log_calls(ast.parse(path.read_text(encoding="utf-8")))
+        for value in [*call.args[1:], *(k.value for k in call.keywords)]
+        if isinstance(value, ast.Call) and ast.unparse(value.func) in ("str", "repr")
+    ]
+    assert written == []
+
+
+def test_a_directory_errors_loggable_text_masks_the_addresses_graph_names() -> None:
+    error = DirectoryError(
+        404, "Request_ResourceNotFound", "The requested user 'adele.v@contoso.com' is invalid."
+    )
+    assert "adele.v@contoso.com" in str(error)
+    assert error.loggable == (
+        "Graph 404 Request_ResourceNotFound: The requested user '<address>' is invalid."
+    )
+    plain = DirectoryError(403, "Authorization_RequestDenied", "Insufficient privileges.")
+    assert plain.loggable == str(plain)
 
 
 def test_the_log_call_scan_sees_a_multi_line_call_with_a_personal_field() -> None:

@@ -115,7 +115,7 @@ async def configuration(
                 graph_filter_time(since), AUDIT_ACTIVITIES
             )
         except DirectoryError as exc:  # AuditLog.Read.All missing, or throttled
-            log.warning("reconcile.audits_unavailable", error=str(exc))
+            log.warning("reconcile.audits_unavailable", error=exc.loggable)
             audits = []
         drift = config_drift(previous, config, world.members, audits)
         document = drift_json(drift, since, config["takenAt"])
