@@ -120,6 +120,14 @@ def more_users(count: int, *, minimum: bool = False) -> str:
 class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    severities: tuple[str, ...] = ()
+    """Each row's severity when the table has no Severity column but its rows have one (the
+    digest's resolved list): not shown in the mail; the channels list only the rows at or
+    above their minimum severity, as they do for a table whose first column is Severity."""
+
+    def __post_init__(self) -> None:
+        if self.severities and len(self.severities) != len(self.rows):
+            raise ValueError("a table's severities: none, or one for each row")
 
 
 @dataclass(frozen=True, slots=True)

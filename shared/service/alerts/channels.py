@@ -25,7 +25,7 @@ from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
 from shared.ports.tables import from_safe_key
 from shared.render.channel_payloads import slack_message, teams_message, webhook_payload
-from shared.render.channel_sections import at_least
+from shared.render.channel_sections import worth_posting
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import (
     STATE_PREFIX,
@@ -108,19 +108,18 @@ def payload_for(
     generated_at: str = "",
     open_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
-    """The channel's payload, or None when nothing in the mail reaches its minimum severity.
-    `open_counts` (by severity) is the webhook's `counts.open`."""
+    """The channel's payload, or None when the channel would show nothing of the mail: none of
+    its rows, findings or table lines by severity reaches the channel's minimum severity
+    (`worth_posting`), the same for every kind of channel. `open_counts` (by severity) is the
+    webhook's `counts.open`."""
     view = mail.view
-    if view is None:
+    if view is None or not worth_posting(
+        view, channel.min_severity, [f.severity for f in mail.findings]
+    ):
         return None
-    rows = [r for s in view.sections for r in s.items]
     if channel.type in ("teams", "slack"):
-        if rows and not any(at_least(r.severity, channel.min_severity) for r in rows):
-            return None
         build = teams_message if channel.type == "teams" else slack_message
         return build(view, minimum=channel.min_severity, report_url=report_url)
-    if mail.findings and not any(at_least(f.severity, channel.min_severity) for f in mail.findings):
-        return None
     return webhook_payload(
         digest_id=mail.id,
         kind=mail.kind,
