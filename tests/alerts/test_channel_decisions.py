@@ -10,15 +10,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 import pytest
 
 from shared.core.alerting import LedgerRow
 from shared.platform.channel_config import Channel, parse_channels
-from shared.render.alert_mails import baseline_mail, digest_mail
+from shared.render.alert_mails import baseline_mail, digest_mail, weekly_mail
 from shared.render.mail import Mail, MailNames
 from shared.service.alerts.channels import payload_for
 from tests.alerts.test_channel_sections import nightly_view
-from tests.alerts.test_channels import REPORT
+from tests.alerts.test_channels import REPORT, SCHEMA
 
 SEEN = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
@@ -135,3 +136,22 @@ def test_an_alert_without_severities_is_posted_when_it_has_something_to_show(
 
     assert all(payload is not None for payload in sent.values())
     assert all("Configuration drift" in json.dumps(p) for p in sent.values())
+
+
+def test_the_weekly_summary_lists_its_standing_findings_on_the_webhook() -> None:
+    """The weekly mail gave the webhook none of its findings: a document with no findings
+    and no sections, while Teams and Slack showed every standing finding."""
+    rows = [ledger_row(1, "NestedGroupMember", "info"), ledger_row(2, "NoUsageLocation", "info")]
+    mail = weekly_mail(mail_id="weekly-2026-W49", names=NAMES, rows=rows, week="2026-W49")
+
+    webhook = posts(mail, "info")["webhook"]
+
+    assert webhook is not None
+    jsonschema.validate(webhook, SCHEMA)
+    assert webhook["kind"] == "weekly"
+    assert [(f["code"], f["status"]) for f in webhook["findings"]] == [
+        ("NestedGroupMember", "open"),
+        ("NoUsageLocation", "open"),
+    ]
+    assert webhook["findings"][0]["product"]["name"] == "Office 365 E3"
+    assert posts(mail, "warning") == dict.fromkeys(("teams", "slack", "webhook"))

@@ -216,7 +216,10 @@ async def send_to_channels(
 
     try:
         if open_counts is None and any(c.type == "webhook" for c in channels):
-            open_counts = await tenant_open_counts(svc, [f.key for f in mail.findings])
+            # what an immediate alert reports as new counts too; the weekly's standing
+            # findings (listed as open) do not, as the digest does not count them
+            reported = [f.key for f in mail.findings if f.status == "new"]
+            open_counts = await tenant_open_counts(svc, reported)
         results = await deliver_to_channels(
             ServiceState(svc.tables.servicestate),
             channels,
