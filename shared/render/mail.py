@@ -55,6 +55,9 @@ class Mail:
     """What was rendered: the alert channels (Teams, Slack) build their payloads from it."""
     findings: tuple[ChannelFinding, ...] = field(default=(), compare=False, repr=False)
     """The findings it is about, for the generic webhook."""
+    whole: MailView | None = field(default=None, compare=False, repr=False)
+    """The view before lines were left out to fit Graph's size (`view` is what fitted), when
+    any were: the generic webhook's `sections` are uncut."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +180,9 @@ def render(
     """The mail; rows and table lines past `MAX_MAIL_BYTES` are left out and counted (see
     `_fitted`)."""
     html, text = _parts(view, mail_id, subject)
+    whole = None
     if _size(html, text) > MAX_MAIL_BYTES:
+        whole = view
         view, html, text = _fitted(view, mail_id, subject)
     return Mail(
         id=mail_id,
@@ -188,6 +193,7 @@ def render(
         headers=((DIGEST_HEADER, mail_id),),
         view=view,
         findings=tuple(findings),
+        whole=whole,
     )
 
 

@@ -130,7 +130,7 @@ def payload_for(
         minimum=channel.min_severity,
         report_url=report_url,
         open_counts=open_counts,
-        view=view,
+        view=mail.whole or view,  # the sections uncut, as the mail had them before it fitted
     )
 
 
