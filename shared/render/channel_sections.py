@@ -42,9 +42,20 @@ def fit(sizes: Sequence[Sequence[int]], room: int) -> list[int]:
     return kept
 
 
-def text_sections(view: MailView) -> list[Section]:
-    """The sections with paragraphs or a table (shown beside the grouped rows)."""
-    return [s for s in view.sections if s.paragraphs or s.table is not None]
+def shows_text(section: Section, minimum: str) -> bool:
+    """Whether a channel at `minimum` shows the section beside the grouped rows: it has
+    paragraphs, or a table with a line at or above `minimum`. A table whose lines are all
+    below it is left out, not shown as its column headings; one of no lines at all is shown
+    as the mail shows it."""
+    table = section.table
+    if section.paragraphs:
+        return True
+    return table is not None and (not table.rows or bool(table_lines(section, minimum)))
+
+
+def text_sections(view: MailView, minimum: str) -> list[Section]:
+    """The sections a channel at `minimum` shows beside the grouped rows (`shows_text`)."""
+    return [s for s in view.sections if shows_text(s, minimum)]
 
 
 def _row_severities(section: Section) -> list[str | None]:
@@ -177,7 +188,7 @@ def webhook_sections(view: MailView | None, minimum: str) -> list[dict[str, Any]
     if view is None:
         return []
     found = []
-    for section in text_sections(view):
+    for section in text_sections(view, minimum):
         doc: dict[str, Any] = {"title": section.title, "paragraphs": list(section.paragraphs)}
         if section.table is not None:
             doc["table"] = {

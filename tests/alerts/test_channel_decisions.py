@@ -155,3 +155,21 @@ def test_the_weekly_summary_lists_its_standing_findings_on_the_webhook() -> None
     ]
     assert webhook["findings"][0]["product"]["name"] == "Office 365 E3"
     assert posts(mail, "warning") == dict.fromkeys(("teams", "slack", "webhook"))
+
+
+def test_a_resolved_list_all_below_the_minimum_is_left_out_not_shown_as_its_headings() -> None:
+    """New errors and a resolved list of warnings, to an error channel: the post showed the
+    resolved list's title and column headings over no line."""
+    mail = digest(
+        [ledger_row(1, "CountViolation", "error")],
+        [ledger_row(2, "MissingUsageLocation", "warning", resolved=True)],
+    )
+
+    sent = posts(mail, "error")
+
+    for kind, payload in sent.items():
+        assert payload is not None, kind
+        shown = json.dumps(payload)
+        assert "CountViolation" in shown, kind
+        assert "Resolved since the last digest" not in shown, kind
+    assert "Resolved since the last digest" in json.dumps(posts(mail, "warning"))
