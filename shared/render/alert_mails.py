@@ -158,6 +158,7 @@ def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], we
         mail_id=mail_id,
         kind="weekly",
         subject=subject,
+        findings=channel_findings(rows, names, "open"),
     )
 
 

@@ -27,6 +27,7 @@ from shared.render.channel_finding import ChannelFinding
 from shared.render.channel_sections import (
     at_least,
     fit,
+    shows_text,
     slack_cut,
     slack_escape,
     slack_section,
@@ -127,7 +128,9 @@ def teams_message(
     grouped rows and each text section's table lines share the room (`fit`); what is left
     out is counted where it would have been."""
     rows = [_rows(section, minimum) for section in view.sections]
-    lines = {i: table_lines(s, minimum) for i, s in enumerate(view.sections) if _has_text(s)}
+    lines = {
+        i: table_lines(s, minimum) for i, s in enumerate(view.sections) if shows_text(s, minimum)
+    }
 
     def message(items: int, kept: Mapping[int, int], worst: bool = False) -> dict[str, Any]:
         """With the first `items` rows and `kept[i]` lines of section i; `worst`: every
@@ -171,10 +174,6 @@ def teams_message(
     return message(items, dict(zip(lines, kept, strict=True)))
 
 
-def _has_text(section: Section) -> bool:
-    return bool(section.paragraphs) or section.table is not None
-
-
 def _more_note(left: int, report_url: str | None) -> dict[str, Any]:
     where = " Open the report page for all of them." if report_url else ""
     text = f"{left} more row(s) left out to fit Teams' card size.{where}"
@@ -214,7 +213,7 @@ def slack_message(
     texts = {
         i: slack_section(s, minimum, report_url)
         for i, s in enumerate(view.sections)
-        if _has_text(s)
+        if shows_text(s, minimum)
     }
     # a divider and the "more" note besides the text sections' blocks
     room = max(0, SLACK_MAX_BLOCKS - len(head) - len(tail) - 2 - len(texts))

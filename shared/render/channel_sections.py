@@ -42,20 +42,57 @@ def fit(sizes: Sequence[Sequence[int]], room: int) -> list[int]:
     return kept
 
 
-def text_sections(view: MailView) -> list[Section]:
-    """The sections with paragraphs or a table (shown beside the grouped rows)."""
-    return [s for s in view.sections if s.paragraphs or s.table is not None]
+def shows_text(section: Section, minimum: str) -> bool:
+    """Whether a channel at `minimum` shows the section beside the grouped rows: it has
+    paragraphs, or a table with a line at or above `minimum`. A table whose lines are all
+    below it is left out, not shown as its column headings; one of no lines at all is shown
+    as the mail shows it."""
+    table = section.table
+    if section.paragraphs:
+        return True
+    return table is not None and (not table.rows or bool(table_lines(section, minimum)))
 
 
-def table_lines(section: Section, minimum: str) -> list[tuple[str, ...]]:
-    """The table's rows at or above `minimum` when its first column is the severity (the
-    baseline's counts), every row otherwise."""
+def text_sections(view: MailView, minimum: str) -> list[Section]:
+    """The sections a channel at `minimum` shows beside the grouped rows (`shows_text`)."""
+    return [s for s in view.sections if shows_text(s, minimum)]
+
+
+def _row_severities(section: Section) -> list[str | None]:
+    """Each table row's severity: the table's `severities`, or its first column when that is
+    the severity (the baseline's counts); None for a row of a table without one."""
     table = section.table
     if table is None:
         return []
-    if table.columns[:1] != (SEVERITY_COLUMN,):
-        return list(table.rows)
-    return [r for r in table.rows if r[0] not in SEVERITIES or at_least(r[0], minimum)]
+    if table.severities:
+        return list(table.severities)
+    if table.columns[:1] == (SEVERITY_COLUMN,):
+        return [r[0] if r and r[0] in SEVERITIES else None for r in table.rows]
+    return [None] * len(table.rows)
+
+
+def table_lines(section: Section, minimum: str) -> list[tuple[str, ...]]:
+    """The table's rows at or above `minimum` when they have a severity (the baseline's
+    counts, the digest's resolved list), every row otherwise."""
+    table = section.table
+    if table is None:
+        return []
+    return [
+        r
+        for r, severity in zip(table.rows, _row_severities(section), strict=True)
+        if severity is None or at_least(severity, minimum)
+    ]
+
+
+def worth_posting(view: MailView, minimum: str, findings: Sequence[str] = ()) -> bool:
+    """Whether a channel at `minimum` gets a post of `view`: when one of its grouped rows,
+    its table lines by severity or `findings` (their severities) is at or above `minimum`,
+    and always when it has none of these (the nightly summary, a baseline of no issues). The
+    same for every kind of channel: a post of only the lead and column headings is none."""
+    graded = [r.severity for s in view.sections for r in s.items]
+    graded += [g for s in view.sections for g in _row_severities(s) if g is not None]
+    graded += findings
+    return not graded or any(at_least(g, minimum) for g in graded if g in SEVERITIES)
 
 
 def more_lines(left: int, target: str, report_url: str | None) -> str:
@@ -151,7 +188,7 @@ def webhook_sections(view: MailView | None, minimum: str) -> list[dict[str, Any]
     if view is None:
         return []
     found = []
-    for section in text_sections(view):
+    for section in text_sections(view, minimum):
         doc: dict[str, Any] = {"title": section.title, "paragraphs": list(section.paragraphs)}
         if section.table is not None:
             doc["table"] = {

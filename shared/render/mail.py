@@ -29,9 +29,13 @@ from shared.render.channel_finding import ChannelFinding
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 MAX_NAMED_USERS: Final = 20
-MAX_MAIL_CHARS: Final = 1_000_000
-"""HTML and text together: as MIME (UTF-8 parts) in base64 for Graph, well under the ~4 MB
-one Graph request carries (a larger draft is refused with 413, every digest)."""
+MAX_MAIL_BYTES: Final = 900_000
+"""HTML and text together, in UTF-8 bytes (not characters: a Chinese name takes three bytes
+a character). Python's MIME picks each part's transfer encoding from its first lines, so a
+part that starts in ASCII is quoted-printable: at worst three bytes a byte (`=E8`, `=3D`) and
+a soft line break every 76; Graph then gets the message in base64 (4/3). At most ~3.7 MB and
+the headers: under the ~4 MB one Graph request carries (Microsoft Q&A 1824204; a larger
+draft is refused with 413, at every retry)."""
 DIGEST_HEADER: Final = "x-license-guard-digest"
 LINKS: Final = (
     ("Microsoft 365 admin center (licenses, products, billing)", M365_ADMIN),
@@ -51,6 +55,9 @@ class Mail:
     """What was rendered: the alert channels (Teams, Slack) build their payloads from it."""
     findings: tuple[ChannelFinding, ...] = field(default=(), compare=False, repr=False)
     """The findings it is about, for the generic webhook."""
+    whole: MailView | None = field(default=None, compare=False, repr=False)
+    """The view before lines were left out to fit Graph's size (`view` is what fitted), when
+    any were: the generic webhook's `sections` are uncut."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,14 @@ def more_users(count: int, *, minimum: bool = False) -> str:
 class Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    severities: tuple[str, ...] = ()
+    """Each row's severity when the table has no Severity column but its rows have one (the
+    digest's resolved list): not shown in the mail; the channels list only the rows at or
+    above their minimum severity, as they do for a table whose first column is Severity."""
+
+    def __post_init__(self) -> None:
+        if self.severities and len(self.severities) != len(self.rows):
+            raise ValueError("a table's severities: none, or one for each row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +177,12 @@ def render(
     subject: str,
     findings: Sequence[ChannelFinding] = (),
 ) -> Mail:
-    """The mail; lines past `MAX_MAIL_CHARS` are left out and counted (see `_fitted`)."""
+    """The mail; rows and table lines past `MAX_MAIL_BYTES` are left out and counted (see
+    `_fitted`)."""
     html, text = _parts(view, mail_id, subject)
-    if len(html) + len(text) > MAX_MAIL_CHARS:
+    whole = None
+    if _size(html, text) > MAX_MAIL_BYTES:
+        whole = view
         view, html, text = _fitted(view, mail_id, subject)
     return Mail(
         id=mail_id,
@@ -175,6 +193,7 @@ def render(
         headers=((DIGEST_HEADER, mail_id),),
         view=view,
         findings=tuple(findings),
+        whole=whole,
     )
 
 
@@ -187,15 +206,21 @@ def _parts(view: MailView, mail_id: str, subject: str) -> tuple[str, str]:
     )
 
 
+def _size(html: str, text: str) -> int:
+    return len(html.encode()) + len(text.encode())
+
+
 def _fitted(view: MailView, mail_id: str, subject: str) -> tuple[MailView, str, str]:
-    """The view with as many of its lines, in order, as keep the mail within
-    `MAX_MAIL_CHARS`; each section that lost lines says how many."""
-    total = sum(len(s.items) for s in view.sections)
-    low, high = 0, total - 1  # the most lines that fit is in [low, high]
+    """The view cut to keep the mail within `MAX_MAIL_BYTES`: each section's grouped rows and
+    each table are a part, and every part keeps at most the same number of its first lines,
+    the most that fit, so a long part (thousands of configuration drift lines) cannot crowd
+    out the others. A part cut short says how many lines it left out."""
+    longest = max((n for s in view.sections for n in _part_sizes(s)), default=0)
+    low, high = 0, max(0, longest - 1)  # the most lines a part keeps is in [low, high]
     while low < high:
         mid = (low + high + 1) // 2
         html, text = _parts(_first_lines(view, mid), mail_id, subject)
-        if len(html) + len(text) <= MAX_MAIL_CHARS:
+        if _size(html, text) <= MAX_MAIL_BYTES:
             low = mid
         else:
             high = mid - 1
@@ -203,20 +228,36 @@ def _fitted(view: MailView, mail_id: str, subject: str) -> tuple[MailView, str, 
     return (fitted, *_parts(fitted, mail_id, subject))
 
 
+def _part_sizes(section: Section) -> tuple[int, int]:
+    return len(section.items), len(section.table.rows) if section.table else 0
+
+
 def _first_lines(view: MailView, kept: int) -> MailView:
+    """Each section with at most `kept` of its grouped rows and `kept` of its table's lines."""
     sections = []
     for section in view.sections:
-        shown, kept = section.items[:kept], max(0, kept - len(section.items))
-        left = len(section.items) - len(shown)
-        note = (
-            f"{left} more line(s) left out to keep this mail within the size Microsoft Graph "
-            "accepts; the nightly report page lists every finding."
-        )
-        sections.append(
-            replace(section, items=shown, paragraphs=(*section.paragraphs, note))
-            if left
-            else section
-        )
+        rows_left, lines_left = (max(0, n - kept) for n in _part_sizes(section))
+        notes = []
+        if rows_left:
+            notes.append(
+                f"{rows_left} more line(s) left out to keep this mail within the size Microsoft "
+                "Graph accepts; the nightly report page lists every finding."
+            )
+        if lines_left and section.table is not None:
+            notes.append(
+                f"… {lines_left} more rows: see the report page (left out of the table below "
+                "to keep this mail within the size Microsoft Graph accepts)."
+            )
+            table = section.table
+            section = replace(
+                section,
+                table=replace(table, rows=table.rows[:kept], severities=table.severities[:kept]),
+            )
+        if notes:
+            section = replace(
+                section, items=section.items[:kept], paragraphs=(*section.paragraphs, *notes)
+            )
+        sections.append(section)
     return replace(view, sections=tuple(sections))
 
 

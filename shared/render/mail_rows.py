@@ -173,8 +173,9 @@ def counts_table(rows: Iterable[LedgerRow], names: MailNames) -> Table:
 
 
 def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
-    table_rows = []
+    table_rows, severities = [], []
     for rg in group_rows(rows):
+        severities.append(rg.severity)
         users = [names.user(u).display_name for u in rg.user_ids[:MAX_NAMED_USERS]]
         shown = ", ".join(users)
         if rg.user_total > len(users):
@@ -184,7 +185,9 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
         "Resolved since the last digest",
-        table=Table(("Issue", "Group", "Product", "Count", "Users"), tuple(table_rows)),
+        table=Table(
+            ("Issue", "Group", "Product", "Count", "Users"), tuple(table_rows), tuple(severities)
+        ),
     )
 
 

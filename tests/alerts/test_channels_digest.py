@@ -134,6 +134,34 @@ async def test_the_webhook_counts_every_open_finding_not_only_the_new_ones_it_li
     assert json.loads(errors_body)["counts"] == {"new": 2, "resolved": 0, "open": 5}
 
 
+async def test_the_weekly_summary_lists_its_findings_on_the_webhook_but_does_not_count_them(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weekly mail gave the webhook none of its standing findings (a document of no
+    findings); listed, they are still not counted as open: the digest does not count them."""
+    channels = [{"type": "webhook", "urlSecretName": "ALERT_WEBHOOK_URL", "minSeverity": "info"}]
+    world = await channel_world(receiver, monkeypatch, {"ALERT_WEBHOOK_URL": "/hook"}, channels)
+    receiver.posts.clear()
+    record(
+        world,
+        error(DIEGO, "MissingUsageLocation", sku=None, group=None, severity="info"),
+        error(IRVIN),
+    )
+    world.clock.advance(GRACE_SECONDS)
+
+    outcome = await run_digest(world.svc)
+
+    assert outcome.weekly is not None
+    assert outcome.weekly.accepted
+    documents = {json.loads(b)["kind"]: json.loads(b) for _, _, b in receiver.to("/hook")}
+    weekly = documents["weekly"]
+    jsonschema.validate(weekly, SCHEMA)
+    assert [(f["code"], f["status"], f["user"]["id"]) for f in weekly["findings"]] == [
+        ("MissingUsageLocation", "open", DIEGO)
+    ]
+    assert weekly["counts"]["open"] == documents["digest"]["counts"]["open"] == 1
+
+
 async def test_an_immediate_alert_counts_the_open_findings_as_the_digest_does(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

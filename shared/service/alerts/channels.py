@@ -25,7 +25,7 @@ from shared.core.findings import WARNING, Finding
 from shared.platform.channel_config import Channel
 from shared.ports.tables import from_safe_key
 from shared.render.channel_payloads import slack_message, teams_message, webhook_payload
-from shared.render.channel_sections import at_least
+from shared.render.channel_sections import worth_posting
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import (
     STATE_PREFIX,
@@ -108,19 +108,18 @@ def payload_for(
     generated_at: str = "",
     open_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
-    """The channel's payload, or None when nothing in the mail reaches its minimum severity.
-    `open_counts` (by severity) is the webhook's `counts.open`."""
+    """The channel's payload, or None when the channel would show nothing of the mail: none of
+    its rows, findings or table lines by severity reaches the channel's minimum severity
+    (`worth_posting`), the same for every kind of channel. `open_counts` (by severity) is the
+    webhook's `counts.open`."""
     view = mail.view
-    if view is None:
+    if view is None or not worth_posting(
+        view, channel.min_severity, [f.severity for f in mail.findings]
+    ):
         return None
-    rows = [r for s in view.sections for r in s.items]
     if channel.type in ("teams", "slack"):
-        if rows and not any(at_least(r.severity, channel.min_severity) for r in rows):
-            return None
         build = teams_message if channel.type == "teams" else slack_message
         return build(view, minimum=channel.min_severity, report_url=report_url)
-    if mail.findings and not any(at_least(f.severity, channel.min_severity) for f in mail.findings):
-        return None
     return webhook_payload(
         digest_id=mail.id,
         kind=mail.kind,
@@ -131,7 +130,7 @@ def payload_for(
         minimum=channel.min_severity,
         report_url=report_url,
         open_counts=open_counts,
-        view=view,
+        view=mail.whole or view,  # the sections uncut, as the mail had them before it fitted
     )
 
 
@@ -217,7 +216,10 @@ async def send_to_channels(
 
     try:
         if open_counts is None and any(c.type == "webhook" for c in channels):
-            open_counts = await tenant_open_counts(svc, [f.key for f in mail.findings])
+            # what an immediate alert reports as new counts too; the weekly's standing
+            # findings (listed as open) do not, as the digest does not count them
+            reported = [f.key for f in mail.findings if f.status == "new"]
+            open_counts = await tenant_open_counts(svc, reported)
         results = await deliver_to_channels(
             ServiceState(svc.tables.servicestate),
             channels,
