@@ -6,10 +6,11 @@ for group-based licensing (https://learn.microsoft.com/en-us/entra/identity/user
 licensing-groups-resolve-problems):
 
 * `MutuallyExclusiveViolation`: a plan of the new path conflicts with a plan the user holds
-  through another product. Conflicting plan pairs come from a table built from Microsoft's
-  documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
-  product pairs the tenant's own error states show (a user in this error on product A while
-  holding only B elsewhere; not A failing only with its group's other product, nor B when
+  through another product (not through a path Graph shows in state Error: it grants none).
+  Conflicting plan pairs come from a table built from Microsoft's documentation
+  (`shared/data/plan-conflicts.csv`, each row with its source): an error. The product pairs
+  the tenant's own error states show (a user in this error on product A while holding only B
+  elsewhere; not A failing only with its group's other product, nor B when
   another user holds A and B together without error) name no plans: a warning.
 * `CountViolation`: more users would newly need a product than it has free seats. A user
   another certain error fails in a group takes no seat of its products (all-or-none).
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from shared.core.alerting import HOLDING_STATES
+from shared.core.alerting import HOLDING_STATES, granting_licenses
 from shared.core.effective import EffectiveLicense, Path
 from shared.core.evaluate import Evaluation
 from shared.core.findings import (
@@ -143,8 +144,11 @@ def predict_errors(
         held_before = {lic.sku_id for lic in was} | {
             s.sku_id for s in user.states if s.state in HOLDING_STATES
         }
+        # a product held only through paths Graph shows in state Error grants no plan to
+        # conflict with (pending paths and the change's other new ones will grant theirs)
+        holding = granting_licenses(user, report.licenses)
         for lic, path, plans in _new_paths(was, report.licenses):
-            errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
+            errors += _conflicts(user, lic, path, plans, holding, index, seen_pairs, names)
             if lic.sku_id not in held_before:
                 gaining[lic.sku_id].setdefault(user.id, []).append(path.group_id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)

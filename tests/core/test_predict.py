@@ -248,3 +248,28 @@ def test_seats_in_warning_that_users_hold_are_not_offered_by_renewing() -> None:
     (error,) = [e for e in predictions.errors if e.code == "CountViolation"]
     assert "Renew" not in error.message
     assert "Buy 1 more seat(s) of C" in error.message
+
+
+def test_a_product_the_user_holds_only_through_a_failing_path_cannot_conflict() -> None:
+    """Bob's only path to Other (SharePoint Plan 1) is the group GO, in state Error for want of
+    a seat: he holds none of Other's plans, so E3's SharePoint (Plan 2) from the Bundle
+    conflicts with nothing he holds, and Entra assigns it. Ann holds Other directly: a certain
+    conflict for her."""
+    b = (
+        _sharepoint_tenant()
+        .group("GO", licenses={"Other": []})
+        .member("GO", "bob")
+        .state("bob", "Other", via="GO", state="Error", error="CountViolation")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(
+        tenant, [AddMember(b.id("Bundle"), b.id("ann")), AddMember(b.id("Bundle"), b.id("bob"))]
+    )
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), plan_conflicts(), Names(after_tenant)
+    )
+
+    assert [(e.user_id, e.code, e.severity) for e in predictions.errors] == [
+        (b.id("ann"), "MutuallyExclusiveViolation", "error")
+    ]
