@@ -128,11 +128,18 @@ def seat_lines(seats: Sequence[SeatDelta], names: TenantNames) -> list[str]:
     for seat in seats:
         lines.append(
             f"  {names.product(seat.sku_id)} [{names.part(seat.sku_id)}]: should be held by "
-            f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}), "
+            f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}{_failing(seat)}), "
             f"{seat.prepaid_enabled} seats enabled"
             + (f", SHORTFALL {seat.shortfall}" if seat.shortfall else "")
         )
     return lines
+
+
+def _failing(seat: SeatDelta) -> str:
+    if not seat.failing:
+        return ""
+    users = "1 user" if seat.failing == 1 else f"{seat.failing} users"
+    return f", not counting {users} a predicted error fails"
 
 
 def users_section(
