@@ -209,7 +209,7 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
         f"{summary.resolved_findings} resolved"
     )
     lead = [
-        f"Reconciliation {summary.run_id}: {summary.users_scanned} users scanned from "
+        f"Reconciliation {summary.run_id}: {plural(summary.users_scanned, 'user')} scanned from "
         f"{utc_time(summary.started_at)} to {utc_time(summary.finished_at)}; "
         f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]

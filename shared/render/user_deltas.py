@@ -18,6 +18,7 @@ from shared.core.drift import (
 from shared.core.whatif import (
     WhatIf,
 )
+from shared.core.wording import counted
 from shared.render.findings import finding_json, finding_lines
 from shared.render.predict import (
     user_predicted_lines,
@@ -129,7 +130,7 @@ def seat_lines(seats: Sequence[SeatDelta], names: TenantNames) -> list[str]:
         lines.append(
             f"  {names.product(seat.sku_id)} [{names.part(seat.sku_id)}]: should be held by "
             f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}{_failing(seat)}), "
-            f"{seat.prepaid_enabled} seats enabled"
+            f"{counted(seat.prepaid_enabled, 'seat')} enabled"
             + (f", SHORTFALL {seat.shortfall}" if seat.shortfall else "")
         )
     return lines
@@ -138,8 +139,7 @@ def seat_lines(seats: Sequence[SeatDelta], names: TenantNames) -> list[str]:
 def _failing(seat: SeatDelta) -> str:
     if not seat.failing:
         return ""
-    users = "1 user" if seat.failing == 1 else f"{seat.failing} users"
-    return f", not counting {users} a predicted error fails"
+    return f", not counting {counted(seat.failing, 'user')} a predicted error fails"
 
 
 def users_section(
