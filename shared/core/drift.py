@@ -156,8 +156,9 @@ class SeatDelta:
 def seat_deltas(
     before: Evaluation, after: Evaluation, failing: Mapping[str, int] | None = None
 ) -> tuple[SeatDelta, ...]:
-    """SKUs whose demand changed, or that are short of seats after, in the tenant's order;
-    `failing`: per SKU, users counted in `after` whom a predicted error would fail."""
+    """SKUs whose demand changed, that are short of seats after, or whose new holders a
+    predicted error fails (`failing`: per SKU, users counted in `after` who would take no
+    seat), in the tenant's order."""
     old = {s.sku.id: s.demand for s in before.skus}
     failing = failing or {}
     deltas = []
@@ -170,7 +171,7 @@ def seat_deltas(
             report.sku.prepaid.enabled,
             left_out,
         )
-        if delta.change or delta.shortfall:
+        if delta.change or delta.shortfall or delta.failing:
             deltas.append(delta)
     return tuple(deltas)
 
