@@ -7,6 +7,7 @@ import io
 from dataclasses import replace
 
 from shared.catalog.products import catalog
+from shared.cli.live import print_result
 from shared.core.evaluate import evaluate
 from shared.core.whatif import AddMember, what_if
 from shared.render.evaluation_table import write_table
@@ -14,6 +15,7 @@ from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
 from shared.render.tenant_names import TenantNames
 from shared.render.user_deltas import seat_lines
+from shared.service.reconcile.run_state import ReconcileResult
 from tests.builders import E3, TenantBuilder
 from tests.core.test_drift import CAPS
 from tests.render.test_nightly_mail import NIGHT, view
@@ -78,3 +80,12 @@ def test_the_nightly_mail_says_1_user_scanned() -> None:
     lead = view(replace(NIGHT, users_scanned=1)).lead
 
     assert lead[0].startswith("Reconciliation night-2026-12-02: 1 user scanned from ")
+
+
+def test_the_reconcile_command_says_1_user() -> None:
+    result = ReconcileResult(users=1, run_id="run", date="2026-12-03", status="done")
+    out = io.StringIO()
+
+    print_result(result, "table", out)
+
+    assert out.getvalue().startswith("run run (2026-12-03): 1 user, 0 new finding(s), ")
