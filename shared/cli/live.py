@@ -383,8 +383,8 @@ def print_result(result: ReconcileResult, fmt: str, out: IO[str] | None = None) 
     head = "DRY RUN (nothing written): " if result.status == "dry-run" else ""
     lines = [
         f"{head}run {result.run_id} ({result.date}){' baseline' if result.baseline else ''}: "
-        f"{result.users} users, {result.new_findings} new finding(s), "
-        f"{result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
+        f"{result.users} user{'' if result.users == 1 else 's'}, {result.new_findings} new "
+        f"finding(s), {result.resolved_findings} resolved, {result.queued} reprocess(es) queued, "
         f"{result.would_reprocess} would be reprocessed but are not allowed now"
     ]
     if result.status == "dry-run":

@@ -154,4 +154,5 @@ def _write(report: HealthReport, name: str, out: IO[str]) -> None:
 
     html = render_health_page(report)
     out.write(html)
-    print(f"{name}: {len(html.encode('utf-8')):,} bytes, {report.users_scanned:,} users")
+    users = f"{report.users_scanned:,} user" + ("" if report.users_scanned == 1 else "s")
+    print(f"{name}: {len(html.encode('utf-8')):,} bytes, {users}")

@@ -140,6 +140,9 @@ class SeatDelta:
     demand_before: int
     demand_after: int
     prepaid_enabled: int
+    failing: int = 0
+    """Users a predicted error other than CountViolation fails (what-if): not in
+    `demand_after`, as they would take no seat."""
 
     @property
     def shortfall(self) -> int:
@@ -150,15 +153,25 @@ class SeatDelta:
         return self.demand_after - self.demand_before
 
 
-def seat_deltas(before: Evaluation, after: Evaluation) -> tuple[SeatDelta, ...]:
-    """SKUs whose demand changed, or that are short of seats after, in the tenant's order."""
+def seat_deltas(
+    before: Evaluation, after: Evaluation, failing: Mapping[str, int] | None = None
+) -> tuple[SeatDelta, ...]:
+    """SKUs whose demand changed, that are short of seats after, or whose new holders a
+    predicted error fails (`failing`: per SKU, users counted in `after` who would take no
+    seat), in the tenant's order."""
     old = {s.sku.id: s.demand for s in before.skus}
+    failing = failing or {}
     deltas = []
     for report in after.skus:
+        left_out = min(failing.get(report.sku.id, 0), report.demand)
         delta = SeatDelta(
-            report.sku.id, old.get(report.sku.id, 0), report.demand, report.sku.prepaid.enabled
+            report.sku.id,
+            old.get(report.sku.id, 0),
+            report.demand - left_out,
+            report.sku.prepaid.enabled,
+            left_out,
         )
-        if delta.change or delta.shortfall:
+        if delta.change or delta.shortfall or delta.failing:
             deltas.append(delta)
     return tuple(deltas)
 

@@ -176,7 +176,7 @@ def evaluate(
             users.append(UserReport(user, known[1], (), known[2]))
             continue
         licenses = effective_licenses_for_user(user, member_of, tenant.skus, cache)
-        failed = _failed_paths(user) if user.states else None
+        failed = failed_paths(user) if user.states else None
         if failed:
             demand.update(_seat_skus(licenses, failed))
         else:
@@ -201,7 +201,7 @@ def evaluate(
     return Evaluation(tuple(users), groups, skus)
 
 
-def _failed_paths(user: User) -> frozenset[tuple[str, str | None]]:
+def failed_paths(user: User) -> frozenset[tuple[str, str | None]]:
     """The user's paths (SKU, group or None) in state Error (the user lacks their products)
     for a reason a seat does not fix."""
     return frozenset(

@@ -6,10 +6,11 @@ for group-based licensing (https://learn.microsoft.com/en-us/entra/identity/user
 licensing-groups-resolve-problems):
 
 * `MutuallyExclusiveViolation`: a plan of the new path conflicts with a plan the user holds
-  through another product. Conflicting plan pairs come from a table built from Microsoft's
-  documentation (`shared/data/plan-conflicts.csv`, each row with its source): an error. The
-  product pairs the tenant's own error states show (a user in this error on product A while
-  holding only B elsewhere; not A failing only with its group's other product, nor B when
+  through another product (not through a path Graph shows in state Error: it grants none).
+  Conflicting plan pairs come from a table built from Microsoft's documentation
+  (`shared/data/plan-conflicts.csv`, each row with its source): an error. The product pairs
+  the tenant's own error states show (a user in this error on product A while holding only B
+  elsewhere; not A failing only with its group's other product, nor B when
   another user holds A and B together without error) name no plans: a warning.
 * `CountViolation`: more users would newly need a product than it has free seats. A user
   another certain error fails in a group takes no seat of its products (all-or-none).
@@ -24,12 +25,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
-from shared.core.alerting import HOLDING_STATES
+from shared.core.alerting import HOLDING_STATES, granting_licenses
 from shared.core.effective import EffectiveLicense, Path
-from shared.core.evaluate import Evaluation
+from shared.core.evaluate import Evaluation, failed_paths
 from shared.core.findings import (
     COUNT_VIOLATION,
     ERROR,
@@ -82,6 +83,10 @@ class SeatNeed:
 class Predictions:
     errors: tuple[PredictedError, ...]
     seats: tuple[SeatNeed, ...]
+    failing: Mapping[str, int] = field(default_factory=dict)
+    """Per SKU, the users who would newly hold it but whom a certain error other than
+    CountViolation fails on every new path (they take no seat): not in `seats`, and to be
+    taken out of the demand the evaluation of the tenant after counts."""
 
     def for_user(self, user_id: str) -> tuple[PredictedError, ...]:
         return tuple(e for e in self.errors if e.user_id == user_id)
@@ -143,8 +148,11 @@ def predict_errors(
         held_before = {lic.sku_id for lic in was} | {
             s.sku_id for s in user.states if s.state in HOLDING_STATES
         }
+        # a product held only through paths Graph shows in state Error grants no plan to
+        # conflict with (pending paths and the change's other new ones will grant theirs)
+        holding = granting_licenses(user, report.licenses)
         for lic, path, plans in _new_paths(was, report.licenses):
-            errors += _conflicts(user, lic, path, plans, report.licenses, index, seen_pairs, names)
+            errors += _conflicts(user, lic, path, plans, holding, index, seen_pairs, names)
             if lic.sku_id not in held_before:
                 gaining[lic.sku_id].setdefault(user.id, []).append(path.group_id)
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
@@ -152,8 +160,17 @@ def predict_errors(
     seats = []
     waiting = _waiting(before, after)
     free = {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
+    failing: Counter[str] = Counter()
+    users = {r.user.id: r.user for r in after.users}
     for sku_id, paths in gaining.items():
         user_ids = [u for u, groups in paths.items() if not all((u, g) in blocked for g in groups)]
+        # the after evaluation counts those it leaves out unless Graph shows them failing already
+        kept = set(user_ids)
+        failed = {u: g for u, g in paths.items() if u not in kept}
+        failing[sku_id] = sum(
+            any((sku_id, g) not in failed_paths(users[u]) for g in groups)
+            for u, groups in failed.items()
+        )
         if not user_ids:
             continue
         need = SeatNeed(sku_id, len(user_ids), free.get(sku_id, 0))
@@ -162,7 +179,7 @@ def predict_errors(
             sku = tenant.skus.get(sku_id)
             units = _lapsed_seats_free(sku, _seat_balance(sku, waiting)) if sku else PrepaidUnits()
             errors += _count(need, units, user_ids, after, names)
-    return Predictions(tuple(_unique(errors)), tuple(seats))
+    return Predictions(tuple(_unique(errors)), tuple(seats), +failing)
 
 
 def _blocked_groups(errors: Iterable[PredictedError]) -> set[tuple[str, str | None]]:

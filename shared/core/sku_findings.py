@@ -14,15 +14,12 @@ from shared.core.findings import (
 )
 from shared.core.model import Sku, seat_shortfall
 from shared.core.seat_remedy import YOUR_PRODUCTS, seat_steps, sentence
+from shared.core.wording import counted
 
 LAPSING_STATUSES = frozenset({"Warning", "Suspended", "LockedOut", "Deleted"})
 """subscribedSku.capabilityStatus past Enabled, in the order a subscription not renewed goes
 through them; Deleted may remove data
 (https://learn.microsoft.com/en-us/graph/api/resources/subscribedsku)."""
-
-
-def _users(count: int) -> str:
-    return "1 user" if count == 1 else f"{count} users"
 
 
 def _sku_finding(sku: Sku, code: str, message: str, remedy: str) -> Finding:
@@ -46,8 +43,9 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
             _sku_finding(
                 sku,
                 SEAT_SHORTFALL,
-                f"{demand} users should hold {product} but only {units.enabled} seats "
-                f"are enabled ({sku.consumed} consumed{lapsed}): {shortfall} user(s) will be "
+                f"{counted(demand, 'user')} should hold {product} but only "
+                f"{counted(units.enabled, 'seat')} {'is' if units.enabled == 1 else 'are'} "
+                f"enabled ({sku.consumed} consumed{lapsed}): {shortfall} user(s) will be "
                 "left with CountViolation errors. Which users Entra leaves out is not "
                 "documented.",
                 _shortfall_remedy(sku, shortfall, product),
@@ -63,8 +61,8 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
                 SUBSCRIPTION_AT_RISK,
                 f"{product}{status} has seats in warning ({sku.prepaid.warning}), suspended "
                 f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
-                f"while in use by {_users(max(sku.consumed, demand))}: services stop, and data "
-                "is eventually deleted, if the subscription is not renewed.",
+                f"while in use by {counted(max(sku.consumed, demand), 'user')}: services stop, "
+                "and data is eventually deleted, if the subscription is not renewed.",
                 f"Renew or reactivate the subscription ({YOUR_PRODUCTS}), or move users to "
                 "another product before it lapses.",
             )

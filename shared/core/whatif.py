@@ -276,7 +276,7 @@ def what_if(
         before=before,
         after=after,
         users=user_deltas(before, after, capabilities, names, labels, losses),
-        seats=seat_deltas(before, after),
+        seats=seat_deltas(before, after, predictions.failing),
         notes=change_notes(tenant, changes, names),
         predictions=predictions,
         data_plans=frozenset().union(*capabilities.values()),

@@ -8,7 +8,7 @@ from datetime import UTC
 
 from shared.core.alerting import LedgerRow
 from shared.core.graph_values import graph_time_or_none
-from shared.core.nightly_summary import NightlySummary
+from shared.core.nightly_summary import NightlySummary, SeatForecast
 from shared.render.channel_finding import channel_findings
 from shared.render.mail import Mail, MailNames, MailView, Section, Table, render
 from shared.render.mail_rows import counts_table, plural, resolved_section, row_views
@@ -162,6 +162,40 @@ def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], we
     )
 
 
+def _seat_forecast(forecast: Sequence[SeatForecast]) -> Section:
+    """The products with demand, enabled seats or seats in use (as the health page's chart):
+    a row of zeros (a free product nobody holds, a subscription long expired) is counted, not
+    listed."""
+    shown = [f for f in forecast if f.demand or f.prepaid_enabled or f.consumed]
+    left_out = len(forecast) - len(shown)
+    return Section(
+        "Seat forecast",
+        paragraphs=(
+            (
+                f"Not listed: {plural(left_out, 'product')} with no demand, no enabled seats "
+                "and none consumed.",
+            )
+            if left_out
+            else ()
+        ),
+        table=Table(
+            ("Product", "Demand", "Prepaid", "Consumed", "Short"),
+            tuple(
+                (
+                    f.product_name or f.sku_part_number,
+                    str(f.demand),
+                    str(f.prepaid_enabled),
+                    str(f.consumed),
+                    str(f.shortfall),
+                )
+                for f in shown
+            ),
+        )
+        if shown
+        else None,
+    )
+
+
 def utc_time(stored: str) -> str:
     """A stored ISO 8601 time as the digest shows times: 'YYYY-MM-DD HH:MM UTC'."""
     moment = graph_time_or_none(stored)
@@ -176,7 +210,7 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
         f"{summary.resolved_findings} resolved"
     )
     lead = [
-        f"Reconciliation {summary.run_id}: {summary.users_scanned} users scanned from "
+        f"Reconciliation {summary.run_id}: {plural(summary.users_scanned, 'user')} scanned from "
         f"{utc_time(summary.started_at)} to {utc_time(summary.finished_at)}; "
         f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]
@@ -218,24 +252,7 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
             )
         )
     if summary.seat_forecast:
-        sections.append(
-            Section(
-                "Seat forecast",
-                table=Table(
-                    ("Product", "Demand", "Prepaid", "Consumed", "Short"),
-                    tuple(
-                        (
-                            f.product_name or f.sku_part_number,
-                            str(f.demand),
-                            str(f.prepaid_enabled),
-                            str(f.consumed),
-                            str(f.shortfall),
-                        )
-                        for f in summary.seat_forecast
-                    ),
-                ),
-            )
-        )
+        sections.append(_seat_forecast(summary.seat_forecast))
     if summary.drift:
         sections.append(
             Section(

@@ -20,6 +20,7 @@ from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING, Finding
 from shared.core.model import Sku, Tenant
 from shared.core.user_findings import PENDING_SEVERITY
+from shared.core.wording import counted
 from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines
 from shared.render.terminal_text import printable
@@ -68,10 +69,10 @@ def table_blocks(
     heading = [
         f"Tenant {org.display_name if org else '(organization not in snapshot)'}"
         + (f" ({org.country})" if org and org.country else "")
-        + f": {len(tenant.users)} users, {len(licensed)} licensed groups, "
-        f"{len(tenant.skus)} products",
-        f"Findings: {by_severity[ERROR]} errors, {by_severity[WARNING]} warnings, "
-        f"{by_severity[INFO]} info",
+        + f": {counted(len(tenant.users), 'user')}, "
+        f"{counted(len(licensed), 'licensed group')}, {counted(len(tenant.skus), 'product')}",
+        f"Findings: {counted(by_severity[ERROR], 'error')}, "
+        f"{counted(by_severity[WARNING], 'warning')}, {by_severity[INFO]} info",
         "",
         *summary_lines(counts, lambda g: group_label(tenant, g)),
     ]
@@ -137,7 +138,8 @@ def table_blocks(
         block = [
             printable(
                 f"  {_product(sku, catalog)} [{sku.part_number}]: should be held by "
-                f"{sku_report.demand}, {sku.prepaid.enabled} seats enabled, {sku.consumed} consumed"
+                f"{sku_report.demand}, {counted(sku.prepaid.enabled, 'seat')} enabled, "
+                f"{sku.consumed} consumed"
                 + (f", SHORTFALL {sku_report.shortfall}" if sku_report.shortfall else "")
             )
         ]

@@ -13,6 +13,7 @@ from shared.catalog.products import Catalog
 from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
+from shared.core.wording import counted
 from shared.render.tenant_names import TenantNames
 from shared.render.terminal_text import printable_lines
 
@@ -192,7 +193,8 @@ def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog
     users = sum(len(s.user_ids) for s in plan.direct_only)
     lines += [
         "",
-        f"HELD ONLY DIRECTLY ({len(plan.direct_only)} product/plan sets, {users} users): "
+        f"HELD ONLY DIRECTLY ({counted(len(plan.direct_only), 'product/plan set')}, "
+        f"{counted(users, 'user')}): "
         "one licensing group each",
     ]
     for s in plan.direct_only:

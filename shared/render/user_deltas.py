@@ -18,6 +18,7 @@ from shared.core.drift import (
 from shared.core.whatif import (
     WhatIf,
 )
+from shared.core.wording import counted
 from shared.render.findings import finding_json, finding_lines
 from shared.render.predict import (
     user_predicted_lines,
@@ -128,11 +129,17 @@ def seat_lines(seats: Sequence[SeatDelta], names: TenantNames) -> list[str]:
     for seat in seats:
         lines.append(
             f"  {names.product(seat.sku_id)} [{names.part(seat.sku_id)}]: should be held by "
-            f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}), "
-            f"{seat.prepaid_enabled} seats enabled"
+            f"{seat.demand_before} -> {seat.demand_after} ({seat.change:+d}{_failing(seat)}), "
+            f"{counted(seat.prepaid_enabled, 'seat')} enabled"
             + (f", SHORTFALL {seat.shortfall}" if seat.shortfall else "")
         )
     return lines
+
+
+def _failing(seat: SeatDelta) -> str:
+    if not seat.failing:
+        return ""
+    return f", not counting {counted(seat.failing, 'user')} a predicted error fails"
 
 
 def users_section(

@@ -260,3 +260,15 @@ def test_an_out_path_that_cannot_be_written_is_named_before_the_scan(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"license-guard: error: {out}: No such file or directory"
     )
+
+
+def test_a_one_user_snapshot_says_1_user(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = json.loads(DEMO.read_text())
+    document["users"] = document["users"][:1]
+    snapshot, out = tmp_path / "one.json", tmp_path / "report.html"
+    snapshot.write_text(json.dumps(document))
+
+    assert main(["report", "html", "--snapshot", str(snapshot), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(" bytes, 1 user")

@@ -196,3 +196,11 @@ def test_suggested_names_are_safe_group_names() -> None:
     assert suggested_group_name("O365_w/o Teams Bundle_M3 ", 12) == (
         "Licensing_O365_w_o_Teams_Bundle_M3_12plans"
     )
+
+
+def test_one_user_held_only_directly_is_counted_in_the_singular(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = run(capsys, "--snapshot", str(DEMO))
+
+    assert "HELD ONLY DIRECTLY (1 product/plan set, 1 user): one licensing group each" in out

@@ -235,6 +235,24 @@ def test_a_conflict_and_a_seat_short_count_the_certain_user_apart(
     )
 
 
+def test_the_seats_table_leaves_out_the_user_a_predicted_conflict_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README's E1 example: Entra assigns Dave none of E1 (his conflict is certain), so he takes
+    no seat: the SEATS table's shortfall is the predictions' SHORT 1, not 2."""
+    _, out, _ = run(capsys, "--add-sku", TEAMS, "STANDARDPACK")
+    _, document = run_json(capsys, "--add-sku", TEAMS, "STANDARDPACK")
+
+    assert_shows(
+        out,
+        "Office 365 E1: 2 user(s) would newly need a seat, 1 free, SHORT 1: CountViolation",
+        "Office 365 E1 [STANDARDPACK]: should be held by 1 -> 3 (+2, not counting 1 user a "
+        "predicted error fails), 2 seats enabled, SHORTFALL 1",
+    )
+    (e1,) = [s for s in document["skus"] if s["skuPartNumber"] == "STANDARDPACK"]
+    assert (e1["demandAfter"], e1["shortfall"]) == (3, 1)
+
+
 def test_seats_exhausted_predict_count_violation_for_a_single_user(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -918,6 +918,22 @@ def test_more_users_than_enabled_seats_is_a_seat_shortfall() -> None:
     assert report.shortfall == 1
 
 
+def test_one_seat_enabled_reads_in_the_singular() -> None:
+    b = seed_tenant(e3_seats=1).member(BASE, "ann").member(TEAMS, "bob").processed()
+
+    assert "2 users should hold ENTERPRISEPACK but only 1 seat is enabled" in (
+        only(b, codes.SEAT_SHORTFALL).message
+    )
+
+
+def test_one_user_and_no_seat_reads_in_the_singular() -> None:
+    b = seed_tenant(e3_seats=0).member(BASE, "ann").processed()
+
+    assert "1 user should hold ENTERPRISEPACK but only 0 seats are enabled" in (
+        only(b, codes.SEAT_SHORTFALL).message
+    )
+
+
 @pytest.mark.parametrize(
     "error",
     ["ProhibitedInUsageLocationViolation", "MutuallyExclusiveViolation", "DependencyViolation"],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.core.evaluate import evaluate
 from shared.core.findings import Names
 from shared.core.predict import predict_errors
 from shared.core.predict_evidence import conflicts_seen, prohibited_seen
-from shared.core.whatif import AddMember, apply_changes
+from shared.core.whatif import AddMember, apply_changes, what_if
 from tests.builders import TenantBuilder
 
 
@@ -248,3 +249,47 @@ def test_seats_in_warning_that_users_hold_are_not_offered_by_renewing() -> None:
     (error,) = [e for e in predictions.errors if e.code == "CountViolation"]
     assert "Renew" not in error.message
     assert "Buy 1 more seat(s) of C" in error.message
+
+
+def test_a_product_the_user_holds_only_through_a_failing_path_cannot_conflict() -> None:
+    """Bob's only path to Other (SharePoint Plan 1) is the group GO, in state Error for want of
+    a seat: he holds none of Other's plans, so E3's SharePoint (Plan 2) from the Bundle
+    conflicts with nothing he holds, and Entra assigns it. Ann holds Other directly: a certain
+    conflict for her."""
+    b = (
+        _sharepoint_tenant()
+        .group("GO", licenses={"Other": []})
+        .member("GO", "bob")
+        .state("bob", "Other", via="GO", state="Error", error="CountViolation")
+    )
+    tenant = b.build()
+    after_tenant = apply_changes(
+        tenant, [AddMember(b.id("Bundle"), b.id("ann")), AddMember(b.id("Bundle"), b.id("bob"))]
+    )
+
+    predictions = predict_errors(
+        tenant, evaluate(tenant), evaluate(after_tenant), plan_conflicts(), Names(after_tenant)
+    )
+
+    assert [(e.user_id, e.code, e.severity) for e in predictions.errors] == [
+        (b.id("ann"), "MutuallyExclusiveViolation", "error")
+    ]
+
+
+def test_the_seats_table_keeps_a_product_whose_only_new_holder_would_fail() -> None:
+    """Ann joins the Bundle and fails (E3's SharePoint conflicts with the Other she holds):
+    she takes no seat, so the demand does not change, and the SEATS row says why."""
+    b = _sharepoint_tenant()
+    tenant = b.build()
+
+    result = what_if(
+        tenant,
+        [AddMember(b.id("Bundle"), b.id("ann"))],
+        capabilities().plans,
+        conflicts=plan_conflicts(),
+    )
+
+    assert {(s.sku_id, s.demand_before, s.demand_after, s.failing) for s in result.seats} == {
+        (b.id("E3"), 0, 0, 1),
+        (b.id("Visio"), 0, 0, 1),
+    }
