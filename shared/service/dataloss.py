@@ -20,7 +20,6 @@ pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,22 +51,26 @@ from shared.core.findings import (
 from shared.core.graph_values import format_graph_time, graph_time_or_none
 from shared.core.model import Tenant
 from shared.ports.tables import (
-    ConcurrencyConflict,
     Entity,
     json_field,
     parse_json_field,
-    safe_key,
 )
 from shared.render.alert_mails import utc_time
 from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
-from shared.service.alerts.facts import exclusions
 from shared.service.alerts.immediate import send_immediate
-from shared.service.alerts.ledger import ledger_row
 from shared.service.alerts.mail_delivery import Delivery, last_sent
 from shared.service.alerts.names import mail_names
-from shared.service.alerts.sending import Sleep
+from shared.service.alerts.sending import ALREADY_SENT, Sleep
 from shared.service.earlier_losses import note_earlier_losses
+from shared.service.recent_losses import (
+    MASS_WINDOW,
+    RECENT_KEPT,
+    RECENT_LOSSES_PK,
+    RecentLosses,
+    note_loss,
+    recent_losses,
+)
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 from shared.service.stores.contention import write_contended
@@ -78,15 +81,7 @@ log = structlog.get_logger(__name__)
 IMMEDIATE: Final = "immediate"
 MASS_LOSS: Final = "massloss"
 CAPABILITIES_PK: Final = "capabilities"
-MASS_WINDOW: Final = timedelta(hours=1)
 LOSS_KEPT: Final = timedelta(days=30)
-RECENT_LOSSES_PK: Final = "recentlosses"
-"""`servicestate` rows (RowKey: user id) of the users who lost a capability lately, with when
-and their UPN: the data-loss alert reads these users' findings, not the whole ledger, and
-mutes a user excluded by UPN without asking Graph."""
-RECENT_KEPT: Final = MASS_WINDOW + timedelta(minutes=15)
-"""A recent-loss row is read this long: the window, and a redelivery that records the finding
-a little after the loss (a worker killed in between)."""
 AUDITED_ACTIVITIES: Final = (
     "Set group license",
     "Remove member from group",
@@ -120,11 +115,14 @@ def with_data_loss(
     *,
     write: bool = True,
     read_at: datetime | None = None,
+    new_losses: set[str] | None = None,
 ) -> list[UserReport]:
     """The reports, each with a `DataLossRisk` finding when the user lost a data capability
     (see the module docstring); updates the stored capability records unless `write` is off
     (a dry run). `tenant` gives the SKUs (and names); by default the service's cached SKUs and
-    licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`)."""
+    licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`).
+    `new_losses` collects the users whose loss of a capability was recorded now (a first one,
+    or one more beside a loss still open: no new finding, yet an alert is owed)."""
     if not reports:
         return []
     from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
@@ -135,7 +133,9 @@ def with_data_loss(
     out = []
     for report in reports:
         user = report.user
-        lost = _lost_capabilities(svc, report, tenant, capability_map.plans, read_at, write)
+        lost = _lost_capabilities(
+            svc, report, tenant, capability_map.plans, read_at, write, new_losses
+        )
         if lost:
             losses = [
                 CapabilityLoss(
@@ -156,6 +156,7 @@ def _lost_capabilities(
     plans: Mapping[str, frozenset[str]],
     read_at: datetime | None,
     write: bool,
+    new_losses: set[str] | None = None,
 ) -> dict[str, Any]:
     """The user's lost capabilities, their record brought up to date (written unless `write`
     is off) only over the record as read: one written meanwhile is read again, and one written
@@ -173,6 +174,8 @@ def _lost_capabilities(
         lost = dict(record.get("lost") or {})
         if stored is not None and written_after(stored, read_at):
             return _kept(lost, now)
+        # A loss joining others still open: its finding was alerted already, this one is owed.
+        again = bool(_kept(lost, now))
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in plans.items():
             keeps = capability_grants(granting, plan_ids)
@@ -190,9 +193,9 @@ def _lost_capabilities(
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
                 if write:  # before the record: once that is written, the loss is not new
-                    table.upsert(
-                        RECENT_LOSSES_PK, user.id, {"at": now, "upn": user.user_principal_name}
-                    )
+                    note_loss(table, user, now, again=again)
+                    if new_losses is not None:
+                        new_losses.add(user.id)
         lost = _kept(lost, now)
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},
@@ -228,16 +231,24 @@ class DataLossOutcome:
 
 
 async def alert_data_loss(
-    svc: Services, new_findings: Iterable[Finding], *, sleep: Sleep = asyncio.sleep
+    svc: Services,
+    new_findings: Iterable[Finding],
+    *,
+    new_losses: bool = False,
+    sleep: Sleep = asyncio.sleep,
 ) -> DataLossOutcome:
-    """Immediate alerts for new DataLossRisk findings: one mail per recompute batch, or one
-    mass-loss alert when more than MASS_LOSS_THRESHOLD users lost a capability within an hour
-    (later losses in that hour go to the digest)."""
+    """Immediate alerts for new DataLossRisk findings, and for losses recorded now beside a
+    user's open one (`new_losses`: the finding is not new, the mailbox lost after the OneDrive
+    is): one mail per recompute batch, or one mass-loss alert when more than
+    MASS_LOSS_THRESHOLD users lost a capability within an hour (later losses in that hour go
+    to the digest)."""
     outcome = DataLossOutcome()
-    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
+    if not new_losses and not any(f.code == DATA_LOSS_RISK for f in new_findings):
+        return outcome
+    if not alerts_on(svc):
         return outcome
     try:
-        return await _alert_data_loss(svc, await _recent(svc), outcome, sleep)
+        return await _alert_data_loss(svc, recent_losses(svc), outcome, sleep)
     except Exception:
         # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
         # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
@@ -247,82 +258,55 @@ async def alert_data_loss(
 
 
 async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DataLossOutcome:
-    """Retry the immediate data-loss alert for open `DataLossRisk` findings of the last hour
-    that no mail reported yet (Graph refused, or the worker died). Older ones are the
-    digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
+    """Retry the immediate data-loss alert for losses of the last hour that no mail reported
+    yet (Graph refused, or the worker died): open `DataLossRisk` findings not alerted, and
+    losses that joined an alerted one (`AGAIN`). Older ones are the digest's. Run by the
+    tenant-alerts timer, so an alert waits minutes, not an hour."""
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
     await note_earlier_losses(svc, partition=RECENT_LOSSES_PK, window=RECENT_KEPT)
-    recent = await _recent(svc)
-    owed = [r for _, r in recent if not r.alerted_in]
+    recent = recent_losses(svc)
+    owed = recent.owed()
     if not owed:
         return outcome
     log.info("alerts.data_loss_retry", users=len(owed))
     return await _alert_data_loss(svc, recent, outcome, sleep)
 
 
-async def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
-    """Open, unmuted `DataLossRisk` findings first seen within the last hour: the findings of
-    the users who lately lost a capability (`RECENT_LOSSES_PK`), not the whole ledger; users
-    excluded by UPN too (the UPN the loss was recorded with)."""
-    now = svc.now()
-    excluded = exclusions(svc)
-    upns = _recent_losers(svc, now)
-    recent = [
-        (e, r)
-        for user_id in upns
-        for e in svc.tables.findings.query(safe_key(user_id))
-        for r in (ledger_row(e),)
-        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
-    ]
-    return [(e, r) for e, r in recent if not excluded.mutes(r, upns.get(r.user_id or ""))]
-
-
-def _recent_losers(svc: Services, now: datetime) -> dict[str, str]:
-    """User id -> UPN of the users who lost a capability within `RECENT_KEPT`; older rows are
-    dropped (one that changed meanwhile is a new loss: kept)."""
-    table = svc.tables.servicestate
-    found: dict[str, str] = {}
-    for entity in table.query(RECENT_LOSSES_PK):
-        at = entity.fields.get("at")
-        if isinstance(at, datetime) and now - at <= RECENT_KEPT:
-            found[entity.row_key] = str(entity.fields.get("upn") or "")
-            continue
-        with contextlib.suppress(ConcurrencyConflict):
-            table.delete(RECENT_LOSSES_PK, entity.row_key, etag=entity.etag)
-    return found
-
-
 async def _alert_data_loss(
     svc: Services,
-    recent: list[tuple[Entity, LedgerRow]],
+    recent: RecentLosses,
     outcome: DataLossOutcome,
     sleep: Sleep,
 ) -> DataLossOutcome:
     now = svc.now()
-    outcome.users = len(recent)
-    if mass_loss(len(recent), svc.settings.mass_loss_threshold):
+    outcome.users = len(recent.pairs)
+    if mass_loss(len(recent.pairs), svc.settings.mass_loss_threshold):
         outcome.mass = True
         _, last_at = last_sent(svc, MASS_LOSS)
         if isinstance(last_at, datetime) and now - last_at < MASS_WINDOW:
             return outcome  # one mass-loss alert per hour: the digest carries the rest
-        outcome.groups = _lost_via(svc, [r.subject for _, r in recent])
-        outcome.delivery = await _send_mass_loss(svc, recent, outcome.groups, sleep)
-        return outcome
-    fresh = [(e, r) for e, r in recent if not r.alerted_in]
-    outcome.delivery = await send_immediate(
-        svc,
-        channel=IMMEDIATE,
-        kind="data-loss",
-        title=f"data-loss risk for {len(fresh)} user(s)",
-        lead=(
-            "These users no longer hold a mailbox or OneDrive storage through any path. "
-            "Each finding states the deadline and how to restore the license.",
-        ),
-        pairs=fresh,
-        sleep=sleep,
-    )
+        outcome.groups = _lost_via(svc, [r.subject for _, r in recent.pairs])
+        mailed = recent.pairs
+        outcome.delivery = await _send_mass_loss(svc, mailed, outcome.groups, sleep)
+    else:
+        mailed = recent.owed()
+        outcome.delivery = await send_immediate(
+            svc,
+            channel=IMMEDIATE,
+            kind="data-loss",
+            title=f"data-loss risk for {len(mailed)} user(s)",
+            lead=(
+                "These users no longer hold a mailbox or OneDrive storage through any path. "
+                "Each finding states the deadline and how to restore the license.",
+            ),
+            pairs=mailed,
+            sleep=sleep,
+        )
+    delivery = outcome.delivery
+    if delivery is not None and (delivery.accepted or delivery.status == ALREADY_SENT):
+        recent.carried(svc, mailed)
     return outcome
 
 

@@ -88,6 +88,8 @@ class LedgerWrites:
     ) -> None:
         self.svc, self.ledger, self.read_at = svc, ledger, read_at
         self.findings = FindingsLedger(svc.tables.findings)
+        self.new_losses: set[str] = set()
+        """Users whose loss of a capability the data-loss guard recorded (`alert_data_loss`)."""
 
     def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
         """Send the user's reprocess causes recorded as queued but never sent. A duplicate
@@ -243,7 +245,9 @@ class LedgerWrites:
             self.ledger.observe(user_id, attempts)
 
     def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
-        return with_data_loss(self.svc, reports, tenant, read_at=self.read_at)
+        return with_data_loss(
+            self.svc, reports, tenant, read_at=self.read_at, new_losses=self.new_losses
+        )
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
@@ -259,7 +263,7 @@ class LedgerWrites:
         )
 
     async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:
-        await alert_data_loss(self.svc, new_findings)
+        await alert_data_loss(self.svc, new_findings, new_losses=bool(self.new_losses))
 
 
 class RecordedWrites:
