@@ -13,7 +13,8 @@ licenses (from memberships) grant it through a path Graph does not show in state
 (`granting_licenses`: a new group without a free seat grants nothing). The first half catches
 the change before Entra has processed it (its stale assignment is still there), the stored
 record after (a small group is processed within minutes, racing our notification). A lost
-capability stays recorded, with its time and former grants, until it comes back or 30 days
+capability stays recorded, with its time and former grants, until it comes back (Graph shows
+it through a path that grants it: not a plan re-enabled but not processed yet) or 30 days
 pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
 """
 
@@ -30,7 +31,6 @@ import structlog
 from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
-    HOLDING_STATES,
     LedgerRow,
     granting_licenses,
     held_licenses,
@@ -165,7 +165,6 @@ def _lost_capabilities(
     table, user, now = svc.tables.servicestate, report.user, svc.now()
     graph_held = held_licenses(user, tenant.skus)
     granting = granting_licenses(user, report.licenses)
-    shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
 
     def attempt() -> dict[str, Any]:
         stored = table.get(CAPABILITIES_PK, user.id)
@@ -181,12 +180,16 @@ def _lost_capabilities(
             keeps = capability_grants(granting, plan_ids)
             had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
             if keeps:
-                # Held once Graph shows it: a path still pending (or already in error) gave
-                # nothing yet, so its failing later is no loss; nor does it end a loss.
-                if capability in held_before or any(
-                    (grant.sku_id, group_id) in shown
-                    for grant in keeps
-                    for group_id in grant.group_ids
+                # Held once Graph shows it held (through any path: the old group of a swap
+                # not processed yet counts); a first license still pending (or already in
+                # error) gave nothing yet, so its failing later is no loss. A loss ends once
+                # Graph shows the capability through a path that grants it now, not while the
+                # path that is to restore it is pending (a plan re-enabled in the group).
+                shown = capability_grants(graph_held, plan_ids)
+                if (
+                    _through(keeps, shown)
+                    if capability in lost
+                    else capability in held_before or bool(shown)
                 ):
                     held_now[capability] = keeps
                     lost.pop(capability, None)
@@ -211,6 +214,12 @@ def _lost_capabilities(
         return lost
 
     return write_contended(attempt)
+
+
+def _through(keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant]) -> bool:
+    """Some plan a path grants now is one Graph shows held through that same path."""
+    held = {(g.sku_id, g.plan_id.lower(), path) for g in shown for path in g.group_ids}
+    return any((g.sku_id, g.plan_id.lower(), path) in held for g in keeps for path in g.group_ids)
 
 
 def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
