@@ -54,6 +54,11 @@ RETENTION: Final = {
     ),
 }
 RETENTION_DAYS: Final = timedelta(days=30)
+ONEDRIVE_ARCHIVED_AFTER: Final = timedelta(days=93)
+"""Unlicensed OneDrive accounts are archived after this long (`RETENTION[ONEDRIVE]`)."""
+LOSS_OPEN_FOR: Final = {MAILBOX: RETENTION_DAYS, ONEDRIVE: ONEDRIVE_ARCHIVED_AFTER}
+"""How long a loss stays a risk the license can still undo: the mailbox's data is deleted after
+30 days, the OneDrive is archived after 93 (not deleted at 30). Others: `RETENTION_DAYS`."""
 _DEFAULT_RETENTION: Final = (
     f"data tied to a removed license is kept for 30 days ({REMOVE_LICENSES_DOC})"
 )

@@ -14,8 +14,9 @@ licenses (from memberships) grant it through a path Graph does not show in state
 the change before Entra has processed it (its stale assignment is still there), the stored
 record after (a small group is processed within minutes, racing our notification). A lost
 capability stays recorded, with its time and former grants, until it comes back (Graph shows
-it through a path that grants it: not a plan re-enabled but not processed yet) or 30 days
-pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
+it through a path that grants it: not a plan re-enabled but not processed yet) or its time is
+up (`LOSS_OPEN_FOR`: 30 days for a mailbox, 93 for a OneDrive), so the `DataLossRisk` finding
+stays open, and resolves, with the facts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
@@ -38,6 +39,8 @@ from shared.core.alerting import (
 )
 from shared.core.dataloss import (
     DATA_LOSS_RISK,
+    LOSS_OPEN_FOR,
+    RETENTION_DAYS,
     CapabilityGrant,
     CapabilityLoss,
     capability_grants,
@@ -81,7 +84,6 @@ log = structlog.get_logger(__name__)
 IMMEDIATE: Final = "immediate"
 MASS_LOSS: Final = "massloss"
 CAPABILITIES_PK: Final = "capabilities"
-LOSS_KEPT: Final = timedelta(days=30)
 AUDITED_ACTIVITIES: Final = (
     "Set group license",
     "Remove member from group",
@@ -223,11 +225,13 @@ def _through(keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant])
 
 
 def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The losses still kept (`LOSS_KEPT`)."""
+    """The losses still kept: each for as long as restoring the license undoes it
+    (`LOSS_OPEN_FOR`: the mailbox 30 days, the OneDrive 93)."""
     return {
         capability: entry
         for capability, entry in lost.items()
-        if (at := graph_time_or_none(str(entry.get("at")))) is not None and now - at <= LOSS_KEPT
+        if (at := graph_time_or_none(str(entry.get("at")))) is not None
+        and now - at <= LOSS_OPEN_FOR.get(capability, RETENTION_DAYS)
     }
 
 

@@ -32,6 +32,11 @@ async def onedrive_lost_and_alerted() -> tuple[World, str]:
     )
     group = copy.deepcopy(world.directory.groups[MAILBOX_GROUP])
     LicensedGroups(world.svc.tables.deltalinks).save_config(GroupConfig.from_graph(group))
+    state = {"skuId": ENTERPRISEPACK, "assignedByGroup": MAILBOX_GROUP, "state": "Active"}
+    world.directory.set_user_state(  # Entra applied it
+        user,
+        licenseAssignmentStates=[{**state, "disabledPlans": [SHAREPOINT_E3], "error": "None"}],
+    )
     await recompute(world, [user])
     [first] = mails(world)
     assert "OneDrive" in html(first)
