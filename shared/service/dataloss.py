@@ -369,8 +369,9 @@ async def _send_mass_loss(
         f"(threshold {svc.settings.mass_loss_threshold}). Groups involved: "
         f"{', '.join(group_names) or 'none found (direct assignments)'}."
         + (f" Changed by: {', '.join(actors)}." if actors else ""),
-        "If this was not intended, undo the change now: data tied to a removed license is "
-        "deleted 30 days after the change. Further losses this hour go to the digest.",
+        "If this was not intended, undo the change now: a mailbox's data is deleted 30 days "
+        "after the change, an unlicensed OneDrive is archived 93 days after it (each finding "
+        "gives its deadline). Further losses this hour go to the digest.",
     )
     extra = [
         Section(

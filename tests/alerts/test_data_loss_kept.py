@@ -5,12 +5,23 @@ reported "resolved" two months before anything happens to the files."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from shared.service.stores import FindingsLedger
-from tests.alerts.test_data_loss_later_capability import onedrive_lost_and_alerted
-from tests.alerts.test_immediate import leave_the_mailbox_group, recompute, with_mailbox_group
+from shared.ports.directory import GroupConfig
+from shared.service.stores import FindingsLedger, LicensedGroups
+from tests.alerts.mail import html, mails
+from tests.alerts.test_data_loss_later_capability import SHAREPOINT_E3, onedrive_lost_and_alerted
+from tests.alerts.test_immediate import (
+    MAILBOX_GROUP,
+    leave_the_mailbox_group,
+    recompute,
+    sales,
+    with_mailbox_group,
+)
 from tests.alerts.world import alert_world
+from tests.demo_tenant import ENTERPRISEPACK
 
 pytestmark = pytest.mark.anyio
 DAY = 24 * 3600
@@ -50,3 +61,24 @@ async def test_a_lost_e3_keeps_its_onedrive_risk_open_after_the_mailbox_s_30_day
     world.clock.advance(63 * DAY)
     await recompute(world, [user])
     assert ledger.open_by_code(["DataLossRisk"]) == []
+
+
+async def test_a_mass_onedrive_loss_does_not_say_the_files_go_in_30_days() -> None:
+    """SharePoint disabled in a group's E3 for 12 users: the mass-loss mail said 'data tied to
+    a removed license is deleted 30 days after the change', wrong for a OneDrive."""
+    world = alert_world(with_mailbox_group(12))
+    users = sales(world)
+    await recompute(world, users)
+    world.directory.set_group_licenses(
+        MAILBOX_GROUP, [{"skuId": ENTERPRISEPACK, "disabledPlans": [SHAREPOINT_E3]}]
+    )
+    group = copy.deepcopy(world.directory.groups[MAILBOX_GROUP])
+    LicensedGroups(world.svc.tables.deltalinks).save_config(GroupConfig.from_graph(group))
+
+    await recompute(world, users)
+
+    [mail] = mails(world)
+    body = html(mail)
+    assert "mass data-loss risk: 12 users" in mail["subject"]
+    assert "data tied to a removed license is deleted" not in body
+    assert "an unlicensed OneDrive is archived 93 days after" in body
