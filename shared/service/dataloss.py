@@ -123,8 +123,10 @@ def with_data_loss(
     (see the module docstring); updates the stored capability records unless `write` is off
     (a dry run). `tenant` gives the SKUs (and names); by default the service's cached SKUs and
     licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`).
-    `new_losses` collects the users whose loss of a capability was recorded now (a first one,
-    or one more beside a loss still open: no new finding, yet an alert is owed)."""
+    `new_losses`: the caller alerts on new losses (a first one, or one more beside a loss
+    still open: no new finding, yet an alert is owed); each is noted for the alert's outbox
+    (`recent_losses`) and its user added here. None (a baseline, which alerts nothing) notes
+    none: the tenant-alerts timer would mail them as owed."""
     if not reports:
         return []
     from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
@@ -197,10 +199,9 @@ def _lost_capabilities(
                     lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
-                if write:  # before the record: once that is written, the loss is not new
-                    note_loss(table, user, now, again=again)
-                    if new_losses is not None:
-                        new_losses.add(user.id)
+                if write and new_losses is not None:  # before the record: once that is
+                    note_loss(table, user, now, again=again)  # written, the loss is not new
+                    new_losses.add(user.id)
         lost = _kept(lost, now)
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},

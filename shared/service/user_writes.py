@@ -84,12 +84,18 @@ class LedgerWrites:
     data-loss guard's records leave what a later read of a user wrote."""
 
     def __init__(
-        self, svc: Services, ledger: ReprocessLedger, read_at: datetime | None = None
+        self,
+        svc: Services,
+        ledger: ReprocessLedger,
+        read_at: datetime | None = None,
+        *,
+        alerting: bool = True,
     ) -> None:
         self.svc, self.ledger, self.read_at = svc, ledger, read_at
         self.findings = FindingsLedger(svc.tables.findings)
-        self.new_losses: set[str] = set()
-        """Users whose loss of a capability the data-loss guard recorded (`alert_data_loss`)."""
+        self.new_losses: set[str] | None = set() if alerting else None
+        """Users whose loss of a capability the data-loss guard recorded (`alert_data_loss`);
+        None when this settle alerts nothing (a baseline): no loss is noted as owed."""
 
     def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
         """Send the user's reprocess causes recorded as queued but never sent. A duplicate
