@@ -86,6 +86,9 @@ class CapabilityLoss:
     seen_at: datetime | None = None
     """When License Guard first saw the loss (the service records it); None for a planned
     change or a drift between snapshots."""
+    applied: bool = False
+    """Entra had already applied the change when the loss was seen (Graph no longer showed the
+    capability; only the record of an earlier read did): it happened before `seen_at`."""
 
     @property
     def group_ids(self) -> tuple[str, ...]:
@@ -174,7 +177,11 @@ def data_loss_finding(
         plans += [names.plans(g.sku_id, [g.plan_id])[0] for g in loss.before]
         deadlines.append(
             f"{label}: {RETENTION.get(loss.capability, _DEFAULT_RETENTION)}"
-            + (_restore_by(loss.seen_at) if loss.capability != ONEDRIVE and loss.seen_at else "")
+            + (
+                _restore_by(loss.seen_at, applied=loss.applied)
+                if loss.capability != ONEDRIVE and loss.seen_at
+                else ""
+            )
         )
     restore = _restore_text(losses, names)
     first = losses[0].before[0] if losses and losses[0].before else None
@@ -194,14 +201,21 @@ def data_loss_finding(
     )
 
 
-def _restore_by(seen_at: datetime) -> str:
-    """The end of the 30 days, counted from when the loss was seen (Entra may remove the license
-    later, never earlier), as an instant in UTC to the minute (seconds dropped: never later):
-    a date alone reads as the end of that day in the admin's zone, up to a day too late."""
+def _restore_by(seen_at: datetime, *, applied: bool = False) -> str:
+    """The end of the 30 days, counted from when the loss was seen, as an instant in UTC to the
+    minute (seconds dropped: never later): a date alone reads as the end of that day in the
+    admin's zone, up to a day too late. Seen while Graph still showed the capability, Entra
+    removes it then or later: that end is the deadline. Seen after Entra `applied` the change,
+    the 30 days began earlier, by as long as the change went unseen (a missed notification:
+    up to the nightly scan): that end is later than the deadline, and the text says so."""
     seen = seen_at.astimezone(UTC)
+    end, when = f"{seen + RETENTION_DAYS:%Y-%m-%d %H:%M} UTC", f"{seen:%Y-%m-%d %H:%M} UTC"
+    if not applied:
+        return f"; restore it by {end} (the loss was seen {when})"
     return (
-        f"; restore it by {seen + RETENTION_DAYS:%Y-%m-%d %H:%M} UTC (the loss was seen "
-        f"{seen:%Y-%m-%d %H:%M} UTC)"
+        f"; restore it well before {end}: Entra had already applied the change when the loss "
+        f"was seen ({when}), so the 30 days started earlier (the user's 'Change user license' "
+        "entry in the Entra audit log has the time)"
     )
 
 

@@ -32,7 +32,6 @@ import structlog
 from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
-    LedgerRow,
     granting_licenses,
     held_licenses,
     mass_loss,
@@ -51,21 +50,18 @@ from shared.core.findings import (
     Finding,
     Names,
 )
-from shared.core.graph_values import format_graph_time, graph_time_or_none
+from shared.core.graph_values import graph_time_or_none
 from shared.core.model import Tenant
 from shared.ports.tables import (
-    Entity,
     json_field,
     parse_json_field,
 )
-from shared.render.alert_mails import utc_time
-from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
 from shared.service.alerts.immediate import send_immediate
 from shared.service.alerts.mail_delivery import Delivery, last_sent
-from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import ALREADY_SENT, Sleep
 from shared.service.earlier_losses import note_earlier_losses
+from shared.service.mass_loss import MASS_LOSS, send_mass_loss
 from shared.service.recent_losses import (
     MASS_WINDOW,
     RECENT_KEPT,
@@ -82,15 +78,7 @@ from shared.service.stores.read_times import READ_AT, written_after
 log = structlog.get_logger(__name__)
 
 IMMEDIATE: Final = "immediate"
-MASS_LOSS: Final = "massloss"
 CAPABILITIES_PK: Final = "capabilities"
-AUDITED_ACTIVITIES: Final = (
-    "Set group license",
-    "Remove member from group",
-    "Delete group",
-    "Change user license",
-    "Update group",
-)
 
 
 def _grants_json(grants: Iterable[CapabilityGrant]) -> list[list[Any]]:
@@ -143,7 +131,11 @@ def with_data_loss(
         if lost:
             losses = [
                 CapabilityLoss(
-                    user.id, c, _grants(entry.get("grants")), graph_time_or_none(entry.get("at"))
+                    user.id,
+                    c,
+                    _grants(entry.get("grants")),
+                    graph_time_or_none(entry.get("at")),
+                    applied=entry.get("applied") is True,
                 )
                 for c, entry in sorted(lost.items())
             ]
@@ -182,14 +174,14 @@ def _lost_capabilities(
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in plans.items():
             keeps = capability_grants(granting, plan_ids)
-            had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
+            shown = capability_grants(graph_held, plan_ids)
+            had = shown or held_before.get(capability, ())
             if keeps:
                 # Held once Graph shows it held (through any path: the old group of a swap
                 # not processed yet counts); a first license still pending (or already in
                 # error) gave nothing yet, so its failing later is no loss. A loss ends once
                 # Graph shows the capability through a path that grants it now, not while the
                 # path that is to restore it is pending (a plan re-enabled in the group).
-                shown = capability_grants(graph_held, plan_ids)
                 if (
                     _through(keeps, shown)
                     if capability in lost
@@ -198,7 +190,11 @@ def _lost_capabilities(
                     held_now[capability] = keeps
                     lost.pop(capability, None)
             elif had and capability not in lost:
-                lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
+                lost[capability] = {
+                    "at": now.isoformat(),
+                    "grants": _grants_json(had),
+                    "applied": not shown,  # Entra had removed it: the loss began before now
+                }
                 if write and new_losses is not None:  # before the record: once that is
                     note_loss(table, user, now, again=again)  # written, the loss is not new
                     new_losses.add(user.id)
@@ -303,7 +299,7 @@ async def _alert_data_loss(
             return outcome  # one mass-loss alert per hour: the digest carries the rest
         outcome.groups = _lost_via(svc, [r.subject for _, r in recent.pairs])
         mailed = recent.pairs
-        outcome.delivery = await _send_mass_loss(svc, mailed, outcome.groups, sleep)
+        outcome.delivery = await send_mass_loss(svc, mailed, outcome.groups, sleep)
     else:
         mailed = recent.owed()
         outcome.delivery = await send_immediate(
@@ -340,55 +336,3 @@ def _lost_via(svc: Services, user_ids: Iterable[str]) -> list[str]:
         for g in groups:
             counts[g] = counts.get(g, 0) + 1
     return sorted(counts, key=lambda g: (-counts[g], g))
-
-
-async def _send_mass_loss(
-    svc: Services,
-    pairs: Sequence[tuple[Entity, LedgerRow]],
-    group_ids: Sequence[str],
-    sleep: Sleep,
-) -> Delivery | None:
-    now = svc.now()
-    since = format_graph_time(now - MASS_WINDOW)
-    try:
-        audits = await svc.directory.directory_audits(since, AUDITED_ACTIVITIES)
-    except Exception as error:
-        log.warning("alerts.audits_unavailable", error=str(error))
-        audits = []
-    names = await mail_names(svc, [r for _, r in pairs])
-    group_names = [names.group(g) for g in group_ids]
-    involved = set(group_ids) | {r.subject for _, r in pairs}
-    audit_rows = []
-    for entry in audits:
-        if not set(entry.target_ids) & involved:
-            continue
-        target = ", ".join(t.label for t in entry.targets)
-        audit_rows.append((utc_time(entry.when), entry.activity, target, entry.actor or "unknown"))
-    actors = sorted({row[3] for row in audit_rows})
-    lead = (
-        f"{len(pairs)} users lost a mailbox or OneDrive capability within the last hour "
-        f"(threshold {svc.settings.mass_loss_threshold}). Groups involved: "
-        f"{', '.join(group_names) or 'none found (direct assignments)'}."
-        + (f" Changed by: {', '.join(actors)}." if actors else ""),
-        "If this was not intended, undo the change now: a mailbox's data is deleted 30 days "
-        "after the change, an unlicensed OneDrive is archived 93 days after it (each finding "
-        "gives its deadline). Further losses this hour go to the digest.",
-    )
-    extra = [
-        Section(
-            "Who changed what (Entra audit log, last hour)",
-            table=Table(("When (UTC)", "Activity", "Target", "By"), tuple(audit_rows[:50])),
-        )
-        if audit_rows
-        else Section("Who changed what", paragraphs=("No matching audit entry was found.",))
-    ]
-    return await send_immediate(
-        svc,
-        channel=MASS_LOSS,
-        kind="mass-loss",
-        title=f"mass data-loss risk: {len(pairs)} users in the last hour",
-        lead=lead,
-        pairs=pairs,
-        extra=extra,
-        sleep=sleep,
-    )
