@@ -184,8 +184,16 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
         "Resolved since the last digest",
+        paragraphs=(DATA_LOSS_ENDED,) if any(r.code == DATA_LOSS_RISK for r in rows) else (),
         table=Table(("Issue", "Group", "Product", "Count", "Users"), tuple(table_rows)),
     )
+
+
+DATA_LOSS_ENDED: Final = (
+    "A DataLossRisk ends when the user holds the mailbox or OneDrive again, or when its time "
+    "ran out without it: 30 days for a mailbox (its data is then deleted), 93 for a OneDrive "
+    "(archived). Check the user before taking it as restored."
+)
 
 
 def plural(n: int, word: str) -> str:
