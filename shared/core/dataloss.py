@@ -34,6 +34,9 @@ DATA_LOSS_RISK: Final = "DataLossRisk"
 REMOVE_LICENSES_DOC: Final = (
     "https://learn.microsoft.com/en-us/microsoft-365/admin/manage/remove-licenses-from-users"
 )
+SHARED_MAILBOX_LICENSE_DOC: Final = (
+    "https://learn.microsoft.com/en-us/microsoft-365/admin/email/remove-license-from-shared-mailbox"
+)
 UNLICENSED_ONEDRIVE_DOC: Final = (
     "https://learn.microsoft.com/en-us/sharepoint/unlicensed-onedrive-accounts"
 )
@@ -234,11 +237,19 @@ def _restore_text(losses: tuple[CapabilityLoss, ...], names: Names) -> str:
         restore.append(f"add the user back to {listed} (or re-enable the plan there)")
     if direct:
         restore.append("re-assign the direct license (Microsoft 365 admin center > Users)")
+    shared = any(loss.capability == MAILBOX for loss in losses)
     return (
         "Before making the change, give the user another path to the same capability (another "
         "licensing group, or a license with an equivalent plan), or leave the user out of it. "
         "If it already happened, restore the license before the deadline: "
         + "; or ".join(restore)
         + ". To keep a leaver's mail without a license, convert the mailbox to a shared mailbox "
-        "before the license is removed."
+        "before the license is removed." + (SHARED_MAILBOX_NOTE if shared else "")
     )
+
+
+SHARED_MAILBOX_NOTE: Final = (
+    " If this account is a shared mailbox, it needs no license and loses nothing, unless it "
+    "holds more than 50 GB, has an archive or is on litigation hold: then it needs Exchange "
+    f"Online Plan 2 ({SHARED_MAILBOX_LICENSE_DOC})."
+)
