@@ -98,7 +98,9 @@ def _loss_at(loss: Entity) -> datetime:
 
 def _recent_losers(svc: Services, now: datetime) -> dict[str, Entity]:
     """User id -> recent-loss row of the users who lost a capability within `RECENT_KEPT`;
-    older rows are dropped (one that changed meanwhile is a new loss: kept)."""
+    older rows are dropped (one that changed meanwhile is a new loss: kept). A loss older than
+    the hour is the digest's: one no immediate alert carried (`AGAIN`: Graph refused mail all
+    along, or the hour's mass-loss alert was sent already) makes its finding news again."""
     table = svc.tables.servicestate
     found: dict[str, Entity] = {}
     for entity in table.query(RECENT_LOSSES_PK):
@@ -106,6 +108,20 @@ def _recent_losers(svc: Services, now: datetime) -> dict[str, Entity]:
         if isinstance(at, datetime) and now - at <= RECENT_KEPT:
             found[entity.row_key] = entity
             continue
+        if entity.fields.get(AGAIN):
+            _to_the_digest(svc, entity.row_key)
         with contextlib.suppress(ConcurrencyConflict):
             table.delete(RECENT_LOSSES_PK, entity.row_key, etag=entity.etag)
     return found
+
+
+def _to_the_digest(svc: Services, user_id: str) -> None:
+    """The user's open `DataLossRisk` finding, alerted for an earlier loss, is not alerted for
+    the latest: the digest mails it (before the row goes: a crash in between does it again)."""
+    findings = svc.tables.findings
+    for entity in findings.query(safe_key(user_id)):
+        row = ledger_row(entity)
+        if row.code == DATA_LOSS_RISK and row.is_open and row.alerted_in:
+            with contextlib.suppress(ConcurrencyConflict):  # changed meanwhile: found again
+                fields = {**entity.fields, "alertedIn": None}
+                findings.update(entity.partition_key, entity.row_key, fields, etag=entity.etag)

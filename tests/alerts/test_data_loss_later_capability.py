@@ -10,11 +10,12 @@ import copy
 import pytest
 
 from shared.ports.directory import GroupConfig
+from shared.service.alerts.digest import run_digest
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.stores import LicensedGroups
 from tests.alerts.mail import html, mails
 from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group
-from tests.alerts.world import alert_world
+from tests.alerts.world import alert_world, baseline
 from tests.demo_tenant import ENTERPRISEPACK
 from tests.service.world import World
 
@@ -77,3 +78,24 @@ async def test_a_later_loss_graph_refused_to_mail_is_sent_by_the_tenant_alerts_r
     later = mails(world)[1:]
     assert len(later) == 1
     assert "Exchange Online mailbox" in html(later[0])
+
+
+async def test_a_later_loss_no_alert_carried_within_the_hour_goes_to_the_digest() -> None:
+    """Graph refuses mail for two hours: the immediate alert and its retries fail, and an
+    older loss is the digest's; the finding was marked alerted for the OneDrive, so the digest
+    skipped it and the mailbox loss was never mailed."""
+    world, user = await onedrive_lost_and_alerted()
+    await baseline(world)  # (drops the mails sent so far)
+    world.directory.remove_member(MAILBOX_GROUP, user)
+    for _ in range(3):  # the alert at once, and the two retries within the hour
+        world.directory.fail_next_send_mail(403)
+    await recompute(world, [user])
+    for _ in range(4):  # the tenant-alerts timer, every 30 minutes
+        world.clock.advance(30 * 60)
+        await alert_data_loss_owed(world.svc)
+    assert mails(world) == []
+
+    await run_digest(world.svc)
+
+    [digest] = mails(world)
+    assert "Exchange Online mailbox" in html(digest)
