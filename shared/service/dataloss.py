@@ -187,7 +187,11 @@ def _lost_capabilities(
                     if capability in lost
                     else capability in held_before or bool(shown)
                 ):
-                    held_now[capability] = keeps
+                    # What held it: the granting paths Graph shows, else what held it before
+                    # (the new group of a swap is pending: its failing loses the old one's).
+                    held_now[capability] = (
+                        _shown_grants(keeps, shown) or held_before.get(capability) or shown
+                    )
                     lost.pop(capability, None)
             elif had and capability not in lost:
                 lost[capability] = {
@@ -217,8 +221,22 @@ def _lost_capabilities(
 
 def _through(keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant]) -> bool:
     """Some plan a path grants now is one Graph shows held through that same path."""
+    return bool(_shown_grants(keeps, shown))
+
+
+def _shown_grants(
+    keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant]
+) -> tuple[CapabilityGrant, ...]:
+    """The granting paths (of `keeps`) that Graph shows holding their plan (`shown`)."""
     held = {(g.sku_id, g.plan_id.lower(), path) for g in shown for path in g.group_ids}
-    return any((g.sku_id, g.plan_id.lower(), path) in held for g in keeps for path in g.group_ids)
+    out = []
+    for grant in keeps:
+        paths = tuple(
+            p for p in grant.group_ids if (grant.sku_id, grant.plan_id.lower(), p) in held
+        )
+        if paths:
+            out.append(CapabilityGrant(grant.sku_id, grant.plan_id, paths))
+    return tuple(out)
 
 
 def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:

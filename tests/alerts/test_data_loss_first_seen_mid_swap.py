@@ -105,3 +105,27 @@ async def test_a_plan_re_enabled_ends_the_loss_once_entra_applied_it_not_before(
     processed(world, user, [])
     await recompute(world, [user])
     assert ledger.open_by_code(["DataLossRisk"]) == []
+
+
+async def test_a_swap_whose_new_group_fails_later_names_the_group_that_held_the_mailbox() -> None:
+    """A1 -> A3, read in two steps: first Entra has removed the old group's license and the new
+    group's is pending, then the new one fails (no seat). The record of what was held took the
+    pending path as held, so the finding said the mailbox came from the new group and to 'add
+    the user back' to it, the group the user is in and that has no seat."""
+    world = with_a_second_mailbox_group()
+    [user] = sales(world)
+    await recompute(world, [user])
+    world.directory.add_member(NEW_GROUP, user, actor=ADMIN)
+    world.directory.remove_member(MAILBOX_GROUP, user, actor=ADMIN)
+    world.directory.set_user_state(user, licenseAssignmentStates=[], assignedLicenses=[])
+    await recompute(world, [user])  # the old path gone, the new one pending: no loss yet
+    assert mails(world) == []
+    world.clock.advance(600)
+    world.directory.set_user_state(user, licenseAssignmentStates=[NO_SEAT])
+
+    await recompute(world, [user])
+
+    [finding] = FindingsLedger(world.svc.tables.findings).open_by_code(["DataLossRisk"])
+    assert "via 'Mailbox_Sales'" in finding.fields["message"]
+    assert "Mailbox_Sales_New" not in finding.fields["message"]
+    assert "add the user back to 'Mailbox_Sales'" in finding.fields["remedy"]
