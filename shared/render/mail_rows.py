@@ -190,9 +190,10 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
 
 
 DATA_LOSS_ENDED: Final = (
-    "A DataLossRisk ends when the user holds the mailbox or OneDrive again, or when its time "
-    "ran out without it: 30 days for a mailbox (its data is then deleted), 93 for a OneDrive "
-    "(archived). Check the user before taking it as restored."
+    "A DataLossRisk ends when the user holds the mailbox or OneDrive again, when its time ran "
+    "out without it (30 days for a mailbox: its data is then deleted; 93 for a OneDrive: "
+    "archived), or when the user was deleted (restoring the user within 30 days brings the "
+    "mailbox back). Check the user before taking it as restored."
 )
 
 

@@ -94,5 +94,8 @@ def test_a_resolved_data_loss_does_not_read_as_restored() -> None:
     with_loss = resolved_section([loss, other], MailNames())
     without = resolved_section([other], MailNames())
 
-    assert any("time ran out" in p and "deleted" in p for p in with_loss.paragraphs)
+    [note] = with_loss.paragraphs
+    assert "time ran out" in note
+    assert "its data is then deleted" in note
+    assert "the user was deleted" in note
     assert without.paragraphs == ()
