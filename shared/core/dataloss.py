@@ -34,6 +34,9 @@ DATA_LOSS_RISK: Final = "DataLossRisk"
 REMOVE_LICENSES_DOC: Final = (
     "https://learn.microsoft.com/en-us/microsoft-365/admin/manage/remove-licenses-from-users"
 )
+SHARED_MAILBOX_LICENSE_DOC: Final = (
+    "https://learn.microsoft.com/en-us/microsoft-365/admin/email/remove-license-from-shared-mailbox"
+)
 UNLICENSED_ONEDRIVE_DOC: Final = (
     "https://learn.microsoft.com/en-us/sharepoint/unlicensed-onedrive-accounts"
 )
@@ -54,6 +57,11 @@ RETENTION: Final = {
     ),
 }
 RETENTION_DAYS: Final = timedelta(days=30)
+ONEDRIVE_ARCHIVED_AFTER: Final = timedelta(days=93)
+"""Unlicensed OneDrive accounts are archived after this long (`RETENTION[ONEDRIVE]`)."""
+LOSS_OPEN_FOR: Final = {MAILBOX: RETENTION_DAYS, ONEDRIVE: ONEDRIVE_ARCHIVED_AFTER}
+"""How long a loss stays a risk the license can still undo: the mailbox's data is deleted after
+30 days, the OneDrive is archived after 93 (not deleted at 30). Others: `RETENTION_DAYS`."""
 _DEFAULT_RETENTION: Final = (
     f"data tied to a removed license is kept for 30 days ({REMOVE_LICENSES_DOC})"
 )
@@ -81,6 +89,9 @@ class CapabilityLoss:
     seen_at: datetime | None = None
     """When License Guard first saw the loss (the service records it); None for a planned
     change or a drift between snapshots."""
+    applied: bool = False
+    """Entra had already applied the change when the loss was seen (Graph no longer showed the
+    capability; only the record of an earlier read did): it happened before `seen_at`."""
 
     @property
     def group_ids(self) -> tuple[str, ...]:
@@ -169,7 +180,11 @@ def data_loss_finding(
         plans += [names.plans(g.sku_id, [g.plan_id])[0] for g in loss.before]
         deadlines.append(
             f"{label}: {RETENTION.get(loss.capability, _DEFAULT_RETENTION)}"
-            + (_restore_by(loss.seen_at) if loss.capability != ONEDRIVE and loss.seen_at else "")
+            + (
+                _restore_by(loss.seen_at, applied=loss.applied)
+                if loss.capability != ONEDRIVE and loss.seen_at
+                else ""
+            )
         )
     restore = _restore_text(losses, names)
     first = losses[0].before[0] if losses and losses[0].before else None
@@ -189,14 +204,21 @@ def data_loss_finding(
     )
 
 
-def _restore_by(seen_at: datetime) -> str:
-    """The end of the 30 days, counted from when the loss was seen (Entra may remove the license
-    later, never earlier), as an instant in UTC to the minute (seconds dropped: never later):
-    a date alone reads as the end of that day in the admin's zone, up to a day too late."""
+def _restore_by(seen_at: datetime, *, applied: bool = False) -> str:
+    """The end of the 30 days, counted from when the loss was seen, as an instant in UTC to the
+    minute (seconds dropped: never later): a date alone reads as the end of that day in the
+    admin's zone, up to a day too late. Seen while Graph still showed the capability, Entra
+    removes it then or later: that end is the deadline. Seen after Entra `applied` the change,
+    the 30 days began earlier, by as long as the change went unseen (a missed notification:
+    up to the nightly scan): that end is later than the deadline, and the text says so."""
     seen = seen_at.astimezone(UTC)
+    end, when = f"{seen + RETENTION_DAYS:%Y-%m-%d %H:%M} UTC", f"{seen:%Y-%m-%d %H:%M} UTC"
+    if not applied:
+        return f"; restore it by {end} (the loss was seen {when})"
     return (
-        f"; restore it by {seen + RETENTION_DAYS:%Y-%m-%d %H:%M} UTC (the loss was seen "
-        f"{seen:%Y-%m-%d %H:%M} UTC)"
+        f"; restore it well before {end}: Entra had already applied the change when the loss "
+        f"was seen ({when}), so the 30 days started earlier (the user's 'Change user license' "
+        "entry in the Entra audit log has the time)"
     )
 
 
@@ -215,11 +237,19 @@ def _restore_text(losses: tuple[CapabilityLoss, ...], names: Names) -> str:
         restore.append(f"add the user back to {listed} (or re-enable the plan there)")
     if direct:
         restore.append("re-assign the direct license (Microsoft 365 admin center > Users)")
+    shared = any(loss.capability == MAILBOX for loss in losses)
     return (
         "Before making the change, give the user another path to the same capability (another "
         "licensing group, or a license with an equivalent plan), or leave the user out of it. "
         "If it already happened, restore the license before the deadline: "
         + "; or ".join(restore)
         + ". To keep a leaver's mail without a license, convert the mailbox to a shared mailbox "
-        "before the license is removed."
+        "before the license is removed." + (SHARED_MAILBOX_NOTE if shared else "")
     )
+
+
+SHARED_MAILBOX_NOTE: Final = (
+    " If this account is a shared mailbox, it needs no license and loses nothing, unless it "
+    "holds more than 50 GB, has an archive or is on litigation hold: then it needs Exchange "
+    f"Online Plan 2 ({SHARED_MAILBOX_LICENSE_DOC})."
+)

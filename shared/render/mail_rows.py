@@ -185,10 +185,19 @@ def resolved_section(rows: Sequence[LedgerRow], names: MailNames) -> Section:
         table_rows.append((rg.code, group, names.product(rg.sku_id), str(len(rg.rows)), shown))
     return Section(
         "Resolved since the last digest",
+        paragraphs=(DATA_LOSS_ENDED,) if any(r.code == DATA_LOSS_RISK for r in rows) else (),
         table=Table(
             ("Issue", "Group", "Product", "Count", "Users"), tuple(table_rows), tuple(severities)
         ),
     )
+
+
+DATA_LOSS_ENDED: Final = (
+    "A DataLossRisk ends when the user holds the mailbox or OneDrive again, when its time ran "
+    "out without it (30 days for a mailbox: its data is then deleted; 93 for a OneDrive: "
+    "archived), or when the user was deleted (restoring the user within 30 days brings the "
+    "mailbox back). Check the user before taking it as restored."
+)
 
 
 def plural(n: int, word: str) -> str:

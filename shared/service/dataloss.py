@@ -13,17 +13,18 @@ licenses (from memberships) grant it through a path Graph does not show in state
 (`granting_licenses`: a new group without a free seat grants nothing). The first half catches
 the change before Entra has processed it (its stale assignment is still there), the stored
 record after (a small group is processed within minutes, racing our notification). A lost
-capability stays recorded, with its time and former grants, until it comes back or 30 days
-pass, so the `DataLossRisk` finding stays open, and resolves, with the facts.
+capability stays recorded, with its time and former grants, until it comes back (Graph shows
+it through a path that grants it: not a plan re-enabled but not processed yet) or its time is
+up (`LOSS_OPEN_FOR`: 30 days for a mailbox, 93 for a OneDrive), so the `DataLossRisk` finding
+stays open, and resolves, with the facts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
@@ -31,14 +32,14 @@ import structlog
 from shared.adapters.world_document import core_groups
 from shared.catalog.products import catalog
 from shared.core.alerting import (
-    HOLDING_STATES,
-    LedgerRow,
     granting_licenses,
     held_licenses,
     mass_loss,
 )
 from shared.core.dataloss import (
     DATA_LOSS_RISK,
+    LOSS_OPEN_FOR,
+    RETENTION_DAYS,
     CapabilityGrant,
     CapabilityLoss,
     capability_grants,
@@ -49,26 +50,26 @@ from shared.core.findings import (
     Finding,
     Names,
 )
-from shared.core.graph_values import format_graph_time, graph_time_or_none
+from shared.core.graph_values import graph_time_or_none
 from shared.core.model import Tenant
-from shared.ports.directory import DirectoryError
 from shared.ports.tables import (
-    ConcurrencyConflict,
-    Entity,
     json_field,
     parse_json_field,
-    safe_key,
 )
-from shared.render.alert_mails import utc_time
-from shared.render.mail import Section, Table
 from shared.service.alerts.deliver import alerts_on
-from shared.service.alerts.facts import exclusions
 from shared.service.alerts.immediate import send_immediate
-from shared.service.alerts.ledger import ledger_row
 from shared.service.alerts.mail_delivery import Delivery, last_sent
-from shared.service.alerts.names import mail_names
-from shared.service.alerts.sending import Sleep
+from shared.service.alerts.sending import ALREADY_SENT, Sleep
 from shared.service.earlier_losses import note_earlier_losses
+from shared.service.mass_loss import MASS_LOSS, send_mass_loss
+from shared.service.recent_losses import (
+    MASS_WINDOW,
+    RECENT_KEPT,
+    RECENT_LOSSES_PK,
+    RecentLosses,
+    note_loss,
+    recent_losses,
+)
 from shared.service.services import Services
 from shared.service.stores import LicensedGroups, ServiceState
 from shared.service.stores.contention import write_contended
@@ -77,24 +78,7 @@ from shared.service.stores.read_times import READ_AT, written_after
 log = structlog.get_logger(__name__)
 
 IMMEDIATE: Final = "immediate"
-MASS_LOSS: Final = "massloss"
 CAPABILITIES_PK: Final = "capabilities"
-MASS_WINDOW: Final = timedelta(hours=1)
-LOSS_KEPT: Final = timedelta(days=30)
-RECENT_LOSSES_PK: Final = "recentlosses"
-"""`servicestate` rows (RowKey: user id) of the users who lost a capability lately, with when
-and their UPN: the data-loss alert reads these users' findings, not the whole ledger, and
-mutes a user excluded by UPN without asking Graph."""
-RECENT_KEPT: Final = MASS_WINDOW + timedelta(minutes=15)
-"""A recent-loss row is read this long: the window, and a redelivery that records the finding
-a little after the loss (a worker killed in between)."""
-AUDITED_ACTIVITIES: Final = (
-    "Set group license",
-    "Remove member from group",
-    "Delete group",
-    "Change user license",
-    "Update group",
-)
 
 
 def _grants_json(grants: Iterable[CapabilityGrant]) -> list[list[Any]]:
@@ -121,11 +105,16 @@ def with_data_loss(
     *,
     write: bool = True,
     read_at: datetime | None = None,
+    new_losses: set[str] | None = None,
 ) -> list[UserReport]:
     """The reports, each with a `DataLossRisk` finding when the user lost a data capability
     (see the module docstring); updates the stored capability records unless `write` is off
     (a dry run). `tenant` gives the SKUs (and names); by default the service's cached SKUs and
-    licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`)."""
+    licensed groups. `read_at`: when the users were read from Graph (`_lost_capabilities`).
+    `new_losses`: the caller alerts on new losses (a first one, or one more beside a loss
+    still open: no new finding, yet an alert is owed); each is noted for the alert's outbox
+    (`recent_losses`) and its user added here. None (a baseline, which alerts nothing) notes
+    none: the tenant-alerts timer would mail them as owed."""
     if not reports:
         return []
     from shared.catalog.capabilities import capabilities  # noqa: PLC0415 - reads a file on first use
@@ -136,11 +125,17 @@ def with_data_loss(
     out = []
     for report in reports:
         user = report.user
-        lost = _lost_capabilities(svc, report, tenant, capability_map.plans, read_at, write)
+        lost = _lost_capabilities(
+            svc, report, tenant, capability_map.plans, read_at, write, new_losses
+        )
         if lost:
             losses = [
                 CapabilityLoss(
-                    user.id, c, _grants(entry.get("grants")), graph_time_or_none(entry.get("at"))
+                    user.id,
+                    c,
+                    _grants(entry.get("grants")),
+                    graph_time_or_none(entry.get("at")),
+                    applied=entry.get("applied") is True,
                 )
                 for c, entry in sorted(lost.items())
             ]
@@ -157,6 +152,7 @@ def _lost_capabilities(
     plans: Mapping[str, frozenset[str]],
     read_at: datetime | None,
     write: bool,
+    new_losses: set[str] | None = None,
 ) -> dict[str, Any]:
     """The user's lost capabilities, their record brought up to date (written unless `write`
     is off) only over the record as read: one written meanwhile is read again, and one written
@@ -165,7 +161,6 @@ def _lost_capabilities(
     table, user, now = svc.tables.servicestate, report.user, svc.now()
     graph_held = held_licenses(user, tenant.skus)
     granting = granting_licenses(user, report.licenses)
-    shown = {(s.sku_id, s.assigned_by_group) for s in user.states if s.state in HOLDING_STATES}
 
     def attempt() -> dict[str, Any]:
         stored = table.get(CAPABILITIES_PK, user.id)
@@ -174,26 +169,39 @@ def _lost_capabilities(
         lost = dict(record.get("lost") or {})
         if stored is not None and written_after(stored, read_at):
             return _kept(lost, now)
+        # A loss joining others still open: its finding was alerted already, this one is owed.
+        again = bool(_kept(lost, now))
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         for capability, plan_ids in plans.items():
             keeps = capability_grants(granting, plan_ids)
-            had = capability_grants(graph_held, plan_ids) or held_before.get(capability, ())
+            shown = capability_grants(graph_held, plan_ids)
+            had = shown or held_before.get(capability, ())
             if keeps:
-                # Held once Graph shows it: a path still pending (or already in error) gave
-                # nothing yet, so its failing later is no loss; nor does it end a loss.
-                if capability in held_before or any(
-                    (grant.sku_id, group_id) in shown
-                    for grant in keeps
-                    for group_id in grant.group_ids
+                # Held once Graph shows it held (through any path: the old group of a swap
+                # not processed yet counts); a first license still pending (or already in
+                # error) gave nothing yet, so its failing later is no loss. A loss ends once
+                # Graph shows the capability through a path that grants it now, not while the
+                # path that is to restore it is pending (a plan re-enabled in the group).
+                if (
+                    _through(keeps, shown)
+                    if capability in lost
+                    else capability in held_before or bool(shown)
                 ):
-                    held_now[capability] = keeps
+                    # What held it: the granting paths Graph shows, else what held it before
+                    # (the new group of a swap is pending: its failing loses the old one's).
+                    held_now[capability] = (
+                        _shown_grants(keeps, shown) or held_before.get(capability) or shown
+                    )
                     lost.pop(capability, None)
             elif had and capability not in lost:
-                lost[capability] = {"at": now.isoformat(), "grants": _grants_json(had)}
-                if write:  # before the record: once that is written, the loss is not new
-                    table.upsert(
-                        RECENT_LOSSES_PK, user.id, {"at": now, "upn": user.user_principal_name}
-                    )
+                lost[capability] = {
+                    "at": now.isoformat(),
+                    "grants": _grants_json(had),
+                    "applied": not shown,  # Entra had removed it: the loss began before now
+                }
+                if write and new_losses is not None:  # before the record: once that is
+                    note_loss(table, user, now, again=again)  # written, the loss is not new
+                    new_losses.add(user.id)
         lost = _kept(lost, now)
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},
@@ -211,12 +219,34 @@ def _lost_capabilities(
     return write_contended(attempt)
 
 
+def _through(keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant]) -> bool:
+    """Some plan a path grants now is one Graph shows held through that same path."""
+    return bool(_shown_grants(keeps, shown))
+
+
+def _shown_grants(
+    keeps: Iterable[CapabilityGrant], shown: Iterable[CapabilityGrant]
+) -> tuple[CapabilityGrant, ...]:
+    """The granting paths (of `keeps`) that Graph shows holding their plan (`shown`)."""
+    held = {(g.sku_id, g.plan_id.lower(), path) for g in shown for path in g.group_ids}
+    out = []
+    for grant in keeps:
+        paths = tuple(
+            p for p in grant.group_ids if (grant.sku_id, grant.plan_id.lower(), p) in held
+        )
+        if paths:
+            out.append(CapabilityGrant(grant.sku_id, grant.plan_id, paths))
+    return tuple(out)
+
+
 def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The losses still kept (`LOSS_KEPT`)."""
+    """The losses still kept: each for as long as restoring the license undoes it
+    (`LOSS_OPEN_FOR`: the mailbox 30 days, the OneDrive 93)."""
     return {
         capability: entry
         for capability, entry in lost.items()
-        if (at := graph_time_or_none(str(entry.get("at")))) is not None and now - at <= LOSS_KEPT
+        if (at := graph_time_or_none(str(entry.get("at")))) is not None
+        and now - at <= LOSS_OPEN_FOR.get(capability, RETENTION_DAYS)
     }
 
 
@@ -229,16 +259,24 @@ class DataLossOutcome:
 
 
 async def alert_data_loss(
-    svc: Services, new_findings: Iterable[Finding], *, sleep: Sleep = asyncio.sleep
+    svc: Services,
+    new_findings: Iterable[Finding],
+    *,
+    new_losses: bool = False,
+    sleep: Sleep = asyncio.sleep,
 ) -> DataLossOutcome:
-    """Immediate alerts for new DataLossRisk findings: one mail per recompute batch, or one
-    mass-loss alert when more than MASS_LOSS_THRESHOLD users lost a capability within an hour
-    (later losses in that hour go to the digest)."""
+    """Immediate alerts for new DataLossRisk findings, and for losses recorded now beside a
+    user's open one (`new_losses`: the finding is not new, the mailbox lost after the OneDrive
+    is): one mail per recompute batch, or one mass-loss alert when more than
+    MASS_LOSS_THRESHOLD users lost a capability within an hour (later losses in that hour go
+    to the digest)."""
     outcome = DataLossOutcome()
-    if not any(f.code == DATA_LOSS_RISK for f in new_findings) or not alerts_on(svc):
+    if not new_losses and not any(f.code == DATA_LOSS_RISK for f in new_findings):
+        return outcome
+    if not alerts_on(svc):
         return outcome
     try:
-        return await _alert_data_loss(svc, await _recent(svc), outcome, sleep)
+        return await _alert_data_loss(svc, recent_losses(svc), outcome, sleep)
     except Exception:
         # Not lost: the findings stay un-alerted in the ledger (the outbox), and the
         # tenant-alerts timer retries them (`alert_data_loss_owed`) until Graph accepts.
@@ -248,82 +286,55 @@ async def alert_data_loss(
 
 
 async def alert_data_loss_owed(svc: Services, *, sleep: Sleep = asyncio.sleep) -> DataLossOutcome:
-    """Retry the immediate data-loss alert for open `DataLossRisk` findings of the last hour
-    that no mail reported yet (Graph refused, or the worker died). Older ones are the
-    digest's. Run by the tenant-alerts timer, so an alert waits minutes, not an hour."""
+    """Retry the immediate data-loss alert for losses of the last hour that no mail reported
+    yet (Graph refused, or the worker died): open `DataLossRisk` findings not alerted, and
+    losses that joined an alerted one (`AGAIN`). Older ones are the digest's. Run by the
+    tenant-alerts timer, so an alert waits minutes, not an hour."""
     outcome = DataLossOutcome()
     if not alerts_on(svc):
         return outcome
     await note_earlier_losses(svc, partition=RECENT_LOSSES_PK, window=RECENT_KEPT)
-    recent = await _recent(svc)
-    owed = [r for _, r in recent if not r.alerted_in]
+    recent = recent_losses(svc)
+    owed = recent.owed()
     if not owed:
         return outcome
     log.info("alerts.data_loss_retry", users=len(owed))
     return await _alert_data_loss(svc, recent, outcome, sleep)
 
 
-async def _recent(svc: Services) -> list[tuple[Entity, LedgerRow]]:
-    """Open, unmuted `DataLossRisk` findings first seen within the last hour: the findings of
-    the users who lately lost a capability (`RECENT_LOSSES_PK`), not the whole ledger; users
-    excluded by UPN too (the UPN the loss was recorded with)."""
-    now = svc.now()
-    excluded = exclusions(svc)
-    upns = _recent_losers(svc, now)
-    recent = [
-        (e, r)
-        for user_id in upns
-        for e in svc.tables.findings.query(safe_key(user_id))
-        for r in (ledger_row(e),)
-        if r.code == DATA_LOSS_RISK and r.is_open and now - r.first_seen <= MASS_WINDOW
-    ]
-    return [(e, r) for e, r in recent if not excluded.mutes(r, upns.get(r.user_id or ""))]
-
-
-def _recent_losers(svc: Services, now: datetime) -> dict[str, str]:
-    """User id -> UPN of the users who lost a capability within `RECENT_KEPT`; older rows are
-    dropped (one that changed meanwhile is a new loss: kept)."""
-    table = svc.tables.servicestate
-    found: dict[str, str] = {}
-    for entity in table.query(RECENT_LOSSES_PK):
-        at = entity.fields.get("at")
-        if isinstance(at, datetime) and now - at <= RECENT_KEPT:
-            found[entity.row_key] = str(entity.fields.get("upn") or "")
-            continue
-        with contextlib.suppress(ConcurrencyConflict):
-            table.delete(RECENT_LOSSES_PK, entity.row_key, etag=entity.etag)
-    return found
-
-
 async def _alert_data_loss(
     svc: Services,
-    recent: list[tuple[Entity, LedgerRow]],
+    recent: RecentLosses,
     outcome: DataLossOutcome,
     sleep: Sleep,
 ) -> DataLossOutcome:
     now = svc.now()
-    outcome.users = len(recent)
-    if mass_loss(len(recent), svc.settings.mass_loss_threshold):
+    outcome.users = len(recent.pairs)
+    if mass_loss(len(recent.pairs), svc.settings.mass_loss_threshold):
         outcome.mass = True
         _, last_at = last_sent(svc, MASS_LOSS)
         if isinstance(last_at, datetime) and now - last_at < MASS_WINDOW:
             return outcome  # one mass-loss alert per hour: the digest carries the rest
-        outcome.groups = _lost_via(svc, [r.subject for _, r in recent])
-        outcome.delivery = await _send_mass_loss(svc, recent, outcome.groups, sleep)
-        return outcome
-    fresh = [(e, r) for e, r in recent if not r.alerted_in]
-    outcome.delivery = await send_immediate(
-        svc,
-        channel=IMMEDIATE,
-        kind="data-loss",
-        title=f"data-loss risk for {len(fresh)} user(s)",
-        lead=(
-            "These users no longer hold a mailbox or OneDrive storage through any path. "
-            "Each finding states the deadline and how to restore the license.",
-        ),
-        pairs=fresh,
-        sleep=sleep,
-    )
+        outcome.groups = _lost_via(svc, [r.subject for _, r in recent.pairs])
+        mailed = recent.pairs
+        outcome.delivery = await send_mass_loss(svc, mailed, outcome.groups, sleep)
+    else:
+        mailed = recent.owed()
+        outcome.delivery = await send_immediate(
+            svc,
+            channel=IMMEDIATE,
+            kind="data-loss",
+            title=f"data-loss risk for {len(mailed)} user(s)",
+            lead=(
+                "These users no longer hold a mailbox or OneDrive storage through any path. "
+                "Each finding states the deadline and how to restore the license.",
+            ),
+            pairs=mailed,
+            sleep=sleep,
+        )
+    delivery = outcome.delivery
+    if delivery is not None and (delivery.accepted or delivery.status == ALREADY_SENT):
+        recent.carried(svc, mailed)
     return outcome
 
 
@@ -343,57 +354,3 @@ def _lost_via(svc: Services, user_ids: Iterable[str]) -> list[str]:
         for g in groups:
             counts[g] = counts.get(g, 0) + 1
     return sorted(counts, key=lambda g: (-counts[g], g))
-
-
-async def _send_mass_loss(
-    svc: Services,
-    pairs: Sequence[tuple[Entity, LedgerRow]],
-    group_ids: Sequence[str],
-    sleep: Sleep,
-) -> Delivery | None:
-    now = svc.now()
-    since = format_graph_time(now - MASS_WINDOW)
-    try:
-        audits = await svc.directory.directory_audits(since, AUDITED_ACTIVITIES)
-    except Exception as error:
-        log.warning(
-            "alerts.audits_unavailable",
-            error=error.loggable if isinstance(error, DirectoryError) else type(error).__name__,
-        )
-        audits = []
-    names = await mail_names(svc, [r for _, r in pairs])
-    group_names = [names.group(g) for g in group_ids]
-    involved = set(group_ids) | {r.subject for _, r in pairs}
-    audit_rows = []
-    for entry in audits:
-        if not set(entry.target_ids) & involved:
-            continue
-        target = ", ".join(t.label for t in entry.targets)
-        audit_rows.append((utc_time(entry.when), entry.activity, target, entry.actor or "unknown"))
-    actors = sorted({row[3] for row in audit_rows})
-    lead = (
-        f"{len(pairs)} users lost a mailbox or OneDrive capability within the last hour "
-        f"(threshold {svc.settings.mass_loss_threshold}). Groups involved: "
-        f"{', '.join(group_names) or 'none found (direct assignments)'}."
-        + (f" Changed by: {', '.join(actors)}." if actors else ""),
-        "If this was not intended, undo the change now: data tied to a removed license is "
-        "deleted 30 days after the change. Further losses this hour go to the digest.",
-    )
-    extra = [
-        Section(
-            "Who changed what (Entra audit log, last hour)",
-            table=Table(("When (UTC)", "Activity", "Target", "By"), tuple(audit_rows[:50])),
-        )
-        if audit_rows
-        else Section("Who changed what", paragraphs=("No matching audit entry was found.",))
-    ]
-    return await send_immediate(
-        svc,
-        channel=MASS_LOSS,
-        kind="mass-loss",
-        title=f"mass data-loss risk: {len(pairs)} users in the last hour",
-        lead=lead,
-        pairs=pairs,
-        extra=extra,
-        sleep=sleep,
-    )

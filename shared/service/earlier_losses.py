@@ -12,6 +12,7 @@ from typing import Final
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.ports.tables import AlreadyExists
 from shared.service.alerts.ledger import ledger_row
+from shared.service.alerts.summaries import baseline_pending
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
 
@@ -23,9 +24,11 @@ earlier ones are noted)."""
 async def note_earlier_losses(svc: Services, *, partition: str, window: timedelta) -> None:
     """Note in `partition` (user id -> when, UPN) the users with an open data-loss finding
     first seen within `window`, with their UPNs read from Graph: one ledger read, the first
-    time the tenant-alerts timer runs a version that keeps the rows, never again."""
+    time the tenant-alerts timer runs a version that keeps the rows, never again. Only the
+    findings no alert reported (those an earlier version owes), and not while the baseline runs:
+    its findings are no alert's (a fresh install's first runs are one)."""
     state = ServiceState(svc.tables.servicestate)
-    if state.get(NOTED) is not None:
+    if state.get(NOTED) is not None or baseline_pending(svc):
         return
     now = svc.now()
     rows = [
@@ -33,7 +36,7 @@ async def note_earlier_losses(svc: Services, *, partition: str, window: timedelt
         for row in map(
             ledger_row, FindingsLedger(svc.tables.findings).open_by_code([DATA_LOSS_RISK])
         )
-        if row.user_id and now - row.first_seen <= window
+        if row.user_id and not row.alerted_in and now - row.first_seen <= window
     ]
     ids = sorted({r.user_id for r in rows if r.user_id})
     users = await svc.directory.users_by_id(ids) if ids else {}

@@ -84,10 +84,18 @@ class LedgerWrites:
     data-loss guard's records leave what a later read of a user wrote."""
 
     def __init__(
-        self, svc: Services, ledger: ReprocessLedger, read_at: datetime | None = None
+        self,
+        svc: Services,
+        ledger: ReprocessLedger,
+        read_at: datetime | None = None,
+        *,
+        alerting: bool = True,
     ) -> None:
         self.svc, self.ledger, self.read_at = svc, ledger, read_at
         self.findings = FindingsLedger(svc.tables.findings)
+        self.new_losses: set[str] | None = set() if alerting else None
+        """Users whose loss of a capability the data-loss guard recorded (`alert_data_loss`);
+        None when this settle alerts nothing (a baseline): no loss is noted as owed."""
 
     def send_unsent(self, user_id: str, correlation_id: str, unused: Mapping[str, int]) -> None:
         """Send the user's reprocess causes recorded as queued but never sent. A duplicate
@@ -243,7 +251,9 @@ class LedgerWrites:
             self.ledger.observe(user_id, attempts)
 
     def with_data_loss(self, reports: Sequence[UserReport], tenant: Tenant) -> list[UserReport]:
-        return with_data_loss(self.svc, reports, tenant, read_at=self.read_at)
+        return with_data_loss(
+            self.svc, reports, tenant, read_at=self.read_at, new_losses=self.new_losses
+        )
 
     def reconcile_findings(
         self, user_id: str, findings: Sequence[Finding], run_id: str, reprocess_queued: list[str]
@@ -259,7 +269,7 @@ class LedgerWrites:
         )
 
     async def alert_data_loss(self, new_findings: Sequence[Finding]) -> None:
-        await alert_data_loss(self.svc, new_findings)
+        await alert_data_loss(self.svc, new_findings, new_losses=bool(self.new_losses))
 
 
 class RecordedWrites:

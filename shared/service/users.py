@@ -136,7 +136,7 @@ async def settle(
     ledger = ReprocessLedger(
         PartitionsReadOnce(svc.tables.reprocessledger), seats_counted_at=mode.seats_counted_at
     )
-    writes = writes or LedgerWrites(svc, ledger, mode.read_at)
+    writes = writes or LedgerWrites(svc, ledger, mode.read_at, alerting=not mode.baseline)
     findings = [f for report in evaluation.users for f in report.findings]
     plan = await _decide(svc, tenant, findings, ledger, mode)
     mode.failing.update(plan.failing)

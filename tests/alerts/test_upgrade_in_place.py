@@ -12,7 +12,7 @@ from shared.service.earlier_losses import NOTED
 from shared.service.stores import ServiceState
 from tests.alerts.mail import header, html, mails
 from tests.alerts.test_immediate import alert_world, leave_the_mailbox_group, with_mailbox_group
-from tests.alerts.world import GRACE_SECONDS, error, record, world_with_findings
+from tests.alerts.world import GRACE_SECONDS, baseline, error, record, world_with_findings
 from tests.demo_tenant import IRVIN, JONI
 from tests.service.world import World
 from tests.sleeps import Sleeps
@@ -61,9 +61,11 @@ async def test_a_digest_left_pending_by_the_old_version_does_not_stand_for_newer
 
 
 async def owed_by_a3824d1(**settings: str) -> tuple[World, DataLossOutcome]:
-    """One Sales user's loss that a3824d1 recorded and whose alert Graph refused, and the
-    tenant-alerts timer's retry of the version after, 10 minutes later."""
+    """One Sales user's loss that a3824d1 (running, its baseline done) recorded and whose
+    alert Graph refused, and the tenant-alerts timer's retry of the version after, 10 minutes
+    later."""
     world = alert_world(with_mailbox_group(1), **settings)
+    await baseline(world)
     world.directory.fail_next_send_mail(403)
     await leave_the_mailbox_group(world)
     as_a3824d1_wrote_it(world)

@@ -285,3 +285,22 @@ def test_a_loss_means_some_plan_of_it_before_and_none_after(
             had = any(lic.enabled_plans & plan_ids for lic in old[user_id])
             has = any(lic.enabled_plans & plan_ids for lic in new[user_id])
             assert (capability in caps_of(found, user_id)) == (had and not has)
+
+
+def test_a_mailbox_loss_says_a_shared_mailbox_needs_no_license_a_onedrive_loss_does_not() -> None:
+    """A licensed shared mailbox whose license goes loses nothing (under 50 GB, no archive, no
+    litigation hold): the guard cannot tell it from a user's, so the finding says so."""
+    b = two_products()
+    before = b.build()
+    after = apply_changes(before, [RemoveMember(b.id(BASE), b.id("ann"))])
+    lost = losses(before, after)[b.id("ann")]
+    onedrive = [loss for loss in lost if loss.capability == "onedrive"]
+    assert onedrive
+    assert len(onedrive) < len(lost)
+
+    both = data_loss_finding(before.users[b.id("ann")], lost, Names(before))
+    files = data_loss_finding(before.users[b.id("ann")], onedrive, Names(before))
+
+    assert "shared mailbox, it needs no license and loses nothing" in both.remedy
+    assert "more than 50 GB" in both.remedy
+    assert "needs no license" not in files.remedy

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from shared.core.alerting import LedgerRow, group_rows
 from shared.render.mail import MAX_NAMED_USERS, MailNames
-from shared.render.mail_rows import row_views
+from shared.render.mail_rows import resolved_section, row_views
 from tests.demo_tenant import E3_BASE
 
 SEEN = datetime(2026, 11, 24, tzinfo=UTC)
@@ -83,3 +83,19 @@ def test_a_data_loss_lines_example_is_its_earliest_deadline() -> None:
 
     assert view.count == 2
     assert view.example == earlier.message
+
+
+def test_a_resolved_data_loss_does_not_read_as_restored() -> None:
+    """A DataLossRisk also ends when its 30 days ran out: the data is gone then. Listed under
+    'Resolved' with nothing more, it read as if the license had come back."""
+    loss = loss_row(1, datetime(2026, 10, 24, 9, tzinfo=UTC))
+    other = nested_row("g2", [user(2)])
+
+    with_loss = resolved_section([loss, other], MailNames())
+    without = resolved_section([other], MailNames())
+
+    [note] = with_loss.paragraphs
+    assert "time ran out" in note
+    assert "its data is then deleted" in note
+    assert "the user was deleted" in note
+    assert without.paragraphs == ()
