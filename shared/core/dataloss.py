@@ -234,7 +234,10 @@ def _restore_text(losses: tuple[CapabilityLoss, ...], names: Names) -> str:
     restore = []
     if groups:
         listed = ", ".join(names.group(g) for g in groups)
-        restore.append(f"add the user back to {listed} (or re-enable the plan there)")
+        restore.append(
+            f"add the user back to {listed}, or assign the product there again with the plan "
+            "enabled (whichever changed)"
+        )
     if direct:
         restore.append("re-assign the direct license (Microsoft 365 admin center > Users)")
     shared = any(loss.capability == MAILBOX for loss in losses)

@@ -27,7 +27,13 @@ from shared.core.dataloss import (
 from shared.core.effective import effective_licenses
 from shared.core.findings import ERROR, Names
 from shared.core.model import Tenant
-from shared.core.whatif import AddMember, RemoveMember, SetDisabledPlans, apply_changes
+from shared.core.whatif import (
+    AddMember,
+    RemoveMember,
+    RemoveSku,
+    SetDisabledPlans,
+    apply_changes,
+)
 from tests.builders import (
     BASE,
     E3,
@@ -228,6 +234,20 @@ def test_the_finding_is_an_error_with_the_deadlines_their_sources_and_the_way_ba
     assert UNLICENSED_ONEDRIVE_DOC in finding.message
     assert "EXCHANGE_S_ENTERPRISE" in finding.plans
     assert f"add the user back to '{BASE}'" in finding.remedy
+
+
+def test_a_group_that_stopped_assigning_the_product_is_named_as_the_way_back_too() -> None:
+    """The group dropped E3 and Ann is still its member: "add the user back" alone sends the
+    admin to a membership that never changed; the product or plan can be given back there."""
+    b = two_products()
+    before = b.build()
+    after = apply_changes(before, [RemoveSku(b.id(BASE), b.id(E3))])
+    lost = losses(before, after)[b.id("ann")]
+
+    finding = data_loss_finding(before.users[b.id("ann")], lost, Names(before))
+
+    assert f"add the user back to '{BASE}'" in finding.remedy
+    assert "assign the product there again with the plan enabled" in finding.remedy
 
 
 def test_the_mailbox_deadline_is_an_instant_in_utc_not_a_date_read_in_the_admins_zone() -> None:
