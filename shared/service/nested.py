@@ -10,6 +10,7 @@ group, recorded under the subject `group:<id>`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 
 from shared.core.findings import Finding, Names
@@ -64,10 +65,9 @@ def nested_group_findings(world: LicensedWorld) -> dict[str, list[Finding]]:
     the nested groups as `read_nested` read them): its NestedGroupMember finding, or none."""
     groups = {g.id: g for g in world.nested_groups}
     for group_id, group in world.groups.items():
-        groups[group_id] = Group(
-            id=group_id,
-            name=group.name,
-            licenses=group.licenses,
+        # the group as read (synced, dynamic: where the remedy says to change its membership)
+        groups[group_id] = replace(
+            group,
             member_user_ids=world.members.get(group_id, ()),
             member_group_ids=world.nested_ids.get(group_id, ()),
         )
@@ -139,6 +139,8 @@ async def record_nested_findings(
             licenses=config.licenses,
             member_user_ids=tuple(sorted(members.members(group_id))),
             member_group_ids=tuple(sorted(members.members(NESTED_PREFIX + group_id))),
+            membership_rule=config.membership_rule,
+            synced_from_on_premises=config.on_premises_sync_enabled is True,
         )
     seeds = {gid: g.member_group_ids for gid, g in licensed.items()}
     nested = {g.id: g for g in await read_nested(svc.directory, seeds)}

@@ -287,6 +287,9 @@ async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: Wor
     (first,) = found.values()
     assert "Sales_Team" in str(first["message"])
     assert "1 user(s) in 'Sales_Team' get nothing" in str(first["message"])
+    # E3 Base is synced from on-premises: its membership is changed there, not in Entra
+    assert "synced from on-premises" in str(first["remedy"])
+    assert "Entra admin center" not in str(first["remedy"])
 
     world.directory.add_member(E3_BASE, EMS_E3)
     await handle_group_changes(world.svc, changed(E3_BASE))
