@@ -15,7 +15,7 @@ member sets, so leavers are still found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,7 +25,7 @@ import structlog
 from shared.ports.directory import DeltaRound, DeltaTokenExpired, GroupConfig
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
-from shared.service.nested import apply_nesting, record_nested_findings
+from shared.service.nested import NESTED_PREFIX, apply_nesting, record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
@@ -62,6 +62,7 @@ async def handle_group_changes(
     outcome = GroupChangeOutcome()
     licensed = LicensedGroups(svc.tables.deltalinks)
     config = licensed.configs()
+    was_licensed = set(config)
     members = GroupMembers(svc.tables.groupmembers)
     writes: list[Callable[[], object]] = []
     if not config or isinstance(msg, DeltaSweep):
@@ -97,6 +98,9 @@ async def handle_group_changes(
     for write in writes:
         write()
     crash_point(svc, "groups.after_members_saved")
+    # A group with nested groups licensed again, or no longer, changes its NestedGroupMember
+    # findings though the round said nothing of its nesting (a replay finds the same change).
+    outcome.nesting_changed |= nesting_flipped(members, was_licensed, config)
     # before the delta link: a replay from the old link sees the same nesting entries again
     await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
     crash_point(svc, "groups.after_nested_findings")
@@ -118,6 +122,18 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+def nesting_flipped(
+    members: GroupMembers, was_licensed: set[str], config: Mapping[str, GroupConfig]
+) -> set[str]:
+    """The groups with nested groups (stored, saved already) that were licensed before and are
+    not now (gone, or licenses removed), or the reverse: `config` is what the caller learnt (a
+    group that lost every license may stay in it, unlicensed). Their NestedGroupMember findings
+    are to be re-evaluated."""
+    now_licensed = {group_id for group_id, group in config.items() if group.licensed}
+    flipped = was_licensed ^ now_licensed
+    return {g for g in sorted(flipped) if members.members(NESTED_PREFIX + g)}
 
 
 LAST_NOTIFICATION = "last-notification"

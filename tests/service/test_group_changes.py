@@ -385,3 +385,27 @@ async def test_a_license_change_on_more_groups_than_one_message_can_name_is_stil
 
     assert len(outcome.license_changed) == len(extra)
     assert recomputed_users(world) == {ALEX}
+
+
+@pytest.mark.parametrize("seen_by", ["notification", "sweep"])
+async def test_a_nested_group_finding_follows_its_groups_licenses(
+    world: World, seen_by: str
+) -> None:
+    """E3 Base (with Sales_Team nested) loses its licenses: nobody is left out of a license
+    it no longer gives, so its NestedGroupMember resolves; licensed again, the finding is back.
+    Neither round says anything of the nesting (was: the finding stayed open on an unlicensed
+    group, then stayed missing, until the nightly)."""
+    await settled(world)
+    assert open_nested(world)
+    licenses = world.directory.groups[E3_BASE]["assignedLicenses"]
+
+    def seen() -> GroupsChanged | DeltaSweep:
+        return changed(E3_BASE) if seen_by == "notification" else sweep()
+
+    world.directory.set_group_licenses(E3_BASE, [])
+    await handle_group_changes(world.svc, seen())
+    assert open_nested(world) == {}
+
+    world.directory.set_group_licenses(E3_BASE, licenses)
+    await handle_group_changes(world.svc, seen())
+    assert [k.rsplit("|", 1)[1] for k in open_nested(world)] == [SALES_TEAM]
