@@ -190,10 +190,10 @@ async def refresh_licensed_groups(
     again = [g for g in gained if g in placed]
     config.clear()
     config.update(fresh)
-    for group_id in gained:
+    licensed.assign(fresh)
+    for group_id in gained:  # stored once placed, as `_classify` does
         if group_id not in placed:
             licensed.save_config(fresh[group_id])
-    licensed.assign(fresh)
     if writes is None:
         for write in pending:
             write()
@@ -230,6 +230,7 @@ async def _classify(
     if unknown:
         found = await svc.directory.group_configs(unknown)
         placed = _placed(licensed) if any(g.licensed for g in found.values()) else set()
+        unplaced: list[GroupConfig] = []
         for group_id in unknown:
             group = found.get(group_id)
             if group is not None and group.licensed:
@@ -238,7 +239,7 @@ async def _classify(
                     outcome.license_changed.append(group_id)
                     outcome.users |= members.members(group_id)
                 else:
-                    licensed.save_config(group)
+                    unplaced.append(group)
                 config[group_id] = group
                 known.add(group_id)
                 outcome.newly_licensed.append(group_id)
@@ -247,6 +248,10 @@ async def _classify(
                 outcome.ignored.append(group_id)
         if outcome.newly_licensed:
             licensed.assign(outcome.newly_licensed)
+        # Stored once placed: a retry after a failed placement finds the group unknown again
+        # (stored first, it was a known group in no partition: no round, nobody recomputed).
+        for group in unplaced:
+            licensed.save_config(group)
     return known
 
 

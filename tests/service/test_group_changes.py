@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,9 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DELTA_FILTER_LIMIT
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
 from shared.ports.queues import RECOMPUTE_USERS
+from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
 from shared.service.groups import UNLICENSED_TTL, handle_group_changes
-from shared.service.stores import GroupMembers, LicensedGroups
+from shared.service.stores import PARTITION_PK, GroupMembers, LicensedGroups
 from tests.demo_tenant import (
     ADELE,
     ALEX,
@@ -409,3 +411,75 @@ async def test_a_nested_group_finding_follows_its_groups_licenses(
     world.directory.set_group_licenses(E3_BASE, licenses)
     await handle_group_changes(world.svc, seen())
     assert [k.rsplit("|", 1)[1] for k in open_nested(world)] == [SALES_TEAM]
+
+
+class PartitionWritesFail(EntityStore):
+    """The `deltalinks` table with its partition rows unwritable for a while (the table
+    service answering 503): group configurations still write."""
+
+    def __init__(self, inner: EntityStore) -> None:
+        self._inner = inner
+        self.failing = True
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def _check(self, pk: str) -> None:
+        if self.failing and pk == PARTITION_PK:
+            raise OSError("table service unavailable")
+
+    def get(self, pk: str, rk: str) -> Entity | None:
+        return self._inner.get(pk, rk)
+
+    def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        self._check(pk)
+        return self._inner.insert(pk, rk, fields)
+
+    def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        self._check(pk)
+        return self._inner.upsert(pk, rk, fields)
+
+    def update(
+        self, pk: str, rk: str, fields: Mapping[str, EntityValue | None], *, etag: str
+    ) -> str:
+        self._check(pk)
+        return self._inner.update(pk, rk, fields, etag=etag)
+
+    def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
+        self._check(pk)
+        self._inner.delete(pk, rk, etag=etag)
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        self._check(pk)
+        self._inner.write_batch(pk, upserts, deletes)
+
+    def query(self, pk: str) -> list[Entity]:
+        return self._inner.query(pk)
+
+    def query_all(self) -> Iterator[Entity]:
+        return self._inner.query_all()
+
+
+async def test_a_newly_licensed_group_whose_placement_failed_is_placed_by_the_retry(
+    world: World,
+) -> None:
+    """Sales_Team gains licenses; placing it in a partition fails (storage unavailable), so
+    the host delivers the notification again. The retry still places it and sends its
+    members on (was: its configuration was stored first, so the retry took it for a known
+    group with no partition to run: its members were never recomputed, and later changes to
+    it ran no delta, until a re-check or sweep placed it)."""
+    await settled(world)
+    flaky = PartitionWritesFail(world.svc.tables.deltalinks)
+    world.svc.tables = replace(world.svc.tables, deltalinks=flaky)
+    world.directory.set_group_licenses(SALES_TEAM, [{"skuId": ENTERPRISEPACK, "disabledPlans": []}])
+    with pytest.raises(OSError, match="table service unavailable"):
+        await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    flaky.failing = False
+    await handle_group_changes(world.svc, changed(SALES_TEAM))  # the host redelivers it
+
+    [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    assert SALES_TEAM in partition.group_ids
+    assert recomputed_users(world) == {LYNNE}
+    assert SALES_TEAM in LicensedGroups(world.svc.tables.deltalinks).configs()
