@@ -95,12 +95,14 @@ async def handle_group_changes(
     )
     outcome.messages = svc.send_all(batches)
     crash_point(svc, "groups.after_recompute_sent")
+    # A group with nested groups licensed again, or no longer, changes its NestedGroupMember
+    # findings though the round said nothing of its nesting: recorded from what the round
+    # learnt before the writes that store it (a replay after them no longer sees the change).
+    flipped = nesting_flipped(members, was_licensed, config) - outcome.nesting_changed
+    await record_nested_findings(svc, flipped, msg.correlation_id, configs=config)
     for write in writes:
         write()
     crash_point(svc, "groups.after_members_saved")
-    # A group with nested groups licensed again, or no longer, changes its NestedGroupMember
-    # findings though the round said nothing of its nesting (a replay finds the same change).
-    outcome.nesting_changed |= nesting_flipped(members, was_licensed, config)
     # before the delta link: a replay from the old link sees the same nesting entries again
     await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
     crash_point(svc, "groups.after_nested_findings")
@@ -127,10 +129,10 @@ async def handle_group_changes(
 def nesting_flipped(
     members: GroupMembers, was_licensed: set[str], config: Mapping[str, GroupConfig]
 ) -> set[str]:
-    """The groups with nested groups (stored, saved already) that were licensed before and are
-    not now (gone, or licenses removed), or the reverse: `config` is what the caller learnt (a
-    group that lost every license may stay in it, unlicensed). Their NestedGroupMember findings
-    are to be re-evaluated."""
+    """The groups with stored nested groups that were licensed before and are not now (gone,
+    or licenses removed), or the reverse: `config` is what the caller learnt (a group that
+    lost every license may stay in it, unlicensed). Their NestedGroupMember findings are to be
+    re-evaluated."""
     now_licensed = {group_id for group_id, group in config.items() if group.licensed}
     flipped = was_licensed ^ now_licensed
     return {g for g in sorted(flipped) if members.members(NESTED_PREFIX + g)}

@@ -16,7 +16,7 @@ from functools import partial
 from shared.core.findings import Finding, Names
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Tenant
-from shared.ports.directory import Directory, GroupDelta
+from shared.ports.directory import Directory, GroupConfig, GroupDelta
 from shared.ports.licensed_world import LicensedWorld
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
@@ -119,19 +119,25 @@ def apply_nesting(
 
 
 async def record_nested_findings(
-    svc: Services, group_ids: Iterable[str], correlation_id: str
+    svc: Services,
+    group_ids: Iterable[str],
+    correlation_id: str,
+    *,
+    configs: Mapping[str, GroupConfig] | None = None,
 ) -> None:
     """Re-evaluate NestedGroupMember for licensed groups whose nesting changed: read the
-    nested groups (and their members), record the finding under `group:<id>`."""
+    nested groups (and their members), record the finding under `group:<id>`. The groups'
+    licensing is `configs` (what a caller learnt and has not stored yet), else the store's."""
     wanted = sorted(set(group_ids))
     if not wanted:
         return
     members = GroupMembers(svc.tables.groupmembers)
-    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    if configs is None:
+        configs = LicensedGroups(svc.tables.deltalinks).configs()
     licensed: dict[str, Group] = {}
     for group_id in wanted:
         config = configs.get(group_id)
-        if config is None:
+        if config is None or not config.licensed:
             continue
         licensed[group_id] = Group(
             id=group_id,

@@ -253,11 +253,12 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     crash_point(svc, "recheck.after_send")
     # Only now what the refresh learnt is saved (groups that lost their licenses): a run that
     # failed before this point finds them again and is finished by the next run.
+    # A group with nested groups licensed again, or no longer: its NestedGroupMember moves
+    # (before the writes, whose stored licenses a later run would not see change).
+    flipped = nesting_flipped(members, was_licensed, config)
+    await record_nested_findings(svc, flipped, correlation_id, configs=config)
     for write in writes:
         write()
-    # a group with nested groups licensed again, or no longer: its NestedGroupMember moves
-    flipped = nesting_flipped(members, was_licensed, config)
-    await record_nested_findings(svc, flipped, correlation_id)
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome

@@ -483,3 +483,19 @@ async def test_a_newly_licensed_group_whose_placement_failed_is_placed_by_the_re
     assert SALES_TEAM in partition.group_ids
     assert recomputed_users(world) == {LYNNE}
     assert SALES_TEAM in LicensedGroups(world.svc.tables.deltalinks).configs()
+
+
+async def test_a_nested_group_finding_follows_licenses_lost_in_a_round_that_crashed(
+    world: World,
+) -> None:
+    """The worker dies once the round's writes are saved (the group stored as unlicensed): the
+    replay no longer sees the licenses go, yet the finding must still resolve."""
+    await settled(world)
+    world.directory.set_group_licenses(E3_BASE, [])
+    world.svc.crash_points = CrashRecorder([], crash_at="groups.after_members_saved")
+    with pytest.raises(SimulatedCrash):
+        await handle_group_changes(world.svc, changed(E3_BASE))
+
+    await handle_group_changes(world.svc, changed(E3_BASE))  # the host redelivers it
+
+    assert open_nested(world) == {}
