@@ -284,7 +284,12 @@ async def _run_partition(
         outcome.resynced.append(partition.index)
         delta = await svc.directory.group_delta(partition.group_ids, None)
     outcome.partitions_run.append(partition.index)
-    _apply_round(delta, members, licensed, config, outcome, partition.group_ids, writes)
+    again = _apply_round(delta, members, licensed, config, outcome, partition.group_ids, writes)
+    if again:  # licensed again, first seen here: stored once its members are sent on
+        for group in (await svc.directory.group_configs(again)).values():
+            if group.licensed:
+                writes.append(partial(licensed.save_config, group))
+                config[group.id] = group
     return delta.delta_link
 
 
@@ -296,7 +301,10 @@ def _apply_round(
     outcome: GroupChangeOutcome,
     group_ids: Iterable[str],
     writes: list[Callable[[], object]],
-) -> None:
+) -> list[str]:
+    """The round's changes into `outcome` and `writes`; returns the groups it shows licensed
+    that `config` does not hold as licensed (their configuration is the caller's to read)."""
+    again: list[str] = []
     for group_id in group_ids:
         change = delta.groups.get(group_id)
         if change is None and not delta.initial:
@@ -329,7 +337,14 @@ def _apply_round(
         outcome.left += len(left)
         outcome.users |= joined | left
         old = config.get(group_id)
-        if (
+        if change.licenses and old is None:
+            # Licensed again while stored as unlicensed (still in its partition), and this
+            # round is the first to say so: its notification was skipped (looked up as
+            # unlicensed minutes ago) or lost. Entra assigns its licenses to every member.
+            again.append(group_id)
+            outcome.license_changed.append(group_id)
+            outcome.users |= (stored if needs_stored else members.members(group_id)) | joined
+        elif (
             change.licenses is not None
             and old is not None
             and frozenset(change.licenses) != old.license_set
@@ -341,3 +356,4 @@ def _apply_round(
             )
             writes.append(partial(licensed.save_config, updated))
             config[group_id] = updated
+    return again

@@ -499,3 +499,21 @@ async def test_a_nested_group_finding_follows_licenses_lost_in_a_round_that_cras
     await handle_group_changes(world.svc, changed(E3_BASE))  # the host redelivers it
 
     assert open_nested(world) == {}
+
+
+async def test_a_group_licensed_again_is_found_by_a_round_another_group_started(
+    world: World,
+) -> None:
+    """EMS lost its licenses (handled); they come back, and that notification is not acted on
+    (EMS was looked up as unlicensed minutes ago, so it is skipped). A member added to
+    E3 Teams, in the same partition, runs the round that carries EMS's licenses: its members
+    are sent on and it is stored as licensed (was: the round saw the licenses on a group it
+    did not hold as licensed, moved the delta link past them and sent nobody)."""
+    members = await licenses_taken_and_given_back(world, EMS_E3)
+    world.directory.add_member(E3_TEAMS, ADELE)
+
+    outcome = await handle_group_changes(world.svc, changed(E3_TEAMS))
+
+    assert EMS_E3 in outcome.license_changed
+    assert recomputed_users(world) == members | {ADELE}
+    assert EMS_E3 in LicensedGroups(world.svc.tables.deltalinks).configs()
