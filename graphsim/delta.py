@@ -185,6 +185,8 @@ class DeltaEngine:
             if budget <= 0:
                 return self._next(base_url, tok, value, gid, start)
             obj, members = build(sel)
+            if members and start >= len(members):
+                continue  # members left since a page stopped inside the list: it was all sent
             budget -= 1
             if members:
                 take = min(budget, len(members) - start)

@@ -15,7 +15,7 @@ member sets, so leavers are still found.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,7 +25,7 @@ import structlog
 from shared.ports.directory import DeltaRound, DeltaTokenExpired, GroupConfig
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
-from shared.service.nested import apply_nesting, record_nested_findings
+from shared.service.nested import NESTED_PREFIX, apply_nesting, record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
 
@@ -62,6 +62,7 @@ async def handle_group_changes(
     outcome = GroupChangeOutcome()
     licensed = LicensedGroups(svc.tables.deltalinks)
     config = licensed.configs()
+    was_licensed = set(config)
     members = GroupMembers(svc.tables.groupmembers)
     writes: list[Callable[[], object]] = []
     if not config or isinstance(msg, DeltaSweep):
@@ -94,6 +95,11 @@ async def handle_group_changes(
     )
     outcome.messages = svc.send_all(batches)
     crash_point(svc, "groups.after_recompute_sent")
+    # A group with nested groups licensed again, or no longer, changes its NestedGroupMember
+    # findings though the round said nothing of its nesting: recorded from what the round
+    # learnt before the writes that store it (a replay after them no longer sees the change).
+    flipped = nesting_flipped(members, was_licensed, config) - outcome.nesting_changed
+    await record_nested_findings(svc, flipped, msg.correlation_id, configs=config)
     for write in writes:
         write()
     crash_point(svc, "groups.after_members_saved")
@@ -118,6 +124,18 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+def nesting_flipped(
+    members: GroupMembers, was_licensed: set[str], config: Mapping[str, GroupConfig]
+) -> set[str]:
+    """The groups with stored nested groups that were licensed before and are not now (gone,
+    or licenses removed), or the reverse: `config` is what the caller learnt (a group that
+    lost every license may stay in it, unlicensed). Their NestedGroupMember findings are to be
+    re-evaluated."""
+    now_licensed = {group_id for group_id, group in config.items() if group.licensed}
+    flipped = was_licensed ^ now_licensed
+    return {g for g in sorted(flipped) if members.members(NESTED_PREFIX + g)}
 
 
 LAST_NOTIFICATION = "last-notification"
@@ -174,10 +192,10 @@ async def refresh_licensed_groups(
     again = [g for g in gained if g in placed]
     config.clear()
     config.update(fresh)
-    for group_id in gained:
+    licensed.assign(fresh)
+    for group_id in gained:  # stored once placed, as `_classify` does
         if group_id not in placed:
             licensed.save_config(fresh[group_id])
-    licensed.assign(fresh)
     if writes is None:
         for write in pending:
             write()
@@ -214,6 +232,7 @@ async def _classify(
     if unknown:
         found = await svc.directory.group_configs(unknown)
         placed = _placed(licensed) if any(g.licensed for g in found.values()) else set()
+        unplaced: list[GroupConfig] = []
         for group_id in unknown:
             group = found.get(group_id)
             if group is not None and group.licensed:
@@ -222,7 +241,7 @@ async def _classify(
                     outcome.license_changed.append(group_id)
                     outcome.users |= members.members(group_id)
                 else:
-                    licensed.save_config(group)
+                    unplaced.append(group)
                 config[group_id] = group
                 known.add(group_id)
                 outcome.newly_licensed.append(group_id)
@@ -231,6 +250,10 @@ async def _classify(
                 outcome.ignored.append(group_id)
         if outcome.newly_licensed:
             licensed.assign(outcome.newly_licensed)
+        # Stored once placed: a retry after a failed placement finds the group unknown again
+        # (stored first, it was a known group in no partition: no round, nobody recomputed).
+        for group in unplaced:
+            licensed.save_config(group)
     return known
 
 
@@ -261,7 +284,12 @@ async def _run_partition(
         outcome.resynced.append(partition.index)
         delta = await svc.directory.group_delta(partition.group_ids, None)
     outcome.partitions_run.append(partition.index)
-    _apply_round(delta, members, licensed, config, outcome, partition.group_ids, writes)
+    again = _apply_round(delta, members, licensed, config, outcome, partition.group_ids, writes)
+    if again:  # licensed again, first seen here: stored once its members are sent on
+        for group in (await svc.directory.group_configs(again)).values():
+            if group.licensed:
+                writes.append(partial(licensed.save_config, group))
+                config[group.id] = group
     return delta.delta_link
 
 
@@ -273,7 +301,10 @@ def _apply_round(
     outcome: GroupChangeOutcome,
     group_ids: Iterable[str],
     writes: list[Callable[[], object]],
-) -> None:
+) -> list[str]:
+    """The round's changes into `outcome` and `writes`; returns the groups it shows licensed
+    that `config` does not hold as licensed (their configuration is the caller's to read)."""
+    again: list[str] = []
     for group_id in group_ids:
         change = delta.groups.get(group_id)
         if change is None and not delta.initial:
@@ -306,7 +337,14 @@ def _apply_round(
         outcome.left += len(left)
         outcome.users |= joined | left
         old = config.get(group_id)
-        if (
+        if change.licenses and old is None:
+            # Licensed again while stored as unlicensed (still in its partition), and this
+            # round is the first to say so: its notification was skipped (looked up as
+            # unlicensed minutes ago) or lost. Entra assigns its licenses to every member.
+            again.append(group_id)
+            outcome.license_changed.append(group_id)
+            outcome.users |= (stored if needs_stored else members.members(group_id)) | joined
+        elif (
             change.licenses is not None
             and old is not None
             and frozenset(change.licenses) != old.license_set
@@ -318,3 +356,4 @@ def _apply_round(
             )
             writes.append(partial(licensed.save_config, updated))
             config[group_id] = updated
+    return again

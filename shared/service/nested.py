@@ -10,12 +10,13 @@ group, recorded under the subject `group:<id>`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from functools import partial
 
 from shared.core.findings import Finding, Names
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Tenant
-from shared.ports.directory import Directory, GroupDelta
+from shared.ports.directory import Directory, GroupConfig, GroupDelta
 from shared.ports.licensed_world import LicensedWorld
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
@@ -64,10 +65,9 @@ def nested_group_findings(world: LicensedWorld) -> dict[str, list[Finding]]:
     the nested groups as `read_nested` read them): its NestedGroupMember finding, or none."""
     groups = {g.id: g for g in world.nested_groups}
     for group_id, group in world.groups.items():
-        groups[group_id] = Group(
-            id=group_id,
-            name=group.name,
-            licenses=group.licenses,
+        # the group as read (synced, dynamic: where the remedy says to change its membership)
+        groups[group_id] = replace(
+            group,
             member_user_ids=world.members.get(group_id, ()),
             member_group_ids=world.nested_ids.get(group_id, ()),
         )
@@ -119,19 +119,25 @@ def apply_nesting(
 
 
 async def record_nested_findings(
-    svc: Services, group_ids: Iterable[str], correlation_id: str
+    svc: Services,
+    group_ids: Iterable[str],
+    correlation_id: str,
+    *,
+    configs: Mapping[str, GroupConfig] | None = None,
 ) -> None:
     """Re-evaluate NestedGroupMember for licensed groups whose nesting changed: read the
-    nested groups (and their members), record the finding under `group:<id>`."""
+    nested groups (and their members), record the finding under `group:<id>`. The groups'
+    licensing is `configs` (what a caller learnt and has not stored yet), else the store's."""
     wanted = sorted(set(group_ids))
     if not wanted:
         return
     members = GroupMembers(svc.tables.groupmembers)
-    configs = LicensedGroups(svc.tables.deltalinks).configs()
+    if configs is None:
+        configs = LicensedGroups(svc.tables.deltalinks).configs()
     licensed: dict[str, Group] = {}
     for group_id in wanted:
         config = configs.get(group_id)
-        if config is None:
+        if config is None or not config.licensed:
             continue
         licensed[group_id] = Group(
             id=group_id,
@@ -139,6 +145,8 @@ async def record_nested_findings(
             licenses=config.licenses,
             member_user_ids=tuple(sorted(members.members(group_id))),
             member_group_ids=tuple(sorted(members.members(NESTED_PREFIX + group_id))),
+            membership_rule=config.membership_rule,
+            synced_from_on_premises=config.on_premises_sync_enabled is True,
         )
     seeds = {gid: g.member_group_ids for gid, g in licensed.items()}
     nested = {g.id: g for g in await read_nested(svc.directory, seeds)}

@@ -42,8 +42,10 @@ from shared.service.crashpoints import crash_point
 from shared.service.groups import (
     LAST_NOTIFICATION,
     LAST_UNANNOUNCED_CHANGE,
+    nesting_flipped,
     refresh_licensed_groups,
 )
+from shared.service.nested import record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.stores.contention import WRITE_ATTEMPTS
@@ -221,6 +223,7 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     # leaves its members with stale assignments to re-read.
     writes: list[Callable[[], object]] = []
     config = licensed.configs()
+    was_licensed = set(config)
     _, lost = await refresh_licensed_groups(svc, licensed, config, writes=writes)
     members = GroupMembers(svc.tables.groupmembers)
     for group_id in lost:
@@ -250,6 +253,10 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     crash_point(svc, "recheck.after_send")
     # Only now what the refresh learnt is saved (groups that lost their licenses): a run that
     # failed before this point finds them again and is finished by the next run.
+    # A group with nested groups licensed again, or no longer: its NestedGroupMember moves
+    # (before the writes, whose stored licenses a later run would not see change).
+    flipped = nesting_flipped(members, was_licensed, config)
+    await record_nested_findings(svc, flipped, correlation_id, configs=config)
     for write in writes:
         write()
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),

@@ -235,3 +235,31 @@ async def test_delta_select_of_a_property_groups_lack_is_400(sim: Harness) -> No
         f"/groups/delta?$select=members,assignedLicenses,displayName&$filter=id eq '{G_SALES}'"
     )
     assert r.status_code == 200, r.text
+
+
+async def test_members_leaving_during_an_initial_round_do_not_stall_its_pages(
+    sim: Harness,
+) -> None:
+    """A page ends inside a group's member list; before the next page is asked for, that
+    group's members leave. The round still ends (was: the next page resumed past the end of
+    the shorter list, answered an empty page with the same nextLink, and so on forever)."""
+    sim.sim.state.x["deltaPageSize"] = 3
+    r = await sim.get(f"/groups/delta?$select=members&$filter=id eq '{G_SALES}'")
+    body = r.json()
+    [first] = body["value"]  # one group and the first two of its four members
+    assert len(first["members@delta"]) == 2
+    members = sim.sim.state.groups[first["id"]]["members"]
+    assert len(members) == 4
+    for member in list(members)[1:]:  # all but one leave
+        sim.sim.state.remove_member(first["id"], member["id"], "admin", enforce_onprem=False)
+
+    url = body["@odata.nextLink"]
+    for _ in range(20):
+        r = await sim.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        if "@odata.deltaLink" in page:
+            break
+        url = page["@odata.nextLink"]
+    else:
+        pytest.fail("the round never reached its deltaLink")

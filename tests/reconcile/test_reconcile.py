@@ -211,6 +211,9 @@ async def test_a_group_nested_in_a_licensed_group_is_reported_and_resolved(
     assert [str(f["key"]).split("|")[0] for f in nested] == [f"group:{E3_BASE}"]
     assert "Sales_Team" in str(nested[0]["message"])
     assert "1 user(s) in 'Sales_Team' get nothing" in str(nested[0]["message"])
+    # E3 Base is synced from on-premises: its membership is changed there, not in Entra
+    assert "synced from on-premises" in str(nested[0]["remedy"])
+    assert "Entra admin center" not in str(nested[0]["remedy"])
 
     nightly.directory.remove_member(E3_BASE, SALES_TEAM)
     nightly.world.clock.advance(DAY)

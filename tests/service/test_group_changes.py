@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,9 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import DELTA_FILTER_LIMIT
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers, format_timestamp
 from shared.ports.queues import RECOMPUTE_USERS
+from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
 from shared.service.groups import UNLICENSED_TTL, handle_group_changes
-from shared.service.stores import GroupMembers, LicensedGroups
+from shared.service.stores import PARTITION_PK, GroupMembers, LicensedGroups
 from tests.demo_tenant import (
     ADELE,
     ALEX,
@@ -287,6 +289,9 @@ async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: Wor
     (first,) = found.values()
     assert "Sales_Team" in str(first["message"])
     assert "1 user(s) in 'Sales_Team' get nothing" in str(first["message"])
+    # E3 Base is synced from on-premises: its membership is changed there, not in Entra
+    assert "synced from on-premises" in str(first["remedy"])
+    assert "Entra admin center" not in str(first["remedy"])
 
     world.directory.add_member(E3_BASE, EMS_E3)
     await handle_group_changes(world.svc, changed(E3_BASE))
@@ -382,3 +387,133 @@ async def test_a_license_change_on_more_groups_than_one_message_can_name_is_stil
 
     assert len(outcome.license_changed) == len(extra)
     assert recomputed_users(world) == {ALEX}
+
+
+@pytest.mark.parametrize("seen_by", ["notification", "sweep"])
+async def test_a_nested_group_finding_follows_its_groups_licenses(
+    world: World, seen_by: str
+) -> None:
+    """E3 Base (with Sales_Team nested) loses its licenses: nobody is left out of a license
+    it no longer gives, so its NestedGroupMember resolves; licensed again, the finding is back.
+    Neither round says anything of the nesting (was: the finding stayed open on an unlicensed
+    group, then stayed missing, until the nightly)."""
+    await settled(world)
+    assert open_nested(world)
+    licenses = world.directory.groups[E3_BASE]["assignedLicenses"]
+
+    def seen() -> GroupsChanged | DeltaSweep:
+        return changed(E3_BASE) if seen_by == "notification" else sweep()
+
+    world.directory.set_group_licenses(E3_BASE, [])
+    await handle_group_changes(world.svc, seen())
+    assert open_nested(world) == {}
+
+    world.directory.set_group_licenses(E3_BASE, licenses)
+    await handle_group_changes(world.svc, seen())
+    assert [k.rsplit("|", 1)[1] for k in open_nested(world)] == [SALES_TEAM]
+
+
+class PartitionWritesFail(EntityStore):
+    """The `deltalinks` table with its partition rows unwritable for a while (the table
+    service answering 503): group configurations still write."""
+
+    def __init__(self, inner: EntityStore) -> None:
+        self._inner = inner
+        self.failing = True
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def _check(self, pk: str) -> None:
+        if self.failing and pk == PARTITION_PK:
+            raise OSError("table service unavailable")
+
+    def get(self, pk: str, rk: str) -> Entity | None:
+        return self._inner.get(pk, rk)
+
+    def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        self._check(pk)
+        return self._inner.insert(pk, rk, fields)
+
+    def upsert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
+        self._check(pk)
+        return self._inner.upsert(pk, rk, fields)
+
+    def update(
+        self, pk: str, rk: str, fields: Mapping[str, EntityValue | None], *, etag: str
+    ) -> str:
+        self._check(pk)
+        return self._inner.update(pk, rk, fields, etag=etag)
+
+    def delete(self, pk: str, rk: str, *, etag: str | None = None) -> None:
+        self._check(pk)
+        self._inner.delete(pk, rk, etag=etag)
+
+    def write_batch(self, pk: str, upserts: Upserts, deletes: Iterable[str] = ()) -> None:
+        self._check(pk)
+        self._inner.write_batch(pk, upserts, deletes)
+
+    def query(self, pk: str) -> list[Entity]:
+        return self._inner.query(pk)
+
+    def query_all(self) -> Iterator[Entity]:
+        return self._inner.query_all()
+
+
+async def test_a_newly_licensed_group_whose_placement_failed_is_placed_by_the_retry(
+    world: World,
+) -> None:
+    """Sales_Team gains licenses; placing it in a partition fails (storage unavailable), so
+    the host delivers the notification again. The retry still places it and sends its
+    members on (was: its configuration was stored first, so the retry took it for a known
+    group with no partition to run: its members were never recomputed, and later changes to
+    it ran no delta, until a re-check or sweep placed it)."""
+    await settled(world)
+    flaky = PartitionWritesFail(world.svc.tables.deltalinks)
+    world.svc.tables = replace(world.svc.tables, deltalinks=flaky)
+    world.directory.set_group_licenses(SALES_TEAM, [{"skuId": ENTERPRISEPACK, "disabledPlans": []}])
+    with pytest.raises(OSError, match="table service unavailable"):
+        await handle_group_changes(world.svc, changed(SALES_TEAM))
+
+    flaky.failing = False
+    await handle_group_changes(world.svc, changed(SALES_TEAM))  # the host redelivers it
+
+    [partition] = LicensedGroups(world.svc.tables.deltalinks).partitions()
+    assert SALES_TEAM in partition.group_ids
+    assert recomputed_users(world) == {LYNNE}
+    assert SALES_TEAM in LicensedGroups(world.svc.tables.deltalinks).configs()
+
+
+async def test_a_nested_group_finding_follows_licenses_lost_in_a_round_that_crashed(
+    world: World,
+) -> None:
+    """The worker dies once the round's writes are saved (the group stored as unlicensed): the
+    replay no longer sees the licenses go, yet the finding must still resolve."""
+    await settled(world)
+    world.directory.set_group_licenses(E3_BASE, [])
+    world.svc.crash_points = CrashRecorder([], crash_at="groups.after_members_saved")
+    with pytest.raises(SimulatedCrash):
+        await handle_group_changes(world.svc, changed(E3_BASE))
+
+    await handle_group_changes(world.svc, changed(E3_BASE))  # the host redelivers it
+
+    assert open_nested(world) == {}
+
+
+async def test_a_group_licensed_again_is_found_by_a_round_another_group_started(
+    world: World,
+) -> None:
+    """EMS lost its licenses (handled); they come back, and that notification is not acted on
+    (EMS was looked up as unlicensed minutes ago, so it is skipped). A member added to
+    E3 Teams, in the same partition, runs the round that carries EMS's licenses: its members
+    are sent on and it is stored as licensed (was: the round saw the licenses on a group it
+    did not hold as licensed, moved the delta link past them and sent nobody)."""
+    members = await licenses_taken_and_given_back(world, EMS_E3)
+    world.directory.add_member(E3_TEAMS, ADELE)
+
+    outcome = await handle_group_changes(world.svc, changed(E3_TEAMS))
+
+    assert EMS_E3 in outcome.license_changed
+    assert recomputed_users(world) == members | {ADELE}
+    assert EMS_E3 in LicensedGroups(world.svc.tables.deltalinks).configs()

@@ -629,3 +629,31 @@ async def test_changes_found_soon_after_a_notification_are_not_silence(world: Wo
     outcome = watch_poison(world.svc)
 
     assert outcome.new_findings == []
+
+
+def open_nested_subjects(world: World) -> list[str]:
+    return sorted(
+        e.partition_key
+        for e in world.svc.tables.findings.query_all()
+        if e.fields.get("code") == "NestedGroupMember" and not e.fields.get("resolvedAt")
+    )
+
+
+async def test_the_errors_recheck_resolves_and_reopens_the_nesting_of_a_group_that_flips(
+    world: World,
+) -> None:
+    """The re-check is what learns that E3 Base (Sales_Team nested) lost its licenses, then
+    got them back: its NestedGroupMember follows, where it stayed open on an unlicensed group
+    (and then missing once licensed again) until the nightly. No later sweep or notification
+    sees the change once the re-check stored it."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    assert open_nested_subjects(world) == [f"group:{E3_BASE}"]
+    licenses = world.directory.groups[E3_BASE]["assignedLicenses"]
+
+    world.directory.set_group_licenses(E3_BASE, [])
+    await recheck_errors(world.svc)
+    assert open_nested_subjects(world) == []
+
+    world.directory.set_group_licenses(E3_BASE, licenses)
+    await recheck_errors(world.svc)
+    assert open_nested_subjects(world) == [f"group:{E3_BASE}"]
