@@ -28,10 +28,15 @@ from shared.bootstrap import build_services, storage_credential
 from shared.cli.preflight_checks import FAIL, Target, storage_checks
 from shared.platform.settings import Settings, StorageConnection
 from shared.ports.messages import SyncCompleted
+from shared.ports.queues import QUEUE_NAMES
+from shared.ports.tables import TABLE_NAMES
 from shared.service.services import Services
 from tests.settings_env import SCHEDULE_ENV, WEBHOOK_ENV
 from tests.storage_identity.minting import STORAGE_SCOPE, TEST_TENANT, MintingStorageCredential
 from tests.storage_identity.tls import TlsFiles
+
+STORAGE_RESOURCES = 2 * len(QUEUE_NAMES) + len(TABLE_NAMES) + 1
+"""Each work queue and its poison twin, each table, the reports container (5 + 5, 6, 1)."""
 
 # One xdist worker runs the module, so its HTTPS Azurite (module-scoped) starts once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("storage-by-identity")]
@@ -107,7 +112,7 @@ def test_queues_tables_and_blobs_work_by_identity_with_one_shared_credential(
     assert credential.scopes_requested
     assert set(credential.scopes_requested) == {(STORAGE_SCOPE,)}
     clients = storage_clients(svc)
-    assert len(clients) == 15
+    assert len(clients) == STORAGE_RESOURCES
     assert all(client.credential is credential for client in clients)
 
 
@@ -216,7 +221,7 @@ def test_preflight_checks_storage_by_identity_with_the_storage_credential(
 
     checks = storage_checks(target, credential)
 
-    assert len(checks) == 15  # 8 queues, 6 tables, the reports container
+    assert len(checks) == STORAGE_RESOURCES
     assert all(c.name.startswith("storage ") for c in checks)
     # signed in: anything not yet created is missing, never refused
     assert [c for c in checks if c.mark == FAIL and c.detail != "does not exist"] == []
