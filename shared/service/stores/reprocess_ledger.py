@@ -141,12 +141,27 @@ class ReprocessLedger:
                     continue
 
     def observe(self, user_id: str, attempts: Iterable[Attempt]) -> None:
+        """Record causes as seen now. A cause seen before (one row per cause and evidence)
+        whose row is an observation is seen again: its time moves to now, so the policy reads
+        it as the latest entry (a second seat shortage after a reprocess is one, and its end
+        allows the next attempt). A row of an attempt, in flight or refused stays as it is."""
         for attempt in attempts:
+            token = cause_token(attempt.cause)
             fields = _cause_fields(attempt.cause, attempt.at, OBSERVED)
             try:
-                self._table.insert(user_id, cause_token(attempt.cause), fields)
+                self._table.insert(user_id, token, fields)
             except AlreadyExists:
-                continue
+                existing = self._table.get(user_id, token)
+                if existing is None or existing.fields.get("status") != OBSERVED:
+                    continue
+                at = existing.fields.get("at")
+                if isinstance(at, datetime) and at >= attempt.at:
+                    continue
+                with contextlib.suppress(ConcurrencyConflict):
+                    self._table.update(
+                        user_id, token, dict(existing.fields) | {"at": attempt.at},
+                        etag=existing.etag,
+                    )  # fmt: skip
 
     def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> Claim:
         """Take the causes for one call, each under a lease of `STALE_CLAIM`.
