@@ -24,6 +24,7 @@ from shared.core.findings import (
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
     Finding,
+    watched_evidence,
 )
 from shared.core.model import Tenant
 from shared.core.reprocess import Cause
@@ -102,8 +103,13 @@ async def manual_reprocess(
             if wanted_group is None:
                 outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
             continue
+        # The evidence the policy watches (`watched_evidence`), as its own rows record it: a
+        # row with `failedWith=` read as a change of evidence, and the service reprocessed the
+        # user again for the cause the admin's call had just tried.
         causes = tuple(
-            dict.fromkeys(Cause(f.code, f.sku_id, f.group_id, f.evidence) for f in findings)
+            dict.fromkeys(
+                Cause(f.code, f.sku_id, f.group_id, watched_evidence(f)) for f in findings
+            )
         )
         group_ids = frozenset(c.group_id for c in causes if c.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)

@@ -11,8 +11,8 @@ from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
-from tests.demo_tenant import DIEGO, E3_BASE
-from tests.service.world import World
+from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK
+from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +64,86 @@ async def test_the_service_does_not_repeat_an_admin_reprocess_of_an_unchanged_ca
         assert again.queued == []
         assert act_world.messages(REPROCESS_USER) == []
     assert act_world.directory.reprocessed == [PRADEEP]
+
+
+BUNDLE = "0b5e6a2c-1d3f-4e4a-9b8c-7d6e5f4a3b2c"
+ANN = "1c6f7b3d-2e4a-4f5b-8c9d-8e7f6a5b4c3d"
+
+
+def bundle_at_cu() -> dict[str, object]:
+    """The demo tenant plus a group of E3 and EMS with Ann in Cuba, where EMS is not allowed:
+    both fail (all-or-none), E3 with `failedWith=EMS` (Pradeep's E3 from the Base group shows
+    E3 works in CU)."""
+    snapshot = demo_snapshot()
+    users = {u["id"]: u for u in snapshot["users"]}
+    e3_state = {
+        "skuId": ENTERPRISEPACK,
+        "assignedByGroup": E3_BASE,
+        "disabledPlans": [],
+        "state": "Active",
+        "error": None,
+        "lastUpdatedDateTime": "2026-11-20T08:00:00Z",
+    }
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    e3_state["disabledPlans"] = base["assignedLicenses"][0]["disabledPlans"]
+    users[PRADEEP]["licenseAssignmentStates"].append(e3_state)
+    users[PRADEEP]["assignedLicenses"].append(
+        {"skuId": ENTERPRISEPACK, "disabledPlans": e3_state["disabledPlans"]}
+    )
+    base["members"].append({"@odata.type": "#microsoft.graph.user", "id": PRADEEP})
+    failing = {
+        "assignedByGroup": BUNDLE,
+        "disabledPlans": [],
+        "state": "Error",
+        "error": "ProhibitedInUsageLocationViolation",
+        "lastUpdatedDateTime": "2026-11-21T08:00:00Z",
+    }
+    snapshot["users"].append(
+        {
+            "id": ANN,
+            "userPrincipalName": "ann@contoso.com",
+            "displayName": "Ann",
+            "accountEnabled": True,
+            "usageLocation": "CU",
+            "userType": "Member",
+            "assignedLicenses": [],
+            "licenseAssignmentStates": [
+                {"skuId": ENTERPRISEPACK, **failing},
+                {"skuId": EMS, **failing},
+            ],
+        }
+    )
+    snapshot["groups"].append(
+        {
+            "id": BUNDLE,
+            "displayName": "Licensing_Bundle",
+            "securityEnabled": True,
+            "groupTypes": [],
+            "assignedLicenses": [
+                {"skuId": ENTERPRISEPACK, "disabledPlans": []},
+                {"skuId": EMS, "disabledPlans": []},
+            ],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [{"@odata.type": "#microsoft.graph.user", "id": ANN}],
+        }
+    )
+    return snapshot
+
+
+async def test_an_admin_reprocess_of_a_product_failing_with_its_group_is_not_repeated() -> None:
+    """Ann's E3 fails with EMS (`failedWith=`, which the policy does not watch): after the
+    admin's reprocess the service read the recorded evidence as changed ('the evidence
+    changed ... the cause may be fixed') and reprocessed her again for the same cause."""
+    world = build_world(bundle_at_cu(), LICENSE_GUARD_MODE="act")
+    outcomes = await manual_reprocess(world.svc, [ANN, PRADEEP])
+    assert [o.status for o in outcomes] == [CALLED, CALLED]
+    assert any(codes.failed_with(f) for o in outcomes for f in o.findings)
+
+    for _ in range(3):
+        world.clock.advance(3600)
+        again = await recompute_users(
+            world.svc, RecomputeUsers(user_ids=(ANN, PRADEEP), reason="t", correlation_id="r")
+        )
+        assert again.queued == []
+        assert world.messages(REPROCESS_USER) == []
+    assert sorted(world.directory.reprocessed) == sorted([ANN, PRADEEP])
