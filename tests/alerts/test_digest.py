@@ -443,3 +443,17 @@ async def test_an_error_on_a_direct_assignment_is_not_said_to_be_reprocessed(
 
     assert claim not in body
     assert "does not reprocess a direct assignment" in body
+
+
+async def test_a_duplicate_proxy_address_is_not_promised_a_reprocess_after_its_fix() -> None:
+    """The policy never reprocesses a UniquenessViolation (no evidence shows the proxy address
+    fixed); the line said 'it reprocesses after the fix is seen', and the admin who fixed the
+    address waited for a reprocess that never came."""
+    world = await world_with_findings(error(JONI, "UniquenessViolation"), LICENSE_GUARD_MODE="act")
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert "deliberately does not reprocess" in body
+    assert "reprocesses after the fix" not in body
+    assert "then reprocess the user" in body

@@ -27,7 +27,8 @@ _ACTION: Final = {
     codes.PLAN_MISMATCH: "reprocesses once the group shows ProcessingComplete "
     "(once per processing run)",
     codes.UNIQUENESS_VIOLATION: "deliberately does not reprocess: a reprocess cannot fix a "
-    "duplicate proxy address; it reprocesses after the fix is seen",
+    "duplicate proxy address, and the fix does not show in the user's license states; remove "
+    "the duplicate, then reprocess the user (license-guard reprocess)",
     codes.DEPENDENCY_VIOLATION: "deliberately does not reprocess: the dependent plans must be "
     "handled first",
     codes.OTHER: "deliberately does not reprocess an unclassified error: read the audit log first",
