@@ -71,21 +71,24 @@ def group_alert(
 ) -> GroupAlert:
     group_id, sku_id, code = bucket
     user_ids = tuple(sorted({m.user_id for m in members}))
-    seats, fix = "", _GROUP_FIX.get(code, "fix the group")
+    total = len(user_ids) + facts.failing_elsewhere.get(members[0].cause.key, 0)
+    seats, fix = "", _GROUP_FIX.get(code, "fix the group") + ", then"
     if code == COUNT_VIOLATION:
         seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
         waits = sorted({s for m in members for s in seats_of(m.finding)})
         # all-or-none: with free seats of its own, the group's other product is short of seats
-        short = [(s, f"SKU {s}, the group's other product") for s in waits]
-        fix = seats_fix_of(short or [(sku_id or "", f"SKU {sku_id}")], facts)
-    total = len(user_ids) + facts.failing_elsewhere.get(members[0].cause.key, 0)
+        needed = [(s, f"SKU {s}, the group's other product") for s in waits]
+        needed = needed or [(sku_id or "", f"SKU {sku_id}")]
+        # seats enough for every user already: nothing to buy, only the reprocess is missing
+        short = [(s, label) for s, label in needed if facts.free_seats.get(s, 0) < total]
+        fix = f"{seats_fix_of(short, facts)}, then" if short else "the seats are free now, so"
     counted = f"{total} users of group {group_id}" if total != 1 else f"1 user of group {group_id}"
     if total != len(user_ids):  # a nightly page: the run's earlier pages hold the others
         counted += f" ({len(user_ids)} in this batch)"
     counted += " have" if total != 1 else " has"
     reason = (
         f"{counted} {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {fix}, then use Reprocess on the "
+        f"cause, one fix - {fix} use Reprocess on the "
         "group in the Entra admin center; reprocessing the users one by one would spend "
         "Graph's write budget for nothing"
     )

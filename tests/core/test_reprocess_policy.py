@@ -754,3 +754,17 @@ def test_the_plan_does_not_depend_on_the_order_of_findings_or_history(
 
     assert list(first.users.items()) == list(second.users.items())
     assert first.groups == second.groups
+
+
+def test_a_group_alert_with_enough_free_seats_does_not_say_to_buy_seats() -> None:
+    """26 users wait for E3 and 100 seats are free: the alert said '(100 free seats now): ...
+    buy or free seats of SKU sku-e3', a purchase the tenant does not need."""
+    findings = [finding(codes.COUNT_VIOLATION, f"u{i:02d}") for i in range(26)]
+
+    (alert,) = decide(findings, tenant_facts=facts(free={E3: 100})).groups
+    (short,) = decide(findings, tenant_facts=facts(free={E3: 10})).groups
+
+    assert "(100 free seats now)" in alert.reason
+    assert "buy" not in alert.reason
+    assert "Reprocess on the group" in alert.reason
+    assert "buy or free seats of SKU sku-e3" in short.reason
