@@ -1,8 +1,9 @@
 """Reprocess asked for by an admin (`license-guard reprocess`): chosen users, or the members
 of one group in error or waiting for it, through the same safety as the service's own writes.
 
-Every user's causes are the findings Entra's reprocess can clear (an error state, a license
-from a group that is missing or out of date). Nothing is written unless settings allow it for
+Every user's causes are the findings Entra's reprocess can clear (an error state of a
+group's license, a license from a group that is missing or out of date; not an error on a direct
+assignment, which a reprocess does not re-run). Nothing is written unless settings allow it for
 the user's groups at this moment (mode `act`, the `WRITES_DISABLED` kill switch off, the
 `ACT_GROUP_ALLOWLIST`), the causes are recorded in the reprocess ledger like the service's own,
 and the call goes through the reprocess worker and its tenant-wide brake (a braked call is
@@ -50,6 +51,11 @@ BLOCKED = "not allowed"
 NOTHING = "nothing to reprocess"
 UNKNOWN = "not found"
 
+DIRECT_ONLY = (
+    "errors on direct assignments only: a reprocess re-runs group-based assignments only; "
+    "fix the cause and assign the license again"
+)
+
 
 class UnknownGroup(LookupError):
     """The --group is not a licensed group of the tenant."""
@@ -94,13 +100,18 @@ async def manual_reprocess(
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"
-        findings = tuple(
+        fixable = [
             f
             for f in report.findings
             if f.code in FIXABLE and (wanted_group is None or f.group_id == wanted_group)
-        )
+        ]
+        # reprocessLicenseAssignment re-runs group-based assignments only (the policy alerts
+        # instead for a direct one): an error on a direct assignment is no cause to call for.
+        findings = tuple(f for f in fixable if f.group_id is not None)
         if not findings:
-            if wanted_group is None:
+            if fixable:
+                outcomes.append(ManualOutcome(who, NOTHING, DIRECT_ONLY, tuple(fixable)))
+            elif wanted_group is None:
                 outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
             continue
         # The evidence the policy watches (`watched_evidence`), as its own rows record it: a

@@ -8,10 +8,10 @@ import pytest
 from shared.core import findings as codes
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import REPROCESS_USER
-from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
+from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
-from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK
+from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, MEGAN
 from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -147,3 +147,28 @@ async def test_an_admin_reprocess_of_a_product_failing_with_its_group_is_not_rep
         assert again.queued == []
         assert world.messages(REPROCESS_USER) == []
     assert sorted(world.directory.reprocessed) == sorted([ANN, PRADEEP])
+
+
+async def test_an_error_on_a_direct_assignment_is_not_reprocessed_by_the_admin_command() -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only (the policy alerts
+    instead for the same reason): the command called Graph for Megan's direct EMS error and
+    reported it 'called', as if the reprocess could clear it."""
+    snapshot = demo_snapshot()
+    [megan] = [u for u in snapshot["users"] if u["id"] == MEGAN]
+    megan["licenseAssignmentStates"] += [
+        {
+            "skuId": EMS,
+            "assignedByGroup": None,
+            "disabledPlans": [],
+            "state": "Error",
+            "error": "CountViolation",
+            "lastUpdatedDateTime": "2026-11-21T08:00:00Z",
+        }
+    ]
+    world = build_world(snapshot, LICENSE_GUARD_MODE="act")
+
+    [outcome] = await manual_reprocess(world.svc, [MEGAN])
+
+    assert outcome.status == NOTHING
+    assert "group-based assignments only" in outcome.detail
+    assert world.directory.reprocessed == []
