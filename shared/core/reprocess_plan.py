@@ -102,6 +102,10 @@ class DecisionBase:
 
 @dataclass(frozen=True, slots=True)
 class ReprocessNow(DecisionBase):
+    retry_at: datetime | None = field(default=None, kw_only=True)
+    """When the user's causes left waiting (a group still processing, a backoff, a seat) are
+    due, or None: the caller re-enqueues the user then, as for a `RetryLater`."""
+
     def attempts(self, at: datetime) -> tuple[Attempt, ...]:
         """The ledger entries to append once the POST succeeded at `at`."""
         return tuple(Attempt(at, cause) for cause in self.causes)

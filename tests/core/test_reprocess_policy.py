@@ -768,3 +768,20 @@ def test_a_group_alert_with_enough_free_seats_does_not_say_to_buy_seats() -> Non
     assert "buy" not in alert.reason
     assert "Reprocess on the group" in alert.reason
     assert "buy or free seats of SKU sku-e3" in short.reason
+
+
+def test_a_user_reprocessed_now_says_when_its_waiting_causes_are_due() -> None:
+    findings = [
+        finding(codes.COUNT_VIOLATION),
+        finding(codes.PENDING_GROUP_ASSIGNMENT, sku=E5, group=G2),
+    ]
+    processing = {G1: PROCESSING_COMPLETE, G2: "ProcessingInProgress"}
+
+    decision = decide(findings, tenant_facts=facts({E3: 1}, processing)).users["u1"]
+    alone = decide(findings[:1], tenant_facts=facts({E3: 1}, processing)).users["u1"]
+
+    assert isinstance(decision, ReprocessNow)
+    assert [c.code for c in decision.causes] == [codes.COUNT_VIOLATION]
+    assert decision.retry_at == NOW + timedelta(minutes=15)
+    assert isinstance(alone, ReprocessNow)
+    assert alone.retry_at is None
