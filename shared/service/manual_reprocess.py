@@ -8,8 +8,9 @@ the user's groups at this moment (mode `act`, the `WRITES_DISABLED` kill switch 
 `ACT_GROUP_ALLOWLIST`), the causes are recorded in the reprocess ledger like the service's own,
 and the call goes through the reprocess worker and its tenant-wide brake (a braked call is
 queued for the worker with its delay), with the admin's sign-in: the pause the app's refused
-writes set does not hold it back (`shared.service.refused_writes`). With `dry_run` nothing is
-written at all.
+writes set does not hold it back (`shared.service.refused_writes`); a call that fails (Graph
+refused the admin, an outage) fails the command and leaves nothing queued for the app. With
+`dry_run` nothing is written at all.
 """
 
 from __future__ import annotations
@@ -171,7 +172,14 @@ async def _call(
         reason=REASON,
         correlation_id=correlation_id,
     )
-    outcome = await reprocess_user(svc, message, by_app=False)  # the admin's sign-in calls
+    try:
+        outcome = await reprocess_user(svc, message, by_app=False)  # the admin's sign-in calls
+    except BaseException:
+        # The command fails and the admin is told so: its rows go too. Left queued and
+        # unsent, the user's next recompute sent them ("queued earlier, never sent") and the
+        # app made the call under its own identity, unasked and past the policy's gates.
+        ledger.release(user_id, message.causes)
+        raise
     # The worker took the message (called, or queued it with its delay): the rows are sent,
     # so a later recompute does not resend them as "queued earlier, never sent".
     ledger.mark_sent(user_id, message.causes)

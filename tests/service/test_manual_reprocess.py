@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from shared.core import findings as codes
+from shared.ports.directory import DirectoryError
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
 from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, MEGAN
+from tests.service.test_reprocess_refused import refusing_world
 from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -172,3 +174,22 @@ async def test_an_error_on_a_direct_assignment_is_not_reprocessed_by_the_admin_c
     assert outcome.status == NOTHING
     assert "group-based assignments only" in outcome.detail
     assert world.directory.reprocessed == []
+
+
+async def test_an_admin_reprocess_graph_refused_is_not_made_later_by_the_app() -> None:
+    """Graph refused the admin's own call (403: the admin may not manage licenses): the command
+    failed, but its ledger rows stayed queued and unsent, so the user's next recompute sent
+    them ('queued earlier, never sent') and the app made the call under its own identity, for
+    a cause the policy would not have reprocessed (Pradeep's usage location is unchanged)."""
+    world, graph = refusing_world()
+    with pytest.raises(DirectoryError):
+        await manual_reprocess(world.svc, [PRADEEP])
+    graph.refusing = False
+
+    again = await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(PRADEEP,), reason="t", correlation_id="r")
+    )
+
+    assert again.queued == []
+    assert world.messages(REPROCESS_USER) == []
+    assert graph.reprocessed == []
