@@ -785,3 +785,24 @@ def test_a_user_reprocessed_now_says_when_its_waiting_causes_are_due() -> None:
     assert decision.retry_at == NOW + timedelta(minutes=15)
     assert isinstance(alone, ReprocessNow)
     assert alone.retry_at is None
+
+
+def test_a_user_left_waiting_for_one_product_of_a_group_is_not_reprocessed_for_the_other() -> None:
+    """A group of E3 and E5, all-or-none: three users failed both, E3 has one free seat and E5
+    plenty. Only the oldest error gets the E3 seat; the other two were still reprocessed for
+    E5 and failed again (their group's E3 had no seat for them), racing the oldest for it."""
+    users = {"u-old": "2026-03-01T08:00:00Z", "u-mid": "2026-03-01T09:00:00Z"}
+    users["u-new"] = "2026-03-01T10:00:00Z"
+    findings = [
+        finding(codes.COUNT_VIOLATION, user, sku=sku, since=since)
+        for user, since in users.items()
+        for sku in (E3, E5)
+    ]
+
+    plan = decide(findings, tenant_facts=facts(free={E3: 1, E5: 25}))
+
+    assert plan.to_reprocess == ["u-old"]
+    for user in ("u-mid", "u-new"):
+        decision = plan.users[user]
+        assert isinstance(decision, RetryLater)
+        assert f"waiting for a free seat of {E3}" in decision.reason
