@@ -81,7 +81,8 @@ Policy
    thousands of users one by one would spend Graph's write budget for nothing.
 
 8. *One decision per user.* ReprocessNow if any cause qualifies (listing the causes it is
-   for), else RetryLater (the earliest not_before) if any cause waits, else AlertInstead.
+   for, and with `retry_at`, the earliest not_before, when others wait), else RetryLater (the
+   earliest not_before) if any cause waits, else AlertInstead.
    Users are ordered by their oldest finding (`since`, unknown last), then user id; causes by
    key. The plan does not depend on the order of the findings.
 
@@ -102,7 +103,7 @@ did not reprocess. Both carry the exact `Cause` the decision named. The caller m
   the ledger grows with changes, not with runs.
 * keep entries long enough for the longest backoff (`backoff_cap`, 24 h) at least; dropping
   older entries forgets "already reprocessed" and lets one more attempt through.
-* re-enqueue RetryLater users at `not_before`.
+* re-enqueue RetryLater users at `not_before`, and ReprocessNow users with a `retry_at` then.
 """
 
 from __future__ import annotations

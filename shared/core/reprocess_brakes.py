@@ -71,21 +71,24 @@ def group_alert(
 ) -> GroupAlert:
     group_id, sku_id, code = bucket
     user_ids = tuple(sorted({m.user_id for m in members}))
-    seats, fix = "", _GROUP_FIX.get(code, "fix the group")
+    total = len(user_ids) + facts.failing_elsewhere.get(members[0].cause.key, 0)
+    seats, fix = "", _GROUP_FIX.get(code, "fix the group") + ", then"
     if code == COUNT_VIOLATION:
         seats = f" ({max(0, facts.free_seats.get(sku_id or '', 0))} free seats now)"
         waits = sorted({s for m in members for s in seats_of(m.finding)})
         # all-or-none: with free seats of its own, the group's other product is short of seats
-        short = [(s, f"SKU {s}, the group's other product") for s in waits]
-        fix = seats_fix_of(short or [(sku_id or "", f"SKU {sku_id}")], facts)
-    total = len(user_ids) + facts.failing_elsewhere.get(members[0].cause.key, 0)
+        needed = [(s, f"SKU {s}, the group's other product") for s in waits]
+        needed = needed or [(sku_id or "", f"SKU {sku_id}")]
+        # seats enough for every user already: nothing to buy, only the reprocess is missing
+        short = [(s, label) for s, label in needed if facts.free_seats.get(s, 0) < total]
+        fix = f"{seats_fix_of(short, facts)}, then" if short else "the seats are free now, so"
     counted = f"{total} users of group {group_id}" if total != 1 else f"1 user of group {group_id}"
     if total != len(user_ids):  # a nightly page: the run's earlier pages hold the others
         counted += f" ({len(user_ids)} in this batch)"
     counted += " have" if total != 1 else " has"
     reason = (
         f"{counted} {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {fix}, then use Reprocess on the "
+        f"cause, one fix - {fix} use Reprocess on the "
         "group in the Entra admin center; reprocessing the users one by one would spend "
         "Graph's write budget for nothing"
     )
@@ -100,16 +103,23 @@ def apply_seat_budget(
     since: Mapping[tuple[str, str], str | None],
     facts: TenantFacts,
 ) -> None:
-    """Keep CountViolation reprocesses within each SKU's free seats, oldest errors first."""
+    """Keep CountViolation reprocesses within each SKU's free seats, oldest errors first. A
+    group assigns its products all or none: a user left waiting for a seat of one of them is
+    not reprocessed for the group's others either (it would fail again, and race the users
+    given that seat)."""
     wanting: dict[str, set[str]] = defaultdict(set)
     for user_id, user_verdicts in verdicts.items():
         for v in user_verdicts:
             if v.action == NOW and v.cause.code == COUNT_VIOLATION:
                 wanting[v.cause.sku_id or ""].add(user_id)
+    left: dict[str, dict[str, str]] = defaultdict(dict)  # user -> group -> SKU left waiting
     for sku_id, users in wanting.items():
         free = max(0, facts.free_seats.get(sku_id, 0))
         ranked = sorted(users, key=lambda u: (since_key(since.get((u, sku_id))), u))
         for user_id in ranked[free:]:
+            for v in verdicts[user_id]:
+                if _wants_seat(v, sku_id) and v.cause.group_id:
+                    left[user_id].setdefault(v.cause.group_id, sku_id)
             verdicts[user_id] = [
                 Verdict(
                     v.cause,
@@ -118,9 +128,28 @@ def apply_seat_budget(
                     "whose error is older",
                     facts.now + facts.backoff_base,
                 )
-                if v.action == NOW
-                and v.cause.code == COUNT_VIOLATION
-                and (v.cause.sku_id or "") == sku_id
+                if _wants_seat(v, sku_id)
                 else v
                 for v in verdicts[user_id]
             ]
+    for user_id, short in left.items():
+        verdicts[user_id] = [
+            Verdict(
+                v.cause,
+                LATER,
+                f"waiting for a free seat of {short[v.cause.group_id]}: group "
+                f"{v.cause.group_id} assigns its products all or none",
+                facts.now + facts.backoff_base,
+            )
+            if v.action == NOW and v.cause.code == COUNT_VIOLATION and v.cause.group_id in short
+            else v
+            for v in verdicts[user_id]
+        ]
+
+
+def _wants_seat(verdict: Verdict, sku_id: str) -> bool:
+    """A CountViolation reprocess of this SKU decided for now."""
+    cause = verdict.cause
+    return (
+        verdict.action == NOW and cause.code == COUNT_VIOLATION and (cause.sku_id or "") == sku_id
+    )

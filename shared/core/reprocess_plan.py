@@ -16,6 +16,10 @@ from typing import Final
 
 from shared.core.model import PrepaidUnits
 
+GROUP_THRESHOLD: Final = 25
+"""More users than this failing alike in one group (group, SKU, code) are one mass failure: one
+group alert, no reprocess of them one by one (`TenantFacts.group_threshold`)."""
+
 BACKOFF_BASE: Final = timedelta(minutes=15)
 """The wait of a deferred reprocess: a group still processing, a user left waiting for a seat
 (`TenantFacts.backoff_base`), a seat handed back at the re-check before sending."""
@@ -55,7 +59,7 @@ class TenantFacts:
     now: datetime
     free_seats: Mapping[str, int]
     group_processing: Mapping[str, str | None]
-    group_threshold: int = 25
+    group_threshold: int = GROUP_THRESHOLD
     failing_elsewhere: Mapping[str, int] = field(default_factory=dict)
     """Users counted toward a mass failure (by `Cause.key`) among users decided before these
     (the nightly scan's earlier pages): a group's members are spread over the pages."""
@@ -98,6 +102,10 @@ class DecisionBase:
 
 @dataclass(frozen=True, slots=True)
 class ReprocessNow(DecisionBase):
+    retry_at: datetime | None = field(default=None, kw_only=True)
+    """When the user's causes left waiting (a group still processing, a backoff, a seat) are
+    due, or None: the caller re-enqueues the user then, as for a `RetryLater`."""
+
     def attempts(self, at: datetime) -> tuple[Attempt, ...]:
         """The ledger entries to append once the POST succeeded at `at`."""
         return tuple(Attempt(at, cause) for cause in self.causes)

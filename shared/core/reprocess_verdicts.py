@@ -43,11 +43,11 @@ def decide_user(user_id: str, verdicts: list[Verdict], ledger: Ledger) -> Decisi
     ordered = sorted(verdicts, key=lambda v: (v.cause.key, v.cause.evidence))
     observe = tuple(v.cause for v in ordered if v.observe and needs_record(ledger, v.cause))
     now = [v for v in ordered if v.action == NOW]
-    if now:
-        return ReprocessNow(user_id, _causes(now), _reasons(now), observe)
     later = [v for v in ordered if v.action == LATER]
-    if later:
-        not_before = min(v.not_before for v in later if v.not_before is not None)
+    not_before = min((v.not_before for v in later if v.not_before is not None), default=None)
+    if now:
+        return ReprocessNow(user_id, _causes(now), _reasons(now), observe, retry_at=not_before)
+    if later and not_before is not None:
         return RetryLater(user_id, _causes(later), _reasons(later), observe, not_before=not_before)
     return AlertInstead(user_id, _causes(ordered), _reasons(ordered), observe)
 

@@ -1,14 +1,16 @@
 """Reprocess asked for by an admin (`license-guard reprocess`): chosen users, or the members
 of one group in error or waiting for it, through the same safety as the service's own writes.
 
-Every user's causes are the findings Entra's reprocess can clear (an error state, a license
-from a group that is missing or out of date). Nothing is written unless settings allow it for
+Every user's causes are the findings Entra's reprocess can clear (an error state of a
+group's license, a license from a group that is missing or out of date; not an error on a direct
+assignment, which a reprocess does not re-run). Nothing is written unless settings allow it for
 the user's groups at this moment (mode `act`, the `WRITES_DISABLED` kill switch off, the
 `ACT_GROUP_ALLOWLIST`), the causes are recorded in the reprocess ledger like the service's own,
 and the call goes through the reprocess worker and its tenant-wide brake (a braked call is
 queued for the worker with its delay), with the admin's sign-in: the pause the app's refused
-writes set does not hold it back (`shared.service.refused_writes`). With `dry_run` nothing is
-written at all.
+writes set does not hold it back (`shared.service.refused_writes`); a call that fails (Graph
+refused the admin, an outage) fails the command and leaves nothing queued for the app. With
+`dry_run` nothing is written at all.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.core.findings import (
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
     Finding,
+    watched_evidence,
 )
 from shared.core.model import Tenant
 from shared.core.reprocess import Cause
@@ -48,6 +51,11 @@ QUEUED = "queued (braked)"
 BLOCKED = "not allowed"
 NOTHING = "nothing to reprocess"
 UNKNOWN = "not found"
+
+DIRECT_ONLY = (
+    "errors on direct assignments only: a reprocess re-runs group-based assignments only; "
+    "fix the cause and assign the license again"
+)
 
 
 class UnknownGroup(LookupError):
@@ -93,17 +101,27 @@ async def manual_reprocess(
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"
-        findings = tuple(
+        fixable = [
             f
             for f in report.findings
             if f.code in FIXABLE and (wanted_group is None or f.group_id == wanted_group)
-        )
+        ]
+        # reprocessLicenseAssignment re-runs group-based assignments only (the policy alerts
+        # instead for a direct one): an error on a direct assignment is no cause to call for.
+        findings = tuple(f for f in fixable if f.group_id is not None)
         if not findings:
-            if wanted_group is None:
+            if fixable:
+                outcomes.append(ManualOutcome(who, NOTHING, DIRECT_ONLY, tuple(fixable)))
+            elif wanted_group is None:
                 outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
             continue
+        # The evidence the policy watches (`watched_evidence`), as its own rows record it: a
+        # row with `failedWith=` read as a change of evidence, and the service reprocessed the
+        # user again for the cause the admin's call had just tried.
         causes = tuple(
-            dict.fromkeys(Cause(f.code, f.sku_id, f.group_id, f.evidence) for f in findings)
+            dict.fromkeys(
+                Cause(f.code, f.sku_id, f.group_id, watched_evidence(f)) for f in findings
+            )
         )
         group_ids = frozenset(c.group_id for c in causes if c.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)
@@ -154,7 +172,14 @@ async def _call(
         reason=REASON,
         correlation_id=correlation_id,
     )
-    outcome = await reprocess_user(svc, message, by_app=False)  # the admin's sign-in calls
+    try:
+        outcome = await reprocess_user(svc, message, by_app=False)  # the admin's sign-in calls
+    except BaseException:
+        # The command fails and the admin is told so: its rows go too. Left queued and
+        # unsent, the user's next recompute sent them ("queued earlier, never sent") and the
+        # app made the call under its own identity, unasked and past the policy's gates.
+        ledger.release(user_id, message.causes)
+        raise
     # The worker took the message (called, or queued it with its delay): the rows are sent,
     # so a later recompute does not resend them as "queued earlier, never sent".
     ledger.mark_sent(user_id, message.causes)

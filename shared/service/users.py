@@ -260,6 +260,9 @@ def _act(
             seats = promised_seats(again) - ledger.seats_in_flight(user_id, now=now)
             mode.promised.update(seats)
         elif isinstance(decision, ReprocessNow):
+            if decision.retry_at is not None and not mode.baseline:
+                # its other causes wait (a group processing, a backoff): back for them then
+                _retry_at(retry_at, decision.retry_at, now, user_id)
             group_ids = frozenset(c.group_id for c in decision.causes if c.group_id)
             blocked = svc.settings.write_blocked_reason(group_ids) or (
                 BASELINE_BLOCK if mode.baseline else None
@@ -273,8 +276,7 @@ def _act(
             continue  # a baseline counts only what it would reprocess
         elif isinstance(decision, RetryLater):
             outcome.retry_later.append(user_id)
-            wait = (decision.not_before - now).total_seconds()
-            retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
+            _retry_at(retry_at, decision.not_before, now, user_id)
         elif isinstance(decision, AlertInstead):
             outcome.alerts.append(user_id)
     kept = set(writes.queue_reprocess(to_queue, run_id, unused)) if to_queue else set()
@@ -301,6 +303,12 @@ def _act(
             reason=group_alert.reason,
         )
     return queued
+
+
+def _retry_at(retry_at: dict[int, list[str]], when: datetime, now: datetime, user_id: str) -> None:
+    """The user's delayed recompute, by its delay in whole minutes (rounded up)."""
+    wait = (when - now).total_seconds()
+    retry_at.setdefault(int(max(0.0, wait) // 60 + 1) * 60, []).append(user_id)
 
 
 def _record(

@@ -443,3 +443,43 @@ async def test_an_error_on_a_direct_assignment_is_not_said_to_be_reprocessed(
 
     assert claim not in body
     assert "does not reprocess a direct assignment" in body
+
+
+async def test_a_duplicate_proxy_address_is_not_promised_a_reprocess_after_its_fix() -> None:
+    """The policy never reprocesses a UniquenessViolation (no evidence shows the proxy address
+    fixed); the line said 'it reprocesses after the fix is seen', and the admin who fixed the
+    address waited for a reprocess that never came."""
+    world = await world_with_findings(error(JONI, "UniquenessViolation"), LICENSE_GUARD_MODE="act")
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert "deliberately does not reprocess" in body
+    assert "reprocesses after the fix" not in body
+    assert "then reprocess the user" in body
+
+
+@pytest.mark.parametrize("mode", ["act", "observe"])
+async def test_a_mass_failure_is_not_promised_a_reprocess_user_by_user(mode: str) -> None:
+    """30 users of one group wait for EMS: the policy raises one group alert for them and
+    reprocesses none of them (a group's Reprocess does it in one step), now or once seats are
+    free. The line said License Guard 'reprocesses the waiting users automatically once seats
+    are free' (act) or 'would reprocess when the cause clears' (observe)."""
+    users = [guid("user", f"mass-{i}") for i in range(30)]
+    world = await world_with_findings(*(error(u) for u in users), LICENSE_GUARD_MODE=mode)
+
+    await run_digest(world.svc)
+    body = html(mails(world)[0])
+
+    assert "reprocesses the waiting users" not in body
+    assert "would reprocess when the cause clears" not in body
+    assert "30 users of the group fail alike" in body
+    assert "Reprocess on the group" in body
+
+
+async def test_a_few_users_waiting_for_seats_are_still_promised_their_reprocess() -> None:
+    world = await world_with_findings(error(IRVIN), error(JONI), LICENSE_GUARD_MODE="act")
+
+    await run_digest(world.svc)
+
+    assert "reprocesses the waiting users automatically" in html(mails(world)[0])

@@ -754,3 +754,55 @@ def test_the_plan_does_not_depend_on_the_order_of_findings_or_history(
 
     assert list(first.users.items()) == list(second.users.items())
     assert first.groups == second.groups
+
+
+def test_a_group_alert_with_enough_free_seats_does_not_say_to_buy_seats() -> None:
+    """26 users wait for E3 and 100 seats are free: the alert said '(100 free seats now): ...
+    buy or free seats of SKU sku-e3', a purchase the tenant does not need."""
+    findings = [finding(codes.COUNT_VIOLATION, f"u{i:02d}") for i in range(26)]
+
+    (alert,) = decide(findings, tenant_facts=facts(free={E3: 100})).groups
+    (short,) = decide(findings, tenant_facts=facts(free={E3: 10})).groups
+
+    assert "(100 free seats now)" in alert.reason
+    assert "buy" not in alert.reason
+    assert "Reprocess on the group" in alert.reason
+    assert "buy or free seats of SKU sku-e3" in short.reason
+
+
+def test_a_user_reprocessed_now_says_when_its_waiting_causes_are_due() -> None:
+    findings = [
+        finding(codes.COUNT_VIOLATION),
+        finding(codes.PENDING_GROUP_ASSIGNMENT, sku=E5, group=G2),
+    ]
+    processing = {G1: PROCESSING_COMPLETE, G2: "ProcessingInProgress"}
+
+    decision = decide(findings, tenant_facts=facts({E3: 1}, processing)).users["u1"]
+    alone = decide(findings[:1], tenant_facts=facts({E3: 1}, processing)).users["u1"]
+
+    assert isinstance(decision, ReprocessNow)
+    assert [c.code for c in decision.causes] == [codes.COUNT_VIOLATION]
+    assert decision.retry_at == NOW + timedelta(minutes=15)
+    assert isinstance(alone, ReprocessNow)
+    assert alone.retry_at is None
+
+
+def test_a_user_left_waiting_for_one_product_of_a_group_is_not_reprocessed_for_the_other() -> None:
+    """A group of E3 and E5, all-or-none: three users failed both, E3 has one free seat and E5
+    plenty. Only the oldest error gets the E3 seat; the other two were still reprocessed for
+    E5 and failed again (their group's E3 had no seat for them), racing the oldest for it."""
+    users = {"u-old": "2026-03-01T08:00:00Z", "u-mid": "2026-03-01T09:00:00Z"}
+    users["u-new"] = "2026-03-01T10:00:00Z"
+    findings = [
+        finding(codes.COUNT_VIOLATION, user, sku=sku, since=since)
+        for user, since in users.items()
+        for sku in (E3, E5)
+    ]
+
+    plan = decide(findings, tenant_facts=facts(free={E3: 1, E5: 25}))
+
+    assert plan.to_reprocess == ["u-old"]
+    for user in ("u-mid", "u-new"):
+        decision = plan.users[user]
+        assert isinstance(decision, RetryLater)
+        assert f"waiting for a free seat of {E3}" in decision.reason

@@ -6,13 +6,15 @@ from __future__ import annotations
 import pytest
 
 from shared.core import findings as codes
+from shared.ports.directory import DirectoryError
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import REPROCESS_USER
-from shared.service.manual_reprocess import CALLED, QUEUED, manual_reprocess
+from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
-from tests.demo_tenant import DIEGO, E3_BASE
-from tests.service.world import World
+from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, MEGAN
+from tests.service.test_reprocess_refused import refusing_world
+from tests.service.world import World, build_world, demo_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +66,130 @@ async def test_the_service_does_not_repeat_an_admin_reprocess_of_an_unchanged_ca
         assert again.queued == []
         assert act_world.messages(REPROCESS_USER) == []
     assert act_world.directory.reprocessed == [PRADEEP]
+
+
+BUNDLE = "0b5e6a2c-1d3f-4e4a-9b8c-7d6e5f4a3b2c"
+ANN = "1c6f7b3d-2e4a-4f5b-8c9d-8e7f6a5b4c3d"
+
+
+def bundle_at_cu() -> dict[str, object]:
+    """The demo tenant plus a group of E3 and EMS with Ann in Cuba, where EMS is not allowed:
+    both fail (all-or-none), E3 with `failedWith=EMS` (Pradeep's E3 from the Base group shows
+    E3 works in CU)."""
+    snapshot = demo_snapshot()
+    users = {u["id"]: u for u in snapshot["users"]}
+    e3_state = {
+        "skuId": ENTERPRISEPACK,
+        "assignedByGroup": E3_BASE,
+        "disabledPlans": [],
+        "state": "Active",
+        "error": None,
+        "lastUpdatedDateTime": "2026-11-20T08:00:00Z",
+    }
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    e3_state["disabledPlans"] = base["assignedLicenses"][0]["disabledPlans"]
+    users[PRADEEP]["licenseAssignmentStates"].append(e3_state)
+    users[PRADEEP]["assignedLicenses"].append(
+        {"skuId": ENTERPRISEPACK, "disabledPlans": e3_state["disabledPlans"]}
+    )
+    base["members"].append({"@odata.type": "#microsoft.graph.user", "id": PRADEEP})
+    failing = {
+        "assignedByGroup": BUNDLE,
+        "disabledPlans": [],
+        "state": "Error",
+        "error": "ProhibitedInUsageLocationViolation",
+        "lastUpdatedDateTime": "2026-11-21T08:00:00Z",
+    }
+    snapshot["users"].append(
+        {
+            "id": ANN,
+            "userPrincipalName": "ann@contoso.com",
+            "displayName": "Ann",
+            "accountEnabled": True,
+            "usageLocation": "CU",
+            "userType": "Member",
+            "assignedLicenses": [],
+            "licenseAssignmentStates": [
+                {"skuId": ENTERPRISEPACK, **failing},
+                {"skuId": EMS, **failing},
+            ],
+        }
+    )
+    snapshot["groups"].append(
+        {
+            "id": BUNDLE,
+            "displayName": "Licensing_Bundle",
+            "securityEnabled": True,
+            "groupTypes": [],
+            "assignedLicenses": [
+                {"skuId": ENTERPRISEPACK, "disabledPlans": []},
+                {"skuId": EMS, "disabledPlans": []},
+            ],
+            "licenseProcessingState": {"state": "ProcessingComplete"},
+            "members": [{"@odata.type": "#microsoft.graph.user", "id": ANN}],
+        }
+    )
+    return snapshot
+
+
+async def test_an_admin_reprocess_of_a_product_failing_with_its_group_is_not_repeated() -> None:
+    """Ann's E3 fails with EMS (`failedWith=`, which the policy does not watch): after the
+    admin's reprocess the service read the recorded evidence as changed ('the evidence
+    changed ... the cause may be fixed') and reprocessed her again for the same cause."""
+    world = build_world(bundle_at_cu(), LICENSE_GUARD_MODE="act")
+    outcomes = await manual_reprocess(world.svc, [ANN, PRADEEP])
+    assert [o.status for o in outcomes] == [CALLED, CALLED]
+    assert any(codes.failed_with(f) for o in outcomes for f in o.findings)
+
+    for _ in range(3):
+        world.clock.advance(3600)
+        again = await recompute_users(
+            world.svc, RecomputeUsers(user_ids=(ANN, PRADEEP), reason="t", correlation_id="r")
+        )
+        assert again.queued == []
+        assert world.messages(REPROCESS_USER) == []
+    assert sorted(world.directory.reprocessed) == sorted([ANN, PRADEEP])
+
+
+async def test_an_error_on_a_direct_assignment_is_not_reprocessed_by_the_admin_command() -> None:
+    """reprocessLicenseAssignment re-runs group-based assignments only (the policy alerts
+    instead for the same reason): the command called Graph for Megan's direct EMS error and
+    reported it 'called', as if the reprocess could clear it."""
+    snapshot = demo_snapshot()
+    [megan] = [u for u in snapshot["users"] if u["id"] == MEGAN]
+    megan["licenseAssignmentStates"] += [
+        {
+            "skuId": EMS,
+            "assignedByGroup": None,
+            "disabledPlans": [],
+            "state": "Error",
+            "error": "CountViolation",
+            "lastUpdatedDateTime": "2026-11-21T08:00:00Z",
+        }
+    ]
+    world = build_world(snapshot, LICENSE_GUARD_MODE="act")
+
+    [outcome] = await manual_reprocess(world.svc, [MEGAN])
+
+    assert outcome.status == NOTHING
+    assert "group-based assignments only" in outcome.detail
+    assert world.directory.reprocessed == []
+
+
+async def test_an_admin_reprocess_graph_refused_is_not_made_later_by_the_app() -> None:
+    """Graph refused the admin's own call (403: the admin may not manage licenses): the command
+    failed, but its ledger rows stayed queued and unsent, so the user's next recompute sent
+    them ('queued earlier, never sent') and the app made the call under its own identity, for
+    a cause the policy would not have reprocessed (Pradeep's usage location is unchanged)."""
+    world, graph = refusing_world()
+    with pytest.raises(DirectoryError):
+        await manual_reprocess(world.svc, [PRADEEP])
+    graph.refusing = False
+
+    again = await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(PRADEEP,), reason="t", correlation_id="r")
+    )
+
+    assert again.queued == []
+    assert world.messages(REPROCESS_USER) == []
+    assert graph.reprocessed == []

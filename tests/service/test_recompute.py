@@ -355,3 +355,37 @@ async def test_a_reprocess_whose_message_was_poisoned_days_ago_holds_no_seat(
     assert outcome.queued == ([JONI] if joni_queued else [])
     # already reprocessed for this cause: reported, not retried
     assert (IRVIN in outcome.alerts) is joni_queued
+
+
+async def test_a_user_reprocessed_now_with_another_cause_waiting_is_recomputed_later() -> None:
+    """Adele waits for E3 Base to finish processing and for an EMS seat, which is free: she is
+    reprocessed now for the seat. The decision covered only the seat, and nothing brought her
+    back for the group's processing (the nightly did, up to a day later)."""
+    snapshot = demo_snapshot()
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    base["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    [ems_group] = [g for g in snapshot["groups"] if g["id"] == EMS_E3]
+    ems_group["members"].append({"@odata.type": "#microsoft.graph.user", "id": ADELE})
+    [adele] = [u for u in snapshot["users"] if u["id"] == ADELE]
+    adele["licenseAssignmentStates"].append(
+        {
+            "skuId": EMS,
+            "assignedByGroup": EMS_E3,
+            "disabledPlans": [],
+            "state": "Error",
+            "error": "CountViolation",
+            "lastUpdatedDateTime": "2026-11-21T08:00:00Z",
+        }
+    )
+    world = await learned(build_world(snapshot, LICENSE_GUARD_MODE="act"))
+    free_ems_seats(world, 1)
+
+    outcome = await recompute_users(world.svc, recompute(ADELE))
+
+    assert outcome.queued == [ADELE]
+    world.clock.advance(timedelta(minutes=15).total_seconds() - 1)
+    assert world.messages(RECOMPUTE_USERS) == []
+    world.clock.advance(61)
+    [retry] = world.messages(RECOMPUTE_USERS)
+    assert isinstance(retry, RecomputeUsers)
+    assert retry.user_ids == (ADELE,)

@@ -16,6 +16,7 @@ from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED
 from shared.service.users import recompute_users
 from tests.demo_tenant import DIEGO, EMS, IRVIN, JONI
+from tests.service.test_recompute import learned, recompute
 from tests.service.world import World, build_world
 
 pytestmark = pytest.mark.anyio
@@ -222,3 +223,36 @@ async def test_a_manual_reprocess_without_causes_calls_graph() -> None:
 
     assert outcome.status == "called"
     assert world.directory.reprocessed == [DIEGO]
+
+
+PRADEEP = "56e897a1-eec7-52ab-b03e-313c4c4ff925"  # ProhibitedInUsageLocationViolation (CU)
+
+
+async def test_a_corrected_usage_location_blocked_at_call_time_is_reprocessed_later(
+    act_world: World,
+) -> None:
+    """The admin corrected Pradeep's usage location and the reprocess was queued, then the kill
+    switch held it at call time. Its cause went back to 'observed' with the new location, so
+    the next decision read the location as seen unchanged ('correct the usage location ...
+    (unchanged since ...)') and never reprocessed him once writes were allowed again."""
+    await learned(act_world)
+    first = await recompute_users(act_world.svc, recompute(PRADEEP))
+    assert first.alerts == [PRADEEP]
+    act_world.directory.set_user_state(PRADEEP, usageLocation="DE")
+    act_world.clock.advance(600)
+    fixed = await recompute_users(act_world.svc, recompute(PRADEEP))
+    assert fixed.queued == [PRADEEP]
+    [msg] = act_world.messages(REPROCESS_USER)
+    assert isinstance(msg, ReprocessUser)
+
+    act_world.with_settings(LICENSE_GUARD_MODE="act", WRITES_DISABLED="true")
+    assert (await reprocess_user(act_world.svc, msg)).status == "blocked"
+    act_world.with_settings(LICENSE_GUARD_MODE="act")
+    act_world.clock.advance(600)
+    again = await recompute_users(act_world.svc, recompute(PRADEEP))
+
+    assert again.queued == [PRADEEP]
+    [retry] = act_world.messages(REPROCESS_USER)
+    assert isinstance(retry, ReprocessUser)
+    assert (await reprocess_user(act_world.svc, retry)).status == "called"
+    assert act_world.directory.reprocessed == [PRADEEP]

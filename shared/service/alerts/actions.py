@@ -10,6 +10,7 @@ from shared.core import findings as codes
 from shared.core.alerting import LedgerRow
 from shared.core.dataloss import DATA_LOSS_RISK
 from shared.core.reprocess import REPROCESSABLE
+from shared.core.reprocess_plan import GROUP_THRESHOLD
 from shared.service.alerts.ledger import Key
 from shared.service.services import Services
 
@@ -27,7 +28,8 @@ _ACTION: Final = {
     codes.PLAN_MISMATCH: "reprocesses once the group shows ProcessingComplete "
     "(once per processing run)",
     codes.UNIQUENESS_VIOLATION: "deliberately does not reprocess: a reprocess cannot fix a "
-    "duplicate proxy address; it reprocesses after the fix is seen",
+    "duplicate proxy address, and the fix does not show in the user's license states; remove "
+    "the duplicate, then reprocess the user (license-guard reprocess)",
     codes.DEPENDENCY_VIOLATION: "deliberately does not reprocess: the dependent plans must be "
     "handled first",
     codes.OTHER: "deliberately does not reprocess an unclassified error: read the audit log first",
@@ -42,12 +44,17 @@ DIRECT: Final = (
 """A user's error on a license assigned directly (no group): the policy alerts instead."""
 
 
-def actions(svc: Services, rows: Iterable[LedgerRow]) -> dict[Key, str]:
+def actions(
+    svc: Services, rows: Iterable[LedgerRow], open_rows: Iterable[LedgerRow] | None = None
+) -> dict[Key, str]:
     """Per group x SKU x code: whether License Guard queued a reprocess, would (observe), or
-    deliberately did not, and why."""
+    deliberately did not, and why. `open_rows`: every open finding (default: `rows`), to tell
+    a mass failure, whose users the policy leaves to one group alert."""
+    rows = list(rows)
     by_key: dict[Key, list[LedgerRow]] = {}
     for row in rows:
         by_key.setdefault((row.group_id, row.sku_id, row.code), []).append(row)
+    failing = _failing_users(rows if open_rows is None else open_rows)
     out = {}
     for key, items in by_key.items():
         group_id, _, code = key
@@ -61,11 +68,31 @@ def actions(svc: Services, rows: Iterable[LedgerRow]) -> dict[Key, str]:
             )
         elif code in REPROCESSABLE and group_id is None:
             out[key] = DIRECT
+        elif code in REPROCESSABLE and len(failing.get(key, ())) > GROUP_THRESHOLD:
+            out[key] = MASS_FAILURE.format(users=len(failing[key]))
         elif code in REPROCESSABLE and blocked:
             out[key] = f"would reprocess when the cause clears, but writes nothing: {blocked}"
         elif code in _ACTION:
             out[key] = _ACTION[code]
     return out
+
+
+MASS_FAILURE: Final = (
+    "does not reprocess these users one by one: {users} users of the group fail alike, one "
+    "cause with one fix in one place (the reprocess policy's group alert); fix it, then use "
+    "Reprocess on the group in the Entra admin center"
+)
+"""More than `GROUP_THRESHOLD` users of one group, SKU and code: the policy raises one group
+alert instead of a reprocess per user, now and once the cause clears."""
+
+
+def _failing_users(rows: Iterable[LedgerRow]) -> dict[Key, set[str]]:
+    """The users with an open finding, per group x SKU x code."""
+    found: dict[Key, set[str]] = {}
+    for row in rows:
+        if row.is_open and row.group_id is not None:
+            found.setdefault((row.group_id, row.sku_id, row.code), set()).add(row.subject)
+    return found
 
 
 def mode_note(svc: Services) -> str:

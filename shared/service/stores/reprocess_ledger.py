@@ -2,8 +2,8 @@
 
 The reprocess policy's history, and the claim that keeps duplicate messages from calling Graph
 twice: per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token),
-moving through queued -> calling -> done/gone (or back to observed when never called, or to
-refused when Graph refused the app's call with a 401/403).
+moving through queued -> calling -> done/gone (or removed when never called, or to refused
+when Graph refused the app's call with a 401/403).
 """
 
 from __future__ import annotations
@@ -141,12 +141,27 @@ class ReprocessLedger:
                     continue
 
     def observe(self, user_id: str, attempts: Iterable[Attempt]) -> None:
+        """Record causes as seen now. A cause seen before (one row per cause and evidence)
+        whose row is an observation is seen again: its time moves to now, so the policy reads
+        it as the latest entry (a second seat shortage after a reprocess is one, and its end
+        allows the next attempt). A row of an attempt, in flight or refused stays as it is."""
         for attempt in attempts:
+            token = cause_token(attempt.cause)
             fields = _cause_fields(attempt.cause, attempt.at, OBSERVED)
             try:
-                self._table.insert(user_id, cause_token(attempt.cause), fields)
+                self._table.insert(user_id, token, fields)
             except AlreadyExists:
-                continue
+                existing = self._table.get(user_id, token)
+                if existing is None or existing.fields.get("status") != OBSERVED:
+                    continue
+                at = existing.fields.get("at")
+                if isinstance(at, datetime) and at >= attempt.at:
+                    continue
+                with contextlib.suppress(ConcurrencyConflict):
+                    self._table.update(
+                        user_id, token, dict(existing.fields) | {"at": attempt.at},
+                        etag=existing.etag,
+                    )  # fmt: skip
 
     def claim(self, user_id: str, tokens: Sequence[str], *, now: datetime) -> Claim:
         """Take the causes for one call, each under a lease of `STALE_CLAIM`.
@@ -187,15 +202,16 @@ class ReprocessLedger:
         return claim
 
     def release(self, user_id: str, tokens: Sequence[str]) -> None:
-        """Causes queued but never called (writes were blocked at call time) become
-        observations again: they were no attempt, so a later decision may queue them."""
+        """Causes queued but never called (writes were blocked at call time, a seat handed
+        back) are removed: they were no attempt, so a later decision may queue them, and no
+        observation either. Kept as one, a corrected usage location (or a conflict's changed
+        paths) read as seen unchanged, and the reprocess it had qualified for never came."""
         for token in tokens:
             entity = self._table.get(user_id, token)
             if entity is None or entity.fields.get("status") != QUEUED:
                 continue
-            fields = dict(entity.fields) | {"status": OBSERVED}
             with contextlib.suppress(ConcurrencyConflict):
-                self._table.update(user_id, token, fields, etag=entity.etag)
+                self._table.delete(user_id, token, etag=entity.etag)
 
     def seats_in_flight(self, user_id: str, *, now: datetime) -> set[str]:
         """SKUs with a CountViolation reprocess for this user queued or being called: a seat
