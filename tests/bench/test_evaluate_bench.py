@@ -78,3 +78,17 @@ def test_the_benchmark_exits_non_zero_when_a_target_is_missed() -> None:
     assert "evaluate: NOT met: processed" in done.stdout, done.stdout + done.stderr[-2000:]
     assert "output incomplete" not in done.stdout
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("split", [1, 10, 20])
+def test_a_user_key_split_over_two_reads_is_counted_once(tmp_path: Path, split: int) -> None:
+    """The JSON check reads a megabyte at a time (a map of the whole 620 MB output raised the
+    bench's own peak RSS, which the kernel then reported for every child it started): a key
+    that straddles two reads counts once, and none twice."""
+    key = b',"userPrincipalName":'
+    head = b"x" * ((1 << 20) - split)  # the key starts `split` bytes before the first read ends
+    out = tmp_path / "out.json"
+    out.write_bytes(head + key + b'"a"' + key + b'"b"')
+
+    assert json_problem(out, 2) == ""
+    assert json_problem(out, 3) == "json: 2 of 3 users listed"
