@@ -9,7 +9,7 @@ two workers never overwrite each other's link or each other's newly placed group
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from shared.ports.directory import DELTA_FILTER_LIMIT, GroupConfig
@@ -60,6 +60,28 @@ class LicensedGroups:
         when it has licenses."""
         document = json_field(config.to_graph())
         self._table.upsert(GROUP_PK, config.id, {"json": document, "licensed": config.licensed})
+
+    def save_processing_state(self, group_id: str, state: str | None) -> bool:
+        """Store a group's fresh processing state over its row as it is now (its licenses are
+        the group changes' to store: a row read before theirs must not overwrite it), written
+        only if nobody wrote the row since it was read (its ETag), else read again. False when
+        the group is not stored (a group forgotten meanwhile is not brought back) or the row
+        kept changing under `ASSIGN_ATTEMPTS` reads."""
+        for _ in range(ASSIGN_ATTEMPTS):
+            entity = self._table.get(GROUP_PK, group_id)
+            if entity is None:
+                return False
+            config = GroupConfig.from_graph(parse_json_field(str(entity.fields["json"])))
+            fields = {
+                "json": json_field(replace(config, processing_state=state).to_graph()),
+                "licensed": entity.fields.get("licensed", config.licensed),
+            }
+            try:
+                self._table.update(GROUP_PK, group_id, fields, etag=entity.etag)
+            except ConcurrencyConflict:
+                continue
+            return True
+        return False
 
     def forget_group(self, group_id: str) -> None:
         self._table.delete(GROUP_PK, group_id)
