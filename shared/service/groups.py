@@ -25,6 +25,7 @@ import structlog
 from shared.ports.directory import DeltaRound, DeltaTokenExpired, GroupConfig
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
+from shared.service.group_slots import clear_before_placing, release_slots
 from shared.service.nested import NESTED_PREFIX, apply_nesting, record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
@@ -75,7 +76,7 @@ async def handle_group_changes(
             outcome.users |= members.members(group_id)
 
     if isinstance(msg, DeltaSweep):
-        targets = licensed.partitions()
+        targets = [p for p in licensed.partitions() if p.group_ids]  # not one left empty
     else:
         changed = await _classify(svc, licensed, members, config, msg.group_ids, outcome, writes)
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
@@ -109,6 +110,14 @@ async def handle_group_changes(
     for partition, link in links:
         if not licensed.save_delta_link(partition, link):
             log.info("delta.link_conflict", partition=partition.index)
+    if isinstance(msg, DeltaSweep):
+        # Groups deleted, or unlicensed at the sweep's start and still: their slots are freed
+        # (a group that lost its licenses now is released by a later sweep, once its members
+        # were recomputed and it is stored as unlicensed).
+        now_licensed = {g for g, group in config.items() if group.licensed}
+        kept = was_licensed | now_licensed | set(outcome.license_changed)
+        placed = {g for p in targets for g in p.group_ids}
+        release_slots(licensed, members, sorted(placed - kept))
     crash_point(svc, "groups.after_delta_link_saved")
     _record_liveness(svc, msg, outcome)
     crash_point(svc, "groups.after_liveness")
@@ -192,6 +201,9 @@ async def refresh_licensed_groups(
     again = [g for g in gained if g in placed]
     config.clear()
     config.update(fresh)
+    if fresh.keys() - placed:
+        stale = (fresh.keys() - placed) & licensed.unlicensed_ids()  # released, not forgotten
+        clear_before_placing(GroupMembers(svc.tables.groupmembers), sorted(stale))
     licensed.assign(fresh)
     for group_id in gained:  # stored once placed, as `_classify` does
         if group_id not in placed:
@@ -249,6 +261,9 @@ async def _classify(
                 unlicensed[group_id] = now
                 outcome.ignored.append(group_id)
         if outcome.newly_licensed:
+            if unplaced:  # released but not yet forgotten: members kept from before
+                stale = {g.id for g in unplaced} & licensed.unlicensed_ids()
+                clear_before_placing(members, sorted(stale))
             licensed.assign(outcome.newly_licensed)
         # Stored once placed: a retry after a failed placement finds the group unknown again
         # (stored first, it was a known group in no partition: no round, nobody recomputed).
