@@ -82,10 +82,11 @@ async def handle_group_changes(
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
     crash_point(svc, "groups.after_classify")
 
-    links: list[tuple[Partition, str]] = []
+    rounds: list[tuple[Partition, str, list[Callable[[], object]]]] = []
     for partition in targets:
-        link = await _run_partition(svc, licensed, members, config, partition, outcome, writes)
-        links.append((partition, link))
+        own: list[Callable[[], object]] = []  # saved only if the partition is still as read
+        link = await _run_partition(svc, licensed, members, config, partition, outcome, own)
+        rounds.append((partition, link, own))
     crash_point(svc, "groups.after_delta_round")
 
     batches = RecomputeUsers.batches(
@@ -103,6 +104,7 @@ async def handle_group_changes(
     await record_nested_findings(svc, flipped, msg.correlation_id, configs=config)
     for write in writes:
         write()
+    links = _save_rounds(licensed, rounds)
     crash_point(svc, "groups.after_members_saved")
     # before the delta link: a replay from the old link sees the same nesting entries again
     await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
@@ -133,6 +135,26 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+def _save_rounds(
+    licensed: LicensedGroups, rounds: list[tuple[Partition, str, list[Callable[[], object]]]]
+) -> list[tuple[Partition, str]]:
+    """Save each round's member sets (and what else it learnt) if its partition is still as
+    this worker read it, claimed first (`LicensedGroups.claim`): two workers running one
+    partition from one link must not save their member sets in either order (an older round
+    saved last would undo a later join). A round overtaken is not saved: the partition's
+    link it leaves behind replays its changes. Returns the claimed partitions' next links."""
+    links: list[tuple[Partition, str]] = []
+    for partition, link, own in rounds:
+        claimed = licensed.claim(partition)
+        if claimed is None:
+            log.info("delta.round_overtaken", partition=partition.index)
+            continue
+        for write in own:
+            write()
+        links.append((claimed, link))
+    return links
 
 
 def nesting_flipped(

@@ -194,6 +194,22 @@ class LicensedGroups:
             return False
         return True
 
+    def claim(self, partition: Partition) -> Partition | None:
+        """Rewrite the partition as read, on condition that nobody wrote it since (its ETag):
+        the partition with its new ETag, to save the round's next link with; None when another
+        worker wrote it first (moved its link, placed or released groups, or claimed it to save
+        a round of its own), so that this round, from a link no longer current, is not saved.
+        A worker that read it before this claim cannot save a round from it any more."""
+        fields = {
+            "groupIds": json_field(list(partition.group_ids)),
+            "deltaLink": partition.delta_link or "",
+        }
+        try:
+            etag = self._table.update(PARTITION_PK, partition.row_key, fields, etag=partition.etag)
+        except ConcurrencyConflict:
+            return None
+        return replace(partition, etag=etag)
+
     def save_delta_link(self, partition: Partition, delta_link: str) -> bool:
         """Store the partition's next link unless another worker moved it first."""
         fields = {"groupIds": json_field(list(partition.group_ids)), "deltaLink": delta_link}
