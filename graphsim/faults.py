@@ -15,6 +15,12 @@ scripts the faults of the next requests exactly, for deterministic tests.
 `emptyFirstPages` (route templates, e.g. `["/users"]`): the first page of those collections
 answers no items and a nextLink to the real first page, as Graph may (a page "may contain zero
 results"; learn.microsoft.com/graph/paging). A client must follow the link.
+
+`stuckPages` and `endlessPages` (route templates): a page asked by a nextLink ($skiptoken)
+answers no items and a nextLink that never ends, as a misbehaving server (or a stuck page)
+would: `stuckPages` links back to the very URL it was asked by, `endlessPages` to a new URL each
+time (the same query with `simPage` counting up). A client that follows nextLinks without a
+check never finishes.
 """
 
 from __future__ import annotations
@@ -62,6 +68,14 @@ class Faults:
         "emptyFirstPages", _templates, default_factory=list
     )
     """Collections (route templates) whose first page answers no items and a nextLink."""
+    stuck_pages: list[str] = setting(  # noqa: RUF009 - a field
+        "stuckPages", _templates, default_factory=list
+    )
+    """Collections whose pages asked by a nextLink answer no items and that same URL again."""
+    endless_pages: list[str] = setting(  # noqa: RUF009 - a field
+        "endlessPages", _templates, default_factory=list
+    )
+    """Collections whose pages asked by a nextLink answer no items and a new nextLink."""
     latency_ms: float = setting("latencyMs", float, default=0.0)
     latency_rate: float = setting("latencyRate", float, default=1.0)
     retry_after: float = setting("retryAfter", float, default=1)
@@ -83,6 +97,8 @@ class Faults:
         return current_settings(self) | {
             "next": list(self.scripted),
             "emptyFirstPages": list(self.empty_first_pages),
+            "stuckPages": list(self.stuck_pages),
+            "endlessPages": list(self.endless_pages),
         }
 
     def pick(self, method: str = "GET") -> str | None:

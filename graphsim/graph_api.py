@@ -17,7 +17,7 @@ from .errors import GraphError, error_body, throttled_body
 from .faults import AFTER_HANDLER, Faults
 from .mail_endpoints import MailEndpoints
 from .notify import Notifier
-from .paging import empty_first_page
+from .paging import empty_first_page, stuck_page
 from .state import SimState
 from .subscriptions import SubscriptionService
 from .throttle import Throttle, request_cost
@@ -172,6 +172,8 @@ class GraphApi:
             resp = self.error(req, exc)
         if template in self.faults.empty_first_pages:
             resp = empty_first_page(req, self.state, resp)
+        if template in self.faults.stuck_pages or template in self.faults.endless_pages:
+            resp = stuck_page(req, resp, endless=template in self.faults.endless_pages)
         if fault in AFTER_HANDLER:
             # Done (a write applied), and the answer is lost: the client cannot tell.
             lost = Resp(-1) if fault == "applyReset" else self.unavailable(req)

@@ -114,6 +114,25 @@ def empty_first_page(req: Req, tenant: PagedTenant, resp: Resp) -> Resp:
     return Resp(200, {**resp.body, "@odata.nextLink": link, "value": []}, resp.headers)
 
 
+def stuck_page(req: Req, resp: Resp, *, endless: bool) -> Resp:
+    """`resp`, a page asked by a nextLink, as a misbehaving server answers it: no items and a
+    nextLink that never ends (faults `stuckPages`, `endlessPages`): the URL it was asked by,
+    or with `endless` that URL with `simPage` counting up. Anything else is left as it is."""
+    token = next(
+        (v for k, v in req.params.items() if k.lower() in ("$skiptoken", "skiptoken")), None
+    )
+    if token is None or resp.status != 200 or not isinstance(resp.body, dict):
+        return resp
+    if "value" not in resp.body:
+        return resp
+    params = dict(req.params)
+    if endless:
+        params["simPage"] = str(int(params.get("simPage", "0")) + 1)
+    link = next_link(req.base_url, req.path, params, token)
+    body = {k: v for k, v in resp.body.items() if k != "@odata.deltaLink"}
+    return Resp(200, {**body, "@odata.nextLink": link, "value": []}, resp.headers)
+
+
 def wants_count(req: Req, query: Query) -> bool:
     """`$count=true` counts only with `ConsistencyLevel: eventual` (advanced queries)."""
     return query.count and is_eventual(req.headers)

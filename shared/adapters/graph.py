@@ -33,7 +33,7 @@ from msgraph.generated.subscribed_skus.subscribed_skus_request_builder import (
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from shared.adapters.graph_client import build_graph_client
-from shared.adapters.graph_delta import GROUP_TYPE, USER_TYPE, DeltaMerge
+from shared.adapters.graph_delta import GROUP_TYPE, USER_TYPE, DeltaMerge, DeltaPages
 from shared.adapters.graph_errors import item_error
 from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
@@ -107,7 +107,8 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
 
     async def group_delta(self, group_ids: Sequence[str], delta_link: str | None) -> DeltaRound:
         """One delta round; `group_ids` is used only without `delta_link` (it is baked into the
-        link). Raises ValueError for more than 50 ids or none."""
+        link). Raises ValueError for more than 50 ids or none, and DirectoryError (502) when
+        the server sends a nextLink twice or more pages than the partition can fill."""
         delta = self._client.groups.delta
         if delta_link is None:
             ids = delta_filter_ids(group_ids)
@@ -118,6 +119,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         else:
             info = delta.with_url(delta_link).to_get_request_information()
         merged: dict[str, DeltaMerge] = {}
+        pages = DeltaPages(group_ids, self._delta_pages_per_group)
         while True:
             page = await self._send(info)
             for obj in page.get("value") or []:
@@ -129,7 +131,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 raise DirectoryError(502, "UnexpectedBody", "delta page without next/deltaLink")
-            info = delta.with_url(str(next_link)).to_get_request_information()
+            info = delta.with_url(pages.follow(str(next_link))).to_get_request_information()
         groups = {gid: acc.result(gid) for gid, acc in merged.items()}
         return DeltaRound(groups=groups, delta_link=link, initial=delta_link is None)
 

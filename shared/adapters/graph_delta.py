@@ -7,10 +7,54 @@ the properties the service reads (assignedLicenses, displayName) are translated 
 
 from __future__ import annotations
 
-from shared.ports.directory import JSON, GroupDelta, licenses_from_graph
+from collections.abc import Sequence
+
+from shared.ports.directory import (
+    DELTA_FILTER_LIMIT,
+    JSON,
+    DirectoryError,
+    GroupDelta,
+    licenses_from_graph,
+)
 
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
+
+
+DELTA_PAGES_PER_GROUP = 2000
+"""Pages one round may take per group of its partition (plus one group's worth): far more than
+any real group's members fill (Graph's delta pages are server-sized, often hundreds of entries
+each), so only a server that never ends its round reaches it."""
+
+
+class DeltaPages:
+    """The nextLinks one delta round followed: a link seen before (the server sends the round
+    in a circle) or more pages than the partition can fill raise a `DirectoryError` (502, so
+    the message is retried later) instead of following the server until the function times
+    out."""
+
+    def __init__(self, group_ids: Sequence[str], per_group: int = DELTA_PAGES_PER_GROUP) -> None:
+        groups = len(set(group_ids)) or DELTA_FILTER_LIMIT  # a link's own ids are not known
+        self.limit = per_group * (groups + 1)
+        self._seen: set[str] = set()
+
+    def follow(self, next_link: str) -> str:
+        """`next_link`, once checked: raises when it was followed before or the round is over
+        its page limit."""
+        if next_link in self._seen:
+            raise DirectoryError(
+                502,
+                "DeltaNextLinkRepeated",
+                f"delta round sent a nextLink it had sent before, after {len(self._seen)} pages",
+            )
+        if len(self._seen) + 1 >= self.limit:
+            raise DirectoryError(
+                502,
+                "DeltaTooManyPages",
+                f"delta round did not end within {self.limit} pages",
+            )
+        self._seen.add(next_link)
+        return next_link
 
 
 class DeltaMerge:

@@ -26,6 +26,7 @@ from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.graph_service_client import GraphServiceClient
 
 from shared.adapters.graph_auth import credential_error
+from shared.adapters.graph_delta import DELTA_PAGES_PER_GROUP
 from shared.adapters.graph_errors import (
     ERROR_MAP,
     item_error,
@@ -77,7 +78,9 @@ class GraphTransport:
     """Sending, paging and batching for `GraphDirectory`. Close with `aclose()`.
 
     `page_size` is the `$top` of collection reads (999, Graph's maximum, unless a test wants
-    small pages). Batches: at most 20 requests each, up to `batch_concurrency` in flight.
+    small pages); a `/groups/delta` round ends with an error past `delta_pages_per_group` pages
+    per group of its partition (`graph_delta.DeltaPages`). Batches: at most 20 requests each,
+    up to `batch_concurrency` in flight.
     Items answered 429/503/504 inside a batch are re-sent by us after their Retry-After (the SDK
     middleware retries whole requests, not batch items), at most `max_batch_resends` times and
     never after a Retry-After above `max_retry_after` seconds: then `DirectoryError(429, ...)` with
@@ -97,6 +100,7 @@ class GraphTransport:
         max_retry_after: float = 30.0,
         reprocess_priority: str | None = "Low",
         page_size: int = PAGE_SIZE,
+        delta_pages_per_group: int = DELTA_PAGES_PER_GROUP,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
@@ -106,6 +110,7 @@ class GraphTransport:
         self._max_retry_after = max_retry_after
         self._reprocess_priority = reprocess_priority
         self._top = page_size
+        self._delta_pages_per_group = delta_pages_per_group
         self._sleep = sleep
 
     async def aclose(self) -> None:

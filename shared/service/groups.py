@@ -25,6 +25,7 @@ import structlog
 from shared.ports.directory import DeltaRound, DeltaTokenExpired, GroupConfig
 from shared.ports.messages import DeltaSweep, GroupsChanged, RecomputeUsers
 from shared.service.crashpoints import crash_point
+from shared.service.group_slots import clear_before_placing, release_slots
 from shared.service.nested import NESTED_PREFIX, apply_nesting, record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import GroupMembers, LicensedGroups, Partition, ServiceState
@@ -75,16 +76,17 @@ async def handle_group_changes(
             outcome.users |= members.members(group_id)
 
     if isinstance(msg, DeltaSweep):
-        targets = licensed.partitions()
+        targets = [p for p in licensed.partitions() if p.group_ids]  # not one left empty
     else:
         changed = await _classify(svc, licensed, members, config, msg.group_ids, outcome, writes)
         targets = [p for p in licensed.partitions() if changed & set(p.group_ids)]
     crash_point(svc, "groups.after_classify")
 
-    links: list[tuple[Partition, str]] = []
+    rounds: list[tuple[Partition, str, list[Callable[[], object]]]] = []
     for partition in targets:
-        link = await _run_partition(svc, licensed, members, config, partition, outcome, writes)
-        links.append((partition, link))
+        own: list[Callable[[], object]] = []  # saved only if the partition is still as read
+        link = await _run_partition(svc, licensed, members, config, partition, outcome, own)
+        rounds.append((partition, link, own))
     crash_point(svc, "groups.after_delta_round")
 
     batches = RecomputeUsers.batches(
@@ -102,6 +104,7 @@ async def handle_group_changes(
     await record_nested_findings(svc, flipped, msg.correlation_id, configs=config)
     for write in writes:
         write()
+    links = _save_rounds(licensed, rounds)
     crash_point(svc, "groups.after_members_saved")
     # before the delta link: a replay from the old link sees the same nesting entries again
     await record_nested_findings(svc, outcome.nesting_changed, msg.correlation_id)
@@ -109,6 +112,14 @@ async def handle_group_changes(
     for partition, link in links:
         if not licensed.save_delta_link(partition, link):
             log.info("delta.link_conflict", partition=partition.index)
+    if isinstance(msg, DeltaSweep):
+        # Groups deleted, or unlicensed at the sweep's start and still: their slots are freed
+        # (a group that lost its licenses now is released by a later sweep, once its members
+        # were recomputed and it is stored as unlicensed).
+        now_licensed = {g for g, group in config.items() if group.licensed}
+        kept = was_licensed | now_licensed | set(outcome.license_changed)
+        placed = {g for p in targets for g in p.group_ids}
+        release_slots(licensed, members, sorted(placed - kept))
     crash_point(svc, "groups.after_delta_link_saved")
     _record_liveness(svc, msg, outcome)
     crash_point(svc, "groups.after_liveness")
@@ -124,6 +135,26 @@ async def handle_group_changes(
         users=len(outcome.users),
     )
     return outcome
+
+
+def _save_rounds(
+    licensed: LicensedGroups, rounds: list[tuple[Partition, str, list[Callable[[], object]]]]
+) -> list[tuple[Partition, str]]:
+    """Save each round's member sets (and what else it learnt) if its partition is still as
+    this worker read it, claimed first (`LicensedGroups.claim`): two workers running one
+    partition from one link must not save their member sets in either order (an older round
+    saved last would undo a later join). A round overtaken is not saved: the partition's
+    link it leaves behind replays its changes. Returns the claimed partitions' next links."""
+    links: list[tuple[Partition, str]] = []
+    for partition, link, own in rounds:
+        claimed = licensed.claim(partition)
+        if claimed is None:
+            log.info("delta.round_overtaken", partition=partition.index)
+            continue
+        for write in own:
+            write()
+        links.append((claimed, link))
+    return links
 
 
 def nesting_flipped(
@@ -192,6 +223,9 @@ async def refresh_licensed_groups(
     again = [g for g in gained if g in placed]
     config.clear()
     config.update(fresh)
+    if fresh.keys() - placed:
+        stale = (fresh.keys() - placed) & licensed.unlicensed_ids()  # released, not forgotten
+        clear_before_placing(GroupMembers(svc.tables.groupmembers), sorted(stale))
     licensed.assign(fresh)
     for group_id in gained:  # stored once placed, as `_classify` does
         if group_id not in placed:
@@ -249,6 +283,9 @@ async def _classify(
                 unlicensed[group_id] = now
                 outcome.ignored.append(group_id)
         if outcome.newly_licensed:
+            if unplaced:  # released but not yet forgotten: members kept from before
+                stale = {g.id for g in unplaced} & licensed.unlicensed_ids()
+                clear_before_placing(members, sorted(stale))
             licensed.assign(outcome.newly_licensed)
         # Stored once placed: a retry after a failed placement finds the group unknown again
         # (stored first, it was a known group in no partition: no round, nobody recomputed).

@@ -52,6 +52,7 @@ async def read_nested(directory: Directory, licensed: Mapping[str, Iterable[str]
                 Group(
                     id=config.id,
                     name=config.display_name or config.id,
+                    licenses=config.licenses,  # one licensed itself gives its users the same
                     member_user_ids=tuple(users),
                     member_group_ids=tuple(nested),
                 )

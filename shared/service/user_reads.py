@@ -10,7 +10,7 @@ translator turns Graph's objects into the core's model; nothing here re-parses a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.adapters.snapshot import GraphTranslator
@@ -108,11 +108,10 @@ async def current_processing_states(
         return {}
     fresh = await svc.directory.group_configs(group_ids)
     licensed = LicensedGroups(svc.tables.deltalinks)
-    stored = licensed.configs()
     for group_id, config in fresh.items():
-        if group_id in stored:
-            state = config.processing_state
-            licensed.save_config(replace(stored[group_id], processing_state=state))
+        # over the row as it is at the write (the group changes may have stored licenses
+        # since): a configuration read before it and written back would undo them
+        licensed.save_processing_state(group_id, config.processing_state)
     return {g: config.processing_state for g, config in fresh.items()}
 
 

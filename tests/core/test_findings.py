@@ -890,15 +890,49 @@ def test_nested_group_in_an_unlicensed_group_is_not_a_finding() -> None:
     assert findings_of(b) == []
 
 
+def test_a_nested_group_that_leaves_nobody_out_is_not_a_finding() -> None:
+    """Empty, or holding only the licensed group's own direct members: 0 users get nothing."""
+    b = seed_tenant().member(BASE, "ann").member("Sales", "ann").nested(BASE, "Sales", "Empty")
+
+    assert findings_of(b, codes.NESTED_GROUP_MEMBER) == []
+
+
+def test_a_nested_group_licensed_with_the_same_products_is_not_a_finding() -> None:
+    """Its users get the products from it; only those of a group nested further, unlicensed,
+    are left out (no fewer plans: E3 with Base's plans off, or fewer off)."""
+    b = seed_tenant().group("Sales", {E3: ["SWAY"]}).group("Ops", {E3: BASE_DISABLED})
+    b.member("Sales", "ann").member("Ops", "bob").member("Sales EU", "cy")
+    b.nested(BASE, "Sales", "Ops").nested("Sales", "Sales EU")
+
+    found = findings_of(b, codes.NESTED_GROUP_MEMBER)
+
+    assert sorted((f.group_id, f.part, f.user_ids) for f in found) == sorted(
+        [
+            (b.id(BASE), b.id("Sales"), (b.id("cy"),)),
+            (b.id("Sales"), b.id("Sales EU"), (b.id("cy"),)),  # Sales' own, as licensed
+        ]
+    )
+
+
+def test_a_nested_group_licensed_with_less_still_leaves_its_users_out() -> None:
+    """Teams assigns E3 with every plan but TEAMS1 off: its users miss Base's other plans."""
+    b = seed_tenant().member(TEAMS, "ann").nested(BASE, TEAMS)
+
+    finding = only(b, codes.NESTED_GROUP_MEMBER)
+
+    assert finding.user_ids == (b.id("ann"),)
+
+
 def test_nested_group_of_a_synced_group_is_fixed_on_premises() -> None:
     b = seed_tenant().group("Synced", {E3: []}, synced=True).nested("Synced", "Sales")
+    b.member("Sales", "ann")
 
     assert "on-premises Active Directory" in only(b, codes.NESTED_GROUP_MEMBER).remedy
 
 
 def test_nested_group_of_a_dynamic_group_points_at_the_rule() -> None:
     b = seed_tenant().group("Dyn", {E3: []}, rule='user.department -eq "Sales"')
-    b.nested("Dyn", "Sales")
+    b.nested("Dyn", "Sales").member("Sales", "ann")
 
     assert "membership rule" in only(b, codes.NESTED_GROUP_MEMBER).remedy
 

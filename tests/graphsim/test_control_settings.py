@@ -22,6 +22,8 @@ async def test_faults_show_their_settings_and_keep_the_unnamed_ones(sim: Harness
         ("writesOnly", False),
         ("next", ["503", "none"]),
         ("emptyFirstPages", []),
+        ("stuckPages", []),
+        ("endlessPages", []),
         ("latencyMs", 0.0),
         ("latencyRate", 1.0),
         ("retryAfter", 4),

@@ -310,6 +310,17 @@ async def test_a_nested_group_seen_by_delta_is_reported_then_resolved(world: Wor
     assert open_nested(world) == {}
 
 
+async def test_a_nested_group_licensed_with_the_same_products_is_not_reported() -> None:
+    """Sales_Team, nested in E3 Base, assigns E3 Base's licenses itself: its user gets them
+    from it, so nobody is left out and no NestedGroupMember is opened."""
+    snapshot = demo_snapshot()
+    groups = {g["id"]: g for g in snapshot["groups"]}
+    groups[SALES_TEAM]["assignedLicenses"] = groups[E3_BASE]["assignedLicenses"]
+    world = await settled(build_world(snapshot))
+
+    assert open_nested(world) == {}
+
+
 async def test_a_sweep_recomputes_the_members_of_a_group_whose_licenses_changed(
     world: World,
 ) -> None:
