@@ -204,6 +204,11 @@ def parse_ncrontab(text: str) -> str:
     what NCrontab does (devhost/ncrontab.py reads the same; tests/devhost/test_ncrontab.py
     holds both to one list): fields split on spaces only, a range written backwards read
     forwards, any step (below 1 is 1), a name by any prefix of its full English name."""
+    if breaks := sorted({repr(c) for c in text if c.isspace() and c != " "}):
+        raise ValueError(
+            f"holds {', '.join(breaks)}: the host splits a schedule on spaces only, so it would "
+            "not load this timer (a line break pasted with the value?)"
+        )
     parts = [part for part in text.split(" ") if part]
     if len(parts) != 6:
         raise ValueError(f"{text!r} is not a six-field NCRONTAB (sec min hour day month weekday)")

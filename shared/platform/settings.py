@@ -201,11 +201,18 @@ def _setting(
     default: Any = MISSING,
     factory: Any = MISSING,
     secret: bool = False,
+    as_written: bool = False,
 ) -> Any:
     """A `Settings` field read from environment variable `name`, parsed by `parse`; one with
-    neither a `default` nor a `factory` is required. A `secret` one stays out of repr()."""
-    metadata = {"env": name, "parse": parse}
+    neither a `default` nor a `factory` is required. A `secret` one stays out of repr(). An
+    `as_written` one is parsed unstripped: the host reads it so (a schedule)."""
+    metadata = {"env": name, "parse": parse, "as_written": as_written}
     return field(default=default, default_factory=factory, repr=not secret, metadata=metadata)
+
+
+def _schedule(name: str) -> Any:
+    """A timer's NCRONTAB schedule, checked as the host will read it (`as_written`)."""
+    return _setting(name, parse_ncrontab, as_written=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,11 +230,15 @@ class Settings:
         "LIFECYCLE_NOTIFICATION_URL", parse_notification_url, secret=True
     )
     client_state: str = _setting("CLIENT_STATE", parse_client_state, secret=True)
-    subscription_keeper_schedule: str = _setting("SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab)
-    sync_watch_schedule: str = _setting("SYNC_WATCH_SCHEDULE", parse_ncrontab)
-    recheck_errors_schedule: str = _setting("RECHECK_ERRORS_SCHEDULE", parse_ncrontab)
-    poison_watch_schedule: str = _setting("POISON_WATCH_SCHEDULE", parse_ncrontab)
-    reconcile_schedule: str = _setting("RECONCILE_SCHEDULE", parse_ncrontab)
+    subscription_keeper_schedule: str = _setting(
+        "SUBSCRIPTION_KEEPER_SCHEDULE", parse_ncrontab, as_written=True
+    )
+    sync_watch_schedule: str = _schedule("SYNC_WATCH_SCHEDULE")
+    recheck_errors_schedule: str = _setting(
+        "RECHECK_ERRORS_SCHEDULE", parse_ncrontab, as_written=True
+    )
+    poison_watch_schedule: str = _schedule("POISON_WATCH_SCHEDULE")
+    reconcile_schedule: str = _schedule("RECONCILE_SCHEDULE")
     graph_base_url: str = _setting("GRAPH_BASE_URL", parse_url, default=DEFAULT_GRAPH_BASE_URL)
     graph_static_token: str | None = _setting("GRAPH_STATIC_TOKEN", default=None, secret=True)
     client_state_previous: str | None = _setting(
@@ -250,7 +261,7 @@ class Settings:
     alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
     alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
     alert_digest_schedule: str = _setting(
-        "ALERT_DIGEST_SCHEDULE", parse_ncrontab, default="0 0 * * * *"
+        "ALERT_DIGEST_SCHEDULE", parse_ncrontab, default="0 0 * * * *", as_written=True
     )
     alert_exclude_skus: frozenset[str] = _setting(
         "ALERT_EXCLUDE_SKUS", parse_group_ids, default=frozenset()
@@ -291,7 +302,7 @@ class Settings:
                 if is_unresolved_reference(text):
                     invalid[name] = UNRESOLVED_REFERENCE
                 elif text:
-                    values[f.name] = parse(text)
+                    values[f.name] = parse(env[name] if f.metadata["as_written"] else text)
                 elif f.default is MISSING and f.default_factory is MISSING:
                     missing.append(name)
             except LookupError:

@@ -308,6 +308,23 @@ def test_a_schedule_the_host_cannot_read_is_refused_naming_the_field(
     assert problem in caught.value.invalid["POISON_WATCH_SCHEDULE"]
 
 
+@pytest.mark.parametrize("value", ["0 */5 * * * *\n", "0 */5 * * * *\r\n", "0 */5\t* * * *"])
+def test_a_schedule_with_a_line_break_or_tab_is_refused_as_the_host_would(value: str) -> None:
+    """The host splits the schedule as written on spaces only: a line break pasted with the
+    value (or a tab) makes a field it cannot read, and it does not load the timer. Reading the
+    setting stripped hid that."""
+    with pytest.raises(SettingsError) as caught:
+        settings(POISON_WATCH_SCHEDULE=value)
+
+    assert "splits a schedule on spaces only" in caught.value.invalid["POISON_WATCH_SCHEDULE"]
+
+
+def test_spaces_around_a_schedule_are_read_as_the_host_reads_them() -> None:
+    assert settings(POISON_WATCH_SCHEDULE=" 0 */5 * * * * ").poison_watch_schedule.split() == [
+        "0", "*/5", "*", "*", "*", "*"
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "value",
     [
