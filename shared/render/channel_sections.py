@@ -108,9 +108,10 @@ _NO_BREAK: Final = "\u200b"
 _ASTERISK: Final = "\u2217"
 """`∗` (asterisk operator) for `*`: an asterisk opens or closes emphasis even inside a word
 and beside a zero-width space, so no invisible breaker stops `**VIP**` from being bold."""
-_LINE_START: Final = re.compile(r"(?m)^(?=[ \t]*(?:[#>+\-=|`~_:]|\d{1,9}[.)]))")
-"""A line starting (after blanks) with what makes a Markdown block: a heading (`#`, a
-`===`/`---` underline), list item (`-`, `+`, `1.`, `1)`), quote (`>`), table, code fence."""
+_LINE_START: Final = re.compile(r"(?:^|(?<=[\r\n]))(?=[ \t]|[#>+\-=|`~_:]|\d{1,9}[.)])")
+"""A line (after `\n` or `\r`, both line breaks to Teams) starting with what makes a Markdown
+block: a heading (`#`, a `===`/`---` underline), list item (`-`, `+`, `1.`, `1)`), quote
+(`>`), table, code fence, or a blank (four make code)."""
 _EDGE_UNDERSCORE: Final = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 """An `_` not inside a word: only there can it open or close emphasis."""
 _GRAVE: Final = "\u02cb"

@@ -32,6 +32,8 @@ NAMES = (
     "===",
     "a*b*c",
     "(_Temp_)",
+    "    Indented",
+    "Staff\r- Contractors\r\n1. Interns",
     "Licensing_E3_0",
 )
 """Directory text Markdown would format, and a name it would not (`Licensing_E3_0`)."""
@@ -91,7 +93,8 @@ def test_teams_shows_directory_text_as_written_not_as_markdown() -> None:
         rendered = markdown.render(text)
         paragraph = re.fullmatch(r"<p>([^<]*)</p>\n", rendered)
         assert paragraph, (text, rendered)  # one paragraph of text: no tag inside
-        assert as_written(html.unescape(paragraph.group(1))) == as_written(text)  # all shown
+        shown = as_written(html.unescape(paragraph.group(1)))
+        assert shown.split() == as_written(text).split()  # all of it (as HTML shows blanks)
     facts = [as_written(f["value"]) for i in items for f in i.get("facts", ())]
     for name in NAMES:
         assert name in facts  # each directory text, as written
