@@ -164,8 +164,21 @@ def teams_section(
 # --------------------------------------------------------------------------- Slack
 
 
+_SLACK_LOOK_ALIKES: Final = str.maketrans({"*": "\u2217", "~": "\u223c", "`": "\u02cb"})
+"""`∗`, `∼` and `ˋ` for `*`, `~` and a backtick: Slack has no escape for its mrkdwn marks
+(bold, strike-through, code), and counts a zero-width space as a word's edge."""
+_SLACK_EDGE_UNDERSCORE: Final = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_SLACK_QUOTE: Final = re.compile(r"(?:^|(?<=\n))([ \t]*)>")
+
+
 def slack_escape(text: str) -> str:
-    """Slack mrkdwn control characters (Slack: "Formatting text for app surfaces")."""
+    """Directory text that shows as written in Slack mrkdwn: its control characters escaped
+    (`&`, `<`, `>`; Slack: "Formatting text for app surfaces") and its formatting marks shown
+    as look-alikes: `*` as `∗`, `~` as `∼`, a backtick as `ˋ`, an `_` at a word's edge (only
+    there does it make italics) as `ˍ`, and a `>` starting a line (a quote) as `˃`. A name
+    like `Licensing_E3_0` is unchanged."""
+    text = _SLACK_QUOTE.sub("\\1\u02c3", text.translate(_SLACK_LOOK_ALIKES))
+    text = _SLACK_EDGE_UNDERSCORE.sub("\u02cd", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

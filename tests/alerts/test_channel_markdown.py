@@ -11,7 +11,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from shared.render.channel_payloads import teams_message
+from shared.render.channel_payloads import slack_message, teams_message
 from shared.render.mail import MailView, RowView, Section, Table, UserName
 from tests.alerts.test_channels import REPORT
 
@@ -101,3 +101,45 @@ def test_teams_shows_directory_text_as_written_not_as_markdown() -> None:
     lines = [as_written(t) for t in texts]
     assert "**Contoso** _Ltd_" in lines
     assert "Licensing_E3_0 | 1" in texts  # a name without Markdown is unchanged
+
+
+def slack_formats(text: str) -> list[str]:
+    """What Slack mrkdwn would format in `text`, by its rules ("Formatting text for app
+    surfaces"): a `*`, `_`, `~` or backtick at a word's start (a zero-width space counts as
+    an edge) up to the same mark at a word's end, on one line; a line starting with `>`
+    (sent as `&gt;`) is a quote."""
+    found = []
+    for line in text.split("\n"):
+        if line.lstrip(" \t").startswith(("&gt;", ">")):
+            found.append(line)
+        for i, mark in enumerate(line):
+            if mark not in "*_~`" or (i and line[i - 1].isalnum()):
+                continue
+            if i + 1 == len(line) or line[i + 1].isspace():
+                continue
+            for j in range(i + 2, len(line)):
+                end = j + 1 == len(line) or not line[j + 1].isalnum()
+                if line[j] == mark and not line[j - 1].isspace() and end:
+                    found.append(line[i : j + 1])
+                    break
+    return found
+
+
+def test_slack_shows_directory_text_as_written_not_as_mrkdwn() -> None:
+    """Only License Guard's own marks format: a row's bold line, `_Fix:_`, `_License Guard:_`,
+    a section's bold title and italic columns."""
+    blocks = slack_message(markdown_view(), report_url=REPORT)["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    texts += [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    own = {"*Top groups by errors*", "_Group | Users in error_", "_Fix:_", "_License Guard:_"}
+
+    formatted = [f for text in texts for f in slack_formats(text)]
+
+    rows = [f for f in formatted if f.startswith("*CountViolation — ")]
+    assert len(rows) == len([n for n in NAMES if "\n" not in n])  # each one-line row's bold
+    assert [f for f in formatted if f not in own and f not in rows] == []
+    shown = "\n".join(texts)
+    for name in ("∗∗VIP∗∗", "ˍTempˍ", "˃ Sales", "∼∼Old∼∼ Sales", "ˋHRˋ team", "Licensing_E3_0"):
+        assert name in shown
+    assert slack_formats("*VIP* _Temp_ ~Old~ `HR`") == ["*VIP*", "_Temp_", "~Old~", "`HR`"]
+    assert slack_formats("&gt; Sales") == ["&gt; Sales"]
