@@ -10,6 +10,7 @@ it left out and where they are. Also the escaping each receiver needs. Pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -103,14 +104,39 @@ def more_lines(left: int, target: str, report_url: str | None) -> str:
 # --------------------------------------------------------------------------- Teams
 
 _NO_BREAK: Final = "\u200b"
-"""A zero-width space: invisible, and ends Markdown's link syntax where it is inserted."""
+"""A zero-width space: invisible, and ends the Markdown syntax where it is inserted."""
+_ASTERISK: Final = "\u2217"
+"""`∗` (asterisk operator) for `*`: an asterisk opens or closes emphasis even inside a word
+and beside a zero-width space, so no invisible breaker stops `**VIP**` from being bold."""
+_LINE_START: Final = re.compile(r"(?:^|(?<=[\r\n]))(?=[ \t]|[#>+\-=|`~_:]|\d{1,9}[.)])")
+"""A line (after `\n` or `\r`, both line breaks to Teams) starting with what makes a Markdown
+block: a heading (`#`, a `===`/`---` underline), list item (`-`, `+`, `1.`, `1)`), quote
+(`>`), table, code fence, or a blank (four make code)."""
+_EDGE_UNDERSCORE: Final = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+"""An `_` not inside a word: only there can it open or close emphasis."""
+_GRAVE: Final = "\u02cb"
+"""`ˋ` (modifier letter grave) for a backtick, which would start code with or without a
+zero-width space after it."""
+_ESCAPE: Final = re.compile(r"\\(?=[!-/:-@\[-`{-~])")
+"""A backslash before ASCII punctuation: Markdown drops it as an escape."""
 
 
 def teams_text(text: str) -> str:
-    """Text a TextBlock or fact shows as written: Teams reads them as Markdown, where a
-    directory name like `[Sign in](https://...)` or `<https://...>` would become a link. A
-    zero-width space after each `]` and `<` breaks the link forms and shows nothing."""
-    return text.replace("]", "]" + _NO_BREAK).replace("<", "<" + _NO_BREAK)
+    """Text a TextBlock or fact shows as written: Teams reads them as Markdown, where
+    directory text would become a link (`[Sign in](https://...)`, `<https://...>`), bold or
+    italic (`**VIP**`, `_Temp_`), struck out (`~~Old~~`), code (`` `x` ``), an entity (`&lt;`), or a
+    heading, list or quote (a line starting `# Finance`, `- Contractors`, `1. Staff`,
+    `> Sales`). Backslash escapes are not honoured alike by every Teams client, so instead a
+    zero-width space goes where such syntax would start (after `]`, `<`, `&`, `~`, a
+    backslash, around an `_` at a word's edge, before such a line), `*` is shown as `∗` and
+    a backtick as `ˋ`; `Licensing_E3_0` and other names without them are unchanged."""
+    text = text.replace("*", _ASTERISK)
+    text = _ESCAPE.sub("\\" + _NO_BREAK, text)
+    text = text.replace("`", _GRAVE)
+    for mark in ("]", "<", "&", "~"):
+        text = text.replace(mark, mark + _NO_BREAK)
+    text = _EDGE_UNDERSCORE.sub(_NO_BREAK + "_" + _NO_BREAK, text)
+    return _LINE_START.sub(_NO_BREAK, text)
 
 
 def teams_line(cells: Sequence[str]) -> dict[str, Any]:
@@ -138,8 +164,21 @@ def teams_section(
 # --------------------------------------------------------------------------- Slack
 
 
+_SLACK_LOOK_ALIKES: Final = str.maketrans({"*": "\u2217", "~": "\u223c", "`": "\u02cb"})
+"""`∗`, `∼` and `ˋ` for `*`, `~` and a backtick: Slack has no escape for its mrkdwn marks
+(bold, strike-through, code), and counts a zero-width space as a word's edge."""
+_SLACK_EDGE_UNDERSCORE: Final = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_SLACK_QUOTE: Final = re.compile(r"(?:^|(?<=\n))([ \t]*)>")
+
+
 def slack_escape(text: str) -> str:
-    """Slack mrkdwn control characters (Slack: "Formatting text for app surfaces")."""
+    """Directory text that shows as written in Slack mrkdwn: its control characters escaped
+    (`&`, `<`, `>`; Slack: "Formatting text for app surfaces") and its formatting marks shown
+    as look-alikes: `*` as `∗`, `~` as `∼`, a backtick as `ˋ`, an `_` at a word's edge (only
+    there does it make italics) as `ˍ`, and a `>` starting a line (a quote) as `˃`. A name
+    like `Licensing_E3_0` is unchanged."""
+    text = _SLACK_QUOTE.sub("\\1\u02c3", text.translate(_SLACK_LOOK_ALIKES))
+    text = _SLACK_EDGE_UNDERSCORE.sub("\u02cd", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

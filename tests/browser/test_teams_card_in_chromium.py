@@ -40,8 +40,13 @@ PARSE = """(card) => {
   document.body.appendChild(element);
   const links = Array.from(element.querySelectorAll("a")).map((a) => a.href);
   const bold = Array.from(element.querySelectorAll("b, strong")).map((b) => b.innerText);
+  const formats = "em, i, strong, b, h1, h2, h3, h4, h5, h6, ul, ol, li, blockquote, code, "
+    + "pre, s, del, hr, table";
+  const formatted = Array.from(element.querySelectorAll(formats)).map((e) => e.tagName);
+  const blocks = Array.from(element.querySelectorAll(".ac-textBlock")).map((e) => e.innerText);
   return JSON.stringify({version: c.version.toString(), events: events,
-                         text: element.innerText, links: links, bold: bold});
+                         text: element.innerText, links: links, bold: bold,
+                         formatted: formatted, blocks: blocks});
 }"""
 
 # One xdist worker runs every Chromium test, in file order: the first installs Chromium with
@@ -199,3 +204,57 @@ def test_a_card_cut_to_28_kb_keeps_every_section_valid_and_says_what_it_left_out
     assert "Resolved since the last digest" in text
     assert "CountViolation | Licensing_E3_0 | Office 365 E3 | 2 | Adele, Alex" in text
     assert "Licensing_E3_0 × Office 365 E3" in text  # a new issue's row beside it
+
+
+MARKDOWN_NAMES = (
+    "**VIP**",
+    "_Temp_",
+    "__Board__",
+    "# Finance",
+    "- Contractors",
+    "+ Interns",
+    "1. Staff",
+    "2) Managers",
+    "> Sales",
+    "~~Old~~ Sales",
+    "`HR` team",
+    "R&amp;D \\*Lab\\*",
+    "***",
+    "Licensing_E3_0",
+)
+"""Directory text that Markdown would format: bold, italic, a heading, list items, a quote,
+struck out, code, an entity and backslash escapes, a rule; and a name it would not."""
+
+
+def as_written(shown: str) -> str:
+    """The text as an admin reads it: without the zero-width spaces, with the look-alikes
+    `∗` and `ˋ` read as `*` and a backtick."""
+    return shown.replace("\u200b", "").replace("\u2217", "*").replace("\u02cb", "`")
+
+
+def test_directory_text_shows_as_written_not_as_markdown(browser: Page, harness: Path) -> None:
+    """The tenant name and the "Top groups by errors" lines start with directory text: each
+    shows as written, never bold, italic, a heading, list, quote, code or struck out (the
+    page formats Markdown with markdown-it, as Teams does)."""
+    groups = Table(
+        ("Group", "Users in error"), tuple((name, str(n)) for n, name in enumerate(MARKDOWN_NAMES))
+    )
+    paragraph = "\n".join(MARKDOWN_NAMES[3:9])  # a paragraph of lines that would be a list
+    shown = MailView(
+        "License Guard nightly summary",
+        "**Contoso** _Ltd_",
+        ("# Lead",),
+        (Section("Top groups by errors", paragraphs=(paragraph,), table=groups),),
+    )
+    card = teams_message(shown, report_url=REPORT)["attachments"][0]["content"]
+
+    result = parse(browser, harness, card)
+
+    assert result["events"] == []
+    assert result["formatted"] == []
+    blocks = [as_written(b) for b in result["blocks"]]
+    assert "**Contoso** _Ltd_" in blocks
+    assert "# Lead" in blocks
+    for n, name in enumerate(MARKDOWN_NAMES):
+        assert f"{name} | {n}" in blocks
+    assert "Licensing_E3_0 | 13" in result["blocks"]  # a name without Markdown is unchanged
