@@ -149,6 +149,7 @@ __all__ = [
     "RetryLater",
     "TenantFacts",
     "decide_reprocess",
+    "policy_cause",
 ]
 
 
@@ -190,6 +191,12 @@ def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
             return Cause(code, sku_id, group_id, (token,))
         return Cause(code, sku_id, group_id, (token, ledger.closed_since(key, token)))
     return Cause(code, sku_id, group_id, codes.watched_evidence(finding))
+
+
+def policy_cause(finding: Finding, history: Sequence[Attempt], facts: TenantFacts) -> Cause:
+    """The cause, with the evidence the policy decides on, a finding stands for now: what a
+    reprocess made elsewhere (an admin's) records, so the policy reads it as its own attempt."""
+    return _cause(finding, Ledger(history), facts)
 
 
 def _candidates(
