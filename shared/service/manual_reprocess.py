@@ -121,13 +121,7 @@ async def manual_reprocess(
             elif wanted_group is None:
                 outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
             continue
-        # The evidence the policy decides on (`policy_cause`: the watched evidence, the seats
-        # and processing gates with their `after=`), as its own rows record it: a row with
-        # other evidence (`failedWith=`, no gate) read as a change, or as a closed gate's
-        # entry, and the service reprocessed the user again for the cause the admin had tried.
-        history = ledger.history(user.id)
-        causes = tuple(dict.fromkeys(policy_cause(f, history, facts) for f in findings))
-        group_ids = frozenset(c.group_id for c in causes if c.group_id)
+        group_ids = frozenset(f.group_id for f in findings if f.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)
         warning = _no_seats(tenant, findings)
         if blocked:
@@ -135,6 +129,12 @@ async def manual_reprocess(
         elif dry_run:
             outcomes.append(ManualOutcome(who, WOULD, _codes(findings) + warning, findings))
         else:
+            # The evidence the policy decides on (`policy_cause`: the watched evidence, the
+            # seats and processing gates with their `after=`), as its own rows record it: a row
+            # with other evidence (`failedWith=`, no gate) read as a change, or as a closed
+            # gate's entry, and the service reprocessed the user again for the cause tried.
+            history = ledger.history(user.id)
+            causes = tuple(dict.fromkeys(policy_cause(f, history, facts) for f in findings))
             called = await _call(svc, user.id, who, causes, findings)
             outcomes.append(replace(called, detail=called.detail + warning))
     return outcomes
