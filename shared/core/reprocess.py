@@ -47,7 +47,9 @@ Policy
    * CountViolation: the SKU, and each its group waits for (``seatsOf=``), has free seats
      (`TenantFacts.free_seats`: enabled - consumed - promised; missing: 0). Else AlertInstead.
    * Pending/Stale/PlanMismatch: the group's licenseProcessingState is ProcessingComplete.
-     Otherwise RetryLater at now + backoff_base: waiting for Entra is normal, not an alert.
+     Otherwise RetryLater: waiting for Entra is normal, not an alert. The wait is as long as
+     the gate was seen closed so far, backoff_base at least and processing_wait_cap at most
+     (15 min doubling to 4 h): a group stuck processing is not re-read 96 times a day per user.
      An unknown state (None or a group missing from `group_processing`) waits too.
    * Usage location / mutual exclusion: the evidence *changed*: the latest ledger entry of
      this key (attempt or observation) has different evidence. On first sight there is no
@@ -149,6 +151,7 @@ __all__ = [
     "RetryLater",
     "TenantFacts",
     "decide_reprocess",
+    "policy_cause",
 ]
 
 
@@ -190,6 +193,12 @@ def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
             return Cause(code, sku_id, group_id, (token,))
         return Cause(code, sku_id, group_id, (token, ledger.closed_since(key, token)))
     return Cause(code, sku_id, group_id, codes.watched_evidence(finding))
+
+
+def policy_cause(finding: Finding, history: Sequence[Attempt], facts: TenantFacts) -> Cause:
+    """The cause, with the evidence the policy decides on, a finding stands for now: what a
+    reprocess made elsewhere (an admin's) records, so the policy reads it as its own attempt."""
+    return _cause(finding, Ledger(history), facts)
 
 
 def _candidates(
@@ -293,11 +302,12 @@ def _closed_gate(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Ve
         PROCESSING_COMPLETE
     ):
         state = facts.group_processing.get(cause.group_id or "") or "unknown"
+        waited = ledger.unchanged_for(cause, facts.now)
         return Verdict(
             cause,
             LATER,
             f"group {cause.group_id} is still processing (licenseProcessingState={state})",
-            facts.now + facts.backoff_base,
+            facts.now + min(max(waited, facts.backoff_base), facts.processing_wait_cap),
             observe=True,
         )
     if code in CHANGE_GATED and not _lifted(cause):

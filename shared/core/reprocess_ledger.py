@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from shared.core.graph_values import graph_time_or_none
 from shared.core.reprocess_plan import Attempt, Cause
@@ -38,6 +38,16 @@ class Ledger:
         """`after=<T>`: the latest entry of the key recorded while the gate was closed."""
         closed = [e for e in self.entries(key) if e.cause.evidence[:1] != (open_token,)]
         return f"after={closed[-1].at.isoformat()}" if closed else "after=none"
+
+    def unchanged_for(self, cause: Cause, now: datetime) -> timedelta:
+        """How long the key's latest entries have had this cause's evidence (0: they have not):
+        a closed gate's wait so far, from its first recorded sighting."""
+        since = now
+        for entry in reversed(self.entries(cause.key)):
+            if entry.cause.evidence != cause.evidence:
+                break
+            since = min(since, entry.at)
+        return now - since
 
 
 def since_key(since: str | None) -> tuple[int, datetime]:

@@ -65,6 +65,10 @@ class TenantFacts:
     (the nightly scan's earlier pages): a group's members are spread over the pages."""
     backoff_base: timedelta = BACKOFF_BASE
     backoff_cap: timedelta = timedelta(hours=24)
+    processing_wait_cap: timedelta = timedelta(hours=4)
+    """The longest wait between looks at a group still processing (the wait doubles from
+    `backoff_base`); the errors re-check (`recheck_errors`) recomputes pending and stale
+    findings once their group finishes, and the nightly scan looks too."""
     prepaid: Mapping[str, PrepaidUnits] = field(default_factory=dict)
     """Each SKU's seats by stage: an alert about missing seats says to renew (warning) or
     reactivate (suspended) before buying."""
@@ -74,6 +78,8 @@ class TenantFacts:
             raise ValueError("TenantFacts.now must be timezone-aware")
         if self.backoff_base <= timedelta(0) or self.backoff_cap < self.backoff_base:
             raise ValueError("need 0 < backoff_base <= backoff_cap")
+        if self.processing_wait_cap < self.backoff_base:
+            raise ValueError("need backoff_base <= processing_wait_cap")
         if self.group_threshold < 0:
             raise ValueError("group_threshold must not be negative")
 

@@ -26,10 +26,10 @@ from shared.core.findings import (
     REPORTED_CODES,
     STALE_GROUP_ASSIGNMENT,
     Finding,
-    watched_evidence,
 )
 from shared.core.model import Tenant
-from shared.core.reprocess import Cause
+from shared.core.reprocess import Cause, TenantFacts, policy_cause
+from shared.core.user_decisions import unused_seats
 from shared.ports.licensed_world import LicensedWorld
 from shared.ports.messages import ReprocessUser
 from shared.service.reconcile.scan import (
@@ -98,6 +98,12 @@ async def manual_reprocess(
     # read them, so a stale one says "no longer assigns", not "no longer exists".
     unlicensed = await unlicensed_state_groups(svc.directory, world, documents)
     tenant, evaluation = evaluate_page(world, index, documents, unlicensed)
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
+    facts = TenantFacts(
+        now=svc.now(),
+        free_seats=unused_seats(tenant),
+        group_processing={g.id: g.processing_state for g in tenant.groups.values()},
+    )
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"
@@ -115,15 +121,7 @@ async def manual_reprocess(
             elif wanted_group is None:
                 outcomes.append(ManualOutcome(who, NOTHING, "no error or waiting assignment"))
             continue
-        # The evidence the policy watches (`watched_evidence`), as its own rows record it: a
-        # row with `failedWith=` read as a change of evidence, and the service reprocessed the
-        # user again for the cause the admin's call had just tried.
-        causes = tuple(
-            dict.fromkeys(
-                Cause(f.code, f.sku_id, f.group_id, watched_evidence(f)) for f in findings
-            )
-        )
-        group_ids = frozenset(c.group_id for c in causes if c.group_id)
+        group_ids = frozenset(f.group_id for f in findings if f.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)
         warning = _no_seats(tenant, findings)
         if blocked:
@@ -131,6 +129,12 @@ async def manual_reprocess(
         elif dry_run:
             outcomes.append(ManualOutcome(who, WOULD, _codes(findings) + warning, findings))
         else:
+            # The evidence the policy decides on (`policy_cause`: the watched evidence, the
+            # seats and processing gates with their `after=`), as its own rows record it: a row
+            # with other evidence (`failedWith=`, no gate) read as a change, or as a closed
+            # gate's entry, and the service reprocessed the user again for the cause tried.
+            history = ledger.history(user.id)
+            causes = tuple(dict.fromkeys(policy_cause(f, history, facts) for f in findings))
             called = await _call(svc, user.id, who, causes, findings)
             outcomes.append(replace(called, detail=called.detail + warning))
     return outcomes

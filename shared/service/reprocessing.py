@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import structlog
 
@@ -229,10 +229,12 @@ def take_brake_token(svc: Services, now: datetime) -> float:
         stored_count = fields.get("count", 0)
         day = str(fields.get("day"))
         count = stored_count if isinstance(stored_count, int) else 0
-        if day != _day(now):
-            day, count = _day(now), 0
+        counted = _counted_day(fields.get("day"))
+        if counted is None or counted < now.date():
+            day, count = _day(now), 0  # a new UTC day (never back: see `_counted_day`)
         if count >= cap:
-            tomorrow = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(1)
+            on = max(counted, now.date()) if counted else now.date()
+            tomorrow = datetime(on.year, on.month, on.day, tzinfo=now.tzinfo) + timedelta(1)
             return (tomorrow - now).total_seconds()
         turn = fields.get("turn")
         if tokens < 1.0 - TOKEN_SLACK:
@@ -267,3 +269,13 @@ def _next_turn(turn: object, now: datetime, refill: float, interval: float) -> f
 
 def _day(now: datetime) -> str:
     return now.date().isoformat()
+
+
+def _counted_day(stored: object) -> date | None:
+    """The UTC day the stored count is of (None: none readable). An instance whose clock is
+    seconds behind at midnight keeps counting on the later day another instance stored:
+    moved back to "yesterday", the next call found a new day and started from 0 again."""
+    try:
+        return date.fromisoformat(str(stored))
+    except ValueError:
+        return None

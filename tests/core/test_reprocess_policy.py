@@ -352,6 +352,31 @@ def test_an_unknown_group_processing_state_waits_too() -> None:
     assert "licenseProcessingState=unknown" in decision.reason
 
 
+@pytest.mark.parametrize("state", ["ProcessingInProgress", None])
+def test_a_user_waiting_on_a_group_stuck_processing_is_looked_at_less_and_less_often(
+    state: str | None,
+) -> None:
+    """Every look at a stuck group waited 15 minutes again: 96 recomputes a day per user for
+    as long as it stayed in progress (or unknown). The wait doubles to 4 hours instead."""
+    history: dict[str, list[Attempt]] = {}
+    now, waits = NOW, []
+    while now < NOW + timedelta(days=1):
+        plan = decide(
+            [finding(codes.PENDING_GROUP_ASSIGNMENT)], history, facts(None, {G1: state}, now)
+        )
+        decision = plan.users["u1"]
+        assert isinstance(decision, RetryLater)
+        for user_id, entries in plan.observations().items():
+            history.setdefault(user_id, []).extend(entries)
+        waits.append(decision.not_before - now)
+        now = decision.not_before
+
+    minutes = [int(w.total_seconds() // 60) for w in waits]
+    assert minutes[:6] == [15, 15, 30, 60, 120, 240]
+    assert max(minutes) == 240
+    assert len(waits) < 12
+
+
 def test_pending_assignment_is_reprocessed_once_per_completed_processing_run() -> None:
     complete = ("licenseProcessingState=ProcessingComplete", "after=none")
     history = {

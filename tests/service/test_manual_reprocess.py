@@ -13,6 +13,7 @@ from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_repr
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
 from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, MEGAN
+from tests.service.test_recompute import free_ems_seats, learned
 from tests.service.test_reprocess_refused import refusing_world
 from tests.service.world import World, build_world, demo_snapshot
 
@@ -193,3 +194,30 @@ async def test_an_admin_reprocess_graph_refused_is_not_made_later_by_the_app() -
     assert again.queued == []
     assert world.messages(REPROCESS_USER) == []
     assert graph.reprocessed == []
+
+
+IRVIN = "fac50b8d-a0c6-56c9-831d-afb9cc348fa6"  # EMS CountViolation
+ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"  # PendingGroupAssignment (E3 Base, complete)
+
+
+@pytest.mark.parametrize("user_id", [IRVIN, ADELE], ids=["count-violation", "pending"])
+async def test_the_service_does_not_repeat_an_admin_reprocess_of_a_gated_cause(
+    act_world: World, user_id: str
+) -> None:
+    """Seats are free (or the group finished processing) and the admin reprocessed the user;
+    the error persists for the same cause. The admin's row recorded the finding's evidence,
+    not the policy's (`freeSeats>0`, `licenseProcessingState=...`, `after=`): the policy read
+    it as a closed gate's entry, a new `after=`, and reprocessed the user once more."""
+    await learned(act_world)
+    free_ems_seats(act_world, 3)
+    [outcome] = await manual_reprocess(act_world.svc, [user_id])
+    assert outcome.status == CALLED
+
+    for _ in range(3):
+        act_world.clock.advance(900)
+        again = await recompute_users(
+            act_world.svc, RecomputeUsers(user_ids=(user_id,), reason="t", correlation_id="r")
+        )
+        assert again.queued == []
+        assert act_world.messages(REPROCESS_USER) == []
+    assert act_world.directory.reprocessed == [user_id]

@@ -43,7 +43,7 @@ one records its time again, and the longest wait between attempts is the brake's
 next UTC day). Its message failed every attempt and went to -poison (reported there)."""
 REQUEST = "request="
 """Evidence an admin's request adds (`request=<id>`), so each request has its own row; the
-policy reads it as an attempt for the finding's evidence alone."""
+policy reads it as an attempt for the evidence it decides on (`policy_cause`) alone."""
 
 
 def cause_token(cause: Cause) -> str:
