@@ -171,9 +171,9 @@ def _lost_capabilities(
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
         lost = dict(record.get("lost") or {})
         if stored is not None and written_after(stored, read_at):
-            return _kept(lost, now)
+            return kept_losses(lost, now)
         # A loss joining others still open: its finding was alerted already, this one is owed.
-        again = bool(_kept(lost, now))
+        again = bool(kept_losses(lost, now))
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
         still_shown: set[str] = set()
         for capability, plan_ids in plans.items():
@@ -211,7 +211,7 @@ def _lost_capabilities(
         # A loss past its kept period is over, yet stays recorded (no finding) while Graph
         # still shows the stale license that was its evidence: dropped, that same evidence
         # would be found as a new loss, with a fresh deadline and alert, every period.
-        kept = _kept(lost, now)
+        kept = kept_losses(lost, now)
         lost = {c: e for c, e in lost.items() if c in kept or c in still_shown}
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},
@@ -251,7 +251,7 @@ def _shown_grants(
     return tuple(out)
 
 
-def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
+def kept_losses(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The losses still kept: each for as long as restoring the license undoes it
     (`LOSS_OPEN_FOR`: the mailbox 30 days, the OneDrive 93)."""
     return {
@@ -358,7 +358,7 @@ def _lost_via(svc: Services, user_ids: Iterable[str]) -> list[str]:
         record = parse_json_field(str(stored.fields["json"])) if stored else {}
         groups = {
             g
-            for entry in _kept(record.get("lost") or {}, svc.now()).values()
+            for entry in kept_losses(record.get("lost") or {}, svc.now()).values()
             for grant in _grants(entry.get("grants"))
             for g in grant.group_ids
             if g

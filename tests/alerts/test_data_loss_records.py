@@ -5,13 +5,20 @@ open for a user restored within its period."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from shared.ports.tables import parse_json_field
 from shared.service.dataloss import CAPABILITIES_PK
 from shared.service.stores import FindingsLedger
 from tests.alerts.mail import mails
-from tests.alerts.test_immediate import leave_the_mailbox_group, recompute, with_mailbox_group
+from tests.alerts.test_immediate import (
+    leave_the_mailbox_group,
+    recompute,
+    sales,
+    with_mailbox_group,
+)
 from tests.alerts.world import alert_world
 from tests.service.world import World
 
@@ -70,3 +77,47 @@ async def test_an_expired_loss_ends_once_graph_stops_showing_the_license() -> No
 
     assert world.svc.tables.servicestate.get(CAPABILITIES_PK, user) is None
     assert len(data_loss_mails(world)) == 1
+
+
+def record(world: World, user: str) -> dict[str, Any] | None:
+    stored = world.svc.tables.servicestate.get(CAPABILITIES_PK, user)
+    return parse_json_field(str(stored.fields["json"])) if stored else None
+
+
+async def test_a_deleted_users_capability_record_is_removed() -> None:
+    world = alert_world(with_mailbox_group(1))
+    [user] = sales(world)
+    await recompute(world, [user])
+    assert record(world, user)  # the mailbox and OneDrive held
+    del world.directory.users[user]
+
+    await recompute(world, [user])
+
+    assert record(world, user) is None
+
+
+async def test_a_deleted_users_open_loss_is_kept_for_a_restore_within_its_period() -> None:
+    """Deleted: the findings resolve, what was held is dropped, the open loss stays. Restored
+    10 days on (without the license): the same loss is found again, its deadline unchanged."""
+    world = alert_world(with_mailbox_group(1))
+    user = await leave_the_mailbox_group(world)
+    before = record(world, user)
+    assert before
+    assert before["lost"]
+    deleted = world.directory.users.pop(user)
+
+    await recompute(world, [user])
+
+    assert open_risks(world) == []
+    after = record(world, user)
+    assert after is not None
+    assert after["held"] == {}
+    assert after["lost"] == before["lost"]
+    world.clock.advance(10 * DAY)
+    world.directory.users[user] = deleted | {"assignedLicenses": [], "licenseAssignmentStates": []}
+    await recompute(world, [user])
+    assert len(open_risks(world)) == 1
+    restored = record(world, user)
+    assert restored is not None
+    assert restored["lost"] == before["lost"]
+    assert "gone" not in restored
