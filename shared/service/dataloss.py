@@ -217,11 +217,12 @@ def _lost_capabilities(
             "held": {c: _grants_json(g) for c, g in held_now.items()},
             "lost": lost,
         }
-        if not write or new_record == record or (stored is None and not held_now and not lost):
+        empty = not held_now and not lost
+        if not write or (stored is None and empty) or (new_record == record and not empty):
             return kept
         fields = {"json": json_field(new_record), READ_AT: read_at}
-        if stored is not None and not held_now and not lost:
-            table.delete(CAPABILITIES_PK, user.id, etag=stored.etag)  # nothing left to keep
+        if stored is not None and empty:  # nothing left to keep (an earlier version kept it)
+            table.delete(CAPABILITIES_PK, user.id, etag=stored.etag)
         elif stored is None:
             table.insert(CAPABILITIES_PK, user.id, fields)
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.ports.tables import parse_json_field
+from shared.ports.tables import json_field, parse_json_field
 from shared.service.dataloss import CAPABILITIES_PK
 from shared.service.stores import FindingsLedger
 from tests.alerts.mail import mails
@@ -121,3 +121,17 @@ async def test_a_deleted_users_open_loss_is_kept_for_a_restore_within_its_period
     assert restored is not None
     assert restored["lost"] == before["lost"]
     assert "gone" not in restored
+
+
+async def test_an_empty_record_an_earlier_version_left_is_deleted() -> None:
+    """Before, a loss whose time was up left `{"held": {}, "lost": {}}` behind for good."""
+    world = alert_world(with_mailbox_group(1))
+    [user] = sales(world)
+    world.directory.users[user] |= {"assignedLicenses": [], "licenseAssignmentStates": []}
+    world.svc.tables.servicestate.insert(
+        CAPABILITIES_PK, user, {"json": json_field({"held": {}, "lost": {}})}
+    )
+
+    await recompute(world, [user])
+
+    assert record(world, user) is None
