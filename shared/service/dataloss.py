@@ -16,7 +16,10 @@ record after (a small group is processed within minutes, racing our notification
 capability stays recorded, with its time and former grants, until it comes back (Graph shows
 it through a path that grants it: not a plan re-enabled but not processed yet) or its time is
 up (`LOSS_OPEN_FOR`: 30 days for a mailbox, 93 for a OneDrive), so the `DataLossRisk` finding
-stays open, and resolves, with the facts.
+stays open, and resolves, with the facts. A loss whose time is up stays recorded (no finding,
+no alert) while Graph still shows the stale license it was found from, so that same evidence
+is not found as a new loss with a fresh deadline every period; a record with nothing held and
+nothing lost is removed.
 """
 
 from __future__ import annotations
@@ -168,13 +171,16 @@ def _lost_capabilities(
         held_before = {c: _grants(v) for c, v in (record.get("held") or {}).items()}
         lost = dict(record.get("lost") or {})
         if stored is not None and written_after(stored, read_at):
-            return _kept(lost, now)
+            return kept_losses(lost, now)
         # A loss joining others still open: its finding was alerted already, this one is owed.
-        again = bool(_kept(lost, now))
+        again = bool(kept_losses(lost, now))
         held_now: dict[str, tuple[CapabilityGrant, ...]] = {}
+        still_shown: set[str] = set()
         for capability, plan_ids in plans.items():
             keeps = capability_grants(granting, plan_ids)
             shown = capability_grants(graph_held, plan_ids)
+            if shown:
+                still_shown.add(capability)
             had = shown or held_before.get(capability, ())
             if keeps:
                 # Held once Graph shows it held (through any path: the old group of a swap
@@ -202,19 +208,26 @@ def _lost_capabilities(
                 if write and new_losses is not None:  # before the record: once that is
                     note_loss(table, user, now, again=again)  # written, the loss is not new
                     new_losses.add(user.id)
-        lost = _kept(lost, now)
+        # A loss past its kept period is over, yet stays recorded (no finding) while Graph
+        # still shows the stale license that was its evidence: dropped, that same evidence
+        # would be found as a new loss, with a fresh deadline and alert, every period.
+        kept = kept_losses(lost, now)
+        lost = {c: e for c, e in lost.items() if c in kept or c in still_shown}
         new_record = {
             "held": {c: _grants_json(g) for c, g in held_now.items()},
             "lost": lost,
         }
-        if not write or new_record == record or (stored is None and not held_now and not lost):
-            return lost
+        empty = not held_now and not lost
+        if not write or (stored is None and empty) or (new_record == record and not empty):
+            return kept
         fields = {"json": json_field(new_record), READ_AT: read_at}
-        if stored is None:
+        if stored is not None and empty:  # nothing left to keep (an earlier version kept it)
+            table.delete(CAPABILITIES_PK, user.id, etag=stored.etag)
+        elif stored is None:
             table.insert(CAPABILITIES_PK, user.id, fields)
         else:
             table.update(CAPABILITIES_PK, user.id, fields, etag=stored.etag)
-        return lost
+        return kept
 
     return write_contended(attempt)
 
@@ -239,7 +252,7 @@ def _shown_grants(
     return tuple(out)
 
 
-def _kept(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
+def kept_losses(lost: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The losses still kept: each for as long as restoring the license undoes it
     (`LOSS_OPEN_FOR`: the mailbox 30 days, the OneDrive 93)."""
     return {
@@ -346,7 +359,7 @@ def _lost_via(svc: Services, user_ids: Iterable[str]) -> list[str]:
         record = parse_json_field(str(stored.fields["json"])) if stored else {}
         groups = {
             g
-            for entry in (record.get("lost") or {}).values()
+            for entry in kept_losses(record.get("lost") or {}, svc.now()).values()
             for grant in _grants(entry.get("grants"))
             for g in grant.group_ids
             if g

@@ -35,6 +35,7 @@ from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, Ret
 from shared.core.user_decisions import cause_key, decide_users, promised_seats, unused_seats
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
+from shared.service.gone_capabilities import forget_gone_user
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ReprocessLedger
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
@@ -170,9 +171,12 @@ def resolve_gone(
     read_at: datetime | None = None,
 ) -> None:
     """Deleted (or not yet replicated) users: their open findings no longer apply (`read_at`:
-    when Graph was found not to know them, at the earliest)."""
+    when Graph was found not to know them, at the earliest), and their capability records go
+    (`forget_gone_user`: a loss still open is kept for a user restored in time). The record
+    first: the nightly scan finds the user gone again only while a finding is open."""
     ledger = FindingsLedger(svc.tables.findings)
     for user_id in user_ids:
+        forget_gone_user(svc, user_id, read_at)
         change = ledger.reconcile(user_id, [], now=svc.now(), run_id=run_id, read_at=read_at)
         outcome.gone.append(user_id)
         outcome.resolved.extend(change.resolved)

@@ -18,6 +18,7 @@ from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecas
 from shared.core.sku_findings import sku_findings
 from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
+from shared.service.gone_capabilities import prune_gone_capabilities
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.owed_summaries import (
     owe_summary,
@@ -78,6 +79,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         gone,
         read_at=run.groups_read_at or run.started_at,
     )
+    prune_gone_capabilities(svc)  # gone users' records whose losses are over
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
     # meets its own earlier writes as "persisting", so counting changes undercounts.
