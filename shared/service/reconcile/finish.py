@@ -43,6 +43,7 @@ from shared.service.reconcile.run_state import (
     blob_names,
 )
 from shared.service.reconcile.scan import member_index, open_subjects, unseen_users
+from shared.service.reconcile.unseen_records import forget_unseen_records
 from shared.service.stores import FindingsLedger
 from shared.service.users import RecomputeOutcome, resolve_gone
 
@@ -79,6 +80,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
         gone,
         read_at=run.groups_read_at or run.started_at,
     )
+    await forget_unseen_records(scan)  # records of gone users with no open finding
     prune_gone_capabilities(svc)  # gone users' records whose losses are over
     crash_point(svc, "reconcile.after_gone")
     # What this run opened and resolved, from the ledger: a resumed page or finish phase
