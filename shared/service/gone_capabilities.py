@@ -2,7 +2,9 @@
 
 A deleted user's record (`servicestate`, partition `capabilities`) is removed when the service
 learns the user is gone (the recompute's users Graph no longer knows, the nightly scan's users
-with open findings it did not see). Choice: what the user *held* is dropped at once (a user
+with open findings it did not see, and at the scan's finish any user with a record whom no page
+held and Graph no longer knows: `shared.service.reconcile.unseen_records`).
+Choice: what the user *held* is dropped at once (a user
 restored from the recycle bin gets their licenses back and is recorded anew), but a loss still
 within its kept period (`LOSS_OPEN_FOR`: 30 days for a mailbox) is kept, marked `gone`, until
 its time is up: a user restored within it finds their `DataLossRisk` again with the deadline it

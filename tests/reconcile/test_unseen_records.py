@@ -47,7 +47,7 @@ async def test_a_deleted_user_with_no_open_finding_loses_the_record() -> None:
 async def test_a_record_of_a_user_deleted_long_ago_goes() -> None:
     nightly = await mailbox_lost_after_a_baseline()
     await nightly.run()
-    held = {"held": {"mailbox": [["sku", "plan", None]]}, "lost": {}}
+    held = {"held": {"mailbox": [["sku", "plan", []]]}, "lost": {}}
     nightly.world.svc.tables.servicestate.upsert(
         CAPABILITIES_PK, LONG_GONE, {"json": json_field(held)}
     )
@@ -72,3 +72,25 @@ async def test_a_run_that_did_not_read_every_page_concludes_nothing_until_resume
 
     assert result.status == "done"
     assert quiet not in record_ids(nightly)
+
+
+async def test_a_user_moved_onto_a_page_already_read_keeps_the_record() -> None:
+    """Users are paged by position: one deleted before the page a resumed run goes on from
+    moves the next user onto a page already read. No page held that user, but Graph has them."""
+    nightly = await mailbox_lost_after_a_baseline()
+    await nightly.run()
+    ids = sorted(nightly.directory.users)
+    third = ids[2 * PAGE : 3 * PAGE]  # the third page, read after the resume
+    moved = next(u for u in third if not open_codes(nightly, u))  # not read by id for those
+    shift = third.index(moved) + 1
+    held = {"held": {"mailbox": [["sku", "plan", []]]}, "lost": {}}
+    nightly.world.svc.tables.servicestate.upsert(CAPABILITIES_PK, moved, {"json": json_field(held)})
+    nightly.world.clock.advance(DAY)
+    await killed_after_two_pages(nightly)
+    for deleted in ids[:shift]:  # read on the first page, deleted since
+        del nightly.directory.users[deleted]
+
+    result = await nightly.run()  # resumed at position 10: the moved user is now before it
+
+    assert result.status == "done"
+    assert moved in record_ids(nightly)
