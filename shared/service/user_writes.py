@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -27,6 +27,7 @@ from shared.service.dataloss import alert_data_loss, with_data_loss
 from shared.service.refused_writes import kept_by_recompute
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, LedgerChange, ReprocessLedger, cause_token
+from shared.service.stores.pending_retries import PendingRetries
 
 log = structlog.get_logger(__name__)
 
@@ -240,11 +241,18 @@ class LedgerWrites:
             self.send_retries(user_ids, delay, correlation_id)
 
     def send_retries(self, user_ids: Sequence[str], delay: int, correlation_id: str) -> None:
-        # One delayed recompute per minute of delay and 100 users, not one per user.
+        # One delayed recompute per minute of delay and 100 users, not one per user; none for
+        # a user whose retry already sent comes no later (`PendingRetries`: one chain a user).
+        now = self.svc.now()
+        due = now + timedelta(seconds=delay)
+        pending = PendingRetries(self.svc.tables.servicestate)
+        fresh = [u for u in user_ids if not pending.covered(u, due, now)]
         for batch in RecomputeUsers.batches(
-            user_ids, reason="retry after backoff", correlation_id=correlation_id
+            fresh, reason="retry after backoff", correlation_id=correlation_id
         ):
             self.svc.send(batch, delay_seconds=delay)
+        for user_id in fresh:  # after the send: a crash between sends a duplicate, loses none
+            pending.record(user_id, due)
 
     def observe(self, observations: Mapping[str, Sequence[Attempt]]) -> None:
         for user_id, attempts in observations.items():

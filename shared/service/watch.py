@@ -208,6 +208,9 @@ def _utc_text(value: str) -> str:
 # --------------------------------------------------------------------------- errors re-check
 
 
+UNKNOWN_STATE_RECHECK = timedelta(hours=1)  # see _recheck_due
+
+
 @dataclass
 class RecheckOutcome:
     users: set[str] = field(default_factory=set)
@@ -235,12 +238,12 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     # The states just read from Graph (`config`), not the store's: the store is written only
     # at the end, and a group that finished processing since the last run is the point here.
     processing = {g: c.processing_state for g, c in config.items()}
-    ledger = FindingsLedger(svc.tables.findings)
+    ledger, now = FindingsLedger(svc.tables.findings), svc.now()
     for entity in ledger.open_by_code(
         [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]
     ):
         state = processing.get(str(entity.fields.get("groupId")))
-        if state in (PROCESSING_COMPLETE, None):
+        if state == PROCESSING_COMPLETE or (state is None and _recheck_due(entity, now)):
             outcome.users.add(entity.partition_key)
     # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
     # with errors behind: re-read those users too, or their findings never resolve.
@@ -262,6 +265,13 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome
+
+
+def _recheck_due(entity: Entity, now: datetime) -> bool:
+    """A group's state not reported (or the group unlicensed: re-read when it lost them) never
+    turns complete: its waiting users re-read hourly after `lastSeen`, not every run."""
+    seen = entity.fields.get("lastSeen")
+    return not isinstance(seen, datetime) or now - seen >= UNKNOWN_STATE_RECHECK
 
 
 async def _groups_with_license_errors(svc: Services) -> list[str]:

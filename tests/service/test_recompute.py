@@ -230,6 +230,28 @@ async def test_a_user_waiting_for_group_processing_is_recomputed_again_later() -
     assert retry.user_ids == (ADELE,)
 
 
+async def test_more_triggers_for_a_waiting_user_start_no_second_retry_chain() -> None:
+    """A waiting user recomputed again (the errors re-check, a group change) before its retry
+    is due sends no second delayed retry; once that retry is handled, it sends the next."""
+    snapshot = demo_snapshot()
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    base["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    world = await learned(build_world(snapshot, LICENSE_GUARD_MODE="act"))
+
+    assert (await recompute_users(world.svc, recompute(ADELE))).retry_later == [ADELE]
+    world.clock.advance(5 * 60)
+    assert (await recompute_users(world.svc, recompute(ADELE))).retry_later == [ADELE]
+    world.clock.advance(5 * 60)
+    assert (await recompute_users(world.svc, recompute(ADELE))).retry_later == [ADELE]
+
+    world.clock.advance(timedelta(hours=1).total_seconds())
+    [retry] = world.messages(RECOMPUTE_USERS)
+    assert isinstance(retry, RecomputeUsers)
+    assert (await recompute_users(world.svc, retry)).retry_later == [ADELE]
+    world.clock.advance(timedelta(hours=5).total_seconds())
+    assert [m.user_ids for m in world.messages_of(RECOMPUTE_USERS, RecomputeUsers)] == [(ADELE,)]
+
+
 async def test_a_recompute_before_its_groups_license_change_leaves_that_change_to_the_group_round(
     world: World,
 ) -> None:

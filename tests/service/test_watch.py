@@ -33,6 +33,7 @@ from shared.service.watch import (
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
     SWEEP_CLAIM_TIME,
+    UNKNOWN_STATE_RECHECK,
     on_sync_completed,
     recheck_errors,
     run_poison_watch,
@@ -304,8 +305,33 @@ async def test_the_errors_recheck_also_recomputes_users_with_pending_findings(
         world.svc, RecomputeUsers(user_ids=(ADELE,), reason="test", correlation_id="first")
     )
 
+    world.clock.advance(UNKNOWN_STATE_RECHECK.total_seconds())
     await recheck_errors(world.svc)
 
+    assert ADELE in recomputed_users(world)
+
+
+async def test_a_user_waiting_on_a_group_with_no_reported_state_is_rechecked_hourly() -> None:
+    """Groups that report no processing state: the re-check (every 15 minutes) re-reads a
+    user waiting on one once an hour, not every run."""
+    snapshot = demo_snapshot()
+    for group in snapshot["groups"]:
+        group["licenseProcessingState"] = None
+    world = build_world(snapshot)
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ADELE,), reason="test", correlation_id="first")
+    )
+    assert any(e.partition_key == ADELE for e in open_findings(world))
+    world.messages(RECOMPUTE_USERS)
+
+    world.clock.advance(15 * 60)
+    await recheck_errors(world.svc)
+    assert ADELE not in recomputed_users(world)
+
+    world.clock.advance(UNKNOWN_STATE_RECHECK.total_seconds() - 15 * 60)
+    await recheck_errors(world.svc)
     assert ADELE in recomputed_users(world)
 
 
