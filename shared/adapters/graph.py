@@ -39,11 +39,11 @@ from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.adapters.graph_token import token_app_roles
 from shared.core.graph_values import parse_graph_time
+from shared.ports.audit_entries import AuditEntry
 from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
-    AuditEntry,
     DeltaRound,
     Directory,
     DirectoryError,

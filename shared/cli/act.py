@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from shared.cli.command import Command
-from shared.cli.live import LiveError, run_service_job
+from shared.cli.live_runner import LiveError, run_service_job
 from shared.cli.options import add_format_option
 from shared.render.terminal_text import printable_lines
 

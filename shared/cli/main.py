@@ -26,7 +26,7 @@ from shared.catalog.capabilities import CapabilityMapError
 from shared.catalog.plan_conflicts import PlanConflictsError
 from shared.cli.env import LocalSettingsError
 from shared.cli.files import stop_writing_to_the_closed_pipe
-from shared.cli.live import LiveError
+from shared.cli.live_runner import LiveError
 from shared.cli.parser import build_parser, version
 from shared.cli.snapshot_commands import EXIT_BAD_INPUT, EXIT_DATA_LOSS, EXIT_OK
 from shared.core.references import BadReference

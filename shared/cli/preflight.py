@@ -47,7 +47,7 @@ from shared.adapters.graph_auth import (
 )
 from shared.adapters.graph_token import token_claims
 from shared.bootstrap import graph_probe
-from shared.cli.live import LiveError
+from shared.cli.live_runner import LiveError
 from shared.cli.preflight_checks import (
     FAIL,
     PASS,

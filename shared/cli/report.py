@@ -18,7 +18,7 @@ from typing import IO, Any
 from shared.cli.command import Command
 from shared.cli.env import cli_environment
 from shared.cli.files import load_tenant, output
-from shared.cli.live import LiveError, run_scan, storage_error_text
+from shared.cli.live_runner import LiveError, run_scan, storage_error_text
 from shared.cli.progress import Progress
 from shared.platform.setting_values import parse_sku_prices as sku_prices
 from shared.platform.settings import StorageConnection

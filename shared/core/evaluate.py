@@ -20,14 +20,13 @@ from shared.core.effective import (
 from shared.core.findings import COUNT_VIOLATION, Finding, FindingCounts, Names, finding_counts
 from shared.core.group_findings import group_findings
 from shared.core.model import Group, Sku, Tenant, User, normalize_error, seat_shortfall
+from shared.core.pending_findings import PendingAssignments, pending_findings
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.sku_findings import sku_findings
 from shared.core.usage_locations import WorkingLocations
 from shared.core.user_findings import (
     Memberships,
-    PendingAssignments,
     only_pending,
-    pending_findings,
     user_findings,
 )
 

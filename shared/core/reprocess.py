@@ -7,10 +7,11 @@ cause may be gone: a reprocess of an unchanged cause fails the same way and spen
 write budget for nothing. `decide_reprocess` turns findings, the user's reprocess ledger and a
 few tenant facts into one decision per user. Pure: no I/O, no clock (`TenantFacts.now`).
 
-This module holds the policy itself: which codes qualify, the gates, the per-cause judgement
-and `decide_reprocess`. Apart: the records it decides with (`reprocess_plan`), the reading of a
-user's ledger (`reprocess_ledger`), the mass-failure and seat brakes (`reprocess_brakes`), how
-a user's verdicts become one decision (`reprocess_verdicts`), and what its alerts tell a person
+This module holds the policy itself: the gates, the per-cause judgement and
+`decide_reprocess`. Apart: which codes qualify and the cause each finding stands for
+(`reprocess_causes`), the records it decides with (`reprocess_plan`), the reading of a user's
+ledger (`reprocess_ledger`), the mass-failure and seat brakes (`reprocess_brakes`), how a
+user's verdicts become one decision (`reprocess_verdicts`), and what its alerts tell a person
 to fix (`reprocess_fixes`).
 
 Policy
@@ -25,22 +26,8 @@ Policy
    only.
 
 2. *Causes and evidence.* Each finding becomes a `Cause`: code, SKU, group, and the evidence
-   the fix depends on. `Cause.key` leaves the evidence out.
-
-   * CountViolation: ``("freeSeats=0",)`` while the SKU has no free seats; otherwise
-     ``("freeSeats>0", "after=<T>")`` where T is the time of the latest ledger entry of this
-     key recorded while seats were short (``after=none`` if there is none). Free seats appear
-     and vanish with every joiner and leaver, so the evidence is not a seat count: what a
-     reprocess depends on is seats appearing *after a shortage*. One shortage, one attempt;
-     a new shortage seen by the policy (and recorded, see the contract) allows the next.
-   * PendingGroupAssignment, StaleGroupAssignment, PlanMismatch: the group's
-     licenseProcessingState, ``("licenseProcessingState=<state>",)``, and when the state is
-     ProcessingComplete also ``"after=<T>"``, T being the latest entry of this key recorded
-     while the group was still processing. One completed processing run, one attempt.
-   * ProhibitedInUsageLocationViolation: the finding's evidence (``usageLocation=DE``).
-   * MutuallyExclusiveViolation: the finding's evidence (the user's other active paths).
-   * For both, not ``failedWith=`` (`findings.watched_evidence`): the product at fault, which
-     the alert names, comes from other users and the conflicts table, not from the fix.
+   the fix depends on (`reprocess_causes` says which, per code). `Cause.key` leaves the
+   evidence out.
 
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
@@ -118,6 +105,16 @@ from types import MappingProxyType
 from shared.core import findings as codes
 from shared.core.findings import INFO, Finding
 from shared.core.reprocess_brakes import apply_seat_budget, group_alert, mass_failures
+from shared.core.reprocess_causes import (
+    CHANGE_GATED,
+    NO_FREE_SEATS,
+    PROCESSING_COMPLETE,
+    PROCESSING_GATED,
+    REPROCESSABLE,
+    SEATS_FREE,
+    finding_cause,
+    policy_cause,
+)
 from shared.core.reprocess_fixes import FIX_FIRST, human_fix, seats_fix_of
 from shared.core.reprocess_ledger import Ledger, since_key
 from shared.core.reprocess_plan import (
@@ -155,50 +152,8 @@ __all__ = [
 ]
 
 
-PROCESSING_COMPLETE = "ProcessingComplete"
-SEATS_FREE = "freeSeats>0"
-NO_FREE_SEATS = "freeSeats=0"
-
-REPROCESSABLE = frozenset(
-    {
-        codes.COUNT_VIOLATION,
-        codes.MUTUALLY_EXCLUSIVE,
-        codes.PROHIBITED_IN_USAGE_LOCATION,
-        codes.PENDING_GROUP_ASSIGNMENT,
-        codes.STALE_GROUP_ASSIGNMENT,
-        codes.PLAN_MISMATCH,
-    }
-)
-PROCESSING_GATED = frozenset(
-    {codes.PENDING_GROUP_ASSIGNMENT, codes.STALE_GROUP_ASSIGNMENT, codes.PLAN_MISMATCH}
-)
-CHANGE_GATED = frozenset({codes.MUTUALLY_EXCLUSIVE, codes.PROHIBITED_IN_USAGE_LOCATION})
-
-
 def _date(at: datetime) -> str:
     return at.isoformat(timespec="minutes")
-
-
-def _cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause:
-    code, sku_id, group_id = finding.code, finding.sku_id, finding.group_id
-    key = Cause(code, sku_id, group_id).key
-    if code == codes.COUNT_VIOLATION:
-        if any(facts.free_seats.get(s or "", 0) <= 0 for s in (sku_id, *codes.seats_of(finding))):
-            return Cause(code, sku_id, group_id, (NO_FREE_SEATS,))
-        return Cause(code, sku_id, group_id, (SEATS_FREE, ledger.closed_since(key, SEATS_FREE)))
-    if code in PROCESSING_GATED:
-        state = facts.group_processing.get(group_id or "")
-        token = f"licenseProcessingState={state or 'unknown'}"
-        if state != PROCESSING_COMPLETE:
-            return Cause(code, sku_id, group_id, (token,))
-        return Cause(code, sku_id, group_id, (token, ledger.closed_since(key, token)))
-    return Cause(code, sku_id, group_id, codes.watched_evidence(finding))
-
-
-def policy_cause(finding: Finding, history: Sequence[Attempt], facts: TenantFacts) -> Cause:
-    """The cause, with the evidence the policy decides on, a finding stands for now: what a
-    reprocess made elsewhere (an admin's) records, so the policy reads it as its own attempt."""
-    return _cause(finding, Ledger(history), facts)
 
 
 def _candidates(
@@ -209,7 +164,7 @@ def _candidates(
         user_id = finding.user_id
         if user_id is None or finding.severity == INFO:
             continue
-        cause = _cause(finding, ledgers[user_id], facts)
+        cause = finding_cause(finding, ledgers[user_id], facts)
         candidate = Candidate(user_id, finding, cause)
         previous = seen.get((user_id, cause.key))
         if previous is None or _candidate_order(candidate) < _candidate_order(previous):

@@ -8,7 +8,6 @@ accounts and direct assignments that a group already covers. Pure: no I/O, no cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from shared.core.direct_coverage import DirectCoverage, direct_coverage
 from shared.core.effective import EffectiveLicense
@@ -19,7 +18,6 @@ from shared.core.findings import (
     INFO,
     LICENSED_DISABLED_ACCOUNT,
     MISSING_USAGE_LOCATION,
-    PENDING_GROUP_ASSIGNMENT,
     PLAN_MISMATCH,
     REDUNDANT_DIRECT_ASSIGNMENT,
     STALE_GROUP_ASSIGNMENT,
@@ -40,51 +38,14 @@ from shared.core.model import (
     User,
     normalize_error,
 )
+from shared.core.pending_findings import (
+    PendingAssignment,
+    PendingAssignments,
+    pending_findings,
+)
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.reported_findings import reported_finding
 from shared.core.usage_locations import WorkingLocations
-
-
-class PendingAssignment(NamedTuple):
-    """An assignment a user's group should give and Graph does not show yet: the SKU, the group
-    and the part of the pending message that follows the user's name (the same for every user)."""
-
-    sku_id: str
-    group_id: str
-    message_tail: str
-
-
-PendingAssignments = tuple[PendingAssignment, ...]
-"""A combination of groups' pending assignments: one tuple, shared by its members."""
-
-
-PENDING_SEVERITY = WARNING
-"""Every pending finding's severity (the table orders a user's findings by it)."""
-
-
-def pending_findings(
-    user_id: str, name: str, pending: Sequence[PendingAssignment]
-) -> list[Finding]:
-    """The PendingGroupAssignment findings of a user named `name`, one per assignment."""
-    return [
-        Finding(
-            PENDING_GROUP_ASSIGNMENT,
-            PENDING_SEVERITY,
-            user_id,
-            sku,
-            group,
-            name + tail,
-            PENDING_REMEDY,
-        )
-        for sku, group, tail in pending
-    ]
-
-
-PENDING_REMEDY = (
-    "Wait for Entra to process the group (large groups take hours). If the group shows "
-    "'ProcessingComplete' and the license is still missing, reprocess the user."
-)
-"""The pending finding's remedy: the same for every pending assignment."""
 
 
 class Memberships:

@@ -39,11 +39,11 @@ from shared.core.graph_values import parse_graph_time
 from shared.fakes.mailbox import FakeMailbox
 from shared.fakes.subscriptions import FakeSubscriptions
 from shared.fakes.tenant import ADDED, DELETED, GROUP_TYPE, USER_TYPE, audit_target
+from shared.ports.audit_entries import AuditEntry
 from shared.ports.directory import (
     GROUP_SELECT,
     JSON,
     USER_SELECT,
-    AuditEntry,
     DeltaRound,
     DeltaTokenExpired,
     Directory,

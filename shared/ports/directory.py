@@ -8,7 +8,7 @@ Group reads are typed: a delta round (`DeltaRound`, `GroupDelta`) and a group's 
 configuration (`GroupConfig`, read with `group_configs`/`licensed_group_configs`; both
 implementations translate with `GroupConfig.from_graph`, which keeps the object Graph returned
 as `graph_document` for export only: a snapshot file holds Graph's own shapes); so are audit
-entries (`AuditEntry`).
+entries (`AuditEntry`, in `shared.ports.audit_entries`).
 The bulk reads of users, SKUs and the organization cross the port as Graph's own JSON
 (dicts, camelCase), because raw JSON is what bulk reads can afford (the SDK's typed models
 cost seconds per 999-user page) and the snapshot parser
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.core.audit import audit_actor
 from shared.core.graph_values import processing_state
 from shared.core.model import LicenseAssignment
+from shared.ports.audit_entries import AuditEntry
 
 JSON = dict[str, Any]
 
@@ -183,68 +183,6 @@ def group_configs_by_id(groups: Iterable[Mapping[str, Any]]) -> dict[str, GroupC
     implementations answer `group_configs`/`licensed_group_configs`."""
     configs = (GroupConfig.from_graph(group) for group in groups)
     return {config.id: config for config in configs}
-
-
-@dataclass(frozen=True, slots=True)
-class AuditTarget:
-    """One of a directory audit entry's `targetResources`."""
-
-    id: str
-    type: str | None = None
-    display_name: str | None = None
-    user_principal_name: str | None = None
-
-    @property
-    def label(self) -> str:
-        """How a mail names it: display name, else UPN, else id."""
-        return self.display_name or self.user_principal_name or self.id
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """A directory audit entry (`directoryAudit`): what was done, when, to what, by whom."""
-
-    id: str
-    activity: str
-    """`activityDisplayName` ("Set group license", "Change user license"...)."""
-    when: str
-    """`activityDateTime` as Graph wrote it."""
-    category: str | None = None
-    targets: tuple[AuditTarget, ...] = ()
-    actor: str | None = None
-    """Who did it (`shared.core.audit.audit_actor`: a UPN, an app, or Entra Connect sync)."""
-    app_id: str | None = None
-    app_name: str | None = None
-    by_app: bool = False
-    """Initiated by an application (`initiatedBy.app`), whose id and name are above."""
-
-    @property
-    def target_ids(self) -> tuple[str, ...]:
-        return tuple(t.id for t in self.targets)
-
-    @classmethod
-    def from_graph(cls, obj: Mapping[str, Any]) -> AuditEntry:
-        app = (obj.get("initiatedBy") or {}).get("app") or {}
-        return cls(
-            id=str(obj.get("id") or ""),
-            activity=str(obj.get("activityDisplayName") or ""),
-            when=str(obj.get("activityDateTime") or ""),
-            category=obj.get("category"),
-            targets=tuple(
-                AuditTarget(
-                    str(t.get("id") or ""),
-                    t.get("type"),
-                    t.get("displayName"),
-                    t.get("userPrincipalName"),
-                )
-                for t in obj.get("targetResources") or ()
-                if t
-            ),
-            actor=audit_actor(obj),
-            app_id=str(app["appId"]) if app.get("appId") else None,
-            app_name=str(app["displayName"]) if app.get("displayName") else None,
-            by_app=bool(app),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from shared.core.effective import EffectiveLicense
 from shared.core.evaluate import Evaluation, UserReport
 from shared.core.findings import ERROR, INFO, SEVERITY_ORDER, WARNING, Finding
 from shared.core.model import Sku, Tenant
-from shared.core.user_findings import PENDING_SEVERITY
+from shared.core.pending_findings import PENDING_SEVERITY
 from shared.core.wording import counted
 from shared.render.findings import FindingLines
 from shared.render.findings_summary import summary_lines

@@ -11,7 +11,7 @@ import orjson
 
 from shared.core.findings import Finding, finding_fields
 from shared.core.links import finding_url, group_license_url
-from shared.core.user_findings import PendingAssignment, PendingAssignments, pending_findings
+from shared.core.pending_findings import PendingAssignment, PendingAssignments, pending_findings
 from shared.render.terminal_text import printable
 
 

@@ -24,7 +24,8 @@ from shared.core.model import Tenant
 from shared.core.sku_findings import sku_findings
 from shared.service.alerts.channels import CHANNEL_FAILING, resolve_removed_channels
 from shared.service.alerts.immediate import open_unalerted, send_immediate
-from shared.service.alerts.mail_delivery import RECIPIENTS_REFUSED, Delivery
+from shared.service.alerts.mail_delivery import Delivery
+from shared.service.alerts.mail_gate import RECIPIENTS_REFUSED
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
 from shared.service.reconcile.owed_summaries import send_owed_summaries

@@ -39,12 +39,8 @@ from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
 from shared.ports.tables import AlreadyExists, ConcurrencyConflict, Entity
 from shared.service.crashpoints import crash_point
-from shared.service.groups import (
-    LAST_NOTIFICATION,
-    LAST_UNANNOUNCED_CHANGE,
-    nesting_flipped,
-    refresh_licensed_groups,
-)
+from shared.service.groups import LAST_NOTIFICATION, LAST_UNANNOUNCED_CHANGE, nesting_flipped
+from shared.service.licensed_refresh import refresh_licensed_groups
 from shared.service.nested import record_nested_findings
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState

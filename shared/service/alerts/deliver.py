@@ -19,12 +19,8 @@ import structlog
 from shared.render.mail import Mail
 from shared.service.alerts.channel_delivery import NOTHING
 from shared.service.alerts.channels import send_to_channels
-from shared.service.alerts.mail_delivery import (
-    Delivery,
-    claim,
-    deliver_mail,
-    enabled,
-)
+from shared.service.alerts.mail_delivery import Delivery, claim, deliver_mail
+from shared.service.alerts.mail_gate import enabled
 from shared.service.alerts.sending import ALREADY_SENT, FAILED, POSTED, SENT, Sleep
 from shared.service.services import Services
 

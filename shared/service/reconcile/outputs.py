@@ -29,7 +29,8 @@ from shared.core.migration import (
 )
 from shared.core.model import Tenant
 from shared.core.nightly_summary import DriftItem
-from shared.ports.directory import JSON, AuditEntry
+from shared.ports.audit_entries import AuditEntry
+from shared.ports.directory import JSON
 from shared.ports.licensed_world import LicensedWorld
 
 SET_GROUP_LICENSE = "Set group license"
