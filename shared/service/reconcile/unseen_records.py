@@ -46,7 +46,7 @@ async def forget_unseen_records(scan: Scan) -> int:
             return 0
         for line in raw.splitlines():
             if line.strip():
-                unseen.discard(str(orjson.loads(line)["id"]))
+                unseen.discard(_user_id(line))
     if not unseen:
         return 0
     known = await svc.directory.users_by_id(sorted(unseen))
@@ -57,3 +57,14 @@ async def forget_unseen_records(scan: Scan) -> int:
     if gone:
         log.info("reconcile.gone_records_forgotten", run_id=run.run_id, users=len(gone))
     return len(gone)
+
+
+_ID_PREFIX = b'{"id":"'
+
+
+def _user_id(line: bytes) -> str:
+    """A part line's user id: the first key the page writer puts (`write_parts`), read without
+    parsing the user's whole entry (licenses, findings) at 100k lines; any other line parsed."""
+    if line.startswith(_ID_PREFIX) and (end := line.find(b'"', len(_ID_PREFIX))) > 0:
+        return line[len(_ID_PREFIX) : end].decode()
+    return str(orjson.loads(line)["id"])
