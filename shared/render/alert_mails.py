@@ -9,9 +9,10 @@ from datetime import UTC
 from shared.core.alerting import LedgerRow
 from shared.core.graph_values import graph_time_or_none
 from shared.core.nightly_summary import NightlySummary, SeatForecast
+from shared.core.wording import counted
 from shared.render.channel_finding import channel_findings
 from shared.render.mail import Mail, MailNames, MailView, Section, Table, render
-from shared.render.mail_rows import counts_table, plural, resolved_section, row_views
+from shared.render.mail_rows import counts_table, resolved_section, row_views
 
 
 def _muted(muted: int) -> list[str]:
@@ -40,7 +41,7 @@ def digest_mail(
     """`since`: when the last digest went out; None for the first, which covers the changes
     since `first_since`."""
     subject = (
-        f"License Guard · {names.tenant_name}: {plural(len(new), 'new issue')}, "
+        f"License Guard · {names.tenant_name}: {counted(len(new), 'new issue')}, "
         f"{len(resolved)} resolved, {still_open + len(new)} open"
     )
     waiting_text = ", ".join(
@@ -54,7 +55,7 @@ def digest_mail(
     )
     lead = [
         (f"Changes since the last digest ({since})" if since else f"Changes since {first_since}")
-        + f": {plural(len(new), 'new issue')} to act on, "
+        + f": {counted(len(new), 'new issue')} to act on, "
         f"{len(resolved)} resolved. Still open and already reported: {still_open}.",
     ]
     if waiting_text:
@@ -121,10 +122,10 @@ def baseline_mail(
 ) -> Mail:
     """`rows`: the open findings no exclusion mutes; `muted`: how many it does."""
     subject = (
-        f"License Guard · {names.tenant_name}: baseline, {plural(len(rows), 'existing issue')}"
+        f"License Guard · {names.tenant_name}: baseline, {counted(len(rows), 'existing issue')}"
     )
     lead = (
-        f"Baseline: {plural(len(rows), 'existing issue')}, by group × product × issue. "
+        f"Baseline: {counted(len(rows), 'existing issue')}, by group × product × issue. "
         "License Guard recorded them and queued no reprocess; from now on the digests report "
         "only what changes after this baseline.",
         *_muted(muted),
@@ -141,7 +142,7 @@ def baseline_mail(
 def weekly_mail(*, mail_id: str, names: MailNames, rows: Sequence[LedgerRow], week: str) -> Mail:
     subject = (
         f"License Guard · {names.tenant_name}: weekly summary {week}, "
-        f"{plural(len(rows), 'standing finding')}"
+        f"{counted(len(rows), 'standing finding')}"
     )
     lead = (
         "Standing information that needs no urgent action: nested groups that license nobody, "
@@ -172,7 +173,7 @@ def _seat_forecast(forecast: Sequence[SeatForecast]) -> Section:
         "Seat forecast",
         paragraphs=(
             (
-                f"Not listed: {plural(left_out, 'product')} with no demand, no enabled seats "
+                f"Not listed: {counted(left_out, 'product')} with no demand, no enabled seats "
                 "and none consumed.",
             )
             if left_out
@@ -206,11 +207,11 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
     total = sum(summary.findings_by_code.values())
     subject = (
         f"License Guard · {summary.tenant_name}: nightly summary {summary.date}, "
-        f"{plural(total, 'open finding')}, {summary.new_findings} new, "
+        f"{counted(total, 'open finding')}, {summary.new_findings} new, "
         f"{summary.resolved_findings} resolved"
     )
     lead = [
-        f"Reconciliation {summary.run_id}: {plural(summary.users_scanned, 'user')} scanned from "
+        f"Reconciliation {summary.run_id}: {counted(summary.users_scanned, 'user')} scanned from "
         f"{utc_time(summary.started_at)} to {utc_time(summary.finished_at)}; "
         f"{summary.new_findings} new and {summary.resolved_findings} resolved findings.",
     ]

@@ -198,7 +198,3 @@ DATA_LOSS_ENDED: Final = (
     "archived), or when the user was deleted (restoring the user within 30 days brings the "
     "mailbox back). Check the user before taking it as restored."
 )
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
