@@ -157,7 +157,9 @@ def render_script(
     return "\n".join(_lines(kind, removals, refusals, tenant, catalog)) + "\n"
 
 
-_PS_FUNCTIONS = r"""$ErrorActionPreference = 'Stop'
+_PS_FUNCTIONS = r"""[CmdletBinding(SupportsShouldProcess = $true)]
+param()
+$ErrorActionPreference = 'Stop'
 Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome
 
 # True when the plans Graph shows disabled are exactly the ones the snapshot showed.
@@ -169,9 +171,9 @@ function Test-SamePlans($Have, [string[]]$Want) {
 
 # Removes the user's direct SKU only while it and each covering group path are as the
 # snapshot showed them (group paths Active without error, the same plans disabled).
-function Remove-CoveredDirectLicense(
-    [string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled
-) {
+function Remove-CoveredDirectLicense {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param([string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled)
     try {
         $user = Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'
     } catch {
@@ -196,6 +198,9 @@ function Remove-CoveredDirectLicense(
     if (-not $same) {
         Write-Warning ("kept direct $SkuId of ${UserId}: its paths changed since the " +
             'snapshot; take a new snapshot and generate the script again')
+        return
+    }
+    if (-not $PSCmdlet.ShouldProcess("user $UserId", "remove the direct license $SkuId")) {
         return
     }
     Set-MgUserLicense -UserId $UserId -AddLicenses @() -RemoveLicenses @($SkuId) | Out-Null
@@ -273,6 +278,9 @@ def _lines(
     yield "# then the rest (Microsoft's migration guidance). Needs LicenseAssignment.ReadWrite.All"
     yield "# and User.Read.All. Each removal is made only while the user's paths are as the"
     yield "# snapshot showed them; one already made is skipped, so the script can be run again."
+    if kind == "ps1":
+        yield "# Dry run: .\\script.ps1 -WhatIf (reads every user, removes nothing); -Confirm asks"
+        yield "# before each removal."
     yield ""
     yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()
     for removal in removals:

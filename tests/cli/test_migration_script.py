@@ -291,3 +291,32 @@ def test_the_powershell_script_is_utf8_with_a_bom_and_the_sh_script_without(
     assert comment in written["ps1"].decode("utf-8-sig")
     assert written["sh"].startswith(b"#!/bin/sh\n")
     assert comment in written["sh"].decode("utf-8")
+
+
+def _statements(text: str) -> list[str]:
+    """The script's lines that are code: not blank, not comments."""
+    lines = text.removeprefix("\ufeff").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_powershell_script_honours_whatif_and_confirm(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An admin's dry run is `.\\remove.ps1 -WhatIf`. A script without a param block takes
+    -WhatIf as an unused argument and removes for real; the script is an advanced script
+    (CmdletBinding SupportsShouldProcess: its first statement, after the comments), and each
+    removal asks $PSCmdlet.ShouldProcess first, so -WhatIf only says what it would remove and
+    -Confirm asks before each one (Set-MgUserLicense supports both, the script passes them on
+    through $WhatIfPreference / $ConfirmPreference)."""
+    text = script(capsys, "ps1")
+    code = _statements(text)
+
+    assert code[:2] == ["[CmdletBinding(SupportsShouldProcess = $true)]", "param()"]
+    function = text[text.index("function Remove-CoveredDirectLicense") :]
+    function = function[: function.index("\n}\n")]
+    assert "    [CmdletBinding(SupportsShouldProcess = $true)]\n    param(" in function
+    guard = function.index("if (-not $PSCmdlet.ShouldProcess(")
+    removal = function.index("Set-MgUserLicense")
+    assert guard < removal
+    assert function[guard:removal].count("return") == 1  # declined or -WhatIf: nothing removed
+    assert "-WhatIf" in text.split("[CmdletBinding", 1)[0]  # the header says how to dry-run
