@@ -105,6 +105,38 @@ def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_ne
     assert "existing group with exactly these plans: E1 users" in out
 
 
+def test_a_group_that_also_assigns_another_product_is_not_suggested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'E1 users' assigns E1 with exactly Isaiah's plans, and EMS too. Added to it, Isaiah
+    would take an EMS seat he does not have today, and where EMS is short of seats Entra
+    assigns him neither product from the group (a group's products go all or none): it is no
+    group 'with exactly these plans'. A new group is suggested, and the JSON names none."""
+    document = demo()
+    ems = next(s["skuId"] for s in document["subscribedSkus"] if s["skuPartNumber"] == "EMS")
+    document["groups"].append(
+        {
+            "id": "0e1e1e1e-0000-4000-8000-000000000003",
+            "displayName": "E1 users",
+            "assignedLicenses": [
+                {"skuId": E1_SKU, "disabledPlans": []},
+                {"skuId": ems, "disabledPlans": []},
+            ],
+            "members": [],
+        }
+    )
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    _, table = run(capsys, "--snapshot", str(path))
+    _, out = run(capsys, "--snapshot", str(path), "--format", "json")
+
+    assert "existing group with exactly these plans" not in table
+    assert "suggested group: Licensing_STANDARDPACK_6plans" in table
+    (only,) = json.loads(out)["directOnly"]
+    assert only["existingGroups"] == []
+
+
 TAKES_NO_MEMBER_BY_HAND = pytest.mark.parametrize(
     ("kind", "where"),
     [
