@@ -157,11 +157,12 @@ def render_script(
     return "\n".join(_lines(kind, removals, refusals, tenant, catalog)) + "\n"
 
 
-_PS_FUNCTIONS = r"""[CmdletBinding(SupportsShouldProcess = $true)]
+_PS_HEAD = r"""[CmdletBinding(SupportsShouldProcess = $true)]
 param()
-$ErrorActionPreference = 'Stop'
-Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome
+$ErrorActionPreference = 'Stop'"""
+_PS_SCOPES = "-Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome"
 
+_PS_FUNCTIONS = r"""
 # True when the plans Graph shows disabled are exactly the ones the snapshot showed.
 function Test-SamePlans($Have, [string[]]$Want) {
     $plans = @($Have | Where-Object { $_ })
@@ -207,13 +208,22 @@ function Remove-CoveredDirectLicense {
     Write-Host "removed direct $SkuId of $UserId"
 }"""
 
-_SH_FUNCTIONS = rf"""set -eu
-GRAPH_USERS='{GRAPH_USERS}'
+_SH_HEAD = f"""set -eu
+GRAPH_USERS='{GRAPH_USERS}'"""
 
+_SH_TENANT = """TENANT='{tenant}'
+signed_in=$(az account show --query tenantId --output tsv)
+if [ "$signed_in" != "$TENANT" ]; then
+  echo "az is signed in to tenant $signed_in, not $TENANT (the snapshot's): \\
+az login --tenant $TENANT --allow-no-subscriptions" >&2
+  exit 1
+fi"""
+
+_SH_FUNCTIONS = r"""
 # remove_covered_direct USER SKU PATHS: removes USER's direct SKU only while PATHS, a
 # JMESPath test of the user's states of SKU, holds: the direct path and each covering group
 # path as the snapshot showed them (group paths Active without error, same plans disabled).
-remove_covered_direct() {{
+remove_covered_direct() {
   verdict=$(az rest --method GET --output tsv \
     --uri "$GRAPH_USERS/$1?\$select=licenseAssignmentStates" \
     --query "licenseAssignmentStates[?skuId=='$2'] | \
@@ -223,13 +233,13 @@ remove_covered_direct() {{
     remove)
       az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense" \
         --headers 'Content-Type=application/json' \
-        --body "{{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}}" > /dev/null
+        --body "{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}" > /dev/null
       echo "removed direct $2 of $1" ;;
     unread) echo "kept direct $2 of $1: could not read the user" >&2 ;;
     *) echo "kept direct $2 of $1: its paths changed since the snapshot; take a new \
 snapshot and generate the script again" >&2 ;;
   esac
-}}"""
+}"""
 
 
 def _ps_list(values: frozenset[str]) -> str:
@@ -265,6 +275,20 @@ def _sh_removal(removal: Removal) -> str:
     return f"remove_covered_direct '{removal.user_id}' '{removal.sku_id}' \"({test})\""
 
 
+def _head(kind: str, tenant_id: str | None) -> Iterator[str]:
+    """Settings and the sign-in, in the snapshot's tenant when its id is known: an admin of
+    several tenants is often signed in to another (Connect-MgGraph's default is the account's
+    home tenant; az rest uses the tenant `az login` chose), where every read fails."""
+    if kind == "ps1":
+        yield from _PS_HEAD.splitlines()
+        tenant = f"-TenantId '{tenant_id}' " if tenant_id else ""
+        yield f"Connect-MgGraph {tenant}{_PS_SCOPES}"
+        return
+    yield from _SH_HEAD.splitlines()
+    if tenant_id:
+        yield from _SH_TENANT.format(tenant=tenant_id).splitlines()
+
+
 def _lines(
     kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, catalog: Catalog
 ) -> Iterator[str]:
@@ -282,7 +306,9 @@ def _lines(
         yield "# Dry run: .\\script.ps1 -WhatIf (reads every user, removes nothing); -Confirm asks"
         yield "# before each removal."
     yield ""
-    yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()
+    yield from _head(kind, org.id if org and _GUID.match(org.id) else None)
+    yield ""
+    yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()[1:]
     for removal in removals:
         sku = tenant.skus[removal.sku_id]
         yield ""

@@ -19,6 +19,8 @@ from tests.cli.output import assert_shows
 from tests.demo_tenant import DEMO, E3_BASE, ENTERPRISEPACK, EXCHANGE_S_ENTERPRISE, MEGAN
 
 REMOVE_PS = "Remove-CoveredDirectLicense"
+CONTOSO = "8330943b-f203-51ad-97a1-09287ed9c928"
+"""The demo snapshot's organization (tenant) id."""
 
 
 def script(capsys: pytest.CaptureFixture[str], kind: str, snapshot: Path = DEMO) -> str:
@@ -125,6 +127,7 @@ def test_it_refuses_a_removal_while_the_group_path_still_disables_a_plan_it_will
 FAKE_AZ = """#!/bin/sh
 echo "$*" >> "$AZ_LOG"
 case "$*" in
+  "account show"*) cat "$AZ_TENANT" ;;
   *"--method GET"*)
     if [ "$(cat "$AZ_STATE")" = deleted ]; then
       echo "Not Found({'error': {'code': 'Request_ResourceNotFound'}})" >&2
@@ -142,14 +145,18 @@ esac
 """
 
 
-def run_sh(text: str, tmp_path: Path, state: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run the sh script against the fake az with the user's paths in `state`; the az calls."""
+def run_sh(
+    text: str, tmp_path: Path, state: str, tenant: str = CONTOSO
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the sh script against the fake az, signed in to `tenant`, with the user's paths in
+    `state`; the az calls (Graph's, without the sign-in check)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "az").write_text(FAKE_AZ)
     (bin_dir / "az").chmod(0o755)
     (tmp_path / "remove.sh").write_text(text)
     (tmp_path / "state").write_text(state + "\n")
+    (tmp_path / "tenant").write_text(tenant + "\n")
     log = tmp_path / "az.log"
     log.write_text("")
     shell = shutil.which("sh")
@@ -157,12 +164,14 @@ def run_sh(text: str, tmp_path: Path, state: str) -> tuple[subprocess.CompletedP
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "AZ_STATE": str(tmp_path / "state"),
+        "AZ_TENANT": str(tmp_path / "tenant"),
         "AZ_LOG": str(log),
     }
     ran = subprocess.run(
         [shell, str(tmp_path / "remove.sh")], capture_output=True, text=True, env=env, check=False
     )
-    return ran, log.read_text()
+    calls = [c for c in log.read_text().splitlines() if not c.startswith("account show")]
+    return ran, "".join(c + "\n" for c in calls)
 
 
 def test_the_sh_script_can_be_run_again_after_it_removed_the_assignment(
@@ -222,7 +231,7 @@ def test_the_powershell_removal_is_checked_against_the_paths_the_snapshot_shows(
         f"{REMOVE_PS} -UserId '{MEGAN}' -SkuId '{ENTERPRISEPACK}' -DirectDisabled {plans} "
         f"-GroupDisabled @{{ '{E3_BASE}' = {plans} }}"
     ) in text.splitlines()
-    assert "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All'" in text
+    assert "-Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome" in text
     assert_shows(
         text,
         "Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'",
@@ -320,3 +329,41 @@ def test_the_powershell_script_honours_whatif_and_confirm(
     assert guard < removal
     assert function[guard:removal].count("return") == 1  # declined or -WhatIf: nothing removed
     assert "-WhatIf" in text.split("[CmdletBinding", 1)[0]  # the header says how to dry-run
+
+
+def test_the_scripts_act_only_in_the_snapshots_tenant(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An admin who manages several tenants (a partner, GDAP) is often signed in to another
+    one: Connect-MgGraph without -TenantId signs in to the account's home tenant, and az rest
+    uses the tenant `az login` chose. Every read then failed ('could not read the user') and
+    the script said nothing of why. The PowerShell signs in to the snapshot's tenant; the sh
+    script stops before any call when az is signed in to another, and says how to sign in."""
+    ps1 = script(capsys, "ps1")
+    sh = script(capsys, "sh")
+
+    assert (
+        f"Connect-MgGraph -TenantId '{CONTOSO}' -Scopes 'LicenseAssignment.ReadWrite.All', "
+        "'User.Read.All' -NoWelcome"
+    ) in ps1.splitlines()
+    other = "00000000-0000-4000-8000-000000000001"
+    ran, calls = run_sh(sh, tmp_path, "remove", tenant=other)
+    assert ran.returncode == 1
+    assert calls == ""
+    assert f"az login --tenant {CONTOSO}" in ran.stderr
+    assert other in ran.stderr
+
+
+def test_a_snapshot_without_its_organization_signs_in_as_before(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = json.loads(DEMO.read_text())
+    document["organization"] = []
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(document))
+
+    ps1 = script(capsys, "ps1", snapshot)
+    sh = script(capsys, "sh", snapshot)
+
+    assert "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All'" in ps1
+    assert "account show" not in sh
