@@ -28,6 +28,7 @@ from shared.core.dataloss import CapabilityPlans, user_capability_losses
 from shared.core.effective import EffectiveLicense, effective_licenses
 from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
+from shared.render.migration import not_yet
 
 GRAPH_USERS = "https://graph.microsoft.com/v1.0/users"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -91,14 +92,8 @@ def sort_removals(
 
     for item in plan.covered:
         if not item.safe:
-            refusals.append(
-                Removal(
-                    item.user_id,
-                    item.sku_id,
-                    f"not yet: the group path of {groups(item.unhealthy_group_ids)} is not "
-                    "Active without error with every plan the group enables",
-                )
-            )
+            why = not_yet(tenant, item.user_id, item.sku_id, item.unhealthy_group_ids)
+            refusals.append(Removal(item.user_id, item.sku_id, f"not yet: {_text(why)}"))
             continue
         held = licenses.get(item.user_id, ())
         lost = user_capability_losses(

@@ -367,3 +367,26 @@ def test_a_snapshot_without_its_organization_signs_in_as_before(
 
     assert "Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All'" in ps1
     assert "account show" not in sh
+
+
+def test_a_refused_removal_says_whether_to_wait_for_the_group_or_fix_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Megan was just added to the group: Entra has not applied its path yet. The refusal
+    said the path 'is not Active without error', read as a fault to fix; it is one to wait
+    for."""
+    document = json.loads(DEMO.read_text())
+    megan = next(u for u in document["users"] if u["id"] == MEGAN)
+    megan["licenseAssignmentStates"] = [
+        s for s in megan["licenseAssignmentStates"] if not s["assignedByGroup"]
+    ]
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(document))
+
+    text = script(capsys, "ps1", snapshot)
+
+    assert (
+        "#   Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: not yet: "
+        "Licensing_Office365_E3_Base: Entra has not applied it to the user yet: wait for the "
+        "group's processing, then check again"
+    ) in text.splitlines()
