@@ -204,6 +204,12 @@ function Remove-CoveredDirectLicense {
 }"""
 
 _SH_HEAD = f"""set -eu
+case "$*" in
+  '') DRY_RUN= ;;
+  --dry-run) DRY_RUN=1 ;;
+  *) echo "usage: sh ${{0##*/}} [--dry-run] (--dry-run: read every user, remove nothing)" >&2
+     exit 2 ;;
+esac
 GRAPH_USERS='{GRAPH_USERS}'"""
 
 _SH_TENANT = """TENANT='{tenant}'
@@ -226,6 +232,10 @@ remove_covered_direct() {
   case $verdict in
     gone) echo "skipped $1: no direct $2 left (already removed)" ;;
     remove)
+      if [ -n "$DRY_RUN" ]; then
+        echo "would remove direct $2 of $1 (--dry-run)"
+        return
+      fi
       az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense" \
         --headers 'Content-Type=application/json' \
         --body "{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}" > /dev/null
@@ -300,6 +310,8 @@ def _lines(
     if kind == "ps1":
         yield "# Dry run: .\\script.ps1 -WhatIf (reads every user, removes nothing); -Confirm asks"
         yield "# before each removal."
+    else:
+        yield "# Dry run: sh script.sh --dry-run (reads every user, removes nothing)."
     yield ""
     yield from _head(kind, org.id if org and _GUID.match(org.id) else None)
     yield ""

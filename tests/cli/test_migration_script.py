@@ -146,7 +146,7 @@ esac
 
 
 def run_sh(
-    text: str, tmp_path: Path, state: str, tenant: str = CONTOSO
+    text: str, tmp_path: Path, state: str, tenant: str = CONTOSO, args: tuple[str, ...] = ()
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run the sh script against the fake az, signed in to `tenant`, with the user's paths in
     `state`; the az calls (Graph's, without the sign-in check)."""
@@ -168,7 +168,11 @@ def run_sh(
         "AZ_LOG": str(log),
     }
     ran = subprocess.run(
-        [shell, str(tmp_path / "remove.sh")], capture_output=True, text=True, env=env, check=False
+        [shell, str(tmp_path / "remove.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     calls = [c for c in log.read_text().splitlines() if not c.startswith("account show")]
     return ran, "".join(c + "\n" for c in calls)
@@ -390,3 +394,24 @@ def test_a_refused_removal_says_whether_to_wait_for_the_group_or_fix_it(
         "Licensing_Office365_E3_Base: Entra has not applied it to the user yet: wait for the "
         "group's processing, then check again"
     ) in text.splitlines()
+
+
+def test_the_sh_script_has_a_dry_run_and_refuses_arguments_it_does_not_know(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The sh script ignored its arguments: `sh remove.sh --dry-run` (or -WhatIf, as for the
+    PowerShell one) removed for real. --dry-run reads each user and says what it would
+    remove; any other argument stops it before the first call."""
+    text = script(capsys, "sh")
+
+    dry, calls = run_sh(text, tmp_path, "remove", args=("--dry-run",))
+    assert dry.returncode == 0, dry.stderr
+    assert "--method GET" in calls
+    assert "--method POST" not in calls
+    assert f"would remove direct {ENTERPRISEPACK} of {MEGAN} (--dry-run)" in dry.stdout
+
+    for wrong in ("-WhatIf", "--what-if", "now"):
+        ran, calls = run_sh(text, tmp_path, "remove", args=(wrong,))
+        assert ran.returncode == 2
+        assert calls == ""
+        assert "usage: sh remove.sh [--dry-run]" in ran.stderr
