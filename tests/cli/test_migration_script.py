@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -415,3 +416,99 @@ def test_the_sh_script_has_a_dry_run_and_refuses_arguments_it_does_not_know(
         assert ran.returncode == 2
         assert calls == ""
         assert "usage: sh remove.sh [--dry-run]" in ran.stderr
+
+
+# `az` that answers GET with the JMESPath `--query` the script passes, evaluated by the library
+# az evaluates it with, on the user's licenseAssignmentStates in $AZ_STATES (Graph's JSON);
+# POST is logged. The script's shell quoting and its JMESPath test are what run.
+JMESPATH_AZ = """#!{python}
+import json, os, sys
+import jmespath
+args = sys.argv[1:]
+with open(os.environ["AZ_LOG"], "a") as log:
+    log.write(" ".join(args) + "\\n")
+if args[:2] == ["account", "show"]:
+    print(os.environ["AZ_TENANT"])
+elif "GET" in args:
+    states = json.load(open(os.environ["AZ_STATES"]))
+    print(jmespath.search(args[args.index("--query") + 1], {{"licenseAssignmentStates": states}}))
+"""
+
+
+def _megan_states() -> list[dict[str, object]]:
+    megan = next(u for u in json.loads(DEMO.read_text())["users"] if u["id"] == MEGAN)
+    states: list[dict[str, object]] = megan["licenseAssignmentStates"]
+    return states
+
+
+def _group(states: list[dict[str, object]]) -> dict[str, object]:
+    return next(s for s in states if s["assignedByGroup"])
+
+
+def _changed(change: object) -> list[dict[str, object]]:
+    states = _megan_states()
+    if callable(change):
+        change(states)
+    return states
+
+
+@pytest.mark.parametrize(
+    ("change", "outcome"),
+    [
+        (None, "removed direct"),
+        (lambda s: _group(s).update(error="None"), "removed direct"),
+        (lambda s: _group(s)["disabledPlans"].reverse(), "removed direct"),
+        (lambda s: s.remove(_group(s)), "its paths changed"),
+        (lambda s: _group(s).update(state="Error", error="CountViolation"), "its paths changed"),
+        (
+            lambda s: _group(s)["disabledPlans"].append(EXCHANGE_S_ENTERPRISE),
+            "its paths changed",
+        ),
+        (lambda s: s[0]["disabledPlans"].pop(), "its paths changed"),
+        (lambda s: s.remove(next(x for x in s if not x["assignedByGroup"])), "skipped"),
+        (lambda s: s.clear(), "skipped"),
+    ],
+    ids=[
+        "as-in-the-snapshot",
+        "error-spelled-None",
+        "plans-in-another-order",
+        "left-the-group",
+        "group-path-in-error",
+        "group-path-now-disables-exchange",
+        "direct-path-changed",
+        "direct-already-removed",
+        "no-license-left",
+    ],
+)
+def test_the_sh_scripts_check_on_the_users_states_now(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, change: object, outcome: str
+) -> None:
+    """The check the sh script makes before each removal, run as az runs it: the fake az of
+    the tests above answered a verdict chosen by the test, so a wrong JMESPath test (or its
+    shell quoting) could not fail them."""
+    text = script(capsys, "sh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "az").write_text(JMESPATH_AZ.format(python=sys.executable))
+    (bin_dir / "az").chmod(0o755)
+    (tmp_path / "remove.sh").write_text(text)
+    (tmp_path / "states.json").write_text(json.dumps(_changed(change)))
+    log = tmp_path / "az.log"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "AZ_STATES": str(tmp_path / "states.json"),
+        "AZ_TENANT": CONTOSO,
+        "AZ_LOG": str(log),
+    }
+
+    ran = subprocess.run(
+        [str(shutil.which("sh")), str(tmp_path / "remove.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    assert outcome in ran.stdout + ran.stderr
+    assert ("--method POST" in log.read_text()) == (outcome == "removed direct")
