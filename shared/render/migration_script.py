@@ -15,6 +15,10 @@ removal first reads the user's licenseAssignmentStates and removes only while th
 every covering group path are as the snapshot showed them (group paths Active without error, the
 same plans disabled). A direct assignment already gone is skipped (Graph refuses to remove one
 that is only inherited, which would stop the script); a user whose paths changed is kept.
+
+Both act in the snapshot's tenant only (the .ps1 signs in to it, the .sh stops when az is
+signed in to another) and have a dry run: the .ps1 is an advanced script (-WhatIf, -Confirm
+through ShouldProcess), the .sh takes --dry-run and refuses any other argument.
 """
 
 from __future__ import annotations
