@@ -12,6 +12,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from shared.adapters.snapshot import SnapshotError
 from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
@@ -44,6 +45,7 @@ from shared.render.migration import (
 )
 from shared.render.migration_script import SCRIPT_ENCODINGS, render_script
 from shared.render.paths import path_rows, write_csv
+from shared.render.terminal_text import printable
 from shared.render.whatif import render_whatif_table, whatif_json
 
 EXIT_OK = 0
@@ -133,6 +135,7 @@ def run_whatif(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     old, new = load_tenant(args.old), load_tenant(args.new)
+    _same_tenant(args.old, old, args.new, new)
     caps = capabilities()
     names = catalog() if args.format == "table" else None
     products, plans = names.names_for(old) if names else (None, None)
@@ -149,6 +152,19 @@ def run_diff(args: argparse.Namespace) -> int:
     else:
         write_text(render_diff_table(drift, old, new, names), args.out)
     return EXIT_DATA_LOSS if drift.losses else EXIT_OK
+
+
+def _same_tenant(old_path: str, old: Tenant, new_path: str, new: Tenant) -> None:
+    """Two snapshots of different tenants share no user or group: compared, every user would
+    lose every license (a data-loss risk for the whole tenant). Bad input instead."""
+    a, b = old.organization, new.organization
+    if a and b and a.id.lower() != b.id.lower():
+        raise SnapshotError(
+            printable(
+                f"{old_path} is tenant {a.display_name} ({a.id}) and {new_path} is tenant "
+                f"{b.display_name} ({b.id}): diff compares two snapshots of one tenant"
+            )
+        )
 
 
 def run_migration(args: argparse.Namespace) -> int:
