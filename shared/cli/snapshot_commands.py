@@ -16,6 +16,7 @@ from shared.adapters.snapshot import SnapshotError
 from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
+from shared.cli.env import cli_environment
 from shared.cli.files import csv_output, load_tenant, output, write_json, write_text
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -33,6 +34,7 @@ from shared.core.whatif import (
     SetDisabledPlans,
     what_if,
 )
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL
 from shared.render.csvsafe import write_rows
 from shared.render.drift import diff_json, render_diff_table
 from shared.render.evaluation import write_evaluation_json
@@ -43,7 +45,7 @@ from shared.render.migration import (
     migration_rows,
     render_migration_table,
 )
-from shared.render.migration_script import SCRIPT_ENCODINGS, render_script
+from shared.render.migration_script import GLOBAL_GRAPH, SCRIPT_ENCODINGS, render_script
 from shared.render.paths import path_rows, write_csv
 from shared.render.terminal_text import printable
 from shared.render.whatif import render_whatif_table, whatif_json
@@ -167,11 +169,25 @@ def _same_tenant(old_path: str, old: Tenant, new_path: str, new: Tenant) -> None
         )
 
 
+def _script_graph_host(flag: str | None) -> str:
+    """The Graph host of the tenant's cloud, for the script: --graph-base-url, else
+    GRAPH_BASE_URL (as the live commands), else global Graph; graphsim stands in for global."""
+    from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint  # noqa: PLC0415
+
+    base = flag or cli_environment().get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    try:
+        endpoint = graph_endpoint(base)
+    except GraphEndpointError as exc:
+        raise SnapshotError(str(exc)) from None
+    return GLOBAL_GRAPH if endpoint.is_loopback else endpoint.host
+
+
 def run_migration(args: argparse.Namespace) -> int:
     tenant = load_tenant(args.snapshot)
     plan = migration_plan(tenant)
     if args.script:
-        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
+        host = _script_graph_host(args.graph_base_url)
+        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans, host)
         with output(args.out, binary=True) as out:
             out.write(script.encode(SCRIPT_ENCODINGS[args.script]))
         return EXIT_OK

@@ -34,7 +34,15 @@ from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
 from shared.render.migration import not_yet
 
-GRAPH_USERS = "https://graph.microsoft.com/v1.0/users"
+GLOBAL_GRAPH = "graph.microsoft.com"
+CLOUDS = {
+    GLOBAL_GRAPH: ("Global", "AzureCloud"),
+    "graph.microsoft.us": ("USGov", "AzureUSGovernment"),
+    "dod-graph.microsoft.us": ("USGovDoD", "AzureUSGovernment"),
+    "microsoftgraph.chinacloudapi.cn": ("China", "AzureChinaCloud"),
+}
+"""Each Microsoft Graph host (https://learn.microsoft.com/graph/deployments): its
+Connect-MgGraph -Environment (Get-MgEnvironment's names) and its `az cloud set --name`."""
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 SCRIPT_KINDS = ("ps1", "sh")
@@ -151,9 +159,11 @@ def render_script(
     tenant: Tenant,
     catalog: Catalog,
     capabilities: CapabilityPlans,
+    graph_host: str = GLOBAL_GRAPH,
 ) -> str:
+    """The script for the tenant's cloud, `graph_host` (one of `CLOUDS`)."""
     removals, refusals = sort_removals(plan, tenant, catalog, capabilities)
-    return "\n".join(_lines(kind, removals, refusals, tenant, catalog)) + "\n"
+    return "\n".join(_lines(kind, removals, refusals, tenant, graph_host)) + "\n"
 
 
 _PS_HEAD = r"""[CmdletBinding(SupportsShouldProcess = $true)]
@@ -207,14 +217,15 @@ function Remove-CoveredDirectLicense {
     Write-Host "removed direct $SkuId of $UserId"
 }"""
 
-_SH_HEAD = f"""set -eu
+_SH_HEAD = """set -eu
 case "$*" in
   '') DRY_RUN= ;;
   --dry-run) DRY_RUN=1 ;;
   *) echo "usage: sh ${{0##*/}} [--dry-run] (--dry-run: read every user, remove nothing)" >&2
      exit 2 ;;
 esac
-GRAPH_USERS='{GRAPH_USERS}'"""
+GRAPH_RESOURCE='https://{host}'
+GRAPH_USERS='https://{host}/v1.0/users'"""
 
 _SH_TENANT = """TENANT='{tenant}'
 signed_in=$(az account show --query tenantId --output tsv)
@@ -229,7 +240,7 @@ _SH_FUNCTIONS = r"""
 # JMESPath test of the user's states of SKU, holds: the direct path and each covering group
 # path as the snapshot showed them (group paths Active without error, same plans disabled).
 remove_covered_direct() {
-  verdict=$(az rest --method GET --output tsv \
+  verdict=$(az rest --method GET --output tsv --resource "$GRAPH_RESOURCE" \
     --uri "$GRAPH_USERS/$1?\$select=licenseAssignmentStates" \
     --query "licenseAssignmentStates[?skuId=='$2'] | \
 (!([?!assignedByGroup]) && 'gone') || ($3 && 'remove') || 'keep'") || verdict=unread
@@ -241,6 +252,7 @@ remove_covered_direct() {
         return
       fi
       az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense" \
+        --resource "$GRAPH_RESOURCE" \
         --headers 'Content-Type=application/json' \
         --body "{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}" > /dev/null
       echo "removed direct $2 of $1" ;;
@@ -284,22 +296,25 @@ def _sh_removal(removal: Removal) -> str:
     return f"remove_covered_direct '{removal.user_id}' '{removal.sku_id}' \"({test})\""
 
 
-def _head(kind: str, tenant_id: str | None) -> Iterator[str]:
-    """Settings and the sign-in, in the snapshot's tenant when its id is known: an admin of
-    several tenants is often signed in to another (Connect-MgGraph's default is the account's
-    home tenant; az rest uses the tenant `az login` chose), where every read fails."""
+def _head(kind: str, tenant_id: str | None, graph_host: str) -> Iterator[str]:
+    """Settings and the sign-in, in the tenant's cloud and, when its id is known, in the
+    snapshot's tenant: an admin of several tenants is often signed in to another
+    (Connect-MgGraph's default is the account's home tenant; az rest uses the tenant `az login`
+    chose), where every read fails."""
+    environment = CLOUDS[graph_host][0]
     if kind == "ps1":
         yield from _PS_HEAD.splitlines()
+        cloud = f"-Environment {environment} " if graph_host != GLOBAL_GRAPH else ""
         tenant = f"-TenantId '{tenant_id}' " if tenant_id else ""
-        yield f"Connect-MgGraph {tenant}{_PS_SCOPES}"
+        yield f"Connect-MgGraph {cloud}{tenant}{_PS_SCOPES}"
         return
-    yield from _SH_HEAD.splitlines()
+    yield from _SH_HEAD.format(host=graph_host).splitlines()
     if tenant_id:
         yield from _SH_TENANT.format(tenant=tenant_id).splitlines()
 
 
 def _lines(
-    kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, catalog: Catalog
+    kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, graph_host: str
 ) -> Iterator[str]:
     org = tenant.organization
     if kind == "sh":
@@ -316,8 +331,11 @@ def _lines(
         yield "# before each removal."
     else:
         yield "# Dry run: sh script.sh --dry-run (reads every user, removes nothing)."
+        if graph_host != GLOBAL_GRAPH:
+            az_cloud = CLOUDS[graph_host][1]
+            yield f"# Cloud: {graph_host}: run 'az cloud set --name {az_cloud}' before az login."
     yield ""
-    yield from _head(kind, org.id if org and _GUID.match(org.id) else None)
+    yield from _head(kind, org.id if org and _GUID.match(org.id) else None, graph_host)
     yield ""
     yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()[1:]
     for removal in removals:

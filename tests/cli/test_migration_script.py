@@ -512,3 +512,73 @@ def test_the_sh_scripts_check_on_the_users_states_now(
     assert ran.returncode == 0, ran.stderr
     assert outcome in ran.stdout + ran.stderr
     assert ("--method POST" in log.read_text()) == (outcome == "removed direct")
+
+
+@pytest.mark.parametrize(
+    ("base", "host", "environment", "az_cloud"),
+    [
+        ("https://graph.microsoft.us/v1.0", "graph.microsoft.us", "USGov", "AzureUSGovernment"),
+        (
+            "https://dod-graph.microsoft.us/v1.0",
+            "dod-graph.microsoft.us",
+            "USGovDoD",
+            "AzureUSGovernment",
+        ),
+        (
+            "https://microsoftgraph.chinacloudapi.cn/v1.0",
+            "microsoftgraph.chinacloudapi.cn",
+            "China",
+            "AzureChinaCloud",
+        ),
+    ],
+    ids=["gcc-high", "dod", "china"],
+)
+def test_a_national_cloud_tenants_scripts_talk_to_its_graph(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    base: str,
+    host: str,
+    environment: str,
+    az_cloud: str,
+) -> None:
+    """The scripts always talked to global Graph: for a tenant in a national cloud (which
+    License Guard serves with GRAPH_BASE_URL) Connect-MgGraph signed in to the global cloud
+    and az rest called graph.microsoft.com, and every read failed. The cloud comes from
+    --graph-base-url, else GRAPH_BASE_URL, as for the live commands."""
+    flag = ["--graph-base-url", base]
+    assert main(["report", "migration", "--snapshot", str(DEMO), "--script", "ps1", *flag]) == 0
+    ps1 = capsys.readouterr().out
+    monkeypatch.setenv("GRAPH_BASE_URL", base)
+    sh = script(capsys, "sh")
+
+    assert (
+        f"Connect-MgGraph -Environment {environment} -TenantId '{CONTOSO}' -Scopes "
+        "'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome"
+    ) in ps1.splitlines()
+    assert f"GRAPH_USERS='https://{host}/v1.0/users'" in sh.splitlines()
+    assert f"GRAPH_RESOURCE='https://{host}'" in sh.splitlines()
+    assert sh.count('--resource "$GRAPH_RESOURCE"') == 2  # the read and the removal
+    assert f"az cloud set --name {az_cloud}" in sh
+
+
+def test_global_graph_and_graphsim_give_the_global_scripts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPH_BASE_URL", "http://127.0.0.1:8081/v1.0")  # graphsim
+
+    ps1, sh = script(capsys, "ps1"), script(capsys, "sh")
+
+    assert f"Connect-MgGraph -TenantId '{CONTOSO}' -Scopes" in ps1
+    assert "GRAPH_USERS='https://graph.microsoft.com/v1.0/users'" in sh.splitlines()
+    assert "az cloud set" not in sh
+
+
+def test_a_graph_base_url_of_no_cloud_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--snapshot", str(DEMO), "--script", "sh", "--graph-base-url", "https://evil.test"]
+
+    status = main(["report", "migration", *args])
+
+    out = capsys.readouterr()
+    assert status == 2
+    assert out.out == ""
+    assert "'evil.test' is not a Microsoft Graph host" in out.err
