@@ -43,7 +43,8 @@ CLOUDS = {
 }
 """Each Microsoft Graph host (https://learn.microsoft.com/graph/deployments): its
 Connect-MgGraph -Environment (Get-MgEnvironment's names) and its `az cloud set --name`."""
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+"""Used with fullmatch: `$` would let a final line break through."""
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 SCRIPT_KINDS = ("ps1", "sh")
 SCRIPT_ENCODINGS = {"ps1": "utf-8-sig", "sh": "utf-8"}
@@ -113,7 +114,7 @@ def sort_removals(
         )
         paths = _snapshot_paths(tenant, item.user_id, item.sku_id, item.group_ids)
         ids = [item.user_id, item.sku_id, *(i for g, plans in paths for i in (g or "", *plans))]
-        if lost or not all(_GUID.match(i) for i in ids if i):
+        if lost or not all(_GUID.fullmatch(i) for i in ids if i):
             what = ", ".join(loss.capability for loss in lost) or "an id that is not a GUID"
             refusals.append(Removal(item.user_id, item.sku_id, f"would lose {what}"))
             continue
@@ -335,7 +336,7 @@ def _lines(
             az_cloud = CLOUDS[graph_host][1]
             yield f"# Cloud: {graph_host}: run 'az cloud set --name {az_cloud}' before az login."
     yield ""
-    yield from _head(kind, org.id if org and _GUID.match(org.id) else None, graph_host)
+    yield from _head(kind, org.id if org and _GUID.fullmatch(org.id) else None, graph_host)
     yield ""
     yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()[1:]
     for removal in removals:

@@ -582,3 +582,25 @@ def test_a_graph_base_url_of_no_cloud_is_bad_input(capsys: pytest.CaptureFixture
     assert status == 2
     assert out.out == ""
     assert "'evil.test' is not a Microsoft Graph host" in out.err
+
+
+def test_an_id_with_a_line_break_after_its_guid_is_no_guid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The GUID check ended in `$`, which matches before a final line break: an id 'GUID\\n'
+    passed and was quoted into the script across two lines (the tenant id broke the sign-in
+    and the sh tenant check). Such an id is refused like any other that is not a GUID."""
+    document = json.loads(DEMO.read_text())
+    document["organization"][0]["id"] += "\n"
+    megan = next(u for u in document["users"] if u["id"] == MEGAN)
+    for state in megan["licenseAssignmentStates"]:
+        state["disabledPlans"] = [*state["disabledPlans"], "00000000-0000-4000-8000-000000000009\n"]
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(document))
+
+    ps1, sh = script(capsys, "ps1", snapshot), script(capsys, "sh", snapshot)
+
+    assert "-TenantId" not in ps1
+    assert "TENANT=" not in sh
+    assert not any(line.startswith(REMOVE_PS) for line in ps1.splitlines())
+    assert "Megan Bowen <megan.bowen@contoso.com>: direct ENTERPRISEPACK: would lose an id" in ps1
