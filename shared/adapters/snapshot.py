@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.adapters.graph_objects import ObjectParser, object_id
+from shared.adapters.lone_surrogates import may_hold_lone_surrogates, without_lone_surrogates
 from shared.adapters.snapshot_fields import SnapshotError
 from shared.core.model import Group, Organization, Sku, Tenant, User
 
@@ -39,12 +40,17 @@ def load_snapshot(path: str | Path) -> LoadedSnapshot:
     the admin edited with one (UTF-8), Windows PowerShell's `snapshot > tenant.json` in UTF-16.
     """
     try:
-        data = json.loads(_text_of(path))  # neither the bytes nor the text kept (peak memory)
+        text = _text_of(path)  # the bytes not kept, the text only while parsed (peak memory)
+        surrogates = may_hold_lone_surrogates(text)
+        data = json.loads(text)
+        del text
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read the snapshot ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
-    return parse_snapshot(data, consume=True, complete=True)
+    data, notes = without_lone_surrogates(data) if surrogates else (data, ())
+    loaded = parse_snapshot(data, consume=True, complete=True)
+    return LoadedSnapshot(loaded.tenant, notes + loaded.warnings)
 
 
 def _text_of(path: str | Path) -> str:

@@ -179,6 +179,14 @@ def _migration_flags(cmd: argparse.ArgumentParser) -> None:
             "direct assignments proven safe (ps1: Microsoft Graph PowerShell; sh: az rest)"
         ),
     )
+    cmd.add_argument(
+        "--graph-base-url",
+        metavar="URL",
+        help=(
+            "--script: the Graph of the tenant's cloud (default: GRAPH_BASE_URL, else "
+            "https://graph.microsoft.com/v1.0)"
+        ),
+    )
     add_out_option(cmd)
 
 

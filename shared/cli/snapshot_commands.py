@@ -12,9 +12,11 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from shared.adapters.snapshot import SnapshotError
 from shared.catalog.capabilities import capabilities
 from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
+from shared.cli.env import cli_environment
 from shared.cli.files import csv_output, load_tenant, output, write_json, write_text
 from shared.core.drift import diff_tenants
 from shared.core.evaluate import evaluate
@@ -32,6 +34,7 @@ from shared.core.whatif import (
     SetDisabledPlans,
     what_if,
 )
+from shared.platform.settings import DEFAULT_GRAPH_BASE_URL
 from shared.render.csvsafe import write_rows
 from shared.render.drift import diff_json, render_diff_table
 from shared.render.evaluation import write_evaluation_json
@@ -42,8 +45,9 @@ from shared.render.migration import (
     migration_rows,
     render_migration_table,
 )
-from shared.render.migration_script import SCRIPT_ENCODINGS, render_script
+from shared.render.migration_script import GLOBAL_GRAPH, SCRIPT_ENCODINGS, render_script
 from shared.render.paths import path_rows, write_csv
+from shared.render.terminal_text import printable
 from shared.render.whatif import render_whatif_table, whatif_json
 
 EXIT_OK = 0
@@ -133,6 +137,7 @@ def run_whatif(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     old, new = load_tenant(args.old), load_tenant(args.new)
+    _same_tenant(args.old, old, args.new, new)
     caps = capabilities()
     names = catalog() if args.format == "table" else None
     products, plans = names.names_for(old) if names else (None, None)
@@ -151,11 +156,38 @@ def run_diff(args: argparse.Namespace) -> int:
     return EXIT_DATA_LOSS if drift.losses else EXIT_OK
 
 
+def _same_tenant(old_path: str, old: Tenant, new_path: str, new: Tenant) -> None:
+    """Two snapshots of different tenants share no user or group: compared, every user would
+    lose every license (a data-loss risk for the whole tenant). Bad input instead."""
+    a, b = old.organization, new.organization
+    if a and b and a.id.lower() != b.id.lower():
+        raise SnapshotError(
+            printable(
+                f"{old_path} is tenant {a.display_name} ({a.id}) and {new_path} is tenant "
+                f"{b.display_name} ({b.id}): diff compares two snapshots of one tenant"
+            )
+        )
+
+
+def _script_graph_host(flag: str | None) -> str:
+    """The Graph host of the tenant's cloud, for the script: --graph-base-url, else
+    GRAPH_BASE_URL (as the live commands), else global Graph; graphsim stands in for global."""
+    from shared.adapters.graph_auth import GraphEndpointError, graph_endpoint  # noqa: PLC0415
+
+    base = flag or cli_environment().get("GRAPH_BASE_URL") or DEFAULT_GRAPH_BASE_URL
+    try:
+        endpoint = graph_endpoint(base)
+    except GraphEndpointError as exc:
+        raise SnapshotError(str(exc)) from None
+    return GLOBAL_GRAPH if endpoint.is_loopback else endpoint.host
+
+
 def run_migration(args: argparse.Namespace) -> int:
     tenant = load_tenant(args.snapshot)
     plan = migration_plan(tenant)
     if args.script:
-        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans)
+        host = _script_graph_host(args.graph_base_url)
+        script = render_script(args.script, plan, tenant, catalog(), capabilities().plans, host)
         with output(args.out, binary=True) as out:
             out.write(script.encode(SCRIPT_ENCODINGS[args.script]))
         return EXIT_OK

@@ -60,7 +60,7 @@ class DirectOnlySet:
     user_ids: tuple[str, ...]
     suggested_name: str
     existing_group_ids: tuple[str, ...]
-    """Groups that already assign the SKU with exactly these disabled plans."""
+    """Groups that already assign the SKU with exactly these disabled plans, and nothing else."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +128,14 @@ def direct_only_sets(
     ):
         sku = tenant.skus[sku_id]
         enabled = len(sku.plan_ids - disabled)
+        # a group assigning other products too is no match: its members take those seats as
+        # well, and a product short of seats fails all of the group's for them
         existing = tuple(
             g.id
             for g in tenant.groups.values()
-            for lic in g.licenses
-            if lic.sku_id == sku_id and lic.disabled_plans & sku.plan_ids == disabled
+            if len(g.licenses) == 1
+            and g.licenses[0].sku_id == sku_id
+            and g.licenses[0].disabled_plans & sku.plan_ids == disabled
         )
         base = name = suggested_group_name(sku.part_number, enabled)
         n = 2

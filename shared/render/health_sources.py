@@ -23,7 +23,7 @@ from shared.render.health_model import (
     MigrationRow,
 )
 from shared.render.history import nights, previous_night, trends
-from shared.render.migration import where_to_add
+from shared.render.migration import not_yet, where_to_add
 
 
 def migration_section(
@@ -53,7 +53,12 @@ def migration_section(
             row("safe", c.user_id, c.sku_id, f"covered by {names(c.group_ids)}") for c in plan.safe
         ],
         "not-yet": [
-            row("not-yet", c.user_id, c.sku_id, f"fix {names(c.unhealthy_group_ids)} first")
+            row(
+                "not-yet",
+                c.user_id,
+                c.sku_id,
+                not_yet(tenant, c.user_id, c.sku_id, c.unhealthy_group_ids),
+            )
             for c in plan.not_yet
         ],
         "would-lose": [

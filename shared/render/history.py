@@ -58,7 +58,24 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     seats = record.get("seat_forecast", [])
     if not isinstance(seats, list) or not all(isinstance(s, dict) for s in seats):
         raise HistoryError(f"{where}: 'seat_forecast' must be a list of objects")
+    for seat in seats:
+        for key in ("demand", "prepaid_enabled", "consumed"):
+            if not _count_or_none(seat.get(key)):
+                raise HistoryError(f"{where}: 'seat_forecast' {key!r} must be an integer")
+    health = record.get("health") or {}
+    if not isinstance(health, dict) or not all(
+        isinstance(n, int) and _count_or_none(n) for n in health.values()
+    ):
+        raise HistoryError(f"{where}: 'health' must map counts to integers")
+    drift = record.get("drift") or []
+    if not isinstance(drift, list) or not all(isinstance(d, dict) for d in drift):
+        raise HistoryError(f"{where}: 'drift' must be a list of objects")
     return record
+
+
+def _count_or_none(value: Any) -> bool:
+    """What the trends and the page take for a count: an integer, or nothing (a gap)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
 @dataclass(frozen=True, slots=True)

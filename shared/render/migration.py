@@ -12,7 +12,7 @@ from typing import Any
 from shared.catalog.products import Catalog
 from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
-from shared.core.model import Tenant
+from shared.core.model import Tenant, normalize_error
 from shared.core.wording import counted
 from shared.render.tenant_names import TenantNames
 from shared.render.terminal_text import printable_lines
@@ -50,6 +50,36 @@ def where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
     return f" ({'; '.join(fixes)})" if fixes else ""
 
 
+_WAIT = "wait for the group's processing, then check again"
+
+
+def not_yet(tenant: Tenant, user_id: str, sku_id: str, group_ids: tuple[str | None, ...]) -> str:
+    """Why each covering group path is not yet Active without errors with every plan its group
+    enables, and what to do: mid-migration it is mostly one Entra has not processed yet, to wait
+    for, not to fix. From the user's states; a tenant without them (the nightly's) names both."""
+    names = TenantNames(tenant, tenant)
+    user = tenant.users.get(user_id)
+    states = {(s.sku_id, s.assigned_by_group): s for s in user.states} if user else {}
+    reasons = []
+    for group_id in group_ids:
+        state = states.get((sku_id, group_id))
+        if not states:
+            why = (
+                "not yet Active without errors with every plan it enables (still processing: "
+                "wait for it; in error: fix that first)"
+            )
+        elif state is None:
+            why = f"Entra has not applied it to the user yet: {_WAIT}"
+        elif error := normalize_error(state.error):
+            why = f"in error ({error}): fix that first"
+        elif state.state != "Active":
+            why = f"its path is {state.state}: {_WAIT}"
+        else:
+            why = f"still disables plans the group now enables: {_WAIT}"
+        reasons.append(f"{names.group(group_id)}: {why}")
+    return "; ".join(reasons)
+
+
 def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Iterator[list[str]]:
     """One row per direct assignment in the plan (cells not yet neutralised; see write_rows)."""
     names = TenantNames(tenant, tenant, catalog)
@@ -70,14 +100,13 @@ def migration_rows(plan: MigrationPlan, tenant: Tenant, catalog: Catalog) -> Ite
                 _REMOVE_GRADUALLY,
             ]
         else:
-            unhealthy = ", ".join(names.group(g) for g in c.unhealthy_group_ids)
             yield [
                 "not-yet",
                 *head(c.user_id, c.sku_id),
                 groups,
                 "",
                 "",
-                f"fix the group path first ({unhealthy} is not active without errors)",
+                not_yet(tenant, c.user_id, c.sku_id, c.unhealthy_group_ids),
             ]
     for p in plan.partly_covered:
         yield [
@@ -172,13 +201,14 @@ def render_migration_table(plan: MigrationPlan, tenant: Tenant, catalog: Catalog
         lines.append(f"  {who(c.user_id)}: {names.product(c.sku_id)} covered by {groups}")
     if plan.safe:
         lines.append(f"      action: {_REMOVE_GRADUALLY}")
-    lines += ["", f"NOT YET ({len(plan.not_yet)}): covered, but a group path is not active"]
+    lines += [
+        "",
+        f"NOT YET ({len(plan.not_yet)}): covered, but a group path is not yet Active without "
+        "errors",
+    ]
     for c in sorted(plan.not_yet, key=lambda c: by_name(c.user_id)):
-        bad = ", ".join(names.group(g) for g in c.unhealthy_group_ids)
-        lines.append(
-            f"  {who(c.user_id)}: {names.product(c.sku_id)}; fix {bad} first (not active "
-            "without errors)"
-        )
+        why = not_yet(tenant, c.user_id, c.sku_id, c.unhealthy_group_ids)
+        lines.append(f"  {who(c.user_id)}: {names.product(c.sku_id)}; {why}")
     lines += [
         "",
         f"WOULD DROP PLANS ({len(plan.partly_covered)}): keep the direct assignment for now",

@@ -15,6 +15,10 @@ removal first reads the user's licenseAssignmentStates and removes only while th
 every covering group path are as the snapshot showed them (group paths Active without error, the
 same plans disabled). A direct assignment already gone is skipped (Graph refuses to remove one
 that is only inherited, which would stop the script); a user whose paths changed is kept.
+
+Both act in the snapshot's tenant only (the .ps1 signs in to it, the .sh stops when az is
+signed in to another) and have a dry run: the .ps1 is an advanced script (-WhatIf, -Confirm
+through ShouldProcess), the .sh takes --dry-run and refuses any other argument.
 """
 
 from __future__ import annotations
@@ -28,9 +32,19 @@ from shared.core.dataloss import CapabilityPlans, user_capability_losses
 from shared.core.effective import EffectiveLicense, effective_licenses
 from shared.core.migration import MigrationPlan
 from shared.core.model import Tenant
+from shared.render.migration import not_yet
 
-GRAPH_USERS = "https://graph.microsoft.com/v1.0/users"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GLOBAL_GRAPH = "graph.microsoft.com"
+CLOUDS = {
+    GLOBAL_GRAPH: ("Global", "AzureCloud"),
+    "graph.microsoft.us": ("USGov", "AzureUSGovernment"),
+    "dod-graph.microsoft.us": ("USGovDoD", "AzureUSGovernment"),
+    "microsoftgraph.chinacloudapi.cn": ("China", "AzureChinaCloud"),
+}
+"""Each Microsoft Graph host (https://learn.microsoft.com/graph/deployments): its
+Connect-MgGraph -Environment (Get-MgEnvironment's names) and its `az cloud set --name`."""
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+"""Used with fullmatch: `$` would let a final line break through."""
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 SCRIPT_KINDS = ("ps1", "sh")
 SCRIPT_ENCODINGS = {"ps1": "utf-8-sig", "sh": "utf-8"}
@@ -91,14 +105,8 @@ def sort_removals(
 
     for item in plan.covered:
         if not item.safe:
-            refusals.append(
-                Removal(
-                    item.user_id,
-                    item.sku_id,
-                    f"not yet: the group path of {groups(item.unhealthy_group_ids)} is not "
-                    "Active without error with every plan the group enables",
-                )
-            )
+            why = not_yet(tenant, item.user_id, item.sku_id, item.unhealthy_group_ids)
+            refusals.append(Removal(item.user_id, item.sku_id, f"not yet: {_text(why)}"))
             continue
         held = licenses.get(item.user_id, ())
         lost = user_capability_losses(
@@ -106,7 +114,7 @@ def sort_removals(
         )
         paths = _snapshot_paths(tenant, item.user_id, item.sku_id, item.group_ids)
         ids = [item.user_id, item.sku_id, *(i for g, plans in paths for i in (g or "", *plans))]
-        if lost or not all(_GUID.match(i) for i in ids if i):
+        if lost or not all(_GUID.fullmatch(i) for i in ids if i):
             what = ", ".join(loss.capability for loss in lost) or "an id that is not a GUID"
             refusals.append(Removal(item.user_id, item.sku_id, f"would lose {what}"))
             continue
@@ -152,14 +160,19 @@ def render_script(
     tenant: Tenant,
     catalog: Catalog,
     capabilities: CapabilityPlans,
+    graph_host: str = GLOBAL_GRAPH,
 ) -> str:
+    """The script for the tenant's cloud, `graph_host` (one of `CLOUDS`)."""
     removals, refusals = sort_removals(plan, tenant, catalog, capabilities)
-    return "\n".join(_lines(kind, removals, refusals, tenant, catalog)) + "\n"
+    return "\n".join(_lines(kind, removals, refusals, tenant, graph_host)) + "\n"
 
 
-_PS_FUNCTIONS = r"""$ErrorActionPreference = 'Stop'
-Connect-MgGraph -Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome
+_PS_HEAD = r"""[CmdletBinding(SupportsShouldProcess = $true)]
+param()
+$ErrorActionPreference = 'Stop'"""
+_PS_SCOPES = "-Scopes 'LicenseAssignment.ReadWrite.All', 'User.Read.All' -NoWelcome"
 
+_PS_FUNCTIONS = r"""
 # True when the plans Graph shows disabled are exactly the ones the snapshot showed.
 function Test-SamePlans($Have, [string[]]$Want) {
     $plans = @($Have | Where-Object { $_ })
@@ -169,9 +182,9 @@ function Test-SamePlans($Have, [string[]]$Want) {
 
 # Removes the user's direct SKU only while it and each covering group path are as the
 # snapshot showed them (group paths Active without error, the same plans disabled).
-function Remove-CoveredDirectLicense(
-    [string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled
-) {
+function Remove-CoveredDirectLicense {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param([string]$UserId, [string]$SkuId, [string[]]$DirectDisabled, [hashtable]$GroupDisabled)
     try {
         $user = Get-MgUser -UserId $UserId -Property 'licenseAssignmentStates'
     } catch {
@@ -198,33 +211,57 @@ function Remove-CoveredDirectLicense(
             'snapshot; take a new snapshot and generate the script again')
         return
     }
+    if (-not $PSCmdlet.ShouldProcess("user $UserId", "remove the direct license $SkuId")) {
+        return
+    }
     Set-MgUserLicense -UserId $UserId -AddLicenses @() -RemoveLicenses @($SkuId) | Out-Null
     Write-Host "removed direct $SkuId of $UserId"
 }"""
 
-_SH_FUNCTIONS = rf"""set -eu
-GRAPH_USERS='{GRAPH_USERS}'
+_SH_HEAD = """set -eu
+case "$*" in
+  '') DRY_RUN= ;;
+  --dry-run) DRY_RUN=1 ;;
+  *) echo "usage: sh ${{0##*/}} [--dry-run] (--dry-run: read every user, remove nothing)" >&2
+     exit 2 ;;
+esac
+GRAPH_RESOURCE='https://{host}'
+GRAPH_USERS='https://{host}/v1.0/users'"""
 
+_SH_TENANT = """TENANT='{tenant}'
+signed_in=$(az account show --query tenantId --output tsv)
+if [ "$signed_in" != "$TENANT" ]; then
+  echo "az is signed in to tenant $signed_in, not $TENANT (the snapshot's): \\
+az login --tenant $TENANT --allow-no-subscriptions" >&2
+  exit 1
+fi"""
+
+_SH_FUNCTIONS = r"""
 # remove_covered_direct USER SKU PATHS: removes USER's direct SKU only while PATHS, a
 # JMESPath test of the user's states of SKU, holds: the direct path and each covering group
 # path as the snapshot showed them (group paths Active without error, same plans disabled).
-remove_covered_direct() {{
-  verdict=$(az rest --method GET --output tsv \
+remove_covered_direct() {
+  verdict=$(az rest --method GET --output tsv --resource "$GRAPH_RESOURCE" \
     --uri "$GRAPH_USERS/$1?\$select=licenseAssignmentStates" \
     --query "licenseAssignmentStates[?skuId=='$2'] | \
 (!([?!assignedByGroup]) && 'gone') || ($3 && 'remove') || 'keep'") || verdict=unread
   case $verdict in
     gone) echo "skipped $1: no direct $2 left (already removed)" ;;
     remove)
+      if [ -n "$DRY_RUN" ]; then
+        echo "would remove direct $2 of $1 (--dry-run)"
+        return
+      fi
       az rest --method POST --uri "$GRAPH_USERS/$1/assignLicense" \
+        --resource "$GRAPH_RESOURCE" \
         --headers 'Content-Type=application/json' \
-        --body "{{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}}" > /dev/null
+        --body "{\"addLicenses\":[],\"removeLicenses\":[\"$2\"]}" > /dev/null
       echo "removed direct $2 of $1" ;;
     unread) echo "kept direct $2 of $1: could not read the user" >&2 ;;
     *) echo "kept direct $2 of $1: its paths changed since the snapshot; take a new \
 snapshot and generate the script again" >&2 ;;
   esac
-}}"""
+}"""
 
 
 def _ps_list(values: frozenset[str]) -> str:
@@ -260,8 +297,25 @@ def _sh_removal(removal: Removal) -> str:
     return f"remove_covered_direct '{removal.user_id}' '{removal.sku_id}' \"({test})\""
 
 
+def _head(kind: str, tenant_id: str | None, graph_host: str) -> Iterator[str]:
+    """Settings and the sign-in, in the tenant's cloud and, when its id is known, in the
+    snapshot's tenant: an admin of several tenants is often signed in to another
+    (Connect-MgGraph's default is the account's home tenant; az rest uses the tenant `az login`
+    chose), where every read fails."""
+    environment = CLOUDS[graph_host][0]
+    if kind == "ps1":
+        yield from _PS_HEAD.splitlines()
+        cloud = f"-Environment {environment} " if graph_host != GLOBAL_GRAPH else ""
+        tenant = f"-TenantId '{tenant_id}' " if tenant_id else ""
+        yield f"Connect-MgGraph {cloud}{tenant}{_PS_SCOPES}"
+        return
+    yield from _SH_HEAD.format(host=graph_host).splitlines()
+    if tenant_id:
+        yield from _SH_TENANT.format(tenant=tenant_id).splitlines()
+
+
 def _lines(
-    kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, catalog: Catalog
+    kind: str, removals: list[Removal], refusals: list[Removal], tenant: Tenant, graph_host: str
 ) -> Iterator[str]:
     org = tenant.organization
     if kind == "sh":
@@ -273,8 +327,18 @@ def _lines(
     yield "# then the rest (Microsoft's migration guidance). Needs LicenseAssignment.ReadWrite.All"
     yield "# and User.Read.All. Each removal is made only while the user's paths are as the"
     yield "# snapshot showed them; one already made is skipped, so the script can be run again."
+    if kind == "ps1":
+        yield "# Dry run: .\\script.ps1 -WhatIf (reads every user, removes nothing); -Confirm asks"
+        yield "# before each removal."
+    else:
+        yield "# Dry run: sh script.sh --dry-run (reads every user, removes nothing)."
+        if graph_host != GLOBAL_GRAPH:
+            az_cloud = CLOUDS[graph_host][1]
+            yield f"# Cloud: {graph_host}: run 'az cloud set --name {az_cloud}' before az login."
     yield ""
-    yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()
+    yield from _head(kind, org.id if org and _GUID.fullmatch(org.id) else None, graph_host)
+    yield ""
+    yield from (_PS_FUNCTIONS if kind == "ps1" else _SH_FUNCTIONS).splitlines()[1:]
     for removal in removals:
         sku = tenant.skus[removal.sku_id]
         yield ""

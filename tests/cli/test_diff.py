@@ -180,3 +180,34 @@ def test_a_bad_snapshot_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     assert status == EXIT_BAD_INPUT
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_snapshots_of_two_tenants_are_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An admin of several tenants compares Contoso's snapshot with Fabrikam's by mistake: no
+    user or group of one is in the other, so every user 'lost' every license and the diff
+    reported a data-loss risk for the whole tenant (exit 1). It is bad input, naming both."""
+    other = demo()
+    other["organization"][0].update(id="11111111-2222-4333-8444-555555555555", displayName="Fab")
+    new = write(tmp_path, "fabrikam.json", other)
+
+    status = main(["diff", str(DEMO), new])
+
+    err = capsys.readouterr().err
+    assert status == EXIT_BAD_INPUT
+    [line] = [line for line in err.splitlines() if "error:" in line]
+    assert "Contoso (8330943b-f203-51ad-97a1-09287ed9c928)" in line
+    assert "Fab (11111111-2222-4333-8444-555555555555)" in line
+    assert "two snapshots of one tenant" in line
+
+
+def test_a_snapshot_without_its_organization_is_compared_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = demo()
+    bare["organization"] = []
+
+    status, _ = diff(capsys, str(DEMO), write(tmp_path, "bare.json", bare))
+
+    assert status == EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from shared.adapters.snapshot import load_snapshot
 from shared.cli.main import EXIT_OK, main
 from shared.core.evaluate import evaluate
 from shared.core.migration import migration_plan, suggested_group_name
-from shared.render.migration import MIGRATION_CSV_HEADER
+from shared.render.migration import MIGRATION_CSV_HEADER, not_yet
 from tests.csv_files import csv_rows
 from tests.demo_tenant import DEMO
 
@@ -103,6 +104,38 @@ def test_an_existing_group_with_exactly_those_plans_is_suggested_instead_of_a_ne
     _, out = run(capsys, "--snapshot", str(path))
 
     assert "existing group with exactly these plans: E1 users" in out
+
+
+def test_a_group_that_also_assigns_another_product_is_not_suggested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'E1 users' assigns E1 with exactly Isaiah's plans, and EMS too. Added to it, Isaiah
+    would take an EMS seat he does not have today, and where EMS is short of seats Entra
+    assigns him neither product from the group (a group's products go all or none): it is no
+    group 'with exactly these plans'. A new group is suggested, and the JSON names none."""
+    document = demo()
+    ems = next(s["skuId"] for s in document["subscribedSkus"] if s["skuPartNumber"] == "EMS")
+    document["groups"].append(
+        {
+            "id": "0e1e1e1e-0000-4000-8000-000000000003",
+            "displayName": "E1 users",
+            "assignedLicenses": [
+                {"skuId": E1_SKU, "disabledPlans": []},
+                {"skuId": ems, "disabledPlans": []},
+            ],
+            "members": [],
+        }
+    )
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    _, table = run(capsys, "--snapshot", str(path))
+    _, out = run(capsys, "--snapshot", str(path), "--format", "json")
+
+    assert "existing group with exactly these plans" not in table
+    assert "suggested group: Licensing_STANDARDPACK_6plans" in table
+    (only,) = json.loads(out)["directOnly"]
+    assert only["existingGroups"] == []
 
 
 TAKES_NO_MEMBER_BY_HAND = pytest.mark.parametrize(
@@ -204,3 +237,76 @@ def test_one_user_held_only_directly_is_counted_in_the_singular(
     _, out = run(capsys, "--snapshot", str(DEMO))
 
     assert "HELD ONLY DIRECTLY (1 product/plan set, 1 user): one licensing group each" in out
+
+
+def _megan_group_state(document: dict[str, Any], change: Any) -> None:
+    megan = next(u for u in document["users"] if u["displayName"] == "Megan Bowen")
+    states = megan["licenseAssignmentStates"]
+    group_state = next(s for s in states if s["assignedByGroup"])
+    if change is None:
+        states.remove(group_state)
+    else:
+        change(group_state)
+
+
+NOT_YET = pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            None,
+            "Entra has not applied it to the user yet: wait for the group's processing, "
+            "then check again",
+        ),
+        (
+            lambda s: s["disabledPlans"].append("efb87545-963c-4e0d-99df-69c6916d9eb0"),
+            "still disables plans the group now enables: wait for the group's processing, "
+            "then check again",
+        ),
+        (
+            lambda s: s.update(state="Error", error="CountViolation"),
+            "in error (CountViolation): fix that first",
+        ),
+    ],
+    ids=["pending", "still-processing", "in-error"],
+)
+"""Why Megan's path from Licensing_Office365_E3_Base is not yet healthy, and what to do."""
+
+
+@NOT_YET
+def test_not_yet_says_whether_to_wait_for_the_group_or_fix_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, reason: str
+) -> None:
+    """Mid-migration (users just added to the group, or the group's plans just changed) the
+    usual 'not yet' is a path Entra has not processed: 'fix the group path first (not active
+    without errors)' sent the admin looking for an error that is not there. The table and the
+    CSV say which it is."""
+    document = demo()
+    _megan_group_state(document, change)
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(document))
+
+    _, table = run(capsys, "--snapshot", str(path))
+    _, out = run(capsys, "--snapshot", str(path), "--format", "csv")
+
+    [line] = [line for line in table.splitlines() if "Megan Bowen" in line]
+    assert line.endswith(f"Office 365 E3; Licensing_Office365_E3_Base: {reason}")
+    [megan] = [r for r in csv_rows(out) if r[3] == "Megan Bowen"]
+    assert megan[0] == "not-yet"
+    assert megan[10] == f"Licensing_Office365_E3_Base: {reason}"
+
+
+def test_without_the_users_states_not_yet_names_both_causes() -> None:
+    """The nightly run keeps only the users' names for the migration report (no states): its
+    'not yet' cannot tell processing from an error, and says what to do for each."""
+    tenant = load_snapshot(DEMO).tenant
+    users = {u.id: dataclasses.replace(u, states=()) for u in tenant.users.values()}
+    lidia = next(u.id for u in users.values() if u.display_name == "Lidia Holloway")
+    e3 = next(s.id for s in tenant.skus.values() if s.part_number == "ENTERPRISEPACK")
+    base = next(g.id for g in tenant.groups.values() if g.name == "Licensing_Office365_E3_Base")
+
+    why = not_yet(dataclasses.replace(tenant, users=users), lidia, e3, (base,))
+
+    assert why == (
+        "Licensing_Office365_E3_Base: not yet Active without errors with every plan it enables "
+        "(still processing: wait for it; in error: fix that first)"
+    )

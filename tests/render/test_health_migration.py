@@ -9,7 +9,12 @@ from typing import Any
 
 from shared.adapters.snapshot import parse_snapshot
 from shared.render.health_sources import report_from_snapshot
-from tests.cli.test_migration_report import E1_SKU, TAKES_NO_MEMBER_BY_HAND
+from tests.cli.test_migration_report import (
+    E1_SKU,
+    NOT_YET,
+    TAKES_NO_MEMBER_BY_HAND,
+    _megan_group_state,
+)
 from tests.demo_tenant import DEMO
 
 
@@ -42,3 +47,18 @@ def test_a_group_that_takes_no_member_by_hand_says_where_its_members_come_from(
 
 def test_an_assigned_cloud_group_is_a_plain_move() -> None:
     assert direct_only_details({}) == ["move to E1 users"]
+
+
+@NOT_YET
+def test_a_not_yet_row_says_whether_to_wait_for_the_group_or_fix_it(
+    change: Any, reason: str
+) -> None:
+    document = json.loads(DEMO.read_text())
+    _megan_group_state(document, change)
+    tenant = parse_snapshot(document).tenant
+
+    report = report_from_snapshot(tenant, source="demo", generated_at="2026-12-02T06:00:00Z")
+
+    assert report.migration is not None
+    [megan] = [r for r in report.migration.rows if r.name == "Megan Bowen"]
+    assert (megan.kind, megan.detail) == ("not-yet", f"Licensing_Office365_E3_Base: {reason}")
