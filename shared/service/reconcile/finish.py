@@ -45,6 +45,7 @@ from shared.service.reconcile.run_state import (
 from shared.service.reconcile.scan import member_index, open_subjects, unseen_users
 from shared.service.reconcile.unseen_records import forget_unseen_records
 from shared.service.stores import FindingsLedger
+from shared.service.stores.pending_retries import PendingRetries
 from shared.service.users import RecomputeOutcome, resolve_gone
 
 log = structlog.get_logger(__name__)
@@ -204,6 +205,8 @@ def prune(scan: Scan) -> None:
     # This run's working files, and any a run that died after DONE left behind.
     for name in blob_names(scan.blobs.list(RUNS)):
         scan.blobs.delete(name)
+    # Delayed-retry records long past due: one per user who once waited, else kept forever.
+    PendingRetries(scan.svc.tables.servicestate).prune(scan.svc.now())
 
 
 async def send_summary(scan: Scan, summary: NightlySummary, blob: str) -> None:
