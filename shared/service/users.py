@@ -38,6 +38,7 @@ from shared.service.crashpoints import crash_point
 from shared.service.gone_capabilities import forget_gone_user
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ReprocessLedger
+from shared.service.stores.pending_retries import early_by
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
 from shared.service.user_writes import LedgerWrites, UserWrites
 
@@ -97,7 +98,16 @@ class Mode:
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
-    """The recompute queue's entry: the pipeline over the message's users."""
+    """The recompute queue's entry: the pipeline over the message's users; a delayed retry
+    handled before its due time (this instance's clock behind its sender's) waits for it
+    again: handled now, it would read its own record as a retry still to come and end the
+    users' retry chain (`PendingRetries`)."""
+    wait = early_by(msg.due_at, svc.now())
+    if wait:
+        svc.send(msg, delay_seconds=wait)
+        log.info("users.retry_early", correlation_id=msg.correlation_id, users=len(msg.user_ids),
+                 due_at=msg.due_at, wait_seconds=wait)  # fmt: skip
+        return RecomputeOutcome()
     outcome = await reconcile_users(svc, msg.user_ids, Mode(run_id=msg.correlation_id))
     log.info(
         "users.recomputed",
