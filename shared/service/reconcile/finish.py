@@ -41,6 +41,7 @@ from shared.service.reconcile.run_state import (
     ReconcileResult,
     Scan,
     blob_names,
+    last_fields,
 )
 from shared.service.reconcile.scan import member_index, open_subjects, unseen_users
 from shared.service.reconcile.unseen_records import forget_unseen_records
@@ -151,7 +152,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     run.phase = DONE
     scan.checkpoint()
     crash_point(svc, "reconcile.after_done")
-    scan.state.put(LAST, {"date": run.date, "runId": run.run_id, "finishedAt": svc.now()})
+    scan.state.put(LAST, last_fields(run, svc.now()))
     # Last: a resumed finish needs the run's groups.json and page parts until DONE.
     prune(scan)
     log.info(
