@@ -204,7 +204,10 @@ async def _decide(
         user_ids = list(tenant.users)
     else:
         user_ids = sorted({f.user_id for f in findings if f.user_id})
-    in_flight = {u: ledger.seats_in_flight(u, now=svc.now()) for u in user_ids}
+    # A scan page redone after a crash meets a reprocess the run queued and Graph did since
+    # as made (`_act`), not as in flight; its seat still counts (`_promised_elsewhere`).
+    done = not mode.scan_page
+    in_flight = {u: ledger.seats_in_flight(u, now=svc.now(), done=done) for u in user_ids}
     return decide_users(
         tenant,
         findings,
@@ -221,19 +224,25 @@ def _promised_elsewhere(
     svc: Services,
     findings: list[Finding],
     ledger: ReprocessLedger,
-    read: Collection[str],
+    read: Mapping[str, Collection[str]],
     mode: Mode,
 ) -> Counter[str]:
-    """Seats promised per SKU to reprocesses of users whose ledger was not `read` here: in
-    flight tenant-wide (other recompute messages, the scan's other pages, earlier runs), and
-    queued by this run. Only a CountViolation to decide needs them (one ledger scan a run)."""
-    promised = Counter(mode.promised)
+    """Seats promised per SKU to reprocesses not counted in `read` (the seats in flight of the
+    users decided here): in flight tenant-wide (other recompute messages, the scan's other
+    pages, earlier runs), and queued by this run since the ledger was read. Only a
+    CountViolation to decide needs them (one ledger scan a run, or a resumed run's
+    invocation)."""
     if not any(f.code == COUNT_VIOLATION for f in findings):
-        return promised
+        return Counter(mode.promised)
     if mode.in_flight is None:
         mode.in_flight = ledger.seats_in_flight_by_user(now=svc.now())
+        if mode.scan_page:
+            # The ledger now shows every seat the run promised so far (in flight, or done
+            # since its SKUs were read: `seats_counted_at`): a resumed run counted them twice.
+            mode.promised.clear()
+    promised = Counter(mode.promised)
     promised.update(
-        sku for user_id, skus in mode.in_flight.items() if user_id not in read for sku in skus
+        sku for user_id, skus in mode.in_flight.items() for sku in skus - set(read.get(user_id, ()))
     )
     return promised
 
@@ -269,10 +278,8 @@ def _act(
         if earlier:
             queued.update(c.key for c in earlier)
             outcome.queued.append(user_id)
-            again = ReprocessNow(user_id, tuple(earlier), "queued earlier by this run")
-            # Its seat, once done: while in flight, the run's ledger read counts it.
-            seats = promised_seats(again) - ledger.seats_in_flight(user_id, now=now)
-            mode.promised.update(seats)
+            # Its seat: the run's ledger read (`_promised_elsewhere`) counts it, in flight or
+            # done since the run's SKUs were read; before that read, nothing counts seats.
         elif isinstance(decision, ReprocessNow):
             if decision.retry_at is not None and not mode.baseline:
                 # its other causes wait (a group processing, a backoff): back for them then

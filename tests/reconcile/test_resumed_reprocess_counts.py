@@ -89,3 +89,21 @@ async def test_the_seat_a_redone_page_gave_out_is_not_given_again_on_a_later_pag
 
     assert calls == clean_calls
     assert summary.reprocess_outcomes == clean_summary.reprocess_outcomes
+
+
+async def test_a_resumed_run_counts_its_own_reprocess_still_in_flight_once() -> None:
+    """Two free EMS seats, Joni on the first page and Irvin on the last. The run stops after
+    the page that queued Joni's reprocess (checkpointed: the seat promised) and resumes while
+    that reprocess is still queued: her seat must count once, not once as promised by the run
+    and again as in flight in the ledger, or Irvin is left waiting for the seat that is free."""
+    clean_summary, clean_calls, _ = await night(acting_nightly(free_ems_seats=2))
+    assert {JONI, IRVIN} <= set(clean_calls)
+
+    nightly = acting_nightly(free_ems_seats=2)
+    nightly.world.svc.crash_points = CrashOnceQueued(nightly, "reconcile.after_page_checkpoint")
+    with pytest.raises(SimulatedCrash):
+        await nightly.run()
+    summary, calls, _ = await night(nightly)  # Joni's reprocess still queued at the resume
+
+    assert calls == clean_calls
+    assert summary.reprocess_outcomes == clean_summary.reprocess_outcomes
