@@ -5,9 +5,9 @@ findings (`shared.service.watch.recheck_errors`), and how often.
   re-check first saw the group finished is recomputed at once (that is the point: the policy
   reprocesses it now). After that, a finding that stays open (the reprocess did not clear it,
   or writes are not allowed) is looked at after a wait as long as it was last looked at after
-  the later of those two moments and its last reprocess queued, 15 minutes at least and 4
-  hours at most, the processing wait's rhythm (15, 15, 30, 60 ... 240 minutes): before, it
-  was recomputed at every run (every 15 minutes) for as long as it stayed open.
+  the latest of that moment, its first sighting and its reprocess queued, 15 minutes at least
+  and 4 hours at most, the processing wait's rhythm (15, 15, 30, 60 ... 240 minutes): before,
+  it was recomputed at every run (every 15 minutes) for as long as it stayed open.
 * The group reports no state (or lost its licenses): hourly after the finding was last seen.
 * Still processing: not here; the user's own retry chain waits for the group.
 
@@ -92,8 +92,8 @@ def _finished_due(row: Entity, since: datetime, now: datetime) -> bool:
     seen = row.fields.get("lastSeen")
     if not isinstance(seen, datetime) or seen <= since:
         return True  # not looked at since the group finished
-    queued = row.fields.get("reprocessQueuedAt")
-    start = max(since, queued) if isinstance(queued, datetime) else since
+    later = (row.fields.get(name) for name in ("firstSeen", "reprocessQueuedAt"))
+    start = max([since, *(at for at in later if isinstance(at, datetime))])
     wait = min(max(seen - start, BACKOFF_BASE), FINISHED_WAIT_CAP)
     return now + RECHECK_SLACK - seen >= wait
 

@@ -44,6 +44,7 @@ from tests.adapters.test_findings_ledger_contract import WrittenFirstEachTime
 from tests.demo_tenant import (
     ADELE,
     ALEX,
+    DIEGO,
     E3_BASE,
     E3_TEAMS,
     EMS,
@@ -738,3 +739,25 @@ async def test_a_group_finished_since_the_last_recheck_has_all_its_waiting_users
     await recheck_errors(world.svc)
 
     assert ALEX in recomputed_users(world)
+
+
+async def test_a_finding_new_in_a_group_finished_long_ago_is_rechecked_after_15_minutes(
+    world: World,
+) -> None:
+    """The wait grows from when the finding was first seen, not from when the group finished:
+    Diego's plan mismatch, first seen hours after E3 Base finished, is looked at again after
+    15 minutes, not 4 hours."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recheck_errors(world.svc)  # sees E3 Base finished
+    world.messages(RECOMPUTE_USERS)
+    world.clock.advance(6 * 3600)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(DIEGO,), reason="test", correlation_id="first")
+    )
+    world.messages(RECOMPUTE_USERS)
+
+    world.clock.advance(15 * 60)
+    await recheck_errors(world.svc)
+
+    assert DIEGO in recomputed_users(world)
