@@ -156,11 +156,12 @@ class Seats:
     in_flight: dict[str, set[str]]
     taken: Counter[str] = field(default_factory=Counter)
 
+    def __post_init__(self) -> None:
+        self._in_flight = Counter(sku for skus in self.in_flight.values() for sku in skus)
+
     def free_for(self, user_id: str) -> dict[str, int]:
-        promised = Counter(
-            sku for user, skus in self.in_flight.items() if user != user_id for sku in skus
-        )
-        promised.update(self.taken)
+        promised = self._in_flight + self.taken
+        promised.subtract(self.in_flight.get(user_id, ()))  # the user's own is theirs
         return {sku: n - promised[sku] for sku, n in self.unused.items()}
 
     def take(self, user_id: str, findings: Sequence[Finding], free: Mapping[str, int]) -> None:
