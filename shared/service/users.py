@@ -31,7 +31,7 @@ from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, UserReport, evaluate
 from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.model import Tenant
-from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, RetryLater
+from shared.core.reprocess import AlertInstead, Decision, ReprocessNow, ReprocessPlan, RetryLater
 from shared.core.user_decisions import cause_key, decide_users, promised_seats, unused_seats
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
@@ -154,9 +154,15 @@ async def settle(
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
     flush = () if mode.baseline else flush
+    # On a scan page, users with findings the policy left undecided (a CountViolation the run
+    # queued, still in flight) are looked at for what the run queued too.
+    undecided = sorted({f.user_id for f in findings if f.user_id} - plan.users.keys())
+    decisions = [*plan.users.items(), *((u, None) for u in undecided if mode.scan_page)]
+    unused = unused_seats(tenant)
     queued = _act(
-        svc, plan, mode, writes, outcome, flush=flush, unused=unused_seats(tenant), ledger=ledger
-    )
+        svc, plan, mode, writes, outcome,
+        decisions=decisions, flush=flush, unused=unused, ledger=ledger,
+    )  # fmt: skip
     _record(writes, tenant, evaluation.users, mode, queued, outcome)
     if mode.scan_page:
         crash_point(svc, "reconcile.after_page_findings")
@@ -254,6 +260,7 @@ def _act(
     writes: UserWrites,
     outcome: RecomputeOutcome,
     *,
+    decisions: Iterable[tuple[str, Decision | None]],
     flush: Iterable[str],
     unused: Mapping[str, int],
     ledger: ReprocessLedger,
@@ -265,14 +272,15 @@ def _act(
     all the reprocesses decided). On a scan page, a user whose reprocess this run already
     queued (a page settled again after a crash before its checkpoint: the policy now sees it
     as done) counts as queued again, as a run that did not crash counted it, not as one to
-    alert on or retry; its seat stays promised to the run's later pages."""
+    alert on or retry; its seat stays promised to the run's later pages. `decisions`: the
+    plan's, and on a scan page None for users it left undecided."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
         writes.send_unsent(user_id, run_id, unused)
     queued: set[str] = set()
     to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}
-    for user_id, decision in plan.users.items():
+    for user_id, decision in decisions:
         redone = mode.scan_page and not isinstance(decision, ReprocessNow)
         earlier = ledger.queued_by(user_id, run_id) if redone else []
         if earlier:

@@ -52,13 +52,16 @@ async def night(nightly: Nightly) -> tuple[NightlySummary, list[str], list[tuple
 
 @pytest.mark.parametrize("point", ["reconcile.after_page_findings", "reconcile.after_page_parts"])
 @pytest.mark.parametrize("carried_out", [False, True], ids=["still-queued", "done-before-resume"])
+@pytest.mark.parametrize("seats", [0, 2], ids=["no-seats", "seats-for-both"])
 async def test_a_page_redone_after_a_crash_counts_its_reprocesses_as_queued(
-    point: str, carried_out: bool
+    point: str, carried_out: bool, seats: int
 ) -> None:
-    clean_summary, clean_calls, clean_rows = await night(acting_nightly())
+    """With seats, Joni's CountViolation reprocess is among them: still queued at the resume,
+    her CountViolation is in flight and not decided again, yet it was queued by this run."""
+    clean_summary, clean_calls, clean_rows = await night(acting_nightly(seats))
     assert clean_summary.reprocess_outcomes["queued"] > 0
 
-    nightly = acting_nightly()
+    nightly = acting_nightly(seats)
     nightly.world.svc.crash_points = CrashOnceQueued(nightly, point)
     with pytest.raises(SimulatedCrash):
         await nightly.run()
