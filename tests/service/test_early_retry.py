@@ -4,12 +4,13 @@ that sent it: it waits for its due time again instead of ending the user's retry
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.ports.messages import RecomputeUsers, decode_message, encode_message
 from shared.ports.queues import RECOMPUTE_USERS
+from shared.service.stores.pending_retries import early_by
 from shared.service.users import recompute_users
 from tests.demo_tenant import ADELE, E3_BASE
 from tests.service.test_recompute import learned, recompute
@@ -75,3 +76,13 @@ def test_a_retry_message_carries_its_due_time_and_older_ones_without_it_still_de
     decoded = decode_message(json.dumps(old))
     assert isinstance(decoded, RecomputeUsers)
     assert decoded.due_at is None
+
+
+def test_how_early_a_retry_is_waits_only_for_a_believable_due_time() -> None:
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+    assert early_by(None, now) == 0  # not a retry
+    assert early_by("2026-11-24T09:00:30Z", now) == 0  # on time, within a minute
+    assert early_by("2026-11-24T09:02:00.5Z", now) == 121
+    assert early_by("2026-11-25T10:00:00+01:00", now) == 24 * 3600
+    assert early_by("2026-11-25T11:00:00Z", now) == 0  # 26 h ahead: a clock far off
