@@ -171,12 +171,15 @@ class DeltaSweep:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecomputeUsers:
-    """Re-evaluate these users' licenses (1 to 100 users; `group_ids`: the groups that moved)."""
+    """Re-evaluate these users' licenses (1 to 100 users; `group_ids`: the groups that moved).
+    `due_at` (optional): a delayed retry's due time, as its sender's clock read it; one handled
+    before it waits for it again (`shared.service.users.recompute_users`)."""
 
     user_ids: tuple[str, ...]
     reason: str
     correlation_id: str
     group_ids: tuple[str, ...] = ()
+    due_at: str | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -188,6 +191,8 @@ class RecomputeUsers:
             self, "group_ids", check_guids("RecomputeUsers.groupIds", self.group_ids, minimum=0)
         )
         check_text("RecomputeUsers.reason", self.reason)
+        if self.due_at is not None:
+            check_timestamp("RecomputeUsers.dueAt", self.due_at)
         check_printable(
             "RecomputeUsers.correlationId", self.correlation_id, maximum=MAX_CORRELATION_ID
         )
@@ -201,13 +206,20 @@ class RecomputeUsers:
         reason: str,
         correlation_id: str,
         group_ids: tuple[str, ...] = (),
+        due_at: str | None = None,
     ) -> list[RecomputeUsers]:
         """Split any number of users into messages of at most 100, duplicates dropped. The
         groups only say why (the recompute reads each user afresh): a change to more groups
         than `MAX_GROUPS_PER_RECOMPUTE` names the first of them, so every message still fits."""
         named = group_ids[:MAX_GROUPS_PER_RECOMPUTE]
         return [
-            cls(user_ids=chunk, reason=reason, correlation_id=correlation_id, group_ids=named)
+            cls(
+                user_ids=chunk,
+                reason=reason,
+                correlation_id=correlation_id,
+                group_ids=named,
+                due_at=due_at,
+            )
             for chunk in _chunks(user_ids, MAX_USERS_PER_RECOMPUTE)
         ]
 
@@ -310,7 +322,10 @@ def encode_message(msg: Message) -> str:
         raise MessageError(f"not a message: {type(msg).__name__}")
     body: dict[str, object] = {"type": type(msg).__name__, "version": msg.version}
     for f in fields(msg):
-        body.setdefault(_camel(f.name), _wire(getattr(msg, f.name)))
+        value = getattr(msg, f.name)
+        if value is None and f.default is None:
+            continue  # an optional field not given (`RecomputeUsers.due_at`): left out
+        body.setdefault(_camel(f.name), _wire(value))
     try:
         data = orjson.dumps(body)
     except orjson.JSONEncodeError as error:

@@ -16,8 +16,9 @@ refused the admin, an outage) fails the command and leaves nothing queued for th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from shared.core.findings import (
     COUNT_VIOLATION,
@@ -79,6 +80,7 @@ async def manual_reprocess(
     dry_run: bool = False,
 ) -> list[ManualOutcome]:
     """Reprocess `users` (ids or UPNs) or `group`'s members in error or waiting for it."""
+    counted_at = svc.now()  # before the SKUs are read: a reprocess done since holds its seat
     world = await read_world(svc.directory)
     index = member_index(world)
     wanted_group = _find_group(world, group) if group else None
@@ -98,12 +100,9 @@ async def manual_reprocess(
     # read them, so a stale one says "no longer assigns", not "no longer exists".
     unlicensed = await unlicensed_state_groups(svc.directory, world, documents)
     tenant, evaluation = evaluate_page(world, index, documents, unlicensed)
-    ledger = ReprocessLedger(svc.tables.reprocessledger)
-    facts = TenantFacts(
-        now=svc.now(),
-        free_seats=unused_seats(tenant),
-        group_processing={g.id: g.processing_state for g in tenant.groups.values()},
-    )
+    ledger = ReprocessLedger(svc.tables.reprocessledger, seats_counted_at=counted_at)
+    seats = Seats(unused_seats(tenant), ledger.seats_in_flight_by_user(now=svc.now()))
+    processing = {g.id: g.processing_state for g in tenant.groups.values()}
     for report in evaluation.users:
         user = report.user
         who = f"{user.display_name} <{user.user_principal_name}>"
@@ -123,10 +122,14 @@ async def manual_reprocess(
             continue
         group_ids = frozenset(f.group_id for f in findings if f.group_id)
         blocked = svc.settings.write_blocked_reason(group_ids)
-        warning = _no_seats(tenant, findings)
+        free = seats.free_for(user.id)
+        facts = TenantFacts(now=svc.now(), free_seats=free, group_processing=processing)
+        warning = _no_seats(tenant, findings, free)
         if blocked:
             outcomes.append(ManualOutcome(who, BLOCKED, blocked, findings))
-        elif dry_run:
+            continue
+        seats.take(user.id, findings, free)
+        if dry_run:
             outcomes.append(ManualOutcome(who, WOULD, _codes(findings) + warning, findings))
         else:
             # The evidence the policy decides on (`policy_cause`: the watched evidence, the
@@ -140,13 +143,47 @@ async def manual_reprocess(
     return outcomes
 
 
-def _no_seats(tenant: Tenant, findings: Sequence[Finding]) -> str:
+@dataclass
+class Seats:
+    """Free seats per SKU as the command hands them out: Graph's unused seats (enabled -
+    consumed) less those promised to reprocesses in flight (the service's queued ones, which
+    `consumedUnits` does not show yet; a user's own is theirs) and to the users this command
+    reprocessed before (`take`). Counted as Graph's alone, a seat queued for another user
+    read as free: the admin was not warned, and the call was recorded as made while seats
+    were free, so the service did not reprocess the user once a seat really was."""
+
+    unused: dict[str, int]
+    in_flight: dict[str, set[str]]
+    taken: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._in_flight = Counter(sku for skus in self.in_flight.values() for sku in skus)
+
+    def free_for(self, user_id: str) -> dict[str, int]:
+        promised = self._in_flight + self.taken
+        promised.subtract(self.in_flight.get(user_id, ()))  # the user's own is theirs
+        return {sku: n - promised[sku] for sku, n in self.unused.items()}
+
+    def take(self, user_id: str, findings: Sequence[Finding], free: Mapping[str, int]) -> None:
+        """The free seats (`free`: `free_for` the user) of the user's CountViolations, taken
+        by this command's reprocess of them (their own seat in flight is taken already)."""
+        own = self.in_flight.get(user_id, set())
+        skus = {
+            f.sku_id
+            for f in findings
+            if f.code == COUNT_VIOLATION and f.sku_id and free.get(f.sku_id, 0) > 0
+        }
+        self.taken.update(skus - own)
+
+
+def _no_seats(tenant: Tenant, findings: Sequence[Finding], free: Mapping[str, int]) -> str:
     """The what-if's seat prediction before the write: a CountViolation reprocessed while the
-    product has no free seat fails again (Entra assigns only when a seat is free)."""
+    product has no free seat (`Seats.free_for`) fails again (Entra assigns only when a seat
+    is free)."""
     full = []
     for finding in findings:
         sku = tenant.skus.get(finding.sku_id or "")
-        if finding.code == COUNT_VIOLATION and sku and sku.prepaid.enabled <= sku.consumed:
+        if finding.code == COUNT_VIOLATION and sku and free.get(sku.id, 0) <= 0:
             full.append(sku.part_number)
     if not full:
         return ""

@@ -21,7 +21,7 @@ from shared.core.findings import COUNT_VIOLATION, Finding, Names
 from shared.core.model import Tenant
 from shared.core.reprocess import Attempt, ReprocessNow
 from shared.core.reprocess_plan import BACKOFF_BASE
-from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped
+from shared.ports.messages import RecomputeUsers, ReprocessUser, clipped, format_timestamp
 from shared.service.crashpoints import crash_point
 from shared.service.dataloss import alert_data_loss, with_data_loss
 from shared.service.refused_writes import kept_by_recompute
@@ -248,7 +248,10 @@ class LedgerWrites:
         pending = PendingRetries(self.svc.tables.servicestate)
         fresh = [u for u in user_ids if not pending.covered(u, due, now)]
         for batch in RecomputeUsers.batches(
-            fresh, reason="retry after backoff", correlation_id=correlation_id
+            fresh,
+            reason="retry after backoff",
+            correlation_id=correlation_id,
+            due_at=format_timestamp(due),
         ):
             self.svc.send(batch, delay_seconds=delay)
         for user_id in fresh:  # after the send: a crash between sends a duplicate, loses none

@@ -31,13 +31,14 @@ from shared.catalog.products import catalog
 from shared.core.evaluate import Evaluation, UserReport, evaluate
 from shared.core.findings import COUNT_VIOLATION, Finding
 from shared.core.model import Tenant
-from shared.core.reprocess import AlertInstead, ReprocessNow, ReprocessPlan, RetryLater
+from shared.core.reprocess import AlertInstead, Decision, ReprocessNow, ReprocessPlan, RetryLater
 from shared.core.user_decisions import cause_key, decide_users, promised_seats, unused_seats
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
 from shared.service.gone_capabilities import forget_gone_user
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ReprocessLedger
+from shared.service.stores.pending_retries import early_by
 from shared.service.user_reads import PartitionsReadOnce, current_processing_states, read_users
 from shared.service.user_writes import LedgerWrites, UserWrites
 
@@ -97,7 +98,16 @@ class Mode:
 
 
 async def recompute_users(svc: Services, msg: RecomputeUsers) -> RecomputeOutcome:
-    """The recompute queue's entry: the pipeline over the message's users."""
+    """The recompute queue's entry: the pipeline over the message's users; a delayed retry
+    handled before its due time (this instance's clock behind its sender's) waits for it
+    again: handled now, it would read its own record as a retry still to come and end the
+    users' retry chain (`PendingRetries`)."""
+    wait = early_by(msg.due_at, svc.now())
+    if wait:
+        svc.send(msg, delay_seconds=wait)
+        log.info("users.retry_early", correlation_id=msg.correlation_id, users=len(msg.user_ids),
+                 due_at=msg.due_at, wait_seconds=wait)  # fmt: skip
+        return RecomputeOutcome()
     outcome = await reconcile_users(svc, msg.user_ids, Mode(run_id=msg.correlation_id))
     log.info(
         "users.recomputed",
@@ -144,9 +154,15 @@ async def settle(
     if not mode.scan_page:
         crash_point(svc, "recompute.after_read")
     flush = () if mode.baseline else flush
+    # On a scan page, users with findings the policy left undecided (a CountViolation the run
+    # queued, still in flight) are looked at for what the run queued too.
+    undecided = sorted({f.user_id for f in findings if f.user_id} - plan.users.keys())
+    decisions = [*plan.users.items(), *((u, None) for u in undecided if mode.scan_page)]
+    unused = unused_seats(tenant)
     queued = _act(
-        svc, plan, mode, writes, outcome, flush=flush, unused=unused_seats(tenant), ledger=ledger
-    )
+        svc, plan, mode, writes, outcome,
+        decisions=decisions, flush=flush, unused=unused, ledger=ledger,
+    )  # fmt: skip
     _record(writes, tenant, evaluation.users, mode, queued, outcome)
     if mode.scan_page:
         crash_point(svc, "reconcile.after_page_findings")
@@ -194,7 +210,10 @@ async def _decide(
         user_ids = list(tenant.users)
     else:
         user_ids = sorted({f.user_id for f in findings if f.user_id})
-    in_flight = {u: ledger.seats_in_flight(u, now=svc.now()) for u in user_ids}
+    # A scan page redone after a crash meets a reprocess the run queued and Graph did since
+    # as made (`_act`), not as in flight; its seat still counts (`_promised_elsewhere`).
+    done = not mode.scan_page
+    in_flight = {u: ledger.seats_in_flight(u, now=svc.now(), done=done) for u in user_ids}
     return decide_users(
         tenant,
         findings,
@@ -211,19 +230,25 @@ def _promised_elsewhere(
     svc: Services,
     findings: list[Finding],
     ledger: ReprocessLedger,
-    read: Collection[str],
+    read: Mapping[str, Collection[str]],
     mode: Mode,
 ) -> Counter[str]:
-    """Seats promised per SKU to reprocesses of users whose ledger was not `read` here: in
-    flight tenant-wide (other recompute messages, the scan's other pages, earlier runs), and
-    queued by this run. Only a CountViolation to decide needs them (one ledger scan a run)."""
-    promised = Counter(mode.promised)
+    """Seats promised per SKU to reprocesses not counted in `read` (the seats in flight of the
+    users decided here): in flight tenant-wide (other recompute messages, the scan's other
+    pages, earlier runs), and queued by this run since the ledger was read. Only a
+    CountViolation to decide needs them (one ledger scan a run, or a resumed run's
+    invocation)."""
     if not any(f.code == COUNT_VIOLATION for f in findings):
-        return promised
+        return Counter(mode.promised)
     if mode.in_flight is None:
         mode.in_flight = ledger.seats_in_flight_by_user(now=svc.now())
+        if mode.scan_page:
+            # The ledger now shows every seat the run promised so far (in flight, or done
+            # since its SKUs were read: `seats_counted_at`): a resumed run counted them twice.
+            mode.promised.clear()
+    promised = Counter(mode.promised)
     promised.update(
-        sku for user_id, skus in mode.in_flight.items() if user_id not in read for sku in skus
+        sku for user_id, skus in mode.in_flight.items() for sku in skus - set(read.get(user_id, ()))
     )
     return promised
 
@@ -235,6 +260,7 @@ def _act(
     writes: UserWrites,
     outcome: RecomputeOutcome,
     *,
+    decisions: Iterable[tuple[str, Decision | None]],
     flush: Iterable[str],
     unused: Mapping[str, int],
     ledger: ReprocessLedger,
@@ -246,23 +272,22 @@ def _act(
     all the reprocesses decided). On a scan page, a user whose reprocess this run already
     queued (a page settled again after a crash before its checkpoint: the policy now sees it
     as done) counts as queued again, as a run that did not crash counted it, not as one to
-    alert on or retry; its seat stays promised to the run's later pages."""
+    alert on or retry; its seat stays promised to the run's later pages. `decisions`: the
+    plan's, and on a scan page None for users it left undecided."""
     now, run_id = svc.now(), mode.run_id
     for user_id in flush:
         writes.send_unsent(user_id, run_id, unused)
     queued: set[str] = set()
     to_queue: list[ReprocessNow] = []
     retry_at: dict[int, list[str]] = {}
-    for user_id, decision in plan.users.items():
+    for user_id, decision in decisions:
         redone = mode.scan_page and not isinstance(decision, ReprocessNow)
         earlier = ledger.queued_by(user_id, run_id) if redone else []
         if earlier:
             queued.update(c.key for c in earlier)
             outcome.queued.append(user_id)
-            again = ReprocessNow(user_id, tuple(earlier), "queued earlier by this run")
-            # Its seat, once done: while in flight, the run's ledger read counts it.
-            seats = promised_seats(again) - ledger.seats_in_flight(user_id, now=now)
-            mode.promised.update(seats)
+            # Its seat: the run's ledger read (`_promised_elsewhere`) counts it, in flight or
+            # done since the run's SKUs were read; before that read, nothing counts seats.
         elif isinstance(decision, ReprocessNow):
             if decision.retry_at is not None and not mode.baseline:
                 # its other causes wait (a group processing, a backoff): back for them then

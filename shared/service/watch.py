@@ -5,9 +5,9 @@
   of `organization.onPremisesLastSyncDateTime` (polled) queues one `DeltaSweep`.
 * Errors re-check: nothing else notices that seats were freed or a usage location fixed, and
   Entra does not retry by itself. So users in groups with `hasMembersWithLicenseErrors`,
-  users with pending, stale or plan-mismatch findings whose groups finished processing, and
-  users with open Graph-reported errors (a reprocess may have fixed them since) are
-  recomputed.
+  users with pending, stale or plan-mismatch findings whose groups finished processing (at
+  once, then ever less often while the finding stays open: `recheck_waits`), and users with
+  open Graph-reported errors (a reprocess may have fixed them since) are recomputed.
 * Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
   becomes a finding (kept, not deleted, for inspection); all are read, page by page. And a
   dead-man switch: no subscription at all is a finding too.
@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -33,7 +34,6 @@ from shared.core.findings import (
     service_finding,
 )
 from shared.core.graph_values import format_graph_time, graph_time_or_none
-from shared.core.reprocess import PROCESSING_COMPLETE
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import DeltaSweep, RecomputeUsers, SyncCompleted, new_correlation_id
 from shared.ports.queues import MAX_BROWSE, QUEUE_NAMES, poison_name
@@ -42,6 +42,7 @@ from shared.service.crashpoints import crash_point
 from shared.service.groups import LAST_NOTIFICATION, LAST_UNANNOUNCED_CHANGE, nesting_flipped
 from shared.service.licensed_refresh import refresh_licensed_groups
 from shared.service.nested import record_nested_findings
+from shared.service.recheck_waits import FinishedGroups, waiting_users
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups, ServiceState
 from shared.service.stores.contention import WRITE_ATTEMPTS
@@ -204,9 +205,6 @@ def _utc_text(value: str) -> str:
 # --------------------------------------------------------------------------- errors re-check
 
 
-UNKNOWN_STATE_RECHECK = timedelta(hours=1)  # see _recheck_due
-
-
 @dataclass
 class RecheckOutcome:
     users: set[str] = field(default_factory=set)
@@ -235,12 +233,11 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     # at the end, and a group that finished processing since the last run is the point here.
     processing = {g: c.processing_state for g, c in config.items()}
     ledger, now = FindingsLedger(svc.tables.findings), svc.now()
-    for entity in ledger.open_by_code(
-        [PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH]
-    ):
-        state = processing.get(str(entity.fields.get("groupId")))
-        if state == PROCESSING_COMPLETE or (state is None and _recheck_due(entity, now)):
-            outcome.users.add(entity.partition_key)
+    finished_groups = FinishedGroups(svc.tables.servicestate)
+    finished = finished_groups.since(processing, now)
+    waiting = ledger.open_by_code([PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH])
+    outcome.users.update(waiting_users(waiting, processing, finished, now))  # how often: there
+    writes.append(partial(finished_groups.save, finished))
     # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
     # with errors behind: re-read those users too, or their findings never resolve.
     outcome.users.update(e.partition_key for e in ledger.open_by_code(REPORTED_CODES))
@@ -261,13 +258,6 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     log.info("errors.rechecked", correlation_id=correlation_id, users=len(outcome.users),
              groups_with_errors=len(outcome.groups_with_errors))  # fmt: skip
     return outcome
-
-
-def _recheck_due(entity: Entity, now: datetime) -> bool:
-    """A group's state not reported (or the group unlicensed: re-read when it lost them) never
-    turns complete: its waiting users re-read hourly after `lastSeen`, not every run."""
-    seen = entity.fields.get("lastSeen")
-    return not isinstance(seen, datetime) or now - seen >= UNKNOWN_STATE_RECHECK
 
 
 async def _groups_with_license_errors(svc: Services) -> list[str]:

@@ -52,13 +52,16 @@ async def night(nightly: Nightly) -> tuple[NightlySummary, list[str], list[tuple
 
 @pytest.mark.parametrize("point", ["reconcile.after_page_findings", "reconcile.after_page_parts"])
 @pytest.mark.parametrize("carried_out", [False, True], ids=["still-queued", "done-before-resume"])
+@pytest.mark.parametrize("seats", [0, 2], ids=["no-seats", "seats-for-both"])
 async def test_a_page_redone_after_a_crash_counts_its_reprocesses_as_queued(
-    point: str, carried_out: bool
+    point: str, carried_out: bool, seats: int
 ) -> None:
-    clean_summary, clean_calls, clean_rows = await night(acting_nightly())
+    """With seats, Joni's CountViolation reprocess is among them: still queued at the resume,
+    her CountViolation is in flight and not decided again, yet it was queued by this run."""
+    clean_summary, clean_calls, clean_rows = await night(acting_nightly(seats))
     assert clean_summary.reprocess_outcomes["queued"] > 0
 
-    nightly = acting_nightly()
+    nightly = acting_nightly(seats)
     nightly.world.svc.crash_points = CrashOnceQueued(nightly, point)
     with pytest.raises(SimulatedCrash):
         await nightly.run()
@@ -86,6 +89,24 @@ async def test_the_seat_a_redone_page_gave_out_is_not_given_again_on_a_later_pag
         await nightly.run()
     await nightly.world.run_reprocess()
     summary, calls, _ = await night(nightly)
+
+    assert calls == clean_calls
+    assert summary.reprocess_outcomes == clean_summary.reprocess_outcomes
+
+
+async def test_a_resumed_run_counts_its_own_reprocess_still_in_flight_once() -> None:
+    """Two free EMS seats, Joni on the first page and Irvin on the last. The run stops after
+    the page that queued Joni's reprocess (checkpointed: the seat promised) and resumes while
+    that reprocess is still queued: her seat must count once, not once as promised by the run
+    and again as in flight in the ledger, or Irvin is left waiting for the seat that is free."""
+    clean_summary, clean_calls, _ = await night(acting_nightly(free_ems_seats=2))
+    assert {JONI, IRVIN} <= set(clean_calls)
+
+    nightly = acting_nightly(free_ems_seats=2)
+    nightly.world.svc.crash_points = CrashOnceQueued(nightly, "reconcile.after_page_checkpoint")
+    with pytest.raises(SimulatedCrash):
+        await nightly.run()
+    summary, calls, _ = await night(nightly)  # Joni's reprocess still queued at the resume
 
     assert calls == clean_calls
     assert summary.reprocess_outcomes == clean_summary.reprocess_outcomes

@@ -12,7 +12,7 @@ from shared.ports.queues import REPROCESS_USER
 from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_reprocess
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
-from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, MEGAN
+from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, IRVIN, JONI, MEGAN
 from tests.service.test_recompute import free_ems_seats, learned
 from tests.service.test_reprocess_refused import refusing_world
 from tests.service.world import World, build_world, demo_snapshot
@@ -196,7 +196,6 @@ async def test_an_admin_reprocess_graph_refused_is_not_made_later_by_the_app() -
     assert graph.reprocessed == []
 
 
-IRVIN = "fac50b8d-a0c6-56c9-831d-afb9cc348fa6"  # EMS CountViolation
 ADELE = "5b3bdede-7059-50e0-a04b-b5bcb87ef90e"  # PendingGroupAssignment (E3 Base, complete)
 
 
@@ -221,3 +220,53 @@ async def test_the_service_does_not_repeat_an_admin_reprocess_of_a_gated_cause(
         assert again.queued == []
         assert act_world.messages(REPROCESS_USER) == []
     assert act_world.directory.reprocessed == [user_id]
+
+
+async def test_a_seat_promised_to_a_queued_reprocess_is_not_free_for_the_admin(
+    act_world: World,
+) -> None:
+    """EMS has one free seat, and the service has queued Joni's reprocess for it: the admin
+    reprocessing Irvin is told there is no free seat, and the call is recorded as made while
+    seats were short (so the service still reprocesses him once a seat is really free)."""
+    world = await learned(act_world)
+    free_ems_seats(world, 1)
+    queued = await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(JONI,), reason="t", correlation_id="r")
+    )
+    assert queued.queued == [JONI]
+
+    [dry] = await manual_reprocess(world.svc, [IRVIN], dry_run=True)
+    [outcome] = await manual_reprocess(world.svc, [IRVIN])
+
+    assert "no free seat of EMS now" in dry.detail
+    assert "no free seat of EMS now" in outcome.detail
+    [row] = [
+        e
+        for e in world.svc.tables.reprocessledger.query(IRVIN)
+        if e.fields["code"] == codes.COUNT_VIOLATION
+    ]
+    assert "freeSeats=0" in str(row.fields["evidence"])
+
+
+async def test_the_admins_own_queued_seat_is_free_for_the_admin(act_world: World) -> None:
+    """Joni's own reprocess queued by the service holds her seat, not another's: the admin
+    reprocessing her is not told the seat is gone."""
+    world = await learned(act_world)
+    free_ems_seats(world, 1)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(JONI,), reason="t", correlation_id="r")
+    )
+
+    [dry] = await manual_reprocess(world.svc, [JONI], dry_run=True)
+
+    assert "no free seat" not in dry.detail
+
+
+async def test_one_free_seat_is_promised_to_one_user_of_the_command(act_world: World) -> None:
+    world = await learned(act_world)
+    free_ems_seats(world, 1)
+
+    outcomes = await manual_reprocess(world.svc, [IRVIN, JONI], dry_run=True)
+
+    warned = ["no free seat of EMS now" in o.detail for o in outcomes]
+    assert sorted(warned) == [False, True]

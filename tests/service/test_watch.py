@@ -22,6 +22,7 @@ from shared.ports.messages import (
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.ports.tables import Entity
 from shared.service.groups import handle_group_changes
+from shared.service.recheck_waits import UNKNOWN_STATE_RECHECK
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
 from shared.service.tenant_alerts import DIRECTORY_SYNC_STALE, check_tenant
@@ -33,7 +34,6 @@ from shared.service.watch import (
     POISONED_MESSAGE,
     SUBSCRIPTION_MISSING,
     SWEEP_CLAIM_TIME,
-    UNKNOWN_STATE_RECHECK,
     on_sync_completed,
     recheck_errors,
     run_poison_watch,
@@ -43,6 +43,8 @@ from shared.service.watch import (
 from tests.adapters.test_findings_ledger_contract import WrittenFirstEachTime
 from tests.demo_tenant import (
     ADELE,
+    ALEX,
+    DIEGO,
     E3_BASE,
     E3_TEAMS,
     EMS,
@@ -683,3 +685,79 @@ async def test_the_errors_recheck_resolves_and_reopens_the_nesting_of_a_group_th
     world.directory.set_group_licenses(E3_BASE, licenses)
     await recheck_errors(world.svc)
     assert open_nested_subjects(world) == [f"group:{E3_BASE}"]
+
+
+async def test_a_stale_finding_in_a_finished_group_is_rechecked_ever_less_often(
+    world: World,
+) -> None:
+    """Alex's stale assignment from E3 Base (ProcessingComplete) stays open: the 15-minute
+    re-check looks at it when it first sees the group finished, then after a wait that
+    doubles (15, 15, 30, 60, 120 minutes ... at most 4 hours), as a processing wait does, not
+    at every run."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ALEX,), reason="test", correlation_id="first")
+    )
+    looks = []
+    for run in range(16):  # four hours of the re-check
+        world.clock.advance(15 * 60)
+        await recheck_errors(world.svc)
+        if ALEX in recomputed_users(world):
+            looks.append(run)
+            await recompute_users(
+                world.svc, RecomputeUsers(user_ids=(ALEX,), reason="test", correlation_id="r")
+            )
+
+    assert looks == [0, 1, 2, 4, 8]
+
+
+async def test_a_group_finished_since_the_last_recheck_has_all_its_waiting_users_rechecked() -> (
+    None
+):
+    """One member's recompute reading the group finished (and storing its state) does not
+    make the others wait: the re-check looks at every finding not seen since it first saw the
+    group finished."""
+    snapshot = demo_snapshot()
+    [base] = [g for g in snapshot["groups"] if g["id"] == E3_BASE]
+    base["licenseProcessingState"] = {"state": "QueuedForProcessing"}
+    world = build_world(snapshot)
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ADELE, ALEX), reason="test", correlation_id="first")
+    )
+    await recheck_errors(world.svc)
+    world.messages(RECOMPUTE_USERS)
+    world.clock.advance(3 * 3600)
+    world.directory.groups[E3_BASE]["licenseProcessingState"] = {"state": "ProcessingComplete"}
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(ADELE,), reason="test", correlation_id="adele")
+    )
+    world.clock.advance(60)
+
+    await recheck_errors(world.svc)
+
+    assert ALEX in recomputed_users(world)
+
+
+async def test_a_finding_new_in_a_group_finished_long_ago_is_rechecked_after_15_minutes(
+    world: World,
+) -> None:
+    """The wait grows from when the finding was first seen, not from when the group finished:
+    Diego's plan mismatch, first seen hours after E3 Base finished, is looked at again after
+    15 minutes, not 4 hours."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    world.messages(RECOMPUTE_USERS)
+    await recheck_errors(world.svc)  # sees E3 Base finished
+    world.messages(RECOMPUTE_USERS)
+    world.clock.advance(6 * 3600)
+    await recompute_users(
+        world.svc, RecomputeUsers(user_ids=(DIEGO,), reason="test", correlation_id="first")
+    )
+    world.messages(RECOMPUTE_USERS)
+
+    world.clock.advance(15 * 60)
+    await recheck_errors(world.svc)
+
+    assert DIEGO in recomputed_users(world)

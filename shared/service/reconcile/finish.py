@@ -41,10 +41,12 @@ from shared.service.reconcile.run_state import (
     ReconcileResult,
     Scan,
     blob_names,
+    last_fields,
 )
 from shared.service.reconcile.scan import member_index, open_subjects, unseen_users
 from shared.service.reconcile.unseen_records import forget_unseen_records
 from shared.service.stores import FindingsLedger
+from shared.service.stores.pending_retries import PendingRetries
 from shared.service.users import RecomputeOutcome, resolve_gone
 
 log = structlog.get_logger(__name__)
@@ -150,7 +152,7 @@ async def finish(scan: Scan, resumed: bool) -> ReconcileResult:
     run.phase = DONE
     scan.checkpoint()
     crash_point(svc, "reconcile.after_done")
-    scan.state.put(LAST, {"date": run.date, "runId": run.run_id, "finishedAt": svc.now()})
+    scan.state.put(LAST, last_fields(run, svc.now()))
     # Last: a resumed finish needs the run's groups.json and page parts until DONE.
     prune(scan)
     log.info(
@@ -204,6 +206,8 @@ def prune(scan: Scan) -> None:
     # This run's working files, and any a run that died after DONE left behind.
     for name in blob_names(scan.blobs.list(RUNS)):
         scan.blobs.delete(name)
+    # Delayed-retry records long past due: one per user who once waited, else kept forever.
+    PendingRetries(scan.svc.tables.servicestate).prune(scan.svc.now())
 
 
 async def send_summary(scan: Scan, summary: NightlySummary, blob: str) -> None:

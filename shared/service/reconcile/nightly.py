@@ -18,7 +18,8 @@ One scan of the whole tenant, checkpointed so it survives a killed host:
    snapshot and its drift with the audit-log actor, migration plan, self-check), old reports
    pruned, and the summary mailed once per date (a baseline summary the first time).
 
-A run belongs to a UTC date. A timer firing on a date whose run finished does nothing; one
+A run belongs to a UTC date. A timer firing on a date whose run finished does nothing, nor
+does one less than `SAME_NIGHT` after a finished run started (a schedule crossing midnight UTC); one
 firing while a run is unfinished resumes it. Memory stays bounded by a page of users plus the
 member index (user id -> licensed group ids).
 
@@ -29,11 +30,12 @@ baseline: findings are recorded and observations stored, but nothing is queued.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from shared.ports.blobs import BlobStore
+from shared.ports.tables import Entity
 from shared.service.alerts import summaries as alerts
 from shared.service.crashpoints import crash_point
 from shared.service.reconcile.dry_run import dry_run
@@ -51,6 +53,7 @@ from shared.service.reconcile.run_state import (
     Run,
     Scan,
     Stop,
+    last_fields,
     load_run,
 )
 from shared.service.reconcile.scan import read_world
@@ -61,6 +64,9 @@ log = structlog.get_logger(__name__)
 
 RUN_BUDGET = timedelta(minutes=25)
 """Flex Consumption stops a function after 30 minutes by default: checkpoint and stop before."""
+SAME_NIGHT = timedelta(hours=12)
+"""A finished run started less than this long ago was tonight's, whatever the date now: no new
+run starts (`same_night`). More than a night's firings span, less than a day."""
 GROUPS_MAX_AGE = timedelta(hours=12)
 """A resumed run reads the licensed groups again when it read them longer ago than this: the
 same night's later firings (03:00, 04:00) go on with them, a later night's do not."""
@@ -92,8 +98,9 @@ async def reconcile_nightly(
     if not resumed:
         last = state.get(LAST)
         done_today = last is not None and last.fields.get("date") == today
-        if last is not None and done_today and not opts.force:
-            log.info("reconcile.skipped", date=today, reason="already reconciled today")
+        if last is not None and (done_today or same_night(last, now)) and not opts.force:
+            reason = "already reconciled today" if done_today else "already reconciled tonight"
+            log.info("reconcile.skipped", date=today, reason=reason)
             return ReconcileResult(str(last.fields.get("runId")), today, "skipped")
         run = Run(
             run_id=f"{today}-{uuid.uuid4().hex[:8]}",
@@ -131,6 +138,17 @@ async def reconcile_nightly(
     raise AssertionError(f"unknown phase {run.phase}")  # pragma: no cover
 
 
+def same_night(last: Entity, now: datetime) -> bool:
+    """Whether the last finished run started less than `SAME_NIGHT` ago: a firing of a
+    schedule that crosses midnight UTC (23:00, 00:00, 01:00) is on a new date past midnight,
+    yet its night's run is done (starting the next date's run there ran the first night
+    twice, and every night's run after midnight). A run resumed and finished on a later night
+    started the night before: that night still gets its own run. A record written before the
+    start was kept goes by its date alone."""
+    started = last.fields.get("startedAt")
+    return isinstance(started, datetime) and abs(now - started) < SAME_NIGHT
+
+
 def record_done(scan: Scan) -> None:
     """A run marked done whose host died before it was recorded as its date's last: record it
     and prune its working set (the finish's last steps), so the date is not scanned again."""
@@ -138,9 +156,7 @@ def record_done(scan: Scan) -> None:
     if last is not None and last.fields.get("runId") == scan.run.run_id:
         return
     log.info("reconcile.recorded_late", run_id=scan.run.run_id, date=scan.run.date)
-    scan.state.put(
-        LAST, {"date": scan.run.date, "runId": scan.run.run_id, "finishedAt": scan.svc.now()}
-    )
+    scan.state.put(LAST, last_fields(scan.run, scan.svc.now()))
     prune(scan)
 
 

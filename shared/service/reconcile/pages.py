@@ -83,7 +83,7 @@ def restart_users(scan: Scan, refused: DirectoryError) -> None:
         scan.blobs.delete(name)
     scan.run.next_link = None
     scan.run.counters = Counters()
-    scan.in_flight = None  # read again: what the dropped pages queued is no longer counted
+    scan.in_flight = None  # read again: it counts what the dropped pages queued
     scan.checkpoint()
 
 
@@ -103,6 +103,7 @@ def page_mode(run: Run, subjects: set[str]) -> Mode:
         promised=run.counters.promised,
         failing=run.counters.failing,
         scan_page=True,
+        seats_counted_at=run.groups_read_at or run.started_at,
     )
 
 

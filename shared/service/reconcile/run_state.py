@@ -178,6 +178,16 @@ class Options:
     """Called with (phase, done, total or None) after each page."""
 
 
+def last_fields(run: Run, finished_at: datetime) -> dict[str, Any]:
+    """The LAST record of a finished run: its date and id, when it started and finished."""
+    return {
+        "date": run.date,
+        "runId": run.run_id,
+        "startedAt": run.started_at,
+        "finishedAt": finished_at,
+    }
+
+
 def load_run(state: ServiceState) -> Run | None:
     entity = state.get(RUN)
     if entity is None:

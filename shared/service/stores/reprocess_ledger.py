@@ -213,14 +213,16 @@ class ReprocessLedger:
             with contextlib.suppress(ConcurrencyConflict):
                 self._table.delete(user_id, token, etag=entity.etag)
 
-    def seats_in_flight(self, user_id: str, *, now: datetime) -> set[str]:
+    def seats_in_flight(self, user_id: str, *, now: datetime, done: bool = True) -> set[str]:
         """SKUs with a CountViolation reprocess for this user queued or being called: a seat
         promised that the SKU's consumed count does not show yet. Not one whose message was
-        poisoned (`STALE_IN_FLIGHT`), unless never sent (the recompute sends it now)."""
+        poisoned (`STALE_IN_FLIGHT`), unless never sent (the recompute sends it now). With
+        `done` False, not one done since the counts were read either."""
+        counted_at = self._counted_at if done else None
         return {
             str(e.fields.get("skuId"))
             for e in self._table.query(user_id)
-            if _holds_seat(e, now, sending=True, counted_at=self._counted_at)
+            if _holds_seat(e, now, sending=True, counted_at=counted_at)
         }
 
     def seats_in_flight_by_user(self, *, now: datetime) -> dict[str, set[str]]:
