@@ -69,6 +69,17 @@ def count_body(raw: bytes | None) -> int:
         raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
 
 
+def next_link_repeated() -> DirectoryError:
+    """A collection's nextLink that names a page already asked for: the server would answer
+    it again forever (Graph has sent a `/users` skiptoken that never changes:
+    microsoftgraph/microsoft-graph-docs-contrib#7849). 502: retried later, not followed."""
+    return DirectoryError(
+        502,
+        "NextLinkRepeated",
+        "Graph sent a nextLink it had sent before (the same page again): paging stopped",
+    )
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -195,9 +206,11 @@ class GraphTransport:
         eventual: bool = False,
     ) -> list[JSON]:
         """All items of a collection: follow full `@odata.nextLink` URLs (headers such as
-        ConsistencyLevel are resent on every page, graph-facts §6.4)."""
+        ConsistencyLevel are resent on every page, graph-facts §6.4); a nextLink sent before
+        raises (`next_link_repeated`) instead of being followed round again."""
         items: list[JSON] = []
         info = first
+        followed: set[str] = set()
         while True:
             if eventual:
                 info.headers.try_add("ConsistencyLevel", "eventual")
@@ -206,6 +219,9 @@ class GraphTransport:
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return items
+            if str(next_link) in followed:
+                raise next_link_repeated()
+            followed.add(str(next_link))
             info = builder_for(str(next_link)).to_get_request_information()
 
     async def _raw_pages(self, url: str) -> list[JSON]:
