@@ -80,6 +80,25 @@ def next_link_repeated() -> DirectoryError:
     )
 
 
+def json_object(raw: bytes) -> JSON:
+    """Graph's JSON object answer; a 502 `DirectoryError` for anything else, such as the HTML
+    page a proxy or a wrong GRAPH_BASE_URL answers 200 with (retried later by a queue, one
+    line from the CLI: never a traceback)."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        kind = "an HTML page" if raw.lstrip()[:1] == b"<" else f"{len(raw)} bytes"
+        raise DirectoryError(
+            502,
+            "UnexpectedBody",
+            f"the answer is not JSON but {kind}: is GRAPH_BASE_URL Microsoft Graph, "
+            "or is a proxy answering for it?",
+        ) from None
+    if not isinstance(parsed, dict):
+        raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
+    return parsed
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -181,12 +200,7 @@ class GraphTransport:
         raw: bytes | None = await self._retrying(
             lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=safe
         )
-        if not raw:
-            return {}
-        parsed = orjson.loads(raw)
-        if not isinstance(parsed, dict):
-            raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
-        return parsed
+        return json_object(raw) if raw else {}
 
     async def _send_count(self, info: RequestInformation) -> int:
         """A `$count` segment read: `ConsistencyLevel: eventual` added (Graph answers 400
