@@ -99,6 +99,16 @@ def json_object(raw: bytes) -> JSON:
     return parsed
 
 
+def entity_path(collection: str, key: str) -> str:
+    """`/{collection}/{key}`, the key percent-encoded; one that starts with `$` (a UPN may) in
+    Graph's key form `/users('$x@y.com')`, its quotes doubled: Graph reads `/users/$x@y.com`
+    as a system segment and answers 400 (learn.microsoft.com/graph/api/user-get)."""
+    if key.startswith("$"):
+        literal = quote(key.replace("'", "''"), safe="@")
+        return f"/{collection}('{literal}')"
+    return f"/{collection}/{quote(key, safe='')}"
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -326,9 +336,7 @@ class GraphTransport:
         return out
 
     async def _get_by_id(self, collection: str, ids: Sequence[str], select: str) -> dict[str, JSON]:
-        urls = {
-            i: f"/{collection}/{quote(i, safe='')}?$select={select}" for i in dict.fromkeys(ids)
-        }
+        urls = {i: f"{entity_path(collection, i)}?$select={select}" for i in dict.fromkeys(ids)}
         found: dict[str, JSON] = {}
         for key, (status, body) in (await self._batch_get(urls)).items():
             if status == 404:

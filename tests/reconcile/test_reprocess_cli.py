@@ -264,3 +264,22 @@ def test_a_refusal_part_way_names_the_users_already_reprocessed(
     done = err[0].split("before it: ", 1)[-1]
     assert {name.split(" <")[0] for name in done.split(", ")} == IN_ERROR - {"Irvin Sayers"}
     assert "Irvin Sayers" not in cli.audited_users()
+
+
+def test_a_upn_starting_with_dollar_is_found(
+    settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UPN may start with `$`; Graph finds such a user only as `/users('$x@y.com')`
+    (`/users/$x@y.com` is 400: learn.microsoft.com/graph/api/user-get), and graphsim
+    answers so too. `--user` with it reads the user, as with any other UPN."""
+    tenant = load_tenant()
+    irvin = next(u for u in tenant["users"] if u["displayName"] == "Irvin Sayers")
+    irvin["userPrincipalName"] = "$irvin.o'sayers@contoso.com"
+    settings.setenv("LICENSE_GUARD_MODE", "act")
+    with serve_in_thread(tenant, token=GRAPH_TOKEN) as graph:
+        options = ("--graph-base-url", graph, "--token", GRAPH_TOKEN, "--format", "json")
+        status = main(["reprocess", "--dry-run", "--user", irvin["userPrincipalName"], *options])
+    document = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert names(document, "would reprocess") == {"Irvin Sayers"}
