@@ -330,3 +330,13 @@ async def test_a_upn_starting_with_dollar_is_found_only_in_the_key_form() -> Non
     assert items["1"]["status"] == 400
     assert (items["2"]["status"], items["2"]["body"]["id"]) == (200, USERS[2])
     await harness.http.aclose()
+
+
+async def test_a_path_without_the_api_version_is_graphs_invalid_version(sim: Harness) -> None:
+    """`https://graph.microsoft.com/users` (a base URL without `/v1.0`): Graph answers 400
+    BadRequest "Invalid version." (msgraph-sdk-dotnet#2023), JSON like any of its errors."""
+    for url in ("http://graphsim.test/users", "http://graphsim.test/v2.0/users"):
+        r = await sim.get(url)
+        assert r.status_code == 400, url
+        assert r.json()["error"]["code"] == "BadRequest"
+        assert r.json()["error"]["message"] == "Invalid version."
