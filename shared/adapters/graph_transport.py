@@ -336,7 +336,11 @@ class GraphTransport:
         return out
 
     async def _get_by_id(self, collection: str, ids: Sequence[str], select: str) -> dict[str, JSON]:
-        urls = {i: f"{entity_path(collection, i)}?$select={select}" for i in dict.fromkeys(ids)}
+        """The objects the keys name (ids, or UPNs for users), absent when not found. A key
+        that can name no single object (empty: `/users/` is the collection; with a `/`, which
+        Graph decodes as a separator: `x@y/memberOf`) is not asked for: not found either."""
+        keys = [i for i in dict.fromkeys(ids) if i.strip() and "/" not in i]
+        urls = {i: f"{entity_path(collection, i)}?$select={select}" for i in keys}
         found: dict[str, JSON] = {}
         for key, (status, body) in (await self._batch_get(urls)).items():
             if status == 404:

@@ -283,3 +283,15 @@ def test_a_upn_starting_with_dollar_is_found(
 
     assert status == 0
     assert names(document, "would reprocess") == {"Irvin Sayers"}
+
+
+def test_a_user_key_that_names_no_single_user_is_not_found(cli: ReprocessCli) -> None:
+    """An empty `--user ""` (a shell variable left unset) read `/users/`, the whole collection,
+    and one with a `/` a relationship of a user (`x@y/memberOf`, its `%2F` decoded as a
+    separator): neither names a user, so each is "not found", not a broken document."""
+    status, document = cli.reprocess(
+        "--dry-run", "--user", "", "irvin.sayers@contoso.com/memberOf", LICENSE_GUARD_MODE="act"
+    )
+
+    assert status == 1
+    assert [u["status"] for u in document["users"]] == ["not found", "not found"]
