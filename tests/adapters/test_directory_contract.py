@@ -505,6 +505,15 @@ async def test_users_by_id_finds_an_id_in_any_case(driver: Driver) -> None:
     assert found[asked[0]]["userPrincipalName"] == "extra0@contoso.com"
 
 
+async def test_users_by_id_finds_a_user_by_upn_in_any_case(driver: Driver) -> None:
+    """`GET /users/{id | userPrincipalName}`: a UPN finds the user too, whatever its case
+    (`license-guard reprocess --user UPN`), keyed by the UPN as asked."""
+    asked = ["Extra1@Contoso.com", "nobody@contoso.com"]
+    found = await driver.directory.users_by_id(asked)
+    assert set(found) == {asked[0]}
+    assert found[asked[0]]["id"] == EXTRA_USERS[1]
+
+
 async def test_users_by_id_finds_nothing_for_a_key_that_names_no_single_user(
     driver: Driver,
 ) -> None:
