@@ -209,6 +209,10 @@ async def _call(
         return ManualOutcome(
             who, QUEUED, f"the worker calls in {outcome.delay_seconds:.0f} s", findings
         )
+    if outcome.status == "gone":  # Graph: 404, the user was deleted since it was read
+        return ManualOutcome(who, UNKNOWN, "deleted from the tenant since it was read", findings)
+    if outcome.status == "blocked":  # the settings changed since they were read
+        return ManualOutcome(who, BLOCKED, "writes are no longer allowed for its groups", findings)
     return ManualOutcome(who, outcome.status, _codes(findings), findings)
 
 
