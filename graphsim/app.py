@@ -95,6 +95,15 @@ def make_graph_endpoint(sim: Simulator) -> Any:
     return graph_endpoint
 
 
+async def invalid_version(request: Request) -> Response:
+    """Any path outside `/v1.0` (a base URL without the version): Graph's 400 "Invalid
+    version.", as JSON like its other errors."""
+    body = error_body(
+        "BadRequest", "Invalid version.", client_request_id=request.headers.get("client-request-id")
+    )
+    return Response(orjson.dumps(body), status_code=400, media_type=JSON)
+
+
 def create_app(
     tenant: Obj,
     *,
@@ -114,6 +123,7 @@ def create_app(
     routes = [
         *control_routes(sim),
         Route(API_PREFIX + "/{rest:path}", endpoint, methods=methods),
+        Route("/{rest:path}", invalid_version, methods=methods),
     ]
     app = Starlette(routes=routes)
     app.state.sim = sim

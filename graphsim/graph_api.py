@@ -28,6 +28,33 @@ Handler = Callable[..., Awaitable[Resp]]
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
+_KEY_FORM = re.compile(r"/users\('((?:[^']|'')*)'\)(/.*)?", re.I)
+
+
+def key_form(path: str) -> tuple[str, bool]:
+    """`/users('{key}')...` as `/users/{key}...` (a doubled quote in the key undone), and
+    whether the path was in that form: the one Graph takes a UPN starting with `$` in."""
+    found = _KEY_FORM.fullmatch(path)
+    if found is None:
+        return path, False
+    key = found.group(1).replace("''", "'")
+    return f"/users/{key}{found.group(2) or ''}", True
+
+
+async def dollar_segment(req: Req, *args: str) -> Resp:
+    """`/users/$x@y.com`: Graph reads a segment starting with `$` as a system segment, so a
+    UPN that starts with one fails 400 unless given as `/users('$x@y.com')`
+    (learn.microsoft.com/graph/api/user-get, "When the userPrincipalName begins with a $")."""
+    raise GraphError(
+        400,
+        "BadRequest",
+        "The request URI is not valid. Since the segment 'users' refers to a collection, this "
+        "must be the last segment in the request URI or it must be followed by an function or "
+        "action that can be bound to it otherwise all intermediate segments must refer to a "
+        "single resource.",
+    )
+
+
 def path_id(segment: str) -> str:
     """A GUID in the path as graphsim stores it, lower-case: Graph finds a directory object or a
     subscription by its id in any case (an admin pastes one upper-case from PowerShell) and
@@ -101,13 +128,18 @@ class GraphApi:
         self.routes.append((method, re.compile(f"{pattern}/?", re.I), template, handler))
 
     def match(self, method: str, path: str) -> tuple[str, Handler | None, tuple[str, ...]]:
-        """(template, handler, path args); handler None with a template means wrong method."""
+        """(template, handler, path args); handler None with a template means wrong method.
+        A user key starting with `$` is Graph's 400 unless in the key form (`key_form`)."""
         seen = ""
+        path, keyed = key_form(path)
         for m, pattern, template, handler in self.routes:
             found = pattern.fullmatch(path)
             if found:
                 if m == method.upper():
-                    return template, handler, tuple(path_id(arg) for arg in found.groups())
+                    args = tuple(path_id(arg) for arg in found.groups())
+                    if template.startswith("/users/{id}") and args[0][:1] == "$" and not keyed:
+                        return template, dollar_segment, args
+                    return template, handler, args
                 seen = template
         return seen, None, ()
 

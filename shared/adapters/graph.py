@@ -38,6 +38,7 @@ from shared.adapters.graph_errors import item_error
 from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.adapters.graph_token import token_app_roles
+from shared.adapters.graph_transport import next_link_repeated
 from shared.core.graph_values import parse_graph_time
 from shared.ports.audit_entries import AuditEntry
 from shared.ports.directory import (
@@ -220,7 +221,9 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         self, next_link: str | None, *, select: str = USER_SELECT
     ) -> tuple[list[JSON], str | None]:
         """One page of GET /users ($top, $select); the nextLink (which carries both) is
-        followed as Graph gave it, so `select` only matters on the first call."""
+        followed as Graph gave it, so `select` only matters on the first call. A page that
+        names itself as the next one raises (`next_link_repeated`): its caller's loop would
+        never end."""
         users = self._client.users
         if next_link is None:
             params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
@@ -230,14 +233,15 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         else:
             info = users.with_url(next_link).to_get_request_information()
         page = await self._send(info)
-        more = page.get("@odata.nextLink")
-        return list(page.get("value") or []), str(more) if more else None
+        more = _next_page(page, next_link)
+        return list(page.get("value") or []), more
 
     async def group_members_page(
         self, group_id: str, next_link: str | None, *, nested: list[str] | None = None
     ) -> tuple[list[str], str | None]:
         """One page of GET /groups/{id}/members ($top, $select=id), user ids only (a page may
-        hold fewer ids than $top, or none, and still have a next link)."""
+        hold fewer ids than $top, or none, and still have a next link); a page that names
+        itself as the next one raises, as `users_page`'s."""
         members = self._client.groups.by_group_id(group_id).members
         if next_link is None:
             params = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
@@ -251,8 +255,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         ids = [str(m["id"]) for m in items if m.get("@odata.type") == USER_TYPE]
         if nested is not None:
             nested.extend(str(m["id"]) for m in items if m.get("@odata.type") == GROUP_TYPE)
-        more = page.get("@odata.nextLink")
-        return ids, str(more) if more else None
+        return ids, _next_page(page, next_link)
 
     # ------------------------------------------------------------------ audit log, mail
     async def directory_audits(
@@ -302,6 +305,16 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         )
         orgs = await self._pages(info, self._client.organization.with_url)
         return orgs[0] if orgs else None
+
+
+def _next_page(page: JSON, asked: str | None) -> str | None:
+    """The page's nextLink; `next_link_repeated` when it is the link the page was asked by."""
+    more = page.get("@odata.nextLink")
+    if not more:
+        return None
+    if asked is not None and str(more) == asked:
+        raise next_link_repeated()
+    return str(more)
 
 
 if TYPE_CHECKING:

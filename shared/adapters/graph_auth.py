@@ -61,10 +61,15 @@ class GraphEndpoint:
         return is_loopback_host(self.host)
 
 
+GRAPH_VERSIONS = frozenset({"v1.0", "beta"})
+"""The path a Microsoft Graph base URL ends in: its API version."""
+
+
 def graph_endpoint(base_url: str) -> GraphEndpoint:
     """The cloud `base_url` belongs to; GraphEndpointError for anything else.
 
-    Microsoft Graph is https only; plain http is accepted for graphsim on loopback."""
+    Microsoft Graph is https only, and its base URL names the API version (`/v1.0`); plain
+    http, and any path, are accepted for graphsim on loopback."""
     parts = urlsplit(base_url.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
@@ -80,6 +85,16 @@ def graph_endpoint(base_url: str) -> GraphEndpoint:
         )
     if parts.scheme != "https":
         raise GraphEndpointError(f"GRAPH_BASE_URL {base_url!r}: Microsoft Graph is https only")
+    version = parts.path.strip("/")
+    if version.lower() not in GRAPH_VERSIONS:
+        # Graph answers every request without its version 400 "Invalid version."
+        use = f"use '{parts.scheme}://{parts.netloc.lower()}/v1.0'"
+        if not version:
+            raise GraphEndpointError(f"GRAPH_BASE_URL {base_url!r} names no API version: {use}")
+        raise GraphEndpointError(
+            f"GRAPH_BASE_URL {base_url!r}: API version {version!r} is not one of Graph's "
+            f"(v1.0, beta): {use}"
+        )
     return GraphEndpoint(base_url.rstrip("/"), host, cloud)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.method import Method
@@ -20,6 +19,7 @@ from kiota_abstractions.request_information import RequestInformation
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import credential_error
 from shared.adapters.graph_errors import ERROR_MAP, to_directory_error
+from shared.adapters.graph_transport import json_object
 from shared.ports.directory import JSON, DirectoryError
 
 
@@ -34,23 +34,17 @@ class GraphProbe:
         )
 
     async def get(self, path: str) -> DirectoryError | None:
-        """GET base_url + path; None on success, else the error Graph (or the transport) gave."""
+        """GET base_url + path; None when Graph answered a JSON object (a proxy's 200 sign-in
+        page is no success), else the error Graph (or the transport) gave."""
         try:
-            await self._get_bytes(path)
+            await self.read(path)
         except DirectoryError as exc:
             return exc
         return None
 
     async def read(self, path: str) -> JSON:
         """GET base_url + path: the JSON object Graph answered; DirectoryError otherwise."""
-        raw = await self._get_bytes(path)
-        try:
-            body = orjson.loads(raw or b"{}")
-        except orjson.JSONDecodeError:
-            raise DirectoryError(502, "UnexpectedBody", "Graph's answer is not JSON") from None
-        if not isinstance(body, dict):
-            raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
-        return body
+        return json_object(await self._get_bytes(path) or b"{}")
 
     async def _get_bytes(self, path: str) -> bytes | None:
         info = RequestInformation(Method.GET)

@@ -69,6 +69,46 @@ def count_body(raw: bytes | None) -> int:
         raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
 
 
+def next_link_repeated() -> DirectoryError:
+    """A collection's nextLink that names a page already asked for: the server would answer
+    it again forever (Graph has sent a `/users` skiptoken that never changes:
+    microsoftgraph/microsoft-graph-docs-contrib#7849). 502: retried later, not followed."""
+    return DirectoryError(
+        502,
+        "NextLinkRepeated",
+        "Graph sent a nextLink it had sent before (the same page again): paging stopped",
+    )
+
+
+def json_object(raw: bytes) -> JSON:
+    """Graph's JSON object answer; a 502 `DirectoryError` for anything else, such as the HTML
+    page a proxy or a wrong GRAPH_BASE_URL answers 200 with (retried later by a queue, one
+    line from the CLI: never a traceback)."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        kind = "an HTML page" if raw.lstrip()[:1] == b"<" else f"{len(raw)} bytes"
+        raise DirectoryError(
+            502,
+            "UnexpectedBody",
+            f"the answer is not JSON but {kind}: is GRAPH_BASE_URL Microsoft Graph, "
+            "or is a proxy answering for it?",
+        ) from None
+    if not isinstance(parsed, dict):
+        raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
+    return parsed
+
+
+def entity_path(collection: str, key: str) -> str:
+    """`/{collection}/{key}`, the key percent-encoded; one that starts with `$` (a UPN may) in
+    Graph's key form `/users('$x@y.com')`, its quotes doubled: Graph reads `/users/$x@y.com`
+    as a system segment and answers 400 (learn.microsoft.com/graph/api/user-get)."""
+    if key.startswith("$"):
+        literal = quote(key.replace("'", "''"), safe="@")
+        return f"/{collection}('{literal}')"
+    return f"/{collection}/{quote(key, safe='')}"
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -170,12 +210,7 @@ class GraphTransport:
         raw: bytes | None = await self._retrying(
             lambda: self._adapter.send_primitive_async(info, "bytes", ERROR_MAP), idempotent=safe
         )
-        if not raw:
-            return {}
-        parsed = orjson.loads(raw)
-        if not isinstance(parsed, dict):
-            raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
-        return parsed
+        return json_object(raw) if raw else {}
 
     async def _send_count(self, info: RequestInformation) -> int:
         """A `$count` segment read: `ConsistencyLevel: eventual` added (Graph answers 400
@@ -195,9 +230,11 @@ class GraphTransport:
         eventual: bool = False,
     ) -> list[JSON]:
         """All items of a collection: follow full `@odata.nextLink` URLs (headers such as
-        ConsistencyLevel are resent on every page, graph-facts §6.4)."""
+        ConsistencyLevel are resent on every page, graph-facts §6.4); a nextLink sent before
+        raises (`next_link_repeated`) instead of being followed round again."""
         items: list[JSON] = []
         info = first
+        followed: set[str] = set()
         while True:
             if eventual:
                 info.headers.try_add("ConsistencyLevel", "eventual")
@@ -206,6 +243,9 @@ class GraphTransport:
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return items
+            if str(next_link) in followed:
+                raise next_link_repeated()
+            followed.add(str(next_link))
             info = builder_for(str(next_link)).to_get_request_information()
 
     async def _raw_pages(self, url: str) -> list[JSON]:
@@ -296,9 +336,11 @@ class GraphTransport:
         return out
 
     async def _get_by_id(self, collection: str, ids: Sequence[str], select: str) -> dict[str, JSON]:
-        urls = {
-            i: f"/{collection}/{quote(i, safe='')}?$select={select}" for i in dict.fromkeys(ids)
-        }
+        """The objects the keys name (ids, or UPNs for users), absent when not found. A key
+        that can name no single object (empty: `/users/` is the collection; with a `/`, which
+        Graph decodes as a separator: `x@y/memberOf`) is not asked for: not found either."""
+        keys = [i for i in dict.fromkeys(ids) if i.strip() and "/" not in i]
+        urls = {i: f"{entity_path(collection, i)}?$select={select}" for i in keys}
         found: dict[str, JSON] = {}
         for key, (status, body) in (await self._batch_get(urls)).items():
             if status == 404:

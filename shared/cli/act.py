@@ -38,6 +38,7 @@ def run_reprocess(args: argparse.Namespace) -> int:
     from shared.service.manual_reprocess import (  # noqa: PLC0415
         BLOCKED,
         UNKNOWN,
+        ReprocessFailed,
         UnknownGroup,
         manual_reprocess,
     )
@@ -49,6 +50,8 @@ def run_reprocess(args: argparse.Namespace) -> int:
         outcomes = run_service_job(args, work)
     except UnknownGroup as exc:
         raise LiveError(str(exc)) from None
+    except ReprocessFailed as exc:
+        raise LiveError(failed_text(exc.user, exc.error, [o.user for o in exc.done])) from None
     write_outcomes(outcomes, args.format, args.dry_run)
     bad = {BLOCKED, UNKNOWN}
     return EXIT_NOT_DONE if any(o.status in bad for o in outcomes) else EXIT_OK
@@ -72,6 +75,34 @@ REPROCESS = Command(
     flags=_reprocess_flags,
     live=True,
 )
+
+
+SIGN_IN_NEEDS = (
+    "reprocessing needs the License Administrator role (or User Administrator, or Directory "
+    "Writers) for a sign-in, User.ReadWrite.All for an app; a user in a restricted management "
+    "administrative unit only that unit's administrators may change"
+)
+"""What Graph asks of the caller of reprocessLicenseAssignment (its Permissions section)."""
+NAMED = 20
+"""Users named in the line about the ones done before a failure; the rest are counted."""
+
+
+def failed_text(user: str, error: Any, done: list[str]) -> str:
+    """The one line for a reprocess Graph refused or failed part way (exit 2): the write
+    that failed, what a refusal needs, and who was reprocessed before it."""
+    shown = f"{error.status} {error.code}: {str(error).split(': ', 1)[-1]}"
+    if error.status == 403:
+        text = f"Graph refused to reprocess {user} ({shown}): {SIGN_IN_NEEDS}"
+    elif error.status == 401:
+        text = f"Graph refused to reprocess {user} ({shown})"
+    else:
+        text = f"the reprocess of {user} failed ({shown}); running the command again is harmless"
+    if not done:
+        return f"{text}; no user was reprocessed"
+    named = ", ".join(done[:NAMED]) + (
+        f" and {len(done) - NAMED} more" if len(done) > NAMED else ""
+    )
+    return f"{text}; reprocessed (or queued for the app's worker) before it: {named}"
 
 
 def write_outcomes(outcomes: Any, fmt: str, dry_run: bool, out: IO[str] | None = None) -> None:

@@ -316,7 +316,8 @@ def client_state_check(value: str | None) -> Check:
 
 
 async def url_check(name: str, url: str | None, http: httpx.AsyncClient) -> Check:
-    """Graph's validation handshake, as Graph sends it: the token must come back verbatim."""
+    """Graph's validation handshake, as Graph sends it: the token, URL-decoded, must come back
+    verbatim."""
     if not url:
         return Check(FAIL, name, "missing", f"set {name} to this app's webhook URL")
     parts = urlsplit(url)
@@ -328,8 +329,13 @@ async def url_check(name: str, url: str | None, http: httpx.AsyncClient) -> Chec
             "not https: Graph delivers to https URLs only",
             f"set {name} to the app's https URL",
         )
-    token = f"license-guard-preflight-{secrets.token_hex(8)}"
-    probe = f"{url}{'&' if parts.query else '?'}validationToken={quote(token)}"
+    # Worded as Graph's own tokens are, spaces and colons included: sent URL-encoded, they
+    # come back right only from an endpoint that decodes them (Graph refuses the encoded echo).
+    token = (
+        "Validation: Testing client application reachability for subscription "
+        f"Request-Id: license-guard-preflight-{secrets.token_hex(8)}"
+    )
+    probe = f"{url}{'&' if parts.query else '?'}validationToken={quote(token, safe='')}"
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # never print the function key
     try:
         resp = await http.post(probe, content=b"", headers={"Content-Type": "text/plain"})

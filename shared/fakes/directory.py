@@ -185,11 +185,18 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
         return out
 
     async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
-        """Keyed by the id as asked; found whatever its case, as Graph finds a GUID (whose
-        ids are lower-case): the user carries the stored id."""
+        """Keyed by the id (or UPN) as asked; found whatever its case, as Graph finds a GUID
+        (whose ids are lower-case) or a userPrincipalName: the user carries the stored id."""
         self._count("users_by_id")
-        found = {uid: _by_id(self.users, uid) for uid in user_ids}
+        found = {uid: _by_id(self.users, uid) or self._by_upn(uid) for uid in user_ids}
         return {uid: _project(user, _USER_FIELDS) for uid, user in found.items() if user}
+
+    def _by_upn(self, key: str) -> JSON | None:
+        if "@" not in key:
+            return None
+        wanted = key.lower()
+        upn = (u for u in self.users.values() if str(u.get("userPrincipalName")).lower() == wanted)
+        return next(upn, None)
 
     async def member_of(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
         self._count("member_of")

@@ -31,6 +31,7 @@ from shared.core.findings import (
 from shared.core.model import Tenant
 from shared.core.reprocess import Cause, TenantFacts, policy_cause
 from shared.core.user_decisions import unused_seats
+from shared.ports.directory import DirectoryError
 from shared.ports.licensed_world import LicensedWorld
 from shared.ports.messages import ReprocessUser
 from shared.service.reconcile.scan import (
@@ -61,6 +62,17 @@ DIRECT_ONLY = (
 
 class UnknownGroup(LookupError):
     """The --group is not a licensed group of the tenant."""
+
+
+class ReprocessFailed(Exception):
+    """Graph refused or failed the call for one user (`error`): the request stops there;
+    `done` are the users called (or queued for the worker) before it."""
+
+    def __init__(self, user: str, error: DirectoryError, done: Sequence[ManualOutcome]) -> None:
+        super().__init__(f"{user}: {error}")
+        self.user = user
+        self.error = error
+        self.done = tuple(done)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +150,11 @@ async def manual_reprocess(
             # gate's entry, and the service reprocessed the user again for the cause tried.
             history = ledger.history(user.id)
             causes = tuple(dict.fromkeys(policy_cause(f, history, facts) for f in findings))
-            called = await _call(svc, user.id, who, causes, findings)
+            try:
+                called = await _call(svc, user.id, who, causes, findings)
+            except DirectoryError as exc:
+                done = [o for o in outcomes if o.status in (CALLED, QUEUED)]
+                raise ReprocessFailed(who, exc, done) from exc
             outcomes.append(replace(called, detail=called.detail + warning))
     return outcomes
 
@@ -230,6 +246,10 @@ async def _call(
         return ManualOutcome(
             who, QUEUED, f"the worker calls in {outcome.delay_seconds:.0f} s", findings
         )
+    if outcome.status == "gone":  # Graph: 404, the user was deleted since it was read
+        return ManualOutcome(who, UNKNOWN, "deleted from the tenant since it was read", findings)
+    if outcome.status == "blocked":  # the settings changed since they were read
+        return ManualOutcome(who, BLOCKED, "writes are no longer allowed for its groups", findings)
     return ManualOutcome(who, outcome.status, _codes(findings), findings)
 
 

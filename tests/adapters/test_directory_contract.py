@@ -505,6 +505,25 @@ async def test_users_by_id_finds_an_id_in_any_case(driver: Driver) -> None:
     assert found[asked[0]]["userPrincipalName"] == "extra0@contoso.com"
 
 
+async def test_users_by_id_finds_a_user_by_upn_in_any_case(driver: Driver) -> None:
+    """`GET /users/{id | userPrincipalName}`: a UPN finds the user too, whatever its case
+    (`license-guard reprocess --user UPN`), keyed by the UPN as asked."""
+    asked = ["Extra1@Contoso.com", "nobody@contoso.com"]
+    found = await driver.directory.users_by_id(asked)
+    assert set(found) == {asked[0]}
+    assert found[asked[0]]["id"] == EXTRA_USERS[1]
+
+
+async def test_users_by_id_finds_nothing_for_a_key_that_names_no_single_user(
+    driver: Driver,
+) -> None:
+    """An empty key (`/users/` is the collection) or one with a `/` (a relationship: Graph
+    decodes `%2F` as a separator) names no user: left out, as an unknown id."""
+    user = EXTRA_USERS[0]
+    found = await driver.directory.users_by_id(["", f"{user}/memberOf", user])
+    assert set(found) == {user}
+
+
 async def test_member_of_lists_direct_groups(driver: Driver) -> None:
     users = [*list(USERS)[:3], EXTRA_USERS[0], UNKNOWN[1]]
     got = await driver.directory.member_of(users)

@@ -77,6 +77,16 @@ SCHEDULES = (
         ("http://127.0.0.1:8765/v1.0", "127.0.0.1", "https://graph.microsoft.com/.default"),
         ("http://localhost:9/v1.0", "localhost", "https://graph.microsoft.com/.default"),
         ("http://[::1]:8765/v1.0", "::1", "https://graph.microsoft.com/.default"),
+        (
+            "https://graph.microsoft.com/beta",
+            "graph.microsoft.com",
+            "https://graph.microsoft.com/.default",
+        ),
+        (
+            "https://graph.microsoft.com/V1.0",
+            "graph.microsoft.com",
+            "https://graph.microsoft.com/.default",
+        ),
     ],
 )
 def test_scope_and_allowed_hosts_follow_graph_base_url(
@@ -95,6 +105,11 @@ def test_scope_and_allowed_hosts_follow_graph_base_url(
         ("https://graph.contoso.example/v1.0", "not a Microsoft Graph host"),
         ("http://graph.microsoft.com/v1.0", "https only"),
         ("graph.microsoft.com/v1.0", "not an absolute http"),
+        # Graph answers every call without its version 400 "Invalid version." (the README
+        # names a cloud by its host): refused before, with the URL to use
+        ("https://graph.microsoft.us", "no API version: use 'https://graph.microsoft.us/v1.0'"),
+        ("https://graph.microsoft.com/", "no API version: use 'https://graph.microsoft.com/v1.0'"),
+        ("https://graph.microsoft.com/v1", "API version 'v1' .*'https://graph.microsoft.com/v1.0'"),
     ],
 )
 def test_a_url_of_no_graph_cloud_is_refused_with_a_clear_error(base_url: str, says: str) -> None:

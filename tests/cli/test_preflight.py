@@ -239,6 +239,27 @@ def test_a_refused_token_and_a_webhook_that_does_not_echo_fail(
     assert "without the token" in notification
 
 
+def test_a_webhook_that_echoes_the_token_undecoded_fails(
+    graph_url: str, storage: AzuriteEndpoints, webhook: Receiver
+) -> None:
+    """Graph's token holds spaces and colons ("Validation: Testing client application
+    reachability ..."), sent URL-encoded; an endpoint must decode it before echoing it
+    (graph-facts §1.4: the still-encoded token fails validation). Preflight's token must need
+    the decoding too, or it passes a webhook Graph then refuses."""
+    webhook.mode = "raw-echo"
+    status, output = preflight(settings(graph_url, storage, webhook), reader_with_all_roles())
+    assert status == 1
+    assert "without the token" in failed(output, "NOTIFICATION_URL")
+    assert "without the token" in failed(output, "LIFECYCLE_NOTIFICATION_URL")
+    sent = webhook.validations[-1]
+    assert " " in sent
+    assert ":" in sent
+
+
+def reader_with_all_roles() -> MintingCredential:
+    return MintingCredential(SECRET, claims={"roles": ALL_ROLES})
+
+
 def test_missing_storage_resources_and_no_storage_at_all(graph_url: str, webhook: Receiver) -> None:
     with Azurite() as empty:
         env = settings(graph_url, empty, webhook)

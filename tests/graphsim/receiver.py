@@ -20,7 +20,7 @@ class Receiver:
         self.posts: list[dict[str, Any]] = []
         self.validations: list[str] = []
         self.queries: list[dict[str, list[str]]] = []
-        self.mode = "ok"  # ok | wrong-echo | status-500 | html
+        self.mode = "ok"  # ok | wrong-echo | raw-echo | status-500 | html
         self.fail_next = 0  # answer 500 to this many notification POSTs
         self.delay = 0.0
         self.lock = threading.Lock()
@@ -62,6 +62,9 @@ def receiver() -> Iterator[Receiver]:
                     self._answer(500, "text/plain", b"no")
                 elif rec.mode == "wrong-echo":
                     self._answer(200, "text/plain", b"not-the-token")
+                elif rec.mode == "raw-echo":  # the token as sent, not URL-decoded
+                    raw = urlsplit(self.path).query.split("validationToken=", 1)[1]
+                    self._answer(200, "text/plain", raw.split("&", 1)[0].encode())
                 elif rec.mode == "html":
                     self._answer(200, "text/html", token.encode())
                 else:

@@ -290,3 +290,53 @@ async def test_select_of_the_services_properties_is_served(sim: Harness) -> None
     ):
         r = await sim.get(url)
         assert r.status_code == 200, (url, r.text)
+
+
+DOLLAR_UPN = "$svc.o'neil@contoso.example"
+"""A UPN that starts with `$` (allowed: prepare-for-directory-synchronization), with a quote."""
+
+
+async def test_a_upn_starting_with_dollar_is_found_only_in_the_key_form() -> None:
+    """learn.microsoft.com/graph/api/user-get: `/users/$x@y.com` violates the OData URL
+    convention ($ prefixes system query options) and fails 400; the UPN goes in parentheses
+    and single quotes instead, `/users('$x@y.com')` (a quote in it doubled, as in any OData
+    string literal). Percent-encoding the `$` changes nothing: the URL is decoded first. The
+    same holds for the segments after it and for `$batch` items."""
+    tenant = make_tenant()
+    tenant["users"][2]["userPrincipalName"] = DOLLAR_UPN
+    harness = Harness(tenant)
+    keyed = "/users('" + DOLLAR_UPN.replace("'", "''") + "')"
+    for path in (f"/users/{DOLLAR_UPN}", "/users/%24svc.o'neil@contoso.example"):
+        r = await harness.get(path + "?$select=id")
+        assert r.status_code == 400, path
+        assert r.json()["error"]["code"] == "BadRequest"
+        assert "refers to a collection" in r.json()["error"]["message"]
+    r = await harness.get(keyed + "?$select=id")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == USERS[2]
+    r = await harness.get(keyed.replace("$", "%24") + "/memberOf?$select=id")
+    assert r.status_code == 200, r.text
+    assert (await harness.get("/users/$count", headers={"ConsistencyLevel": "eventual"})).text
+    batch = await harness.post(
+        "/$batch",
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": f"/users/{DOLLAR_UPN}?$select=id"},
+                {"id": "2", "method": "GET", "url": f"{keyed}?$select=id"},
+            ]
+        },
+    )
+    items = {i["id"]: i for i in batch.json()["responses"]}
+    assert items["1"]["status"] == 400
+    assert (items["2"]["status"], items["2"]["body"]["id"]) == (200, USERS[2])
+    await harness.http.aclose()
+
+
+async def test_a_path_without_the_api_version_is_graphs_invalid_version(sim: Harness) -> None:
+    """`https://graph.microsoft.com/users` (a base URL without `/v1.0`): Graph answers 400
+    BadRequest "Invalid version." (msgraph-sdk-dotnet#2023), JSON like any of its errors."""
+    for url in ("http://graphsim.test/users", "http://graphsim.test/v2.0/users"):
+        r = await sim.get(url)
+        assert r.status_code == 400, url
+        assert r.json()["error"]["code"] == "BadRequest"
+        assert r.json()["error"]["message"] == "Invalid version."

@@ -15,7 +15,9 @@ import pytest
 
 from devhost.azurite import AzuriteEndpoints
 from devhost.stack import GRAPH_TOKEN, load_tenant
+from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
+from graphsim.tokens import mint
 from shared.cli.main import EXIT_BAD_INPUT, main
 from tests.demo_tenant import E3_BASE
 from tests.service.world import BASE_ENV
@@ -208,3 +210,88 @@ def test_ids_pasted_upper_case_from_powershell_work(cli: ReprocessCli) -> None:
     assert by_user[0] == by_group[0] == 0
     assert names(by_user[1], "would reprocess") == {"Irvin Sayers"}
     assert names(by_group[1], "would reprocess") == IN_ERROR
+
+
+def test_graph_refusing_the_admins_reprocess_says_what_the_sign_in_needs(
+    graph: str, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sign-in that may read the tenant but not reprocess (no License Administrator role):
+    Graph answers the write 403. The one line says which write was refused and what the
+    sign-in needs, not that the tenant could not be read (it was)."""
+    settings.setenv("LICENSE_GUARD_MODE", "act")
+    reads = ["User.Read.All", "Group.Read.All", "Organization.Read.All"]
+    reader = mint(GRAPH_TOKEN, {"roles": reads})
+    status = main(
+        [
+            "reprocess",
+            "--user",
+            "irvin.sayers@contoso.com",
+            "--graph-base-url",
+            graph,
+            "--token",
+            reader,
+        ]
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+
+    assert status == EXIT_BAD_INPUT
+    assert len(err) == 1
+    assert "cannot read the tenant" not in err[0]
+    assert "Graph refused to reprocess Irvin Sayers <irvin.sayers@contoso.com>" in err[0]
+    assert "403 Authorization_RequestDenied" in err[0]
+    assert "License Administrator" in err[0]
+
+
+def test_a_refusal_part_way_names_the_users_already_reprocessed(
+    cli: ReprocessCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = load_tenant()
+    irvin = next(u["id"] for u in tenant["users"] if u["displayName"] == "Irvin Sayers")
+    with SimClient(cli.graph) as sim:
+        sim.set_protected(irvin)  # in a restricted management administrative unit
+    cli.environment.setenv("LICENSE_GUARD_MODE", "act")
+    cli.environment.setenv("REPROCESS_RATE_PER_MIN", "60")
+    options = ("--graph-base-url", cli.graph, "--token", GRAPH_TOKEN)
+    users = ("pradeep.gupta@contoso.com", "joni.sherman@contoso.com", "irvin.sayers@contoso.com")
+    status = main(["reprocess", "--user", *users, *options])  # in this order
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+
+    assert status == EXIT_BAD_INPUT
+    assert len(err) == 1  # the log lines of the calls made aside
+    assert "Graph refused to reprocess Irvin Sayers" in err[0]
+    assert "restricted management administrative unit" in err[0]
+    # the two called (or queued through the brake) before him: the admin learns what was done
+    done = err[0].split("before it: ", 1)[-1]
+    assert {name.split(" <")[0] for name in done.split(", ")} == IN_ERROR - {"Irvin Sayers"}
+    assert "Irvin Sayers" not in cli.audited_users()
+
+
+def test_a_upn_starting_with_dollar_is_found(
+    settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UPN may start with `$`; Graph finds such a user only as `/users('$x@y.com')`
+    (`/users/$x@y.com` is 400: learn.microsoft.com/graph/api/user-get), and graphsim
+    answers so too. `--user` with it reads the user, as with any other UPN."""
+    tenant = load_tenant()
+    irvin = next(u for u in tenant["users"] if u["displayName"] == "Irvin Sayers")
+    irvin["userPrincipalName"] = "$irvin.o'sayers@contoso.com"
+    settings.setenv("LICENSE_GUARD_MODE", "act")
+    with serve_in_thread(tenant, token=GRAPH_TOKEN) as graph:
+        options = ("--graph-base-url", graph, "--token", GRAPH_TOKEN, "--format", "json")
+        status = main(["reprocess", "--dry-run", "--user", irvin["userPrincipalName"], *options])
+    document = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert names(document, "would reprocess") == {"Irvin Sayers"}
+
+
+def test_a_user_key_that_names_no_single_user_is_not_found(cli: ReprocessCli) -> None:
+    """An empty `--user ""` (a shell variable left unset) read `/users/`, the whole collection,
+    and one with a `/` a relationship of a user (`x@y/memberOf`, its `%2F` decoded as a
+    separator): neither names a user, so each is "not found", not a broken document."""
+    status, document = cli.reprocess(
+        "--dry-run", "--user", "", "irvin.sayers@contoso.com/memberOf", LICENSE_GUARD_MODE="act"
+    )
+
+    assert status == 1
+    assert [u["status"] for u in document["users"]] == ["not found", "not found"]

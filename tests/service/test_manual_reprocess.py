@@ -3,13 +3,22 @@ reprocess ledger like the service's own, and leaves no row for a recompute to re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.core import findings as codes
 from shared.ports.directory import DirectoryError
 from shared.ports.messages import RecomputeUsers
 from shared.ports.queues import REPROCESS_USER
-from shared.service.manual_reprocess import CALLED, NOTHING, QUEUED, manual_reprocess
+from shared.service.manual_reprocess import (
+    CALLED,
+    NOTHING,
+    QUEUED,
+    UNKNOWN,
+    ReprocessFailed,
+    manual_reprocess,
+)
 from shared.service.stores import ReprocessLedger
 from shared.service.users import recompute_users
 from tests.demo_tenant import DIEGO, E3_BASE, EMS, ENTERPRISEPACK, IRVIN, JONI, MEGAN
@@ -183,8 +192,10 @@ async def test_an_admin_reprocess_graph_refused_is_not_made_later_by_the_app() -
     them ('queued earlier, never sent') and the app made the call under its own identity, for
     a cause the policy would not have reprocessed (Pradeep's usage location is unchanged)."""
     world, graph = refusing_world()
-    with pytest.raises(DirectoryError):
+    with pytest.raises(ReprocessFailed) as raised:  # the command's one line names the user
         await manual_reprocess(world.svc, [PRADEEP])
+    assert isinstance(raised.value.error, DirectoryError)
+    assert raised.value.error.status == 403
     graph.refusing = False
 
     again = await recompute_users(
@@ -270,3 +281,29 @@ async def test_one_free_seat_is_promised_to_one_user_of_the_command(act_world: W
 
     warned = ["no free seat of EMS now" in o.detail for o in outcomes]
     assert sorted(warned) == [False, True]
+
+
+class DeletedBeforeTheCall:
+    """Crash points as a test registers them (`Services.crash_points`): here the user is
+    deleted from the tenant between the admin's read and the reprocess call."""
+
+    def __init__(self, world: World, user_id: str) -> None:
+        self.world = world
+        self.user_id = user_id
+
+    def reached(self, name: str) -> None:
+        if name == "reprocess.after_brake":
+            self.world.directory.users.pop(self.user_id, None)
+
+
+async def test_a_user_deleted_before_the_call_is_not_found_not_called(act_world: World) -> None:
+    """Graph answers the reprocess of a user deleted since the read 404: the admin's request
+    was not carried out, so the outcome says so and the command exits 1 ("not found"), not
+    a status the exit code and the summary do not know."""
+    svc = replace(act_world.svc, crash_points=DeletedBeforeTheCall(act_world, PRADEEP))
+
+    [outcome] = await manual_reprocess(svc, [PRADEEP])
+
+    assert outcome.status == UNKNOWN
+    assert "deleted" in outcome.detail
+    assert act_world.directory.reprocessed == []

@@ -20,7 +20,7 @@ from shared.fakes.directory import FakeDirectory
 from shared.ports.directory import Directory, DirectoryError
 from shared.ports.messages import RecomputeUsers, ReprocessUser
 from shared.ports.queues import REPROCESS_USER
-from shared.service.manual_reprocess import CALLED, manual_reprocess
+from shared.service.manual_reprocess import CALLED, ReprocessFailed, manual_reprocess
 from shared.service.refused_writes import REFUSAL_PAUSE, WRITES_REFUSED
 from shared.service.reprocessing import reprocess_user
 from shared.service.services import Services
@@ -187,9 +187,10 @@ async def test_an_admins_reprocess_is_not_held_back_by_the_apps_refusal() -> Non
 async def test_an_admins_refused_reprocess_raises_and_opens_no_tenant_finding() -> None:
     world, _ = refusing_world()
 
-    with pytest.raises(DirectoryError):
+    with pytest.raises(ReprocessFailed) as raised:  # the user and Graph's error, for the CLI
         await manual_reprocess(world.svc, [IRVIN])
 
+    assert raised.value.error.status == 403
     assert not writes_refused_open(world)
 
 
