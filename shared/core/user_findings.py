@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from shared.core.direct_coverage import DirectCoverage, direct_coverage
+from shared.core.direct_coverage import DirectCoverage, direct_coverage, unready_paths
 from shared.core.effective import EffectiveLicense
 from shared.core.findings import (
     ADMIN_CENTER_LICENSES,
@@ -332,12 +332,14 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
             plans=lost,
         )
     safe = coverage.safe
-    verdict = (
-        "safe to remove: every covering group path is active without errors"
+    verdict, remedy = (
+        (
+            "safe to remove: every covering group path is active without errors",
+            "Remove direct assignments gradually, a small batch first, and check the users "
+            f"keep their services ({ADMIN_CENTER_LICENSES}).",
+        )
         if safe
-        else "not safe yet: "
-        + ", ".join(names.group(g) for g in coverage.unhealthy_group_ids)
-        + " is not active without errors"
+        else _not_yet(user, coverage, names)
     )
     return user_finding(
         REDUNDANT_DIRECT_ASSIGNMENT,
@@ -348,12 +350,41 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
             f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
             f"either way); removal candidate, {verdict}."
         ),
-        remedy=(
-            "Remove direct assignments gradually, a small batch first, and check the users keep "
-            f"their services ({ADMIN_CENTER_LICENSES})."
-            if safe
-            else "Fix the group path first; do not remove the direct assignment until it is "
-            "active without errors."
-        ),
+        remedy=remedy,
         safe=safe,
     )
+
+
+_WAIT = "wait for the group's processing, then check again"
+
+
+def _not_yet(user: User, coverage: DirectCoverage, names: Names) -> tuple[str, str]:
+    """Why the covering group paths are not healthy yet, and the remedy: mid-migration mostly
+    a path Entra has not processed yet (to wait for, not to fix), else the path's error."""
+    reasons, waits, errors = [], False, False
+    for path in unready_paths(user, coverage):
+        group = names.group(path.group_id)
+        if path.error:
+            reasons.append(f"{group} is in error ({path.error}): fix that first")
+        elif path.state is None:
+            reasons.append(f"Entra has not applied {group} to {user.display_name} yet: {_WAIT}")
+        elif path.state != "Active":
+            reasons.append(f"{group}'s path is {path.state}: {_WAIT}")
+        else:
+            reasons.append(f"{group} still disables plans the group now enables: {_WAIT}")
+        errors, waits = errors or bool(path.error), waits or not path.error
+    remedy = []
+    if errors:
+        remedy.append("Fix the group path's error first (its own finding says how).")
+    if waits:
+        remedy.append(
+            ("Then wait" if errors else "Wait")
+            + " for Entra to process the group (the group's page in the Entra admin center "
+            "shows its licensing processing state); if the path is still not active once it "
+            "shows 'ProcessingComplete', reprocess the user."
+        )
+    remedy.append(
+        "Do not remove the direct assignment until every covering group path is active "
+        "without errors."
+    )
+    return "not safe yet: " + "; ".join(reasons), " ".join(remedy)

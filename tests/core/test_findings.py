@@ -802,7 +802,12 @@ def test_redundant_direct_copy_is_not_safe_while_the_group_path_has_errors(
     finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
 
     assert finding.safe is False
-    assert "not safe yet: 'Licensing_Office365_E3_Base' is not active" in finding.message
+    assert (
+        f"not safe yet: 'Licensing_Office365_E3_Base' is in error ({error}): fix that first"
+        in finding.message
+    )
+    assert "Fix the group path's error first" in finding.remedy
+    assert "wait" not in finding.remedy.lower()
 
 
 def test_redundant_direct_copy_names_only_the_covering_path_that_is_not_active() -> None:
@@ -812,8 +817,55 @@ def test_redundant_direct_copy_names_only_the_covering_path_that_is_not_active()
     finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
 
     assert finding.safe is False
-    assert "'Licensing_Office365_E3_Teams' is not active" in finding.message
-    assert "'Licensing_Office365_E3_Base' is not" not in finding.message
+    assert "'Licensing_Office365_E3_Teams'" in finding.message.split("not safe yet")[1]
+    assert "'Licensing_Office365_E3_Base'" not in finding.message.split("not safe yet")[1]
+
+
+def test_redundant_direct_copy_whose_group_path_entra_has_not_applied_yet_says_to_wait() -> None:
+    b = ann_in_base().direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert (
+        "not safe yet: Entra has not applied 'Licensing_Office365_E3_Base' to Ann yet: wait "
+        "for the group's processing, then check again" in finding.message
+    )
+    assert "error" not in finding.message
+    assert finding.remedy.startswith("Wait for Entra to process the group")
+    assert "Fix" not in finding.remedy
+
+
+def test_redundant_direct_copy_whose_group_path_still_disables_plans_says_to_wait() -> None:
+    # the group now enables TEAMS1 (a plan change), Graph still shows it disabled on the path
+    b = ann_in_base().state("ann", E3, via=BASE, disabled=[*BASE_DISABLED, "TEAMS1"])
+    b.group(BASE, {E3: ["YAMMER_ENTERPRISE", "SWAY", "Deskless"]})
+    b.direct("ann", E3, disabled=["YAMMER_ENTERPRISE", "SWAY", "Deskless"])
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert (
+        "'Licensing_Office365_E3_Base' still disables plans the group now enables: wait for "
+        "the group's processing, then check again" in finding.message
+    )
+    assert finding.remedy.startswith("Wait for Entra to process the group")
+
+
+def test_redundant_direct_copy_with_one_path_to_wait_for_and_one_in_error_says_both() -> None:
+    b = ann_in_base().member(TEAMS, "ann")
+    b.state("ann", E3, via=TEAMS, state="Error", error="MutuallyExclusiveViolation")
+    b.direct("ann", E3, disabled=["YAMMER_ENTERPRISE", "SWAY", "Deskless"])
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert "Entra has not applied 'Licensing_Office365_E3_Base' to Ann yet" in finding.message
+    assert (
+        "'Licensing_Office365_E3_Teams' is in error (MutuallyExclusiveViolation): fix that first"
+        in finding.message
+    )
+    assert "Fix the group path's error first" in finding.remedy
+    assert "wait for Entra to process the group" in finding.remedy
 
 
 def test_direct_copy_with_plans_no_group_grants_names_those_plans() -> None:
