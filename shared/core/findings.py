@@ -253,6 +253,14 @@ def membership_fix(group: Group | None, names: Names, group_id: str | None) -> s
 
 def user_attribute_fix(user: User, attribute: str) -> str:
     """Where a user attribute is fixed: on-prem AD for synced users, the admin centers otherwise."""
+    if user.synced_from_on_premises and attribute == "usageLocation":
+        # AD has no usageLocation: Entra Connect's default rules fill it from msExchUsageLocation
+        # when that is set, over any cloud value; while it is empty, a cloud edit stands
+        return (
+            "set msExchUsageLocation in on-premises Active Directory and let Entra Connect "
+            "sync it to usageLocation (a cloud edit in the Microsoft 365 admin center stands "
+            "only while msExchUsageLocation is empty: the synced value overwrites it)"
+        )
     if user.synced_from_on_premises:
         return (
             f"set {attribute} in on-premises Active Directory and let Entra Connect sync "

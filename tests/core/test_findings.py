@@ -576,6 +576,25 @@ def test_prohibited_location_of_a_user_without_one_names_the_tenant_country() ->
     assert finding.evidence == ("usageLocation=",)
 
 
+@pytest.mark.parametrize("location", ["CU", None])
+def test_usage_location_of_a_synced_user_is_fixed_in_the_ad_attribute_entra_connect_maps(
+    location: str | None,
+) -> None:
+    # Entra Connect fills usageLocation from on-premises msExchUsageLocation; AD has no
+    # attribute named usageLocation, and a cloud value stands while msExchUsageLocation is empty
+    b = ann_in_base(location=location, synced=True).state(
+        "ann", E3, via=BASE, state="Error", error="ProhibitedInUsageLocationViolation"
+    )
+
+    remedies = [f.remedy for f in findings_of(b) if "usage location" in f.remedy]
+
+    assert remedies
+    for remedy in remedies:
+        assert "msExchUsageLocation in on-premises Active Directory" in remedy
+        assert "usageLocation in on-premises" not in remedy
+        assert "while msExchUsageLocation is empty" in remedy
+
+
 def test_uniqueness_violation_for_a_synced_user_is_fixed_on_premises() -> None:
     b = ann_in_base(synced=True).state(
         "ann", E3, via=BASE, state="Error", error="UniquenessViolation"
