@@ -141,12 +141,20 @@ def _cause_and_remedy(
                     *_at_fault(c.sku_id for c in culprits),
                 ),
             )
+        clashes = _clashes(user, culprits or (state,), tenant, conflicts, names)
         return (
             f"a service plan of {conflicting} conflicts with a plan the user already holds from "
-            f"another license{itself}",
-            "Decide which license wins: disable the conflicting plan in one of the assignments "
-            f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
-            "this clears once the user leaves the old group; Entra never resolves it on its own.",
+            f"another license{itself}"
+            + "".join(f": {text}" for text, _ in clashes[:1])
+            + "".join(f"; {text}" for text, _ in clashes[1:]),
+            "Decide which license wins: disable "
+            + (
+                "; or ".join(fix for _, fix in clashes)
+                or "the conflicting plan in one of the assignments"
+            )
+            + f" ({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between "
+            "groups this clears once the user leaves the old group; Entra never resolves it on "
+            "its own.",
             (*others, *_at_fault(c.sku_id for c in culprits)),
         )
     if code == findings.DEPENDENCY_VIOLATION:
@@ -294,6 +302,60 @@ def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
             if s is not state and normalize_error(s.error) is None
         )
     )
+
+
+def _clashes(
+    user: User,
+    failing: Sequence[AssignmentState],
+    tenant: Tenant,
+    conflicts: Sequence[PlanConflict],
+    names: findings.Names,
+) -> list[tuple[str, str]]:
+    """Each pair of plans the conflicts table keeps apart (not a lifted one) between a failing
+    path and a license the user holds elsewhere, as (what clashes, what to disable), so the
+    admin knows which two plans and which assignments hold them."""
+    found: dict[tuple[str, ...], tuple[str, str]] = {}
+    for state in failing:
+        for other in user.states:
+            if other.sku_id == state.sku_id or normalize_error(other.error):
+                continue
+            mine_plans, held = _enabled(state, tenant), _enabled(other, tenant)
+            for row in (r for r in conflicts if r.active):
+                for mine, mine_name, theirs, theirs_name in (
+                    (row.plan_a, row.name_a, row.plan_b, row.name_b),
+                    (row.plan_b, row.name_b, row.plan_a, row.name_a),
+                ):
+                    if mine in mine_plans and theirs in held:
+                        key = (mine_name, theirs_name, other.sku_id, other.assigned_by_group or "")
+                        found.setdefault(
+                            key,
+                            (
+                                f"{mine_name} (in {names.product(state.sku_id)}) conflicts with "
+                                f"{theirs_name}, which the user holds from "
+                                f"{names.product(other.sku_id)} ({_via(other, names)})",
+                                f"{mine_name} in {_assignment(state, names)}, or {theirs_name} "
+                                f"in {_assignment(other, names)}",
+                            ),
+                        )
+    return list(found.values())
+
+
+def _enabled(state: AssignmentState, tenant: Tenant) -> set[str]:
+    """The plans (ids, lower case) a path enables; none for a SKU gone from subscribedSkus."""
+    sku = tenant.skus.get(state.sku_id)
+    return {p.lower() for p in sku.plan_ids - state.disabled_plans} if sku else set()
+
+
+def _via(state: AssignmentState, names: findings.Names) -> str:
+    return "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
+
+
+def _assignment(state: AssignmentState, names: findings.Names) -> str:
+    """Where a path's plans are switched off: the user's direct assignment, or the group's."""
+    product = names.product(state.sku_id)
+    if state.is_direct:
+        return f"the user's direct assignment of {product}"
+    return f"the {product} that {names.group(state.assigned_by_group)} assigns"
 
 
 def _pairs(rows: Sequence[PlanConflict]) -> str:

@@ -408,6 +408,22 @@ def test_a_conflict_an_active_pair_also_explains_is_still_for_the_admin() -> Non
     assert not any(e.startswith(codes.LIFTED_CONFLICT) for e in finding.evidence)
 
 
+def test_a_conflict_names_the_plans_and_the_license_the_user_holds_the_other_one_from() -> None:
+    """E1-like 'Other' (direct) holds SharePoint Plan 1; E3 from Base brings Plan 2: the admin
+    is told which two plans clash and which assignment holds the other, not only 'a plan'."""
+    finding = conflict_finding(exchange_conflict({**EXCHANGE_PLAN_1, **SHAREPOINT_PLAN_1}))
+
+    assert (
+        "SHAREPOINTENTERPRISE (in E3) conflicts with SHAREPOINTSTANDARD, which the user holds "
+        "from Other (a direct assignment)" in finding.message
+    )
+    assert "EXCHANGE_S_STANDARD" not in finding.message  # lifted: no longer a conflict
+    assert (
+        "disable SHAREPOINTENTERPRISE in the E3 that 'Base' assigns, or SHAREPOINTSTANDARD in "
+        "the user's direct assignment of Other (" in finding.remedy
+    )
+
+
 def bundle_conflict(other_plans: Mapping[str, str]) -> Tenant:
     """Ann holds a product with `other_plans` directly; the Bundle group assigns E3 (Exchange
     Online Plan 2, SharePoint Plan 2) and Visio, which conflicts with nothing: Entra fails both
