@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.core.effective import EffectiveLicense
-from shared.core.model import User, normalize_error
+from shared.core.model import User, normalize_error, state_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def unready_paths(user: User, coverage: DirectCoverage) -> tuple[UnreadyPath, ..
         if state is None:
             found.append(UnreadyPath(group_id, None, None))
         else:
-            found.append(UnreadyPath(group_id, state.state, normalize_error(state.error)))
+            found.append(UnreadyPath(group_id, state.state, state_error(state)))
     return tuple(found)
 
 

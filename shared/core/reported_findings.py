@@ -199,7 +199,9 @@ def _cause_and_remedy(
             (),
         )
     return (
-        f"Entra reported an unclassified error ({state.error})",
+        f"Entra reported an unclassified error ({state.error})"
+        if normalize_error(state.error)
+        else "Graph shows the assignment in state Error without naming the error",
         "Look up 'Change user license' for this user in the Entra audit log (Core Directory) "
         f"to see the reason, fix it, then {retry} ({findings.ADMIN_CENTER_LICENSES}).",
         (),

@@ -36,7 +36,7 @@ from shared.core.model import (
     LicenseAssignment,
     Tenant,
     User,
-    normalize_error,
+    state_error,
 )
 from shared.core.pending_findings import (
     PendingAssignment,
@@ -188,7 +188,7 @@ def _state_findings(
         return reported_finding(user, state, code, tenant, names, conflicts, locations)
 
     for state in user.states:
-        code = None if state.error is None else normalize_error(state.error)
+        code = state_error(state)
         if state.assigned_by_group is None:
             if code:
                 findings.append(reported(state, code))

@@ -76,6 +76,26 @@ def test_each_reported_error_on_a_group_path_is_passed_on(error: str) -> None:
     assert finding.message.startswith("Ann does not have ENTERPRISEPACK from 'Licensing_")
 
 
+@pytest.mark.parametrize("error", [None, "None", ""])
+def test_a_group_path_in_state_error_without_an_error_code_is_reported_not_silent(
+    error: str | None,
+) -> None:
+    # Graph's state says the user lacks the group's products; a missing error code (null, or
+    # the "None" PowerShell samples show) must not make the failure disappear
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error=error)
+
+    finding = only(b, codes.OTHER)
+
+    assert finding.severity == ERROR
+    assert finding.group_id == b.id(BASE)
+    assert "Ann does not have ENTERPRISEPACK from 'Licensing_Office365_E3_Base'" in (
+        finding.message
+    )
+    assert "state Error without naming the error" in finding.message
+    assert "(None)" not in finding.message
+    assert "audit log" in finding.remedy
+
+
 @pytest.mark.parametrize("error", REPORTED)
 def test_each_reported_error_on_a_direct_assignment_is_passed_on(error: str) -> None:
     b = seed_tenant().direct("ann", E3, state="Error", error=error)
@@ -842,6 +862,16 @@ def test_redundant_direct_copy_is_not_safe_while_the_group_path_has_errors(
         in finding.message
     )
     assert "Fix the group path's error first" in finding.remedy
+    assert "wait" not in finding.remedy.lower()
+
+
+def test_redundant_direct_copy_over_a_path_in_error_without_a_code_says_to_fix_it() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error=None)
+    b.direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert "'Licensing_Office365_E3_Base' is in error (Other): fix that first" in finding.message
     assert "wait" not in finding.remedy.lower()
 
 
