@@ -55,14 +55,21 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
     lapsing = sku.capability_status in LAPSING_STATUSES
     if (at_risk or lapsing) and (sku.consumed or demand):
         status = f" (subscription status {sku.capability_status})" if lapsing else ""
+        in_use = f"in use by {counted(max(sku.consumed, demand), 'user')}"
+        # a status past Enabled with no lapsed units left (a deleted subscription keeps none)
+        # is said as it is, not as "seats in warning (0), suspended (0)..."
+        state = (
+            f"has seats in warning ({sku.prepaid.warning}), suspended ({sku.prepaid.suspended}) "
+            f"or locked-out ({sku.prepaid.locked_out}) state while {in_use}"
+            if at_risk
+            else f"is {in_use}"
+        )
         findings.append(
             _sku_finding(
                 sku,
                 SUBSCRIPTION_AT_RISK,
-                f"{product}{status} has seats in warning ({sku.prepaid.warning}), suspended "
-                f"({sku.prepaid.suspended}) or locked-out ({sku.prepaid.locked_out}) state "
-                f"while in use by {counted(max(sku.consumed, demand), 'user')}: services stop, "
-                "and data is eventually deleted, if the subscription is not renewed.",
+                f"{product}{status} {state}: services stop, and data is eventually deleted, if "
+                "the subscription is not renewed.",
                 f"Renew or reactivate the subscription ({YOUR_PRODUCTS}), or move users to "
                 "another product before it lapses.",
             )
