@@ -326,8 +326,10 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
                 f"{', '.join(lost)}."
             ),
             remedy=(
-                "Keep the direct assignment, or first enable those plans in a licensing group "
-                "the user belongs to (or add the user to one that has them)."
+                f"Keep the direct assignment, or first enable those plans in the {product} that "
+                + " or ".join(names.group(g) for g in coverage.group_ids)
+                + f" assigns ({ADMIN_CENTER_LICENSES}: every member of the group gets them), "
+                "or add the user to a licensing group that enables them."
             ),
             plans=lost,
         )

@@ -945,6 +945,17 @@ def test_direct_copy_with_plans_no_group_grants_names_those_plans() -> None:
     assert findings_of(b, codes.REDUNDANT_DIRECT_ASSIGNMENT) == []
 
 
+def test_direct_only_plans_say_where_the_group_enables_them_and_for_whom() -> None:
+    b = ann_in_base().processed().direct("ann", E3)
+
+    remedy = only(b, codes.DIRECT_ONLY_PLANS).remedy
+
+    # a group's plans are changed on its product's license in the admin center, for every member
+    assert "the ENTERPRISEPACK that 'Licensing_Office365_E3_Base' assigns" in remedy
+    assert ADMIN_CENTER_LICENSES in remedy
+    assert "every member of the group gets them" in remedy
+
+
 def test_sku_held_only_directly_produces_no_finding() -> None:
     b = seed_tenant().direct("ann", E3, disabled=["SWAY"]).direct("ann", EMS)
 
