@@ -193,7 +193,9 @@ def _cause_and_remedy(
     if code == findings.UNIQUENESS_VIOLATION:
         return (
             "a proxy address of this user is already used by another object",
-            "Remove the duplicate proxy address ("
+            "Find the object that already uses the address (Exchange Online PowerShell: "
+            "Get-Recipient -Filter \"EmailAddresses -eq '<address>'\" for each of the user's "
+            "addresses) and remove it from one of the two (for this user: "
             + findings.user_attribute_fix(user, "proxyAddresses")
             + f"; Exchange admin center for cloud objects), then {retry}.",
             (),

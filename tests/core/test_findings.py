@@ -631,6 +631,17 @@ def test_usage_location_of_a_synced_user_is_fixed_in_the_ad_attribute_entra_conn
         assert "while msExchUsageLocation is empty" in remedy
 
 
+def test_uniqueness_violation_says_how_to_find_the_object_that_holds_the_address() -> None:
+    # the duplicate may sit on the other object: Microsoft's page shows how to find it
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="UniquenessViolation")
+
+    remedy = only(b, "UniquenessViolation").remedy
+
+    assert "Get-Recipient -Filter \"EmailAddresses -eq '<address>'\"" in remedy
+    assert "from one of the two" in remedy
+    assert remedy.endswith("then reprocess the user.")
+
+
 def test_uniqueness_violation_for_a_synced_user_is_fixed_on_premises() -> None:
     b = ann_in_base(synced=True).state(
         "ann", E3, via=BASE, state="Error", error="UniquenessViolation"
@@ -667,7 +678,7 @@ def test_a_removal_a_proxy_conflict_blocks_is_reported_as_the_conflict_not_as_st
     (finding,) = findings_of(b)
 
     assert (finding.code, finding.group_id) == ("UniquenessViolation", b.id(BASE))
-    assert finding.remedy.startswith("Remove the duplicate proxy address")
+    assert finding.remedy.startswith("Find the object that already uses the address")
 
 
 def test_an_ordinary_error_on_a_group_the_user_left_is_only_stale() -> None:
