@@ -56,6 +56,14 @@ SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
 
 ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
 
+GROUP_REPROCESS = (
+    "reprocess the group's users in error in the Microsoft 365 admin center (Billing > "
+    "Licenses > the product > Groups > the group: select them, then Reprocess)"
+)
+"""Where a group's members are reprocessed by hand: group-based licensing is managed in the
+Microsoft 365 admin center since September 2024 (the Entra admin center's group Reprocess is
+gone), and Graph v1.0 has no group reprocess."""
+
 SEATS_OF = "seatsOf="
 """Evidence of a CountViolation on a product that has free seats: the group's other product
 the user lacks a seat of (`seatsOf=<skuId>`, all-or-none). Its seats, not this product's,

@@ -66,7 +66,8 @@ Policy
    to finish processing do not count), one `GroupAlert` replaces the per-user decisions for
    those findings. A mass failure has one cause - the group's configuration, a plan conflict
    built into it, or the SKU's seats - which one fix in one place repairs (then the group's
-   Reprocess button in the Entra admin center; Graph v1.0 has no group reprocess); reprocessing
+   users are reprocessed in the Microsoft 365 admin center, `findings.GROUP_REPROCESS`; Graph
+   v1.0 has no group reprocess); reprocessing
    thousands of users one by one would spend Graph's write budget for nothing.
 
 8. *One decision per user.* ReprocessNow if any cause qualifies (listing the causes it is

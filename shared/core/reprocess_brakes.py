@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from shared.core.findings import (
     COUNT_VIOLATION,
+    GROUP_REPROCESS,
     MUTUALLY_EXCLUSIVE,
     PENDING_GROUP_ASSIGNMENT,
     PLAN_MISMATCH,
@@ -87,10 +88,9 @@ def group_alert(
         counted += f" ({len(user_ids)} in this batch)"
     counted += " have" if total != 1 else " has"
     reason = (
-        f"{counted} {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {fix} use Reprocess on the "
-        "group in the Entra admin center; reprocessing the users one by one would spend "
-        "Graph's write budget for nothing"
+        f"{counted} {code} for SKU {sku_id}{seats}: one cause, one fix - {fix} "
+        f"{GROUP_REPROCESS}; reprocessing the users one by "
+        "one would spend Graph's write budget for nothing"
     )
     observe = tuple(
         (m.user_id, m.cause) for m in members if needs_record(ledgers[m.user_id], m.cause)

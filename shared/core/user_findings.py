@@ -381,8 +381,8 @@ def _not_yet(user: User, coverage: DirectCoverage, names: Names) -> tuple[str, s
     if waits:
         remedy.append(
             ("Then wait" if errors else "Wait")
-            + " for Entra to process the group (the group's page in the Entra admin center "
-            "shows its licensing processing state); if the path is still not active once it "
+            + f" for Entra to process the group ({ADMIN_CENTER_LICENSES} > the product > "
+            "Groups shows its processing status); if the path is still not active once it "
             "shows 'ProcessingComplete', reprocess the user."
         )
     remedy.append(
