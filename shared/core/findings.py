@@ -69,6 +69,11 @@ SEATS_OF = "seatsOf="
 the user lacks a seat of (`seatsOf=<skuId>`, all-or-none). Its seats, not this product's,
 decide whether a reprocess can help."""
 
+HELD_ELSEWHERE = "heldElsewhere"
+"""Evidence of a CountViolation whose product the user already holds through another path (it
+takes no second seat): only the `SEATS_OF` products' seats decide whether a reprocess can
+help, not this product's."""
+
 LIFTED_CONFLICT = "liftedConflict="
 """Evidence of a MutuallyExclusiveViolation that only pairs Microsoft has since allowed together
 explain (`liftedConflict=PLAN_A+PLAN_B`): Microsoft says to reprocess it, so the reprocess
@@ -124,6 +129,13 @@ class Finding(NamedTuple):
 def seats_of(finding: Finding) -> tuple[str, ...]:
     """The SKUs a CountViolation's group waits for a seat of besides its own (`SEATS_OF`)."""
     return tuple(e.removeprefix(SEATS_OF) for e in finding.evidence if e.startswith(SEATS_OF))
+
+
+def seat_skus(finding: Finding) -> tuple[str, ...]:
+    """The SKUs whose free seats a reprocess of a CountViolation finding needs: its own (unless
+    `HELD_ELSEWHERE`) and each `seats_of`."""
+    own = () if HELD_ELSEWHERE in finding.evidence else (finding.sku_id or "",)
+    return tuple(dict.fromkeys((*own, *seats_of(finding))))
 
 
 def failed_with(finding: Finding) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from shared.core.model import (
     normalize_error,
 )
 from shared.core.plan_conflicts import PlanConflict, conflicting_rows, lifted_only
+from shared.core.reported_conflicts import plan_clashes
 from shared.core.seat_remedy import seats_fix, sentence
 from shared.core.usage_locations import WorkingLocations, effective_location
 
@@ -87,16 +88,27 @@ def _cause_and_remedy(
     direct = state.is_direct
     retry = "assign the license again" if direct else "reprocess the user"
     if code == findings.COUNT_VIOLATION:
-        short = _seatless_siblings(user, state, tenant)
+        holder = _held_through(user, state)
+        short = _seatless_siblings(user, state, tenant, holder is not None)
         seats = _products(short, names) or product
+        itself = (
+            f"{user.display_name} already holds {product} from "
+            + ("a direct assignment" if holder.is_direct else names.group(holder.assigned_by_group))
+            + ", so this path needs no seat of it"
+            if holder is not None
+            else f"{product} itself has free seats"
+        )
+        if holder is not None and not short:  # the group's products all have free seats now
+            return (
+                f"no free seats were left when Entra tried ({itself}, and the group's other "
+                "products have free seats now)",
+                "Reprocess the user: Entra does not retry by itself when seats become free "
+                "(License Guard reprocesses automatically in act mode).",
+                (findings.HELD_ELSEWHERE,),
+            )
         return (
             f"no free seats of {seats} were left"
-            + (
-                f" ({product} itself has free seats, but Entra assigns a group's products all "
-                "or none)"
-                if short
-                else ""
-            ),
+            + (f" ({itself}, but Entra assigns a group's products all or none)" if short else ""),
             sentence(
                 seats_fix((_units(tenant, s), names.product(s)) for s in short or (state.sku_id,))
             )
@@ -107,7 +119,10 @@ def _cause_and_remedy(
                 if not direct
                 else "."
             ),
-            tuple(f"{findings.SEATS_OF}{s}" for s in short),
+            (
+                *(f"{findings.SEATS_OF}{s}" for s in short),
+                *((findings.HELD_ELSEWHERE,) if holder is not None else ()),
+            ),
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
@@ -141,7 +156,7 @@ def _cause_and_remedy(
                     *_at_fault(c.sku_id for c in culprits),
                 ),
             )
-        clashes = _clashes(user, culprits or (state,), tenant, conflicts, names)
+        clashes = plan_clashes(user, culprits or (state,), tenant, conflicts, names)
         return (
             f"a service plan of {conflicting} conflicts with a plan the user already holds from "
             f"another license{itself}"
@@ -210,18 +225,38 @@ def _cause_and_remedy(
     )
 
 
-def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tuple[str, ...]:
+def _seatless_siblings(
+    user: User, state: AssignmentState, tenant: Tenant, held: bool
+) -> tuple[str, ...]:
     """The group's other products this user failed to get for want of a seat, when the state's
-    own product has a free seat: Entra fails every product of the group (all-or-none), so these
-    are what the user waits for. () for a direct path or a product short of seats itself."""
-    if not _has_free_seat(tenant.skus.get(state.sku_id)):
+    own product has a free seat or is `held` through another path (which takes no second
+    seat): Entra fails every product of the group (all-or-none), so these are what the user
+    waits for (not one they hold elsewhere too). () for a direct path or a product short of
+    seats itself."""
+    if not held and not _has_free_seat(tenant.skus.get(state.sku_id)):
         return ()
     return tuple(
         dict.fromkeys(
             s.sku_id
             for s in _failed_with(user, state, findings.COUNT_VIOLATION)
-            if not _has_free_seat(tenant.skus.get(s.sku_id))
+            if not _has_free_seat(tenant.skus.get(s.sku_id)) and _held_through(user, s) is None
         )
+    )
+
+
+def _held_through(user: User, state: AssignmentState) -> AssignmentState | None:
+    """Another path through which the user holds the state's product (Active, no error): one
+    product consumes one seat however many paths give it."""
+    return next(
+        (
+            s
+            for s in user.states
+            if s.sku_id == state.sku_id
+            and s.assigned_by_group != state.assigned_by_group
+            and s.state == "Active"
+            and normalize_error(s.error) is None
+        ),
+        None,
     )
 
 
@@ -306,60 +341,6 @@ def _other_paths(user: User, state: AssignmentState) -> tuple[str, ...]:
             if s is not state and normalize_error(s.error) is None
         )
     )
-
-
-def _clashes(
-    user: User,
-    failing: Sequence[AssignmentState],
-    tenant: Tenant,
-    conflicts: Sequence[PlanConflict],
-    names: findings.Names,
-) -> list[tuple[str, str]]:
-    """Each pair of plans the conflicts table keeps apart (not a lifted one) between a failing
-    path and a license the user holds elsewhere, as (what clashes, what to disable), so the
-    admin knows which two plans and which assignments hold them."""
-    found: dict[tuple[str, ...], tuple[str, str]] = {}
-    for state in failing:
-        for other in user.states:
-            if other.sku_id == state.sku_id or normalize_error(other.error):
-                continue
-            mine_plans, held = _enabled(state, tenant), _enabled(other, tenant)
-            for row in (r for r in conflicts if r.active):
-                for mine, mine_name, theirs, theirs_name in (
-                    (row.plan_a, row.name_a, row.plan_b, row.name_b),
-                    (row.plan_b, row.name_b, row.plan_a, row.name_a),
-                ):
-                    if mine in mine_plans and theirs in held:
-                        key = (mine_name, theirs_name, other.sku_id, other.assigned_by_group or "")
-                        found.setdefault(
-                            key,
-                            (
-                                f"{mine_name} (in {names.product(state.sku_id)}) conflicts with "
-                                f"{theirs_name}, which the user holds from "
-                                f"{names.product(other.sku_id)} ({_via(other, names)})",
-                                f"{mine_name} in {_assignment(state, names)}, or {theirs_name} "
-                                f"in {_assignment(other, names)}",
-                            ),
-                        )
-    return list(found.values())
-
-
-def _enabled(state: AssignmentState, tenant: Tenant) -> set[str]:
-    """The plans (ids, lower case) a path enables; none for a SKU gone from subscribedSkus."""
-    sku = tenant.skus.get(state.sku_id)
-    return {p.lower() for p in sku.plan_ids - state.disabled_plans} if sku else set()
-
-
-def _via(state: AssignmentState, names: findings.Names) -> str:
-    return "a direct assignment" if state.is_direct else names.group(state.assigned_by_group)
-
-
-def _assignment(state: AssignmentState, names: findings.Names) -> str:
-    """Where a path's plans are switched off: the user's direct assignment, or the group's."""
-    product = names.product(state.sku_id)
-    if state.is_direct:
-        return f"the user's direct assignment of {product}"
-    return f"the {product} that {names.group(state.assigned_by_group)} assigns"
 
 
 def _pairs(rows: Sequence[PlanConflict]) -> str:

@@ -24,8 +24,11 @@ from tests.builders import (
     E3_SKU_ID,
     EMS,
     EMS_GROUP,
+    EMS_PLANS,
+    EMS_SKU_ID,
     TEAMS,
     TenantBuilder,
+    guid,
     seed_tenant,
 )
 
@@ -229,6 +232,48 @@ def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_
 
     (ems,) = [g for g in plan.groups if g.sku_id == b.id(EMS)]
     assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
+
+
+def bundle_with_e3_held_elsewhere(*, ems_free: int = 0) -> TenantBuilder:
+    """Ann holds E3 from Base and is in a group of E3 and EMS; both products are at full
+    consumption, EMS with `ems_free` seats more: Entra fails the group's two (all-or-none)."""
+    return (
+        seed_tenant()
+        .sku(E3, E3_PLANS, seats=1, consumed=1, sku_id=E3_SKU_ID)
+        .sku(EMS, EMS_PLANS, seats=1 + ems_free, consumed=1, sku_id=EMS_SKU_ID)
+        .group("Bundle", {E3: [], EMS: []})
+        .member(BASE, "ann")
+        .member("Bundle", "ann")
+        .state("ann", E3, via=BASE)
+        .state("ann", E3, via="Bundle", state="Error", error="CountViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="CountViolation")
+    )
+
+
+def test_a_count_violation_of_a_product_the_user_holds_elsewhere_names_the_product_short() -> (
+    None
+):
+    # Ann holds E3 from Base: a second path takes no seat, so E3's full consumption is not why
+    # the group failed, and buying E3 would not help; EMS is short
+    b = bundle_with_e3_held_elsewhere()
+
+    by_sku = {f.sku_id: f for f in findings_of(b, "CountViolation")}
+    e3 = by_sku[E3_SKU_ID]
+
+    assert "no free seats of EMS were left (Ann already holds ENTERPRISEPACK from " in e3.message
+    assert e3.remedy.startswith("Buy or free seats of EMS (")
+    assert "ENTERPRISEPACK" not in e3.remedy
+    assert e3.evidence == (f"{codes.SEATS_OF}{EMS_SKU_ID}", codes.HELD_ELSEWHERE)
+
+
+def test_a_group_waiting_for_seats_of_its_other_product_is_reprocessed_once_it_has_them() -> None:
+    # EMS now has a free seat, E3 still none: Ann needs no E3 seat, so she is reprocessed
+    tenant = bundle_with_e3_held_elsewhere(ems_free=1).build()
+    found = evaluate(tenant).findings()
+
+    plan = decide_users(tenant, found, {}, {}, now=datetime.now(UTC), processing={})
+
+    assert plan.to_reprocess == [guid("user", "ann")]
 
 
 def e3_short_with(*, warning: int = 0, suspended: int = 0, users: int = 1) -> Tenant:
