@@ -39,6 +39,8 @@ from shared.core.model import (
     state_error,
 )
 from shared.core.pending_findings import (
+    PENDING_REMEDY,
+    PROCESSED_REMEDY,
     PendingAssignment,
     PendingAssignments,
     pending_findings,
@@ -107,6 +109,7 @@ class Memberships:
                 f" is a member of {names.group(group_id)}, which assigns "
                 f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
                 + (f" (group processing state: {state})." if state else "."),
+                PROCESSED_REMEDY if state == "ProcessingComplete" else PENDING_REMEDY,
             )
         return entry
 

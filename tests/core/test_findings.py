@@ -250,9 +250,7 @@ def bundle_with_e3_held_elsewhere(*, ems_free: int = 0) -> TenantBuilder:
     )
 
 
-def test_a_count_violation_of_a_product_the_user_holds_elsewhere_names_the_product_short() -> (
-    None
-):
+def test_a_count_violation_of_a_product_the_user_holds_elsewhere_names_the_product_short() -> None:
     # Ann holds E3 from Base: a second path takes no seat, so E3's full consumption is not why
     # the group failed, and buying E3 would not help; EMS is short
     b = bundle_with_e3_held_elsewhere()
@@ -763,6 +761,26 @@ def test_membership_without_a_reported_state_is_pending() -> None:
         b.id(BASE),
     )
     assert "(group processing state: ProcessingInProgress)" in finding.message
+
+
+def test_a_pending_assignment_of_a_group_still_processing_says_to_wait() -> None:
+    b = seed_tenant().group(BASE, {E3: BASE_DISABLED}, processing_state="ProcessingInProgress")
+    b.member(BASE, "ann")
+
+    assert only(b, codes.PENDING_GROUP_ASSIGNMENT).remedy.startswith("Wait for Entra to process")
+
+
+def test_a_pending_assignment_of_a_group_entra_has_processed_says_to_reprocess_not_wait() -> None:
+    # Entra says it is done with the group and the license is still missing: waiting for the
+    # group's processing is no advice; a reprocess is
+    b = seed_tenant().group(BASE, {E3: BASE_DISABLED}, processing_state="ProcessingComplete")
+    b.member(BASE, "ann")
+
+    remedy = only(b, codes.PENDING_GROUP_ASSIGNMENT).remedy
+
+    assert remedy.startswith("Entra has finished processing the group and shows no assignment")
+    assert "reprocess the user" in remedy
+    assert "Wait" not in remedy
 
 
 def test_processed_membership_is_not_pending() -> None:
