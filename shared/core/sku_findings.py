@@ -45,9 +45,9 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
                 SEAT_SHORTFALL,
                 f"{counted(demand, 'user')} should hold {product} but only "
                 f"{counted(units.enabled, 'seat')} {'is' if units.enabled == 1 else 'are'} "
-                f"enabled ({sku.consumed} consumed{lapsed}): {shortfall} user(s) will be "
-                "left with CountViolation errors. Which users Entra leaves out is not "
-                "documented.",
+                f"enabled ({sku.consumed} consumed{lapsed}): "
+                + _left_out(shortfall, sku)
+                + " Which users Entra leaves out is not documented.",
                 _shortfall_remedy(sku, shortfall, product),
             )
         )
@@ -75,6 +75,22 @@ def sku_findings(sku: Sku, demand: int, names: Names) -> list[Finding]:
             )
         )
     return findings
+
+
+def _left_out(shortfall: int, sku: Sku) -> str:
+    """Who the shortfall leaves without an enabled seat. Users already holding seats past the
+    enabled ones (consumed above enabled: seats in warning, suspended or locked out) keep
+    their license, not a CountViolation, while the subscription lapses (SubscriptionAtRisk);
+    consumedUnits also counts holders Entra is about to remove, so only "up to"."""
+    held = min(shortfall, max(0, sku.consumed - sku.prepaid.enabled))
+    if not held:
+        return f"{shortfall} user(s) will be left with CountViolation errors."
+    return (
+        f"{shortfall} user(s) are left without an enabled seat: up to {held} of them hold "
+        "lapsed seats now (they keep the license, not a CountViolation, while the "
+        "subscription can be renewed or reactivated)"
+        + ("." if held == shortfall else ", the others will get CountViolation errors.")
+    )
 
 
 def _shortfall_remedy(sku: Sku, shortfall: int, product: str) -> str:

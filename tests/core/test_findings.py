@@ -1222,6 +1222,29 @@ def test_warning_seats_do_not_count_against_the_shortfall() -> None:
     assert only(b, codes.SEAT_SHORTFALL).sku_id == E3_SKU_ID
 
 
+def test_a_shortfall_of_users_holding_lapsed_seats_does_not_promise_them_count_violations() -> None:
+    # the subscription is in its grace period: its 5 seats moved to warning, and the 2 users
+    # who hold them keep their license (consumedUnits 2); no CountViolation is coming for them
+    b = seed_tenant().member(BASE, "ann", "bob").processed()
+    b.sku(E3, E3_PLANS, seats=0, warning=5, consumed=2, sku_id=E3_SKU_ID)
+
+    message = only(b, codes.SEAT_SHORTFALL).message
+
+    assert "will be left with CountViolation errors" not in message
+    assert "up to 2 of them hold lapsed seats now" in message
+    assert "not a CountViolation" in message
+
+
+def test_a_shortfall_beyond_the_lapsed_seats_held_still_names_the_count_violations() -> None:
+    b = seed_tenant().member(BASE, "ann", "bob", "cy").processed()
+    b.sku(E3, E3_PLANS, seats=0, warning=5, consumed=1, sku_id=E3_SKU_ID)
+
+    message = only(b, codes.SEAT_SHORTFALL).message
+
+    assert "3 user(s) are left without an enabled seat: up to 1 of them hold" in message
+    assert "the others will get CountViolation errors" in message
+
+
 @pytest.mark.parametrize(
     ("warning", "suspended", "locked_out", "remedy"),
     [
