@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.core.effective import EffectiveLicense
-from shared.core.model import User, normalize_error
+from shared.core.model import User, normalize_error, state_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,32 @@ def direct_coverage(user: User, lic: EffectiveLicense) -> DirectCoverage | None:
         if not _healthy_group_path(user, lic.sku_id, p.group_id, p.enabled_plans)
     )
     return DirectCoverage(lic.sku_id, group_ids, direct.enabled_plans - group_enabled, unhealthy)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadyPath:
+    """Why a covering group path is not healthy yet: mid-migration mostly a path Entra has not
+    processed yet (to wait for), sometimes one in error (to fix).
+
+    `state`: Graph's state of the path, None when Graph shows none (Entra has not applied the
+    group to the user yet); `error`: its error, None when there is nothing to fix."""
+
+    group_id: str | None
+    state: str | None
+    error: str | None
+
+
+def unready_paths(user: User, coverage: DirectCoverage) -> tuple[UnreadyPath, ...]:
+    """Each of `coverage.unhealthy_group_ids` with what Graph shows of its path."""
+    states = {(s.sku_id, s.assigned_by_group): s for s in user.states}
+    found = []
+    for group_id in coverage.unhealthy_group_ids:
+        state = states.get((coverage.sku_id, group_id))
+        if state is None:
+            found.append(UnreadyPath(group_id, None, None))
+        else:
+            found.append(UnreadyPath(group_id, state.state, state_error(state)))
+    return tuple(found)
 
 
 def _healthy_group_path(

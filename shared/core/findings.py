@@ -56,10 +56,23 @@ SUBSCRIPTION_AT_RISK = "SubscriptionAtRisk"
 
 ADMIN_CENTER_LICENSES = "Microsoft 365 admin center > Billing > Licenses"
 
+GROUP_REPROCESS = (
+    "reprocess the group's users in error in the Microsoft 365 admin center (Billing > "
+    "Licenses > the product > Groups > the group: select them, then Reprocess)"
+)
+"""Where a group's members are reprocessed by hand: group-based licensing is managed in the
+Microsoft 365 admin center since September 2024 (the Entra admin center's group Reprocess is
+gone), and Graph v1.0 has no group reprocess."""
+
 SEATS_OF = "seatsOf="
 """Evidence of a CountViolation on a product that has free seats: the group's other product
 the user lacks a seat of (`seatsOf=<skuId>`, all-or-none). Its seats, not this product's,
 decide whether a reprocess can help."""
+
+HELD_ELSEWHERE = "heldElsewhere"
+"""Evidence of a CountViolation whose product the user already holds through another path (it
+takes no second seat): only the `SEATS_OF` products' seats decide whether a reprocess can
+help, not this product's."""
 
 LIFTED_CONFLICT = "liftedConflict="
 """Evidence of a MutuallyExclusiveViolation that only pairs Microsoft has since allowed together
@@ -116,6 +129,13 @@ class Finding(NamedTuple):
 def seats_of(finding: Finding) -> tuple[str, ...]:
     """The SKUs a CountViolation's group waits for a seat of besides its own (`SEATS_OF`)."""
     return tuple(e.removeprefix(SEATS_OF) for e in finding.evidence if e.startswith(SEATS_OF))
+
+
+def seat_skus(finding: Finding) -> tuple[str, ...]:
+    """The SKUs whose free seats a reprocess of a CountViolation finding needs: its own (unless
+    `HELD_ELSEWHERE`) and each `seats_of`."""
+    own = () if HELD_ELSEWHERE in finding.evidence else (finding.sku_id or "",)
+    return tuple(dict.fromkeys((*own, *seats_of(finding))))
 
 
 def failed_with(finding: Finding) -> tuple[str, ...]:
@@ -253,6 +273,14 @@ def membership_fix(group: Group | None, names: Names, group_id: str | None) -> s
 
 def user_attribute_fix(user: User, attribute: str) -> str:
     """Where a user attribute is fixed: on-prem AD for synced users, the admin centers otherwise."""
+    if user.synced_from_on_premises and attribute == "usageLocation":
+        # AD has no usageLocation: Entra Connect's default rules fill it from msExchUsageLocation
+        # when that is set, over any cloud value; while it is empty, a cloud edit stands
+        return (
+            "set msExchUsageLocation in on-premises Active Directory and let Entra Connect "
+            "sync it to usageLocation (a cloud edit in the Microsoft 365 admin center stands "
+            "only while msExchUsageLocation is empty: the synced value overwrites it)"
+        )
     if user.synced_from_on_premises:
         return (
             f"set {attribute} in on-premises Active Directory and let Entra Connect sync "

@@ -98,6 +98,15 @@ def normalize_error(error: str | None) -> str | None:
     return ERROR_CODE_ALIASES.get(text.lower(), text)
 
 
+def state_error(state: AssignmentState) -> str | None:
+    """The error of a path: Graph's code, or `Other` for a path in state Error that names
+    none (the user lacks its products all the same); None when it has no error."""
+    code = normalize_error(state.error)
+    if code is None and state.state == "Error":
+        return "Other"
+    return code
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     id: str

@@ -17,6 +17,9 @@ class PendingAssignment(NamedTuple):
     sku_id: str
     group_id: str
     message_tail: str
+    remedy: str = ""
+    """The remedy (`PENDING_REMEDY` when empty, or `PROCESSED_REMEDY` for a group Entra has
+    finished processing)."""
 
 
 PendingAssignments = tuple[PendingAssignment, ...]
@@ -39,9 +42,9 @@ def pending_findings(
             sku,
             group,
             name + tail,
-            PENDING_REMEDY,
+            remedy or PENDING_REMEDY,
         )
-        for sku, group, tail in pending
+        for sku, group, tail, remedy in pending
     ]
 
 
@@ -50,3 +53,11 @@ PENDING_REMEDY = (
     "'ProcessingComplete' and the license is still missing, reprocess the user."
 )
 """The pending finding's remedy: the same for every pending assignment."""
+
+PROCESSED_REMEDY = (
+    "Entra has finished processing the group and shows no assignment from it yet: reprocess the "
+    "user (License Guard does so in act mode). If it stays missing, look up 'Change user "
+    "license' for the user in the Entra audit log."
+)
+"""The remedy of a pending assignment whose group shows 'ProcessingComplete': nothing to wait
+for."""

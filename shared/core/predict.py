@@ -12,8 +12,9 @@ licensing-groups-resolve-problems):
   the tenant's own error states show (a user in this error on product A while holding only B
   elsewhere; not A failing only with its group's other product, nor B when
   another user holds A and B together without error) name no plans: a warning.
-* `CountViolation`: more users would newly need a product than it has free seats. A user
-  another certain error fails in a group takes no seat of its products (all-or-none).
+* `CountViolation`: more users would newly need a product than it has free seats
+  (`shared.core.predict_seats`). A user another certain error fails in a group takes no seat
+  of its products (all-or-none).
 * `ProhibitedInUsageLocationViolation`: the tenant already shows this error for the product at
   the same usage location (Microsoft publishes no table of prohibited locations).
 * `MissingUsageLocation` (info): the user has none; Entra uses the tenant's country.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from shared.core.alerting import HOLDING_STATES, granting_licenses
@@ -41,10 +42,17 @@ from shared.core.findings import (
     WARNING,
     Names,
 )
-from shared.core.model import PrepaidUnits, Sku, Tenant, User, seat_shortfall
+from shared.core.model import PrepaidUnits, Tenant, User
 from shared.core.plan_conflicts import PlanConflict
 from shared.core.predict_evidence import conflicts_seen, prohibited_seen
-from shared.core.seat_remedy import seat_steps, sentence
+from shared.core.predict_seats import (
+    SeatNeed,
+    count_message,
+    free_after_waiting,
+    lapsed_seats_free,
+    seat_balance,
+    waiting_users,
+)
 
 RESOLVE_PROBLEMS_DOC: Final = (
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems"
@@ -63,20 +71,6 @@ class PredictedError:
     group_id: str | None
     message: str
     source: str
-
-
-@dataclass(frozen=True, slots=True)
-class SeatNeed:
-    """Users who would newly hold a product, against its free seats now (less those members
-    still pending take); not those a certain error of their new group fails (they take none)."""
-
-    sku_id: str
-    needed: int
-    free: int
-
-    @property
-    def short(self) -> int:
-        return seat_shortfall(self.needed, self.free)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +152,8 @@ def predict_errors(
                 errors += _location(user, lic.sku_id, path.group_id, prohibited, country, names)
     blocked = _blocked_groups(errors)
     seats = []
-    waiting = _waiting(before, after)
-    free = {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
+    waiting = waiting_users(before, after)
+    free = free_after_waiting(tenant, waiting)
     failing: Counter[str] = Counter()
     users = {r.user.id: r.user for r in after.users}
     for sku_id, paths in gaining.items():
@@ -177,7 +171,7 @@ def predict_errors(
         seats.append(need)
         if need.short:
             sku = tenant.skus.get(sku_id)
-            units = _lapsed_seats_free(sku, _seat_balance(sku, waiting)) if sku else PrepaidUnits()
+            units = lapsed_seats_free(sku, seat_balance(sku, waiting)) if sku else PrepaidUnits()
             errors += _count(need, units, user_ids, after, names)
     return Predictions(tuple(_unique(errors)), tuple(seats), +failing)
 
@@ -192,44 +186,6 @@ def _blocked_groups(errors: Iterable[PredictedError]) -> set[tuple[str, str | No
         for e in errors
         if e.severity == ERROR and e.code != COUNT_VIOLATION and e.group_id is not None
     }
-
-
-def free_seats(tenant: Tenant, before: Evaluation, after: Evaluation) -> dict[str, int]:
-    """Per SKU, the seats a change can give: enabled - consumed, less the users Graph shows no
-    assignment of it yet (pending: Entra gives them the free seats first) who still want it
-    after the change."""
-    waiting = _waiting(before, after)
-    return {s.id: max(0, _seat_balance(s, waiting)) for s in tenant.skus.values()}
-
-
-def _waiting(before: Evaluation, after: Evaluation) -> Counter[str]:
-    """Per SKU, the users Graph shows no assignment of it yet who still want it after."""
-    pending = {
-        (r.user.id, lic.sku_id)
-        for r in before.users
-        for lic in r.licenses
-        if lic.sku_id not in {s.sku_id for s in r.user.states}
-    }
-    return Counter(
-        lic.sku_id for r in after.users for lic in r.licenses if (r.user.id, lic.sku_id) in pending
-    )
-
-
-def _seat_balance(sku: Sku, waiting: Mapping[str, int]) -> int:
-    """Enabled seats less those consumed and awaited: below 0 when users hold seats in
-    warning or suspended (consumedUnits counts every assigned unit)."""
-    return sku.prepaid.enabled - sku.consumed - waiting.get(sku.id, 0)
-
-
-def _lapsed_seats_free(sku: Sku, balance: int) -> PrepaidUnits:
-    """`sku.prepaid` with only the seats in warning and suspended that renewing or
-    reactivating would give back free: not those users hold or await (`balance` below 0),
-    which take the seats in warning first (Partner Center: available units = active + warning
-    - consumed)."""
-    over = max(0, -balance)
-    warning = max(0, sku.prepaid.warning - over)
-    suspended = max(0, sku.prepaid.suspended - max(0, over - sku.prepaid.warning))
-    return replace(sku.prepaid, warning=warning, suspended=suspended)
 
 
 def _unique(errors: Iterable[PredictedError]) -> list[PredictedError]:
@@ -359,32 +315,8 @@ def _count(
             ERROR,
             need.sku_id,
             paths.get(user_id),
-            _count_head(need, product, users[user_id].display_name)
-            + " "
-            + ". ".join(map(sentence, seat_steps(units, product, need.short)))
-            + " before the change, or free seats.",
+            count_message(need, units, product, users[user_id].display_name),
             RESOLVE_PROBLEMS_DOC,
         )
         for user_id in dict.fromkeys(user_ids)
     ]
-
-
-def _count_head(need: SeatNeed, product: str, display_name: str) -> str:
-    """Who would get CountViolation: every user when no seat is free, else `short` of them,
-    Entra choosing which."""
-    if not need.free:
-        if need.needed == 1:
-            return (
-                f"{display_name} would newly need {product} and no seat of it is free: Entra "
-                f"would record {COUNT_VIOLATION}."
-            )
-        return (
-            f"{need.needed} users would newly need {product} and no seat of it is free: each "
-            f"would get {COUNT_VIOLATION}; {display_name} is one of them."
-        )
-    seats = "1 seat is" if need.free == 1 else f"{need.free} seats are"
-    return (
-        f"{need.needed} users would newly need {product} but only {seats} free: {need.short} "
-        f"of them would get {COUNT_VIOLATION} (Entra does not say which); {display_name} is "
-        f"one of the {need.needed}."
-    )

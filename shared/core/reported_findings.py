@@ -21,6 +21,7 @@ from shared.core.model import (
     normalize_error,
 )
 from shared.core.plan_conflicts import PlanConflict, conflicting_rows, lifted_only
+from shared.core.reported_conflicts import plan_clashes
 from shared.core.seat_remedy import seats_fix, sentence
 from shared.core.usage_locations import WorkingLocations, effective_location
 
@@ -87,16 +88,27 @@ def _cause_and_remedy(
     direct = state.is_direct
     retry = "assign the license again" if direct else "reprocess the user"
     if code == findings.COUNT_VIOLATION:
-        short = _seatless_siblings(user, state, tenant)
+        holder = _held_through(user, state)
+        short = _seatless_siblings(user, state, tenant, holder is not None)
         seats = _products(short, names) or product
+        itself = (
+            f"{user.display_name} already holds {product} from "
+            + ("a direct assignment" if holder.is_direct else names.group(holder.assigned_by_group))
+            + ", so this path needs no seat of it"
+            if holder is not None
+            else f"{product} itself has free seats"
+        )
+        if holder is not None and not short:  # the group's products all have free seats now
+            return (
+                f"no free seats were left when Entra tried ({itself}, and the group's other "
+                "products have free seats now)",
+                "Reprocess the user: Entra does not retry by itself when seats become free "
+                "(License Guard reprocesses automatically in act mode).",
+                (findings.HELD_ELSEWHERE,),
+            )
         return (
             f"no free seats of {seats} were left"
-            + (
-                f" ({product} itself has free seats, but Entra assigns a group's products all "
-                "or none)"
-                if short
-                else ""
-            ),
+            + (f" ({itself}, but Entra assigns a group's products all or none)" if short else ""),
             sentence(
                 seats_fix((_units(tenant, s), names.product(s)) for s in short or (state.sku_id,))
             )
@@ -107,7 +119,10 @@ def _cause_and_remedy(
                 if not direct
                 else "."
             ),
-            tuple(f"{findings.SEATS_OF}{s}" for s in short),
+            (
+                *(f"{findings.SEATS_OF}{s}" for s in short),
+                *((findings.HELD_ELSEWHERE,) if holder is not None else ()),
+            ),
         )
     if code == findings.MUTUALLY_EXCLUSIVE:
         others = _other_paths(user, state)
@@ -141,12 +156,20 @@ def _cause_and_remedy(
                     *_at_fault(c.sku_id for c in culprits),
                 ),
             )
+        clashes = plan_clashes(user, culprits or (state,), tenant, conflicts, names)
         return (
             f"a service plan of {conflicting} conflicts with a plan the user already holds from "
-            f"another license{itself}",
-            "Decide which license wins: disable the conflicting plan in one of the assignments "
-            f"({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between groups "
-            "this clears once the user leaves the old group; Entra never resolves it on its own.",
+            f"another license{itself}"
+            + "".join(f": {text}" for text, _ in clashes[:1])
+            + "".join(f"; {text}" for text, _ in clashes[1:]),
+            "Decide which license wins: disable "
+            + (
+                "; or ".join(fix for _, fix in clashes)
+                or "the conflicting plan in one of the assignments"
+            )
+            + f" ({findings.ADMIN_CENTER_LICENSES}) or {leave}. During a planned swap between "
+            "groups this clears once the user leaves the old group; Entra never resolves it on "
+            "its own.",
             (*others, *_at_fault(c.sku_id for c in culprits)),
         )
     if code == findings.DEPENDENCY_VIOLATION:
@@ -185,31 +208,55 @@ def _cause_and_remedy(
     if code == findings.UNIQUENESS_VIOLATION:
         return (
             "a proxy address of this user is already used by another object",
-            "Remove the duplicate proxy address ("
+            "Find the object that already uses the address (Exchange Online PowerShell: "
+            "Get-Recipient -Filter \"EmailAddresses -eq '<address>'\" for each of the user's "
+            "addresses) and remove it from one of the two (for this user: "
             + findings.user_attribute_fix(user, "proxyAddresses")
             + f"; Exchange admin center for cloud objects), then {retry}.",
             (),
         )
     return (
-        f"Entra reported an unclassified error ({state.error})",
+        f"Entra reported an unclassified error ({state.error})"
+        if normalize_error(state.error)
+        else "Graph shows the assignment in state Error without naming the error",
         "Look up 'Change user license' for this user in the Entra audit log (Core Directory) "
         f"to see the reason, fix it, then {retry} ({findings.ADMIN_CENTER_LICENSES}).",
         (),
     )
 
 
-def _seatless_siblings(user: User, state: AssignmentState, tenant: Tenant) -> tuple[str, ...]:
+def _seatless_siblings(
+    user: User, state: AssignmentState, tenant: Tenant, held: bool
+) -> tuple[str, ...]:
     """The group's other products this user failed to get for want of a seat, when the state's
-    own product has a free seat: Entra fails every product of the group (all-or-none), so these
-    are what the user waits for. () for a direct path or a product short of seats itself."""
-    if not _has_free_seat(tenant.skus.get(state.sku_id)):
+    own product has a free seat or is `held` through another path (which takes no second
+    seat): Entra fails every product of the group (all-or-none), so these are what the user
+    waits for (not one they hold elsewhere too). () for a direct path or a product short of
+    seats itself."""
+    if not held and not _has_free_seat(tenant.skus.get(state.sku_id)):
         return ()
     return tuple(
         dict.fromkeys(
             s.sku_id
             for s in _failed_with(user, state, findings.COUNT_VIOLATION)
-            if not _has_free_seat(tenant.skus.get(s.sku_id))
+            if not _has_free_seat(tenant.skus.get(s.sku_id)) and _held_through(user, s) is None
         )
+    )
+
+
+def _held_through(user: User, state: AssignmentState) -> AssignmentState | None:
+    """Another path through which the user holds the state's product (Active, no error): one
+    product consumes one seat however many paths give it."""
+    return next(
+        (
+            s
+            for s in user.states
+            if s.sku_id == state.sku_id
+            and s.assigned_by_group != state.assigned_by_group
+            and s.state == "Active"
+            and normalize_error(s.error) is None
+        ),
+        None,
     )
 
 

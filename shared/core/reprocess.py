@@ -32,7 +32,9 @@ Policy
 3. *Gates* - when a cause qualifies for a reprocess at all:
 
    * CountViolation: the SKU, and each its group waits for (``seatsOf=``), has free seats
-     (`TenantFacts.free_seats`: enabled - consumed - promised; missing: 0). Else AlertInstead.
+     (`TenantFacts.free_seats`: enabled - consumed - promised; missing: 0); not the SKU itself
+     when the user holds it through another path (``heldElsewhere``: no second seat). Else
+     AlertInstead.
    * Pending/Stale/PlanMismatch: the group's licenseProcessingState is ProcessingComplete.
      Otherwise RetryLater: waiting for Entra is normal, not an alert. The wait is as long as
      the gate was seen closed so far, backoff_base at least and processing_wait_cap at most
@@ -55,7 +57,8 @@ Policy
 5. *Backoff.* A qualifying cause whose key has n earlier attempts (with other evidence) waits
    until last attempt + min(backoff_base * 2**(n-1), backoff_cap): RetryLater until then.
 
-6. *Seats.* Per SKU at most `free_seats[sku]` users are reprocessed for CountViolation: the
+6. *Seats.* Per SKU at most `free_seats[sku]` users are reprocessed for CountViolation (a
+   cause counts toward the SKUs it needs a seat of: `findings.seat_skus`): the
    oldest errors first (`Finding.since` ascending, unknown last, then user id). The rest
    RetryLater at now + backoff_base ("waiting for a free seat"). A user reprocessed for
    another cause re-runs its CountViolation too; the budget counts only users chosen for
@@ -66,7 +69,8 @@ Policy
    to finish processing do not count), one `GroupAlert` replaces the per-user decisions for
    those findings. A mass failure has one cause - the group's configuration, a plan conflict
    built into it, or the SKU's seats - which one fix in one place repairs (then the group's
-   Reprocess button in the Entra admin center; Graph v1.0 has no group reprocess); reprocessing
+   users are reprocessed in the Microsoft 365 admin center, `findings.GROUP_REPROCESS`; Graph
+   v1.0 has no group reprocess); reprocessing
    thousands of users one by one would spend Graph's write budget for nothing.
 
 8. *One decision per user.* ReprocessNow if any cause qualifies (listing the causes it is
@@ -234,7 +238,8 @@ def _judge(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict:
                 f"{_date(attempts[-1].at)}; backing off until {_date(not_before)}",
                 not_before,
             )
-    return Verdict(cause, NOW, _why_now(cause, ledger, facts))
+    seats = codes.seat_skus(candidate.finding) if code == codes.COUNT_VIOLATION else None
+    return Verdict(cause, NOW, _why_now(cause, ledger, facts), seats=seats)
 
 
 def _closed_gate(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Verdict | None:
@@ -242,9 +247,7 @@ def _closed_gate(candidate: Candidate, ledger: Ledger, facts: TenantFacts) -> Ve
     code = cause.code
     if code == codes.COUNT_VIOLATION and cause.evidence == (NO_FREE_SEATS,):
         short = [  # the group's other products when this one has seats (all-or-none)
-            s
-            for s in dict.fromkeys((cause.sku_id or "", *codes.seats_of(candidate.finding)))
-            if facts.free_seats.get(s, 0) <= 0
+            s for s in codes.seat_skus(candidate.finding) if facts.free_seats.get(s, 0) <= 0
         ]
         return Verdict(
             cause,

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from shared.core.findings import (
     COUNT_VIOLATION,
+    GROUP_REPROCESS,
     MUTUALLY_EXCLUSIVE,
     PENDING_GROUP_ASSIGNMENT,
     PLAN_MISMATCH,
@@ -87,10 +88,9 @@ def group_alert(
         counted += f" ({len(user_ids)} in this batch)"
     counted += " have" if total != 1 else " has"
     reason = (
-        f"{counted} {code} for SKU {sku_id}{seats}: one "
-        f"cause, one fix - {fix} use Reprocess on the "
-        "group in the Entra admin center; reprocessing the users one by one would spend "
-        "Graph's write budget for nothing"
+        f"{counted} {code} for SKU {sku_id}{seats}: one cause, one fix - {fix} "
+        f"{GROUP_REPROCESS}; reprocessing the users one by "
+        "one would spend Graph's write budget for nothing"
     )
     observe = tuple(
         (m.user_id, m.cause) for m in members if needs_record(ledgers[m.user_id], m.cause)
@@ -111,7 +111,8 @@ def apply_seat_budget(
     for user_id, user_verdicts in verdicts.items():
         for v in user_verdicts:
             if v.action == NOW and v.cause.code == COUNT_VIOLATION:
-                wanting[v.cause.sku_id or ""].add(user_id)
+                for sku_id in _seat_skus(v):
+                    wanting[sku_id].add(user_id)
     left: dict[str, dict[str, str]] = defaultdict(dict)  # user -> group -> SKU left waiting
     for sku_id, users in wanting.items():
         free = max(0, facts.free_seats.get(sku_id, 0))
@@ -148,8 +149,11 @@ def apply_seat_budget(
 
 
 def _wants_seat(verdict: Verdict, sku_id: str) -> bool:
-    """A CountViolation reprocess of this SKU decided for now."""
+    """A CountViolation reprocess decided for now that takes a seat of this SKU."""
     cause = verdict.cause
-    return (
-        verdict.action == NOW and cause.code == COUNT_VIOLATION and (cause.sku_id or "") == sku_id
-    )
+    return verdict.action == NOW and cause.code == COUNT_VIOLATION and sku_id in _seat_skus(verdict)
+
+
+def _seat_skus(verdict: Verdict) -> tuple[str, ...]:
+    """The SKUs a CountViolation verdict takes a seat of (its own, when it does not say)."""
+    return verdict.seats if verdict.seats is not None else (verdict.cause.sku_id or "",)

@@ -5,7 +5,9 @@ Which codes a reprocess may fix (`REPROCESSABLE`) and which gates they wait on
 becomes a `Cause`: code, SKU, group, and the evidence the fix depends on. `Cause.key` leaves
 the evidence out.
 
-* CountViolation: ``("freeSeats=0",)`` while the SKU has no free seats; otherwise
+* CountViolation: ``("freeSeats=0",)`` while the SKU has no free seats (or one its group
+  waits for, ``seatsOf=``; not the SKU itself when the user holds it elsewhere,
+  ``heldElsewhere``: `findings.seat_skus`); otherwise
   ``("freeSeats>0", "after=<T>")`` where T is the time of the latest ledger entry of this
   key recorded while seats were short (``after=none`` if there is none). Free seats appear
   and vanish with every joiner and leaver, so the evidence is not a seat count: what a
@@ -57,7 +59,7 @@ def finding_cause(finding: Finding, ledger: Ledger, facts: TenantFacts) -> Cause
     code, sku_id, group_id = finding.code, finding.sku_id, finding.group_id
     key = Cause(code, sku_id, group_id).key
     if code == codes.COUNT_VIOLATION:
-        if any(facts.free_seats.get(s or "", 0) <= 0 for s in (sku_id, *codes.seats_of(finding))):
+        if any(facts.free_seats.get(s, 0) <= 0 for s in codes.seat_skus(finding)):
             return Cause(code, sku_id, group_id, (NO_FREE_SEATS,))
         return Cause(code, sku_id, group_id, (SEATS_FREE, ledger.closed_since(key, SEATS_FREE)))
     if code in PROCESSING_GATED:

@@ -28,6 +28,10 @@ class Verdict:
     reason: str
     not_before: datetime | None = None
     observe: bool = False
+    seats: tuple[str, ...] | None = None
+    """A CountViolation reprocess decided for now: the SKUs it takes a seat of
+    (`findings.seat_skus`, none for a product held elsewhere whose group's others have seats);
+    the seat budget counts it toward each. None: its own SKU."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from shared.core.direct_coverage import DirectCoverage, direct_coverage
+from shared.core.direct_coverage import DirectCoverage, direct_coverage, unready_paths
 from shared.core.effective import EffectiveLicense
 from shared.core.findings import (
     ADMIN_CENTER_LICENSES,
@@ -36,9 +36,11 @@ from shared.core.model import (
     LicenseAssignment,
     Tenant,
     User,
-    normalize_error,
+    state_error,
 )
 from shared.core.pending_findings import (
+    PENDING_REMEDY,
+    PROCESSED_REMEDY,
     PendingAssignment,
     PendingAssignments,
     pending_findings,
@@ -107,6 +109,7 @@ class Memberships:
                 f" is a member of {names.group(group_id)}, which assigns "
                 f"{names.product(sku_id)}, but Graph shows no assignment from it yet"
                 + (f" (group processing state: {state})." if state else "."),
+                PROCESSED_REMEDY if state == "ProcessingComplete" else PENDING_REMEDY,
             )
         return entry
 
@@ -188,7 +191,7 @@ def _state_findings(
         return reported_finding(user, state, code, tenant, names, conflicts, locations)
 
     for state in user.states:
-        code = None if state.error is None else normalize_error(state.error)
+        code = state_error(state)
         if state.assigned_by_group is None:
             if code:
                 findings.append(reported(state, code))
@@ -326,18 +329,22 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
                 f"{', '.join(lost)}."
             ),
             remedy=(
-                "Keep the direct assignment, or first enable those plans in a licensing group "
-                "the user belongs to (or add the user to one that has them)."
+                f"Keep the direct assignment, or first enable those plans in the {product} that "
+                + " or ".join(names.group(g) for g in coverage.group_ids)
+                + f" assigns ({ADMIN_CENTER_LICENSES}: every member of the group gets them), "
+                "or add the user to a licensing group that enables them."
             ),
             plans=lost,
         )
     safe = coverage.safe
-    verdict = (
-        "safe to remove: every covering group path is active without errors"
+    verdict, remedy = (
+        (
+            "safe to remove: every covering group path is active without errors",
+            "Remove direct assignments gradually, a small batch first, and check the users "
+            f"keep their services ({ADMIN_CENTER_LICENSES}).",
+        )
         if safe
-        else "not safe yet: "
-        + ", ".join(names.group(g) for g in coverage.unhealthy_group_ids)
-        + " is not active without errors"
+        else _not_yet(user, coverage, names)
     )
     return user_finding(
         REDUNDANT_DIRECT_ASSIGNMENT,
@@ -348,12 +355,41 @@ def _direct_and_group(user: User, coverage: DirectCoverage, names: Names) -> Fin
             f"{user.display_name}'s direct {product} is fully covered by {groups} (one seat "
             f"either way); removal candidate, {verdict}."
         ),
-        remedy=(
-            "Remove direct assignments gradually, a small batch first, and check the users keep "
-            f"their services ({ADMIN_CENTER_LICENSES})."
-            if safe
-            else "Fix the group path first; do not remove the direct assignment until it is "
-            "active without errors."
-        ),
+        remedy=remedy,
         safe=safe,
     )
+
+
+_WAIT = "wait for the group's processing, then check again"
+
+
+def _not_yet(user: User, coverage: DirectCoverage, names: Names) -> tuple[str, str]:
+    """Why the covering group paths are not healthy yet, and the remedy: mid-migration mostly
+    a path Entra has not processed yet (to wait for, not to fix), else the path's error."""
+    reasons, waits, errors = [], False, False
+    for path in unready_paths(user, coverage):
+        group = names.group(path.group_id)
+        if path.error:
+            reasons.append(f"{group} is in error ({path.error}): fix that first")
+        elif path.state is None:
+            reasons.append(f"Entra has not applied {group} to {user.display_name} yet: {_WAIT}")
+        elif path.state != "Active":
+            reasons.append(f"{group}'s path is {path.state}: {_WAIT}")
+        else:
+            reasons.append(f"{group} still disables plans the group now enables: {_WAIT}")
+        errors, waits = errors or bool(path.error), waits or not path.error
+    remedy = []
+    if errors:
+        remedy.append("Fix the group path's error first (its own finding says how).")
+    if waits:
+        remedy.append(
+            ("Then wait" if errors else "Wait")
+            + f" for Entra to process the group ({ADMIN_CENTER_LICENSES} > the product > "
+            "Groups shows its processing status); if the path is still not active once it "
+            "shows 'ProcessingComplete', reprocess the user."
+        )
+    remedy.append(
+        "Do not remove the direct assignment until every covering group path is active "
+        "without errors."
+    )
+    return "not safe yet: " + "; ".join(reasons), " ".join(remedy)

@@ -25,7 +25,8 @@ from shared.core.evaluate import Evaluation, evaluate
 from shared.core.findings import COUNT_VIOLATION, ERROR, MUTUALLY_EXCLUSIVE, Names, membership_fix
 from shared.core.model import Group, LicenseAssignment, Tenant, normalize_error
 from shared.core.plan_conflicts import PlanConflict
-from shared.core.predict import Predictions, free_seats, predict_errors
+from shared.core.predict import Predictions, predict_errors
+from shared.core.predict_seats import free_seats
 from shared.core.references import BadReference
 
 DELETE_LICENSED_GROUP_DOC = (

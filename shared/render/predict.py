@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shared.core.findings import COUNT_VIOLATION, ERROR, SEVERITY_ORDER
-from shared.core.predict import PredictedError, Predictions, SeatNeed
+from shared.core.predict import PredictedError, Predictions
+from shared.core.predict_seats import SeatNeed
 
 
 def seat_need_text(need: SeatNeed, product: str) -> str:

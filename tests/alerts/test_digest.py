@@ -474,7 +474,7 @@ async def test_a_mass_failure_is_not_promised_a_reprocess_user_by_user(mode: str
     assert "reprocesses the waiting users" not in body
     assert "would reprocess when the cause clears" not in body
     assert "30 users of the group fail alike" in body
-    assert "Reprocess on the group" in body
+    assert "reprocess the group&#39;s users in error in the Microsoft 365 admin center" in body
 
 
 async def test_a_few_users_waiting_for_seats_are_still_promised_their_reprocess() -> None:

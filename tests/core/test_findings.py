@@ -24,8 +24,11 @@ from tests.builders import (
     E3_SKU_ID,
     EMS,
     EMS_GROUP,
+    EMS_PLANS,
+    EMS_SKU_ID,
     TEAMS,
     TenantBuilder,
+    guid,
     seed_tenant,
 )
 
@@ -74,6 +77,26 @@ def test_each_reported_error_on_a_group_path_is_passed_on(error: str) -> None:
     )
     assert finding.severity == ERROR
     assert finding.message.startswith("Ann does not have ENTERPRISEPACK from 'Licensing_")
+
+
+@pytest.mark.parametrize("error", [None, "None", ""])
+def test_a_group_path_in_state_error_without_an_error_code_is_reported_not_silent(
+    error: str | None,
+) -> None:
+    # Graph's state says the user lacks the group's products; a missing error code (null, or
+    # the "None" PowerShell samples show) must not make the failure disappear
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error=error)
+
+    finding = only(b, codes.OTHER)
+
+    assert finding.severity == ERROR
+    assert finding.group_id == b.id(BASE)
+    assert "Ann does not have ENTERPRISEPACK from 'Licensing_Office365_E3_Base'" in (
+        finding.message
+    )
+    assert "state Error without naming the error" in finding.message
+    assert "(None)" not in finding.message
+    assert "audit log" in finding.remedy
 
 
 @pytest.mark.parametrize("error", REPORTED)
@@ -209,6 +232,46 @@ def test_a_mass_failure_of_a_product_with_free_seats_names_the_product_short_of_
 
     (ems,) = [g for g in plan.groups if g.sku_id == b.id(EMS)]
     assert f"buy or free seats of SKU {E3_SKU_ID}, the group's other product" in ems.reason
+
+
+def bundle_with_e3_held_elsewhere(*, ems_free: int = 0) -> TenantBuilder:
+    """Ann holds E3 from Base and is in a group of E3 and EMS; both products are at full
+    consumption, EMS with `ems_free` seats more: Entra fails the group's two (all-or-none)."""
+    return (
+        seed_tenant()
+        .sku(E3, E3_PLANS, seats=1, consumed=1, sku_id=E3_SKU_ID)
+        .sku(EMS, EMS_PLANS, seats=1 + ems_free, consumed=1, sku_id=EMS_SKU_ID)
+        .group("Bundle", {E3: [], EMS: []})
+        .member(BASE, "ann")
+        .member("Bundle", "ann")
+        .state("ann", E3, via=BASE)
+        .state("ann", E3, via="Bundle", state="Error", error="CountViolation")
+        .state("ann", EMS, via="Bundle", state="Error", error="CountViolation")
+    )
+
+
+def test_a_count_violation_of_a_product_the_user_holds_elsewhere_names_the_product_short() -> None:
+    # Ann holds E3 from Base: a second path takes no seat, so E3's full consumption is not why
+    # the group failed, and buying E3 would not help; EMS is short
+    b = bundle_with_e3_held_elsewhere()
+
+    by_sku = {f.sku_id: f for f in findings_of(b, "CountViolation")}
+    e3 = by_sku[E3_SKU_ID]
+
+    assert "no free seats of EMS were left (Ann already holds ENTERPRISEPACK from " in e3.message
+    assert e3.remedy.startswith("Buy or free seats of EMS (")
+    assert "ENTERPRISEPACK" not in e3.remedy
+    assert e3.evidence == (f"{codes.SEATS_OF}{EMS_SKU_ID}", codes.HELD_ELSEWHERE)
+
+
+def test_a_group_waiting_for_seats_of_its_other_product_is_reprocessed_once_it_has_them() -> None:
+    # EMS now has a free seat, E3 still none: Ann needs no E3 seat, so she is reprocessed
+    tenant = bundle_with_e3_held_elsewhere(ems_free=1).build()
+    found = evaluate(tenant).findings()
+
+    plan = decide_users(tenant, found, {}, {}, now=datetime.now(UTC), processing={})
+
+    assert plan.to_reprocess == [guid("user", "ann")]
 
 
 def e3_short_with(*, warning: int = 0, suspended: int = 0, users: int = 1) -> Tenant:
@@ -408,6 +471,22 @@ def test_a_conflict_an_active_pair_also_explains_is_still_for_the_admin() -> Non
     assert not any(e.startswith(codes.LIFTED_CONFLICT) for e in finding.evidence)
 
 
+def test_a_conflict_names_the_plans_and_the_license_the_user_holds_the_other_one_from() -> None:
+    """E1-like 'Other' (direct) holds SharePoint Plan 1; E3 from Base brings Plan 2: the admin
+    is told which two plans clash and which assignment holds the other, not only 'a plan'."""
+    finding = conflict_finding(exchange_conflict({**EXCHANGE_PLAN_1, **SHAREPOINT_PLAN_1}))
+
+    assert (
+        "SHAREPOINTENTERPRISE (in E3) conflicts with SHAREPOINTSTANDARD, which the user holds "
+        "from Other (a direct assignment)" in finding.message
+    )
+    assert "EXCHANGE_S_STANDARD" not in finding.message  # lifted: no longer a conflict
+    assert (
+        "disable SHAREPOINTENTERPRISE in the E3 that 'Base' assigns, or SHAREPOINTSTANDARD in "
+        "the user's direct assignment of Other (" in finding.remedy
+    )
+
+
 def bundle_conflict(other_plans: Mapping[str, str]) -> Tenant:
     """Ann holds a product with `other_plans` directly; the Bundle group assigns E3 (Exchange
     Online Plan 2, SharePoint Plan 2) and Visio, which conflicts with nothing: Entra fails both
@@ -576,6 +655,36 @@ def test_prohibited_location_of_a_user_without_one_names_the_tenant_country() ->
     assert finding.evidence == ("usageLocation=",)
 
 
+@pytest.mark.parametrize("location", ["CU", None])
+def test_usage_location_of_a_synced_user_is_fixed_in_the_ad_attribute_entra_connect_maps(
+    location: str | None,
+) -> None:
+    # Entra Connect fills usageLocation from on-premises msExchUsageLocation; AD has no
+    # attribute named usageLocation, and a cloud value stands while msExchUsageLocation is empty
+    b = ann_in_base(location=location, synced=True).state(
+        "ann", E3, via=BASE, state="Error", error="ProhibitedInUsageLocationViolation"
+    )
+
+    remedies = [f.remedy for f in findings_of(b) if "usage location" in f.remedy]
+
+    assert remedies
+    for remedy in remedies:
+        assert "msExchUsageLocation in on-premises Active Directory" in remedy
+        assert "usageLocation in on-premises" not in remedy
+        assert "while msExchUsageLocation is empty" in remedy
+
+
+def test_uniqueness_violation_says_how_to_find_the_object_that_holds_the_address() -> None:
+    # the duplicate may sit on the other object: Microsoft's page shows how to find it
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error="UniquenessViolation")
+
+    remedy = only(b, "UniquenessViolation").remedy
+
+    assert "Get-Recipient -Filter \"EmailAddresses -eq '<address>'\"" in remedy
+    assert "from one of the two" in remedy
+    assert remedy.endswith("then reprocess the user.")
+
+
 def test_uniqueness_violation_for_a_synced_user_is_fixed_on_premises() -> None:
     b = ann_in_base(synced=True).state(
         "ann", E3, via=BASE, state="Error", error="UniquenessViolation"
@@ -612,7 +721,7 @@ def test_a_removal_a_proxy_conflict_blocks_is_reported_as_the_conflict_not_as_st
     (finding,) = findings_of(b)
 
     assert (finding.code, finding.group_id) == ("UniquenessViolation", b.id(BASE))
-    assert finding.remedy.startswith("Remove the duplicate proxy address")
+    assert finding.remedy.startswith("Find the object that already uses the address")
 
 
 def test_an_ordinary_error_on_a_group_the_user_left_is_only_stale() -> None:
@@ -652,6 +761,26 @@ def test_membership_without_a_reported_state_is_pending() -> None:
         b.id(BASE),
     )
     assert "(group processing state: ProcessingInProgress)" in finding.message
+
+
+def test_a_pending_assignment_of_a_group_still_processing_says_to_wait() -> None:
+    b = seed_tenant().group(BASE, {E3: BASE_DISABLED}, processing_state="ProcessingInProgress")
+    b.member(BASE, "ann")
+
+    assert only(b, codes.PENDING_GROUP_ASSIGNMENT).remedy.startswith("Wait for Entra to process")
+
+
+def test_a_pending_assignment_of_a_group_entra_has_processed_says_to_reprocess_not_wait() -> None:
+    # Entra says it is done with the group and the license is still missing: waiting for the
+    # group's processing is no advice; a reprocess is
+    b = seed_tenant().group(BASE, {E3: BASE_DISABLED}, processing_state="ProcessingComplete")
+    b.member(BASE, "ann")
+
+    remedy = only(b, codes.PENDING_GROUP_ASSIGNMENT).remedy
+
+    assert remedy.startswith("Entra has finished processing the group and shows no assignment")
+    assert "reprocess the user" in remedy
+    assert "Wait" not in remedy
 
 
 def test_processed_membership_is_not_pending() -> None:
@@ -802,7 +931,22 @@ def test_redundant_direct_copy_is_not_safe_while_the_group_path_has_errors(
     finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
 
     assert finding.safe is False
-    assert "not safe yet: 'Licensing_Office365_E3_Base' is not active" in finding.message
+    assert (
+        f"not safe yet: 'Licensing_Office365_E3_Base' is in error ({error}): fix that first"
+        in finding.message
+    )
+    assert "Fix the group path's error first" in finding.remedy
+    assert "wait" not in finding.remedy.lower()
+
+
+def test_redundant_direct_copy_over_a_path_in_error_without_a_code_says_to_fix_it() -> None:
+    b = ann_in_base().state("ann", E3, via=BASE, state="Error", error=None)
+    b.direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert "'Licensing_Office365_E3_Base' is in error (Other): fix that first" in finding.message
+    assert "wait" not in finding.remedy.lower()
 
 
 def test_redundant_direct_copy_names_only_the_covering_path_that_is_not_active() -> None:
@@ -812,8 +956,55 @@ def test_redundant_direct_copy_names_only_the_covering_path_that_is_not_active()
     finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
 
     assert finding.safe is False
-    assert "'Licensing_Office365_E3_Teams' is not active" in finding.message
-    assert "'Licensing_Office365_E3_Base' is not" not in finding.message
+    assert "'Licensing_Office365_E3_Teams'" in finding.message.split("not safe yet")[1]
+    assert "'Licensing_Office365_E3_Base'" not in finding.message.split("not safe yet")[1]
+
+
+def test_redundant_direct_copy_whose_group_path_entra_has_not_applied_yet_says_to_wait() -> None:
+    b = ann_in_base().direct("ann", E3, disabled=BASE_DISABLED)
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert (
+        "not safe yet: Entra has not applied 'Licensing_Office365_E3_Base' to Ann yet: wait "
+        "for the group's processing, then check again" in finding.message
+    )
+    assert "error" not in finding.message
+    assert finding.remedy.startswith("Wait for Entra to process the group")
+    assert "Fix" not in finding.remedy
+
+
+def test_redundant_direct_copy_whose_group_path_still_disables_plans_says_to_wait() -> None:
+    # the group now enables TEAMS1 (a plan change), Graph still shows it disabled on the path
+    b = ann_in_base().state("ann", E3, via=BASE, disabled=[*BASE_DISABLED, "TEAMS1"])
+    b.group(BASE, {E3: ["YAMMER_ENTERPRISE", "SWAY", "Deskless"]})
+    b.direct("ann", E3, disabled=["YAMMER_ENTERPRISE", "SWAY", "Deskless"])
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert finding.safe is False
+    assert (
+        "'Licensing_Office365_E3_Base' still disables plans the group now enables: wait for "
+        "the group's processing, then check again" in finding.message
+    )
+    assert finding.remedy.startswith("Wait for Entra to process the group")
+
+
+def test_redundant_direct_copy_with_one_path_to_wait_for_and_one_in_error_says_both() -> None:
+    b = ann_in_base().member(TEAMS, "ann")
+    b.state("ann", E3, via=TEAMS, state="Error", error="MutuallyExclusiveViolation")
+    b.direct("ann", E3, disabled=["YAMMER_ENTERPRISE", "SWAY", "Deskless"])
+
+    finding = only(b, codes.REDUNDANT_DIRECT_ASSIGNMENT)
+
+    assert "Entra has not applied 'Licensing_Office365_E3_Base' to Ann yet" in finding.message
+    assert (
+        "'Licensing_Office365_E3_Teams' is in error (MutuallyExclusiveViolation): fix that first"
+        in finding.message
+    )
+    assert "Fix the group path's error first" in finding.remedy
+    assert "wait for Entra to process the group" in finding.remedy
 
 
 def test_direct_copy_with_plans_no_group_grants_names_those_plans() -> None:
@@ -826,6 +1017,17 @@ def test_direct_copy_with_plans_no_group_grants_names_those_plans() -> None:
         finding.message
     )
     assert findings_of(b, codes.REDUNDANT_DIRECT_ASSIGNMENT) == []
+
+
+def test_direct_only_plans_say_where_the_group_enables_them_and_for_whom() -> None:
+    b = ann_in_base().processed().direct("ann", E3)
+
+    remedy = only(b, codes.DIRECT_ONLY_PLANS).remedy
+
+    # a group's plans are changed on its product's license in the admin center, for every member
+    assert "the ENTERPRISEPACK that 'Licensing_Office365_E3_Base' assigns" in remedy
+    assert ADMIN_CENTER_LICENSES in remedy
+    assert "every member of the group gets them" in remedy
 
 
 def test_sku_held_only_directly_produces_no_finding() -> None:
@@ -1020,6 +1222,29 @@ def test_warning_seats_do_not_count_against_the_shortfall() -> None:
     assert only(b, codes.SEAT_SHORTFALL).sku_id == E3_SKU_ID
 
 
+def test_a_shortfall_of_users_holding_lapsed_seats_does_not_promise_them_count_violations() -> None:
+    # the subscription is in its grace period: its 5 seats moved to warning, and the 2 users
+    # who hold them keep their license (consumedUnits 2); no CountViolation is coming for them
+    b = seed_tenant().member(BASE, "ann", "bob").processed()
+    b.sku(E3, E3_PLANS, seats=0, warning=5, consumed=2, sku_id=E3_SKU_ID)
+
+    message = only(b, codes.SEAT_SHORTFALL).message
+
+    assert "will be left with CountViolation errors" not in message
+    assert "up to 2 of them hold lapsed seats now" in message
+    assert "not a CountViolation" in message
+
+
+def test_a_shortfall_beyond_the_lapsed_seats_held_still_names_the_count_violations() -> None:
+    b = seed_tenant().member(BASE, "ann", "bob", "cy").processed()
+    b.sku(E3, E3_PLANS, seats=0, warning=5, consumed=1, sku_id=E3_SKU_ID)
+
+    message = only(b, codes.SEAT_SHORTFALL).message
+
+    assert "3 user(s) are left without an enabled seat: up to 1 of them hold" in message
+    assert "the others will get CountViolation errors" in message
+
+
 @pytest.mark.parametrize(
     ("warning", "suspended", "locked_out", "remedy"),
     [
@@ -1080,8 +1305,9 @@ def test_a_lapsing_subscription_status_puts_a_sku_in_use_at_risk_without_lapsing
 
     finding = only(b, codes.SUBSCRIPTION_AT_RISK)
 
-    assert f"subscription status {status}" in finding.message
-    assert "while in use by 4 users:" in finding.message
+    assert f"subscription status {status}) is in use by 4 users:" in finding.message
+    # no "seats in warning (0), suspended (0) or locked-out (0)": it has none of them
+    assert "(0)" not in finding.message
 
 
 def test_lapsing_units_of_an_unused_sku_are_not_a_risk() -> None:

@@ -23,6 +23,7 @@ import pytest
 from bench.shapes import SHAPES
 from graphsim.synthetic import generate_tenant
 from shared.adapters.snapshot import load_snapshot, parse_snapshot
+from shared.catalog.plan_conflicts import plan_conflicts
 from shared.catalog.products import catalog
 from shared.core.evaluate import evaluate
 from shared.render.evaluation import evaluation_json, write_evaluation_json
@@ -49,7 +50,8 @@ def _plain(document: dict[str, object]) -> bytes:
 def test_demo_evaluation_matches_the_golden_file() -> None:
     tenant = load_snapshot(DEMO).tenant
     out = io.BytesIO()
-    write_evaluation_json(evaluate(tenant), tenant, out)
+    # as the command evaluates it: with the conflicts table (it names the plans that clash)
+    write_evaluation_json(evaluate(tenant, conflicts=plan_conflicts()), tenant, out)
     assert out.getvalue() == GOLDEN.read_bytes()
 
 
@@ -61,7 +63,8 @@ def test_demo_table_matches_the_golden_file(show_healthy: bool, golden: str) -> 
     tenant = load_snapshot(DEMO).tenant
     names = catalog()
     out = io.StringIO()
-    write_table(evaluate(tenant, *names.names_for(tenant)), tenant, names, out, show_healthy)
+    evaluation = evaluate(tenant, *names.names_for(tenant), plan_conflicts())
+    write_table(evaluation, tenant, names, out, show_healthy)
     assert out.getvalue() == (DATA / golden).read_text(encoding="utf-8")
 
 

@@ -79,8 +79,8 @@ def actions(
 
 MASS_FAILURE: Final = (
     "does not reprocess these users one by one: {users} users of the group fail alike, one "
-    "cause with one fix in one place (the reprocess policy's group alert); fix it, then use "
-    "Reprocess on the group in the Entra admin center"
+    "cause with one fix in one place (the reprocess policy's group alert); fix it, then "
+    + codes.GROUP_REPROCESS.replace("{", "{{").replace("}", "}}")
 )
 """More than `GROUP_THRESHOLD` users of one group, SKU and code: the policy raises one group
 alert instead of a reprocess per user, now and once the cause clears."""
