@@ -6,8 +6,9 @@ tooling use them (checked 2026-12):
 
 * a user's licenses: the Microsoft 365 admin center's "Licenses and apps" tab of the user,
   `https://admin.microsoft.com/#/users/:/UserDetails/{id}/LicensesAndApps`;
-* a group: the Entra admin center's group blade (its "Licenses" entry lists the products and
-  the users in error, with Reprocess),
+* a group: the Entra admin center's group blade (its members, and its "Licenses" entry listing
+  the products and the users in error; read-only since September 2024, when license changes and
+  Reprocess moved to the Microsoft 365 admin center's Billing > Licenses),
   `https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/{id}`;
 * a user's profile in the Entra admin center,
   `https://entra.microsoft.com/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/{id}`;
@@ -58,7 +59,7 @@ def entra_user_url(user_id: str) -> str:
 
 
 def group_license_url(group_id: str) -> str:
-    """The group in the Entra admin center (Licenses: its products, users in error, Reprocess)."""
+    """The group in the Entra admin center (members; Licenses: its products, users in error)."""
     return (
         f"{ENTRA_ADMIN}/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/"
         f"{_segment(group_id)}"

@@ -185,8 +185,10 @@ def reprocess_refused(user_id: str, refused: DirectoryError, now: datetime) -> F
             f"{REFUSED_RETRY.total_seconds() / 3600:.0f} h later."
         ),
         remedy=(
-            "An admin allowed to manage the user reprocesses by hand (Microsoft Entra admin "
-            "center > Users > the user > Licenses > Reprocess), or assigns License Guard's "
+            "An admin allowed to manage the user reprocesses by hand (Microsoft 365 admin "
+            "center > Billing > Licenses > the product > Groups > the user's licensing group: "
+            "select the user, then Reprocess; or Invoke-MgLicenseUser -UserId <the user's id> "
+            "in Microsoft Graph PowerShell), or assigns License Guard's "
             "managed identity a role that manages licenses (License Administrator) at the "
             "restricted administrative unit's scope, which application permissions never reach."
         ),
