@@ -37,6 +37,9 @@ Optional (default):
   This and every other span of time (``..._DAYS``, ``..._MINUTES``) is at most 100 years.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
+* ``AZURE_CLIENT_ID`` (none: the default identity): the user-assigned identity that signs in
+  to Graph (`DefaultAzureCredential` reads it); its client id is how the reprocess worker
+  knows its own calls in the audit log.
 * ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
   ``GRAPH_BASE_URL`` points at a loopback address.
 * ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
@@ -241,6 +244,8 @@ class Settings:
     reconcile_schedule: str = _schedule("RECONCILE_SCHEDULE")
     graph_base_url: str = _setting("GRAPH_BASE_URL", parse_url, default=DEFAULT_GRAPH_BASE_URL)
     graph_static_token: str | None = _setting("GRAPH_STATIC_TOKEN", default=None, secret=True)
+    graph_client_id: str | None = _setting("AZURE_CLIENT_ID", default=None)
+    """The identity Graph is called as (None: the default identity, id not known here)."""
     client_state_previous: str | None = _setting(
         "CLIENT_STATE_PREVIOUS", parse_client_state, default=None, secret=True
     )
