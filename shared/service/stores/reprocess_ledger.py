@@ -235,6 +235,26 @@ class ReprocessLedger:
                 found.setdefault(e.partition_key, set()).add(str(e.fields.get("skuId")))
         return found
 
+    def users(self) -> set[str]:
+        """Every user with a row (one table scan: the nightly finish's clean-up)."""
+        return {e.partition_key for e in self._table.query_all()}
+
+    def forget(self, user_id: str, *, before: datetime) -> int:
+        """Delete a gone user's rows last written no later than `before` (when Graph was
+        found not to know them), each over the row as read: one written since (the user was
+        restored and decided again) stands, as does one changed meanwhile (the next look
+        finds it). A call in flight for the user settles `gone` and writes its row again, for
+        the next clean-up. Returns how many rows went."""
+        deleted = 0
+        for entity in self._table.query(user_id):
+            at = entity.fields.get("at")
+            if isinstance(at, datetime) and at > before:
+                continue
+            with contextlib.suppress(ConcurrencyConflict):
+                self._table.delete(user_id, entity.row_key, etag=entity.etag)
+                deleted += 1
+        return deleted
+
     def settle(
         self,
         claimed: Sequence[Entity],
