@@ -35,6 +35,9 @@ Optional (default):
 
 * ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
   This and every other span of time (``..._DAYS``, ``..._MINUTES``) is at most 100 years.
+* ``FINDINGS_RETENTION_DAYS`` (90): how long a resolved finding stays in the ``findings``
+  table after it resolved (one whose resolution a digest still owes: until reported, at most
+  twice as long); the nightly reconciliation deletes the older ones.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
 * ``AZURE_CLIENT_ID`` (none: the default identity): the user-assigned identity that signs in
@@ -263,6 +266,10 @@ class Settings:
     long means notifications are not arriving."""
     report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_days, default=30)
     """Nightly reports older than this are deleted from blob storage."""
+    findings_retention_days: int = _setting(
+        "FINDINGS_RETENTION_DAYS", parse_positive_days, default=90
+    )
+    """Resolved findings older than this are deleted from the findings table (nightly)."""
     alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
     alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
     alert_digest_schedule: str = _setting(
