@@ -205,6 +205,10 @@ def _utc_text(value: str) -> str:
 # --------------------------------------------------------------------------- errors re-check
 
 
+WAITING_CODES = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})
+"""Findings that wait on their group's processing (`recheck_waits` says when to look)."""
+
+
 @dataclass
 class RecheckOutcome:
     users: set[str] = field(default_factory=set)
@@ -235,12 +239,16 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     ledger, now = FindingsLedger(svc.tables.findings), svc.now()
     finished_groups = FinishedGroups(svc.tables.servicestate)
     finished = finished_groups.since(processing, now)
-    waiting = ledger.open_by_code([PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH])
+    # One read of the findings for both uses below (it was a whole-table scan each).
+    open_rows = ledger.open_by_code(WAITING_CODES | REPORTED_CODES)
+    waiting = [e for e in open_rows if e.fields.get("code") in WAITING_CODES]
     outcome.users.update(waiting_users(waiting, processing, finished, now))  # how often: there
     writes.append(partial(finished_groups.save, finished))
     # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
     # with errors behind: re-read those users too, or their findings never resolve.
-    outcome.users.update(e.partition_key for e in ledger.open_by_code(REPORTED_CODES))
+    outcome.users.update(
+        e.partition_key for e in open_rows if e.fields.get("code") in REPORTED_CODES
+    )
     correlation_id = new_correlation_id()
     batches = RecomputeUsers.batches(
         sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
