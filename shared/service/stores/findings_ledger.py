@@ -229,11 +229,13 @@ class FindingsLedger:
         return deleted
 
     def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
-        wanted = set(codes)
+        """The open findings of these codes (at most `MAX_FILTER_VALUES`): the table service
+        sends those codes' rows only; open (no `resolvedAt`) is decided here, as a filter
+        cannot ask for an absent field."""
         return [
             e
-            for e in self._table.query_all()
-            if e.fields.get("code") in wanted and not e.fields.get("resolvedAt")
+            for e in self._table.query_where("code", sorted(set(codes)))
+            if not e.fields.get("resolvedAt")
         ]
 
 
