@@ -17,7 +17,6 @@ from shared.core.findings import Names
 from shared.core.nightly_summary import GroupErrors, NightlySummary, SeatForecast
 from shared.core.sku_findings import sku_findings
 from shared.service.alerts import summaries as alerts
-from shared.service.alerts.deliver import alerts_on
 from shared.service.crashpoints import crash_point
 from shared.service.gone_capabilities import prune_gone_capabilities
 from shared.service.nested import nested_group_findings
@@ -34,6 +33,7 @@ from shared.service.reconcile.reports import (
     migration_reports,
     self_check_report,
 )
+from shared.service.reconcile.retention import prune_history
 from shared.service.reconcile.run_state import (
     DONE,
     LAST,
@@ -209,14 +209,8 @@ def prune(scan: Scan) -> None:
         scan.blobs.delete(name)
     # Delayed-retry records long past due: one per user who once waited, else kept forever.
     PendingRetries(scan.svc.tables.servicestate).prune(scan.svc.now())
-    # Resolved findings past their retention, unless a digest still owes their resolution.
-    svc = scan.svc
-    keep = timedelta(days=svc.settings.findings_retention_days)
-    pruned = FindingsLedger(svc.tables.findings).prune_resolved(
-        svc.now(), keep, alerts_on=alerts_on(svc)
-    )
-    if pruned:
-        log.info("reconcile.findings_pruned", run_id=scan.run.run_id, findings=pruned)
+    # Findings and reprocess-ledger rows past their retention.
+    prune_history(scan.svc, scan.run.run_id)
 
 
 async def send_summary(scan: Scan, summary: NightlySummary, blob: str) -> None:
