@@ -8,8 +8,9 @@
   users with pending, stale or plan-mismatch findings whose groups finished processing (at
   once, then ever less often while the finding stays open: `recheck_waits`), and users with
   open Graph-reported errors (a reprocess may have fixed them since) are recomputed.
-* Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
-  becomes a finding (kept, not deleted, for inspection); all are read, page by page. And a
+* Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison` (7
+  days: the host moves it with Azure's default time-to-live). Each becomes a finding (the
+  message kept, not deleted, for inspection); all are read, page by page. And a
   dead-man switch: no subscription at all is a finding too.
 """
 
@@ -336,9 +337,11 @@ def _poisoned(name: str, text: str) -> Finding:
             f"'{poison_name(name)}': {text[:300]}"
         ),
         remedy=(
-            "Read the message in the poison queue (Azure portal > Storage account > Queues), "
-            "fix the cause shown in the function's logs, then move it back to "
-            f"'{name}' or delete it. The nightly reconciliation covers what it missed."
+            "Read the message in the poison queue (Azure portal > Storage account > Queues) "
+            "within 7 days: the queue drops it then (the time-to-live the Functions host gives "
+            "it) and this finding resolves, though nothing was fixed. Fix the cause shown in "
+            f"the function's logs, then move it back to '{name}' or delete it. The nightly "
+            "reconciliation covers what it missed."
         ),
     )
 

@@ -801,3 +801,15 @@ async def test_the_errors_recheck_reads_the_findings_table_once(world: World) ->
 
     assert (table.scans, table.filtered) == (0, 1)
     assert {IRVIN, ADELE} <= outcome.users  # a reported error; a pending finding
+
+
+def test_a_poisoned_message_finding_says_the_message_expires_in_7_days(world: World) -> None:
+    """The host moves a message to `-poison` with Azure's default time-to-live (7 days): the
+    message is gone after that and its finding resolves though nothing was fixed. The admin
+    reading "kept for inspection" learnt neither."""
+    poisoned(world)
+
+    [finding] = watch_poison(world.svc).new_findings
+
+    assert "7 days" in finding.remedy
+    assert "resolves" in finding.remedy
