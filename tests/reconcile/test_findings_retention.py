@@ -109,15 +109,21 @@ async def test_a_resolution_no_alert_will_report_goes_after_twice_the_retention(
     assert kept(nightly) == set()
 
 
-async def test_with_alerts_off_a_resolution_is_owed_to_nobody(nightly: Nightly) -> None:
-    """The baseline marks what it found as known even without alert mail."""
+async def test_what_a_digest_owes_does_not_hang_on_the_runs_own_alert_settings(
+    nightly: Nightly,
+) -> None:
+    """`license-guard reconcile` runs the same finish from an admin's shell, usually without
+    the app's ALERT_SENDER: read as "alerts off", it deleted resolutions the app's next digest
+    still owed. Owed is read from the row alone."""
     now = nightly.world.clock.now()
-    put(nightly, "baseline", first_seen=now - 200 * DAY, resolved_at=now - 91 * DAY,
-        alertedIn="baseline-run")  # fmt: skip
+    put(nightly, "owed", first_seen=now - 200 * DAY, resolved_at=now - 91 * DAY,
+        alertedIn="digest-earlier")  # fmt: skip
+    put(nightly, "long-owed", first_seen=now - 400 * DAY, resolved_at=now - 181 * DAY,
+        alertedIn="digest-earlier")  # fmt: skip
 
     await nightly.run()
 
-    assert kept(nightly) == set()
+    assert kept(nightly) == {"owed"}
 
 
 class ReopenedAfterTheRead(InMemoryTable):
@@ -137,7 +143,7 @@ def test_a_finding_found_again_while_the_prune_read_it_stays() -> None:
     table.upsert(QUEUE, "back", poisoned("back", first_seen=now - 200 * DAY,
                                           resolved_at=now - 91 * DAY))  # fmt: skip
 
-    deleted = FindingsLedger(table).prune_resolved(now, 90 * DAY, alerts_on=True)
+    deleted = FindingsLedger(table).prune_resolved(now, 90 * DAY)
 
     assert deleted == 0
     [row] = table.query(QUEUE)

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 import structlog
 
-from shared.service.alerts.deliver import alerts_on
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ReprocessLedger
 
@@ -30,7 +29,7 @@ def prune_history(svc: Services, run_id: str) -> None:
     """Findings and reprocess-ledger rows past their retention (module docstring)."""
     now, keep = svc.now(), timedelta(days=svc.settings.findings_retention_days)
     findings = FindingsLedger(svc.tables.findings)
-    pruned = findings.prune_resolved(now, keep, alerts_on=alerts_on(svc))
+    pruned = findings.prune_resolved(now, keep)
     ledger = ReprocessLedger(svc.tables.reprocessledger)
     rows = 0
     for user_id in sorted(ledger.users_written_before(now - keep)):

@@ -215,13 +215,13 @@ class FindingsLedger:
                 resolved += 1
         return opened, resolved
 
-    def prune_resolved(self, now: datetime, keep: timedelta, *, alerts_on: bool) -> int:
+    def prune_resolved(self, now: datetime, keep: timedelta) -> int:
         """Delete the findings resolved at least `keep` ago whose resolution no alert owes
         (`_prunable`), each over the row as read: one found again meanwhile stands. Returns
         how many went; a crash part-way leaves the rest to the next night."""
         deleted = 0
         for entity in self._table.query_all():
-            if not _prunable(entity.fields, now, keep, alerts_on=alerts_on):
+            if not _prunable(entity.fields, now, keep):
                 continue
             with contextlib.suppress(port.ConcurrencyConflict):
                 self._table.delete(entity.partition_key, entity.row_key, etag=entity.etag)
@@ -239,17 +239,16 @@ class FindingsLedger:
         ]
 
 
-def _prunable(
-    fields: Mapping[str, object], now: datetime, keep: timedelta, *, alerts_on: bool
-) -> bool:
+def _prunable(fields: Mapping[str, object], now: datetime, keep: timedelta) -> bool:
     """Resolved at least `keep` ago, and no alert owes its resolution: never mailed as open
-    (`alertedIn`), or a digest reported it resolved (`resolvedIn`), or no alert can report it
-    (alerts off). One still owed (mail failing; muted by an exclusion since, which the digest
-    skips) goes after twice `keep`: not kept for ever."""
+    (`alertedIn`), or a digest reported it resolved (`resolvedIn`). One still owed (mail
+    failing, alerts switched off since, muted by an exclusion since: the digest skips it) goes
+    after twice `keep`: not kept for ever. Read from the row alone, not the settings of the
+    process pruning (`license-guard reconcile` runs without the app's alert settings)."""
     resolved = fields.get("resolvedAt")
     if not isinstance(resolved, datetime) or now - resolved < keep:
         return False
-    owed = bool(fields.get("alertedIn")) and not fields.get("resolvedIn") and alerts_on
+    owed = bool(fields.get("alertedIn")) and not fields.get("resolvedIn")
     return not owed or now - resolved >= 2 * keep
 
 
