@@ -149,3 +149,15 @@ def test_a_finding_found_again_while_the_prune_read_it_stays() -> None:
     [row] = table.query(QUEUE)
     assert isinstance(row, Entity)
     assert "resolvedAt" not in row.fields
+
+
+async def test_a_reconcile_from_an_admins_shell_prunes_no_history(nightly: Nightly) -> None:
+    """`license-guard reconcile` reads the settings of the shell it runs in, not the app's: its
+    FINDINGS_RETENTION_DAYS is the default (90) where the app may keep a year. The history is
+    the nightly timer's to prune."""
+    now = nightly.world.clock.now()
+    put(nightly, "old", first_seen=now - 200 * DAY, resolved_at=now - 91 * DAY)
+
+    await nightly.run(prune_history=False, force=True)
+
+    assert kept(nightly) == {"old"}
