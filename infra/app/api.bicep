@@ -171,6 +171,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // The nightly reconciliation; a run cut short resumes at the next firing (same date).
       RECONCILE_SCHEDULE: schedules.reconcile
       REPORT_RETENTION_DAYS: '30'
+      // Resolved findings kept this long (a resolution a digest still owes: until reported).
+      FINDINGS_RETENTION_DAYS: '90'
       // Alerts: azd parameters (docs/operations.md "Enable alert mail"; Mail.ReadWrite + Mail.Send scoped to the
       // sender mailbox). Empty ALERT_SENDER disables mail; recipients in verified domains only.
       ALERT_SENDER: alertSender

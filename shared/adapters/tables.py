@@ -5,7 +5,7 @@ Entities, keys and concurrency are described in `shared.ports.tables`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from shared.ports.tables import (
     batch_transactions,
     check_fields,
     check_key,
+    check_where,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -148,6 +149,16 @@ class AzureTable(CreatedOnFirstUse[TableClient]):
 
     def query_all(self) -> Iterator[Entity]:
         return (_from_azure(row) for row in self._ensure().list_entities())
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        wanted = check_where(field, values)
+        if not wanted:
+            return iter(())
+        # Values as parameters: the SDK quotes them (a ' doubled), never spliced in.
+        expression = " or ".join(f"{field} eq @v{i}" for i in range(len(wanted)))
+        parameters = {f"v{i}": value for i, value in enumerate(wanted)}
+        rows = self._ensure().query_entities(expression, parameters=parameters)
+        return (_from_azure(row) for row in rows)
 
 
 def _submit(client: TableClient, pk: str, operations: list[BatchOperation]) -> None:

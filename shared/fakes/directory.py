@@ -246,6 +246,7 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             [audit_target(user, "User")],
             actor=self.app_display_name,
             category="UserManagement",
+            app_id=self.app_id,
         )
         return True
 

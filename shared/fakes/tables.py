@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from shared.ports import tables as port
@@ -15,6 +15,7 @@ from shared.ports.tables import (
     batch_transactions,
     check_fields,
     check_key,
+    check_where,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +93,17 @@ class InMemoryTable:
         with self._lock:
             rows = sorted(self._rows.items())
         return (_copy(e) for _, e in rows)
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        wanted = set(check_where(field, values))
+        with self._lock:
+            rows = sorted(self._rows.items())
+        return (_copy(e) for _, e in rows if _matches(e.fields.get(field), wanted))
+
+
+def _matches(value: object, wanted: set[str]) -> bool:
+    """As the table service compares: a string field equal to one of the strings."""
+    return isinstance(value, str) and value in wanted
 
 
 def _new_etag() -> str:

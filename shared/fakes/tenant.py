@@ -47,8 +47,9 @@ def audit_target(obj: Mapping[str, Any], kind: str, modified: list[JSON] | None 
     }
 
 
-def initiated_by(actor: str) -> JSON:
-    """Graph's auditActivityInitiator: a user for a UPN, else an app with this displayName."""
+def initiated_by(actor: str, app_id: str | None = None) -> JSON:
+    """Graph's auditActivityInitiator: a user for a UPN, else an app with this displayName
+    (and `app_id`, its client id, when given)."""
     if "@" in actor:
         return {
             "app": None,
@@ -62,7 +63,7 @@ def initiated_by(actor: str) -> JSON:
     return {
         "user": None,
         "app": {
-            "appId": None,
+            "appId": app_id,
             "displayName": actor,
             "servicePrincipalId": None,
             "servicePrincipalName": None,
@@ -90,6 +91,9 @@ class FakeTenant:
         """Default `actor` of the mutators' audit entries (an admin in the portal)."""
         self.app_display_name = app_display_name
         """The app that this directory's own writes (reprocess) are audited as."""
+        self.app_id: str | None = None
+        """Its client id in those audit entries (`initiatedBy.app.appId`; a test hand: the
+        identity the app calls Graph as)."""
         self.users: dict[str, JSON] = {u["id"]: u for u in data.get("users") or []}
         self.groups: dict[str, JSON] = {}
         self.members: dict[str, list[JSON]] = {}
@@ -133,8 +137,10 @@ class FakeTenant:
         *,
         actor: str | None = None,
         category: str = "GroupManagement",
+        app_id: str | None = None,
     ) -> JSON:
-        """Append one directoryAudit entry (Graph's shape), stamped with `now()`."""
+        """Append one directoryAudit entry (Graph's shape), stamped with `now()`; an app
+        `actor` with `app_id`, its client id."""
         entry: JSON = {
             "id": f"Directory_{uuid.uuid4()}",
             "category": category,
@@ -145,7 +151,7 @@ class FakeTenant:
             "activityDateTime": graph_iso(self._now()),
             "loggedByService": "Core Directory",
             "operationType": "Update" if "license" in activity.lower() else "Assign",
-            "initiatedBy": initiated_by(actor or self.admin_upn),
+            "initiatedBy": initiated_by(actor or self.admin_upn, app_id),
             "targetResources": targets,
             "additionalDetails": [],
         }

@@ -35,8 +35,14 @@ Optional (default):
 
 * ``REPORT_RETENTION_DAYS`` (30): how long the nightly reports are kept in blob storage.
   This and every other span of time (``..._DAYS``, ``..._MINUTES``) is at most 100 years.
+* ``FINDINGS_RETENTION_DAYS`` (90): how long a resolved finding stays in the ``findings``
+  table after it resolved (one whose resolution a digest still owes: until reported, at most
+  twice as long); the nightly reconciliation deletes the older ones.
 
 * ``GRAPH_BASE_URL`` (``https://graph.microsoft.com/v1.0``).
+* ``AZURE_CLIENT_ID`` (none: the default identity): the user-assigned identity that signs in
+  to Graph (`DefaultAzureCredential` reads it); its client id is how the reprocess worker
+  knows its own calls in the audit log.
 * ``GRAPH_STATIC_TOKEN`` (none): a bearer token for graphsim; local use only, refused unless
   ``GRAPH_BASE_URL`` points at a loopback address.
 * ``CLIENT_STATE_PREVIOUS`` (none): the old client state, accepted during a rotation.
@@ -241,6 +247,8 @@ class Settings:
     reconcile_schedule: str = _schedule("RECONCILE_SCHEDULE")
     graph_base_url: str = _setting("GRAPH_BASE_URL", parse_url, default=DEFAULT_GRAPH_BASE_URL)
     graph_static_token: str | None = _setting("GRAPH_STATIC_TOKEN", default=None, secret=True)
+    graph_client_id: str | None = _setting("AZURE_CLIENT_ID", default=None)
+    """The identity Graph is called as (None: the default identity, id not known here)."""
     client_state_previous: str | None = _setting(
         "CLIENT_STATE_PREVIOUS", parse_client_state, default=None, secret=True
     )
@@ -258,6 +266,10 @@ class Settings:
     long means notifications are not arriving."""
     report_retention_days: int = _setting("REPORT_RETENTION_DAYS", parse_positive_days, default=30)
     """Nightly reports older than this are deleted from blob storage."""
+    findings_retention_days: int = _setting(
+        "FINDINGS_RETENTION_DAYS", parse_positive_days, default=90
+    )
+    """Resolved findings older than this are deleted from the findings table (nightly)."""
     alert_sender: str | None = _setting("ALERT_SENDER", parse_email, default=None)
     alert_recipients: tuple[str, ...] = _setting("ALERT_RECIPIENTS", parse_emails, default=())
     alert_digest_schedule: str = _setting(

@@ -37,6 +37,16 @@ save their next link; the loser re-reads and retries or gives up (placing new gr
 delta partitions likewise). `insert` raises `AlreadyExists`, so "create once" races have one
 winner too. Both checks and the write are one step, whatever threads share a store.
 
+Filters
+=======
+
+`query_where` asks the table service for the entities whose field equals one of some strings
+(an OData ``$filter`` of ``eq`` comparisons joined by ``or``): a scan of the whole table still,
+on the service's side, but only the matching entities cross the network. Azure allows at most
+15 discrete comparisons in a filter (`MAX_FILTER_VALUES`); more are refused before any
+request. A filter cannot ask for a field that is absent (Azure refuses ``eq null``, which
+Azurite accepts), so "still open" (no ``resolvedAt``) is decided by the caller.
+
 Keys
 ====
 
@@ -54,7 +64,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeAlias
@@ -80,6 +90,8 @@ TABLE_NAMES: Final = (
 MAX_KEY_CHARS: Final = 1024
 MAX_STRING_CHARS: Final = 32 * 1024  # 64 KiB of UTF-16
 MAX_FIELDS: Final = 252
+MAX_FILTER_VALUES: Final = 15
+"""Azure's limit of discrete comparisons in one query's $filter."""
 MAX_BATCH_OPERATIONS: Final = 100
 MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
 _BATCH_OVERHEAD_BYTES: Final = 1024
@@ -154,6 +166,12 @@ class EntityStore(Protocol):
         """Every entity, by partition key then row key."""
         ...
 
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        """Every entity whose string field `field` is one of `values` (at most
+        `MAX_FILTER_VALUES`), by partition key then row key: filtered by the table service,
+        so the others are not sent (see "Filters")."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------
 # keys and values
@@ -190,6 +208,19 @@ def check_key(key: str) -> str:
     if bad:
         raise InvalidKey(f"key {key!r} contains {bad!r}; build it with safe_key()")
     return key
+
+
+def check_where(field: str, values: Collection[str]) -> tuple[str, ...]:
+    """A `query_where`'s values, once each, in order, if Azure accepts the filter; ValueError
+    for a field name that is not an identifier, or more than `MAX_FILTER_VALUES` values."""
+    if not isinstance(field, str) or not _NAME.fullmatch(field):
+        raise ValueError(f"field name {field!r} is not an identifier")
+    wanted = tuple(dict.fromkeys(str(v) for v in values))
+    if len(wanted) > MAX_FILTER_VALUES:
+        raise ValueError(
+            f"at most {MAX_FILTER_VALUES} values in a filter (Azure's limit), got {len(wanted)}"
+        )
+    return wanted
 
 
 def json_field(value: Any) -> str:

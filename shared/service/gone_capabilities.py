@@ -1,4 +1,5 @@
-"""The data-loss guard's capability records of users gone from the tenant.
+"""The data-loss guard's capability records, and the reprocess ledger, of users gone from the
+tenant.
 
 A deleted user's record (`servicestate`, partition `capabilities`) is removed when the service
 learns the user is gone (the recompute's users Graph no longer knows, the nightly scan's users
@@ -13,6 +14,10 @@ marked records are listed in partition `capabilitiesgone` (written first, so a c
 the index row and the record, never a marked record nobody sweeps); the nightly scan's finish
 deletes those whose losses are over (`prune_gone_capabilities`), and drops the index row of a
 user restored meanwhile (their record was rewritten without the mark).
+
+The user's reprocess ledger (`reprocessledger`, their partition) goes at the same moments
+(`forget_gone_ledger`): its history only paces reprocesses of a user who is there; a user
+restored later is decided afresh (at worst one more reprocess, which changes nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from shared.service.dataloss import CAPABILITIES_PK, kept_losses
 from shared.service.services import Services
 from shared.service.stores.contention import write_contended
 from shared.service.stores.read_times import READ_AT, written_after
+from shared.service.stores.reprocess_ledger import ReprocessLedger
 
 GONE_CAPABILITIES_PK: Final = "capabilitiesgone"
 GONE: Final = "gone"
@@ -53,6 +59,13 @@ def forget_gone_user(svc: Services, user_id: str, read_at: datetime | None = Non
         table.update(CAPABILITIES_PK, user_id, fields, etag=stored.etag)
 
     write_contended(attempt)
+
+
+def forget_gone_ledger(svc: Services, user_id: str, read_at: datetime | None = None) -> int:
+    """Delete a gone user's reprocess ledger rows written no later than `read_at` (when Graph
+    was found not to know them; None: now); returns how many went."""
+    ledger = ReprocessLedger(svc.tables.reprocessledger)
+    return ledger.forget(user_id, before=read_at or svc.now())
 
 
 def prune_gone_capabilities(svc: Services) -> int:

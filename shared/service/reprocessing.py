@@ -194,7 +194,8 @@ async def _already_called(svc: Services, user_id: str, since: datetime) -> bool:
     except DirectoryError as exc:
         log.warning("reprocess.verify_unavailable", user_id=user_id, error=exc.loggable)
         return False
-    ours = svc.settings.storage_connection.managed_identity_client_id  # the one identity
+    # The identity that calls Graph, not storage's: the two may differ (worker_credentials).
+    ours = svc.settings.graph_client_id
     for entry in entries:
         if user_id not in entry.target_ids or not entry.by_app:
             continue

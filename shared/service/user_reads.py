@@ -9,7 +9,7 @@ translator turns Graph's objects into the core's model; nothing here re-parses a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -134,6 +134,9 @@ class PartitionsReadOnce:
 
     def query_all(self) -> Iterator[Entity]:
         return self._table.query_all()
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        return self._table.query_where(field, values)
 
     def get(self, pk: str, rk: str) -> Entity | None:
         return self._table.get(pk, rk)

@@ -35,7 +35,7 @@ from shared.core.reprocess import AlertInstead, Decision, ReprocessNow, Reproces
 from shared.core.user_decisions import cause_key, decide_users, promised_seats, unused_seats
 from shared.ports.messages import RecomputeUsers
 from shared.service.crashpoints import crash_point
-from shared.service.gone_capabilities import forget_gone_user
+from shared.service.gone_capabilities import forget_gone_ledger, forget_gone_user
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ReprocessLedger
 from shared.service.stores.pending_retries import early_by
@@ -188,11 +188,13 @@ def resolve_gone(
 ) -> None:
     """Deleted (or not yet replicated) users: their open findings no longer apply (`read_at`:
     when Graph was found not to know them, at the earliest), and their capability records go
-    (`forget_gone_user`: a loss still open is kept for a user restored in time). The record
-    first: the nightly scan finds the user gone again only while a finding is open."""
+    (`forget_gone_user`: a loss still open is kept for a user restored in time), as does
+    their reprocess ledger. Those first: the nightly scan finds the user gone again only
+    while a finding is open (its finish, any user with a record or ledger rows)."""
     ledger = FindingsLedger(svc.tables.findings)
     for user_id in user_ids:
         forget_gone_user(svc, user_id, read_at)
+        forget_gone_ledger(svc, user_id, read_at)
         change = ledger.reconcile(user_id, [], now=svc.now(), run_id=run_id, read_at=read_at)
         outcome.gone.append(user_id)
         outcome.resolved.extend(change.resolved)

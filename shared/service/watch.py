@@ -8,8 +8,9 @@
   users with pending, stale or plan-mismatch findings whose groups finished processing (at
   once, then ever less often while the finding stays open: `recheck_waits`), and users with
   open Graph-reported errors (a reprocess may have fixed them since) are recomputed.
-* Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison`. Each
-  becomes a finding (kept, not deleted, for inspection); all are read, page by page. And a
+* Poison watch: a message that failed `maxDequeueCount` times sits in `<queue>-poison` (7
+  days: the host moves it with Azure's default time-to-live). Each becomes a finding (the
+  message kept, not deleted, for inspection); all are read, page by page. And a
   dead-man switch: no subscription at all is a finding too.
 """
 
@@ -205,6 +206,10 @@ def _utc_text(value: str) -> str:
 # --------------------------------------------------------------------------- errors re-check
 
 
+WAITING_CODES = frozenset({PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH})
+"""Findings that wait on their group's processing (`recheck_waits` says when to look)."""
+
+
 @dataclass
 class RecheckOutcome:
     users: set[str] = field(default_factory=set)
@@ -235,12 +240,16 @@ async def recheck_errors(svc: Services) -> RecheckOutcome:
     ledger, now = FindingsLedger(svc.tables.findings), svc.now()
     finished_groups = FinishedGroups(svc.tables.servicestate)
     finished = finished_groups.since(processing, now)
-    waiting = ledger.open_by_code([PENDING_GROUP_ASSIGNMENT, STALE_GROUP_ASSIGNMENT, PLAN_MISMATCH])
+    # One read of the findings for both uses below (it was a whole-table scan each).
+    open_rows = ledger.open_by_code(WAITING_CODES | REPORTED_CODES)
+    waiting = [e for e in open_rows if e.fields.get("code") in WAITING_CODES]
     outcome.users.update(waiting_users(waiting, processing, finished, now))  # how often: there
     writes.append(partial(finished_groups.save, finished))
     # A Graph-reported error that went away (our reprocess, an admin's fix) leaves no group
     # with errors behind: re-read those users too, or their findings never resolve.
-    outcome.users.update(e.partition_key for e in ledger.open_by_code(REPORTED_CODES))
+    outcome.users.update(
+        e.partition_key for e in open_rows if e.fields.get("code") in REPORTED_CODES
+    )
     correlation_id = new_correlation_id()
     batches = RecomputeUsers.batches(
         sorted(outcome.users), reason="errors re-check", correlation_id=correlation_id
@@ -328,9 +337,11 @@ def _poisoned(name: str, text: str) -> Finding:
             f"'{poison_name(name)}': {text[:300]}"
         ),
         remedy=(
-            "Read the message in the poison queue (Azure portal > Storage account > Queues), "
-            "fix the cause shown in the function's logs, then move it back to "
-            f"'{name}' or delete it. The nightly reconciliation covers what it missed."
+            "Read the message in the poison queue (Azure portal > Storage account > Queues) "
+            "within 7 days: the queue drops it then (the time-to-live the Functions host gives "
+            "it) and this finding resolves, though nothing was fixed. Fix the cause shown in "
+            f"the function's logs, then move it back to '{name}' or delete it. The nightly "
+            "reconciliation covers what it missed."
         ),
     )
 

@@ -185,6 +185,37 @@ def test_query_all_returns_every_entity_by_partition_then_row(store: EntityStore
     ]
 
 
+def test_query_where_returns_the_entities_whose_field_is_one_of_the_values(
+    store: EntityStore,
+) -> None:
+    """Filtered by the table service ($filter), in key order: rows without the field, or
+    with another value or type, are not returned; a quote in a value is only a character."""
+    store.insert("b", "1", {"code": "CountViolation"})
+    store.insert("a", "2", {"code": "O'Brien"})
+    store.insert(
+        "a",
+        "1",
+        {"code": "PendingGroupAssignment", "resolvedAt": datetime(2026, 12, 4, tzinfo=UTC)},
+    )
+    store.insert("a", "3", {"code": "DataLossRisk"})
+    store.insert("c", "1", {"other": "CountViolation"})
+    store.insert("c", "2", {"code": 7})
+
+    rows = store.query_where("code", ["CountViolation", "PendingGroupAssignment", "O'Brien"])
+
+    assert [(e.partition_key, e.row_key) for e in rows] == [("a", "1"), ("a", "2"), ("b", "1")]
+    assert list(store.query_where("code", [])) == []
+
+
+def test_query_where_takes_at_most_fifteen_values(store: EntityStore) -> None:
+    """Azure refuses a $filter with more than 15 discrete comparisons."""
+    with pytest.raises(ValueError, match="15"):
+        list(store.query_where("code", [f"c{i}" for i in range(16)]))
+    with pytest.raises(ValueError, match="identifier"):
+        list(store.query_where("code eq 'x' or code", ["y"]))
+    assert list(store.query_where("code", [f"c{i}" for i in range(15)])) == []
+
+
 def test_supported_field_types_read_back_as_written(store: EntityStore) -> None:
     cet = timezone(timedelta(hours=1))
     written = {

@@ -534,3 +534,23 @@ async def test_a_new_data_loss_reads_only_the_recent_losses_not_the_whole_ledger
     assert any("mass data-loss risk" in subject for subject in subjects), subjects
     assert scans == scans_excluding == 0
     assert reads_excluding == reads
+
+
+async def test_the_tenant_alert_does_not_read_the_whole_findings_table() -> None:
+    """Every 30 minutes (and after each poison watch) the tenant-level alert looked for its
+    nine codes by reading every finding of every user; now the table service sends those
+    codes' rows only."""
+    world = build_world(ALERT_SENDER=SENDER, ALERT_RECIPIENTS=RECIPIENT)
+    prime(world)
+    await baseline(world)
+    world.svc.queues.by_name(poison_name(RECOMPUTE_USERS)).put_raw("a message that failed")
+    watch_poison(world.svc)
+    table = CountedScans(world.svc.tables.findings)
+    world.svc.tables = replace(world.svc.tables, findings=table)
+
+    tenant = await send_tenant_alerts(world.svc)
+
+    assert tenant is not None
+    assert tenant.status == "sent"
+    assert "PoisonedMessage" in html(mails(world)[-1])
+    assert table.scans == 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -142,6 +142,9 @@ class JournalTable(_Journal[InMemoryTable]):
 
     def query_all(self) -> Iterator[Entity]:
         return self._inner.query_all()
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        return self._inner.query_where(field, values)
 
 
 class JournalQueue(_Journal[MessageQueue]):

@@ -418,3 +418,55 @@ async def test_a_resumed_nightly_run_counts_what_a_clean_run_counts(point: str) 
     assert result.summary.new_findings == expected.summary.new_findings
     assert result.summary.resolved_findings == expected.summary.resolved_findings
     assert result.summary.findings_by_code == expected.summary.findings_by_code
+
+
+GRAPH_APP_ID = "6f1c0a52-3b0e-4d8b-9b51-1f0d7c2a9e01"
+"""The user-assigned identity that calls Graph (AZURE_CLIENT_ID)."""
+STORAGE_APP_ID = "2d9e4c17-8a3f-4e60-b5c2-7e1a0f4b3d22"
+"""A second identity for storage (AzureWebJobsStorage__clientId)."""
+
+
+async def test_the_audit_check_knows_our_call_by_the_identity_that_calls_graph() -> None:
+    """Graph and storage may sign in as different identities (two client ids: a valid setup,
+    `bootstrap.worker_credentials`): the audit entry of our reprocess names the one that calls
+    Graph. Compared with the storage identity's id, our own call went unrecognised and the
+    user was reprocessed a second time."""
+    world = build_world(
+        fake=AppliedThenLost,
+        LICENSE_GUARD_MODE="act",
+        AzureWebJobsStorage="",
+        AzureWebJobsStorage__accountName="stlicenseguard",
+        AzureWebJobsStorage__credential="managedidentity",
+        AzureWebJobsStorage__clientId=STORAGE_APP_ID,
+        AZURE_CLIENT_ID=GRAPH_APP_ID,
+    )
+    world.directory.app_id = GRAPH_APP_ID
+    world.directory.app_display_name = "lg-identity"  # a managed identity's own name
+    msg = await queued_reprocess(world)
+
+    outcomes = await redeliver_until_done(world, msg)
+
+    assert outcomes == ["raised", "verified"]
+    assert world.directory.requests["reprocess_license_assignment"] == 1
+    assert statuses(world) == [DONE]
+
+
+async def test_another_app_changing_the_user_is_not_taken_for_our_call() -> None:
+    """With our Graph identity known, only its entries are our calls: another app's (a
+    provisioning tool's) "Change user license" on the user is not."""
+    world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act",
+                        AZURE_CLIENT_ID=GRAPH_APP_ID)  # fmt: skip
+    world.directory.app_id = GRAPH_APP_ID
+    msg = await queued_reprocess(world)
+    with pytest.raises(DirectoryError):
+        await reprocess_user(world.svc, msg)
+    world.directory.record_audit(
+        "Change user license",
+        [{"id": IRVIN, "type": "User"}],
+        actor="Contoso provisioning",
+        category="UserManagement",
+        app_id=STORAGE_APP_ID,
+    )
+
+    assert (await reprocess_user(world.svc, msg)).status == "called"
+    assert world.directory.reprocessed == [IRVIN]

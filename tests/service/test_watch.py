@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ from shared.ports.messages import (
     format_timestamp,
 )
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
-from shared.ports.tables import Entity
+from shared.ports.tables import Entity, EntityStore
 from shared.service.groups import handle_group_changes
 from shared.service.recheck_waits import UNKNOWN_STATE_RECHECK
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
@@ -761,3 +763,53 @@ async def test_a_finding_new_in_a_group_finished_long_ago_is_rechecked_after_15_
     await recheck_errors(world.svc)
 
     assert DIEGO in recomputed_users(world)
+
+
+class CountedScans:
+    """The findings table (our port's fake), counting its full scans (`query_all`)."""
+
+    def __init__(self, table: EntityStore) -> None:
+        self._table, self.scans = table, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    filtered = 0
+
+    def query_all(self) -> Iterator[Entity]:
+        self.scans += 1
+        return self._table.query_all()
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        self.filtered += 1
+        return self._table.query_where(field, values)
+
+
+async def test_the_errors_recheck_reads_the_findings_table_once(world: World) -> None:
+    """Every 15 minutes: it read the whole table twice (the waiting findings, then the
+    Graph-reported errors), a cost that grew with the table. Now one query, filtered by code
+    by the table service: the rows of other codes do not cross the network."""
+    await handle_group_changes(world.svc, DeltaSweep(reason="test", correlation_id="sweep"))
+    for msg in world.messages(RECOMPUTE_USERS):
+        assert isinstance(msg, RecomputeUsers)
+        await recompute_users(world.svc, msg)
+    table = CountedScans(world.svc.tables.findings)
+    world.svc.tables = replace(world.svc.tables, findings=table)
+    world.clock.advance(UNKNOWN_STATE_RECHECK.total_seconds())
+
+    outcome = await recheck_errors(world.svc)
+
+    assert (table.scans, table.filtered) == (0, 1)
+    assert {IRVIN, ADELE} <= outcome.users  # a reported error; a pending finding
+
+
+def test_a_poisoned_message_finding_says_the_message_expires_in_7_days(world: World) -> None:
+    """The host moves a message to `-poison` with Azure's default time-to-live (7 days): the
+    message is gone after that and its finding resolves though nothing was fixed. The admin
+    reading "kept for inspection" learnt neither."""
+    poisoned(world)
+
+    [finding] = watch_poison(world.svc).new_findings
+
+    assert "7 days" in finding.remedy
+    assert "resolves" in finding.remedy

@@ -14,7 +14,7 @@ from shared.render.mail import Section
 from shared.service.alerts.actions import actions, mode_note
 from shared.service.alerts.deliver import alerts_on, deliver
 from shared.service.alerts.facts import exclusions
-from shared.service.alerts.ledger import ledger, mark
+from shared.service.alerts.ledger import ledger_row, mark
 from shared.service.alerts.mail_delivery import (
     Delivery,
     confirm,
@@ -26,6 +26,7 @@ from shared.service.alerts.names import mail_names
 from shared.service.alerts.sending import ALREADY_SENT, Sleep
 from shared.service.crashpoints import crash_point
 from shared.service.services import Services
+from shared.service.stores import FindingsLedger
 
 
 async def send_immediate(
@@ -70,11 +71,12 @@ async def send_immediate(
 
 
 def open_unalerted(svc: Services, codes: Iterable[str]) -> list[tuple[Entity, LedgerRow]]:
-    """Open findings of these codes that no alert reported yet and no exclusion mutes."""
-    wanted = set(codes)
+    """Open findings of these codes (at most 15) that no alert reported yet and no exclusion
+    mutes: the table service sends those codes' rows only, not every user's findings."""
     facts_ex = exclusions(svc)
+    rows = FindingsLedger(svc.tables.findings).open_by_code(codes)
     return [
         (e, r)
-        for e, r in ledger(svc)
-        if r.code in wanted and r.is_open and not r.alerted_in and not facts_ex.mutes(r)
+        for e, r in ((e, ledger_row(e)) for e in rows)
+        if not r.alerted_in and not facts_ex.mutes(r)
     ]

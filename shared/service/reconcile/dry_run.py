@@ -25,7 +25,7 @@ from shared.core.findings import Names
 from shared.core.sku_findings import sku_findings
 from shared.ports.directory import JSON, USER_SELECT
 from shared.ports.licensed_world import LicensedWorld
-from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts
+from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts, check_where
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.finish import unread_subjects
 from shared.service.reconcile.pages import page_mode
@@ -40,6 +40,11 @@ from shared.service.reconcile.scan import (
 from shared.service.services import Services
 from shared.service.user_writes import RecordedWrites
 from shared.service.users import settle
+
+
+def _is_one_of(value: object, wanted: set[str]) -> bool:
+    """As the table service compares in `query_where`: a string equal to one of these."""
+    return isinstance(value, str) and value in wanted
 
 
 class TableSnapshot:
@@ -60,6 +65,10 @@ class TableSnapshot:
 
     def query_all(self) -> Iterator[Entity]:
         return (e for rows in self._partitions.values() for e in rows)
+
+    def query_where(self, field: str, values: Collection[str]) -> Iterator[Entity]:
+        wanted = set(check_where(field, values))
+        return (e for e in self.query_all() if _is_one_of(e.fields.get(field), wanted))
 
     def insert(self, pk: str, rk: str, fields: Mapping[str, EntityValue | None]) -> str:
         raise self._refused()

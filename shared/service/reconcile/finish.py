@@ -33,6 +33,7 @@ from shared.service.reconcile.reports import (
     migration_reports,
     self_check_report,
 )
+from shared.service.reconcile.retention import prune_history
 from shared.service.reconcile.run_state import (
     DONE,
     LAST,
@@ -208,6 +209,9 @@ def prune(scan: Scan) -> None:
         scan.blobs.delete(name)
     # Delayed-retry records long past due: one per user who once waited, else kept forever.
     PendingRetries(scan.svc.tables.servicestate).prune(scan.svc.now())
+    # Findings and reprocess-ledger rows past their retention (the timer's run only).
+    if scan.opts.prune_history:
+        prune_history(scan.svc, scan.run.run_id)
 
 
 async def send_summary(scan: Scan, summary: NightlySummary, blob: str) -> None:

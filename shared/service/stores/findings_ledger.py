@@ -17,13 +17,18 @@ resolve or overwrite what the later read found (a new DataLossRisk among them) u
 user's next recompute. Such a run writes nothing for the subject: each write is made only over
 the row as read (ETag) and only when that row was not written from a later read. Rows without
 `readAt` (written before it existed, or by jobs that read nothing, `set_one`) count as older.
+
+Retention: a resolved finding is kept `FINDINGS_RETENTION_DAYS` (90) after it resolved, then
+the nightly finish deletes it (`prune_resolved`); one mailed as open whose resolution no digest
+has reported yet is kept until one did, at most twice as long. Open findings are never pruned.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Final
 
@@ -210,13 +215,41 @@ class FindingsLedger:
                 resolved += 1
         return opened, resolved
 
+    def prune_resolved(self, now: datetime, keep: timedelta) -> int:
+        """Delete the findings resolved at least `keep` ago whose resolution no alert owes
+        (`_prunable`), each over the row as read: one found again meanwhile stands. Returns
+        how many went; a crash part-way leaves the rest to the next night."""
+        deleted = 0
+        for entity in self._table.query_all():
+            if not _prunable(entity.fields, now, keep):
+                continue
+            with contextlib.suppress(port.ConcurrencyConflict):
+                self._table.delete(entity.partition_key, entity.row_key, etag=entity.etag)
+                deleted += 1
+        return deleted
+
     def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
-        wanted = set(codes)
+        """The open findings of these codes (at most `MAX_FILTER_VALUES`): the table service
+        sends those codes' rows only; open (no `resolvedAt`) is decided here, as a filter
+        cannot ask for an absent field."""
         return [
             e
-            for e in self._table.query_all()
-            if e.fields.get("code") in wanted and not e.fields.get("resolvedAt")
+            for e in self._table.query_where("code", sorted(set(codes)))
+            if not e.fields.get("resolvedAt")
         ]
+
+
+def _prunable(fields: Mapping[str, object], now: datetime, keep: timedelta) -> bool:
+    """Resolved at least `keep` ago, and no alert owes its resolution: never mailed as open
+    (`alertedIn`), or a digest reported it resolved (`resolvedIn`). One still owed (mail
+    failing, alerts switched off since, muted by an exclusion since: the digest skips it) goes
+    after twice `keep`: not kept for ever. Read from the row alone, not the settings of the
+    process pruning (`license-guard reconcile` runs without the app's alert settings)."""
+    resolved = fields.get("resolvedAt")
+    if not isinstance(resolved, datetime) or now - resolved < keep:
+        return False
+    owed = bool(fields.get("alertedIn")) and not fields.get("resolvedIn")
+    return not owed or now - resolved >= 2 * keep
 
 
 def _carry_over(entity: Entity, fields: dict[str, Any]) -> dict[str, Any]:

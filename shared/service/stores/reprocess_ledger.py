@@ -4,13 +4,17 @@ The reprocess policy's history, and the claim that keeps duplicate messages from
 twice: per user (PartitionKey), one entity per cause with its evidence (RowKey = cause token),
 moving through queued -> calling -> done/gone (or removed when never called, or to refused
 when Graph refused the app's call with a 401/403).
+
+Retention: a gone user's rows go with their capability record (`forget`); a user who is there
+loses a cause's rows once none was written for `FINDINGS_RETENTION_DAYS` and no finding of
+theirs of that cause is open (`prune_quiet`, the nightly finish).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -235,6 +239,51 @@ class ReprocessLedger:
                 found.setdefault(e.partition_key, set()).add(str(e.fields.get("skuId")))
         return found
 
+    def users(self) -> set[str]:
+        """Every user with a row (one table scan: the nightly finish's clean-up)."""
+        return {e.partition_key for e in self._table.query_all()}
+
+    def forget(self, user_id: str, *, before: datetime) -> int:
+        """Delete a gone user's rows last written no later than `before` (when Graph was
+        found not to know them), each over the row as read: one written since (the user was
+        restored and decided again) stands, as does one changed meanwhile (the next look
+        finds it). A call in flight for the user settles `gone` and writes its row again, for
+        the next clean-up. Returns how many rows went."""
+        deleted = 0
+        for entity in self._table.query(user_id):
+            at = entity.fields.get("at")
+            if isinstance(at, datetime) and at > before:
+                continue
+            with contextlib.suppress(ConcurrencyConflict):
+                self._table.delete(user_id, entity.row_key, etag=entity.etag)
+                deleted += 1
+        return deleted
+
+    def users_written_before(self, before: datetime) -> set[str]:
+        """The users with a row last written before `before` (one table scan)."""
+        return {
+            e.partition_key
+            for e in self._table.query_all()
+            if isinstance(at := e.fields.get("at"), datetime) and at < before
+        }
+
+    def prune_quiet(self, user_id: str, before: datetime, *, open_causes: Collection[str]) -> int:
+        """Delete the rows of each of the user's causes (`Cause.key`) none of whose rows was
+        written since `before`, unless the user has an open finding of it (`open_causes`), each
+        over the row as read (one written meanwhile stands). Returns how many went."""
+        by_key: dict[str, list[Entity]] = {}
+        for entity in self._table.query(user_id):
+            by_key.setdefault(_cause(entity.fields).key, []).append(entity)
+        deleted = 0
+        for key, entities in by_key.items():
+            if key in open_causes or any(_written_since(e, before) for e in entities):
+                continue
+            for entity in entities:
+                with contextlib.suppress(ConcurrencyConflict):
+                    self._table.delete(user_id, entity.row_key, etag=entity.etag)
+                    deleted += 1
+        return deleted
+
     def settle(
         self,
         claimed: Sequence[Entity],
@@ -302,6 +351,12 @@ def _holds_seat(
     return fields.get("status") in (QUEUED, CALLING) and (
         live or (sending and fields.get("sent") is False)
     )
+
+
+def _written_since(entity: Entity, before: datetime) -> bool:
+    """Written at or after `before`; a row without a time counts as recent (kept)."""
+    at = entity.fields.get("at")
+    return not isinstance(at, datetime) or at >= before
 
 
 def _since(at: object, now: datetime) -> timedelta:
