@@ -109,6 +109,21 @@ def entity_path(collection: str, key: str) -> str:
     return f"/{collection}/{quote(key, safe='')}"
 
 
+def _items_left(failed: Sequence[DirectoryError], resends: int, wait: float) -> DirectoryError:
+    """Batch items still failing after the re-sends: a 429 when any was throttled (the queue
+    worker sends its message again for after Retry-After), else the status they failed with
+    (503: Graph unavailable), never an outage called throttling."""
+    throttled = [e for e in failed if e.status == 429]
+    first = (throttled or list(failed))[0]
+    state = "throttled" if throttled else f"unavailable ({first.status})"
+    return DirectoryError(
+        first.status,
+        first.code or ("TooManyRequests" if throttled else "ServiceUnavailable"),
+        f"{len(failed)} batch item(s) still {state} after {resends} re-send(s)",
+        wait,
+    )
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -282,8 +297,9 @@ class GraphTransport:
         return responses
 
     async def _batch_get(self, urls: Mapping[str, str]) -> dict[str, tuple[int, JSON]]:
-        """GET every relative URL (key -> url) through `$batch`; key -> (status, body) with
-        throttled/unavailable items re-sent; other statuses are returned as they are."""
+        """GET every relative URL (key -> url) through `$batch`; key -> (status, body) in the
+        order of `urls` (Graph answers a batch's items in any order), with throttled or
+        unavailable items re-sent; other statuses are returned as they are."""
         done: dict[str, tuple[int, JSON]] = {}
         pending = dict(urls)
         attempt = 0
@@ -293,30 +309,23 @@ class GraphTransport:
                 *(self._one_batch(chunk, pending) for chunk in _chunks(keys, BATCH_LIMIT))
             )
             retry: dict[str, str] = {}
-            wait = 0.0
-            last: DirectoryError | None = None
+            failed: list[DirectoryError] = []
             for result in results:
                 for key, (status, headers, body) in result.items():
                     if status in RETRYABLE_ITEM_STATUS:
                         retry[key] = pending[key]
-                        last = item_error(status, headers, body)
-                        wait = max(wait, last.retry_after if last.retry_after is not None else 1.0)
+                        failed.append(item_error(status, headers, body))
                     else:
                         done[key] = (status, body if isinstance(body, dict) else {})
             if not retry:
                 break
+            wait = max(e.retry_after if e.retry_after is not None else 1.0 for e in failed)
             attempt += 1
             if attempt > self._max_resends or wait > self._max_retry_after:
-                assert last is not None
-                raise DirectoryError(
-                    429,
-                    last.code or "TooManyRequests",
-                    f"{len(retry)} batch item(s) still throttled after {attempt - 1} re-send(s)",
-                    wait,
-                )
+                raise _items_left(failed, attempt - 1, wait)
             await self._sleep(wait)
             pending = retry
-        return done
+        return {key: done[key] for key in urls if key in done}
 
     async def _one_batch(
         self, keys: Sequence[str], urls: Mapping[str, str]
