@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from azure.core.exceptions import AzureError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -36,6 +35,7 @@ from shared.adapters.graph_client import build_graph_client
 from shared.adapters.graph_delta import GROUP_TYPE, USER_TYPE, DeltaMerge, DeltaPages
 from shared.adapters.graph_errors import item_error
 from shared.adapters.graph_mail import GraphMailbox, odata_str
+from shared.adapters.graph_paths import entity_path
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.adapters.graph_token import token_app_roles
 from shared.adapters.graph_transport import next_link_repeated
@@ -170,7 +170,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         `/users/{id}/memberOf?$select=id` and keeps `#microsoft.graph.group` entries (directory
         roles and administrative units are dropped)."""
         urls = {
-            u: f"/users/{quote(u, safe='')}/memberOf?$select=id&$top={self._top}"
+            u: f"{entity_path('users', u)}/memberOf?$select=id&$top={self._top}"
             for u in dict.fromkeys(user_ids)
         }
         out: dict[str, list[str]] = {}

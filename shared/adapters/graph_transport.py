@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -33,6 +32,7 @@ from shared.adapters.graph_errors import (
     to_directory_error,
     transport_error,
 )
+from shared.adapters.graph_paths import entity_path
 from shared.ports.directory import JSON, DirectoryError
 
 PAGE_SIZE = 999
@@ -97,16 +97,6 @@ def json_object(raw: bytes) -> JSON:
     if not isinstance(parsed, dict):
         raise DirectoryError(502, "UnexpectedBody", "Graph returned a non-object body")
     return parsed
-
-
-def entity_path(collection: str, key: str) -> str:
-    """`/{collection}/{key}`, the key percent-encoded; one that starts with `$` (a UPN may) in
-    Graph's key form `/users('$x@y.com')`, its quotes doubled: Graph reads `/users/$x@y.com`
-    as a system segment and answers 400 (learn.microsoft.com/graph/api/user-get)."""
-    if key.startswith("$"):
-        literal = quote(key.replace("'", "''"), safe="@")
-        return f"/{collection}('{literal}')"
-    return f"/{collection}/{quote(key, safe='')}"
 
 
 def _items_left(failed: Sequence[DirectoryError], resends: int, wait: float) -> DirectoryError:

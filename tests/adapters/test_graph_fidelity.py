@@ -14,7 +14,13 @@ from graphsim.client import SimClient
 from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.ports.directory import DirectoryError
-from tests.adapters.test_directory_contract import EXTRA_USERS, TENANT, throttled
+from tests.adapters.test_directory_contract import (
+    EXTRA_USERS,
+    TENANT,
+    alert_message,
+    alert_mime,
+    throttled,
+)
 from tests.sleeps import Sleeps
 
 pytestmark = pytest.mark.anyio
@@ -27,9 +33,30 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+DOLLAR_SENDER = "$svc.o'brien@contoso.com"
+"""A mailbox whose UPN starts with `$` (and holds a quote): Graph takes it only in the key
+form `/users('$svc.o''brien@contoso.com')` (learn.microsoft.com/graph/api/user-get)."""
+DOLLAR_ID = "5f1f5c9e-3c1d-4d35-9d8e-2f6a3b7c0d11"
+
+
+def tenant() -> dict[str, Any]:
+    out = copy.deepcopy(TENANT)
+    out["users"].append(
+        {
+            **out["users"][0],
+            "id": DOLLAR_ID,
+            "userPrincipalName": DOLLAR_SENDER,
+            "displayName": "Service mailbox",
+            "assignedLicenses": [],
+            "licenseAssignmentStates": [],
+        }
+    )
+    return out
+
+
 @pytest.fixture
 async def graphsim() -> AsyncIterator[tuple[str, SimClient]]:
-    with serve_in_thread(copy.deepcopy(TENANT)) as url, SimClient(url) as sim:
+    with serve_in_thread(tenant()) as url, SimClient(url) as sim:
         yield url, sim
 
 
@@ -84,3 +111,19 @@ async def test_batched_reads_come_back_in_the_order_asked(
     assert list(found) == wanted
     assert [u["id"] for u in found.values()] == wanted
     assert list(member_of) == wanted
+
+
+async def test_alert_mail_from_a_sender_whose_upn_starts_with_a_dollar(
+    graphsim: tuple[str, SimClient],
+) -> None:
+    """`ALERT_SENDER=$svc...@contoso.com`: `/users/$svc...` is a system segment to Graph (400),
+    so sendMail and the draft calls name the mailbox in the key form."""
+    url, sim = graphsim
+    async with graph_directory(url) as directory:
+        await directory.send_mail(DOLLAR_SENDER, alert_message())
+        draft = await directory.create_draft(DOLLAR_SENDER, alert_mime())
+        assert await directory.find_draft(DOLLAR_SENDER, "<lg.1@contoso.com>") == draft
+        assert await directory.send_draft(DOLLAR_SENDER, draft) is True
+        other = await directory.create_draft(DOLLAR_SENDER, alert_mime("<lg.2@contoso.com>"))
+        assert await directory.delete_draft(DOLLAR_SENDER, other) is True
+    assert [m["from"] for m in sim.outbox()] == [DOLLAR_SENDER, DOLLAR_SENDER]
