@@ -18,6 +18,10 @@ from .wire import Req, Resp
 
 Obj = dict[str, Any]
 MAX_MINUTES = 41_760
+MIN_MINUTES = 45
+"""An expiration under 45 minutes after the request is set to 45 minutes after it (subscription
+resource, expirationDateTime: "automatically set"; one in the past is still refused here, which
+no doc page settles)."""
 QUOTA_PER_APP = 100
 _RESOURCE = re.compile(r"/?(groups|users)(/[0-9a-fA-F-]{36}(/members)?)?", re.I)
 _CHANGE_TYPES = {"updated", "deleted"}
@@ -70,7 +74,7 @@ class SubscriptionService:
             raise _invalid(
                 f"Subscription expiration can only be {MAX_MINUTES} minutes in the future."
             )
-        return iso7(when)
+        return iso7(max(when, now + timedelta(minutes=MIN_MINUTES)))
 
     def _view(self, req: Req, sub: Obj, *, with_secret: bool = False) -> Obj:
         out = {k: v for k, v in sub.items() if not k.startswith("_")}
