@@ -37,6 +37,8 @@ DOLLAR_SENDER = "$svc.o'brien@contoso.com"
 """A mailbox whose UPN starts with `$` (and holds a quote): Graph takes it only in the key
 form `/users('$svc.o''brien@contoso.com')` (learn.microsoft.com/graph/api/user-get)."""
 DOLLAR_ID = "5f1f5c9e-3c1d-4d35-9d8e-2f6a3b7c0d11"
+ROLE = "4d6ac14f-3453-41d0-bef9-a3e0c569773a"
+UNIT = "0b8c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 
 
 def tenant() -> dict[str, Any]:
@@ -51,6 +53,10 @@ def tenant() -> dict[str, Any]:
             "licenseAssignmentStates": [],
         }
     )
+    out["directoryRoles"] = [
+        {"id": ROLE, "displayName": "License Administrator", "members": [EXTRA_USERS[0]]}
+    ]
+    out["administrativeUnits"] = [{"id": UNIT, "displayName": "Sales", "members": [EXTRA_USERS[0]]}]
     return out
 
 
@@ -127,3 +133,15 @@ async def test_alert_mail_from_a_sender_whose_upn_starts_with_a_dollar(
         other = await directory.create_draft(DOLLAR_SENDER, alert_mime("<lg.2@contoso.com>"))
         assert await directory.delete_draft(DOLLAR_SENDER, other) is True
     assert [m["from"] for m in sim.outbox()] == [DOLLAR_SENDER, DOLLAR_SENDER]
+
+
+async def test_member_of_keeps_groups_only(graphsim: tuple[str, SimClient]) -> None:
+    """Graph's memberOf lists directory roles and administrative units too: they are no
+    group memberships (a role's id read as a group's was asked of Graph as a group)."""
+    url, _ = graphsim
+    async with graph_directory(url) as directory:
+        found = await directory.member_of([EXTRA_USERS[0], EXTRA_USERS[1]])
+    assert found[EXTRA_USERS[0]] == found[EXTRA_USERS[1]]
+    assert found[EXTRA_USERS[0]]
+    assert ROLE not in found[EXTRA_USERS[0]]
+    assert UNIT not in found[EXTRA_USERS[0]]
