@@ -38,7 +38,6 @@ from shared.adapters.graph_mail import GraphMailbox, odata_str
 from shared.adapters.graph_paths import entity_path
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.adapters.graph_token import token_app_roles
-from shared.adapters.graph_transport import next_link_repeated
 from shared.core.graph_values import parse_graph_time
 from shared.ports.audit_entries import AuditEntry
 from shared.ports.directory import (
@@ -52,6 +51,7 @@ from shared.ports.directory import (
     delta_filter_ids,
     group_configs_by_id,
 )
+from shared.ports.paging import next_link_repeated
 
 __all__ = ["GraphDirectory", "build_graph_client"]
 

@@ -34,6 +34,7 @@ from shared.adapters.graph_errors import (
 )
 from shared.adapters.graph_paths import entity_path
 from shared.ports.directory import JSON, DirectoryError
+from shared.ports.paging import next_link_repeated
 
 PAGE_SIZE = 999
 """$top maximum for users, groups and group members (graph-facts §6.4)."""
@@ -67,17 +68,6 @@ def count_body(raw: bytes | None) -> int:
         return int((raw or b"").decode("utf-8-sig").strip())
     except (UnicodeDecodeError, ValueError):
         raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
-
-
-def next_link_repeated() -> DirectoryError:
-    """A collection's nextLink that names a page already asked for: the server would answer
-    it again forever (Graph has sent a `/users` skiptoken that never changes:
-    microsoftgraph/microsoft-graph-docs-contrib#7849). 502: retried later, not followed."""
-    return DirectoryError(
-        502,
-        "NextLinkRepeated",
-        "Graph sent a nextLink it had sent before (the same page again): paging stopped",
-    )
 
 
 def json_object(raw: bytes) -> JSON:
