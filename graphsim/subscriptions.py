@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from .clock import iso7, parse_iso
 from .errors import GraphError
 from .notify import Notifier
+from .odata import parse_query
+from .paging import serve_page
 from .state import SimState
 from .wire import Req, Resp
 
@@ -146,14 +148,22 @@ class SubscriptionService:
         return Resp(201, self._view(req, sub, with_secret=True))
 
     async def list(self, req: Req) -> Resp:
-        value = [
-            {k: v for k, v in self._view(req, s).items() if k != "@odata.context"}
-            for s in self.state.subscriptions.values()
-            if s["applicationId"] == req.app_id
+        """The app's subscriptions in pages (`x-graphsim.subscriptionsPageSize`, 100 unless
+        set), with a nextLink as Graph answers (msgraph-sdk-javascript#906)."""
+        mine = [
+            s["id"] for s in self.state.subscriptions.values() if s["applicationId"] == req.app_id
         ]
-        return Resp(
-            200, {"@odata.context": f"{req.base_url}/$metadata#subscriptions", "value": value}
-        )
+        subs = self.state.subscriptions
+
+        def view(sid: str) -> Obj | None:
+            sub = subs.get(sid)
+            if sub is None:
+                return None
+            return {k: v for k, v in self._view(req, sub).items() if k != "@odata.context"}
+
+        size = int(self.state.x.get("subscriptionsPageSize", 100))
+        query = parse_query({k: v for k, v in req.params.items() if k.lower() != "$top"})
+        return serve_page(req, self.state, "subscriptions", mine, view, query, max_top=size)
 
     async def get(self, req: Req, sid: str) -> Resp:
         return Resp(200, self._view(req, self._find(req, sid)))

@@ -142,3 +142,17 @@ async def test_a_groups_members_that_cycle_over_two_pages_stop_the_read(sim_url:
             await directory.aclose()
         assert _requests(sim, "GET /groups/{id}/members") == 4  # first, L0, A, B (-> A)
     assert (raised.value.status, raised.value.code) == (502, "NextLinkRepeated")
+
+
+async def test_a_subscription_listing_whose_nextlink_names_itself_raises(sim_url: str) -> None:
+    """The keeper lists the app's subscriptions, which Graph pages: a listing whose nextLink
+    never moved on kept the keeper asking until the function timed out."""
+    directory = _directory(sim_url)
+    with SimClient(sim_url) as sim:
+        sim.set_faults(emptyFirstPages=["/subscriptions"], stuckPages=["/subscriptions"])
+        try:
+            with pytest.raises(DirectoryError) as raised:
+                await asyncio.wait_for(directory.subscriptions(), timeout=20)
+        finally:
+            await directory.aclose()
+    assert (raised.value.status, raised.value.code) == (502, "NextLinkRepeated")
