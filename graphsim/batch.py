@@ -6,11 +6,17 @@ Item shape, from Microsoft Learn "Combine multiple HTTP requests using JSON batc
 (`Cache-Control: no-cache`, `x-ms-resource-unit`, `Content-Type`; OData payloads also
 `OData-Version: 4.0` and the full OData media type); a 204 item carries `"body": null` (the
 page's PATCH example), other items without content (a 202, a 302) carry no `body` at all.
+
+Order: Graph answers the items in any order ("may not match the order of the requests"), so a
+client matches them by `id`. graphsim never answers two or more items in the request order:
+a shuffle drawn from the simulator's seed and the batch's number (reversed when the draw
+happens to be the request order), so a seed always gives the same orders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -61,7 +67,18 @@ def _item_request(outer: Req, item: Obj) -> Req:
     )
 
 
-async def run_batch(outer: Req, dispatch: Callable[[Req], Awaitable[Resp]]) -> Resp:
+def answer_order(ids: Sequence[str], rng: random.Random) -> list[str]:
+    """The order the items are answered in: shuffled, never the request order (2+ items)."""
+    order = list(ids)
+    rng.shuffle(order)
+    return order[::-1] if order == list(ids) else order
+
+
+async def run_batch(
+    outer: Req,
+    dispatch: Callable[[Req], Awaitable[Resp]],
+    rng: random.Random | None = None,
+) -> Resp:
     payload = outer.json()
     requests = payload.get("requests") if isinstance(payload, dict) else None
     if not isinstance(requests, list) or not requests:
@@ -112,7 +129,8 @@ async def run_batch(outer: Req, dispatch: Callable[[Req], Awaitable[Resp]]) -> R
 
     for rid in by_id:
         await run(rid)
-    return Resp(200, {"responses": [item_response(rid, results[rid]) for rid in by_id]})
+    order = answer_order(list(by_id), rng or random.Random(0))  # noqa: S311 - simulation
+    return Resp(200, {"responses": [item_response(rid, results[rid]) for rid in order]})
 
 
 def item_response(rid: str, resp: Resp) -> Obj:

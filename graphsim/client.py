@@ -129,9 +129,9 @@ class SimClient:
     def set_faults(self, **cfg: Any) -> Obj:
         """rate429, rate503, resetRate, applyResetRate, apply503Rate, writesOnly, next (the next
         requests' faults, in order), emptyFirstPages (route templates whose first page answers
-        no items and a nextLink), stuckPages / endlessPages (route templates whose pages asked by
-        a nextLink answer no items and a nextLink that never ends), latencyMs, latencyRate,
-        retryAfter, seed."""
+        no items and a nextLink), stuckPages / endlessPages / cyclingPages (route templates whose
+        pages asked by a nextLink answer no items and a nextLink that never ends: to itself, to
+        a new URL each time, or to two URLs in turn), latencyMs, latencyRate, retryAfter, seed."""
         result: Obj = self._call("PUT", "/faults", cfg)
         return result
 

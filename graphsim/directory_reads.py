@@ -11,7 +11,7 @@ from typing import Any
 
 from .delta import DeltaEngine
 from .errors import GraphError, bad_request, not_found
-from .graph_views import group_view, member_view, user_view
+from .graph_views import group_view, member_view, role_or_unit_view, user_view
 from .license_status import members_with_license_errors
 from .memberships import GROUP_TYPE, USER_TYPE
 from .odata import (
@@ -133,12 +133,18 @@ class DirectoryReads:
             g for g, mids in self.state.member_ids.items() if user["id"] in mids and g not in gids
         )
         groups = self.state.groups
+        # Graph lists the user's directory roles and administrative units too (user-list-memberof)
+        others = {
+            o["id"]: o for o in self.state.roles_and_units if user["id"] in (o.get("members") or ())
+        }
 
-        def view(gid: str) -> Obj | None:
-            g = groups.get(gid)
+        def view(key: str) -> Obj | None:
+            if key in others:
+                return role_or_unit_view(others[key], q.select)
+            g = groups.get(key)
             return {"@odata.type": GROUP_TYPE, **group_view(g, q.select)} if g else None
 
-        return serve_page(req, self.state, "directoryObjects", gids, view, q)
+        return serve_page(req, self.state, "directoryObjects", [*gids, *others], view, q)
 
     def _group_computed(self) -> dict[str, Callable[[Obj], Any]]:
         return {"hasMembersWithLicenseErrors": self.state.has_license_errors}

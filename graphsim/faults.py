@@ -19,8 +19,10 @@ results"; learn.microsoft.com/graph/paging). A client must follow the link.
 `stuckPages` and `endlessPages` (route templates): a page asked by a nextLink ($skiptoken)
 answers no items and a nextLink that never ends, as a misbehaving server (or a stuck page)
 would: `stuckPages` links back to the very URL it was asked by, `endlessPages` to a new URL each
-time (the same query with `simPage` counting up). A client that follows nextLinks without a
-check never finishes.
+time (the same query with `simPage` counting up), `cyclingPages` to one of two URLs in turn
+(`simPage` 1, then 2, then 1 again: A -> B -> A), a cycle longer than one page that a client
+checking only for a page naming itself never leaves. A client that follows nextLinks without
+a check never finishes.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class Faults:
         "endlessPages", _templates, default_factory=list
     )
     """Collections whose pages asked by a nextLink answer no items and a new nextLink."""
+    cycling_pages: list[str] = setting(  # noqa: RUF009 - a field
+        "cyclingPages", _templates, default_factory=list
+    )
+    """Collections whose pages asked by a nextLink answer no items and a nextLink to one of
+    two pages in turn (A -> B -> A)."""
     latency_ms: float = setting("latencyMs", float, default=0.0)
     latency_rate: float = setting("latencyRate", float, default=1.0)
     retry_after: float = setting("retryAfter", float, default=1)
@@ -99,6 +106,7 @@ class Faults:
             "emptyFirstPages": list(self.empty_first_pages),
             "stuckPages": list(self.stuck_pages),
             "endlessPages": list(self.endless_pages),
+            "cyclingPages": list(self.cycling_pages),
         }
 
     def pick(self, method: str = "GET") -> str | None:

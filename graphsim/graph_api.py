@@ -204,8 +204,10 @@ class GraphApi:
             resp = self.error(req, exc)
         if template in self.faults.empty_first_pages:
             resp = empty_first_page(req, self.state, resp)
-        if template in self.faults.stuck_pages or template in self.faults.endless_pages:
-            resp = stuck_page(req, resp, endless=template in self.faults.endless_pages)
+        f = self.faults
+        if template in (*f.stuck_pages, *f.endless_pages, *f.cycling_pages):
+            kind = "endless" if template in f.endless_pages else "stuck"
+            resp = stuck_page(req, resp, kind="cycling" if template in f.cycling_pages else kind)
         if fault in AFTER_HANDLER:
             # Done (a write applied), and the answer is lost: the client cannot tell.
             lost = Resp(-1) if fault == "applyReset" else self.unavailable(req)

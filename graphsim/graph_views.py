@@ -55,3 +55,16 @@ def member_view(state: SimState, member: Obj, select: tuple[str, ...] | None) ->
     if group is not None:
         return {"@odata.type": GROUP_TYPE, **group_view(group, select)}
     return {"@odata.type": member.get("@odata.type", USER_TYPE), "id": mid}
+
+
+def role_or_unit_view(obj: Obj, select: tuple[str, ...] | None) -> Obj:
+    """A directory role or administrative unit as `memberOf` lists it: its type, and the
+    selected properties it has (a group's, such as `securityEnabled`, it has not)."""
+    shown = {k: v for k, v in obj.items() if k != "members" and not k.startswith("_")}
+    if select is None:
+        return shown
+    return {
+        "@odata.type": shown["@odata.type"],
+        "id": shown["id"],
+        **{k: shown[k] for k in select if k in shown},
+    }

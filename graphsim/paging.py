@@ -114,10 +114,11 @@ def empty_first_page(req: Req, tenant: PagedTenant, resp: Resp) -> Resp:
     return Resp(200, {**resp.body, "@odata.nextLink": link, "value": []}, resp.headers)
 
 
-def stuck_page(req: Req, resp: Resp, *, endless: bool) -> Resp:
+def stuck_page(req: Req, resp: Resp, *, kind: str = "stuck") -> Resp:
     """`resp`, a page asked by a nextLink, as a misbehaving server answers it: no items and a
-    nextLink that never ends (faults `stuckPages`, `endlessPages`): the URL it was asked by,
-    or with `endless` that URL with `simPage` counting up. Anything else is left as it is."""
+    nextLink that never ends (faults `stuckPages`, `endlessPages`, `cyclingPages`): the URL it
+    was asked by ("stuck"), that URL with `simPage` counting up ("endless"), or with `simPage`
+    1 and 2 in turn ("cycling": A -> B -> A). Anything else is left as it is."""
     token = next(
         (v for k, v in req.params.items() if k.lower() in ("$skiptoken", "skiptoken")), None
     )
@@ -126,8 +127,10 @@ def stuck_page(req: Req, resp: Resp, *, endless: bool) -> Resp:
     if "value" not in resp.body:
         return resp
     params = dict(req.params)
-    if endless:
+    if kind == "endless":
         params["simPage"] = str(int(params.get("simPage", "0")) + 1)
+    elif kind == "cycling":
+        params["simPage"] = "2" if params.get("simPage") == "1" else "1"
     link = next_link(req.base_url, req.path, params, token)
     body = {k: v for k, v in resp.body.items() if k != "@odata.deltaLink"}
     return Resp(200, {**body, "@odata.nextLink": link, "value": []}, resp.headers)

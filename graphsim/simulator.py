@@ -3,6 +3,7 @@ either over HTTP (`graphsim.app`) or directly by tests; simulated time advances 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ class Simulator:
         )
         self.faults = Faults.from_config(x.get("faults") or {}, seed)
         self.api = GraphApi(self.state, self.notifier, self.throttle, self.faults)
+        self.batches = 0
+        """Batches answered: with the seed, what orders the next one's items."""
 
     async def handle(self, req: Req) -> Resp:
         if req.path.rstrip("/") == "/$batch":
@@ -52,7 +55,9 @@ class Simulator:
                     405, error_body("Request_BadRequest", "Only POST is allowed on $batch.")
                 )
             try:
-                resp = await run_batch(req, self._dispatch)
+                self.batches += 1
+                order = random.Random(f"{self.seed}/{self.batches}")  # noqa: S311 - simulation
+                resp = await run_batch(req, self._dispatch, order)
             except GraphError as exc:
                 resp = self.api.error(req, exc)
             self.state.count("POST /$batch", resp.status)

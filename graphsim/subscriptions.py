@@ -13,11 +13,17 @@ from urllib.parse import urlsplit
 from .clock import iso7, parse_iso
 from .errors import GraphError
 from .notify import Notifier
+from .odata import parse_query
+from .paging import serve_page
 from .state import SimState
 from .wire import Req, Resp
 
 Obj = dict[str, Any]
 MAX_MINUTES = 41_760
+MIN_MINUTES = 45
+"""An expiration under 45 minutes after the request is set to 45 minutes after it (subscription
+resource, expirationDateTime: "automatically set"; one in the past is still refused here, which
+no doc page settles)."""
 QUOTA_PER_APP = 100
 _RESOURCE = re.compile(r"/?(groups|users)(/[0-9a-fA-F-]{36}(/members)?)?", re.I)
 _CHANGE_TYPES = {"updated", "deleted"}
@@ -70,7 +76,7 @@ class SubscriptionService:
             raise _invalid(
                 f"Subscription expiration can only be {MAX_MINUTES} minutes in the future."
             )
-        return iso7(when)
+        return iso7(max(when, now + timedelta(minutes=MIN_MINUTES)))
 
     def _view(self, req: Req, sub: Obj, *, with_secret: bool = False) -> Obj:
         out = {k: v for k, v in sub.items() if not k.startswith("_")}
@@ -142,14 +148,22 @@ class SubscriptionService:
         return Resp(201, self._view(req, sub, with_secret=True))
 
     async def list(self, req: Req) -> Resp:
-        value = [
-            {k: v for k, v in self._view(req, s).items() if k != "@odata.context"}
-            for s in self.state.subscriptions.values()
-            if s["applicationId"] == req.app_id
+        """The app's subscriptions in pages (`x-graphsim.subscriptionsPageSize`, 100 unless
+        set), with a nextLink as Graph answers (msgraph-sdk-javascript#906)."""
+        mine = [
+            s["id"] for s in self.state.subscriptions.values() if s["applicationId"] == req.app_id
         ]
-        return Resp(
-            200, {"@odata.context": f"{req.base_url}/$metadata#subscriptions", "value": value}
-        )
+        subs = self.state.subscriptions
+
+        def view(sid: str) -> Obj | None:
+            sub = subs.get(sid)
+            if sub is None:
+                return None
+            return {k: v for k, v in self._view(req, sub).items() if k != "@odata.context"}
+
+        size = int(self.state.x.get("subscriptionsPageSize", 100))
+        query = parse_query({k: v for k, v in req.params.items() if k.lower() != "$top"})
+        return serve_page(req, self.state, "subscriptions", mine, view, query, max_top=size)
 
     async def get(self, req: Req, sid: str) -> Resp:
         return Resp(200, self._view(req, self._find(req, sid)))

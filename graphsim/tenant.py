@@ -81,6 +81,16 @@ class Tenant:
             gid: {m["id"] for m in g["members"]} for gid, g in self.groups.items()
         }
         self.skus: dict[str, Obj] = {s["skuId"]: s for s in tenant.get("subscribedSkus", [])}
+        # Directory roles and administrative units (each with `members`: user ids): what else
+        # `/users/{id}/memberOf` lists besides groups (user-list-memberof).
+        self.roles_and_units: list[Obj] = [
+            {"@odata.type": kind, **obj}
+            for key, kind in (
+                ("directoryRoles", "#microsoft.graph.directoryRole"),
+                ("administrativeUnits", "#microsoft.graph.administrativeUnit"),
+            )
+            for obj in tenant.get(key, [])
+        ]
         self.x: Obj = copy.deepcopy(tenant.get("x-graphsim") or {})
         # service principals by object id, each with the app roles granted to it
         self.service_principals: dict[str, Obj] = {

@@ -11,7 +11,9 @@ with `python tools/make_demo_snapshot.py`), so `license-guard evaluate` and the 
   mutually exclusive (Isaiah Langer), and the synced groups (Licensing_Office365_E3_Base,
   _E3_Teams, Sales_Team), whose memberships change only through a sync cycle;
 * three groups nobody licenses, as every tenant has many: a Microsoft 365 (Teams) group, a
-  distribution list and a dynamic security group.
+  distribution list and a dynamic security group;
+* a directory role and an administrative unit with members, which `/users/{id}/memberOf`
+  lists beside the groups (each with its own `@odata.type`), as Graph does.
 
 Run: python tools/make_contoso_tenant.py
 """
@@ -113,6 +115,23 @@ def build(snapshot: dict[str, Any]) -> dict[str, Any]:
             ),
         ]
     )
+    tenant["directoryRoles"] = [
+        {
+            "id": oid("directoryRole:License Administrator"),
+            "displayName": "License Administrator",
+            "description": "Can manage product licenses on users and groups.",
+            "roleTemplateId": "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
+            "members": [_by_name(users, "Megan Bowen")["id"]],
+        }
+    ]
+    tenant["administrativeUnits"] = [
+        {
+            "id": oid("administrativeUnit:Sales"),
+            "displayName": "Sales",
+            "description": "The sales department's users.",
+            "members": [_by_name(users, n)["id"] for n in ("Diego Siciliani", "Lynne Robbins")],
+        }
+    ]
     tenant["x-graphsim"] = {
         "tenantCountry": tenant["organization"][0].get("countryLetterCode") or "US",
         "prohibitedUsageLocations": {EMS: prohibited},

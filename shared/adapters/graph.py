@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from azure.core.exceptions import AzureError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -36,9 +35,9 @@ from shared.adapters.graph_client import build_graph_client
 from shared.adapters.graph_delta import GROUP_TYPE, USER_TYPE, DeltaMerge, DeltaPages
 from shared.adapters.graph_errors import item_error
 from shared.adapters.graph_mail import GraphMailbox, odata_str
+from shared.adapters.graph_paths import entity_path
 from shared.adapters.graph_subscriptions import GraphSubscriptions, graph_iso
 from shared.adapters.graph_token import token_app_roles
-from shared.adapters.graph_transport import next_link_repeated
 from shared.core.graph_values import parse_graph_time
 from shared.ports.audit_entries import AuditEntry
 from shared.ports.directory import (
@@ -52,6 +51,7 @@ from shared.ports.directory import (
     delta_filter_ids,
     group_configs_by_id,
 )
+from shared.ports.paging import next_link_repeated
 
 __all__ = ["GraphDirectory", "build_graph_client"]
 
@@ -170,7 +170,7 @@ class GraphDirectory(GraphMailbox, GraphSubscriptions):
         `/users/{id}/memberOf?$select=id` and keeps `#microsoft.graph.group` entries (directory
         roles and administrative units are dropped)."""
         urls = {
-            u: f"/users/{quote(u, safe='')}/memberOf?$select=id&$top={self._top}"
+            u: f"{entity_path('users', u)}/memberOf?$select=id&$top={self._top}"
             for u in dict.fromkeys(user_ids)
         }
         out: dict[str, list[str]] = {}

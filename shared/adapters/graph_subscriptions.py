@@ -15,6 +15,7 @@ from msgraph.generated.models.subscription import Subscription as GraphSubscript
 from shared.adapters.graph_transport import GraphTransport
 from shared.core.graph_values import parse_graph_time
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
+from shared.ports.paging import FollowedLinks
 
 
 def graph_iso(dt: datetime | None) -> str:
@@ -46,12 +47,16 @@ class GraphSubscriptions(GraphTransport):
         return await self._retrying(call, idempotent=idempotent)
 
     async def subscriptions(self) -> list[Subscription]:
+        """The app's subscriptions, every page (Graph pages the listing); a nextLink followed
+        before raises (`next_link_repeated`) instead of being asked for until the timeout."""
         found: list[Subscription] = []
+        followed = FollowedLinks()
         page = await self._typed(self._client.subscriptions.get)
         while page is not None:
             found.extend(_subscription(s) for s in page.value or [])
             if not page.odata_next_link:
                 break
+            followed.follow(page.odata_next_link)
             builder = self._client.subscriptions.with_url(page.odata_next_link)
             page = await self._typed(builder.get)
         return found

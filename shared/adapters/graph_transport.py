@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, Self
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -33,7 +32,9 @@ from shared.adapters.graph_errors import (
     to_directory_error,
     transport_error,
 )
+from shared.adapters.graph_paths import entity_path
 from shared.ports.directory import JSON, DirectoryError
+from shared.ports.paging import next_link_repeated
 
 PAGE_SIZE = 999
 """$top maximum for users, groups and group members (graph-facts §6.4)."""
@@ -69,17 +70,6 @@ def count_body(raw: bytes | None) -> int:
         raise DirectoryError(502, "UnexpectedBody", "$count answer is not a number") from None
 
 
-def next_link_repeated() -> DirectoryError:
-    """A collection's nextLink that names a page already asked for: the server would answer
-    it again forever (Graph has sent a `/users` skiptoken that never changes:
-    microsoftgraph/microsoft-graph-docs-contrib#7849). 502: retried later, not followed."""
-    return DirectoryError(
-        502,
-        "NextLinkRepeated",
-        "Graph sent a nextLink it had sent before (the same page again): paging stopped",
-    )
-
-
 def json_object(raw: bytes) -> JSON:
     """Graph's JSON object answer; a 502 `DirectoryError` for anything else, such as the HTML
     page a proxy or a wrong GRAPH_BASE_URL answers 200 with (retried later by a queue, one
@@ -99,14 +89,19 @@ def json_object(raw: bytes) -> JSON:
     return parsed
 
 
-def entity_path(collection: str, key: str) -> str:
-    """`/{collection}/{key}`, the key percent-encoded; one that starts with `$` (a UPN may) in
-    Graph's key form `/users('$x@y.com')`, its quotes doubled: Graph reads `/users/$x@y.com`
-    as a system segment and answers 400 (learn.microsoft.com/graph/api/user-get)."""
-    if key.startswith("$"):
-        literal = quote(key.replace("'", "''"), safe="@")
-        return f"/{collection}('{literal}')"
-    return f"/{collection}/{quote(key, safe='')}"
+def _items_left(failed: Sequence[DirectoryError], resends: int, wait: float) -> DirectoryError:
+    """Batch items still failing after the re-sends: a 429 when any was throttled (the queue
+    worker sends its message again for after Retry-After), else the status they failed with
+    (503: Graph unavailable), never an outage called throttling."""
+    throttled = [e for e in failed if e.status == 429]
+    first = (throttled or list(failed))[0]
+    state = "throttled" if throttled else f"unavailable ({first.status})"
+    return DirectoryError(
+        first.status,
+        first.code or ("TooManyRequests" if throttled else "ServiceUnavailable"),
+        f"{len(failed)} batch item(s) still {state} after {resends} re-send(s)",
+        wait,
+    )
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -282,8 +277,9 @@ class GraphTransport:
         return responses
 
     async def _batch_get(self, urls: Mapping[str, str]) -> dict[str, tuple[int, JSON]]:
-        """GET every relative URL (key -> url) through `$batch`; key -> (status, body) with
-        throttled/unavailable items re-sent; other statuses are returned as they are."""
+        """GET every relative URL (key -> url) through `$batch`; key -> (status, body) in the
+        order of `urls` (Graph answers a batch's items in any order), with throttled or
+        unavailable items re-sent; other statuses are returned as they are."""
         done: dict[str, tuple[int, JSON]] = {}
         pending = dict(urls)
         attempt = 0
@@ -293,30 +289,23 @@ class GraphTransport:
                 *(self._one_batch(chunk, pending) for chunk in _chunks(keys, BATCH_LIMIT))
             )
             retry: dict[str, str] = {}
-            wait = 0.0
-            last: DirectoryError | None = None
+            failed: list[DirectoryError] = []
             for result in results:
                 for key, (status, headers, body) in result.items():
                     if status in RETRYABLE_ITEM_STATUS:
                         retry[key] = pending[key]
-                        last = item_error(status, headers, body)
-                        wait = max(wait, last.retry_after if last.retry_after is not None else 1.0)
+                        failed.append(item_error(status, headers, body))
                     else:
                         done[key] = (status, body if isinstance(body, dict) else {})
             if not retry:
                 break
+            wait = max(e.retry_after if e.retry_after is not None else 1.0 for e in failed)
             attempt += 1
             if attempt > self._max_resends or wait > self._max_retry_after:
-                assert last is not None
-                raise DirectoryError(
-                    429,
-                    last.code or "TooManyRequests",
-                    f"{len(retry)} batch item(s) still throttled after {attempt - 1} re-send(s)",
-                    wait,
-                )
+                raise _items_left(failed, attempt - 1, wait)
             await self._sleep(wait)
             pending = retry
-        return done
+        return {key: done[key] for key in urls if key in done}
 
     async def _one_batch(
         self, keys: Sequence[str], urls: Mapping[str, str]

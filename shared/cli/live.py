@@ -24,6 +24,7 @@ from shared.cli.options import add_format_option, add_out_option
 from shared.cli.progress import Progress
 from shared.core.findings import finding_counts
 from shared.ports.directory import USER_SELECT, Directory
+from shared.ports.paging import FollowedLinks
 from shared.render.csvsafe import csv_writer
 from shared.render.evaluation import evaluation_json
 from shared.render.findings import finding_json
@@ -88,9 +89,11 @@ async def write_snapshot(
         out.write((b"," if n else b"") + orjson.dumps(group))
     out.write(b'],"users":[')
     link: str | None = None
+    followed = FollowedLinks()
     count = 0
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
+        link = followed.follow(link)  # a cycle (A -> B -> A) stops here
         for user in users:
             out.write((b"," if count else b"") + orjson.dumps(user))
             count += 1
@@ -151,6 +154,7 @@ async def write_paths(
     index = member_index(world)
     names = catalog()
     link: str | None = None
+    followed = FollowedLinks()
     done = 0
     if fmt == "json":
         out.write(b'{"users":[')
@@ -158,6 +162,7 @@ async def write_paths(
         write_csv((), out)
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
+        link = followed.follow(link)  # a cycle (A -> B -> A) stops here
         unlicensed = await unlicensed_state_groups(directory, world, users)
         tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         if fmt == "csv":

@@ -25,6 +25,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 
 from shared.adapters.graph_auth import GraphEndpoint
+from shared.adapters.graph_paths import entity_path
 from shared.adapters.graph_permissions import ALERTS, READ, REPROCESS, grant, has_role
 from shared.platform.setting_values import is_unresolved_reference
 from shared.platform.settings import StorageConnection
@@ -171,7 +172,7 @@ async def graph_checks(
         label = f"Graph {name}"
         if name == "Mail.Send":
             sender = target.alert_sender or ""
-            path = f"/users/{quote(sender, safe='@')}?$select=id,mail"
+            path = f"{entity_path('users', sender)}?$select=id,mail"  # `$x@y`: Graph's key form
             error = await probe.get(path)
             if error is not None and error.status == 404:
                 checks.append(
@@ -189,7 +190,7 @@ async def graph_checks(
             detail = f"sender mailbox {sender} exists"
         elif name == "Mail.ReadWrite":
             sender = target.alert_sender or ""
-            path = f"/users/{quote(sender, safe='@')}/mailFolders/drafts/messages?$top=1&$select=id"
+            path = f"{entity_path('users', sender)}/mailFolders/drafts/messages?$top=1&$select=id"
             error = await probe.get(path)
             if error is not None:
                 fix = (

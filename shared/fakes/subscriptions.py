@@ -1,6 +1,7 @@
 """`FakeSubscriptions`: the Directory port's change-notification subscriptions in memory.
 
-Like Graph, an expiration must be in the future and at most 41,760 minutes away; renewing,
+Like Graph, an expiration must be in the future and at most 41,760 minutes away (one under 45
+minutes away is set to 45 minutes after the request, as Graph does); renewing,
 reauthorizing or deleting an unknown subscription behaves as Graph answers. And like Graph (and
 graphsim), a subscription not renewed before its expiration is deleted: no longer listed, and
 404 to a read, a renewal or a reauthorization.
@@ -17,6 +18,8 @@ from shared.fakes.tenant import FakeTenant, graph_iso
 from shared.ports.directory import DirectoryError, Subscription, SubscriptionRequest
 
 SUBSCRIPTION_MAX_MINUTES = 41_760
+SUBSCRIPTION_MIN_MINUTES = 45
+"""Graph sets an expiration under 45 minutes after the request to 45 minutes after it."""
 
 
 class FakeSubscriptions(FakeTenant):
@@ -48,7 +51,7 @@ class FakeSubscriptions(FakeTenant):
                 f"Subscription expiration can only be {SUBSCRIPTION_MAX_MINUTES} minutes "
                 "in the future.",
             )
-        return graph_iso(when)
+        return graph_iso(max(when, now + timedelta(minutes=SUBSCRIPTION_MIN_MINUTES)))
 
     async def subscriptions(self) -> list[Subscription]:
         self._count("subscriptions")

@@ -58,7 +58,10 @@ class DirectoryError(Exception):
     """A Graph call failed in a way the caller cannot fix by retrying at once."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: float | None = None):
-        super().__init__(f"Graph {status} {code}: {message}")
+        # Graph's own 429 text is "Please retry again later."; how long it asked for is in
+        # the Retry-After header only, so the text an admin reads says it.
+        wait = f" (Graph asked to wait {retry_after:g} s)" if retry_after is not None else ""
+        super().__init__(f"Graph {status} {code}: {message}{wait}")
         self.status = status
         self.code = code
         self.retry_after = retry_after

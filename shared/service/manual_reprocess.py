@@ -101,7 +101,9 @@ async def manual_reprocess(
         ManualOutcome(u, UNKNOWN, "no such user in the tenant") for u in users if u not in found
     ]
     if wanted_group is not None:
-        in_error = set(await svc.directory.members_with_license_errors(wanted_group))
+        # In Graph's order, not a set's: the list (and which users the seats left go to)
+        # must not change from one run to the next.
+        in_error = dict.fromkeys(await svc.directory.members_with_license_errors(wanted_group))
         member_ids = world.members.get(wanted_group, ())
         members = [*in_error, *(m for m in member_ids if m not in in_error)]
         found = await svc.directory.users_by_id(members)

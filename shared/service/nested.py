@@ -18,6 +18,7 @@ from shared.core.group_findings import group_findings
 from shared.core.model import Group, Tenant
 from shared.ports.directory import Directory, GroupConfig, GroupDelta
 from shared.ports.licensed_world import LicensedWorld
+from shared.ports.paging import FollowedLinks
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, GroupMembers, LicensedGroups
 
@@ -27,8 +28,10 @@ async def read_members(directory: Directory, group_id: str) -> tuple[list[str], 
     users: list[str] = []
     nested: list[str] = []
     link: str | None = None
+    followed = FollowedLinks()
     while True:
         page, link = await directory.group_members_page(group_id, link, nested=nested)
+        link = followed.follow(link)  # a cycle (A -> B -> A) stops here
         users.extend(page)
         if link is None:
             return users, nested

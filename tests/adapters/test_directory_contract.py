@@ -894,6 +894,23 @@ async def test_a_subscription_not_renewed_is_deleted_at_its_expiration(driver: D
     await d.delete_subscription(sub.id)  # already gone: fine
 
 
+async def test_a_subscription_expiry_under_45_minutes_is_set_to_45_minutes(
+    driver: Driver,
+) -> None:
+    """Graph: "Any value under 45 minutes after the time of the request is automatically set to
+    45 minutes after the request time" (subscription resource, expirationDateTime; msgraph-sdk
+    models): kept, not refused, and not kept as given, on a creation and on a renewal."""
+    d = driver.directory
+    minutes = 1 / (24 * 60)
+    sub = await d.create_subscription(
+        group_subscription(driver.notification_url, iso_in(10 * minutes))
+    )
+    assert abs(parse(sub.expiration) - parse(iso_in(45 * minutes))) < timedelta(minutes=1)
+    renewed = await d.renew_subscription(sub.id, iso_in(5 * minutes))
+    assert abs(parse(renewed.expiration) - parse(iso_in(45 * minutes))) < timedelta(minutes=1)
+    await d.delete_subscription(sub.id)
+
+
 async def test_subscription_expiry_beyond_the_limit_is_rejected(driver: Driver) -> None:
     request = group_subscription(
         driver.notification_url, iso_in(40), change_type="updated", client_state="s"

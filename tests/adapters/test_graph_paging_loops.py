@@ -18,6 +18,7 @@ from graphsim.server import serve_in_thread
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.cli.main import EXIT_BAD_INPUT, main
 from shared.ports.directory import DirectoryError
+from shared.service.nested import read_members
 from tests.adapters.test_directory_contract import BIG, TENANT, TOKEN, user_members
 
 pytestmark = pytest.mark.anyio
@@ -125,3 +126,33 @@ def test_a_snapshot_of_a_tenant_whose_paging_is_stuck_exits_2_with_one_line(
     assert status == EXIT_BAD_INPUT
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "NextLinkRepeated" in error
+
+
+async def test_a_groups_members_that_cycle_over_two_pages_stop_the_read(sim_url: str) -> None:
+    """`read_members` (the nightly's nested groups, the event path's) calls
+    `group_members_page` once a page; pages that link A -> B -> A were read until the process
+    was killed (each call checks only for a page naming itself)."""
+    directory = _directory(sim_url)
+    with SimClient(sim_url) as sim:
+        sim.set_faults(cyclingPages=["/groups/{id}/members"])
+        try:
+            with pytest.raises(DirectoryError) as raised:
+                await asyncio.wait_for(read_members(directory, BIG), timeout=20)
+        finally:
+            await directory.aclose()
+        assert _requests(sim, "GET /groups/{id}/members") == 4  # first, L0, A, B (-> A)
+    assert (raised.value.status, raised.value.code) == (502, "NextLinkRepeated")
+
+
+async def test_a_subscription_listing_whose_nextlink_names_itself_raises(sim_url: str) -> None:
+    """The keeper lists the app's subscriptions, which Graph pages: a listing whose nextLink
+    never moved on kept the keeper asking until the function timed out."""
+    directory = _directory(sim_url)
+    with SimClient(sim_url) as sim:
+        sim.set_faults(emptyFirstPages=["/subscriptions"], stuckPages=["/subscriptions"])
+        try:
+            with pytest.raises(DirectoryError) as raised:
+                await asyncio.wait_for(directory.subscriptions(), timeout=20)
+        finally:
+            await directory.aclose()
+    assert (raised.value.status, raised.value.code) == (502, "NextLinkRepeated")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,7 +176,8 @@ async def test_batch_items_are_throttled_individually(sim: Harness) -> None:
     reqs = [{"id": str(i), "method": "GET", "url": "/organization"} for i in range(8)]
     r = await sim.post("/$batch", json={"requests": reqs})
     assert r.status_code == 200
-    items = r.json()["responses"]
+    by_id = {x["id"]: x for x in r.json()["responses"]}  # answered in any order
+    items = [by_id[x["id"]] for x in reqs]
     assert [x["status"] for x in items] == [200] * 5 + [429] * 3
     assert int(items[-1]["headers"]["Retry-After"]) >= 1
     assert items[-1]["body"]["error"]["code"] == "TooManyRequests"
@@ -250,3 +253,29 @@ async def test_fault_retry_after_may_be_fractional_as_graph_sends_it(sim: Harnes
     assert (unavailable.status_code, unavailable.headers["Retry-After"]) == (503, "2.128")
     sim.sim.faults.configure({"retryAfter": 1})
     assert (await sim.get("/organization")).headers["Retry-After"] == "1"
+
+
+async def test_batch_answers_its_items_in_another_order(
+    sim: Harness, tenant: dict[str, Any]
+) -> None:
+    """Graph answers a batch's items in any order: the client matches them by `id`
+    (learn.microsoft.com/graph/json-batching, "Response format": "the order in which the
+    responses appear ... may not match the order of the requests"). graphsim's order is
+    never the request order (for two items or more) and the same for the same seed."""
+    reqs = [{"id": str(i), "method": "GET", "url": "/organization"} for i in range(1, 7)]
+    orders = []
+    for _ in range(2):
+        r = await sim.post("/$batch", json={"requests": reqs})
+        assert r.status_code == 200
+        orders.append([x["id"] for x in r.json()["responses"]])
+    for order in orders:
+        assert sorted(order) == [x["id"] for x in reqs]
+        assert order != [x["id"] for x in reqs]
+    two = await sim.post("/$batch", json={"requests": reqs[:2]})
+    assert [x["id"] for x in two.json()["responses"]] == ["2", "1"]
+    again = Harness(copy.deepcopy(tenant))  # the same seed: the same order
+    try:
+        first = await again.post("/$batch", json={"requests": reqs})
+        assert [x["id"] for x in first.json()["responses"]] == orders[0]
+    finally:
+        await again.close()

@@ -24,6 +24,7 @@ async def test_faults_show_their_settings_and_keep_the_unnamed_ones(sim: Harness
         ("emptyFirstPages", []),
         ("stuckPages", []),
         ("endlessPages", []),
+        ("cyclingPages", []),
         ("latencyMs", 0.0),
         ("latencyRate", 1.0),
         ("retryAfter", 4),

@@ -205,6 +205,46 @@ async def test_group_members_and_member_of(sim: Harness) -> None:
     assert r.json()["value"][0]["@odata.type"] == "#microsoft.graph.group"
 
 
+ROLE = "62e90394-69f5-4237-9190-012177145e10"  # Global Administrator's role template id
+UNIT = "4d3a8c1e-2b7f-4c59-9a0e-7f1d2c3b4a55"
+
+
+async def test_member_of_lists_directory_roles_and_administrative_units_too() -> None:
+    """`/users/{id}/memberOf` is the user's groups, directory roles and administrative units,
+    told apart by `@odata.type` (learn.microsoft.com/graph/api/user-list-memberof, example
+    response: a group and a directoryRole)."""
+    tenant = make_tenant()
+    tenant["directoryRoles"] = [
+        {
+            "id": ROLE,
+            "displayName": "Global Administrator",
+            "roleTemplateId": ROLE,
+            "members": [USERS[6]],
+        }
+    ]
+    tenant["administrativeUnits"] = [
+        {"id": UNIT, "displayName": "Sales Europe", "members": [USERS[6], USERS[1]]}
+    ]
+    harness = Harness(tenant)
+    try:
+        r = await harness.get(f"/users/{USERS[6]}/memberOf?$select=id,displayName")
+        value = r.json()["value"]
+        assert [(o["@odata.type"], o["id"]) for o in value] == [
+            ("#microsoft.graph.group", G_PLAIN),
+            ("#microsoft.graph.directoryRole", ROLE),
+            ("#microsoft.graph.administrativeUnit", UNIT),
+        ]
+        assert value[1] == {
+            "@odata.type": "#microsoft.graph.directoryRole",
+            "id": ROLE,
+            "displayName": "Global Administrator",
+        }
+        r = await harness.get(f"/users/{USERS[0]}/memberOf?$select=id")
+        assert "#microsoft.graph.directoryRole" not in {o["@odata.type"] for o in r.json()["value"]}
+    finally:
+        await harness.close()
+
+
 async def test_group_licence_processing_state_is_select_only(sim: Harness) -> None:
     r = await sim.get(f"/groups/{G_SALES}")
     assert "licenseProcessingState" not in r.json()

@@ -210,3 +210,17 @@ async def test_a_subscription_is_found_by_its_id_in_upper_case(sim: Harness, rec
     assert (one.status_code, one.json()["id"]) == (200, created["id"])
     assert deleted.status_code == 204
     assert (await sim.get("/subscriptions")).json()["value"] == []
+
+
+async def test_subscriptions_are_listed_in_pages(sim: Harness, rec: Receiver) -> None:
+    """GET /subscriptions answers in pages with an `@odata.nextLink`, as Graph does (seen with
+    a handful of subscriptions: msgraph-sdk-javascript#906); the page size is the tenant's
+    `x-graphsim.subscriptionsPageSize` (100 unless set)."""
+    sim.sim.state.x["subscriptionsPageSize"] = 2
+    made = [(await sim.post("/subscriptions", json=sub_body(rec.url))).json()["id"] for _ in "abc"]
+    first = (await sim.get("/subscriptions")).json()
+    assert len(first["value"]) == 2
+    second = (await sim.get(first["@odata.nextLink"])).json()
+    assert "@odata.nextLink" not in second
+    assert [s["id"] for s in first["value"] + second["value"]] == made
+    assert all(s["clientState"] is None for s in first["value"] + second["value"])

@@ -309,3 +309,40 @@ def test_the_nightly_reads_every_user_when_the_first_page_of_users_is_empty(
     rows = csv_rows(blobs_for(service_env).get(paths) or b"")
     assert rows.count(list(CSV_HEADER)) == 1
     assert tuple(rows[0]) == CSV_HEADER
+
+
+@pytest.fixture
+def graph_cycling_pages() -> Iterator[str]:
+    """graphsim whose pages of users, from the second on, link A -> B -> A for ever: a cycle
+    longer than one page, which a check for a page naming itself does not see."""
+    with serve_in_thread(load_tenant(), token=GRAPH_TOKEN) as url:
+        faults = url.removesuffix("/v1.0") + "/_sim/faults"
+        cycling = {"emptyFirstPages": ["/users"], "cyclingPages": ["/users"]}
+        httpx.put(faults, json=cycling).raise_for_status()
+        yield url
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "command",
+    [["reconcile"], ["reconcile", "--dry-run"], ["report", "paths"], ["snapshot"]],
+    ids=["nightly", "dry-run", "paths", "snapshot"],
+)
+def test_users_pages_that_go_round_in_a_cycle_end_the_scan_with_one_line(
+    graph_cycling_pages: str,
+    service_env: str,
+    tmp_path: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each `users_page` call checked only that a page did not name itself, so pages A -> B ->
+    A were read (and the nightly's settled and counted again) until the process was killed;
+    the nightly's timer firing ran to its time budget, checkpointed inside the cycle, and the
+    next firing went round again. The scan now stops at the repeated link (a 502, retried by
+    the next firing): exit 2 and one line."""
+    out = ["--out", str(tmp_path / "out")] if command[0] != "reconcile" else []
+    status = main(live(graph_cycling_pages, *command, *out))
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "NextLinkRepeated" in err
+    assert "Traceback" not in err

@@ -3,7 +3,11 @@ reprocess ledger like the service's own, and leaves no row for a recompute to re
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +33,7 @@ from tests.service.world import World, build_world, demo_snapshot
 pytestmark = pytest.mark.anyio
 
 EMS_GROUP = "Licensing_Office365_EMS_E3"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_manual_reprocess_marks_its_ledger_rows_sent(world: World) -> None:
@@ -307,3 +312,50 @@ async def test_a_user_deleted_before_the_call_is_not_found_not_called(act_world:
     assert outcome.status == UNKNOWN
     assert "deleted" in outcome.detail
     assert act_world.directory.reprocessed == []
+
+
+LIST_GROUP = """
+import asyncio
+from shared.service.manual_reprocess import manual_reprocess
+from tests.service.world import build_world
+
+async def main() -> None:
+    world = build_world()
+    for o in await manual_reprocess(world.svc, group="Licensing_Office365_EMS_E3", dry_run=True):
+        print(o.user)
+
+asyncio.run(main())
+"""
+
+
+def test_a_group_reprocess_lists_its_users_in_the_same_order_every_run() -> None:
+    """`reprocess --group` took the members in error as a set: the order (and so which users
+    got the seats left, and the admin's list) changed with each process's hash seed."""
+    listed = []
+    for seed in ("1", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-c", LIST_GROUP],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        listed.append(done.stdout.splitlines())
+    assert len(listed[0]) >= 3
+    assert listed[0] == listed[1]
+
+
+async def test_a_group_reprocess_takes_the_users_in_error_in_graph_s_order(world: World) -> None:
+    group_id = next(
+        c.id for c in await world.directory.licensed_group_configs() if c.display_name == EMS_GROUP
+    )
+    in_error = await world.directory.members_with_license_errors(group_id)
+    users = await world.directory.users_by_id(in_error)
+    outcomes = await manual_reprocess(world.svc, group=EMS_GROUP, dry_run=True)
+    listed = [o.user for o in outcomes]
+    wanted = [f"{u['displayName']} <{u['userPrincipalName']}>" for u in users.values()]
+    assert len(wanted) >= 2
+    assert listed[: len(wanted)] == wanted

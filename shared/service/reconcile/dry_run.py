@@ -25,6 +25,7 @@ from shared.core.findings import Names
 from shared.core.sku_findings import sku_findings
 from shared.ports.directory import JSON, USER_SELECT
 from shared.ports.licensed_world import LicensedWorld
+from shared.ports.paging import FollowedLinks
 from shared.ports.tables import Entity, EntityStore, EntityValue, Upserts, check_where
 from shared.service.nested import nested_group_findings
 from shared.service.reconcile.finish import unread_subjects
@@ -125,8 +126,10 @@ async def dry_run(svc: Services, run: Run, opts: Options) -> ReconcileResult:
         seen.update(tenant.users)
 
     link: str | None = None
+    followed = FollowedLinks()
     while True:
         users, link = await svc.directory.users_page(link, select=USER_SELECT)
+        link = followed.follow(link)  # a cycle (A -> B -> A) stops here
         await settle_page(users)
         if opts.progress:
             opts.progress(USERS, result.users, None)

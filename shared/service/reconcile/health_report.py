@@ -23,6 +23,7 @@ from shared.core.sku_findings import sku_findings
 from shared.ports.blobs import BlobStore
 from shared.ports.directory import JSON, USER_SELECT
 from shared.ports.licensed_world import LicensedWorld
+from shared.ports.paging import FollowedLinks
 from shared.render.evaluation import evaluation_json
 from shared.render.findings import finding_json
 from shared.render.health_builder import HealthBuilder
@@ -115,8 +116,10 @@ async def live_report(
     demand: Counter[str] = Counter()
     parts: list[JSON] = []
     link: str | None = None
+    followed = FollowedLinks()
     while True:
         users, link = await directory.users_page(link, select=USER_SELECT)
+        link = followed.follow(link)  # a cycle (A -> B -> A) stops here
         unlicensed = await unlicensed_state_groups(directory, world, users)
         page_tenant, evaluation = evaluate_page(world, index, users, unlicensed)
         builder.add_users(evaluation_json(evaluation, page_tenant)["users"])

@@ -20,6 +20,7 @@ from shared.core.findings import REPORTED_CODES
 from shared.core.model import Tenant
 from shared.ports.directory import JSON, USER_SELECT, DirectoryError
 from shared.ports.licensed_world import LicensedWorld
+from shared.ports.paging import FollowedLinks
 from shared.render.evaluation import evaluation_json
 from shared.render.paths import path_rows
 from shared.service.crashpoints import crash_point
@@ -48,6 +49,8 @@ async def read_users(scan: Scan) -> None:
     if scan.opts.progress and not world.counted:  # the groups were read unwatched
         total = await user_total(scan.svc.directory)
     resumed_at = run.next_link
+    followed = FollowedLinks()  # a cycle of pages stops here, not at the time budget
+    followed.follow(run.next_link)
     while True:
         try:
             users, next_link = await scan.svc.directory.users_page(
@@ -58,7 +61,9 @@ async def read_users(scan: Scan) -> None:
                 raise
             restart_users(scan, exc)
             resumed_at = None
+            followed = FollowedLinks()
             continue
+        followed.follow(next_link)
         await settle_page(scan, world, index, users, subjects)
         run.next_link = next_link
         run.counters.pages += 1
