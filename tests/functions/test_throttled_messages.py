@@ -29,10 +29,19 @@ class ThrottledReads(FakeDirectory):
     """The fake Graph, but every read a recompute or a group change starts with answers 429
     (Retry-After 120 s) for the first ten minutes, as Graph does under a sync burst."""
 
+    status, code = 429, "TooManyRequests"
+
     def _throttle(self, method: str) -> None:
         if self._now() < START + THROTTLED_FOR:
             self.requests[method] += 1
-            raise DirectoryError(429, "TooManyRequests", "slow down", retry_after=RETRY_AFTER)
+            raise DirectoryError(self.status, self.code, "slow down", retry_after=RETRY_AFTER)
+
+
+class UnavailableReads(ThrottledReads):
+    """Graph overloaded: 503 with a Retry-After (what batch items still unavailable after
+    their re-sends raise): Graph names when to come back, as for a 429."""
+
+    status, code = 503, "serviceNotAvailable"
 
     async def users_by_id(self, user_ids: Sequence[str]) -> dict[str, JSON]:
         self._throttle("users_by_id")
@@ -111,3 +120,20 @@ def test_a_group_change_throttled_past_the_hosts_retries_waits_on_its_queue(
 
     assert poisoned == []
     assert throttled.messages(RECOMPUTE_USERS)  # the change reached its users
+
+
+def test_a_recompute_graph_answers_503_with_retry_after_waits_on_its_queue() -> None:
+    world = build_world(fake=UnavailableReads)
+    use(world.svc)
+    try:
+        enqueue(world, RecomputeUsers(user_ids=(IRVIN,), reason="t", correlation_id="c"))
+
+        poisoned = run_as_the_host(world, "recompute_users", RECOMPUTE_USERS, minutes=15)
+    finally:
+        use(None)
+
+    assert poisoned == []
+    assert (
+        world.directory.requests["users_by_id"] <= THROTTLED_FOR.total_seconds() // RETRY_AFTER + 2
+    )
+    assert [e.fields["code"] for e in world.svc.tables.findings.query(IRVIN)]
