@@ -13,7 +13,7 @@ The state and the test hands live in `shared.fakes.tenant` (`FakeTenant`), mail 
 reads, delta rounds, paging and the reprocess write. Test hands: `add_member`,
 `remove_member`, `set_group_licenses`, `set_user_state`, `delete_group`, `expire_delta_tokens`,
 `reset_delta_sync`, `fail_next_send_mail`, `lose_next_answer`, `user_count_error`,
-`granted_app_roles`, `protected_users`;
+`users_page_fault`, `listed_with_errors`, `granted_app_roles`, `protected_users`;
 observations: `reprocessed` (user ids, in order), `drafts`, `sent_mail` (one dict per accepted
 sendMail or sent draft: `sender`, `message`, `saveToSentItems`; a sent draft adds `mime` and
 `draftId`) and `requests` (calls per port method; `request_count` is the total).
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -225,13 +225,18 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             if any(self._has_error_from(uid, gid) for uid in self._user_member_ids(gid))
         ]
 
+    listed_with_errors: Mapping[str, Sequence[str]] = {}
+    """A test hand: users Graph lists in a group's `membersWithLicenseErrors` beyond those whose
+    states say so (group id → user ids): Graph's two fields disagree."""
+
     async def members_with_license_errors(self, group_id: str) -> list[str]:
         self._count("members_with_license_errors")
         if group_id not in self.groups:
             return []
-        return [
+        found = [
             uid for uid in self._user_member_ids(group_id) if self._has_error_from(uid, group_id)
         ]
+        return [*found, *self.listed_with_errors.get(group_id, ())]
 
     async def reprocess_license_assignment(self, user_id: str) -> bool:
         self._count("reprocess_license_assignment")
@@ -285,10 +290,16 @@ class FakeDirectory(FakeMailbox, FakeSubscriptions):
             raise self.user_count_error
         return len(self.users)
 
+    users_page_fault: Callable[[str | None], Exception | None] | None = None
+    """A test hand: called with each `users_page` call's next link; what it returns is raised
+    (a page token Graph refuses, an outage, a process killed mid-scan), None: the page."""
+
     async def users_page(
         self, next_link: str | None, *, select: str = USER_SELECT
     ) -> tuple[list[JSON], str | None]:
         self._count("users_page")
+        if self.users_page_fault is not None and (fault := self.users_page_fault(next_link)):
+            raise fault
         pos, query = self._page_from(next_link, "/v1.0/users")
         if next_link is not None:
             select = (query.get("$select") or [select])[0]

@@ -86,19 +86,16 @@ def open_codes(nightly: Nightly, subject: str) -> list[str]:
 
 async def killed_after_two_pages(nightly: Nightly, **options: Any) -> None:
     """A run that dies reading the third page of users (checkpointed after the second)."""
-    real = nightly.directory.users_page
     calls = {"n": 0}
 
-    async def dies_on_the_third_page(next_link: str | None, *, select: str) -> object:
+    def dies_on_the_third_page(_link: str | None) -> Exception | None:
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise Interrupted
-        return await real(next_link, select=select)
+        return Interrupted() if calls["n"] == 3 else None
 
-    nightly.directory.users_page = dies_on_the_third_page  # type: ignore[method-assign]
+    nightly.directory.users_page_fault = dies_on_the_third_page
     with pytest.raises(Interrupted):
         await nightly.run(**options)
-    nightly.directory.users_page = real  # type: ignore[method-assign]
+    nightly.directory.users_page_fault = None
 
 
 async def crashed_at(nightly: Nightly, point: str) -> None:

@@ -27,12 +27,9 @@ def overdue_open(nightly: Nightly) -> bool:
 async def test_nights_that_never_finish_are_alerted_and_a_finished_one_clears_it() -> None:
     nightly = alerting_nightly()
     await nightly.run()  # the baseline
-    real = nightly.directory.users_page
-
-    async def refused(next_link: str | None, *, select: str) -> object:
-        raise DirectoryError(500, "UnknownError", "the users page fails every time")
-
-    nightly.directory.users_page = refused  # type: ignore[method-assign]
+    nightly.directory.users_page_fault = lambda _link: DirectoryError(
+        500, "UnknownError", "the users page fails every time"
+    )
     for night in (1, 2, 3):
         nightly.world.clock.advance(24 * HOUR)
         for _firing in range(3):  # 02:00, 03:00, 04:00
@@ -48,7 +45,7 @@ async def test_nights_that_never_finish_are_alerted_and_a_finished_one_clears_it
     assert len(overdue) == 1
     assert "has not finished" in html(overdue[0])
 
-    nightly.directory.users_page = real  # type: ignore[method-assign]
+    nightly.directory.users_page_fault = None
     nightly.world.clock.advance(24 * HOUR)
     assert (await nightly.run()).status == "done"
     await send_tenant_alerts(nightly.world.svc)

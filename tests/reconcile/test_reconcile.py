@@ -130,21 +130,20 @@ async def test_a_resume_whose_next_link_graph_refuses_starts_the_users_over(
     stale = ServiceState(nightly.world.svc.tables.servicestate).get(RUN)
     assert stale is not None
     assert stale.fields["nextLink"]
-    real = nightly.directory.users_page
     refused: list[str] = []
 
-    async def refuses_the_stale_link(next_link: str | None, *, select: str) -> object:
-        if next_link == stale.fields["nextLink"] and not refused:  # a fresh one is fine
-            refused.append(next_link)
-            raise DirectoryError(
-                400,
-                "Directory_ExpiredPageToken",
-                "The specified page token value has expired and can no longer be included in "
-                "your request.",
-            )
-        return await real(next_link, select=select)
+    def refuses_the_stale_link(next_link: str | None) -> Exception | None:
+        if next_link != stale.fields["nextLink"] or refused:  # a fresh one is fine
+            return None
+        refused.append(next_link)
+        return DirectoryError(
+            400,
+            "Directory_ExpiredPageToken",
+            "The specified page token value has expired and can no longer be included in "
+            "your request.",
+        )
 
-    nightly.directory.users_page = refuses_the_stale_link  # type: ignore[method-assign]
+    nightly.directory.users_page_fault = refuses_the_stale_link
     pages_before = nightly.directory.requests["users_page"]
 
     resumed = await nightly.run()
@@ -152,7 +151,8 @@ async def test_a_resume_whose_next_link_graph_refuses_starts_the_users_over(
     assert refused
     assert resumed.status == "done"
     assert resumed.run_id == stale.fields["runId"]
-    assert nightly.directory.requests["users_page"] - pages_before == 5  # all pages again
+    # the refused stale link, then all five pages again
+    assert nightly.directory.requests["users_page"] - pages_before == 1 + 5
     assert resumed.users == expected.users == 23
     assert open_keys(nightly) == open_keys(reference)
     assert resumed.new_findings == expected.new_findings
