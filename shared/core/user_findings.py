@@ -367,7 +367,7 @@ def _not_yet(user: User, coverage: DirectCoverage, names: Names) -> tuple[str, s
     """Why the covering group paths are not healthy yet, and the remedy: mid-migration mostly
     a path Entra has not processed yet (to wait for, not to fix), else the path's error."""
     reasons, waits, errors = [], False, False
-    for path in unready_paths(user, coverage):
+    for path in unready_paths(user, coverage.sku_id, coverage.unhealthy_group_ids):
         group = names.group(path.group_id)
         if path.error:
             reasons.append(f"{group} is in error ({path.error}): fix that first")
