@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,21 @@ def test_the_nightly_reads_every_user_when_the_first_page_of_users_is_empty(
     rows = csv_rows(blobs_for(service_env).get(paths) or b"")
     assert rows.count(list(CSV_HEADER)) == 1
     assert tuple(rows[0]) == CSV_HEADER
+
+
+def test_a_reconcile_from_an_admins_shell_deletes_no_reports(
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`license-guard reconcile` reads the settings of the shell it runs in, not the app's:
+    its REPORT_RETENTION_DAYS is the default (30) where the app may keep the reports a year.
+    Deleting reports is the nightly timer's, as pruning the findings history is."""
+    blobs = blobs_for(service_env)
+    old = (datetime.now(UTC) - timedelta(days=60)).date().isoformat()
+    blobs.put(f"{old}/report.html", b"<html></html>", content_type="text/html")
+
+    status = main(live(graph, "reconcile", "--format", "json"))
+    result = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert result["status"] == "done"
+    assert blobs.get(f"{old}/report.html") == b"<html></html>"
