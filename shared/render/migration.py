@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.catalog.products import Catalog
+from shared.core.coverage_findings import WAIT
 from shared.core.direct_coverage import unready_paths
 from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
@@ -51,9 +52,6 @@ def where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
     return f" ({'; '.join(fixes)})" if fixes else ""
 
 
-_WAIT = "wait for the group's processing, then check again"
-
-
 def not_yet(tenant: Tenant, user_id: str, sku_id: str, group_ids: tuple[str | None, ...]) -> str:
     """Why each covering group path is not yet Active without errors with every plan its group
     enables, and what to do: mid-migration it is mostly one Entra has not processed yet, to wait
@@ -72,11 +70,11 @@ def not_yet(tenant: Tenant, user_id: str, sku_id: str, group_ids: tuple[str | No
         if path.error:
             why = f"in error ({path.error}): fix that first"
         elif path.state is None:
-            why = f"Entra has not applied it to the user yet: {_WAIT}"
+            why = f"Entra has not applied it to the user yet: {WAIT}"
         elif path.state != "Active":
-            why = f"its path is {path.state}: {_WAIT}"
+            why = f"its path is {path.state}: {WAIT}"
         else:
-            why = f"still disables plans the group now enables: {_WAIT}"
+            why = f"still disables plans the group now enables: {WAIT}"
         reasons.append(f"{names.group(path.group_id)}: {why}")
     return "; ".join(reasons)
 
