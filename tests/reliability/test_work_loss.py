@@ -23,12 +23,13 @@ from shared.ports.messages import (
 from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER, MessageQueue, Queues
 from shared.ports.tables import EntityValue, Tables
 from shared.service.groups import handle_group_changes
+from shared.service.poison_watch import SUBSCRIPTION_MISSING, watch_poison
 from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED, STALE_CLAIM
 from shared.service.subscriptions import check_subscription_live, keep_subscription
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
-from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_poison
+from shared.service.watch import on_sync_completed
 from tests.alerts.mail import mails
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
 from tests.alerts.world import alert_world
