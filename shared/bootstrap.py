@@ -21,6 +21,11 @@ from azure.core.credentials import TokenCredential
 
 from shared.adapters.async_credential import AsyncTokenView
 from shared.adapters.blobs import blobs_for, container_client
+from shared.adapters.credentials import (
+    identity_credential,
+    storage_connection_credential,
+    storage_credential,
+)
 from shared.adapters.graph import GraphDirectory, build_graph_client
 from shared.adapters.graph_auth import (
     MANAGED_IDENTITY_SETTING,
@@ -49,35 +54,6 @@ _worker: WorkerServices | None = None
 _this_thread = threading.local()
 _log = logging.getLogger(__name__)
 STORAGE_CLIENT_ID_SETTING = "AzureWebJobsStorage__clientId"
-
-
-def storage_credential(settings: Settings) -> TokenCredential | None:
-    """The one credential all storage clients share in identity mode; None with a connection
-    string. The only place it is made: one token cache, one managed-identity call per expiry.
-
-    ``AzureWebJobsStorage__clientId`` (with ``__credential=managedidentity``) picks the
-    user-assigned identity; elsewhere `DefaultAzureCredential` finds `az login` or the
-    environment. It is synchronous like the storage clients; Graph shares it through an
-    `AsyncTokenView` when it signs in as the same identity (`worker_credentials`).
-    """
-    return storage_connection_credential(settings.storage_connection)
-
-
-def storage_connection_credential(storage: StorageConnection) -> TokenCredential | None:
-    """`storage_credential` for a bare StorageConnection (preflight checks storage without
-    the other settings)."""
-    if storage.connection_string:
-        return None
-    return identity_credential(storage.managed_identity_client_id)
-
-
-def identity_credential(client_id: str | None) -> TokenCredential:
-    """A synchronous `DefaultAzureCredential` signing in as the managed identity `client_id`
-    (None: the default identity), or locally as `az login` and the other developer credentials."""
-    # imported and created only when asked for: never a credential at import time
-    from azure.identity import DefaultAzureCredential  # noqa: PLC0415
-
-    return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
 def build_services(

@@ -72,7 +72,7 @@ def queue_client(
     """A QueueClient for `queue_name` with the Base64 policies the Functions host expects.
 
     From a connection string, or the queue service URI and `credential`: the one credential
-    the composition root (`shared.bootstrap.storage_credential`) made for every storage client.
+    the composition root made for every storage client (`credentials.storage_credential`).
     """
     return storage_client(
         QueueClient,

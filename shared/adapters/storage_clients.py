@@ -2,7 +2,7 @@
 
 One rule for queue, table and blob clients: a connection string (Azurite, local runs) or, in
 Azure, the service URI with the one credential the composition root made for every storage
-client (`shared.bootstrap.storage_credential`). And one rule for the queue, table or container
+client (`credentials.storage_credential`). And one rule for the queue, table or container
 itself: created on first use, an existing one is fine.
 """
 
@@ -71,7 +71,7 @@ def storage_client(
     if credential is None:
         raise ValueError(
             "identity-based storage needs a credential: pass the one from "
-            "shared.bootstrap.storage_credential(settings)"
+            "shared.adapters.credentials.storage_credential(settings)"
         )
     return client_type(uri, name, credential=credential, **options)
 

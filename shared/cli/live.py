@@ -202,8 +202,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         options = Options(
             dry_run=args.dry_run,
             force=True,
-            retention_days=svc.settings.report_retention_days,
-            prune_history=False,  # FINDINGS_RETENTION_DAYS is the app's: the timer prunes
+            prune_history=False,  # the retention settings are the app's: the timer prunes
             progress=progress,
         )
         try:

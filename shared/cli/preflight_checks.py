@@ -232,7 +232,7 @@ def storage_checks(target: Target, credential: TokenCredential | None = None) ->
     """Read access to every queue (and -poison twin), table and container the app uses.
 
     In identity mode the clients sign in with `credential`, by default the one the service
-    itself uses (`shared.bootstrap.storage_connection_credential`), closed afterwards."""
+    itself uses (`shared.adapters.credentials.storage_connection_credential`), closed afterwards."""
     if target.storage_problem:
         return [Check(FAIL, "storage", target.storage_problem, "see docs/operations.md")]
     storage = target.storage
@@ -249,11 +249,11 @@ def signed_in(
     storage: StorageConnection, credential: TokenCredential | None
 ) -> Iterator[TokenCredential | None]:
     """`credential`, by default the one the service itself uses for storage
-    (`shared.bootstrap.storage_connection_credential`), closed afterwards."""
+    (`shared.adapters.credentials.storage_connection_credential`), closed afterwards."""
     if credential is not None:
         yield credential
         return
-    from shared.bootstrap import storage_connection_credential  # noqa: PLC0415
+    from shared.adapters.credentials import storage_connection_credential  # noqa: PLC0415
 
     owned = storage_connection_credential(storage)
     try:

@@ -65,12 +65,15 @@ class UnreadyPath:
     error: str | None
 
 
-def unready_paths(user: User, coverage: DirectCoverage) -> tuple[UnreadyPath, ...]:
-    """Each of `coverage.unhealthy_group_ids` with what Graph shows of its path."""
+def unready_paths(
+    user: User, sku_id: str, group_ids: tuple[str | None, ...]
+) -> tuple[UnreadyPath, ...]:
+    """Each of `group_ids` (a coverage's `unhealthy_group_ids`) with what Graph shows of its
+    path for `sku_id`: for the RedundantDirectAssignment finding and the migration reports."""
     states = {(s.sku_id, s.assigned_by_group): s for s in user.states}
     found = []
-    for group_id in coverage.unhealthy_group_ids:
-        state = states.get((coverage.sku_id, group_id))
+    for group_id in group_ids:
+        state = states.get((sku_id, group_id))
         if state is None:
             found.append(UnreadyPath(group_id, None, None))
         else:

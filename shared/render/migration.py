@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.catalog.products import Catalog
+from shared.core.coverage_findings import WAIT
+from shared.core.direct_coverage import unready_paths
 from shared.core.findings import Names, membership_fix
 from shared.core.migration import MigrationPlan
-from shared.core.model import Tenant, normalize_error
+from shared.core.model import Tenant
 from shared.core.wording import counted
 from shared.render.tenant_names import TenantNames
 from shared.render.terminal_text import printable_lines
@@ -50,33 +52,30 @@ def where_to_add(tenant: Tenant, group_ids: tuple[str, ...]) -> str:
     return f" ({'; '.join(fixes)})" if fixes else ""
 
 
-_WAIT = "wait for the group's processing, then check again"
-
-
 def not_yet(tenant: Tenant, user_id: str, sku_id: str, group_ids: tuple[str | None, ...]) -> str:
     """Why each covering group path is not yet Active without errors with every plan its group
     enables, and what to do: mid-migration it is mostly one Entra has not processed yet, to wait
-    for, not to fix. From the user's states; a tenant without them (the nightly's) names both."""
+    for, not to fix. From the user's states (`core.direct_coverage.unready_paths`, as the
+    RedundantDirectAssignment finding); a tenant without them (the nightly's) names both."""
     names = TenantNames(tenant, tenant)
     user = tenant.users.get(user_id)
-    states = {(s.sku_id, s.assigned_by_group): s for s in user.states} if user else {}
+    if user is None or not user.states:
+        why = (
+            "not yet Active without errors with every plan it enables (still processing: "
+            "wait for it; in error: fix that first)"
+        )
+        return "; ".join(f"{names.group(group_id)}: {why}" for group_id in group_ids)
     reasons = []
-    for group_id in group_ids:
-        state = states.get((sku_id, group_id))
-        if not states:
-            why = (
-                "not yet Active without errors with every plan it enables (still processing: "
-                "wait for it; in error: fix that first)"
-            )
-        elif state is None:
-            why = f"Entra has not applied it to the user yet: {_WAIT}"
-        elif error := normalize_error(state.error):
-            why = f"in error ({error}): fix that first"
-        elif state.state != "Active":
-            why = f"its path is {state.state}: {_WAIT}"
+    for path in unready_paths(user, sku_id, group_ids):
+        if path.error:
+            why = f"in error ({path.error}): fix that first"
+        elif path.state is None:
+            why = f"Entra has not applied it to the user yet: {WAIT}"
+        elif path.state != "Active":
+            why = f"its path is {path.state}: {WAIT}"
         else:
-            why = f"still disables plans the group now enables: {_WAIT}"
-        reasons.append(f"{names.group(group_id)}: {why}")
+            why = f"still disables plans the group now enables: {WAIT}"
+        reasons.append(f"{names.group(path.group_id)}: {why}")
     return "; ".join(reasons)
 
 

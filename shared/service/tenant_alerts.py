@@ -28,19 +28,19 @@ from shared.service.alerts.mail_delivery import Delivery
 from shared.service.alerts.mail_gate import RECIPIENTS_REFUSED
 from shared.service.alerts.sending import Sleep
 from shared.service.dataloss import alert_data_loss_owed
+from shared.service.poison_watch import (
+    NOTIFICATIONS_SILENT,
+    POISONED_MESSAGE,
+    SUBSCRIPTION_MISSING,
+    PoisonOutcome,
+    run_poison_watch,
+)
 from shared.service.reconcile.owed_summaries import send_owed_summaries
 from shared.service.reconcile.run_state import DONE, LAST, load_run
 from shared.service.refused_writes import WRITES_REFUSED
 from shared.service.services import Services
 from shared.service.stores import FindingsLedger, ServiceState
-from shared.service.watch import (
-    NOTIFICATIONS_SILENT,
-    POISONED_MESSAGE,
-    SUBSCRIPTION_MISSING,
-    PoisonOutcome,
-    last_directory_sync,
-    run_poison_watch,
-)
+from shared.service.watch import last_directory_sync
 
 TENANT: Final = "tenant"
 SYNC_CYCLE: Final = timedelta(minutes=30)

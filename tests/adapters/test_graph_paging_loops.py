@@ -1,9 +1,12 @@
-"""Collection reads against a server whose nextLink never moves on (graphsim's `stuckPages`
-fault: a page asked by a nextLink answers no items and that very URL again), as Graph has done
-for `/users?$filter=...` (microsoftgraph/microsoft-graph-docs-contrib#7849: "the skiptoken
-never changes"): `GraphDirectory` raises a 502 `DirectoryError` instead of asking for the same
-page until the process (a CLI scan, a nightly run) is killed; `/groups/delta` already did
-(`test_graph_delta_paging`). The `license-guard` scans then exit 2 with one line."""
+"""Reads against a server whose paging never ends (graphsim's `stuckPages` fault: a page asked
+by a nextLink answers no items and that very URL again; `endlessPages`: a new URL each time).
+
+A `/groups/delta` round raises a 502 `DirectoryError` (retried later by the queue) instead of
+following nextLinks until the function times out; a round of many pages that does end is still
+read in full. Any other collection read, as Graph has done for `/users?$filter=...`
+(microsoftgraph/microsoft-graph-docs-contrib#7849: "the skiptoken never changes"), raises a 502
+too instead of asking for the same page until the process (a CLI scan, a nightly run) is
+killed; the `license-guard` scans then exit 2 with one line."""
 
 from __future__ import annotations
 
@@ -35,12 +38,16 @@ def sim_url() -> Iterator[str]:
         yield url
 
 
-def _directory(url: str) -> GraphDirectory:
-    return GraphDirectory(build_graph_client(url, static_token=TOKEN), page_size=50)
+def _directory(url: str, **kwargs: int) -> GraphDirectory:
+    return GraphDirectory(build_graph_client(url, static_token=TOKEN), page_size=50, **kwargs)
 
 
 def _requests(sim: SimClient, key: str) -> int:
     return sum(sim.counters().get(key, {}).values())
+
+
+def _delta_requests(sim: SimClient) -> int:
+    return _requests(sim, "GET /groups/delta")
 
 
 async def _all_users(directory: GraphDirectory) -> int:
@@ -156,3 +163,45 @@ async def test_a_subscription_listing_whose_nextlink_names_itself_raises(sim_url
         finally:
             await directory.aclose()
     assert (raised.value.status, raised.value.code) == (502, "NextLinkRepeated")
+
+
+# --------------------------------------------------------------------------- /groups/delta
+
+
+async def test_a_nextlink_sent_twice_ends_the_round_with_an_error(sim_url: str) -> None:
+    directory = _directory(sim_url)
+    with SimClient(sim_url) as sim:
+        sim.set_faults(stuckPages=["/groups/delta"])
+        try:
+            with pytest.raises(DirectoryError) as raised:
+                await asyncio.wait_for(directory.group_delta([BIG], None), timeout=20)
+        finally:
+            await directory.aclose()
+        # the first page and the page its link names (which names itself): not asked again
+        assert _delta_requests(sim) == 2
+    assert (raised.value.status, raised.value.code) == (502, "DeltaNextLinkRepeated")
+    assert raised.value.is_transient
+
+
+async def test_a_round_that_never_ends_stops_at_its_page_limit(sim_url: str) -> None:
+    directory = _directory(sim_url, delta_pages_per_group=5)
+    with SimClient(sim_url) as sim:
+        sim.set_faults(endlessPages=["/groups/delta"])
+        try:
+            with pytest.raises(DirectoryError) as raised:
+                await asyncio.wait_for(directory.group_delta([BIG], None), timeout=20)
+        finally:
+            await directory.aclose()
+        assert _delta_requests(sim) == 10  # 5 pages for its one group, and 5 over
+    assert (raised.value.status, raised.value.code) == (502, "DeltaTooManyPages")
+
+
+async def test_a_round_of_several_pages_within_the_limit_is_read_in_full(sim_url: str) -> None:
+    directory = _directory(sim_url, delta_pages_per_group=2)  # 4 pages for one group
+    with SimClient(sim_url) as sim:
+        try:
+            rnd = await directory.group_delta([BIG], None)
+        finally:
+            await directory.aclose()
+        assert _delta_requests(sim) == 4  # 120 members and the group, 40 entries a page
+    assert set(rnd.groups[BIG].added) == user_members(BIG)

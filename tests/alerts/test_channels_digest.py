@@ -18,9 +18,9 @@ from shared.core.findings import WARNING, Finding
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.render.channel_payloads import DIGEST_HEADER, SIGNATURE_HEADER, verify
 from shared.service.alerts.digest import run_digest
+from shared.service.poison_watch import watch_poison
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
-from shared.service.watch import watch_poison
 from tests.alerts.mail import header, html, mails
 from tests.alerts.receiver import Receiver
 from tests.alerts.test_immediate import MAILBOX_GROUP, recompute, sales, with_mailbox_group

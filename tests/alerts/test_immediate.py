@@ -20,10 +20,10 @@ from shared.ports.queues import RECOMPUTE_USERS, poison_name
 from shared.service.alerts.digest import run_digest
 from shared.service.alerts.summaries import send_nightly_summary
 from shared.service.dataloss import alert_data_loss_owed
+from shared.service.poison_watch import watch_poison
 from shared.service.stores import FindingsLedger, ServiceState
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
-from shared.service.watch import watch_poison
 from tests.alerts.mail import html, mails
 from tests.alerts.world import (
     GRACE_SECONDS,

@@ -266,8 +266,14 @@ NOT_YET = pytest.mark.parametrize(
             lambda s: s.update(state="Error", error="CountViolation"),
             "in error (CountViolation): fix that first",
         ),
+        (
+            # a path in state Error that names no error: the user lacks its products all the
+            # same (the finding says 'in error (Other)'); there is nothing to wait for
+            lambda s: s.update(state="Error", error=None),
+            "in error (Other): fix that first",
+        ),
     ],
-    ids=["pending", "still-processing", "in-error"],
+    ids=["pending", "still-processing", "in-error", "in-error-unnamed"],
 )
 """Why Megan's path from Licensing_Office365_E3_Base is not yet healthy, and what to do."""
 

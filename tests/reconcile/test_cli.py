@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +347,21 @@ def test_users_pages_that_go_round_in_a_cycle_end_the_scan_with_one_line(
     assert status == 2
     assert "NextLinkRepeated" in err
     assert "Traceback" not in err
+
+
+def test_a_reconcile_from_an_admins_shell_deletes_no_reports(
+    graph: str, service_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`license-guard reconcile` reads the settings of the shell it runs in, not the app's:
+    its REPORT_RETENTION_DAYS is the default (30) where the app may keep the reports a year.
+    Deleting reports is the nightly timer's, as pruning the findings history is."""
+    blobs = blobs_for(service_env)
+    old = (datetime.now(UTC) - timedelta(days=60)).date().isoformat()
+    blobs.put(f"{old}/report.html", b"<html></html>", content_type="text/html")
+
+    status = main(live(graph, "reconcile", "--format", "json"))
+    result = json.loads(capsys.readouterr().out)
+
+    assert status == 0
+    assert result["status"] == "done"
+    assert blobs.get(f"{old}/report.html") == b"<html></html>"

@@ -83,6 +83,19 @@ async def test_old_pages_are_pruned_with_the_reports(nightly: Nightly) -> None:
     assert nightly.blobs.get("2000-01-01/notes.txt") == b"not ours"
 
 
+async def test_a_run_that_prunes_no_history_keeps_the_old_reports(nightly: Nightly) -> None:
+    """`license-guard reconcile` (prune_history off): its REPORT_RETENTION_DAYS is the shell's,
+    not the app's; the timer's run deletes old reports."""
+    nightly.blobs.put("nightly/2000-01-01/run/summary.json", b"{}", content_type="text/json")
+    nightly.blobs.put("2000-01-01/report.html", b"old", content_type="text/html")
+    nightly.world.clock.advance(60 * DAY)
+
+    await nightly.run(retention_days=30, prune_history=False)
+
+    assert nightly.blobs.get("nightly/2000-01-01/run/summary.json") == b"{}"
+    assert nightly.blobs.get("2000-01-01/report.html") == b"old"
+
+
 def group_rows(page: Page) -> set[tuple[str, str]]:
     """(code, subject) of the findings table's rows about groups."""
     return {

@@ -44,6 +44,7 @@ from shared.ports.tables import TABLE_NAMES, Entity, EntityValue, Tables, Upsert
 from shared.service.alerts.digest import run_digest
 from shared.service.groups import handle_group_changes
 from shared.service.intake.notifications import accept_change_notifications
+from shared.service.poison_watch import watch_poison
 from shared.service.reconcile.nightly import reconcile_nightly
 from shared.service.reconcile.run_state import Options
 from shared.service.reprocessing import reprocess_user
@@ -55,7 +56,7 @@ from shared.service.subscriptions import (
 )
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
-from shared.service.watch import recheck_errors, watch_poison
+from shared.service.watch import recheck_errors
 from tests.demo_tenant import DIEGO, E3_BASE, E3_TEAMS, EMS, LYNNE
 from tests.service.world import CLIENT_STATE, START, TENANT_ID, Clock, demo_snapshot, settings_for
 

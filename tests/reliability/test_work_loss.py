@@ -23,12 +23,13 @@ from shared.ports.messages import (
 from shared.ports.queues import RECOMPUTE_USERS, REPROCESS_USER, MessageQueue, Queues
 from shared.ports.tables import EntityValue, Tables
 from shared.service.groups import handle_group_changes
+from shared.service.poison_watch import SUBSCRIPTION_MISSING, watch_poison
 from shared.service.reprocessing import reprocess_user
 from shared.service.stores import CALLING, DONE, QUEUED, STALE_CLAIM
 from shared.service.subscriptions import check_subscription_live, keep_subscription
 from shared.service.tenant_alerts import send_tenant_alerts
 from shared.service.users import recompute_users
-from shared.service.watch import SUBSCRIPTION_MISSING, on_sync_completed, watch_poison
+from shared.service.watch import on_sync_completed
 from tests.alerts.mail import mails
 from tests.alerts.test_immediate import recompute, sales, with_mailbox_group
 from tests.alerts.world import alert_world
@@ -133,6 +134,24 @@ async def queued_reprocess(world: World) -> ReprocessUser:
     return queued
 
 
+async def failed_then_changed_by(
+    world: World, actor: str, app_id: str | None = None
+) -> ReprocessUser:
+    """Irvin's reprocess call failed (`ReprocessFailsOnce`), and `actor` (an app: `app_id`)
+    then changed his licenses: the audit log's "Change user license" is not our call's."""
+    msg = await queued_reprocess(world)
+    with pytest.raises(DirectoryError):
+        await reprocess_user(world.svc, msg)
+    world.directory.record_audit(
+        "Change user license",
+        [{"id": IRVIN, "type": "User"}],
+        actor=actor,
+        category="UserManagement",
+        app_id=app_id,
+    )
+    return msg
+
+
 def statuses(world: World) -> list[object]:
     return [e.fields["status"] for e in world.svc.tables.reprocessledger.query(IRVIN)]
 
@@ -209,15 +228,7 @@ async def test_a_reprocess_graph_refused_is_called_again_without_asking_the_audi
 async def test_group_based_licensing_changing_the_user_is_not_taken_for_our_call() -> None:
     """Entra's own processing writes "Change user license" too: only our app's entry counts."""
     world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act")
-    msg = await queued_reprocess(world)
-    with pytest.raises(DirectoryError):
-        await reprocess_user(world.svc, msg)
-    world.directory.record_audit(
-        "Change user license",
-        [{"id": IRVIN, "type": "User"}],
-        actor="Microsoft Entra group-Based Licensing",
-        category="UserManagement",
-    )
+    msg = await failed_then_changed_by(world, "Microsoft Entra group-Based Licensing")
 
     assert (await reprocess_user(world.svc, msg)).status == "called"
     assert world.directory.reprocessed == [IRVIN]
@@ -457,16 +468,7 @@ async def test_another_app_changing_the_user_is_not_taken_for_our_call() -> None
     world = build_world(fake=ReprocessFailsOnce, LICENSE_GUARD_MODE="act",
                         AZURE_CLIENT_ID=GRAPH_APP_ID)  # fmt: skip
     world.directory.app_id = GRAPH_APP_ID
-    msg = await queued_reprocess(world)
-    with pytest.raises(DirectoryError):
-        await reprocess_user(world.svc, msg)
-    world.directory.record_audit(
-        "Change user license",
-        [{"id": IRVIN, "type": "User"}],
-        actor="Contoso provisioning",
-        category="UserManagement",
-        app_id=STORAGE_APP_ID,
-    )
+    msg = await failed_then_changed_by(world, "Contoso provisioning", STORAGE_APP_ID)
 
     assert (await reprocess_user(world.svc, msg)).status == "called"
     assert world.directory.reprocessed == [IRVIN]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shared.fakes.queues import InMemoryQueue
 from shared.ports.queues import RECOMPUTE_USERS, poison_name
+from shared.service.poison_watch import POISONED_MESSAGE, watch_poison
 from shared.service.stores import FindingsLedger
-from shared.service.watch import POISONED_MESSAGE, watch_poison
 from tests.service.world import World, build_world
 
 

@@ -24,22 +24,24 @@ from shared.ports.messages import (
 from shared.ports.queues import GROUPS_CHANGED, RECOMPUTE_USERS, MessageQueue, poison_name
 from shared.ports.tables import Entity, EntityStore
 from shared.service.groups import handle_group_changes
+from shared.service.poison_watch import (
+    ANNOUNCE_WAIT,
+    NOTIFICATIONS_SILENT,
+    POISONED_MESSAGE,
+    SUBSCRIPTION_MISSING,
+    run_poison_watch,
+    watch_poison,
+)
 from shared.service.recheck_waits import UNKNOWN_STATE_RECHECK
 from shared.service.stores import FindingsLedger, LicensedGroups, ServiceState
 from shared.service.subscriptions import keep_subscription
 from shared.service.tenant_alerts import DIRECTORY_SYNC_STALE, check_tenant
 from shared.service.users import recompute_users
 from shared.service.watch import (
-    ANNOUNCE_WAIT,
     LAST_SYNC,
-    NOTIFICATIONS_SILENT,
-    POISONED_MESSAGE,
-    SUBSCRIPTION_MISSING,
     SWEEP_CLAIM_TIME,
     on_sync_completed,
     recheck_errors,
-    run_poison_watch,
-    watch_poison,
     watch_sync,
 )
 from tests.adapters.test_findings_ledger_contract import WrittenFirstEachTime

@@ -21,10 +21,11 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import AzuriteEndpoints
 from shared.adapters.blobs import AzureBlobStore, blobs_for
+from shared.adapters.credentials import storage_credential
 from shared.adapters.graph_auth import graph_endpoint
 from shared.adapters.queues import AzureQueue, queues_for
 from shared.adapters.tables import AzureTable, tables_for
-from shared.bootstrap import build_services, storage_credential
+from shared.bootstrap import build_services
 from shared.cli.preflight_checks import FAIL, Target, storage_checks
 from shared.platform.settings import Settings, StorageConnection
 from shared.ports.messages import SyncCompleted

@@ -202,8 +202,9 @@ def unread_subjects(
 
 
 def prune(scan: Scan) -> None:
-    cutoff = scan.svc.now() - timedelta(days=scan.opts.retention_days)
-    scan.blobs.delete_older_than(REPORTS, cutoff)
+    if scan.opts.prune_history:  # by the app's REPORT_RETENTION_DAYS: the timer's run only
+        cutoff = scan.svc.now() - timedelta(days=scan.opts.retention_days)
+        scan.blobs.delete_older_than(REPORTS, cutoff)
     # This run's working files, and any a run that died after DONE left behind.
     for name in blob_names(scan.blobs.list(RUNS)):
         scan.blobs.delete(name)

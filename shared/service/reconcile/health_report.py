@@ -158,12 +158,12 @@ def write_nightly_page(
     *,
     now: datetime,
     prices: Mapping[str, float] | None = None,
-    retention_days: int = 30,
+    retention_days: int | None = 30,
 ) -> list[str]:
     """Render tonight's page from the run's stored pages (users.jsonl) and the findings about
     products and groups (`sku:<id>`, `group:<id>`) the finish recorded, keep the night's
-    history record, prune old records; returns the blob names written. Safe to repeat: the
-    same date overwrites the same blobs."""
+    history record, prune old records (and dated pages past `retention_days`, unless None);
+    returns the blob names written. Safe to repeat: the same date overwrites the same blobs."""
     tenant = world.config_tenant()
     builder = _builder(tenant, ROWS_PER_CODE)
     for page in user_pages:
@@ -190,8 +190,9 @@ def write_nightly_page(
     blobs.put(page_name(date), html, content_type=HTML)
     blobs.put(LATEST_PAGE, html, content_type=HTML)
     blobs.delete_older_than(HISTORY_PREFIX, now - timedelta(days=HISTORY_DAYS))
-    cutoff = (now - timedelta(days=retention_days)).date().isoformat()
-    for name in blobs.list(""):
-        if _DATED_PAGE.match(name) and name[:10] < cutoff:
-            blobs.delete(name)
+    if retention_days is not None:  # None: the CLI's run, whose setting is not the app's
+        cutoff = (now - timedelta(days=retention_days)).date().isoformat()
+        for name in blobs.list(""):
+            if _DATED_PAGE.match(name) and name[:10] < cutoff:
+                blobs.delete(name)
     return [page_name(date), LATEST_PAGE]

@@ -192,7 +192,7 @@ def health_page(
             summary.to_json(),
             now=scan.svc.now(),
             prices=scan.svc.settings.sku_prices,
-            retention_days=scan.opts.retention_days,
+            retention_days=scan.opts.retention_days if scan.opts.prune_history else None,
         )
     except Exception:
         log.exception("reconcile.report_page_failed", run_id=scan.run.run_id)

@@ -174,9 +174,11 @@ class Options:
     deadline: datetime | None = None
     """Stop (checkpointed) after the first page finishing past this time."""
     retention_days: int = 30
+    """The reports' (REPORT_RETENTION_DAYS), with `prune_history`."""
     prune_history: bool = True
-    """Prune the findings and reprocess ledger past `FINDINGS_RETENTION_DAYS` at the finish
-    (the timer's run); not from the CLI, whose settings are not the app's."""
+    """Delete at the finish what the app's retention settings have expired: reports past
+    `retention_days`, the findings and reprocess ledger past `FINDINGS_RETENTION_DAYS` (the
+    timer's run); not from the CLI, whose settings are the shell's, not the app's."""
     progress: Callable[[str, int, int | None], None] | None = None
     """Called with (phase, done, total or None) after each page."""
 

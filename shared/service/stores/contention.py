@@ -10,10 +10,11 @@ next firing, the nightly page from its checkpoint) does the work again later.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Final, TypeVar
 
-from shared.ports.tables import AlreadyExists, ConcurrencyConflict
+from shared.ports.tables import AlreadyExists, ConcurrencyConflict, Entity, EntityStore
 
 WRITE_ATTEMPTS: Final = 5
 
@@ -29,3 +30,14 @@ def write_contended(attempt: Callable[[], T], tries: int = WRITE_ATTEMPTS) -> T:
         except (AlreadyExists, ConcurrencyConflict):
             continue  # written meanwhile: read it again
     return attempt()
+
+
+def delete_as_read(table: EntityStore, rows: Iterable[Entity]) -> int:
+    """Delete each of `rows` only as it was read (over its ETag): one written meanwhile stands,
+    for the next look to judge. The retention prunes' one way to delete; how many went."""
+    deleted = 0
+    for row in rows:
+        with contextlib.suppress(ConcurrencyConflict):
+            table.delete(row.partition_key, row.row_key, etag=row.etag)
+            deleted += 1
+    return deleted

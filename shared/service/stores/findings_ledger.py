@@ -25,7 +25,6 @@ has reported yet is kept until one did, at most twice as long. Open findings are
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +40,7 @@ from shared.ports.tables import (
     parse_json_field,
     safe_key,
 )
-from shared.service.stores.contention import WRITE_ATTEMPTS
+from shared.service.stores.contention import WRITE_ATTEMPTS, delete_as_read
 from shared.service.stores.read_times import READ_AT, written_after
 
 STORED_USER_IDS: Final = 100
@@ -219,14 +218,8 @@ class FindingsLedger:
         """Delete the findings resolved at least `keep` ago whose resolution no alert owes
         (`_prunable`), each over the row as read: one found again meanwhile stands. Returns
         how many went; a crash part-way leaves the rest to the next night."""
-        deleted = 0
-        for entity in self._table.query_all():
-            if not _prunable(entity.fields, now, keep):
-                continue
-            with contextlib.suppress(port.ConcurrencyConflict):
-                self._table.delete(entity.partition_key, entity.row_key, etag=entity.etag)
-                deleted += 1
-        return deleted
+        rows = (e for e in self._table.query_all() if _prunable(e.fields, now, keep))
+        return delete_as_read(self._table, rows)
 
     def open_by_code(self, codes: Iterable[str]) -> list[Entity]:
         """The open findings of these codes (at most `MAX_FILTER_VALUES`): the table service

@@ -23,12 +23,12 @@ the next night.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from datetime import datetime, timedelta
 from typing import Final
 
-from shared.ports.tables import ConcurrencyConflict, EntityStore
+from shared.ports.tables import Entity, EntityStore
+from shared.service.stores.contention import delete_as_read
 
 RETRY_PK: Final = "retry"
 DUE_SLACK: Final = timedelta(minutes=1)
@@ -64,15 +64,12 @@ class PendingRetries:
     def prune(self, now: datetime) -> int:
         """Delete the rows whose retry was due more than `PRUNE_AFTER` before `now` (or whose
         due time is unreadable); how many. A row rewritten meanwhile is left."""
-        pruned = 0
-        for row in self._table.query(RETRY_PK):
+
+        def long_past(row: Entity) -> bool:
             due = row.fields.get("dueAt")
-            if isinstance(due, datetime) and due > now - PRUNE_AFTER:
-                continue
-            with contextlib.suppress(ConcurrencyConflict):
-                self._table.delete(RETRY_PK, row.row_key, etag=row.etag)
-                pruned += 1
-        return pruned
+            return not (isinstance(due, datetime) and due > now - PRUNE_AFTER)
+
+        return delete_as_read(self._table, filter(long_past, self._table.query(RETRY_PK)))
 
 
 def early_by(due_at: str | None, now: datetime) -> int:

@@ -29,6 +29,7 @@ from shared.ports.tables import (
     json_field,
     parse_json_field,
 )
+from shared.service.stores.contention import delete_as_read
 
 QUEUED = "queued"
 CALLING = "calling"
@@ -249,15 +250,12 @@ class ReprocessLedger:
         restored and decided again) stands, as does one changed meanwhile (the next look
         finds it). A call in flight for the user settles `gone` and writes its row again, for
         the next clean-up. Returns how many rows went."""
-        deleted = 0
-        for entity in self._table.query(user_id):
+
+        def not_after(entity: Entity) -> bool:
             at = entity.fields.get("at")
-            if isinstance(at, datetime) and at > before:
-                continue
-            with contextlib.suppress(ConcurrencyConflict):
-                self._table.delete(user_id, entity.row_key, etag=entity.etag)
-                deleted += 1
-        return deleted
+            return not (isinstance(at, datetime) and at > before)
+
+        return delete_as_read(self._table, filter(not_after, self._table.query(user_id)))
 
     def users_written_before(self, before: datetime) -> set[str]:
         """The users with a row last written before `before` (one table scan)."""
@@ -274,15 +272,13 @@ class ReprocessLedger:
         by_key: dict[str, list[Entity]] = {}
         for entity in self._table.query(user_id):
             by_key.setdefault(_cause(entity.fields).key, []).append(entity)
-        deleted = 0
-        for key, entities in by_key.items():
-            if key in open_causes or any(_written_since(e, before) for e in entities):
-                continue
-            for entity in entities:
-                with contextlib.suppress(ConcurrencyConflict):
-                    self._table.delete(user_id, entity.row_key, etag=entity.etag)
-                    deleted += 1
-        return deleted
+        quiet = (
+            entity
+            for key, entities in by_key.items()
+            if key not in open_causes and not any(_written_since(e, before) for e in entities)
+            for entity in entities
+        )
+        return delete_as_read(self._table, quiet)
 
     def settle(
         self,
