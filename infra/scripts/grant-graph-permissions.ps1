@@ -4,8 +4,10 @@ Grant Microsoft Graph application permissions (app roles) to License Guard's man
 
 .DESCRIPTION
 Read-only roles by default. -EnableReprocess adds User.ReadWrite.All (needed only for
-LICENSE_GUARD_MODE=act); -EnableMail adds Mail.ReadWrite and Mail.Send for alert mail (then
-scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). -DryRun
+LICENSE_GUARD_MODE=act). -EnableMail adds Mail.ReadWrite and Mail.Send for alert mail:
+tenant-wide (every mailbox) until New-ApplicationAccessPolicy restricts them to the sender.
+Only for that route: with Exchange RBAC for Applications (recommended) do NOT use it, as
+Entra and Exchange grants add up (docs/operations.md, "Enable alert mail"). -DryRun
 prints the assignments and calls nothing.
 
 Uses Microsoft Graph PowerShell (Microsoft.Graph.Applications). Run as a Privileged Role
@@ -48,6 +50,12 @@ $RoleTable = @(
 $enabledSets = @('read')
 if ($EnableReprocess) { $enabledSets += 'reprocess' }
 if ($EnableMail) { $enabledSets += 'alerts' }
+if ($EnableMail) {
+    Write-Warning ('Mail.ReadWrite and Mail.Send are tenant-wide (every mailbox) until an application ' +
+        'access policy restricts them to the sender: New-ApplicationAccessPolicy -AccessRight RestrictAccess ' +
+        '(docs/operations.md). For Exchange RBAC for Applications (recommended) do not grant them here: ' +
+        'the Entra grants would undo its scoping.')
+}
 $selected = @($RoleTable | Where-Object { $enabledSets -contains $_.Set })
 
 if ($DryRun) {

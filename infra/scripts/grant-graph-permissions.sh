@@ -5,8 +5,10 @@
 #       [--enable-reprocess] [--enable-mail] [--dry-run]
 #
 # Read-only roles by default. --enable-reprocess adds User.ReadWrite.All (needed only for
-# LICENSE_GUARD_MODE=act); --enable-mail adds Mail.ReadWrite and Mail.Send for alert mail (then
-# scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). --dry-run
+# LICENSE_GUARD_MODE=act). --enable-mail adds Mail.ReadWrite and Mail.Send for alert mail:
+# tenant-wide (every mailbox) until New-ApplicationAccessPolicy restricts them to the sender.
+# Only for that route: with Exchange RBAC for Applications (recommended) do NOT use it, as
+# Entra and Exchange grants add up (docs/operations.md, "Enable alert mail"). --dry-run
 # prints the assignments and calls nothing (no `az` needed). Without --principal-id the script
 # reads it from azd (`azd env get-value AZURE_IDENTITY_PRINCIPAL_ID`).
 #
@@ -34,7 +36,7 @@ ROLE_TABLE=(
 # END GENERATED ROLES
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -71,6 +73,15 @@ fi
 enabled_sets=" read "
 if $enable_reprocess; then enabled_sets+="reprocess "; fi
 if $enable_mail; then enabled_sets+="alerts "; fi
+
+if $enable_mail; then
+  cat >&2 <<'WARN'
+warning: Mail.ReadWrite and Mail.Send are tenant-wide (every mailbox) until an application
+  access policy restricts them to the sender: New-ApplicationAccessPolicy -AccessRight
+  RestrictAccess (docs/operations.md). For Exchange RBAC for Applications (recommended) do not
+  grant them here: the Entra grants would undo its scoping.
+WARN
+fi
 
 selected=()
 for entry in "${ROLE_TABLE[@]}"; do

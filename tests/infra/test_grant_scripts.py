@@ -99,3 +99,36 @@ def test_the_powershell_script_has_the_same_switches_and_filters_by_set() -> Non
     assert "Get-MgServicePrincipal" in text
     assert re.search(r"if \(\$EnableReprocess\) \{ \$enabledSets \+= 'reprocess' \}", text)
     assert re.search(r"if \(\$EnableMail\) \{ \$enabledSets \+= 'alerts' \}", text)
+
+
+MAIL_WARNING = ("tenant-wide", "New-ApplicationAccessPolicy", "RBAC for Applications")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("mail", [False, True])
+def test_granting_the_mail_roles_warns_they_are_tenant_wide_until_a_policy_restricts_them(
+    mail: bool,
+) -> None:
+    """Entra's Mail.ReadWrite/Mail.Send reach every mailbox; only an application access policy
+    restricts them. Exchange RBAC for Applications does not: its grants add up with Entra's
+    (docs/operations.md "Enable alert mail"), so --enable-mail is for the policy route only. The
+    script said "then scope both", as if any scoping afterwards would do."""
+    args = ["bash", str(SCRIPTS / "grant-graph-permissions.sh"), "--principal-id", PRINCIPAL]
+    args += ["--dry-run"] + ["--enable-mail"] * mail
+    result = subprocess.run(
+        args, capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
+    help_text = subprocess.run(
+        ["bash", str(SCRIPTS / "grant-graph-permissions.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    ).stdout
+
+    warned = result.stdout + result.stderr
+    assert all(word in warned for word in MAIL_WARNING) is mail, warned
+    assert all(word in help_text for word in MAIL_WARNING), help_text
+    ps1 = (SCRIPTS / "grant-graph-permissions.ps1").read_text(encoding="utf-8")
+    assert all(word in ps1 for word in MAIL_WARNING)
+    assert re.search(r"if \(\$EnableMail\) \{\s*Write-Warning", ps1)
