@@ -526,6 +526,25 @@ def test_funcignore_keeps_every_venv_the_makefile_makes_out_of_the_package() -> 
     assert venvs <= ignored
 
 
+def _ignore_entries(name: str) -> set[str]:
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    return {line.strip().strip("/") for line in lines if line.strip() and line[0] != "#"}
+
+
+SELF_IGNORING_CACHES = {".import_linter_cache", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+"""Tool caches that carry their own `.gitignore` (`*`): git skips them, a package would not."""
+
+
+def test_funcignore_keeps_everything_git_ignores_out_of_the_package() -> None:
+    """`azd deploy` zips the project folder with .funcignore's exclusions only: the caches
+    `make test` leaves (.mypy_cache alone is hundreds of MB), __pycache__, the egg-info of
+    `make setup` went into the package and the remote build, although git ignores them."""
+    ignored = _ignore_entries(".funcignore")
+
+    missing = sorted((_ignore_entries(".gitignore") | SELF_IGNORING_CACHES) - ignored)
+    assert not missing, f".funcignore lacks {missing}"
+
+
 # --- the on-premises sync trigger's key ---------------------------------------------------------
 
 
