@@ -10,6 +10,9 @@ Only for that route: with Exchange RBAC for Applications (recommended) do NOT us
 Entra and Exchange grants add up (docs/operations.md, "Enable alert mail"). -DryRun
 prints the assignments and calls nothing.
 
+$env:GRAPH_BASE_URL (as the app's: https://graph.microsoft.us/v1.0 for GCC High, ...; default
+global) picks the cloud Connect-MgGraph signs in to.
+
 Uses Microsoft Graph PowerShell (Microsoft.Graph.Applications). Run as a Privileged Role
 Administrator or Global Administrator: Connect-MgGraph asks for the delegated scopes
 AppRoleAssignment.ReadWrite.All and Application.Read.All. A role already assigned is skipped.
@@ -64,7 +67,16 @@ if ($DryRun) {
     return
 }
 
-Connect-MgGraph -Scopes 'AppRoleAssignment.ReadWrite.All', 'Application.Read.All' -NoWelcome
+$graphClouds = @{
+    'https://graph.microsoft.com/v1.0' = 'Global'
+    'https://graph.microsoft.us/v1.0' = 'USGov'
+    'https://dod-graph.microsoft.us/v1.0' = 'USGovDoD'
+    'https://microsoftgraph.chinacloudapi.cn/v1.0' = 'China'
+}
+$graphBase = if ($env:GRAPH_BASE_URL) { $env:GRAPH_BASE_URL.TrimEnd('/') } else { 'https://graph.microsoft.com/v1.0' }
+if (-not $graphClouds.ContainsKey($graphBase)) { throw "GRAPH_BASE_URL must be a Microsoft Graph cloud's v1.0 URL, got: $graphBase" }
+$environment = $graphClouds[$graphBase]
+Connect-MgGraph -Scopes 'AppRoleAssignment.ReadWrite.All', 'Application.Read.All' -Environment $environment -NoWelcome
 $graphSp = Get-MgServicePrincipal -Filter "appId eq '$GraphAppId'"
 $existing = @(Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $PrincipalId -All |
     Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { $_.AppRoleId })
