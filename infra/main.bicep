@@ -32,6 +32,10 @@ param maximumInstanceCount int = 40
 @minValue(0)
 param httpAlwaysReadyInstances int = 1
 
+@description('GRAPH_BASE_URL: the Microsoft Graph cloud of the tenant, with its API version: global, US Government L4 (GCC High), L5 (DoD) or China (21Vianet).')
+@allowed(['https://graph.microsoft.com/v1.0', 'https://graph.microsoft.us/v1.0', 'https://dod-graph.microsoft.us/v1.0', 'https://microsoftgraph.chinacloudapi.cn/v1.0'])
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
 @description('observe (report only) or act (may reprocess). Starts in observe; see docs/operations.md before changing.')
 @allowed(['observe', 'act'])
 param licenseGuardMode string = 'observe'
@@ -218,6 +222,7 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     httpAlwaysReadyInstances: httpAlwaysReadyInstances
+    graphBaseUrl: graphBaseUrl
     licenseGuardMode: licenseGuardMode
     actGroupAllowlist: actGroupAllowlist
     writesDisabled: writesDisabled

@@ -16,6 +16,7 @@ param keyVaultUri string
 param instanceMemoryMB int
 param maximumInstanceCount int
 param httpAlwaysReadyInstances int
+param graphBaseUrl string
 param licenseGuardMode string
 param actGroupAllowlist string
 param writesDisabled bool
@@ -148,7 +149,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       // Graph: the identity's token (DefaultAzureCredential reads AZURE_CLIENT_ID).
       AZURE_CLIENT_ID: identityClientId
       TENANT_ID: tenant().tenantId
-      GRAPH_BASE_URL: 'https://graph.microsoft.com/v1.0'
+      GRAPH_BASE_URL: graphBaseUrl // the tenant's cloud (main.bicep graphBaseUrl)
       // The notification URLs carry a function key (?code=...), so they live in Key Vault:
       // seeded with a placeholder (keyvault.bicep), set by infra/scripts/postprovision.*.
       NOTIFICATION_URL: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/notification-url/)'

@@ -4,9 +4,14 @@ Grant Microsoft Graph application permissions (app roles) to License Guard's man
 
 .DESCRIPTION
 Read-only roles by default. -EnableReprocess adds User.ReadWrite.All (needed only for
-LICENSE_GUARD_MODE=act); -EnableMail adds Mail.ReadWrite and Mail.Send for alert mail (then
-scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). -DryRun
+LICENSE_GUARD_MODE=act). -EnableMail adds Mail.ReadWrite and Mail.Send for alert mail:
+tenant-wide (every mailbox) until New-ApplicationAccessPolicy restricts them to the sender.
+Only for that route: with Exchange RBAC for Applications (recommended) do NOT use it, as
+Entra and Exchange grants add up (docs/operations.md, "Enable alert mail"). -DryRun
 prints the assignments and calls nothing.
+
+$env:GRAPH_BASE_URL (as the app's: https://graph.microsoft.us/v1.0 for GCC High, ...; default
+global) picks the cloud Connect-MgGraph signs in to.
 
 Uses Microsoft Graph PowerShell (Microsoft.Graph.Applications). Run as a Privileged Role
 Administrator or Global Administrator: Connect-MgGraph asks for the delegated scopes
@@ -48,6 +53,12 @@ $RoleTable = @(
 $enabledSets = @('read')
 if ($EnableReprocess) { $enabledSets += 'reprocess' }
 if ($EnableMail) { $enabledSets += 'alerts' }
+if ($EnableMail) {
+    Write-Warning ('Mail.ReadWrite and Mail.Send are tenant-wide (every mailbox) until an application ' +
+        'access policy restricts them to the sender: New-ApplicationAccessPolicy -AccessRight RestrictAccess ' +
+        '(docs/operations.md). For Exchange RBAC for Applications (recommended) do not grant them here: ' +
+        'the Entra grants would undo its scoping.')
+}
 $selected = @($RoleTable | Where-Object { $enabledSets -contains $_.Set })
 
 if ($DryRun) {
@@ -56,7 +67,16 @@ if ($DryRun) {
     return
 }
 
-Connect-MgGraph -Scopes 'AppRoleAssignment.ReadWrite.All', 'Application.Read.All' -NoWelcome
+$graphClouds = @{
+    'https://graph.microsoft.com/v1.0' = 'Global'
+    'https://graph.microsoft.us/v1.0' = 'USGov'
+    'https://dod-graph.microsoft.us/v1.0' = 'USGovDoD'
+    'https://microsoftgraph.chinacloudapi.cn/v1.0' = 'China'
+}
+$graphBase = if ($env:GRAPH_BASE_URL) { $env:GRAPH_BASE_URL.TrimEnd('/') } else { 'https://graph.microsoft.com/v1.0' }
+if (-not $graphClouds.ContainsKey($graphBase)) { throw "GRAPH_BASE_URL must be a Microsoft Graph cloud's v1.0 URL, got: $graphBase" }
+$environment = $graphClouds[$graphBase]
+Connect-MgGraph -Scopes 'AppRoleAssignment.ReadWrite.All', 'Application.Read.All' -Environment $environment -NoWelcome
 $graphSp = Get-MgServicePrincipal -Filter "appId eq '$GraphAppId'"
 $existing = @(Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $PrincipalId -All |
     Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { $_.AppRoleId })

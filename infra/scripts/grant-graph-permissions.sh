@@ -5,10 +5,13 @@
 #       [--enable-reprocess] [--enable-mail] [--dry-run]
 #
 # Read-only roles by default. --enable-reprocess adds User.ReadWrite.All (needed only for
-# LICENSE_GUARD_MODE=act); --enable-mail adds Mail.ReadWrite and Mail.Send for alert mail (then
-# scope both to the sender mailbox: see docs/operations.md, "Enable alert mail"). --dry-run
+# LICENSE_GUARD_MODE=act). --enable-mail adds Mail.ReadWrite and Mail.Send for alert mail:
+# tenant-wide (every mailbox) until New-ApplicationAccessPolicy restricts them to the sender.
+# Only for that route: with Exchange RBAC for Applications (recommended) do NOT use it, as
+# Entra and Exchange grants add up (docs/operations.md, "Enable alert mail"). --dry-run
 # prints the assignments and calls nothing (no `az` needed). Without --principal-id the script
-# reads it from azd (`azd env get-value AZURE_IDENTITY_PRINCIPAL_ID`).
+# reads it from azd (`azd env get-value AZURE_IDENTITY_PRINCIPAL_ID`). GRAPH_BASE_URL (as the
+# app's: https://graph.microsoft.us/v1.0 for GCC High, ...; default global) picks the cloud.
 #
 # Who may run it: a Privileged Role Administrator or Global Administrator (the caller needs
 # AppRoleAssignment.ReadWrite.All + Application.Read.All). Assigning a role that exists already
@@ -34,7 +37,7 @@ ROLE_TABLE=(
 # END GENERATED ROLES
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -72,6 +75,23 @@ enabled_sets=" read "
 if $enable_reprocess; then enabled_sets+="reprocess "; fi
 if $enable_mail; then enabled_sets+="alerts "; fi
 
+graph="${GRAPH_BASE_URL:-https://graph.microsoft.com/v1.0}"
+graph="${graph%/}"
+case "$graph" in
+  https://graph.microsoft.com/v1.0 | https://graph.microsoft.us/v1.0 | \
+    https://dod-graph.microsoft.us/v1.0 | https://microsoftgraph.chinacloudapi.cn/v1.0) ;;
+  *) echo "GRAPH_BASE_URL must be a Microsoft Graph cloud's v1.0 URL, got: $graph" >&2; exit 2 ;;
+esac
+
+if $enable_mail; then
+  cat >&2 <<'WARN'
+warning: Mail.ReadWrite and Mail.Send are tenant-wide (every mailbox) until an application
+  access policy restricts them to the sender: New-ApplicationAccessPolicy -AccessRight
+  RestrictAccess (docs/operations.md). For Exchange RBAC for Applications (recommended) do not
+  grant them here: the Entra grants would undo its scoping.
+WARN
+fi
+
 selected=()
 for entry in "${ROLE_TABLE[@]}"; do
   read -r set name id <<<"$entry"
@@ -92,7 +112,7 @@ fi
 command -v az >/dev/null 2>&1 || { echo "the Azure CLI (az) is required; try --dry-run" >&2; exit 2; }
 graph_sp_id="$(az ad sp show --id "$GRAPH_APP_ID" --query id -o tsv)"
 existing="$(az rest -m GET \
-  -u "https://graph.microsoft.com/v1.0/servicePrincipals/$principal_id/appRoleAssignments" \
+  -u "$graph/servicePrincipals/$principal_id/appRoleAssignments" \
   --query "value[?resourceId=='$graph_sp_id'].appRoleId" -o tsv)"
 for role in "${selected[@]}"; do
   read -r name id <<<"$role"
@@ -101,7 +121,7 @@ for role in "${selected[@]}"; do
     continue
   fi
   az rest -m POST \
-    -u "https://graph.microsoft.com/v1.0/servicePrincipals/$principal_id/appRoleAssignments" \
+    -u "$graph/servicePrincipals/$principal_id/appRoleAssignments" \
     --headers "Content-Type=application/json" \
     -b "{\"principalId\":\"$principal_id\",\"resourceId\":\"$graph_sp_id\",\"appRoleId\":\"$id\"}" \
     --output none

@@ -4,8 +4,8 @@ For `license-guard preflight --principal-id`: which data roles the app's identit
 storage account. "Role Assignments - List For Scope" (api-version 2022-04-01,
 learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope) with
 `$filter=principalId eq '{id}'` returns the principal's assignments at, above and below the
-scope; only those at the scope or above it (the resource group, the subscription) cover the
-whole resource, so the others are dropped. Reading them needs
+scope; only those at the scope or above it (the resource group, the subscription, a management
+group, the root `/`) cover the whole resource, so those below it are dropped. Reading them needs
 `Microsoft.Authorization/roleAssignments/read` (Reader on the resource group is enough).
 """
 
@@ -59,16 +59,22 @@ async def role_definitions_covering(
                 )
             except httpx.HTTPError as exc:
                 raise DirectoryError(503, "Unreachable", f"{type(exc).__name__}: {exc}") from None
-            body = resp.json() if resp.content else {}
+            try:
+                body = resp.json() if resp.content else {}
+            except ValueError:  # a proxy's or a wrong ARM_BASE_URL's page
+                body = None
+            if not isinstance(body, dict):
+                kind = resp.headers.get("content-type") or "no content type"
+                raise DirectoryError(resp.status_code, "NotArmJson", f"not ARM's JSON ({kind})")
             if resp.status_code != 200:
-                error = body.get("error") if isinstance(body, dict) else None
+                error = body.get("error") if isinstance(body.get("error"), dict) else None
                 code = str((error or {}).get("code") or f"HTTP{resp.status_code}")
                 message = str((error or {}).get("message") or resp.reason_phrase)
                 raise DirectoryError(resp.status_code, code, message)
             for item in body.get("value") or []:
                 props = item.get("properties") or {}
-                held = str(props.get("scope") or "").rstrip("/").lower()
-                if held and (scope.lower() == held or scope.lower().startswith(f"{held}/")):
+                held = str(props.get("scope") or "").strip().lower()
+                if held and not held.startswith(f"{scope.lower().rstrip('/')}/"):  # not below
                     definition = str(props.get("roleDefinitionId") or "")
                     covering.add(definition.rsplit("/", 1)[-1].lower())
             next_url = body.get("nextLink")

@@ -9,9 +9,10 @@ permission tables) and the permission set it belongs to:
 - `reprocess`: `User.ReadWrite.All`, only for `reprocessLicenseAssignment`;
 - `alerts`: alert mail is a draft in the sender's mailbox, then sent: `Mail.ReadWrite` (create
   the draft, find it again after a lost answer, delete one a newer alert replaced) and
-  `Mail.Send` (send it). Both are tenant-wide app roles: scope them to the sender mailbox
-  with Exchange RBAC for Applications or an application access policy (docs/operations.md,
-  "Enable alert mail").
+  `Mail.Send` (send it). As Entra app roles both are tenant-wide: either grant them in
+  Exchange RBAC for Applications instead, scoped to the sender mailbox (then no Entra role:
+  the grants add up), or grant the app roles and restrict them with an application access
+  policy (docs/operations.md, "Enable alert mail").
 
 `APP_ROLE_IDS` holds the app role ids of the Microsoft Graph service principal (appId
 00000003-0000-0000-c000-000000000000) to grant them by id (Bicep appRoleAssignedTo,

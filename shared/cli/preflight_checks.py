@@ -46,6 +46,29 @@ def grant_fix(permission: str) -> str:
     return f"{GRANT_FIX} ({flag})" if flag else GRANT_FIX
 
 
+MAIL_FIX = (
+    "scope it to the sender mailbox with Exchange RBAC for Applications, or grant it "
+    "(--enable-mail) with an application access policy (docs/operations.md 'Enable alert mail')"
+)
+"""Where the mail permissions come from: the recommended Exchange grant is no Entra app role."""
+
+
+def exchange_scoped(permission: str, detail: str) -> Check:
+    """A mail permission that is no Entra app role of the identity. Right for Exchange RBAC for
+    Applications (recommended: docs/operations.md), whose grants are neither app role
+    assignments nor in the token's `roles` (learn.microsoft.com/graph/auth-limit-mailbox-access)
+    and which preflight cannot read: not failed, and never "grant --enable-mail", which would
+    undo that scoping."""
+    return Check(
+        SKIP,
+        f"Graph {permission}",
+        f"{detail}; no Entra app role: right with Exchange RBAC for Applications, which "
+        "preflight cannot read: check it with Test-ServicePrincipalAuthorization -Identity "
+        "<client id> -Resource <ALERT_SENDER>; with an application access policy instead, "
+        "grant it (--enable-mail)",
+    )
+
+
 READ_PROBES: Mapping[str, str] = {
     "GroupMember.Read.All": "/groups?$top=1&$select=id",
     "Group.Read.All": "/groups?$top=1&$select=id",
@@ -196,7 +219,7 @@ async def graph_checks(
                 fix = (
                     "set ALERT_SENDER to an existing mailbox in the tenant"
                     if error.status == 404
-                    else f"{grant_fix(name)}; scope it to the sender mailbox (docs/operations.md)"
+                    else MAIL_FIX
                 )
                 checks.append(Check(FAIL, label, f"GET {path}: {error}", fix))
                 continue
@@ -210,7 +233,10 @@ async def graph_checks(
             detail = f"GET {READ_PROBES[name]}: 200"
         else:
             detail = "a write (not tried): from the token's roles claim"
-        if roles is None and name in PROBED:
+        app_roles_known = roles is not None or app_only
+        if name.startswith("Mail.") and app_roles_known and not has_role(roles or [], name):
+            checks.append(exchange_scoped(name, detail))
+        elif roles is None and name in PROBED:
             checks.append(Check(PASS, label, f"{detail}; the token has no roles claim"))
         elif roles is None and app_only:
             missing = f"{detail}; NOT granted (an app token without a roles claim has no app role)"

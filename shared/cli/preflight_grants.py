@@ -27,6 +27,7 @@ from shared.cli.preflight_checks import (
     Check,
     Probe,
     Target,
+    exchange_scoped,
     grant_fix,
 )
 from shared.ports.directory import DirectoryError
@@ -78,6 +79,8 @@ async def identity_grant_checks(target: Target, principal_id: str, probe: Probe)
         if has_role(granted, name):
             scope = "; its scope to the sender mailbox is Exchange's" * name.startswith("Mail.")
             checks.append(Check(PASS, label, f"granted to the identity{scope}"))
+        elif name.startswith("Mail."):
+            checks.append(exchange_scoped(name, "not an app role of the identity"))
         else:
             checks.append(
                 Check(FAIL, label, f"NOT granted to the identity {principal_id}", grant_fix(name))

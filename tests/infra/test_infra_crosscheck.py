@@ -145,6 +145,7 @@ def sample_env() -> dict[str, str]:
         **{param: main_param_default(param).strip("'") for param in ALERT_PARAMS.values()},
         **{f"string({param})": main_param_default(param) for param in ALERT_PARAMS.values()},
         "skuPrices": main_param_default("skuPrices").strip("'"),
+        "graphBaseUrl": main_param_default("graphBaseUrl").strip("'"),
         **interpolations,
     }
     env = {}
@@ -268,8 +269,28 @@ def test_no_setting_that_flex_consumption_deprecates_or_that_is_local_only() -> 
     for name in DEPRECATED_ON_FLEX + tuple(DOCUMENTED_OPTIONAL):
         assert name not in settings
     assert main_param_default("licenseGuardMode") == "'observe'"
-    assert settings["GRAPH_BASE_URL"] == "'https://graph.microsoft.com/v1.0'"
+    assert main_param_default("graphBaseUrl") == "'https://graph.microsoft.com/v1.0'"
     assert settings["TENANT_ID"] == "tenant().tenantId"
+
+
+def test_the_graph_cloud_is_an_azd_parameter_limited_to_microsoft_graphs_clouds() -> None:
+    """The app reads GRAPH_BASE_URL for every national cloud (graph_auth.NATIONAL_CLOUD_HOSTS),
+    but the Bicep wrote the global URL as a literal: a GCC High or 21Vianet tenant could point
+    the app at its cloud only in the portal, which the next `azd provision` undid. Now it is
+    `azd env set GRAPH_BASE_URL ...`, refused by Azure unless one of those clouds' v1.0."""
+    from shared.adapters.graph_auth import NATIONAL_CLOUD_HOSTS
+
+    assert app_settings()["GRAPH_BASE_URL"] == "graphBaseUrl"
+    assert main_param_default("graphBaseUrl") == f"'{DEFAULT_GRAPH_BASE_URL}'"
+    allowed = param_decorators(read("main.bicep"))["graphBaseUrl"]["allowed"]
+    clouds = sorted(re.findall(r"'([^']+)'", allowed))
+    assert clouds == sorted(f"https://{host}/v1.0" for host in NATIONAL_CLOUD_HOSTS)
+    for url in clouds:
+        assert Settings.from_env(sample_env() | {"GRAPH_BASE_URL": url}).graph_base_url == url
+    _, passed = modules(read("main.bicep"))["api"]
+    assert passed["graphBaseUrl"] == "graphBaseUrl"
+    file = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert file["graphBaseUrl"]["value"] == f"${{GRAPH_BASE_URL={DEFAULT_GRAPH_BASE_URL}}}"
 
 
 def test_the_python_worker_has_a_thread_per_message_a_queue_batch_runs() -> None:
@@ -524,6 +545,25 @@ def test_funcignore_keeps_every_venv_the_makefile_makes_out_of_the_package() -> 
     venvs = set(re.findall(r"^\w*VENV := (\S+)$", makefile, flags=re.MULTILINE))
     assert {".venv", ".venv-checkov", ".venv-prod"} <= venvs
     assert venvs <= ignored
+
+
+def _ignore_entries(name: str) -> set[str]:
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    return {line.strip().strip("/") for line in lines if line.strip() and line[0] != "#"}
+
+
+SELF_IGNORING_CACHES = {".import_linter_cache", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+"""Tool caches that carry their own `.gitignore` (`*`): git skips them, a package would not."""
+
+
+def test_funcignore_keeps_everything_git_ignores_out_of_the_package() -> None:
+    """`azd deploy` zips the project folder with .funcignore's exclusions only: the caches
+    `make test` leaves (.mypy_cache alone is hundreds of MB), __pycache__, the egg-info of
+    `make setup` went into the package and the remote build, although git ignores them."""
+    ignored = _ignore_entries(".funcignore")
+
+    missing = sorted((_ignore_entries(".gitignore") | SELF_IGNORING_CACHES) - ignored)
+    assert not missing, f".funcignore lacks {missing}"
 
 
 # --- the on-premises sync trigger's key ---------------------------------------------------------
