@@ -67,11 +67,13 @@ def test_a_table_cut_short_fails(outputs: dict[str, Path]) -> None:
 
 
 def test_the_benchmark_exits_non_zero_when_a_target_is_missed() -> None:
-    """At 300 users a process start outweighs json.load of a small file: the ratio target is
-    missed, and the exit code must say so (make bench, CI)."""
+    """A missed target must show in the exit code (make bench, CI). The miss is made certain
+    with a ratio target no run meets: at 300 users a process start outweighs json.load of the
+    small file, but a loaded machine slows the floor's process start too and the default 2.5
+    was met now and then."""
     done = subprocess.run(
         [sys.executable, "bench/evaluate.py", "--users", "300", "--shapes", "processed",
-         "--runs", "1"],
+         "--runs", "1", "--ratio-target", "0.01"],
         cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip
 
