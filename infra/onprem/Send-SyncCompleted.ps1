@@ -26,7 +26,7 @@
     "Storage Queue Data Message Sender" on that queue to onpremSenderPrincipalId). The Functions
     queue trigger reads Base64, so the body is Base64 of the same JSON.
 
-    429, 5xx and connection errors are retried with exponential back-off (-Attempts, -Backoff).
+    408, 429, 5xx and connection errors are retried with exponential back-off (-Attempts, -Backoff).
     Exit codes: 0 accepted; 1 refused (4xx: wrong key or message, a retry will not help);
     2 no key / bad arguments; 3 the app could not be reached or kept failing.
 
@@ -190,7 +190,7 @@ for ($attempt = 1; ; $attempt++) {
         exit 0
     } catch {
         $status = Get-StatusCode $_
-        if ($null -ne $status -and $status -ne 429 -and $status -lt 500) {
+        if ($null -ne $status -and $status -ne 408 -and $status -ne 429 -and $status -lt 500) {
             $hint = if ($status -eq 401) { ' (key not accepted: rotated? see docs/operations.md)' } else { '' }
             Write-Error "refused: HTTP $status$hint $($_.ErrorDetails.Message)" -ErrorAction Continue
             exit 1

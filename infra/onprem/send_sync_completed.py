@@ -11,7 +11,7 @@ Standard library only, so it runs on the sync server without the rest of the rep
 
 The key comes from --key-file (readable by the task's account only) or the environment
 variable LICENSE_GUARD_SYNC_KEY; never from the command line, where the process list shows it.
-429, 5xx and connection errors are retried with exponential back-off (Retry-After honoured).
+408, 429, 5xx and connection errors are retried with exponential back-off (Retry-After honoured).
 
 Exit status: 0 accepted (202); 1 refused by the app (4xx: fix the key or the message, a retry
 will not help); 2 bad arguments or no key; 3 the app could not be reached or kept failing.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import sys
 import time
@@ -140,7 +141,7 @@ def read_key(key_file: Path | None) -> str:
 
 
 class Transient(Exception):
-    """Worth another try: 429, 5xx or no answer at all."""
+    """Worth another try: 408, 429, 5xx or no answer at all."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -148,15 +149,18 @@ class Transient(Exception):
 
 
 class Refused(Exception):
-    """The app answered 4xx (not 429): the key or the message is wrong."""
+    """The app answered 4xx (not 408 or 429): the key or the message is wrong."""
 
 
 def _retry_after(error: urllib.error.HTTPError) -> float | None:
     value = error.headers.get("Retry-After") if error.headers else None
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None  # an HTTP date: fall back to our own back-off
+    if seconds is None or math.isnan(seconds):
+        return None  # float() takes "nan", which time.sleep does not
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -200,7 +204,7 @@ def post_once(url: str, key: str, data: bytes, timeout: float) -> str:
         with _OPENER.open(request, timeout=timeout) as response:
             return str(response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as error:
-        if error.code == 429 or error.code >= 500:
+        if error.code in (408, 429) or error.code >= 500:
             raise Transient(_explain(error), _retry_after(error)) from None
         raise Refused(_explain(error)) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:

@@ -116,7 +116,8 @@ def test_the_powershell_script_reads_the_key_from_dpapi_or_secret_management_onl
 def test_the_powershell_script_retries_throttling_and_server_errors_with_backoff() -> None:
     text = PS1.read_text(encoding="utf-8")
 
-    assert "$status -ne 429 -and $status -lt 500" in text  # other 4xx: refused, no retry
+    # other 4xx: refused, no retry; 408 (request timeout) and 429 are retried, as in Python
+    assert "$status -ne 408 -and $status -ne 429 -and $status -lt 500" in text
     assert "[math]::Pow(2, $attempt - 1)" in text
     for code in ("exit 0", "exit 1", "exit 2", "exit 3"):
         assert code in text
@@ -352,6 +353,32 @@ def test_throttling_and_server_errors_are_retried_with_backoff(
     assert {s["key"] for s in app.seen} == {SYNC_KEY}
     assert {s["body"] for s in app.seen} == {data}  # the same message each time
     assert app.seen[0]["type"] == "application/json; charset=utf-8"
+
+
+@pytest.mark.parametrize("retry_after", ["nan", "NaN"])
+def test_a_retry_after_that_is_not_a_number_of_seconds_falls_back_to_backoff(
+    flaky: tuple[str, type[FlakyApp]], retry_after: str
+) -> None:
+    # float() takes "nan": time.sleep(nan) raised ValueError, a traceback instead of a retry.
+    url, app = flaky
+    app.script = [(503, {"Retry-After": retry_after})]
+    waits: list[float] = []
+    data = json.dumps(sender.build_message(TENANT, datetime.now(UTC), "entra-connect")).encode()
+
+    sender.send(url, SYNC_KEY, data, attempts=3, backoff=0.5, timeout=5, sleep=waits.append)
+
+    assert waits == [0.5]
+
+
+def test_a_request_timeout_408_is_retried_not_refused(flaky: tuple[str, type[FlakyApp]]) -> None:
+    # 408: the front end gave up waiting for the request; the same request again can succeed.
+    url, app = flaky
+    app.script = [(408, {})]
+    data = json.dumps(sender.build_message(TENANT, datetime.now(UTC), "entra-connect")).encode()
+
+    sender.send(url, SYNC_KEY, data, attempts=3, backoff=0, timeout=5, sleep=lambda _: None)
+
+    assert len(app.seen) == 2
 
 
 def test_the_python_sender_retries_to_success_with_exit_0(
