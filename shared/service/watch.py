@@ -50,6 +50,8 @@ GRAPH_SYNC = "graph-sync"
 """servicestate: Graph's own `onPremisesLastSyncDateTime` at the poll (`checkedAt`): when
 directory sync last reached Entra. The sync server's posted times only trigger sweeps: its
 script also runs on scheduler notices that moved nothing to Entra, and by hand."""
+POSTED_AT = "postedAt"
+"""The time a future-dated sync was posted with, beside its capped `completedAt`."""
 SYNC_CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of ours a sync server's clock may run before its time is not believed."""
 SWEEP_CLAIM_TIME = timedelta(seconds=30)
@@ -76,14 +78,18 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
     if moment is None:
         return False
     latest = svc.now() + SYNC_CLOCK_SKEW
+    posted: dict[str, object] = {}
     if moment > latest:
         # A mistyped time or a sender's clock far ahead must not become the watermark: every
-        # real sync before that moment would look old and sweep nothing.
+        # real sync before that moment would look old and sweep nothing. The time as posted
+        # is kept beside it: the cap moves with our clock, and a redelivery of this sync
+        # would otherwise be newer than its own capped watermark and sweep again.
         log.warning("sync.completed_in_future", completed_at=completed_at, source=source)
+        posted = {POSTED_AT: completed_at}
         completed_at = format_graph_time(latest)
     for _ in range(WRITE_ATTEMPTS):
         previous = state.get(LAST_SYNC)
-        fields = _sync_to_sweep(svc, previous, moment, completed_at, source)
+        fields = _sync_to_sweep(svc, previous, moment, completed_at, source, posted)
         if fields is None:
             return False
         try:
@@ -100,19 +106,26 @@ def _record_sync(svc: Services, completed_at: str, source: str, correlation_id: 
 
 
 def _sync_to_sweep(
-    svc: Services, previous: Entity | None, moment: datetime, completed_at: str, source: str
+    svc: Services,
+    previous: Entity | None,
+    moment: datetime,
+    completed_at: str,
+    source: str,
+    posted: dict[str, object],
 ) -> dict[str, object] | None:
     """The record claiming the sweep for this sync, or None when it is not ours to sweep: a
     sync no newer than the watermark whose sweep went out (or is being sent right now)."""
     now = svc.now()
-    claim = {"completedAt": completed_at, "source": source, "sweepClaimedAt": now}
+    claim = {"completedAt": completed_at, "source": source, "sweepClaimedAt": now, **posted}
     if previous is None:
         return claim
     last = graph_time_or_none(str(previous.fields.get("completedAt", "")))
     if last is not None and last > now + SYNC_CLOCK_SKEW:
         last = None  # stored uncapped by a version before the cap: not believed either
+    # The very future-dated sync recorded (capped) before: not newer, whatever the cap is now.
+    again = moment == graph_time_or_none(str(previous.fields.get(POSTED_AT, "")))
     # Compare instants, not texts: "…:00Z", "…:00+00:00" and "…:00.000Z" are one time.
-    if last is None or moment > last:
+    if not again and (last is None or moment > last):
         return claim
     claimed_at = previous.fields.get("sweepClaimedAt")
     if isinstance(claimed_at, datetime) and now - claimed_at >= SWEEP_CLAIM_TIME:

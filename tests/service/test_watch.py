@@ -218,6 +218,19 @@ async def test_a_sync_time_in_the_future_does_not_silence_the_syncs_that_follow(
     assert len(sweeps(world)) == 2
 
 
+@pytest.mark.parametrize("later", [0, 60, 20 * 60])
+def test_a_sync_time_in_the_future_delivered_again_sweeps_once(world: World, later: int) -> None:
+    """The cap moves with our clock, so a redelivery of a future-dated sync (a queue retry, the
+    sender's retry after a lost 202) was newer than the capped watermark and swept again."""
+    assert on_sync_completed(world.svc, synced("2027-11-24T07:30:00.250Z"))  # the clock: 2026
+    sweeps(world)
+    world.clock.advance(later)
+
+    assert not on_sync_completed(world.svc, synced("2027-11-24T07:30:00.250+00:00"))
+    assert sweeps(world) == []
+    assert on_sync_completed(world.svc, synced("2027-11-24T08:00:00Z"))  # its next cycle
+
+
 async def test_a_future_sync_time_the_old_version_stored_does_not_silence_the_syncs(
     world: World,
 ) -> None:
