@@ -45,6 +45,8 @@ from shared.service.watch import last_directory_sync
 TENANT: Final = "tenant"
 SYNC_CYCLE: Final = timedelta(minutes=30)
 STALE_SYNC: Final = 3 * SYNC_CYCLE
+DELTA_SYNC_WITHIN: Final = timedelta(days=7)
+"""Entra Connect Sync: Scheduler (Learn): past this since the last sync, run a full sync."""
 DIRECTORY_SYNC_STALE: Final = "DirectorySyncStale"
 RECONCILE_OVERDUE: Final = "ReconcileOverdue"
 TENANT_CODES: Final = frozenset(
@@ -132,7 +134,7 @@ def check_tenant(svc: Services) -> None:
             remedy=(
                 "Check Entra Connect on the sync server (Synchronization Service Manager, "
                 "Get-ADSyncScheduler) and Entra admin center > Entra Connect > Connect Sync "
-                "health; then start a delta sync (Start-ADSyncSyncCycle -PolicyType Delta)."
+                f"health; then {_sync_to_start(now - synced)}."
             ),
         )
     subject = "service:directory-sync"
@@ -141,6 +143,16 @@ def check_tenant(svc: Services) -> None:
     subject = "service:reconcile"
     _set_one(svc, subject, f"{subject}|-|{RECONCILE_OVERDUE}|-", overdue, now)
     resolve_removed_channels(svc)
+
+
+def _sync_to_start(since: timedelta) -> str:
+    """Entra Connect needs a delta sync within 7 days of the last one, else a full sync."""
+    if since > DELTA_SYNC_WITHIN:
+        return (
+            "start a full sync (Start-ADSyncSyncCycle -PolicyType Initial): with no sync for "
+            "more than 7 days a delta sync is not enough"
+        )
+    return "start a delta sync (Start-ADSyncSyncCycle -PolicyType Delta)"
 
 
 def reconcile_overdue(state: ServiceState, today: date) -> Finding | None:

@@ -286,6 +286,22 @@ async def test_the_sync_servers_messages_do_not_hide_that_no_sync_reaches_entra(
     assert "2026-11-24 07:30 UTC" in str(stale.fields["message"])
 
 
+@pytest.mark.parametrize(("days", "policy"), [(1, "Delta"), (8, "Initial")])
+async def test_a_stale_sync_past_7_days_is_told_to_run_a_full_sync(
+    world: World, days: int, policy: str
+) -> None:
+    """Microsoft Learn (Entra Connect Sync: Scheduler): a delta sync must follow the last one
+    within 7 days, or a full sync is needed to resolve the issues. The remedy said delta always."""
+    assert await watch_sync(world.svc)
+    world.clock.advance(days * 24 * 3600)
+    assert not await watch_sync(world.svc)  # Graph still says the old time
+
+    check_tenant(world.svc)
+
+    [stale] = [f for f in open_findings(world) if f.fields["code"] == DIRECTORY_SYNC_STALE]
+    assert f"Start-ADSyncSyncCycle -PolicyType {policy}" in str(stale.fields["remedy"])
+
+
 async def test_without_a_recent_poll_the_sync_servers_time_is_the_last_sync(
     world: World,
 ) -> None:
