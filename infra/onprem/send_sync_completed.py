@@ -127,16 +127,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def read_key(key_file: Path | None) -> str:
     """The function key from the file, else the environment; ValueError says what is missing."""
     if key_file is not None:
-        try:
-            key = key_file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise ValueError(f"cannot read --key-file {key_file}: {error.strerror}") from None
+        try:  # utf-8-sig: Notepad and Windows PowerShell's Out-File start the file with a BOM
+            key = key_file.read_text(encoding="utf-8-sig").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            raise ValueError(f"cannot read --key-file {key_file}: {reason}") from None
         if not key:
             raise ValueError(f"--key-file {key_file} is empty")
-        return key
+        return _header_safe(key, f"--key-file {key_file}")
     key = os.environ.get(KEY_ENVIRONMENT, "").strip()
     if not key:
         raise ValueError(f"no key: pass --key-file or set {KEY_ENVIRONMENT}")
+    return _header_safe(key, KEY_ENVIRONMENT)
+
+
+def _header_safe(key: str, origin: str) -> str:
+    """A function key is one word of ASCII; anything else cannot travel in a header."""
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise ValueError(f"{origin} does not hold a function key (one line of ASCII, no spaces)")
     return key
 
 

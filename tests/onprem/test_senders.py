@@ -381,6 +381,36 @@ def test_a_request_timeout_408_is_retried_not_refused(flaky: tuple[str, type[Fla
     assert len(app.seen) == 2
 
 
+def test_a_key_file_saved_with_a_byte_order_mark_sends_the_key_without_it(
+    flaky: tuple[str, type[FlakyApp]], tmp_path: Path
+) -> None:
+    # Notepad (Windows PowerShell's Out-File, Set-Content -Encoding UTF8) writes a BOM: it
+    # stayed in the key, and http.client could not put it in a header (a traceback).
+    url, app = flaky
+    path = tmp_path / "key-with-bom"
+    path.write_text(SYNC_KEY + "\r\n", encoding="utf-8-sig")
+
+    status = sender.main(["--url", url, "--key-file", str(path), "--tenant-id", TENANT])
+
+    assert status == 0
+    assert [s["key"] for s in app.seen] == [SYNC_KEY]
+
+
+@pytest.mark.parametrize("key", ["clé-ünïcode", "two\nlines"])
+def test_a_key_no_header_can_carry_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad-key"
+    path.write_text(key, encoding="utf-8")
+    url = f"http://127.0.0.1:{free_port()}{ROUTE}"
+
+    status = sender.main(["--url", url, "--key-file", str(path), "--tenant-id", TENANT,
+                          "--attempts", "1"])  # fmt: skip
+
+    assert status == 2
+    assert "does not hold a function key" in capsys.readouterr().err
+
+
 def test_the_python_sender_retries_to_success_with_exit_0(
     flaky: tuple[str, type[FlakyApp]], key_file: Path
 ) -> None:
