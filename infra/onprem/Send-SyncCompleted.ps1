@@ -166,11 +166,13 @@ if ($UseManagedIdentity) {
     $uri = "$QueueUrl/messages"
     $contentType = 'application/xml; charset=utf-8'
     $headers = @{ 'x-ms-version' = '2021-08-06'; Authorization = 'Bearer ' + (Get-ArcStorageToken) }
+    $accepted = 201  # Put Message: Created
 } else {
     $body = [Text.Encoding]::UTF8.GetBytes($json)
     $uri = $Url
     $contentType = 'application/json; charset=utf-8'
     $headers = @{ 'x-functions-key' = (Get-PlainKey) }
+    $accepted = 202  # the app queued it
 }
 
 for ($attempt = 1; ; $attempt++) {
@@ -178,12 +180,14 @@ for ($attempt = 1; ; $attempt++) {
         # -MaximumRedirection 0: a redirect (App Service Authentication's sign-in page, a proxy)
         # would be followed with the key header, and its page taken for accepted. Windows
         # PowerShell throws on the redirect; PowerShell 7 may hand the 3xx back instead: only a
-        # 2xx is accepted either way.
+        # 2xx is accepted either way. Only the answer of the one asked: the app's 202, the
+        # queue's 201; another 2xx (a TLS-inspecting proxy's page, a wrong host) queued nothing.
         $answer = Invoke-WebRequest -Method Post -Uri $uri -Headers $headers -Body $body `
             -ContentType $contentType -TimeoutSec 30 -MaximumRedirection 0 -UseBasicParsing
         $code = [int]$answer.StatusCode
-        if ($code -lt 200 -or $code -ge 300) {
-            Write-Error "refused: HTTP $code (a redirect to $($answer.Headers['Location'])): nothing was queued" -ErrorAction Continue
+        if ($code -ne $accepted) {
+            $where = if ($answer.Headers['Location']) { " (a redirect to $($answer.Headers['Location']))" } else { '' }
+            Write-Error "refused: HTTP $code$where, not the expected $accepted`: nothing was queued" -ErrorAction Continue
             exit 1
         }
         Write-Output "SyncCompleted accepted: $json"

@@ -14,7 +14,8 @@ variable LICENSE_GUARD_SYNC_KEY; never from the command line, where the process 
 408, 429, 5xx and connection errors are retried with exponential back-off (Retry-After honoured).
 
 Exit status: 0 accepted (202); 1 refused by the app (4xx: fix the key or the message, a retry
-will not help); 2 bad arguments or no key; 3 the app could not be reached or kept failing.
+will not help; or another 2xx, not the app's answer: check --url and any proxy); 2 bad
+arguments or no key; 3 the app could not be reached or kept failing.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ KEY_ENVIRONMENT = "LICENSE_GUARD_SYNC_KEY"
 ROUTE = "/api/directory/sync-completed"
 EXIT_SENT, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 MAX_RETRY_AFTER = 120.0
+ACCEPTED = 202
 
 
 def build_message(
@@ -210,7 +212,8 @@ def post_once(url: str, key: str, data: bytes, timeout: float) -> str:
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return str(response.read().decode("utf-8", "replace"))
+            answer = str(response.read().decode("utf-8", "replace"))
+            status = response.status
     except urllib.error.HTTPError as error:
         if error.code in (408, 429) or error.code >= 500:
             raise Transient(_explain(error), _retry_after(error)) from None
@@ -218,6 +221,11 @@ def post_once(url: str, key: str, data: bytes, timeout: float) -> str:
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
         raise Transient(f"no answer: {reason}") from None
+    if status != ACCEPTED:
+        # Another success is not the app's answer (a TLS-inspecting proxy's page, a wrong
+        # host or path): nothing was queued.
+        raise Refused(f"HTTP {status}, not the app's {ACCEPTED}: nothing was queued")
+    return answer
 
 
 def send(

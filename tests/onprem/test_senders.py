@@ -98,7 +98,9 @@ def test_the_powershell_script_posts_json_with_the_key_in_the_functions_header()
     assert re.search(r"Invoke-WebRequest -Method Post -Uri \$uri", text)
     assert "-MaximumRedirection 0" in text  # the key never follows a redirect
     # PowerShell 7 may return the 3xx instead of throwing: only a 2xx is taken as accepted
-    assert "if ($code -lt 200 -or $code -ge 300) {" in text
+    assert "if ($code -ne $accepted) {" in text  # only the answer of the one asked
+    assert "$accepted = 202" in text
+    assert "$accepted = 201" in text  # the queue's Put Message (managed identity)
     assert "ValidatePattern('^https://[^?]+/api/directory/sync-completed$')" in text
     function = (ONPREM.parents[1] / "functions" / "directory_sync.py").read_text()
     assert 'route="directory/sync-completed"' in function
@@ -489,6 +491,22 @@ def test_a_redirect_is_refused_and_the_key_never_follows_it(
     assert login.seen == []
     assert len(app.seen) == 1
     assert "redirect" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_a_success_other_than_202_is_not_taken_for_accepted(
+    flaky: tuple[str, type[FlakyApp]], key_file: Path, status: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The endpoint answers 202 once the message is queued; a 200 or 204 is somebody else's
+    answer (a TLS-inspecting proxy's page, a wrong host or path): nothing was queued."""
+    url, app = flaky
+    app.script = [(status, {})]
+
+    code = sender.main(["--url", url, "--key-file", str(key_file), "--tenant-id", TENANT])
+
+    assert code == 1
+    assert f"HTTP {status}" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- Python, arguments
