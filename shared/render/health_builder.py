@@ -68,6 +68,9 @@ class HealthBuilder:
         self.waiting: Counter[str] = Counter()
         self.redundant: Counter[str] = Counter()
         self.group_errors: defaultdict[str, set[str]] = defaultdict(set)
+        # users named by findings about groups and products, per code: one user can be in
+        # several such findings (a nested group inside two licensed groups) and counts once
+        self.subject_users: defaultdict[str, set[str]] = defaultdict(set)
         self._rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._seq = 0
 
@@ -142,7 +145,7 @@ class HealthBuilder:
         for f in findings:
             self._count(f)
             code, sku_id, group_id = str(f["code"]), f.get("skuId"), f.get("groupId")
-            self.users_by_code[code] += len(f.get("userIds") or ())
+            self.subject_users[code].update(str(u) for u in f.get("userIds") or ())
             subject = str(f.get("key") or "").split("|", 1)[0]
             if subject.startswith("group:"):
                 kind, subject_id = "group", subject[6:]
@@ -159,7 +162,7 @@ class HealthBuilder:
                     "",
                     self.product(sku_id),
                     str(group_id or ""),
-                    self.group_names.get(group_id or "", ""),
+                    self.group_names.get(group_id or "", str(group_id or "")),
                     str(f.get("message") or ""),
                 )
             )
@@ -187,17 +190,18 @@ class HealthBuilder:
                     code,
                     self.worst.get(code, INFO),
                     n,
-                    self.users_by_code[code],
+                    self.users_by_code[code] + len(self.subject_users[code]),
                     None if before is None else int(before.get(code, 0)),
                 )
                 for code, n in self.findings_by_code.items()
             ),
             key=lambda c: (SEVERITY_ORDER.get(c.severity, 3), -c.findings, c.code),
         )
-        # Codes that were there last night and are gone now: shown with 0 and their change.
+        # Codes that were there last night and are gone now: shown with 0 and their change,
+        # and no severity (the stored summary has counts only, not how severe they were).
         for code, n in sorted((before or {}).items()):
             if code not in self.findings_by_code and n:
-                codes.append(CodeCount(code, INFO, 0, 0, int(n)))
+                codes.append(CodeCount(code, "", 0, 0, int(n)))
         labels = {"error": "users in error", "stale": "stale", "pending": "pending"}
         health = tuple(
             Count(

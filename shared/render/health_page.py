@@ -22,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from shared.core import links
+from shared.core.findings import SEVERITY_ORDER
 from shared.render.charts import bar_chart, line_chart
 from shared.render.health_model import HealthReport
 
@@ -53,6 +54,7 @@ def _environment() -> jinja2.Environment:
         money=_money,
         migration_kinds=MIGRATION_KINDS,
         kind_label=dict(MIGRATION_KINDS),
+        severity_rank=lambda severity: SEVERITY_ORDER.get(severity, len(SEVERITY_ORDER)),
     )
     return env
 

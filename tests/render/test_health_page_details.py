@@ -1,0 +1,83 @@
+"""The health page's details an admin reads row by row: severity order, users counted once,
+codes gone since last night, groups named in every link."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.adapters.snapshot import parse_snapshot
+from shared.render.health_builder import HealthBuilder
+from shared.render.health_page import render_health_page
+from shared.render.health_sources import report_from_snapshot
+from tests.demo_tenant import DEMO
+from tests.render.page import Page
+
+NOW = "2026-12-02T06:00:00+00:00"
+
+
+def render(**kwargs: Any) -> tuple[str, Any]:
+    tenant = parse_snapshot(json.loads(DEMO.read_text())).tenant
+    report = report_from_snapshot(tenant, source="demo", generated_at=NOW, **kwargs)
+    return render_health_page(report), report
+
+
+def nested(group_id: str, part: str, user_ids: list[str]) -> dict[str, Any]:
+    return {
+        "key": f"group:{group_id}|NestedGroupMember|{part}",
+        "code": "NestedGroupMember",
+        "severity": "info",
+        "groupId": group_id,
+        "userIds": user_ids,
+        "message": "m",
+    }
+
+
+def build(builder: HealthBuilder, **kwargs: Any) -> Any:
+    return builder.build(tenant="t", generated_at=NOW, source="s", demand={}, members={}, **kwargs)
+
+
+def test_severity_columns_sort_errors_first_not_alphabetically() -> None:
+    # alphabetically "info" sorts between "error" and "warning"; the sort key is the rank
+    html, _ = render()
+    page = Page(html)
+
+    cells = [a for t, a in page.tags if t == "td" and a.get("class", "").startswith("sev-")]
+    ranks = {"sev-error": "0", "sev-warning": "1", "sev-info": "2"}
+    severities = [a for a in cells if a["class"] in ranks]
+    assert {a["class"] for a in severities} >= {"sev-error", "sev-info"}
+    assert all(a.get("data-sort") == ranks[a["class"]] for a in severities)
+
+
+def test_a_user_left_out_through_two_groups_is_one_user_of_the_code() -> None:
+    # a nested group inside two licensed groups: one finding per licensed group, same users
+    builder = HealthBuilder([], [], lambda sku_id, part: part)
+    builder.add_findings([nested("g1", "n1", ["u1", "u2"]), nested("g2", "n1", ["u1", "u2"])])
+    builder.add_findings([nested("g2", "n2", ["u2", "u3"])])
+
+    [code] = build(builder).codes
+
+    assert code.findings == 3
+    assert code.users == 3
+
+
+def test_a_code_gone_since_last_night_does_not_claim_a_severity() -> None:
+    # the stored summary holds counts only: the page cannot know how severe a code was
+    history = [{"date": "2026-12-01", "findings_by_code": {"CountViolation": 2, "Gone": 4}}]
+    html, report = render(history=history)
+
+    gone = next(c for c in report.codes if c.code == "Gone")
+    assert gone.severity not in ("error", "warning", "info")
+    row = html.split('<tr data-code="Gone">', 1)[1].split("</tr>", 1)[0]
+    assert ">info<" not in row
+    assert "sev-info" not in row
+
+
+def test_a_finding_about_a_group_not_in_the_listing_still_names_it() -> None:
+    builder = HealthBuilder([], [], lambda sku_id, part: part)
+    builder.add_findings([nested("g-unknown", "n1", ["u1"])])
+
+    [row] = build(builder).findings
+
+    assert row.name == "g-unknown"
+    assert row.group_name == "g-unknown"
