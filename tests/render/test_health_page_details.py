@@ -81,3 +81,14 @@ def test_a_finding_about_a_group_not_in_the_listing_still_names_it() -> None:
 
     assert row.name == "g-unknown"
     assert row.group_name == "g-unknown"
+
+
+def test_a_scan_of_no_users_does_not_say_every_users_licenses_match() -> None:
+    # an empty scan (wrong tenant, a filter that matched nobody) checked nothing
+    report = build(HealthBuilder([], [], lambda sku_id, part: part))
+
+    html = render_health_page(report)
+
+    assert "0 users scanned" in html
+    assert "every user's licenses match" not in html
+    assert "No users were scanned" in html
