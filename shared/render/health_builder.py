@@ -129,6 +129,7 @@ class HealthBuilder:
                         str(group_id or ""),
                         self.group_names.get(group_id or "", str(group_id or "")),
                         str(f.get("message") or ""),
+                        str(f.get("remedy") or ""),
                     )
                 )
             self.users_by_code.update(codes)
@@ -164,6 +165,7 @@ class HealthBuilder:
                     str(group_id or ""),
                     self.group_names.get(group_id or "", str(group_id or "")),
                     str(f.get("message") or ""),
+                    str(f.get("remedy") or ""),
                 )
             )
 

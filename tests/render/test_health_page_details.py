@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from markupsafe import escape
+
 from shared.adapters.snapshot import parse_snapshot
+from shared.catalog.plan_conflicts import plan_conflicts
+from shared.catalog.products import catalog
+from shared.core.evaluate import evaluate
+from shared.render.evaluation import evaluation_json
 from shared.render.health_builder import HealthBuilder
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
@@ -92,3 +98,21 @@ def test_a_scan_of_no_users_does_not_say_every_users_licenses_match() -> None:
     assert "0 users scanned" in html
     assert "every user's licenses match" not in html
     assert "No users were scanned" in html
+
+
+def test_each_finding_row_says_what_to_do_not_only_what_is_wrong() -> None:
+    tenant = parse_snapshot(json.loads(DEMO.read_text())).tenant
+    names = catalog()
+    evaluation = evaluate(tenant, *names.names_for(tenant), plan_conflicts())
+    document = evaluation_json(evaluation, tenant)
+    remedies = {
+        f["remedy"]
+        for u in document["users"]
+        for f in u["findings"]
+        if f["severity"] == "error" and f.get("remedy")
+    }
+
+    html, _ = render()
+
+    assert remedies
+    assert all(str(escape(remedy)) in html for remedy in remedies)
