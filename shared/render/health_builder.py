@@ -218,7 +218,7 @@ class HealthBuilder:
             key=lambda r: (SEVERITY_ORDER.get(r.severity, 3), r.code, r.name.lower()),
         )
         price_of = _prices(prices or {}, self.skus)
-        products = tuple(
+        rows_of_products = (
             ProductRow(
                 s.id,
                 s.part_number,
@@ -233,7 +233,15 @@ class HealthBuilder:
                 self.redundant[s.id],
                 price_of.get(s.id),
             )
-            for s in sorted(self.skus, key=lambda s: self.product(s.id).lower())
+            for s in self.skus
+        )
+        # the products that need the admin first (users short of a seat, seats lapsing), then
+        # the others, each by name
+        products = tuple(
+            sorted(
+                rows_of_products,
+                key=lambda p: (not (p.shortfall or p.waiting or p.at_risk), p.product.lower()),
+            )
         )
         drift_rows = [
             DriftRow(

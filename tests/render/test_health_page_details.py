@@ -16,6 +16,7 @@ from shared.render.evaluation import evaluation_json
 from shared.render.health_builder import HealthBuilder
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
+from tests.builders import BASE, E3, E3_SKU_ID, seed_tenant
 from tests.demo_tenant import DEMO
 from tests.render.page import Page
 
@@ -116,3 +117,20 @@ def test_each_finding_row_says_what_to_do_not_only_what_is_wrong() -> None:
 
     assert remedies
     assert all(str(escape(remedy)) in html for remedy in remedies)
+
+
+def test_products_short_of_seats_come_first_in_the_seats_table() -> None:
+    # alphabetically EMS comes before Office 365 E3; the product users wait for comes first
+    b = (
+        seed_tenant(e3_seats=0)
+        .member(BASE, "ann")
+        .state("ann", E3, via=BASE, state="Error", error="CountViolation")
+    )
+
+    report = report_from_snapshot(b.build(), source="test", generated_at=NOW)
+
+    first, *rest = report.products
+    assert first.sku_id == E3_SKU_ID
+    assert first.shortfall == 1
+    assert rest
+    assert all(not p.shortfall for p in rest)
