@@ -134,3 +134,38 @@ def test_products_short_of_seats_come_first_in_the_seats_table() -> None:
     assert first.shortfall == 1
     assert rest
     assert all(not p.shortfall for p in rest)
+
+
+def test_bidi_overrides_in_directory_names_are_shown_not_obeyed() -> None:
+    # a group anyone may create named with a right-to-left override reorders the rest of the
+    # line: the change's "(by who)" would read as someone else's, as in the terminal tables
+    document = json.loads(DEMO.read_text())
+    document["groups"][0]["displayName"] = "Sales\u202e)moc.osotnoc@nimda yb("
+    erroring = next(
+        u
+        for u in document["users"]
+        if any(s.get("error") not in (None, "None") for s in u["licenseAssignmentStates"])
+    )
+    erroring["displayName"] = "Ann\u2066\u200b Lee"
+    change = {"kind": "x", "subject": "P\u202eQ", "detail": "d\u2028e", "actor": "a\u202db"}
+    history = [{"date": "2026-12-01", "findings_by_code": {}, "drift": [change]}]
+    tenant = parse_snapshot(document).tenant
+    report = report_from_snapshot(tenant, source="s", generated_at=NOW, history=history)
+
+    html = render_health_page(report)
+
+    for char in "\u202e\u2066\u200b\u2028\u202d":
+        assert char not in html
+    assert "Sales\\u202e)moc" in html
+    assert "P\\u202eQ: d\\u2028e (by a\\u202db)" in html
+
+
+def test_chart_labels_show_control_characters_too() -> None:
+    # product names in the trend come from stored summaries (--history files)
+    seat = {"sku_id": "s", "product_name": "E3\u202e3E", "demand": 1, "prepaid_enabled": 1}
+    history = [{"date": "2026-12-01", "findings_by_code": {"A": 1}, "seat_forecast": [seat]}]
+
+    html, _ = render(history=history)
+
+    assert "\u202e" not in html
+    assert "E3\\u202e3E demand" in html
