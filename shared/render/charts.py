@@ -16,9 +16,15 @@ from typing import Final
 from markupsafe import Markup, escape
 
 from shared.render.health_model import Series
+from shared.render.terminal_text import printable
 
 PALETTE: Final = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 DASHES: Final = {"solid": "", "dashed": "5 3", "dotted": "1.5 2.5"}
+
+
+def _text(value: str) -> Markup:
+    """A label escaped, its control characters written out (`shared.render.health_page`)."""
+    return escape(printable(value))
 
 
 def _nice_max(value: float) -> int:
@@ -37,13 +43,13 @@ def _frame(kind: str, title: str, desc: str, width: int, height: int) -> tuple[s
     n = f"-{kind}"
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'aria-labelledby="chart{n}-t chart{n}-d" data-chart="{escape(kind)}" '
+        f'aria-labelledby="chart{n}-t chart{n}-d" data-chart="{_text(kind)}" '
         f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet">'
     )
     parts = [
         head,
-        f'<title id="chart{n}-t">{escape(title)}</title>',
-        f'<desc id="chart{n}-d">{escape(desc)}</desc>',
+        f'<title id="chart{n}-t">{_text(title)}</title>',
+        f'<desc id="chart{n}-d">{_text(desc)}</desc>',
     ]
     return f"chart{n}", parts
 
@@ -68,7 +74,7 @@ def bar_chart(
     for i, (name, _) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{x + 14}" y="13" font-size="11">{escape(name)}</text>')
+        parts.append(f'<text x="{x + 14}" y="13" font-size="11">{_text(name)}</text>')
         x += 14 + 8 * len(name) + 16
     for tick in (0, scale // 2, scale):
         tx = label_w + bar_w * tick / scale
@@ -83,7 +89,7 @@ def bar_chart(
         label = category if len(category) <= 34 else category[:33] + "…"
         parts.append(
             f'<text x="{label_w - 6}" y="{y0 + bar_h * len(series) / 2 + 4:.1f}" '
-            f'font-size="11" text-anchor="end">{escape(label)}</text>'
+            f'font-size="11" text-anchor="end">{_text(label)}</text>'
         )
         for i, (name, values) in enumerate(series):
             value = int(values[c])
@@ -91,9 +97,9 @@ def bar_chart(
             y = y0 + i * bar_h
             parts.append(
                 f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 1}" '
-                f'fill="{PALETTE[i % len(PALETTE)]}" data-series="{escape(name)}" '
-                f'data-category="{escape(category)}" data-value="{value}">'
-                f"<title>{escape(category)}: {escape(name)} {value}</title></rect>"
+                f'fill="{PALETTE[i % len(PALETTE)]}" data-series="{_text(name)}" '
+                f'data-category="{_text(category)}" data-value="{value}">'
+                f"<title>{_text(category)}: {_text(name)} {value}</title></rect>"
             )
             parts.append(
                 f'<text x="{label_w + w + 3:.1f}" y="{y + bar_h - 1}" font-size="9">{value}</text>'
@@ -131,7 +137,7 @@ def line_chart(
         if 0 <= i < len(dates):
             parts.append(
                 f'<text x="{px(i):.1f}" y="{top + height + 14}" font-size="10" '
-                f'text-anchor="middle">{escape(dates[i])}</text>'
+                f'text-anchor="middle">{_text(dates[i])}</text>'
             )
     for k, s in enumerate(series):
         colour = PALETTE[(k if s.colour is None else s.colour) % len(PALETTE)]
@@ -149,14 +155,14 @@ def line_chart(
                 parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
             parts.append(
                 f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
-                f'stroke-width="2"{dash} data-series="{escape(s.label)}" data-values="{data}">'
-                f"<title>{escape(s.label)}</title></polyline>"
+                f'stroke-width="2"{dash} data-series="{_text(s.label)}" data-values="{data}">'
+                f"<title>{_text(s.label)}</title></polyline>"
             )
         ly = top + height + bottom + 16 * k
         parts.append(
             f'<line x1="{left}" y1="{ly - 4}" x2="{left + 22}" y2="{ly - 4}" stroke="{colour}" '
             f'stroke-width="2"{dash}/><text x="{left + 28}" y="{ly}" font-size="11">'
-            f"{escape(s.label)} (last: {escape(_last(s.values))})</text>"
+            f"{_text(s.label)} (last: {_text(_last(s.values))})</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every value above is escaped

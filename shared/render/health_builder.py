@@ -68,6 +68,9 @@ class HealthBuilder:
         self.waiting: Counter[str] = Counter()
         self.redundant: Counter[str] = Counter()
         self.group_errors: defaultdict[str, set[str]] = defaultdict(set)
+        # users named by findings about groups and products, per code: one user can be in
+        # several such findings (a nested group inside two licensed groups) and counts once
+        self.subject_users: defaultdict[str, set[str]] = defaultdict(set)
         self._rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._seq = 0
 
@@ -126,6 +129,7 @@ class HealthBuilder:
                         str(group_id or ""),
                         self.group_names.get(group_id or "", str(group_id or "")),
                         str(f.get("message") or ""),
+                        str(f.get("remedy") or ""),
                     )
                 )
             self.users_by_code.update(codes)
@@ -142,7 +146,7 @@ class HealthBuilder:
         for f in findings:
             self._count(f)
             code, sku_id, group_id = str(f["code"]), f.get("skuId"), f.get("groupId")
-            self.users_by_code[code] += len(f.get("userIds") or ())
+            self.subject_users[code].update(str(u) for u in f.get("userIds") or ())
             subject = str(f.get("key") or "").split("|", 1)[0]
             if subject.startswith("group:"):
                 kind, subject_id = "group", subject[6:]
@@ -159,8 +163,9 @@ class HealthBuilder:
                     "",
                     self.product(sku_id),
                     str(group_id or ""),
-                    self.group_names.get(group_id or "", ""),
+                    self.group_names.get(group_id or "", str(group_id or "")),
                     str(f.get("message") or ""),
+                    str(f.get("remedy") or ""),
                 )
             )
 
@@ -187,17 +192,18 @@ class HealthBuilder:
                     code,
                     self.worst.get(code, INFO),
                     n,
-                    self.users_by_code[code],
+                    self.users_by_code[code] + len(self.subject_users[code]),
                     None if before is None else int(before.get(code, 0)),
                 )
                 for code, n in self.findings_by_code.items()
             ),
             key=lambda c: (SEVERITY_ORDER.get(c.severity, 3), -c.findings, c.code),
         )
-        # Codes that were there last night and are gone now: shown with 0 and their change.
+        # Codes that were there last night and are gone now: shown with 0 and their change,
+        # and no severity (the stored summary has counts only, not how severe they were).
         for code, n in sorted((before or {}).items()):
             if code not in self.findings_by_code and n:
-                codes.append(CodeCount(code, INFO, 0, 0, int(n)))
+                codes.append(CodeCount(code, "", 0, 0, int(n)))
         labels = {"error": "users in error", "stale": "stale", "pending": "pending"}
         health = tuple(
             Count(
@@ -212,7 +218,7 @@ class HealthBuilder:
             key=lambda r: (SEVERITY_ORDER.get(r.severity, 3), r.code, r.name.lower()),
         )
         price_of = _prices(prices or {}, self.skus)
-        products = tuple(
+        rows_of_products = (
             ProductRow(
                 s.id,
                 s.part_number,
@@ -227,7 +233,15 @@ class HealthBuilder:
                 self.redundant[s.id],
                 price_of.get(s.id),
             )
-            for s in sorted(self.skus, key=lambda s: self.product(s.id).lower())
+            for s in self.skus
+        )
+        # the products that need the admin first (users short of a seat, seats lapsing), then
+        # the others, each by name
+        products = tuple(
+            sorted(
+                rows_of_products,
+                key=lambda p: (not (p.shortfall or p.waiting or p.at_risk), p.product.lower()),
+            )
         )
         drift_rows = [
             DriftRow(

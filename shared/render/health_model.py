@@ -57,6 +57,8 @@ class FindingRow:
     group_id: str
     group_name: str
     message: str
+    remedy: str = ""
+    """What to do about it (the finding's `remedy`), when the finding says."""
 
 
 @dataclass(frozen=True, slots=True)

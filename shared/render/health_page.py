@@ -6,8 +6,8 @@ its own style and script, so a browser refuses any request the page might otherw
 reads offline and as a mail attachment, prints (``@media print``), and stays small whatever
 the tenant's size because the tables are capped (`shared.render.health_model`).
 
-Everything from the directory is escaped by Jinja2's autoescape; the charts escape their own
-labels (`shared.render.charts`).
+Everything from the directory is escaped by Jinja2's autoescape, its control characters
+written out (`_visible`); the charts do both for their own labels (`shared.render.charts`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import jinja2
 from markupsafe import Markup
 
 from shared.core import links
+from shared.core.findings import SEVERITY_ORDER
 from shared.render.charts import bar_chart, line_chart
 from shared.render.health_model import HealthReport
+from shared.render.terminal_text import printable
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 MIGRATION_KINDS: Final = (
@@ -42,6 +44,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_visible,
     )
     env.globals.update(
         user_url=links.entra_user_url,
@@ -53,8 +56,17 @@ def _environment() -> jinja2.Environment:
         money=_money,
         migration_kinds=MIGRATION_KINDS,
         kind_label=dict(MIGRATION_KINDS),
+        severity_rank=lambda severity: SEVERITY_ORDER.get(severity, len(SEVERITY_ORDER)),
     )
     return env
+
+
+def _visible(value: Any) -> Any:
+    """Directory text with its control characters written out (`\\u202e`), as in the
+    terminal tables: a bidirectional override in a group's name would reorder the rest of the
+    line (whose change it was), and invisible characters make two names look alike. Our own
+    markup (style, script, charts) is `Markup` and passes as it is."""
+    return printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 @cache

@@ -53,20 +53,26 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     if not isinstance(date, str) or not _DATE.match(date):
         raise HistoryError(f"{where}: 'date' must be YYYY-MM-DD")
     counts = record.get("findings_by_code")
-    if not isinstance(counts, dict) or not all(isinstance(v, int) for v in counts.values()):
-        raise HistoryError(f"{where}: 'findings_by_code' must map codes to integers")
+    if not isinstance(counts, dict) or not all(
+        v is not None and _count_or_none(v) for v in counts.values()
+    ):
+        raise HistoryError(
+            f"{where}: 'findings_by_code' must map codes to counts (integers from 0)"
+        )
     seats = record.get("seat_forecast", [])
     if not isinstance(seats, list) or not all(isinstance(s, dict) for s in seats):
         raise HistoryError(f"{where}: 'seat_forecast' must be a list of objects")
     for seat in seats:
         for key in ("demand", "prepaid_enabled", "consumed"):
             if not _count_or_none(seat.get(key)):
-                raise HistoryError(f"{where}: 'seat_forecast' {key!r} must be an integer")
+                raise HistoryError(
+                    f"{where}: 'seat_forecast' {key!r} must be a count (an integer from 0)"
+                )
     health = record.get("health") or {}
     if not isinstance(health, dict) or not all(
         isinstance(n, int) and _count_or_none(n) for n in health.values()
     ):
-        raise HistoryError(f"{where}: 'health' must map counts to integers")
+        raise HistoryError(f"{where}: 'health' must map names to counts (integers from 0)")
     drift = record.get("drift") or []
     if not isinstance(drift, list) or not all(isinstance(d, dict) for d in drift):
         raise HistoryError(f"{where}: 'drift' must be a list of objects")
@@ -74,8 +80,8 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
 
 
 def _count_or_none(value: Any) -> bool:
-    """What the trends and the page take for a count: an integer, or nothing (a gap)."""
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    """What the trends and the page take for a count: an integer from 0, or nothing (a gap)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,14 @@ def test_the_demo_page_in_chromium(browser: Page, tmp_path: Path) -> None:
     )
     assert shown
     assert set(shown) == {"CountViolation"}
+    # the status counts the findings shown, not the code's own row in the codes table too
+    status = browser.evaluate("document.getElementById('filter-status').textContent")
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#findings-table tbody tr'))"
+        ".filter(r => !r.hidden).length"
+    )
+    assert rows == len(shown) - 1
+    assert status == f"{rows} finding{'' if rows == 1 else 's'} shown for CountViolation"
     # sorting by a numeric column, twice: ascending then descending
     order = browser.evaluate(
         """(() => { const b = Array.from(document.querySelectorAll('#codes-table th button'))

@@ -34,6 +34,12 @@ BAD: list[tuple[str, Any]] = [
     ("health", {"error": None}),
     ("drift", [["group", "G"]]),
     ("drift", {"kind": "group"}),
+    # a count below zero, or true/false, is no count: it would draw below the chart's axis
+    ("findings_by_code", {"CountViolation": -4}),
+    ("findings_by_code", {"CountViolation": True}),
+    ("health", {"error": -1}),
+    ("seat_forecast", [{"sku_id": "e3", "demand": -10, "prepaid_enabled": 8}]),
+    ("seat_forecast", [{"sku_id": "e3", "demand": 10, "prepaid_enabled": 8, "consumed": -1}]),
 ]
 
 

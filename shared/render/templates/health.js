@@ -37,9 +37,12 @@
       var shown = 0;
       document.querySelectorAll("tr[data-code]").forEach(function (row) {
         row.hidden = code !== "" && row.getAttribute("data-code") !== code;
-        if (!row.hidden) { shown += 1; }
+        if (!row.hidden && row.closest("#findings-table")) { shown += 1; }
       });
-      if (status) { status.textContent = shown + " row(s) shown" + (code ? " for " + code : ""); }
+      if (status) {
+        status.textContent = shown + (shown === 1 ? " finding" : " findings") + " shown" +
+          (code ? " for " + code : "");
+      }
     });
   }
 }());
