@@ -18,7 +18,10 @@ from shared.render.mail_rows import counts_table, resolved_section, row_views
 def _muted(muted: int) -> list[str]:
     """The lead's line on the findings exclusions mute, if any."""
     return (
-        [f"{muted} open finding(s) are muted by exclusions (still in the reports)."]
+        [
+            f"{counted(muted, 'open finding is', 'open findings are')} muted by exclusions "
+            "(still in the reports)."
+        ]
         if muted
         else []
     )
@@ -219,14 +222,14 @@ def nightly_mail(*, mail_id: str, summary: NightlySummary) -> Mail:
         lead.append("This was the baseline run: everything was recorded, nothing reprocessed.")
     if summary.data_loss_risks:
         lead.append(
-            f"Data-loss risks: {summary.data_loss_risks} user(s) would lose a mailbox or "
+            f"Data-loss risks: {counted(summary.data_loss_risks, 'user')} would lose a mailbox or "
             "OneDrive storage; see the immediate alerts and the digest."
         )
     if summary.self_check_agreement is not None:
         lead.append(
             f"Self-check: the core agrees with Entra's own error signals for "
             f"{summary.self_check_agreement:.1%} of users "
-            f"({summary.self_check_disagreements} disagreement(s))."
+            f"({counted(summary.self_check_disagreements, 'disagreement')})."
         )
     sections = [
         Section(

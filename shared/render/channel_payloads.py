@@ -22,6 +22,7 @@ from typing import Any, Final
 import orjson
 
 from shared.core import links
+from shared.core.wording import counted
 from shared.platform.channel_config import SEVERITIES
 from shared.render.channel_finding import ChannelFinding
 from shared.render.channel_sections import (
@@ -50,7 +51,8 @@ SIGNATURE_HEADER: Final = "X-License-Guard-Signature"
 def _row_text(row: RowView) -> str:
     names = ", ".join(u.display_name for u in row.users)
     more = f" {row.more_text}" if row.more else ""
-    users = f"{'at least ' if row.more_is_minimum else ''}{len(row.users) + row.more} user(s)"
+    at_least = "at least " if row.more_is_minimum else ""
+    users = f"{at_least}{counted(len(row.users) + row.more, 'user')}"
     who = f"{users}: {names}{more}" if row.users or row.more else f"{row.count}"
     return f"{row.code} — {row.group} × {row.product}: {who}"
 
@@ -176,7 +178,7 @@ def teams_message(
 
 def _more_note(left: int, report_url: str | None) -> dict[str, Any]:
     where = " Open the report page for all of them." if report_url else ""
-    text = f"{left} more row(s) left out to fit Teams' card size.{where}"
+    text = f"{counted(left, 'more row')} left out to fit Teams' card size.{where}"
     return {"type": "TextBlock", "text": text, "wrap": True, "isSubtle": True}
 
 
@@ -227,7 +229,7 @@ def slack_message(
         placed += len(shown)
     if left := sum(map(len, rows)) - placed:
         where = " Open the report page for all of them." if report_url else ""
-        note = f"{left} more row(s) left out to fit Slack's 50 blocks.{where}"
+        note = f"{counted(left, 'more row')} left out to fit Slack's 50 blocks.{where}"
         body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     fallback = slack_escape(f"{view.title} ({view.tenant})")  # the notification's text: mrkdwn
     return {"text": fallback, "blocks": head + body + tail}

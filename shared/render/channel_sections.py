@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+from shared.core.wording import counted
 from shared.platform.channel_config import SEVERITIES
 from shared.render.mail import MailView, Section
 
@@ -98,7 +99,7 @@ def worth_posting(view: MailView, minimum: str, findings: Sequence[str] = ()) ->
 
 def more_lines(left: int, target: str, report_url: str | None) -> str:
     where = "the mail or the report page" if report_url else "the mail"
-    return f"… {left} more line(s) left out to fit {target} (see {where})."
+    return f"… {counted(left, 'more line')} left out to fit {target} (see {where})."
 
 
 # --------------------------------------------------------------------------- Teams

@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from shared.core import links
 from shared.core.findings import SEVERITY_ORDER
+from shared.core.wording import counted
 from shared.render.charts import bar_chart, line_chart
 from shared.render.health_model import HealthReport
 from shared.render.terminal_text import printable
@@ -104,7 +105,7 @@ def render_health_page(report: HealthReport) -> str:
     seats = bar_chart(
         "seats",
         "Seats per product: demand, prepaid and consumed",
-        f"{len(shown)} product(s); "
+        f"{counted(len(shown), 'product')}; "
         + "; ".join(
             f"{p.product}: demand {p.demand}, prepaid {p.prepaid}, consumed {p.consumed}"
             for p in shown[:20]
@@ -126,7 +127,7 @@ def render_health_page(report: HealthReport) -> str:
         "codes_chart": line_chart(
             "code-trend",
             "Findings by code, night by night",
-            f"{len(trends.by_code)} code(s) over {len(trends.dates)} night(s)",
+            f"{counted(len(trends.by_code), 'code')} over {counted(len(trends.dates), 'night')}",
             trends.dates,
             trends.by_code,
         ),
@@ -134,8 +135,8 @@ def render_health_page(report: HealthReport) -> str:
             "seat-trend",
             "Seats per product, night by night: demand (solid), prepaid (dashed) and consumed "
             "(dotted)",
-            f"{len({s.colour for s in trends.seats})} product(s) over {len(trends.dates)} "
-            "night(s); a gap is a night with no stored value",
+            f"{counted(len({s.colour for s in trends.seats}), 'product')} over "
+            f"{counted(len(trends.dates), 'night')}; a gap is a night with no stored value",
             trends.dates,
             trends.seats,
         ),

@@ -25,6 +25,7 @@ from typing import Any, Final
 import jinja2
 
 from shared.core.links import ENTRA_ADMIN, M365_ADMIN
+from shared.core.wording import counted
 from shared.render.channel_finding import ChannelFinding
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -240,8 +241,8 @@ def _first_lines(view: MailView, kept: int) -> MailView:
         notes = []
         if rows_left:
             notes.append(
-                f"{rows_left} more line(s) left out to keep this mail within the size Microsoft "
-                "Graph accepts; the nightly report page lists every finding."
+                f"{counted(rows_left, 'more line')} left out to keep this mail within the size "
+                "Microsoft Graph accepts; the nightly report page lists every finding."
             )
         if lines_left and section.table is not None:
             notes.append(

@@ -143,7 +143,7 @@ async def test_exclusions_mute_alerts_but_the_findings_stay_in_the_ledger() -> N
     assert "Joni Sherman" in body
     assert "Irvin Sayers" not in body
     assert "Diego Siciliani" not in body
-    assert "2 open finding(s) are muted by exclusions" in body
+    assert "2 open findings are muted by exclusions" in body
     assert {e.partition_key for e in ledger.open_by_code(["CountViolation"])} == {IRVIN}
     assert {e.partition_key for e in ledger.open_by_code(["UniquenessViolation"])} == {
         DIEGO,
@@ -162,7 +162,7 @@ async def test_users_excluded_as_a_list_pasted_from_outlook_or_excel_are_all_mut
     assert "Irvin Sayers" in body
     assert "Diego Siciliani" not in body
     assert "Joni Sherman" not in body
-    assert "2 open finding(s) are muted by exclusions" in body
+    assert "2 open findings are muted by exclusions" in body
 
 
 async def test_info_findings_go_to_a_separate_weekly_summary_not_the_digest() -> None:
@@ -240,4 +240,4 @@ async def test_the_baseline_mail_leaves_out_and_counts_what_exclusions_mute() ->
 
     assert "baseline, 1 existing issue" in mail["subject"]
     assert "CountViolation" not in html(mail)
-    assert "2 open finding(s) are muted by exclusions" in html(mail)
+    assert "2 open findings are muted by exclusions" in html(mail)

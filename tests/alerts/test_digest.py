@@ -399,7 +399,7 @@ async def test_a_digest_of_hundreds_of_groups_stays_under_graphs_request_size() 
     assert outcome.status == "sent"
     assert outcome.new == 6000
     body = html(mails(world)[0])
-    assert "more line(s) left out" in body
+    assert "more lines left out" in body
 
 
 async def test_an_error_cleared_and_back_before_the_next_digest_is_not_mailed_again() -> None:

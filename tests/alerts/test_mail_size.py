@@ -94,7 +94,7 @@ def test_long_tables_and_rows_share_the_room_and_each_says_what_it_left_out() ->
     assert 0 < len(changes.table.rows) < 6000
     assert 0 < len(new.items) < 3000  # neither part crowds out the other
     assert left_out(mail.text) == 6000 - len(changes.table.rows)
-    assert f"{3000 - len(new.items)} more line(s) left out" in mail.text
+    assert f"{3000 - len(new.items)} more lines left out" in mail.text
     assert counts == view.sections[2]  # short enough to keep whole, and no note
     assert "CountViolation | 2" in mail.text
 

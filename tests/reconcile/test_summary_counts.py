@@ -24,7 +24,7 @@ async def test_the_summary_counts_the_data_loss_risks_the_night_left_open() -> N
     assert result.summary is not None
     assert result.summary.data_loss_risks == 2
     [mail] = [m for m in nightly.directory.sent_mail if "nightly summary" in str(m)]
-    assert "Data-loss risks: 2 user(s)" in str(mail)
+    assert "Data-loss risks: 2 users" in str(mail)
 
 
 async def test_the_top_groups_count_users_in_error_not_their_errors(nightly: Nightly) -> None:

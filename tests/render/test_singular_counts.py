@@ -10,6 +10,7 @@ from shared.catalog.products import catalog
 from shared.cli.live import print_result
 from shared.core.evaluate import evaluate
 from shared.core.whatif import AddMember, what_if
+from shared.render.channel_sections import more_lines
 from shared.render.evaluation_table import write_table
 from shared.render.health_page import render_health_page
 from shared.render.health_sources import report_from_snapshot
@@ -89,3 +90,19 @@ def test_the_reconcile_command_says_1_user() -> None:
     print_result(result, "table", out)
 
     assert out.getvalue().startswith("run run (2026-12-03): 1 user, 0 new finding(s), ")
+
+
+def test_the_health_page_charts_say_1_product() -> None:
+    report = report_from_snapshot(
+        one_of_each().build(), source="test", generated_at="2026-12-02T06:00:00+00:00"
+    )
+
+    page = render_health_page(report)
+
+    assert "1 product;" in page
+    assert "product(s)" not in page
+
+
+def test_a_channel_note_of_one_line_left_out_is_singular() -> None:
+    assert more_lines(1, "Teams' card size", None).startswith("… 1 more line left out")
+    assert more_lines(2, "Teams' card size", None).startswith("… 2 more lines left out")
