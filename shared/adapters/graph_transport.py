@@ -34,7 +34,7 @@ from shared.adapters.graph_errors import (
 )
 from shared.adapters.graph_paths import entity_path
 from shared.ports.directory import JSON, DirectoryError
-from shared.ports.paging import next_link_repeated
+from shared.ports.paging import FollowedLinks
 
 PAGE_SIZE = 999
 """$top maximum for users, groups and group members (graph-facts §6.4)."""
@@ -229,19 +229,17 @@ class GraphTransport:
         raises (`next_link_repeated`) instead of being followed round again."""
         items: list[JSON] = []
         info = first
-        followed: set[str] = set()
+        followed = FollowedLinks()
         while True:
             if eventual:
                 info.headers.try_add("ConsistencyLevel", "eventual")
             page = await self._send(info)
             items.extend(page.get("value") or [])
-            next_link = page.get("@odata.nextLink")
-            if not next_link:
+            link = page.get("@odata.nextLink")
+            next_link = followed.follow(str(link) if link else None)
+            if next_link is None:
                 return items
-            if str(next_link) in followed:
-                raise next_link_repeated()
-            followed.add(str(next_link))
-            info = builder_for(str(next_link)).to_get_request_information()
+            info = builder_for(next_link).to_get_request_information()
 
     async def _raw_pages(self, url: str) -> list[JSON]:
         """Pages of a collection reached by URL only (a nextLink from a batch item)."""
